@@ -1,0 +1,57 @@
+# marketlake: every target has a one-line help (`make help`).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install ingest train demo shell check test unit integration lint bench clean
+
+help: #-- list the targets with their one-line help
+	@grep -E '^[a-z]+:.*#-- ' $(MAKEFILE_LIST) | sed -E 's/^([a-z]+):.*#-- (.*)/  make \1\t\2/' | expand -t 20
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) #-- create .venv and install marketlake (editable) with its dev tools
+
+ingest: $(STAMP) #-- pull every source configured in marketlake.toml into the lake
+	$(BIN)/marketlake ingest
+
+train: $(STAMP) #-- train PPO on the train period, evaluate on the unseen test period
+	$(BIN)/marketlake train
+
+demo: $(STAMP) #-- run the whole chain offline on the real data the project ships
+	$(BIN)/marketlake demo
+
+shell: $(STAMP) #-- open the DuckDB shell on the lake with every view ready
+	$(BIN)/marketlake shell
+
+check: $(STAMP) #-- data-quality report per symbol
+	$(BIN)/marketlake check
+
+lint: $(STAMP) #-- ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+unit: $(STAMP) #-- fast tests, no servers
+	$(BIN)/pytest -q tests/unit $(PYTEST_ARGS)
+
+integration: $(STAMP) #-- tests against local servers and subprocesses
+	$(BIN)/pytest -q tests/integration $(PYTEST_ARGS)
+
+test: lint #-- install if needed, then lint and run every test (what CI runs)
+	$(BIN)/pytest -q tests $(PYTEST_ARGS)
+
+bench: $(STAMP) #-- benchmarks, reported as ratios against a reference run in the same process
+	$(BIN)/python -m tests.bench
+
+clean: #-- remove the virtual environment and caches (never the lake)
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""The feature store: registers sql/ views, calendars, quality report, splits."""

@@ -1,0 +1,198 @@
+"""What every ingestor shares: the run context, the summary it reports, date ranges, the raw cache."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from lake.config import Settings
+from lake.errors import MarketlakeError
+from lake.paths import LakePaths
+from lake.writer import TMP_MARK, atomic_write_bytes, sha256_file
+
+
+@dataclass
+class RunContext:
+    """What a command runs with: the lake, the settings, and how loud to be."""
+
+    root: Path
+    settings: Settings
+    quiet: bool = False
+    console: Console = field(default_factory=lambda: Console(stderr=True))
+
+    @property
+    def paths(self) -> LakePaths:
+        return LakePaths(self.root)
+
+    def say(self, message: str) -> None:
+        if not self.quiet:
+            self.console.print(message, highlight=False)
+
+
+@dataclass
+class SymbolSummary:
+    rows_landed: int = 0
+    rows_rejected: int = 0
+    files_done: int = 0
+    files_skipped: int = 0
+    files_missing: int = 0
+    files_failed: int = 0
+
+
+@dataclass
+class IngestSummary:
+    """What one ingest did, per symbol, and what failed (each failure names the piece and why)."""
+
+    source: str
+    symbols: dict[str, SymbolSummary] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def of(self, symbol: str) -> SymbolSummary:
+        return self.symbols.setdefault(symbol, SymbolSummary())
+
+    def fail(self, message: str, symbol: str | None = None) -> None:
+        self.errors.append(message)
+        if symbol is not None:
+            self.of(symbol).files_failed += 1
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def table(self) -> Table:
+        t = Table(title=f"{self.source}: ingest summary")
+        for col in ("symbol", "rows landed", "rejected", "files done", "skipped", "missing", "failed"):
+            t.add_column(col, justify="left" if col == "symbol" else "right")
+        for sym, s in sorted(self.symbols.items()):
+            t.add_row(
+                sym,
+                *map(
+                    str,
+                    (
+                        s.rows_landed,
+                        s.rows_rejected,
+                        s.files_done,
+                        s.files_skipped,
+                        s.files_missing,
+                        s.files_failed,
+                    ),
+                ),
+            )
+        return t
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "symbols": {k: vars(v) for k, v in sorted(self.symbols.items())},
+            "errors": list(self.errors),
+            "notes": list(self.notes),
+        }
+
+
+def parse_day(text: str, name: str = "date") -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise MarketlakeError(f"{name} {text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def days(start: dt.date, end: dt.date) -> Iterator[dt.date]:
+    """Every calendar day from start to end, inclusive."""
+    if start > end:
+        raise MarketlakeError(f"start {start} is after end {end}")
+    d = start
+    while d <= end:
+        yield d
+        d += dt.timedelta(days=1)
+
+
+INTERVALS: dict[str, dt.timedelta] = {
+    "1m": dt.timedelta(minutes=1),
+    "5m": dt.timedelta(minutes=5),
+    "15m": dt.timedelta(minutes=15),
+    "1h": dt.timedelta(hours=1),
+    "1d": dt.timedelta(days=1),
+}
+
+
+def interval_delta(interval: str) -> dt.timedelta:
+    try:
+        return INTERVALS[interval]
+    except KeyError:
+        raise MarketlakeError(f"unknown interval {interval!r} (known: {', '.join(INTERVALS)})") from None
+
+
+@dataclass(frozen=True)
+class CachedFile:
+    path: Path
+    sha256: str
+    meta: dict[str, Any]
+
+
+class RawCache:
+    """Downloaded files exactly as served, under raw/<source>/, each with a `.meta.json` sidecar holding
+    its sha256 and what identifies the upstream version (ETag, checksum, URL). Writes are atomic: a
+    partial download never lands under its final name."""
+
+    def __init__(self, paths: LakePaths, source: str) -> None:
+        self.base = paths.raw / source
+
+    def path(self, relpath: str) -> Path:
+        p = (self.base / relpath).resolve()
+        if not p.is_relative_to(self.base.resolve()):
+            raise MarketlakeError(f"refusing a cache path outside the cache: {relpath!r}")
+        return p
+
+    def meta_path(self, relpath: str) -> Path:
+        p = self.path(relpath)
+        return p.with_name(p.name + ".meta.json")
+
+    def get(self, relpath: str) -> CachedFile | None:
+        """The cached file if present and its bytes still match the recorded sha256."""
+        p, m = self.path(relpath), self.meta_path(relpath)
+        if not (p.exists() and m.exists()):
+            return None
+        try:
+            meta = json.loads(m.read_text())
+        except (OSError, ValueError):
+            return None
+        if sha256_file(p) != meta.get("sha256"):
+            return None
+        return CachedFile(p, meta["sha256"], meta)
+
+    def put(self, relpath: str, data: bytes, **meta: Any) -> CachedFile:
+        p = self.path(relpath)
+        digest = hashlib.sha256(data).hexdigest()
+        atomic_write_bytes(p, data)
+        full = {"sha256": digest, "bytes": len(data), **meta}
+        atomic_write_bytes(
+            self.meta_path(relpath), (json.dumps(full, sort_keys=True, indent=1) + "\n").encode()
+        )
+        return CachedFile(p, digest, full)
+
+    def put_file(self, relpath: str, tmp: Path, **meta: Any) -> CachedFile:
+        """Move an already-downloaded temporary file into the cache under its final name."""
+        p = self.path(relpath)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        digest = sha256_file(tmp)
+        os.replace(tmp, p)
+        full = {"sha256": digest, "bytes": p.stat().st_size, **meta}
+        atomic_write_bytes(
+            self.meta_path(relpath), (json.dumps(full, sort_keys=True, indent=1) + "\n").encode()
+        )
+        return CachedFile(p, digest, full)
+
+    def temp_path(self, relpath: str) -> Path:
+        p = self.path(relpath)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p.with_name(f"{p.name}{TMP_MARK}{os.getpid()}")

@@ -1,0 +1,196 @@
+"""Configuration: marketlake.toml for settings, the environment or a git-ignored .env for secrets.
+
+Errors name the file, the key and the line, before any work starts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from lake.errors import ConfigError
+
+DEFAULT_CONFIG = "marketlake.toml"
+SECRET_VARS = ("POLYGON_S3_ACCESS_KEY", "POLYGON_S3_SECRET_KEY", "SUPABASE_SERVICE_ROLE_KEY")
+
+
+@dataclass
+class SourceConfig:
+    """Symbols and interval for one source."""
+
+    symbols: list[str] = field(default_factory=list)
+    """Symbols (tickers) to ingest from this source."""
+    interval: str = "1m"
+    """Bar interval: 1m, 1h or 1d."""
+
+
+@dataclass
+class Settings:
+    """Every setting of marketlake.toml, with the defaults the product started from."""
+
+    data_days: int = 60
+    """Days of history to ingest when no start/end is given (ending yesterday, UTC)."""
+    start: dt.date | None = None
+    """First day to ingest (inclusive, UTC); overrides data_days."""
+    end: dt.date | None = None
+    """Last day to ingest (inclusive, UTC)."""
+    min_bars_per_symbol: int = 1000
+    """A symbol is eligible only with at least this many bars."""
+    max_missing_ratio: float = 0.05
+    """A symbol is eligible only when at most this share of expected trading time is missing."""
+    session: str = "regular"
+    """Which hours count for stocks and ETFs: regular (09:30-16:00 New York) or extended (04:00-20:00)."""
+    news_time: str = "published"
+    """Which instant of an article counts for the as-of join: published or ingested (first seen)."""
+    max_gap_minutes: int = 15
+    """No feature is carried across a gap longer than this (or across a session boundary)."""
+    binance: SourceConfig = field(default_factory=lambda: SourceConfig(["BTCUSDT", "ETHUSDT"], "1m"))
+    """Binance Data Vision spot klines."""
+    polygon: SourceConfig = field(default_factory=lambda: SourceConfig([], "1m"))
+    """Polygon flat files (needs POLYGON_S3_* keys)."""
+    yahoo: SourceConfig = field(default_factory=lambda: SourceConfig([], "1d"))
+    """Yahoo Finance prices, to fill gaps."""
+    news: SourceConfig = field(default_factory=lambda: SourceConfig([], ""))
+    """Symbols whose latest Yahoo news is ingested."""
+    train: dict[str, Any] = field(default_factory=dict)
+    """Training settings (num_iterations, episodes_per_iteration, batch_size, commission, …)."""
+    path: Path | None = None
+    """The file these settings came from, if any."""
+
+    def date_range(self, today: dt.date | None = None) -> tuple[dt.date, dt.date]:
+        today = today or dt.datetime.now(dt.UTC).date()
+        end = self.end or today - dt.timedelta(days=1)
+        start = self.start or end - dt.timedelta(days=self.data_days - 1)
+        return start, end
+
+    def sql_settings(self) -> dict[str, Any]:
+        """The settings the SQL views read (table `lake_settings`)."""
+        return {
+            "min_bars_per_symbol": self.min_bars_per_symbol,
+            "max_missing_ratio": self.max_missing_ratio,
+            "session": self.session,
+            "news_time": self.news_time,
+            "max_gap_minutes": self.max_gap_minutes,
+        }
+
+
+_TOP_TYPES: dict[str, type | tuple[type, ...]] = {
+    "data_days": int,
+    "start": dt.date,
+    "end": dt.date,
+    "min_bars_per_symbol": int,
+    "max_missing_ratio": (int, float),
+    "session": str,
+    "news_time": str,
+    "max_gap_minutes": int,
+}
+_CHOICES = {"session": ("regular", "extended"), "news_time": ("published", "ingested")}
+_SOURCES = ("binance", "polygon", "yahoo", "news")
+
+
+def _line_of(text: str, key: str) -> int | None:
+    pat = re.compile(rf"^\s*{re.escape(key)}\s*=")
+    for i, line in enumerate(text.splitlines(), start=1):
+        if pat.match(line):
+            return i
+    return None
+
+
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Read marketlake.toml (or the given file); no file at the default place means defaults."""
+    explicit = path is not None or "MARKETLAKE_CONFIG" in os.environ
+    p = Path(path or os.environ.get("MARKETLAKE_CONFIG") or DEFAULT_CONFIG)
+    if not p.exists():
+        if explicit:
+            raise ConfigError(f"config file {p} does not exist")
+        return Settings()
+    text = p.read_text(encoding="utf-8")
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
+
+    def bad(key: str, why: str) -> ConfigError:
+        line = _line_of(text, key.split(".")[-1])
+        where = f", line {line}" if line else ""
+        return ConfigError(f"{p}{where}: key {key!r}: {why}")
+
+    settings = Settings(path=p)
+    data: dict[str, Any] = dict(doc.get("data", {}))
+    for key, raw_value in data.items():
+        value: Any = raw_value
+        if key not in _TOP_TYPES:
+            raise bad(f"data.{key}", f"unknown setting (known: {', '.join(sorted(_TOP_TYPES))})")
+        want = _TOP_TYPES[key]
+        if isinstance(value, bool) or not isinstance(value, want):
+            raise bad(f"data.{key}", f"expected {getattr(want, '__name__', 'a number')}, got {value!r}")
+        if key in _CHOICES and value not in _CHOICES[key]:
+            raise bad(f"data.{key}", f"must be one of {', '.join(_CHOICES[key])}, got {value!r}")
+        if key in ("data_days", "min_bars_per_symbol", "max_gap_minutes") and value < 0:
+            raise bad(f"data.{key}", "must not be negative")
+        if key == "max_missing_ratio" and not 0 <= value <= 1:
+            raise bad(f"data.{key}", "must be between 0 and 1")
+        setattr(settings, key, float(value) if key == "max_missing_ratio" else value)
+    for name in _SOURCES:
+        section = doc.get(name)
+        if section is None:
+            continue
+        if not isinstance(section, dict):
+            raise bad(name, "expected a table")
+        src: SourceConfig = getattr(settings, name)
+        for key, value in section.items():
+            if key == "symbols" or key == "tickers":
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise bad(f"{name}.{key}", "expected a list of strings")
+                from lake.paths import validate_symbol
+
+                try:
+                    src.symbols = [validate_symbol(v) for v in value]
+                except ValueError as exc:
+                    raise bad(f"{name}.{key}", str(exc)) from exc
+            elif key == "interval":
+                if value not in ("1m", "1h", "1d"):
+                    raise bad(f"{name}.interval", f"must be 1m, 1h or 1d, got {value!r}")
+                src.interval = value
+            else:
+                raise bad(f"{name}.{key}", "unknown setting")
+    train = doc.get("train", {})
+    if not isinstance(train, dict):
+        raise bad("train", "expected a table")
+    settings.train = dict(train)
+    known = {"data", "train", "lake", *_SOURCES}
+    for key in doc:
+        if key not in known:
+            raise bad(key, f"unknown section (known: {', '.join(sorted(known))})")
+    if settings.start and settings.end and settings.start > settings.end:
+        raise bad("data.start", f"start {settings.start} is after end {settings.end}")
+    return settings
+
+
+_ENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=(.*)$")
+
+
+def load_dotenv_file(path: str | os.PathLike[str] = ".env") -> None:
+    """Load a .env file into the environment (existing variables win). A malformed line is an error that
+    names the file and line number, never its value (it may be a secret)."""
+    p = Path(path)
+    if not p.exists():
+        return
+    for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if not _ENV_LINE.match(line):
+            raise ConfigError(f"{p}, line {i}: not a KEY=value line")
+    from dotenv import load_dotenv
+
+    load_dotenv(p, override=False)
+
+
+def settings_field_docs() -> dict[str, str]:
+    return {f.name: str(f.type) for f in fields(Settings)}

@@ -1,0 +1,31 @@
+"""Errors the lake raises. Each one carries a message that names the piece and the reason."""
+
+from __future__ import annotations
+
+
+class MarketlakeError(Exception):
+    """A failure the user can act on; the CLI prints it on one line and exits non-zero."""
+
+    exit_code = 1
+
+
+class NotBuiltYet(MarketlakeError):
+    """A command of the contract whose capability does not exist yet."""
+
+    exit_code = 3
+
+
+class InvalidName(MarketlakeError, ValueError):
+    """A symbol or partition value that cannot safely become a path."""
+
+
+class SchemaMismatch(MarketlakeError, ValueError):
+    """A table handed to a writer does not match its dataset's Arrow schema."""
+
+
+class LakeLocked(MarketlakeError):
+    """Another process holds the lake's writer lock."""
+
+
+class ConfigError(MarketlakeError, ValueError):
+    """A malformed marketlake.toml or .env: the message names the file, key and line."""

@@ -1,0 +1,150 @@
+"""One explicit Arrow schema per dataset. Every writer validates against these.
+
+Partition columns (Hive `key=value` folders) are not stored inside the files; readers get them from the
+path. All instants are `timestamp[us, tz=UTC]`; the views expose them as TIMESTAMPTZ.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import pyarrow as pa
+
+UTC_TS = pa.timestamp("us", tz="UTC")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A Hive-partitioned Parquet dataset of the lake."""
+
+    name: str
+    schema: pa.Schema
+    """Columns stored in each file, in order (the partition columns are not among them)."""
+    partition_by: tuple[str, ...]
+    """Hive partition keys, outermost first; values are validated before they become a path."""
+    key: tuple[str, ...]
+    """Columns that identify a row inside one partition; merges deduplicate on them."""
+    keep: Literal["first", "last"]
+    """On a duplicate key, keep the row already in the lake (`first`) or the incoming one (`last`)."""
+    sort_by: tuple[str, ...]
+    """Row order inside a file, so that the same rows always give the same bytes."""
+
+    def field(self, name: str) -> pa.Field:
+        return self.schema.field(name)
+
+    @property
+    def all_columns(self) -> list[str]:
+        return [*self.partition_by, *self.schema.names]
+
+
+BARS = Dataset(
+    name="bars",
+    schema=pa.schema(
+        [
+            pa.field("asset_class", pa.string(), nullable=False),
+            pa.field("ts", UTC_TS, nullable=False),
+            pa.field("available_at", UTC_TS, nullable=False),
+            pa.field("open", pa.float64(), nullable=False),
+            pa.field("high", pa.float64(), nullable=False),
+            pa.field("low", pa.float64(), nullable=False),
+            pa.field("close", pa.float64(), nullable=False),
+            pa.field("volume", pa.float64(), nullable=False),
+            pa.field("trades", pa.int64(), nullable=True),
+            pa.field("source_file", pa.string(), nullable=False),
+        ]
+    ),
+    partition_by=("source", "interval", "symbol", "period"),
+    key=("ts",),
+    keep="last",
+    sort_by=("ts",),
+)
+
+BARS_REJECTED = Dataset(
+    name="bars_rejected",
+    schema=pa.schema(
+        [
+            pa.field("symbol", pa.string(), nullable=True),
+            pa.field("interval", pa.string(), nullable=True),
+            pa.field("source_file", pa.string(), nullable=False),
+            pa.field("line_number", pa.int64(), nullable=False),
+            pa.field("raw", pa.string(), nullable=True),
+            pa.field("ts", UTC_TS, nullable=True),
+            pa.field("open", pa.float64(), nullable=True),
+            pa.field("high", pa.float64(), nullable=True),
+            pa.field("low", pa.float64(), nullable=True),
+            pa.field("close", pa.float64(), nullable=True),
+            pa.field("volume", pa.float64(), nullable=True),
+            pa.field("reason", pa.string(), nullable=False),
+        ]
+    ),
+    partition_by=("source", "period"),
+    key=("source_file", "line_number"),
+    keep="last",
+    sort_by=("source_file", "line_number"),
+)
+
+NEWS = Dataset(
+    name="news",
+    schema=pa.schema(
+        [
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("published_at", UTC_TS, nullable=False),
+            pa.field("ingested_at", UTC_TS, nullable=False),
+            pa.field("title", pa.string(), nullable=False),
+            pa.field("summary", pa.string(), nullable=True),
+            pa.field("publisher", pa.string(), nullable=True),
+            pa.field("url", pa.string(), nullable=True),
+            pa.field("sentiment", pa.float64(), nullable=False),
+            pa.field("source", pa.string(), nullable=False),
+        ]
+    ),
+    partition_by=("symbol",),
+    key=("id",),
+    keep="first",
+    sort_by=("published_at", "id"),
+)
+
+RUNS = Dataset(
+    name="runs",
+    schema=pa.schema(
+        [
+            pa.field("run_id", pa.string(), nullable=False),
+            pa.field("kind", pa.string(), nullable=False),
+            pa.field("started_at", UTC_TS, nullable=False),
+            pa.field("finished_at", UTC_TS, nullable=True),
+            pa.field("config", pa.string(), nullable=False),
+            pa.field("data_snapshot", pa.string(), nullable=False),
+            pa.field("metrics", pa.string(), nullable=True),
+            pa.field("status", pa.string(), nullable=False),
+        ]
+    ),
+    partition_by=("period",),
+    key=("run_id",),
+    keep="last",
+    sort_by=("started_at", "run_id"),
+)
+
+TRADING_SESSIONS = Dataset(
+    name="trading_sessions",
+    schema=pa.schema(
+        [
+            pa.field("day", pa.date32(), nullable=False),
+            pa.field("open_at", UTC_TS, nullable=False),
+            pa.field("close_at", UTC_TS, nullable=False),
+            pa.field("is_early_close", pa.bool_(), nullable=False),
+            pa.field("ext_open_at", UTC_TS, nullable=False),
+            pa.field("ext_close_at", UTC_TS, nullable=False),
+        ]
+    ),
+    partition_by=("calendar", "period"),
+    key=("day",),
+    keep="last",
+    sort_by=("day",),
+)
+
+DATASETS: dict[str, Dataset] = {d.name: d for d in (BARS, BARS_REJECTED, NEWS, RUNS, TRADING_SESSIONS)}
+
+
+def empty_table(dataset: Dataset) -> pa.Table:
+    return dataset.schema.empty_table()

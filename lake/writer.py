@@ -1,0 +1,362 @@
+"""The lake's only way in: atomic, validated, deduplicating partition writes under a writer lock.
+
+A partition is one folder `key=value/...` holding one `data.parquet` and its `_manifest.json` (row count,
+sha256, inputs). A write goes to a temporary file beside the target, is fsynced, then renamed over it:
+a reader sees the old file or the new one, never half of one; a crash leaves the last good state and a
+temporary name that no view's glob matches (`data.parquet.tmp-*`), removed by the next writer.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from lake.errors import LakeLocked, MarketlakeError, SchemaMismatch
+from lake.paths import SCHEMA_ANCHOR, LakePaths, resolve_lake_root, validate_partition_value
+from lake.schemas import DATASETS, Dataset
+
+DATA_FILE = "data.parquet"
+MANIFEST_FILE = "_manifest.json"
+TMP_MARK = ".tmp-"
+PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "write_statistics": True, "use_dictionary": True}
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write bytes to `path` through a temporary file and a rename, fsynced."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}{TMP_MARK}{uuid.uuid4().hex}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def conform(dataset: Dataset, table: pa.Table) -> pa.Table:
+    """Return `table` with exactly the dataset's columns and types, or raise SchemaMismatch naming why.
+
+    Columns are matched by name; a safe cast (int to float, string to large string) is allowed, a lossy
+    one is not; a null in a non-nullable column is refused.
+    """
+    missing = [n for n in dataset.schema.names if n not in table.column_names]
+    extra = [n for n in table.column_names if n not in dataset.schema.names]
+    if missing or extra:
+        raise SchemaMismatch(
+            f"{dataset.name}: columns do not match the schema (missing {missing}, unexpected {extra})"
+        )
+    columns = []
+    for f in dataset.schema:
+        col = table.column(f.name)
+        if not col.type.equals(f.type):
+            try:
+                col = col.cast(f.type, safe=True)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise SchemaMismatch(
+                    f"{dataset.name}.{f.name}: {col.type} does not fit {f.type}: {exc}"
+                ) from exc
+        if not f.nullable and col.null_count:
+            raise SchemaMismatch(
+                f"{dataset.name}.{f.name}: {col.null_count} null value(s) in a non-null column"
+            )
+        columns.append(col)
+    return pa.Table.from_arrays(columns, schema=dataset.schema)
+
+
+def dedup_sort(dataset: Dataset, table: pa.Table) -> pa.Table:
+    """Keep one row per key (the first or last occurrence, by the dataset's rule), sorted."""
+    if table.num_rows == 0:
+        return table
+    idx = pa.array(range(table.num_rows), type=pa.int64())
+    agg = "min" if dataset.keep == "first" else "max"
+    grouped = (
+        table.select(list(dataset.key))
+        .append_column("__i", idx)
+        .group_by(list(dataset.key), use_threads=False)
+        .aggregate([("__i", agg)])
+    )
+    keep_idx = pc.sort_indices(grouped.column(f"__i_{agg}"))
+    picked = table.take(pc.take(grouped.column(f"__i_{agg}"), keep_idx))
+    return picked.sort_by([(c, "ascending") for c in dataset.sort_by])
+
+
+def partition_dir(paths: LakePaths, dataset: Dataset, partition: Mapping[str, str]) -> Path:
+    if set(partition) != set(dataset.partition_by):
+        raise SchemaMismatch(
+            f"{dataset.name}: partition keys {sorted(partition)} do not match {list(dataset.partition_by)}"
+        )
+    d = paths.dataset(dataset.name)
+    for key in dataset.partition_by:
+        d = d / f"{key}={validate_partition_value(key, partition[key])}"
+    return d
+
+
+@dataclass
+class WriteResult:
+    dataset: str
+    path: Path
+    rows: int
+    """Rows in the partition after the write."""
+    rows_added: int
+    """Rows whose key was not in the partition before."""
+    changed: bool
+    """False when the partition already held exactly these rows (nothing was written)."""
+
+
+@dataclass
+class LakeWriter:
+    """Holds the lake's writer lock; every dataset write goes through it.
+
+    Use as a context manager: `with LakeWriter.open(root) as w: w.write(BARS, {...}, table)`.
+    """
+
+    paths: LakePaths
+    _lock_fd: int | None = field(default=None, repr=False)
+
+    @classmethod
+    @contextmanager
+    def open(
+        cls,
+        root: str | os.PathLike[str] | None = None,
+        *,
+        wait_seconds: float = 600.0,
+        on_wait: Any = None,
+    ) -> Iterator[LakeWriter]:
+        writer = cls(LakePaths(resolve_lake_root(root)))
+        writer._acquire(wait_seconds, on_wait)
+        try:
+            writer.init()
+            yield writer
+        finally:
+            writer._release()
+
+    # --- locking -------------------------------------------------------------------------------------
+    def _acquire(self, wait_seconds: float, on_wait: Any) -> None:
+        root = self.paths.root
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.paths.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise MarketlakeError(f"cannot write to the lake at {root}: {exc.strerror or exc}") from exc
+        deadline = time.monotonic() + wait_seconds
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise LakeLocked(
+                        f"the lake at {root} is locked by a writer ({holder}); gave up after {wait_seconds:.0f}s"
+                    ) from None
+                if not told and on_wait is not None:
+                    on_wait(f"waiting for the lake's writer lock, held by {holder} …")
+                    told = True
+                time.sleep(0.1)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
+        self._lock_fd = fd
+
+    def _release(self) -> None:
+        if self._lock_fd is not None:
+            try:
+                os.ftruncate(self._lock_fd, 0)
+            except OSError:
+                pass
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # --- layout --------------------------------------------------------------------------------------
+    def init(self) -> None:
+        """Create the dataset folders with their empty schema anchors, and remove stale temporary files."""
+        for dataset in DATASETS.values():
+            write_anchor(self.paths, dataset)
+        self.remove_stale_temporaries()
+
+    def remove_stale_temporaries(self) -> int:
+        removed = 0
+        for base in (self.paths.datasets, self.paths.raw):
+            if base.exists():
+                for p in base.rglob(f"*{TMP_MARK}*"):
+                    if p.is_file():
+                        p.unlink(missing_ok=True)
+                        removed += 1
+        return removed
+
+    # --- writes --------------------------------------------------------------------------------------
+    def write(
+        self,
+        dataset: Dataset,
+        partition: Mapping[str, str],
+        table: pa.Table,
+        *,
+        mode: Literal["merge", "replace"] = "merge",
+        inputs: Sequence[Mapping[str, Any]] = (),
+    ) -> WriteResult:
+        """Write `table` into one partition.
+
+        `merge` adds the rows to what the partition holds, one row per key (the dataset's `keep` rule);
+        `replace` makes the partition hold exactly `table`. `inputs` (raw files with their sha256 or ETag)
+        are recorded in the partition's manifest.
+        """
+        if self._lock_fd is None:
+            raise MarketlakeError("write outside of the lake's writer lock")
+        incoming = conform(dataset, table)
+        target_dir = partition_dir(self.paths, dataset, partition)
+        target = target_dir / DATA_FILE
+        existing = read_partition(target, dataset) if target.exists() else None
+        old_keys: set[tuple[Any, ...]] = set()
+        if existing is not None:
+            old_keys = set(zip(*(existing.column(k).to_pylist() for k in dataset.key), strict=True))
+        if mode == "merge" and existing is not None:
+            merged = pa.concat_tables([existing, incoming])  # `keep` picks the first or the last per key
+        else:
+            merged = incoming
+        result = dedup_sort(dataset, merged)
+        new_keys = set(zip(*(result.column(k).to_pylist() for k in dataset.key), strict=True))
+        rows_added = len(new_keys - old_keys)
+        if existing is not None and result.equals(existing):
+            return WriteResult(dataset.name, target, result.num_rows, 0, changed=False)
+        if result.num_rows == 0 and existing is None:
+            return WriteResult(dataset.name, target, 0, 0, changed=False)
+        self._write_file(target, result, inputs, merge_inputs=mode == "merge")
+        return WriteResult(dataset.name, target, result.num_rows, rows_added, changed=True)
+
+    def _write_file(
+        self, target: Path, table: pa.Table, inputs: Sequence[Mapping[str, Any]], *, merge_inputs: bool
+    ) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f"{target.name}{TMP_MARK}{uuid.uuid4().hex}")
+        manifest_path = target.parent / MANIFEST_FILE
+        try:
+            pq.write_table(table, tmp, **PARQUET_OPTIONS)
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            previous: list[Mapping[str, Any]] = []
+            if merge_inputs and manifest_path.exists():
+                try:
+                    previous = json.loads(manifest_path.read_text()).get("inputs", [])
+                except (OSError, ValueError):
+                    previous = []
+            all_inputs = {json.dumps(dict(i), sort_keys=True) for i in [*previous, *inputs]}
+            manifest = {
+                "file": DATA_FILE,
+                "rows": table.num_rows,
+                "bytes": tmp.stat().st_size,
+                "sha256": sha256_file(tmp),
+                "inputs": [json.loads(s) for s in sorted(all_inputs)],
+            }
+            os.replace(tmp, target)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            why = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+            raise MarketlakeError(
+                f"could not write {target}: {why}; the previous partition is intact"
+            ) from exc
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(target.parent)
+        try:
+            atomic_write_bytes(
+                manifest_path, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode()
+            )
+        except OSError as exc:
+            raise MarketlakeError(f"wrote {target} but not its manifest: {exc.strerror or exc}") from exc
+
+
+def read_partition(path: Path, dataset: Dataset) -> pa.Table:
+    """Read one partition file back, conformed to its schema; a corrupt file is named in the error."""
+    try:
+        table = pq.read_table(path, partitioning=None)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise MarketlakeError(f"corrupt Parquet file in the lake: {path}: {exc}") from exc
+    return conform(dataset, table)
+
+
+def anchor_dir(paths: LakePaths, dataset: Dataset) -> Path:
+    d = paths.dataset(dataset.name)
+    for key in dataset.partition_by:
+        d = d / f"{key}={SCHEMA_ANCHOR}"
+    return d
+
+
+def write_anchor(paths: LakePaths, dataset: Dataset) -> None:
+    """An empty file in a `__empty__` partition: every view's glob matches something and is typed."""
+    target = anchor_dir(paths, dataset) / DATA_FILE
+    if target.exists():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f"{target.name}{TMP_MARK}{uuid.uuid4().hex}")
+    pq.write_table(dataset.schema.empty_table(), tmp, **PARQUET_OPTIONS)
+    os.replace(tmp, target)
+
+
+def iter_manifests(root: str | os.PathLike[str] | None = None) -> Iterator[tuple[Path, dict[str, Any]]]:
+    paths = LakePaths(resolve_lake_root(root))
+    if not paths.datasets.exists():
+        return
+    for m in sorted(paths.datasets.rglob(MANIFEST_FILE)):
+        yield m, json.loads(m.read_text())
+
+
+def verify(root: str | os.PathLike[str] | None = None) -> list[str]:
+    """Check every partition file against its manifest; return the problems (empty when all is well)."""
+    problems: list[str] = []
+    for manifest_path, manifest in iter_manifests(root):
+        data = manifest_path.parent / manifest.get("file", DATA_FILE)
+        if not data.exists():
+            problems.append(f"{data}: listed in its manifest but missing")
+        elif sha256_file(data) != manifest.get("sha256"):
+            problems.append(f"{data}: sha256 differs from its manifest (corrupt or changed outside the lake)")
+    return problems
+
+
+def snapshot_hash(root: str | os.PathLike[str] | None = None) -> str:
+    """One hash for the lake's whole content: the sha256 of every partition's manifest, in path order."""
+    paths = LakePaths(resolve_lake_root(root))
+    h = hashlib.sha256()
+    for manifest_path, manifest in iter_manifests(root):
+        h.update(str(manifest_path.relative_to(paths.datasets)).encode())
+        h.update(str(manifest.get("sha256")).encode())
+    return h.hexdigest()

@@ -1,0 +1,1 @@
+"""Episodes out of DuckDB, the trading environment, PPO, evaluation and run logging."""

@@ -1,0 +1,70 @@
+"""Fixtures shared by unit and integration tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from click.testing import CliRunner
+
+from lake.schemas import UTC_TS
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No test sees the developer's lake, config or secrets."""
+    for var in (
+        "LAKE_ROOT",
+        "MARKETLAKE_CONFIG",
+        "POLYGON_S3_ACCESS_KEY",
+        "POLYGON_S3_SECRET_KEY",
+        "POLYGON_S3_ENDPOINT",
+        "POLYGON_S3_BUCKET",
+        "SUPABASE_URL",
+        "SUPABASE_SERVICE_ROLE_KEY",
+        "BINANCE_BASE_URL",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+    yield
+
+
+@pytest.fixture
+def lake_root(tmp_path: Path) -> Path:
+    return tmp_path / "lake"
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def bars_table(
+    start: dt.datetime,
+    closes: list[float],
+    *,
+    interval: dt.timedelta = dt.timedelta(minutes=1),
+    asset_class: str = "crypto",
+    source_file: str = "test.csv",
+    volume: float = 1.0,
+) -> pa.Table:
+    """A BARS-schema table of consecutive bars whose open is the previous close (tests only)."""
+    ts = [start + i * interval for i in range(len(closes))]
+    opens = [closes[0], *closes[:-1]]
+    return pa.table(
+        {
+            "asset_class": [asset_class] * len(closes),
+            "ts": pa.array(ts, type=UTC_TS),
+            "available_at": pa.array([t + interval for t in ts], type=UTC_TS),
+            "open": opens,
+            "high": [max(o, c) for o, c in zip(opens, closes, strict=True)],
+            "low": [min(o, c) for o, c in zip(opens, closes, strict=True)],
+            "close": closes,
+            "volume": [volume] * len(closes),
+            "trades": pa.array([1] * len(closes), type=pa.int64()),
+            "source_file": [source_file] * len(closes),
+        }
+    )

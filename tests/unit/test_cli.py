@@ -1,0 +1,150 @@
+"""The click group, in-process with CliRunner; the exit code is asserted with the output as the message."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import lake
+from lake.cli import cli
+from lake.writer import LakeWriter
+from tests.conftest import bars_table
+
+T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def filled_lake(lake_root: Path) -> Path:
+    with LakeWriter.open(lake_root) as w:
+        part = {"source": "binance", "interval": "1m", "symbol": "BTCUSDT", "period": "2024-01"}
+        w.write(lake.BARS, part, bars_table(T0, [1.0, 2.0, 3.0]))
+    return lake_root
+
+
+def test_sql_json_reads_the_lake_given_by_lake_option(runner: CliRunner, filled_lake: Path) -> None:
+    r = runner.invoke(
+        cli,
+        [
+            "--lake",
+            str(filled_lake),
+            "sql",
+            "SELECT symbol, ts, close FROM bars ORDER BY ts",
+            "--format",
+            "json",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)
+    assert rows[0] == {"symbol": "BTCUSDT", "ts": "2024-01-01T00:00:00+00:00", "close": 1.0}
+    assert len(rows) == 3
+
+
+def test_sql_csv_and_table(runner: CliRunner, filled_lake: Path) -> None:
+    r = runner.invoke(
+        cli, ["--lake", str(filled_lake), "sql", "SELECT close FROM bars ORDER BY ts", "--format", "csv"]
+    )
+    assert r.exit_code == 0, r.output
+    assert r.stdout.splitlines() == ["close", "1.0", "2.0", "3.0"]
+    r = runner.invoke(cli, ["--lake", str(filled_lake), "sql", "SELECT count(*) AS n FROM bars"])
+    assert r.exit_code == 0, r.output
+    assert "3" in r.stdout
+
+
+def test_lake_root_env_is_honoured(
+    runner: CliRunner, filled_lake: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LAKE_ROOT", str(filled_lake))
+    r = runner.invoke(cli, ["sql", "SELECT count(*) FROM bars", "--format", "csv"])
+    assert r.exit_code == 0, r.output
+    assert r.stdout.splitlines()[1] == "3"
+
+
+def test_a_bad_query_is_one_line_and_non_zero(runner: CliRunner, lake_root: Path) -> None:
+    r = runner.invoke(cli, ["--lake", str(lake_root), "sql", "SELECT nope FROM bars"])
+    assert r.exit_code == 1, r.output
+    assert r.output.startswith("error: ") and "Traceback" not in r.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["train"], ["evaluate", "r1"], ["demo"]],
+)
+def test_unbuilt_commands_say_so_in_one_line(runner: CliRunner, lake_root: Path, args: list[str]) -> None:
+    r = runner.invoke(cli, ["--lake", str(lake_root), *args])
+    assert r.exit_code != 0, r.output
+    assert "not built yet" in r.output and "Traceback" not in r.output
+    assert len(r.output.strip().splitlines()) == 1
+
+
+def test_every_contract_command_exists(runner: CliRunner) -> None:
+    for args in (
+        ["ingest"],
+        ["ingest", "binance"],
+        ["ingest", "polygon"],
+        ["ingest", "yahoo"],
+        ["ingest", "news"],
+        ["ingest", "news-file"],
+        ["check"],
+        ["sql"],
+        ["shell"],
+        ["train"],
+        ["evaluate"],
+        ["runs"],
+    ):
+        r = runner.invoke(cli, [*args, "--help"])
+        assert r.exit_code == 0, f"{args}: {r.output}"
+
+
+def test_hostile_symbol_is_refused_before_any_work(runner: CliRunner, lake_root: Path) -> None:
+    r = runner.invoke(
+        cli,
+        [
+            "--lake",
+            str(lake_root),
+            "ingest",
+            "binance",
+            "--symbols",
+            "BTCUSDT,../../etc",
+            "--start",
+            "2024-01-01",
+            "--end",
+            "2024-01-01",
+        ],
+    )
+    assert r.exit_code == 1, r.output
+    assert "invalid symbol '../../etc'" in r.output
+
+
+def test_runs_on_an_empty_lake(runner: CliRunner, lake_root: Path) -> None:
+    r = runner.invoke(cli, ["--lake", str(lake_root), "runs", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout) == []
+
+
+def test_verify_reports_a_changed_file(runner: CliRunner, filled_lake: Path) -> None:
+    r = runner.invoke(cli, ["--lake", str(filled_lake), "verify"])
+    assert r.exit_code == 0, r.output
+    f = next(filled_lake.rglob("symbol=BTCUSDT/*/data.parquet"))
+    f.write_bytes(f.read_bytes()[:-10] + b"0123456789")
+    r = runner.invoke(cli, ["--lake", str(filled_lake), "verify"])
+    assert r.exit_code == 1, r.output
+    assert str(f) in r.output
+
+
+def test_shell_opens_the_duckdb_cli_with_views_ready(filled_lake: Path) -> None:
+    exe = Path(sys.executable).with_name("marketlake")
+    p = subprocess.run(
+        [str(exe), "--lake", str(filled_lake), "shell"],
+        input="SELECT count(*) AS n, min(ts) AS first FROM bars;\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert p.returncode == 0, p.stderr
+    assert "3" in p.stdout and "2024-01-01 00:00:00+00" in p.stdout, p.stdout

@@ -1,0 +1,68 @@
+"""marketlake.toml and .env: defaults, and errors that name the file, key and line."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from lake.cli import cli
+from lake.config import Settings, load_dotenv_file, load_settings
+from lake.errors import ConfigError
+
+
+def test_defaults_are_the_ones_the_product_started_from() -> None:
+    s = load_settings()
+    assert (s.data_days, s.min_bars_per_symbol, s.max_missing_ratio) == (60, 1000, 0.05)
+    assert s.date_range(dt.date(2024, 3, 1)) == (dt.date(2024, 1, 1), dt.date(2024, 2, 29))
+
+
+def test_the_repository_config_loads() -> None:
+    s = load_settings(Path(__file__).parents[2] / "marketlake.toml")
+    assert isinstance(s, Settings) and s.binance.symbols
+
+
+def test_a_wrong_type_names_the_key_and_line(tmp_path: Path) -> None:
+    p = tmp_path / "m.toml"
+    p.write_text("[data]\ndata_days = 60\nmin_bars_per_symbol = 'lots'\n")
+    with pytest.raises(ConfigError, match=r"m.toml, line 3: key 'data.min_bars_per_symbol'"):
+        load_settings(p)
+
+
+def test_an_unknown_key_names_the_line(tmp_path: Path) -> None:
+    p = tmp_path / "m.toml"
+    p.write_text("[binance]\nsymbols = ['BTCUSDT']\nintervall = '1m'\n")
+    with pytest.raises(ConfigError, match=r"line 3: key 'binance.intervall': unknown"):
+        load_settings(p)
+
+
+def test_invalid_toml_names_the_line(tmp_path: Path) -> None:
+    p = tmp_path / "m.toml"
+    p.write_text("[data]\ndata_days = = 3\n")
+    with pytest.raises(ConfigError, match=r"line 2"):
+        load_settings(p)
+
+
+def test_a_hostile_symbol_in_the_config_is_refused(tmp_path: Path) -> None:
+    p = tmp_path / "m.toml"
+    p.write_text("[polygon]\nsymbols = ['AAPL', 'A;DROP']\n")
+    with pytest.raises(ConfigError, match=r"line 2: key 'polygon.symbols'.*invalid symbol"):
+        load_settings(p)
+
+
+def test_a_malformed_env_line_names_the_line_not_the_value(tmp_path: Path) -> None:
+    p = tmp_path / ".env"
+    p.write_text("# comment\nPOLYGON_S3_ACCESS_KEY=abc\nthis line is s3cr3t-value\n")
+    with pytest.raises(ConfigError, match=r"\.env, line 3") as info:
+        load_dotenv_file(p)
+    assert "s3cr3t" not in str(info.value)
+
+
+def test_cli_reports_a_config_error_before_any_work(tmp_path: Path) -> None:
+    (tmp_path / "marketlake.toml").write_text("[data]\nsession = 'overnight'\n")
+    r = CliRunner().invoke(cli, ["--lake", str(tmp_path / "lake"), "sql", "SELECT 1"])
+    assert r.exit_code == 1, r.output
+    assert "marketlake.toml, line 2: key 'data.session'" in r.output
+    assert not (tmp_path / "lake").exists()

@@ -1,0 +1,115 @@
+"""Every view of the contract exists on an empty or brand-new lake, empty, with the contract's types."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import lake
+
+CONTRACT = {
+    "bars": {
+        "symbol": "VARCHAR",
+        "source": "VARCHAR",
+        "asset_class": "VARCHAR",
+        "interval": "VARCHAR",
+        "ts": "TIMESTAMP WITH TIME ZONE",
+        "available_at": "TIMESTAMP WITH TIME ZONE",
+        "open": "DOUBLE",
+        "high": "DOUBLE",
+        "low": "DOUBLE",
+        "close": "DOUBLE",
+        "volume": "DOUBLE",
+        "trades": "BIGINT",
+    },
+    "bars_rejected": {"reason": "VARCHAR", "source_file": "VARCHAR"},
+    "news": {
+        "id": "VARCHAR",
+        "symbol": "VARCHAR",
+        "published_at": "TIMESTAMP WITH TIME ZONE",
+        "ingested_at": "TIMESTAMP WITH TIME ZONE",
+        "title": "VARCHAR",
+        "publisher": "VARCHAR",
+        "url": "VARCHAR",
+        "sentiment": "DOUBLE",
+        "source": "VARCHAR",
+    },
+    "bar_quality": {
+        "symbol": "VARCHAR",
+        "interval": "VARCHAR",
+        "day": "DATE",
+        "n_bars": "BIGINT",
+        "expected_bars": "BIGINT",
+        "missing_ratio": "DOUBLE",
+        "max_gap_minutes": "DOUBLE",
+        "ohlc_violations": "BIGINT",
+        "duplicates": "BIGINT",
+        "out_of_order": "BIGINT",
+    },
+    "eligible_symbols": {"symbol": "VARCHAR", "interval": "VARCHAR"},
+    "features": {
+        "symbol": "VARCHAR",
+        "interval": "VARCHAR",
+        "ts": "TIMESTAMP WITH TIME ZONE",
+        "available_at": "TIMESTAMP WITH TIME ZONE",
+        "last_news_at": "TIMESTAMP WITH TIME ZONE",
+    },
+    "runs": {
+        "run_id": "VARCHAR",
+        "started_at": "TIMESTAMP WITH TIME ZONE",
+        "config": "JSON",
+        "data_snapshot": "VARCHAR",
+        "metrics": "JSON",
+    },
+    "trading_sessions": {
+        "calendar": "VARCHAR",
+        "day": "DATE",
+        "open_at": "TIMESTAMP WITH TIME ZONE",
+        "close_at": "TIMESTAMP WITH TIME ZONE",
+        "is_early_close": "BOOLEAN",
+    },
+}
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_every_view_exists_empty_and_typed_on_a_new_lake(lake_root: Path, read_only: bool) -> None:
+    con = lake.connect(lake_root, read_only=read_only)
+    for view, columns in CONTRACT.items():
+        rel = con.sql(f"SELECT * FROM {view}")
+        types = dict(zip(rel.columns, map(str, rel.types), strict=True))
+        for col, want in columns.items():
+            assert types.get(col) == want, f"{view}.{col}: {types.get(col)} != {want}"
+        assert rel.fetchall() == [], view
+
+
+def test_read_only_connect_writes_nothing(lake_root: Path) -> None:
+    con = lake.connect(lake_root, read_only=True)
+    assert con.sql("SELECT count(*) FROM bars").fetchone() == (0,)
+    assert not lake_root.exists()
+
+
+def test_lake_path_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
+    f = tmp_path / "not-a-dir"
+    f.write_text("x")
+    with pytest.raises(lake.MarketlakeError, match="is a file, not a directory"):
+        lake.connect(f)
+
+
+def test_a_lake_that_cannot_be_created_is_a_clear_error() -> None:
+    with pytest.raises(lake.MarketlakeError, match="cannot create the lake"):
+        lake.connect("/proc/marketlake-no-such-lake")
+
+
+def test_each_view_file_creates_the_view_it_is_named_after() -> None:
+    from lake.connect import view_files
+
+    names = [n for n, _ in view_files()]
+    assert len(names) == len(set(names))
+    for name, path in view_files():
+        assert f"CREATE OR REPLACE VIEW {name} AS" in path.read_text(), path.name
+
+
+def test_timestamps_are_utc_whatever_the_session_time_zone(lake_root: Path) -> None:
+    con = lake.connect(lake_root)
+    assert con.sql("SELECT current_setting('TimeZone')").fetchone() == ("UTC",)
