@@ -93,6 +93,10 @@ _CHOICES = {"session": ("regular", "extended"), "news_time": ("published", "inge
 _SOURCES = ("binance", "polygon", "yahoo", "news")
 
 
+def _is_a(value: Any, want: type | tuple[type, ...]) -> bool:
+    return not isinstance(value, bool) and isinstance(value, want)
+
+
 def _line_of(text: str, key: str) -> int | None:
     pat = re.compile(rf"^\s*{re.escape(key)}\s*=")
     for i, line in enumerate(text.splitlines(), start=1):
@@ -127,7 +131,7 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         if key not in _TOP_TYPES:
             raise bad(f"data.{key}", f"unknown setting (known: {', '.join(sorted(_TOP_TYPES))})")
         want = _TOP_TYPES[key]
-        if isinstance(value, bool) or not isinstance(value, want):
+        if not _is_a(value, want):
             raise bad(f"data.{key}", f"expected {getattr(want, '__name__', 'a number')}, got {value!r}")
         if key in _CHOICES and value not in _CHOICES[key]:
             raise bad(f"data.{key}", f"must be one of {', '.join(_CHOICES[key])}, got {value!r}")
