@@ -196,3 +196,13 @@ class RawCache:
         p = self.path(relpath)
         p.parent.mkdir(parents=True, exist_ok=True)
         return p.with_name(f"{p.name}{TMP_MARK}{os.getpid()}")
+
+
+def bar_period(interval: str, ts: dt.datetime) -> str:
+    """The `period` partition of a bar: its UTC month (YYYY-MM) for intraday bars, its year for daily ones."""
+    ts = ts.astimezone(dt.UTC)
+    return (
+        f"{ts.year:04d}"
+        if interval_delta(interval) >= dt.timedelta(days=1)
+        else f"{ts.year:04d}-{ts.month:02d}"
+    )

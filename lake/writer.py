@@ -148,6 +148,8 @@ class LakeWriter:
     """
 
     paths: LakePaths
+    bars_written: bool = False
+    """True once a bars partition changed: the calendar is then brought up to date before unlocking."""
     _lock_fd: int | None = field(default=None, repr=False)
 
     @classmethod
@@ -164,6 +166,10 @@ class LakeWriter:
         try:
             writer.init()
             yield writer
+            if writer.bars_written:
+                from features.calendars import ensure_sessions
+
+                ensure_sessions(writer)
         finally:
             writer._release()
 
@@ -260,6 +266,7 @@ class LakeWriter:
         if result.num_rows == 0 and existing is None:
             return WriteResult(dataset.name, target, 0, 0, changed=False)
         self._write_file(target, result, inputs, merge_inputs=mode == "merge")
+        self.bars_written = self.bars_written or dataset.name == "bars"
         return WriteResult(dataset.name, target, result.num_rows, rows_added, changed=True)
 
     def _write_file(

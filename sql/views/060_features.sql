@@ -1,9 +1,9 @@
--- Model inputs per bar, using only rows at or before the bar (first version; the feature-store issue
--- adds the full set of window features).
+-- Model inputs per bar: bar_features (prices, volume, time), bar_news (as-of news) and market_context
+-- (SPY/QQQ as of the bar), each computed only from what was known at the bar's available_at.
 CREATE OR REPLACE VIEW features AS
-SELECT b.symbol, b."interval", b.ts, b.available_at,
-       ln(b.close / lag(b.close) OVER w) AS log_ret_1,
-       n.* EXCLUDE (symbol, "interval", ts)
-FROM bars b
+SELECT f.*,
+       n.* EXCLUDE (symbol, "interval", ts),
+       m.* EXCLUDE (symbol, "interval", ts)
+FROM bar_features f
 LEFT JOIN bar_news n USING (symbol, "interval", ts)
-WINDOW w AS (PARTITION BY b.symbol, b."interval" ORDER BY b.ts);
+LEFT JOIN market_context m USING (symbol, "interval", ts);
