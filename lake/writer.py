@@ -117,6 +117,14 @@ def dedup_sort(dataset: Dataset, table: pa.Table) -> pa.Table:
     return picked.sort_by([(c, "ascending") for c in dataset.sort_by])
 
 
+def _key_array(dataset: Dataset, table: pa.Table) -> pa.Array:
+    """One array identifying each row by the dataset's key (joined as text when the key has several columns)."""
+    if len(dataset.key) == 1:
+        return table.column(dataset.key[0]).combine_chunks()
+    parts = [pc.cast(table.column(k), pa.string()).fill_null("\x00") for k in dataset.key]
+    return pc.binary_join_element_wise(*parts, "\x1f").combine_chunks()
+
+
 def partition_dir(paths: LakePaths, dataset: Dataset, partition: Mapping[str, str]) -> Path:
     if set(partition) != set(dataset.partition_by):
         raise SchemaMismatch(
@@ -251,16 +259,15 @@ class LakeWriter:
         target_dir = partition_dir(self.paths, dataset, partition)
         target = target_dir / DATA_FILE
         existing = read_partition(target, dataset) if target.exists() else None
-        old_keys: set[tuple[Any, ...]] = set()
-        if existing is not None:
-            old_keys = set(zip(*(existing.column(k).to_pylist() for k in dataset.key), strict=True))
         if mode == "merge" and existing is not None:
             merged = pa.concat_tables([existing, incoming])  # `keep` picks the first or the last per key
         else:
             merged = incoming
         result = dedup_sort(dataset, merged)
-        new_keys = set(zip(*(result.column(k).to_pylist() for k in dataset.key), strict=True))
-        rows_added = len(new_keys - old_keys)
+        rows_added = result.num_rows
+        if existing is not None and existing.num_rows:
+            seen = pc.is_in(_key_array(dataset, result), value_set=_key_array(dataset, existing))
+            rows_added -= pc.sum(seen).as_py() or 0
         if existing is not None and result.equals(existing):
             return WriteResult(dataset.name, target, result.num_rows, 0, changed=False)
         if result.num_rows == 0 and existing is None:
