@@ -47,7 +47,7 @@ from ingest.http import (
 )
 from lake.errors import MarketlakeError
 from lake.paths import validate_symbol
-from lake.schemas import BARS, BARS_REJECTED, UTC_TS
+from lake.schemas import BARS, BARS_REJECTED, UTC_TS, Dataset
 from lake.writer import MANIFEST_FILE, LakeWriter, partition_dir, read_partition
 
 SOURCE = "binance"
@@ -565,8 +565,8 @@ async def _fetch_all(ctx: RunContext, specs: list[FileSpec], summary: IngestSumm
 # --- landing --------------------------------------------------------------------------------------------
 
 
-def _manifest_inputs(writer: LakeWriter, partition: dict[str, str]) -> list[dict[str, Any]]:
-    m = partition_dir(writer.paths, BARS, partition) / MANIFEST_FILE
+def _manifest_inputs(writer: LakeWriter, dataset: Dataset, partition: dict[str, str]) -> list[dict[str, Any]]:
+    m = partition_dir(writer.paths, dataset, partition) / MANIFEST_FILE
     try:
         inputs = json.loads(m.read_text()).get("inputs", [])
     except (OSError, ValueError):
@@ -609,7 +609,8 @@ def _land_partition(
     """Land the files of one (symbol, period) partition that need it; skip the ones already landed."""
     part = {"source": SOURCE, "interval": interval, "symbol": symbol, "period": period}
     stats = summary.of(symbol)
-    landed = {(i.get("file"), i.get("sha256")) for i in _manifest_inputs(writer, part)}
+    previous = _manifest_inputs(writer, BARS, part)
+    landed = {(i.get("file"), i.get("sha256")) for i in previous}
     todo: list[tuple[Obtained, Parsed]] = []
     for o in sorted(files, key=lambda o: o.spec.first_day):
         if not o.downloaded and (o.spec.relpath, o.cached.sha256) in landed:
@@ -649,8 +650,8 @@ def _land_partition(
             return False
         return any(s <= first and last < e for s, e in spans)
 
-    keep_inputs = [i for i in _manifest_inputs(writer, part) if i.get("file") not in names and not covered(i)]
-    inputs = keep_inputs + [_input_record(o) for o, _ in todo]
+    new_inputs = [_input_record(o) for o, _ in todo]
+    inputs = [i for i in previous if i.get("file") not in names and not covered(i)] + new_inputs
     result = writer.write(BARS, part, combined, mode="replace", inputs=inputs)
     if result.changed:
         stats.rows_landed += new_bars.num_rows
@@ -658,16 +659,22 @@ def _land_partition(
     rej_part = {"source": SOURCE, "period": period}
     new_rej = pa.concat_tables([p.rejected for _, p in todo])
     rej_target = partition_dir(writer.paths, BARS_REJECTED, rej_part) / "data.parquet"
-    if rej_target.exists():
-        old_rej = read_partition(rej_target, BARS_REJECTED)
-        mask = pc.is_in(old_rej["source_file"], value_set=pa.array(sorted(names), pa.string()))
-        rej_all = pa.concat_tables([old_rej.filter(pc.invert(mask)), new_rej])
-        writer.write(
-            BARS_REJECTED, rej_part, rej_all, mode="replace", inputs=[_input_record(o) for o, _ in todo]
+    if rej_target.exists() or new_rej.num_rows:
+        old_rej = (
+            read_partition(rej_target, BARS_REJECTED)
+            if rej_target.exists()
+            else BARS_REJECTED.schema.empty_table()
         )
-    elif new_rej.num_rows:
+        mask = pc.is_in(old_rej["source_file"], value_set=pa.array(sorted(names), pa.string()))
+        rej_inputs = [
+            i for i in _manifest_inputs(writer, BARS_REJECTED, rej_part) if i.get("file") not in names
+        ] + [_input_record(o) for o, p in todo if p.rejected.num_rows]
         writer.write(
-            BARS_REJECTED, rej_part, new_rej, mode="replace", inputs=[_input_record(o) for o, _ in todo]
+            BARS_REJECTED,
+            rej_part,
+            pa.concat_tables([old_rej.filter(pc.invert(mask)), new_rej]),
+            mode="replace",
+            inputs=rej_inputs,
         )
     stats.rows_rejected += new_rej.num_rows
     stats.files_done += len(todo)
@@ -711,6 +718,13 @@ def run(
         groups: dict[tuple[str, str], list[Obtained]] = defaultdict(list)
         for o in obtained:
             groups[(o.spec.symbol, o.spec.period)].append(o)
+        for sym in symbols:
+            st = summary.of(sym)
+            if st.files_missing and not st.files_failed and not any(o.spec.symbol == sym for o in obtained):
+                summary.notes.append(
+                    f"no file at all for {sym} on {base_url()} in {start} .. {end}: is it a spot symbol "
+                    "(upper case, e.g. BTCUSDT) that was listed then?"
+                )
         for (symbol, period), files in sorted(groups.items()):
             try:
                 _land_partition(writer, interval, symbol, period, files, summary, ctx.say)

@@ -24,6 +24,7 @@ import asyncio
 import datetime as dt
 import email.utils
 import hashlib
+import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ import aiohttp
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 USER_AGENT = "marketlake (+https://github.com/; data downloads with retries)"
 CHUNK = 1 << 16
@@ -158,6 +160,21 @@ def wait_for(policy: RetryPolicy) -> Callable[[RetryCallState], float]:
     return wait
 
 
+def _log_retry(url: str) -> Callable[[RetryCallState], None]:
+    def before_sleep(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        wait = state.next_action.sleep if state.next_action is not None else 0.0
+        log.info(
+            "%s: %s; retry %d in %.2fs",
+            url,
+            describe(exc) if exc else "?",
+            state.attempt_number,
+            wait,
+        )
+
+    return before_sleep
+
+
 async def with_retries(policy: RetryPolicy, url: str, attempt: Callable[[], Awaitable[T]]) -> T:
     """Run `attempt` until it succeeds, a non-retryable error happens, or the attempts are spent.
 
@@ -170,6 +187,7 @@ async def with_retries(policy: RetryPolicy, url: str, attempt: Callable[[], Awai
             stop=stop_after_attempt(policy.attempts),
             wait=wait_for(policy),
             retry=retry_if_exception(retryable(policy)),
+            before_sleep=_log_retry(url),
             reraise=True,
         ):
             with state:

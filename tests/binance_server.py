@@ -117,7 +117,7 @@ class DataVision:
     files: dict[str, bytes] = field(default_factory=dict)
     faults: dict[str, list[str]] = field(default_factory=dict)
     log: list[tuple[str, float, int]] = field(default_factory=list)
-    """(path, monotonic time, status) of every request answered."""
+    """(path, monotonic time, status) of every request answered (status 0: a slow answer, pending)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     # publishing
@@ -188,6 +188,7 @@ class DataVision:
             logged(404)
             return web.Response(status=404, text="Not Found")
         if mode.startswith("slow"):
+            logged(0)  # arrived; the answer comes late (or never, when the client gave up first)
             await asyncio.sleep(float(mode.split(":")[1]))
         if mode == "cut":
             logged(200)

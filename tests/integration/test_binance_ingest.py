@@ -204,6 +204,13 @@ def test_a_404_is_reported_as_missing_and_not_retried(dv: DataVision, lake_root:
     assert len(bars(lake_root)) == 10
 
 
+def test_a_symbol_with_no_file_at_all_gets_a_hint(dv: DataVision, lake_root: Path) -> None:
+    s = ingest(lake_root, ["btcusdt"], day("2024-01-30"), day("2024-01-31"))
+
+    assert s.ok and s.of("btcusdt").files_missing == 2
+    assert any("no file at all for btcusdt" in n for n in s.notes), s.notes
+
+
 def test_a_second_run_changes_nothing(dv: DataVision, lake_root: Path) -> None:
     dv.publish("BTCUSDT", "1m", day("2024-02-01"), "monthly", klines(at("2024-02-01T00:00"), 500))
     dv.publish("BTCUSDT", "1m", day("2024-03-01"), "daily", klines(at("2024-03-01T00:00"), 1440))
