@@ -4,12 +4,14 @@ idempotent re-runs, upstream replacement, and the command line."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 import lake
 from ingest import binance
@@ -202,6 +204,19 @@ def test_a_404_is_reported_as_missing_and_not_retried(dv: DataVision, lake_root:
     missing = zip_path("BTCUSDT", "1m", day("2024-01-31"), "daily")
     assert [st for p, _, st in dv.requests() if p.startswith(missing)] == [404]
     assert len(bars(lake_root)) == 10
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_progress_shows_files_and_bytes_unless_quiet(dv: DataVision, lake_root: Path, quiet: bool) -> None:
+    dv.publish("BTCUSDT", "1m", day("2024-01-30"), "daily", klines(at("2024-01-30T00:00"), 1440))
+    dv.publish("BTCUSDT", "1m", day("2024-01-31"), "daily", klines(at("2024-01-31T00:00"), 1440))
+    out = io.StringIO()
+    ctx = RunContext(root=lake_root, settings=Settings(), quiet=quiet, console=Console(file=out, width=120))
+    assert binance.run(ctx, ["BTCUSDT"], "1m", day("2024-01-30"), day("2024-01-31"), today=TODAY).ok
+    if quiet:
+        assert out.getvalue() == ""
+    else:
+        assert "2/2 files" in out.getvalue() and "KB" in out.getvalue(), out.getvalue()
 
 
 def test_a_symbol_with_no_file_at_all_gets_a_hint(dv: DataVision, lake_root: Path) -> None:
