@@ -19,6 +19,7 @@ other files still land.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import datetime as dt
 import json
 import os
@@ -26,10 +27,10 @@ import re
 import zipfile
 import zlib
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import aiohttp
 import pyarrow as pa
@@ -50,6 +51,7 @@ from lake.paths import validate_symbol
 from lake.schemas import BARS, BARS_REJECTED, UTC_TS, Dataset
 from lake.writer import MANIFEST_FILE, LakeWriter, partition_dir, read_partition
 
+T = TypeVar("T")
 SOURCE = "binance"
 ASSET_CLASS = "crypto"
 DEFAULT_BASE_URL = "https://data.binance.vision"
@@ -686,6 +688,16 @@ def _land_partition(
 # --- the command ----------------------------------------------------------------------------------------
 
 
+def _run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run, also from code that already runs an event loop (a notebook): then in a thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def run(
     ctx: RunContext,
     symbols: list[str],
@@ -714,7 +726,7 @@ def run(
         )
 
     with LakeWriter.open(ctx.root, on_wait=ctx.say) as writer:
-        obtained = asyncio.run(_fetch_all(ctx, specs, summary))
+        obtained = _run_async(_fetch_all(ctx, specs, summary))
         groups: dict[tuple[str, str], list[Obtained]] = defaultdict(list)
         for o in obtained:
             groups[(o.spec.symbol, o.spec.period)].append(o)
