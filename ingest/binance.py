@@ -255,7 +255,7 @@ def _digits(text: str) -> bool:
 def _is_header(fields: list[str]) -> bool:
     """A header row names the columns (futures files have one, spot files not): the first field is a name
     like `open_time`, not a number."""
-    first = fields[0].strip().lower().replace(" ", "_")
+    first = fields[0].lstrip("\ufeff").strip().lower().replace(" ", "_")
     return first in ("open_time", "opentime", "open_time_ms", "kline_open_time") or (
         bool(re.fullmatch(r"[a-z_]+", first)) and "open" in first and "time" in first
     )
@@ -291,7 +291,8 @@ def parse_klines(
     def reject(
         line_number: int, raw: str, reason: str, ts: int | None = None, vals: Iterable[float | None] = ()
     ) -> None:
-        v = list(vals) + [None] * (5 - len(list(vals)))
+        given = list(vals)
+        v = given + [None] * (5 - len(given))
         rej["symbol"].append(symbol)
         rej["interval"].append(interval)
         rej["source_file"].append(source_file)
