@@ -1,12 +1,747 @@
-"""Binance Data Vision spot klines (issue: verified, resumable, async ingest)."""
+"""Binance Data Vision spot klines: verified, resumable, async.
+
+    marketlake ingest binance --symbols BTCUSDT,ETHUSDT --interval 1m --start 2024-01-01 --end 2024-03-31
+
+1. Plan: per symbol, a monthly zip for every whole finished month inside the range, daily zips for the
+   other days (a monthly file that is missing upstream falls back to its daily files).
+2. Fetch (aiohttp, bounded concurrency, ingest.http retries): each file's `.CHECKSUM` first; a zip already
+   in the raw cache with that sha256 is not downloaded again; otherwise it is streamed to a temporary name,
+   its sha256 compared with the CHECKSUM, and only then moved under its final name in raw/binance/.
+3. Land: per (symbol, period) partition, the zips that are new, changed upstream, or not yet recorded in
+   the partition's manifest are read (zip checks, then row checks); their rows replace whatever the
+   partition held for the days those files cover, in one atomic write. Bad rows go to bars_rejected with
+   the reason, the file, the line number and the raw line.
+
+Every failure is per file: it is reported (IngestSummary.fail, naming the file and the reason) and the
+other files still land.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import datetime as dt
+import json
+import os
+import re
+import zipfile
+import zlib
+from collections import defaultdict
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal, TypeVar
 
-from ingest.common import IngestSummary, RunContext
-from lake.errors import NotBuiltYet
+import aiohttp
+import pyarrow as pa
+import pyarrow.compute as pc
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from ingest.common import CachedFile, IngestSummary, RawCache, RunContext, bar_period, days, interval_delta
+from ingest.http import (
+    DownloadFailed,
+    NotFound,
+    RetryPolicy,
+    client_session,
+    download_file,
+    fetch_bytes,
+)
+from lake.errors import MarketlakeError
+from lake.paths import validate_symbol
+from lake.schemas import BARS, BARS_REJECTED, UTC_TS, Dataset
+from lake.writer import MANIFEST_FILE, LakeWriter, partition_dir, read_partition
+
+T = TypeVar("T")
+SOURCE = "binance"
+ASSET_CLASS = "crypto"
+DEFAULT_BASE_URL = "https://data.binance.vision"
+COLUMNS = (
+    "open_time",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "close_time",
+    "quote_volume",
+    "count",
+    "taker_buy_base_volume",
+    "taker_buy_quote_volume",
+    "ignore",
+)
+
+# --- tunables: module level so that tests and callers can change them without a RunContext ---------------
+RETRY = RetryPolicy()
+"""Retries, backoff, Retry-After limit and timeouts of every request."""
+CONCURRENCY = 8
+"""Files fetched at once (and connections open at once)."""
+VERIFY_ATTEMPTS = 2
+"""Downloads of one zip whose bytes do not match its CHECKSUM before giving up (a server that closes the
+connection mid-body without Content-Length delivers a short file that only the checksum reveals)."""
+MIN_UNCOMPRESSED_LIMIT = 16 << 20
+LIMIT_BYTES_PER_ROW = 1024
+"""A zip is refused (zip bomb) when its CSV would exceed max(MIN_UNCOMPRESSED_LIMIT, rows the file can
+hold x LIMIT_BYTES_PER_ROW); a real row is about 150 bytes."""
 
 
-def run(ctx: RunContext, symbols: list[str], interval: str, start: dt.date, end: dt.date) -> IngestSummary:
-    raise NotBuiltYet("ingest binance: not built yet")
+def base_url() -> str:
+    url = (os.environ.get("BINANCE_BASE_URL") or DEFAULT_BASE_URL).strip().rstrip("/")
+    if not re.match(r"^https?://[^/\s]+", url):
+        raise MarketlakeError(f"BINANCE_BASE_URL {url!r} is not an http(s) URL")
+    return url
+
+
+# --- which files ---------------------------------------------------------------------------------------
+
+
+def _utc(day: dt.date) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+
+
+def _month_end(day: dt.date) -> dt.date:
+    nxt = dt.date(day.year + (day.month == 12), day.month % 12 + 1, 1)
+    return nxt - dt.timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """One Data Vision zip: a symbol's klines for one month or one day."""
+
+    symbol: str
+    interval: str
+    kind: Literal["monthly", "daily"]
+    first_day: dt.date
+    last_day: dt.date
+
+    @property
+    def stem(self) -> str:
+        d = self.first_day
+        date = f"{d:%Y-%m}" if self.kind == "monthly" else f"{d:%Y-%m-%d}"
+        return f"{self.symbol}-{self.interval}-{date}"
+
+    @property
+    def zip_name(self) -> str:
+        return f"{self.stem}.zip"
+
+    @property
+    def csv_name(self) -> str:
+        return f"{self.stem}.csv"
+
+    @property
+    def relpath(self) -> str:
+        """The path under the base URL, also the file's path in the raw cache and its name in the lake."""
+        return f"data/spot/{self.kind}/klines/{self.symbol}/{self.interval}/{self.zip_name}"
+
+    @property
+    def start(self) -> dt.datetime:
+        return _utc(self.first_day)
+
+    @property
+    def end(self) -> dt.datetime:
+        """Exclusive."""
+        return _utc(self.last_day + dt.timedelta(days=1))
+
+    @property
+    def period(self) -> str:
+        return bar_period(self.interval, self.start)
+
+    @property
+    def max_rows(self) -> int:
+        return int((self.end - self.start) / interval_delta(self.interval))
+
+    @property
+    def size_limit(self) -> int:
+        return max(MIN_UNCOMPRESSED_LIMIT, self.max_rows * LIMIT_BYTES_PER_ROW)
+
+    def daily(self) -> list[FileSpec]:
+        return [
+            FileSpec(self.symbol, self.interval, "daily", d, d) for d in days(self.first_day, self.last_day)
+        ]
+
+
+def plan(symbol: str, interval: str, start: dt.date, end: dt.date, today: dt.date) -> list[FileSpec]:
+    """Monthly files for whole months inside [start, end] that are finished before `today` (UTC), daily
+    files for every other day of the range."""
+    out: list[FileSpec] = []
+    month = dt.date(start.year, start.month, 1)
+    while month <= end:
+        last = _month_end(month)
+        if month >= start and last <= end and last < today:
+            out.append(FileSpec(symbol, interval, "monthly", month, last))
+        else:
+            first_day, last_day = max(month, start), min(last, end)
+            out.extend(FileSpec(symbol, interval, "daily", d, d) for d in days(first_day, last_day))
+        month = last + dt.timedelta(days=1)
+    return out
+
+
+# --- reading one zip ------------------------------------------------------------------------------------
+
+
+class BadFile(Exception):
+    """A file that cannot land at all; the message is the reason."""
+
+
+def _unsafe_entry(name: str) -> bool:
+    p = name.replace("\\", "/")
+    parts = PurePosixPath(p).parts
+    return p.startswith("/") or ".." in parts or bool(re.match(r"^[A-Za-z]:", p))
+
+
+def read_zip_csv(path: Path, spec: FileSpec) -> bytes:
+    """The bytes of the one CSV inside `path`, after the zip checks (raises BadFile naming the reason)."""
+    limit = spec.size_limit
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+            unsafe = [i.filename for i in infos if _unsafe_entry(i.filename)]
+            if unsafe:
+                raise BadFile(f"entry {unsafe[0]!r} points outside the archive (zip slip); refused")
+            entries = [i for i in infos if not i.is_dir()]
+            csvs = [i for i in entries if i.filename.lower().endswith(".csv")]
+            if not csvs:
+                raise BadFile(f"holds no CSV (entries: {[i.filename for i in entries]})")
+            if len(csvs) > 1:
+                raise BadFile(f"holds {len(csvs)} CSVs ({', '.join(i.filename for i in csvs)}), expected one")
+            if len(entries) > 1:
+                raise BadFile(f"holds other entries beside the CSV: {[i.filename for i in entries]}")
+            info = csvs[0]
+            if info.filename != spec.csv_name:
+                raise BadFile(f"holds {info.filename!r}, expected {spec.csv_name!r}")
+            if info.file_size > limit:
+                raise BadFile(
+                    f"{info.filename} would unpack to {info.file_size} bytes, over the limit of {limit} "
+                    "for this file (zip bomb?); refused"
+                )
+            with zf.open(info) as f:
+                data = f.read(limit + 1)
+            if len(data) > limit:
+                raise BadFile(f"{info.filename} unpacks to more than {limit} bytes (zip bomb?); refused")
+            return data
+    except BadFile:
+        raise
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as exc:
+        raise BadFile(f"not a readable zip (truncated or corrupt): {exc}") from exc
+
+
+# --- parsing rows ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Parsed:
+    """One CSV's rows: the valid bars (BARS schema) and the rejected ones (BARS_REJECTED schema)."""
+
+    bars: pa.Table
+    rejected: pa.Table
+    header: bool
+    lines: int
+
+
+def _decimal(text: str) -> float | None:
+    """A plain decimal string (`63201.05000000`, `-1.5`, `7`) as a float; None for anything else (`nan`,
+    `1e5`, `abc`, empty)."""
+    body = text[1:] if text.startswith("-") else text
+    if not body or not body.isascii() or not body.replace(".", "", 1).isdigit():
+        return None
+    if body.startswith(".") or body.endswith("."):
+        return None
+    return float(text)
+
+
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
+def _is_header(fields: list[str]) -> bool:
+    """A header row names the columns (futures files have one, spot files not): the first field is a name
+    like `open_time`, not a number."""
+    first = fields[0].lstrip("\ufeff").strip().lower().replace(" ", "_")
+    return first in ("open_time", "opentime", "open_time_ms", "kline_open_time") or (
+        bool(re.fullmatch(r"[a-z_]+", first)) and "open" in first and "time" in first
+    )
+
+
+def parse_klines(
+    data: bytes,
+    *,
+    symbol: str,
+    interval: str,
+    source_file: str,
+    start: dt.datetime,
+    end: dt.datetime,
+) -> Parsed:
+    """Parse a Data Vision klines CSV. Rows stamped outside [start, end) are rejected (a file holds its
+    own month or day only)."""
+    step = interval_delta(interval)
+    step_us = int(step / dt.timedelta(microseconds=1))
+    start_us = int((start - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) / dt.timedelta(microseconds=1))
+    end_us = int((end - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) / dt.timedelta(microseconds=1))
+
+    ts_l: list[int] = []
+    o_l: list[float] = []
+    h_l: list[float] = []
+    l_l: list[float] = []
+    c_l: list[float] = []
+    v_l: list[float] = []
+    n_l: list[int] = []
+    rej: dict[str, list[Any]] = {k: [] for k in BARS_REJECTED.schema.names}
+    seen: dict[int, int] = {}
+    header = False
+
+    def reject(
+        line_number: int, raw: str, reason: str, ts: int | None = None, vals: Iterable[float | None] = ()
+    ) -> None:
+        given = list(vals)
+        v = given + [None] * (5 - len(given))
+        rej["symbol"].append(symbol)
+        rej["interval"].append(interval)
+        rej["source_file"].append(source_file)
+        rej["line_number"].append(line_number)
+        rej["raw"].append(raw)
+        rej["ts"].append(ts)
+        for name, value in zip(("open", "high", "low", "close", "volume"), v, strict=True):
+            rej[name].append(value)
+        rej["reason"].append(reason)
+
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()  # the final newline
+    for number, raw_bytes in enumerate(lines, start=1):
+        raw = raw_bytes.decode("utf-8", errors="replace")
+        line = raw[:-1] if raw.endswith("\r") else raw
+        if not line.strip():
+            reject(number, raw, "empty line")
+            continue
+        fields = line.split(",")
+        if number == 1 and _is_header(fields):
+            header = True
+            continue
+        if len(fields) != len(COLUMNS):
+            reject(number, raw, f"{len(fields)} columns, expected {len(COLUMNS)}")
+            continue
+        ot, ct = fields[0], fields[6]
+        if not _digits(ot):
+            reject(number, raw, f"open_time {ot!r} is not an integer")
+            continue
+        if len(ot) == 13:
+            unit_us = 1000
+        elif len(ot) == 16:
+            unit_us = 1
+        else:
+            reject(
+                number,
+                raw,
+                f"open_time {ot} has {len(ot)} digits: neither milliseconds (13) nor microseconds (16)",
+            )
+            continue
+        ts = int(ot) * unit_us
+        vals = [_decimal(fields[i]) for i in range(1, 6)]
+        if not _digits(ct) or int(ct) != (ts + step_us) // unit_us - 1:
+            reject(number, raw, f"close_time {ct!r} is not open_time + {interval} - 1 unit", ts, vals)
+            continue
+        if ts % step_us:
+            reject(number, raw, f"open_time {ot} is not on a {interval} boundary", ts, vals)
+            continue
+        if not start_us <= ts < end_us:
+            when = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=ts)
+            reject(
+                number,
+                raw,
+                f"open_time {when.isoformat()} is outside the file's span "
+                f"{start.isoformat()} .. {end.isoformat()}",
+                ts,
+                vals,
+            )
+            continue
+        bad = [name for name, v in zip(COLUMNS[1:6], vals, strict=True) if v is None]
+        if bad:
+            reject(
+                number,
+                raw,
+                "non-numeric " + ", ".join(f"{n} {fields[COLUMNS.index(n)]!r}" for n in bad),
+                ts,
+                vals,
+            )
+            continue
+        o, h, lo, c, v = (x for x in vals if x is not None)
+        count = fields[8]
+        reason = None
+        if lo <= 0:
+            reason = f"low {fields[3]} is not positive"
+        elif h < lo:
+            reason = f"high {fields[2]} < low {fields[3]}"
+        elif h < max(o, c):
+            reason = f"high {fields[2]} is below open {fields[1]} or close {fields[4]}"
+        elif lo > min(o, c):
+            reason = f"low {fields[3]} is above open {fields[1]} or close {fields[4]}"
+        elif v < 0:
+            reason = f"volume {fields[5]} is negative"
+        elif not _digits(count):
+            reason = f"count {count!r} is not a non-negative integer"
+        elif ts in seen:
+            reason = f"duplicate open_time {ot} (first at line {seen[ts]})"
+        if reason is not None:
+            reject(number, raw, reason, ts, vals)
+            continue
+        seen[ts] = number
+        ts_l.append(ts)
+        o_l.append(o)
+        h_l.append(h)
+        l_l.append(lo)
+        c_l.append(c)
+        v_l.append(v)
+        n_l.append(int(count))
+
+    ts_arr = pa.array(ts_l, type=pa.int64()).cast(UTC_TS)
+    avail = pa.array([t + step_us for t in ts_l], type=pa.int64()).cast(UTC_TS)
+    n = len(ts_l)
+    bars = pa.Table.from_arrays(
+        [
+            pa.array([ASSET_CLASS] * n, pa.string()),
+            ts_arr,
+            avail,
+            pa.array(o_l, pa.float64()),
+            pa.array(h_l, pa.float64()),
+            pa.array(l_l, pa.float64()),
+            pa.array(c_l, pa.float64()),
+            pa.array(v_l, pa.float64()),
+            pa.array(n_l, pa.int64()),
+            pa.array([source_file] * n, pa.string()),
+        ],
+        schema=BARS.schema,
+    )
+    rej_columns: dict[str, Any] = {**rej, "ts": pa.array(rej["ts"], type=pa.int64()).cast(UTC_TS)}
+    rejected = pa.Table.from_pydict(rej_columns, schema=BARS_REJECTED.schema)
+    return Parsed(bars, rejected, header, len(lines))
+
+
+# --- fetching -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Obtained:
+    """A zip verified against its CHECKSUM, in the raw cache."""
+
+    spec: FileSpec
+    cached: CachedFile
+    url: str
+    downloaded: bool
+
+
+@dataclass
+class _Fetcher:
+    ctx: RunContext
+    cache: RawCache
+    base: str
+    summary: IngestSummary
+    progress: Progress
+    task: TaskID
+    session: aiohttp.ClientSession
+    sem: asyncio.Semaphore
+    obtained: list[Obtained] = field(default_factory=list)
+    bytes_in: int = 0
+
+    def _bytes(self, n: int) -> None:
+        self.bytes_in += n
+        self.progress.update(self.task, size=_human(self.bytes_in))
+
+    def _fail(self, spec: FileSpec, reason: str) -> None:
+        self.summary.fail(f"{spec.relpath}: {reason}", spec.symbol)
+
+    async def obtain(self, spec: FileSpec) -> None:
+        fallback = False
+        async with self.sem:
+            try:
+                fallback = await self._obtain(spec)
+            except Exception as exc:  # one file's trouble never stops the others
+                self._fail(spec, f"{type(exc).__name__}: {exc}")
+        if fallback:
+            daily = spec.daily()
+            self.summary.notes.append(
+                f"{spec.relpath}: no monthly file upstream (404); using {len(daily)} daily files"
+            )
+            task = self.progress.tasks[self.task]
+            self.progress.update(self.task, total=(task.total or 0) + len(daily))
+            await asyncio.gather(*(self.obtain(d) for d in daily))
+        self.progress.advance(self.task)
+
+    async def _obtain(self, spec: FileSpec) -> bool:
+        """Fetch and verify one file; True when a missing monthly file should fall back to daily ones."""
+        url = f"{self.base}/{spec.relpath}"
+        try:
+            got = await fetch_bytes(self.session, url + ".CHECKSUM", RETRY, max_bytes=4096)
+        except NotFound:
+            if spec.kind == "monthly":
+                return True
+            self.summary.of(spec.symbol).files_missing += 1
+            return False
+        except DownloadFailed as exc:
+            self._fail(spec, "CHECKSUM: " + str(exc).removeprefix(f"{url}.CHECKSUM: "))
+            return False
+        expected = _parse_checksum(got.data, spec.zip_name)
+        if isinstance(expected, BadFile):
+            self._fail(spec, str(expected))
+            return False
+
+        cached = self.cache.get(spec.relpath)
+        if cached is not None and cached.sha256 == expected:
+            self.obtained.append(Obtained(spec, cached, url, downloaded=False))
+            return False
+
+        tmp = self.cache.temp_path(spec.relpath)
+        reason = ""
+        for _ in range(VERIFY_ATTEMPTS):
+            try:
+                d = await download_file(
+                    self.session, url, tmp, RETRY, on_bytes=self._bytes, max_bytes=spec.size_limit
+                )
+            except NotFound:
+                if spec.kind == "monthly":
+                    return True
+                self.summary.of(spec.symbol).files_missing += 1
+                return False
+            except DownloadFailed as exc:
+                self._fail(spec, str(exc).removeprefix(f"{url}: "))
+                return False
+            if d.sha256 == expected:
+                cached = self.cache.put_file(
+                    spec.relpath,
+                    tmp,
+                    url=url,
+                    checksum=expected,
+                    etag=d.etag,
+                    verified_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                )
+                self.obtained.append(Obtained(spec, cached, url, downloaded=True))
+                return False
+            tmp.unlink(missing_ok=True)
+            reason = (
+                f"checksum mismatch: the zip's sha256 is {d.sha256} ({d.size} bytes), "
+                f"its .CHECKSUM says {expected}"
+            )
+        self._fail(spec, reason + (f" ({VERIFY_ATTEMPTS} downloads)" if VERIFY_ATTEMPTS > 1 else ""))
+        return False
+
+
+def _parse_checksum(data: bytes, zip_name: str) -> str | BadFile:
+    text = data.decode("utf-8", errors="replace").strip()
+    m = re.fullmatch(r"([0-9a-fA-F]{64})[ \t]+\*?(\S+)", text.splitlines()[0].strip() if text else "")
+    if m is None:
+        return BadFile(f"malformed .CHECKSUM {text[:100]!r} (expected '<sha256>  {zip_name}')")
+    if m.group(2) != zip_name:
+        return BadFile(f".CHECKSUM names {m.group(2)!r}, expected {zip_name!r}")
+    return m.group(1).lower()
+
+
+def _human(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+async def _fetch_all(ctx: RunContext, specs: list[FileSpec], summary: IngestSummary) -> list[Obtained]:
+    cache = RawCache(ctx.paths, SOURCE)
+    progress = Progress(
+        TextColumn("binance"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("files"),
+        TextColumn("{task.fields[size]}"),
+        TimeElapsedColumn(),
+        console=ctx.console,
+        disable=ctx.quiet,
+        transient=False,
+    )
+    with progress:
+        task = progress.add_task("files", total=len(specs), size=_human(0))
+        async with client_session(RETRY, limit=CONCURRENCY) as session:
+            fetcher = _Fetcher(
+                ctx, cache, base_url(), summary, progress, task, session, asyncio.Semaphore(CONCURRENCY)
+            )
+            await asyncio.gather(*(fetcher.obtain(s) for s in specs))
+    return fetcher.obtained
+
+
+# --- landing --------------------------------------------------------------------------------------------
+
+
+def _manifest_inputs(writer: LakeWriter, dataset: Dataset, partition: dict[str, str]) -> list[dict[str, Any]]:
+    m = partition_dir(writer.paths, dataset, partition) / MANIFEST_FILE
+    try:
+        inputs = json.loads(m.read_text()).get("inputs", [])
+    except (OSError, ValueError):
+        return []
+    return [dict(i) for i in inputs if isinstance(i, dict)]
+
+
+def _input_record(o: Obtained) -> dict[str, Any]:
+    return {
+        "file": o.spec.relpath,
+        "sha256": o.cached.sha256,
+        "url": o.url,
+        "first_day": o.spec.first_day.isoformat(),
+        "last_day": o.spec.last_day.isoformat(),
+    }
+
+
+def _outside(table: pa.Table, spans: list[tuple[dt.datetime, dt.datetime]]) -> pa.Table:
+    """The rows of `table` whose ts is in none of the [start, end) spans."""
+    if table.num_rows == 0 or not spans:
+        return table
+    inside = None
+    for s, e in spans:
+        m = pc.and_(
+            pc.greater_equal(table["ts"], pa.scalar(s, UTC_TS)), pc.less(table["ts"], pa.scalar(e, UTC_TS))
+        )
+        inside = m if inside is None else pc.or_(inside, m)
+    return table.filter(pc.invert(inside))
+
+
+def _land_partition(
+    writer: LakeWriter,
+    interval: str,
+    symbol: str,
+    period: str,
+    files: list[Obtained],
+    summary: IngestSummary,
+    say: Callable[[str], None],
+) -> None:
+    """Land the files of one (symbol, period) partition that need it; skip the ones already landed."""
+    part = {"source": SOURCE, "interval": interval, "symbol": symbol, "period": period}
+    stats = summary.of(symbol)
+    previous = _manifest_inputs(writer, BARS, part)
+    landed = {(i.get("file"), i.get("sha256")) for i in previous}
+    todo: list[tuple[Obtained, Parsed]] = []
+    for o in sorted(files, key=lambda o: o.spec.first_day):
+        if not o.downloaded and (o.spec.relpath, o.cached.sha256) in landed:
+            stats.files_skipped += 1
+            continue
+        try:
+            data = read_zip_csv(o.cached.path, o.spec)
+            parsed = parse_klines(
+                data,
+                symbol=symbol,
+                interval=interval,
+                source_file=o.spec.relpath,
+                start=o.spec.start,
+                end=o.spec.end,
+            )
+        except BadFile as exc:
+            summary.fail(f"{o.spec.relpath}: {exc}; nothing from it landed", symbol)
+            continue
+        todo.append((o, parsed))
+    if not todo:
+        return
+
+    spans = [(o.spec.start, o.spec.end) for o, _ in todo]
+    names = {o.spec.relpath for o, _ in todo}
+    target = partition_dir(writer.paths, BARS, part) / "data.parquet"
+    existing = read_partition(target, BARS) if target.exists() else BARS.schema.empty_table()
+    new_bars = pa.concat_tables([p.bars for _, p in todo])
+    combined = pa.concat_tables([_outside(existing, spans), new_bars])
+
+    def covered(i: dict[str, Any]) -> bool:
+        try:
+            first, last = (
+                _utc(dt.date.fromisoformat(i["first_day"])),
+                _utc(dt.date.fromisoformat(i["last_day"])),
+            )
+        except (KeyError, TypeError, ValueError):
+            return False
+        return any(s <= first and last < e for s, e in spans)
+
+    new_inputs = [_input_record(o) for o, _ in todo]
+    inputs = [i for i in previous if i.get("file") not in names and not covered(i)] + new_inputs
+    result = writer.write(BARS, part, combined, mode="replace", inputs=inputs)
+    if result.changed:
+        stats.rows_landed += new_bars.num_rows
+
+    rej_part = {"source": SOURCE, "period": period}
+    new_rej = pa.concat_tables([p.rejected for _, p in todo])
+    rej_target = partition_dir(writer.paths, BARS_REJECTED, rej_part) / "data.parquet"
+    if rej_target.exists() or new_rej.num_rows:
+        old_rej = (
+            read_partition(rej_target, BARS_REJECTED)
+            if rej_target.exists()
+            else BARS_REJECTED.schema.empty_table()
+        )
+        mask = pc.is_in(old_rej["source_file"], value_set=pa.array(sorted(names), pa.string()))
+        rej_inputs = [
+            i for i in _manifest_inputs(writer, BARS_REJECTED, rej_part) if i.get("file") not in names
+        ] + [_input_record(o) for o, p in todo if p.rejected.num_rows]
+        writer.write(
+            BARS_REJECTED,
+            rej_part,
+            pa.concat_tables([old_rej.filter(pc.invert(mask)), new_rej]),
+            mode="replace",
+            inputs=rej_inputs,
+        )
+    stats.rows_rejected += new_rej.num_rows
+    stats.files_done += len(todo)
+    for o, p in todo:
+        if p.rejected.num_rows:
+            say(f"binance: {o.spec.relpath}: {p.rejected.num_rows} row(s) quarantined in bars_rejected")
+
+
+# --- the command ----------------------------------------------------------------------------------------
+
+
+def _run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run, also from code that already runs an event loop (a notebook): then in a thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def run(
+    ctx: RunContext,
+    symbols: list[str],
+    interval: str,
+    start: dt.date,
+    end: dt.date,
+    *,
+    today: dt.date | None = None,
+) -> IngestSummary:
+    """Fetch, verify and land Binance spot klines for `symbols` over [start, end] (UTC days, inclusive)."""
+    interval_delta(interval)  # an unknown interval is refused before any work
+    for s in symbols:
+        validate_symbol(s)
+    if start > end:
+        raise MarketlakeError(f"start {start} is after end {end}")
+    base_url()  # a malformed mirror URL is refused before any work
+    today = today or dt.datetime.now(dt.UTC).date()
+    summary = IngestSummary(SOURCE)
+    specs: list[FileSpec] = []
+    for s in symbols:
+        summary.of(s)
+        specs.extend(plan(s, interval, start, end, today))
+    if end >= today:
+        summary.notes.append(
+            f"days from {max(start, today)} on are not published yet (Data Vision publishes a day after it ends)"
+        )
+
+    with LakeWriter.open(ctx.root, on_wait=ctx.say) as writer:
+        obtained = _run_async(_fetch_all(ctx, specs, summary))
+        groups: dict[tuple[str, str], list[Obtained]] = defaultdict(list)
+        for o in obtained:
+            groups[(o.spec.symbol, o.spec.period)].append(o)
+        for sym in symbols:
+            st = summary.of(sym)
+            if st.files_missing and not st.files_failed and not any(o.spec.symbol == sym for o in obtained):
+                summary.notes.append(
+                    f"no file at all for {sym} on {base_url()} in {start} .. {end}: is it a spot symbol "
+                    "(upper case, e.g. BTCUSDT) that was listed then?"
+                )
+        for (symbol, period), files in sorted(groups.items()):
+            try:
+                _land_partition(writer, interval, symbol, period, files, summary, ctx.say)
+            except MarketlakeError as exc:
+                for o in files:
+                    summary.fail(f"{o.spec.relpath}: {exc}", symbol)
+    return summary
