@@ -39,7 +39,7 @@ class _ReplayAdapter(HTTPAdapter):
         super().__init__()
         self._owner = session
 
-    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
         parts = urlsplit(request.url or "")
         params = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         call = Call(request.method or "GET", request.url or "", parts.hostname or "", parts.path, params)

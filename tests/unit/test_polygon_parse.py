@@ -17,7 +17,7 @@ T = dt.datetime.combine(DAY, dt.time(9, 30), NY).astimezone(dt.UTC)
 M = dt.timedelta(minutes=1)
 
 
-def parse(tmp_path: Path, rows: list, tickers: list[str], interval: str = "1m", **kw: bool):  # type: ignore[no-untyped-def, type-arg]
+def parse(tmp_path: Path, rows: list, tickers: list[str], interval: str = "1m", **kw: bool):
     p = tmp_path / "f.csv.gz"
     p.write_bytes(day_file(rows, **kw))
     return parse_day_file(p, source_file="s3://b/k", day=DAY, interval=interval, tickers=tickers)
@@ -58,7 +58,7 @@ def test_only_the_wanted_tickers_are_kept_even_with_a_shared_prefix(tmp_path: Pa
         (("AAPL", 1, 1, 1, 1, 1, ns(T), 1, 9), "9 fields, expected 8"),
     ],
 )
-def test_bad_rows_are_rejected_with_a_reason(tmp_path: Path, row: tuple, reason: str) -> None:  # type: ignore[type-arg]
+def test_bad_rows_are_rejected_with_a_reason(tmp_path: Path, row: tuple, reason: str) -> None:
     out = parse(tmp_path, [row], ["AAPL"])
     assert not out.bars.get("AAPL")
     (rej,) = out.rejected["AAPL"]
