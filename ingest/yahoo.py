@@ -41,6 +41,12 @@ FINAL_AFTER = dt.timedelta(days=1)
 """A cached response is reused only if it was fetched at least this long after its window ended."""
 
 
+def yahoo_symbol(symbol: str) -> str:
+    """Yahoo spells share classes with a dash (BRK-B) where Polygon and the lake use a dot (BRK.B). The
+    lake keeps the dot so that both sources' bars meet under one symbol."""
+    return symbol.replace(".", "-")
+
+
 class RateLimited(MarketlakeError):
     """Yahoo kept answering with its rate-limit error after every retry."""
 
@@ -69,7 +75,7 @@ class YahooClient:
         from yfinance.exceptions import YFRateLimitError
 
         data = self._data()
-        url = CHART_URL.format(symbol=symbol)
+        url = CHART_URL.format(symbol=yahoo_symbol(symbol))
 
         def pause(seconds: float) -> None:
             self.waits.append(seconds)
@@ -196,7 +202,9 @@ def parse_chart(
                 f"yahoo: {symbol}: {source_file}: {len(arr)} {k} values for {len(stamps)} timestamps"
             )
     step = interval_delta(interval)
-    lo, hi = _midnight(window.first), _midnight(window.last + dt.timedelta(days=1))
+    # rows outside the requested days, or at/after the window's end (Yahoo appends the live quote there),
+    # are not this window's bars
+    lo, hi = _midnight(window.first), min(_midnight(window.last + dt.timedelta(days=1)), window.period2)
     seen: dict[dt.datetime, int] = {}
     for i, t in enumerate(stamps):
         raw = {"timestamp": t, **{k: cols[k][i] for k in cols}}
@@ -303,7 +311,7 @@ def _fetch(
         cache.put(
             relpath,
             body,
-            url=CHART_URL.format(symbol=symbol),
+            url=CHART_URL.format(symbol=yahoo_symbol(symbol)),
             params=params,
             status=status,
             fetched_at=now.isoformat(),

@@ -295,3 +295,29 @@ def test_etf_asset_class(session: ReplaySession, lake_root: Path) -> None:
     session.charts[("SPY", "1m")] = queue((200, p))
     assert ingest(lake_root, client(session), ["SPY"], "1m", FRI, FRI).ok
     assert rows(lake_root, "SELECT DISTINCT asset_class FROM bars") == [("etf",)]
+
+
+def test_the_live_quote_row_yahoo_appends_is_neither_a_bar_nor_a_rejection(
+    session: ReplaySession, lake_root: Path
+) -> None:
+    t = epoch(ny(FRI, 9, 30))
+    live = t + 102  # 09:31:42, the quote of the moment
+    session.charts[("AAPL", "1m")] = queue(
+        (200, chart_payload("AAPL", "1m", [t, t + 60, live], open=[1.5, 1.6, 1.61], high=[1.7, 1.8, 1.61],
+                            low=[1.4, 1.5, 1.61], close=[1.6, 1.7, 1.61], volume=[10, 11, 0]))
+    )  # fmt: skip
+    now = ny(FRI, 9, 31) + dt.timedelta(seconds=45)
+    s = ingest(lake_root, client(session), ["AAPL"], "1m", FRI, FRI, now=now)
+    assert s.ok
+    assert rows(lake_root, "SELECT ts, close FROM bars") == [(ny(FRI, 9, 30), 1.6)]
+    assert rows(lake_root, "SELECT count(*) FROM bars_rejected") == [(0,)]
+
+
+def test_a_share_class_is_asked_with_a_dash_and_stored_with_a_dot(
+    session: ReplaySession, lake_root: Path
+) -> None:
+    session.charts[("BRK-B", "1m")] = queue((200, minute_payload()))
+    s = ingest(lake_root, client(session), ["BRK.B"], "1m", FRI, FRI)
+    assert s.ok, s.errors
+    assert [c.path.rsplit("/", 1)[1] for c in session.chart_calls()] == ["BRK-B"]
+    assert rows(lake_root, "SELECT DISTINCT symbol, source FROM bars") == [("BRK.B", "yahoo")]
