@@ -332,6 +332,11 @@ def land_file(
 # --- the run ---------------------------------------------------------------------------------------------
 
 
+def _fail(summary: IngestSummary, message: str, symbol: str | None = None) -> None:
+    """Record a failed piece; the CLI prefixes the source itself, so the message does not repeat it."""
+    summary.fail(message.removeprefix(f"{SOURCE}: "), symbol)
+
+
 def _ledger_path(cache: RawCache, key: str) -> Path:
     p = cache.path(key)
     return p.with_name(p.name + LEDGER_SUFFIX)
@@ -421,7 +426,7 @@ def _ingest_day(
             missing()
             return
         except MarketlakeError as exc:
-            summary.fail(str(exc))
+            _fail(summary, str(exc))
             for t in tickers:
                 summary.of(t).files_failed += 1
             return
@@ -439,7 +444,7 @@ def _ingest_day(
             cached.path, source_file=source_file, day=day, interval=interval, tickers=todo
         )
     except PolygonFileError as exc:
-        summary.fail(str(exc))
+        _fail(summary, str(exc))
         for t in todo:
             summary.of(t).files_failed += 1
         return

@@ -289,6 +289,11 @@ def parse_chart(
 # --- the run ---------------------------------------------------------------------------------------------
 
 
+def _fail(summary: IngestSummary, message: str, symbol: str | None = None) -> None:
+    """Record a failed piece; the CLI prefixes the source itself, so the message does not repeat it."""
+    summary.fail(message.removeprefix(f"{SOURCE}: "), symbol)
+
+
 def _fetch(
     client: YahooClient, cache: RawCache, symbol: str, interval: str, w: Window, now: dt.datetime
 ) -> tuple[bytes, str, bool]:
@@ -397,21 +402,24 @@ def run(
                     payload, symbol=symbol, interval=interval, window=win, source_file=source_file, now=now
                 )
             except RateLimited as exc:
-                summary.fail(str(exc), symbol)
+                _fail(summary, str(exc), symbol)
                 summary.notes.append(
                     "yahoo: stopped after a persistent rate limit; nothing else was requested"
                 )
                 break
             except (ChartError, ValueError) as exc:
-                summary.fail(
-                    str(exc) if isinstance(exc, ChartError) else f"yahoo: {symbol}: bad JSON: {exc}", symbol
+                _fail(
+                    summary,
+                    str(exc) if isinstance(exc, ChartError) else f"yahoo: {symbol}: bad JSON: {exc}",
+                    symbol,
                 )
                 continue
             except MarketlakeError as exc:
-                summary.fail(str(exc), symbol)
+                _fail(summary, str(exc), symbol)
                 continue
             except Exception as exc:  # a network failure inside yfinance: name the piece and go on
-                summary.fail(
+                _fail(
+                    summary,
                     f"yahoo: {symbol}: {interval} {win.first} to {win.last}: {type(exc).__name__}: {exc}",
                     symbol,
                 )
