@@ -1,12 +1,472 @@
-"""Yahoo Finance prices through yfinance: a backup and gap-filler, never an overwrite."""
+"""Yahoo Finance prices through yfinance: a backup and gap-filler, never an overwrite.
+
+yfinance's HTTP layer (`yfinance.data.YfData`: cookie, crumb, its rate-limit error) fetches the chart API
+and the JSON is read here as served: `Ticker.history()` would round prices to `priceHint`, adjust them for
+dividends and turn missing volumes into 0, and the lake keeps what the vendor sent (float32 values widened
+to double, e.g. 103.72000122070312). The `session` argument is yfinance's: any requests or curl_cffi
+session (tests hand in one that replays recorded responses).
+
+Which bar `bars` shows when Polygon also has it is decided in SQL (sql/views/020_bars.sql), not here.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import math
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
 
-from ingest.common import IngestSummary, RunContext
-from lake.errors import NotBuiltYet
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from ingest.common import IngestSummary, RawCache, RunContext, bar_period, interval_delta
+from ingest.polygon import _replace_file_rows, _table
+from ingest.ratelimit import YAHOO_LIMITER, RateLimiter
+from ingest.stamping import ETFS, StampError, asset_class, new_york_day, stamp_daily
+from lake.errors import MarketlakeError
+from lake.schemas import BARS, BARS_REJECTED
+from lake.writer import LakeWriter
+
+SOURCE = "yahoo"
+CHART_URL = "https://query2.finance.yahoo.com/v8/finance/chart/{symbol}"
+INTERVALS = ("1m", "1d")
+MINUTE_LOOKBACK_DAYS = 29
+"""Yahoo serves 1m bars for about the last 30 days only."""
+MINUTE_WINDOW_DAYS = 7
+"""At most this many days of 1m bars per request (Yahoo refuses more than 8)."""
+FINAL_AFTER = dt.timedelta(days=1)
+"""A cached response is reused only if it was fetched at least this long after its window ended."""
 
 
-def run(ctx: RunContext, symbols: list[str], interval: str, start: dt.date, end: dt.date) -> IngestSummary:
-    raise NotBuiltYet("ingest yahoo: not built yet")
+def yahoo_symbol(symbol: str) -> str:
+    """Yahoo spells share classes with a dash (BRK-B) where Polygon and the lake use a dot (BRK.B). The
+    lake keeps the dot so that both sources' bars meet under one symbol."""
+    return symbol.replace(".", "-")
+
+
+class RateLimited(MarketlakeError):
+    """Yahoo kept answering with its rate-limit error after every retry."""
+
+
+@dataclass
+class YahooClient:
+    """One chart request at a time, under the shared client-side rate limiter, backing off (tenacity) on
+    yfinance's rate-limit error."""
+
+    session: Any = None
+    limiter: RateLimiter = YAHOO_LIMITER
+    sleep: Callable[[float], None] = time.sleep
+    attempts: int = 6
+    wait_min: float = 5.0
+    wait_max: float = 300.0
+    waits: list[float] = field(default_factory=list)
+    """The back-off pauses taken, in order (for the run's notes and for tests)."""
+
+    def _data(self) -> Any:
+        from yfinance.data import YfData
+
+        return YfData(session=self.session) if self.session is not None else YfData()
+
+    def chart(self, symbol: str, params: dict[str, str]) -> tuple[int, bytes]:
+        """(HTTP status, body) of one chart request. Raises RateLimited after the last attempt."""
+        from yfinance.exceptions import YFRateLimitError
+
+        data = self._data()
+        url = CHART_URL.format(symbol=yahoo_symbol(symbol))
+
+        def pause(seconds: float) -> None:
+            self.waits.append(seconds)
+            self.sleep(seconds)
+
+        try:
+            for attempt in Retrying(
+                retry=retry_if_exception_type(YFRateLimitError),
+                stop=stop_after_attempt(self.attempts),
+                wait=wait_exponential(multiplier=self.wait_min, min=self.wait_min, max=self.wait_max),
+                sleep=pause,
+                reraise=True,
+            ):
+                with attempt:
+                    self.limiter.acquire()
+                    resp = data.get(url, params=dict(params), timeout=30)
+        except YFRateLimitError as exc:
+            raise RateLimited(
+                f"yahoo: {symbol}: rate limited by Yahoo after {self.attempts} attempts "
+                f"(backed off {sum(self.waits[-(self.attempts - 1) :]):.0f}s); try again later"
+            ) from exc
+        return int(resp.status_code), bytes(resp.content)
+
+
+# --- windows ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Window:
+    first: dt.date
+    last: dt.date
+    period1: int
+    period2: int
+
+    @property
+    def end_instant(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.period2, dt.UTC)
+
+
+def _midnight(day: dt.date) -> int:
+    return int(dt.datetime.combine(day, dt.time(0), dt.UTC).timestamp())
+
+
+def windows(interval: str, start: dt.date, end: dt.date, now: dt.datetime) -> tuple[list[Window], str | None]:
+    """Request windows within Yahoo's limits, and a note for the part of the range Yahoo cannot serve."""
+    today = now.astimezone(dt.UTC).date()
+    note = None
+    end = min(end, today)
+    if interval == "1m":
+        earliest = today - dt.timedelta(days=MINUTE_LOOKBACK_DAYS)
+        if start < earliest:
+            note = (
+                f"Yahoo keeps 1m bars for about {MINUTE_LOOKBACK_DAYS + 1} days: "
+                f"{start} to {min(end, earliest - dt.timedelta(days=1))} cannot be fetched"
+            )
+            start = earliest
+        step = dt.timedelta(days=MINUTE_WINDOW_DAYS)
+    else:
+        step = dt.timedelta(days=0)
+    out: list[Window] = []
+    now_s = int(now.timestamp()) // 60 * 60
+    d = start
+    while d <= end:
+        last = (
+            min(end, d + step - dt.timedelta(days=1))
+            if interval == "1m"
+            else min(end, dt.date(d.year, 12, 31))
+        )
+        out.append(Window(d, last, _midnight(d), min(_midnight(last + dt.timedelta(days=1)), now_s)))
+        d = last + dt.timedelta(days=1)
+    return out, note
+
+
+# --- parsing ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Parsed:
+    bars: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    null_rows: int = 0
+    not_final: int = 0
+    instrument_type: str | None = None
+
+
+class ChartError(MarketlakeError):
+    pass
+
+
+def _value(name: str, v: Any, *, positive: bool) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        raise ValueError(f"{name} {v!r} is not a number")
+    if (positive and not v > 0) or v < 0:
+        raise ValueError(f"{name} {v!r} is not {'positive' if positive else 'a volume'}")
+    return float(v)
+
+
+def parse_chart(
+    payload: Any, *, symbol: str, interval: str, window: Window, source_file: str, now: dt.datetime
+) -> Parsed:
+    """Bars from one chart API response. No `timestamp` key or empty arrays = no data (not an error);
+    a minute whose values are all null is skipped (never filled); a row with some nulls is rejected."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("chart"), dict):
+        raise ChartError(f"yahoo: {symbol}: {source_file}: not a chart API response")
+    chart = payload["chart"]
+    if chart.get("error"):
+        err = chart["error"]
+        why = err.get("description") or err.get("code") if isinstance(err, dict) else err
+        raise ChartError(f"yahoo: {symbol}: Yahoo says: {why}")
+    out = Parsed()
+    results = chart.get("result") or []
+    if not results:
+        return out
+    r = results[0] or {}
+    out.instrument_type = (r.get("meta") or {}).get("instrumentType")
+    stamps = r.get("timestamp") or []
+    if not stamps:
+        return out
+    quotes = ((r.get("indicators") or {}).get("quote") or [{}])[0] or {}
+    cols = {k: quotes.get(k) or [] for k in ("open", "high", "low", "close", "volume")}
+    for k, arr in cols.items():
+        if len(arr) != len(stamps):
+            raise ChartError(
+                f"yahoo: {symbol}: {source_file}: {len(arr)} {k} values for {len(stamps)} timestamps"
+            )
+    step = interval_delta(interval)
+    # rows outside the requested days, or at/after the window's end (Yahoo appends the live quote there),
+    # are not this window's bars
+    lo, hi = _midnight(window.first), min(_midnight(window.last + dt.timedelta(days=1)), window.period2)
+    seen: dict[dt.datetime, int] = {}
+    for i, t in enumerate(stamps):
+        raw = {"timestamp": t, **{k: cols[k][i] for k in cols}}
+        vals = [cols[k][i] for k in cols]
+        if all(v is None for v in vals):
+            out.null_rows += 1
+            continue
+        vendor_ts = dt.datetime.fromtimestamp(t, dt.UTC) if isinstance(t, int) else None
+
+        def reject(
+            reason: str, raw: dict[str, Any] = raw, i: int = i, ts: dt.datetime | None = vendor_ts
+        ) -> None:
+            nums = {
+                k: (float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None)
+                for k, v in raw.items()
+            }
+            out.rejected.append(
+                {
+                    "symbol": symbol,
+                    "interval": interval,
+                    "source_file": source_file,
+                    "line_number": i,
+                    "raw": json.dumps(raw),
+                    "ts": ts,
+                    **{k: nums[k] for k in ("open", "high", "low", "close", "volume")},
+                    "reason": reason,
+                }
+            )
+
+        if vendor_ts is None:
+            reject(f"timestamp {t!r} is not whole epoch seconds")
+            continue
+        if not lo <= t < hi:
+            continue  # outside the requested days (Yahoo may add a row): not ours to judge
+        missing = [k for k in cols if cols[k][i] is None]
+        if missing:
+            reject(f"missing field {', '.join(missing)}")
+            continue
+        try:
+            o = _value("open", cols["open"][i], positive=True)
+            h = _value("high", cols["high"][i], positive=True)
+            low = _value("low", cols["low"][i], positive=True)
+            c = _value("close", cols["close"][i], positive=True)
+            v = _value("volume", cols["volume"][i], positive=False)
+        except ValueError as exc:
+            reject(str(exc))
+            continue
+        if interval == "1d":
+            try:
+                ts, available_at = stamp_daily(new_york_day(vendor_ts), vendor_ts)
+            except StampError as exc:
+                reject(f"timestamp {t}: {exc}")
+                continue
+        else:
+            if t % 60:
+                reject(f"timestamp {t} is not on a minute boundary (a live quote, not a bar)")
+                continue
+            ts, available_at = vendor_ts, vendor_ts + step
+        if available_at > now:
+            out.not_final += 1  # the bar is still forming: it is not known yet
+            continue
+        if ts in seen:
+            reject(f"duplicate bar: same timestamp as row {seen[ts]}")
+            continue
+        seen[ts] = i
+        out.bars.append(
+            {
+                "ts": ts,
+                "available_at": available_at,
+                "open": o,
+                "high": h,
+                "low": low,
+                "close": c,
+                "volume": v,
+                "trades": None,
+                "source_file": source_file,
+            }
+        )
+    return out
+
+
+# --- the run ---------------------------------------------------------------------------------------------
+
+
+def _fail(summary: IngestSummary, message: str, symbol: str | None = None) -> None:
+    """Record a failed piece; the CLI prefixes the source itself, so the message does not repeat it."""
+    summary.fail(message.removeprefix(f"{SOURCE}: "), symbol)
+
+
+def _fetch(
+    client: YahooClient, cache: RawCache, symbol: str, interval: str, w: Window, now: dt.datetime
+) -> tuple[bytes, str, bool]:
+    """(body, cache relpath, from cache) of one window: a final cached response is reused."""
+    relpath = f"{symbol}/{interval}/{w.period1}-{w.period2}.json"
+    cached = cache.get(relpath)
+    if cached is not None:
+        fetched = dt.datetime.fromisoformat(str(cached.meta.get("fetched_at")))
+        if fetched >= w.end_instant + FINAL_AFTER:
+            return cached.path.read_bytes(), relpath, True
+    params = {
+        "period1": str(w.period1),
+        "period2": str(w.period2),
+        "interval": interval,
+        "includePrePost": "true" if interval == "1m" else "false",
+        "events": "div,splits",
+    }
+    status, body = client.chart(symbol, params)
+    if status == 200:
+        cache.put(
+            relpath,
+            body,
+            url=CHART_URL.format(symbol=yahoo_symbol(symbol)),
+            params=params,
+            status=status,
+            fetched_at=now.isoformat(),
+        )
+    else:
+        try:
+            why = json.loads(body)["chart"]["error"]["description"]
+        except (ValueError, KeyError, TypeError):
+            why = body[:200].decode("utf-8", "replace")
+        raise ChartError(f"yahoo: {symbol}: {interval} {w.first} to {w.last}: HTTP {status}: {why}")
+    return body, relpath, False
+
+
+def _land(
+    w: LakeWriter,
+    symbol: str,
+    interval: str,
+    win: Window,
+    parsed: Parsed,
+    source_file: str,
+    the_input: dict[str, Any],
+) -> None:
+    by_period: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for bar in parsed.bars:
+        by_period[bar_period(interval, bar["ts"])].append(bar)
+    for period, bars in sorted(by_period.items()):
+        part = {"source": SOURCE, "interval": interval, "symbol": symbol, "period": period}
+        w.write(
+            BARS,
+            part,
+            _table(BARS, bars, {"asset_class": asset_class(symbol)}),
+            mode="merge",
+            inputs=[the_input],
+        )
+    rejected_by_period: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in parsed.rejected:
+        anchor = r["ts"] or dt.datetime.fromtimestamp(win.period1, dt.UTC)
+        rejected_by_period[bar_period(interval, anchor)].append(r)
+    for period, rej in sorted(rejected_by_period.items()):
+        _replace_file_rows(
+            w,
+            BARS_REJECTED,
+            {"source": SOURCE, "period": period},
+            source_file,
+            _table(BARS_REJECTED, rej, {}),
+            the_input,
+            only_symbols={symbol},
+        )
+
+
+def run(
+    ctx: RunContext,
+    symbols: list[str],
+    interval: str,
+    start: dt.date,
+    end: dt.date,
+    *,
+    session: Any = None,
+    client: YahooClient | None = None,
+    now: dt.datetime | None = None,
+) -> IngestSummary:
+    """Ingest Yahoo bars for `symbols` from start to end (inclusive UTC days).
+
+    `session` is yfinance's session argument (a requests or curl_cffi Session); `client` replaces the
+    whole request layer (its limiter, sleep and retry bounds); `now` fixes the clock."""
+    if interval not in INTERVALS:
+        raise MarketlakeError(f"yahoo: interval {interval!r} is not supported (use {' or '.join(INTERVALS)})")
+    now = now or dt.datetime.now(dt.UTC)
+    client = client or YahooClient(session=session or default_session())
+    summary = IngestSummary(SOURCE)
+    cache = RawCache(ctx.paths, SOURCE)
+    wins, note = windows(interval, start, end, now)
+    if note:
+        summary.notes.append(note)
+    with LakeWriter.open(ctx.root, on_wait=ctx.say) as w:
+        for symbol, win in _pieces(symbols, wins, summary, note):
+            s = summary.of(symbol)
+            try:
+                body, relpath, from_cache = _fetch(client, cache, symbol, interval, win, now)
+                payload = json.loads(body)
+                source_file = f"yahoo:{relpath}"
+                parsed = parse_chart(
+                    payload, symbol=symbol, interval=interval, window=win, source_file=source_file, now=now
+                )
+            except RateLimited as exc:
+                _fail(summary, str(exc), symbol)
+                summary.notes.append(
+                    "yahoo: stopped after a persistent rate limit; nothing else was requested"
+                )
+                break
+            except (ChartError, ValueError) as exc:
+                _fail(
+                    summary,
+                    str(exc) if isinstance(exc, ChartError) else f"yahoo: {symbol}: bad JSON: {exc}",
+                    symbol,
+                )
+                continue
+            except MarketlakeError as exc:
+                _fail(summary, str(exc), symbol)
+                continue
+            except Exception as exc:  # a network failure inside yfinance: name the piece and go on
+                _fail(
+                    summary,
+                    f"yahoo: {symbol}: {interval} {win.first} to {win.last}: {type(exc).__name__}: {exc}",
+                    symbol,
+                )
+                continue
+            the_input = {"file": source_file, "sha256": _sha(body)}
+            _land(w, symbol, interval, win, parsed, source_file, the_input)
+            s.rows_landed += len(parsed.bars)
+            s.rows_rejected += len(parsed.rejected)
+            if from_cache:
+                s.files_skipped += 1
+            elif not parsed.bars and not parsed.rejected:
+                s.files_missing += 1
+            else:
+                s.files_done += 1
+            if (parsed.instrument_type == "ETF") != (symbol.upper() in ETFS) and parsed.instrument_type:
+                summary.notes.append(
+                    f"{symbol}: Yahoo calls it {parsed.instrument_type}, stored as {asset_class(symbol)} "
+                    "(the ETF list is ingest/stamping.py ETFS)"
+                )
+            ctx.say(
+                f"yahoo {interval} {symbol} {win.first}..{win.last}: {len(parsed.bars)} bars, "
+                f"{len(parsed.rejected)} rejected, {parsed.null_rows} empty minutes skipped"
+                + (" (cached)" if from_cache else "")
+            )
+    summary.notes[:] = list(dict.fromkeys(summary.notes))
+    if client.waits:
+        summary.notes.append(f"yahoo: backed off {len(client.waits)} time(s) on Yahoo's rate limit")
+    return summary
+
+
+def _pieces(
+    symbols: list[str], wins: list[Window], summary: IngestSummary, note: str | None
+) -> Iterator[tuple[str, Window]]:
+    for symbol in symbols:
+        s = summary.of(symbol)
+        if note:
+            s.files_missing += 1
+        for win in wins:
+            yield symbol, win
+
+
+def _sha(body: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(body).hexdigest()
+
+
+def default_session() -> Any:
+    """None: yfinance makes its own (curl_cffi) session. Tests replace this hook or pass `session`."""
+    return None

@@ -1,6 +1,8 @@
--- Valid bars, one per (symbol, interval, ts). Where several sources hold the same bar, the better
--- source wins by one rule: the lowest source_rank (polygon and binance 1, yahoo 2, anything else 9).
--- Yahoo therefore fills gaps and never overwrites.
+-- Valid bars, one per (symbol, interval, ts). Where several sources hold the same bar, ONE rule picks it:
+-- the lowest source rank wins (polygon and binance 1, yahoo 2, any other source 9; ties by source name).
+-- Yahoo therefore fills gaps and never overwrites. Daily bars of both US sources carry the same ts (the
+-- XNYS session's open, ingest/stamping.py), so they meet on this key as minute bars do.
+-- Every stored bar stays in lake_bars; this view only chooses.
 CREATE OR REPLACE VIEW bars AS
 SELECT symbol, source, asset_class, "interval", ts, available_at,
        open, high, low, close, volume, trades

@@ -1,0 +1,141 @@
+"""S3 helpers for the Polygon flat files: settings from the environment, the client, HEAD and GET."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lake.errors import MarketlakeError
+
+ENV_ACCESS_KEY = "POLYGON_S3_ACCESS_KEY"
+ENV_SECRET_KEY = "POLYGON_S3_SECRET_KEY"
+ENV_ENDPOINT = "POLYGON_S3_ENDPOINT"
+ENV_BUCKET = "POLYGON_S3_BUCKET"
+DEFAULT_ENDPOINT = "https://files.massive.com"
+DEFAULT_BUCKET = "flatfiles"
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    endpoint: str
+    bucket: str
+    access_key: str
+    secret_key: str
+
+    def __repr__(self) -> str:  # never print the keys
+        return f"S3Settings(endpoint={self.endpoint!r}, bucket={self.bucket!r})"
+
+
+def settings_from_env() -> S3Settings:
+    """The endpoint, bucket and keys from the environment (the CLI has loaded .env into it already).
+
+    A missing key is a MarketlakeError naming the variable, raised before any request is made."""
+    missing = [v for v in (ENV_ACCESS_KEY, ENV_SECRET_KEY) if not os.environ.get(v, "").strip()]
+    if missing:
+        raise MarketlakeError(
+            f"polygon: {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set "
+            "(put the Polygon flat-files S3 keys in the environment or in .env, see .env.example)"
+        )
+    return S3Settings(
+        endpoint=os.environ.get(ENV_ENDPOINT, "").strip() or DEFAULT_ENDPOINT,
+        bucket=os.environ.get(ENV_BUCKET, "").strip() or DEFAULT_BUCKET,
+        access_key=os.environ[ENV_ACCESS_KEY].strip(),
+        secret_key=os.environ[ENV_SECRET_KEY].strip(),
+    )
+
+
+def make_client(s: S3Settings) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=s.endpoint,
+        aws_access_key_id=s.access_key,
+        aws_secret_access_key=s.secret_key,
+        region_name="us-east-1",
+        config=Config(
+            signature_version="s3v4",
+            s3={"addressing_style": "path"},
+            retries={"max_attempts": 5, "mode": "standard"},
+            connect_timeout=20,
+            read_timeout=120,
+        ),
+    )
+
+
+class Missing(Exception):
+    """The object does not exist (HTTP 404 / NoSuchKey)."""
+
+
+def _status(exc: Any) -> tuple[int, str]:
+    resp = getattr(exc, "response", None) or {}
+    code = str(resp.get("Error", {}).get("Code", ""))
+    status = int(resp.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    return status, code
+
+
+def _raise_for(exc: Exception, s: S3Settings, key: str, what: str) -> None:
+    """Turn a botocore error into Missing or a MarketlakeError naming the object and why."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if isinstance(exc, ClientError):
+        status, code = _status(exc)
+        if status == 404 or code in ("404", "NoSuchKey", "NotFound"):
+            raise Missing(key) from exc
+        if status in (401, 403) or code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+            raise MarketlakeError(
+                f"polygon: access denied to s3://{s.bucket}/{key} at {s.endpoint} ({code or status}): "
+                f"check {ENV_ACCESS_KEY} and {ENV_SECRET_KEY}"
+            ) from exc
+        raise MarketlakeError(f"polygon: {what} s3://{s.bucket}/{key} failed: {code or status}") from exc
+    if isinstance(exc, BotoCoreError):
+        raise MarketlakeError(f"polygon: {what} s3://{s.bucket}/{key} at {s.endpoint} failed: {exc}") from exc
+    raise exc
+
+
+def head_etag(client: Any, s: S3Settings, key: str) -> str:
+    """The object's ETag; raises Missing if there is no such object."""
+    try:
+        head = client.head_object(Bucket=s.bucket, Key=key)
+    except Exception as exc:
+        _raise_for(exc, s, key, "HEAD")
+        raise
+    return str(head["ETag"])
+
+
+def download(client: Any, s: S3Settings, key: str, dest: Path) -> dict[str, Any]:
+    """Stream the object into `dest` (a temporary path), checking its length; return its ETag and
+    Last-Modified. Raises Missing if the object is gone, MarketlakeError if the transfer is short."""
+    try:
+        resp = client.get_object(Bucket=s.bucket, Key=key)
+    except Exception as exc:
+        _raise_for(exc, s, key, "GET")
+        raise
+    n = 0
+    try:
+        with open(dest, "wb") as f:
+            for chunk in resp["Body"].iter_chunks(1 << 20):
+                f.write(chunk)
+                n += len(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+    except Exception as exc:
+        dest.unlink(missing_ok=True)
+        from botocore.exceptions import BotoCoreError
+
+        if isinstance(exc, BotoCoreError | OSError):
+            raise MarketlakeError(f"polygon: download of s3://{s.bucket}/{key} failed: {exc}") from exc
+        raise
+    expected = int(resp.get("ContentLength", n))
+    if n != expected:
+        dest.unlink(missing_ok=True)
+        raise MarketlakeError(f"polygon: download of s3://{s.bucket}/{key} is short: {n} of {expected} bytes")
+    last = resp.get("LastModified")
+    return {
+        "etag": str(resp["ETag"]),
+        "last_modified": last.isoformat() if last is not None else None,
+        "bytes": n,
+    }

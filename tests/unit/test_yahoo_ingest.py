@@ -1,0 +1,323 @@
+"""Yahoo prices from recorded chart responses replayed through yfinance's `session` argument."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from click.testing import CliRunner
+
+import lake
+from ingest import yahoo
+from ingest.common import RunContext
+from ingest.ratelimit import RateLimiter
+from lake.cli import cli
+from lake.config import Settings
+from tests.yahoo_replay import (
+    RATE_LIMITED,
+    FakeSleep,
+    ReplaySession,
+    chart_payload,
+    epoch,
+    isolate_yfinance,
+    queue,
+)
+
+UTC = dt.UTC
+NY = ZoneInfo("America/New_York")
+NOW = dt.datetime(2024, 12, 2, 12, 0, tzinfo=UTC)
+FRI = dt.date(2024, 11, 29)  # early close, 13:00 New York
+
+
+@pytest.fixture(autouse=True)
+def _yf_cache(tmp_path: Path) -> None:
+    isolate_yfinance(tmp_path / "yfcache")
+
+
+@pytest.fixture
+def session() -> ReplaySession:
+    return ReplaySession()
+
+
+def ny(day: dt.date, hh: int, mm: int) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(hh, mm), NY).astimezone(UTC)
+
+
+def client(
+    session: ReplaySession, *, attempts: int = 4, limiter: RateLimiter | None = None
+) -> yahoo.YahooClient:
+    return yahoo.YahooClient(
+        session=session, sleep=FakeSleep(), attempts=attempts, limiter=limiter or RateLimiter(10_000, 1.0)
+    )
+
+
+def ingest(
+    root: Path,
+    c: yahoo.YahooClient,
+    symbols: list[str],
+    interval: str,
+    start: dt.date,
+    end: dt.date,
+    now: dt.datetime = NOW,
+) -> Any:
+    ctx = RunContext(root=root, settings=Settings(), quiet=True)
+    return yahoo.run(ctx, symbols, interval, start, end, client=c, now=now)
+
+
+def rows(root: Path, sql: str) -> list[tuple[Any, ...]]:
+    con = lake.connect(root, read_only=True, settings=Settings())
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def minute_payload() -> dict[str, Any]:
+    t = [epoch(ny(FRI, 9, 30) + dt.timedelta(minutes=i)) for i in range(4)]
+    return chart_payload(
+        "AAPL",
+        "1m",
+        t,
+        open=[234.80499267578125, 235.1199951171875, None, 235.5],
+        high=[235.22000122070312, 235.3000030517578, None, 235.72000122070312],
+        low=[234.52999877929688, 235.0, None, 235.41000366210938],
+        close=[235.11000061035156, 235.16000366210938, None, 235.6999969482422],
+        volume=[1203419, 201440, None, 150000],
+    )
+
+
+def test_minute_bars_land_at_the_right_instants_with_the_values_as_served(
+    session: ReplaySession, lake_root: Path
+) -> None:
+    session.charts[("AAPL", "1m")] = queue((200, minute_payload()))
+    s = ingest(lake_root, client(session), ["AAPL"], "1m", FRI, FRI)
+    assert s.ok, s.errors
+    got = rows(
+        lake_root,
+        "SELECT symbol, source, asset_class, interval, ts, available_at, open, high, low, close, volume, trades"
+        " FROM bars ORDER BY ts",
+    )
+    t0, m = dt.datetime(2024, 11, 29, 14, 30, tzinfo=UTC), dt.timedelta(minutes=1)
+    assert got == [
+        ("AAPL", "yahoo", "stock", "1m", t0, t0 + m, 234.80499267578125, 235.22000122070312, 234.52999877929688, 235.11000061035156, 1203419.0, None),
+        ("AAPL", "yahoo", "stock", "1m", t0 + m, t0 + 2 * m, 235.1199951171875, 235.3000030517578, 235.0, 235.16000366210938, 201440.0, None),
+        # 09:32 was all null: skipped, not filled
+        ("AAPL", "yahoo", "stock", "1m", t0 + 3 * m, t0 + 4 * m, 235.5, 235.72000122070312, 235.41000366210938, 235.6999969482422, 150000.0, None),
+    ]  # fmt: skip
+    (call,) = session.chart_calls()
+    assert call.params["interval"] == "1m" and call.params["includePrePost"] == "true"
+    assert int(call.params["period1"]) == epoch(dt.datetime(2024, 11, 29, tzinfo=UTC))
+    assert int(call.params["period2"]) == epoch(dt.datetime(2024, 11, 30, tzinfo=UTC))
+    assert all(c.host.endswith("yahoo.com") for c in session.calls)  # every request answered in-process
+
+
+def test_daily_bars_stamped_by_the_calendar_via_cli(
+    session: ReplaySession, lake_root: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    normal = dt.date(2024, 11, 27)
+    # Yahoo stamps a day at its 09:30 New York open; the lake stamps open and close from XNYS
+    session.charts[("AAPL", "1d")] = queue(
+        (
+            200,
+            chart_payload(
+                "AAPL",
+                "1d",
+                [epoch(ny(normal, 9, 30)), epoch(ny(FRI, 9, 30))],
+                open=[234.47000122070312, 234.80499267578125],
+                high=[235.69000244140625, 237.80999755859375],
+                low=[233.80999755859375, 233.97000122070312],
+                close=[235.05999755859375, 237.3300018310547],
+                volume=[33498400, 28481400],
+            ),
+        )
+    )
+    monkeypatch.setattr(yahoo, "default_session", lambda: session)
+    r = runner.invoke(
+        cli,
+        ["--lake", str(lake_root), "ingest", "yahoo", "--symbols", "AAPL", "--interval", "1d",
+         "--start", "2024-11-27", "--end", "2024-11-29"],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    got = rows(lake_root, "SELECT ts, available_at, open, close, volume FROM bars ORDER BY ts")
+    assert got == [
+        (dt.datetime(2024, 11, 27, 14, 30, tzinfo=UTC), dt.datetime(2024, 11, 27, 21, 0, tzinfo=UTC),
+         234.47000122070312, 235.05999755859375, 33498400.0),
+        (dt.datetime(2024, 11, 29, 14, 30, tzinfo=UTC), dt.datetime(2024, 11, 29, 18, 0, tzinfo=UTC),
+         234.80499267578125, 237.3300018310547, 28481400.0),
+    ]  # fmt: skip
+
+
+def test_empty_response_without_timestamp_is_no_data_not_an_error(
+    session: ReplaySession, lake_root: Path
+) -> None:
+    session.charts[("AAPL", "1m")] = queue((200, chart_payload("AAPL", "1m", None)))
+    s = ingest(lake_root, client(session), ["AAPL"], "1m", FRI, FRI)
+    assert s.ok, s.errors
+    assert s.of("AAPL").files_missing == 1
+    assert rows(lake_root, "SELECT count(*) FROM bars") == [(0,)]
+
+
+def test_empty_arrays_are_no_data_too(session: ReplaySession, lake_root: Path) -> None:
+    session.charts[("AAPL", "1d")] = queue((200, chart_payload("AAPL", "1d", [])))
+    s = ingest(lake_root, client(session), ["AAPL"], "1d", FRI, FRI)
+    assert s.ok and s.of("AAPL").rows_landed == 0
+
+
+def test_rate_limit_error_backs_off_then_succeeds(session: ReplaySession, lake_root: Path) -> None:
+    # yfinance retries a 429 once itself before raising its rate-limit error: two 429s per attempt
+    session.charts[("AAPL", "1m")] = queue(
+        RATE_LIMITED, RATE_LIMITED, RATE_LIMITED, RATE_LIMITED, (200, minute_payload())
+    )
+    c = client(session, attempts=4)
+    s = ingest(lake_root, c, ["AAPL"], "1m", FRI, FRI)
+    assert s.ok, s.errors
+    assert s.of("AAPL").rows_landed == 3
+    assert isinstance(c.sleep, FakeSleep)
+    assert c.sleep.pauses == [5.0, 10.0]  # exponential back-off, two waits before the third attempt
+    assert len(session.chart_calls()) == 5
+
+
+def test_persistent_rate_limit_fails_after_a_bounded_number_of_attempts(
+    session: ReplaySession, lake_root: Path
+) -> None:
+    session.charts[("AAPL", "1m")] = queue(RATE_LIMITED)
+    session.charts[("MSFT", "1m")] = queue((200, minute_payload()))
+    c = client(session, attempts=3)
+    s = ingest(lake_root, c, ["AAPL", "MSFT"], "1m", FRI, FRI)
+    assert not s.ok
+    assert "AAPL" in s.errors[0] and "rate limited" in s.errors[0]
+    assert isinstance(c.sleep, FakeSleep) and len(c.sleep.pauses) == 2
+    assert len(session.chart_calls()) == 6  # 3 attempts x 2, then nothing more is requested
+    assert rows(lake_root, "SELECT count(*) FROM bars") == [(0,)]
+
+
+def test_every_chart_request_goes_through_the_rate_limiter(session: ReplaySession, lake_root: Path) -> None:
+    clock = [0.0]
+    waits: list[float] = []
+
+    def sleep(s: float) -> None:
+        waits.append(s)
+        clock[0] += s
+
+    limiter = RateLimiter(2, 60.0, clock=lambda: clock[0], sleep=sleep)
+    session.charts[("AAPL", "1m")] = queue((200, chart_payload("AAPL", "1m", None)))
+    s = ingest(
+        lake_root,
+        client(session, limiter=limiter),
+        ["AAPL"],
+        "1m",
+        dt.date(2024, 11, 4),
+        dt.date(2024, 11, 29),
+    )
+    assert s.ok
+    assert len(session.chart_calls()) == 4  # 26 days in windows of at most 7
+    assert waits == [60.0]  # the third request waited for the window to free a slot
+
+
+def test_minute_requests_stay_within_yahoos_limits(session: ReplaySession, lake_root: Path) -> None:
+    session.charts[("AAPL", "1m")] = queue((200, chart_payload("AAPL", "1m", None)))
+    s = ingest(lake_root, client(session), ["AAPL"], "1m", dt.date(2024, 10, 1), dt.date(2024, 12, 5))
+    assert s.ok
+    calls = session.chart_calls()
+    spans = [(int(c.params["period1"]), int(c.params["period2"])) for c in calls]
+    assert all(b - a <= 7 * 86400 for a, b in spans)
+    assert all(b == a2 for (_, b), (a2, _) in zip(spans, spans[1:], strict=False))  # contiguous
+    assert spans[0][0] == epoch(dt.datetime(2024, 11, 3, tzinfo=UTC))  # 29 days before NOW
+    assert spans[-1][1] == epoch(NOW)  # never past now
+    assert any("1m bars for about 30 days" in n for n in s.notes)
+
+
+def test_row_with_some_nulls_is_rejected(session: ReplaySession, lake_root: Path) -> None:
+    t = epoch(ny(FRI, 10, 0))
+    session.charts[("AAPL", "1m")] = queue(
+        (
+            200,
+            chart_payload(
+                "AAPL",
+                "1m",
+                [t, t + 60],
+                open=[1.5, 1.6],
+                high=[1.7, 1.8],
+                low=[1.4, None],
+                close=[1.6, 1.7],
+                volume=[10, 11],
+            ),
+        )
+    )
+    s = ingest(lake_root, client(session), ["AAPL"], "1m", FRI, FRI)
+    assert s.ok
+    assert rows(lake_root, "SELECT close FROM bars") == [(1.6,)]
+    assert rows(lake_root, "SELECT symbol, line_number, reason FROM bars_rejected") == [
+        ("AAPL", 1, "missing field low")
+    ]
+
+
+def test_a_forming_bar_is_not_stored_yet(session: ReplaySession, lake_root: Path) -> None:
+    session.charts[("AAPL", "1m")] = queue((200, minute_payload()))
+    now = ny(FRI, 9, 31) + dt.timedelta(seconds=30)  # the 09:31 bar is still forming
+    s = ingest(lake_root, client(session), ["AAPL"], "1m", FRI, FRI, now=now)
+    assert s.ok
+    assert rows(lake_root, "SELECT ts FROM bars") == [(ny(FRI, 9, 30),)]
+
+
+def test_unknown_symbol_is_an_error_naming_it(session: ReplaySession, lake_root: Path) -> None:
+    s = ingest(lake_root, client(session), ["NOPE"], "1d", FRI, FRI)
+    assert not s.ok
+    assert "NOPE" in s.errors[0] and "No data found" in s.errors[0]
+
+
+def test_a_rerun_changes_nothing_and_requests_nothing(session: ReplaySession, lake_root: Path) -> None:
+    session.charts[("AAPL", "1m")] = queue((200, minute_payload()))
+    assert ingest(lake_root, client(session), ["AAPL"], "1m", FRI, FRI).ok
+    before = {
+        p: (p.stat().st_mtime_ns, p.read_bytes())
+        for p in lake_root.rglob("*")
+        if p.is_file() and p.name != ".lock"
+    }
+    n = len(session.chart_calls())
+    s = ingest(lake_root, client(session), ["AAPL"], "1m", FRI, FRI)
+    assert s.ok and s.of("AAPL").files_skipped == 1
+    assert len(session.chart_calls()) == n  # the final response came from the raw cache
+    after = {
+        p: (p.stat().st_mtime_ns, p.read_bytes())
+        for p in lake_root.rglob("*")
+        if p.is_file() and p.name != ".lock"
+    }
+    assert after == before
+
+
+def test_etf_asset_class(session: ReplaySession, lake_root: Path) -> None:
+    p = minute_payload()
+    p["chart"]["result"][0]["meta"]["instrumentType"] = "ETF"
+    session.charts[("SPY", "1m")] = queue((200, p))
+    assert ingest(lake_root, client(session), ["SPY"], "1m", FRI, FRI).ok
+    assert rows(lake_root, "SELECT DISTINCT asset_class FROM bars") == [("etf",)]
+
+
+def test_the_live_quote_row_yahoo_appends_is_neither_a_bar_nor_a_rejection(
+    session: ReplaySession, lake_root: Path
+) -> None:
+    t = epoch(ny(FRI, 9, 30))
+    live = t + 102  # 09:31:42, the quote of the moment
+    session.charts[("AAPL", "1m")] = queue(
+        (200, chart_payload("AAPL", "1m", [t, t + 60, live], open=[1.5, 1.6, 1.61], high=[1.7, 1.8, 1.61],
+                            low=[1.4, 1.5, 1.61], close=[1.6, 1.7, 1.61], volume=[10, 11, 0]))
+    )  # fmt: skip
+    now = ny(FRI, 9, 31) + dt.timedelta(seconds=45)
+    s = ingest(lake_root, client(session), ["AAPL"], "1m", FRI, FRI, now=now)
+    assert s.ok
+    assert rows(lake_root, "SELECT ts, close FROM bars") == [(ny(FRI, 9, 30), 1.6)]
+    assert rows(lake_root, "SELECT count(*) FROM bars_rejected") == [(0,)]
+
+
+def test_a_share_class_is_asked_with_a_dash_and_stored_with_a_dot(
+    session: ReplaySession, lake_root: Path
+) -> None:
+    session.charts[("BRK-B", "1m")] = queue((200, minute_payload()))
+    s = ingest(lake_root, client(session), ["BRK.B"], "1m", FRI, FRI)
+    assert s.ok, s.errors
+    assert [c.path.rsplit("/", 1)[1] for c in session.chart_calls()] == ["BRK-B"]
+    assert rows(lake_root, "SELECT DISTINCT symbol, source FROM bars") == [("BRK.B", "yahoo")]
