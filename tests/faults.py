@@ -51,7 +51,11 @@ def subprocess_env(**overrides: str | None) -> dict[str, str]:
 
 
 def run(
-    argv: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float = 120, cwd: Path | None = None
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 120,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run a command to completion, capturing stdout and stderr as text."""
     return subprocess.run(
@@ -76,7 +80,9 @@ class Running:
     _threads: list[threading.Thread] = field(default_factory=list)
 
     @classmethod
-    def start(cls, argv: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Running:
+    def start(
+        cls, argv: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path | None = None
+    ) -> Running:
         proc = subprocess.Popen(
             list(argv),
             env=dict(env) if env is not None else None,

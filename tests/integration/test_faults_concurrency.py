@@ -22,9 +22,10 @@ pytestmark = pytest.mark.integration
 
 SYMBOLS = ("AAA", "BBB", "CCC")
 ROWS = 20_000
+WRITER_ARGS = (str(ROWS), ",".join(SYMBOLS))
 
 # Replaces every partition of SYMBOLS with one version per round: all rows of version v have close == v
-# and source_file == "v<v>". argv: root, first version, rounds, pause between partitions (seconds).
+# and source_file == "v<v>". argv: root, first version, rounds, pause between partitions (seconds), rows, symbols.
 VERSIONED_WRITER = """
 import sys, time
 import numpy as np
@@ -36,7 +37,7 @@ from lake.writer import LakeWriter
 
 setup_logging("WARNING")  # what the CLI does: the lock's waiting message goes to stderr
 root, first, rounds, pause = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-n = %(rows)d
+n = int(sys.argv[5])
 us = 1_704_067_200_000_000 + np.arange(n, dtype=np.int64) * 60_000_000
 ts, av = pa.array(us).cast(UTC_TS), pa.array(us + 60_000_000).cast(UTC_TS)
 with LakeWriter.open(root) as w:
@@ -46,13 +47,13 @@ with LakeWriter.open(root) as w:
         t = pa.table({"asset_class": pa.array(["crypto"] * n), "ts": ts, "available_at": av, "open": c,
                       "high": c, "low": c, "close": c, "volume": c, "trades": pa.array(np.full(n, v)),
                       "source_file": pa.array([f"v{v}"] * n)})
-        for sym in %(symbols)r:
+        for sym in sys.argv[6].split(","):
             w.write(lake.BARS, {"source": "binance", "interval": "1m", "symbol": sym, "period": "2024-01"},
                     t, mode="replace")
             time.sleep(pause)
         print(f"wrote {v}", flush=True)
     print(f"done {time.time():.6f}", flush=True)
-""" % {"rows": ROWS, "symbols": SYMBOLS}
+"""
 
 
 def _wait_for(r: Running, pattern: str, timeout: float = 60) -> re.Match[str]:
@@ -70,7 +71,7 @@ def _wait_for(r: Running, pattern: str, timeout: float = 60) -> re.Match[str]:
 
 
 def test_readers_during_writes_see_each_partition_whole(lake_root: Path) -> None:
-    writer = Running.start(python_argv(VERSIONED_WRITER, str(lake_root), "1", "400", "0"))
+    writer = Running.start(python_argv(VERSIONED_WRITER, str(lake_root), "1", "400", "0", *WRITER_ARGS))
     try:
         _wait_for(writer, r"^wrote 1$")
         con = lake.connect(lake_root, read_only=True)
@@ -103,26 +104,28 @@ def test_readers_during_writes_see_each_partition_whole(lake_root: Path) -> None
             con.close()
         assert writer.proc.poll() is None, f"the writer stopped early:\n{writer.output()}"
         assert len(seen) >= 3, f"the reads did not overlap the writes (saw versions {sorted(seen)})"
-        print(f"{reads} reads, versions {min(seen)}..{max(seen)}, cross-partition mixes: {cross_partition_mix}")
+        print(
+            f"{reads} reads, versions {min(seen)}..{max(seen)}, cross-partition mixes: {cross_partition_mix}"
+        )
     finally:
         writer.kill()
 
 
 def test_two_writers_are_serialised_and_the_second_says_it_waits(lake_root: Path) -> None:
-    first = Running.start(python_argv(VERSIONED_WRITER, str(lake_root), "1", "2", "0.3"))
+    first = Running.start(python_argv(VERSIONED_WRITER, str(lake_root), "1", "2", "0.3", *WRITER_ARGS))
     second: Running | None = None
     try:
         _wait_for(first, r"^locked ")
-        second = Running.start(python_argv(VERSIONED_WRITER, str(lake_root), "100", "2", "0"))
+        second = Running.start(python_argv(VERSIONED_WRITER, str(lake_root), "100", "2", "0", *WRITER_ARGS))
         assert first.wait(60) == 0, first.output()
         assert second.wait(60) == 0, second.output()
         first_done = float(_wait_for(first, r"^done (\S+)").group(1))
         second_locked = float(_wait_for(second, r"^locked (\S+)").group(1))
         assert second_locked >= first_done, "the second writer wrote while the first held the lock"
         waiting = [line for line in second.lines if "waiting for the lake's writer lock" in line]
-        assert waiting == [f"WARNING marketlake.writer: waiting for the lake's writer lock, held by pid {first.proc.pid} …"], (
-            second.output()
-        )
+        assert waiting == [
+            f"WARNING marketlake.writer: waiting for the lake's writer lock, held by pid {first.proc.pid} …"
+        ], second.output()
         assert not any("waiting" in line for line in first.lines), first.output()
     finally:
         first.kill()

@@ -106,7 +106,9 @@ def test_sigkill_then_rerun_gives_the_lake_of_an_uninterrupted_run(
         base = trigger
         trigger = lambda r: base(r) and bool(temp_files(lake_root))  # noqa: E731 - kill mid-write, not between
     report = kill_then_rerun(argv, trigger)
-    assert report.killed or point == "early", f"{point}: finished before the kill point\n{report.first_output}"
+    assert report.killed or point == "early", (
+        f"{point}: finished before the kill point\n{report.first_output}"
+    )
     assert report.rerun.returncode == 0, report.rerun.stderr
     assert_lake_consistent(lake_root)
     assert view_contents(lake_root) == view_contents(reference)

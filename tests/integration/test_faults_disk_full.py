@@ -149,7 +149,9 @@ def test_efbig_rlimit_leaves_the_previous_partition_intact(lake_root: Path) -> N
     _assert_still_works(lake_root)
 
 
-def test_enospc_on_the_manifest_keeps_the_new_data_out(lake_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_enospc_on_the_manifest_keeps_the_new_data_out(
+    lake_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     before = _previous_state(lake_root)
     import lake.writer as writer_module
 
