@@ -142,8 +142,8 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"at line (\d+)", str(exc))
-        line_no = int(m.group(1)) if m else None
         lines = text.splitlines()
+        line_no = int(m.group(1)) if m else _unclosed_line(lines)
         key_match = _TOML_KEY.match(lines[line_no - 1]) if line_no and line_no <= len(lines) else None
         where = f", line {line_no}" if line_no else ""
         what = f": key {_toml_name(key_match.group(1))!r}" if key_match else ""
@@ -204,6 +204,20 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     if settings.start and settings.end and settings.start > settings.end:
         raise bad("data.start", f"start {settings.start} is after end {settings.end}")
     return settings
+
+
+def _unclosed_line(lines: list[str]) -> int | None:
+    """For an error `at end of document` (an unclosed string, array or table): the line where the last
+    parseable prefix of the file ends, plus one, is where the unclosed thing opens."""
+    if len(lines) > 5000:
+        return None
+    for i in range(len(lines) - 1, -1, -1):
+        try:
+            tomllib.loads("\n".join(lines[:i]))
+        except tomllib.TOMLDecodeError:
+            continue
+        return i + 1
+    return None
 
 
 def _read_text(p: Path) -> str:
