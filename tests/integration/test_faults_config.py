@@ -226,10 +226,10 @@ def upstream(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Counting)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
     thread.start()
-    host, port = server.server_address[:2]
+    host, port = "127.0.0.1", server.server_port
     for _ in range(200):  # poll until it answers
         try:
-            socket.create_connection((str(host), port), timeout=0.1).close()
+            socket.create_connection((host, port), timeout=0.1).close()
             break
         except OSError:
             continue
