@@ -25,9 +25,9 @@ ROWS = 20_000
 WRITER_ARGS = (str(ROWS), ",".join(SYMBOLS))
 
 # Replaces every partition of SYMBOLS with one version per round: all rows of version v have close == v
-# and source_file == "v<v>". argv: root, first version, rounds, pause between partitions (seconds), rows, symbols.
+# and source_file == "v<v>". argv: root, first version, rounds, pause between partitions (seconds), rows, symbols[, a file: hold the lock until it exists].
 VERSIONED_WRITER = """
-import sys, time
+import os, sys, time
 import numpy as np
 import pyarrow as pa
 import lake
@@ -40,8 +40,12 @@ root, first, rounds, pause = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), fl
 n = int(sys.argv[5])
 us = 1_704_067_200_000_000 + np.arange(n, dtype=np.int64) * 60_000_000
 ts, av = pa.array(us).cast(UTC_TS), pa.array(us + 60_000_000).cast(UTC_TS)
+release = sys.argv[7] if len(sys.argv) > 7 else None  # hold the lock until this file exists
 with LakeWriter.open(root) as w:
     print(f"locked {time.time():.6f}", flush=True)
+    deadline = time.monotonic() + 60
+    while release and not os.path.exists(release) and time.monotonic() < deadline:
+        time.sleep(0.01)
     for v in range(first, first + rounds):
         c = pa.array(np.full(n, float(v)))
         t = pa.table({"asset_class": pa.array(["crypto"] * n), "ts": ts, "available_at": av, "open": c,
@@ -112,11 +116,17 @@ def test_readers_during_writes_see_each_partition_whole(lake_root: Path) -> None
 
 
 def test_two_writers_are_serialised_and_the_second_says_it_waits(lake_root: Path) -> None:
-    first = Running.start(python_argv(VERSIONED_WRITER, str(lake_root), "1", "2", "0.3", *WRITER_ARGS))
+    release = lake_root.parent / "release"
+    first = Running.start(
+        python_argv(VERSIONED_WRITER, str(lake_root), "1", "2", "0", *WRITER_ARGS, str(release))
+    )
     second: Running | None = None
     try:
         _wait_for(first, r"^locked ")
         second = Running.start(python_argv(VERSIONED_WRITER, str(lake_root), "100", "2", "0", *WRITER_ARGS))
+        _wait_for(second, r"waiting for the lake's writer lock")  # the second says so while it waits …
+        assert not any(line.startswith("locked") for line in second.lines), second.output()
+        release.touch()  # … and goes on once the first is done
         assert first.wait(60) == 0, first.output()
         assert second.wait(60) == 0, second.output()
         first_done = float(_wait_for(first, r"^done (\S+)").group(1))
