@@ -97,11 +97,35 @@ def _is_a(value: Any, want: type | tuple[type, ...]) -> bool:
     return not isinstance(value, bool) and isinstance(value, want)
 
 
-def _line_of(text: str, key: str) -> int | None:
-    pat = re.compile(rf"^\s*{re.escape(key)}\s*=")
+_TOML_HEADER = re.compile(r"^\s*\[\[?([^\]]+)\]\]?\s*(?:#.*)?$")
+_TOML_KEY = re.compile(
+    r"""^\s*((?:"(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_\-]+)(?:\s*\.\s*(?:"(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_\-]+))*)\s*="""
+)
+
+
+def _toml_name(raw: str) -> str:
+    """`a . "b"` -> `a.b`: a (dotted, maybe quoted) TOML key or table name, as one dotted string."""
+    parts = re.findall(r""""((?:[^"\\]|\\.)*)"|'([^']*)'|([A-Za-z0-9_\-]+)""", raw)
+    return ".".join(next(x for x in part if x) if any(part) else "" for part in parts)
+
+
+def _line_of(text: str, dotted: str) -> int | None:
+    """The line of `section.key` (a key inside a [section], or a dotted key), or of a table's header:
+    found by the table each line sits in, so `symbols` of [yahoo] is not taken for `symbols` of [binance]."""
+    current = ""
     for i, line in enumerate(text.splitlines(), start=1):
-        if pat.match(line):
-            return i
+        header = _TOML_HEADER.match(line)
+        if header:
+            current = _toml_name(header.group(1))
+            if current == dotted:
+                return i
+            continue
+        key = _TOML_KEY.match(line)
+        if key:
+            name = _toml_name(key.group(1))
+            full = f"{current}.{name}" if current else name
+            if full == dotted or full.startswith(dotted + "."):
+                return i
     return None
 
 
@@ -113,14 +137,20 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         if explicit:
             raise ConfigError(f"config file {p} does not exist")
         return Settings()
-    text = p.read_text(encoding="utf-8")
+    text = _read_text(p)
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
+        m = re.search(r"at line (\d+)", str(exc))
+        lines = text.splitlines()
+        line_no = int(m.group(1)) if m else _unclosed_line(lines)
+        key_match = _TOML_KEY.match(lines[line_no - 1]) if line_no and line_no <= len(lines) else None
+        where = f", line {line_no}" if line_no else ""
+        what = f": key {_toml_name(key_match.group(1))!r}" if key_match else ""
+        raise ConfigError(f"{p}{where}{what}: not valid TOML: {exc}") from exc
 
     def bad(key: str, why: str) -> ConfigError:
-        line = _line_of(text, key.split(".")[-1])
+        line = _line_of(text, key)
         where = f", line {line}" if line else ""
         return ConfigError(f"{p}{where}: key {key!r}: {why}")
 
@@ -176,6 +206,33 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     return settings
 
 
+def _unclosed_line(lines: list[str]) -> int | None:
+    """For an error `at end of document` (an unclosed string, array or table): the line where the last
+    parseable prefix of the file ends, plus one, is where the unclosed thing opens."""
+    if len(lines) > 5000:
+        return None
+    for i in range(len(lines) - 1, -1, -1):
+        try:
+            tomllib.loads("\n".join(lines[:i]))
+        except tomllib.TOMLDecodeError:
+            continue
+        return i + 1
+    return None
+
+
+def _read_text(p: Path) -> str:
+    """A config file's text; an unreadable or non-UTF-8 file is a ConfigError naming the file (and line)."""
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot be read: {exc.strerror or exc}") from exc
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{p}, line {line}: not UTF-8 text") from None
+
+
 _ENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=(.*)$")
 
 
@@ -185,13 +242,25 @@ def load_dotenv_file(path: str | os.PathLike[str] = ".env") -> None:
     p = Path(path)
     if not p.exists():
         return
-    for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
+    text = _read_text(p)
+    for i, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
         if not _ENV_LINE.match(line):
             raise ConfigError(f"{p}, line {i}: not a KEY=value line")
+    import io
+
     from dotenv import load_dotenv
+    from dotenv.parser import parse_stream
+
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:  # e.g. an unclosed quote: python-dotenv would skip the line with a warning
+            m = _ENV_LINE.match(binding.original.string)
+            key = f": key {m.group(1)!r}" if m else ""
+            raise ConfigError(
+                f"{p}, line {binding.original.line}{key}: the value cannot be parsed (check quotes)"
+            )
 
     load_dotenv(p, override=False)
 

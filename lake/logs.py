@@ -1,9 +1,21 @@
-"""Logging with secrets redacted: a secret's value never reaches a log line, whatever the level."""
+"""Logging with secrets redacted: a secret's value never reaches a log line, whatever the level or handler.
+
+Three layers, all installed by `setup_logging` (which the CLI calls first):
+- a log record factory that redacts every record as it is made (message, arguments, exception text), so
+  no handler ever sees a secret, the CLI's or any other (a notebook's file handler, pytest's caplog);
+- the RedactingFilter on the CLI's stderr handler, for records made before the factory was installed;
+- an excepthook that redacts the traceback of an exception nobody caught.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
+import traceback
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote, quote_plus
 
 from lake.config import SECRET_VARS
 
@@ -11,8 +23,14 @@ REDACTED = "***"
 
 
 def secret_values() -> list[str]:
-    """The values of the secret variables now set (only those long enough to be worth hiding)."""
-    return [v for k in SECRET_VARS if len(v := os.environ.get(k, "")) >= 4]
+    """The values of the secret variables now set (only those long enough to be worth hiding), with the
+    forms they take in URLs (an S3 secret key holds '/' and '+'), longest first."""
+    forms: set[str] = set()
+    for k in SECRET_VARS:
+        v = os.environ.get(k, "")
+        if len(v) >= 4:
+            forms.update((v, quote(v, safe=""), quote_plus(v, safe="")))
+    return sorted(forms, key=len, reverse=True)
 
 
 def redact(text: str) -> str:
@@ -21,19 +39,61 @@ def redact(text: str) -> str:
     return text
 
 
+def _redact_record(record: logging.LogRecord) -> None:
+    """Replace a record's message (and exception and stack text) by a redacted copy, if it holds a secret."""
+    if not secret_values():
+        return
+    try:
+        message = record.getMessage()
+    except Exception:  # a malformed record: logging reports it itself; redact what can be
+        message = str(record.msg)
+    clean = redact(message)
+    if clean != message:
+        record.msg, record.args = clean, ()
+    if record.exc_info and record.exc_info[1] is not None:
+        text = record.exc_text or logging.Formatter().formatException(record.exc_info)
+        if redact(text) != text:
+            record.exc_text = redact(text)
+            record.exc_info = None  # the formatter prints exc_text instead
+    elif record.exc_text:
+        record.exc_text = redact(record.exc_text)
+    if record.stack_info:
+        record.stack_info = redact(record.stack_info)
+
+
 class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        clean = redact(message)
-        if record.exc_info and record.exc_info[1] is not None:
-            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
-            record.exc_info = None
-        if clean != message or record.args:
-            record.msg, record.args = clean, ()
+        _redact_record(record)
         return True
 
 
+_base_factory: Any = None
+
+
+def _redacting_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    record: logging.LogRecord = _base_factory(*args, **kwargs)
+    _redact_record(record)
+    return record
+
+
+def install_redaction() -> None:
+    """Redact every log record from now on, and every uncaught exception's traceback (idempotent)."""
+    global _base_factory
+    if _base_factory is None:
+        _base_factory = logging.getLogRecordFactory()
+        logging.setLogRecordFactory(_redacting_factory)
+    if sys.excepthook is not _redacting_excepthook:
+        sys.excepthook = _redacting_excepthook
+
+
+def _redacting_excepthook(
+    exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
+) -> None:
+    sys.stderr.write(redact("".join(traceback.format_exception(exc_type, exc, tb))))
+
+
 def setup_logging(level: str = "WARNING") -> None:
+    install_redaction()
     root = logging.getLogger()
     root.setLevel(level.upper())
     handler = logging.StreamHandler()

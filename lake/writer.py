@@ -12,7 +12,9 @@ import errno
 import fcntl
 import hashlib
 import json
+import logging
 import os
+import re
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -33,6 +35,7 @@ DATA_FILE = "data.parquet"
 MANIFEST_FILE = "_manifest.json"
 TMP_MARK = ".tmp-"
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "write_statistics": True, "use_dictionary": True}
+log = logging.getLogger("marketlake.writer")
 
 
 def sha256_file(path: Path) -> str:
@@ -52,6 +55,30 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+_NO_ROOM = {
+    errno.ENOSPC: "the disk is full (no space left on device)",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EFBIG: "the file is larger than this process or file system allows (file size limit)",
+}
+
+
+def io_reason(exc: BaseException) -> str:
+    """A short reason for an I/O failure. pyarrow's OSError carries no errno attribute, only
+    `[errno N]` in its text: both are read, so a full disk is named whichever layer hit it."""
+    code = getattr(exc, "errno", None)
+    if code is None:
+        m = re.search(r"\[errno (\d+)\]", str(exc), re.IGNORECASE)
+        code = int(m.group(1)) if m else None
+    if code in _NO_ROOM:
+        return _NO_ROOM[code]
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
+def _log_wait(message: str) -> None:
+    """The default `on_wait`: a warning, shown by the CLI's log handler (stderr) even with --quiet."""
+    log.warning(message)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -170,7 +197,7 @@ class LakeWriter:
         on_wait: Any = None,
     ) -> Iterator[LakeWriter]:
         writer = cls(LakePaths(resolve_lake_root(root)))
-        writer._acquire(wait_seconds, on_wait)
+        writer._acquire(wait_seconds, on_wait if on_wait is not None else _log_wait)
         try:
             writer.init()
             yield writer
@@ -223,9 +250,12 @@ class LakeWriter:
     # --- layout --------------------------------------------------------------------------------------
     def init(self) -> None:
         """Create the dataset folders with their empty schema anchors, and remove stale temporary files."""
-        for dataset in DATASETS.values():
-            write_anchor(self.paths, dataset)
-        self.remove_stale_temporaries()
+        try:
+            for dataset in DATASETS.values():
+                write_anchor(self.paths, dataset)
+            self.remove_stale_temporaries()
+        except OSError as exc:
+            raise MarketlakeError(f"cannot prepare the lake at {self.paths.root}: {io_reason(exc)}") from exc
 
     def remove_stale_temporaries(self) -> int:
         removed = 0
@@ -269,6 +299,7 @@ class LakeWriter:
             seen = pc.is_in(_key_array(dataset, result), value_set=_key_array(dataset, existing))
             rows_added -= pc.sum(seen).as_py() or 0
         if existing is not None and result.equals(existing):
+            self._repair_manifest(target, result, inputs if mode == "merge" else ())
             return WriteResult(dataset.name, target, result.num_rows, 0, changed=False)
         if result.num_rows == 0 and existing is None:
             return WriteResult(dataset.name, target, 0, 0, changed=False)
@@ -279,9 +310,14 @@ class LakeWriter:
     def _write_file(
         self, target: Path, table: pa.Table, inputs: Sequence[Mapping[str, Any]], *, merge_inputs: bool
     ) -> None:
+        """Write the data file and its manifest, both to temporary names first: every byte that needs disk
+        space is written (and fsynced) before the first rename, so a full disk or any other write error
+        leaves the previous partition exactly as it was. The two renames need no space."""
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f"{target.name}{TMP_MARK}{uuid.uuid4().hex}")
+        tag = uuid.uuid4().hex
+        tmp = target.with_name(f"{target.name}{TMP_MARK}{tag}")
         manifest_path = target.parent / MANIFEST_FILE
+        manifest_tmp = manifest_path.with_name(f"{MANIFEST_FILE}{TMP_MARK}{tag}")
         try:
             pq.write_table(table, tmp, **PARQUET_OPTIONS)
             with open(tmp, "rb+") as f:
@@ -292,31 +328,60 @@ class LakeWriter:
                     previous = json.loads(manifest_path.read_text()).get("inputs", [])
                 except (OSError, ValueError):
                     previous = []
-            all_inputs = {json.dumps(dict(i), sort_keys=True) for i in [*previous, *inputs]}
-            manifest = {
-                "file": DATA_FILE,
-                "rows": table.num_rows,
-                "bytes": tmp.stat().st_size,
-                "sha256": sha256_file(tmp),
-                "inputs": [json.loads(s) for s in sorted(all_inputs)],
-            }
+            manifest = _manifest(tmp, table.num_rows, [*previous, *inputs])
+            with open(manifest_tmp, "wb") as f:
+                f.write(manifest)
+                f.flush()
+                os.fsync(f.fileno())
             os.replace(tmp, target)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
-            why = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+            manifest_tmp.unlink(missing_ok=True)
             raise MarketlakeError(
-                f"could not write {target}: {why}; the previous partition is intact"
+                f"could not write {target}: {io_reason(exc)}; the previous partition is intact"
             ) from exc
         except BaseException:
             tmp.unlink(missing_ok=True)
+            manifest_tmp.unlink(missing_ok=True)
             raise
+        try:
+            os.replace(manifest_tmp, manifest_path)
+        except OSError as exc:
+            manifest_tmp.unlink(missing_ok=True)
+            raise MarketlakeError(
+                f"wrote {target} but not its manifest: {io_reason(exc)} (the next write repairs it)"
+            ) from exc
         _fsync_dir(target.parent)
+
+    def _repair_manifest(self, target: Path, table: pa.Table, inputs: Sequence[Mapping[str, Any]]) -> None:
+        """A crash between the data rename and the manifest rename leaves a manifest one write behind;
+        a re-run that finds the data already in place brings the manifest up to date."""
+        manifest_path = target.parent / MANIFEST_FILE
+        try:
+            current = json.loads(manifest_path.read_text())
+        except (OSError, ValueError):
+            current = {}
+        sha = sha256_file(target)
+        if current.get("sha256") == sha and current.get("rows") == table.num_rows:
+            return
         try:
             atomic_write_bytes(
-                manifest_path, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode()
+                manifest_path, _manifest(target, table.num_rows, [*current.get("inputs", []), *inputs])
             )
         except OSError as exc:
-            raise MarketlakeError(f"wrote {target} but not its manifest: {exc.strerror or exc}") from exc
+            raise MarketlakeError(f"could not repair the manifest of {target}: {io_reason(exc)}") from exc
+
+
+def _manifest(data_file: Path, rows: int, inputs: Sequence[Mapping[str, Any]]) -> bytes:
+    unique = {json.dumps(dict(i), sort_keys=True) for i in inputs}
+    manifest = {
+        "file": DATA_FILE,
+        "rows": rows,
+        "bytes": data_file.stat().st_size,
+        "sha256": sha256_file(data_file),
+        "inputs": [json.loads(u) for u in sorted(unique)],
+    }
+    return (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode()
 
 
 def read_partition(path: Path, dataset: Dataset) -> pa.Table:
@@ -342,8 +407,12 @@ def write_anchor(paths: LakePaths, dataset: Dataset) -> None:
         return
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f"{target.name}{TMP_MARK}{uuid.uuid4().hex}")
-    pq.write_table(dataset.schema.empty_table(), tmp, **PARQUET_OPTIONS)
-    os.replace(tmp, target)
+    try:
+        pq.write_table(dataset.schema.empty_table(), tmp, **PARQUET_OPTIONS)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def iter_manifests(root: str | os.PathLike[str] | None = None) -> Iterator[tuple[Path, dict[str, Any]]]:
