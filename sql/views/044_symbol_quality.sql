@@ -19,7 +19,7 @@ b AS (
     SELECT symbol, "interval", any_value(asset_class) AS asset_class,
            string_agg(DISTINCT source, ',' ORDER BY source) AS sources,
            min(ts) AS first_ts, max(ts) AS last_ts, count(*)::BIGINT AS stored_bars,
-           count(*) FILTER (WHERE NOT in_session)::BIGINT AS bars_outside_session
+           count(*) FILTER (WHERE NOT in_session)::BIGINT AS bars_not_in_session
     FROM bar_sessions
     GROUP BY symbol, "interval"
 ),
@@ -36,7 +36,7 @@ SELECT symbol, "interval", asset_class, calendar, sources, first_ts, last_ts, fi
        coalesce(expected_bars, 0) AS expected_bars,
        coalesce(missing_bars, 0) AS missing_bars, missing_ratio, max_gap_minutes,
        coalesce(ohlc_violations, 0) AS ohlc_violations, coalesce(duplicates, 0) AS duplicates,
-       coalesce(out_of_order, 0) AS out_of_order, stored_bars, bars_outside_session,
+       coalesce(out_of_order, 0) AS out_of_order, stored_bars, bars_not_in_session,
        min_bars_per_symbol, max_missing_ratio, session,
        coalesce(n_bars >= min_bars_per_symbol AND missing_ratio <= max_missing_ratio, false) AS eligible,
        CASE
