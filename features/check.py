@@ -30,14 +30,12 @@ def run_checks(con: Any) -> dict[str, dict[str, int]]:
         rel = con.sql(_check_sql(path.read_text(encoding="utf-8")))
         counts: dict[str, int] = {}
         if "symbol" in rel.columns:
-            for sym, n in con.sql(
-                f"SELECT symbol, count(*) FROM ({_check_sql(path.read_text(encoding='utf-8'))}) GROUP BY ALL"
-            ).fetchall():
+            for sym, n in rel.aggregate("symbol, count(*)", "symbol").fetchall():
                 counts[str(sym)] = int(n)
         else:
-            n = len(rel.fetchall())
-            if n:
-                counts[""] = n
+            n_rows = len(rel.fetchall())
+            if n_rows:
+                counts[""] = n_rows
         out[name] = counts
     return out
 
@@ -59,7 +57,7 @@ def report(ctx: RunContext) -> list[dict[str, Any]]:
 
     con = connect(ctx.root, read_only=True, settings=ctx.settings)
     try:
-        rel = con.sql("SELECT * FROM symbol_quality ORDER BY symbol, \"interval\"")
+        rel = con.sql('SELECT * FROM symbol_quality ORDER BY symbol, "interval"')
         cols = rel.columns
         quality = [dict(zip(cols, r, strict=True)) for r in rel.fetchall()]
         checks = run_checks(con)
@@ -160,8 +158,16 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
     t = Table(title="marketlake check", show_lines=False)
-    for c in ("symbol", "interval", "bars", "range (UTC)", "missing %", "longest gap (min)", "violations",
-              "eligible"):
+    for c in (
+        "symbol",
+        "interval",
+        "bars",
+        "range (UTC)",
+        "missing %",
+        "longest gap (min)",
+        "violations",
+        "eligible",
+    ):
         t.add_column(c)
     for r in rows:
         violations = (

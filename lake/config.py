@@ -204,7 +204,11 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
             raise bad(f"splits.{key}", "must be between 0 and 1 (exclusive)")
         if key == "embargo_days" and value < 0:
             raise bad("splits.embargo_days", "must not be negative")
-        setattr(settings, "split_method" if key == "method" else key, float(value) if key.endswith("_fraction") else value)
+        setattr(
+            settings,
+            "split_method" if key == "method" else key,
+            float(value) if key.endswith("_fraction") else value,
+        )
     if settings.train_fraction + settings.validation_fraction >= 1:
         raise bad("splits.validation_fraction", "train_fraction + validation_fraction must be below 1")
     if settings.split_method == "date":

@@ -28,9 +28,7 @@ def ny(y: int, m: int, d: int, hh: int, mm: int = 0) -> dt.datetime:
     return dt.datetime(y, m, d, hh, mm, tzinfo=NY).astimezone(UTC)
 
 
-def write(
-    root: Path, symbol: str, table: pa.Table, *, source: str = "polygon", interval: str = "1m"
-) -> None:
+def write(root: Path, symbol: str, table: pa.Table, *, source: str = "polygon", interval: str = "1m") -> None:
     """Write a BARS table, split into its period partitions."""
     ts = table.column("ts").to_pylist()
     with LakeWriter.open(root) as w:
@@ -57,7 +55,9 @@ def test_known_days_regular_early_close_holiday_and_crypto(lake_root: Path) -> N
     for day in (1, 2, 5):
         write(lake_root, "AAPL", stock_day(dt.date(2024, 7, day), (4, 0), 960))
     write(lake_root, "AAPL", stock_day(dt.date(2024, 7, 3), (4, 0), 780))
-    write(lake_root, "BTCUSDT", bars_table(dt.datetime(2024, 7, 4, tzinfo=UTC), [1.0] * 1440), source="binance")
+    write(
+        lake_root, "BTCUSDT", bars_table(dt.datetime(2024, 7, 4, tzinfo=UTC), [1.0] * 1440), source="binance"
+    )
     q = quality(lake_root)
     regular = q[("AAPL", "1m", dt.date(2024, 7, 2))]
     assert (regular["expected_bars"], regular["n_bars"], regular["missing_ratio"]) == (390, 390, 0.0)
@@ -134,7 +134,9 @@ def test_a_day_without_bars_is_missing_and_counts_against_eligibility(lake_root:
     assert (gap_day["n_bars"], gap_day["expected_bars"], gap_day["missing_ratio"]) == (0, 390, 1.0)
     assert gap_day["max_gap_minutes"] == 390.0
     con = lake.connect(lake_root, settings=Settings(min_bars_per_symbol=100))
-    sq = con.sql("SELECT n_bars, expected_bars, missing_ratio, eligible, reason FROM symbol_quality").fetchone()
+    sq = con.sql(
+        "SELECT n_bars, expected_bars, missing_ratio, eligible, reason FROM symbol_quality"
+    ).fetchone()
     assert sq is not None
     n, expected, missing, eligible, reason = sq
     assert (n, expected) == (780, 390 + 390 + 210 + 390)
@@ -152,7 +154,7 @@ def test_gap_and_eligibility_thresholds_for_crypto(lake_root: Path) -> None:
     assert row["max_gap_minutes"] == 20.0
     assert row["missing_ratio"] == pytest.approx(20 / 1440)
     ok = lake.connect(lake_root, settings=Settings(min_bars_per_symbol=1000, max_missing_ratio=0.05))
-    assert ok.sql("SELECT symbol, \"interval\", n_bars FROM eligible_symbols").fetchall() == [
+    assert ok.sql('SELECT symbol, "interval", n_bars FROM eligible_symbols').fetchall() == [
         ("BTCUSDT", "1m", 1420)
     ]
     strict = lake.connect(lake_root, settings=Settings(min_bars_per_symbol=1000, max_missing_ratio=0.01))
@@ -199,7 +201,9 @@ def test_duplicates_across_partitions_and_quarantined_duplicates(lake_root: Path
     t = bars_table(dt.datetime(2024, 7, 31, 23, 58, tzinfo=UTC), [1.0, 1.0], source_file="a.csv")
     with LakeWriter.open(lake_root) as w:
         for period in ("2024-07", "2024-08"):  # the same bars in two month partitions
-            w.write(lake.BARS, {"source": "binance", "interval": "1m", "symbol": "BTCUSDT", "period": period}, t)
+            w.write(
+                lake.BARS, {"source": "binance", "interval": "1m", "symbol": "BTCUSDT", "period": period}, t
+            )
         rejected = pa.table(
             {
                 "symbol": ["BTCUSDT"],
