@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lake.errors import MarketlakeError
 from lake.schemas import TRADING_SESSIONS, UTC_TS
 
 if TYPE_CHECKING:
@@ -36,7 +37,10 @@ def xnys_year(year: int) -> pa.Table:
     """Every XNYS session of one calendar year, in the TRADING_SESSIONS schema (cached per process)."""
     import exchange_calendars as xcals
 
-    cal = xcals.get_calendar(XNYS, start=f"{year}-01-01", end=f"{year}-12-31")
+    try:
+        cal = xcals.get_calendar(XNYS, start=f"{year}-01-01", end=f"{year}-12-31")
+    except Exception as exc:  # exchange_calendars raises its own errors for dates it cannot serve
+        raise MarketlakeError(f"calendar {XNYS}: no sessions for {year} from exchange_calendars: {exc}") from exc
     sched = cal.schedule
     days: list[dt.date] = []
     opens: list[dt.datetime] = []

@@ -57,6 +57,7 @@ def report(ctx: RunContext) -> list[dict[str, Any]]:
 
     con = connect(ctx.root, read_only=True, settings=ctx.settings)
     try:
+        con.execute("SET enable_progress_bar = false")
         rel = con.sql('SELECT * FROM symbol_quality ORDER BY symbol, "interval"')
         cols = rel.columns
         quality = [dict(zip(cols, r, strict=True)) for r in rel.fetchall()]

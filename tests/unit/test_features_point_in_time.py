@@ -93,12 +93,18 @@ VOLUME = st.sampled_from([0.0, 1.0, 1.0, 2.0, 5.0, 10.0, 123.5])
 @st.composite
 def series(draw: st.DrawFn) -> dict[str, Any]:
     kind = draw(st.sampled_from(["crypto", "stock"]))
-    start = (
-        dt.datetime(2024, 7, 2, 23, 30, tzinfo=UTC)  # crosses midnight UTC
+    start = draw(
+        st.sampled_from([dt.datetime(2024, 7, 2, 23, 30, tzinfo=UTC)])  # crosses midnight UTC
         if kind == "crypto"
-        else dt.datetime(2024, 7, 3, 11, 50, tzinfo=NY).astimezone(UTC)  # crosses the 13:00 early close
+        else st.sampled_from(
+            [
+                dt.datetime(2024, 7, 2, 10, 0, tzinfo=NY).astimezone(UTC),
+                dt.datetime(2024, 7, 3, 11, 50, tzinfo=NY).astimezone(UTC),  # crosses the 13:00 early close
+            ]
+        )
     )
-    lengths = draw(st.lists(st.integers(min_value=1, max_value=90), min_size=1, max_size=3))
+    # short segments and segments long enough to fill the 60-bar windows
+    lengths = draw(st.lists(st.one_of(st.integers(1, 20), st.integers(55, 150)), min_size=1, max_size=3))
     ts = [start]
     for j, length in enumerate(lengths):
         if j:
@@ -108,7 +114,8 @@ def series(draw: st.DrawFn) -> dict[str, Any]:
     n = len(ts)
     closes = draw(st.lists(PRICE, min_size=n, max_size=n))
     volumes = draw(st.lists(VOLUME, min_size=n, max_size=n))
-    cut = draw(st.integers(min_value=0, max_value=n - 1))
+    # the cut anywhere, or late in the series where every window is full
+    cut = draw(st.one_of(st.integers(0, n - 1), st.integers(max(0, n - 1 - n // 3), n - 1)))
     tail = n - cut - 1
     # every row after the cut really changes: its close is scaled and its volume raised
     scale = draw(st.lists(st.sampled_from([0.5, 0.9, 1.1, 2.0]), min_size=tail, max_size=tail))
