@@ -40,7 +40,9 @@ def xnys_year(year: int) -> pa.Table:
     try:
         cal = xcals.get_calendar(XNYS, start=f"{year}-01-01", end=f"{year}-12-31")
     except Exception as exc:  # exchange_calendars raises its own errors for dates it cannot serve
-        raise MarketlakeError(f"calendar {XNYS}: no sessions for {year} from exchange_calendars: {exc}") from exc
+        raise MarketlakeError(
+            f"calendar {XNYS}: no sessions for {year} from exchange_calendars: {exc}"
+        ) from exc
     sched = cal.schedule
     days: list[dt.date] = []
     opens: list[dt.datetime] = []

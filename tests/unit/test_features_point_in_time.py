@@ -216,6 +216,12 @@ def reference(
             row["rsi_14"] = 100 * g / (g + lo) if g + lo > 0 else 50.0
         else:
             row["rsi_14"] = None
+        opens = [closes[0], *closes[:-1]]
+        hl = [math.log(max(o, c) * 1.001 / (min(o, c) * 0.999)) for o, c in zip(opens, closes, strict=True)]
+        row["range_hl"] = hl[i]
+        row["range_mean_15"] = statistics.mean(hl[i - 14 : i + 1]) if pos >= 14 else None
+        row["gap_open"] = math.log(opens[i] / closes[i - 1]) if pos >= 1 else None
+        row["idle_minutes"] = (ts[i] - ts[i - 1] - MIN).total_seconds() / 60 if pos >= 1 else None
         if pos >= 60:
             prev = volumes[i - 60 : i]
             sd = statistics.stdev(prev)
