@@ -39,8 +39,9 @@ def make_bars(
     *,
     asset_class: str = "crypto",
     interval: dt.timedelta = MIN,
+    opens: Sequence[float] | None = None,
 ) -> pa.Table:
-    opens = [closes[0], *closes[:-1]]
+    opens = list(opens) if opens is not None else [closes[0], *closes[:-1]]
     vols = list(volumes) if volumes is not None else [1.0] * len(closes)
     return pa.table(
         {
@@ -379,3 +380,78 @@ def test_daily_stock_bars_continue_over_weekends_and_holidays_but_not_a_missing_
     positions = [f[o]["segment_pos"] for o, _ in days]
     assert positions[:40] == list(range(40))  # weekends and July 4 are no gaps
     assert positions[40] == 0  # the session before was skipped
+
+
+# --- nothing crosses a boundary (property) -----------------------------------------------------------------
+
+
+def boundaries(ts: list[dt.datetime], kind: str, session: str, max_gap: int = 15) -> list[int]:
+    """Indices of bars that start a segment, by the documented rule, computed in Python from the calendar:
+    stocks keep only bars in the session and break at a new New York day; both break after more than
+    max_gap idle minutes."""
+    from features.calendars import xnys_year
+
+    cal = {r["day"]: r for r in xnys_year(2024).to_pylist()}
+
+    def in_session(t: dt.datetime) -> bool:
+        if kind == "crypto":
+            return True
+        row = cal.get(t.astimezone(NY).date())
+        if row is None:
+            return False
+        lo, hi = (
+            (row["open_at"], row["close_at"])
+            if session == "regular"
+            else (row["ext_open_at"], row["ext_close_at"])
+        )
+        return bool(lo <= t < hi)
+
+    kept = [i for i, t in enumerate(ts) if in_session(t)]
+    out = []
+    for j, i in enumerate(kept):
+        if j == 0:
+            continue
+        prev = ts[kept[j - 1]]
+        idle = (ts[i] - prev - MIN).total_seconds() / 60
+        new_day = kind == "stock" and ts[i].astimezone(NY).date() != prev.astimezone(NY).date()
+        if idle > max_gap or new_day:
+            out.append(i)
+    return out
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(series(), st.data())
+def test_changing_everything_before_a_boundary_changes_nothing_after_it(
+    case: dict[str, Any], data: st.DataObject
+) -> None:
+    ts = case["ts"]
+    starts = boundaries(ts, case["kind"], case["session"])
+    if not starts:
+        return
+    b = data.draw(st.sampled_from(starts))
+    asset = "crypto" if case["kind"] == "crypto" else "stock"
+    closes = case["closes"]
+    opens = [closes[0], *closes[:-1]]
+    closes_b = [c * 1.7 if i < b else c for i, c in enumerate(closes)]
+    opens_b = [o * 1.7 if i < b else o for i, o in enumerate(opens)]  # bar b keeps its own open
+    volumes_b = [v + 9.0 if i < b else v for i, v in enumerate(case["volumes"])]
+    s = Settings(session=case["session"])
+    with tempfile.TemporaryDirectory() as tmp:
+        root_a, root_b = Path(tmp) / "a", Path(tmp) / "b"
+        source = "binance" if asset == "crypto" else "polygon"
+        write(root_a, "SYM", make_bars(ts, case["closes"], case["volumes"], asset_class=asset), source=source)
+        write(
+            root_b, "SYM", make_bars(ts, closes_b, volumes_b, asset_class=asset, opens=opens_b), source=source
+        )
+        cols, rows_a = features(root_a, s)
+        _, rows_b = features(root_b, s)
+    ti = cols.index("ts")
+    after_a = [r for r in rows_a if r[ti] >= ts[b]]
+    after_b = [r for r in rows_b if r[ti] >= ts[b]]
+    assert after_a and len(after_a) == len(after_b)
+    assert dict(zip(cols, after_a[0], strict=True))["segment_pos"] == 0  # the rule in SQL matches Python's
+    for ra, rb in zip(after_a, after_b, strict=True):
+        for c, va, vb in zip(cols, ra, rb, strict=True):
+            assert va == vb, (
+                f"{c} at {ra[ti]} depends on a bar before the boundary at {ts[b]}: {va!r} -> {vb!r}"
+            )
