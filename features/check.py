@@ -1,12 +1,229 @@
-"""`marketlake check`: a data-quality report per symbol from the bar_quality / eligible_symbols views."""
+"""`marketlake check`: a data-quality report per symbol from the bar_quality / symbol_quality views and
+the data checks of sql/checks (each a query returning the failing rows)."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import shutil
 from typing import Any
 
+import click
+
 from ingest.common import RunContext
-from lake.errors import NotBuiltYet
+from lake.errors import MarketlakeError
+
+PRICE_SOURCES = ("binance", "polygon", "yahoo")
+
+
+def _check_sql(sql: str) -> str:
+    return sql.strip().rstrip(";")
+
+
+def run_checks(con: Any) -> dict[str, dict[str, int]]:
+    """Failing rows of every sql/checks/*.sql query, per check and symbol ('' when the check's rows have
+    no symbol column)."""
+    from lake.connect import check_files
+
+    out: dict[str, dict[str, int]] = {}
+    for name, path in check_files():
+        rel = con.sql(_check_sql(path.read_text(encoding="utf-8")))
+        counts: dict[str, int] = {}
+        if "symbol" in rel.columns:
+            for sym, n in rel.aggregate("symbol, count(*)", "symbol").fetchall():
+                counts[str(sym)] = int(n)
+        else:
+            n_rows = len(rel.fetchall())
+            if n_rows:
+                counts[""] = n_rows
+        out[name] = counts
+    return out
+
+
+def configured(ctx: RunContext) -> dict[tuple[str, str], list[str]]:
+    """(symbol, interval) pairs configured in marketlake.toml, with the sources that configure them."""
+    pairs: dict[tuple[str, str], list[str]] = {}
+    for source in PRICE_SOURCES:
+        cfg = getattr(ctx.settings, source)
+        for sym in cfg.symbols:
+            pairs.setdefault((sym, cfg.interval), []).append(source)
+    return pairs
 
 
 def report(ctx: RunContext) -> list[dict[str, Any]]:
-    raise NotBuiltYet("check: not built yet")
+    """One dict per (symbol, interval) in the lake or configured: bars, range, missing share, longest gap,
+    violations, failing checks, eligibility and why."""
+    from lake.connect import connect
+
+    con = connect(ctx.root, read_only=True, settings=ctx.settings)
+    try:
+        con.execute("SET enable_progress_bar = false")
+        rel = con.sql('SELECT * FROM symbol_quality ORDER BY symbol, "interval"')
+        cols = rel.columns
+        quality = [dict(zip(cols, r, strict=True)) for r in rel.fetchall()]
+        checks = run_checks(con)
+        rejected = dict(
+            con.execute(
+                "SELECT coalesce(symbol, ''), count(*) FROM lake_bars_rejected GROUP BY ALL"
+            ).fetchall()
+        )
+    finally:
+        con.close()
+    wanted = configured(ctx)
+    rows: list[dict[str, Any]] = []
+    seen: set[tuple[str, str]] = set()
+    for q in quality:
+        key = (q["symbol"], q["interval"])
+        seen.add(key)
+        missing = q["missing_ratio"]
+        rows.append(
+            {
+                "symbol": q["symbol"],
+                "interval": q["interval"],
+                "asset_class": q["asset_class"],
+                "calendar": q["calendar"],
+                "sources": q["sources"],
+                "configured": key in wanted,
+                "first_ts": q["first_ts"],
+                "last_ts": q["last_ts"],
+                "trading_days": q["trading_days"],
+                "bars": q["n_bars"],
+                "expected_bars": q["expected_bars"],
+                "missing_pct": None if missing is None else round(100 * missing, 3),
+                "longest_gap_minutes": q["max_gap_minutes"],
+                "ohlc_violations": q["ohlc_violations"],
+                "duplicates": q["duplicates"],
+                "out_of_order": q["out_of_order"],
+                "bars_not_in_session": q["bars_not_in_session"],
+                "bars_outside_any_session": checks.get("bars_outside_session", {}).get(q["symbol"], 0),
+                "rejected": int(rejected.get(q["symbol"], 0)),
+                "checks": {name: c[q["symbol"]] for name, c in checks.items() if c.get(q["symbol"])},
+                "session": q["session"],
+                "eligible": bool(q["eligible"]),
+                "why": q["reason"],
+            }
+        )
+    for (sym, interval), sources in sorted(wanted.items()):
+        if (sym, interval) in seen:
+            continue
+        rows.append(
+            {
+                "symbol": sym,
+                "interval": interval,
+                "asset_class": None,
+                "calendar": None,
+                "sources": None,
+                "configured": True,
+                "first_ts": None,
+                "last_ts": None,
+                "trading_days": 0,
+                "bars": 0,
+                "expected_bars": 0,
+                "missing_pct": None,
+                "longest_gap_minutes": None,
+                "ohlc_violations": 0,
+                "duplicates": 0,
+                "out_of_order": 0,
+                "bars_not_in_session": 0,
+                "bars_outside_any_session": 0,
+                "rejected": int(rejected.get(sym, 0)),
+                "checks": {name: c[sym] for name, c in checks.items() if c.get(sym)},
+                "session": ctx.settings.session,
+                "eligible": False,
+                "why": f"no {interval} bars in the lake (configured in [{', '.join(sources)}])",
+            }
+        )
+    rows.sort(key=lambda r: (r["symbol"], r["interval"]))
+    return rows
+
+
+def _fmt_ts(value: Any) -> str:
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M")
+    return "-"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def to_json(rows: list[dict[str, Any]]) -> str:
+    return json.dumps(rows, default=_json_default, indent=1)
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    """A table per symbol and interval, then one line per symbol saying whether and why it is eligible."""
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title="marketlake check", show_lines=False)
+    for c in (
+        "symbol",
+        "interval",
+        "bars",
+        "range (UTC)",
+        "missing %",
+        "longest gap (min)",
+        "violations",
+        "eligible",
+    ):
+        t.add_column(c)
+    for r in rows:
+        violations = (
+            f"ohlc {r['ohlc_violations']}, dup {r['duplicates']}, order {r['out_of_order']}, "
+            f"off-session {r['bars_outside_any_session']}, rejected {r['rejected']}"
+        )
+        t.add_row(
+            r["symbol"],
+            r["interval"],
+            str(r["bars"]),
+            f"{_fmt_ts(r['first_ts'])} .. {_fmt_ts(r['last_ts'])}",
+            "-" if r["missing_pct"] is None else f"{r['missing_pct']:.2f}",
+            "-" if r["longest_gap_minutes"] is None else f"{r['longest_gap_minutes']:.0f}",
+            violations,
+            "yes" if r["eligible"] else "NO",
+        )
+    console = Console(width=max(120, shutil.get_terminal_size().columns), soft_wrap=True)
+    console.print(t)
+    if not rows:
+        click.echo("no bars in the lake and no symbol configured")
+    for r in rows:
+        verdict = "eligible" if r["eligible"] else "NOT eligible"
+        extra = ""
+        if r["checks"]:
+            extra = " [failing checks: " + ", ".join(f"{k} {v}" for k, v in sorted(r["checks"].items())) + "]"
+        click.echo(f"{r['symbol']} {r['interval']}: {verdict}: {r['why']}{extra}")
+
+
+def strict_failures(rows: list[dict[str, Any]]) -> list[str]:
+    """Configured symbols with no eligible interval, each with why (for `check --strict`)."""
+    by_symbol: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r["configured"]:
+            by_symbol.setdefault(r["symbol"], [])
+    for r in rows:
+        if r["symbol"] in by_symbol:
+            by_symbol[r["symbol"]].append(r)
+    failures = []
+    for sym, rs in sorted(by_symbol.items()):
+        if not any(r["eligible"] for r in rs):
+            why = "; ".join(f"{r['interval']}: {r['why']}" for r in rs)
+            failures.append(f"{sym} ({why})")
+    return failures
+
+
+def run(ctx: RunContext, fmt: str, strict: bool) -> None:
+    """The body of `marketlake check`."""
+    rows = report(ctx)
+    if fmt == "json":
+        click.echo(to_json(rows))
+    else:
+        print_table(rows)
+    if strict:
+        failures = strict_failures(rows)
+        if failures:
+            raise MarketlakeError(
+                f"{len(failures)} configured symbol(s) not eligible: " + ", ".join(failures)
+            )

@@ -326,10 +326,7 @@ def check_cmd(ctx: click.Context, fmt: str, strict: bool) -> None:
     """Data-quality report per symbol (bar_quality and eligible_symbols)."""
     from features import check
 
-    run = _ctx(ctx)
-    rows = check.report(run)
-    cols = list(rows[0]) if rows else ["symbol"]
-    emit(cols, [list(r.values()) for r in rows], fmt)
+    check.run(_ctx(ctx), fmt, strict)
 
 
 @cli.command("verify")

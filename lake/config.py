@@ -49,6 +49,18 @@ class Settings:
     """Which instant of an article counts for the as-of join: published or ingested (first seen)."""
     max_gap_minutes: int = 15
     """No feature is carried across a gap longer than this (or across a session boundary)."""
+    split_method: str = "fraction"
+    """How train, validation and test periods are cut: by `fraction` of the bar range or by `date`."""
+    train_fraction: float = 0.7
+    """split_method = fraction: share of the range (less the embargoes) for training."""
+    validation_fraction: float = 0.15
+    """split_method = fraction: share for validation; the test period gets the rest."""
+    train_end: dt.date | None = None
+    """split_method = date: last day of the train period (inclusive, UTC)."""
+    validation_end: dt.date | None = None
+    """split_method = date: last day of the validation period (inclusive, UTC)."""
+    embargo_days: int = 1
+    """Gap between train and validation and between validation and test, in days."""
     binance: SourceConfig = field(default_factory=lambda: SourceConfig(["BTCUSDT", "ETHUSDT"], "1m"))
     """Binance Data Vision spot klines."""
     polygon: SourceConfig = field(default_factory=lambda: SourceConfig([], "1m"))
@@ -76,6 +88,12 @@ class Settings:
             "session": self.session,
             "news_time": self.news_time,
             "max_gap_minutes": self.max_gap_minutes,
+            "split_method": self.split_method,
+            "train_fraction": self.train_fraction,
+            "validation_fraction": self.validation_fraction,
+            "train_end": self.train_end.isoformat() if self.train_end else None,
+            "validation_end": self.validation_end.isoformat() if self.validation_end else None,
+            "embargo_days": self.embargo_days,
         }
 
 
@@ -91,6 +109,14 @@ _TOP_TYPES: dict[str, type | tuple[type, ...]] = {
 }
 _CHOICES = {"session": ("regular", "extended"), "news_time": ("published", "ingested")}
 _SOURCES = ("binance", "polygon", "yahoo", "news")
+_SPLIT_TYPES: dict[str, type | tuple[type, ...]] = {
+    "method": str,
+    "train_fraction": (int, float),
+    "validation_fraction": (int, float),
+    "train_end": dt.date,
+    "validation_end": dt.date,
+    "embargo_days": int,
+}
 
 
 def _is_a(value: Any, want: type | tuple[type, ...]) -> bool:
@@ -193,11 +219,41 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
                 src.interval = value
             else:
                 raise bad(f"{name}.{key}", "unknown setting")
+    splits = doc.get("splits", {})
+    if not isinstance(splits, dict):
+        raise bad("splits", "expected a table")
+    for key, value in splits.items():
+        if key not in _SPLIT_TYPES:
+            raise bad(f"splits.{key}", f"unknown setting (known: {', '.join(sorted(_SPLIT_TYPES))})")
+        want = _SPLIT_TYPES[key]
+        if not _is_a(value, want) or (want is dt.date and isinstance(value, dt.datetime)):
+            raise bad(f"splits.{key}", f"expected {getattr(want, '__name__', 'a number')}, got {value!r}")
+        if key == "method" and value not in ("fraction", "date"):
+            raise bad("splits.method", f"must be one of fraction, date, got {value!r}")
+        if key.endswith("_fraction") and not 0 < value < 1:
+            raise bad(f"splits.{key}", "must be between 0 and 1 (exclusive)")
+        if key == "embargo_days" and value < 0:
+            raise bad("splits.embargo_days", "must not be negative")
+        setattr(
+            settings,
+            "split_method" if key == "method" else key,
+            float(value) if key.endswith("_fraction") else value,
+        )
+    if settings.train_fraction + settings.validation_fraction >= 1:
+        raise bad("splits.validation_fraction", "train_fraction + validation_fraction must be below 1")
+    if settings.split_method == "date":
+        if settings.train_end is None or settings.validation_end is None:
+            raise bad("splits.method", "method = date needs train_end and validation_end")
+        if settings.validation_end <= settings.train_end:
+            raise bad(
+                "splits.validation_end",
+                f"validation_end {settings.validation_end} must be after train_end {settings.train_end}",
+            )
     train = doc.get("train", {})
     if not isinstance(train, dict):
         raise bad("train", "expected a table")
     settings.train = dict(train)
-    known = {"data", "train", "lake", *_SOURCES}
+    known = {"data", "train", "lake", "splits", *_SOURCES}
     for key in doc:
         if key not in known:
             raise bad(key, f"unknown section (known: {', '.join(sorted(known))})")

@@ -1,7 +1,103 @@
--- Per-bar model inputs from window functions over past rows only (first version; the feature-store
--- issue adds the full set).
+-- Per-bar model inputs from window functions over past rows only (each frame ends at the current row).
+--
+-- Which bars: stocks and ETFs only inside the session chosen by lake_settings.session (regular or
+-- extended hours); every crypto bar.
+-- Segments: a bar starts a new segment (segment_pos = 0) when it is the symbol's first bar, when the idle
+-- time since the previous bar's available_at exceeds lake_settings.max_gap_minutes, or, for stocks, at a
+-- new trading day (intraday bars) or after a skipped trading session (daily bars; weekends and holidays
+-- are not gaps). Crypto trades round the clock: midnight is no boundary, only gaps are. Every window is
+-- confined to its segment: nothing is carried across a session boundary or a long gap, nothing is filled.
+-- Warm-up: a feature is NULL until its window is full inside the segment; `warmup` is true while any
+-- feature still lacks history (segment_pos < 60).
+--
+--   ret_k            ln(close / close k bars earlier), k = 1, 5, 15, 60 bars
+--   vol_15, vol_60   sample standard deviation of the last 15 / 60 one-bar log returns
+--   rsi_14           Cutler's RSI over the last 14 close-to-close changes: 100 * gains / (gains + losses);
+--                    50 when nothing moved
+--   volume_z_60      (volume - mean) / sd over the 60 bars before this one; NULL when that sd is 0
+--   range_hl         ln(high / low);  range_mean_15: its mean over the last 15 bars
+--   body             ln(close / open)
+--   gap_open         ln(open / previous close) in the segment
+--   idle_minutes     minutes between the previous bar's available_at and this bar's ts
+--   minute_of_day, day_of_week (ISO, 1 = Monday), tod_sin, tod_cos: exchange time (New York for XNYS,
+--                    UTC for crypto) of the bar's open
+--   minutes_since_open, minutes_to_close: from the session start to ts, from available_at to the
+--                    session end (UTC day for crypto)
 CREATE OR REPLACE VIEW bar_features AS
+WITH base AS (
+    SELECT b.symbol, b."interval", b.ts, b.available_at, b.asset_class, b.calendar, b.day, b.session_no,
+           b.start_at, b.end_at, b.interval_minutes, b.open, b.high, b.low, b.close, b.volume,
+           lag(b.available_at) OVER w AS prev_available_at,
+           lag(b.day) OVER w AS prev_day,
+           lag(b.session_no) OVER w AS prev_session_no
+    FROM bar_sessions b
+    WHERE b.in_session
+    WINDOW w AS (PARTITION BY b.symbol, b."interval" ORDER BY b.ts)
+),
+marked AS (
+    SELECT base.*,
+           CASE WHEN prev_available_at IS NULL THEN 1
+                WHEN calendar = 'XNYS' AND interval_minutes >= 1440 THEN
+                    CASE WHEN session_no - prev_session_no > 1 THEN 1 ELSE 0 END
+                WHEN calendar = 'XNYS' AND day <> prev_day THEN 1
+                WHEN epoch(ts - prev_available_at) / 60.0 > st.max_gap_minutes THEN 1
+                ELSE 0 END AS seg_start
+    FROM base, lake_settings st
+),
+segs AS (
+    SELECT *,
+           sum(seg_start) OVER (PARTITION BY symbol, "interval" ORDER BY ts ROWS UNBOUNDED PRECEDING)
+               AS segment_no
+    FROM marked
+),
+step AS (
+    SELECT *,
+           row_number() OVER s - 1 AS segment_pos,
+           lag(close) OVER s AS close_1,
+           lag(close, 5) OVER s AS close_5,
+           lag(close, 15) OVER s AS close_15,
+           lag(close, 60) OVER s AS close_60,
+           CASE WHEN lag(close) OVER s > 0 AND close > 0 THEN ln(close / lag(close) OVER s) END AS r1,
+           close - lag(close) OVER s AS chg,
+           CASE WHEN high > 0 AND low > 0 THEN ln(high / low) END AS hl
+    FROM segs
+    WINDOW s AS (PARTITION BY symbol, "interval", segment_no ORDER BY ts)
+),
+win AS (
+    SELECT *,
+           stddev_samp(r1) OVER (s ROWS BETWEEN 14 PRECEDING AND CURRENT ROW) AS sd15,
+           stddev_samp(r1) OVER (s ROWS BETWEEN 59 PRECEDING AND CURRENT ROW) AS sd60,
+           sum(greatest(chg, 0)) OVER (s ROWS BETWEEN 13 PRECEDING AND CURRENT ROW) AS gain14,
+           sum(greatest(-chg, 0)) OVER (s ROWS BETWEEN 13 PRECEDING AND CURRENT ROW) AS loss14,
+           avg(volume) OVER (s ROWS BETWEEN 60 PRECEDING AND 1 PRECEDING) AS vmean60,
+           stddev_samp(volume) OVER (s ROWS BETWEEN 60 PRECEDING AND 1 PRECEDING) AS vsd60,
+           avg(hl) OVER (s ROWS BETWEEN 14 PRECEDING AND CURRENT ROW) AS hl15,
+           timezone(CASE WHEN calendar = 'XNYS' THEN 'America/New_York' ELSE 'UTC' END, ts) AS local_ts
+    FROM step
+    WINDOW s AS (PARTITION BY symbol, "interval", segment_no ORDER BY ts)
+)
 SELECT symbol, "interval", ts, available_at,
-       ln(close / lag(close) OVER w) AS log_ret_1
-FROM bars
-WINDOW w AS (PARTITION BY symbol, "interval" ORDER BY ts);
+       asset_class, calendar, day AS trading_day,
+       segment_no::BIGINT AS segment_no, segment_pos::BIGINT AS segment_pos,
+       segment_pos < 60 AS warmup,
+       CASE WHEN close_1 > 0 AND close > 0 THEN ln(close / close_1) END AS ret_1,
+       CASE WHEN close_5 > 0 AND close > 0 THEN ln(close / close_5) END AS ret_5,
+       CASE WHEN close_15 > 0 AND close > 0 THEN ln(close / close_15) END AS ret_15,
+       CASE WHEN close_60 > 0 AND close > 0 THEN ln(close / close_60) END AS ret_60,
+       CASE WHEN segment_pos >= 15 THEN sd15 END AS vol_15,
+       CASE WHEN segment_pos >= 60 THEN sd60 END AS vol_60,
+       CASE WHEN segment_pos >= 14 THEN
+           CASE WHEN gain14 + loss14 > 0 THEN 100 * gain14 / (gain14 + loss14) ELSE 50.0 END END AS rsi_14,
+       CASE WHEN segment_pos >= 60 AND vsd60 > 0 THEN (volume - vmean60) / vsd60 END AS volume_z_60,
+       hl AS range_hl,
+       CASE WHEN segment_pos >= 14 THEN hl15 END AS range_mean_15,
+       CASE WHEN open > 0 AND close > 0 THEN ln(close / open) END AS body,
+       CASE WHEN close_1 > 0 AND open > 0 THEN ln(open / close_1) END AS gap_open,
+       CASE WHEN segment_pos >= 1 THEN epoch(ts - prev_available_at) / 60.0 END AS idle_minutes,
+       (hour(local_ts) * 60 + minute(local_ts))::BIGINT AS minute_of_day,
+       isodow(local_ts)::BIGINT AS day_of_week,
+       sin(2 * pi() * (hour(local_ts) * 60 + minute(local_ts)) / 1440.0) AS tod_sin,
+       cos(2 * pi() * (hour(local_ts) * 60 + minute(local_ts)) / 1440.0) AS tod_cos,
+       epoch(ts - start_at) / 60.0 AS minutes_since_open,
+       epoch(end_at - available_at) / 60.0 AS minutes_to_close
+FROM win;

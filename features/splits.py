@@ -1,0 +1,94 @@
+"""Train, validation and test periods: disjoint in time, in that order, with an embargo between them.
+
+The same rule as the `splits` view (sql/views/070_splits.sql), for Python callers (the trainer):
+
+- the range is the lake's bars, [min(ts), max(available_at)), in microseconds;
+- `fraction`: the range less two embargoes is cut train_fraction / validation_fraction / the rest, each
+  length rounded down to a whole minute; `date`: train ends at the end of `train_end` (UTC), validation
+  at the end of `validation_end`, test runs to the end of the range;
+- every boundary is clamped into the range: a period may be empty, never overlapping another.
+
+Periods are half-open, [start_at, end_at); a bar belongs to the period that holds its `ts`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from lake.config import Settings
+
+if TYPE_CHECKING:
+    import duckdb
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+MINUTE_US = 60_000_000
+DAY_US = 86_400_000_000
+NAMES = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class Split:
+    name: str
+    start_at: dt.datetime
+    end_at: dt.datetime
+
+    def __contains__(self, ts: dt.datetime) -> bool:
+        return self.start_at <= ts < self.end_at
+
+    @property
+    def empty(self) -> bool:
+        return self.end_at <= self.start_at
+
+
+def _us(t: dt.datetime) -> int:
+    delta = t.astimezone(dt.UTC) - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _ts(us: int) -> dt.datetime:
+    return EPOCH + dt.timedelta(microseconds=us)
+
+
+def _day_end_us(day: dt.date) -> int:
+    return _us(dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC))
+
+
+def compute_splits(start: dt.datetime, end: dt.datetime, settings: Settings) -> list[Split]:
+    """The three periods over [start, end) with the settings' method, fractions or dates, and embargo."""
+    s, e = _us(start), _us(end)
+    if e < s:
+        raise ValueError(f"range end {end} is before its start {start}")
+    emb = settings.embargo_days * DAY_US
+    if settings.split_method == "date":
+        if settings.train_end is None or settings.validation_end is None:
+            raise ValueError("split method 'date' needs train_end and validation_end")
+        b1 = _day_end_us(settings.train_end)
+        b3 = max(b1 + emb, _day_end_us(settings.validation_end))
+    else:
+        usable = max(e - s - 2 * emb, 0)
+        b1 = s + math.floor(settings.train_fraction * usable / 60000000.0) * MINUTE_US
+        b3 = b1 + emb + math.floor(settings.validation_fraction * usable / 60000000.0) * MINUTE_US
+    b2, b4 = b1 + emb, b3 + emb
+
+    def clamp(x: int) -> int:
+        return min(max(x, s), e)
+
+    bounds = [(s, clamp(b1)), (clamp(b2), clamp(b3)), (clamp(b4), e)]
+    return [Split(n, _ts(lo), _ts(hi)) for n, (lo, hi) in zip(NAMES, bounds, strict=True)]
+
+
+def load_splits(con: duckdb.DuckDBPyConnection) -> list[Split]:
+    """The periods from the `splits` view of a lake connection (empty on a lake with no bar)."""
+    rows = con.execute("SELECT split, start_at, end_at FROM splits ORDER BY split_no").fetchall()
+    return [Split(str(n), a, b) for n, a, b in rows]
+
+
+def split_of(ts: dt.datetime, splits: list[Split]) -> str | None:
+    """The name of the period holding `ts`, or None (an embargo, or outside the range)."""
+    for sp in splits:
+        if ts in sp:
+            return sp.name
+    return None

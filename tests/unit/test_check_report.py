@@ -1,0 +1,123 @@
+"""`marketlake check`: per-symbol report that explains eligibility, as a table and as JSON; --strict."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from click.testing import CliRunner
+
+import lake
+from lake.cli import cli
+from lake.writer import LakeWriter
+from tests.conftest import bars_table
+
+UTC = dt.UTC
+
+
+@pytest.fixture
+def checked_lake(lake_root: Path, tmp_path: Path) -> Path:
+    """BTCUSDT: one full day (eligible with min 1000); ETHUSDT: 300 bars (too few); AAPL: half a session,
+    one OHLC violation and bars on a holiday."""
+    day = dt.datetime(2024, 7, 2, tzinfo=UTC)
+    aapl = bars_table(dt.datetime(2024, 7, 2, 13, 30, tzinfo=UTC), [100.0] * 195, asset_class="stock")
+    high = aapl.column("high").to_pylist()
+    high[3] = 1.0
+    aapl = aapl.set_column(aapl.schema.get_field_index("high"), "high", pa.array(high))
+    holiday = bars_table(dt.datetime(2024, 7, 4, 14, 0, tzinfo=UTC), [100.0] * 2, asset_class="stock")
+    with LakeWriter.open(lake_root) as w:
+        w.write(lake.BARS, _part("binance", "BTCUSDT"), bars_table(day, [1.0] * 1440))
+        w.write(lake.BARS, _part("binance", "ETHUSDT"), bars_table(day, [1.0] * 300))
+        w.write(lake.BARS, _part("polygon", "AAPL"), pa.concat_tables([aapl, holiday]))
+    (tmp_path / "marketlake.toml").write_text(
+        '[data]\nmin_bars_per_symbol = 1000\nmax_missing_ratio = 0.05\n\n[binance]\nsymbols = ["BTCUSDT", "ETHUSDT"]\n'
+        'interval = "1m"\n\n[polygon]\nsymbols = []\n\n[yahoo]\nsymbols = []\n'
+    )
+    return lake_root
+
+
+def _part(source: str, symbol: str) -> dict[str, str]:
+    return {"source": source, "interval": "1m", "symbol": symbol, "period": "2024-07"}
+
+
+def test_json_report_explains_every_symbol(runner: CliRunner, checked_lake: Path) -> None:
+    r = runner.invoke(cli, ["--lake", str(checked_lake), "check", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    rows = {(x["symbol"], x["interval"]): x for x in json.loads(r.stdout)}
+    assert set(rows) == {("AAPL", "1m"), ("BTCUSDT", "1m"), ("ETHUSDT", "1m")}
+    btc = rows[("BTCUSDT", "1m")]
+    assert btc["eligible"] is True and btc["configured"] is True
+    assert (btc["bars"], btc["expected_bars"], btc["missing_pct"], btc["longest_gap_minutes"]) == (
+        1440,
+        1440,
+        0.0,
+        0.0,
+    )
+    assert btc["first_ts"] == "2024-07-02T00:00:00+00:00" and btc["last_ts"] == "2024-07-02T23:59:00+00:00"
+    assert "1440 bars >= 1000" in btc["why"]
+    eth = rows[("ETHUSDT", "1m")]
+    assert eth["eligible"] is False
+    assert eth["why"].startswith("only 300 bars in session (< min_bars_per_symbol 1000)")
+    assert "trading time missing" in eth["why"]  # 1140 of 1440 minutes missing as well
+    assert eth["missing_pct"] == pytest.approx(100 * 1140 / 1440, abs=1e-3)
+    assert eth["longest_gap_minutes"] == 1140.0
+    aapl = rows[("AAPL", "1m")]
+    assert aapl["eligible"] is False and aapl["configured"] is False
+    assert (aapl["bars"], aapl["expected_bars"]) == (195, 390 + 210)  # July 2, early close July 3
+    assert aapl["ohlc_violations"] == 1
+    assert aapl["bars_outside_any_session"] == 2
+    assert aapl["checks"] == {"bars_outside_session": 2, "ohlc_violations": 1}
+
+
+def test_table_report_is_readable_and_says_why(runner: CliRunner, checked_lake: Path) -> None:
+    r = runner.invoke(cli, ["--lake", str(checked_lake), "check"])
+    assert r.exit_code == 0, r.output
+    assert "BTCUSDT 1m: eligible: 1440 bars >= 1000 and 0.00% of trading time missing <= 5.00%" in r.stdout
+    assert "ETHUSDT 1m: NOT eligible: only 300 bars in session (< min_bars_per_symbol 1000)" in r.stdout
+    assert "AAPL 1m: NOT eligible" in r.stdout and "ohlc_violations 1" in r.stdout
+    for header in ("symbol", "bars", "missing %", "longest gap", "violations", "eligible"):
+        assert header in r.stdout
+
+
+def test_strict_fails_on_an_ineligible_configured_symbol(runner: CliRunner, checked_lake: Path) -> None:
+    r = runner.invoke(cli, ["--lake", str(checked_lake), "check", "--strict"])
+    assert r.exit_code == 1, r.output
+    assert "ETHUSDT" in r.output and "min_bars_per_symbol" in r.output
+    assert "BTCUSDT (" not in r.output  # eligible, and AAPL is not configured
+    assert "Traceback" not in r.output
+
+
+def test_strict_passes_when_every_configured_symbol_is_eligible(
+    runner: CliRunner, checked_lake: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "marketlake.toml").write_text(
+        '[binance]\nsymbols = ["BTCUSDT"]\n\n[polygon]\nsymbols = []\n\n[yahoo]\nsymbols = []\n'
+    )
+    r = runner.invoke(cli, ["--lake", str(checked_lake), "check", "--strict", "--format", "json"])
+    assert r.exit_code == 0, r.output
+
+
+def test_a_configured_symbol_without_bars_is_reported_and_fails_strict(
+    runner: CliRunner, checked_lake: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "marketlake.toml").write_text(
+        '[binance]\nsymbols = ["BTCUSDT", "SOLUSDT"]\n\n[polygon]\nsymbols = []\n\n[yahoo]\nsymbols = []\n'
+    )
+    r = runner.invoke(cli, ["--lake", str(checked_lake), "check", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    sol = [x for x in json.loads(r.stdout) if x["symbol"] == "SOLUSDT"]
+    assert sol and sol[0]["eligible"] is False and "no 1m bars in the lake" in sol[0]["why"]
+    r = runner.invoke(cli, ["--lake", str(checked_lake), "check", "--strict"])
+    assert r.exit_code == 1 and "SOLUSDT" in r.output, r.output
+
+
+def test_check_on_an_empty_lake(runner: CliRunner, lake_root: Path, tmp_path: Path) -> None:
+    (tmp_path / "marketlake.toml").write_text(
+        "[binance]\nsymbols = []\n[polygon]\nsymbols = []\n[yahoo]\nsymbols = []\n"
+    )
+    r = runner.invoke(cli, ["--lake", str(lake_root), "check", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout) == []

@@ -1,0 +1,457 @@
+"""bar_features / features: past rows only, segments confined by sessions and gaps, warm-up marked.
+
+The truncation property (change every row after t: nothing at or before t changes) is checked for every
+feature column with hypothesis over generated series with gaps; a brute-force Python reference checks
+returns, volatility, RSI, volume z-score and range mean.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import statistics
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pyarrow as pa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import lake
+from ingest.common import bar_period
+from lake.config import Settings
+from lake.schemas import UTC_TS
+from lake.writer import LakeWriter
+
+NY = ZoneInfo("America/New_York")
+UTC = dt.UTC
+MIN = dt.timedelta(minutes=1)
+KEY = ("symbol", "interval", "ts", "available_at")
+
+
+def make_bars(
+    ts: Sequence[dt.datetime],
+    closes: Sequence[float],
+    volumes: Sequence[float] | None = None,
+    *,
+    asset_class: str = "crypto",
+    interval: dt.timedelta = MIN,
+    opens: Sequence[float] | None = None,
+) -> pa.Table:
+    opens = list(opens) if opens is not None else [closes[0], *closes[:-1]]
+    vols = list(volumes) if volumes is not None else [1.0] * len(closes)
+    return pa.table(
+        {
+            "asset_class": [asset_class] * len(ts),
+            "ts": pa.array(list(ts), type=UTC_TS),
+            "available_at": pa.array([t + interval for t in ts], type=UTC_TS),
+            "open": opens,
+            "high": [max(o, c) * 1.001 for o, c in zip(opens, closes, strict=True)],
+            "low": [min(o, c) * 0.999 for o, c in zip(opens, closes, strict=True)],
+            "close": list(closes),
+            "volume": vols,
+            "trades": pa.array([None] * len(ts), type=pa.int64()),
+            "source_file": ["gen.csv"] * len(ts),
+        }
+    )
+
+
+def write(root: Path, symbol: str, table: pa.Table, *, source: str = "binance", interval: str = "1m") -> None:
+    ts = table.column("ts").to_pylist()
+    with LakeWriter.open(root) as w:
+        for p in sorted({bar_period(interval, t) for t in ts}):
+            mask = pa.array([bar_period(interval, t) == p for t in ts])
+            w.write(
+                lake.BARS,
+                {"source": source, "interval": interval, "symbol": symbol, "period": p},
+                table.filter(mask),
+                mode="replace",
+            )
+
+
+def features(root: Path, s: Settings, view: str = "bar_features") -> tuple[list[str], list[tuple[Any, ...]]]:
+    con = lake.connect(root, settings=s)
+    rel = con.sql(f'SELECT * FROM {view} ORDER BY symbol, "interval", ts')
+    return rel.columns, rel.fetchall()
+
+
+def feature_columns(columns: list[str]) -> list[str]:
+    return [c for c in columns if c not in KEY]
+
+
+# --- the truncation property ------------------------------------------------------------------------------
+
+STEPS = st.sampled_from([1, 1, 1, 1, 1, 1, 1, 2, 3, 16, 17, 45, 300, 1000])
+INNER_STEPS = st.sampled_from([1] * 12 + [2, 3, 16])  # 16: 15 idle minutes, not a gap with the default
+GAPS = st.sampled_from([17, 45, 300, 1000, 2000])  # longer than max_gap_minutes, or past a session end
+PRICE = st.floats(min_value=50.0, max_value=150.0, allow_nan=False)
+VOLUME = st.sampled_from([0.0, 1.0, 1.0, 2.0, 5.0, 10.0, 123.5])
+
+
+@st.composite
+def series(draw: st.DrawFn) -> dict[str, Any]:
+    kind = draw(st.sampled_from(["crypto", "stock"]))
+    start = draw(
+        st.sampled_from([dt.datetime(2024, 7, 2, 23, 30, tzinfo=UTC)])  # crosses midnight UTC
+        if kind == "crypto"
+        else st.sampled_from(
+            [
+                dt.datetime(2024, 7, 2, 10, 0, tzinfo=NY).astimezone(UTC),
+                dt.datetime(2024, 7, 3, 11, 50, tzinfo=NY).astimezone(UTC),  # crosses the 13:00 early close
+            ]
+        )
+    )
+    # short segments and segments long enough to fill the 60-bar windows
+    lengths = draw(st.lists(st.one_of(st.integers(1, 20), st.integers(55, 150)), min_size=1, max_size=3))
+    ts = [start]
+    for j, length in enumerate(lengths):
+        if j:
+            ts.append(ts[-1] + draw(GAPS) * MIN)
+        for _ in range(length - 1):
+            ts.append(ts[-1] + draw(INNER_STEPS) * MIN)
+    n = len(ts)
+    closes = draw(st.lists(PRICE, min_size=n, max_size=n))
+    volumes = draw(st.lists(VOLUME, min_size=n, max_size=n))
+    # the cut anywhere, or late in the series where every window is full
+    cut = draw(st.one_of(st.integers(0, n - 1), st.integers(max(0, n - 1 - n // 3), n - 1)))
+    tail = n - cut - 1
+    # every row after the cut really changes: its close is scaled and its volume raised
+    scale = draw(st.lists(st.sampled_from([0.5, 0.9, 1.1, 2.0]), min_size=tail, max_size=tail))
+    more = draw(st.lists(st.sampled_from([1.0, 7.5, 100.0]), min_size=tail, max_size=tail))
+    new_closes = [c * k for c, k in zip(closes[cut + 1 :], scale, strict=True)]
+    new_volumes = [v + d for v, d in zip(volumes[cut + 1 :], more, strict=True)]
+    drop = draw(st.sets(st.integers(min_value=cut + 1, max_value=max(cut + 1, n - 1)), max_size=5))
+    shift = draw(st.sampled_from([0, 0, 1, 7, 20]))  # the tail may also move later in time
+    session = draw(st.sampled_from(["regular", "extended"]))
+    return {
+        "kind": kind,
+        "ts": ts,
+        "closes": closes,
+        "volumes": volumes,
+        "cut": cut,
+        "new_closes": new_closes,
+        "new_volumes": new_volumes,
+        "drop": drop,
+        "shift": shift,
+        "session": session,
+    }
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(series())
+def test_changing_rows_after_t_changes_nothing_at_or_before_t(case: dict[str, Any]) -> None:
+    cut = case["cut"]
+    ts = case["ts"]
+    t_cut = ts[cut]
+    asset = "crypto" if case["kind"] == "crypto" else "stock"
+    a = make_bars(ts, case["closes"], case["volumes"], asset_class=asset)
+    keep = [i for i in range(cut + 1, len(ts)) if i not in case["drop"]]
+    b_ts = ts[: cut + 1] + [ts[i] + case["shift"] * MIN for i in keep]
+    tail_closes = [case["new_closes"][i - cut - 1] for i in keep]
+    tail_volumes = [case["new_volumes"][i - cut - 1] for i in keep]
+    b = make_bars(
+        b_ts,
+        case["closes"][: cut + 1] + tail_closes,
+        case["volumes"][: cut + 1] + tail_volumes,
+        asset_class=asset,
+    )
+    s = Settings(session=case["session"])
+    with tempfile.TemporaryDirectory() as tmp:
+        root_a, root_b = Path(tmp) / "a", Path(tmp) / "b"
+        source = "binance" if asset == "crypto" else "polygon"
+        write(root_a, "SYM", a, source=source)
+        write(root_b, "SYM", b, source=source)
+        for view in ("bar_features", "features"):
+            cols, rows_a = features(root_a, s, view)
+            cols_b, rows_b = features(root_b, s, view)
+            assert cols == cols_b
+            ti = cols.index("ts")
+            past_a = [r for r in rows_a if r[ti] <= t_cut]
+            past_b = [r for r in rows_b if r[ti] <= t_cut]
+            assert len(past_a) == len(past_b)
+            for ra, rb in zip(past_a, past_b, strict=True):
+                for c, va, vb in zip(cols, ra, rb, strict=True):
+                    assert va == vb or (isinstance(va, float) and math.isnan(va) and math.isnan(vb)), (
+                        f"{view}.{c} at {ra[ti]} changed when rows after {t_cut} changed: {va!r} -> {vb!r}"
+                    )
+
+
+def test_the_truncation_test_covers_every_feature_column(lake_root: Path) -> None:
+    """Every column the property compares is a feature column: nothing is left out by name."""
+    write(lake_root, "SYM", make_bars([dt.datetime(2024, 7, 2, tzinfo=UTC)], [1.0]))
+    cols, _ = features(lake_root, Settings(), "features")
+    expected = {
+        "ret_1", "ret_5", "ret_15", "ret_60", "vol_15", "vol_60", "rsi_14", "volume_z_60", "range_hl",
+        "range_mean_15", "body", "gap_open", "idle_minutes", "minute_of_day", "day_of_week", "tod_sin",
+        "tod_cos", "minutes_since_open", "minutes_to_close", "warmup", "segment_no", "segment_pos",
+    }  # fmt: skip
+    assert expected <= set(feature_columns(cols))
+    assert not {c for c in cols if c.startswith(("news_", "sentiment_", "spy_", "qqq_"))} & expected
+
+
+# --- brute-force reference ---------------------------------------------------------------------------------
+
+
+def reference(
+    ts: list[dt.datetime], closes: list[float], volumes: list[float], max_gap: float
+) -> list[dict[str, Any]]:
+    """Crypto minute bars: segments break on an idle gap > max_gap minutes; each feature from its window."""
+    out: list[dict[str, Any]] = []
+    seg_start = 0
+    for i in range(len(ts)):
+        if i == 0 or (ts[i] - (ts[i - 1] + MIN)).total_seconds() / 60 > max_gap:
+            seg_start = i
+        pos = i - seg_start
+        row: dict[str, Any] = {"segment_pos": pos, "warmup": pos < 60}
+        for k in (1, 5, 15, 60):
+            row[f"ret_{k}"] = math.log(closes[i] / closes[i - k]) if pos >= k else None
+        r1 = [math.log(closes[j] / closes[j - 1]) for j in range(i - 59, i + 1) if j - 1 >= seg_start]
+        row["vol_15"] = statistics.stdev(r1[-15:]) if pos >= 15 else None
+        row["vol_60"] = statistics.stdev(r1[-60:]) if pos >= 60 else None
+        if pos >= 14:
+            ch = [closes[j] - closes[j - 1] for j in range(i - 13, i + 1)]
+            g, lo = sum(c for c in ch if c > 0), sum(-c for c in ch if c < 0)
+            row["rsi_14"] = 100 * g / (g + lo) if g + lo > 0 else 50.0
+        else:
+            row["rsi_14"] = None
+        opens = [closes[0], *closes[:-1]]
+        hl = [math.log(max(o, c) * 1.001 / (min(o, c) * 0.999)) for o, c in zip(opens, closes, strict=True)]
+        row["range_hl"] = hl[i]
+        row["range_mean_15"] = statistics.mean(hl[i - 14 : i + 1]) if pos >= 14 else None
+        row["gap_open"] = math.log(opens[i] / closes[i - 1]) if pos >= 1 else None
+        row["idle_minutes"] = (ts[i] - ts[i - 1] - MIN).total_seconds() / 60 if pos >= 1 else None
+        if pos >= 60:
+            prev = volumes[i - 60 : i]
+            sd = statistics.stdev(prev)
+            row["volume_z_60"] = (volumes[i] - statistics.mean(prev)) / sd if sd > 0 else None
+        else:
+            row["volume_z_60"] = None
+        out.append(row)
+    return out
+
+
+def close_enough(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, bool) or isinstance(b, bool):
+        return bool(a == b)
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    st.lists(STEPS, min_size=200, max_size=200),
+    st.lists(PRICE, min_size=201, max_size=201),
+    st.lists(VOLUME | st.floats(min_value=0, max_value=1e6), min_size=201, max_size=201),
+)
+def test_features_match_a_brute_force_reference(
+    steps: list[int], closes: list[float], volumes: list[float]
+) -> None:
+    ts = [dt.datetime(2024, 7, 2, tzinfo=UTC)]
+    for s in steps:
+        ts.append(ts[-1] + s * MIN)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        write(root, "BTCUSDT", make_bars(ts, closes, volumes))
+        cols, rows = features(root, Settings(max_gap_minutes=15))
+    ref = reference(ts, closes, volumes, 15)
+    assert len(rows) == len(ref)
+    for r, want in zip(rows, ref, strict=True):
+        got = dict(zip(cols, r, strict=True))
+        for name, value in want.items():
+            assert close_enough(got[name], value), f"{name} at {got['ts']}: SQL {got[name]!r} != {value!r}"
+
+
+# --- boundaries and warm-up ------------------------------------------------------------------------------
+
+
+def ny(y: int, m: int, d: int, hh: int, mm: int = 0) -> dt.datetime:
+    return dt.datetime(y, m, d, hh, mm, tzinfo=NY).astimezone(UTC)
+
+
+def by_ts(root: Path, s: Settings) -> dict[dt.datetime, dict[str, Any]]:
+    cols, rows = features(root, s)
+    return {r[cols.index("ts")]: dict(zip(cols, r, strict=True)) for r in rows}
+
+
+def test_nothing_is_carried_across_a_session_boundary(lake_root: Path) -> None:
+    # two full regular sessions of AAPL, then the next day's pre-market
+    day1 = [ny(2024, 7, 1, 9, 30) + i * MIN for i in range(390)]
+    day2 = [ny(2024, 7, 2, 9, 30) + i * MIN for i in range(390)]
+    ts = day1 + day2
+    closes = [100 + 0.1 * math.sin(i) for i in range(len(ts))]
+    write(lake_root, "AAPL", make_bars(ts, closes, asset_class="stock"), source="polygon")
+    f = by_ts(lake_root, Settings())
+    first = f[ny(2024, 7, 2, 9, 30)]
+    assert first["segment_pos"] == 0 and first["warmup"] is True
+    for c in (
+        "ret_1",
+        "ret_5",
+        "ret_60",
+        "vol_15",
+        "vol_60",
+        "rsi_14",
+        "volume_z_60",
+        "gap_open",
+        "idle_minutes",
+    ):
+        assert first[c] is None, c
+    assert f[ny(2024, 7, 2, 10, 30)]["warmup"] is False  # 60 bars into the session
+    assert f[ny(2024, 7, 2, 10, 29)]["warmup"] is True
+    assert f[ny(2024, 7, 2, 10, 29)]["ret_60"] is None and f[ny(2024, 7, 2, 10, 30)]["ret_60"] is not None
+    assert f[ny(2024, 7, 1, 15, 59)]["minutes_to_close"] == 0.0
+    assert f[ny(2024, 7, 2, 9, 30)]["minutes_since_open"] == 0.0
+    assert f[ny(2024, 7, 2, 9, 30)]["minute_of_day"] == 570 and f[ny(2024, 7, 2, 9, 30)]["day_of_week"] == 2
+
+
+def test_a_gap_longer_than_max_gap_minutes_starts_a_new_segment(lake_root: Path) -> None:
+    t0 = dt.datetime(2024, 7, 2, tzinfo=UTC)
+    ts = [t0 + i * MIN for i in range(70)]
+    ts += [ts[-1] + 16 * MIN + i * MIN for i in range(70)]  # 15 idle minutes: same segment
+    ts += [ts[-1] + 17 * MIN + i * MIN for i in range(70)]  # 16 idle minutes: a new segment
+    write(lake_root, "BTCUSDT", make_bars(ts, [100.0 + (i % 7) for i in range(len(ts))]))
+    f = by_ts(lake_root, Settings(max_gap_minutes=15))
+    assert f[ts[70]]["segment_pos"] == 70 and f[ts[70]]["idle_minutes"] == 15.0
+    assert f[ts[70]]["ret_1"] is not None
+    assert f[ts[140]]["segment_pos"] == 0 and f[ts[140]]["ret_1"] is None and f[ts[140]]["warmup"] is True
+    assert f[ts[140]]["segment_no"] == f[ts[139]]["segment_no"] + 1
+    wider = by_ts(lake_root, Settings(max_gap_minutes=16))
+    assert wider[ts[140]]["segment_pos"] == 140
+
+
+def test_crypto_midnight_is_not_a_boundary(lake_root: Path) -> None:
+    t0 = dt.datetime(2024, 7, 2, 23, 0, tzinfo=UTC)
+    ts = [t0 + i * MIN for i in range(120)]
+    write(lake_root, "BTCUSDT", make_bars(ts, [100.0 + i for i in range(120)]))
+    f = by_ts(lake_root, Settings())
+    assert f[dt.datetime(2024, 7, 3, tzinfo=UTC)]["segment_pos"] == 60
+
+
+def test_warm_up_rows_are_marked_and_features_null_until_their_window_is_full(lake_root: Path) -> None:
+    t0 = dt.datetime(2024, 7, 2, tzinfo=UTC)
+    ts = [t0 + i * MIN for i in range(80)]
+    write(
+        lake_root,
+        "BTCUSDT",
+        make_bars(ts, [100.0 + (i % 5) for i in range(80)], [float(i % 3) for i in range(80)]),
+    )
+    cols, rows = features(lake_root, Settings())
+    f = [dict(zip(cols, r, strict=True)) for r in rows]
+    need = {"ret_1": 1, "ret_5": 5, "ret_15": 15, "ret_60": 60, "vol_15": 15, "vol_60": 60, "rsi_14": 14,
+            "volume_z_60": 60, "range_mean_15": 14}  # fmt: skip
+    for name, k in need.items():
+        assert all(r[name] is None for r in f[:k]), name
+        assert all(r[name] is not None for r in f[k:]), name
+    assert [r["warmup"] for r in f] == [i < 60 for i in range(80)]
+
+
+def test_session_setting_decides_which_stock_bars_get_features(lake_root: Path) -> None:
+    ts = [ny(2024, 7, 2, 8, 0) + i * MIN for i in range(600)]  # 08:00 .. 17:59 New York
+    write(lake_root, "AAPL", make_bars(ts, [100.0] * 600, asset_class="stock"), source="polygon")
+    regular = by_ts(lake_root, Settings(session="regular"))
+    assert min(regular) == ny(2024, 7, 2, 9, 30) and max(regular) == ny(2024, 7, 2, 15, 59)
+    assert len(regular) == 390
+    extended = by_ts(lake_root, Settings(session="extended"))
+    assert len(extended) == 600
+    assert extended[ny(2024, 7, 2, 8, 0)]["minutes_since_open"] == 240.0  # extended hours open at 04:00
+
+
+def test_daily_stock_bars_continue_over_weekends_and_holidays_but_not_a_missing_session(
+    lake_root: Path,
+) -> None:
+    import exchange_calendars as xcals
+
+    cal = xcals.get_calendar("XNYS", start="2024-06-01", end="2024-09-30")
+    sched = cal.schedule.loc["2024-06-03":"2024-09-30"]
+    days = [
+        (o.to_pydatetime(), c.to_pydatetime()) for o, c in zip(sched["open"], sched["close"], strict=True)
+    ]
+    skipped = days[40]
+    days = [d for d in days if d != skipped]
+    t = make_bars([o for o, _ in days], [100.0 + i for i in range(len(days))], asset_class="stock")
+    t = t.set_column(
+        t.schema.get_field_index("available_at"), "available_at", pa.array([c for _, c in days], type=UTC_TS)
+    )
+    write(lake_root, "AAPL", t, source="yahoo", interval="1d")
+    f = by_ts(lake_root, Settings())
+    positions = [f[o]["segment_pos"] for o, _ in days]
+    assert positions[:40] == list(range(40))  # weekends and July 4 are no gaps
+    assert positions[40] == 0  # the session before was skipped
+
+
+# --- nothing crosses a boundary (property) -----------------------------------------------------------------
+
+
+def boundaries(ts: list[dt.datetime], kind: str, session: str, max_gap: int = 15) -> list[int]:
+    """Indices of bars that start a segment, by the documented rule, computed in Python from the calendar:
+    stocks keep only bars in the session and break at a new New York day; both break after more than
+    max_gap idle minutes."""
+    from features.calendars import xnys_year
+
+    cal = {r["day"]: r for r in xnys_year(2024).to_pylist()}
+
+    def in_session(t: dt.datetime) -> bool:
+        if kind == "crypto":
+            return True
+        row = cal.get(t.astimezone(NY).date())
+        if row is None:
+            return False
+        lo, hi = (
+            (row["open_at"], row["close_at"])
+            if session == "regular"
+            else (row["ext_open_at"], row["ext_close_at"])
+        )
+        return bool(lo <= t < hi)
+
+    kept = [i for i, t in enumerate(ts) if in_session(t)]
+    out = []
+    for j, i in enumerate(kept):
+        if j == 0:
+            continue
+        prev = ts[kept[j - 1]]
+        idle = (ts[i] - prev - MIN).total_seconds() / 60
+        new_day = kind == "stock" and ts[i].astimezone(NY).date() != prev.astimezone(NY).date()
+        if idle > max_gap or new_day:
+            out.append(i)
+    return out
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(series(), st.data())
+def test_changing_everything_before_a_boundary_changes_nothing_after_it(
+    case: dict[str, Any], data: st.DataObject
+) -> None:
+    ts = case["ts"]
+    starts = boundaries(ts, case["kind"], case["session"])
+    if not starts:
+        return
+    b = data.draw(st.sampled_from(starts))
+    asset = "crypto" if case["kind"] == "crypto" else "stock"
+    closes = case["closes"]
+    opens = [closes[0], *closes[:-1]]
+    closes_b = [c * 1.7 if i < b else c for i, c in enumerate(closes)]
+    opens_b = [o * 1.7 if i < b else o for i, o in enumerate(opens)]  # bar b keeps its own open
+    volumes_b = [v + 9.0 if i < b else v for i, v in enumerate(case["volumes"])]
+    s = Settings(session=case["session"])
+    with tempfile.TemporaryDirectory() as tmp:
+        root_a, root_b = Path(tmp) / "a", Path(tmp) / "b"
+        source = "binance" if asset == "crypto" else "polygon"
+        write(root_a, "SYM", make_bars(ts, case["closes"], case["volumes"], asset_class=asset), source=source)
+        write(
+            root_b, "SYM", make_bars(ts, closes_b, volumes_b, asset_class=asset, opens=opens_b), source=source
+        )
+        cols, rows_a = features(root_a, s)
+        _, rows_b = features(root_b, s)
+    ti = cols.index("ts")
+    after_a = [r for r in rows_a if r[ti] >= ts[b]]
+    after_b = [r for r in rows_b if r[ti] >= ts[b]]
+    assert after_a and len(after_a) == len(after_b)
+    assert dict(zip(cols, after_a[0], strict=True))["segment_pos"] == 0  # the rule in SQL matches Python's
+    for ra, rb in zip(after_a, after_b, strict=True):
+        for c, va, vb in zip(cols, ra, rb, strict=True):
+            assert va == vb, (
+                f"{c} at {ra[ti]} depends on a bar before the boundary at {ts[b]}: {va!r} -> {vb!r}"
+            )

@@ -1,0 +1,157 @@
+"""Train, validation and test periods: disjoint, in order, embargo respected; SQL and Python agree."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import lake
+from features.splits import Split, compute_splits, load_splits, split_of
+from lake.config import Settings, load_settings
+from lake.errors import ConfigError
+from lake.writer import LakeWriter
+from tests.conftest import bars_table
+
+UTC = dt.UTC
+T0 = dt.datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def check_periods(sp: list[Split], start: dt.datetime, end: dt.datetime, embargo: dt.timedelta) -> None:
+    assert [s.name for s in sp] == ["train", "validation", "test"]
+    for s in sp:
+        assert start <= s.start_at <= s.end_at <= end, s
+    train, val, test = sp
+    assert train.start_at == start and test.end_at == end
+    # in order, disjoint, and an embargo between consecutive non-empty periods
+    assert train.end_at <= val.start_at and val.end_at <= test.start_at
+    nonempty = [s for s in sp if not s.empty]
+    for a, b in zip(nonempty, nonempty[1:], strict=False):
+        assert b.start_at - a.end_at >= embargo or b.start_at == end, (a, b)
+    for a in sp:
+        for b in sp:
+            if a is not b and not a.empty and not b.empty:
+                assert a.end_at <= b.start_at or b.end_at <= a.start_at
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(min_value=0, max_value=400 * 86_400_000_000),
+    st.integers(min_value=0, max_value=5),
+    st.floats(min_value=0.01, max_value=0.98),
+    st.floats(min_value=0.01, max_value=0.98),
+)
+def test_fraction_splits_never_overlap_and_respect_the_embargo(
+    length_us: int, embargo_days: int, train: float, validation: float
+) -> None:
+    if train + validation >= 1:
+        validation = (1 - train) / 2
+    s = Settings(train_fraction=train, validation_fraction=validation, embargo_days=embargo_days)
+    end = T0 + dt.timedelta(microseconds=length_us)
+    sp = compute_splits(T0, end, s)
+    check_periods(sp, T0, end, dt.timedelta(days=embargo_days))
+    usable = length_us - 2 * embargo_days * 86_400_000_000
+    if usable > 10 * 60_000_000 / min(train, validation):  # long enough that no period rounds to nothing
+        assert all(not x.empty for x in sp)
+        assert sp[1].start_at - sp[0].end_at == dt.timedelta(days=embargo_days)
+        assert sp[2].start_at - sp[1].end_at == dt.timedelta(days=embargo_days)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(min_value=1, max_value=200),
+    st.integers(min_value=-30, max_value=220),
+    st.integers(min_value=1, max_value=60),
+    st.integers(min_value=0, max_value=10),
+)
+def test_date_splits_never_overlap_and_respect_the_embargo(
+    days: int, train_end_offset: int, val_days: int, embargo_days: int
+) -> None:
+    end = T0 + dt.timedelta(days=days, hours=7)
+    train_end = T0.date() + dt.timedelta(days=train_end_offset)
+    s = Settings(
+        split_method="date",
+        train_end=train_end,
+        validation_end=train_end + dt.timedelta(days=val_days),
+        embargo_days=embargo_days,
+    )
+    sp = compute_splits(T0, end, s)
+    check_periods(sp, T0, end, dt.timedelta(days=embargo_days))
+
+
+def test_date_split_boundaries_are_whole_utc_days() -> None:
+    s = Settings(
+        split_method="date",
+        train_end=dt.date(2024, 1, 20),
+        validation_end=dt.date(2024, 1, 25),
+        embargo_days=1,
+    )
+    sp = compute_splits(T0, dt.datetime(2024, 2, 1, tzinfo=UTC), s)
+    assert [(x.start_at, x.end_at) for x in sp] == [
+        (T0, dt.datetime(2024, 1, 21, tzinfo=UTC)),
+        (dt.datetime(2024, 1, 22, tzinfo=UTC), dt.datetime(2024, 1, 26, tzinfo=UTC)),
+        (dt.datetime(2024, 1, 27, tzinfo=UTC), dt.datetime(2024, 2, 1, tzinfo=UTC)),
+    ]
+    assert split_of(dt.datetime(2024, 1, 21, 12, tzinfo=UTC), sp) is None  # the embargo
+    assert split_of(dt.datetime(2024, 1, 22, tzinfo=UTC), sp) == "validation"
+    assert split_of(dt.datetime(2024, 1, 20, 23, 59, tzinfo=UTC), sp) == "train"
+
+
+@pytest.mark.parametrize(
+    "s",
+    [
+        Settings(),
+        Settings(train_fraction=0.5, validation_fraction=0.3, embargo_days=0),
+        Settings(split_method="date", train_end=dt.date(2024, 1, 3), validation_end=dt.date(2024, 1, 5)),
+        Settings(split_method="date", train_end=dt.date(2023, 6, 1), validation_end=dt.date(2024, 3, 1)),
+    ],
+)
+def test_the_sql_view_and_python_agree(lake_root: Path, s: Settings) -> None:
+    with LakeWriter.open(lake_root) as w:
+        part = {"source": "binance", "interval": "1m", "symbol": "BTCUSDT", "period": "2024-01"}
+        w.write(lake.BARS, part, bars_table(dt.datetime(2024, 1, 1, 3, 7, tzinfo=UTC), [1.0] * 9000))
+    con = lake.connect(lake_root, settings=s)
+    lo, hi = con.execute("SELECT min(ts), max(available_at) FROM bars").fetchone() or (None, None)
+    assert lo is not None and hi is not None
+    assert load_splits(con) == compute_splits(lo, hi, s)
+
+
+def test_splits_view_is_empty_on_an_empty_lake(lake_root: Path) -> None:
+    assert load_splits(lake.connect(lake_root)) == []
+
+
+def test_split_settings_from_toml_and_their_errors(tmp_path: Path) -> None:
+    cfg = tmp_path / "m.toml"
+    cfg.write_text(
+        '[splits]\nmethod = "date"\ntrain_end = 2024-02-15\nvalidation_end = 2024-03-01\nembargo_days = 2\n'
+    )
+    s = load_settings(cfg)
+    assert (s.split_method, s.train_end, s.validation_end, s.embargo_days) == (
+        "date",
+        dt.date(2024, 2, 15),
+        dt.date(2024, 3, 1),
+        2,
+    )
+    assert s.sql_settings()["train_end"] == "2024-02-15"
+    for text, match in [
+        ('[splits]\nmethod = "random"\n', r"line 2: key 'splits.method': must be one of"),
+        ("[splits]\ntrain_fraction = 1.5\n", r"line 2: key 'splits.train_fraction'"),
+        (
+            "[splits]\ntrain_fraction = 0.6\nvalidation_fraction = 0.5\n",
+            r"line 3: key 'splits.validation_fraction'",
+        ),
+        ("[splits]\nembargo_days = -1\n", r"key 'splits.embargo_days': must not be negative"),
+        ('[splits]\nmethod = "date"\ntrain_end = 2024-02-15\n', "needs train_end and validation_end"),
+        (
+            '[splits]\nmethod = "date"\ntrain_end = 2024-02-15\nvalidation_end = 2024-02-01\n',
+            r"line 4: key 'splits.validation_end': validation_end 2024-02-01 must be after",
+        ),
+        ("[splits]\nshuffle = true\n", r"key 'splits.shuffle': unknown setting"),
+        ('[splits]\ntrain_end = "soon"\n', r"key 'splits.train_end': expected date"),
+    ]:
+        cfg.write_text(text)
+        with pytest.raises(ConfigError, match=match):
+            load_settings(cfg)
