@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from lake.errors import MarketlakeError
 from lake.schemas import TRADING_SESSIONS, UTC_TS
+from lake.writer import DATA_FILE, partition_dir
 
 if TYPE_CHECKING:
     from lake.paths import LakePaths
@@ -123,19 +124,24 @@ def years_for(lo: dt.datetime, hi: dt.datetime) -> range:
     return range(lo.astimezone(NEW_YORK).year, hi.year + 1)
 
 
-def ensure_sessions(writer: LakeWriter) -> None:
+def ensure_sessions(writer: LakeWriter, *, only_missing: bool = False) -> None:
     """Make the trading_sessions dataset cover every day from the earliest to the latest bar in the lake.
 
-    Called by the lake writer before it releases its lock. Each year is written whole; a year that is
-    already there with the same sessions is left untouched (the writer compares before writing).
+    Called by the lake writer before it releases its lock, after every write session: with bars changed,
+    every year is recomputed; otherwise (`only_missing`) only years not yet in the lake are written, which
+    also completes the calendar after a run killed between its bars and its calendar. Each year is written
+    whole; a year that is already there with the same sessions is left untouched.
     """
     rng = bar_range(writer.paths)
     if rng is None:
         return
     for year in years_for(*rng):
+        part = {"calendar": XNYS, "period": f"{year:04d}"}
+        if only_missing and (partition_dir(writer.paths, TRADING_SESSIONS, part) / DATA_FILE).exists():
+            continue
         writer.write(
             TRADING_SESSIONS,
-            {"calendar": XNYS, "period": f"{year:04d}"},
+            part,
             xnys_year(year),
             mode="replace",
             inputs=[{"calendar": XNYS, "source": "exchange_calendars", "year": year}],

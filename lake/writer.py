@@ -201,10 +201,9 @@ class LakeWriter:
         try:
             writer.init()
             yield writer
-            if writer.bars_written:
-                from features.calendars import ensure_sessions
+            from features.calendars import ensure_sessions
 
-                ensure_sessions(writer)
+            ensure_sessions(writer, only_missing=not writer.bars_written)
         finally:
             writer._release()
 

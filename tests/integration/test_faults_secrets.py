@@ -69,7 +69,8 @@ COMMANDS = [
     (["sql", "SELECT symbol, count(*) AS n FROM bars GROUP BY ALL", "--format", "json"], 0),
     (["runs", "--format", "json"], 0),
     (["verify"], 0),
-    (["check"], 3),  # not built yet: a failing command
+    (["check", "--format", "json"], 0),
+    (["check", "--strict"], 1),  # a failing command: configured symbols are not eligible
     (["sql", f"SELECT '{SECRET}'::INTEGER"], 1),  # a failing query whose error quotes the secret
     (["sql", f"SELECT * FROM read_parquet('{ROLE_KEY}/x.parquet')"], 1),  # an error naming a path with it
 ]
