@@ -23,7 +23,11 @@ from tests.news_replay import new_item, old_item
 
 def test_new_shape() -> None:
     item = new_item(
-        "u-1", " Tesla shares crash after awful recall ", "2025-05-10T12:23:14Z", summary="Bad news.", provider="AP"
+        "u-1",
+        " Tesla shares crash after awful recall ",
+        "2025-05-10T12:23:14Z",
+        summary="Bad news.",
+        provider="AP",
     )
     a = parse_yahoo_item(item, "TSLA")
     assert a.id == "u-1" and a.symbol == "TSLA" and a.source == "yahoo"
@@ -96,6 +100,7 @@ def test_unknown_shapes() -> None:
         min_value=dt.datetime(1990, 1, 1),
         max_value=dt.datetime(2099, 12, 31),
         timezones=st.sampled_from([dt.UTC, ZoneInfo("America/New_York"), ZoneInfo("Asia/Kolkata")]),
+        allow_imaginary=False,
     )
 )
 def test_timestamps_with_an_offset_round_trip(when: dt.datetime) -> None:
