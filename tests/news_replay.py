@@ -169,11 +169,14 @@ def replay_session(adapter: ReplayAdapter) -> requests.Session:
 
 
 def isolate_yfinance(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Keep yfinance's persistent cookie cache (a sqlite file in the user's cache folder) out of tests,
-    and make any real connection attempt fail the test."""
+    """Give the test a fresh yfinance state and leave the process's as it was: yfinance keeps one
+    `YfData` singleton (session, cookie, crumb, cookie strategy) per process, and a persistent cookie
+    cache (a sqlite file in the user's cache folder), which is replaced by its dummy here. Any real
+    connection attempt fails the test."""
     import socket
 
     import yfinance.cache as yf_cache
+    from yfinance.data import SingletonMeta, YfData
 
     monkeypatch.setattr(yf_cache._CookieCacheManager, "_Cookie_cache", yf_cache._CookieCacheDummy())
 
@@ -182,4 +185,10 @@ def isolate_yfinance(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
     monkeypatch.setattr(socket.socket, "connect", refuse)
-    yield
+    saved = SingletonMeta._instances.pop(YfData, None)
+    try:
+        yield
+    finally:
+        SingletonMeta._instances.pop(YfData, None)
+        if saved is not None:
+            SingletonMeta._instances[YfData] = saved
