@@ -131,6 +131,13 @@ def _text(value: Any, name: str, *, required: bool = False) -> str | None:
     return value
 
 
+def _required(value: Any, name: str) -> str:
+    text = _text(value, name, required=True)
+    if text is None:  # _text raises first; this keeps the type checker informed
+        raise BadRecord(f"no {name}")
+    return text
+
+
 @dataclass(frozen=True)
 class AssumedTime:
     """--assume-time HH:MM --tz ZONE: the local time given to date-only timestamps."""
@@ -213,8 +220,7 @@ def parse_yahoo_item(item: Any, symbol: str) -> Article:
         article_id = _text(item.get("id"), "id") or _text(content.get("id"), "id")
         if article_id is None:
             raise BadRecord("no id")
-        title = _text(content.get("title"), "title", required=True)
-        assert title is not None
+        title = _required(content.get("title"), "title")
         published = parse_timestamp(content.get("pubDate"), name="pubDate")
         provider = content.get("provider")
         publisher = (
@@ -242,8 +248,7 @@ def parse_yahoo_item(item: Any, symbol: str) -> Article:
         article_id = _text(item.get("uuid"), "uuid")
         if article_id is None:
             raise BadRecord("no uuid")
-        title = _text(item.get("title"), "title", required=True)
-        assert title is not None
+        title = _required(item.get("title"), "title")
         when = item.get("providerPublishTime")
         if when is None:
             raise BadRecord("no timestamp (providerPublishTime is missing)")
@@ -453,14 +458,12 @@ def _symbol_of(record: Mapping[str, Any]) -> str | None:
 def parse_file_record(record: Mapping[str, Any], assume: AssumedTime | None) -> Article:
     """One record of a headline archive: symbol, published_at, title required; publisher, url, id,
     summary optional. Without an id, a deterministic one is derived from symbol, instant and title."""
-    symbol = _text(record.get("symbol"), "symbol", required=True)
-    assert symbol is not None
+    symbol = _required(record.get("symbol"), "symbol")
     try:
         validate_symbol(symbol)
     except InvalidName as exc:
         raise BadRecord(str(exc)) from None
-    title = _text(record.get("title"), "title", required=True)
-    assert title is not None
+    title = _required(record.get("title"), "title")
     published = parse_timestamp(record.get("published_at"), assume)
     article_id = _text(record.get("id"), "id") or derived_id(symbol, published, title)
     return Article(
