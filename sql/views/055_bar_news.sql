@@ -1,9 +1,63 @@
--- News as of each bar: an article counts for a bar only if published_at < available_at.
--- (first version; the news issue adds trailing windows and the news_time setting)
+-- News as of each bar of `bars`: one row per (symbol, interval, ts).
+--
+-- The as-of rule (DESIGN.md): an article counts for a bar only if its time is strictly before the bar's
+-- available_at; an article stamped exactly at the close instant belongs to the next bar. Its time is
+-- published_at, or ingested_at (when the lake first saw it) with the setting news_time = 'ingested'.
+-- Trailing windows are [available_at - 1 hour, available_at) and [available_at - 24 hours, available_at).
+--
+-- Columns: last_news_at (the time, per news_time, of the latest article that counts; NULL if none),
+-- sentiment_last (its VADER compound; among articles at one instant, the one with the greatest id),
+-- news_count_1h / news_count_1d (0 if none), sentiment_mean_1h / sentiment_mean_1d (NULL if none).
+--
+-- How: articles are collapsed to one row per (symbol, instant) with running counts and sentiment sums;
+-- an ASOF join finds the running totals just before available_at and just before each window's start,
+-- and a window's count and sum are the differences. Sentiment is summed as DECIMAL(18, 4) (VADER rounds
+-- to 4 decimals) so the differences are exact.
 CREATE OR REPLACE VIEW bar_news AS
-SELECT b.symbol, b."interval", b.ts,
-       n.published_at AS last_news_at,
-       n.sentiment AS sentiment_last
-FROM bars b
-ASOF LEFT JOIN (SELECT symbol, published_at, sentiment FROM news) n
-    ON n.symbol = b.symbol AND n.published_at < b.available_at;
+WITH articles AS (
+    SELECT symbol,
+           CASE WHEN (SELECT news_time FROM lake_settings) = 'ingested' THEN ingested_at
+                ELSE published_at END AS news_at,
+           id,
+           sentiment::DECIMAL(18, 4) AS sentiment
+    FROM news
+),
+per_instant AS (
+    SELECT symbol, news_at,
+           count(*) AS n,
+           sum(sentiment) AS s,
+           arg_max(sentiment, id) AS last_sentiment
+    FROM articles
+    GROUP BY symbol, news_at
+),
+running AS (
+    SELECT symbol, news_at, last_sentiment,
+           sum(n) OVER w AS cum_n,
+           sum(s) OVER w AS cum_s
+    FROM per_instant
+    WINDOW w AS (PARTITION BY symbol ORDER BY news_at ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+),
+joined AS (
+    SELECT b.symbol, b."interval", b.ts,
+           cur.news_at AS last_news_at,
+           cur.last_sentiment::DOUBLE AS sentiment_last,
+           (coalesce(cur.cum_n, 0) - coalesce(h1.cum_n, 0))::BIGINT AS news_count_1h,
+           (coalesce(cur.cum_n, 0) - coalesce(d1.cum_n, 0))::BIGINT AS news_count_1d,
+           coalesce(cur.cum_s, 0) - coalesce(h1.cum_s, 0) AS sum_1h,
+           coalesce(cur.cum_s, 0) - coalesce(d1.cum_s, 0) AS sum_1d
+    FROM bars b
+    ASOF LEFT JOIN running cur
+        ON cur.symbol = b.symbol AND cur.news_at < b.available_at
+    ASOF LEFT JOIN running h1
+        ON h1.symbol = b.symbol AND h1.news_at < b.available_at - INTERVAL 1 HOUR
+    ASOF LEFT JOIN running d1
+        ON d1.symbol = b.symbol AND d1.news_at < b.available_at - INTERVAL 24 HOUR
+)
+SELECT symbol, "interval", ts,
+       last_news_at,
+       sentiment_last,
+       news_count_1h,
+       news_count_1d,
+       CASE WHEN news_count_1h > 0 THEN sum_1h::DOUBLE / news_count_1h END AS sentiment_mean_1h,
+       CASE WHEN news_count_1d > 0 THEN sum_1d::DOUBLE / news_count_1d END AS sentiment_mean_1d
+FROM joined;
