@@ -92,11 +92,14 @@ def emit(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> Non
         from rich.table import Table
 
         t = Table(show_lines=False)
+        cells = [["NULL" if v is None else str(v) for v in r] for r in rows]
         for c in columns:
-            t.add_column(c)
-        for r in rows:
-            t.add_row(*("NULL" if v is None else str(v) for v in r))
-        Console(width=max(80, shutil.get_terminal_size().columns)).print(t)
+            t.add_column(c, no_wrap=True)
+        for r in cells:
+            t.add_row(*r)
+        # never squeeze values into ellipses: as wide as the widest value needs
+        needed = sum(max([len(c), *(len(r[i]) for r in cells)]) + 3 for i, c in enumerate(columns)) + 1
+        Console(width=max(needed, shutil.get_terminal_size().columns)).print(t)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
