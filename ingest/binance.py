@@ -729,7 +729,7 @@ def run(
             f"days from {max(start, today)} on are not published yet (Data Vision publishes a day after it ends)"
         )
 
-    with LakeWriter.open(ctx.root, on_wait=ctx.say) as writer:
+    with LakeWriter.open(ctx.root) as writer:
         obtained = _run_async(_fetch_all(ctx, specs, summary))
         groups: dict[tuple[str, str], list[Obtained]] = defaultdict(list)
         for o in obtained:
