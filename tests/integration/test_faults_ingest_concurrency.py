@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.binance_server import DataVision, klines, serve
+from tests.binance_server import DataVision, klines, serve, zip_path
 from tests.faults import Running, assert_lake_consistent, lake_files, marketlake_argv, run, subprocess_env
 
 pytestmark = pytest.mark.integration
@@ -56,7 +56,7 @@ def test_two_ingests_at_once_are_serialised_and_the_second_says_it_waits(
 
     root = tmp_path / "lake"
     env = subprocess_env(BINANCE_BASE_URL=dv.base_url)
-    slow = dv.publish("BTCUSDT", "1m", DAYS[0], "daily", klines(dt.datetime(2024, 1, 29, tzinfo=dt.UTC), 600))
+    slow = zip_path("BTCUSDT", "1m", DAYS[0], "daily")
     dv.fault(slow, "slow:1.5")  # the first run holds the lock while this download takes its time
     first = Running.start(_argv(root), env=env)
     second: Running | None = None
