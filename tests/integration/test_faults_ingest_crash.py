@@ -14,6 +14,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import signal
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -102,6 +104,29 @@ def _temp_under(root: Path, sub: str) -> Trigger:
     return lambda _: _files_under(root, sub, lambda p: ".tmp-" in p.name)
 
 
+def _stopped(pid: int) -> bool:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] in ("T", "t", "Z")
+
+
+def _frozen(check: Trigger) -> Trigger:
+    """Fire only if `check` still holds once the process is stopped (SIGSTOP): the state seen is the
+    state it is killed in, never one it left between the check and the kill."""
+
+    def trigger(r: Running) -> bool:
+        if not check(r):
+            return False
+        os.kill(r.proc.pid, signal.SIGSTOP)
+        while r.proc.poll() is None and not _stopped(r.proc.pid):
+            time.sleep(0.0005)
+        if check(r):
+            return True  # SIGKILL ends a stopped process too
+        os.kill(r.proc.pid, signal.SIGCONT)
+        return False
+
+    return trigger
+
+
 def _kill_points(dv: DataVision, root: Path) -> dict[str, Trigger]:
     eth_jan = zip_path("ETHUSDT", "1m", JAN, "monthly")
     btc_jan_cached = root / "raw/binance" / zip_path("BTCUSDT", "1m", JAN, "monthly").lstrip("/")
@@ -113,7 +138,7 @@ def _kill_points(dv: DataVision, root: Path) -> dict[str, Trigger]:
     first_partition = root / "datasets/bars/source=binance/interval=1m/symbol=BTCUSDT/period=2024-01"
     return {
         "while-downloading": downloading,
-        "inside-a-bars-write": _temp_under(root, "datasets/bars"),
+        "inside-a-bars-write": _frozen(_temp_under(root, "datasets/bars")),
         "after-the-first-partition": lambda _: (first_partition / "_manifest.json").exists(),
     }
 
