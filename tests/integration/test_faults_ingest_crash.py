@@ -222,6 +222,29 @@ def test_binance_killed_between_a_files_bars_and_its_rejected_rows_rerun_lands_t
     _assert_same_lake(lake_root, reference)
 
 
+def test_binance_half_download_left_by_a_killed_run_is_removed_and_fetched_whole(
+    dv: DataVision, reference: Path, lake_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a run killed mid-download leaves (the window is a few milliseconds, too narrow to hit with a
+    signal reliably): the first half of a zip under its temporary name, and the same half under the
+    final name with no sidecar (as if a buggy copy had been made). The re-run removes the first, never
+    trusts the second, and lands the lake of an unkilled run."""
+    monkeypatch.setenv("BINANCE_BASE_URL", dv.base_url)
+    rel = zip_path("BTCUSDT", "1m", JAN, "monthly").lstrip("/")
+    whole = dv.files["/" + rel]
+    final = lake_root / "raw/binance" / rel
+    final.parent.mkdir(parents=True)
+    tmp = final.with_name(final.name + ".tmp-99999")
+    tmp.write_bytes(whole[: len(whole) // 2])
+    final.write_bytes(whole[: len(whole) // 2])
+
+    _ingest_in_process(lake_root)
+
+    assert not tmp.exists()
+    assert final.read_bytes() == whole
+    _assert_same_lake(lake_root, reference)
+
+
 def _manifest_problems(root: Path) -> list[str]:
     """Data files whose manifest is missing or describes another file."""
     missing = [
