@@ -653,12 +653,9 @@ def _land_partition(
             return False
         return any(s <= first and last < e for s, e in spans)
 
-    new_inputs = [_input_record(o) for o, _ in todo]
-    inputs = [i for i in previous if i.get("file") not in names and not covered(i)] + new_inputs
-    result = writer.write(BARS, part, combined, mode="replace", inputs=inputs)
-    if result.changed:
-        stats.rows_landed += new_bars.num_rows
-
+    # The quarantined rows first, the bars last: the bars manifest listing the file is what makes a
+    # re-run skip it, so it must be written only once everything of the file has landed (a run killed
+    # between the two writes then lands the file again, instead of losing its rejected rows).
     rej_part = {"source": SOURCE, "period": period}
     new_rej = pa.concat_tables([p.rejected for _, p in todo])
     rej_target = partition_dir(writer.paths, BARS_REJECTED, rej_part) / "data.parquet"
@@ -679,6 +676,12 @@ def _land_partition(
             mode="replace",
             inputs=rej_inputs,
         )
+    new_inputs = [_input_record(o) for o, _ in todo]
+    inputs = [i for i in previous if i.get("file") not in names and not covered(i)] + new_inputs
+    result = writer.write(BARS, part, combined, mode="replace", inputs=inputs)
+    if result.changed:
+        stats.rows_landed += new_bars.num_rows
+
     stats.rows_rejected += new_rej.num_rows
     stats.files_done += len(todo)
     for o, p in todo:
@@ -726,7 +729,7 @@ def run(
             f"days from {max(start, today)} on are not published yet (Data Vision publishes a day after it ends)"
         )
 
-    with LakeWriter.open(ctx.root, on_wait=ctx.say) as writer:
+    with LakeWriter.open(ctx.root) as writer:
         obtained = _run_async(_fetch_all(ctx, specs, summary))
         groups: dict[tuple[str, str], list[Obtained]] = defaultdict(list)
         for o in obtained:

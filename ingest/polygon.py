@@ -366,7 +366,7 @@ def run(ctx: RunContext, tickers: list[str], interval: str, start: dt.date, end:
         summary.of(t)
     cache = RawCache(ctx.paths, SOURCE)
     landed_any: set[str] = set()
-    with LakeWriter.open(ctx.root, on_wait=ctx.say) as w:
+    with LakeWriter.open(ctx.root) as w:
         for day in days(start, end):
             _ingest_day(ctx, w, client, settings, cache, summary, tickers, interval, day, landed_any)
     files_read = sum(s.files_done for s in summary.symbols.values())

@@ -391,7 +391,7 @@ def run(
     wins, note = windows(interval, start, end, now)
     if note:
         summary.notes.append(note)
-    with LakeWriter.open(ctx.root, on_wait=ctx.say) as w:
+    with LakeWriter.open(ctx.root) as w:
         for symbol, win in _pieces(symbols, wins, summary, note):
             s = summary.of(symbol)
             try:

@@ -298,7 +298,7 @@ class LakeWriter:
             seen = pc.is_in(_key_array(dataset, result), value_set=_key_array(dataset, existing))
             rows_added -= pc.sum(seen).as_py() or 0
         if existing is not None and result.equals(existing):
-            self._repair_manifest(target, result, inputs if mode == "merge" else ())
+            self._repair_manifest(target, result, inputs, replace=mode == "replace")
             return WriteResult(dataset.name, target, result.num_rows, 0, changed=False)
         if result.num_rows == 0 and existing is None:
             return WriteResult(dataset.name, target, 0, 0, changed=False)
@@ -352,9 +352,12 @@ class LakeWriter:
             ) from exc
         _fsync_dir(target.parent)
 
-    def _repair_manifest(self, target: Path, table: pa.Table, inputs: Sequence[Mapping[str, Any]]) -> None:
-        """A crash between the data rename and the manifest rename leaves a manifest one write behind;
-        a re-run that finds the data already in place brings the manifest up to date."""
+    def _repair_manifest(
+        self, target: Path, table: pa.Table, inputs: Sequence[Mapping[str, Any]], *, replace: bool = False
+    ) -> None:
+        """A crash between the data rename and the manifest rename leaves a manifest one write behind (or
+        none); a re-run that finds the data already in place brings the manifest up to date: with
+        `replace`, its inputs are exactly `inputs`, as the interrupted write would have made them."""
         manifest_path = target.parent / MANIFEST_FILE
         try:
             current = json.loads(manifest_path.read_text())
@@ -365,7 +368,8 @@ class LakeWriter:
             return
         try:
             atomic_write_bytes(
-                manifest_path, _manifest(target, table.num_rows, [*current.get("inputs", []), *inputs])
+                manifest_path,
+                _manifest(target, table.num_rows, [*([] if replace else current.get("inputs", [])), *inputs]),
             )
         except OSError as exc:
             raise MarketlakeError(f"could not repair the manifest of {target}: {io_reason(exc)}") from exc

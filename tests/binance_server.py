@@ -5,7 +5,8 @@ https://data.binance.vision, serving zips the tests build in the exact spot klin
     /data/spot/daily/klines/{SYM}/{INT}/{SYM}-{INT}-{YYYY}-{MM}-{DD}.zip    (+ .zip.CHECKSUM)
 
 Anything not published answers 404, as Data Vision does. Faults are queued per path and consumed one per
-request: "500", "429:<seconds>" (with Retry-After), "404", "cut" (close the connection mid-body, no
+request: "500", "503" or "503:<seconds>" (Service Unavailable, with Retry-After when given),
+"429:<seconds>" (with Retry-After), "404", "cut" (close the connection mid-body, no
 Content-Length), "slow:<seconds>" (answer only after that long).
 """
 
@@ -179,6 +180,12 @@ class DataVision:
         if mode == "500":
             logged(500)
             return web.Response(status=500, text="Internal Server Error")
+        if mode.startswith("503"):
+            logged(503)
+            after = mode.split(":")[1] if ":" in mode else None
+            return web.Response(
+                status=503, text="Service Unavailable", headers={"Retry-After": after} if after else None
+            )
         if mode.startswith("429"):
             logged(429)
             return web.Response(

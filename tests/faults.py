@@ -11,6 +11,7 @@ Everything here works on any command line, so an ingest plugs in as it is:
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -208,6 +209,26 @@ def lake_files(root: Path, *, include_raw: bool = False) -> dict[str, bytes]:
         rel = p.relative_to(root).as_posix()
         if p.name in (DATA_FILE, MANIFEST_FILE) or (include_raw and rel.startswith("raw/")):
             out[rel] = p.read_bytes()
+    return out
+
+
+VOLATILE_META_KEYS = ("verified_at",)
+"""Keys of a raw file's `.meta.json` that say when it was fetched, not what it is."""
+
+
+def raw_files(root: Path) -> dict[str, bytes]:
+    """Every file of the raw cache by relative path; a `.meta.json` sidecar without its volatile keys
+    (the instant of the download), so that two runs of the same ingest compare equal."""
+    out: dict[str, bytes] = {}
+    for p in sorted(_walk(root / "raw")):
+        rel = p.relative_to(root).as_posix()
+        data = p.read_bytes()
+        if p.name.endswith(".meta.json"):
+            meta = json.loads(data)
+            for key in VOLATILE_META_KEYS:
+                meta.pop(key, None)
+            data = json.dumps(meta, sort_keys=True).encode()
+        out[rel] = data
     return out
 
 

@@ -34,6 +34,7 @@ import pytest
 from click.testing import CliRunner
 
 CANARIES: dict[str, str] = {
+    "POLYGON_S3_ACCESS_KEY": "AKIACANARY5E7Q2W9R4T",  # shaped like a real access key: it goes in a header
     "POLYGON_S3_SECRET_KEY": "CanaryPolygon/Secret+7f3a9c1e5b2d",
     "SUPABASE_SERVICE_ROLE_KEY": "CanarySupabase.Role/Key+4e8b0a6f",
 }

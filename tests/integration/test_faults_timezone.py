@@ -2,19 +2,24 @@
 Asia/Kolkata (+05:30) and Australia/Lord_Howe (+10:30/+11, a half-hour DST shift) gives a lake that is
 byte for byte the same (every data.parquet and _manifest.json), and `marketlake sql` prints the same.
 
-Pluggable: LAKE_BUILDERS maps a name to the command that fills a lake at a given root; an ingest joins as
-one more entry (e.g. `marketlake --lake ROOT ingest binance …` against a local server started by a
-fixture), and the same comparisons apply to it.
+Pluggable: LAKE_BUILDERS maps a name to the command that fills a lake at a given root. Besides the writer
+itself, a full `marketlake ingest` (Binance 1m from the local Data Vision and Polygon 1d from moto, the
+sources and dates in a marketlake.toml) is one entry: its lake, raw cache included, must come out the
+same in every zone too. The local servers are started once for the module (`upstreams`); the builders'
+subprocesses find them through UPSTREAM_ENV.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import datetime as dt
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.faults import lake_files, marketlake_argv, python_argv, run, subprocess_env
+from tests.binance_server import csv_bytes, kline_line, klines, serve
+from tests.faults import lake_files, marketlake_argv, python_argv, raw_files, run, subprocess_env
+from tests.s3_server import BUCKET, daily_key, day_file, ns, running_s3
 
 pytestmark = pytest.mark.integration
 
@@ -77,7 +82,66 @@ print("built")
 LakeBuilder = Callable[[Path], list[str]]
 LAKE_BUILDERS: dict[str, LakeBuilder] = {
     "writer": lambda root: python_argv(WRITER_BUILD, str(root)),
+    # every source of the marketlake.toml that `upstreams` writes, as `make ingest` runs them
+    "ingest": lambda root: marketlake_argv("--lake", str(root), "ingest"),
 }
+
+UPSTREAM_ENV: dict[str, str] = {}
+"""Where the builders' subprocesses find the local servers and the config (filled by `upstreams`)."""
+
+UPSTREAM_CONFIG = """
+[data]
+start = 2024-01-31
+end = 2024-02-01
+
+[binance]
+symbols = ["BTCUSDT"]
+interval = "1m"
+
+[polygon]
+symbols = ["AAPL", "SPY"]
+interval = "1d"
+"""
+
+
+@pytest.fixture(scope="module")
+def upstreams(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Data Vision and moto, holding days on both sides of a UTC month end that New York still calls
+    January 31 (and Kolkata February 1): Binance minute bars in the first and last two hours of each
+    UTC day, Polygon day bars stamped 16:00 New York; a bad row of each goes to bars_rejected."""
+    from zoneinfo import ZoneInfo
+
+    config = tmp_path_factory.mktemp("upstreams") / "marketlake.toml"
+    config.write_text(UPSTREAM_CONFIG)
+    for dv in serve():
+        with running_s3() as s3:
+            for day in (dt.date(2024, 1, 31), dt.date(2024, 2, 1)):
+                t0 = dt.datetime.combine(day, dt.time(), dt.UTC)
+                rows = [*klines(t0, 120), *klines(t0 + dt.timedelta(hours=22), 120)]
+                bad = kline_line(klines(t0 + dt.timedelta(hours=12), 1)[0]).replace(",", ",x", 1)
+                dv.publish("BTCUSDT", "1m", day, "daily", csv=csv_bytes(rows) + (bad + "\n").encode())
+            client = s3.client()
+            client.create_bucket(Bucket=BUCKET)
+            for k, day in enumerate((dt.date(2024, 1, 31), dt.date(2024, 2, 1))):
+                close = ns(dt.datetime.combine(day, dt.time(16), ZoneInfo("America/New_York")))
+                body = day_file(
+                    [("AAPL", 5_000_000 + k, 184.5, 185.25 + k, 186.5, 183.75, close, 60_000),
+                     ("SPY", 7_000_000, 482.1, 483.2, 484.3, 481.9, close, 90_000),
+                     ("SPY", 1, 1, 1, 1, 1, str(close)[:17], 1)]
+                )  # fmt: skip
+                client.put_object(Bucket=BUCKET, Key=daily_key(day), Body=body)
+            UPSTREAM_ENV.update(
+                MARKETLAKE_CONFIG=str(config),
+                BINANCE_BASE_URL=dv.base_url,
+                POLYGON_S3_ENDPOINT=s3.endpoint,
+                POLYGON_S3_ACCESS_KEY="test-access",
+                POLYGON_S3_SECRET_KEY="test-secret",
+            )
+            try:
+                yield
+            finally:
+                UPSTREAM_ENV.clear()
+
 
 QUERIES = [
     # bars and news in one query: instants, their UTC day and hour, formatted text, truncation
@@ -91,7 +155,7 @@ FORMATS = ("csv", "json", "table")
 
 
 def _build(builder: LakeBuilder, root: Path, tz: str) -> None:
-    p = run(builder(root), env=subprocess_env(TZ=tz))
+    p = run(builder(root), env=subprocess_env(TZ=tz, **UPSTREAM_ENV))
     assert p.returncode == 0, f"TZ={tz}: {p.stderr}"
 
 
@@ -109,7 +173,7 @@ def _sql_outputs(root: Path, tz: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def utc_lake(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def utc_lake(tmp_path_factory: pytest.TempPathFactory, upstreams: None) -> dict[str, Path]:
     lakes = {}
     for name, builder in LAKE_BUILDERS.items():
         root = tmp_path_factory.mktemp(f"utc-{name}") / "lake"
@@ -130,6 +194,19 @@ def test_the_lake_is_byte_for_byte_the_same_in_any_time_zone(
     different = [k for k in expected if got[k] != expected[k]]
     assert different == [], f"TZ={tz}: these files differ from the UTC build: {different}"
     assert any("period=2024-01" in k for k in got) and any("period=2024-02" in k for k in got)
+    expected_raw, got_raw = raw_files(utc_lake[builder]), raw_files(root)
+    assert sorted(got_raw) == sorted(expected_raw), f"TZ={tz}: other raw files"
+    different = [k for k in expected_raw if got_raw[k] != expected_raw[k]]
+    assert different == [], f"TZ={tz}: these raw cache files differ from the UTC build: {different}"
+    if builder == "ingest":
+        for part in ("source=binance/interval=1m/symbol=BTCUSDT/period=2024-01",
+                     "source=binance/interval=1m/symbol=BTCUSDT/period=2024-02",
+                     "source=polygon/interval=1d/symbol=AAPL/period=2024",
+                     "source=polygon/interval=1d/symbol=SPY/period=2024",
+                     "bars_rejected/source=binance/period=2024-01",
+                     "bars_rejected/source=polygon/period=2024"):  # fmt: skip
+            assert any(part in k and k.endswith("data.parquet") for k in got), f"no {part}"
+        assert any(k.endswith(".zip") for k in got_raw) and any(k.endswith(".csv.gz") for k in got_raw)
 
 
 @pytest.fixture(scope="module")
