@@ -25,7 +25,15 @@ from typing import Any
 import pyarrow as pa
 
 from ingest import s3
-from ingest.common import IngestSummary, RawCache, RunContext, bar_period, days, interval_delta
+from ingest.common import (
+    IngestSummary,
+    RawCache,
+    RunContext,
+    bar_period,
+    days,
+    interval_delta,
+    ohlcv_problem,
+)
 from ingest.stamping import StampError, asset_class, new_york_day, stamp_daily
 from lake.errors import MarketlakeError
 from lake.schemas import BARS, BARS_REJECTED, UTC_TS, Dataset
@@ -120,6 +128,9 @@ def _parse_row(
         n = int(row["transactions"])
     except ValueError as exc:
         return None, str(exc), vendor_ts
+    problem = ohlcv_problem((o, h, lo, c, v), [row[k] for k in ("open", "high", "low", "close", "volume")])
+    if problem is not None:
+        return None, problem, vendor_ts
     if interval == "1d":
         try:
             ts, available_at = stamp_daily(day, vendor_ts)

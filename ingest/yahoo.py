@@ -22,7 +22,7 @@ from typing import Any
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from ingest.common import IngestSummary, RawCache, RunContext, bar_period, interval_delta
+from ingest.common import IngestSummary, RawCache, RunContext, bar_period, interval_delta, ohlcv_problem
 from ingest.polygon import _replace_file_rows, _table
 from ingest.ratelimit import YAHOO_LIMITER, RateLimiter
 from ingest.stamping import ETFS, StampError, asset_class, new_york_day, stamp_daily
@@ -251,6 +251,10 @@ def parse_chart(
             v = _value("volume", cols["volume"][i], positive=False)
         except ValueError as exc:
             reject(str(exc))
+            continue
+        problem = ohlcv_problem((o, h, low, c, v))
+        if problem is not None:
+            reject(problem)
             continue
         if interval == "1d":
             try:
