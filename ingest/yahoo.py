@@ -27,7 +27,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from ingest.common import IngestSummary, RawCache, RunContext, bar_period, interval_delta, ohlcv_problem
 from ingest.polygon import _replace_file_rows, _table
 from ingest.ratelimit import YAHOO_LIMITER, RateLimiter
-from ingest.stamping import ETFS, StampError, asset_class, new_york_day, stamp_daily
+from ingest.stamping import ETFS, StampError, asset_class, stamp_daily
 from lake.errors import MarketlakeError
 from lake.schemas import BARS, BARS_REJECTED
 from lake.writer import LakeWriter
@@ -315,10 +315,20 @@ def parse_chart(
             reject(problem)
             continue
         if interval == "1d":
+            # The day is the exchange-local date of Yahoo's stamp (meta exchangeTimezoneName), and the stamp
+            # must come before that day's close (Yahoo stamps a day at its open): a stamp after the close,
+            # e.g. 00:00 UTC = the evening before in New York, is rejected, never moved to another day.
+            day = vendor_ts.astimezone(tz).date()
             try:
-                ts, available_at = stamp_daily(new_york_day(vendor_ts), vendor_ts)
+                ts, available_at = stamp_daily(day, vendor_ts)
             except StampError as exc:
                 reject(f"timestamp {t}: {exc}")
+                continue
+            if vendor_ts >= available_at:
+                reject(
+                    f"timestamp {t} ({vendor_ts.isoformat()}) is after the close of {day} "
+                    f"({available_at.isoformat()}): which day it is cannot be told"
+                )
                 continue
         else:
             if t % 60:

@@ -133,3 +133,20 @@ def test_an_unreadable_ratio_quarantines_the_bars_it_concerns(
     rejected = con.execute("SELECT close, reason FROM bars_rejected ORDER BY line_number").fetchall()
     assert [r[0] for r in rejected] == SERVED[:2]
     assert all("split" in r[1] and "unreadable" in r[1] for r in rejected), rejected
+
+
+def test_a_daily_bar_stamped_after_the_close_is_rejected_not_moved(lake_root: Path) -> None:
+    session = ReplaySession()
+    tue = dt.date(2024, 11, 26)
+    midnight_utc = epoch(dt.datetime.combine(tue, dt.time(0), UTC))  # Monday 19:00 in New York
+    p = chart_payload(
+        "NVDA", "1d", [midnight_utc, open_at(tue)], open=[1.0, 2.0], high=[1.0, 2.0], low=[1.0, 2.0],
+        close=[1.0, 2.0], volume=[5, 6],
+    )  # fmt: skip
+    session.charts[("NVDA", "1d")] = queue((200, p))
+    s = ingest(lake_root, session, dt.date(2024, 11, 25), tue)
+    assert s.ok, s.errors
+    assert bars(lake_root) == [(tue, 2.0, 6.0)]
+    con = lake.connect(lake_root, read_only=True, settings=Settings())
+    ((reason,),) = con.execute("SELECT reason FROM bars_rejected").fetchall()
+    assert "after the close of 2024-11-25" in reason, reason
