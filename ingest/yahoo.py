@@ -446,7 +446,9 @@ def _fetch(
     response is reused with the split events fetched with it. The split events from the window to now are
     fetched (`splits()`) when the window has bars and ended before now: Yahoo adjusts a window's prices
     for later splits too, but lists only the window's own."""
-    relpath = f"{symbol}/{interval}/{w.period1}-{w.period2}.json"
+    # keyed by the window's days (its full-day end), not by period2: a window that ends now is fetched
+    # again on every run, under the same name, so its rows (and rejected rows) replace the last run's
+    relpath = f"{symbol}/{interval}/{w.period1}-{_midnight(w.last + dt.timedelta(days=1))}.json"
     cached = cache.get(relpath)
     if cached is not None:
         fetched = dt.datetime.fromisoformat(str(cached.meta.get("fetched_at")))

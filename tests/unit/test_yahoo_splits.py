@@ -150,3 +150,22 @@ def test_a_daily_bar_stamped_after_the_close_is_rejected_not_moved(lake_root: Pa
     con = lake.connect(lake_root, read_only=True, settings=Settings())
     ((reason,),) = con.execute("SELECT reason FROM bars_rejected").fetchall()
     assert "after the close of 2024-11-25" in reason, reason
+
+
+def test_the_current_window_is_cached_under_one_name_and_its_rejections_replaced(lake_root: Path) -> None:
+    session = ReplaySession()
+    mon, tue = dt.date(2024, 11, 25), dt.date(2024, 11, 26)
+    p = chart_payload(
+        "NVDA", "1d", [open_at(mon), open_at(tue)], open=[1.0, 2.0], high=[1.0, 2.0], low=[1.0, None],
+        close=[1.0, 2.0], volume=[5, 6],
+    )  # fmt: skip
+    session.charts[("NVDA", "1d")] = queue((200, p))
+    c = yahoo.YahooClient(session=session, sleep=FakeSleep(), attempts=2, limiter=RateLimiter(10_000, 1.0))
+    ctx = RunContext(root=lake_root, settings=Settings(), quiet=True)
+    for now in (NOW, NOW + dt.timedelta(hours=3)):  # the 2024 window ends at `now` both times
+        s = yahoo.run(ctx, ["NVDA"], "1d", mon, NOW.date(), client=c, now=now)
+        assert s.ok, s.errors
+    assert len(session.chart_calls()) == 2
+    assert len(list((lake_root / "raw" / "yahoo" / "NVDA" / "1d").glob("*[0-9].json"))) == 1
+    con = lake.connect(lake_root, read_only=True, settings=Settings())
+    assert con.execute("SELECT count(*) FROM bars_rejected").fetchall() == [(1,)]
