@@ -455,7 +455,11 @@ def _ingest_day(
     cached = cache.get(key)
     if cached is not None and cached.meta.get("etag") == etag:
         done = set(ledger.get("tickers", [])) if ledger.get("etag") == etag else set()
-        todo = [t for t in tickers if t not in done]
+        # Republished is decided from the ledger (what was landed), not the cache (what was downloaded): a
+        # run killed between caching a new version and landing it left the ledger on the old ETag, and the
+        # tickers landed from that old version must be re-ingested from the new one.
+        previous = set(ledger.get("tickers", [])) if ledger.get("etag") not in (None, etag) else set()
+        todo = [t for t in tickers if t not in done] + sorted(previous - set(tickers))
         if not todo:
             for t in tickers:
                 summary.of(t).files_skipped += 1

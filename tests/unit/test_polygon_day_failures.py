@@ -143,3 +143,50 @@ def test_ingest_of_every_source_runs_and_reports_each_despite_one_failing(
     assert ran == ["binance", "yahoo"]
     assert "error: binance: the mirror is on fire" in r.output
     assert "yahoo: ingest summary" in r.output, r.output
+
+
+class VersionedS3(FakeS3):
+    """One day file whose content and ETag change when `version` does (a republished day)."""
+
+    def __init__(self) -> None:
+        super().__init__({})
+        self.version = 1
+
+    def head_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+        return {"ETag": f'"v{self.version}"'}
+
+    def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+        t = ns(dt.datetime.combine(D1, dt.time(9, 30), NY))
+        px = float(self.version)
+        body = day_file([("AAPL", 10, px, px, px, px, t, 2), ("MSFT", 10, px, px, px, px, t, 2)])
+        return {
+            "Body": _Body(body),
+            "ContentLength": len(body),
+            "ETag": f'"v{self.version}"',
+            "LastModified": None,
+        }
+
+
+def test_a_republished_day_is_reingested_after_a_crash_before_its_ledger(
+    lake_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lake
+
+    fake = VersionedS3()
+    monkeypatch.setattr(s3, "make_client", lambda settings: fake)
+    ctx = RunContext(root=lake_root, settings=Settings(), quiet=True)
+    assert polygon.run(ctx, ["AAPL", "MSFT"], "1m", D1, D1, today=dt.date(2025, 1, 1)).ok
+    fake.version = 2  # republished
+    real_land = polygon.land_file
+
+    def killed(*a: Any, **k: Any) -> None:
+        raise KeyboardInterrupt("killed after the download, before landing")
+
+    monkeypatch.setattr(polygon, "land_file", killed)
+    with pytest.raises(KeyboardInterrupt):
+        polygon.run(ctx, ["AAPL"], "1m", D1, D1, today=dt.date(2025, 1, 1))
+    monkeypatch.setattr(polygon, "land_file", real_land)
+    assert polygon.run(ctx, ["AAPL"], "1m", D1, D1, today=dt.date(2025, 1, 1)).ok
+    con = lake.connect(lake_root, read_only=True, settings=Settings())
+    got = con.execute("SELECT symbol, close FROM lake_bars ORDER BY symbol").fetchall()
+    assert got == [("AAPL", 2.0), ("MSFT", 2.0)]  # MSFT from the new version too, not the old one
