@@ -37,7 +37,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from ingest.common import CachedFile, IngestSummary, RawCache, RunContext, bar_period, days, interval_delta
+from ingest.common import (
+    CachedFile,
+    IngestSummary,
+    RawCache,
+    RunContext,
+    bar_period,
+    days,
+    interval_delta,
+    ohlcv_problem,
+)
 from ingest.http import (
     DownloadFailed,
     NotFound,
@@ -365,20 +374,10 @@ def parse_klines(
             continue
         o, h, lo, c, v = (x for x in vals if x is not None)
         count = fields[8]
-        reason = None
-        if lo <= 0:
-            reason = f"low {fields[3]} is not positive"
-        elif h < lo:
-            reason = f"high {fields[2]} < low {fields[3]}"
-        elif h < max(o, c):
-            reason = f"high {fields[2]} is below open {fields[1]} or close {fields[4]}"
-        elif lo > min(o, c):
-            reason = f"low {fields[3]} is above open {fields[1]} or close {fields[4]}"
-        elif v < 0:
-            reason = f"volume {fields[5]} is negative"
-        elif not _digits(count):
+        reason = ohlcv_problem((o, h, lo, c, v), fields[1:6])
+        if reason is None and not _digits(count):
             reason = f"count {count!r} is not a non-negative integer"
-        elif ts in seen:
+        elif reason is None and ts in seen:
             reason = f"duplicate open_time {ot} (first at line {seen[ts]})"
         if reason is not None:
             reject(number, raw, reason, ts, vals)
@@ -439,7 +438,13 @@ class _Fetcher:
     session: aiohttp.ClientSession
     sem: asyncio.Semaphore
     obtained: list[Obtained] = field(default_factory=list)
+    missing: list[FileSpec] = field(default_factory=list)
+    """Files Data Vision does not have (404), named in the summary's notes."""
     bytes_in: int = 0
+
+    def _missing(self, spec: FileSpec) -> None:
+        self.summary.of(spec.symbol).files_missing += 1
+        self.missing.append(spec)
 
     def _bytes(self, n: int) -> None:
         self.bytes_in += n
@@ -473,7 +478,7 @@ class _Fetcher:
         except NotFound:
             if spec.kind == "monthly":
                 return True
-            self.summary.of(spec.symbol).files_missing += 1
+            self._missing(spec)
             return False
         except DownloadFailed as exc:
             self._fail(spec, "CHECKSUM: " + str(exc).removeprefix(f"{url}.CHECKSUM: "))
@@ -498,7 +503,7 @@ class _Fetcher:
             except NotFound:
                 if spec.kind == "monthly":
                     return True
-                self.summary.of(spec.symbol).files_missing += 1
+                self._missing(spec)
                 return False
             except DownloadFailed as exc:
                 self._fail(spec, str(exc).removeprefix(f"{url}: "))
@@ -562,7 +567,28 @@ async def _fetch_all(ctx: RunContext, specs: list[FileSpec], summary: IngestSumm
                 ctx, cache, base_url(), summary, progress, task, session, asyncio.Semaphore(CONCURRENCY)
             )
             await asyncio.gather(*(fetcher.obtain(s) for s in specs))
+    summary.notes.extend(missing_notes(fetcher.missing))
     return fetcher.obtained
+
+
+def missing_notes(missing: list[FileSpec]) -> list[str]:
+    """One note per symbol, interval and kind naming the files Data Vision does not have, runs of
+    consecutive days (or months) compacted to `first .. last`."""
+    by: dict[tuple[str, str, str], list[FileSpec]] = defaultdict(list)
+    for spec in missing:
+        by[(spec.symbol, spec.interval, spec.kind)].append(spec)
+    notes = []
+    for (_, _, kind), group in sorted(by.items()):
+        specs = sorted(set(group), key=lambda f: f.first_day)
+        runs: list[list[FileSpec]] = []
+        for f in specs:
+            if runs and runs[-1][-1].last_day + dt.timedelta(days=1) == f.first_day:
+                runs[-1].append(f)
+            else:
+                runs.append([f])
+        names = [r[0].stem if len(r) == 1 else f"{r[0].stem} .. {r[-1].stem}" for r in runs]
+        notes.append(f"not on Data Vision (404), {len(specs)} {kind} file(s): {', '.join(names)}")
+    return notes
 
 
 # --- landing --------------------------------------------------------------------------------------------
@@ -611,13 +637,22 @@ def _land_partition(
 ) -> None:
     """Land the files of one (symbol, period) partition that need it; skip the ones already landed."""
     part = {"source": SOURCE, "interval": interval, "symbol": symbol, "period": period}
+    rej_part = {"source": SOURCE, "period": period}
     stats = summary.of(symbol)
     previous = _manifest_inputs(writer, BARS, part)
-    landed = {(i.get("file"), i.get("sha256")) for i in previous}
+    landed = {(i.get("file"), i.get("sha256")): i for i in previous}
+    quarantined = {
+        (i.get("file"), i.get("sha256")) for i in _manifest_inputs(writer, BARS_REJECTED, rej_part)
+    }
     todo: list[tuple[Obtained, Parsed]] = []
     for o in sorted(files, key=lambda o: o.spec.first_day):
-        if not o.downloaded and (o.spec.relpath, o.cached.sha256) in landed:
+        key = (o.spec.relpath, o.cached.sha256)
+        record = landed.get(key)
+        # Landed = in the bars manifest and, if it had rejected rows, in the bars_rejected manifest too. (A
+        # record without a "rejected" count predates the count and is taken as landed, as before.)
+        if not o.downloaded and record is not None and (not record.get("rejected") or key in quarantined):
             stats.files_skipped += 1
+            _fail_if_all_rejected(summary, symbol, o.spec.relpath, record.get("bars"), record.get("rejected"))
             continue
         try:
             data = read_zip_csv(o.cached.path, o.spec)
@@ -653,10 +688,8 @@ def _land_partition(
             return False
         return any(s <= first and last < e for s, e in spans)
 
-    # The quarantined rows first, the bars last: the bars manifest listing the file is what makes a
-    # re-run skip it, so it must be written only once everything of the file has landed (a run killed
-    # between the two writes then lands the file again, instead of losing its rejected rows).
-    rej_part = {"source": SOURCE, "period": period}
+    # The quarantine is written first: a file counts as landed once the bars manifest records it, and by
+    # then its rejected rows are in bars_rejected (a crash between the two writes re-lands the file).
     new_rej = pa.concat_tables([p.rejected for _, p in todo])
     rej_target = partition_dir(writer.paths, BARS_REJECTED, rej_part) / "data.parquet"
     if rej_target.exists() or new_rej.num_rows:
@@ -676,17 +709,30 @@ def _land_partition(
             mode="replace",
             inputs=rej_inputs,
         )
-    new_inputs = [_input_record(o) for o, _ in todo]
+
+    new_inputs = [
+        {**_input_record(o), "bars": p.bars.num_rows, "rejected": p.rejected.num_rows} for o, p in todo
+    ]
     inputs = [i for i in previous if i.get("file") not in names and not covered(i)] + new_inputs
     result = writer.write(BARS, part, combined, mode="replace", inputs=inputs)
     if result.changed:
         stats.rows_landed += new_bars.num_rows
-
     stats.rows_rejected += new_rej.num_rows
     stats.files_done += len(todo)
     for o, p in todo:
         if p.rejected.num_rows:
             say(f"binance: {o.spec.relpath}: {p.rejected.num_rows} row(s) quarantined in bars_rejected")
+        _fail_if_all_rejected(summary, symbol, o.spec.relpath, p.bars.num_rows, p.rejected.num_rows)
+
+
+def _fail_if_all_rejected(
+    summary: IngestSummary, symbol: str, relpath: str, bars: Any, rejected: Any
+) -> None:
+    """A file none of whose rows landed is a failure (exit non-zero), its rows still in quarantine."""
+    if bars == 0 and isinstance(rejected, int) and rejected > 0:
+        summary.fail(
+            f"{relpath}: all {rejected} rows rejected (see bars_rejected); nothing from it landed", symbol
+        )
 
 
 # --- the command ----------------------------------------------------------------------------------------

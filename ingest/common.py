@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -206,3 +207,30 @@ def bar_period(interval: str, ts: dt.datetime) -> str:
         if interval_delta(interval) >= dt.timedelta(days=1)
         else f"{ts.year:04d}-{ts.month:02d}"
     )
+
+
+OHLCV = ("open", "high", "low", "close", "volume")
+
+
+def ohlcv_problem(values: Sequence[float], shown: Sequence[str] | None = None) -> str | None:
+    """Why a bar's (open, high, low, close, volume) cannot be what traded, or None if it can.
+
+    Every value finite, low > 0, high >= max(open, close), low <= min(open, close), volume >= 0. `shown`
+    is the values as the vendor wrote them (quoted in the reason); by default their repr. Shared by every
+    source so that one rule decides what lands and what goes to bars_rejected."""
+    o, h, lo, c, v = values
+    text = list(shown) if shown is not None else [repr(x) for x in values]
+    for name, x, t in zip(OHLCV, values, text, strict=True):
+        if not math.isfinite(x):
+            return f"{name} {t} is not finite"
+    if lo <= 0:
+        return f"low {text[2]} is not positive"
+    if h < lo:
+        return f"high {text[1]} < low {text[2]}"
+    if h < max(o, c):
+        return f"high {text[1]} is below open {text[0]} or close {text[3]}"
+    if lo > min(o, c):
+        return f"low {text[2]} is above open {text[0]} or close {text[3]}"
+    if v < 0:
+        return f"volume {text[4]} is negative"
+    return None

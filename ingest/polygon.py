@@ -25,8 +25,16 @@ from typing import Any
 import pyarrow as pa
 
 from ingest import s3
-from ingest.common import IngestSummary, RawCache, RunContext, bar_period, days, interval_delta
-from ingest.stamping import StampError, asset_class, new_york_day, stamp_daily
+from ingest.common import (
+    IngestSummary,
+    RawCache,
+    RunContext,
+    bar_period,
+    days,
+    interval_delta,
+    ohlcv_problem,
+)
+from ingest.stamping import StampError, asset_class, new_york_day, session, stamp_daily
 from lake.errors import MarketlakeError
 from lake.schemas import BARS, BARS_REJECTED, UTC_TS, Dataset
 from lake.writer import MANIFEST_FILE, LakeWriter, atomic_write_bytes, partition_dir, read_partition
@@ -120,6 +128,9 @@ def _parse_row(
         n = int(row["transactions"])
     except ValueError as exc:
         return None, str(exc), vendor_ts
+    problem = ohlcv_problem((o, h, lo, c, v), [row[k] for k in ("open", "high", "low", "close", "volume")])
+    if problem is not None:
+        return None, problem, vendor_ts
     if interval == "1d":
         try:
             ts, available_at = stamp_daily(day, vendor_ts)
@@ -356,8 +367,20 @@ def _write_ledger(cache: RawCache, key: str, etag: str, sha256: str, tickers: It
     atomic_write_bytes(_ledger_path(cache, key), (json.dumps(body, indent=1) + "\n").encode())
 
 
-def run(ctx: RunContext, tickers: list[str], interval: str, start: dt.date, end: dt.date) -> IngestSummary:
-    """Ingest Polygon flat files for `tickers`, one file per New York trading day from start to end."""
+def run(
+    ctx: RunContext,
+    tickers: list[str],
+    interval: str,
+    start: dt.date,
+    end: dt.date,
+    *,
+    today: dt.date | None = None,
+) -> IngestSummary:
+    """Ingest Polygon flat files for `tickers`, one file per New York trading day from start to end.
+
+    One day's failure (a HEAD or GET error) is recorded and the other days go on; refused keys stop the
+    run (the summary so far is returned with the error). `today` (UTC) fixes the clock."""
+    today = today or dt.datetime.now(dt.UTC).date()
     object_key(interval, start)  # an unknown interval fails before anything else
     settings = s3.settings_from_env()  # missing keys fail here, before any request
     client = s3.make_client(settings)
@@ -368,7 +391,13 @@ def run(ctx: RunContext, tickers: list[str], interval: str, start: dt.date, end:
     landed_any: set[str] = set()
     with LakeWriter.open(ctx.root) as w:
         for day in days(start, end):
-            _ingest_day(ctx, w, client, settings, cache, summary, tickers, interval, day, landed_any)
+            try:
+                _ingest_day(
+                    ctx, w, client, settings, cache, summary, tickers, interval, day, landed_any, today
+                )
+            except s3.AccessDenied as exc:  # bad keys: every other day would fail the same way
+                _fail(summary, f"{exc}; stopped at {day}, later days were not requested")
+                break
     files_read = sum(s.files_done for s in summary.symbols.values())
     for t in tickers:
         if files_read and t not in landed_any and summary.of(t).files_done:
@@ -376,6 +405,13 @@ def run(ctx: RunContext, tickers: list[str], interval: str, start: dt.date, end:
                 f"{t}: no rows in {summary.of(t).files_done} file(s) read (ticker spelled right?)"
             )
     return summary
+
+
+def _trading_day(day: dt.date) -> bool:
+    try:
+        return session(day) is not None
+    except StampError:
+        return False  # outside the calendar: cannot tell
 
 
 def _ingest_day(
@@ -389,6 +425,7 @@ def _ingest_day(
     interval: str,
     day: dt.date,
     landed_any: set[str],
+    today: dt.date,
 ) -> None:
     key = object_key(interval, day)
     source_file = f"s3://{settings.bucket}/{key}"
@@ -397,17 +434,32 @@ def _ingest_day(
         for t in tickers:
             summary.of(t).files_missing += 1
         ctx.say(f"polygon {interval} {day}: no file (not a trading day, or not published yet)")
+        if day < today - dt.timedelta(days=1) and _trading_day(day):
+            summary.notes.append(
+                f"{source_file}: {day} was an NYSE trading day but Polygon has no file for it"
+            )
 
     try:
         etag = s3.head_etag(client, settings, key)
     except s3.Missing:
         missing()
         return
+    except s3.AccessDenied:
+        raise
+    except MarketlakeError as exc:  # this day failed (names the object and why); the others go on
+        _fail(summary, str(exc))
+        for t in tickers:
+            summary.of(t).files_failed += 1
+        return
     ledger = _read_ledger(cache, key)
     cached = cache.get(key)
     if cached is not None and cached.meta.get("etag") == etag:
         done = set(ledger.get("tickers", [])) if ledger.get("etag") == etag else set()
-        todo = [t for t in tickers if t not in done]
+        # Republished is decided from the ledger (what was landed), not the cache (what was downloaded): a
+        # run killed between caching a new version and landing it left the ledger on the old ETag, and the
+        # tickers landed from that old version must be re-ingested from the new one.
+        previous = set(ledger.get("tickers", [])) if ledger.get("etag") not in (None, etag) else set()
+        todo = [t for t in tickers if t not in done] + sorted(previous - set(tickers))
         if not todo:
             for t in tickers:
                 summary.of(t).files_skipped += 1
@@ -425,6 +477,8 @@ def _ingest_day(
         except s3.Missing:
             missing()
             return
+        except s3.AccessDenied:
+            raise
         except MarketlakeError as exc:
             _fail(summary, str(exc))
             for t in tickers:

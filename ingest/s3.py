@@ -70,6 +70,10 @@ class Missing(Exception):
     """The object does not exist (HTTP 404 / NoSuchKey)."""
 
 
+class AccessDenied(MarketlakeError):
+    """The keys are refused (401/403): no other object will do better, so the run stops."""
+
+
 def _status(exc: Any) -> tuple[int, str]:
     resp = getattr(exc, "response", None) or {}
     code = str(resp.get("Error", {}).get("Code", ""))
@@ -86,7 +90,7 @@ def _raise_for(exc: Exception, s: S3Settings, key: str, what: str) -> None:
         if status == 404 or code in ("404", "NoSuchKey", "NotFound"):
             raise Missing(key) from exc
         if status in (401, 403) or code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-            raise MarketlakeError(
+            raise AccessDenied(
                 f"polygon: access denied to s3://{s.bucket}/{key} at {s.endpoint} ({code or status}): "
                 f"check {ENV_ACCESS_KEY} and {ENV_SECRET_KEY}"
             ) from exc

@@ -18,14 +18,16 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from ingest.common import IngestSummary, RawCache, RunContext, bar_period, interval_delta
+from ingest.common import IngestSummary, RawCache, RunContext, bar_period, interval_delta, ohlcv_problem
 from ingest.polygon import _replace_file_rows, _table
 from ingest.ratelimit import YAHOO_LIMITER, RateLimiter
-from ingest.stamping import ETFS, StampError, asset_class, new_york_day, stamp_daily
+from ingest.stamping import ETFS, StampError, asset_class, stamp_daily
 from lake.errors import MarketlakeError
 from lake.schemas import BARS, BARS_REJECTED
 from lake.writer import LakeWriter
@@ -173,11 +175,58 @@ def _value(name: str, v: Any, *, positive: bool) -> float:
     return float(v)
 
 
+@dataclass(frozen=True)
+class Split:
+    day: dt.date | None
+    """The exchange-local day the split took effect (None: Yahoo's date is unreadable)."""
+    ratio: float | None
+    """numerator / denominator (shares after per share before); None: unreadable."""
+    raw: str
+
+
+def _splits(events: Any, tz: ZoneInfo) -> list[Split]:
+    """The splits of a chart response's `events.splits` ({ts: {date, numerator, denominator, splitRatio}})."""
+    if not isinstance(events, dict) or not events:
+        return []
+    out = []
+    for key, ev in events.items():
+        raw = json.dumps({key: ev}, sort_keys=True)
+        fields: dict[str, Any] = ev if isinstance(ev, dict) else {}
+        when: Any = fields.get("date", key)
+        try:
+            day = dt.datetime.fromtimestamp(int(when), dt.UTC).astimezone(tz).date()
+        except (TypeError, ValueError, OverflowError, OSError):
+            day = None
+        num: Any = fields.get("numerator")
+        den: Any = fields.get("denominator")
+        ok = all(
+            isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) and x > 0
+            for x in (num, den)
+        )
+        out.append(Split(day, float(num) / float(den) if ok else None, raw))
+    return out
+
+
 def parse_chart(
-    payload: Any, *, symbol: str, interval: str, window: Window, source_file: str, now: dt.datetime
+    payload: Any,
+    *,
+    symbol: str,
+    interval: str,
+    window: Window,
+    source_file: str,
+    now: dt.datetime,
+    later_splits: Any = None,
 ) -> Parsed:
     """Bars from one chart API response. No `timestamp` key or empty arrays = no data (not an error);
-    a minute whose values are all null is skipped (never filled); a row with some nulls is rejected."""
+    a minute whose values are all null is skipped (never filled); a row with some nulls is rejected.
+
+    Yahoo's prices and volumes are split-adjusted (for every split up to the time of the request); the
+    adjustment is undone here: a bar on an exchange day before a split's day has its prices multiplied by
+    the split ratio (numerator / denominator; the product over every later split) and its volume divided
+    by it, so the lake holds what traded. Prices are the as-served values (float32 widened to double)
+    times the ratio, not rounded. The splits are the response's own `events.splits` plus `later_splits`
+    (the `events.splits` of a request from the window to now, for splits after the window). A split whose
+    ratio or date is unreadable sends every bar it may concern to bars_rejected (never adjusted prices)."""
     if not isinstance(payload, dict) or not isinstance(payload.get("chart"), dict):
         raise ChartError(f"yahoo: {symbol}: {source_file}: not a chart API response")
     chart = payload["chart"]
@@ -190,7 +239,16 @@ def parse_chart(
     if not results:
         return out
     r = results[0] or {}
-    out.instrument_type = (r.get("meta") or {}).get("instrumentType")
+    meta = r.get("meta") or {}
+    out.instrument_type = meta.get("instrumentType")
+    try:
+        tz = ZoneInfo(str(meta.get("exchangeTimezoneName") or "America/New_York"))
+    except (ValueError, KeyError):
+        tz = ZoneInfo("America/New_York")
+    own = (r.get("events") or {}).get("splits") if isinstance(r.get("events"), dict) else None
+    splits = {sp.raw: sp for sp in [*_splits(own, tz), *_splits(later_splits, tz)]}
+    by_day = {sp.day: sp for sp in splits.values() if sp.ratio is not None}  # the same split in both
+    bad = [sp for sp in splits.values() if sp.ratio is None or sp.day is None]
     stamps = r.get("timestamp") or []
     if not stamps:
         return out
@@ -252,11 +310,25 @@ def parse_chart(
         except ValueError as exc:
             reject(str(exc))
             continue
+        problem = ohlcv_problem((o, h, low, c, v))
+        if problem is not None:
+            reject(problem)
+            continue
         if interval == "1d":
+            # The day is the exchange-local date of Yahoo's stamp (meta exchangeTimezoneName), and the stamp
+            # must come before that day's close (Yahoo stamps a day at its open): a stamp after the close,
+            # e.g. 00:00 UTC = the evening before in New York, is rejected, never moved to another day.
+            day = vendor_ts.astimezone(tz).date()
             try:
-                ts, available_at = stamp_daily(new_york_day(vendor_ts), vendor_ts)
+                ts, available_at = stamp_daily(day, vendor_ts)
             except StampError as exc:
                 reject(f"timestamp {t}: {exc}")
+                continue
+            if vendor_ts >= available_at:
+                reject(
+                    f"timestamp {t} ({vendor_ts.isoformat()}) is after the close of {day} "
+                    f"({available_at.isoformat()}): which day it is cannot be told"
+                )
                 continue
         else:
             if t % 60:
@@ -270,6 +342,16 @@ def parse_chart(
             reject(f"duplicate bar: same timestamp as row {seen[ts]}")
             continue
         seen[ts] = i
+        local_day = vendor_ts.astimezone(tz).date()
+        unknown = [sp for sp in bad if sp.day is None or local_day < sp.day]
+        if unknown:
+            reject(
+                f"split-adjusted by Yahoo and a split's ratio or date is unreadable ({unknown[0].raw}): not what traded"
+            )
+            continue
+        factor = math.prod(sp.ratio for day, sp in by_day.items() if sp.ratio and day and local_day < day)
+        if factor != 1:
+            o, h, low, c, v = o * factor, h * factor, low * factor, c * factor, v / factor
         out.bars.append(
             {
                 "ts": ts,
@@ -294,16 +376,89 @@ def _fail(summary: IngestSummary, message: str, symbol: str | None = None) -> No
     summary.fail(message.removeprefix(f"{SOURCE}: "), symbol)
 
 
+SPLITS_INTERVAL = "3mo"
+"""The interval of the split-events request (few rows: only its `events.splits` is read)."""
+
+
+def _has_rows(body: bytes) -> bool:
+    try:
+        result = (json.loads(body)["chart"]["result"] or [{}])[0]
+        return bool(result.get("timestamp"))
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+        return False
+
+
+def _get(
+    client: YahooClient,
+    cache: RawCache,
+    symbol: str,
+    relpath: str,
+    params: dict[str, str],
+    now: dt.datetime,
+    what: str,
+    **meta: Any,
+) -> bytes:
+    """One chart request, its 200 answer put in the raw cache as served (with `meta`)."""
+    status, body = client.chart(symbol, params)
+    if status != 200:
+        try:
+            why = json.loads(body)["chart"]["error"]["description"]
+        except (ValueError, KeyError, TypeError):
+            why = body[:200].decode("utf-8", "replace")
+        raise ChartError(f"yahoo: {symbol}: {what}: HTTP {status}: {why}")
+    cache.put(
+        relpath,
+        body,
+        url=CHART_URL.format(symbol=yahoo_symbol(symbol)),
+        params=params,
+        status=status,
+        fetched_at=now.isoformat(),
+        **meta,
+    )
+    return body
+
+
+def _fetch_splits(client: YahooClient, cache: RawCache, symbol: str, first: dt.date, now: dt.datetime) -> str:
+    """The cache relpath of a response listing `symbol`'s splits from `first` to now (one per UTC day)."""
+    period1 = _midnight(first)
+    relpath = f"{symbol}/splits/{period1}-{now.astimezone(dt.UTC).date().isoformat()}.json"
+    if cache.get(relpath) is None:
+        params = {
+            "period1": str(period1),
+            "period2": str(int(now.timestamp())),
+            "interval": SPLITS_INTERVAL,
+            "events": "split",
+        }
+        _get(client, cache, symbol, relpath, params, now, f"split events since {first}")
+    return relpath
+
+
 def _fetch(
-    client: YahooClient, cache: RawCache, symbol: str, interval: str, w: Window, now: dt.datetime
-) -> tuple[bytes, str, bool]:
-    """(body, cache relpath, from cache) of one window: a final cached response is reused."""
-    relpath = f"{symbol}/{interval}/{w.period1}-{w.period2}.json"
+    client: YahooClient,
+    cache: RawCache,
+    symbol: str,
+    interval: str,
+    w: Window,
+    now: dt.datetime,
+    splits: Callable[[], str],
+) -> tuple[bytes, str, bool, str | None]:
+    """(body, cache relpath, from cache, relpath of the later split events) of one window: a final cached
+    response is reused with the split events fetched with it. The split events from the window to now are
+    fetched (`splits()`) when the window has bars and ended before now: Yahoo adjusts a window's prices
+    for later splits too, but lists only the window's own."""
+    # keyed by the window's days (its full-day end), not by period2: a window that ends now is fetched
+    # again on every run, under the same name, so its rows (and rejected rows) replace the last run's
+    relpath = f"{symbol}/{interval}/{w.period1}-{_midnight(w.last + dt.timedelta(days=1))}.json"
     cached = cache.get(relpath)
     if cached is not None:
         fetched = dt.datetime.fromisoformat(str(cached.meta.get("fetched_at")))
-        if fetched >= w.end_instant + FINAL_AFTER:
-            return cached.path.read_bytes(), relpath, True
+        later = cached.meta.get("splits_file")
+        body = cached.path.read_bytes()
+        known = (
+            later is None and not _has_rows(body) or isinstance(later, str) and cache.get(later) is not None
+        )
+        if fetched >= w.end_instant + FINAL_AFTER and known:
+            return body, relpath, True, later if isinstance(later, str) else None
     params = {
         "period1": str(w.period1),
         "period2": str(w.period2),
@@ -312,22 +467,23 @@ def _fetch(
         "events": "div,splits",
     }
     status, body = client.chart(symbol, params)
-    if status == 200:
-        cache.put(
-            relpath,
-            body,
-            url=CHART_URL.format(symbol=yahoo_symbol(symbol)),
-            params=params,
-            status=status,
-            fetched_at=now.isoformat(),
-        )
-    else:
+    if status != 200:
         try:
             why = json.loads(body)["chart"]["error"]["description"]
         except (ValueError, KeyError, TypeError):
             why = body[:200].decode("utf-8", "replace")
         raise ChartError(f"yahoo: {symbol}: {interval} {w.first} to {w.last}: HTTP {status}: {why}")
-    return body, relpath, False
+    later = splits() if _has_rows(body) and w.period2 < int(now.timestamp()) // 60 * 60 else None
+    cache.put(
+        relpath,
+        body,
+        url=CHART_URL.format(symbol=yahoo_symbol(symbol)),
+        params=params,
+        status=status,
+        fetched_at=now.isoformat(),
+        splits_file=later,
+    )
+    return body, relpath, False, later
 
 
 def _land(
@@ -395,11 +551,33 @@ def run(
         for symbol, win in _pieces(symbols, wins, summary, note):
             s = summary.of(symbol)
             try:
-                body, relpath, from_cache = _fetch(client, cache, symbol, interval, win, now)
+                body, relpath, from_cache, later = _fetch(
+                    client,
+                    cache,
+                    symbol,
+                    interval,
+                    win,
+                    now,
+                    partial(_fetch_splits, client, cache, symbol, wins[0].first, now),
+                )
                 payload = json.loads(body)
                 source_file = f"yahoo:{relpath}"
+                later_splits = None
+                if later is not None:
+                    got = cache.get(later)
+                    if got is None:
+                        raise ChartError(
+                            f"yahoo: {symbol}: the split events file {later} vanished from the cache"
+                        )
+                    later_splits = _events_splits(json.loads(got.path.read_bytes()))
                 parsed = parse_chart(
-                    payload, symbol=symbol, interval=interval, window=win, source_file=source_file, now=now
+                    payload,
+                    symbol=symbol,
+                    interval=interval,
+                    window=win,
+                    source_file=source_file,
+                    now=now,
+                    later_splits=later_splits,
                 )
             except RateLimited as exc:
                 _fail(summary, str(exc), symbol)
@@ -448,6 +626,17 @@ def run(
     if client.waits:
         summary.notes.append(f"yahoo: backed off {len(client.waits)} time(s) on Yahoo's rate limit")
     return summary
+
+
+def _events_splits(payload: Any) -> Any:
+    """`events.splits` of a chart response (None if it has none); a response that is not a chart response
+    is an error (its splits cannot be known)."""
+    try:
+        result = (payload["chart"]["result"] or [{}])[0] or {}
+    except (KeyError, TypeError, IndexError) as exc:
+        raise ChartError(f"yahoo: the split events response is not a chart API response ({exc})") from None
+    events = result.get("events") if isinstance(result, dict) else None
+    return events.get("splits") if isinstance(events, dict) else None
 
 
 def _pieces(

@@ -175,18 +175,30 @@ def ingest(ctx: click.Context) -> None:
     run = _ctx(ctx)
     st = run.settings
     start, end = st.date_range()
-    summaries = []
+    from ingest.common import IngestSummary
+
+    summaries: list[IngestSummary] = []
+
+    def each(source: str, go: Callable[[], IngestSummary]) -> None:
+        # one source's error is recorded as its summary's failure: the other sources still run and print
+        try:
+            summaries.append(go())
+        except MarketlakeError as exc:
+            failed = IngestSummary(source)
+            failed.fail(str(exc).removeprefix(f"{source}: "))
+            summaries.append(failed)
+
     if st.binance.symbols:
-        summaries.append(binance.run(run, st.binance.symbols, st.binance.interval, start, end))
+        each("binance", lambda: binance.run(run, st.binance.symbols, st.binance.interval, start, end))
     if st.polygon.symbols:
         if os.environ.get("POLYGON_S3_ACCESS_KEY"):
-            summaries.append(polygon.run(run, st.polygon.symbols, st.polygon.interval, start, end))
+            each("polygon", lambda: polygon.run(run, st.polygon.symbols, st.polygon.interval, start, end))
         else:
             run.say("polygon: skipped, POLYGON_S3_ACCESS_KEY is not set")
     if st.yahoo.symbols:
-        summaries.append(yahoo.run(run, st.yahoo.symbols, st.yahoo.interval, start, end))
+        each("yahoo", lambda: yahoo.run(run, st.yahoo.symbols, st.yahoo.interval, start, end))
     if st.news.symbols:
-        summaries.append(news.run(run, st.news.symbols))
+        each("news", lambda: news.run(run, st.news.symbols))
     _finish(summaries, run)
 
 

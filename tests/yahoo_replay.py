@@ -21,6 +21,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
+from ingest.yahoo import SPLITS_INTERVAL
+
 Answer = tuple[int, bytes | str | dict[str, Any]]
 ChartHandler = Callable[[str, dict[str, str]], Answer]
 
@@ -83,11 +85,25 @@ class ReplaySession(requests.Session):
             handler = self.charts.get((symbol, call.params.get("interval", "")))
             if handler is not None:
                 return handler(symbol, call.params)
+            if call.params.get("interval") == SPLITS_INTERVAL:
+                return 200, chart_payload(symbol, SPLITS_INTERVAL, None)  # no split since the window
             return 404, not_found(symbol)
         return 404, "<html>not replayed</html>"
 
     def chart_calls(self) -> list[Call]:
-        return [c for c in self.calls if "/v8/finance/chart/" in c.path]
+        """The price requests (not the split-event look-ups, see `split_calls`)."""
+        return [
+            c
+            for c in self.calls
+            if "/v8/finance/chart/" in c.path and c.params.get("interval") != SPLITS_INTERVAL
+        ]
+
+    def split_calls(self) -> list[Call]:
+        return [
+            c
+            for c in self.calls
+            if "/v8/finance/chart/" in c.path and c.params.get("interval") == SPLITS_INTERVAL
+        ]
 
 
 def not_found(symbol: str) -> dict[str, Any]:

@@ -76,7 +76,11 @@ def test_a_duplicate_bar_is_rejected_and_the_first_kept(tmp_path: Path) -> None:
 @pytest.mark.parametrize("final_newline", [True, False])
 def test_line_endings_and_final_newline(tmp_path: Path, crlf: bool, final_newline: bool) -> None:
     out = parse(
-        tmp_path, [("AAPL", 1, 1, 1, 1, 1.25, ns(T), 1)], ["AAPL"], crlf=crlf, final_newline=final_newline
+        tmp_path,
+        [("AAPL", 1, 1.5, 1.5, 1.5, 1.25, ns(T), 1)],
+        ["AAPL"],
+        crlf=crlf,
+        final_newline=final_newline,
     )
     assert out.bars["AAPL"][0]["low"] == 1.25 and not out.rejected
 

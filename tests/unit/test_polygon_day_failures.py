@@ -1,0 +1,192 @@
+"""One Polygon day's trouble stays that day's: a HEAD error fails that day and the others land; refused
+keys stop the run but its summary is still reported; a trading day with no file is named."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from botocore.exceptions import ClientError
+from click.testing import CliRunner
+
+from ingest import polygon, s3
+from ingest.common import IngestSummary, RunContext
+from lake.cli import cli
+from lake.config import Settings
+from tests.s3_server import day_file, ns
+
+NY = ZoneInfo("America/New_York")
+D1, D2, D3 = dt.date(2024, 1, 2), dt.date(2024, 1, 3), dt.date(2024, 1, 4)
+
+
+class _Body:
+    def __init__(self, b: bytes) -> None:
+        self.b = b
+
+    def iter_chunks(self, n: int) -> Iterator[bytes]:
+        yield self.b
+
+
+class FakeS3:
+    """Answers HEAD/GET for day files; `errors[day] = (status, code)` makes that day's HEAD fail."""
+
+    def __init__(
+        self, errors: dict[dt.date, tuple[int, str]], absent: frozenset[dt.date] = frozenset()
+    ) -> None:
+        self.errors = errors
+        self.absent = absent
+
+    def _day(self, key: str) -> dt.date:
+        return dt.date.fromisoformat(key.rsplit("/", 1)[1].removesuffix(".csv.gz"))
+
+    def head_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+        def error(status: int, code: str) -> ClientError:
+            meta: Any = {"HTTPStatusCode": status}
+            return ClientError({"Error": {"Code": code}, "ResponseMetadata": meta}, "HeadObject")
+
+        day = self._day(Key)
+        if day in self.errors:
+            status, code = self.errors[day]
+            raise error(status, code)
+        if day in self.absent:
+            raise error(404, "404")
+        return {"ETag": f'"{day}"'}
+
+    def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+        day = self._day(Key)
+        t = ns(dt.datetime.combine(day, dt.time(9, 30), NY))
+        body = day_file([("AAPL", 10, 1.5, 1.6, 1.7, 1.4, t, 2)])
+        return {"Body": _Body(body), "ContentLength": len(body), "ETag": f'"{day}"', "LastModified": None}
+
+
+@pytest.fixture(autouse=True)
+def _keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POLYGON_S3_ACCESS_KEY", "a")
+    monkeypatch.setenv("POLYGON_S3_SECRET_KEY", "b")
+
+
+def run(root: Path, fake: FakeS3, monkeypatch: pytest.MonkeyPatch, end: dt.date = D3) -> IngestSummary:
+    monkeypatch.setattr(s3, "make_client", lambda settings: fake)
+    ctx = RunContext(root=root, settings=Settings(), quiet=True)
+    return polygon.run(ctx, ["AAPL"], "1m", D1, end, today=dt.date(2025, 1, 1))
+
+
+def test_a_head_error_fails_that_day_only(lake_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    s = run(lake_root, FakeS3({D1: (500, "InternalError")}), monkeypatch)
+    assert not s.ok
+    (err,) = s.errors
+    assert "us_stocks_sip/minute_aggs_v1/2024/01/2024-01-02.csv.gz" in err and "InternalError" in err, err
+    a = s.of("AAPL")
+    assert (a.files_failed, a.files_done, a.rows_landed) == (1, 2, 2)
+
+
+def test_refused_keys_stop_the_run_and_the_summary_is_still_printed(
+    lake_root: Path, monkeypatch: pytest.MonkeyPatch, runner: CliRunner
+) -> None:
+    s = run(lake_root, FakeS3({D2: (403, "AccessDenied")}), monkeypatch)
+    assert not s.ok
+    (err,) = s.errors
+    assert "access denied" in err and "stopped at 2024-01-03" in err, err
+    assert s.of("AAPL").files_done == 1  # D1 landed; D3 was not requested
+
+    r = runner.invoke(
+        cli,
+        ["--lake", str(lake_root), "ingest", "polygon", "--tickers", "AAPL",
+         "--start", "2024-01-02", "--end", "2024-01-04"],
+    )  # fmt: skip
+    assert r.exit_code == 1, r.output
+    assert "access denied" in r.output and "ingest summary" in r.output, r.output
+
+
+def test_a_past_trading_day_without_a_file_is_named(lake_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sat = dt.date(2024, 1, 6)
+    s = run(lake_root, FakeS3({}, absent=frozenset({D2, sat})), monkeypatch, end=sat)
+    assert s.ok, s.errors
+    notes = [n for n in s.notes if "no file" in n]
+    assert notes == [
+        "s3://flatfiles/us_stocks_sip/minute_aggs_v1/2024/01/2024-01-03.csv.gz: 2024-01-03 was an NYSE "
+        "trading day but Polygon has no file for it"
+    ], s.notes
+    assert s.of("AAPL").files_missing == 2  # the Saturday is missing too, but that is no gap
+
+
+def test_ingest_of_every_source_runs_and_reports_each_despite_one_failing(
+    runner: CliRunner, lake_root: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from ingest import binance, yahoo
+    from lake.errors import MarketlakeError
+
+    (tmp_path / "marketlake.toml").write_text(
+        '[data]\nstart = 2024-01-02\nend = 2024-01-02\n[binance]\nsymbols = ["BTCUSDT"]\n'
+        '[polygon]\nsymbols = []\n[yahoo]\nsymbols = ["AAPL"]\n[news]\nsymbols = []\n'
+    )
+    ran: list[str] = []
+
+    def boom(*a: Any, **k: Any) -> IngestSummary:
+        ran.append("binance")
+        raise MarketlakeError("binance: the mirror is on fire")
+
+    def fine(*a: Any, **k: Any) -> IngestSummary:
+        ran.append("yahoo")
+        s = IngestSummary("yahoo")
+        s.of("AAPL").rows_landed = 7
+        return s
+
+    monkeypatch.setattr(binance, "run", boom)
+    monkeypatch.setattr(yahoo, "run", fine)
+    r = runner.invoke(cli, ["--lake", str(lake_root), "ingest"])
+    assert r.exit_code == 1, r.output
+    assert ran == ["binance", "yahoo"]
+    assert "error: binance: the mirror is on fire" in r.output
+    assert "yahoo: ingest summary" in r.output, r.output
+
+
+class VersionedS3(FakeS3):
+    """One day file whose content and ETag change when `version` does (a republished day)."""
+
+    def __init__(self) -> None:
+        super().__init__({})
+        self.version = 1
+
+    def head_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+        return {"ETag": f'"v{self.version}"'}
+
+    def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+        t = ns(dt.datetime.combine(D1, dt.time(9, 30), NY))
+        px = float(self.version)
+        body = day_file([("AAPL", 10, px, px, px, px, t, 2), ("MSFT", 10, px, px, px, px, t, 2)])
+        return {
+            "Body": _Body(body),
+            "ContentLength": len(body),
+            "ETag": f'"v{self.version}"',
+            "LastModified": None,
+        }
+
+
+def test_a_republished_day_is_reingested_after_a_crash_before_its_ledger(
+    lake_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lake
+
+    fake = VersionedS3()
+    monkeypatch.setattr(s3, "make_client", lambda settings: fake)
+    ctx = RunContext(root=lake_root, settings=Settings(), quiet=True)
+    assert polygon.run(ctx, ["AAPL", "MSFT"], "1m", D1, D1, today=dt.date(2025, 1, 1)).ok
+    fake.version = 2  # republished
+    real_land = polygon.land_file
+
+    def killed(*a: Any, **k: Any) -> None:
+        raise KeyboardInterrupt("killed after the download, before landing")
+
+    monkeypatch.setattr(polygon, "land_file", killed)
+    with pytest.raises(KeyboardInterrupt):
+        polygon.run(ctx, ["AAPL"], "1m", D1, D1, today=dt.date(2025, 1, 1))
+    monkeypatch.setattr(polygon, "land_file", real_land)
+    assert polygon.run(ctx, ["AAPL"], "1m", D1, D1, today=dt.date(2025, 1, 1)).ok
+    con = lake.connect(lake_root, read_only=True, settings=Settings())
+    got = con.execute("SELECT symbol, close FROM lake_bars ORDER BY symbol").fetchall()
+    assert got == [("AAPL", 2.0), ("MSFT", 2.0)]  # MSFT from the new version too, not the old one

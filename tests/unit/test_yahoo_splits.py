@@ -1,0 +1,171 @@
+"""Yahoo serves split-adjusted prices; the lake undoes the adjustment so that it holds what traded."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+import lake
+from ingest import yahoo
+from ingest.common import IngestSummary, RunContext
+from ingest.ratelimit import RateLimiter
+from lake.config import Settings
+from tests.yahoo_replay import FakeSleep, ReplaySession, chart_payload, epoch, isolate_yfinance, queue
+
+UTC = dt.UTC
+NY = ZoneInfo("America/New_York")
+NOW = dt.datetime(2024, 12, 2, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _yf_cache(tmp_path: Path) -> None:
+    isolate_yfinance(tmp_path / "yfcache")
+
+
+def open_at(day: dt.date) -> int:
+    return epoch(dt.datetime.combine(day, dt.time(9, 30), NY))
+
+
+def split(day: dt.date, numerator: Any, denominator: Any) -> dict[str, Any]:
+    t = open_at(day)
+    return {
+        str(t): {
+            "date": t,
+            "numerator": numerator,
+            "denominator": denominator,
+            "splitRatio": f"{numerator}:{denominator}",
+        }
+    }
+
+
+def daily(
+    days: list[dt.date], closes: list[float], volumes: list[int], splits: dict[str, Any] | None
+) -> dict[str, Any]:
+    p = chart_payload(
+        "NVDA",
+        "1d",
+        [open_at(d) for d in days],
+        open=closes,
+        high=[c * 1.01 for c in closes],
+        low=[c * 0.99 for c in closes],
+        close=closes,
+        volume=volumes,
+    )
+    if splits is not None:
+        p["chart"]["result"][0]["events"] = {"splits": splits}
+    return p
+
+
+def ingest(root: Path, session: ReplaySession, start: dt.date, end: dt.date) -> IngestSummary:
+    c = yahoo.YahooClient(session=session, sleep=FakeSleep(), attempts=2, limiter=RateLimiter(10_000, 1.0))
+    ctx = RunContext(root=root, settings=Settings(), quiet=True)
+    return yahoo.run(ctx, ["NVDA"], "1d", start, end, client=c, now=NOW)
+
+
+def bars(root: Path) -> list[tuple[Any, ...]]:
+    con = lake.connect(root, read_only=True, settings=Settings())
+    try:
+        return con.execute(
+            "SELECT CAST(timezone('America/New_York', ts) AS DATE), close, volume FROM bars ORDER BY ts"
+        ).fetchall()
+    finally:
+        con.close()
+
+
+JUN = [dt.date(2024, 6, 6), dt.date(2024, 6, 7), dt.date(2024, 6, 10), dt.date(2024, 6, 11)]
+SERVED = [120.99800109863281, 120.88800048828125, 121.79000091552734, 120.91000366210938]  # adjusted
+VOL = [3466244000, 4123854000, 3089310000, 2286221000]  # adjusted (times 10)
+
+
+def test_a_forward_split_in_the_window_is_undone(lake_root: Path) -> None:
+    session = ReplaySession()
+    payload = daily(JUN, SERVED, VOL, split(dt.date(2024, 6, 10), 10, 1))
+    session.charts[("NVDA", "1d")] = queue((200, payload))
+    s = ingest(lake_root, session, JUN[0], JUN[-1])
+    assert s.ok, s.errors
+    assert bars(lake_root) == [
+        (JUN[0], SERVED[0] * 10, VOL[0] / 10),  # the as-served (float32-widened) value times the ratio
+        (JUN[1], SERVED[1] * 10, VOL[1] / 10),
+        (JUN[2], SERVED[2], float(VOL[2])),  # the split day itself traded split
+        (JUN[3], SERVED[3], float(VOL[3])),
+    ]
+    # the raw cache keeps the response exactly as served
+    (raw,) = (lake_root / "raw" / "yahoo" / "NVDA" / "1d").glob("*[0-9].json")
+    assert json.loads(raw.read_bytes()) == payload
+
+
+def test_a_reverse_split_after_the_window_is_undone_from_the_split_lookup(lake_root: Path) -> None:
+    session = ReplaySession()
+    days = [dt.date(2024, 11, 25), dt.date(2024, 11, 26)]
+    session.charts[("NVDA", "1d")] = queue((200, daily(days, [0.5, 0.625], [40000, 60000], None)))
+    # 1 new share for 20 old on 2024-11-27, after the window: Yahoo still adjusted the window's prices
+    later = daily([], [], [], split(dt.date(2024, 11, 27), 1, 20))
+    session.charts[("NVDA", yahoo.SPLITS_INTERVAL)] = queue((200, later))
+    s = ingest(lake_root, session, days[0], days[-1])
+    assert s.ok, s.errors
+    assert bars(lake_root) == [(days[0], 0.5 / 20, 40000 * 20.0), (days[1], 0.625 / 20, 60000 * 20.0)]
+    (call,) = session.split_calls()
+    assert call.params["events"] == "split" and int(call.params["period1"]) == yahoo._midnight(days[0])
+
+    again = ingest(lake_root, session, days[0], days[-1])  # from the cache, with the same split events
+    assert again.ok, again.errors
+    assert len(session.split_calls()) == 1 and len(session.chart_calls()) == 1
+    assert bars(lake_root) == [(days[0], 0.5 / 20, 40000 * 20.0), (days[1], 0.625 / 20, 60000 * 20.0)]
+
+
+@pytest.mark.parametrize(("numerator", "denominator"), [(10, 0), (None, 1), ("ten", 1)])
+def test_an_unreadable_ratio_quarantines_the_bars_it_concerns(
+    lake_root: Path, numerator: Any, denominator: Any
+) -> None:
+    session = ReplaySession()
+    session.charts[("NVDA", "1d")] = queue(
+        (200, daily(JUN, SERVED, VOL, split(dt.date(2024, 6, 10), numerator, denominator)))
+    )
+    s = ingest(lake_root, session, JUN[0], JUN[-1])
+    assert s.ok, s.errors
+    assert [b[0] for b in bars(lake_root)] == JUN[2:]  # on and after the split: not adjusted for it
+    con = lake.connect(lake_root, read_only=True, settings=Settings())
+    rejected = con.execute("SELECT close, reason FROM bars_rejected ORDER BY line_number").fetchall()
+    assert [r[0] for r in rejected] == SERVED[:2]
+    assert all("split" in r[1] and "unreadable" in r[1] for r in rejected), rejected
+
+
+def test_a_daily_bar_stamped_after_the_close_is_rejected_not_moved(lake_root: Path) -> None:
+    session = ReplaySession()
+    tue = dt.date(2024, 11, 26)
+    midnight_utc = epoch(dt.datetime.combine(tue, dt.time(0), UTC))  # Monday 19:00 in New York
+    p = chart_payload(
+        "NVDA", "1d", [midnight_utc, open_at(tue)], open=[1.0, 2.0], high=[1.0, 2.0], low=[1.0, 2.0],
+        close=[1.0, 2.0], volume=[5, 6],
+    )  # fmt: skip
+    session.charts[("NVDA", "1d")] = queue((200, p))
+    s = ingest(lake_root, session, dt.date(2024, 11, 25), tue)
+    assert s.ok, s.errors
+    assert bars(lake_root) == [(tue, 2.0, 6.0)]
+    con = lake.connect(lake_root, read_only=True, settings=Settings())
+    ((reason,),) = con.execute("SELECT reason FROM bars_rejected").fetchall()
+    assert "after the close of 2024-11-25" in reason, reason
+
+
+def test_the_current_window_is_cached_under_one_name_and_its_rejections_replaced(lake_root: Path) -> None:
+    session = ReplaySession()
+    mon, tue = dt.date(2024, 11, 25), dt.date(2024, 11, 26)
+    p = chart_payload(
+        "NVDA", "1d", [open_at(mon), open_at(tue)], open=[1.0, 2.0], high=[1.0, 2.0], low=[1.0, None],
+        close=[1.0, 2.0], volume=[5, 6],
+    )  # fmt: skip
+    session.charts[("NVDA", "1d")] = queue((200, p))
+    c = yahoo.YahooClient(session=session, sleep=FakeSleep(), attempts=2, limiter=RateLimiter(10_000, 1.0))
+    ctx = RunContext(root=lake_root, settings=Settings(), quiet=True)
+    for now in (NOW, NOW + dt.timedelta(hours=3)):  # the 2024 window ends at `now` both times
+        s = yahoo.run(ctx, ["NVDA"], "1d", mon, NOW.date(), client=c, now=now)
+        assert s.ok, s.errors
+    assert len(session.chart_calls()) == 2
+    assert len(list((lake_root / "raw" / "yahoo" / "NVDA" / "1d").glob("*[0-9].json"))) == 1
+    con = lake.connect(lake_root, read_only=True, settings=Settings())
+    assert con.execute("SELECT count(*) FROM bars_rejected").fetchall() == [(1,)]
