@@ -28,7 +28,7 @@ days AS (
     JOIN session_windows w ON s.calendar = 'XNYS' AND w.day BETWEEN s.first_day AND s.last_day
     UNION ALL
     SELECT symbol, "interval", calendar, interval_minutes, d::DATE AS day,
-           timezone('UTC', d) AS start_at, timezone('UTC', d) + INTERVAL 1 DAY AS end_at,
+           timezone('UTC', d) AS start_at, timezone('UTC', d + INTERVAL 1 DAY) AS end_at,
            false AS is_early_close
     FROM (
         SELECT *, unnest(generate_series(first_day::TIMESTAMP, last_day::TIMESTAMP, INTERVAL 1 DAY)) AS d
@@ -38,13 +38,13 @@ days AS (
 ),
 in_session AS (
     SELECT symbol, "interval", day, ts, available_at,
-           ts - lag(available_at) OVER (PARTITION BY symbol, "interval", day ORDER BY ts) AS gap_before
+           epoch(ts) - epoch(lag(available_at) OVER (PARTITION BY symbol, "interval", day ORDER BY ts)) AS gap_before
     FROM bar_sessions
     WHERE in_session
 ),
 present AS (
     SELECT symbol, "interval", day, count(*) AS n_bars, min(ts) AS first_ts, max(available_at) AS last_end,
-           max(epoch(gap_before)) / 60.0 AS inner_gap
+           max(gap_before) / 60.0 AS inner_gap
     FROM in_session
     GROUP BY ALL
 ),
@@ -92,7 +92,7 @@ order_stored AS (
 ),
 joined AS (
     SELECT d.*,
-           epoch(d.end_at - d.start_at) / 60.0 AS session_minutes,
+           (epoch(d.end_at) - epoch(d.start_at)) / 60.0 AS session_minutes,
            coalesce(p.n_bars, 0) AS n_bars, p.first_ts, p.last_end, p.inner_gap,
            coalesce(v.ohlc_violations, 0) AS ohlc_violations,
            coalesce(ds.dup_stored, 0) + coalesce(rj.dup_rejected, 0) AS duplicates,
@@ -118,8 +118,8 @@ SELECT symbol, "interval", day,
            AS missing_ratio,
        CASE WHEN n_bars = 0 THEN session_minutes
             WHEN interval_minutes >= 1440 THEN 0
-            ELSE greatest(0, coalesce(inner_gap, 0), epoch(first_ts - start_at) / 60.0,
-                          epoch(end_at - last_end) / 60.0) END::DOUBLE AS max_gap_minutes,
+            ELSE greatest(0, coalesce(inner_gap, 0), (epoch(first_ts) - epoch(start_at)) / 60.0,
+                          (epoch(end_at) - epoch(last_end)) / 60.0) END::DOUBLE AS max_gap_minutes,
        ohlc_violations::BIGINT AS ohlc_violations,
        duplicates::BIGINT AS duplicates,
        out_of_order::BIGINT AS out_of_order,

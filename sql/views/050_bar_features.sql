@@ -47,10 +47,10 @@ marked AS (
                 WHEN calendar = 'XNYS' AND session_no - prev_session_no > 1 THEN 1
                 WHEN calendar = 'XNYS' AND interval_minutes >= 1440 THEN 0
                 WHEN calendar = 'XNYS' AND session_no = prev_session_no + 1 THEN
-                    CASE WHEN (epoch(greatest(prev_end_at - prev_available_at, INTERVAL 0 MINUTE))
-                               + epoch(greatest(ts - start_at, INTERVAL 0 MINUTE))) / 60.0
+                    CASE WHEN (greatest(epoch(prev_end_at) - epoch(prev_available_at), 0)
+                               + greatest(epoch(ts) - epoch(start_at), 0)) / 60.0
                               > st.max_gap_minutes THEN 1 ELSE 0 END
-                WHEN epoch(ts - prev_available_at) / 60.0 > st.max_gap_minutes THEN 1
+                WHEN (epoch(ts) - epoch(prev_available_at)) / 60.0 > st.max_gap_minutes THEN 1
                 ELSE 0 END AS seg_start
     FROM base, lake_settings st
 ),
@@ -103,11 +103,11 @@ SELECT symbol, "interval", ts, available_at,
        CASE WHEN segment_pos >= 14 THEN hl15 END AS range_mean_15,
        CASE WHEN open > 0 AND close > 0 THEN ln(close / open) END AS body,
        CASE WHEN close_1 > 0 AND open > 0 THEN ln(open / close_1) END AS gap_open,
-       CASE WHEN segment_pos >= 1 THEN epoch(ts - prev_available_at) / 60.0 END AS idle_minutes,
+       CASE WHEN segment_pos >= 1 THEN (epoch(ts) - epoch(prev_available_at)) / 60.0 END AS idle_minutes,
        (hour(local_ts) * 60 + minute(local_ts))::BIGINT AS minute_of_day,
        isodow(local_ts)::BIGINT AS day_of_week,
        sin(2 * pi() * (hour(local_ts) * 60 + minute(local_ts)) / 1440.0) AS tod_sin,
        cos(2 * pi() * (hour(local_ts) * 60 + minute(local_ts)) / 1440.0) AS tod_cos,
-       epoch(ts - start_at) / 60.0 AS minutes_since_open,
-       epoch(end_at - available_at) / 60.0 AS minutes_to_close
+       (epoch(ts) - epoch(start_at)) / 60.0 AS minutes_since_open,
+       (epoch(end_at) - epoch(available_at)) / 60.0 AS minutes_to_close
 FROM win;

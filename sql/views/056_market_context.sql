@@ -47,13 +47,13 @@ spy_news AS (SELECT news_at, last_sentiment, cum_n, cum_s FROM running WHERE sym
 qqq_news AS (SELECT news_at, last_sentiment, cum_n, cum_s FROM running WHERE symbol = 'QQQ'),
 joined AS (
     SELECT b.symbol, b."interval", b.ts,
-           CASE WHEN epoch(b.available_at - sb.available_at) / 60.0 <= st.max_gap_minutes THEN sb.available_at END AS spy_available_at,
-           CASE WHEN epoch(b.available_at - sb.available_at) / 60.0 <= st.max_gap_minutes THEN sb.ret_1 END AS spy_log_ret_1,
+           CASE WHEN (epoch(b.available_at) - epoch(sb.available_at)) / 60.0 <= st.max_gap_minutes THEN sb.available_at END AS spy_available_at,
+           CASE WHEN (epoch(b.available_at) - epoch(sb.available_at)) / 60.0 <= st.max_gap_minutes THEN sb.ret_1 END AS spy_log_ret_1,
            sn.last_sentiment::DOUBLE AS spy_sentiment_last,
            (coalesce(sn.cum_n, 0) - coalesce(sd.cum_n, 0))::BIGINT AS spy_news_count_1d,
            coalesce(sn.cum_s, 0) - coalesce(sd.cum_s, 0) AS spy_sum_1d,
-           CASE WHEN epoch(b.available_at - qb.available_at) / 60.0 <= st.max_gap_minutes THEN qb.available_at END AS qqq_available_at,
-           CASE WHEN epoch(b.available_at - qb.available_at) / 60.0 <= st.max_gap_minutes THEN qb.ret_1 END AS qqq_log_ret_1,
+           CASE WHEN (epoch(b.available_at) - epoch(qb.available_at)) / 60.0 <= st.max_gap_minutes THEN qb.available_at END AS qqq_available_at,
+           CASE WHEN (epoch(b.available_at) - epoch(qb.available_at)) / 60.0 <= st.max_gap_minutes THEN qb.ret_1 END AS qqq_log_ret_1,
            qn.last_sentiment::DOUBLE AS qqq_sentiment_last,
            (coalesce(qn.cum_n, 0) - coalesce(qd.cum_n, 0))::BIGINT AS qqq_news_count_1d,
            coalesce(qn.cum_s, 0) - coalesce(qd.cum_s, 0) AS qqq_sum_1d
