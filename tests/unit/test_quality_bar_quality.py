@@ -268,3 +268,23 @@ def test_daily_stock_bars_must_be_stamped_from_the_calendar(lake_root: Path) -> 
     write(lake_root, "AAPL", good, source="yahoo", interval="1d")
     rows = checks(lake_root)["available_at_mismatch"]
     assert [r[3] for r in rows] == [ny(2024, 7, 3, 0)]
+
+
+def test_one_source_storing_a_bar_twice_has_a_deterministic_winner(lake_root: Path) -> None:
+    """The same polygon bar in two period partitions (a month-boundary mistake): the later period wins,
+    then the smaller source_file, whatever order the files are read in."""
+    t = ny(2024, 7, 31, 15, 0)
+    with LakeWriter.open(lake_root) as w:
+        for period, close, src in (
+            ("2024-07", 1.0, "b.csv"),
+            ("2024-08", 2.0, "z.csv"),
+            ("2024-06", 3.0, "a.csv"),
+        ):
+            table = bars_table(t, [close], asset_class="stock", source_file=src)
+            w.write(
+                lake.BARS, {"source": "polygon", "interval": "1m", "symbol": "AAPL", "period": period}, table
+            )
+    for threads in (1, 4):
+        con = lake.connect(lake_root, read_only=True)
+        con.execute(f"SET threads = {threads}")
+        assert con.execute("SELECT close FROM bars WHERE symbol = 'AAPL'").fetchall() == [(2.0,)]
