@@ -2,7 +2,8 @@
 -- last bar (days with no bar at all are rows with n_bars = 0). Holidays and weekends of XNYS have no row.
 --   n_bars          bars of `bars` inside the session (regular or extended hours per lake_settings.session;
 --                   every bar for crypto)
---   expected_bars   from the calendar: ceil(session minutes / interval minutes), one for daily bars:
+--   expected_bars   from the calendar: ceil(session minutes / interval minutes), one for daily bars, NULL
+--                   (not measured) for intervals longer than a day (1w) or not understood:
 --                   regular NYSE day 390 one-minute bars, early close 210, extended 960 (780 early close);
 --                   crypto 1440 a day
 --   missing_ratio   missing_bars / expected_bars, missing_bars = greatest(expected_bars - n_bars, 0)
@@ -106,8 +107,8 @@ joined AS (
 ),
 expected AS (
     SELECT *,
-           CASE WHEN interval_minutes IS NULL THEN NULL
-                WHEN interval_minutes >= 1440 THEN 1
+           CASE WHEN interval_minutes IS NULL OR interval_minutes > 1440 THEN NULL
+                WHEN interval_minutes = 1440 THEN 1
                 ELSE ceil(session_minutes / interval_minutes) END::BIGINT AS expected_bars
     FROM joined
 )

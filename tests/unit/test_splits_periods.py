@@ -236,7 +236,9 @@ def test_bar_splits_match_python_and_no_bar_touches_an_embargo(s: Settings, hour
         rows = con.execute('SELECT symbol, "interval", ts, available_at, split FROM bar_splits').fetchall()
         con.close()
     assert len(rows) == 24 * 30 + days  # every bar once, in one period or none
-    gaps = [(a.end_at, b.start_at) for a, b in zip(periods, periods[1:], strict=False) if a.end_at < b.start_at]
+    gaps = [
+        (a.end_at, b.start_at) for a, b in zip(periods, periods[1:], strict=False) if a.end_at < b.start_at
+    ]
     for _sym, _iv, ts, available_at, split in rows:
         assert split == split_of(ts, available_at, periods)
         if split is not None:
