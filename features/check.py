@@ -78,13 +78,17 @@ def report(ctx: RunContext) -> list[dict[str, Any]]:
         cols = rel.columns
         quality = [dict(zip(cols, r, strict=True)) for r in rel.fetchall()]
         checks = run_checks(con)
-        rejected = dict(
-            con.execute(
-                "SELECT coalesce(symbol, ''), count(*) FROM lake_bars_rejected GROUP BY ALL"
+        rejected_pairs = {
+            (str(sym), str(iv)): int(n)
+            for sym, iv, n in con.execute(
+                "SELECT coalesce(symbol, ''), coalesce(\"interval\", ''), count(*) FROM lake_bars_rejected GROUP BY ALL"
             ).fetchall()
-        )
+        }
     finally:
         con.close()
+    rejected: dict[str, int] = {}
+    for (sym, _iv), n in rejected_pairs.items():
+        rejected[sym] = rejected.get(sym, 0) + n
     wanted = configured(ctx)
     rows: list[dict[str, Any]] = []
     seen: set[tuple[str, str]] = set()
@@ -121,9 +125,21 @@ def report(ctx: RunContext) -> list[dict[str, Any]]:
                 "why": q["reason"],
             }
         )
-    for (sym, interval), sources in sorted(wanted.items()):
+    # configured pairs without bars, and pairs whose every row was quarantined (no bar stored at all):
+    # bar_quality has no trading day for them, but they must not vanish from the report
+    only_rejected: dict[tuple[str, str], list[str]] = {
+        pair: [] for pair in rejected_pairs if pair[0] and pair not in seen and pair not in wanted
+    }
+    for (sym, interval), sources in sorted({**wanted, **only_rejected}.items()):
         if (sym, interval) in seen:
             continue
+        if sources:
+            why = f"no {interval} bars in the lake (configured in [{', '.join(sources)}])"
+        else:
+            why = (
+                f"no {interval} bars in the lake: all {rejected_pairs[(sym, interval)]} row(s) were "
+                "quarantined in bars_rejected"
+            )
         rows.append(
             {
                 "symbol": sym,
@@ -131,7 +147,7 @@ def report(ctx: RunContext) -> list[dict[str, Any]]:
                 "asset_class": None,
                 "calendar": None,
                 "sources": None,
-                "configured": True,
+                "configured": bool(sources),
                 "first_ts": None,
                 "last_ts": None,
                 "trading_days": 0,
@@ -148,7 +164,7 @@ def report(ctx: RunContext) -> list[dict[str, Any]]:
                 "checks": _checks_of(checks, sym, interval),
                 "session": ctx.settings.session,
                 "eligible": False,
-                "why": f"no {interval} bars in the lake (configured in [{', '.join(sources)}])",
+                "why": why,
             }
         )
     rows.sort(key=lambda r: (r["symbol"], r["interval"]))

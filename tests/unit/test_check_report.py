@@ -162,3 +162,32 @@ def test_failing_checks_are_counted_per_symbol_and_interval(runner: CliRunner, c
     assert rows[("AAPL", "1m")]["checks"] == {"bars_outside_session": 2, "ohlc_violations": 1}
     assert rows[("AAPL", "1h")]["checks"] == {}
     assert rows[("AAPL", "1h")]["bars_outside_any_session"] == 0
+
+
+def test_a_symbol_whose_every_row_was_quarantined_is_reported(runner: CliRunner, checked_lake: Path) -> None:
+    from lake.schemas import UTC_TS
+
+    rejected = pa.table(
+        {
+            "symbol": ["XRPUSDT", "XRPUSDT"],
+            "interval": ["1m", "1m"],
+            "source_file": ["x.csv", "x.csv"],
+            "line_number": pa.array([1, 2], type=pa.int64()),
+            "raw": ["a", "b"],
+            "ts": pa.array([dt.datetime(2024, 7, 2, tzinfo=UTC)] * 2, type=UTC_TS),
+            "open": [1.0, 1.0],
+            "high": [0.5, 0.5],
+            "low": [1.0, 1.0],
+            "close": [1.0, 1.0],
+            "volume": [1.0, 1.0],
+            "reason": ["high below open", "high below open"],
+        }
+    )
+    with LakeWriter.open(checked_lake) as w:
+        w.write(lake.BARS_REJECTED, {"source": "binance", "period": "2024-07"}, rejected)
+    r = runner.invoke(cli, ["--lake", str(checked_lake), "check", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    rows = {(x["symbol"], x["interval"]): x for x in json.loads(r.stdout)}
+    xrp = rows[("XRPUSDT", "1m")]
+    assert xrp["eligible"] is False and xrp["configured"] is False and xrp["rejected"] == 2
+    assert "all 2 row(s) were quarantined" in xrp["why"]
