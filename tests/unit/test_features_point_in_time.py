@@ -8,6 +8,7 @@ returns, volatility, RSI, volume z-score and range mean.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import statistics
 import tempfile
@@ -288,13 +289,23 @@ def test_the_truncation_test_covers_every_feature_column(lake_root: Path) -> Non
 
 
 def reference(
-    ts: list[dt.datetime], closes: list[float], volumes: list[float], max_gap: float
+    ts: list[dt.datetime],
+    closes: list[float],
+    volumes: list[float],
+    max_gap: float,
+    *,
+    opens: list[float] | None = None,
+    starts: set[int] | None = None,
 ) -> list[dict[str, Any]]:
-    """Crypto minute bars: segments break on an idle gap > max_gap minutes; each feature from its window."""
+    """Features of consecutive rows, each from its window: segments break on an idle gap > max_gap
+    minutes (crypto), or at the given `starts` (row indices, e.g. from `boundaries` for stocks)."""
     out: list[dict[str, Any]] = []
+    opens = opens if opens is not None else [closes[0], *closes[:-1]]
+    hl = [math.log(max(o, c) * 1.001 / (min(o, c) * 0.999)) for o, c in zip(opens, closes, strict=True)]
     seg_start = 0
     for i in range(len(ts)):
-        if i == 0 or (ts[i] - (ts[i - 1] + MIN)).total_seconds() / 60 > max_gap:
+        idle_gap = (ts[i] - (ts[i - 1] + MIN)).total_seconds() / 60 > max_gap if i else True
+        if i == 0 or (i in starts if starts is not None else idle_gap):
             seg_start = i
         pos = i - seg_start
         row: dict[str, Any] = {"segment_pos": pos, "warmup": pos < 60}
@@ -309,8 +320,6 @@ def reference(
             row["rsi_14"] = 100 * g / (g + lo) if g + lo > 0 else 50.0
         else:
             row["rsi_14"] = None
-        opens = [closes[0], *closes[:-1]]
-        hl = [math.log(max(o, c) * 1.001 / (min(o, c) * 0.999)) for o, c in zip(opens, closes, strict=True)]
         row["range_hl"] = hl[i]
         row["range_mean_15"] = statistics.mean(hl[i - 14 : i + 1]) if pos >= 14 else None
         row["gap_open"] = math.log(opens[i] / closes[i - 1]) if pos >= 1 else None
@@ -355,6 +364,101 @@ def test_features_match_a_brute_force_reference(
         got = dict(zip(cols, r, strict=True))
         for name, value in want.items():
             assert close_enough(got[name], value), f"{name} at {got['ts']}: SQL {got[name]!r} != {value!r}"
+
+
+@st.composite
+def stock_sessions(draw: st.DrawFn) -> dict[str, Any]:
+    """Minute bars of a stock over four consecutive XNYS sessions (winter, summer, DST weeks, early
+    closes), each session used or skipped, each trimmed at its open and close and maybe holed."""
+    import random
+
+    from features.calendars import xnys_year
+
+    session = draw(st.sampled_from(["regular", "extended"]))
+    first = draw(
+        st.sampled_from(
+            [
+                dt.date(2024, 1, 9),
+                dt.date(2024, 3, 7),
+                dt.date(2024, 10, 31),
+                dt.date(2024, 11, 26),
+                dt.date(2024, 7, 1),
+            ]
+        )
+    )
+    days = [r for r in sorted(xnys_year(2024).to_pylist(), key=lambda r: r["day"]) if r["day"] >= first][:4]
+    used = draw(st.lists(st.sampled_from([True, True, True, False]), min_size=4, max_size=4))
+    ts: list[dt.datetime] = []
+    for row, use in zip(days, used, strict=True):
+        if not use:
+            continue
+        lo, hi = (
+            (row["open_at"], row["close_at"])
+            if session == "regular"
+            else (row["ext_open_at"], row["ext_close_at"])
+        )
+        a, b = draw(st.sampled_from([0, 0, 0, 5, 30])), draw(st.sampled_from([0, 0, 0, 5, 30]))
+        hole_at, hole_len = draw(st.sampled_from([(0, 0), (0, 0), (60, 10), (100, 20)]))
+        n = int((hi - lo).total_seconds() // 60)
+        ts += [
+            lo + k * MIN for k in range(a, n - b) if not hole_at <= k - a < hole_at + hole_len or not hole_len
+        ]
+    assume(len(ts) > 1)
+    rng = random.Random(draw(st.integers(0, 2**32)))
+    closes = [100.0]
+    for _ in ts[1:]:
+        closes.append(closes[-1] * math.exp(rng.gauss(0, 0.002)))
+    volumes = [float(rng.choice([0, 1, 1, 2, 5, 10, 123.5])) for _ in ts]
+    return {"ts": ts, "closes": closes, "volumes": volumes, "session": session}
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(stock_sessions(), st.sampled_from([15, 40]))
+def test_stock_features_match_the_brute_force_reference_over_sessions(
+    case: dict[str, Any], max_gap: int
+) -> None:
+    """Stocks over consecutive sessions: segments from the Python rule in `boundaries` (a skipped session,
+    or missing session time > max_gap, across the night too), every feature from its window."""
+    ts, closes, volumes = case["ts"], case["closes"], case["volumes"]
+    opens = [closes[0], *closes[:-1]]
+    starts = set(boundaries(ts, "stock", case["session"], max_gap))
+    kept = [i for i, t in enumerate(ts) if in_session_py(t, case["session"])]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        write(root, "AAPL", make_bars(ts, closes, volumes, asset_class="stock"), source="polygon")
+        cols, rows = features(root, Settings(session=case["session"], max_gap_minutes=max_gap))
+    ref = reference(
+        [ts[i] for i in kept],
+        [closes[i] for i in kept],
+        [volumes[i] for i in kept],
+        max_gap,
+        opens=[opens[i] for i in kept],
+        starts={j for j, i in enumerate(kept) if i in starts},
+    )
+    assert len(rows) == len(ref)
+    for r, want in zip(rows, ref, strict=True):
+        got = dict(zip(cols, r, strict=True))
+        for name, value in want.items():
+            assert close_enough(got[name], value), f"{name} at {got['ts']}: SQL {got[name]!r} != {value!r}"
+
+
+@functools.cache
+def xnys_2024() -> dict[dt.date, dict[str, Any]]:
+    from features.calendars import xnys_year
+
+    return {r["day"]: r for r in xnys_year(2024).to_pylist()}
+
+
+def in_session_py(t: dt.datetime, session: str) -> bool:
+    row = xnys_2024().get(t.astimezone(NY).date())
+    if row is None:
+        return False
+    lo, hi = (
+        (row["open_at"], row["close_at"])
+        if session == "regular"
+        else (row["ext_open_at"], row["ext_close_at"])
+    )
+    return bool(lo < t + MIN and t < hi)
 
 
 # --- boundaries and warm-up ------------------------------------------------------------------------------
