@@ -20,24 +20,40 @@ def _check_sql(sql: str) -> str:
     return sql.strip().rstrip(";")
 
 
-def run_checks(con: Any) -> dict[str, dict[str, int]]:
-    """Failing rows of every sql/checks/*.sql query, per check and symbol ('' when the check's rows have
-    no symbol column)."""
+def run_checks(con: Any) -> dict[str, dict[tuple[str, str], int]]:
+    """Failing rows of every sql/checks/*.sql query, per check and (symbol, interval): ('', '') when the
+    check's rows have no symbol column, (symbol, '') when they have no interval column."""
     from lake.connect import check_files
 
-    out: dict[str, dict[str, int]] = {}
+    out: dict[str, dict[tuple[str, str], int]] = {}
     for name, path in check_files():
         rel = con.sql(_check_sql(path.read_text(encoding="utf-8")))
-        counts: dict[str, int] = {}
-        if "symbol" in rel.columns:
+        counts: dict[tuple[str, str], int] = {}
+        if "symbol" in rel.columns and "interval" in rel.columns:
+            for sym, interval, n in rel.aggregate(
+                'symbol, "interval", count(*)', 'symbol, "interval"'
+            ).fetchall():
+                counts[(str(sym), str(interval))] = int(n)
+        elif "symbol" in rel.columns:
             for sym, n in rel.aggregate("symbol, count(*)", "symbol").fetchall():
-                counts[str(sym)] = int(n)
+                counts[(str(sym), "")] = int(n)
         else:
             n_rows = len(rel.fetchall())
             if n_rows:
-                counts[""] = n_rows
+                counts[("", "")] = n_rows
         out[name] = counts
     return out
+
+
+def _checks_of(checks: dict[str, dict[tuple[str, str], int]], symbol: str, interval: str) -> dict[str, int]:
+    """The failing-row counts of one (symbol, interval), counting a check without an interval column for
+    every interval of the symbol."""
+    got: dict[str, int] = {}
+    for name, counts in checks.items():
+        n = counts.get((symbol, interval), 0) + counts.get((symbol, ""), 0)
+        if n:
+            got[name] = n
+    return got
 
 
 def configured(ctx: RunContext) -> dict[tuple[str, str], list[str]]:
@@ -62,13 +78,17 @@ def report(ctx: RunContext) -> list[dict[str, Any]]:
         cols = rel.columns
         quality = [dict(zip(cols, r, strict=True)) for r in rel.fetchall()]
         checks = run_checks(con)
-        rejected = dict(
-            con.execute(
-                "SELECT coalesce(symbol, ''), count(*) FROM lake_bars_rejected GROUP BY ALL"
+        rejected_pairs = {
+            (str(sym), str(iv)): int(n)
+            for sym, iv, n in con.execute(
+                "SELECT coalesce(symbol, ''), coalesce(\"interval\", ''), count(*) FROM lake_bars_rejected GROUP BY ALL"
             ).fetchall()
-        )
+        }
     finally:
         con.close()
+    rejected: dict[str, int] = {}
+    for (sym, _iv), n in rejected_pairs.items():
+        rejected[sym] = rejected.get(sym, 0) + n
     wanted = configured(ctx)
     rows: list[dict[str, Any]] = []
     seen: set[tuple[str, str]] = set()
@@ -95,17 +115,31 @@ def report(ctx: RunContext) -> list[dict[str, Any]]:
                 "duplicates": q["duplicates"],
                 "out_of_order": q["out_of_order"],
                 "bars_not_in_session": q["bars_not_in_session"],
-                "bars_outside_any_session": checks.get("bars_outside_session", {}).get(q["symbol"], 0),
+                "bars_outside_any_session": _checks_of(checks, q["symbol"], q["interval"]).get(
+                    "bars_outside_session", 0
+                ),
                 "rejected": int(rejected.get(q["symbol"], 0)),
-                "checks": {name: c[q["symbol"]] for name, c in checks.items() if c.get(q["symbol"])},
+                "checks": _checks_of(checks, q["symbol"], q["interval"]),
                 "session": q["session"],
                 "eligible": bool(q["eligible"]),
                 "why": q["reason"],
             }
         )
-    for (sym, interval), sources in sorted(wanted.items()):
+    # configured pairs without bars, and pairs whose every row was quarantined (no bar stored at all):
+    # bar_quality has no trading day for them, but they must not vanish from the report
+    only_rejected: dict[tuple[str, str], list[str]] = {
+        pair: [] for pair in rejected_pairs if pair[0] and pair not in seen and pair not in wanted
+    }
+    for (sym, interval), sources in sorted({**wanted, **only_rejected}.items()):
         if (sym, interval) in seen:
             continue
+        if sources:
+            why = f"no {interval} bars in the lake (configured in [{', '.join(sources)}])"
+        else:
+            why = (
+                f"no {interval} bars in the lake: all {rejected_pairs[(sym, interval)]} row(s) were "
+                "quarantined in bars_rejected"
+            )
         rows.append(
             {
                 "symbol": sym,
@@ -113,7 +147,7 @@ def report(ctx: RunContext) -> list[dict[str, Any]]:
                 "asset_class": None,
                 "calendar": None,
                 "sources": None,
-                "configured": True,
+                "configured": bool(sources),
                 "first_ts": None,
                 "last_ts": None,
                 "trading_days": 0,
@@ -127,10 +161,10 @@ def report(ctx: RunContext) -> list[dict[str, Any]]:
                 "bars_not_in_session": 0,
                 "bars_outside_any_session": 0,
                 "rejected": int(rejected.get(sym, 0)),
-                "checks": {name: c[sym] for name, c in checks.items() if c.get(sym)},
+                "checks": _checks_of(checks, sym, interval),
                 "session": ctx.settings.session,
                 "eligible": False,
-                "why": f"no {interval} bars in the lake (configured in [{', '.join(sources)}])",
+                "why": why,
             }
         )
     rows.sort(key=lambda r: (r["symbol"], r["interval"]))
@@ -198,19 +232,12 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
 
 def strict_failures(rows: list[dict[str, Any]]) -> list[str]:
-    """Configured symbols with no eligible interval, each with why (for `check --strict`)."""
-    by_symbol: dict[str, list[dict[str, Any]]] = {}
-    for r in rows:
-        if r["configured"]:
-            by_symbol.setdefault(r["symbol"], [])
-    for r in rows:
-        if r["symbol"] in by_symbol:
-            by_symbol[r["symbol"]].append(r)
+    """Configured (symbol, interval) pairs that are not eligible, each with why (for `check --strict`):
+    every pair marketlake.toml asks for must be usable, not just some interval of the symbol."""
     failures = []
-    for sym, rs in sorted(by_symbol.items()):
-        if not any(r["eligible"] for r in rs):
-            why = "; ".join(f"{r['interval']}: {r['why']}" for r in rs)
-            failures.append(f"{sym} ({why})")
+    for r in sorted(rows, key=lambda r: (r["symbol"], r["interval"])):
+        if r["configured"] and not r["eligible"]:
+            failures.append(f"{r['symbol']} {r['interval']} ({r['why']})")
     return failures
 
 
@@ -225,5 +252,5 @@ def run(ctx: RunContext, fmt: str, strict: bool) -> None:
         failures = strict_failures(rows)
         if failures:
             raise MarketlakeError(
-                f"{len(failures)} configured symbol(s) not eligible: " + ", ".join(failures)
+                f"{len(failures)} configured symbol/interval pair(s) not eligible: " + ", ".join(failures)
             )

@@ -8,7 +8,9 @@ The same rule as the `splits` view (sql/views/070_splits.sql), for Python caller
   at the end of `validation_end`, test runs to the end of the range;
 - every boundary is clamped into the range: a period may be empty, never overlapping another.
 
-Periods are half-open, [start_at, end_at); a bar belongs to the period that holds its `ts`.
+Periods are half-open, [start_at, end_at). A bar belongs to a period only if its whole life lies in it:
+ts >= start_at and available_at <= end_at (the `bar_splits` view). A bar straddling a boundary (a daily bar
+whose ts is in train and whose close is known in the embargo or later) is in no period.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ def _day_end_us(day: dt.date) -> int:
 def compute_splits(start: dt.datetime, end: dt.datetime, settings: Settings) -> list[Split]:
     """The three periods over [start, end) with the settings' method, fractions or dates, and embargo."""
     s, e = _us(start), _us(end)
+    if settings.embargo_days < 1:
+        raise ValueError(f"embargo_days must be at least 1, got {settings.embargo_days}")
     if e < s:
         raise ValueError(f"range end {end} is before its start {start}")
     emb = settings.embargo_days * DAY_US
@@ -86,9 +90,10 @@ def load_splits(con: duckdb.DuckDBPyConnection) -> list[Split]:
     return [Split(str(n), a, b) for n, a, b in rows]
 
 
-def split_of(ts: dt.datetime, splits: list[Split]) -> str | None:
-    """The name of the period holding `ts`, or None (an embargo, or outside the range)."""
+def split_of(ts: dt.datetime, available_at: dt.datetime, splits: list[Split]) -> str | None:
+    """The name of the period holding the bar [ts, available_at] whole (ts >= start_at and
+    available_at <= end_at), or None (it touches an embargo or a boundary, or is outside the range)."""
     for sp in splits:
-        if ts in sp:
+        if not sp.empty and sp.start_at <= ts and available_at <= sp.end_at:
             return sp.name
     return None

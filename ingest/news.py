@@ -332,7 +332,9 @@ def run(
 ) -> NewsSummary:
     """Fetch the latest Yahoo news of each symbol, score the new articles, and merge them into the lake."""
     summary = NewsSummary("news")
-    ingested_at = _now(now)
+    # ingested_at is taken per symbol once its response has arrived, never at the start of the run: an
+    # article published while the run was under way must not look as if the lake knew it before it existed.
+    stamps: dict[str, dt.datetime] = {}
     session = session if session is not None else yahoo_session()
     cache = RawCache(ctx.paths, "news")
     fetched: dict[str, list[Article]] = {}
@@ -346,6 +348,7 @@ def run(
         except Exception as exc:  # any failure of one symbol's request is reported, the others go on
             summary.fail(f"{symbol}: the Yahoo news request failed: {type(exc).__name__}: {exc}", symbol)
             continue
+        stamps[symbol] = _now(now)
         summary.of(symbol).files_done += 1
         raws[symbol] = json.dumps(items, sort_keys=True, ensure_ascii=False, default=str).encode()
         articles: list[Article] = []
@@ -358,13 +361,13 @@ def run(
 
     def inputs_for(symbol: str) -> list[dict[str, Any]]:
         # The response as served is kept under raw/news/ only when it brought something new.
-        stamp = ingested_at.strftime("%Y%m%dT%H%M%S%fZ")
+        stamp = stamps[symbol].strftime("%Y%m%dT%H%M%S%fZ")
         cached = cache.put(
-            f"yahoo/{symbol}/{stamp}.json", raws[symbol], symbol=symbol, fetched_at=ingested_at.isoformat()
+            f"yahoo/{symbol}/{stamp}.json", raws[symbol], symbol=symbol, fetched_at=stamps[symbol].isoformat()
         )
         return [{"source": SOURCE_YAHOO, "raw": f"news/yahoo/{symbol}/{stamp}.json", "sha256": cached.sha256}]
 
-    _land(ctx, fetched, summary, ingested_at, inputs_for)
+    _land(ctx, fetched, summary, stamps.__getitem__, inputs_for)
     return summary
 
 
@@ -515,7 +518,7 @@ def run_file(
         summary.notes.append(f"{path.name}: no articles in the file")
     digest = hashlib.sha256(data).hexdigest()
     inputs = [{"source": SOURCE_FILE, "file": str(path.resolve()), "sha256": digest}]
-    _land(ctx, by_symbol, summary, ingested_at, lambda _symbol: inputs)
+    _land(ctx, by_symbol, summary, lambda _symbol: ingested_at, lambda _symbol: inputs)
     return summary
 
 
@@ -563,7 +566,7 @@ def _land(
     ctx: RunContext,
     by_symbol: Mapping[str, Sequence[Article]],
     summary: NewsSummary,
-    ingested_at: dt.datetime,
+    ingested_at: Callable[[str], dt.datetime],
     inputs_for: Callable[[str], Sequence[Mapping[str, Any]]],
 ) -> None:
     """Merge each symbol's articles into its partition: ids already known (in the lake or earlier in the
@@ -604,7 +607,7 @@ def _land(
             result = writer.write(
                 NEWS,
                 {"symbol": symbol},
-                news_table(fresh, ingested_at),
+                news_table(fresh, ingested_at(symbol)),
                 mode="merge",
                 inputs=inputs_for(symbol),
             )

@@ -232,8 +232,12 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
             raise bad("splits.method", f"must be one of fraction, date, got {value!r}")
         if key.endswith("_fraction") and not 0 < value < 1:
             raise bad(f"splits.{key}", "must be between 0 and 1 (exclusive)")
-        if key == "embargo_days" and value < 0:
-            raise bad("splits.embargo_days", "must not be negative")
+        if key == "embargo_days" and value < 1:
+            raise bad(
+                "splits.embargo_days",
+                f"must be at least 1 (got {value}): a bar's available_at can lie a day after its ts, so "
+                "periods without an embargo would share bars' information",
+            )
         setattr(
             settings,
             "split_method" if key == "method" else key,

@@ -10,18 +10,20 @@ WITH bar_range AS (
 SELECT s.calendar, s.day, s.open_at, s.close_at, s.is_early_close, s.ext_open_at, s.ext_close_at
 FROM lake_trading_sessions s, bar_range r
 WHERE s.calendar = 'XNYS'
-  AND s.day BETWEEN timezone('America/New_York', r.lo)::DATE AND r.hi::DATE
+  AND s.day BETWEEN timezone('America/New_York', r.lo)::DATE AND timezone('America/New_York', r.hi)::DATE
 UNION ALL
 SELECT '24/7' AS calendar,
        d::DATE AS day,
-       d AS open_at,
-       d + INTERVAL 1 DAY AS close_at,
+       timezone('UTC', d) AS open_at,
+       timezone('UTC', d + INTERVAL 1 DAY) AS close_at,
        false AS is_early_close,
-       d AS ext_open_at,
-       d + INTERVAL 1 DAY AS ext_close_at
+       timezone('UTC', d) AS ext_open_at,
+       timezone('UTC', d + INTERVAL 1 DAY) AS ext_close_at
 FROM (
+    -- d: a plain TIMESTAMP at UTC midnight; nothing here depends on the connection's TimeZone
     SELECT unnest(generate_series(
-        date_trunc('day', min(ts)), date_trunc('day', max(ts)), INTERVAL 1 DAY)) AS d
+        timezone('UTC', min(ts))::DATE::TIMESTAMP, timezone('UTC', max(ts))::DATE::TIMESTAMP,
+        INTERVAL 1 DAY)) AS d
     FROM lake_bars
     HAVING count(*) > 0
 );

@@ -2,6 +2,8 @@
 -- the lowest source rank wins (polygon and binance 1, yahoo 2, any other source 9; ties by source name).
 -- Yahoo therefore fills gaps and never overwrites. Daily bars of both US sources carry the same ts (the
 -- XNYS session's open, ingest/stamping.py), so they meet on this key as minute bars do.
+-- Where one source stores the same bar twice (two period partitions), the later period wins, then the
+-- smaller source_file: the choice never depends on the order files are read.
 -- Every stored bar stays in lake_bars; this view only chooses.
 CREATE OR REPLACE VIEW bars AS
 SELECT symbol, source, asset_class, "interval", ts, available_at,
@@ -9,5 +11,6 @@ SELECT symbol, source, asset_class, "interval", ts, available_at,
 FROM lake_bars
 QUALIFY row_number() OVER (
     PARTITION BY symbol, "interval", ts
-    ORDER BY CASE source WHEN 'polygon' THEN 1 WHEN 'binance' THEN 1 WHEN 'yahoo' THEN 2 ELSE 9 END, source
+    ORDER BY CASE source WHEN 'polygon' THEN 1 WHEN 'binance' THEN 1 WHEN 'yahoo' THEN 2 ELSE 9 END, source,
+             period DESC, source_file
 ) = 1;

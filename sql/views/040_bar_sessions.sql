@@ -23,7 +23,7 @@ SELECT b.symbol, b.source, b.asset_class, b."interval", b.interval_minutes, b.ts
        CASE WHEN b.calendar = '24/7' THEN date_diff('day', DATE '1970-01-01', b.day) ELSE w.session_no END
            AS session_no,
        CASE WHEN b.calendar = '24/7' THEN timezone('UTC', b.day::TIMESTAMP) ELSE w.start_at END AS start_at,
-       CASE WHEN b.calendar = '24/7' THEN timezone('UTC', b.day::TIMESTAMP) + INTERVAL 1 DAY ELSE w.end_at END
+       CASE WHEN b.calendar = '24/7' THEN timezone('UTC', b.day::TIMESTAMP + INTERVAL 1 DAY) ELSE w.end_at END
            AS end_at,
        CASE WHEN b.calendar = '24/7' THEN true
             ELSE coalesce(b.ts < w.end_at AND b.available_at > w.start_at, false) END AS in_session

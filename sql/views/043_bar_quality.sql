@@ -2,7 +2,8 @@
 -- last bar (days with no bar at all are rows with n_bars = 0). Holidays and weekends of XNYS have no row.
 --   n_bars          bars of `bars` inside the session (regular or extended hours per lake_settings.session;
 --                   every bar for crypto)
---   expected_bars   from the calendar: ceil(session minutes / interval minutes), one for daily bars:
+--   expected_bars   from the calendar: ceil(session minutes / interval minutes), one for daily bars, NULL
+--                   (not measured) for intervals longer than a day (1w) or not understood:
 --                   regular NYSE day 390 one-minute bars, early close 210, extended 960 (780 early close);
 --                   crypto 1440 a day
 --   missing_ratio   missing_bars / expected_bars, missing_bars = greatest(expected_bars - n_bars, 0)
@@ -28,7 +29,7 @@ days AS (
     JOIN session_windows w ON s.calendar = 'XNYS' AND w.day BETWEEN s.first_day AND s.last_day
     UNION ALL
     SELECT symbol, "interval", calendar, interval_minutes, d::DATE AS day,
-           timezone('UTC', d) AS start_at, timezone('UTC', d) + INTERVAL 1 DAY AS end_at,
+           timezone('UTC', d) AS start_at, timezone('UTC', d + INTERVAL 1 DAY) AS end_at,
            false AS is_early_close
     FROM (
         SELECT *, unnest(generate_series(first_day::TIMESTAMP, last_day::TIMESTAMP, INTERVAL 1 DAY)) AS d
@@ -38,13 +39,13 @@ days AS (
 ),
 in_session AS (
     SELECT symbol, "interval", day, ts, available_at,
-           ts - lag(available_at) OVER (PARTITION BY symbol, "interval", day ORDER BY ts) AS gap_before
+           epoch(ts) - epoch(lag(available_at) OVER (PARTITION BY symbol, "interval", day ORDER BY ts)) AS gap_before
     FROM bar_sessions
     WHERE in_session
 ),
 present AS (
     SELECT symbol, "interval", day, count(*) AS n_bars, min(ts) AS first_ts, max(available_at) AS last_end,
-           max(epoch(gap_before)) / 60.0 AS inner_gap
+           max(gap_before) / 60.0 AS inner_gap
     FROM in_session
     GROUP BY ALL
 ),
@@ -92,7 +93,7 @@ order_stored AS (
 ),
 joined AS (
     SELECT d.*,
-           epoch(d.end_at - d.start_at) / 60.0 AS session_minutes,
+           (epoch(d.end_at) - epoch(d.start_at)) / 60.0 AS session_minutes,
            coalesce(p.n_bars, 0) AS n_bars, p.first_ts, p.last_end, p.inner_gap,
            coalesce(v.ohlc_violations, 0) AS ohlc_violations,
            coalesce(ds.dup_stored, 0) + coalesce(rj.dup_rejected, 0) AS duplicates,
@@ -106,8 +107,8 @@ joined AS (
 ),
 expected AS (
     SELECT *,
-           CASE WHEN interval_minutes IS NULL THEN NULL
-                WHEN interval_minutes >= 1440 THEN 1
+           CASE WHEN interval_minutes IS NULL OR interval_minutes > 1440 THEN NULL
+                WHEN interval_minutes = 1440 THEN 1
                 ELSE ceil(session_minutes / interval_minutes) END::BIGINT AS expected_bars
     FROM joined
 )
@@ -118,8 +119,8 @@ SELECT symbol, "interval", day,
            AS missing_ratio,
        CASE WHEN n_bars = 0 THEN session_minutes
             WHEN interval_minutes >= 1440 THEN 0
-            ELSE greatest(0, coalesce(inner_gap, 0), epoch(first_ts - start_at) / 60.0,
-                          epoch(end_at - last_end) / 60.0) END::DOUBLE AS max_gap_minutes,
+            ELSE greatest(0, coalesce(inner_gap, 0), (epoch(first_ts) - epoch(start_at)) / 60.0,
+                          (epoch(end_at) - epoch(last_end)) / 60.0) END::DOUBLE AS max_gap_minutes,
        ohlc_violations::BIGINT AS ohlc_violations,
        duplicates::BIGINT AS duplicates,
        out_of_order::BIGINT AS out_of_order,

@@ -40,6 +40,9 @@ SELECT symbol, "interval", asset_class, calendar, sources, first_ts, last_ts, fi
        min_bars_per_symbol, max_missing_ratio, session,
        coalesce(n_bars >= min_bars_per_symbol AND missing_ratio <= max_missing_ratio, false) AS eligible,
        CASE
+           WHEN expected_bars IS NULL AND trading_days > 0
+               THEN printf('interval %s is not measured (only minute, hour and day intervals have expected bars)',
+                           "interval")
            WHEN coalesce(expected_bars, 0) = 0 THEN 'no trading day in the range of its bars'
            WHEN n_bars >= min_bars_per_symbol AND missing_ratio <= max_missing_ratio
                THEN printf('%d bars >= %d and %.2f%% of trading time missing <= %.2f%%',

@@ -2,11 +2,18 @@
 --
 -- Which bars: stocks and ETFs only inside the session chosen by lake_settings.session (regular or
 -- extended hours); every crypto bar.
--- Segments: a bar starts a new segment (segment_pos = 0) when it is the symbol's first bar, when the idle
--- time since the previous bar's available_at exceeds lake_settings.max_gap_minutes, or, for stocks, at a
--- new trading day (intraday bars) or after a skipped trading session (daily bars; weekends and holidays
--- are not gaps). Crypto trades round the clock: midnight is no boundary, only gaps are. Every window is
--- confined to its segment: nothing is carried across a session boundary or a long gap, nothing is filled.
+-- Segments: a bar starts a new segment (segment_pos = 0) when it is the symbol's first bar, or
+--   crypto: the idle time since the previous bar's available_at exceeds lake_settings.max_gap_minutes
+--     (midnight is no boundary);
+--   stocks and ETFs: the previous bar lies in an earlier session than the one before this bar's (a skipped
+--     trading session, e.g. a day with no data; weekends and holidays are not gaps), or the session time
+--     with no bar exceeds max_gap_minutes: inside one session the idle time since the previous bar's
+--     available_at; from one session to the next, the time from the previous bar's available_at to its
+--     session's end plus the time from this session's start to this bar's ts (the night between two
+--     consecutive sessions is no gap, so windows and gap_open look back over the previous session's bars;
+--     daily bars break only on a skipped session).
+-- Bars outside the selected session are not in this view at all. Every window is confined to its segment:
+-- a value is computed only from past rows of the segment, nothing is filled in.
 -- Warm-up: a feature is NULL until its window is full inside the segment; `warmup` is true while any
 -- feature still lacks history (segment_pos < 60).
 --
@@ -17,7 +24,7 @@
 --   volume_z_60      (volume - mean) / sd over the 60 bars before this one; NULL when that sd is 0
 --   range_hl         ln(high / low);  range_mean_15: its mean over the last 15 bars
 --   body             ln(close / open)
---   gap_open         ln(open / previous close) in the segment
+--   gap_open         ln(open / previous close) in the segment (the overnight gap at a session's first bar)
 --   idle_minutes     minutes between the previous bar's available_at and this bar's ts
 --   minute_of_day, day_of_week (ISO, 1 = Monday), tod_sin, tod_cos: exchange time (New York for XNYS,
 --                    UTC for crypto) of the bar's open
@@ -28,7 +35,7 @@ WITH base AS (
     SELECT b.symbol, b."interval", b.ts, b.available_at, b.asset_class, b.calendar, b.day, b.session_no,
            b.start_at, b.end_at, b.interval_minutes, b.open, b.high, b.low, b.close, b.volume,
            lag(b.available_at) OVER w AS prev_available_at,
-           lag(b.day) OVER w AS prev_day,
+           lag(b.end_at) OVER w AS prev_end_at,
            lag(b.session_no) OVER w AS prev_session_no
     FROM bar_sessions b
     WHERE b.in_session
@@ -37,10 +44,13 @@ WITH base AS (
 marked AS (
     SELECT base.*,
            CASE WHEN prev_available_at IS NULL THEN 1
-                WHEN calendar = 'XNYS' AND interval_minutes >= 1440 THEN
-                    CASE WHEN session_no - prev_session_no > 1 THEN 1 ELSE 0 END
-                WHEN calendar = 'XNYS' AND day <> prev_day THEN 1
-                WHEN epoch(ts - prev_available_at) / 60.0 > st.max_gap_minutes THEN 1
+                WHEN calendar = 'XNYS' AND session_no - prev_session_no > 1 THEN 1
+                WHEN calendar = 'XNYS' AND interval_minutes >= 1440 THEN 0
+                WHEN calendar = 'XNYS' AND session_no = prev_session_no + 1 THEN
+                    CASE WHEN (greatest(epoch(prev_end_at) - epoch(prev_available_at), 0)
+                               + greatest(epoch(ts) - epoch(start_at), 0)) / 60.0
+                              > st.max_gap_minutes THEN 1 ELSE 0 END
+                WHEN (epoch(ts) - epoch(prev_available_at)) / 60.0 > st.max_gap_minutes THEN 1
                 ELSE 0 END AS seg_start
     FROM base, lake_settings st
 ),
@@ -93,11 +103,11 @@ SELECT symbol, "interval", ts, available_at,
        CASE WHEN segment_pos >= 14 THEN hl15 END AS range_mean_15,
        CASE WHEN open > 0 AND close > 0 THEN ln(close / open) END AS body,
        CASE WHEN close_1 > 0 AND open > 0 THEN ln(open / close_1) END AS gap_open,
-       CASE WHEN segment_pos >= 1 THEN epoch(ts - prev_available_at) / 60.0 END AS idle_minutes,
+       CASE WHEN segment_pos >= 1 THEN (epoch(ts) - epoch(prev_available_at)) / 60.0 END AS idle_minutes,
        (hour(local_ts) * 60 + minute(local_ts))::BIGINT AS minute_of_day,
        isodow(local_ts)::BIGINT AS day_of_week,
        sin(2 * pi() * (hour(local_ts) * 60 + minute(local_ts)) / 1440.0) AS tod_sin,
        cos(2 * pi() * (hour(local_ts) * 60 + minute(local_ts)) / 1440.0) AS tod_cos,
-       epoch(ts - start_at) / 60.0 AS minutes_since_open,
-       epoch(end_at - available_at) / 60.0 AS minutes_to_close
+       (epoch(ts) - epoch(start_at)) / 60.0 AS minutes_since_open,
+       (epoch(end_at) - epoch(available_at)) / 60.0 AS minutes_to_close
 FROM win;

@@ -2,7 +2,9 @@
 --
 -- The as-of rule (DESIGN.md): an article counts for a bar only if its time is strictly before the bar's
 -- available_at; an article stamped exactly at the close instant belongs to the next bar. Its time is
--- published_at, or ingested_at (when the lake first saw it) with the setting news_time = 'ingested'.
+-- published_at, or with the setting news_time = 'ingested' greatest(published_at, ingested_at): when the
+-- lake first saw it, and never before it was published (defence in depth: an ingested_at stamped before
+-- the article existed would otherwise let a bar see news published after it closed).
 -- Trailing windows are [available_at - 1 hour, available_at) and [available_at - 24 hours, available_at).
 --
 -- Columns: last_news_at (the time, per news_time, of the latest article that counts; NULL if none),
@@ -16,7 +18,7 @@
 CREATE OR REPLACE VIEW bar_news AS
 WITH articles AS (
     SELECT symbol,
-           CASE WHEN (SELECT news_time FROM lake_settings) = 'ingested' THEN ingested_at
+           CASE WHEN (SELECT news_time FROM lake_settings) = 'ingested' THEN greatest(published_at, ingested_at)
                 ELSE published_at END AS news_at,
            id,
            sentiment::DECIMAL(18, 4) AS sentiment

@@ -1,24 +1,27 @@
 -- Market context as of each bar of `bars`: one row per (symbol, interval, ts) with the latest SPY and
 -- QQQ state known at the bar's available_at. NULL where SPY or QQQ is not in the lake.
 --
--- spy_available_at / spy_log_ret_1: the SPY bar of the same interval with the latest available_at that
--- is <= the bar's available_at (a bar is known at its available_at), and its log return against the
--- previous SPY bar of that interval. spy_available_at shows how stale it is (weekends, holidays).
+-- spy_available_at / spy_log_ret_1: the SPY row of bar_features of the same interval with the latest
+-- available_at <= the bar's available_at (a bar is known at its available_at), and its ret_1. So SPY's
+-- return follows bar_features' rules: only SPY bars inside the selected session (lake_settings.session)
+-- count, and the return is within SPY's segment (NULL after a gap or skipped session).
+-- Staleness rule: both are NULL when the bar's available_at - spy_available_at exceeds
+-- lake_settings.max_gap_minutes; nothing is carried over a night, a weekend or out of the session (a
+-- crypto bar at 04:00 New York in regular mode, or on a Sunday, has no SPY state).
 -- spy_sentiment_last / spy_news_count_1d / spy_sentiment_mean_1d: SPY's own news as of the bar's
 -- available_at, by the same rule as bar_news (article time < available_at, per news_time; window
--- [available_at - 24 hours, available_at)). The same columns with qqq_ for QQQ.
+-- [available_at - 24 hours, available_at)); not subject to the staleness rule. The same columns with qqq_
+-- for QQQ.
 CREATE OR REPLACE VIEW market_context AS
-WITH index_bars AS (
-    SELECT symbol, "interval", available_at,
-           ln(close / lag(close) OVER (PARTITION BY symbol, "interval" ORDER BY ts)) AS log_ret_1
-    FROM bars
-    WHERE symbol IN ('SPY', 'QQQ')
+WITH spy_bars AS (
+    SELECT "interval", available_at, ret_1 FROM bar_features WHERE symbol = 'SPY'
 ),
-spy_bars AS (SELECT "interval", available_at, log_ret_1 FROM index_bars WHERE symbol = 'SPY'),
-qqq_bars AS (SELECT "interval", available_at, log_ret_1 FROM index_bars WHERE symbol = 'QQQ'),
+qqq_bars AS (
+    SELECT "interval", available_at, ret_1 FROM bar_features WHERE symbol = 'QQQ'
+),
 articles AS (
     SELECT symbol,
-           CASE WHEN (SELECT news_time FROM lake_settings) = 'ingested' THEN ingested_at
+           CASE WHEN (SELECT news_time FROM lake_settings) = 'ingested' THEN greatest(published_at, ingested_at)
                 ELSE published_at END AS news_at,
            id,
            sentiment::DECIMAL(18, 4) AS sentiment
@@ -44,17 +47,18 @@ spy_news AS (SELECT news_at, last_sentiment, cum_n, cum_s FROM running WHERE sym
 qqq_news AS (SELECT news_at, last_sentiment, cum_n, cum_s FROM running WHERE symbol = 'QQQ'),
 joined AS (
     SELECT b.symbol, b."interval", b.ts,
-           sb.available_at AS spy_available_at,
-           sb.log_ret_1 AS spy_log_ret_1,
+           CASE WHEN (epoch(b.available_at) - epoch(sb.available_at)) / 60.0 <= st.max_gap_minutes THEN sb.available_at END AS spy_available_at,
+           CASE WHEN (epoch(b.available_at) - epoch(sb.available_at)) / 60.0 <= st.max_gap_minutes THEN sb.ret_1 END AS spy_log_ret_1,
            sn.last_sentiment::DOUBLE AS spy_sentiment_last,
            (coalesce(sn.cum_n, 0) - coalesce(sd.cum_n, 0))::BIGINT AS spy_news_count_1d,
            coalesce(sn.cum_s, 0) - coalesce(sd.cum_s, 0) AS spy_sum_1d,
-           qb.available_at AS qqq_available_at,
-           qb.log_ret_1 AS qqq_log_ret_1,
+           CASE WHEN (epoch(b.available_at) - epoch(qb.available_at)) / 60.0 <= st.max_gap_minutes THEN qb.available_at END AS qqq_available_at,
+           CASE WHEN (epoch(b.available_at) - epoch(qb.available_at)) / 60.0 <= st.max_gap_minutes THEN qb.ret_1 END AS qqq_log_ret_1,
            qn.last_sentiment::DOUBLE AS qqq_sentiment_last,
            (coalesce(qn.cum_n, 0) - coalesce(qd.cum_n, 0))::BIGINT AS qqq_news_count_1d,
            coalesce(qn.cum_s, 0) - coalesce(qd.cum_s, 0) AS qqq_sum_1d
     FROM bars b
+    CROSS JOIN lake_settings st
     ASOF LEFT JOIN spy_bars sb
         ON sb."interval" = b."interval" AND sb.available_at <= b.available_at
     ASOF LEFT JOIN qqq_bars qb

@@ -1,6 +1,6 @@
 -- Train, validation and test periods over the lake's bar range [min(ts), max(available_at)), from the
 -- [splits] settings; half-open [start_at, end_at), disjoint and in that order, with an embargo of
--- embargo_days between consecutive periods. A bar belongs to the period whose range holds its ts.
+-- embargo_days (at least 1) between consecutive periods. Which bars belong to which period: bar_splits.
 --   method 'fraction': the range less two embargoes is cut train_fraction / validation_fraction / rest,
 --                      each length rounded down to a whole minute.
 --   method 'date':     train ends at the end of train_end (UTC), validation at the end of validation_end,

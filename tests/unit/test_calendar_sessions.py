@@ -120,3 +120,84 @@ def test_rewriting_bars_leaves_the_calendar_files_untouched(lake_root: Path) -> 
     before = f.stat().st_mtime_ns
     _write(lake_root, "AAPL", bars_table(_ny(2024, 7, 2, 9, 30), [1.0, 2.0], asset_class="stock"), "polygon")
     assert f.stat().st_mtime_ns == before
+
+
+# --- known days in winter and around the DST switches (extended hours) -------------------------------------
+
+KNOWN_EXTENDED_DAYS = [
+    dt.date(2024, 1, 10),  # winter (EST): 19:00-19:59 New York is 00:00-00:59 UTC of the next day
+    dt.date(2024, 11, 13),  # winter (EST)
+    dt.date(2024, 3, 8),  # Friday before the March switch (EST)
+    dt.date(2024, 3, 11),  # Monday after it (EDT)
+    dt.date(2024, 11, 1),  # Friday before the November switch (EDT)
+    dt.date(2024, 11, 4),  # Monday after it (EST)
+    dt.date(2024, 7, 10),  # summer
+]
+
+
+def test_extended_sessions_count_every_minute_in_winter_and_across_dst(lake_root: Path) -> None:
+    from lake.config import Settings
+
+    for day in KNOWN_EXTENDED_DAYS:
+        start = _ny(day.year, day.month, day.day, 4)
+        _write(lake_root, "AAPL", bars_table(start, [1.0] * 960, asset_class="stock"), "polygon")
+        hourly = bars_table(start, [1.0] * 16, asset_class="stock", interval=dt.timedelta(hours=1))
+        _write(lake_root, "AAPL", hourly, "polygon", interval="1h")
+    con = lake.connect(lake_root, read_only=True, settings=Settings(session="extended"))
+    got = {
+        (r[0], r[1]): r[2:]
+        for r in con.execute(
+            """SELECT "interval", day, n_bars, expected_bars, missing_bars, max_gap_minutes FROM bar_quality
+               WHERE symbol = 'AAPL' AND n_bars > 0"""
+        ).fetchall()
+    }
+    for day in KNOWN_EXTENDED_DAYS:
+        assert got[("1m", day)] == (960, 960, 0, 0.0), day
+        assert got[("1h", day)] == (16, 16, 0, 0.0), day
+    assert {d for _, d in got} == set(KNOWN_EXTENDED_DAYS)
+    # the last bar of the day (19:59 New York) lies on its New York trading day, in the session
+    for day in KNOWN_EXTENDED_DAYS:
+        last = _ny(day.year, day.month, day.day, 19, 59)
+        row = con.execute(
+            """SELECT day, in_session FROM bar_sessions WHERE symbol = 'AAPL' AND "interval" = '1m' AND ts = ?""",
+            [last],
+        ).fetchone()
+        assert row == (day, True), (day, row)
+    regular = lake.connect(lake_root, read_only=True, settings=Settings(session="regular"))
+    n = dict(
+        regular.execute(
+            """SELECT day, n_bars FROM bar_quality WHERE symbol = 'AAPL' AND "interval" = '1m' AND n_bars > 0"""
+        ).fetchall()
+    )
+    assert n == {d: 390 for d in KNOWN_EXTENDED_DAYS}
+
+
+def test_views_do_not_depend_on_the_connections_time_zone(lake_root: Path) -> None:
+    # crypto from 20:00 UTC on 2024-03-09 over the US DST switch (03-10) to 2024-03-12; a stock alongside
+    _write(
+        lake_root,
+        "BTCUSDT",
+        bars_table(dt.datetime(2024, 3, 9, 20, tzinfo=UTC), [1.0 + i % 7 for i in range(3000)]),
+    )
+    _write(
+        lake_root,
+        "AAPL",
+        bars_table(_ny(2024, 3, 8, 9, 30), [1.0 + i % 5 for i in range(390)], asset_class="stock"),
+        "polygon",
+    )
+    queries = {
+        "trading_sessions": "SELECT * FROM trading_sessions ORDER BY ALL",
+        "bar_sessions": "SELECT * FROM bar_sessions ORDER BY ALL",
+        "bar_quality": "SELECT * FROM bar_quality ORDER BY ALL",
+        "features": "SELECT * FROM features ORDER BY symbol, ts",
+        "splits": "SELECT * FROM splits ORDER BY ALL",
+    }
+    con = lake.connect(lake_root, read_only=True)
+    want = {k: con.execute(q).fetchall() for k, q in queries.items()}
+    crypto_days = [r for r in want["trading_sessions"] if r[0] == "24/7"]
+    assert [r[1] for r in crypto_days] == [dt.date(2024, 3, 8) + dt.timedelta(days=i) for i in range(4)]
+    assert all(r[2] == dt.datetime.combine(r[1], dt.time(), UTC) for r in crypto_days)
+    for zone in ("Asia/Kolkata", "America/New_York", "Pacific/Chatham"):
+        con.execute(f"SET TimeZone = '{zone}'")  # a fixed literal: DuckDB's SET takes no parameter
+        for name, q in queries.items():
+            assert con.execute(q).fetchall() == want[name], f"{name} changed with TimeZone = {zone}"

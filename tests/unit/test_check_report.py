@@ -121,3 +121,73 @@ def test_check_on_an_empty_lake(runner: CliRunner, lake_root: Path, tmp_path: Pa
     r = runner.invoke(cli, ["--lake", str(lake_root), "check", "--format", "json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout) == []
+
+
+def test_strict_keys_on_the_configured_symbol_and_interval(
+    runner: CliRunner, checked_lake: Path, tmp_path: Path
+) -> None:
+    """BTCUSDT 1m is eligible, but marketlake.toml asks for BTCUSDT 1h, of which the lake holds 3 bars:
+    an eligible other interval does not make the configured pair usable."""
+    with LakeWriter.open(checked_lake) as w:
+        part = {"source": "binance", "interval": "1h", "symbol": "BTCUSDT", "period": "2024-07"}
+        w.write(
+            lake.BARS,
+            part,
+            bars_table(dt.datetime(2024, 7, 2, tzinfo=UTC), [1.0] * 3, interval=dt.timedelta(hours=1)),
+        )
+    (tmp_path / "marketlake.toml").write_text(
+        '[data]\nmin_bars_per_symbol = 1000\n\n[binance]\nsymbols = ["BTCUSDT"]\ninterval = "1h"\n\n'
+        "[polygon]\nsymbols = []\n\n[yahoo]\nsymbols = []\n"
+    )
+    r = runner.invoke(cli, ["--lake", str(checked_lake), "check", "--strict"])
+    assert r.exit_code == 1, r.output
+    assert "BTCUSDT 1h (only 3 bars" in r.output
+    assert "BTCUSDT 1m (" not in r.output  # not configured: not a strict failure
+
+
+def test_failing_checks_are_counted_per_symbol_and_interval(runner: CliRunner, checked_lake: Path) -> None:
+    """AAPL 1m has an OHLC violation and bars on a holiday; AAPL 1h is clean and must not inherit them."""
+    with LakeWriter.open(checked_lake) as w:
+        part = {"source": "polygon", "interval": "1h", "symbol": "AAPL", "period": "2024-07"}
+        hourly = bars_table(
+            dt.datetime(2024, 7, 2, 13, 30, tzinfo=UTC),
+            [100.0] * 6,
+            asset_class="stock",
+            interval=dt.timedelta(hours=1),
+        )
+        w.write(lake.BARS, part, hourly)
+    r = runner.invoke(cli, ["--lake", str(checked_lake), "check", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    rows = {(x["symbol"], x["interval"]): x for x in json.loads(r.stdout)}
+    assert rows[("AAPL", "1m")]["checks"] == {"bars_outside_session": 2, "ohlc_violations": 1}
+    assert rows[("AAPL", "1h")]["checks"] == {}
+    assert rows[("AAPL", "1h")]["bars_outside_any_session"] == 0
+
+
+def test_a_symbol_whose_every_row_was_quarantined_is_reported(runner: CliRunner, checked_lake: Path) -> None:
+    from lake.schemas import UTC_TS
+
+    rejected = pa.table(
+        {
+            "symbol": ["XRPUSDT", "XRPUSDT"],
+            "interval": ["1m", "1m"],
+            "source_file": ["x.csv", "x.csv"],
+            "line_number": pa.array([1, 2], type=pa.int64()),
+            "raw": ["a", "b"],
+            "ts": pa.array([dt.datetime(2024, 7, 2, tzinfo=UTC)] * 2, type=UTC_TS),
+            "open": [1.0, 1.0],
+            "high": [0.5, 0.5],
+            "low": [1.0, 1.0],
+            "close": [1.0, 1.0],
+            "volume": [1.0, 1.0],
+            "reason": ["high below open", "high below open"],
+        }
+    )
+    with LakeWriter.open(checked_lake) as w:
+        w.write(lake.BARS_REJECTED, {"source": "binance", "period": "2024-07"}, rejected)
+    r = runner.invoke(cli, ["--lake", str(checked_lake), "check", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    rows = {(x["symbol"], x["interval"]): x for x in json.loads(r.stdout)}
+    xrp = rows[("XRPUSDT", "1m")]
+    assert xrp["eligible"] is False and xrp["configured"] is False and xrp["rejected"] == 2
+    assert "all 2 row(s) were quarantined" in xrp["why"]

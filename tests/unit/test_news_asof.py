@@ -35,6 +35,7 @@ T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 GRID = dt.timedelta(minutes=30)
 HOUR = dt.timedelta(hours=1)
 DAY = dt.timedelta(hours=24)
+MAX_GAP = dt.timedelta(minutes=Settings().max_gap_minutes)
 INTERVALS = {"15m": dt.timedelta(minutes=15), "1h": dt.timedelta(hours=1)}
 BAR_NEWS_COLS = [
     "last_news_at",
@@ -69,7 +70,8 @@ class Art:
     sentiment: float
 
     def at(self, mode: str) -> dt.datetime:
-        return self.ingested_at if mode == "ingested" else self.published_at
+        # ingested mode: when the lake first saw it, never before it was published
+        return max(self.published_at, self.ingested_at) if mode == "ingested" else self.published_at
 
 
 # --- writing a lake ---------------------------------------------------------------------------------
@@ -184,8 +186,9 @@ def ref_market_context(
                 (x for x in bars if x.symbol == index and x.interval == b.interval), key=lambda x: x.ts
             )
             seen = [i for i, x in enumerate(series) if x.available_at <= b.available_at]
-            if seen:
-                i = max(seen, key=lambda i: series[i].available_at)
+            i = max(seen, key=lambda i: series[i].available_at) if seen else None
+            # stale (older than max_gap_minutes at the bar's available_at): nothing is carried
+            if i is not None and b.available_at - series[i].available_at <= MAX_GAP:
                 row[f"{p}_available_at"] = series[i].available_at
                 row[f"{p}_log_ret_1"] = math.log(series[i].close / series[i - 1].close) if i > 0 else None
             else:
@@ -248,7 +251,8 @@ def lakes(draw: st.DrawFn) -> tuple[list[Bar], list[Art]]:
             st.tuples(
                 st.sampled_from(NEWS_SYMBOLS),
                 when,
-                st.one_of(st.just(0), st.integers(0, 6), st.sampled_from([48, 2])),
+                # ingested before published (a clock or a run stamped early): -1, -3
+                st.one_of(st.just(0), st.integers(-3, 6), st.sampled_from([48, 2, -1, -3])),
                 st.sampled_from(SENTIMENTS),
             ),
             max_size=30,
@@ -391,12 +395,13 @@ def test_features_carry_the_as_of_values_at_bar_boundaries(example_lake: Path) -
             sentiment_mean_1d=pytest.approx(0.1),
         ),
     ]
-    # market context: SPY's latest bar known at each close (stale after SPY's last bar), SPY news as of
-    # the close, no QQQ in the lake
+    # market context: SPY's latest bar known at each close; after SPY's last bar it is an hour old at
+    # 17:30, more than max_gap_minutes, so nothing is carried; SPY news as of the close, no QQQ in the lake
     ctx = [{c: r[c] for c in CONTEXT_COLS} for r in rows]
-    assert [c["spy_available_at"] for c in ctx] == [at("15:30"), at("16:30"), at("16:30")]
+    assert [c["spy_available_at"] for c in ctx] == [at("15:30"), at("16:30"), None]
     assert ctx[0]["spy_log_ret_1"] is None
-    assert ctx[1]["spy_log_ret_1"] == ctx[2]["spy_log_ret_1"] == pytest.approx(math.log(505 / 500))
+    assert ctx[1]["spy_log_ret_1"] == pytest.approx(math.log(505 / 500))
+    assert ctx[2]["spy_log_ret_1"] is None
     assert [c["spy_sentiment_last"] for c in ctx] == [-0.3, -0.3, -0.3]
     assert [c["spy_news_count_1d"] for c in ctx] == [1, 1, 1]
     assert all(c[f"qqq_{k}"] is None for c in ctx for k in ("available_at", "log_ret_1", "sentiment_last"))
@@ -415,6 +420,19 @@ def test_news_time_ingested_joins_on_first_seen(example_lake: Path) -> None:
         (at("15:50"), 0.2, 1, 2),
         (at("16:45"), -0.4, 1, 3),
     ]
+
+
+def test_an_article_stamped_ingested_before_it_was_published_waits_for_its_publication(
+    example_lake: Path,
+) -> None:
+    """ingested_at < published_at (a run stamped before the article existed): in ingested mode the
+    article counts from its publication, never for a bar that closed before it was published."""
+    with LakeWriter.open(example_lake) as w:
+        w.write(NEWS, {"symbol": "AAPL"}, news_table([Art("AAPL", "n6", at("16:40"), at("15:00"), 1.0)]))
+    rows = features_rows(example_lake, "ingested", "AAPL")
+    # bar 2 closes 16:30, before n6 was published at 16:40: n6 must not count; bar 3 (17:30) has it
+    assert rows[1]["news_count_1d"] == 2 and rows[1]["sentiment_last"] == 0.2
+    assert rows[2]["news_count_1d"] == 4 and rows[2]["news_count_1h"] == 2  # n2 (16:45), n6 (16:40)
 
 
 def test_articles_at_one_instant_count_together_and_the_greatest_id_is_last(lake_root: Path) -> None:

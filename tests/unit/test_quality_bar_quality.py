@@ -268,3 +268,43 @@ def test_daily_stock_bars_must_be_stamped_from_the_calendar(lake_root: Path) -> 
     write(lake_root, "AAPL", good, source="yahoo", interval="1d")
     rows = checks(lake_root)["available_at_mismatch"]
     assert [r[3] for r in rows] == [ny(2024, 7, 3, 0)]
+
+
+def test_one_source_storing_a_bar_twice_has_a_deterministic_winner(lake_root: Path) -> None:
+    """The same polygon bar in two period partitions (a month-boundary mistake): the later period wins,
+    then the smaller source_file, whatever order the files are read in."""
+    t = ny(2024, 7, 31, 15, 0)
+    with LakeWriter.open(lake_root) as w:
+        for period, close, src in (
+            ("2024-07", 1.0, "b.csv"),
+            ("2024-08", 2.0, "z.csv"),
+            ("2024-06", 3.0, "a.csv"),
+        ):
+            table = bars_table(t, [close], asset_class="stock", source_file=src)
+            w.write(
+                lake.BARS, {"source": "polygon", "interval": "1m", "symbol": "AAPL", "period": period}, table
+            )
+    for threads in (1, 4):
+        con = lake.connect(lake_root, read_only=True)
+        con.execute(f"SET threads = {threads}")
+        assert con.execute("SELECT close FROM bars WHERE symbol = 'AAPL'").fetchall() == [(2.0,)]
+
+
+def test_weekly_bars_are_not_measured_against_daily_expectations(lake_root: Path) -> None:
+    """A 1w series has one bar a week: counting one expected bar per trading day would call 80% of it
+    missing. Intervals longer than a day have no expected bars and are never eligible, with the reason."""
+    weeks = bars_table(
+        ny(2024, 7, 1, 9, 30), [100.0] * 6, asset_class="stock", interval=dt.timedelta(weeks=1)
+    )
+    with LakeWriter.open(lake_root) as w:  # no ingestor writes 1w (bar_period refuses it); a foreign file may
+        w.write(lake.BARS, {"source": "yahoo", "interval": "1w", "symbol": "AAPL", "period": "2024"}, weeks)
+    con = lake.connect(lake_root, read_only=True)
+    got = con.execute(
+        "SELECT count(*), count(expected_bars), count(missing_ratio) FROM bar_quality"
+    ).fetchone()
+    assert got is not None and got[0] > 0 and got[1:] == (0, 0)
+    row = con.execute("SELECT eligible, reason FROM symbol_quality WHERE symbol = 'AAPL'").fetchone()
+    assert row == (
+        False,
+        "interval 1w is not measured (only minute, hour and day intervals have expected bars)",
+    )

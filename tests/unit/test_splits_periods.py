@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -40,7 +41,7 @@ def check_periods(sp: list[Split], start: dt.datetime, end: dt.datetime, embargo
 @settings(max_examples=300, deadline=None)
 @given(
     st.integers(min_value=0, max_value=400 * 86_400_000_000),
-    st.integers(min_value=0, max_value=5),
+    st.integers(min_value=1, max_value=5),
     st.floats(min_value=0.01, max_value=0.98),
     st.floats(min_value=0.01, max_value=0.98),
 )
@@ -65,7 +66,7 @@ def test_fraction_splits_never_overlap_and_respect_the_embargo(
     st.integers(min_value=1, max_value=200),
     st.integers(min_value=-30, max_value=220),
     st.integers(min_value=1, max_value=60),
-    st.integers(min_value=0, max_value=10),
+    st.integers(min_value=1, max_value=10),
 )
 def test_date_splits_never_overlap_and_respect_the_embargo(
     days: int, train_end_offset: int, val_days: int, embargo_days: int
@@ -95,16 +96,29 @@ def test_date_split_boundaries_are_whole_utc_days() -> None:
         (dt.datetime(2024, 1, 22, tzinfo=UTC), dt.datetime(2024, 1, 26, tzinfo=UTC)),
         (dt.datetime(2024, 1, 27, tzinfo=UTC), dt.datetime(2024, 2, 1, tzinfo=UTC)),
     ]
-    assert split_of(dt.datetime(2024, 1, 21, 12, tzinfo=UTC), sp) is None  # the embargo
-    assert split_of(dt.datetime(2024, 1, 22, tzinfo=UTC), sp) == "validation"
-    assert split_of(dt.datetime(2024, 1, 20, 23, 59, tzinfo=UTC), sp) == "train"
+    m = dt.timedelta(minutes=1)
+    assert (
+        split_of(dt.datetime(2024, 1, 21, 12, tzinfo=UTC), dt.datetime(2024, 1, 21, 12, 1, tzinfo=UTC), sp)
+        is None
+    )
+    assert (
+        split_of(dt.datetime(2024, 1, 22, tzinfo=UTC), dt.datetime(2024, 1, 22, tzinfo=UTC) + m, sp)
+        == "validation"
+    )
+    last = dt.datetime(2024, 1, 20, 23, 59, tzinfo=UTC)
+    assert split_of(last, last + m, sp) == "train"  # known exactly at train's end
+    # a daily bar opening in train and closing in the embargo is in no period
+    assert (
+        split_of(dt.datetime(2024, 1, 20, 14, 30, tzinfo=UTC), dt.datetime(2024, 1, 21, 21, tzinfo=UTC), sp)
+        is None
+    )
 
 
 @pytest.mark.parametrize(
     "s",
     [
         Settings(),
-        Settings(train_fraction=0.5, validation_fraction=0.3, embargo_days=0),
+        Settings(train_fraction=0.5, validation_fraction=0.3, embargo_days=2),
         Settings(split_method="date", train_end=dt.date(2024, 1, 3), validation_end=dt.date(2024, 1, 5)),
         Settings(split_method="date", train_end=dt.date(2023, 6, 1), validation_end=dt.date(2024, 3, 1)),
     ],
@@ -143,7 +157,8 @@ def test_split_settings_from_toml_and_their_errors(tmp_path: Path) -> None:
             "[splits]\ntrain_fraction = 0.6\nvalidation_fraction = 0.5\n",
             r"line 3: key 'splits.validation_fraction'",
         ),
-        ("[splits]\nembargo_days = -1\n", r"key 'splits.embargo_days': must not be negative"),
+        ("[splits]\nembargo_days = -1\n", r"line 2: key 'splits.embargo_days': must be at least 1"),
+        ("[splits]\nembargo_days = 0\n", r"line 2: key 'splits.embargo_days': must be at least 1"),
         ('[splits]\nmethod = "date"\ntrain_end = 2024-02-15\n', "needs train_end and validation_end"),
         (
             '[splits]\nmethod = "date"\ntrain_end = 2024-02-15\nvalidation_end = 2024-02-01\n',
@@ -155,3 +170,79 @@ def test_split_settings_from_toml_and_their_errors(tmp_path: Path) -> None:
         cfg.write_text(text)
         with pytest.raises(ConfigError, match=match):
             load_settings(cfg)
+
+
+# --- the SQL views against Python, over settings, with bars whose life spans a boundary --------------------
+
+DAY = dt.timedelta(days=1)
+HOUR = dt.timedelta(hours=1)
+
+
+@st.composite
+def split_settings(draw: st.DrawFn) -> Settings:
+    embargo = draw(st.integers(1, 3))
+    if draw(st.booleans()):
+        train = draw(st.floats(0.05, 0.8))
+        validation = draw(st.floats(0.05, 0.9 - train))
+        return Settings(train_fraction=train, validation_fraction=validation, embargo_days=embargo)
+    train_end = dt.date(2024, 1, 1) + dt.timedelta(days=draw(st.integers(-5, 40)))
+    return Settings(
+        split_method="date",
+        train_end=train_end,
+        validation_end=train_end + dt.timedelta(days=draw(st.integers(1, 20))),
+        embargo_days=embargo,
+    )
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    split_settings(),
+    st.integers(0, 23),  # crypto hourly bars start at this hour of 2024-01-02
+    st.integers(5, 50),  # days of daily bars (ts at the open, available_at 30 hours later: a straddler)
+)
+def test_bar_splits_match_python_and_no_bar_touches_an_embargo(s: Settings, hour: int, days: int) -> None:
+    import tempfile
+
+    hourly_start = dt.datetime(2024, 1, 2, hour, tzinfo=UTC)
+    daily_start = dt.datetime(2024, 1, 1, 14, 30, tzinfo=UTC)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        with LakeWriter.open(root) as w:
+            hourly = bars_table(hourly_start, [1.0] * (24 * 30), interval=HOUR)
+            for period in ("2024-01", "2024-02"):
+                keep = [t.strftime("%Y-%m") == period for t in hourly.column("ts").to_pylist()]
+                if any(keep):
+                    part = {"source": "binance", "interval": "1h", "symbol": "BTCUSDT", "period": period}
+                    w.write(lake.BARS, part, hourly.filter(keep))
+            daily = bars_table(daily_start, [1.0] * days, interval=DAY)
+            daily = daily.set_column(
+                daily.schema.get_field_index("available_at"),
+                "available_at",
+                pa.array(
+                    [t + 30 * HOUR for t in daily.column("ts").to_pylist()],
+                    type=daily.schema.field("ts").type,
+                ),
+            )
+            w.write(
+                lake.BARS,
+                {"source": "binance", "interval": "1d", "symbol": "ETHUSDT", "period": "2024"},
+                daily,
+            )
+        con = lake.connect(root, read_only=True, settings=s)
+        lo, hi = con.execute("SELECT min(ts), max(available_at) FROM bars").fetchone() or (None, None)
+        assert lo is not None and hi is not None
+        periods = compute_splits(lo, hi, s)
+        assert load_splits(con) == periods
+        rows = con.execute('SELECT symbol, "interval", ts, available_at, split FROM bar_splits').fetchall()
+        con.close()
+    assert len(rows) == 24 * 30 + days  # every bar once, in one period or none
+    gaps = [
+        (a.end_at, b.start_at) for a, b in zip(periods, periods[1:], strict=False) if a.end_at < b.start_at
+    ]
+    for _sym, _iv, ts, available_at, split in rows:
+        assert split == split_of(ts, available_at, periods)
+        if split is not None:
+            sp = next(p for p in periods if p.name == split)
+            assert sp.start_at <= ts and available_at <= sp.end_at
+            for g_lo, g_hi in gaps:  # no bar of a period lies (even partly) in an embargo
+                assert available_at <= g_lo or ts >= g_hi, (ts, available_at, split, g_lo, g_hi)
