@@ -573,7 +573,7 @@ def _land(
     input) are not rewritten and not re-scored; a changed title among them is counted."""
     if not by_symbol:
         return
-    with LakeWriter.open(ctx.root, on_wait=ctx.say) as writer:
+    with LakeWriter.open(ctx.root) as writer:  # the writer itself says, even with --quiet, when it waits
         for symbol, articles in by_symbol.items():
             known = _existing_titles(writer, symbol)
             fresh: list[Article] = []
