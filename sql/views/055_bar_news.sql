@@ -1,45 +1,18 @@
 -- News as of each bar of `bars`: one row per (symbol, interval, ts).
 --
 -- The as-of rule (DESIGN.md): an article counts for a bar only if its time is strictly before the bar's
--- available_at; an article stamped exactly at the close instant belongs to the next bar. Its time is
--- published_at, or with the setting news_time = 'ingested' greatest(published_at, ingested_at): when the
--- lake first saw it, and never before it was published (defence in depth: an ingested_at stamped before
--- the article existed would otherwise let a bar see news published after it closed).
+-- available_at; an article stamped exactly at the close instant belongs to the next bar. Its time
+-- (news_at, per the news_time setting) comes from news_running.
 -- Trailing windows are [available_at - 1 hour, available_at) and [available_at - 24 hours, available_at).
 --
 -- Columns: last_news_at (the time, per news_time, of the latest article that counts; NULL if none),
 -- sentiment_last (its VADER compound; among articles at one instant, the one with the greatest id),
 -- news_count_1h / news_count_1d (0 if none), sentiment_mean_1h / sentiment_mean_1d (NULL if none).
 --
--- How: articles are collapsed to one row per (symbol, instant) with running counts and sentiment sums;
--- an ASOF join finds the running totals just before available_at and just before each window's start,
--- and a window's count and sum are the differences. Sentiment is summed as DECIMAL(18, 4) (VADER rounds
--- to 4 decimals) so the differences are exact.
+-- How: an ASOF join finds news_running's totals just before available_at and just before each window's
+-- start; a window's count and sum are the differences.
 CREATE OR REPLACE VIEW bar_news AS
-WITH articles AS (
-    SELECT symbol,
-           CASE WHEN (SELECT news_time FROM lake_settings) = 'ingested' THEN greatest(published_at, ingested_at)
-                ELSE published_at END AS news_at,
-           id,
-           sentiment::DECIMAL(18, 4) AS sentiment
-    FROM news
-),
-per_instant AS (
-    SELECT symbol, news_at,
-           count(*) AS n,
-           sum(sentiment) AS s,
-           arg_max(sentiment, id) AS last_sentiment
-    FROM articles
-    GROUP BY symbol, news_at
-),
-running AS (
-    SELECT symbol, news_at, last_sentiment,
-           sum(n) OVER w AS cum_n,
-           sum(s) OVER w AS cum_s
-    FROM per_instant
-    WINDOW w AS (PARTITION BY symbol ORDER BY news_at ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
-),
-joined AS (
+WITH joined AS (
     SELECT b.symbol, b."interval", b.ts,
            cur.news_at AS last_news_at,
            cur.last_sentiment::DOUBLE AS sentiment_last,
@@ -48,11 +21,11 @@ joined AS (
            coalesce(cur.cum_s, 0) - coalesce(h1.cum_s, 0) AS sum_1h,
            coalesce(cur.cum_s, 0) - coalesce(d1.cum_s, 0) AS sum_1d
     FROM bars b
-    ASOF LEFT JOIN running cur
+    ASOF LEFT JOIN news_running cur
         ON cur.symbol = b.symbol AND cur.news_at < b.available_at
-    ASOF LEFT JOIN running h1
+    ASOF LEFT JOIN news_running h1
         ON h1.symbol = b.symbol AND h1.news_at < b.available_at - INTERVAL 1 HOUR
-    ASOF LEFT JOIN running d1
+    ASOF LEFT JOIN news_running d1
         ON d1.symbol = b.symbol AND d1.news_at < b.available_at - INTERVAL 24 HOUR
 )
 SELECT symbol, "interval", ts,

@@ -19,32 +19,8 @@ WITH spy_bars AS (
 qqq_bars AS (
     SELECT "interval", available_at, ret_1 FROM bar_features WHERE symbol = 'QQQ'
 ),
-articles AS (
-    SELECT symbol,
-           CASE WHEN (SELECT news_time FROM lake_settings) = 'ingested' THEN greatest(published_at, ingested_at)
-                ELSE published_at END AS news_at,
-           id,
-           sentiment::DECIMAL(18, 4) AS sentiment
-    FROM news
-    WHERE symbol IN ('SPY', 'QQQ')
-),
-per_instant AS (
-    SELECT symbol, news_at,
-           count(*) AS n,
-           sum(sentiment) AS s,
-           arg_max(sentiment, id) AS last_sentiment
-    FROM articles
-    GROUP BY symbol, news_at
-),
-running AS (
-    SELECT symbol, news_at, last_sentiment,
-           sum(n) OVER w AS cum_n,
-           sum(s) OVER w AS cum_s
-    FROM per_instant
-    WINDOW w AS (PARTITION BY symbol ORDER BY news_at ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
-),
-spy_news AS (SELECT news_at, last_sentiment, cum_n, cum_s FROM running WHERE symbol = 'SPY'),
-qqq_news AS (SELECT news_at, last_sentiment, cum_n, cum_s FROM running WHERE symbol = 'QQQ'),
+spy_news AS (SELECT news_at, last_sentiment, cum_n, cum_s FROM news_running WHERE symbol = 'SPY'),
+qqq_news AS (SELECT news_at, last_sentiment, cum_n, cum_s FROM news_running WHERE symbol = 'QQQ'),
 joined AS (
     SELECT b.symbol, b."interval", b.ts,
            CASE WHEN (epoch(b.available_at) - epoch(sb.available_at)) / 60.0 <= st.max_gap_minutes THEN sb.available_at END AS spy_available_at,
