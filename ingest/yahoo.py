@@ -388,6 +388,18 @@ def _has_rows(body: bytes) -> bool:
         return False
 
 
+def _chart_ok(client: YahooClient, symbol: str, params: dict[str, str], what: str) -> bytes:
+    """The body of one chart request, or a ChartError naming the symbol, what was asked and Yahoo's reason."""
+    status, body = client.chart(symbol, params)
+    if status != 200:
+        try:
+            why = json.loads(body)["chart"]["error"]["description"]
+        except (ValueError, KeyError, TypeError):
+            why = body[:200].decode("utf-8", "replace")
+        raise ChartError(f"yahoo: {symbol}: {what}: HTTP {status}: {why}")
+    return body
+
+
 def _get(
     client: YahooClient,
     cache: RawCache,
@@ -399,19 +411,13 @@ def _get(
     **meta: Any,
 ) -> bytes:
     """One chart request, its 200 answer put in the raw cache as served (with `meta`)."""
-    status, body = client.chart(symbol, params)
-    if status != 200:
-        try:
-            why = json.loads(body)["chart"]["error"]["description"]
-        except (ValueError, KeyError, TypeError):
-            why = body[:200].decode("utf-8", "replace")
-        raise ChartError(f"yahoo: {symbol}: {what}: HTTP {status}: {why}")
+    body = _chart_ok(client, symbol, params, what)
     cache.put(
         relpath,
         body,
         url=CHART_URL.format(symbol=yahoo_symbol(symbol)),
         params=params,
-        status=status,
+        status=200,
         fetched_at=now.isoformat(),
         **meta,
     )
@@ -466,20 +472,14 @@ def _fetch(
         "includePrePost": "true" if interval == "1m" else "false",
         "events": "div,splits",
     }
-    status, body = client.chart(symbol, params)
-    if status != 200:
-        try:
-            why = json.loads(body)["chart"]["error"]["description"]
-        except (ValueError, KeyError, TypeError):
-            why = body[:200].decode("utf-8", "replace")
-        raise ChartError(f"yahoo: {symbol}: {interval} {w.first} to {w.last}: HTTP {status}: {why}")
+    body = _chart_ok(client, symbol, params, f"{interval} {w.first} to {w.last}")
     later = splits() if _has_rows(body) and w.period2 < int(now.timestamp()) // 60 * 60 else None
     cache.put(
         relpath,
         body,
         url=CHART_URL.format(symbol=yahoo_symbol(symbol)),
         params=params,
-        status=status,
+        status=200,
         fetched_at=now.isoformat(),
         splits_file=later,
     )
