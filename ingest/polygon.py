@@ -18,6 +18,7 @@ import re
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ import pyarrow as pa
 
 from ingest import s3
 from ingest.common import (
+    CachedFile,
     IngestSummary,
     RawCache,
     RunContext,
@@ -367,6 +369,51 @@ def _write_ledger(cache: RawCache, key: str, etag: str, sha256: str, tickers: It
     atomic_write_bytes(_ledger_path(cache, key), (json.dumps(body, indent=1) + "\n").encode())
 
 
+CONCURRENCY = 4
+"""Day files fetched (HEAD, and GET when not cached) at once; parsing and landing stay serial, in day order."""
+
+
+@dataclass
+class _Fetched:
+    """What fetching one day's object gave: no file, an error, or the cached file and its ETag."""
+
+    day: dt.date
+    key: str
+    etag: str | None = None
+    cached: CachedFile | None = None
+    downloaded: bool = False
+    error: MarketlakeError | None = None
+
+
+def _fetch_day(
+    client: Any, settings: s3.S3Settings, cache: RawCache, interval: str, day: dt.date
+) -> _Fetched:
+    """HEAD the day's object and download it into the raw cache unless the cache holds that ETag already.
+    Safe to run in threads: each day has its own key, temporary file and cache entry."""
+    key = object_key(interval, day)
+    try:
+        etag = s3.head_etag(client, settings, key)
+    except s3.Missing:
+        return _Fetched(day, key)
+    except MarketlakeError as exc:  # names the object and why (AccessDenied included)
+        return _Fetched(day, key, error=exc)
+    cached = cache.get(key)
+    if cached is not None and cached.meta.get("etag") == etag:
+        return _Fetched(day, key, etag, cached)
+    tmp = cache.temp_path(key)
+    try:
+        got = s3.download(client, settings, key, tmp)
+    except s3.Missing:
+        return _Fetched(day, key)
+    except MarketlakeError as exc:
+        return _Fetched(day, key, error=exc)
+    source_file = f"s3://{settings.bucket}/{key}"
+    cached = cache.put_file(
+        key, tmp, etag=got["etag"], last_modified=got["last_modified"], source=source_file
+    )
+    return _Fetched(day, key, got["etag"], cached, downloaded=True)
+
+
 def run(
     ctx: RunContext,
     tickers: list[str],
@@ -378,8 +425,9 @@ def run(
 ) -> IngestSummary:
     """Ingest Polygon flat files for `tickers`, one file per New York trading day from start to end.
 
-    One day's failure (a HEAD or GET error) is recorded and the other days go on; refused keys stop the
-    run (the summary so far is returned with the error). `today` (UTC) fixes the clock."""
+    Day files are fetched CONCURRENCY at a time and landed one by one in day order. One day's failure (a
+    HEAD or GET error) is recorded and the other days go on; refused keys stop the run (the summary so far
+    is returned with the error). `today` (UTC) fixes the clock."""
     today = today or dt.datetime.now(dt.UTC).date()
     object_key(interval, start)  # an unknown interval fails before anything else
     settings = s3.settings_from_env()  # missing keys fail here, before any request
@@ -389,15 +437,18 @@ def run(
         summary.of(t)
     cache = RawCache(ctx.paths, SOURCE)
     landed_any: set[str] = set()
-    with LakeWriter.open(ctx.root) as w:
-        for day in days(start, end):
-            try:
-                _ingest_day(
-                    ctx, w, client, settings, cache, summary, tickers, interval, day, landed_any, today
-                )
-            except s3.AccessDenied as exc:  # bad keys: every other day would fail the same way
-                _fail(summary, f"{exc}; stopped at {day}, later days were not requested")
+    with LakeWriter.open(ctx.root) as w, ThreadPoolExecutor(CONCURRENCY) as pool:
+        futures = [pool.submit(_fetch_day, client, settings, cache, interval, d) for d in days(start, end)]
+        for future in futures:
+            fetched = future.result()
+            if isinstance(
+                fetched.error, s3.AccessDenied
+            ):  # bad keys: every other day would fail the same way
+                for f in futures:
+                    f.cancel()
+                _fail(summary, f"{fetched.error}; stopped at {fetched.day}, later days were not landed")
                 break
+            _ingest_day(ctx, w, settings, cache, summary, tickers, interval, fetched, landed_any, today)
     files_read = sum(s.files_done for s in summary.symbols.values())
     for t in tickers:
         if files_read and t not in landed_any and summary.of(t).files_done:
@@ -417,20 +468,23 @@ def _trading_day(day: dt.date) -> bool:
 def _ingest_day(
     ctx: RunContext,
     w: LakeWriter,
-    client: Any,
     settings: s3.S3Settings,
     cache: RawCache,
     summary: IngestSummary,
     tickers: list[str],
     interval: str,
-    day: dt.date,
+    fetched: _Fetched,
     landed_any: set[str],
     today: dt.date,
 ) -> None:
-    key = object_key(interval, day)
+    day, key = fetched.day, fetched.key
     source_file = f"s3://{settings.bucket}/{key}"
-
-    def missing() -> None:
+    if fetched.error is not None:  # this day failed (names the object and why); the others go on
+        _fail(summary, str(fetched.error))
+        for t in tickers:
+            summary.of(t).files_failed += 1
+        return
+    if fetched.etag is None or fetched.cached is None:
         for t in tickers:
             summary.of(t).files_missing += 1
         ctx.say(f"polygon {interval} {day}: no file (not a trading day, or not published yet)")
@@ -438,60 +492,26 @@ def _ingest_day(
             summary.notes.append(
                 f"{source_file}: {day} was an NYSE trading day but Polygon has no file for it"
             )
-
-    try:
-        etag = s3.head_etag(client, settings, key)
-    except s3.Missing:
-        missing()
         return
-    except s3.AccessDenied:
-        raise
-    except MarketlakeError as exc:  # this day failed (names the object and why); the others go on
-        _fail(summary, str(exc))
-        for t in tickers:
-            summary.of(t).files_failed += 1
-        return
+    etag, cached = fetched.etag, fetched.cached
     ledger = _read_ledger(cache, key)
-    cached = cache.get(key)
-    if cached is not None and cached.meta.get("etag") == etag:
-        done = set(ledger.get("tickers", [])) if ledger.get("etag") == etag else set()
-        # Republished is decided from the ledger (what was landed), not the cache (what was downloaded): a
-        # run killed between caching a new version and landing it left the ledger on the old ETag, and the
-        # tickers landed from that old version must be re-ingested from the new one.
-        previous = set(ledger.get("tickers", [])) if ledger.get("etag") not in (None, etag) else set()
-        todo = [t for t in tickers if t not in done] + sorted(previous - set(tickers))
-        if not todo:
-            for t in tickers:
-                summary.of(t).files_skipped += 1
-            ctx.say(f"polygon {interval} {day}: unchanged (ETag {etag}), skipped")
-            return
-        for t in tickers:
-            if t in done:
-                summary.of(t).files_skipped += 1
-    else:
-        # New or republished: download, then re-ingest the wanted tickers and every ticker an earlier
-        # version of this file was ingested for (their rows for the day are replaced).
-        tmp = cache.temp_path(key)
-        try:
-            got = s3.download(client, settings, key, tmp)
-        except s3.Missing:
-            missing()
-            return
-        except s3.AccessDenied:
-            raise
-        except MarketlakeError as exc:
-            _fail(summary, str(exc))
-            for t in tickers:
-                summary.of(t).files_failed += 1
-            return
-        cached = cache.put_file(
-            key, tmp, etag=got["etag"], last_modified=got["last_modified"], source=source_file
-        )
-        previous = set(ledger.get("tickers", [])) if ledger.get("etag") not in (None, got["etag"]) else set()
+    # Republished is decided from the ledger (what was landed), not the cache (what was downloaded): a run
+    # killed between caching a new version and landing it left the ledger on the old ETag, and the tickers
+    # landed from that old version must be re-ingested from the new one (their rows for the day replaced).
+    previous = set(ledger.get("tickers", [])) if ledger.get("etag") not in (None, etag) else set()
+    if fetched.downloaded:
         if previous:
             ctx.say(f"polygon {interval} {day}: republished (ETag changed), re-ingesting {sorted(previous)}")
         todo = [*tickers, *sorted(previous - set(tickers))]
-        etag = got["etag"]
+    else:
+        done = set(ledger.get("tickers", [])) if ledger.get("etag") == etag else set()
+        todo = [t for t in tickers if t not in done] + sorted(previous - set(tickers))
+        for t in tickers:
+            if t in done:
+                summary.of(t).files_skipped += 1
+        if not todo:
+            ctx.say(f"polygon {interval} {day}: unchanged (ETag {etag}), skipped")
+            return
     the_input = {"file": source_file, "etag": etag, "sha256": cached.sha256}
     try:
         parsed = parse_day_file(

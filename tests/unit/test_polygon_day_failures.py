@@ -4,6 +4,8 @@ keys stop the run but its summary is still reported; a trading day with no file 
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -190,3 +192,39 @@ def test_a_republished_day_is_reingested_after_a_crash_before_its_ledger(
     con = lake.connect(lake_root, read_only=True, settings=Settings())
     got = con.execute("SELECT symbol, close FROM lake_bars ORDER BY symbol").fetchall()
     assert got == [("AAPL", 2.0), ("MSFT", 2.0)]  # MSFT from the new version too, not the old one
+
+
+class SlowS3(FakeS3):
+    """A FakeS3 whose downloads take a while and count how many run at once."""
+
+    def __init__(self) -> None:
+        super().__init__({})
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.peak = 0
+
+    def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+        with self.lock:
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+        try:
+            time.sleep(0.05)
+            return super().get_object(Bucket, Key)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+
+def test_day_files_are_fetched_concurrently_within_the_bound_and_land_in_day_order(
+    lake_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(polygon, "CONCURRENCY", 3)
+    fake = SlowS3()
+    said: list[str] = []
+    monkeypatch.setattr(RunContext, "say", lambda self, m: said.append(m))
+    s = run(lake_root, fake, monkeypatch, end=dt.date(2024, 1, 12))  # 11 days (the fake serves every day)
+    assert s.ok, s.errors
+    assert s.of("AAPL").files_done == 11
+    assert 1 < fake.peak <= 3, fake.peak
+    landed = [m.split()[2] for m in said if m.startswith("polygon 1m 2024-") and " bars, " in m]
+    assert landed == sorted(landed) and len(landed) == 11, said
