@@ -113,3 +113,12 @@ def test_each_view_file_creates_the_view_it_is_named_after() -> None:
 def test_timestamps_are_utc_whatever_the_session_time_zone(lake_root: Path) -> None:
     con = lake.connect(lake_root)
     assert con.sql("SELECT current_setting('TimeZone')").fetchone() == ("UTC",)
+
+
+def test_notebook_result_forms_work_on_a_view(lake_root: Path) -> None:
+    """DESIGN's promise to analysts: con.sql(...).pl() / .df() / .arrow() on the lake's views."""
+    con = lake.connect(lake_root)
+    q = "SELECT symbol, ts, close FROM bars"
+    assert con.sql(q).pl().columns == ["symbol", "ts", "close"]
+    assert list(con.sql(q).df().columns) == ["symbol", "ts", "close"]
+    assert con.sql(q).arrow().read_all().schema.names == ["symbol", "ts", "close"]
