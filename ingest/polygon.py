@@ -317,8 +317,10 @@ def land_file(
     day: dt.date,
     source_file: str,
     the_input: dict[str, Any],
+    etfs: Iterable[str] = (),
 ) -> None:
-    """Write one file's rows for `tickers`, replacing whatever an earlier version of the file left."""
+    """Write one file's rows for `tickers`, replacing whatever an earlier version of the file left;
+    `etfs` (the setting) are stored as asset_class 'etf' besides the built-in list."""
     tickers = list(tickers)
     for ticker in tickers:
         by_period: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -326,7 +328,7 @@ def land_file(
             by_period[bar_period(interval, bar["ts"])].append(bar)
         for period in sorted(_periods_of_day(interval, day) | set(by_period)):
             part = {"source": SOURCE, "interval": interval, "symbol": ticker, "period": period}
-            table = _table(BARS, by_period.get(period, []), {"asset_class": asset_class(ticker)})
+            table = _table(BARS, by_period.get(period, []), {"asset_class": asset_class(ticker, etfs)})
             _replace_file_rows(w, BARS, part, source_file, table, the_input)
     rejected = [r for t in tickers for r in parsed.rejected.get(t, [])]
     period = bar_period(interval, dt.datetime.combine(day, dt.time(12), dt.UTC))
@@ -523,7 +525,14 @@ def _ingest_day(
             summary.of(t).files_failed += 1
         return
     land_file(
-        w, parsed, tickers=todo, interval=interval, day=day, source_file=source_file, the_input=the_input
+        w,
+        parsed,
+        tickers=todo,
+        interval=interval,
+        day=day,
+        source_file=source_file,
+        the_input=the_input,
+        etfs=ctx.settings.etfs,
     )
     for t in todo:
         s = summary.of(t)

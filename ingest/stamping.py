@@ -9,6 +9,7 @@ carry 16:00 New York, Yahoo's chart API 09:30 New York). DESIGN.md: `ts` is the 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -29,9 +30,11 @@ ETFS: frozenset[str] = frozenset(
 )
 
 
-def asset_class(symbol: str) -> str:
-    """'etf' for the symbols in ETFS, 'stock' for every other US listed symbol."""
-    return "etf" if symbol.upper() in ETFS else "stock"
+def asset_class(symbol: str, extra_etfs: Iterable[str] = ()) -> str:
+    """'etf' for the symbols in ETFS or `extra_etfs` (the `etfs` setting), 'stock' for every other US
+    listed symbol."""
+    sym = symbol.upper()
+    return "etf" if sym in ETFS or sym in {e.upper() for e in extra_etfs} else "stock"
 
 
 class StampError(ValueError):

@@ -16,7 +16,7 @@ import json
 import math
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -494,6 +494,7 @@ def _land(
     parsed: Parsed,
     source_file: str,
     the_input: dict[str, Any],
+    etfs: Iterable[str] = (),
 ) -> None:
     by_period: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for bar in parsed.bars:
@@ -503,7 +504,7 @@ def _land(
         w.write(
             BARS,
             part,
-            _table(BARS, bars, {"asset_class": asset_class(symbol)}),
+            _table(BARS, bars, {"asset_class": asset_class(symbol, etfs)}),
             mode="merge",
             inputs=[the_input],
         )
@@ -603,7 +604,7 @@ def run(
                 )
                 continue
             the_input = {"file": source_file, "sha256": _sha(body)}
-            _land(w, symbol, interval, win, parsed, source_file, the_input)
+            _land(w, symbol, interval, win, parsed, source_file, the_input, ctx.settings.etfs)
             s.rows_landed += len(parsed.bars)
             s.rows_rejected += len(parsed.rejected)
             if from_cache:
@@ -614,7 +615,7 @@ def run(
                 s.files_done += 1
             if (parsed.instrument_type == "ETF") != (symbol.upper() in ETFS) and parsed.instrument_type:
                 summary.notes.append(
-                    f"{symbol}: Yahoo calls it {parsed.instrument_type}, stored as {asset_class(symbol)} "
+                    f"{symbol}: Yahoo calls it {parsed.instrument_type}, stored as {asset_class(symbol, ctx.settings.etfs)} "
                     "(the ETF list is ingest/stamping.py ETFS)"
                 )
             ctx.say(

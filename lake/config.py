@@ -49,6 +49,8 @@ class Settings:
     """Which instant of an article counts for the as-of join: published or ingested (first seen)."""
     max_gap_minutes: int = 15
     """No feature is carried across a gap longer than this (or across a session boundary)."""
+    etfs: list[str] = field(default_factory=list)
+    """Symbols stored with asset_class 'etf' besides the built-in list (ingest/stamping.py ETFS)."""
     split_method: str = "fraction"
     """How train, validation and test periods are cut: by `fraction` of the bar range or by `date`."""
     train_fraction: float = 0.7
@@ -106,6 +108,7 @@ _TOP_TYPES: dict[str, type | tuple[type, ...]] = {
     "session": str,
     "news_time": str,
     "max_gap_minutes": int,
+    "etfs": list,
 }
 _CHOICES = {"session": ("regular", "extended"), "news_time": ("published", "ingested")}
 _SOURCES = ("binance", "polygon", "yahoo", "news")
@@ -195,6 +198,15 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
             raise bad(f"data.{key}", "must not be negative")
         if key == "max_missing_ratio" and not 0 <= value <= 1:
             raise bad(f"data.{key}", "must be between 0 and 1")
+        if key == "etfs":
+            from lake.paths import validate_symbol
+
+            if not all(isinstance(v, str) for v in value):
+                raise bad("data.etfs", "expected a list of strings")
+            try:
+                value = [validate_symbol(v) for v in value]
+            except ValueError as exc:
+                raise bad("data.etfs", str(exc)) from exc
         setattr(settings, key, float(value) if key == "max_missing_ratio" else value)
     for name in _SOURCES:
         section = doc.get(name)

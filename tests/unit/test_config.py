@@ -66,3 +66,12 @@ def test_cli_reports_a_config_error_before_any_work(tmp_path: Path) -> None:
     assert r.exit_code == 1, r.output
     assert "marketlake.toml, line 2: key 'data.session'" in r.output
     assert not (tmp_path / "lake").exists()
+
+
+def test_extra_etfs_are_validated_symbols(tmp_path: Path) -> None:
+    p = tmp_path / "m.toml"
+    p.write_text("[data]\netfs = ['ARKW', 'BRK.B']\n")
+    assert load_settings(p).etfs == ["ARKW", "BRK.B"]
+    p.write_text("[data]\netfs = ['ARKW', '../x']\n")
+    with pytest.raises(ConfigError, match=r"line 2: key 'data.etfs'.*invalid symbol"):
+        load_settings(p)

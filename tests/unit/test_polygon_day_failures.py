@@ -228,3 +228,16 @@ def test_day_files_are_fetched_concurrently_within_the_bound_and_land_in_day_ord
     assert 1 < fake.peak <= 3, fake.peak
     landed = [m.split()[2] for m in said if m.startswith("polygon 1m 2024-") and " bars, " in m]
     assert landed == sorted(landed) and len(landed) == 11, said
+
+
+def test_the_etfs_setting_decides_asset_class(lake_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import lake
+
+    monkeypatch.setattr(s3, "make_client", lambda settings: FakeS3({}))
+    for etfs, want in (([], "stock"), (["AAPL"], "etf")):
+        root = lake_root / want
+        ctx = RunContext(root=root, settings=Settings(etfs=etfs), quiet=True)
+        s = polygon.run(ctx, ["AAPL"], "1m", D1, D1, today=dt.date(2025, 1, 1))
+        assert s.ok, s.errors
+        rows = lake.connect(root).sql("SELECT DISTINCT asset_class FROM bars").fetchall()
+        assert rows == [(want,)]
