@@ -127,7 +127,7 @@ def years_for(lo: dt.datetime, hi: dt.datetime) -> range:
 def ensure_sessions(writer: LakeWriter, *, only_missing: bool = False) -> None:
     """Make the trading_sessions dataset cover every day from the earliest to the latest bar in the lake.
 
-    Called by the lake writer before it releases its lock, after every write session: with bars changed,
+    Called by whoever lands bars (ingest.sessions.land) before the writer lock is released: with bars changed,
     every year is recomputed; otherwise (`only_missing`) only years not yet in the lake are written, which
     also completes the calendar after a run killed between its bars and its calendar. Each year is written
     whole; a year that is already there with the same sessions is left untouched.

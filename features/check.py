@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from ingest.common import RunContext
+from lake.context import RunContext
 from lake.errors import MarketlakeError
 
 PRICE_SOURCES = ("binance", "polygon", "yahoo")

@@ -55,6 +55,7 @@ from ingest.http import (
     download_file,
     fetch_bytes,
 )
+from ingest.sessions import land
 from lake.errors import MarketlakeError
 from lake.paths import validate_symbol
 from lake.schemas import BARS, BARS_REJECTED, UTC_TS, Dataset
@@ -775,7 +776,7 @@ def run(
             f"days from {max(start, today)} on are not published yet (Data Vision publishes a day after it ends)"
         )
 
-    with LakeWriter.open(ctx.root) as writer:
+    with land(ctx.root) as writer:
         obtained = _run_async(_fetch_all(ctx, specs, summary))
         groups: dict[tuple[str, str], list[Obtained]] = defaultdict(list)
         for o in obtained:

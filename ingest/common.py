@@ -12,31 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
-from lake.config import Settings
+from lake.context import RunContext as RunContext  # re-exported: ingest code takes it from here
 from lake.errors import MarketlakeError
 from lake.paths import LakePaths
 from lake.writer import TMP_MARK, atomic_write_bytes, sha256_file
-
-
-@dataclass
-class RunContext:
-    """What a command runs with: the lake, the settings, and how loud to be."""
-
-    root: Path
-    settings: Settings
-    quiet: bool = False
-    console: Console = field(default_factory=lambda: Console(stderr=True))
-
-    @property
-    def paths(self) -> LakePaths:
-        return LakePaths(self.root)
-
-    def say(self, message: str) -> None:
-        if not self.quiet:
-            self.console.print(message, highlight=False)
 
 
 @dataclass

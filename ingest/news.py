@@ -32,6 +32,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from ingest.common import IngestSummary, RawCache, RunContext
 from ingest.ratelimit import YAHOO_LIMITER, RateLimiter
 from ingest.sentiment import score
+from ingest.sessions import land
 from lake.errors import InvalidName, MarketlakeError
 from lake.paths import LakePaths, validate_symbol
 from lake.schemas import NEWS, UTC_TS
@@ -573,7 +574,7 @@ def _land(
     input) are not rewritten and not re-scored; a changed title among them is counted."""
     if not by_symbol:
         return
-    with LakeWriter.open(ctx.root) as writer:  # the writer itself says, even with --quiet, when it waits
+    with land(ctx.root) as writer:  # the writer itself says, even with --quiet, when it waits
         for symbol, articles in by_symbol.items():
             known = _existing_titles(writer, symbol)
             fresh: list[Article] = []

@@ -36,6 +36,7 @@ from ingest.common import (
     interval_delta,
     ohlcv_problem,
 )
+from ingest.sessions import land
 from ingest.stamping import StampError, asset_class, new_york_day, session, stamp_daily
 from lake.errors import MarketlakeError
 from lake.schemas import BARS, BARS_REJECTED, UTC_TS, Dataset
@@ -439,7 +440,7 @@ def run(
         summary.of(t)
     cache = RawCache(ctx.paths, SOURCE)
     landed_any: set[str] = set()
-    with LakeWriter.open(ctx.root) as w, ThreadPoolExecutor(CONCURRENCY) as pool:
+    with land(ctx.root) as w, ThreadPoolExecutor(CONCURRENCY) as pool:
         futures = [pool.submit(_fetch_day, client, settings, cache, interval, d) for d in days(start, end)]
         for future in futures:
             fetched = future.result()

@@ -27,6 +27,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from ingest.common import IngestSummary, RawCache, RunContext, bar_period, interval_delta, ohlcv_problem
 from ingest.polygon import _replace_file_rows, _table
 from ingest.ratelimit import YAHOO_LIMITER, RateLimiter
+from ingest.sessions import land
 from ingest.stamping import ETFS, StampError, asset_class, stamp_daily
 from lake.errors import MarketlakeError
 from lake.schemas import BARS, BARS_REJECTED
@@ -548,7 +549,7 @@ def run(
     wins, note = windows(interval, start, end, now)
     if note:
         summary.notes.append(note)
-    with LakeWriter.open(ctx.root) as w:
+    with land(ctx.root) as w:
         for symbol, win in _pieces(symbols, wins, summary, note):
             s = summary.of(symbol)
             try:

@@ -184,7 +184,8 @@ class LakeWriter:
 
     paths: LakePaths
     bars_written: bool = False
-    """True once a bars partition changed: the calendar is then brought up to date before unlocking."""
+    """True once a bars partition changed: whoever landed the bars (ingest.sessions.land) then brings the
+    calendar up to date before unlocking."""
     _lock_fd: int | None = field(default=None, repr=False)
 
     @classmethod
@@ -201,9 +202,6 @@ class LakeWriter:
         try:
             writer.init()
             yield writer
-            from features.calendars import ensure_sessions
-
-            ensure_sessions(writer, only_missing=not writer.bars_written)
         finally:
             writer._release()
 

@@ -18,8 +18,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import lake
+from ingest.sessions import land
 from lake.schemas import UTC_TS
-from lake.writer import PARQUET_OPTIONS, LakeWriter
+from lake.writer import PARQUET_OPTIONS
 
 
 def best_of(fn: Callable[[], object], n: int = 5) -> float:
@@ -62,7 +63,7 @@ def main() -> None:
         ref_file = Path(tmp) / "ref.parquet"
 
         def ours_write() -> None:
-            with LakeWriter.open(root) as w:
+            with land(root) as w:
                 w.write(lake.BARS, part, table, mode="replace")
 
         def ref_write() -> None:
@@ -79,7 +80,7 @@ def main() -> None:
 
         def ours_changed_write() -> None:
             flip.reverse()
-            with LakeWriter.open(root) as w:
+            with land(root) as w:
                 w.write(lake.BARS, part, flip[0], mode="replace")
 
         ours_changed = best_of(ours_changed_write)
@@ -88,7 +89,7 @@ def main() -> None:
         )
 
         def ours_merge() -> None:
-            with LakeWriter.open(root) as w:
+            with land(root) as w:
                 w.write(lake.BARS, part, table.slice(0, 1440))
 
         print(

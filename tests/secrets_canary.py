@@ -134,7 +134,7 @@ def _exception_text(exc: BaseException) -> str:
 
 def run_cli(runner: CliRunner, args: Sequence[str]) -> Capture:
     """Invoke the CLI in-process at DEBUG log level (`--log-level DEBUG` goes first)."""
-    from lake.cli import cli
+    from cli import cli
 
     cap = Capture()
     with _all_records(cap.records):

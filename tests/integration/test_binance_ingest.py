@@ -14,10 +14,10 @@ import pytest
 from rich.console import Console
 
 import lake
+from cli import cli
 from ingest import binance
 from ingest.common import IngestSummary, RunContext
 from ingest.http import RetryPolicy
-from lake.cli import cli
 from lake.config import Settings
 from tests.binance_server import DataVision, Kline, csv_bytes, klines, serve, zip_path
 

@@ -34,6 +34,7 @@ import lake
 from lake.logs import setup_logging
 from lake.schemas import UTC_TS
 from lake.writer import LakeWriter
+from ingest.sessions import land
 
 setup_logging("WARNING")  # what the CLI does: the lock's waiting message goes to stderr
 root, first, rounds, pause = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
@@ -41,7 +42,7 @@ n = int(sys.argv[5])
 us = 1_704_067_200_000_000 + np.arange(n, dtype=np.int64) * 60_000_000
 ts, av = pa.array(us).cast(UTC_TS), pa.array(us + 60_000_000).cast(UTC_TS)
 release = sys.argv[7] if len(sys.argv) > 7 else None  # hold the lock until this file exists
-with LakeWriter.open(root) as w:
+with land(root) as w:
     print(f"locked {time.time():.6f}", flush=True)
     deadline = time.monotonic() + 60
     while release and not os.path.exists(release) and time.monotonic() < deadline:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from lake.cli import cli
+from cli import cli
 from lake.config import load_dotenv_file, load_settings
 from lake.errors import ConfigError
 

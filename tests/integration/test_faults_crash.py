@@ -36,6 +36,7 @@ import pyarrow as pa
 import lake
 from lake.schemas import UTC_TS
 from lake.writer import LakeWriter
+from ingest.sessions import land
 
 root = sys.argv[1]
 shift = float(sys.argv[2]) if len(sys.argv) > 2 else 0.0  # another input (a corrected upstream file)
@@ -52,7 +53,7 @@ def bars(sym, k):
                      "high": c, "low": c, "close": c, "volume": c, "trades": pa.array(i % 7),
                      "source_file": pa.array([f"{sym}-2024-01.zip"] * n)})
 
-with LakeWriter.open(root) as w:
+with land(root) as w:
     for k, sym in enumerate(["BTCUSDT", "ETHUSDT", "SOLUSDT"]):
         w.write(lake.BARS, {"source": "binance", "interval": "1m", "symbol": sym, "period": "2024-01"},
                 bars(sym, k), inputs=[{"file": f"{sym}-2024-01.zip", "sha256": "0" * 64}])
@@ -162,12 +163,12 @@ def test_a_kill_between_the_data_and_manifest_renames_is_repaired_by_the_rerun(
     import os
 
     import lake
-    from lake.writer import LakeWriter
+    from ingest.sessions import land
     from tests.conftest import bars_table
 
     t0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
     part = {"source": "binance", "interval": "1m", "symbol": "BTCUSDT", "period": "2024-01"}
-    with LakeWriter.open(lake_root) as w:
+    with land(lake_root) as w:
         w.write(lake.BARS, part, bars_table(t0, [1.0, 2.0]))
     real_replace = os.replace
 
@@ -177,11 +178,11 @@ def test_a_kill_between_the_data_and_manifest_renames_is_repaired_by_the_rerun(
         real_replace(src, dst)
 
     monkeypatch.setattr(os, "replace", die_before_the_manifest)
-    with pytest.raises(_Killed), LakeWriter.open(lake_root) as w:
+    with pytest.raises(_Killed), land(lake_root) as w:
         w.write(lake.BARS, part, bars_table(t0, [1.0, 2.0, 3.0]))
     monkeypatch.undo()
     assert lake.verify(lake_root) != [], "the manifest trails the data: the state a kill leaves"
-    with LakeWriter.open(lake_root) as w:  # the re-run: same rows, nothing to write, the manifest is repaired
+    with land(lake_root) as w:  # the re-run: same rows, nothing to write, the manifest is repaired
         r = w.write(lake.BARS, part, bars_table(t0, [1.0, 2.0, 3.0]))
     assert not r.changed and r.rows == 3
     assert_lake_consistent(lake_root)

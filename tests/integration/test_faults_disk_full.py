@@ -26,8 +26,8 @@ from typing import Any
 import pytest
 
 import lake
+from ingest.sessions import land
 from lake.errors import MarketlakeError
-from lake.writer import LakeWriter
 from tests.conftest import bars_table
 from tests.faults import lake_files, python_argv, run, temp_files, view_contents
 
@@ -43,9 +43,10 @@ import datetime as dt, resource, signal, sys
 import numpy as np
 import pyarrow as pa
 import lake
-from lake.cli import handle_errors
+from cli.main import handle_errors
 from lake.schemas import UTC_TS
 from lake.writer import LakeWriter
+from ingest.sessions import land
 
 root, how = sys.argv[1], sys.argv[2]
 n = 250_000
@@ -58,7 +59,7 @@ part = {"source": "binance", "interval": "1m", "symbol": "BTCUSDT", "period": "2
 
 @handle_errors
 def main():
-    with LakeWriter.open(root) as w:
+    with land(root) as w:
         if how == "rlimit":
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write then fails with EFBIG, no signal death
             resource.setrlimit(resource.RLIMIT_FSIZE, (256 * 1024, 256 * 1024))
@@ -101,7 +102,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def _previous_state(root: Path) -> dict[str, Any]:
-    with LakeWriter.open(root) as w:
+    with land(root) as w:
         w.write(lake.BARS, PART, bars_table(T0, [float(i % 50 + 1) for i in range(500)]))
     return {"files": lake_files(root), "views": view_contents(root)}
 
@@ -114,7 +115,7 @@ def _assert_intact(root: Path, before: dict[str, Any]) -> None:
 
 
 def _assert_still_works(root: Path) -> None:
-    with LakeWriter.open(root) as w:
+    with land(root) as w:
         r = w.write(lake.BARS, PART, bars_table(T0 + dt.timedelta(days=1), [7.0, 8.0]))
     assert r.changed and r.rows == 502
     assert lake.verify(root) == []
@@ -165,7 +166,7 @@ def test_enospc_on_the_manifest_keeps_the_new_data_out(
         return real_open(file, mode, *args, **kwargs)
 
     monkeypatch.setattr(writer_module, "open", full_at_manifest, raising=False)
-    with LakeWriter.open(lake_root) as w:
+    with land(lake_root) as w:
         with pytest.raises(MarketlakeError, match=r"the disk is full.*the previous partition is intact"):
             w.write(lake.BARS, PART, bars_table(T0, [99.0] * 10), mode="replace")
     assert hit, "the fault was not reached"

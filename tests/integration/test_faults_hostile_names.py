@@ -18,8 +18,8 @@ import pytest
 from click.testing import CliRunner
 
 import lake
-from lake.cli import cli
-from lake.writer import LakeWriter
+from cli import cli
+from ingest.sessions import land
 from tests.conftest import bars_table
 from tests.faults import REPO, lake_files
 
@@ -134,7 +134,7 @@ def test_a_hostile_symbol_in_marketlake_toml_is_refused_naming_its_line(
 
 @pytest.fixture
 def filled_lake(lake_root: Path) -> Path:
-    with LakeWriter.open(lake_root) as w:
+    with land(lake_root) as w:
         part = {"source": "binance", "interval": "1m", "symbol": "BTCUSDT", "period": "2024-01"}
         w.write(lake.BARS, part, bars_table(dt.datetime(2024, 1, 1, tzinfo=dt.UTC), [1.0, 2.0, 3.0]))
     return lake_root

@@ -16,9 +16,9 @@ import pytest
 from click.testing import CliRunner
 
 import lake
+from cli import cli
 from ingest import binance
 from ingest.http import RetryPolicy
-from lake.cli import cli
 from tests.binance_server import DataVision, checksum_line, klines, serve
 from tests.faults import assert_lake_consistent
 from tests.s3_server import BUCKET, S3Server, day_file, minute_key, ns, running_s3

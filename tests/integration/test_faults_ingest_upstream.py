@@ -16,10 +16,10 @@ import pytest
 from click.testing import CliRunner
 
 import lake
+from cli import cli
 from ingest import binance
 from ingest.common import IngestSummary, RunContext
 from ingest.http import RetryPolicy
-from lake.cli import cli
 from lake.config import Settings
 from tests.binance_server import DataVision, klines, serve
 from tests.faults import assert_lake_consistent

@@ -18,9 +18,9 @@ import pytest
 from click.testing import CliRunner
 
 import lake
+from ingest.sessions import land
 from lake.errors import MarketlakeError
 from lake.schemas import UTC_TS
-from lake.writer import LakeWriter
 from tests.conftest import bars_table
 from tests.faults import marketlake_argv
 from tests.secrets_canary import (
@@ -43,7 +43,7 @@ T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 
 @pytest.fixture
 def filled_lake(lake_root: Path) -> Path:
-    with LakeWriter.open(lake_root) as w:
+    with land(lake_root) as w:
         w.write(
             lake.BARS,
             {"source": "binance", "interval": "1m", "symbol": "BTCUSDT", "period": "2024-01"},
@@ -150,7 +150,7 @@ def test_the_cli_in_a_subprocess_leaks_nothing(filled_lake: Path) -> None:
 
 
 def _leaky_lake(root: Path, how: str) -> None:
-    with LakeWriter.open(root) as w:
+    with land(root) as w:
         if how == "parquet":  # zstd-compressed: only decoding finds it
             t = bars_table(T0, [1.0] * 50, source_file=f"https://x/{SECRET}")
             w.write(

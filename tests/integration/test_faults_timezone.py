@@ -35,6 +35,7 @@ import lake
 from ingest.common import bar_period, interval_delta
 from lake.schemas import UTC_TS
 from lake.writer import LakeWriter
+from ingest.sessions import land
 
 root = sys.argv[1]
 MS = [
@@ -53,7 +54,7 @@ def bars_for(interval, stamps):
                          "high": closes, "low": closes, "close": closes, "volume": [1.5] * len(ts),
                          "trades": pa.array([3] * len(ts), type=pa.int64()), "source_file": ["k.zip"] * len(ts)})
 
-with LakeWriter.open(root) as w:
+with land(root) as w:
     for interval in ("1m", "1d"):
         ts, table = bars_for(interval, MS)
         periods = [bar_period(interval, t) for t in ts]

@@ -15,12 +15,13 @@ from click.testing import CliRunner
 
 import ingest.news as news
 import lake
+from cli import cli
 from ingest.common import RunContext
 from ingest.ratelimit import RateLimiter
 from ingest.sentiment import score
-from lake.cli import cli
+from ingest.sessions import land
 from lake.config import Settings
-from lake.writer import LakeWriter, verify
+from lake.writer import verify
 from tests.conftest import bars_table
 from tests.news_replay import (
     ReplayAdapter,
@@ -220,7 +221,7 @@ def test_faulty_response_is_an_error_not_silence(lake_root: Path) -> None:
 
 
 def test_cli_ingest_news(runner: CliRunner, lake_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with LakeWriter.open(lake_root) as w:
+    with land(lake_root) as w:
         part = {"source": "yahoo", "interval": "1d", "symbol": "AAPL", "period": "2025"}
         w.write(lake.BARS, part, bars_table(dt.datetime(2025, 5, 9, 13, 30, tzinfo=dt.UTC), [200.0]))
     adapter = ReplayAdapter(

@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 import lake
+from cli import cli
 from ingest import polygon
 from ingest.common import RunContext
-from lake.cli import cli
 from lake.config import Settings
 from tests.s3_server import BUCKET, S3Server, daily_key, day_file, minute_key, ns, running_s3
 

@@ -10,8 +10,8 @@ import pyarrow as pa
 
 import lake
 from features.calendars import bar_range, xnys_year, years_for
+from ingest.sessions import land
 from lake.paths import LakePaths
-from lake.writer import LakeWriter
 from tests.conftest import bars_table
 
 NY = ZoneInfo("America/New_York")
@@ -61,7 +61,7 @@ def test_years_for_uses_the_new_york_day_of_the_first_bar() -> None:
 
 
 def _write(root: Path, symbol: str, table: pa.Table, source: str = "binance", interval: str = "1m") -> None:
-    with LakeWriter.open(root) as w:
+    with land(root) as w:
         periods = sorted({t.strftime("%Y-%m") for t in table.column("ts").to_pylist()})
         for p in periods:
             mask = [t.strftime("%Y-%m") == p for t in table.column("ts").to_pylist()]

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 import lake
-from lake.cli import cli
-from lake.writer import LakeWriter
+from cli import cli
+from ingest.sessions import land
 from tests.conftest import bars_table
 
 UTC = dt.UTC
@@ -28,7 +28,7 @@ def checked_lake(lake_root: Path, tmp_path: Path) -> Path:
     high[3] = 1.0
     aapl = aapl.set_column(aapl.schema.get_field_index("high"), "high", pa.array(high))
     holiday = bars_table(dt.datetime(2024, 7, 4, 14, 0, tzinfo=UTC), [100.0] * 2, asset_class="stock")
-    with LakeWriter.open(lake_root) as w:
+    with land(lake_root) as w:
         w.write(lake.BARS, _part("binance", "BTCUSDT"), bars_table(day, [1.0] * 1440))
         w.write(lake.BARS, _part("binance", "ETHUSDT"), bars_table(day, [1.0] * 300))
         w.write(lake.BARS, _part("polygon", "AAPL"), pa.concat_tables([aapl, holiday]))
@@ -128,7 +128,7 @@ def test_strict_keys_on_the_configured_symbol_and_interval(
 ) -> None:
     """BTCUSDT 1m is eligible, but marketlake.toml asks for BTCUSDT 1h, of which the lake holds 3 bars:
     an eligible other interval does not make the configured pair usable."""
-    with LakeWriter.open(checked_lake) as w:
+    with land(checked_lake) as w:
         part = {"source": "binance", "interval": "1h", "symbol": "BTCUSDT", "period": "2024-07"}
         w.write(
             lake.BARS,
@@ -147,7 +147,7 @@ def test_strict_keys_on_the_configured_symbol_and_interval(
 
 def test_failing_checks_are_counted_per_symbol_and_interval(runner: CliRunner, checked_lake: Path) -> None:
     """AAPL 1m has an OHLC violation and bars on a holiday; AAPL 1h is clean and must not inherit them."""
-    with LakeWriter.open(checked_lake) as w:
+    with land(checked_lake) as w:
         part = {"source": "polygon", "interval": "1h", "symbol": "AAPL", "period": "2024-07"}
         hourly = bars_table(
             dt.datetime(2024, 7, 2, 13, 30, tzinfo=UTC),
@@ -183,7 +183,7 @@ def test_a_symbol_whose_every_row_was_quarantined_is_reported(runner: CliRunner,
             "reason": ["high below open", "high below open"],
         }
     )
-    with LakeWriter.open(checked_lake) as w:
+    with land(checked_lake) as w:
         w.write(lake.BARS_REJECTED, {"source": "binance", "period": "2024-07"}, rejected)
     r = runner.invoke(cli, ["--lake", str(checked_lake), "check", "--format", "json"])
     assert r.exit_code == 0, r.output

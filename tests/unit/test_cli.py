@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 import lake
-from lake.cli import cli
-from lake.writer import LakeWriter
+from cli import cli
+from ingest.sessions import land
 from tests.conftest import bars_table
 
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
@@ -21,7 +21,7 @@ T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 
 @pytest.fixture
 def filled_lake(lake_root: Path) -> Path:
-    with LakeWriter.open(lake_root) as w:
+    with land(lake_root) as w:
         part = {"source": "binance", "interval": "1m", "symbol": "BTCUSDT", "period": "2024-01"}
         w.write(lake.BARS, part, bars_table(T0, [1.0, 2.0, 3.0]))
     return lake_root

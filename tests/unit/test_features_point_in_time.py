@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 
 import lake
 from ingest.common import bar_period
+from ingest.sessions import land
 from lake.config import Settings
 from lake.schemas import UTC_TS
-from lake.writer import LakeWriter
 
 NY = ZoneInfo("America/New_York")
 UTC = dt.UTC
@@ -62,7 +62,7 @@ def make_bars(
 
 def write(root: Path, symbol: str, table: pa.Table, *, source: str = "binance", interval: str = "1m") -> None:
     ts = table.column("ts").to_pylist()
-    with LakeWriter.open(root) as w:
+    with land(root) as w:
         for p in sorted({bar_period(interval, t) for t in ts}):
             mask = pa.array([bar_period(interval, t) == p for t in ts])
             w.write(
@@ -197,7 +197,7 @@ def news_rows(case: dict[str, Any], after: dt.datetime | None) -> dict[str, list
 def write_news(root: Path, by_symbol: dict[str, list[dict[str, Any]]]) -> None:
     from lake.schemas import NEWS
 
-    with LakeWriter.open(root) as w:
+    with land(root) as w:
         for symbol, rows in by_symbol.items():
             w.write(NEWS, {"symbol": symbol}, pa.Table.from_pylist(rows, schema=NEWS.schema))
 

@@ -26,9 +26,9 @@ from hypothesis import strategies as st
 
 import lake
 from ingest.common import bar_period
+from ingest.sessions import land
 from lake.config import Settings
 from lake.schemas import NEWS, UTC_TS
-from lake.writer import LakeWriter
 from tests.conftest import bars_table
 
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
@@ -80,7 +80,7 @@ class Art:
 def write_lake(root: Path, bars: Sequence[Bar], arts: Sequence[Art]) -> None:
     """Bars through conftest's bars_table (one consecutive run per symbol and interval) and articles,
     both through the lake writer."""
-    with LakeWriter.open(root) as w:
+    with land(root) as w:
         series: dict[tuple[str, str], list[Bar]] = {}
         for b in bars:
             series.setdefault((b.symbol, b.interval), []).append(b)
@@ -335,7 +335,7 @@ def example_lake(lake_root: Path) -> Path:
     """AAPL 1h bars 14:30, 15:30, 16:30 (known at 15:30, 16:30, 17:30); SPY 1h bars 14:30, 15:30 only;
     no QQQ. AAPL articles: 13:00 (+0.5), 15:30 exactly at bar 1's close (-0.4, first seen 16:45),
     15:45 (+0.2), 17:30 exactly at the last close (+0.9), 20:00 after the last bar (-0.9)."""
-    with LakeWriter.open(lake_root) as w:
+    with land(lake_root) as w:
         part = {"source": "polygon", "interval": "1h", "symbol": "AAPL", "period": "2024-03"}
         w.write(
             lake.BARS, part, bars_table(at("14:30"), [100.0, 110.0, 99.0], interval=HOUR, asset_class="stock")
@@ -427,7 +427,7 @@ def test_an_article_stamped_ingested_before_it_was_published_waits_for_its_publi
 ) -> None:
     """ingested_at < published_at (a run stamped before the article existed): in ingested mode the
     article counts from its publication, never for a bar that closed before it was published."""
-    with LakeWriter.open(example_lake) as w:
+    with land(example_lake) as w:
         w.write(NEWS, {"symbol": "AAPL"}, news_table([Art("AAPL", "n6", at("16:40"), at("15:00"), 1.0)]))
     rows = features_rows(example_lake, "ingested", "AAPL")
     # bar 2 closes 16:30, before n6 was published at 16:40: n6 must not count; bar 3 (17:30) has it
@@ -436,7 +436,7 @@ def test_an_article_stamped_ingested_before_it_was_published_waits_for_its_publi
 
 
 def test_articles_at_one_instant_count_together_and_the_greatest_id_is_last(lake_root: Path) -> None:
-    with LakeWriter.open(lake_root) as w:
+    with land(lake_root) as w:
         part = {"source": "binance", "interval": "1h", "symbol": "BTCUSDT", "period": "2024-03"}
         w.write(lake.BARS, part, bars_table(at("10:00"), [1.0], interval=HOUR))
         arts = [
@@ -455,7 +455,7 @@ def test_a_symbol_without_news_gets_zero_counts_and_nulls(example_lake: Path) ->
         (1, -0.3, 1),
         (0, None, 1),
     ]
-    with LakeWriter.open(example_lake) as w:
+    with land(example_lake) as w:
         part = {"source": "binance", "interval": "1h", "symbol": "BTCUSDT", "period": "2024-03"}
         w.write(lake.BARS, part, bars_table(at("00:00"), [1.0, 2.0], interval=HOUR))
     btc = features_rows(example_lake, "published", "BTCUSDT")

@@ -13,11 +13,11 @@ from click.testing import CliRunner, Result
 
 import ingest.news as news
 import lake
+from cli import cli
 from ingest.common import RunContext
 from ingest.sentiment import score
-from lake.cli import cli
+from ingest.sessions import land
 from lake.config import Settings
-from lake.writer import LakeWriter
 from tests.conftest import bars_table
 
 T0 = dt.datetime(2024, 3, 4, 14, 30, tzinfo=dt.UTC)
@@ -25,7 +25,7 @@ T0 = dt.datetime(2024, 3, 4, 14, 30, tzinfo=dt.UTC)
 
 @pytest.fixture
 def lake_with_aapl(lake_root: Path) -> Path:
-    with LakeWriter.open(lake_root) as w:
+    with land(lake_root) as w:
         part = {"source": "polygon", "interval": "1h", "symbol": "AAPL", "period": "2024-03"}
         w.write(
             lake.BARS,

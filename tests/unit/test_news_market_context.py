@@ -10,8 +10,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import lake
+from ingest.sessions import land
 from lake.config import Settings
-from lake.writer import LakeWriter
 from tests.conftest import bars_table
 
 NY = ZoneInfo("America/New_York")
@@ -28,7 +28,7 @@ def spy_close(t: dt.datetime) -> float:
 
 
 def write(root: Path) -> None:
-    with LakeWriter.open(root) as w:
+    with land(root) as w:
         for day in (5, 8):  # Friday 2024-01-05 and Monday 2024-01-08, extended hours 04:00-20:00 (winter)
             t0 = ny(1, day, 4)
             closes = [spy_close(t0 + i * MIN) for i in range(960)]

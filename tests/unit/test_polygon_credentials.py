@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from lake.cli import cli
+from cli import cli
 
 
 @pytest.fixture(autouse=True)

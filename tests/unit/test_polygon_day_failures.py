@@ -15,9 +15,9 @@ import pytest
 from botocore.exceptions import ClientError
 from click.testing import CliRunner
 
+from cli import cli
 from ingest import polygon, s3
 from ingest.common import IngestSummary, RunContext
-from lake.cli import cli
 from lake.config import Settings
 from tests.s3_server import day_file, ns
 

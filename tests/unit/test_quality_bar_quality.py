@@ -13,10 +13,10 @@ import pytest
 
 import lake
 from ingest.common import bar_period
+from ingest.sessions import land
 from lake.config import Settings
 from lake.connect import check_files
 from lake.schemas import UTC_TS
-from lake.writer import LakeWriter
 from tests.conftest import bars_table
 
 NY = ZoneInfo("America/New_York")
@@ -31,7 +31,7 @@ def ny(y: int, m: int, d: int, hh: int, mm: int = 0) -> dt.datetime:
 def write(root: Path, symbol: str, table: pa.Table, *, source: str = "polygon", interval: str = "1m") -> None:
     """Write a BARS table, split into its period partitions."""
     ts = table.column("ts").to_pylist()
-    with LakeWriter.open(root) as w:
+    with land(root) as w:
         for p in sorted({bar_period(interval, t) for t in ts}):
             mask = pa.array([bar_period(interval, t) == p for t in ts])
             part = {"source": source, "interval": interval, "symbol": symbol, "period": p}
@@ -199,7 +199,7 @@ def test_ohlc_violation_is_counted_and_listed(lake_root: Path) -> None:
 
 def test_duplicates_across_partitions_and_quarantined_duplicates(lake_root: Path) -> None:
     t = bars_table(dt.datetime(2024, 7, 31, 23, 58, tzinfo=UTC), [1.0, 1.0], source_file="a.csv")
-    with LakeWriter.open(lake_root) as w:
+    with land(lake_root) as w:
         for period in ("2024-07", "2024-08"):  # the same bars in two month partitions
             w.write(
                 lake.BARS, {"source": "binance", "interval": "1m", "symbol": "BTCUSDT", "period": period}, t
@@ -274,7 +274,7 @@ def test_one_source_storing_a_bar_twice_has_a_deterministic_winner(lake_root: Pa
     """The same polygon bar in two period partitions (a month-boundary mistake): the later period wins,
     then the smaller source_file, whatever order the files are read in."""
     t = ny(2024, 7, 31, 15, 0)
-    with LakeWriter.open(lake_root) as w:
+    with land(lake_root) as w:
         for period, close, src in (
             ("2024-07", 1.0, "b.csv"),
             ("2024-08", 2.0, "z.csv"),
@@ -296,7 +296,7 @@ def test_weekly_bars_are_not_measured_against_daily_expectations(lake_root: Path
     weeks = bars_table(
         ny(2024, 7, 1, 9, 30), [100.0] * 6, asset_class="stock", interval=dt.timedelta(weeks=1)
     )
-    with LakeWriter.open(lake_root) as w:  # no ingestor writes 1w (bar_period refuses it); a foreign file may
+    with land(lake_root) as w:  # no ingestor writes 1w (bar_period refuses it); a foreign file may
         w.write(lake.BARS, {"source": "yahoo", "interval": "1w", "symbol": "AAPL", "period": "2024"}, weeks)
     con = lake.connect(lake_root, read_only=True)
     got = con.execute(

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 import lake
 from features.splits import Split, compute_splits, load_splits, split_of
+from ingest.sessions import land
 from lake.config import Settings, load_settings
 from lake.errors import ConfigError
-from lake.writer import LakeWriter
 from tests.conftest import bars_table
 
 UTC = dt.UTC
@@ -124,7 +124,7 @@ def test_date_split_boundaries_are_whole_utc_days() -> None:
     ],
 )
 def test_the_sql_view_and_python_agree(lake_root: Path, s: Settings) -> None:
-    with LakeWriter.open(lake_root) as w:
+    with land(lake_root) as w:
         part = {"source": "binance", "interval": "1m", "symbol": "BTCUSDT", "period": "2024-01"}
         w.write(lake.BARS, part, bars_table(dt.datetime(2024, 1, 1, 3, 7, tzinfo=UTC), [1.0] * 9000))
     con = lake.connect(lake_root, settings=s)
@@ -207,7 +207,7 @@ def test_bar_splits_match_python_and_no_bar_touches_an_embargo(s: Settings, hour
     daily_start = dt.datetime(2024, 1, 1, 14, 30, tzinfo=UTC)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        with LakeWriter.open(root) as w:
+        with land(root) as w:
             hourly = bars_table(hourly_start, [1.0] * (24 * 30), interval=HOUR)
             for period in ("2024-01", "2024-02"):
                 keep = [t.strftime("%Y-%m") == period for t in hourly.column("ts").to_pylist()]

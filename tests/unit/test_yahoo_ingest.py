@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 
 import lake
+from cli import cli
 from ingest import yahoo
 from ingest.common import RunContext
 from ingest.ratelimit import RateLimiter
-from lake.cli import cli
 from lake.config import Settings
 from tests.yahoo_replay import (
     RATE_LIMITED,

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import lake
+from ingest.sessions import land
 from lake.config import Settings
-from lake.writer import LakeWriter
 from tests.conftest import bars_table
 
 T0 = dt.datetime(2024, 11, 29, 14, 30, tzinfo=dt.UTC)
@@ -21,7 +21,7 @@ RANK = {"polygon": 1, "binance": 1, "yahoo": 2}
 
 
 def write(root: Path, source: str, minutes: list[int], price: float, symbol: str = "AAPL") -> None:
-    with LakeWriter.open(root) as w:
+    with land(root) as w:
         for i in sorted(minutes):
             t = bars_table(T0 + i * M, [price + i], asset_class="stock", source_file=f"{source}.csv")
             part = {"source": source, "interval": "1m", "symbol": symbol, "period": "2024-11"}

@@ -1,0 +1,9 @@
+"""The `marketlake` command line, on top of every layer (lake, ingest, features, rl).
+
+`cli.main` holds the click group and the shared helpers; each module below registers its commands on it.
+"""
+
+from cli import demo, ingest, reading, training
+from cli.main import cli, main
+
+__all__ = ["cli", "demo", "ingest", "main", "reading", "training"]

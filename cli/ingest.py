@@ -1,0 +1,167 @@
+"""`marketlake ingest ...`: pull prices and news into the lake."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cli.main import F, _ctx, cli, handle_errors
+from lake.errors import MarketlakeError
+from lake.logs import redact
+from lake.paths import parse_symbols
+
+# --- ingest --------------------------------------------------------------------------------------------
+
+
+def _finish(summaries: Sequence[Any], run: Any) -> None:
+    from rich.console import Console
+
+    out = Console(stderr=True)
+    failed = False
+    for s in summaries:
+        if not run.quiet:
+            out.print(s.table())
+        for note in s.notes:
+            run.say(f"note: {note}")
+        for e in s.errors:
+            click.echo(f"error: {s.source}: {redact(e)}", err=True)
+        failed = failed or not s.ok
+    if failed:
+        sys.exit(1)
+
+
+def _range(run: Any, start: str | None, end: str | None) -> tuple[dt.date, dt.date]:
+    from ingest.common import parse_day
+
+    s0, e0 = run.settings.date_range()
+    s = parse_day(start, "--start") if start else s0
+    e = parse_day(end, "--end") if end else e0
+    if s > e:
+        raise MarketlakeError(f"--start {s} is after --end {e}")
+    return s, e
+
+
+@cli.group(invoke_without_command=True)
+@click.pass_context
+@handle_errors
+def ingest(ctx: click.Context) -> None:
+    """Pull prices and news into the lake (with no subcommand: every source in marketlake.toml)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from ingest import binance, news, polygon, yahoo
+
+    run = _ctx(ctx)
+    st = run.settings
+    start, end = st.date_range()
+    from ingest.common import IngestSummary
+
+    summaries: list[IngestSummary] = []
+
+    def each(source: str, go: Callable[[], IngestSummary]) -> None:
+        # one source's error is recorded as its summary's failure: the other sources still run and print
+        try:
+            summaries.append(go())
+        except MarketlakeError as exc:
+            failed = IngestSummary(source)
+            failed.fail(str(exc).removeprefix(f"{source}: "))
+            summaries.append(failed)
+
+    if st.binance.symbols:
+        each("binance", lambda: binance.run(run, st.binance.symbols, st.binance.interval, start, end))
+    if st.polygon.symbols:
+        if os.environ.get("POLYGON_S3_ACCESS_KEY"):
+            each("polygon", lambda: polygon.run(run, st.polygon.symbols, st.polygon.interval, start, end))
+        else:
+            run.say("polygon: skipped, POLYGON_S3_ACCESS_KEY is not set")
+    if st.yahoo.symbols:
+        each("yahoo", lambda: yahoo.run(run, st.yahoo.symbols, st.yahoo.interval, start, end))
+    if st.news.symbols:
+        each("news", lambda: news.run(run, st.news.symbols))
+    _finish(summaries, run)
+
+
+def _date_options(fn: F) -> F:
+    fn = click.option("--end", default=None, help="Last day, inclusive (YYYY-MM-DD, UTC).")(fn)
+    fn = click.option("--start", default=None, help="First day, inclusive (YYYY-MM-DD, UTC).")(fn)
+    return fn
+
+
+@ingest.command("binance")
+@click.option("--symbols", required=True, help="Comma separated, e.g. BTCUSDT,ETHUSDT.")
+@click.option("--interval", default="1m", show_default=True)
+@_date_options
+@click.pass_context
+@handle_errors
+def ingest_binance(
+    ctx: click.Context, symbols: str, interval: str, start: str | None, end: str | None
+) -> None:
+    """Binance Data Vision spot klines (no key needed)."""
+    from ingest import binance
+
+    run = _ctx(ctx)
+    s, e = _range(run, start, end)
+    _finish([binance.run(run, parse_symbols(symbols), interval, s, e)], run)
+
+
+@ingest.command("polygon")
+@click.option("--tickers", required=True, help="Comma separated, e.g. AAPL,MSFT.")
+@click.option("--interval", type=click.Choice(["1m", "1d"]), default="1m", show_default=True)
+@_date_options
+@click.pass_context
+@handle_errors
+def ingest_polygon(
+    ctx: click.Context, tickers: str, interval: str, start: str | None, end: str | None
+) -> None:
+    """Polygon.io flat files over S3 (POLYGON_S3_* keys)."""
+    from ingest import polygon
+
+    run = _ctx(ctx)
+    s, e = _range(run, start, end)
+    _finish([polygon.run(run, parse_symbols(tickers), interval, s, e)], run)
+
+
+@ingest.command("yahoo")
+@click.option("--symbols", required=True, help="Comma separated, e.g. AAPL,SPY.")
+@click.option("--interval", type=click.Choice(["1m", "1d"]), default="1d", show_default=True)
+@_date_options
+@click.pass_context
+@handle_errors
+def ingest_yahoo(ctx: click.Context, symbols: str, interval: str, start: str | None, end: str | None) -> None:
+    """Yahoo Finance prices: fills gaps, never overwrites a better source."""
+    from ingest import yahoo
+
+    run = _ctx(ctx)
+    s, e = _range(run, start, end)
+    _finish([yahoo.run(run, parse_symbols(symbols), interval, s, e)], run)
+
+
+@ingest.command("news")
+@click.option("--symbols", required=True, help="Comma separated, e.g. AAPL,MSFT.")
+@click.pass_context
+@handle_errors
+def ingest_news(ctx: click.Context, symbols: str) -> None:
+    """The latest Yahoo news per symbol, scored and deduplicated."""
+    from ingest import news
+
+    run = _ctx(ctx)
+    _finish([news.run(run, parse_symbols(symbols))], run)
+
+
+@ingest.command("news-file")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--assume-time", default=None, help="HH:MM given to date-only timestamps (with --tz).")
+@click.option("--tz", default=None, help="Time zone of date-only timestamps, e.g. America/New_York.")
+@click.pass_context
+@handle_errors
+def ingest_news_file(ctx: click.Context, path: Path, assume_time: str | None, tz: str | None) -> None:
+    """A headline archive (CSV or JSONL: symbol, published_at, title, …)."""
+    from ingest import news
+
+    run = _ctx(ctx)
+    _finish([news.run_file(run, path, assume_time, tz)], run)

@@ -1,0 +1,140 @@
+"""The `marketlake` command line: the click group, its options and the helpers every command shares.
+
+The commands live beside this module, one module per family (cli/ingest.py, cli/reading.py,
+cli/training.py, cli/demo.py); each registers its commands on `cli` when imported, and cli/__init__.py
+imports them all. To add a command: write it in the family's module (or a new module imported by
+cli/__init__.py) as `@cli.command("name")` + `@click.pass_context` + `@handle_errors`, take the run's
+context with `_ctx(ctx)`, and print rows with `emit`."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import decimal
+import io
+import json
+import logging
+import shutil
+import sys
+from collections.abc import Callable, Sequence
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+import duckdb
+
+from lake.config import load_dotenv_file, load_settings
+from lake.errors import MarketlakeError
+from lake.logs import redact, setup_logging
+from lake.paths import resolve_lake_root
+
+F = TypeVar("F", bound=Callable[..., Any])
+FORMATS = click.Choice(["table", "csv", "json"])
+log = logging.getLogger("marketlake")
+
+
+def _ctx(click_ctx: click.Context) -> Any:
+    """The RunContext, built on first use so that `--help` never needs a valid config."""
+    from lake.context import RunContext
+
+    obj = click_ctx.ensure_object(dict)
+    if "run" not in obj:
+        load_dotenv_file(obj.get("env_file", ".env"))
+        settings = load_settings(obj.get("config"))
+        obj["run"] = RunContext(
+            root=resolve_lake_root(obj.get("lake")), settings=settings, quiet=obj["quiet"]
+        )
+    return obj["run"]
+
+
+def handle_errors(fn: F) -> F:
+    """Turn a MarketlakeError into one line on stderr and its exit code; never a traceback."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except MarketlakeError as exc:
+            click.echo(f"error: {redact(str(exc))}", err=True)
+            sys.exit(exc.exit_code)
+        except duckdb.Error as exc:
+            click.echo(
+                f"error: {redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)}", err=True
+            )
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
+
+
+def emit(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> None:
+    """Print rows as a table, CSV or JSON (a list of objects)."""
+    if fmt == "json":
+        click.echo(
+            json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=_json_default, indent=1)
+        )
+    elif fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(columns)
+        for r in rows:
+            w.writerow([_json_default(v) if isinstance(v, dt.date | dt.datetime) else v for v in r])
+        click.echo(buf.getvalue(), nl=False)
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        t = Table(show_lines=False)
+        cells = [["NULL" if v is None else str(v) for v in r] for r in rows]
+        for c in columns:
+            t.add_column(c, no_wrap=True)
+        for r in cells:
+            t.add_row(*r)
+        # never squeeze values into ellipses: as wide as the widest value needs
+        needed = sum(max([len(c), *(len(r[i]) for r in cells)]) + 3 for i, c in enumerate(columns)) + 1
+        Console(width=max(needed, shutil.get_terminal_size().columns)).print(t)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--lake",
+    "lake_path",
+    type=click.Path(path_type=str),
+    default=None,
+    help="The lake's folder (default: $LAKE_ROOT or ./data/lake).",
+)
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(path_type=str),
+    default=None,
+    help="Settings file (default: ./marketlake.toml).",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@click.option(
+    "--log-level",
+    default="WARNING",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
+@click.version_option(package_name="marketlake")
+@click.pass_context
+def cli(ctx: click.Context, lake_path: str | None, config: str | None, quiet: bool, log_level: str) -> None:
+    """marketlake: real market data in a local Parquet lake, SQL features without look-ahead, PPO judged
+    out of sample."""
+    setup_logging(log_level)
+    ctx.ensure_object(dict).update(lake=lake_path, config=config, quiet=quiet)
+
+
+def main() -> None:
+    import cli as _package  # noqa: F401  (registers every command module on the group)
+
+    cli(obj={})
