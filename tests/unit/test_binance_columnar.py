@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -12,7 +13,13 @@ from ingest.binance import _parse_clean, _parse_rows, parse_klines
 UTC = dt.UTC
 DAY = dt.datetime(2024, 9, 21, tzinfo=UTC)
 NEXT = DAY + dt.timedelta(days=1)
-KW = {"symbol": "BTCUSDT", "interval": "1m", "source_file": "f.zip", "start": DAY, "end": NEXT}
+KW: dict[str, Any] = {
+    "symbol": "BTCUSDT",
+    "interval": "1m",
+    "source_file": "f.zip",
+    "start": DAY,
+    "end": NEXT,
+}
 
 
 def _line(i: int, *, unit: int = 1000, o: str = "63201.05000000", c: str = "63210.00000000") -> str:
