@@ -484,6 +484,23 @@ def get_run(root: str | os.PathLike[str], run_id: str, settings: Settings | None
     )
 
 
+def record_of(row: Mapping[str, Any]) -> RunRecord:
+    """A RunRecord from a `list_runs` / `get_run` row."""
+    return RunRecord(
+        run_id=row["run_id"],
+        kind=row["kind"],
+        started_at=row["started_at"],
+        config=dict(row["config"] or {}),
+        status=row["status"],
+        finished_at=row["finished_at"],
+        data_snapshot=row["data_snapshot"] or "",
+        metrics=row["metrics"],
+        code_version=row["code_version"],
+        run_dir=row["run_dir"],
+        parent_run_id=row["parent_run_id"],
+    )
+
+
 def _headline(run: Mapping[str, Any]) -> str:
     """A short summary of a run's metrics for the table: the agent's test Sharpe and the CI sentence."""
     m = run.get("metrics") or {}
