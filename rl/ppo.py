@@ -339,7 +339,7 @@ class PPO:
         self.rng = np.random.default_rng(config.seed)  # minibatch shuffling
         self.iteration = 0
         obs, _ = envs.reset(seed=config.seed)
-        self.next_obs = obs
+        self.next_obs = np.array(obs)  # a copy: the env owns (and overwrites) its buffer
         self.flip_advantages = False  # tests only: a deliberately broken learner must fail to learn
 
     def _tensor(self, a: np.ndarray) -> torch.Tensor:
@@ -384,7 +384,7 @@ class PPO:
             obs = next_obs
             if len(returns) >= cfg.episodes_per_iteration:
                 break
-        self.next_obs = obs
+        self.next_obs = np.array(obs)
         return Rollout(
             obs=torch.stack(obs_l),
             actions=torch.stack(act_l),
