@@ -191,7 +191,7 @@ def _stream(
     def work() -> None:
         try:
             for i, params in enumerate(params_list):
-                reader = con.execute(sql, params).fetch_record_batch(BATCH_ROWS)
+                reader = con.execute(sql, params).to_arrow_reader(BATCH_ROWS)
                 for batch in reader:
                     if stop.is_set():
                         return
@@ -364,3 +364,48 @@ def _assemble(
         norm=norm,
         queries=queries,
     )
+
+
+def market_data_from_arrays(
+    open_: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    features: np.ndarray,
+    *,
+    segment_id: np.ndarray | None = None,
+    session_end: np.ndarray | None = None,
+    ts: np.ndarray | None = None,
+    symbols: list[str] | None = None,
+    symbol_idx: np.ndarray | None = None,
+    asset_classes: list[str] | None = None,
+    interval: str = "1m",
+    period: str = "train",
+) -> MarketData:
+    """A MarketData from given arrays, for unit tests of the market rules and for notebooks holding
+    bars read some other way; features are used as given (already normalised)."""
+    n = len(close)
+    f = np.ascontiguousarray(features, dtype=np.float32).reshape(n, -1)
+    ts = np.arange(n, dtype=np.int64) * 60_000_000 if ts is None else np.asarray(ts, np.int64)
+    syms = symbols or ["TEST"]
+    data = MarketData(
+        symbols=syms,
+        interval=interval,
+        period=period,
+        feature_names=[f"f{i}" for i in range(f.shape[1])],
+        features=f,
+        open=np.asarray(open_, np.float64),
+        high=np.asarray(high, np.float64),
+        low=np.asarray(low, np.float64),
+        close=np.asarray(close, np.float64),
+        ts=ts,
+        available_at=ts + INTERVAL_MINUTES.get(interval, 1) * 60_000_000,
+        symbol_idx=np.zeros(n, np.int32) if symbol_idx is None else np.asarray(symbol_idx, np.int32),
+        segment_id=np.zeros(n, np.int64) if segment_id is None else np.asarray(segment_id, np.int64),
+        session_end=np.zeros(n, bool) if session_end is None else np.asarray(session_end, bool),
+        day=ts // 86_400_000_000,
+        asset_classes=asset_classes or ["crypto"] * len(syms),
+        bounds=(int(ts[0]) if n else 0, int(ts[-1]) + 60_000_000 if n else 0),
+        norm=NormStats([f"f{i}" for i in range(f.shape[1])], np.zeros(f.shape[1]), np.ones(f.shape[1])),
+    )
+    return data
