@@ -319,6 +319,42 @@ def evaluate(
     return report
 
 
+def find_run_dir(root: str | os.PathLike[str] | None, run_id: str, settings: Settings | None = None) -> Path:
+    """The folder of a training run: the `run_dir` of its row in `runs`, else `<runs_dir>/<run_id>` (the
+    [train] runs_dir setting, default `runs/` beside the lake)."""
+    from rl.train import default_runs_dir
+
+    runlog.validate_run_id(run_id)
+    root = resolve_lake_root(root)
+    tried: list[str] = []
+    rows = [r for r in runlog.list_runs(root, settings) if r["run_id"] == run_id] if root.exists() else []
+    for r in rows:
+        if r["run_dir"] and r["kind"] == "train":
+            if Path(r["run_dir"]).is_dir():
+                return Path(r["run_dir"])
+            tried.append(r["run_dir"])
+    base = (settings.train.get("runs_dir") if settings else None) or default_runs_dir(root)
+    candidate = Path(base) / run_id
+    if candidate.is_dir():
+        return candidate
+    tried.append(str(candidate))
+    raise MarketlakeError(
+        f"no training run {run_id!r}: no folder at {' or '.join(tried)} (see `marketlake runs`)"
+    )
+
+
+def evaluate_run(
+    root: str | os.PathLike[str] | None,
+    settings: Settings,
+    run_id: str,
+    period: str = "test",
+    *,
+    say: Say | None = None,
+) -> EvalReport:
+    """`marketlake evaluate RUN_ID [--period test|validation]`: find the run's folder, evaluate it."""
+    return evaluate(root, settings, find_run_dir(root, run_id, settings), period, say=say)
+
+
 def _saved_run(run_dir: Path) -> dict[str, Any]:
     """settings.json (and status.json) of a training run folder, {} when there is none."""
     if not (run_dir / "settings.json").exists():
