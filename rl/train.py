@@ -106,7 +106,9 @@ def read_train_settings(
             raise ConfigError(f"{where}: key 'symbols': {exc}") from exc
     if "interval" in table:
         if not isinstance(table["interval"], str) or not table["interval"]:
-            raise ConfigError(f"{where}: key 'interval': expected a string such as 1m, got {table['interval']!r}")
+            raise ConfigError(
+                f"{where}: key 'interval': expected a string such as 1m, got {table['interval']!r}"
+            )
         run.interval = table["interval"]
     if table.get("runs_dir") is not None:
         if not isinstance(table["runs_dir"], str | os.PathLike):
@@ -154,7 +156,9 @@ def train_eligibility(root: Path, settings: Settings, interval: str, wanted: lis
             skipped[symbol] = status[symbol][1] or "not eligible in the train period"
     if not used:
         why = "; ".join(f"{s}: {r}" for s, r in skipped.items()) or f"the lake has no {interval} bars"
-        raise MarketlakeError(f"nothing to train on: no {interval} symbol is eligible in the train period ({why})")
+        raise MarketlakeError(
+            f"nothing to train on: no {interval} symbol is eligible in the train period ({why})"
+        )
     return Eligibility(used, skipped)
 
 
@@ -236,7 +240,9 @@ def load_policy(run_dir: Path | str, checkpoint: str = "best") -> tuple[Policy, 
     run_dir = Path(run_dir)
     path = run_dir / CHECKPOINTS / f"{checkpoint}.pt"
     if not path.exists():
-        raise MarketlakeError(f"run {run_dir.name}: no checkpoint {path} (was the run stopped before validating?)")
+        raise MarketlakeError(
+            f"run {run_dir.name}: no checkpoint {path} (was the run stopped before validating?)"
+        )
     run = json.loads((run_dir / SETTINGS_FILE).read_text(encoding="utf-8"))
     env = EnvConfig(**run["env"])
     norm = NormStats.from_json((run_dir / NORM_FILE).read_text(encoding="utf-8"))
@@ -323,7 +329,9 @@ def train(
     for symbol, why in elig.skipped.items():
         say(f"skipped {symbol}: {why}")
     train_data = load_period(root, settings, elig.used, opts.interval, "train", config=env_cfg)
-    val_data = load_period(root, settings, elig.used, opts.interval, "validation", train_data.norm, config=env_cfg)
+    val_data = load_period(
+        root, settings, elig.used, opts.interval, "validation", train_data.norm, config=env_cfg
+    )
     for d in (train_data, val_data):
         say(f"{d.period}: {_iso(d.bounds[0])} .. {_iso(d.bounds[1])}, {d.n_rows} bars")
     say("test: not read (the evaluation's)")
@@ -399,12 +407,18 @@ def train(
                 it = stats.iteration
                 if it % cfg.validate_every == 0 or it == cfg.num_iterations:
                     learner.agent.eval()
-                    val = validation_score(val_data, env_cfg, policy) if can_validate else {"score": float("nan")}
+                    val = (
+                        validation_score(val_data, env_cfg, policy)
+                        if can_validate
+                        else {"score": float("nan")}
+                    )
                     learner.agent.train()
                     record |= {f"val_{k}": v for k, v in val.items()}
                     score = val["score"]
                     save_checkpoint(run_dir / CHECKPOINTS / "last.pt", learner.agent, it, score)
-                    better = state["best_score"] is None or (np.isfinite(score) and score > state["best_score"])
+                    better = state["best_score"] is None or (
+                        np.isfinite(score) and score > state["best_score"]
+                    )
                     if better or not can_validate:
                         save_checkpoint(best, learner.agent, it, score)
                         state |= {"best_iteration": it, "best_checkpoint": str(best)}
@@ -429,7 +443,9 @@ def train(
                     on_iteration(stats)
     except KeyboardInterrupt:
         write_status(status="interrupted", finished_at=dt.datetime.now(dt.UTC).isoformat())
-        say(f"interrupted after {state['iterations']} iteration(s); best checkpoint kept: {state['best_checkpoint']}")
+        say(
+            f"interrupted after {state['iterations']} iteration(s); best checkpoint kept: {state['best_checkpoint']}"
+        )
         say(f"run id: {run_id}")
         return _result(run_id, run_dir, state, elig, opts.interval)
     except BaseException as exc:
@@ -459,7 +475,9 @@ def _line(stats: IterationStats, sps: float, record: Mapping[str, Any]) -> str:
     )
 
 
-def _result(run_id: str, run_dir: Path, state: dict[str, Any], elig: Eligibility, interval: str) -> TrainResult:
+def _result(
+    run_id: str, run_dir: Path, state: dict[str, Any], elig: Eligibility, interval: str
+) -> TrainResult:
     best = state["best_checkpoint"]
     return TrainResult(
         run_id=run_id,
