@@ -64,6 +64,8 @@ class PPOConfig:
     """Lambda of generalised advantage estimation (1 = Monte Carlo, 0 = one-step TD)."""
     update_epochs: int = 4
     """Passes over an iteration's samples per update."""
+    norm_reward: bool = True
+    """Divide rewards by a running std of the discounted return (log returns of 1m bars are tiny)."""
     norm_adv: bool = True
     """Normalise advantages within each minibatch (zero mean, unit variance)."""
     clip_coef: float = 0.2
@@ -287,6 +289,26 @@ class VecEnv(Protocol):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]: ...
 
 
+class RunningStd:
+    """Running variance of a stream of batches (parallel Welford), float64; for reward scaling."""
+
+    def __init__(self) -> None:
+        self.mean, self.var, self.count = 0.0, 1.0, 1e-4
+
+    def update(self, x: np.ndarray) -> None:
+        n = x.size
+        if n == 0:
+            return
+        mean, var = float(x.mean()), float(x.var())
+        delta, total = mean - self.mean, self.count + n
+        m2 = self.var * self.count + var * n + delta**2 * self.count * n / total
+        self.mean, self.var, self.count = self.mean + delta * n / total, m2 / total, total
+
+    @property
+    def std(self) -> float:
+        return math.sqrt(self.var + 1e-8)
+
+
 @dataclass
 class Rollout:
     """One iteration's samples, [T, N] (time, environment), on the learner's device."""
@@ -337,6 +359,8 @@ class PPO:
         self.agent = Agent(obs_dim, int(envs.single_action_space.n), config.hidden_sizes).to(self.device)
         self.optimizer = torch.optim.Adam(self.agent.parameters(), lr=config.learning_rate, eps=1e-5)
         self.rng = np.random.default_rng(config.seed)  # minibatch shuffling
+        self.return_std = RunningStd()  # of the discounted return, per environment, for reward scaling
+        self.discounted = np.zeros(envs.num_envs)
         self.iteration = 0
         obs, _ = envs.reset(seed=config.seed)
         self.next_obs = np.array(obs)  # a copy: the env owns (and overwrites) its buffer
@@ -361,14 +385,20 @@ class PPO:
             )  # a copy: envs may reuse buffers
             action, logprob, _, value = self.agent.act(obs_t)
             next_obs, reward, terminated, truncated, info = envs.step(action.cpu().numpy())
-            reward_t = self._tensor(np.asarray(reward, dtype=np.float32)).clone()
+            done = np.asarray(terminated, dtype=bool) | np.asarray(truncated, dtype=bool)
+            reward = np.asarray(reward, dtype=np.float64)
+            if cfg.norm_reward:  # as gymnasium's NormalizeReward: scale by the discounted return's std
+                self.discounted = self.discounted * cfg.gamma + reward
+                self.return_std.update(self.discounted)
+                reward = reward / self.return_std.std
+                self.discounted[done] = 0.0
+            reward_t = self._tensor(reward.astype(np.float32))
             # a truncated episode did not end in the task: its remaining return is estimated by V(final_obs)
             trunc = np.asarray(truncated, dtype=bool) & ~np.asarray(terminated, dtype=bool)
             if trunc.any():
                 idx = np.flatnonzero(trunc)
                 final = self._tensor(np.asarray(info["final_obs"])[idx])
                 reward_t[self._tensor(idx)] += cfg.gamma * self.agent.value(final)
-            done = np.asarray(terminated, dtype=bool) | np.asarray(truncated, dtype=bool)
             obs_l.append(obs_t)
             act_l.append(action)
             logp_l.append(logprob)

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from lake.errors import ConfigError
-from rl.ppo import PPO, Agent, PPOConfig, Rollout, seed_everything
+from rl.ppo import PPO, Agent, PPOConfig, Rollout, RunningStd, seed_everything
 
 
 class CueEnv:
@@ -164,7 +164,7 @@ def test_gae_by_hand() -> None:
 
 
 def test_truncation_bootstraps_with_the_final_observation_value() -> None:
-    cfg = small(episodes_per_iteration=2, num_envs=2)
+    cfg = small(episodes_per_iteration=2, num_envs=2, norm_reward=False)
     env = CueEnv(2, length=3)
     ppo = PPO(env, cfg, torch.device("cpu"))
     r = ppo.collect()
@@ -204,3 +204,23 @@ def test_agent_shapes() -> None:
     action, logp, ent, value = agent.act(x)
     assert action.shape == logp.shape == ent.shape == value.shape == (4,)
     assert agent.greedy(x).shape == (4,)
+
+
+def test_running_std_matches_numpy() -> None:
+    rng = np.random.default_rng(0)
+    batches = [rng.normal(3.0, 2.0, size=int(rng.integers(1, 9))) for _ in range(40)]
+    rs = RunningStd()
+    for b in batches:
+        rs.update(b)
+    allx = np.concatenate(batches)
+    assert rs.mean == pytest.approx(allx.mean(), rel=1e-3)
+    assert rs.std == pytest.approx(allx.std(), rel=1e-3)
+
+
+def test_rewards_are_scaled_when_asked() -> None:
+    seed_everything(0, 1)
+    raw = PPO(CueEnv(2, length=3), small(norm_reward=False), torch.device("cpu")).collect()
+    seed_everything(0, 1)
+    scaled = PPO(CueEnv(2, length=3), small(), torch.device("cpu")).collect()
+    assert not torch.equal(raw.rewards[:-1], scaled.rewards[:-1])
+    assert torch.equal(torch.sign(raw.rewards[:-1]), torch.sign(scaled.rewards[:-1]))
