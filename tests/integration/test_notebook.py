@@ -13,8 +13,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from ingest import csv as csv_ingest
-from ingest import news
+from ingest import news, samples
 from ingest.common import RunContext
 from lake.config import Settings
 from lake.schemas import RUNS, UTC_TS
@@ -27,7 +26,6 @@ nbclient = pytest.importorskip("nbclient")
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK = REPO / "notebooks" / "explore.ipynb"
-SAMPLES = REPO / "samples"
 
 
 @pytest.fixture(scope="module")
@@ -35,12 +33,7 @@ def sample_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo's data: the shipped daily and minute samples, plus a few headlines for SPY."""
     root = tmp_path_factory.mktemp("demo") / "lake"
     ctx = RunContext(root, Settings(), quiet=True)
-    for name, symbol, interval, tz in (
-        ("yahoofinance-SPY-20080101-20180101.csv", "SPY", "1d", None),
-        ("yahoofinance-AAPL-20040819-20180120.csv", "AAPL", "1d", None),
-        ("SP500_NOV2019_IDay.csv", "SPX", "1m", "America/New_York"),
-    ):
-        assert csv_ingest.run(ctx, SAMPLES / name, symbol, interval, tz).ok
+    assert all(s.ok for s in samples.run(ctx, ["SPY", "AAPL", "SPX"]))
     archive = root.parent / "headlines.csv"
     archive.write_text(
         "symbol,published_at,title\n"

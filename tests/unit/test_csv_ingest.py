@@ -300,3 +300,20 @@ def test_csv_ranks_below_every_vendor_and_above_other_names(tmp_path: Path, lake
         (opens[2], "csv", 5.0),
     ]
     assert query(lake_root, "SELECT count(*) FROM lake_bars") == [(5,)]
+
+
+def test_the_shipped_samples_import_by_name_and_a_rerun_changes_nothing(lake_root: Path) -> None:
+    from ingest import samples
+
+    assert {s.file for s in samples.SAMPLES} <= {p.name for p in SAMPLES.iterdir()}
+    first = samples.run(ctx(lake_root), ["SPX", "GOOG"])
+    assert [
+        (s.of(sym).rows_landed, s.of(sym).files_done) for s, sym in zip(first, ["GOOG", "SPX"], strict=True)
+    ] == [
+        (3379, 1),
+        (1563, 1),
+    ]
+    again = samples.run(ctx(lake_root), ["SPX", "GOOG"])
+    assert all(s.of(sym).files_skipped == 1 for s, sym in zip(again, ["GOOG", "SPX"], strict=True))
+    with pytest.raises(MarketlakeError, match="no sample"):
+        samples.run(ctx(lake_root), ["MSFT"])
