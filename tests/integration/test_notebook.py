@@ -48,7 +48,9 @@ def sample_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _run(lake_root: Path, runs: Path) -> list[Any]:
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    env = {"LAKE_ROOT": str(lake_root), "MARKETLAKE_RUNS": str(runs)}
+    # the kernel imports this checkout's code, whether or not it is the one installed in the venv
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+    env = {"LAKE_ROOT": str(lake_root), "MARKETLAKE_RUNS": str(runs), "PYTHONPATH": path}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # the kernel inherits the environment of this process
     try:
