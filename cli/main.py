@@ -58,15 +58,20 @@ def handle_errors(fn: F) -> F:
         except MarketlakeError as exc:
             click.echo(f"error: {redact(str(exc))}", err=True)
             sys.exit(exc.exit_code)
+        except (KeyboardInterrupt, duckdb.InterruptException):
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except RuntimeError as exc:
+            if "interrupted" not in str(exc).lower():  # DuckDB's Ctrl-C during a fetch
+                raise
+            click.echo("interrupted", err=True)
+            sys.exit(130)
         except duckdb.Error as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             click.echo(f"error: {redact(first)}", err=True)
             for line in damaged_files():
                 click.echo(redact(line), err=True)
             sys.exit(1)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
 
     return wrapper  # type: ignore[return-value]
 
@@ -220,7 +225,11 @@ def main() -> None:
     import cli as _package  # noqa: F401  (registers every command module on the group)
 
     try:
-        cli(obj={})
-    except KeyboardInterrupt:  # Ctrl-C outside a command's own handler (while parsing, while importing)
+        code = cli.main(obj={}, standalone_mode=False)
+    except (KeyboardInterrupt, click.exceptions.Abort):  # click turns Ctrl-C into Abort ("Aborted!", 1)
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
