@@ -4,6 +4,8 @@
 """
 
 from cli import demo, ingest, reading, training
-from cli.main import cli, main
+from cli.main import accept_group_options_everywhere, cli, main
+
+accept_group_options_everywhere(cli)
 
 __all__ = ["cli", "demo", "ingest", "main", "reading", "training"]

@@ -11,7 +11,12 @@ from cli.main import _ctx, cli, handle_errors
 @click.pass_context
 @handle_errors
 def demo_cmd(ctx: click.Context) -> None:
-    """Run the whole chain offline on the real data the project ships."""
+    """Run the whole chain offline on the real data the project ships.
+
+    \b
+    Example:
+      marketlake demo
+    """
     _ctx(ctx)
     from lake.errors import NotBuiltYet
 

@@ -51,7 +51,14 @@ def _range(run: Any, start: str | None, end: str | None) -> tuple[dt.date, dt.da
 @click.pass_context
 @handle_errors
 def ingest(ctx: click.Context) -> None:
-    """Pull prices and news into the lake (with no subcommand: every source in marketlake.toml)."""
+    """Pull prices and news into the lake (with no subcommand: every source in marketlake.toml, over its
+    [data] range: start/end, or the data_days days ending yesterday, UTC).
+
+    \b
+    Example:
+      marketlake ingest
+      marketlake ingest binance --symbols BTCUSDT --start 2024-01-01 --end 2024-01-31
+    """
     if ctx.invoked_subcommand is not None:
         return
     from ingest import binance, news, polygon, yahoo
@@ -87,8 +94,17 @@ def ingest(ctx: click.Context) -> None:
 
 
 def _date_options(fn: F) -> F:
-    fn = click.option("--end", default=None, help="Last day, inclusive (YYYY-MM-DD, UTC).")(fn)
-    fn = click.option("--start", default=None, help="First day, inclusive (YYYY-MM-DD, UTC).")(fn)
+    fn = click.option(
+        "--end",
+        default=None,
+        help="Last day, inclusive (YYYY-MM-DD, UTC; default: [data] end in marketlake.toml, else yesterday).",
+    )(fn)
+    fn = click.option(
+        "--start",
+        default=None,
+        help="First day, inclusive (YYYY-MM-DD, UTC; default: [data] start, else data_days (60) days "
+        "before the end).",
+    )(fn)
     return fn
 
 
@@ -101,7 +117,12 @@ def _date_options(fn: F) -> F:
 def ingest_binance(
     ctx: click.Context, symbols: str, interval: str, start: str | None, end: str | None
 ) -> None:
-    """Binance Data Vision spot klines (no key needed)."""
+    """Binance Data Vision spot klines (no key needed).
+
+    \b
+    Example:
+      marketlake ingest binance --symbols BTCUSDT,ETHUSDT --start 2024-01-01 --end 2024-01-31
+    """
     from ingest import binance
 
     run = _ctx(ctx)
@@ -110,7 +131,7 @@ def ingest_binance(
 
 
 @ingest.command("polygon")
-@click.option("--tickers", required=True, help="Comma separated, e.g. AAPL,MSFT.")
+@click.option("--symbols", "--tickers", "tickers", required=True, help="Comma separated, e.g. AAPL,MSFT.")
 @click.option("--interval", type=click.Choice(["1m", "1d"]), default="1m", show_default=True)
 @_date_options
 @click.pass_context
@@ -118,7 +139,12 @@ def ingest_binance(
 def ingest_polygon(
     ctx: click.Context, tickers: str, interval: str, start: str | None, end: str | None
 ) -> None:
-    """Polygon.io flat files over S3 (POLYGON_S3_* keys)."""
+    """Polygon.io flat files over S3 (POLYGON_S3_* keys; --tickers is an alias of --symbols).
+
+    \b
+    Example:
+      marketlake ingest polygon --symbols AAPL,SPY --interval 1d --start 2024-01-02 --end 2024-03-28
+    """
     from ingest import polygon
 
     run = _ctx(ctx)
@@ -133,7 +159,12 @@ def ingest_polygon(
 @click.pass_context
 @handle_errors
 def ingest_yahoo(ctx: click.Context, symbols: str, interval: str, start: str | None, end: str | None) -> None:
-    """Yahoo Finance prices: fills gaps, never overwrites a better source."""
+    """Yahoo Finance prices: fills gaps, never overwrites a better source.
+
+    \b
+    Example:
+      marketlake ingest yahoo --symbols AAPL,SPY --interval 1d --start 2024-01-02 --end 2024-03-28
+    """
     from ingest import yahoo
 
     run = _ctx(ctx)
@@ -146,7 +177,13 @@ def ingest_yahoo(ctx: click.Context, symbols: str, interval: str, start: str | N
 @click.pass_context
 @handle_errors
 def ingest_news(ctx: click.Context, symbols: str) -> None:
-    """The latest Yahoo news per symbol, scored and deduplicated."""
+    """The latest Yahoo news per symbol, scored and deduplicated (no date range: Yahoo serves the latest
+    articles only).
+
+    \b
+    Example:
+      marketlake ingest news --symbols AAPL,SPY
+    """
     from ingest import news
 
     run = _ctx(ctx)
@@ -160,7 +197,12 @@ def ingest_news(ctx: click.Context, symbols: str) -> None:
 @click.pass_context
 @handle_errors
 def ingest_news_file(ctx: click.Context, path: Path, assume_time: str | None, tz: str | None) -> None:
-    """A headline archive (CSV or JSONL: symbol, published_at, title, …)."""
+    """A headline archive (CSV or JSONL: symbol, published_at, title, …).
+
+    \b
+    Example:
+      marketlake ingest news-file headlines.csv --assume-time 16:00 --tz America/New_York
+    """
     from ingest import news
 
     run = _ctx(ctx)

@@ -18,13 +18,14 @@ import shutil
 import sys
 from collections.abc import Callable, Sequence
 from functools import wraps
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 import duckdb
 
 from lake.config import load_dotenv_file, load_settings
-from lake.errors import MarketlakeError
+from lake.errors import REPAIR, MarketlakeError
 from lake.logs import redact, setup_logging
 from lake.paths import resolve_lake_root
 
@@ -57,13 +58,53 @@ def handle_errors(fn: F) -> F:
         except MarketlakeError as exc:
             click.echo(f"error: {redact(str(exc))}", err=True)
             sys.exit(exc.exit_code)
+        except (KeyboardInterrupt, duckdb.InterruptException):
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except RuntimeError as exc:
+            if "interrupted" not in str(exc).lower():  # DuckDB's Ctrl-C during a fetch
+                raise
+            click.echo("interrupted", err=True)
+            sys.exit(130)
         except duckdb.Error as exc:
-            click.echo(
-                f"error: {redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)}", err=True
-            )
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            click.echo(f"error: {redact(first)}", err=True)
+            for line in damaged_files():
+                click.echo(redact(line), err=True)
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
+
+
+def damaged_files() -> list[str]:
+    """After a failed query: the lake's files that do not match their manifest (a damaged file is the
+    usual reason a query on a view fails), each named, and how to repair them; empty when all match."""
+    ctx = click.get_current_context(silent=True)
+    run = ctx.find_root().obj.get("run") if ctx is not None and ctx.find_root().obj else None
+    if run is None or not (run.root / "datasets").is_dir():
+        return []
+    from lake.writer import verify
+
+    try:
+        problems = verify(run.root)
+    except (OSError, ValueError):
+        return []
+    if not problems:
+        return []
+    return [*(f"damaged: {p}" for p in problems), f"to repair: {REPAIR}"]
+
+
+def existing_lake(run: Any) -> Path:
+    """The run's lake root, which must exist and hold a lake: reading commands never create one and never
+    take a wrong path for an empty lake."""
+    root: Path = run.root
+    if not (root / "datasets").is_dir():
+        what = "no lake" if not root.exists() else "no lake (no datasets/ folder)"
+        raise MarketlakeError(
+            f"{what} at {root}: create one with `marketlake ingest` (e.g. `marketlake ingest binance "
+            "--symbols BTCUSDT`), or name yours with `marketlake --lake PATH ...` (or LAKE_ROOT)"
+        )
+    return root
 
 
 def _json_default(value: Any) -> Any:
@@ -134,7 +175,61 @@ def cli(ctx: click.Context, lake_path: str | None, config: str | None, quiet: bo
     ctx.ensure_object(dict).update(lake=lake_path, config=config, quiet=quiet)
 
 
+def _store(key: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    def store(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is not None and value is not False:
+            ctx.find_root().ensure_object(dict)[key] = value
+        return value
+
+    return store
+
+
+def accept_group_options_everywhere(group: click.Group) -> None:
+    """Give every command under `group` the group's `--lake`, `--config` and `--quiet`, so that
+    `marketlake sql --lake PATH "..."` works as well as `marketlake --lake PATH sql "..."` (the one given
+    after the command wins). Called once every command module is imported (cli/__init__.py)."""
+    for cmd in group.commands.values():
+        names = {p.name for p in cmd.params}
+        if "lake_opt" not in names:
+            cmd.params.extend(
+                [
+                    click.Option(
+                        ["--lake", "lake_opt"],
+                        type=click.Path(path_type=str),
+                        expose_value=False,
+                        callback=_store("lake"),
+                        help="The lake's folder (default: $LAKE_ROOT or ./data/lake); also before the command.",
+                    ),
+                    click.Option(
+                        ["--config", "config_opt"],
+                        type=click.Path(path_type=str),
+                        expose_value=False,
+                        callback=_store("config"),
+                        help="Settings file (default: ./marketlake.toml); also before the command.",
+                    ),
+                    click.Option(
+                        ["--quiet", "-q", "quiet_opt"],
+                        is_flag=True,
+                        default=None,
+                        expose_value=False,
+                        callback=_store("quiet"),
+                        help="No progress output; also before the command.",
+                    ),
+                ]
+            )
+        if isinstance(cmd, click.Group):
+            accept_group_options_everywhere(cmd)
+
+
 def main() -> None:
     import cli as _package  # noqa: F401  (registers every command module on the group)
 
-    cli(obj={})
+    try:
+        code = cli.main(obj={}, standalone_mode=False)
+    except (KeyboardInterrupt, click.exceptions.Abort):  # click turns Ctrl-C into Abort ("Aborted!", 1)
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 import duckdb
 
-from cli.main import FORMATS, _ctx, cli, emit, handle_errors
+from cli.main import FORMATS, REPAIR, _ctx, cli, emit, existing_lake, handle_errors
 from lake.errors import MarketlakeError
 
 # --- reading -------------------------------------------------------------------------------------------
@@ -23,11 +23,20 @@ from lake.errors import MarketlakeError
 @click.pass_context
 @handle_errors
 def sql_cmd(ctx: click.Context, query: str, fmt: str) -> None:
-    """Run a query on the lake's views."""
-    from lake.connect import connect
+    """Run a query on the lake's views (queries only: a statement that writes is refused, and no file
+    outside the lake can be read).
+
+    \b
+    Example:
+      marketlake sql "SELECT symbol, count(*) FROM bars GROUP BY symbol" --format csv
+    """
+    from lake.connect import connect, query_only
 
     run = _ctx(ctx)
+    existing_lake(run)
+    query_only(query)
     con = connect(run.root, read_only=True, settings=run.settings)
+    con.execute("SET lock_configuration = true")
     try:
         rel = con.sql(query)
         if rel is None:
@@ -41,10 +50,17 @@ def sql_cmd(ctx: click.Context, query: str, fmt: str) -> None:
 @click.pass_context
 @handle_errors
 def shell_cmd(ctx: click.Context) -> None:
-    """The DuckDB shell on the lake, with every view ready."""
+    """The DuckDB shell on the lake, with every view ready (read-only; files outside the lake cannot be
+    read).
+
+    \b
+    Example:
+      marketlake --lake data/lake shell
+    """
     from lake.connect import connect, write_catalog
 
     run = _ctx(ctx)
+    existing_lake(run)
     try:
         connect(run.root, settings=run.settings).close()  # a new lake gets its folders and anchors
     except MarketlakeError:
@@ -59,7 +75,15 @@ def shell_cmd(ctx: click.Context) -> None:
         catalog = write_catalog(run.root, run.settings, run.root / "catalog.duckdb")
     except (OSError, duckdb.Error):
         catalog = write_catalog(run.root, run.settings, Path(tempfile.mkdtemp()) / "catalog.duckdb")
-    cmd = [duckdb_cli, "-readonly", "-cmd", "SET TimeZone = 'UTC'", str(catalog)]
+    # The shell runs in the lake's folder: its SQL reads files there only (DuckDB's external access off,
+    # './' allowed, the configuration locked). Its dot commands (.shell, .output) are the shell's own.
+    confined = [
+        "SET TimeZone = 'UTC'",
+        "SET allowed_directories = ['./']",
+        "SET enable_external_access = false",
+        "SET lock_configuration = true",
+    ]
+    cmd = [duckdb_cli, "-readonly", *(a for c in confined for a in ("-cmd", c)), str(catalog)]
     sys.exit(subprocess.call(cmd, cwd=run.root))
 
 
@@ -69,23 +93,36 @@ def shell_cmd(ctx: click.Context) -> None:
 @click.pass_context
 @handle_errors
 def check_cmd(ctx: click.Context, fmt: str, strict: bool) -> None:
-    """Data-quality report per symbol (bar_quality and eligible_symbols)."""
+    """Data-quality report per symbol (bar_quality and eligible_symbols).
+
+    \b
+    Example:
+      marketlake check --strict --format json
+    """
     from features import check
 
-    check.run(_ctx(ctx), fmt, strict)
+    run = _ctx(ctx)
+    existing_lake(run)
+    check.run(run, fmt, strict)
 
 
 @cli.command("verify")
 @click.pass_context
 @handle_errors
 def verify_cmd(ctx: click.Context) -> None:
-    """Check every Parquet file of the lake against its manifest's sha256."""
+    """Check every Parquet file of the lake against its manifest's sha256.
+
+    \b
+    Example:
+      marketlake verify --lake data/lake
+    """
     from lake.writer import verify
 
     run = _ctx(ctx)
+    existing_lake(run)
     problems = verify(run.root)
     for p in problems:
         click.echo(p)
     if problems:
-        raise MarketlakeError(f"{len(problems)} file(s) do not match their manifest")
+        raise MarketlakeError(f"{len(problems)} file(s) do not match their manifest; to repair: {REPAIR}")
     click.echo("every file matches its manifest")

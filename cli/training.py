@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from cli.main import FORMATS, _ctx, cli, emit, handle_errors
+from cli.main import FORMATS, _ctx, cli, emit, existing_lake, handle_errors
 
 # --- training ------------------------------------------------------------------------------------------
 
@@ -19,7 +19,12 @@ from cli.main import FORMATS, _ctx, cli, emit, handle_errors
 @click.pass_context
 @handle_errors
 def train_cmd(ctx: click.Context, **options: Any) -> None:
-    """Train PPO on the train period and evaluate it on the unseen test period."""
+    """Train PPO on the train period and evaluate it on the unseen test period.
+
+    \b
+    Example:
+      marketlake train --symbols BTCUSDT,ETHUSDT --iterations 50 --seed 1
+    """
     _ctx(ctx)
     from lake.errors import NotBuiltYet
 
@@ -32,7 +37,12 @@ def train_cmd(ctx: click.Context, **options: Any) -> None:
 @click.pass_context
 @handle_errors
 def evaluate_cmd(ctx: click.Context, run_id: str, fmt: str) -> None:
-    """Evaluate a trained run on its test period, beside the baselines."""
+    """Evaluate a trained run on its test period, beside the baselines.
+
+    \b
+    Example:
+      marketlake evaluate RUN_ID --format json
+    """
     _ctx(ctx)
     from lake.errors import NotBuiltYet
 
@@ -44,10 +54,16 @@ def evaluate_cmd(ctx: click.Context, run_id: str, fmt: str) -> None:
 @click.pass_context
 @handle_errors
 def runs_cmd(ctx: click.Context, fmt: str) -> None:
-    """List training and evaluation runs."""
+    """List training and evaluation runs.
+
+    \b
+    Example:
+      marketlake runs --format json
+    """
     from lake.connect import connect
 
     run = _ctx(ctx)
+    existing_lake(run)
     con = connect(run.root, read_only=True, settings=run.settings)
     try:
         rel = con.sql(

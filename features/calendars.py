@@ -10,6 +10,7 @@ data: it is generated in SQL (sql/views/010_trading_sessions.sql), 00:00-00:00 U
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from functools import lru_cache
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -17,7 +18,7 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lake.errors import MarketlakeError
+from lake.errors import REPAIR, MarketlakeError
 from lake.schemas import TRADING_SESSIONS, UTC_TS
 from lake.writer import DATA_FILE, partition_dir
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from lake.writer import LakeWriter
 
 XNYS = "XNYS"
+log = logging.getLogger("marketlake.calendars")
 NEW_YORK = ZoneInfo("America/New_York")
 EXT_OPEN = dt.time(4, 0)
 EXT_CLOSE = dt.time(20, 0)
@@ -85,23 +87,37 @@ def bar_range(paths: LakePaths) -> tuple[dt.datetime, dt.datetime] | None:
     hi: dt.datetime | None = None
     base = paths.dataset("bars")
     for f in sorted(base.glob("*/*/*/*/data.parquet")):
-        meta = pq.ParquetFile(f).metadata
+        try:
+            meta = pq.ParquetFile(f).metadata
+            idx = meta.schema.to_arrow_schema().get_field_index("ts")
+        except (pa.ArrowException, OSError) as exc:
+            log.warning("skipping an unreadable bars file for the calendar: %s: %s; %s", f, exc, REPAIR)
+            continue
         if meta.num_rows == 0:
             continue
-        idx = meta.schema.to_arrow_schema().get_field_index("ts")
+        if idx < 0:
+            log.warning("skipping a bars file without a ts column for the calendar: %s; %s", f, REPAIR)
+            continue
         f_lo: dt.datetime | None = None
         f_hi: dt.datetime | None = None
-        for g in range(meta.num_row_groups):
-            stats = meta.row_group(g).column(idx).statistics
-            if stats is None or not stats.has_min_max:
-                f_lo = f_hi = None
-                break
-            g_lo, g_hi = _as_utc(stats.min), _as_utc(stats.max)
-            f_lo = g_lo if f_lo is None else min(f_lo, g_lo)
-            f_hi = g_hi if f_hi is None else max(f_hi, g_hi)
+        try:
+            for g in range(meta.num_row_groups):
+                stats = meta.row_group(g).column(idx).statistics
+                if stats is None or not stats.has_min_max:
+                    f_lo = f_hi = None
+                    break
+                g_lo, g_hi = _as_utc(stats.min), _as_utc(stats.max)
+                f_lo = g_lo if f_lo is None else min(f_lo, g_lo)
+                f_hi = g_hi if f_hi is None else max(f_hi, g_hi)
+        except TypeError:  # a ts column that holds no timestamps: read below, and skipped there
+            f_lo = f_hi = None
         if f_lo is None or f_hi is None:  # no statistics: read the column
-            col = pq.read_table(f, columns=["ts"], partitioning=None).column("ts")
-            values = [_as_utc(v) for v in col.to_pylist() if v is not None]
+            try:
+                col = pq.read_table(f, columns=["ts"], partitioning=None).column("ts")
+                values = [_as_utc(v) for v in col.to_pylist() if v is not None]
+            except (pa.ArrowException, OSError, TypeError) as exc:
+                log.warning("skipping an unreadable bars file for the calendar: %s: %s; %s", f, exc, REPAIR)
+                continue
             if not values:
                 continue
             f_lo, f_hi = min(values), max(values)

@@ -59,7 +59,7 @@ from ingest.sessions import land
 from lake.errors import MarketlakeError
 from lake.paths import validate_symbol
 from lake.schemas import BARS, BARS_REJECTED, UTC_TS, Dataset
-from lake.writer import MANIFEST_FILE, LakeWriter, partition_dir, read_partition
+from lake.writer import MANIFEST_FILE, LakeWriter, partition_dir, partition_intact, read_partition
 
 T = TypeVar("T")
 SOURCE = "binance"
@@ -764,7 +764,21 @@ def _land_partition(
     part = {"source": SOURCE, "interval": interval, "symbol": symbol, "period": period}
     rej_part = {"source": SOURCE, "period": period}
     stats = summary.of(symbol)
-    previous = _manifest_inputs(writer, BARS, part)
+    part_dir = partition_dir(writer.paths, BARS, part)
+    # The file, not only the manifest, decides what is landed: a partition whose data.parquet is missing or
+    # differs from its manifest is rebuilt from this run's files (from the raw cache: no download).
+    intact = partition_intact(part_dir)
+    if not intact:
+        say(
+            f"binance: {part_dir / 'data.parquet'} is missing or does not match its manifest: rebuilding it "
+            "from the raw cache"
+        )
+        summary.notes.append(
+            f"rebuilt {symbol} {interval} {period} from the files of this run; days of that month outside "
+            f"{min(o.spec.first_day for o in files)} .. {max(o.spec.last_day for o in files)} come back "
+            "when an ingest covers them"
+        )
+    previous = _manifest_inputs(writer, BARS, part) if intact else []
     landed = {(i.get("file"), i.get("sha256")): i for i in previous}
     quarantined = {
         (i.get("file"), i.get("sha256")) for i in _manifest_inputs(writer, BARS_REJECTED, rej_part)
@@ -798,8 +812,8 @@ def _land_partition(
 
     spans = [(o.spec.start, o.spec.end) for o, _ in todo]
     names = {o.spec.relpath for o, _ in todo}
-    target = partition_dir(writer.paths, BARS, part) / "data.parquet"
-    existing = read_partition(target, BARS) if target.exists() else BARS.schema.empty_table()
+    target = part_dir / "data.parquet"
+    existing = read_partition(target, BARS) if intact and target.exists() else BARS.schema.empty_table()
     new_bars = pa.concat_tables([p.bars for _, p in todo])
     combined = pa.concat_tables([_outside(existing, spans), new_bars])
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import duckdb
@@ -91,6 +92,67 @@ def register_views(con: duckdb.DuckDBPyConnection, root: Path | None, settings: 
             raise MarketlakeError(f"view {name} ({path.name}) failed to register: {exc}") from exc
 
 
+# What a query may be: read statements only. Anything else (COPY, EXPORT, ATTACH, INSERT, CREATE, SET, LOAD,
+# CALL, ...) could write a file or change what later statements see.
+_QUERY_TYPES = {duckdb.StatementType.SELECT}
+_EXPLAIN = re.compile(r"^\s*EXPLAIN(\s+ANALY[SZ]E)?\s+", re.IGNORECASE)
+
+
+def query_only(sql: str) -> None:
+    """Raise MarketlakeError unless every statement of `sql` only reads (SELECT, FROM, WITH, DESCRIBE,
+    SHOW, SUMMARIZE, PRAGMA of a table function, EXPLAIN of one of these)."""
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise MarketlakeError(f"the query does not parse: {str(exc).splitlines()[0]}") from exc
+    for st in statements:
+        kind = st.type
+        if kind == duckdb.StatementType.EXPLAIN:
+            inner = _EXPLAIN.sub("", st.query, count=1)
+            try:
+                kinds = {s.type for s in duckdb.extract_statements(inner)}
+            except duckdb.Error:
+                kinds = {kind}
+            if kinds <= _QUERY_TYPES:
+                continue
+            kind = next(iter(kinds - _QUERY_TYPES))
+        if kind not in _QUERY_TYPES:
+            raise MarketlakeError(
+                f"refused: a {kind.name} statement; `marketlake sql` runs queries only (SELECT, FROM, WITH, "
+                "DESCRIBE, SUMMARIZE, EXPLAIN); the lake changes only through `marketlake ingest`"
+            )
+
+
+_PRIVATE_TMP: Path | None = None
+
+
+def _private_tmp() -> Path:
+    """A private folder where a confined connection may spill to disk."""
+    global _PRIVATE_TMP
+    if _PRIVATE_TMP is None or not _PRIVATE_TMP.exists():
+        _PRIVATE_TMP = Path(tempfile.mkdtemp(prefix="marketlake-spill-"))
+    return _PRIVATE_TMP
+
+
+def _dir_forms(path: Path) -> set[str]:
+    """A folder as given and with its symbolic links resolved, each ending in a separator (so that
+    /x/lake does not also allow /x/lake2)."""
+    return {str(p).rstrip(os.sep) + os.sep for p in (path.absolute(), path.resolve())}
+
+
+def confine(con: duckdb.DuckDBPyConnection, folders: Iterable[Path], *, lock: bool = False) -> None:
+    """Confine the connection's file access to `folders` (and a private spill folder), with DuckDB's own
+    settings: once external access is off it cannot be turned back on, nor the folders widened. With
+    `lock`, every other setting is frozen too (lock_configuration)."""
+    spill = _private_tmp()
+    allowed = sorted(set().union(*(_dir_forms(Path(f)) for f in [*folders, spill])))
+    con.execute("SET temp_directory = $dir", {"dir": str(spill)})
+    con.execute("SET allowed_directories = $dirs", {"dirs": allowed})
+    con.execute("SET enable_external_access = false")
+    if lock:
+        con.execute("SET lock_configuration = true")
+
+
 def connect(
     path: str | os.PathLike[str] | None = None,
     read_only: bool = False,
@@ -101,7 +163,9 @@ def connect(
 
     The connection is in memory: views read the lake's Parquet files at query time, so many
     notebooks, shells and an ingest can use one lake at once. With `read_only=False` a new lake's
-    folders are created; with `read_only=True` nothing is written (a lake on a read-only folder works).
+    folders are created; with `read_only=True` nothing is written (a lake on a read-only folder works)
+    and the connection reads and writes no file outside the lake: DuckDB's external access is off, with
+    only the lake's folder allowed (read_csv('/etc/passwd'), ATTACH or COPY elsewhere are refused).
     Every view exists, typed, even on an empty or brand-new lake.
     """
     root = resolve_lake_root(path)
@@ -117,6 +181,8 @@ def connect(
     con = duckdb.connect(":memory:")
     try:
         register_views(con, root, settings or load_settings())
+        if read_only:
+            confine(con, [root, _empty_lake()])
     except BaseException:
         con.close()
         raise

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+REPAIR = (
+    "`marketlake verify` names every damaged file; re-run the ingest that wrote it (same symbols and days) "
+    "to rebuild it from the raw cache"
+)
+"""How a damaged lake file is repaired: said wherever one is found."""
+
 
 class MarketlakeError(Exception):
     """A failure the user can act on; the CLI prints it on one line and exits non-zero."""

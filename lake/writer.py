@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from lake.errors import LakeLocked, MarketlakeError, SchemaMismatch
+from lake.errors import REPAIR, LakeLocked, MarketlakeError, SchemaMismatch
 from lake.paths import SCHEMA_ANCHOR, LakePaths, resolve_lake_root, validate_partition_value
 from lake.schemas import DATASETS, Dataset
 
@@ -285,7 +285,14 @@ class LakeWriter:
         incoming = conform(dataset, table)
         target_dir = partition_dir(self.paths, dataset, partition)
         target = target_dir / DATA_FILE
-        existing = read_partition(target, dataset) if target.exists() else None
+        existing = None
+        if target.exists():
+            try:
+                existing = read_partition(target, dataset)
+            except MarketlakeError:
+                if mode == "merge":
+                    raise
+                log.warning("replacing a damaged lake file: %s", target)  # replace needs nothing from it
         if mode == "merge" and existing is not None:
             merged = pa.concat_tables([existing, incoming])  # `keep` picks the first or the last per key
         else:
@@ -390,13 +397,18 @@ def read_partition(path: Path, dataset: Dataset) -> pa.Table:
     try:
         table = pq.read_table(path, partitioning=None)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise MarketlakeError(f"corrupt Parquet file in the lake: {path}: {exc}") from exc
+        raise MarketlakeError(f"corrupt Parquet file in the lake: {path}: {exc}; {REPAIR}") from exc
     # A file written before a nullable column was added to the schema reads it as NULL (the views read
     # such files with union_by_name); a missing non-null column is still a mismatch.
     for f in dataset.schema:
         if f.nullable and f.name not in table.column_names:
             table = table.append_column(f.name, pa.nulls(table.num_rows, type=f.type))
-    return conform(dataset, table)
+    try:
+        return conform(dataset, table)
+    except SchemaMismatch as exc:
+        raise MarketlakeError(
+            f"a lake file does not hold {dataset.name} rows: {path}: {exc}; {REPAIR}"
+        ) from exc
 
 
 def anchor_dir(paths: LakePaths, dataset: Dataset) -> Path:
@@ -427,6 +439,20 @@ def iter_manifests(root: str | os.PathLike[str] | None = None) -> Iterator[tuple
         return
     for m in sorted(paths.datasets.rglob(MANIFEST_FILE)):
         yield m, json.loads(m.read_text())
+
+
+def partition_intact(directory: Path) -> bool:
+    """True when a partition folder's data file is what its manifest says (sha256), or when it has no
+    manifest at all (nothing landed yet); False when the manifest's file is missing or differs."""
+    manifest_path = directory / MANIFEST_FILE
+    if not manifest_path.exists():
+        return True
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, ValueError):
+        return False
+    data = directory / str(manifest.get("file", DATA_FILE))
+    return data.exists() and sha256_file(data) == manifest.get("sha256")
 
 
 def verify(root: str | os.PathLike[str] | None = None) -> list[str]:

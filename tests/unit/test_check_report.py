@@ -118,6 +118,8 @@ def test_check_on_an_empty_lake(runner: CliRunner, lake_root: Path, tmp_path: Pa
     (tmp_path / "marketlake.toml").write_text(
         "[binance]\nsymbols = []\n[polygon]\nsymbols = []\n[yahoo]\nsymbols = []\n"
     )
+    with land(lake_root):
+        pass  # a lake with nothing in it yet (a missing lake is an error: test_sql_confined.py)
     r = runner.invoke(cli, ["--lake", str(lake_root), "check", "--format", "json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout) == []

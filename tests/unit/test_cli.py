@@ -122,6 +122,8 @@ def test_hostile_symbol_is_refused_before_any_work(runner: CliRunner, lake_root:
 
 
 def test_runs_on_an_empty_lake(runner: CliRunner, lake_root: Path) -> None:
+    with land(lake_root):
+        pass  # a lake with nothing in it yet
     r = runner.invoke(cli, ["--lake", str(lake_root), "runs", "--format", "json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout) == []
