@@ -75,7 +75,8 @@ def in_child(fn: Callable[..., Any], *args: Any) -> tuple[float, float, Any]:
     child.close()
     result = parent.recv()
     p.join()
-    return result  # type: ignore[no-any-return]
+    seconds, peak, out = result
+    return float(seconds), float(peak), out
 
 
 # --- data ----------------------------------------------------------------------------------------------
@@ -263,11 +264,7 @@ def bench_features(root: Path, tmp: Path, n_bars: int) -> list[Row]:
 def _binance_server() -> Iterator[Any]:
     from tests.binance_server import serve
 
-    gen = serve()
-    try:
-        yield next(gen)
-    finally:
-        gen.close()
+    yield from serve()
 
 
 def bench_binance(tmp: Path, symbols: int) -> list[Row]:

@@ -278,7 +278,7 @@ def test_embargo_days_when_set_replaces_the_bars() -> None:
 
 @pytest.mark.parametrize("s", [Settings(), Settings(embargo_bars=5), Settings(embargo_days=1)])
 def test_the_sql_view_and_python_agree_on_an_embargo_of_hourly_bars(lake_root: Path, s: Settings) -> None:
-    with LakeWriter.open(lake_root) as w:
+    with land(lake_root) as w:
         part = {"source": "binance", "interval": "1h", "symbol": "BTCUSDT", "period": "2024-01"}
         w.write(
             lake.BARS, part, bars_table(dt.datetime(2024, 1, 1, 3, tzinfo=UTC), [1.0] * 600, interval=HOUR)
