@@ -9,7 +9,8 @@ are split-adjusted, not dividend-adjusted; `Adj Close` is both and is not a pric
 columns are ignored and named in a note.
 
 Stamps are read as `YYYY-MM-DD`, `YYYY-MM-DD HH:MM[:SS]` (or with `T`), with an offset or `Z` or without,
-and `M/D/YYYY [H:MM[:SS] [AM|PM]]` (US style, as in the S&P 500 sample). They are stamped by the vendors'
+`M/D/YYYY [H:MM[:SS] [AM|PM]]` (US style, as in the S&P 500 sample), and Unix time in seconds,
+milliseconds or microseconds (10, 13 or 16 digits; UTC). They are stamped by the vendors'
 rules:
 
 - daily bars: the date as written is the trading day (a time of day on the row is ignored); stocks and
@@ -70,6 +71,8 @@ REQUIRED = ("time", "open", "high", "low", "close", "volume")
 
 _MDY = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?\s*([AaPp][Mm])?)?$")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$|^\d{8}$")
+_EPOCH_DIGITS = {10: 1_000_000, 13: 1_000, 16: 1}
+"""Digits of a Unix time -> microseconds per unit: seconds (10 digits), milliseconds (13), microseconds (16)."""
 
 
 def _norm(name: str) -> str:
@@ -96,6 +99,10 @@ def parse_stamp(text: str) -> dt.date | dt.datetime:
         return dt.datetime(year, month, day, hour, minute, second)
     if _ISO_DATE.fullmatch(t):
         return dt.date.fromisoformat(t)
+    if t.isdigit() and len(t) in _EPOCH_DIGITS:  # Unix time in s, ms or µs (UTC by definition)
+        return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(
+            microseconds=int(t) * _EPOCH_DIGITS[len(t)]
+        )
     iso = t[:-1] + "+00:00" if t.endswith(("Z", "z")) else t
     iso = iso[:-4] + "+00:00" if iso.upper().endswith(" UTC") else iso
     try:
@@ -103,7 +110,7 @@ def parse_stamp(text: str) -> dt.date | dt.datetime:
     except ValueError:
         raise ValueError(
             f"time {text!r} is not a date or time this import reads "
-            "(YYYY-MM-DD[ HH:MM[:SS]][+HH:MM|Z] or M/D/YYYY[ H:MM])"
+            "(YYYY-MM-DD[ HH:MM[:SS]][+HH:MM|Z], M/D/YYYY[ H:MM], or Unix time in s, ms or µs)"
         ) from None
 
 

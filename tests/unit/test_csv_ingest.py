@@ -153,6 +153,17 @@ def test_iso_offsets_and_tz_local_times_mean_the_same_instants(tmp_path: Path) -
     assert [r[2] for r in got[0]] == [3, 4, 5]
 
 
+def test_unix_times_in_seconds_and_milliseconds_are_utc(tmp_path: Path, lake_root: Path) -> None:
+    f = write_file(
+        tmp_path,
+        "k.csv",
+        "open_time,open,high,low,close,volume\n1704067200000,5,6,4,5,1\n1704067260,5,6,4,5,1\n",
+    )
+    assert csv_ingest.run(ctx(lake_root), f, "BTCUSDT", "1m", None, asset_class="crypto").ok
+    t0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    assert query(lake_root, "SELECT ts FROM bars ORDER BY ts") == [(t0,), (t0 + dt.timedelta(minutes=1),)]
+
+
 def test_bad_rows_are_quarantined_with_reason_and_line(tmp_path: Path, lake_root: Path) -> None:
     f = write_file(
         tmp_path,
