@@ -4,20 +4,17 @@ samples through `ingest csv`, with and without a recorded run, so that it cannot
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import shutil
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import pytest
 
 from ingest import news, samples
 from ingest.common import RunContext
 from lake.config import Settings
-from lake.schemas import RUNS, UTC_TS
-from lake.writer import LakeWriter
+from rl.runlog import RunRecord, write_run
 
 pytestmark = pytest.mark.integration
 
@@ -97,20 +94,20 @@ def test_the_notebook_reads_a_runs_metrics_and_equity_curve(sample_lake: Path, t
     folder.mkdir(parents=True)
     (folder / "equity.csv").write_text("ts,agent,buy_and_hold\n2017-08-01,1.0,1.0\n2017-08-02,1.01,0.99\n")
     started = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-    row = {
-        "run_id": ["run-0001"],
-        "kind": ["evaluate"],
-        "started_at": pa.array([started], type=UTC_TS),
-        "finished_at": pa.array([started + dt.timedelta(minutes=3)], type=UTC_TS),
-        "config": [json.dumps({"symbols": ["SPY"]})],
-        "data_snapshot": ["sha256-test"],
-        "metrics": [json.dumps({"agent": {"total_return": 0.0123}})],
-        "status": ["finished"],
-    }
+    record = RunRecord(
+        run_id="run-0001",
+        kind="evaluate",
+        started_at=started,
+        finished_at=started + dt.timedelta(minutes=3),
+        config={"symbols": ["SPY"]},
+        data_snapshot="sha256-test",
+        metrics={"agent": {"total_return": 0.0123}},
+        status="finished",
+        run_dir=str(folder),
+    )
     lake_root = tmp_path / "lake"
     shutil.copytree(sample_lake, lake_root)
-    with LakeWriter.open(lake_root) as w:
-        w.write(RUNS, {"period": "2026-01"}, pa.table(row))
+    write_run(lake_root, record)
     cells = _run(lake_root, runs)
     text = _text(cells)
     assert "latest run run-0001: evaluate, finished" in text
