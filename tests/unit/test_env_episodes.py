@@ -19,9 +19,9 @@ import rl
 from features.calendars import xnys_year
 from features.splits import compute_splits, load_splits
 from ingest.common import bar_period
+from ingest.sessions import land
 from lake.config import Settings
 from lake.errors import MarketlakeError
-from lake.writer import LakeWriter
 from rl.baselines import buy_and_hold
 from rl.episodes import NormStats, load_period
 from rl.market import EnvConfig
@@ -41,7 +41,7 @@ def walk_closes(n: int, seed: int = 0, start: float = 100.0) -> list[float]:
 
 def write(root: Path, symbol: str, table: pa.Table, *, source: str = "binance", interval: str = "1m") -> None:
     ts = table.column("ts").to_pylist()
-    with LakeWriter.open(root) as w:
+    with land(root) as w:
         for p in sorted({bar_period(interval, t) for t in ts}):
             mask = pa.array([bar_period(interval, t) == p for t in ts])
             part = {"source": source, "interval": interval, "symbol": symbol, "period": p}

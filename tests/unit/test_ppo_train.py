@@ -19,9 +19,9 @@ import lake
 import rl.train
 from features.splits import load_splits
 from ingest.common import bar_period
+from ingest.sessions import land
 from lake.config import Settings
 from lake.errors import ConfigError, MarketlakeError
-from lake.writer import LakeWriter
 from rl.baselines import buy_and_hold
 from rl.episodes import MarketData, load_period
 from rl.market import EnvConfig
@@ -55,7 +55,7 @@ def price_path(n: int, seed: int, start: float) -> list[float]:
 
 def write(root: Path, symbol: str, table: pa.Table) -> None:
     ts = table.column("ts").to_pylist()
-    with LakeWriter.open(root) as w:
+    with land(root) as w:
         for p in sorted({bar_period("1m", t) for t in ts}):
             mask = pa.array([bar_period("1m", t) == p for t in ts])
             part = {"source": "binance", "interval": "1m", "symbol": symbol, "period": p}

@@ -13,9 +13,9 @@ import pytest
 
 import lake
 from ingest.common import bar_period
+from ingest.sessions import land
 from lake.config import Settings
 from lake.errors import MarketlakeError
-from lake.writer import LakeWriter
 from rl import runlog
 from rl.episodes import market_data_from_arrays
 from rl.evaluate import evaluate, judge, portfolio_series, render_table
@@ -107,7 +107,7 @@ def walk_closes(n: int, seed: int, start: float) -> list[float]:
 
 def write_bars(root: Path, symbol: str, table: pa.Table) -> None:
     ts = table.column("ts").to_pylist()
-    with LakeWriter.open(root) as w:
+    with land(root) as w:
         for p in sorted({bar_period("1m", t) for t in ts}):
             mask = pa.array([bar_period("1m", t) == p for t in ts])
             part = {"source": "binance", "interval": "1m", "symbol": symbol, "period": p}

@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 
 import lake
+from ingest.sessions import land
 from lake.config import Settings
 from lake.errors import MarketlakeError
-from lake.writer import LakeWriter
 from rl import runlog
 from rl.mirror import mirror_run, outbox_dir
 from tests.conftest import bars_table
@@ -107,7 +107,7 @@ def test_a_runs_file_of_the_old_schema_still_reads_and_merges(lake_root: Path) -
             "status": ["finished"],
         }
     )
-    with LakeWriter.open(lake_root):
+    with land(lake_root):
         pass
     target = lake_root / "datasets" / "runs" / "period=2024-01" / "data.parquet"
     target.parent.mkdir(parents=True)
@@ -130,7 +130,7 @@ def test_mirror_is_off_without_supabase_settings(lake_root: Path) -> None:
 
 
 def _lake_with_two_symbols(root: Path) -> None:
-    with LakeWriter.open(root) as w:
+    with land(root) as w:
         w.write(lake.BARS, _part("BTCUSDT"), bars_table(T0, _closes(600)))
         w.write(lake.BARS, _part("ETHUSDT"), bars_table(T0, _closes(600, 50.0)))
         w.write(lake.BARS, _part("BTCUSDT", "2023-06"), bars_table(T0.replace(year=2023, month=6), [1.0]))
@@ -151,23 +151,23 @@ def test_snapshot_changes_when_a_file_the_run_read_changes_and_not_otherwise(lak
     ]
     assert bars[0]["rows"] == 600 and snap().hash == first.hash
     # another symbol's file changes, and a far-away partition of the same symbol: not read, same hash
-    with LakeWriter.open(lake_root) as w:
+    with land(lake_root) as w:
         w.write(lake.BARS, _part("ETHUSDT"), bars_table(T0, _closes(600, 51.0)))
         w.write(lake.BARS, _part("BTCUSDT", "2023-06"), bars_table(T0.replace(year=2023, month=6), [2.0]))
     assert snap().hash == first.hash
     # rewriting the same bars changes nothing
-    with LakeWriter.open(lake_root) as w:
+    with land(lake_root) as w:
         w.write(lake.BARS, _part("BTCUSDT"), bars_table(T0, _closes(600)))
     assert snap().hash == first.hash
     # one bar of a file the run read changes: another hash
-    with LakeWriter.open(lake_root) as w:
+    with land(lake_root) as w:
         w.write(lake.BARS, _part("BTCUSDT"), bars_table(T0 + dt.timedelta(minutes=5), [123.0]))
     assert snap().hash != first.hash
 
 
 def test_snapshot_covers_context_symbols_news_and_the_lookback(lake_root: Path) -> None:
     _lake_with_two_symbols(lake_root)
-    with LakeWriter.open(lake_root) as w:
+    with land(lake_root) as w:
         w.write(lake.BARS, _part("SPY"), bars_table(T0, [400.0, 401.0], asset_class="etf"))
     feb = dt.datetime(2024, 2, 1, 1, tzinfo=dt.UTC)
     files = runlog.lake_files_for(lake_root, ["BTCUSDT"], "1m", feb, feb + dt.timedelta(hours=1))
@@ -186,7 +186,7 @@ def test_snapshot_for_run_includes_the_period_bounds(lake_root: Path) -> None:
     assert one.hash == runlog.snapshot_for_run(lake_root, settings, ["ETHUSDT"], "1m", ["train", "test"]).hash
     assert one.hash != runlog.snapshot_for_run(lake_root, settings, ["ETHUSDT"], "1m", ["test"]).hash
     # a later bar of another symbol moves the periods of the whole lake: the run's data changed
-    with LakeWriter.open(lake_root) as w:
+    with land(lake_root) as w:
         w.write(lake.BARS, _part("BTCUSDT"), bars_table(T0 + dt.timedelta(hours=20), [1.0]))
     assert one.hash != runlog.snapshot_for_run(lake_root, settings, ["ETHUSDT"], "1m", ["train", "test"]).hash
 
