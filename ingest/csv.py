@@ -42,12 +42,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ingest.common import IngestSummary, RawCache, RunContext, bar_period, interval_delta, ohlcv_problem
 from ingest.polygon import _replace_file_rows, _table
+from ingest.sessions import land
 from ingest.stamping import NEW_YORK, StampError, stamp_daily
 from ingest.stamping import asset_class as us_asset_class
 from lake.errors import MarketlakeError
 from lake.paths import validate_partition_value, validate_symbol
 from lake.schemas import BARS, BARS_REJECTED
-from lake.writer import LakeWriter
 
 DEFAULT_SOURCE = "csv"
 VENDOR_SOURCES = frozenset({"polygon", "binance", "yahoo"})
@@ -460,7 +460,7 @@ def run(
     before = previous.meta if previous is not None else {}
     the_input = {"file": source_file, "sha256": digest}
     changed = False
-    with LakeWriter.open(ctx.root) as w:
+    with land(ctx.root) as w:
         if previous is None or previous.sha256 != digest:
             cache.put(
                 relpath,
