@@ -115,6 +115,8 @@ class VecTradingEnv:
         a = np.asarray(actions)
         if a.shape != (self.num_envs,):
             a = a.reshape(self.num_envs)
+        if a.min() < 0 or a.max() >= len(self._pos_table):
+            raise ValueError(f"actions must be in 0..{len(self._pos_table) - 1}, got {a}")
         q = self._pos_table[a]
         log_ret, cost, _turnover, p_next = self.market.transition(self.row, self.pos, q)
         self.row += 1
