@@ -172,12 +172,11 @@ def _eligible(con: Any, interval: str, queries: list[str]) -> list[tuple[str, st
     )
 
 
-def _asset_class(con: Any, symbol: str, interval: str, queries: list[str]) -> str | None:
-    sql = _sql("asset_class")
-    params = {"symbol": symbol, "interval": interval}
+def _asset_classes(con: Any, symbols: list[str], interval: str, queries: list[str]) -> dict[str, str]:
+    sql = _sql("asset_classes")
+    params = {"symbols": list(symbols), "interval": interval}
     _record(queries, sql, params)
-    row = con.execute(sql, params).fetchone()
-    return None if row is None else str(row[0])
+    return {str(sym): str(ac) for sym, ac in con.execute(sql, params).fetchall()}
 
 
 def _stream(
@@ -262,12 +261,13 @@ def load_period(
         if symbols is None:
             chosen = _eligible(con, interval, queries)
         else:
-            chosen = []
-            for s in symbols:
-                ac = _asset_class(con, s, interval, queries)
-                if ac is None:
-                    raise MarketlakeError(f"symbol {s}: no {interval} bars in the lake")
-                chosen.append((s, ac))
+            classes = _asset_classes(con, symbols, interval, queries)
+            missing = [s for s in symbols if s not in classes]
+            if missing:
+                raise MarketlakeError(f"symbol(s) {', '.join(missing)}: no {interval} bars in the lake")
+            if len(set(symbols)) != len(symbols):
+                raise MarketlakeError(f"symbols given twice: {symbols}")
+            chosen = [(s, classes[s]) for s in symbols]
             if warn_ineligible:
                 for s, _, ok, reason in _train_eligibility(con, interval, queries):
                     if s in symbols and not ok:
