@@ -246,3 +246,57 @@ def test_the_gymnasium_id_is_registered_on_import(one_day: Path) -> None:
     assert math.isfinite(r) and info["cost"] == pytest.approx(0.002 + 1e-4)
     with pytest.raises(ValueError, match="unknown setting"):
         gymnasium.make("marketlake/Trading-v0", lake=one_day, windw=3)
+
+
+def test_given_symbols_are_used_and_an_ineligible_one_is_reported(lake_root: Path) -> None:
+    write(lake_root, "BTCUSDT", bars_table(dt.datetime(2024, 3, 1, tzinfo=UTC), walk_closes(1440)))
+    write(lake_root, "ETHUSDT", bars_table(dt.datetime(2024, 3, 1, 20, tzinfo=UTC), walk_closes(240, 1)))
+    said: list[str] = []
+    d = load_period(lake_root, Settings(), ["ETHUSDT", "BTCUSDT"], "1m", "train", say=said.append)
+    assert d.symbols == ["ETHUSDT", "BTCUSDT"]
+    assert any("warning: ETHUSDT" in m and "no bar in the train period" in m for m in said), said
+    assert not any("warning: BTCUSDT" in m for m in said)
+    with pytest.raises(MarketlakeError, match="holds no 1m row of ETHUSDT"):
+        load_period(lake_root, Settings(), ["ETHUSDT"], "1m", "train")
+    with pytest.raises(MarketlakeError, match="SOLUSDT: no 1m bars"):
+        load_period(lake_root, Settings(), ["SOLUSDT"], "1m", "train")
+
+
+def test_a_period_prefetched_in_the_background_is_the_same_data(one_day: Path) -> None:
+    from rl.episodes import prefetch_period
+
+    train = load_period(one_day, Settings(), None, "1m", "train")
+    fut = prefetch_period(one_day, Settings(), ["BTCUSDT"], "1m", "validation", train.norm)
+    direct = load_period(one_day, Settings(), ["BTCUSDT"], "1m", "validation", train.norm)
+    got = fut.result(timeout=120)
+    for name in ("features", "open", "close", "ts", "segment_id", "starts"):
+        assert np.array_equal(getattr(got, name), getattr(direct, name)), name
+    bad = prefetch_period(
+        one_day, Settings(), None, "1m", "test"
+    )  # no train statistics: the error comes back
+    with pytest.raises(MarketlakeError, match="normalisation"):
+        bad.result(timeout=120)
+
+
+def test_a_period_read_in_chunks_is_the_period(lake_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import rl.episodes as episodes
+
+    write(lake_root, "BTCUSDT", bars_table(dt.datetime(2024, 3, 1, tzinfo=UTC), walk_closes(1440)))
+    write(lake_root, "ETHUSDT", bars_table(dt.datetime(2024, 3, 1, tzinfo=UTC), walk_closes(1440, 8, 3000.0)))
+    whole = load_period(lake_root, Settings(), None, "1m", "train")
+    monkeypatch.setattr(episodes, "BATCH_ROWS", 200)  # small record batches, so a symbol spans chunks
+    chunks = list(episodes.iter_period(lake_root, Settings(), None, "1m", "train", max_rows=500))
+    assert len(chunks) >= 4 and all(c.n_rows <= 500 for c in chunks)
+    assert np.array_equal(np.concatenate([c.ts for c in chunks]), whole.ts)
+    assert np.array_equal(np.concatenate([c.symbol_idx for c in chunks]), whole.symbol_idx)
+    assert np.allclose(chunks[0].norm.mean, whole.norm.mean) and np.allclose(
+        chunks[0].norm.std, whole.norm.std
+    )
+    assert np.allclose(np.concatenate([c.features for c in chunks]), whole.features, atol=1e-5)
+    for c in chunks:  # no episode crosses a chunk: starts are within each chunk's own rows
+        assert c.starts.max(initial=-1) < c.n_rows
+    with_norm = list(
+        episodes.iter_period(lake_root, Settings(), None, "1m", "test", whole.norm, max_rows=10**6)
+    )
+    test = load_period(lake_root, Settings(), None, "1m", "test", whole.norm)
+    assert len(with_norm) == 1 and np.array_equal(with_norm[0].features, test.features)
