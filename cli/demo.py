@@ -33,13 +33,19 @@ def demo_config() -> Path:
     return samples_dir() / "demo.toml"
 
 
-def _fingerprint(root: Path, config: Path) -> str:
-    """What a demo run depends on: the lake's content and the demo's settings."""
-    import lake
+def _fingerprint(root: Path, config: Path, iterations: int | None) -> str:
+    """What a demo run depends on: the market data in the lake (not its runs), the demo's settings and an
+    --iterations override."""
+    from lake.writer import iter_manifests
 
     h = hashlib.sha256()
-    h.update(lake.snapshot_hash(root).encode())
+    datasets = root.resolve() / "datasets"
+    for path, manifest in iter_manifests(root):
+        name = path.resolve().relative_to(datasets).parts[0]
+        if name in ("bars", "bars_rejected", "news", "trading_sessions"):
+            h.update(f"{path.relative_to(root)}:{manifest.get('sha256')}\n".encode())
     h.update(config.read_bytes())
+    h.update(repr(iterations).encode())
     return h.hexdigest()
 
 
@@ -103,8 +109,8 @@ def demo_cmd(ctx: click.Context, retrain: bool, iterations: int | None) -> None:
     check.run(run, "table", strict=False)
 
     runs_dir = default_runs_dir(root)
-    fingerprint = _fingerprint(root, config)
-    reused = None if retrain or iterations is not None else _reusable(runs_dir, fingerprint)
+    fingerprint = _fingerprint(root, config, iterations)
+    reused = None if retrain else _reusable(runs_dir, fingerprint)
     report: Any
     if reused is not None:
         head(

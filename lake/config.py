@@ -104,6 +104,23 @@ class Settings:
         }
 
 
+    def with_sql_settings(self, values: dict[str, Any]) -> Settings:
+        """A copy with the settings the views read replaced by `values` (what `sql_settings()` gave, e.g.
+        as a run folder keeps them): a saved run is judged on the periods and rules it was trained with."""
+        import dataclasses
+
+        known = {f.name for f in fields(Settings)}
+        changes: dict[str, Any] = {}
+        for key, value in values.items():
+            if key not in known:
+                continue
+            if key in ("train_end", "validation_end") and isinstance(value, str):
+                value = dt.date.fromisoformat(value)
+            if key == "embargo_days" and not value:
+                value = None
+            changes[key] = value
+        return dataclasses.replace(self, **changes)
+
 _TOP_TYPES: dict[str, type | tuple[type, ...]] = {
     "data_days": int,
     "start": dt.date,

@@ -254,6 +254,11 @@ def evaluate(
         raise MarketlakeError(f"evaluate: run folder {run_dir} does not exist")
     saved = _saved_run(run_dir)
     parent = saved.get("run_id") or (run_dir.name if saved else None)
+    if isinstance(saved.get("data_settings"), dict):  # the periods and rules the run was trained with
+        own = settings.with_sql_settings(saved["data_settings"])
+        if own.sql_settings() != settings.sql_settings():
+            say("evaluating with the run's own data settings (periods, eligibility), not the current ones")
+        settings = own
     if policy is None:
         from rl.train import load_policy
 

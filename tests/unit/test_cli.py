@@ -71,15 +71,27 @@ def test_a_bad_query_is_one_line_and_non_zero(runner: CliRunner, lake_root: Path
     assert r.output.startswith("error: ") and "Traceback" not in r.output
 
 
-@pytest.mark.parametrize(
-    "args",
-    [["train"], ["evaluate", "r1"], ["demo"]],
-)
-def test_unbuilt_commands_say_so_in_one_line(runner: CliRunner, lake_root: Path, args: list[str]) -> None:
-    r = runner.invoke(cli, ["--lake", str(lake_root), *args])
-    assert r.exit_code != 0, r.output
-    assert "not built yet" in r.output and "Traceback" not in r.output
-    assert len(r.output.strip().splitlines()) == 1
+@pytest.mark.parametrize("args", [["train"], ["evaluate", "r1"], ["runs"]])
+def test_training_commands_refuse_a_missing_lake_in_one_line(
+    runner: CliRunner, lake_root: Path, args: list[str]
+) -> None:
+    r = runner.invoke(cli, ["--lake", str(lake_root / "nope"), *args])
+    assert r.exit_code == 1, r.output
+    assert str(lake_root / "nope") in r.output and "Traceback" not in r.output
+    assert len(r.output.strip().splitlines()) == 1, r.output
+    assert not (lake_root / "nope").exists()
+
+
+def test_evaluate_names_an_unknown_run(runner: CliRunner, filled_lake: Path) -> None:
+    r = runner.invoke(cli, ["--lake", str(filled_lake), "evaluate", "no-such-run"])
+    assert r.exit_code == 1, r.output
+    assert "no-such-run" in r.output and "Traceback" not in r.output
+
+
+def test_runs_on_a_lake_without_runs_is_an_empty_list(runner: CliRunner, filled_lake: Path) -> None:
+    r = runner.invoke(cli, ["--lake", str(filled_lake), "runs", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout) == []
 
 
 def test_every_contract_command_exists(runner: CliRunner) -> None:

@@ -75,3 +75,21 @@ def test_extra_etfs_are_validated_symbols(tmp_path: Path) -> None:
     p.write_text("[data]\netfs = ['ARKW', '../x']\n")
     with pytest.raises(ConfigError, match=r"line 2: key 'data.etfs'.*invalid symbol"):
         load_settings(p)
+
+
+def test_a_runs_saved_data_settings_come_back_whole() -> None:
+    import datetime as dt
+
+    from lake.config import Settings
+
+    trained = Settings(
+        split_method="date",
+        train_end=dt.date(2013, 12, 31),
+        validation_end=dt.date(2015, 6, 30),
+        embargo_days=10,
+        min_bars_per_symbol=500,
+        session="extended",
+    )
+    current = Settings()  # what the user's marketlake.toml says today
+    assert current.with_sql_settings(trained.sql_settings()).sql_settings() == trained.sql_settings()
+    assert Settings(embargo_days=3).with_sql_settings(current.sql_settings()).embargo_days is None
