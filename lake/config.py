@@ -103,7 +103,6 @@ class Settings:
             "embargo_bars": self.embargo_bars,
         }
 
-
     def with_sql_settings(self, values: dict[str, Any]) -> Settings:
         """A copy with the settings the views read replaced by `values` (what `sql_settings()` gave, e.g.
         as a run folder keeps them): a saved run is judged on the periods and rules it was trained with."""
@@ -120,6 +119,7 @@ class Settings:
                 value = None
             changes[key] = value
         return dataclasses.replace(self, **changes)
+
 
 _TOP_TYPES: dict[str, type | tuple[type, ...]] = {
     "data_days": int,
