@@ -138,8 +138,6 @@ class Market:
             self.forced_exit = np.zeros(n, dtype=bool)
         else:
             self.forced_exit = data.session_end.copy()
-        side = np.array([1.0, -1.0])
-        self._side = side
 
     def fill_price(self, rows: np.ndarray, p: np.ndarray, q: np.ndarray) -> np.ndarray:
         """The price an order from p to q fills at, at row `rows` (the bar AFTER the decision): its open moved
@@ -157,13 +155,18 @@ class Market:
         n = t + 1
         d = np.abs(q - p)
         cost = d * self.fill_cost[n]
+        g = (1.0 + p * self.gap_ret[n]) * (1.0 - cost) * (1.0 + q * self.bar_ret[n])
+        if self.config.hold_overnight:
+            if self.config.allow_short:
+                np.maximum(g, 1e-12, out=g)  # a short can lose everything; log stays finite
+            return np.log(g), cost, d, q
         exit_ = self.forced_exit[n] & (q != 0)
         exit_cost = np.where(exit_, np.abs(q) * self.exit_cost[n], 0.0)
-        g = (1.0 + p * self.gap_ret[n]) * (1.0 - cost) * (1.0 + q * self.bar_ret[n]) * (1.0 - exit_cost)
-        log_ret = np.log(np.maximum(g, 1e-12))
+        g *= 1.0 - exit_cost
+        np.maximum(g, 1e-12, out=g)
         turnover = d + np.where(exit_, np.abs(q), 0.0)
         p_next = np.where(exit_, 0.0, q)
-        return log_ret, cost + exit_cost, turnover, p_next
+        return np.log(g), cost + exit_cost, turnover, p_next
 
 
 def default_episode_length(data: MarketData) -> int:

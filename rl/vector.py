@@ -34,13 +34,15 @@ class ObsBuilder:
     def __init__(self, data: MarketData, config: EnvConfig, batch: int) -> None:
         self.window = config.window
         self.windows = window_view(data.features, config.window)
-        self.wf = self.windows.shape[1] if self.windows.ndim == 2 else config.window * data.features.shape[1]
+        self.wf = config.window * data.features.shape[1]
         self.session_end = data.session_end.astype(np.float32)
         self.buf = np.zeros((batch, self.wf + EXTRA), dtype=np.float32)
         self.win_part = self.buf[:, : self.wf]
 
     def build(self, rows: np.ndarray, position: np.ndarray) -> np.ndarray:
-        np.take(self.windows, rows - (self.window - 1), axis=0, out=self.win_part, mode="clip")
+        # fancy indexing of the strided view gathers only the wanted windows (np.take would first copy the
+        # whole view into a contiguous array)
+        self.win_part[...] = self.windows[rows - (self.window - 1)]
         self.buf[:, self.wf] = position
         self.buf[:, self.wf + 1] = self.session_end[rows]
         return self.buf
@@ -113,6 +115,8 @@ class VecTradingEnv:
         a = np.asarray(actions)
         if a.shape != (self.num_envs,):
             a = a.reshape(self.num_envs)
+        if a.min() < 0 or a.max() >= len(self._pos_table):
+            raise ValueError(f"actions must be in 0..{len(self._pos_table) - 1}, got {a}")
         q = self._pos_table[a]
         log_ret, cost, _turnover, p_next = self.market.transition(self.row, self.pos, q)
         self.row += 1
