@@ -297,6 +297,12 @@ class Agent(nn.Module):
             action = dist.sample()
         return action, dist.log_prob(action), dist.entropy(), self.value(obs)
 
+    def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(sampled action, its log-probability, the value): act() without the entropy, for rollouts."""
+        logp = torch.log_softmax(self.actor(obs), dim=-1)
+        action = torch.multinomial(logp.exp(), 1)
+        return action.squeeze(-1), logp.gather(-1, action).squeeze(-1), self.value(obs)
+
     def greedy(self, obs: torch.Tensor) -> torch.Tensor:
         """The deterministic policy: the most probable action (ties -> the lowest index)."""
         return self.actor(obs).argmax(-1)
@@ -440,17 +446,21 @@ class PPO:
 
     @torch.inference_mode()
     def collect(self) -> Rollout:
-        cfg, envs = self.config, self.envs
-        obs_l, act_l, logp_l, val_l, rew_l, done_l = [], [], [], [], [], []
+        cfg, envs, n = self.config, self.envs, self.envs.num_envs
+        # observations go straight into one preallocated buffer (grown if the episodes run longer)
+        length = int(getattr(envs, "episode_length", 0) or 64)
+        obs_buf = np.empty((-(-cfg.episodes_per_iteration // n) * length, *self.next_obs.shape), np.float32)
+        act_l, logp_l, val_l, rew_l, done_l = [], [], [], [], []
         returns: list[float] = []
         lengths: list[int] = []
         obs = self.next_obs
-        max_steps = 10_000_000 // max(envs.num_envs, 1) + 1  # a guard: an env that never ends an episode
-        for _ in range(max_steps):
-            obs_t = torch.tensor(
-                obs, dtype=torch.float32, device=self.device
-            )  # a copy: envs may reuse buffers
-            action, logprob, _, value = self.agent.act(obs_t)
+        max_steps = 10_000_000 // max(n, 1) + 1  # a guard: an env that never ends an episode
+        t = 0
+        for t in range(max_steps):
+            if t == len(obs_buf):
+                obs_buf = np.concatenate([obs_buf, np.empty_like(obs_buf)])
+            obs_buf[t] = obs  # a copy: the env owns (and overwrites) its buffer
+            action, logprob, value = self.agent.sample(self._tensor(obs_buf[t]))
             next_obs, reward, terminated, truncated, info = envs.step(action.cpu().numpy())
             done = np.asarray(terminated, dtype=bool) | np.asarray(truncated, dtype=bool)
             reward = np.asarray(reward, dtype=np.float64)
@@ -466,7 +476,6 @@ class PPO:
                 idx = np.flatnonzero(trunc)
                 final = self._tensor(np.asarray(info["final_obs"])[idx])
                 reward_t[self._tensor(idx)] += cfg.gamma * self.agent.value(final)
-            obs_l.append(obs_t)
             act_l.append(action)
             logp_l.append(logprob)
             val_l.append(value)
@@ -483,13 +492,13 @@ class PPO:
                 break
         self.next_obs = np.array(obs)
         return Rollout(
-            obs=torch.stack(obs_l),
+            obs=self._tensor(obs_buf[: t + 1]),
             actions=torch.stack(act_l),
             logprobs=torch.stack(logp_l),
             values=torch.stack(val_l),
             rewards=torch.stack(rew_l),
             dones=torch.stack(done_l),
-            next_value=self.agent.value(self._tensor(obs)),
+            next_value=self.agent.value(self._tensor(self.next_obs)),
             episode_returns=returns,
             episode_lengths=lengths,
         )
