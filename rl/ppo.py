@@ -79,7 +79,7 @@ class PPOConfig:
     max_grad_norm: float = 0.5
     """Gradients are clipped to this global norm."""
     target_kl: float | None = 0.02
-    """Stop an update early once the approximate KL to the rollout policy exceeds this (None: never)."""
+    """Stop an update early once the approximate KL to the rollout policy exceeds this (0 or None: never)."""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """Hidden layer widths of the policy MLP and of the value MLP (tanh activations)."""
     bar_width: int = 4
@@ -177,7 +177,7 @@ def _coerce(key: str, value: Any, where: str) -> Any:
             raise bad("true or false")
         return value
     if kind in ("float", "float | None"):
-        if value is None and kind == "float | None":
+        if kind == "float | None" and (value is None or (value == 0 and not isinstance(value, bool))):
             return None
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             raise bad("a number")
