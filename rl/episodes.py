@@ -19,6 +19,7 @@ import json
 import queue
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -426,3 +427,32 @@ def market_data_from_arrays(
         norm=NormStats([f"f{i}" for i in range(f.shape[1])], np.zeros(f.shape[1]), np.ones(f.shape[1])),
     )
     return data
+
+
+def prefetch_period(
+    root: Path | str | None,
+    settings: Settings,
+    symbols: list[str] | None,
+    interval: str,
+    period: str,
+    norm: NormStats | None = None,
+    *,
+    config: Any = None,
+) -> Future[MarketData]:
+    """load_period in a background thread (its own DuckDB connection): e.g. the validation period loads
+    while training starts. `.result()` gives the MarketData or raises load_period's error."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="marketlake-period")
+    future = pool.submit(
+        load_period,
+        root,
+        settings,
+        symbols,
+        interval,
+        period,
+        norm,
+        None,
+        config=config,
+        warn_ineligible=False,
+    )
+    pool.shutdown(wait=False)
+    return future

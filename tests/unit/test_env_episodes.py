@@ -260,3 +260,19 @@ def test_given_symbols_are_used_and_an_ineligible_one_is_reported(lake_root: Pat
         load_period(lake_root, Settings(), ["ETHUSDT"], "1m", "train")
     with pytest.raises(MarketlakeError, match="SOLUSDT: no 1m bars"):
         load_period(lake_root, Settings(), ["SOLUSDT"], "1m", "train")
+
+
+def test_a_period_prefetched_in_the_background_is_the_same_data(one_day: Path) -> None:
+    from rl.episodes import prefetch_period
+
+    train = load_period(one_day, Settings(), None, "1m", "train")
+    fut = prefetch_period(one_day, Settings(), ["BTCUSDT"], "1m", "validation", train.norm)
+    direct = load_period(one_day, Settings(), ["BTCUSDT"], "1m", "validation", train.norm)
+    got = fut.result(timeout=120)
+    for name in ("features", "open", "close", "ts", "segment_id", "starts"):
+        assert np.array_equal(getattr(got, name), getattr(direct, name)), name
+    bad = prefetch_period(
+        one_day, Settings(), None, "1m", "test"
+    )  # no train statistics: the error comes back
+    with pytest.raises(MarketlakeError, match="normalisation"):
+        bad.result(timeout=120)
