@@ -241,7 +241,7 @@ def _mlp(n_in: int, hidden: tuple[int, ...], n_out: int, out_std: float) -> nn.S
 
 class BarEncoder(nn.Module):
     """Each bar's feature row of the observation window through one small linear layer shared by all bars
-    (a kernel-1 convolution over time), tanh, flattened, with the observation's trailing entries (position,
+    (a kernel-1 convolution over time), relu, flattened, with the observation's trailing entries (position,
     session end) appended. It cuts the first layer's cost several times over a plain MLP on the flat window
     (CPU-sized), and treats every bar of the window alike."""
 
@@ -254,7 +254,7 @@ class BarEncoder(nn.Module):
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         b = obs.shape[0]
         bars = obs[:, : self.window * self.n_features].reshape(b, self.window, self.n_features)
-        z = torch.tanh(self.proj(bars)).reshape(b, -1)
+        z = torch.relu(self.proj(bars)).reshape(b, -1)  # relu: tanh costs ~8x more per element on CPU
         return torch.cat([z, obs[:, self.window * self.n_features :]], dim=1)
 
 
