@@ -215,9 +215,7 @@ def save_checkpoint(path: Path, agent: Agent, iteration: int, score: float) -> N
     torch.save(
         {
             "agent": agent.state_dict(),
-            "obs_dim": agent.obs_dim,
-            "n_actions": agent.n_actions,
-            "hidden_sizes": list(agent.hidden),
+            "spec": agent.spec(),
             "iteration": iteration,
             "score": score,
         },
@@ -228,7 +226,7 @@ def save_checkpoint(path: Path, agent: Agent, iteration: int, score: float) -> N
 
 def load_agent(path: Path, device: torch.device | None = None) -> tuple[Agent, dict[str, Any]]:
     ckpt = torch.load(path, map_location=device or "cpu", weights_only=True)
-    agent = Agent(int(ckpt["obs_dim"]), int(ckpt["n_actions"]), tuple(ckpt["hidden_sizes"]))
+    agent = Agent.from_spec(ckpt["spec"])
     agent.load_state_dict(ckpt["agent"])
     agent.eval()
     return agent, ckpt
@@ -292,7 +290,7 @@ def _progress(enabled: bool) -> Any:
     return Progress(
         TextColumn("iteration"),
         MofNCompleteColumn(),
-        BarColumn(),
+        BarColumn(bar_width=10),
         TimeElapsedColumn(),
         TextColumn("{task.fields[line]}"),
         console=Console(stderr=True),
@@ -328,15 +326,15 @@ def train(
     say(f"symbols ({opts.interval}): {', '.join(elig.used)}")
     for symbol, why in elig.skipped.items():
         say(f"skipped {symbol}: {why}")
-    train_data = load_period(root, settings, elig.used, opts.interval, "train", config=env_cfg)
+    train_data = load_period(root, settings, elig.used, opts.interval, "train", say=say, config=env_cfg)
     val_data = load_period(
-        root, settings, elig.used, opts.interval, "validation", train_data.norm, config=env_cfg
+        root, settings, elig.used, opts.interval, "validation", train_data.norm, say=say, config=env_cfg
     )
     for d in (train_data, val_data):
         say(f"{d.period}: {_iso(d.bounds[0])} .. {_iso(d.bounds[1])}, {d.n_rows} bars")
     say("test: not read (the evaluation's)")
     envs = VecTradingEnv(train_data, env_cfg, num_envs=cfg.envs, seed=cfg.seed)
-    learner = PPO(envs, cfg, device)
+    learner = PPO(envs, cfg, device, layout=(env_cfg.window, train_data.features.shape[1]))
 
     # 3. the run folder
     started = dt.datetime.now(dt.UTC)
@@ -455,10 +453,14 @@ def train(
     seconds = now() - t_start
     say(
         f"done: {state['env_steps']} env steps in {seconds:.1f}s ({state['env_steps'] / max(seconds, 1e-9):,.0f}/s); "
-        f"best validation score {state['best_score']} at iteration {state['best_iteration']}"
+        f"best validation score {_fmt(state['best_score'])} at iteration {state['best_iteration']}"
     )
     say(f"run id: {run_id}")
     return _result(run_id, run_dir, state, elig, opts.interval)
+
+
+def _fmt(x: float | None) -> str:
+    return "none" if x is None else f"{x:+.5f}"
 
 
 def _finite(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -467,11 +469,13 @@ def _finite(record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _line(stats: IterationStats, sps: float, record: Mapping[str, Any]) -> str:
+    """The progress bar's numbers: env steps/s, mean episodic return, policy and value loss, entropy, KL
+    (and the validation score when this iteration validated)."""
     val = record.get("val_score")
     v = f" val {val:+.4f}" if isinstance(val, float) and np.isfinite(val) else ""
     return (
-        f"{sps:,.0f} steps/s  return {stats.mean_return:+.4f}  pi {stats.policy_loss:+.4f}  "
-        f"v {stats.value_loss:.5f}  ent {stats.entropy:.3f}  kl {stats.approx_kl:.4f}{v}"
+        f"{sps:,.0f} steps/s ret {stats.mean_return:+.4f} pi {stats.policy_loss:+.1e} "
+        f"v {stats.value_loss:.1e} ent {stats.entropy:.2f} kl {stats.approx_kl:.1e}{v}"
     )
 
 
