@@ -19,6 +19,7 @@ import json
 import queue
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,13 +150,18 @@ def _period_bounds(con: Any, period: str, queries: list[str]) -> tuple[Any, Any]
     return row[0], row[1]
 
 
-def _eligible(con: Any, interval: str, queries: list[str]) -> list[tuple[str, str]]:
-    """(symbol, asset_class) eligible in the train period; none is one error naming every symbol and why."""
+def _train_eligibility(con: Any, interval: str, queries: list[str]) -> list[tuple[str, str, bool, str]]:
+    """(symbol, asset_class, eligible, reason) of every symbol of the interval, judged on the train period."""
     sql = _sql("train_eligible")
     params = {"interval": interval}
     _record(queries, sql, params)
-    rows = con.execute(sql, params).fetchall()
-    ok = [(str(s), str(a)) for s, a, eligible, _ in rows if eligible]
+    return [(str(s), str(a), bool(e), str(r)) for s, a, e, r in con.execute(sql, params).fetchall()]
+
+
+def _eligible(con: Any, interval: str, queries: list[str]) -> list[tuple[str, str]]:
+    """(symbol, asset_class) eligible in the train period; none is one error naming every symbol and why."""
+    rows = _train_eligibility(con, interval, queries)
+    ok = [(s, a) for s, a, eligible, _ in rows if eligible]
     if ok:
         return ok
     if not rows:
@@ -231,11 +237,14 @@ def load_period(
     say: Callable[[str], None] | None = None,
     *,
     config: Any = None,
+    warn_ineligible: bool = True,
 ) -> MarketData:
     """Read one period of the lake into a MarketData.
 
     symbols None: the symbols eligible in the TRAIN period. norm None: statistics computed on this period,
-    allowed only for the train period. `config` (an EnvConfig; default EnvConfig()) decides `starts`."""
+    allowed only for the train period. `config` (an EnvConfig; default EnvConfig()) decides `starts`.
+    Given symbols are used as given; one not eligible in the train period is reported through `say`
+    (warn_ineligible=False skips that query)."""
     from rl.market import EnvConfig
 
     if period not in PERIODS:
@@ -259,6 +268,10 @@ def load_period(
                 if ac is None:
                     raise MarketlakeError(f"symbol {s}: no {interval} bars in the lake")
                 chosen.append((s, ac))
+            if warn_ineligible:
+                for s, _, ok, reason in _train_eligibility(con, interval, queries):
+                    if s in symbols and not ok:
+                        say(f"warning: {s} {interval} is not eligible in the train period: {reason}")
         names = [s for s, _ in chosen]
         say(f"reading {len(names)} symbol(s) {interval}, {period} period {start_at} .. {end_at}")
         cols: dict[int, list[pa.RecordBatch]] = {i: [] for i in range(len(names))}
@@ -269,6 +282,11 @@ def load_period(
                 say(f"  {names[i]}: {sum(b.num_rows for b in cols[i])} rows")
     finally:
         con.close()
+    if not any(b.num_rows for bs in cols.values() for b in bs):
+        raise MarketlakeError(
+            f"the {period} period ({start_at} .. {end_at}) holds no {interval} row of {', '.join(names)} "
+            "with complete features (after each segment's warm-up of 60 bars)"
+        )
     data = _assemble(names, [a for _, a in chosen], interval, period, cols, norm, queries, start_at, end_at)
     from rl.market import valid_starts
 
@@ -409,3 +427,32 @@ def market_data_from_arrays(
         norm=NormStats([f"f{i}" for i in range(f.shape[1])], np.zeros(f.shape[1]), np.ones(f.shape[1])),
     )
     return data
+
+
+def prefetch_period(
+    root: Path | str | None,
+    settings: Settings,
+    symbols: list[str] | None,
+    interval: str,
+    period: str,
+    norm: NormStats | None = None,
+    *,
+    config: Any = None,
+) -> Future[MarketData]:
+    """load_period in a background thread (its own DuckDB connection): e.g. the validation period loads
+    while training starts. `.result()` gives the MarketData or raises load_period's error."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="marketlake-period")
+    future = pool.submit(
+        load_period,
+        root,
+        settings,
+        symbols,
+        interval,
+        period,
+        norm,
+        None,
+        config=config,
+        warn_ineligible=False,
+    )
+    pool.shutdown(wait=False)
+    return future

@@ -215,9 +215,7 @@ def save_checkpoint(path: Path, agent: Agent, iteration: int, score: float) -> N
     torch.save(
         {
             "agent": agent.state_dict(),
-            "obs_dim": agent.obs_dim,
-            "n_actions": agent.n_actions,
-            "hidden_sizes": list(agent.hidden),
+            "spec": agent.spec(),
             "iteration": iteration,
             "score": score,
         },
@@ -228,7 +226,7 @@ def save_checkpoint(path: Path, agent: Agent, iteration: int, score: float) -> N
 
 def load_agent(path: Path, device: torch.device | None = None) -> tuple[Agent, dict[str, Any]]:
     ckpt = torch.load(path, map_location=device or "cpu", weights_only=True)
-    agent = Agent(int(ckpt["obs_dim"]), int(ckpt["n_actions"]), tuple(ckpt["hidden_sizes"]))
+    agent = Agent.from_spec(ckpt["spec"])
     agent.load_state_dict(ckpt["agent"])
     agent.eval()
     return agent, ckpt
@@ -336,7 +334,7 @@ def train(
         say(f"{d.period}: {_iso(d.bounds[0])} .. {_iso(d.bounds[1])}, {d.n_rows} bars")
     say("test: not read (the evaluation's)")
     envs = VecTradingEnv(train_data, env_cfg, num_envs=cfg.envs, seed=cfg.seed)
-    learner = PPO(envs, cfg, device)
+    learner = PPO(envs, cfg, device, layout=(env_cfg.window, train_data.features.shape[1]))
 
     # 3. the run folder
     started = dt.datetime.now(dt.UTC)

@@ -6,7 +6,8 @@ position held now (-1, 0, 1) and 1.0 when the decision bar is its session's last
 
 Auto-reset: in the step where an episode ends, the returned obs is the NEW episode's first obs; the ended
 episode's last obs is in info["final_obs"] (rows where info["_final_obs"] is True). The returned obs array
-is owned by the env and overwritten by the next step() or reset(): copy it to keep it.
+is owned by the env and overwritten by the next step() or reset(): copy it to keep it. `terminated` (always
+False: episodes end by truncation) and the info arrays of a step where no episode ended are read-only.
 """
 
 from __future__ import annotations
@@ -82,7 +83,12 @@ class VecTradingEnv:
         self.k = np.zeros(num_envs, np.int64)
         self.pos = np.zeros(num_envs, np.float64)
         self.ret_sum = np.zeros(num_envs, np.float64)
+        # constant arrays handed out in every step where they apply (read-only: nobody can change them)
         self._false = np.zeros(num_envs, dtype=bool)
+        self._no_return = np.full(num_envs, np.nan)
+        self._no_length = np.zeros(num_envs, np.int64)
+        for a in (self._false, self._no_return, self._no_length):
+            a.flags.writeable = False
 
     @property
     def obs_dim(self) -> int:
@@ -112,9 +118,11 @@ class VecTradingEnv:
     def step(
         self, actions: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        a = np.asarray(actions)
+        a = np.asarray(actions, dtype=np.int64)
         if a.shape != (self.num_envs,):
             a = a.reshape(self.num_envs)
+        if a.view(np.uint64).max() >= len(self._pos_table):  # one pass: a negative action is huge as uint64
+            raise ValueError(f"actions must be in 0..{len(self._pos_table) - 1}, got {a}")
         q = self._pos_table[a]
         log_ret, cost, _turnover, p_next = self.market.transition(self.row, self.pos, q)
         self.row += 1
@@ -136,10 +144,10 @@ class VecTradingEnv:
             self.ret_sum[done] = 0.0
             obs = self._obs.build(self.row, self.pos)
         else:
-            info["episode_return"] = np.full(self.num_envs, np.nan)
-            info["episode_length"] = np.zeros(self.num_envs, np.int64)
+            info["episode_return"] = self._no_return
+            info["episode_length"] = self._no_length
         info["cost"] = cost
-        return obs, log_ret.astype(np.float32), self._false.copy(), done, info
+        return obs, log_ret.astype(np.float32), self._false, done, info
 
     def close(self) -> None:
         pass

@@ -246,3 +246,33 @@ def test_the_gymnasium_id_is_registered_on_import(one_day: Path) -> None:
     assert math.isfinite(r) and info["cost"] == pytest.approx(0.002 + 1e-4)
     with pytest.raises(ValueError, match="unknown setting"):
         gymnasium.make("marketlake/Trading-v0", lake=one_day, windw=3)
+
+
+def test_given_symbols_are_used_and_an_ineligible_one_is_reported(lake_root: Path) -> None:
+    write(lake_root, "BTCUSDT", bars_table(dt.datetime(2024, 3, 1, tzinfo=UTC), walk_closes(1440)))
+    write(lake_root, "ETHUSDT", bars_table(dt.datetime(2024, 3, 1, 20, tzinfo=UTC), walk_closes(240, 1)))
+    said: list[str] = []
+    d = load_period(lake_root, Settings(), ["ETHUSDT", "BTCUSDT"], "1m", "train", say=said.append)
+    assert d.symbols == ["ETHUSDT", "BTCUSDT"]
+    assert any("warning: ETHUSDT" in m and "no bar in the train period" in m for m in said), said
+    assert not any("warning: BTCUSDT" in m for m in said)
+    with pytest.raises(MarketlakeError, match="holds no 1m row of ETHUSDT"):
+        load_period(lake_root, Settings(), ["ETHUSDT"], "1m", "train")
+    with pytest.raises(MarketlakeError, match="SOLUSDT: no 1m bars"):
+        load_period(lake_root, Settings(), ["SOLUSDT"], "1m", "train")
+
+
+def test_a_period_prefetched_in_the_background_is_the_same_data(one_day: Path) -> None:
+    from rl.episodes import prefetch_period
+
+    train = load_period(one_day, Settings(), None, "1m", "train")
+    fut = prefetch_period(one_day, Settings(), ["BTCUSDT"], "1m", "validation", train.norm)
+    direct = load_period(one_day, Settings(), ["BTCUSDT"], "1m", "validation", train.norm)
+    got = fut.result(timeout=120)
+    for name in ("features", "open", "close", "ts", "segment_id", "starts"):
+        assert np.array_equal(getattr(got, name), getattr(direct, name)), name
+    bad = prefetch_period(
+        one_day, Settings(), None, "1m", "test"
+    )  # no train statistics: the error comes back
+    with pytest.raises(MarketlakeError, match="normalisation"):
+        bad.result(timeout=120)

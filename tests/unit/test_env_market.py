@@ -130,6 +130,9 @@ def test_flat_earns_exactly_zero() -> None:
     for _ in range(50):
         _, r, _, _, _ = venv.step(np.zeros(4, np.int64))
         assert (r == 0.0).all()
+    for bad in ([0, 1, 2, 0], [0, -1, 0, 0]):  # no short without allow_short; no wrap-around index
+        with pytest.raises(ValueError, match="actions must be in 0..1"):
+            venv.step(np.array(bad))
 
 
 def test_buy_and_hold_earns_the_price_ratio_from_the_first_fill_less_one_commission() -> None:

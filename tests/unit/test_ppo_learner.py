@@ -128,6 +128,7 @@ def test_table_and_overrides() -> None:
     assert cfg.num_iterations == 7 and cfg.hidden_sizes == (32,)
     cfg = cfg.replace_from({"hidden_sizes": "16,8", "seed": 5, "target_kl": None})
     assert cfg.hidden_sizes == (16, 8) and cfg.seed == 5 and cfg.target_kl is None
+    assert PPOConfig.from_table({"target_kl": 0}).target_kl is None  # TOML has no null
 
 
 def test_gae_by_hand() -> None:
@@ -224,3 +225,13 @@ def test_rewards_are_scaled_when_asked() -> None:
     scaled = PPO(CueEnv(2, length=3), small(), torch.device("cpu")).collect()
     assert not torch.equal(raw.rewards[:-1], scaled.rewards[:-1])
     assert torch.equal(torch.sign(raw.rewards[:-1]), torch.sign(scaled.rewards[:-1]))
+
+
+def test_device_auto_and_override() -> None:
+    from rl.ppo import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA"):
+            resolve_device("cuda")

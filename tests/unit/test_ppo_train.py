@@ -277,7 +277,8 @@ def learn_on_leak(root: Path, flip: bool) -> tuple[float, float, float]:
         }
     )
     seed_everything(cfg.seed, 1)
-    ppo = PPO(VecTradingEnv(data, env_cfg, cfg.envs, seed=cfg.seed), cfg, torch.device("cpu"))
+    envs = VecTradingEnv(data, env_cfg, cfg.envs, seed=cfg.seed)
+    ppo = PPO(envs, cfg, torch.device("cpu"), layout=(env_cfg.window, data.features.shape[1]))
     ppo.flip_advantages = flip
     for _ in range(cfg.num_iterations):
         ppo.iterate()
