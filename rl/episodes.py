@@ -15,10 +15,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,17 +173,16 @@ def _eligible(con: Any, interval: str, queries: list[str]) -> list[tuple[str, st
     )
 
 
-def _asset_class(con: Any, symbol: str, interval: str, queries: list[str]) -> str | None:
-    sql = _sql("asset_class")
-    params = {"symbol": symbol, "interval": interval}
+def _asset_classes(con: Any, symbols: list[str], interval: str, queries: list[str]) -> dict[str, str]:
+    sql = _sql("asset_classes")
+    params = {"symbols": list(symbols), "interval": interval}
     _record(queries, sql, params)
-    row = con.execute(sql, params).fetchone()
-    return None if row is None else str(row[0])
+    return {str(sym): str(ac) for sym, ac in con.execute(sql, params).fetchall()}
 
 
 def _stream(
     con: Any, symbols: list[str], interval: str, start_at: Any, end_at: Any, queries: list[str]
-) -> Iterator[tuple[int, pa.RecordBatch | None]]:
+) -> Generator[tuple[int, pa.RecordBatch | None], None, None]:
     """(symbol index, record batch) for every symbol's rows, in order; the queries run in a background
     thread one symbol ahead of the consumer (DuckDB releases the GIL while it works)."""
     sql = _sql("period_rows")
@@ -227,6 +227,30 @@ def _stream(
         thread.join()
 
 
+def _select(
+    con: Any,
+    symbols: list[str] | None,
+    interval: str,
+    queries: list[str],
+    say: Callable[[str], None],
+    warn_ineligible: bool,
+) -> list[tuple[str, str]]:
+    """(symbol, asset_class) to read: the train period's eligible symbols, or the given ones."""
+    if symbols is None:
+        return _eligible(con, interval, queries)
+    classes = _asset_classes(con, symbols, interval, queries)
+    missing = [s for s in symbols if s not in classes]
+    if missing:
+        raise MarketlakeError(f"symbol(s) {', '.join(missing)}: no {interval} bars in the lake")
+    if len(set(symbols)) != len(symbols):
+        raise MarketlakeError(f"symbols given twice: {symbols}")
+    if warn_ineligible:
+        for s, _, ok, reason in _train_eligibility(con, interval, queries):
+            if s in symbols and not ok:
+                say(f"warning: {s} {interval} is not eligible in the train period: {reason}")
+    return [(s, classes[s]) for s in symbols]
+
+
 def load_period(
     root: Path | str | None,
     settings: Settings,
@@ -259,27 +283,16 @@ def load_period(
     con = lake.connect(root, read_only=True, settings=settings)
     try:
         start_at, end_at = _period_bounds(con, period, queries)
-        if symbols is None:
-            chosen = _eligible(con, interval, queries)
-        else:
-            chosen = []
-            for s in symbols:
-                ac = _asset_class(con, s, interval, queries)
-                if ac is None:
-                    raise MarketlakeError(f"symbol {s}: no {interval} bars in the lake")
-                chosen.append((s, ac))
-            if warn_ineligible:
-                for s, _, ok, reason in _train_eligibility(con, interval, queries):
-                    if s in symbols and not ok:
-                        say(f"warning: {s} {interval} is not eligible in the train period: {reason}")
+        chosen = _select(con, symbols, interval, queries, say, warn_ineligible)
         names = [s for s, _ in chosen]
         say(f"reading {len(names)} symbol(s) {interval}, {period} period {start_at} .. {end_at}")
         cols: dict[int, list[pa.RecordBatch]] = {i: [] for i in range(len(names))}
-        for i, batch in _stream(con, names, interval, start_at, end_at, queries):
-            if batch is not None and batch.num_rows:
-                cols[i].append(batch)
-            elif batch is None:
-                say(f"  {names[i]}: {sum(b.num_rows for b in cols[i])} rows")
+        with contextlib.closing(_stream(con, names, interval, start_at, end_at, queries)) as stream:
+            for i, batch in stream:
+                if batch is not None and batch.num_rows:
+                    cols[i].append(batch)
+                elif batch is None:
+                    say(f"  {names[i]}: {sum(b.num_rows for b in cols[i])} rows")
     finally:
         con.close()
     if not any(b.num_rows for bs in cols.values() for b in bs):
@@ -318,7 +331,7 @@ def _assemble(
     sym_parts: list[np.ndarray] = []
     feat_parts: list[np.ndarray] = []
     for i in range(len(names)):
-        for b in cols[i]:
+        for b in cols.get(i, []):
             for c in ("ts_us", "available_at_us", "segment_no", "segment_pos", "day_no", *PRICES):
                 parts.setdefault(c, []).append(
                     b.column(c).to_numpy(zero_copy_only=False).astype(np.float64 if c in PRICES else np.int64)
@@ -456,3 +469,75 @@ def prefetch_period(
     )
     pool.shutdown(wait=False)
     return future
+
+
+def iter_period(
+    root: Path | str | None,
+    settings: Settings,
+    symbols: list[str] | None,
+    interval: str,
+    period: str,
+    norm: NormStats | None = None,
+    say: Callable[[str], None] | None = None,
+    *,
+    config: Any = None,
+    max_rows: int = 2_000_000,
+) -> Iterator[MarketData]:
+    """A period too large for memory, as MarketData chunks of at most about `max_rows` rows: whole symbols
+    while they fit, a larger symbol cut at record-batch boundaries (about a month of 1m bars each; an
+    episode or walk never crosses a chunk). The next chunk's query runs in the background thread while the
+    caller works on the current one. Symbol indices refer to the full symbol list in every chunk.
+    norm None (train only): a first pass over the period computes the statistics, then a second yields."""
+    from rl.market import EnvConfig, valid_starts
+
+    if period not in PERIODS:
+        raise MarketlakeError(f"period must be one of {', '.join(PERIODS)}, got {period!r}")
+    if norm is None and period != "train":
+        raise MarketlakeError(
+            f"the {period} period needs the train period's normalisation statistics (norm=...)"
+        )
+    say = say or (lambda _m: None)
+    cfg = config if config is not None else EnvConfig()
+    queries: list[str] = []
+    con = lake.connect(root, read_only=True, settings=settings)
+    try:
+        start_at, end_at = _period_bounds(con, period, queries)
+        chosen = _select(con, symbols, interval, queries, say, True)
+        names, classes = [s for s, _ in chosen], [a for _, a in chosen]
+        if norm is None:  # pass 1: sums for the mean and variance, batch by batch
+            n, total, total_sq = 0, np.zeros(len(FEATURES)), np.zeros(len(FEATURES))
+            with contextlib.closing(_stream(con, names, interval, start_at, end_at, queries)) as stream:
+                for _, batch in stream:
+                    if batch is None or not batch.num_rows:
+                        continue
+                    x = np.column_stack([batch.column(c).to_numpy(zero_copy_only=False) for c in FEATURES])
+                    x = x[np.isfinite(x).all(axis=1)]
+                    n += len(x)
+                    total += x.sum(axis=0)
+                    total_sq += (x * x).sum(axis=0)
+            if n == 0:
+                raise MarketlakeError(f"the {period} period holds no {interval} row of {', '.join(names)}")
+            mean = total / n
+            std = np.sqrt(np.maximum(total_sq / n - mean * mean, 0.0))
+            norm = NormStats(list(FEATURES), mean, np.where(std > 1e-12, std, 1.0))
+        cols: dict[int, list[pa.RecordBatch]] = {}
+        rows = 0
+
+        def chunk() -> MarketData:
+            d = _assemble(names, classes, interval, period, cols, norm, list(queries), start_at, end_at)
+            d.starts = valid_starts(d, cfg, strict=False)
+            return d
+
+        with contextlib.closing(_stream(con, names, interval, start_at, end_at, queries)) as stream:
+            for i, batch in stream:
+                if batch is None or not batch.num_rows:
+                    continue
+                if rows and rows + batch.num_rows > max_rows:
+                    yield chunk()
+                    cols, rows = {}, 0
+                cols.setdefault(i, []).append(batch)
+                rows += batch.num_rows
+            if rows:
+                yield chunk()
+    finally:
+        con.close()

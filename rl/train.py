@@ -290,7 +290,7 @@ def _progress(enabled: bool) -> Any:
     return Progress(
         TextColumn("iteration"),
         MofNCompleteColumn(),
-        BarColumn(),
+        BarColumn(bar_width=10),
         TimeElapsedColumn(),
         TextColumn("{task.fields[line]}"),
         console=Console(stderr=True),
@@ -326,9 +326,9 @@ def train(
     say(f"symbols ({opts.interval}): {', '.join(elig.used)}")
     for symbol, why in elig.skipped.items():
         say(f"skipped {symbol}: {why}")
-    train_data = load_period(root, settings, elig.used, opts.interval, "train", config=env_cfg)
+    train_data = load_period(root, settings, elig.used, opts.interval, "train", say=say, config=env_cfg)
     val_data = load_period(
-        root, settings, elig.used, opts.interval, "validation", train_data.norm, config=env_cfg
+        root, settings, elig.used, opts.interval, "validation", train_data.norm, say=say, config=env_cfg
     )
     for d in (train_data, val_data):
         say(f"{d.period}: {_iso(d.bounds[0])} .. {_iso(d.bounds[1])}, {d.n_rows} bars")
@@ -453,10 +453,14 @@ def train(
     seconds = now() - t_start
     say(
         f"done: {state['env_steps']} env steps in {seconds:.1f}s ({state['env_steps'] / max(seconds, 1e-9):,.0f}/s); "
-        f"best validation score {state['best_score']} at iteration {state['best_iteration']}"
+        f"best validation score {_fmt(state['best_score'])} at iteration {state['best_iteration']}"
     )
     say(f"run id: {run_id}")
     return _result(run_id, run_dir, state, elig, opts.interval)
+
+
+def _fmt(x: float | None) -> str:
+    return "none" if x is None else f"{x:+.5f}"
 
 
 def _finite(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -465,11 +469,13 @@ def _finite(record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _line(stats: IterationStats, sps: float, record: Mapping[str, Any]) -> str:
+    """The progress bar's numbers: env steps/s, mean episodic return, policy and value loss, entropy, KL
+    (and the validation score when this iteration validated)."""
     val = record.get("val_score")
     v = f" val {val:+.4f}" if isinstance(val, float) and np.isfinite(val) else ""
     return (
-        f"{sps:,.0f} steps/s  return {stats.mean_return:+.4f}  pi {stats.policy_loss:+.4f}  "
-        f"v {stats.value_loss:.5f}  ent {stats.entropy:.3f}  kl {stats.approx_kl:.4f}{v}"
+        f"{sps:,.0f} steps/s ret {stats.mean_return:+.4f} pi {stats.policy_loss:+.1e} "
+        f"v {stats.value_loss:.1e} ent {stats.entropy:.2f} kl {stats.approx_kl:.1e}{v}"
     )
 
 

@@ -276,3 +276,27 @@ def test_a_period_prefetched_in_the_background_is_the_same_data(one_day: Path) -
     )  # no train statistics: the error comes back
     with pytest.raises(MarketlakeError, match="normalisation"):
         bad.result(timeout=120)
+
+
+def test_a_period_read_in_chunks_is_the_period(lake_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import rl.episodes as episodes
+
+    write(lake_root, "BTCUSDT", bars_table(dt.datetime(2024, 3, 1, tzinfo=UTC), walk_closes(1440)))
+    write(lake_root, "ETHUSDT", bars_table(dt.datetime(2024, 3, 1, tzinfo=UTC), walk_closes(1440, 8, 3000.0)))
+    whole = load_period(lake_root, Settings(), None, "1m", "train")
+    monkeypatch.setattr(episodes, "BATCH_ROWS", 200)  # small record batches, so a symbol spans chunks
+    chunks = list(episodes.iter_period(lake_root, Settings(), None, "1m", "train", max_rows=500))
+    assert len(chunks) >= 4 and all(c.n_rows <= 500 for c in chunks)
+    assert np.array_equal(np.concatenate([c.ts for c in chunks]), whole.ts)
+    assert np.array_equal(np.concatenate([c.symbol_idx for c in chunks]), whole.symbol_idx)
+    assert np.allclose(chunks[0].norm.mean, whole.norm.mean) and np.allclose(
+        chunks[0].norm.std, whole.norm.std
+    )
+    assert np.allclose(np.concatenate([c.features for c in chunks]), whole.features, atol=1e-5)
+    for c in chunks:  # no episode crosses a chunk: starts are within each chunk's own rows
+        assert c.starts.max(initial=-1) < c.n_rows
+    with_norm = list(
+        episodes.iter_period(lake_root, Settings(), None, "1m", "test", whole.norm, max_rows=10**6)
+    )
+    test = load_period(lake_root, Settings(), None, "1m", "test", whole.norm)
+    assert len(with_norm) == 1 and np.array_equal(with_norm[0].features, test.features)

@@ -252,3 +252,28 @@ def test_env_config_from_settings_and_its_errors() -> None:
     for bad in ({"slippage": "pct"}, {"window": 0}, {"commission": -1.0}, {"allow_short": "yes"}):
         with pytest.raises(ValueError, match="train."):
             EnvConfig.from_settings(bad)
+
+
+def test_the_observation_holds_the_last_window_rows_up_to_the_decision_bar_and_nothing_later() -> None:
+    data = random_data(200, seed=9, session_end=np.arange(200) % 50 == 49)
+    cfg = EnvConfig(window=6, episode_length=10)
+    f = data.features.shape[1]
+    venv = VecTradingEnv(data, cfg, 2, seed=0)
+    obs, _ = venv.reset(options={"starts": [20, 43]})
+    for i, t in enumerate((20, 43)):
+        assert np.array_equal(obs[i, : 6 * f], data.features[t - 5 : t + 1].ravel())
+        assert obs[i, 6 * f] == 0.0  # flat at the start
+    obs, *_ = venv.step(np.array([1, 0]))
+    assert np.array_equal(obs[0, : 6 * f], data.features[16:22].ravel())
+    assert obs[0, 6 * f] == 1.0 and obs[1, 6 * f] == 0.0  # the position now held
+    for _ in range(5):
+        obs, *_ = venv.step(np.array([1, 0]))
+    assert venv.row[1] == 49 and obs[1, 6 * f + 1] == 1.0 and obs[0, 6 * f + 1] == 0.0  # session's last bar
+    later = data.features.copy()
+    later[27:] += 100.0  # rows after the decision bar 26 change: the observation at 26 does not
+    other = market_data_from_arrays(data.open, data.high, data.low, data.close, later)
+    v2 = VecTradingEnv(other, cfg, 1, seed=0)
+    o2, _ = v2.reset(options={"starts": [26]})
+    v1 = VecTradingEnv(data, cfg, 1, seed=0)
+    o1, _ = v1.reset(options={"starts": [26]})
+    assert np.array_equal(o1, o2)
