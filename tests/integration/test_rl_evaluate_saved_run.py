@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,10 @@ def test_evaluate_reproduces_what_train_printed(lake_root: Path, tmp_path: Path)
     printed: list[str] = []
     result, report = train_and_evaluate(lake_root, settings, runs_dir=tmp_path / "runs", say=printed.append)
     assert result.status == "completed" and result.best_score is not None and report is not None
-    assert any(f"best validation score {result.best_score}" in line for line in printed)
+    shown = [
+        m.group(1) for line in printed if (m := re.search(r"best validation score ([-+]?\d+\.\d+)", line))
+    ]
+    assert len(shown) == 1, printed
     status = json.loads((result.run_dir / "status.json").read_text())
     saved = json.loads((result.run_dir / "evaluation-test.json").read_text())
     assert report.parent_run_id == result.run_id and report.seed == 3
@@ -49,6 +53,7 @@ def test_evaluate_reproduces_what_train_printed(lake_root: Path, tmp_path: Path)
     val = evaluate(lake_root, settings, result.run_dir, "validation", record=False, resamples=100)
     score = sum(math.log1p(val.metrics[s]["agent"].total_return) for s in SYMBOLS) / len(SYMBOLS)
     assert score == pytest.approx(status["best_score"], rel=1e-9, abs=1e-12)
+    assert float(shown[0]) == pytest.approx(score, abs=6e-6)  # as printed, to its 5 decimals
 
     # the saved run evaluated again, by id as the command line does: the numbers train printed
     assert find_run_dir(lake_root, result.run_id, settings) == result.run_dir
