@@ -429,6 +429,33 @@ def record_training(
     return record
 
 
+def train_and_evaluate(
+    root: str | os.PathLike[str] | None,
+    settings: Settings,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    say: Say | None = None,
+    progress: bool = False,
+    runs_dir: str | os.PathLike[str] | None = None,
+) -> tuple[Any, EvalReport | None]:
+    """`marketlake train`: train (rl.train.train), record the training run in `runs`, then evaluate the
+    chosen model on the unseen test period. An interrupted or checkpoint-less run is recorded and not
+    evaluated (the report is None). Returns (TrainResult, EvalReport | None)."""
+    from rl.train import train
+
+    say = say or (lambda _m: None)
+    lake_root = resolve_lake_root(root)
+    out = Path(runs_dir) if runs_dir is not None else None
+    result = train(lake_root, settings, overrides, runs_dir=out, say=say, progress=progress)
+    record_training(lake_root, settings, result.run_dir, say=say)
+    if result.status != "completed" or result.best_checkpoint is None:
+        say(
+            f"run {result.run_id} {result.status}: not evaluated (`marketlake evaluate {result.run_id}` later)"
+        )
+        return result, None
+    return result, evaluate(lake_root, settings, result.run_dir, "test", say=say)
+
+
 # --- what a person sees -----------------------------------------------------------------------------------
 
 

@@ -50,6 +50,13 @@ class SupabaseTarget:
         return redact(text)
 
 
+def ddl_path() -> Path:
+    """The shipped DDL of the training_runs table (apply it once in the Supabase project)."""
+    from lake.connect import sql_dir
+
+    return sql_dir() / "supabase" / "001_training_runs.sql"
+
+
 def supabase_target(env: Mapping[str, str] | None = None) -> SupabaseTarget | None:
     """The Supabase project to mirror to, when both SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY are set."""
     env = os.environ if env is None else env

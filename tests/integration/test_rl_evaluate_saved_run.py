@@ -6,14 +6,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
 
 from lake.config import Settings
 from rl import runlog
-from rl.evaluate import evaluate, evaluate_run, find_run_dir, record_training
-from rl.train import train
+from rl.evaluate import evaluate, evaluate_run, find_run_dir, render_table, train_and_evaluate
 from tests.conftest import bars_table
 from tests.unit.test_rl_evaluate import walk_closes, write_bars
 
@@ -39,28 +39,28 @@ def test_evaluate_reproduces_what_train_printed(lake_root: Path, tmp_path: Path)
         }
     )
     printed: list[str] = []
-    result = train(lake_root, settings, runs_dir=tmp_path / "runs", say=printed.append)
-    assert result.status == "completed" and result.best_score is not None
-    assert any(f"best validation score {result.best_score}" in line for line in printed)
+    result, report = train_and_evaluate(lake_root, settings, runs_dir=tmp_path / "runs", say=printed.append)
+    assert result.status == "completed" and result.best_score is not None and report is not None
+    shown = [
+        m.group(1) for line in printed if (m := re.search(r"best validation score ([-+]?\d+\.\d+)", line))
+    ]
+    assert len(shown) == 1, printed
     status = json.loads((result.run_dir / "status.json").read_text())
-
-    trained = record_training(lake_root, settings, result.run_dir)
-    assert trained.run_id == result.run_id and trained.status == "finished"
+    saved = json.loads((result.run_dir / "evaluation-test.json").read_text())
+    assert report.parent_run_id == result.run_id and report.seed == 3
 
     # the validation score training chose its model by: the mean over symbols of the net log return
     val = evaluate(lake_root, settings, result.run_dir, "validation", record=False, resamples=100)
     score = sum(math.log1p(val.metrics[s]["agent"].total_return) for s in SYMBOLS) / len(SYMBOLS)
     assert score == pytest.approx(status["best_score"], rel=1e-9, abs=1e-12)
+    assert float(shown[0]) == pytest.approx(score, abs=6e-6)  # as printed, to its 5 decimals
 
+    # the saved run evaluated again, by id as the command line does: the numbers train printed
     assert find_run_dir(lake_root, result.run_id, settings) == result.run_dir
-    first = evaluate(lake_root, settings, result.run_dir, "test", resamples=200)
-    saved = json.loads((result.run_dir / "evaluation-test.json").read_text())
-    second = evaluate_run(lake_root, settings, result.run_id, "test")  # by id, as the command line does
-    assert second.metrics == first.metrics
-    assert second.sharpe_ci["overall"] is not None and first.sharpe_ci["overall"] is not None
-    assert second.sharpe_ci["overall"].difference == first.sharpe_ci["overall"].difference
-    assert saved["overall"]["agent"] == second.metrics["overall"]["agent"].to_dict()
-    assert first.seed == 3
+    again = evaluate_run(lake_root, settings, result.run_id, "test")
+    assert again.metrics == report.metrics and again.sharpe_ci == report.sharpe_ci
+    assert saved["overall"]["agent"] == again.metrics["overall"]["agent"].to_dict()
+    assert render_table(again) == render_table(report)
 
     rows = runlog.list_runs(lake_root)
     assert [r["kind"] for r in rows] == ["evaluate", "evaluate", "train"]

@@ -18,7 +18,7 @@ from lake.config import Settings
 from lake.errors import MarketlakeError
 from rl import runlog
 from rl.episodes import market_data_from_arrays
-from rl.evaluate import evaluate, judge, portfolio_series, render_table
+from rl.evaluate import evaluate, judge, portfolio_series, record_training, render_table
 from rl.market import EnvConfig
 from rl.walk import Walk
 from tests.conftest import bars_table
@@ -173,3 +173,34 @@ def test_evaluate_refuses_a_missing_run_folder_and_the_train_period(
         evaluate(two_symbols, Settings(), tmp_path / "nope", policy=momentum)
     with pytest.raises(MarketlakeError, match="test or validation"):
         evaluate(two_symbols, Settings(), tmp_path, "train", policy=momentum)
+
+
+@pytest.mark.parametrize(
+    ("saved", "recorded"), [("completed", "finished"), ("interrupted", "interrupted"), ("failed", "failed")]
+)
+def test_record_training_reads_the_run_folder(
+    two_symbols: Path, tmp_path: Path, saved: str, recorded: str
+) -> None:
+    run_dir = tmp_path / "r-train"
+    run_dir.mkdir()
+    started = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    settings_json = {
+        "run_id": "r-train",
+        "started_at": started.isoformat(),
+        "symbols": ["BTCUSDT"],
+        "interval": "1m",
+    }
+    (run_dir / "settings.json").write_text(json.dumps(settings_json))
+    status = {"status": saved, "iterations": 3, "env_steps": 300, "best_iteration": 2, "best_score": 0.01}
+    if saved != "failed":
+        status["finished_at"] = (started + dt.timedelta(minutes=5)).isoformat()
+    (run_dir / "status.json").write_text(json.dumps(status))
+    record = record_training(two_symbols, Settings(), run_dir)
+    (row,) = runlog.list_runs(two_symbols)
+    assert (
+        row["run_id"] == record.run_id == "r-train" and row["kind"] == "train" and row["status"] == recorded
+    )
+    assert row["started_at"] == started and row["metrics"]["best_score"] == 0.01
+    assert row["config"]["symbols"] == ["BTCUSDT"] and row["run_dir"] == str(run_dir)
+    expected = runlog.snapshot_for_run(two_symbols, Settings(), ["BTCUSDT"], "1m", ["train", "validation"])
+    assert row["data_snapshot"] == expected.hash
