@@ -17,21 +17,24 @@ def train_and_evaluate(
     run: RunContext, overrides: dict[str, Any], *, runs_dir: Path | None = None, evaluate: bool = True
 ) -> tuple[Any, Any]:
     """What `marketlake train` does, for the command and for `marketlake demo`: train (train and validation
-    periods only), record the run in the lake, then evaluate the chosen model on the unseen test period
-    beside the baselines and print the table. Returns (TrainResult, EvalReport or None)."""
-    from rl.evaluate import evaluate as evaluate_run_dir
-    from rl.evaluate import record_training, render_table
-    from rl.train import train
+    periods only) and record the run (rl.evaluate.train_and_evaluate), evaluate the chosen model on the
+    unseen test period, print the table. Returns (TrainResult, EvalReport or None)."""
+    from rl import evaluate as ev
 
-    result = train(run.root, run.settings, overrides, runs_dir=runs_dir, say=run.say, progress=not run.quiet)
-    record_training(run.root, run.settings, result.run_dir, say=run.say)
-    report = None
-    if evaluate and result.best_checkpoint is not None:
-        run.say("evaluating the chosen model on the test period (never read by training) …")
-        report = evaluate_run_dir(run.root, run.settings, result.run_dir, "test", say=run.say)
-        click.echo(render_table(report))
-    elif evaluate:
-        run.say("no checkpoint was chosen (stopped before the first validation): nothing to evaluate")
+    if evaluate:
+        result, report = ev.train_and_evaluate(
+            run.root, run.settings, overrides, say=run.say, progress=not run.quiet, runs_dir=runs_dir
+        )
+    else:
+        from rl.train import train
+
+        result = train(
+            run.root, run.settings, overrides, runs_dir=runs_dir, say=run.say, progress=not run.quiet
+        )
+        ev.record_training(run.root, run.settings, result.run_dir, say=run.say)
+        report = None
+    if report is not None:
+        click.echo(ev.render_table(report))
     return result, report
 
 
