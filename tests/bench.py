@@ -341,7 +341,8 @@ def bench_binance(tmp: Path, symbols: int) -> list[Row]:
 
 
 def _optional(module: str) -> list[Row]:
-    """Rows of a benchmark module that has a `rows() -> list[dict]` (the env and PPO benchmarks)."""
+    """Rows of a benchmark module that has a `rows() -> list[Row]` (the env and PPO benchmarks; their Row is
+    tests.bench.Row, a different class from this module's when it runs as __main__)."""
     import importlib
 
     try:
@@ -350,7 +351,7 @@ def _optional(module: str) -> list[Row]:
         return []
     out = []
     for r in mod.rows():
-        out.append(r if isinstance(r, Row) else Row(**r))
+        out.append(r if isinstance(r, Row) else Row(**(r if isinstance(r, dict) else asdict(r))))
     return out
 
 

@@ -26,12 +26,13 @@ import pyarrow as pa
 
 import lake
 from features.calendars import xnys_year
+from ingest.sessions import land
 from lake.config import Settings
 from lake.schemas import UTC_TS
-from lake.writer import LakeWriter
 from rl.episodes import MarketData, load_period
 from rl.market import EnvConfig, Market, window_view
 from rl.vector import VecTradingEnv
+from tests.bench import Row, print_table
 
 NY = ZoneInfo("America/New_York")
 NUM_ENVS = 64
@@ -76,7 +77,7 @@ def stock_sessions(symbol_seed: int, days: int) -> pa.Table:
 
 
 def write_lake(root: Path, symbols: int, days: int) -> None:
-    with LakeWriter.open(root) as w:
+    with land(root) as w:
         for i in range(symbols):
             t = stock_sessions(i, days)
             part = {"source": "polygon", "interval": "1m", "symbol": f"BENCH{i}", "period": "2024-01"}
@@ -114,8 +115,9 @@ def bench_vector(data: MarketData) -> tuple[float, float]:
     return NUM_ENVS * steps / t_ours, NUM_ENVS * steps / t_ref
 
 
-def main() -> None:
-    rows: list[tuple[str, str, str, str, str, str]] = []
+def rows() -> list[Row]:
+    """The environment's rows of `make bench`."""
+    out: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "lake"
         symbols, days = 4, 20
@@ -141,47 +143,47 @@ def main() -> None:
         con.close()
         eps = episodes / t_load
         raw_eps = episodes / t_raw
-        rows.append(
-            (
+        out.append(
+            Row(
                 "episode streaming (390-bar sessions/s, lake -> numpy)",
                 f"{eps:,.0f}/s ({data.n_rows / t_load:,.0f} rows/s)",
                 f"{raw_eps:,.0f}/s raw Parquet",
-                f"{raw_eps / eps:.1f}x slower",
+                raw_eps / eps,
                 ">= 10,000/s",
-                "pass" if eps >= 10_000 else "FAIL",
+                eps >= 10_000,
             )
         )
         # episodes served from a loaded period
         cfg = EnvConfig(window=WINDOW, episode_length=300)
         big = VecTradingEnv(data, cfg, 4096, seed=0)
         t_reset = best_of(lambda: big.reset(), 5)
-        rows.append(
-            (
+        out.append(
+            Row(
                 "episode serving (starts/s from a loaded period)",
                 f"{4096 / t_reset:,.0f}/s",
-                "-",
-                "-",
+                "",
+                None,
                 ">= 10,000/s",
-                "pass" if 4096 / t_reset >= 10_000 else "FAIL",
+                4096 / t_reset >= 10_000,
             )
         )
         ours, ref = bench_vector(data)
-        rows.append(
-            (
+        out.append(
+            Row(
                 f"vector env steps/s ({NUM_ENVS} envs, window {WINDOW}, {data.features.shape[1]} features)",
                 f"{ours:,.0f}/s",
                 f"{ref:,.0f}/s bare numpy",
-                f"{ref / ours:.2f}x",
+                ref / ours,
                 ">= 1,000,000/s, <= 2x",
-                "pass" if ours >= 1_000_000 and ref / ours <= 2 else "FAIL",
+                ours >= 1_000_000 and ref / ours <= 2,
             )
         )
-    widths = [max(len(r[i]) for r in rows + [HEADER]) for i in range(6)]
-    for r in [HEADER, *rows]:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+    return out
 
 
-HEADER = ("benchmark", "figure", "reference", "ratio", "target", "result")
+def main() -> None:
+    print_table(rows())
+
 
 if __name__ == "__main__":
     main()
