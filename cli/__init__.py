@@ -3,7 +3,7 @@
 `cli.main` holds the click group and the shared helpers; each module below registers its commands on it.
 """
 
-from cli import demo, ingest, reading, training
+from cli import demo, ingest, reading, store, training
 from cli.main import cli, main
 
-__all__ = ["cli", "demo", "ingest", "main", "reading", "training"]
+__all__ = ["cli", "demo", "ingest", "main", "reading", "store", "training"]

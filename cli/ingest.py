@@ -32,8 +32,23 @@ def _finish(summaries: Sequence[Any], run: Any) -> None:
         for e in s.errors:
             click.echo(f"error: {s.source}: {redact(e)}", err=True)
         failed = failed or not s.ok
+    _refresh_store(run)
     if failed:
         sys.exit(1)
+
+
+def _refresh_store(run: Any) -> None:
+    """Bring the feature store up to date with what just landed (only the pairs whose inputs changed).
+    A failure here is reported and fails the command, but never undoes what was ingested."""
+    from features import store
+
+    try:
+        result = store.refresh(run.root, run.settings, run.say)
+    except MarketlakeError as exc:
+        click.echo(f"error: feature store: {redact(str(exc))}", err=True)
+        sys.exit(1)
+    if result.built or result.removed:
+        run.say(store.describe(result))
 
 
 def _range(run: Any, start: str | None, end: str | None) -> tuple[dt.date, dt.date]:

@@ -235,3 +235,25 @@ def test_the_store_equals_the_view_on_generated_lakes(case: dict[str, Any], inte
         write_news(root, news_rows(case, None))
         store.refresh(root, s)
         assert assert_store_equals_view(root, s) > 0
+
+
+def test_the_command_line_refreshes_and_reports(small_lake: Path) -> None:
+    from click.testing import CliRunner
+
+    from cli import cli
+
+    runner = CliRunner()
+    r = runner.invoke(cli, ["--lake", str(small_lake), "--quiet", "features", "status", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    assert {(x["symbol"], x["fresh"]) for x in json.loads(r.output)} == {
+        (s, False) for s in ("AAPL", "BTCUSDT", "ETHUSDT", "QQQ", "SPY")
+    }
+    r = runner.invoke(cli, ["--lake", str(small_lake), "--quiet", "features", "refresh", "--symbols", "AAPL"])
+    assert r.exit_code == 0, r.output
+    assert "1 rebuilt" in r.output
+    assert store.stale(small_lake, Settings()) == [
+        ("BTCUSDT", "1m"),
+        ("ETHUSDT", "1m"),
+        ("QQQ", "1m"),
+        ("SPY", "1m"),
+    ]
