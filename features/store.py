@@ -60,6 +60,9 @@ IRRELEVANT_SETTINGS = frozenset(
 """Settings of lake_settings that no view of the features chain reads (eligibility and splits): a change
 to them rebuilds nothing. Every other setting is in the fingerprint, so a new one is safe by default."""
 DEFAULT_MEMORY_LIMIT = "768MB"
+DEFAULT_BATCH_ROWS = 1_000_000
+"""Stored bars per batch: several symbols of one interval are computed together (their windows run in
+parallel), up to this many rows; DuckDB spills what does not fit in memory_limit."""
 
 Say = Callable[[str], None]
 
@@ -109,14 +112,20 @@ def _part_values(rel: Path) -> dict[str, str]:
 
 def _partition_sha(data_file: Path) -> str:
     """The partition's sha256 from its manifest (the writer keeps it), or of the file itself."""
+    return _partition_info(data_file)[0]
+
+
+def _partition_info(data_file: Path) -> tuple[str, int]:
+    """(sha256, rows) of a partition from its manifest; without one, the file's sha256 and 0 rows."""
     manifest = data_file.parent / MANIFEST_FILE
     try:
-        sha = json.loads(manifest.read_text()).get("sha256")
+        m = json.loads(manifest.read_text())
+        sha = m.get("sha256")
         if isinstance(sha, str) and sha:
-            return sha
-    except (OSError, ValueError):
+            return sha, int(m.get("rows", 0))
+    except (OSError, ValueError, TypeError):
         pass
-    return sha256_file(data_file)
+    return sha256_file(data_file), 0
 
 
 @dataclass
@@ -125,6 +134,8 @@ class _Inputs:
 
     bars: dict[tuple[str, str], list[tuple[Path, str]]]
     """(interval, symbol) -> [(data file, sha256)] over every source and period."""
+    rows: dict[tuple[str, str], int]
+    """(interval, symbol) -> stored bar rows (from the manifests), to size the batches."""
     news: dict[str, list[tuple[Path, str]]]
     common: str
     """Hash of what every chunk reads: trading_sessions, settings, view texts, STORE_VERSION."""
@@ -132,13 +143,16 @@ class _Inputs:
     @classmethod
     def scan(cls, paths: LakePaths, settings: Settings) -> _Inputs:
         bars: dict[tuple[str, str], list[tuple[Path, str]]] = defaultdict(list)
+        rows: dict[tuple[str, str], int] = defaultdict(int)
         base = paths.dataset("bars")
         if base.exists():
             for f in sorted(base.glob(f"source=*/interval=*/symbol=*/period=*/{DATA_FILE}")):
                 v = _part_values(f.relative_to(base))
                 if SCHEMA_ANCHOR in v.values():
                     continue
-                bars[(v["interval"], v["symbol"])].append((f, _partition_sha(f)))
+                sha, n = _partition_info(f)
+                bars[(v["interval"], v["symbol"])].append((f, sha))
+                rows[(v["interval"], v["symbol"])] += n
         news: dict[str, list[tuple[Path, str]]] = defaultdict(list)
         nbase = paths.dataset("news")
         if nbase.exists():
@@ -158,20 +172,20 @@ class _Inputs:
         for name, path in view_files():
             h.update(f"view {name} ".encode())
             h.update(hashlib.sha256(path.read_bytes()).digest())
-        return cls(bars=dict(bars), news=dict(news), common=h.hexdigest())
+        return cls(bars=dict(bars), rows=dict(rows), news=dict(news), common=h.hexdigest())
 
-    def chunk_symbols(self, symbol: str) -> list[str]:
-        return [symbol, *(m for m in MARKET_SYMBOLS if m != symbol)]
+    def chunk_symbols(self, *symbols: str) -> list[str]:
+        return [*symbols, *(m for m in MARKET_SYMBOLS if m not in symbols)]
 
-    def bar_files(self, symbol: str, interval: str) -> list[tuple[Path, str]]:
+    def bar_files(self, interval: str, *symbols: str) -> list[tuple[Path, str]]:
         out: list[tuple[Path, str]] = []
-        for s in self.chunk_symbols(symbol):
+        for s in self.chunk_symbols(*symbols):
             out.extend(self.bars.get((interval, s), []))
         return out
 
-    def news_files(self, symbol: str) -> list[tuple[Path, str]]:
+    def news_files(self, *symbols: str) -> list[tuple[Path, str]]:
         out: list[tuple[Path, str]] = []
-        for s in self.chunk_symbols(symbol):
+        for s in self.chunk_symbols(*symbols):
             out.extend(self.news.get(s, []))
         return out
 
@@ -180,7 +194,7 @@ class _Inputs:
             return ""
         h = hashlib.sha256()
         h.update(f"{self.common}\nchunk {symbol} {interval}\n".encode())
-        for f, sha in self.bar_files(symbol, interval):
+        for f, sha in self.bar_files(interval, symbol):
             h.update(f"bars {f.relative_to(paths.datasets)} {sha}\n".encode())
         for f, sha in self.news_files(symbol):
             h.update(f"news {f.relative_to(paths.datasets)} {sha}\n".encode())
@@ -250,9 +264,9 @@ def _link(target: Path, link: Path) -> None:
 
 @contextmanager
 def _chunk_view(
-    paths: LakePaths, inputs: _Inputs, symbol: str, interval: str, work: Path
+    paths: LakePaths, inputs: _Inputs, symbols: list[str], interval: str, work: Path
 ) -> Iterator[tuple[Path, Path]]:
-    """A private folder per dataset holding links to the chunk's input partitions (and the datasets'
+    """A private folder per dataset holding links to the batch's input partitions (and the datasets'
     empty schema anchors, so that the views are typed even with no news)."""
     d = Path(tempfile.mkdtemp(prefix="chunk-", dir=work))
     bars_dir, news_dir = d / "bars", d / "news"
@@ -261,11 +275,11 @@ def _chunk_view(
             f"{k}={SCHEMA_ANCHOR}" for k in ("source", "interval", "symbol", "period")
         )
         _link(anchor / DATA_FILE, bars_dir / anchor.relative_to(paths.dataset("bars")) / DATA_FILE)
-        for f, _ in inputs.bar_files(symbol, interval):
+        for f, _ in inputs.bar_files(interval, *symbols):
             _link(f, bars_dir / f.relative_to(paths.dataset("bars")))
         news_anchor = paths.dataset("news") / f"symbol={SCHEMA_ANCHOR}" / DATA_FILE
         _link(news_anchor, news_dir / news_anchor.relative_to(paths.dataset("news")))
-        for f, _ in inputs.news_files(symbol):
+        for f, _ in inputs.news_files(*symbols):
             _link(f, news_dir / f.relative_to(paths.dataset("news")))
         yield bars_dir, news_dir
     finally:
@@ -291,34 +305,65 @@ def _store_sql(name: str) -> str:
     return (sql_dir() / "store" / f"{name}.sql").read_text(encoding="utf-8")
 
 
-def _build_chunk(
+def _build_batch(
     con: duckdb.DuckDBPyConnection,
     writer: LakeWriter,
-    chunk: Chunk,
+    batch: list[Chunk],
     bars_dir: Path,
     news_dir: Path,
     result: RefreshResult,
-) -> int:
+) -> dict[str, int]:
+    """Compute one batch (chunks of one interval) and write each chunk's year partitions; rows per symbol."""
+    interval = batch[0].interval
     con.execute("SET VARIABLE dataset_bars = ?", [str(bars_dir)])
     con.execute("SET VARIABLE dataset_news = ?", [str(news_dir)])
     con.execute(_store_sql("chunk_begin"))
-    con.execute(_store_sql("features_chunk"), [chunk.symbol, chunk.interval])
-    years = [str(r[0]) for r in con.execute("SELECT DISTINCT year FROM store_chunk ORDER BY year").fetchall()]
-    inputs = [{"fingerprint": chunk.fingerprint, "store_version": STORE_VERSION}]
-    rows = 0
-    for year in years:
-        table = con.execute(
-            "SELECT * EXCLUDE (year) FROM store_chunk WHERE year = ? ORDER BY ts", [int(year)]
-        ).to_arrow_table()
-        part = {"interval": chunk.interval, "symbol": chunk.symbol, "year": year}
-        res = writer.write(FEATURES, part, table, mode="replace", inputs=inputs)
-        rows += table.num_rows
-        result.partitions_changed += int(res.changed)
-        del table
-    for year in sorted(set(chunk.stored) - set(years)):
-        _empty(writer, chunk, year, result)
+    con.execute(_store_sql("features_chunk"), [interval, [c.symbol for c in batch]])
+    got = con.execute("SELECT DISTINCT symbol, year FROM store_chunk ORDER BY ALL").fetchall()
+    years: dict[str, list[int]] = defaultdict(list)
+    for sym, year in got:
+        years[str(sym)].append(int(year))
+    out: dict[str, int] = {}
+    for chunk in batch:
+        inputs = [{"fingerprint": chunk.fingerprint, "store_version": STORE_VERSION}]
+        rows = 0
+        for year in years.get(chunk.symbol, []):
+            table = con.execute(
+                "SELECT * EXCLUDE (symbol, year) FROM store_chunk WHERE symbol = ? AND year = ? ORDER BY ts",
+                [chunk.symbol, year],
+            ).to_arrow_table()
+            part = {"interval": interval, "symbol": chunk.symbol, "year": str(year)}
+            res = writer.write(FEATURES, part, table, mode="replace", inputs=inputs)
+            rows += table.num_rows
+            result.partitions_changed += int(res.changed)
+            del table
+        for year_s in sorted(set(chunk.stored) - {str(y) for y in years.get(chunk.symbol, [])}):
+            _empty(writer, chunk, year_s, result)
+        out[chunk.symbol] = rows
     con.execute(_store_sql("chunk_end"))
-    return rows
+    return out
+
+
+def batches(chunks: list[Chunk], rows: Mapping[tuple[str, str], int], batch_rows: int) -> list[list[Chunk]]:
+    """Chunks grouped by interval into batches of at most `batch_rows` stored bars (a chunk larger than
+    that is a batch of its own): the unit of work, and of memory."""
+    out: list[list[Chunk]] = []
+    by_interval: dict[str, list[Chunk]] = defaultdict(list)
+    for c in chunks:
+        by_interval[c.interval].append(c)
+    for interval in sorted(by_interval):
+        cur: list[Chunk] = []
+        n = 0
+        for c in by_interval[interval]:
+            k = rows.get((interval, c.symbol), 0)
+            if cur and n + k > batch_rows:
+                out.append(cur)
+                cur, n = [], 0
+            cur.append(c)
+            n += k
+        if cur:
+            out.append(cur)
+    return out
 
 
 def _empty(writer: LakeWriter, chunk: Chunk, year: str, result: RefreshResult) -> None:
@@ -336,6 +381,7 @@ def refresh(
     intervals: Iterable[str] | None = None,
     force: bool = False,
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
     writer: LakeWriter | None = None,
 ) -> RefreshResult:
     """Bring the feature store up to date: recompute every (symbol, interval) whose inputs changed (all of
@@ -357,6 +403,7 @@ def refresh(
                 intervals=intervals,
                 force=force,
                 memory_limit=memory_limit,
+                batch_rows=batch_rows,
                 writer=w,
             )
     inputs = _Inputs.scan(paths, settings)
@@ -389,17 +436,23 @@ def refresh(
         work = Path(tmp)
         con = _connection(lake_root, settings, memory_limit, work)
         try:
-            for k, c in enumerate(todo, 1):
-                with _chunk_view(paths, inputs, c.symbol, c.interval, work) as (bars_dir, news_dir):
+            work_batches = batches(todo, inputs.rows, batch_rows)
+            done = 0
+            for batch in work_batches:
+                symbols = [c.symbol for c in batch]
+                interval = batch[0].interval
+                with _chunk_view(paths, inputs, symbols, interval, work) as (bars_dir, news_dir):
                     try:
-                        n = _build_chunk(con, writer, c, bars_dir, news_dir, result)
+                        counts = _build_batch(con, writer, batch, bars_dir, news_dir, result)
                     except duckdb.Error as exc:
                         raise MarketlakeError(
-                            f"feature store: computing {c.symbol} {c.interval} failed: {exc}"
+                            f"feature store: computing {interval} of {', '.join(symbols)} failed: {exc}"
                         ) from exc
-                result.rows += n
-                result.built.append((c.symbol, c.interval))
-                say(f"features: {c.symbol} {c.interval}: {n:,} rows ({k}/{len(todo)})")
+                for c in batch:
+                    done += 1
+                    result.rows += counts[c.symbol]
+                    result.built.append((c.symbol, c.interval))
+                    say(f"features: {c.symbol} {c.interval}: {counts[c.symbol]:,} rows ({done}/{len(todo)})")
         finally:
             con.close()
     result.seconds = time.perf_counter() - t0
