@@ -12,14 +12,22 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import lake
 from features import store
 from lake.config import Settings
 from lake.schemas import FEATURES
-from tests.unit.test_features_point_in_time import make_bars, news_rows, series, write, write_news
+from tests.unit.test_features_point_in_time import (
+    LOOKAHEAD_CASE,
+    make_bars,
+    news_rows,
+    series,
+    unchanged,
+    write,
+    write_news,
+)
 
 UTC = dt.UTC
 MIN = dt.timedelta(minutes=1)
@@ -257,3 +265,47 @@ def test_the_command_line_refreshes_and_reports(small_lake: Path) -> None:
         ("QQQ", "1m"),
         ("SPY", "1m"),
     ]
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(series())
+@example(LOOKAHEAD_CASE)
+def test_stored_rows_at_or_before_t_do_not_change_when_rows_after_t_change(case: dict[str, Any]) -> None:
+    """The truncation property of test_features_point_in_time, on the store: two lakes that differ only
+    after t (bars changed, moved or gone; articles known at or after the cut bar's close changed or gone),
+    each refreshed: no stored row at or before t differs."""
+    cut, ts = case["cut"], case["ts"]
+    t_cut = ts[cut]
+    asset = "crypto" if case["kind"] == "crypto" else "stock"
+    keep = [i for i in range(cut + 1, len(ts)) if i not in case["drop"]]
+    b_ts = ts[: cut + 1] + [ts[i] + case["shift"] * MIN for i in keep]
+    b_closes = case["closes"][: cut + 1] + [case["new_closes"][i - cut - 1] for i in keep]
+    b_volumes = case["volumes"][: cut + 1] + [case["new_volumes"][i - cut - 1] for i in keep]
+    s = Settings(session=case["session"], news_time=case["news_time"])
+    with tempfile.TemporaryDirectory() as tmp:
+        root_a, root_b = Path(tmp) / "a", Path(tmp) / "b"
+        source = "binance" if asset == "crypto" else "polygon"
+        write(root_a, "SYM", make_bars(ts, case["closes"], case["volumes"], asset_class=asset), source=source)
+        write(root_b, "SYM", make_bars(b_ts, b_closes, b_volumes, asset_class=asset), source=source)
+        write(
+            root_a,
+            "SPY",
+            make_bars(ts, [c * 4.1 for c in case["closes"]], asset_class="etf"),
+            source="polygon",
+        )
+        write(
+            root_b, "SPY", make_bars(b_ts, [c * 4.1 for c in b_closes], asset_class="etf"), source="polygon"
+        )
+        write_news(root_a, news_rows(case, None))
+        write_news(root_b, news_rows(case, t_cut + MIN))
+        store.refresh(root_a, s)
+        store.refresh(root_b, s)
+        cols, rows_a = rows_of(root_a, s, "features_store")
+        _, rows_b = rows_of(root_b, s, "features_store")
+        ti = cols.index("ts")
+        past_a = [r for r in rows_a if r[ti] <= t_cut]
+        past_b = [r for r in rows_b if r[ti] <= t_cut]
+        assert past_a and len(past_a) == len(past_b)
+        for ra, rb in zip(past_a, past_b, strict=True):
+            for c, va, vb in zip(cols, ra, rb, strict=True):
+                assert unchanged(va, vb), f"features_store.{c} of {ra[0]} at {ra[ti]}: {va!r} -> {vb!r}"
