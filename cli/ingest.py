@@ -39,14 +39,18 @@ def _finish(summaries: Sequence[Any], run: Any) -> None:
 
 def _refresh_store(run: Any) -> None:
     """Bring the feature store up to date with what just landed (only the pairs whose inputs changed).
-    A failure here is reported and fails the command, but never undoes what was ingested."""
+    The store is derived data: a failure here is a warning that names the cause (the ingested data is in
+    the lake either way; `marketlake features refresh` retries and fails loudly)."""
     from features import store
 
     try:
         result = store.refresh(run.root, run.settings, run.say)
     except MarketlakeError as exc:
-        click.echo(f"error: feature store: {redact(str(exc))}", err=True)
-        sys.exit(1)
+        click.echo(
+            f"warning: feature store not refreshed: {redact(str(exc))} (run `marketlake features refresh`)",
+            err=True,
+        )
+        return
     if result.built or result.removed:
         run.say(store.describe(result))
 
