@@ -32,8 +32,27 @@ def _finish(summaries: Sequence[Any], run: Any) -> None:
         for e in s.errors:
             click.echo(f"error: {s.source}: {redact(e)}", err=True)
         failed = failed or not s.ok
+    _refresh_store(run)
     if failed:
         sys.exit(1)
+
+
+def _refresh_store(run: Any) -> None:
+    """Bring the feature store up to date with what just landed (only the pairs whose inputs changed).
+    The store is derived data: a failure here is a warning that names the cause (the ingested data is in
+    the lake either way; `marketlake features refresh` retries and fails loudly)."""
+    from features import store
+
+    try:
+        result = store.refresh(run.root, run.settings, run.say)
+    except MarketlakeError as exc:
+        click.echo(
+            f"warning: feature store not refreshed: {redact(str(exc))} (run `marketlake features refresh`)",
+            err=True,
+        )
+        return
+    if result.built or result.removed:
+        run.say(store.describe(result))
 
 
 def _range(run: Any, start: str | None, end: str | None) -> tuple[dt.date, dt.date]:

@@ -74,6 +74,9 @@ def report(ctx: RunContext) -> list[dict[str, Any]]:
     con = connect(ctx.root, read_only=True, settings=ctx.settings)
     try:
         con.execute("SET enable_progress_bar = false")
+        from lake.connect import sql_dir
+
+        con.execute((sql_dir() / "report" / "check_begin.sql").read_text(encoding="utf-8"))
         rel = con.sql('SELECT * FROM symbol_quality ORDER BY symbol, "interval"')
         cols = rel.columns
         quality = [dict(zip(cols, r, strict=True)) for r in rel.fetchall()]

@@ -3,13 +3,14 @@
 from lake.connect import connect
 from lake.errors import MarketlakeError, NotBuiltYet
 from lake.paths import validate_symbol
-from lake.schemas import BARS, BARS_REJECTED, DATASETS, NEWS, RUNS, TRADING_SESSIONS, Dataset
+from lake.schemas import BARS, BARS_REJECTED, DATASETS, FEATURES, NEWS, RUNS, TRADING_SESSIONS, Dataset
 from lake.writer import LakeWriter, snapshot_hash, verify
 
 __all__ = [
     "BARS",
     "BARS_REJECTED",
     "DATASETS",
+    "FEATURES",
     "NEWS",
     "RUNS",
     "TRADING_SESSIONS",

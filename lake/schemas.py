@@ -151,7 +151,73 @@ TRADING_SESSIONS = Dataset(
     sort_by=("day",),
 )
 
-DATASETS: dict[str, Dataset] = {d.name: d for d in (BARS, BARS_REJECTED, NEWS, RUNS, TRADING_SESSIONS)}
+FEATURES = Dataset(
+    name="features",
+    # The `features` view materialised (features/store.py), one partition per interval, symbol and UTC year
+    # of ts; the same columns in the same order as the view, less the partition columns. A test checks that
+    # this schema and the view's columns agree, and that the stored rows equal the view's.
+    schema=pa.schema(
+        [
+            pa.field("ts", UTC_TS, nullable=False),
+            pa.field("available_at", UTC_TS, nullable=False),
+            pa.field("asset_class", pa.string(), nullable=False),
+            pa.field("calendar", pa.string(), nullable=False),
+            pa.field("trading_day", pa.date32(), nullable=False),
+            pa.field("segment_no", pa.int64(), nullable=False),
+            pa.field("segment_pos", pa.int64(), nullable=False),
+            pa.field("warmup", pa.bool_(), nullable=False),
+            *(
+                pa.field(n, pa.float64())
+                for n in (
+                    "ret_1",
+                    "ret_5",
+                    "ret_15",
+                    "ret_60",
+                    "vol_15",
+                    "vol_60",
+                    "rsi_14",
+                    "volume_z_60",
+                    "range_hl",
+                    "range_mean_15",
+                    "body",
+                    "gap_open",
+                    "idle_minutes",
+                )
+            ),
+            pa.field("minute_of_day", pa.int64()),
+            pa.field("day_of_week", pa.int64()),
+            pa.field("tod_sin", pa.float64()),
+            pa.field("tod_cos", pa.float64()),
+            pa.field("minutes_since_open", pa.float64()),
+            pa.field("minutes_to_close", pa.float64()),
+            pa.field("last_news_at", UTC_TS),
+            pa.field("sentiment_last", pa.float64()),
+            pa.field("news_count_1h", pa.int64()),
+            pa.field("news_count_1d", pa.int64()),
+            pa.field("sentiment_mean_1h", pa.float64()),
+            pa.field("sentiment_mean_1d", pa.float64()),
+            *(
+                f
+                for m in ("spy", "qqq")
+                for f in (
+                    pa.field(f"{m}_available_at", UTC_TS),
+                    pa.field(f"{m}_log_ret_1", pa.float64()),
+                    pa.field(f"{m}_sentiment_last", pa.float64()),
+                    pa.field(f"{m}_news_count_1d", pa.int64()),
+                    pa.field(f"{m}_sentiment_mean_1d", pa.float64()),
+                )
+            ),
+        ]
+    ),
+    partition_by=("interval", "symbol", "year"),
+    key=("ts",),
+    keep="last",
+    sort_by=("ts",),
+)
+
+DATASETS: dict[str, Dataset] = {
+    d.name: d for d in (BARS, BARS_REJECTED, NEWS, RUNS, TRADING_SESSIONS, FEATURES)
+}
 
 
 def empty_table(dataset: Dataset) -> pa.Table:

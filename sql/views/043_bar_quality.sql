@@ -51,7 +51,7 @@ present AS (
 ),
 stored AS (
     SELECT source, symbol, "interval", asset_class, ts, open, high, low, close, volume,
-           CASE WHEN asset_class = 'crypto' THEN timezone('UTC', ts)::DATE
+           CASE WHEN asset_class = 'crypto' THEN make_timestamp(epoch_us(ts))::DATE
                 ELSE timezone('America/New_York', ts)::DATE END AS day
     FROM lake_bars
 ),
@@ -67,7 +67,7 @@ asset AS (
 ),
 rejected AS (
     SELECT r.symbol, r."interval",
-           CASE WHEN a.asset_class = 'crypto' THEN timezone('UTC', r.ts)::DATE
+           CASE WHEN a.asset_class = 'crypto' THEN make_timestamp(epoch_us(r.ts))::DATE
                 ELSE timezone('America/New_York', r.ts)::DATE END AS day,
            count(*) FILTER (WHERE r.reason ILIKE '%duplicate%') AS dup_rejected,
            count(*) FILTER (WHERE r.reason ILIKE '%order%') AS order_rejected
@@ -84,7 +84,7 @@ dup_stored AS (
 ),
 order_stored AS (
     SELECT symbol, "interval",
-           CASE WHEN asset_class = 'crypto' THEN timezone('UTC', ts)::DATE
+           CASE WHEN asset_class = 'crypto' THEN make_timestamp(epoch_us(ts))::DATE
                 ELSE timezone('America/New_York', ts)::DATE END AS day,
            count(*) AS order_stored
     FROM bar_file_order

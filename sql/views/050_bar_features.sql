@@ -82,7 +82,8 @@ win AS (
            avg(volume) OVER (s ROWS BETWEEN 60 PRECEDING AND 1 PRECEDING) AS vmean60,
            stddev_samp(volume) OVER (s ROWS BETWEEN 60 PRECEDING AND 1 PRECEDING) AS vsd60,
            avg(hl) OVER (s ROWS BETWEEN 14 PRECEDING AND CURRENT ROW) AS hl15,
-           timezone(CASE WHEN calendar = 'XNYS' THEN 'America/New_York' ELSE 'UTC' END, ts) AS local_ts
+           CASE WHEN calendar = 'XNYS' THEN timezone('America/New_York', ts)
+                ELSE make_timestamp(epoch_us(ts)) END AS local_ts  -- UTC wall clock by arithmetic
     FROM step
     WINDOW s AS (PARTITION BY symbol, "interval", segment_no ORDER BY ts)
 )

@@ -21,8 +21,13 @@ qqq_bars AS (
 ),
 spy_news AS (SELECT news_at, last_sentiment, cum_n, cum_s FROM news_running WHERE symbol = 'SPY'),
 qqq_news AS (SELECT news_at, last_sentiment, cum_n, cum_s FROM news_running WHERE symbol = 'QQQ'),
+-- The context depends on the bar only through its interval and available_at: it is computed once per
+-- distinct (interval, available_at) (every symbol at one instant shares it) and joined back to the bars.
+instants AS (
+    SELECT DISTINCT "interval", available_at FROM bars
+),
 joined AS (
-    SELECT b.symbol, b."interval", b.ts,
+    SELECT b."interval", b.available_at,
            CASE WHEN (epoch(b.available_at) - epoch(sb.available_at)) / 60.0 <= st.max_gap_minutes THEN sb.available_at END AS spy_available_at,
            CASE WHEN (epoch(b.available_at) - epoch(sb.available_at)) / 60.0 <= st.max_gap_minutes THEN sb.ret_1 END AS spy_log_ret_1,
            sn.last_sentiment::DOUBLE AS spy_sentiment_last,
@@ -33,7 +38,7 @@ joined AS (
            qn.last_sentiment::DOUBLE AS qqq_sentiment_last,
            (coalesce(qn.cum_n, 0) - coalesce(qd.cum_n, 0))::BIGINT AS qqq_news_count_1d,
            coalesce(qn.cum_s, 0) - coalesce(qd.cum_s, 0) AS qqq_sum_1d
-    FROM bars b
+    FROM instants b
     CROSS JOIN lake_settings st
     ASOF LEFT JOIN spy_bars sb
         ON sb."interval" = b."interval" AND sb.available_at <= b.available_at
@@ -44,11 +49,12 @@ joined AS (
     ASOF LEFT JOIN qqq_news qn ON qn.news_at < b.available_at
     ASOF LEFT JOIN qqq_news qd ON qd.news_at < b.available_at - INTERVAL 24 HOUR
 )
-SELECT symbol, "interval", ts,
-       spy_available_at, spy_log_ret_1, spy_sentiment_last, spy_news_count_1d,
-       CASE WHEN spy_news_count_1d > 0 THEN spy_sum_1d::DOUBLE / spy_news_count_1d END
+SELECT b.symbol, b."interval", b.ts,
+       j.spy_available_at, j.spy_log_ret_1, j.spy_sentiment_last, j.spy_news_count_1d,
+       CASE WHEN j.spy_news_count_1d > 0 THEN j.spy_sum_1d::DOUBLE / j.spy_news_count_1d END
            AS spy_sentiment_mean_1d,
-       qqq_available_at, qqq_log_ret_1, qqq_sentiment_last, qqq_news_count_1d,
-       CASE WHEN qqq_news_count_1d > 0 THEN qqq_sum_1d::DOUBLE / qqq_news_count_1d END
+       j.qqq_available_at, j.qqq_log_ret_1, j.qqq_sentiment_last, j.qqq_news_count_1d,
+       CASE WHEN j.qqq_news_count_1d > 0 THEN j.qqq_sum_1d::DOUBLE / j.qqq_news_count_1d END
            AS qqq_sentiment_mean_1d
-FROM joined;
+FROM bars b
+JOIN joined j ON j."interval" = b."interval" AND j.available_at = b.available_at;

@@ -1,0 +1,476 @@
+"""The feature store: the `features` view materialised in the lake, rebuilt only where its inputs changed.
+
+Layout: dataset `features` (lake.schemas.FEATURES), one partition `interval=I/symbol=S/year=Y` per
+interval, symbol and UTC year of ts, written through the lake writer (atomic, with a manifest). Readers
+query the view `features_store` (same columns, same rows as `features`).
+
+Chunks: the work is done one (symbol, interval) at a time, so memory is bounded by one symbol's history,
+whatever the size of the lake. A chunk is computed by the very views of sql/views on a connection that
+sees only the chunk's inputs: its `lake_bars` and `lake_news` read a private folder of links to the input
+partitions (the symbol's bars of every source, SPY's and QQQ's bars of the interval, and the news of the
+three). Every other dataset (trading_sessions, ...) is the lake's own. `features` has no dependency across
+symbols other than SPY and QQQ (market_context), so the chunk's rows are the view's rows.
+
+Freshness: each partition's manifest records, in its inputs, a fingerprint of the chunk's inputs: the
+sha256 (from their manifests) of every input partition, the trading_sessions partitions, the settings the
+views read, the text of every view (sql/views) and STORE_VERSION. A refresh rebuilds exactly the chunks
+whose fingerprint differs from the stored one (or that have no partition yet), and empties the partitions
+of chunks whose bars are gone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from lake.config import Settings
+from lake.connect import register_views, sql_dir, view_files
+from lake.errors import MarketlakeError
+from lake.paths import SCHEMA_ANCHOR, LakePaths, resolve_lake_root
+from lake.schemas import FEATURES
+from lake.writer import DATA_FILE, MANIFEST_FILE, LakeWriter, sha256_file
+
+STORE_VERSION = 1
+"""Bumped whenever the way a chunk is computed changes: every chunk is then rebuilt."""
+MARKET_SYMBOLS = ("SPY", "QQQ")
+"""Symbols whose bars and news every chunk of the interval reads (market_context)."""
+IRRELEVANT_SETTINGS = frozenset(
+    {
+        "min_bars_per_symbol",
+        "max_missing_ratio",
+        "split_method",
+        "train_fraction",
+        "validation_fraction",
+        "train_end",
+        "validation_end",
+        "embargo_days",
+    }
+)
+"""Settings of lake_settings that no view of the features chain reads (eligibility and splits): a change
+to them rebuilds nothing. Every other setting is in the fingerprint, so a new one is safe by default."""
+DEFAULT_MEMORY_LIMIT = "640MB"
+DEFAULT_BATCH_ROWS = 600_000
+"""Stored bars per batch: several symbols of one interval are computed together (their windows run in
+parallel), up to this many rows; DuckDB spills what does not fit in memory_limit."""
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One (symbol, interval) of the store, with its current fingerprint and what the store holds."""
+
+    symbol: str
+    interval: str
+    fingerprint: str
+    """Of the inputs in the lake now; '' when the symbol has no bars of this interval any more."""
+    stored: Mapping[str, str]
+    """year -> fingerprint recorded in that partition's manifest ('' if none)."""
+
+    @property
+    def fresh(self) -> bool:
+        if not self.fingerprint:
+            return not self.stored or all(fp == "" for fp in self.stored.values())
+        return bool(self.stored) and all(fp == self.fingerprint for fp in self.stored.values())
+
+
+@dataclass
+class RefreshResult:
+    built: list[tuple[str, str]] = field(default_factory=list)
+    """(symbol, interval) chunks recomputed."""
+    fresh: list[tuple[str, str]] = field(default_factory=list)
+    """Chunks already up to date (not recomputed)."""
+    removed: list[tuple[str, str]] = field(default_factory=list)
+    """Chunks whose bars are gone: their partitions emptied."""
+    rows: int = 0
+    """Rows written by this refresh."""
+    partitions_changed: int = 0
+    seconds: float = 0.0
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+# --- fingerprints ----------------------------------------------------------------------------------------
+
+
+def _part_values(rel: Path) -> dict[str, str]:
+    return dict(p.split("=", 1) for p in rel.parts if "=" in p)
+
+
+def _partition_sha(data_file: Path) -> str:
+    """The partition's sha256 from its manifest (the writer keeps it), or of the file itself."""
+    return _partition_info(data_file)[0]
+
+
+def _partition_info(data_file: Path) -> tuple[str, int]:
+    """(sha256, rows) of a partition from its manifest; without one, the file's sha256 and 0 rows."""
+    manifest = data_file.parent / MANIFEST_FILE
+    try:
+        m = json.loads(manifest.read_text())
+        sha = m.get("sha256")
+        if isinstance(sha, str) and sha:
+            return sha, int(m.get("rows", 0))
+    except (OSError, ValueError, TypeError):
+        pass
+    return sha256_file(data_file), 0
+
+
+@dataclass
+class _Inputs:
+    """The lake's input partitions, read once per refresh."""
+
+    bars: dict[tuple[str, str], list[tuple[Path, str]]]
+    """(interval, symbol) -> [(data file, sha256)] over every source and period."""
+    rows: dict[tuple[str, str], int]
+    """(interval, symbol) -> stored bar rows (from the manifests), to size the batches."""
+    news: dict[str, list[tuple[Path, str]]]
+    common: str
+    """Hash of what every chunk reads: trading_sessions, settings, view texts, STORE_VERSION."""
+
+    @classmethod
+    def scan(cls, paths: LakePaths, settings: Settings) -> _Inputs:
+        bars: dict[tuple[str, str], list[tuple[Path, str]]] = defaultdict(list)
+        rows: dict[tuple[str, str], int] = defaultdict(int)
+        base = paths.dataset("bars")
+        if base.exists():
+            for f in sorted(base.glob(f"source=*/interval=*/symbol=*/period=*/{DATA_FILE}")):
+                v = _part_values(f.relative_to(base))
+                if SCHEMA_ANCHOR in v.values():
+                    continue
+                sha, n = _partition_info(f)
+                bars[(v["interval"], v["symbol"])].append((f, sha))
+                rows[(v["interval"], v["symbol"])] += n
+        news: dict[str, list[tuple[Path, str]]] = defaultdict(list)
+        nbase = paths.dataset("news")
+        if nbase.exists():
+            for f in sorted(nbase.glob(f"symbol=*/{DATA_FILE}")):
+                v = _part_values(f.relative_to(nbase))
+                if v["symbol"] != SCHEMA_ANCHOR:
+                    news[v["symbol"]].append((f, _partition_sha(f)))
+        h = hashlib.sha256()
+        h.update(f"store {STORE_VERSION}\n".encode())
+        sbase = paths.dataset("trading_sessions")
+        if sbase.exists():
+            for f in sorted(sbase.glob(f"*/*/{DATA_FILE}")):
+                if SCHEMA_ANCHOR not in str(f.relative_to(sbase)):
+                    h.update(f"sessions {f.relative_to(sbase)} {_partition_sha(f)}\n".encode())
+        relevant = {k: v for k, v in settings.sql_settings().items() if k not in IRRELEVANT_SETTINGS}
+        h.update(("settings " + json.dumps(relevant, sort_keys=True, default=str) + "\n").encode())
+        for name, path in view_files():
+            h.update(f"view {name} ".encode())
+            h.update(hashlib.sha256(path.read_bytes()).digest())
+        return cls(bars=dict(bars), rows=dict(rows), news=dict(news), common=h.hexdigest())
+
+    def chunk_symbols(self, *symbols: str) -> list[str]:
+        return [*symbols, *(m for m in MARKET_SYMBOLS if m not in symbols)]
+
+    def bar_files(self, interval: str, *symbols: str) -> list[tuple[Path, str]]:
+        out: list[tuple[Path, str]] = []
+        for s in self.chunk_symbols(*symbols):
+            out.extend(self.bars.get((interval, s), []))
+        return out
+
+    def news_files(self, *symbols: str) -> list[tuple[Path, str]]:
+        out: list[tuple[Path, str]] = []
+        for s in self.chunk_symbols(*symbols):
+            out.extend(self.news.get(s, []))
+        return out
+
+    def fingerprint(self, paths: LakePaths, symbol: str, interval: str) -> str:
+        if (interval, symbol) not in self.bars:
+            return ""
+        h = hashlib.sha256()
+        h.update(f"{self.common}\nchunk {symbol} {interval}\n".encode())
+        for f, sha in self.bar_files(interval, symbol):
+            h.update(f"bars {f.relative_to(paths.datasets)} {sha}\n".encode())
+        for f, sha in self.news_files(symbol):
+            h.update(f"news {f.relative_to(paths.datasets)} {sha}\n".encode())
+        return h.hexdigest()
+
+
+def _stored(paths: LakePaths) -> dict[tuple[str, str], dict[str, str]]:
+    """(interval, symbol) -> {year: fingerprint} of every store partition that holds rows."""
+    out: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
+    base = paths.dataset(FEATURES.name)
+    if not base.exists():
+        return {}
+    for m in sorted(base.glob(f"interval=*/symbol=*/year=*/{MANIFEST_FILE}")):
+        v = _part_values(m.relative_to(base))
+        try:
+            manifest = json.loads(m.read_text())
+        except (OSError, ValueError):
+            manifest = {}
+        if manifest.get("rows", 0) == 0:
+            continue  # an emptied partition: holds nothing, says nothing
+        fps = [i.get("fingerprint", "") for i in manifest.get("inputs", []) if isinstance(i, dict)]
+        out[(v["interval"], v["symbol"])][v["year"]] = fps[0] if len(fps) == 1 else ""
+    return dict(out)
+
+
+def plan(
+    root: str | os.PathLike[str] | None,
+    settings: Settings,
+    *,
+    symbols: Iterable[str] | None = None,
+    intervals: Iterable[str] | None = None,
+) -> list[Chunk]:
+    """Every (symbol, interval) in the lake's bars or in the store, with its current and stored
+    fingerprints; `Chunk.fresh` says whether the store holds the view's rows for it."""
+    paths = LakePaths(resolve_lake_root(root))
+    inputs = _Inputs.scan(paths, settings)
+    stored = _stored(paths)
+    want_s = set(symbols) if symbols is not None else None
+    want_i = set(intervals) if intervals is not None else None
+    chunks = []
+    for interval, symbol in sorted(set(inputs.bars) | set(stored)):
+        if (want_s is not None and symbol not in want_s) or (want_i is not None and interval not in want_i):
+            continue
+        chunks.append(
+            Chunk(
+                symbol=symbol,
+                interval=interval,
+                fingerprint=inputs.fingerprint(paths, symbol, interval),
+                stored=stored.get((interval, symbol), {}),
+            )
+        )
+    return chunks
+
+
+def stale(root: str | os.PathLike[str] | None, settings: Settings) -> list[tuple[str, str]]:
+    """(symbol, interval) pairs whose stored features are missing or out of date."""
+    return [(c.symbol, c.interval) for c in plan(root, settings) if not c.fresh]
+
+
+# --- building --------------------------------------------------------------------------------------------
+
+
+def _link(target: Path, link: Path) -> None:
+    link.parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(target, link)
+
+
+@contextmanager
+def _chunk_view(
+    paths: LakePaths, inputs: _Inputs, symbols: list[str], interval: str, work: Path
+) -> Iterator[tuple[Path, Path]]:
+    """A private folder per dataset holding links to the batch's input partitions (and the datasets'
+    empty schema anchors, so that the views are typed even with no news)."""
+    d = Path(tempfile.mkdtemp(prefix="chunk-", dir=work))
+    bars_dir, news_dir = d / "bars", d / "news"
+    try:
+        anchor = paths.dataset("bars") / "/".join(
+            f"{k}={SCHEMA_ANCHOR}" for k in ("source", "interval", "symbol", "period")
+        )
+        _link(anchor / DATA_FILE, bars_dir / anchor.relative_to(paths.dataset("bars")) / DATA_FILE)
+        for f, _ in inputs.bar_files(interval, *symbols):
+            _link(f, bars_dir / f.relative_to(paths.dataset("bars")))
+        news_anchor = paths.dataset("news") / f"symbol={SCHEMA_ANCHOR}" / DATA_FILE
+        _link(news_anchor, news_dir / news_anchor.relative_to(paths.dataset("news")))
+        for f, _ in inputs.news_files(*symbols):
+            _link(f, news_dir / f.relative_to(paths.dataset("news")))
+        yield bars_dir, news_dir
+    finally:
+        for p in sorted(d.rglob("*"), reverse=True):
+            if p.is_symlink() or p.is_file():
+                p.unlink()
+            else:
+                p.rmdir()
+        d.rmdir()
+
+
+def _connection(root: Path, settings: Settings, memory_limit: str, work: Path) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(":memory:")
+    con.execute("SET memory_limit = ?", [memory_limit])
+    con.execute("SET temp_directory = ?", [str(work / "spill")])
+    con.execute("SET preserve_insertion_order = false")
+    con.execute("SET enable_progress_bar = false")
+    register_views(con, root, settings)
+    return con
+
+
+def _store_sql(name: str) -> str:
+    return (sql_dir() / "store" / f"{name}.sql").read_text(encoding="utf-8")
+
+
+def _build_batch(
+    con: duckdb.DuckDBPyConnection,
+    writer: LakeWriter,
+    batch: list[Chunk],
+    bars_dir: Path,
+    news_dir: Path,
+    result: RefreshResult,
+) -> dict[str, int]:
+    """Compute one batch (chunks of one interval) and write each chunk's year partitions; rows per symbol."""
+    interval = batch[0].interval
+    con.execute("SET VARIABLE dataset_bars = ?", [str(bars_dir)])
+    con.execute("SET VARIABLE dataset_news = ?", [str(news_dir)])
+    con.execute(_store_sql("chunk_begin"))
+    con.execute(_store_sql("features_chunk"), [interval, [c.symbol for c in batch]])
+    got = con.execute("SELECT DISTINCT symbol, year FROM store_chunk ORDER BY ALL").fetchall()
+    years: dict[str, list[int]] = defaultdict(list)
+    for sym, year in got:
+        years[str(sym)].append(int(year))
+    out: dict[str, int] = {}
+    for chunk in batch:
+        inputs = [{"fingerprint": chunk.fingerprint, "store_version": STORE_VERSION}]
+        rows = 0
+        for year in years.get(chunk.symbol, []):
+            table = con.execute(
+                "SELECT * EXCLUDE (symbol, year) FROM store_chunk WHERE symbol = ? AND year = ? ORDER BY ts",
+                [chunk.symbol, year],
+            ).to_arrow_table()
+            part = {"interval": interval, "symbol": chunk.symbol, "year": str(year)}
+            res = writer.write(FEATURES, part, table, mode="replace", inputs=inputs)
+            rows += table.num_rows
+            result.partitions_changed += int(res.changed)
+            del table
+        for year_s in sorted(set(chunk.stored) - {str(y) for y in years.get(chunk.symbol, [])}):
+            _empty(writer, chunk, year_s, result)
+        out[chunk.symbol] = rows
+    con.execute(_store_sql("chunk_end"))
+    return out
+
+
+def batches(chunks: list[Chunk], rows: Mapping[tuple[str, str], int], batch_rows: int) -> list[list[Chunk]]:
+    """Chunks grouped by interval into batches of at most `batch_rows` stored bars (a chunk larger than
+    that is a batch of its own): the unit of work, and of memory."""
+    out: list[list[Chunk]] = []
+    by_interval: dict[str, list[Chunk]] = defaultdict(list)
+    for c in chunks:
+        by_interval[c.interval].append(c)
+    for interval in sorted(by_interval):
+        cur: list[Chunk] = []
+        n = 0
+        for c in by_interval[interval]:
+            k = rows.get((interval, c.symbol), 0)
+            if cur and n + k > batch_rows:
+                out.append(cur)
+                cur, n = [], 0
+            cur.append(c)
+            n += k
+        if cur:
+            out.append(cur)
+    return out
+
+
+def _empty(writer: LakeWriter, chunk: Chunk, year: str, result: RefreshResult) -> None:
+    part = {"interval": chunk.interval, "symbol": chunk.symbol, "year": year}
+    res = writer.write(FEATURES, part, FEATURES.schema.empty_table(), mode="replace")
+    result.partitions_changed += int(res.changed)
+
+
+def refresh(
+    root: str | os.PathLike[str] | None,
+    settings: Settings,
+    say: Say | None = None,
+    *,
+    symbols: Iterable[str] | None = None,
+    intervals: Iterable[str] | None = None,
+    force: bool = False,
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    writer: LakeWriter | None = None,
+) -> RefreshResult:
+    """Bring the feature store up to date: recompute every (symbol, interval) whose inputs changed (all of
+    them with `force`), one at a time, and write its year partitions; empty the partitions of pairs whose
+    bars are gone. `symbols` / `intervals` restrict the work. Pass `writer` when the caller already holds
+    the lake's writer lock (a second lock in the same process would wait for the first)."""
+    say = say or _quiet
+    t0 = time.perf_counter()
+    lake_root = resolve_lake_root(root)
+    paths = LakePaths(lake_root)
+    result = RefreshResult()
+    if writer is None:
+        with LakeWriter.open(lake_root) as w:
+            return refresh(
+                lake_root,
+                settings,
+                say,
+                symbols=symbols,
+                intervals=intervals,
+                force=force,
+                memory_limit=memory_limit,
+                batch_rows=batch_rows,
+                writer=w,
+            )
+    inputs = _Inputs.scan(paths, settings)
+    stored = _stored(paths)
+    want_s = set(symbols) if symbols is not None else None
+    want_i = set(intervals) if intervals is not None else None
+    chunks: list[Chunk] = []
+    for interval, symbol in sorted(set(inputs.bars) | set(stored)):
+        if (want_s is not None and symbol not in want_s) or (want_i is not None and interval not in want_i):
+            continue
+        chunk = Chunk(
+            symbol, interval, inputs.fingerprint(paths, symbol, interval), stored.get((interval, symbol), {})
+        )
+        if chunk.fresh and not force:
+            result.fresh.append((symbol, interval))
+        else:
+            chunks.append(chunk)
+    todo = [c for c in chunks if c.fingerprint]
+    for c in chunks:
+        if not c.fingerprint:
+            for year in sorted(c.stored):
+                _empty(writer, c, year, result)
+            result.removed.append((c.symbol, c.interval))
+    if not todo:
+        result.seconds = time.perf_counter() - t0
+        if result.fresh:
+            say(f"features: store up to date ({len(result.fresh)} symbol-interval(s))")
+        return result
+    with tempfile.TemporaryDirectory(prefix="marketlake-store-") as tmp:
+        work = Path(tmp)
+        con = _connection(lake_root, settings, memory_limit, work)
+        try:
+            work_batches = batches(todo, inputs.rows, batch_rows)
+            done = 0
+            for batch in work_batches:
+                symbols = [c.symbol for c in batch]
+                interval = batch[0].interval
+                with _chunk_view(paths, inputs, symbols, interval, work) as (bars_dir, news_dir):
+                    try:
+                        counts = _build_batch(con, writer, batch, bars_dir, news_dir, result)
+                    except duckdb.Error as exc:
+                        raise MarketlakeError(
+                            f"feature store: computing {interval} of {', '.join(symbols)} failed: {exc}"
+                        ) from exc
+                for c in batch:
+                    done += 1
+                    result.rows += counts[c.symbol]
+                    result.built.append((c.symbol, c.interval))
+                    say(f"features: {c.symbol} {c.interval}: {counts[c.symbol]:,} rows ({done}/{len(todo)})")
+        finally:
+            con.close()
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def describe(result: RefreshResult) -> str:
+    """One line for the command line."""
+    return (
+        f"feature store: {len(result.built)} rebuilt ({result.rows:,} rows), {len(result.fresh)} up to date"
+        + (f", {len(result.removed)} removed" if result.removed else "")
+        + f" in {result.seconds:.1f} s"
+    )
+
+
+def summary(root: str | os.PathLike[str] | None, settings: Settings) -> list[dict[str, Any]]:
+    """One dict per (symbol, interval): whether the store is fresh for it, and its stored years."""
+    return [
+        {"symbol": c.symbol, "interval": c.interval, "fresh": c.fresh, "years": sorted(c.stored)}
+        for c in plan(root, settings)
+    ]

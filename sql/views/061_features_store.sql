@@ -1,0 +1,15 @@
+-- The `features` view as materialised in the lake's feature store (features/store.py): the same columns
+-- in the same order, the same rows and values for every (symbol, interval) whose partitions are fresh.
+-- Reading it costs a Parquet scan of the symbol's own files (a filter on symbol or interval prunes the
+-- others), where `features` recomputes windows and as-of joins. The store is brought up to date after
+-- every ingest and before training (features.store.refresh); a (symbol, interval) whose inputs changed
+-- since is stale until the next refresh: `marketlake features refresh` (or store.stale()) tells.
+CREATE OR REPLACE VIEW features_store AS
+SELECT symbol, "interval", ts, available_at, asset_class, calendar, trading_day, segment_no, segment_pos,
+       warmup, ret_1, ret_5, ret_15, ret_60, vol_15, vol_60, rsi_14, volume_z_60, range_hl, range_mean_15,
+       body, gap_open, idle_minutes, minute_of_day, day_of_week, tod_sin, tod_cos, minutes_since_open,
+       minutes_to_close, last_news_at, sentiment_last, news_count_1h, news_count_1d, sentiment_mean_1h,
+       sentiment_mean_1d, spy_available_at, spy_log_ret_1, spy_sentiment_last, spy_news_count_1d,
+       spy_sentiment_mean_1d, qqq_available_at, qqq_log_ret_1, qqq_sentiment_last, qqq_news_count_1d,
+       qqq_sentiment_mean_1d
+FROM lake_features;

@@ -1,0 +1,311 @@
+"""The feature store (features/store.py): the same rows and values as the `features` view, rebuilt only
+for the (symbol, interval) pairs whose inputs changed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+import lake
+from features import store
+from lake.config import Settings
+from lake.schemas import FEATURES
+from tests.unit.test_features_point_in_time import (
+    LOOKAHEAD_CASE,
+    make_bars,
+    news_rows,
+    series,
+    unchanged,
+    write,
+    write_news,
+)
+
+UTC = dt.UTC
+MIN = dt.timedelta(minutes=1)
+ORDER = 'ORDER BY symbol, "interval", ts'
+
+
+def rows_of(root: Path, s: Settings, view: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    con = lake.connect(root, read_only=True, settings=s)
+    try:
+        rel = con.sql(f"SELECT * FROM {view} {ORDER}")
+        return rel.columns, rel.fetchall()
+    finally:
+        con.close()
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal; floats to the last bits (DuckDB's windowed sums and deviations may round differently from
+    one evaluation to the next, as the threads split the work)."""
+    if isinstance(a, float) and isinstance(b, float):
+        return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-12)
+    return bool(a == b) if a is not None and b is not None else a is None and b is None
+
+
+def assert_store_equals_view(root: Path, s: Settings) -> int:
+    cols, want = rows_of(root, s, "features")
+    cols_s, got = rows_of(root, s, "features_store")
+    assert cols == cols_s
+    assert len(got) == len(want)
+    for rw, rg in zip(want, got, strict=True):
+        for c, vw, vg in zip(cols, rw, rg, strict=True):
+            assert same(vw, vg), f"features_store.{c} of {rw[0]} {rw[1]} at {rw[2]}: {vg!r}, view {vw!r}"
+    return len(want)
+
+
+def crypto(start: dt.datetime, n: int, seed: int = 0) -> pa.Table:
+    closes = [100.0 + ((i * 7919 + seed * 31) % 97) / 10 for i in range(n)]
+    return make_bars([start + i * MIN for i in range(n)], closes)
+
+
+def stock(start: dt.datetime, n: int, asset_class: str = "stock", k: float = 1.0) -> pa.Table:
+    closes = [k * (50.0 + ((i * 104729) % 89) / 10) for i in range(n)]
+    return make_bars([start + i * MIN for i in range(n)], closes, asset_class=asset_class)
+
+
+def news_of(
+    symbol: str, times: list[dt.datetime], sentiment: float = 0.3, tag: str = "a"
+) -> dict[str, list[dict[str, Any]]]:
+    return {
+        symbol: [
+            {
+                "id": f"{symbol}-{tag}{i}",
+                "published_at": t,
+                "ingested_at": t + 2 * MIN,
+                "title": f"headline {i}",
+                "summary": None,
+                "publisher": None,
+                "url": None,
+                "sentiment": sentiment,
+                "source": "test",
+            }
+            for i, t in enumerate(times)
+        ]
+    }
+
+
+OPEN = dt.datetime(2024, 1, 9, 14, 30, tzinfo=UTC)  # 09:30 New York, a Tuesday
+
+
+@pytest.fixture
+def small_lake(lake_root: Path) -> Path:
+    """Two crypto pairs (one across a year end, two sources), a stock, SPY and QQQ, with news."""
+    write(lake_root, "BTCUSDT", crypto(dt.datetime(2023, 12, 31, 22, 0, tzinfo=UTC), 300))
+    write(lake_root, "ETHUSDT", crypto(dt.datetime(2024, 1, 9, 14, 0, tzinfo=UTC), 200, seed=3))
+    write(
+        lake_root, "ETHUSDT", crypto(dt.datetime(2024, 1, 9, 17, 0, tzinfo=UTC), 50, seed=5), source="yahoo"
+    )
+    write(lake_root, "AAPL", stock(OPEN, 120), source="polygon")
+    write(lake_root, "SPY", stock(OPEN - 5 * MIN, 150, "etf", 4.0), source="polygon")
+    write(lake_root, "QQQ", stock(OPEN, 100, "etf", 3.0), source="polygon")
+    news: dict[str, list[dict[str, Any]]] = {}
+    news |= news_of("AAPL", [OPEN + 3 * MIN, OPEN + 30 * MIN, OPEN + 31 * MIN])
+    news |= news_of("SPY", [OPEN - 60 * MIN, OPEN + 10 * MIN], -0.4)
+    news |= news_of("BTCUSDT", [dt.datetime(2024, 1, 1, 0, 30, tzinfo=UTC)], 0.9)
+    write_news(lake_root, news)
+    return lake_root
+
+
+def test_the_store_schema_is_the_view_less_its_partition_columns(lake_root: Path) -> None:
+    con = lake.connect(lake_root)
+    view = [(r[0], r[1]) for r in con.execute("DESCRIBE features").fetchall()]
+    stored = [(r[0], r[1]) for r in con.execute("DESCRIBE features_store").fetchall()]
+    con.close()
+    assert stored == view
+    assert [n for n, _ in view if n not in ("symbol", "interval")] == FEATURES.schema.names
+
+
+def test_the_store_holds_the_views_rows_and_values(small_lake: Path) -> None:
+    s = Settings()
+    result = store.refresh(small_lake, s)
+    assert sorted(result.built) == sorted(
+        [("AAPL", "1m"), ("BTCUSDT", "1m"), ("ETHUSDT", "1m"), ("QQQ", "1m"), ("SPY", "1m")]
+    )
+    n = assert_store_equals_view(small_lake, s)
+    assert n == result.rows > 0
+    years = sorted(p.name for p in (small_lake / "datasets/features/interval=1m/symbol=BTCUSDT").iterdir())
+    assert years == ["year=2023", "year=2024"]  # one partition per UTC year of ts
+    # the comparison is not vacuous: news and market context reach the stored rows
+    con = lake.connect(small_lake, read_only=True)
+    got = con.sql(
+        "SELECT count(last_news_at), count(spy_log_ret_1), count(qqq_available_at), count(ret_60) "
+        "FROM features_store WHERE symbol = 'AAPL'"
+    ).fetchone()
+    con.close()
+    assert got is not None and all(v > 0 for v in got)
+
+
+def test_a_refresh_with_nothing_changed_rebuilds_nothing(small_lake: Path) -> None:
+    s = Settings()
+    store.refresh(small_lake, s)
+    files = {p: p.stat().st_mtime_ns for p in (small_lake / "datasets/features").rglob("data.parquet")}
+    again = store.refresh(small_lake, s)
+    assert again.built == [] and len(again.fresh) == 5 and again.partitions_changed == 0
+    assert {p: p.stat().st_mtime_ns for p in files} == files
+    assert store.stale(small_lake, s) == []
+
+
+def test_only_the_pairs_whose_inputs_changed_are_rebuilt(small_lake: Path) -> None:
+    s = Settings()
+    store.refresh(small_lake, s)
+    # new bars of one crypto pair: only that pair
+    write(
+        small_lake, "ETHUSDT", crypto(dt.datetime(2024, 1, 10, 0, 0, tzinfo=UTC), 30, seed=9), source="yahoo"
+    )
+    assert store.stale(small_lake, s) == [("ETHUSDT", "1m")]
+    assert store.refresh(small_lake, s).built == [("ETHUSDT", "1m")]
+    assert_store_equals_view(small_lake, s)
+    # news of AAPL: only AAPL
+    write_news(small_lake, news_of("AAPL", [OPEN + 60 * MIN], 0.7, tag="b"))
+    assert store.refresh(small_lake, s).built == [("AAPL", "1m")]
+    assert_store_equals_view(small_lake, s)
+    # SPY's news: every pair of every interval reads it
+    write_news(small_lake, news_of("SPY", [OPEN + 61 * MIN], 0.2, tag="b"))
+    assert len(store.refresh(small_lake, s).built) == 5
+    assert_store_equals_view(small_lake, s)
+    # a setting the views read: everything; one they do not read: nothing
+    assert store.refresh(small_lake, Settings(min_bars_per_symbol=5)).built == []
+    ext = Settings(session="extended")
+    assert len(store.refresh(small_lake, ext).built) == 5
+    assert_store_equals_view(small_lake, ext)
+
+
+def test_the_stored_fingerprint_is_in_each_partitions_manifest(small_lake: Path) -> None:
+    s = Settings()
+    store.refresh(small_lake, s)
+    chunk = next(c for c in store.plan(small_lake, s) if c.symbol == "AAPL")
+    manifest = json.loads(
+        (small_lake / "datasets/features/interval=1m/symbol=AAPL/year=2024/_manifest.json").read_text()
+    )
+    assert manifest["inputs"] == [{"fingerprint": chunk.fingerprint, "store_version": store.STORE_VERSION}]
+    assert chunk.fresh
+
+
+def test_pairs_whose_bars_are_gone_are_emptied(small_lake: Path) -> None:
+    import shutil
+
+    s = Settings()
+    store.refresh(small_lake, s)
+    shutil.rmtree(small_lake / "datasets/bars/source=binance/interval=1m/symbol=BTCUSDT")
+    result = store.refresh(small_lake, s)
+    assert result.removed == [("BTCUSDT", "1m")] and result.built == []
+    assert_store_equals_view(small_lake, s)
+    assert store.refresh(small_lake, s).removed == []
+
+
+def test_the_store_does_not_change_the_data_snapshot(small_lake: Path) -> None:
+    before = lake.snapshot_hash(small_lake)
+    store.refresh(small_lake, Settings())
+    assert lake.snapshot_hash(small_lake) == before
+
+
+def test_an_empty_lake_has_an_empty_store(lake_root: Path) -> None:
+    result = store.refresh(lake_root, Settings())
+    assert result.built == [] and result.rows == 0
+    assert rows_of(lake_root, Settings(), "features_store")[1] == []
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(series(), st.sampled_from(["1m", "1h"]))
+def test_the_store_equals_the_view_on_generated_lakes(case: dict[str, Any], interval: str) -> None:
+    """SYM (crypto or a stock) and SPY with gaps, sessions and news of both, in either session mode and news
+    time: the store holds exactly the view's rows."""
+    asset = "crypto" if case["kind"] == "crypto" else "stock"
+    s = Settings(session=case["session"], news_time=case["news_time"])
+    step = MIN if interval == "1m" else 60 * MIN
+    ts = [case["ts"][0] + (t - case["ts"][0]) * (1 if interval == "1m" else 60) for t in case["ts"]]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "lake"
+        source = "binance" if asset == "crypto" else "polygon"
+        write(
+            root,
+            "SYM",
+            make_bars(ts, case["closes"], case["volumes"], asset_class=asset, interval=step),
+            source=source,
+            interval=interval,
+        )
+        write(
+            root,
+            "SPY",
+            make_bars(ts, [c * 4.1 for c in case["closes"]], asset_class="etf", interval=step),
+            source="polygon",
+            interval=interval,
+        )
+        write_news(root, news_rows(case, None))
+        store.refresh(root, s)
+        assert assert_store_equals_view(root, s) > 0
+
+
+def test_the_command_line_refreshes_and_reports(small_lake: Path) -> None:
+    from click.testing import CliRunner
+
+    from cli import cli
+
+    runner = CliRunner()
+    r = runner.invoke(cli, ["--lake", str(small_lake), "--quiet", "features", "status", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    assert {(x["symbol"], x["fresh"]) for x in json.loads(r.output)} == {
+        (s, False) for s in ("AAPL", "BTCUSDT", "ETHUSDT", "QQQ", "SPY")
+    }
+    r = runner.invoke(cli, ["--lake", str(small_lake), "--quiet", "features", "refresh", "--symbols", "AAPL"])
+    assert r.exit_code == 0, r.output
+    assert "1 rebuilt" in r.output
+    assert store.stale(small_lake, Settings()) == [
+        ("BTCUSDT", "1m"),
+        ("ETHUSDT", "1m"),
+        ("QQQ", "1m"),
+        ("SPY", "1m"),
+    ]
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(series())
+@example(LOOKAHEAD_CASE)
+def test_stored_rows_at_or_before_t_do_not_change_when_rows_after_t_change(case: dict[str, Any]) -> None:
+    """The truncation property of test_features_point_in_time, on the store: two lakes that differ only
+    after t (bars changed, moved or gone; articles known at or after the cut bar's close changed or gone),
+    each refreshed: no stored row at or before t differs."""
+    cut, ts = case["cut"], case["ts"]
+    t_cut = ts[cut]
+    asset = "crypto" if case["kind"] == "crypto" else "stock"
+    keep = [i for i in range(cut + 1, len(ts)) if i not in case["drop"]]
+    b_ts = ts[: cut + 1] + [ts[i] + case["shift"] * MIN for i in keep]
+    b_closes = case["closes"][: cut + 1] + [case["new_closes"][i - cut - 1] for i in keep]
+    b_volumes = case["volumes"][: cut + 1] + [case["new_volumes"][i - cut - 1] for i in keep]
+    s = Settings(session=case["session"], news_time=case["news_time"])
+    with tempfile.TemporaryDirectory() as tmp:
+        root_a, root_b = Path(tmp) / "a", Path(tmp) / "b"
+        source = "binance" if asset == "crypto" else "polygon"
+        write(root_a, "SYM", make_bars(ts, case["closes"], case["volumes"], asset_class=asset), source=source)
+        write(root_b, "SYM", make_bars(b_ts, b_closes, b_volumes, asset_class=asset), source=source)
+        write(
+            root_a,
+            "SPY",
+            make_bars(ts, [c * 4.1 for c in case["closes"]], asset_class="etf"),
+            source="polygon",
+        )
+        write(
+            root_b, "SPY", make_bars(b_ts, [c * 4.1 for c in b_closes], asset_class="etf"), source="polygon"
+        )
+        write_news(root_a, news_rows(case, None))
+        write_news(root_b, news_rows(case, t_cut + MIN))
+        store.refresh(root_a, s)
+        store.refresh(root_b, s)
+        cols, rows_a = rows_of(root_a, s, "features_store")
+        _, rows_b = rows_of(root_b, s, "features_store")
+        ti = cols.index("ts")
+        past_a = [r for r in rows_a if r[ti] <= t_cut]
+        past_b = [r for r in rows_b if r[ti] <= t_cut]
+        assert past_a and len(past_a) == len(past_b)
+        for ra, rb in zip(past_a, past_b, strict=True):
+            for c, va, vb in zip(cols, ra, rb, strict=True):
+                assert unchanged(va, vb), f"features_store.{c} of {ra[0]} at {ra[ti]}: {va!r} -> {vb!r}"
