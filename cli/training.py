@@ -19,8 +19,10 @@ def train_and_evaluate(
     """What `marketlake train` does, for the command and for `marketlake demo`: train (train and validation
     periods only) and record the run (rl.evaluate.train_and_evaluate), evaluate the chosen model on the
     unseen test period, print the table. Returns (TrainResult, EvalReport or None)."""
+    from cli.ingest import _refresh_store
     from rl import evaluate as ev
 
+    _refresh_store(run)  # the episodes read the stored features when they are up to date
     if evaluate:
         result, report = ev.train_and_evaluate(
             run.root, run.settings, overrides, say=run.say, progress=not run.quiet, runs_dir=runs_dir

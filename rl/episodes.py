@@ -227,6 +227,37 @@ def _stream(
         thread.join()
 
 
+# Where the rows' features come from: the two statements differ only in the relation they name.
+_RL_FEATURES = {
+    "features_store": "CREATE OR REPLACE TEMP VIEW rl_features AS SELECT * FROM features_store",
+    "features": "CREATE OR REPLACE TEMP VIEW rl_features AS SELECT * FROM features",
+}
+
+
+def _choose_features(
+    con: Any,
+    root: Path | str | None,
+    settings: Settings,
+    names: list[str],
+    interval: str,
+    queries: list[str],
+    say: Callable[[str], None],
+) -> None:
+    """Read the stored features (features/store.py; the same rows as the `features` view, without
+    recomputing the lake's windows) when every pair is up to date in the store, else the live view."""
+    from features import store
+
+    stale = {pair for pair in store.stale(root, settings) if pair[1] == interval and pair[0] in names}
+    if stale:
+        say(
+            f"features: the stored features of {', '.join(sorted(s for s, _ in stale))} {interval} are not up to "
+            "date (`marketlake features refresh`); reading the live view, slower"
+        )
+    sql = _RL_FEATURES["features" if stale else "features_store"]
+    _record(queries, sql, {})
+    con.execute(sql)
+
+
 def _select(
     con: Any,
     symbols: list[str] | None,
@@ -285,6 +316,7 @@ def load_period(
         start_at, end_at = _period_bounds(con, period, queries)
         chosen = _select(con, symbols, interval, queries, say, warn_ineligible)
         names = [s for s, _ in chosen]
+        _choose_features(con, root, settings, names, interval, queries, say)
         say(f"reading {len(names)} symbol(s) {interval}, {period} period {start_at} .. {end_at}")
         cols: dict[int, list[pa.RecordBatch]] = {i: [] for i in range(len(names))}
         with contextlib.closing(_stream(con, names, interval, start_at, end_at, queries)) as stream:
@@ -504,6 +536,7 @@ def iter_period(
         start_at, end_at = _period_bounds(con, period, queries)
         chosen = _select(con, symbols, interval, queries, say, True)
         names, classes = [s for s, _ in chosen], [a for _, a in chosen]
+        _choose_features(con, root, settings, names, interval, queries, say)
         if norm is None:  # pass 1: sums for the mean and variance, batch by batch
             n, total, total_sq = 0, np.zeros(len(FEATURES)), np.zeros(len(FEATURES))
             with contextlib.closing(_stream(con, names, interval, start_at, end_at, queries)) as stream:

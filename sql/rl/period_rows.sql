@@ -1,4 +1,5 @@
 -- The rows of one (symbol, interval) in one period, for rl/episodes.py: features after warm-up joined with
+-- (rl_features: the stored features, `features_store`, when they are up to date, else the live `features`)
 -- the bar's prices, ordered by ts. Parameters (bound, never formatted in): $symbol, $interval, and the
 -- period's bounds $start_at, $end_at. A bar is in the period when its whole life is (bar_splits' rule):
 -- ts >= start_at and available_at <= end_at. Nothing after the period is read into a row: every feature
@@ -29,7 +30,7 @@ SELECT epoch_us(f.ts) AS ts_us,
        (f.spy_log_ret_1 IS NOT NULL)::DOUBLE AS has_spy,
        coalesce(f.qqq_log_ret_1, 0.0) AS qqq_log_ret_1,
        (f.qqq_log_ret_1 IS NOT NULL)::DOUBLE AS has_qqq
-FROM features f
+FROM rl_features f
 JOIN bars b USING (symbol, "interval", ts)
 WHERE f.symbol = $symbol
   AND f."interval" = $interval

@@ -300,3 +300,20 @@ def test_a_period_read_in_chunks_is_the_period(lake_root: Path, monkeypatch: pyt
     )
     test = load_period(lake_root, Settings(), None, "1m", "test", whole.norm)
     assert len(with_norm) == 1 and np.array_equal(with_norm[0].features, test.features)
+
+
+def test_episodes_read_the_stored_features_when_fresh_and_the_live_view_otherwise(one_day: Path) -> None:
+    from features import store
+
+    live = load_period(one_day, Settings(), None, "1m", "train")
+    assert any("FROM features\n" in q or q.rstrip().endswith("FROM features") for q in live.queries)
+    store.refresh(one_day, Settings())
+    stored = load_period(one_day, Settings(), None, "1m", "train")
+    assert any(q.rstrip().endswith("FROM features_store") for q in stored.queries), stored.queries
+    # the same rows, the same normalised inputs, whichever relation served them
+    assert np.array_equal(stored.ts, live.ts)
+    np.testing.assert_allclose(stored.features, live.features, rtol=0, atol=1e-5)
+    # one more bar makes the store stale: the live view serves again, never a stale row
+    write(one_day, "BTCUSDT", bars_table(dt.datetime(2024, 3, 2, tzinfo=UTC), walk_closes(5, seed=3)))
+    again = load_period(one_day, Settings(), None, "1m", "train")
+    assert any(q.rstrip().endswith("FROM features") for q in again.queries), again.queries
