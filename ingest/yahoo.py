@@ -28,7 +28,7 @@ from ingest.common import IngestSummary, RawCache, RunContext, bar_period, inter
 from ingest.polygon import _replace_file_rows, _table
 from ingest.ratelimit import YAHOO_LIMITER, RateLimiter
 from ingest.sessions import land
-from ingest.stamping import ETFS, StampError, asset_class, stamp_daily
+from ingest.stamping import AFTER_HOURS, ETFS, StampError, asset_class, stamp_daily
 from lake.errors import MarketlakeError
 from lake.schemas import BARS, BARS_REJECTED
 from lake.writer import LakeWriter
@@ -325,10 +325,11 @@ def parse_chart(
             except StampError as exc:
                 reject(f"timestamp {t}: {exc}")
                 continue
-            if vendor_ts >= available_at:
+            close_at = available_at - AFTER_HOURS  # the regular close (available_at: after-hours end)
+            if vendor_ts >= close_at:
                 reject(
                     f"timestamp {t} ({vendor_ts.isoformat()}) is after the close of {day} "
-                    f"({available_at.isoformat()}): which day it is cannot be told"
+                    f"({close_at.isoformat()}): which day it is cannot be told"
                 )
                 continue
         else:

@@ -143,11 +143,11 @@ def test_daily_bars_stamped_by_the_calendar_via_cli(
     assert r.exit_code == 0, r.output
     got = rows(lake_root, "SELECT ts, available_at, open, close, volume FROM bars ORDER BY ts")
     assert got == [
-        (dt.datetime(2024, 11, 27, 14, 30, tzinfo=UTC), dt.datetime(2024, 11, 27, 21, 0, tzinfo=UTC),
+        (dt.datetime(2024, 11, 27, 14, 30, tzinfo=UTC), dt.datetime(2024, 11, 28, 1, 0, tzinfo=UTC),
          234.47000122070312, 235.05999755859375, 33498400.0),
-        (dt.datetime(2024, 11, 29, 14, 30, tzinfo=UTC), dt.datetime(2024, 11, 29, 18, 0, tzinfo=UTC),
+        (dt.datetime(2024, 11, 29, 14, 30, tzinfo=UTC), dt.datetime(2024, 11, 29, 22, 0, tzinfo=UTC),
          234.80499267578125, 237.3300018310547, 28481400.0),
-    ]  # fmt: skip
+    ]  # fmt: skip  # available at the after-hours end: 20:00 New York, 17:00 on the early close
 
 
 def test_empty_response_without_timestamp_is_no_data_not_an_error(
