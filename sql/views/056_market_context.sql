@@ -10,8 +10,9 @@
 -- crypto bar at 04:00 New York in regular mode, or on a Sunday, has no SPY state).
 -- spy_sentiment_last / spy_news_count_1d / spy_sentiment_mean_1d: SPY's own news as of the bar's
 -- available_at, by the same rule as bar_news (article time < available_at, per news_time; window
--- [available_at - 24 hours, available_at)); not subject to the staleness rule. The same columns with qqq_
--- for QQQ.
+-- [available_at - 24 hours, available_at)). News staleness rule: all three are NULL when SPY's latest
+-- article known at the bar is older than lake_settings.max_news_age_minutes (default one day), or when
+-- there is none: no sentiment is carried from an article of last year. The same columns with qqq_ for QQQ.
 CREATE OR REPLACE VIEW market_context AS
 WITH spy_bars AS (
     SELECT "interval", available_at, ret_1 FROM bar_features WHERE symbol = 'SPY'
@@ -23,6 +24,10 @@ spy_news AS (SELECT news_at, last_sentiment, cum_n, cum_s FROM news_running WHER
 qqq_news AS (SELECT news_at, last_sentiment, cum_n, cum_s FROM news_running WHERE symbol = 'QQQ'),
 joined AS (
     SELECT b.symbol, b."interval", b.ts,
+           sn.news_at IS NOT NULL
+               AND (epoch(b.available_at) - epoch(sn.news_at)) / 60.0 <= st.max_news_age_minutes AS spy_news_fresh,
+           qn.news_at IS NOT NULL
+               AND (epoch(b.available_at) - epoch(qn.news_at)) / 60.0 <= st.max_news_age_minutes AS qqq_news_fresh,
            CASE WHEN (epoch(b.available_at) - epoch(sb.available_at)) / 60.0 <= st.max_gap_minutes THEN sb.available_at END AS spy_available_at,
            CASE WHEN (epoch(b.available_at) - epoch(sb.available_at)) / 60.0 <= st.max_gap_minutes THEN sb.ret_1 END AS spy_log_ret_1,
            sn.last_sentiment::DOUBLE AS spy_sentiment_last,
@@ -45,10 +50,14 @@ joined AS (
     ASOF LEFT JOIN qqq_news qd ON qd.news_at < b.available_at - INTERVAL 24 HOUR
 )
 SELECT symbol, "interval", ts,
-       spy_available_at, spy_log_ret_1, spy_sentiment_last, spy_news_count_1d,
-       CASE WHEN spy_news_count_1d > 0 THEN spy_sum_1d::DOUBLE / spy_news_count_1d END
+       spy_available_at, spy_log_ret_1,
+       CASE WHEN spy_news_fresh THEN spy_sentiment_last END AS spy_sentiment_last,
+       CASE WHEN spy_news_fresh THEN spy_news_count_1d END AS spy_news_count_1d,
+       CASE WHEN spy_news_fresh AND spy_news_count_1d > 0 THEN spy_sum_1d::DOUBLE / spy_news_count_1d END
            AS spy_sentiment_mean_1d,
-       qqq_available_at, qqq_log_ret_1, qqq_sentiment_last, qqq_news_count_1d,
-       CASE WHEN qqq_news_count_1d > 0 THEN qqq_sum_1d::DOUBLE / qqq_news_count_1d END
+       qqq_available_at, qqq_log_ret_1,
+       CASE WHEN qqq_news_fresh THEN qqq_sentiment_last END AS qqq_sentiment_last,
+       CASE WHEN qqq_news_fresh THEN qqq_news_count_1d END AS qqq_news_count_1d,
+       CASE WHEN qqq_news_fresh AND qqq_news_count_1d > 0 THEN qqq_sum_1d::DOUBLE / qqq_news_count_1d END
            AS qqq_sentiment_mean_1d
 FROM joined;
