@@ -798,10 +798,13 @@ def run(
         for sym in symbols:
             st = summary.of(sym)
             if st.files_missing and not st.files_failed and not any(o.spec.symbol == sym for o in obtained):
-                summary.notes.append(
-                    f"no file at all for {sym} on {base_url()} in {start} .. {end}: is it a spot symbol "
-                    "(upper case, e.g. BTCUSDT) that was listed then?"
+                # a past range that yields nothing at all for a symbol is a failure, named (even with -q)
+                hint = (
+                    f"symbols are upper case: {sym.upper()}?"
+                    if sym != sym.upper()
+                    else "is it a spot symbol (e.g. BTCUSDT) that was listed then?"
                 )
+                summary.fail(f"no file at all for {sym} on {base_url()} in {start} .. {end}: {hint}")
         for (symbol, period), files in sorted(groups.items()):
             try:
                 _land_partition(writer, interval, symbol, period, files, summary, ctx.say)
