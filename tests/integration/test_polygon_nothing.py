@@ -77,3 +77,32 @@ def test_a_ticker_in_no_file_is_named_and_fails_also_quietly(
     assert "aapl: no rows" in out and "AAPL?" in out, out
     code, out = ingest(runner, lake_root, "--symbols", "AAPL")
     assert code == 0, out  # the rows are there: skipped this time, no failure
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_polygon_shows_progress_per_day_file_unless_quiet(
+    env: S3Server, lake_root: Path, quiet: bool
+) -> None:
+    import io
+
+    from rich.console import Console
+
+    from ingest import polygon
+    from ingest.common import RunContext
+    from lake.config import Settings
+
+    client = env.client()
+    client.create_bucket(Bucket=BUCKET)
+    at = dt.datetime(2024, 1, 2, 14, 30, tzinfo=dt.UTC)
+    client.put_object(
+        Bucket=BUCKET, Key=minute_key(D1), Body=day_file([("AAPL", 100, 1.0, 1.0, 1.0, 1.0, ns(at), 1)])
+    )
+    out = io.StringIO()
+    ctx = RunContext(root=lake_root, settings=Settings(), quiet=quiet, console=Console(file=out, width=120))
+    s = polygon.run(ctx, ["AAPL"], "1m", D1, D1)
+    assert s.ok, s.errors
+    if quiet:
+        assert out.getvalue() == ""
+    else:
+        assert "polygon 1m" in out.getvalue() and "1/1 day files" in out.getvalue(), out.getvalue()
+        assert "0 failed" in out.getvalue()
