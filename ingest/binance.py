@@ -31,6 +31,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 import aiohttp
 import pyarrow as pa
@@ -54,6 +55,7 @@ from ingest.http import (
     client_session,
     download_file,
     fetch_bytes,
+    name_not_resolved,
 )
 from ingest.sessions import land
 from lake.errors import MarketlakeError
@@ -94,8 +96,11 @@ LIMIT_BYTES_PER_ROW = 1024
 hold x LIMIT_BYTES_PER_ROW); a real row is about 150 bytes."""
 
 
+ENV_BASE_URL = "BINANCE_BASE_URL"
+
+
 def base_url() -> str:
-    url = (os.environ.get("BINANCE_BASE_URL") or DEFAULT_BASE_URL).strip().rstrip("/")
+    url = (os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL).strip().rstrip("/")
     if not re.match(r"^https?://[^/\s]+", url):
         raise MarketlakeError(f"BINANCE_BASE_URL {url!r} is not an http(s) URL")
     return url
@@ -566,6 +571,9 @@ class _Fetcher:
     missing: list[FileSpec] = field(default_factory=list)
     """Files Data Vision does not have (404), named in the summary's notes."""
     bytes_in: int = 0
+    failed: int = 0
+    unreachable: str | None = None
+    """The host whose name did not resolve: every later file fails at once, counted, not repeated."""
 
     def _missing(self, spec: FileSpec) -> None:
         self.summary.of(spec.symbol).files_missing += 1
@@ -577,12 +585,34 @@ class _Fetcher:
 
     def _fail(self, spec: FileSpec, reason: str) -> None:
         self.summary.fail(f"{spec.relpath}: {reason}", spec.symbol)
+        self._count_failure()
+
+    def _count_failure(self) -> None:
+        self.failed += 1
+        self.progress.update(self.task, failed=self.failed)
+
+    def _cannot_reach(self, spec: FileSpec) -> None:
+        """A file not tried or not reached because the host's name does not resolve: one line for the
+        host, the file counted as failed."""
+        host = urlsplit(self.base).hostname or self.base
+        if self.unreachable is None:
+            self.unreachable = host
+            self.summary.fail(f"cannot reach {host}: offline? set {ENV_BASE_URL} for a mirror")
+        self.summary.of(spec.symbol).files_failed += 1
+        self._count_failure()
 
     async def obtain(self, spec: FileSpec) -> None:
         fallback = False
         async with self.sem:
             try:
-                fallback = await self._obtain(spec)
+                if self.unreachable is not None:
+                    self._cannot_reach(spec)
+                else:
+                    fallback = await self._obtain(spec)
+            except DownloadFailed as exc:
+                if not name_not_resolved(exc):
+                    raise
+                self._cannot_reach(spec)
             except Exception as exc:  # one file's trouble never stops the others
                 self._fail(spec, f"{type(exc).__name__}: {exc}")
         if fallback:
@@ -606,6 +636,8 @@ class _Fetcher:
             self._missing(spec)
             return False
         except DownloadFailed as exc:
+            if name_not_resolved(exc):
+                raise
             self._fail(spec, "CHECKSUM: " + str(exc).removeprefix(f"{url}.CHECKSUM: "))
             return False
         expected = _parse_checksum(got.data, spec.zip_name)
@@ -631,6 +663,8 @@ class _Fetcher:
                 self._missing(spec)
                 return False
             except DownloadFailed as exc:
+                if name_not_resolved(exc):
+                    raise
                 self._fail(spec, str(exc).removeprefix(f"{url}: "))
                 return False
             if d.sha256 == expected:
@@ -680,13 +714,14 @@ async def _fetch_all(ctx: RunContext, specs: list[FileSpec], summary: IngestSumm
         MofNCompleteColumn(),
         TextColumn("files"),
         TextColumn("{task.fields[size]}"),
+        TextColumn("{task.fields[failed]} failed"),
         TimeElapsedColumn(),
         console=ctx.console,
         disable=ctx.quiet,
         transient=False,
     )
     with progress:
-        task = progress.add_task("files", total=len(specs), size=_human(0))
+        task = progress.add_task("files", total=len(specs), size=_human(0), failed=0)
         async with client_session(RETRY, limit=CONCURRENCY) as session:
             fetcher = _Fetcher(
                 ctx, cache, base_url(), summary, progress, task, session, asyncio.Semaphore(CONCURRENCY)
@@ -922,10 +957,13 @@ def run(
         for sym in symbols:
             st = summary.of(sym)
             if st.files_missing and not st.files_failed and not any(o.spec.symbol == sym for o in obtained):
-                summary.notes.append(
-                    f"no file at all for {sym} on {base_url()} in {start} .. {end}: is it a spot symbol "
-                    "(upper case, e.g. BTCUSDT) that was listed then?"
+                # a past range that yields nothing at all for a symbol is a failure, named (even with -q)
+                hint = (
+                    f"symbols are upper case: {sym.upper()}?"
+                    if sym != sym.upper()
+                    else "is it a spot symbol (e.g. BTCUSDT) that was listed then?"
                 )
+                summary.fail(f"no file at all for {sym} on {base_url()} in {start} .. {end}: {hint}")
         for (symbol, period), files in sorted(groups.items()):
             try:
                 _land_partition(writer, interval, symbol, period, files, summary, ctx.say)

@@ -7,11 +7,13 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from lake.context import RunContext as RunContext  # re-exported: ingest code takes it from here
@@ -215,3 +217,30 @@ def ohlcv_problem(values: Sequence[float], shown: Sequence[str] | None = None) -
     if v < 0:
         return f"volume {text[4]} is negative"
     return None
+
+
+@contextmanager
+def progress_bar(ctx: RunContext, label: str, total: int, unit: str) -> Iterator[Callable[[bool], None]]:
+    """A progress bar on the run's console (none with --quiet): `step(ok)` advances it by one piece,
+    counting a failed piece as failed, not as done."""
+    progress = Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(unit),
+        TextColumn("{task.fields[failed]} failed"),
+        TimeElapsedColumn(),
+        console=ctx.console,
+        disable=ctx.quiet,
+        transient=False,
+    )
+    with progress:
+        task = progress.add_task(label, total=total, failed=0)
+        failed = 0
+
+        def step(ok: bool = True) -> None:
+            nonlocal failed
+            failed += 0 if ok else 1
+            progress.update(task, advance=1, failed=failed)
+
+        yield step

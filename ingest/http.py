@@ -134,9 +134,25 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def name_not_resolved(exc: BaseException | None) -> bool:
+    """True when `exc` (or what caused it) is a failed host name lookup: offline, or a host that does not
+    exist. Never retried: the answer will not change in the next seconds."""
+    import socket
+
+    seen = 0
+    while exc is not None and seen < 5:
+        if isinstance(exc, aiohttp.ClientConnectorDNSError | socket.gaierror):
+            return True
+        if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, socket.gaierror):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
+
+
 def retryable(policy: RetryPolicy) -> Callable[[BaseException], bool]:
     def check(exc: BaseException) -> bool:
-        if isinstance(exc, NotFound):
+        if isinstance(exc, NotFound) or name_not_resolved(exc):
             return False
         if isinstance(exc, HttpError):
             if exc.status not in RETRY_STATUSES:

@@ -29,7 +29,7 @@ import pyarrow as pa
 from rich.table import Table
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from ingest.common import IngestSummary, RawCache, RunContext
+from ingest.common import IngestSummary, RawCache, RunContext, progress_bar
 from ingest.ratelimit import YAHOO_LIMITER, RateLimiter
 from ingest.sentiment import score
 from ingest.sessions import land
@@ -323,6 +323,27 @@ def yahoo_session() -> Any:
     return None
 
 
+def _take(
+    symbol: str,
+    items: list[Any],
+    summary: NewsSummary,
+    stamps: dict[str, dt.datetime],
+    raws: dict[str, bytes],
+    now: dt.datetime | None,
+) -> list[Article]:
+    """One symbol's answer: stamped when it arrived, kept as served, parsed (a bad item is rejected)."""
+    stamps[symbol] = _now(now)
+    summary.of(symbol).files_done += 1
+    raws[symbol] = json.dumps(items, sort_keys=True, ensure_ascii=False, default=str).encode()
+    articles: list[Article] = []
+    for i, item in enumerate(items, start=1):
+        try:
+            articles.append(parse_yahoo_item(item, symbol))
+        except BadRecord as exc:
+            summary.reject(f"{symbol}: Yahoo news item {i}: {exc}", symbol)
+    return articles
+
+
 def run(
     ctx: RunContext,
     symbols: list[str],
@@ -342,23 +363,17 @@ def run(
     raws: dict[str, bytes] = {}
     for symbol in symbols:
         validate_symbol(symbol)
-        summary.of(symbol)
-        ctx.say(f"news: fetching the latest Yahoo news for {symbol}")
-        try:
-            items = fetch_yahoo_news(symbol, session, limiter=limiter)
-        except Exception as exc:  # any failure of one symbol's request is reported, the others go on
-            summary.fail(f"{symbol}: the Yahoo news request failed: {type(exc).__name__}: {exc}", symbol)
-            continue
-        stamps[symbol] = _now(now)
-        summary.of(symbol).files_done += 1
-        raws[symbol] = json.dumps(items, sort_keys=True, ensure_ascii=False, default=str).encode()
-        articles: list[Article] = []
-        for i, item in enumerate(items, start=1):
+    with progress_bar(ctx, "news", len(symbols), "symbols") as step:
+        for symbol in symbols:
+            summary.of(symbol)
             try:
-                articles.append(parse_yahoo_item(item, symbol))
-            except BadRecord as exc:
-                summary.reject(f"{symbol}: Yahoo news item {i}: {exc}", symbol)
-        fetched[symbol] = articles
+                items = fetch_yahoo_news(symbol, session, limiter=limiter)
+            except Exception as exc:  # any failure of one symbol's request is reported, the others go on
+                summary.fail(f"{symbol}: the Yahoo news request failed: {type(exc).__name__}: {exc}", symbol)
+                step(False)
+                continue
+            step(True)
+            fetched[symbol] = _take(symbol, items, summary, stamps, raws, now)
 
     def inputs_for(symbol: str) -> list[dict[str, Any]]:
         # The response as served is kept under raw/news/ only when it brought something new.

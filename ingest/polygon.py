@@ -35,6 +35,7 @@ from ingest.common import (
     days,
     interval_delta,
     ohlcv_problem,
+    progress_bar,
 )
 from ingest.sessions import land
 from ingest.stamping import StampError, asset_class, new_york_day, session, stamp_daily
@@ -440,9 +441,15 @@ def run(
         summary.of(t)
     cache = RawCache(ctx.paths, SOURCE)
     landed_any: set[str] = set()
-    with land(ctx.root) as w, ThreadPoolExecutor(CONCURRENCY) as pool:
-        futures = [pool.submit(_fetch_day, client, settings, cache, interval, d) for d in days(start, end)]
+    all_days = list(days(start, end))
+    with (
+        land(ctx.root) as w,
+        ThreadPoolExecutor(CONCURRENCY) as pool,
+        progress_bar(ctx, f"polygon {interval}", len(all_days), "day files") as step,
+    ):
+        futures = [pool.submit(_fetch_day, client, settings, cache, interval, d) for d in all_days]
         for future in futures:
+            errors_before = len(summary.errors)
             fetched = future.result()
             if isinstance(
                 fetched.error, s3.AccessDenied
@@ -452,12 +459,26 @@ def run(
                 _fail(summary, f"{fetched.error}; stopped at {fetched.day}, later days were not landed")
                 break
             _ingest_day(ctx, w, settings, cache, summary, tickers, interval, fetched, landed_any, today)
+            step(len(summary.errors) == errors_before)
     files_read = sum(s.files_done for s in summary.symbols.values())
+    files_skipped = sum(s.files_skipped for s in summary.symbols.values())
+    trading_days = [d for d in days(start, min(end, today - dt.timedelta(days=2))) if _trading_day(d)]
+    if summary.ok and trading_days and not files_read and not files_skipped:
+        # every past trading day "missing": a wrong bucket or refused keys look like that; say which
+        _fail(summary, s3.no_file_at_all(client, settings, len(trading_days)))
+        return summary
     for t in tickers:
-        if files_read and t not in landed_any and summary.of(t).files_done:
-            summary.notes.append(
-                f"{t}: no rows in {summary.of(t).files_done} file(s) read (ticker spelled right?)"
+        st = summary.of(t)
+        if (
+            files_read
+            and t not in landed_any
+            and st.files_done
+            and not (st.files_skipped or st.rows_rejected)
+        ):
+            hint = (
+                f" (tickers are upper case: {t.upper()}?)" if t != t.upper() else " (ticker spelled right?)"
             )
+            _fail(summary, f"{t}: no rows in {summary.of(t).files_done} file(s) read{hint}")
     return summary
 
 

@@ -143,3 +143,26 @@ def download(client: Any, s: S3Settings, key: str, dest: Path) -> dict[str, Any]
         "last_modified": last.isoformat() if last is not None else None,
         "bytes": n,
     }
+
+
+def no_file_at_all(client: Any, s: S3Settings, trading_days: int) -> str:
+    """Why not one day file was found for `trading_days` past trading days: the bucket checked (HEAD
+    bucket) and named with the endpoint, never the keys."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    where = f"bucket {s.bucket!r} at {s.endpoint}"
+    try:
+        client.head_bucket(Bucket=s.bucket)
+    except ClientError as exc:
+        status, code = _status(exc)
+        if status == 404 or code in ("404", "NoSuchBucket", "NotFound"):
+            return f"polygon: {where} does not exist (set POLYGON_S3_BUCKET; Polygon's is 'flatfiles')"
+        if status in (401, 403) or code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+            return (
+                f"polygon: {where} refused the credentials ({code or status}): check {ENV_ACCESS_KEY} and "
+                f"{ENV_SECRET_KEY}"
+            )
+        return f"polygon: {where}: {code or status}"
+    except BotoCoreError as exc:
+        return f"polygon: {where} cannot be reached: {exc}"
+    return f"polygon: no day file at all in {where} for {trading_days} past trading day(s)"

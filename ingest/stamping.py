@@ -3,7 +3,9 @@
 Both Polygon and Yahoo daily bars go through `stamp_daily`, so that the same trading day gets the same
 `ts` and `available_at` whichever vendor delivered it (vendors stamp days differently: Polygon's day files
 carry 16:00 New York, Yahoo's chart API 09:30 New York). DESIGN.md: `ts` is the session's open and
-`available_at` its close (13:00 New York on an early close).
+`available_at` the end of that day's after-hours trading, the session's close plus four hours (20:00 New
+York, 17:00 on an early close): a vendor's day bar counts extended-hours trades in its volume (Polygon's
+own documentation), so it is not known before the after-hours session ends.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from zoneinfo import ZoneInfo
 NEW_YORK = ZoneInfo("America/New_York")
 CALENDAR = "XNYS"
 _CALENDAR_START = "2000-01-01"
+AFTER_HOURS = dt.timedelta(hours=4)
+"""From the regular close to the end of after-hours trading (16:00 -> 20:00, 13:00 -> 17:00 New York)."""
 
 # Symbols stored with asset_class 'etf'; every other US symbol is a 'stock'. An explicit list, on purpose:
 # the flat files do not say what a ticker is, and a guess would differ between sources. Add to it here.
@@ -84,7 +88,8 @@ def new_york_day(instant: dt.datetime) -> dt.date:
 
 
 def stamp_daily(day: dt.date, vendor_instant: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
-    """(ts, available_at) of the daily bar of trading day `day`: the session's open and close, UTC.
+    """(ts, available_at) of the daily bar of trading day `day`, UTC: the session's open, and its close
+    plus four hours (the end of after-hours trading: 20:00 New York, 17:00 on an early close).
 
     `vendor_instant` is whatever instant the vendor put on the bar; it must fall on `day` in New York
     time, and `day` must be an XNYS session. Otherwise StampError says why (the row is then rejected,
@@ -101,4 +106,4 @@ def stamp_daily(day: dt.date, vendor_instant: dt.datetime) -> tuple[dt.datetime,
     s = session(day)
     if s is None:
         raise StampError(f"{day} is not an {CALENDAR} trading day")
-    return s.open_at, s.close_at
+    return s.open_at, s.close_at + AFTER_HOURS

@@ -24,11 +24,19 @@ from zoneinfo import ZoneInfo
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from ingest.common import IngestSummary, RawCache, RunContext, bar_period, interval_delta, ohlcv_problem
+from ingest.common import (
+    IngestSummary,
+    RawCache,
+    RunContext,
+    bar_period,
+    interval_delta,
+    ohlcv_problem,
+    progress_bar,
+)
 from ingest.polygon import _replace_file_rows, _table
 from ingest.ratelimit import YAHOO_LIMITER, RateLimiter
 from ingest.sessions import land
-from ingest.stamping import ETFS, StampError, asset_class, stamp_daily
+from ingest.stamping import AFTER_HOURS, ETFS, StampError, asset_class, stamp_daily
 from lake.errors import MarketlakeError
 from lake.schemas import BARS, BARS_REJECTED
 from lake.writer import LakeWriter
@@ -325,10 +333,11 @@ def parse_chart(
             except StampError as exc:
                 reject(f"timestamp {t}: {exc}")
                 continue
-            if vendor_ts >= available_at:
+            close_at = available_at - AFTER_HOURS  # the regular close (available_at: after-hours end)
+            if vendor_ts >= close_at:
                 reject(
                     f"timestamp {t} ({vendor_ts.isoformat()}) is after the close of {day} "
-                    f"({available_at.isoformat()}): which day it is cannot be told"
+                    f"({close_at.isoformat()}): which day it is cannot be told"
                 )
                 continue
         else:
@@ -550,80 +559,88 @@ def run(
     if note:
         summary.notes.append(note)
     with land(ctx.root) as w:
-        for symbol, win in _pieces(symbols, wins, summary, note):
-            s = summary.of(symbol)
-            try:
-                body, relpath, from_cache, later = _fetch(
-                    client,
-                    cache,
-                    symbol,
-                    interval,
-                    win,
-                    now,
-                    partial(_fetch_splits, client, cache, symbol, wins[0].first, now),
-                )
-                payload = json.loads(body)
-                source_file = f"yahoo:{relpath}"
-                later_splits = None
-                if later is not None:
-                    got = cache.get(later)
-                    if got is None:
-                        raise ChartError(
-                            f"yahoo: {symbol}: the split events file {later} vanished from the cache"
+        pieces = list(_pieces(symbols, wins, summary, note))
+        with progress_bar(ctx, f"yahoo {interval}", len(pieces), "windows") as step:
+            for symbol, win in pieces:
+                errors_before = len(summary.errors)
+                try:
+                    s = summary.of(symbol)
+                    try:
+                        body, relpath, from_cache, later = _fetch(
+                            client,
+                            cache,
+                            symbol,
+                            interval,
+                            win,
+                            now,
+                            partial(_fetch_splits, client, cache, symbol, wins[0].first, now),
                         )
-                    later_splits = _events_splits(json.loads(got.path.read_bytes()))
-                parsed = parse_chart(
-                    payload,
-                    symbol=symbol,
-                    interval=interval,
-                    window=win,
-                    source_file=source_file,
-                    now=now,
-                    later_splits=later_splits,
-                )
-            except RateLimited as exc:
-                _fail(summary, str(exc), symbol)
-                summary.notes.append(
-                    "yahoo: stopped after a persistent rate limit; nothing else was requested"
-                )
-                break
-            except (ChartError, ValueError) as exc:
-                _fail(
-                    summary,
-                    str(exc) if isinstance(exc, ChartError) else f"yahoo: {symbol}: bad JSON: {exc}",
-                    symbol,
-                )
-                continue
-            except MarketlakeError as exc:
-                _fail(summary, str(exc), symbol)
-                continue
-            except Exception as exc:  # a network failure inside yfinance: name the piece and go on
-                _fail(
-                    summary,
-                    f"yahoo: {symbol}: {interval} {win.first} to {win.last}: {type(exc).__name__}: {exc}",
-                    symbol,
-                )
-                continue
-            the_input = {"file": source_file, "sha256": _sha(body)}
-            _land(w, symbol, interval, win, parsed, source_file, the_input, ctx.settings.etfs)
-            s.rows_landed += len(parsed.bars)
-            s.rows_rejected += len(parsed.rejected)
-            if from_cache:
-                s.files_skipped += 1
-            elif not parsed.bars and not parsed.rejected:
-                s.files_missing += 1
-            else:
-                s.files_done += 1
-            if (parsed.instrument_type == "ETF") != (symbol.upper() in ETFS) and parsed.instrument_type:
-                summary.notes.append(
-                    f"{symbol}: Yahoo calls it {parsed.instrument_type}, stored as {asset_class(symbol, ctx.settings.etfs)} "
-                    "(the ETF list is ingest/stamping.py ETFS)"
-                )
-            ctx.say(
-                f"yahoo {interval} {symbol} {win.first}..{win.last}: {len(parsed.bars)} bars, "
-                f"{len(parsed.rejected)} rejected, {parsed.null_rows} empty minutes skipped"
-                + (" (cached)" if from_cache else "")
-            )
+                        payload = json.loads(body)
+                        source_file = f"yahoo:{relpath}"
+                        later_splits = None
+                        if later is not None:
+                            got = cache.get(later)
+                            if got is None:
+                                raise ChartError(
+                                    f"yahoo: {symbol}: the split events file {later} vanished from the cache"
+                                )
+                            later_splits = _events_splits(json.loads(got.path.read_bytes()))
+                        parsed = parse_chart(
+                            payload,
+                            symbol=symbol,
+                            interval=interval,
+                            window=win,
+                            source_file=source_file,
+                            now=now,
+                            later_splits=later_splits,
+                        )
+                    except RateLimited as exc:
+                        _fail(summary, str(exc), symbol)
+                        summary.notes.append(
+                            "yahoo: stopped after a persistent rate limit; nothing else was requested"
+                        )
+                        break
+                    except (ChartError, ValueError) as exc:
+                        _fail(
+                            summary,
+                            str(exc) if isinstance(exc, ChartError) else f"yahoo: {symbol}: bad JSON: {exc}",
+                            symbol,
+                        )
+                        continue
+                    except MarketlakeError as exc:
+                        _fail(summary, str(exc), symbol)
+                        continue
+                    except Exception as exc:  # a network failure inside yfinance: name the piece and go on
+                        _fail(
+                            summary,
+                            f"yahoo: {symbol}: {interval} {win.first} to {win.last}: {type(exc).__name__}: {exc}",
+                            symbol,
+                        )
+                        continue
+                    the_input = {"file": source_file, "sha256": _sha(body)}
+                    _land(w, symbol, interval, win, parsed, source_file, the_input, ctx.settings.etfs)
+                    s.rows_landed += len(parsed.bars)
+                    s.rows_rejected += len(parsed.rejected)
+                    if from_cache:
+                        s.files_skipped += 1
+                    elif not parsed.bars and not parsed.rejected:
+                        s.files_missing += 1
+                    else:
+                        s.files_done += 1
+                    if (parsed.instrument_type == "ETF") != (
+                        symbol.upper() in ETFS
+                    ) and parsed.instrument_type:
+                        summary.notes.append(
+                            f"{symbol}: Yahoo calls it {parsed.instrument_type}, stored as {asset_class(symbol, ctx.settings.etfs)} "
+                            "(the ETF list is ingest/stamping.py ETFS)"
+                        )
+                    ctx.say(
+                        f"yahoo {interval} {symbol} {win.first}..{win.last}: {len(parsed.bars)} bars, "
+                        f"{len(parsed.rejected)} rejected, {parsed.null_rows} empty minutes skipped"
+                        + (" (cached)" if from_cache else "")
+                    )
+                finally:
+                    step(len(summary.errors) == errors_before)
     summary.notes[:] = list(dict.fromkeys(summary.notes))
     if client.waits:
         summary.notes.append(f"yahoo: backed off {len(client.waits)} time(s) on Yahoo's rate limit")

@@ -49,6 +49,8 @@ class Settings:
     """Which instant of an article counts for the as-of join: published or ingested (first seen)."""
     max_gap_minutes: int = 15
     """No feature is carried across a gap longer than this (or across a session boundary)."""
+    max_news_age_minutes: int = 1440
+    """Market-context news (SPY/QQQ sentiment and counts) older than this at a bar is NULL, like stale bars."""
     etfs: list[str] = field(default_factory=list)
     """Symbols stored with asset_class 'etf' besides the built-in list (ingest/stamping.py ETFS)."""
     split_method: str = "fraction"
@@ -94,6 +96,7 @@ class Settings:
             "session": self.session,
             "news_time": self.news_time,
             "max_gap_minutes": self.max_gap_minutes,
+            "max_news_age_minutes": self.max_news_age_minutes,
             "split_method": self.split_method,
             "train_fraction": self.train_fraction,
             "validation_fraction": self.validation_fraction,
@@ -130,6 +133,7 @@ _TOP_TYPES: dict[str, type | tuple[type, ...]] = {
     "session": str,
     "news_time": str,
     "max_gap_minutes": int,
+    "max_news_age_minutes": int,
     "etfs": list,
 }
 _CHOICES = {"session": ("regular", "extended"), "news_time": ("published", "ingested")}
@@ -217,7 +221,10 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
             raise bad(f"data.{key}", f"expected {getattr(want, '__name__', 'a number')}, got {value!r}")
         if key in _CHOICES and value not in _CHOICES[key]:
             raise bad(f"data.{key}", f"must be one of {', '.join(_CHOICES[key])}, got {value!r}")
-        if key in ("data_days", "min_bars_per_symbol", "max_gap_minutes") and value < 0:
+        if (
+            key in ("data_days", "min_bars_per_symbol", "max_gap_minutes", "max_news_age_minutes")
+            and value < 0
+        ):
             raise bad(f"data.{key}", "must not be negative")
         if key == "max_missing_ratio" and not 0 <= value <= 1:
             raise bad(f"data.{key}", "must be between 0 and 1")

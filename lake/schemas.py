@@ -215,8 +215,28 @@ FEATURES = Dataset(
     sort_by=("ts",),
 )
 
+BAR_REVISIONS = Dataset(
+    name="bar_revisions",
+    schema=pa.schema(
+        [
+            *(BARS.schema.field(n) for n in BARS.schema.names),
+            pa.field("first_seen", UTC_TS, nullable=True),
+            pa.field("last_seen", UTC_TS, nullable=False),
+            pa.field("replaced_by", pa.string(), nullable=True),
+        ]
+    ),
+    partition_by=BARS.partition_by,
+    key=("ts", "last_seen"),
+    keep="first",
+    sort_by=("ts", "last_seen"),
+)
+"""Bars that a later write replaced (a vendor republished the file): the old row as it was, when it was
+first landed (from its file's `landed_at` in the manifest; NULL when older than that record), when it was
+replaced (last_seen), and the file that replaced it (NULL when the row was dropped without a successor).
+Written by the lake writer itself whenever a bars partition changes a row; `bars` shows the latest."""
+
 DATASETS: dict[str, Dataset] = {
-    d.name: d for d in (BARS, BARS_REJECTED, NEWS, RUNS, TRADING_SESSIONS, FEATURES)
+    d.name: d for d in (BARS, BARS_REJECTED, NEWS, RUNS, TRADING_SESSIONS, BAR_REVISIONS, FEATURES)
 }
 
 

@@ -8,6 +8,7 @@ temporary name that no view's glob matches (`data.parquet.tmp-*`), removed by th
 
 from __future__ import annotations
 
+import datetime as dt
 import errno
 import fcntl
 import hashlib
@@ -29,7 +30,7 @@ import pyarrow.parquet as pq
 
 from lake.errors import REPAIR, LakeLocked, MarketlakeError, SchemaMismatch
 from lake.paths import SCHEMA_ANCHOR, LakePaths, resolve_lake_root, validate_partition_value
-from lake.schemas import DATASETS, Dataset
+from lake.schemas import BAR_REVISIONS, BARS, DATASETS, UTC_TS, Dataset
 
 DATA_FILE = "data.parquet"
 MANIFEST_FILE = "_manifest.json"
@@ -307,9 +308,48 @@ class LakeWriter:
             return WriteResult(dataset.name, target, result.num_rows, 0, changed=False)
         if result.num_rows == 0 and existing is None:
             return WriteResult(dataset.name, target, 0, 0, changed=False)
+        revisions: pa.Table | None = None
+        if dataset.name == "bars":
+            now = _now()  # one instant: a new version's landed_at is its predecessor's last_seen
+            inputs = _stamp_landed(inputs, now)
+            revisions = self._revisions(target.parent, existing, result, inputs, now)
         self._write_file(target, result, inputs, merge_inputs=mode == "merge")
+        if dataset.name == "bars" and revisions is not None:
+            # after the bars: a write that fails leaves no revision of a change that did not happen
+            self.write(BAR_REVISIONS, partition, revisions, mode="merge")
         self.bars_written = self.bars_written or dataset.name == "bars"
         return WriteResult(dataset.name, target, result.num_rows, rows_added, changed=True)
+
+    def _revisions(
+        self,
+        directory: Path,
+        existing: pa.Table | None,
+        result: pa.Table,
+        inputs: Sequence[Mapping[str, Any]],
+        now: dt.datetime,
+    ) -> pa.Table | None:
+        """The rows a bars partition loses or whose values change, for bar_revisions: with when each was
+        first seen (its file's landed_at), when it was replaced (now) and the file that replaced it."""
+        if existing is None:
+            return None
+        old = replaced_bars(existing, result)
+        if old.num_rows == 0:
+            return None
+        landed: dict[str, dt.datetime | None] = {}
+        for i in _manifest_inputs(directory):
+            if isinstance(i.get("file"), str) and isinstance(i.get("landed_at"), str):
+                landed[i["file"]] = _parse_instant(i["landed_at"])
+        incoming_files = {i.get("file") for i in inputs}
+        successor = old.column("__successor").to_pylist()
+        files = old.column("source_file").to_pylist()
+        replaced_by = [
+            s if s is not None else (f if f in incoming_files else None)
+            for s, f in zip(successor, files, strict=True)
+        ]
+        table = old.drop_columns(["__successor"])
+        table = table.append_column("first_seen", pa.array([landed.get(f) for f in files], type=UTC_TS))
+        table = table.append_column("last_seen", pa.array([now] * old.num_rows, type=UTC_TS))
+        return table.append_column("replaced_by", pa.array(replaced_by, type=pa.string()))
 
     def _write_file(
         self, target: Path, table: pa.Table, inputs: Sequence[Mapping[str, Any]], *, merge_inputs: bool
@@ -379,6 +419,53 @@ class LakeWriter:
             )
         except OSError as exc:
             raise MarketlakeError(f"could not repair the manifest of {target}: {io_reason(exc)}") from exc
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _parse_instant(text: str) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _stamp_landed(inputs: Sequence[Mapping[str, Any]], now: dt.datetime) -> list[Mapping[str, Any]]:
+    """The inputs of a bars write, each new one stamped with when it was landed (`landed_at`, UTC): the
+    first_seen of its rows if a later version of the file replaces them."""
+    return [i if "landed_at" in i else {**i, "landed_at": now.isoformat()} for i in inputs]
+
+
+def _manifest_inputs(directory: Path) -> list[dict[str, Any]]:
+    try:
+        inputs = json.loads((directory / MANIFEST_FILE).read_text()).get("inputs", [])
+    except (OSError, ValueError):
+        return []
+    return [dict(i) for i in inputs if isinstance(i, dict)]
+
+
+_BAR_VALUES = ("asset_class", "available_at", "open", "high", "low", "close", "volume", "trades")
+
+
+def replaced_bars(existing: pa.Table, result: pa.Table) -> pa.Table:
+    """The rows of `existing` (a bars partition) that `result` drops or changes (any value but the file
+    name), with `__successor`: the source_file of the row that takes its place (null when dropped)."""
+    if existing.num_rows == 0:
+        return existing.append_column("__successor", pa.array([], type=pa.string()))
+    new = result.select(["ts", *_BAR_VALUES, "source_file"]).rename_columns(
+        ["ts", *(f"__new_{c}" for c in _BAR_VALUES), "__successor"]
+    )
+    joined = existing.join(new, keys="ts", join_type="left outer")
+    present = pc.is_valid(joined.column("__successor"))
+    differs = pc.invert(present)
+    for c in _BAR_VALUES:
+        a, b = joined.column(c), joined.column(f"__new_{c}")
+        same = pc.or_kleene(pc.fill_null(pc.equal(a, b), False), pc.and_(pc.is_null(a), pc.is_null(b)))
+        differs = pc.or_(differs, pc.and_(present, pc.invert(same)))
+    out = joined.filter(differs)
+    return out.select([*BARS.schema.names, "__successor"]).sort_by("ts")
 
 
 def _unique_inputs(inputs: Sequence[Mapping[str, Any]]) -> list[Any]:

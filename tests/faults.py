@@ -202,17 +202,29 @@ def kill_then_rerun(
 # --- what a lake holds --------------------------------------------------------------------------------
 
 
+VOLATILE_INPUT_KEYS = ("landed_at",)
+"""Keys of a manifest's input record that say when it was landed, not what it is."""
+
+
 def lake_files(root: Path, *, include_raw: bool = False) -> dict[str, bytes]:
     """Every data.parquet and _manifest.json of the lake (and raw/ files if asked), by relative path;
     derived datasets (the feature store, refreshed by the command line after an ingest, not by the
-    ingestors themselves) left out."""
+    ingestors themselves) left out, and a manifest without its inputs' volatile keys (when each was
+    landed), so that two runs of the same ingest compare equal."""
     out: dict[str, bytes] = {}
     for p in sorted(_walk(root)):
         rel = p.relative_to(root).as_posix()
         if any(rel.startswith(f"datasets/{d}/") for d in DERIVED_DATASETS):
             continue
         if p.name in (DATA_FILE, MANIFEST_FILE) or (include_raw and rel.startswith("raw/")):
-            out[rel] = p.read_bytes()
+            data = p.read_bytes()
+            if p.name == MANIFEST_FILE:
+                manifest = json.loads(data)
+                for i in manifest.get("inputs", []):
+                    for key in VOLATILE_INPUT_KEYS:
+                        i.pop(key, None)
+                data = json.dumps(manifest, sort_keys=True).encode()
+            out[rel] = data
     return out
 
 

@@ -10,8 +10,9 @@
 -- crypto bar at 04:00 New York in regular mode, or on a Sunday, has no SPY state).
 -- spy_sentiment_last / spy_news_count_1d / spy_sentiment_mean_1d: SPY's own news as of the bar's
 -- available_at, by the same rule as bar_news (article time < available_at, per news_time; window
--- [available_at - 24 hours, available_at)); not subject to the staleness rule. The same columns with qqq_
--- for QQQ.
+-- [available_at - 24 hours, available_at)). News staleness rule: all three are NULL when SPY's latest
+-- article known at the bar is older than lake_settings.max_news_age_minutes (default one day), or when
+-- there is none: no sentiment is carried from an article of last year. The same columns with qqq_ for QQQ.
 CREATE OR REPLACE VIEW market_context AS
 WITH spy_bars AS (
     SELECT "interval", available_at, ret_1 FROM bar_features WHERE symbol = 'SPY'
@@ -28,6 +29,10 @@ instants AS (
 ),
 joined AS (
     SELECT b."interval", b.available_at,
+           sn.news_at IS NOT NULL
+               AND (epoch(b.available_at) - epoch(sn.news_at)) / 60.0 <= st.max_news_age_minutes AS spy_news_fresh,
+           qn.news_at IS NOT NULL
+               AND (epoch(b.available_at) - epoch(qn.news_at)) / 60.0 <= st.max_news_age_minutes AS qqq_news_fresh,
            CASE WHEN (epoch(b.available_at) - epoch(sb.available_at)) / 60.0 <= st.max_gap_minutes THEN sb.available_at END AS spy_available_at,
            CASE WHEN (epoch(b.available_at) - epoch(sb.available_at)) / 60.0 <= st.max_gap_minutes THEN sb.ret_1 END AS spy_log_ret_1,
            sn.last_sentiment::DOUBLE AS spy_sentiment_last,
@@ -50,11 +55,15 @@ joined AS (
     ASOF LEFT JOIN qqq_news qd ON qd.news_at < b.available_at - INTERVAL 24 HOUR
 )
 SELECT b.symbol, b."interval", b.ts,
-       j.spy_available_at, j.spy_log_ret_1, j.spy_sentiment_last, j.spy_news_count_1d,
-       CASE WHEN j.spy_news_count_1d > 0 THEN j.spy_sum_1d::DOUBLE / j.spy_news_count_1d END
+       j.spy_available_at, j.spy_log_ret_1,
+       CASE WHEN j.spy_news_fresh THEN j.spy_sentiment_last END AS spy_sentiment_last,
+       CASE WHEN j.spy_news_fresh THEN j.spy_news_count_1d END AS spy_news_count_1d,
+       CASE WHEN j.spy_news_fresh AND j.spy_news_count_1d > 0 THEN j.spy_sum_1d::DOUBLE / j.spy_news_count_1d END
            AS spy_sentiment_mean_1d,
-       j.qqq_available_at, j.qqq_log_ret_1, j.qqq_sentiment_last, j.qqq_news_count_1d,
-       CASE WHEN j.qqq_news_count_1d > 0 THEN j.qqq_sum_1d::DOUBLE / j.qqq_news_count_1d END
+       j.qqq_available_at, j.qqq_log_ret_1,
+       CASE WHEN j.qqq_news_fresh THEN j.qqq_sentiment_last END AS qqq_sentiment_last,
+       CASE WHEN j.qqq_news_fresh THEN j.qqq_news_count_1d END AS qqq_news_count_1d,
+       CASE WHEN j.qqq_news_fresh AND j.qqq_news_count_1d > 0 THEN j.qqq_sum_1d::DOUBLE / j.qqq_news_count_1d END
            AS qqq_sentiment_mean_1d
 FROM bars b
 JOIN joined j ON j."interval" = b."interval" AND j.available_at = b.available_at;

@@ -219,11 +219,11 @@ def test_progress_shows_files_and_bytes_unless_quiet(dv: DataVision, lake_root: 
         assert "2/2 files" in out.getvalue() and "KB" in out.getvalue(), out.getvalue()
 
 
-def test_a_symbol_with_no_file_at_all_gets_a_hint(dv: DataVision, lake_root: Path) -> None:
+def test_a_symbol_with_no_file_at_all_fails_with_a_hint(dv: DataVision, lake_root: Path) -> None:
     s = ingest(lake_root, ["btcusdt"], day("2024-01-30"), day("2024-01-31"))
 
-    assert s.ok and s.of("btcusdt").files_missing == 2
-    assert any("no file at all for btcusdt" in n for n in s.notes), s.notes
+    assert not s.ok and s.of("btcusdt").files_missing == 2
+    assert any("no file at all for btcusdt" in e and "BTCUSDT?" in e for e in s.errors), s.errors
 
 
 def test_a_second_run_changes_nothing(dv: DataVision, lake_root: Path) -> None:

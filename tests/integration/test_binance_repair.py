@@ -122,3 +122,25 @@ def test_a_damaged_file_of_another_symbol_is_named_and_does_not_stop_an_ingest(
     assert "Traceback" not in out
     assert str(eth) in out and "marketlake verify" in out, out
     assert count(lake_root) == 60
+
+
+def test_a_republished_archive_keeps_the_bars_it_replaced_in_bar_revisions(
+    published: DataVision, lake_root: Path, runner: CliRunner
+) -> None:
+    assert run_ingest(runner, lake_root)[0] == 0
+    # Binance republishes Jan 31 with other prices and the last five minutes gone
+    published.publish(
+        "BTCUSDT", "1m", dt.date(2024, 1, 31), "daily", klines(at("2024-01-31T00:00"), 25, base=43000.0)
+    )
+    assert run_ingest(runner, lake_root)[0] == 0
+
+    con = lake.connect(lake_root, read_only=True)
+    revs = con.sql(
+        "SELECT ts, version, source_file, replaced_by, first_seen, last_seen FROM bar_revisions ORDER BY ts"
+    ).fetchall()
+    current = con.sql("SELECT count(*), min(close) FROM bars WHERE ts >= '2024-01-31'").fetchone()
+    assert len(revs) == 30  # all of Jan 31's old bars: 25 changed, 5 dropped
+    assert {r[2] for r in revs} == {"data/spot/daily/klines/BTCUSDT/1m/BTCUSDT-1m-2024-01-31.zip"}
+    assert {r[3] for r in revs} == {r[2] for r in revs}  # replaced by the new version of that file
+    assert all(r[1] == 1 and r[4] is not None and r[4] <= r[5] for r in revs)
+    assert current is not None and current[0] == 25 and current[1] >= 42000.0

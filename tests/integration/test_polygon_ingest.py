@@ -147,9 +147,9 @@ def test_daily_bars_stamped_by_the_calendar_normal_day_and_early_close_via_cli(
         lake_root, "SELECT ts, available_at, open, high, low, close, volume, trades FROM bars ORDER BY ts"
     )
     assert got == [
-        (dt.datetime(2024, 11, 27, 14, 30, tzinfo=UTC), dt.datetime(2024, 11, 27, 21, 0, tzinfo=UTC),
+        (dt.datetime(2024, 11, 27, 14, 30, tzinfo=UTC), dt.datetime(2024, 11, 28, 1, 0, tzinfo=UTC),
          234.465, 235.69, 233.8101, 235.06, 33498439.0, 466006),
-        (dt.datetime(2024, 11, 29, 14, 30, tzinfo=UTC), dt.datetime(2024, 11, 29, 18, 0, tzinfo=UTC),
+        (dt.datetime(2024, 11, 29, 14, 30, tzinfo=UTC), dt.datetime(2024, 11, 29, 22, 0, tzinfo=UTC),
          234.805, 237.81, 233.97, 237.33, 28481377.0, 302341),
     ]  # fmt: skip
     assert not thanksgiving.weekday() >= 5  # a weekday holiday with no file: missing, not an error

@@ -78,7 +78,7 @@ def test_polygon_day_wins_and_yahoo_fills_the_missing_day(
     stored = con.execute("SELECT count(*) FROM lake_bars").fetchone()
     con.close()
     assert got == [
-        (ny(WED, 9, 30), ny(WED, 16, 0), "polygon", 235.06, 33498439.0),
-        (ny(FRI, 9, 30), ny(FRI, 13, 0), "yahoo", 237.3300018310547, 28481400.0),
+        (ny(WED, 9, 30), ny(WED, 20, 0), "polygon", 235.06, 33498439.0),  # after-hours end
+        (ny(FRI, 9, 30), ny(FRI, 17, 0), "yahoo", 237.3300018310547, 28481400.0),  # early close + 4 h
     ]
     assert stored == (3,)

@@ -36,6 +36,7 @@ GRID = dt.timedelta(minutes=30)
 HOUR = dt.timedelta(hours=1)
 DAY = dt.timedelta(hours=24)
 MAX_GAP = dt.timedelta(minutes=Settings().max_gap_minutes)
+MAX_NEWS_AGE = dt.timedelta(minutes=Settings().max_news_age_minutes)
 INTERVALS = {"15m": dt.timedelta(minutes=15), "1h": dt.timedelta(hours=1)}
 BAR_NEWS_COLS = [
     "last_news_at",
@@ -195,9 +196,11 @@ def ref_market_context(
                 row[f"{p}_available_at"] = None
                 row[f"{p}_log_ret_1"] = None
             n = ref_news(arts, index, b.available_at, mode)
-            row[f"{p}_sentiment_last"] = n["sentiment_last"]
-            row[f"{p}_news_count_1d"] = n["news_count_1d"]
-            row[f"{p}_sentiment_mean_1d"] = n["sentiment_mean_1d"]
+            # news staleness: nothing when the latest article is older than max_news_age_minutes (or none)
+            fresh = n["last_news_at"] is not None and b.available_at - n["last_news_at"] <= MAX_NEWS_AGE
+            row[f"{p}_sentiment_last"] = n["sentiment_last"] if fresh else None
+            row[f"{p}_news_count_1d"] = n["news_count_1d"] if fresh else None
+            row[f"{p}_sentiment_mean_1d"] = n["sentiment_mean_1d"] if fresh else None
         out[(b.symbol, b.interval, b.ts)] = row
     return out
 
@@ -405,7 +408,7 @@ def test_features_carry_the_as_of_values_at_bar_boundaries(example_lake: Path) -
     assert [c["spy_sentiment_last"] for c in ctx] == [-0.3, -0.3, -0.3]
     assert [c["spy_news_count_1d"] for c in ctx] == [1, 1, 1]
     assert all(c[f"qqq_{k}"] is None for c in ctx for k in ("available_at", "log_ret_1", "sentiment_last"))
-    assert [c["qqq_news_count_1d"] for c in ctx] == [0, 0, 0]
+    assert [c["qqq_news_count_1d"] for c in ctx] == [None, None, None]  # no QQQ news at all: unknown
     # AAPL's own return is there too (bar_features), untouched by the joins
     assert rows[1]["ret_1"] == pytest.approx(math.log(110 / 100))
 

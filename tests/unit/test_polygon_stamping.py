@@ -24,7 +24,8 @@ EARLY_2024 = {dt.date(2024, 7, 3), dt.date(2024, 11, 29), dt.date(2024, 12, 24)}
 def reference(day: dt.date) -> tuple[dt.datetime, dt.datetime] | None:
     if day.weekday() >= 5 or day in HOLIDAYS_2024:
         return None
-    close = dt.time(13, 0) if day in EARLY_2024 else dt.time(16, 0)
+    # available at the end of after-hours trading: 20:00 New York, 17:00 on an early close (issue 14, 7)
+    close = dt.time(17, 0) if day in EARLY_2024 else dt.time(20, 0)
     return (
         dt.datetime.combine(day, dt.time(9, 30), NY).astimezone(dt.UTC),
         dt.datetime.combine(day, close, NY).astimezone(dt.UTC),
@@ -75,3 +76,26 @@ def test_asset_class_from_the_explicit_etf_list() -> None:
     assert [asset_class(s) for s in ("SPY", "QQQ", "IWM", "DIA", "AAPL", "BRK.B")] == [
         "etf", "etf", "etf", "etf", "stock", "stock",
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("day", "available_new_york"),
+    [
+        (dt.date(2024, 7, 1), dt.datetime(2024, 7, 1, 20, 0)),  # summer (EDT): 20:00 New York = 00:00 UTC
+        (dt.date(2024, 1, 2), dt.datetime(2024, 1, 2, 20, 0)),  # winter (EST): 20:00 New York = 01:00 UTC
+        (dt.date(2024, 7, 3), dt.datetime(2024, 7, 3, 17, 0)),  # early close 13:00: after-hours end 17:00
+        (dt.date(2024, 11, 29), dt.datetime(2024, 11, 29, 17, 0)),  # the day after Thanksgiving
+        (dt.date(2024, 3, 8), dt.datetime(2024, 3, 8, 20, 0)),  # the Friday before the DST switch
+        (dt.date(2024, 3, 11), dt.datetime(2024, 3, 11, 20, 0)),  # the Monday after it
+    ],
+)
+def test_a_daily_bar_is_available_when_after_hours_trading_ends(
+    day: dt.date, available_new_york: dt.datetime
+) -> None:
+    """Day bars count extended-hours trades in their volume: they are known at the session's close plus
+    four hours, not at the close (issue 14, item 7)."""
+    ts, available_at = stamp_daily(day, dt.datetime.combine(day, dt.time(16, 0), NY))
+    assert ts == dt.datetime.combine(day, dt.time(9, 30), NY).astimezone(dt.UTC)
+    assert available_at == available_new_york.replace(tzinfo=NY).astimezone(dt.UTC)
+    s = session(day)
+    assert s is not None and available_at - s.close_at == dt.timedelta(hours=4)

@@ -90,7 +90,10 @@ def test_manifest_records_rows_sha256_and_inputs_and_verify_catches_a_change(lak
     with LakeWriter.open(lake_root) as w:
         res = w.write(lake.BARS, PART, bars_table(T0, [1.0, 2.0]), inputs=[{"file": "x.zip", "sha256": "ab"}])
     manifest = json.loads((res.path.parent / "_manifest.json").read_text())
-    assert manifest["rows"] == 2 and manifest["inputs"] == [{"file": "x.zip", "sha256": "ab"}]
+    [recorded] = manifest["inputs"]
+    landed_at = dt.datetime.fromisoformat(recorded.pop("landed_at"))  # a bars input's landing time
+    assert manifest["rows"] == 2 and recorded == {"file": "x.zip", "sha256": "ab"}
+    assert landed_at.tzinfo is not None and landed_at <= dt.datetime.now(dt.UTC)
     assert verify(lake_root) == []
     pq.write_table(pq.read_table(res.path).slice(0, 1), res.path)
     assert any("sha256 differs" in p for p in verify(lake_root))

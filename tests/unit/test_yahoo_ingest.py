@@ -143,11 +143,11 @@ def test_daily_bars_stamped_by_the_calendar_via_cli(
     assert r.exit_code == 0, r.output
     got = rows(lake_root, "SELECT ts, available_at, open, close, volume FROM bars ORDER BY ts")
     assert got == [
-        (dt.datetime(2024, 11, 27, 14, 30, tzinfo=UTC), dt.datetime(2024, 11, 27, 21, 0, tzinfo=UTC),
+        (dt.datetime(2024, 11, 27, 14, 30, tzinfo=UTC), dt.datetime(2024, 11, 28, 1, 0, tzinfo=UTC),
          234.47000122070312, 235.05999755859375, 33498400.0),
-        (dt.datetime(2024, 11, 29, 14, 30, tzinfo=UTC), dt.datetime(2024, 11, 29, 18, 0, tzinfo=UTC),
+        (dt.datetime(2024, 11, 29, 14, 30, tzinfo=UTC), dt.datetime(2024, 11, 29, 22, 0, tzinfo=UTC),
          234.80499267578125, 237.3300018310547, 28481400.0),
-    ]  # fmt: skip
+    ]  # fmt: skip  # available at the after-hours end: 20:00 New York, 17:00 on the early close
 
 
 def test_empty_response_without_timestamp_is_no_data_not_an_error(
@@ -321,3 +321,23 @@ def test_a_share_class_is_asked_with_a_dash_and_stored_with_a_dot(
     assert s.ok, s.errors
     assert [c.path.rsplit("/", 1)[1] for c in session.chart_calls()] == ["BRK-B"]
     assert rows(lake_root, "SELECT DISTINCT symbol, source FROM bars") == [("BRK.B", "yahoo")]
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_progress_counts_windows_and_failures_unless_quiet(
+    lake_root: Path, session: ReplaySession, quiet: bool
+) -> None:
+    """Yahoo shows progress as Binance does (issue 14, item 5), a failed window counted as failed."""
+    import io
+
+    from rich.console import Console
+
+    out = io.StringIO()
+    ctx = RunContext(root=lake_root, settings=Settings(), quiet=quiet, console=Console(file=out, width=120))
+    s = yahoo.run(ctx, ["NOPE"], "1d", FRI, FRI, client=client(session, attempts=1), now=NOW)
+    assert not s.ok  # no such symbol on Yahoo: a failure, named
+    if quiet:
+        assert out.getvalue() == ""
+    else:
+        assert "yahoo 1d" in out.getvalue() and "1/1 windows" in out.getvalue(), out.getvalue()
+        assert "1 failed" in out.getvalue(), out.getvalue()
