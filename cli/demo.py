@@ -76,7 +76,7 @@ def demo_cmd(ctx: click.Context, retrain: bool, iterations: int | None) -> None:
     quality, train PPO, evaluate it on the held-out test period beside the baselines.
 
     \b
-    Examples:
+    Example:
       make demo
       marketlake demo --retrain --iterations 10
       marketlake --lake /tmp/demo-lake demo

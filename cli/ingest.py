@@ -256,7 +256,7 @@ def ingest_csv(
     `bars`.
 
     \b
-    Examples:
+    Example:
       marketlake ingest csv samples/yahoofinance-SPY-20080101-20180101.csv --symbol SPY --interval 1d
       marketlake ingest csv export.csv --symbol AAPL --interval 1m --tz America/New_York --source broker
     """

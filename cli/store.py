@@ -10,7 +10,14 @@ from lake.paths import parse_symbols
 
 @cli.group("features")
 def features_group() -> None:
-    """The feature store: the `features` view materialised in the lake (view features_store)."""
+    """The feature store: the `features` view materialised in the lake (view features_store), refreshed
+    after every ingest and before training.
+
+    \b
+    Example:
+      marketlake features status
+      marketlake features refresh --symbols BTCUSDT --interval 1m
+    """
 
 
 @features_group.command("refresh")
@@ -22,7 +29,12 @@ def features_group() -> None:
 def features_refresh(
     ctx: click.Context, symbols: str | None, intervals: tuple[str, ...], force: bool
 ) -> None:
-    """Recompute the stored features of every (symbol, interval) whose inputs changed."""
+    """Recompute the stored features of every (symbol, interval) whose inputs changed.
+
+    \b
+    Example:
+      marketlake --lake data/lake features refresh --symbols AAPL,MSFT --interval 1m
+    """
     from features import store
 
     run = _ctx(ctx)
@@ -42,7 +54,12 @@ def features_refresh(
 @click.pass_context
 @handle_errors
 def features_status(ctx: click.Context, fmt: str) -> None:
-    """Per (symbol, interval): whether the stored features are up to date, and their years."""
+    """Per (symbol, interval): whether the stored features are up to date, and their years.
+
+    \b
+    Example:
+      marketlake features status --format json
+    """
     from features import store
 
     run = _ctx(ctx)

@@ -125,7 +125,7 @@ def runs_cmd(ctx: click.Context, fmt: str, kind: str | None) -> None:
     """List training and evaluation runs, newest first.
 
     \b
-    Examples:
+    Example:
       marketlake runs
       marketlake runs --format json
       marketlake runs sync        # send runs waiting in the outbox to Supabase
