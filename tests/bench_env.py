@@ -145,12 +145,30 @@ def rows() -> list[Row]:
         raw_eps = episodes / t_raw
         out.append(
             Row(
-                "episode streaming (390-bar sessions/s, lake -> numpy)",
+                "episode streaming (390-bar sessions/s, lake -> numpy), live features view",
                 f"{eps:,.0f}/s ({data.n_rows / t_load:,.0f} rows/s)",
                 f"{raw_eps:,.0f}/s raw Parquet",
                 raw_eps / eps,
                 ">= 10,000/s",
                 eps >= 10_000,
+            )
+        )
+        # the same through the stored features (features_store), as training reads them once refreshed
+        from features import store
+
+        store.refresh(root, s)
+        stored: list[MarketData] = []
+        t_stored = best_of(lambda: stored.append(load_period(root, s, names, "1m", "train")), 3)
+        assert any(q.rstrip().endswith("FROM features_store") for q in stored[-1].queries)
+        s_eps = stored[-1].n_rows / 390 / t_stored
+        out.append(
+            Row(
+                "episode streaming from the stored features (features_store)",
+                f"{s_eps:,.0f}/s ({stored[-1].n_rows / t_stored:,.0f} rows/s)",
+                f"{raw_eps:,.0f}/s raw Parquet",
+                raw_eps / s_eps,
+                ">= 10,000/s",
+                s_eps >= 10_000,
             )
         )
         # episodes served from a loaded period
