@@ -93,6 +93,8 @@ def ingest(ctx: click.Context) -> None:
         # one source's error is recorded as its summary's failure: the other sources still run and print
         try:
             summaries.append(go())
+        except yahoo.Unreachable:
+            raise  # said once for both Yahoo sources, below
         except MarketlakeError as exc:
             failed = IngestSummary(source)
             failed.fail(str(exc).removeprefix(f"{source}: "))
@@ -105,10 +107,21 @@ def ingest(ctx: click.Context) -> None:
             each("polygon", lambda: polygon.run(run, st.polygon.symbols, st.polygon.interval, start, end))
         else:
             run.say("polygon: skipped, POLYGON_S3_ACCESS_KEY is not set")
-    if st.yahoo.symbols:
-        each("yahoo", lambda: yahoo.run(run, st.yahoo.symbols, st.yahoo.interval, start, end))
-    if st.news.symbols:
-        each("news", lambda: news.run(run, st.news.symbols))
+    offline = False
+    for name, cfg, go in (
+        ("yahoo", st.yahoo, lambda: yahoo.run(run, st.yahoo.symbols, st.yahoo.interval, start, end)),
+        ("news", st.news, lambda: news.run(run, st.news.symbols)),
+    ):
+        if not cfg.symbols or offline:
+            continue
+        try:
+            each(name, go)
+        except yahoo.Unreachable as exc:  # one line for the host, for both Yahoo sources
+            offline = True
+            both = [n for n, c in (("yahoo", st.yahoo), ("news", st.news)) if c.symbols]
+            failed = IngestSummary(" and ".join(both))
+            failed.fail(f"{exc}; skipped")
+            summaries.append(failed)
     _finish(summaries, run)
 
 

@@ -358,6 +358,10 @@ def run(
     # article published while the run was under way must not look as if the lake knew it before it existed.
     stamps: dict[str, dt.datetime] = {}
     session = session if session is not None else yahoo_session()
+    if session is None:  # yfinance's own session: the real network
+        from ingest.yahoo import require_reachable
+
+        require_reachable()
     cache = RawCache(ctx.paths, "news")
     fetched: dict[str, list[Article]] = {}
     raws: dict[str, bytes] = {}

@@ -43,6 +43,29 @@ from lake.writer import LakeWriter
 
 SOURCE = "yahoo"
 CHART_URL = "https://query2.finance.yahoo.com/v8/finance/chart/{symbol}"
+YAHOO_HOSTS = ("query2.finance.yahoo.com",)
+"""The hosts Yahoo's prices and news come from (through yfinance)."""
+
+
+class Unreachable(MarketlakeError):
+    """Yahoo's host does not resolve: offline (one line, before any request)."""
+
+
+def require_reachable(hosts: tuple[str, ...] = YAHOO_HOSTS) -> None:
+    """Raise Unreachable naming the first of `hosts` whose name does not resolve. Checked once before a
+    run that goes to the network (not with a session handed in), so that an offline ingest says so in one
+    line instead of retrying every request."""
+    import socket
+
+    for host in hosts:
+        try:
+            socket.getaddrinfo(host, 443, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError):
+            raise Unreachable(
+                f"cannot reach {host}: offline? Yahoo prices and news need the network"
+            ) from None
+
+
 INTERVALS = ("1m", "1d")
 MINUTE_LOOKBACK_DAYS = 29
 """Yahoo serves 1m bars for about the last 30 days only."""
@@ -552,7 +575,11 @@ def run(
     if interval not in INTERVALS:
         raise MarketlakeError(f"yahoo: interval {interval!r} is not supported (use {' or '.join(INTERVALS)})")
     now = now or dt.datetime.now(dt.UTC)
-    client = client or YahooClient(session=session or default_session())
+    if client is None:
+        session = session or default_session()
+        if session is None:  # yfinance's own session: the real network
+            require_reachable()
+        client = YahooClient(session=session)
     summary = IngestSummary(SOURCE)
     cache = RawCache(ctx.paths, SOURCE)
     wins, note = windows(interval, start, end, now)
