@@ -3,7 +3,7 @@
 1. a lake of its own (`data/demo/lake`, or `--lake`), so that a user's lake is never touched;
 2. the samples (samples/README.md: real Yahoo Finance daily bars of SPY, AAPL, GOOG and S&P 500 minute
    bars) through `ingest csv`, with the quality report;
-3. a short PPO run on the train period (samples/demo.toml), the model chosen on the validation period;
+3. a short PPO run on the train period (demo.toml), the model chosen on the validation period;
 4. the chosen model on the unseen test period beside buy-and-hold, flat and random: table, JSON, PNG;
 5. where everything is and what to try next.
 
@@ -28,9 +28,10 @@ MARKER = "demo-run.json"
 
 
 def demo_config() -> Path:
+    """demo.toml at the repository's root, beside marketlake.toml."""
     from ingest.samples import samples_dir
 
-    return samples_dir() / "demo.toml"
+    return samples_dir().parent / "demo.toml"
 
 
 def _fingerprint(root: Path, config: Path, iterations: int | None) -> str:
@@ -68,7 +69,7 @@ def _reusable(runs_dir: Path, fingerprint: str) -> Path | None:
 
 @cli.command("demo")
 @click.option("--retrain", is_flag=True, help="Train a new run even if a finished demo run is there.")
-@click.option("--iterations", type=int, default=None, help="PPO iterations (default: samples/demo.toml).")
+@click.option("--iterations", type=int, default=None, help="PPO iterations (default: demo.toml).")
 @click.pass_context
 @handle_errors
 def demo_cmd(ctx: click.Context, retrain: bool, iterations: int | None) -> None:

@@ -409,13 +409,15 @@ class LakeWriter:
         except (OSError, ValueError):
             current = {}
         sha = sha256_file(target)
-        same_inputs = not replace or _unique_inputs(current.get("inputs", [])) == _unique_inputs(inputs)
+        had = current.get("inputs", [])
+        same_inputs = not replace or _unique_inputs(_unstamped(had)) == _unique_inputs(_unstamped(inputs))
         if current.get("sha256") == sha and current.get("rows") == table.num_rows and same_inputs:
             return
+        inputs = _keep_landed(inputs, had)  # an input landed before keeps when it was first landed
         try:
             atomic_write_bytes(
                 manifest_path,
-                _manifest(target, table.num_rows, [*([] if replace else current.get("inputs", [])), *inputs]),
+                _manifest(target, table.num_rows, [*([] if replace else had), *inputs]),
             )
         except OSError as exc:
             raise MarketlakeError(f"could not repair the manifest of {target}: {io_reason(exc)}") from exc
@@ -430,6 +432,27 @@ def _parse_instant(text: str) -> dt.datetime | None:
         return dt.datetime.fromisoformat(text)
     except ValueError:
         return None
+
+
+def _unstamped(inputs: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Input records without when they were landed: what identifies them."""
+    return [{k: v for k, v in i.items() if k != "landed_at"} for i in inputs]
+
+
+def _keep_landed(
+    inputs: Sequence[Mapping[str, Any]], had: Sequence[Mapping[str, Any]]
+) -> list[Mapping[str, Any]]:
+    """`inputs`, each carrying the landed_at its identical record already had in the manifest."""
+    landed = {
+        json.dumps(u, sort_keys=True): i["landed_at"]
+        for u, i in zip(_unstamped(had), had, strict=True)
+        if isinstance(i, Mapping) and "landed_at" in i
+    }
+    out: list[Mapping[str, Any]] = []
+    for u, i in zip(_unstamped(inputs), inputs, strict=True):
+        at = landed.get(json.dumps(u, sort_keys=True))
+        out.append({**i, "landed_at": at} if at is not None and "landed_at" not in i else i)
+    return out
 
 
 def _stamp_landed(inputs: Sequence[Mapping[str, Any]], now: dt.datetime) -> list[Mapping[str, Any]]:
