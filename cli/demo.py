@@ -1,23 +1,144 @@
-"""`marketlake demo`: the whole chain offline on the data the project ships."""
+"""`marketlake demo` (what `make demo` runs): the whole chain offline, on the real bars the project ships.
+
+1. a lake of its own (`data/demo/lake`, or `--lake`), so that a user's lake is never touched;
+2. the samples (samples/README.md: real Yahoo Finance daily bars of SPY, AAPL, GOOG and S&P 500 minute
+   bars) through `ingest csv`, with the quality report;
+3. a short PPO run on the train period (samples/demo.toml), the model chosen on the validation period;
+4. the chosen model on the unseen test period beside buy-and-hold, flat and random: table, JSON, PNG;
+5. where everything is and what to try next.
+
+Run twice, it changes nothing: the ingest is a no-op, and a finished demo run on the same data and settings
+is reused (its evaluation is shown again) instead of training a second one; `--retrain` trains anew.
+"""
 
 from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
 
 import click
 
 from cli.main import _ctx, cli, handle_errors
+from lake.context import RunContext
+
+DEMO_LAKE = Path("data/demo/lake")
+MARKER = "demo-run.json"
+
+
+def demo_config() -> Path:
+    from ingest.samples import samples_dir
+
+    return samples_dir() / "demo.toml"
+
+
+def _fingerprint(root: Path, config: Path) -> str:
+    """What a demo run depends on: the lake's content and the demo's settings."""
+    import lake
+
+    h = hashlib.sha256()
+    h.update(lake.snapshot_hash(root).encode())
+    h.update(config.read_bytes())
+    return h.hexdigest()
+
+
+def _reusable(runs_dir: Path, fingerprint: str) -> Path | None:
+    """The folder of an earlier demo run made from the same data and settings, if it finished."""
+    marker = runs_dir / MARKER
+    try:
+        saved = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return None
+    run_dir = Path(saved.get("run_dir", ""))
+    if saved.get("fingerprint") != fingerprint or not (run_dir / "checkpoints" / "best.pt").exists():
+        return None
+    try:
+        status = json.loads((run_dir / "status.json").read_text()).get("status")
+    except (OSError, ValueError):
+        return None
+    return run_dir if status == "completed" else None
 
 
 @cli.command("demo")
+@click.option("--retrain", is_flag=True, help="Train a new run even if a finished demo run is there.")
+@click.option("--iterations", type=int, default=None, help="PPO iterations (default: samples/demo.toml).")
 @click.pass_context
 @handle_errors
-def demo_cmd(ctx: click.Context) -> None:
-    """Run the whole chain offline on the real data the project ships.
+def demo_cmd(ctx: click.Context, retrain: bool, iterations: int | None) -> None:
+    """Run the whole chain offline on the real data the project ships: ingest the samples, report their
+    quality, train PPO, evaluate it on the held-out test period beside the baselines.
 
     \b
-    Example:
-      marketlake demo
+    Examples:
+      make demo
+      marketlake demo --retrain --iterations 10
+      marketlake --lake /tmp/demo-lake demo
     """
-    _ctx(ctx)
-    from lake.errors import NotBuiltYet
+    from cli.ingest import _finish
+    from cli.training import train_and_evaluate
+    from features import check
+    from ingest import samples
+    from lake.config import load_settings
+    from lake.paths import resolve_lake_root
+    from rl.train import default_runs_dir
 
-    raise NotBuiltYet("demo: not built yet")
+    obj = ctx.ensure_object(dict)
+    config = demo_config()
+    root = resolve_lake_root(obj.get("lake") or DEMO_LAKE)
+    run = RunContext(root=root, settings=load_settings(config), quiet=bool(obj.get("quiet")))
+    base = _ctx(ctx)  # the user's settings are loaded (and checked) but the demo uses its own
+    del base
+    step = 0
+
+    def head(text: str) -> None:
+        nonlocal step
+        step += 1
+        click.secho(f"\n[{step}/4] {text}", bold=True, err=True)
+
+    head(f"ingest the shipped samples into {root} (marketlake ingest csv)")
+    _finish(samples.run(run), run)  # a sample that fails to land stops the demo, named, exit 1
+
+    head("data quality (marketlake check)")
+    check.run(run, "table", strict=False)
+
+    runs_dir = default_runs_dir(root)
+    fingerprint = _fingerprint(root, config)
+    reused = None if retrain or iterations is not None else _reusable(runs_dir, fingerprint)
+    report: Any
+    if reused is not None:
+        head(
+            f"train PPO: already done on this data and these settings ({reused.name}; --retrain to train again)"
+        )
+        from rl.evaluate import evaluate, render_table
+
+        head("evaluate the chosen model on the unseen test period")
+        report = evaluate(root, run.settings, reused, "test", say=run.say, record=False)
+        click.echo(render_table(report))
+        run_dir = reused
+    else:
+        head("train PPO on the train period, choose the model on the validation period")
+        result, report = train_and_evaluate(run, {"num_iterations": iterations}, runs_dir=runs_dir)
+        run_dir = result.run_dir
+        if result.exit_code:
+            click.echo("interrupted: the best checkpoint so far is kept", err=True)
+            ctx.exit(result.exit_code)
+        (runs_dir / MARKER).write_text(
+            json.dumps(
+                {"fingerprint": fingerprint, "run_dir": str(run_dir), "run_id": result.run_id}, indent=1
+            )
+            + "\n"
+        )
+
+    files = sorted(p.name for p in run_dir.glob("evaluation-test.*"))
+    click.echo(
+        "\nWhere everything is:\n"
+        f"  the lake          {root}\n"
+        f"  the run           {run_dir}  ({', '.join(files) or 'no evaluation'})\n"
+        f"  its settings      {config}\n"
+        "\nWhat to try next:\n"
+        f"  make shell LAKE_ROOT={root}          the DuckDB shell, every view ready\n"
+        f"  .venv/bin/marketlake --lake {root} runs    every run with its result\n"
+        "  notebooks/explore.ipynb   bars, features, news, quality gaps, equity curves (.venv/bin/pip install jupyterlab)\n"
+        "  make ingest && make train                    real minute bars (Binance needs no key; see README)"
+    )

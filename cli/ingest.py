@@ -14,7 +14,7 @@ import click
 from cli.main import F, _ctx, cli, handle_errors
 from lake.errors import MarketlakeError
 from lake.logs import redact
-from lake.paths import parse_symbols
+from lake.paths import parse_symbols, validate_symbol
 
 # --- ingest --------------------------------------------------------------------------------------------
 
@@ -207,3 +207,44 @@ def ingest_news_file(ctx: click.Context, path: Path, assume_time: str | None, tz
 
     run = _ctx(ctx)
     _finish([news.run_file(run, path, assume_time, tz)], run)
+
+
+@ingest.command("csv")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--symbol", required=True, help="The symbol the file's bars are of, e.g. SPY.")
+@click.option("--interval", type=click.Choice(["1m", "5m", "15m", "1h", "1d"]), required=True)
+@click.option("--tz", default=None, help="Zone of times without an offset, e.g. America/New_York.")
+@click.option("--source", default="csv", show_default=True, help="Source name stored with the bars.")
+@click.option(
+    "--asset-class",
+    type=click.Choice(["stock", "etf", "crypto"]),
+    default=None,
+    help="Default: etf for known ETFs, else stock.",
+)
+@click.pass_context
+@handle_errors
+def ingest_csv(
+    ctx: click.Context,
+    path: Path,
+    symbol: str,
+    interval: str,
+    tz: str | None,
+    source: str,
+    asset_class: str | None,
+) -> None:
+    """Any OHLCV file (a broker export, Yahoo's CSV download): header layouts recognised in any column
+    order, stamped by the vendors' rules, bad rows quarantined with a reason. Ranks below every vendor in
+    `bars`.
+
+    \b
+    Examples:
+      marketlake ingest csv samples/yahoofinance-SPY-20080101-20180101.csv --symbol SPY --interval 1d
+      marketlake ingest csv export.csv --symbol AAPL --interval 1m --tz America/New_York --source broker
+    """
+    from ingest import csv as csv_ingest
+
+    run = _ctx(ctx)
+    _finish(
+        [csv_ingest.run(run, path, validate_symbol(symbol), interval, tz, source, asset_class=asset_class)],
+        run,
+    )

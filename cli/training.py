@@ -1,74 +1,155 @@
-"""Training and evaluation: `train`, `evaluate`, `runs`."""
+"""Training and evaluation: `train`, `evaluate`, `runs` (and `runs sync`)."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 
 import click
 
-from cli.main import FORMATS, _ctx, cli, emit, existing_lake, handle_errors
+from cli.main import FORMATS, _ctx, cli, existing_lake, handle_errors
+from lake.context import RunContext
+from lake.paths import parse_symbols
 
-# --- training ------------------------------------------------------------------------------------------
+
+def train_and_evaluate(
+    run: RunContext, overrides: dict[str, Any], *, runs_dir: Path | None = None, evaluate: bool = True
+) -> tuple[Any, Any]:
+    """What `marketlake train` does, for the command and for `marketlake demo`: train (train and validation
+    periods only), record the run in the lake, then evaluate the chosen model on the unseen test period
+    beside the baselines and print the table. Returns (TrainResult, EvalReport or None)."""
+    from rl.evaluate import evaluate as evaluate_run_dir
+    from rl.evaluate import record_training, render_table
+    from rl.train import train
+
+    result = train(run.root, run.settings, overrides, runs_dir=runs_dir, say=run.say, progress=not run.quiet)
+    record_training(run.root, run.settings, result.run_dir, say=run.say)
+    report = None
+    if evaluate and result.best_checkpoint is not None:
+        run.say("evaluating the chosen model on the test period (never read by training) …")
+        report = evaluate_run_dir(run.root, run.settings, result.run_dir, "test", say=run.say)
+        click.echo(render_table(report))
+    elif evaluate:
+        run.say("no checkpoint was chosen (stopped before the first validation): nothing to evaluate")
+    return result, report
 
 
 @cli.command("train")
-@click.option("--symbols", default=None)
-@click.option("--interval", default=None)
-@click.option("--iterations", type=int, default=None)
-@click.option("--seed", type=int, default=None)
+@click.option(
+    "--symbols", default=None, help="Comma separated (default: the train period's eligible symbols)."
+)
+@click.option("--interval", default=None, help="Bar interval to train on, e.g. 1m or 1d (default: [train]).")
+@click.option(
+    "--iterations", type=int, default=None, help="PPO iterations (default: [train] num_iterations)."
+)
+@click.option("--seed", type=int, default=None, help="Seed of the run (default: [train] seed).")
+@click.option("--device", default=None, help="cpu, cuda or auto (default: auto: CUDA when present).")
+@click.option(
+    "--runs-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Where run folders go (default: runs/ beside the lake).",
+)
+@click.option("--no-evaluate", is_flag=True, help="Only train; evaluate later with `marketlake evaluate`.")
 @click.pass_context
 @handle_errors
-def train_cmd(ctx: click.Context, **options: Any) -> None:
-    """Train PPO on the train period and evaluate it on the unseen test period.
+def train_cmd(
+    ctx: click.Context,
+    symbols: str | None,
+    interval: str | None,
+    iterations: int | None,
+    seed: int | None,
+    device: str | None,
+    runs_dir: Path | None,
+    no_evaluate: bool,
+) -> None:
+    """Train PPO on the train period, choose the model on the validation period, and evaluate it on the
+    unseen test period beside buy-and-hold, flat and random.
 
     \b
     Example:
-      marketlake train --symbols BTCUSDT,ETHUSDT --iterations 50 --seed 1
+      marketlake --lake data/lake train --symbols BTCUSDT --interval 1m --iterations 20 --seed 1
     """
-    _ctx(ctx)
-    from lake.errors import NotBuiltYet
-
-    raise NotBuiltYet("train: not built yet")
+    run = _ctx(ctx)
+    existing_lake(run)
+    overrides = {
+        "symbols": parse_symbols(symbols) if symbols else None,
+        "interval": interval,
+        "num_iterations": iterations,
+        "seed": seed,
+        "device": device,
+    }
+    result, _ = train_and_evaluate(run, overrides, runs_dir=runs_dir, evaluate=not no_evaluate)
+    click.echo(f"run id: {result.run_id}  ({result.run_dir})")
+    if result.exit_code:
+        click.echo("interrupted: the best checkpoint so far is kept", err=True)
+        sys.exit(result.exit_code)
 
 
 @cli.command("evaluate")
 @click.argument("run_id")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--period", type=click.Choice(["test", "validation"]), default="test", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.pass_context
 @handle_errors
-def evaluate_cmd(ctx: click.Context, run_id: str, fmt: str) -> None:
-    """Evaluate a trained run on its test period, beside the baselines.
+def evaluate_cmd(ctx: click.Context, run_id: str, period: str, fmt: str) -> None:
+    """Evaluate a trained run on its test (or validation) period, beside the baselines, on the same bars
+    and costs; writes evaluation-<period>.json and .png into the run's folder.
 
     \b
     Example:
-      marketlake evaluate RUN_ID --format json
+      marketlake evaluate 20261130-031500-ab12cd --period test --format json
     """
-    _ctx(ctx)
-    from lake.errors import NotBuiltYet
-
-    raise NotBuiltYet("evaluate: not built yet")
-
-
-@cli.command("runs")
-@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
-@click.pass_context
-@handle_errors
-def runs_cmd(ctx: click.Context, fmt: str) -> None:
-    """List training and evaluation runs.
-
-    \b
-    Example:
-      marketlake runs --format json
-    """
-    from lake.connect import connect
+    from rl.evaluate import evaluate_run, render_table, report_json
 
     run = _ctx(ctx)
     existing_lake(run)
-    con = connect(run.root, read_only=True, settings=run.settings)
-    try:
-        rel = con.sql(
-            "SELECT run_id, kind, started_at, status, data_snapshot, metrics FROM runs ORDER BY started_at"
-        )
-        emit(rel.columns, rel.fetchall(), fmt)
-    finally:
-        con.close()
+    report = evaluate_run(run.root, run.settings, run_id, period, say=run.say)
+    click.echo(report_json(report) if fmt == "json" else render_table(report))
+
+
+@cli.group("runs", invoke_without_command=True)
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@click.option(
+    "--kind", type=click.Choice(["train", "evaluate"]), default=None, help="Only runs of this kind."
+)
+@click.pass_context
+@handle_errors
+def runs_cmd(ctx: click.Context, fmt: str, kind: str | None) -> None:
+    """List training and evaluation runs, newest first.
+
+    \b
+    Examples:
+      marketlake runs
+      marketlake runs --format json
+      marketlake runs sync        # send runs waiting in the outbox to Supabase
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from rl.runlog import list_runs, render_runs
+
+    run = _ctx(ctx)
+    existing_lake(run)
+    click.echo(render_runs(list_runs(run.root, run.settings, kind=kind), fmt), nl=False)
+
+
+@runs_cmd.command("sync")
+@click.pass_context
+@handle_errors
+def runs_sync_cmd(ctx: click.Context) -> None:
+    """Send the runs waiting in the lake's outbox to Supabase (SUPABASE_URL, SUPABASE_SERVICE_ROLE_KEY),
+    each exactly once.
+
+    \b
+    Example:
+      marketlake runs sync
+    """
+    from lake.errors import MarketlakeError
+    from rl.mirror import sync_outbox
+
+    run = _ctx(ctx)
+    counts = sync_outbox(run.root, say=run.say)
+    click.echo(f"sent {counts.sent}, failed {counts.failed}, still waiting {counts.waiting}")
+    if counts.failed:
+        raise MarketlakeError(f"runs sync: {counts.failed} run(s) not taken; they stay in the outbox")

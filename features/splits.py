@@ -3,6 +3,8 @@
 The same rule as the `splits` view (sql/views/070_splits.sql), for Python callers (the trainer):
 
 - the range is the lake's bars, [min(ts), max(available_at)), in microseconds;
+- the embargo between consecutive periods is `embargo_days` whole days when set, else `embargo_bars` bars
+  of the lake's shortest interval (`bar_minutes`; default 60 bars: one hour of a 1m lake);
 - `fraction`: the range less two embargoes is cut train_fraction / validation_fraction / the rest, each
   length rounded down to a whole minute; `date`: train ends at the end of `train_end` (UTC), validation
   at the end of `validation_end`, test runs to the end of the range;
@@ -58,14 +60,27 @@ def _day_end_us(day: dt.date) -> int:
     return _us(dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC))
 
 
-def compute_splits(start: dt.datetime, end: dt.datetime, settings: Settings) -> list[Split]:
-    """The three periods over [start, end) with the settings' method, fractions or dates, and embargo."""
+def embargo_us(settings: Settings, bar_minutes: int = 1) -> int:
+    """The embargo in microseconds: embargo_days whole days when set, else embargo_bars bars of
+    `bar_minutes` (the lake's shortest interval)."""
+    if settings.embargo_days is not None:
+        if settings.embargo_days < 1:
+            raise ValueError(f"embargo_days must be at least 1, got {settings.embargo_days}")
+        return settings.embargo_days * DAY_US
+    if settings.embargo_bars < 1:
+        raise ValueError(f"embargo_bars must be at least 1, got {settings.embargo_bars}")
+    return settings.embargo_bars * bar_minutes * MINUTE_US
+
+
+def compute_splits(
+    start: dt.datetime, end: dt.datetime, settings: Settings, bar_minutes: int = 1
+) -> list[Split]:
+    """The three periods over [start, end) with the settings' method, fractions or dates, and embargo
+    (`bar_minutes`: the lake's shortest bar interval in minutes, for an embargo in bars)."""
     s, e = _us(start), _us(end)
-    if settings.embargo_days < 1:
-        raise ValueError(f"embargo_days must be at least 1, got {settings.embargo_days}")
+    emb = embargo_us(settings, bar_minutes)
     if e < s:
         raise ValueError(f"range end {end} is before its start {start}")
-    emb = settings.embargo_days * DAY_US
     if settings.split_method == "date":
         if settings.train_end is None or settings.validation_end is None:
             raise ValueError("split method 'date' needs train_end and validation_end")

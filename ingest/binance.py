@@ -286,7 +286,28 @@ def parse_klines(
     end: dt.datetime,
 ) -> Parsed:
     """Parse a Data Vision klines CSV. Rows stamped outside [start, end) are rejected (a file holds its
-    own month or day only)."""
+    own month or day only).
+
+    A file whose every row is valid (the usual case) is checked and converted column by column
+    (`_parse_clean`); a file with any row that fails a check is read row by row, so that each rejected row
+    gets its own reason, line number and raw text."""
+    fast = _parse_clean(data, symbol=symbol, interval=interval, source_file=source_file, start=start, end=end)
+    if fast is not None:
+        return fast
+    return _parse_rows(data, symbol=symbol, interval=interval, source_file=source_file, start=start, end=end)
+
+
+def _parse_rows(
+    data: bytes,
+    *,
+    symbol: str,
+    interval: str,
+    source_file: str,
+    start: dt.datetime,
+    end: dt.datetime,
+) -> Parsed:
+    """The row-by-row path of `parse_klines`: every row checked on its own, each rejected row with its
+    reason."""
     step = interval_delta(interval)
     step_us = int(step / dt.timedelta(microseconds=1))
     start_us = int((start - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) / dt.timedelta(microseconds=1))
@@ -418,6 +439,109 @@ def parse_klines(
     rej_columns: dict[str, Any] = {**rej, "ts": pa.array(rej["ts"], type=pa.int64()).cast(UTC_TS)}
     rejected = pa.Table.from_pydict(rej_columns, schema=BARS_REJECTED.schema)
     return Parsed(bars, rejected, header, len(lines))
+
+
+# Any character but digits, '.', ',' and LF sends a file to the row-by-row path (signs, exponents, `nan`,
+# quotes, CR, a header's letters); so do a number that starts or ends with '.' and an open_time with a
+# leading zero (its digit count, which says ms or µs, would differ from its value's).
+_ODD = (b",.", b"\n.", b".,", b".\n", b"\n0")
+_CLEAN_BYTES = b"0123456789.,\n"
+
+
+def _parse_clean(
+    data: bytes,
+    *,
+    symbol: str,
+    interval: str,
+    source_file: str,
+    start: dt.datetime,
+    end: dt.datetime,
+) -> Parsed | None:
+    """The columnar path of `parse_klines`: every check of the row-by-row path, done on whole columns
+    (Arrow's CSV reader and numpy). Returns None as soon as any row would be rejected, or the text is not
+    plain digits-and-dots 12-column CSV with LF endings; the caller then reads the file row by row, which
+    names each bad row's reason. It never accepts a row that the row-by-row path would reject."""
+    import numpy as np
+    import pyarrow.csv as pacsv
+
+    header = False
+    body = data
+    first_end = data.find(b"\n")
+    if first_end > 0 and _is_header(data[:first_end].decode("utf-8", errors="replace").split(",")):
+        header = True
+        body = data[first_end + 1 :]
+    if not body.endswith(b"\n") or b"\n\n" in body or body.startswith(b"\n"):
+        return None
+    if body.translate(None, _CLEAN_BYTES) or body.startswith((b".", b"0")) or any(p in body for p in _ODD):
+        return None
+    lines = data.count(b"\n")
+    int_cols = ("open_time", "close_time", "count")
+    try:
+        table = pacsv.read_csv(
+            pa.py_buffer(body),
+            read_options=pacsv.ReadOptions(column_names=list(COLUMNS), use_threads=False),
+            parse_options=pacsv.ParseOptions(quote_char=False, newlines_in_values=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types={c: pa.int64() if c in int_cols else pa.float64() for c in COLUMNS[:9]}
+                | {c: pa.string() for c in COLUMNS[9:]},
+                null_values=[],
+                strings_can_be_null=False,
+                include_columns=list(COLUMNS[:9]),
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    n = table.num_rows
+    if n == 0:
+        return None
+    ot = table.column("open_time").to_numpy()
+    if ot.min() >= 10**12 and ot.max() < 10**13:
+        unit_us = 1000
+    elif ot.min() >= 10**15 and ot.max() < 10**16:
+        unit_us = 1
+    else:
+        return None  # mixed or other digit counts: named row by row
+    step_us = int(interval_delta(interval) / dt.timedelta(microseconds=1))
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    start_us = int((start - epoch) / dt.timedelta(microseconds=1))
+    end_us = int((end - epoch) / dt.timedelta(microseconds=1))
+    ts = ot * unit_us
+    close_t = table.column("close_time").to_numpy()
+    o, h, lo, c, v = (table.column(name).to_numpy() for name in COLUMNS[1:6])
+    ok = (
+        np.isfinite(o)
+        & np.isfinite(h)
+        & np.isfinite(lo)
+        & np.isfinite(c)
+        & np.isfinite(v)
+        & (close_t == (ts + step_us) // unit_us - 1)
+        & (ts % step_us == 0)
+        & (ts >= start_us)
+        & (ts < end_us)
+        & (lo > 0)
+        & (h >= lo)
+        & (h >= np.maximum(o, c))
+        & (lo <= np.minimum(o, c))
+        & (v >= 0)
+    )
+    if not ok.all() or np.unique(ts).size != n:
+        return None
+    bars = pa.Table.from_arrays(
+        [
+            pa.repeat(pa.scalar(ASSET_CLASS), n),
+            pa.array(ts, type=pa.int64()).cast(UTC_TS),
+            pa.array(ts + step_us, type=pa.int64()).cast(UTC_TS),
+            table.column("open"),
+            table.column("high"),
+            table.column("low"),
+            table.column("close"),
+            table.column("volume"),
+            table.column("count"),
+            pa.repeat(pa.scalar(source_file), n),
+        ],
+        schema=BARS.schema,
+    )
+    return Parsed(bars, BARS_REJECTED.schema.empty_table(), header, lines)
 
 
 # --- fetching -------------------------------------------------------------------------------------------

@@ -63,8 +63,12 @@ class Settings:
     """split_method = date: last day of the train period (inclusive, UTC)."""
     validation_end: dt.date | None = None
     """split_method = date: last day of the validation period (inclusive, UTC)."""
-    embargo_days: int = 1
-    """Gap between train and validation and between validation and test, in days."""
+    embargo_bars: int = 60
+    """Gap between train and validation and between validation and test, in bars of the lake's shortest
+    interval (default 60, the longest feature window): scales with the data, so a one-day lake of 1m bars
+    still has three periods."""
+    embargo_days: int | None = None
+    """The gap in whole days instead of bars (when set, embargo_bars is not used)."""
     binance: SourceConfig = field(default_factory=lambda: SourceConfig(["BTCUSDT", "ETHUSDT"], "1m"))
     """Binance Data Vision spot klines."""
     polygon: SourceConfig = field(default_factory=lambda: SourceConfig([], "1m"))
@@ -98,7 +102,8 @@ class Settings:
             "validation_fraction": self.validation_fraction,
             "train_end": self.train_end.isoformat() if self.train_end else None,
             "validation_end": self.validation_end.isoformat() if self.validation_end else None,
-            "embargo_days": self.embargo_days,
+            "embargo_days": self.embargo_days or 0,
+            "embargo_bars": self.embargo_bars,
         }
 
 
@@ -123,6 +128,7 @@ _SPLIT_TYPES: dict[str, type | tuple[type, ...]] = {
     "train_end": dt.date,
     "validation_end": dt.date,
     "embargo_days": int,
+    "embargo_bars": int,
 }
 
 
@@ -257,6 +263,10 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
                 f"must be at least 1 (got {value}): a bar's available_at can lie a day after its ts, so "
                 "periods without an embargo would share bars' information",
             )
+        if key == "embargo_bars" and value < 1:
+            raise bad("splits.embargo_bars", f"must be at least 1 (got {value})")
+        if key == "embargo_bars" and "embargo_days" in splits:
+            raise bad("splits.embargo_bars", "set embargo_bars or embargo_days, not both")
         setattr(
             settings,
             "split_method" if key == "method" else key,

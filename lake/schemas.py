@@ -106,6 +106,9 @@ NEWS = Dataset(
 )
 
 RUNS = Dataset(
+    # One row per training or evaluation run (rl/runlog.py): kind 'train' or 'evaluate'; status 'running',
+    # 'finished', 'interrupted' or 'failed'; config and metrics JSON text; data_snapshot a hash over the
+    # manifests of the lake files the run read, data_files those files (JSON); period = started_at's month.
     name="runs",
     schema=pa.schema(
         [
@@ -117,6 +120,11 @@ RUNS = Dataset(
             pa.field("data_snapshot", pa.string(), nullable=False),
             pa.field("metrics", pa.string(), nullable=True),
             pa.field("status", pa.string(), nullable=False),
+            # added with rl/runlog.py (issue 12); older files lack them and read as NULL (union_by_name)
+            pa.field("code_version", pa.string(), nullable=True),
+            pa.field("run_dir", pa.string(), nullable=True),
+            pa.field("parent_run_id", pa.string(), nullable=True),
+            pa.field("data_files", pa.string(), nullable=True),
         ]
     ),
     partition_by=("period",),

@@ -485,6 +485,11 @@ def read_partition(path: Path, dataset: Dataset) -> pa.Table:
         table = pq.read_table(path, partitioning=None)
     except (pa.ArrowInvalid, OSError) as exc:
         raise MarketlakeError(f"corrupt Parquet file in the lake: {path}: {exc}; {REPAIR}") from exc
+    # A file written before a nullable column was added to the schema reads it as NULL (the views read
+    # such files with union_by_name); a missing non-null column is still a mismatch.
+    for f in dataset.schema:
+        if f.nullable and f.name not in table.column_names:
+            table = table.append_column(f.name, pa.nulls(table.num_rows, type=f.type))
     try:
         return conform(dataset, table)
     except SchemaMismatch as exc:

@@ -1,6 +1,7 @@
 -- Train, validation and test periods over the lake's bar range [min(ts), max(available_at)), from the
--- [splits] settings; half-open [start_at, end_at), disjoint and in that order, with an embargo of
--- embargo_days (at least 1) between consecutive periods. Which bars belong to which period: bar_splits.
+-- [splits] settings; half-open [start_at, end_at), disjoint and in that order, with an embargo between
+-- consecutive periods: embargo_days whole days when set (> 0), else embargo_bars bars of the lake's shortest
+-- interval (60 one-minute bars by default). Which bars belong to which period: bar_splits.
 --   method 'fraction': the range less two embargoes is cut train_fraction / validation_fraction / rest,
 --                      each length rounded down to a whole minute.
 --   method 'date':     train ends at the end of train_end (UTC), validation at the end of validation_end,
@@ -11,14 +12,25 @@ CREATE OR REPLACE VIEW splits AS
 WITH r AS (
     SELECT epoch_us(min(ts)) AS s, epoch_us(max(available_at)) AS e FROM bars HAVING count(*) > 0
 ),
+iv AS (
+    SELECT min(TRY_CAST(regexp_extract("interval", '^([0-9]+)[mhdw]$', 1) AS BIGINT)
+               * CASE right("interval", 1) WHEN 'm' THEN 1 WHEN 'h' THEN 60 WHEN 'd' THEN 1440
+                                           WHEN 'w' THEN 10080 END) AS bar_minutes
+    FROM (SELECT DISTINCT "interval" FROM bars)
+),
+em AS (
+    SELECT CASE WHEN st.embargo_days > 0 THEN st.embargo_days * 86400000000
+                ELSE st.embargo_bars * coalesce(iv.bar_minutes, 1) * 60000000 END AS emb
+    FROM lake_settings st, iv
+),
 p AS (
     SELECT r.s, r.e, st.split_method,
-           st.embargo_days * 86400000000 AS emb,
-           greatest(r.e - r.s - 2 * st.embargo_days * 86400000000, 0) AS usable,
+           em.emb,
+           greatest(r.e - r.s - 2 * em.emb, 0) AS usable,
            st.train_fraction, st.validation_fraction,
            epoch_us(timezone('UTC', (st.train_end::DATE + 1)::TIMESTAMP)) AS train_end_us,
            epoch_us(timezone('UTC', (st.validation_end::DATE + 1)::TIMESTAMP)) AS validation_end_us
-    FROM r, lake_settings st
+    FROM r, lake_settings st, em
 ),
 b AS (
     SELECT s, e, emb,

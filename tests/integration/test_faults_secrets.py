@@ -58,7 +58,8 @@ def filled_lake(lake_root: Path) -> Path:
             "config": [json.dumps({"symbols": ["BTCUSDT"], "seed": 0})],
             "data_snapshot": ["abc"],
             "metrics": [None],
-            "status": ["done"],
+            "status": ["finished"],
+            **{c: [None] for c in ("code_version", "run_dir", "parent_run_id", "data_files")},
         }
         w.write(lake.RUNS, {"period": "2024-01"}, pa.table(run))
     return lake_root
@@ -178,7 +179,8 @@ def _leaky_lake(root: Path, how: str) -> None:
                 "config": [json.dumps({"supabase_key": ROLE_KEY})],
                 "data_snapshot": ["abc"],
                 "metrics": [None],
-                "status": ["done"],
+                "status": ["finished"],
+                **{c: [None] for c in ("code_version", "run_dir", "parent_run_id", "data_files")},
             }
             w.write(lake.RUNS, {"period": "2024-01"}, pa.table(run))
     if how == "raw-gzip":

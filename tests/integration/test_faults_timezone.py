@@ -76,7 +76,8 @@ with land(root) as w:
     w.write(lake.RUNS, {"period": "2024-02"}, pa.table({
         "run_id": ["r1"], "kind": ["train"], "started_at": pa.array([dt.datetime(2024, 2, 1, 0, 30, tzinfo=dt.UTC)], type=UTC_TS),
         "finished_at": pa.array([None], type=UTC_TS), "config": ["{}"], "data_snapshot": [lake.snapshot_hash(root)],
-        "metrics": [None], "status": ["running"]}))
+        "metrics": [None], "status": ["running"], "code_version": [None], "run_dir": [None],
+        "parent_run_id": [None], "data_files": [None]}))
 print("built")
 """
 

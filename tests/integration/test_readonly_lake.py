@@ -1,11 +1,21 @@
 """A lake on a read-only folder: reading works, writing is refused with a clear error naming the lake.
 
-Runs the reader as an unprivileged user (root ignores file modes), so the folder is really read-only.
+The reader runs without the privilege to ignore file modes, so the folder is really read-only. As root
+(which ignores file modes) it is dropped in one of two ways, the first that works on this machine:
+
+- stay root but without the capabilities that bypass file modes (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH,
+  CAP_FOWNER), via `setpriv --bounding-set`: root still owns the clone, so a clone in a private home
+  directory (mode 0700, as /root is) and its .venv stay readable, while the read-only lake is not
+  writable;
+- become the unprivileged user 65534, which works when the clone is readable by everyone.
+
+A normal user needs neither. When no way works, the tests are skipped with the reasons.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import shutil
 import stat
@@ -25,15 +35,52 @@ from tests.conftest import bars_table
 pytestmark = pytest.mark.integration
 
 SETPRIV = shutil.which("setpriv")
+REPO = Path(__file__).resolve().parents[2]
+DROPS = {
+    "root without the capabilities that bypass file modes": [
+        "--bounding-set=-dac_override,-dac_read_search,-fowner",
+        "--inh-caps=-all",
+    ],
+    "the unprivileged user 65534": ["--reuid=65534", "--regid=65534", "--clear-groups"],
+}
+# The probe must import the project from the clone and be refused a write into a root-owned 0555 folder.
+_PROBE = """
+import os, sys, lake
+try:
+    os.mkdir(os.path.join(sys.argv[1], "x"))
+    print("wrote")
+except PermissionError:
+    print("refused")
+"""
+
+
+@functools.cache
+def _drop_privileges() -> tuple[str, ...]:
+    """The command prefix that makes this process's modes count ((), for a normal user)."""
+    if os.geteuid() != 0:
+        return ()
+    if SETPRIV is None:
+        pytest.skip("running as root without setpriv: cannot drop privileges")
+    why: list[str] = []
+    probe_dir = Path(tempfile.mkdtemp(prefix="marketlake-probe-"))
+    try:
+        probe_dir.chmod(0o555)
+        for name, flags in DROPS.items():
+            cmd = [SETPRIV, *flags, sys.executable, "-c", _PROBE, str(probe_dir)]
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=REPO)
+            if p.returncode == 0 and p.stdout.strip() == "refused":
+                return (SETPRIV, *flags)
+            last = (p.stderr.strip().splitlines() or [p.stdout.strip() or "?"])[-1]
+            why.append(f"{name}: {last}")
+    finally:
+        probe_dir.chmod(0o755)
+        shutil.rmtree(probe_dir)
+    pytest.skip("cannot run the reader without root's file-mode privileges: " + "; ".join(why))
 
 
 def _as_unprivileged(code: str, *args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-c", textwrap.dedent(code), *args]
-    if os.geteuid() == 0:
-        if SETPRIV is None:
-            pytest.skip("running as root without setpriv: cannot drop privileges")
-        cmd = [SETPRIV, "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[2])
+    cmd = [*_drop_privileges(), sys.executable, "-c", textwrap.dedent(code), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=REPO)
 
 
 @pytest.fixture

@@ -246,3 +246,64 @@ def test_bar_splits_match_python_and_no_bar_touches_an_embargo(s: Settings, hour
             assert sp.start_at <= ts and available_at <= sp.end_at
             for g_lo, g_hi in gaps:  # no bar of a period lies (even partly) in an embargo
                 assert available_at <= g_lo or ts >= g_hi, (ts, available_at, split, g_lo, g_hi)
+
+
+# --- the default embargo: bars of the lake's shortest interval ---------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(min_value=0, max_value=30 * 86_400_000_000),
+    st.sampled_from([1, 5, 60, 1440]),
+    st.integers(min_value=1, max_value=500),
+)
+def test_the_embargo_in_bars_scales_with_the_interval(length_us: int, bar_minutes: int, bars: int) -> None:
+    s = Settings(embargo_bars=bars)
+    end = T0 + dt.timedelta(microseconds=length_us)
+    sp = compute_splits(T0, end, s, bar_minutes=bar_minutes)
+    embargo = dt.timedelta(minutes=bars * bar_minutes)
+    check_periods(sp, T0, end, embargo)
+    if length_us >= 2 * embargo / dt.timedelta(microseconds=1) + 100 * 60_000_000:
+        assert all(not x.empty for x in sp)
+        assert sp[1].start_at - sp[0].end_at == embargo == sp[2].start_at - sp[1].end_at
+
+
+def test_embargo_days_when_set_replaces_the_bars() -> None:
+    end = T0 + dt.timedelta(days=30)
+    by_days = compute_splits(T0, end, Settings(embargo_days=2), bar_minutes=1)
+    assert by_days[1].start_at - by_days[0].end_at == dt.timedelta(days=2)
+    by_bars = compute_splits(T0, end, Settings(), bar_minutes=1)
+    assert by_bars[1].start_at - by_bars[0].end_at == dt.timedelta(minutes=60)
+
+
+@pytest.mark.parametrize("s", [Settings(), Settings(embargo_bars=5), Settings(embargo_days=1)])
+def test_the_sql_view_and_python_agree_on_an_embargo_of_hourly_bars(lake_root: Path, s: Settings) -> None:
+    with land(lake_root) as w:
+        part = {"source": "binance", "interval": "1h", "symbol": "BTCUSDT", "period": "2024-01"}
+        w.write(
+            lake.BARS, part, bars_table(dt.datetime(2024, 1, 1, 3, tzinfo=UTC), [1.0] * 600, interval=HOUR)
+        )
+    con = lake.connect(lake_root, settings=s)
+    lo, hi = con.execute("SELECT min(ts), max(available_at) FROM bars").fetchone() or (None, None)
+    assert lo is not None and hi is not None
+    periods = load_splits(con)
+    assert periods == compute_splits(lo, hi, s, bar_minutes=60)
+    want = dt.timedelta(days=1) if s.embargo_days else dt.timedelta(hours=s.embargo_bars)
+    assert periods[1].start_at - periods[0].end_at == want
+
+
+def test_embargo_bars_from_toml_and_its_errors(tmp_path: Path) -> None:
+    cfg = tmp_path / "m.toml"
+    cfg.write_text("[splits]\nembargo_bars = 120\n")
+    s = load_settings(cfg)
+    assert (s.embargo_bars, s.embargo_days) == (120, None)
+    assert s.sql_settings()["embargo_bars"] == 120 and s.sql_settings()["embargo_days"] == 0
+    assert Settings().embargo_bars == 60 and Settings().embargo_days is None
+    for text, match in [
+        ("[splits]\nembargo_bars = 0\n", r"line 2: key 'splits.embargo_bars': must be at least 1"),
+        ("[splits]\nembargo_days = 1\nembargo_bars = 60\n", "set embargo_bars or embargo_days, not both"),
+        ('[splits]\nembargo_bars = "1h"\n', r"key 'splits.embargo_bars': expected int"),
+    ]:
+        cfg.write_text(text)
+        with pytest.raises(ConfigError, match=match):
+            load_settings(cfg)

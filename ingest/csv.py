@@ -1,0 +1,515 @@
+"""Any OHLCV file a user has (a broker export, a downloaded dataset, the shipped samples) into the lake.
+
+`marketlake ingest csv PATH --symbol SYM --interval 1d [--tz ZONE] [--source NAME] [--asset-class …]`.
+
+The header is recognised case-insensitively, in any column order: a time column (`Date`, `Datetime`,
+`Timestamp`, `Time`, …, or separate `Date` and `Time` columns), `Open`, `High`, `Low`, `Close`, `Volume`,
+optionally `Trades`. Yahoo's `Adj Close` is ignored: the bar keeps Open/High/Low/Close as written (Yahoo's
+are split-adjusted, not dividend-adjusted; `Adj Close` is both and is not a price that traded). Other
+columns are ignored and named in a note.
+
+Stamps are read as `YYYY-MM-DD`, `YYYY-MM-DD HH:MM[:SS]` (or with `T`), with an offset or `Z` or without,
+`M/D/YYYY [H:MM[:SS] [AM|PM]]` (US style, as in the S&P 500 sample), and Unix time in seconds,
+milliseconds or microseconds (10, 13 or 16 digits; UTC). They are stamped by the vendors'
+rules:
+
+- daily bars: the date as written is the trading day (a time of day on the row is ignored); stocks and
+  ETFs are stamped from the XNYS calendar (`ingest.stamping.stamp_daily`: `ts` = the session's open),
+  crypto days run 00:00 to 00:00 UTC. A date that is not an XNYS session is quarantined.
+- intraday bars: the stamp is the bar's open, `ts`; `available_at = ts + interval`. A stamp without an
+  offset is a local time and needs `--tz ZONE`; without it the file is refused, naming the line. A local
+  time that does not exist or is ambiguous (daylight-saving change) is quarantined.
+
+Every row passes the one OHLCV rule of every source (`ingest.common.ohlcv_problem`); a failing row, an
+unreadable value, a duplicate stamp go to `bars_rejected` with the reason and the line number. The file is
+copied to the raw cache (`raw/<source>/<symbol>/<interval>/<name>`, with its sha256). A file is identified
+by its source, symbol, interval and name: importing it again changes nothing, and importing a corrected
+version of the same name replaces its rows. The `source` (default `csv`) ranks below every vendor in the
+`bars` view (sql/views/020_bars.sql): a CSV fills gaps and never hides a vendor's bar.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ingest.common import IngestSummary, RawCache, RunContext, bar_period, interval_delta, ohlcv_problem
+from ingest.polygon import _replace_file_rows, _table
+from ingest.sessions import land
+from ingest.stamping import NEW_YORK, StampError, stamp_daily
+from ingest.stamping import asset_class as us_asset_class
+from lake.errors import MarketlakeError
+from lake.paths import validate_partition_value, validate_symbol
+from lake.schemas import BARS, BARS_REJECTED
+
+DEFAULT_SOURCE = "csv"
+VENDOR_SOURCES = frozenset({"polygon", "binance", "yahoo"})
+"""Source names a CSV import may not take: it would then rank as that vendor's data."""
+ASSET_CLASSES = ("stock", "etf", "crypto")
+
+# Header names, normalised (lower case, `_` and runs of spaces as one space, `<>` stripped), per field.
+ALIASES: dict[str, frozenset[str]] = {
+    "time": frozenset(
+        {"datetime", "date time", "timestamp", "ts", "open time", "gmt time", "local time", "time", "date"}
+    ),
+    "open": frozenset({"open", "o", "open price"}),
+    "high": frozenset({"high", "h", "high price"}),
+    "low": frozenset({"low", "l", "low price"}),
+    "close": frozenset({"close", "c", "close price", "last"}),
+    "volume": frozenset({"volume", "vol", "v"}),
+    "trades": frozenset({"trades", "trade count", "number of trades", "transactions"}),
+}
+IGNORED_ADJUSTED = frozenset({"adj close", "adj. close", "adjusted close", "adjclose"})
+REQUIRED = ("time", "open", "high", "low", "close", "volume")
+
+_MDY = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?\s*([AaPp][Mm])?)?$")
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$|^\d{8}$")
+_EPOCH_DIGITS = {10: 1_000_000, 13: 1_000, 16: 1}
+"""Digits of a Unix time -> microseconds per unit: seconds (10 digits), milliseconds (13), microseconds (16)."""
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[\s_]+", " ", name.strip().strip("<>").strip().lower())
+
+
+def parse_stamp(text: str) -> dt.date | dt.datetime:
+    """A row's stamp: a date (no time of day), or a datetime, aware when the text carries an offset.
+
+    Raises ValueError saying why the text is not a stamp."""
+    t = text.strip()
+    if not t:
+        raise ValueError("empty time")
+    m = _MDY.fullmatch(t)
+    if m:
+        month, day, year = int(m[1]), int(m[2]), int(m[3])
+        if m[4] is None:
+            return dt.date(year, month, day)
+        hour, minute, second = int(m[4]), int(m[5]), int(m[6] or 0)
+        if m[7]:
+            if not 1 <= hour <= 12:
+                raise ValueError(f"time {text!r}: hour {hour} with {m[7]}")
+            hour = hour % 12 + (12 if m[7].lower() == "pm" else 0)
+        return dt.datetime(year, month, day, hour, minute, second)
+    if _ISO_DATE.fullmatch(t):
+        return dt.date.fromisoformat(t)
+    if t.isdigit() and len(t) in _EPOCH_DIGITS:  # Unix time in s, ms or µs (UTC by definition)
+        return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(
+            microseconds=int(t) * _EPOCH_DIGITS[len(t)]
+        )
+    iso = t[:-1] + "+00:00" if t.endswith(("Z", "z")) else t
+    iso = iso[:-4] + "+00:00" if iso.upper().endswith(" UTC") else iso
+    try:
+        return dt.datetime.fromisoformat(iso)
+    except ValueError:
+        raise ValueError(
+            f"time {text!r} is not a date or time this import reads "
+            "(YYYY-MM-DD[ HH:MM[:SS]][+HH:MM|Z], M/D/YYYY[ H:MM], or Unix time in s, ms or µs)"
+        ) from None
+
+
+def _localize(local: dt.datetime, zone: ZoneInfo) -> dt.datetime:
+    """A wall-clock time in `zone` as an aware instant; ValueError if it does not exist or is ambiguous."""
+    early, late = local.replace(tzinfo=zone, fold=0), local.replace(tzinfo=zone, fold=1)
+    if early.utcoffset() != late.utcoffset():
+        back = early.astimezone(dt.UTC).astimezone(zone).replace(tzinfo=None)
+        if back != local:
+            raise ValueError(f"local time {local} does not exist in {zone.key} (clocks jumped forward)")
+        raise ValueError(f"local time {local} is ambiguous in {zone.key} (clocks went back)")
+    return early
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each field is in a row, and what the header said besides."""
+
+    columns: dict[str, int]
+    date_and_time: tuple[int, int] | None
+    """Separate `Date` and `Time` columns, joined into one stamp."""
+    delimiter: str
+    ignored: list[str]
+    adjusted: list[str]
+
+
+def read_header(header: list[str], delimiter: str, where: str) -> Layout:
+    """The layout of a header row, or a MarketlakeError naming what is missing or doubled."""
+    names = [_norm(h) for h in header]
+    columns: dict[str, int] = {}
+    ignored: list[str] = []
+    adjusted: list[str] = []
+    date_and_time: tuple[int, int] | None = None
+    if "date" in names and "time" in names:
+        date_and_time = (names.index("date"), names.index("time"))
+        columns["time"] = date_and_time[0]
+    for i, n in enumerate(names):
+        if date_and_time and i in date_and_time:
+            continue
+        if n in IGNORED_ADJUSTED:
+            adjusted.append(header[i].strip())
+            continue
+        kind = next((k for k, names_ in ALIASES.items() if n in names_), None)
+        if kind is None:
+            if n:
+                ignored.append(header[i].strip())
+            continue
+        if kind in columns:
+            raise MarketlakeError(
+                f"{where}: line 1: two columns mean {kind}: {header[columns[kind]].strip()!r} and {header[i].strip()!r}"
+            )
+        columns[kind] = i
+    missing = [k for k in REQUIRED if k not in columns]
+    if missing:
+        raise MarketlakeError(
+            f"{where}: line 1: no {', '.join(missing)} column in the header {delimiter.join(header)!r} "
+            "(a header row such as Date,Open,High,Low,Close,Volume is needed, in any order and case)"
+        )
+    return Layout(columns, date_and_time, delimiter, ignored, adjusted)
+
+
+@dataclass
+class Parsed:
+    """One file's rows: bars for the BARS schema and rejected rows for BARS_REJECTED."""
+
+    bars: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    layout: Layout | None = None
+
+
+def _number(name: str, text: str) -> float:
+    t = text.strip()
+    if not t:
+        raise ValueError(f"missing field {name}")
+    try:
+        return float(t)
+    except ValueError:
+        raise ValueError(f"{name} {text!r} is not a number") from None
+
+
+def parse_csv(
+    text: str,
+    *,
+    where: str,
+    symbol: str,
+    interval: str,
+    asset_class: str,
+    tz: ZoneInfo | None,
+    source_file: str,
+    now: dt.datetime,
+) -> Parsed:
+    """Read a whole file's text into bars and rejected rows. Raises MarketlakeError (naming `where` and the
+    line) for what makes the whole file unreadable: no header, a missing column, an intraday local time
+    without `tz`, a date-only stamp for an intraday interval."""
+    step = interval_delta(interval)
+    daily = step >= dt.timedelta(days=1)
+    first_line = text.split("\n", 1)[0]
+    delimiter = max((",", ";", "\t", "|"), key=first_line.count)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    out = Parsed()
+    header: list[str] | None = None
+    seen: dict[dt.datetime, int] = {}
+    for row in reader:
+        line = reader.line_num
+        if not any(cell.strip() for cell in row):
+            continue
+        if header is None:
+            header = row
+            out.layout = read_header(row, delimiter, where)
+            continue
+        layout = out.layout
+        assert layout is not None
+        raw = delimiter.join(row)
+        cols = layout.columns
+
+        def cell(kind: str, row: list[str] = row, cols: dict[str, int] = cols) -> str:
+            i = cols.get(kind)
+            return row[i] if i is not None and i < len(row) else ""
+
+        nums: dict[str, float | None] = {}
+        for k in ("open", "high", "low", "close", "volume"):
+            try:
+                nums[k] = float(cell(k))
+            except ValueError:
+                nums[k] = None
+
+        def reject(
+            reason: str,
+            line: int = line,
+            raw: str = raw,
+            nums: dict[str, float | None] = nums,
+            at: dt.datetime | None = None,
+        ) -> None:
+            out.rejected.append(
+                {
+                    "symbol": symbol,
+                    "interval": interval,
+                    "source_file": source_file,
+                    "line_number": line,
+                    "raw": raw,
+                    "ts": at,
+                    **nums,
+                    "reason": reason,
+                }
+            )
+
+        stamp_text = cell("time")
+        if layout.date_and_time is not None:
+            d_i, t_i = layout.date_and_time
+            stamp_text = " ".join(row[i].strip() for i in (d_i, t_i) if i < len(row)).strip()
+        if len(row) < len(header):
+            reject(f"{len(row)} fields where the header has {len(header)}")
+            continue
+        try:
+            stamp = parse_stamp(stamp_text)
+        except ValueError as exc:
+            reject(str(exc))
+            continue
+        if daily:
+            day = stamp.date() if isinstance(stamp, dt.datetime) else stamp
+            if asset_class == "crypto":
+                ts = dt.datetime.combine(day, dt.time(0), dt.UTC)
+                available_at = ts + step
+            else:
+                try:
+                    ts, available_at = stamp_daily(day, dt.datetime.combine(day, dt.time(12), NEW_YORK))
+                except StampError as exc:
+                    reject(f"date {stamp_text.strip()!r}: {exc}")
+                    continue
+        else:
+            if not isinstance(stamp, dt.datetime):
+                raise MarketlakeError(
+                    f"{where}: line {line}: {stamp_text.strip()!r} is a date without a time, "
+                    f"which cannot be a {interval} bar (is the file daily? use --interval 1d)"
+                )
+            if stamp.tzinfo is None:
+                if tz is None:
+                    raise MarketlakeError(
+                        f"{where}: line {line}: time {stamp_text.strip()!r} has no UTC offset: "
+                        "say which zone its times are in with --tz (e.g. --tz America/New_York)"
+                    )
+                try:
+                    stamp = _localize(stamp, tz)
+                except ValueError as exc:
+                    reject(str(exc))
+                    continue
+            ts = stamp.astimezone(dt.UTC)
+            minutes = step.total_seconds() / 60
+            if ts.second or ts.microsecond or (minutes < 60 and ts.minute % int(minutes)):
+                reject(
+                    f"time {ts.isoformat()} is not on the {interval} grid (a bar starts on a whole {interval})"
+                )
+                continue
+            available_at = ts + step
+        try:
+            values = [_number(k, cell(k)) for k in ("open", "high", "low", "close", "volume")]
+        except ValueError as exc:
+            reject(str(exc), at=ts)
+            continue
+        problem = ohlcv_problem(values, [cell(k).strip() for k in ("open", "high", "low", "close", "volume")])
+        if problem is not None:
+            reject(problem, at=ts)
+            continue
+        trades: int | None = None
+        if "trades" in cols and cell("trades").strip():
+            try:
+                trades = int(cell("trades").strip())
+            except ValueError:
+                reject(f"trades {cell('trades')!r} is not a whole number", at=ts)
+                continue
+            if trades < 0:
+                reject(f"trades {cell('trades')!r} is negative", at=ts)
+                continue
+        if available_at > now:
+            reject(f"bar not finished when imported: available at {available_at.isoformat()}", at=ts)
+            continue
+        if ts in seen:
+            reject(f"duplicate bar: same time as line {seen[ts]}", at=ts)
+            continue
+        seen[ts] = line
+        o, h, lo, c, v = values
+        out.bars.append(
+            {
+                "ts": ts,
+                "available_at": available_at,
+                "open": o,
+                "high": h,
+                "low": lo,
+                "close": c,
+                "volume": v,
+                "trades": trades,
+                "source_file": source_file,
+            }
+        )
+    if header is None:
+        raise MarketlakeError(f"{where}: the file is empty (no header, no rows)")
+    return out
+
+
+def _read_text(path: Path) -> tuple[bytes, str]:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise MarketlakeError(f"{path}: cannot read it: no such file") from None
+    except IsADirectoryError:
+        raise MarketlakeError(f"{path}: cannot read it: it is a directory, not a file") from None
+    except OSError as exc:
+        raise MarketlakeError(f"{path}: cannot read it: {exc.strerror or exc}") from None
+    if data[:2] == b"\x1f\x8b" or data[:4] == b"PK\x03\x04":
+        raise MarketlakeError(f"{path}: cannot read it: it is compressed (gzip or zip); unpack it first")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise MarketlakeError(
+            f"{path}: cannot read it: not UTF-8 text (byte {exc.start}); is it a spreadsheet or binary file?"
+        ) from None
+    if "\x00" in text:
+        raise MarketlakeError(f"{path}: cannot read it: it holds NUL bytes, not CSV text")
+    return data, text
+
+
+def _file_name(path: Path) -> str:
+    """The file's name as a safe path segment of the raw cache (other characters become `_`)."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", path.name)[:200].lstrip(".")
+    return name or "file.csv"
+
+
+def _zone(tz: str | None) -> ZoneInfo | None:
+    if tz is None:
+        return None
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise MarketlakeError(f"--tz {tz!r} is not a known time zone (e.g. America/New_York, UTC)") from None
+
+
+def run(
+    ctx: RunContext,
+    path: Path,
+    symbol: str,
+    interval: str,
+    tz: str | None = None,
+    source: str = DEFAULT_SOURCE,
+    *,
+    asset_class: str | None = None,
+    now: dt.datetime | None = None,
+) -> IngestSummary:
+    """Import one OHLCV file for `symbol` at `interval` into `bars` (source `source`), quarantining bad rows.
+
+    `tz` is the zone of stamps written without an offset (needed for intraday files of local times);
+    `asset_class` is 'stock', 'etf' or 'crypto' (default: 'etf' for the known ETFs and the `etfs` setting,
+    'stock' otherwise); `now` fixes the clock (a bar not finished by then is refused). Raises
+    MarketlakeError, naming the file, for a file it cannot read; row problems are in the summary."""
+    path = Path(path)
+    validate_symbol(symbol)
+    interval_delta(interval)  # an unknown interval is refused before any work
+    validate_partition_value("source", source)
+    if source.lower() in VENDOR_SOURCES:
+        raise MarketlakeError(
+            f"--source {source!r} is a vendor's name: a CSV import would then rank as that vendor's data; "
+            "use another name (default csv)"
+        )
+    klass = asset_class or us_asset_class(symbol, ctx.settings.etfs)
+    if klass not in ASSET_CLASSES:
+        raise MarketlakeError(f"--asset-class {klass!r} is not one of {', '.join(ASSET_CLASSES)}")
+    zone = _zone(tz)
+    now = now or dt.datetime.now(dt.UTC)
+    data, text = _read_text(path)
+    relpath = f"{symbol}/{interval}/{_file_name(path)}"
+    source_file = f"{source}:{relpath}"
+    parsed = parse_csv(
+        text,
+        where=str(path),
+        symbol=symbol,
+        interval=interval,
+        asset_class=klass,
+        tz=zone,
+        source_file=source_file,
+        now=now,
+    )
+    summary = IngestSummary(source)
+    s = summary.of(symbol)
+    layout = parsed.layout
+    assert layout is not None
+    if layout.adjusted:
+        summary.notes.append(
+            f"{path.name}: {', '.join(layout.adjusted)} ignored: bars keep Open/High/Low/Close as written "
+            "(an adjusted close is not a price that traded)"
+        )
+    if layout.ignored:
+        summary.notes.append(f"{path.name}: columns not used: {', '.join(layout.ignored)}")
+
+    by_period: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for bar in parsed.bars:
+        by_period[bar_period(interval, bar["ts"])].append(bar)
+    anchors = [b["ts"] for b in parsed.bars] or [r["ts"] for r in parsed.rejected if r["ts"] is not None]
+    fallback = bar_period(interval, min(anchors) if anchors else dt.datetime(1970, 1, 1, tzinfo=dt.UTC))
+    rejected_by_period: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    last = fallback
+    for r in parsed.rejected:  # in line order: a row with no readable time goes with the bar before it
+        last = bar_period(interval, r["ts"]) if r["ts"] is not None else last
+        rejected_by_period[last].append(r)
+
+    cache = RawCache(ctx.paths, source)
+    digest = _sha256(data)
+    previous = cache.get(relpath)
+    before = previous.meta if previous is not None else {}
+    the_input = {"file": source_file, "sha256": digest}
+    changed = False
+    with land(ctx.root) as w:
+        if previous is None or previous.sha256 != digest:
+            cache.put(
+                relpath,
+                data,
+                source=str(path.name),
+                periods=sorted(by_period),
+                rejected_periods=sorted(rejected_by_period),
+            )
+        # periods the previous version of this file wrote: its rows there are replaced (removed) too
+        for period in sorted(set(by_period) | set(before.get("periods", []))):
+            part = {"source": source, "interval": interval, "symbol": symbol, "period": period}
+            table = _table(BARS, by_period.get(period, []), {"asset_class": klass})
+            changed |= _replace_file_rows(w, BARS, part, source_file, table, the_input)
+        for period in sorted(set(rejected_by_period) | set(before.get("rejected_periods", []))):
+            changed |= _replace_file_rows(
+                w,
+                BARS_REJECTED,
+                {"source": source, "period": period},
+                source_file,
+                _table(BARS_REJECTED, rejected_by_period.get(period, []), {}),
+                the_input,
+                only_symbols={symbol},
+            )
+    s.rows_landed += len(parsed.bars)
+    s.rows_rejected += len(parsed.rejected)
+    if changed:
+        s.files_done += 1
+    else:
+        s.files_skipped += 1
+    if not parsed.bars:
+        summary.fail(
+            f"{path}: no row landed ({len(parsed.rejected)} rejected; see bars_rejected)"
+            if parsed.rejected
+            else f"{path}: no rows after the header",
+            symbol,
+        )
+    ctx.say(
+        f"{source} {interval} {symbol} {path.name}: {len(parsed.bars)} bars, {len(parsed.rejected)} rejected"
+        + ("" if changed else " (already in the lake, nothing changed)")
+        + f", stored as {klass}"
+    )
+    for r in parsed.rejected[:5]:
+        ctx.say(f"  line {r['line_number']}: {r['reason']}")
+    if len(parsed.rejected) > 5:
+        ctx.say(f"  … and {len(parsed.rejected) - 5} more: see the bars_rejected view")
+    return summary
+
+
+def _sha256(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,543 @@
+"""Episode source: one period's `features` and bar prices, out of DuckDB into contiguous numpy arrays.
+
+- One query per (symbol, interval) (sql/rl/period_rows.sql), its period bounds bound as parameters, results
+  streamed as Arrow record batches (about a month of 1m bars each) and turned into float32 / float64 numpy;
+  the queries run in a background thread while the previous symbol's batches are converted, so loading and
+  converting overlap. Every statement run, with its parameters, is recorded in `MarketData.queries`.
+- Which symbols: by default those eligible in the TRAIN period (`eligible_symbols_by_split`), whichever
+  period is loaded, so that later data never decides what trains. A lake with nothing eligible is one
+  MarketlakeError naming every symbol and why.
+- Normalisation statistics are computed on the train period only (`norm=None` is refused for other
+  periods) and travel with a run (NormStats.to_json / from_json).
+- Rows are ordered (symbol, ts); a segment is a run of consecutive rows of one `bar_features` segment
+  (never across a gap or a skipped session); `step()` never runs SQL, it only indexes these arrays.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import queue
+import threading
+from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+import lake
+from lake.config import Settings
+from lake.connect import sql_dir
+from lake.errors import MarketlakeError
+
+PERIODS = ("train", "validation", "test")
+# Model inputs, in the order of sql/rl/period_rows.sql (after the bookkeeping and price columns).
+FEATURES = (
+    "ret_1", "ret_5", "ret_15", "ret_60",
+    "vol_15", "vol_60", "rsi_14", "volume_z_60",
+    "range_hl", "range_mean_15", "body", "gap_open",
+    "idle_minutes", "tod_sin", "tod_cos", "day_of_week",
+    "minutes_since_open", "minutes_to_close",
+    "news_count_1h", "news_count_1d", "sentiment_mean_1h", "sentiment_mean_1d", "sentiment_last", "has_news",
+    "spy_log_ret_1", "has_spy", "qqq_log_ret_1", "has_qqq",
+)  # fmt: skip
+PRICES = ("open", "high", "low", "close")
+CLIP = 10.0  # normalised features are clipped to [-CLIP, CLIP]
+BATCH_ROWS = 44_640  # rows per Arrow record batch: a month of 1m bars
+INTERVAL_MINUTES = {"1m": 1, "5m": 5, "15m": 15, "30m": 30, "1h": 60, "4h": 240, "1d": 1440, "1w": 10080}
+
+
+def _sql(name: str) -> str:
+    return (sql_dir() / "rl" / f"{name}.sql").read_text(encoding="utf-8")
+
+
+@dataclass
+class NormStats:
+    """Feature means and standard deviations of the TRAIN period; saved with a run."""
+
+    feature_names: list[str]
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def compute(cls, names: list[str], x: np.ndarray) -> NormStats:
+        if len(x) == 0:
+            raise MarketlakeError("cannot compute normalisation statistics on an empty train period")
+        mean = x.mean(axis=0, dtype=np.float64)
+        std = x.std(axis=0, dtype=np.float64)
+        std = np.where(std > 1e-12, std, 1.0)
+        return cls(list(names), mean, std)
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        out = (x - self.mean) / self.std
+        np.clip(out, -CLIP, CLIP, out=out)
+        return np.ascontiguousarray(out, dtype=np.float32)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"feature_names": self.feature_names, "mean": self.mean.tolist(), "std": self.std.tolist()}
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> NormStats:
+        d = json.loads(text)
+        return cls(list(d["feature_names"]), np.asarray(d["mean"], float), np.asarray(d["std"], float))
+
+
+@dataclass
+class MarketData:
+    """One period, all selected symbols, contiguous arrays, rows ordered (symbol, ts)."""
+
+    symbols: list[str]
+    interval: str
+    period: str
+    feature_names: list[str]
+    features: np.ndarray  # float32 [N, F], normalised, NaN-free
+    open: np.ndarray  # float64 [N]
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    ts: np.ndarray  # int64 [N], microseconds since epoch (bar open)
+    available_at: np.ndarray  # int64 [N]
+    symbol_idx: np.ndarray  # int32 [N]
+    segment_id: np.ndarray  # int64 [N]; rows of one segment are consecutive
+    session_end: np.ndarray  # bool [N]: last bar of its session (stocks); False for crypto
+    day: np.ndarray  # int64 [N]: trading day (days since 1970-01-01; New York date for stocks)
+    asset_classes: list[str]  # per symbol
+    bounds: tuple[int, int]  # the period [start_at, end_at) in microseconds
+    norm: NormStats
+    starts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # for EnvConfig()
+    queries: list[str] = field(default_factory=list)
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.close)
+
+    @property
+    def interval_minutes(self) -> int:
+        return INTERVAL_MINUTES.get(self.interval, 1)
+
+    def segment_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """First row and one-past-last row of every segment, in order."""
+        n = self.n_rows
+        if n == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        brk = np.flatnonzero(np.diff(self.segment_id)) + 1
+        first = np.concatenate([[0], brk]).astype(np.int64)
+        end = np.concatenate([brk, [n]]).astype(np.int64)
+        return first, end
+
+    def segment_pos(self) -> np.ndarray:
+        """Position of each row inside its segment (0 at the segment's first row)."""
+        first, end = self.segment_bounds()
+        return np.arange(self.n_rows, dtype=np.int64) - np.repeat(first, end - first)
+
+
+def _record(queries: list[str], sql: str, params: dict[str, Any]) -> None:
+    shown = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in params.items()}
+    queries.append(f"-- params: {json.dumps(shown, sort_keys=True)}\n{sql.strip()}")
+
+
+def _period_bounds(con: Any, period: str, queries: list[str]) -> tuple[Any, Any]:
+    sql = _sql("period_bounds")
+    params = {"split": period}
+    _record(queries, sql, params)
+    row = con.execute(sql, params).fetchone()
+    if row is None:
+        raise MarketlakeError("the lake has no bars: no train, validation or test period")
+    return row[0], row[1]
+
+
+def _train_eligibility(con: Any, interval: str, queries: list[str]) -> list[tuple[str, str, bool, str]]:
+    """(symbol, asset_class, eligible, reason) of every symbol of the interval, judged on the train period."""
+    sql = _sql("train_eligible")
+    params = {"interval": interval}
+    _record(queries, sql, params)
+    return [(str(s), str(a), bool(e), str(r)) for s, a, e, r in con.execute(sql, params).fetchall()]
+
+
+def _eligible(con: Any, interval: str, queries: list[str]) -> list[tuple[str, str]]:
+    """(symbol, asset_class) eligible in the train period; none is one error naming every symbol and why."""
+    rows = _train_eligibility(con, interval, queries)
+    ok = [(s, a) for s, a, eligible, _ in rows if eligible]
+    if ok:
+        return ok
+    if not rows:
+        raise MarketlakeError(f"nothing to train on: the lake has no {interval} bars")
+    why = "; ".join(f"{s}: {reason}" for s, _, _, reason in rows)
+    raise MarketlakeError(
+        f"nothing to train on: no {interval} symbol is eligible in the train period ({why})"
+    )
+
+
+def _asset_classes(con: Any, symbols: list[str], interval: str, queries: list[str]) -> dict[str, str]:
+    sql = _sql("asset_classes")
+    params = {"symbols": list(symbols), "interval": interval}
+    _record(queries, sql, params)
+    return {str(sym): str(ac) for sym, ac in con.execute(sql, params).fetchall()}
+
+
+def _stream(
+    con: Any, symbols: list[str], interval: str, start_at: Any, end_at: Any, queries: list[str]
+) -> Generator[tuple[int, pa.RecordBatch | None], None, None]:
+    """(symbol index, record batch) for every symbol's rows, in order; the queries run in a background
+    thread one symbol ahead of the consumer (DuckDB releases the GIL while it works)."""
+    sql = _sql("period_rows")
+    out: queue.Queue[tuple[int, pa.RecordBatch | None] | BaseException] = queue.Queue(maxsize=8)
+    stop = threading.Event()
+    params_list = [
+        {"symbol": s, "interval": interval, "start_at": start_at, "end_at": end_at} for s in symbols
+    ]
+    for p in params_list:
+        _record(queries, sql, p)
+
+    def work() -> None:
+        try:
+            for i, params in enumerate(params_list):
+                reader = con.execute(sql, params).to_arrow_reader(BATCH_ROWS)
+                for batch in reader:
+                    if stop.is_set():
+                        return
+                    out.put((i, batch))
+                out.put((i, None))
+        except BaseException as exc:  # handed to the consumer
+            out.put(exc)
+
+    thread = threading.Thread(target=work, name="marketlake-episodes", daemon=True)
+    thread.start()
+    try:
+        done = 0
+        while done < len(params_list):
+            item = out.get()
+            if isinstance(item, BaseException):
+                raise MarketlakeError(f"reading the {interval} rows failed: {item}") from item
+            if item[1] is None:
+                done += 1
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                out.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        thread.join()
+
+
+def _select(
+    con: Any,
+    symbols: list[str] | None,
+    interval: str,
+    queries: list[str],
+    say: Callable[[str], None],
+    warn_ineligible: bool,
+) -> list[tuple[str, str]]:
+    """(symbol, asset_class) to read: the train period's eligible symbols, or the given ones."""
+    if symbols is None:
+        return _eligible(con, interval, queries)
+    classes = _asset_classes(con, symbols, interval, queries)
+    missing = [s for s in symbols if s not in classes]
+    if missing:
+        raise MarketlakeError(f"symbol(s) {', '.join(missing)}: no {interval} bars in the lake")
+    if len(set(symbols)) != len(symbols):
+        raise MarketlakeError(f"symbols given twice: {symbols}")
+    if warn_ineligible:
+        for s, _, ok, reason in _train_eligibility(con, interval, queries):
+            if s in symbols and not ok:
+                say(f"warning: {s} {interval} is not eligible in the train period: {reason}")
+    return [(s, classes[s]) for s in symbols]
+
+
+def load_period(
+    root: Path | str | None,
+    settings: Settings,
+    symbols: list[str] | None,
+    interval: str,
+    period: str,
+    norm: NormStats | None = None,
+    say: Callable[[str], None] | None = None,
+    *,
+    config: Any = None,
+    warn_ineligible: bool = True,
+) -> MarketData:
+    """Read one period of the lake into a MarketData.
+
+    symbols None: the symbols eligible in the TRAIN period. norm None: statistics computed on this period,
+    allowed only for the train period. `config` (an EnvConfig; default EnvConfig()) decides `starts`.
+    Given symbols are used as given; one not eligible in the train period is reported through `say`
+    (warn_ineligible=False skips that query)."""
+    from rl.market import EnvConfig
+
+    if period not in PERIODS:
+        raise MarketlakeError(f"period must be one of {', '.join(PERIODS)}, got {period!r}")
+    if norm is None and period != "train":
+        raise MarketlakeError(
+            f"the {period} period needs the train period's normalisation statistics (norm=...): statistics "
+            "computed on it would leak it into the model's inputs"
+        )
+    say = say or (lambda _m: None)
+    queries: list[str] = []
+    con = lake.connect(root, read_only=True, settings=settings)
+    try:
+        start_at, end_at = _period_bounds(con, period, queries)
+        chosen = _select(con, symbols, interval, queries, say, warn_ineligible)
+        names = [s for s, _ in chosen]
+        say(f"reading {len(names)} symbol(s) {interval}, {period} period {start_at} .. {end_at}")
+        cols: dict[int, list[pa.RecordBatch]] = {i: [] for i in range(len(names))}
+        with contextlib.closing(_stream(con, names, interval, start_at, end_at, queries)) as stream:
+            for i, batch in stream:
+                if batch is not None and batch.num_rows:
+                    cols[i].append(batch)
+                elif batch is None:
+                    say(f"  {names[i]}: {sum(b.num_rows for b in cols[i])} rows")
+    finally:
+        con.close()
+    if not any(b.num_rows for bs in cols.values() for b in bs):
+        raise MarketlakeError(
+            f"the {period} period ({start_at} .. {end_at}) holds no {interval} row of {', '.join(names)} "
+            "with complete features (after each segment's warm-up of 60 bars)"
+        )
+    data = _assemble(names, [a for _, a in chosen], interval, period, cols, norm, queries, start_at, end_at)
+    from rl.market import valid_starts
+
+    data.starts = valid_starts(data, config if config is not None else EnvConfig(), strict=False)
+    return data
+
+
+def _us(t: Any) -> int:
+    import datetime as dt
+
+    if t is None:
+        return 0
+    delta = t.astimezone(dt.UTC) - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _assemble(
+    names: list[str],
+    classes: list[str],
+    interval: str,
+    period: str,
+    cols: dict[int, list[pa.RecordBatch]],
+    norm: NormStats | None,
+    queries: list[str],
+    start_at: Any,
+    end_at: Any,
+) -> MarketData:
+    parts: dict[str, list[np.ndarray]] = {}
+    sym_parts: list[np.ndarray] = []
+    feat_parts: list[np.ndarray] = []
+    for i in range(len(names)):
+        for b in cols.get(i, []):
+            for c in ("ts_us", "available_at_us", "segment_no", "segment_pos", "day_no", *PRICES):
+                parts.setdefault(c, []).append(
+                    b.column(c).to_numpy(zero_copy_only=False).astype(np.float64 if c in PRICES else np.int64)
+                )
+            f = np.empty((b.num_rows, len(FEATURES)), dtype=np.float64)
+            for j, c in enumerate(FEATURES):
+                f[:, j] = b.column(c).to_numpy(zero_copy_only=False)  # NULL -> NaN
+            feat_parts.append(f)
+            sym_parts.append(np.full(b.num_rows, i, np.int32))
+
+    def cat(name: str, dtype: Any) -> np.ndarray:
+        return np.concatenate(parts[name]).astype(dtype) if parts.get(name) else np.zeros(0, dtype)
+
+    raw = np.concatenate(feat_parts) if feat_parts else np.zeros((0, len(FEATURES)))
+    sym = np.concatenate(sym_parts) if sym_parts else np.zeros(0, np.int32)
+    ts, av = cat("ts_us", np.int64), cat("available_at_us", np.int64)
+    seg_no, seg_pos, day = cat("segment_no", np.int64), cat("segment_pos", np.int64), cat("day_no", np.int64)
+    prices = {p: cat(p, np.float64) for p in PRICES}
+    keep = np.isfinite(raw).all(axis=1)
+    for p in PRICES:
+        keep &= np.isfinite(prices[p]) & (prices[p] > 0)
+    if not keep.all():  # a dropped row breaks its segment (consecutive segment_pos below)
+        raw, sym, ts, av, seg_no, seg_pos, day = (a[keep] for a in (raw, sym, ts, av, seg_no, seg_pos, day))
+        prices = {p: v[keep] for p, v in prices.items()}
+    n = len(ts)
+    new_seg = np.ones(n, dtype=bool)
+    if n > 1:
+        new_seg[1:] = (sym[1:] != sym[:-1]) | (seg_no[1:] != seg_no[:-1]) | (seg_pos[1:] != seg_pos[:-1] + 1)
+    segment_id = np.cumsum(new_seg, dtype=np.int64) - 1
+    is_stock = np.array([c != "crypto" for c in classes], dtype=bool)
+    session_end = np.zeros(n, dtype=bool)
+    if n:
+        last = np.ones(n, dtype=bool)
+        last[:-1] = (day[1:] != day[:-1]) | (sym[1:] != sym[:-1])
+        session_end = last & is_stock[sym] if len(is_stock) else session_end
+    if norm is None:
+        norm = NormStats.compute(list(FEATURES), raw)
+    elif list(norm.feature_names) != list(FEATURES):
+        raise MarketlakeError(
+            f"normalisation statistics are for features {norm.feature_names}, this source reads {list(FEATURES)}"
+        )
+    feats = norm.apply(raw)
+    return MarketData(
+        symbols=names,
+        interval=interval,
+        period=period,
+        feature_names=list(FEATURES),
+        features=feats,
+        open=np.ascontiguousarray(prices["open"]),
+        high=np.ascontiguousarray(prices["high"]),
+        low=np.ascontiguousarray(prices["low"]),
+        close=np.ascontiguousarray(prices["close"]),
+        ts=ts,
+        available_at=av,
+        symbol_idx=sym,
+        segment_id=segment_id,
+        session_end=session_end,
+        day=day,
+        asset_classes=list(classes),
+        bounds=(_us(start_at), _us(end_at)),
+        norm=norm,
+        queries=queries,
+    )
+
+
+def market_data_from_arrays(
+    open_: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    features: np.ndarray,
+    *,
+    segment_id: np.ndarray | None = None,
+    session_end: np.ndarray | None = None,
+    ts: np.ndarray | None = None,
+    symbols: list[str] | None = None,
+    symbol_idx: np.ndarray | None = None,
+    asset_classes: list[str] | None = None,
+    interval: str = "1m",
+    period: str = "train",
+) -> MarketData:
+    """A MarketData from given arrays, for unit tests of the market rules and for notebooks holding
+    bars read some other way; features are used as given (already normalised)."""
+    n = len(close)
+    f = np.ascontiguousarray(features, dtype=np.float32).reshape(n, -1)
+    ts = np.arange(n, dtype=np.int64) * 60_000_000 if ts is None else np.asarray(ts, np.int64)
+    syms = symbols or ["TEST"]
+    data = MarketData(
+        symbols=syms,
+        interval=interval,
+        period=period,
+        feature_names=[f"f{i}" for i in range(f.shape[1])],
+        features=f,
+        open=np.asarray(open_, np.float64),
+        high=np.asarray(high, np.float64),
+        low=np.asarray(low, np.float64),
+        close=np.asarray(close, np.float64),
+        ts=ts,
+        available_at=ts + INTERVAL_MINUTES.get(interval, 1) * 60_000_000,
+        symbol_idx=np.zeros(n, np.int32) if symbol_idx is None else np.asarray(symbol_idx, np.int32),
+        segment_id=np.zeros(n, np.int64) if segment_id is None else np.asarray(segment_id, np.int64),
+        session_end=np.zeros(n, bool) if session_end is None else np.asarray(session_end, bool),
+        day=ts // 86_400_000_000,
+        asset_classes=asset_classes or ["crypto"] * len(syms),
+        bounds=(int(ts[0]) if n else 0, int(ts[-1]) + 60_000_000 if n else 0),
+        norm=NormStats([f"f{i}" for i in range(f.shape[1])], np.zeros(f.shape[1]), np.ones(f.shape[1])),
+    )
+    return data
+
+
+def prefetch_period(
+    root: Path | str | None,
+    settings: Settings,
+    symbols: list[str] | None,
+    interval: str,
+    period: str,
+    norm: NormStats | None = None,
+    *,
+    config: Any = None,
+) -> Future[MarketData]:
+    """load_period in a background thread (its own DuckDB connection): e.g. the validation period loads
+    while training starts. `.result()` gives the MarketData or raises load_period's error."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="marketlake-period")
+    future = pool.submit(
+        load_period,
+        root,
+        settings,
+        symbols,
+        interval,
+        period,
+        norm,
+        None,
+        config=config,
+        warn_ineligible=False,
+    )
+    pool.shutdown(wait=False)
+    return future
+
+
+def iter_period(
+    root: Path | str | None,
+    settings: Settings,
+    symbols: list[str] | None,
+    interval: str,
+    period: str,
+    norm: NormStats | None = None,
+    say: Callable[[str], None] | None = None,
+    *,
+    config: Any = None,
+    max_rows: int = 2_000_000,
+) -> Iterator[MarketData]:
+    """A period too large for memory, as MarketData chunks of at most about `max_rows` rows: whole symbols
+    while they fit, a larger symbol cut at record-batch boundaries (about a month of 1m bars each; an
+    episode or walk never crosses a chunk). The next chunk's query runs in the background thread while the
+    caller works on the current one. Symbol indices refer to the full symbol list in every chunk.
+    norm None (train only): a first pass over the period computes the statistics, then a second yields."""
+    from rl.market import EnvConfig, valid_starts
+
+    if period not in PERIODS:
+        raise MarketlakeError(f"period must be one of {', '.join(PERIODS)}, got {period!r}")
+    if norm is None and period != "train":
+        raise MarketlakeError(
+            f"the {period} period needs the train period's normalisation statistics (norm=...)"
+        )
+    say = say or (lambda _m: None)
+    cfg = config if config is not None else EnvConfig()
+    queries: list[str] = []
+    con = lake.connect(root, read_only=True, settings=settings)
+    try:
+        start_at, end_at = _period_bounds(con, period, queries)
+        chosen = _select(con, symbols, interval, queries, say, True)
+        names, classes = [s for s, _ in chosen], [a for _, a in chosen]
+        if norm is None:  # pass 1: sums for the mean and variance, batch by batch
+            n, total, total_sq = 0, np.zeros(len(FEATURES)), np.zeros(len(FEATURES))
+            with contextlib.closing(_stream(con, names, interval, start_at, end_at, queries)) as stream:
+                for _, batch in stream:
+                    if batch is None or not batch.num_rows:
+                        continue
+                    x = np.column_stack([batch.column(c).to_numpy(zero_copy_only=False) for c in FEATURES])
+                    x = x[np.isfinite(x).all(axis=1)]
+                    n += len(x)
+                    total += x.sum(axis=0)
+                    total_sq += (x * x).sum(axis=0)
+            if n == 0:
+                raise MarketlakeError(f"the {period} period holds no {interval} row of {', '.join(names)}")
+            mean = total / n
+            std = np.sqrt(np.maximum(total_sq / n - mean * mean, 0.0))
+            norm = NormStats(list(FEATURES), mean, np.where(std > 1e-12, std, 1.0))
+        cols: dict[int, list[pa.RecordBatch]] = {}
+        rows = 0
+
+        def chunk() -> MarketData:
+            d = _assemble(names, classes, interval, period, cols, norm, list(queries), start_at, end_at)
+            d.starts = valid_starts(d, cfg, strict=False)
+            return d
+
+        with contextlib.closing(_stream(con, names, interval, start_at, end_at, queries)) as stream:
+            for i, batch in stream:
+                if batch is None or not batch.num_rows:
+                    continue
+                if rows and rows + batch.num_rows > max_rows:
+                    yield chunk()
+                    cols, rows = {}, 0
+                cols.setdefault(i, []).append(batch)
+                rows += batch.num_rows
+            if rows:
+                yield chunk()
+    finally:
+        con.close()

@@ -1,0 +1,533 @@
+"""Judge a trained run on a period it never saw (the test period by default), beside baselines.
+
+    evaluate(root, settings, run_dir, period="test", *, say) -> EvalReport
+
+The run's chosen policy (deterministic) and three baselines, buy-and-hold, flat and a seeded random policy,
+are walked by `rl.walk.walk` over every valid bar of the period, with the same costs (the run's EnvConfig)
+and the same bars. Per symbol and overall: the metrics of rl/metrics.py, annualised by the bar interval and
+each symbol's calendar; and a moving-block bootstrap interval of the agent's Sharpe minus buy-and-hold's on
+the same bars, in words when it contains 0. Into the run's folder go `evaluation-<period>.json` and
+`evaluation-<period>.png` (equity curves and drawdowns); the evaluation is a row of the lake's `runs`
+(kind `evaluate`, parent_run_id the training run).
+
+Overall = an equally weighted portfolio of the symbols' strategies: at each bar time, the mean of the simple
+returns of the symbols that have a step then (rebalanced to equal weights every bar, at no extra cost);
+its exposure and turnover are the means over those symbols, its trades the sum.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lake.config import Settings
+from lake.errors import MarketlakeError
+from lake.paths import resolve_lake_root
+from lake.writer import atomic_write_bytes
+from rl import runlog
+from rl.baselines import buy_and_hold, flat, random_policy
+from rl.episodes import MarketData, NormStats, load_period
+from rl.market import EnvConfig
+from rl.metrics import (
+    Metrics,
+    SharpeDiffCI,
+    bars_per_year,
+    bootstrap_sharpe_difference,
+    calendar_of,
+    compute_metrics,
+)
+from rl.walk import Walk, walk
+
+Policy = Callable[[np.ndarray], np.ndarray]
+Say = Callable[[str], None]
+POLICIES = ("agent", "buy_and_hold", "flat", "random")
+LABELS = {"agent": "agent", "buy_and_hold": "buy & hold", "flat": "flat", "random": "random"}
+COLORS = {"agent": "tab:blue", "buy_and_hold": "tab:orange", "flat": "tab:gray", "random": "tab:green"}
+RESAMPLES = 1000
+
+
+@dataclass
+class Series:
+    """One policy's per-step series on one scope (a symbol, or the overall portfolio)."""
+
+    ts: np.ndarray  # int64 microseconds
+    log_return: np.ndarray
+    position: np.ndarray
+    turnover: np.ndarray
+    trades: int
+
+
+@dataclass
+class EvalReport:
+    """What an evaluation found; `to_json()` is what the JSON file and the runs row hold."""
+
+    run_id: str
+    """The evaluation's own run id (a row of `runs`, kind evaluate)."""
+    parent_run_id: str | None
+    """The training run evaluated."""
+    period: str
+    interval: str
+    symbols: list[str]
+    bounds: tuple[str, str]
+    """The period's [start_at, end_at) in ISO 8601 UTC."""
+    bars_per_year: dict[str, float]
+    """Per scope (overall and each symbol), what the Sharpe and Sortino are annualised by."""
+    metrics: dict[str, dict[str, Metrics]]
+    """scope (`overall` or a symbol) -> policy (agent, buy_and_hold, flat, random) -> metrics."""
+    sharpe_ci: dict[str, SharpeDiffCI | None]
+    """scope -> the bootstrap interval of agent Sharpe - buy-and-hold Sharpe (None: too few bars)."""
+    seed: int
+    env: dict[str, Any]
+    data_snapshot: str = ""
+    data_files: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    json_path: Path | None = None
+    png_path: Path | None = None
+    curves: dict[str, Series] = field(default_factory=dict, repr=False)
+    """The overall series of each policy, for the picture."""
+
+    @property
+    def sentence(self) -> str:
+        ci = self.sharpe_ci.get("overall")
+        return ci.sentence if ci is not None else "Too few bars for a confidence interval of the Sharpe edge."
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "parent_run_id": self.parent_run_id,
+            "period": self.period,
+            "interval": self.interval,
+            "symbols": self.symbols,
+            "bounds": list(self.bounds),
+            "bars": self.metrics["overall"]["agent"].bars if "overall" in self.metrics else 0,
+            "bars_per_year": self.bars_per_year,
+            "seed": self.seed,
+            "env": self.env,
+            "data_snapshot": self.data_snapshot,
+            "overall": {p: m.to_dict() for p, m in self.metrics.get("overall", {}).items()},
+            "per_symbol": {
+                s: {p: m.to_dict() for p, m in by.items()} for s, by in self.metrics.items() if s != "overall"
+            },
+            "sharpe_ci": _ci_json(self.sharpe_ci.get("overall")),
+            "sharpe_ci_per_symbol": {s: _ci_json(c) for s, c in self.sharpe_ci.items() if s != "overall"},
+            "sentence": self.sentence,
+            "files": {
+                "json": str(self.json_path) if self.json_path else None,
+                "png": str(self.png_path) if self.png_path else None,
+            },
+        }
+
+
+def _ci_json(ci: SharpeDiffCI | None) -> dict[str, Any] | None:
+    return ci.to_dict() if ci is not None else None
+
+
+# --- the walks and the series -----------------------------------------------------------------------------
+
+
+def run_walks(data: MarketData, config: EnvConfig, agent: Policy, *, seed: int) -> dict[str, Walk]:
+    """The agent and the three baselines walked over the same bars with the same costs."""
+    policies: dict[str, Policy] = {
+        "agent": agent,
+        "buy_and_hold": buy_and_hold(config),
+        "flat": flat(config),
+        "random": random_policy(config, seed),
+    }
+    walks = {name: walk(data, config, p) for name, p in policies.items()}
+    ref = walks["agent"]
+    for name, w in walks.items():
+        if not (np.array_equal(w.ts, ref.ts) and np.array_equal(w.symbol_idx, ref.symbol_idx)):
+            raise MarketlakeError(f"evaluation: the {name} walk did not cover the same bars as the agent's")
+    return walks
+
+
+def symbol_series(w: Walk, i: int) -> Series:
+    m = w.symbol_idx == i
+    turnover = w.turnover[m]
+    return Series(w.ts[m], w.log_return[m], w.position[m], turnover, int(np.count_nonzero(turnover)))
+
+
+def portfolio_series(w: Walk) -> Series:
+    """The equally weighted portfolio of the symbols' strategies, one step per distinct bar time."""
+    if len(w) == 0:
+        empty = np.zeros(0)
+        return Series(np.zeros(0, np.int64), empty, empty, empty, 0)
+    ts, inv = np.unique(w.ts, return_inverse=True)
+    count = np.bincount(inv).astype(np.float64)
+    simple = np.bincount(inv, weights=np.expm1(w.log_return)) / count
+    return Series(
+        ts=ts,
+        log_return=np.log1p(simple),
+        position=np.bincount(inv, weights=np.abs(w.position)) / count,
+        turnover=np.bincount(inv, weights=w.turnover) / count,
+        trades=int(np.count_nonzero(w.turnover)),
+    )
+
+
+def _metrics(s: Series, per_year: float) -> Metrics:
+    return compute_metrics(s.log_return, s.position, s.turnover, bars_per_year=per_year, trades=s.trades)
+
+
+def _ci(agent: Series, bh: Series, per_year: float, seed: int, resamples: int) -> SharpeDiffCI | None:
+    if len(agent.log_return) < 3:
+        return None
+    return bootstrap_sharpe_difference(
+        agent.log_return, bh.log_return, bars_per_year=per_year, seed=seed, resamples=resamples
+    )
+
+
+def judge(
+    data: MarketData,
+    config: EnvConfig,
+    agent: Policy,
+    *,
+    session: str = "regular",
+    seed: int = 0,
+    resamples: int = RESAMPLES,
+) -> tuple[
+    dict[str, dict[str, Metrics]], dict[str, SharpeDiffCI | None], dict[str, float], dict[str, Series]
+]:
+    """Metrics per scope and policy, bootstrap intervals per scope, bars per year per scope, and the
+    overall series per policy. No files, no lake: the numbers only."""
+    walks = run_walks(data, config, agent, seed=seed)
+    calendars = [calendar_of(a) for a in data.asset_classes]
+    per_year: dict[str, float] = {}
+    metrics: dict[str, dict[str, Metrics]] = {}
+    cis: dict[str, SharpeDiffCI | None] = {}
+    overall_calendar = "24/7" if "24/7" in calendars else (calendars[0] if calendars else "24/7")
+    per_year["overall"] = bars_per_year(data.interval, overall_calendar, session)
+    curves = {name: portfolio_series(w) for name, w in walks.items()}
+    metrics["overall"] = {name: _metrics(s, per_year["overall"]) for name, s in curves.items()}
+    cis["overall"] = _ci(curves["agent"], curves["buy_and_hold"], per_year["overall"], seed, resamples)
+    for i, symbol in enumerate(data.symbols):
+        per_year[symbol] = bars_per_year(data.interval, calendars[i], session)
+        series = {name: symbol_series(w, i) for name, w in walks.items()}
+        metrics[symbol] = {name: _metrics(s, per_year[symbol]) for name, s in series.items()}
+        cis[symbol] = _ci(series["agent"], series["buy_and_hold"], per_year[symbol], seed, resamples)
+    return metrics, cis, per_year, curves
+
+
+# --- the evaluation ---------------------------------------------------------------------------------------
+
+
+def _iso(us: int) -> str:
+    return (dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=int(us))).isoformat()
+
+
+def evaluate(
+    root: str | os.PathLike[str] | None,
+    settings: Settings,
+    run_dir: str | os.PathLike[str],
+    period: str = "test",
+    *,
+    say: Say | None = None,
+    policy: Policy | None = None,
+    env_config: EnvConfig | None = None,
+    norm: NormStats | None = None,
+    symbols: list[str] | None = None,
+    interval: str | None = None,
+    seed: int | None = None,
+    resamples: int = RESAMPLES,
+    record: bool = True,
+) -> EvalReport:
+    """Evaluate the run in `run_dir` on `period` (test or validation) beside the baselines.
+
+    By default the run's chosen policy, EnvConfig, normalisation, symbols and interval come from its folder
+    (rl.train.load_policy / read_run). `policy` (with optionally `env_config`, `norm`, `symbols`,
+    `interval`) evaluates any policy instead; without `norm`, the train period's statistics are computed.
+    `seed` (default: the run's [train] seed, else 0) seeds the random baseline and the bootstrap.
+    Writes evaluation-<period>.json and .png into `run_dir`; records an `evaluate` run unless record=False.
+    """
+    say = say or (lambda _m: None)
+    if period not in ("test", "validation"):
+        raise MarketlakeError(f"evaluate: period must be test or validation, got {period!r}")
+    root = resolve_lake_root(root)
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise MarketlakeError(f"evaluate: run folder {run_dir} does not exist")
+    saved = _saved_run(run_dir)
+    parent = saved.get("run_id") or (run_dir.name if saved else None)
+    if policy is None:
+        from rl.train import load_policy
+
+        policy, saved_env, saved_norm = load_policy(run_dir)
+        env_config = env_config or saved_env
+        norm = norm or saved_norm
+    env_config = env_config or (EnvConfig(**saved["env"]) if "env" in saved else EnvConfig())
+    symbols = symbols or saved.get("symbols")
+    interval = interval or saved.get("interval") or "1m"
+    if seed is None:
+        seed = int((saved.get("ppo") or {}).get("seed", settings.train.get("seed", 0)) or 0)
+    config = {
+        "period": period,
+        "symbols": symbols,
+        "interval": interval,
+        "seed": seed,
+        "resamples": resamples,
+        "env": env_config.to_dict(),
+        "evaluated_run_dir": str(run_dir),
+        "data_settings": settings.sql_settings(),
+    }
+
+    def work(run_id: str) -> EvalReport:
+        nonlocal norm
+        if norm is None:
+            norm = load_period(root, settings, symbols, interval, "train", config=env_config).norm
+        data = load_period(root, settings, symbols, interval, period, norm, config=env_config)
+        say(
+            f"{period}: {_iso(data.bounds[0])} .. {_iso(data.bounds[1])}, {data.n_rows} bars of {', '.join(data.symbols)}"
+        )
+        metrics, cis, per_year, curves = judge(
+            data, env_config, policy, session=settings.session, seed=seed, resamples=resamples
+        )
+        report = EvalReport(
+            run_id=run_id,
+            parent_run_id=parent,
+            period=period,
+            interval=interval,
+            symbols=list(data.symbols),
+            bounds=(_iso(data.bounds[0]), _iso(data.bounds[1])),
+            bars_per_year=per_year,
+            metrics=metrics,
+            sharpe_ci=cis,
+            seed=seed,
+            env=env_config.to_dict(),
+            curves=curves,
+        )
+        snapshot = runlog.snapshot_for_run(root, settings, report.symbols, interval, [period])
+        report.data_snapshot, report.data_files = snapshot.hash, snapshot.files
+        report.json_path = run_dir / f"evaluation-{period}.json"
+        report.png_path = run_dir / f"evaluation-{period}.png"
+        write_png(report, report.png_path)
+        atomic_write_bytes(report.json_path, (json.dumps(report.to_json(), indent=1) + "\n").encode())
+        say(f"wrote {report.json_path} and {report.png_path}")
+        return report
+
+    if not record:
+        return work(runlog.new_run_id("evaluate"))
+    with runlog.recorded_run(root, "evaluate", config, run_dir=run_dir, parent_run_id=parent, say=say) as run:
+        report = work(run.run_id)
+        run.data_snapshot, run.data_files = report.data_snapshot, report.data_files
+        run.metrics = summary(report)
+    return report
+
+
+def find_run_dir(root: str | os.PathLike[str] | None, run_id: str, settings: Settings | None = None) -> Path:
+    """The folder of a training run: the `run_dir` of its row in `runs`, else `<runs_dir>/<run_id>` (the
+    [train] runs_dir setting, default `runs/` beside the lake)."""
+    from rl.train import default_runs_dir
+
+    runlog.validate_run_id(run_id)
+    root = resolve_lake_root(root)
+    tried: list[str] = []
+    rows = [r for r in runlog.list_runs(root, settings) if r["run_id"] == run_id] if root.exists() else []
+    for r in rows:
+        if r["run_dir"] and r["kind"] == "train":
+            if Path(r["run_dir"]).is_dir():
+                return Path(r["run_dir"])
+            tried.append(r["run_dir"])
+    base = (settings.train.get("runs_dir") if settings else None) or default_runs_dir(root)
+    candidate = Path(base) / run_id
+    if candidate.is_dir():
+        return candidate
+    tried.append(str(candidate))
+    raise MarketlakeError(
+        f"no training run {run_id!r}: no folder at {' or '.join(tried)} (see `marketlake runs`)"
+    )
+
+
+def evaluate_run(
+    root: str | os.PathLike[str] | None,
+    settings: Settings,
+    run_id: str,
+    period: str = "test",
+    *,
+    say: Say | None = None,
+) -> EvalReport:
+    """`marketlake evaluate RUN_ID [--period test|validation]`: find the run's folder, evaluate it."""
+    return evaluate(root, settings, find_run_dir(root, run_id, settings), period, say=say)
+
+
+def _saved_run(run_dir: Path) -> dict[str, Any]:
+    """settings.json (and status.json) of a training run folder, {} when there is none."""
+    if not (run_dir / "settings.json").exists():
+        return {}
+    from rl.train import read_run
+
+    try:
+        return read_run(run_dir)
+    except (OSError, ValueError) as exc:
+        raise MarketlakeError(f"evaluate: cannot read the run in {run_dir}: {exc}") from exc
+
+
+def summary(report: EvalReport) -> dict[str, Any]:
+    """What the `runs` row keeps of an evaluation: every metric, the intervals, the sentence, the files."""
+    full = report.to_json()
+    return {k: full[k] for k in ("period", "bars", "overall", "per_symbol", "sharpe_ci", "sentence", "files")}
+
+
+# --- the training run's row -------------------------------------------------------------------------------
+
+_TRAIN_STATUS = {
+    "completed": "finished",
+    "interrupted": "interrupted",
+    "failed": "failed",
+    "running": "running",
+}
+
+
+def record_training(
+    root: str | os.PathLike[str] | None,
+    settings: Settings,
+    run_dir: str | os.PathLike[str],
+    *,
+    say: Say | None = None,
+) -> runlog.RunRecord:
+    """The `runs` row (kind train) of a training run folder written by rl.train.train: its settings,
+    status, best validation score, and the snapshot of the train and validation data it read. Mirrored to
+    Supabase when configured."""
+    from rl.train import read_run
+
+    root = resolve_lake_root(root)
+    run_dir = Path(run_dir)
+    saved = read_run(run_dir)
+    status = dict(saved.pop("status", {}) or {})
+    started = dt.datetime.fromisoformat(saved["started_at"])
+    finished = status.get("finished_at")
+    snapshot = runlog.snapshot_for_run(
+        root, settings, saved["symbols"], saved["interval"], ["train", "validation"]
+    )
+    record = runlog.RunRecord(
+        run_id=str(saved["run_id"]),
+        kind="train",
+        started_at=started,
+        config=json.loads(json.dumps(saved, default=str)),
+        status=_TRAIN_STATUS.get(str(status.get("status")), "failed"),
+        finished_at=dt.datetime.fromisoformat(finished) if finished else None,
+        data_snapshot=snapshot.hash,
+        metrics={k: status.get(k) for k in ("iterations", "env_steps", "best_iteration", "best_score")},
+        code_version=runlog.code_version(),
+        run_dir=str(run_dir),
+        data_files=snapshot.files,
+    )
+    runlog.write_run(root, record)
+    from rl.mirror import mirror_run
+
+    mirror_run(root, record, say=say or (lambda _m: None))
+    return record
+
+
+# --- what a person sees -----------------------------------------------------------------------------------
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{x:+.2%}"
+
+
+def _num(x: float | None, fmt: str = "+.2f") -> str:
+    return "—" if x is None else format(x, fmt)
+
+
+def render_table(report: EvalReport, *, width: int = 160) -> str:
+    """The report as a terminal table (rich), one block per scope, with the bootstrap sentence."""
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(
+        title=f"{report.period} period {report.bounds[0][:16]} .. {report.bounds[1][:16]} UTC, {report.interval} bars",
+        show_lines=False,
+    )
+    for c in (
+        "scope",
+        "policy",
+        "bars",
+        "return",
+        "Sharpe",
+        "Sortino",
+        "max DD",
+        "turnover",
+        "trades",
+        "exposure",
+        "hit rate",
+    ):
+        t.add_column(c, justify="left" if c in ("scope", "policy") else "right", no_wrap=True)
+    scopes = ["overall", *[s for s in report.metrics if s != "overall"]]
+    for k, scope in enumerate(scopes):
+        for j, name in enumerate(POLICIES):
+            m = report.metrics[scope][name]
+            t.add_row(
+                scope if j == 0 else "",
+                LABELS[name],
+                str(m.bars),
+                _pct(m.total_return),
+                _num(m.sharpe),
+                _num(m.sortino),
+                _pct(-m.max_drawdown) if m.max_drawdown else "0.00%",
+                _num(m.turnover, ".1f"),
+                str(m.trades),
+                f"{m.exposure:.0%}",
+                "—" if m.hit_rate is None else f"{m.hit_rate:.0%}",
+                end_section=j == len(POLICIES) - 1 and k < len(scopes) - 1,
+            )
+    buf = io.StringIO()
+    console = Console(file=buf, width=width, no_color=True)
+    console.print(t)
+    console.print(report.sentence)
+    return buf.getvalue()
+
+
+def write_png(report: EvalReport, path: Path) -> Path:
+    """Equity curves of the agent and the three baselines (overall portfolio) and their drawdowns."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from rl.metrics import drawdown
+
+    fig = Figure(figsize=(11, 7), dpi=100)
+    FigureCanvasAgg(fig)
+    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.4]})
+    for name in POLICIES:
+        s = report.curves.get(name)
+        if s is None or len(s.ts) == 0:
+            continue
+        x = s.ts.astype("datetime64[us]")
+        equity = np.exp(np.cumsum(s.log_return))
+        label = f"{LABELS[name]} ({_pct(report.metrics['overall'][name].total_return)})"
+        top.plot(x, equity, label=label, color=COLORS[name], linewidth=1.2 if name == "agent" else 0.9)
+        bottom.plot(x, -drawdown(s.log_return) * 100, color=COLORS[name], linewidth=0.9)
+    top.axhline(1.0, color="black", linewidth=0.5, alpha=0.5)
+    top.set_ylabel("equity (start = 1)")
+    top.set_title(
+        f"{report.parent_run_id or report.run_id}: {report.period} period, {', '.join(report.symbols)} "
+        f"({report.interval}), same bars and costs",
+        fontsize=10,
+    )
+    top.legend(loc="upper left", fontsize=8)
+    top.grid(alpha=0.3)
+    bottom.set_ylabel("drawdown %")
+    bottom.set_xlabel("time (UTC)")
+    bottom.grid(alpha=0.3)
+    fig.text(0.01, 0.005, report.sentence, fontsize=8)
+    fig.autofmt_xdate()
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def report_json(report: EvalReport) -> str:
+    """The report as JSON text (what `--format json` prints)."""
+    return json.dumps(report.to_json(), indent=1) + "\n"
+
+
+def load_report(path: str | os.PathLike[str]) -> Mapping[str, Any]:
+    """A saved evaluation JSON file."""
+    return dict(json.loads(Path(path).read_text(encoding="utf-8")))

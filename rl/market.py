@@ -1,0 +1,232 @@
+"""The one implementation of fills, costs and rewards, vectorised over arrays (rl/env.py, rl/vector.py and
+rl/walk.py all step through `Market.transition`).
+
+Time and prices (DESIGN.md, "Trading semantics"):
+
+- The agent decides at bar t's `available_at`, from feature rows up to t and its own position.
+- The order fills at bar t+1's OPEN, moved against the trader by slippage: `bps` moves it by
+  `slippage_bps` basis points of the open, `range` by `slippage_range_fraction` of bar t+1's high-low
+  range. No fill uses a price the agent has seen.
+- Positions are fractions of equity: 0 flat, 1 fully long, -1 fully short (with `allow_short`).
+  Trading from position p to q costs |q - p| x (commission + slippage / open) of the equity at the fill:
+  commission is a fraction of traded notional, and the slippage is what the moved fill price loses against
+  the open.
+- Equity is marked at every bar's close. One step (decision at t, fill at t+1) multiplies equity by
+
+      (1 + p (open[t+1] / close[t] - 1))      p carried from t's close to t+1's open
+    x (1 - |q - p| (commission + slip[t+1]))  the fill's costs
+    x (1 + q (close[t+1] / open[t+1] - 1))    the new position from the open to the close
+    x (1 - |q| (commission + exit_slip[t+1])) only when a stock may not be held overnight and t+1 is its
+                                              session's last bar: closed at that close, costs paid
+
+  and the reward is the log of that product: the change in log equity net of costs.
+  So buy-and-hold over an episode earns exactly
+  log(close[last] / open[first fill]) + log(1 - commission - slip[first fill]), and flat earns exactly 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lake.errors import ConfigError
+
+if TYPE_CHECKING:
+    from rl.episodes import MarketData
+
+SLIPPAGE_MODES = ("bps", "range")
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """Trading settings: the keys of the [train] table of marketlake.toml of the same names."""
+
+    window: int = 32
+    """W: feature rows in an observation."""
+    episode_length: int | None = None
+    """Steps per episode; None: one session for intraday stocks, one day for intraday crypto (1440 1m
+    bars), 252 for daily bars; shortened to what the longest segment allows."""
+    commission: float = 0.001
+    """Fraction of traded notional."""
+    slippage: str = "bps"
+    """'bps' (fixed basis points of the open) or 'range' (fraction of the fill bar's high-low range)."""
+    slippage_bps: float = 1.0
+    slippage_range_fraction: float = 0.1
+    allow_short: bool = False
+    """Actions: Discrete(2) 0 flat, 1 long; with shorting Discrete(3) 0 flat, 1 long, 2 short."""
+    hold_overnight: bool = True
+    """Stocks: when False, a position is closed at its session's last bar's close (costs paid)."""
+
+    def __post_init__(self) -> None:
+        def bad(key: str, why: str) -> ConfigError:
+            return ConfigError(f"setting train.{key}: {why}")
+
+        if not isinstance(self.window, int) or isinstance(self.window, bool) or self.window < 1:
+            raise bad("window", f"must be a whole number >= 1, got {self.window!r}")
+        if self.episode_length is not None and (
+            not isinstance(self.episode_length, int)
+            or isinstance(self.episode_length, bool)
+            or self.episode_length < 1
+        ):
+            raise bad("episode_length", f"must be a whole number >= 1, got {self.episode_length!r}")
+        if self.slippage not in SLIPPAGE_MODES:
+            raise bad("slippage", f"must be one of {', '.join(SLIPPAGE_MODES)}, got {self.slippage!r}")
+        for key in ("commission", "slippage_bps", "slippage_range_fraction"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v < 1e4:
+                raise bad(key, f"must be a number >= 0, got {v!r}")
+        if self.commission >= 1:
+            raise bad("commission", f"must be below 1 (a fraction of notional), got {self.commission!r}")
+        if self.slippage_range_fraction > 1:
+            raise bad("slippage_range_fraction", f"must be at most 1, got {self.slippage_range_fraction!r}")
+        for key in ("allow_short", "hold_overnight"):
+            if not isinstance(getattr(self, key), bool):
+                raise bad(key, f"must be true or false, got {getattr(self, key)!r}")
+
+    @classmethod
+    def from_settings(cls, train: dict[str, Any]) -> EnvConfig:
+        """The config from the [train] table (other keys of the table, e.g. num_iterations, are ignored)."""
+        names = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in train.items() if k in names}
+        if isinstance(kwargs.get("commission"), int) and not isinstance(kwargs["commission"], bool):
+            kwargs["commission"] = float(kwargs["commission"])
+        return cls(**kwargs)
+
+    @property
+    def n_actions(self) -> int:
+        return 3 if self.allow_short else 2
+
+    def position_of(self, action: np.ndarray) -> np.ndarray:
+        """Action index -> target position: 0 flat, 1 long, 2 short (-1)."""
+        table = np.array([0.0, 1.0, -1.0][: self.n_actions])
+        a = np.asarray(action, dtype=np.int64)
+        if a.size and (a.min() < 0 or a.max() >= self.n_actions):
+            raise ValueError(f"action out of range 0..{self.n_actions - 1}: {a}")
+        return table[a]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+class Market:
+    """Per-row arrays of one MarketData precomputed for a config, and the vectorised transition."""
+
+    def __init__(self, data: MarketData, config: EnvConfig) -> None:
+        self.data = data
+        self.config = config
+        o, h, lo, c = data.open, data.high, data.low, data.close
+        n = len(c)
+        self.n_rows = n
+        prev_close = np.empty(n)
+        prev_close[0] = c[0] if n else 0.0
+        prev_close[1:] = c[:-1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.gap_ret = np.where(prev_close > 0, o / prev_close - 1.0, 0.0)
+            self.bar_ret = c / o - 1.0
+            if config.slippage == "bps":
+                self.slip = np.full(n, config.slippage_bps / 1e4)
+                self.exit_slip = self.slip
+            else:
+                rng = np.maximum(h - lo, 0.0)
+                self.slip = config.slippage_range_fraction * rng / o
+                self.exit_slip = config.slippage_range_fraction * rng / c
+        self.fill_cost = config.commission + self.slip  # per unit of |position change| at row's open
+        self.exit_cost = config.commission + self.exit_slip
+        if config.hold_overnight:
+            self.forced_exit = np.zeros(n, dtype=bool)
+        else:
+            self.forced_exit = data.session_end.copy()
+
+    def fill_price(self, rows: np.ndarray, p: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """The price an order from p to q fills at, at row `rows` (the bar AFTER the decision): its open moved
+        against the trader (up to buy, down to sell); the open itself when nothing trades."""
+        o = self.data.open[rows]
+        return o * (1.0 + np.sign(q - p) * self.slip[rows])
+
+    def transition(
+        self, t: np.ndarray, p: np.ndarray, q: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Decisions at rows t (position p held, target q) filled at rows t + 1.
+
+        Returns (log return of equity over the step net of costs, costs as a fraction of equity, turnover
+        |traded position|, position held after the step's close)."""
+        n = t + 1
+        d = np.abs(q - p)
+        cost = d * self.fill_cost[n]
+        g = (1.0 + p * self.gap_ret[n]) * (1.0 - cost) * (1.0 + q * self.bar_ret[n])
+        if self.config.hold_overnight:
+            if self.config.allow_short:
+                np.maximum(g, 1e-12, out=g)  # a short can lose everything; log stays finite
+            return np.log(g), cost, d, q
+        exit_ = self.forced_exit[n] & (q != 0)
+        exit_cost = np.where(exit_, np.abs(q) * self.exit_cost[n], 0.0)
+        g *= 1.0 - exit_cost
+        np.maximum(g, 1e-12, out=g)
+        turnover = d + np.where(exit_, np.abs(q), 0.0)
+        p_next = np.where(exit_, 0.0, q)
+        return np.log(g), cost + exit_cost, turnover, p_next
+
+
+def default_episode_length(data: MarketData) -> int:
+    """One session for intraday stocks (the most bars one trading day of the data holds), one UTC day for
+    intraday crypto (1440 bars of 1m), 252 for daily and longer bars."""
+    minutes = data.interval_minutes
+    if minutes >= 1440:
+        return 252
+    stock = np.array([c != "crypto" for c in data.asset_classes], dtype=bool)
+    if stock.any() and data.n_rows:
+        rows = stock[data.symbol_idx]
+        if rows.any():
+            key = data.symbol_idx[rows].astype(np.int64) * 1_000_000 + data.day[rows]
+            _, counts = np.unique(key, return_counts=True)
+            return int(counts.max())
+    return max(1440 // minutes, 1)
+
+
+def episode_length(data: MarketData, config: EnvConfig, *, strict: bool = True) -> int:
+    """Steps per episode: the setting (or the default), shortened to what the longest segment allows
+    (a segment of n rows gives n - window steps: decisions need `window` rows of history and a next bar)."""
+    want = config.episode_length or default_episode_length(data)
+    first, end = data.segment_bounds()
+    room = int((end - first).max()) - config.window if len(first) else 0
+    if room < 1:
+        if not strict:
+            return 0
+        raise ConfigError(
+            f"no episode fits in the {data.period} period of {', '.join(data.symbols) or 'no symbol'} "
+            f"{data.interval}: its longest run of consecutive bars after warm-up has "
+            f"{room + config.window if len(first) else 0} rows, a window of {config.window} needs at least "
+            f"{config.window + 1} (lower train.window or add data)"
+        )
+    return min(want, room)
+
+
+def valid_starts(data: MarketData, config: EnvConfig, *, strict: bool = True) -> np.ndarray:
+    """Rows where an episode may start: `window` rows of history in the segment (the start included) and
+    room for `episode_length` steps before the segment ends."""
+    length = episode_length(data, config, strict=strict)
+    if length < 1:
+        return np.zeros(0, np.int64)
+    first, end = data.segment_bounds()
+    seg_first = np.repeat(first, end - first)
+    seg_end = np.repeat(end, end - first)
+    rows = np.arange(data.n_rows, dtype=np.int64)
+    ok = (rows - seg_first >= config.window - 1) & (rows + length <= seg_end - 1)
+    return np.flatnonzero(ok).astype(np.int64)
+
+
+def window_view(features: np.ndarray, window: int) -> np.ndarray:
+    """A read-only [N - window + 1, window * F] view: row i is feature rows i .. i + window - 1 flattened,
+    so the observation window ending at row t is row t - window + 1. No copy."""
+    n, f = features.shape
+    if not features.flags.c_contiguous:
+        raise ValueError("features must be C-contiguous")
+    count = max(n - window + 1, 0)
+    return np.lib.stride_tricks.as_strided(
+        features,
+        shape=(count, window * f),
+        strides=(f * features.itemsize, features.itemsize),
+        writeable=False,
+    )

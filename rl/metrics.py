@@ -1,0 +1,289 @@
+"""Performance metrics of a trading series, and a block-bootstrap interval for an edge over buy-and-hold.
+
+Pure numpy: the input is one series of per-step net log returns (after costs), the position held over each
+step and the turnover traded at each step's fill, as `rl.walk.walk` returns them. Nothing here reads the lake.
+
+Conventions (each has a test):
+- total return: `exp(sum(log_return)) - 1`.
+- Sharpe: `mean / std (ddof=1) * sqrt(bars_per_year)` of the per-step log returns (risk-free rate 0).
+- Sortino: `mean / downside deviation * sqrt(bars_per_year)`, downside deviation
+  `sqrt(mean(min(r, 0)^2))` over all steps (target 0).
+- max drawdown: the largest fall of equity `exp(cumsum(r))` from its running peak (the start counts as a
+  peak), as a positive fraction: 0.25 means equity fell to 75% of a previous high.
+- turnover: the sum of |position change| traded (1.0 = the whole equity bought or sold once).
+- trades: the number of steps whose fill traded something.
+- exposure: the share of steps holding a position (mean of |position|).
+- hit rate: the share of steps holding a position whose net return was positive; None when never invested.
+A ratio whose denominator is 0 is 0 when its numerator is 0 too (a flat series), else None (no value);
+so a flat series is exactly 0 on every metric that has a value, and its hit rate has none.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from lake.errors import MarketlakeError
+
+SESSIONS_PER_YEAR = 252
+"""Trading sessions in a year of an exchange calendar (NYSE), the usual annualisation."""
+DAYS_PER_YEAR_24_7 = 365
+"""Days in a year of a 24/7 market (crypto)."""
+REGULAR_SESSION_MINUTES = 390
+"""09:30-16:00 New York."""
+EXTENDED_SESSION_MINUTES = 960
+"""04:00-20:00 New York."""
+
+_CALENDARS = {
+    "stock": "XNYS",
+    "etf": "XNYS",
+    "xnys": "XNYS",
+    "nyse": "XNYS",
+    "crypto": "24/7",
+    "24/7": "24/7",
+}
+_INTERVAL = re.compile(r"^(\d+)([mhdw])$")
+_MINUTES = {"m": 1, "h": 60, "d": 1440, "w": 7 * 1440}
+
+
+def interval_minutes(interval: str) -> int:
+    """Minutes in a bar interval like `1m`, `15m`, `1h`, `1d`, `1w`."""
+    m = _INTERVAL.fullmatch(interval.strip())
+    if not m or int(m.group(1)) <= 0:
+        raise MarketlakeError(
+            f"unknown bar interval {interval!r}: expected a number and m, h, d or w (1m, 1d)"
+        )
+    return int(m.group(1)) * _MINUTES[m.group(2)]
+
+
+def calendar_of(calendar_or_asset_class: str) -> str:
+    """'XNYS' or '24/7' for a calendar name or an asset class (stock, etf, crypto)."""
+    cal = _CALENDARS.get(calendar_or_asset_class.strip().lower())
+    if cal is None:
+        raise MarketlakeError(
+            f"unknown calendar or asset class {calendar_or_asset_class!r}: expected stock, etf, crypto, "
+            "XNYS or 24/7"
+        )
+    return cal
+
+
+def bars_per_year(interval: str, calendar: str, session: str = "regular") -> float:
+    """Bars in a year, to annualise per-bar ratios.
+
+    Exchange calendars (stocks, ETFs): 252 sessions a year times the bars of a session: 390 one-minute
+    bars in regular hours (960 in extended hours), one daily bar; a bar longer than a session counts as
+    its number of sessions (a weekly bar: 252/5 a year). 24/7 (crypto): 365 days of 1440 minutes.
+    """
+    minutes = interval_minutes(interval)
+    if calendar_of(calendar) == "24/7":
+        return DAYS_PER_YEAR_24_7 * 1440 / minutes
+    if session not in ("regular", "extended"):
+        raise MarketlakeError(f"unknown session {session!r}: expected regular or extended")
+    if minutes >= 1440:
+        return SESSIONS_PER_YEAR / (minutes / 1440 if minutes < 7 * 1440 else 5 * minutes / (7 * 1440))
+    session_minutes = REGULAR_SESSION_MINUTES if session == "regular" else EXTENDED_SESSION_MINUTES
+    return SESSIONS_PER_YEAR * math.ceil(session_minutes / minutes)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """The metrics of one series (a symbol, or the overall portfolio)."""
+
+    bars: int
+    total_return: float
+    sharpe: float | None
+    sortino: float | None
+    max_drawdown: float
+    turnover: float
+    trades: int
+    exposure: float
+    hit_rate: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _ratio(num: float, den: float) -> float | None:
+    if den > 0 and math.isfinite(den):
+        return num / den
+    return 0.0 if num == 0 else None
+
+
+def sharpe(log_return: np.ndarray, bars_per_year: float) -> float | None:
+    r = np.asarray(log_return, dtype=np.float64)
+    if r.size < 2:
+        return 0.0 if r.size and r[0] == 0 else None
+    value = _ratio(float(r.mean()), float(r.std(ddof=1)))
+    return None if value is None else value * math.sqrt(bars_per_year)
+
+
+def sortino(log_return: np.ndarray, bars_per_year: float) -> float | None:
+    r = np.asarray(log_return, dtype=np.float64)
+    if r.size == 0:
+        return None
+    downside = float(np.sqrt(np.mean(np.minimum(r, 0.0) ** 2)))
+    value = _ratio(float(r.mean()), downside)
+    return None if value is None else value * math.sqrt(bars_per_year)
+
+
+def drawdown(log_return: np.ndarray) -> np.ndarray:
+    """Per step, the fall of equity below its running peak (start = 1.0 counts as a peak), 0..1."""
+    r = np.asarray(log_return, dtype=np.float64)
+    log_equity = np.concatenate([[0.0], np.cumsum(r)])
+    peak = np.maximum.accumulate(log_equity)
+    return np.asarray(-np.expm1(log_equity - peak)[1:], dtype=np.float64)
+
+
+def max_drawdown(log_return: np.ndarray) -> float:
+    dd = drawdown(log_return)
+    return float(dd.max()) if dd.size else 0.0
+
+
+def compute_metrics(
+    log_return: np.ndarray,
+    position: np.ndarray,
+    turnover: np.ndarray,
+    *,
+    bars_per_year: float,
+    trades: int | None = None,
+) -> Metrics:
+    """Every metric of one series. `trades` overrides the count of steps with turnover (for a portfolio,
+    the sum over its symbols)."""
+    r = np.asarray(log_return, dtype=np.float64)
+    pos = np.asarray(position, dtype=np.float64)
+    turn = np.asarray(turnover, dtype=np.float64)
+    if not (r.shape == pos.shape == turn.shape) or r.ndim != 1:
+        raise MarketlakeError(
+            f"metrics: log_return {r.shape}, position {pos.shape} and turnover {turn.shape} must be "
+            "1-d arrays of one length"
+        )
+    if not (np.isfinite(r).all() and np.isfinite(pos).all() and np.isfinite(turn).all()):
+        raise MarketlakeError("metrics: the series holds NaN or infinite values")
+    invested = pos != 0
+    n_invested = int(invested.sum())
+    total = float(np.expm1(r.sum())) if r.size else 0.0
+    return Metrics(
+        bars=int(r.size),
+        total_return=total + 0.0,  # -0.0 -> 0.0
+        sharpe=_clean(sharpe(r, bars_per_year)),
+        sortino=_clean(sortino(r, bars_per_year)),
+        max_drawdown=max_drawdown(r) + 0.0,
+        turnover=float(np.abs(turn).sum()) + 0.0,
+        trades=int(np.count_nonzero(turn)) if trades is None else int(trades),
+        exposure=float(np.abs(pos).mean()) + 0.0 if pos.size else 0.0,
+        hit_rate=float((r[invested] > 0).sum() / n_invested) if n_invested else None,
+    )
+
+
+def _clean(x: float | None) -> float | None:
+    return None if x is None else x + 0.0
+
+
+# --- the bootstrap ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SharpeDiffCI:
+    """A moving-block bootstrap interval of (agent Sharpe - baseline Sharpe) on the same bars."""
+
+    difference: float
+    """The point estimate, on the bars as they are (annualised)."""
+    low: float
+    high: float
+    level: float
+    bars: int
+    """How many paired bars the interval rests on."""
+    block_length: int
+    resamples: int
+    seed: int
+
+    @property
+    def contains_zero(self) -> bool:
+        return self.low <= 0.0 <= self.high
+
+    @property
+    def sentence(self) -> str:
+        pct = f"{self.level:.0%}"
+        head = (
+            f"Agent Sharpe minus buy-and-hold Sharpe: {self.difference:+.2f} "
+            f"({pct} interval {self.low:+.2f} to {self.high:+.2f}, {self.bars} bars)"
+        )
+        if self.contains_zero:
+            return f"{head}: not distinguishable from luck at {pct}."
+        better = "better" if self.low > 0 else "worse"
+        return f"{head}: {better} than buy-and-hold beyond luck at {pct}."
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "contains_zero": self.contains_zero, "sentence": self.sentence}
+
+
+def default_block_length(n: int) -> int:
+    """n^(1/3), rounded, at least 1: the usual rate for a moving-block bootstrap of a mean-like statistic."""
+    return max(1, round(n ** (1.0 / 3.0)))
+
+
+def _sharpe_rows(r: np.ndarray) -> np.ndarray:
+    """Sharpe (not annualised) of each row; 0 where a row is constant at 0, NaN where constant elsewhere."""
+    mean = r.mean(axis=1)
+    std = r.std(axis=1, ddof=1)
+    out = np.full(r.shape[0], np.nan)
+    ok = std > 0
+    out[ok] = mean[ok] / std[ok]
+    out[~ok & (mean == 0)] = 0.0
+    return out
+
+
+def bootstrap_sharpe_difference(
+    agent: np.ndarray,
+    baseline: np.ndarray,
+    *,
+    bars_per_year: float,
+    seed: int = 0,
+    resamples: int = 1000,
+    block_length: int | None = None,
+    level: float = 0.95,
+    chunk: int = 50,
+) -> SharpeDiffCI:
+    """Resample the paired per-step returns in moving blocks (the same blocks for both series, so their
+    dependence is kept) and return the percentile interval of the annualised Sharpe difference."""
+    a = np.asarray(agent, dtype=np.float64)
+    b = np.asarray(baseline, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1:
+        raise MarketlakeError(f"bootstrap: paired series of one length needed, got {a.shape} and {b.shape}")
+    n = int(a.size)
+    if n < 2:
+        raise MarketlakeError(f"bootstrap: {n} bar(s) are too few for a Sharpe ratio (need at least 2)")
+    if not 0 < level < 1:
+        raise MarketlakeError(f"bootstrap: level must be between 0 and 1, got {level}")
+    length = min(n, block_length or default_block_length(n))
+    scale = math.sqrt(bars_per_year)
+    point = (_sharpe_rows(a[None, :]) - _sharpe_rows(b[None, :]))[0] * scale
+    rng = np.random.default_rng(seed)
+    blocks = -(-n // length)
+    offsets = np.arange(length)
+    diffs = np.empty(resamples)
+    for lo in range(0, resamples, chunk):
+        k = min(chunk, resamples - lo)
+        starts = rng.integers(0, n - length + 1, size=(k, blocks))
+        idx = (starts[:, :, None] + offsets).reshape(k, -1)[:, :n]
+        diffs[lo : lo + k] = (_sharpe_rows(a[idx]) - _sharpe_rows(b[idx])) * scale
+    finite = diffs[np.isfinite(diffs)]
+    if finite.size == 0:
+        low = high = float("nan")
+    else:
+        tail = (1 - level) / 2 * 100
+        low, high = (float(x) for x in np.percentile(finite, [tail, 100 - tail]))
+    return SharpeDiffCI(
+        difference=float(point) + 0.0,
+        low=low + 0.0,
+        high=high + 0.0,
+        level=level,
+        bars=n,
+        block_length=length,
+        resamples=resamples,
+        seed=seed,
+    )

@@ -1,0 +1,562 @@
+"""Run records: every training and evaluation is a row of the lake's `runs` dataset (and view).
+
+A run is written when it starts (status `running`) and again when it ends (`finished`, `interrupted` on
+Ctrl-C, `failed` on an error): one row per run_id, the last write wins. Each row carries the run's
+settings, its metrics, the code version (git commit, else the package version), its folder, and the data
+snapshot: a hash over the manifests of exactly the lake files the run read, so the same hash means the same
+data. When Supabase is configured, the finished row is mirrored there too (rl/mirror.py).
+
+    with recorded_run(root, "train", config, run_dir=folder) as run:
+        ...                                   # the work
+        run.data_snapshot = snapshot.hash     # what it read
+        run.metrics = {...}
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+import os
+import re
+import subprocess
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from lake.config import Settings, load_settings
+from lake.errors import MarketlakeError
+from lake.paths import SCHEMA_ANCHOR, LakePaths, resolve_lake_root, validate_symbol
+from lake.schemas import RUNS
+from lake.writer import DATA_FILE, MANIFEST_FILE, LakeWriter, sha256_file
+
+Say = Callable[[str], None]
+KINDS = ("train", "evaluate")
+STATUSES = ("running", "finished", "interrupted", "failed")
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$")
+CONTEXT_SYMBOLS = ("SPY", "QQQ")
+"""Symbols whose bars and news every symbol's features read (the market_context view)."""
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def validate_run_id(run_id: str) -> str:
+    if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id) or ".." in run_id:
+        raise MarketlakeError(
+            f"invalid run id {run_id!r}: 1-128 letters, digits, '.', '-' or '_', starting with a letter or digit"
+        )
+    return run_id
+
+
+def new_run_id(kind: str, now: dt.datetime | None = None) -> str:
+    """`20240131T120000Z-train-1a2b3c4d`: sortable by time, unique."""
+    now = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+    return f"{now:%Y%m%dT%H%M%SZ}-{kind}-{uuid.uuid4().hex[:8]}"
+
+
+def code_version() -> str:
+    """The git commit of the code (with `-dirty` when it has uncommitted changes), else the installed
+    package's version."""
+    here = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+        if head.returncode == 0 and head.stdout.strip():
+            status = subprocess.run(
+                ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            )
+            dirty = "-dirty" if status.returncode == 0 and status.stdout.strip() else ""
+            return f"git:{head.stdout.strip()}{dirty}"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"marketlake {version('marketlake')}"
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=_json_default, allow_nan=False)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def settings_dict(settings: Settings) -> dict[str, Any]:
+    """The settings as JSON-ready data (no secrets live in Settings)."""
+    out: dict[str, Any] = {}
+    for k, v in vars(settings).items():
+        if k == "path":
+            out[k] = str(v) if v is not None else None
+        elif hasattr(v, "__dataclass_fields__"):
+            out[k] = dict(vars(v))
+        else:
+            out[k] = v
+    return json.loads(_json(out))
+
+
+# --- the data snapshot ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DataSnapshot:
+    """A hash over the manifests of the lake files a run read (and whatever else fixed its data, such as
+    the period bounds), with the files it covers."""
+
+    hash: str
+    files: list[dict[str, Any]]
+    """One entry per file: path relative to the lake's datasets folder, sha256 and rows from its manifest."""
+
+    def files_json(self) -> str:
+        return _json(self.files)
+
+
+def snapshot_of_files(
+    root: str | os.PathLike[str], files: Iterable[str | os.PathLike[str]], *, extra: Any = None
+) -> DataSnapshot:
+    """Hash the manifests of these data files (paths absolute or relative to the lake's datasets folder).
+    A file without a manifest is hashed itself. `extra` (JSON-ready) enters the hash too."""
+    paths = LakePaths(resolve_lake_root(root))
+    entries: dict[str, dict[str, Any]] = {}
+    for f in files:
+        p = Path(f)
+        p = p if p.is_absolute() else paths.datasets / p
+        try:
+            rel = p.resolve().relative_to(paths.datasets.resolve()).as_posix()
+        except ValueError as exc:
+            raise MarketlakeError(f"data snapshot: {p} is not a file of the lake at {paths.root}") from exc
+        if not p.exists():
+            raise MarketlakeError(f"data snapshot: {p} does not exist")
+        entries[rel] = {"path": rel, **_manifest_of(p)}
+    listed = [entries[k] for k in sorted(entries)]
+    h = hashlib.sha256()
+    for e in listed:
+        h.update(f"{e['path']}\x00{e['sha256']}\x00{e['rows']}\n".encode())
+    if extra is not None:
+        h.update(b"extra\x00" + _json(extra).encode())
+    return DataSnapshot(hash=h.hexdigest(), files=listed)
+
+
+def _manifest_of(data_file: Path) -> dict[str, Any]:
+    manifest = data_file.parent / MANIFEST_FILE
+    try:
+        m = json.loads(manifest.read_text())
+        if m.get("file", DATA_FILE) == data_file.name and m.get("sha256"):
+            return {"sha256": str(m["sha256"]), "rows": m.get("rows")}
+    except (OSError, ValueError):
+        pass
+    return {"sha256": sha256_file(data_file), "rows": None}
+
+
+def _period_range(period: str) -> tuple[dt.datetime, dt.datetime] | None:
+    """The UTC time range of a `period` partition value: YYYY-MM (a month) or YYYY (a year)."""
+    m = re.fullmatch(r"(\d{4})(?:-(\d{2}))?", period)
+    if not m:
+        return None
+    year = int(m.group(1))
+    if m.group(2) is None:
+        return dt.datetime(year, 1, 1, tzinfo=dt.UTC), dt.datetime(year + 1, 1, 1, tzinfo=dt.UTC)
+    month = int(m.group(2))
+    start = dt.datetime(year, month, 1, tzinfo=dt.UTC)
+    end = dt.datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=dt.UTC)
+    return start, end
+
+
+def _partition_value(path: Path, key: str) -> str | None:
+    for part in path.parts:
+        if part.startswith(f"{key}="):
+            return part.split("=", 1)[1]
+    return None
+
+
+def lake_files_for(
+    root: str | os.PathLike[str],
+    symbols: Sequence[str],
+    interval: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    lookback: dt.timedelta | None = None,
+    context_symbols: Sequence[str] = CONTEXT_SYMBOLS,
+) -> list[Path]:
+    """The lake files a run over [start, end) of these symbols at this interval reads: the bars partitions
+    (every source) of the symbols and of the market-context symbols whose period overlaps
+    [start - lookback, end), their news, and the trading-session partitions of those years.
+
+    `lookback` (default: 100 bars plus 4 days) covers the feature windows that reach back before `start`.
+    """
+    from rl.metrics import interval_minutes
+
+    paths = LakePaths(resolve_lake_root(root))
+    minutes = interval_minutes(interval)
+    back = lookback if lookback is not None else dt.timedelta(minutes=100 * minutes) + dt.timedelta(days=4)
+    lo, hi = start - back, end
+    wanted = {validate_symbol(s) for s in [*symbols, *context_symbols]}
+
+    def overlaps(p: Path) -> bool:
+        period = _partition_value(p, "period")
+        rng = _period_range(period) if period else None
+        return rng is not None and rng[0] < hi and rng[1] > lo
+
+    out: list[Path] = []
+    bars = paths.dataset("bars")
+    if bars.exists():
+        for p in bars.glob(f"source=*/interval={interval}/symbol=*/period=*/{DATA_FILE}"):
+            if _partition_value(p, "symbol") in wanted and overlaps(p):
+                out.append(p)
+    news = paths.dataset("news")
+    for s in sorted(wanted):
+        p = news / f"symbol={s}" / DATA_FILE
+        if p.exists():
+            out.append(p)
+    sessions = paths.dataset("trading_sessions")
+    if sessions.exists():
+        out += [p for p in sessions.glob(f"calendar=*/period=*/{DATA_FILE}") if overlaps(p)]
+    return sorted(p for p in out if SCHEMA_ANCHOR not in p.as_posix())
+
+
+def period_bounds(
+    root: str | os.PathLike[str], settings: Settings | None, periods: Sequence[str]
+) -> dict[str, tuple[dt.datetime, dt.datetime]]:
+    """[start_at, end_at) of each named period (train, validation, test) from the lake's `splits` view."""
+    import lake
+
+    con = lake.connect(root, read_only=True, settings=settings)
+    try:
+        rows = con.execute("SELECT split, start_at, end_at FROM splits").fetchall()
+    finally:
+        con.close()
+    found = {str(r[0]): (r[1].astimezone(dt.UTC), r[2].astimezone(dt.UTC)) for r in rows}
+    missing = [p for p in periods if p not in found]
+    if missing:
+        raise MarketlakeError(f"the lake at {root} has no {', '.join(missing)} period (no bars?)")
+    return {p: found[p] for p in periods}
+
+
+def snapshot_for_run(
+    root: str | os.PathLike[str],
+    settings: Settings | None,
+    symbols: Sequence[str],
+    interval: str,
+    periods: Sequence[str],
+) -> DataSnapshot:
+    """The data snapshot of a run over these periods: the lake files they cover (`lake_files_for`) and the
+    periods' bounds, which depend on the whole lake's bar range (so a moved split changes the hash)."""
+    bounds = period_bounds(root, settings, periods)
+    start = min(b[0] for b in bounds.values())
+    end = max(b[1] for b in bounds.values())
+    files = lake_files_for(root, symbols, interval, start, end)
+    extra = {
+        "interval": interval,
+        "symbols": sorted(symbols),
+        "periods": {p: [b[0].isoformat(), b[1].isoformat()] for p, b in sorted(bounds.items())},
+    }
+    return snapshot_of_files(root, files, extra=extra)
+
+
+# --- the record -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunRecord:
+    """One training or evaluation run, as the `runs` dataset stores it."""
+
+    run_id: str
+    kind: str
+    started_at: dt.datetime
+    config: dict[str, Any]
+    status: str = "running"
+    finished_at: dt.datetime | None = None
+    data_snapshot: str = ""
+    metrics: dict[str, Any] | None = None
+    code_version: str | None = None
+    run_dir: str | None = None
+    parent_run_id: str | None = None
+    data_files: list[dict[str, Any]] | None = field(default=None, repr=False)
+
+    def check(self) -> None:
+        validate_run_id(self.run_id)
+        if self.kind not in KINDS:
+            raise MarketlakeError(f"run {self.run_id}: kind {self.kind!r} is not one of {', '.join(KINDS)}")
+        if self.status not in STATUSES:
+            raise MarketlakeError(
+                f"run {self.run_id}: status {self.status!r} is not one of {', '.join(STATUSES)}"
+            )
+        if self.started_at.tzinfo is None:
+            raise MarketlakeError(f"run {self.run_id}: started_at must be timezone-aware")
+
+    @property
+    def period(self) -> str:
+        """The `period` partition of the row: the UTC month it started."""
+        return self.started_at.astimezone(dt.UTC).strftime("%Y-%m")
+
+    def to_row(self) -> dict[str, Any]:
+        """The row as the lake stores it (JSON as text)."""
+        self.check()
+        return {
+            "run_id": self.run_id,
+            "kind": self.kind,
+            "started_at": self.started_at.astimezone(dt.UTC),
+            "finished_at": self.finished_at.astimezone(dt.UTC) if self.finished_at else None,
+            "config": _json(self.config),
+            "data_snapshot": self.data_snapshot,
+            "metrics": _json(self.metrics) if self.metrics is not None else None,
+            "status": self.status,
+            "code_version": self.code_version,
+            "run_dir": self.run_dir,
+            "parent_run_id": self.parent_run_id,
+            "data_files": _json(self.data_files) if self.data_files is not None else None,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """The row as JSON-ready data (timestamps ISO 8601, config and metrics as objects): what the
+        Supabase mirror and the outbox hold."""
+        row = self.to_row()
+        return {
+            **row,
+            "started_at": row["started_at"].isoformat(),
+            "finished_at": row["finished_at"].isoformat() if row["finished_at"] else None,
+            "config": json.loads(row["config"]),
+            "metrics": json.loads(row["metrics"]) if row["metrics"] is not None else None,
+            "data_files": json.loads(row["data_files"]) if row["data_files"] is not None else None,
+        }
+
+
+def write_run(root: str | os.PathLike[str], record: RunRecord) -> None:
+    """Write (or overwrite, by run_id) the run's row in the lake, through the lake's writer."""
+    table = pa.Table.from_pylist([record.to_row()], schema=RUNS.schema)
+    with LakeWriter.open(root) as w:
+        w.write(RUNS, {"period": record.period}, table)
+
+
+def start_run(
+    root: str | os.PathLike[str],
+    kind: str,
+    config: Mapping[str, Any],
+    *,
+    run_id: str | None = None,
+    run_dir: str | os.PathLike[str] | None = None,
+    parent_run_id: str | None = None,
+    data_snapshot: str = "",
+    started_at: dt.datetime | None = None,
+) -> RunRecord:
+    """Record a run as `running` and return its record."""
+    record = RunRecord(
+        run_id=run_id or new_run_id(kind),
+        kind=kind,
+        started_at=started_at or dt.datetime.now(dt.UTC),
+        config=json.loads(_json(dict(config))),
+        data_snapshot=data_snapshot,
+        code_version=code_version(),
+        run_dir=str(run_dir) if run_dir is not None else None,
+        parent_run_id=parent_run_id,
+    )
+    write_run(root, record)
+    return record
+
+
+def finish_run(
+    root: str | os.PathLike[str],
+    record: RunRecord,
+    status: str = "finished",
+    *,
+    say: Say | None = None,
+    mirror: bool = True,
+) -> RunRecord:
+    """Record the run's end (its metrics and snapshot as set on `record`); mirror it to Supabase when
+    configured (unreachable: kept in the outbox, one warning through `say`)."""
+    record.status = status
+    record.finished_at = dt.datetime.now(dt.UTC)
+    if record.metrics is not None:
+        record.metrics = json.loads(_json(record.metrics))
+    write_run(root, record)
+    if mirror:
+        from rl.mirror import mirror_run
+
+        mirror_run(root, record, say=say or _quiet)
+    return record
+
+
+@contextmanager
+def recorded_run(
+    root: str | os.PathLike[str],
+    kind: str,
+    config: Mapping[str, Any],
+    *,
+    run_id: str | None = None,
+    run_dir: str | os.PathLike[str] | None = None,
+    parent_run_id: str | None = None,
+    say: Say | None = None,
+) -> Iterator[RunRecord]:
+    """A run recorded from start to end: `finished` when the block ends, `interrupted` on Ctrl-C,
+    `failed` on any other exception (which is re-raised)."""
+    record = start_run(root, kind, config, run_id=run_id, run_dir=run_dir, parent_run_id=parent_run_id)
+    try:
+        yield record
+    except KeyboardInterrupt:
+        finish_run(root, record, "interrupted", say=say)
+        raise
+    except BaseException:
+        finish_run(root, record, "failed", say=say)
+        raise
+    finish_run(root, record, "finished", say=say)
+
+
+# --- listing --------------------------------------------------------------------------------------------
+
+LIST_COLUMNS = (
+    "run_id",
+    "kind",
+    "status",
+    "started_at",
+    "finished_at",
+    "parent_run_id",
+    "data_snapshot",
+    "code_version",
+    "run_dir",
+    "config",
+    "metrics",
+)
+
+
+def list_runs(
+    root: str | os.PathLike[str] | None = None,
+    settings: Settings | None = None,
+    *,
+    kind: str | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """Every run in the lake, newest first (config and metrics parsed), optionally of one kind."""
+    import lake
+
+    con = lake.connect(root, read_only=True, settings=settings or load_settings())
+    try:
+        rows = con.execute(
+            "SELECT run_id, kind, status, started_at, finished_at, parent_run_id, data_snapshot, "
+            "code_version, run_dir, config::VARCHAR, metrics::VARCHAR FROM runs "
+            "WHERE $kind IS NULL OR kind = $kind "
+            "ORDER BY started_at DESC, run_id DESC LIMIT coalesce($limit, 9223372036854775807)",
+            {"kind": kind, "limit": limit},
+        ).fetchall()
+    finally:
+        con.close()
+    out = []
+    for r in rows:
+        d = dict(zip(LIST_COLUMNS, r, strict=True))
+        d["config"] = json.loads(d["config"]) if d["config"] else None
+        d["metrics"] = json.loads(d["metrics"]) if d["metrics"] else None
+        out.append(d)
+    return out
+
+
+def get_run(root: str | os.PathLike[str], run_id: str, settings: Settings | None = None) -> dict[str, Any]:
+    """One run by id (a clear error when the lake has none)."""
+    validate_run_id(run_id)
+    for r in list_runs(root, settings):
+        if r["run_id"] == run_id:
+            return r
+    raise MarketlakeError(
+        f"no run {run_id!r} in the lake at {resolve_lake_root(root)} (see `marketlake runs`)"
+    )
+
+
+def record_of(row: Mapping[str, Any]) -> RunRecord:
+    """A RunRecord from a `list_runs` / `get_run` row."""
+    return RunRecord(
+        run_id=row["run_id"],
+        kind=row["kind"],
+        started_at=row["started_at"],
+        config=dict(row["config"] or {}),
+        status=row["status"],
+        finished_at=row["finished_at"],
+        data_snapshot=row["data_snapshot"] or "",
+        metrics=row["metrics"],
+        code_version=row["code_version"],
+        run_dir=row["run_dir"],
+        parent_run_id=row["parent_run_id"],
+    )
+
+
+def _headline(run: Mapping[str, Any]) -> str:
+    """A short summary of a run's metrics for the table: the agent's test Sharpe and the CI sentence."""
+    m = run.get("metrics") or {}
+    overall = (m.get("overall") or {}).get("agent") if isinstance(m, dict) else None
+    parts = []
+    if isinstance(overall, dict):
+        for key, label in (("total_return", "return"), ("sharpe", "sharpe")):
+            v = overall.get(key)
+            if isinstance(v, int | float):
+                parts.append(f"{label} {v:+.3f}" if key == "sharpe" else f"{label} {v:+.2%}")
+    ci = m.get("sharpe_ci") if isinstance(m, dict) else None
+    if isinstance(ci, dict) and "low" in ci and "high" in ci:
+        parts.append(f"edge CI [{ci['low']:+.2f}, {ci['high']:+.2f}]")
+    return ", ".join(parts)
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, dict | list):
+        return _json(value)
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return value
+
+
+def render_runs(runs: Sequence[Mapping[str, Any]], fmt: str = "table") -> str:
+    """The runs as a table (rich, for a terminal), CSV or JSON (a list of objects, every column)."""
+    if fmt == "json":
+        return json.dumps(list(runs), default=_json_default, indent=1, sort_keys=False) + "\n"
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(LIST_COLUMNS)
+        for r in runs:
+            w.writerow([_cell(r[c]) for c in LIST_COLUMNS])
+        return buf.getvalue()
+    if fmt != "table":
+        raise MarketlakeError(f"unknown format {fmt!r}: table, csv or json")
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(show_lines=False)
+    for c in ("run_id", "kind", "status", "started_at", "took", "of run", "data", "result"):
+        t.add_column(c, no_wrap=c != "result")
+    for r in runs:
+        started, finished = r["started_at"], r["finished_at"]
+        took = str(finished - started).split(".")[0] if started and finished else ""
+        t.add_row(
+            r["run_id"],
+            r["kind"],
+            r["status"],
+            started.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S") if started else "",
+            took,
+            r["parent_run_id"] or "",
+            (r["data_snapshot"] or "")[:12],
+            _headline(r),
+        )
+    buf = io.StringIO()
+    Console(file=buf, width=200, no_color=True).print(t)
+    return buf.getvalue()

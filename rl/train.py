@@ -1,0 +1,494 @@
+"""The training run: PPO (rl/ppo.py) on the train period of the eligible symbols, the model chosen on the
+validation period, everything written under one run folder. The test period is never read here: the
+evaluation (rl/evaluate.py) loads the chosen policy with `load_policy(run_dir)` and walks the test period.
+
+    train(root, settings, overrides) -> TrainResult
+
+1. Settings: the `[train]` table of marketlake.toml plus command-line `overrides`, split into the learner's
+   (`PPOConfig`), the market's (`EnvConfig`) and the run's (`RunOptions`); a key nobody knows is a
+   ConfigError naming it.
+2. Data: which symbols are eligible in the TRAIN period (and which are skipped, and why), the train period
+   (normalisation statistics computed on it alone) and the validation period (normalised with the train
+   statistics). Nothing else is read.
+3. The run folder `<runs_dir>/<run_id>/`:
+
+       settings.json      every setting, symbols, periods, device, threads, versions
+       norm.json          the train period's normalisation statistics (NormStats.to_json)
+       metrics.jsonl      one line per iteration; deterministic numbers only (the same seed repeats it)
+       timing.jsonl       one line per iteration: wall time and env steps/s (never deterministic)
+       checkpoints/best.pt   the checkpoint with the best validation score so far
+       checkpoints/last.pt   the latest validated checkpoint
+       status.json        running | completed | interrupted | failed, best iteration and score
+
+4. The loop: iterate PPO; every `validate_every` iterations (and at the last) walk the validation period
+   with the deterministic (argmax) policy, score it (mean over symbols of the total net log return) and
+   keep the best checkpoint. Ctrl-C (KeyboardInterrupt) stops cleanly: the best checkpoint so far stays,
+   status.json says interrupted, and train() returns status "interrupted" (the CLI exits 130).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+import platform
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lake.config import Settings
+from lake.connect import sql_dir
+from lake.errors import ConfigError, MarketlakeError
+from lake.paths import resolve_lake_root, validate_symbol
+from rl.episodes import MarketData, NormStats, load_period
+from rl.market import EnvConfig
+from rl.ppo import PPO, Agent, IterationStats, PPOConfig, greedy_policy, now, resolve_device, seed_everything
+from rl.vector import VecTradingEnv
+from rl.walk import walk
+
+Policy = Callable[[np.ndarray], np.ndarray]
+STATUS_FILE, SETTINGS_FILE, NORM_FILE = "status.json", "settings.json", "norm.json"
+METRICS_FILE, TIMING_FILE, CHECKPOINTS = "metrics.jsonl", "timing.jsonl", "checkpoints"
+
+
+# --- 1. settings ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunOptions:
+    """The run's own `[train]` keys (neither the learner's nor the market's)."""
+
+    symbols: list[str] | None = None
+    """Symbols to train on; None: every symbol eligible in the train period."""
+    interval: str = "1m"
+    """Bar interval to train on (1m, 1h, 1d, ...)."""
+    runs_dir: str | None = None
+    """Where run folders go; None: `runs/` beside the lake (`<lake>/../runs`)."""
+
+
+RUN_KEYS = tuple(f.name for f in dataclasses.fields(RunOptions))
+ENV_KEYS = tuple(f.name for f in dataclasses.fields(EnvConfig))
+
+
+def train_keys() -> tuple[str, ...]:
+    """Every key the `[train]` table may hold."""
+    return (*PPOConfig.keys(), *ENV_KEYS, *RUN_KEYS)
+
+
+def read_train_settings(
+    settings: Settings, overrides: Mapping[str, Any] | None = None
+) -> tuple[PPOConfig, EnvConfig, RunOptions]:
+    """The `[train]` table with `overrides` on top (None values are ignored), split three ways."""
+    where = f"{settings.path or 'settings'} [train]"
+    table = {**settings.train, **{k: v for k, v in (overrides or {}).items() if v is not None}}
+    known = set(train_keys())
+    for key in table:
+        if key not in known:
+            raise ConfigError(f"{where}: key {key!r}: unknown setting (known: {', '.join(sorted(known))})")
+    ppo = PPOConfig.from_table(table, where=where)
+    env = EnvConfig.from_settings({k: v for k, v in table.items() if k in ENV_KEYS})
+    run = RunOptions()
+    if table.get("symbols") is not None:
+        raw = table["symbols"]
+        if isinstance(raw, str):
+            raw = [s.strip() for s in raw.split(",") if s.strip()]
+        if not isinstance(raw, list) or not raw or not all(isinstance(s, str) for s in raw):
+            raise ConfigError(f"{where}: key 'symbols': expected a non-empty list of symbols, got {raw!r}")
+        try:
+            run.symbols = [validate_symbol(s) for s in raw]
+        except ValueError as exc:
+            raise ConfigError(f"{where}: key 'symbols': {exc}") from exc
+    if "interval" in table:
+        if not isinstance(table["interval"], str) or not table["interval"]:
+            raise ConfigError(
+                f"{where}: key 'interval': expected a string such as 1m, got {table['interval']!r}"
+            )
+        run.interval = table["interval"]
+    if table.get("runs_dir") is not None:
+        if not isinstance(table["runs_dir"], str | os.PathLike):
+            raise ConfigError(f"{where}: key 'runs_dir': expected a path, got {table['runs_dir']!r}")
+        run.runs_dir = os.fspath(table["runs_dir"])
+    return ppo, env, run
+
+
+def default_runs_dir(root: Path) -> Path:
+    """`runs/` beside the lake: ./data/lake -> ./data/runs."""
+    return root.resolve().parent / "runs"
+
+
+# --- 2. data ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Eligibility:
+    """Which symbols train, and which are skipped with the reason (eligibility in the TRAIN period)."""
+
+    used: list[str]
+    skipped: dict[str, str]
+
+
+def train_eligibility(root: Path, settings: Settings, interval: str, wanted: list[str] | None) -> Eligibility:
+    """Every symbol of the interval with its train-period eligibility (sql/rl/train_eligible.sql: the
+    `symbol_quality_by_split` view, the split 'train' only)."""
+    import lake
+
+    sql = (sql_dir() / "rl" / "train_eligible.sql").read_text(encoding="utf-8")
+    con = lake.connect(root, read_only=True, settings=settings)
+    try:
+        rows = con.execute(sql, {"interval": interval}).fetchall()
+    finally:
+        con.close()
+    status = {str(s): (bool(ok), str(reason or "")) for s, _ac, ok, reason in rows}
+    used: list[str] = []
+    skipped: dict[str, str] = {}
+    for symbol in wanted if wanted is not None else sorted(status):
+        if symbol not in status:
+            skipped[symbol] = f"no {interval} bars in the lake"
+        elif status[symbol][0]:
+            used.append(symbol)
+        else:
+            skipped[symbol] = status[symbol][1] or "not eligible in the train period"
+    if not used:
+        why = "; ".join(f"{s}: {r}" for s, r in skipped.items()) or f"the lake has no {interval} bars"
+        raise MarketlakeError(
+            f"nothing to train on: no {interval} symbol is eligible in the train period ({why})"
+        )
+    return Eligibility(used, skipped)
+
+
+def _iso(us: int) -> str:
+    return (dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=int(us))).isoformat()
+
+
+def validation_score(data: MarketData, env: EnvConfig, policy: Policy) -> dict[str, float]:
+    """The deterministic policy walked over every valid bar of `data`: `score` is the mean over symbols of
+    the total net log return (the model-choice criterion); exposure and turnover for the record."""
+    w = walk(data, env, policy)
+    if len(w) == 0:
+        return {"score": float("nan"), "steps": 0.0}
+    n = len(data.symbols)
+    per_symbol = np.bincount(w.symbol_idx, weights=w.log_return, minlength=n)
+    has_steps = np.bincount(w.symbol_idx, minlength=n) > 0
+    return {
+        "score": float(per_symbol[has_steps].mean()),
+        "steps": float(len(w)),
+        "exposure": float(np.abs(w.position).mean()),
+        "turnover": float(w.turnover.sum()),
+    }
+
+
+# --- 3. the run folder ------------------------------------------------------------------------------------
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _append_jsonl(path: Path, obj: Mapping[str, Any]) -> None:
+    with path.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(obj, sort_keys=True) + "\n")
+
+
+def _new_run_dir(runs_dir: Path, started: dt.datetime) -> tuple[str, Path]:
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    while True:
+        run_id = f"{started:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+        path = runs_dir / run_id
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return run_id, path
+
+
+def save_checkpoint(path: Path, agent: Agent, iteration: int, score: float) -> None:
+    """Atomic: a reader (or a crash) never sees half a checkpoint."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(
+        {
+            "agent": agent.state_dict(),
+            "obs_dim": agent.obs_dim,
+            "n_actions": agent.n_actions,
+            "hidden_sizes": list(agent.hidden),
+            "iteration": iteration,
+            "score": score,
+        },
+        tmp,
+    )
+    os.replace(tmp, path)
+
+
+def load_agent(path: Path, device: torch.device | None = None) -> tuple[Agent, dict[str, Any]]:
+    ckpt = torch.load(path, map_location=device or "cpu", weights_only=True)
+    agent = Agent(int(ckpt["obs_dim"]), int(ckpt["n_actions"]), tuple(ckpt["hidden_sizes"]))
+    agent.load_state_dict(ckpt["agent"])
+    agent.eval()
+    return agent, ckpt
+
+
+def load_policy(run_dir: Path | str, checkpoint: str = "best") -> tuple[Policy, EnvConfig, NormStats]:
+    """The chosen model of a run as a deterministic (argmax) numpy policy, with the EnvConfig and the train
+    period's NormStats it was trained with (what rl/evaluate.py needs to walk another period)."""
+    run_dir = Path(run_dir)
+    path = run_dir / CHECKPOINTS / f"{checkpoint}.pt"
+    if not path.exists():
+        raise MarketlakeError(
+            f"run {run_dir.name}: no checkpoint {path} (was the run stopped before validating?)"
+        )
+    run = json.loads((run_dir / SETTINGS_FILE).read_text(encoding="utf-8"))
+    env = EnvConfig(**run["env"])
+    norm = NormStats.from_json((run_dir / NORM_FILE).read_text(encoding="utf-8"))
+    agent, _ = load_agent(path)
+    return greedy_policy(agent, torch.device("cpu")), env, norm
+
+
+def read_run(run_dir: Path | str) -> dict[str, Any]:
+    """settings.json and status.json of a run, merged (symbols, interval, periods, configs, best score …)."""
+    run_dir = Path(run_dir)
+    out: dict[str, Any] = json.loads((run_dir / SETTINGS_FILE).read_text(encoding="utf-8"))
+    status = run_dir / STATUS_FILE
+    if status.exists():
+        out["status"] = json.loads(status.read_text(encoding="utf-8"))
+    return out
+
+
+# --- 4. the loop ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced; rl/evaluate.py takes it from here (load_policy(run_dir))."""
+
+    run_id: str
+    run_dir: Path
+    best_checkpoint: Path | None  # None when the run stopped before its first validation
+    status: str  # completed | interrupted
+    symbols: list[str]
+    interval: str
+    iterations: int  # iterations completed
+    env_steps: int
+    best_iteration: int | None
+    best_score: float | None
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        """What the command line exits with: 0, or 130 after Ctrl-C (the shell's convention for SIGINT)."""
+        return 130 if self.status == "interrupted" else 0
+
+
+def _progress(enabled: bool) -> Any:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("iteration"),
+        MofNCompleteColumn(),
+        BarColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[line]}"),
+        console=Console(stderr=True),
+        disable=not enabled,
+        transient=False,
+    )
+
+
+def train(
+    root: Path | str | None,
+    settings: Settings,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    runs_dir: Path | str | None = None,
+    say: Callable[[str], None] | None = None,
+    progress: bool = False,
+    on_iteration: Callable[[IterationStats], None] | None = None,
+) -> TrainResult:
+    """Train PPO on the train period, choose the model on the validation period; never read the test period.
+
+    overrides: `[train]` keys from the command line (num_iterations, seed, device, symbols, interval, …;
+    None values are ignored). runs_dir: wins over the `runs_dir` setting. on_iteration: called after every
+    iteration (tests use it to stop a run). Returns the run id and folder and the best checkpoint; after
+    Ctrl-C returns status "interrupted" (exit_code 130) with the best checkpoint so far."""
+    say = say or (lambda _m: None)
+    root = resolve_lake_root(root)
+    cfg, env_cfg, opts = read_train_settings(settings, overrides)
+    device = resolve_device(cfg.device)
+    seed_everything(cfg.seed, cfg.torch_threads)
+
+    # 2. data: train and validation only
+    elig = train_eligibility(root, settings, opts.interval, opts.symbols)
+    say(f"symbols ({opts.interval}): {', '.join(elig.used)}")
+    for symbol, why in elig.skipped.items():
+        say(f"skipped {symbol}: {why}")
+    train_data = load_period(root, settings, elig.used, opts.interval, "train", config=env_cfg)
+    val_data = load_period(
+        root, settings, elig.used, opts.interval, "validation", train_data.norm, config=env_cfg
+    )
+    for d in (train_data, val_data):
+        say(f"{d.period}: {_iso(d.bounds[0])} .. {_iso(d.bounds[1])}, {d.n_rows} bars")
+    say("test: not read (the evaluation's)")
+    envs = VecTradingEnv(train_data, env_cfg, num_envs=cfg.envs, seed=cfg.seed)
+    learner = PPO(envs, cfg, device)
+
+    # 3. the run folder
+    started = dt.datetime.now(dt.UTC)
+    out_dir = Path(runs_dir or opts.runs_dir or default_runs_dir(root))
+    run_id, run_dir = _new_run_dir(out_dir, started)
+    (run_dir / CHECKPOINTS).mkdir()
+    _write_json(
+        run_dir / SETTINGS_FILE,
+        {
+            "run_id": run_id,
+            "started_at": started.isoformat(),
+            "lake": str(root),
+            "symbols": elig.used,
+            "skipped": elig.skipped,
+            "interval": opts.interval,
+            "periods": {
+                d.period: {"start_at": _iso(d.bounds[0]), "end_at": _iso(d.bounds[1]), "bars": d.n_rows}
+                for d in (train_data, val_data)
+            },
+            "ppo": cfg.to_json(),
+            "env": env_cfg.to_dict(),
+            "episode_length": envs.episode_length,
+            "num_envs": envs.num_envs,
+            "obs_dim": envs.obs_dim,
+            "device": str(device),
+            "torch_threads": torch.get_num_threads(),
+            "data_settings": settings.sql_settings(),
+            "config_file": str(settings.path) if settings.path else None,
+            "overrides": {k: v for k, v in (overrides or {}).items() if v is not None},
+            "versions": {
+                "python": platform.python_version(),
+                "torch": torch.__version__,
+                "numpy": np.__version__,
+                "machine": platform.machine(),
+            },
+        },
+    )
+    (run_dir / NORM_FILE).write_text(train_data.norm.to_json() + "\n", encoding="utf-8")
+    say(f"run {run_id}: {run_dir}")
+    say(
+        f"{cfg.num_iterations} iterations of >= {cfg.episodes_per_iteration} episodes of {envs.episode_length} "
+        f"steps, {envs.num_envs} envs, device {device}, {torch.get_num_threads()} torch thread(s), seed {cfg.seed}"
+    )
+
+    best = run_dir / CHECKPOINTS / "best.pt"
+    state: dict[str, Any] = {"status": "running", "iterations": 0, "env_steps": 0}
+    state |= {"best_iteration": None, "best_score": None, "best_checkpoint": None}
+
+    def write_status(**kw: Any) -> None:
+        state.update(kw)
+        _write_json(run_dir / STATUS_FILE, state)
+
+    write_status()
+    policy = greedy_policy(learner.agent, device)
+    can_validate = val_data.n_rows > 0
+    if not can_validate:
+        say("validation period is empty: the last checkpoint is kept as the chosen one")
+    t_start = now()
+    bar = _progress(progress)
+    try:
+        with bar:
+            task = bar.add_task("train", total=cfg.num_iterations, line="")
+            for _ in range(cfg.num_iterations):
+                t0 = now()
+                stats = learner.iterate()
+                t1 = now()
+                record = stats.to_json()
+                it = stats.iteration
+                if it % cfg.validate_every == 0 or it == cfg.num_iterations:
+                    learner.agent.eval()
+                    val = (
+                        validation_score(val_data, env_cfg, policy)
+                        if can_validate
+                        else {"score": float("nan")}
+                    )
+                    learner.agent.train()
+                    record |= {f"val_{k}": v for k, v in val.items()}
+                    score = val["score"]
+                    save_checkpoint(run_dir / CHECKPOINTS / "last.pt", learner.agent, it, score)
+                    better = state["best_score"] is None or (
+                        np.isfinite(score) and score > state["best_score"]
+                    )
+                    if better or not can_validate:
+                        save_checkpoint(best, learner.agent, it, score)
+                        state |= {"best_iteration": it, "best_checkpoint": str(best)}
+                        state["best_score"] = score if np.isfinite(score) else None
+                    record["best_score"] = state["best_score"]
+                env_steps = state["env_steps"] + stats.env_steps
+                _append_jsonl(run_dir / METRICS_FILE, _finite(record))
+                t2 = now()
+                _append_jsonl(
+                    run_dir / TIMING_FILE,
+                    {
+                        "iteration": it,
+                        "seconds": t2 - t0,
+                        "train_seconds": t1 - t0,
+                        "steps_per_s": stats.env_steps / max(t1 - t0, 1e-9),
+                        "elapsed": t2 - t_start,
+                    },
+                )
+                write_status(iterations=it, env_steps=env_steps)
+                bar.update(task, advance=1, line=_line(stats, stats.env_steps / max(t2 - t0, 1e-9), record))
+                if on_iteration is not None:
+                    on_iteration(stats)
+    except KeyboardInterrupt:
+        write_status(status="interrupted", finished_at=dt.datetime.now(dt.UTC).isoformat())
+        say(
+            f"interrupted after {state['iterations']} iteration(s); best checkpoint kept: {state['best_checkpoint']}"
+        )
+        say(f"run id: {run_id}")
+        return _result(run_id, run_dir, state, elig, opts.interval)
+    except BaseException as exc:
+        write_status(status="failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    write_status(status="completed", finished_at=dt.datetime.now(dt.UTC).isoformat())
+    seconds = now() - t_start
+    say(
+        f"done: {state['env_steps']} env steps in {seconds:.1f}s ({state['env_steps'] / max(seconds, 1e-9):,.0f}/s); "
+        f"best validation score {state['best_score']} at iteration {state['best_iteration']}"
+    )
+    say(f"run id: {run_id}")
+    return _result(run_id, run_dir, state, elig, opts.interval)
+
+
+def _finite(record: Mapping[str, Any]) -> dict[str, Any]:
+    """NaN is not JSON: written as null."""
+    return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in record.items()}
+
+
+def _line(stats: IterationStats, sps: float, record: Mapping[str, Any]) -> str:
+    val = record.get("val_score")
+    v = f" val {val:+.4f}" if isinstance(val, float) and np.isfinite(val) else ""
+    return (
+        f"{sps:,.0f} steps/s  return {stats.mean_return:+.4f}  pi {stats.policy_loss:+.4f}  "
+        f"v {stats.value_loss:.5f}  ent {stats.entropy:.3f}  kl {stats.approx_kl:.4f}{v}"
+    )
+
+
+def _result(
+    run_id: str, run_dir: Path, state: dict[str, Any], elig: Eligibility, interval: str
+) -> TrainResult:
+    best = state["best_checkpoint"]
+    return TrainResult(
+        run_id=run_id,
+        run_dir=run_dir,
+        best_checkpoint=Path(best) if best else None,
+        status=state["status"],
+        symbols=elig.used,
+        interval=interval,
+        iterations=state["iterations"],
+        env_steps=state["env_steps"],
+        best_iteration=state["best_iteration"],
+        best_score=state["best_score"],
+        skipped=elig.skipped,
+    )

@@ -1,0 +1,153 @@
+"""A numpy vector env: N episodes stepped at once as array operations (no Python loop over envs), with
+auto-reset. The fill and cost rules are rl/market.py's, as in the single env (rl/env.py).
+
+Observation (float32): the last `window` normalised feature rows up to the decision bar, flattened, then the
+position held now (-1, 0, 1) and 1.0 when the decision bar is its session's last (stocks), else 0.0.
+
+Auto-reset: in the step where an episode ends, the returned obs is the NEW episode's first obs; the ended
+episode's last obs is in info["final_obs"] (rows where info["_final_obs"] is True). The returned obs array
+is owned by the env and overwritten by the next step() or reset(): copy it to keep it. `terminated` (always
+False: episodes end by truncation) and the info arrays of a step where no episode ended are read-only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium
+import numpy as np
+
+from lake.errors import ConfigError
+from rl.episodes import CLIP, MarketData
+from rl.market import EnvConfig, Market, episode_length, valid_starts, window_view
+
+EXTRA = 2  # position, session-end flag
+
+
+def observation_space(data: MarketData, config: EnvConfig) -> gymnasium.spaces.Box:
+    dim = config.window * data.features.shape[1] + EXTRA
+    return gymnasium.spaces.Box(low=-CLIP, high=CLIP, shape=(dim,), dtype=np.float32)
+
+
+class ObsBuilder:
+    """Writes observations for rows into a preallocated buffer (np.take of the strided window view)."""
+
+    def __init__(self, data: MarketData, config: EnvConfig, batch: int) -> None:
+        self.window = config.window
+        self.windows = window_view(data.features, config.window)
+        self.wf = config.window * data.features.shape[1]
+        self.session_end = data.session_end.astype(np.float32)
+        self.buf = np.zeros((batch, self.wf + EXTRA), dtype=np.float32)
+        self.win_part = self.buf[:, : self.wf]
+
+    def build(self, rows: np.ndarray, position: np.ndarray) -> np.ndarray:
+        # fancy indexing of the strided view gathers only the wanted windows (np.take would first copy the
+        # whole view into a contiguous array)
+        self.win_part[...] = self.windows[rows - (self.window - 1)]
+        self.buf[:, self.wf] = position
+        self.buf[:, self.wf + 1] = self.session_end[rows]
+        return self.buf
+
+    def one(self, row: int, position: float) -> np.ndarray:
+        out = np.empty(self.wf + EXTRA, dtype=np.float32)
+        out[: self.wf] = self.windows[row - (self.window - 1)]
+        out[self.wf] = position
+        out[self.wf + 1] = self.session_end[row]
+        return out
+
+
+class VecTradingEnv:
+    """N episodes of one MarketData at once."""
+
+    def __init__(self, data: MarketData, config: EnvConfig, num_envs: int, seed: int | None = None) -> None:
+        if num_envs < 1:
+            raise ConfigError(f"num_envs must be at least 1, got {num_envs}")
+        self.data = data
+        self.config = config
+        self.num_envs = num_envs
+        self.market = Market(data, config)
+        self.episode_length = episode_length(data, config)
+        self.starts = valid_starts(data, config)
+        if len(self.starts) == 0:
+            raise ConfigError(f"no episode start in the {data.period} period of {', '.join(data.symbols)}")
+        self.single_observation_space = observation_space(data, config)
+        self.single_action_space = gymnasium.spaces.Discrete(config.n_actions)
+        self.observation_space = gymnasium.spaces.Box(
+            low=-CLIP, high=CLIP, shape=(num_envs, self.single_observation_space.shape[0]), dtype=np.float32
+        )
+        self.action_space = gymnasium.spaces.MultiDiscrete(np.full(num_envs, config.n_actions))
+        self._obs = ObsBuilder(data, config, num_envs)
+        self._pos_table = np.array([0.0, 1.0, -1.0][: config.n_actions])
+        self.rng = np.random.default_rng(seed)
+        self.row = np.zeros(num_envs, np.int64)
+        self.k = np.zeros(num_envs, np.int64)
+        self.pos = np.zeros(num_envs, np.float64)
+        self.ret_sum = np.zeros(num_envs, np.float64)
+        # constant arrays handed out in every step where they apply (read-only: nobody can change them)
+        self._false = np.zeros(num_envs, dtype=bool)
+        self._no_return = np.full(num_envs, np.nan)
+        self._no_length = np.zeros(num_envs, np.int64)
+        for a in (self._false, self._no_return, self._no_length):
+            a.flags.writeable = False
+
+    @property
+    def obs_dim(self) -> int:
+        return int(self.single_observation_space.shape[0])
+
+    def sample_starts(self, n: int) -> np.ndarray:
+        return self.starts[self.rng.integers(0, len(self.starts), size=n)]
+
+    def reset(
+        self, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """options={"starts": rows} starts the episodes at those rows (each must be a valid start)."""
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+        if options and options.get("starts") is not None:
+            starts = np.asarray(options["starts"], dtype=np.int64).reshape(self.num_envs)
+            if not np.isin(starts, self.starts).all():
+                raise ValueError("a requested start is not a valid episode start (valid_starts)")
+        else:
+            starts = self.sample_starts(self.num_envs)
+        self.row[:] = starts
+        self.k[:] = 0
+        self.pos[:] = 0.0
+        self.ret_sum[:] = 0.0
+        return self._obs.build(self.row, self.pos), {}
+
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        a = np.asarray(actions, dtype=np.int64)
+        if a.shape != (self.num_envs,):
+            a = a.reshape(self.num_envs)
+        if a.view(np.uint64).max() >= len(self._pos_table):  # one pass: a negative action is huge as uint64
+            raise ValueError(f"actions must be in 0..{len(self._pos_table) - 1}, got {a}")
+        q = self._pos_table[a]
+        log_ret, cost, _turnover, p_next = self.market.transition(self.row, self.pos, q)
+        self.row += 1
+        self.k += 1
+        self.pos = p_next
+        self.ret_sum += log_ret
+        done = self.k >= self.episode_length
+        info: dict[str, Any] = {}
+        obs = self._obs.build(self.row, self.pos)
+        if done.any():
+            info["final_obs"] = obs.copy()
+            info["_final_obs"] = done.copy()
+            info["episode_return"] = np.where(done, self.ret_sum, np.nan)
+            info["episode_length"] = np.where(done, self.k, 0)
+            n = int(done.sum())
+            self.row[done] = self.sample_starts(n)
+            self.k[done] = 0
+            self.pos[done] = 0.0
+            self.ret_sum[done] = 0.0
+            obs = self._obs.build(self.row, self.pos)
+        else:
+            info["episode_return"] = self._no_return
+            info["episode_length"] = self._no_length
+        info["cost"] = cost
+        return obs, log_ret.astype(np.float32), self._false, done, info
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,330 @@
+"""`marketlake ingest csv` (ingest/csv.py) on the real sample files the repository ships and on small files
+the tests write: header layouts, stamping, quarantine, clear errors, re-runs and the `bars` precedence."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import lake
+from ingest import csv as csv_ingest
+from ingest.common import RunContext
+from ingest.stamping import stamp_daily
+from lake.config import Settings
+from lake.errors import MarketlakeError
+from lake.writer import LakeWriter
+from tests.conftest import bars_table
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+SPY = SAMPLES / "yahoofinance-SPY-20080101-20180101.csv"
+SP500 = SAMPLES / "SP500_NOV2019_IDay.csv"
+NY = dt.timezone(dt.timedelta(hours=-5))
+
+
+def ctx(root: Path) -> RunContext:
+    return RunContext(root, Settings(), quiet=True)
+
+
+def query(root: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    con = lake.connect(root, read_only=True, settings=Settings())
+    try:
+        return con.execute(sql, list(params)).fetchall()
+    finally:
+        con.close()
+
+
+def session_stamp(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    return stamp_daily(day, dt.datetime.combine(day, dt.time(12), dt.UTC).astimezone(NY))
+
+
+def write_file(tmp_path: Path, name: str, text: str) -> Path:
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_yahoo_sample_lands_with_its_two_bad_rows_quarantined(lake_root: Path) -> None:
+    summary = csv_ingest.run(ctx(lake_root), SPY, "SPY", "1d", None)
+    assert summary.ok, summary.errors
+    assert (summary.of("SPY").rows_landed, summary.of("SPY").rows_rejected) == (2517, 2)
+    assert any("Adj Close ignored" in n for n in summary.notes)
+    rejected = query(
+        lake_root,
+        "SELECT line_number, ts, open, low, reason, source_file FROM bars_rejected ORDER BY line_number",
+    )
+    assert [r[0] for r in rejected] == [1808, 1825]
+    assert [r[1] for r in rejected] == [
+        session_stamp(dt.date(2015, 3, 5))[0],
+        session_stamp(dt.date(2015, 3, 30))[0],
+    ]
+    assert rejected[0][2:4] == (209.419998, 209.850006)
+    for r in rejected:
+        assert "low" in r[4] and "above open" in r[4]
+        assert r[5] == "csv:SPY/1d/yahoofinance-SPY-20080101-20180101.csv"
+    # stamped by the XNYS calendar, the Close column (not Adj Close), as an ETF, from source csv
+    ts, available_at = session_stamp(dt.date(2008, 1, 2))
+    row = query(
+        lake_root,
+        "SELECT source, asset_class, available_at, open, high, low, close, volume FROM bars "
+        "WHERE symbol = 'SPY' AND ts = ?",
+        ts,
+    )
+    assert row == [("csv", "etf", available_at, 146.529999, 146.990005, 143.880005, 144.929993, 204935600.0)]
+    assert query(lake_root, "SELECT count(*) FROM bars WHERE ts::DATE IN ('2015-03-05', '2015-03-30')") == [
+        (0,)
+    ]
+
+
+def test_sp500_minute_sample_needs_its_zone_and_then_lands_every_minute(lake_root: Path) -> None:
+    with pytest.raises(MarketlakeError) as err:
+        csv_ingest.run(ctx(lake_root), SP500, "SPX", "1m", None)
+    assert str(SP500) in str(err.value)
+    assert "line 2" in str(err.value) and "--tz" in str(err.value)
+    assert query(lake_root, "SELECT count(*) FROM lake_bars") == [(0,)]
+
+    summary = csv_ingest.run(ctx(lake_root), SP500, "SPX", "1m", "America/New_York")
+    assert summary.ok and summary.of("SPX").rows_landed == 1563
+    first = query(
+        lake_root,
+        "SELECT ts, available_at, open, high, low, close, volume FROM bars WHERE symbol = 'SPX' ORDER BY ts LIMIT 1",
+    )
+    t0 = dt.datetime(2019, 11, 5, 14, 30, tzinfo=dt.UTC)  # 9:30 New York (EST)
+    # the file's column order is Date,Open,Close,High,Low,Volume
+    assert first == [(t0, t0 + dt.timedelta(minutes=1), 3080.8, 3081.47, 3080.3, 3080.49, 0.0)]
+
+
+def test_columns_in_any_order_and_case_give_the_same_bars(tmp_path: Path) -> None:
+    a = write_file(
+        tmp_path,
+        "a.csv",
+        "Date,Open,High,Low,Close,Adj Close,Volume\n"
+        "2024-03-01,10,12,9,11,10.5,100\n"
+        "2024-03-04,11,13,10,12,11.5,200\n",
+    )
+    b = write_file(
+        tmp_path,
+        "b.csv",
+        "VOLUME;close;LOW;High;open;date\n200;12;10;13;11;2024-03-04\n100;11;9;12;10;2024-03-01\n",
+    )
+    out = []
+    for f in (a, b):
+        root = tmp_path / f"lake-{f.stem}"
+        assert csv_ingest.run(ctx(root), f, "ABC", "1d", None).ok
+        out.append(
+            query(root, "SELECT ts, available_at, open, high, low, close, volume FROM bars ORDER BY ts")
+        )
+    assert out[0] == out[1]
+    assert [r[5] for r in out[0]] == [11.0, 12.0]
+    assert out[0][0][:2] == session_stamp(dt.date(2024, 3, 1))
+
+
+def test_iso_offsets_and_tz_local_times_mean_the_same_instants(tmp_path: Path) -> None:
+    with_offset = write_file(
+        tmp_path,
+        "o.csv",
+        "timestamp,open,high,low,close,volume,trades\n"
+        "2024-03-08T15:59:00-05:00,5,6,4,5.5,10,3\n"
+        "2024-03-11T09:30:00-04:00,5,6,4,5.5,10,4\n"
+        "2024-03-11T13:31:00Z,5,6,4,5.5,10,5\n",
+    )
+    local = write_file(
+        tmp_path,
+        "l.csv",
+        "Date,Time,Open,High,Low,Close,Volume,Trades\n"
+        "03/08/2024,3:59 PM,5,6,4,5.5,10,3\n"
+        "3/11/2024,9:30,5,6,4,5.5,10,4\n"
+        "3/11/2024,9:31,5,6,4,5.5,10,5\n",
+    )
+    got = []
+    for f, tz in ((with_offset, None), (local, "America/New_York")):
+        root = tmp_path / f"lake-{f.stem}"
+        assert csv_ingest.run(ctx(root), f, "ABC", "1m", tz).ok
+        got.append(query(root, "SELECT ts, available_at, trades FROM bars ORDER BY ts"))
+    assert got[0] == got[1]
+    assert [r[0] for r in got[0]] == [
+        dt.datetime(2024, 3, 8, 20, 59, tzinfo=dt.UTC),
+        dt.datetime(2024, 3, 11, 13, 30, tzinfo=dt.UTC),  # daylight-saving time began on 2024-03-10
+        dt.datetime(2024, 3, 11, 13, 31, tzinfo=dt.UTC),
+    ]
+    assert all(r[1] - r[0] == dt.timedelta(minutes=1) for r in got[0])
+    assert [r[2] for r in got[0]] == [3, 4, 5]
+
+
+def test_unix_times_in_seconds_and_milliseconds_are_utc(tmp_path: Path, lake_root: Path) -> None:
+    f = write_file(
+        tmp_path,
+        "k.csv",
+        "open_time,open,high,low,close,volume\n1704067200000,5,6,4,5,1\n1704067260,5,6,4,5,1\n",
+    )
+    assert csv_ingest.run(ctx(lake_root), f, "BTCUSDT", "1m", None, asset_class="crypto").ok
+    t0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    assert query(lake_root, "SELECT ts FROM bars ORDER BY ts") == [(t0,), (t0 + dt.timedelta(minutes=1),)]
+
+
+def test_bad_rows_are_quarantined_with_reason_and_line(tmp_path: Path, lake_root: Path) -> None:
+    f = write_file(
+        tmp_path,
+        "bad.csv",
+        "datetime,open,high,low,close,volume\n"
+        "2024-03-10 02:30,5,6,4,5,1\n"  # does not exist in New York
+        "2024-03-11 09:30,5,6,4,5,1\n"
+        "2024-03-11 09:30,5,6,4,5,1\n"
+        "2024-03-11 09:31,5,4,4,5,1\n"
+        "2024-03-11 09:32,five,6,4,5,1\n"
+        "2024-03-11 09:33:30,5,6,4,5,1\n"
+        "yesterday,5,6,4,5,1\n"
+        "2024-03-11 09:34,5,6,4,5\n",
+    )
+    summary = csv_ingest.run(ctx(lake_root), f, "ABC", "1m", "America/New_York")
+    assert summary.of("ABC").rows_landed == 1
+    reasons = dict(query(lake_root, "SELECT line_number, reason FROM bars_rejected ORDER BY line_number"))
+    assert sorted(reasons) == [2, 4, 5, 6, 7, 8, 9]
+    assert "does not exist" in reasons[2]
+    assert "duplicate" in reasons[4] and "line 3" in reasons[4]
+    assert "high 4 is below open 5" in reasons[5]
+    assert "open 'five' is not a number" in reasons[6]
+    assert "grid" in reasons[7]
+    assert "yesterday" in reasons[8]
+    assert "5 fields" in reasons[9]
+
+
+def test_a_daily_row_on_a_day_without_a_session_is_quarantined(tmp_path: Path, lake_root: Path) -> None:
+    f = write_file(
+        tmp_path, "d.csv", "Date,Open,High,Low,Close,Volume\n2024-03-02,5,6,4,5,1\n2024-03-01,5,6,4,5,1\n"
+    )
+    summary = csv_ingest.run(ctx(lake_root), f, "ABC", "1d", None)
+    assert summary.of("ABC").rows_landed == 1
+    assert query(lake_root, "SELECT line_number, reason FROM bars_rejected") == [
+        (2, "date '2024-03-02': 2024-03-02 is not an XNYS trading day")
+    ]
+
+
+def test_crypto_days_run_from_midnight_utc(tmp_path: Path, lake_root: Path) -> None:
+    f = write_file(tmp_path, "c.csv", "date,open,high,low,close,volume\n2024-03-02,5,6,4,5,1\n")
+    assert csv_ingest.run(ctx(lake_root), f, "BTCUSDT", "1d", None, asset_class="crypto").ok
+    midnight = dt.datetime(2024, 3, 2, tzinfo=dt.UTC)
+    assert query(lake_root, "SELECT asset_class, ts, available_at FROM bars") == [
+        ("crypto", midnight, midnight + dt.timedelta(days=1))
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (None, "no such file"),
+        (b"", "empty"),
+        (b"\x1f\x8b\x08\x00rest", "compressed"),
+        (b"Date,Open,High\xff\n", "not UTF-8"),
+        (b"Date,Open,High,Low,Close\n2024-03-01,1,2,1,2\n", "no volume column"),
+        (b"2024-03-01,1,2,1,2,5\n", "no time, open, high, low, close, volume column"),
+        (b"Date,Close,Open,High,Low,Close,Volume\n", "two columns mean close"),
+    ],
+)
+def test_a_file_it_cannot_read_is_a_clear_error_naming_it(
+    tmp_path: Path, lake_root: Path, content: bytes | None, why: str
+) -> None:
+    f = tmp_path / "input.csv"
+    if content is not None:
+        f.write_bytes(content)
+    with pytest.raises(MarketlakeError) as err:
+        csv_ingest.run(ctx(lake_root), f, "ABC", "1d", None)
+    assert str(f) in str(err.value) and why in str(err.value)
+
+
+def test_an_intraday_file_of_dates_only_is_refused_naming_the_line(tmp_path: Path, lake_root: Path) -> None:
+    f = write_file(tmp_path, "d.csv", "Date,Open,High,Low,Close,Volume\n2024-03-01,5,6,4,5,1\n")
+    with pytest.raises(MarketlakeError, match=r"d\.csv: line 2: .*--interval 1d"):
+        csv_ingest.run(ctx(lake_root), f, "ABC", "1m", None)
+
+
+def test_bad_options_are_refused(tmp_path: Path, lake_root: Path) -> None:
+    f = write_file(tmp_path, "d.csv", "Date,Open,High,Low,Close,Volume\n2024-03-01,5,6,4,5,1\n")
+    with pytest.raises(MarketlakeError, match="vendor"):
+        csv_ingest.run(ctx(lake_root), f, "ABC", "1d", None, source="yahoo")
+    with pytest.raises(MarketlakeError, match="time zone"):
+        csv_ingest.run(ctx(lake_root), f, "ABC", "1d", "Mars/Olympus")
+    with pytest.raises(MarketlakeError, match="interval"):
+        csv_ingest.run(ctx(lake_root), f, "ABC", "2w", None)
+    with pytest.raises(MarketlakeError, match="symbol"):
+        csv_ingest.run(ctx(lake_root), f, "../x", "1d", None)
+    with pytest.raises(MarketlakeError, match="asset"):
+        csv_ingest.run(ctx(lake_root), f, "ABC", "1d", None, asset_class="index")
+
+
+def _files(root: Path) -> dict[str, tuple[bytes, int]]:
+    return {
+        str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }
+
+
+def test_a_rerun_changes_nothing_and_the_raw_file_is_cached(lake_root: Path) -> None:
+    csv_ingest.run(ctx(lake_root), SPY, "SPY", "1d", None)
+    cached = lake_root / "raw" / "csv" / "SPY" / "1d" / SPY.name
+    assert cached.read_bytes() == SPY.read_bytes()
+    assert (
+        '"sha256": "d4225c2a41c52335780792536c87bbc9e692c51aca5fad92e3afeffca45fee7c"'
+        in Path(f"{cached}.meta.json").read_text()
+    )
+    before = _files(lake_root)
+    again = csv_ingest.run(ctx(lake_root), SPY, "SPY", "1d", None)
+    assert _files(lake_root) == before
+    assert (again.of("SPY").files_done, again.of("SPY").files_skipped) == (0, 1)
+    assert query(lake_root, "SELECT count(*) FROM bars") == [(2517,)]
+    assert query(lake_root, "SELECT count(*) FROM bars_rejected") == [(2,)]
+
+
+def test_a_corrected_file_of_the_same_name_replaces_its_rows(tmp_path: Path, lake_root: Path) -> None:
+    f = write_file(
+        tmp_path, "x.csv", "Date,Open,High,Low,Close,Volume\n2024-03-01,5,6,4,5,1\n2024-03-04,5,4,4,5,1\n"
+    )
+    csv_ingest.run(ctx(lake_root), f, "ABC", "1d", None)
+    assert query(lake_root, "SELECT count(*) FROM bars_rejected") == [(1,)]
+    f.write_text("Date,Open,High,Low,Close,Volume\n2024-03-04,5,6,4,5.5,1\n", encoding="utf-8")
+    csv_ingest.run(ctx(lake_root), f, "ABC", "1d", None)
+    assert query(lake_root, "SELECT close FROM bars") == [(5.5,)]
+    assert query(lake_root, "SELECT count(*) FROM bars_rejected") == [(0,)]
+
+
+def test_csv_ranks_below_every_vendor_and_above_other_names(tmp_path: Path, lake_root: Path) -> None:
+    days = [dt.date(2024, 3, 1), dt.date(2024, 3, 4), dt.date(2024, 3, 5)]
+    opens = [session_stamp(d)[0] for d in days]
+    # yahoo holds the first day, a custom source the last two; the CSV holds all three
+    with LakeWriter.open(lake_root) as w:
+        t = bars_table(opens[0], [100.0], interval=dt.timedelta(days=1), asset_class="stock")
+        w.write(lake.BARS, {"source": "yahoo", "interval": "1d", "symbol": "ABC", "period": "2024"}, t)
+    f = write_file(
+        tmp_path,
+        "abc.csv",
+        "Date,Open,High,Low,Close,Volume\n" + "".join(f"{d},5,6,4,5,1\n" for d in days),
+    )
+    other = write_file(tmp_path, "other.csv", "Date,Open,High,Low,Close,Volume\n2024-03-05,7,8,6,7,1\n")
+    assert csv_ingest.run(ctx(lake_root), f, "ABC", "1d", None).ok
+    assert csv_ingest.run(ctx(lake_root), other, "ABC", "1d", None, source="broker").ok
+    assert query(lake_root, "SELECT ts, source, close FROM bars ORDER BY ts") == [
+        (opens[0], "yahoo", 100.0),
+        (opens[1], "csv", 5.0),
+        (opens[2], "csv", 5.0),
+    ]
+    assert query(lake_root, "SELECT count(*) FROM lake_bars") == [(5,)]
+
+
+def test_the_shipped_samples_import_by_name_and_a_rerun_changes_nothing(lake_root: Path) -> None:
+    from ingest import samples
+
+    assert {s.file for s in samples.SAMPLES} <= {p.name for p in SAMPLES.iterdir()}
+    first = samples.run(ctx(lake_root), ["SPX", "GOOG"])
+    assert [
+        (s.of(sym).rows_landed, s.of(sym).files_done) for s, sym in zip(first, ["GOOG", "SPX"], strict=True)
+    ] == [
+        (3379, 1),
+        (1563, 1),
+    ]
+    again = samples.run(ctx(lake_root), ["SPX", "GOOG"])
+    assert all(s.of(sym).files_skipped == 1 for s, sym in zip(again, ["GOOG", "SPX"], strict=True))
+    with pytest.raises(MarketlakeError, match="no sample"):
+        samples.run(ctx(lake_root), ["MSFT"])

@@ -1,0 +1,112 @@
+"""The README and docs/ hold what a user of a fresh clone needs, and link only to files the repository
+holds (a clone has no ../shared)."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from lake.config import Settings, SourceConfig
+from lake.connect import view_files
+
+REPO = Path(__file__).resolve().parents[2]
+DOCS = sorted((REPO / "docs").glob("*.md"))
+PAGES = [REPO / "README.md", REPO / "samples" / "README.md", *DOCS]
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+
+
+def _tracked() -> set[str] | None:
+    """Files git tracks (or None outside a git checkout): a link must point at one of them."""
+    git = shutil.which("git")
+    if git is None or not (REPO / ".git").exists():
+        return None
+    p = subprocess.run(
+        [git, "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True
+    )
+    return set(p.stdout.splitlines()) if p.returncode == 0 else None
+
+
+def _local_links(page: Path) -> list[str]:
+    text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.DOTALL)
+    return [
+        t for t in LINK.findall(text) if not re.match(r"^[a-z][a-z0-9+.-]*:", t) and not t.startswith("#")
+    ]
+
+
+def test_the_pages_exist() -> None:
+    assert {p.name for p in DOCS} >= {"views.md", "time.md", "trading.md", "settings.md", "scaling.md"}
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_relative_link_resolves_to_a_file_of_the_repository(page: Path) -> None:
+    tracked = _tracked()
+    bad = []
+    for target in _local_links(page):
+        path = (page.parent / target.split("#", 1)[0]).resolve()
+        if not path.is_relative_to(REPO) or not path.exists():
+            bad.append(f"{target}: not a file of the repository")
+            continue
+        rel = path.relative_to(REPO).as_posix()
+        if tracked is not None and not (rel in tracked or any(t.startswith(rel + "/") for t in tracked)):
+            bad.append(f"{target}: not committed (a clone would not have it)")
+    assert not bad, f"{page.name}: {bad}"
+    assert "../shared" not in page.read_text(encoding="utf-8")
+
+
+def test_the_readme_links_every_doc_and_keeps_its_order() -> None:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    for doc in DOCS:
+        assert f"docs/{doc.name}" in text, doc.name
+    heads = [h.strip() for h in re.findall(r"(?m)^## (.*)$", text)]
+    wanted = [
+        "Two commands",
+        "Configuration",
+        "Sources",
+        "Views",
+        "Time",
+        "Benchmarks",
+        "Guarantees",
+        "scale out",
+    ]
+    at = [next(i for i, h in enumerate(heads) if w in h) for w in wanted]
+    assert at == sorted(at), heads
+    assert text.index("make demo") < text.index("make test") < text.index("## Configuration")
+
+
+def test_every_view_is_documented() -> None:
+    text = (REPO / "docs" / "views.md").read_text(encoding="utf-8")
+    missing = [name for name, _ in view_files() if f"`{name}`" not in text]
+    assert not missing, f"docs/views.md does not describe the views {missing}"
+
+
+def _keys(cls: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def test_every_setting_is_documented_with_its_default() -> None:
+    text = (REPO / "docs" / "settings.md").read_text(encoding="utf-8")
+    toml_name = {"split_method": "method"}
+    keys = {toml_name.get(k, k) for k in _keys(Settings)} - {
+        "path",
+        "train",
+        "binance",
+        "polygon",
+        "yahoo",
+        "news",
+    }
+    for module, cls in (("rl.market", "EnvConfig"), ("rl.ppo", "PPOConfig")):
+        try:
+            keys |= _keys(getattr(importlib.import_module(module), cls))
+        except (ImportError, AttributeError):
+            continue  # that part of rl/ is not in this checkout
+    missing = sorted(k for k in keys if not re.search(rf"^\| `{k}` \|", text, flags=re.MULTILINE))
+    assert not missing, f"docs/settings.md has no row for {missing}"
+    assert all(f"`{k}`" in text for k in _keys(SourceConfig))  # symbols, interval of every source
+    for section in ("[data]", "[binance]", "[polygon]", "[yahoo]", "[news]", "[splits]", "[train]"):
+        assert section in text

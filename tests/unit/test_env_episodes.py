@@ -1,0 +1,302 @@
+"""The episode source (rl/episodes.py) on small lakes: periods, eligibility by period, what training reads,
+segments, market hours, normalisation, and the registered Gymnasium id."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import gymnasium
+import numpy as np
+import pyarrow as pa
+import pytest
+
+import lake
+import rl
+from features.calendars import xnys_year
+from features.splits import compute_splits, load_splits
+from ingest.common import bar_period
+from ingest.sessions import land
+from lake.config import Settings
+from lake.errors import MarketlakeError
+from rl.baselines import buy_and_hold
+from rl.episodes import NormStats, load_period
+from rl.market import EnvConfig
+from rl.vector import VecTradingEnv
+from rl.walk import walk
+from tests.conftest import bars_table
+
+UTC = dt.UTC
+NY = ZoneInfo("America/New_York")
+MIN = dt.timedelta(minutes=1)
+
+
+def walk_closes(n: int, seed: int = 0, start: float = 100.0) -> list[float]:
+    rng = np.random.default_rng(seed)
+    return [float(x) for x in start * np.exp(np.cumsum(rng.normal(0, 0.001, n)))]
+
+
+def write(root: Path, symbol: str, table: pa.Table, *, source: str = "binance", interval: str = "1m") -> None:
+    ts = table.column("ts").to_pylist()
+    with land(root) as w:
+        for p in sorted({bar_period(interval, t) for t in ts}):
+            mask = pa.array([bar_period(interval, t) == p for t in ts])
+            part = {"source": source, "interval": interval, "symbol": symbol, "period": p}
+            w.write(lake.BARS, part, table.filter(mask), mode="merge")
+
+
+def us(t: dt.datetime) -> int:
+    return int(round(t.timestamp() * 1_000_000))
+
+
+def params_of(queries: list[str]) -> list[dict[str, object]]:
+    out = []
+    for q in queries:
+        first = q.splitlines()[0]
+        assert first.startswith("-- params: ")
+        out.append(json.loads(first.removeprefix("-- params: ")))
+    return out
+
+
+@pytest.fixture
+def one_day(lake_root: Path) -> Path:
+    """One UTC day of 1m bars of one symbol: the smallest lake the defaults must work on."""
+    write(lake_root, "BTCUSDT", bars_table(dt.datetime(2024, 3, 1, tzinfo=UTC), walk_closes(1440)))
+    return lake_root
+
+
+def test_default_settings_work_on_one_day_of_one_minute_bars(one_day: Path) -> None:
+    con = lake.connect(one_day, read_only=True, settings=Settings())
+    periods = load_splits(con)
+    con.close()
+    assert all(not p.empty for p in periods)
+    # the default embargo is 60 bars of the shortest interval (here one hour), the same in Python
+    assert periods[1].start_at - periods[0].end_at == dt.timedelta(minutes=60)
+    lo, hi = dt.datetime(2024, 3, 1, tzinfo=UTC), dt.datetime(2024, 3, 2, tzinfo=UTC)
+    assert compute_splits(lo, hi, Settings(), bar_minutes=1) == periods
+    train = load_period(one_day, Settings(), None, "1m", "train")
+    assert train.symbols == ["BTCUSDT"] and len(train.starts) >= 1
+    for period in ("validation", "test"):
+        d = load_period(one_day, Settings(), None, "1m", period, norm=train.norm)
+        assert d.n_rows > 0 and len(d.starts) >= 1, period
+        env = VecTradingEnv(d, EnvConfig(), 2, seed=0)
+        env.reset()
+        env.step(np.ones(2, np.int64))
+
+
+def test_training_never_reads_a_validation_or_test_row(one_day: Path) -> None:
+    con = lake.connect(one_day, read_only=True, settings=Settings())
+    periods = {p.name: p for p in load_splits(con)}
+    con.close()
+    train = load_period(one_day, Settings(), None, "1m", "train")
+    # what it asked DuckDB for: only the train period's bounds, every bound bound as a parameter
+    params = params_of(train.queries)
+    reads = [p for p in params if "start_at" in p]
+    assert reads, train.queries
+    for p in reads:
+        assert p["start_at"] == periods["train"].start_at.isoformat()
+        assert p["end_at"] == periods["train"].end_at.isoformat()
+    other = {periods[n].start_at.isoformat() for n in ("validation", "test")}
+    other |= {periods[n].end_at.isoformat() for n in ("validation", "test")}
+    assert not any(str(v) in other for p in params for v in p.values())
+    assert all("'validation'" not in q and "'test'" not in q for q in train.queries)
+    # what it got: rows whose whole life lies in the train period
+    assert train.ts.min() >= us(periods["train"].start_at)
+    assert train.available_at.max() <= us(periods["train"].end_at)
+    # and validation reads its own bounds only
+    val = load_period(one_day, Settings(), None, "1m", "validation", norm=train.norm)
+    for p in params_of(val.queries):
+        if "start_at" in p:
+            assert (p["start_at"], p["end_at"]) == (
+                periods["validation"].start_at.isoformat(),
+                periods["validation"].end_at.isoformat(),
+            )
+    assert val.ts.min() >= us(periods["validation"].start_at)
+    assert val.available_at.max() <= us(periods["validation"].end_at)
+
+
+def test_normalisation_comes_from_the_train_period_and_round_trips(one_day: Path) -> None:
+    train = load_period(one_day, Settings(), None, "1m", "train")
+    with pytest.raises(MarketlakeError, match="train period's normalisation"):
+        load_period(one_day, Settings(), None, "1m", "test")
+    back = NormStats.from_json(train.norm.to_json())
+    assert back.feature_names == train.norm.feature_names
+    assert np.array_equal(back.mean, train.norm.mean) and np.array_equal(back.std, train.norm.std)
+    test = load_period(one_day, Settings(), None, "1m", "test", norm=back)
+    assert test.norm is back
+    assert test.features.dtype == np.float32 and np.isfinite(test.features).all()
+    assert abs(float(train.features[:, 0].mean())) < 1e-3  # standardised on train ...
+    own = NormStats.compute(back.feature_names, test.features.astype(np.float64) * back.std + back.mean)
+    assert not np.allclose(own.mean, back.mean)  # ... and test's own statistics are not what it used
+
+
+def test_a_lake_with_nothing_eligible_is_one_clear_error(lake_root: Path) -> None:
+    write(lake_root, "BTCUSDT", bars_table(dt.datetime(2024, 3, 1, tzinfo=UTC), walk_closes(300)))
+    write(lake_root, "ETHUSDT", bars_table(dt.datetime(2024, 3, 1, tzinfo=UTC), walk_closes(200, 1)))
+    with pytest.raises(MarketlakeError) as err:
+        load_period(lake_root, Settings(), None, "1m", "train")
+    text = str(err.value)
+    assert "BTCUSDT" in text and "ETHUSDT" in text and "only" in text and "min_bars_per_symbol" in text
+    with pytest.raises(MarketlakeError, match="no 1h bars"):
+        load_period(lake_root, Settings(), None, "1h", "train")
+
+
+def test_eligibility_is_judged_on_the_train_periods_bars_only(lake_root: Path) -> None:
+    # three full days of 2024 BTCUSDT 1m bars, then ONE sparse day in 2025
+    write(lake_root, "BTCUSDT", bars_table(dt.datetime(2024, 12, 20, tzinfo=UTC), walk_closes(3 * 1440)))
+    sparse = bars_table(dt.datetime(2025, 1, 10, 12, tzinfo=UTC), walk_closes(20, 2))
+    s = Settings(min_bars_per_symbol=1000)
+    con = lake.connect(lake_root, settings=s)
+    before = con.sql("SELECT split, eligible FROM symbol_quality_by_split ORDER BY split_no").fetchall()
+    con.close()
+    write(lake_root, "BTCUSDT", sparse)
+    con = lake.connect(lake_root, read_only=True, settings=s)
+    whole = con.sql("SELECT count(*) FROM eligible_symbols").fetchone()
+    by_split = dict(con.sql("SELECT split, eligible FROM symbol_quality_by_split").fetchall())
+    reasons = dict(con.sql("SELECT split, reason FROM symbol_quality_by_split").fetchall())
+    train_rows = con.sql(
+        "SELECT count(*) FROM eligible_symbols_by_split WHERE split = 'train' AND symbol = 'BTCUSDT'"
+    ).fetchone()
+    con.close()
+    assert before == [("train", True), ("validation", True), ("test", True)]
+    assert whole == (0,)  # the whole-history view (contract unchanged) drops it: 2025's sparse day counts
+    assert by_split["train"] is True and train_rows == (1,), reasons["train"]
+    assert by_split["test"] is False and "missing" in reasons["test"]
+    data = load_period(lake_root, s, None, "1m", "train")
+    assert data.symbols == ["BTCUSDT"] and data.n_rows > 1000
+
+
+def test_episodes_never_span_a_gap(lake_root: Path) -> None:
+    closes = walk_closes(1440, 4)
+    table = bars_table(dt.datetime(2024, 3, 1, tzinfo=UTC), closes)
+    keep = pa.array([not (500 <= i < 530) for i in range(1440)])  # a 30-minute hole (> max_gap_minutes 15)
+    write(lake_root, "BTCUSDT", table.filter(keep))
+    s = Settings(train_fraction=0.9, validation_fraction=0.05, embargo_bars=10, min_bars_per_symbol=100)
+    d = load_period(lake_root, s, None, "1m", "train")
+    cfg = EnvConfig(window=16, episode_length=120)
+    gap_after = dt.datetime(2024, 3, 1, tzinfo=UTC) + 530 * MIN
+    first_after = int(np.searchsorted(d.ts, us(gap_after)))
+    assert d.ts[first_after] == us(gap_after + 60 * MIN)  # warm-up after the gap is excluded
+    assert d.segment_id[first_after] == d.segment_id[first_after - 1] + 1
+    env = VecTradingEnv(d, cfg, 32, seed=3)
+    assert len(env.starts) > 0
+    for s0 in env.starts:
+        seg = d.segment_id[s0 - cfg.window + 1 : s0 + env.episode_length + 1]
+        assert (seg == seg[0]).all()
+    env.reset()
+    for _ in range(400):
+        before = env.row.copy()
+        env.step(np.ones(32, np.int64))
+        assert (d.segment_id[before + 1] == d.segment_id[before]).all()
+
+
+def ny(y: int, m: int, d: int, hh: int, mm: int = 0) -> dt.datetime:
+    return dt.datetime(y, m, d, hh, mm, tzinfo=NY).astimezone(UTC)
+
+
+def test_no_stock_fill_on_a_weekend_a_holiday_or_outside_the_session(lake_root: Path) -> None:
+    # 2024-07-03 early close, 07-04 holiday, 07-05 Friday, 07-06 Saturday, 07-08 Monday, 07-09 Tuesday: a
+    # vendor row on the holiday, the Saturday and in the pre-market must never be traded
+    ts: list[dt.datetime] = []
+    for day in (3, 4, 5, 6, 8, 9):
+        ts += [ny(2024, 7, day, 8, 0) + i * MIN for i in range(90)]  # pre-market
+        n = 210 if day == 3 else 390
+        ts += [ny(2024, 7, day, 9, 30) + i * MIN for i in range(n)]
+    closes = walk_closes(len(ts), 6)
+    t = bars_table(ts[0], closes, asset_class="stock")
+    t = t.set_column(t.schema.get_field_index("ts"), "ts", pa.array(ts, type=t.schema.field("ts").type))
+    t = t.set_column(
+        t.schema.get_field_index("available_at"),
+        "available_at",
+        pa.array([x + MIN for x in ts], type=t.schema.field("ts").type),
+    )
+    write(lake_root, "AAPL", t, source="polygon")
+    s = Settings(split_method="date", train_end=dt.date(2024, 7, 8), validation_end=dt.date(2024, 7, 8),
+                 embargo_days=None)  # fmt: skip
+    sessions = {r["day"]: r for r in xnys_year(2024).to_pylist()}
+    d = load_period(lake_root, s, ["AAPL"], "1m", "train")
+    cfg = EnvConfig(window=8)
+    w = walk(d, cfg, buy_and_hold(cfg))
+    assert len(w) > 0
+    for x in np.concatenate([d.ts, w.ts]):
+        t0 = dt.datetime(1970, 1, 1, tzinfo=UTC) + dt.timedelta(microseconds=int(x))
+        sess = sessions.get(t0.astimezone(NY).date())
+        assert sess is not None, t0  # never a weekend or a holiday
+        assert sess["open_at"] <= t0 < sess["close_at"], t0  # never outside the regular session
+    assert d.session_end.sum() == len(set(d.day.tolist()))  # one last bar per session
+    days = {(dt.datetime(1970, 1, 1) + dt.timedelta(days=int(x))).date() for x in d.day}
+    assert days == {dt.date(2024, 7, 3), dt.date(2024, 7, 5), dt.date(2024, 7, 8)}
+    env = VecTradingEnv(d, cfg, 2, seed=0)
+    assert env.episode_length == 390  # one full session by default
+
+
+def test_the_gymnasium_id_is_registered_on_import(one_day: Path) -> None:
+    assert rl.ENV_ID == "marketlake/Trading-v0"
+    env = gymnasium.make(
+        "marketlake/Trading-v0", lake=one_day, symbols=["BTCUSDT"], interval="1m", period="validation",
+        window=16, commission=0.002,
+    )  # fmt: skip
+    assert env.action_space == gymnasium.spaces.Discrete(2)
+    obs, _ = env.reset(seed=0)
+    assert obs.dtype == np.float32 and obs.shape == env.observation_space.shape
+    _, r, term, trunc, info = env.step(1)
+    assert math.isfinite(r) and info["cost"] == pytest.approx(0.002 + 1e-4)
+    with pytest.raises(ValueError, match="unknown setting"):
+        gymnasium.make("marketlake/Trading-v0", lake=one_day, windw=3)
+
+
+def test_given_symbols_are_used_and_an_ineligible_one_is_reported(lake_root: Path) -> None:
+    write(lake_root, "BTCUSDT", bars_table(dt.datetime(2024, 3, 1, tzinfo=UTC), walk_closes(1440)))
+    write(lake_root, "ETHUSDT", bars_table(dt.datetime(2024, 3, 1, 20, tzinfo=UTC), walk_closes(240, 1)))
+    said: list[str] = []
+    d = load_period(lake_root, Settings(), ["ETHUSDT", "BTCUSDT"], "1m", "train", say=said.append)
+    assert d.symbols == ["ETHUSDT", "BTCUSDT"]
+    assert any("warning: ETHUSDT" in m and "no bar in the train period" in m for m in said), said
+    assert not any("warning: BTCUSDT" in m for m in said)
+    with pytest.raises(MarketlakeError, match="holds no 1m row of ETHUSDT"):
+        load_period(lake_root, Settings(), ["ETHUSDT"], "1m", "train")
+    with pytest.raises(MarketlakeError, match="SOLUSDT: no 1m bars"):
+        load_period(lake_root, Settings(), ["SOLUSDT"], "1m", "train")
+
+
+def test_a_period_prefetched_in_the_background_is_the_same_data(one_day: Path) -> None:
+    from rl.episodes import prefetch_period
+
+    train = load_period(one_day, Settings(), None, "1m", "train")
+    fut = prefetch_period(one_day, Settings(), ["BTCUSDT"], "1m", "validation", train.norm)
+    direct = load_period(one_day, Settings(), ["BTCUSDT"], "1m", "validation", train.norm)
+    got = fut.result(timeout=120)
+    for name in ("features", "open", "close", "ts", "segment_id", "starts"):
+        assert np.array_equal(getattr(got, name), getattr(direct, name)), name
+    bad = prefetch_period(
+        one_day, Settings(), None, "1m", "test"
+    )  # no train statistics: the error comes back
+    with pytest.raises(MarketlakeError, match="normalisation"):
+        bad.result(timeout=120)
+
+
+def test_a_period_read_in_chunks_is_the_period(lake_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import rl.episodes as episodes
+
+    write(lake_root, "BTCUSDT", bars_table(dt.datetime(2024, 3, 1, tzinfo=UTC), walk_closes(1440)))
+    write(lake_root, "ETHUSDT", bars_table(dt.datetime(2024, 3, 1, tzinfo=UTC), walk_closes(1440, 8, 3000.0)))
+    whole = load_period(lake_root, Settings(), None, "1m", "train")
+    monkeypatch.setattr(episodes, "BATCH_ROWS", 200)  # small record batches, so a symbol spans chunks
+    chunks = list(episodes.iter_period(lake_root, Settings(), None, "1m", "train", max_rows=500))
+    assert len(chunks) >= 4 and all(c.n_rows <= 500 for c in chunks)
+    assert np.array_equal(np.concatenate([c.ts for c in chunks]), whole.ts)
+    assert np.array_equal(np.concatenate([c.symbol_idx for c in chunks]), whole.symbol_idx)
+    assert np.allclose(chunks[0].norm.mean, whole.norm.mean) and np.allclose(
+        chunks[0].norm.std, whole.norm.std
+    )
+    assert np.allclose(np.concatenate([c.features for c in chunks]), whole.features, atol=1e-5)
+    for c in chunks:  # no episode crosses a chunk: starts are within each chunk's own rows
+        assert c.starts.max(initial=-1) < c.n_rows
+    with_norm = list(
+        episodes.iter_period(lake_root, Settings(), None, "1m", "test", whole.norm, max_rows=10**6)
+    )
+    test = load_period(lake_root, Settings(), None, "1m", "test", whole.norm)
+    assert len(with_norm) == 1 and np.array_equal(with_norm[0].features, test.features)

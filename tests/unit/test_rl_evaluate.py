@@ -1,0 +1,175 @@
+"""rl.evaluate: the agent and the baselines on the same bars, per symbol and overall, the files, the run row."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+import lake
+from ingest.common import bar_period
+from ingest.sessions import land
+from lake.config import Settings
+from lake.errors import MarketlakeError
+from rl import runlog
+from rl.episodes import market_data_from_arrays
+from rl.evaluate import evaluate, judge, portfolio_series, render_table
+from rl.market import EnvConfig
+from rl.walk import Walk
+from tests.conftest import bars_table
+
+T0 = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
+COSTLESS = EnvConfig(window=2, commission=0.0, slippage_bps=0.0)
+
+
+def _walk(ts: list[int], sym: list[int], ret: list[float], pos: list[float], turn: list[float]) -> Walk:
+    n = len(ts)
+    return Walk(
+        symbols=["A", "B"],
+        symbol_idx=np.array(sym, np.int32),
+        ts=np.array(ts, np.int64),
+        position=np.array(pos),
+        log_return=np.array(ret),
+        cost=np.zeros(n),
+        turnover=np.array(turn),
+        segment_id=np.array(sym, np.int64),
+        row=np.arange(n, dtype=np.int64),
+        fill_price=np.ones(n),
+    )
+
+
+def test_portfolio_is_the_equal_weight_mean_of_simple_returns() -> None:
+    w = _walk(
+        ts=[0, 60, 0, 60, 120],
+        sym=[0, 0, 1, 1, 1],
+        ret=[math.log(1.1), 0.0, math.log(0.9), math.log(1.2), math.log(1.05)],
+        pos=[1, 1, 1, 0, 1],
+        turn=[1, 0, 1, 1, 0],
+    )
+    s = portfolio_series(w)
+    assert s.ts.tolist() == [0, 60, 120]
+    # t=0: (+10% and -10%) / 2 = 0; t=60: (0% and +20%) / 2 = +10%; t=120: only B, +5%
+    assert np.exp(s.log_return) - 1 == pytest.approx([0.0, 0.1, 0.05])
+    assert s.position.tolist() == [1.0, 0.5, 1.0]
+    assert s.turnover.tolist() == [1.0, 0.5, 0.0]
+    assert s.trades == 3
+
+
+def _arrays_market(closes: list[float]) -> tuple[object, EnvConfig]:
+    c = np.array(closes)
+    o = np.concatenate([[c[0]], c[:-1]])
+    data = market_data_from_arrays(o, np.maximum(o, c), np.minimum(o, c), c, np.zeros((len(c), 1)))
+    return data, COSTLESS
+
+
+def test_judge_flat_is_zero_and_buy_and_hold_earns_the_price_move() -> None:
+    closes = [100.0, 101.0, 99.0, 102.0, 104.0, 103.0, 105.0, 107.0]
+    data, cfg = _arrays_market(closes)
+    metrics, cis, per_year, curves = judge(data, cfg, lambda obs: np.ones(len(obs), np.int64), resamples=50)  # type: ignore[arg-type]
+    flat = metrics["overall"]["flat"].to_dict()
+    assert flat.pop("hit_rate") is None and flat.pop("bars") == len(curves["flat"].ts)
+    assert all(v == 0 for v in flat.values())
+    # buy-and-hold decides at row window-1 = 1, fills at row 2's open (= row 1's close, 101), holds to 107
+    bh = metrics["TEST"]["buy_and_hold"]
+    assert bh.total_return == pytest.approx(107.0 / 101.0 - 1)
+    assert bh.trades == 1 and bh.exposure == 1.0
+    # an agent that always holds is buy-and-hold: same numbers, interval around 0 and said so
+    assert metrics["TEST"]["agent"] == bh
+    assert cis["overall"] is not None and cis["overall"].difference == 0.0
+    assert "not distinguishable from luck" in cis["overall"].sentence
+    assert per_year["overall"] == 365 * 1440
+    # one symbol: the portfolio is the symbol
+    assert metrics["overall"]["agent"].total_return == pytest.approx(bh.total_return, rel=1e-12)
+
+
+def test_judge_random_baseline_is_seeded() -> None:
+    closes = [100.0 + math.sin(i / 3) for i in range(60)]
+    data, cfg = _arrays_market(closes)
+    agent = lambda obs: np.zeros(len(obs), np.int64)  # noqa: E731
+    one = judge(data, cfg, agent, seed=1, resamples=20)[0]["overall"]["random"]  # type: ignore[arg-type]
+    two = judge(data, cfg, agent, seed=1, resamples=20)[0]["overall"]["random"]  # type: ignore[arg-type]
+    other = judge(data, cfg, agent, seed=2, resamples=20)[0]["overall"]["random"]  # type: ignore[arg-type]
+    assert one == two and one != other and 0 < one.exposure < 1
+
+
+# --- on a lake --------------------------------------------------------------------------------------------
+
+
+def walk_closes(n: int, seed: int, start: float) -> list[float]:
+    rng = np.random.default_rng(seed)
+    return [float(x) for x in start * np.exp(np.cumsum(rng.normal(0, 0.001, n)))]
+
+
+def write_bars(root: Path, symbol: str, table: pa.Table) -> None:
+    ts = table.column("ts").to_pylist()
+    with land(root) as w:
+        for p in sorted({bar_period("1m", t) for t in ts}):
+            mask = pa.array([bar_period("1m", t) == p for t in ts])
+            part = {"source": "binance", "interval": "1m", "symbol": symbol, "period": p}
+            w.write(lake.BARS, part, table.filter(mask))
+
+
+@pytest.fixture
+def two_symbols(lake_root: Path) -> Path:
+    write_bars(lake_root, "BTCUSDT", bars_table(T0, walk_closes(1440, 1, 60000.0)))
+    write_bars(lake_root, "ETHUSDT", bars_table(T0, walk_closes(1440, 2, 3000.0)))
+    return lake_root
+
+
+def momentum(obs: np.ndarray) -> np.ndarray:
+    """A fixed policy: long when the first feature of the last window row is positive."""
+    return (obs[:, 0] > 0).astype(np.int64)
+
+
+def test_evaluate_a_fixed_policy_writes_files_and_a_run_and_repeats_itself(
+    two_symbols: Path, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    settings = Settings()
+    said: list[str] = []
+    kw = {"policy": momentum, "symbols": ["BTCUSDT", "ETHUSDT"], "interval": "1m", "resamples": 200}
+    report = evaluate(two_symbols, settings, run_dir, "test", say=said.append, **kw)  # type: ignore[arg-type]
+    assert set(report.metrics) == {"overall", "BTCUSDT", "ETHUSDT"}
+    assert all(set(by) == {"agent", "buy_and_hold", "flat", "random"} for by in report.metrics.values())
+    bars = report.metrics["BTCUSDT"]["agent"].bars + report.metrics["ETHUSDT"]["agent"].bars
+    assert bars > 100 and report.metrics["overall"]["agent"].bars == report.metrics["BTCUSDT"]["agent"].bars
+    ci = report.sharpe_ci["overall"]
+    assert ci is not None and ci.bars == report.metrics["overall"]["agent"].bars and ci.low <= ci.high
+
+    saved = json.loads((run_dir / "evaluation-test.json").read_text())
+    assert saved["overall"]["agent"] == report.metrics["overall"]["agent"].to_dict()
+    assert saved["per_symbol"]["ETHUSDT"]["random"] == report.metrics["ETHUSDT"]["random"].to_dict()
+    assert saved["sharpe_ci"]["bars"] == ci.bars and saved["sentence"] == report.sentence
+    png = (run_dir / "evaluation-test.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+    (row,) = runlog.list_runs(two_symbols)
+    assert row["kind"] == "evaluate" and row["status"] == "finished" and row["run_id"] == report.run_id
+    assert row["metrics"]["overall"]["agent"]["sharpe"] == report.metrics["overall"]["agent"].sharpe
+    assert (
+        row["data_snapshot"]
+        == runlog.snapshot_for_run(two_symbols, settings, ["BTCUSDT", "ETHUSDT"], "1m", ["test"]).hash
+    )
+    assert row["config"]["period"] == "test" and row["run_dir"] == str(run_dir)
+
+    again = evaluate(two_symbols, settings, run_dir, "test", record=False, **kw)  # type: ignore[arg-type]
+    assert again.metrics == report.metrics
+    assert again.sharpe_ci == report.sharpe_ci
+
+    table = render_table(report)
+    assert "buy & hold" in table and "BTCUSDT" in table and report.sentence[:40] in table.replace("\n", " ")
+
+
+def test_evaluate_refuses_a_missing_run_folder_and_the_train_period(
+    two_symbols: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(MarketlakeError, match="does not exist"):
+        evaluate(two_symbols, Settings(), tmp_path / "nope", policy=momentum)
+    with pytest.raises(MarketlakeError, match="test or validation"):
+        evaluate(two_symbols, Settings(), tmp_path, "train", policy=momentum)

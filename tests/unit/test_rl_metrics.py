@@ -1,0 +1,151 @@
+"""rl.metrics against values computed by hand on short series, flat is zero, the bootstrap is honest."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from lake.errors import MarketlakeError
+from rl.metrics import (
+    bars_per_year,
+    bootstrap_sharpe_difference,
+    compute_metrics,
+    drawdown,
+    interval_minutes,
+)
+
+# Five steps; by hand: mean 0.004, deviations 0.006, -0.014, 0.016, -0.009, 0.001,
+# sum of squares 0.00057, variance (ddof 1) 0.0001425, std 0.0119373...
+R = np.array([0.01, -0.01, 0.02, -0.005, 0.005])
+POS = np.array([1.0, 1.0, 1.0, 0.0, 1.0])
+TURN = np.array([1.0, 0.0, 0.0, 1.0, 1.0])
+
+
+def test_sharpe_by_hand() -> None:
+    m = compute_metrics(R, POS, TURN, bars_per_year=252)
+    assert m.sharpe == pytest.approx(0.004 / math.sqrt(0.00057 / 4) * math.sqrt(252), rel=1e-12)
+
+
+def test_sortino_by_hand() -> None:
+    # downside: min(r, 0) = 0, -0.01, 0, -0.005, 0 -> mean of squares (0.0001 + 0.000025) / 5 = 0.000025
+    m = compute_metrics(R, POS, TURN, bars_per_year=252)
+    assert m.sortino == pytest.approx(0.004 / math.sqrt(0.000025) * math.sqrt(252), rel=1e-12)
+
+
+def test_max_drawdown_by_hand() -> None:
+    # equity: e^.01, e^0, e^.02, e^.015, e^.02; the deepest fall is from e^.01 to e^0: 1 - e^-.01
+    m = compute_metrics(R, POS, TURN, bars_per_year=252)
+    assert m.max_drawdown == pytest.approx(1 - math.exp(-0.01), rel=1e-12)
+    # a first step that loses counts against the starting equity
+    assert compute_metrics(np.array([-0.1, 0.05]), np.ones(2), np.zeros(2), bars_per_year=1).max_drawdown == (
+        pytest.approx(1 - math.exp(-0.1))
+    )
+    assert drawdown(np.array([-0.1, 0.05, 0.05])) == pytest.approx(
+        [1 - math.exp(-0.1), 1 - math.exp(-0.05), 0.0], abs=1e-15
+    )
+
+
+def test_turnover_trades_exposure_hit_rate_by_hand() -> None:
+    m = compute_metrics(R, POS, np.array([1.0, 0.0, 0.0, 1.0, 2.0]), bars_per_year=252)
+    assert m.turnover == 4.0
+    assert m.trades == 3
+    assert m.exposure == pytest.approx(0.8)
+    # invested steps: 0.01, -0.01, 0.02, 0.005 -> 3 of 4 positive
+    assert m.hit_rate == pytest.approx(0.75)
+    assert m.total_return == pytest.approx(math.exp(0.02) - 1)
+    assert m.bars == 5
+
+
+def test_flat_is_exactly_zero_on_every_metric_with_a_value() -> None:
+    zeros = np.zeros(100)
+    m = compute_metrics(zeros, zeros, zeros, bars_per_year=525_600).to_dict()
+    assert m.pop("bars") == 100
+    assert m.pop("hit_rate") is None  # never invested: no value
+    assert m == {k: 0 for k in m}
+    assert all(v == 0.0 and math.copysign(1, v) == 1 for v in m.values())
+
+
+def test_constant_nonzero_returns_have_no_sharpe() -> None:
+    m = compute_metrics(np.full(4, 0.01), np.ones(4), np.zeros(4), bars_per_year=252)
+    assert m.sharpe is None and m.sortino is None
+
+
+def test_bad_series_are_refused() -> None:
+    with pytest.raises(MarketlakeError, match="one length"):
+        compute_metrics(R, POS[:3], TURN, bars_per_year=1)
+    with pytest.raises(MarketlakeError, match="NaN"):
+        compute_metrics(np.array([np.nan, 0.0]), np.zeros(2), np.zeros(2), bars_per_year=1)
+
+
+@pytest.mark.parametrize(
+    ("interval", "calendar", "session", "expected"),
+    [
+        ("1m", "stock", "regular", 252 * 390),
+        ("1m", "XNYS", "extended", 252 * 960),
+        ("5m", "etf", "regular", 252 * 78),
+        ("1d", "stock", "regular", 252),
+        ("1w", "stock", "regular", 252 / 5),
+        ("1m", "crypto", "regular", 365 * 1440),
+        ("1h", "24/7", "regular", 365 * 24),
+        ("1d", "crypto", "regular", 365),
+    ],
+)
+def test_bars_per_year(interval: str, calendar: str, session: str, expected: float) -> None:
+    assert bars_per_year(interval, calendar, session) == pytest.approx(expected)
+
+
+def test_bad_interval_or_calendar_named() -> None:
+    with pytest.raises(MarketlakeError, match="'7x'"):
+        interval_minutes("7x")
+    with pytest.raises(MarketlakeError, match="'forex'"):
+        bars_per_year("1m", "forex")
+
+
+def _paired(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.normal(0.001, 0.01, n), rng.normal(0.0, 0.01, n)
+
+
+def test_bootstrap_is_seeded() -> None:
+    a, b = _paired(500, 1)
+    one = bootstrap_sharpe_difference(a, b, bars_per_year=252, seed=7, resamples=200)
+    two = bootstrap_sharpe_difference(a, b, bars_per_year=252, seed=7, resamples=200)
+    other = bootstrap_sharpe_difference(a, b, bars_per_year=252, seed=8, resamples=200)
+    assert (one.low, one.high) == (two.low, two.high)
+    assert (one.low, one.high) != (other.low, other.high)
+    assert one.bars == 500 and one.block_length == 8
+
+
+def test_bootstrap_interval_covers_the_true_difference() -> None:
+    # Returns drawn with a known true per-bar Sharpe: agent 0.1, baseline 0.0 -> true annualised
+    # difference 0.1 * sqrt(252). Over 40 independent draws, a 95% interval should cover it nearly always.
+    true = 0.1 * math.sqrt(252)
+    covered = 0
+    for seed in range(40):
+        a, b = _paired(1000, seed)
+        ci = bootstrap_sharpe_difference(a, b, bars_per_year=252, seed=seed, resamples=300)
+        assert ci.low < ci.difference < ci.high
+        covered += ci.low <= true <= ci.high
+    assert covered >= 34
+
+
+def test_bootstrap_words_when_zero_is_inside() -> None:
+    rng = np.random.default_rng(3)
+    noise = rng.normal(0, 0.01, 300)
+    same = bootstrap_sharpe_difference(noise, noise + rng.normal(0, 1e-4, 300), bars_per_year=252, seed=0)
+    assert same.contains_zero
+    assert "not distinguishable from luck at 95%" in same.sentence
+    assert "300 bars" in same.sentence
+    clear = bootstrap_sharpe_difference(
+        rng.normal(0.01, 0.01, 300), rng.normal(-0.01, 0.01, 300), bars_per_year=252, seed=0
+    )
+    assert not clear.contains_zero and clear.low > 0
+    assert "better than buy-and-hold beyond luck" in clear.sentence
+
+
+def test_bootstrap_of_flat_against_flat_is_zero() -> None:
+    z = np.zeros(50)
+    ci = bootstrap_sharpe_difference(z, z, bars_per_year=252, seed=0, resamples=50)
+    assert (ci.difference, ci.low, ci.high) == (0.0, 0.0, 0.0)

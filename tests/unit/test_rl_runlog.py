@@ -1,0 +1,198 @@
+"""Run records in the lake's `runs`: statuses, listing newest first, old files, and the data snapshot."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import lake
+from ingest.sessions import land
+from lake.config import Settings
+from lake.errors import MarketlakeError
+from rl import runlog
+from rl.mirror import mirror_run, outbox_dir
+from tests.conftest import bars_table
+
+T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+
+
+def _part(symbol: str, period: str = "2024-01") -> dict[str, str]:
+    return {"source": "binance", "interval": "1m", "symbol": symbol, "period": period}
+
+
+def _closes(n: int, start: float = 100.0, step: float = 0.01) -> list[float]:
+    return [round(start + step * ((i * 7) % 13 - 6), 4) for i in range(n)]
+
+
+def test_recorded_run_is_running_then_finished_with_metrics(lake_root: Path) -> None:
+    config = {"symbols": ["BTCUSDT"], "seed": 0, "when": dt.date(2024, 1, 1)}
+    with runlog.recorded_run(lake_root, "train", config, run_dir=lake_root / "runs" / "x") as run:
+        during = runlog.list_runs(lake_root)
+        run.metrics = {"sharpe": 1.5}
+        run.data_snapshot = "abc"
+    assert [(r["run_id"], r["status"]) for r in during] == [(run.run_id, "running")]
+    (row,) = runlog.list_runs(lake_root)
+    assert row["status"] == "finished" and row["kind"] == "train"
+    assert row["metrics"] == {"sharpe": 1.5} and row["data_snapshot"] == "abc"
+    assert row["config"] == {"symbols": ["BTCUSDT"], "seed": 0, "when": "2024-01-01"}
+    assert row["finished_at"] >= row["started_at"]
+    assert row["run_dir"].endswith("runs/x")
+    assert row["code_version"].startswith(("git:", "marketlake ", "unknown"))
+
+
+def test_failed_and_interrupted_runs_are_recorded_as_such(lake_root: Path) -> None:
+    with pytest.raises(RuntimeError), runlog.recorded_run(lake_root, "train", {}, run_id="r-failed"):
+        raise RuntimeError("boom")
+    with pytest.raises(KeyboardInterrupt), runlog.recorded_run(lake_root, "evaluate", {}, run_id="r-int"):
+        raise KeyboardInterrupt
+    status = {r["run_id"]: r["status"] for r in runlog.list_runs(lake_root)}
+    assert status == {"r-failed": "failed", "r-int": "interrupted"}
+
+
+def test_runs_are_listed_newest_first_and_by_kind(lake_root: Path) -> None:
+    for i, kind in enumerate(["train", "evaluate", "train"]):
+        rec = runlog.start_run(
+            lake_root, kind, {"i": i}, run_id=f"r{i}", started_at=T0 + dt.timedelta(days=40 * i)
+        )
+        runlog.finish_run(lake_root, rec)
+    assert [r["run_id"] for r in runlog.list_runs(lake_root)] == ["r2", "r1", "r0"]
+    assert [r["run_id"] for r in runlog.list_runs(lake_root, kind="train")] == ["r2", "r0"]
+    assert [r["run_id"] for r in runlog.list_runs(lake_root, limit=1)] == ["r2"]
+    # one file per month of started_at
+    periods = sorted(p.name for p in (lake_root / "datasets" / "runs").iterdir())
+    assert periods == ["period=2024-01", "period=2024-02", "period=2024-03", "period=__empty__"]
+    with pytest.raises(MarketlakeError, match="no run 'nope'"):
+        runlog.get_run(lake_root, "nope")
+
+
+def test_render_runs_as_table_json_csv(lake_root: Path) -> None:
+    rec = runlog.start_run(lake_root, "evaluate", {"a": 1}, run_id="r-eval", parent_run_id="r-train")
+    rec.metrics = {
+        "overall": {"agent": {"total_return": 0.0123, "sharpe": 1.25}},
+        "sharpe_ci": {"low": -0.5, "high": 2.0},
+    }
+    runlog.finish_run(lake_root, rec)
+    runs = runlog.list_runs(lake_root)
+    table = runlog.render_runs(runs, "table")
+    assert "r-eval" in table and "r-train" in table and "sharpe +1.250" in table
+    assert "edge CI [-0.50, +2.00]" in table
+    (obj,) = json.loads(runlog.render_runs(runs, "json"))
+    assert obj["metrics"]["overall"]["agent"]["sharpe"] == 1.25 and obj["parent_run_id"] == "r-train"
+    lines = runlog.render_runs(runs, "csv").splitlines()
+    assert lines[0].startswith("run_id,kind,status") and lines[1].startswith("r-eval,evaluate,finished")
+
+
+def test_bad_run_values_are_refused(lake_root: Path) -> None:
+    with pytest.raises(MarketlakeError, match="kind 'play'"):
+        runlog.start_run(lake_root, "play", {})
+    with pytest.raises(MarketlakeError, match="invalid run id"):
+        runlog.start_run(lake_root, "train", {}, run_id="../escape")
+
+
+def test_a_runs_file_of_the_old_schema_still_reads_and_merges(lake_root: Path) -> None:
+    old = pa.table(
+        {
+            "run_id": ["old"],
+            "kind": ["train"],
+            "started_at": pa.array([T0], type=lake.RUNS.field("started_at").type),
+            "finished_at": pa.array([None], type=lake.RUNS.field("started_at").type),
+            "config": ["{}"],
+            "data_snapshot": ["h"],
+            "metrics": pa.array([None], type=pa.string()),
+            "status": ["finished"],
+        }
+    )
+    with land(lake_root):
+        pass
+    target = lake_root / "datasets" / "runs" / "period=2024-01" / "data.parquet"
+    target.parent.mkdir(parents=True)
+    pq.write_table(old, target)
+    assert [r["run_id"] for r in runlog.list_runs(lake_root)] == ["old"]
+    rec = runlog.start_run(lake_root, "train", {}, run_id="new", started_at=T0 + dt.timedelta(hours=1))
+    runlog.finish_run(lake_root, rec)
+    rows = {r["run_id"]: r for r in runlog.list_runs(lake_root)}
+    assert set(rows) == {"old", "new"} and rows["old"]["code_version"] is None
+
+
+def test_mirror_is_off_without_supabase_settings(lake_root: Path) -> None:
+    rec = runlog.start_run(lake_root, "train", {}, run_id="r1")
+    said: list[str] = []
+    assert mirror_run(lake_root, rec, say=said.append) == "off"
+    assert said == [] and not outbox_dir(lake_root).exists()
+
+
+# --- the data snapshot ----------------------------------------------------------------------------------
+
+
+def _lake_with_two_symbols(root: Path) -> None:
+    with land(root) as w:
+        w.write(lake.BARS, _part("BTCUSDT"), bars_table(T0, _closes(600)))
+        w.write(lake.BARS, _part("ETHUSDT"), bars_table(T0, _closes(600, 50.0)))
+        w.write(lake.BARS, _part("BTCUSDT", "2023-06"), bars_table(T0.replace(year=2023, month=6), [1.0]))
+
+
+def test_snapshot_changes_when_a_file_the_run_read_changes_and_not_otherwise(lake_root: Path) -> None:
+    _lake_with_two_symbols(lake_root)
+    start, end = T0, T0 + dt.timedelta(hours=10)
+
+    def snap() -> runlog.DataSnapshot:
+        files = runlog.lake_files_for(lake_root, ["BTCUSDT"], "1m", start, end)
+        return runlog.snapshot_of_files(lake_root, files)
+
+    first = snap()
+    bars = [f for f in first.files if f["path"].startswith("bars/")]
+    assert [f["path"] for f in bars] == [
+        "bars/source=binance/interval=1m/symbol=BTCUSDT/period=2024-01/data.parquet"
+    ]
+    assert bars[0]["rows"] == 600 and snap().hash == first.hash
+    # another symbol's file changes, and a far-away partition of the same symbol: not read, same hash
+    with land(lake_root) as w:
+        w.write(lake.BARS, _part("ETHUSDT"), bars_table(T0, _closes(600, 51.0)))
+        w.write(lake.BARS, _part("BTCUSDT", "2023-06"), bars_table(T0.replace(year=2023, month=6), [2.0]))
+    assert snap().hash == first.hash
+    # rewriting the same bars changes nothing
+    with land(lake_root) as w:
+        w.write(lake.BARS, _part("BTCUSDT"), bars_table(T0, _closes(600)))
+    assert snap().hash == first.hash
+    # one bar of a file the run read changes: another hash
+    with land(lake_root) as w:
+        w.write(lake.BARS, _part("BTCUSDT"), bars_table(T0 + dt.timedelta(minutes=5), [123.0]))
+    assert snap().hash != first.hash
+
+
+def test_snapshot_covers_context_symbols_news_and_the_lookback(lake_root: Path) -> None:
+    _lake_with_two_symbols(lake_root)
+    with land(lake_root) as w:
+        w.write(lake.BARS, _part("SPY"), bars_table(T0, [400.0, 401.0], asset_class="etf"))
+    feb = dt.datetime(2024, 2, 1, 1, tzinfo=dt.UTC)
+    files = runlog.lake_files_for(lake_root, ["BTCUSDT"], "1m", feb, feb + dt.timedelta(hours=1))
+    names = {f.relative_to(lake_root / "datasets").as_posix() for f in files}
+    # January's file is read through the feature windows that reach back before February's start
+    assert "bars/source=binance/interval=1m/symbol=BTCUSDT/period=2024-01/data.parquet" in names
+    assert "bars/source=binance/interval=1m/symbol=SPY/period=2024-01/data.parquet" in names
+    assert not any("ETHUSDT" in n for n in names)
+    assert any(n.startswith("trading_sessions/") for n in names)
+
+
+def test_snapshot_for_run_includes_the_period_bounds(lake_root: Path) -> None:
+    _lake_with_two_symbols(lake_root)
+    settings = Settings()
+    one = runlog.snapshot_for_run(lake_root, settings, ["ETHUSDT"], "1m", ["train", "test"])
+    assert one.hash == runlog.snapshot_for_run(lake_root, settings, ["ETHUSDT"], "1m", ["train", "test"]).hash
+    assert one.hash != runlog.snapshot_for_run(lake_root, settings, ["ETHUSDT"], "1m", ["test"]).hash
+    # a later bar of another symbol moves the periods of the whole lake: the run's data changed
+    with land(lake_root) as w:
+        w.write(lake.BARS, _part("BTCUSDT"), bars_table(T0 + dt.timedelta(hours=20), [1.0]))
+    assert one.hash != runlog.snapshot_for_run(lake_root, settings, ["ETHUSDT"], "1m", ["train", "test"]).hash
+
+
+def test_snapshot_refuses_files_outside_the_lake(lake_root: Path, tmp_path: Path) -> None:
+    stray = tmp_path / "x.parquet"
+    stray.write_bytes(b"x")
+    with pytest.raises(MarketlakeError, match="not a file of the lake"):
+        runlog.snapshot_of_files(lake_root, [stray])
