@@ -751,6 +751,10 @@ def _periods_of_day(interval: str, day: dt.date) -> set[str]:
     return {bar_period(interval, noon), bar_period(interval, noon + dt.timedelta(days=1))}
 
 
+LAND_THREADS = 16
+"""Partitions of one day file written at once (each its own folder; threads overlap the fsyncs)."""
+
+
 def _by_period(bars: pa.Table | None, interval: str) -> dict[str, pa.Table]:
     """One ticker's bars split by `period` partition (bar_period of each ts), row order kept."""
     if bars is None or bars.num_rows == 0:
@@ -782,7 +786,8 @@ def land_file(
     """Write one file's rows for `tickers`, replacing whatever an earlier version of the file left;
     `etfs` (the setting) are stored as asset_class 'etf' besides the built-in list."""
     tickers = list(tickers)
-    for ticker in tickers:
+
+    def one(ticker: str) -> None:
         rows = parsed.bars.get(ticker)
         by_period = _by_period(rows.table if rows is not None else None, interval)
         for period in sorted(_periods_of_day(interval, day) | set(by_period)):
@@ -794,6 +799,22 @@ def land_file(
                 {"asset_class": asset_class(ticker, etfs)},
             )
             _replace_file_rows(w, BARS, part, source_file, table, the_input)
+
+    if len(tickers) < 4 or LAND_THREADS == 1:
+        for ticker in tickers:
+            one(ticker)
+    else:
+        # one partition per (ticker, period), each its own files: written LAND_THREADS at a time, so that
+        # the writer's fsyncs (most of a many-ticker day's landing) overlap; the first error stops the rest
+        with ThreadPoolExecutor(LAND_THREADS) as pool:
+            futures = [pool.submit(one, t) for t in tickers]
+            try:
+                for f in futures:
+                    f.result()
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise
     rejected = [r for t in tickers for r in parsed.rejected.get(t, [])]
     period = bar_period(interval, dt.datetime.combine(day, dt.time(12), dt.UTC))
     table = _table(BARS_REJECTED, rejected, {})
