@@ -223,8 +223,8 @@ def _finish(bars: pa.Table, rejected: dict[str, list[dict[str, Any]]], lines: in
         grouped = bars.take(order)
         syms = grouped.column("symbol").combine_chunks()
         runs = pc.run_end_encode(syms)
-        ends = runs.run_ends.to_numpy()  # type: ignore[attr-defined]
-        values = runs.values.to_pylist()  # type: ignore[attr-defined]
+        ends = runs.run_ends.to_numpy()
+        values = runs.values.to_pylist()
         body = grouped.drop_columns(["symbol"])
         start = 0
         first_line: dict[str, int] = {}
@@ -401,7 +401,8 @@ def _ns_of(instant: dt.datetime) -> int:
 
 
 def _columns_of(
-    f: Any, path: Path, *, source_file: str, day: dt.date, interval: str, wanted: set[str]) -> ParsedFile:
+    f: Any, path: Path, *, source_file: str, day: dt.date, interval: str, wanted: set[str]
+) -> ParsedFile:
     """The columnar path, from the line after the header."""
     rule = _DayRule.of(interval, day)
     prefixes = _prefixes(wanted)
@@ -478,10 +479,16 @@ def _block(
             pa.py_buffer(data),
             read_options=pacsv.ReadOptions(column_names=list(HEADER), use_threads=False, block_size=1 << 26),
             parse_options=pacsv.ParseOptions(
-                quote_char=False, newlines_in_values=False, ignore_empty_lines=False, invalid_row_handler=handler
+                quote_char=False,
+                newlines_in_values=False,
+                ignore_empty_lines=False,
+                invalid_row_handler=handler,
             ),
             convert_options=pacsv.ConvertOptions(
-                column_types=_COLUMN_TYPES, null_values=[], strings_can_be_null=False, quoted_strings_can_be_null=False
+                column_types=_COLUMN_TYPES,
+                null_values=[],
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
             ),
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError):
@@ -516,7 +523,8 @@ def _block(
     g_lines = lines[ok_np]
     ns = pc.cast(good.column("window_start"), pa.int64()).to_numpy()
     o, h, lo, c, v = (
-        pc.cast(good.column(name), pa.float64()).to_numpy() for name in ("open", "high", "low", "close", "volume")
+        pc.cast(good.column(name), pa.float64()).to_numpy()
+        for name in ("open", "high", "low", "close", "volume")
     )
     fine = (
         np.isfinite(o)
@@ -578,7 +586,12 @@ def _decide(
     reread: Callable[[set[int]], dict[int, _Candidate]],
 ) -> ParsedFile:
     """Merge the columnar rows and the rows read one by one, then decide duplicates in line order."""
-    schema = pa.schema([pa.field("line", pa.int64()), *[_BAR_FIELDS.field(n) for n in _BAR_FIELDS.names if n != "source_file"]])
+    schema = pa.schema(
+        [
+            pa.field("line", pa.int64()),
+            *[_BAR_FIELDS.field(n) for n in _BAR_FIELDS.names if n != "source_file"],
+        ]
+    )
     tables = [p.select(schema.names).cast(schema) for p in parts if p.num_rows]
     extra = [c for c in doubt if c.bar is not None]
     by_line: dict[int, _Candidate] = {c.line: c for c in extra}
@@ -604,7 +617,13 @@ def _decide(
     for c in doubt:
         if c.bar is None:
             rejected_c.append(
-                (c.line, c.ticker, _rejected_row(c.ticker, interval, source_file, c.line, c.text, c.fields, c.vendor_ts, c.reason))
+                (
+                    c.line,
+                    c.ticker,
+                    _rejected_row(
+                        c.ticker, interval, source_file, c.line, c.text, c.fields, c.vendor_ts, c.reason
+                    ),
+                )
             )
     if allv.num_rows:
         sym = pc.index_in(allv.column("symbol"), value_set=wanted_arr).to_numpy(zero_copy_only=False)
@@ -626,7 +645,13 @@ def _decide(
                 c = by_line.get(ln) or texts[ln]
                 reason = f"duplicate bar: same ticker and window_start as line {int(first)}"
                 rejected_c.append(
-                    (ln, ticker, _rejected_row(ticker, interval, source_file, ln, c.text, c.fields, c.vendor_ts, reason))
+                    (
+                        ln,
+                        ticker,
+                        _rejected_row(
+                            ticker, interval, source_file, ln, c.text, c.fields, c.vendor_ts, reason
+                        ),
+                    )
                 )
             keep = np.ones(order.size, dtype=bool)
             keep[dup_rows] = False
@@ -637,7 +662,8 @@ def _decide(
         rejected[ticker].append(r)
     n = allv.num_rows
     bars = allv.drop_columns(["line"]).append_column(
-        "source_file", pa.repeat(pa.scalar(source_file), n)  # type: ignore[arg-type]
+        "source_file",
+        pa.repeat(pa.scalar(source_file), n),
     )
     return _finish(bars.cast(_BAR_FIELDS), rejected, lines)
 
@@ -687,7 +713,7 @@ def _table(
         cols: dict[str, pa.Array | pa.ChunkedArray] = {}
         for f in dataset.schema:
             if f.name in extra:
-                cols[f.name] = pa.repeat(pa.scalar(extra[f.name], type=f.type), n)  # type: ignore[arg-type]
+                cols[f.name] = pa.repeat(pa.scalar(extra[f.name], type=f.type), n)
             elif f.name in rows.column_names:
                 cols[f.name] = rows.column(f.name).cast(f.type)
             else:
@@ -768,7 +794,9 @@ def _by_period(bars: pa.Table | None, interval: str) -> dict[str, pa.Table]:
     out = {}
     for i in firsts:
         mask = key == key[i]
-        out[bar_period(interval, _EPOCH + dt.timedelta(microseconds=int(us[i])))] = bars.filter(pa.array(mask))
+        out[bar_period(interval, _EPOCH + dt.timedelta(microseconds=int(us[i])))] = bars.filter(
+            pa.array(mask)
+        )
     return out
 
 

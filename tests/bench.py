@@ -370,6 +370,7 @@ def bench_polygon(tmp: Path, tickers: int, minutes: int) -> list[Row]:
     """Polygon end to end from a local S3 (moto) into a lake, all tickers and a 50-ticker filter, against
     DuckDB's read_csv of the same day file and a COPY partitioned by ticker (filtered by `IN` for 50).
     The rate is the day file's rows over the whole run (download, parse, checks, landing, calendar)."""
+    import logging
     import os
 
     import duckdb
@@ -378,8 +379,6 @@ def bench_polygon(tmp: Path, tickers: int, minutes: int) -> list[Row]:
     from lake.config import Settings
     from lake.context import RunContext
     from tests.s3_server import BUCKET, minute_key, running_s3
-
-    import logging
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
     day = dt.date(2024, 7, 2)
@@ -478,7 +477,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true", help="print the rows as JSON")
     ap.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
-    ap.add_argument("--only", default="", help="comma separated: writer,scan,check,features,binance,polygon,env,ppo")
+    ap.add_argument(
+        "--only", default="", help="comma separated: writer,scan,check,features,binance,polygon,env,ppo"
+    )
     args = ap.parse_args(argv)
     only = {s for s in args.only.split(",") if s}
 

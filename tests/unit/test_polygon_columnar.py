@@ -92,13 +92,19 @@ def _same(a: ParsedFile, b: ParsedFile) -> None:
     assert a.table is not None and b.table is not None
     assert a.table.equals(b.table), (a.table.to_pylist(), b.table.to_pylist())
     assert list(a.bars) == list(b.bars)
-    assert {t: list(r) for t, r in a.rejected.items() if r} == {t: list(r) for t, r in b.rejected.items() if r}
+    assert {t: list(r) for t, r in a.rejected.items() if r} == {
+        t: list(r) for t, r in b.rejected.items() if r
+    }
     assert a.lines == b.lines
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(file=day_files(), block=st.sampled_from([64, 300, 8 << 20]), wanted=st.sampled_from([WANTED, ["AAPL"]]))
-def test_columns_and_rows_agree_on_any_file(tmp_path: Path, file: tuple[bytes, str], block: int, wanted: list[str]) -> None:
+@given(
+    file=day_files(), block=st.sampled_from([64, 300, 8 << 20]), wanted=st.sampled_from([WANTED, ["AAPL"]])
+)
+def test_columns_and_rows_agree_on_any_file(
+    tmp_path: Path, file: tuple[bytes, str], block: int, wanted: list[str]
+) -> None:
     data, interval = file
     p = tmp_path / "day.csv.gz"
     p.write_bytes(data)
