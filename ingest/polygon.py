@@ -218,23 +218,18 @@ def _finish(bars: pa.Table, rejected: dict[str, list[dict[str, Any]]], lines: in
     """A ParsedFile from the valid bars in line order (schema _BAR_FIELDS) and the rejected rows."""
     out = ParsedFile(lines=lines, table=bars)
     out.rejected.update({t: rows for t, rows in rejected.items() if rows})
-    if bars.num_rows:
-        order = pc.sort_indices(bars, sort_keys=[("symbol", "ascending")])  # stable: line order kept
-        grouped = bars.take(order)
-        syms = grouped.column("symbol").combine_chunks()
-        runs = pc.run_end_encode(syms)
-        ends = runs.run_ends.to_numpy()
-        values = runs.values.to_pylist()
-        body = grouped.drop_columns(["symbol"])
-        start = 0
-        first_line: dict[str, int] = {}
-        for sym, end in zip(values, ends, strict=True):
-            out.bars[sym] = BarRows(body.slice(start, int(end) - start))
-            first_line[sym] = start
-            start = int(end)
-        # the ticker order of the row-by-row path: first valid bar's line
-        first = {s: int(order[first_line[s]].as_py()) for s in first_line}
-        out.bars = dict(sorted(out.bars.items(), key=lambda kv: first[kv[0]]))
+    n = bars.num_rows
+    if n:
+        # codes in order of first appearance: the tickers come out in the row-by-row path's order
+        enc = pc.dictionary_encode(bars.column("symbol").combine_chunks())
+        codes = enc.indices.to_numpy(zero_copy_only=False)
+        names = enc.dictionary.to_pylist()
+        order = np.argsort(codes, kind="stable")  # by ticker, line order kept within each
+        body = bars.drop_columns(["symbol", "source_file"]).take(pa.array(order))
+        body = body.append_column(bars.schema.field("source_file"), bars.column("source_file").take(pa.array(order)))
+        cuts = [0, *(np.flatnonzero(np.diff(codes[order])) + 1).tolist(), n]
+        for code, (start, end) in enumerate(zip(cuts[:-1], cuts[1:], strict=True)):
+            out.bars[names[code]] = BarRows(body.slice(start, end - start))
     return out
 
 
@@ -523,7 +518,7 @@ def _block(
     g_lines = lines[ok_np]
     ns = pc.cast(good.column("window_start"), pa.int64()).to_numpy()
     o, h, lo, c, v = (
-        pc.cast(good.column(name), pa.float64()).to_numpy()
+        pc.cast(good.column(name), pa.float64()).to_numpy()  # exact: both round to nearest like float()
         for name in ("open", "high", "low", "close", "volume")
     )
     fine = (
@@ -549,6 +544,7 @@ def _block(
         bad_idx = np.sort(np.concatenate([bad_idx, np.flatnonzero(ok_np)[~fine]]))
         good = good.filter(pa.array(fine))
         ns, g_lines = ns[fine], g_lines[fine]
+        o, h, lo, c, v = o[fine], h[fine], lo[fine], c[fine], v[fine]
     if bad_idx.size:
         bad = t.take(pa.array(bad_idx)).to_pylist()
         for i, row in zip(bad_idx, bad, strict=True):
@@ -565,11 +561,11 @@ def _block(
             "symbol": good.column("ticker"),
             "ts": pa.array(ts_us, type=pa.int64()).cast(UTC_TS),
             "available_at": pa.array(avail_us, type=pa.int64()).cast(UTC_TS),
-            "open": pc.cast(good.column("open"), pa.float64()),
-            "high": pc.cast(good.column("high"), pa.float64()),
-            "low": pc.cast(good.column("low"), pa.float64()),
-            "close": pc.cast(good.column("close"), pa.float64()),
-            "volume": pc.cast(good.column("volume"), pa.float64()),
+            "open": pa.array(o, type=pa.float64()),
+            "high": pa.array(h, type=pa.float64()),
+            "low": pa.array(lo, type=pa.float64()),
+            "close": pa.array(c, type=pa.float64()),
+            "volume": pa.array(v, type=pa.float64()),
             "trades": pc.cast(good.column("transactions"), pa.int64()),
         }
     )
@@ -629,10 +625,15 @@ def _decide(
         sym = pc.index_in(allv.column("symbol"), value_set=wanted_arr).to_numpy(zero_copy_only=False)
         ts = allv.column("ts").cast(pa.int64()).to_numpy()
         line = allv.column("line").to_numpy()
-        order = np.lexsort((line, ts, sym))
-        s_sym, s_ts = sym[order], ts[order]
+        by_sym = np.argsort(sym, kind="stable")
+        g_sym, g_ts = sym[by_sym], ts[by_sym]
+        # the usual file: each ticker's bars in time order, so no two share a ts (no second sort needed)
+        rising = bool(np.all((g_sym[1:] != g_sym[:-1]) | (g_ts[1:] > g_ts[:-1])))
+        order = by_sym if rising else np.lexsort((line, ts, sym))
         same = np.zeros(order.size, dtype=bool)
-        same[1:] = (s_sym[1:] == s_sym[:-1]) & (s_ts[1:] == s_ts[:-1])
+        if not rising:
+            s_sym, s_ts = sym[order], ts[order]
+            same[1:] = (s_sym[1:] == s_sym[:-1]) & (s_ts[1:] == s_ts[:-1])
         if same.any():
             starts = np.where(~same, np.arange(order.size), 0)
             first_pos = np.maximum.accumulate(starts)
@@ -814,11 +815,16 @@ def land_file(
     """Write one file's rows for `tickers`, replacing whatever an earlier version of the file left;
     `etfs` (the setting) are stored as asset_class 'etf' besides the built-in list."""
     tickers = list(tickers)
+    periods = _periods_of_day(interval, day)
 
     def one(ticker: str) -> None:
         rows = parsed.bars.get(ticker)
-        by_period = _by_period(rows.table if rows is not None else None, interval)
-        for period in sorted(_periods_of_day(interval, day) | set(by_period)):
+        table = rows.table if rows is not None else None
+        if len(periods) == 1 and table is not None:
+            by_period = {next(iter(periods)): table}  # every valid bar is on the file's day
+        else:
+            by_period = _by_period(table, interval)
+        for period in sorted(periods | set(by_period)):
             part = {"source": SOURCE, "interval": interval, "symbol": ticker, "period": period}
             bars = by_period.get(period)
             table = _table(
