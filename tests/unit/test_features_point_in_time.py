@@ -237,7 +237,9 @@ def test_changing_rows_after_t_changes_nothing_at_or_before_t(case: dict[str, An
     tail_volumes = [case["new_volumes"][i - cut - 1] for i in keep]
     b_closes = case["closes"][: cut + 1] + tail_closes
     b_volumes = case["volumes"][: cut + 1] + tail_volumes
-    s = Settings(session=case["session"], news_time=case["news_time"])
+    # no news age limit here: the generated bars may lie days after the articles, and this test is about
+    # truncation (the limit itself: test_news_context_freshness.py)
+    s = Settings(session=case["session"], news_time=case["news_time"], max_news_age_minutes=10**8)
     with tempfile.TemporaryDirectory() as tmp:
         root_a, root_b = Path(tmp) / "a", Path(tmp) / "b"
         source = "binance" if asset == "crypto" else "polygon"
