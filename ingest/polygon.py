@@ -226,7 +226,9 @@ def _finish(bars: pa.Table, rejected: dict[str, list[dict[str, Any]]], lines: in
         names = enc.dictionary.to_pylist()
         order = np.argsort(codes, kind="stable")  # by ticker, line order kept within each
         body = bars.drop_columns(["symbol", "source_file"]).take(pa.array(order))
-        body = body.append_column(bars.schema.field("source_file"), bars.column("source_file").take(pa.array(order)))
+        body = body.append_column(
+            bars.schema.field("source_file"), bars.column("source_file").take(pa.array(order))
+        )
         cuts = [0, *(np.flatnonzero(np.diff(codes[order])) + 1).tolist(), n]
         for code, (start, end) in enumerate(zip(cuts[:-1], cuts[1:], strict=True)):
             out.bars[names[code]] = BarRows(body.slice(start, end - start))
