@@ -17,13 +17,16 @@ import json
 import re
 import zlib
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 from ingest import s3
 from ingest.common import (
@@ -38,7 +41,7 @@ from ingest.common import (
     progress_bar,
 )
 from ingest.sessions import land
-from ingest.stamping import StampError, asset_class, new_york_day, session, stamp_daily
+from ingest.stamping import NEW_YORK, StampError, asset_class, new_york_day, session, stamp_daily
 from lake.errors import MarketlakeError
 from lake.schemas import BARS, BARS_REJECTED, UTC_TS, Dataset
 from lake.writer import MANIFEST_FILE, LakeWriter, atomic_write_bytes, partition_dir, read_partition
@@ -71,15 +74,6 @@ def object_key(interval: str, day: dt.date) -> str:
 
 
 # --- parsing ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class ParsedFile:
-    """What one day file holds for the wanted tickers: valid bars and rejected rows, by ticker."""
-
-    bars: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
-    rejected: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
-    lines: int = 0
 
 
 def _ns_to_datetime(ns: int) -> dt.datetime:
@@ -165,57 +159,516 @@ def _parse_row(
     return bar, None, vendor_ts
 
 
+@dataclass
+class ParsedFile:
+    """What one day file holds for the wanted tickers: valid bars and rejected rows, by ticker.
+
+    `table` holds every valid bar in line order (a `symbol` column and BARS' columns but asset_class);
+    `bars[ticker]` is that ticker's slice of it, read as a sequence of row dicts."""
+
+    bars: dict[str, BarRows] = field(default_factory=dict)
+    rejected: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    lines: int = 0
+    table: pa.Table | None = None
+
+
+_BAR_FIELDS = pa.schema(
+    [
+        pa.field("symbol", pa.string()),
+        pa.field("ts", UTC_TS),
+        pa.field("available_at", UTC_TS),
+        pa.field("open", pa.float64()),
+        pa.field("high", pa.float64()),
+        pa.field("low", pa.float64()),
+        pa.field("close", pa.float64()),
+        pa.field("volume", pa.float64()),
+        pa.field("trades", pa.int64()),
+        pa.field("source_file", pa.string()),
+    ]
+)
+
+
+class BarRows(Sequence[dict[str, Any]]):
+    """One ticker's valid bars: an Arrow table, read as a sequence of row dicts (ts, available_at, open,
+    high, low, close, volume, trades, source_file)."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+
+    def __len__(self) -> int:
+        return int(self.table.num_rows)
+
+    @overload
+    def __getitem__(self, i: int) -> dict[str, Any]: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[dict[str, Any]]: ...
+    def __getitem__(self, i: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(i, slice):
+            return self.table.to_pylist()[i]
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(i)
+        return dict(self.table.slice(i % n, 1).to_pylist()[0])
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.table.to_pylist())
+
+
+def _finish(bars: pa.Table, rejected: dict[str, list[dict[str, Any]]], lines: int) -> ParsedFile:
+    """A ParsedFile from the valid bars in line order (schema _BAR_FIELDS) and the rejected rows."""
+    out = ParsedFile(lines=lines, table=bars)
+    out.rejected.update({t: rows for t, rows in rejected.items() if rows})
+    n = bars.num_rows
+    if n:
+        # codes in order of first appearance: the tickers come out in the row-by-row path's order
+        enc = pc.dictionary_encode(bars.column("symbol").combine_chunks())
+        codes = enc.indices.to_numpy(zero_copy_only=False)
+        names = enc.dictionary.to_pylist()
+        order = np.argsort(codes, kind="stable")  # by ticker, line order kept within each
+        body = bars.drop_columns(["symbol", "source_file"]).take(pa.array(order))
+        body = body.append_column(
+            bars.schema.field("source_file"), bars.column("source_file").take(pa.array(order))
+        )
+        cuts = [0, *(np.flatnonzero(np.diff(codes[order])) + 1).tolist(), n]
+        for code, (start, end) in enumerate(zip(cuts[:-1], cuts[1:], strict=True)):
+            out.bars[names[code]] = BarRows(body.slice(start, end - start))
+    return out
+
+
+def _read_header(f: Any, source_file: str) -> None:
+    first = f.readline()
+    header = first.removeprefix(b"\xef\xbb\xbf").rstrip(b"\r\n").decode("utf-8", "replace")
+    if tuple(h.strip() for h in header.split(",")) != HEADER:
+        raise PolygonFileError(
+            f"polygon: {source_file}: unexpected header {header[:200]!r}, expected {','.join(HEADER)!r}"
+        )
+
+
 def parse_day_file(
     path: Path, *, source_file: str, day: dt.date, interval: str, tickers: Iterable[str]
 ) -> ParsedFile:
-    """Stream a gzip CSV day file and keep only the lines of `tickers`.
+    """Read a gzip CSV day file and keep only the lines of `tickers`.
 
-    Raises PolygonFileError (naming the file) if the gzip is truncated or corrupt, or the header is not
-    exactly the documented one. CRLF or LF endings and a missing final newline are all fine.
-    """
+    The file is read in blocks of complete lines and each block checked column by column (Arrow's CSV
+    reader, numpy), every check of `_parse_row` on whole columns; only the rows that fail a check (or
+    that the columnar reader cannot take as they are) go through `_parse_row`, which names their reason.
+    Duplicates are decided in line order, as row by row. Raises PolygonFileError (naming the file) if the
+    gzip is truncated or corrupt, or the header is not exactly the documented one. CRLF or LF endings and
+    a missing final newline are all fine."""
     wanted = set(tickers)
-    prefixes = tuple(f"{t},".encode() for t in sorted(wanted))
-    out = ParsedFile()
-    seen: dict[tuple[str, dt.datetime], int] = {}
     try:
         with gzip.open(path, "rb") as f:
-            first = f.readline()
-            header = first.removeprefix(b"\xef\xbb\xbf").rstrip(b"\r\n").decode("utf-8", "replace")
-            if tuple(h.strip() for h in header.split(",")) != HEADER:
-                raise PolygonFileError(
-                    f"polygon: {source_file}: unexpected header {header[:200]!r}, expected {','.join(HEADER)!r}"
-                )
-            line_no = 1
-            for raw in f:
-                line_no += 1
-                if not raw.startswith(prefixes):
-                    continue
-                text = raw.rstrip(b"\r\n").decode("utf-8", "replace")
-                fields = next(csv.reader([text]))
-                ticker = fields[0]
-                if ticker not in wanted:
-                    continue
-                bar, reason, vendor_ts = _parse_row(fields, interval, day, source_file)
-                if bar is not None:
-                    key = (ticker, bar["ts"])
-                    if key in seen:
-                        bar, reason = None, f"duplicate bar: same ticker and window_start as line {seen[key]}"
-                    else:
-                        seen[key] = line_no
-                if bar is not None:
-                    out.bars[ticker].append(bar)
-                else:
-                    out.rejected[ticker].append(
-                        _rejected_row(ticker, interval, source_file, line_no, text, fields, vendor_ts, reason)
-                    )
-            out.lines = line_no
+            _read_header(f, source_file)
+            if any(not t or t != t.strip() or '"' in t or "," in t for t in wanted):
+                return _rows_of(f, source_file=source_file, day=day, interval=interval, wanted=wanted)
+            return _columns_of(f, path, source_file=source_file, day=day, interval=interval, wanted=wanted)
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise PolygonFileError(
             f"polygon: {source_file}: truncated or corrupt gzip ({exc}); nothing of this file landed"
         ) from exc
     except OSError as exc:
         raise PolygonFileError(f"polygon: {source_file}: cannot read the cached file: {exc}") from exc
-    return out
+
+
+def parse_day_file_rows(
+    path: Path, *, source_file: str, day: dt.date, interval: str, tickers: Iterable[str]
+) -> ParsedFile:
+    """`parse_day_file` line by line, every row through `_parse_row`: the reference the columnar path is
+    tested against, and its fallback."""
+    wanted = set(tickers)
+    try:
+        with gzip.open(path, "rb") as f:
+            _read_header(f, source_file)
+            return _rows_of(f, source_file=source_file, day=day, interval=interval, wanted=wanted)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise PolygonFileError(
+            f"polygon: {source_file}: truncated or corrupt gzip ({exc}); nothing of this file landed"
+        ) from exc
+    except OSError as exc:
+        raise PolygonFileError(f"polygon: {source_file}: cannot read the cached file: {exc}") from exc
+
+
+@dataclass
+class _Candidate:
+    """A wanted ticker's row read by `_parse_row`: a bar (duplicates not decided yet) or a rejection."""
+
+    line: int
+    ticker: str
+    text: str
+    fields: list[str]
+    bar: dict[str, Any] | None
+    reason: str | None
+    vendor_ts: dt.datetime | None
+
+
+def _candidate(
+    line_no: int,
+    raw: bytes,
+    prefixes: tuple[bytes, ...],
+    wanted: set[str],
+    interval: str,
+    day: dt.date,
+    source_file: str,
+) -> _Candidate | None:
+    """One line as the row-by-row path reads it; None if it is not a wanted ticker's line."""
+    if not raw.startswith(prefixes):
+        return None
+    text = raw.rstrip(b"\r\n").decode("utf-8", "replace")
+    fields = next(csv.reader([text]))
+    ticker = fields[0]
+    if ticker not in wanted:
+        return None
+    bar, reason, vendor_ts = _parse_row(fields, interval, day, source_file)
+    return _Candidate(line_no, ticker, text, fields, bar, reason, vendor_ts)
+
+
+def _prefixes(wanted: set[str]) -> tuple[bytes, ...]:
+    return tuple(f"{t},".encode() for t in sorted(wanted))
+
+
+def _rows_of(f: Any, *, source_file: str, day: dt.date, interval: str, wanted: set[str]) -> ParsedFile:
+    """The row-by-row path, from the line after the header."""
+    prefixes = _prefixes(wanted)
+    seen: dict[tuple[str, dt.datetime], int] = {}
+    bars: list[dict[str, Any]] = []
+    rejected: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    line_no = 1
+    for raw in f:
+        line_no += 1
+        c = _candidate(line_no, raw, prefixes, wanted, interval, day, source_file)
+        if c is None:
+            continue
+        bar, reason = c.bar, c.reason
+        if bar is not None:
+            key = (c.ticker, bar["ts"])
+            if key in seen:
+                bar, reason = None, f"duplicate bar: same ticker and window_start as line {seen[key]}"
+            else:
+                seen[key] = line_no
+        if bar is not None:
+            bars.append({"symbol": c.ticker, **bar})
+        else:
+            rejected[c.ticker].append(
+                _rejected_row(c.ticker, interval, source_file, line_no, c.text, c.fields, c.vendor_ts, reason)
+            )
+    return _finish(_bars_table(bars), rejected, line_no)
+
+
+def _bars_table(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
+    return pa.table(
+        {f.name: pa.array([r[f.name] for r in rows], type=f.type) for f in _BAR_FIELDS}, schema=_BAR_FIELDS
+    )
+
+
+BLOCK_BYTES = 8 << 20
+"""Uncompressed bytes read and checked at once by the columnar path (memory stays a few blocks)."""
+
+_DECIMAL = r"^(?:[0-9]+\.?[0-9]*|\.[0-9]+)$"
+_MAX_NS = "9223372036854775807"
+
+
+@dataclass
+class _DayRule:
+    """What a valid row's window_start must be for this file (New York day bounds, stamps of a daily bar)."""
+
+    interval: str
+    day: dt.date
+    lo_ns: int
+    hi_ns: int
+    daily: tuple[int, int] | None  # (ts, available_at) in microseconds for a daily bar; None for minutes
+    usable: bool  # False: no row can be decided by columns (the day is not a session, or off calendar)
+
+    @classmethod
+    def of(cls, interval: str, day: dt.date) -> _DayRule:
+        start = dt.datetime.combine(day, dt.time(0), NEW_YORK)
+        end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), NEW_YORK)
+        lo, hi = _ns_of(start), _ns_of(end)
+        if interval != "1d":
+            return cls(interval, day, lo, hi, None, True)
+        try:
+            ts, available_at = stamp_daily(day, start.astimezone(dt.UTC) + dt.timedelta(hours=12))
+        except StampError:
+            return cls(interval, day, lo, hi, None, False)
+        return cls(interval, day, lo, hi, (_ns_of(ts) // 1000, _ns_of(available_at) // 1000), True)
+
+
+def _ns_of(instant: dt.datetime) -> int:
+    d = instant - _EPOCH
+    return (d.days * 86_400 + d.seconds) * 1_000_000_000 + d.microseconds * 1000
+
+
+def _columns_of(
+    f: Any, path: Path, *, source_file: str, day: dt.date, interval: str, wanted: set[str]
+) -> ParsedFile:
+    """The columnar path, from the line after the header."""
+    rule = _DayRule.of(interval, day)
+    prefixes = _prefixes(wanted)
+    wanted_arr = pa.array(sorted(wanted), type=pa.string())
+    parts: list[pa.Table] = []
+    doubt: list[_Candidate] = []
+    line_no = 1  # lines read so far (the header is line 1)
+    rest = b""
+    while True:
+        block = f.read(BLOCK_BYTES)
+        if block:
+            data = rest + block
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                rest = data
+                continue
+            rest, data = data[cut + 1 :], data[: cut + 1]
+        else:
+            data, rest = rest, b""
+            if not data:
+                break
+        n_lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+        got = _block(data, n_lines, line_no + 1, wanted_arr, rule)
+        if got is None:  # the columnar reader cannot count this block's lines exactly: row by row
+            for i, raw in enumerate(data.split(b"\n")[:n_lines]):
+                c = _candidate(line_no + 1 + i, raw, prefixes, wanted, interval, day, source_file)
+                if c is not None:
+                    doubt.append(c)
+        else:
+            table, doubtful = got
+            parts.append(table)
+            for number, raw_bytes in doubtful:
+                c = _candidate(number, raw_bytes, prefixes, wanted, interval, day, source_file)
+                if c is not None:
+                    doubt.append(c)
+        line_no += n_lines
+        if not block:
+            break
+
+    def reread(numbers: set[int]) -> dict[int, _Candidate]:
+        """The lines `numbers` read again as the row-by-row path reads them (duplicates found by
+        columns: their reason quotes their text, which the columns no longer hold)."""
+        found: dict[int, _Candidate] = {}
+        with gzip.open(path, "rb") as again:
+            for number, raw in enumerate(again, start=1):
+                if number in numbers:
+                    c = _candidate(number, raw, prefixes, wanted, interval, day, source_file)
+                    if c is not None:
+                        found[number] = c
+        return found
+
+    return _decide(parts, doubt, wanted_arr, line_no, interval, source_file, reread)
+
+
+_COLUMN_TYPES = {name: pa.string() for name in HEADER}
+
+
+def _block(
+    data: bytes, n_lines: int, first_line: int, wanted_arr: pa.Array, rule: _DayRule
+) -> tuple[pa.Table, list[tuple[int, bytes]]] | None:
+    """One block of whole lines checked by columns: (the wanted tickers' valid rows with their line,
+    [(line, raw) of the wanted tickers' rows some check refused or doubts]), or None if the block's lines
+    cannot be counted exactly by the columnar reader (a lone CR, an empty line, bad UTF-8...)."""
+    if data.count(b"\r") != data.count(b"\r\n"):
+        return None
+    invalid: list[tuple[int | None, str]] = []
+
+    def handler(row: Any) -> str:
+        invalid.append((row.number, row.text))
+        return "skip"
+
+    try:
+        t = pacsv.read_csv(
+            pa.py_buffer(data),
+            read_options=pacsv.ReadOptions(column_names=list(HEADER), use_threads=False, block_size=1 << 26),
+            parse_options=pacsv.ParseOptions(
+                quote_char=False,
+                newlines_in_values=False,
+                ignore_empty_lines=False,
+                invalid_row_handler=handler,
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types=_COLUMN_TYPES,
+                null_values=[],
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    if t.num_rows + len(invalid) != n_lines or any(num is None for num, _ in invalid):
+        return None
+    doubtful = [(first_line + int(num) - 1, text.encode()) for num, text in invalid]  # type: ignore[arg-type]
+    lines = np.arange(first_line, first_line + n_lines, dtype=np.int64)
+    if invalid:
+        keep = np.ones(n_lines, dtype=bool)
+        keep[[int(num) - 1 for num, _ in invalid]] = False  # type: ignore[arg-type]
+        lines = lines[keep]
+    mine = pc.is_in(t.column("ticker"), value_set=wanted_arr)
+    if not pc.all(mine).as_py():
+        mask = mine.to_numpy(zero_copy_only=False)
+        t = t.filter(mine)
+        lines = lines[mask]
+    ws = t.column("window_start")
+    ok = pc.and_(pc.equal(pc.binary_length(ws), 19), pc.ascii_is_decimal(ws))
+    ok = pc.and_(ok, pc.less_equal(ws, _MAX_NS))
+    for name in ("open", "high", "low", "close", "volume"):
+        col = t.column(name)
+        ok = pc.and_(ok, pc.match_substring_regex(col, _DECIMAL))
+        ok = pc.and_(ok, pc.less_equal(pc.binary_length(col), 300))
+    n = t.column("transactions")
+    ok = pc.and_(ok, pc.and_(pc.ascii_is_decimal(n), pc.less_equal(pc.binary_length(n), 18)))
+    ok = pc.and_(ok, pc.greater(pc.binary_length(n), 0))
+    if not rule.usable:
+        ok = pc.and_(ok, pa.scalar(False))
+    ok_np = ok.to_numpy(zero_copy_only=False)
+    good = t.filter(ok)
+    g_lines = lines[ok_np]
+    ns = pc.cast(good.column("window_start"), pa.int64()).to_numpy()
+    o, h, lo, c, v = (
+        pc.cast(good.column(name), pa.float64()).to_numpy()  # exact: both round to nearest like float()
+        for name in ("open", "high", "low", "close", "volume")
+    )
+    fine = (
+        np.isfinite(o)
+        & np.isfinite(h)
+        & np.isfinite(lo)
+        & np.isfinite(c)
+        & np.isfinite(v)
+        & (o > 0)
+        & (h > 0)
+        & (lo > 0)
+        & (c > 0)
+        & (h >= lo)
+        & (h >= np.maximum(o, c))
+        & (lo <= np.minimum(o, c))
+        & (ns >= rule.lo_ns)
+        & (ns < rule.hi_ns)
+    )
+    if rule.daily is None:
+        fine &= ns % _NS_PER_MINUTE == 0
+    bad_idx = np.flatnonzero(~ok_np)
+    if not fine.all():
+        bad_idx = np.sort(np.concatenate([bad_idx, np.flatnonzero(ok_np)[~fine]]))
+        good = good.filter(pa.array(fine))
+        ns, g_lines = ns[fine], g_lines[fine]
+        o, h, lo, c, v = o[fine], h[fine], lo[fine], c[fine], v[fine]
+    if bad_idx.size:
+        bad = t.take(pa.array(bad_idx)).to_pylist()
+        for i, row in zip(bad_idx, bad, strict=True):
+            doubtful.append((int(lines[i]), ",".join(row[k] for k in HEADER).encode()))
+    if rule.daily is None:
+        ts_us = ns // 1000
+        avail_us = ts_us + _NS_PER_MINUTE // 1000
+    else:
+        ts_us = np.full(ns.size, rule.daily[0], dtype=np.int64)
+        avail_us = np.full(ns.size, rule.daily[1], dtype=np.int64)
+    out = pa.table(
+        {
+            "line": pa.array(g_lines, type=pa.int64()),
+            "symbol": good.column("ticker"),
+            "ts": pa.array(ts_us, type=pa.int64()).cast(UTC_TS),
+            "available_at": pa.array(avail_us, type=pa.int64()).cast(UTC_TS),
+            "open": pa.array(o, type=pa.float64()),
+            "high": pa.array(h, type=pa.float64()),
+            "low": pa.array(lo, type=pa.float64()),
+            "close": pa.array(c, type=pa.float64()),
+            "volume": pa.array(v, type=pa.float64()),
+            "trades": pc.cast(good.column("transactions"), pa.int64()),
+        }
+    )
+    return out, doubtful
+
+
+def _decide(
+    parts: list[pa.Table],
+    doubt: list[_Candidate],
+    wanted_arr: pa.Array,
+    lines: int,
+    interval: str,
+    source_file: str,
+    reread: Callable[[set[int]], dict[int, _Candidate]],
+) -> ParsedFile:
+    """Merge the columnar rows and the rows read one by one, then decide duplicates in line order."""
+    schema = pa.schema(
+        [
+            pa.field("line", pa.int64()),
+            *[_BAR_FIELDS.field(n) for n in _BAR_FIELDS.names if n != "source_file"],
+        ]
+    )
+    tables = [p.select(schema.names).cast(schema) for p in parts if p.num_rows]
+    extra = [c for c in doubt if c.bar is not None]
+    by_line: dict[int, _Candidate] = {c.line: c for c in extra}
+    if extra:
+        tables.append(
+            pa.table(
+                {
+                    "line": pa.array([c.line for c in extra], type=pa.int64()),
+                    "symbol": pa.array([c.ticker for c in extra], type=pa.string()),
+                    **{
+                        k: pa.array([c.bar[k] for c in extra], type=schema.field(k).type)  # type: ignore[index]
+                        for k in ("ts", "available_at", "open", "high", "low", "close", "volume", "trades")
+                    },
+                },
+                schema=schema,
+            )
+        )
+    allv = pa.concat_tables(tables) if tables else schema.empty_table()
+    if extra:
+        allv = allv.take(pc.sort_indices(allv, sort_keys=[("line", "ascending")]))
+    allv = allv.combine_chunks()
+    rejected_c: list[tuple[int, str, dict[str, Any]]] = []
+    for c in doubt:
+        if c.bar is None:
+            rejected_c.append(
+                (
+                    c.line,
+                    c.ticker,
+                    _rejected_row(
+                        c.ticker, interval, source_file, c.line, c.text, c.fields, c.vendor_ts, c.reason
+                    ),
+                )
+            )
+    if allv.num_rows:
+        sym = pc.index_in(allv.column("symbol"), value_set=wanted_arr).to_numpy(zero_copy_only=False)
+        ts = allv.column("ts").cast(pa.int64()).to_numpy()
+        line = allv.column("line").to_numpy()
+        by_sym = np.argsort(sym, kind="stable")
+        g_sym, g_ts = sym[by_sym], ts[by_sym]
+        # the usual file: each ticker's bars in time order, so no two share a ts (no second sort needed)
+        rising = bool(np.all((g_sym[1:] != g_sym[:-1]) | (g_ts[1:] > g_ts[:-1])))
+        order = by_sym if rising else np.lexsort((line, ts, sym))
+        same = np.zeros(order.size, dtype=bool)
+        if not rising:
+            s_sym, s_ts = sym[order], ts[order]
+            same[1:] = (s_sym[1:] == s_sym[:-1]) & (s_ts[1:] == s_ts[:-1])
+        if same.any():
+            starts = np.where(~same, np.arange(order.size), 0)
+            first_pos = np.maximum.accumulate(starts)
+            dup_rows = order[same]
+            first_lines = line[order[first_pos[same]]]
+            dups = allv.select(["symbol", "line"]).take(pa.array(dup_rows)).to_pylist()
+            texts = reread({int(r["line"]) for r in dups if int(r["line"]) not in by_line})
+            for row, first in zip(dups, first_lines, strict=True):
+                ticker, ln = row["symbol"], int(row["line"])
+                c = by_line.get(ln) or texts[ln]
+                reason = f"duplicate bar: same ticker and window_start as line {int(first)}"
+                rejected_c.append(
+                    (
+                        ln,
+                        ticker,
+                        _rejected_row(
+                            ticker, interval, source_file, ln, c.text, c.fields, c.vendor_ts, reason
+                        ),
+                    )
+                )
+            keep = np.ones(order.size, dtype=bool)
+            keep[dup_rows] = False
+            allv = allv.filter(pa.array(keep))
+    rejected_c.sort(key=lambda x: x[0])
+    rejected: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for _, ticker, r in rejected_c:
+        rejected[ticker].append(r)
+    n = allv.num_rows
+    bars = allv.drop_columns(["line"]).append_column(
+        "source_file",
+        pa.repeat(pa.scalar(source_file), n),
+    )
+    return _finish(bars.cast(_BAR_FIELDS), rejected, lines)
 
 
 def _rejected_row(
@@ -251,8 +704,25 @@ def _rejected_row(
 # --- writing ---------------------------------------------------------------------------------------------
 
 
-def _table(dataset: Dataset, rows: Sequence[Mapping[str, Any]], extra: Mapping[str, Any]) -> pa.Table:
-    cols: dict[str, pa.Array] = {}
+def _table(
+    dataset: Dataset, rows: Sequence[Mapping[str, Any]] | pa.Table, extra: Mapping[str, Any]
+) -> pa.Table:
+    """A table of `dataset`'s columns from row dicts or from a table (BarRows: its table), with the
+    columns of `extra` set to one value."""
+    if isinstance(rows, BarRows):
+        rows = rows.table
+    if isinstance(rows, pa.Table):
+        n = rows.num_rows
+        cols: dict[str, pa.Array | pa.ChunkedArray] = {}
+        for f in dataset.schema:
+            if f.name in extra:
+                cols[f.name] = pa.repeat(pa.scalar(extra[f.name], type=f.type), n)
+            elif f.name in rows.column_names:
+                cols[f.name] = rows.column(f.name).cast(f.type)
+            else:
+                cols[f.name] = pa.nulls(n, type=f.type)
+        return pa.table(cols)
+    cols = {}
     for f in dataset.schema:
         values = [extra[f.name] if f.name in extra else r.get(f.name) for r in rows]
         cols[f.name] = pa.array(values, type=UTC_TS if f.type == UTC_TS else f.type)
@@ -289,11 +759,11 @@ def _replace_file_rows(
     parts = []
     if target.exists():
         existing = read_partition(target, dataset)
-        drop = [sf == source_file for sf in existing.column("source_file").to_pylist()]
+        keep = pc.fill_null(pc.not_equal(existing.column("source_file"), source_file), True)
         if only_symbols is not None:
-            syms = existing.column("symbol").to_pylist()
-            drop = [d and s in only_symbols for d, s in zip(drop, syms, strict=True)]
-        parts.append(existing.filter(pa.array([not d for d in drop], type=pa.bool_())))
+            others = pc.invert(pc.is_in(existing.column("symbol"), value_set=pa.array(sorted(only_symbols))))
+            keep = pc.or_(keep, others)
+        parts.append(existing.filter(keep))
     elif incoming.num_rows == 0:
         return False
     parts.append(incoming.select(dataset.schema.names).cast(dataset.schema))
@@ -310,6 +780,29 @@ def _periods_of_day(interval: str, day: dt.date) -> set[str]:
     return {bar_period(interval, noon), bar_period(interval, noon + dt.timedelta(days=1))}
 
 
+LAND_THREADS = 16
+"""Partitions of one day file written at once (each its own folder; threads overlap the fsyncs)."""
+
+
+def _by_period(bars: pa.Table | None, interval: str) -> dict[str, pa.Table]:
+    """One ticker's bars split by `period` partition (bar_period of each ts), row order kept."""
+    if bars is None or bars.num_rows == 0:
+        return {}
+    us = bars.column("ts").cast(pa.int64()).to_numpy()
+    unit = "datetime64[Y]" if interval_delta(interval) >= dt.timedelta(days=1) else "datetime64[M]"
+    key = us.astype("datetime64[us]").astype(unit)
+    firsts = np.unique(key, return_index=True)[1]
+    if firsts.size == 1:
+        return {bar_period(interval, _EPOCH + dt.timedelta(microseconds=int(us[0]))): bars}
+    out = {}
+    for i in firsts:
+        mask = key == key[i]
+        out[bar_period(interval, _EPOCH + dt.timedelta(microseconds=int(us[i])))] = bars.filter(
+            pa.array(mask)
+        )
+    return out
+
+
 def land_file(
     w: LakeWriter,
     parsed: ParsedFile,
@@ -324,14 +817,40 @@ def land_file(
     """Write one file's rows for `tickers`, replacing whatever an earlier version of the file left;
     `etfs` (the setting) are stored as asset_class 'etf' besides the built-in list."""
     tickers = list(tickers)
-    for ticker in tickers:
-        by_period: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for bar in parsed.bars.get(ticker, []):
-            by_period[bar_period(interval, bar["ts"])].append(bar)
-        for period in sorted(_periods_of_day(interval, day) | set(by_period)):
+    periods = _periods_of_day(interval, day)
+
+    def one(ticker: str) -> None:
+        rows = parsed.bars.get(ticker)
+        table = rows.table if rows is not None else None
+        if len(periods) == 1 and table is not None:
+            by_period = {next(iter(periods)): table}  # every valid bar is on the file's day
+        else:
+            by_period = _by_period(table, interval)
+        for period in sorted(periods | set(by_period)):
             part = {"source": SOURCE, "interval": interval, "symbol": ticker, "period": period}
-            table = _table(BARS, by_period.get(period, []), {"asset_class": asset_class(ticker, etfs)})
+            bars = by_period.get(period)
+            table = _table(
+                BARS,
+                bars if bars is not None else _BAR_FIELDS.empty_table(),
+                {"asset_class": asset_class(ticker, etfs)},
+            )
             _replace_file_rows(w, BARS, part, source_file, table, the_input)
+
+    if len(tickers) < 4 or LAND_THREADS == 1:
+        for ticker in tickers:
+            one(ticker)
+    else:
+        # one partition per (ticker, period), each its own files: written LAND_THREADS at a time, so that
+        # the writer's fsyncs (most of a many-ticker day's landing) overlap; the first error stops the rest
+        with ThreadPoolExecutor(LAND_THREADS) as pool:
+            futures = [pool.submit(one, t) for t in tickers]
+            try:
+                for f in futures:
+                    f.result()
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise
     rejected = [r for t in tickers for r in parsed.rejected.get(t, [])]
     period = bar_period(interval, dt.datetime.combine(day, dt.time(12), dt.UTC))
     table = _table(BARS_REJECTED, rejected, {})

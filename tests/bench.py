@@ -437,6 +437,103 @@ def bench_binance(tmp: Path, symbols: int) -> list[Row]:
     ]
 
 
+def _polygon_day(tickers: int, minutes: int, day: dt.date) -> bytes:
+    """A Polygon minute day file in the vendor's exact format (header, close before high and low, epoch
+    nanoseconds, CRLF, no final newline), gzip: `tickers` x `minutes` bars from 09:30 New York on."""
+    import gzip
+
+    from ingest.stamping import NEW_YORK
+
+    rng = np.random.default_rng(2)
+    t0 = dt.datetime.combine(day, dt.time(9, 30), NEW_YORK).astimezone(dt.UTC)
+    ns0 = int(t0.timestamp()) * 1_000_000_000
+    lines = ["ticker,volume,open,close,high,low,window_start,transactions"]
+    for m in range(minutes):  # the vendor's order: by minute, then ticker
+        ws = ns0 + m * 60_000_000_000
+        closes = 10 + 90 * rng.random(tickers)
+        opens = closes * (1 + rng.normal(0, 1e-3, tickers))
+        highs = np.maximum(opens, closes) * 1.0005
+        lows = np.minimum(opens, closes) * 0.9995
+        vols = rng.integers(100, 100_000, tickers)
+        trades = rng.integers(1, 500, tickers)
+        for t in range(tickers):
+            lines.append(
+                f"T{t:04d},{vols[t]},{opens[t]:.4f},{closes[t]:.4f},{highs[t]:.4f},{lows[t]:.4f},{ws},{trades[t]}"
+            )
+    return gzip.compress("\r\n".join(lines).encode(), compresslevel=6, mtime=0)
+
+
+def bench_polygon(tmp: Path, tickers: int, minutes: int) -> list[Row]:
+    """Polygon end to end from a local S3 (moto) into a lake, all tickers and a 50-ticker filter, against
+    DuckDB's read_csv of the same day file and a COPY partitioned by ticker (filtered by `IN` for 50).
+    The rate is the day file's rows over the whole run (download, parse, checks, landing, calendar)."""
+    import logging
+    import os
+
+    import duckdb
+
+    from ingest import polygon
+    from lake.config import Settings
+    from lake.context import RunContext
+    from tests.s3_server import BUCKET, minute_key, running_s3
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
+    day = dt.date(2024, 7, 2)
+    body = _polygon_day(tickers, minutes, day)
+    raw = tmp / "polygon-day.csv.gz"
+    raw.write_bytes(body)
+    names = [f"T{t:04d}" for t in range(tickers)]
+    fifty = names[:: max(1, tickers // 50)][:50]
+    total = tickers * minutes
+    rows = []
+    with running_s3() as server:
+        server.client().create_bucket(Bucket=BUCKET)
+        server.client().put_object(Bucket=BUCKET, Key=minute_key(day), Body=body)
+        os.environ["POLYGON_S3_ENDPOINT"] = server.endpoint
+        os.environ["POLYGON_S3_ACCESS_KEY"] = "test-access"
+        os.environ["POLYGON_S3_SECRET_KEY"] = "test-secret"
+        for label, wanted in (("all tickers", names), ("50-ticker filter", fifty)):
+            root = tmp / f"polygon-lake-{len(wanted)}"
+            ctx = RunContext(root=root, settings=Settings(), quiet=True)
+            t = time.perf_counter()
+            summary = polygon.run(ctx, wanted, "1m", day, day, today=day + dt.timedelta(days=5))
+            ours = time.perf_counter() - t
+            if not summary.ok:
+                raise SystemExit(f"polygon bench failed: {summary.errors}")
+            landed = sum(s.rows_landed for s in summary.symbols.values())
+            if landed != len(wanted) * minutes:
+                raise SystemExit(f"polygon bench: {landed} rows landed, expected {len(wanted) * minutes}")
+
+            def ref(wanted: list[str] = wanted) -> None:
+                con = duckdb.connect()
+                out = str(tmp / f"ref-polygon-{len(wanted)}").replace("'", "''")
+                where = "" if len(wanted) == len(names) else " WHERE ticker IN (SELECT unnest(?))"
+                con.execute(
+                    "COPY (SELECT * FROM read_csv(?, header = true)"
+                    + where
+                    + ") TO '"
+                    + out
+                    + "' (FORMAT parquet, PARTITION_BY (ticker), OVERWRITE_OR_IGNORE)",
+                    [str(raw)] + ([wanted] if where else []),
+                )
+
+            r = best_of(ref, 1)
+            n = len(wanted) * minutes
+            rate = total / ours
+            target = "ratio <= 2x and >= 500,000 file rows/s"
+            rows.append(
+                Row(
+                    f"Polygon ingest, one minute day file of {total:,} rows, {label} ({n:,} rows landed)",
+                    f"{ours:.1f} s ({rate:,.0f} file rows/s)",
+                    f"read_csv + COPY {r:.2f} s",
+                    ours / r,
+                    target,
+                    ours / r <= 2 and rate >= 500_000,
+                )
+            )
+    return rows
+
+
 def _optional(module: str) -> list[Row]:
     """Rows of a benchmark module that has a `rows() -> list[Row]` (the env and PPO benchmarks; their Row is
     tests.bench.Row, a different class from this module's when it runs as __main__)."""
@@ -478,7 +575,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true", help="print the rows as JSON")
     ap.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
-    ap.add_argument("--only", default="", help="comma separated: writer,scan,check,features,binance,env,ppo")
+    ap.add_argument(
+        "--only", default="", help="comma separated: writer,scan,check,features,binance,polygon,env,ppo"
+    )
     args = ap.parse_args(argv)
     only = {s for s in args.only.split(",") if s}
 
@@ -510,6 +609,8 @@ def main(argv: list[str] | None = None) -> int:
                     rows += bench_features(half, tmp, n_half, incremental=False)
         if want("binance"):
             rows += bench_binance(tmp, 2 if args.quick else 10)
+        if want("polygon"):
+            rows += bench_polygon(tmp, 200 if args.quick else 2000, 390)
     if want("env"):
         rows += _optional("tests.bench_env")
     if want("ppo"):

@@ -1,0 +1,145 @@
+"""The columnar Polygon day-file parser agrees with the row-by-row one on every file (bars, rejected rows,
+reasons, line numbers), and is the path clean files take."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ingest import polygon
+from ingest.polygon import ParsedFile, parse_day_file, parse_day_file_rows
+
+NY = ZoneInfo("America/New_York")
+DAY = dt.date(2024, 7, 3)  # an early close: the daily stamps differ from a full day's
+OPEN = dt.datetime.combine(DAY, dt.time(9, 30), NY).astimezone(dt.UTC)
+HEADER = b"ticker,volume,open,close,high,low,window_start,transactions"
+WANTED = ["AAPL", "MSFT", "SPY"]
+
+
+def _ns(t: dt.datetime) -> int:
+    return int(t.timestamp()) * 1_000_000_000
+
+
+def _good(ticker: str, minute: int, price: float = 100.0) -> str:
+    o, c = f"{price:.4f}", f"{price + 0.25:.4f}"
+    return f"{ticker},1200,{o},{c},{price + 0.5:.2f},{price - 0.5:.2f},{_ns(OPEN + dt.timedelta(minutes=minute))},17"
+
+
+BAD: list[str | bytes] = [
+    "AAPL,1200,100,100.5,101,99,{ws},17,extra",  # 9 fields
+    "AAPL,1200,100,100.5,101,99,{ws}",  # 7 fields
+    "AAPL,,100,100.5,101,99,{ws},17",  # missing volume
+    "AAPL,1200,100,100.5,101,99,{ws}1,17",  # 20 digits
+    "AAPL,1200,100,100.5,101,99,{ws},x",  # transactions
+    "AAPL,1200,nan,100.5,101,99,{ws},17",
+    "AAPL,1200,1e2,100.5,101,99,{ws},17",  # valid by _NUMBER: row path decides
+    "AAPL,1200,100,100.5,1e400,99,{ws},17",  # not finite
+    "AAPL,1200,-1,100.5,101,99,{ws},17",
+    "AAPL,1200,0,100.5,101,99,{ws},17",  # not positive
+    "AAPL,1200,102,100.5,101,99,{ws},17",  # open above high
+    "AAPL,1200,100,100.5,98,99,{ws},17",  # high < low
+    "AAPL,1200,100,100.5,101,100.2,{ws},17",  # low above open
+    "AAPL, 1200,100,100.5,101,99,{ws},17",  # spaces: stripped by the row path, valid
+    'AAPL,"1200",100,100.5,101,99,{ws},17',  # quoted: valid for csv.reader
+    'AAPL,"1,200",100,100.5,101,99,{ws},17',  # a quoted comma
+    "AAPL,1200,100,100.5,101,99,{ws_off},17",  # not on a minute boundary
+    "AAPL,1200,100,100.5,101,99,{ws_next},17",  # the next New York day
+    "AAPL,1200,100,100.5,101,99,9999999999999999999,17",  # beyond int64 nanoseconds
+    "AAPL,1200,100,100.5,101,99,{ws},١٧",  # Arabic-Indic digits
+    "",  # an empty line
+    "   ",
+    "AAPLX,1200,100,100.5,101,99,{ws},17",  # a ticker that only shares a prefix
+    "\r",  # a lone CR (the reader would count an extra line)
+    b"AAPL,1200,100,100.5,101,99,{ws},1\xff7",  # not UTF-8
+    "AAPL,1200,.5,.75,1.,.25,{ws},3",
+    "AAPL,1200,100.,100.5,101,99,{ws},17",
+]
+
+
+@st.composite
+def day_files(draw: Any) -> tuple[bytes, str]:
+    interval = draw(st.sampled_from(["1m", "1d"]))
+    n = draw(st.integers(0, 60))
+    tickers = ["AAPL", "MSFT", "SPY", "QQQ", "TSLA"]
+    lines: list[bytes] = []
+    for _ in range(n):
+        minute = draw(st.integers(-30, 500))
+        ticker = draw(st.sampled_from(tickers))
+        if draw(st.integers(0, 4)) == 0:
+            bad = draw(st.sampled_from(BAD))
+            ws = _ns(OPEN + dt.timedelta(minutes=minute))
+            fmt = {"ws": ws, "ws_off": ws + 1_000_000_000, "ws_next": ws + 86_400_000_000_000}
+            raw = bad if isinstance(bad, bytes) else bad.encode()
+            for k, v in fmt.items():
+                raw = raw.replace(f"{{{k}}}".encode(), str(v).encode())
+            lines.append(raw.replace(b"AAPL", ticker.encode(), 1))
+        else:
+            price = draw(st.sampled_from([1.0, 12.5, 100.0, 0.0001, 123456.789]))
+            lines.append(_good(ticker, minute, price).encode())
+    nl = draw(st.sampled_from([b"\n", b"\r\n"]))
+    body = nl.join([HEADER, *lines]) + (nl if draw(st.booleans()) else b"")
+    return gzip.compress(body, mtime=0), interval
+
+
+def _same(a: ParsedFile, b: ParsedFile) -> None:
+    assert a.table is not None and b.table is not None
+    assert a.table.equals(b.table), (a.table.to_pylist(), b.table.to_pylist())
+    assert list(a.bars) == list(b.bars)
+    assert {t: list(r) for t, r in a.rejected.items() if r} == {
+        t: list(r) for t, r in b.rejected.items() if r
+    }
+    assert a.lines == b.lines
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    file=day_files(), block=st.sampled_from([64, 300, 8 << 20]), wanted=st.sampled_from([WANTED, ["AAPL"]])
+)
+def test_columns_and_rows_agree_on_any_file(
+    tmp_path: Path, file: tuple[bytes, str], block: int, wanted: list[str]
+) -> None:
+    data, interval = file
+    p = tmp_path / "day.csv.gz"
+    p.write_bytes(data)
+    kw: dict[str, Any] = {"source_file": "s3://b/k", "day": DAY, "interval": interval, "tickers": wanted}
+    old = polygon.BLOCK_BYTES
+    polygon.BLOCK_BYTES = block  # small blocks: lines cut at every place
+    try:
+        fast = parse_day_file(p, **kw)
+    finally:
+        polygon.BLOCK_BYTES = old
+    _same(fast, parse_day_file_rows(p, **kw))
+
+
+def test_a_clean_file_takes_the_columnar_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lines = [_good(t, m, 10.0 + m) for m in range(390) for t in WANTED + ["QQQ"]]
+    p = tmp_path / "day.csv.gz"
+    p.write_bytes(gzip.compress(b"\r\n".join([HEADER, *(x.encode() for x in lines)])))
+
+    def refuse(*args: object, **kw: object) -> None:
+        raise AssertionError("a clean row went through _parse_row")
+
+    monkeypatch.setattr(polygon, "_parse_row", refuse)
+    fast = parse_day_file(p, source_file="s3://b/k", day=DAY, interval="1m", tickers=WANTED)
+    assert fast.table is not None and fast.table.num_rows == 390 * 3 and not fast.rejected
+    assert fast.lines == 1 + 390 * 4
+    monkeypatch.undo()
+    _same(fast, parse_day_file_rows(p, source_file="s3://b/k", day=DAY, interval="1m", tickers=WANTED))
+
+
+def test_a_duplicate_found_by_columns_quotes_its_line(tmp_path: Path) -> None:
+    lines = [_good("AAPL", 0), _good("MSFT", 0), _good("AAPL", 0, 12.5)]
+    p = tmp_path / "day.csv.gz"
+    p.write_bytes(gzip.compress(b"\n".join([HEADER, *(x.encode() for x in lines)])))
+    out = parse_day_file(p, source_file="s3://b/k", day=DAY, interval="1m", tickers=WANTED)
+    (rej,) = out.rejected["AAPL"]
+    assert rej["line_number"] == 4 and rej["raw"] == lines[2]
+    assert rej["reason"] == "duplicate bar: same ticker and window_start as line 2"
+    assert [b["close"] for b in out.bars["AAPL"]] == [100.25]
