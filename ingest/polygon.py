@@ -1,7 +1,9 @@
 """Polygon.io flat files over the S3-compatible endpoint (us_stocks_sip minute and day aggregates).
 
-One gzip CSV per New York trading day holds every ticker. It is streamed line by line and only the wanted
-tickers' lines are parsed; the raw file stays in the cache (raw/polygon/<key>) with its ETag. A re-run
+One gzip CSV per New York trading day holds every ticker. It is read in blocks of whole lines and checked
+column by column (Arrow CSV + numpy, the wanted tickers only); rows that fail a check go through the
+row-by-row rules for their exact reason and line number. The raw file stays in the cache
+(raw/polygon/<key>) with its ETag. A re-run
 HEADs each day's object: same ETag and every wanted ticker already ingested from it -> skipped; a new
 ETag (the vendor republished the day) -> downloaded again and that day's rows replaced in every partition
 it touched. Bad rows go to bars_rejected with a reason; a file that cannot be read whole (truncated gzip,
