@@ -33,6 +33,7 @@ from ingest.common import IngestSummary, RawCache, RunContext, progress_bar
 from ingest.ratelimit import YAHOO_LIMITER, RateLimiter
 from ingest.sentiment import score
 from ingest.sessions import land
+from ingest.yahoo import Unreachable, require_reachable
 from lake.errors import InvalidName, MarketlakeError
 from lake.paths import LakePaths, validate_symbol
 from lake.schemas import NEWS, UTC_TS
@@ -293,6 +294,9 @@ def fetch_yahoo_news(
     import yfinance as yf
     from yfinance.exceptions import YFRateLimitError
 
+    if session is None:  # yfinance's own session: the real network, checked before the first request
+        require_reachable()
+
     def once() -> list[Any]:
         limiter.acquire()
         handler = _ErrorLog()
@@ -358,10 +362,6 @@ def run(
     # article published while the run was under way must not look as if the lake knew it before it existed.
     stamps: dict[str, dt.datetime] = {}
     session = session if session is not None else yahoo_session()
-    if session is None:  # yfinance's own session: the real network
-        from ingest.yahoo import require_reachable
-
-        require_reachable()
     cache = RawCache(ctx.paths, "news")
     fetched: dict[str, list[Article]] = {}
     raws: dict[str, bytes] = {}
@@ -372,6 +372,8 @@ def run(
             summary.of(symbol)
             try:
                 items = fetch_yahoo_news(symbol, session, limiter=limiter)
+            except Unreachable:
+                raise  # offline: one line for the run, not one failure per symbol
             except Exception as exc:  # any failure of one symbol's request is reported, the others go on
                 summary.fail(f"{symbol}: the Yahoo news request failed: {type(exc).__name__}: {exc}", symbol)
                 step(False)
