@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -32,20 +30,11 @@ from lake.schemas import UTC_TS
 from rl.episodes import MarketData, load_period
 from rl.market import EnvConfig, Market, window_view
 from rl.vector import VecTradingEnv
-from tests.bench import Row, print_table
+from tests.bench import Row, best_of, print_table
 
 NY = ZoneInfo("America/New_York")
 NUM_ENVS = 64
 WINDOW = 60
-
-
-def best_of(fn: Callable[[], object], n: int = 5) -> float:
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def stock_sessions(symbol_seed: int, days: int) -> pa.Table:
