@@ -46,7 +46,14 @@ from ingest.sessions import land
 from ingest.stamping import NEW_YORK, StampError, asset_class, new_york_day, session, stamp_daily
 from lake.errors import MarketlakeError
 from lake.schemas import BARS, BARS_REJECTED, UTC_TS, Dataset
-from lake.writer import MANIFEST_FILE, LakeWriter, atomic_write_bytes, partition_dir, read_partition
+from lake.writer import (
+    MANIFEST_FILE,
+    LakeWriter,
+    atomic_write_bytes,
+    partition_dir,
+    partition_intact,
+    read_partition,
+)
 
 SOURCE = "polygon"
 PREFIX = "us_stocks_sip"
@@ -755,22 +762,27 @@ def _replace_file_rows(
     """Make the partition hold its rows from other files plus `incoming` as this file's rows.
 
     Rows of `source_file` already there (an earlier version of the file) are dropped first, so a
-    republished file replaces its day. Returns whether the partition changed."""
+    republished file replaces its day. A partition whose data file is missing or does not match its
+    manifest is started afresh (neither its file nor its manifest's inputs are trusted): the day files that
+    fed it land again when their days are ingested (`_broken_or_short`). Returns whether the partition
+    changed."""
     target_dir = partition_dir(w.paths, dataset, partition)
     target = target_dir / "data.parquet"
+    intact = partition_intact(target_dir)
     parts = []
-    if target.exists():
+    if target.exists() and intact:
         existing = read_partition(target, dataset)
         keep = pc.fill_null(pc.not_equal(existing.column("source_file"), source_file), True)
         if only_symbols is not None:
             others = pc.invert(pc.is_in(existing.column("symbol"), value_set=pa.array(sorted(only_symbols))))
             keep = pc.or_(keep, others)
         parts.append(existing.filter(keep))
-    elif incoming.num_rows == 0:
+    elif incoming.num_rows == 0 and intact:
         return False
     parts.append(incoming.select(dataset.schema.names).cast(dataset.schema))
     table = pa.concat_tables(parts)
-    inputs = [i for i in _manifest_inputs(target_dir) if i.get("file") != source_file]
+    previous = _manifest_inputs(target_dir) if intact else []
+    inputs = [i for i in previous if i.get("file") != source_file]
     if incoming.num_rows:
         inputs.append(the_input)
     return w.write(dataset, partition, table, mode="replace", inputs=inputs).changed
@@ -815,11 +827,13 @@ def land_file(
     source_file: str,
     the_input: dict[str, Any],
     etfs: Iterable[str] = (),
-) -> None:
+) -> set[tuple[str, str]]:
     """Write one file's rows for `tickers`, replacing whatever an earlier version of the file left;
-    `etfs` (the setting) are stored as asset_class 'etf' besides the built-in list."""
+    `etfs` (the setting) are stored as asset_class 'etf' besides the built-in list. Returns the (ticker,
+    period) bars partitions that got rows from the file."""
     tickers = list(tickers)
     periods = _periods_of_day(interval, day)
+    fed: set[tuple[str, str]] = set()
 
     def one(ticker: str) -> None:
         rows = parsed.bars.get(ticker)
@@ -831,6 +845,8 @@ def land_file(
         for period in sorted(periods | set(by_period)):
             part = {"source": SOURCE, "interval": interval, "symbol": ticker, "period": period}
             bars = by_period.get(period)
+            if bars is not None and bars.num_rows:
+                fed.add((ticker, period))
             table = _table(
                 BARS,
                 bars if bars is not None else _BAR_FIELDS.empty_table(),
@@ -865,6 +881,7 @@ def land_file(
         the_input,
         only_symbols=set(tickers),
     )
+    return fed
 
 
 # --- the run ---------------------------------------------------------------------------------------------
@@ -889,9 +906,56 @@ def _read_ledger(cache: RawCache, key: str) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _write_ledger(cache: RawCache, key: str, etag: str, sha256: str, tickers: Iterable[str]) -> None:
-    body = {"etag": etag, "sha256": sha256, "tickers": sorted(set(tickers))}
+def _write_ledger(
+    cache: RawCache,
+    key: str,
+    etag: str,
+    sha256: str,
+    tickers: Iterable[str],
+    fed: Iterable[tuple[str, str]] = (),
+) -> None:
+    """What was landed from the file: its ETag and sha256, the tickers read from it, and the (ticker,
+    period) bars partitions it gave rows to (so that a partition that lost them is noticed)."""
+    body = {
+        "etag": etag,
+        "sha256": sha256,
+        "tickers": sorted(set(tickers)),
+        "fed": sorted([t, p] for t, p in set(fed)),
+    }
     atomic_write_bytes(_ledger_path(cache, key), (json.dumps(body, indent=1) + "\n").encode())
+
+
+def _ledger_fed(ledger: Mapping[str, Any]) -> set[tuple[str, str]]:
+    fed = ledger.get("fed", [])
+    if not isinstance(fed, list):
+        return set()
+    return {(str(x[0]), str(x[1])) for x in fed if isinstance(x, list) and len(x) == 2}
+
+
+def _broken_or_short(
+    w: LakeWriter,
+    ledger: Mapping[str, Any],
+    ticker: str,
+    interval: str,
+    day: dt.date,
+    source_file: str,
+    etag: str,
+) -> str | None:
+    """Why a ticker read from this day file before must be landed again, or None when the lake still holds
+    it: a bars partition the day can feed whose data file is missing or does not match its manifest, or
+    one the file gave rows to (per the ledger) whose manifest no longer lists it (it was started afresh
+    after damage)."""
+    fed = _ledger_fed(ledger)
+    for period in sorted(_periods_of_day(interval, day)):
+        part = {"source": SOURCE, "interval": interval, "symbol": ticker, "period": period}
+        d = partition_dir(w.paths, BARS, part)
+        if not partition_intact(d):
+            return f"{d / 'data.parquet'} is missing or does not match its manifest"
+        if (ticker, period) in fed and not any(
+            i.get("file") == source_file and i.get("etag") == etag for i in _manifest_inputs(d)
+        ):
+            return f"{d / 'data.parquet'} no longer holds this day's bars"
+    return None
 
 
 CONCURRENCY = 4
@@ -1050,6 +1114,17 @@ def _ingest_day(
         todo = [*tickers, *sorted(previous - set(tickers))]
     else:
         done = set(ledger.get("tickers", [])) if ledger.get("etag") == etag else set()
+        # the ledger says what was read from the file; the lake's files must still hold it
+        broken = {
+            t: why
+            for t in tickers
+            if t in done
+            and (why := _broken_or_short(w, ledger, t, interval, day, source_file, etag)) is not None
+        }
+        for t, why in sorted(broken.items()):
+            ctx.say(f"polygon {interval} {day}: {why}: rebuilding {t} from the raw cache")
+            summary.notes.append(f"rebuilt {t} {interval} {day} from the raw cache ({why})")
+        done -= set(broken)
         todo = [t for t in tickers if t not in done] + sorted(previous - set(tickers))
         for t in tickers:
             if t in done:
@@ -1067,7 +1142,7 @@ def _ingest_day(
         for t in todo:
             summary.of(t).files_failed += 1
         return
-    land_file(
+    fed = land_file(
         w,
         parsed,
         tickers=todo,
@@ -1084,8 +1159,10 @@ def _ingest_day(
         s.rows_rejected += len(parsed.rejected.get(t, []))
         if parsed.bars.get(t):
             landed_any.add(t)
-    done_before = set(ledger.get("tickers", [])) if ledger.get("etag") == etag else set()
-    _write_ledger(cache, key, etag, cached.sha256, done_before | set(todo))
+    same = ledger.get("etag") == etag
+    done_before = set(ledger.get("tickers", [])) if same else set()
+    fed_before = {(t, p) for t, p in _ledger_fed(ledger) if t not in todo} if same else set()
+    _write_ledger(cache, key, etag, cached.sha256, done_before | set(todo), fed_before | fed)
     n = sum(len(parsed.bars.get(t, [])) for t in todo)
     r = sum(len(parsed.rejected.get(t, [])) for t in todo)
     ctx.say(f"polygon {interval} {day}: {n} bars, {r} rejected for {', '.join(todo)}")
