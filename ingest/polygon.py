@@ -940,18 +940,25 @@ def _broken_or_short(
     day: dt.date,
     source_file: str,
     etag: str,
+    intact_seen: set[Path] | None = None,
 ) -> str | None:
     """Why a ticker read from this day file before must be landed again, or None when the lake still holds
     it: a bars partition the day can feed whose data file is missing or does not match its manifest, or
     one the file gave rows to (per the ledger) whose manifest no longer lists it (it was started afresh
-    after damage)."""
+    after damage). A ledger written before it recorded the partitions fed ("fed") counts every existing
+    partition of the day as fed, once: the re-landing writes the new ledger. `intact_seen` (one run's)
+    keeps the partitions found intact already, so that each is hashed once per run."""
     fed = _ledger_fed(ledger)
     for period in sorted(_periods_of_day(interval, day)):
         part = {"source": SOURCE, "interval": interval, "symbol": ticker, "period": period}
         d = partition_dir(w.paths, BARS, part)
-        if not partition_intact(d):
-            return f"{d / 'data.parquet'} is missing or does not match its manifest"
-        if (ticker, period) in fed and not any(
+        if intact_seen is None or d not in intact_seen:
+            if not partition_intact(d):
+                return f"{d / 'data.parquet'} is missing or does not match its manifest"
+            if intact_seen is not None:
+                intact_seen.add(d)
+        listed = (ticker, period) in fed if "fed" in ledger else (d / MANIFEST_FILE).exists()
+        if listed and not any(
             i.get("file") == source_file and i.get("etag") == etag for i in _manifest_inputs(d)
         ):
             return f"{d / 'data.parquet'} no longer holds this day's bars"
@@ -1026,6 +1033,7 @@ def run(
         summary.of(t)
     cache = RawCache(ctx.paths, SOURCE)
     landed_any: set[str] = set()
+    intact_seen: set[Path] = set()
     all_days = list(days(start, end))
     with (
         land(ctx.root) as w,
@@ -1043,7 +1051,19 @@ def run(
                     f.cancel()
                 _fail(summary, f"{fetched.error}; stopped at {fetched.day}, later days were not landed")
                 break
-            _ingest_day(ctx, w, settings, cache, summary, tickers, interval, fetched, landed_any, today)
+            _ingest_day(
+                ctx,
+                w,
+                settings,
+                cache,
+                summary,
+                tickers,
+                interval,
+                fetched,
+                landed_any,
+                today,
+                intact_seen=intact_seen,
+            )
             step(len(summary.errors) == errors_before)
     files_read = sum(s.files_done for s in summary.symbols.values())
     files_skipped = sum(s.files_skipped for s in summary.symbols.values())
@@ -1085,6 +1105,8 @@ def _ingest_day(
     fetched: _Fetched,
     landed_any: set[str],
     today: dt.date,
+    *,
+    intact_seen: set[Path] | None = None,
 ) -> None:
     day, key = fetched.day, fetched.key
     source_file = f"s3://{settings.bucket}/{key}"
@@ -1119,7 +1141,8 @@ def _ingest_day(
             t: why
             for t in tickers
             if t in done
-            and (why := _broken_or_short(w, ledger, t, interval, day, source_file, etag)) is not None
+            and (why := _broken_or_short(w, ledger, t, interval, day, source_file, etag, intact_seen))
+            is not None
         }
         for t, why in sorted(broken.items()):
             ctx.say(f"polygon {interval} {day}: {why}: rebuilding {t} from the raw cache")

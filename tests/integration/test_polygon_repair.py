@@ -5,6 +5,7 @@ download, and the run says which partition it rebuilt."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -167,3 +168,22 @@ def test_a_day_re_landed_alone_leaves_the_others_to_their_own_runs(
     assert "no longer holds this day's bars: rebuilding AAPL from the raw cache" in out, out
     assert bars(lake_root) == before
     assert len(gets) == 2  # the first run's downloads only
+
+
+def test_a_ledger_from_before_the_partitions_were_recorded_still_brings_every_day_back(
+    gets: list[str], lake_root: Path, runner: CliRunner
+) -> None:
+    assert run_ingest(runner, lake_root)[0] == 0
+    before = bars(lake_root)
+    ledgers = sorted((lake_root / "raw/polygon").rglob("*" + ".ingested.json"))
+    assert len(ledgers) == 2
+    for p in ledgers:  # as an earlier version wrote them: no "fed"
+        body = json.loads(p.read_text())
+        assert body.pop("fed") == [["AAPL", "2024-01"]]
+        p.write_text(json.dumps(body))
+    (lake_root / PART).unlink()
+    code, out = run_ingest(runner, lake_root)
+    assert code == 0, out
+    assert bars(lake_root) == before
+    assert len(gets) == 2  # the first run's downloads only
+    assert all("fed" in json.loads(p.read_text()) for p in ledgers)  # written anew
