@@ -4,9 +4,12 @@ One gzip CSV per New York trading day holds every ticker. It is read in blocks o
 column by column (Arrow CSV + numpy, the wanted tickers only); rows that fail a check go through the
 row-by-row rules for their exact reason and line number. The raw file stays in the cache
 (raw/polygon/<key>) with its ETag. A re-run
-HEADs each day's object: same ETag and every wanted ticker already ingested from it -> skipped; a new
-ETag (the vendor republished the day) -> downloaded again and that day's rows replaced in every partition
-it touched. Bad rows go to bars_rejected with a reason; a file that cannot be read whole (truncated gzip,
+HEADs each day's object: same ETag, every wanted ticker already ingested from it and every bars partition
+the day fed still intact (its data.parquet matches its manifest, which still lists the day's file) ->
+skipped; a partition that is missing, damaged or lost the day's rows -> that day re-landed from the raw
+cache (no download), the run saying which partition it rebuilds; a new ETag (the vendor republished the
+day) -> downloaded again and that day's rows replaced in every partition it touched. Offline (the
+endpoint's name does not resolve) the run stops before any request, in one line naming the host. Bad rows go to bars_rejected with a reason; a file that cannot be read whole (truncated gzip,
 unexpected header) lands nothing and fails that day only.
 """
 

@@ -63,3 +63,18 @@ def test_polygon_offline_names_the_configured_endpoint(
         "(or set POLYGON_S3_ENDPOINT for another endpoint)"
     ]
     assert offline == ["mirror.invalid"]
+
+
+def test_make_ingest_offline_reports_polygon_in_one_line(
+    runner: CliRunner, tmp_path: Path, offline: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("POLYGON_S3_ENDPOINT", raising=False)
+    (tmp_path / "marketlake.toml").write_text(
+        '[binance]\nsymbols = []\n[polygon]\nsymbols = ["AAPL"]\n[yahoo]\nsymbols = []\n[news]\nsymbols = []\n'
+    )
+    r = runner.invoke(cli, ["--lake", str(tmp_path / "lake"), "ingest"])
+    assert r.exit_code == 1, r.output
+    lines = [line for line in r.output.splitlines() if "cannot reach" in line]
+    assert len(lines) == 1 and "files.massive.com" in lines[0], r.output
+    assert "fake-secret" not in r.output and "AKIAFAKE" not in r.output
+    assert offline == ["files.massive.com"]
