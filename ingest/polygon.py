@@ -4,9 +4,12 @@ One gzip CSV per New York trading day holds every ticker. It is read in blocks o
 column by column (Arrow CSV + numpy, the wanted tickers only); rows that fail a check go through the
 row-by-row rules for their exact reason and line number. The raw file stays in the cache
 (raw/polygon/<key>) with its ETag. A re-run
-HEADs each day's object: same ETag and every wanted ticker already ingested from it -> skipped; a new
-ETag (the vendor republished the day) -> downloaded again and that day's rows replaced in every partition
-it touched. Bad rows go to bars_rejected with a reason; a file that cannot be read whole (truncated gzip,
+HEADs each day's object: same ETag, every wanted ticker already ingested from it and every bars partition
+the day fed still intact (its data.parquet matches its manifest, which still lists the day's file) ->
+skipped; a partition that is missing, damaged or lost the day's rows -> that day re-landed from the raw
+cache (no download), the run saying which partition it rebuilds; a new ETag (the vendor republished the
+day) -> downloaded again and that day's rows replaced in every partition it touched. Offline (the
+endpoint's name does not resolve) the run stops before any request, in one line naming the host. Bad rows go to bars_rejected with a reason; a file that cannot be read whole (truncated gzip,
 unexpected header) lands nothing and fails that day only.
 """
 
@@ -46,7 +49,14 @@ from ingest.sessions import land
 from ingest.stamping import NEW_YORK, StampError, asset_class, new_york_day, session, stamp_daily
 from lake.errors import MarketlakeError
 from lake.schemas import BARS, BARS_REJECTED, UTC_TS, Dataset
-from lake.writer import MANIFEST_FILE, LakeWriter, atomic_write_bytes, partition_dir, read_partition
+from lake.writer import (
+    MANIFEST_FILE,
+    LakeWriter,
+    atomic_write_bytes,
+    partition_dir,
+    partition_intact,
+    read_partition,
+)
 
 SOURCE = "polygon"
 PREFIX = "us_stocks_sip"
@@ -755,22 +765,27 @@ def _replace_file_rows(
     """Make the partition hold its rows from other files plus `incoming` as this file's rows.
 
     Rows of `source_file` already there (an earlier version of the file) are dropped first, so a
-    republished file replaces its day. Returns whether the partition changed."""
+    republished file replaces its day. A partition whose data file is missing or does not match its
+    manifest is started afresh (neither its file nor its manifest's inputs are trusted): the day files that
+    fed it land again when their days are ingested (`_broken_or_short`). Returns whether the partition
+    changed."""
     target_dir = partition_dir(w.paths, dataset, partition)
     target = target_dir / "data.parquet"
+    intact = partition_intact(target_dir)
     parts = []
-    if target.exists():
+    if target.exists() and intact:
         existing = read_partition(target, dataset)
         keep = pc.fill_null(pc.not_equal(existing.column("source_file"), source_file), True)
         if only_symbols is not None:
             others = pc.invert(pc.is_in(existing.column("symbol"), value_set=pa.array(sorted(only_symbols))))
             keep = pc.or_(keep, others)
         parts.append(existing.filter(keep))
-    elif incoming.num_rows == 0:
+    elif incoming.num_rows == 0 and intact:
         return False
     parts.append(incoming.select(dataset.schema.names).cast(dataset.schema))
     table = pa.concat_tables(parts)
-    inputs = [i for i in _manifest_inputs(target_dir) if i.get("file") != source_file]
+    previous = _manifest_inputs(target_dir) if intact else []
+    inputs = [i for i in previous if i.get("file") != source_file]
     if incoming.num_rows:
         inputs.append(the_input)
     return w.write(dataset, partition, table, mode="replace", inputs=inputs).changed
@@ -815,11 +830,13 @@ def land_file(
     source_file: str,
     the_input: dict[str, Any],
     etfs: Iterable[str] = (),
-) -> None:
+) -> set[tuple[str, str]]:
     """Write one file's rows for `tickers`, replacing whatever an earlier version of the file left;
-    `etfs` (the setting) are stored as asset_class 'etf' besides the built-in list."""
+    `etfs` (the setting) are stored as asset_class 'etf' besides the built-in list. Returns the (ticker,
+    period) bars partitions that got rows from the file."""
     tickers = list(tickers)
     periods = _periods_of_day(interval, day)
+    fed: set[tuple[str, str]] = set()
 
     def one(ticker: str) -> None:
         rows = parsed.bars.get(ticker)
@@ -831,6 +848,8 @@ def land_file(
         for period in sorted(periods | set(by_period)):
             part = {"source": SOURCE, "interval": interval, "symbol": ticker, "period": period}
             bars = by_period.get(period)
+            if bars is not None and bars.num_rows:
+                fed.add((ticker, period))
             table = _table(
                 BARS,
                 bars if bars is not None else _BAR_FIELDS.empty_table(),
@@ -865,6 +884,7 @@ def land_file(
         the_input,
         only_symbols=set(tickers),
     )
+    return fed
 
 
 # --- the run ---------------------------------------------------------------------------------------------
@@ -889,9 +909,63 @@ def _read_ledger(cache: RawCache, key: str) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _write_ledger(cache: RawCache, key: str, etag: str, sha256: str, tickers: Iterable[str]) -> None:
-    body = {"etag": etag, "sha256": sha256, "tickers": sorted(set(tickers))}
+def _write_ledger(
+    cache: RawCache,
+    key: str,
+    etag: str,
+    sha256: str,
+    tickers: Iterable[str],
+    fed: Iterable[tuple[str, str]] = (),
+) -> None:
+    """What was landed from the file: its ETag and sha256, the tickers read from it, and the (ticker,
+    period) bars partitions it gave rows to (so that a partition that lost them is noticed)."""
+    body = {
+        "etag": etag,
+        "sha256": sha256,
+        "tickers": sorted(set(tickers)),
+        "fed": sorted([t, p] for t, p in set(fed)),
+    }
     atomic_write_bytes(_ledger_path(cache, key), (json.dumps(body, indent=1) + "\n").encode())
+
+
+def _ledger_fed(ledger: Mapping[str, Any]) -> set[tuple[str, str]]:
+    fed = ledger.get("fed", [])
+    if not isinstance(fed, list):
+        return set()
+    return {(str(x[0]), str(x[1])) for x in fed if isinstance(x, list) and len(x) == 2}
+
+
+def _broken_or_short(
+    w: LakeWriter,
+    ledger: Mapping[str, Any],
+    ticker: str,
+    interval: str,
+    day: dt.date,
+    source_file: str,
+    etag: str,
+    intact_seen: set[Path] | None = None,
+) -> str | None:
+    """Why a ticker read from this day file before must be landed again, or None when the lake still holds
+    it: a bars partition the day can feed whose data file is missing or does not match its manifest, or
+    one the file gave rows to (per the ledger) whose manifest no longer lists it (it was started afresh
+    after damage). A ledger written before it recorded the partitions fed ("fed") counts every existing
+    partition of the day as fed, once: the re-landing writes the new ledger. `intact_seen` (one run's)
+    keeps the partitions found intact already, so that each is hashed once per run."""
+    fed = _ledger_fed(ledger)
+    for period in sorted(_periods_of_day(interval, day)):
+        part = {"source": SOURCE, "interval": interval, "symbol": ticker, "period": period}
+        d = partition_dir(w.paths, BARS, part)
+        if intact_seen is None or d not in intact_seen:
+            if not partition_intact(d):
+                return f"{d / 'data.parquet'} is missing or does not match its manifest"
+            if intact_seen is not None:
+                intact_seen.add(d)
+        listed = (ticker, period) in fed if "fed" in ledger else (d / MANIFEST_FILE).exists()
+        if listed and not any(
+            i.get("file") == source_file and i.get("etag") == etag for i in _manifest_inputs(d)
+        ):
+            return f"{d / 'data.parquet'} no longer holds this day's bars"
+    return None
 
 
 CONCURRENCY = 4
@@ -962,6 +1036,7 @@ def run(
         summary.of(t)
     cache = RawCache(ctx.paths, SOURCE)
     landed_any: set[str] = set()
+    intact_seen: set[Path] = set()
     all_days = list(days(start, end))
     with (
         land(ctx.root) as w,
@@ -979,7 +1054,19 @@ def run(
                     f.cancel()
                 _fail(summary, f"{fetched.error}; stopped at {fetched.day}, later days were not landed")
                 break
-            _ingest_day(ctx, w, settings, cache, summary, tickers, interval, fetched, landed_any, today)
+            _ingest_day(
+                ctx,
+                w,
+                settings,
+                cache,
+                summary,
+                tickers,
+                interval,
+                fetched,
+                landed_any,
+                today,
+                intact_seen=intact_seen,
+            )
             step(len(summary.errors) == errors_before)
     files_read = sum(s.files_done for s in summary.symbols.values())
     files_skipped = sum(s.files_skipped for s in summary.symbols.values())
@@ -1021,6 +1108,8 @@ def _ingest_day(
     fetched: _Fetched,
     landed_any: set[str],
     today: dt.date,
+    *,
+    intact_seen: set[Path] | None = None,
 ) -> None:
     day, key = fetched.day, fetched.key
     source_file = f"s3://{settings.bucket}/{key}"
@@ -1050,6 +1139,18 @@ def _ingest_day(
         todo = [*tickers, *sorted(previous - set(tickers))]
     else:
         done = set(ledger.get("tickers", [])) if ledger.get("etag") == etag else set()
+        # the ledger says what was read from the file; the lake's files must still hold it
+        broken = {
+            t: why
+            for t in tickers
+            if t in done
+            and (why := _broken_or_short(w, ledger, t, interval, day, source_file, etag, intact_seen))
+            is not None
+        }
+        for t, why in sorted(broken.items()):
+            ctx.say(f"polygon {interval} {day}: {why}: rebuilding {t} from the raw cache")
+            summary.notes.append(f"rebuilt {t} {interval} {day} from the raw cache ({why})")
+        done -= set(broken)
         todo = [t for t in tickers if t not in done] + sorted(previous - set(tickers))
         for t in tickers:
             if t in done:
@@ -1067,7 +1168,7 @@ def _ingest_day(
         for t in todo:
             summary.of(t).files_failed += 1
         return
-    land_file(
+    fed = land_file(
         w,
         parsed,
         tickers=todo,
@@ -1084,8 +1185,10 @@ def _ingest_day(
         s.rows_rejected += len(parsed.rejected.get(t, []))
         if parsed.bars.get(t):
             landed_any.add(t)
-    done_before = set(ledger.get("tickers", [])) if ledger.get("etag") == etag else set()
-    _write_ledger(cache, key, etag, cached.sha256, done_before | set(todo))
+    same = ledger.get("etag") == etag
+    done_before = set(ledger.get("tickers", [])) if same else set()
+    fed_before = {(t, p) for t, p in _ledger_fed(ledger) if t not in todo} if same else set()
+    _write_ledger(cache, key, etag, cached.sha256, done_before | set(todo), fed_before | fed)
     n = sum(len(parsed.bars.get(t, [])) for t in todo)
     r = sum(len(parsed.rejected.get(t, [])) for t in todo)
     ctx.say(f"polygon {interval} {day}: {n} bars, {r} rejected for {', '.join(todo)}")

@@ -46,7 +46,34 @@ def settings_from_env() -> S3Settings:
     )
 
 
+class Unreachable(MarketlakeError):
+    """The endpoint's host does not resolve: offline (one line, before any request)."""
+
+
+def require_reachable(s: S3Settings) -> None:
+    """Raise Unreachable naming the endpoint's host (never the keys) when its name does not resolve, so
+    that an offline run says so in one line instead of botocore retrying every day's HEAD."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(s.endpoint if "://" in s.endpoint else f"https://{s.endpoint}")
+    host = parts.hostname or s.endpoint
+    try:
+        port = parts.port or (80 if parts.scheme == "http" else 443)
+    except ValueError:
+        port = 443
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        raise Unreachable(
+            f"cannot reach {host}: offline? Polygon flat files need the network (or set {ENV_ENDPOINT} "
+            "for another endpoint)"
+        ) from None
+
+
 def make_client(s: S3Settings) -> Any:
+    """The S3 client, after checking once that the endpoint's name resolves (Unreachable if not)."""
+    require_reachable(s)
     import boto3
     from botocore.config import Config
 
