@@ -104,13 +104,18 @@ class MarketData:
     available_at: np.ndarray  # int64 [N]
     symbol_idx: np.ndarray  # int32 [N]
     segment_id: np.ndarray  # int64 [N]; rows of one segment are consecutive
-    session_end: np.ndarray  # bool [N]: last bar of its session (stocks); False for crypto
+    session_end: np.ndarray  # bool [N]: last loaded bar of its trading day (stocks), where a position that
+    # may not be held overnight is closed; False for crypto. Mechanics only: never in an observation
     day: np.ndarray  # int64 [N]: trading day (days since 1970-01-01; New York date for stocks)
     asset_classes: list[str]  # per symbol
     bounds: tuple[int, int]  # the period [start_at, end_at) in microseconds
     norm: NormStats
     starts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # for EnvConfig()
     queries: list[str] = field(default_factory=list)
+    at_close: np.ndarray | None = None
+    """bool [N]: the bar ends at or after its session's close, from the calendar (stocks; False for
+    crypto): what the observation says, known at the bar without looking at later rows. None: as
+    session_end (arrays built by hand)."""
 
     @property
     def n_rows(self) -> int:
@@ -399,6 +404,10 @@ def _assemble(
         last = np.ones(n, dtype=bool)
         last[:-1] = (day[1:] != day[:-1]) | (sym[1:] != sym[:-1])
         session_end = last & is_stock[sym] if len(is_stock) else session_end
+    # the observation's flag comes from the calendar (minutes_to_close <= 0), never from whether a later
+    # row exists: a thin stock's missing last minutes must not tell the agent that nothing more trades
+    to_close = raw[:, list(FEATURES).index("minutes_to_close")] if n else np.zeros(0)
+    at_close = (is_stock[sym] & (to_close <= 0)) if n and len(is_stock) else np.zeros(n, dtype=bool)
     if norm is None:
         norm = NormStats.compute(list(FEATURES), raw)
     elif list(norm.feature_names) != list(FEATURES):
@@ -421,6 +430,7 @@ def _assemble(
         symbol_idx=sym,
         segment_id=segment_id,
         session_end=session_end,
+        at_close=at_close,
         day=day,
         asset_classes=list(classes),
         bounds=(_us(start_at), _us(end_at)),

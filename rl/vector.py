@@ -2,7 +2,8 @@
 auto-reset. The fill and cost rules are rl/market.py's, as in the single env (rl/env.py).
 
 Observation (float32): the last `window` normalised feature rows up to the decision bar, flattened, then the
-position held now (-1, 0, 1) and 1.0 when the decision bar is its session's last (stocks), else 0.0.
+position held now (-1, 0, 1) and 1.0 when the decision bar ends at or after its session's close by the
+calendar (stocks; known at the bar, never read from later rows), else 0.0.
 
 Auto-reset: in the step where an episode ends, the returned obs is the NEW episode's first obs; the ended
 episode's last obs is in info["final_obs"] (rows where info["_final_obs"] is True). The returned obs array
@@ -36,7 +37,8 @@ class ObsBuilder:
         self.window = config.window
         self.windows = window_view(data.features, config.window)
         self.wf = config.window * data.features.shape[1]
-        self.session_end = data.session_end.astype(np.float32)
+        flag = data.at_close if data.at_close is not None else data.session_end
+        self.session_end = flag.astype(np.float32)  # the calendar's "at the close", known at the bar
         self.buf = np.zeros((batch, self.wf + EXTRA), dtype=np.float32)
         self.win_part = self.buf[:, : self.wf]
 

@@ -317,3 +317,32 @@ def test_episodes_read_the_stored_features_when_fresh_and_the_live_view_otherwis
     write(one_day, "BTCUSDT", bars_table(dt.datetime(2024, 3, 2, tzinfo=UTC), walk_closes(5, seed=3)))
     again = load_period(one_day, Settings(), None, "1m", "train")
     assert any(q.rstrip().endswith("FROM features") for q in again.queries), again.queries
+
+
+def test_the_observed_at_close_flag_comes_from_the_calendar_not_from_later_rows(lake_root: Path) -> None:
+    # 2024-07-08 ends five minutes early in the data (no bars 15:55-16:00), 07-09 is whole: the last loaded
+    # bar of 07-08 is where an overnight position is closed, but the agent is not told it is the close
+    ts: list[dt.datetime] = []
+    for day, n in ((8, 385), (9, 390)):
+        ts += [ny(2024, 7, day, 9, 30) + i * MIN for i in range(n)]
+    t = bars_table(ts[0], walk_closes(len(ts), 7), asset_class="stock")
+    t = t.set_column(t.schema.get_field_index("ts"), "ts", pa.array(ts, type=t.schema.field("ts").type))
+    t = t.set_column(
+        t.schema.get_field_index("available_at"),
+        "available_at",
+        pa.array([x + MIN for x in ts], type=t.schema.field("ts").type),
+    )
+    write(lake_root, "AAPL", t, source="polygon")
+    s = Settings(split_method="date", train_end=dt.date(2024, 7, 10), validation_end=dt.date(2024, 7, 11),
+                 embargo_days=None, max_gap_minutes=60)  # fmt: skip
+    d = load_period(lake_root, s, ["AAPL"], "1m", "train")
+    assert d.at_close is not None
+    last_of_day = np.flatnonzero(d.session_end)
+    assert len(last_of_day) == 2
+    closes_at = [
+        dt.datetime(1970, 1, 1, tzinfo=UTC) + dt.timedelta(microseconds=int(d.available_at[i]))
+        for i in last_of_day
+    ]
+    assert closes_at == [ny(2024, 7, 8, 15, 55), ny(2024, 7, 9, 16, 0)]
+    assert d.at_close[last_of_day].tolist() == [False, True]  # 15:55 is not the close; 16:00 is
+    assert int(d.at_close.sum()) == 1
