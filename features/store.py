@@ -55,6 +55,7 @@ IRRELEVANT_SETTINGS = frozenset(
         "train_end",
         "validation_end",
         "embargo_days",
+        "embargo_bars",
     }
 )
 """Settings of lake_settings that no view of the features chain reads (eligibility and splits): a change

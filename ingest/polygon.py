@@ -1013,6 +1013,45 @@ def _fetch_day(
     return _Fetched(day, key, got["etag"], cached, downloaded=True)
 
 
+def _land_days(
+    ctx: RunContext,
+    w: LakeWriter,
+    settings: Any,
+    cache: RawCache,
+    summary: IngestSummary,
+    tickers: list[str],
+    interval: str,
+    futures: list[Any],
+    landed_any: set[str],
+    today: dt.date,
+    intact_seen: set[Path],
+    step: Any,
+) -> None:
+    """Land the fetched days in day order; refused keys stop the run (every other day would fail too)."""
+    for future in futures:
+        errors_before = len(summary.errors)
+        fetched = future.result()
+        if isinstance(fetched.error, s3.AccessDenied):  # bad keys: every other day would fail the same way
+            for f in futures:
+                f.cancel()
+            _fail(summary, f"{fetched.error}; stopped at {fetched.day}, later days were not landed")
+            break
+        _ingest_day(
+            ctx,
+            w,
+            settings,
+            cache,
+            summary,
+            tickers,
+            interval,
+            fetched,
+            landed_any,
+            today,
+            intact_seen=intact_seen,
+        )
+        step(len(summary.errors) == errors_before)
+
+
 def run(
     ctx: RunContext,
     tickers: list[str],
@@ -1044,17 +1083,8 @@ def run(
         progress_bar(ctx, f"polygon {interval}", len(all_days), "day files") as step,
     ):
         futures = [pool.submit(_fetch_day, client, settings, cache, interval, d) for d in all_days]
-        for future in futures:
-            errors_before = len(summary.errors)
-            fetched = future.result()
-            if isinstance(
-                fetched.error, s3.AccessDenied
-            ):  # bad keys: every other day would fail the same way
-                for f in futures:
-                    f.cancel()
-                _fail(summary, f"{fetched.error}; stopped at {fetched.day}, later days were not landed")
-                break
-            _ingest_day(
+        try:
+            _land_days(
                 ctx,
                 w,
                 settings,
@@ -1062,12 +1092,15 @@ def run(
                 summary,
                 tickers,
                 interval,
-                fetched,
+                futures,
                 landed_any,
                 today,
-                intact_seen=intact_seen,
+                intact_seen,
+                step,
             )
-            step(len(summary.errors) == errors_before)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)  # an error or Ctrl-C: no queued day is fetched
+            raise
     files_read = sum(s.files_done for s in summary.symbols.values())
     files_skipped = sum(s.files_skipped for s in summary.symbols.values())
     trading_days = [d for d in days(start, min(end, today - dt.timedelta(days=2))) if _trading_day(d)]

@@ -212,6 +212,8 @@ class SharpeDiffCI:
             f"Agent Sharpe minus buy-and-hold Sharpe: {self.difference:+.2f} "
             f"({pct} interval {self.low:+.2f} to {self.high:+.2f}, {self.bars} bars)"
         )
+        if not (math.isfinite(self.low) and math.isfinite(self.high)):
+            return f"{head}: no interval (too little variation in the returns): no claim either way."
         if self.contains_zero:
             return f"{head}: not distinguishable from luck at {pct}."
         better = "better" if self.low > 0 else "worse"

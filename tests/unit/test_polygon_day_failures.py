@@ -241,3 +241,22 @@ def test_the_etfs_setting_decides_asset_class(lake_root: Path, monkeypatch: pyte
         assert s.ok, s.errors
         rows = lake.connect(root).sql("SELECT DISTINCT asset_class FROM bars").fetchall()
         assert rows == [(want,)]
+
+
+def test_ctrl_c_while_landing_fetches_no_queued_day(lake_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeS3({})
+    fetched: list[dt.date] = []
+    real_fetch = polygon._fetch_day
+
+    def counting(client: Any, settings: Any, cache: Any, interval: str, day: dt.date) -> Any:
+        fetched.append(day)
+        return real_fetch(client, settings, cache, interval, day)
+
+    def interrupted(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(polygon, "_fetch_day", counting)
+    monkeypatch.setattr(polygon, "_ingest_day", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run(lake_root, fake, monkeypatch, end=dt.date(2024, 3, 29))  # three months of days queued
+    assert len(fetched) <= 2 * polygon.CONCURRENCY, len(fetched)  # the queue was dropped, not drained

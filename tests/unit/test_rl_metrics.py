@@ -149,3 +149,19 @@ def test_bootstrap_of_flat_against_flat_is_zero() -> None:
     z = np.zeros(50)
     ci = bootstrap_sharpe_difference(z, z, bars_per_year=252, seed=0, resamples=50)
     assert (ci.difference, ci.low, ci.high) == (0.0, 0.0, 0.0)
+
+
+def test_an_interval_that_could_not_be_computed_makes_no_claim() -> None:
+    from rl.metrics import SharpeDiffCI
+
+    ci = SharpeDiffCI(
+        difference=0.0,
+        low=float("nan"),
+        high=float("nan"),
+        level=0.95,
+        bars=3,
+        block_length=1,
+        resamples=10,
+        seed=0,
+    )
+    assert "no claim" in ci.sentence and "worse" not in ci.sentence and "better" not in ci.sentence
