@@ -46,6 +46,12 @@ FEATURES = (
 )  # fmt: skip
 PRICES = ("open", "high", "low", "close")
 CLIP = 10.0  # normalised features are clipped to [-CLIP, CLIP]
+
+
+class EmptyPeriod(MarketlakeError):
+    """A period that holds no row with complete features (too little data, or an empty split)."""
+
+
 BATCH_ROWS = 44_640  # rows per Arrow record batch: a month of 1m bars
 INTERVAL_MINUTES = {"1m": 1, "5m": 5, "15m": 15, "30m": 30, "1h": 60, "4h": 240, "1d": 1440, "1w": 10080}
 
@@ -333,7 +339,7 @@ def load_period(
     finally:
         con.close()
     if not any(b.num_rows for bs in cols.values() for b in bs):
-        raise MarketlakeError(
+        raise EmptyPeriod(
             f"the {period} period ({start_at} .. {end_at}) holds no {interval} row of {', '.join(names)} "
             "with complete features (after each segment's warm-up of 60 bars)"
         )

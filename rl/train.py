@@ -46,7 +46,7 @@ from lake.config import Settings
 from lake.connect import sql_dir
 from lake.errors import ConfigError, MarketlakeError
 from lake.paths import resolve_lake_root, validate_symbol
-from rl.episodes import MarketData, NormStats, load_period
+from rl.episodes import EmptyPeriod, MarketData, NormStats, load_period
 from rl.market import EnvConfig
 from rl.ppo import PPO, Agent, IterationStats, PPOConfig, greedy_policy, now, resolve_device, seed_everything
 from rl.vector import VecTradingEnv
@@ -327,10 +327,14 @@ def train(
     for symbol, why in elig.skipped.items():
         say(f"skipped {symbol}: {why}")
     train_data = load_period(root, settings, elig.used, opts.interval, "train", say=say, config=env_cfg)
-    val_data = load_period(
-        root, settings, elig.used, opts.interval, "validation", train_data.norm, say=say, config=env_cfg
-    )
-    for d in (train_data, val_data):
+    try:
+        val_data = load_period(
+            root, settings, elig.used, opts.interval, "validation", train_data.norm, say=say, config=env_cfg
+        )
+    except EmptyPeriod as exc:  # a small lake: the last checkpoint is kept, said below
+        say(f"validation: {exc}")
+        val_data = None
+    for d in (train_data, *([val_data] if val_data is not None else [])):
         say(f"{d.period}: {_iso(d.bounds[0])} .. {_iso(d.bounds[1])}, {d.n_rows} bars")
     say("test: not read (the evaluation's)")
     envs = VecTradingEnv(train_data, env_cfg, num_envs=cfg.envs, seed=cfg.seed)
@@ -352,7 +356,7 @@ def train(
             "interval": opts.interval,
             "periods": {
                 d.period: {"start_at": _iso(d.bounds[0]), "end_at": _iso(d.bounds[1]), "bars": d.n_rows}
-                for d in (train_data, val_data)
+                for d in (train_data, *([val_data] if val_data is not None else []))
             },
             "ppo": cfg.to_json(),
             "env": env_cfg.to_dict(),
@@ -389,7 +393,7 @@ def train(
 
     write_status()
     policy = greedy_policy(learner.agent, device)
-    can_validate = val_data.n_rows > 0
+    can_validate = val_data is not None and val_data.n_rows > 0
     if not can_validate:
         say("validation period is empty: the last checkpoint is kept as the chosen one")
     t_start = now()
@@ -407,7 +411,7 @@ def train(
                     learner.agent.eval()
                     val = (
                         validation_score(val_data, env_cfg, policy)
-                        if can_validate
+                        if val_data is not None and can_validate
                         else {"score": float("nan")}
                     )
                     learner.agent.train()

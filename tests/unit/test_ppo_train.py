@@ -299,3 +299,18 @@ def test_the_learner_beats_buy_and_hold_with_a_leak_and_a_broken_one_does_not(sm
     assert agent > hold + 0.6 * (best - hold), (agent, hold, best)
     broken, _, _ = learn_on_leak(small_lake, flip=True)
     assert broken < hold + 0.6 * (best - hold), (broken, hold, best)
+
+
+def test_an_empty_validation_period_keeps_the_last_checkpoint(small_lake: Path, tmp_path: Path) -> None:
+    day = START.date()
+    # an embargo of a whole day right after train leaves the validation period empty
+    s = Settings(
+        split_method="date", train_end=day, validation_end=day + dt.timedelta(days=1), embargo_days=1
+    )
+    said: list[str] = []
+    result = train(small_lake, s, TINY, runs_dir=tmp_path / "runs", say=said.append)
+    assert result.status == "completed", said
+    assert any(x.startswith("validation: the validation period") for x in said), said
+    assert any("validation period is empty" in x for x in said), said
+    assert result.best_checkpoint is not None and result.best_checkpoint.is_file()
+    assert set(read_run(result.run_dir)["periods"]) == {"train"}
