@@ -255,7 +255,8 @@ def test_daily_stock_bars_must_be_stamped_from_the_calendar(lake_root: Path) -> 
         {
             "asset_class": ["stock", "stock"],
             "ts": pa.array([ny(2024, 7, 2, 9, 30), ny(2024, 7, 3, 0)], type=UTC_TS),
-            "available_at": pa.array([ny(2024, 7, 2, 16), ny(2024, 7, 4, 0)], type=UTC_TS),
+            # known at the end of after-hours trading, close + 4 h (20:00 New York)
+            "available_at": pa.array([ny(2024, 7, 2, 20), ny(2024, 7, 4, 0)], type=UTC_TS),
             "open": [1.0, 1.0],
             "high": [1.0, 1.0],
             "low": [1.0, 1.0],
