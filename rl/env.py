@@ -92,7 +92,7 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.int64]):
         super().reset(seed=seed)
         if options and options.get("start") is not None:
             start = int(options["start"])
-            if start not in set(self.starts.tolist()):
+            if not np.isin(start, self.starts):
                 raise ValueError(f"row {start} is not a valid episode start")
         else:
             start = int(self.starts[self.np_random.integers(0, len(self.starts))])

@@ -326,10 +326,21 @@ def train(
     say(f"symbols ({opts.interval}): {', '.join(elig.used)}")
     for symbol, why in elig.skipped.items():
         say(f"skipped {symbol}: {why}")
-    train_data = load_period(root, settings, elig.used, opts.interval, "train", say=say, config=env_cfg)
+    # eligibility is decided above: the periods are read without asking it again
+    train_data = load_period(
+        root, settings, elig.used, opts.interval, "train", say=say, config=env_cfg, warn_ineligible=False
+    )
     try:
         val_data = load_period(
-            root, settings, elig.used, opts.interval, "validation", train_data.norm, say=say, config=env_cfg
+            root,
+            settings,
+            elig.used,
+            opts.interval,
+            "validation",
+            train_data.norm,
+            say=say,
+            config=env_cfg,
+            warn_ineligible=False,
         )
     except EmptyPeriod as exc:  # a small lake: the last checkpoint is kept, said below
         say(f"validation: {exc}")
