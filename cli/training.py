@@ -23,18 +23,15 @@ def train_and_evaluate(
     from rl import evaluate as ev
 
     _refresh_store(run)  # the episodes read the stored features when they are up to date
-    if evaluate:
-        result, report = ev.train_and_evaluate(
-            run.root, run.settings, overrides, say=run.say, progress=not run.quiet, runs_dir=runs_dir
-        )
-    else:
-        from rl.train import train
-
-        result = train(
-            run.root, run.settings, overrides, runs_dir=runs_dir, say=run.say, progress=not run.quiet
-        )
-        ev.record_training(run.root, run.settings, result.run_dir, say=run.say)
-        report = None
+    result, report = ev.train_and_evaluate(
+        run.root,
+        run.settings,
+        overrides,
+        say=run.say,
+        progress=not run.quiet,
+        runs_dir=runs_dir,
+        evaluate_test=evaluate,
+    )
     if report is not None:
         click.echo(ev.render_table(report))
     return result, report

@@ -284,7 +284,10 @@ def evaluate(
     def work(run_id: str) -> EvalReport:
         nonlocal norm
         if norm is None:
-            norm = load_period(root, settings, symbols, interval, "train", config=env_config).norm
+            # the statistics only: the period read below says which symbols are not eligible, once
+            norm = load_period(
+                root, settings, symbols, interval, "train", config=env_config, warn_ineligible=False
+            ).norm
         data = load_period(root, settings, symbols, interval, period, norm, config=env_config)
         say(
             f"{period}: {_iso(data.bounds[0])} .. {_iso(data.bounds[1])}, {data.n_rows} bars of {', '.join(data.symbols)}"
@@ -417,7 +420,11 @@ def record_training(
         status=_TRAIN_STATUS.get(str(status.get("status")), "failed"),
         finished_at=dt.datetime.fromisoformat(finished) if finished else None,
         data_snapshot=snapshot.hash,
-        metrics={k: status.get(k) for k in ("iterations", "env_steps", "best_iteration", "best_score")},
+        metrics={
+            k: status.get(k)
+            for k in ("iterations", "env_steps", "best_iteration", "best_score", "error")
+            if k != "error" or status.get(k)
+        },
         code_version=runlog.code_version(),
         run_dir=str(run_dir),
         data_files=snapshot.files,
@@ -429,6 +436,34 @@ def record_training(
     return record
 
 
+def _record_failed_training(
+    root: Path,
+    settings: Settings,
+    overrides: Mapping[str, Any] | None,
+    run_dir: Path | None,
+    exc: BaseException,
+    say: Say,
+) -> None:
+    """The `runs` row of a training run that raised: from its folder when it had one (status.json says
+    failed and why), else a row with the overrides and the error. Recording never hides the error."""
+    status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+    error = f"{type(exc).__name__}: {exc}"
+    try:
+        if run_dir is not None:
+            record = record_training(root, settings, run_dir, say=say)
+            if record.status == "running":  # it raised before its loop could write why
+                record.status = status
+                record.metrics = {**(record.metrics or {}), "error": error}
+                runlog.write_run(root, record)
+            return
+        config = {"overrides": {k: v for k, v in (overrides or {}).items() if v is not None}}
+        record = runlog.start_run(root, "train", config)
+        record.metrics = {"error": error}
+        runlog.finish_run(root, record, status, say=say)
+    except Exception as again:  # the training error is the one to raise
+        say(f"the failed training run could not be recorded in `runs`: {again}")
+
+
 def train_and_evaluate(
     root: str | os.PathLike[str] | None,
     settings: Settings,
@@ -437,17 +472,34 @@ def train_and_evaluate(
     say: Say | None = None,
     progress: bool = False,
     runs_dir: str | os.PathLike[str] | None = None,
+    evaluate_test: bool = True,
 ) -> tuple[Any, EvalReport | None]:
-    """`marketlake train`: train (rl.train.train), record the training run in `runs`, then evaluate the
-    chosen model on the unseen test period. An interrupted or checkpoint-less run is recorded and not
-    evaluated (the report is None). Returns (TrainResult, EvalReport | None)."""
+    """`marketlake train`: train (rl.train.train), record the training run in `runs` (also when it raises),
+    then evaluate the chosen model on the unseen test period (unless evaluate_test is False). An interrupted
+    or checkpoint-less run is recorded and not evaluated (the report is None). Returns (TrainResult,
+    EvalReport | None)."""
     from rl.train import train
 
     say = say or (lambda _m: None)
     lake_root = resolve_lake_root(root)
     out = Path(runs_dir) if runs_dir is not None else None
-    result = train(lake_root, settings, overrides, runs_dir=out, say=say, progress=progress)
+    folders: list[Path] = []
+    try:
+        result = train(
+            lake_root,
+            settings,
+            overrides,
+            runs_dir=out,
+            say=say,
+            progress=progress,
+            on_start=lambda _run_id, run_dir: folders.append(run_dir),
+        )
+    except BaseException as exc:  # a run that fails (or is stopped before its loop) is recorded too
+        _record_failed_training(lake_root, settings, overrides, folders[0] if folders else None, exc, say)
+        raise
     record_training(lake_root, settings, result.run_dir, say=say)
+    if not evaluate_test:
+        return result, None
     if result.status != "completed" or result.best_checkpoint is None:
         say(
             f"run {result.run_id} {result.status}: not evaluated (`marketlake evaluate {result.run_id}` later)"

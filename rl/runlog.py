@@ -32,6 +32,7 @@ from typing import Any
 import pyarrow as pa
 
 from lake.config import Settings, load_settings
+from lake.connect import sql_dir
 from lake.errors import MarketlakeError
 from lake.paths import SCHEMA_ANCHOR, LakePaths, resolve_lake_root, validate_symbol
 from lake.schemas import RUNS
@@ -43,6 +44,11 @@ STATUSES = ("running", "finished", "interrupted", "failed")
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$")
 CONTEXT_SYMBOLS = ("SPY", "QQQ")
 """Symbols whose bars and news every symbol's features read (the market_context view)."""
+
+
+def _sql(name: str) -> str:
+    """A statement of sql/runs/ (SQL lives in .sql files; values are bound as parameters)."""
+    return (sql_dir() / "runs" / f"{name}.sql").read_text(encoding="utf-8")
 
 
 def _quiet(_: str) -> None:
@@ -247,7 +253,7 @@ def period_bounds(
 
     con = lake.connect(root, read_only=True, settings=settings)
     try:
-        rows = con.execute("SELECT split, start_at, end_at FROM splits").fetchall()
+        rows = con.execute(_sql("split_bounds")).fetchall()
     finally:
         con.close()
     found = {str(r[0]): (r[1].astimezone(dt.UTC), r[2].astimezone(dt.UTC)) for r in rows}
@@ -455,13 +461,7 @@ def list_runs(
 
     con = lake.connect(root, read_only=True, settings=settings or load_settings())
     try:
-        rows = con.execute(
-            "SELECT run_id, kind, status, started_at, finished_at, parent_run_id, data_snapshot, "
-            "code_version, run_dir, config::VARCHAR, metrics::VARCHAR FROM runs "
-            "WHERE $kind IS NULL OR kind = $kind "
-            "ORDER BY started_at DESC, run_id DESC LIMIT coalesce($limit, 9223372036854775807)",
-            {"kind": kind, "limit": limit},
-        ).fetchall()
+        rows = con.execute(_sql("list_runs"), {"kind": kind, "limit": limit}).fetchall()
     finally:
         con.close()
     out = []

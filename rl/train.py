@@ -308,12 +308,14 @@ def train(
     say: Callable[[str], None] | None = None,
     progress: bool = False,
     on_iteration: Callable[[IterationStats], None] | None = None,
+    on_start: Callable[[str, Path], None] | None = None,
 ) -> TrainResult:
     """Train PPO on the train period, choose the model on the validation period; never read the test period.
 
     overrides: `[train]` keys from the command line (num_iterations, seed, device, symbols, interval, …;
     None values are ignored). runs_dir: wins over the `runs_dir` setting. on_iteration: called after every
-    iteration (tests use it to stop a run). Returns the run id and folder and the best checkpoint; after
+    iteration (tests use it to stop a run). on_start: called with the run id and folder once the folder
+    exists (so a caller can record a run that fails later). Returns the run id and folder and the best checkpoint; after
     Ctrl-C returns status "interrupted" (exit_code 130) with the best checkpoint so far."""
     say = say or (lambda _m: None)
     root = resolve_lake_root(root)
@@ -403,6 +405,8 @@ def train(
         _write_json(run_dir / STATUS_FILE, state)
 
     write_status()
+    if on_start is not None:
+        on_start(run_id, run_dir)
     policy = greedy_policy(learner.agent, device)
     can_validate = val_data is not None and val_data.n_rows > 0
     if not can_validate:
