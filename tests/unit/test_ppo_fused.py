@@ -11,7 +11,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rl.ppo import PPO, Agent, FlatAdam, FusedAgent, PPOConfig
+from rl.episodes import market_data_from_arrays
+from rl.market import EnvConfig
+from rl.ppo import PPO, Agent, FlatAdam, FusedAgent, PPOConfig, seed_everything
+from rl.vector import VecTradingEnv
 
 # (obs_dim, n_actions, hidden, layout, bar_width)
 SHAPES: list[tuple[int, int, tuple[int, ...], tuple[int, int] | None, int]] = [
@@ -159,3 +162,48 @@ def test_flat_adam_equals_torch_adam(dtype: torch.dtype) -> None:
         ours.step()
         ref.step()
         assert torch.allclose(ours_p, ref_p.detach(), rtol=1e-6 if dtype == torch.float32 else 1e-12, atol=0)
+
+
+class WithoutRows:
+    """A VecTradingEnv that does not say where its windows come from: the learner stores observations."""
+
+    def __init__(self, env: VecTradingEnv) -> None:
+        self.env = env
+        self.num_envs = env.num_envs
+        self.single_observation_space = env.single_observation_space
+        self.single_action_space = env.single_action_space
+        self.episode_length = env.episode_length
+
+    def reset(self, seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        return self.env.reset(seed=seed)
+
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        return self.env.step(actions)
+
+
+def test_windows_cut_from_the_features_teach_the_same_agent_as_stored_observations() -> None:
+    rng = np.random.default_rng(0)
+    n = 700
+    c = 100 * np.exp(np.cumsum(rng.normal(0, 0.002, n)))
+    o = np.concatenate([[c[0]], c[:-1]])
+    data = market_data_from_arrays(
+        o, np.maximum(o, c), np.minimum(o, c), c, rng.normal(size=(n, 3)), segment_id=np.arange(n) // 350
+    )
+    env_cfg = EnvConfig(window=5, episode_length=40)
+    cfg = PPOConfig(
+        num_iterations=3, episodes_per_iteration=6, batch_size=32, hidden_sizes=(8, 8), bar_width=2
+    )
+    runs = []
+    for by_row in (True, False):
+        seed_everything(cfg.seed, 1)
+        env = VecTradingEnv(data, env_cfg, cfg.envs, seed=cfg.seed)
+        ppo = PPO(env if by_row else WithoutRows(env), cfg, torch.device("cpu"), layout=(5, 3))
+        assert (ppo.features is not None) == by_row
+        stats = [ppo.iterate().to_json() for _ in range(cfg.num_iterations)]
+        runs.append((stats, {k: v.clone() for k, v in ppo.agent.state_dict().items()}))
+    (stats_a, state_a), (stats_b, state_b) = runs
+    assert stats_a == stats_b
+    for k in state_a:
+        assert torch.equal(state_a[k], state_b[k]), k
