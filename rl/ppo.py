@@ -5,15 +5,23 @@
 2. `seed_everything`, `resolve_device`: reproducibility (same seed, same machine -> the same metrics, bit
    for bit) and the device (CUDA when present, else CPU).
 3. `Agent`: a small MLP policy (logits over the discrete actions) and a small MLP value function over the
-   observation vector the environment hands out.
+   observation vector the environment hands out (the reference, and what checkpoints hold).
+   `FusedAgent` drives the same Agent fast: its parameters in one flat tensor, actor and critic side by
+   side in batched matmuls, a hand-written forward and backward (no autograd graph per minibatch), and
+   `FlatAdam` (torch.optim.Adam's update) on the flat tensor. PPO minibatches are small (256 samples): per
+   tensor operation and per parameter tensor costs, not arithmetic, used to dominate. Checked equal to
+   autograd on the Agent and to torch.optim.Adam by tests/unit/test_ppo_fused.py.
 4. `PPO.collect`: runs the vector environment (rl/vector.py, `VecEnv` below) until at least
-   `episodes_per_iteration` episodes have ended, recording observations, actions, log-probabilities,
-   values and rewards; a *truncated* episode (time limit, end of a data segment) bootstraps with the value
-   of its final observation, a *terminated* one does not.
+   `episodes_per_iteration` episodes have ended, recording observations (or, when the env says where its
+   windows come from, each step's data row: `WindowSource`), actions, log-probabilities, values and
+   rewards; a *truncated* episode (time limit, end of a data segment) bootstraps with the value of its
+   final observation, a *terminated* one does not.
 5. `PPO.advantages`: generalised advantage estimation (GAE(lambda)) and returns.
 6. `PPO.update`: `update_epochs` passes over shuffled minibatches of `batch_size` samples: normalised
    advantages, clipped surrogate objective, value loss (optionally clipped), entropy bonus, gradient
    clipping; stops early when the approximate KL exceeds `target_kl`. The learning rate anneals linearly.
+   `PPO.loss_gradients` writes the loss out together with its gradients with respect to the logits and
+   the value, which FusedAgent.backward carries through the networks.
 7. `PPO.iterate`: one iteration = collect + advantages + update, returning the iteration's statistics.
 
 The training run around it (data, validation, checkpoints, run folder, Ctrl-C) lives in rl/train.py.
