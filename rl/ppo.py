@@ -5,15 +5,23 @@
 2. `seed_everything`, `resolve_device`: reproducibility (same seed, same machine -> the same metrics, bit
    for bit) and the device (CUDA when present, else CPU).
 3. `Agent`: a small MLP policy (logits over the discrete actions) and a small MLP value function over the
-   observation vector the environment hands out.
+   observation vector the environment hands out (the reference, and what checkpoints hold).
+   `FusedAgent` drives the same Agent fast: its parameters in one flat tensor, actor and critic side by
+   side in batched matmuls, a hand-written forward and backward (no autograd graph per minibatch), and
+   `FlatAdam` (torch.optim.Adam's update) on the flat tensor. PPO minibatches are small (256 samples): per
+   tensor operation and per parameter tensor costs, not arithmetic, used to dominate. Checked equal to
+   autograd on the Agent and to torch.optim.Adam by tests/unit/test_ppo_fused.py.
 4. `PPO.collect`: runs the vector environment (rl/vector.py, `VecEnv` below) until at least
-   `episodes_per_iteration` episodes have ended, recording observations, actions, log-probabilities,
-   values and rewards; a *truncated* episode (time limit, end of a data segment) bootstraps with the value
-   of its final observation, a *terminated* one does not.
+   `episodes_per_iteration` episodes have ended, recording observations (or, when the env says where its
+   windows come from, each step's data row: `WindowSource`), actions, log-probabilities, values and
+   rewards; a *truncated* episode (time limit, end of a data segment) bootstraps with the value of its
+   final observation, a *terminated* one does not.
 5. `PPO.advantages`: generalised advantage estimation (GAE(lambda)) and returns.
 6. `PPO.update`: `update_epochs` passes over shuffled minibatches of `batch_size` samples: normalised
    advantages, clipped surrogate objective, value loss (optionally clipped), entropy bonus, gradient
    clipping; stops early when the approximate KL exceeds `target_kl`. The learning rate anneals linearly.
+   `PPO.loss_gradients` writes the loss out together with its gradients with respect to the logits and
+   the value, which FusedAgent.backward carries through the networks.
 7. `PPO.iterate`: one iteration = collect + advantages + update, returning the iteration's statistics.
 
 The training run around it (data, validation, checkpoints, run folder, Ctrl-C) lives in rl/train.py.
@@ -27,7 +35,7 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import gymnasium
 import numpy as np
@@ -329,6 +337,174 @@ class Agent(nn.Module):
         )
 
 
+def _layers(net: nn.Module) -> tuple[nn.Linear | None, list[nn.Linear]]:
+    """(the BarEncoder's projection or None, the MLP's linear layers in order) of an Agent's actor or critic."""
+    mods = list(net.children())
+    if mods and isinstance(mods[0], BarEncoder):
+        return mods[0].proj, [m for m in mods[1].children() if isinstance(m, nn.Linear)]
+    return None, [m for m in mods if isinstance(m, nn.Linear)]
+
+
+def _tanh_(x: torch.Tensor) -> torch.Tensor:
+    """tanh in place as 2 sigmoid(2x) - 1: equal to torch.tanh within float32 rounding (a few 1e-7), and
+    about 4x cheaper on CPU, where torch.tanh is not vectorised."""
+    return x.mul_(2.0).sigmoid_().mul_(2.0).sub_(1.0)
+
+
+@dataclass
+class _Cache:
+    """What the backward pass needs from the forward pass."""
+
+    bars: torch.Tensor  # [B * W, F] (encoder) or [B, obs_dim]
+    enc: (
+        torch.Tensor | None
+    )  # [2 * bar_width, B * W]: the encoders' outputs after relu (actor rows, then critic)
+    acts: list[torch.Tensor]  # [2, B, n]: the input of each hidden layer, then the last hidden layer's output
+
+
+class FusedAgent:
+    """An Agent driven by hand, for speed; the Agent stays the reference (and what checkpoints hold).
+
+    - The Agent's parameters move into ONE flat tensor: they become views of it, so the Agent, its
+      state_dict and its checkpoints see every update, and the optimiser (Adam on the flat tensor) and the
+      gradient clipping are one operation each instead of one per parameter tensor.
+    - The actor's and the critic's layers of equal shape sit side by side ([2, out, in]), so one batched
+      matmul runs both networks; the two encoders are one matmul.
+    - forward/backward are the Agent's networks written out (tanh as 2 sigmoid(2x) - 1, see `_tanh_`), and
+      `backward` takes the gradients of the loss with respect to the logits and the value, which the PPO
+      update (PPO.update) writes out too: no autograd graph is built.
+
+    PPO's minibatches are small (256 samples), so autograd's bookkeeping, a dozen optimiser tensors and
+    torch.tanh used to cost more than the arithmetic. tests/unit/test_ppo_fused.py checks the outputs and
+    the gradients equal to autograd's on the Agent."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+        (enc_a, mlp_a), (enc_c, mlp_c) = _layers(agent.actor), _layers(agent.critic)
+        self.has_encoder = enc_a is not None and enc_c is not None
+        groups: list[tuple[torch.Tensor, ...]] = []  # stacked pairs (actor, critic), then single tensors
+        if enc_a is not None and enc_c is not None:
+            groups += [(enc_a.weight, enc_c.weight), (enc_a.bias, enc_c.bias)]
+        for a, c in zip(mlp_a[:-1], mlp_c[:-1], strict=True):
+            groups += [(a.weight, c.weight), (a.bias, c.bias)]
+        groups += [(mlp_a[-1].weight,), (mlp_a[-1].bias,), (mlp_c[-1].weight,), (mlp_c[-1].bias,)]
+        first = next(agent.parameters())
+        total = sum(p.numel() for g in groups for p in g)
+        self.flat = torch.zeros(total, dtype=first.dtype, device=first.device)
+        self.grad = torch.zeros_like(self.flat)
+        views: list[torch.Tensor] = []
+        grads: list[torch.Tensor] = []
+        at = 0
+        for g in groups:
+            shape = (2, *g[0].shape) if len(g) == 2 else tuple(g[0].shape)
+            n = sum(p.numel() for p in g)
+            views.append(self.flat[at : at + n].view(shape))
+            grads.append(self.grad[at : at + n].view(shape))
+            for i, p in enumerate(g):
+                v = views[-1][i] if len(g) == 2 else views[-1]
+                v.copy_(p.data)
+                p.data = v  # the Agent's parameter now lives in the flat tensor
+            at += n
+        k = 0
+        if self.has_encoder:
+            assert agent.layout is not None
+            self.window, self.n_features = agent.layout
+            self.bar_width = agent.bar_width
+            self.split = self.window * self.n_features
+            # [2 * bar_width, F]: the actor's encoder rows, then the critic's
+            self.enc_w, self.enc_b = views[0].flatten(0, 1), views[1].flatten()
+            self.g_enc_w, self.g_enc_b = grads[0].flatten(0, 1), grads[1].flatten()
+            k = 2
+        else:
+            self.split = agent.obs_dim
+        self.w, self.b = views[k:-4:2], views[k + 1 : -4 : 2]  # hidden layers: [2, out, in], [2, out]
+        self.gw, self.gb = grads[k:-4:2], grads[k + 1 : -4 : 2]
+        self.pi_w, self.pi_b, self.v_w, self.v_b = views[-4:]
+        self.g_pi_w, self.g_pi_b, self.g_v_w, self.g_v_b = grads[-4:]
+
+    def split_obs(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the bars of the window, contiguous [B, W * F], the trailing entries [B, E]) of an observation batch
+        (without an encoder: the whole observation and an empty tensor)."""
+        bars = obs[:, : self.split]
+        return (bars if bars.is_contiguous() else bars.contiguous()), obs[:, self.split :]
+
+    def forward(self, bars: torch.Tensor, extra: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, _Cache]:
+        """(logits [B, n_actions], value [B], what `backward` needs) of the Agent, for split_obs's halves."""
+        b = bars.shape[0]
+        if self.has_encoder:
+            w, bw = self.window, self.bar_width
+            x = bars.view(b * w, self.n_features)
+            enc = torch.addmm(self.enc_b.unsqueeze(1), self.enc_w, x.t()).relu_()  # [2 * bw, B * W]
+            h = bars.new_empty(2, b, w * bw + extra.shape[1])
+            # BarEncoder's order: bar by bar, each bar's `bw` numbers, then the trailing entries
+            h[:, :, : w * bw].unflatten(2, (w, bw)).copy_(enc.view(2, bw, b, w).permute(0, 2, 3, 1))
+            h[:, :, w * bw :] = extra
+        else:
+            x, enc = bars, None
+            h = bars.unsqueeze(0).expand(2, b, bars.shape[1])
+        acts = [h]
+        for weight, bias in zip(self.w, self.b, strict=True):
+            h = _tanh_(torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2)))
+            acts.append(h)
+        logits = torch.addmm(self.pi_b, h[0], self.pi_w.t())
+        value = torch.addmm(self.v_b, h[1], self.v_w.t()).squeeze(1)
+        return logits, value, _Cache(x, enc, acts)
+
+    def backward(self, cache: _Cache, d_logits: torch.Tensor, d_value: torch.Tensor) -> None:
+        """Writes into `grad` (the flat gradient) the gradient of a loss whose gradients with respect to the
+        forward's logits and value are d_logits [B, n_actions] and d_value [B]."""
+        acts = cache.acts
+        last = acts[-1]
+        d_value = d_value.unsqueeze(1)
+        torch.mm(d_logits.t(), last[0], out=self.g_pi_w)
+        torch.sum(d_logits, 0, out=self.g_pi_b)
+        torch.mm(d_value.t(), last[1], out=self.g_v_w)
+        torch.sum(d_value, 0, out=self.g_v_b)
+        dh = torch.stack([d_logits @ self.pi_w, d_value @ self.v_w])  # [2, B, last hidden]
+        for i in reversed(range(len(self.w))):
+            out = acts[i + 1]
+            d_pre = dh.mul_(out.mul(out).neg_().add_(1.0))  # tanh' = 1 - tanh^2
+            torch.bmm(d_pre.transpose(1, 2), acts[i], out=self.gw[i])
+            torch.sum(d_pre, 1, out=self.gb[i])
+            if i > 0 or self.has_encoder:
+                dh = torch.bmm(d_pre, self.w[i])
+        if cache.enc is not None:
+            w, bw = self.window, self.bar_width
+            b = dh.shape[1]
+            d_enc = torch.empty_like(cache.enc)  # [2 * bw, B * W]
+            d_enc.view(2, bw, b, w).copy_(dh[:, :, : w * bw].unflatten(2, (w, bw)).permute(0, 3, 1, 2))
+            d_enc = torch.ops.aten.threshold_backward(d_enc, cache.enc, 0)  # relu': 0 where relu gave 0
+            torch.mm(d_enc, cache.bars, out=self.g_enc_w)
+            torch.sum(d_enc, 1, out=self.g_enc_b)
+
+
+class FlatAdam:
+    """Adam on one flat parameter tensor (FusedAgent.flat) with its gradient tensor: torch.optim.Adam's
+    update (bias-corrected, eps added outside the square root, no weight decay), a handful of tensor
+    operations per step. `param_groups[0]["lr"]` is the learning rate, as in torch.optim."""
+
+    def __init__(
+        self,
+        param: torch.Tensor,
+        grad: torch.Tensor,
+        lr: float,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
+        self.param, self.grad, self.betas, self.eps = param, grad, betas, eps
+        self.param_groups: list[dict[str, float]] = [{"lr": lr}]
+        self.exp_avg, self.exp_avg_sq = torch.zeros_like(param), torch.zeros_like(param)
+        self.steps = 0
+
+    def step(self) -> None:
+        self.steps += 1
+        (beta1, beta2), lr = self.betas, self.param_groups[0]["lr"]
+        self.exp_avg.lerp_(self.grad, 1 - beta1)
+        self.exp_avg_sq.mul_(beta2).addcmul_(self.grad, self.grad, value=1 - beta2)
+        denom = self.exp_avg_sq.sqrt().div_(math.sqrt(1 - beta2**self.steps)).add_(self.eps)
+        self.param.addcdiv_(self.exp_avg, denom, value=-lr / (1 - beta1**self.steps))
+
+
 # --- 4.-7. the learner ------------------------------------------------------------------------------------
 
 
@@ -349,6 +525,18 @@ class VecEnv(Protocol):
     def step(
         self, actions: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]: ...
+
+
+class WindowSource(Protocol):
+    """What a vector env may offer so that the learner stores rows instead of observation windows: the
+    window part of its observation of environment i is `window_features[obs_rows[i] - window + 1 ..
+    obs_rows[i]]`, flattened (rl/vector.py's VecTradingEnv)."""
+
+    @property
+    def obs_rows(self) -> np.ndarray: ...
+
+    @property
+    def window_features(self) -> np.ndarray: ...
 
 
 class RunningStd:
@@ -375,7 +563,7 @@ class RunningStd:
 class Rollout:
     """One iteration's samples, [T, N] (time, environment), on the learner's device."""
 
-    obs: torch.Tensor  # [T, N, obs_dim]
+    obs: torch.Tensor  # [T, N, obs_dim]; with `rows`: only the trailing entries after the window
     actions: torch.Tensor  # [T, N]
     logprobs: torch.Tensor
     values: torch.Tensor
@@ -384,6 +572,7 @@ class Rollout:
     next_value: torch.Tensor  # [N]: V of the observation after the last step
     episode_returns: list[float]
     episode_lengths: list[int]
+    rows: torch.Tensor | None = None  # [T, N]: the data row of each observation (its window ends there)
 
 
 @dataclass
@@ -428,9 +617,8 @@ class PPO:
         obs_dim = int(np.prod(envs.single_observation_space.shape))
         n_actions = int(envs.single_action_space.n)
         self.agent = Agent(obs_dim, n_actions, config.hidden_sizes, layout, config.bar_width).to(self.device)
-        self.optimizer = torch.optim.Adam(
-            self.agent.parameters(), lr=config.learning_rate, eps=1e-5, fused=True
-        )
+        self.fused = FusedAgent(self.agent)  # the agent's parameters now live in one flat tensor
+        self.optimizer = FlatAdam(self.fused.flat, self.fused.grad, lr=config.learning_rate, eps=1e-5)
         self.rng = np.random.default_rng(config.seed)  # minibatch shuffling
         self.return_std = RunningStd()  # of the discounted return, per environment, for reward scaling
         self.discounted = np.zeros(envs.num_envs)
@@ -438,19 +626,49 @@ class PPO:
         obs, _ = envs.reset(seed=config.seed)
         self.next_obs = np.array(obs)  # a copy: the env owns (and overwrites) its buffer
         self.flip_advantages = False  # tests only: a deliberately broken learner must fail to learn
+        self._obs_buf: np.ndarray | None = None
+        # An env that says where its windows come from (WindowSource) lets the rollout keep each step's data
+        # row instead of its window (32 x 28 floats): the update gathers the windows of a minibatch from the
+        # features, which stay in the CPU's cache, instead of reading 1 kB per sample scattered over a
+        # buffer of hundreds of MB. The same numbers either way (tests/unit/test_ppo_fused.py).
+        self.features: torch.Tensor | None = None
+        if self.fused.has_encoder and hasattr(envs, "obs_rows") and hasattr(envs, "window_features"):
+            features = np.ascontiguousarray(envs.window_features, dtype=np.float32)
+            if features.shape[1:] == (self.fused.n_features,):
+                self.features = self._tensor(features)
+                self.next_rows = np.array(envs.obs_rows)
 
     def _tensor(self, a: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(a, device=self.device)
+
+    def _policy(self, obs: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, value) of an observation batch (the fused forward; no gradient)."""
+        logits, value, _ = self.fused.forward(*self.fused.split_obs(self._tensor(obs)))
+        return logits, value
 
     # 4. collect ------------------------------------------------------------------------------------------
 
     @torch.inference_mode()
     def collect(self) -> Rollout:
         cfg, envs, n = self.config, self.envs, self.envs.num_envs
-        # observations go straight into one preallocated buffer (grown if the episodes run longer)
+        # every sample goes straight into preallocated numpy buffers (grown if the episodes run longer)
         length = int(getattr(envs, "episode_length", 0) or 64)
-        obs_buf = np.empty((-(-cfg.episodes_per_iteration // n) * length, *self.next_obs.shape), np.float32)
-        act_l, logp_l, val_l, rew_l, done_l = [], [], [], [], []
+        rows = -(-cfg.episodes_per_iteration // n) * length
+        # the observation buffer is the big one (T x N x obs_dim): kept from one rollout to the next (fresh
+        # pages cost a page fault each), so a Rollout's obs is valid until the next collect()
+        by_row = self.features is not None
+        split = self.fused.split if by_row else 0  # with rows, only the entries after the window are kept
+        shape = (rows, n, self.next_obs.shape[1] - split)
+        if self._obs_buf is None or self._obs_buf.shape != shape:
+            self._obs_buf = np.empty(shape, np.float32)
+        obs_buf = self._obs_buf
+        row_buf = np.empty((rows, n), np.int64)
+        obs_rows = self.next_rows if by_row else None
+        act_buf = np.empty((rows, n), np.int64)
+        logp_buf = np.empty((rows, n), np.float32)
+        val_buf = np.empty((rows, n), np.float32)
+        rew_buf = np.empty((rows, n), np.float32)
+        done_buf = np.empty((rows, n), np.float32)
         returns: list[float] = []
         lengths: list[int] = []
         obs = self.next_obs
@@ -458,10 +676,23 @@ class PPO:
         t = 0
         for t in range(max_steps):
             if t == len(obs_buf):
-                obs_buf = np.concatenate([obs_buf, np.empty_like(obs_buf)])
-            obs_buf[t] = obs  # a copy: the env owns (and overwrites) its buffer
-            action, logprob, value = self.agent.sample(self._tensor(obs_buf[t]))
-            next_obs, reward, terminated, truncated, info = envs.step(action.cpu().numpy())
+                obs_buf, row_buf, act_buf, logp_buf, val_buf, rew_buf, done_buf = (
+                    np.concatenate([a, np.empty_like(a)])
+                    for a in (obs_buf, row_buf, act_buf, logp_buf, val_buf, rew_buf, done_buf)
+                )
+                self._obs_buf = obs_buf
+            obs_buf[t] = obs[:, split:]  # a copy: the env owns (and overwrites) its buffer
+            if obs_rows is not None:
+                row_buf[t] = obs_rows
+            logits, value = self._policy(obs)
+            logp = torch.log_softmax(logits, dim=-1)
+            # sampled by inverting the CDF at a uniform draw of torch's seeded generator
+            cdf = logp.exp().cumsum_(1)
+            action = (cdf[:, :-1] <= torch.rand(n, 1, device=cdf.device)).sum(1, keepdim=True)
+            act_buf[t] = action.squeeze(1).numpy(force=True)
+            logp_buf[t] = logp.gather(1, action).squeeze(1).numpy(force=True)
+            val_buf[t] = value.numpy(force=True)
+            next_obs, reward, terminated, truncated, info = envs.step(act_buf[t])
             done = np.asarray(terminated, dtype=bool) | np.asarray(truncated, dtype=bool)
             reward = np.asarray(reward, dtype=np.float64)
             if cfg.norm_reward:  # as gymnasium's NormalizeReward: scale by the discounted return's std
@@ -469,18 +700,14 @@ class PPO:
                 self.return_std.update(self.discounted)
                 reward = reward / self.return_std.std
                 self.discounted[done] = 0.0
-            reward_t = self._tensor(reward.astype(np.float32))
+            rew_buf[t] = reward
             # a truncated episode did not end in the task: its remaining return is estimated by V(final_obs)
             trunc = np.asarray(truncated, dtype=bool) & ~np.asarray(terminated, dtype=bool)
             if trunc.any():
                 idx = np.flatnonzero(trunc)
-                final = self._tensor(np.asarray(info["final_obs"])[idx])
-                reward_t[self._tensor(idx)] += cfg.gamma * self.agent.value(final)
-            act_l.append(action)
-            logp_l.append(logprob)
-            val_l.append(value)
-            rew_l.append(reward_t)
-            done_l.append(self._tensor(done.astype(np.float32)))
+                final = np.ascontiguousarray(np.asarray(info["final_obs"], dtype=np.float32)[idx])
+                rew_buf[t, idx] += cfg.gamma * self._policy(final)[1].numpy(force=True)
+            done_buf[t] = done
             if done.any():
                 ep_ret = np.asarray(info["episode_return"], dtype=np.float64)
                 ep_len = np.asarray(info["episode_length"])
@@ -488,95 +715,168 @@ class PPO:
                     returns.append(float(ep_ret[i]))
                     lengths.append(int(ep_len[i]))
             obs = next_obs
+            if by_row:
+                obs_rows = np.array(cast(WindowSource, envs).obs_rows)
             if len(returns) >= cfg.episodes_per_iteration:
                 break
         self.next_obs = np.array(obs)
+        if obs_rows is not None:
+            self.next_rows = obs_rows
+        steps = t + 1
         return Rollout(
-            obs=self._tensor(obs_buf[: t + 1]),
-            actions=torch.stack(act_l),
-            logprobs=torch.stack(logp_l),
-            values=torch.stack(val_l),
-            rewards=torch.stack(rew_l),
-            dones=torch.stack(done_l),
-            next_value=self.agent.value(self._tensor(self.next_obs)),
+            obs=self._tensor(obs_buf[:steps]),
+            actions=self._tensor(act_buf[:steps]),
+            logprobs=self._tensor(logp_buf[:steps]),
+            values=self._tensor(val_buf[:steps]),
+            rewards=self._tensor(rew_buf[:steps]),
+            dones=self._tensor(done_buf[:steps]),
+            next_value=self._policy(self.next_obs)[1],
             episode_returns=returns,
             episode_lengths=lengths,
+            rows=self._tensor(row_buf[:steps]) if by_row else None,
         )
 
     # 5. advantages ---------------------------------------------------------------------------------------
 
     def advantages(self, r: Rollout) -> tuple[torch.Tensor, torch.Tensor]:
-        """GAE(lambda): advantages and returns (= advantages + values), [T, N]."""
+        """GAE(lambda): advantages and returns (= advantages + values), [T, N] (a loop over time in numpy,
+        float32 as the tensors)."""
         cfg = self.config
-        adv = torch.zeros_like(r.rewards)
-        last = torch.zeros_like(r.next_value)
-        next_value = r.next_value
-        for t in reversed(range(r.rewards.shape[0])):
-            not_done = 1.0 - r.dones[t]
-            delta = r.rewards[t] + cfg.gamma * next_value * not_done - r.values[t]
-            last = delta + cfg.gamma * cfg.gae_lambda * not_done * last
+        rewards, values = r.rewards.numpy(force=True), r.values.numpy(force=True)
+        not_done = 1.0 - r.dones.numpy(force=True)
+        adv = np.zeros_like(rewards)
+        last = np.zeros_like(rewards[0])
+        next_value = r.next_value.numpy(force=True)
+        gamma, gl = np.float32(cfg.gamma), np.float32(cfg.gamma * cfg.gae_lambda)
+        for t in reversed(range(rewards.shape[0])):
+            delta = rewards[t] + gamma * next_value * not_done[t] - values[t]
+            last = delta + gl * not_done[t] * last
             adv[t] = last
-            next_value = r.values[t]
-        return adv, adv + r.values
+            next_value = values[t]
+        adv_t = torch.as_tensor(adv, device=r.values.device)
+        return adv_t, adv_t + r.values
 
     # 6. update -------------------------------------------------------------------------------------------
 
+    def loss_gradients(
+        self,
+        logits: torch.Tensor,
+        value: torch.Tensor,
+        actions: torch.Tensor,
+        old_logprobs: torch.Tensor,
+        old_values: torch.Tensor,
+        advantages: torch.Tensor,
+        returns: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """The PPO loss of a minibatch, written out with its gradients with respect to the logits and the
+        value (for FusedAgent.backward): (d loss / d logits, d loss / d value, the loss's parts).
+
+            loss = policy loss - ent_coef * entropy + vf_coef * value loss
+            policy loss = mean(max(-A r, -A clip(r, 1 - c, 1 + c))),  r = exp(log pi(a) - old log pi(a))
+            value loss = 0.5 mean(max((v - R)^2, (old v + clip(v - old v, -c, c) - R)^2))  (clip_vloss)
+
+        where the max picks a branch, its gradient is that branch's (in a tie both branches have the same
+        gradient, as autograd's half-and-half split gives); tests check it against autograd."""
+        cfg = self.config
+        mb = logits.shape[0]
+        c = cfg.clip_coef
+        actions = actions.view(mb, 1)
+        logp_all = torch.log_softmax(logits, dim=1)
+        p = logp_all.exp()
+        neg_entropy = (p * logp_all).sum(1)
+        logratio = logp_all.gather(1, actions).view(mb).sub_(old_logprobs)
+        ratio = logratio.exp()
+        approx_kl = (ratio - logratio).mean() - 1.0  # mean((r - 1) - log r): the unbiased low-variance one
+        clipfrac = (ratio - 1.0).abs_().gt_(c).mean()
+        if cfg.norm_adv and mb > 1:
+            std, mean = torch.std_mean(advantages)
+            neg_adv = (mean - advantages).div_(std + 1e-8)
+        else:
+            neg_adv = -advantages
+        pg1 = neg_adv * ratio  # the unclipped branch, -A r
+        pg2 = neg_adv.mul_(ratio.clamp_(1 - c, 1 + c))  # the clipped branch
+        pg_loss = torch.maximum(pg1, pg2).mean()
+        # d policy loss / d log pi(a) (times mb): the unclipped branch's -A r where it is the max, else 0
+        g_logp = pg1.masked_fill_(pg1 < pg2, 0.0).unsqueeze(1)
+        diff = value - returns
+        if cfg.clip_vloss:
+            v_delta = value - old_values
+            clipped = v_delta.clamp(-c, c).add_(old_values).sub_(returns)  # old v + clip(v - old v) - R
+            sq, sq_clipped = diff * diff, clipped.mul_(clipped)
+            v_loss = torch.maximum(sq, sq_clipped).mean() * 0.5
+            # the clipped branch has no gradient where the clip is active; inside, it equals the unclipped
+            d_value = diff.masked_fill_((sq < sq_clipped).logical_and_(v_delta.abs_() > c), 0.0)
+        else:
+            v_loss = (diff * diff).mean() * 0.5
+            d_value = diff
+        d_value.mul_(cfg.vf_coef / mb)
+        # d/d logits (times mb): log pi(a) -> onehot(a) - p; entropy H -> -p (log p + H)
+        d_logits = (logp_all - neg_entropy.unsqueeze(1)).mul_(cfg.ent_coef).sub_(g_logp).mul_(p)
+        d_logits.scatter_add_(1, actions, g_logp).div_(mb)
+        parts = {"pg_loss": pg_loss, "v_loss": v_loss, "entropy": -neg_entropy.mean()}
+        parts |= {"approx_kl": approx_kl, "clipfrac": clipfrac}
+        return d_logits, d_value, parts
+
+    @torch.inference_mode()
     def update(self, r: Rollout, advantages: torch.Tensor, returns: torch.Tensor) -> dict[str, float]:
-        cfg, agent = self.config, self.agent
-        b_obs = r.obs.reshape(-1, r.obs.shape[-1])
-        b_actions, b_logprobs, b_values = r.actions.reshape(-1), r.logprobs.reshape(-1), r.values.reshape(-1)
-        b_adv, b_returns = advantages.reshape(-1), returns.reshape(-1)
+        cfg, fused = self.config, self.fused
+        n = r.actions.numel()
+        b_obs = r.obs.reshape(n, -1)  # whole observations, or (with rows) their entries after the window
+        b_actions = r.actions.reshape(-1)
+        b_adv = advantages.reshape(-1)
         if self.flip_advantages:
             b_adv = -b_adv
-        n = b_obs.shape[0]
+        # the per-sample numbers, together: log pi_old(a), V_old, A, R
+        b_numbers = torch.stack([r.logprobs.reshape(-1), r.values.reshape(-1), b_adv, returns.reshape(-1)], 1)
         mb = min(cfg.batch_size, n)
         per_epoch = max(n // mb, 1)  # a ragged tail of fewer than `mb` samples waits for the next epoch
+        by_row = r.rows is not None
+        if by_row:  # the windows are cut from the features at each minibatch (see __init__)
+            assert r.rows is not None and self.features is not None
+            b_first = r.rows.reshape(-1) - (fused.window - 1)  # each window's first row
+            n_windows = self.features.shape[0] - fused.window + 1
+            windows = self.features.as_strided((n_windows, fused.split), (fused.n_features, 1))
+            bars = b_obs.new_empty(mb, fused.split)
         pg_l, v_l, ent_l, kl_l, clip_l = [], [], [], [], []
         steps = 0
         stop = False
         for _epoch in range(cfg.update_epochs):
+            # one shuffle per epoch: the small per-sample tensors are put in its order at once (minibatches
+            # are then slices); the observations are gathered per minibatch
             order = self._tensor(self.rng.permutation(n))
+            numbers, actions = b_numbers.index_select(0, order), b_actions.index_select(0, order)
+            if by_row:
+                first, extra = b_first.index_select(0, order), b_obs.index_select(0, order)
             for k in range(per_epoch):
-                idx = order[k * mb : (k + 1) * mb]
-                _, newlogprob, entropy, newvalue = agent.act(b_obs[idx], b_actions[idx])
-                logratio = newlogprob - b_logprobs[idx]
-                ratio = logratio.exp()
-                with torch.no_grad():
-                    approx_kl = ((ratio - 1) - logratio).mean()  # the unbiased low-variance estimator
-                    clip_l.append(((ratio - 1.0).abs() > cfg.clip_coef).float().mean())
-                adv = b_adv[idx]
-                if cfg.norm_adv and adv.numel() > 1:
-                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-                # clipped surrogate objective (a loss: negated)
-                pg_loss = torch.max(
-                    -adv * ratio, -adv * torch.clamp(ratio, 1 - cfg.clip_coef, 1 + cfg.clip_coef)
-                ).mean()
-                # value loss, optionally clipped around the rollout's estimates
-                if cfg.clip_vloss:
-                    v_unclipped = (newvalue - b_returns[idx]) ** 2
-                    v_clipped = b_values[idx] + torch.clamp(
-                        newvalue - b_values[idx], -cfg.clip_coef, cfg.clip_coef
-                    )
-                    v_loss = 0.5 * torch.max(v_unclipped, (v_clipped - b_returns[idx]) ** 2).mean()
+                at = slice(k * mb, (k + 1) * mb)
+                if by_row:
+                    torch.index_select(windows, 0, first[at], out=bars)
+                    extra_mb = extra[at]
                 else:
-                    v_loss = 0.5 * ((newvalue - b_returns[idx]) ** 2).mean()
-                ent = entropy.mean()
-                loss = pg_loss - cfg.ent_coef * ent + cfg.vf_coef * v_loss
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm)
+                    obs = b_obs.index_select(0, order[at])
+                    bars, extra_mb = fused.split_obs(obs)
+                old_logprobs, old_values, adv, ret = numbers[at].unbind(1)
+                logits, value, cache = fused.forward(bars, extra_mb)
+                d_logits, d_value, parts = self.loss_gradients(
+                    logits, value, actions[at], old_logprobs, old_values, adv, ret
+                )
+                fused.backward(cache, d_logits, d_value)
+                # gradient clipping to a global norm (as nn.utils.clip_grad_norm_), then Adam
+                scale = cfg.max_grad_norm / (fused.grad.norm() + 1e-6)
+                fused.grad.mul_(scale.clamp_(max=1.0))
                 self.optimizer.step()
                 steps += 1
-                pg_l.append(pg_loss.detach())
-                v_l.append(v_loss.detach())
-                ent_l.append(ent.detach())
-                kl_l.append(approx_kl)
-                if cfg.target_kl is not None and approx_kl.item() > cfg.target_kl:
+                pg_l.append(parts["pg_loss"])
+                v_l.append(parts["v_loss"])
+                ent_l.append(parts["entropy"])
+                kl_l.append(parts["approx_kl"])
+                clip_l.append(parts["clipfrac"])
+                if cfg.target_kl is not None and parts["approx_kl"].item() > cfg.target_kl:
                     stop = True
                     break
             if stop:
                 break
-        y_pred, y_true = b_values, b_returns
+        y_pred, y_true = b_numbers[:, 1], b_numbers[:, 3]
         var_y = torch.var(y_true).item() if n > 1 else float("nan")
         explained = float("nan") if not var_y > 0 else 1.0 - torch.var(y_true - y_pred).item() / var_y
         return {
@@ -620,20 +920,28 @@ class PPO:
         )
 
 
-def greedy_policy(agent: Agent, device: torch.device, chunk: int = 65536) -> Any:
-    """A numpy policy function (obs [B, obs_dim] float32 -> int64 [B]) from an agent: argmax, no sampling."""
+class GreedyPolicy:
+    """A numpy policy (obs [B, obs_dim] float32 -> int64 [B]) from an agent: argmax, no sampling. Each row is
+    decided on its own (`rowwise`: rl/walk.py may ask for many rows at once)."""
+
+    rowwise = True
+
+    def __init__(self, agent: Agent, device: torch.device, chunk: int = 65536) -> None:
+        self.agent, self.device, self.chunk = agent, device, chunk
 
     @torch.inference_mode()
-    def policy(obs: np.ndarray) -> np.ndarray:
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
         obs = np.asarray(obs, dtype=np.float32)
         out = np.empty(obs.shape[0], dtype=np.int64)
-        for s in range(0, obs.shape[0], chunk):
-            out[s : s + chunk] = (
-                agent.greedy(torch.as_tensor(obs[s : s + chunk], device=device)).cpu().numpy()
-            )
+        for s in range(0, obs.shape[0], self.chunk):
+            x = torch.as_tensor(obs[s : s + self.chunk], device=self.device)
+            out[s : s + self.chunk] = self.agent.greedy(x).cpu().numpy()
         return out
 
-    return policy
+
+def greedy_policy(agent: Agent, device: torch.device, chunk: int = 65536) -> GreedyPolicy:
+    """The agent's deterministic policy as a numpy function: argmax, no sampling."""
+    return GreedyPolicy(agent, device, chunk)
 
 
 def now() -> float:

@@ -93,6 +93,17 @@ class VecTradingEnv:
             a.flags.writeable = False
 
     @property
+    def obs_rows(self) -> np.ndarray:
+        """The data row of each environment's current observation: its window is window_features[row -
+        window + 1 .. row] (read-only, overwritten by the next step; the learner keeps rows, not windows)."""
+        return self.row
+
+    @property
+    def window_features(self) -> np.ndarray:
+        """The feature rows observation windows are cut from ([n_rows, F] float32, contiguous)."""
+        return self.data.features
+
+    @property
     def obs_dim(self) -> int:
         return int(self.single_observation_space.shape[0])
 

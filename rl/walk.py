@@ -4,6 +4,12 @@ Every segment of every symbol is walked from its first decision bar (the first r
 history) to its second-to-last row (the last decision needs a next bar to fill at); all segments advance
 together, one policy call per step for the whole batch. Each segment starts flat. The fills, costs and
 rewards are rl/market.py's, as in the environments.
+
+A policy that decides each observation row on its own (no state, no random draws: the greedy policy of
+rl/ppo.py says so with `rowwise = True`) is walked faster: it is asked once, in large batches, for every
+decision row at every position the agent may hold there; then a scan over time picks the action of the
+position actually held, and the fills, costs and rewards of all steps are computed at once. Same steps,
+same numbers as the step-by-step walk (tests/unit/test_walk.py checks them equal).
 """
 
 from __future__ import annotations
@@ -38,7 +44,16 @@ class Walk:
         return len(self.ts)
 
 
-def walk(data: MarketData, config: EnvConfig, policy: Callable[[np.ndarray], np.ndarray]) -> Walk:
+def walk(
+    data: MarketData,
+    config: EnvConfig,
+    policy: Callable[[np.ndarray], np.ndarray],
+    *,
+    rowwise: bool | None = None,
+) -> Walk:
+    """rowwise: walk by the faster path for a row-by-row policy (None: the policy's `rowwise` attribute)."""
+    if rowwise if rowwise is not None else getattr(policy, "rowwise", False):
+        return _walk_rowwise(data, config, policy)
     market = Market(data, config)
     first, end = data.segment_bounds()
     t0 = first + config.window - 1  # first decision row
@@ -89,4 +104,59 @@ def walk(data: MarketData, config: EnvConfig, policy: Callable[[np.ndarray], np.
         segment_id=data.segment_id[out_row],
         row=out_row,
         fill_price=out_fill,
+    )
+
+
+def _walk_rowwise(data: MarketData, config: EnvConfig, policy: Callable[[np.ndarray], np.ndarray]) -> Walk:
+    market = Market(data, config)
+    first, end = data.segment_bounds()
+    t0 = first + config.window - 1  # first decision row
+    t_last = end - 2  # last decision row
+    keep = t_last >= t0
+    t0, t_last = t0[keep], t_last[keep]
+    steps = t_last - t0 + 1
+    total = int(steps.sum()) if len(steps) else 0
+    offset = np.concatenate([[0], np.cumsum(steps)[:-1]]).astype(np.int64) if len(steps) else steps
+    # the decision rows, segment after segment (the step-by-step walk's output order)
+    rows = np.repeat(t0 - offset, steps) + np.arange(total, dtype=np.int64)
+    # the policy's action at every decision row for every position held there (position index = action)
+    positions = config.position_of(np.arange(config.n_actions))
+    table = np.zeros((total, len(positions)), np.int64)
+    chunk = 8192
+    for j, held in enumerate(positions):
+        for s in range(0, total, chunk):
+            r = rows[s : s + chunk]
+            obs = ObsBuilder(data, config, len(r)).build(r, np.full(len(r), held))
+            table[s : s + chunk, j] = np.asarray(policy(obs), dtype=np.int64).reshape(len(r))
+    config.position_of(table)  # actions out of range raise, as in the step-by-step walk
+    # the scan over time, segment by segment (plain Python: a few operations per row): the position held
+    # picks the action, and a forced exit at the next bar's close leaves the segment flat again
+    choice, exit_at = table.tolist(), (market.forced_exit[rows + 1]).tolist()
+    actions: list[int] = []
+    for start, n in zip(offset.tolist(), steps.tolist(), strict=True):
+        held = 0  # each segment starts flat (action 0 = flat)
+        for j in range(start, start + n):
+            a = choice[j][held]
+            actions.append(a)
+            held = 0 if exit_at[j] and a != 0 else a
+    action = np.array(actions, dtype=np.int64)
+    q = positions[action]
+    # the position before each step: the one after the previous step of its segment (flat at its start)
+    after = np.where(market.forced_exit[rows + 1] & (q != 0), 0.0, q)
+    p = np.zeros(total)
+    cont = np.ones(total, dtype=bool)
+    cont[offset] = False
+    p[cont] = after[np.flatnonzero(cont) - 1]
+    log_ret, cost, turnover, _ = market.transition(rows, p, q)
+    return Walk(
+        symbols=list(data.symbols),
+        symbol_idx=data.symbol_idx[rows + 1],
+        ts=data.ts[rows + 1],
+        position=q,
+        log_return=log_ret,
+        cost=cost,
+        turnover=turnover,
+        segment_id=data.segment_id[rows + 1],
+        row=rows + 1,
+        fill_price=market.fill_price(rows + 1, p, q),
     )
