@@ -1,4 +1,5 @@
 -- Per-bar model inputs from window functions over past rows only (each frame ends at the current row).
+-- bar_features_priced: the same rows with the bar's open, high, low and close as four more columns.
 --
 -- Which bars: stocks and ETFs only inside the session chosen by lake_settings.session (regular or
 -- extended hours); every crypto bar.
@@ -30,7 +31,7 @@
 --                    UTC for crypto) of the bar's open
 --   minutes_since_open, minutes_to_close: from the session start to ts, from available_at to the
 --                    session end (UTC day for crypto)
-CREATE OR REPLACE VIEW bar_features AS
+CREATE OR REPLACE VIEW bar_features_priced AS
 WITH base AS (
     SELECT b.symbol, b."interval", b.ts, b.available_at, b.asset_class, b.calendar, b.day, b.session_no,
            b.start_at, b.end_at, b.interval_minutes, b.open, b.high, b.low, b.close, b.volume,
@@ -110,5 +111,10 @@ SELECT symbol, "interval", ts, available_at,
        sin(2 * pi() * (hour(local_ts) * 60 + minute(local_ts)) / 1440.0) AS tod_sin,
        cos(2 * pi() * (hour(local_ts) * 60 + minute(local_ts)) / 1440.0) AS tod_cos,
        (epoch(ts) - epoch(start_at)) / 60.0 AS minutes_since_open,
-       (epoch(end_at) - epoch(available_at)) / 60.0 AS minutes_to_close
+       (epoch(end_at) - epoch(available_at)) / 60.0 AS minutes_to_close,
+       open, high, low, close
 FROM win;
+
+-- The view: bar_features_priced less the bar's prices (which the feature store keeps beside the features).
+CREATE OR REPLACE VIEW bar_features AS
+SELECT * EXCLUDE (open, high, low, close) FROM bar_features_priced;
