@@ -25,6 +25,7 @@ import datetime as dt
 import json
 import queue
 import threading
+import time
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -124,6 +125,9 @@ class MarketData:
     norm: NormStats
     starts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # for EnvConfig()
     queries: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Where load_period's time went: "setup" (connecting, the period's bounds, the symbols, the store's
+    freshness) and "read" (the rows out of the lake into these arrays), for the benchmarks."""
     at_close: np.ndarray | None = None
     """bool [N]: the bar ends at or after its session's close, from the calendar (stocks; False for
     crypto): what the observation says, known at the bar without looking at later rows. None: as
@@ -353,12 +357,14 @@ def load_period(
         )
     say = say or (lambda _m: None)
     queries: list[str] = []
+    t0 = time.perf_counter()
     con = lake.connect(root, read_only=True, settings=settings)
     try:
         start_at, end_at = _period_bounds(con, period, queries)
         chosen = _select(con, symbols, interval, queries, say, warn_ineligible)
         names = [s for s, _ in chosen]
         plan = _read_plan(con, root, settings, names, interval, start_at, end_at, queries, say)
+        t1 = time.perf_counter()
         say(f"reading {len(names)} symbol(s) {interval}, {period} period {start_at} .. {end_at}")
         batches: list[pa.RecordBatch] = []
         with contextlib.closing(_stream(con, plan, interval)) as stream:
@@ -375,6 +381,7 @@ def load_period(
     data = _assemble(
         names, [a for _, a in chosen], interval, period, batches, norm, queries, start_at, end_at
     )
+    data.seconds = {"setup": t1 - t0, "read": time.perf_counter() - t1}
     counts = np.bincount(data.symbol_idx, minlength=len(names))
     for name, n in zip(names, counts, strict=True):
         say(f"  {name}: {n} rows")
