@@ -7,4 +7,3 @@ DROP VIEW IF EXISTS temp.news_running;
 DROP TABLE IF EXISTS chunk_news_running;
 DROP VIEW IF EXISTS temp.bars;
 DROP TABLE IF EXISTS chunk_bars;
-DROP TABLE IF EXISTS store_chunk;
