@@ -338,7 +338,17 @@ def test_episodes_read_the_stored_features_when_fresh_and_the_live_view_otherwis
     assert all(Path(str(f)).is_relative_to(one_day / "datasets" / "features") for f in files)
     # the same rows, the same prices, the same normalised inputs, whichever relation served them
     assert np.array_equal(stored.ts, live.ts)
-    for name in ("open", "high", "low", "close", "available_at", "segment_id", "day", "session_end", "starts"):
+    for name in (
+        "open",
+        "high",
+        "low",
+        "close",
+        "available_at",
+        "segment_id",
+        "day",
+        "session_end",
+        "starts",
+    ):
         assert np.array_equal(getattr(stored, name), getattr(live, name)), name
     np.testing.assert_allclose(stored.features, live.features, rtol=0, atol=1e-5)
     # one more bar makes the store stale: the live view serves again, never a stale row
