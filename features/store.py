@@ -65,9 +65,11 @@ IRRELEVANT_SETTINGS = frozenset(
 """Settings of lake_settings that no view of the features chain reads (eligibility and splits): a change
 to them rebuilds nothing. Every other setting is in the fingerprint, so a new one is safe by default."""
 DEFAULT_MEMORY_LIMIT = "640MB"
-DEFAULT_BATCH_ROWS = 600_000
+DEFAULT_BATCH_ROWS = 400_000
 """Stored bars per batch: several symbols of one interval are computed together (their windows run in
-parallel), up to this many rows; DuckDB spills what does not fit in memory_limit."""
+parallel), up to this many rows; DuckDB spills what does not fit in memory_limit. A batch's rows are held
+once more in Arrow while they are written (about 420 bytes a row), beside DuckDB's memory_limit: peak
+memory is bounded by these two, whatever the lake's size."""
 
 Say = Callable[[str], None]
 
