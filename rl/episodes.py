@@ -26,7 +26,7 @@ import json
 import queue
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,18 +76,28 @@ class NormStats:
     std: np.ndarray
 
     @classmethod
-    def compute(cls, names: list[str], x: np.ndarray) -> NormStats:
-        if len(x) == 0:
+    def compute(cls, names: list[str], x: np.ndarray | Sequence[np.ndarray]) -> NormStats:
+        """Statistics of x: an [N, F] array, or its F columns (each contiguous: the fast form)."""
+        cols = [x[:, j] for j in range(x.shape[1])] if isinstance(x, np.ndarray) else list(x)
+        if not cols or len(cols[0]) == 0:
             raise MarketlakeError("cannot compute normalisation statistics on an empty train period")
-        mean = x.mean(axis=0, dtype=np.float64)
-        std = x.std(axis=0, dtype=np.float64)
+        mean = np.array([c.mean(dtype=np.float64) for c in cols])
+        std = np.array([c.std(dtype=np.float64) for c in cols])
         std = np.where(std > 1e-12, std, 1.0)
         return cls(list(names), mean, std)
 
-    def apply(self, x: np.ndarray) -> np.ndarray:
-        out = (x - self.mean) / self.std
-        np.clip(out, -CLIP, CLIP, out=out)
-        return np.ascontiguousarray(out, dtype=np.float32)
+    def apply(self, x: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        """The normalised, clipped observation features, float32 [N, F] in row order, of an [N, F] array
+        or of its F columns. Column by column, then one transposing copy: no [N, F] float64 temporary."""
+        cols = [x[:, j] for j in range(x.shape[1])] if isinstance(x, np.ndarray) else list(x)
+        n = len(cols[0]) if cols else 0
+        by_col = np.empty((len(cols), n), dtype=np.float32)
+        for j, c in enumerate(cols):
+            t = c - self.mean[j]
+            t /= self.std[j]
+            np.clip(t, -CLIP, CLIP, out=t)
+            by_col[j] = t
+        return np.ascontiguousarray(by_col.T)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -427,29 +437,29 @@ def _assemble(
         seg_no, seg_pos = _column(table, "segment_no", np.int64), _column(table, "segment_pos", np.int64)
         day = _column(table, "day_no", np.int64)
         prices = {p: _column(table, p, np.float64) for p in PRICES}
-        raw_t = np.empty((len(FEATURES), table.num_rows), dtype=np.float64)
-        for j, c in enumerate(FEATURES):
-            raw_t[j] = table.column(c).to_numpy()  # NULL -> NaN
-        raw = raw_t.T  # [N, F], column-major: every feature's values contiguous
+        raw = [_column(table, c, np.float64) for c in FEATURES]  # one contiguous array a feature; NULL -> NaN
         del table
     else:
         sym = np.zeros(0, np.int32)
         ts = av = seg_no = seg_pos = day = np.zeros(0, np.int64)
         prices = {p: np.zeros(0) for p in PRICES}
-        raw = np.zeros((0, len(FEATURES)))
+        raw = [np.zeros(0) for _ in FEATURES]
     if len(ts) > 1:  # rows come in (symbol, ts) order; a reader that ever did not keep it is sorted here
         d_sym, d_ts = np.diff(sym), np.diff(ts)
         if not bool(np.all((d_sym > 0) | ((d_sym == 0) & (d_ts > 0)))):
             order = np.lexsort((ts, sym))
             sym, ts, av, seg_no, seg_pos, day = (a[order] for a in (sym, ts, av, seg_no, seg_pos, day))
             prices = {p: v[order] for p, v in prices.items()}
-            raw = raw[order]
-    keep = np.isfinite(raw).all(axis=1)
+            raw = [c[order] for c in raw]
+    keep = np.ones(len(ts), dtype=bool)
+    for c in raw:
+        keep &= np.isfinite(c)
     for p in PRICES:
         keep &= np.isfinite(prices[p]) & (prices[p] > 0)
     if not keep.all():  # a dropped row breaks its segment (consecutive segment_pos below)
-        raw, sym, ts, av, seg_no, seg_pos, day = (a[keep] for a in (raw, sym, ts, av, seg_no, seg_pos, day))
+        sym, ts, av, seg_no, seg_pos, day = (a[keep] for a in (sym, ts, av, seg_no, seg_pos, day))
         prices = {p: v[keep] for p, v in prices.items()}
+        raw = [c[keep] for c in raw]
     n = len(ts)
     new_seg = np.ones(n, dtype=bool)
     if n > 1:
@@ -463,7 +473,7 @@ def _assemble(
         session_end = last & is_stock[sym] if len(is_stock) else session_end
     # the observation's flag comes from the calendar (minutes_to_close <= 0), never from whether a later
     # row exists: a thin stock's missing last minutes must not tell the agent that nothing more trades
-    to_close = raw[:, list(FEATURES).index("minutes_to_close")] if n else np.zeros(0)
+    to_close = raw[list(FEATURES).index("minutes_to_close")]
     at_close = (is_stock[sym] & (to_close <= 0)) if n and len(is_stock) else np.zeros(n, dtype=bool)
     if norm is None:
         norm = NormStats.compute(list(FEATURES), raw)
