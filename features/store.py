@@ -33,15 +33,19 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from lake.config import Settings
 from lake.connect import register_views, sql_dir, view_files
 from lake.errors import MarketlakeError
 from lake.paths import SCHEMA_ANCHOR, LakePaths, resolve_lake_root
 from lake.schemas import FEATURES
-from lake.writer import DATA_FILE, MANIFEST_FILE, LakeWriter, sha256_file
+from lake.writer import DATA_FILE, MANIFEST_FILE, LakeWriter, anchor_dir, sha256_file, write_anchor
 
-STORE_VERSION = 1
+STORE_VERSION = 2
 """Bumped whenever the way a chunk is computed changes: every chunk is then rebuilt."""
 MARKET_SYMBOLS = ("SPY", "QQQ")
 """Symbols whose bars and news every chunk of the interval reads (market_context)."""
@@ -61,9 +65,11 @@ IRRELEVANT_SETTINGS = frozenset(
 """Settings of lake_settings that no view of the features chain reads (eligibility and splits): a change
 to them rebuilds nothing. Every other setting is in the fingerprint, so a new one is safe by default."""
 DEFAULT_MEMORY_LIMIT = "640MB"
-DEFAULT_BATCH_ROWS = 600_000
+DEFAULT_BATCH_ROWS = 400_000
 """Stored bars per batch: several symbols of one interval are computed together (their windows run in
-parallel), up to this many rows; DuckDB spills what does not fit in memory_limit."""
+parallel), up to this many rows; DuckDB spills what does not fit in memory_limit. A batch's rows are held
+once more in Arrow while they are written (about 420 bytes a row), beside DuckDB's memory_limit: peak
+memory is bounded by these two, whatever the lake's size."""
 
 Say = Callable[[str], None]
 
@@ -319,30 +325,48 @@ def _build_batch(
     con.execute("SET VARIABLE dataset_bars = ?", [str(bars_dir)])
     con.execute("SET VARIABLE dataset_news = ?", [str(news_dir)])
     con.execute(_store_sql("chunk_begin"))
-    con.execute(_store_sql("features_chunk"), [interval, [c.symbol for c in batch]])
-    got = con.execute("SELECT DISTINCT symbol, year FROM store_chunk ORDER BY ALL").fetchall()
-    years: dict[str, list[int]] = defaultdict(list)
-    for sym, year in got:
-        years[str(sym)].append(int(year))
+    table = con.execute(_store_sql("features_chunk"), [interval, [c.symbol for c in batch]]).to_arrow_table()
+    con.execute(_store_sql("chunk_end"))
+    # rows come in no particular order (no sort of the wide rows in DuckDB): grouped here by symbol and
+    # year, one partition's rows taken at a time; the writer orders each partition by ts
+    parts = _partition_rows(table)
     out: dict[str, int] = {}
     for chunk in batch:
         inputs = [{"fingerprint": chunk.fingerprint, "store_version": STORE_VERSION}]
         rows = 0
-        for year in years.get(chunk.symbol, []):
-            table = con.execute(
-                "SELECT * EXCLUDE (symbol, year) FROM store_chunk WHERE symbol = ? AND year = ? ORDER BY ts",
-                [chunk.symbol, year],
-            ).to_arrow_table()
+        years = parts.get(chunk.symbol, {})
+        for year, idx in sorted(years.items()):
+            part_table = table.take(idx).drop_columns(["symbol", "year"])
             part = {"interval": interval, "symbol": chunk.symbol, "year": str(year)}
-            res = writer.write(FEATURES, part, table, mode="replace", inputs=inputs)
-            rows += table.num_rows
+            res = writer.write(FEATURES, part, part_table, mode="replace", inputs=inputs)
+            rows += part_table.num_rows
             result.partitions_changed += int(res.changed)
-            del table
-        for year_s in sorted(set(chunk.stored) - {str(y) for y in years.get(chunk.symbol, [])}):
+            del part_table
+        for year_s in sorted(set(chunk.stored) - {str(y) for y in years}):
             _empty(writer, chunk, year_s, result)
         out[chunk.symbol] = rows
-    con.execute(_store_sql("chunk_end"))
+    del table
     return out
+
+
+def _partition_rows(table: pa.Table) -> dict[str, dict[int, np.ndarray]]:
+    """symbol -> year -> the row indices of `table` in that partition (in table order)."""
+    if table.num_rows == 0:
+        return {}
+    sym = pc.dictionary_encode(table.column("symbol")).combine_chunks()
+    codes = sym.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    years = table.column("year").to_numpy().astype(np.int64)
+    key = codes * 100_000 + years
+    order = np.argsort(key, kind="stable")
+    sorted_key = key[order]
+    starts = np.flatnonzero(np.concatenate([[True], sorted_key[1:] != sorted_key[:-1]]))
+    ends = np.concatenate([starts[1:], [len(order)]])
+    names = sym.dictionary.to_pylist()
+    out: dict[str, dict[int, np.ndarray]] = defaultdict(dict)
+    for a, b in zip(starts, ends, strict=True):
+        k = int(sorted_key[a])
+        out[str(names[k // 100_000])][k % 100_000] = order[a:b]
+    return dict(out)
 
 
 def batches(chunks: list[Chunk], rows: Mapping[tuple[str, str], int], batch_rows: int) -> list[list[Chunk]]:
@@ -371,6 +395,19 @@ def _empty(writer: LakeWriter, chunk: Chunk, year: str, result: RefreshResult) -
     part = {"interval": chunk.interval, "symbol": chunk.symbol, "year": year}
     res = writer.write(FEATURES, part, FEATURES.schema.empty_table(), mode="replace")
     result.partitions_changed += int(res.changed)
+
+
+def _renew_anchor(paths: LakePaths) -> None:
+    """The store's empty schema anchor, rewritten when it predates the current schema (a lake whose store
+    was written before the prices were stored beside the features): the files of one dataset agree."""
+    anchor = anchor_dir(paths, FEATURES) / DATA_FILE
+    try:
+        current = pq.read_schema(anchor)
+    except (OSError, pa.ArrowException):
+        return  # none yet (the writer makes it) or unreadable (the writer's init owns it)
+    if not current.equals(FEATURES.schema):
+        anchor.unlink()
+        write_anchor(paths, FEATURES)
 
 
 def refresh(
@@ -407,6 +444,7 @@ def refresh(
                 batch_rows=batch_rows,
                 writer=w,
             )
+    _renew_anchor(paths)
     inputs = _Inputs.scan(paths, settings)
     stored = _stored(paths)
     want_s = set(symbols) if symbols is not None else None

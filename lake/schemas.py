@@ -154,8 +154,9 @@ TRADING_SESSIONS = Dataset(
 FEATURES = Dataset(
     name="features",
     # The `features` view materialised (features/store.py), one partition per interval, symbol and UTC year
-    # of ts; the same columns in the same order as the view, less the partition columns. A test checks that
-    # this schema and the view's columns agree, and that the stored rows equal the view's.
+    # of ts; the same columns in the same order as the view, less the partition columns, then the bar's
+    # open, high, low and close. A test checks that this schema and the view's columns agree, and that the
+    # stored rows equal the view's.
     schema=pa.schema(
         [
             pa.field("ts", UTC_TS, nullable=False),
@@ -207,6 +208,9 @@ FEATURES = Dataset(
                     pa.field(f"{m}_sentiment_mean_1d", pa.float64()),
                 )
             ),
+            # the bar's prices (not columns of the view: the `features_store` view leaves them out), so that
+            # the episode source reads features and fill prices from one file, without joining `bars`
+            *(pa.field(n, pa.float64(), nullable=False) for n in ("open", "high", "low", "close")),
         ]
     ),
     partition_by=("interval", "symbol", "year"),

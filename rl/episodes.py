@@ -1,9 +1,14 @@
 """Episode source: one period's `features` and bar prices, out of DuckDB into contiguous numpy arrays.
 
-- One query per (symbol, interval) (sql/rl/period_rows.sql), its period bounds bound as parameters, results
-  streamed as Arrow record batches (about a month of 1m bars each) and turned into float32 / float64 numpy;
-  the queries run in a background thread while the previous symbol's batches are converted, so loading and
-  converting overlap. Every statement run, with its parameters, is recorded in `MarketData.queries`.
+- Where the rows come from: when the feature store (features/store.py) is up to date for every chosen
+  symbol, ONE query over the store's own Parquet files (sql/rl/period_store.sql): the year partitions that
+  can hold a row of the period, read in place with the bar's prices the store keeps beside the features (no
+  join, no window recomputed). Otherwise one query per symbol over the live `features_priced` view
+  (sql/rl/period_rows.sql). Either way the period's bounds are bound as parameters (a row is read only if
+  its whole life lies in the period), results stream as Arrow record batches (about a month of 1m bars
+  each; memory holds a few, whatever the lake's size) out of a background thread while the consumer
+  converts them into float32 / float64 numpy. Every statement run, with its parameters, is recorded in
+  `MarketData.queries`.
 - Which symbols: by default those eligible in the TRAIN period (`eligible_symbols_by_split`), whichever
   period is loaded, so that later data never decides what trains. A lake with nothing eligible is one
   MarketlakeError naming every symbol and why.
@@ -16,10 +21,12 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import queue
 import threading
-from collections.abc import Callable, Generator, Iterator
+import time
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,18 +76,28 @@ class NormStats:
     std: np.ndarray
 
     @classmethod
-    def compute(cls, names: list[str], x: np.ndarray) -> NormStats:
-        if len(x) == 0:
+    def compute(cls, names: list[str], x: np.ndarray | Sequence[np.ndarray]) -> NormStats:
+        """Statistics of x: an [N, F] array, or its F columns (each contiguous: the fast form)."""
+        cols = [x[:, j] for j in range(x.shape[1])] if isinstance(x, np.ndarray) else list(x)
+        if not cols or len(cols[0]) == 0:
             raise MarketlakeError("cannot compute normalisation statistics on an empty train period")
-        mean = x.mean(axis=0, dtype=np.float64)
-        std = x.std(axis=0, dtype=np.float64)
+        mean = np.array([c.mean(dtype=np.float64) for c in cols])
+        std = np.array([c.std(dtype=np.float64) for c in cols])
         std = np.where(std > 1e-12, std, 1.0)
         return cls(list(names), mean, std)
 
-    def apply(self, x: np.ndarray) -> np.ndarray:
-        out = (x - self.mean) / self.std
-        np.clip(out, -CLIP, CLIP, out=out)
-        return np.ascontiguousarray(out, dtype=np.float32)
+    def apply(self, x: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        """The normalised, clipped observation features, float32 [N, F] in row order, of an [N, F] array
+        or of its F columns. Column by column, then one transposing copy: no [N, F] float64 temporary."""
+        cols = [x[:, j] for j in range(x.shape[1])] if isinstance(x, np.ndarray) else list(x)
+        n = len(cols[0]) if cols else 0
+        by_col = np.empty((len(cols), n), dtype=np.float32)
+        for j, c in enumerate(cols):
+            t = c - self.mean[j]
+            t /= self.std[j]
+            np.clip(t, -CLIP, CLIP, out=t)
+            by_col[j] = t
+        return np.ascontiguousarray(by_col.T)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -118,6 +135,9 @@ class MarketData:
     norm: NormStats
     starts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # for EnvConfig()
     queries: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Where load_period's time went: "setup" (connecting, the period's bounds, the symbols, the store's
+    freshness) and "read" (the rows out of the lake into these arrays), for the benchmarks."""
     at_close: np.ndarray | None = None
     """bool [N]: the bar ends at or after its session's close, from the calendar (stocks; False for
     crypto): what the observation says, known at the bar without looking at later rows. None: as
@@ -191,42 +211,38 @@ def _asset_classes(con: Any, symbols: list[str], interval: str, queries: list[st
     return {str(sym): str(ac) for sym, ac in con.execute(sql, params).fetchall()}
 
 
-def _stream(
-    con: Any, symbols: list[str], interval: str, start_at: Any, end_at: Any, queries: list[str]
-) -> Generator[tuple[int, pa.RecordBatch | None], None, None]:
-    """(symbol index, record batch) for every symbol's rows, in order; the queries run in a background
-    thread one symbol ahead of the consumer (DuckDB releases the GIL while it works)."""
-    sql = _sql("period_rows")
-    out: queue.Queue[tuple[int, pa.RecordBatch | None] | BaseException] = queue.Queue(maxsize=8)
+Query = tuple[str, dict[str, Any]]
+
+
+def _stream(con: Any, queries: list[Query], interval: str) -> Generator[pa.RecordBatch, None, None]:
+    """The record batches of the given (sql, params) statements, in order, each with its `sym` column; the
+    statements run in a background thread that stays a few batches ahead of the consumer (DuckDB releases
+    the GIL while it works), so reading and converting overlap. A statement's result streams: memory holds
+    a few batches, not the period."""
+    out: queue.Queue[pa.RecordBatch | None | BaseException] = queue.Queue(maxsize=8)
     stop = threading.Event()
-    params_list = [
-        {"symbol": s, "interval": interval, "start_at": start_at, "end_at": end_at} for s in symbols
-    ]
-    for p in params_list:
-        _record(queries, sql, p)
 
     def work() -> None:
         try:
-            for i, params in enumerate(params_list):
+            for sql, params in queries:
                 reader = con.execute(sql, params).to_arrow_reader(BATCH_ROWS)
                 for batch in reader:
                     if stop.is_set():
                         return
-                    out.put((i, batch))
-                out.put((i, None))
+                    out.put(batch)
+            out.put(None)
         except BaseException as exc:  # handed to the consumer
             out.put(exc)
 
     thread = threading.Thread(target=work, name="marketlake-episodes", daemon=True)
     thread.start()
     try:
-        done = 0
-        while done < len(params_list):
+        while True:
             item = out.get()
             if isinstance(item, BaseException):
                 raise MarketlakeError(f"reading the {interval} rows failed: {item}") from item
-            if item[1] is None:
-                done += 1
+            if item is None:
+                return
             yield item
     finally:
         stop.set()
@@ -238,24 +254,42 @@ def _stream(
         thread.join()
 
 
-# Where the rows' features come from: the two statements differ only in the relation they name.
-_RL_FEATURES = {
-    "features_store": "CREATE OR REPLACE TEMP VIEW rl_features AS SELECT * FROM features_store",
-    "features": "CREATE OR REPLACE TEMP VIEW rl_features AS SELECT * FROM features",
-}
+def _store_files(
+    root: Path | str | None, names: list[str], interval: str, start_at: Any, end_at: Any
+) -> list[str]:
+    """The feature store's year partitions of `names` (in that order) that can hold a row of the period:
+    a partition's year is the UTC year of ts, and start_at <= ts < available_at <= end_at."""
+    from lake.paths import LakePaths, resolve_lake_root
+    from lake.schemas import FEATURES as STORED
+    from lake.writer import DATA_FILE
+
+    base = LakePaths(resolve_lake_root(root)).dataset(STORED.name) / f"interval={interval}"
+    lo, hi = start_at.astimezone(dt.UTC).year, end_at.astimezone(dt.UTC).year
+    files: list[str] = []
+    for name in names:
+        years = []
+        for d in (base / f"symbol={name}").glob("year=*"):
+            y = d.name.removeprefix("year=")
+            if y.isdigit() and lo <= int(y) <= hi and (d / DATA_FILE).is_file():
+                years.append((int(y), str(d / DATA_FILE)))
+        files += [f for _, f in sorted(years)]
+    return files
 
 
-def _choose_features(
+def _read_plan(
     con: Any,
     root: Path | str | None,
     settings: Settings,
     names: list[str],
     interval: str,
+    start_at: Any,
+    end_at: Any,
     queries: list[str],
     say: Callable[[str], None],
-) -> None:
-    """Read the stored features (features/store.py; the same rows as the `features` view, without
-    recomputing the lake's windows) when every pair is up to date in the store, else the live view."""
+) -> list[Query]:
+    """The statements that read the period's rows: when the feature store is up to date for every chosen
+    symbol (features/store.py; the same rows as the `features` view), ONE statement over the store's own
+    files (sql/rl/period_store.sql); else one per symbol over the live `features_priced` view, slower."""
     from features import store
 
     stale = {pair for pair in store.stale(root, settings) if pair[1] == interval and pair[0] in names}
@@ -264,9 +298,20 @@ def _choose_features(
             f"features: the stored features of {', '.join(sorted(s for s, _ in stale))} {interval} are not up to "
             "date (`marketlake features refresh`); reading the live view, slower"
         )
-    sql = _RL_FEATURES["features" if stale else "features_store"]
-    _record(queries, sql, {})
-    con.execute(sql)
+        sql = _sql("period_rows")
+        plan = [
+            (sql, {"symbol": s, "sym": i, "interval": interval, "start_at": start_at, "end_at": end_at})
+            for i, s in enumerate(names)
+        ]
+    else:
+        files = _store_files(root, names, interval, start_at, end_at)
+        if not files:
+            return []
+        params = {"files": files, "symbols": list(names), "start_at": start_at, "end_at": end_at}
+        plan = [(_sql("period_store"), params)]
+    for sql, params in plan:
+        _record(queries, sql, params)
+    return plan
 
 
 def _select(
@@ -322,28 +367,34 @@ def load_period(
         )
     say = say or (lambda _m: None)
     queries: list[str] = []
+    t0 = time.perf_counter()
     con = lake.connect(root, read_only=True, settings=settings)
     try:
         start_at, end_at = _period_bounds(con, period, queries)
         chosen = _select(con, symbols, interval, queries, say, warn_ineligible)
         names = [s for s, _ in chosen]
-        _choose_features(con, root, settings, names, interval, queries, say)
+        plan = _read_plan(con, root, settings, names, interval, start_at, end_at, queries, say)
+        t1 = time.perf_counter()
         say(f"reading {len(names)} symbol(s) {interval}, {period} period {start_at} .. {end_at}")
-        cols: dict[int, list[pa.RecordBatch]] = {i: [] for i in range(len(names))}
-        with contextlib.closing(_stream(con, names, interval, start_at, end_at, queries)) as stream:
-            for i, batch in stream:
-                if batch is not None and batch.num_rows:
-                    cols[i].append(batch)
-                elif batch is None:
-                    say(f"  {names[i]}: {sum(b.num_rows for b in cols[i])} rows")
+        batches: list[pa.RecordBatch] = []
+        with contextlib.closing(_stream(con, plan, interval)) as stream:
+            for batch in stream:
+                if batch.num_rows:
+                    batches.append(batch)
     finally:
         con.close()
-    if not any(b.num_rows for bs in cols.values() for b in bs):
+    if not batches:
         raise EmptyPeriod(
             f"the {period} period ({start_at} .. {end_at}) holds no {interval} row of {', '.join(names)} "
             "with complete features (after each segment's warm-up of 60 bars)"
         )
-    data = _assemble(names, [a for _, a in chosen], interval, period, cols, norm, queries, start_at, end_at)
+    data = _assemble(
+        names, [a for _, a in chosen], interval, period, batches, norm, queries, start_at, end_at
+    )
+    data.seconds = {"setup": t1 - t0, "read": time.perf_counter() - t1}
+    counts = np.bincount(data.symbol_idx, minlength=len(names))
+    for name, n in zip(names, counts, strict=True):
+        say(f"  {name}: {n} rows")
     from rl.market import valid_starts
 
     data.starts = valid_starts(data, config if config is not None else EnvConfig(), strict=False)
@@ -351,12 +402,20 @@ def load_period(
 
 
 def _us(t: Any) -> int:
-    import datetime as dt
-
     if t is None:
         return 0
     delta = t.astimezone(dt.UTC) - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _column(table: pa.Table, name: str, dtype: Any) -> np.ndarray:
+    """One column as a contiguous numpy array (NULL -> NaN for floats)."""
+    col = table.column(name)
+    if col.num_chunks == 1:
+        arr = col.chunk(0).to_numpy(zero_copy_only=False)
+    else:
+        arr = col.to_numpy()
+    return np.ascontiguousarray(arr, dtype=dtype)
 
 
 def _assemble(
@@ -364,41 +423,43 @@ def _assemble(
     classes: list[str],
     interval: str,
     period: str,
-    cols: dict[int, list[pa.RecordBatch]],
+    batches: list[pa.RecordBatch],
     norm: NormStats | None,
     queries: list[str],
     start_at: Any,
     end_at: Any,
 ) -> MarketData:
-    parts: dict[str, list[np.ndarray]] = {}
-    sym_parts: list[np.ndarray] = []
-    feat_parts: list[np.ndarray] = []
-    for i in range(len(names)):
-        for b in cols.get(i, []):
-            for c in ("ts_us", "available_at_us", "segment_no", "segment_pos", "day_no", *PRICES):
-                parts.setdefault(c, []).append(
-                    b.column(c).to_numpy(zero_copy_only=False).astype(np.float64 if c in PRICES else np.int64)
-                )
-            f = np.empty((b.num_rows, len(FEATURES)), dtype=np.float64)
-            for j, c in enumerate(FEATURES):
-                f[:, j] = b.column(c).to_numpy(zero_copy_only=False)  # NULL -> NaN
-            feat_parts.append(f)
-            sym_parts.append(np.full(b.num_rows, i, np.int32))
-
-    def cat(name: str, dtype: Any) -> np.ndarray:
-        return np.concatenate(parts[name]).astype(dtype) if parts.get(name) else np.zeros(0, dtype)
-
-    raw = np.concatenate(feat_parts) if feat_parts else np.zeros((0, len(FEATURES)))
-    sym = np.concatenate(sym_parts) if sym_parts else np.zeros(0, np.int32)
-    ts, av = cat("ts_us", np.int64), cat("available_at_us", np.int64)
-    seg_no, seg_pos, day = cat("segment_no", np.int64), cat("segment_pos", np.int64), cat("day_no", np.int64)
-    prices = {p: cat(p, np.float64) for p in PRICES}
-    keep = np.isfinite(raw).all(axis=1)
+    """Record batches (period_rows.sql / period_store.sql columns) -> one MarketData, rows ordered (symbol, ts)."""
+    if batches:
+        table = pa.Table.from_batches(batches).combine_chunks()
+        sym = _column(table, "sym", np.int32)
+        ts, av = _column(table, "ts_us", np.int64), _column(table, "available_at_us", np.int64)
+        seg_no, seg_pos = _column(table, "segment_no", np.int64), _column(table, "segment_pos", np.int64)
+        day = _column(table, "day_no", np.int64)
+        prices = {p: _column(table, p, np.float64) for p in PRICES}
+        raw = [_column(table, c, np.float64) for c in FEATURES]  # one contiguous array a feature; NULL -> NaN
+        del table
+    else:
+        sym = np.zeros(0, np.int32)
+        ts = av = seg_no = seg_pos = day = np.zeros(0, np.int64)
+        prices = {p: np.zeros(0) for p in PRICES}
+        raw = [np.zeros(0) for _ in FEATURES]
+    if len(ts) > 1:  # rows come in (symbol, ts) order; a reader that ever did not keep it is sorted here
+        d_sym, d_ts = np.diff(sym), np.diff(ts)
+        if not bool(np.all((d_sym > 0) | ((d_sym == 0) & (d_ts > 0)))):
+            order = np.lexsort((ts, sym))
+            sym, ts, av, seg_no, seg_pos, day = (a[order] for a in (sym, ts, av, seg_no, seg_pos, day))
+            prices = {p: v[order] for p, v in prices.items()}
+            raw = [c[order] for c in raw]
+    keep = np.ones(len(ts), dtype=bool)
+    for c in raw:
+        keep &= np.isfinite(c)
     for p in PRICES:
         keep &= np.isfinite(prices[p]) & (prices[p] > 0)
     if not keep.all():  # a dropped row breaks its segment (consecutive segment_pos below)
-        raw, sym, ts, av, seg_no, seg_pos, day = (a[keep] for a in (raw, sym, ts, av, seg_no, seg_pos, day))
+        sym, ts, av, seg_no, seg_pos, day = (a[keep] for a in (sym, ts, av, seg_no, seg_pos, day))
         prices = {p: v[keep] for p, v in prices.items()}
+        raw = [c[keep] for c in raw]
     n = len(ts)
     new_seg = np.ones(n, dtype=bool)
     if n > 1:
@@ -412,7 +473,7 @@ def _assemble(
         session_end = last & is_stock[sym] if len(is_stock) else session_end
     # the observation's flag comes from the calendar (minutes_to_close <= 0), never from whether a later
     # row exists: a thin stock's missing last minutes must not tell the agent that nothing more trades
-    to_close = raw[:, list(FEATURES).index("minutes_to_close")] if n else np.zeros(0)
+    to_close = raw[list(FEATURES).index("minutes_to_close")]
     at_close = (is_stock[sym] & (to_close <= 0)) if n and len(is_stock) else np.zeros(n, dtype=bool)
     if norm is None:
         norm = NormStats.compute(list(FEATURES), raw)
@@ -552,12 +613,12 @@ def iter_period(
         start_at, end_at = _period_bounds(con, period, queries)
         chosen = _select(con, symbols, interval, queries, say, True)
         names, classes = [s for s, _ in chosen], [a for _, a in chosen]
-        _choose_features(con, root, settings, names, interval, queries, say)
+        plan = _read_plan(con, root, settings, names, interval, start_at, end_at, queries, say)
         if norm is None:  # pass 1: sums for the mean and variance, batch by batch
             n, total, total_sq = 0, np.zeros(len(FEATURES)), np.zeros(len(FEATURES))
-            with contextlib.closing(_stream(con, names, interval, start_at, end_at, queries)) as stream:
-                for _, batch in stream:
-                    if batch is None or not batch.num_rows:
+            with contextlib.closing(_stream(con, plan, interval)) as stream:
+                for batch in stream:
+                    if not batch.num_rows:
                         continue
                     x = np.column_stack([batch.column(c).to_numpy(zero_copy_only=False) for c in FEATURES])
                     x = x[np.isfinite(x).all(axis=1)]
@@ -569,22 +630,24 @@ def iter_period(
             mean = total / n
             std = np.sqrt(np.maximum(total_sq / n - mean * mean, 0.0))
             norm = NormStats(list(FEATURES), mean, np.where(std > 1e-12, std, 1.0))
-        cols: dict[int, list[pa.RecordBatch]] = {}
+            for sql, params in plan:  # the second pass runs them again
+                _record(queries, sql, params)
+        held: list[pa.RecordBatch] = []
         rows = 0
 
         def chunk() -> MarketData:
-            d = _assemble(names, classes, interval, period, cols, norm, list(queries), start_at, end_at)
+            d = _assemble(names, classes, interval, period, held, norm, list(queries), start_at, end_at)
             d.starts = valid_starts(d, cfg, strict=False)
             return d
 
-        with contextlib.closing(_stream(con, names, interval, start_at, end_at, queries)) as stream:
-            for i, batch in stream:
-                if batch is None or not batch.num_rows:
+        with contextlib.closing(_stream(con, plan, interval)) as stream:
+            for batch in stream:
+                if not batch.num_rows:
                     continue
                 if rows and rows + batch.num_rows > max_rows:
                     yield chunk()
-                    cols, rows = {}, 0
-                cols.setdefault(i, []).append(batch)
+                    held, rows = [], 0
+                held.append(batch)
                 rows += batch.num_rows
             if rows:
                 yield chunk()

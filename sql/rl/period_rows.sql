@@ -1,19 +1,21 @@
--- The rows of one (symbol, interval) in one period, for rl/episodes.py: features after warm-up joined with
--- (rl_features: the stored features, `features_store`, when they are up to date, else the live `features`)
--- the bar's prices, ordered by ts. Parameters (bound, never formatted in): $symbol, $interval, and the
--- period's bounds $start_at, $end_at. A bar is in the period when its whole life is (bar_splits' rule):
--- ts >= start_at and available_at <= end_at. Nothing after the period is read into a row: every feature
--- is computed from the bar and earlier bars only (bar_features, bar_news, market_context).
+-- The rows of one (symbol, interval) in one period, for rl/episodes.py, when the feature store is not up to
+-- date for it: the live `features_priced` view (the `features` rows with the bar's prices), features after
+-- warm-up, ordered by ts. Parameters (bound, never formatted in): $symbol, its index $sym in the symbol
+-- list, $interval, and the period's bounds $start_at, $end_at. A bar is in the period when its whole life is
+-- (bar_splits' rule): ts >= start_at and available_at <= end_at. Nothing after the period is read into a
+-- row: every feature is computed from the bar and earlier bars only (bar_features, bar_news,
+-- market_context).
+-- The columns are period_store.sql's, in the same order (the two must agree):
 -- NULL news and market-context fields (no article, no SPY/QQQ bar) become 0 with an indicator column;
 -- volume_z_60 is NULL when the volume did not vary over its window, and becomes 0 (the volume equals its
 -- mean). Core price features are never NULL after warm-up; rl/episodes.py drops any row that still has one.
-SELECT epoch_us(f.ts) AS ts_us,
+SELECT $sym::INTEGER AS sym,
+       epoch_us(f.ts) AS ts_us,
        epoch_us(f.available_at) AS available_at_us,
        f.segment_no,
        f.segment_pos,
        date_diff('day', DATE '1970-01-01', f.trading_day)::BIGINT AS day_no,
-       f.asset_class,
-       b.open, b.high, b.low, b.close,
+       f.open, f.high, f.low, f.close,
        f.ret_1, f.ret_5, f.ret_15, f.ret_60,
        f.vol_15, f.vol_60, f.rsi_14,
        coalesce(f.volume_z_60, 0.0) AS volume_z_60,
@@ -30,8 +32,7 @@ SELECT epoch_us(f.ts) AS ts_us,
        (f.spy_log_ret_1 IS NOT NULL)::DOUBLE AS has_spy,
        coalesce(f.qqq_log_ret_1, 0.0) AS qqq_log_ret_1,
        (f.qqq_log_ret_1 IS NOT NULL)::DOUBLE AS has_qqq
-FROM rl_features f
-JOIN bars b USING (symbol, "interval", ts)
+FROM features_priced f
 WHERE f.symbol = $symbol
   AND f."interval" = $interval
   AND f.ts >= $start_at

@@ -1,4 +1,5 @@
 -- Per-bar model inputs from window functions over past rows only (each frame ends at the current row).
+-- bar_features_priced: the same rows with the bar's open, high, low and close as four more columns.
 --
 -- Which bars: stocks and ETFs only inside the session chosen by lake_settings.session (regular or
 -- extended hours); every crypto bar.
@@ -30,13 +31,25 @@
 --                    UTC for crypto) of the bar's open
 --   minutes_since_open, minutes_to_close: from the session start to ts, from available_at to the
 --                    session end (UTC day for crypto)
-CREATE OR REPLACE VIEW bar_features AS
+-- How: two window passes over each (symbol, interval) in ts order. The first takes the previous rows' values
+-- (lags) and each row's number; the second numbers the segments (a running count of segment starts), finds
+-- each row's segment start and computes the trailing frames. A frame is used only where the row's
+-- segment_pos says it lies wholly inside the segment (e.g. vol_15 from segment_pos 15 on, over the returns
+-- of positions segment_pos - 14 .. segment_pos, each a return between two rows of the segment), and a lag
+-- of k rows only where segment_pos >= k: so no value ever comes from an earlier segment, exactly as if
+-- every window were partitioned by segment.
+CREATE OR REPLACE VIEW bar_features_priced AS
 WITH base AS (
     SELECT b.symbol, b."interval", b.ts, b.available_at, b.asset_class, b.calendar, b.day, b.session_no,
            b.start_at, b.end_at, b.interval_minutes, b.open, b.high, b.low, b.close, b.volume,
            lag(b.available_at) OVER w AS prev_available_at,
            lag(b.end_at) OVER w AS prev_end_at,
-           lag(b.session_no) OVER w AS prev_session_no
+           lag(b.session_no) OVER w AS prev_session_no,
+           lag(b.close) OVER w AS prev_close_1,
+           lag(b.close, 5) OVER w AS prev_close_5,
+           lag(b.close, 15) OVER w AS prev_close_15,
+           lag(b.close, 60) OVER w AS prev_close_60,
+           row_number() OVER w AS rn
     FROM bar_sessions b
     WHERE b.in_session
     WINDOW w AS (PARTITION BY b.symbol, b."interval" ORDER BY b.ts)
@@ -51,41 +64,37 @@ marked AS (
                                + greatest(epoch(ts) - epoch(start_at), 0)) / 60.0
                               > st.max_gap_minutes THEN 1 ELSE 0 END
                 WHEN (epoch(ts) - epoch(prev_available_at)) / 60.0 > st.max_gap_minutes THEN 1
-                ELSE 0 END AS seg_start
-    FROM base, lake_settings st
-),
-segs AS (
-    SELECT *,
-           sum(seg_start) OVER (PARTITION BY symbol, "interval" ORDER BY ts ROWS UNBOUNDED PRECEDING)
-               AS segment_no
-    FROM marked
-),
-step AS (
-    SELECT *,
-           row_number() OVER s - 1 AS segment_pos,
-           lag(close) OVER s AS close_1,
-           lag(close, 5) OVER s AS close_5,
-           lag(close, 15) OVER s AS close_15,
-           lag(close, 60) OVER s AS close_60,
-           CASE WHEN lag(close) OVER s > 0 AND close > 0 THEN ln(close / lag(close) OVER s) END AS r1,
-           close - lag(close) OVER s AS chg,
+                ELSE 0 END AS seg_start,
+           -- the one-bar log return and change from the previous row (used only inside a segment)
+           CASE WHEN prev_close_1 > 0 AND close > 0 THEN ln(close / prev_close_1) END AS r1,
+           close - prev_close_1 AS chg,
            CASE WHEN high > 0 AND low > 0 THEN ln(high / low) END AS hl
-    FROM segs
-    WINDOW s AS (PARTITION BY symbol, "interval", segment_no ORDER BY ts)
+    FROM base, lake_settings st
 ),
 win AS (
     SELECT *,
-           stddev_samp(r1) OVER (s ROWS BETWEEN 14 PRECEDING AND CURRENT ROW) AS sd15,
-           stddev_samp(r1) OVER (s ROWS BETWEEN 59 PRECEDING AND CURRENT ROW) AS sd60,
-           sum(greatest(chg, 0)) OVER (s ROWS BETWEEN 13 PRECEDING AND CURRENT ROW) AS gain14,
-           sum(greatest(-chg, 0)) OVER (s ROWS BETWEEN 13 PRECEDING AND CURRENT ROW) AS loss14,
-           avg(volume) OVER (s ROWS BETWEEN 60 PRECEDING AND 1 PRECEDING) AS vmean60,
-           stddev_samp(volume) OVER (s ROWS BETWEEN 60 PRECEDING AND 1 PRECEDING) AS vsd60,
-           avg(hl) OVER (s ROWS BETWEEN 14 PRECEDING AND CURRENT ROW) AS hl15,
+           sum(seg_start) OVER (w ROWS UNBOUNDED PRECEDING) AS segment_no,
+           max(CASE WHEN seg_start = 1 THEN rn END) OVER (w ROWS UNBOUNDED PRECEDING) AS seg_first_rn,
+           stddev_samp(r1) OVER (w ROWS BETWEEN 14 PRECEDING AND CURRENT ROW) AS sd15,
+           stddev_samp(r1) OVER (w ROWS BETWEEN 59 PRECEDING AND CURRENT ROW) AS sd60,
+           sum(greatest(chg, 0)) OVER (w ROWS BETWEEN 13 PRECEDING AND CURRENT ROW) AS gain14,
+           sum(greatest(-chg, 0)) OVER (w ROWS BETWEEN 13 PRECEDING AND CURRENT ROW) AS loss14,
+           avg(volume) OVER (w ROWS BETWEEN 60 PRECEDING AND 1 PRECEDING) AS vmean60,
+           stddev_samp(volume) OVER (w ROWS BETWEEN 60 PRECEDING AND 1 PRECEDING) AS vsd60,
+           avg(hl) OVER (w ROWS BETWEEN 14 PRECEDING AND CURRENT ROW) AS hl15
+    FROM marked
+    WINDOW w AS (PARTITION BY symbol, "interval" ORDER BY ts)
+),
+step AS (
+    SELECT *,
+           rn - seg_first_rn AS segment_pos,
+           CASE WHEN rn - seg_first_rn >= 1 THEN prev_close_1 END AS close_1,
+           CASE WHEN rn - seg_first_rn >= 5 THEN prev_close_5 END AS close_5,
+           CASE WHEN rn - seg_first_rn >= 15 THEN prev_close_15 END AS close_15,
+           CASE WHEN rn - seg_first_rn >= 60 THEN prev_close_60 END AS close_60,
            CASE WHEN calendar = 'XNYS' THEN timezone('America/New_York', ts)
                 ELSE make_timestamp(epoch_us(ts)) END AS local_ts  -- UTC wall clock by arithmetic
-    FROM step
-    WINDOW s AS (PARTITION BY symbol, "interval", segment_no ORDER BY ts)
+    FROM win
 )
 SELECT symbol, "interval", ts, available_at,
        asset_class, calendar, day AS trading_day,
@@ -110,5 +119,10 @@ SELECT symbol, "interval", ts, available_at,
        sin(2 * pi() * (hour(local_ts) * 60 + minute(local_ts)) / 1440.0) AS tod_sin,
        cos(2 * pi() * (hour(local_ts) * 60 + minute(local_ts)) / 1440.0) AS tod_cos,
        (epoch(ts) - epoch(start_at)) / 60.0 AS minutes_since_open,
-       (epoch(end_at) - epoch(available_at)) / 60.0 AS minutes_to_close
-FROM win;
+       (epoch(end_at) - epoch(available_at)) / 60.0 AS minutes_to_close,
+       open, high, low, close
+FROM step;
+
+-- The view: bar_features_priced less the bar's prices (which the feature store keeps beside the features).
+CREATE OR REPLACE VIEW bar_features AS
+SELECT * EXCLUDE (open, high, low, close) FROM bar_features_priced;

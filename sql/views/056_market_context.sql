@@ -13,7 +13,9 @@
 -- [available_at - 24 hours, available_at)). News staleness rule: all three are NULL when SPY's latest
 -- article known at the bar is older than lake_settings.max_news_age_minutes (default one day), or when
 -- there is none: no sentiment is carried from an article of last year. The same columns with qqq_ for QQQ.
-CREATE OR REPLACE VIEW market_context AS
+-- market_context_instants: the same context once per distinct (interval, available_at) of `bars` (every bar
+-- known at one instant shares it); `features` joins it on (interval, available_at).
+CREATE OR REPLACE VIEW market_context_instants AS
 WITH spy_bars AS (
     SELECT "interval", available_at, ret_1 FROM bar_features WHERE symbol = 'SPY'
 ),
@@ -54,7 +56,7 @@ joined AS (
     ASOF LEFT JOIN qqq_news qn ON qn.news_at < b.available_at
     ASOF LEFT JOIN qqq_news qd ON qd.news_at < b.available_at - INTERVAL 24 HOUR
 )
-SELECT b.symbol, b."interval", b.ts,
+SELECT j."interval", j.available_at,
        j.spy_available_at, j.spy_log_ret_1,
        CASE WHEN j.spy_news_fresh THEN j.spy_sentiment_last END AS spy_sentiment_last,
        CASE WHEN j.spy_news_fresh THEN j.spy_news_count_1d END AS spy_news_count_1d,
@@ -65,5 +67,10 @@ SELECT b.symbol, b."interval", b.ts,
        CASE WHEN j.qqq_news_fresh THEN j.qqq_news_count_1d END AS qqq_news_count_1d,
        CASE WHEN j.qqq_news_fresh AND j.qqq_news_count_1d > 0 THEN j.qqq_sum_1d::DOUBLE / j.qqq_news_count_1d END
            AS qqq_sentiment_mean_1d
+FROM joined j;
+
+-- The view: every bar of `bars` with its instant's context.
+CREATE OR REPLACE VIEW market_context AS
+SELECT b.symbol, b."interval", b.ts, m.* EXCLUDE ("interval", available_at)
 FROM bars b
-JOIN joined j ON j."interval" = b."interval" AND j.available_at = b.available_at;
+JOIN market_context_instants m ON m."interval" = b."interval" AND m.available_at = b.available_at;

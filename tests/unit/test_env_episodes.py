@@ -87,11 +87,17 @@ def test_default_settings_work_on_one_day_of_one_minute_bars(one_day: Path) -> N
         env.step(np.ones(2, np.int64))
 
 
-def test_training_never_reads_a_validation_or_test_row(one_day: Path) -> None:
+@pytest.mark.parametrize("stored", [False, True], ids=["live view", "feature store"])
+def test_training_never_reads_a_validation_or_test_row(one_day: Path, stored: bool) -> None:
+    if stored:  # the rows come from the store's files, in one query: the same bounds bind it
+        from features import store
+
+        store.refresh(one_day, Settings())
     con = lake.connect(one_day, read_only=True, settings=Settings())
     periods = {p.name: p for p in load_splits(con)}
     con.close()
     train = load_period(one_day, Settings(), None, "1m", "train")
+    assert reads_store(train.queries) == stored and reads_live(train.queries) != stored
     # what it asked DuckDB for: only the train period's bounds, every bound bound as a parameter
     params = params_of(train.queries)
     reads = [p for p in params if "start_at" in p]
@@ -278,12 +284,20 @@ def test_a_period_prefetched_in_the_background_is_the_same_data(one_day: Path) -
         bad.result(timeout=120)
 
 
-def test_a_period_read_in_chunks_is_the_period(lake_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("stored", [False, True], ids=["live view", "feature store"])
+def test_a_period_read_in_chunks_is_the_period(
+    lake_root: Path, monkeypatch: pytest.MonkeyPatch, stored: bool
+) -> None:
     import rl.episodes as episodes
 
     write(lake_root, "BTCUSDT", bars_table(dt.datetime(2024, 3, 1, tzinfo=UTC), walk_closes(1440)))
     write(lake_root, "ETHUSDT", bars_table(dt.datetime(2024, 3, 1, tzinfo=UTC), walk_closes(1440, 8, 3000.0)))
+    if stored:  # one query for both symbols, streamed in record batches
+        from features import store
+
+        store.refresh(lake_root, Settings())
     whole = load_period(lake_root, Settings(), None, "1m", "train")
+    assert reads_store(whole.queries) == stored
     monkeypatch.setattr(episodes, "BATCH_ROWS", 200)  # small record batches, so a symbol spans chunks
     chunks = list(episodes.iter_period(lake_root, Settings(), None, "1m", "train", max_rows=500))
     assert len(chunks) >= 4 and all(c.n_rows <= 500 for c in chunks)
@@ -302,21 +316,45 @@ def test_a_period_read_in_chunks_is_the_period(lake_root: Path, monkeypatch: pyt
     assert len(with_norm) == 1 and np.array_equal(with_norm[0].features, test.features)
 
 
+def reads_live(queries: list[str]) -> bool:
+    return any("FROM features_priced f" in q for q in queries)
+
+
+def reads_store(queries: list[str]) -> bool:
+    return any("FROM read_parquet($files" in q for q in queries)
+
+
 def test_episodes_read_the_stored_features_when_fresh_and_the_live_view_otherwise(one_day: Path) -> None:
     from features import store
 
     live = load_period(one_day, Settings(), None, "1m", "train")
-    assert any("FROM features\n" in q or q.rstrip().endswith("FROM features") for q in live.queries)
+    assert reads_live(live.queries) and not reads_store(live.queries), live.queries
     store.refresh(one_day, Settings())
     stored = load_period(one_day, Settings(), None, "1m", "train")
-    assert any(q.rstrip().endswith("FROM features_store") for q in stored.queries), stored.queries
-    # the same rows, the same normalised inputs, whichever relation served them
+    assert reads_store(stored.queries) and not reads_live(stored.queries), stored.queries
+    # one query for every symbol, over the store's own files only
+    (files,) = [p["files"] for p in params_of(stored.queries) if "files" in p]
+    assert isinstance(files, list) and files
+    assert all(Path(str(f)).is_relative_to(one_day / "datasets" / "features") for f in files)
+    # the same rows, the same prices, the same normalised inputs, whichever relation served them
     assert np.array_equal(stored.ts, live.ts)
+    for name in (
+        "open",
+        "high",
+        "low",
+        "close",
+        "available_at",
+        "segment_id",
+        "day",
+        "session_end",
+        "starts",
+    ):
+        assert np.array_equal(getattr(stored, name), getattr(live, name)), name
     np.testing.assert_allclose(stored.features, live.features, rtol=0, atol=1e-5)
     # one more bar makes the store stale: the live view serves again, never a stale row
     write(one_day, "BTCUSDT", bars_table(dt.datetime(2024, 3, 2, tzinfo=UTC), walk_closes(5, seed=3)))
     again = load_period(one_day, Settings(), None, "1m", "train")
-    assert any(q.rstrip().endswith("FROM features") for q in again.queries), again.queries
+    assert reads_live(again.queries) and not reads_store(again.queries), again.queries
 
 
 def test_the_observed_at_close_flag_comes_from_the_calendar_not_from_later_rows(lake_root: Path) -> None:

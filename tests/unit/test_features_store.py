@@ -121,7 +121,9 @@ def test_the_store_schema_is_the_view_less_its_partition_columns(lake_root: Path
     stored = [(r[0], r[1]) for r in con.execute("DESCRIBE features_store").fetchall()]
     con.close()
     assert stored == view
-    assert [n for n, _ in view if n not in ("symbol", "interval")] == FEATURES.schema.names
+    # the stored file: the view's columns less the partition columns, then the bar's prices
+    prices = ["open", "high", "low", "close"]
+    assert [n for n, _ in view if n not in ("symbol", "interval")] + prices == FEATURES.schema.names
 
 
 def test_the_store_holds_the_views_rows_and_values(small_lake: Path) -> None:
@@ -309,3 +311,42 @@ def test_stored_rows_at_or_before_t_do_not_change_when_rows_after_t_change(case:
         for ra, rb in zip(past_a, past_b, strict=True):
             for c, va, vb in zip(cols, ra, rb, strict=True):
                 assert unchanged(va, vb), f"features_store.{c} of {ra[0]} at {ra[ti]}: {va!r} -> {vb!r}"
+
+
+def test_a_store_written_before_the_prices_were_stored_is_renewed(small_lake: Path) -> None:
+    """An older lake's store: its schema anchor lacks the price columns and its partitions were fingerprinted
+    by an older STORE_VERSION. A refresh rebuilds every pair and renews the anchor, so that every file of
+    the dataset has one schema."""
+    import pyarrow.parquet as pq
+
+    from lake.paths import LakePaths
+    from lake.writer import anchor_dir
+
+    s = Settings()
+    store.refresh(small_lake, s)
+    anchor = anchor_dir(LakePaths(small_lake), FEATURES) / "data.parquet"
+    old_schema = pa.schema([f for f in FEATURES.schema if f.name not in ("open", "high", "low", "close")])
+    pq.write_table(old_schema.empty_table(), anchor)
+    for m in (small_lake / "datasets/features").rglob("_manifest.json"):
+        doc = json.loads(m.read_text())
+        doc["inputs"] = [{"fingerprint": "from an older store", "store_version": 1}]
+        m.write_text(json.dumps(doc))
+    assert len(store.stale(small_lake, s)) == 5
+    assert len(store.refresh(small_lake, s).built) == 5
+    assert pq.read_schema(anchor).equals(FEATURES.schema)
+    con = lake.connect(small_lake, read_only=True)
+    n = con.sql("SELECT count(open) FROM lake_features").fetchone()
+    con.close()
+    assert n is not None and n[0] == assert_store_equals_view(small_lake, s)
+
+
+def test_the_stored_prices_are_the_bars_prices(small_lake: Path) -> None:
+    store.refresh(small_lake, Settings())
+    con = lake.connect(small_lake, read_only=True)
+    got = con.sql(
+        "SELECT count(*), count(*) FILTER (WHERE f.open = b.open AND f.high = b.high AND f.low = b.low "
+        'AND f.close = b.close) FROM lake_features f JOIN bars b USING (symbol, "interval", ts)'
+    ).fetchone()
+    total = con.sql("SELECT count(*) FROM features").fetchone()
+    con.close()
+    assert got is not None and total is not None and got[0] == got[1] == total[0] > 0
