@@ -3,7 +3,9 @@
 A partition is one folder `key=value/...` holding one `data.parquet` and its `_manifest.json` (row count,
 sha256, inputs). A write goes to a temporary file beside the target, is fsynced, then renamed over it:
 a reader sees the old file or the new one, never half of one; a crash leaves the last good state and a
-temporary name that no view's glob matches (`data.parquet.tmp-*`), removed by the next writer.
+temporary name that no view's glob matches (`data.parquet.tmp-*`), removed by the next writer. The
+folders' renames are fsynced together when the lock is released (`LakeWriter.sync`): a power cut before
+that may lose whole recent writes, never part of one.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import json
 import logging
 import os
 import re
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -128,10 +132,24 @@ def conform(dataset: Dataset, table: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=dataset.schema)
 
 
+def _strictly_sorted(dataset: Dataset, table: pa.Table) -> bool:
+    """True when the dataset's one key column is its sort order and `table` is already in strictly rising
+    order of it (no null): then every key occurs once and the rows are sorted, nothing to do."""
+    if len(dataset.key) != 1 or dataset.sort_by != dataset.key:
+        return False
+    col = table.column(dataset.key[0])
+    if col.null_count or not (pa.types.is_timestamp(col.type) or pa.types.is_integer(col.type)):
+        return False
+    values = col.combine_chunks().cast(pa.int64()).to_numpy()
+    return bool(np.all(values[1:] > values[:-1]))
+
+
 def dedup_sort(dataset: Dataset, table: pa.Table) -> pa.Table:
     """Keep one row per key (the first or last occurrence, by the dataset's rule), sorted."""
     if table.num_rows == 0:
         return table
+    if _strictly_sorted(dataset, table):
+        return table  # the usual fresh write: already one row per key, in order
     idx = pa.array(range(table.num_rows), type=pa.int64())
     agg = "min" if dataset.keep == "first" else "max"
     grouped = (
@@ -187,7 +205,12 @@ class LakeWriter:
     bars_written: bool = False
     """True once a bars partition changed: whoever landed the bars (ingest.sessions.land) then brings the
     calendar up to date before unlocking."""
+    bars_span: tuple[dt.datetime, dt.datetime] | None = None
+    """The earliest and latest `ts` of every bars table given to `write` under this lock, changed or not
+    (None when none): the calendar is brought up to date for these bars, without reading the lake's."""
     _lock_fd: int | None = field(default=None, repr=False)
+    _renamed_dirs: set[Path] = field(default_factory=set, repr=False)
+    _span_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     @contextmanager
@@ -204,7 +227,15 @@ class LakeWriter:
             writer.init()
             yield writer
         finally:
-            writer._release()
+            try:
+                writer.sync()
+            finally:
+                writer._release()
+
+    def sync(self) -> None:
+        """Make the renames of this lock's writes durable (fsync of each folder they were made in)."""
+        while self._renamed_dirs:
+            _fsync_dir(self._renamed_dirs.pop())
 
     # --- locking -------------------------------------------------------------------------------------
     def _acquire(self, wait_seconds: float, on_wait: Any) -> None:
@@ -284,6 +315,8 @@ class LakeWriter:
         if self._lock_fd is None:
             raise MarketlakeError("write outside of the lake's writer lock")
         incoming = conform(dataset, table)
+        if dataset.name == "bars" and incoming.num_rows:
+            self._widen_span(incoming)
         target_dir = partition_dir(self.paths, dataset, partition)
         target = target_dir / DATA_FILE
         existing = None
@@ -319,6 +352,14 @@ class LakeWriter:
             self.write(BAR_REVISIONS, partition, revisions, mode="merge")
         self.bars_written = self.bars_written or dataset.name == "bars"
         return WriteResult(dataset.name, target, result.num_rows, rows_added, changed=True)
+
+    def _widen_span(self, bars: pa.Table) -> None:
+        mm = pc.min_max(bars.column("ts"))
+        lo, hi = mm["min"].as_py(), mm["max"].as_py()
+        with self._span_lock:  # writes of distinct partitions may come from several threads
+            if self.bars_span is not None:
+                lo, hi = min(lo, self.bars_span[0]), max(hi, self.bars_span[1])
+            self.bars_span = (lo, hi)
 
     def _revisions(
         self,
@@ -363,16 +404,14 @@ class LakeWriter:
         manifest_path = target.parent / MANIFEST_FILE
         manifest_tmp = manifest_path.with_name(f"{MANIFEST_FILE}{TMP_MARK}{tag}")
         try:
-            pq.write_table(table, tmp, **PARQUET_OPTIONS)
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
+            size, sha = _write_parquet(table, tmp)
             previous: list[Mapping[str, Any]] = []
             if merge_inputs and manifest_path.exists():
                 try:
                     previous = json.loads(manifest_path.read_text()).get("inputs", [])
                 except (OSError, ValueError):
                     previous = []
-            manifest = _manifest(tmp, table.num_rows, [*previous, *inputs])
+            manifest = _manifest_bytes(size, sha, table.num_rows, [*previous, *inputs])
             with open(manifest_tmp, "wb") as f:
                 f.write(manifest)
                 f.flush()
@@ -395,7 +434,9 @@ class LakeWriter:
             raise MarketlakeError(
                 f"wrote {target} but not its manifest: {io_reason(exc)} (the next write repairs it)"
             ) from exc
-        _fsync_dir(target.parent)
+        # The renames are made durable together, before the lock is released (`sync`): each file was
+        # fsynced before its rename, so whatever a power cut keeps of them is a whole file.
+        self._renamed_dirs.add(target.parent)
 
     def _repair_manifest(
         self, target: Path, table: pa.Table, inputs: Sequence[Mapping[str, Any]], *, replace: bool = False
@@ -497,14 +538,40 @@ def _unique_inputs(inputs: Sequence[Mapping[str, Any]]) -> list[Any]:
 
 
 def _manifest(data_file: Path, rows: int, inputs: Sequence[Mapping[str, Any]]) -> bytes:
+    return _manifest_bytes(data_file.stat().st_size, sha256_file(data_file), rows, inputs)
+
+
+def _manifest_bytes(size: int, sha256: str, rows: int, inputs: Sequence[Mapping[str, Any]]) -> bytes:
     manifest = {
         "file": DATA_FILE,
         "rows": rows,
-        "bytes": data_file.stat().st_size,
-        "sha256": sha256_file(data_file),
+        "bytes": size,
+        "sha256": sha256,
         "inputs": _unique_inputs(inputs),
     }
     return (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode()
+
+
+IN_MEMORY_BYTES = 64 << 20
+"""A table up to this size (in memory) is encoded to Parquet in memory and hashed there before its one
+write to disk; a larger one is written to the file and read back for its hash (memory stays bounded)."""
+
+
+def _write_parquet(table: pa.Table, path: Path) -> tuple[int, str]:
+    """Write `table` as Parquet to `path` (a new temporary file), fsynced; return its size and sha256."""
+    if table.nbytes <= IN_MEMORY_BYTES:
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, **PARQUET_OPTIONS)
+        data = memoryview(sink.getvalue())
+        with open(path, "xb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        return len(data), hashlib.sha256(data).hexdigest()
+    pq.write_table(table, path, **PARQUET_OPTIONS)
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+    return path.stat().st_size, sha256_file(path)
 
 
 def read_partition(path: Path, dataset: Dataset) -> pa.Table:
