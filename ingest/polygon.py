@@ -730,10 +730,11 @@ def _table(
             if f.name in extra:
                 cols[f.name] = pa.repeat(pa.scalar(extra[f.name], type=f.type), n)
             elif f.name in rows.column_names:
-                cols[f.name] = rows.column(f.name).cast(f.type)
+                col = rows.column(f.name)
+                cols[f.name] = col if col.type == f.type else col.cast(f.type)
             else:
                 cols[f.name] = pa.nulls(n, type=f.type)
-        return pa.table(cols)
+        return pa.Table.from_arrays(list(cols.values()), schema=dataset.schema)  # the writer checks nulls
     cols = {}
     for f in dataset.schema:
         values = [extra[f.name] if f.name in extra else r.get(f.name) for r in rows]
@@ -782,7 +783,8 @@ def _replace_file_rows(
         parts.append(existing.filter(keep))
     elif incoming.num_rows == 0 and intact:
         return False
-    parts.append(incoming.select(dataset.schema.names).cast(dataset.schema))
+    incoming = incoming.select(dataset.schema.names)
+    parts.append(incoming if incoming.schema == dataset.schema else incoming.cast(dataset.schema))
     table = pa.concat_tables(parts)
     previous = _manifest_inputs(target_dir) if intact else []
     inputs = [i for i in previous if i.get("file") != source_file]
@@ -1103,11 +1105,12 @@ def run(
             raise
     files_read = sum(s.files_done for s in summary.symbols.values())
     files_skipped = sum(s.files_skipped for s in summary.symbols.values())
-    trading_days = [d for d in days(start, min(end, today - dt.timedelta(days=2))) if _trading_day(d)]
-    if summary.ok and trading_days and not files_read and not files_skipped:
-        # every past trading day "missing": a wrong bucket or refused keys look like that; say which
-        _fail(summary, s3.no_file_at_all(client, settings, len(trading_days)))
-        return summary
+    if summary.ok and not files_read and not files_skipped:
+        trading_days = [d for d in days(start, min(end, today - dt.timedelta(days=2))) if _trading_day(d)]
+        if trading_days:
+            # every past trading day "missing": a wrong bucket or refused keys look like that; say which
+            _fail(summary, s3.no_file_at_all(client, settings, len(trading_days)))
+            return summary
     for t in tickers:
         st = summary.of(t)
         if (

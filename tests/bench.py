@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 
 import lake
 from lake.schemas import UTC_TS
-from lake.writer import PARQUET_OPTIONS, LakeWriter
+from lake.writer import LakeWriter, parquet_options
 
 
 @dataclass
@@ -176,7 +176,7 @@ def bench_writer(tmp: Path) -> list[Row]:
             w.write(lake.BARS, part, table, mode="replace")
 
     def ref() -> None:
-        pq.write_table(table, ref_file, **PARQUET_OPTIONS)
+        pq.write_table(table, ref_file, **parquet_options(table.schema))
 
     ours()
     o, r = best_of(ours), best_of(ref)

@@ -75,6 +75,29 @@ def test_a_run_killed_before_its_calendar_is_completed_by_any_later_run(lake_roo
     assert _years(lake_root) == [2019, 2020, 2021, 2022, 2023, 2024]
 
 
+def test_a_killed_runs_bars_on_new_years_night_bring_the_year_before(lake_root: Path) -> None:
+    with land(lake_root) as w:
+        _write(w, "BTCUSDT", dt.datetime(2024, 2, 1, 12, tzinfo=UTC))
+    assert _years(lake_root) == [2024]
+    with LakeWriter.open(lake_root) as w:  # killed before its calendar
+        _write(w, "ETHUSDT", dt.datetime(2024, 1, 1, 0, 30, tzinfo=UTC))
+    with land(lake_root) as w:
+        _write(w, "BTCUSDT", dt.datetime(2024, 3, 1, 12, tzinfo=UTC))
+    assert _years(lake_root) == [2023, 2024]
+
+
+def test_januarys_files_older_than_the_calendar_are_not_read(lake_root: Path) -> None:
+    with land(lake_root) as w:
+        _write(w, "BTCUSDT", dt.datetime(2024, 1, 2, tzinfo=UTC))
+    assert _years(lake_root) == [2024]
+    with (
+        mock.patch.object(sessions.pq, "ParquetFile", side_effect=AssertionError("read a bars file")),
+        land(lake_root) as w,
+    ):
+        _write(w, "ETHUSDT", dt.datetime(2024, 5, 1, tzinfo=UTC))
+    assert _years(lake_root) == [2024]
+
+
 def test_the_same_sessions_as_the_full_scan(lake_root: Path, tmp_path: Path) -> None:
     starts = [dt.datetime(2022, 12, 31, 23, tzinfo=UTC), dt.datetime(2024, 2, 1, tzinfo=UTC)]
     with land(lake_root) as w:
