@@ -14,10 +14,12 @@ of the first January's files changed since that year's sessions were written are
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import re
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import pyarrow as pa
@@ -44,8 +46,28 @@ def land(
     missing years added otherwise (which also completes the calendar of a run killed between its bars
     and its calendar)."""
     with LakeWriter.open(root, wait_seconds=wait_seconds, on_wait=on_wait) as writer:
-        yield writer
-        update_sessions(writer)
+        have = session_years(writer.paths)
+        started: set[int] = set()
+        with ThreadPoolExecutor(1) as pool:
+
+            def prefetch(first: dt.datetime, last: dt.datetime, changed: bool) -> None:
+                # the calendar of the years these bars need is computed while the bars land (it is
+                # exchange_calendars' work, most of a small ingest's); update_sessions then finds it ready
+                for year in years_for(first, last):
+                    if year not in started and (changed or year not in have):
+                        started.add(year)
+                        with contextlib.suppress(RuntimeError):  # a pool shut down: computed later
+                            pool.submit(xnys_year, year)  # an error is raised again where needed
+
+            writer.on_bars = prefetch
+            try:
+                yield writer
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+            finally:
+                writer.on_bars = None
+        update_sessions(writer)  # after the pool's work is done: no year computed twice
 
 
 def session_years(paths: LakePaths) -> set[int]:

@@ -21,7 +21,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -51,6 +51,8 @@ def parquet_options(schema: pa.Schema) -> dict[str, Any]:
     three times the encoding time of the whole file and a quarter more bytes)."""
     text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
     return {**PARQUET_OPTIONS, "use_dictionary": text}
+
+
 log = logging.getLogger("marketlake.writer")
 SYNC_THREADS = 16
 """Folder fsyncs made at once when the lock is released."""
@@ -221,6 +223,9 @@ class LakeWriter:
     bars_span: tuple[dt.datetime, dt.datetime] | None = None
     """The earliest and latest `ts` of every bars table given to `write` under this lock, changed or not
     (None when none): the calendar is brought up to date for these bars, without reading the lake's."""
+    on_bars: Callable[[dt.datetime, dt.datetime, bool], object] | None = field(default=None, repr=False)
+    """Told of every bars write, before its file is written: its earliest and latest ts and whether the
+    partition changes (ingest.sessions.land starts on the calendar those bars need meanwhile)."""
     _lock_fd: int | None = field(default=None, repr=False)
     _renamed_dirs: set[Path] = field(default_factory=set, repr=False)
     _span_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -334,8 +339,7 @@ class LakeWriter:
         if self._lock_fd is None:
             raise MarketlakeError("write outside of the lake's writer lock")
         incoming = conform(dataset, table)
-        if dataset.name == "bars" and incoming.num_rows:
-            self._widen_span(incoming)
+        span = self._widen_span(incoming) if dataset.name == "bars" and incoming.num_rows else None
         target_dir = partition_dir(self.paths, dataset, partition)
         target = target_dir / DATA_FILE
         existing = None
@@ -357,9 +361,13 @@ class LakeWriter:
             rows_added -= pc.sum(seen).as_py() or 0
         if existing is not None and result.equals(existing):
             self._repair_manifest(target, result, inputs, replace=mode == "replace")
+            if span is not None and self.on_bars is not None:
+                self.on_bars(*span, False)
             return WriteResult(dataset.name, target, result.num_rows, 0, changed=False)
         if result.num_rows == 0 and existing is None:
             return WriteResult(dataset.name, target, 0, 0, changed=False)
+        if span is not None and self.on_bars is not None:
+            self.on_bars(*span, True)
         revisions: pa.Table | None = None
         if dataset.name == "bars":
             now = _now()  # one instant: a new version's landed_at is its predecessor's last_seen
@@ -372,15 +380,18 @@ class LakeWriter:
         self.bars_written = self.bars_written or dataset.name == "bars"
         return WriteResult(dataset.name, target, result.num_rows, rows_added, changed=True)
 
-    def _widen_span(self, bars: pa.Table) -> None:
+    def _widen_span(self, bars: pa.Table) -> tuple[dt.datetime, dt.datetime]:
+        """Widen bars_span by these bars; return their own earliest and latest ts."""
         us = bars.column("ts").combine_chunks().cast(pa.int64()).to_numpy()
         epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-        lo = epoch + dt.timedelta(microseconds=int(us.min()))
-        hi = epoch + dt.timedelta(microseconds=int(us.max()))
+        first = epoch + dt.timedelta(microseconds=int(us.min()))
+        last = epoch + dt.timedelta(microseconds=int(us.max()))
         with self._span_lock:  # writes of distinct partitions may come from several threads
+            lo, hi = first, last
             if self.bars_span is not None:
                 lo, hi = min(lo, self.bars_span[0]), max(hi, self.bars_span[1])
             self.bars_span = (lo, hi)
+        return first, last
 
     def _revisions(
         self,
