@@ -695,6 +695,7 @@ class _Fetcher:
                 cached = self.cache.put_file(
                     spec.relpath,
                     tmp,
+                    digest=d.sha256,
                     url=url,
                     checksum=expected,
                     etag=d.etag,

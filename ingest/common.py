@@ -164,11 +164,12 @@ class RawCache:
         )
         return CachedFile(p, digest, full)
 
-    def put_file(self, relpath: str, tmp: Path, **meta: Any) -> CachedFile:
-        """Move an already-downloaded temporary file into the cache under its final name."""
+    def put_file(self, relpath: str, tmp: Path, *, digest: str | None = None, **meta: Any) -> CachedFile:
+        """Move an already-downloaded temporary file into the cache under its final name. `digest`: its
+        sha256 when the download computed it from the bytes it wrote (else it is read back)."""
         p = self.path(relpath)
         p.parent.mkdir(parents=True, exist_ok=True)
-        digest = sha256_file(tmp)
+        digest = digest or sha256_file(tmp)
         os.replace(tmp, p)
         full = {"sha256": digest, "bytes": p.stat().st_size, **meta}
         atomic_write_bytes(
