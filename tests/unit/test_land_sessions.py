@@ -138,3 +138,14 @@ def test_dedup_sort_takes_sorted_rows_as_they_are_and_equals_the_general_path(
 def test_dedup_sort_of_tiny_tables(n: int) -> None:
     table = bars_table(dt.datetime(2024, 1, 1, tzinfo=UTC), [1.0]).slice(0, n)
     assert dedup_sort(lake.BARS, table).equals(table)
+
+
+@pytest.mark.parametrize("year", [1990, 2001, 2008, 2012, 2020, 2023, 2024, dt.date.today().year + 1])
+def test_a_year_cut_from_the_wide_calendar_is_that_years_own_calendar(year: int) -> None:
+    calendars.xnys_year.cache_clear()
+    cut = calendars.xnys_year(year)
+    calendars.xnys_year.cache_clear()
+    with mock.patch.object(calendars, "_wide_xnys", return_value=None):
+        own = calendars.xnys_year(year)
+    calendars.xnys_year.cache_clear()
+    assert cut.num_rows > 240 and cut.equals(own)
