@@ -725,11 +725,12 @@ def _table(
         rows = rows.table
     if isinstance(rows, pa.Table):
         n = rows.num_rows
+        names = set(rows.column_names)
         cols: dict[str, pa.Array | pa.ChunkedArray] = {}
         for f in dataset.schema:
             if f.name in extra:
                 cols[f.name] = pa.repeat(pa.scalar(extra[f.name], type=f.type), n)
-            elif f.name in rows.column_names:
+            elif f.name in names:
                 col = rows.column(f.name)
                 cols[f.name] = col if col.type == f.type else col.cast(f.type)
             else:
@@ -783,9 +784,10 @@ def _replace_file_rows(
         parts.append(existing.filter(keep))
     elif incoming.num_rows == 0 and intact:
         return False
-    incoming = incoming.select(dataset.schema.names)
+    if incoming.column_names != dataset.schema.names:
+        incoming = incoming.select(dataset.schema.names)
     parts.append(incoming if incoming.schema == dataset.schema else incoming.cast(dataset.schema))
-    table = pa.concat_tables(parts)
+    table = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
     previous = _manifest_inputs(target_dir) if intact else []
     inputs = [i for i in previous if i.get("file") != source_file]
     if incoming.num_rows:

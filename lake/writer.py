@@ -123,8 +123,15 @@ def conform(dataset: Dataset, table: pa.Table) -> pa.Table:
     Columns are matched by name; a safe cast (int to float, string to large string) is allowed, a lossy
     one is not; a null in a non-nullable column is refused.
     """
-    missing = [n for n in dataset.schema.names if n not in table.column_names]
-    extra = [n for n in table.column_names if n not in dataset.schema.names]
+    if table.schema.equals(dataset.schema, check_metadata=True):  # built for the dataset: check nulls only
+        for f in dataset.schema:
+            if not f.nullable and table.column(f.name).null_count:
+                n = table.column(f.name).null_count
+                raise SchemaMismatch(f"{dataset.name}.{f.name}: {n} null value(s) in a non-null column")
+        return table
+    have, want = set(table.column_names), set(dataset.schema.names)
+    missing = [n for n in dataset.schema.names if n not in have]
+    extra = [n for n in table.column_names if n not in want]
     if missing or extra:
         raise SchemaMismatch(
             f"{dataset.name}: columns do not match the schema (missing {missing}, unexpected {extra})"
@@ -155,7 +162,10 @@ def _strictly_sorted(dataset: Dataset, table: pa.Table) -> bool:
     col = table.column(dataset.key[0])
     if col.null_count or not (pa.types.is_timestamp(col.type) or pa.types.is_integer(col.type)):
         return False
-    values = col.combine_chunks().cast(pa.int64()).to_numpy()
+    return _rising(col.combine_chunks().cast(pa.int64()).to_numpy())
+
+
+def _rising(values: np.ndarray) -> bool:
     return bool(np.all(values[1:] > values[:-1]))
 
 
@@ -258,8 +268,12 @@ class LakeWriter:
             for d in dirs:
                 _fsync_dir(d)
             return
+        def chunk(part: list[Path]) -> None:
+            for d in part:
+                _fsync_dir(d)
+
         with ThreadPoolExecutor(SYNC_THREADS) as pool:
-            list(pool.map(_fsync_dir, dirs))
+            list(pool.map(chunk, [dirs[i::SYNC_THREADS] for i in range(SYNC_THREADS)]))
 
     # --- locking -------------------------------------------------------------------------------------
     def _acquire(self, wait_seconds: float, on_wait: Any) -> None:
@@ -339,7 +353,10 @@ class LakeWriter:
         if self._lock_fd is None:
             raise MarketlakeError("write outside of the lake's writer lock")
         incoming = conform(dataset, table)
-        span = self._widen_span(incoming) if dataset.name == "bars" and incoming.num_rows else None
+        span, rising = None, False
+        if dataset.name == "bars" and incoming.num_rows:
+            us = incoming.column("ts").combine_chunks().cast(pa.int64()).to_numpy()
+            span, rising = self._widen_span(us), _rising(us)
         target_dir = partition_dir(self.paths, dataset, partition)
         target = target_dir / DATA_FILE
         existing = None
@@ -354,7 +371,7 @@ class LakeWriter:
             merged = pa.concat_tables([existing, incoming])  # `keep` picks the first or the last per key
         else:
             merged = incoming
-        result = dedup_sort(dataset, merged)
+        result = merged if merged is incoming and rising else dedup_sort(dataset, merged)
         rows_added = result.num_rows
         if existing is not None and existing.num_rows:
             seen = pc.is_in(_key_array(dataset, result), value_set=_key_array(dataset, existing))
@@ -380,9 +397,8 @@ class LakeWriter:
         self.bars_written = self.bars_written or dataset.name == "bars"
         return WriteResult(dataset.name, target, result.num_rows, rows_added, changed=True)
 
-    def _widen_span(self, bars: pa.Table) -> tuple[dt.datetime, dt.datetime]:
-        """Widen bars_span by these bars; return their own earliest and latest ts."""
-        us = bars.column("ts").combine_chunks().cast(pa.int64()).to_numpy()
+    def _widen_span(self, us: np.ndarray) -> tuple[dt.datetime, dt.datetime]:
+        """Widen bars_span by bars of these ts (µs); return their own earliest and latest."""
         epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
         first = epoch + dt.timedelta(microseconds=int(us.min()))
         last = epoch + dt.timedelta(microseconds=int(us.max()))
