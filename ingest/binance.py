@@ -22,7 +22,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import datetime as dt
-import json
 import os
 import re
 import threading
@@ -63,7 +62,7 @@ from ingest.sessions import land
 from lake.errors import MarketlakeError
 from lake.paths import validate_symbol
 from lake.schemas import BARS, BARS_REJECTED, UTC_TS, Dataset
-from lake.writer import MANIFEST_FILE, LakeWriter, partition_dir, partition_intact, read_partition
+from lake.writer import LakeWriter, manifest_inputs, partition_dir, partition_intact, read_partition
 
 T = TypeVar("T")
 SOURCE = "binance"
@@ -780,12 +779,7 @@ def missing_notes(missing: list[FileSpec]) -> list[str]:
 
 
 def _manifest_inputs(writer: LakeWriter, dataset: Dataset, partition: dict[str, str]) -> list[dict[str, Any]]:
-    m = partition_dir(writer.paths, dataset, partition) / MANIFEST_FILE
-    try:
-        inputs = json.loads(m.read_text()).get("inputs", [])
-    except (OSError, ValueError):
-        return []
-    return [dict(i) for i in inputs if isinstance(i, dict)]
+    return manifest_inputs(partition_dir(writer.paths, dataset, partition))
 
 
 def _input_record(o: Obtained) -> dict[str, Any]:

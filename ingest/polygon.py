@@ -40,22 +40,24 @@ from ingest.common import (
     RawCache,
     RunContext,
     bar_period,
+    dataset_table,
     days,
     interval_delta,
     ohlcv_problem,
     progress_bar,
+    replace_file_rows,
 )
 from ingest.sessions import land
 from ingest.stamping import NEW_YORK, StampError, asset_class, new_york_day, session, stamp_daily
 from lake.errors import MarketlakeError
-from lake.schemas import BARS, BARS_REJECTED, UTC_TS, Dataset
+from lake.schemas import BARS, BARS_REJECTED, UTC_TS
 from lake.writer import (
     MANIFEST_FILE,
     LakeWriter,
     atomic_write_bytes,
+    manifest_inputs,
     partition_dir,
     partition_intact,
-    read_partition,
 )
 
 SOURCE = "polygon"
@@ -725,85 +727,6 @@ def _rejected_row(
 # --- writing ---------------------------------------------------------------------------------------------
 
 
-def _table(
-    dataset: Dataset, rows: Sequence[Mapping[str, Any]] | pa.Table, extra: Mapping[str, Any]
-) -> pa.Table:
-    """A table of `dataset`'s columns from row dicts or from a table (BarRows: its table), with the
-    columns of `extra` set to one value."""
-    if isinstance(rows, BarRows):
-        rows = rows.table
-    if isinstance(rows, pa.Table):
-        n = rows.num_rows
-        names = set(rows.column_names)
-        cols: dict[str, pa.Array | pa.ChunkedArray] = {}
-        for f in dataset.schema:
-            if f.name in extra:
-                cols[f.name] = pa.repeat(pa.scalar(extra[f.name], type=f.type), n)
-            elif f.name in names:
-                col = rows.column(f.name)
-                cols[f.name] = col if col.type == f.type else col.cast(f.type)
-            else:
-                cols[f.name] = pa.nulls(n, type=f.type)
-        return pa.Table.from_arrays(list(cols.values()), schema=dataset.schema)  # the writer checks nulls
-    cols = {}
-    for f in dataset.schema:
-        values = [extra[f.name] if f.name in extra else r.get(f.name) for r in rows]
-        cols[f.name] = pa.array(values, type=UTC_TS if f.type == UTC_TS else f.type)
-    return pa.table(cols)
-
-
-def _manifest_inputs(target_dir: Path) -> list[dict[str, Any]]:
-    m = target_dir / MANIFEST_FILE
-    if not m.exists():
-        return []
-    try:
-        inputs = json.loads(m.read_text()).get("inputs", [])
-    except (OSError, ValueError):
-        return []
-    return [dict(i) for i in inputs if isinstance(i, dict)]
-
-
-def _replace_file_rows(
-    w: LakeWriter,
-    dataset: Dataset,
-    partition: dict[str, str],
-    source_file: str,
-    incoming: pa.Table,
-    the_input: dict[str, Any],
-    *,
-    only_symbols: set[str] | None = None,
-) -> bool:
-    """Make the partition hold its rows from other files plus `incoming` as this file's rows.
-
-    Rows of `source_file` already there (an earlier version of the file) are dropped first, so a
-    republished file replaces its day. A partition whose data file is missing or does not match its
-    manifest is started afresh (neither its file nor its manifest's inputs are trusted): the day files that
-    fed it land again when their days are ingested (`_broken_or_short`). Returns whether the partition
-    changed."""
-    target_dir = partition_dir(w.paths, dataset, partition)
-    target = target_dir / "data.parquet"
-    intact = partition_intact(target_dir)
-    parts = []
-    if target.exists() and intact:
-        existing = read_partition(target, dataset)
-        keep = pc.fill_null(pc.not_equal(existing.column("source_file"), source_file), True)
-        if only_symbols is not None:
-            others = pc.invert(pc.is_in(existing.column("symbol"), value_set=pa.array(sorted(only_symbols))))
-            keep = pc.or_(keep, others)
-        parts.append(existing.filter(keep))
-    elif incoming.num_rows == 0 and intact:
-        return False
-    if incoming.column_names != dataset.schema.names:
-        incoming = incoming.select(dataset.schema.names)
-    parts.append(incoming if incoming.schema == dataset.schema else incoming.cast(dataset.schema))
-    table = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
-    previous = _manifest_inputs(target_dir) if intact else []
-    inputs = [i for i in previous if i.get("file") != source_file]
-    if incoming.num_rows:
-        inputs.append(the_input)
-    return w.write(dataset, partition, table, mode="replace", inputs=inputs).changed
-
-
 def _periods_of_day(interval: str, day: dt.date) -> set[str]:
     """Every period a day file's bars can fall in (minute bars run to 20:00 New York: the next UTC day)."""
     noon = dt.datetime.combine(day, dt.time(12), dt.UTC)
@@ -863,12 +786,12 @@ def land_file(
             bars = by_period.get(period)
             if bars is not None and bars.num_rows:
                 fed.add((ticker, period))
-            table = _table(
+            table = dataset_table(
                 BARS,
                 bars if bars is not None else _BAR_FIELDS.empty_table(),
                 {"asset_class": asset_class(ticker, etfs)},
             )
-            _replace_file_rows(w, BARS, part, source_file, table, the_input)
+            replace_file_rows(w, BARS, part, source_file, table, the_input)
 
     if len(tickers) < 4 or LAND_THREADS == 1:
         for ticker in tickers:
@@ -887,8 +810,8 @@ def land_file(
                 raise
     rejected = [r for t in tickers for r in parsed.rejected.get(t, [])]
     period = bar_period(interval, dt.datetime.combine(day, dt.time(12), dt.UTC))
-    table = _table(BARS_REJECTED, rejected, {})
-    _replace_file_rows(
+    table = dataset_table(BARS_REJECTED, rejected, {})
+    replace_file_rows(
         w,
         BARS_REJECTED,
         {"source": SOURCE, "period": period},
@@ -975,7 +898,7 @@ def _broken_or_short(
                 intact_seen.add(d)
         listed = (ticker, period) in fed if "fed" in ledger else (d / MANIFEST_FILE).exists()
         if listed and not any(
-            i.get("file") == source_file and i.get("etag") == etag for i in _manifest_inputs(d)
+            i.get("file") == source_file and i.get("etag") == etag for i in manifest_inputs(d)
         ):
             return f"{d / 'data.parquet'} no longer holds this day's bars"
     return None

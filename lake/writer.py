@@ -268,6 +268,7 @@ class LakeWriter:
             for d in dirs:
                 _fsync_dir(d)
             return
+
         def chunk(part: list[Path]) -> None:
             for d in part:
                 _fsync_dir(d)
@@ -425,7 +426,7 @@ class LakeWriter:
         if old.num_rows == 0:
             return None
         landed: dict[str, dt.datetime | None] = {}
-        for i in _manifest_inputs(directory):
+        for i in manifest_inputs(directory):
             if isinstance(i.get("file"), str) and isinstance(i.get("landed_at"), str):
                 landed[i["file"]] = _parse_instant(i["landed_at"])
         incoming_files = {i.get("file") for i in inputs}
@@ -550,7 +551,8 @@ def _stamp_landed(inputs: Sequence[Mapping[str, Any]], now: dt.datetime) -> list
     return [i if "landed_at" in i else {**i, "landed_at": now.isoformat()} for i in inputs]
 
 
-def _manifest_inputs(directory: Path) -> list[dict[str, Any]]:
+def manifest_inputs(directory: Path) -> list[dict[str, Any]]:
+    """The inputs a partition folder's manifest records (none when it has no readable manifest)."""
     try:
         inputs = json.loads((directory / MANIFEST_FILE).read_text()).get("inputs", [])
     except (OSError, ValueError):
