@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
@@ -35,18 +35,41 @@ EXT_CLOSE_EARLY = dt.time(17, 0)
 REGULAR_CLOSE = dt.time(16, 0)
 
 
+WIDE_FIRST_YEAR = 1990
+"""xnys_year takes the years from WIDE_FIRST_YEAR to two years ahead from one calendar (`_wide_xnys`)."""
+
+
+@lru_cache(maxsize=1)
+def _wide_xnys() -> object | None:
+    """One XNYS calendar from WIDE_FIRST_YEAR to the end of the year after next (None if
+    exchange_calendars cannot make it): it costs about what one year's does, and every year is cut from
+    it."""
+    import exchange_calendars as xcals
+
+    try:
+        return xcals.get_calendar(
+            XNYS, start=f"{WIDE_FIRST_YEAR}-01-01", end=f"{dt.date.today().year + 2}-12-31"
+        )
+    except Exception:  # exchange_calendars' own errors: each year is then asked on its own
+        return None
+
+
 @lru_cache(maxsize=64)
 def xnys_year(year: int) -> pa.Table:
     """Every XNYS session of one calendar year, in the TRADING_SESSIONS schema (cached per process)."""
     import exchange_calendars as xcals
 
-    try:
-        cal = xcals.get_calendar(XNYS, start=f"{year}-01-01", end=f"{year}-12-31")
-    except Exception as exc:  # exchange_calendars raises its own errors for dates it cannot serve
-        raise MarketlakeError(
-            f"calendar {XNYS}: no sessions for {year} from exchange_calendars: {exc}"
-        ) from exc
-    sched = cal.schedule
+    wide: Any = _wide_xnys()
+    if wide is not None and WIDE_FIRST_YEAR <= year <= wide.last_session.year - 1:
+        sched = wide.schedule.loc[f"{year}-01-01" : f"{year}-12-31"]
+    else:
+        try:
+            cal = xcals.get_calendar(XNYS, start=f"{year}-01-01", end=f"{year}-12-31")
+        except Exception as exc:  # exchange_calendars raises its own errors for dates it cannot serve
+            raise MarketlakeError(
+                f"calendar {XNYS}: no sessions for {year} from exchange_calendars: {exc}"
+            ) from exc
+        sched = cal.schedule
     days: list[dt.date] = []
     opens: list[dt.datetime] = []
     closes: list[dt.datetime] = []

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import datetime as dt
-import json
 import os
 import re
+import threading
 import zipfile
 import zlib
 from collections import defaultdict
@@ -61,7 +62,7 @@ from ingest.sessions import land
 from lake.errors import MarketlakeError
 from lake.paths import validate_symbol
 from lake.schemas import BARS, BARS_REJECTED, UTC_TS, Dataset
-from lake.writer import MANIFEST_FILE, LakeWriter, partition_dir, partition_intact, read_partition
+from lake.writer import LakeWriter, manifest_inputs, partition_dir, partition_intact, read_partition
 
 T = TypeVar("T")
 SOURCE = "binance"
@@ -444,8 +445,30 @@ def _parse_rows(
 # Any character but digits, '.', ',' and LF sends a file to the row-by-row path (signs, exponents, `nan`,
 # quotes, CR, a header's letters); so do a number that starts or ends with '.' and an open_time with a
 # leading zero (its digit count, which says ms or µs, would differ from its value's).
-_ODD = (b",.", b"\n.", b".,", b".\n", b"\n0")
+_ODD = (b",.", b"\n.", b".,", b".\n", b"\n0", b"\n\n")
 _CLEAN_BYTES = b"0123456789.,\n"
+_COMMA, _LF, _DOT, _ZERO = b",\n.0"
+
+
+def _odd(body: bytes) -> bool:
+    """Whether `body` (digits, '.', ',' and LF only) holds any of `_ODD`: a separator next to a '.', a
+    line that starts with '0' or is empty. One pass over the bytes (numpy), then a look at the bytes
+    beside each separator."""
+    import numpy as np
+
+    arr = np.frombuffer(body, dtype=np.uint8)
+    seps = np.flatnonzero((arr == _COMMA) | (arr == _LF))
+    if seps.size == 0:
+        return False
+    before = seps[seps > 0] - 1
+    if (arr[before] == _DOT).any():
+        return True
+    after = seps[seps < arr.size - 1] + 1
+    nxt = arr[after]
+    if (nxt == _DOT).any():
+        return True
+    after_lf = arr[after - 1] == _LF
+    return bool(((nxt == _ZERO) & after_lf).any() or ((nxt == _LF) & after_lf).any())
 
 
 def _parse_clean(
@@ -470,9 +493,9 @@ def _parse_clean(
     if first_end > 0 and _is_header(data[:first_end].decode("utf-8", errors="replace").split(",")):
         header = True
         body = data[first_end + 1 :]
-    if not body.endswith(b"\n") or b"\n\n" in body or body.startswith(b"\n"):
+    if not body.endswith(b"\n") or body.startswith((b"\n", b".", b"0")):
         return None
-    if body.translate(None, _CLEAN_BYTES) or body.startswith((b".", b"0")) or any(p in body for p in _ODD):
+    if body.translate(None, _CLEAN_BYTES) or _odd(body):
         return None
     lines = data.count(b"\n")
     int_cols = ("open_time", "close_time", "count")
@@ -524,7 +547,7 @@ def _parse_clean(
         & (lo <= np.minimum(o, c))
         & (v >= 0)
     )
-    if not ok.all() or np.unique(ts).size != n:
+    if not ok.all() or not (bool(np.all(ts[1:] > ts[:-1])) or np.unique(ts).size == n):
         return None
     bars = pa.Table.from_arrays(
         [
@@ -671,6 +694,7 @@ class _Fetcher:
                 cached = self.cache.put_file(
                     spec.relpath,
                     tmp,
+                    digest=d.sha256,
                     url=url,
                     checksum=expected,
                     etag=d.etag,
@@ -755,12 +779,7 @@ def missing_notes(missing: list[FileSpec]) -> list[str]:
 
 
 def _manifest_inputs(writer: LakeWriter, dataset: Dataset, partition: dict[str, str]) -> list[dict[str, Any]]:
-    m = partition_dir(writer.paths, dataset, partition) / MANIFEST_FILE
-    try:
-        inputs = json.loads(m.read_text()).get("inputs", [])
-    except (OSError, ValueError):
-        return []
-    return [dict(i) for i in inputs if isinstance(i, dict)]
+    return manifest_inputs(partition_dir(writer.paths, dataset, partition))
 
 
 def _input_record(o: Obtained) -> dict[str, Any]:
@@ -786,6 +805,35 @@ def _outside(table: pa.Table, spans: list[tuple[dt.datetime, dt.datetime]]) -> p
     return table.filter(pc.invert(inside))
 
 
+def _quarantine(
+    writer: LakeWriter,
+    rej_part: dict[str, str],
+    todo: list[tuple[Obtained, Parsed]],
+    names: set[str],
+    new_rej: pa.Table,
+) -> None:
+    """The period's bars_rejected partition: the rows of `names` replaced by `new_rej`."""
+    rej_target = partition_dir(writer.paths, BARS_REJECTED, rej_part) / "data.parquet"
+    if not (rej_target.exists() or new_rej.num_rows):
+        return
+    old_rej = (
+        read_partition(rej_target, BARS_REJECTED)
+        if rej_target.exists()
+        else BARS_REJECTED.schema.empty_table()
+    )
+    mask = pc.is_in(old_rej["source_file"], value_set=pa.array(sorted(names), pa.string()))
+    rej_inputs = [
+        i for i in _manifest_inputs(writer, BARS_REJECTED, rej_part) if i.get("file") not in names
+    ] + [_input_record(o) for o, p in todo if p.rejected.num_rows]
+    writer.write(
+        BARS_REJECTED,
+        rej_part,
+        pa.concat_tables([old_rej.filter(pc.invert(mask)), new_rej]),
+        mode="replace",
+        inputs=rej_inputs,
+    )
+
+
 def _land_partition(
     writer: LakeWriter,
     interval: str,
@@ -794,8 +842,11 @@ def _land_partition(
     files: list[Obtained],
     summary: IngestSummary,
     say: Callable[[str], None],
+    rejected_lock: threading.Lock | None = None,
 ) -> None:
-    """Land the files of one (symbol, period) partition that need it; skip the ones already landed."""
+    """Land the files of one (symbol, period) partition that need it; skip the ones already landed.
+    `rejected_lock` is held while the period's bars_rejected partition (shared by the symbols) is read and
+    rewritten."""
     part = {"source": SOURCE, "interval": interval, "symbol": symbol, "period": period}
     rej_part = {"source": SOURCE, "period": period}
     stats = summary.of(symbol)
@@ -865,24 +916,8 @@ def _land_partition(
     # The quarantine is written first: a file counts as landed once the bars manifest records it, and by
     # then its rejected rows are in bars_rejected (a crash between the two writes re-lands the file).
     new_rej = pa.concat_tables([p.rejected for _, p in todo])
-    rej_target = partition_dir(writer.paths, BARS_REJECTED, rej_part) / "data.parquet"
-    if rej_target.exists() or new_rej.num_rows:
-        old_rej = (
-            read_partition(rej_target, BARS_REJECTED)
-            if rej_target.exists()
-            else BARS_REJECTED.schema.empty_table()
-        )
-        mask = pc.is_in(old_rej["source_file"], value_set=pa.array(sorted(names), pa.string()))
-        rej_inputs = [
-            i for i in _manifest_inputs(writer, BARS_REJECTED, rej_part) if i.get("file") not in names
-        ] + [_input_record(o) for o, p in todo if p.rejected.num_rows]
-        writer.write(
-            BARS_REJECTED,
-            rej_part,
-            pa.concat_tables([old_rej.filter(pc.invert(mask)), new_rej]),
-            mode="replace",
-            inputs=rej_inputs,
-        )
+    with rejected_lock or contextlib.nullcontext():
+        _quarantine(writer, rej_part, todo, names, new_rej)
 
     new_inputs = [
         {**_input_record(o), "bars": p.bars.num_rows, "rejected": p.rejected.num_rows} for o, p in todo
@@ -964,10 +999,75 @@ def run(
                     else "is it a spot symbol (e.g. BTCUSDT) that was listed then?"
                 )
                 summary.fail(f"no file at all for {sym} on {base_url()} in {start} .. {end}: {hint}")
-        for (symbol, period), files in sorted(groups.items()):
-            try:
-                _land_partition(writer, interval, symbol, period, files, summary, ctx.say)
-            except MarketlakeError as exc:
-                for o in files:
-                    summary.fail(f"{o.spec.relpath}: {exc}", symbol)
+        _land_all(writer, interval, sorted(groups.items()), summary, ctx.say)
     return summary
+
+
+LAND_THREADS = 4
+"""(symbol, period) partitions read and landed at once: unzipping, Arrow's CSV reader, the Parquet
+encoder and the fsyncs run outside Python's lock, so threads overlap them."""
+
+
+@dataclass
+class _Landed:
+    """What landing one partition reports, merged into the run's summary in partition order."""
+
+    summary: IngestSummary
+    said: list[str] = field(default_factory=list)
+
+
+def _land_one(
+    writer: LakeWriter,
+    interval: str,
+    symbol: str,
+    period: str,
+    files: list[Obtained],
+    locks: dict[str, threading.Lock],
+) -> _Landed:
+    out = _Landed(IngestSummary(SOURCE))
+    try:
+        _land_partition(writer, interval, symbol, period, files, out.summary, out.said.append, locks[period])
+    except MarketlakeError as exc:
+        for o in files:
+            out.summary.fail(f"{o.spec.relpath}: {exc}", symbol)
+    return out
+
+
+def _merge(summary: IngestSummary, landed: _Landed, say: Callable[[str], None]) -> None:
+    for line in landed.said:
+        say(line)
+    summary.errors.extend(landed.summary.errors)
+    summary.notes.extend(landed.summary.notes)
+    for symbol, part in landed.summary.symbols.items():
+        mine = summary.of(symbol)
+        for name, value in vars(part).items():
+            setattr(mine, name, getattr(mine, name) + value)
+
+
+def _land_all(
+    writer: LakeWriter,
+    interval: str,
+    groups: list[tuple[tuple[str, str], list[Obtained]]],
+    summary: IngestSummary,
+    say: Callable[[str], None],
+) -> None:
+    """Land every (symbol, period) partition, LAND_THREADS at a time; what each reports (counts, errors,
+    notes, messages) is merged in partition order, as if they had landed one after the other. The
+    bars_rejected partition of a period, which the symbols share, is written by one at a time."""
+    locks = {period: threading.Lock() for (_, period), _ in groups}
+    if len(groups) < 2 or LAND_THREADS <= 1:
+        for (symbol, period), files in groups:
+            _merge(summary, _land_one(writer, interval, symbol, period, files, locks), say)
+        return
+    with concurrent.futures.ThreadPoolExecutor(LAND_THREADS) as pool:
+        futures = [
+            pool.submit(_land_one, writer, interval, symbol, period, files, locks)
+            for (symbol, period), files in groups
+        ]
+        try:
+            for f in futures:
+                _merge(summary, f.result(), say)
+        except BaseException:
+            for f in futures:
+                f.cancel()  # an error or Ctrl-C: no partition not yet started is landed
+            raise

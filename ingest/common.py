@@ -7,19 +7,31 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from lake.context import RunContext as RunContext  # re-exported: ingest code takes it from here
 from lake.errors import MarketlakeError
 from lake.paths import LakePaths
-from lake.writer import TMP_MARK, atomic_write_bytes, sha256_file
+from lake.schemas import UTC_TS, Dataset
+from lake.writer import (
+    TMP_MARK,
+    LakeWriter,
+    atomic_write_bytes,
+    manifest_inputs,
+    partition_dir,
+    partition_intact,
+    read_partition,
+    sha256_file,
+)
 
 
 @dataclass
@@ -164,11 +176,12 @@ class RawCache:
         )
         return CachedFile(p, digest, full)
 
-    def put_file(self, relpath: str, tmp: Path, **meta: Any) -> CachedFile:
-        """Move an already-downloaded temporary file into the cache under its final name."""
+    def put_file(self, relpath: str, tmp: Path, *, digest: str | None = None, **meta: Any) -> CachedFile:
+        """Move an already-downloaded temporary file into the cache under its final name. `digest`: its
+        sha256 when the download computed it from the bytes it wrote (else it is read back)."""
         p = self.path(relpath)
         p.parent.mkdir(parents=True, exist_ok=True)
-        digest = sha256_file(tmp)
+        digest = digest or sha256_file(tmp)
         os.replace(tmp, p)
         full = {"sha256": digest, "bytes": p.stat().st_size, **meta}
         atomic_write_bytes(
@@ -244,3 +257,72 @@ def progress_bar(ctx: RunContext, label: str, total: int, unit: str) -> Iterator
             progress.update(task, advance=1, failed=failed)
 
         yield step
+
+
+# --- landing one source file's rows (Polygon, Yahoo, CSV) -----------------------------------------------
+
+
+def dataset_table(
+    dataset: Dataset, rows: Sequence[Mapping[str, Any]] | pa.Table, extra: Mapping[str, Any]
+) -> pa.Table:
+    """A table of `dataset`'s columns from row dicts or from a table, with the columns of `extra` set to
+    one value."""
+    if isinstance(rows, pa.Table):
+        n = rows.num_rows
+        names = set(rows.column_names)
+        cols: dict[str, pa.Array | pa.ChunkedArray] = {}
+        for f in dataset.schema:
+            if f.name in extra:
+                cols[f.name] = pa.repeat(pa.scalar(extra[f.name], type=f.type), n)
+            elif f.name in names:
+                col = rows.column(f.name)
+                cols[f.name] = col if col.type == f.type else col.cast(f.type)
+            else:
+                cols[f.name] = pa.nulls(n, type=f.type)
+        return pa.Table.from_arrays(list(cols.values()), schema=dataset.schema)  # the writer checks nulls
+    cols = {}
+    for f in dataset.schema:
+        values = [extra[f.name] if f.name in extra else r.get(f.name) for r in rows]
+        cols[f.name] = pa.array(values, type=UTC_TS if f.type == UTC_TS else f.type)
+    return pa.table(cols)
+
+
+def replace_file_rows(
+    w: LakeWriter,
+    dataset: Dataset,
+    partition: dict[str, str],
+    source_file: str,
+    incoming: pa.Table,
+    the_input: dict[str, Any],
+    *,
+    only_symbols: set[str] | None = None,
+) -> bool:
+    """Make the partition hold its rows from other files plus `incoming` as this file's rows.
+
+    Rows of `source_file` already there (an earlier version of the file) are dropped first, so a
+    republished file replaces its day. A partition whose data file is missing or does not match its
+    manifest is started afresh (neither its file nor its manifest's inputs are trusted): the day files that
+    fed it land again when their days are ingested (polygon's `_broken_or_short`). Returns whether the
+    partition changed."""
+    target_dir = partition_dir(w.paths, dataset, partition)
+    target = target_dir / "data.parquet"
+    intact = partition_intact(target_dir)
+    parts = []
+    if target.exists() and intact:
+        existing = read_partition(target, dataset)
+        keep = pc.fill_null(pc.not_equal(existing.column("source_file"), source_file), True)
+        if only_symbols is not None:
+            others = pc.invert(pc.is_in(existing.column("symbol"), value_set=pa.array(sorted(only_symbols))))
+            keep = pc.or_(keep, others)
+        parts.append(existing.filter(keep))
+    elif incoming.num_rows == 0 and intact:
+        return False
+    if incoming.column_names != dataset.schema.names:
+        incoming = incoming.select(dataset.schema.names)
+    parts.append(incoming if incoming.schema == dataset.schema else incoming.cast(dataset.schema))
+    table = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+    previous = manifest_inputs(target_dir) if intact else []
+    inputs = [i for i in previous if i.get("file") != source_file]
+    if incoming.num_rows:
+        inputs.append(the_input)
+    return w.write(dataset, partition, table, mode="replace", inputs=inputs).changed

@@ -40,8 +40,16 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ingest.common import IngestSummary, RawCache, RunContext, bar_period, interval_delta, ohlcv_problem
-from ingest.polygon import _replace_file_rows, _table
+from ingest.common import (
+    IngestSummary,
+    RawCache,
+    RunContext,
+    bar_period,
+    dataset_table,
+    interval_delta,
+    ohlcv_problem,
+    replace_file_rows,
+)
 from ingest.sessions import land
 from ingest.stamping import NEW_YORK, StampError, stamp_daily
 from ingest.stamping import asset_class as us_asset_class
@@ -472,15 +480,15 @@ def run(
         # periods the previous version of this file wrote: its rows there are replaced (removed) too
         for period in sorted(set(by_period) | set(before.get("periods", []))):
             part = {"source": source, "interval": interval, "symbol": symbol, "period": period}
-            table = _table(BARS, by_period.get(period, []), {"asset_class": klass})
-            changed |= _replace_file_rows(w, BARS, part, source_file, table, the_input)
+            table = dataset_table(BARS, by_period.get(period, []), {"asset_class": klass})
+            changed |= replace_file_rows(w, BARS, part, source_file, table, the_input)
         for period in sorted(set(rejected_by_period) | set(before.get("rejected_periods", []))):
-            changed |= _replace_file_rows(
+            changed |= replace_file_rows(
                 w,
                 BARS_REJECTED,
                 {"source": source, "period": period},
                 source_file,
-                _table(BARS_REJECTED, rejected_by_period.get(period, []), {}),
+                dataset_table(BARS_REJECTED, rejected_by_period.get(period, []), {}),
                 the_input,
                 only_symbols={symbol},
             )

@@ -29,11 +29,12 @@ from ingest.common import (
     RawCache,
     RunContext,
     bar_period,
+    dataset_table,
     interval_delta,
     ohlcv_problem,
     progress_bar,
+    replace_file_rows,
 )
-from ingest.polygon import _replace_file_rows, _table
 from ingest.ratelimit import YAHOO_LIMITER, RateLimiter
 from ingest.sessions import land
 from ingest.stamping import AFTER_HOURS, ETFS, StampError, asset_class, stamp_daily
@@ -537,7 +538,7 @@ def _land(
         w.write(
             BARS,
             part,
-            _table(BARS, bars, {"asset_class": asset_class(symbol, etfs)}),
+            dataset_table(BARS, bars, {"asset_class": asset_class(symbol, etfs)}),
             mode="merge",
             inputs=[the_input],
         )
@@ -546,12 +547,12 @@ def _land(
         anchor = r["ts"] or dt.datetime.fromtimestamp(win.period1, dt.UTC)
         rejected_by_period[bar_period(interval, anchor)].append(r)
     for period, rej in sorted(rejected_by_period.items()):
-        _replace_file_rows(
+        replace_file_rows(
             w,
             BARS_REJECTED,
             {"source": SOURCE, "period": period},
             source_file,
-            _table(BARS_REJECTED, rej, {}),
+            dataset_table(BARS_REJECTED, rej, {}),
             the_input,
             only_symbols={symbol},
         )

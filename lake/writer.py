@@ -3,7 +3,9 @@
 A partition is one folder `key=value/...` holding one `data.parquet` and its `_manifest.json` (row count,
 sha256, inputs). A write goes to a temporary file beside the target, is fsynced, then renamed over it:
 a reader sees the old file or the new one, never half of one; a crash leaves the last good state and a
-temporary name that no view's glob matches (`data.parquet.tmp-*`), removed by the next writer.
+temporary name that no view's glob matches (`data.parquet.tmp-*`), removed by the next writer. The
+folders' renames are fsynced together when the lock is released (`LakeWriter.sync`): a power cut before
+that may lose whole recent writes, never part of one.
 """
 
 from __future__ import annotations
@@ -16,14 +18,17 @@ import json
 import logging
 import os
 import re
+import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -36,7 +41,21 @@ DATA_FILE = "data.parquet"
 MANIFEST_FILE = "_manifest.json"
 TMP_MARK = ".tmp-"
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "write_statistics": True, "use_dictionary": True}
+"""The options of every lake file, but for `use_dictionary`, which `parquet_options` narrows to the text
+columns."""
+
+
+def parquet_options(schema: pa.Schema) -> dict[str, Any]:
+    """PARQUET_OPTIONS for a table of `schema`: dictionary encoding for its text columns only (symbols,
+    file names, reasons repeat; prices, volumes and instants rarely do, and a dictionary of them costs
+    three times the encoding time of the whole file and a quarter more bytes)."""
+    text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    return {**PARQUET_OPTIONS, "use_dictionary": text}
+
+
 log = logging.getLogger("marketlake.writer")
+SYNC_THREADS = 16
+"""Folder fsyncs made at once when the lock is released."""
 
 
 def sha256_file(path: Path) -> str:
@@ -104,8 +123,15 @@ def conform(dataset: Dataset, table: pa.Table) -> pa.Table:
     Columns are matched by name; a safe cast (int to float, string to large string) is allowed, a lossy
     one is not; a null in a non-nullable column is refused.
     """
-    missing = [n for n in dataset.schema.names if n not in table.column_names]
-    extra = [n for n in table.column_names if n not in dataset.schema.names]
+    if table.schema.equals(dataset.schema, check_metadata=True):  # built for the dataset: check nulls only
+        for f in dataset.schema:
+            if not f.nullable and table.column(f.name).null_count:
+                n = table.column(f.name).null_count
+                raise SchemaMismatch(f"{dataset.name}.{f.name}: {n} null value(s) in a non-null column")
+        return table
+    have, want = set(table.column_names), set(dataset.schema.names)
+    missing = [n for n in dataset.schema.names if n not in have]
+    extra = [n for n in table.column_names if n not in want]
     if missing or extra:
         raise SchemaMismatch(
             f"{dataset.name}: columns do not match the schema (missing {missing}, unexpected {extra})"
@@ -128,10 +154,27 @@ def conform(dataset: Dataset, table: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=dataset.schema)
 
 
+def _strictly_sorted(dataset: Dataset, table: pa.Table) -> bool:
+    """True when the dataset's one key column is its sort order and `table` is already in strictly rising
+    order of it (no null): then every key occurs once and the rows are sorted, nothing to do."""
+    if len(dataset.key) != 1 or dataset.sort_by != dataset.key:
+        return False
+    col = table.column(dataset.key[0])
+    if col.null_count or not (pa.types.is_timestamp(col.type) or pa.types.is_integer(col.type)):
+        return False
+    return _rising(col.combine_chunks().cast(pa.int64()).to_numpy())
+
+
+def _rising(values: np.ndarray) -> bool:
+    return bool(np.all(values[1:] > values[:-1]))
+
+
 def dedup_sort(dataset: Dataset, table: pa.Table) -> pa.Table:
     """Keep one row per key (the first or last occurrence, by the dataset's rule), sorted."""
     if table.num_rows == 0:
         return table
+    if _strictly_sorted(dataset, table):
+        return table  # the usual fresh write: already one row per key, in order
     idx = pa.array(range(table.num_rows), type=pa.int64())
     agg = "min" if dataset.keep == "first" else "max"
     grouped = (
@@ -187,7 +230,15 @@ class LakeWriter:
     bars_written: bool = False
     """True once a bars partition changed: whoever landed the bars (ingest.sessions.land) then brings the
     calendar up to date before unlocking."""
+    bars_span: tuple[dt.datetime, dt.datetime] | None = None
+    """The earliest and latest `ts` of every bars table given to `write` under this lock, changed or not
+    (None when none): the calendar is brought up to date for these bars, without reading the lake's."""
+    on_bars: Callable[[dt.datetime, dt.datetime, bool], object] | None = field(default=None, repr=False)
+    """Told of every bars write, before its file is written: its earliest and latest ts and whether the
+    partition changes (ingest.sessions.land starts on the calendar those bars need meanwhile)."""
     _lock_fd: int | None = field(default=None, repr=False)
+    _renamed_dirs: set[Path] = field(default_factory=set, repr=False)
+    _span_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     @contextmanager
@@ -204,7 +255,26 @@ class LakeWriter:
             writer.init()
             yield writer
         finally:
-            writer._release()
+            try:
+                writer.sync()
+            finally:
+                writer._release()
+
+    def sync(self) -> None:
+        """Make the renames of this lock's writes durable: an fsync of each folder they were made in,
+        several at once (the file system commits them together)."""
+        dirs, self._renamed_dirs = sorted(self._renamed_dirs), set()
+        if len(dirs) < 4:
+            for d in dirs:
+                _fsync_dir(d)
+            return
+
+        def chunk(part: list[Path]) -> None:
+            for d in part:
+                _fsync_dir(d)
+
+        with ThreadPoolExecutor(SYNC_THREADS) as pool:
+            list(pool.map(chunk, [dirs[i::SYNC_THREADS] for i in range(SYNC_THREADS)]))
 
     # --- locking -------------------------------------------------------------------------------------
     def _acquire(self, wait_seconds: float, on_wait: Any) -> None:
@@ -284,6 +354,10 @@ class LakeWriter:
         if self._lock_fd is None:
             raise MarketlakeError("write outside of the lake's writer lock")
         incoming = conform(dataset, table)
+        span, rising = None, False
+        if dataset.name == "bars" and incoming.num_rows:
+            us = incoming.column("ts").combine_chunks().cast(pa.int64()).to_numpy()
+            span, rising = self._widen_span(us), _rising(us)
         target_dir = partition_dir(self.paths, dataset, partition)
         target = target_dir / DATA_FILE
         existing = None
@@ -298,16 +372,20 @@ class LakeWriter:
             merged = pa.concat_tables([existing, incoming])  # `keep` picks the first or the last per key
         else:
             merged = incoming
-        result = dedup_sort(dataset, merged)
+        result = merged if merged is incoming and rising else dedup_sort(dataset, merged)
         rows_added = result.num_rows
         if existing is not None and existing.num_rows:
             seen = pc.is_in(_key_array(dataset, result), value_set=_key_array(dataset, existing))
             rows_added -= pc.sum(seen).as_py() or 0
         if existing is not None and result.equals(existing):
             self._repair_manifest(target, result, inputs, replace=mode == "replace")
+            if span is not None and self.on_bars is not None:
+                self.on_bars(*span, False)
             return WriteResult(dataset.name, target, result.num_rows, 0, changed=False)
         if result.num_rows == 0 and existing is None:
             return WriteResult(dataset.name, target, 0, 0, changed=False)
+        if span is not None and self.on_bars is not None:
+            self.on_bars(*span, True)
         revisions: pa.Table | None = None
         if dataset.name == "bars":
             now = _now()  # one instant: a new version's landed_at is its predecessor's last_seen
@@ -319,6 +397,18 @@ class LakeWriter:
             self.write(BAR_REVISIONS, partition, revisions, mode="merge")
         self.bars_written = self.bars_written or dataset.name == "bars"
         return WriteResult(dataset.name, target, result.num_rows, rows_added, changed=True)
+
+    def _widen_span(self, us: np.ndarray) -> tuple[dt.datetime, dt.datetime]:
+        """Widen bars_span by bars of these ts (µs); return their own earliest and latest."""
+        epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+        first = epoch + dt.timedelta(microseconds=int(us.min()))
+        last = epoch + dt.timedelta(microseconds=int(us.max()))
+        with self._span_lock:  # writes of distinct partitions may come from several threads
+            lo, hi = first, last
+            if self.bars_span is not None:
+                lo, hi = min(lo, self.bars_span[0]), max(hi, self.bars_span[1])
+            self.bars_span = (lo, hi)
+        return first, last
 
     def _revisions(
         self,
@@ -336,7 +426,7 @@ class LakeWriter:
         if old.num_rows == 0:
             return None
         landed: dict[str, dt.datetime | None] = {}
-        for i in _manifest_inputs(directory):
+        for i in manifest_inputs(directory):
             if isinstance(i.get("file"), str) and isinstance(i.get("landed_at"), str):
                 landed[i["file"]] = _parse_instant(i["landed_at"])
         incoming_files = {i.get("file") for i in inputs}
@@ -363,16 +453,14 @@ class LakeWriter:
         manifest_path = target.parent / MANIFEST_FILE
         manifest_tmp = manifest_path.with_name(f"{MANIFEST_FILE}{TMP_MARK}{tag}")
         try:
-            pq.write_table(table, tmp, **PARQUET_OPTIONS)
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
+            size, sha = _write_parquet(table, tmp)
             previous: list[Mapping[str, Any]] = []
             if merge_inputs and manifest_path.exists():
                 try:
                     previous = json.loads(manifest_path.read_text()).get("inputs", [])
                 except (OSError, ValueError):
                     previous = []
-            manifest = _manifest(tmp, table.num_rows, [*previous, *inputs])
+            manifest = _manifest_bytes(size, sha, table.num_rows, [*previous, *inputs])
             with open(manifest_tmp, "wb") as f:
                 f.write(manifest)
                 f.flush()
@@ -395,7 +483,9 @@ class LakeWriter:
             raise MarketlakeError(
                 f"wrote {target} but not its manifest: {io_reason(exc)} (the next write repairs it)"
             ) from exc
-        _fsync_dir(target.parent)
+        # The renames are made durable together, before the lock is released (`sync`): each file was
+        # fsynced before its rename, so whatever a power cut keeps of them is a whole file.
+        self._renamed_dirs.add(target.parent)
 
     def _repair_manifest(
         self, target: Path, table: pa.Table, inputs: Sequence[Mapping[str, Any]], *, replace: bool = False
@@ -461,7 +551,8 @@ def _stamp_landed(inputs: Sequence[Mapping[str, Any]], now: dt.datetime) -> list
     return [i if "landed_at" in i else {**i, "landed_at": now.isoformat()} for i in inputs]
 
 
-def _manifest_inputs(directory: Path) -> list[dict[str, Any]]:
+def manifest_inputs(directory: Path) -> list[dict[str, Any]]:
+    """The inputs a partition folder's manifest records (none when it has no readable manifest)."""
     try:
         inputs = json.loads((directory / MANIFEST_FILE).read_text()).get("inputs", [])
     except (OSError, ValueError):
@@ -497,14 +588,40 @@ def _unique_inputs(inputs: Sequence[Mapping[str, Any]]) -> list[Any]:
 
 
 def _manifest(data_file: Path, rows: int, inputs: Sequence[Mapping[str, Any]]) -> bytes:
+    return _manifest_bytes(data_file.stat().st_size, sha256_file(data_file), rows, inputs)
+
+
+def _manifest_bytes(size: int, sha256: str, rows: int, inputs: Sequence[Mapping[str, Any]]) -> bytes:
     manifest = {
         "file": DATA_FILE,
         "rows": rows,
-        "bytes": data_file.stat().st_size,
-        "sha256": sha256_file(data_file),
+        "bytes": size,
+        "sha256": sha256,
         "inputs": _unique_inputs(inputs),
     }
     return (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode()
+
+
+IN_MEMORY_BYTES = 64 << 20
+"""A table up to this size (in memory) is encoded to Parquet in memory and hashed there before its one
+write to disk; a larger one is written to the file and read back for its hash (memory stays bounded)."""
+
+
+def _write_parquet(table: pa.Table, path: Path) -> tuple[int, str]:
+    """Write `table` as Parquet to `path` (a new temporary file), fsynced; return its size and sha256."""
+    if table.nbytes <= IN_MEMORY_BYTES:
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, **parquet_options(table.schema))
+        data = memoryview(sink.getvalue())
+        with open(path, "xb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        return len(data), hashlib.sha256(data).hexdigest()
+    pq.write_table(table, path, **parquet_options(table.schema))
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+    return path.stat().st_size, sha256_file(path)
 
 
 def read_partition(path: Path, dataset: Dataset) -> pa.Table:
@@ -541,7 +658,7 @@ def write_anchor(paths: LakePaths, dataset: Dataset) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f"{target.name}{TMP_MARK}{uuid.uuid4().hex}")
     try:
-        pq.write_table(dataset.schema.empty_table(), tmp, **PARQUET_OPTIONS)
+        pq.write_table(dataset.schema.empty_table(), tmp, **parquet_options(dataset.schema))
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -202,6 +202,9 @@ def test_binance_killed_between_a_files_bars_and_its_rejected_rows_rerun_lands_t
     """The file's rows are written to two datasets; a kill after the first write must not make the
     re-run skip the file as already landed (its quarantined rows would be lost for good)."""
     monkeypatch.setenv("BINANCE_BASE_URL", dv.base_url)
+    # one partition at a time, so that the simulated kill (an exception, which stops only its own thread)
+    # comes right after the first write; a real kill of the threaded landing is the SIGKILL test above
+    monkeypatch.setattr(binance, "LAND_THREADS", 1)
     real_write = LakeWriter.write
     writes: list[str] = []
 

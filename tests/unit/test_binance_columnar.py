@@ -89,3 +89,11 @@ def test_both_paths_agree_on_any_file(n: int, bad: list[tuple[int, int]], dup: l
     if fast is not None:  # the columnar path never accepts what the row path rejects
         assert fast.rejected.num_rows == 0
         _same(fast, _parse_rows(data, **KW))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=40).map(lambda b: bytes(b"0123456789.,\n"[x % 13] for x in b)))
+def test_the_odd_byte_check_is_the_substring_search(body: bytes) -> None:
+    from ingest.binance import _ODD, _odd
+
+    assert _odd(body) == any(p in body for p in _ODD)

@@ -143,3 +143,14 @@ def test_a_duplicate_found_by_columns_quotes_its_line(tmp_path: Path) -> None:
     assert rej["line_number"] == 4 and rej["raw"] == lines[2]
     assert rej["reason"] == "duplicate bar: same ticker and window_start as line 2"
     assert [b["close"] for b in out.bars["AAPL"]] == [100.25]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet="0123456789.e-+ a٣", max_size=8), min_size=1, max_size=20))
+def test_the_decimal_check_is_the_regex(values: list[str]) -> None:
+    import re
+
+    import pyarrow as pa
+
+    got = polygon._plain_decimal(pa.array(values, pa.string())).to_pylist()
+    assert got == [re.fullmatch(polygon._DECIMAL.strip("^$"), v) is not None for v in values]
