@@ -45,12 +45,12 @@ PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "write_statistics": Tr
 columns."""
 
 
-def parquet_options(schema: pa.Schema) -> dict[str, Any]:
+def parquet_options(schema: pa.Schema, compression: str = "zstd") -> dict[str, Any]:
     """PARQUET_OPTIONS for a table of `schema`: dictionary encoding for its text columns only (symbols,
     file names, reasons repeat; prices, volumes and instants rarely do, and a dictionary of them costs
     three times the encoding time of the whole file and a quarter more bytes)."""
     text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
-    return {**PARQUET_OPTIONS, "use_dictionary": text}
+    return {**PARQUET_OPTIONS, "use_dictionary": text, "compression": compression}
 
 
 log = logging.getLogger("marketlake.writer")
@@ -391,7 +391,9 @@ class LakeWriter:
             now = _now()  # one instant: a new version's landed_at is its predecessor's last_seen
             inputs = _stamp_landed(inputs, now)
             revisions = self._revisions(target.parent, existing, result, inputs, now)
-        self._write_file(target, result, inputs, merge_inputs=mode == "merge")
+        self._write_file(
+            target, result, inputs, merge_inputs=mode == "merge", compression=dataset.compression
+        )
         if dataset.name == "bars" and revisions is not None:
             # after the bars: a write that fails leaves no revision of a change that did not happen
             self.write(BAR_REVISIONS, partition, revisions, mode="merge")
@@ -442,7 +444,13 @@ class LakeWriter:
         return table.append_column("replaced_by", pa.array(replaced_by, type=pa.string()))
 
     def _write_file(
-        self, target: Path, table: pa.Table, inputs: Sequence[Mapping[str, Any]], *, merge_inputs: bool
+        self,
+        target: Path,
+        table: pa.Table,
+        inputs: Sequence[Mapping[str, Any]],
+        *,
+        merge_inputs: bool,
+        compression: str = "zstd",
     ) -> None:
         """Write the data file and its manifest, both to temporary names first: every byte that needs disk
         space is written (and fsynced) before the first rename, so a full disk or any other write error
@@ -453,7 +461,7 @@ class LakeWriter:
         manifest_path = target.parent / MANIFEST_FILE
         manifest_tmp = manifest_path.with_name(f"{MANIFEST_FILE}{TMP_MARK}{tag}")
         try:
-            size, sha = _write_parquet(table, tmp)
+            size, sha = _write_parquet(table, tmp, compression)
             previous: list[Mapping[str, Any]] = []
             if merge_inputs and manifest_path.exists():
                 try:
@@ -607,18 +615,18 @@ IN_MEMORY_BYTES = 64 << 20
 write to disk; a larger one is written to the file and read back for its hash (memory stays bounded)."""
 
 
-def _write_parquet(table: pa.Table, path: Path) -> tuple[int, str]:
+def _write_parquet(table: pa.Table, path: Path, compression: str = "zstd") -> tuple[int, str]:
     """Write `table` as Parquet to `path` (a new temporary file), fsynced; return its size and sha256."""
     if table.nbytes <= IN_MEMORY_BYTES:
         sink = pa.BufferOutputStream()
-        pq.write_table(table, sink, **parquet_options(table.schema))
+        pq.write_table(table, sink, **parquet_options(table.schema, compression))
         data = memoryview(sink.getvalue())
         with open(path, "xb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         return len(data), hashlib.sha256(data).hexdigest()
-    pq.write_table(table, path, **parquet_options(table.schema))
+    pq.write_table(table, path, **parquet_options(table.schema, compression))
     with open(path, "rb+") as f:
         os.fsync(f.fileno())
     return path.stat().st_size, sha256_file(path)
@@ -658,7 +666,9 @@ def write_anchor(paths: LakePaths, dataset: Dataset) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f"{target.name}{TMP_MARK}{uuid.uuid4().hex}")
     try:
-        pq.write_table(dataset.schema.empty_table(), tmp, **parquet_options(dataset.schema))
+        pq.write_table(
+            dataset.schema.empty_table(), tmp, **parquet_options(dataset.schema, dataset.compression)
+        )
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -192,6 +192,25 @@ def test_the_stored_fingerprint_is_in_each_partitions_manifest(small_lake: Path)
     assert chunk.fresh
 
 
+def test_the_store_is_written_with_lz4_and_the_bars_with_zstd(small_lake: Path) -> None:
+    """The store is read whole by every training run (LZ4 decodes fast); what is kept is small (zstd)."""
+    import pyarrow.parquet as pq
+
+    store.refresh(small_lake, Settings())
+
+    def codecs(pattern: str) -> set[str]:
+        files = list(small_lake.glob(pattern))
+        assert files, pattern
+        return {
+            pq.ParquetFile(f).metadata.row_group(0).column(i).compression
+            for f in files
+            for i in range(pq.ParquetFile(f).metadata.num_columns)
+        }
+
+    assert codecs("datasets/features/interval=*/symbol=*/year=*/data.parquet") <= {"LZ4", "LZ4_RAW"}
+    assert codecs("datasets/bars/**/data.parquet") == {"ZSTD"}
+
+
 def test_pairs_whose_bars_are_gone_are_emptied(small_lake: Path) -> None:
     import shutil
 
