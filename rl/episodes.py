@@ -1,9 +1,9 @@
 """Episode source: one period's `features` and bar prices, out of DuckDB into contiguous numpy arrays.
 
 - Where the rows come from: when the feature store (features/store.py) is up to date for every chosen
-  symbol, ONE query over the store's own Parquet files (sql/rl/period_store.sql): the year partitions that
-  can hold a row of the period, read in place with the bar's prices the store keeps beside the features (no
-  join, no window recomputed). Otherwise one query per symbol over the live `features_priced` view
+  symbol, ONE read of the store's own Parquet files with pyarrow (`_read_store`, its SQL reference
+  tests/unit/sql/period_store_reference.sql): the year partitions that can hold a row of the period, read
+  in place with the bar's prices the store keeps beside the features (no join, no window recomputed). Otherwise one query per symbol over the live `features_priced` view
   (sql/rl/period_rows.sql). Either way the period's bounds are bound as parameters (a row is read only if
   its whole life lies in the period), results stream as Arrow record batches (about a month of 1m bars
   each; memory holds a few, whatever the lake's size) out of a background thread while the consumer
@@ -30,7 +30,7 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -53,6 +53,18 @@ FEATURES = (
 )  # fmt: skip
 PRICES = ("open", "high", "low", "close")
 CLIP = 10.0  # normalised features are clipped to [-CLIP, CLIP]
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def _by_column(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """fn over items in two threads when there is enough work (numpy releases the GIL), in order."""
+    if len(items) < 2:
+        return [fn(i) for i in items]
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="marketlake-columns") as pool:
+        return list(pool.map(fn, items))
 
 
 class EmptyPeriod(MarketlakeError):
@@ -81,23 +93,35 @@ class NormStats:
         cols = [x[:, j] for j in range(x.shape[1])] if isinstance(x, np.ndarray) else list(x)
         if not cols or len(cols[0]) == 0:
             raise MarketlakeError("cannot compute normalisation statistics on an empty train period")
-        mean = np.array([c.mean(dtype=np.float64) for c in cols])
-        std = np.array([c.std(dtype=np.float64) for c in cols])
+        stats = _by_column(lambda c: (c.mean(dtype=np.float64), c.std(dtype=np.float64)), cols)
+        mean = np.array([m for m, _ in stats])
+        std = np.array([s for _, s in stats])
         std = np.where(std > 1e-12, std, 1.0)
         return cls(list(names), mean, std)
 
     def apply(self, x: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """The normalised, clipped observation features, float32 [N, F] in row order, of an [N, F] array
-        or of its F columns. Column by column, then one transposing copy: no [N, F] float64 temporary."""
+        or of its F columns: column by column (two threads: numpy releases the GIL), then one transposing
+        copy in two halves. No [N, F] float64 temporary."""
         cols = [x[:, j] for j in range(x.shape[1])] if isinstance(x, np.ndarray) else list(x)
         n = len(cols[0]) if cols else 0
         by_col = np.empty((len(cols), n), dtype=np.float32)
-        for j, c in enumerate(cols):
-            t = c - self.mean[j]
+
+        def one(j: int) -> None:
+            t = cols[j] - self.mean[j]
             t /= self.std[j]
             np.clip(t, -CLIP, CLIP, out=t)
             by_col[j] = t
-        return np.ascontiguousarray(by_col.T)
+
+        _by_column(one, list(range(len(cols))))
+        out = np.empty((n, len(cols)), dtype=np.float32)
+        half = n // 2
+
+        def rows(lo_hi: tuple[int, int]) -> None:
+            out[lo_hi[0] : lo_hi[1]] = by_col[:, lo_hi[0] : lo_hi[1]].T
+
+        _by_column(rows, [(0, half), (half, n)])
+        return out
 
     def to_json(self) -> str:
         return json.dumps(
@@ -214,6 +238,86 @@ def _asset_classes(con: Any, symbols: list[str], interval: str, queries: list[st
 Query = tuple[str, dict[str, Any]]
 
 
+STORE_READ = (
+    "-- the feature store's own files ($files, in the order of $symbols) read with pyarrow.parquet, no SQL:\n"
+    "-- the rows with ts >= $start_at AND available_at <= $end_at AND NOT warmup, as period_rows.sql's columns"
+)
+"""What MarketData.queries records for a read of the feature store (rl.episodes._read_store)."""
+
+NULL_AS_ZERO: tuple[str, ...] = ("volume_z_60", "sentiment_mean_1h", "sentiment_mean_1d", "sentiment_last")
+NULL_AS_ZERO += ("spy_log_ret_1", "qqq_log_ret_1")
+"""Features whose NULL (no article, no SPY/QQQ bar, no volume variation) is read as 0 (period_rows.sql)."""
+INDICATORS = {"has_news": "sentiment_last", "has_spy": "spy_log_ret_1", "has_qqq": "qqq_log_ret_1"}
+"""1.0 where the stored column is not NULL (period_rows.sql)."""
+
+
+def _read_store(params: dict[str, Any]) -> Iterator[pa.RecordBatch]:
+    """The store's files read straight into Arrow with pyarrow (about ten times DuckDB's rate on these
+    files), with sql/rl/period_rows.sql's columns and rows: those with ts >= start_at, available_at <=
+    end_at and not warm-up, each file in ts order, files in the order given. A row group whose ts
+    statistics lie wholly outside the period is skipped unread; the rows of a row group outside the period
+    are dropped here, before anything leaves the reader. The test suite checks its rows equal the SQL
+    reference (tests/unit/sql/period_store_reference.sql) and the live view's."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    start_us, end_us = _us(params["start_at"]), _us(params["end_at"])
+    symbols = list(params["symbols"])
+    stored = [c for c in FEATURES if c not in INDICATORS]
+    columns = ["ts", "available_at", "segment_no", "segment_pos", "trading_day", "warmup", *PRICES, *stored]
+    for path in params["files"]:
+        symbol = Path(path).parent.parent.name.removeprefix("symbol=")
+        sym = symbols.index(symbol)
+        pf = pq.ParquetFile(path)
+        meta = pf.metadata
+        ts_col = meta.schema.names.index("ts")
+        groups = []
+        for g in range(meta.num_row_groups):
+            st = meta.row_group(g).column(ts_col).statistics
+            if st is not None and st.has_min_max:  # ts is stored tz-aware (UTC): aware datetimes here
+                if _us(st.max) < start_us or _us(st.min) >= end_us:
+                    continue
+            groups.append(g)
+        if not groups:
+            continue
+        # a file at a time (a symbol's year): its columns decoded in parallel, then each column transformed
+        # once for the whole file (a call per column, not per batch), then yielded in batches
+        t = pf.read_row_groups(groups, columns=columns, use_threads=True)
+        ts, av = _as(t.column("ts"), pa.int64()), _as(t.column("available_at"), pa.int64())
+        keep = pc.and_(
+            pc.and_(pc.greater_equal(ts, start_us), pc.less_equal(av, end_us)),
+            pc.invert(t.column("warmup")),
+        )
+        if not pc.all(keep).as_py():
+            t, ts, av = t.filter(keep), ts.filter(keep), av.filter(keep)
+        if not t.num_rows:
+            continue
+        out: dict[str, Any] = {
+            "sym": pa.array(np.full(t.num_rows, sym, dtype=np.int32)),
+            "ts_us": ts,
+            "available_at_us": av,
+            "segment_no": _as(t.column("segment_no"), pa.int64()),
+            "segment_pos": _as(t.column("segment_pos"), pa.int64()),
+            "day_no": _as(_as(t.column("trading_day"), pa.int32()), pa.int64()),
+        }
+        for c in PRICES:
+            out[c] = t.column(c)
+        for c in FEATURES:
+            if c in INDICATORS:
+                out[c] = _as(pc.is_valid(t.column(INDICATORS[c])), pa.float64())
+            elif c in NULL_AS_ZERO:
+                col = _as(t.column(c), pa.float64())
+                out[c] = pc.fill_null(col, 0.0) if col.null_count else col
+            else:
+                out[c] = _as(t.column(c), pa.float64())
+        yield from pa.table(out).to_batches(max_chunksize=BATCH_ROWS)
+
+
+def _as(col: Any, to: pa.DataType) -> Any:
+    """col cast to `to`, untouched when it already is."""
+    return col if col.type == to else col.cast(to)
+
+
 def _stream(con: Any, queries: list[Query], interval: str) -> Generator[pa.RecordBatch, None, None]:
     """The record batches of the given (sql, params) statements, in order, each with its `sym` column; the
     statements run in a background thread that stays a few batches ahead of the consumer (DuckDB releases
@@ -225,7 +329,11 @@ def _stream(con: Any, queries: list[Query], interval: str) -> Generator[pa.Recor
     def work() -> None:
         try:
             for sql, params in queries:
-                reader = con.execute(sql, params).to_arrow_reader(BATCH_ROWS)
+                reader = (
+                    _read_store(params)
+                    if sql == STORE_READ
+                    else con.execute(sql, params).to_arrow_reader(BATCH_ROWS)
+                )
                 for batch in reader:
                     if stop.is_set():
                         return
@@ -289,7 +397,7 @@ def _read_plan(
 ) -> list[Query]:
     """The statements that read the period's rows: when the feature store is up to date for every chosen
     symbol (features/store.py; the same rows as the `features` view), ONE statement over the store's own
-    files (sql/rl/period_store.sql); else one per symbol over the live `features_priced` view, slower."""
+    files (`_read_store`, recorded as STORE_READ); else one per symbol over the live `features_priced` view, slower."""
     from features import store
 
     stale = {pair for pair in store.stale(root, settings) if pair[1] == interval and pair[0] in names}
@@ -308,7 +416,7 @@ def _read_plan(
         if not files:
             return []
         params = {"files": files, "symbols": list(names), "start_at": start_at, "end_at": end_at}
-        plan = [(_sql("period_store"), params)]
+        plan = [(STORE_READ, params)]
     for sql, params in plan:
         _record(queries, sql, params)
     return plan
@@ -429,7 +537,7 @@ def _assemble(
     start_at: Any,
     end_at: Any,
 ) -> MarketData:
-    """Record batches (period_rows.sql / period_store.sql columns) -> one MarketData, rows ordered (symbol, ts)."""
+    """Record batches (period_rows.sql's columns, from either reader) -> one MarketData, rows ordered (symbol, ts)."""
     if batches:
         table = pa.Table.from_batches(batches).combine_chunks()
         sym = _column(table, "sym", np.int32)

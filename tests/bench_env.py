@@ -30,7 +30,7 @@ from features.calendars import xnys_year
 from ingest.sessions import land
 from lake.config import Settings
 from lake.schemas import UTC_TS
-from rl.episodes import MarketData, load_period
+from rl.episodes import STORE_READ, MarketData, load_period
 from rl.market import EnvConfig, Market, window_view
 from rl.vector import VecTradingEnv
 from tests.bench import Row, best_of, print_table
@@ -140,7 +140,7 @@ def rows() -> list[Row]:
         # episode streaming out of the lake: the live view (the store is stale or missing)
         live: list[MarketData] = []
         t_live = best_of(lambda: live.append(load_period(root, s, names, "1m", "train")), 1)
-        assert not any("read_parquet($files" in q for q in live[-1].queries)
+        assert not any(STORE_READ in q for q in live[-1].queries)
         live_eps = live[-1].n_rows / 390 / t_live
         out.append(
             Row(
@@ -159,7 +159,7 @@ def rows() -> list[Row]:
         stored: list[MarketData] = []
         t_stored = best_of(lambda: stored.append(load_period(root, s, names, "1m", "train")), 3)
         data = stored[-1]
-        assert any("read_parquet($files" in q for q in data.queries)
+        assert any(STORE_READ in q for q in data.queries)
         episodes = data.n_rows / 390
         t_read = min(d.seconds["read"] for d in stored)
         t_setup = min(d.seconds["setup"] for d in stored)

@@ -5,7 +5,7 @@
 -- (bar_splits' rule): ts >= start_at and available_at <= end_at. Nothing after the period is read into a
 -- row: every feature is computed from the bar and earlier bars only (bar_features, bar_news,
 -- market_context).
--- The columns are period_store.sql's, in the same order (the two must agree):
+-- rl.episodes._read_store gives the same columns, in the same order, from the feature store's files:
 -- NULL news and market-context fields (no article, no SPY/QQQ bar) become 0 with an indicator column;
 -- volume_z_60 is NULL when the volume did not vary over its window, and becomes 0 (the volume equals its
 -- mean). Core price features are never NULL after warm-up; rl/episodes.py drops any row that still has one.

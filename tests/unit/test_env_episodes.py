@@ -23,7 +23,7 @@ from ingest.sessions import land
 from lake.config import Settings
 from lake.errors import MarketlakeError
 from rl.baselines import buy_and_hold
-from rl.episodes import NormStats, load_period
+from rl.episodes import STORE_READ, NormStats, load_period
 from rl.market import EnvConfig
 from rl.vector import VecTradingEnv
 from rl.walk import walk
@@ -321,7 +321,7 @@ def reads_live(queries: list[str]) -> bool:
 
 
 def reads_store(queries: list[str]) -> bool:
-    return any("FROM read_parquet($files" in q for q in queries)
+    return any(STORE_READ in q for q in queries)
 
 
 def test_episodes_read_the_stored_features_when_fresh_and_the_live_view_otherwise(one_day: Path) -> None:

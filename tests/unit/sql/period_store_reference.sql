@@ -1,4 +1,4 @@
--- The rows of every chosen (symbol, interval) in one period, for rl/episodes.py, in ONE query straight from
+-- The SQL reference of rl.episodes._read_store (tests/unit/test_store_reader.py): the rows of every chosen (symbol, interval) in one period, for rl/episodes.py, in ONE query straight from
 -- the feature store's files (features/store.py; used only when the store is up to date for every chosen
 -- symbol): the stored features after warm-up with the bar's prices, which the store keeps beside them.
 -- Parameters (bound, never formatted in): $files, the store's year partitions of the chosen symbols that can
