@@ -1,0 +1,111 @@
+-- Every stored bars file, per trading day of its rows: what the quality report needs from the rows, from one
+-- read of the files and one pass over each file in its physical order (no sort by ts, no de-duplication).
+-- One row per (file, day).
+--   filename, source, interval, symbol, period: the file and its partition
+--   asset_classes    the asset classes in the whole file (distinct)
+--   day              the row's trading day as bar_sessions has it: New York date for stocks and ETFs, UTC date
+--                    for crypto, from each row's own asset_class
+--   n_rows           stored rows
+--   n_in             rows inside their session window (bar_sessions.in_session's rule: the XNYS session of
+--                    the `session` setting for stocks and ETFs, the whole day for crypto)
+--   first_in_ts, max_in_end: the earliest ts and the latest available_at of those rows
+--   last_in_end      the available_at of the in-window row with the latest ts
+--   inner_gap        seconds: the longest time from an in-window row's available_at to the next in-window
+--                    row's ts of the same day in the file's order; right as a gap between bars only where
+--                    the file is in strictly increasing ts (order_stored = 0 for the whole file)
+--   min_ts, max_ts   the earliest and latest ts
+--   min_span, max_span: the least and greatest available_at - ts, in microseconds
+--   ohlc_violations  rows whose prices are not a bar (high below open or close, low above them, low <= 0,
+--                    volume < 0)
+--   order_stored     rows whose ts is not after the previous row's in the file (bar_file_order.out_of_order)
+CREATE OR REPLACE MACRO bar_file_rows() AS TABLE
+-- every stored row with its file, its place in the file, its day and session window (microseconds)
+SELECT r.filename, r.file_row_number, r.ts, r.available_at, r.ts_us, r.end_us, r.crypto, r.day, r.ohlc_bad,
+       epoch_us(w.start_at) AS window_start_us, epoch_us(w.end_at) AS window_end_us,
+       CASE WHEN r.crypto THEN true
+            ELSE coalesce(r.ts < w.end_at AND r.available_at > w.start_at, false) END AS in_window
+FROM (
+    SELECT filename, file_row_number, ts, available_at, epoch_us(ts) AS ts_us, epoch_us(available_at) AS end_us,
+           asset_class = 'crypto' AS crypto,
+           -- the UTC date by arithmetic, as bar_sessions computes it
+           CASE WHEN asset_class = 'crypto' THEN make_timestamp(epoch_us(ts))::DATE
+                ELSE timezone('America/New_York', ts)::DATE END AS day,
+           NOT (high >= greatest(open, close) AND low <= least(open, close) AND low > 0 AND volume >= 0)
+               AS ohlc_bad
+    FROM read_parquet(
+        coalesce(getvariable('dataset_bars'), 'datasets/bars') || '/*/*/*/*/data.parquet',
+        hive_partitioning = true,
+        hive_types = {'source': VARCHAR, 'interval': VARCHAR, 'symbol': VARCHAR, 'period': VARCHAR},
+        filename = true,
+        file_row_number = true
+    )
+) r
+LEFT JOIN session_windows w ON NOT r.crypto AND w.day = r.day;
+CREATE OR REPLACE VIEW bar_file_days AS
+WITH per_day AS (
+    SELECT filename, day,
+           count(*) AS n_rows,
+           count(*) FILTER (WHERE in_window) AS n_in,
+           min(ts) FILTER (WHERE in_window) AS first_in_ts,
+           max(available_at) FILTER (WHERE in_window) AS max_in_end,
+           arg_max(available_at, ts_us) FILTER (WHERE in_window) AS last_in_end,
+           min(ts) AS min_ts, max(ts) AS max_ts,
+           min(end_us - ts_us) AS min_span, max(end_us - ts_us) AS max_span,
+           count(*) FILTER (WHERE ohlc_bad) AS ohlc_violations,
+           -- ts - row number x span: one value over the whole file exactly when the file is an unbroken
+           -- run of bars in order, each starting where the one before it ended
+           min(ts_us - file_row_number * (end_us - ts_us)) AS min_start,
+           max(ts_us - file_row_number * (end_us - ts_us)) AS max_start
+    FROM bar_file_rows()
+    GROUP BY ALL
+),
+unbroken AS (
+    SELECT filename,
+           min(min_span) = max(max_span) AND min(min_span) > 0 AND min(min_start) = max(max_start) AS unbroken
+    FROM per_day
+    GROUP BY filename
+),
+walked AS (
+    -- the other files row by row in their own order: the previous row's ts, and (where every row's
+    -- available_at lies as far after its ts as every other row's of the file) its available_at
+    SELECT filename, day,
+           max(ts_us - prev_end_us) FILTER (
+               WHERE in_window AND prev_same_day
+                 AND (crypto OR (prev_us < window_end_us AND prev_end_us > window_start_us))) / 1e6 AS inner_gap,
+           count(*) FILTER (WHERE ts_us <= prev_us) AS order_stored
+    FROM (
+        SELECT *,
+               prev_us + (end_us - ts_us) AS prev_end_us,
+               CASE WHEN crypto THEN prev_us // 86400000000 = ts_us // 86400000000
+                    ELSE timezone('America/New_York', make_timestamptz(prev_us))::DATE = day END AS prev_same_day
+        FROM (
+            SELECT filename, day, ts_us, end_us, crypto, in_window, window_start_us, window_end_us,
+                   lag(ts_us) OVER (PARTITION BY filename ORDER BY file_row_number) AS prev_us
+            FROM bar_file_rows()
+            SEMI JOIN (SELECT filename FROM unbroken WHERE NOT unbroken) USING (filename)
+        )
+    )
+    GROUP BY ALL
+),
+files AS (
+    SELECT filename, any_value(symbol) AS symbol, any_value("interval") AS "interval",
+           any_value(source) AS source, any_value(period) AS period,
+           list(DISTINCT asset_class ORDER BY asset_class) AS asset_classes
+    FROM read_parquet(
+        coalesce(getvariable('dataset_bars'), 'datasets/bars') || '/*/*/*/*/data.parquet',
+        hive_partitioning = true,
+        hive_types = {'source': VARCHAR, 'interval': VARCHAR, 'symbol': VARCHAR, 'period': VARCHAR},
+        filename = true
+    )
+    GROUP BY filename
+)
+SELECT f.filename, f.source, f."interval", f.symbol, f.period, f.asset_classes, d.day,
+       d.n_rows::BIGINT AS n_rows, d.n_in::BIGINT AS n_in, d.first_in_ts, d.max_in_end, d.last_in_end,
+       (CASE WHEN u.unbroken THEN CASE WHEN d.n_in >= 2 THEN 0 END ELSE w.inner_gap END)::DOUBLE AS inner_gap,
+       d.min_ts, d.max_ts, d.min_span, d.max_span,
+       d.ohlc_violations::BIGINT AS ohlc_violations,
+       (CASE WHEN u.unbroken THEN 0 ELSE coalesce(w.order_stored, 0) END)::BIGINT AS order_stored
+FROM per_day d
+JOIN unbroken u USING (filename)
+JOIN files f USING (filename)
+LEFT JOIN walked w USING (filename, day);
