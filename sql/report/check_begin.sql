@@ -17,6 +17,10 @@ WITH f AS (
            min(min_ts) AS lo, max(max_ts) AS hi,
            min(min_span) AS min_span, max(max_span) AS max_span,
            sum(ohlc_violations) AS ohlc_violations, sum(order_stored) AS order_stored,
+           sum(off_session) AS off_session,
+           -- the years of its days without an XNYS calendar (a stock's day is its New York date)
+           count(*) FILTER (WHERE year(day) NOT IN (SELECT DISTINCT year(day) FROM lake_trading_sessions
+                                                    WHERE calendar = 'XNYS')) AS days_without_calendar,
            TRY_CAST(regexp_extract("interval", '^([0-9]+)[mhdw]$', 1) AS BIGINT)
                * CASE right("interval", 1) WHEN 'm' THEN 1 WHEN 'h' THEN 60 WHEN 'd' THEN 1440
                                            WHEN 'w' THEN 10080 END AS interval_minutes
@@ -33,7 +37,9 @@ twice AS (
        AND g.filename <> f.filename AND g.lo <= f.hi AND f.lo <= g.hi
     WHERE f.order_stored > 0 OR g.filename IS NOT NULL
 )
-SELECT f.filename, f.file_key,
+SELECT f.filename, f.file_key, f.symbol, f."interval",
+       f.asset_classes <> ['crypto'] AND f.days_without_calendar > 0 AS missing_calendar,
+       f.off_session > 0 AS off_session,
        f.ohlc_violations > 0 AS ohlc,
        f.order_stored > 0 AS out_of_order,
        t.source IS NOT NULL AS duplicates,
@@ -52,6 +58,18 @@ SET VARIABLE check_files_duplicates = (
 );
 SET VARIABLE check_files_available_at = (
     SELECT coalesce(list(file_key) FILTER (WHERE available_at), []::VARCHAR[]) FROM check_files
+);
+SET VARIABLE check_files_missing_calendar = (
+    SELECT coalesce(list(file_key) FILTER (WHERE missing_calendar), []::VARCHAR[]) FROM check_files
+);
+-- bars_outside_session: the files with such a row, and every (symbol, interval) they belong to (whose rows
+-- compete for each ts by `bars`' rule)
+SET VARIABLE check_files_outside_session = (
+    SELECT coalesce(list(file_key) FILTER (WHERE off_session), []::VARCHAR[]) FROM check_files
+);
+SET VARIABLE check_series_outside_session = (
+    SELECT coalesce(list(DISTINCT concat_ws('|', symbol, "interval")) FILTER (WHERE off_session), []::VARCHAR[])
+    FROM check_files
 );
 -- bar_file_order: only the files that hold a row out of order; the out_of_order check reads those rows
 SET VARIABLE check_files_out_of_order = (

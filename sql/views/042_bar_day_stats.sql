@@ -94,7 +94,7 @@ other_placed AS (
                             ELSE coalesce(o.ts < w.end_at AND o.available_at > w.start_at, false) END
                AS in_session
     FROM other_rows o
-    LEFT JOIN session_windows w ON o.asset_class <> 'crypto' AND w.day = o.day
+    LEFT JOIN session_windows w ON w.day = CASE WHEN o.asset_class <> 'crypto' THEN o.day END
 ),
 other_gaps AS (
     SELECT symbol, "interval", day, max(epoch(ts) - epoch(prev_end)) AS inner_gap
