@@ -71,11 +71,10 @@ SELECT r.filename, r.file_row_number, r.ts, r.available_at, r.ts_us, r.end_us, r
 FROM dated r
 -- (an equality on the day alone, NULL for crypto, so that DuckDB joins by hash)
 LEFT JOIN (
-    SELECT w.day, epoch_us(w.start_at) AS start_us, epoch_us(w.end_at) AS end_us,
-           epoch_us(t.ext_open_at) AS ext_start_us, epoch_us(t.ext_close_at) AS ext_end_us,
-           epoch_us(timezone('America/New_York', w.day::TIMESTAMP)) AS midnight_us
-    FROM session_windows w
-    JOIN lake_trading_sessions t ON t.calendar = w.calendar AND t.day = w.day
+    SELECT day, epoch_us(start_at) AS start_us, epoch_us(end_at) AS end_us,
+           epoch_us(ext_open_at) AS ext_start_us, epoch_us(ext_close_at) AS ext_end_us,
+           epoch_us(timezone('America/New_York', day::TIMESTAMP)) AS midnight_us
+    FROM session_windows
 ) w ON w.day = CASE WHEN NOT r.crypto THEN r.day END;
 CREATE OR REPLACE VIEW bar_file_days AS
 WITH per_day AS (
