@@ -75,14 +75,19 @@ def dataset_has_files(paths: LakePaths, name: str) -> bool:
     return any(paths.dataset(name).glob(pattern))
 
 
-def register_views(con: duckdb.DuckDBPyConnection, root: Path | None, settings: Settings) -> None:
+def register_views(con: duckdb.DuckDBPyConnection, root: Path | None, settings: Settings) -> bool:
     """Create the settings table and every view on `con`. With root None, views resolve the lake's
-    paths against the working directory (how the shell's catalog file is used)."""
+    paths against the working directory (how the shell's catalog file is used). Returns whether a dataset
+    without files was pointed at the private empty lake (whose folder a confined connection must allow)."""
     con.execute("SET TimeZone = 'UTC'")
+    used_empty = False
     if root is not None:
         paths = LakePaths(root)
         for name in DATASETS:
-            base = paths if dataset_has_files(paths, name) else LakePaths(_empty_lake())
+            if dataset_has_files(paths, name):
+                base = paths
+            else:
+                base, used_empty = LakePaths(_empty_lake()), True
             con.execute(f"SET VARIABLE dataset_{name} = ?", [str(base.dataset(name))])
     _settings_table(con, settings)
     for name, path in view_files():
@@ -90,6 +95,7 @@ def register_views(con: duckdb.DuckDBPyConnection, root: Path | None, settings: 
             con.execute(path.read_text(encoding="utf-8"))
         except duckdb.Error as exc:
             raise MarketlakeError(f"view {name} ({path.name}) failed to register: {exc}") from exc
+    return used_empty
 
 
 # What a query may be: read statements only. Anything else (COPY, EXPORT, ATTACH, INSERT, CREATE, SET, LOAD,
@@ -180,9 +186,10 @@ def connect(
             ) from exc
     con = duckdb.connect(":memory:")
     try:
-        register_views(con, root, settings or load_settings())
+        used_empty = register_views(con, root, settings or load_settings())
         if read_only:
-            confine(con, [root, _empty_lake()])
+            # the private empty lake is made (a few files written) only when a dataset needs it
+            confine(con, [root, _empty_lake()] if used_empty else [root])
     except BaseException:
         con.close()
         raise

@@ -1,12 +1,19 @@
 -- Bars whose available_at is not when the bar is known: ts + interval for intraday bars and crypto days;
 -- for stock and ETF daily bars, ts must be the session's open and available_at the end of that day's
 -- after-hours trading, the close plus four hours (20:00 New York, 17:00 on an early close: ext_close_at).
+-- `marketlake check` sets check_files_available_at to the files (source|interval|symbol|period) that can
+-- hold such a bar: all but those of an understood interval without stock or ETF daily bars whose every
+-- row's available_at lies exactly the interval after its ts (bar_file_days' min_span = max_span); unset,
+-- every file is read.
 WITH b AS (
     SELECT *,
            TRY_CAST(regexp_extract("interval", '^([0-9]+)[mhdw]$', 1) AS BIGINT)
                * CASE right("interval", 1) WHEN 'm' THEN 1 WHEN 'h' THEN 60 WHEN 'd' THEN 1440
                                            WHEN 'w' THEN 10080 END AS interval_minutes
     FROM lake_bars
+    WHERE getvariable('check_files_available_at') IS NULL
+       OR list_contains(getvariable('check_files_available_at'),
+                        concat_ws('|', source, "interval", symbol, period))
 )
 SELECT b.source, b.symbol, b."interval", b.ts, b.available_at, s.open_at AS session_open_at,
        s.ext_close_at AS session_ext_close_at, b.source_file

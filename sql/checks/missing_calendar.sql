@@ -1,5 +1,7 @@
 -- Stock and ETF bars in a year whose XNYS calendar is not in the lake (the writer materialises it after
 -- every bar write; a lake filled by other means may lack it). One row per symbol, interval and year.
+-- `marketlake check` sets check_files_missing_calendar to the files (source|interval|symbol|period) with stock
+-- or ETF rows on a day of such a year (bar_file_days); unset, every file is read.
 WITH years AS (
     SELECT DISTINCT year(day) AS year FROM lake_trading_sessions WHERE calendar = 'XNYS'
 ),
@@ -7,6 +9,9 @@ b AS (
     SELECT symbol, "interval", ts, year(timezone('America/New_York', ts)) AS year
     FROM lake_bars
     WHERE asset_class <> 'crypto'
+      AND (getvariable('check_files_missing_calendar') IS NULL
+           OR list_contains(getvariable('check_files_missing_calendar'),
+                            concat_ws('|', source, "interval", symbol, period)))
 )
 SELECT b.symbol, b."interval", b.year, min(b.ts) AS first_ts, max(b.ts) AS last_ts, count(*) AS bars
 FROM b

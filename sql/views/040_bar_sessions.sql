@@ -31,4 +31,5 @@ SELECT b.symbol, b.source, b.asset_class, b."interval", b.interval_minutes, b.ts
        CASE WHEN b.calendar = '24/7' THEN true
             ELSE coalesce(b.ts < w.end_at AND b.available_at > w.start_at, false) END AS in_session
 FROM b
-LEFT JOIN session_windows w ON b.calendar = 'XNYS' AND w.day = b.day;
+-- (an equality on the day alone, NULL for crypto, so that DuckDB joins by hash, not by nested loop)
+LEFT JOIN session_windows w ON w.day = CASE WHEN b.calendar = 'XNYS' THEN b.day END;

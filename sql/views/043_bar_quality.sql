@@ -16,10 +16,14 @@
 --   out_of_order    stored rows not after their predecessor in the file's physical order (bar_file_order),
 --                   plus rows quarantined as out of order by an ingestor (reason mentions 'order')
 CREATE OR REPLACE VIEW bar_quality AS
-WITH series AS (
+WITH stats AS (
+    SELECT * FROM bar_day_stats
+),
+series AS (
     SELECT symbol, "interval", any_value(calendar) AS calendar, any_value(interval_minutes) AS interval_minutes,
            min(day) AS first_day, max(day) AS last_day
-    FROM bar_sessions
+    FROM stats
+    WHERE n_shown > 0
     GROUP BY symbol, "interval"
 ),
 days AS (
@@ -37,33 +41,8 @@ days AS (
         WHERE calendar = '24/7'
     )
 ),
-in_session AS (
-    SELECT symbol, "interval", day, ts, available_at,
-           epoch(ts) - epoch(lag(available_at) OVER (PARTITION BY symbol, "interval", day ORDER BY ts)) AS gap_before
-    FROM bar_sessions
-    WHERE in_session
-),
-present AS (
-    SELECT symbol, "interval", day, count(*) AS n_bars, min(ts) AS first_ts, max(available_at) AS last_end,
-           max(gap_before) / 60.0 AS inner_gap
-    FROM in_session
-    GROUP BY ALL
-),
-stored AS (
-    SELECT source, symbol, "interval", asset_class, ts, open, high, low, close, volume,
-           CASE WHEN asset_class = 'crypto' THEN make_timestamp(epoch_us(ts))::DATE
-                ELSE timezone('America/New_York', ts)::DATE END AS day
-    FROM lake_bars
-),
-violations AS (
-    SELECT symbol, "interval", day,
-           count(*) FILTER (WHERE NOT (high >= greatest(open, close) AND low <= least(open, close)
-                                       AND low > 0 AND volume >= 0)) AS ohlc_violations
-    FROM stored
-    GROUP BY ALL
-),
 asset AS (
-    SELECT DISTINCT symbol, asset_class FROM lake_bars
+    SELECT DISTINCT symbol, unnest(asset_classes) AS asset_class FROM stats
 ),
 rejected AS (
     SELECT r.symbol, r."interval",
@@ -76,34 +55,19 @@ rejected AS (
     WHERE r.ts IS NOT NULL
     GROUP BY ALL
 ),
-dup_stored AS (
-    SELECT symbol, "interval", day, sum(n - 1) AS dup_stored
-    FROM (SELECT source, symbol, "interval", ts, any_value(day) AS day, count(*) AS n
-          FROM stored GROUP BY source, symbol, "interval", ts HAVING count(*) > 1)
-    GROUP BY ALL
-),
-order_stored AS (
-    SELECT symbol, "interval",
-           CASE WHEN asset_class = 'crypto' THEN make_timestamp(epoch_us(ts))::DATE
-                ELSE timezone('America/New_York', ts)::DATE END AS day,
-           count(*) AS order_stored
-    FROM bar_file_order
-    WHERE out_of_order
-    GROUP BY ALL
-),
 joined AS (
     SELECT d.*,
            (epoch(d.end_at) - epoch(d.start_at)) / 60.0 AS session_minutes,
-           coalesce(p.n_bars, 0) AS n_bars, p.first_ts, p.last_end, p.inner_gap,
-           coalesce(v.ohlc_violations, 0) AS ohlc_violations,
-           coalesce(ds.dup_stored, 0) + coalesce(rj.dup_rejected, 0) AS duplicates,
-           coalesce(os.order_stored, 0) + coalesce(rj.order_rejected, 0) AS out_of_order
+           coalesce(p.n_bars, 0) AS n_bars,
+           CASE WHEN p.n_bars > 0 THEN p.first_ts END AS first_ts,
+           CASE WHEN p.n_bars > 0 THEN p.last_end END AS last_end,
+           p.inner_gap / 60.0 AS inner_gap,
+           coalesce(p.ohlc_violations, 0) AS ohlc_violations,
+           coalesce(p.dup_stored, 0) + coalesce(rj.dup_rejected, 0) AS duplicates,
+           coalesce(p.order_stored, 0) + coalesce(rj.order_rejected, 0) AS out_of_order
     FROM days d
-    LEFT JOIN present p USING (symbol, "interval", day)
-    LEFT JOIN violations v USING (symbol, "interval", day)
+    LEFT JOIN stats p USING (symbol, "interval", day)
     LEFT JOIN rejected rj USING (symbol, "interval", day)
-    LEFT JOIN dup_stored ds USING (symbol, "interval", day)
-    LEFT JOIN order_stored os USING (symbol, "interval", day)
 ),
 expected AS (
     SELECT *,

@@ -16,11 +16,13 @@ WITH q AS (
     GROUP BY symbol, "interval"
 ),
 b AS (
+    -- over the bars of `bars` (bar_sessions' rows), from their per-day figures
     SELECT symbol, "interval", any_value(asset_class) AS asset_class,
-           string_agg(DISTINCT source, ',' ORDER BY source) AS sources,
-           min(ts) AS first_ts, max(ts) AS last_ts, count(*)::BIGINT AS stored_bars,
-           count(*) FILTER (WHERE NOT in_session)::BIGINT AS bars_not_in_session
-    FROM bar_sessions
+           array_to_string(list_sort(list_distinct(flatten(list(sources)))), ',') AS sources,
+           min(min_ts) AS first_ts, max(max_ts) AS last_ts, sum(n_shown)::BIGINT AS stored_bars,
+           sum(n_shown - n_bars)::BIGINT AS bars_not_in_session
+    FROM bar_day_stats
+    WHERE n_shown > 0
     GROUP BY symbol, "interval"
 ),
 m AS (
