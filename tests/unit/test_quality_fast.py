@@ -1,5 +1,5 @@
 """The quality report's fast paths (bar_file_days, bar_day_stats, the narrowed checks of `marketlake check`)
-against the straightforward definitions they replace (sql/reference/: the former bar_quality, symbol_quality
+against the straightforward definitions they replace (tests/unit/sql/reference/: the former bar_quality, symbol_quality
 and checks, kept verbatim), on lakes built with every kind of trouble: two sources over the same bars, a bar
 stored twice in two periods, files written around the writer (out of order, a ts twice in one file),
 available_at off its interval, prices that are not a bar, stock bars before, inside and after the session,
@@ -28,7 +28,7 @@ from lake.connect import check_files, sql_dir
 from lake.schemas import UTC_TS
 
 UTC = dt.UTC
-REFERENCE = sql_dir() / "reference"
+REFERENCE = Path(__file__).parent / "sql" / "reference"
 # 2024-07-03 is an early close (13:00 New York), 2024-07-04 a holiday; 2024-07-31/08-01 a month boundary
 # inside a New York day (20:00 New York is midnight UTC)
 DAYS = [
