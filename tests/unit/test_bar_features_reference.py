@@ -1,4 +1,4 @@
-"""bar_features in two window passes (sql/views/050_bar_features.sql) against the four-pass definition it
+"""bar_features in two window passes (sql/views/049_bar_features_priced.sql) against the four-pass definition it
 replaced (tests/unit/sql/bar_features_reference.sql, windows partitioned by segment): the same rows and the
 same values, on generated lakes with gaps, skipped sessions, both session modes, two symbols and hourly
 bars. A frame or lag that reached into an earlier segment would show here as a changed value."""

@@ -1,3 +1,4 @@
+-- market_context_instants: the SPY/QQQ context once per (interval, available_at); market_context gives it per bar.
 -- Market context as of each bar of `bars`: one row per (symbol, interval, ts) with the latest SPY and
 -- QQQ state known at the bar's available_at. NULL where SPY or QQQ is not in the lake.
 --
@@ -68,9 +69,3 @@ SELECT j."interval", j.available_at,
        CASE WHEN j.qqq_news_fresh AND j.qqq_news_count_1d > 0 THEN j.qqq_sum_1d::DOUBLE / j.qqq_news_count_1d END
            AS qqq_sentiment_mean_1d
 FROM joined j;
-
--- The view: every bar of `bars` with its instant's context.
-CREATE OR REPLACE VIEW market_context AS
-SELECT b.symbol, b."interval", b.ts, m.* EXCLUDE ("interval", available_at)
-FROM bars b
-JOIN market_context_instants m ON m."interval" = b."interval" AND m.available_at = b.available_at;
