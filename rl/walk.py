@@ -55,14 +55,7 @@ def walk(
     if rowwise if rowwise is not None else getattr(policy, "rowwise", False):
         return _walk_rowwise(data, config, policy)
     market = Market(data, config)
-    first, end = data.segment_bounds()
-    t0 = first + config.window - 1  # first decision row
-    t_last = end - 2  # last decision row
-    keep = t_last >= t0
-    t0, t_last = t0[keep], t_last[keep]
-    steps = t_last - t0 + 1
-    offset = np.concatenate([[0], np.cumsum(steps)[:-1]]).astype(np.int64) if len(steps) else steps
-    total = int(steps.sum()) if len(steps) else 0
+    t0, t_last, steps, offset, total = _decision_rows(data, config)
     out_pos = np.zeros(total)
     out_ret = np.zeros(total)
     out_cost = np.zeros(total)
@@ -107,16 +100,26 @@ def walk(
     )
 
 
-def _walk_rowwise(data: MarketData, config: EnvConfig, policy: Callable[[np.ndarray], np.ndarray]) -> Walk:
-    market = Market(data, config)
+def _decision_rows(
+    data: MarketData, config: EnvConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Per segment long enough to trade: its first and last decision rows (a full window behind the
+    first; a next bar to fill at after the last), the number of steps, where its steps start in the
+    walk's output, and the total."""
     first, end = data.segment_bounds()
     t0 = first + config.window - 1  # first decision row
     t_last = end - 2  # last decision row
     keep = t_last >= t0
     t0, t_last = t0[keep], t_last[keep]
     steps = t_last - t0 + 1
-    total = int(steps.sum()) if len(steps) else 0
     offset = np.concatenate([[0], np.cumsum(steps)[:-1]]).astype(np.int64) if len(steps) else steps
+    total = int(steps.sum()) if len(steps) else 0
+    return t0, t_last, steps, offset, total
+
+
+def _walk_rowwise(data: MarketData, config: EnvConfig, policy: Callable[[np.ndarray], np.ndarray]) -> Walk:
+    market = Market(data, config)
+    t0, t_last, steps, offset, total = _decision_rows(data, config)
     # the decision rows, segment after segment (the step-by-step walk's output order)
     rows = np.repeat(t0 - offset, steps) + np.arange(total, dtype=np.int64)
     # the policy's action at every decision row for every position held there (position index = action)
