@@ -406,8 +406,7 @@ def _renew_anchor(paths: LakePaths) -> None:
     except (OSError, pa.ArrowException):
         return  # none yet (the writer makes it) or unreadable (the writer's init owns it)
     if not current.equals(FEATURES.schema):
-        anchor.unlink()
-        write_anchor(paths, FEATURES)
+        write_anchor(paths, FEATURES, replace=True)
 
 
 def refresh(

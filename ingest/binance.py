@@ -825,13 +825,14 @@ def _quarantine(
     rej_inputs = [
         i for i in _manifest_inputs(writer, BARS_REJECTED, rej_part) if i.get("file") not in names
     ] + [_input_record(o) for o, p in todo if p.rejected.num_rows]
-    writer.write(
+    written = writer.write(
         BARS_REJECTED,
         rej_part,
         pa.concat_tables([old_rej.filter(pc.invert(mask)), new_rej]),
         mode="replace",
         inputs=rej_inputs,
     )
+    writer.durable(written.path.parent)  # durable before the bars that count these files as landed
 
 
 def _land_partition(
@@ -1064,10 +1065,19 @@ def _land_all(
             pool.submit(_land_one, writer, interval, symbol, period, files, locks)
             for (symbol, period), files in groups
         ]
+        merged = 0
         try:
             for f in futures:
                 _merge(summary, f.result(), say)
+                merged += 1
         except BaseException:
             for f in futures:
                 f.cancel()  # an error or Ctrl-C: no partition not yet started is landed
+            # the partitions already landing finish (each write is whole); what they landed is reported
+            for f in futures[merged + 1 :]:
+                if not f.cancelled():
+                    try:
+                        _merge(summary, f.result(), say)
+                    except BaseException:  # the first error is the one raised
+                        pass
             raise

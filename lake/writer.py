@@ -254,11 +254,29 @@ class LakeWriter:
         try:
             writer.init()
             yield writer
-        finally:
-            try:
+        except BaseException:
+            try:  # what was written before the error is made durable too; the error is the one to report
                 writer.sync()
+            except OSError as exc:
+                log.warning("the lake's last writes could not be made durable: %s", io_reason(exc))
             finally:
                 writer._release()
+            raise
+        try:
+            writer.sync()
+        except OSError as exc:
+            raise MarketlakeError(
+                f"the lake's writes could not be made durable (fsync of their folders): {io_reason(exc)}"
+            ) from exc
+        finally:
+            writer._release()
+
+    def durable(self, folder: Path) -> None:
+        """Make the renames already made in `folder` durable now, before a write that depends on them (a
+        power cut must never keep the later write and lose the earlier one); the rest wait for `sync`."""
+        if folder in self._renamed_dirs:
+            self._renamed_dirs.discard(folder)
+            _fsync_dir(folder)
 
     def sync(self) -> None:
         """Make the renames of this lock's writes durable: an fsync of each folder they were made in,
@@ -395,7 +413,9 @@ class LakeWriter:
             target, result, inputs, merge_inputs=mode == "merge", compression=dataset.compression
         )
         if dataset.name == "bars" and revisions is not None:
-            # after the bars: a write that fails leaves no revision of a change that did not happen
+            # after the bars, made durable first: neither a failed write nor a power cut leaves a revision
+            # of a change that did not happen
+            self.durable(target.parent)
             self.write(BAR_REVISIONS, partition, revisions, mode="merge")
         self.bars_written = self.bars_written or dataset.name == "bars"
         return WriteResult(dataset.name, target, result.num_rows, rows_added, changed=True)
@@ -658,10 +678,11 @@ def anchor_dir(paths: LakePaths, dataset: Dataset) -> Path:
     return d
 
 
-def write_anchor(paths: LakePaths, dataset: Dataset) -> None:
-    """An empty file in a `__empty__` partition: every view's glob matches something and is typed."""
+def write_anchor(paths: LakePaths, dataset: Dataset, *, replace: bool = False) -> None:
+    """An empty file in a `__empty__` partition: every view's glob matches something and is typed.
+    replace: write it again over an existing one (by an atomic rename: a reader always finds one)."""
     target = anchor_dir(paths, dataset) / DATA_FILE
-    if target.exists():
+    if target.exists() and not replace:
         return
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f"{target.name}{TMP_MARK}{uuid.uuid4().hex}")

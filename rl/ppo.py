@@ -43,7 +43,7 @@ import torch
 from torch import nn
 from torch.distributions import Categorical
 
-from lake.errors import ConfigError
+from lake.errors import ConfigError, MarketlakeError
 
 # --- 1. settings ------------------------------------------------------------------------------------------
 
@@ -723,6 +723,10 @@ class PPO:
         if obs_rows is not None:
             self.next_rows = obs_rows
         steps = t + 1
+        if not np.isfinite(logp_buf[:steps]).all():  # NaN logits would sample action 0 without a word
+            raise MarketlakeError(
+                "PPO diverged: the policy's outputs are not finite (try a lower learning_rate or max_grad_norm)"
+            )
         return Rollout(
             obs=self._tensor(obs_buf[:steps]),
             actions=self._tensor(act_buf[:steps]),

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from lake.errors import ConfigError
+from lake.errors import ConfigError, MarketlakeError
 from rl.ppo import PPO, Agent, PPOConfig, Rollout, RunningStd, seed_everything
 
 
@@ -181,6 +181,14 @@ def test_collect_stops_after_enough_episodes() -> None:
     cfg = small(episodes_per_iteration=5, num_envs=2)
     r = PPO(CueEnv(2, length=4), cfg, torch.device("cpu")).collect()
     assert len(r.episode_returns) >= 5 and r.rewards.shape == (12, 2)  # 3 rounds of 2 episodes
+
+
+def test_a_diverged_policy_is_an_error_not_a_silent_action() -> None:
+    ppo = PPO(CueEnv(2, length=4), small(num_envs=2), torch.device("cpu"))
+    assert len(ppo.collect().episode_returns) > 0  # finite weights: fine
+    ppo.fused.flat.fill_(float("nan"))  # what an exploded update leaves
+    with pytest.raises(MarketlakeError, match="diverged"):
+        ppo.collect()
 
 
 def test_the_learner_learns_and_a_broken_one_does_not() -> None:
