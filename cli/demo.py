@@ -37,14 +37,10 @@ def demo_config() -> Path:
 def _fingerprint(root: Path, config: Path, iterations: int | None) -> str:
     """What a demo run depends on: the market data in the lake (not its runs), the demo's settings and an
     --iterations override."""
-    from lake.writer import iter_manifests
+    from lake.writer import snapshot_hash
 
     h = hashlib.sha256()
-    datasets = root.resolve() / "datasets"
-    for path, manifest in iter_manifests(root):
-        name = path.resolve().relative_to(datasets).parts[0]
-        if name in ("bars", "bars_rejected", "news", "trading_sessions"):
-            h.update(f"{path.relative_to(root)}:{manifest.get('sha256')}\n".encode())
+    h.update(snapshot_hash(root, ("bars", "bars_rejected", "news", "trading_sessions")).encode())
     h.update(config.read_bytes())
     h.update(repr(iterations).encode())
     return h.hexdigest()

@@ -21,7 +21,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -735,14 +735,14 @@ DERIVED_DATASETS = ("features",)
 refresh of the store does not change the data snapshot a run records."""
 
 
-def snapshot_hash(root: str | os.PathLike[str] | None = None) -> str:
+def snapshot_hash(root: str | os.PathLike[str] | None = None, datasets: Collection[str] | None = None) -> str:
     """One hash for the lake's whole content: the sha256 of every partition's manifest, in path order
-    (derived datasets left out)."""
+    (derived datasets left out); `datasets`: of those datasets only."""
     paths = LakePaths(resolve_lake_root(root))
     h = hashlib.sha256()
     for manifest_path, manifest in iter_manifests(root):
         rel = manifest_path.relative_to(paths.datasets)
-        if rel.parts[0] in DERIVED_DATASETS:
+        if rel.parts[0] in DERIVED_DATASETS or (datasets is not None and rel.parts[0] not in datasets):
             continue
         h.update(str(rel).encode())
         h.update(str(manifest.get("sha256")).encode())

@@ -167,3 +167,31 @@ def test_stale_temporary_files_are_invisible_and_cleaned_by_the_next_writer(lake
     with LakeWriter.open(lake_root):
         pass
     assert not stale.exists()
+
+
+def test_snapshot_hash_of_some_datasets_ignores_the_others(lake_root: Path) -> None:
+    with LakeWriter.open(lake_root) as w:
+        w.write(lake.BARS, PART, bars_table(T0, [1.0, 2.0]))
+    only_bars, whole = snapshot_hash(lake_root, ("bars",)), snapshot_hash(lake_root)
+    with LakeWriter.open(lake_root) as w:
+        w.write(lake.BARS, {**PART, "symbol": "ETHUSDT"}, bars_table(T0, [3.0]))
+    assert snapshot_hash(lake_root, ("bars",)) != only_bars  # bars changed: both change
+    assert snapshot_hash(lake_root) != whole
+    only_bars, whole = snapshot_hash(lake_root, ("bars",)), snapshot_hash(lake_root)
+    news = pa.table(
+        {
+            "id": ["a1"],
+            "published_at": pa.array([T0], type=lake.NEWS.field("published_at").type),
+            "ingested_at": pa.array([T0], type=lake.NEWS.field("ingested_at").type),
+            "title": ["t"],
+            "summary": pa.array([None], type=pa.string()),
+            "publisher": ["p"],
+            "url": ["u"],
+            "sentiment": [0.1],
+            "source": ["yahoo"],
+        }
+    )
+    with LakeWriter.open(lake_root) as w:
+        w.write(lake.NEWS, {"symbol": "AAPL"}, news)
+    assert snapshot_hash(lake_root, ("bars",)) == only_bars  # news is not among them
+    assert snapshot_hash(lake_root) != whole
