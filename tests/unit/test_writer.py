@@ -44,22 +44,24 @@ def test_merge_dedups_on_the_key_keeping_the_incoming_bar(lake_root: Path) -> No
     assert [c for _, c in _bars(lake.connect(lake_root))] == [1.0, 2.0, 30.0, 40.0]
 
 
-def test_news_merge_keeps_the_first_seen_article(lake_root: Path) -> None:
-    def article(title: str, ingested: dt.datetime) -> pa.Table:
-        return pa.table(
-            {
-                "id": ["a1"],
-                "published_at": pa.array([T0], type=lake.NEWS.field("published_at").type),
-                "ingested_at": pa.array([ingested], type=lake.NEWS.field("ingested_at").type),
-                "title": [title],
-                "summary": pa.array([None], type=pa.string()),
-                "publisher": ["p"],
-                "url": ["u"],
-                "sentiment": [0.1],
-                "source": ["yahoo"],
-            }
-        )
+def article(title: str, ingested: dt.datetime) -> pa.Table:
+    """One news article in the NEWS schema."""
+    return pa.table(
+        {
+            "id": ["a1"],
+            "published_at": pa.array([T0], type=lake.NEWS.field("published_at").type),
+            "ingested_at": pa.array([ingested], type=lake.NEWS.field("ingested_at").type),
+            "title": [title],
+            "summary": pa.array([None], type=pa.string()),
+            "publisher": ["p"],
+            "url": ["u"],
+            "sentiment": [0.1],
+            "source": ["yahoo"],
+        }
+    )
 
+
+def test_news_merge_keeps_the_first_seen_article(lake_root: Path) -> None:
     with LakeWriter.open(lake_root) as w:
         w.write(lake.NEWS, {"symbol": "AAPL"}, article("first", T0))
         w.write(lake.NEWS, {"symbol": "AAPL"}, article("changed", T0 + dt.timedelta(days=1)))
@@ -178,20 +180,7 @@ def test_snapshot_hash_of_some_datasets_ignores_the_others(lake_root: Path) -> N
     assert snapshot_hash(lake_root, ("bars",)) != only_bars  # bars changed: both change
     assert snapshot_hash(lake_root) != whole
     only_bars, whole = snapshot_hash(lake_root, ("bars",)), snapshot_hash(lake_root)
-    news = pa.table(
-        {
-            "id": ["a1"],
-            "published_at": pa.array([T0], type=lake.NEWS.field("published_at").type),
-            "ingested_at": pa.array([T0], type=lake.NEWS.field("ingested_at").type),
-            "title": ["t"],
-            "summary": pa.array([None], type=pa.string()),
-            "publisher": ["p"],
-            "url": ["u"],
-            "sentiment": [0.1],
-            "source": ["yahoo"],
-        }
-    )
     with LakeWriter.open(lake_root) as w:
-        w.write(lake.NEWS, {"symbol": "AAPL"}, news)
+        w.write(lake.NEWS, {"symbol": "AAPL"}, article("t", T0))
     assert snapshot_hash(lake_root, ("bars",)) == only_bars  # news is not among them
     assert snapshot_hash(lake_root) != whole
