@@ -371,12 +371,84 @@ class LakeWriter:
         """
         if self._lock_fd is None:
             raise MarketlakeError("write outside of the lake's writer lock")
+        planned = self._plan(dataset, partition, table, mode, inputs)
+        if isinstance(planned, WriteResult):
+            return planned
+        return self._publish(planned, self._stage(planned))
+
+    def write_many(
+        self,
+        dataset: Dataset,
+        writes: Sequence[tuple[Mapping[str, str], pa.Table, Sequence[Mapping[str, Any]]]],
+        *,
+        mode: Literal["merge", "replace"] = "merge",
+        threads: int = 8,
+    ) -> list[WriteResult]:
+        """`write(dataset, partition, table, mode=mode, inputs=inputs)` for each (partition, table, inputs)
+        of `writes` (distinct partitions), the same files and results, several at once: `threads` workers
+        decide each write and write its files under temporary names (fsynced), while this thread renames
+        them in, in order, as they come (each data file then its manifest, as `write` does). The first
+        error stops the rest: the writes not renamed in yet leave nothing (their temporary files are
+        removed) and the error is raised."""
+        if self._lock_fd is None:
+            raise MarketlakeError("write outside of the lake's writer lock")
+        dirs = [partition_dir(self.paths, dataset, p) for p, _, _ in writes]
+        if len(set(dirs)) != len(dirs):
+            raise MarketlakeError(f"{dataset.name}: write_many was given one partition twice")
+        if threads <= 1 or len(writes) < 2:
+            return [self.write(dataset, p, t, mode=mode, inputs=i) for p, t, i in writes]
+
+        def work(i: int) -> tuple[WriteResult | _Planned, _Staged | None]:
+            partition, table, inputs = writes[i]
+            planned = self._plan(dataset, partition, table, mode, inputs, directory=dirs[i])
+            if isinstance(planned, WriteResult):
+                return planned, None
+            return planned, self._stage(planned)
+
+        out: list[WriteResult] = []
+        window = 4 * threads  # decided and written ahead of the renames: memory stays bounded
+        with ThreadPoolExecutor(threads) as pool:
+            futures = [pool.submit(work, i) for i in range(min(window, len(writes)))]
+            try:
+                for i in range(len(writes)):
+                    if i + window < len(writes):
+                        futures.append(pool.submit(work, i + window))
+                    planned, staged = futures[i].result()
+                    if isinstance(planned, WriteResult):
+                        out.append(planned)
+                    else:
+                        assert staged is not None
+                        out.append(self._publish(planned, staged))
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                for f in futures[len(out) :]:  # what was staged and will never be renamed in (a renamed
+                    # file's temporary name is gone: discarding it again is a no-op)
+                    if not f.cancelled() and f.exception() is None:
+                        _, staged = f.result()
+                        if staged is not None:
+                            staged.discard()
+                raise
+        return out
+
+    def _plan(
+        self,
+        dataset: Dataset,
+        partition: Mapping[str, str],
+        table: pa.Table,
+        mode: Literal["merge", "replace"],
+        inputs: Sequence[Mapping[str, Any]],
+        *,
+        directory: Path | None = None,
+    ) -> WriteResult | _Planned:
+        """Decide one write: the partition's rows after it, or its WriteResult when nothing is to be
+        written (the partition holds exactly these rows already; its manifest brought up to date)."""
         incoming = conform(dataset, table)
         span, rising = None, False
         if dataset.name == "bars" and incoming.num_rows:
             us = incoming.column("ts").combine_chunks().cast(pa.int64()).to_numpy()
             span, rising = self._widen_span(us), _rising(us)
-        target_dir = partition_dir(self.paths, dataset, partition)
+        target_dir = directory if directory is not None else partition_dir(self.paths, dataset, partition)
         target = target_dir / DATA_FILE
         existing = None
         if target.exists():
@@ -409,16 +481,22 @@ class LakeWriter:
             now = _now()  # one instant: a new version's landed_at is its predecessor's last_seen
             inputs = _stamp_landed(inputs, now)
             revisions = self._revisions(target.parent, existing, result, inputs, now)
-        self._write_file(
-            target, result, inputs, merge_inputs=mode == "merge", compression=dataset.compression
+        return _Planned(
+            dataset, partition, target, result, list(inputs), mode == "merge", revisions, rows_added
         )
-        if dataset.name == "bars" and revisions is not None:
+
+    def _publish(self, planned: _Planned, staged: _Staged) -> WriteResult:
+        """Rename a staged write in (data file, then manifest), then record the bars' revisions."""
+        self._rename_in(planned.target, staged)
+        if planned.revisions is not None:
             # after the bars, made durable first: neither a failed write nor a power cut leaves a revision
             # of a change that did not happen
-            self.durable(target.parent)
-            self.write(BAR_REVISIONS, partition, revisions, mode="merge")
-        self.bars_written = self.bars_written or dataset.name == "bars"
-        return WriteResult(dataset.name, target, result.num_rows, rows_added, changed=True)
+            self.durable(planned.target.parent)
+            self.write(BAR_REVISIONS, planned.partition, planned.revisions, mode="merge")
+        self.bars_written = self.bars_written or planned.dataset.name == "bars"
+        return WriteResult(
+            planned.dataset.name, planned.target, planned.result.num_rows, planned.rows_added, changed=True
+        )
 
     def _widen_span(self, us: np.ndarray) -> tuple[dt.datetime, dt.datetime]:
         """Widen bars_span by bars of these ts (µs); return their own earliest and latest."""
@@ -463,51 +541,33 @@ class LakeWriter:
         table = table.append_column("last_seen", pa.array([now] * old.num_rows, type=UTC_TS))
         return table.append_column("replaced_by", pa.array(replaced_by, type=pa.string()))
 
-    def _write_file(
-        self,
-        target: Path,
-        table: pa.Table,
-        inputs: Sequence[Mapping[str, Any]],
-        *,
-        merge_inputs: bool,
-        compression: str = "zstd",
-    ) -> None:
-        """Write the data file and its manifest, both to temporary names first: every byte that needs disk
-        space is written (and fsynced) before the first rename, so a full disk or any other write error
-        leaves the previous partition exactly as it was. The two renames need no space."""
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tag = uuid.uuid4().hex
-        tmp = target.with_name(f"{target.name}{TMP_MARK}{tag}")
-        manifest_path = target.parent / MANIFEST_FILE
-        manifest_tmp = manifest_path.with_name(f"{MANIFEST_FILE}{TMP_MARK}{tag}")
+    def _stage(self, planned: _Planned) -> _Staged:
+        return _stage_files(
+            planned.target,
+            planned.result,
+            planned.inputs,
+            planned.merge_inputs,
+            planned.dataset.compression,
+        )
+
+    def _rename_in(self, target: Path, staged: _Staged) -> None:
+        """Rename a staged data file, then its manifest, over the partition's: the data first, so that a
+        manifest never names a file that is not in place (a crash between the two leaves a manifest one
+        write behind, which the next write repairs)."""
         try:
-            size, sha = _write_parquet(table, tmp, compression)
-            previous: list[Mapping[str, Any]] = []
-            if merge_inputs and manifest_path.exists():
-                try:
-                    previous = json.loads(manifest_path.read_text()).get("inputs", [])
-                except (OSError, ValueError):
-                    previous = []
-            manifest = _manifest_bytes(size, sha, table.num_rows, [*previous, *inputs])
-            with open(manifest_tmp, "wb") as f:
-                f.write(manifest)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
+            os.replace(staged.data, target)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            manifest_tmp.unlink(missing_ok=True)
+            staged.discard()
             raise MarketlakeError(
                 f"could not write {target}: {io_reason(exc)}; the previous partition is intact"
             ) from exc
         except BaseException:
-            tmp.unlink(missing_ok=True)
-            manifest_tmp.unlink(missing_ok=True)
+            staged.discard()
             raise
         try:
-            os.replace(manifest_tmp, manifest_path)
+            os.replace(staged.manifest, target.parent / MANIFEST_FILE)
         except OSError as exc:
-            manifest_tmp.unlink(missing_ok=True)
+            staged.discard()
             raise MarketlakeError(
                 f"wrote {target} but not its manifest: {io_reason(exc)} (the next write repairs it)"
             ) from exc
@@ -539,6 +599,74 @@ class LakeWriter:
             )
         except OSError as exc:
             raise MarketlakeError(f"could not repair the manifest of {target}: {io_reason(exc)}") from exc
+
+
+@dataclass
+class _Planned:
+    """One write decided (`LakeWriter._plan`), its files not written yet."""
+
+    dataset: Dataset
+    partition: Mapping[str, str]
+    target: Path
+    result: pa.Table
+    inputs: list[Mapping[str, Any]]
+    merge_inputs: bool
+    revisions: pa.Table | None
+    rows_added: int
+
+
+@dataclass
+class _Staged:
+    """A partition's data file and manifest written whole and fsynced under temporary names, not renamed
+    in yet."""
+
+    data: Path
+    manifest: Path
+
+    def discard(self) -> None:
+        self.data.unlink(missing_ok=True)
+        self.manifest.unlink(missing_ok=True)
+
+
+def _stage_files(
+    target: Path,
+    table: pa.Table,
+    inputs: Sequence[Mapping[str, Any]],
+    merge_inputs: bool,
+    compression: str,
+) -> _Staged:
+    """Write the data file and its manifest, both to temporary names beside their targets, fsynced: every
+    byte that needs disk space is written before the first rename, so a full disk or any other write
+    error leaves the previous partition exactly as it was (the renames need no space)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tag = uuid.uuid4().hex
+    staged = _Staged(
+        target.with_name(f"{target.name}{TMP_MARK}{tag}"),
+        target.parent / f"{MANIFEST_FILE}{TMP_MARK}{tag}",
+    )
+    manifest_path = target.parent / MANIFEST_FILE
+    try:
+        size, sha = _write_parquet(table, staged.data, compression)
+        previous: list[Mapping[str, Any]] = []
+        if merge_inputs and manifest_path.exists():
+            try:
+                previous = json.loads(manifest_path.read_text()).get("inputs", [])
+            except (OSError, ValueError):
+                previous = []
+        manifest = _manifest_bytes(size, sha, table.num_rows, [*previous, *inputs])
+        with open(staged.manifest, "wb") as f:
+            f.write(manifest)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        staged.discard()
+        raise MarketlakeError(
+            f"could not write {target}: {io_reason(exc)}; the previous partition is intact"
+        ) from exc
+    except BaseException:
+        staged.discard()
+        raise
+    return staged
 
 
 def _now() -> dt.datetime:
