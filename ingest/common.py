@@ -305,7 +305,8 @@ def replace_file_rows(
     manifest is started afresh (neither its file nor its manifest's inputs are trusted): the day files that
     fed it land again when their days are ingested (polygon's `_broken_or_short`). Returns whether the
     partition changed."""
-    got = _replacement(w, dataset, partition, source_file, incoming, the_input, only_symbols)
+    target_dir = partition_dir(w.paths, dataset, partition)
+    got = _replacement(dataset, target_dir, source_file, incoming, the_input, only_symbols)
     if got is None:
         return False
     table, inputs = got
@@ -325,22 +326,21 @@ def replace_file_rows_many(
     `threads` at a time (`LakeWriter.write_many`). The partitions that exist already are read `threads`
     at a time first (a new one needs nothing read). Returns whether each partition changed."""
 
-    def decide(item: tuple[dict[str, str], pa.Table]) -> tuple[pa.Table, list[dict[str, Any]]] | None:
-        return _replacement(w, dataset, item[0], source_file, item[1], the_input, None)
-
     dirs = [partition_dir(w.paths, dataset, p) for p, _ in writes]
+
+    def decide(i: int) -> tuple[pa.Table, list[dict[str, Any]]] | None:
+        return _replacement(dataset, dirs[i], source_file, writes[i][1], the_input, None)
+
     there = [os.path.isdir(d) for d in dirs]
-    decided: list[tuple[pa.Table, list[dict[str, Any]]] | None] = [
-        None if t else decide(item) for item, t in zip(writes, there, strict=True)
-    ]
+    decided = [None if t else decide(i) for i, t in enumerate(there)]
     old = [i for i, t in enumerate(there) if t]
     if len(old) > 1 and threads > 1:
         with ThreadPoolExecutor(threads) as pool:
-            for i, got in zip(old, pool.map(decide, [writes[i] for i in old]), strict=True):
+            for i, got in zip(old, pool.map(decide, old), strict=True):
                 decided[i] = got
     else:
         for i in old:
-            decided[i] = decide(writes[i])
+            decided[i] = decide(i)
     todo = [i for i, got in enumerate(decided) if got is not None]
     results = w.write_many(
         dataset,
@@ -355,9 +355,8 @@ def replace_file_rows_many(
 
 
 def _replacement(
-    w: LakeWriter,
     dataset: Dataset,
-    partition: dict[str, str],
+    target_dir: Path,
     source_file: str,
     incoming: pa.Table,
     the_input: dict[str, Any],
@@ -365,7 +364,6 @@ def _replacement(
 ) -> tuple[pa.Table, list[dict[str, Any]]] | None:
     """What `replace_file_rows` writes: the partition's rows and its manifest's inputs, or None when
     nothing is to be written (no rows and nothing there)."""
-    target_dir = partition_dir(w.paths, dataset, partition)
     target = target_dir / "data.parquet"
     intact = partition_intact(target_dir)
     parts = []

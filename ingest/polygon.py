@@ -21,9 +21,9 @@ import gzip
 import json
 import re
 import zlib
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, overload
@@ -380,6 +380,8 @@ def _bars_table(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
 
 BLOCK_BYTES = 8 << 20
 """Uncompressed bytes read and checked at once by the columnar path (memory stays a few blocks)."""
+PARSE_THREADS = 2
+"""Blocks checked at once (by columns, mostly outside the GIL) while the next one is decompressed."""
 
 _DECIMAL = r"^(?:[0-9]+\.?[0-9]*|\.[0-9]+)$"
 _MAX_NS = "9223372036854775807"
@@ -426,24 +428,14 @@ def _columns_of(
     doubt: list[_Candidate] = []
     line_no = 1  # lines read so far (the header is line 1)
     rest = b""
-    while True:
-        block = f.read(BLOCK_BYTES)
-        if block:
-            data = rest + block
-            cut = data.rfind(b"\n")
-            if cut < 0:
-                rest = data
-                continue
-            rest, data = data[cut + 1 :], data[: cut + 1]
-        else:
-            data, rest = rest, b""
-            if not data:
-                break
-        n_lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
-        got = _block(data, n_lines, line_no + 1, wanted_arr, rule)
+    pending: deque[tuple[bytes, int, int, Future[tuple[pa.Table, list[tuple[int, bytes]]] | None]]] = deque()
+
+    def take(
+        data: bytes, first: int, n_lines: int, got: tuple[pa.Table, list[tuple[int, bytes]]] | None
+    ) -> None:
         if got is None:  # the columnar reader cannot count this block's lines exactly: row by row
             for i, raw in enumerate(data.split(b"\n")[:n_lines]):
-                c = _candidate(line_no + 1 + i, raw, prefixes, wanted, interval, day, source_file)
+                c = _candidate(first + i, raw, prefixes, wanted, interval, day, source_file)
                 if c is not None:
                     doubt.append(c)
         else:
@@ -453,9 +445,39 @@ def _columns_of(
                 c = _candidate(number, raw_bytes, prefixes, wanted, interval, day, source_file)
                 if c is not None:
                     doubt.append(c)
-        line_no += n_lines
-        if not block:
-            break
+
+    # blocks are checked PARSE_THREADS at a time while the next ones are decompressed; taken in line order
+    with ThreadPoolExecutor(PARSE_THREADS) as pool:
+        try:
+            while True:
+                block = f.read(BLOCK_BYTES)
+                if block:
+                    data = rest + block
+                    cut = data.rfind(b"\n")
+                    if cut < 0:
+                        rest = data
+                        continue
+                    rest, data = data[cut + 1 :], data[: cut + 1]
+                else:
+                    data, rest = rest, b""
+                    if not data:
+                        break
+                n_lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+                job = pool.submit(_block, data, n_lines, line_no + 1, wanted_arr, rule)
+                pending.append((data, line_no + 1, n_lines, job))
+                line_no += n_lines
+                while len(pending) > PARSE_THREADS:
+                    d, first, n, j = pending.popleft()
+                    take(d, first, n, j.result())
+                if not block:
+                    break
+            while pending:
+                d, first, n, j = pending.popleft()
+                take(d, first, n, j.result())
+        except BaseException:
+            for *_, j in pending:
+                j.cancel()
+            raise
 
     def reread(numbers: set[int]) -> dict[int, _Candidate]:
         """The lines `numbers` read again as the row-by-row path reads them (duplicates found by
@@ -734,7 +756,7 @@ def _periods_of_day(interval: str, day: dt.date) -> set[str]:
     return {bar_period(interval, noon), bar_period(interval, noon + dt.timedelta(days=1))}
 
 
-LAND_THREADS = 8
+LAND_THREADS = 4
 """Partitions of one day file written at once (each its own folder; threads overlap the encoding, the
 new folders and files and the fsyncs)."""
 

@@ -10,6 +10,7 @@ that may lose whole recent writes, never part of one.
 
 from __future__ import annotations
 
+import ctypes
 import datetime as dt
 import errno
 import fcntl
@@ -37,6 +38,11 @@ from lake.errors import REPAIR, LakeLocked, MarketlakeError, SchemaMismatch
 from lake.paths import SCHEMA_ANCHOR, LakePaths, resolve_lake_root, validate_partition_value
 from lake.schemas import BAR_REVISIONS, BARS, DATASETS, UTC_TS, Dataset
 
+try:
+    _LIBC: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True)
+except OSError:  # no C library to ask (not a POSIX system)
+    _LIBC = None
+
 DATA_FILE = "data.parquet"
 MANIFEST_FILE = "_manifest.json"
 TMP_MARK = ".tmp-"
@@ -49,11 +55,21 @@ def parquet_options(schema: pa.Schema, compression: str = "zstd") -> dict[str, A
     """PARQUET_OPTIONS for a table of `schema`: dictionary encoding for its text columns only (symbols,
     file names, reasons repeat; prices, volumes and instants rarely do, and a dictionary of them costs
     three times the encoding time of the whole file and a quarter more bytes)."""
-    text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
-    return {**PARQUET_OPTIONS, "use_dictionary": text, "compression": compression}
+    key = (schema, compression)
+    if key not in _OPTIONS:
+        text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+        _OPTIONS[key] = {**PARQUET_OPTIONS, "use_dictionary": text, "compression": compression}
+    return dict(_OPTIONS[key])
+
+
+_OPTIONS: dict[tuple[pa.Schema, str], dict[str, Any]] = {}
 
 
 log = logging.getLogger("marketlake.writer")
+BATCH_PARTITIONS = 512
+"""Partitions `LakeWriter.write_many` writes, makes durable and renames in at once."""
+DURABLE_THREADS = 16
+"""Files fsynced at once by `_make_durable` when it cannot make a whole batch durable in one call."""
 SYNC_THREADS = 16
 """Folder fsyncs made at once when the lock is released."""
 
@@ -64,6 +80,44 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _syncfs(path: Path) -> bool:
+    """syncfs(2) of the file system holding `path` (Linux): every dirty page and inode of it written and
+    flushed in one call. False when there is no syncfs or it reports an error."""
+    fn = getattr(_LIBC, "syncfs", None) if _LIBC is not None else None
+    if fn is None:
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return bool(fn(fd) == 0)
+    finally:
+        os.close(fd)
+
+
+def _make_durable(files: Sequence[Path]) -> None:
+    """Make these written files durable (their data and size on the disk) before they are renamed in:
+    one syncfs of their file system when there is one and it succeeds (the cost of one flush instead of
+    one per file), else an fsync of each, DURABLE_THREADS at once (which raises the OSError of a file that
+    cannot be made durable)."""
+    if not files:
+        return
+    if len(files) > 8 and _syncfs(files[0]):
+        return
+    if len(files) < 4:
+        for f in files:
+            _fsync_path(f)
+        return
+    with ThreadPoolExecutor(DURABLE_THREADS) as pool:
+        list(pool.map(_fsync_path, files))
 
 
 def _fsync_dir(path: Path) -> None:
@@ -165,6 +219,12 @@ def _strictly_sorted(dataset: Dataset, table: pa.Table) -> bool:
     return _rising(col.combine_chunks().cast(pa.int64()).to_numpy())
 
 
+def _instants(col: pa.ChunkedArray) -> np.ndarray:
+    """A timestamp column without nulls as int64 (its unit)."""
+    values = col.combine_chunks().to_numpy(zero_copy_only=False)
+    return values.view(np.int64) if values.dtype.kind == "M" else values.astype(np.int64)
+
+
 def _rising(values: np.ndarray) -> bool:
     return bool(np.all(values[1:] > values[:-1]))
 
@@ -201,10 +261,8 @@ def partition_dir(paths: LakePaths, dataset: Dataset, partition: Mapping[str, st
         raise SchemaMismatch(
             f"{dataset.name}: partition keys {sorted(partition)} do not match {list(dataset.partition_by)}"
         )
-    d = paths.dataset(dataset.name)
-    for key in dataset.partition_by:
-        d = d / f"{key}={validate_partition_value(key, partition[key])}"
-    return d
+    parts = [f"{key}={validate_partition_value(key, partition[key])}" for key in dataset.partition_by]
+    return paths.dataset(dataset.name).joinpath(*parts)
 
 
 @dataclass
@@ -382,20 +440,21 @@ class LakeWriter:
         writes: Sequence[tuple[Mapping[str, str], pa.Table, Sequence[Mapping[str, Any]]]],
         *,
         mode: Literal["merge", "replace"] = "merge",
-        threads: int = 8,
+        threads: int = 2,
     ) -> list[WriteResult]:
         """`write(dataset, partition, table, mode=mode, inputs=inputs)` for each (partition, table, inputs)
-        of `writes` (distinct partitions), the same files and results, several at once: `threads` workers
-        decide each write and write its files under temporary names (fsynced), while this thread renames
-        them in, in order, as they come (each data file then its manifest, as `write` does). The first
-        error stops the rest: the writes not renamed in yet leave nothing (their temporary files are
-        removed) and the error is raised."""
+        of `writes` (distinct partitions): the same files and results, in batches of BATCH_PARTITIONS.
+        Each batch is decided and written under temporary names by `threads` workers, then made durable
+        at once (`_make_durable`: one pass for all its files instead of an fsync each), then renamed in,
+        in order (each data file then its manifest, as `write` does). Nothing is renamed in before it is
+        durable. The first error stops the rest: the batch's writes not renamed in leave nothing (their
+        temporary files are removed) and the error is raised."""
         if self._lock_fd is None:
             raise MarketlakeError("write outside of the lake's writer lock")
         dirs = [partition_dir(self.paths, dataset, p) for p, _, _ in writes]
         if len(set(dirs)) != len(dirs):
             raise MarketlakeError(f"{dataset.name}: write_many was given one partition twice")
-        if threads <= 1 or len(writes) < 2:
+        if len(writes) < 2:
             return [self.write(dataset, p, t, mode=mode, inputs=i) for p, t, i in writes]
 
         def work(i: int) -> tuple[WriteResult | _Planned, _Staged | None]:
@@ -403,32 +462,47 @@ class LakeWriter:
             planned = self._plan(dataset, partition, table, mode, inputs, directory=dirs[i])
             if isinstance(planned, WriteResult):
                 return planned, None
-            return planned, self._stage(planned)
+            return planned, self._stage(planned, sync=False)
 
         out: list[WriteResult] = []
-        window = 4 * threads  # decided and written ahead of the renames: memory stays bounded
-        with ThreadPoolExecutor(threads) as pool:
-            futures = [pool.submit(work, i) for i in range(min(window, len(writes)))]
-            try:
-                for i in range(len(writes)):
-                    if i + window < len(writes):
-                        futures.append(pool.submit(work, i + window))
-                    planned, staged = futures[i].result()
+        with ThreadPoolExecutor(max(1, threads)) as pool:
+            for start in range(0, len(writes), BATCH_PARTITIONS):
+                futures = [
+                    pool.submit(work, i) for i in range(start, min(start + BATCH_PARTITIONS, len(writes)))
+                ]
+                done: list[tuple[WriteResult | _Planned, _Staged | None]] = []
+                try:
+                    for f in futures:
+                        done.append(f.result())
+                    staged = [s for _, s in done if s is not None]
+                    try:
+                        _make_durable([p for s in staged for p in (s.data, s.manifest)])
+                    except OSError as exc:
+                        raise MarketlakeError(
+                            f"could not write {dataset.name} partitions: {io_reason(exc)} (fsync); "
+                            "the previous partitions are intact"
+                        ) from exc
+                except BaseException:
+                    for f in futures:
+                        f.cancel()
+                    for f in futures:  # what was staged will never be renamed in
+                        if not f.cancelled() and f.exception() is None:
+                            _, s = f.result()
+                            if s is not None:
+                                s.discard()
+                    raise
+                for n, (planned, s) in enumerate(done):
                     if isinstance(planned, WriteResult):
                         out.append(planned)
-                    else:
-                        assert staged is not None
-                        out.append(self._publish(planned, staged))
-            except BaseException:
-                for f in futures:
-                    f.cancel()
-                for f in futures[len(out) :]:  # what was staged and will never be renamed in (a renamed
-                    # file's temporary name is gone: discarding it again is a no-op)
-                    if not f.cancelled() and f.exception() is None:
-                        _, staged = f.result()
-                        if staged is not None:
-                            staged.discard()
-                raise
+                        continue
+                    assert s is not None
+                    try:
+                        out.append(self._publish(planned, s))
+                    except BaseException:
+                        for _, later in done[n + 1 :]:
+                            if later is not None:
+                                later.discard()
+                        raise
         return out
 
     def _plan(
@@ -446,7 +520,7 @@ class LakeWriter:
         incoming = conform(dataset, table)
         span, rising = None, False
         if dataset.name == "bars" and incoming.num_rows:
-            us = incoming.column("ts").combine_chunks().cast(pa.int64()).to_numpy()
+            us = _instants(incoming.column("ts"))
             span, rising = self._widen_span(us), _rising(us)
         target_dir = directory if directory is not None else partition_dir(self.paths, dataset, partition)
         target = target_dir / DATA_FILE
@@ -541,13 +615,14 @@ class LakeWriter:
         table = table.append_column("last_seen", pa.array([now] * old.num_rows, type=UTC_TS))
         return table.append_column("replaced_by", pa.array(replaced_by, type=pa.string()))
 
-    def _stage(self, planned: _Planned) -> _Staged:
+    def _stage(self, planned: _Planned, *, sync: bool = True) -> _Staged:
         return _stage_files(
             planned.target,
             planned.result,
             planned.inputs,
             planned.merge_inputs,
             planned.dataset.compression,
+            sync=sync,
         )
 
     def _rename_in(self, target: Path, staged: _Staged) -> None:
@@ -634,10 +709,13 @@ def _stage_files(
     inputs: Sequence[Mapping[str, Any]],
     merge_inputs: bool,
     compression: str,
+    *,
+    sync: bool = True,
 ) -> _Staged:
-    """Write the data file and its manifest, both to temporary names beside their targets, fsynced: every
-    byte that needs disk space is written before the first rename, so a full disk or any other write
-    error leaves the previous partition exactly as it was (the renames need no space)."""
+    """Write the data file and its manifest, both to temporary names beside their targets, fsynced (unless
+    not `sync`: then the caller makes them durable, `_make_durable`, before renaming them in): every byte
+    that needs disk space is written before the first rename, so a full disk or any other write error
+    leaves the previous partition exactly as it was (the renames need no space)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tag = uuid.uuid4().hex
     staged = _Staged(
@@ -646,7 +724,7 @@ def _stage_files(
     )
     manifest_path = target.parent / MANIFEST_FILE
     try:
-        size, sha = _write_parquet(table, staged.data, compression)
+        size, sha = _write_parquet(table, staged.data, compression, sync=sync)
         previous: list[Mapping[str, Any]] = []
         if merge_inputs and manifest_path.exists():
             try:
@@ -656,8 +734,9 @@ def _stage_files(
         manifest = _manifest_bytes(size, sha, table.num_rows, [*previous, *inputs])
         with open(staged.manifest, "wb") as f:
             f.write(manifest)
-            f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
     except OSError as exc:
         staged.discard()
         raise MarketlakeError(
@@ -763,20 +842,25 @@ IN_MEMORY_BYTES = 64 << 20
 write to disk; a larger one is written to the file and read back for its hash (memory stays bounded)."""
 
 
-def _write_parquet(table: pa.Table, path: Path, compression: str = "zstd") -> tuple[int, str]:
-    """Write `table` as Parquet to `path` (a new temporary file), fsynced; return its size and sha256."""
+def _write_parquet(
+    table: pa.Table, path: Path, compression: str = "zstd", *, sync: bool = True
+) -> tuple[int, str]:
+    """Write `table` as Parquet to `path` (a new temporary file), fsynced (unless not `sync`: the caller
+    makes it durable before its rename); return its size and sha256."""
     if table.nbytes <= IN_MEMORY_BYTES:
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink, **parquet_options(table.schema, compression))
         data = memoryview(sink.getvalue())
         with open(path, "xb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
         return len(data), hashlib.sha256(data).hexdigest()
     pq.write_table(table, path, **parquet_options(table.schema, compression))
-    with open(path, "rb+") as f:
-        os.fsync(f.fileno())
+    if sync:
+        with open(path, "rb+") as f:
+            os.fsync(f.fileno())
     return path.stat().st_size, sha256_file(path)
 
 
