@@ -68,6 +68,9 @@ _OPTIONS: dict[tuple[pa.Schema, str], dict[str, Any]] = {}
 log = logging.getLogger("marketlake.writer")
 BATCH_PARTITIONS = 512
 """Partitions `LakeWriter.write_many` writes, makes durable and renames in at once."""
+SYNCFS_FROM = 8
+"""More files or folders than this to make durable at once: one syncfs of their file system instead of an
+fsync of each (every fsync is a flush of the disk's cache; a syncfs is one)."""
 DURABLE_THREADS = 16
 """Files fsynced at once by `_make_durable` when it cannot make a whole batch durable in one call."""
 SYNC_THREADS = 16
@@ -96,21 +99,36 @@ def _syncfs(path: Path) -> bool:
     fn = getattr(_LIBC, "syncfs", None) if _LIBC is not None else None
     if fn is None:
         return False
-    fd = os.open(path, os.O_RDONLY)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
     try:
         return bool(fn(fd) == 0)
     finally:
         os.close(fd)
 
 
+def _syncfs_all(paths: Sequence[Path]) -> bool:
+    """One syncfs of each file system holding these paths (a lake may span several: a mount inside it);
+    False when one cannot be made (the caller then fsyncs each path)."""
+    by_device: dict[int, Path] = {}
+    try:
+        for p in paths:
+            by_device.setdefault(os.stat(p).st_dev, p)
+    except OSError:
+        return False
+    return all(_syncfs(p) for p in by_device.values())
+
+
 def _make_durable(files: Sequence[Path]) -> None:
     """Make these written files durable (their data and size on the disk) before they are renamed in:
-    one syncfs of their file system when there is one and it succeeds (the cost of one flush instead of
-    one per file), else an fsync of each, DURABLE_THREADS at once (which raises the OSError of a file that
-    cannot be made durable)."""
+    one syncfs of each file system holding them when there is one and it succeeds (the cost of one flush
+    instead of one per file), else an fsync of each, DURABLE_THREADS at once (which raises the OSError of
+    a file that cannot be made durable)."""
     if not files:
         return
-    if len(files) > 8 and _syncfs(files[0]):
+    if len(files) > SYNCFS_FROM and _syncfs_all(files):
         return
     if len(files) < 4:
         for f in files:
@@ -338,8 +356,11 @@ class LakeWriter:
 
     def sync(self) -> None:
         """Make the renames of this lock's writes durable: an fsync of each folder they were made in,
-        several at once (the file system commits them together)."""
+        several at once (the file system commits them together); for many folders one syncfs of their
+        file system instead, when it succeeds (`_syncfs_all`)."""
         dirs, self._renamed_dirs = sorted(self._renamed_dirs), set()
+        if len(dirs) > SYNCFS_FROM and _syncfs_all(dirs):
+            return
         if len(dirs) < 4:
             for d in dirs:
                 _fsync_dir(d)
