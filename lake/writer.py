@@ -23,7 +23,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -486,15 +486,32 @@ class LakeWriter:
             return planned, self._stage(planned, sync=False)
 
         out: list[WriteResult] = []
+        starts = range(0, len(writes), BATCH_PARTITIONS)
         with ThreadPoolExecutor(max(1, threads)) as pool:
-            for start in range(0, len(writes), BATCH_PARTITIONS):
-                futures = [
+
+            def submit(start: int) -> list[Future[tuple[WriteResult | _Planned, _Staged | None]]]:
+                return [
                     pool.submit(work, i) for i in range(start, min(start + BATCH_PARTITIONS, len(writes)))
                 ]
+
+            def abandon(futures: list[Future[tuple[WriteResult | _Planned, _Staged | None]]]) -> None:
+                for f in futures:
+                    f.cancel()
+                for f in futures:  # what was staged will never be renamed in
+                    if not f.cancelled() and f.exception() is None:
+                        _, s = f.result()
+                        if s is not None:
+                            s.discard()
+
+            futures = submit(0)
+            for start in starts:
+                ahead: list[Future[tuple[WriteResult | _Planned, _Staged | None]]] = []
                 done: list[tuple[WriteResult | _Planned, _Staged | None]] = []
                 try:
                     for f in futures:
                         done.append(f.result())
+                    if start + BATCH_PARTITIONS < len(writes):  # the next batch is written meanwhile
+                        ahead = submit(start + BATCH_PARTITIONS)
                     staged = [s for _, s in done if s is not None]
                     try:
                         _make_durable([p for s in staged for p in (s.data, s.manifest)])
@@ -504,13 +521,7 @@ class LakeWriter:
                             "the previous partitions are intact"
                         ) from exc
                 except BaseException:
-                    for f in futures:
-                        f.cancel()
-                    for f in futures:  # what was staged will never be renamed in
-                        if not f.cancelled() and f.exception() is None:
-                            _, s = f.result()
-                            if s is not None:
-                                s.discard()
+                    abandon(futures + ahead)
                     raise
                 for n, (planned, s) in enumerate(done):
                     if isinstance(planned, WriteResult):
@@ -523,7 +534,9 @@ class LakeWriter:
                         for _, later in done[n + 1 :]:
                             if later is not None:
                                 later.discard()
+                        abandon(ahead)
                         raise
+                futures = ahead
         return out
 
     def _plan(
