@@ -45,8 +45,9 @@ from lake.paths import SCHEMA_ANCHOR, LakePaths, resolve_lake_root
 from lake.schemas import FEATURES
 from lake.writer import DATA_FILE, MANIFEST_FILE, LakeWriter, anchor_dir, sha256_file, write_anchor
 
-STORE_VERSION = 3
-"""Bumped whenever the way a chunk is computed changes: every chunk is then rebuilt."""
+STORE_VERSION = 4
+"""Bumped whenever the way a chunk is computed or stored changes: every chunk is then rebuilt (4: row groups
+of 8,192 rows, uncompressed; the writer rewrites a file of another layout even when its rows are the same)."""
 MARKET_SYMBOLS = ("SPY", "QQQ")
 """Symbols whose bars and news every chunk of the interval reads (market_context)."""
 IRRELEVANT_SETTINGS = frozenset(

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import itertools
 import json
+import math
 import queue
 import threading
 import time
@@ -81,23 +83,20 @@ class NormStats:
         cols = [x[:, j] for j in range(x.shape[1])] if isinstance(x, np.ndarray) else list(x)
         if not cols or len(cols[0]) == 0:
             raise MarketlakeError("cannot compute normalisation statistics on an empty train period")
-        mean = np.array([c.mean(dtype=np.float64) for c in cols])
-        std = np.array([c.std(dtype=np.float64) for c in cols])
-        std = np.where(std > 1e-12, std, 1.0)
-        return cls(list(names), mean, std)
+        scratch = np.empty(len(cols[0]))
+        stats = [_centre(np.ascontiguousarray(c, dtype=np.float64), scratch) for c in cols]
+        return cls(list(names), np.array([m for m, _ in stats]), np.array([s for _, s in stats]))
 
     def apply(self, x: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """The normalised, clipped observation features, float32 [N, F] in row order, of an [N, F] array
-        or of its F columns: column by column into a feature-major float32 array, then one transposing
-        copy. No [N, F] float64 temporary. (Two threads were tried: slower on 2 cores.)"""
+        or of its F columns: column by column (`_normalise`) into a feature-major float32 array, then one
+        transposing copy. No [N, F] float64 temporary. (Two threads were tried: slower on 2 cores.)"""
         cols = [x[:, j] for j in range(x.shape[1])] if isinstance(x, np.ndarray) else list(x)
         n = len(cols[0]) if cols else 0
         by_col = np.empty((len(cols), n), dtype=np.float32)
+        scratch = np.empty(n)
         for j, c in enumerate(cols):
-            t = c - self.mean[j]
-            t /= self.std[j]
-            np.clip(t, -CLIP, CLIP, out=t)
-            by_col[j] = t
+            _normalise(c, float(self.mean[j]), float(self.std[j]), scratch, by_col[j])
         return np.ascontiguousarray(by_col.T)
 
     def to_json(self) -> str:
@@ -109,6 +108,32 @@ class NormStats:
     def from_json(cls, text: str) -> NormStats:
         d = json.loads(text)
         return cls(list(d["feature_names"]), np.asarray(d["mean"], float), np.asarray(d["std"], float))
+
+
+def _centre(c: np.ndarray, scratch: np.ndarray) -> tuple[float, float]:
+    """(mean, std) of one float64 column, c minus its mean left in `scratch` (which may be c itself): the
+    mean by numpy's pairwise sum, the standard deviation from the centred values (einsum's own loop: BLAS's
+    dot is threaded, and its threads wait on a busy machine); a std of about 0 (a
+    constant input) is 1. Every reader computes the statistics this way, so they agree to the bit."""
+    n = len(c)
+    mean = float(np.add.reduce(c)) / n
+    np.subtract(c, mean, out=scratch)
+    std = math.sqrt(float(np.einsum("i,i->", scratch, scratch)) / n)  # not np.dot: BLAS threads, slow here
+    return mean, (std if std > 1e-12 else 1.0)
+
+
+def _normalise(c: np.ndarray, mean: float, std: float, scratch: np.ndarray, out: np.ndarray) -> None:
+    """out (float32) = clip((c - mean) / std, -CLIP, CLIP), computed in float64 in `scratch`."""
+    np.subtract(c, mean, out=scratch)
+    _scale(scratch, std, out)
+
+
+def _scale(centred: np.ndarray, std: float, out: np.ndarray) -> None:
+    """out (float32) = clip(centred / std, -CLIP, CLIP), computed in float64 (centred is overwritten), then
+    one casting copy (a float32 `out` straight from the clip is several times slower)."""
+    np.divide(centred, std, out=centred)
+    np.clip(centred, -CLIP, CLIP, out=centred)
+    out[...] = centred
 
 
 @dataclass
@@ -228,20 +253,44 @@ INDICATORS = {"has_news": "sentiment_last", "has_spy": "spy_log_ret_1", "has_qqq
 """1.0 where the stored column is not NULL (period_rows.sql)."""
 
 
-def _read_store(params: dict[str, Any]) -> Iterator[pa.RecordBatch]:
-    """The store's files read straight into Arrow with pyarrow (about ten times DuckDB's rate on these
-    files), with sql/rl/period_rows.sql's columns and rows: those with ts >= start_at, available_at <=
-    end_at and not warm-up, each file in ts order, files in the order given. A row group whose ts
-    statistics lie wholly outside the period is skipped unread; the rows of a row group outside the period
-    are dropped here, before anything leaves the reader. The test suite checks its rows equal the SQL
-    reference (tests/unit/sql/period_store_reference.sql) and the live view's."""
-    import pyarrow.compute as pc
+STORE_COLUMNS = (
+    "ts", "available_at", "segment_no", "segment_pos", "trading_day", "warmup", *PRICES,
+    *(c for c in FEATURES if c not in INDICATORS),
+)  # fmt: skip
+"""The columns of the store's files that the episode source reads (of its 47)."""
+_STORE_INDEX = {c: i for i, c in enumerate(STORE_COLUMNS)}
+
+
+@dataclass
+class _StorePiece:
+    """One row group of a store file as read: its rows of the period are `keep` (a slice when consecutive,
+    the common case, else a boolean mask), `rows` of them."""
+
+    sym: int
+    batch: pa.RecordBatch  # STORE_COLUMNS
+    keep: slice | np.ndarray
+    rows: int
+
+    def take(self, values: np.ndarray) -> np.ndarray:
+        """The period's rows of one of the batch's columns as numpy (a view when `keep` is a slice)."""
+        return values[self.keep]
+
+
+def _values(arr: Any, dtype: Any) -> np.ndarray:
+    """The values buffer of a primitive Arrow array without nulls, as numpy (zero copy)."""
+    dtype = np.dtype(dtype)
+    return np.frombuffer(arr.buffers()[1], dtype=dtype, count=len(arr), offset=arr.offset * dtype.itemsize)
+
+
+def _store_pieces(params: dict[str, Any]) -> Iterator[_StorePiece]:
+    """The store's files read with pyarrow, row group by row group, with the period's rows marked: those
+    with ts >= start_at, available_at <= end_at and not warm-up; each file in ts order, files in the order
+    given. A row group whose ts statistics lie wholly outside the period is skipped unread (the store
+    writes row groups of STORE_ROW_GROUP_ROWS rows, so a period reads little more than its own rows)."""
     import pyarrow.parquet as pq
 
     start_us, end_us = _us(params["start_at"]), _us(params["end_at"])
     symbols = list(params["symbols"])
-    stored = [c for c in FEATURES if c not in INDICATORS]
-    columns = ["ts", "available_at", "segment_no", "segment_pos", "trading_day", "warmup", *PRICES, *stored]
     for path in params["files"]:
         symbol = Path(path).parent.parent.name.removeprefix("symbol=")
         sym = symbols.index(symbol)
@@ -257,22 +306,65 @@ def _read_store(params: dict[str, Any]) -> Iterator[pa.RecordBatch]:
             groups.append(g)
         if not groups:
             continue
-        # a file at a time (a symbol's year): its columns decoded in parallel, then each column transformed
-        # once for the whole file (a call per column, not per batch), then yielded in batches
-        t = pf.read_row_groups(groups, columns=columns, use_threads=True)
-        ts, av = _as(t.column("ts"), pa.int64()), _as(t.column("available_at"), pa.int64())
-        keep = pc.and_(
-            pc.and_(pc.greater_equal(ts, start_us), pc.less_equal(av, end_us)),
-            pc.invert(t.column("warmup")),
-        )
-        if not pc.all(keep).as_py():
-            t, ts, av = t.filter(keep), ts.filter(keep), av.filter(keep)
-        if not t.num_rows:
-            continue
+        # the file's row groups of the period in one call: their columns decoded in parallel
+        table = pf.read_row_groups(groups, columns=list(STORE_COLUMNS), use_threads=True)
+        for batch in table.to_batches():
+            ts = _values(batch.column("ts"), np.int64)
+            av = _values(batch.column("available_at"), np.int64)
+            keep = (ts >= start_us) & (av <= end_us)
+            warmup = batch.column("warmup")
+            if warmup.true_count:
+                keep &= ~warmup.to_numpy(zero_copy_only=False)
+            idx = np.flatnonzero(keep)
+            if not len(idx):
+                continue
+            first, last = int(idx[0]), int(idx[-1])
+            sel: slice | np.ndarray = slice(first, last + 1) if last - first + 1 == len(idx) else keep
+            yield _StorePiece(sym, batch, sel, len(idx))
+
+
+def _feature_values(piece: _StorePiece, name: str) -> np.ndarray | float:
+    """A model input of the piece's period rows, float64 as period_rows.sql gives it (NULL -> NaN, or 0 with
+    an indicator column): numpy, or one number standing for every row."""
+    if name in INDICATORS:
+        col = piece.batch.column(_STORE_INDEX[INDICATORS[name]])
+        if col.null_count == 0:
+            return 1.0
+        if col.null_count == len(col):
+            return 0.0
+        import pyarrow.compute as pc
+
+        return piece.take(pc.is_valid(col).to_numpy(zero_copy_only=False)).astype(np.float64)
+    col = piece.batch.column(_STORE_INDEX[name])
+    if col.null_count == len(col):
+        return 0.0 if name in NULL_AS_ZERO else float("nan")
+    if col.null_count:
+        if name in NULL_AS_ZERO:
+            import pyarrow.compute as pc
+
+            col = pc.fill_null(col, pa.scalar(0, col.type))
+        return piece.take(col.to_numpy(zero_copy_only=False)).astype(np.float64, copy=False)
+    return piece.take(_values(col, col.type.to_pandas_dtype()))
+
+
+def _read_store(params: dict[str, Any]) -> Iterator[pa.RecordBatch]:
+    """The store's files read straight into Arrow with pyarrow (about ten times DuckDB's rate on these
+    files), with sql/rl/period_rows.sql's columns and rows (`_store_pieces`): those with ts >= start_at,
+    available_at <= end_at and not warm-up, each file in ts order, files in the order given, in record
+    batches of at most BATCH_ROWS rows. The test suite checks its rows equal the SQL reference
+    (tests/unit/sql/period_store_reference.sql) and the live view's. load_period reads the same pieces
+    straight into its arrays (`_load_store`); a test checks that the two agree."""
+    import pyarrow.compute as pc
+
+    for piece in _store_pieces(params):
+        if isinstance(piece.keep, slice):
+            t = piece.batch.slice(piece.keep.start, piece.rows)
+        else:
+            t = piece.batch.filter(pa.array(piece.keep))
         out: dict[str, Any] = {
-            "sym": pa.array(np.full(t.num_rows, sym, dtype=np.int32)),
-            "ts_us": ts,
-            "available_at_us": av,
+            "sym": pa.array(np.full(t.num_rows, piece.sym, dtype=np.int32)),
+            "ts_us": _as(t.column("ts"), pa.int64()),
+            "available_at_us": _as(t.column("available_at"), pa.int64()),
             "segment_no": _as(t.column("segment_no"), pa.int64()),
             "segment_pos": _as(t.column("segment_pos"), pa.int64()),
             "day_no": _as(_as(t.column("trading_day"), pa.int32()), pa.int64()),
@@ -458,24 +550,32 @@ def load_period(
         start_at, end_at = _period_bounds(con, period, queries)
         chosen = _select(con, symbols, interval, queries, say, warn_ineligible)
         names = [s for s, _ in chosen]
+        classes = [a for _, a in chosen]
         plan = _read_plan(con, root, settings, names, interval, start_at, end_at, queries, say)
+        store_only = [q for q, _ in plan] == [STORE_READ]
+        if store_only:  # the store's files are read without DuckDB: its connection is done with
+            con.close()
         t1 = time.perf_counter()
         say(f"reading {len(names)} symbol(s) {interval}, {period} period {start_at} .. {end_at}")
-        batches: list[pa.RecordBatch] = []
-        with contextlib.closing(_stream(con, plan, interval)) as stream:
-            for batch in stream:
-                if batch.num_rows:
-                    batches.append(batch)
+        # the feature store's rows straight into the arrays; the general path (record batches, in a
+        # background thread) for the live view, and for the rare store rows only it handles
+        fast = _load_store(plan[0][1], norm) if store_only else None
+        if fast is not None:
+            data = _market_data(names, classes, interval, period, fast[0], fast[1], queries, start_at, end_at)
+        else:
+            batches: list[pa.RecordBatch] = []
+            with contextlib.closing(_stream(con, plan, interval)) as stream:
+                for batch in stream:
+                    if batch.num_rows:
+                        batches.append(batch)
+            if not batches:
+                raise EmptyPeriod(
+                    f"the {period} period ({start_at} .. {end_at}) holds no {interval} row of "
+                    f"{', '.join(names)} with complete features (after each segment's warm-up of 60 bars)"
+                )
+            data = _assemble(names, classes, interval, period, batches, norm, queries, start_at, end_at)
     finally:
         con.close()
-    if not batches:
-        raise EmptyPeriod(
-            f"the {period} period ({start_at} .. {end_at}) holds no {interval} row of {', '.join(names)} "
-            "with complete features (after each segment's warm-up of 60 bars)"
-        )
-    data = _assemble(
-        names, [a for _, a in chosen], interval, period, batches, norm, queries, start_at, end_at
-    )
     data.seconds = {"setup": t1 - t0, "read": time.perf_counter() - t1}
     counts = np.bincount(data.symbol_idx, minlength=len(names))
     for name, n in zip(names, counts, strict=True):
@@ -514,7 +614,8 @@ def _assemble(
     start_at: Any,
     end_at: Any,
 ) -> MarketData:
-    """Record batches (period_rows.sql's columns, from either reader) -> one MarketData, rows ordered (symbol, ts)."""
+    """Record batches (period_rows.sql's columns, from either reader) -> one MarketData, rows ordered (symbol, ts).
+    The general path: any row order, NULL or non-finite inputs (such a row is dropped)."""
     if batches:
         table = pa.Table.from_batches(batches).combine_chunks()
         sym = _column(table, "sym", np.int32)
@@ -545,40 +646,77 @@ def _assemble(
         sym, ts, av, seg_no, seg_pos, day = (a[keep] for a in (sym, ts, av, seg_no, seg_pos, day))
         prices = {p: v[keep] for p, v in prices.items()}
         raw = [c[keep] for c in raw]
-    n = len(ts)
+    # the observation's flag comes from the calendar (minutes_to_close <= 0), never from whether a later
+    # row exists: a thin stock's missing last minutes must not tell the agent that nothing more trades
+    closing = raw[FEATURES.index("minutes_to_close")] <= 0
+    if norm is None:
+        norm = NormStats.compute(list(FEATURES), raw)
+    else:
+        _check_norm(norm)
+    cols = _Columns(sym, ts, av, seg_no, seg_pos, day, prices, norm.apply(raw), closing)
+    return _market_data(names, classes, interval, period, cols, norm, queries, start_at, end_at)
+
+
+def _check_norm(norm: NormStats) -> None:
+    if list(norm.feature_names) != list(FEATURES):
+        raise MarketlakeError(
+            f"normalisation statistics are for features {norm.feature_names}, this source reads {list(FEATURES)}"
+        )
+
+
+@dataclass
+class _Columns:
+    """A period's rows as read, in (symbol, ts) order, every row complete: what _market_data finishes."""
+
+    sym: np.ndarray  # int32
+    ts: np.ndarray  # int64 µs
+    av: np.ndarray  # int64 µs
+    seg_no: np.ndarray  # int64
+    seg_pos: np.ndarray  # int64
+    day: np.ndarray  # int64 days since 1970-01-01
+    prices: dict[str, np.ndarray]  # float64, every one finite and > 0
+    features: np.ndarray  # float32 [N, F], normalised
+    closing: np.ndarray  # bool: minutes_to_close <= 0
+
+
+def _market_data(
+    names: list[str],
+    classes: list[str],
+    interval: str,
+    period: str,
+    c: _Columns,
+    norm: NormStats,
+    queries: list[str],
+    start_at: Any,
+    end_at: Any,
+) -> MarketData:
+    """The MarketData of complete rows in (symbol, ts) order: segments, session ends, the close flag."""
+    sym, day, n = c.sym, c.day, len(c.ts)
     new_seg = np.ones(n, dtype=bool)
     if n > 1:
-        new_seg[1:] = (sym[1:] != sym[:-1]) | (seg_no[1:] != seg_no[:-1]) | (seg_pos[1:] != seg_pos[:-1] + 1)
+        new_seg[1:] = (
+            (sym[1:] != sym[:-1]) | (c.seg_no[1:] != c.seg_no[:-1]) | (c.seg_pos[1:] != c.seg_pos[:-1] + 1)
+        )
     segment_id = np.cumsum(new_seg, dtype=np.int64) - 1
-    is_stock = np.array([c != "crypto" for c in classes], dtype=bool)
+    is_stock = np.array([a != "crypto" for a in classes], dtype=bool)
     session_end = np.zeros(n, dtype=bool)
     if n:
         last = np.ones(n, dtype=bool)
         last[:-1] = (day[1:] != day[:-1]) | (sym[1:] != sym[:-1])
         session_end = last & is_stock[sym] if len(is_stock) else session_end
-    # the observation's flag comes from the calendar (minutes_to_close <= 0), never from whether a later
-    # row exists: a thin stock's missing last minutes must not tell the agent that nothing more trades
-    to_close = raw[list(FEATURES).index("minutes_to_close")]
-    at_close = (is_stock[sym] & (to_close <= 0)) if n and len(is_stock) else np.zeros(n, dtype=bool)
-    if norm is None:
-        norm = NormStats.compute(list(FEATURES), raw)
-    elif list(norm.feature_names) != list(FEATURES):
-        raise MarketlakeError(
-            f"normalisation statistics are for features {norm.feature_names}, this source reads {list(FEATURES)}"
-        )
-    feats = norm.apply(raw)
+    at_close = (is_stock[sym] & c.closing) if n and len(is_stock) else np.zeros(n, dtype=bool)
     return MarketData(
         symbols=names,
         interval=interval,
         period=period,
         feature_names=list(FEATURES),
-        features=feats,
-        open=np.ascontiguousarray(prices["open"]),
-        high=np.ascontiguousarray(prices["high"]),
-        low=np.ascontiguousarray(prices["low"]),
-        close=np.ascontiguousarray(prices["close"]),
-        ts=ts,
-        available_at=av,
+        features=c.features,
+        open=np.ascontiguousarray(c.prices["open"]),
+        high=np.ascontiguousarray(c.prices["high"]),
+        low=np.ascontiguousarray(c.prices["low"]),
+        close=np.ascontiguousarray(c.prices["close"]),
+        ts=c.ts,
+        available_at=c.av,
         symbol_idx=sym,
         segment_id=segment_id,
         session_end=session_end,
@@ -589,6 +727,106 @@ def _assemble(
         norm=norm,
         queries=queries,
     )
+
+
+def _load_store(params: dict[str, Any], norm: NormStats | None) -> tuple[_Columns, NormStats] | None:
+    """The feature store's rows of a period (`_store_pieces`) straight into the arrays of a MarketData, with
+    as few passes over fresh memory as it takes: each bookkeeping and price column copied once from the
+    decoded row groups into its preallocated array; the model inputs' statistics summed row group by row
+    group from the decoded columns themselves; then, a row group at a time, its inputs normalised into a
+    small feature-major float32 block (cache-resident) and transposed into that row group's rows of the one
+    float32 [N, F] array. No Arrow batch, concatenation or whole-period temporary. The same rows and values
+    as `_assemble` over `_read_store`'s batches, the statistics summed in another order (a test checks
+    they agree). None, and the caller takes that general path, when the rows need what only it does:
+    dropping a row with a NULL or non-finite input or a price <= 0, sorting, or a period with no row."""
+    pieces = list(_store_pieces(params))
+    rows = [p.rows for p in pieces]
+    n = sum(rows)
+    if not n or any(a > b for a, b in itertools.pairwise(p.sym for p in pieces)):
+        return None
+    at = np.concatenate([[0], np.cumsum(rows)]).tolist()
+
+    def gather(name: str, dtype: Any, stored: Any) -> np.ndarray:
+        out = np.empty(n, dtype)
+        i = _STORE_INDEX[name]
+        for p, a in zip(pieces, at, strict=False):
+            out[a : a + p.rows] = p.take(_values(p.batch.column(i), stored))
+        return out
+
+    ts, av = gather("ts", np.int64, np.int64), gather("available_at", np.int64, np.int64)
+    sym = np.repeat(np.array([p.sym for p in pieces], np.int32), rows)
+    rising = ts[1:] > ts[:-1]
+    for a, p, q in zip(at[1:], pieces, pieces[1:], strict=False):
+        rising[a - 1] |= q.sym > p.sym  # a new symbol may start anywhere
+    if not rising.all():
+        return None
+    prices = {c: gather(c, np.float64, np.float64) for c in PRICES}
+    if not all(bool(v.min() > 0) and math.isfinite(v.max()) for v in prices.values()):
+        return None
+    # every model input of every piece: a numpy array of its period rows, or one number for all of them
+    inputs = [[_feature_values(p, c) for c in FEATURES] for p in pieces]
+    scratch = np.empty(max(rows))
+    if norm is None:
+        means, stds = np.empty(len(FEATURES)), np.empty(len(FEATURES))
+        for j in range(len(FEATURES)):
+            total = 0.0
+            for p, v in zip(pieces, inputs, strict=True):
+                x = v[j]
+                total += x * p.rows if isinstance(x, float) else float(np.add.reduce(x))
+            if not math.isfinite(total):
+                return None
+            mean, sq = total / n, 0.0
+            for p, v in zip(pieces, inputs, strict=True):
+                x = v[j]
+                if isinstance(x, float):
+                    sq += (x - mean) ** 2 * p.rows
+                else:
+                    d = scratch[: p.rows]
+                    np.subtract(x, mean, out=d)
+                    np.multiply(d, d, out=d)
+                    sq += float(np.add.reduce(d))
+            std = math.sqrt(sq / n)
+            means[j], stds[j] = mean, (std if std > 1e-12 else 1.0)
+        norm = NormStats(list(FEATURES), means, stds)
+    else:
+        _check_norm(norm)
+        for j in range(len(FEATURES)):
+            for v in inputs:
+                if not (
+                    math.isfinite(v[j]) if isinstance(v[j], float) else math.isfinite(np.add.reduce(v[j]))
+                ):
+                    return None
+    features = np.empty((n, len(FEATURES)), dtype=np.float32)
+    block = np.empty((len(FEATURES), max(rows)), dtype=np.float32)
+    closing = np.empty(n, dtype=bool)
+    to_close = FEATURES.index("minutes_to_close")
+    for p, v, a in zip(pieces, inputs, at, strict=False):
+        r = p.rows
+        for j, x in enumerate(v):
+            mean, std = float(norm.mean[j]), float(norm.std[j])
+            if isinstance(x, float):
+                block[j, :r] = (x - mean) / std
+            else:
+                d = scratch[:r]
+                np.subtract(x, mean, out=d)
+                np.divide(d, std, out=block[j, :r])
+        blk = block[:, :r]
+        np.clip(blk, -CLIP, CLIP, out=blk)  # in float32: the same as clipping before the rounding
+        features[a : a + r] = blk.T
+        x = v[to_close]
+        closing[a : a + r] = (x <= 0) if isinstance(x, float) else np.less_equal(x, 0)
+    cols = _Columns(
+        sym=sym,
+        ts=ts,
+        av=av,
+        seg_no=gather("segment_no", np.int64, np.int64),
+        seg_pos=gather("segment_pos", np.int64, np.int64),
+        day=gather("trading_day", np.int64, np.int32),
+        prices=prices,
+        features=features,
+        closing=closing,
+    )
+    return cols, norm
 
 
 def market_data_from_arrays(
