@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import itertools
 import json
 import math
 import queue
@@ -32,7 +31,7 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -277,23 +276,37 @@ class _StorePiece:
 
 
 def _values(arr: Any, dtype: Any) -> np.ndarray:
-    """The values buffer of a primitive Arrow array without nulls, as numpy (zero copy)."""
+    """The values of a primitive Arrow array without nulls, as numpy of `dtype`'s width (zero copy)."""
     dtype = np.dtype(dtype)
-    return np.frombuffer(arr.buffers()[1], dtype=dtype, count=len(arr), offset=arr.offset * dtype.itemsize)
+    if pa.types.is_date32(arr.type):  # numpy's dates are 64-bit: the int32 buffer itself
+        return np.frombuffer(
+            arr.buffers()[1], dtype=dtype, count=len(arr), offset=arr.offset * dtype.itemsize
+        )
+    return arr.to_numpy(zero_copy_only=True).view(dtype)
 
 
-def _store_pieces(params: dict[str, Any]) -> Iterator[_StorePiece]:
-    """The store's files read with pyarrow, row group by row group, with the period's rows marked: those
-    with ts >= start_at, available_at <= end_at and not warm-up; each file in ts order, files in the order
-    given. A row group whose ts statistics lie wholly outside the period is skipped unread (the store
-    writes row groups of STORE_ROW_GROUP_ROWS rows, so a period reads little more than its own rows)."""
+@dataclass
+class _StoreFile:
+    """One store file of a period read: its symbol's index, the file, its row groups that can hold a row of
+    the period (by their ts statistics) and their rows."""
+
+    sym: int
+    file: Any  # pyarrow.parquet.ParquetFile
+    groups: list[int]
+    rows: int
+
+
+def _store_plan(params: dict[str, Any]) -> list[_StoreFile]:
+    """The files' row groups to read (their footers only): a row group whose ts statistics lie wholly
+    outside the period is skipped unread (the store writes row groups of lake.schemas.FEATURES
+    .row_group_rows rows, so a period reads little more than its own rows)."""
     import pyarrow.parquet as pq
 
     start_us, end_us = _us(params["start_at"]), _us(params["end_at"])
     symbols = list(params["symbols"])
+    plan = []
     for path in params["files"]:
         symbol = Path(path).parent.parent.name.removeprefix("symbol=")
-        sym = symbols.index(symbol)
         pf = pq.ParquetFile(path)
         meta = pf.metadata
         ts_col = meta.schema.names.index("ts")
@@ -304,15 +317,25 @@ def _store_pieces(params: dict[str, Any]) -> Iterator[_StorePiece]:
                 if _us(st.max) < start_us or _us(st.min) >= end_us:
                     continue
             groups.append(g)
-        if not groups:
-            continue
+        if groups:
+            rows = sum(meta.row_group(g).num_rows for g in groups)
+            plan.append(_StoreFile(symbols.index(symbol), pf, groups, rows))
+    return plan
+
+
+def _store_pieces(params: dict[str, Any], plan: list[_StoreFile] | None = None) -> Iterator[_StorePiece]:
+    """The store's files read with pyarrow (`_store_plan`'s row groups), row group by row group, with the
+    period's rows marked: those with ts >= start_at, available_at <= end_at and not warm-up; each file in
+    ts order, files in the order given."""
+    start_us, end_us = _us(params["start_at"]), _us(params["end_at"])
+    for f in plan if plan is not None else _store_plan(params):
         # the file's row groups of the period in one call: their columns decoded in parallel
-        table = pf.read_row_groups(groups, columns=list(STORE_COLUMNS), use_threads=True)
+        table = f.file.read_row_groups(f.groups, columns=list(STORE_COLUMNS), use_threads=True)
         for batch in table.to_batches():
-            ts = _values(batch.column("ts"), np.int64)
-            av = _values(batch.column("available_at"), np.int64)
+            ts = _values(batch.column(_STORE_INDEX["ts"]), np.int64)
+            av = _values(batch.column(_STORE_INDEX["available_at"]), np.int64)
             keep = (ts >= start_us) & (av <= end_us)
-            warmup = batch.column("warmup")
+            warmup = batch.column(_STORE_INDEX["warmup"])
             if warmup.true_count:
                 keep &= ~warmup.to_numpy(zero_copy_only=False)
             idx = np.flatnonzero(keep)
@@ -320,7 +343,7 @@ def _store_pieces(params: dict[str, Any]) -> Iterator[_StorePiece]:
                 continue
             first, last = int(idx[0]), int(idx[-1])
             sel: slice | np.ndarray = slice(first, last + 1) if last - first + 1 == len(idx) else keep
-            yield _StorePiece(sym, batch, sel, len(idx))
+            yield _StorePiece(f.sym, batch, sel, len(idx))
 
 
 def _feature_values(piece: _StorePiece, name: str) -> np.ndarray | float:
@@ -387,27 +410,24 @@ def _as(col: Any, to: pa.DataType) -> Any:
     return col if col.type == to else col.cast(to)
 
 
-def _stream(con: Any, queries: list[Query], interval: str) -> Generator[pa.RecordBatch, None, None]:
-    """The record batches of the given (sql, params) statements, in order, each with its `sym` column; the
-    statements run in a background thread that stays a few batches ahead of the consumer (DuckDB releases
-    the GIL while it works), so reading and converting overlap. A statement's result streams: memory holds
-    a few batches, not the period."""
-    out: queue.Queue[pa.RecordBatch | None | BaseException] = queue.Queue(maxsize=8)
+T = TypeVar("T")
+
+
+def _background(items: Iterator[T], what: str) -> Generator[T, None, None]:
+    """The items of `items`, produced in a background thread that stays a few items ahead of the consumer
+    (DuckDB and pyarrow release the GIL while they work), so producing and consuming overlap. An error in
+    the thread comes back as a MarketlakeError naming `what`; closing the generator stops the thread."""
+    out: queue.Queue[Any] = queue.Queue(maxsize=8)
     stop = threading.Event()
+    done = object()
 
     def work() -> None:
         try:
-            for sql, params in queries:
-                reader = (
-                    _read_store(params)
-                    if sql == STORE_READ
-                    else con.execute(sql, params).to_arrow_reader(BATCH_ROWS)
-                )
-                for batch in reader:
-                    if stop.is_set():
-                        return
-                    out.put(batch)
-            out.put(None)
+            for item in items:
+                if stop.is_set():
+                    return
+                out.put(item)
+            out.put(done)
         except BaseException as exc:  # handed to the consumer
             out.put(exc)
 
@@ -417,8 +437,8 @@ def _stream(con: Any, queries: list[Query], interval: str) -> Generator[pa.Recor
         while True:
             item = out.get()
             if isinstance(item, BaseException):
-                raise MarketlakeError(f"reading the {interval} rows failed: {item}") from item
-            if item is None:
+                raise MarketlakeError(f"{what} failed: {item}") from item
+            if item is done:
                 return
             yield item
     finally:
@@ -429,6 +449,21 @@ def _stream(con: Any, queries: list[Query], interval: str) -> Generator[pa.Recor
             except queue.Empty:
                 pass
         thread.join()
+
+
+def _stream(con: Any, queries: list[Query], interval: str) -> Generator[pa.RecordBatch, None, None]:
+    """The record batches of the given (sql, params) statements, in order, each with its `sym` column; the
+    statements run in a background thread that stays a few batches ahead of the consumer, so reading and
+    converting overlap. A statement's result streams: memory holds a few batches, not the period."""
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for sql, params in queries:
+            if sql == STORE_READ:
+                yield from _read_store(params)
+            else:
+                yield from con.execute(sql, params).to_arrow_reader(BATCH_ROWS)
+
+    return _background(batches(), f"reading the {interval} rows")
 
 
 def _store_files(
@@ -649,11 +684,14 @@ def _assemble(
     # the observation's flag comes from the calendar (minutes_to_close <= 0), never from whether a later
     # row exists: a thin stock's missing last minutes must not tell the agent that nothing more trades
     closing = raw[FEATURES.index("minutes_to_close")] <= 0
+    new_seg = np.ones(len(ts), dtype=bool)
+    if len(ts) > 1:
+        new_seg[1:] = (sym[1:] != sym[:-1]) | (seg_no[1:] != seg_no[:-1]) | (seg_pos[1:] != seg_pos[:-1] + 1)
     if norm is None:
         norm = NormStats.compute(list(FEATURES), raw)
     else:
         _check_norm(norm)
-    cols = _Columns(sym, ts, av, seg_no, seg_pos, day, prices, norm.apply(raw), closing)
+    cols = _Columns(sym, ts, av, new_seg, day, prices, norm.apply(raw), closing)
     return _market_data(names, classes, interval, period, cols, norm, queries, start_at, end_at)
 
 
@@ -671,8 +709,7 @@ class _Columns:
     sym: np.ndarray  # int32
     ts: np.ndarray  # int64 µs
     av: np.ndarray  # int64 µs
-    seg_no: np.ndarray  # int64
-    seg_pos: np.ndarray  # int64
+    new_seg: np.ndarray  # bool: the row starts a segment (another symbol or segment_no, or a row missing)
     day: np.ndarray  # int64 days since 1970-01-01
     prices: dict[str, np.ndarray]  # float64, every one finite and > 0
     features: np.ndarray  # float32 [N, F], normalised
@@ -692,12 +729,7 @@ def _market_data(
 ) -> MarketData:
     """The MarketData of complete rows in (symbol, ts) order: segments, session ends, the close flag."""
     sym, day, n = c.sym, c.day, len(c.ts)
-    new_seg = np.ones(n, dtype=bool)
-    if n > 1:
-        new_seg[1:] = (
-            (sym[1:] != sym[:-1]) | (c.seg_no[1:] != c.seg_no[:-1]) | (c.seg_pos[1:] != c.seg_pos[:-1] + 1)
-        )
-    segment_id = np.cumsum(new_seg, dtype=np.int64) - 1
+    segment_id = np.cumsum(c.new_seg, dtype=np.int64) - 1
     is_stock = np.array([a != "crypto" for a in classes], dtype=bool)
     session_end = np.zeros(n, dtype=bool)
     if n:
@@ -730,79 +762,94 @@ def _market_data(
 
 
 def _load_store(params: dict[str, Any], norm: NormStats | None) -> tuple[_Columns, NormStats] | None:
-    """The feature store's rows of a period (`_store_pieces`) straight into the arrays of a MarketData, with
-    as few passes over fresh memory as it takes: each bookkeeping and price column copied once from the
-    decoded row groups into its preallocated array; the model inputs' statistics summed row group by row
-    group from the decoded columns themselves; then, a row group at a time, its inputs normalised into a
-    small feature-major float32 block (cache-resident) and transposed into that row group's rows of the one
-    float32 [N, F] array. No Arrow batch, concatenation or whole-period temporary. The same rows and values
-    as `_assemble` over `_read_store`'s batches, the statistics summed in another order (a test checks
-    they agree). None, and the caller takes that general path, when the rows need what only it does:
-    dropping a row with a NULL or non-finite input or a price <= 0, sorting, or a period with no row."""
-    pieces = list(_store_pieces(params))
-    rows = [p.rows for p in pieces]
-    n = sum(rows)
-    if not n or any(a > b for a, b in itertools.pairwise(p.sym for p in pieces)):
+    """The feature store's rows of a period straight into the arrays of a MarketData, with as few passes
+    over fresh memory as it takes. The files' row groups are decoded in a background thread
+    (`_store_pieces`), and as each arrives its period rows are copied once into the preallocated arrays
+    (sized from the row groups' footers; rows past the period's are never touched) and its model inputs'
+    statistics summed; once all are in, a row group at a time, its inputs are normalised into a small
+    feature-major float32 block (cache-resident) and transposed into its rows of the one float32 [N, F]
+    array. No Arrow batch, concatenation or whole-period temporary. The same rows and values as `_assemble`
+    over `_read_store`'s batches, the statistics summed in another order (a test checks they agree). None
+    (the caller then takes that general path) when the rows need what only it does: dropping a row with a
+    NULL or non-finite input or a price <= 0, sorting, or a period with no row."""
+    plan = _store_plan(params)
+    cap = sum(f.rows for f in plan)
+    if not cap:
         return None
-    at = np.concatenate([[0], np.cumsum(rows)]).tolist()
-
-    def gather(name: str, dtype: Any, stored: Any) -> np.ndarray:
-        out = np.empty(n, dtype)
-        i = _STORE_INDEX[name]
-        for p, a in zip(pieces, at, strict=False):
-            out[a : a + p.rows] = p.take(_values(p.batch.column(i), stored))
-        return out
-
-    ts, av = gather("ts", np.int64, np.int64), gather("available_at", np.int64, np.int64)
-    sym = np.repeat(np.array([p.sym for p in pieces], np.int32), rows)
-    rising = ts[1:] > ts[:-1]
-    for a, p, q in zip(at[1:], pieces, pieces[1:], strict=False):
-        rising[a - 1] |= q.sym > p.sym  # a new symbol may start anywhere
-    if not rising.all():
-        return None
-    prices = {c: gather(c, np.float64, np.float64) for c in PRICES}
-    if not all(bool(v.min() > 0) and math.isfinite(v.max()) for v in prices.values()):
-        return None
-    # every model input of every piece: a numpy array of its period rows, or one number for all of them
-    inputs = [[_feature_values(p, c) for c in FEATURES] for p in pieces]
-    scratch = np.empty(max(rows))
-    if norm is None:
-        means, stds = np.empty(len(FEATURES)), np.empty(len(FEATURES))
-        for j in range(len(FEATURES)):
-            total = 0.0
-            for p, v in zip(pieces, inputs, strict=True):
-                x = v[j]
-                total += x * p.rows if isinstance(x, float) else float(np.add.reduce(x))
-            if not math.isfinite(total):
-                return None
-            mean, sq = total / n, 0.0
-            for p, v in zip(pieces, inputs, strict=True):
-                x = v[j]
-                if isinstance(x, float):
-                    sq += (x - mean) ** 2 * p.rows
-                else:
-                    d = scratch[: p.rows]
-                    np.subtract(x, mean, out=d)
-                    np.multiply(d, d, out=d)
-                    sq += float(np.add.reduce(d))
-            std = math.sqrt(sq / n)
-            means[j], stds[j] = mean, (std if std > 1e-12 else 1.0)
-        norm = NormStats(list(FEATURES), means, stds)
-    else:
-        _check_norm(norm)
-        for j in range(len(FEATURES)):
-            for v in inputs:
-                if not (
-                    math.isfinite(v[j]) if isinstance(v[j], float) else math.isfinite(np.add.reduce(v[j]))
-                ):
-                    return None
-    features = np.empty((n, len(FEATURES)), dtype=np.float32)
-    block = np.empty((len(FEATURES), max(rows)), dtype=np.float32)
-    closing = np.empty(n, dtype=bool)
+    nf = len(FEATURES)
+    sym = np.empty(cap, np.int32)
+    ts, av, day = np.empty(cap, np.int64), np.empty(cap, np.int64), np.empty(cap, np.int64)
+    prices = {c: np.empty(cap) for c in PRICES}
+    new_seg, closing = np.empty(cap, dtype=bool), np.empty(cap, dtype=bool)
+    scratch = np.empty(max(f.rows for f in plan))
+    # per column: rows, mean and sum of squared deviations so far (merged a piece at a time, Chan et al.)
+    count, means, m2 = 0, np.zeros(nf), np.zeros(nf)
+    pieces: list[tuple[_StorePiece, list[np.ndarray | float], int]] = []
+    last: tuple[int, int, int, int] | None = None  # (sym, ts, segment_no, segment_pos) of the previous row
     to_close = FEATURES.index("minutes_to_close")
-    for p, v, a in zip(pieces, inputs, at, strict=False):
+    if norm is not None:
+        _check_norm(norm)
+    with contextlib.closing(_background(_store_pieces(params, plan), "reading the feature store")) as stream:
+        for p in stream:
+            a, r = count, p.rows
+            b = a + r
+            cols = p.batch.columns
+
+            def take(name: str, dtype: Any, p: _StorePiece = p, cols: list[Any] = cols) -> np.ndarray:
+                return p.take(_values(cols[_STORE_INDEX[name]], dtype))
+
+            t = take("ts", np.int64)
+            sn, sp = take("segment_no", np.int64), take("segment_pos", np.int64)
+            # rows in (symbol, ts) order, or the general path sorts them
+            if last is not None and (p.sym < last[0] or (p.sym == last[0] and t[0] <= last[1])):
+                return None
+            if r > 1 and not bool((t[1:] > t[:-1]).all()):
+                return None
+            new_seg[a] = last is None or (last[0], last[2], last[3]) != (p.sym, int(sn[0]), int(sp[0]) - 1)
+            np.not_equal(sn[1:], sn[:-1], out=new_seg[a + 1 : b])
+            new_seg[a + 1 : b] |= sp[1:] != sp[:-1] + 1
+            last = (p.sym, int(t[-1]), int(sn[-1]), int(sp[-1]))
+            ts[a:b], sym[a:b] = t, p.sym
+            av[a:b] = take("available_at", np.int64)
+            day[a:b] = take("trading_day", np.int32)
+            for c in PRICES:
+                v = take(c, np.float64)
+                if not (bool(v.min() > 0) and math.isfinite(v.max())):
+                    return None
+                prices[c][a:b] = v
+            inputs = [_feature_values(p, c) for c in FEATURES]
+            x = inputs[to_close]
+            closing[a:b] = (x <= 0) if isinstance(x, float) else np.less_equal(x, 0)
+            sums, devs = np.empty(nf), np.zeros(nf)
+            for j, x in enumerate(inputs):
+                if isinstance(x, float):
+                    sums[j] = x * r
+                else:
+                    sums[j] = np.add.reduce(x)
+                    if norm is None:
+                        d = scratch[:r]
+                        np.subtract(x, sums[j] / r, out=d)
+                        np.multiply(d, d, out=d)
+                        devs[j] = np.add.reduce(d)
+            if not np.isfinite(sums).all():  # a NaN or an infinity among them
+                return None
+            piece_means = sums / r
+            delta = piece_means - means
+            m2 += devs + delta * delta * (count * r / b)
+            means += delta * (r / b)
+            count = b
+            pieces.append((p, inputs, a))
+    if not count:
+        return None
+    n = count
+    if norm is None:
+        stds = np.sqrt(m2 / n)
+        norm = NormStats(list(FEATURES), means, np.where(stds > 1e-12, stds, 1.0))
+    features = np.empty((cap, nf), dtype=np.float32)
+    block = np.empty((nf, max(p.rows for p, _, _ in pieces)), dtype=np.float32)
+    for p, inputs, a in pieces:
         r = p.rows
-        for j, x in enumerate(v):
+        for j, x in enumerate(inputs):
             mean, std = float(norm.mean[j]), float(norm.std[j])
             if isinstance(x, float):
                 block[j, :r] = (x - mean) / std
@@ -813,18 +860,15 @@ def _load_store(params: dict[str, Any], norm: NormStats | None) -> tuple[_Column
         blk = block[:, :r]
         np.clip(blk, -CLIP, CLIP, out=blk)  # in float32: the same as clipping before the rounding
         features[a : a + r] = blk.T
-        x = v[to_close]
-        closing[a : a + r] = (x <= 0) if isinstance(x, float) else np.less_equal(x, 0)
     cols = _Columns(
-        sym=sym,
-        ts=ts,
-        av=av,
-        seg_no=gather("segment_no", np.int64, np.int64),
-        seg_pos=gather("segment_pos", np.int64, np.int64),
-        day=gather("trading_day", np.int64, np.int32),
-        prices=prices,
-        features=features,
-        closing=closing,
+        sym=sym[:n],
+        ts=ts[:n],
+        av=av[:n],
+        new_seg=new_seg[:n],
+        day=day[:n],
+        prices={c: v[:n] for c, v in prices.items()},
+        features=features[:n],
+        closing=closing[:n],
     )
     return cols, norm
 
