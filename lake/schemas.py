@@ -30,8 +30,8 @@ class Dataset:
     sort_by: tuple[str, ...]
     """Row order inside a file, so that the same rows always give the same bytes."""
     compression: str = "zstd"
-    """The Parquet codec of its files: zstd (small) for what is kept; lz4 where reading speed matters more
-    than bytes (the feature store, derived and rebuilt at will)."""
+    """The Parquet codec of its files: zstd (small) for what is kept; none where reading speed matters more
+    than bytes (the feature store, derived and rebuilt at will: plain values decode fastest)."""
     row_group_rows: int | None = None
     """Rows per Parquet row group; None: pyarrow's default (one group up to about a million rows). Small
     groups let a reader of a time range skip the others unread, by their ts statistics."""

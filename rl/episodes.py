@@ -1,14 +1,18 @@
 """Episode source: one period's `features` and bar prices, out of DuckDB into contiguous numpy arrays.
 
 - Where the rows come from: when the feature store (features/store.py) is up to date for every chosen
-  symbol, ONE read of the store's own Parquet files with pyarrow (`_read_store`, its SQL reference
-  tests/unit/sql/period_store_reference.sql): the year partitions that can hold a row of the period, read
-  in place with the bar's prices the store keeps beside the features (no join, no window recomputed). Otherwise one query per symbol over the live `features_priced` view
-  (sql/rl/period_rows.sql). Either way the period's bounds are bound as parameters (a row is read only if
-  its whole life lies in the period), results stream as Arrow record batches (about a month of 1m bars
-  each; memory holds a few, whatever the lake's size) out of a background thread while the consumer
-  converts them into float32 / float64 numpy. Every statement run, with its parameters, is recorded in
-  `MarketData.queries`.
+  symbol, ONE read of the store's own Parquet files with pyarrow (`_store_pieces`; its SQL reference
+  tests/unit/sql/period_store_reference.sql): the year partitions that can hold a row of the period, and
+  in them only the row groups that can (by their ts statistics), read in place with the bar's prices the
+  store keeps beside the features (no join, no window recomputed). load_period reads them straight into
+  its arrays (`_load_store`: decoded in a background thread while the consumer copies and sums, then
+  normalised a piece at a time), and falls back to the general path below for what only it handles.
+  Otherwise one query per symbol over the live `features_priced` view (sql/rl/period_rows.sql). Either
+  way the period's bounds are bound as parameters (a row is read only if its whole life lies in the
+  period). In the general path (and iter_period), results stream as Arrow record batches (about a month
+  of 1m bars each; memory holds a few, whatever the lake's size) out of a background thread while the
+  consumer converts them into float32 / float64 numpy (`_assemble`). Every statement run, with its
+  parameters, is recorded in `MarketData.queries`.
 - Which symbols: by default those eligible in the TRAIN period (`eligible_symbols_by_split`), whichever
   period is loaded, so that later data never decides what trains. A lake with nothing eligible is one
   MarketlakeError naming every symbol and why.
@@ -262,8 +266,8 @@ _STORE_INDEX = {c: i for i, c in enumerate(STORE_COLUMNS)}
 
 @dataclass
 class _StorePiece:
-    """One row group of a store file as read: its rows of the period are `keep` (a slice when consecutive,
-    the common case, else a boolean mask), `rows` of them."""
+    """A record batch of a store file's row groups as read: its rows of the period are `keep` (a slice
+    when consecutive, the common case, else a boolean mask), `rows` of them."""
 
     sym: int
     batch: pa.RecordBatch  # STORE_COLUMNS
@@ -324,8 +328,8 @@ def _store_plan(params: dict[str, Any]) -> list[_StoreFile]:
 
 
 def _store_pieces(params: dict[str, Any], plan: list[_StoreFile] | None = None) -> Iterator[_StorePiece]:
-    """The store's files read with pyarrow (`_store_plan`'s row groups), row group by row group, with the
-    period's rows marked: those with ts >= start_at, available_at <= end_at and not warm-up; each file in
+    """The store's files read with pyarrow (`_store_plan`'s row groups of each file in one call), record
+    batch by record batch, with the period's rows marked: those with ts >= start_at, available_at <= end_at and not warm-up; each file in
     ts order, files in the order given."""
     start_us, end_us = _us(params["start_at"]), _us(params["end_at"])
     for f in plan if plan is not None else _store_plan(params):
@@ -763,12 +767,12 @@ def _market_data(
 
 def _load_store(params: dict[str, Any], norm: NormStats | None) -> tuple[_Columns, NormStats] | None:
     """The feature store's rows of a period straight into the arrays of a MarketData, with as few passes
-    over fresh memory as it takes. The files' row groups are decoded in a background thread
-    (`_store_pieces`), and as each arrives its period rows are copied once into the preallocated arrays
-    (sized from the row groups' footers; rows past the period's are never touched) and its model inputs'
-    statistics summed; once all are in, a row group at a time, its inputs are normalised into a small
-    feature-major float32 block (cache-resident) and transposed into its rows of the one float32 [N, F]
-    array. No Arrow batch, concatenation or whole-period temporary. The same rows and values as `_assemble`
+    over fresh memory as it takes. The files' row groups of the period are decoded in a background thread
+    (`_store_pieces`, a file's groups at a time), and as each piece arrives its period rows are copied once
+    into the preallocated arrays (sized from the row groups' footers; rows past the period's are never
+    touched) and its model inputs' statistics summed (merged piece by piece); once all are in, a piece at
+    a time, its inputs are normalised into a small feature-major float32 block and transposed into its
+    rows of the one float32 [N, F] array. No Arrow batch, concatenation or whole-period temporary. The same rows and values as `_assemble`
     over `_read_store`'s batches, the statistics summed in another order (a test checks they agree). None
     (the caller then takes that general path) when the rows need what only it does: dropping a row with a
     NULL or non-finite input or a price <= 0, sorting, or a period with no row."""
