@@ -776,7 +776,10 @@ def _load_store(params: dict[str, Any], norm: NormStats | None) -> tuple[_Column
     over `_read_store`'s batches, the statistics summed in another order (a test checks they agree). None
     (the caller then takes that general path) when the rows need what only it does: dropping a row with a
     NULL or non-finite input or a price <= 0, sorting, or a period with no row."""
-    plan = _store_plan(params)
+    try:
+        plan = _store_plan(params)
+    except (OSError, pa.ArrowException) as exc:
+        raise MarketlakeError(f"reading the feature store failed: {exc}") from exc
     cap = sum(f.rows for f in plan)
     if not cap:
         return None

@@ -220,3 +220,27 @@ def test_rows_to_drop_hand_over_to_the_general_path(stored: Path, tmp_path: Path
         assert general.n_rows == sum(b.num_rows for b in _read_store(params)) - 1, column
     pq.write_table(original, f, **layout)
     assert _direct(params) is not None
+
+
+def test_a_damaged_store_file_is_one_clear_error(stored: Path, tmp_path: Path) -> None:
+    """A store file cut short (its footer gone, or its pages): a MarketlakeError naming the failed read,
+    from the direct read and from the general path alike."""
+    import shutil
+
+    from lake.errors import MarketlakeError
+
+    root = tmp_path / "lake"
+    shutil.copytree(stored, root, symlinks=True)
+    begin, end = T0, T0 + dt.timedelta(days=2)
+    params = {
+        "files": _store_files(root, NAMES, "1m", begin, end),
+        "symbols": NAMES,
+        "start_at": begin,
+        "end_at": end,
+    }
+    f = Path(str(params["files"][0]))  # type: ignore[index]
+    data = f.read_bytes()
+    for cut in (data[: len(data) // 2], data[:100] + data[-(len(data) // 2) :]):
+        f.write_bytes(cut)
+        with pytest.raises(MarketlakeError, match="reading the feature store failed"):
+            _direct(params)
