@@ -1,8 +1,10 @@
 """The feature store: the `features` view materialised in the lake, rebuilt only where its inputs changed.
 
 Layout: dataset `features` (lake.schemas.FEATURES), one partition `interval=I/symbol=S/year=Y` per
-interval, symbol and UTC year of ts, written through the lake writer (atomic, with a manifest). Readers
-query the view `features_store` (same columns, same rows as `features`).
+interval, symbol and UTC year of ts, written through the lake writer (atomic, with a manifest), rows in ts
+order, uncompressed, in row groups of 8,192 rows (lake.schemas.FEATURES: a period's reader skips the other
+groups by their ts statistics, rl/episodes.py). Readers query the view `features_store` (same columns,
+same rows as `features`).
 
 Chunks: the work is done one (symbol, interval) at a time, so memory is bounded by one symbol's history,
 whatever the size of the lake. A chunk is computed by the very views of sql/views on a connection that
@@ -45,8 +47,9 @@ from lake.paths import SCHEMA_ANCHOR, LakePaths, resolve_lake_root
 from lake.schemas import FEATURES
 from lake.writer import DATA_FILE, MANIFEST_FILE, LakeWriter, anchor_dir, sha256_file, write_anchor
 
-STORE_VERSION = 3
-"""Bumped whenever the way a chunk is computed changes: every chunk is then rebuilt."""
+STORE_VERSION = 4
+"""Bumped whenever the way a chunk is computed or stored changes: every chunk is then rebuilt (4: row groups
+of 8,192 rows, uncompressed; the writer rewrites a file of another layout even when its rows are the same)."""
 MARKET_SYMBOLS = ("SPY", "QQQ")
 """Symbols whose bars and news every chunk of the interval reads (market_context)."""
 IRRELEVANT_SETTINGS = frozenset(

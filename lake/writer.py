@@ -395,7 +395,7 @@ class LakeWriter:
         if existing is not None and existing.num_rows:
             seen = pc.is_in(_key_array(dataset, result), value_set=_key_array(dataset, existing))
             rows_added -= pc.sum(seen).as_py() or 0
-        if existing is not None and result.equals(existing):
+        if existing is not None and result.equals(existing) and _same_layout(target, dataset):
             self._repair_manifest(target, result, inputs, replace=mode == "replace")
             if span is not None and self.on_bars is not None:
                 self.on_bars(*span, False)
@@ -410,7 +410,12 @@ class LakeWriter:
             inputs = _stamp_landed(inputs, now)
             revisions = self._revisions(target.parent, existing, result, inputs, now)
         self._write_file(
-            target, result, inputs, merge_inputs=mode == "merge", compression=dataset.compression
+            target,
+            result,
+            inputs,
+            merge_inputs=mode == "merge",
+            compression=dataset.compression,
+            row_group_rows=dataset.row_group_rows,
         )
         if dataset.name == "bars" and revisions is not None:
             # after the bars, made durable first: neither a failed write nor a power cut leaves a revision
@@ -471,6 +476,7 @@ class LakeWriter:
         *,
         merge_inputs: bool,
         compression: str = "zstd",
+        row_group_rows: int | None = None,
     ) -> None:
         """Write the data file and its manifest, both to temporary names first: every byte that needs disk
         space is written (and fsynced) before the first rename, so a full disk or any other write error
@@ -481,7 +487,7 @@ class LakeWriter:
         manifest_path = target.parent / MANIFEST_FILE
         manifest_tmp = manifest_path.with_name(f"{MANIFEST_FILE}{TMP_MARK}{tag}")
         try:
-            size, sha = _write_parquet(table, tmp, compression)
+            size, sha = _write_parquet(table, tmp, compression, row_group_rows)
             previous: list[Mapping[str, Any]] = []
             if merge_inputs and manifest_path.exists():
                 try:
@@ -635,21 +641,45 @@ IN_MEMORY_BYTES = 64 << 20
 write to disk; a larger one is written to the file and read back for its hash (memory stays bounded)."""
 
 
-def _write_parquet(table: pa.Table, path: Path, compression: str = "zstd") -> tuple[int, str]:
+def _write_parquet(
+    table: pa.Table, path: Path, compression: str = "zstd", row_group_rows: int | None = None
+) -> tuple[int, str]:
     """Write `table` as Parquet to `path` (a new temporary file), fsynced; return its size and sha256."""
+    options = parquet_options(table.schema, compression)
+    if row_group_rows is not None:
+        options["row_group_size"] = row_group_rows
     if table.nbytes <= IN_MEMORY_BYTES:
         sink = pa.BufferOutputStream()
-        pq.write_table(table, sink, **parquet_options(table.schema, compression))
+        pq.write_table(table, sink, **options)
         data = memoryview(sink.getvalue())
         with open(path, "xb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         return len(data), hashlib.sha256(data).hexdigest()
-    pq.write_table(table, path, **parquet_options(table.schema, compression))
+    pq.write_table(table, path, **options)
     with open(path, "rb+") as f:
         os.fsync(f.fileno())
     return path.stat().st_size, sha256_file(path)
+
+
+def _same_layout(path: Path, dataset: Dataset) -> bool:
+    """Whether a file already has the dataset's row groups and codec (checked only for a dataset that sets
+    row_group_rows): a file written with another layout is rewritten even when its rows are the same, so
+    that a new layout reaches every file at the next write."""
+    if dataset.row_group_rows is None:
+        return True
+    try:
+        meta = pq.ParquetFile(path).metadata
+    except (pa.ArrowInvalid, OSError):
+        return False
+    groups = [meta.row_group(g) for g in range(meta.num_row_groups)]
+    if any(g.num_rows != dataset.row_group_rows for g in groups[:-1]):
+        return False
+    if groups and groups[-1].num_rows > dataset.row_group_rows:
+        return False
+    codec = "UNCOMPRESSED" if dataset.compression == "none" else dataset.compression.upper()
+    return all(g.column(c).compression == codec for g in groups[:1] for c in range(g.num_columns))
 
 
 def read_partition(path: Path, dataset: Dataset) -> pa.Table:

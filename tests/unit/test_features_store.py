@@ -211,8 +211,12 @@ def test_the_stored_fingerprint_is_in_each_partitions_manifest(small_lake: Path)
     assert chunk.fresh
 
 
-def test_the_store_is_written_with_lz4_and_the_bars_with_zstd(small_lake: Path) -> None:
-    """The store is read whole by every training run (LZ4 decodes fast); what is kept is small (zstd)."""
+def test_the_store_is_written_uncompressed_in_small_row_groups_and_the_bars_with_zstd(
+    small_lake: Path,
+) -> None:
+    """The store is read a period at a time by every training run: uncompressed (plain values decode
+    fastest), in row groups of FEATURES.row_group_rows rows whose ts statistics let a period's read skip
+    the others; what is kept is small (zstd)."""
     import pyarrow.parquet as pq
 
     store.refresh(small_lake, Settings())
@@ -226,8 +230,61 @@ def test_the_store_is_written_with_lz4_and_the_bars_with_zstd(small_lake: Path) 
             for i in range(pq.ParquetFile(f).metadata.num_columns)
         }
 
-    assert codecs("datasets/features/interval=*/symbol=*/year=*/data.parquet") <= {"LZ4", "LZ4_RAW"}
+    assert codecs("datasets/features/interval=*/symbol=*/year=*/data.parquet") == {"UNCOMPRESSED"}
     assert codecs("datasets/bars/**/data.parquet") == {"ZSTD"}
+    assert FEATURES.row_group_rows is not None
+
+
+def test_the_store_files_hold_row_groups_of_the_datasets_size(
+    small_lake: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Row groups of FEATURES.row_group_rows rows (64 here, so that the small lake's files hold several),
+    the rows unchanged."""
+    import dataclasses
+
+    import pyarrow.parquet as pq
+
+    monkeypatch.setattr(store, "FEATURES", dataclasses.replace(FEATURES, row_group_rows=64))
+    s = Settings()
+    store.refresh(small_lake, s)
+    groups = []
+    for f in small_lake.glob("datasets/features/interval=*/symbol=*/year=*/data.parquet"):
+        if "__empty__" in str(f):
+            continue  # the schema anchor
+        meta = pq.ParquetFile(f).metadata
+        rows = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
+        assert all(r == 64 for r in rows[:-1]) and 0 < rows[-1] <= 64, (f, rows)
+        groups.append(len(rows))
+    assert max(groups) > 1
+    assert_store_equals_view(small_lake, s)
+
+
+def test_a_store_file_of_an_older_layout_is_rewritten_though_its_rows_are_the_same(small_lake: Path) -> None:
+    """A store written before the row groups (one LZ4 group a file, an older STORE_VERSION): a refresh
+    rewrites every file in the current layout, not only its manifest."""
+    import pyarrow.parquet as pq
+
+    s = Settings()
+    store.refresh(small_lake, s)
+    files = sorted(
+        f
+        for f in small_lake.glob("datasets/features/interval=*/symbol=*/year=*/data.parquet")
+        if "__empty__" not in str(f)  # not the schema anchor (no rows)
+    )
+    assert files
+    for f in files:
+        pq.write_table(pq.read_table(f), f, compression="lz4")
+    for m in (small_lake / "datasets/features").rglob("_manifest.json"):
+        doc = json.loads(m.read_text())
+        doc["inputs"] = [{"fingerprint": "from an older store", "store_version": 3}]
+        m.write_text(json.dumps(doc))
+    assert len(store.refresh(small_lake, s).built) == len(store.plan(small_lake, s))
+    for f in files:
+        meta = pq.ParquetFile(f).metadata
+        assert meta.row_group(0).column(0).compression == "UNCOMPRESSED", f
+        assert meta.row_group(0).num_rows <= (FEATURES.row_group_rows or 0), f
+    assert not store.stale(small_lake, s)
+    assert_store_equals_view(small_lake, s)
 
 
 def test_pairs_whose_bars_are_gone_are_emptied(small_lake: Path) -> None:
