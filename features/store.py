@@ -13,7 +13,7 @@ symbols other than SPY and QQQ (market_context), so the chunk's rows are the vie
 
 Freshness: each partition's manifest records, in its inputs, a fingerprint of the chunk's inputs: the
 sha256 (from their manifests) of every input partition, the trading_sessions partitions, the settings the
-views read, the text of every view (sql/views) and STORE_VERSION. A refresh rebuilds exactly the chunks
+views read, the text of every view (sql/views) and of the store's own SQL (sql/store), and STORE_VERSION. A refresh rebuilds exactly the chunks
 whose fingerprint differs from the stored one (or that have no partition yet), and empties the partitions
 of chunks whose bars are gone.
 """
@@ -45,7 +45,7 @@ from lake.paths import SCHEMA_ANCHOR, LakePaths, resolve_lake_root
 from lake.schemas import FEATURES
 from lake.writer import DATA_FILE, MANIFEST_FILE, LakeWriter, anchor_dir, sha256_file, write_anchor
 
-STORE_VERSION = 3
+STORE_VERSION = 4
 """Bumped whenever the way a chunk is computed changes: every chunk is then rebuilt."""
 MARKET_SYMBOLS = ("SPY", "QQQ")
 """Symbols whose bars and news every chunk of the interval reads (market_context)."""
@@ -145,7 +145,7 @@ class _Inputs:
     """(interval, symbol) -> stored bar rows (from the manifests), to size the batches."""
     news: dict[str, list[tuple[Path, str]]]
     common: str
-    """Hash of what every chunk reads: trading_sessions, settings, view texts, STORE_VERSION."""
+    """Hash of what every chunk reads: trading_sessions, settings, view and store SQL texts, STORE_VERSION."""
 
     @classmethod
     def scan(cls, paths: LakePaths, settings: Settings) -> _Inputs:
@@ -178,6 +178,9 @@ class _Inputs:
         h.update(("settings " + json.dumps(relevant, sort_keys=True, default=str) + "\n").encode())
         for name, path in view_files():
             h.update(f"view {name} ".encode())
+            h.update(hashlib.sha256(path.read_bytes()).digest())
+        for path in sorted((sql_dir() / "store").glob("*.sql")):
+            h.update(f"store sql {path.name} ".encode())
             h.update(hashlib.sha256(path.read_bytes()).digest())
         return cls(bars=dict(bars), rows=dict(rows), news=dict(news), common=h.hexdigest())
 
@@ -328,7 +331,7 @@ def _build_batch(
     table = con.execute(_store_sql("features_chunk"), [interval, [c.symbol for c in batch]]).to_arrow_table()
     con.execute(_store_sql("chunk_end"))
     # rows come in no particular order (no sort of the wide rows in DuckDB): grouped here by symbol and
-    # year, one partition's rows taken at a time; the writer orders each partition by ts
+    # year, and ordered by ts, one partition's rows taken at a time (so that the writer finds them in order)
     parts = _partition_rows(table)
     out: dict[str, int] = {}
     for chunk in batch:
@@ -350,14 +353,15 @@ def _build_batch(
 
 
 def _partition_rows(table: pa.Table) -> dict[str, dict[int, np.ndarray]]:
-    """symbol -> year -> the row indices of `table` in that partition (in table order)."""
+    """symbol -> year -> the row indices of `table` in that partition, in order of ts."""
     if table.num_rows == 0:
         return {}
     sym = pc.dictionary_encode(table.column("symbol")).combine_chunks()
     codes = sym.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     years = table.column("year").to_numpy().astype(np.int64)
     key = codes * 100_000 + years
-    order = np.argsort(key, kind="stable")
+    ts = table.column("ts").combine_chunks().cast(pa.int64()).to_numpy()
+    order = np.lexsort((ts, key))
     sorted_key = key[order]
     starts = np.flatnonzero(np.concatenate([[True], sorted_key[1:] != sorted_key[:-1]]))
     ends = np.concatenate([starts[1:], [len(order)]])
