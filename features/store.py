@@ -188,8 +188,12 @@ class _Inputs:
         return [*symbols, *(m for m in MARKET_SYMBOLS if m not in symbols)]
 
     def bar_files(self, interval: str, *symbols: str) -> list[tuple[Path, str]]:
+        """The bars a chunk of these symbols reads: their own and SPY's and QQQ's (the fingerprint's)."""
+        return self.own_bar_files(interval, *self.chunk_symbols(*symbols))
+
+    def own_bar_files(self, interval: str, *symbols: str) -> list[tuple[Path, str]]:
         out: list[tuple[Path, str]] = []
-        for s in self.chunk_symbols(*symbols):
+        for s in symbols:
             out.extend(self.bars.get((interval, s), []))
         return out
 
@@ -277,7 +281,9 @@ def _chunk_view(
     paths: LakePaths, inputs: _Inputs, symbols: list[str], interval: str, work: Path
 ) -> Iterator[tuple[Path, Path]]:
     """A private folder per dataset holding links to the batch's input partitions (and the datasets'
-    empty schema anchors, so that the views are typed even with no news)."""
+    empty schema anchors, so that the views are typed even with no news): the bars of `symbols` only (SPY's
+    and QQQ's features are computed once per interval, `_market_features`), the news of `symbols` and of
+    SPY and QQQ."""
     d = Path(tempfile.mkdtemp(prefix="chunk-", dir=work))
     bars_dir, news_dir = d / "bars", d / "news"
     try:
@@ -285,7 +291,7 @@ def _chunk_view(
             f"{k}={SCHEMA_ANCHOR}" for k in ("source", "interval", "symbol", "period")
         )
         _link(anchor / DATA_FILE, bars_dir / anchor.relative_to(paths.dataset("bars")) / DATA_FILE)
-        for f, _ in inputs.bar_files(interval, *symbols):
+        for f, _ in inputs.own_bar_files(interval, *symbols):
             _link(f, bars_dir / f.relative_to(paths.dataset("bars")))
         news_anchor = paths.dataset("news") / f"symbol={SCHEMA_ANCHOR}" / DATA_FILE
         _link(news_anchor, news_dir / news_anchor.relative_to(paths.dataset("news")))
@@ -313,6 +319,17 @@ def _connection(root: Path, settings: Settings, memory_limit: str, work: Path) -
 
 def _store_sql(name: str) -> str:
     return (sql_dir() / "store" / f"{name}.sql").read_text(encoding="utf-8")
+
+
+def _market_features(
+    con: duckdb.DuckDBPyConnection, paths: LakePaths, inputs: _Inputs, interval: str, work: Path
+) -> None:
+    """SPY's and QQQ's bar_features rows of `interval` into the temporary table every batch of the interval
+    reads (sql/store/market_begin.sql), computed from their own bars."""
+    with _chunk_view(paths, inputs, list(MARKET_SYMBOLS), interval, work) as (bars_dir, news_dir):
+        con.execute("SET VARIABLE dataset_bars = ?", [str(bars_dir)])
+        con.execute("SET VARIABLE dataset_news = ?", [str(news_dir)])
+        con.execute(_store_sql("market_begin"), [interval])
 
 
 def _build_batch(
@@ -480,9 +497,18 @@ def refresh(
         try:
             work_batches = batches(todo, inputs.rows, batch_rows)
             done = 0
+            market_interval: str | None = None
             for batch in work_batches:
                 symbols = [c.symbol for c in batch]
                 interval = batch[0].interval
+                if interval != market_interval:  # the batches come grouped by interval
+                    try:
+                        _market_features(con, paths, inputs, interval, work)
+                    except duckdb.Error as exc:
+                        raise MarketlakeError(
+                            f"feature store: computing {interval} of {', '.join(MARKET_SYMBOLS)} failed: {exc}"
+                        ) from exc
+                    market_interval = interval
                 with _chunk_view(paths, inputs, symbols, interval, work) as (bars_dir, news_dir):
                     try:
                         counts = _build_batch(con, writer, batch, bars_dir, news_dir, result)

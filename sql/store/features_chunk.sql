@@ -1,7 +1,7 @@
 -- One batch of the feature store (features/store.py): the `features_priced` rows of one interval ($1) and a
 -- list of symbols ($2), with the UTC year of ts that names the partition. Run on a connection whose
--- lake_bars and lake_news see only the batch's inputs, after chunk_begin.sql (bars, news_running and
--- bar_features_priced computed by their views, into temporary tables).
+-- lake_bars see only the batch's own bars, after market_begin.sql (SPY's and QQQ's bar_features rows of the
+-- interval) and chunk_begin.sql (news_running); bar_features_priced is the view's, computed as it streams.
 --
 -- The same rows and values as `features_priced` (sql/views/059_features_priced.sql; a test checks the store
 -- against the view), with its as-of joins made cheaper: the view joins every bar to news_running three
@@ -47,8 +47,8 @@ news_timeline AS (
     ASOF LEFT JOIN news_running h1 ON h1.symbol = e.symbol AND h1.news_at <= e.e - INTERVAL 1 HOUR
     ASOF LEFT JOIN news_running d1 ON d1.symbol = e.symbol AND d1.news_at <= e.e - INTERVAL 24 HOUR
 ),
-spy_bars AS (SELECT "interval", available_at, ret_1 FROM bar_features WHERE symbol = 'SPY'),
-qqq_bars AS (SELECT "interval", available_at, ret_1 FROM bar_features WHERE symbol = 'QQQ'),
+spy_bars AS (SELECT "interval", available_at, ret_1 FROM chunk_market_features WHERE symbol = 'SPY'),
+qqq_bars AS (SELECT "interval", available_at, ret_1 FROM chunk_market_features WHERE symbol = 'QQQ'),
 spy_news AS (SELECT news_at, last_sentiment, cum_n, cum_s FROM news_running WHERE symbol = 'SPY'),
 qqq_news AS (SELECT news_at, last_sentiment, cum_n, cum_s FROM news_running WHERE symbol = 'QQQ'),
 market_events AS (
@@ -57,7 +57,7 @@ market_events AS (
     SELECT "interval", available_at FROM qqq_bars
     UNION
     SELECT i."interval", x.e
-    FROM (SELECT DISTINCT "interval" FROM bar_features) i,
+    FROM (SELECT $1 AS "interval") i,
          (SELECT news_at + INTERVAL 1 MICROSECOND AS e FROM spy_news
           UNION ALL
           SELECT news_at + INTERVAL 24 HOUR + INTERVAL 1 MICROSECOND FROM spy_news
