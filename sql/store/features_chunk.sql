@@ -7,7 +7,9 @@
 -- against the view), with its as-of joins made cheaper: the view joins every bar to news_running three
 -- times (bar_news), then to bar_news by (symbol, interval, ts), and to market_context_instants, itself six
 -- as-of joins, by (interval, available_at); each as-of join and each hash join sorts or builds the batch's
--- rows once more. Here each bar takes part in two as-of joins only, one per timeline:
+-- rows once more. Here the as-of joins are made once per distinct (symbol, available_at) of the batch's
+-- stored bars (`instants`: two narrow columns, a superset of the bars' instants), against two small
+-- timelines, and each bar takes its instant's row by one hash join:
 --
 -- news_timeline: per symbol, one row per instant e at which some as-of lookup of bar_news changes its answer
 --   (an article's news_at, news_at + 1 hour, news_at + 24 hours), holding bar_news' columns as they are for
@@ -21,7 +23,8 @@
 --   news_at + 24 hours + 1 microsecond of their news (lookups strict, news_at < A: on microsecond instants,
 --   news_at < A exactly when news_at + 1 microsecond <= A). A bar takes the row with the greatest e <= A.
 --   The rules that depend on the bar's own A (staleness of the SPY/QQQ bar, freshness of their news) are
---   applied per bar, by the view's expressions.
+--   applied per bar, by the view's expressions. (The batch is one interval, $1: the timeline is that
+--   interval's.)
 -- No ORDER BY: features/store.py orders each partition's rows by ts as it takes them (a sort of the row
 -- numbers, not of the wide rows).
 WITH news_events AS (
@@ -86,23 +89,29 @@ market_timeline AS (
     ASOF LEFT JOIN qqq_news qn ON qn.news_at < m.e
     ASOF LEFT JOIN qqq_news qd ON qd.news_at < m.e - INTERVAL 24 HOUR
 ),
+instants AS (
+    SELECT i.symbol, i.available_at, n.* EXCLUDE (symbol, e), m.* EXCLUDE ("interval", e)
+    FROM (SELECT DISTINCT symbol, available_at FROM lake_bars WHERE "interval" = $1) i
+    ASOF LEFT JOIN news_timeline n ON n.symbol = i.symbol AND n.e < i.available_at
+    ASOF LEFT JOIN market_timeline m ON m.e <= i.available_at
+),
 joined AS (
     SELECT f.*,
-           n.last_news_at, n.sentiment_last,
+           c.last_news_at, c.sentiment_last,
            -- no timeline row before A: no article counts (bar_news' coalesce(NULL, 0) - coalesce(NULL, 0))
-           coalesce(n.news_count_1h, 0) AS news_count_1h,
-           coalesce(n.news_count_1d, 0) AS news_count_1d,
-           n.sum_1h, n.sum_1d,
-           m.* EXCLUDE ("interval", e),
-           m.spy_news_at IS NOT NULL
-               AND (epoch(f.available_at) - epoch(m.spy_news_at)) / 60.0 <= st.max_news_age_minutes AS spy_fresh,
-           m.qqq_news_at IS NOT NULL
-               AND (epoch(f.available_at) - epoch(m.qqq_news_at)) / 60.0 <= st.max_news_age_minutes AS qqq_fresh,
+           coalesce(c.news_count_1h, 0) AS news_count_1h,
+           coalesce(c.news_count_1d, 0) AS news_count_1d,
+           c.sum_1h, c.sum_1d,
+           c.* EXCLUDE (symbol, available_at, last_news_at, sentiment_last, news_count_1h, news_count_1d, sum_1h,
+                        sum_1d),
+           c.spy_news_at IS NOT NULL
+               AND (epoch(f.available_at) - epoch(c.spy_news_at)) / 60.0 <= st.max_news_age_minutes AS spy_fresh,
+           c.qqq_news_at IS NOT NULL
+               AND (epoch(f.available_at) - epoch(c.qqq_news_at)) / 60.0 <= st.max_news_age_minutes AS qqq_fresh,
            st.max_gap_minutes
     FROM bar_features_priced f
     CROSS JOIN lake_settings st
-    ASOF LEFT JOIN news_timeline n ON n.symbol = f.symbol AND n.e < f.available_at
-    ASOF LEFT JOIN market_timeline m ON m."interval" = f."interval" AND m.e <= f.available_at
+    LEFT JOIN instants c ON c.symbol = f.symbol AND c.available_at = f.available_at
     WHERE f."interval" = $1 AND list_contains($2, f.symbol)
 )
 SELECT symbol, ts, available_at, asset_class, calendar, trading_day, segment_no, segment_pos, warmup,
