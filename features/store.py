@@ -4,12 +4,15 @@ Layout: dataset `features` (lake.schemas.FEATURES), one partition `interval=I/sy
 interval, symbol and UTC year of ts, written through the lake writer (atomic, with a manifest). Readers
 query the view `features_store` (same columns, same rows as `features`).
 
-Chunks: the work is done one (symbol, interval) at a time, so memory is bounded by one symbol's history,
-whatever the size of the lake. A chunk is computed by the very views of sql/views on a connection that
-sees only the chunk's inputs: its `lake_bars` and `lake_news` read a private folder of links to the input
-partitions (the symbol's bars of every source, SPY's and QQQ's bars of the interval, and the news of the
-three). Every other dataset (trading_sessions, ...) is the lake's own. `features` has no dependency across
-symbols other than SPY and QQQ (market_context), so the chunk's rows are the view's rows.
+Chunks: the work is done in batches of (symbol, interval) chunks of one interval, so memory is bounded by
+a batch, whatever the size of the lake. A batch is computed on a connection that sees only its inputs: its
+`lake_bars` and `lake_news` read a private folder of links to the input partitions (the symbols' bars of
+every source, and the news of the symbols and of SPY and QQQ). Every other dataset (trading_sessions, ...)
+is the lake's own. `features` has no dependency across symbols other than SPY and QQQ (market_context):
+their bar_features rows are computed once per interval from their own bars (sql/store/market_begin.sql).
+bars, news_running and bar_features_priced are the views of sql/views; the as-of joins of bar_news and
+market_context are made by sql/store/features_chunk.sql through per-instant timelines, the same values
+by cheaper joins (it says why); tests check the store against the `features` view.
 
 Freshness: each partition's manifest records, in its inputs, a fingerprint of the chunk's inputs: the
 sha256 (from their manifests) of every input partition, the trading_sessions partitions, the settings the
