@@ -15,10 +15,11 @@ market_context are made by sql/store/features_chunk.sql through per-instant time
 by cheaper joins (it says why); tests check the store against the `features` view.
 
 Freshness: each partition's manifest records, in its inputs, a fingerprint of the chunk's inputs: the
-sha256 (from their manifests) of every input partition, the trading_sessions partitions, the settings the
-views read, the text of every view (sql/views) and of the store's own SQL (sql/store), and STORE_VERSION. A refresh rebuilds exactly the chunks
-whose fingerprint differs from the stored one (or that have no partition yet), and empties the partitions
-of chunks whose bars are gone.
+sha256 (from their manifests) of every input partition (the symbol's bars, SPY's and QQQ's of the
+interval, the news of the three), the trading_sessions partitions, the settings the views read, the text
+of every view (sql/views) and of the store's own SQL (sql/store), and STORE_VERSION. A refresh rebuilds
+exactly the chunks whose fingerprint differs from the stored one (or that have no partition yet), and
+empties the partitions of chunks whose bars are gone.
 """
 
 from __future__ import annotations
