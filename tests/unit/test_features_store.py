@@ -445,3 +445,63 @@ def test_the_stored_prices_are_the_bars_prices(small_lake: Path) -> None:
     total = con.sql("SELECT count(*) FROM features").fetchone()
     con.close()
     assert got is not None and total is not None and got[0] == got[1] == total[0] > 0
+
+
+US = dt.timedelta(microseconds=1)
+BOUNDARY = st.tuples(
+    st.sampled_from(["SYM", "SPY", "QQQ"]),
+    st.integers(0, 79),  # the bar whose available_at the article's time is measured from
+    st.sampled_from([dt.timedelta(0), -dt.timedelta(hours=1), -dt.timedelta(hours=24), -5 * MIN, 3 * MIN]),
+    st.sampled_from([-US, dt.timedelta(0), US]),
+    st.sampled_from([-0.5, 0.0, 0.25, 0.8]),
+)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(BOUNDARY, min_size=1, max_size=14),
+    st.sampled_from([dt.datetime(2024, 1, 12, 14, 50, tzinfo=UTC), OPEN]),
+    st.sampled_from([5, 15]),
+    st.sampled_from([60, 1440]),
+    st.sets(st.integers(0, 79), max_size=20),
+)
+def test_the_stores_as_of_timelines_equal_the_views_joins_at_their_boundaries(
+    articles: list[tuple[str, int, dt.timedelta, dt.timedelta, float]],
+    start: dt.datetime,
+    max_gap: int,
+    max_age: int,
+    holes: set[int],
+) -> None:
+    """The store computes bar_news and market_context through per-instant timelines (sql/store/
+    features_chunk.sql): articles exactly at a bar's available_at, one hour or a day before it, and one
+    microsecond either side; SPY and QQQ with missing bars (staleness) and news freshness limits; the
+    store holds exactly the view's rows."""
+    s = Settings(max_gap_minutes=max_gap, max_news_age_minutes=max_age)
+    ts = [start + i * MIN for i in range(80)]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "lake"
+        write(root, "SYM", crypto(ts[0], 80, seed=7))
+        kept = [t for i, t in enumerate(ts) if i not in holes]
+        for sym, k in (("SPY", 4.0), ("QQQ", 3.0)):
+            bars = stock(ts[0], 80, "etf", k).filter(pa.array([i not in holes for i in range(80)]))
+            write(root, sym, bars, source="polygon")
+        assert kept
+        news: dict[str, list[dict[str, Any]]] = {}
+        for i, (sym, k, back, eps, sentiment) in enumerate(articles):
+            at = ts[k] + MIN + back + eps  # from the bar's available_at
+            news.setdefault(sym, []).append(
+                {
+                    "id": f"n{i:03d}",
+                    "published_at": at,
+                    "ingested_at": at,
+                    "title": f"headline {i}",
+                    "summary": None,
+                    "publisher": None,
+                    "url": None,
+                    "sentiment": sentiment,
+                    "source": "test",
+                }
+            )
+        write_news(root, news)
+        store.refresh(root, s)
+        assert assert_store_equals_view(root, s) > 0
