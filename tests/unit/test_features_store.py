@@ -458,6 +458,20 @@ BOUNDARY = st.tuples(
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(  # SPY/QQQ articles a microsecond over a day before a bar's available_at, when no SPY or QQQ bar
+    # is available at that instant (fresher articles keep the day's figures shown): the bar's day counts
+    # must already have dropped them
+    [
+        ("SPY", 40, -dt.timedelta(hours=24), -US, 0.8),
+        ("QQQ", 50, -dt.timedelta(hours=24), -US, -0.5),
+        ("SPY", 10, dt.timedelta(0), dt.timedelta(0), 0.25),
+        ("QQQ", 10, dt.timedelta(0), dt.timedelta(0), 0.25),
+    ],
+    dt.datetime(2024, 1, 12, 14, 50, tzinfo=UTC),
+    15,
+    1440,
+    {40, 50},
+)
 @given(
     st.lists(BOUNDARY, min_size=1, max_size=14),
     st.sampled_from([dt.datetime(2024, 1, 12, 14, 50, tzinfo=UTC), OPEN]),
