@@ -1,21 +1,27 @@
 """The feature store: the `features` view materialised in the lake, rebuilt only where its inputs changed.
 
 Layout: dataset `features` (lake.schemas.FEATURES), one partition `interval=I/symbol=S/year=Y` per
-interval, symbol and UTC year of ts, written through the lake writer (atomic, with a manifest). Readers
-query the view `features_store` (same columns, same rows as `features`).
+interval, symbol and UTC year of ts, written through the lake writer (atomic, with a manifest), rows in ts
+order, uncompressed, in row groups of 8,192 rows (lake.schemas.FEATURES: a period's reader skips the other
+groups by their ts statistics, rl/episodes.py). Readers query the view `features_store` (same columns,
+same rows as `features`).
 
-Chunks: the work is done one (symbol, interval) at a time, so memory is bounded by one symbol's history,
-whatever the size of the lake. A chunk is computed by the very views of sql/views on a connection that
-sees only the chunk's inputs: its `lake_bars` and `lake_news` read a private folder of links to the input
-partitions (the symbol's bars of every source, SPY's and QQQ's bars of the interval, and the news of the
-three). Every other dataset (trading_sessions, ...) is the lake's own. `features` has no dependency across
-symbols other than SPY and QQQ (market_context), so the chunk's rows are the view's rows.
+Chunks: the work is done in batches of (symbol, interval) chunks of one interval, so memory is bounded by
+a batch, whatever the size of the lake. A batch is computed on a connection that sees only its inputs: its
+`lake_bars` and `lake_news` read a private folder of links to the input partitions (the symbols' bars of
+every source, and the news of the symbols and of SPY and QQQ). Every other dataset (trading_sessions, ...)
+is the lake's own. `features` has no dependency across symbols other than SPY and QQQ (market_context):
+their bar_features rows are computed once per interval from their own bars (sql/store/market_begin.sql).
+bars, news_running and bar_features_priced are the views of sql/views; the as-of joins of bar_news and
+market_context are made by sql/store/features_chunk.sql through per-instant timelines, the same values
+by cheaper joins (it says why); tests check the store against the `features` view.
 
 Freshness: each partition's manifest records, in its inputs, a fingerprint of the chunk's inputs: the
-sha256 (from their manifests) of every input partition, the trading_sessions partitions, the settings the
-views read, the text of every view (sql/views) and STORE_VERSION. A refresh rebuilds exactly the chunks
-whose fingerprint differs from the stored one (or that have no partition yet), and empties the partitions
-of chunks whose bars are gone.
+sha256 (from their manifests) of every input partition (the symbol's bars, SPY's and QQQ's of the
+interval, the news of the three), the trading_sessions partitions, the settings the views read, the text
+of every view (sql/views) and of the store's own SQL (sql/store), and STORE_VERSION. A refresh rebuilds
+exactly the chunks whose fingerprint differs from the stored one (or that have no partition yet), and
+empties the partitions of chunks whose bars are gone.
 """
 
 from __future__ import annotations
@@ -45,8 +51,10 @@ from lake.paths import SCHEMA_ANCHOR, LakePaths, resolve_lake_root
 from lake.schemas import FEATURES
 from lake.writer import DATA_FILE, MANIFEST_FILE, LakeWriter, anchor_dir, sha256_file, write_anchor
 
-STORE_VERSION = 3
-"""Bumped whenever the way a chunk is computed changes: every chunk is then rebuilt."""
+STORE_VERSION = 5
+"""Bumped whenever the way a chunk is computed or stored changes: every chunk is then rebuilt (4: row groups
+of 8,192 rows, uncompressed; the writer rewrites a file of another layout even when its rows are the same;
+5: the as-of joins through the chunk's timelines, sql/store/features_chunk.sql)."""
 MARKET_SYMBOLS = ("SPY", "QQQ")
 """Symbols whose bars and news every chunk of the interval reads (market_context)."""
 IRRELEVANT_SETTINGS = frozenset(
@@ -145,7 +153,7 @@ class _Inputs:
     """(interval, symbol) -> stored bar rows (from the manifests), to size the batches."""
     news: dict[str, list[tuple[Path, str]]]
     common: str
-    """Hash of what every chunk reads: trading_sessions, settings, view texts, STORE_VERSION."""
+    """Hash of what every chunk reads: trading_sessions, settings, view and store SQL texts, STORE_VERSION."""
 
     @classmethod
     def scan(cls, paths: LakePaths, settings: Settings) -> _Inputs:
@@ -179,14 +187,21 @@ class _Inputs:
         for name, path in view_files():
             h.update(f"view {name} ".encode())
             h.update(hashlib.sha256(path.read_bytes()).digest())
+        for path in sorted((sql_dir() / "store").glob("*.sql")):
+            h.update(f"store sql {path.name} ".encode())
+            h.update(hashlib.sha256(path.read_bytes()).digest())
         return cls(bars=dict(bars), rows=dict(rows), news=dict(news), common=h.hexdigest())
 
     def chunk_symbols(self, *symbols: str) -> list[str]:
         return [*symbols, *(m for m in MARKET_SYMBOLS if m not in symbols)]
 
     def bar_files(self, interval: str, *symbols: str) -> list[tuple[Path, str]]:
+        """The bars a chunk of these symbols reads: their own and SPY's and QQQ's (the fingerprint's)."""
+        return self.own_bar_files(interval, *self.chunk_symbols(*symbols))
+
+    def own_bar_files(self, interval: str, *symbols: str) -> list[tuple[Path, str]]:
         out: list[tuple[Path, str]] = []
-        for s in self.chunk_symbols(*symbols):
+        for s in symbols:
             out.extend(self.bars.get((interval, s), []))
         return out
 
@@ -274,7 +289,9 @@ def _chunk_view(
     paths: LakePaths, inputs: _Inputs, symbols: list[str], interval: str, work: Path
 ) -> Iterator[tuple[Path, Path]]:
     """A private folder per dataset holding links to the batch's input partitions (and the datasets'
-    empty schema anchors, so that the views are typed even with no news)."""
+    empty schema anchors, so that the views are typed even with no news): the bars of `symbols` only (SPY's
+    and QQQ's features are computed once per interval, `_market_features`), the news of `symbols` and of
+    SPY and QQQ."""
     d = Path(tempfile.mkdtemp(prefix="chunk-", dir=work))
     bars_dir, news_dir = d / "bars", d / "news"
     try:
@@ -282,7 +299,7 @@ def _chunk_view(
             f"{k}={SCHEMA_ANCHOR}" for k in ("source", "interval", "symbol", "period")
         )
         _link(anchor / DATA_FILE, bars_dir / anchor.relative_to(paths.dataset("bars")) / DATA_FILE)
-        for f, _ in inputs.bar_files(interval, *symbols):
+        for f, _ in inputs.own_bar_files(interval, *symbols):
             _link(f, bars_dir / f.relative_to(paths.dataset("bars")))
         news_anchor = paths.dataset("news") / f"symbol={SCHEMA_ANCHOR}" / DATA_FILE
         _link(news_anchor, news_dir / news_anchor.relative_to(paths.dataset("news")))
@@ -312,6 +329,17 @@ def _store_sql(name: str) -> str:
     return (sql_dir() / "store" / f"{name}.sql").read_text(encoding="utf-8")
 
 
+def _market_features(
+    con: duckdb.DuckDBPyConnection, paths: LakePaths, inputs: _Inputs, interval: str, work: Path
+) -> None:
+    """SPY's and QQQ's bar_features rows of `interval` into the temporary table every batch of the interval
+    reads (sql/store/market_begin.sql), computed from their own bars."""
+    with _chunk_view(paths, inputs, list(MARKET_SYMBOLS), interval, work) as (bars_dir, news_dir):
+        con.execute("SET VARIABLE dataset_bars = ?", [str(bars_dir)])
+        con.execute("SET VARIABLE dataset_news = ?", [str(news_dir)])
+        con.execute(_store_sql("market_begin"), [interval])
+
+
 def _build_batch(
     con: duckdb.DuckDBPyConnection,
     writer: LakeWriter,
@@ -328,7 +356,7 @@ def _build_batch(
     table = con.execute(_store_sql("features_chunk"), [interval, [c.symbol for c in batch]]).to_arrow_table()
     con.execute(_store_sql("chunk_end"))
     # rows come in no particular order (no sort of the wide rows in DuckDB): grouped here by symbol and
-    # year, one partition's rows taken at a time; the writer orders each partition by ts
+    # year, and ordered by ts, one partition's rows taken at a time (so that the writer finds them in order)
     parts = _partition_rows(table)
     out: dict[str, int] = {}
     for chunk in batch:
@@ -350,14 +378,15 @@ def _build_batch(
 
 
 def _partition_rows(table: pa.Table) -> dict[str, dict[int, np.ndarray]]:
-    """symbol -> year -> the row indices of `table` in that partition (in table order)."""
+    """symbol -> year -> the row indices of `table` in that partition, in order of ts."""
     if table.num_rows == 0:
         return {}
     sym = pc.dictionary_encode(table.column("symbol")).combine_chunks()
     codes = sym.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     years = table.column("year").to_numpy().astype(np.int64)
     key = codes * 100_000 + years
-    order = np.argsort(key, kind="stable")
+    ts = table.column("ts").combine_chunks().cast(pa.int64()).to_numpy()
+    order = np.lexsort((ts, key))
     sorted_key = key[order]
     starts = np.flatnonzero(np.concatenate([[True], sorted_key[1:] != sorted_key[:-1]]))
     ends = np.concatenate([starts[1:], [len(order)]])
@@ -476,9 +505,18 @@ def refresh(
         try:
             work_batches = batches(todo, inputs.rows, batch_rows)
             done = 0
+            market_interval: str | None = None
             for batch in work_batches:
                 symbols = [c.symbol for c in batch]
                 interval = batch[0].interval
+                if interval != market_interval:  # the batches come grouped by interval
+                    try:
+                        _market_features(con, paths, inputs, interval, work)
+                    except duckdb.Error as exc:
+                        raise MarketlakeError(
+                            f"feature store: computing {interval} of {', '.join(MARKET_SYMBOLS)} failed: {exc}"
+                        ) from exc
+                    market_interval = interval
                 with _chunk_view(paths, inputs, symbols, interval, work) as (bars_dir, news_dir):
                     try:
                         counts = _build_batch(con, writer, batch, bars_dir, news_dir, result)

@@ -575,7 +575,7 @@ class LakeWriter:
         if existing is not None and existing.num_rows:
             seen = pc.is_in(_key_array(dataset, result), value_set=_key_array(dataset, existing))
             rows_added -= pc.sum(seen).as_py() or 0
-        if existing is not None and result.equals(existing):
+        if existing is not None and result.equals(existing) and _same_layout(target, dataset):
             self._repair_manifest(target, result, inputs, replace=mode == "replace")
             if span is not None and self.on_bars is not None:
                 self.on_bars(*span, False)
@@ -656,6 +656,7 @@ class LakeWriter:
             planned.inputs,
             planned.merge_inputs,
             planned.dataset.compression,
+            planned.dataset.row_group_rows,
             sync=sync,
         )
 
@@ -743,6 +744,7 @@ def _stage_files(
     inputs: Sequence[Mapping[str, Any]],
     merge_inputs: bool,
     compression: str,
+    row_group_rows: int | None = None,
     *,
     sync: bool = True,
 ) -> _Staged:
@@ -758,7 +760,7 @@ def _stage_files(
     )
     manifest_path = target.parent / MANIFEST_FILE
     try:
-        size, sha = _write_parquet(table, staged.data, compression, sync=sync)
+        size, sha = _write_parquet(table, staged.data, compression, row_group_rows, sync=sync)
         previous: list[Mapping[str, Any]] = []
         if merge_inputs and manifest_path.exists():
             try:
@@ -877,13 +879,21 @@ write to disk; a larger one is written to the file and read back for its hash (m
 
 
 def _write_parquet(
-    table: pa.Table, path: Path, compression: str = "zstd", *, sync: bool = True
+    table: pa.Table,
+    path: Path,
+    compression: str = "zstd",
+    row_group_rows: int | None = None,
+    *,
+    sync: bool = True,
 ) -> tuple[int, str]:
     """Write `table` as Parquet to `path` (a new temporary file), fsynced (unless not `sync`: the caller
     makes it durable before its rename); return its size and sha256."""
+    options = parquet_options(table.schema, compression)
+    if row_group_rows is not None:
+        options["row_group_size"] = row_group_rows
     if table.nbytes <= IN_MEMORY_BYTES:
         sink = pa.BufferOutputStream()
-        pq.write_table(table, sink, **parquet_options(table.schema, compression))
+        pq.write_table(table, sink, **options)
         data = memoryview(sink.getvalue())
         with open(path, "xb") as f:
             f.write(data)
@@ -891,11 +901,30 @@ def _write_parquet(
                 f.flush()
                 os.fsync(f.fileno())
         return len(data), hashlib.sha256(data).hexdigest()
-    pq.write_table(table, path, **parquet_options(table.schema, compression))
+    pq.write_table(table, path, **options)
     if sync:
         with open(path, "rb+") as f:
             os.fsync(f.fileno())
     return path.stat().st_size, sha256_file(path)
+
+
+def _same_layout(path: Path, dataset: Dataset) -> bool:
+    """Whether a file already has the dataset's row groups and codec (checked only for a dataset that sets
+    row_group_rows): a file written with another layout is rewritten even when its rows are the same, so
+    that a new layout reaches every file at the next write."""
+    if dataset.row_group_rows is None:
+        return True
+    try:
+        meta = pq.ParquetFile(path).metadata
+    except (pa.ArrowInvalid, OSError):
+        return False
+    groups = [meta.row_group(g) for g in range(meta.num_row_groups)]
+    if any(g.num_rows != dataset.row_group_rows for g in groups[:-1]):
+        return False
+    if groups and groups[-1].num_rows > dataset.row_group_rows:
+        return False
+    codec = "UNCOMPRESSED" if dataset.compression == "none" else dataset.compression.upper()
+    return all(g.column(c).compression == codec for g in groups[:1] for c in range(g.num_columns))
 
 
 def read_partition(path: Path, dataset: Dataset) -> pa.Table:

@@ -1,14 +1,18 @@
 """Episode source: one period's `features` and bar prices, out of DuckDB into contiguous numpy arrays.
 
 - Where the rows come from: when the feature store (features/store.py) is up to date for every chosen
-  symbol, ONE read of the store's own Parquet files with pyarrow (`_read_store`, its SQL reference
-  tests/unit/sql/period_store_reference.sql): the year partitions that can hold a row of the period, read
-  in place with the bar's prices the store keeps beside the features (no join, no window recomputed). Otherwise one query per symbol over the live `features_priced` view
-  (sql/rl/period_rows.sql). Either way the period's bounds are bound as parameters (a row is read only if
-  its whole life lies in the period), results stream as Arrow record batches (about a month of 1m bars
-  each; memory holds a few, whatever the lake's size) out of a background thread while the consumer
-  converts them into float32 / float64 numpy. Every statement run, with its parameters, is recorded in
-  `MarketData.queries`.
+  symbol, ONE read of the store's own Parquet files with pyarrow (`_store_pieces`; its SQL reference
+  tests/unit/sql/period_store_reference.sql): the year partitions that can hold a row of the period, and
+  in them only the row groups that can (by their ts statistics), read in place with the bar's prices the
+  store keeps beside the features (no join, no window recomputed). load_period reads them straight into
+  its arrays (`_load_store`: decoded in a background thread while the consumer copies and sums, then
+  normalised a piece at a time), and falls back to the general path below for what only it handles.
+  Otherwise one query per symbol over the live `features_priced` view (sql/rl/period_rows.sql). Either
+  way the period's bounds are bound as parameters (a row is read only if its whole life lies in the
+  period). In the general path (and iter_period), results stream as Arrow record batches (about a month
+  of 1m bars each; memory holds a few, whatever the lake's size) out of a background thread while the
+  consumer converts them into float32 / float64 numpy (`_assemble`). Every statement run, with its
+  parameters, is recorded in `MarketData.queries`.
 - Which symbols: by default those eligible in the TRAIN period (`eligible_symbols_by_split`), whichever
   period is loaded, so that later data never decides what trains. A lake with nothing eligible is one
   MarketlakeError naming every symbol and why.
@@ -23,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import math
 import queue
 import threading
 import time
@@ -30,7 +35,7 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -81,23 +86,20 @@ class NormStats:
         cols = [x[:, j] for j in range(x.shape[1])] if isinstance(x, np.ndarray) else list(x)
         if not cols or len(cols[0]) == 0:
             raise MarketlakeError("cannot compute normalisation statistics on an empty train period")
-        mean = np.array([c.mean(dtype=np.float64) for c in cols])
-        std = np.array([c.std(dtype=np.float64) for c in cols])
-        std = np.where(std > 1e-12, std, 1.0)
-        return cls(list(names), mean, std)
+        scratch = np.empty(len(cols[0]))
+        stats = [_centre(np.ascontiguousarray(c, dtype=np.float64), scratch) for c in cols]
+        return cls(list(names), np.array([m for m, _ in stats]), np.array([s for _, s in stats]))
 
     def apply(self, x: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """The normalised, clipped observation features, float32 [N, F] in row order, of an [N, F] array
-        or of its F columns: column by column into a feature-major float32 array, then one transposing
-        copy. No [N, F] float64 temporary. (Two threads were tried: slower on 2 cores.)"""
+        or of its F columns: column by column (`_normalise`) into a feature-major float32 array, then one
+        transposing copy. No [N, F] float64 temporary. (Two threads were tried: slower on 2 cores.)"""
         cols = [x[:, j] for j in range(x.shape[1])] if isinstance(x, np.ndarray) else list(x)
         n = len(cols[0]) if cols else 0
         by_col = np.empty((len(cols), n), dtype=np.float32)
+        scratch = np.empty(n)
         for j, c in enumerate(cols):
-            t = c - self.mean[j]
-            t /= self.std[j]
-            np.clip(t, -CLIP, CLIP, out=t)
-            by_col[j] = t
+            _normalise(c, float(self.mean[j]), float(self.std[j]), scratch, by_col[j])
         return np.ascontiguousarray(by_col.T)
 
     def to_json(self) -> str:
@@ -109,6 +111,32 @@ class NormStats:
     def from_json(cls, text: str) -> NormStats:
         d = json.loads(text)
         return cls(list(d["feature_names"]), np.asarray(d["mean"], float), np.asarray(d["std"], float))
+
+
+def _centre(c: np.ndarray, scratch: np.ndarray) -> tuple[float, float]:
+    """(mean, std) of one float64 column, c minus its mean left in `scratch` (which may be c itself): the
+    mean by numpy's pairwise sum, the standard deviation from the centred values (einsum's own loop: BLAS's
+    dot is threaded, and its threads wait on a busy machine); a std of about 0 (a
+    constant input) is 1. Every reader computes the statistics this way, so they agree to the bit."""
+    n = len(c)
+    mean = float(np.add.reduce(c)) / n
+    np.subtract(c, mean, out=scratch)
+    std = math.sqrt(float(np.einsum("i,i->", scratch, scratch)) / n)  # not np.dot: BLAS threads, slow here
+    return mean, (std if std > 1e-12 else 1.0)
+
+
+def _normalise(c: np.ndarray, mean: float, std: float, scratch: np.ndarray, out: np.ndarray) -> None:
+    """out (float32) = clip((c - mean) / std, -CLIP, CLIP), computed in float64 in `scratch`."""
+    np.subtract(c, mean, out=scratch)
+    _scale(scratch, std, out)
+
+
+def _scale(centred: np.ndarray, std: float, out: np.ndarray) -> None:
+    """out (float32) = clip(centred / std, -CLIP, CLIP), computed in float64 (centred is overwritten), then
+    one casting copy (a float32 `out` straight from the clip is several times slower)."""
+    np.divide(centred, std, out=centred)
+    np.clip(centred, -CLIP, CLIP, out=centred)
+    out[...] = centred
 
 
 @dataclass
@@ -228,23 +256,61 @@ INDICATORS = {"has_news": "sentiment_last", "has_spy": "spy_log_ret_1", "has_qqq
 """1.0 where the stored column is not NULL (period_rows.sql)."""
 
 
-def _read_store(params: dict[str, Any]) -> Iterator[pa.RecordBatch]:
-    """The store's files read straight into Arrow with pyarrow (about ten times DuckDB's rate on these
-    files), with sql/rl/period_rows.sql's columns and rows: those with ts >= start_at, available_at <=
-    end_at and not warm-up, each file in ts order, files in the order given. A row group whose ts
-    statistics lie wholly outside the period is skipped unread; the rows of a row group outside the period
-    are dropped here, before anything leaves the reader. The test suite checks its rows equal the SQL
-    reference (tests/unit/sql/period_store_reference.sql) and the live view's."""
-    import pyarrow.compute as pc
+STORE_COLUMNS = (
+    "ts", "available_at", "segment_no", "segment_pos", "trading_day", "warmup", *PRICES,
+    *(c for c in FEATURES if c not in INDICATORS),
+)  # fmt: skip
+"""The columns of the store's files that the episode source reads (of its 47)."""
+_STORE_INDEX = {c: i for i, c in enumerate(STORE_COLUMNS)}
+
+
+@dataclass
+class _StorePiece:
+    """A record batch of a store file's row groups as read: its rows of the period are `keep` (a slice
+    when consecutive, the common case, else a boolean mask), `rows` of them."""
+
+    sym: int
+    batch: pa.RecordBatch  # STORE_COLUMNS
+    keep: slice | np.ndarray
+    rows: int
+
+    def take(self, values: np.ndarray) -> np.ndarray:
+        """The period's rows of one of the batch's columns as numpy (a view when `keep` is a slice)."""
+        return values[self.keep]
+
+
+def _values(arr: Any, dtype: Any) -> np.ndarray:
+    """The values of a primitive Arrow array without nulls, as numpy of `dtype`'s width (zero copy)."""
+    dtype = np.dtype(dtype)
+    if pa.types.is_date32(arr.type):  # numpy's dates are 64-bit: the int32 buffer itself
+        return np.frombuffer(
+            arr.buffers()[1], dtype=dtype, count=len(arr), offset=arr.offset * dtype.itemsize
+        )
+    return arr.to_numpy(zero_copy_only=True).view(dtype)
+
+
+@dataclass
+class _StoreFile:
+    """One store file of a period read: its symbol's index, the file, its row groups that can hold a row of
+    the period (by their ts statistics) and their rows."""
+
+    sym: int
+    file: Any  # pyarrow.parquet.ParquetFile
+    groups: list[int]
+    rows: int
+
+
+def _store_plan(params: dict[str, Any]) -> list[_StoreFile]:
+    """The files' row groups to read (their footers only): a row group whose ts statistics lie wholly
+    outside the period is skipped unread (the store writes row groups of lake.schemas.FEATURES
+    .row_group_rows rows, so a period reads little more than its own rows)."""
     import pyarrow.parquet as pq
 
     start_us, end_us = _us(params["start_at"]), _us(params["end_at"])
     symbols = list(params["symbols"])
-    stored = [c for c in FEATURES if c not in INDICATORS]
-    columns = ["ts", "available_at", "segment_no", "segment_pos", "trading_day", "warmup", *PRICES, *stored]
+    plan = []
     for path in params["files"]:
         symbol = Path(path).parent.parent.name.removeprefix("symbol=")
-        sym = symbols.index(symbol)
         pf = pq.ParquetFile(path)
         meta = pf.metadata
         ts_col = meta.schema.names.index("ts")
@@ -255,24 +321,77 @@ def _read_store(params: dict[str, Any]) -> Iterator[pa.RecordBatch]:
                 if _us(st.max) < start_us or _us(st.min) >= end_us:
                     continue
             groups.append(g)
-        if not groups:
-            continue
-        # a file at a time (a symbol's year): its columns decoded in parallel, then each column transformed
-        # once for the whole file (a call per column, not per batch), then yielded in batches
-        t = pf.read_row_groups(groups, columns=columns, use_threads=True)
-        ts, av = _as(t.column("ts"), pa.int64()), _as(t.column("available_at"), pa.int64())
-        keep = pc.and_(
-            pc.and_(pc.greater_equal(ts, start_us), pc.less_equal(av, end_us)),
-            pc.invert(t.column("warmup")),
-        )
-        if not pc.all(keep).as_py():
-            t, ts, av = t.filter(keep), ts.filter(keep), av.filter(keep)
-        if not t.num_rows:
-            continue
+        if groups:
+            rows = sum(meta.row_group(g).num_rows for g in groups)
+            plan.append(_StoreFile(symbols.index(symbol), pf, groups, rows))
+    return plan
+
+
+def _store_pieces(params: dict[str, Any], plan: list[_StoreFile] | None = None) -> Iterator[_StorePiece]:
+    """The store's files read with pyarrow (`_store_plan`'s row groups of each file in one call), record
+    batch by record batch, with the period's rows marked: those with ts >= start_at, available_at <= end_at and not warm-up; each file in
+    ts order, files in the order given."""
+    start_us, end_us = _us(params["start_at"]), _us(params["end_at"])
+    for f in plan if plan is not None else _store_plan(params):
+        # the file's row groups of the period in one call: their columns decoded in parallel
+        table = f.file.read_row_groups(f.groups, columns=list(STORE_COLUMNS), use_threads=True)
+        for batch in table.to_batches():
+            ts = _values(batch.column(_STORE_INDEX["ts"]), np.int64)
+            av = _values(batch.column(_STORE_INDEX["available_at"]), np.int64)
+            keep = (ts >= start_us) & (av <= end_us)
+            warmup = batch.column(_STORE_INDEX["warmup"])
+            if warmup.true_count:
+                keep &= ~warmup.to_numpy(zero_copy_only=False)
+            idx = np.flatnonzero(keep)
+            if not len(idx):
+                continue
+            first, last = int(idx[0]), int(idx[-1])
+            sel: slice | np.ndarray = slice(first, last + 1) if last - first + 1 == len(idx) else keep
+            yield _StorePiece(f.sym, batch, sel, len(idx))
+
+
+def _feature_values(piece: _StorePiece, name: str) -> np.ndarray | float:
+    """A model input of the piece's period rows, float64 as period_rows.sql gives it (NULL -> NaN, or 0 with
+    an indicator column): numpy, or one number standing for every row."""
+    if name in INDICATORS:
+        col = piece.batch.column(_STORE_INDEX[INDICATORS[name]])
+        if col.null_count == 0:
+            return 1.0
+        if col.null_count == len(col):
+            return 0.0
+        import pyarrow.compute as pc
+
+        return piece.take(pc.is_valid(col).to_numpy(zero_copy_only=False)).astype(np.float64)
+    col = piece.batch.column(_STORE_INDEX[name])
+    if col.null_count == len(col):
+        return 0.0 if name in NULL_AS_ZERO else float("nan")
+    if col.null_count:
+        if name in NULL_AS_ZERO:
+            import pyarrow.compute as pc
+
+            col = pc.fill_null(col, pa.scalar(0, col.type))
+        return piece.take(col.to_numpy(zero_copy_only=False)).astype(np.float64, copy=False)
+    return piece.take(_values(col, col.type.to_pandas_dtype()))
+
+
+def _read_store(params: dict[str, Any]) -> Iterator[pa.RecordBatch]:
+    """The store's files read straight into Arrow with pyarrow (about ten times DuckDB's rate on these
+    files), with sql/rl/period_rows.sql's columns and rows (`_store_pieces`): those with ts >= start_at,
+    available_at <= end_at and not warm-up, each file in ts order, files in the order given, in record
+    batches of at most BATCH_ROWS rows. The test suite checks its rows equal the SQL reference
+    (tests/unit/sql/period_store_reference.sql) and the live view's. load_period reads the same pieces
+    straight into its arrays (`_load_store`); a test checks that the two agree."""
+    import pyarrow.compute as pc
+
+    for piece in _store_pieces(params):
+        if isinstance(piece.keep, slice):
+            t = piece.batch.slice(piece.keep.start, piece.rows)
+        else:
+            t = piece.batch.filter(pa.array(piece.keep))
         out: dict[str, Any] = {
-            "sym": pa.array(np.full(t.num_rows, sym, dtype=np.int32)),
-            "ts_us": ts,
-            "available_at_us": av,
+            "sym": pa.array(np.full(t.num_rows, piece.sym, dtype=np.int32)),
+            "ts_us": _as(t.column("ts"), pa.int64()),
+            "available_at_us": _as(t.column("available_at"), pa.int64()),
             "segment_no": _as(t.column("segment_no"), pa.int64()),
             "segment_pos": _as(t.column("segment_pos"), pa.int64()),
             "day_no": _as(_as(t.column("trading_day"), pa.int32()), pa.int64()),
@@ -295,27 +414,24 @@ def _as(col: Any, to: pa.DataType) -> Any:
     return col if col.type == to else col.cast(to)
 
 
-def _stream(con: Any, queries: list[Query], interval: str) -> Generator[pa.RecordBatch, None, None]:
-    """The record batches of the given (sql, params) statements, in order, each with its `sym` column; the
-    statements run in a background thread that stays a few batches ahead of the consumer (DuckDB releases
-    the GIL while it works), so reading and converting overlap. A statement's result streams: memory holds
-    a few batches, not the period."""
-    out: queue.Queue[pa.RecordBatch | None | BaseException] = queue.Queue(maxsize=8)
+T = TypeVar("T")
+
+
+def _background(items: Iterator[T], what: str) -> Generator[T, None, None]:
+    """The items of `items`, produced in a background thread that stays a few items ahead of the consumer
+    (DuckDB and pyarrow release the GIL while they work), so producing and consuming overlap. An error in
+    the thread comes back as a MarketlakeError naming `what`; closing the generator stops the thread."""
+    out: queue.Queue[Any] = queue.Queue(maxsize=8)
     stop = threading.Event()
+    done = object()
 
     def work() -> None:
         try:
-            for sql, params in queries:
-                reader = (
-                    _read_store(params)
-                    if sql == STORE_READ
-                    else con.execute(sql, params).to_arrow_reader(BATCH_ROWS)
-                )
-                for batch in reader:
-                    if stop.is_set():
-                        return
-                    out.put(batch)
-            out.put(None)
+            for item in items:
+                if stop.is_set():
+                    return
+                out.put(item)
+            out.put(done)
         except BaseException as exc:  # handed to the consumer
             out.put(exc)
 
@@ -325,8 +441,8 @@ def _stream(con: Any, queries: list[Query], interval: str) -> Generator[pa.Recor
         while True:
             item = out.get()
             if isinstance(item, BaseException):
-                raise MarketlakeError(f"reading the {interval} rows failed: {item}") from item
-            if item is None:
+                raise MarketlakeError(f"{what} failed: {item}") from item
+            if item is done:
                 return
             yield item
     finally:
@@ -337,6 +453,21 @@ def _stream(con: Any, queries: list[Query], interval: str) -> Generator[pa.Recor
             except queue.Empty:
                 pass
         thread.join()
+
+
+def _stream(con: Any, queries: list[Query], interval: str) -> Generator[pa.RecordBatch, None, None]:
+    """The record batches of the given (sql, params) statements, in order, each with its `sym` column; the
+    statements run in a background thread that stays a few batches ahead of the consumer, so reading and
+    converting overlap. A statement's result streams: memory holds a few batches, not the period."""
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for sql, params in queries:
+            if sql == STORE_READ:
+                yield from _read_store(params)
+            else:
+                yield from con.execute(sql, params).to_arrow_reader(BATCH_ROWS)
+
+    return _background(batches(), f"reading the {interval} rows")
 
 
 def _store_files(
@@ -458,24 +589,32 @@ def load_period(
         start_at, end_at = _period_bounds(con, period, queries)
         chosen = _select(con, symbols, interval, queries, say, warn_ineligible)
         names = [s for s, _ in chosen]
+        classes = [a for _, a in chosen]
         plan = _read_plan(con, root, settings, names, interval, start_at, end_at, queries, say)
+        store_only = [q for q, _ in plan] == [STORE_READ]
+        if store_only:  # the store's files are read without DuckDB: its connection is done with
+            con.close()
         t1 = time.perf_counter()
         say(f"reading {len(names)} symbol(s) {interval}, {period} period {start_at} .. {end_at}")
-        batches: list[pa.RecordBatch] = []
-        with contextlib.closing(_stream(con, plan, interval)) as stream:
-            for batch in stream:
-                if batch.num_rows:
-                    batches.append(batch)
+        # the feature store's rows straight into the arrays; the general path (record batches, in a
+        # background thread) for the live view, and for the rare store rows only it handles
+        fast = _load_store(plan[0][1], norm) if store_only else None
+        if fast is not None:
+            data = _market_data(names, classes, interval, period, fast[0], fast[1], queries, start_at, end_at)
+        else:
+            batches: list[pa.RecordBatch] = []
+            with contextlib.closing(_stream(con, plan, interval)) as stream:
+                for batch in stream:
+                    if batch.num_rows:
+                        batches.append(batch)
+            if not batches:
+                raise EmptyPeriod(
+                    f"the {period} period ({start_at} .. {end_at}) holds no {interval} row of "
+                    f"{', '.join(names)} with complete features (after each segment's warm-up of 60 bars)"
+                )
+            data = _assemble(names, classes, interval, period, batches, norm, queries, start_at, end_at)
     finally:
         con.close()
-    if not batches:
-        raise EmptyPeriod(
-            f"the {period} period ({start_at} .. {end_at}) holds no {interval} row of {', '.join(names)} "
-            "with complete features (after each segment's warm-up of 60 bars)"
-        )
-    data = _assemble(
-        names, [a for _, a in chosen], interval, period, batches, norm, queries, start_at, end_at
-    )
     data.seconds = {"setup": t1 - t0, "read": time.perf_counter() - t1}
     counts = np.bincount(data.symbol_idx, minlength=len(names))
     for name, n in zip(names, counts, strict=True):
@@ -514,7 +653,8 @@ def _assemble(
     start_at: Any,
     end_at: Any,
 ) -> MarketData:
-    """Record batches (period_rows.sql's columns, from either reader) -> one MarketData, rows ordered (symbol, ts)."""
+    """Record batches (period_rows.sql's columns, from either reader) -> one MarketData, rows ordered (symbol, ts).
+    The general path: any row order, NULL or non-finite inputs (such a row is dropped)."""
     if batches:
         table = pa.Table.from_batches(batches).combine_chunks()
         sym = _column(table, "sym", np.int32)
@@ -545,40 +685,74 @@ def _assemble(
         sym, ts, av, seg_no, seg_pos, day = (a[keep] for a in (sym, ts, av, seg_no, seg_pos, day))
         prices = {p: v[keep] for p, v in prices.items()}
         raw = [c[keep] for c in raw]
-    n = len(ts)
-    new_seg = np.ones(n, dtype=bool)
-    if n > 1:
+    # the observation's flag comes from the calendar (minutes_to_close <= 0), never from whether a later
+    # row exists: a thin stock's missing last minutes must not tell the agent that nothing more trades
+    closing = raw[FEATURES.index("minutes_to_close")] <= 0
+    new_seg = np.ones(len(ts), dtype=bool)
+    if len(ts) > 1:
         new_seg[1:] = (sym[1:] != sym[:-1]) | (seg_no[1:] != seg_no[:-1]) | (seg_pos[1:] != seg_pos[:-1] + 1)
-    segment_id = np.cumsum(new_seg, dtype=np.int64) - 1
-    is_stock = np.array([c != "crypto" for c in classes], dtype=bool)
+    if norm is None:
+        norm = NormStats.compute(list(FEATURES), raw)
+    else:
+        _check_norm(norm)
+    cols = _Columns(sym, ts, av, new_seg, day, prices, norm.apply(raw), closing)
+    return _market_data(names, classes, interval, period, cols, norm, queries, start_at, end_at)
+
+
+def _check_norm(norm: NormStats) -> None:
+    if list(norm.feature_names) != list(FEATURES):
+        raise MarketlakeError(
+            f"normalisation statistics are for features {norm.feature_names}, this source reads {list(FEATURES)}"
+        )
+
+
+@dataclass
+class _Columns:
+    """A period's rows as read, in (symbol, ts) order, every row complete: what _market_data finishes."""
+
+    sym: np.ndarray  # int32
+    ts: np.ndarray  # int64 µs
+    av: np.ndarray  # int64 µs
+    new_seg: np.ndarray  # bool: the row starts a segment (another symbol or segment_no, or a row missing)
+    day: np.ndarray  # int64 days since 1970-01-01
+    prices: dict[str, np.ndarray]  # float64, every one finite and > 0
+    features: np.ndarray  # float32 [N, F], normalised
+    closing: np.ndarray  # bool: minutes_to_close <= 0
+
+
+def _market_data(
+    names: list[str],
+    classes: list[str],
+    interval: str,
+    period: str,
+    c: _Columns,
+    norm: NormStats,
+    queries: list[str],
+    start_at: Any,
+    end_at: Any,
+) -> MarketData:
+    """The MarketData of complete rows in (symbol, ts) order: segments, session ends, the close flag."""
+    sym, day, n = c.sym, c.day, len(c.ts)
+    segment_id = np.cumsum(c.new_seg, dtype=np.int64) - 1
+    is_stock = np.array([a != "crypto" for a in classes], dtype=bool)
     session_end = np.zeros(n, dtype=bool)
     if n:
         last = np.ones(n, dtype=bool)
         last[:-1] = (day[1:] != day[:-1]) | (sym[1:] != sym[:-1])
         session_end = last & is_stock[sym] if len(is_stock) else session_end
-    # the observation's flag comes from the calendar (minutes_to_close <= 0), never from whether a later
-    # row exists: a thin stock's missing last minutes must not tell the agent that nothing more trades
-    to_close = raw[list(FEATURES).index("minutes_to_close")]
-    at_close = (is_stock[sym] & (to_close <= 0)) if n and len(is_stock) else np.zeros(n, dtype=bool)
-    if norm is None:
-        norm = NormStats.compute(list(FEATURES), raw)
-    elif list(norm.feature_names) != list(FEATURES):
-        raise MarketlakeError(
-            f"normalisation statistics are for features {norm.feature_names}, this source reads {list(FEATURES)}"
-        )
-    feats = norm.apply(raw)
+    at_close = (is_stock[sym] & c.closing) if n and len(is_stock) else np.zeros(n, dtype=bool)
     return MarketData(
         symbols=names,
         interval=interval,
         period=period,
         feature_names=list(FEATURES),
-        features=feats,
-        open=np.ascontiguousarray(prices["open"]),
-        high=np.ascontiguousarray(prices["high"]),
-        low=np.ascontiguousarray(prices["low"]),
-        close=np.ascontiguousarray(prices["close"]),
-        ts=ts,
-        available_at=av,
+        features=c.features,
+        open=np.ascontiguousarray(c.prices["open"]),
+        high=np.ascontiguousarray(c.prices["high"]),
+        low=np.ascontiguousarray(c.prices["low"]),
+        close=np.ascontiguousarray(c.prices["close"]),
+        ts=c.ts,
+        available_at=c.av,
         symbol_idx=sym,
         segment_id=segment_id,
         session_end=session_end,
@@ -589,6 +763,121 @@ def _assemble(
         norm=norm,
         queries=queries,
     )
+
+
+def _load_store(params: dict[str, Any], norm: NormStats | None) -> tuple[_Columns, NormStats] | None:
+    """The feature store's rows of a period straight into the arrays of a MarketData, with as few passes
+    over fresh memory as it takes. The files' row groups of the period are decoded in a background thread
+    (`_store_pieces`, a file's groups at a time), and as each piece arrives its period rows are copied once
+    into the preallocated arrays (sized from the row groups' footers; rows past the period's are never
+    touched) and its model inputs' statistics summed (merged piece by piece); once all are in, a piece at
+    a time, its inputs are normalised into a small feature-major float32 block and transposed into its
+    rows of the one float32 [N, F] array. No Arrow batch, concatenation or whole-period temporary. The same rows and values as `_assemble`
+    over `_read_store`'s batches, the statistics summed in another order (a test checks they agree). None
+    (the caller then takes that general path) when the rows need what only it does: dropping a row with a
+    NULL or non-finite input or a price <= 0, sorting, or a period with no row."""
+    try:
+        plan = _store_plan(params)
+    except (OSError, pa.ArrowException) as exc:
+        raise MarketlakeError(f"reading the feature store failed: {exc}") from exc
+    cap = sum(f.rows for f in plan)
+    if not cap:
+        return None
+    nf = len(FEATURES)
+    sym = np.empty(cap, np.int32)
+    ts, av, day = np.empty(cap, np.int64), np.empty(cap, np.int64), np.empty(cap, np.int64)
+    prices = {c: np.empty(cap) for c in PRICES}
+    new_seg, closing = np.empty(cap, dtype=bool), np.empty(cap, dtype=bool)
+    scratch = np.empty(max(f.rows for f in plan))
+    # per column: rows, mean and sum of squared deviations so far (merged a piece at a time, Chan et al.)
+    count, means, m2 = 0, np.zeros(nf), np.zeros(nf)
+    pieces: list[tuple[_StorePiece, list[np.ndarray | float], int]] = []
+    last: tuple[int, int, int, int] | None = None  # (sym, ts, segment_no, segment_pos) of the previous row
+    to_close = FEATURES.index("minutes_to_close")
+    if norm is not None:
+        _check_norm(norm)
+    with contextlib.closing(_background(_store_pieces(params, plan), "reading the feature store")) as stream:
+        for p in stream:
+            a, r = count, p.rows
+            b = a + r
+            cols = p.batch.columns
+
+            def take(name: str, dtype: Any, p: _StorePiece = p, cols: list[Any] = cols) -> np.ndarray:
+                return p.take(_values(cols[_STORE_INDEX[name]], dtype))
+
+            t = take("ts", np.int64)
+            sn, sp = take("segment_no", np.int64), take("segment_pos", np.int64)
+            # rows in (symbol, ts) order, or the general path sorts them
+            if last is not None and (p.sym < last[0] or (p.sym == last[0] and t[0] <= last[1])):
+                return None
+            if r > 1 and not bool((t[1:] > t[:-1]).all()):
+                return None
+            new_seg[a] = last is None or (last[0], last[2], last[3]) != (p.sym, int(sn[0]), int(sp[0]) - 1)
+            np.not_equal(sn[1:], sn[:-1], out=new_seg[a + 1 : b])
+            new_seg[a + 1 : b] |= sp[1:] != sp[:-1] + 1
+            last = (p.sym, int(t[-1]), int(sn[-1]), int(sp[-1]))
+            ts[a:b], sym[a:b] = t, p.sym
+            av[a:b] = take("available_at", np.int64)
+            day[a:b] = take("trading_day", np.int32)
+            for c in PRICES:
+                v = take(c, np.float64)
+                if not (bool(v.min() > 0) and math.isfinite(v.max())):
+                    return None
+                prices[c][a:b] = v
+            inputs = [_feature_values(p, c) for c in FEATURES]
+            x = inputs[to_close]
+            closing[a:b] = (x <= 0) if isinstance(x, float) else np.less_equal(x, 0)
+            sums, devs = np.empty(nf), np.zeros(nf)
+            for j, x in enumerate(inputs):
+                if isinstance(x, float):
+                    sums[j] = x * r
+                else:
+                    sums[j] = np.add.reduce(x)
+                    if norm is None:
+                        d = scratch[:r]
+                        np.subtract(x, sums[j] / r, out=d)
+                        np.multiply(d, d, out=d)
+                        devs[j] = np.add.reduce(d)
+            if not np.isfinite(sums).all():  # a NaN or an infinity among them
+                return None
+            piece_means = sums / r
+            delta = piece_means - means
+            m2 += devs + delta * delta * (count * r / b)
+            means += delta * (r / b)
+            count = b
+            pieces.append((p, inputs, a))
+    if not count:
+        return None
+    n = count
+    if norm is None:
+        stds = np.sqrt(m2 / n)
+        norm = NormStats(list(FEATURES), means, np.where(stds > 1e-12, stds, 1.0))
+    features = np.empty((cap, nf), dtype=np.float32)
+    block = np.empty((nf, max(p.rows for p, _, _ in pieces)), dtype=np.float32)
+    for p, inputs, a in pieces:
+        r = p.rows
+        for j, x in enumerate(inputs):
+            mean, std = float(norm.mean[j]), float(norm.std[j])
+            if isinstance(x, float):
+                block[j, :r] = (x - mean) / std
+            else:
+                d = scratch[:r]
+                np.subtract(x, mean, out=d)
+                np.divide(d, std, out=block[j, :r])
+        blk = block[:, :r]
+        np.clip(blk, -CLIP, CLIP, out=blk)  # in float32: the same as clipping before the rounding
+        features[a : a + r] = blk.T
+    cols = _Columns(
+        sym=sym[:n],
+        ts=ts[:n],
+        av=av[:n],
+        new_seg=new_seg[:n],
+        day=day[:n],
+        prices={c: v[:n] for c, v in prices.items()},
+        features=features[:n],
+        closing=closing[:n],
+    )
+    return cols, norm
 
 
 def market_data_from_arrays(

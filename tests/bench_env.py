@@ -6,10 +6,12 @@ Rows: benchmark, figure, reference, ratio, target, pass/fail.
 - vector env: steps/s of VecTradingEnv (64 envs, 60-row window) against a bare numpy loop doing the same
   indexing (the observation windows, the next bar's prices); targets >= 1,000,000 steps/s and within 2x.
 - episode streaming: one-session episodes (390 one-minute bars) per second out of the lake, through
-  rl.episodes.load_period: the train period's rows read from the feature store (one query over its files,
-  Arrow -> numpy, normalised), timed apart from the period's set-up (connecting, bounds, symbols, freshness:
-  once per period, whatever its size), against pyarrow reading the same files' columns straight into numpy
-  (the floor for any reader of them); target >= 10,000 episodes/s. The live view's rate (the fallback
+  rl.episodes.load_period: the train period's rows read from the feature store (its files' row groups of
+  the period decoded by pyarrow, their rows copied into the MarketData arrays, normalised; every array
+  kept, as training keeps them), timed apart from the period's set-up (connecting to DuckDB and closing
+  it again, which the store's read does not use; bounds, symbols, freshness: once per period, whatever
+  its size), against pyarrow reading the same files' columns straight into numpy, every row group (the
+  floor for any reader of all of them); target >= 10,000 episodes/s. The live view's rate (the fallback
   when the store is stale) is shown without a target.
 - episode serving: episodes started per second from a loaded period (VecTradingEnv.reset of 4,096 envs).
 Benchmark data is a random walk written to a temporary lake: it measures machinery, not markets.
@@ -170,7 +172,7 @@ def rows() -> list[Row]:
         out.append(
             Row(
                 f"episode streaming from the feature store ({symbols} symbols x {days} days, train "
-                f"{data.n_rows:,} rows): read, after the period's set-up",
+                f"{data.n_rows:,} rows): read, after the period's set-up (DuckDB connected, queried, closed)",
                 f"{eps:,.0f}/s ({data.n_rows / t_read:,.0f} rows/s); end to end {episodes / t_stored:,.0f}/s "
                 f"(set-up {t_setup * 1000:.0f} ms)",
                 f"{raw_eps:,.0f}/s pyarrow read of the store's files",

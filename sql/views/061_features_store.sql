@@ -4,6 +4,8 @@
 -- others), where `features` recomputes windows and as-of joins. The store is brought up to date after
 -- every ingest and before training (features.store.refresh); a (symbol, interval) whose inputs changed
 -- since is stale until the next refresh: `marketlake features refresh` (or store.stale()) tells.
+-- It reads the files itself, as lake_features does, rather than through lake_features: one view less to
+-- bind on every query (about a tenth of a millisecond, a tenth of reading one symbol's file).
 CREATE OR REPLACE VIEW features_store AS
 SELECT symbol, "interval", ts, available_at, asset_class, calendar, trading_day, segment_no, segment_pos,
        warmup, ret_1, ret_5, ret_15, ret_60, vol_15, vol_60, rsi_14, volume_z_60, range_hl, range_mean_15,
@@ -12,4 +14,8 @@ SELECT symbol, "interval", ts, available_at, asset_class, calendar, trading_day,
        sentiment_mean_1d, spy_available_at, spy_log_ret_1, spy_sentiment_last, spy_news_count_1d,
        spy_sentiment_mean_1d, qqq_available_at, qqq_log_ret_1, qqq_sentiment_last, qqq_news_count_1d,
        qqq_sentiment_mean_1d
-FROM lake_features;
+FROM read_parquet(
+    coalesce(getvariable('dataset_features'), 'datasets/features') || '/*/*/*/data.parquet',
+    hive_partitioning = true,
+    hive_types = {'interval': VARCHAR, 'symbol': VARCHAR, 'year': VARCHAR}
+);

@@ -32,6 +32,7 @@ from tests.unit.test_features_point_in_time import (
 UTC = dt.UTC
 MIN = dt.timedelta(minutes=1)
 ORDER = 'ORDER BY symbol, "interval", ts'
+REFERENCE = Path(__file__).parent / "sql" / "reference" / "features_store.sql"
 
 
 def rows_of(root: Path, s: Settings, view: str) -> tuple[list[str], list[tuple[Any, ...]]]:
@@ -51,10 +52,28 @@ def same(a: Any, b: Any) -> bool:
     return bool(a == b) if a is not None and b is not None else a is None and b is None
 
 
+def reference_rows(root: Path, s: Settings) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """features_store's rows by its former definition (through lake_features)."""
+    con = lake.connect(root, read_only=True, settings=s)
+    try:
+        con.execute(REFERENCE.read_text(encoding="utf-8"))
+        rel = con.sql(f"SELECT * FROM reference_features_store {ORDER}")
+        return rel.columns, rel.fetchall()
+    finally:
+        con.close()
+
+
 def assert_store_equals_view(root: Path, s: Settings) -> int:
     cols, want = rows_of(root, s, "features")
     cols_s, got = rows_of(root, s, "features_store")
     assert cols == cols_s
+    cols_r, former = reference_rows(root, s)  # the same stored values, read as before
+    assert cols_r == cols_s and len(former) == len(got)
+    for rr, rg in zip(former, got, strict=True):
+        assert all(
+            (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b)) or a == b
+            for a, b in zip(rr, rg, strict=True)
+        ), f"features_store differs from its former definition at {rr[:3]}"
     assert len(got) == len(want)
     for rw, rg in zip(want, got, strict=True):
         for c, vw, vg in zip(cols, rw, rg, strict=True):
@@ -192,8 +211,12 @@ def test_the_stored_fingerprint_is_in_each_partitions_manifest(small_lake: Path)
     assert chunk.fresh
 
 
-def test_the_store_is_written_with_lz4_and_the_bars_with_zstd(small_lake: Path) -> None:
-    """The store is read whole by every training run (LZ4 decodes fast); what is kept is small (zstd)."""
+def test_the_store_is_written_uncompressed_in_small_row_groups_and_the_bars_with_zstd(
+    small_lake: Path,
+) -> None:
+    """The store is read a period at a time by every training run: uncompressed (plain values decode
+    fastest), in row groups of FEATURES.row_group_rows rows whose ts statistics let a period's read skip
+    the others; what is kept is small (zstd)."""
     import pyarrow.parquet as pq
 
     store.refresh(small_lake, Settings())
@@ -207,8 +230,61 @@ def test_the_store_is_written_with_lz4_and_the_bars_with_zstd(small_lake: Path) 
             for i in range(pq.ParquetFile(f).metadata.num_columns)
         }
 
-    assert codecs("datasets/features/interval=*/symbol=*/year=*/data.parquet") <= {"LZ4", "LZ4_RAW"}
+    assert codecs("datasets/features/interval=*/symbol=*/year=*/data.parquet") == {"UNCOMPRESSED"}
     assert codecs("datasets/bars/**/data.parquet") == {"ZSTD"}
+    assert FEATURES.row_group_rows is not None
+
+
+def test_the_store_files_hold_row_groups_of_the_datasets_size(
+    small_lake: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Row groups of FEATURES.row_group_rows rows (64 here, so that the small lake's files hold several),
+    the rows unchanged."""
+    import dataclasses
+
+    import pyarrow.parquet as pq
+
+    monkeypatch.setattr(store, "FEATURES", dataclasses.replace(FEATURES, row_group_rows=64))
+    s = Settings()
+    store.refresh(small_lake, s)
+    groups = []
+    for f in small_lake.glob("datasets/features/interval=*/symbol=*/year=*/data.parquet"):
+        if "__empty__" in str(f):
+            continue  # the schema anchor
+        meta = pq.ParquetFile(f).metadata
+        rows = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
+        assert all(r == 64 for r in rows[:-1]) and 0 < rows[-1] <= 64, (f, rows)
+        groups.append(len(rows))
+    assert max(groups) > 1
+    assert_store_equals_view(small_lake, s)
+
+
+def test_a_store_file_of_an_older_layout_is_rewritten_though_its_rows_are_the_same(small_lake: Path) -> None:
+    """A store written before the row groups (one LZ4 group a file, an older STORE_VERSION): a refresh
+    rewrites every file in the current layout, not only its manifest."""
+    import pyarrow.parquet as pq
+
+    s = Settings()
+    store.refresh(small_lake, s)
+    files = sorted(
+        f
+        for f in small_lake.glob("datasets/features/interval=*/symbol=*/year=*/data.parquet")
+        if "__empty__" not in str(f)  # not the schema anchor (no rows)
+    )
+    assert files
+    for f in files:
+        pq.write_table(pq.read_table(f), f, compression="lz4")
+    for m in (small_lake / "datasets/features").rglob("_manifest.json"):
+        doc = json.loads(m.read_text())
+        doc["inputs"] = [{"fingerprint": "from an older store", "store_version": 3}]
+        m.write_text(json.dumps(doc))
+    assert len(store.refresh(small_lake, s).built) == len(store.plan(small_lake, s))
+    for f in files:
+        meta = pq.ParquetFile(f).metadata
+        assert meta.row_group(0).column(0).compression == "UNCOMPRESSED", f
+        assert meta.row_group(0).num_rows <= (FEATURES.row_group_rows or 0), f
+    assert not store.stale(small_lake, s)
+    assert_store_equals_view(small_lake, s)
 
 
 def test_pairs_whose_bars_are_gone_are_emptied(small_lake: Path) -> None:
@@ -369,3 +445,77 @@ def test_the_stored_prices_are_the_bars_prices(small_lake: Path) -> None:
     total = con.sql("SELECT count(*) FROM features").fetchone()
     con.close()
     assert got is not None and total is not None and got[0] == got[1] == total[0] > 0
+
+
+US = dt.timedelta(microseconds=1)
+BOUNDARY = st.tuples(
+    st.sampled_from(["SYM", "SPY", "QQQ"]),
+    st.integers(0, 79),  # the bar whose available_at the article's time is measured from
+    st.sampled_from([dt.timedelta(0), -dt.timedelta(hours=1), -dt.timedelta(hours=24), -5 * MIN, 3 * MIN]),
+    st.sampled_from([-US, dt.timedelta(0), US]),
+    st.sampled_from([-0.5, 0.0, 0.25, 0.8]),
+)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(  # SPY/QQQ articles a microsecond over a day before a bar's available_at, when no SPY or QQQ bar
+    # is available at that instant (fresher articles keep the day's figures shown): the bar's day counts
+    # must already have dropped them
+    [
+        ("SPY", 40, -dt.timedelta(hours=24), -US, 0.8),
+        ("QQQ", 50, -dt.timedelta(hours=24), -US, -0.5),
+        ("SPY", 10, dt.timedelta(0), dt.timedelta(0), 0.25),
+        ("QQQ", 10, dt.timedelta(0), dt.timedelta(0), 0.25),
+    ],
+    dt.datetime(2024, 1, 12, 14, 50, tzinfo=UTC),
+    15,
+    1440,
+    {40, 50},
+)
+@given(
+    st.lists(BOUNDARY, min_size=1, max_size=14),
+    st.sampled_from([dt.datetime(2024, 1, 12, 14, 50, tzinfo=UTC), OPEN]),
+    st.sampled_from([5, 15]),
+    st.sampled_from([60, 1440]),
+    st.sets(st.integers(0, 79), max_size=20),
+)
+def test_the_stores_as_of_timelines_equal_the_views_joins_at_their_boundaries(
+    articles: list[tuple[str, int, dt.timedelta, dt.timedelta, float]],
+    start: dt.datetime,
+    max_gap: int,
+    max_age: int,
+    holes: set[int],
+) -> None:
+    """The store computes bar_news and market_context through per-instant timelines (sql/store/
+    features_chunk.sql): articles exactly at a bar's available_at, one hour or a day before it, and one
+    microsecond either side; SPY and QQQ with missing bars (staleness) and news freshness limits; the
+    store holds exactly the view's rows."""
+    s = Settings(max_gap_minutes=max_gap, max_news_age_minutes=max_age)
+    ts = [start + i * MIN for i in range(80)]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "lake"
+        write(root, "SYM", crypto(ts[0], 80, seed=7))
+        kept = [t for i, t in enumerate(ts) if i not in holes]
+        for sym, k in (("SPY", 4.0), ("QQQ", 3.0)):
+            bars = stock(ts[0], 80, "etf", k).filter(pa.array([i not in holes for i in range(80)]))
+            write(root, sym, bars, source="polygon")
+        assert kept
+        news: dict[str, list[dict[str, Any]]] = {}
+        for i, (sym, k, back, eps, sentiment) in enumerate(articles):
+            at = ts[k] + MIN + back + eps  # from the bar's available_at
+            news.setdefault(sym, []).append(
+                {
+                    "id": f"n{i:03d}",
+                    "published_at": at,
+                    "ingested_at": at,
+                    "title": f"headline {i}",
+                    "summary": None,
+                    "publisher": None,
+                    "url": None,
+                    "sentiment": sentiment,
+                    "source": "test",
+                }
+            )
+        write_news(root, news)
+        store.refresh(root, s)
+        assert assert_store_equals_view(root, s) > 0

@@ -1,20 +1,36 @@
 """rl.episodes._read_store (the feature store's files read with pyarrow, no SQL) gives exactly the rows and
 columns of its SQL reference, tests/unit/sql/period_store_reference.sql, run by DuckDB over the same files
-and bounds: for any period bounds, across a year boundary (two files of a symbol), two symbols."""
+and bounds: for any period bounds, across a year boundary (two files of a symbol), two symbols, with the
+store's row groups and with small ones (so that a period's read skips some unread). And load_period's
+direct read of the same files into its arrays (rl.episodes._load_store) gives what the general path
+(_assemble over _read_store's batches) gives, or hands over to it when a row needs dropping."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lake.config import Settings
-from rl.episodes import _read_store, _store_files
+from lake.schemas import FEATURES
+from rl.episodes import FEATURES as INPUTS
+from rl.episodes import (
+    PRICES,
+    MarketData,
+    _assemble,
+    _load_store,
+    _market_data,
+    _read_store,
+    _store_files,
+    _store_pieces,
+)
 from tests.conftest import bars_table
 from tests.unit.test_env_episodes import walk_closes, write
 
@@ -24,14 +40,19 @@ N = 36 * 60
 REFERENCE = (Path(__file__).parent / "sql" / "period_store_reference.sql").read_text()
 
 
-@pytest.fixture(scope="module")
-def stored(tmp_path_factory: pytest.TempPathFactory) -> Path:
+@pytest.fixture(scope="module", params=[FEATURES.row_group_rows, 97], ids=["store's row groups", "97 rows"])
+def stored(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
     from features import store
 
     root = tmp_path_factory.mktemp("store") / "lake"
-    write(root, "BTCUSDT", bars_table(T0, walk_closes(N, 1, 40_000.0)))
+    btc = bars_table(T0, walk_closes(N, 1, 40_000.0))
+    gap = np.ones(N, dtype=bool)
+    gap[900:960] = False  # an hour missing: a second segment, its warm-up in the middle of a row group
+    write(root, "BTCUSDT", btc.filter(pa.array(gap)))
     write(root, "ETHUSDT", bars_table(T0 + dt.timedelta(hours=3), walk_closes(N - 180, 2, 2_000.0)))
-    store.refresh(root, Settings())
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(store, "FEATURES", dataclasses.replace(FEATURES, row_group_rows=request.param))
+        store.refresh(root, Settings())
     return root
 
 
@@ -74,3 +95,152 @@ def test_the_whole_range_holds_both_symbols_in_order(stored: Path) -> None:
     assert sym == sorted(sym) and set(sym) == {0, 1}  # ETHUSDT (0) first, as asked
     years = {dt.datetime.fromtimestamp(t / 1e6, UTC).year for t in got.column("ts_us").to_pylist()}
     assert years == {2023, 2024}
+
+
+def test_small_row_groups_are_skipped_outside_the_period(stored: Path) -> None:
+    import pyarrow.parquet as pq
+
+    files = _store_files(stored, ["BTCUSDT"], "1m", T0, T0 + dt.timedelta(days=2))
+    groups = sum(pq.ParquetFile(f).metadata.num_row_groups for f in files)
+    read: list[int] = []
+    real = pq.ParquetFile.read_row_groups
+
+    def spy(self: pq.ParquetFile, row_groups: list[int], *args: object, **kwargs: object) -> pa.Table:
+        read.extend(row_groups)
+        return real(self, row_groups, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pq.ParquetFile, "read_row_groups", spy)
+        begin = T0 + dt.timedelta(hours=20)
+        _both(stored, begin, begin + dt.timedelta(hours=2))
+    assert read
+    if groups > len(files):  # small row groups: two hours of a symbol's 36 read a few of them
+        assert len(read) < groups / 2
+
+
+NAMES = ["ETHUSDT", "BTCUSDT"]
+
+
+def test_a_warm_up_inside_a_row_group_is_masked_out(stored: Path) -> None:
+    """BTCUSDT's second segment starts inside a row group: that group's period rows are not consecutive
+    (the readers' mask, not a slice, serves it; the tests below cover both)."""
+    begin, end = T0 - dt.timedelta(days=1), T0 + dt.timedelta(days=3)
+    params = {
+        "files": _store_files(stored, NAMES, "1m", begin, end),
+        "symbols": NAMES,
+        "start_at": begin,
+        "end_at": end,
+    }
+    pieces = list(_store_pieces(params))
+    assert any(not isinstance(p.keep, slice) for p in pieces)
+    assert any(isinstance(p.keep, slice) for p in pieces)
+
+
+def _general(params: dict[str, object], norm: object = None) -> MarketData:
+    batches = list(_read_store(params))
+    start, end = params["start_at"], params["end_at"]
+    return _assemble(NAMES, ["crypto", "crypto"], "1m", "train", batches, norm, [], start, end)  # type: ignore[arg-type]
+
+
+def _direct(params: dict[str, object], norm: object = None) -> MarketData | None:
+    got = _load_store(params, norm)  # type: ignore[arg-type]
+    if got is None:
+        return None
+    start, end = params["start_at"], params["end_at"]
+    return _market_data(NAMES, ["crypto", "crypto"], "1m", "train", got[0], got[1], [], start, end)
+
+
+ARRAYS = ("ts", "available_at", "symbol_idx", "segment_id", "session_end", "at_close", "day", *PRICES)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    start=st.integers(min_value=-60, max_value=N + 60),
+    length=st.integers(min_value=0, max_value=N + 120),
+)
+def test_the_direct_read_equals_the_general_path(stored: Path, start: int, length: int) -> None:
+    begin = T0 + dt.timedelta(minutes=start)
+    end = begin + dt.timedelta(minutes=length)
+    params = {
+        "files": _store_files(stored, NAMES, "1m", begin, end),
+        "symbols": NAMES,
+        "start_at": begin,
+        "end_at": end,
+    }
+    direct = _direct(params)
+    if direct is None:  # no row in the period: the general path has none either
+        assert not any(b.num_rows for b in _read_store(params))
+        return
+    general = _general(params)
+    for name in ARRAYS:
+        a, b = getattr(direct, name), getattr(general, name)
+        assert a.dtype == b.dtype and np.array_equal(a, b), name
+    assert direct.features.dtype == np.float32 and direct.features.flags["C_CONTIGUOUS"]
+    assert direct.features.shape == (general.n_rows, len(INPUTS))
+    # the statistics are summed row group by row group: the same to rounding
+    np.testing.assert_allclose(direct.norm.mean, general.norm.mean, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(direct.norm.std, general.norm.std, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(direct.features, general.features, rtol=0, atol=1e-5)
+    # with given statistics (validation, test) the inputs are the same to the bit
+    again = _direct(params, general.norm)
+    assert again is not None and np.array_equal(again.features, general.features)
+    assert again.norm is general.norm
+
+
+def test_rows_to_drop_hand_over_to_the_general_path(stored: Path, tmp_path: Path) -> None:
+    """A NULL core input or a price <= 0 in the store (the general path drops the row): the direct read
+    declines, and load_period's answer is the general path's."""
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    root = tmp_path / "lake"
+    shutil.copytree(stored, root, symlinks=True)
+    begin, end = T0, T0 + dt.timedelta(days=2)
+    params = {
+        "files": _store_files(root, NAMES, "1m", begin, end),
+        "symbols": NAMES,
+        "start_at": begin,
+        "end_at": end,
+    }
+    assert _direct(params) is not None
+    f = str(params["files"][0])  # type: ignore[index]
+    original = pq.read_table(f)
+    meta = pq.ParquetFile(f).metadata
+    layout = {"row_group_size": meta.row_group(0).num_rows, "compression": "none"}
+    for column, value in (("ret_1", None), ("close", 0.0), ("rsi_14", float("nan"))):
+        values = original.column(column).to_pylist()
+        values[len(values) // 2] = value
+        t = original.set_column(
+            original.schema.get_field_index(column), column, pa.array(values, pa.float64())
+        )
+        pq.write_table(t, f, **layout)
+        assert _direct(params) is None, column
+        general = _general(params)
+        assert general.n_rows == sum(b.num_rows for b in _read_store(params)) - 1, column
+    pq.write_table(original, f, **layout)
+    assert _direct(params) is not None
+
+
+def test_a_damaged_store_file_is_one_clear_error(stored: Path, tmp_path: Path) -> None:
+    """A store file cut short (its footer gone, or its pages): a MarketlakeError naming the failed read,
+    from the direct read and from the general path alike."""
+    import shutil
+
+    from lake.errors import MarketlakeError
+
+    root = tmp_path / "lake"
+    shutil.copytree(stored, root, symlinks=True)
+    begin, end = T0, T0 + dt.timedelta(days=2)
+    params = {
+        "files": _store_files(root, NAMES, "1m", begin, end),
+        "symbols": NAMES,
+        "start_at": begin,
+        "end_at": end,
+    }
+    f = Path(str(params["files"][0]))  # type: ignore[index]
+    data = f.read_bytes()
+    for cut in (data[: len(data) // 2], data[:100] + data[-(len(data) // 2) :]):
+        f.write_bytes(cut)
+        with pytest.raises(MarketlakeError, match="reading the feature store failed"):
+            _direct(params)
