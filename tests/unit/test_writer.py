@@ -295,10 +295,10 @@ def test_write_many_stops_at_the_first_error_and_leaves_no_temporary_file(
 
     real = writer_mod._write_parquet
 
-    def full_at_s5(table: pa.Table, path: Path, compression: str = "zstd", **kw: Any) -> Any:
+    def full_at_s5(table: pa.Table, path: Path, *args: Any, **kw: Any) -> Any:
         if "symbol=S5" in str(path):
             raise OSError(28, "No space left on device")
-        return real(table, path, compression, **kw)
+        return real(table, path, *args, **kw)
 
     monkeypatch.setattr(writer_mod, "BATCH_PARTITIONS", 4)
     monkeypatch.setattr(writer_mod, "_write_parquet", full_at_s5)
