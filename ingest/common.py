@@ -8,6 +8,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -305,6 +306,64 @@ def replace_file_rows(
     fed it land again when their days are ingested (polygon's `_broken_or_short`). Returns whether the
     partition changed."""
     target_dir = partition_dir(w.paths, dataset, partition)
+    got = _replacement(dataset, target_dir, source_file, incoming, the_input, only_symbols)
+    if got is None:
+        return False
+    table, inputs = got
+    return w.write(dataset, partition, table, mode="replace", inputs=inputs).changed
+
+
+def replace_file_rows_many(
+    w: LakeWriter,
+    dataset: Dataset,
+    writes: Sequence[tuple[dict[str, str], pa.Table]],
+    source_file: str,
+    the_input: dict[str, Any],
+    *,
+    threads: int = 8,
+) -> list[bool]:
+    """`replace_file_rows` for each (partition, incoming) of `writes` (distinct partitions), written
+    `threads` at a time (`LakeWriter.write_many`). The partitions that exist already are read `threads`
+    at a time first (a new one needs nothing read). Returns whether each partition changed."""
+
+    dirs = [partition_dir(w.paths, dataset, p) for p, _ in writes]
+
+    def decide(i: int) -> tuple[pa.Table, list[dict[str, Any]]] | None:
+        return _replacement(dataset, dirs[i], source_file, writes[i][1], the_input, None)
+
+    there = [os.path.isdir(d) for d in dirs]
+    decided = [None if t else decide(i) for i, t in enumerate(there)]
+    old = [i for i, t in enumerate(there) if t]
+    if len(old) > 1 and threads > 1:
+        with ThreadPoolExecutor(threads) as pool:
+            for i, got in zip(old, pool.map(decide, old), strict=True):
+                decided[i] = got
+    else:
+        for i in old:
+            decided[i] = decide(i)
+    todo = [i for i, got in enumerate(decided) if got is not None]
+    results = w.write_many(
+        dataset,
+        [(writes[i][0], *decided[i]) for i in todo],  # type: ignore[misc]
+        mode="replace",
+        threads=threads,
+    )
+    changed = [False] * len(writes)
+    for i, r in zip(todo, results, strict=True):
+        changed[i] = r.changed
+    return changed
+
+
+def _replacement(
+    dataset: Dataset,
+    target_dir: Path,
+    source_file: str,
+    incoming: pa.Table,
+    the_input: dict[str, Any],
+    only_symbols: set[str] | None,
+) -> tuple[pa.Table, list[dict[str, Any]]] | None:
+    """What `replace_file_rows` writes: the partition's rows and its manifest's inputs, or None when
+    nothing is to be written (no rows and nothing there)."""
     target = target_dir / "data.parquet"
     intact = partition_intact(target_dir)
     parts = []
@@ -316,7 +375,7 @@ def replace_file_rows(
             keep = pc.or_(keep, others)
         parts.append(existing.filter(keep))
     elif incoming.num_rows == 0 and intact:
-        return False
+        return None
     if incoming.column_names != dataset.schema.names:
         incoming = incoming.select(dataset.schema.names)
     parts.append(incoming if incoming.schema == dataset.schema else incoming.cast(dataset.schema))
@@ -325,4 +384,4 @@ def replace_file_rows(
     inputs = [i for i in previous if i.get("file") != source_file]
     if incoming.num_rows:
         inputs.append(the_input)
-    return w.write(dataset, partition, table, mode="replace", inputs=inputs).changed
+    return table, inputs

@@ -21,9 +21,9 @@ import gzip
 import json
 import re
 import zlib
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, overload
@@ -46,6 +46,7 @@ from ingest.common import (
     ohlcv_problem,
     progress_bar,
     replace_file_rows,
+    replace_file_rows_many,
 )
 from ingest.sessions import land
 from ingest.stamping import NEW_YORK, StampError, asset_class, new_york_day, session, stamp_daily
@@ -379,6 +380,8 @@ def _bars_table(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
 
 BLOCK_BYTES = 8 << 20
 """Uncompressed bytes read and checked at once by the columnar path (memory stays a few blocks)."""
+PARSE_THREADS = 2
+"""Blocks checked at once (by columns, mostly outside the GIL) while the next one is decompressed."""
 
 _DECIMAL = r"^(?:[0-9]+\.?[0-9]*|\.[0-9]+)$"
 _MAX_NS = "9223372036854775807"
@@ -425,24 +428,14 @@ def _columns_of(
     doubt: list[_Candidate] = []
     line_no = 1  # lines read so far (the header is line 1)
     rest = b""
-    while True:
-        block = f.read(BLOCK_BYTES)
-        if block:
-            data = rest + block
-            cut = data.rfind(b"\n")
-            if cut < 0:
-                rest = data
-                continue
-            rest, data = data[cut + 1 :], data[: cut + 1]
-        else:
-            data, rest = rest, b""
-            if not data:
-                break
-        n_lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
-        got = _block(data, n_lines, line_no + 1, wanted_arr, rule)
+    pending: deque[tuple[bytes, int, int, Future[tuple[pa.Table, list[tuple[int, bytes]]] | None]]] = deque()
+
+    def take(
+        data: bytes, first: int, n_lines: int, got: tuple[pa.Table, list[tuple[int, bytes]]] | None
+    ) -> None:
         if got is None:  # the columnar reader cannot count this block's lines exactly: row by row
             for i, raw in enumerate(data.split(b"\n")[:n_lines]):
-                c = _candidate(line_no + 1 + i, raw, prefixes, wanted, interval, day, source_file)
+                c = _candidate(first + i, raw, prefixes, wanted, interval, day, source_file)
                 if c is not None:
                     doubt.append(c)
         else:
@@ -452,9 +445,39 @@ def _columns_of(
                 c = _candidate(number, raw_bytes, prefixes, wanted, interval, day, source_file)
                 if c is not None:
                     doubt.append(c)
-        line_no += n_lines
-        if not block:
-            break
+
+    # blocks are checked PARSE_THREADS at a time while the next ones are decompressed; taken in line order
+    with ThreadPoolExecutor(PARSE_THREADS) as pool:
+        try:
+            while True:
+                block = f.read(BLOCK_BYTES)
+                if block:
+                    data = rest + block
+                    cut = data.rfind(b"\n")
+                    if cut < 0:
+                        rest = data
+                        continue
+                    rest, data = data[cut + 1 :], data[: cut + 1]
+                else:
+                    data, rest = rest, b""
+                    if not data:
+                        break
+                n_lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+                job = pool.submit(_block, data, n_lines, line_no + 1, wanted_arr, rule)
+                pending.append((data, line_no + 1, n_lines, job))
+                line_no += n_lines
+                while len(pending) > PARSE_THREADS:
+                    d, first, n, j = pending.popleft()
+                    take(d, first, n, j.result())
+                if not block:
+                    break
+            while pending:
+                d, first, n, j = pending.popleft()
+                take(d, first, n, j.result())
+        except BaseException:
+            for *_, j in pending:
+                j.cancel()
+            raise
 
     def reread(numbers: set[int]) -> dict[int, _Candidate]:
         """The lines `numbers` read again as the row-by-row path reads them (duplicates found by
@@ -733,8 +756,9 @@ def _periods_of_day(interval: str, day: dt.date) -> set[str]:
     return {bar_period(interval, noon), bar_period(interval, noon + dt.timedelta(days=1))}
 
 
-LAND_THREADS = 16
-"""Partitions of one day file written at once (each its own folder; threads overlap the fsyncs)."""
+LAND_THREADS = 4
+"""Partitions of one day file written at once (each its own folder; threads overlap the encoding, the
+new folders and files and the fsyncs)."""
 
 
 def _by_period(bars: pa.Table | None, interval: str) -> dict[str, pa.Table]:
@@ -756,6 +780,20 @@ def _by_period(bars: pa.Table | None, interval: str) -> dict[str, pa.Table]:
     return out
 
 
+_BARS_BODY = [n for n in BARS.schema.names if n != "asset_class"]
+_BARS_BODY_TYPES = [BARS.schema.field(n).type for n in _BARS_BODY]
+
+
+def _bars_of(bars: pa.Table | None, kind: pa.Scalar) -> pa.Table:
+    """One partition's bars as a BARS table (`dataset_table(BARS, bars, {"asset_class": ...})`, without
+    its generic checks: `bars` has the columns of _BAR_FIELDS but symbol, in their types)."""
+    if bars is None:
+        return BARS.schema.empty_table()
+    if bars.schema.names != _BARS_BODY or bars.schema.types != _BARS_BODY_TYPES:
+        return dataset_table(BARS, bars, {"asset_class": kind.as_py()})
+    return pa.Table.from_arrays([pa.repeat(kind, bars.num_rows), *bars.columns], schema=BARS.schema)
+
+
 def land_file(
     w: LakeWriter,
     parsed: ParsedFile,
@@ -773,41 +811,27 @@ def land_file(
     tickers = list(tickers)
     periods = _periods_of_day(interval, day)
     fed: set[tuple[str, str]] = set()
-
-    def one(ticker: str) -> None:
+    writes: list[tuple[dict[str, str], pa.Table]] = []
+    classes: dict[str, pa.Scalar] = {}
+    for ticker in tickers:
         rows = parsed.bars.get(ticker)
         table = rows.table if rows is not None else None
         if len(periods) == 1 and table is not None:
             by_period = {next(iter(periods)): table}  # every valid bar is on the file's day
         else:
             by_period = _by_period(table, interval)
+        kind = asset_class(ticker, etfs)
+        if kind not in classes:
+            classes[kind] = pa.scalar(kind, type=pa.string())
         for period in sorted(periods | set(by_period)):
             part = {"source": SOURCE, "interval": interval, "symbol": ticker, "period": period}
             bars = by_period.get(period)
             if bars is not None and bars.num_rows:
                 fed.add((ticker, period))
-            table = dataset_table(
-                BARS,
-                bars if bars is not None else _BAR_FIELDS.empty_table(),
-                {"asset_class": asset_class(ticker, etfs)},
-            )
-            replace_file_rows(w, BARS, part, source_file, table, the_input)
-
-    if len(tickers) < 4 or LAND_THREADS == 1:
-        for ticker in tickers:
-            one(ticker)
-    else:
-        # one partition per (ticker, period), each its own files: written LAND_THREADS at a time, so that
-        # the writer's fsyncs (most of a many-ticker day's landing) overlap; the first error stops the rest
-        with ThreadPoolExecutor(LAND_THREADS) as pool:
-            futures = [pool.submit(one, t) for t in tickers]
-            try:
-                for f in futures:
-                    f.result()
-            except BaseException:
-                for f in futures:
-                    f.cancel()
-                raise
+            writes.append((part, _bars_of(bars, classes[kind])))
+    # one partition per (ticker, period), each its own files: written LAND_THREADS at a time, so that the
+    # writer's encoding and fsyncs (most of a many-ticker day's landing) overlap
+    replace_file_rows_many(w, BARS, writes, source_file, the_input, threads=LAND_THREADS)
     rejected = [r for t in tickers for r in parsed.rejected.get(t, [])]
     period = bar_period(interval, dt.datetime.combine(day, dt.time(12), dt.UTC))
     table = dataset_table(BARS_REJECTED, rejected, {})

@@ -10,6 +10,7 @@ that may lose whole recent writes, never part of one.
 
 from __future__ import annotations
 
+import ctypes
 import datetime as dt
 import errno
 import fcntl
@@ -22,7 +23,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,11 @@ from lake.errors import REPAIR, LakeLocked, MarketlakeError, SchemaMismatch
 from lake.paths import SCHEMA_ANCHOR, LakePaths, resolve_lake_root, validate_partition_value
 from lake.schemas import BAR_REVISIONS, BARS, DATASETS, UTC_TS, Dataset
 
+try:
+    _LIBC: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True)
+except OSError:  # no C library to ask (not a POSIX system)
+    _LIBC = None
+
 DATA_FILE = "data.parquet"
 MANIFEST_FILE = "_manifest.json"
 TMP_MARK = ".tmp-"
@@ -49,11 +55,24 @@ def parquet_options(schema: pa.Schema, compression: str = "zstd") -> dict[str, A
     """PARQUET_OPTIONS for a table of `schema`: dictionary encoding for its text columns only (symbols,
     file names, reasons repeat; prices, volumes and instants rarely do, and a dictionary of them costs
     three times the encoding time of the whole file and a quarter more bytes)."""
-    text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
-    return {**PARQUET_OPTIONS, "use_dictionary": text, "compression": compression}
+    key = (schema, compression)
+    if key not in _OPTIONS:
+        text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+        _OPTIONS[key] = {**PARQUET_OPTIONS, "use_dictionary": text, "compression": compression}
+    return dict(_OPTIONS[key])
+
+
+_OPTIONS: dict[tuple[pa.Schema, str], dict[str, Any]] = {}
 
 
 log = logging.getLogger("marketlake.writer")
+BATCH_PARTITIONS = 512
+"""Partitions `LakeWriter.write_many` writes, makes durable and renames in at once."""
+SYNCFS_FROM = 8
+"""More files or folders than this to make durable at once: one syncfs of their file system instead of an
+fsync of each (every fsync is a flush of the disk's cache; a syncfs is one)."""
+DURABLE_THREADS = 16
+"""Files fsynced at once by `_make_durable` when it cannot make a whole batch durable in one call."""
 SYNC_THREADS = 16
 """Folder fsyncs made at once when the lock is released."""
 
@@ -64,6 +83,59 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _syncfs(path: Path) -> bool:
+    """syncfs(2) of the file system holding `path` (Linux): every dirty page and inode of it written and
+    flushed in one call. False when there is no syncfs or it reports an error."""
+    fn = getattr(_LIBC, "syncfs", None) if _LIBC is not None else None
+    if fn is None:
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        return bool(fn(fd) == 0)
+    finally:
+        os.close(fd)
+
+
+def _syncfs_all(paths: Sequence[Path]) -> bool:
+    """One syncfs of each file system holding these paths (a lake may span several: a mount inside it);
+    False when one cannot be made (the caller then fsyncs each path)."""
+    by_device: dict[int, Path] = {}
+    try:
+        for p in paths:
+            by_device.setdefault(os.stat(p).st_dev, p)
+    except OSError:
+        return False
+    return all(_syncfs(p) for p in by_device.values())
+
+
+def _make_durable(files: Sequence[Path]) -> None:
+    """Make these written files durable (their data and size on the disk) before they are renamed in:
+    one syncfs of each file system holding them when there is one and it succeeds (the cost of one flush
+    instead of one per file), else an fsync of each, DURABLE_THREADS at once (which raises the OSError of
+    a file that cannot be made durable)."""
+    if not files:
+        return
+    if len(files) > SYNCFS_FROM and _syncfs_all(files):
+        return
+    if len(files) < 4:
+        for f in files:
+            _fsync_path(f)
+        return
+    with ThreadPoolExecutor(DURABLE_THREADS) as pool:
+        list(pool.map(_fsync_path, files))
 
 
 def _fsync_dir(path: Path) -> None:
@@ -165,6 +237,12 @@ def _strictly_sorted(dataset: Dataset, table: pa.Table) -> bool:
     return _rising(col.combine_chunks().cast(pa.int64()).to_numpy())
 
 
+def _instants(col: pa.ChunkedArray) -> np.ndarray:
+    """A timestamp column without nulls as int64 (its unit)."""
+    values = col.combine_chunks().to_numpy(zero_copy_only=False)
+    return values.view(np.int64) if values.dtype.kind == "M" else values.astype(np.int64)
+
+
 def _rising(values: np.ndarray) -> bool:
     return bool(np.all(values[1:] > values[:-1]))
 
@@ -201,10 +279,8 @@ def partition_dir(paths: LakePaths, dataset: Dataset, partition: Mapping[str, st
         raise SchemaMismatch(
             f"{dataset.name}: partition keys {sorted(partition)} do not match {list(dataset.partition_by)}"
         )
-    d = paths.dataset(dataset.name)
-    for key in dataset.partition_by:
-        d = d / f"{key}={validate_partition_value(key, partition[key])}"
-    return d
+    parts = [f"{key}={validate_partition_value(key, partition[key])}" for key in dataset.partition_by]
+    return paths.dataset(dataset.name).joinpath(*parts)
 
 
 @dataclass
@@ -280,8 +356,11 @@ class LakeWriter:
 
     def sync(self) -> None:
         """Make the renames of this lock's writes durable: an fsync of each folder they were made in,
-        several at once (the file system commits them together)."""
+        several at once (the file system commits them together); for many folders one syncfs of their
+        file system instead, when it succeeds (`_syncfs_all`)."""
         dirs, self._renamed_dirs = sorted(self._renamed_dirs), set()
+        if len(dirs) > SYNCFS_FROM and _syncfs_all(dirs):
+            return
         if len(dirs) < 4:
             for d in dirs:
                 _fsync_dir(d)
@@ -371,12 +450,113 @@ class LakeWriter:
         """
         if self._lock_fd is None:
             raise MarketlakeError("write outside of the lake's writer lock")
+        planned = self._plan(dataset, partition, table, mode, inputs)
+        if isinstance(planned, WriteResult):
+            return planned
+        return self._publish(planned, self._stage(planned))
+
+    def write_many(
+        self,
+        dataset: Dataset,
+        writes: Sequence[tuple[Mapping[str, str], pa.Table, Sequence[Mapping[str, Any]]]],
+        *,
+        mode: Literal["merge", "replace"] = "merge",
+        threads: int = 2,
+    ) -> list[WriteResult]:
+        """`write(dataset, partition, table, mode=mode, inputs=inputs)` for each (partition, table, inputs)
+        of `writes` (distinct partitions): the same files and results, in batches of BATCH_PARTITIONS.
+        Each batch is decided and written under temporary names by `threads` workers, then made durable
+        at once (`_make_durable`: one pass for all its files instead of an fsync each), then renamed in,
+        in order (each data file then its manifest, as `write` does). Nothing is renamed in before it is
+        durable. The first error stops the rest: the batch's writes not renamed in leave nothing (their
+        temporary files are removed) and the error is raised."""
+        if self._lock_fd is None:
+            raise MarketlakeError("write outside of the lake's writer lock")
+        dirs = [partition_dir(self.paths, dataset, p) for p, _, _ in writes]
+        if len(set(dirs)) != len(dirs):
+            raise MarketlakeError(f"{dataset.name}: write_many was given one partition twice")
+        if len(writes) < 2:
+            return [self.write(dataset, p, t, mode=mode, inputs=i) for p, t, i in writes]
+
+        def work(i: int) -> tuple[WriteResult | _Planned, _Staged | None]:
+            partition, table, inputs = writes[i]
+            planned = self._plan(dataset, partition, table, mode, inputs, directory=dirs[i])
+            if isinstance(planned, WriteResult):
+                return planned, None
+            return planned, self._stage(planned, sync=False)
+
+        out: list[WriteResult] = []
+        starts = range(0, len(writes), BATCH_PARTITIONS)
+        with ThreadPoolExecutor(max(1, threads)) as pool:
+
+            def submit(start: int) -> list[Future[tuple[WriteResult | _Planned, _Staged | None]]]:
+                return [
+                    pool.submit(work, i) for i in range(start, min(start + BATCH_PARTITIONS, len(writes)))
+                ]
+
+            def abandon(futures: list[Future[tuple[WriteResult | _Planned, _Staged | None]]]) -> None:
+                for f in futures:
+                    f.cancel()
+                for f in futures:  # what was staged will never be renamed in
+                    if not f.cancelled() and f.exception() is None:
+                        _, s = f.result()
+                        if s is not None:
+                            s.discard()
+
+            futures = submit(0)
+            for start in starts:
+                ahead: list[Future[tuple[WriteResult | _Planned, _Staged | None]]] = []
+                done: list[tuple[WriteResult | _Planned, _Staged | None]] = []
+                try:
+                    for f in futures:
+                        done.append(f.result())
+                    if start + BATCH_PARTITIONS < len(writes):  # the next batch is written meanwhile
+                        ahead = submit(start + BATCH_PARTITIONS)
+                    staged = [s for _, s in done if s is not None]
+                    try:
+                        _make_durable([p for s in staged for p in (s.data, s.manifest)])
+                    except OSError as exc:
+                        raise MarketlakeError(
+                            f"could not write {dataset.name} partitions: {io_reason(exc)} (fsync); "
+                            "the previous partitions are intact"
+                        ) from exc
+                except BaseException:
+                    abandon(futures + ahead)
+                    raise
+                for n, (planned, s) in enumerate(done):
+                    if isinstance(planned, WriteResult):
+                        out.append(planned)
+                        continue
+                    assert s is not None
+                    try:
+                        out.append(self._publish(planned, s))
+                    except BaseException:
+                        for _, later in done[n + 1 :]:
+                            if later is not None:
+                                later.discard()
+                        abandon(ahead)
+                        raise
+                futures = ahead
+        return out
+
+    def _plan(
+        self,
+        dataset: Dataset,
+        partition: Mapping[str, str],
+        table: pa.Table,
+        mode: Literal["merge", "replace"],
+        inputs: Sequence[Mapping[str, Any]],
+        *,
+        directory: Path | None = None,
+    ) -> WriteResult | _Planned:
+        """Decide one write: the partition's rows after it, or its WriteResult when nothing is to be
+        written (the partition holds exactly these rows already; its manifest brought up to date)."""
         incoming = conform(dataset, table)
         span, rising = None, False
         if dataset.name == "bars" and incoming.num_rows:
-            us = incoming.column("ts").combine_chunks().cast(pa.int64()).to_numpy()
+            us = _instants(incoming.column("ts"))
             span, rising = self._widen_span(us), _rising(us)
-        target_dir = partition_dir(self.paths, dataset, partition)
+        target_dir = directory if directory is not None else partition_dir(self.paths, dataset, partition)
         target = target_dir / DATA_FILE
         existing = None
         if target.exists():
@@ -409,21 +589,22 @@ class LakeWriter:
             now = _now()  # one instant: a new version's landed_at is its predecessor's last_seen
             inputs = _stamp_landed(inputs, now)
             revisions = self._revisions(target.parent, existing, result, inputs, now)
-        self._write_file(
-            target,
-            result,
-            inputs,
-            merge_inputs=mode == "merge",
-            compression=dataset.compression,
-            row_group_rows=dataset.row_group_rows,
+        return _Planned(
+            dataset, partition, target, result, list(inputs), mode == "merge", revisions, rows_added
         )
-        if dataset.name == "bars" and revisions is not None:
+
+    def _publish(self, planned: _Planned, staged: _Staged) -> WriteResult:
+        """Rename a staged write in (data file, then manifest), then record the bars' revisions."""
+        self._rename_in(planned.target, staged)
+        if planned.revisions is not None:
             # after the bars, made durable first: neither a failed write nor a power cut leaves a revision
             # of a change that did not happen
-            self.durable(target.parent)
-            self.write(BAR_REVISIONS, partition, revisions, mode="merge")
-        self.bars_written = self.bars_written or dataset.name == "bars"
-        return WriteResult(dataset.name, target, result.num_rows, rows_added, changed=True)
+            self.durable(planned.target.parent)
+            self.write(BAR_REVISIONS, planned.partition, planned.revisions, mode="merge")
+        self.bars_written = self.bars_written or planned.dataset.name == "bars"
+        return WriteResult(
+            planned.dataset.name, planned.target, planned.result.num_rows, planned.rows_added, changed=True
+        )
 
     def _widen_span(self, us: np.ndarray) -> tuple[dt.datetime, dt.datetime]:
         """Widen bars_span by bars of these ts (µs); return their own earliest and latest."""
@@ -468,52 +649,35 @@ class LakeWriter:
         table = table.append_column("last_seen", pa.array([now] * old.num_rows, type=UTC_TS))
         return table.append_column("replaced_by", pa.array(replaced_by, type=pa.string()))
 
-    def _write_file(
-        self,
-        target: Path,
-        table: pa.Table,
-        inputs: Sequence[Mapping[str, Any]],
-        *,
-        merge_inputs: bool,
-        compression: str = "zstd",
-        row_group_rows: int | None = None,
-    ) -> None:
-        """Write the data file and its manifest, both to temporary names first: every byte that needs disk
-        space is written (and fsynced) before the first rename, so a full disk or any other write error
-        leaves the previous partition exactly as it was. The two renames need no space."""
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tag = uuid.uuid4().hex
-        tmp = target.with_name(f"{target.name}{TMP_MARK}{tag}")
-        manifest_path = target.parent / MANIFEST_FILE
-        manifest_tmp = manifest_path.with_name(f"{MANIFEST_FILE}{TMP_MARK}{tag}")
+    def _stage(self, planned: _Planned, *, sync: bool = True) -> _Staged:
+        return _stage_files(
+            planned.target,
+            planned.result,
+            planned.inputs,
+            planned.merge_inputs,
+            planned.dataset.compression,
+            planned.dataset.row_group_rows,
+            sync=sync,
+        )
+
+    def _rename_in(self, target: Path, staged: _Staged) -> None:
+        """Rename a staged data file, then its manifest, over the partition's: the data first, so that a
+        manifest never names a file that is not in place (a crash between the two leaves a manifest one
+        write behind, which the next write repairs)."""
         try:
-            size, sha = _write_parquet(table, tmp, compression, row_group_rows)
-            previous: list[Mapping[str, Any]] = []
-            if merge_inputs and manifest_path.exists():
-                try:
-                    previous = json.loads(manifest_path.read_text()).get("inputs", [])
-                except (OSError, ValueError):
-                    previous = []
-            manifest = _manifest_bytes(size, sha, table.num_rows, [*previous, *inputs])
-            with open(manifest_tmp, "wb") as f:
-                f.write(manifest)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
+            os.replace(staged.data, target)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            manifest_tmp.unlink(missing_ok=True)
+            staged.discard()
             raise MarketlakeError(
                 f"could not write {target}: {io_reason(exc)}; the previous partition is intact"
             ) from exc
         except BaseException:
-            tmp.unlink(missing_ok=True)
-            manifest_tmp.unlink(missing_ok=True)
+            staged.discard()
             raise
         try:
-            os.replace(manifest_tmp, manifest_path)
+            os.replace(staged.manifest, target.parent / MANIFEST_FILE)
         except OSError as exc:
-            manifest_tmp.unlink(missing_ok=True)
+            staged.discard()
             raise MarketlakeError(
                 f"wrote {target} but not its manifest: {io_reason(exc)} (the next write repairs it)"
             ) from exc
@@ -545,6 +709,79 @@ class LakeWriter:
             )
         except OSError as exc:
             raise MarketlakeError(f"could not repair the manifest of {target}: {io_reason(exc)}") from exc
+
+
+@dataclass
+class _Planned:
+    """One write decided (`LakeWriter._plan`), its files not written yet."""
+
+    dataset: Dataset
+    partition: Mapping[str, str]
+    target: Path
+    result: pa.Table
+    inputs: list[Mapping[str, Any]]
+    merge_inputs: bool
+    revisions: pa.Table | None
+    rows_added: int
+
+
+@dataclass
+class _Staged:
+    """A partition's data file and manifest written whole and fsynced under temporary names, not renamed
+    in yet."""
+
+    data: Path
+    manifest: Path
+
+    def discard(self) -> None:
+        self.data.unlink(missing_ok=True)
+        self.manifest.unlink(missing_ok=True)
+
+
+def _stage_files(
+    target: Path,
+    table: pa.Table,
+    inputs: Sequence[Mapping[str, Any]],
+    merge_inputs: bool,
+    compression: str,
+    row_group_rows: int | None = None,
+    *,
+    sync: bool = True,
+) -> _Staged:
+    """Write the data file and its manifest, both to temporary names beside their targets, fsynced (unless
+    not `sync`: then the caller makes them durable, `_make_durable`, before renaming them in): every byte
+    that needs disk space is written before the first rename, so a full disk or any other write error
+    leaves the previous partition exactly as it was (the renames need no space)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tag = uuid.uuid4().hex
+    staged = _Staged(
+        target.with_name(f"{target.name}{TMP_MARK}{tag}"),
+        target.parent / f"{MANIFEST_FILE}{TMP_MARK}{tag}",
+    )
+    manifest_path = target.parent / MANIFEST_FILE
+    try:
+        size, sha = _write_parquet(table, staged.data, compression, row_group_rows, sync=sync)
+        previous: list[Mapping[str, Any]] = []
+        if merge_inputs and manifest_path.exists():
+            try:
+                previous = json.loads(manifest_path.read_text()).get("inputs", [])
+            except (OSError, ValueError):
+                previous = []
+        manifest = _manifest_bytes(size, sha, table.num_rows, [*previous, *inputs])
+        with open(staged.manifest, "wb") as f:
+            f.write(manifest)
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
+    except OSError as exc:
+        staged.discard()
+        raise MarketlakeError(
+            f"could not write {target}: {io_reason(exc)}; the previous partition is intact"
+        ) from exc
+    except BaseException:
+        staged.discard()
+        raise
+    return staged
 
 
 def _now() -> dt.datetime:
@@ -642,9 +879,15 @@ write to disk; a larger one is written to the file and read back for its hash (m
 
 
 def _write_parquet(
-    table: pa.Table, path: Path, compression: str = "zstd", row_group_rows: int | None = None
+    table: pa.Table,
+    path: Path,
+    compression: str = "zstd",
+    row_group_rows: int | None = None,
+    *,
+    sync: bool = True,
 ) -> tuple[int, str]:
-    """Write `table` as Parquet to `path` (a new temporary file), fsynced; return its size and sha256."""
+    """Write `table` as Parquet to `path` (a new temporary file), fsynced (unless not `sync`: the caller
+    makes it durable before its rename); return its size and sha256."""
     options = parquet_options(table.schema, compression)
     if row_group_rows is not None:
         options["row_group_size"] = row_group_rows
@@ -654,12 +897,14 @@ def _write_parquet(
         data = memoryview(sink.getvalue())
         with open(path, "xb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
         return len(data), hashlib.sha256(data).hexdigest()
     pq.write_table(table, path, **options)
-    with open(path, "rb+") as f:
-        os.fsync(f.fileno())
+    if sync:
+        with open(path, "rb+") as f:
+            os.fsync(f.fileno())
     return path.stat().st_size, sha256_file(path)
 
 

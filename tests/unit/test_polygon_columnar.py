@@ -154,3 +154,74 @@ def test_the_decimal_check_is_the_regex(values: list[str]) -> None:
 
     got = polygon._plain_decimal(pa.array(values, pa.string())).to_pylist()
     assert got == [re.fullmatch(polygon._DECIMAL.strip("^$"), v) is not None for v in values]
+
+
+def _land_one_by_one(
+    w: Any, parsed: ParsedFile, tickers: list[str], day: dt.date, source_file: str, the_input: dict[str, Any]
+) -> None:
+    """The landing as it was before write_many: each partition through dataset_table and replace_file_rows."""
+    from ingest.common import bar_period, dataset_table, replace_file_rows
+    from ingest.stamping import asset_class
+    from lake.schemas import BARS, BARS_REJECTED
+
+    periods = polygon._periods_of_day("1m", day)
+    for t in tickers:
+        rows = parsed.bars.get(t)
+        by_period = polygon._by_period(rows.table if rows is not None else None, "1m")
+        for period in sorted(periods | set(by_period)):
+            part = {"source": "polygon", "interval": "1m", "symbol": t, "period": period}
+            bars = by_period.get(period, polygon._BAR_FIELDS.empty_table())
+            table = dataset_table(BARS, bars, {"asset_class": asset_class(t, ())})
+            replace_file_rows(w, BARS, part, source_file, table, the_input)
+    rejected = [r for t in tickers for r in parsed.rejected.get(t, [])]
+    period = bar_period("1m", dt.datetime.combine(day, dt.time(12), dt.UTC))
+    replace_file_rows(
+        w,
+        BARS_REJECTED,
+        {"source": "polygon", "period": period},
+        source_file,
+        dataset_table(BARS_REJECTED, rejected, {}),
+        the_input,
+        only_symbols=set(tickers),
+    )
+
+
+def test_land_file_gives_the_lake_of_one_partition_after_another(tmp_path: Path) -> None:
+    """A winter month's last day (its evening bars are in the next UTC month: two periods), ETFs and
+    stocks, a bad row, a ticker without rows; landed into a new lake, then again (a republished file,
+    other prices) over it: the same files as landing each partition by itself."""
+    from ingest.sessions import land
+    from tests.faults import lake_files
+
+    day = dt.date(2024, 1, 31)
+    start = dt.datetime.combine(day, dt.time(9, 30), NY).astimezone(dt.UTC)
+    tickers = ["AAPL", "SPY", "QQQ", "MSFT", "NONE"]
+    source_file = "s3://flatfiles/us_stocks_sip/minute_aggs_v1/2024/01/2024-01-31.csv.gz"
+    for version, bump in enumerate((0.0, 0.5)):
+        lines = [
+            f"{t},100,{10 + k + bump},{10.5 + k + bump},{11 + k + bump},{9.5 + k + bump},"
+            f"{_ns(start + dt.timedelta(minutes=m))},3"
+            for m in range(0, 630, 7)  # to 19:59 New York: past midnight UTC
+            for k, t in enumerate(tickers[:4])
+        ]
+        lines.append(f"MSFT,1,1,1,1,1,{_ns(start)}1,1")  # 20 digits: rejected
+        p = tmp_path / f"day{version}.csv.gz"
+        p.write_bytes(gzip.compress(b"\r\n".join([HEADER, *(x.encode() for x in lines)])))
+        parsed = parse_day_file(p, source_file=source_file, day=day, interval="1m", tickers=tickers)
+        assert len(polygon._by_period(parsed.bars["AAPL"].table, "1m")) == 2
+        the_input = {"file": source_file, "etag": f'"v{version}"', "sha256": f"{version}"}
+        for root, how in ((tmp_path / "many", "many"), (tmp_path / "one", "one")):
+            with land(root) as w:
+                if how == "many":
+                    polygon.land_file(
+                        w, parsed, tickers=tickers, interval="1m", day=day, source_file=source_file,
+                        the_input=the_input,
+                    )  # fmt: skip
+                else:
+                    _land_one_by_one(w, parsed, tickers, day, source_file, the_input)
+        files = lake_files(tmp_path / "many")
+        revisions = {k for k in files if k.startswith("datasets/bar_revisions/") and "__empty__" not in k}
+        assert bool(revisions) == (version == 1)  # the republished prices replaced the first ones
+        for k in revisions:  # when (first_seen, last_seen) differs between the two lakes
+            files.pop(k)
+        assert files == {k: v for k, v in lake_files(tmp_path / "one").items() if k not in revisions}

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 import lake
+import lake.writer as writer_mod
 from lake.errors import InvalidName, LakeLocked, SchemaMismatch
 from lake.paths import parse_symbols, validate_symbol
 from lake.writer import LakeWriter, snapshot_hash, verify
@@ -184,3 +187,137 @@ def test_snapshot_hash_of_some_datasets_ignores_the_others(lake_root: Path) -> N
         w.write(lake.NEWS, {"symbol": "AAPL"}, article("t", T0))
     assert snapshot_hash(lake_root, ("bars",)) == only_bars  # news is not among them
     assert snapshot_hash(lake_root) != whole
+
+
+# --- write_many: the same lake as one write after another ---------------------------------------------
+
+
+def _many_scenario(root: Path) -> list[tuple[dict[str, str], pa.Table, list[dict[str, str]]]]:
+    """A lake holding two partitions, and writes over it: new partitions (one empty, one out of order,
+    one with a repeated ts), an unchanged one, and one whose closes change (bar_revisions)."""
+    t0 = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
+    with LakeWriter.open(root) as w:
+        w.write(lake.BARS, _part("SAME"), bars_table(t0, [1.0, 2.0], source_file="a"), inputs=[{"file": "a"}])
+        w.write(lake.BARS, _part("EDIT"), bars_table(t0, [1.0, 2.0], source_file="a"), inputs=[{"file": "a"}])
+    shuffled = bars_table(t0, [3.0, 4.0, 5.0], source_file="b").take([2, 0, 1])
+    repeated = pa.concat_tables(
+        [bars_table(t0, [3.0], source_file="b"), bars_table(t0, [6.0], source_file="b")]
+    )
+    return [
+        (_part("SAME"), bars_table(t0, [1.0, 2.0], source_file="a"), [{"file": "a"}]),
+        (_part("NEW1"), bars_table(t0, [1.0, 2.0, 3.0], source_file="b"), [{"file": "b"}]),
+        (_part("EMPTY"), lake.BARS.schema.empty_table(), []),
+        (_part("EDIT"), bars_table(t0, [1.5, 2.5], source_file="b"), [{"file": "b"}]),
+        (_part("SHUF"), shuffled, [{"file": "b"}]),
+        (_part("DUP"), repeated, [{"file": "b"}]),
+        (_part("NEW2"), bars_table(t0 + dt.timedelta(days=1), [9.0], source_file="b"), [{"file": "b"}]),
+    ]
+
+
+def _part(symbol: str) -> dict[str, str]:
+    return {"source": "test", "interval": "1m", "symbol": symbol, "period": "2024-03"}
+
+
+def _outcome(r: Any) -> tuple[Any, ...]:
+    return (r.dataset, r.path.relative_to(r.path.parents[5]), r.rows, r.rows_added, r.changed)
+
+
+@pytest.mark.parametrize("mode", ["replace", "merge"])
+@pytest.mark.parametrize("syncfs", [True, False])
+def test_write_many_gives_the_files_and_results_of_one_write_after_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str, syncfs: bool
+) -> None:
+    from tests.faults import lake_files
+
+    monkeypatch.setattr(writer_mod, "BATCH_PARTITIONS", 3)  # batches cut between the writes
+    if not syncfs:  # the other way to durability: an fsync of each file
+        monkeypatch.setattr(writer_mod, "_syncfs", lambda path: False)
+    one, many = tmp_path / "one", tmp_path / "many"
+    writes = _many_scenario(one)
+    _many_scenario(many)
+    with LakeWriter.open(one) as w:
+        expected = [w.write(lake.BARS, p, t, mode=mode, inputs=i) for p, t, i in writes]  # type: ignore[arg-type]
+    with LakeWriter.open(many) as w:
+        got = w.write_many(lake.BARS, writes, mode=mode, threads=3)  # type: ignore[arg-type]
+        assert w.bars_written
+    assert [_outcome(r) for r in got] == [_outcome(r) for r in expected]
+    # bar_revisions say when (first_seen, last_seen): the same rows but for those instants
+    files_one, files_many = lake_files(one), lake_files(many)
+    revisions = [k for k in files_one if k.startswith("datasets/bar_revisions/source=test/")]
+    assert any(k.endswith("symbol=EDIT/period=2024-03/data.parquet") for k in revisions)  # EDIT's closes
+    for k in revisions:
+        a, b = files_one.pop(k), files_many.pop(k)
+        if k.endswith("data.parquet"):
+            read = [
+                pq.read_table(pa.BufferReader(x)).drop_columns(["first_seen", "last_seen"]) for x in (a, b)
+            ]
+            assert read[0].equals(read[1])
+    assert files_many == files_one
+    assert verify(many) == []
+
+
+def test_write_many_renames_in_only_what_was_made_durable(
+    lake_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    durable: set[Path] = set()
+    renamed: list[Path] = []
+    real_durable, real_replace = writer_mod._make_durable, os.replace
+
+    def make_durable(files: Any) -> None:
+        real_durable(files)
+        durable.update(Path(f) for f in files)
+
+    def replace(src: Any, dst: Any) -> None:
+        if Path(dst).parent.parts[-4:-2] != ("bar_revisions",):
+            assert Path(src) in durable, f"{src} renamed in before it was made durable"
+        renamed.append(Path(dst))
+        real_replace(src, dst)
+
+    t0 = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
+    writes = [(_part(f"S{i}"), bars_table(t0, [1.0 + i, 2.0]), [{"file": "f"}]) for i in range(10)]
+    with LakeWriter.open(lake_root) as w:  # the lake's schema anchors written first
+        monkeypatch.setattr(writer_mod, "BATCH_PARTITIONS", 4)
+        monkeypatch.setattr(writer_mod, "_make_durable", make_durable)
+        monkeypatch.setattr(writer_mod.os, "replace", replace)
+        w.write_many(lake.BARS, writes, mode="replace", threads=4)
+    assert len(renamed) == 20  # a data file and a manifest each, the data first
+    assert all(
+        a.name == "data.parquet" and b.name == "_manifest.json"
+        for a, b in zip(renamed[::2], renamed[1::2], strict=True)
+    )
+
+
+def test_write_many_stops_at_the_first_error_and_leaves_no_temporary_file(
+    lake_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lake.errors import MarketlakeError
+    from tests.faults import temp_files
+
+    real = writer_mod._write_parquet
+
+    def full_at_s5(table: pa.Table, path: Path, *args: Any, **kw: Any) -> Any:
+        if "symbol=S5" in str(path):
+            raise OSError(28, "No space left on device")
+        return real(table, path, *args, **kw)
+
+    monkeypatch.setattr(writer_mod, "BATCH_PARTITIONS", 4)
+    monkeypatch.setattr(writer_mod, "_write_parquet", full_at_s5)
+    t0 = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
+    writes = [(_part(f"S{i}"), bars_table(t0, [1.0 + i, 2.0]), [{"file": "f"}]) for i in range(10)]
+    with LakeWriter.open(lake_root) as w:
+        with pytest.raises(MarketlakeError, match="disk is full"):
+            w.write_many(lake.BARS, writes, mode="replace", threads=3)
+    assert temp_files(lake_root) == []
+    landed = sorted(p.parent.parent.name for p in (lake_root / "datasets/bars").rglob("data.parquet"))
+    assert [x for x in landed if x != "symbol=__empty__"] == [
+        f"symbol=S{i}" for i in range(4)
+    ]  # the first batch
+    assert verify(lake_root) == []
+
+
+def test_write_many_refuses_one_partition_twice(lake_root: Path) -> None:
+    from lake.errors import MarketlakeError
+
+    t = bars_table(dt.datetime(2024, 3, 1, tzinfo=dt.UTC), [1.0])
+    with LakeWriter.open(lake_root) as w, pytest.raises(MarketlakeError, match="one partition twice"):
+        w.write_many(lake.BARS, [(_part("A"), t, []), (_part("A"), t, [])])

@@ -73,3 +73,49 @@ def test_an_fsync_error_never_hides_the_error_that_ended_the_block(
         with LakeWriter.open(lake_root) as w:
             w.write(lake.BARS, PART, bars_table(T0, [1.0]))
             raise ValueError("the caller's own error")
+
+
+def _many_partitions(w: LakeWriter, n: int) -> None:
+    for i in range(n):
+        part = {**PART, "symbol": f"S{i:02d}"}
+        w.write(lake.BARS, part, bars_table(T0, [1.0 + i]))
+
+
+def test_many_folders_are_made_durable_by_one_syncfs(
+    lake_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[Path] = []
+    fsynced: list[Path] = []
+    real_syncfs, real_fsync = writer_mod._syncfs, writer_mod._fsync_dir
+
+    def syncfs(path: Path) -> bool:
+        synced.append(Path(path))
+        return real_syncfs(path)
+
+    def fsync(path: Path) -> None:
+        fsynced.append(Path(path))
+        real_fsync(path)
+
+    with LakeWriter.open(lake_root) as w:
+        monkeypatch.setattr(writer_mod, "_syncfs", syncfs)
+        monkeypatch.setattr(writer_mod, "_fsync_dir", fsync)
+        _many_partitions(w, writer_mod.SYNCFS_FROM + 2)
+        synced.clear()
+    if writer_mod._LIBC is None or not hasattr(writer_mod._LIBC, "syncfs"):
+        pytest.skip("no syncfs here: every folder is fsynced")
+    assert len(synced) == 1 and fsynced == []
+
+
+def test_when_syncfs_fails_each_folder_is_fsynced_and_an_error_is_clear(
+    lake_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(path: Path) -> None:
+        raise OSError(5, "Input/output error")
+
+    with LakeWriter.open(lake_root):
+        pass
+    monkeypatch.setattr(writer_mod, "_syncfs", lambda path: False)
+    monkeypatch.setattr(writer_mod, "_fsync_dir", broken)
+    with pytest.raises(MarketlakeError, match="could not be made durable"):
+        with LakeWriter.open(lake_root) as w:
+            _many_partitions(w, writer_mod.SYNCFS_FROM + 2)
