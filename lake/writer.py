@@ -664,16 +664,8 @@ class LakeWriter:
         """Rename a staged data file, then its manifest, over the partition's: the data first, so that a
         manifest never names a file that is not in place (a crash between the two leaves a manifest one
         write behind, which the next write repairs)."""
-        try:
+        with staged.discarded_on_error(target):
             os.replace(staged.data, target)
-        except OSError as exc:
-            staged.discard()
-            raise MarketlakeError(
-                f"could not write {target}: {io_reason(exc)}; the previous partition is intact"
-            ) from exc
-        except BaseException:
-            staged.discard()
-            raise
         try:
             os.replace(staged.manifest, target.parent / MANIFEST_FILE)
         except OSError as exc:
@@ -737,6 +729,21 @@ class _Staged:
         self.data.unlink(missing_ok=True)
         self.manifest.unlink(missing_ok=True)
 
+    @contextmanager
+    def discarded_on_error(self, target: Path) -> Iterator[None]:
+        """Any error removes the staged files; an OSError becomes one clear error naming the partition,
+        whose previous state is intact."""
+        try:
+            yield
+        except OSError as exc:
+            self.discard()
+            raise MarketlakeError(
+                f"could not write {target}: {io_reason(exc)}; the previous partition is intact"
+            ) from exc
+        except BaseException:
+            self.discard()
+            raise
+
 
 def _stage_files(
     target: Path,
@@ -759,7 +766,7 @@ def _stage_files(
         target.parent / f"{MANIFEST_FILE}{TMP_MARK}{tag}",
     )
     manifest_path = target.parent / MANIFEST_FILE
-    try:
+    with staged.discarded_on_error(target):
         size, sha = _write_parquet(table, staged.data, compression, row_group_rows, sync=sync)
         previous: list[Mapping[str, Any]] = []
         if merge_inputs and manifest_path.exists():
@@ -773,14 +780,6 @@ def _stage_files(
             if sync:
                 f.flush()
                 os.fsync(f.fileno())
-    except OSError as exc:
-        staged.discard()
-        raise MarketlakeError(
-            f"could not write {target}: {io_reason(exc)}; the previous partition is intact"
-        ) from exc
-    except BaseException:
-        staged.discard()
-        raise
     return staged
 
 
