@@ -445,13 +445,44 @@ class FusedAgent:
         else:
             x, enc = bars, None
             h = bars.unsqueeze(0).expand(2, b, bars.shape[1])
+        logits, value, acts = self._mlps(h)
+        return logits, value, _Cache(x, enc, acts)
+
+    def _mlps(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """(logits, value, every layer's input and the last hidden output) of the two MLPs for their inputs
+        h [2, B, in] (the actor's, then the critic's)."""
         acts = [h]
         for weight, bias in zip(self.w, self.b, strict=True):
             h = _tanh_(torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2)))
             acts.append(h)
         logits = torch.addmm(self.pi_b, h[0], self.pi_w.t())
         value = torch.addmm(self.v_b, h[1], self.v_w.t()).squeeze(1)
-        return logits, value, _Cache(x, enc, acts)
+        return logits, value, acts
+
+    def encode_rows(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both encoders over every feature row at once, as windows: the actor's and the critic's, each
+        [n_windows, W * bar_width], window i being the encoded rows i .. i + W - 1 (views). While the networks do not change (a rollout), a
+        step's windows are then a gather (`forward_windows`) instead of an encoder pass over W rows each:
+        consecutive steps share W - 1 of their rows. The same numbers as `forward` (the same matmul per row;
+        tests/unit/test_ppo_fused.py runs both ways)."""
+        rows, w, bw = features.shape[0], self.window, self.bar_width
+        enc = torch.addmm(self.enc_b.unsqueeze(1), self.enc_w, features.t()).relu_()  # [2 * bw, rows]
+        enc = enc.view(2, bw, rows).transpose(1, 2).contiguous()  # [2, rows, bw]
+        shape = (rows - w + 1, w * bw)
+        return enc[0].as_strided(shape, (bw, 1)), enc[1].as_strided(shape, (bw, 1))
+
+    def forward_windows(
+        self, windows: tuple[torch.Tensor, torch.Tensor], first: torch.Tensor, extra: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, value) of the observations whose windows start at the feature rows `first` [B], with their
+        trailing entries `extra` [B, E], from `encode_rows`'s windows (no gradient: no cache kept)."""
+        b, wb = first.shape[0], windows[0].shape[1]
+        h = extra.new_empty(2, b, wb + extra.shape[1])
+        for i in (0, 1):
+            h[i, :, :wb] = windows[i].index_select(0, first)
+        h[:, :, wb:] = extra
+        logits, value, _ = self._mlps(h)
+        return logits, value
 
     def backward(self, cache: _Cache, d_logits: torch.Tensor, d_value: torch.Tensor) -> None:
         """Writes into `grad` (the flat gradient) the gradient of a loss whose gradients with respect to the
@@ -675,6 +706,10 @@ class PPO:
         returns: list[float] = []
         lengths: list[int] = []
         obs = self.next_obs
+        # with rows, the policy reads its windows from both encoders run once over the features (see
+        # FusedAgent.encode_rows): the networks do not change during a rollout
+        windows = self.fused.encode_rows(cast(torch.Tensor, self.features)) if by_row else None
+        first_row = self.fused.window - 1 if by_row else 0
         max_steps = 10_000_000 // max(n, 1) + 1  # a guard: an env that never ends an episode
         t = 0
         for t in range(max_steps):
@@ -687,7 +722,12 @@ class PPO:
             obs_buf[t] = obs[:, split:]  # a copy: the env owns (and overwrites) its buffer
             if obs_rows is not None:
                 row_buf[t] = obs_rows
-            logits, value = self._policy(obs)
+            if windows is not None and obs_rows is not None:
+                logits, value = self.fused.forward_windows(
+                    windows, self._tensor(obs_rows - first_row), self._tensor(obs_buf[t])
+                )
+            else:
+                logits, value = self._policy(obs)
             logp = torch.log_softmax(logits, dim=-1)
             # sampled by inverting the CDF at a uniform draw of torch's seeded generator
             cdf = logp.exp().cumsum_(1)
