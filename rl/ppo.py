@@ -417,6 +417,7 @@ class FusedAgent:
             # [2 * bar_width, F]: the actor's encoder rows, then the critic's
             self.enc_w, self.enc_b = views[0].flatten(0, 1), views[1].flatten()
             self.g_enc_w, self.g_enc_b = grads[0].flatten(0, 1), grads[1].flatten()
+            self.enc_b_col = self.enc_b.unsqueeze(1)  # [2 * bar_width, 1]
             k = 2
         else:
             self.split = agent.obs_dim
@@ -424,6 +425,10 @@ class FusedAgent:
         self.gw, self.gb = grads[k:-4:2], grads[k + 1 : -4 : 2]
         self.pi_w, self.pi_b, self.v_w, self.v_b = views[-4:]
         self.g_pi_w, self.g_pi_b, self.g_v_w, self.g_v_b = grads[-4:]
+        # the views the forward pass reads, made once (views of `flat`: they see every update)
+        self.w_t = [w.transpose(1, 2) for w in self.w]  # [2, in, out]
+        self.b_col = [b.unsqueeze(1) for b in self.b]  # [2, 1, out]
+        self.pi_w_t, self.v_w_t = self.pi_w.t(), self.v_w.t()
 
     def split_obs(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(the bars of the window, contiguous [B, W * F], the trailing entries [B, E]) of an observation batch
@@ -437,7 +442,7 @@ class FusedAgent:
         if self.has_encoder:
             w, bw = self.window, self.bar_width
             x = bars.view(b * w, self.n_features)
-            enc = torch.addmm(self.enc_b.unsqueeze(1), self.enc_w, x.t()).relu_()  # [2 * bw, B * W]
+            enc = torch.addmm(self.enc_b_col, self.enc_w, x.t()).relu_()  # [2 * bw, B * W]
             h = bars.new_empty(2, b, w * bw + extra.shape[1])
             # BarEncoder's order: bar by bar, each bar's `bw` numbers, then the trailing entries
             h[:, :, : w * bw].unflatten(2, (w, bw)).copy_(enc.view(2, bw, b, w).permute(0, 2, 3, 1))
@@ -452,11 +457,11 @@ class FusedAgent:
         """(logits, value, every layer's input and the last hidden output) of the two MLPs for their inputs
         h [2, B, in] (the actor's, then the critic's)."""
         acts = [h]
-        for weight, bias in zip(self.w, self.b, strict=True):
-            h = _tanh_(torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2)))
+        for weight_t, bias in zip(self.w_t, self.b_col, strict=True):
+            h = _tanh_(torch.baddbmm(bias, h, weight_t))
             acts.append(h)
-        logits = torch.addmm(self.pi_b, h[0], self.pi_w.t())
-        value = torch.addmm(self.v_b, h[1], self.v_w.t()).squeeze(1)
+        logits = torch.addmm(self.pi_b, h[0], self.pi_w_t)
+        value = torch.addmm(self.v_b, h[1], self.v_w_t).squeeze(1)
         return logits, value, acts
 
     def encode_rows(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -466,7 +471,7 @@ class FusedAgent:
         consecutive steps share W - 1 of their rows. The same numbers as `forward` (the same matmul per row;
         tests/unit/test_ppo_fused.py runs both ways)."""
         rows, w, bw = features.shape[0], self.window, self.bar_width
-        enc = torch.addmm(self.enc_b.unsqueeze(1), self.enc_w, features.t()).relu_()  # [2 * bw, rows]
+        enc = torch.addmm(self.enc_b_col, self.enc_w, features.t()).relu_()  # [2 * bw, rows]
         enc = enc.view(2, bw, rows).transpose(1, 2).contiguous()  # [2, rows, bw]
         shape = (rows - w + 1, w * bw)
         return enc[0].as_strided(shape, (bw, 1)), enc[1].as_strided(shape, (bw, 1))
@@ -494,10 +499,12 @@ class FusedAgent:
         torch.sum(d_logits, 0, out=self.g_pi_b)
         torch.mm(d_value.t(), last[1], out=self.g_v_w)
         torch.sum(d_value, 0, out=self.g_v_b)
-        dh = torch.stack([d_logits @ self.pi_w, d_value @ self.v_w])  # [2, B, last hidden]
+        dh = last.new_empty(last.shape)  # [2, B, last hidden]
+        torch.mm(d_logits, self.pi_w, out=dh[0])
+        torch.mm(d_value, self.v_w, out=dh[1])
         for i in reversed(range(len(self.w))):
-            out = acts[i + 1]
-            d_pre = dh.mul_(out.mul(out).neg_().add_(1.0))  # tanh' = 1 - tanh^2
+            # tanh' = 1 - tanh^2, times dh, in place
+            d_pre = torch.ops.aten.tanh_backward.grad_input(dh, acts[i + 1], grad_input=dh)
             torch.bmm(d_pre.transpose(1, 2), acts[i], out=self.gw[i])
             torch.sum(d_pre, 1, out=self.gb[i])
             if i > 0 or self.has_encoder:
@@ -507,7 +514,8 @@ class FusedAgent:
             b = dh.shape[1]
             d_enc = torch.empty_like(cache.enc)  # [2 * bw, B * W]
             d_enc.view(2, bw, b, w).copy_(dh[:, :, : w * bw].unflatten(2, (w, bw)).permute(0, 3, 1, 2))
-            d_enc = torch.ops.aten.threshold_backward(d_enc, cache.enc, 0)  # relu': 0 where relu gave 0
+            # relu': 0 where relu gave 0, in place
+            torch.ops.aten.threshold_backward.grad_input(d_enc, cache.enc, 0, grad_input=d_enc)
             torch.mm(d_enc, cache.bars, out=self.g_enc_w)
             torch.sum(d_enc, 1, out=self.g_enc_b)
 
