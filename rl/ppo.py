@@ -348,10 +348,15 @@ def _layers(net: nn.Module) -> tuple[nn.Linear | None, list[nn.Linear]]:
     return None, [m for m in mods if isinstance(m, nn.Linear)]
 
 
+# a 0-dim tensor: an operand torch takes as is, where a Python float is wrapped into a tensor first
+_ONE = torch.tensor(1.0)
+
+
 def _tanh_(x: torch.Tensor) -> torch.Tensor:
     """tanh in place as 2 sigmoid(2x) - 1: equal to torch.tanh within float32 rounding (a few 1e-7), and
-    about 4x cheaper on CPU, where torch.tanh is not vectorised."""
-    return x.mul_(2.0).sigmoid_().mul_(2.0).sub_(1.0)
+    about 4x cheaper on CPU, where torch.tanh is not vectorised. Doubling as x + x (exact, as x * 2) and 1
+    as a tensor spare the three Python numbers' conversions (~1.5 us each, per layer and step)."""
+    return x.add_(x).sigmoid_().add_(x).sub_(_ONE)
 
 
 @dataclass
