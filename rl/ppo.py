@@ -887,7 +887,7 @@ class PPO:
         if self.flip_advantages:
             b_adv = -b_adv
         # the per-sample numbers, together: log pi_old(a), V_old, A, R
-        b_numbers = torch.stack([r.logprobs.reshape(-1), r.values.reshape(-1), b_adv, returns.reshape(-1)], 1)
+        b_numbers = torch.stack([r.logprobs.reshape(-1), r.values.reshape(-1), b_adv, returns.reshape(-1)])
         mb = min(cfg.batch_size, n)
         per_epoch = max(n // mb, 1)  # a ragged tail of fewer than `mb` samples waits for the next epoch
         by_row = r.rows is not None
@@ -904,7 +904,7 @@ class PPO:
             # one shuffle per epoch: the small per-sample tensors are put in its order at once (minibatches
             # are then slices); the observations are gathered per minibatch
             order = self._tensor(self.rng.permutation(n))
-            numbers, actions = b_numbers.index_select(0, order), b_actions.index_select(0, order)
+            numbers, actions = b_numbers.index_select(1, order), b_actions.index_select(0, order)
             if by_row:
                 first, extra = b_first.index_select(0, order), b_obs.index_select(0, order)
             for k in range(per_epoch):
@@ -915,7 +915,7 @@ class PPO:
                 else:
                     obs = b_obs.index_select(0, order[at])
                     bars, extra_mb = fused.split_obs(obs)
-                old_logprobs, old_values, adv, ret = numbers[at].unbind(1)
+                old_logprobs, old_values, adv, ret = numbers[:, at].unbind()  # contiguous rows
                 logits, value, cache = fused.forward(bars, extra_mb)
                 d_logits, d_value, parts = self.loss_gradients(
                     logits, value, actions[at], old_logprobs, old_values, adv, ret
@@ -936,7 +936,7 @@ class PPO:
                     break
             if stop:
                 break
-        y_pred, y_true = b_numbers[:, 1], b_numbers[:, 3]
+        y_pred, y_true = b_numbers[1], b_numbers[3]
         var_y = torch.var(y_true).item() if n > 1 else float("nan")
         explained = float("nan") if not var_y > 0 else 1.0 - torch.var(y_true - y_pred).item() / var_y
         return {
