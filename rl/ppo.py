@@ -471,10 +471,10 @@ class FusedAgent:
 
     def encode_rows(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Both encoders over every feature row at once, as windows: the actor's and the critic's, each
-        [n_windows, W * bar_width], window i being the encoded rows i .. i + W - 1 (views). While the networks do not change (a rollout), a
-        step's windows are then a gather (`forward_windows`) instead of an encoder pass over W rows each:
-        consecutive steps share W - 1 of their rows. The same numbers as `forward` (the same matmul per row;
-        tests/unit/test_ppo_fused.py runs both ways)."""
+        [n_windows, W * bar_width], window i being the encoded rows i .. i + W - 1 (views). While the networks
+        do not change (a rollout), a step's windows are then a gather (`forward_windows`) instead of an encoder
+        pass over W rows each: consecutive steps share W - 1 of their rows. The same numbers as `forward` (the
+        same matmul per row; tests/unit/test_ppo_fused.py checks them equal bit for bit)."""
         rows, w, bw = features.shape[0], self.window, self.bar_width
         enc = torch.addmm(self.enc_b_col, self.enc_w, features.t()).relu_()  # [2 * bw, rows]
         enc = enc.view(2, bw, rows).transpose(1, 2).contiguous()  # [2, rows, bw]
