@@ -226,6 +226,9 @@ def seed_everything(seed: int, threads: int) -> None:
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
+    # ...without filling every new tensor with NaN first (a guard against reading memory never written, which
+    # the learner does not do; it costs the small tensors of a PPO step a fill each)
+    torch.utils.deterministic.fill_uninitialized_memory = False  # type: ignore[attr-defined]
 
 
 # --- 3. the networks --------------------------------------------------------------------------------------
@@ -345,10 +348,15 @@ def _layers(net: nn.Module) -> tuple[nn.Linear | None, list[nn.Linear]]:
     return None, [m for m in mods if isinstance(m, nn.Linear)]
 
 
+# a 0-dim tensor: an operand torch takes as is, where a Python float is wrapped into a tensor first
+_ONE = torch.tensor(1.0)
+
+
 def _tanh_(x: torch.Tensor) -> torch.Tensor:
     """tanh in place as 2 sigmoid(2x) - 1: equal to torch.tanh within float32 rounding (a few 1e-7), and
-    about 4x cheaper on CPU, where torch.tanh is not vectorised."""
-    return x.mul_(2.0).sigmoid_().mul_(2.0).sub_(1.0)
+    about 4x cheaper on CPU, where torch.tanh is not vectorised. Doubling as x + x (exact, as x * 2) and 1
+    as a tensor spare the three Python numbers' conversions (~1.5 us each, per layer and step)."""
+    return x.add_(x).sigmoid_().add_(x).sub_(_ONE)
 
 
 @dataclass
@@ -414,6 +422,7 @@ class FusedAgent:
             # [2 * bar_width, F]: the actor's encoder rows, then the critic's
             self.enc_w, self.enc_b = views[0].flatten(0, 1), views[1].flatten()
             self.g_enc_w, self.g_enc_b = grads[0].flatten(0, 1), grads[1].flatten()
+            self.enc_b_col = self.enc_b.unsqueeze(1)  # [2 * bar_width, 1]
             k = 2
         else:
             self.split = agent.obs_dim
@@ -421,6 +430,10 @@ class FusedAgent:
         self.gw, self.gb = grads[k:-4:2], grads[k + 1 : -4 : 2]
         self.pi_w, self.pi_b, self.v_w, self.v_b = views[-4:]
         self.g_pi_w, self.g_pi_b, self.g_v_w, self.g_v_b = grads[-4:]
+        # the views the forward pass reads, made once (views of `flat`: they see every update)
+        self.w_t = [w.transpose(1, 2) for w in self.w]  # [2, in, out]
+        self.b_col = [b.unsqueeze(1) for b in self.b]  # [2, 1, out]
+        self.pi_w_t, self.v_w_t = self.pi_w.t(), self.v_w.t()
 
     def split_obs(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(the bars of the window, contiguous [B, W * F], the trailing entries [B, E]) of an observation batch
@@ -434,7 +447,7 @@ class FusedAgent:
         if self.has_encoder:
             w, bw = self.window, self.bar_width
             x = bars.view(b * w, self.n_features)
-            enc = torch.addmm(self.enc_b.unsqueeze(1), self.enc_w, x.t()).relu_()  # [2 * bw, B * W]
+            enc = torch.addmm(self.enc_b_col, self.enc_w, x.t()).relu_()  # [2 * bw, B * W]
             h = bars.new_empty(2, b, w * bw + extra.shape[1])
             # BarEncoder's order: bar by bar, each bar's `bw` numbers, then the trailing entries
             h[:, :, : w * bw].unflatten(2, (w, bw)).copy_(enc.view(2, bw, b, w).permute(0, 2, 3, 1))
@@ -442,13 +455,44 @@ class FusedAgent:
         else:
             x, enc = bars, None
             h = bars.unsqueeze(0).expand(2, b, bars.shape[1])
-        acts = [h]
-        for weight, bias in zip(self.w, self.b, strict=True):
-            h = _tanh_(torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2)))
-            acts.append(h)
-        logits = torch.addmm(self.pi_b, h[0], self.pi_w.t())
-        value = torch.addmm(self.v_b, h[1], self.v_w.t()).squeeze(1)
+        logits, value, acts = self._mlps(h)
         return logits, value, _Cache(x, enc, acts)
+
+    def _mlps(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """(logits, value, every layer's input and the last hidden output) of the two MLPs for their inputs
+        h [2, B, in] (the actor's, then the critic's)."""
+        acts = [h]
+        for weight_t, bias in zip(self.w_t, self.b_col, strict=True):
+            h = _tanh_(torch.baddbmm(bias, h, weight_t))
+            acts.append(h)
+        logits = torch.addmm(self.pi_b, h[0], self.pi_w_t)
+        value = torch.addmm(self.v_b, h[1], self.v_w_t).squeeze(1)
+        return logits, value, acts
+
+    def encode_rows(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both encoders over every feature row at once, as windows: the actor's and the critic's, each
+        [n_windows, W * bar_width], window i being the encoded rows i .. i + W - 1 (views). While the networks
+        do not change (a rollout), a step's windows are then a gather (`forward_windows`) instead of an encoder
+        pass over W rows each: consecutive steps share W - 1 of their rows. The same numbers as `forward` (the
+        same matmul per row; tests/unit/test_ppo_fused.py checks them equal bit for bit)."""
+        rows, w, bw = features.shape[0], self.window, self.bar_width
+        enc = torch.addmm(self.enc_b_col, self.enc_w, features.t()).relu_()  # [2 * bw, rows]
+        enc = enc.view(2, bw, rows).transpose(1, 2).contiguous()  # [2, rows, bw]
+        shape = (rows - w + 1, w * bw)
+        return enc[0].as_strided(shape, (bw, 1)), enc[1].as_strided(shape, (bw, 1))
+
+    def forward_windows(
+        self, windows: tuple[torch.Tensor, torch.Tensor], first: torch.Tensor, extra: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, value) of the observations whose windows start at the feature rows `first` [B], with their
+        trailing entries `extra` [B, E], from `encode_rows`'s windows (no gradient: no cache kept)."""
+        b, wb = first.shape[0], windows[0].shape[1]
+        h = extra.new_empty(2, b, wb + extra.shape[1])
+        for i in (0, 1):
+            h[i, :, :wb] = windows[i].index_select(0, first)
+        h[:, :, wb:] = extra
+        logits, value, _ = self._mlps(h)
+        return logits, value
 
     def backward(self, cache: _Cache, d_logits: torch.Tensor, d_value: torch.Tensor) -> None:
         """Writes into `grad` (the flat gradient) the gradient of a loss whose gradients with respect to the
@@ -460,10 +504,12 @@ class FusedAgent:
         torch.sum(d_logits, 0, out=self.g_pi_b)
         torch.mm(d_value.t(), last[1], out=self.g_v_w)
         torch.sum(d_value, 0, out=self.g_v_b)
-        dh = torch.stack([d_logits @ self.pi_w, d_value @ self.v_w])  # [2, B, last hidden]
+        dh = last.new_empty(last.shape)  # [2, B, last hidden]
+        torch.mm(d_logits, self.pi_w, out=dh[0])
+        torch.mm(d_value, self.v_w, out=dh[1])
         for i in reversed(range(len(self.w))):
-            out = acts[i + 1]
-            d_pre = dh.mul_(out.mul(out).neg_().add_(1.0))  # tanh' = 1 - tanh^2
+            # tanh' = 1 - tanh^2, times dh, in place
+            d_pre = torch.ops.aten.tanh_backward.grad_input(dh, acts[i + 1], grad_input=dh)
             torch.bmm(d_pre.transpose(1, 2), acts[i], out=self.gw[i])
             torch.sum(d_pre, 1, out=self.gb[i])
             if i > 0 or self.has_encoder:
@@ -473,7 +519,8 @@ class FusedAgent:
             b = dh.shape[1]
             d_enc = torch.empty_like(cache.enc)  # [2 * bw, B * W]
             d_enc.view(2, bw, b, w).copy_(dh[:, :, : w * bw].unflatten(2, (w, bw)).permute(0, 3, 1, 2))
-            d_enc = torch.ops.aten.threshold_backward(d_enc, cache.enc, 0)  # relu': 0 where relu gave 0
+            # relu': 0 where relu gave 0, in place
+            torch.ops.aten.threshold_backward.grad_input(d_enc, cache.enc, 0, grad_input=d_enc)
             torch.mm(d_enc, cache.bars, out=self.g_enc_w)
             torch.sum(d_enc, 1, out=self.g_enc_b)
 
@@ -672,6 +719,10 @@ class PPO:
         returns: list[float] = []
         lengths: list[int] = []
         obs = self.next_obs
+        # with rows, the policy reads its windows from both encoders run once over the features (see
+        # FusedAgent.encode_rows): the networks do not change during a rollout
+        windows = self.fused.encode_rows(cast(torch.Tensor, self.features)) if by_row else None
+        first_row = self.fused.window - 1 if by_row else 0
         max_steps = 10_000_000 // max(n, 1) + 1  # a guard: an env that never ends an episode
         t = 0
         for t in range(max_steps):
@@ -684,7 +735,12 @@ class PPO:
             obs_buf[t] = obs[:, split:]  # a copy: the env owns (and overwrites) its buffer
             if obs_rows is not None:
                 row_buf[t] = obs_rows
-            logits, value = self._policy(obs)
+            if windows is not None and obs_rows is not None:
+                logits, value = self.fused.forward_windows(
+                    windows, self._tensor(obs_rows - first_row), self._tensor(obs_buf[t])
+                )
+            else:
+                logits, value = self._policy(obs)
             logp = torch.log_softmax(logits, dim=-1)
             # sampled by inverting the CDF at a uniform draw of torch's seeded generator
             cdf = logp.exp().cumsum_(1)
@@ -831,7 +887,7 @@ class PPO:
         if self.flip_advantages:
             b_adv = -b_adv
         # the per-sample numbers, together: log pi_old(a), V_old, A, R
-        b_numbers = torch.stack([r.logprobs.reshape(-1), r.values.reshape(-1), b_adv, returns.reshape(-1)], 1)
+        b_numbers = torch.stack([r.logprobs.reshape(-1), r.values.reshape(-1), b_adv, returns.reshape(-1)])
         mb = min(cfg.batch_size, n)
         per_epoch = max(n // mb, 1)  # a ragged tail of fewer than `mb` samples waits for the next epoch
         by_row = r.rows is not None
@@ -848,7 +904,7 @@ class PPO:
             # one shuffle per epoch: the small per-sample tensors are put in its order at once (minibatches
             # are then slices); the observations are gathered per minibatch
             order = self._tensor(self.rng.permutation(n))
-            numbers, actions = b_numbers.index_select(0, order), b_actions.index_select(0, order)
+            numbers, actions = b_numbers.index_select(1, order), b_actions.index_select(0, order)
             if by_row:
                 first, extra = b_first.index_select(0, order), b_obs.index_select(0, order)
             for k in range(per_epoch):
@@ -859,7 +915,7 @@ class PPO:
                 else:
                     obs = b_obs.index_select(0, order[at])
                     bars, extra_mb = fused.split_obs(obs)
-                old_logprobs, old_values, adv, ret = numbers[at].unbind(1)
+                old_logprobs, old_values, adv, ret = numbers[:, at].unbind()  # contiguous rows
                 logits, value, cache = fused.forward(bars, extra_mb)
                 d_logits, d_value, parts = self.loss_gradients(
                     logits, value, actions[at], old_logprobs, old_values, adv, ret
@@ -880,7 +936,7 @@ class PPO:
                     break
             if stop:
                 break
-        y_pred, y_true = b_numbers[:, 1], b_numbers[:, 3]
+        y_pred, y_true = b_numbers[1], b_numbers[3]
         var_y = torch.var(y_true).item() if n > 1 else float("nan")
         explained = float("nan") if not var_y > 0 else 1.0 - torch.var(y_true - y_pred).item() / var_y
         return {

@@ -207,3 +207,24 @@ def test_windows_cut_from_the_features_teach_the_same_agent_as_stored_observatio
     assert stats_a == stats_b
     for k in state_a:
         assert torch.equal(state_a[k], state_b[k]), k
+
+
+@pytest.mark.parametrize(
+    ("window", "n_features", "bar_width", "hidden", "batch"), [(32, 28, 4, (64, 64), 50), (5, 3, 2, (8,), 7)]
+)
+def test_windows_of_the_encoded_rows_give_the_forward_pass_bit_for_bit(
+    window: int, n_features: int, bar_width: int, hidden: tuple[int, ...], batch: int
+) -> None:
+    """collect() encodes every feature row once and gathers each step's windows (FusedAgent.encode_rows,
+    forward_windows): the same logits and values as the forward pass over whole observations, exactly."""
+    torch.manual_seed(0)
+    fused = FusedAgent(Agent(window * n_features + 2, 3, hidden, (window, n_features), bar_width))
+    rows = 400
+    features = torch.randn(rows, n_features)
+    first = torch.randint(0, rows - window + 1, (batch,))
+    extra = torch.randn(batch, 2)
+    obs = torch.cat([torch.stack([features[i : i + window].reshape(-1) for i in first.tolist()]), extra], 1)
+    with torch.inference_mode():
+        logits, value, _ = fused.forward(*fused.split_obs(obs))
+        logits_w, value_w = fused.forward_windows(fused.encode_rows(features), first, extra)
+    assert torch.equal(logits, logits_w) and torch.equal(value, value_w)
