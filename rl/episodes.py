@@ -502,13 +502,15 @@ def _read_plan(
     end_at: Any,
     queries: list[str],
     say: Callable[[str], None],
+    stale_symbols: set[str] | None = None,
 ) -> list[Query]:
     """The statements that read the period's rows: when the feature store is up to date for every chosen
     symbol (features/store.py; the same rows as the `features` view), ONE statement over the store's own
-    files (`_read_store`, recorded as STORE_READ); else one per symbol over the live `features_priced` view, slower."""
-    from features import store
-
-    stale = {pair for pair in store.stale(root, settings) if pair[1] == interval and pair[0] in names}
+    files (`_read_store`, recorded as STORE_READ); else one per symbol over the live `features_priced` view, slower.
+    `stale_symbols`: the interval's symbols whose stored features are not up to date, when already known."""
+    if stale_symbols is None:
+        stale_symbols = _stale_symbols(root, settings, interval)
+    stale = {(s, interval) for s in stale_symbols if s in names}
     if stale:
         say(
             f"features: the stored features of {', '.join(sorted(s for s, _ in stale))} {interval} are not up to "
@@ -528,6 +530,27 @@ def _read_plan(
     for sql, params in plan:
         _record(queries, sql, params)
     return plan
+
+
+def _stale_symbols(root: Path | str | None, settings: Settings, interval: str) -> set[str]:
+    """The symbols of the interval whose stored features are missing or out of date (features/store.py)."""
+    from features import store
+
+    return {s for s, i in store.stale(root, settings) if i == interval}
+
+
+SETUP_SQL = ("period_bounds", "train_eligible", "asset_classes")
+"""The statements of a period's set-up (sql/rl): the period's bounds and the symbols."""
+
+
+def _connect(root: Path | str | None, settings: Settings, live: bool) -> Any:
+    """A read-only connection with the views the set-up's statements need, and, when `live` (the feature
+    store is not up to date), those the live read (sql/rl/period_rows.sql) needs: registering the views is
+    most of a connection's cost, and the store's read needs none."""
+    from lake.connect import views_needed
+
+    names = [*SETUP_SQL, "period_rows"] if live else list(SETUP_SQL)
+    return lake.connect(root, read_only=True, settings=settings, views=views_needed(_sql(n) for n in names))
 
 
 def _select(
@@ -584,13 +607,14 @@ def load_period(
     say = say or (lambda _m: None)
     queries: list[str] = []
     t0 = time.perf_counter()
-    con = lake.connect(root, read_only=True, settings=settings)
+    stale = _stale_symbols(root, settings, interval)
+    con = _connect(root, settings, live=bool(stale))
     try:
         start_at, end_at = _period_bounds(con, period, queries)
         chosen = _select(con, symbols, interval, queries, say, warn_ineligible)
         names = [s for s, _ in chosen]
         classes = [a for _, a in chosen]
-        plan = _read_plan(con, root, settings, names, interval, start_at, end_at, queries, say)
+        plan = _read_plan(con, root, settings, names, interval, start_at, end_at, queries, say, stale)
         store_only = [q for q, _ in plan] == [STORE_READ]
         if store_only:  # the store's files are read without DuckDB: its connection is done with
             con.close()
