@@ -221,9 +221,25 @@ def _train_eligibility(con: Any, interval: str, queries: list[str]) -> list[tupl
     return [(str(s), str(a), bool(e), str(r)) for s, a, e, r in con.execute(sql, params).fetchall()]
 
 
-def _eligible(con: Any, interval: str, queries: list[str]) -> list[tuple[str, str]]:
-    """(symbol, asset_class) eligible in the train period; none is one error naming every symbol and why."""
-    rows = _train_eligibility(con, interval, queries)
+Eligibility = list[tuple[str, str, bool, str]]
+
+
+def _train_setup(con: Any, interval: str, queries: list[str]) -> tuple[Eligibility, tuple[Any, Any] | None]:
+    """_train_eligibility's rows and the train period's bounds (None without a row), in one statement."""
+    sql = _sql("train_setup")
+    params = {"interval": interval}
+    _record(queries, sql, params)
+    rows = con.execute(sql, params).fetchall()
+    bounds = (rows[0][4], rows[0][5]) if rows else None
+    return [(str(s), str(a), bool(e), str(r)) for s, a, e, r, _, _ in rows], bounds
+
+
+def _eligible(
+    con: Any, interval: str, queries: list[str], rows: Eligibility | None = None
+) -> list[tuple[str, str]]:
+    """(symbol, asset_class) eligible in the train period; none is one error naming every symbol and why.
+    `rows`: _train_eligibility's, when already read."""
+    rows = _train_eligibility(con, interval, queries) if rows is None else rows
     ok = [(s, a) for s, a, eligible, _ in rows if eligible]
     if ok:
         return ok
@@ -610,7 +626,7 @@ def _stale_symbols(root: Path | str | None, settings: Settings, interval: str) -
     return {s for s, i in store.stale(root, settings) if i == interval}
 
 
-SETUP_SQL = ("period_bounds", "train_eligible", "asset_classes")
+SETUP_SQL = ("period_bounds", "train_eligible", "train_setup", "asset_classes")
 """The statements of a period's set-up (sql/rl): the period's bounds and the symbols."""
 
 
@@ -631,21 +647,46 @@ def _select(
     queries: list[str],
     say: Callable[[str], None],
     warn_ineligible: bool,
+    eligibility: Eligibility | None = None,
 ) -> list[tuple[str, str]]:
-    """(symbol, asset_class) to read: the train period's eligible symbols, or the given ones."""
+    """(symbol, asset_class) to read: the train period's eligible symbols, or the given ones. `eligibility`:
+    _train_eligibility's rows, when already read: their asset classes then stand for sql/rl/asset_classes.sql's
+    (the same symbols, those with bars of the interval) unless a symbol has two."""
     if symbols is None:
-        return _eligible(con, interval, queries)
-    classes = _asset_classes(con, symbols, interval, queries)
+        return _eligible(con, interval, queries, eligibility)
+    listed = [s for s, _, _, _ in eligibility or []]
+    if eligibility is not None and len(set(listed)) == len(listed):
+        classes = {s: a for s, a, _, _ in eligibility if s in symbols}
+    else:
+        classes = _asset_classes(con, symbols, interval, queries)
     missing = [s for s in symbols if s not in classes]
     if missing:
         raise MarketlakeError(f"symbol(s) {', '.join(missing)}: no {interval} bars in the lake")
     if len(set(symbols)) != len(symbols):
         raise MarketlakeError(f"symbols given twice: {symbols}")
     if warn_ineligible:
-        for s, _, ok, reason in _train_eligibility(con, interval, queries):
+        rows = _train_eligibility(con, interval, queries) if eligibility is None else eligibility
+        for s, _, ok, reason in rows:
             if s in symbols and not ok:
                 say(f"warning: {s} {interval} is not eligible in the train period: {reason}")
     return [(s, classes[s]) for s in symbols]
+
+
+def _setup(
+    con: Any, symbols: list[str] | None, interval: str, period: str, warn_ineligible: bool, queries: list[str]
+) -> tuple[Any, Any, Eligibility | None]:
+    """The period's bounds and, when the load needs them (to choose the symbols, or to warn about an
+    ineligible one), the train period's eligibility rows: for the train period in one statement
+    (sql/rl/train_setup.sql), else the period's bounds and the train eligibility in two."""
+    if symbols is not None and not warn_ineligible:
+        return (*_period_bounds(con, period, queries), None)
+    if period == "train":
+        rows, bounds = _train_setup(con, interval, queries)
+        if bounds is not None:
+            return (*bounds, rows)
+        return (*_period_bounds(con, period, queries), rows)  # no row: period_bounds says why, if it can
+    start_at, end_at = _period_bounds(con, period, queries)
+    return start_at, end_at, _train_eligibility(con, interval, queries)
 
 
 def load_period(
@@ -681,8 +722,8 @@ def load_period(
     stale = _stale_symbols(root, settings, interval)
     con = _connect(root, settings, live=bool(stale))
     try:
-        start_at, end_at = _period_bounds(con, period, queries)
-        chosen = _select(con, symbols, interval, queries, say, warn_ineligible)
+        start_at, end_at, eligibility = _setup(con, symbols, interval, period, warn_ineligible, queries)
+        chosen = _select(con, symbols, interval, queries, say, warn_ineligible, eligibility)
         names = [s for s, _ in chosen]
         classes = [a for _, a in chosen]
         plan = _read_plan(con, root, settings, names, interval, start_at, end_at, queries, say, stale)
