@@ -316,7 +316,7 @@ class _Arenas:
     and exports included, holds one), so an array a caller still holds is never written. The pool keeps
     at most MAX_KEPT mappings; an evicted one is unmapped when its last array goes."""
 
-    MAX_KEPT = 4
+    MAX_KEPT = 2
     PAGE = mmap.PAGESIZE
 
     def __init__(self) -> None:
@@ -904,13 +904,11 @@ def _market_data(
 def _load_store(params: dict[str, Any], norm: NormStats | None) -> tuple[_Columns, NormStats] | None:
     """The feature store's rows of a period straight into the arrays of a MarketData, with as few passes
     over fresh memory as it takes. The files' row groups of the period are decoded in a background thread
-    (`_store_pieces`, a file's groups at a time), which also sums each piece's model inputs for the
-    statistics (`_piece_stats`); as each piece arrives its period rows are copied once into the
-    preallocated arrays (sized from the row groups' footers; rows past the period's are never touched,
-    their memory from `ARENAS`: populated in one call, or reused) and its statistics merged; once all are
-    in, a piece at a time, its inputs are normalised into a small feature-major float32 block and
-    transposed into its rows of the one float32 [N, F] array (whose memory a helper thread maps and
-    populates while the pieces are read). No Arrow batch, concatenation or whole-period temporary. The same rows and values as `_assemble`
+    (`_store_pieces`, a file's groups at a time), and as each piece arrives its period rows are copied once
+    into the preallocated arrays (sized from the row groups' footers; rows past the period's are never
+    touched; their memory from `ARENAS`: populated in one call, or reused) and its model inputs' statistics summed (merged piece by piece); once all are in, a piece at
+    a time, its inputs are normalised into a small feature-major float32 block and transposed into its
+    rows of the one float32 [N, F] array. No Arrow batch, concatenation or whole-period temporary. The same rows and values as `_assemble`
     over `_read_store`'s batches, the statistics summed in another order (a test checks they agree). None
     (the caller then takes that general path) when the rows need what only it does: dropping a row with a
     NULL or non-finite input or a price <= 0, sorting, or a period with no row."""
@@ -922,65 +920,11 @@ def _load_store(params: dict[str, Any], norm: NormStats | None) -> tuple[_Column
     if not cap:
         return None
     nf = len(FEATURES)
-    if norm is not None:
-        _check_norm(norm)
-    # the arrays the MarketData keeps, in two mappings (see _Arenas): the features' (written last, once
-    # every piece is in) is mapped and populated by a helper thread meanwhile
-    feature_spec: list[tuple[Any, tuple[int, ...]]] = [(np.float32, (cap, nf))]
-    mapped: list[np.ndarray] = []
-    helper = threading.Thread(
-        target=lambda: mapped.append(ARENAS.take(_arena_bytes(feature_spec))),
-        name="marketlake-arena",
-        daemon=True,
-    )
-    helper.start()
-    try:
-        return _fill_store(plan, params, norm, cap, feature_spec, helper, mapped)
-    finally:
-        helper.join()
-
-
-def _piece_stats(
-    pieces: Iterator[_StorePiece], stats: bool
-) -> Iterator[tuple[_StorePiece, list[np.ndarray | float], np.ndarray, np.ndarray]]:
-    """Each piece with its model inputs (`_feature_values`), their sums and, with `stats`, their sums of
-    squared deviations from the piece's own mean: computed in the reading thread, beside the decoding."""
-    nf = len(FEATURES)
-    scratch = np.empty(0)
-    for p in pieces:
-        r = p.rows
-        if len(scratch) < r:
-            scratch = np.empty(r)
-        inputs = [_feature_values(p, c) for c in FEATURES]
-        sums, devs = np.empty(nf), np.zeros(nf)
-        for j, x in enumerate(inputs):
-            if isinstance(x, float):
-                sums[j] = x * r
-            else:
-                sums[j] = np.add.reduce(x)
-                if stats:
-                    d = scratch[:r]
-                    np.subtract(x, sums[j] / r, out=d)
-                    np.multiply(d, d, out=d)
-                    devs[j] = np.add.reduce(d)
-        yield p, inputs, sums, devs
-
-
-def _fill_store(
-    plan: list[_StoreFile],
-    params: dict[str, Any],
-    norm: NormStats | None,
-    cap: int,
-    feature_spec: Sequence[tuple[Any, tuple[int, ...]]],
-    helper: threading.Thread,
-    mapped: list[np.ndarray],
-) -> tuple[_Columns, NormStats] | None:
-    """_load_store's work once the features' mapping is under way."""
-    nf = len(FEATURES)
-    specs = [(np.int64, (cap,))] * 3 + [(np.float64, (cap,))] * len(PRICES) + [(np.int32, (cap,))]
-    ts, av, day, *price_arrays, sym = _carve(ARENAS.take(_arena_bytes(specs)), specs)
-    prices = dict(zip(PRICES, price_arrays, strict=True))
-    del price_arrays
+    # the arrays the MarketData keeps, in one mapping (see _Arenas), taken once the first piece is in: the
+    # reading thread decodes the next ones meanwhile
+    specs: list[tuple[Any, tuple[int, ...]]] = [(np.int64, (cap,))] * 3 + [(np.float64, (cap,))] * len(PRICES)
+    specs += [(np.int32, (cap,)), (np.float32, (cap, nf))]
+    arrays: list[np.ndarray] = []
     new_seg, closing = np.empty(cap, dtype=bool), np.empty(cap, dtype=bool)
     scratch = np.empty(max(f.rows for f in plan))
     # per column: rows, mean and sum of squared deviations so far (merged a piece at a time, Chan et al.)
@@ -988,9 +932,14 @@ def _fill_store(
     pieces: list[tuple[_StorePiece, list[np.ndarray | float], int]] = []
     last: tuple[int, int, int, int] | None = None  # (sym, ts, segment_no, segment_pos) of the previous row
     to_close = FEATURES.index("minutes_to_close")
-    read = _piece_stats(_store_pieces(params, plan), norm is None)
-    with contextlib.closing(_background(read, "reading the feature store")) as stream:
-        for p, inputs, sums, devs in stream:
+    if norm is not None:
+        _check_norm(norm)
+    with contextlib.closing(_background(_store_pieces(params, plan), "reading the feature store")) as stream:
+        for p in stream:
+            if not arrays:
+                arrays = _carve(ARENAS.take(_arena_bytes(specs)), specs)
+                ts, av, day, *price_arrays, sym, features = arrays
+                prices = dict(zip(PRICES, price_arrays, strict=True))
             a, r = count, p.rows
             b = a + r
             cols = p.batch.columns
@@ -1017,8 +966,20 @@ def _fill_store(
                 if not (bool(v.min() > 0) and math.isfinite(v.max())):
                     return None
                 prices[c][a:b] = v
+            inputs = [_feature_values(p, c) for c in FEATURES]
             x = inputs[to_close]
             closing[a:b] = (x <= 0) if isinstance(x, float) else np.less_equal(x, 0)
+            sums, devs = np.empty(nf), np.zeros(nf)
+            for j, x in enumerate(inputs):
+                if isinstance(x, float):
+                    sums[j] = x * r
+                else:
+                    sums[j] = np.add.reduce(x)
+                    if norm is None:
+                        d = scratch[:r]
+                        np.subtract(x, sums[j] / r, out=d)
+                        np.multiply(d, d, out=d)
+                        devs[j] = np.add.reduce(d)
             if not np.isfinite(sums).all():  # a NaN or an infinity among them
                 return None
             piece_means = sums / r
@@ -1033,8 +994,6 @@ def _fill_store(
     if norm is None:
         stds = np.sqrt(m2 / n)
         norm = NormStats(list(FEATURES), means, np.where(stds > 1e-12, stds, 1.0))
-    helper.join()
-    (features,) = _carve(mapped[0] if mapped else ARENAS.take(_arena_bytes(feature_spec)), feature_spec)
     block = np.empty((nf, max(p.rows for p, _, _ in pieces)), dtype=np.float32)
     for p, inputs, a in pieces:
         r = p.rows
