@@ -13,6 +13,9 @@
   of 1m bars each; memory holds a few, whatever the lake's size) out of a background thread while the
   consumer converts them into float32 / float64 numpy (`_assemble`). Every statement run, with its
   parameters, is recorded in `MarketData.queries`.
+- The set-up (before any row is read): a DuckDB connection with only the views its statements need
+  (`_connect`; the live view's chain only when the store is stale), and, for the train period, its bounds,
+  eligibility and asset classes in one statement (sql/rl/train_setup.sql).
 - Which symbols: by default those eligible in the TRAIN period (`eligible_symbols_by_split`), whichever
   period is loaded, so that later data never decides what trains. A lake with nothing eligible is one
   MarketlakeError naming every symbol and why.
@@ -314,7 +317,8 @@ class _Arenas:
     and reused from one read to the next once nobody holds any array of them: a mapping is handed out
     again only when the pool's own reference is the only one left (every numpy array made from it, views
     and exports included, holds one), so an array a caller still holds is never written. The pool keeps
-    at most MAX_KEPT mappings; an evicted one is unmapped when its last array goes."""
+    at most MAX_KEPT mappings; an evicted one is unmapped when its last array goes. (The arrays of one
+    read share one mapping: a caller keeping one of them keeps all of that read's memory.)"""
 
     MAX_KEPT = 2
     PAGE = mmap.PAGESIZE
@@ -909,8 +913,8 @@ def _load_store(params: dict[str, Any], norm: NormStats | None) -> tuple[_Column
     over fresh memory as it takes. The files' row groups of the period are decoded in a background thread
     (`_store_pieces`, a file's groups at a time), and as each piece arrives its period rows are copied once
     into the preallocated arrays (sized from the row groups' footers; rows past the period's are never
-    touched; their memory from `ARENAS`: populated in one call, or reused) and its model inputs' statistics summed (merged piece by piece); once all are in, a piece at
-    a time, its inputs are normalised into a small feature-major float32 block and transposed into its
+    touched; their memory from `ARENAS`: populated in one call, or reused) and its model inputs'
+    statistics summed (merged piece by piece); once all are in, a piece at a time, its inputs are normalised into a small feature-major float32 block and transposed into its
     rows of the one float32 [N, F] array. No Arrow batch, concatenation or whole-period temporary. The same rows and values as `_assemble`
     over `_read_store`'s batches, the statistics summed in another order (a test checks they agree). None
     (the caller then takes that general path) when the rows need what only it does: dropping a row with a
