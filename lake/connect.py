@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 
 import duckdb
@@ -32,6 +32,35 @@ def view_files() -> list[tuple[str, Path]]:
         if m:
             out.append((m.group(2), p))
     return out
+
+
+_DEFINES = re.compile(
+    r"\bCREATE\s+(?:OR\s+REPLACE\s+)?(?:VIEW|MACRO|TABLE)\s+([a-z_][a-z0-9_]*)", re.IGNORECASE
+)
+_COMMENT_OR_STRING = re.compile(r"--[^\n]*|'(?:[^']|'')*'")
+_WORD = re.compile(r"[a-z_][a-z0-9_]*", re.IGNORECASE)
+
+
+def _referenced(sql: str) -> set[str]:
+    """The identifiers of `sql` outside its comments and string literals, lower-cased."""
+    return {w.lower() for w in _WORD.findall(_COMMENT_OR_STRING.sub(" ", sql))}
+
+
+def views_needed(statements: Iterable[str]) -> set[str]:
+    """The view files (by view name) that the statements refer to, with every view file those refer to in
+    turn: what a connection needs registered to run them. A file is referred to by the name of anything
+    it creates (its view, or a macro beside it); comments and string literals refer to nothing."""
+    files = [(name, path.read_text(encoding="utf-8")) for name, path in view_files()]
+    by_defined = {d.lower(): name for name, text in files for d in _DEFINES.findall(text)}
+    texts = dict(files)
+    todo = [by_defined[w] for sql in statements for w in _referenced(sql) if w in by_defined]
+    needed: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name not in needed:
+            needed.add(name)
+            todo += [by_defined[w] for w in _referenced(texts[name]) if w in by_defined]
+    return needed
 
 
 def check_files() -> list[tuple[str, Path]]:
@@ -75,8 +104,14 @@ def dataset_has_files(paths: LakePaths, name: str) -> bool:
     return any(paths.dataset(name).glob(pattern))
 
 
-def register_views(con: duckdb.DuckDBPyConnection, root: Path | None, settings: Settings) -> bool:
-    """Create the settings table and every view on `con`. With root None, views resolve the lake's
+def register_views(
+    con: duckdb.DuckDBPyConnection,
+    root: Path | None,
+    settings: Settings,
+    only: Collection[str] | None = None,
+) -> bool:
+    """Create the settings table and every view on `con` (or, given `only`, those views only, in the same
+    order: `views_needed` says which a set of statements needs). With root None, views resolve the lake's
     paths against the working directory (how the shell's catalog file is used). Returns whether a dataset
     without files was pointed at the private empty lake (whose folder a confined connection must allow)."""
     con.execute("SET TimeZone = 'UTC'")
@@ -91,6 +126,8 @@ def register_views(con: duckdb.DuckDBPyConnection, root: Path | None, settings: 
             con.execute(f"SET VARIABLE dataset_{name} = ?", [str(base.dataset(name))])
     _settings_table(con, settings)
     for name, path in view_files():
+        if only is not None and name not in only:
+            continue
         try:
             con.execute(path.read_text(encoding="utf-8"))
         except duckdb.Error as exc:
@@ -164,6 +201,7 @@ def connect(
     read_only: bool = False,
     *,
     settings: Settings | None = None,
+    views: Collection[str] | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection on the lake at `path` (or LAKE_ROOT, or ./data/lake) with every view ready.
 
@@ -172,7 +210,8 @@ def connect(
     folders are created; with `read_only=True` nothing is written (a lake on a read-only folder works)
     and the connection reads and writes no file outside the lake: DuckDB's external access is off, with
     only the lake's folder allowed (read_csv('/etc/passwd'), ATTACH or COPY elsewhere are refused).
-    Every view exists, typed, even on an empty or brand-new lake.
+    Every view exists, typed, even on an empty or brand-new lake. Given `views` (view names, e.g. from
+    `views_needed`), only those are registered: binding the views costs most of a connection's set-up.
     """
     root = resolve_lake_root(path)
     paths = LakePaths(root)
@@ -186,7 +225,7 @@ def connect(
             ) from exc
     con = duckdb.connect(":memory:")
     try:
-        used_empty = register_views(con, root, settings or load_settings())
+        used_empty = register_views(con, root, settings or load_settings(), views)
         if read_only:
             # the private empty lake is made (a few files written) only when a dataset needs it
             confine(con, [root, _empty_lake()] if used_empty else [root])

@@ -13,6 +13,9 @@
   of 1m bars each; memory holds a few, whatever the lake's size) out of a background thread while the
   consumer converts them into float32 / float64 numpy (`_assemble`). Every statement run, with its
   parameters, is recorded in `MarketData.queries`.
+- The set-up (before any row is read): a DuckDB connection with only the views its statements need
+  (`_connect`; the live view's chain only when the store is stale), and, for the train period, its bounds,
+  eligibility and asset classes in one statement (sql/rl/train_setup.sql).
 - Which symbols: by default those eligible in the TRAIN period (`eligible_symbols_by_split`), whichever
   period is loaded, so that later data never decides what trains. A lake with nothing eligible is one
   MarketlakeError naming every symbol and why.
@@ -28,7 +31,9 @@ import contextlib
 import datetime as dt
 import json
 import math
+import mmap
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
@@ -219,9 +224,25 @@ def _train_eligibility(con: Any, interval: str, queries: list[str]) -> list[tupl
     return [(str(s), str(a), bool(e), str(r)) for s, a, e, r in con.execute(sql, params).fetchall()]
 
 
-def _eligible(con: Any, interval: str, queries: list[str]) -> list[tuple[str, str]]:
-    """(symbol, asset_class) eligible in the train period; none is one error naming every symbol and why."""
-    rows = _train_eligibility(con, interval, queries)
+Eligibility = list[tuple[str, str, bool, str]]
+
+
+def _train_setup(con: Any, interval: str, queries: list[str]) -> tuple[Eligibility, tuple[Any, Any] | None]:
+    """_train_eligibility's rows and the train period's bounds (None without a row), in one statement."""
+    sql = _sql("train_setup")
+    params = {"interval": interval}
+    _record(queries, sql, params)
+    rows = con.execute(sql, params).fetchall()
+    bounds = (rows[0][4], rows[0][5]) if rows else None
+    return [(str(s), str(a), bool(e), str(r)) for s, a, e, r, _, _ in rows], bounds
+
+
+def _eligible(
+    con: Any, interval: str, queries: list[str], rows: Eligibility | None = None
+) -> list[tuple[str, str]]:
+    """(symbol, asset_class) eligible in the train period; none is one error naming every symbol and why.
+    `rows`: _train_eligibility's, when already read."""
+    rows = _train_eligibility(con, interval, queries) if rows is None else rows
     ok = [(s, a) for s, a, eligible, _ in rows if eligible]
     if ok:
         return ok
@@ -289,6 +310,76 @@ def _values(arr: Any, dtype: Any) -> np.ndarray:
     return arr.to_numpy(zero_copy_only=True).view(dtype)
 
 
+class _Arenas:
+    """Memory for the arrays of the store's reads (`_load_store`): anonymous mappings, each populated in
+    one call (MAP_POPULATE: no page fault per 4 KiB page, and no transparent huge page, whose allocation
+    stalls on compaction when memory is fragmented: numpy asks for them for every array of 4 MiB or more),
+    and reused from one read to the next once nobody holds any array of them: a mapping is handed out
+    again only when the pool's own reference is the only one left (every numpy array made from it, views
+    and exports included, holds one), so an array a caller still holds is never written. The pool keeps
+    at most MAX_KEPT mappings; an evicted one is unmapped when its last array goes. (The arrays of one
+    read share one mapping: a caller keeping one of them keeps all of that read's memory.)"""
+
+    MAX_KEPT = 2
+    PAGE = mmap.PAGESIZE
+
+    def __init__(self) -> None:
+        self._kept: list[mmap.mmap] = []
+        self._lock = threading.Lock()
+        self.reused = 0  # mappings handed out again (for the tests)
+
+    def take(self, nbytes: int) -> np.ndarray:
+        """A uint8 array of at least `nbytes` bytes (page aligned), from a free mapping of the pool or a new one."""
+        size = max(-(-nbytes // self.PAGE) * self.PAGE, self.PAGE)
+        with self._lock:
+            # the smallest free mapping that fits (references: the pool's list and getrefcount's argument;
+            # any array of it adds one)
+            fits = [
+                (len(self._kept[i]), i)
+                for i in range(len(self._kept))
+                if size <= len(self._kept[i]) <= 2 * size and sys.getrefcount(self._kept[i]) == 2
+            ]
+            if fits:
+                self._kept.append(self._kept.pop(min(fits)[1]))
+                self.reused += 1
+                return np.frombuffer(self._kept[-1], np.uint8)
+        if not hasattr(mmap, "MAP_ANONYMOUS"):  # (Windows) plain memory, not pooled
+            return np.empty(size, np.uint8)
+        flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)
+        m = mmap.mmap(-1, size, flags=flags)
+        arena = np.frombuffer(m, np.uint8)
+        with self._lock:
+            self._kept.append(m)
+            del m
+            if len(self._kept) > self.MAX_KEPT:
+                self._kept.pop(0)
+        return arena
+
+    def clear(self) -> None:
+        """Forget every kept mapping (each is unmapped once no array of it is left)."""
+        with self._lock:
+            self._kept.clear()
+
+
+ARENAS = _Arenas()
+"""The store reads' memory (see _Arenas); `ARENAS.clear()` gives back what no array holds."""
+
+
+def _carve(arena: np.ndarray, specs: Sequence[tuple[Any, tuple[int, ...]]]) -> list[np.ndarray]:
+    """Arrays of the given (dtype, shape) laid one after the other in `arena`, each 64-byte aligned."""
+    out, at = [], 0
+    for dtype, shape in specs:
+        dtype = np.dtype(dtype)
+        n = dtype.itemsize * math.prod(shape)
+        out.append(arena[at : at + n].view(dtype).reshape(shape))
+        at += -(-n // 64) * 64
+    return out
+
+
+def _arena_bytes(specs: Sequence[tuple[Any, tuple[int, ...]]]) -> int:
+    return sum(-(-np.dtype(d).itemsize * math.prod(s) // 64) * 64 for d, s in specs)
+
+
 @dataclass
 class _StoreFile:
     """One store file of a period read: its symbol's index, the file, its row groups that can hold a row of
@@ -311,7 +402,10 @@ def _store_plan(params: dict[str, Any]) -> list[_StoreFile]:
     plan = []
     for path in params["files"]:
         symbol = Path(path).parent.parent.name.removeprefix("symbol=")
-        pf = pq.ParquetFile(path)
+        # mapped, not read: the column chunks are decoded from the page cache in place, not first copied
+        # into the Arrow allocator's buffers, whose pages it gives back to the system when idle (the
+        # set-up's half second is enough) and must fault in again: a third of the decoding's time
+        pf = pq.ParquetFile(path, memory_map=True)
         meta = pf.metadata
         ts_col = meta.schema.names.index("ts")
         groups = []
@@ -502,13 +596,15 @@ def _read_plan(
     end_at: Any,
     queries: list[str],
     say: Callable[[str], None],
+    stale_symbols: set[str] | None = None,
 ) -> list[Query]:
     """The statements that read the period's rows: when the feature store is up to date for every chosen
     symbol (features/store.py; the same rows as the `features` view), ONE statement over the store's own
-    files (`_read_store`, recorded as STORE_READ); else one per symbol over the live `features_priced` view, slower."""
-    from features import store
-
-    stale = {pair for pair in store.stale(root, settings) if pair[1] == interval and pair[0] in names}
+    files (`_read_store`, recorded as STORE_READ); else one per symbol over the live `features_priced` view, slower.
+    `stale_symbols`: the interval's symbols whose stored features are not up to date, when already known."""
+    if stale_symbols is None:
+        stale_symbols = _stale_symbols(root, settings, interval)
+    stale = {(s, interval) for s in stale_symbols if s in names}
     if stale:
         say(
             f"features: the stored features of {', '.join(sorted(s for s, _ in stale))} {interval} are not up to "
@@ -530,6 +626,27 @@ def _read_plan(
     return plan
 
 
+def _stale_symbols(root: Path | str | None, settings: Settings, interval: str) -> set[str]:
+    """The symbols of the interval whose stored features are missing or out of date (features/store.py)."""
+    from features import store
+
+    return {s for s, i in store.stale(root, settings) if i == interval}
+
+
+SETUP_SQL = ("period_bounds", "train_eligible", "train_setup", "asset_classes")
+"""The statements of a period's set-up (sql/rl): the period's bounds and the symbols."""
+
+
+def _connect(root: Path | str | None, settings: Settings, live: bool) -> Any:
+    """A read-only connection with the views the set-up's statements need, and, when `live` (the feature
+    store is not up to date), those the live read (sql/rl/period_rows.sql) needs: registering the views is
+    most of a connection's cost, and the store's read needs none."""
+    from lake.connect import views_needed
+
+    names = [*SETUP_SQL, "period_rows"] if live else list(SETUP_SQL)
+    return lake.connect(root, read_only=True, settings=settings, views=views_needed(_sql(n) for n in names))
+
+
 def _select(
     con: Any,
     symbols: list[str] | None,
@@ -537,21 +654,46 @@ def _select(
     queries: list[str],
     say: Callable[[str], None],
     warn_ineligible: bool,
+    eligibility: Eligibility | None = None,
 ) -> list[tuple[str, str]]:
-    """(symbol, asset_class) to read: the train period's eligible symbols, or the given ones."""
+    """(symbol, asset_class) to read: the train period's eligible symbols, or the given ones. `eligibility`:
+    _train_eligibility's rows, when already read: their asset classes then stand for sql/rl/asset_classes.sql's
+    (the same symbols, those with bars of the interval) unless a symbol has two."""
     if symbols is None:
-        return _eligible(con, interval, queries)
-    classes = _asset_classes(con, symbols, interval, queries)
+        return _eligible(con, interval, queries, eligibility)
+    listed = [s for s, _, _, _ in eligibility or []]
+    if eligibility is not None and len(set(listed)) == len(listed):
+        classes = {s: a for s, a, _, _ in eligibility if s in symbols}
+    else:
+        classes = _asset_classes(con, symbols, interval, queries)
     missing = [s for s in symbols if s not in classes]
     if missing:
         raise MarketlakeError(f"symbol(s) {', '.join(missing)}: no {interval} bars in the lake")
     if len(set(symbols)) != len(symbols):
         raise MarketlakeError(f"symbols given twice: {symbols}")
     if warn_ineligible:
-        for s, _, ok, reason in _train_eligibility(con, interval, queries):
+        rows = _train_eligibility(con, interval, queries) if eligibility is None else eligibility
+        for s, _, ok, reason in rows:
             if s in symbols and not ok:
                 say(f"warning: {s} {interval} is not eligible in the train period: {reason}")
     return [(s, classes[s]) for s in symbols]
+
+
+def _setup(
+    con: Any, symbols: list[str] | None, interval: str, period: str, warn_ineligible: bool, queries: list[str]
+) -> tuple[Any, Any, Eligibility | None]:
+    """The period's bounds and, when the load needs them (to choose the symbols, or to warn about an
+    ineligible one), the train period's eligibility rows: for the train period in one statement
+    (sql/rl/train_setup.sql), else the period's bounds and the train eligibility in two."""
+    if symbols is not None and not warn_ineligible:
+        return (*_period_bounds(con, period, queries), None)
+    if period == "train":
+        rows, bounds = _train_setup(con, interval, queries)
+        if bounds is not None:
+            return (*bounds, rows)
+        return (*_period_bounds(con, period, queries), rows)  # no row: period_bounds says why, if it can
+    start_at, end_at = _period_bounds(con, period, queries)
+    return start_at, end_at, _train_eligibility(con, interval, queries)
 
 
 def load_period(
@@ -584,13 +726,14 @@ def load_period(
     say = say or (lambda _m: None)
     queries: list[str] = []
     t0 = time.perf_counter()
-    con = lake.connect(root, read_only=True, settings=settings)
+    stale = _stale_symbols(root, settings, interval)
+    con = _connect(root, settings, live=bool(stale))
     try:
-        start_at, end_at = _period_bounds(con, period, queries)
-        chosen = _select(con, symbols, interval, queries, say, warn_ineligible)
+        start_at, end_at, eligibility = _setup(con, symbols, interval, period, warn_ineligible, queries)
+        chosen = _select(con, symbols, interval, queries, say, warn_ineligible, eligibility)
         names = [s for s, _ in chosen]
         classes = [a for _, a in chosen]
-        plan = _read_plan(con, root, settings, names, interval, start_at, end_at, queries, say)
+        plan = _read_plan(con, root, settings, names, interval, start_at, end_at, queries, say, stale)
         store_only = [q for q, _ in plan] == [STORE_READ]
         if store_only:  # the store's files are read without DuckDB: its connection is done with
             con.close()
@@ -770,8 +913,8 @@ def _load_store(params: dict[str, Any], norm: NormStats | None) -> tuple[_Column
     over fresh memory as it takes. The files' row groups of the period are decoded in a background thread
     (`_store_pieces`, a file's groups at a time), and as each piece arrives its period rows are copied once
     into the preallocated arrays (sized from the row groups' footers; rows past the period's are never
-    touched) and its model inputs' statistics summed (merged piece by piece); once all are in, a piece at
-    a time, its inputs are normalised into a small feature-major float32 block and transposed into its
+    touched; their memory from `ARENAS`: populated in one call, or reused) and its model inputs'
+    statistics summed (merged piece by piece); once all are in, a piece at a time, its inputs are normalised into a small feature-major float32 block and transposed into its
     rows of the one float32 [N, F] array. No Arrow batch, concatenation or whole-period temporary. The same rows and values as `_assemble`
     over `_read_store`'s batches, the statistics summed in another order (a test checks they agree). None
     (the caller then takes that general path) when the rows need what only it does: dropping a row with a
@@ -784,9 +927,11 @@ def _load_store(params: dict[str, Any], norm: NormStats | None) -> tuple[_Column
     if not cap:
         return None
     nf = len(FEATURES)
-    sym = np.empty(cap, np.int32)
-    ts, av, day = np.empty(cap, np.int64), np.empty(cap, np.int64), np.empty(cap, np.int64)
-    prices = {c: np.empty(cap) for c in PRICES}
+    # the arrays the MarketData keeps, in one mapping (see _Arenas), taken once the first piece is in: the
+    # reading thread decodes the next ones meanwhile
+    specs: list[tuple[Any, tuple[int, ...]]] = [(np.int64, (cap,))] * 3 + [(np.float64, (cap,))] * len(PRICES)
+    specs += [(np.int32, (cap,)), (np.float32, (cap, nf))]
+    arrays: list[np.ndarray] = []
     new_seg, closing = np.empty(cap, dtype=bool), np.empty(cap, dtype=bool)
     scratch = np.empty(max(f.rows for f in plan))
     # per column: rows, mean and sum of squared deviations so far (merged a piece at a time, Chan et al.)
@@ -798,6 +943,10 @@ def _load_store(params: dict[str, Any], norm: NormStats | None) -> tuple[_Column
         _check_norm(norm)
     with contextlib.closing(_background(_store_pieces(params, plan), "reading the feature store")) as stream:
         for p in stream:
+            if not arrays:
+                arrays = _carve(ARENAS.take(_arena_bytes(specs)), specs)
+                ts, av, day, *price_arrays, sym, features = arrays
+                prices = dict(zip(PRICES, price_arrays, strict=True))
             a, r = count, p.rows
             b = a + r
             cols = p.batch.columns
@@ -852,7 +1001,6 @@ def _load_store(params: dict[str, Any], norm: NormStats | None) -> tuple[_Column
     if norm is None:
         stds = np.sqrt(m2 / n)
         norm = NormStats(list(FEATURES), means, np.where(stds > 1e-12, stds, 1.0))
-    features = np.empty((cap, nf), dtype=np.float32)
     block = np.empty((nf, max(p.rows for p, _, _ in pieces)), dtype=np.float32)
     for p, inputs, a in pieces:
         r = p.rows

@@ -384,3 +384,75 @@ def test_the_observed_at_close_flag_comes_from_the_calendar_not_from_later_rows(
     assert closes_at == [ny(2024, 7, 8, 15, 55), ny(2024, 7, 9, 16, 0)]
     assert d.at_close[last_of_day].tolist() == [False, True]  # 15:55 is not the close; 16:00 is
     assert int(d.at_close.sum()) == 1
+
+
+def _setup_reference(
+    con: object, symbols: list[str] | None, interval: str, period: str, warn: bool, say: list[str]
+) -> tuple[object, ...]:
+    """load_period's set-up as one statement each: the period's bounds (period_bounds.sql), the asset
+    classes of given symbols (asset_classes.sql), the train eligibility (train_eligible.sql)."""
+    from rl import episodes
+
+    q: list[str] = []
+    start, end = episodes._period_bounds(con, period, q)
+    if symbols is None:
+        return _order(start, end, episodes._eligible(con, interval, q))
+    classes = episodes._asset_classes(con, symbols, interval, q)
+    missing = [s for s in symbols if s not in classes]
+    if missing:
+        raise MarketlakeError(f"symbol(s) {', '.join(missing)}: no {interval} bars in the lake")
+    if len(set(symbols)) != len(symbols):
+        raise MarketlakeError(f"symbols given twice: {symbols}")
+    if warn:
+        for s, _, ok, reason in episodes._train_eligibility(con, interval, q):
+            if s in symbols and not ok:
+                say.append(f"warning: {s} {interval} is not eligible in the train period: {reason}")
+    return _order(start, end, [(s, classes[s]) for s in symbols])
+
+
+def _order(start: object, end: object, chosen: list[tuple[str, str]]) -> tuple[object, ...]:
+    """The symbols in their order, and the (symbol, class) pairs as a set: the statements order their rows
+    by symbol only, so two classes of one symbol come in either order."""
+    return start, end, [s for s, _ in chosen], sorted(chosen)
+
+
+@pytest.mark.parametrize("two_classes", [False, True], ids=["one class a symbol", "a symbol of two classes"])
+def test_the_setup_in_fewer_statements_equals_one_statement_each(lake_root: Path, two_classes: bool) -> None:
+    """load_period's set-up (rl.episodes._setup and _select: the train period's bounds, eligibility and
+    asset classes read in one statement) gives the bounds, symbols, classes, warnings and errors that the
+    separate statements give, for every period, given or chosen symbols, and with or without warnings."""
+    from rl import episodes
+
+    write(lake_root, "BTCUSDT", bars_table(dt.datetime(2024, 3, 1, tzinfo=UTC), walk_closes(1440)))
+    write(lake_root, "ETHUSDT", bars_table(dt.datetime(2024, 3, 1, 20, tzinfo=UTC), walk_closes(240, 1)))
+    write(lake_root, "SOLUSDT", bars_table(dt.datetime(2024, 3, 1, tzinfo=UTC), walk_closes(1300, 2)))
+    if two_classes:  # another source calls SOLUSDT a stock: two asset classes for one symbol
+        sol = bars_table(dt.datetime(2024, 3, 1, 22, tzinfo=UTC), walk_closes(30, 3), asset_class="stock")
+        write(lake_root, "SOLUSDT", sol, source="csv")
+    con = lake.connect(lake_root, read_only=True, settings=Settings())
+    cases = [None, ["BTCUSDT"], ["ETHUSDT", "BTCUSDT"], ["SOLUSDT"], ["XRPUSDT"], ["BTCUSDT", "BTCUSDT"]]
+    checked = 0
+    for interval in ("1m", "1h"):
+        for period in episodes.PERIODS:
+            for symbols in cases:
+                for warn in (True, False):
+                    ours_said: list[str] = []
+                    ref_said: list[str] = []
+                    try:
+                        want: object = _setup_reference(con, symbols, interval, period, warn, ref_said)
+                    except MarketlakeError as exc:
+                        want = str(exc)
+                    try:
+                        q: list[str] = []
+                        start, end, rows = episodes._setup(con, symbols, interval, period, warn, q)
+                        chosen = episodes._select(con, symbols, interval, q, ours_said.append, warn, rows)
+                        got: object = _order(start, end, chosen)
+                    except MarketlakeError as exc:
+                        got = str(exc)
+                    case = (interval, period, symbols, warn)
+                    assert got == want and ours_said == ref_said, case
+                    if period == "train" and (symbols is None or warn) and not isinstance(got, str):
+                        assert len(q) == 1 + (two_classes and symbols is not None), (case, q)
+                    checked += not isinstance(got, str)
+    con.close()
+    assert checked > 20

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -244,3 +246,87 @@ def test_a_damaged_store_file_is_one_clear_error(stored: Path, tmp_path: Path) -
         f.write_bytes(cut)
         with pytest.raises(MarketlakeError, match="reading the feature store failed"):
             _direct(params)
+
+
+ALL = ("features", *ARRAYS)
+
+
+def _whole(root: Path) -> dict[str, object]:
+    begin, end = T0 - dt.timedelta(days=1), T0 + dt.timedelta(days=3)
+    return {
+        "files": _store_files(root, NAMES, "1m", begin, end),
+        "symbols": NAMES,
+        "start_at": begin,
+        "end_at": end,
+    }
+
+
+def test_an_arena_is_handed_out_again_only_when_no_array_of_it_is_left() -> None:
+    """rl.episodes._Arenas: any array made from a mapping (a view, a strided view, a buffer export) keeps it
+    out of the pool; once the last one goes, the same memory is handed out again."""
+    from numpy.lib.stride_tricks import as_strided
+
+    from rl.episodes import _Arenas
+
+    pool = _Arenas()
+    keepers: tuple[Callable[[np.ndarray], Any], ...] = (
+        lambda x: x[100:200],
+        lambda x: x.view(np.float64)[3:],
+        lambda x: as_strided(x[:64], shape=(8, 8), strides=(8, 1)),
+        lambda x: x[5:9].data,  # a memoryview
+        lambda x: pa.py_buffer(x),
+    )
+    for keeper in keepers:
+        a = pool.take(10_000)
+        a[:] = 7
+        address = a.ctypes.data
+        held = keeper(a)
+        del a
+        b = pool.take(10_000)
+        assert b.ctypes.data != address  # another mapping: `held` is never written
+        b[:] = 1
+        assert set(np.frombuffer(held, np.uint8).tolist()) == {7}
+        del b, held
+        c = pool.take(10_000)  # both free now: one of them again, no new mapping
+        assert len(pool._kept) == 2 and c.ctypes.data in {
+            np.frombuffer(m, np.uint8).ctypes.data for m in pool._kept
+        }
+        del c
+    assert pool.reused == 3 * 5 - 2  # every take but the first two
+    big = pool.take(10 * 12_288)  # too small a mapping is never handed out for a larger request
+    assert big.nbytes >= 10 * 12_288 and pool.reused == 13
+    pool.clear()
+    assert not pool._kept and big[0] == big[0]  # arrays outlive the pool's forgetting them
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(keep=st.lists(st.sampled_from([None, *ALL]), min_size=2, max_size=6), norm_given=st.booleans())
+def test_arrays_a_caller_holds_are_never_overwritten_by_a_later_read(
+    stored: Path, keep: list[str | None], norm_given: bool
+) -> None:
+    """Reads one after the other, each keeping one of its arrays (or a slice of it, or nothing): every
+    array still held keeps its values, whatever the later reads reuse; and each read equals the first."""
+    from rl.episodes import ARENAS
+
+    params = _whole(stored)
+    first = _direct(params)
+    assert first is not None
+    expected = {name: getattr(first, name).copy() for name in ALL}
+    norm = first.norm if norm_given else None
+    del first
+    held: list[tuple[str, np.ndarray, np.ndarray]] = []
+    reused = ARENAS.reused
+    for i, name in enumerate(keep):
+        d = _direct(params, norm)
+        assert d is not None
+        for n in ALL if norm_given else [n for n in ALL if n != "features"]:
+            assert np.array_equal(getattr(d, n), expected[n]), n
+        if name is not None:
+            arr = getattr(d, name)
+            kept = arr[i % 3 :] if i % 2 else arr
+            held.append((name, kept, kept.copy()))
+        del d
+        for n, kept, copy in held:
+            assert np.array_equal(kept, copy), n
+    if keep.count(None) >= 2:  # nothing held from one read to the next: the next read reused its memory
+        assert ARENAS.reused > reused

@@ -122,3 +122,38 @@ def test_notebook_result_forms_work_on_a_view(lake_root: Path) -> None:
     assert con.sql(q).pl().columns == ["symbol", "ts", "close"]
     assert list(con.sql(q).df().columns) == ["symbol", "ts", "close"]
     assert con.sql(q).arrow().read_all().schema.names == ["symbol", "ts", "close"]
+
+
+@pytest.mark.parametrize(
+    "view", [n for n in CONTRACT] + ["splits", "symbol_quality_by_split", "features_priced"]
+)
+def test_a_connection_with_only_the_views_a_query_needs_runs_it(lake_root: Path, view: str) -> None:
+    """lake.connect(views=views_needed(...)) registers a view's dependencies with it (a missing one would
+    fail to register), and nothing the query does not need."""
+    from lake.connect import view_files, views_needed
+
+    needed = views_needed([f"-- not features\nSELECT * FROM {view} WHERE 'bars' <> ''"])
+    assert view in needed and len(needed) < len(view_files())
+    con = lake.connect(lake_root, read_only=True, views=needed)
+    assert con.sql(f"SELECT * FROM {view}").fetchall() == []
+    registered = {r[0] for r in con.sql("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+    assert registered == needed
+    with pytest.raises(Exception, match=view):
+        lake.connect(lake_root, read_only=True, views=needed - {view}).sql(f"SELECT * FROM {view}")
+
+
+def test_every_view_registers_alone_with_what_it_needs(lake_root: Path) -> None:
+    from lake.connect import view_files, views_needed
+
+    for name, _ in view_files():
+        con = lake.connect(lake_root, read_only=True, views=views_needed([f"FROM {name}"]))
+        con.sql(f"SELECT * FROM {name} LIMIT 0").fetchall()
+        con.close()
+
+
+def test_comments_and_strings_name_no_view() -> None:
+    from lake.connect import views_needed
+
+    assert views_needed(["-- reads features and bars\nSELECT 'bars', 'it''s features' AS x"]) == set()
+    assert views_needed(["SELECT * FROM news"]) == {"news", "lake_news"}
+    assert "features" not in views_needed(["FROM splits"]) and "bars" in views_needed(["FROM splits"])
