@@ -137,9 +137,11 @@ def train_eligibility(root: Path, settings: Settings, interval: str, wanted: lis
     """Every symbol of the interval with its train-period eligibility (sql/rl/train_eligible.sql: the
     `symbol_quality_by_split` view, the split 'train' only)."""
     import lake
+    from lake.connect import views_needed
 
     sql = (sql_dir() / "rl" / "train_eligible.sql").read_text(encoding="utf-8")
-    con = lake.connect(root, read_only=True, settings=settings)
+    # only the views the statement needs: registering all of them is most of a connection's cost
+    con = lake.connect(root, read_only=True, settings=settings, views=views_needed([sql]))
     try:
         rows = con.execute(sql, {"interval": interval}).fetchall()
     finally:
