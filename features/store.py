@@ -13,8 +13,10 @@ every source, and the news of the symbols and of SPY and QQQ). Every other datas
 is the lake's own. `features` has no dependency across symbols other than SPY and QQQ (market_context):
 their bar_features rows are computed once per interval from their own bars (sql/store/market_begin.sql).
 bars, news_running and bar_features_priced are the views of sql/views; the as-of joins of bar_news and
-market_context are made by sql/store/features_chunk.sql through per-instant timelines, the same values
-by cheaper joins (it says why); tests check the store against the `features` view.
+market_context are made through per-instant timelines (sql/store/news_timeline.sql, market_timeline.sql),
+each bar taking its timeline row by a binary search of the timeline's sorted instants (sql/store/
+features_chunk.sql says why): the same values by cheaper joins; tests check the store against the
+`features` view.
 
 Freshness: each partition's manifest records, in its inputs, a fingerprint of the chunk's inputs: the
 sha256 (from their manifests) of every input partition (the symbol's bars, SPY's and QQQ's of the
@@ -51,10 +53,11 @@ from lake.paths import SCHEMA_ANCHOR, LakePaths, resolve_lake_root
 from lake.schemas import FEATURES
 from lake.writer import DATA_FILE, MANIFEST_FILE, LakeWriter, anchor_dir, sha256_file, write_anchor
 
-STORE_VERSION = 5
+STORE_VERSION = 6
 """Bumped whenever the way a chunk is computed or stored changes: every chunk is then rebuilt (4: row groups
 of 8,192 rows, uncompressed; the writer rewrites a file of another layout even when its rows are the same;
-5: the as-of joins through the chunk's timelines, sql/store/features_chunk.sql)."""
+5: the as-of joins through the chunk's timelines, sql/store/features_chunk.sql; 6: the timelines looked up
+by a binary search, sql/store/news_timeline.sql and market_timeline.sql)."""
 MARKET_SYMBOLS = ("SPY", "QQQ")
 """Symbols whose bars and news every chunk of the interval reads (market_context)."""
 IRRELEVANT_SETTINGS = frozenset(
@@ -329,15 +332,103 @@ def _store_sql(name: str) -> str:
     return (sql_dir() / "store" / f"{name}.sql").read_text(encoding="utf-8")
 
 
+NEWS_COLUMNS = (
+    "last_news_at",
+    "sentiment_last",
+    "news_count_1h",
+    "news_count_1d",
+    "sentiment_mean_1h",
+    "sentiment_mean_1d",
+)
+"""bar_news' columns of the store, as sql/store/news_timeline.sql holds them per instant."""
+NEWS_COUNTS = ("news_count_1h", "news_count_1d")
+"""0, not NULL, for a bar with no timeline row before it (no article yet)."""
+MARKET_COLUMNS = tuple(
+    f"{m}_{c}"
+    for m in ("spy", "qqq")
+    for c in ("available_at", "log_ret_1", "sentiment_last", "news_count_1d", "sentiment_mean_1d")
+)
+"""market_context's columns, as sql/store/market_context_bars.sql computes them per bar."""
+
+
 def _market_features(
     con: duckdb.DuckDBPyConnection, paths: LakePaths, inputs: _Inputs, interval: str, work: Path
-) -> None:
+) -> pa.Table:
     """SPY's and QQQ's bar_features rows of `interval` into the temporary table every batch of the interval
-    reads (sql/store/market_begin.sql), computed from their own bars."""
+    reads (sql/store/market_begin.sql), computed from their own bars; returns the interval's market
+    timeline (sql/store/market_timeline.sql), in order of its instants."""
     with _chunk_view(paths, inputs, list(MARKET_SYMBOLS), interval, work) as (bars_dir, news_dir):
         con.execute("SET VARIABLE dataset_bars = ?", [str(bars_dir)])
         con.execute("SET VARIABLE dataset_news = ?", [str(news_dir)])
         con.execute(_store_sql("market_begin"), [interval])
+        return con.execute(_store_sql("market_timeline"), [interval]).to_arrow_table()
+
+
+def _micros(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A timestamp column without nulls as int64 microseconds (the lake's unit)."""
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    return np.asarray(arr.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def _take(table: pa.Table, rows: np.ndarray) -> pa.Table:
+    """table's rows at `rows`, a NULL row where rows < 0."""
+    if table.num_rows == 0:
+        return pa.table({n: pa.nulls(len(rows), table.schema.field(n).type) for n in table.column_names})
+    return table.take(pa.array(rows, mask=rows < 0))
+
+
+def _news_columns(
+    timeline: pa.Table, ranges: Mapping[str, tuple[int, int]], available: np.ndarray
+) -> pa.Table:
+    """bar_news' columns of the batch's bars (in the order of `available`, their available_at in µs; `ranges`:
+    symbol -> its bars' slice): per bar, the row of its symbol's news timeline (sql/store/news_timeline.sql,
+    in order of symbol then instant e) with the greatest e strictly before its available_at; a bar with none
+    has no article yet (counts 0, the rest NULL)."""
+    rows = np.full(len(available), -1, dtype=np.int64)
+    if timeline.num_rows:
+        sym = pc.dictionary_encode(timeline.column("symbol")).combine_chunks()
+        codes = sym.indices.to_numpy(zero_copy_only=False)
+        starts = np.flatnonzero(np.concatenate([[True], codes[1:] != codes[:-1]]))
+        ends = np.concatenate([starts[1:], [len(codes)]])
+        names = sym.dictionary.to_pylist()
+        e = _micros(timeline.column("e"))
+        for lo, hi in zip(starts, ends, strict=True):
+            span = ranges.get(str(names[codes[lo]]))
+            if span is None:
+                continue
+            a, b = span
+            before = np.searchsorted(e[lo:hi], available[a:b], side="left")  # instants e < available_at
+            rows[a:b] = np.where(before > 0, lo + before - 1, -1)
+    taken = _take(timeline.select(list(NEWS_COLUMNS)), rows)
+    for name in NEWS_COUNTS:
+        i = taken.schema.get_field_index(name)
+        taken = taken.set_column(i, name, pc.fill_null(taken.column(name), 0))
+    return taken
+
+
+def _market_columns(
+    con: duckdb.DuckDBPyConnection, timeline: pa.Table, available_at: pa.ChunkedArray, available: np.ndarray
+) -> pa.Table:
+    """market_context's columns of the batch's bars (in the order of `available_at`): per bar, the row of the
+    interval's market timeline (sql/store/market_timeline.sql) with the greatest instant e at or before its
+    available_at, then the rules that depend on the bar's own available_at (sql/store/market_context_bars.sql).
+    With no timeline (neither SPY nor QQQ in the lake) every column is NULL, as the view's."""
+    n = len(available)
+    if timeline.num_rows == 0:
+        return pa.table({c: pa.nulls(n, FEATURES.schema.field(c).type) for c in MARKET_COLUMNS})
+    e = _micros(timeline.column("e"))
+    at_or_before = np.searchsorted(e, available, side="right")
+    rows = _take(timeline.drop_columns(["e"]), np.where(at_or_before > 0, at_or_before - 1, -1))
+    rows = rows.append_column("available_at", available_at).append_column("pos", pa.array(np.arange(n)))
+    con.register("chunk_market_rows", rows)
+    try:
+        out = con.execute(_store_sql("market_context_bars")).to_arrow_table()
+    finally:
+        con.unregister("chunk_market_rows")
+    pos = out.column("pos").to_numpy()
+    if not bool(np.all(pos[1:] > pos[:-1])):  # the query keeps no order: back to the bars'
+        out = out.take(np.argsort(pos, kind="stable"))
+    return out.drop_columns(["pos"])
 
 
 def _build_batch(
@@ -346,25 +437,44 @@ def _build_batch(
     batch: list[Chunk],
     bars_dir: Path,
     news_dir: Path,
+    market: pa.Table,
     result: RefreshResult,
 ) -> dict[str, int]:
-    """Compute one batch (chunks of one interval) and write each chunk's year partitions; rows per symbol."""
+    """Compute one batch (chunks of one interval) and write each chunk's year partitions; rows per symbol.
+    `market`: the interval's market timeline (`_market_features`)."""
     interval = batch[0].interval
+    symbols = [c.symbol for c in batch]
     con.execute("SET VARIABLE dataset_bars = ?", [str(bars_dir)])
     con.execute("SET VARIABLE dataset_news = ?", [str(news_dir)])
     con.execute(_store_sql("chunk_begin"))
-    table = con.execute(_store_sql("features_chunk"), [interval, [c.symbol for c in batch]]).to_arrow_table()
-    con.execute(_store_sql("chunk_end"))
+    try:
+        table = con.execute(_store_sql("features_chunk"), [interval, symbols]).to_arrow_table()
+        news = con.execute(_store_sql("news_timeline"), [symbols]).to_arrow_table()
+    finally:
+        con.execute(_store_sql("chunk_end"))
     # rows come in no particular order (no sort of the wide rows in DuckDB): grouped here by symbol and
-    # year, and ordered by ts, one partition's rows taken at a time (so that the writer finds them in order)
-    parts = _partition_rows(table)
+    # year, and ordered by ts (a sort of the row numbers), then taken once in that order: each partition
+    # is a slice
+    order, parts = _partition_rows(table)
+    table = table.take(order)
+    available = _micros(table.column("available_at"))
+    ranges = {s: (min(a for a, _ in ys.values()), max(b for _, b in ys.values())) for s, ys in parts.items()}
+    extra = _news_columns(news, ranges, available)
+    market_cols = _market_columns(con, market, table.column("available_at"), available)
+    columns = {
+        **{n: table.column(n) for n in table.column_names if n not in ("symbol", "year")},
+        **{n: extra.column(n) for n in extra.column_names},
+        **{n: market_cols.column(n) for n in market_cols.column_names},
+    }
+    whole = pa.table({n: columns[n] for n in FEATURES.schema.names})
+    del table, extra, market_cols, columns
     out: dict[str, int] = {}
     for chunk in batch:
         inputs = [{"fingerprint": chunk.fingerprint, "store_version": STORE_VERSION}]
         rows = 0
         years = parts.get(chunk.symbol, {})
-        for year, idx in sorted(years.items()):
-            part_table = table.take(idx).drop_columns(["symbol", "year"])
+        for year, (a, b) in sorted(years.items()):
+            part_table = whole.slice(a, b - a)
             part = {"interval": interval, "symbol": chunk.symbol, "year": str(year)}
             res = writer.write(FEATURES, part, part_table, mode="replace", inputs=inputs)
             rows += part_table.num_rows
@@ -373,14 +483,15 @@ def _build_batch(
         for year_s in sorted(set(chunk.stored) - {str(y) for y in years}):
             _empty(writer, chunk, year_s, result)
         out[chunk.symbol] = rows
-    del table
+    del whole
     return out
 
 
-def _partition_rows(table: pa.Table) -> dict[str, dict[int, np.ndarray]]:
-    """symbol -> year -> the row indices of `table` in that partition, in order of ts."""
+def _partition_rows(table: pa.Table) -> tuple[np.ndarray, dict[str, dict[int, tuple[int, int]]]]:
+    """The row indices of `table` in order of symbol, year and ts, and symbol -> year -> the slice of that
+    order which is the partition's rows."""
     if table.num_rows == 0:
-        return {}
+        return np.zeros(0, dtype=np.int64), {}
     sym = pc.dictionary_encode(table.column("symbol")).combine_chunks()
     codes = sym.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     years = table.column("year").to_numpy().astype(np.int64)
@@ -391,11 +502,11 @@ def _partition_rows(table: pa.Table) -> dict[str, dict[int, np.ndarray]]:
     starts = np.flatnonzero(np.concatenate([[True], sorted_key[1:] != sorted_key[:-1]]))
     ends = np.concatenate([starts[1:], [len(order)]])
     names = sym.dictionary.to_pylist()
-    out: dict[str, dict[int, np.ndarray]] = defaultdict(dict)
+    out: dict[str, dict[int, tuple[int, int]]] = defaultdict(dict)
     for a, b in zip(starts, ends, strict=True):
         k = int(sorted_key[a])
-        out[str(names[k // 100_000])][k % 100_000] = order[a:b]
-    return dict(out)
+        out[str(names[k // 100_000])][k % 100_000] = (int(a), int(b))
+    return order, dict(out)
 
 
 def batches(chunks: list[Chunk], rows: Mapping[tuple[str, str], int], batch_rows: int) -> list[list[Chunk]]:
@@ -506,12 +617,13 @@ def refresh(
             work_batches = batches(todo, inputs.rows, batch_rows)
             done = 0
             market_interval: str | None = None
+            market = pa.table({})
             for batch in work_batches:
                 symbols = [c.symbol for c in batch]
                 interval = batch[0].interval
                 if interval != market_interval:  # the batches come grouped by interval
                     try:
-                        _market_features(con, paths, inputs, interval, work)
+                        market = _market_features(con, paths, inputs, interval, work)
                     except duckdb.Error as exc:
                         raise MarketlakeError(
                             f"feature store: computing {interval} of {', '.join(MARKET_SYMBOLS)} failed: {exc}"
@@ -519,7 +631,7 @@ def refresh(
                     market_interval = interval
                 with _chunk_view(paths, inputs, symbols, interval, work) as (bars_dir, news_dir):
                     try:
-                        counts = _build_batch(con, writer, batch, bars_dir, news_dir, result)
+                        counts = _build_batch(con, writer, batch, bars_dir, news_dir, market, result)
                     except duckdb.Error as exc:
                         raise MarketlakeError(
                             f"feature store: computing {interval} of {', '.join(symbols)} failed: {exc}"
