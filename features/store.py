@@ -35,6 +35,7 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -351,6 +352,12 @@ MARKET_COLUMNS = tuple(
 """market_context's columns, as sql/store/market_context_bars.sql computes them per bar."""
 
 
+def _arrow(con: duckdb.DuckDBPyConnection, name: str) -> pa.Table:
+    """The rows of the store's query `name` (no parameters), fetched through a relation: its Arrow result is
+    collected in parallel by the query's threads (a prepared statement's result is converted by one)."""
+    return con.sql(_store_sql(name).rstrip().rstrip(";")).to_arrow_table()
+
+
 def _market_features(
     con: duckdb.DuckDBPyConnection, paths: LakePaths, inputs: _Inputs, interval: str, work: Path
 ) -> pa.Table:
@@ -422,7 +429,7 @@ def _market_columns(
     rows = rows.append_column("available_at", available_at).append_column("pos", pa.array(np.arange(n)))
     con.register("chunk_market_rows", rows)
     try:
-        out = con.execute(_store_sql("market_context_bars")).to_arrow_table()
+        out = _arrow(con, "market_context_bars")
     finally:
         con.unregister("chunk_market_rows")
     pos = out.column("pos").to_numpy()
@@ -431,25 +438,32 @@ def _market_columns(
     return out.drop_columns(["pos"])
 
 
-def _build_batch(
-    con: duckdb.DuckDBPyConnection,
-    writer: LakeWriter,
-    batch: list[Chunk],
-    bars_dir: Path,
-    news_dir: Path,
-    market: pa.Table,
-    result: RefreshResult,
-) -> dict[str, int]:
-    """Compute one batch (chunks of one interval) and write each chunk's year partitions; rows per symbol.
-    `market`: the interval's market timeline (`_market_features`)."""
+@dataclass
+class _Computed:
+    """One batch computed (`_compute_batch`), its partitions not written yet."""
+
+    batch: list[Chunk]
+    table: pa.Table
+    """The batch's rows in the store's columns, in order of symbol, year and ts."""
+    parts: dict[str, dict[int, tuple[int, int]]]
+    """symbol -> year -> the slice of `table` that is the partition's rows."""
+
+
+def _compute_batch(
+    con: duckdb.DuckDBPyConnection, batch: list[Chunk], bars_dir: Path, news_dir: Path, market: pa.Table
+) -> _Computed:
+    """The rows of one batch (chunks of one interval) in the store's columns. `market`: the interval's market
+    timeline (`_market_features`)."""
     interval = batch[0].interval
     symbols = [c.symbol for c in batch]
     con.execute("SET VARIABLE dataset_bars = ?", [str(bars_dir)])
     con.execute("SET VARIABLE dataset_news = ?", [str(news_dir)])
+    con.execute("SET VARIABLE chunk_interval = ?", [interval])
+    con.execute("SET VARIABLE chunk_symbols = ?", [symbols])
     con.execute(_store_sql("chunk_begin"))
     try:
-        table = con.execute(_store_sql("features_chunk"), [interval, symbols]).to_arrow_table()
-        news = con.execute(_store_sql("news_timeline"), [symbols]).to_arrow_table()
+        table = _arrow(con, "features_chunk")
+        news = _arrow(con, "news_timeline")
     finally:
         con.execute(_store_sql("chunk_end"))
     # rows come in no particular order (no sort of the wide rows in DuckDB): grouped here by symbol and
@@ -466,16 +480,20 @@ def _build_batch(
         **{n: extra.column(n) for n in extra.column_names},
         **{n: market_cols.column(n) for n in market_cols.column_names},
     }
-    whole = pa.table({n: columns[n] for n in FEATURES.schema.names})
-    del table, extra, market_cols, columns
+    return _Computed(batch, pa.table({n: columns[n] for n in FEATURES.schema.names}), parts)
+
+
+def _write_batch(writer: LakeWriter, computed: _Computed, result: RefreshResult) -> dict[str, int]:
+    """Write each chunk's year partitions of a computed batch (and empty the years it no longer has); rows
+    per symbol."""
     out: dict[str, int] = {}
-    for chunk in batch:
+    for chunk in computed.batch:
         inputs = [{"fingerprint": chunk.fingerprint, "store_version": STORE_VERSION}]
         rows = 0
-        years = parts.get(chunk.symbol, {})
+        years = computed.parts.get(chunk.symbol, {})
         for year, (a, b) in sorted(years.items()):
-            part_table = whole.slice(a, b - a)
-            part = {"interval": interval, "symbol": chunk.symbol, "year": str(year)}
+            part_table = computed.table.slice(a, b - a)
+            part = {"interval": chunk.interval, "symbol": chunk.symbol, "year": str(year)}
             res = writer.write(FEATURES, part, part_table, mode="replace", inputs=inputs)
             rows += part_table.num_rows
             result.partitions_changed += int(res.changed)
@@ -483,7 +501,6 @@ def _build_batch(
         for year_s in sorted(set(chunk.stored) - {str(y) for y in years}):
             _empty(writer, chunk, year_s, result)
         out[chunk.symbol] = rows
-    del whole
     return out
 
 
@@ -613,34 +630,50 @@ def refresh(
     with tempfile.TemporaryDirectory(prefix="marketlake-store-") as tmp:
         work = Path(tmp)
         con = _connection(lake_root, settings, memory_limit, work)
+        done = 0
+
+        def written(job: Future[dict[str, int]], batch: list[Chunk]) -> None:
+            nonlocal done
+            counts = job.result()
+            for c in batch:
+                done += 1
+                result.rows += counts[c.symbol]
+                result.built.append((c.symbol, c.interval))
+                say(f"features: {c.symbol} {c.interval}: {counts[c.symbol]:,} rows ({done}/{len(todo)})")
+
+        # A batch's partitions are written by one worker while the next batch is computed: DuckDB's query and
+        # the writer's encoding, hashing and fsync overlap (each releases the GIL). Only that worker uses the
+        # writer, one batch at a time, and at most two batches are held at once (the one written, the one
+        # computed).
         try:
-            work_batches = batches(todo, inputs.rows, batch_rows)
-            done = 0
-            market_interval: str | None = None
-            market = pa.table({})
-            for batch in work_batches:
-                symbols = [c.symbol for c in batch]
-                interval = batch[0].interval
-                if interval != market_interval:  # the batches come grouped by interval
-                    try:
-                        market = _market_features(con, paths, inputs, interval, work)
-                    except duckdb.Error as exc:
-                        raise MarketlakeError(
-                            f"feature store: computing {interval} of {', '.join(MARKET_SYMBOLS)} failed: {exc}"
-                        ) from exc
-                    market_interval = interval
-                with _chunk_view(paths, inputs, symbols, interval, work) as (bars_dir, news_dir):
-                    try:
-                        counts = _build_batch(con, writer, batch, bars_dir, news_dir, market, result)
-                    except duckdb.Error as exc:
-                        raise MarketlakeError(
-                            f"feature store: computing {interval} of {', '.join(symbols)} failed: {exc}"
-                        ) from exc
-                for c in batch:
-                    done += 1
-                    result.rows += counts[c.symbol]
-                    result.built.append((c.symbol, c.interval))
-                    say(f"features: {c.symbol} {c.interval}: {counts[c.symbol]:,} rows ({done}/{len(todo)})")
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer") as pool:
+                pending: tuple[Future[dict[str, int]], list[Chunk]] | None = None
+                market_interval: str | None = None
+                market = pa.table({})
+                for batch in batches(todo, inputs.rows, batch_rows):
+                    symbols = [c.symbol for c in batch]
+                    interval = batch[0].interval
+                    if interval != market_interval:  # the batches come grouped by interval
+                        try:
+                            market = _market_features(con, paths, inputs, interval, work)
+                        except duckdb.Error as exc:
+                            raise MarketlakeError(
+                                f"feature store: computing {interval} of {', '.join(MARKET_SYMBOLS)} failed: {exc}"
+                            ) from exc
+                        market_interval = interval
+                    with _chunk_view(paths, inputs, symbols, interval, work) as (bars_dir, news_dir):
+                        try:
+                            computed = _compute_batch(con, batch, bars_dir, news_dir, market)
+                        except duckdb.Error as exc:
+                            raise MarketlakeError(
+                                f"feature store: computing {interval} of {', '.join(symbols)} failed: {exc}"
+                            ) from exc
+                    if pending is not None:
+                        written(*pending)
+                    pending = (pool.submit(_write_batch, writer, computed, result), batch)
+                    del computed
+                if pending is not None:
+                    written(*pending)
         finally:
             con.close()
     result.seconds = time.perf_counter() - t0

@@ -1,6 +1,8 @@
--- One batch of the feature store (features/store.py): the `bar_features_priced` rows of one interval ($1) and a
--- list of symbols ($2), with the UTC year of ts that names the partition. Run on a connection whose
--- lake_bars see only the batch's own bars; computed by the view as it streams.
+-- One batch of the feature store (features/store.py): the `bar_features_priced` rows of one interval (the
+-- variable chunk_interval) and a list of symbols (chunk_symbols), with the UTC year of ts that names the
+-- partition. Run on a connection whose lake_bars see only the batch's own bars; computed by the view as it
+-- streams. (Variables, not parameters: the store fetches the rows through a relation, whose Arrow result is
+-- collected by every thread; a prepared statement's result is converted by one thread after the query.)
 --
 -- The news and market columns of `features_priced` (sql/views/059_features_priced.sql: bar_news and
 -- market_context, as-of joins) are added by features/store.py: each bar takes the row of its symbol's news
@@ -17,4 +19,4 @@ SELECT symbol, ts, available_at, asset_class, calendar, trading_day, segment_no,
        minutes_to_close, open, high, low, close,
        year(ts) AS year
 FROM bar_features_priced
-WHERE "interval" = $1 AND list_contains($2, symbol);
+WHERE "interval" = getvariable('chunk_interval') AND list_contains(getvariable('chunk_symbols'), symbol);

@@ -1,4 +1,5 @@
--- The news timeline of one batch of the feature store (features/store.py), for the symbols of $1: per
+-- The news timeline of one batch of the feature store (features/store.py), for the symbols of the
+-- variable chunk_symbols: per
 -- symbol, one row per instant e at which some as-of lookup of bar_news (sql/views/055_bar_news.sql) changes
 -- its answer (an article's news_at, news_at + 1 hour, news_at + 24 hours), holding bar_news' columns as they
 -- are for every lookup time after e up to the next such instant. A bar takes the row of its symbol with the
@@ -17,7 +18,7 @@ WITH news_events AS (
         UNION ALL
         SELECT symbol, news_at + INTERVAL 24 HOUR FROM news_running
     )
-    WHERE list_contains($1, symbol)
+    WHERE list_contains(getvariable('chunk_symbols'), symbol)
 ),
 timeline AS (
     SELECT e.symbol, e.e,
