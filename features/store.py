@@ -462,6 +462,9 @@ def _compute_batch(
     con.execute("SET VARIABLE chunk_symbols = ?", [symbols])
     con.execute(_store_sql("chunk_begin"))
     try:
+        held_once = con.execute(_store_sql("bars_held_once")).fetchone()
+        if held_once is not None and held_once[0]:
+            con.execute(_store_sql("chunk_bars"))
         table = _arrow(con, "features_chunk")
         news = _arrow(con, "news_timeline")
     finally:
