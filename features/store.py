@@ -470,10 +470,10 @@ def _compute_batch(
     finally:
         con.execute(_store_sql("chunk_end"))
     # rows come in no particular order (no sort of the wide rows in DuckDB): grouped here by symbol and
-    # year, and ordered by ts (a sort of the row numbers), then taken once in that order: each partition
-    # is a slice
+    # year, and ordered by ts (a sort of the row numbers), then put in that order once: each partition is
+    # a slice
     order, parts = _partition_rows(table)
-    table = table.take(order)
+    table = _in_order(table, order)
     available = _micros(table.column("available_at"))
     ranges = {s: (min(a for a, _ in ys.values()), max(b for _, b in ys.values())) for s, ys in parts.items()}
     extra = _news_columns(news, ranges, available)
@@ -484,6 +484,26 @@ def _compute_batch(
         **{n: market_cols.column(n) for n in market_cols.column_names},
     }
     return _Computed(batch, pa.table({n: columns[n] for n in FEATURES.schema.names}), parts)
+
+
+RUNS_SLICED = 1024
+"""Up to this many runs of consecutive rows, `_in_order` puts a table in order by slicing, not copying."""
+
+
+def _in_order(table: pa.Table, order: np.ndarray) -> pa.Table:
+    """`table.take(order)`. Each of the query's threads hands over its rows in order (a window's partitions
+    come out sorted), so that `order` is mostly a few runs of consecutive row numbers: then the runs are
+    sliced and chained, without a copy of the wide rows."""
+    if len(order) == 0:
+        return table
+    breaks = np.flatnonzero(order[1:] != order[:-1] + 1) + 1
+    if len(breaks) >= RUNS_SLICED:
+        return table.take(order)
+    starts = np.concatenate([[0], breaks])
+    ends = np.concatenate([breaks, [len(order)]])
+    return pa.concat_tables(
+        [table.slice(int(order[a]), int(b - a)) for a, b in zip(starts, ends, strict=True)]
+    )
 
 
 def _write_batch(writer: LakeWriter, computed: _Computed, result: RefreshResult) -> dict[str, int]:
