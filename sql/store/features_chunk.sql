@@ -17,6 +17,8 @@ SELECT symbol, ts, available_at, asset_class, calendar, trading_day, segment_no,
        ret_1, ret_5, ret_15, ret_60, vol_15, vol_60, rsi_14, volume_z_60, range_hl, range_mean_15, body,
        gap_open, idle_minutes, minute_of_day, day_of_week, tod_sin, tod_cos, minutes_since_open,
        minutes_to_close, open, high, low, close,
-       year(ts) AS year
+       -- the UTC year by arithmetic (make_timestamp of the epoch is the UTC wall clock): year(ts) of a
+       -- TIMESTAMPTZ goes through the ICU calendar, ten times the cost
+       year(make_timestamp(epoch_us(ts))) AS year
 FROM bar_features_priced
 WHERE "interval" = getvariable('chunk_interval') AND list_contains(getvariable('chunk_symbols'), symbol);
