@@ -13,8 +13,10 @@ every source, and the news of the symbols and of SPY and QQQ). Every other datas
 is the lake's own. `features` has no dependency across symbols other than SPY and QQQ (market_context):
 their bar_features rows are computed once per interval from their own bars (sql/store/market_begin.sql).
 bars, news_running and bar_features_priced are the views of sql/views; the as-of joins of bar_news and
-market_context are made by sql/store/features_chunk.sql through per-instant timelines, the same values
-by cheaper joins (it says why); tests check the store against the `features` view.
+market_context are made through per-instant timelines (sql/store/news_timeline.sql, market_timeline.sql),
+each bar taking its timeline row by a binary search of the timeline's sorted instants (sql/store/
+features_chunk.sql says why): the same values by cheaper joins; tests check the store against the
+`features` view.
 
 Freshness: each partition's manifest records, in its inputs, a fingerprint of the chunk's inputs: the
 sha256 (from their manifests) of every input partition (the symbol's bars, SPY's and QQQ's of the
@@ -33,6 +35,7 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,10 +54,11 @@ from lake.paths import SCHEMA_ANCHOR, LakePaths, resolve_lake_root
 from lake.schemas import FEATURES
 from lake.writer import DATA_FILE, MANIFEST_FILE, LakeWriter, anchor_dir, sha256_file, write_anchor
 
-STORE_VERSION = 5
+STORE_VERSION = 6
 """Bumped whenever the way a chunk is computed or stored changes: every chunk is then rebuilt (4: row groups
 of 8,192 rows, uncompressed; the writer rewrites a file of another layout even when its rows are the same;
-5: the as-of joins through the chunk's timelines, sql/store/features_chunk.sql)."""
+5: the as-of joins through the chunk's timelines, sql/store/features_chunk.sql; 6: the timelines looked up
+by a binary search, sql/store/news_timeline.sql and market_timeline.sql)."""
 MARKET_SYMBOLS = ("SPY", "QQQ")
 """Symbols whose bars and news every chunk of the interval reads (market_context)."""
 IRRELEVANT_SETTINGS = frozenset(
@@ -76,8 +80,9 @@ DEFAULT_MEMORY_LIMIT = "640MB"
 DEFAULT_BATCH_ROWS = 400_000
 """Stored bars per batch: several symbols of one interval are computed together (their windows run in
 parallel), up to this many rows; DuckDB spills what does not fit in memory_limit. A batch's rows are held
-once more in Arrow while they are written (about 420 bytes a row), beside DuckDB's memory_limit: peak
-memory is bounded by these two, whatever the lake's size."""
+in Arrow (about 420 bytes a row) from the query until they are written, and one batch is written while the
+next is computed: two batches in Arrow beside DuckDB's memory_limit bound peak memory, whatever the lake's
+size (about 800 MiB measured on 2M bars)."""
 
 Say = Callable[[str], None]
 
@@ -329,43 +334,190 @@ def _store_sql(name: str) -> str:
     return (sql_dir() / "store" / f"{name}.sql").read_text(encoding="utf-8")
 
 
+NEWS_COLUMNS = (
+    "last_news_at",
+    "sentiment_last",
+    "news_count_1h",
+    "news_count_1d",
+    "sentiment_mean_1h",
+    "sentiment_mean_1d",
+)
+"""bar_news' columns of the store, as sql/store/news_timeline.sql holds them per instant."""
+NEWS_COUNTS = ("news_count_1h", "news_count_1d")
+"""0, not NULL, for a bar with no timeline row before it (no article yet)."""
+MARKET_COLUMNS = tuple(
+    f"{m}_{c}"
+    for m in ("spy", "qqq")
+    for c in ("available_at", "log_ret_1", "sentiment_last", "news_count_1d", "sentiment_mean_1d")
+)
+"""market_context's columns, as sql/store/market_context_bars.sql computes them per bar."""
+
+
+def _arrow(con: duckdb.DuckDBPyConnection, name: str) -> pa.Table:
+    """The rows of the store's query `name` (no parameters), fetched through a relation: its Arrow result is
+    collected in parallel by the query's threads (a prepared statement's result is converted by one)."""
+    return con.sql(_store_sql(name).rstrip().rstrip(";")).to_arrow_table()
+
+
 def _market_features(
     con: duckdb.DuckDBPyConnection, paths: LakePaths, inputs: _Inputs, interval: str, work: Path
-) -> None:
+) -> pa.Table:
     """SPY's and QQQ's bar_features rows of `interval` into the temporary table every batch of the interval
-    reads (sql/store/market_begin.sql), computed from their own bars."""
+    reads (sql/store/market_begin.sql), computed from their own bars; returns the interval's market
+    timeline (sql/store/market_timeline.sql), in order of its instants."""
     with _chunk_view(paths, inputs, list(MARKET_SYMBOLS), interval, work) as (bars_dir, news_dir):
         con.execute("SET VARIABLE dataset_bars = ?", [str(bars_dir)])
         con.execute("SET VARIABLE dataset_news = ?", [str(news_dir)])
         con.execute(_store_sql("market_begin"), [interval])
+        return con.execute(_store_sql("market_timeline"), [interval]).to_arrow_table()
 
 
-def _build_batch(
-    con: duckdb.DuckDBPyConnection,
-    writer: LakeWriter,
-    batch: list[Chunk],
-    bars_dir: Path,
-    news_dir: Path,
-    result: RefreshResult,
-) -> dict[str, int]:
-    """Compute one batch (chunks of one interval) and write each chunk's year partitions; rows per symbol."""
+def _micros(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A timestamp column without nulls as int64 microseconds (the lake's unit)."""
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    return np.asarray(arr.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def _take(table: pa.Table, rows: np.ndarray) -> pa.Table:
+    """table's rows at `rows`, a NULL row where rows < 0."""
+    if table.num_rows == 0:
+        return pa.table({n: pa.nulls(len(rows), table.schema.field(n).type) for n in table.column_names})
+    return table.take(pa.array(rows, mask=rows < 0))
+
+
+def _news_columns(
+    timeline: pa.Table, ranges: Mapping[str, tuple[int, int]], available: np.ndarray
+) -> pa.Table:
+    """bar_news' columns of the batch's bars (in the order of `available`, their available_at in µs; `ranges`:
+    symbol -> its bars' slice): per bar, the row of its symbol's news timeline (sql/store/news_timeline.sql,
+    in order of symbol then instant e) with the greatest e strictly before its available_at; a bar with none
+    has no article yet (counts 0, the rest NULL)."""
+    rows = np.full(len(available), -1, dtype=np.int64)
+    if timeline.num_rows:
+        sym = pc.dictionary_encode(timeline.column("symbol")).combine_chunks()
+        codes = sym.indices.to_numpy(zero_copy_only=False)
+        starts = np.flatnonzero(np.concatenate([[True], codes[1:] != codes[:-1]]))
+        ends = np.concatenate([starts[1:], [len(codes)]])
+        names = sym.dictionary.to_pylist()
+        e = _micros(timeline.column("e"))
+        for lo, hi in zip(starts, ends, strict=True):
+            span = ranges.get(str(names[codes[lo]]))
+            if span is None:
+                continue
+            a, b = span
+            before = np.searchsorted(e[lo:hi], available[a:b], side="left")  # instants e < available_at
+            rows[a:b] = np.where(before > 0, lo + before - 1, -1)
+    taken = _take(timeline.select(list(NEWS_COLUMNS)), rows)
+    for name in NEWS_COUNTS:
+        i = taken.schema.get_field_index(name)
+        taken = taken.set_column(i, name, pc.fill_null(taken.column(name), 0))
+    return taken
+
+
+def _market_columns(
+    con: duckdb.DuckDBPyConnection, timeline: pa.Table, available_at: pa.ChunkedArray, available: np.ndarray
+) -> pa.Table:
+    """market_context's columns of the batch's bars (in the order of `available_at`): per bar, the row of the
+    interval's market timeline (sql/store/market_timeline.sql) with the greatest instant e at or before its
+    available_at, then the rules that depend on the bar's own available_at (sql/store/market_context_bars.sql).
+    With no timeline (neither SPY nor QQQ in the lake) every column is NULL, as the view's."""
+    n = len(available)
+    if timeline.num_rows == 0:
+        return pa.table({c: pa.nulls(n, FEATURES.schema.field(c).type) for c in MARKET_COLUMNS})
+    e = _micros(timeline.column("e"))
+    at_or_before = np.searchsorted(e, available, side="right")
+    rows = _take(timeline.drop_columns(["e"]), np.where(at_or_before > 0, at_or_before - 1, -1))
+    rows = rows.append_column("available_at", available_at).append_column("pos", pa.array(np.arange(n)))
+    con.register("chunk_market_rows", rows)
+    try:
+        out = _arrow(con, "market_context_bars")
+    finally:
+        con.unregister("chunk_market_rows")
+    pos = out.column("pos").to_numpy()
+    if not bool(np.all(pos[1:] > pos[:-1])):  # the query keeps no order: back to the bars'
+        out = out.take(np.argsort(pos, kind="stable"))
+    return out.drop_columns(["pos"])
+
+
+@dataclass
+class _Computed:
+    """One batch computed (`_compute_batch`), its partitions not written yet."""
+
+    batch: list[Chunk]
+    table: pa.Table
+    """The batch's rows in the store's columns, in order of symbol, year and ts."""
+    parts: dict[str, dict[int, tuple[int, int]]]
+    """symbol -> year -> the slice of `table` that is the partition's rows."""
+
+
+def _compute_batch(
+    con: duckdb.DuckDBPyConnection, batch: list[Chunk], bars_dir: Path, news_dir: Path, market: pa.Table
+) -> _Computed:
+    """The rows of one batch (chunks of one interval) in the store's columns. `market`: the interval's market
+    timeline (`_market_features`)."""
     interval = batch[0].interval
+    symbols = [c.symbol for c in batch]
     con.execute("SET VARIABLE dataset_bars = ?", [str(bars_dir)])
     con.execute("SET VARIABLE dataset_news = ?", [str(news_dir)])
+    con.execute("SET VARIABLE chunk_interval = ?", [interval])
+    con.execute("SET VARIABLE chunk_symbols = ?", [symbols])
     con.execute(_store_sql("chunk_begin"))
-    table = con.execute(_store_sql("features_chunk"), [interval, [c.symbol for c in batch]]).to_arrow_table()
-    con.execute(_store_sql("chunk_end"))
+    try:
+        held_once = con.execute(_store_sql("bars_held_once")).fetchone()
+        if held_once is not None and held_once[0]:
+            con.execute(_store_sql("chunk_bars"))
+        table = _arrow(con, "features_chunk")
+        news = _arrow(con, "news_timeline")
+    finally:
+        con.execute(_store_sql("chunk_end"))
     # rows come in no particular order (no sort of the wide rows in DuckDB): grouped here by symbol and
-    # year, and ordered by ts, one partition's rows taken at a time (so that the writer finds them in order)
-    parts = _partition_rows(table)
+    # year, and ordered by ts (a sort of the row numbers), then put in that order once: each partition is
+    # a slice
+    order, parts = _partition_rows(table)
+    table = _in_order(table, order)
+    available = _micros(table.column("available_at"))
+    ranges = {s: (min(a for a, _ in ys.values()), max(b for _, b in ys.values())) for s, ys in parts.items()}
+    extra = _news_columns(news, ranges, available)
+    market_cols = _market_columns(con, market, table.column("available_at"), available)
+    columns = {
+        **{n: table.column(n) for n in table.column_names if n not in ("symbol", "year")},
+        **{n: extra.column(n) for n in extra.column_names},
+        **{n: market_cols.column(n) for n in market_cols.column_names},
+    }
+    return _Computed(batch, pa.table({n: columns[n] for n in FEATURES.schema.names}), parts)
+
+
+RUNS_SLICED = 1024
+"""Up to this many runs of consecutive rows, `_in_order` puts a table in order by slicing, not copying."""
+
+
+def _in_order(table: pa.Table, order: np.ndarray) -> pa.Table:
+    """`table.take(order)`. Each of the query's threads hands over its rows in order (a window's partitions
+    come out sorted), so that `order` is mostly a few runs of consecutive row numbers: then the runs are
+    sliced and chained, without a copy of the wide rows."""
+    if len(order) == 0:
+        return table
+    breaks = np.flatnonzero(order[1:] != order[:-1] + 1) + 1
+    if len(breaks) >= RUNS_SLICED:
+        return table.take(order)
+    starts = np.concatenate([[0], breaks])
+    ends = np.concatenate([breaks, [len(order)]])
+    return pa.concat_tables(
+        [table.slice(int(order[a]), int(b - a)) for a, b in zip(starts, ends, strict=True)]
+    )
+
+
+def _write_batch(writer: LakeWriter, computed: _Computed, result: RefreshResult) -> dict[str, int]:
+    """Write each chunk's year partitions of a computed batch (and empty the years it no longer has); rows
+    per symbol."""
     out: dict[str, int] = {}
-    for chunk in batch:
+    for chunk in computed.batch:
         inputs = [{"fingerprint": chunk.fingerprint, "store_version": STORE_VERSION}]
         rows = 0
-        years = parts.get(chunk.symbol, {})
-        for year, idx in sorted(years.items()):
-            part_table = table.take(idx).drop_columns(["symbol", "year"])
-            part = {"interval": interval, "symbol": chunk.symbol, "year": str(year)}
+        years = computed.parts.get(chunk.symbol, {})
+        for year, (a, b) in sorted(years.items()):
+            part_table = computed.table.slice(a, b - a)
+            part = {"interval": chunk.interval, "symbol": chunk.symbol, "year": str(year)}
             res = writer.write(FEATURES, part, part_table, mode="replace", inputs=inputs)
             rows += part_table.num_rows
             result.partitions_changed += int(res.changed)
@@ -373,14 +525,14 @@ def _build_batch(
         for year_s in sorted(set(chunk.stored) - {str(y) for y in years}):
             _empty(writer, chunk, year_s, result)
         out[chunk.symbol] = rows
-    del table
     return out
 
 
-def _partition_rows(table: pa.Table) -> dict[str, dict[int, np.ndarray]]:
-    """symbol -> year -> the row indices of `table` in that partition, in order of ts."""
+def _partition_rows(table: pa.Table) -> tuple[np.ndarray, dict[str, dict[int, tuple[int, int]]]]:
+    """The row indices of `table` in order of symbol, year and ts, and symbol -> year -> the slice of that
+    order which is the partition's rows."""
     if table.num_rows == 0:
-        return {}
+        return np.zeros(0, dtype=np.int64), {}
     sym = pc.dictionary_encode(table.column("symbol")).combine_chunks()
     codes = sym.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     years = table.column("year").to_numpy().astype(np.int64)
@@ -391,11 +543,11 @@ def _partition_rows(table: pa.Table) -> dict[str, dict[int, np.ndarray]]:
     starts = np.flatnonzero(np.concatenate([[True], sorted_key[1:] != sorted_key[:-1]]))
     ends = np.concatenate([starts[1:], [len(order)]])
     names = sym.dictionary.to_pylist()
-    out: dict[str, dict[int, np.ndarray]] = defaultdict(dict)
+    out: dict[str, dict[int, tuple[int, int]]] = defaultdict(dict)
     for a, b in zip(starts, ends, strict=True):
         k = int(sorted_key[a])
-        out[str(names[k // 100_000])][k % 100_000] = order[a:b]
-    return dict(out)
+        out[str(names[k // 100_000])][k % 100_000] = (int(a), int(b))
+    return order, dict(out)
 
 
 def batches(chunks: list[Chunk], rows: Mapping[tuple[str, str], int], batch_rows: int) -> list[list[Chunk]]:
@@ -502,33 +654,50 @@ def refresh(
     with tempfile.TemporaryDirectory(prefix="marketlake-store-") as tmp:
         work = Path(tmp)
         con = _connection(lake_root, settings, memory_limit, work)
+        done = 0
+
+        def written(job: Future[dict[str, int]], batch: list[Chunk]) -> None:
+            nonlocal done
+            counts = job.result()
+            for c in batch:
+                done += 1
+                result.rows += counts[c.symbol]
+                result.built.append((c.symbol, c.interval))
+                say(f"features: {c.symbol} {c.interval}: {counts[c.symbol]:,} rows ({done}/{len(todo)})")
+
+        # A batch's partitions are written by one worker while the next batch is computed: DuckDB's query and
+        # the writer's encoding, hashing and fsync overlap (each releases the GIL). Only that worker uses the
+        # writer, one batch at a time, and at most two batches are held at once (the one written, the one
+        # computed).
         try:
-            work_batches = batches(todo, inputs.rows, batch_rows)
-            done = 0
-            market_interval: str | None = None
-            for batch in work_batches:
-                symbols = [c.symbol for c in batch]
-                interval = batch[0].interval
-                if interval != market_interval:  # the batches come grouped by interval
-                    try:
-                        _market_features(con, paths, inputs, interval, work)
-                    except duckdb.Error as exc:
-                        raise MarketlakeError(
-                            f"feature store: computing {interval} of {', '.join(MARKET_SYMBOLS)} failed: {exc}"
-                        ) from exc
-                    market_interval = interval
-                with _chunk_view(paths, inputs, symbols, interval, work) as (bars_dir, news_dir):
-                    try:
-                        counts = _build_batch(con, writer, batch, bars_dir, news_dir, result)
-                    except duckdb.Error as exc:
-                        raise MarketlakeError(
-                            f"feature store: computing {interval} of {', '.join(symbols)} failed: {exc}"
-                        ) from exc
-                for c in batch:
-                    done += 1
-                    result.rows += counts[c.symbol]
-                    result.built.append((c.symbol, c.interval))
-                    say(f"features: {c.symbol} {c.interval}: {counts[c.symbol]:,} rows ({done}/{len(todo)})")
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer") as pool:
+                pending: tuple[Future[dict[str, int]], list[Chunk]] | None = None
+                market_interval: str | None = None
+                market = pa.table({})
+                for batch in batches(todo, inputs.rows, batch_rows):
+                    symbols = [c.symbol for c in batch]
+                    interval = batch[0].interval
+                    if interval != market_interval:  # the batches come grouped by interval
+                        try:
+                            market = _market_features(con, paths, inputs, interval, work)
+                        except duckdb.Error as exc:
+                            raise MarketlakeError(
+                                f"feature store: computing {interval} of {', '.join(MARKET_SYMBOLS)} failed: {exc}"
+                            ) from exc
+                        market_interval = interval
+                    with _chunk_view(paths, inputs, symbols, interval, work) as (bars_dir, news_dir):
+                        try:
+                            computed = _compute_batch(con, batch, bars_dir, news_dir, market)
+                        except duckdb.Error as exc:
+                            raise MarketlakeError(
+                                f"feature store: computing {interval} of {', '.join(symbols)} failed: {exc}"
+                            ) from exc
+                    if pending is not None:
+                        written(*pending)
+                    pending = (pool.submit(_write_batch, writer, computed, result), batch)
+                    del computed
+                if pending is not None:
+                    written(*pending)
         finally:
             con.close()
     result.seconds = time.perf_counter() - t0

@@ -519,3 +519,36 @@ def test_the_stores_as_of_timelines_equal_the_views_joins_at_their_boundaries(
         write_news(root, news)
         store.refresh(root, s)
         assert assert_store_equals_view(root, s) > 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.integers(1, 40), min_size=1, max_size=8),
+    st.integers(0, 2**32 - 1),
+    st.booleans(),
+)
+def test_putting_a_batch_in_order_by_runs_equals_a_take(runs: list[int], seed: int, shuffle: bool) -> None:
+    """store._in_order (slices of the runs of consecutive rows) holds exactly table.take(order), for orders
+    made of a few runs in any order or of scattered rows, on a table of several chunks."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    n = sum(runs)
+    bounds = np.cumsum([0, *runs])
+    pieces = [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    rng.shuffle(pieces)
+    order = rng.permutation(n) if shuffle else np.concatenate(pieces)
+    half = n // 2
+    table = pa.concat_tables(
+        [
+            pa.table(
+                {
+                    "i": pa.array(range(a, b), pa.int64()),
+                    "s": pa.array([f"r{i}" for i in range(a, b)], pa.string()),
+                }
+            )
+            for a, b in ((0, half), (half, n))
+        ]
+    )
+    assert store._in_order(table, order).equals(table.take(order))
+    assert store._in_order(table.slice(0, 0), order[:0]).num_rows == 0
