@@ -782,6 +782,8 @@ def _by_period(bars: pa.Table | None, interval: str) -> dict[str, pa.Table]:
 
 _BARS_BODY = [n for n in BARS.schema.names if n != "asset_class"]
 _BARS_BODY_TYPES = [BARS.schema.field(n).type for n in _BARS_BODY]
+_BARS_BODY_SCHEMA = pa.schema([_BAR_FIELDS.field(n) for n in _BARS_BODY])
+"""The schema of a ParsedFile's bars without `symbol`: the usual input of `_bars_of` (one C++ comparison)."""
 
 
 def _bars_of(bars: pa.Table | None, kind: pa.Scalar) -> pa.Table:
@@ -789,7 +791,10 @@ def _bars_of(bars: pa.Table | None, kind: pa.Scalar) -> pa.Table:
     its generic checks: `bars` has the columns of _BAR_FIELDS but symbol, in their types)."""
     if bars is None:
         return BARS.schema.empty_table()
-    if bars.schema.names != _BARS_BODY or bars.schema.types != _BARS_BODY_TYPES:
+    schema = bars.schema
+    if not schema.equals(_BARS_BODY_SCHEMA) and (
+        schema.names != _BARS_BODY or schema.types != _BARS_BODY_TYPES
+    ):
         return dataset_table(BARS, bars, {"asset_class": kind.as_py()})
     return pa.Table.from_arrays([pa.repeat(kind, bars.num_rows), *bars.columns], schema=BARS.schema)
 

@@ -11,6 +11,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import lake
 import lake.writer as writer_mod
@@ -321,3 +323,56 @@ def test_write_many_refuses_one_partition_twice(lake_root: Path) -> None:
     t = bars_table(dt.datetime(2024, 3, 1, tzinfo=dt.UTC), [1.0])
     with LakeWriter.open(lake_root) as w, pytest.raises(MarketlakeError, match="one partition twice"):
         w.write_many(lake.BARS, [(_part("A"), t, []), (_part("A"), t, [])])
+
+
+# --- the manifest's text and the folders, by the faster paths ---------------------------------------
+
+
+_JSON_SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**60), 2**60), st.text(max_size=12), st.floats(allow_nan=False)
+)
+_INPUT = st.dictionaries(
+    st.text(max_size=8),
+    st.recursive(
+        _JSON_SCALARS,
+        lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=4), c, max_size=3),
+        max_leaves=6,
+    ),
+    max_size=5,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    size=st.integers(0, 2**40),
+    sha=st.text(max_size=64),
+    rows=st.integers(0, 2**40),
+    inputs=st.lists(_INPUT, max_size=4),
+)
+def test_the_manifest_text_is_jsons_indented_dump(size: int, sha: str, rows: int, inputs: list[Any]) -> None:
+    """`_manifest_bytes` (its inputs' part cached) is byte for byte what json.dumps(indent=1,
+    sort_keys=True) makes of the manifest, whatever the inputs hold (newlines, quotes, non-ASCII, nesting)."""
+    unique = sorted({json.dumps(dict(i), sort_keys=True) for i in inputs})
+    manifest = {
+        "file": "data.parquet",
+        "rows": rows,
+        "bytes": size,
+        "sha256": sha,
+        "inputs": [json.loads(u) for u in unique],
+    }
+    expected = (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode()
+    assert writer_mod._manifest_bytes(size, sha, rows, inputs) == expected
+    assert writer_mod._manifest_bytes(size, sha, rows, list(reversed(inputs))) == expected  # cached: same
+
+
+def test_make_dirs_is_mkdir_with_parents(tmp_path: Path) -> None:
+    deep = tmp_path / "a=1" / "b=2" / "c=3"
+    writer_mod._make_dirs(str(deep))
+    assert deep.is_dir()
+    writer_mod._make_dirs(str(deep))  # there already: fine
+    (tmp_path / "file").write_text("x")
+    for bad in (tmp_path / "file", tmp_path / "file" / "below"):  # a file, or a file as parent
+        with pytest.raises(OSError) as theirs:
+            bad.mkdir(parents=True, exist_ok=True)
+        with pytest.raises(type(theirs.value)):
+            writer_mod._make_dirs(str(bad))
