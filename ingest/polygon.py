@@ -229,12 +229,24 @@ class BarRows(Sequence[dict[str, Any]]):
         return iter(self.table.to_pylist())
 
 
-def _finish(bars: pa.Table, rejected: dict[str, list[dict[str, Any]]], lines: int) -> ParsedFile:
-    """A ParsedFile from the valid bars in line order (schema _BAR_FIELDS) and the rejected rows."""
+def _finish(
+    bars: pa.Table,
+    rejected: dict[str, list[dict[str, Any]]],
+    lines: int,
+    groups: _Groups | None = None,
+) -> ParsedFile:
+    """A ParsedFile from the valid bars in line order (schema _BAR_FIELDS) and the rejected rows.
+    `groups`: the bars' rows by ticker when the caller has them already (`_grouped`)."""
     out = ParsedFile(lines=lines, table=bars)
     out.rejected.update({t: rows for t, rows in rejected.items() if rows})
     n = bars.num_rows
-    if n:
+    if n and groups is not None:
+        body = _take(bars.drop_columns(["symbol", "source_file"]), groups.order)
+        files = bars.column("source_file")
+        body = body.append_column(bars.schema.field("source_file"), files)  # one value: order is moot
+        for name, start, end in groups.spans:
+            out.bars[name] = BarRows(body.slice(start, end - start))
+    elif n:
         # codes in order of first appearance: the tickers come out in the row-by-row path's order
         enc = pc.dictionary_encode(bars.column("symbol").combine_chunks())
         codes = enc.indices.to_numpy(zero_copy_only=False)
@@ -251,6 +263,42 @@ def _finish(bars: pa.Table, rejected: dict[str, list[dict[str, Any]]], lines: in
         for code, (start, end) in enumerate(zip(cuts[:-1], cuts[1:], strict=True)):
             out.bars[names[code]] = BarRows(body.slice(start, end - start))
     return out
+
+
+@dataclass
+class _Groups:
+    """Valid bars grouped by ticker: `order` (row indices, each ticker's rows together in line order) and
+    each ticker's (name, start, end) in it, the tickers in order of their first line."""
+
+    order: np.ndarray
+    spans: list[tuple[str, int, int]]
+
+
+def _grouped(codes: np.ndarray, order: np.ndarray, names: Sequence[str]) -> _Groups:
+    """_Groups from each row's ticker code (`names[code]`, rows in line order) and `order`, the rows
+    stably sorted by code."""
+    sorted_codes = codes[order]
+    cuts = np.flatnonzero(np.diff(sorted_codes)) + 1
+    starts = np.concatenate([[0], cuts]).astype(np.int64)
+    ends = np.concatenate([cuts, [order.size]]).astype(np.int64)
+    first_row = order[starts]  # the first line of each ticker: stable sort, rows in line order
+    by_first = np.argsort(first_row, kind="stable")
+    spans = [(names[int(sorted_codes[starts[g]])], int(starts[g]), int(ends[g])) for g in by_first.tolist()]
+    return _Groups(order, spans)
+
+
+TAKE_THREADS = 2
+"""Columns gathered at once when the valid bars are put in ticker order (Arrow's take, outside the GIL)."""
+
+
+def _take(table: pa.Table, order: np.ndarray) -> pa.Table:
+    """`table.take(order)`, its columns gathered TAKE_THREADS at a time."""
+    indices = pa.array(order)
+    if table.num_columns < 2 or TAKE_THREADS < 2:
+        return table.take(indices)
+    with ThreadPoolExecutor(TAKE_THREADS) as pool:
+        columns = list(pool.map(lambda c: pc.take(c, indices), table.columns))
+    return pa.Table.from_arrays(columns, schema=table.schema)
 
 
 def _read_header(f: Any, source_file: str) -> None:
@@ -669,6 +717,7 @@ def _decide(
                     ),
                 )
             )
+    groups: _Groups | None = None
     if allv.num_rows:
         sym = pc.index_in(allv.column("symbol"), value_set=wanted_arr).to_numpy(zero_copy_only=False)
         ts = allv.column("ts").cast(pa.int64()).to_numpy()
@@ -677,6 +726,8 @@ def _decide(
         g_sym, g_ts = sym[by_sym], ts[by_sym]
         # the usual file: each ticker's bars in time order, so no two share a ts (no second sort needed)
         rising = bool(np.all((g_sym[1:] != g_sym[:-1]) | (g_ts[1:] > g_ts[:-1])))
+        if rising:  # no duplicate: the rows by ticker are these
+            groups = _grouped(sym, by_sym, wanted_arr.to_pylist())
         order = by_sym if rising else np.lexsort((line, ts, sym))
         same = np.zeros(order.size, dtype=bool)
         if not rising:
@@ -714,7 +765,7 @@ def _decide(
         "source_file",
         pa.repeat(pa.scalar(source_file), n),
     )
-    return _finish(bars.cast(_BAR_FIELDS), rejected, lines)
+    return _finish(bars.cast(_BAR_FIELDS), rejected, lines, groups)
 
 
 def _rejected_row(

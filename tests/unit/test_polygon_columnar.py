@@ -92,6 +92,8 @@ def _same(a: ParsedFile, b: ParsedFile) -> None:
     assert a.table is not None and b.table is not None
     assert a.table.equals(b.table), (a.table.to_pylist(), b.table.to_pylist())
     assert list(a.bars) == list(b.bars)
+    for t in a.bars:  # each ticker's rows, as landing reads them
+        assert a.bars[t].table.equals(b.bars[t].table), t
     assert {t: list(r) for t, r in a.rejected.items() if r} == {
         t: list(r) for t, r in b.rejected.items() if r
     }
