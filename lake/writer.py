@@ -124,10 +124,12 @@ def _syncfs(path: Path) -> bool:
         os.close(fd)
 
 
-def _syncfs_all(paths: Sequence[Path]) -> bool:
+def _syncfs_all(paths: Sequence[Path], *, files: bool = False) -> bool:
     """One syncfs of each file system holding these paths (a lake may span several: a mount inside it);
     False when one cannot be made (the caller then fsyncs each path)."""
     by_device: dict[int, Path] = {}
+    if files:  # a written file is on its folder's file system: one stat per folder
+        paths = list({os.path.dirname(p): p for p in reversed(paths)}.values())
     try:
         for p in paths:
             by_device.setdefault(os.stat(p).st_dev, p)
@@ -143,7 +145,7 @@ def _make_durable(files: Sequence[Path]) -> None:
     a file that cannot be made durable)."""
     if not files:
         return
-    if len(files) > SYNCFS_FROM and _syncfs_all(files):
+    if len(files) > SYNCFS_FROM and _syncfs_all(files, files=True):
         return
     if len(files) < 4:
         for f in files:
