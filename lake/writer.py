@@ -383,9 +383,10 @@ class LakeWriter:
         """Make the renames of this lock's writes durable: an fsync of each folder they were made in,
         several at once (the file system commits them together); for many folders one syncfs of their
         file system instead, when it succeeds (`_syncfs_all`)."""
-        dirs, self._renamed_dirs = sorted(self._renamed_dirs), set()
-        if len(dirs) > SYNCFS_FROM and _syncfs_all(dirs):
+        if len(self._renamed_dirs) > SYNCFS_FROM and _syncfs_all(list(self._renamed_dirs)):
+            self._renamed_dirs = set()
             return
+        dirs, self._renamed_dirs = sorted(self._renamed_dirs), set()
         if len(dirs) < 4:
             for d in dirs:
                 _fsync_dir(d)
