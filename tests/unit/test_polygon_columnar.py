@@ -272,3 +272,11 @@ def test_land_file_with_a_fixed_clock_gives_byte_identical_files(
             _land_one_by_one(w, parsed, tickers, day, source_file, the_input)
         assert files(tmp_path / "many") == files(tmp_path / "one")
     assert any("bar_revisions/source=polygon" in k for k in files(tmp_path / "many"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([b"\r", b"\n", b"\r\n", b"a", b",", b"\n\r", b"\xff"]), max_size=40))
+def test_the_line_and_cr_counts_are_bytes_counts(parts: list[bytes]) -> None:
+    data = b"".join(parts)
+    assert polygon._newlines(data) == data.count(b"\n")
+    assert polygon._lone_cr(data) == (data.count(b"\r") != data.count(b"\r\n"))
