@@ -332,7 +332,7 @@ def replace_file_rows_many(
         return _replacement(dataset, dirs[i], source_file, writes[i][1], the_input, None)
 
     there = [os.path.isdir(d) for d in dirs]
-    decided = [None if t else decide(i) for i, t in enumerate(there)]
+    decided = [None if t else _fresh(dataset, writes[i][1], the_input) for i, t in enumerate(there)]
     old = [i for i, t in enumerate(there) if t]
     if len(old) > 1 and threads > 1:
         with ThreadPoolExecutor(threads) as pool:
@@ -352,6 +352,17 @@ def replace_file_rows_many(
     for i, r in zip(todo, results, strict=True):
         changed[i] = r.changed
     return changed
+
+
+def _fresh(
+    dataset: Dataset, incoming: pa.Table, the_input: dict[str, Any]
+) -> tuple[pa.Table, list[dict[str, Any]]] | None:
+    """`_replacement` for a partition whose folder does not exist (no file, no manifest to read)."""
+    if incoming.num_rows == 0:
+        return None
+    if incoming.column_names != dataset.schema.names:
+        incoming = incoming.select(dataset.schema.names)
+    return (incoming if incoming.schema == dataset.schema else incoming.cast(dataset.schema)), [the_input]
 
 
 def _replacement(

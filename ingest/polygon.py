@@ -229,12 +229,24 @@ class BarRows(Sequence[dict[str, Any]]):
         return iter(self.table.to_pylist())
 
 
-def _finish(bars: pa.Table, rejected: dict[str, list[dict[str, Any]]], lines: int) -> ParsedFile:
-    """A ParsedFile from the valid bars in line order (schema _BAR_FIELDS) and the rejected rows."""
+def _finish(
+    bars: pa.Table,
+    rejected: dict[str, list[dict[str, Any]]],
+    lines: int,
+    groups: _Groups | None = None,
+) -> ParsedFile:
+    """A ParsedFile from the valid bars in line order (schema _BAR_FIELDS) and the rejected rows.
+    `groups`: the bars' rows by ticker when the caller has them already (`_grouped`)."""
     out = ParsedFile(lines=lines, table=bars)
     out.rejected.update({t: rows for t, rows in rejected.items() if rows})
     n = bars.num_rows
-    if n:
+    if n and groups is not None:
+        body = _take(bars.drop_columns(["symbol", "source_file"]), groups.order)
+        files = bars.column("source_file")
+        body = body.append_column(bars.schema.field("source_file"), files)  # one value: order is moot
+        for name, start, end in groups.spans:
+            out.bars[name] = BarRows(body.slice(start, end - start))
+    elif n:
         # codes in order of first appearance: the tickers come out in the row-by-row path's order
         enc = pc.dictionary_encode(bars.column("symbol").combine_chunks())
         codes = enc.indices.to_numpy(zero_copy_only=False)
@@ -251,6 +263,42 @@ def _finish(bars: pa.Table, rejected: dict[str, list[dict[str, Any]]], lines: in
         for code, (start, end) in enumerate(zip(cuts[:-1], cuts[1:], strict=True)):
             out.bars[names[code]] = BarRows(body.slice(start, end - start))
     return out
+
+
+@dataclass
+class _Groups:
+    """Valid bars grouped by ticker: `order` (row indices, each ticker's rows together in line order) and
+    each ticker's (name, start, end) in it, the tickers in order of their first line."""
+
+    order: np.ndarray
+    spans: list[tuple[str, int, int]]
+
+
+def _grouped(codes: np.ndarray, order: np.ndarray, names: Sequence[str]) -> _Groups:
+    """_Groups from each row's ticker code (`names[code]`, rows in line order) and `order`, the rows
+    stably sorted by code."""
+    sorted_codes = codes[order]
+    cuts = np.flatnonzero(np.diff(sorted_codes)) + 1
+    starts = np.concatenate([[0], cuts]).astype(np.int64)
+    ends = np.concatenate([cuts, [order.size]]).astype(np.int64)
+    first_row = order[starts]  # the first line of each ticker: stable sort, rows in line order
+    by_first = np.argsort(first_row, kind="stable")
+    spans = [(names[int(sorted_codes[starts[g]])], int(starts[g]), int(ends[g])) for g in by_first.tolist()]
+    return _Groups(order, spans)
+
+
+TAKE_THREADS = 2
+"""Columns gathered at once when the valid bars are put in ticker order (Arrow's take, outside the GIL)."""
+
+
+def _take(table: pa.Table, order: np.ndarray) -> pa.Table:
+    """`table.take(order)`, its columns gathered TAKE_THREADS at a time."""
+    indices = pa.array(order)
+    if table.num_columns < 2 or TAKE_THREADS < 2:
+        return table.take(indices)
+    with ThreadPoolExecutor(TAKE_THREADS) as pool:
+        columns = list(pool.map(lambda c: pc.take(c, indices), table.columns))
+    return pa.Table.from_arrays(columns, schema=table.schema)
 
 
 def _read_header(f: Any, source_file: str) -> None:
@@ -462,7 +510,7 @@ def _columns_of(
                     data, rest = rest, b""
                     if not data:
                         break
-                n_lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+                n_lines = _newlines(data) + (0 if data.endswith(b"\n") else 1)
                 job = pool.submit(_block, data, n_lines, line_no + 1, wanted_arr, rule)
                 pending.append((data, line_no + 1, n_lines, job))
                 line_no += n_lines
@@ -503,13 +551,30 @@ def _plain_decimal(col: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Arra
     return pc.ascii_is_decimal(pc.replace_substring(col, ".", "", max_replacements=1))
 
 
+def _newlines(data: bytes) -> int:
+    """data.count(b"\\n"), counted by numpy outside the GIL (bytes.count holds it: 8 MB blocks)."""
+    return int(np.count_nonzero(np.frombuffer(data, dtype=np.uint8) == 10))
+
+
+def _lone_cr(data: bytes) -> bool:
+    """Whether some CR in `data` is not followed by LF (data.count(b"\\r") != data.count(b"\\r\\n")),
+    by numpy outside the GIL."""
+    b = np.frombuffer(data, dtype=np.uint8)
+    cr = np.flatnonzero(b == 13)
+    if cr.size == 0:
+        return False
+    if cr[-1] == b.size - 1:
+        return True
+    return not bool(np.all(b[cr + 1] == 10))
+
+
 def _block(
     data: bytes, n_lines: int, first_line: int, wanted_arr: pa.Array, rule: _DayRule
 ) -> tuple[pa.Table, list[tuple[int, bytes]]] | None:
     """One block of whole lines checked by columns: (the wanted tickers' valid rows with their line,
     [(line, raw) of the wanted tickers' rows some check refused or doubts]), or None if the block's lines
     cannot be counted exactly by the columnar reader (a lone CR, an empty line, bad UTF-8...)."""
-    if data.count(b"\r") != data.count(b"\r\n"):
+    if _lone_cr(data):
         return None
     invalid: list[tuple[int | None, str]] = []
 
@@ -669,6 +734,7 @@ def _decide(
                     ),
                 )
             )
+    groups: _Groups | None = None
     if allv.num_rows:
         sym = pc.index_in(allv.column("symbol"), value_set=wanted_arr).to_numpy(zero_copy_only=False)
         ts = allv.column("ts").cast(pa.int64()).to_numpy()
@@ -677,6 +743,8 @@ def _decide(
         g_sym, g_ts = sym[by_sym], ts[by_sym]
         # the usual file: each ticker's bars in time order, so no two share a ts (no second sort needed)
         rising = bool(np.all((g_sym[1:] != g_sym[:-1]) | (g_ts[1:] > g_ts[:-1])))
+        if rising:  # no duplicate: the rows by ticker are these
+            groups = _grouped(sym, by_sym, wanted_arr.to_pylist())
         order = by_sym if rising else np.lexsort((line, ts, sym))
         same = np.zeros(order.size, dtype=bool)
         if not rising:
@@ -714,7 +782,7 @@ def _decide(
         "source_file",
         pa.repeat(pa.scalar(source_file), n),
     )
-    return _finish(bars.cast(_BAR_FIELDS), rejected, lines)
+    return _finish(bars.cast(_BAR_FIELDS), rejected, lines, groups)
 
 
 def _rejected_row(
@@ -782,6 +850,8 @@ def _by_period(bars: pa.Table | None, interval: str) -> dict[str, pa.Table]:
 
 _BARS_BODY = [n for n in BARS.schema.names if n != "asset_class"]
 _BARS_BODY_TYPES = [BARS.schema.field(n).type for n in _BARS_BODY]
+_BARS_BODY_SCHEMA = pa.schema([_BAR_FIELDS.field(n) for n in _BARS_BODY])
+"""The schema of a ParsedFile's bars without `symbol`: the usual input of `_bars_of` (one C++ comparison)."""
 
 
 def _bars_of(bars: pa.Table | None, kind: pa.Scalar) -> pa.Table:
@@ -789,7 +859,10 @@ def _bars_of(bars: pa.Table | None, kind: pa.Scalar) -> pa.Table:
     its generic checks: `bars` has the columns of _BAR_FIELDS but symbol, in their types)."""
     if bars is None:
         return BARS.schema.empty_table()
-    if bars.schema.names != _BARS_BODY or bars.schema.types != _BARS_BODY_TYPES:
+    schema = bars.schema
+    if not schema.equals(_BARS_BODY_SCHEMA) and (
+        schema.names != _BARS_BODY or schema.types != _BARS_BODY_TYPES
+    ):
         return dataset_table(BARS, bars, {"asset_class": kind.as_py()})
     return pa.Table.from_arrays([pa.repeat(kind, bars.num_rows), *bars.columns], schema=BARS.schema)
 

@@ -14,6 +14,7 @@ import ctypes
 import datetime as dt
 import errno
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -65,6 +66,20 @@ def parquet_options(schema: pa.Schema, compression: str = "zstd") -> dict[str, A
 _OPTIONS: dict[tuple[pa.Schema, str], dict[str, Any]] = {}
 
 
+def _dataset_options(dataset: Dataset) -> dict[str, Any]:
+    """`parquet_options` of a dataset's files, without hashing its schema at each write (a table written to
+    a dataset is conformed to its schema first: the same options)."""
+    key = (dataset.name, id(dataset.schema), dataset.compression)
+    got = _DATASET_OPTIONS.get(key)
+    if got is None or got[0] is not dataset.schema:
+        got = (dataset.schema, parquet_options(dataset.schema, dataset.compression))
+        _DATASET_OPTIONS[key] = got
+    return dict(got[1])
+
+
+_DATASET_OPTIONS: dict[tuple[str, int, str], tuple[pa.Schema, dict[str, Any]]] = {}
+
+
 log = logging.getLogger("marketlake.writer")
 BATCH_PARTITIONS = 512
 """Partitions `LakeWriter.write_many` writes, makes durable and renames in at once."""
@@ -109,10 +124,12 @@ def _syncfs(path: Path) -> bool:
         os.close(fd)
 
 
-def _syncfs_all(paths: Sequence[Path]) -> bool:
+def _syncfs_all(paths: Sequence[Path], *, files: bool = False) -> bool:
     """One syncfs of each file system holding these paths (a lake may span several: a mount inside it);
     False when one cannot be made (the caller then fsyncs each path)."""
     by_device: dict[int, Path] = {}
+    if files:  # a written file is on its folder's file system: one stat per folder
+        paths = list({os.path.dirname(p): p for p in reversed(paths)}.values())
     try:
         for p in paths:
             by_device.setdefault(os.stat(p).st_dev, p)
@@ -128,7 +145,7 @@ def _make_durable(files: Sequence[Path]) -> None:
     a file that cannot be made durable)."""
     if not files:
         return
-    if len(files) > SYNCFS_FROM and _syncfs_all(files):
+    if len(files) > SYNCFS_FROM and _syncfs_all(files, files=True):
         return
     if len(files) < 4:
         for f in files:
@@ -279,8 +296,16 @@ def partition_dir(paths: LakePaths, dataset: Dataset, partition: Mapping[str, st
         raise SchemaMismatch(
             f"{dataset.name}: partition keys {sorted(partition)} do not match {list(dataset.partition_by)}"
         )
-    parts = [f"{key}={validate_partition_value(key, partition[key])}" for key in dataset.partition_by]
-    return paths.dataset(dataset.name).joinpath(*parts)
+    values = tuple(partition[key] for key in dataset.partition_by)
+    return _partition_dir(paths, dataset.name, dataset.partition_by, values)
+
+
+@functools.lru_cache(maxsize=8192)
+def _partition_dir(paths: LakePaths, name: str, keys: tuple[str, ...], values: tuple[str, ...]) -> Path:
+    """The folder of one partition (its values validated), remembered: a day file's landing asks for each
+    of its thousands of partitions more than once."""
+    parts = (f"{k}={validate_partition_value(k, v)}" for k, v in zip(keys, values, strict=True))
+    return paths.dataset(name).joinpath(*parts)
 
 
 @dataclass
@@ -358,9 +383,10 @@ class LakeWriter:
         """Make the renames of this lock's writes durable: an fsync of each folder they were made in,
         several at once (the file system commits them together); for many folders one syncfs of their
         file system instead, when it succeeds (`_syncfs_all`)."""
-        dirs, self._renamed_dirs = sorted(self._renamed_dirs), set()
-        if len(dirs) > SYNCFS_FROM and _syncfs_all(dirs):
+        if len(self._renamed_dirs) > SYNCFS_FROM and _syncfs_all(list(self._renamed_dirs)):
+            self._renamed_dirs = set()
             return
+        dirs, self._renamed_dirs = sorted(self._renamed_dirs), set()
         if len(dirs) < 4:
             for d in dirs:
                 _fsync_dir(d)
@@ -477,10 +503,11 @@ class LakeWriter:
             raise MarketlakeError(f"{dataset.name}: write_many was given one partition twice")
         if len(writes) < 2:
             return [self.write(dataset, p, t, mode=mode, inputs=i) for p, t, i in writes]
+        now = _now()  # the writes are landed together: one landed_at (their manifests' inputs alike)
 
         def work(i: int) -> tuple[WriteResult | _Planned, _Staged | None]:
             partition, table, inputs = writes[i]
-            planned = self._plan(dataset, partition, table, mode, inputs, directory=dirs[i])
+            planned = self._plan(dataset, partition, table, mode, inputs, directory=dirs[i], now=now)
             if isinstance(planned, WriteResult):
                 return planned, None
             return planned, self._stage(planned, sync=False)
@@ -548,9 +575,11 @@ class LakeWriter:
         inputs: Sequence[Mapping[str, Any]],
         *,
         directory: Path | None = None,
+        now: dt.datetime | None = None,
     ) -> WriteResult | _Planned:
         """Decide one write: the partition's rows after it, or its WriteResult when nothing is to be
-        written (the partition holds exactly these rows already; its manifest brought up to date)."""
+        written (the partition holds exactly these rows already; its manifest brought up to date). `now`:
+        the instant a bars write is landed at (default: the clock's, now)."""
         incoming = conform(dataset, table)
         span, rising = None, False
         if dataset.name == "bars" and incoming.num_rows:
@@ -586,7 +615,7 @@ class LakeWriter:
             self.on_bars(*span, True)
         revisions: pa.Table | None = None
         if dataset.name == "bars":
-            now = _now()  # one instant: a new version's landed_at is its predecessor's last_seen
+            now = now or _now()  # one instant: a new version's landed_at is its predecessor's last_seen
             inputs = _stamp_landed(inputs, now)
             revisions = self._revisions(target.parent, existing, result, inputs, now)
         return _Planned(
@@ -658,6 +687,7 @@ class LakeWriter:
             planned.dataset.compression,
             planned.dataset.row_group_rows,
             sync=sync,
+            options=_dataset_options(planned.dataset),
         )
 
     def _rename_in(self, target: Path, staged: _Staged) -> None:
@@ -754,12 +784,13 @@ def _stage_files(
     row_group_rows: int | None = None,
     *,
     sync: bool = True,
+    options: dict[str, Any] | None = None,
 ) -> _Staged:
     """Write the data file and its manifest, both to temporary names beside their targets, fsynced (unless
     not `sync`: then the caller makes them durable, `_make_durable`, before renaming them in): every byte
     that needs disk space is written before the first rename, so a full disk or any other write error
     leaves the previous partition exactly as it was (the renames need no space)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    _make_dirs(str(target.parent))
     tag = uuid.uuid4().hex
     staged = _Staged(
         target.with_name(f"{target.name}{TMP_MARK}{tag}"),
@@ -767,7 +798,9 @@ def _stage_files(
     )
     manifest_path = target.parent / MANIFEST_FILE
     with staged.discarded_on_error(target):
-        size, sha = _write_parquet(table, staged.data, compression, row_group_rows, sync=sync)
+        size, sha = _write_parquet(
+            table, staged.data, compression, row_group_rows, sync=sync, options=options
+        )
         previous: list[Mapping[str, Any]] = []
         if merge_inputs and manifest_path.exists():
             try:
@@ -781,6 +814,22 @@ def _stage_files(
                 f.flush()
                 os.fsync(f.fileno())
     return staged
+
+
+def _make_dirs(path: str) -> None:
+    """`Path(path).mkdir(parents=True, exist_ok=True)` in os calls: the folder, its missing parents first."""
+    try:
+        os.mkdir(path)
+    except FileNotFoundError:
+        _make_dirs(os.path.dirname(path))
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            if not os.path.isdir(path):
+                raise
+    except FileExistsError:
+        if not os.path.isdir(path):
+            raise
 
 
 def _now() -> dt.datetime:
@@ -862,14 +911,23 @@ def _manifest(data_file: Path, rows: int, inputs: Sequence[Mapping[str, Any]]) -
 
 
 def _manifest_bytes(size: int, sha256: str, rows: int, inputs: Sequence[Mapping[str, Any]]) -> bytes:
-    manifest = {
-        "file": DATA_FILE,
-        "rows": rows,
-        "bytes": size,
-        "sha256": sha256,
-        "inputs": _unique_inputs(inputs),
-    }
-    return (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode()
+    """The manifest's text: `json.dumps(manifest, indent=1, sort_keys=True)` and a newline, its keys in
+    that sorted order; the inputs' part (the same for every partition of one write_many) from a cache
+    (json's indented encoder is pure Python, a tenth of a millisecond a manifest)."""
+    unique = tuple(sorted({json.dumps(dict(i), sort_keys=True) for i in inputs}))
+    return (
+        f'{{\n "bytes": {json.dumps(size)},\n "file": {json.dumps(DATA_FILE)},\n'
+        f' "inputs": {_inputs_text(unique)},\n "rows": {json.dumps(rows)},\n'
+        f' "sha256": {json.dumps(sha256)}\n}}\n'
+    ).encode()
+
+
+@functools.lru_cache(maxsize=64)
+def _inputs_text(unique: tuple[str, ...]) -> str:
+    """The manifest's "inputs" list (these records, each as sorted-key JSON, in that order) as
+    json.dumps(indent=1) writes it one level deep (json escapes every newline inside a string: each
+    newline of the text is between its tokens)."""
+    return json.dumps([json.loads(u) for u in unique], indent=1, sort_keys=True).replace("\n", "\n ")
 
 
 IN_MEMORY_BYTES = 64 << 20
@@ -884,13 +942,18 @@ def _write_parquet(
     row_group_rows: int | None = None,
     *,
     sync: bool = True,
+    options: dict[str, Any] | None = None,
 ) -> tuple[int, str]:
     """Write `table` as Parquet to `path` (a new temporary file), fsynced (unless not `sync`: the caller
-    makes it durable before its rename); return its size and sha256."""
-    options = parquet_options(table.schema, compression)
+    makes it durable before its rename); return its size and sha256. `options`: its
+    `parquet_options(table.schema, compression)` when the caller has them (a copy, changed here)."""
+    if options is None:
+        options = parquet_options(table.schema, compression)
     if row_group_rows is not None:
         options["row_group_size"] = row_group_rows
-    if table.nbytes <= IN_MEMORY_BYTES:
+    # nbytes of a slice walks its buffers (tens of microseconds); the size of the buffers it shares is at
+    # least its nbytes and is read at once
+    if table.get_total_buffer_size() <= IN_MEMORY_BYTES or table.nbytes <= IN_MEMORY_BYTES:
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink, **options)
         data = memoryview(sink.getvalue())

@@ -92,6 +92,8 @@ def _same(a: ParsedFile, b: ParsedFile) -> None:
     assert a.table is not None and b.table is not None
     assert a.table.equals(b.table), (a.table.to_pylist(), b.table.to_pylist())
     assert list(a.bars) == list(b.bars)
+    for t in a.bars:  # each ticker's rows, as landing reads them
+        assert a.bars[t].table.equals(b.bars[t].table), t
     assert {t: list(r) for t, r in a.rejected.items() if r} == {
         t: list(r) for t, r in b.rejected.items() if r
     }
@@ -225,3 +227,56 @@ def test_land_file_gives_the_lake_of_one_partition_after_another(tmp_path: Path)
         for k in revisions:  # when (first_seen, last_seen) differs between the two lakes
             files.pop(k)
         assert files == {k: v for k, v in lake_files(tmp_path / "one").items() if k not in revisions}
+
+
+def test_land_file_with_a_fixed_clock_gives_byte_identical_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The clock fixed, landing a day file (then a republished version of it) through land_file leaves
+    every file of the lake byte for byte as landing each partition by itself: data, manifests (their text
+    and landed_at), rejected rows and bar_revisions."""
+    import lake.writer as writer_mod
+    from ingest.sessions import land
+
+    monkeypatch.setattr(writer_mod, "_now", lambda: dt.datetime(2024, 2, 1, 9, 0, 0, 500, tzinfo=dt.UTC))
+    day = dt.date(2024, 1, 31)
+    start = dt.datetime.combine(day, dt.time(9, 30), NY).astimezone(dt.UTC)
+    tickers = ["AAPL", "SPY", "MSFT", "NONE"]
+    source_file = "s3://flatfiles/us_stocks_sip/minute_aggs_v1/2024/01/2024-01-31.csv.gz"
+
+    def files(root: Path) -> dict[str, bytes]:
+        return {
+            p.relative_to(root).as_posix(): p.read_bytes()
+            for p in sorted((root / "datasets").rglob("*"))
+            if p.name in ("data.parquet", "_manifest.json") and "/features/" not in p.as_posix()
+        }
+
+    for version, bump in enumerate((0.0, 0.25)):
+        lines = [
+            f"{t},100,{10 + k + bump},{10.5 + k + bump},{11 + k + bump},{9.5 + k + bump},"
+            f"{_ns(start + dt.timedelta(minutes=m))},3"
+            for m in range(0, 630, 11)
+            for k, t in enumerate(tickers[:3])
+        ]
+        lines.append(f"SPY,1,1,1,1,1,{_ns(start)}1,1")  # 20 digits: rejected
+        p = tmp_path / f"day{version}.csv.gz"
+        p.write_bytes(gzip.compress(b"\r\n".join([HEADER, *(x.encode() for x in lines)])))
+        parsed = parse_day_file(p, source_file=source_file, day=day, interval="1m", tickers=tickers)
+        the_input = {"file": source_file, "etag": f'"v{version}"', "sha256": f"{version}"}
+        with land(tmp_path / "many") as w:
+            polygon.land_file(
+                w, parsed, tickers=tickers, interval="1m", day=day, source_file=source_file,
+                the_input=the_input,
+            )  # fmt: skip
+        with land(tmp_path / "one") as w:
+            _land_one_by_one(w, parsed, tickers, day, source_file, the_input)
+        assert files(tmp_path / "many") == files(tmp_path / "one")
+    assert any("bar_revisions/source=polygon" in k for k in files(tmp_path / "many"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([b"\r", b"\n", b"\r\n", b"a", b",", b"\n\r", b"\xff"]), max_size=40))
+def test_the_line_and_cr_counts_are_bytes_counts(parts: list[bytes]) -> None:
+    data = b"".join(parts)
+    assert polygon._newlines(data) == data.count(b"\n")
+    assert polygon._lone_cr(data) == (data.count(b"\r") != data.count(b"\r\n"))

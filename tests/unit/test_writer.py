@@ -11,6 +11,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import lake
 import lake.writer as writer_mod
@@ -321,3 +323,87 @@ def test_write_many_refuses_one_partition_twice(lake_root: Path) -> None:
     t = bars_table(dt.datetime(2024, 3, 1, tzinfo=dt.UTC), [1.0])
     with LakeWriter.open(lake_root) as w, pytest.raises(MarketlakeError, match="one partition twice"):
         w.write_many(lake.BARS, [(_part("A"), t, []), (_part("A"), t, [])])
+
+
+# --- the manifest's text and the folders, by the faster paths ---------------------------------------
+
+
+_JSON_SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**60), 2**60), st.text(max_size=12), st.floats(allow_nan=False)
+)
+_INPUT = st.dictionaries(
+    st.text(max_size=8),
+    st.recursive(
+        _JSON_SCALARS,
+        lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=4), c, max_size=3),
+        max_leaves=6,
+    ),
+    max_size=5,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    size=st.integers(0, 2**40),
+    sha=st.text(max_size=64),
+    rows=st.integers(0, 2**40),
+    inputs=st.lists(_INPUT, max_size=4),
+)
+def test_the_manifest_text_is_jsons_indented_dump(size: int, sha: str, rows: int, inputs: list[Any]) -> None:
+    """`_manifest_bytes` (its inputs' part cached) is byte for byte what json.dumps(indent=1,
+    sort_keys=True) makes of the manifest, whatever the inputs hold (newlines, quotes, non-ASCII, nesting)."""
+    unique = sorted({json.dumps(dict(i), sort_keys=True) for i in inputs})
+    manifest = {
+        "file": "data.parquet",
+        "rows": rows,
+        "bytes": size,
+        "sha256": sha,
+        "inputs": [json.loads(u) for u in unique],
+    }
+    expected = (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode()
+    assert writer_mod._manifest_bytes(size, sha, rows, inputs) == expected
+    assert writer_mod._manifest_bytes(size, sha, rows, list(reversed(inputs))) == expected  # cached: same
+
+
+def test_make_dirs_is_mkdir_with_parents(tmp_path: Path) -> None:
+    deep = tmp_path / "a=1" / "b=2" / "c=3"
+    writer_mod._make_dirs(str(deep))
+    assert deep.is_dir()
+    writer_mod._make_dirs(str(deep))  # there already: fine
+    (tmp_path / "file").write_text("x")
+    for bad in (tmp_path / "file", tmp_path / "file" / "below"):  # a file, or a file as parent
+        with pytest.raises(OSError) as theirs:
+            bad.mkdir(parents=True, exist_ok=True)
+        with pytest.raises(type(theirs.value)):
+            writer_mod._make_dirs(str(bad))
+
+
+@pytest.mark.parametrize("mode", ["replace", "merge"])
+def test_write_many_with_a_fixed_clock_gives_byte_identical_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """With the clock fixed, every file write_many leaves (data, manifests with their landed_at,
+    bar_revisions with first_seen and last_seen) is byte for byte the file of one write after another."""
+    monkeypatch.setattr(writer_mod, "BATCH_PARTITIONS", 3)
+    monkeypatch.setattr(
+        writer_mod, "_now", lambda: dt.datetime(2024, 6, 1, 12, 30, 15, 123456, tzinfo=dt.UTC)
+    )
+    one, many = tmp_path / "one", tmp_path / "many"
+    writes = _many_scenario(one)
+    _many_scenario(many)
+    with LakeWriter.open(one) as w:
+        for p, t, i in writes:
+            w.write(lake.BARS, p, t, mode=mode, inputs=i)  # type: ignore[arg-type]
+    with LakeWriter.open(many) as w:
+        w.write_many(lake.BARS, writes, mode=mode, threads=3)  # type: ignore[arg-type]
+
+    def files(root: Path) -> dict[str, bytes]:
+        return {
+            p.relative_to(root).as_posix(): p.read_bytes()
+            for p in sorted((root / "datasets").rglob("*"))
+            if p.name in ("data.parquet", "_manifest.json")
+        }
+
+    got, expected = files(many), files(one)
+    assert any("landed_at" in v.decode() for k, v in got.items() if k.endswith("_manifest.json"))
+    assert got == expected
