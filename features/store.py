@@ -48,7 +48,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lake.config import Settings
-from lake.connect import register_views, sql_dir, view_files
+from lake.connect import register_views, sql_dir, view_files, views_needed
 from lake.errors import MarketlakeError
 from lake.paths import SCHEMA_ANCHOR, LakePaths, resolve_lake_root
 from lake.schemas import FEATURES
@@ -326,7 +326,9 @@ def _connection(root: Path, settings: Settings, memory_limit: str, work: Path) -
     con.execute("SET temp_directory = ?", [str(work / "spill")])
     con.execute("SET preserve_insertion_order = false")
     con.execute("SET enable_progress_bar = false")
-    register_views(con, root, settings)
+    # only the views the store's statements need: registering all of them is most of a connection's cost
+    statements = (p.read_text(encoding="utf-8") for p in sorted((sql_dir() / "store").glob("*.sql")))
+    register_views(con, root, settings, views_needed(statements))
     return con
 
 
