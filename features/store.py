@@ -82,7 +82,8 @@ DEFAULT_BATCH_ROWS = 400_000
 parallel), up to this many rows; DuckDB spills what does not fit in memory_limit. A batch's rows are held
 in Arrow (about 420 bytes a row) from the query until they are written, and one batch is written while the
 next is computed: two batches in Arrow beside DuckDB's memory_limit bound peak memory, whatever the lake's
-size (about 800 MiB measured on 2M bars)."""
+size (about 800 MiB measured on 2M bars; 850-900 MiB with a batch's partitions encoded by WRITE_THREADS
+workers, each holding the copy of one partition that the writer conforms)."""
 
 Say = Callable[[str], None]
 
@@ -453,10 +454,16 @@ class _Computed:
 
 
 def _compute_batch(
-    con: duckdb.DuckDBPyConnection, batch: list[Chunk], bars_dir: Path, news_dir: Path, market: pa.Table
+    con: duckdb.DuckDBPyConnection,
+    batch: list[Chunk],
+    bars_dir: Path,
+    news_dir: Path,
+    market: pa.Table,
+    held_once: bool = False,
 ) -> _Computed:
     """The rows of one batch (chunks of one interval) in the store's columns. `market`: the interval's market
-    timeline (`_market_features`)."""
+    timeline (`_market_features`). `held_once`: the batch's bar keys are known to be held once
+    (`_files_hold_keys_once`); else sql/store/bars_held_once.sql decides."""
     interval = batch[0].interval
     symbols = [c.symbol for c in batch]
     con.execute("SET VARIABLE dataset_bars = ?", [str(bars_dir)])
@@ -465,8 +472,7 @@ def _compute_batch(
     con.execute("SET VARIABLE chunk_symbols = ?", [symbols])
     con.execute(_store_sql("chunk_begin"))
     try:
-        held_once = con.execute(_store_sql("bars_held_once")).fetchone()
-        if held_once is not None and held_once[0]:
+        if held_once or _bars_held_once(con):
             con.execute(_store_sql("chunk_bars"))
         table = _arrow(con, "features_chunk")
         news = _arrow(con, "news_timeline")
@@ -489,6 +495,42 @@ def _compute_batch(
     return _Computed(batch, pa.table({n: columns[n] for n in FEATURES.schema.names}), parts)
 
 
+def _bars_held_once(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether every (symbol, interval, ts) of the batch's stored bars is held once (sql/store/
+    bars_held_once.sql): exactly, by a query over them."""
+    held_once = con.execute(_store_sql("bars_held_once")).fetchone()
+    return held_once is not None and bool(held_once[0])
+
+
+def _files_hold_keys_once(files_by_symbol: Iterable[list[tuple[Path, str]]]) -> bool:
+    """True when each symbol's bar files (of one interval) hold every ts once: each file's ts strictly rising
+    without a NULL, and the files' ts ranges disjoint (so that no ts is held twice). A sufficient condition
+    for sql/store/bars_held_once.sql, checked from the ts column alone, without a hash of every key: False
+    means "not shown" (the query then decides), not "held twice"."""
+    for files in files_by_symbol:
+        spans: list[tuple[int, int]] = []
+        for f, _ in files:
+            try:
+                col = pq.read_table(f, columns=["ts"], partitioning=None).column("ts")
+            except (OSError, pa.ArrowException, KeyError):
+                return False
+            if col.null_count:
+                return False
+            if len(col) == 0:
+                continue
+            try:  # microseconds, as DuckDB reads them (a finer unit that would be truncated: not shown)
+                us = _micros(col.cast(pa.timestamp("us", tz="UTC")))
+            except pa.ArrowException:
+                return False
+            if not bool(np.all(us[1:] > us[:-1])):
+                return False
+            spans.append((int(us[0]), int(us[-1])))
+        spans.sort()
+        if any(b[0] <= a[1] for a, b in zip(spans, spans[1:], strict=False)):
+            return False
+    return True
+
+
 RUNS_SLICED = 1024
 """Up to this many runs of consecutive rows, `_in_order` puts a table in order by slicing, not copying."""
 
@@ -509,24 +551,31 @@ def _in_order(table: pa.Table, order: np.ndarray) -> pa.Table:
     )
 
 
+WRITE_THREADS = 2
+"""Workers that encode a batch's partitions (`LakeWriter.write_many`): the last batch's write, which nothing
+overlaps, takes half the time on two cores."""
+
+
 def _write_batch(writer: LakeWriter, computed: _Computed, result: RefreshResult) -> dict[str, int]:
     """Write each chunk's year partitions of a computed batch (and empty the years it no longer has); rows
-    per symbol."""
+    per symbol. The partitions are written together (`LakeWriter.write_many`: the same files, encoded by
+    WRITE_THREADS workers and made durable at once)."""
     out: dict[str, int] = {}
+    writes: list[tuple[dict[str, str], pa.Table, list[dict[str, Any]]]] = []
     for chunk in computed.batch:
         inputs = [{"fingerprint": chunk.fingerprint, "store_version": STORE_VERSION}]
-        rows = 0
         years = computed.parts.get(chunk.symbol, {})
         for year, (a, b) in sorted(years.items()):
-            part_table = computed.table.slice(a, b - a)
             part = {"interval": chunk.interval, "symbol": chunk.symbol, "year": str(year)}
-            res = writer.write(FEATURES, part, part_table, mode="replace", inputs=inputs)
-            rows += part_table.num_rows
-            result.partitions_changed += int(res.changed)
-            del part_table
+            writes.append((part, computed.table.slice(a, b - a), inputs))
+        out[chunk.symbol] = sum(b - a for a, b in years.values())
+    for res in writer.write_many(FEATURES, writes, mode="replace", threads=WRITE_THREADS):
+        result.partitions_changed += int(res.changed)
+    del writes
+    for chunk in computed.batch:
+        years = computed.parts.get(chunk.symbol, {})
         for year_s in sorted(set(chunk.stored) - {str(y) for y in years}):
             _empty(writer, chunk, year_s, result)
-        out[chunk.symbol] = rows
     return out
 
 
@@ -553,23 +602,37 @@ def _partition_rows(table: pa.Table) -> tuple[np.ndarray, dict[str, dict[int, tu
 
 
 def batches(chunks: list[Chunk], rows: Mapping[tuple[str, str], int], batch_rows: int) -> list[list[Chunk]]:
-    """Chunks grouped by interval into batches of at most `batch_rows` stored bars (a chunk larger than
-    that is a batch of its own): the unit of work, and of memory."""
+    """Chunks grouped by interval, in their order, into batches of at most `batch_rows` stored bars (a chunk
+    larger than that is a batch of its own): the unit of work, and of memory. The batches of an interval are
+    balanced: as few as `batch_rows` allows, each chunk in the batch where its rows begin when the interval's
+    rows are cut in equal parts, so that the smaller batches come last (7 equal chunks in batches of 3 at
+    most: 3, 2, 2, not 3, 3, 1, whose last batch computes one symbol's windows alone, and is written with
+    nothing beside it)."""
     out: list[list[Chunk]] = []
     by_interval: dict[str, list[Chunk]] = defaultdict(list)
     for c in chunks:
         by_interval[c.interval].append(c)
     for interval in sorted(by_interval):
-        cur: list[Chunk] = []
-        n = 0
-        for c in by_interval[interval]:
-            k = rows.get((interval, c.symbol), 0)
-            if cur and n + k > batch_rows:
-                out.append(cur)
-                cur, n = [], 0
-            cur.append(c)
-            n += k
-        if cur:
+        todo = by_interval[interval]
+        sizes = [max(0, rows.get((interval, c.symbol), 0)) for c in todo]
+        i = 0
+        while i < len(todo):  # the chunks from i on, cut in equal parts (again after a batch that overflowed)
+            total = sum(sizes[i:])
+            parts = max(1, -(-total // max(1, batch_rows)))
+            cur, n, part, before = [todo[i]], sizes[i], 0, sizes[i]
+            i += 1
+            while i < len(todo):
+                k = sizes[i]
+                want = min(parts - 1, before * parts // total) if total else 0  # where the chunk's rows begin
+                if n + k > batch_rows:
+                    break  # the rest cut anew
+                if want > part:
+                    out.append(cur)
+                    cur, n, part = [], 0, want
+                cur.append(todo[i])
+                n += k
+                before += k
+                i += 1
             out.append(cur)
     return out
 
@@ -689,7 +752,10 @@ def refresh(
                         market_interval = interval
                     with _chunk_view(paths, inputs, symbols, interval, work) as (bars_dir, news_dir):
                         try:
-                            computed = _compute_batch(con, batch, bars_dir, news_dir, market)
+                            held_once = _files_hold_keys_once(
+                                inputs.own_bar_files(interval, s) for s in symbols
+                            )
+                            computed = _compute_batch(con, batch, bars_dir, news_dir, market, held_once)
                         except duckdb.Error as exc:
                             raise MarketlakeError(
                                 f"feature store: computing {interval} of {', '.join(symbols)} failed: {exc}"

@@ -552,3 +552,81 @@ def test_putting_a_batch_in_order_by_runs_equals_a_take(runs: list[int], seed: i
     )
     assert store._in_order(table, order).equals(table.take(order))
     assert store._in_order(table.slice(0, 0), order[:0]).num_rows == 0
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["A", "B"]),
+            st.sampled_from(["binance", "yahoo"]),
+            st.lists(st.one_of(st.none(), st.integers(0, 30)), max_size=12),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_the_files_check_of_keys_held_once_implies_the_querys(
+    files: list[tuple[str, str, list[Any], bool]],
+) -> None:
+    """store._files_hold_keys_once (each file's ts rising, the files' ranges disjoint) says True only where
+    sql/store/bars_held_once.sql does, and says it for files of rising, disjoint ts (the usual lake)."""
+    import duckdb
+    import pyarrow.parquet as pq
+
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        by_symbol: dict[str, list[tuple[Path, str]]] = {}
+        simple = True
+        spans: dict[str, list[tuple[int, int]]] = {}
+        for i, (symbol, source, minutes, ordered) in enumerate(files):
+            values = sorted(set(m for m in minutes if m is not None)) if ordered else minutes
+            if not ordered:
+                simple = False
+            elif values:
+                spans.setdefault(symbol, []).append((values[0], values[-1]))
+            us = [None if m is None else m * 60_000_000 for m in values]
+            f = base / f"source={source}/interval=1m/symbol={symbol}/period=p{i}/data.parquet"
+            f.parent.mkdir(parents=True)
+            pq.write_table(pa.table({"ts": pa.array(us, pa.timestamp("us", tz="UTC"))}), f)
+            by_symbol.setdefault(symbol, []).append((f, ""))
+        for ranges in spans.values():
+            ranges.sort()
+            simple = simple and all(b[0] > a[1] for a, b in zip(ranges, ranges[1:], strict=False))
+        fast = store._files_hold_keys_once(by_symbol.values())
+        con = duckdb.connect()
+        con.execute("SET VARIABLE bar_files = ?", [str(base / "*/*/*/*/data.parquet")])
+        con.execute(
+            "CREATE VIEW lake_bars AS SELECT * FROM read_parquet(getvariable('bar_files'), hive_partitioning = true)"
+        )
+        exact = store._bars_held_once(con)
+        assert not fast or exact
+        if simple:
+            assert fast and exact
+
+
+@given(st.lists(st.integers(0, 500), min_size=0, max_size=30), st.integers(1, 1200))
+def test_batches_keep_the_order_and_are_bounded(sizes: list[int], batch_rows: int) -> None:
+    """store.batches keeps the chunks' order and puts each interval's chunks in batches of one interval of
+    at most batch_rows rows (or one chunk)."""
+    chunks = [store.Chunk(f"S{i:02d}", "1m" if i % 3 else "1h", "x", {}) for i in range(len(sizes))]
+    rows = {(c.interval, c.symbol): k for c, k in zip(chunks, sizes, strict=True)}
+    got = store.batches(chunks, rows, batch_rows)
+    for interval in ("1h", "1m"):
+        mine = [c for c in chunks if c.interval == interval]
+        ours = [b for b in got if b[0].interval == interval]
+        assert all(c.interval == interval for b in ours for c in b)
+        assert [c for b in ours for c in b] == mine
+        assert all(len(b) == 1 or sum(rows[(c.interval, c.symbol)] for c in b) <= batch_rows for b in ours)
+
+
+@given(st.integers(1, 40), st.integers(1, 8))
+def test_batches_of_equal_chunks_are_balanced_the_smaller_last(n: int, per_batch: int) -> None:
+    """n chunks of equal size, at most per_batch of them a batch: as few batches as that allows, their
+    sizes differing by one at most, the smaller ones last (3, 3, 2 and not 3, 3, 1 or 2, 3, 3)."""
+    chunks = [store.Chunk(f"S{i:02d}", "1m", "x", {}) for i in range(n)]
+    rows = {("1m", c.symbol): 131_040 for c in chunks}
+    got = [len(b) for b in store.batches(chunks, rows, per_batch * 131_040 + 100)]
+    assert sum(got) == n and len(got) == -(-n // per_batch)
+    assert max(got) - min(got) <= 1 and got == sorted(got, reverse=True)
