@@ -5,8 +5,9 @@
   tests/unit/sql/period_store_reference.sql): the year partitions that can hold a row of the period, and
   in them only the row groups that can (by their ts statistics), read in place with the bar's prices the
   store keeps beside the features (no join, no window recomputed). load_period reads them straight into
-  its arrays (`_load_store`: decoded in a background thread while the consumer copies and sums, then
-  normalised a piece at a time), and falls back to the general path below for what only it handles.
+  its arrays (`_load_store`: decoded in a background thread while the arrays' memory is mapped in another
+  and the consumer checks and sums, then copied and normalised a piece at a time in two threads), and
+  falls back to the general path below for what only it handles.
   Otherwise one query per symbol over the live `features_priced` view (sql/rl/period_rows.sql). Either
   way the period's bounds are bound as parameters (a row is read only if its whole life lies in the
   period). In the general path (and iter_period), results stream as Arrow record batches (about a month
@@ -446,10 +447,11 @@ def _store_pieces(params: dict[str, Any], plan: list[_StoreFile] | None = None) 
 
 def _feature_values(piece: _StorePiece, name: str) -> np.ndarray | float:
     """A model input of the piece's period rows, float64 as period_rows.sql gives it (NULL -> NaN, or 0 with
-    an indicator column): numpy, or one number standing for every row."""
+    an indicator column): numpy, or one number standing for every row. A column whose NULLs all lie outside
+    the period rows (a segment's warm-up: the common case) is read in place, its values buffer as it is."""
     if name in INDICATORS:
         col = piece.batch.column(_STORE_INDEX[INDICATORS[name]])
-        if col.null_count == 0:
+        if _period_null_free(piece, col):
             return 1.0
         if col.null_count == len(col):
             return 0.0
@@ -457,15 +459,31 @@ def _feature_values(piece: _StorePiece, name: str) -> np.ndarray | float:
 
         return piece.take(pc.is_valid(col).to_numpy(zero_copy_only=False)).astype(np.float64)
     col = piece.batch.column(_STORE_INDEX[name])
+    if _period_null_free(piece, col):
+        return piece.take(_data(col, col.type.to_pandas_dtype()))
     if col.null_count == len(col):
         return 0.0 if name in NULL_AS_ZERO else float("nan")
-    if col.null_count:
-        if name in NULL_AS_ZERO:
-            import pyarrow.compute as pc
+    if name in NULL_AS_ZERO:
+        import pyarrow.compute as pc
 
-            col = pc.fill_null(col, pa.scalar(0, col.type))
-        return piece.take(col.to_numpy(zero_copy_only=False)).astype(np.float64, copy=False)
-    return piece.take(_values(col, col.type.to_pandas_dtype()))
+        col = pc.fill_null(col, pa.scalar(0, col.type))
+    return piece.take(col.to_numpy(zero_copy_only=False)).astype(np.float64, copy=False)
+
+
+def _period_null_free(piece: _StorePiece, col: Any) -> bool:
+    """Whether the piece's period rows of `col` hold no NULL (counted on the slice's validity bits)."""
+    if col.null_count == 0:
+        return True
+    if isinstance(piece.keep, slice):
+        return bool(col.slice(piece.keep.start, piece.rows).null_count == 0)
+    return False
+
+
+def _data(arr: Any, dtype: Any) -> np.ndarray:
+    """The values buffer of a primitive (not boolean) Arrow array as numpy of `dtype`, whatever its NULLs
+    (the value under a NULL is unspecified: only for rows known valid)."""
+    dtype = np.dtype(dtype)
+    return np.frombuffer(arr.buffers()[1], dtype=dtype, count=len(arr), offset=arr.offset * dtype.itemsize)
 
 
 def _read_store(params: dict[str, Any]) -> Iterator[pa.RecordBatch]:
@@ -911,14 +929,17 @@ def _market_data(
 def _load_store(params: dict[str, Any], norm: NormStats | None) -> tuple[_Columns, NormStats] | None:
     """The feature store's rows of a period straight into the arrays of a MarketData, with as few passes
     over fresh memory as it takes. The files' row groups of the period are decoded in a background thread
-    (`_store_pieces`, a file's groups at a time), and as each piece arrives its period rows are copied once
-    into the preallocated arrays (sized from the row groups' footers; rows past the period's are never
-    touched; their memory from `ARENAS`: populated in one call, or reused) and its model inputs'
-    statistics summed (merged piece by piece); once all are in, a piece at a time, its inputs are normalised into a small feature-major float32 block and transposed into its
-    rows of the one float32 [N, F] array. No Arrow batch, concatenation or whole-period temporary. The same rows and values as `_assemble`
-    over `_read_store`'s batches, the statistics summed in another order (a test checks they agree). None
-    (the caller then takes that general path) when the rows need what only it does: dropping a row with a
-    NULL or non-finite input or a price <= 0, sorting, or a period with no row."""
+    (`_store_pieces`, a file's groups at a time) while the arrays' memory (sized from the row groups'
+    footers; from `ARENAS`: populated in one call, or reused) is mapped in another, and as each piece
+    arrives its rows are checked (order, prices), its segment starts and close flags found and its model
+    inputs' statistics summed (merged piece by piece). Once all are in, the pieces' rows are copied once
+    into the arrays (rows past the period's are never touched) and their inputs normalised, a piece at a
+    time, into a small feature-major float32 block transposed into its rows of the one float32 [N, F]
+    array, in two threads (`_fill_pieces`). No Arrow batch, concatenation or whole-period temporary. The
+    same rows and values as `_assemble` over `_read_store`'s batches, the statistics summed in another
+    order (a test checks they agree). None (the caller then takes that general path) when the rows need
+    what only it does: dropping a row with a NULL or non-finite input or a price <= 0, sorting, or a
+    period with no row."""
     try:
         plan = _store_plan(params)
     except (OSError, pa.ArrowException) as exc:
@@ -927,26 +948,23 @@ def _load_store(params: dict[str, Any], norm: NormStats | None) -> tuple[_Column
     if not cap:
         return None
     nf = len(FEATURES)
-    # the arrays the MarketData keeps, in one mapping (see _Arenas), taken once the first piece is in: the
-    # reading thread decodes the next ones meanwhile
+    # the arrays the MarketData keeps, in one mapping (see _Arenas)
     specs: list[tuple[Any, tuple[int, ...]]] = [(np.int64, (cap,))] * 3 + [(np.float64, (cap,))] * len(PRICES)
     specs += [(np.int32, (cap,)), (np.float32, (cap, nf))]
-    arrays: list[np.ndarray] = []
     new_seg, closing = np.empty(cap, dtype=bool), np.empty(cap, dtype=bool)
     scratch = np.empty(max(f.rows for f in plan))
     # per column: rows, mean and sum of squared deviations so far (merged a piece at a time, Chan et al.)
     count, means, m2 = 0, np.zeros(nf), np.zeros(nf)
-    pieces: list[tuple[_StorePiece, list[np.ndarray | float], int]] = []
+    pieces: _Held = []
     last: tuple[int, int, int, int] | None = None  # (sym, ts, segment_no, segment_pos) of the previous row
     to_close = FEATURES.index("minutes_to_close")
     if norm is not None:
         _check_norm(norm)
-    with contextlib.closing(_background(_store_pieces(params, plan), "reading the feature store")) as stream:
+    with (
+        contextlib.closing(_background(_store_pieces(params, plan), "reading the feature store")) as stream,
+        _mapped(_arena_bytes(specs)) as arena,
+    ):
         for p in stream:
-            if not arrays:
-                arrays = _carve(ARENAS.take(_arena_bytes(specs)), specs)
-                ts, av, day, *price_arrays, sym, features = arrays
-                prices = dict(zip(PRICES, price_arrays, strict=True))
             a, r = count, p.rows
             b = a + r
             cols = p.batch.columns
@@ -965,14 +983,10 @@ def _load_store(params: dict[str, Any], norm: NormStats | None) -> tuple[_Column
             np.not_equal(sn[1:], sn[:-1], out=new_seg[a + 1 : b])
             new_seg[a + 1 : b] |= sp[1:] != sp[:-1] + 1
             last = (p.sym, int(t[-1]), int(sn[-1]), int(sp[-1]))
-            ts[a:b], sym[a:b] = t, p.sym
-            av[a:b] = take("available_at", np.int64)
-            day[a:b] = take("trading_day", np.int32)
             for c in PRICES:
                 v = take(c, np.float64)
                 if not (bool(v.min() > 0) and math.isfinite(v.max())):
                     return None
-                prices[c][a:b] = v
             inputs = [_feature_values(p, c) for c in FEATURES]
             x = inputs[to_close]
             closing[a:b] = (x <= 0) if isinstance(x, float) else np.less_equal(x, 0)
@@ -985,8 +999,7 @@ def _load_store(params: dict[str, Any], norm: NormStats | None) -> tuple[_Column
                     if norm is None:
                         d = scratch[:r]
                         np.subtract(x, sums[j] / r, out=d)
-                        np.multiply(d, d, out=d)
-                        devs[j] = np.add.reduce(d)
+                        devs[j] = np.einsum("i,i->", d, d)  # as _centre: one pass, no BLAS thread
             if not np.isfinite(sums).all():  # a NaN or an infinity among them
                 return None
             piece_means = sums / r
@@ -995,15 +1008,113 @@ def _load_store(params: dict[str, Any], norm: NormStats | None) -> tuple[_Column
             means += delta * (r / b)
             count = b
             pieces.append((p, inputs, a))
-    if not count:
-        return None
+        if not count:
+            return None
+        arrays = _carve(arena(), specs)
     n = count
     if norm is None:
         stds = np.sqrt(m2 / n)
         norm = NormStats(list(FEATURES), means, np.where(stds > 1e-12, stds, 1.0))
-    block = np.empty((nf, max(p.rows for p, _, _ in pieces)), dtype=np.float32)
+    ts, av, day, *price_arrays, sym, features = arrays
+    _fill_pieces(pieces, norm, arrays)
+    cols = _Columns(
+        sym=sym[:n],
+        ts=ts[:n],
+        av=av[:n],
+        new_seg=new_seg[:n],
+        day=day[:n],
+        prices={c: v[:n] for c, v in zip(PRICES, price_arrays, strict=True)},
+        features=features[:n],
+        closing=closing[:n],
+    )
+    return cols, norm
+
+
+@contextlib.contextmanager
+def _mapped(nbytes: int) -> Generator[Callable[[], np.ndarray], None, None]:
+    """`ARENAS.take(nbytes)` in a helper thread (populating a mapping is the kernel's work, without the
+    GIL: it overlaps the reading thread's decoding and the consumer's checks and sums); the context's
+    value waits for it and gives the arena. The thread is waited for on leaving, whatever happened."""
+    got: list[Any] = []
+
+    def work() -> None:
+        try:
+            got.append(ARENAS.take(nbytes))
+        except BaseException as exc:  # handed to the caller
+            got.append(exc)
+
+    thread = threading.Thread(target=work, name="marketlake-arena", daemon=True)
+    thread.start()
+
+    def arena() -> np.ndarray:
+        thread.join()
+        if isinstance(got[0], BaseException):
+            raise got[0]
+        arena: np.ndarray = got[0]
+        return arena
+
+    try:
+        yield arena
+    finally:
+        thread.join()
+        got.clear()
+
+
+_Held = list[tuple[_StorePiece, list[np.ndarray | float], int]]
+"""The pieces of a store read, each with its model inputs (`_feature_values`) and its first row."""
+
+
+def _fill_pieces(pieces: _Held, norm: NormStats, arrays: list[np.ndarray]) -> None:
+    """Each piece's rows copied into `arrays` (_load_store's, carved from its arena) and its model inputs
+    normalised and clipped into its rows of the features, in two threads when there is more than one piece
+    (numpy releases the GIL for the work; the reading thread is done by now, so the other core is free):
+    the pieces split in two runs of about equal rows."""
+    if len(pieces) > 1:
+        total, at, half = sum(p.rows for p, _, _ in pieces), 0, 1
+        for i, (p, _, _) in enumerate(pieces):
+            if 2 * (at + p.rows) > total:
+                half = max(i, 1)
+                break
+            at += p.rows
+        failed: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                _fill_run(pieces[half:], norm, arrays)
+            except BaseException as exc:  # handed to the caller: no row may be left unwritten unnoticed
+                failed.append(exc)
+
+        other = threading.Thread(target=work, name="marketlake-fill", daemon=True)
+        other.start()
+        try:
+            _fill_run(pieces[:half], norm, arrays)
+        finally:
+            other.join()
+        if failed:
+            raise failed[0]
+    else:
+        _fill_run(pieces, norm, arrays)
+
+
+def _fill_run(pieces: _Held, norm: NormStats, arrays: list[np.ndarray]) -> None:
+    """_fill_pieces' work for some pieces: a piece's columns copied into its rows, its inputs normalised into
+    a feature-major float32 block, then clipped and transposed into its rows of the features."""
+    if not pieces:
+        return
+    ts, av, day, *price_arrays, sym, features = arrays
+    nf = len(norm.mean)
+    rows = max(p.rows for p, _, _ in pieces)
+    block, scratch = np.empty((nf, rows), dtype=np.float32), np.empty(rows)
     for p, inputs, a in pieces:
         r = p.rows
+        b = a + r
+        cols = p.batch.columns
+        ts[a:b] = p.take(_values(cols[_STORE_INDEX["ts"]], np.int64))
+        av[a:b] = p.take(_values(cols[_STORE_INDEX["available_at"]], np.int64))
+        day[a:b] = p.take(_values(cols[_STORE_INDEX["trading_day"]], np.int32))
+        sym[a:b] = p.sym
+        for c, out in zip(PRICES, price_arrays, strict=True):
+            out[a:b] = p.take(_values(cols[_STORE_INDEX[c]], np.float64))
         for j, x in enumerate(inputs):
             mean, std = float(norm.mean[j]), float(norm.std[j])
             if isinstance(x, float):
@@ -1014,18 +1125,7 @@ def _load_store(params: dict[str, Any], norm: NormStats | None) -> tuple[_Column
                 np.divide(d, std, out=block[j, :r])
         blk = block[:, :r]
         np.clip(blk, -CLIP, CLIP, out=blk)  # in float32: the same as clipping before the rounding
-        features[a : a + r] = blk.T
-    cols = _Columns(
-        sym=sym[:n],
-        ts=ts[:n],
-        av=av[:n],
-        new_seg=new_seg[:n],
-        day=day[:n],
-        prices={c: v[:n] for c, v in prices.items()},
-        features=features[:n],
-        closing=closing[:n],
-    )
-    return cols, norm
+        features[a:b] = blk.T
 
 
 def market_data_from_arrays(
