@@ -604,10 +604,10 @@ def _partition_rows(table: pa.Table) -> tuple[np.ndarray, dict[str, dict[int, tu
 def batches(chunks: list[Chunk], rows: Mapping[tuple[str, str], int], batch_rows: int) -> list[list[Chunk]]:
     """Chunks grouped by interval, in their order, into batches of at most `batch_rows` stored bars (a chunk
     larger than that is a batch of its own): the unit of work, and of memory. The batches of an interval are
-    balanced: as few as `batch_rows` allows, each chunk in the batch where its rows begin when the interval's
-    rows are cut in equal parts, so that the smaller batches come last (7 equal chunks in batches of 3 at
-    most: 3, 2, 2, not 3, 3, 1, whose last batch computes one symbol's windows alone, and is written with
-    nothing beside it)."""
+    balanced: as few as `batch_rows` allows, each taking chunks until it holds its share of the rows still to
+    batch (that remainder over the batches it still needs), so that the smaller batches come last (7 equal
+    chunks in batches of 3 at most: 3, 2, 2, not 3, 3, 1, whose last batch computes one symbol's windows
+    alone, and is written with nothing beside it)."""
     out: list[list[Chunk]] = []
     by_interval: dict[str, list[Chunk]] = defaultdict(list)
     for c in chunks:
@@ -616,22 +616,15 @@ def batches(chunks: list[Chunk], rows: Mapping[tuple[str, str], int], batch_rows
         todo = by_interval[interval]
         sizes = [max(0, rows.get((interval, c.symbol), 0)) for c in todo]
         i = 0
-        while i < len(todo):  # the chunks from i on, cut in equal parts (again after a batch that overflowed)
-            total = sum(sizes[i:])
-            parts = max(1, -(-total // max(1, batch_rows)))
-            cur, n, part, before = [todo[i]], sizes[i], 0, sizes[i]
+        while i < len(todo):
+            rest = sum(sizes[i:])
+            parts = max(1, -(-rest // max(1, batch_rows)))  # the batches the rest needs at least
+            cur, n = [todo[i]], sizes[i]
             i += 1
-            while i < len(todo):
-                k = sizes[i]
-                want = min(parts - 1, before * parts // total) if total else 0  # where the chunk's rows begin
-                if n + k > batch_rows:
-                    break  # the rest cut anew
-                if want > part:
-                    out.append(cur)
-                    cur, n, part = [], 0, want
+            # more chunks while the batch holds less than rest / parts and the next one fits
+            while i < len(todo) and n * parts < rest and n + sizes[i] <= batch_rows:
                 cur.append(todo[i])
-                n += k
-                before += k
+                n += sizes[i]
                 i += 1
             out.append(cur)
     return out
