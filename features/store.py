@@ -730,35 +730,47 @@ def refresh(
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer") as pool:
                 pending: tuple[Future[dict[str, int]], list[Chunk]] | None = None
-                market_interval: str | None = None
-                market = pa.table({})
-                for batch in batches(todo, inputs.rows, batch_rows):
-                    symbols = [c.symbol for c in batch]
-                    interval = batch[0].interval
-                    if interval != market_interval:  # the batches come grouped by interval
-                        try:
-                            market = _market_features(con, paths, inputs, interval, work)
-                        except duckdb.Error as exc:
-                            raise MarketlakeError(
-                                f"feature store: computing {interval} of {', '.join(MARKET_SYMBOLS)} failed: {exc}"
-                            ) from exc
-                        market_interval = interval
-                    with _chunk_view(paths, inputs, symbols, interval, work) as (bars_dir, news_dir):
-                        try:
-                            held_once = _files_hold_keys_once(
-                                inputs.own_bar_files(interval, s) for s in symbols
-                            )
-                            computed = _compute_batch(con, batch, bars_dir, news_dir, market, held_once)
-                        except duckdb.Error as exc:
-                            raise MarketlakeError(
-                                f"feature store: computing {interval} of {', '.join(symbols)} failed: {exc}"
-                            ) from exc
+                try:
+                    market_interval: str | None = None
+                    market = pa.table({})
+                    for batch in batches(todo, inputs.rows, batch_rows):
+                        symbols = [c.symbol for c in batch]
+                        interval = batch[0].interval
+                        if interval != market_interval:  # the batches come grouped by interval
+                            try:
+                                market = _market_features(con, paths, inputs, interval, work)
+                            except duckdb.Error as exc:
+                                raise MarketlakeError(
+                                    f"feature store: computing {interval} of {', '.join(MARKET_SYMBOLS)} failed: {exc}"
+                                ) from exc
+                            market_interval = interval
+                        with _chunk_view(paths, inputs, symbols, interval, work) as (bars_dir, news_dir):
+                            try:
+                                held_once = _files_hold_keys_once(
+                                    inputs.own_bar_files(interval, s) for s in symbols
+                                )
+                                computed = _compute_batch(con, batch, bars_dir, news_dir, market, held_once)
+                            except duckdb.Error as exc:
+                                raise MarketlakeError(
+                                    f"feature store: computing {interval} of {', '.join(symbols)} failed: {exc}"
+                                ) from exc
+                        if pending is not None:
+                            written(*pending)
+                        pending = (pool.submit(_write_batch, writer, computed, result), batch)
+                        del computed
                     if pending is not None:
                         written(*pending)
-                    pending = (pool.submit(_write_batch, writer, computed, result), batch)
-                    del computed
-                if pending is not None:
-                    written(*pending)
+                except Exception as exc:
+                    # the batch being written when this failed: its own error must not be lost (the pool's exit
+                    # waits for it, and nothing else would ask for its result)
+                    failed = pending[0].exception() if pending is not None else None
+                    if pending is None or failed is None or failed is exc:
+                        raise
+                    names = ", ".join(c.symbol for c in pending[1])
+                    raise MarketlakeError(
+                        f"feature store: writing {names} {pending[1][0].interval} failed: {failed} "
+                        f"(and then: {exc})"
+                    ) from failed
         finally:
             con.close()
     result.seconds = time.perf_counter() - t0

@@ -630,3 +630,32 @@ def test_batches_of_equal_chunks_are_balanced_the_smaller_last(n: int, per_batch
     got = [len(b) for b in store.batches(chunks, rows, per_batch * 131_040 + 100)]
     assert sum(got) == n and len(got) == -(-n // per_batch)
     assert max(got) - min(got) <= 1 and got == sorted(got, reverse=True)
+
+
+def test_a_write_that_fails_while_the_next_batch_fails_is_not_lost(
+    small_lake: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batch k is written while batch k+1 is computed: when both fail, the error names the write's failure
+    too (nothing else asks for the write's result), and the compute's error goes with it."""
+    import duckdb
+
+    computed: list[int] = []
+    compute = store._compute_batch
+
+    def compute_then_fail(*args: Any, **kwargs: Any) -> Any:
+        computed.append(1)
+        if len(computed) == 2:
+            raise duckdb.OutOfMemoryException("out of memory (test)")
+        return compute(*args, **kwargs)
+
+    def write_fails(*_args: Any, **_kwargs: Any) -> Any:
+        raise OSError(28, "No space left on device (test)")
+
+    monkeypatch.setattr(store, "_compute_batch", compute_then_fail)
+    monkeypatch.setattr(store, "_write_batch", write_fails)
+    with pytest.raises(lake.MarketlakeError) as err:
+        store.refresh(small_lake, Settings(min_bars_per_symbol=5), batch_rows=1)
+    assert len(computed) == 2, computed
+    message = str(err.value)
+    assert "No space left on device (test)" in message, message
+    assert "out of memory (test)" in message, message
