@@ -74,10 +74,12 @@ def test_two_ingests_at_once_are_serialised_and_the_second_says_it_waits(
         for r in (first, second):
             if r is not None:
                 r.kill()
+    # said once per time the second found the lock taken: before its ingest, and again before its feature
+    # store refresh when it got the lock between the first's ingest and the first's refresh (an ingest takes
+    # the lock twice); always naming the first
     waiting = [line for line in second.lines if "waiting for the lake's writer lock" in line]
-    assert waiting == [
-        f"WARNING marketlake.writer: waiting for the lake's writer lock, held by pid {first.proc.pid} …"
-    ]
+    said = f"WARNING marketlake.writer: waiting for the lake's writer lock, held by pid {first.proc.pid} …"
+    assert 1 <= len(waiting) <= 2 and set(waiting) == {said}, second.output()
     # the second started its work after the first: every zip was downloaded once, by the first
     answered = [r for r in dv.requests(".zip") if r[2] != 0]  # a slow answer is logged on arrival too
     assert len(answered) == len(DAYS), dv.requests(".zip")
