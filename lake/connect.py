@@ -115,6 +115,12 @@ def register_views(
     paths against the working directory (how the shell's catalog file is used). Returns whether a dataset
     without files was pointed at the private empty lake (whose folder a confined connection must allow)."""
     con.execute("SET TimeZone = 'UTC'")
+    # No cache of file contents across queries: the writer replaces a partition's file by a rename, and
+    # DuckDB's external file cache knows a local file again by its path and modification time, whole
+    # seconds here: a file replaced within the second it was read would be read from the old version's
+    # cached bytes (seen as "Prefetch registered for bytes outside file" on a smaller new version, and a
+    # mix of two versions' bytes on one of the same size). The OS page cache still holds the files.
+    con.execute("SET enable_external_file_cache = false")
     used_empty = False
     if root is not None:
         paths = LakePaths(root)

@@ -8,6 +8,7 @@ import datetime as dt
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import duckdb
@@ -17,6 +18,7 @@ from click.testing import CliRunner
 import lake
 from cli import cli
 from ingest.sessions import land
+from lake.config import Settings
 from tests.conftest import bars_table
 
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
@@ -190,3 +192,24 @@ def test_the_shell_reads_the_lake_and_nothing_outside_it(filled_lake: Path, outs
     assert "3" in p.stdout, p.stdout + p.stderr
     assert "Permission Error" in p.stdout + p.stderr and "a,b" not in p.stdout, p.stdout + p.stderr
     assert "locked" in p.stdout + p.stderr
+
+
+def test_a_lake_connection_keeps_no_file_contents_across_queries(filled_lake: Path) -> None:
+    """The writer replaces files by renames that DuckDB's external file cache cannot tell apart within one
+    second (it knows a file by path and modification time): every lake connection has that cache off, so a
+    query reads the file that is there, never cached bytes of the one it replaced."""
+    from features import store
+
+    for con in (lake.connect(filled_lake, read_only=True), lake.connect(filled_lake)):
+        try:
+            setting = con.execute("SELECT current_setting('enable_external_file_cache')").fetchone()
+            assert setting == (False,), setting
+        finally:
+            con.close()
+    with tempfile.TemporaryDirectory() as work:
+        con = store._connection(filled_lake, Settings(), store.DEFAULT_MEMORY_LIMIT, Path(work))
+        try:
+            setting = con.execute("SELECT current_setting('enable_external_file_cache')").fetchone()
+            assert setting == (False,), setting
+        finally:
+            con.close()
