@@ -116,10 +116,11 @@ def register_views(
     without files was pointed at the private empty lake (whose folder a confined connection must allow)."""
     con.execute("SET TimeZone = 'UTC'")
     # No cache of file contents across queries: the writer replaces a partition's file by a rename, and
-    # DuckDB's external file cache knows a local file again by its path and modification time, whole
-    # seconds here: a file replaced within the second it was read would be read from the old version's
-    # cached bytes (seen as "Prefetch registered for bytes outside file" on a smaller new version, and a
-    # mix of two versions' bytes on one of the same size). The OS page cache still holds the files.
+    # DuckDB's external file cache decides by the file's version information (its modification time for a
+    # local file) whether bytes it cached are still the file's; stale reads from it are a known DuckDB
+    # problem. CI once saw a read, during writes, take a file's layout from a larger earlier version
+    # ("Prefetch registered for bytes outside file"), not reproduced since: with the cache off, it cannot
+    # be the cause. The OS page cache still holds the files.
     con.execute("SET enable_external_file_cache = false")
     used_empty = False
     if root is not None:

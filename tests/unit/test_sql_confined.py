@@ -195,9 +195,9 @@ def test_the_shell_reads_the_lake_and_nothing_outside_it(filled_lake: Path, outs
 
 
 def test_a_lake_connection_keeps_no_file_contents_across_queries(filled_lake: Path) -> None:
-    """The writer replaces files by renames that DuckDB's external file cache cannot tell apart within one
-    second (it knows a file by path and modification time): every lake connection has that cache off, so a
-    query reads the file that is there, never cached bytes of the one it replaced."""
+    """The writer replaces files by renames, and DuckDB's external file cache trusts its own check of a file's
+    version to reuse bytes it cached: every lake connection has that cache off, so that a query reads the
+    file that is there, never cached bytes of the one it replaced."""
     from features import store
 
     for con in (lake.connect(filled_lake, read_only=True), lake.connect(filled_lake)):
