@@ -407,3 +407,31 @@ def test_write_many_with_a_fixed_clock_gives_byte_identical_files(
     got, expected = files(many), files(one)
     assert any("landed_at" in v.decode() for k, v in got.items() if k.endswith("_manifest.json"))
     assert got == expected
+
+
+@pytest.mark.parametrize("sync", [True, False])
+def test_a_table_encoded_into_its_file_is_the_file_encoded_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sync: bool
+) -> None:
+    """The two ways `_write_parquet` writes (in memory below IN_MEMORY_BYTES, straight into the file above)
+    give the same bytes, size and sha256; neither writes over a file that is there."""
+    table = bars_table(T0, [float(i) for i in range(1, 200)])
+    got = {}
+    for name, limit in (("memory", 1 << 40), ("file", 0)):
+        monkeypatch.setattr(writer_mod, "IN_MEMORY_BYTES", limit)
+        path = tmp_path / f"{name}.parquet"
+        size, sha = writer_mod._write_parquet(table, path, "zstd", 64, sync=sync)
+        assert (size, sha) == (path.stat().st_size, writer_mod.sha256_file(path)), name
+        assert pq.read_table(path).equals(table), name
+        got[name] = (path.read_bytes(), size, sha)
+        with pytest.raises(FileExistsError):
+            writer_mod._write_parquet(table, path, "zstd", 64, sync=sync)
+    assert got["memory"] == got["file"]
+
+
+def test_the_row_size_estimate_counts_every_column() -> None:
+    """`_table_bytes` (which decides where a table is encoded) is rows times the fixed widths, 16 for text."""
+    schema = pa.schema([("a", pa.float64()), ("b", pa.int32()), ("c", pa.bool_()), ("s", pa.string())])
+    table = pa.table({"a": [1.0, 2.0], "b": [1, 2], "c": [True, False], "s": ["x", "y"]}, schema=schema)
+    assert writer_mod._table_bytes(table) == 2 * (8 + 4 + 1 + 16)
+    assert writer_mod._table_bytes(table.slice(1)) == 8 + 4 + 1 + 16
