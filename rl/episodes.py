@@ -558,13 +558,14 @@ def _background(items: Iterator[T], what: str) -> Generator[T, None, None]:
                 return
             yield item
     finally:
+        # stop the thread: a put it is blocked in is freed by taking what the queue holds, and its end is
+        # waited for by join (which returns as soon as it ends: never a fixed wait on an empty queue)
         stop.set()
         while thread.is_alive():
-            try:
-                out.get(timeout=0.05)
-            except queue.Empty:
-                pass
-        thread.join()
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    out.get_nowait()
+            thread.join(0.01)
 
 
 def _stream(con: Any, queries: list[Query], interval: str) -> Generator[pa.RecordBatch, None, None]:
