@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -456,3 +457,32 @@ def test_the_setup_in_fewer_statements_equals_one_statement_each(lake_root: Path
                     checked += not isinstance(got, str)
     con.close()
     assert checked > 20
+
+
+def test_the_background_reader_stops_when_its_consumer_does() -> None:
+    """Closing the stream early stops the reading thread where it is (it does not read on to the end), and
+    leaves no thread behind; an error in the thread reaches the consumer naming what was read."""
+    import threading
+
+    from rl.episodes import _background
+
+    produced: list[int] = []
+
+    def items() -> Iterator[int]:
+        for i in range(1000):
+            produced.append(i)
+            yield i
+
+    stream = _background(items(), "the test's items")
+    assert next(stream) == 0
+    stream.close()
+    assert not [t for t in threading.enumerate() if t.name == "marketlake-episodes"]
+    assert len(produced) < 1000, "the thread read on after its consumer stopped"
+
+    def failing() -> Iterator[int]:
+        yield 1
+        raise OSError("disk gone")
+
+    with pytest.raises(MarketlakeError, match="the test's items failed: disk gone"):
+        list(_background(failing(), "the test's items"))
+    assert not [t for t in threading.enumerate() if t.name == "marketlake-episodes"]
