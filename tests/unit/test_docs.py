@@ -8,7 +8,9 @@ import importlib
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -110,3 +112,45 @@ def test_every_setting_is_documented_with_its_default() -> None:
     assert all(f"`{k}`" in text for k in _keys(SourceConfig))  # symbols, interval of every source
     for section in ("[data]", "[binance]", "[polygon]", "[yahoo]", "[news]", "[splits]", "[train]"):
         assert section in text
+
+
+def _sql_examples() -> list[tuple[str, str]]:
+    """(page, statement) of every ```sql block of the pages a user of the lake reads (not docs/scaling.md,
+    whose blocks are for other engines or write files), comment lines left out."""
+    out = []
+    for page in PAGES:
+        if page.name == "scaling.md":
+            continue
+        for block in re.findall(r"```sql\n(.*?)```", page.read_text(encoding="utf-8"), flags=re.DOTALL):
+            text = "\n".join(line for line in block.splitlines() if not line.lstrip().startswith("--"))
+            out += [(page.name, s.strip()) for s in text.split(";") if s.strip()]
+    return out
+
+
+@pytest.fixture(scope="module")
+def empty_lake_connection(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    import lake
+
+    con = lake.connect(tmp_path_factory.mktemp("docs") / "lake")
+    yield con
+    con.close()
+
+
+@pytest.mark.parametrize(("page", "statement"), _sql_examples())
+def test_every_sql_example_of_the_docs_binds_against_the_views(
+    empty_lake_connection: Any, page: str, statement: str
+) -> None:
+    """A query a page shows names only views and columns the lake has (planned, on an empty lake: a
+    misspelt column fails to bind)."""
+    import duckdb
+
+    try:
+        empty_lake_connection.execute("EXPLAIN " + statement)
+    except duckdb.Error as exc:
+        pytest.fail(f"{page}: {statement!r}: {exc}")
+
+
+def test_the_sql_examples_are_found() -> None:
+    """The examples above are read from the pages (a change of fence or layout would leave none to check)."""
+    pages = {p for p, _ in _sql_examples()}
+    assert {"README.md", "views.md"} <= pages and len(_sql_examples()) >= 15
