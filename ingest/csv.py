@@ -446,7 +446,8 @@ def run(
     if layout.adjusted:
         summary.notes.append(
             f"{path.name}: {', '.join(layout.adjusted)} ignored: bars keep Open/High/Low/Close as written "
-            "(an adjusted close is not a price that traded)"
+            "(an adjusted close is not a price that traded; a file that has one, like Yahoo's export, usually "
+            "has split-adjusted Open/High/Low/Close too: before a split they are not the prices that traded)"
         )
     if layout.ignored:
         summary.notes.append(f"{path.name}: columns not used: {', '.join(layout.ignored)}")
