@@ -31,12 +31,22 @@ _SETTINGS_KEYS = {
 }
 
 
+_FILE_NAMES = {"method": "split_method"}
+"""Keywords named as in marketlake.toml where the Settings field is named otherwise ([splits] method)."""
+
+
 def settings_with(settings: Settings, keywords: dict[str, Any]) -> tuple[Settings, EnvConfig]:
-    """Split keywords into the Settings and EnvConfig they change; an unknown keyword is a ConfigError."""
+    """Split keywords into the Settings and EnvConfig they change; an unknown keyword is a ConfigError.
+    Keywords: the trading settings of [train] (EnvConfig's fields) and the [data] and [splits] settings,
+    by their names in marketlake.toml (or the Settings field's name)."""
+    if any(k in keywords for k in _FILE_NAMES):
+        keywords = {_FILE_NAMES.get(k, k): v for k, v in keywords.items()}
     unknown = sorted(set(keywords) - _CONFIG_KEYS - _SETTINGS_KEYS)
     if unknown:
+        known = (_CONFIG_KEYS | _SETTINGS_KEYS | set(_FILE_NAMES)) - set(_FILE_NAMES.values())
         raise ConfigError(
-            f"unknown setting(s) {', '.join(unknown)} (known: {', '.join(sorted(_CONFIG_KEYS | _SETTINGS_KEYS))})"
+            f"unknown setting(s) {', '.join(unknown)} (the trading settings of [train] and those of [data] "
+            f"and [splits]: {', '.join(sorted(known))})"
         )
     s = dataclasses.replace(settings, **{k: v for k, v in keywords.items() if k in _SETTINGS_KEYS})
     train = {**settings.train, **{k: v for k, v in keywords.items() if k in _CONFIG_KEYS}}

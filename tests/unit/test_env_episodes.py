@@ -486,3 +486,17 @@ def test_the_background_reader_stops_when_its_consumer_does() -> None:
     with pytest.raises(MarketlakeError, match="the test's items failed: disk gone"):
         list(_background(failing(), "the test's items"))
     assert not [t for t in threading.enumerate() if t.name == "marketlake-episodes"]
+
+
+def test_env_keywords_take_the_names_of_the_config_file() -> None:
+    """[splits] method is a keyword by its file name (and by its Settings name); learner settings are not
+    the environment's, and the error lists the names a user can write."""
+    from rl.env import settings_with
+
+    s, cfg = settings_with(Settings(), {"method": "date", "train_end": "2024-01-31", "window": 8})
+    assert (s.split_method, s.train_end, cfg.window) == ("date", "2024-01-31", 8)
+    assert settings_with(Settings(), {"split_method": "date"})[0].split_method == "date"
+    with pytest.raises(ValueError, match=r"unknown setting\(s\) num_iterations") as err:
+        settings_with(Settings(), {"num_iterations": 3})
+    assert "method" in str(err.value).split("[splits]: ")[1].split(", ")
+    assert "split_method" not in str(err.value)
