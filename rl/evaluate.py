@@ -221,6 +221,19 @@ def _iso(us: int) -> str:
     return (dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=int(us))).isoformat()
 
 
+def _period_line(data: MarketData) -> str:
+    """What an evaluation reads: the period (its bounds come from the whole lake's range, every interval's),
+    the span of the bars it holds of this interval, and the bars of each symbol."""
+    counts = np.bincount(data.symbol_idx, minlength=len(data.symbols))
+    each = ", ".join(f"{s} {int(n)}" for s, n in zip(data.symbols, counts, strict=True))
+    held = (
+        f"its {data.interval} bars {_iso(int(data.ts.min()))} .. {_iso(int(data.ts.max()))}"
+        if data.n_rows
+        else ""
+    )
+    return f"{data.period}: {_iso(data.bounds[0])} .. {_iso(data.bounds[1])} ({held}), {data.n_rows} bars: {each}"
+
+
 def evaluate(
     root: str | os.PathLike[str] | None,
     settings: Settings,
@@ -289,9 +302,7 @@ def evaluate(
                 root, settings, symbols, interval, "train", config=env_config, warn_ineligible=False
             ).norm
         data = load_period(root, settings, symbols, interval, period, norm, config=env_config)
-        say(
-            f"{period}: {_iso(data.bounds[0])} .. {_iso(data.bounds[1])}, {data.n_rows} bars of {', '.join(data.symbols)}"
-        )
+        say(_period_line(data))
         metrics, cis, per_year, curves = judge(
             data, env_config, policy, session=settings.session, seed=seed, resamples=resamples
         )

@@ -204,3 +204,24 @@ def test_record_training_reads_the_run_folder(
     assert row["config"]["symbols"] == ["BTCUSDT"] and row["run_dir"] == str(run_dir)
     expected = runlog.snapshot_for_run(two_symbols, Settings(), ["BTCUSDT"], "1m", ["train", "validation"])
     assert row["data_snapshot"] == expected.hash
+
+
+def test_the_period_line_says_the_span_of_the_bars_held_and_each_symbols_count() -> None:
+    """A period's bounds come from the whole lake's range: the line beside them says where this interval's
+    bars of the period start and end, and how many each symbol has (the table counts time steps)."""
+    from rl.episodes import market_data_from_arrays
+    from rl.evaluate import _period_line
+
+    n = 5
+    prices = np.full(n, 100.0)
+    day = 86_400_000_000
+    ts = np.array([0, day, 2 * day, 0, day], dtype=np.int64) + 1_600_000_000_000_000
+    data = market_data_from_arrays(
+        prices, prices, prices, prices, np.zeros((n, 2), np.float32), ts=ts, symbols=["AAA", "BBB"],
+        symbol_idx=np.array([0, 0, 0, 1, 1]), interval="1d", period="test",
+    )  # fmt: skip
+    data.bounds = (ts.min() - day, ts.max() + 10 * day)
+    line = _period_line(data)
+    assert line.startswith("test: 2020-09-12T12:26:40+00:00 .. 2020-09-25T12:26:40+00:00 "), line
+    assert "(its 1d bars 2020-09-13T12:26:40+00:00 .. 2020-09-15T12:26:40+00:00)" in line, line
+    assert line.endswith("5 bars: AAA 3, BBB 2"), line
