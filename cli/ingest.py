@@ -20,9 +20,9 @@ from lake.paths import parse_symbols, validate_symbol
 
 
 def _finish(summaries: Sequence[Any], run: Any) -> None:
-    from rich.console import Console
+    from lake.context import stderr_console
 
-    out = Console(stderr=True)
+    out = stderr_console()
     failed = False
     for s in summaries:
         if not run.quiet:

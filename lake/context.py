@@ -5,6 +5,7 @@ in the storage layer, which imports nothing above it."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +13,18 @@ from rich.console import Console
 
 from lake.config import Settings
 from lake.paths import LakePaths
+
+LOG_WIDTH = 200
+"""Columns of a command's output when it goes to a file or a pipe (rich would cut it at 80: paths split in
+two, a progress line cut short); a terminal keeps its own width, and COLUMNS decides when set."""
+
+
+def stderr_console() -> Console:
+    """A console on stderr: a terminal's width, or LOG_WIDTH columns for a file or a pipe."""
+    console = Console(stderr=True)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(stderr=True, width=LOG_WIDTH)
+    return console
 
 
 @dataclass
@@ -21,7 +34,7 @@ class RunContext:
     root: Path
     settings: Settings
     quiet: bool = False
-    console: Console = field(default_factory=lambda: Console(stderr=True))
+    console: Console = field(default_factory=stderr_console)
 
     @property
     def paths(self) -> LakePaths:
@@ -29,4 +42,4 @@ class RunContext:
 
     def say(self, message: str) -> None:
         if not self.quiet:
-            self.console.print(message, highlight=False)
+            self.console.print(message, highlight=False, soft_wrap=True)  # a line as long as it is
