@@ -357,6 +357,18 @@ def find_run_dir(root: str | os.PathLike[str] | None, run_id: str, settings: Set
     if candidate.is_dir():
         return candidate
     tried.append(str(candidate))
+    known = rows[0] if rows else None
+    if known is not None and known["kind"] != "train":
+        of = f" of training run {known['parent_run_id']}" if known.get("parent_run_id") else ""
+        raise MarketlakeError(
+            f"run {run_id!r} is an {known['kind']} run{of}, not a training run: evaluate takes the id of a "
+            "finished training run (see `marketlake runs --kind train`)"
+        )
+    if known is not None and known["status"] != "finished":
+        raise MarketlakeError(
+            f"training run {run_id!r} is {known['status']} and kept no model to evaluate (no folder at "
+            f"{' or '.join(tried)}); see `marketlake runs --kind train` for the finished ones"
+        )
     raise MarketlakeError(
         f"no training run {run_id!r}: no folder at {' or '.join(tried)} (see `marketlake runs`)"
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from lake.config import Settings
+from lake.errors import MarketlakeError
 from rl import runlog
 from rl.evaluate import evaluate, evaluate_run, find_run_dir, render_table, train_and_evaluate
 from tests.conftest import bars_table
@@ -72,10 +73,18 @@ def test_evaluate_reproduces_what_train_printed(lake_root: Path, tmp_path: Path)
         == runlog.snapshot_for_run(lake_root, settings, SYMBOLS, "1m", ["train", "validation"]).hash
     )
     assert rows[0]["data_snapshot"] != train_row["data_snapshot"]  # another period, other bars
+    # an evaluation's id is listed beside the training run's, but is not one to evaluate
+    with pytest.raises(MarketlakeError, match=f"is an evaluate run of training run {result.run_id}, not a"):
+        find_run_dir(lake_root, rows[0]["run_id"], settings)
 
 
 def test_an_unknown_run_is_a_clear_error(lake_root: Path) -> None:
-    from lake.errors import MarketlakeError
-
     with pytest.raises(MarketlakeError, match="no training run 'r-none'"):
         find_run_dir(lake_root, "r-none", Settings())
+
+
+def test_a_failed_training_run_is_named_as_failed(lake_root: Path, tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError), runlog.recorded_run(lake_root, "train", {}, say=lambda _m: None) as run:
+        raise RuntimeError("stopped before any model")
+    with pytest.raises(MarketlakeError, match=f"training run '{run.run_id}' is failed and kept no model"):
+        find_run_dir(lake_root, run.run_id, Settings())
