@@ -35,6 +35,15 @@ def sql_cmd(ctx: click.Context, query: str, fmt: str) -> None:
     run = _ctx(ctx)
     existing_lake(run)
     query_only(query)
+    try:
+        n = len(duckdb.extract_statements(query))
+    except duckdb.Error:
+        n = 1  # query_only said it parses
+    if n > 1:  # DuckDB would run them all and show only the last one's rows
+        raise MarketlakeError(
+            f"one query at a time: {n} statements given (run each with its own `marketlake sql`, or "
+            "several in `marketlake shell`)"
+        )
     con = connect(run.root, read_only=True, settings=run.settings)
     con.execute("SET lock_configuration = true")
     try:

@@ -56,6 +56,18 @@ def test_sql_csv_and_table(runner: CliRunner, filled_lake: Path) -> None:
     assert "3" in r.stdout
 
 
+def test_sql_runs_one_query_and_refuses_several(runner: CliRunner, filled_lake: Path) -> None:
+    """Several statements would all run and show only the last one's rows: refused, saying how many."""
+    r = runner.invoke(
+        cli, ["--lake", str(filled_lake), "sql", "SELECT 1 AS a; SELECT 2 AS b", "--format", "csv"]
+    )
+    assert r.exit_code == 1, r.output
+    assert "one query at a time: 2 statements given" in r.output
+    r = runner.invoke(cli, ["--lake", str(filled_lake), "sql", "SELECT 1 AS a;", "--format", "csv"])
+    assert r.exit_code == 0, r.output
+    assert r.stdout.splitlines() == ["a", "1"]
+
+
 def test_lake_root_env_is_honoured(
     runner: CliRunner, filled_lake: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
