@@ -228,7 +228,11 @@ def check_train_value(key: str, value: Any) -> Any:
     "A,B" become a list); a ValueError says why not (without the file, key or line: the caller adds them)."""
     rule = TRAIN_RULES.get(key)
     if rule is None:
-        raise ValueError(f"unknown setting (known: {', '.join(sorted(TRAIN_RULES))})")
+        import difflib
+
+        close = difflib.get_close_matches(key, TRAIN_RULES, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ValueError(f"unknown setting ({hint}known: {', '.join(sorted(TRAIN_RULES))})")
     kind = rule.kind
     if kind == "bool":
         if not isinstance(value, bool):

@@ -59,7 +59,7 @@ def test_every_default_of_rl_passes_the_train_rules() -> None:
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("windw = 20", "key 'train.windw': unknown setting"),
+        ("windw = 20", "key 'train.windw': unknown setting (did you mean 'window'? known: "),
         ('commission = "0.1%"', "key 'train.commission': expected a number, got '0.1%'"),
         ("commission = 1.5", "key 'train.commission': must be below 1"),
         ("num_iterations = 0", "key 'train.num_iterations': must be at least 1"),
