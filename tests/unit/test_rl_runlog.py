@@ -211,4 +211,3 @@ def test_the_table_shows_a_failed_runs_error_shortened(lake_root: Path) -> None:
     assert "…" in table
     (long_row,) = [r for r in json.loads(runlog.render_runs(runs, "json")) if r["run_id"] == "r-long"]
     assert long_row["metrics"]["error"] == long  # the whole error stays in the record
-
