@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import sys
+import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
 from cli.main import FORMATS, _ctx, cli, existing_lake, handle_errors
+from lake.config import TRAIN_INTERVALS, check_train_value
 from lake.context import RunContext
 from lake.paths import parse_symbols
 
@@ -22,6 +25,7 @@ def train_and_evaluate(
     from cli.ingest import _refresh_store
     from rl import evaluate as ev
 
+    check_before_run(run, overrides)
     _refresh_store(run)  # the episodes read the stored features when they are up to date
     result, report = ev.train_and_evaluate(
         run.root,
@@ -37,16 +41,95 @@ def train_and_evaluate(
     return result, report
 
 
+def check_before_run(run: RunContext, overrides: dict[str, Any]) -> None:
+    """What can be known wrong before a run is recorded is refused here, so that it never becomes a
+    `failed` run: the settings with the overrides, the device, and the interval and symbols the lake
+    holds (a symbol stored but not eligible in the train period is still the run's to skip)."""
+    from rl.ppo import resolve_device
+    from rl.train import check_in_lake, read_train_settings
+
+    cfg, _env, opts = read_train_settings(run.settings, overrides)
+    resolve_device(cfg.device)  # cuda on a machine without it
+    check_in_lake(run.root, run.settings, opts.interval, opts.symbols)
+
+
+def _train_flag(key: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """A click callback checking a flag's value like the [train] key `key` of the config file."""
+
+    def check(_ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            return check_train_value(key, value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param=param) from None
+
+    return check
+
+
+def _toml_value(raw: str) -> Any:
+    """VALUE of `--set KEY=VALUE` as TOML reads it (20, 0.001, true, [32, 32], "x"); anything that is not
+    a TOML value (cpu, 1d, AAPL,SPY, 0.1%) is the string as typed."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _set_pairs(_ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, Any]:
+    """`--set KEY=VALUE ...` as {key: value}, each checked like the [train] key of the config file."""
+    out: dict[str, Any] = {}
+    for item in values:
+        key, eq, raw = item.partition("=")
+        key = key.strip()
+        if not eq or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param=param)
+        try:
+            out[key] = check_train_value(key, _toml_value(raw.strip()))
+        except ValueError as exc:
+            raise click.BadParameter(f"key {key!r}: {exc}", param=param) from None
+    return out
+
+
 @cli.command("train")
 @click.option(
     "--symbols", default=None, help="Comma separated (default: the train period's eligible symbols)."
 )
-@click.option("--interval", default=None, help="Bar interval to train on, e.g. 1m or 1d (default: [train]).")
 @click.option(
-    "--iterations", type=int, default=None, help="PPO iterations (default: [train] num_iterations)."
+    "--interval",
+    default=None,
+    callback=_train_flag("interval"),
+    help=f"Bar interval to train on: {', '.join(TRAIN_INTERVALS)} (default: [train] interval, else 1m).",
 )
-@click.option("--seed", type=int, default=None, help="Seed of the run (default: [train] seed).")
-@click.option("--device", default=None, help="cpu, cuda or auto (default: auto: CUDA when present).")
+@click.option(
+    "--iterations",
+    type=int,
+    default=None,
+    callback=_train_flag("num_iterations"),
+    help="PPO iterations, at least 1 (default: [train] num_iterations).",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=None,
+    callback=_train_flag("seed"),
+    help="Seed of the run (default: [train] seed).",
+)
+@click.option(
+    "--device",
+    default=None,
+    callback=_train_flag("device"),
+    help="auto, cpu, cuda or cuda:N (default: [train] device, else auto: CUDA when present).",
+)
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="KEY=VALUE",
+    callback=_set_pairs,
+    help="Override any [train] key of the config file, checked like the file's value (repeatable), e.g. "
+    "--set window=20 --set commission=0.0005 --set hidden_sizes=[32,32].",
+)
 @click.option(
     "--runs-dir",
     type=click.Path(path_type=Path, file_okay=False),
@@ -63,6 +146,7 @@ def train_cmd(
     iterations: int | None,
     seed: int | None,
     device: str | None,
+    sets: dict[str, Any],
     runs_dir: Path | None,
     no_evaluate: bool,
 ) -> None:
@@ -72,16 +156,22 @@ def train_cmd(
     \b
     Example:
       marketlake --lake data/lake train --symbols BTCUSDT --interval 1m --iterations 20 --seed 1
+      marketlake train --set window=20 --set allow_short=true
     """
-    run = _ctx(ctx)
-    existing_lake(run)
-    overrides = {
+    flags = {
         "symbols": parse_symbols(symbols) if symbols else None,
         "interval": interval,
         "num_iterations": iterations,
         "seed": seed,
         "device": device,
     }
+    for key, value in flags.items():
+        if value is not None and key in sets:
+            flag = "--iterations" if key == "num_iterations" else f"--{key}"
+            raise click.BadParameter(f"{flag} and --set {key}=... both given: give one", param_hint="--set")
+    overrides = {**sets, **{k: v for k, v in flags.items() if v is not None}}
+    run = _ctx(ctx)
+    existing_lake(run)
     result, _ = train_and_evaluate(run, overrides, runs_dir=runs_dir, evaluate=not no_evaluate)
     click.echo(f"run id: {result.run_id}  ({result.run_dir})")
     if result.exit_code:

@@ -153,6 +153,137 @@ def _is_a(value: Any, want: type | tuple[type, ...]) -> bool:
     return not isinstance(value, bool) and isinstance(value, want)
 
 
+# --- the [train] table ---------------------------------------------------------------------------------------
+# Its keys belong to rl/ (rl/ppo.py PPOConfig, rl/market.py EnvConfig, rl/train.py RunOptions), which lake/ may
+# not import: their names, types and ranges are held here as data, so that every command that loads the file
+# refuses a bad [train] key or value before any work, naming the file, the key and the line. rl/ checks the
+# same rules again when it builds its configs (a test keeps the key sets equal), and `marketlake train --set
+# KEY=VALUE` is checked by `check_train_value` like a value of the file.
+
+TRAIN_INTERVALS = ("1m", "5m", "15m", "1h", "1d")
+"""Bar intervals a lake can hold (ingest/common.py INTERVALS; a test keeps them equal)."""
+
+
+@dataclass(frozen=True)
+class TrainRule:
+    """What one [train] key accepts: `kind` is int, number, bool, str, ints (a list of integers, or
+    "64,64"), symbols (a list of symbols, or "A,B") or path; `low`/`high` bound a number (`open_low` /
+    `open_high`: the bound itself is excluded); `choices` for a str."""
+
+    kind: str
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+    open_high: bool = False
+    choices: tuple[str, ...] = ()
+
+
+TRAIN_RULES: dict[str, TrainRule] = {
+    # the learner (rl/ppo.py PPOConfig)
+    "num_iterations": TrainRule("int", low=1),
+    "episodes_per_iteration": TrainRule("int", low=1),
+    "batch_size": TrainRule("int", low=1),
+    "seed": TrainRule("int", low=0),
+    "num_envs": TrainRule("int", low=0),
+    "learning_rate": TrainRule("number", low=0, open_low=True),
+    "anneal_lr": TrainRule("bool"),
+    "gamma": TrainRule("number", low=0, high=1),
+    "gae_lambda": TrainRule("number", low=0, high=1),
+    "update_epochs": TrainRule("int", low=1),
+    "norm_reward": TrainRule("bool"),
+    "norm_adv": TrainRule("bool"),
+    "clip_coef": TrainRule("number", low=0, open_low=True),
+    "clip_vloss": TrainRule("bool"),
+    "ent_coef": TrainRule("number", low=0),
+    "vf_coef": TrainRule("number", low=0),
+    "max_grad_norm": TrainRule("number", low=0, open_low=True),
+    "target_kl": TrainRule("number", low=0),  # 0: no early stop
+    "hidden_sizes": TrainRule("ints", low=1),
+    "bar_width": TrainRule("int", low=0),
+    "device": TrainRule("str", choices=("auto", "cpu", "cuda", "cuda:N")),
+    "torch_threads": TrainRule("int", low=1),
+    "validate_every": TrainRule("int", low=1),
+    # the market (rl/market.py EnvConfig)
+    "window": TrainRule("int", low=1),
+    "episode_length": TrainRule("int", low=1),
+    "commission": TrainRule("number", low=0, high=1, open_high=True),
+    "slippage": TrainRule("str", choices=("bps", "range")),
+    "slippage_bps": TrainRule("number", low=0, high=1e4, open_high=True),
+    "slippage_range_fraction": TrainRule("number", low=0, high=1),
+    "allow_short": TrainRule("bool"),
+    "hold_overnight": TrainRule("bool"),
+    # the run (rl/train.py RunOptions)
+    "symbols": TrainRule("symbols"),
+    "interval": TrainRule("str", choices=TRAIN_INTERVALS),
+    "runs_dir": TrainRule("path"),
+}
+
+
+def _num(x: float) -> str:
+    return f"{x:g}"
+
+
+def check_train_value(key: str, value: Any) -> Any:
+    """`value` for the [train] key `key`, checked against TRAIN_RULES: returned as given (symbols given as
+    "A,B" become a list); a ValueError says why not (without the file, key or line: the caller adds them)."""
+    rule = TRAIN_RULES.get(key)
+    if rule is None:
+        import difflib
+
+        close = difflib.get_close_matches(key, TRAIN_RULES, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ValueError(f"unknown setting ({hint}known: {', '.join(sorted(TRAIN_RULES))})")
+    kind = rule.kind
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ValueError(f"expected true or false, got {value!r}")
+        return value
+    if kind == "path":
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"expected a path (a string), got {value!r}")
+        return value
+    if kind == "symbols":
+        from lake.paths import validate_symbol
+
+        items = [s.strip() for s in value.split(",") if s.strip()] if isinstance(value, str) else value
+        if not isinstance(items, list) or not items or not all(isinstance(s, str) for s in items):
+            raise ValueError(f"expected a non-empty list of symbols, got {value!r}")
+        return [validate_symbol(s) for s in items]  # InvalidName is a ValueError too
+    if kind == "str":
+        if not isinstance(value, str):
+            raise ValueError(f"expected a string, got {value!r}")
+        if "cuda:N" in rule.choices and re.fullmatch(r"cuda:\d+", value):
+            return value
+        if rule.choices and value not in rule.choices:
+            raise ValueError(f"must be one of {', '.join(rule.choices)}, got {value!r}")
+        return value
+    numbers: list[Any]
+    if kind == "ints":
+        if isinstance(value, str) and re.fullmatch(r"\s*\d+(\s*,\s*\d+)*\s*", value):  # "64,64"
+            value = [int(v) for v in value.split(",")]
+        numbers = value if isinstance(value, list) else [value]
+        if not value or not all(_is_a(v, int) for v in numbers):
+            raise ValueError(f"expected a non-empty list of whole numbers, e.g. [64, 64], got {value!r}")
+    elif kind == "int":
+        if not _is_a(value, int):
+            raise ValueError(f"expected a whole number, got {value!r}")
+        numbers = [value]
+    else:  # number
+        if not _is_a(value, (int, float)) or value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"expected a number, got {value!r}")
+        numbers = [value]
+    for v in numbers:
+        if rule.low is not None and (v <= rule.low if rule.open_low else v < rule.low):
+            raise ValueError(
+                f"must be {'above' if rule.open_low else 'at least'} {_num(rule.low)}, got {value!r}"
+            )
+        if rule.high is not None and (v >= rule.high if rule.open_high else v > rule.high):
+            raise ValueError(
+                f"must be {'below' if rule.open_high else 'at most'} {_num(rule.high)}, got {value!r}"
+            )
+    return value
+
+
 _TOML_HEADER = re.compile(r"^\s*\[\[?([^\]]+)\]\]?\s*(?:#.*)?$")
 _TOML_KEY = re.compile(
     r"""^\s*((?:"(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_\-]+)(?:\s*\.\s*(?:"(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_\-]+))*)\s*="""
@@ -302,6 +433,11 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     train = doc.get("train", {})
     if not isinstance(train, dict):
         raise bad("train", "expected a table")
+    for key, value in train.items():
+        try:
+            check_train_value(key, value)
+        except ValueError as exc:
+            raise bad(f"train.{key}", str(exc)) from exc
     settings.train = dict(train)
     known = {"data", "train", "lake", "splits", *_SOURCES}
     for key in doc:

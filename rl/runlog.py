@@ -501,9 +501,18 @@ def record_of(row: Mapping[str, Any]) -> RunRecord:
     )
 
 
+ERROR_WIDTH = 80
+"""The most characters of a run's error the table shows (`runs --format json` has it whole)."""
+
+
 def _headline(run: Mapping[str, Any]) -> str:
-    """A short summary of a run's metrics for the table: the agent's test Sharpe and the CI sentence."""
+    """A short summary of a run's metrics for the table: the agent's test Sharpe and the CI sentence; for a
+    run that failed (or was stopped before its folder), its error, shortened to ERROR_WIDTH characters."""
     m = run.get("metrics") or {}
+    error = m.get("error") if isinstance(m, dict) else None
+    if isinstance(error, str) and error:
+        text = " ".join(error.split())
+        return f"error: {text if len(text) <= ERROR_WIDTH else text[: ERROR_WIDTH - 1] + '…'}"
     overall = (m.get("overall") or {}).get("agent") if isinstance(m, dict) else None
     parts = []
     if isinstance(overall, dict):

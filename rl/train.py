@@ -133,6 +133,35 @@ class Eligibility:
     skipped: dict[str, str]
 
 
+def check_in_lake(root: Path, settings: Settings, interval: str, wanted: list[str] | None) -> None:
+    """The lake holds bars of `interval` (and of every symbol in `wanted`); else a MarketlakeError saying
+    what it holds. For the command line, before a run is recorded: a mistyped symbol or interval is refused,
+    not recorded as a failed run (a symbol stored but not eligible in the train period is the run's to skip)."""
+    import lake
+    from lake.connect import views_needed
+
+    sql = (sql_dir() / "rl" / "lake_symbols.sql").read_text(encoding="utf-8")
+    con = lake.connect(root, read_only=True, settings=settings, views=views_needed([sql]))
+    try:
+        rows = con.execute(sql).fetchall()
+    finally:
+        con.close()
+    held: dict[str, list[str]] = {}
+    for iv, symbol in rows:
+        held.setdefault(str(iv), []).append(str(symbol))
+    if interval not in held:
+        has = "; ".join(f"{iv}: {', '.join(syms)}" for iv, syms in sorted(held.items())) or "no bars at all"
+        raise MarketlakeError(
+            f"interval {interval}: the lake at {root} has no {interval} bars (it has {has})"
+        )
+    missing = [s for s in wanted or [] if s not in held[interval]]
+    if missing:
+        raise MarketlakeError(
+            f"symbol(s) {', '.join(missing)}: no {interval} bars in the lake at {root} "
+            f"(its {interval} symbols: {', '.join(held[interval])})"
+        )
+
+
 def train_eligibility(root: Path, settings: Settings, interval: str, wanted: list[str] | None) -> Eligibility:
     """Every symbol of the interval with its train-period eligibility (sql/rl/train_eligible.sql: the
     `symbol_quality_by_split` view, the split 'train' only)."""

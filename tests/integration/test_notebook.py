@@ -88,29 +88,74 @@ def test_the_notebook_runs_on_the_demo_lake_without_a_run(sample_lake: Path, tmp
     assert _images(cells) >= 1  # the price / sentiment / gaps figure
 
 
-def test_the_notebook_reads_a_runs_metrics_and_equity_curve(sample_lake: Path, tmp_path: Path) -> None:
+def test_the_notebook_reads_the_newest_finished_training_runs_metrics_and_equity_curve(
+    sample_lake: Path, tmp_path: Path
+) -> None:
+    """The newest finished training run and its evaluation, never a newer run that failed (nor a newer
+    evaluation of another run)."""
     runs = tmp_path / "runs"
     folder = runs / "run-0001"
     folder.mkdir(parents=True)
     (folder / "equity.csv").write_text("ts,agent,buy_and_hold\n2017-08-01,1.0,1.0\n2017-08-02,1.01,0.99\n")
+    (runs / "run-0003").mkdir()
     started = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-    record = RunRecord(
-        run_id="run-0001",
-        kind="evaluate",
-        started_at=started,
-        finished_at=started + dt.timedelta(minutes=3),
-        config={"symbols": ["SPY"]},
-        data_snapshot="sha256-test",
-        metrics={"agent": {"total_return": 0.0123}},
-        status="finished",
-        run_dir=str(folder),
-    )
     lake_root = tmp_path / "lake"
     shutil.copytree(sample_lake, lake_root)
-    write_run(lake_root, record)
+
+    def record(run_id: str, kind: str, status: str, minutes: int, metrics: dict[str, Any], **kw: Any) -> None:
+        at = started + dt.timedelta(minutes=minutes)
+        write_run(
+            lake_root,
+            RunRecord(
+                run_id=run_id,
+                kind=kind,
+                started_at=at,
+                finished_at=at + dt.timedelta(minutes=3),
+                config={"symbols": ["SPY"]},
+                data_snapshot="sha256-test",
+                metrics=metrics,
+                status=status,
+                **kw,
+            ),
+        )
+
+    record("run-0001", "train", "finished", 0, {"best_score": 0.5}, run_dir=str(folder))
+    record(
+        "eval-0001",
+        "evaluate",
+        "finished",
+        4,
+        {"agent": {"total_return": 0.0123}},
+        run_dir=str(folder),
+        parent_run_id="run-0001",
+    )
+    record("run-0003", "train", "failed", 10, {"error": "RuntimeError: boom"}, run_dir=str(runs / "run-0003"))
     cells = _run(lake_root, runs)
     text = _text(cells)
-    assert "latest run run-0001: evaluate, finished" in text
+    assert "newest finished training run run-0001" in text and "1 evaluation(s)" in text
+    assert "metrics of its evaluate run eval-0001" in text
     assert "0.0123" in text
-    assert "equity.csv" in text
+    assert "equity.csv" in text and "run-0003" not in text.split("run folder:")[1].split("\n")[0]
     assert _images(cells) >= 2  # the price figure and the equity curve
+
+
+def test_the_notebook_says_when_no_training_run_finished(sample_lake: Path, tmp_path: Path) -> None:
+    lake_root = tmp_path / "lake"
+    shutil.copytree(sample_lake, lake_root)
+    at = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    write_run(
+        lake_root,
+        RunRecord(
+            run_id="run-0009",
+            kind="train",
+            started_at=at,
+            finished_at=at,
+            config={},
+            data_snapshot="",
+            metrics={"error": "MarketlakeError: nothing to train on"},
+            status="failed",
+        ),
+    )
+    text = _text(_run(lake_root, tmp_path / "runs"))
+    assert "no finished training run among the 1 run(s)" in text
+    assert "no run folder to read an equity curve from: no finished training run" in text

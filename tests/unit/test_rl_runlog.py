@@ -196,3 +196,18 @@ def test_snapshot_refuses_files_outside_the_lake(lake_root: Path, tmp_path: Path
     stray.write_bytes(b"x")
     with pytest.raises(MarketlakeError, match="not a file of the lake"):
         runlog.snapshot_of_files(lake_root, [stray])
+
+
+def test_the_table_shows_a_failed_runs_error_shortened(lake_root: Path) -> None:
+    long = "MarketlakeError: nothing to train on: " + "x" * 300
+    for run_id, error in (("r-short", "RuntimeError: the learner broke"), ("r-long", long)):
+        rec = runlog.start_run(lake_root, "train", {}, run_id=run_id)
+        rec.metrics = {"error": error}
+        runlog.finish_run(lake_root, rec, "failed")
+    runs = runlog.list_runs(lake_root)
+    table = runlog.render_runs(runs, "table")  # fits its line: rich does not wrap it
+    assert "error: RuntimeError: the learner broke" in table, table
+    assert "error: MarketlakeError: nothing to train on: xxx" in table and "x" * 300 not in table, table
+    assert "…" in table
+    (long_row,) = [r for r in json.loads(runlog.render_runs(runs, "json")) if r["run_id"] == "r-long"]
+    assert long_row["metrics"]["error"] == long  # the whole error stays in the record

@@ -1,0 +1,192 @@
+"""`marketlake train` refuses what it can know is wrong before any work, and before a run is recorded: a bad
+[train] key or value of the config file (when the file is loaded, by every command, naming the file, the key
+and the line), a bad flag (a usage error naming the flag), a symbol or interval the lake does not hold. Only
+a run that really started and then failed is a `failed` row of `runs`. `--set KEY=VALUE` overrides any
+[train] key, checked like the file's value."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from cli import cli
+from ingest.common import INTERVALS
+from lake.config import TRAIN_INTERVALS, TRAIN_RULES, check_train_value
+from rl import runlog
+from rl.market import EnvConfig
+from rl.ppo import PPO, PPOConfig
+from rl.train import RunOptions, train_keys
+from tests.unit.test_ppo_train import TINY, build_lake
+
+TINY_SETS = [a for k, v in TINY.items() for a in ("--set", f"{k}={json.dumps(v)}")]
+
+
+@pytest.fixture(scope="module")
+def train_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("checked") / "lake"
+    build_lake(root)  # 1m bars of BTCUSDT, ETHUSDT (eligible) and SOLUSDT (too short)
+    return root
+
+
+def _train_runs(root: Path) -> list[dict[str, Any]]:
+    return runlog.list_runs(root, kind="train")
+
+
+# --- the [train] table of the file ------------------------------------------------------------------------
+
+
+def test_the_train_rules_know_exactly_the_keys_rl_reads() -> None:
+    assert set(TRAIN_RULES) == set(train_keys())
+    assert set(TRAIN_INTERVALS) == set(INTERVALS)
+
+
+def test_every_default_of_rl_passes_the_train_rules() -> None:
+    defaults = {
+        **PPOConfig().to_json(),
+        **EnvConfig().to_dict(),
+        **{f.name: getattr(RunOptions(), f.name) for f in dataclasses.fields(RunOptions)},
+    }
+    for key, value in defaults.items():
+        if value is not None:
+            check_train_value(key, value)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("windw = 20", "key 'train.windw': unknown setting (did you mean 'window'? known: "),
+        ('commission = "0.1%"', "key 'train.commission': expected a number, got '0.1%'"),
+        ("commission = 1.5", "key 'train.commission': must be below 1"),
+        ("num_iterations = 0", "key 'train.num_iterations': must be at least 1"),
+        ('interval = "1x"', "key 'train.interval': must be one of 1m, 5m, 15m, 1h, 1d"),
+        ('device = "gpu"', "key 'train.device': must be one of auto, cpu, cuda, cuda:N"),
+        ("allow_short = 1", "key 'train.allow_short': expected true or false"),
+        ('symbols = ["../x"]', "key 'train.symbols': invalid symbol"),
+    ],
+)
+def test_check_refuses_a_bad_train_setting_naming_file_key_and_line(
+    runner: CliRunner, tmp_path: Path, line: str, message: str
+) -> None:
+    config = tmp_path / "mine.toml"
+    config.write_text(f"[data]\ndata_days = 3\n\n[train]\nwindow = 8\n{line}\n", encoding="utf-8")
+    r = runner.invoke(cli, ["--config", str(config), "--lake", str(tmp_path / "lake"), "check"])
+    assert r.exit_code == 1, r.output
+    assert f"error: {config}, line 6: {message}" in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1 and "Traceback" not in r.output, r.output
+    assert not (tmp_path / "lake").exists()
+
+
+def _no_store_refresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refresh(_run: Any) -> None:
+        raise AssertionError("the feature store was refreshed before the command was refused")
+
+    monkeypatch.setattr("cli.ingest._refresh_store", refresh)
+
+
+def test_train_refuses_a_bad_train_setting_before_refreshing_the_store(
+    runner: CliRunner, train_lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _no_store_refresh(monkeypatch)
+    config = tmp_path / "mine.toml"
+    config.write_text("[train]\nwindw = 20\n", encoding="utf-8")
+    before = _train_runs(train_lake)
+    r = runner.invoke(
+        cli,
+        ["--config", str(config), "--lake", str(train_lake), "train", "--runs-dir", str(tmp_path / "runs")],
+    )
+    assert r.exit_code == 1, r.output
+    assert f"{config}, line 2: key 'train.windw': unknown setting" in r.output, r.output
+    assert _train_runs(train_lake) == before and not (tmp_path / "runs").exists()
+
+
+# --- the flags of `train` ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "says"),
+    [
+        (["--symbols", "NOPE"], 1, ["symbol(s) NOPE: no 1m bars in the lake", "BTCUSDT, ETHUSDT, SOLUSDT"]),
+        (["--symbols", "BTCUSDT,NOPE"], 1, ["symbol(s) NOPE: no 1m bars in the lake"]),
+        (["--interval", "5m"], 1, ["interval 5m:", "has no 5m bars", "1m: BTCUSDT"]),
+        (["--interval", "1x"], 2, ["--interval", "must be one of 1m, 5m, 15m, 1h, 1d, got '1x'"]),
+        (["--iterations", "0"], 2, ["--iterations", "must be at least 1, got 0"]),
+        (["--seed", "-1"], 2, ["--seed", "must be at least 0"]),
+        (["--device", "gpu"], 2, ["--device", "must be one of auto, cpu, cuda, cuda:N, got 'gpu'"]),
+        (["--set", "windw=20"], 2, ["--set", "key 'windw': unknown setting"]),
+        (["--set", "commission=0.1%"], 2, ["--set", "key 'commission': expected a number, got '0.1%'"]),
+        (["--set", "window"], 2, ["--set", "expected KEY=VALUE"]),
+        (["--iterations", "3", "--set", "num_iterations=4"], 2, ["--iterations and --set num_iterations"]),
+    ],
+)
+def test_a_bad_flag_is_refused_and_records_no_run(
+    runner: CliRunner,
+    train_lake: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    code: int,
+    says: list[str],
+) -> None:
+    _no_store_refresh(monkeypatch)
+    (tmp_path / "marketlake.toml").write_text("[train]\nnum_iterations = 2\n", encoding="utf-8")
+    before = _train_runs(train_lake)
+    r = runner.invoke(cli, ["--lake", str(train_lake), "train", "--runs-dir", str(tmp_path / "runs"), *args])
+    assert r.exit_code == code, r.output
+    for text in says:
+        assert text in r.output, r.output
+    assert "Traceback" not in r.output and "marketlake.toml" not in r.output, r.output
+    assert _train_runs(train_lake) == before, "a refused command recorded a run"
+    assert not (tmp_path / "runs").exists()
+
+
+def test_set_reaches_the_runs_settings(runner: CliRunner, train_lake: Path, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    r = runner.invoke(
+        cli,
+        [
+            "--lake",
+            str(train_lake),
+            "--quiet",
+            "train",
+            "--symbols",
+            "BTCUSDT",
+            "--runs-dir",
+            str(runs),
+            "--no-evaluate",
+            *TINY_SETS,
+            "--set",
+            "window=20",
+            "--set",
+            "commission=0.0005",
+            "--set",
+            "slippage=range",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    (run_dir,) = runs.iterdir()
+    saved = json.loads((run_dir / "settings.json").read_text(encoding="utf-8"))
+    assert saved["env"]["window"] == 20 and saved["env"]["commission"] == 0.0005, saved["env"]
+    assert saved["env"]["slippage"] == "range" and saved["ppo"]["hidden_sizes"] == [16, 16], saved
+    assert saved["overrides"]["window"] == 20 and saved["symbols"] == ["BTCUSDT"], saved
+
+
+def test_a_run_that_fails_after_it_started_is_still_recorded(
+    runner: CliRunner, train_lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def boom(self: PPO) -> None:
+        raise RuntimeError("the learner broke")
+
+    monkeypatch.setattr(PPO, "iterate", boom)
+    before = {r["run_id"] for r in _train_runs(train_lake)}
+    r = runner.invoke(
+        cli, ["--lake", str(train_lake), "train", "--runs-dir", str(tmp_path / "runs"), *TINY_SETS]
+    )
+    assert r.exit_code != 0, r.output
+    new = [row for row in _train_runs(train_lake) if row["run_id"] not in before]
+    assert [row["status"] for row in new] == ["failed"], new
+    assert "the learner broke" in new[0]["metrics"]["error"]
