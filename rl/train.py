@@ -315,8 +315,9 @@ class TrainResult:
 
 
 def _progress(enabled: bool) -> Any:
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from lake.context import stderr_console
 
     return Progress(
         TextColumn("iteration"),
@@ -324,7 +325,7 @@ def _progress(enabled: bool) -> Any:
         BarColumn(bar_width=10),
         TimeElapsedColumn(),
         TextColumn("{task.fields[line]}"),
-        console=Console(stderr=True),
+        console=stderr_console(),  # a log or a pipe gets the whole line, not 80 columns
         disable=not enabled,
         transient=False,
     )
@@ -492,9 +493,9 @@ def train(
     except KeyboardInterrupt:
         write_status(status="interrupted", finished_at=dt.datetime.now(dt.UTC).isoformat())
         say(
-            f"interrupted after {state['iterations']} iteration(s); best checkpoint kept: {state['best_checkpoint']}"
-        )
-        say(f"run id: {run_id}")
+            f"run {run_id} interrupted after {state['iterations']} iteration(s); best checkpoint kept: "
+            f"{state['best_checkpoint']}"
+        )  # (the command line prints the run id last, after the evaluation)
         return _result(run_id, run_dir, state, elig, opts.interval)
     except BaseException as exc:
         write_status(status="failed", error=f"{type(exc).__name__}: {exc}")
@@ -502,10 +503,10 @@ def train(
     write_status(status="completed", finished_at=dt.datetime.now(dt.UTC).isoformat())
     seconds = now() - t_start
     say(
-        f"done: {state['env_steps']} env steps in {seconds:.1f}s ({state['env_steps'] / max(seconds, 1e-9):,.0f}/s); "
-        f"best validation score {_fmt(state['best_score'])} at iteration {state['best_iteration']}"
-    )
-    say(f"run id: {run_id}")
+        f"run {run_id} done: {state['env_steps']} env steps in {seconds:.1f}s "
+        f"({state['env_steps'] / max(seconds, 1e-9):,.0f}/s); best validation score {_fmt(state['best_score'])} "
+        f"at iteration {state['best_iteration']}"
+    )  # (the command line prints the run id last, after the evaluation)
     return _result(run_id, run_dir, state, elig, opts.interval)
 
 

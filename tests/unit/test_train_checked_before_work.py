@@ -190,3 +190,21 @@ def test_a_run_that_fails_after_it_started_is_still_recorded(
     new = [row for row in _train_runs(train_lake) if row["run_id"] not in before]
     assert [row["status"] for row in new] == ["failed"], new
     assert "the learner broke" in new[0]["metrics"]["error"]
+
+
+def test_the_run_id_is_printed_once_and_last(runner: CliRunner, train_lake: Path, tmp_path: Path) -> None:
+    r = runner.invoke(
+        cli,
+        [
+            "--lake",
+            str(train_lake),
+            "train",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--no-evaluate",
+            *TINY_SETS,
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert r.output.count("run id:") == 1, r.output
+    assert r.output.rstrip().splitlines()[-1].startswith("run id: "), r.output
