@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from cli.main import F, _ctx, cli, handle_errors
+from lake.config import SOURCE_INTERVALS
 from lake.errors import MarketlakeError
 from lake.logs import redact
 from lake.paths import parse_symbols, validate_symbol
@@ -142,7 +143,7 @@ def _date_options(fn: F) -> F:
 
 @ingest.command("binance")
 @click.option("--symbols", required=True, help="Comma separated, e.g. BTCUSDT,ETHUSDT.")
-@click.option("--interval", default="1m", show_default=True)
+@click.option("--interval", type=click.Choice(SOURCE_INTERVALS["binance"]), default="1m", show_default=True)
 @_date_options
 @click.pass_context
 @handle_errors
@@ -164,7 +165,7 @@ def ingest_binance(
 
 @ingest.command("polygon")
 @click.option("--symbols", "--tickers", "tickers", required=True, help="Comma separated, e.g. AAPL,MSFT.")
-@click.option("--interval", type=click.Choice(["1m", "1d"]), default="1m", show_default=True)
+@click.option("--interval", type=click.Choice(SOURCE_INTERVALS["polygon"]), default="1m", show_default=True)
 @_date_options
 @click.pass_context
 @handle_errors
@@ -186,7 +187,7 @@ def ingest_polygon(
 
 @ingest.command("yahoo")
 @click.option("--symbols", required=True, help="Comma separated, e.g. AAPL,SPY.")
-@click.option("--interval", type=click.Choice(["1m", "1d"]), default="1d", show_default=True)
+@click.option("--interval", type=click.Choice(SOURCE_INTERVALS["yahoo"]), default="1d", show_default=True)
 @_date_options
 @click.pass_context
 @handle_errors

@@ -26,7 +26,7 @@ class SourceConfig:
     symbols: list[str] = field(default_factory=list)
     """Symbols (tickers) to ingest from this source."""
     interval: str = "1m"
-    """Bar interval: 1m, 1h or 1d."""
+    """Bar interval: one of SOURCE_INTERVALS of the source."""
 
 
 @dataclass
@@ -138,6 +138,12 @@ _TOP_TYPES: dict[str, type | tuple[type, ...]] = {
 }
 _CHOICES = {"session": ("regular", "extended"), "news_time": ("published", "ingested")}
 _SOURCES = ("binance", "polygon", "yahoo", "news")
+SOURCE_INTERVALS: dict[str, tuple[str, ...]] = {
+    "binance": ("1m", "5m", "15m", "1h", "1d"),  # Data Vision's klines of the intervals a lake holds
+    "polygon": ("1m", "1d"),  # its minute and day flat files (ingest/polygon.py FILE_SETS)
+    "yahoo": ("1m", "1d"),  # ingest/yahoo.py INTERVALS
+}
+"""The bar intervals each price source can land ([news] has none); tests keep them equal to the ingests'."""
 _SPLIT_TYPES: dict[str, type | tuple[type, ...]] = {
     "method": str,
     "train_fraction": (int, float),
@@ -386,9 +392,12 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
                     src.symbols = [validate_symbol(v) for v in value]
                 except ValueError as exc:
                     raise bad(f"{name}.{key}", str(exc)) from exc
-            elif key == "interval":
-                if value not in ("1m", "1h", "1d"):
-                    raise bad(f"{name}.interval", f"must be 1m, 1h or 1d, got {value!r}")
+            elif key == "interval" and name in SOURCE_INTERVALS:
+                if value not in SOURCE_INTERVALS[name]:
+                    raise bad(
+                        f"{name}.interval",
+                        f"must be one of {', '.join(SOURCE_INTERVALS[name])}, got {value!r}",
+                    )
                 src.interval = value
             else:
                 raise bad(f"{name}.{key}", "unknown setting")
@@ -443,6 +452,12 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     for key in doc:
         if key not in known:
             raise bad(key, f"unknown section (known: {', '.join(sorted(known))})")
+    lake_table = doc.get("lake", {})
+    if not isinstance(lake_table, dict):
+        raise bad("lake", "expected a table")
+    if lake_table:  # (an empty [lake] is allowed: older files have one)
+        key = next(iter(lake_table))
+        raise bad(f"lake.{key}", "unknown setting: the lake's folder is --lake or $LAKE_ROOT, not the file")
     if settings.start and settings.end and settings.start > settings.end:
         raise bad("data.start", f"start {settings.start} is after end {settings.end}")
     return settings

@@ -93,3 +93,49 @@ def test_a_runs_saved_data_settings_come_back_whole() -> None:
     current = Settings()  # what the user's marketlake.toml says today
     assert current.with_sql_settings(trained.sql_settings()).sql_settings() == trained.sql_settings()
     assert Settings(embargo_days=3).with_sql_settings(current.sql_settings()).embargo_days is None
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "key", "reason"),
+    [
+        (
+            "[yahoo]\nsymbols = ['AAPL']\ninterval = '1h'\n",
+            3,
+            "yahoo.interval",
+            "must be one of 1m, 1d, got '1h'",
+        ),
+        ("[polygon]\ninterval = '5m'\n", 2, "polygon.interval", "must be one of 1m, 1d, got '5m'"),
+        ("[binance]\ninterval = '2h'\n", 2, "binance.interval", "must be one of 1m, 5m, 15m, 1h, 1d"),
+        ("[news]\nsymbols = ['AAPL']\ninterval = '1d'\n", 3, "news.interval", "unknown setting"),
+        ("[lake]\nroot = 'x'\n", 2, "lake.root", "the lake's folder is --lake or $LAKE_ROOT"),
+    ],
+)
+def test_each_source_takes_the_intervals_its_ingest_lands_and_lake_takes_no_key(
+    tmp_path: Path, text: str, line: int, key: str, reason: str
+) -> None:
+    p = tmp_path / "m.toml"
+    p.write_text(text)
+    with pytest.raises(ConfigError, match=rf"m.toml, line {line}: key '{key}'") as err:
+        load_settings(p)
+    assert reason in str(err.value)
+
+
+def test_a_source_interval_its_ingest_lands_is_taken_and_an_empty_lake_table_too(tmp_path: Path) -> None:
+    p = tmp_path / "m.toml"
+    p.write_text("[lake]\n[binance]\ninterval = '5m'\n[yahoo]\ninterval = '1m'\n")
+    s = load_settings(p)
+    assert (s.binance.interval, s.yahoo.interval) == ("5m", "1m")
+
+
+def test_the_source_intervals_are_the_ingests_own() -> None:
+    """lake/ cannot import the ingests: its table of each source's intervals is checked against them."""
+    from ingest.common import INTERVALS
+    from ingest.polygon import FILE_SETS
+    from ingest.yahoo import INTERVALS as YAHOO
+    from lake.config import SOURCE_INTERVALS
+
+    assert SOURCE_INTERVALS == {
+        "binance": tuple(INTERVALS),
+        "polygon": tuple(FILE_SETS),
+        "yahoo": tuple(YAHOO),
+    }
