@@ -51,7 +51,11 @@ DATA_CASES = [
 
 def _source_cases(section: str) -> list[tuple[str, str, str, int, str]]:
     # Every other section comes first with valid lines holding the same keys: the right line must be named.
-    others = "".join(f"[{s}]\nsymbols = ['AAPL']\ninterval = '1d'\n" for s in SOURCES if s != section)
+    others = "".join(
+        f"[{s}]\nsymbols = ['AAPL']\n" + ("interval = '1d'\n" if s != "news" else "# no interval\n")
+        for s in SOURCES
+        if s != section
+    )
     n = others.count("\n")
     return [
         (f"{section}-not-table", f"{section} = 3\n{others}", section, 1, "expected a table"),
@@ -81,7 +85,7 @@ def _source_cases(section: str) -> list[tuple[str, str, str, int, str]]:
             f"{others}[{section}]\nsymbols = ['AAPL']\ninterval = '2m'\n",
             f"{section}.interval",
             n + 3,
-            "1m, 1h or 1d",
+            "unknown setting" if section == "news" else "must be one of 1m,",
         ),
         (
             f"{section}-unknown",
