@@ -523,6 +523,12 @@ def _headline(run: Mapping[str, Any]) -> str:
     ci = m.get("sharpe_ci") if isinstance(m, dict) else None
     if isinstance(ci, dict) and "low" in ci and "high" in ci:
         parts.append(f"edge CI [{ci['low']:+.2f}, {ci['high']:+.2f}]")
+    if isinstance(m, dict) and isinstance(m.get("best_score"), int | float):  # a training run
+        at = m.get("best_iteration")
+        of = f" of {m['iterations']}" if isinstance(m.get("iterations"), int) else ""
+        parts.append(
+            f"best validation score {m['best_score']:+.5f}" + (f" at iteration {at}{of}" if at else "")
+        )
     return ", ".join(parts)
 
 

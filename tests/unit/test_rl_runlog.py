@@ -211,3 +211,11 @@ def test_the_table_shows_a_failed_runs_error_shortened(lake_root: Path) -> None:
     assert "…" in table
     (long_row,) = [r for r in json.loads(runlog.render_runs(runs, "json")) if r["run_id"] == "r-long"]
     assert long_row["metrics"]["error"] == long  # the whole error stays in the record
+
+
+def test_the_table_shows_a_finished_training_runs_best_validation_score(lake_root: Path) -> None:
+    rec = runlog.start_run(lake_root, "train", {}, run_id="r-done")
+    rec.metrics = {"iterations": 40, "env_steps": 1000, "best_iteration": 30, "best_score": 0.0123456}
+    runlog.finish_run(lake_root, rec, "finished")
+    table = runlog.render_runs(runlog.list_runs(lake_root), "table")
+    assert "best validation score +0.01235 at iteration 30 of 40" in table, table
