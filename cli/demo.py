@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from cli.main import _ctx, cli, handle_errors
+from cli.main import _store, cli, handle_errors
 from lake.context import RunContext
 
 DEMO_LAKE = Path("data/demo/lake")
@@ -66,32 +66,60 @@ def _reusable(runs_dir: Path, fingerprint: str) -> Path | None:
 @cli.command("demo")
 @click.option("--retrain", is_flag=True, help="Train a new run even if a finished demo run is there.")
 @click.option("--iterations", type=int, default=None, help="PPO iterations (default: demo.toml).")
+# the demo's own --lake and --quiet (so that the group's generic ones, and --config, are not added to it)
+@click.option(
+    "--lake",
+    "lake_opt",
+    type=click.Path(path_type=str),
+    expose_value=False,
+    callback=_store("lake"),
+    help=f"The demo's own lake (default: ./{DEMO_LAKE}; $LAKE_ROOT is not used, so that your lake is never "
+    "touched); also before the command.",
+)
+@click.option(
+    "--quiet",
+    "-q",
+    "quiet_opt",
+    is_flag=True,
+    default=None,
+    expose_value=False,
+    callback=_store("quiet"),
+    help="No progress output; also before the command.",
+)
 @click.pass_context
 @handle_errors
 def demo_cmd(ctx: click.Context, retrain: bool, iterations: int | None) -> None:
     """Run the whole chain offline on the real data the project ships: ingest the samples, report their
     quality, train PPO, evaluate it on the held-out test period beside the baselines.
 
+    It uses a lake of its own, ./data/demo/lake (or --lake; never $LAKE_ROOT), and its own settings,
+    demo.toml beside marketlake.toml (never marketlake.toml or $MARKETLAKE_CONFIG; --config is refused).
+
     \b
     Example:
       make demo
       marketlake demo --retrain --iterations 10
-      marketlake --lake /tmp/demo-lake demo
+      marketlake demo --lake /tmp/demo-lake
     """
     from cli.ingest import _finish
     from cli.training import train_and_evaluate
     from features import check
     from ingest import samples
-    from lake.config import load_settings
+    from lake.config import load_dotenv_file, load_settings
     from lake.paths import resolve_lake_root
     from rl.train import default_runs_dir
 
     obj = ctx.ensure_object(dict)
+    if obj.get("config") is not None:
+        raise click.UsageError(
+            f"the demo uses its own settings, {demo_config()}: --config {obj['config']} would not be used "
+            "(it is for the other commands, e.g. `marketlake --config FILE train`)"
+        )
+    load_dotenv_file(obj.get("env_file", ".env"))  # the environment, as every command has it
     config = demo_config()
     root = resolve_lake_root(obj.get("lake") or DEMO_LAKE)
     run = RunContext(root=root, settings=load_settings(config), quiet=bool(obj.get("quiet")))
-    base = _ctx(ctx)  # the user's settings are loaded (and checked) but the demo uses its own
-    del base
+    obj["run"] = run  # the context a failed query's report of damaged files reads (cli.main.damaged_files)
     step = 0
 
     def head(text: str) -> None:

@@ -27,7 +27,7 @@ import duckdb
 from lake.config import load_dotenv_file, load_settings
 from lake.errors import REPAIR, MarketlakeError
 from lake.logs import redact, setup_logging
-from lake.paths import resolve_lake_root
+from lake.paths import require_lake, resolve_lake_root
 
 F = TypeVar("F", bound=Callable[..., Any])
 FORMATS = click.Choice(["table", "csv", "json"])
@@ -97,14 +97,11 @@ def damaged_files() -> list[str]:
 def existing_lake(run: Any) -> Path:
     """The run's lake root, which must exist and hold a lake: reading commands never create one and never
     take a wrong path for an empty lake."""
-    root: Path = run.root
-    if not (root / "datasets").is_dir():
-        what = "no lake" if not root.exists() else "no lake (no datasets/ folder)"
-        raise MarketlakeError(
-            f"{what} at {root}: create one with `marketlake ingest` (e.g. `marketlake ingest binance "
-            "--symbols BTCUSDT`), or name yours with `marketlake --lake PATH ...` (or LAKE_ROOT)"
-        )
-    return root
+    return require_lake(
+        run.root,
+        "create one with `marketlake ingest` (e.g. `marketlake ingest binance --symbols BTCUSDT`), or name "
+        "yours with `marketlake --lake PATH ...` (or LAKE_ROOT)",
+    )
 
 
 def _json_default(value: Any) -> Any:

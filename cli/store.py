@@ -2,10 +2,41 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 import click
 
-from cli.main import _ctx, cli, emit, handle_errors
+from cli.main import _ctx, cli, emit, existing_lake, handle_errors
+from ingest.common import INTERVALS
+from lake.errors import MarketlakeError
 from lake.paths import parse_symbols
+
+
+def _some(names: Sequence[str], most: int = 10) -> str:
+    shown = ", ".join(names[:most]) or "none"
+    return shown + (f", ... ({len(names)} in all)" if len(names) > most else "")
+
+
+def _require_held(
+    root: Path, pairs: set[tuple[str, str]], symbols: list[str], intervals: Sequence[str]
+) -> None:
+    """Refuse a refresh restricted to symbols or intervals the lake does not hold (bars, or stored features
+    to remove), naming them: else it would do nothing and say `0 rebuilt`."""
+    held_intervals = sorted({i for _, i in pairs})
+    missing = [i for i in intervals if i not in held_intervals]
+    if missing:
+        raise MarketlakeError(
+            f"no {', '.join(missing)} bars in the lake at {root} (its intervals: {_some(held_intervals)})"
+        )
+    wanted = set(intervals) if intervals else None
+    held = sorted({s for s, i in pairs if wanted is None or i in wanted})
+    missing = [s for s in symbols if s not in held]
+    if missing:
+        of = f" {'/'.join(intervals)}" if intervals else ""
+        raise MarketlakeError(
+            f"no{of} bars of {', '.join(missing)} in the lake at {root} (its{of} symbols: {_some(held)})"
+        )
 
 
 @cli.group("features")
@@ -22,7 +53,13 @@ def features_group() -> None:
 
 @features_group.command("refresh")
 @click.option("--symbols", default=None, help="Only these symbols (comma separated).")
-@click.option("--interval", "intervals", multiple=True, help="Only this interval (repeatable).")
+@click.option(
+    "--interval",
+    "intervals",
+    type=click.Choice(list(INTERVALS)),
+    multiple=True,
+    help="Only this interval (repeatable).",
+)
 @click.option("--force", is_flag=True, help="Rebuild even the pairs whose inputs did not change.")
 @click.pass_context
 @handle_errors
@@ -38,11 +75,16 @@ def features_refresh(
     from features import store
 
     run = _ctx(ctx)
+    existing_lake(run)  # never makes a lake at a wrong path
+    wanted = parse_symbols(symbols) if symbols else []
+    if wanted or intervals:
+        pairs = {(c.symbol, c.interval) for c in store.plan(run.root, run.settings)}
+        _require_held(run.root, pairs, wanted, intervals)
     result = store.refresh(
         run.root,
         run.settings,
         run.say,
-        symbols=parse_symbols(symbols) if symbols else None,
+        symbols=wanted or None,
         intervals=intervals or None,
         force=force,
     )
@@ -63,7 +105,7 @@ def features_status(ctx: click.Context, fmt: str) -> None:
     from features import store
 
     run = _ctx(ctx)
-    rows = store.summary(run.root, run.settings)
+    rows = store.summary(existing_lake(run), run.settings)
     emit(
         ["symbol", "interval", "fresh", "years"],
         [[r["symbol"], r["interval"], r["fresh"], ",".join(r["years"])] for r in rows],

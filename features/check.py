@@ -195,37 +195,59 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title="marketlake check", show_lines=False)
-    for c in (
+    header = (
         "symbol",
         "interval",
         "bars",
+        "not in session",
         "range (UTC)",
         "missing %",
         "longest gap (min)",
         "violations",
         "eligible",
-    ):
-        t.add_column(c)
-    for r in rows:
-        violations = (
-            f"ohlc {r['ohlc_violations']}, dup {r['duplicates']}, order {r['out_of_order']}, "
-            f"off-session {r['bars_outside_any_session']}, rejected {r['rejected']}"
-        )
-        t.add_row(
+    )
+    cells = [
+        [
             r["symbol"],
             r["interval"],
             str(r["bars"]),
+            str(r["bars_not_in_session"]),
             f"{_fmt_ts(r['first_ts'])} .. {_fmt_ts(r['last_ts'])}",
             "-" if r["missing_pct"] is None else f"{r['missing_pct']:.2f}",
             "-" if r["longest_gap_minutes"] is None else f"{r['longest_gap_minutes']:.0f}",
-            violations,
+            f"ohlc {r['ohlc_violations']}, dup {r['duplicates']}, order {r['out_of_order']}, "
+            f"outside all sessions {r['bars_outside_any_session']}, rejected {r['rejected']}",
             "yes" if r["eligible"] else "NO",
+        ]
+        for r in rows
+    ]
+    sessions = sorted({str(r["session"]) for r in rows if r.get("session")})
+    t = Table(
+        title="marketlake check" + (f" (session: {', '.join(sessions)})" if sessions else ""),
+        show_lines=False,
+    )
+    for i, c in enumerate(header):
+        # only the range and the violations wrap, between words: never an ellipsis in a date or a count
+        wraps = c in ("range (UTC)", "violations")
+        t.add_column(
+            c,
+            no_wrap=not wraps,
+            min_width=max(len(w) for text in [c, *(r[i] for r in cells)] for w in text.split())
+            if wraps
+            else None,
         )
+    for row in cells:
+        t.add_row(*row)
     console = Console(width=max(120, shutil.get_terminal_size().columns), soft_wrap=True)
     console.print(t)
     if not rows:
         click.echo("no bars in the lake and no symbol configured")
+    elif any(r["bars_not_in_session"] or r["bars_outside_any_session"] for r in rows):
+        click.echo(
+            "bars: bars in the session named above (setting `session`), the ones counted and made into "
+            "features; not in session: the other stored bars; outside all sessions: stock or ETF bars in no "
+            "session even with extended hours (the failing check bars_outside_session)"
+        )
     for r in rows:
         verdict = "eligible" if r["eligible"] else "NOT eligible"
         extra = ""

@@ -12,7 +12,7 @@ import duckdb
 
 from lake.config import Settings, load_settings
 from lake.errors import MarketlakeError
-from lake.paths import LakePaths, resolve_lake_root
+from lake.paths import LakePaths, require_lake, resolve_lake_root
 from lake.schemas import DATASETS
 from lake.writer import DATA_FILE, write_anchor
 
@@ -217,12 +217,20 @@ def connect(
     folders are created; with `read_only=True` nothing is written (a lake on a read-only folder works)
     and the connection reads and writes no file outside the lake: DuckDB's external access is off, with
     only the lake's folder allowed (read_csv('/etc/passwd'), ATTACH or COPY elsewhere are refused).
-    Every view exists, typed, even on an empty or brand-new lake. Given `views` (view names, e.g. from
+    With `read_only=True` the path must hold a lake (a datasets/ folder, `lake.paths.no_lake`): a
+    missing or wrong path is a MarketlakeError naming it, never an empty lake. Every view exists, typed,
+    even on an empty or brand-new lake. Given `views` (view names, e.g. from
     `views_needed`), only those are registered: binding the views costs most of a connection's set-up.
     """
     root = resolve_lake_root(path)
     paths = LakePaths(root)
-    if not read_only:
+    if read_only:
+        require_lake(
+            root,
+            "a read-only connection never creates one; name the lake's folder (or set LAKE_ROOT), or make "
+            "a lake there with `marketlake ingest` or lake.connect(path) without read_only",
+        )
+    else:
         try:
             for dataset in DATASETS.values():
                 write_anchor(paths, dataset)

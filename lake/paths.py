@@ -62,6 +62,24 @@ def resolve_lake_root(path: str | os.PathLike[str] | None = None) -> Path:
     return root
 
 
+def no_lake(root: Path) -> str | None:
+    """Why `root` holds no lake, or None when it holds one. A lake is a folder with a datasets/ folder in
+    it (every writer and a writable `lake.connect()` make it first): a missing path, or a folder without
+    one, is never taken for an empty lake by what only reads."""
+    if (root / "datasets").is_dir():
+        return None
+    return "no lake" if not root.exists() else "no lake (no datasets/ folder)"
+
+
+def require_lake(root: Path, how_to_fix: str) -> Path:
+    """`root` when it holds a lake (`no_lake`); else a MarketlakeError naming the path, the reason and
+    `how_to_fix`."""
+    why = no_lake(root)
+    if why is not None:
+        raise MarketlakeError(f"{why} at {root}: {how_to_fix}")
+    return root
+
+
 @dataclass(frozen=True)
 class LakePaths:
     """The folders of one lake."""

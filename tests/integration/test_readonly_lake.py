@@ -133,18 +133,27 @@ def test_a_read_only_lake_reads_and_refuses_writes(shared_tmp: Path) -> None:
     assert "Permission denied" in p.stdout and str(root) in p.stdout, p.stdout
 
 
-def test_a_new_lake_under_a_read_only_folder_reads_empty_views(shared_tmp: Path) -> None:
+def test_under_a_read_only_folder_an_empty_lake_reads_empty_views_and_a_missing_one_is_named(
+    shared_tmp: Path,
+) -> None:
     parent = shared_tmp / "ro"
-    parent.mkdir()
-    parent.chmod(0o555)
+    (parent / "lake" / "datasets").mkdir(parents=True)  # a lake with no file yet
+    _freeze(parent)
     p = _as_unprivileged(
         """
         import sys, lake
         con = lake.connect(sys.argv[1], read_only=True)
         print("views", [con.sql(f"SELECT count(*) FROM {v}").fetchone()[0] for v in ("bars", "news", "features", "runs")])
+        try:
+            lake.connect(sys.argv[2], read_only=True)
+            print("read a missing lake?!")
+        except lake.MarketlakeError as exc:
+            print("refused:", exc)
         """,
         str(parent / "lake"),
+        str(parent / "missing"),
     )
     assert p.returncode == 0, p.stderr
     assert "views [0, 0, 0, 0]" in p.stdout, p.stdout
-    assert not (parent / "lake").exists()
+    assert f"refused: no lake at {parent / 'missing'}" in p.stdout, p.stdout
+    assert os.listdir(parent / "lake" / "datasets") == [] and not (parent / "missing").exists()

@@ -193,3 +193,60 @@ def test_a_symbol_whose_every_row_was_quarantined_is_reported(runner: CliRunner,
     xrp = rows[("XRPUSDT", "1m")]
     assert xrp["eligible"] is False and xrp["configured"] is False and xrp["rejected"] == 2
     assert "all 2 row(s) were quarantined" in xrp["why"]
+
+
+def table_rows(output: str) -> dict[tuple[str, str], dict[str, str]]:
+    """The check table's rows by (symbol, interval), each as {column header: cell} (printed wide enough
+    that no cell wraps)."""
+    lines = output.splitlines()
+    header = [c.strip() for c in next(line for line in lines if "symbol" in line).strip("┃").split("┃")]
+    out = {}
+    for line in lines:
+        if line.startswith("│"):
+            cells = dict(zip(header, (c.strip() for c in line.strip("│").split("│")), strict=True))
+            out[(cells["symbol"], cells["interval"])] = cells
+    return out
+
+
+def test_the_table_shows_bars_not_in_session_and_outside_all_sessions_as_the_json_counts_them(
+    runner: CliRunner, lake_root: Path, tmp_path: Path
+) -> None:
+    """The S&P 500 sample's three 16:00 bars are in the extended session but not the regular one: the table
+    said `off-session 0` (the bars outside every session only) while the JSON said 3."""
+    from ingest import csv as csv_ingest
+    from lake.config import Settings
+    from lake.context import RunContext
+
+    sample = Path(__file__).resolve().parents[2] / "samples" / "SP500_NOV2019_IDay.csv"
+    assert csv_ingest.run(
+        RunContext(lake_root, Settings(), quiet=True), sample, "SPX", "1m", "America/New_York"
+    ).ok
+    (tmp_path / "marketlake.toml").write_text(
+        "[binance]\nsymbols = []\n[polygon]\nsymbols = []\n[yahoo]\nsymbols = []\n"
+    )
+    r = runner.invoke(cli, ["--lake", str(lake_root), "check", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    (spx,) = json.loads(r.stdout)
+    assert (spx["bars"], spx["bars_not_in_session"], spx["bars_outside_any_session"]) == (1560, 3, 0)
+    r = runner.invoke(cli, ["--lake", str(lake_root), "check"], env={"COLUMNS": "300"})
+    assert r.exit_code == 0, r.output
+    assert "marketlake check (session: regular)" in r.stdout, r.stdout
+    row = table_rows(r.stdout)[("SPX", "1m")]
+    assert (row["bars"], row["not in session"]) == ("1560", "3"), row
+    assert "outside all sessions 0," in row["violations"], row
+    assert "bars: bars in the session named above" in r.stdout and "not in session: " in r.stdout, r.stdout
+
+
+def test_the_table_counts_match_the_json_for_every_row(runner: CliRunner, checked_lake: Path) -> None:
+    r = runner.invoke(cli, ["--lake", str(checked_lake), "check", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    want = {(x["symbol"], x["interval"]): x for x in json.loads(r.stdout)}
+    assert want[("AAPL", "1m")]["bars_outside_any_session"] == 2
+    r = runner.invoke(cli, ["--lake", str(checked_lake), "check"], env={"COLUMNS": "300"})
+    assert r.exit_code == 0, r.output
+    got = table_rows(r.stdout)
+    assert set(got) == set(want)
+    for key, row in got.items():
+        assert row["bars"] == str(want[key]["bars"]), key
+        assert row["not in session"] == str(want[key]["bars_not_in_session"]), key
+        assert f"outside all sessions {want[key]['bars_outside_any_session']}," in row["violations"], key

@@ -117,7 +117,8 @@ def test_a_read_only_connection_reads_nothing_outside_the_lake(filled_lake: Path
     with pytest.raises(duckdb.Error):
         con.execute("SET allowed_directories = ['/']")
     assert not (outside.parent / "out.csv").exists()
-    # an empty lake reads through a private empty lake: still allowed
+    # an empty lake (a datasets/ folder without files) reads through a private empty lake: still allowed
+    (filled_lake.parent / "new" / "datasets").mkdir(parents=True)
     empty = lake.connect(filled_lake.parent / "new", read_only=True)
     assert empty.sql("SELECT count(*) FROM bars").fetchone() == (0,)
     # a writing connection is not confined (the lake's own tools use it)

@@ -72,9 +72,17 @@ CONTRACT = {
 }
 
 
+def bare(lake_root: Path) -> Path:
+    """The least a read-only connection takes for a lake: an empty datasets/ folder (no anchor, no file,
+    so every view reads the private empty lake)."""
+    (lake_root / "datasets").mkdir(parents=True)
+    return lake_root
+
+
 @pytest.mark.parametrize("read_only", [False, True])
 def test_every_view_exists_empty_and_typed_on_a_new_lake(lake_root: Path, read_only: bool) -> None:
-    con = lake.connect(lake_root, read_only=read_only)
+    # a writable connection makes the new lake; a read-only one reads the barest lake there is
+    con = lake.connect(bare(lake_root) if read_only else lake_root, read_only=read_only)
     for view, columns in CONTRACT.items():
         rel = con.sql(f"SELECT * FROM {view}")
         types = dict(zip(rel.columns, map(str, rel.types), strict=True))
@@ -84,9 +92,29 @@ def test_every_view_exists_empty_and_typed_on_a_new_lake(lake_root: Path, read_o
 
 
 def test_read_only_connect_writes_nothing(lake_root: Path) -> None:
+    con = lake.connect(bare(lake_root), read_only=True)
+    assert con.sql("SELECT count(*) FROM bars").fetchone() == (0,)
+    assert [p.relative_to(lake_root) for p in lake_root.rglob("*")] == [Path("datasets")]
+
+
+def test_read_only_connect_refuses_a_path_with_no_lake_naming_it(tmp_path: Path) -> None:
+    missing = tmp_path / "no" / "such" / "lake"
+    with pytest.raises(lake.MarketlakeError, match="^no lake at ") as err:
+        lake.connect(missing, read_only=True)
+    assert str(missing) in str(err.value) and "read_only" in str(err.value)
+    assert not (tmp_path / "no").exists()
+    photos = tmp_path / "photos"  # a folder, but not a lake
+    photos.mkdir()
+    with pytest.raises(lake.MarketlakeError, match=r"no lake \(no datasets/ folder\) at ") as err:
+        lake.connect(photos, read_only=True)
+    assert str(photos) in str(err.value)
+    assert list(photos.iterdir()) == []
+
+
+def test_read_only_connect_reads_a_lake_a_writable_connect_just_made(lake_root: Path) -> None:
+    lake.connect(lake_root).close()
     con = lake.connect(lake_root, read_only=True)
     assert con.sql("SELECT count(*) FROM bars").fetchone() == (0,)
-    assert not lake_root.exists()
 
 
 def test_lake_path_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
@@ -134,7 +162,7 @@ def test_a_connection_with_only_the_views_a_query_needs_runs_it(lake_root: Path,
 
     needed = views_needed([f"-- not features\nSELECT * FROM {view} WHERE 'bars' <> ''"])
     assert view in needed and len(needed) < len(view_files())
-    con = lake.connect(lake_root, read_only=True, views=needed)
+    con = lake.connect(bare(lake_root), read_only=True, views=needed)
     assert con.sql(f"SELECT * FROM {view}").fetchall() == []
     registered = {r[0] for r in con.sql("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
     assert registered == needed
@@ -145,6 +173,7 @@ def test_a_connection_with_only_the_views_a_query_needs_runs_it(lake_root: Path,
 def test_every_view_registers_alone_with_what_it_needs(lake_root: Path) -> None:
     from lake.connect import view_files, views_needed
 
+    bare(lake_root)
     for name, _ in view_files():
         con = lake.connect(lake_root, read_only=True, views=views_needed([f"FROM {name}"]))
         con.sql(f"SELECT * FROM {name} LIMIT 0").fetchall()
