@@ -7,10 +7,12 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import click
 import duckdb
 
+import lake
 from cli.main import FORMATS, REPAIR, _ctx, cli, emit, existing_lake, handle_errors
 from lake.errors import MarketlakeError
 
@@ -47,10 +49,15 @@ def sql_cmd(ctx: click.Context, query: str, fmt: str) -> None:
     con = connect(run.root, read_only=True, settings=run.settings)
     con.execute("SET lock_configuration = true")
     try:
-        rel = con.sql(query)
-        if rel is None:
+
+        def read() -> tuple[list[str], list[tuple[Any, ...]]] | None:
+            rel = con.sql(query)
+            return None if rel is None else (rel.columns, rel.fetchall())
+
+        got = lake.consistent(run.root, read)  # read again if an ingest replaced a file meanwhile
+        if got is None:
             return
-        emit(rel.columns, rel.fetchall(), fmt)
+        emit(got[0], got[1], fmt)
     finally:
         con.close()
 

@@ -69,26 +69,32 @@ def configured(ctx: RunContext) -> dict[tuple[str, str], list[str]]:
 def report(ctx: RunContext) -> list[dict[str, Any]]:
     """One dict per (symbol, interval) in the lake or configured: bars, range, missing share, longest gap,
     violations, failing checks, eligibility and why."""
-    from lake.connect import connect
+    from lake.connect import connect, consistent, sql_dir
 
-    con = connect(ctx.root, read_only=True, settings=ctx.settings)
-    try:
-        con.execute("SET enable_progress_bar = false")
-        from lake.connect import sql_dir
+    def read() -> tuple[
+        list[dict[str, Any]], dict[str, dict[tuple[str, str], int]], dict[tuple[str, str], int]
+    ]:
+        con = connect(ctx.root, read_only=True, settings=ctx.settings)
+        try:
+            con.execute("SET enable_progress_bar = false")
+            con.execute((sql_dir() / "report" / "check_begin.sql").read_text(encoding="utf-8"))
+            rel = con.sql('SELECT * FROM symbol_quality ORDER BY symbol, "interval"')
+            cols = rel.columns
+            quality = [dict(zip(cols, r, strict=True)) for r in rel.fetchall()]
+            checks = run_checks(con)
+            rejected_pairs = {
+                (str(sym), str(iv)): int(n)
+                for sym, iv, n in con.execute(
+                    "SELECT coalesce(symbol, ''), coalesce(\"interval\", ''), count(*) FROM lake_bars_rejected GROUP BY ALL"
+                ).fetchall()
+            }
+        finally:
+            con.close()
+        return quality, checks, rejected_pairs
 
-        con.execute((sql_dir() / "report" / "check_begin.sql").read_text(encoding="utf-8"))
-        rel = con.sql('SELECT * FROM symbol_quality ORDER BY symbol, "interval"')
-        cols = rel.columns
-        quality = [dict(zip(cols, r, strict=True)) for r in rel.fetchall()]
-        checks = run_checks(con)
-        rejected_pairs = {
-            (str(sym), str(iv)): int(n)
-            for sym, iv, n in con.execute(
-                "SELECT coalesce(symbol, ''), coalesce(\"interval\", ''), count(*) FROM lake_bars_rejected GROUP BY ALL"
-            ).fetchall()
-        }
-    finally:
-        con.close()
+    quality, checks, rejected_pairs = consistent(
+        ctx.root, read
+    )  # again if an ingest replaced a file meanwhile
     rejected: dict[str, int] = {}
     for (sym, _iv), n in rejected_pairs.items():
         rejected[sym] = rejected.get(sym, 0) + n

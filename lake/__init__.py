@@ -2,7 +2,7 @@
 
 import warnings
 
-from lake.connect import connect
+from lake.connect import connect, consistent
 from lake.errors import MarketlakeError, NotBuiltYet
 from lake.paths import validate_symbol
 from lake.schemas import BARS, BARS_REJECTED, DATASETS, FEATURES, NEWS, RUNS, TRADING_SESSIONS, Dataset
@@ -26,6 +26,7 @@ __all__ = [
     "MarketlakeError",
     "NotBuiltYet",
     "connect",
+    "consistent",
     "snapshot_hash",
     "validate_symbol",
     "verify",

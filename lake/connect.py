@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import tempfile
-from collections.abc import Collection, Iterable
+import time
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 
@@ -14,7 +17,7 @@ from lake.config import Settings, load_settings
 from lake.errors import MarketlakeError
 from lake.paths import LakePaths, require_lake, resolve_lake_root
 from lake.schemas import DATASETS
-from lake.writer import DATA_FILE, write_anchor
+from lake.writer import DATA_FILE, read_writes, write_anchor
 
 _VIEW_FILE = re.compile(r"^(\d{3})_([a-z_][a-z0-9_]*)\.sql$")
 
@@ -265,3 +268,51 @@ def write_catalog(root: Path, settings: Settings, target: Path) -> Path:
         con.close()
     os.replace(tmp, target)
     return target
+
+
+T = TypeVar("T")
+
+
+def _writer_busy(root: Path) -> bool:
+    """Whether a writer holds the lake's lock now (a shared lock is refused while it does)."""
+    try:
+        fd = os.open(LakePaths(root).lock_file, os.O_RDONLY)
+    except OSError:
+        return False  # no lock file (never written), or not ours to read: nobody to wait for
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # (closing releases the shared lock)
+    return False
+
+
+def consistent(root: str | os.PathLike[str] | None, query: Callable[[], T], *, attempts: int = 100) -> T:
+    """`query()` (a read of the lake through DuckDB), run again until no writer replaced a file of the lake
+    while it ran. DuckDB opens a Parquet file twice in one scan (its footer, then its pages), so a read that
+    overlaps a replacement can see neither version whole: an error, or rows that never were. The lake's
+    write sequence (lake.writer.WRITES_FILE, a seqlock) is read before and after: while it is odd a writer is
+    replacing files (waited for), and a read is kept only when the sequence did not move. An error raised
+    while a write overlapped is taken as that overlap's and the read runs again; any other is raised. A read
+    is run again whole: `query` must have no effect but its result (what it says may be said twice)."""
+    lake_root = resolve_lake_root(root)
+    for attempt in range(attempts):
+        before = read_writes(lake_root)
+        if before is not None and before % 2 and _writer_busy(lake_root):
+            time.sleep(min(0.001 * 2**attempt, 0.05))  # a write is being published: it takes milliseconds
+            continue
+        try:
+            out = query()
+        except Exception:
+            if read_writes(lake_root) != before:  # a write overlapped: the error is taken as its doing
+                continue
+            raise
+        if read_writes(lake_root) == before:
+            return out
+    raise MarketlakeError(
+        f"the lake at {lake_root} kept changing while it was read ({attempts} attempts): a writer is busy; "
+        "try again when it is done"
+    )

@@ -10,6 +10,7 @@ that may lose whole recent writes, never part of one.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import datetime as dt
 import errno
@@ -20,6 +21,7 @@ import json
 import logging
 import os
 import re
+import struct
 import threading
 import time
 import uuid
@@ -90,6 +92,23 @@ DURABLE_THREADS = 16
 """Files fsynced at once by `_make_durable` when it cannot make a whole batch durable in one call."""
 SYNC_THREADS = 16
 """Folder fsyncs made at once when the lock is released."""
+
+
+WRITES_FILE = ".writes"
+"""The lake's write sequence: 8 bytes (little-endian), odd while a writer replaces files (LakeWriter.changing),
+one more after. DuckDB (1.5.6) opens a Parquet file twice in one scan, once for its footer and once for its
+pages, so a file replaced between the two is read as neither version (an error, or wrong rows):
+lake.connect.consistent runs a query again when the sequence says a replacement overlapped it."""
+
+
+def read_writes(root: Path) -> int | None:
+    """The lake's write sequence (WRITES_FILE), or None when no writer has written one yet."""
+    try:
+        with open(root / WRITES_FILE, "rb") as f:
+            raw = f.read(8)
+    except FileNotFoundError:
+        return None
+    return struct.unpack("<Q", raw)[0] if len(raw) == 8 else None
 
 
 def sha256_file(path: Path) -> str:
@@ -337,6 +356,10 @@ class LakeWriter:
     _lock_fd: int | None = field(default=None, repr=False)
     _renamed_dirs: set[Path] = field(default_factory=set, repr=False)
     _span_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _writes_fd: int | None = field(default=None, repr=False)
+    _writes: int = field(default=0, repr=False)
+    _changing_depth: int = field(default=0, repr=False)
+    _changing_lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     @classmethod
     @contextmanager
@@ -424,8 +447,22 @@ class LakeWriter:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
         self._lock_fd = fd
+        try:
+            self._writes_fd = os.open(self.paths.root / WRITES_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+            self._writes = read_writes(self.paths.root) or 0
+            if self._writes % 2:  # a writer stopped in the middle of a change: nothing is changing now
+                self._set_writes(self._writes + 1)
+        except OSError as exc:
+            self._release()
+            raise MarketlakeError(f"cannot write to the lake at {root}: {exc.strerror or exc}") from exc
 
     def _release(self) -> None:
+        if self._writes_fd is not None:
+            if self._writes % 2:  # (an error inside `changing`: its end was not reached)
+                with contextlib.suppress(OSError):
+                    self._set_writes(self._writes + 1)
+            os.close(self._writes_fd)
+            self._writes_fd = None
         if self._lock_fd is not None:
             try:
                 os.ftruncate(self._lock_fd, 0)
@@ -434,6 +471,28 @@ class LakeWriter:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             os.close(self._lock_fd)
             self._lock_fd = None
+
+    # --- what readers see change ----------------------------------------------------------------------
+    def _set_writes(self, n: int) -> None:
+        assert self._writes_fd is not None
+        os.pwrite(self._writes_fd, struct.pack("<Q", n), 0)
+        self._writes = n
+
+    @contextmanager
+    def changing(self) -> Iterator[None]:
+        """Files of the lake are replaced inside this block: the lake's write sequence (WRITES_FILE) is odd
+        while it runs and one more when it ends (a seqlock), so a reader (lake.connect.consistent) can tell
+        whether any replacement overlapped its query. Nested blocks count once."""
+        with self._changing_lock:
+            self._changing_depth += 1
+            try:
+                if self._changing_depth == 1 and self._writes_fd is not None:
+                    self._set_writes(self._writes + 1 if self._writes % 2 == 0 else self._writes)
+                yield
+            finally:
+                self._changing_depth -= 1
+                if self._changing_depth == 0 and self._writes_fd is not None and self._writes % 2:
+                    self._set_writes(self._writes + 1)
 
     # --- layout --------------------------------------------------------------------------------------
     def init(self) -> None:
@@ -547,19 +606,20 @@ class LakeWriter:
                 except BaseException:
                     abandon(futures + ahead)
                     raise
-                for n, (planned, s) in enumerate(done):
-                    if isinstance(planned, WriteResult):
-                        out.append(planned)
-                        continue
-                    assert s is not None
-                    try:
-                        out.append(self._publish(planned, s))
-                    except BaseException:
-                        for _, later in done[n + 1 :]:
-                            if later is not None:
-                                later.discard()
-                        abandon(ahead)
-                        raise
+                with self.changing():  # one change for the batch's renames (see `changing`)
+                    for n, (planned, s) in enumerate(done):
+                        if isinstance(planned, WriteResult):
+                            out.append(planned)
+                            continue
+                        assert s is not None
+                        try:
+                            out.append(self._publish(planned, s))
+                        except BaseException:
+                            for _, later in done[n + 1 :]:
+                                if later is not None:
+                                    later.discard()
+                            abandon(ahead)
+                            raise
                 futures = ahead
         return out
 
@@ -691,7 +751,7 @@ class LakeWriter:
         """Rename a staged data file, then its manifest, over the partition's: the data first, so that a
         manifest never names a file that is not in place (a crash between the two leaves a manifest one
         write behind, which the next write repairs)."""
-        with staged.discarded_on_error(target):
+        with self.changing(), staged.discarded_on_error(target):
             os.replace(staged.data, target)
         try:
             os.replace(staged.manifest, target.parent / MANIFEST_FILE)

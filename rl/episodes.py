@@ -733,6 +733,24 @@ def load_period(
     allowed only for the train period. `config` (an EnvConfig; default EnvConfig()) decides `starts`.
     Given symbols are used as given; one not eligible in the train period is reported through `say`
     (warn_ineligible=False skips that query)."""
+    return lake.consistent(  # read again whole if a writer replaced a file of the lake meanwhile
+        root,
+        lambda: _load_period(root, settings, symbols, interval, period, norm, say, config, warn_ineligible),
+    )
+
+
+def _load_period(
+    root: Path | str | None,
+    settings: Settings,
+    symbols: list[str] | None,
+    interval: str,
+    period: str,
+    norm: NormStats | None,
+    say: Callable[[str], None] | None,
+    config: Any,
+    warn_ineligible: bool,
+) -> MarketData:
+    """load_period's read, once."""
     from rl.market import EnvConfig
 
     if period not in PERIODS:

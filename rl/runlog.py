@@ -459,11 +459,14 @@ def list_runs(
     """Every run in the lake, newest first (config and metrics parsed), optionally of one kind."""
     import lake
 
-    con = lake.connect(root, read_only=True, settings=settings or load_settings())
-    try:
-        rows = con.execute(_sql("list_runs"), {"kind": kind, "limit": limit}).fetchall()
-    finally:
-        con.close()
+    def read() -> list[tuple[Any, ...]]:
+        con = lake.connect(root, read_only=True, settings=settings or load_settings())
+        try:
+            return con.execute(_sql("list_runs"), {"kind": kind, "limit": limit}).fetchall()
+        finally:
+            con.close()
+
+    rows = lake.consistent(root, read)  # again if a run's record was replaced meanwhile
     out = []
     for r in rows:
         d = dict(zip(LIST_COLUMNS, r, strict=True))

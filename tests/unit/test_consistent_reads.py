@@ -1,0 +1,122 @@
+"""Reads that a write overlapped are run again (lake.consistent over the writer's write sequence).
+
+DuckDB 1.5.6 opens a Parquet file twice in one scan (its footer, then its pages): a file replaced between the
+two is read as neither version. The writer marks every replacement in the lake's write sequence (odd while
+it replaces files); lake.consistent keeps a read only when the sequence did not move while it ran."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from pathlib import Path
+
+import pytest
+
+import lake
+from lake.errors import MarketlakeError
+from lake.writer import WRITES_FILE, LakeWriter, read_writes
+from tests.conftest import bars_table
+
+T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+PART = {"source": "binance", "interval": "1m", "symbol": "BTCUSDT", "period": "2024-01"}
+
+
+def _write(root: Path, closes: list[float]) -> None:
+    with LakeWriter.open(root) as w:
+        w.write(lake.BARS, PART, bars_table(T0, closes), mode="replace")
+
+
+def _closes(con: object) -> list[float]:
+    return [r[0] for r in con.sql("SELECT close FROM lake_bars ORDER BY ts").fetchall()]  # type: ignore[attr-defined]
+
+
+def test_each_replacement_moves_the_sequence_by_two_and_it_is_odd_meanwhile(lake_root: Path) -> None:
+    _write(lake_root, [1.0])
+    before = read_writes(lake_root)
+    assert before is not None and before % 2 == 0
+    with LakeWriter.open(lake_root) as w:
+        w.write(lake.BARS, PART, bars_table(T0, [2.0]), mode="replace")
+        after = read_writes(lake_root)  # the bars file, then its revisions' file: two replacements
+        assert after == before + 4, (before, after)
+        with w.changing(), w.changing():  # nested: one change
+            assert read_writes(lake_root) == after + 1
+        assert read_writes(lake_root) == after + 2
+        w.write(lake.BARS, PART, bars_table(T0, [2.0]), mode="replace")  # the same rows: nothing replaced
+        assert read_writes(lake_root) == after + 2
+
+
+def test_a_read_a_write_overlapped_is_run_again(lake_root: Path) -> None:
+    _write(lake_root, [1.0, 1.0])
+    con = lake.connect(lake_root, read_only=True)
+    calls: list[list[float]] = []
+
+    def query() -> list[float]:
+        got = _closes(con)
+        if not calls:  # a writer replaces the partition while this first read runs
+            _write(lake_root, [2.0, 2.0, 2.0])
+        calls.append(got)
+        return got
+
+    assert lake.consistent(lake_root, query) == [2.0, 2.0, 2.0]
+    assert calls == [[1.0, 1.0], [2.0, 2.0, 2.0]]
+    con.close()
+
+
+def test_an_error_is_retried_only_when_a_write_overlapped_it(lake_root: Path) -> None:
+    import duckdb
+
+    _write(lake_root, [1.0])
+    con = lake.connect(lake_root, read_only=True)
+    tries = {"n": 0}
+
+    def failing_once_under_a_write() -> list[float]:
+        tries["n"] += 1
+        if tries["n"] == 1:
+            _write(lake_root, [3.0])
+            raise duckdb.InvalidInputException("TProtocolException: Invalid data")  # what DuckDB raised
+        return _closes(con)
+
+    assert lake.consistent(lake_root, failing_once_under_a_write) == [3.0] and tries["n"] == 2
+
+    def failing() -> None:
+        con.sql("SELECT nope FROM lake_bars").fetchall()
+
+    with pytest.raises(duckdb.BinderException):
+        lake.consistent(lake_root, failing)
+    con.close()
+
+
+def test_no_read_runs_while_a_writer_replaces_files(lake_root: Path) -> None:
+    _write(lake_root, [1.0])
+    calls: list[int] = []
+    entered, leave = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with LakeWriter.open(lake_root) as w, w.changing():
+            entered.set()
+            leave.wait(10)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        assert entered.wait(10)
+        with pytest.raises(MarketlakeError, match="kept changing while it was read"):
+            lake.consistent(lake_root, lambda: calls.append(1), attempts=5)
+        assert calls == []
+    finally:
+        leave.set()
+        t.join()
+
+    def read() -> str:
+        calls.append(1)
+        return "read"
+
+    assert lake.consistent(lake_root, read) == "read" and calls == [1]
+
+
+def test_a_sequence_a_stopped_writer_left_odd_does_not_block_readers(lake_root: Path) -> None:
+    _write(lake_root, [1.0])
+    (lake_root / WRITES_FILE).write_bytes((7).to_bytes(8, "little"))  # killed inside `changing`
+    assert lake.consistent(lake_root, lambda: "read") == "read"  # no writer holds the lock
+    with LakeWriter.open(lake_root):
+        assert read_writes(lake_root) == 8  # the next writer makes it even
