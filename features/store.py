@@ -636,7 +636,7 @@ def _empty(writer: LakeWriter, chunk: Chunk, year: str, result: RefreshResult) -
     result.partitions_changed += int(res.changed)
 
 
-def _renew_anchor(paths: LakePaths) -> None:
+def _renew_anchor(paths: LakePaths, writer: LakeWriter) -> None:
     """The store's empty schema anchor, rewritten when it predates the current schema (a lake whose store
     was written before the prices were stored beside the features): the files of one dataset agree."""
     anchor = anchor_dir(paths, FEATURES) / DATA_FILE
@@ -645,7 +645,10 @@ def _renew_anchor(paths: LakePaths) -> None:
     except (OSError, pa.ArrowException):
         return  # none yet (the writer makes it) or unreadable (the writer's init owns it)
     if not current.equals(FEATURES.schema):
-        write_anchor(paths, FEATURES, replace=True)
+        with (
+            writer.changing()
+        ):  # a file the views read is replaced: readers are told (lake.connect.consistent)
+            write_anchor(paths, FEATURES, replace=True)
 
 
 def refresh(
@@ -682,7 +685,7 @@ def refresh(
                 batch_rows=batch_rows,
                 writer=w,
             )
-    _renew_anchor(paths)
+    _renew_anchor(paths, writer)
     inputs = _Inputs.scan(paths, settings)
     stored = _stored(paths)
     want_s = set(symbols) if symbols is not None else None
