@@ -260,14 +260,16 @@ def check_train_value(key: str, value: Any) -> Any:
             raise ValueError(f"expected a string, got {value!r}")
         if "cuda:N" in rule.choices and re.fullmatch(r"cuda:\d+", value):
             return value
-        if rule.choices and value not in rule.choices:
+        if rule.choices and (value not in rule.choices or value == "cuda:N"):  # (N stands for a number)
             raise ValueError(f"must be one of {', '.join(rule.choices)}, got {value!r}")
         return value
     numbers: list[Any]
     if kind == "ints":
         if isinstance(value, str) and re.fullmatch(r"\s*\d+(\s*,\s*\d+)*\s*", value):  # "64,64"
             value = [int(v) for v in value.split(",")]
-        numbers = value if isinstance(value, list) else [value]
+        if not isinstance(value, list):  # one number is not a list of layers (rl/ppo.py refuses it too)
+            raise ValueError(f"expected a non-empty list of whole numbers, e.g. [64, 64], got {value!r}")
+        numbers = value
         if not value or not all(_is_a(v, int) for v in numbers):
             raise ValueError(f"expected a non-empty list of whole numbers, e.g. [64, 64], got {value!r}")
     elif kind == "int":

@@ -290,29 +290,53 @@ def _writer_busy(root: Path) -> bool:
     return False
 
 
-def consistent(root: str | os.PathLike[str] | None, query: Callable[[], T], *, attempts: int = 100) -> T:
+def consistent(
+    root: str | os.PathLike[str] | None,
+    query: Callable[[], T],
+    *,
+    attempts: int = 100,
+    wait_seconds: float = 600.0,
+) -> T:
     """`query()` (a read of the lake through DuckDB), run again until no writer replaced a file of the lake
     while it ran. DuckDB opens a Parquet file twice in one scan (its footer, then its pages), so a read that
     overlaps a replacement can see neither version whole: an error, or rows that never were. The lake's
     write sequence (lake.writer.WRITES_FILE, a seqlock) is read before and after: while it is odd a writer is
-    replacing files (waited for), and a read is kept only when the sequence did not move. An error raised
-    while a write overlapped is taken as that overlap's and the read runs again; any other is raised. A read
-    is run again whole: `query` must have no effect but its result (what it says may be said twice)."""
+    renaming files in (waited for, up to `wait_seconds`, as long as a writer would wait for the lake's lock),
+    and a read is kept only when the sequence did not move; a read that overlapped a replacement is run
+    again, at most `attempts` times. An error raised while a write overlapped is taken as that overlap's
+    and the read runs again; any other is raised. A read is run again whole: `query` must have no effect
+    but its result (what it says may be said twice)."""
     lake_root = resolve_lake_root(root)
-    for attempt in range(attempts):
+    deadline = time.monotonic() + wait_seconds
+    overlapped, waits = 0, 0
+    last: Exception | None = None
+    while True:
         before = read_writes(lake_root)
         if before is not None and before % 2 and _writer_busy(lake_root):
-            time.sleep(min(0.001 * 2**attempt, 0.05))  # a write is being published: it takes milliseconds
+            if time.monotonic() > deadline:
+                break
+            waits += 1
+            time.sleep(min(0.001 * 2 ** min(waits, 6), 0.05))  # renames take microseconds to milliseconds
             continue
         try:
             out = query()
-        except Exception:
-            if read_writes(lake_root) != before:  # a write overlapped: the error is taken as its doing
-                continue
-            raise
-        if read_writes(lake_root) == before:
-            return out
+        except Exception as exc:
+            if read_writes(lake_root) == before:
+                raise
+            last = exc  # a write overlapped: the error is taken as its doing
+        else:
+            if read_writes(lake_root) == before:
+                return out
+        overlapped += 1
+        if overlapped >= attempts or time.monotonic() > deadline:
+            break
+    if not overlapped:
+        raise MarketlakeError(
+            f"the lake at {lake_root}: a writer was replacing files for all the {wait_seconds:g} s this read "
+            "waited; try again when it is done"
+        )
     raise MarketlakeError(
-        f"the lake at {lake_root} kept changing while it was read ({attempts} attempts): a writer is busy; "
-        "try again when it is done"
-    )
+        f"the lake at {lake_root} kept changing while it was read ({overlapped} reads overlapped a write): a "
+        "writer is busy; try again when it is done"
+        + (f" (the last read failed with: {str(last).splitlines()[0]})" if last is not None else "")
+    ) from last

@@ -106,7 +106,7 @@ def read_writes(root: Path) -> int | None:
     try:
         with open(root / WRITES_FILE, "rb") as f:
             raw = f.read(8)
-    except FileNotFoundError:
+    except OSError:  # none yet, or not ours to read: no guard to give
         return None
     return struct.unpack("<Q", raw)[0] if len(raw) == 8 else None
 
@@ -450,8 +450,9 @@ class LakeWriter:
         try:
             self._writes_fd = os.open(self.paths.root / WRITES_FILE, os.O_RDWR | os.O_CREAT, 0o644)
             self._writes = read_writes(self.paths.root) or 0
-            if self._writes % 2:  # a writer stopped in the middle of a change: nothing is changing now
-                self._set_writes(self._writes + 1)
+            # even (a writer stopped inside a change left it odd: nothing is changing now), and written now,
+            # so that the file's block exists before any rename needs it (a full disk is named here)
+            self._set_writes(self._writes + self._writes % 2)
         except OSError as exc:
             self._release()
             raise MarketlakeError(f"cannot write to the lake at {root}: {exc.strerror or exc}") from exc
@@ -606,20 +607,19 @@ class LakeWriter:
                 except BaseException:
                     abandon(futures + ahead)
                     raise
-                with self.changing():  # one change for the batch's renames (see `changing`)
-                    for n, (planned, s) in enumerate(done):
-                        if isinstance(planned, WriteResult):
-                            out.append(planned)
-                            continue
-                        assert s is not None
-                        try:
-                            out.append(self._publish(planned, s))
-                        except BaseException:
-                            for _, later in done[n + 1 :]:
-                                if later is not None:
-                                    later.discard()
-                            abandon(ahead)
-                            raise
+                for n, (planned, s) in enumerate(done):
+                    if isinstance(planned, WriteResult):
+                        out.append(planned)
+                        continue
+                    assert s is not None
+                    try:
+                        out.append(self._publish(planned, s))  # its renames in a `changing` window each
+                    except BaseException:
+                        for _, later in done[n + 1 :]:
+                            if later is not None:
+                                later.discard()
+                        abandon(ahead)
+                        raise
                 futures = ahead
         return out
 
@@ -751,15 +751,16 @@ class LakeWriter:
         """Rename a staged data file, then its manifest, over the partition's: the data first, so that a
         manifest never names a file that is not in place (a crash between the two leaves a manifest one
         write behind, which the next write repairs)."""
-        with self.changing(), staged.discarded_on_error(target):
+        # the two renames are one change for readers (`changing`: a window of two renames, no I/O of data)
+        with staged.discarded_on_error(target), self.changing():
             os.replace(staged.data, target)
-        try:
-            os.replace(staged.manifest, target.parent / MANIFEST_FILE)
-        except OSError as exc:
-            staged.discard()
-            raise MarketlakeError(
-                f"wrote {target} but not its manifest: {io_reason(exc)} (the next write repairs it)"
-            ) from exc
+            try:
+                os.replace(staged.manifest, target.parent / MANIFEST_FILE)
+            except OSError as exc:
+                staged.discard()
+                raise MarketlakeError(
+                    f"wrote {target} but not its manifest: {io_reason(exc)} (the next write repairs it)"
+                ) from exc
         # The renames are made durable together, before the lock is released (`sync`): each file was
         # fsynced before its rename, so whatever a power cut keeps of them is a whole file.
         self._renamed_dirs.add(target.parent)

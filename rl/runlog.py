@@ -251,11 +251,14 @@ def period_bounds(
     """[start_at, end_at) of each named period (train, validation, test) from the lake's `splits` view."""
     import lake
 
-    con = lake.connect(root, read_only=True, settings=settings)
-    try:
-        rows = con.execute(_sql("split_bounds")).fetchall()
-    finally:
-        con.close()
+    def read() -> list[tuple[Any, ...]]:
+        con = lake.connect(root, read_only=True, settings=settings)
+        try:
+            return con.execute(_sql("split_bounds")).fetchall()
+        finally:
+            con.close()
+
+    rows = lake.consistent(root, read)  # again if an ingest replaced a file meanwhile
     found = {str(r[0]): (r[1].astimezone(dt.UTC), r[2].astimezone(dt.UTC)) for r in rows}
     missing = [p for p in periods if p not in found]
     if missing:

@@ -169,12 +169,16 @@ def train_eligibility(root: Path, settings: Settings, interval: str, wanted: lis
     from lake.connect import views_needed
 
     sql = (sql_dir() / "rl" / "train_eligible.sql").read_text(encoding="utf-8")
+
     # only the views the statement needs: registering all of them is most of a connection's cost
-    con = lake.connect(root, read_only=True, settings=settings, views=views_needed([sql]))
-    try:
-        rows = con.execute(sql, {"interval": interval}).fetchall()
-    finally:
-        con.close()
+    def read() -> list[tuple[Any, ...]]:
+        con = lake.connect(root, read_only=True, settings=settings, views=views_needed([sql]))
+        try:
+            return con.execute(sql, {"interval": interval}).fetchall()
+        finally:
+            con.close()
+
+    rows = lake.consistent(root, read)  # again if an ingest replaced a file meanwhile
     status = {str(s): (bool(ok), str(reason or "")) for s, _ac, ok, reason in rows}
     used: list[str] = []
     skipped: dict[str, str] = {}

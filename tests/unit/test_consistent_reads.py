@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -100,8 +101,8 @@ def test_no_read_runs_while_a_writer_replaces_files(lake_root: Path) -> None:
     t.start()
     try:
         assert entered.wait(10)
-        with pytest.raises(MarketlakeError, match="kept changing while it was read"):
-            lake.consistent(lake_root, lambda: calls.append(1), attempts=5)
+        with pytest.raises(MarketlakeError, match="a writer was replacing files for all the 0.2 s"):
+            lake.consistent(lake_root, lambda: calls.append(1), wait_seconds=0.2)
         assert calls == []
     finally:
         leave.set()
@@ -120,3 +121,56 @@ def test_a_sequence_a_stopped_writer_left_odd_does_not_block_readers(lake_root: 
     assert lake.consistent(lake_root, lambda: "read") == "read"  # no writer holds the lock
     with LakeWriter.open(lake_root):
         assert read_writes(lake_root) == 8  # the next writer makes it even
+
+
+def test_a_read_every_write_overlaps_gives_up_naming_the_last_error(lake_root: Path) -> None:
+    import duckdb
+
+    _write(lake_root, [1.0])
+    n = {"reads": 0}
+
+    def always_overlapped() -> None:
+        n["reads"] += 1
+        _write(lake_root, [float(n["reads"])] * (1 + n["reads"] % 2))
+        raise duckdb.InvalidInputException(f"torn read {n['reads']}")
+
+    with pytest.raises(MarketlakeError, match=r"kept changing .*\(3 reads overlapped .*torn read 3\)") as err:
+        lake.consistent(lake_root, always_overlapped, attempts=3)
+    assert n["reads"] == 3 and isinstance(err.value.__cause__, duckdb.InvalidInputException)
+
+
+def test_every_write_path_replaces_a_data_file_inside_a_change(
+    lake_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever writes (one partition, a batch of them, the bars' revisions, the feature store), every
+    data file a view reads is renamed in while the write sequence is odd."""
+    import os
+
+    import lake.writer as writer_mod
+
+    seen: list[tuple[str, int | None]] = []
+    real = os.replace
+
+    def spy(src: object, dst: object) -> None:
+        if str(dst).endswith(writer_mod.DATA_FILE) and Path(str(dst)).exists():  # a replacement (a new
+            seen.append((str(dst), read_writes(lake_root)))  # file appearing cannot be read torn)
+        real(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(writer_mod.os, "replace", spy)
+    _write(lake_root, [1.0])
+    _write(lake_root, [2.0, 3.0])  # revises a bar: bar_revisions written too
+    with LakeWriter.open(lake_root) as w:
+        parts: list[tuple[dict[str, str], Any, list[dict[str, Any]]]] = [
+            ({**PART, "symbol": s}, bars_table(T0, [4.0]), []) for s in ("AAA", "BBB", "CCC")
+        ]
+        w.write_many(lake.BARS, parts, mode="replace")
+    from features import store
+    from lake.config import Settings
+
+    store.refresh(lake_root, Settings(min_bars_per_symbol=1))
+    _write(lake_root, [5.0, 6.0])  # replaces the bars and the bar_revisions file of BTCUSDT
+    store.refresh(lake_root, Settings(min_bars_per_symbol=1))  # replaces BTCUSDT's stored features
+    for dataset in ("/bars/", "/bar_revisions/", "/features/"):
+        assert any(dataset in d for d, _ in seen), (dataset, seen)
+    odd = [(d, n) for d, n in seen if n is None or n % 2 == 0]
+    assert not odd, odd

@@ -45,6 +45,27 @@ def test_the_train_rules_know_exactly_the_keys_rl_reads() -> None:
     assert set(TRAIN_INTERVALS) == set(INTERVALS)
 
 
+GOOD: dict[str, list[Any]] = {
+    "hidden_sizes": [[32, 32], "16,16"],
+    "device": ["cpu", "auto"],
+    "slippage": ["bps", "range"],
+    "interval": ["1m", "1d"],
+    "symbols": [["BTCUSDT"], "AAPL,SPY"],
+    "commission": [0, 0.0005],
+    "target_kl": [0, 0.02],
+}
+
+
+@pytest.mark.parametrize(("key", "value"), [(k, v) for k, vs in GOOD.items() for v in vs])
+def test_what_the_train_rules_take_rl_takes_too(key: str, value: Any) -> None:
+    """A value the file's check lets through is one rl/ builds its configs from (the two checks agree)."""
+    from lake.config import Settings
+    from rl.train import read_train_settings
+
+    taken = check_train_value(key, value)
+    read_train_settings(Settings(train={key: taken}))
+
+
 def test_every_default_of_rl_passes_the_train_rules() -> None:
     defaults = {
         **PPOConfig().to_json(),
@@ -67,6 +88,8 @@ def test_every_default_of_rl_passes_the_train_rules() -> None:
         ('device = "gpu"', "key 'train.device': must be one of auto, cpu, cuda, cuda:N"),
         ("allow_short = 1", "key 'train.allow_short': expected true or false"),
         ('symbols = ["../x"]', "key 'train.symbols': invalid symbol"),
+        ("hidden_sizes = 64", "key 'train.hidden_sizes': expected a non-empty list of whole numbers"),
+        ('device = "cuda:N"', "key 'train.device': must be one of auto, cpu, cuda, cuda:N, got 'cuda:N'"),
     ],
 )
 def test_check_refuses_a_bad_train_setting_naming_file_key_and_line(
