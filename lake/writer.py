@@ -449,10 +449,13 @@ class LakeWriter:
         self._lock_fd = fd
         try:
             self._writes_fd = os.open(self.paths.root / WRITES_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-            self._writes = read_writes(self.paths.root) or 0
-            # even (a writer stopped inside a change left it odd: nothing is changing now), and written now,
-            # so that the file's block exists before any rename needs it (a full disk is named here)
-            self._set_writes(self._writes + self._writes % 2)
+            current = read_writes(self.paths.root)
+            self._writes = current or 0
+            # written now when new (its block exists before any rename needs it: a full disk is named here)
+            # or odd (a writer stopped inside a change: nothing is changing now); else left as it is (a run
+            # that changes nothing changes no file of the lake, not even an mtime)
+            if current is None or current % 2:
+                self._set_writes(self._writes + self._writes % 2)
         except OSError as exc:
             self._release()
             raise MarketlakeError(f"cannot write to the lake at {root}: {exc.strerror or exc}") from exc
