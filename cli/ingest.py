@@ -21,11 +21,12 @@ from lake.paths import parse_symbols, validate_symbol
 
 
 def _finish(summaries: Sequence[Any], run: Any) -> None:
+    from ingest.common import IngestSummary
     from lake.context import stderr_console
 
     out = stderr_console()
     failed = False
-    for s in summaries:
+    for s in IngestSummary.merged(summaries):  # one table per source (the demo's four files: one)
         if not run.quiet:
             out.print(s.table())
         for note in s.notes:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
 import math
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -65,6 +66,21 @@ class IngestSummary:
     @property
     def ok(self) -> bool:
         return not self.errors
+
+    @classmethod
+    def merged(cls, summaries: Iterable[IngestSummary]) -> list[IngestSummary]:
+        """The summaries of one source made one (several files of `ingest csv`, say), in first-seen order of
+        source: counts of a symbol summed, errors and notes kept in order."""
+        out: dict[str, IngestSummary] = {}
+        for s in summaries:
+            m = out.setdefault(s.source, cls(s.source))
+            for sym, counts in s.symbols.items():
+                mine = m.of(sym)
+                for f in dataclasses.fields(SymbolSummary):
+                    setattr(mine, f.name, getattr(mine, f.name) + getattr(counts, f.name))
+            m.errors += s.errors
+            m.notes += s.notes
+        return list(out.values())
 
     def table(self) -> Table:
         t = Table(title=f"{self.source}: ingest summary")

@@ -330,3 +330,21 @@ def test_the_shipped_samples_import_by_name_and_a_rerun_changes_nothing(lake_roo
     assert all(s.of(sym).files_skipped == 1 for s, sym in zip(again, ["GOOG", "SPX"], strict=True))
     with pytest.raises(MarketlakeError, match="no sample"):
         samples.run(ctx(lake_root), ["MSFT"])
+
+
+def test_summaries_of_one_source_are_one_table() -> None:
+    """The demo lands four files through `ingest csv`: one summary table for the source, counts summed."""
+    from ingest.common import IngestSummary
+
+    a, b, c = IngestSummary("csv"), IngestSummary("csv"), IngestSummary("yahoo")
+    a.of("SPY").rows_landed, a.notes = 10, ["a note"]
+    b.of("SPY").rows_rejected, b.of("AAPL").rows_landed = 2, 5
+    b.fail("bad file", "AAPL")
+    c.of("SPY").rows_landed = 1
+    merged = IngestSummary.merged([a, b, c])
+    assert [m.source for m in merged] == ["csv", "yahoo"]
+    csv = merged[0]
+    assert (csv.symbols["SPY"].rows_landed, csv.symbols["SPY"].rows_rejected) == (10, 2)
+    assert (csv.symbols["AAPL"].rows_landed, csv.symbols["AAPL"].files_failed) == (5, 1)
+    assert csv.notes == ["a note"] and csv.errors == ["bad file"] and not csv.ok
+    assert merged[1].symbols["SPY"].rows_landed == 1 and a.symbols["SPY"].rows_rejected == 0  # inputs kept
