@@ -42,6 +42,18 @@ def runner() -> CliRunner:
     return CliRunner()
 
 
+@pytest.fixture
+def filled_lake(lake_root: Path) -> Path:
+    """A lake holding three 1m bars of BTCUSDT from 2024-01-01 00:00 UTC (closes 1, 2, 3)."""
+    import lake
+    from ingest.sessions import land
+
+    with land(lake_root) as w:
+        part = {"source": "binance", "interval": "1m", "symbol": "BTCUSDT", "period": "2024-01"}
+        w.write(lake.BARS, part, bars_table(dt.datetime(2024, 1, 1, tzinfo=dt.UTC), [1.0, 2.0, 3.0]))
+    return lake_root
+
+
 def bars_table(
     start: dt.datetime,
     closes: list[float],

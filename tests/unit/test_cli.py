@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import subprocess
 import sys
@@ -11,20 +10,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import lake
 from cli import cli
 from ingest.sessions import land
-from tests.conftest import bars_table
-
-T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
-
-
-@pytest.fixture
-def filled_lake(lake_root: Path) -> Path:
-    with land(lake_root) as w:
-        part = {"source": "binance", "interval": "1m", "symbol": "BTCUSDT", "period": "2024-01"}
-        w.write(lake.BARS, part, bars_table(T0, [1.0, 2.0, 3.0]))
-    return lake_root
 
 
 def test_sql_json_reads_the_lake_given_by_lake_option(runner: CliRunner, filled_lake: Path) -> None:

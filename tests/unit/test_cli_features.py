@@ -3,30 +3,16 @@ naming it (never an empty table, a new lake at a typo or `0 rebuilt`); in-proces
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-import lake
 from cli import cli
-from ingest.sessions import land
 from lake.paths import SCHEMA_ANCHOR, LakePaths
 from lake.schemas import FEATURES
 from lake.writer import DATA_FILE
-from tests.conftest import bars_table
-
-T0 = dt.datetime(2024, 1, 2, tzinfo=dt.UTC)
-
-
-@pytest.fixture
-def filled_lake(lake_root: Path) -> Path:
-    with land(lake_root) as w:
-        part = {"source": "binance", "interval": "1m", "symbol": "BTCUSDT", "period": "2024-01"}
-        w.write(lake.BARS, part, bars_table(T0, [1.0, 2.0, 3.0]))
-    return lake_root
 
 
 def store_files(root: Path) -> list[Path]:

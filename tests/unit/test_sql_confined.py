@@ -4,7 +4,6 @@ to repair it, and a wrong lake path is an error, not an empty lake."""
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import subprocess
 import sys
@@ -17,20 +16,9 @@ from click.testing import CliRunner
 
 import lake
 from cli import cli
-from ingest.sessions import land
 from lake.config import Settings
-from tests.conftest import bars_table
 
-T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 PART = "datasets/bars/source=binance/interval=1m/symbol=BTCUSDT/period=2024-01/data.parquet"
-
-
-@pytest.fixture
-def filled_lake(lake_root: Path) -> Path:
-    with land(lake_root) as w:
-        part = {"source": "binance", "interval": "1m", "symbol": "BTCUSDT", "period": "2024-01"}
-        w.write(lake.BARS, part, bars_table(T0, [1.0, 2.0, 3.0]))
-    return lake_root
 
 
 @pytest.fixture
