@@ -7,7 +7,6 @@ static check: no SQL call in the product formats a value into its SQL text.
 from __future__ import annotations
 
 import ast
-import datetime as dt
 import json
 import os
 import uuid
@@ -17,10 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import lake
 from cli import cli
-from ingest.sessions import land
-from tests.conftest import bars_table
 from tests.faults import REPO, lake_files
 
 pytestmark = pytest.mark.integration
@@ -130,14 +126,6 @@ def test_a_hostile_symbol_in_marketlake_toml_is_refused_naming_its_line(
     assert f"marketlake.toml, line {expected_line}: key '{section}.symbols'" in r.output, r.output
     assert "invalid symbol" in r.output
     _assert_nothing_created(before, tmp_path)
-
-
-@pytest.fixture
-def filled_lake(lake_root: Path) -> Path:
-    with land(lake_root) as w:
-        part = {"source": "binance", "interval": "1m", "symbol": "BTCUSDT", "period": "2024-01"}
-        w.write(lake.BARS, part, bars_table(dt.datetime(2024, 1, 1, tzinfo=dt.UTC), [1.0, 2.0, 3.0]))
-    return lake_root
 
 
 def _sql_literal(s: str) -> str:
