@@ -992,6 +992,8 @@ def _inputs_text(unique: tuple[str, ...]) -> str:
 
 
 IN_MEMORY_BYTES = 8 << 20
+WRITE_BUFFER_BYTES = 8 << 20
+"""The pieces a large table's file is written in (see _write_parquet)."""
 """A table of up to about this size (`_table_bytes`) is encoded to Parquet in memory and hashed there before
 its one write to disk; a larger one is encoded straight into the file and read back from the page cache for
 its hash. Measured on the feature store's uncompressed partitions: below about 8 MiB the two cost the same
@@ -1045,7 +1047,12 @@ def _write_parquet(
         return len(data), hashlib.sha256(data).hexdigest()
     with open(path, "xb") as f:  # created here, as the in-memory branch does: never over another file
         pass
-    with pa.OSFile(str(path), "wb") as out:  # a local file as named (no URI or file system inferred)
+    # a local file as named (no URI or file system inferred), written in large pieces: the page cache then
+    # holds the file in large folios, which the episode reader's memory map faults in far fewer times
+    with (
+        pa.OSFile(str(path), "wb") as raw,
+        pa.BufferedOutputStream(raw, buffer_size=WRITE_BUFFER_BYTES) as out,
+    ):
         pq.write_table(table, out, **options)
     if sync:
         with open(path, "rb+") as f:
