@@ -511,7 +511,7 @@ def _files_hold_keys_once(files_by_symbol: Iterable[list[tuple[Path, str]]]) -> 
         spans: list[tuple[int, int]] = []
         for f, _ in files:
             try:
-                col = pq.read_table(f, columns=["ts"], partitioning=None).column("ts")
+                col = pq.ParquetFile(f).read(columns=["ts"], use_threads=False).column("ts")
             except (OSError, pa.ArrowException, KeyError):
                 return False
             if col.null_count:
