@@ -108,7 +108,8 @@ class Settings:
 
     def with_sql_settings(self, values: dict[str, Any]) -> Settings:
         """A copy with the settings the views read replaced by `values` (what `sql_settings()` gave, e.g.
-        as a run folder keeps them): a saved run is judged on the periods and rules it was trained with."""
+        as a run folder keeps them): a saved run is judged by the rules it was trained with (its periods are
+        recomputed from the lake as it is: rl/evaluate.py keeps them clear of what the run trained on)."""
         import dataclasses
 
         known = {f.name for f in fields(Settings)}

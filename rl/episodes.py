@@ -726,16 +726,20 @@ def load_period(
     *,
     config: Any = None,
     warn_ineligible: bool = True,
+    not_before: dt.datetime | None = None,
 ) -> MarketData:
     """Read one period of the lake into a MarketData.
 
     symbols None: the symbols eligible in the TRAIN period. norm None: statistics computed on this period,
     allowed only for the train period. `config` (an EnvConfig; default EnvConfig()) decides `starts`.
     Given symbols are used as given; one not eligible in the train period is reported through `say`
-    (warn_ineligible=False skips that query)."""
+    (warn_ineligible=False skips that query). `not_before`: the period starts no earlier than this instant
+    (an evaluation keeps clear of what its run trained on when the lake's periods have moved since)."""
     return lake.consistent(  # read again whole if a writer replaced a file of the lake meanwhile
         root,
-        lambda: _load_period(root, settings, symbols, interval, period, norm, say, config, warn_ineligible),
+        lambda: _load_period(
+            root, settings, symbols, interval, period, norm, say, config, warn_ineligible, not_before
+        ),
     )
 
 
@@ -749,6 +753,7 @@ def _load_period(
     say: Callable[[str], None] | None,
     config: Any,
     warn_ineligible: bool,
+    not_before: dt.datetime | None = None,
 ) -> MarketData:
     """load_period's read, once."""
     from rl.market import EnvConfig
@@ -767,6 +772,8 @@ def _load_period(
     con = _connect(root, settings, live=bool(stale))
     try:
         start_at, end_at, eligibility = _setup(con, symbols, interval, period, warn_ineligible, queries)
+        if not_before is not None and start_at is not None and start_at < not_before:
+            start_at = min(not_before, end_at) if end_at is not None else not_before
         chosen = _select(con, symbols, interval, queries, say, warn_ineligible, eligibility)
         names = [s for s, _ in chosen]
         classes = [a for _, a in chosen]

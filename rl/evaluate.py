@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from lake.paths import resolve_lake_root
 from lake.writer import atomic_write_bytes
 from rl import runlog
 from rl.baselines import buy_and_hold, flat, random_policy
-from rl.episodes import MarketData, NormStats, load_period
+from rl.episodes import EmptyPeriod, MarketData, NormStats, load_period
 from rl.market import EnvConfig
 from rl.metrics import (
     Metrics,
@@ -155,18 +156,38 @@ def symbol_series(w: Walk, i: int) -> Series:
 
 
 def portfolio_series(w: Walk) -> Series:
-    """The equally weighted portfolio of the symbols' strategies, one step per distinct bar time."""
+    """The portfolio of the symbols' strategies, one step per distinct bar time of any symbol: each symbol's
+    strategy gets an equal share of the capital at the start, and no money moves between the shares
+    afterwards (no rebalancing, whose trades nobody would pay for). A share's equity is carried unchanged
+    through the times its symbol has no step (a stock's share while its market is closed, a symbol's
+    share before its first bar), and the portfolio's equity is the sum of the shares'. (The mean of the
+    simple returns of only the symbols with a step at a time would hold the whole capital in crypto while
+    stocks are closed, then add a stock's overnight move at 1/N besides: more than the capital.)
+    position and turnover: the steps' |position| and turnover, each weighted by its share's equity before the
+    step, as fractions of the portfolio's equity then (a position held while its market is closed counts
+    no exposure: it has no step)."""
     if len(w) == 0:
         empty = np.zeros(0)
         return Series(np.zeros(0, np.int64), empty, empty, empty, 0)
-    ts, inv = np.unique(w.ts, return_inverse=True)
-    count = np.bincount(inv).astype(np.float64)
-    simple = np.bincount(inv, weights=np.expm1(w.log_return)) / count
+    ts = np.unique(w.ts)
+    at = np.searchsorted(ts, w.ts)  # each step's place on the portfolio's time line
+    symbols = np.unique(w.symbol_idx)
+    equity = np.zeros(len(ts))  # sum of the shares' equities after each time (times the number of shares)
+    before = np.zeros(len(w))  # each step's share equity before it (same scale)
+    for i in symbols:
+        rows = np.flatnonzero(w.symbol_idx == i)
+        rows = rows[np.argsort(w.ts[rows], kind="stable")]
+        log_eq = np.cumsum(w.log_return[rows])  # the share's log equity after each of its steps
+        before[rows] = np.exp(log_eq - w.log_return[rows])
+        last = np.searchsorted(w.ts[rows], ts, side="right") - 1  # its latest step at or before each time
+        equity += np.where(last >= 0, np.exp(log_eq[np.maximum(last, 0)]), 1.0)
+    prev = np.concatenate([[float(len(symbols))], equity[:-1]])  # the portfolio's equity before each time
+    weight = before / prev[at]
     return Series(
         ts=ts,
-        log_return=np.log1p(simple),
-        position=np.bincount(inv, weights=np.abs(w.position)) / count,
-        turnover=np.bincount(inv, weights=w.turnover) / count,
+        log_return=np.diff(np.log(equity), prepend=math.log(len(symbols))),
+        position=np.bincount(at, weights=weight * np.abs(w.position), minlength=len(ts)),
+        turnover=np.bincount(at, weights=weight * w.turnover, minlength=len(ts)),
         trades=int(np.count_nonzero(w.turnover)),
     )
 
@@ -283,6 +304,7 @@ def evaluate(
     interval = interval or saved.get("interval") or "1m"
     if seed is None:
         seed = int((saved.get("ppo") or {}).get("seed", settings.train.get("seed", 0)) or 0)
+    clear_from, moved = _clear_of_training(saved, settings, period, interval)
     config = {
         "period": period,
         "symbols": symbols,
@@ -301,7 +323,16 @@ def evaluate(
             norm = load_period(
                 root, settings, symbols, interval, "train", config=env_config, warn_ineligible=False
             ).norm
-        data = load_period(root, settings, symbols, interval, period, norm, config=env_config)
+        try:
+            data = load_period(
+                root, settings, symbols, interval, period, norm, config=env_config, not_before=clear_from
+            )
+        except EmptyPeriod as exc:
+            if clear_from is None:
+                raise
+            raise EmptyPeriod(f"{exc}: {moved}") from exc
+        if clear_from is not None and data.bounds[0] == (clear_from - EPOCH) // dt.timedelta(microseconds=1):
+            say(f"note: {moved}")
         say(_period_line(data))
         metrics, cis, per_year, curves = judge(
             data, env_config, policy, session=settings.session, seed=seed, resamples=resamples
@@ -384,6 +415,54 @@ def evaluate_run(
 ) -> EvalReport:
     """`marketlake evaluate RUN_ID [--period test|validation]`: find the run's folder, evaluate it."""
     return evaluate(root, settings, find_run_dir(root, run_id, settings), period, say=say)
+
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _parse_instant(text: Any) -> dt.datetime | None:
+    try:
+        t = dt.datetime.fromisoformat(str(text))
+    except ValueError:
+        return None
+    return t if t.tzinfo is not None else t.replace(tzinfo=dt.UTC)
+
+
+def _clear_of_training(
+    saved: Mapping[str, Any], settings: Settings, period: str, interval: str
+) -> tuple[dt.datetime | None, str]:
+    """The earliest instant the evaluated period may start at, and why: after every period the run trained
+    and chose its model on (its settings.json records them), plus the embargo between them. The lake's
+    periods are cut from its whole range: bars added before it (a backfill, another symbol's longer history)
+    move every boundary earlier, and the test period would then hold bars the run trained on. None for a
+    run with no recorded periods (a policy evaluated alone)."""
+    got = saved.get("periods")
+    periods: dict[str, Any] = got if isinstance(got, dict) else {}
+    seen = ["train"] if period == "validation" else ["train", "validation"]
+    ends = [
+        e
+        for e in (_parse_instant(periods[p].get("end_at")) for p in seen if isinstance(periods.get(p), dict))
+        if e is not None
+    ]
+    if not ends:
+        return None, ""
+    train, val = (periods[p] if isinstance(periods.get(p), dict) else {} for p in ("train", "validation"))
+    t_end, v_start = _parse_instant(train.get("end_at")), _parse_instant(val.get("start_at"))
+    if t_end is not None and v_start is not None and v_start >= t_end:
+        embargo: dt.timedelta = v_start - t_end  # the run's own embargo
+    else:
+        from features.splits import embargo_us
+        from rl.metrics import interval_minutes
+
+        embargo = dt.timedelta(microseconds=embargo_us(settings, interval_minutes(interval)))
+    last = max(ends)
+    clear = last + embargo
+    return clear, (
+        f"the lake's {period} period now starts before the end of what this run trained and chose its model "
+        f"on ({', '.join(seen)} up to {last.isoformat()}, embargo {embargo}): evaluated from "
+        f"{clear.isoformat()} only (bars added before the run's periods moved the lake's; "
+        '[splits] method = "date" keeps them fixed)'
+    )
 
 
 def _saved_run(run_dir: Path) -> dict[str, Any]:

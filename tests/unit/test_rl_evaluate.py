@@ -17,7 +17,7 @@ from ingest.sessions import land
 from lake.config import Settings
 from lake.errors import MarketlakeError
 from rl import runlog
-from rl.episodes import market_data_from_arrays
+from rl.episodes import EmptyPeriod, load_period, market_data_from_arrays
 from rl.evaluate import evaluate, judge, portfolio_series, record_training, render_table
 from rl.market import EnvConfig
 from rl.walk import Walk
@@ -43,7 +43,7 @@ def _walk(ts: list[int], sym: list[int], ret: list[float], pos: list[float], tur
     )
 
 
-def test_portfolio_is_the_equal_weight_mean_of_simple_returns() -> None:
+def test_portfolio_gives_each_symbol_an_equal_share_and_never_rebalances() -> None:
     w = _walk(
         ts=[0, 60, 0, 60, 120],
         sym=[0, 0, 1, 1, 1],
@@ -53,11 +53,34 @@ def test_portfolio_is_the_equal_weight_mean_of_simple_returns() -> None:
     )
     s = portfolio_series(w)
     assert s.ts.tolist() == [0, 60, 120]
-    # t=0: (+10% and -10%) / 2 = 0; t=60: (0% and +20%) / 2 = +10%; t=120: only B, +5%
-    assert np.exp(s.log_return) - 1 == pytest.approx([0.0, 0.1, 0.05])
-    assert s.position.tolist() == [1.0, 0.5, 1.0]
-    assert s.turnover.tolist() == [1.0, 0.5, 0.0]
+    # shares of 0.5 each: A 0.55 -> 0.55 -> 0.55 (carried at t=120, no bar); B 0.45 -> 0.54 -> 0.567
+    equity = [1.0, 0.55 + 0.54, 0.55 + 0.567]
+    assert np.exp(np.cumsum(s.log_return)) == pytest.approx(equity, rel=1e-12)
+    # |position| and turnover of the steps, weighted by their share's equity before the step
+    assert s.position == pytest.approx([1.0, 0.55 / 1.0, 0.54 / 1.09], rel=1e-12)
+    assert s.turnover == pytest.approx([1.0, 0.45 / 1.0, 0.0], rel=1e-12)
     assert s.trades == 3
+
+
+def test_portfolio_of_a_stock_and_a_crypto_earns_what_half_in_each_earns() -> None:
+    """A stock (flat price, no bars at night) and a crypto that gains 10% only while the stock market is
+    closed, both held: a real half-and-half portfolio earns +5%. (The mean of the returns of the symbols
+    with a bar at each time earned +10%: the whole capital in crypto at night, the stock's night besides.)"""
+    day, night = [0, 60, 120], [180, 240, 300]
+    crypto_ret = [0.0, 0.0, 0.0] + [math.log(1.1) / 3] * 3 + [0.0, 0.0]
+    w = _walk(
+        ts=[*day, 360, 420] + [*day, *night, 360, 420],
+        sym=[0] * 5 + [1] * 8,
+        ret=[0.0] * 5 + crypto_ret,
+        pos=[1.0] * 13,
+        turn=[1.0] + [0.0] * 4 + [1.0] + [0.0] * 7,
+    )
+    s = portfolio_series(w)
+    assert s.ts.tolist() == [0, 60, 120, 180, 240, 300, 360, 420]
+    assert math.expm1(float(s.log_return.sum())) == pytest.approx(0.05, rel=1e-12)
+    # at night only the crypto's share has a step: exposure counts its share of the equity
+    assert s.position[3] == pytest.approx(0.5, rel=1e-12)
+    assert s.position[0] == 1.0 and s.turnover[0] == 1.0
 
 
 def _arrays_market(closes: list[float]) -> tuple[object, EnvConfig]:
@@ -225,3 +248,46 @@ def test_the_period_line_says_the_span_of_the_bars_held_and_each_symbols_count()
     assert line.startswith("test: 2020-09-12T12:26:40+00:00 .. 2020-09-25T12:26:40+00:00 "), line
     assert "(its 1d bars 2020-09-13T12:26:40+00:00 .. 2020-09-15T12:26:40+00:00)" in line, line
     assert line.endswith("5 bars: AAA 3, BBB 2"), line
+
+
+def test_evaluate_keeps_clear_of_the_periods_its_run_trained_on_when_older_bars_arrive(
+    lake_root: Path, tmp_path: Path
+) -> None:
+    """The lake's periods are cut from its whole range: bars added before it move every boundary earlier.
+    A run's test period must then still start after what the run trained and chose its model on (its
+    recorded periods) plus their embargo, and say so; the lake's own test period would hold them."""
+    settings = Settings(min_bars_per_symbol=100)
+    closes = walk_closes(3 * 1440, 1, 60000.0)
+    write_bars(lake_root, "BTCUSDT", bars_table(T0, closes))
+    train = load_period(lake_root, settings, ["BTCUSDT"], "1m", "train")
+    val = load_period(lake_root, settings, ["BTCUSDT"], "1m", "validation", train.norm)
+    iso = {p.period: {"start_at": _iso(p.bounds[0]), "end_at": _iso(p.bounds[1])} for p in (train, val)}
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "settings.json").write_text(
+        json.dumps(
+            {"run_id": "r1", "symbols": ["BTCUSDT"], "interval": "1m", "periods": iso, "data_settings": {}}
+        )
+    )
+    # four older days backfilled, the three days as they were
+    older = T0 - dt.timedelta(days=4)
+    write_bars(lake_root, "BTCUSDT", bars_table(older, walk_closes(4 * 1440, 2, 60000.0) + closes))
+    kw = {"policy": momentum, "symbols": ["BTCUSDT"], "interval": "1m", "resamples": 20, "record": False}
+    bare = tmp_path / "bare"  # a policy with no recorded periods: the lake's test period as it is now
+    bare.mkdir()
+    moved = evaluate(lake_root, settings, bare, "test", norm=train.norm, **kw)  # type: ignore[arg-type]
+    assert moved.bounds[0] < iso["validation"]["end_at"], "the backfill did not move the lake's periods"
+
+    said: list[str] = []
+    report = evaluate(lake_root, settings, run_dir, "test", norm=train.norm, say=said.append, **kw)  # type: ignore[arg-type]
+    embargo = val.bounds[0] - train.bounds[1]
+    assert report.bounds[0] == _iso(val.bounds[1] + embargo), said
+    assert report.bounds[1] == moved.bounds[1]
+    assert any(m.startswith("note: the lake's test period now starts before") for m in said), said
+    # the lake's validation period now lies wholly inside the run's train period: nothing is left of it
+    with pytest.raises(EmptyPeriod, match=r"holds no 1m row .* now starts before the end of what this run"):
+        evaluate(lake_root, settings, run_dir, "validation", norm=train.norm, **kw)  # type: ignore[arg-type]
+
+
+def _iso(us: int) -> str:
+    return (dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=int(us))).isoformat()
