@@ -239,6 +239,10 @@ def _sharpe_rows(r: np.ndarray) -> np.ndarray:
     return out
 
 
+BOOTSTRAP_CELLS = 2_000_000
+"""Resampled values held at once by bootstrap_sharpe_difference (about 16 MB a copy, a few copies)."""
+
+
 def bootstrap_sharpe_difference(
     agent: np.ndarray,
     baseline: np.ndarray,
@@ -248,10 +252,13 @@ def bootstrap_sharpe_difference(
     resamples: int = 1000,
     block_length: int | None = None,
     level: float = 0.95,
-    chunk: int = 50,
+    chunk: int | None = None,
 ) -> SharpeDiffCI:
     """Resample the paired per-step returns in moving blocks (the same blocks for both series, so their
-    dependence is kept) and return the percentile interval of the annualised Sharpe difference."""
+    dependence is kept) and return the percentile interval of the annualised Sharpe difference.
+    `chunk`: resamples drawn and reduced at once (default: as many as BOOTSTRAP_CELLS values allow, so that
+    memory stays bounded however long the series: a year of 1m bars is 525,600 per resample); the draws are
+    the same whatever the chunk, and so is the interval."""
     a = np.asarray(agent, dtype=np.float64)
     b = np.asarray(baseline, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 1:
@@ -268,6 +275,7 @@ def bootstrap_sharpe_difference(
     blocks = -(-n // length)
     offsets = np.arange(length)
     diffs = np.empty(resamples)
+    chunk = chunk or max(1, min(50, BOOTSTRAP_CELLS // n))
     for lo in range(0, resamples, chunk):
         k = min(chunk, resamples - lo)
         starts = rng.integers(0, n - length + 1, size=(k, blocks))

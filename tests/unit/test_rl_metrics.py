@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import tracemalloc
 
 import numpy as np
 import pytest
 
 from lake.errors import MarketlakeError
+from rl import metrics
 from rl.metrics import (
     bars_per_year,
     bootstrap_sharpe_difference,
@@ -116,6 +118,28 @@ def test_bootstrap_is_seeded() -> None:
     assert (one.low, one.high) == (two.low, two.high)
     assert (one.low, one.high) != (other.low, other.high)
     assert one.bars == 500 and one.block_length == 8
+
+
+def test_bootstrap_gives_the_same_interval_whatever_its_chunk_and_bounds_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(1e-3, 1e-2, 5000), rng.normal(0, 1e-2, 5000)
+    want = bootstrap_sharpe_difference(a, b, bars_per_year=252, seed=1, resamples=120, chunk=50)
+    for chunk in (1, 7, 120):
+        got = bootstrap_sharpe_difference(a, b, bars_per_year=252, seed=1, resamples=120, chunk=chunk)
+        assert got == want, chunk
+    # by default a chunk holds at most BOOTSTRAP_CELLS resampled values: the peak memory stays bounded
+    # (50 resamples of 100,000 bars at once would be 40 MB a copy)
+    long_a, long_b = rng.normal(1e-3, 1e-2, 100_000), rng.normal(0, 1e-2, 100_000)
+    monkeypatch.setattr(metrics, "BOOTSTRAP_CELLS", 200_000)
+    tracemalloc.start()
+    try:
+        bootstrap_sharpe_difference(long_a, long_b, bars_per_year=252, seed=1, resamples=20)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 25_000_000, peak
 
 
 def test_bootstrap_interval_covers_the_true_difference() -> None:
