@@ -184,13 +184,11 @@ class Market:
             entry_next = np.where(trade, o, entry)
             g2 = 1.0 + np.where(trade, q, w1) * self.bar_ret[n]  # the bar, open to close
             g = g1 * (1.0 - cost) * g2
-            gone = (g1 <= FLOOR) | (g2 <= FLOOR) | (g <= FLOOR)
-            if gone.any():
+            if len(g) and min(g1.min(), g2.min(), g.min()) <= FLOOR:
+                gone = (g1 <= FLOOR) | (g2 <= FLOOR) | (g <= FLOOR)
                 at_open = g1 <= FLOOR  # lost everything by the open: nothing left to trade there
                 d = np.where(at_open, 0.0, d)
                 cost = np.where(at_open, 0.0, cost)
-            else:
-                gone = None
         else:
             # long and flat only: the weight is the side exactly (1 or 0 never drifts) and the entry price
             # does not matter; the formulas above reduce to these (tests check both give the same numbers)
