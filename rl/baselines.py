@@ -24,7 +24,7 @@ def flat(config: EnvConfig) -> Policy:
 
 def buy_and_hold(config: EnvConfig) -> Policy:
     """Fully long at the first fill and after (action 1): pays one commission per episode (per session
-    when stocks may not be held overnight)."""
+    when stocks may not be held overnight; in the evaluation walk, per segment, closed at a data gap)."""
 
     def policy(obs: np.ndarray) -> np.ndarray:
         return np.ones(len(obs), dtype=np.int64)

@@ -91,7 +91,8 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.int64]):
         self.action_space = gymnasium.spaces.Discrete(self.config.n_actions)
         self._obs = ObsBuilder(data, self.config, 1)
         self._row = np.zeros(1, np.int64)
-        self._pos = np.zeros(1, np.float64)
+        self._pos = np.zeros(1, np.float64)  # the side held: -1, 0, 1
+        self._entry = np.ones(1, np.float64)  # the price it was entered at (its weight drifts from there)
         self._k = 0
         self._ret = 0.0
 
@@ -108,6 +109,7 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.int64]):
             start = int(self.starts[self.np_random.integers(0, len(self.starts))])
         self._row[0] = start
         self._pos[0] = 0.0
+        self._entry[0] = 1.0
         self._k = 0
         self._ret = 0.0
         return self._obs.one(start, 0.0), self._info()
@@ -128,7 +130,7 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.int64]):
         q = self.config.position_of(np.array([a]))
         p = self._pos.copy()
         t = self._row.copy()
-        log_ret, cost, turnover, p_next = self.market.transition(t, p, q)
+        log_ret, cost, turnover, p_next, self._entry = self.market.transition(t, p, self._entry, q)
         fill = self.market.fill_price(t + 1, p, q)
         self._row += 1
         self._pos = p_next

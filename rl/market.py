@@ -7,21 +7,28 @@ Time and prices (DESIGN.md, "Trading semantics"):
 - The order fills at bar t+1's OPEN, moved against the trader by slippage: `bps` moves it by
   `slippage_bps` basis points of the open, `range` by `slippage_range_fraction` of bar t+1's high-low
   range. No fill uses a price the agent has seen.
-- Positions are fractions of equity: 0 flat, 1 fully long, -1 fully short (with `allow_short`).
-  Trading from position p to q costs |q - p| x (commission + slippage / open) of the equity at the fill:
-  commission is a fraction of traded notional, and the slippage is what the moved fill price loses against
-  the open.
+- The action is a side: 0 flat, 1 long, -1 short (with `allow_short`). A position is shares held: its
+  weight w (position value / equity) is the side when entered and then drifts with the price, after a
+  move r to w (1 + r) / (1 + w r) (`weight`: a long stays at 1 exactly, flat at 0, a short grows in size
+  as the price rises). Keeping the side trades nothing. Changing it trades from the drifted weight w to
+  the new side q: |q - w| of the equity at the fill, costing |q - w| x (commission + slippage / open) of
+  that equity (commission a fraction of traded notional; the slippage what the moved fill price loses
+  against the open); the new position is q of the equity left.
 - Equity is marked at every bar's close. One step (decision at t, fill at t+1) multiplies equity by
 
-      (1 + p (open[t+1] / close[t] - 1))      p carried from t's close to t+1's open
-    x (1 - |q - p| (commission + slip[t+1]))  the fill's costs
-    x (1 + q (close[t+1] / open[t+1] - 1))    the new position from the open to the close
-    x (1 - |q| (commission + exit_slip[t+1])) only when a stock may not be held overnight and t+1 is its
-                                              session's last bar: closed at that close, costs paid
+      (1 + w0 (open[t+1] / close[t] - 1))      w0 the weight held at t's close, over the gap
+    x (1 - |q - w1| (commission + slip[t+1]))  only when the side changes; w1: w0 drifted to the open
+    x (1 + w2 (close[t+1] / open[t+1] - 1))    w2 = q after a trade, else w1: the bar, open to close
+    x (1 - |w3| (commission + exit_slip[t+1])) only when the position must be closed at t+1's close (a
+                                               stock not held overnight at its session's last bar; the
+                                               evaluation walk's segment ends): w3 the weight there
 
-  and the reward is the log of that product: the change in log equity net of costs.
+  and the reward is the log of that product: the change in log equity net of costs. Equity never falls
+  below FLOOR x its value before the step: a short that loses everything is floored there and closed.
   So buy-and-hold over an episode earns exactly
-  log(close[last] / open[first fill]) + log(1 - commission - slip[first fill]), and flat earns exactly 0.
+  log(close[last] / open[first fill]) + log(1 - commission - slip[first fill]); a short held earns
+  log(2 - close[last] / open[first fill]) + log(1 - commission - slip[first fill]) (1 - P_end / P_entry on
+  the equity left after the entry costs); flat earns exactly 0.
 """
 
 from __future__ import annotations
@@ -37,6 +44,9 @@ if TYPE_CHECKING:
     from rl.episodes import MarketData
 
 SLIPPAGE_MODES = ("bps", "range")
+FLOOR = 1e-12
+"""Equity never falls below this fraction of its value before a step (log equity stays finite): a short that
+loses everything is floored there and closed (flat after)."""
 
 
 @dataclass(frozen=True)
@@ -113,7 +123,9 @@ class EnvConfig:
 class Market:
     """Per-row arrays of one MarketData precomputed for a config, and the vectorised transition."""
 
-    def __init__(self, data: MarketData, config: EnvConfig) -> None:
+    def __init__(self, data: MarketData, config: EnvConfig, *, close_at: np.ndarray | None = None) -> None:
+        """close_at: rows (a bool mask) at whose close an open position is closed with its exit costs, beside
+        the sessions' last bars of `hold_overnight = false` (the evaluation walk's segment ends)."""
         self.data = data
         self.config = config
         o, h, lo, c = data.open, data.high, data.low, data.close
@@ -138,35 +150,78 @@ class Market:
             self.forced_exit = np.zeros(n, dtype=bool)
         else:
             self.forced_exit = data.session_end.copy()
+        if close_at is not None:
+            self.forced_exit |= close_at
+        self.any_exit = bool(self.forced_exit.any())
+        # long only, can a fill's costs take all of the equity (a fill cost near 1)? the floor is for that
+        self.costs_can_wipe = bool(n) and float(self.fill_cost.max()) >= 0.5
 
     def fill_price(self, rows: np.ndarray, p: np.ndarray, q: np.ndarray) -> np.ndarray:
-        """The price an order from p to q fills at, at row `rows` (the bar AFTER the decision): its open moved
-        against the trader (up to buy, down to sell); the open itself when nothing trades."""
+        """The price an order from side p to side q fills at, at row `rows` (the bar AFTER the decision): its
+        open moved against the trader (up to buy, down to sell); the open itself when nothing trades."""
         o = self.data.open[rows]
         return o * (1.0 + np.sign(q - p) * self.slip[rows])
 
     def transition(
-        self, t: np.ndarray, p: np.ndarray, q: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Decisions at rows t (position p held, target q) filled at rows t + 1.
+        self, t: np.ndarray, side: np.ndarray, entry: np.ndarray, q: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Decisions at rows t (`side` held, entered at the price `entry`; target side q) filled at rows t + 1.
 
         Returns (log return of equity over the step net of costs, costs as a fraction of equity, turnover
-        |traded position|, position held after the step's close)."""
+        |traded weight|, side held after the step's close, entry price after the step). The weight of a
+        side held is `weight(side, price / entry)`: its shares are held, so its weight drifts with the
+        price; only a change of side trades (from the drifted weight to the target)."""
         n = t + 1
-        d = np.abs(q - p)
-        cost = d * self.fill_cost[n]
-        g = (1.0 + p * self.gap_ret[n]) * (1.0 - cost) * (1.0 + q * self.bar_ret[n])
-        if self.config.hold_overnight:
-            if self.config.allow_short:
-                np.maximum(g, 1e-12, out=g)  # a short can lose everything; log stays finite
-            return np.log(g), cost, d, q
-        exit_ = self.forced_exit[n] & (q != 0)
-        exit_cost = np.where(exit_, np.abs(q) * self.exit_cost[n], 0.0)
-        g *= 1.0 - exit_cost
-        np.maximum(g, 1e-12, out=g)
-        turnover = d + np.where(exit_, np.abs(q), 0.0)
-        p_next = np.where(exit_, 0.0, q)
-        return np.log(g), cost + exit_cost, turnover, p_next
+        gone: np.ndarray | None = None
+        if self.config.allow_short:
+            o = self.data.open[n]
+            w0 = weight(side, self.data.close[t] / entry)  # at the decision bar's close
+            g1 = 1.0 + w0 * self.gap_ret[n]  # the gap to the fill bar's open
+            w1 = weight(side, o / entry)  # drifted by the gap
+            trade = q != side
+            d = np.where(trade, np.abs(q - w1), 0.0)  # keeping the side trades nothing
+            cost = d * self.fill_cost[n]
+            entry_next = np.where(trade, o, entry)
+            g2 = 1.0 + np.where(trade, q, w1) * self.bar_ret[n]  # the bar, open to close
+            g = g1 * (1.0 - cost) * g2
+            if len(g) and min(g1.min(), g2.min(), g.min()) <= FLOOR:
+                gone = (g1 <= FLOOR) | (g2 <= FLOOR) | (g <= FLOOR)
+                at_open = g1 <= FLOOR  # lost everything by the open: nothing left to trade there
+                d = np.where(at_open, 0.0, d)
+                cost = np.where(at_open, 0.0, cost)
+        else:
+            # long and flat only: the weight is the side exactly (1 or 0 never drifts) and the entry price
+            # does not matter; the formulas above reduce to these (tests check both give the same numbers)
+            d = np.abs(q - side)
+            cost = d * self.fill_cost[n]
+            g = (1.0 + side * self.gap_ret[n]) * (1.0 - cost) * (1.0 + q * self.bar_ret[n])
+            entry_next = entry
+            if self.costs_can_wipe:
+                gone = g <= FLOOR
+                if not gone.any():
+                    gone = None
+        side_next = q
+        if gone is not None:  # equity wiped out: floored (log equity stays finite), the position is gone
+            g = np.where(gone, FLOOR, g)
+            side_next = np.where(gone, 0.0, q)
+        if not self.any_exit:
+            return np.log(g), cost, d, side_next, entry_next
+        # a forced exit at the fill bar's close: the weight held there is sold, its costs paid
+        exit_ = self.forced_exit[n] & (side_next != 0)
+        w_close = np.abs(weight(side_next, self.data.close[n] / entry_next)) if self.config.allow_short else q
+        exit_cost = np.where(exit_, w_close * self.exit_cost[n], 0.0)
+        g = g * (1.0 - exit_cost)
+        np.maximum(g, FLOOR, out=g)
+        turnover = d + np.where(exit_, w_close, 0.0)
+        return np.log(g), cost + exit_cost, turnover, np.where(exit_, 0.0, side_next), entry_next
+
+
+def weight(side: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The weight (position value / equity) of a position of `side` entered at weight `side` after its price
+    moved by the ratio x since the entry: the shares are held, so w = side x / (1 - side + side x). Exactly 1
+    for a long and 0 for flat; a short's weight grows in size as the price rises (-x / (2 - x))."""
+    sx = side * x
+    return sx / np.maximum(1.0 - side + sx, FLOOR)
 
 
 def default_episode_length(data: MarketData) -> int:

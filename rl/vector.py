@@ -83,7 +83,8 @@ class VecTradingEnv:
         self.rng = np.random.default_rng(seed)
         self.row = np.zeros(num_envs, np.int64)
         self.k = np.zeros(num_envs, np.int64)
-        self.pos = np.zeros(num_envs, np.float64)
+        self.pos = np.zeros(num_envs, np.float64)  # the side held: -1, 0, 1
+        self.entry = np.ones(num_envs, np.float64)  # its entry price (its weight drifts from there)
         self.ret_sum = np.zeros(num_envs, np.float64)
         # constant arrays handed out in every step where they apply (read-only: nobody can change them)
         self._false = np.zeros(num_envs, dtype=bool)
@@ -125,6 +126,7 @@ class VecTradingEnv:
         self.row[:] = starts
         self.k[:] = 0
         self.pos[:] = 0.0
+        self.entry[:] = 1.0
         self.ret_sum[:] = 0.0
         return self._obs.build(self.row, self.pos), {}
 
@@ -137,7 +139,8 @@ class VecTradingEnv:
         if a.view(np.uint64).max() >= len(self._pos_table):  # one pass: a negative action is huge as uint64
             raise ValueError(f"actions must be in 0..{len(self._pos_table) - 1}, got {a}")
         q = self._pos_table[a]
-        log_ret, cost, _turnover, p_next = self.market.transition(self.row, self.pos, q)
+        log_ret, cost, _turnover, p_next, entry = self.market.transition(self.row, self.pos, self.entry, q)
+        self.entry = entry
         self.row += 1
         self.k += 1
         self.pos = p_next
@@ -154,6 +157,7 @@ class VecTradingEnv:
             self.row[done] = self.sample_starts(n)
             self.k[done] = 0
             self.pos[done] = 0.0
+            self.entry[done] = 1.0
             self.ret_sum[done] = 0.0
             obs = self._obs.build(self.row, self.pos)
         else:

@@ -2,7 +2,10 @@
 
 Every segment of every symbol is walked from its first decision bar (the first row with `window` rows of
 history) to its second-to-last row (the last decision needs a next bar to fill at); all segments advance
-together, one policy call per step for the whole batch. Each segment starts flat. The fills, costs and
+together, one policy call per step for the whole batch. Each segment starts flat. A position still open at
+the end of a segment that a later walked segment of the same symbol follows (a gap in the data broke the
+run) is closed at that segment's last close with its exit costs, as a forced exit; the end of a symbol's
+last walked segment, the end of the evaluated period, is marked to market, not sold. The fills, costs and
 rewards are rl/market.py's, as in the environments.
 
 A policy that decides each observation row on its own (no state, no random draws: the greedy policy of
@@ -32,10 +35,10 @@ class Walk:
     symbols: list[str]
     symbol_idx: np.ndarray  # int32
     ts: np.ndarray  # int64 microseconds: the open of the bar the step's return is earned over (row t + 1)
-    position: np.ndarray  # float64, position held over the step (-1, 0, 1)
+    position: np.ndarray  # float64, the side held over the step (-1, 0, 1)
     log_return: np.ndarray  # float64, net log change of equity over the step (after costs)
     cost: np.ndarray  # float64, costs paid in the step, as a fraction of equity
-    turnover: np.ndarray  # float64, |position change| traded in the step
+    turnover: np.ndarray  # float64, |weight change| traded in the step (exits at the close included)
     segment_id: np.ndarray  # int64
     row: np.ndarray  # int64, the MarketData row of the bar the step's return is earned over (t + 1)
     fill_price: np.ndarray  # float64, the price the step's order filled at (the open when nothing traded)
@@ -54,8 +57,8 @@ def walk(
     """rowwise: walk by the faster path for a row-by-row policy (None: the policy's `rowwise` attribute)."""
     if rowwise if rowwise is not None else getattr(policy, "rowwise", False):
         return _walk_rowwise(data, config, policy)
-    market = Market(data, config)
     t0, t_last, steps, offset, total = _decision_rows(data, config)
+    market = Market(data, config, close_at=_segment_closes(data, t0, t_last))
     out_pos = np.zeros(total)
     out_ret = np.zeros(total)
     out_cost = np.zeros(total)
@@ -64,6 +67,7 @@ def walk(
     out_fill = np.zeros(total)
     builder = ObsBuilder(data, config, max(len(t0), 1))
     pos = np.zeros(len(t0))
+    entry = np.ones(len(t0))
     t = t0.copy()
     k = 0
     active = np.flatnonzero(t <= t_last)
@@ -74,7 +78,7 @@ def walk(
         actions = np.asarray(policy(obs), dtype=np.int64).reshape(len(active))
         q = config.position_of(actions)
         p = pos[active]
-        log_ret, cost, turnover, p_next = market.transition(t[active], p, q)
+        log_ret, cost, turnover, p_next, entry[active] = market.transition(t[active], p, entry[active], q)
         at = offset[active] + k
         out_pos[at] = q
         out_ret[at] = log_ret
@@ -117,9 +121,22 @@ def _decision_rows(
     return t0, t_last, steps, offset, total
 
 
+def _segment_closes(data: MarketData, t0: np.ndarray, t_last: np.ndarray) -> np.ndarray:
+    """Rows at whose close the walk closes an open position: the last row of every walked segment that a
+    later walked segment of the same symbol follows."""
+    out = np.zeros(data.n_rows, dtype=bool)
+    if len(t0):
+        sym = data.symbol_idx[t0]
+        _, last_rev = np.unique(sym[::-1], return_index=True)
+        followed = np.ones(len(t0), dtype=bool)
+        followed[len(t0) - 1 - last_rev] = False  # each symbol's last walked segment
+        out[t_last[followed] + 1] = True
+    return out
+
+
 def _walk_rowwise(data: MarketData, config: EnvConfig, policy: Callable[[np.ndarray], np.ndarray]) -> Walk:
-    market = Market(data, config)
     t0, t_last, steps, offset, total = _decision_rows(data, config)
+    market = Market(data, config, close_at=_segment_closes(data, t0, t_last))
     # the decision rows, segment after segment (the step-by-step walk's output order)
     rows = np.repeat(t0 - offset, steps) + np.arange(total, dtype=np.int64)
     # the policy's action at every decision row for every position held there (position index = action)
@@ -132,8 +149,8 @@ def _walk_rowwise(data: MarketData, config: EnvConfig, policy: Callable[[np.ndar
             obs = ObsBuilder(data, config, len(r)).build(r, np.full(len(r), held))
             table[s : s + chunk, j] = np.asarray(policy(obs), dtype=np.int64).reshape(len(r))
     config.position_of(table)  # actions out of range raise, as in the step-by-step walk
-    # the scan over time, segment by segment (plain Python: a few operations per row): the position held
-    # picks the action, and a forced exit at the next bar's close leaves the segment flat again
+    # the scan over time, segment by segment (plain Python: a few operations per row): the side held picks
+    # the action, and a forced exit at the next bar's close leaves the segment flat again
     choice, exit_at = table.tolist(), (market.forced_exit[rows + 1]).tolist()
     actions: list[int] = []
     for start, n in zip(offset.tolist(), steps.tolist(), strict=True):
@@ -150,7 +167,20 @@ def _walk_rowwise(data: MarketData, config: EnvConfig, policy: Callable[[np.ndar
     cont = np.ones(total, dtype=bool)
     cont[offset] = False
     p[cont] = after[np.flatnonzero(cont) - 1]
-    log_ret, cost, turnover, _ = market.transition(rows, p, q)
+    # the price the side held before each step was entered at: the fill of the segment's last trade before
+    # it (1.0 before any, as in the step-by-step walk; a flat side's weight is 0 whatever it is)
+    traded = np.flatnonzero(q != p)
+    last = np.full(total, -1, np.int64)
+    last[traded] = traded
+    np.maximum.accumulate(last, out=last)
+    before = np.full(total, -1, np.int64)
+    before[cont] = last[np.flatnonzero(cont) - 1]
+    before[before < np.repeat(offset, steps)] = -1  # a trade of an earlier segment
+    entry = np.where(before >= 0, data.open[rows[before] + 1], 1.0)
+    log_ret, cost, turnover, side_next, _ = market.transition(rows, p, entry, q)
+    if not np.array_equal(side_next, after):
+        # a short lost everything somewhere and was closed: the scan above did not know; walk step by step
+        return walk(data, config, policy, rowwise=False)
     return Walk(
         symbols=list(data.symbols),
         symbol_idx=data.symbol_idx[rows + 1],
