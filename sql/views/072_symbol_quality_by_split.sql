@@ -1,9 +1,10 @@
 -- Quality and eligibility of every (symbol, interval) in each period of `splits`, judged on that period's
 -- bars only and against a threshold set by the settings alone: data outside a period never changes which
--- symbols it admits (the train period decides what trains). Under split_method = 'date' the periods are
--- fixed, so adding later data never changes the train period's rows; under 'fraction' the periods
--- themselves are fractions of the lake's range and move as it grows (that is the method). symbol_quality /
--- eligible_symbols keep judging the whole history.
+-- symbols it admits (the train period decides what trains). Under split_method = 'date' the periods end on
+-- fixed days (once the lake's range reaches past them; `splits` clamps them into it), so data added after
+-- the train period never changes its rows; under 'fraction' the periods themselves are fractions of the
+-- lake's range and move as it grows (that is the method). symbol_quality / eligible_symbols keep judging
+-- the whole history.
 --   n_bars          bars of the period (bar_splits' rule: ts >= start_at and available_at <= end_at) inside
 --                   the session (lake_settings.session; every bar for crypto)
 --   expected_bars   per trading day from the symbol's first to its last bar in the period, the session's

@@ -413,7 +413,7 @@ def test_min_bars_of_a_period_comes_from_the_settings_alone(lake_root: Path) -> 
     )  # fmt: skip
     train = quality(lake_root, long)["BTCUSDT"]
     assert (train[6], train[10], train[12]) == (120, 30, True)  # five days: 120 bars >= 30
-    assert train[13].startswith("120 bars >= 30 and 0.00% of trading time missing")
+    assert str(train[13]).startswith("120 bars >= 30 and 0.00% of trading time missing")
     # by date, every period is held to min_bars_per_symbol itself, however long or short it is
     assert [quality(lake_root, long, p)["BTCUSDT"][10] for p in ("validation", "test")] == [30, 30]
     # by fraction, each period to its fraction of it, rounded up: 101 x (0.5, 0.3, 0.2) = 50.5, 30.3, 20.2
@@ -429,4 +429,4 @@ def test_min_bars_of_a_period_comes_from_the_settings_alone(lake_root: Path) -> 
     assert rows[0][13] == (
         f"only {rows[0][6]} bars in session in the train period (< 700: min_bars_per_symbol 1000 x train_fraction 0.7)"
     )
-    assert rows[2][13].endswith("(< 150: min_bars_per_symbol 1000 x the test period's fraction 0.15)")
+    assert str(rows[2][13]).endswith("(< 150: min_bars_per_symbol 1000 x the test period's fraction 0.15)")
