@@ -1,21 +1,33 @@
 -- Quality and eligibility of every (symbol, interval) in each period of `splits`, judged on that period's
--- bars only: adding later data never changes which symbols a period admits (the train period decides what
--- trains). symbol_quality / eligible_symbols keep judging the whole history.
+-- bars only and against a threshold set by the settings alone: data outside a period never changes which
+-- symbols it admits (the train period decides what trains). Under split_method = 'date' the periods end on
+-- fixed days (once the lake's range reaches past them; `splits` clamps them into it), so data added after
+-- the train period never changes its rows; under 'fraction' the periods themselves are fractions of the
+-- lake's range and move as it grows (that is the method). symbol_quality / eligible_symbols keep judging
+-- the whole history.
 --   n_bars          bars of the period (bar_splits' rule: ts >= start_at and available_at <= end_at) inside
 --                   the session (lake_settings.session; every bar for crypto)
 --   expected_bars   per trading day from the symbol's first to its last bar in the period, the session's
 --                   time clipped to the period, divided by the interval (one per day for daily bars)
 --   missing_ratio   missing_bars / expected_bars
---   min_bars        min_bars_per_symbol in proportion to the period's share of the lake's range (a period
---                   is held to the whole lake's standard for its length), at least 1
+--   min_bars        the period's part of min_bars_per_symbol, from the settings only: under 'fraction' the
+--                   period's fraction of the lake (train_fraction, validation_fraction, and the rest for
+--                   test) times min_bars_per_symbol, rounded up; under 'date' min_bars_per_symbol itself;
+--                   at least 1. Never the period's share of the lake's range: that grows with later data.
 --   eligible        n_bars >= min_bars and missing_ratio <= max_missing_ratio
 --   reason          why, in words; a symbol with no bar in a period has a row saying so
 CREATE OR REPLACE VIEW symbol_quality_by_split AS
 WITH sp AS (
-    SELECT split, split_no, start_at, end_at,
-           (epoch(end_at) - epoch(start_at))
-               / nullif(max(epoch(end_at)) OVER () - min(epoch(start_at)) OVER (), 0) AS share
-    FROM splits
+    SELECT s.split, s.split_no, s.start_at, s.end_at,
+           CASE WHEN st.split_method = 'date' THEN 1
+                WHEN s.split = 'train' THEN st.train_fraction
+                WHEN s.split = 'validation' THEN st.validation_fraction
+                ELSE 1 - st.train_fraction - st.validation_fraction END::DOUBLE AS part,
+           CASE WHEN st.split_method = 'date' THEN NULL
+                WHEN s.split = 'train' THEN 'train_fraction'
+                WHEN s.split = 'validation' THEN 'validation_fraction'
+                ELSE 'the test period''s fraction' END AS part_name
+    FROM splits s, lake_settings st
 ),
 pairs AS (
     SELECT DISTINCT symbol, "interval", asset_class, calendar, interval_minutes FROM bar_sessions
@@ -76,7 +88,9 @@ m AS (
            coalesce(q.missing_bars, 0) AS missing_bars,
            CASE WHEN q.expected_bars > 0 THEN q.missing_bars / q.expected_bars END::DOUBLE AS missing_ratio,
            s.first_ts, s.last_ts,
-           greatest(ceil(st.min_bars_per_symbol * coalesce(sp.share, 0)), 1)::BIGINT AS min_bars,
+           -- rounded to 1e-6 first: 1 - 0.7 - 0.15 is 0.15000000000000002 in binary, not a bar more
+           greatest(ceil(round(st.min_bars_per_symbol * sp.part, 6)), 1)::BIGINT AS min_bars,
+           st.min_bars_per_symbol, sp.part, sp.part_name,
            st.max_missing_ratio
     FROM pairs p
     CROSS JOIN sp
@@ -96,8 +110,11 @@ SELECT split, split_no, symbol, "interval", asset_class, start_at, end_at, first
                            n_bars, min_bars, 100 * missing_ratio, 100 * max_missing_ratio, split)
            ELSE concat_ws('; ',
                CASE WHEN n_bars < min_bars
-                    THEN printf('only %d bars in session in the %s period (< %d: min_bars_per_symbol %d for the period''s share of the range)',
-                                n_bars, split, min_bars, (SELECT min_bars_per_symbol FROM lake_settings)) END,
+                    THEN printf('only %d bars in session in the %s period (< %s)', n_bars, split,
+                                CASE WHEN part_name IS NULL
+                                     THEN printf('min_bars_per_symbol %d', min_bars_per_symbol)
+                                     ELSE printf('%d: min_bars_per_symbol %d x %s %g', min_bars,
+                                                 min_bars_per_symbol, part_name, round(part, 6)) END) END,
                CASE WHEN missing_ratio > max_missing_ratio
                     THEN printf('%.2f%% of trading time missing in the %s period (> max_missing_ratio %.2f%%)',
                                 100 * missing_ratio, split, 100 * max_missing_ratio) END)

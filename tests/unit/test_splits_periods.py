@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import lake
 from features.splits import Split, compute_splits, load_splits, split_of
+from ingest.common import bar_period
 from ingest.sessions import land
 from lake.config import Settings, load_settings
 from lake.errors import ConfigError
@@ -307,3 +308,125 @@ def test_embargo_bars_from_toml_and_its_errors(tmp_path: Path) -> None:
         cfg.write_text(text)
         with pytest.raises(ConfigError, match=match):
             load_settings(cfg)
+
+
+# --- eligibility by period: a period's min_bars comes from the settings, never from the lake's range --------
+
+QUALITY = (
+    'SELECT symbol, "interval", start_at, end_at, first_ts, last_ts, n_bars, expected_bars, missing_bars, '
+    "missing_ratio, min_bars, max_missing_ratio, eligible, reason FROM symbol_quality_by_split "
+    "WHERE split = ? ORDER BY symbol"
+)
+
+
+def write_bars(root: Path, symbol: str, table: pa.Table, interval: str = "1h") -> None:
+    ts = table.column("ts").to_pylist()
+    with land(root) as w:
+        for p in sorted({bar_period(interval, t) for t in ts}):
+            mask = pa.array([bar_period(interval, t) == p for t in ts])
+            part = {"source": "binance", "interval": interval, "symbol": symbol, "period": p}
+            w.write(lake.BARS, part, table.filter(mask), mode="merge")
+
+
+def quality(root: Path, s: Settings, split: str = "train") -> dict[str, tuple[object, ...]]:
+    con = lake.connect(root, read_only=True, settings=s)
+    try:
+        return {r[0]: r for r in con.execute(QUALITY, [split]).fetchall()}
+    finally:
+        con.close()
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.integers(1, 6),  # days of the train period (train_end = T0's day + this - 1)
+    st.integers(0, 48),  # hours of BTCUSDT bars after the train period, before the later data arrives
+    st.sets(st.integers(1, 6 * 24 - 2), max_size=40),  # BTCUSDT's missing hours in the train period
+    st.tuples(st.integers(0, 100), st.integers(1, 100)),  # ETHUSDT: first hour, hours (those in train)
+    st.integers(1, 200),  # min_bars_per_symbol
+    st.sampled_from([0.0, 0.05, 0.3]),  # max_missing_ratio
+    st.sampled_from(["BTCUSDT", "ETHUSDT", "SOLUSDT"]),  # who gets the later data
+    st.integers(0, 72),  # the later data starts this many hours after the train period's end
+    st.integers(1, 24 * 60),  # and holds this many hours (of every `step`-th hour)
+    st.integers(1, 6),  # step
+)
+def test_later_data_never_changes_a_fixed_train_periods_eligibility(
+    train_days: int,
+    tail: int,
+    holes: set[int],
+    eth: tuple[int, int],
+    min_bars: int,
+    missing: float,
+    who: str,
+    later_offset: int,
+    later_hours: int,
+    step: int,
+) -> None:
+    import tempfile
+
+    train_end = T0 + train_days * DAY
+    s = Settings(
+        split_method="date",
+        train_end=T0.date() + dt.timedelta(days=train_days - 1),
+        validation_end=T0.date() + dt.timedelta(days=train_days + 2),
+        embargo_days=1,
+        min_bars_per_symbol=min_bars,
+        max_missing_ratio=missing,
+    )
+    btc = bars_table(T0, [1.0] * (train_days * 24 + tail), interval=HOUR)
+    # holes only inside the train period, never the first bar nor the last one: the lake's range (and so
+    # the train period [T0, train_end)) is the same before and after the later data
+    btc = btc.filter(pa.array([i not in holes or i >= train_days * 24 - 1 for i in range(btc.num_rows)]))
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        write_bars(root, "BTCUSDT", btc)
+        eth_start = T0 + eth[0] * HOUR
+        eth_bars = bars_table(eth_start, [2.0] * eth[1], interval=HOUR)
+        eth_bars = eth_bars.filter(
+            pa.array([t + HOUR <= train_end for t in eth_bars.column("ts").to_pylist()])
+        )
+        if eth_bars.num_rows:
+            write_bars(root, "ETHUSDT", eth_bars)
+        before = quality(root, s)
+        assert {r[2] for r in before.values()} == {T0} and {r[3] for r in before.values()} == {train_end}
+        later = bars_table(train_end + later_offset * HOUR, [3.0] * later_hours, interval=HOUR)
+        later = later.filter(pa.array([i % step == 0 for i in range(later.num_rows)]))
+        write_bars(root, who, later)
+        after = quality(root, s)
+    for symbol, row in before.items():
+        assert after[symbol] == row, (symbol, row, after[symbol])
+    for symbol in after.keys() - before.keys():  # a symbol first seen after the train period
+        assert after[symbol][6] == 0 and after[symbol][12] is False, after[symbol]
+
+
+def test_min_bars_of_a_period_comes_from_the_settings_alone(lake_root: Path) -> None:
+    write_bars(lake_root, "BTCUSDT", bars_table(T0, [1.0] * (10 * 24), interval=HOUR))  # 10 days of 1h
+    short = Settings(
+        split_method="date", train_end=T0.date(), validation_end=T0.date() + 2 * DAY, embargo_days=1,
+        min_bars_per_symbol=30,
+    )  # fmt: skip
+    train = quality(lake_root, short)["BTCUSDT"]
+    assert (train[6], train[10], train[12]) == (24, 30, False)  # one day of 24 bars: short of 30
+    assert train[13] == "only 24 bars in session in the train period (< min_bars_per_symbol 30)"
+    long = Settings(
+        split_method="date", train_end=T0.date() + 4 * DAY, validation_end=T0.date() + 6 * DAY,
+        embargo_days=1, min_bars_per_symbol=30,
+    )  # fmt: skip
+    train = quality(lake_root, long)["BTCUSDT"]
+    assert (train[6], train[10], train[12]) == (120, 30, True)  # five days: 120 bars >= 30
+    assert str(train[13]).startswith("120 bars >= 30 and 0.00% of trading time missing")
+    # by date, every period is held to min_bars_per_symbol itself, however long or short it is
+    assert [quality(lake_root, long, p)["BTCUSDT"][10] for p in ("validation", "test")] == [30, 30]
+    # by fraction, each period to its fraction of it, rounded up: 101 x (0.5, 0.3, 0.2) = 50.5, 30.3, 20.2
+    frac = Settings(train_fraction=0.5, validation_fraction=0.3, embargo_days=1, min_bars_per_symbol=101)
+    assert [quality(lake_root, frac, p)["BTCUSDT"][10] for p in ("train", "validation", "test")] == [
+        51,
+        31,
+        21,
+    ]
+    # the defaults: 1000 x (0.7, 0.15, 0.15); 1 - 0.7 - 0.15 is 0.15000000000000002 in binary, still 150
+    rows = [quality(lake_root, Settings(), p)["BTCUSDT"] for p in ("train", "validation", "test")]
+    assert [r[10] for r in rows] == [700, 150, 150]
+    assert rows[0][13] == (
+        f"only {rows[0][6]} bars in session in the train period (< 700: min_bars_per_symbol 1000 x train_fraction 0.7)"
+    )
+    assert str(rows[2][13]).endswith("(< 150: min_bars_per_symbol 1000 x the test period's fraction 0.15)")
