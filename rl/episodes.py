@@ -18,7 +18,9 @@
   (`_connect`; the live view's chain only when the store is stale), and, for the train period, its bounds,
   eligibility and asset classes in one statement (sql/rl/train_setup.sql).
 - Which symbols: by default those eligible in the TRAIN period (`eligible_symbols_by_split`), whichever
-  period is loaded, so that later data never decides what trains. A lake with nothing eligible is one
+  period is loaded, judged on its bars against a threshold from the settings alone (with a `date` split,
+  data after the train period never decides what trains; a `fraction` split's periods move as the lake
+  grows, by definition). A lake with nothing eligible is one
   MarketlakeError naming every symbol and why.
 - Normalisation statistics are computed on the train period only (`norm=None` is refused for other
   periods) and travel with a run (NormStats.to_json / from_json).
