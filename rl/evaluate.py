@@ -10,9 +10,10 @@ the same bars, in words when it contains 0. Into the run's folder go `evaluation
 `evaluation-<period>.png` (equity curves and drawdowns); the evaluation is a row of the lake's `runs`
 (kind `evaluate`, parent_run_id the training run).
 
-Overall = an equally weighted portfolio of the symbols' strategies: at each bar time, the mean of the simple
-returns of the symbols that have a step then (rebalanced to equal weights every bar, at no extra cost);
-its exposure and turnover are the means over those symbols, its trades the sum.
+Overall = the portfolio of the symbols' strategies that gives each an equal share of the capital at the start
+and never moves money between them (`portfolio_series`): a share's equity is carried while its symbol has no
+bar; exposure and turnover are the steps', weighted by their share's equity; its trades the sum. An
+evaluation never starts before the end of what its run trained and chose its model on (`_clear_of_training`).
 """
 
 from __future__ import annotations
@@ -304,7 +305,11 @@ def evaluate(
     interval = interval or saved.get("interval") or "1m"
     if seed is None:
         seed = int((saved.get("ppo") or {}).get("seed", settings.train.get("seed", 0)) or 0)
-    clear_from, moved = _clear_of_training(saved, settings, period, interval)
+    try:
+        lake_periods = runlog.period_bounds(root, settings, ["train", "validation", period])
+    except MarketlakeError:  # no bars: the period's read below says what is missing
+        lake_periods = {}
+    clear_from, moved = _clear_of_training(saved, lake_periods, period)
     config = {
         "period": period,
         "symbols": symbols,
@@ -331,7 +336,7 @@ def evaluate(
             if clear_from is None:
                 raise
             raise EmptyPeriod(f"{exc}: {moved}") from exc
-        if clear_from is not None and data.bounds[0] == (clear_from - EPOCH) // dt.timedelta(microseconds=1):
+        if clear_from is not None:
             say(f"note: {moved}")
         say(_period_line(data))
         metrics, cis, per_year, curves = judge(
@@ -417,9 +422,6 @@ def evaluate_run(
     return evaluate(root, settings, find_run_dir(root, run_id, settings), period, say=say)
 
 
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
 def _parse_instant(text: Any) -> dt.datetime | None:
     try:
         t = dt.datetime.fromisoformat(str(text))
@@ -429,13 +431,15 @@ def _parse_instant(text: Any) -> dt.datetime | None:
 
 
 def _clear_of_training(
-    saved: Mapping[str, Any], settings: Settings, period: str, interval: str
+    saved: Mapping[str, Any], lake_periods: Mapping[str, tuple[dt.datetime, dt.datetime]], period: str
 ) -> tuple[dt.datetime | None, str]:
-    """The earliest instant the evaluated period may start at, and why: after every period the run trained
-    and chose its model on (its settings.json records them), plus the embargo between them. The lake's
-    periods are cut from its whole range: bars added before it (a backfill, another symbol's longer history)
-    move every boundary earlier, and the test period would then hold bars the run trained on. None for a
-    run with no recorded periods (a policy evaluated alone)."""
+    """The instant the evaluated period must start at instead of the lake's own start, and why, or (None, "")
+    when the lake's period already starts clear of what the run trained and chose its model on: after the
+    end of its recorded periods (settings.json) plus the embargo between them. The lake's periods are cut
+    from its whole range, so bars added before it (a backfill, another symbol's longer history) move every
+    boundary earlier, and the test period would then hold bars the run trained on. `lake_periods`: the
+    lake's own periods now (runlog.period_bounds). No clamp for a run with no recorded periods (a policy
+    evaluated alone)."""
     got = saved.get("periods")
     periods: dict[str, Any] = got if isinstance(got, dict) else {}
     seen = ["train"] if period == "validation" else ["train", "validation"]
@@ -444,24 +448,26 @@ def _clear_of_training(
         for e in (_parse_instant(periods[p].get("end_at")) for p in seen if isinstance(periods.get(p), dict))
         if e is not None
     ]
-    if not ends:
+    if not ends or period not in lake_periods:
         return None, ""
     train, val = (periods[p] if isinstance(periods.get(p), dict) else {} for p in ("train", "validation"))
     t_end, v_start = _parse_instant(train.get("end_at")), _parse_instant(val.get("start_at"))
     if t_end is not None and v_start is not None and v_start >= t_end:
-        embargo: dt.timedelta = v_start - t_end  # the run's own embargo
+        embargo = v_start - t_end  # the run's own embargo
+    elif "train" in lake_periods and "validation" in lake_periods:  # the lake's, as its splits cut it now
+        embargo = max(lake_periods["validation"][0] - lake_periods["train"][1], dt.timedelta(0))
     else:
-        from features.splits import embargo_us
-        from rl.metrics import interval_minutes
-
-        embargo = dt.timedelta(microseconds=embargo_us(settings, interval_minutes(interval)))
+        embargo = dt.timedelta(0)
     last = max(ends)
     clear = last + embargo
+    start = lake_periods[period][0]
+    if start >= clear:
+        return None, ""
     return clear, (
-        f"the lake's {period} period now starts before the end of what this run trained and chose its model "
-        f"on ({', '.join(seen)} up to {last.isoformat()}, embargo {embargo}): evaluated from "
-        f"{clear.isoformat()} only (bars added before the run's periods moved the lake's; "
-        '[splits] method = "date" keeps them fixed)'
+        f"the lake's {period} period now starts at {start.isoformat()}, before the end of what this run "
+        f"trained and chose its model on ({', '.join(seen)} up to {last.isoformat()}, embargo {embargo}): "
+        f"evaluated from {clear.isoformat()} only (bars added before the run's periods moved the lake's; "
+        '[splits] method = "date" fixes where train and validation end)'
     )
 
 

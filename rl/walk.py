@@ -3,9 +3,9 @@
 Every segment of every symbol is walked from its first decision bar (the first row with `window` rows of
 history) to its second-to-last row (the last decision needs a next bar to fill at); all segments advance
 together, one policy call per step for the whole batch. Each segment starts flat. A position still open at
-the end of a segment that a later walked segment of the same symbol follows (a gap in the data broke the
-run) is closed at that segment's last close with its exit costs, as a forced exit; the end of a symbol's
-last walked segment, the end of the evaluated period, is marked to market, not sold. The fills, costs and
+the end of a segment that another segment of the same symbol follows in the data (a gap broke the run) is
+closed at that segment's last close with its exit costs, as a forced exit; at the end of a symbol's last
+segment (the end of its data in the evaluated period) it is marked to market, not sold. The fills, costs and
 rewards are rl/market.py's, as in the environments.
 
 A policy that decides each observation row on its own (no state, no random draws: the greedy policy of
@@ -122,15 +122,15 @@ def _decision_rows(
 
 
 def _segment_closes(data: MarketData, t0: np.ndarray, t_last: np.ndarray) -> np.ndarray:
-    """Rows at whose close the walk closes an open position: the last row of every walked segment that a
-    later walked segment of the same symbol follows."""
+    """Rows at whose close the walk closes an open position: the last row of every walked segment that
+    another segment of the same symbol follows in the data (a gap broke the run; the next segment may be
+    too short to walk, the position is closed all the same)."""
     out = np.zeros(data.n_rows, dtype=bool)
     if len(t0):
-        sym = data.symbol_idx[t0]
-        _, last_rev = np.unique(sym[::-1], return_index=True)
-        followed = np.ones(len(t0), dtype=bool)
-        followed[len(t0) - 1 - last_rev] = False  # each symbol's last walked segment
-        out[t_last[followed] + 1] = True
+        last = t_last + 1  # each walked segment's last row
+        nxt = np.minimum(last + 1, max(data.n_rows - 1, 0))
+        followed = (last + 1 < data.n_rows) & (data.symbol_idx[nxt] == data.symbol_idx[last])
+        out[last[followed]] = True
     return out
 
 

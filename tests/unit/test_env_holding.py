@@ -337,3 +337,18 @@ def test_the_walk_closes_a_position_at_a_segments_end_with_its_exit_costs() -> N
     assert int(np.count_nonzero(w2.turnover)) == 2
     # the training envs' episodes still end marked to market (an episode may end on a segment's last row)
     assert not Market(data, cfg).forced_exit.any()
+
+
+def test_the_walk_closes_a_position_before_a_segment_too_short_to_walk() -> None:
+    # rows 0..9 one segment, rows 10..11 a second one too short for a window of 3 (no step in it): the
+    # position is still closed at row 9's close, the data having a gap there
+    rng = np.random.default_rng(4)
+    n = 12
+    c = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    o = c * np.exp(rng.normal(0, 0.003, n))
+    data = data_of(o, c, segment_id=np.repeat([0, 1], [10, 2]))
+    cfg = EnvConfig(window=3, commission=0.001, slippage_bps=2.0)
+    for rowwise in (False, True):
+        w = walk(data, cfg, buy_and_hold(cfg), rowwise=rowwise)
+        assert w.row.tolist() == list(range(3, 10))
+        assert w.turnover[-1] == 1.0 and w.cost[-1] == pytest.approx(0.001 + 0.0002)

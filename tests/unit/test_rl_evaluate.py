@@ -269,10 +269,15 @@ def test_evaluate_keeps_clear_of_the_periods_its_run_trained_on_when_older_bars_
             {"run_id": "r1", "symbols": ["BTCUSDT"], "interval": "1m", "periods": iso, "data_settings": {}}
         )
     )
+    kw = {"policy": momentum, "symbols": ["BTCUSDT"], "interval": "1m", "resamples": 20, "record": False}
+    # the lake as the run saw it: its test period is already clear of the run's periods, nothing is said
+    quiet: list[str] = []
+    same = evaluate(lake_root, settings, run_dir, "test", norm=train.norm, say=quiet.append, **kw)  # type: ignore[arg-type]
+    assert not [m for m in quiet if m.startswith("note:")], quiet
+    assert same.bounds[0] == _iso(val.bounds[1] + (val.bounds[0] - train.bounds[1]))
     # four older days backfilled, the three days as they were
     older = T0 - dt.timedelta(days=4)
     write_bars(lake_root, "BTCUSDT", bars_table(older, walk_closes(4 * 1440, 2, 60000.0) + closes))
-    kw = {"policy": momentum, "symbols": ["BTCUSDT"], "interval": "1m", "resamples": 20, "record": False}
     bare = tmp_path / "bare"  # a policy with no recorded periods: the lake's test period as it is now
     bare.mkdir()
     moved = evaluate(lake_root, settings, bare, "test", norm=train.norm, **kw)  # type: ignore[arg-type]
@@ -283,9 +288,11 @@ def test_evaluate_keeps_clear_of_the_periods_its_run_trained_on_when_older_bars_
     embargo = val.bounds[0] - train.bounds[1]
     assert report.bounds[0] == _iso(val.bounds[1] + embargo), said
     assert report.bounds[1] == moved.bounds[1]
-    assert any(m.startswith("note: the lake's test period now starts before") for m in said), said
+    assert any(m.startswith("note: the lake's test period now starts at") for m in said), said
     # the lake's validation period now lies wholly inside the run's train period: nothing is left of it
-    with pytest.raises(EmptyPeriod, match=r"holds no 1m row .* now starts before the end of what this run"):
+    with pytest.raises(
+        EmptyPeriod, match=r"holds no 1m row .* now starts at .*, before the end of what this run"
+    ):
         evaluate(lake_root, settings, run_dir, "validation", norm=train.norm, **kw)  # type: ignore[arg-type]
 
 
