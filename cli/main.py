@@ -25,7 +25,7 @@ import click
 import duckdb
 
 from lake.config import load_dotenv_file, load_settings
-from lake.errors import REPAIR, MarketlakeError
+from lake.errors import REPAIR, MarketlakeError, is_interrupt
 from lake.logs import redact, setup_logging
 from lake.paths import require_lake, resolve_lake_root
 
@@ -58,11 +58,8 @@ def handle_errors(fn: F) -> F:
         except MarketlakeError as exc:
             click.echo(f"error: {redact(str(exc))}", err=True)
             sys.exit(exc.exit_code)
-        except (KeyboardInterrupt, duckdb.InterruptException):
-            click.echo("interrupted", err=True)
-            sys.exit(130)
-        except RuntimeError as exc:
-            if "interrupted" not in str(exc).lower():  # DuckDB's Ctrl-C during a fetch
+        except (KeyboardInterrupt, duckdb.InterruptException, RuntimeError) as exc:
+            if not is_interrupt(exc):  # (a RuntimeError that is not DuckDB's Ctrl-C during a fetch)
                 raise
             click.echo("interrupted", err=True)
             sys.exit(130)

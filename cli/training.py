@@ -175,7 +175,16 @@ def train_cmd(
     result, _ = train_and_evaluate(run, overrides, runs_dir=runs_dir, evaluate=not no_evaluate)
     click.echo(f"run id: {result.run_id}  ({result.run_dir})")
     if result.exit_code:
-        click.echo("interrupted: the best checkpoint so far is kept", err=True)
+        if result.best_checkpoint is not None:
+            click.echo(
+                f"interrupted: the best checkpoint so far is kept (iteration {result.best_iteration})",
+                err=True,
+            )
+        else:
+            click.echo(
+                "interrupted before the first validation: no checkpoint was kept, nothing to evaluate",
+                err=True,
+            )
         sys.exit(result.exit_code)
 
 

@@ -9,6 +9,18 @@ REPAIR = (
 """How a damaged lake file is repaired: said wherever one is found."""
 
 
+def is_interrupt(exc: BaseException) -> bool:
+    """A Ctrl-C, however it surfaced: KeyboardInterrupt, or DuckDB's own (a SIGINT during a query raises
+    duckdb.InterruptException there, and during a fetch a RuntimeError "Query interrupted")."""
+    if isinstance(exc, KeyboardInterrupt):
+        return True
+    import duckdb
+
+    if isinstance(exc, duckdb.InterruptException):
+        return True
+    return isinstance(exc, RuntimeError) and "interrupted" in str(exc).lower()
+
+
 class MarketlakeError(Exception):
     """A failure the user can act on; the CLI prints it on one line and exits non-zero."""
 

@@ -125,7 +125,8 @@ def _centre(c: np.ndarray, scratch: np.ndarray) -> tuple[float, float]:
     """(mean, std) of one float64 column, c minus its mean left in `scratch` (which may be c itself): the
     mean by numpy's pairwise sum, the standard deviation from the centred values (einsum's own loop: BLAS's
     dot is threaded, and its threads wait on a busy machine); a std of about 0 (a
-    constant input) is 1. Every reader computes the statistics this way, so they agree to the bit."""
+    constant input) is 1. (The feature store's read sums its statistics a row group at a time and merges
+    them: the same numbers to the last bit or two, not always bit for bit; a test checks they agree.)"""
     n = len(c)
     mean = float(np.add.reduce(c)) / n
     np.subtract(c, mean, out=scratch)

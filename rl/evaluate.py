@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from lake.config import Settings
-from lake.errors import MarketlakeError
+from lake.errors import MarketlakeError, is_interrupt
 from lake.paths import resolve_lake_root
 from lake.writer import atomic_write_bytes
 from rl import runlog
@@ -554,7 +554,7 @@ def _record_failed_training(
 ) -> None:
     """The `runs` row of a training run that raised: from its folder when it had one (status.json says
     failed and why), else a row with the overrides and the error. Recording never hides the error."""
-    status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+    status = "interrupted" if is_interrupt(exc) else "failed"
     error = f"{type(exc).__name__}: {exc}"
     try:
         if run_dir is not None:

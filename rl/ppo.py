@@ -846,7 +846,9 @@ class PPO:
         neg_entropy = (p * logp_all).sum(1)
         logratio = logp_all.gather(1, actions).view(mb).sub_(old_logprobs)
         ratio = logratio.exp()
-        approx_kl = (ratio - logratio).mean() - 1.0  # mean((r - 1) - log r): the unbiased low-variance one
+        # mean((r - 1) - log r): the unbiased low-variance one; r - 1 as expm1 (subtracting 1 after the mean
+        # would round a KL below about 1e-7 to 0)
+        approx_kl = (torch.expm1(logratio) - logratio).mean()
         clipfrac = (ratio - 1.0).abs_().gt_(c).mean()
         if cfg.norm_adv and mb > 1:
             std, mean = torch.std_mean(advantages)

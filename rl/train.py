@@ -50,7 +50,7 @@ from rl.episodes import EmptyPeriod, MarketData, NormStats, load_period
 from rl.market import EnvConfig
 from rl.ppo import PPO, Agent, IterationStats, PPOConfig, greedy_policy, now, resolve_device, seed_everything
 from rl.vector import VecTradingEnv
-from rl.walk import walk
+from rl.walk import decision_steps, walk
 
 Policy = Callable[[np.ndarray], np.ndarray]
 STATUS_FILE, SETTINGS_FILE, NORM_FILE = "status.json", "settings.json", "norm.json"
@@ -259,6 +259,19 @@ def save_checkpoint(path: Path, agent: Agent, iteration: int, score: float) -> N
     os.replace(tmp, path)
 
 
+def _best_from_file(best: Path, state: dict[str, Any]) -> None:
+    """The state's best iteration and score as best.pt itself says (the file is what evaluate loads)."""
+    if not best.is_file():
+        return
+    try:
+        ckpt = torch.load(best, map_location="cpu", weights_only=True)
+        iteration, score = int(ckpt["iteration"]), float(ckpt["score"])
+    except Exception:  # unreadable: the state stays as it was (evaluate will say what is wrong with the file)
+        return
+    state |= {"best_iteration": iteration, "best_checkpoint": str(best)}
+    state["best_score"] = score if np.isfinite(score) else None
+
+
 def load_agent(path: Path, device: torch.device | None = None) -> tuple[Agent, dict[str, Any]]:
     ckpt = torch.load(path, map_location=device or "cpu", weights_only=True)
     agent = Agent.from_spec(ckpt["spec"])
@@ -447,6 +460,13 @@ def train(
     can_validate = val_data is not None and val_data.n_rows > 0
     if not can_validate:
         say("validation period is empty: the last checkpoint is kept as the chosen one")
+    elif val_data is not None and decision_steps(val_data, env_cfg) == 0:
+        can_validate = False
+        say(
+            f"validation period: none of its {val_data.n_rows} bars has {env_cfg.window} rows of history in its "
+            "segment and a next bar to fill at, so no model can be scored on it: the last checkpoint is kept as "
+            "the chosen one (lower train.window, or give validation more data)"
+        )
     t_start = now()
     bar = _progress(progress)
     try:
@@ -495,11 +515,15 @@ def train(
                 if on_iteration is not None:
                     on_iteration(stats)
     except KeyboardInterrupt:
+        _best_from_file(best, state)  # a Ctrl-C may land between best.pt's replacement and the state's update
         write_status(status="interrupted", finished_at=dt.datetime.now(dt.UTC).isoformat())
-        say(
-            f"run {run_id} interrupted after {state['iterations']} iteration(s); best checkpoint kept: "
-            f"{state['best_checkpoint']}"
-        )  # (the command line prints the run id last, after the evaluation)
+        kept = (
+            f"best checkpoint kept: {state['best_checkpoint']} (iteration {state['best_iteration']})"
+            if state["best_checkpoint"]
+            else f"no checkpoint yet (the first validation is at iteration {cfg.validate_every}): nothing to evaluate"
+        )
+        say(f"run {run_id} interrupted after {state['iterations']} iteration(s); {kept}")
+        # (the command line prints the run id last, after the evaluation)
         return _result(run_id, run_dir, state, elig, opts.interval)
     except BaseException as exc:
         write_status(status="failed", error=f"{type(exc).__name__}: {exc}")

@@ -104,6 +104,11 @@ def walk(
     )
 
 
+def decision_steps(data: MarketData, config: EnvConfig) -> int:
+    """The steps a walk of `data` takes: its decision rows (0 when no segment is long enough to trade)."""
+    return _decision_rows(data, config)[4]
+
+
 def _decision_rows(
     data: MarketData, config: EnvConfig
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:

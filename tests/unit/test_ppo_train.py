@@ -314,3 +314,32 @@ def test_an_empty_validation_period_keeps_the_last_checkpoint(small_lake: Path, 
     assert any("validation period is empty" in x for x in said), said
     assert result.best_checkpoint is not None and result.best_checkpoint.is_file()
     assert set(read_run(result.run_dir)["periods"]) == {"train"}
+
+
+def test_a_ctrl_c_just_after_best_pt_was_replaced_records_what_best_pt_holds(
+    small_lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = rl.train.save_checkpoint
+
+    def then_ctrl_c(path: Path, agent: Any, iteration: int, score: float) -> None:
+        real(path, agent, iteration, score)
+        if path.name == "best.pt":  # before the run's state says so
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(rl.train, "save_checkpoint", then_ctrl_c)
+    result = run_tiny(small_lake, tmp_path / "runs")
+    assert result.status == "interrupted"
+    held = torch.load(result.run_dir / "checkpoints" / "best.pt", weights_only=True)
+    status = json.loads((result.run_dir / "status.json").read_text())
+    assert status["best_iteration"] == held["iteration"] == result.best_iteration == 2, status
+    assert result.best_checkpoint is not None and result.best_checkpoint.name == "best.pt"
+
+
+def test_a_validation_period_no_model_can_be_scored_on_is_said(small_lake: Path, tmp_path: Path) -> None:
+    said: list[str] = []
+    # a window longer than any run of validation bars: no decision bar there (train still has room)
+    result = run_tiny(small_lake, tmp_path / "runs", overrides={"window": 500}, say=said.append)
+    assert result.status == "completed"
+    text = "\n".join(said)
+    assert "no model can be scored on it: the last checkpoint is kept" in text, text
+    assert result.best_iteration == TINY["num_iterations"]

@@ -76,3 +76,61 @@ def test_train_without_evaluation_records_the_run_and_writes_no_test_report(
     (row,) = [x for x in runlog.list_runs(lake_for_failures, kind="train") if x["run_dir"] == str(run_dir)]
     assert row["status"] == "finished", row
     assert not [x for x in runlog.list_runs(lake_for_failures, kind="evaluate")], "no evaluation was asked"
+
+
+def test_a_ctrl_c_during_the_data_read_is_recorded_as_interrupted(
+    lake_for_failures: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DuckDB turns a SIGINT during a query into its own exception (a RuntimeError "Query interrupted" during
+    a fetch): the run is interrupted, not failed."""
+    import rl.train
+
+    def interrupted(*args: object, **kw: object) -> None:
+        raise RuntimeError("Query interrupted")
+
+    monkeypatch.setattr(rl.train, "train_eligibility", interrupted)
+    before = {r["run_id"] for r in runlog.list_runs(lake_for_failures)}
+    with pytest.raises(RuntimeError, match="Query interrupted"):
+        train_and_evaluate(lake_for_failures, Settings(), TINY, runs_dir=tmp_path / "runs")
+    (row,) = [r for r in runlog.list_runs(lake_for_failures) if r["run_id"] not in before]
+    assert row["kind"] == "train" and row["status"] == "interrupted", row
+
+
+def test_is_interrupt_knows_every_form_of_ctrl_c() -> None:
+    import duckdb
+
+    from lake.errors import is_interrupt
+
+    assert is_interrupt(KeyboardInterrupt())
+    assert is_interrupt(duckdb.InterruptException("INTERRUPT Error: Interrupted!"))
+    assert is_interrupt(RuntimeError("Query interrupted"))
+    assert not is_interrupt(RuntimeError("the learner broke"))
+    assert not is_interrupt(ValueError("interrupted"))
+
+
+def test_a_ctrl_c_before_the_first_validation_says_nothing_was_kept(
+    lake_for_failures: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from cli.main import cli
+
+    def ctrl_c(self: PPO) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(PPO, "iterate", ctrl_c)
+    config = tmp_path / "marketlake.toml"
+    config.write_text("[train]\n" + "\n".join(f"{k} = {json.dumps(v)}" for k, v in TINY.items()) + "\n")
+    args = [
+        "--lake",
+        str(lake_for_failures),
+        "--config",
+        str(config),
+        "train",
+        "--runs-dir",
+        str(tmp_path / "r"),
+    ]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 130, r.output
+    assert "no checkpoint was kept, nothing to evaluate" in r.output, r.output
+    assert "best checkpoint so far is kept" not in r.output, r.output
