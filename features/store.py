@@ -54,8 +54,9 @@ from lake.paths import SCHEMA_ANCHOR, LakePaths, resolve_lake_root
 from lake.schemas import FEATURES
 from lake.writer import DATA_FILE, MANIFEST_FILE, LakeWriter, anchor_dir, sha256_file, write_anchor
 
-STORE_VERSION = 6
-"""Bumped whenever the way a chunk is computed or stored changes: every chunk is then rebuilt (4: row groups
+STORE_VERSION = 7
+"""Bumped whenever the way a chunk is computed or stored changes: every chunk is then rebuilt (7: SPY/QQQ
+bars stale after one bar of the interval plus max_gap_minutes; 4: row groups
 of 8,192 rows, uncompressed; the writer rewrites a file of another layout even when its rows are the same;
 5: the as-of joins through the chunk's timelines, sql/store/features_chunk.sql; 6: the timelines looked up
 by a binary search, sql/store/news_timeline.sql and market_timeline.sql)."""

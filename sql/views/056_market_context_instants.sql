@@ -6,9 +6,12 @@
 -- available_at <= the bar's available_at (a bar is known at its available_at), and its ret_1. So SPY's
 -- return follows bar_features' rules: only SPY bars inside the selected session (lake_settings.session)
 -- count, and the return is within SPY's segment (NULL after a gap or skipped session).
--- Staleness rule: both are NULL when the bar's available_at - spy_available_at exceeds
--- lake_settings.max_gap_minutes; nothing is carried over a night, a weekend or out of the session (a
--- crypto bar at 04:00 New York in regular mode, or on a Sunday, has no SPY state).
+-- Staleness rule: both are NULL when the bar's available_at - spy_available_at exceeds one bar of the
+-- interval plus lake_settings.max_gap_minutes (the latest SPY bar known is at most one bar old, give or
+-- take the gap allowed: an hourly crypto bar at :00 takes SPY's bar known at :30; a daily crypto bar, known
+-- at midnight UTC, takes SPY's latest daily bar whether its close falls before midnight UTC (summer) or
+-- after it (winter)); nothing is carried over a night of intraday bars, a weekend or out of the session for
+-- long (a crypto 1m bar at 04:00 New York in regular mode, or on a Sunday, has no SPY state).
 -- spy_sentiment_last / spy_news_count_1d / spy_sentiment_mean_1d: SPY's own news as of the bar's
 -- available_at, by the same rule as bar_news (article time < available_at, per news_time; window
 -- [available_at - 24 hours, available_at)). News staleness rule: all three are NULL when SPY's latest
@@ -28,7 +31,13 @@ qqq_news AS (SELECT news_at, last_sentiment, cum_n, cum_s FROM news_running WHER
 -- The context depends on the bar only through its interval and available_at: it is computed once per
 -- distinct (interval, available_at) (every symbol at one instant shares it) and joined back to the bars.
 instants AS (
-    SELECT DISTINCT "interval", available_at FROM bars
+    SELECT "interval", available_at,
+           -- how old SPY's / QQQ's latest bar may be: one bar of the interval plus the gap allowed
+           st.max_gap_minutes
+               + coalesce(TRY_CAST(regexp_extract("interval", '^([0-9]+)[mhdw]$', 1) AS BIGINT)
+                          * CASE right("interval", 1) WHEN 'm' THEN 1 WHEN 'h' THEN 60 WHEN 'd' THEN 1440
+                                                      WHEN 'w' THEN 10080 END, 0) AS fresh_minutes
+    FROM (SELECT DISTINCT "interval", available_at FROM bars), lake_settings st
 ),
 joined AS (
     SELECT b."interval", b.available_at,
@@ -36,13 +45,13 @@ joined AS (
                AND (epoch(b.available_at) - epoch(sn.news_at)) / 60.0 <= st.max_news_age_minutes AS spy_news_fresh,
            qn.news_at IS NOT NULL
                AND (epoch(b.available_at) - epoch(qn.news_at)) / 60.0 <= st.max_news_age_minutes AS qqq_news_fresh,
-           CASE WHEN (epoch(b.available_at) - epoch(sb.available_at)) / 60.0 <= st.max_gap_minutes THEN sb.available_at END AS spy_available_at,
-           CASE WHEN (epoch(b.available_at) - epoch(sb.available_at)) / 60.0 <= st.max_gap_minutes THEN sb.ret_1 END AS spy_log_ret_1,
+           CASE WHEN (epoch(b.available_at) - epoch(sb.available_at)) / 60.0 <= b.fresh_minutes THEN sb.available_at END AS spy_available_at,
+           CASE WHEN (epoch(b.available_at) - epoch(sb.available_at)) / 60.0 <= b.fresh_minutes THEN sb.ret_1 END AS spy_log_ret_1,
            sn.last_sentiment::DOUBLE AS spy_sentiment_last,
            (coalesce(sn.cum_n, 0) - coalesce(sd.cum_n, 0))::BIGINT AS spy_news_count_1d,
            coalesce(sn.cum_s, 0) - coalesce(sd.cum_s, 0) AS spy_sum_1d,
-           CASE WHEN (epoch(b.available_at) - epoch(qb.available_at)) / 60.0 <= st.max_gap_minutes THEN qb.available_at END AS qqq_available_at,
-           CASE WHEN (epoch(b.available_at) - epoch(qb.available_at)) / 60.0 <= st.max_gap_minutes THEN qb.ret_1 END AS qqq_log_ret_1,
+           CASE WHEN (epoch(b.available_at) - epoch(qb.available_at)) / 60.0 <= b.fresh_minutes THEN qb.available_at END AS qqq_available_at,
+           CASE WHEN (epoch(b.available_at) - epoch(qb.available_at)) / 60.0 <= b.fresh_minutes THEN qb.ret_1 END AS qqq_log_ret_1,
            qn.last_sentiment::DOUBLE AS qqq_sentiment_last,
            (coalesce(qn.cum_n, 0) - coalesce(qd.cum_n, 0))::BIGINT AS qqq_news_count_1d,
            coalesce(qn.cum_s, 0) - coalesce(qd.cum_s, 0) AS qqq_sum_1d

@@ -188,8 +188,9 @@ def ref_market_context(
             )
             seen = [i for i, x in enumerate(series) if x.available_at <= b.available_at]
             i = max(seen, key=lambda i: series[i].available_at) if seen else None
-            # stale (older than max_gap_minutes at the bar's available_at): nothing is carried
-            if i is not None and b.available_at - series[i].available_at <= MAX_GAP:
+            # stale (older than one bar of the interval plus max_gap_minutes at the bar's available_at):
+            # nothing is carried
+            if i is not None and b.available_at - series[i].available_at <= INTERVALS[b.interval] + MAX_GAP:
                 row[f"{p}_available_at"] = series[i].available_at
                 row[f"{p}_log_ret_1"] = math.log(series[i].close / series[i - 1].close) if i > 0 else None
             else:
@@ -399,12 +400,13 @@ def test_features_carry_the_as_of_values_at_bar_boundaries(example_lake: Path) -
         ),
     ]
     # market context: SPY's latest bar known at each close; after SPY's last bar it is an hour old at
-    # 17:30, more than max_gap_minutes, so nothing is carried; SPY news as of the close, no QQQ in the lake
+    # 17:30: one bar of 1h, within one bar plus max_gap_minutes, so it is carried; SPY news as of the
+    # close, no QQQ in the lake
     ctx = [{c: r[c] for c in CONTEXT_COLS} for r in rows]
-    assert [c["spy_available_at"] for c in ctx] == [at("15:30"), at("16:30"), None]
+    assert [c["spy_available_at"] for c in ctx] == [at("15:30"), at("16:30"), at("16:30")]
     assert ctx[0]["spy_log_ret_1"] is None
     assert ctx[1]["spy_log_ret_1"] == pytest.approx(math.log(505 / 500))
-    assert ctx[2]["spy_log_ret_1"] is None
+    assert ctx[2]["spy_log_ret_1"] == pytest.approx(math.log(505 / 500))
     assert [c["spy_sentiment_last"] for c in ctx] == [-0.3, -0.3, -0.3]
     assert [c["spy_news_count_1d"] for c in ctx] == [1, 1, 1]
     assert all(c[f"qqq_{k}"] is None for c in ctx for k in ("available_at", "log_ret_1", "sentiment_last"))

@@ -1,5 +1,6 @@
 """market_context: SPY/QQQ returns come from bar_features (inside the selected session, within SPY's
-segment), and nothing older than max_gap_minutes at the bar's available_at is carried."""
+segment), and nothing older than one bar of the interval plus max_gap_minutes at the bar's available_at
+is carried."""
 
 from __future__ import annotations
 
@@ -95,3 +96,36 @@ def test_spy_state_within_max_gap_is_kept_and_beyond_it_dropped(lake_root: Path)
         "SELECT spy_available_at FROM market_context WHERE symbol = 'BTCUSDT' AND ts = ?", [ny(1, 8, 4)]
     ).fetchone() or (None,)
     assert got == ny(1, 5, 16)  # a wide max_gap_minutes keeps Friday's close: the rule is the setting's
+
+
+def test_daily_crypto_bars_take_spys_latest_daily_bar_in_winter_too(lake_root: Path, tmp_path: Path) -> None:
+    """A daily crypto bar is known at midnight UTC; SPY's daily bar at its close, 01:00 UTC in winter (00:00
+    in summer). Within one bar plus max_gap_minutes, the crypto bar takes SPY's bar of the session before
+    (it took none all winter when only max_gap_minutes was allowed); never one not yet known."""
+    from click.testing import CliRunner
+
+    from cli.main import cli
+
+    days = [dt.date(2024, 1, 8) + dt.timedelta(days=i) for i in range(21)]
+    sessions = [d for d in days if d.weekday() < 5 and d != dt.date(2024, 1, 15)]  # MLK day: no session
+    for symbol, ds, extra in (("SPY", sessions, []), ("BTCUSD", days, ["--asset-class", "crypto"])):
+        lines = ["Date,Open,High,Low,Close,Adj Close,Volume"]
+        lines += [f"{d},{99 + i},{101 + i},{98 + i},{100 + i},{100 + i},1000" for i, d in enumerate(ds)]
+        path = tmp_path / f"{symbol}.csv"
+        path.write_text("\n".join(lines) + "\n")
+        args = ["--lake", str(lake_root), "-q", "ingest", "csv", "--interval", "1d", "--symbol", symbol]
+        r = CliRunner().invoke(cli, [*args, *extra, str(path)])
+        assert r.exit_code == 0, r.output
+    con = lake.connect(lake_root, read_only=True)
+    rows = con.execute(
+        "SELECT ts, available_at, spy_available_at FROM features WHERE symbol = 'BTCUSD' ORDER BY ts"
+    ).fetchall()
+    con.close()
+    assert rows and all(spy is None or spy <= av for _, av, spy in rows)  # never a SPY bar not yet known
+    by_day = {ts.date(): spy for ts, _, spy in rows}
+    # Wednesday 17 January's bar, known at 00:00 UTC on the 18th: Tuesday's SPY bar, known at 20:00 New York
+    # (01:00 UTC on the 17th); Wednesday's is known only at 01:00 UTC on the 18th, after it
+    assert by_day[dt.date(2024, 1, 17)] == ny(1, 16, 20), by_day[dt.date(2024, 1, 17)]
+    # the bar of Sunday 14 January, known Monday 00:00 UTC: SPY's last bar is Friday's, more than a day old
+    assert by_day[dt.date(2024, 1, 14)] is None
+    assert sum(spy is not None for spy in by_day.values()) >= 10
