@@ -10,15 +10,16 @@ REPAIR = (
 
 
 def is_interrupt(exc: BaseException) -> bool:
-    """A Ctrl-C, however it surfaced: KeyboardInterrupt, or DuckDB's own (a SIGINT during a query raises
-    duckdb.InterruptException there, and during a fetch a RuntimeError "Query interrupted")."""
+    """A Ctrl-C, however it surfaced: KeyboardInterrupt, or DuckDB's own (a SIGINT during a query or a fetch
+    raises a RuntimeError "Query interrupted"; an interrupted connection duckdb.InterruptException). Only
+    DuckDB's exact text: another RuntimeError merely naming a path with "interrupted" in it is an error."""
     if isinstance(exc, KeyboardInterrupt):
         return True
     import duckdb
 
     if isinstance(exc, duckdb.InterruptException):
         return True
-    return isinstance(exc, RuntimeError) and "interrupted" in str(exc).lower()
+    return isinstance(exc, RuntimeError) and str(exc) == "Query interrupted"
 
 
 class MarketlakeError(Exception):

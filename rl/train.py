@@ -476,6 +476,11 @@ def train(
                 t0 = now()
                 stats = learner.iterate()
                 t1 = now()
+                # the iteration is done: a Ctrl-C in its validation below still counts it
+                state["iterations"], state["env_steps"] = (
+                    stats.iteration,
+                    state["env_steps"] + stats.env_steps,
+                )
                 record = stats.to_json()
                 it = stats.iteration
                 if it % cfg.validate_every == 0 or it == cfg.num_iterations:
@@ -497,7 +502,6 @@ def train(
                         state |= {"best_iteration": it, "best_checkpoint": str(best)}
                         state["best_score"] = score if np.isfinite(score) else None
                     record["best_score"] = state["best_score"]
-                env_steps = state["env_steps"] + stats.env_steps
                 _append_jsonl(run_dir / METRICS_FILE, _finite(record))
                 t2 = now()
                 _append_jsonl(
@@ -510,7 +514,7 @@ def train(
                         "elapsed": t2 - t_start,
                     },
                 )
-                write_status(iterations=it, env_steps=env_steps)
+                write_status()
                 bar.update(task, advance=1, line=_line(stats, stats.env_steps / max(t2 - t0, 1e-9), record))
                 if on_iteration is not None:
                     on_iteration(stats)
@@ -520,7 +524,10 @@ def train(
         kept = (
             f"best checkpoint kept: {state['best_checkpoint']} (iteration {state['best_iteration']})"
             if state["best_checkpoint"]
-            else f"no checkpoint yet (the first validation is at iteration {cfg.validate_every}): nothing to evaluate"
+            else (
+                f"no checkpoint yet (the first validation is at iteration "
+                f"{min(cfg.validate_every, cfg.num_iterations)}): nothing to evaluate"
+            )
         )
         say(f"run {run_id} interrupted after {state['iterations']} iteration(s); {kept}")
         # (the command line prints the run id last, after the evaluation)

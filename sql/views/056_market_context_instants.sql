@@ -9,9 +9,10 @@
 -- Staleness rule: both are NULL when the bar's available_at - spy_available_at exceeds one bar of the
 -- interval plus lake_settings.max_gap_minutes (the latest SPY bar known is at most one bar old, give or
 -- take the gap allowed: an hourly crypto bar at :00 takes SPY's bar known at :30; a daily crypto bar, known
--- at midnight UTC, takes SPY's latest daily bar whether its close falls before midnight UTC (summer) or
--- after it (winter)); nothing is carried over a night of intraday bars, a weekend or out of the session for
--- long (a crypto 1m bar at 04:00 New York in regular mode, or on a Sunday, has no SPY state).
+-- at midnight UTC, takes SPY's latest daily bar known then: that New York day's in summer, known at 00:00
+-- UTC exactly, the day before's in winter, known at 01:00 UTC); nothing is carried over a night of intraday
+-- bars, a weekend or out of the session for long (a crypto 1m bar at 04:00 New York in regular mode, or on
+-- a Sunday, has no SPY state).
 -- spy_sentiment_last / spy_news_count_1d / spy_sentiment_mean_1d: SPY's own news as of the bar's
 -- available_at, by the same rule as bar_news (article time < available_at, per news_time; window
 -- [available_at - 24 hours, available_at)). News staleness rule: all three are NULL when SPY's latest

@@ -332,6 +332,7 @@ def test_a_ctrl_c_just_after_best_pt_was_replaced_records_what_best_pt_holds(
     held = torch.load(result.run_dir / "checkpoints" / "best.pt", weights_only=True)
     status = json.loads((result.run_dir / "status.json").read_text())
     assert status["best_iteration"] == held["iteration"] == result.best_iteration == 2, status
+    assert status["iterations"] == result.iterations == 2, status  # the iteration it validated counts
     assert result.best_checkpoint is not None and result.best_checkpoint.name == "best.pt"
 
 
@@ -343,3 +344,15 @@ def test_a_validation_period_no_model_can_be_scored_on_is_said(small_lake: Path,
     text = "\n".join(said)
     assert "no model can be scored on it: the last checkpoint is kept" in text, text
     assert result.best_iteration == TINY["num_iterations"]
+
+
+def test_a_ctrl_c_before_the_first_validation_names_when_it_would_have_been(
+    small_lake: Path, tmp_path: Path
+) -> None:
+    def stop(stats: Any) -> None:
+        raise KeyboardInterrupt
+
+    said: list[str] = []
+    overrides = {"num_iterations": 2, "validate_every": 5}  # the last iteration validates too
+    run_tiny(small_lake, tmp_path / "runs", overrides=overrides, on_iteration=stop, say=said.append)
+    assert "no checkpoint yet (the first validation is at iteration 2)" in "\n".join(said), said

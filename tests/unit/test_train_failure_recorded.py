@@ -105,6 +105,7 @@ def test_is_interrupt_knows_every_form_of_ctrl_c() -> None:
     assert is_interrupt(duckdb.InterruptException("INTERRUPT Error: Interrupted!"))
     assert is_interrupt(RuntimeError("Query interrupted"))
     assert not is_interrupt(RuntimeError("the learner broke"))
+    assert not is_interrupt(RuntimeError("Parent directory /runs/interrupted-runs/x does not exist."))
     assert not is_interrupt(ValueError("interrupted"))
 
 
