@@ -45,6 +45,7 @@ from ingest.common import (
     RawCache,
     RunContext,
     bar_period,
+    count_problem,
     days,
     interval_delta,
     ohlcv_problem,
@@ -405,6 +406,8 @@ def _parse_rows(
         reason = ohlcv_problem((o, h, lo, c, v), fields[1:6])
         if reason is None and not _digits(count):
             reason = f"count {count!r} is not a non-negative integer"
+        elif reason is None and (too_big := count_problem("count", count)) is not None:
+            reason = too_big
         elif reason is None and ts in seen:
             reason = f"duplicate open_time {ot} (first at line {seen[ts]})"
         if reason is not None:

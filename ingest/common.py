@@ -225,6 +225,21 @@ def bar_period(interval: str, ts: dt.datetime) -> str:
 OHLCV = ("open", "high", "low", "close", "volume")
 
 
+INT64_MAX = 2**63 - 1
+"""The largest trade count a bar can hold (the lake stores counts as int64)."""
+
+
+def count_problem(name: str, text: str) -> str | None:
+    """Why a bar's trade count as the vendor wrote it (`text`, stripped) cannot be stored, or None: a
+    whole non-negative number no larger than int64 holds. Shared by every source (a count too large for
+    the lake is a bad row for quarantine, not a crash that loses the file's good rows)."""
+    if not text.isascii() or not text.isdigit():
+        return f"{name} {text!r} is not a non-negative integer"
+    if int(text) > INT64_MAX:
+        return f"{name} {text!r} is out of range (more than {INT64_MAX})"
+    return None
+
+
 def ohlcv_problem(values: Sequence[float], shown: Sequence[str] | None = None) -> str | None:
     """Why a bar's (open, high, low, close, volume) cannot be what traded, or None if it can.
 

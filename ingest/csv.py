@@ -41,6 +41,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ingest.common import (
+    INT64_MAX,
     IngestSummary,
     RawCache,
     RunContext,
@@ -331,6 +332,9 @@ def parse_csv(
                 continue
             if trades < 0:
                 reject(f"trades {cell('trades')!r} is negative", at=ts)
+                continue
+            if trades > INT64_MAX:
+                reject(f"trades {cell('trades')!r} is out of range (more than {INT64_MAX})", at=ts)
                 continue
         if available_at > now:
             reject(f"bar not finished when imported: available at {available_at.isoformat()}", at=ts)

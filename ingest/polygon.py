@@ -35,6 +35,7 @@ import pyarrow.csv as pacsv
 
 from ingest import s3
 from ingest.common import (
+    INT64_MAX,
     CachedFile,
     IngestSummary,
     RawCache,
@@ -139,6 +140,8 @@ def _parse_row(
         if not _INTEGER.fullmatch(row["transactions"]):
             raise ValueError(f"transactions {row['transactions']!r} is not a whole number")
         n = int(row["transactions"])
+        if n > INT64_MAX:
+            raise ValueError(f"transactions {row['transactions']!r} is out of range (more than {INT64_MAX})")
     except ValueError as exc:
         return None, str(exc), vendor_ts
     problem = ohlcv_problem((o, h, lo, c, v), [row[k] for k in ("open", "high", "low", "close", "volume")])

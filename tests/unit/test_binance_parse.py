@@ -158,6 +158,7 @@ def test_ts_and_available_at_against_a_brute_force_reference(minute: int, unit: 
         (lambda f: [f[0], "10", "12", "10.5", "11", *f[5:]], "low 10.5 is above"),
         (lambda f: [f[0], "-1", "1", "-2", "0.5", *f[5:]], "not positive"),
         (lambda f: [*f[:8], "12.5", *f[9:]], "count '12.5'"),
+        (lambda f: [*f[:8], "9" * 20, *f[9:]], "is out of range"),
         (lambda f: [*f[:6], "1726876859998", *f[7:]], "close_time"),
         (lambda f: [str(int(f[0]) + 30_000), *f[1:6], str(int(f[6]) + 30_000), *f[7:]], "boundary"),
         (
@@ -179,6 +180,7 @@ def test_ts_and_available_at_against_a_brute_force_reference(minute: int, unit: 
         "low-above-open",
         "low-not-positive",
         "fractional-count",
+        "count-beyond-int64",
         "close-time",
         "off-grid",
         "outside-span",

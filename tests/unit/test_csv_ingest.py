@@ -348,3 +348,18 @@ def test_summaries_of_one_source_are_one_table() -> None:
     assert (csv.symbols["AAPL"].rows_landed, csv.symbols["AAPL"].files_failed) == (5, 1)
     assert csv.notes == ["a note"] and csv.errors == ["bad file"] and not csv.ok
     assert merged[1].symbols["SPY"].rows_landed == 1 and a.symbols["SPY"].rows_rejected == 0  # inputs kept
+
+
+def test_a_trade_count_beyond_int64_is_a_bad_row_not_a_crash(tmp_path: Path) -> None:
+    f = write_file(
+        tmp_path,
+        "big.csv",
+        "timestamp,open,high,low,close,volume,trades\n"
+        "2024-03-08T15:58:00-05:00,5,6,4,5.5,10,3\n"
+        f"2024-03-08T15:59:00-05:00,5,6,4,5.5,10,{'9' * 20}\n",
+    )
+    root = tmp_path / "lake"
+    assert csv_ingest.run(ctx(root), f, "ABC", "1m", None).ok
+    assert query(root, "SELECT trades FROM bars") == [(3,)]
+    (reason,) = query(root, "SELECT reason FROM bars_rejected")
+    assert "is out of range" in reason[0], reason

@@ -54,6 +54,7 @@ def test_only_the_wanted_tickers_are_kept_even_with_a_shared_prefix(tmp_path: Pa
         (("AAPL", 1, -1, 1, 1, 1, ns(T), 1), "open '-1' is not a number"),
         (("AAPL", 1, 0, 1, 1, 1, ns(T), 1), "open '0' is not positive"),
         (("AAPL", 1, 1, 1, 1, 1, ns(T), 1.5), "transactions '1.5' is not a whole number"),
+        (("AAPL", 1, 1, 1, 1, 1, ns(T), "9" * 20), "is out of range"),
         (("AAPL", "", 1, 1, 1, 1, ns(T), 1), "missing field volume"),
         (("AAPL", 1, 1, 1, 1, 1, ns(T), 1, 9), "9 fields, expected 8"),
     ],
