@@ -280,6 +280,18 @@ def parse_csv(
             continue
         if daily:
             day = stamp.date() if isinstance(stamp, dt.datetime) else stamp
+            if isinstance(stamp, dt.datetime) and stamp.tzinfo is not None:
+                # an instant (a Unix time, an ISO time with its offset): its day where the bar's market keeps
+                # its days (New York for stocks and ETFs, UTC for crypto) must be the date it is written with,
+                # else which trading day it is cannot be told (an instant is never moved to another day)
+                home = dt.UTC if asset_class == "crypto" else NEW_YORK
+                there = stamp.astimezone(home).date()
+                if there != day:
+                    reject(
+                        f"daily stamp {stamp_text.strip()!r} is {day} as written but {there} in "
+                        f"{'UTC' if home is dt.UTC else 'New York'}: which trading day it is cannot be told"
+                    )
+                    continue
             if asset_class == "crypto":
                 ts = dt.datetime.combine(day, dt.time(0), dt.UTC)
                 available_at = ts + step
@@ -312,6 +324,22 @@ def parse_csv(
                 reject(
                     f"time {ts.isoformat()} is not on the {interval} grid (a bar starts on a whole {interval})"
                 )
+                continue
+            if minutes >= 60 and ts.minute not in ((0,) if asset_class == "crypto" else (0, 30)):
+                reject(
+                    f"time {ts.isoformat()} is not on the {interval} grid (a bar starts on a whole hour"
+                    + (
+                        ""
+                        if asset_class == "crypto"
+                        else ", or half past for stocks: the session opens at 09:30"
+                    )
+                    + ")"
+                )
+                continue
+            clash = [ts + k * HALF_HOUR for k in range(-1, 2, 2)] if minutes >= 60 else []
+            overlapped = next((seen[t] for t in clash if t in seen and abs(t - ts) < step), None)
+            if overlapped is not None:
+                reject(f"the {interval} bar at {ts.isoformat()} overlaps the one at line {overlapped}", at=ts)
                 continue
             available_at = ts + step
         try:
@@ -360,6 +388,10 @@ def parse_csv(
     if header is None:
         raise MarketlakeError(f"{where}: the file is empty (no header, no rows)")
     return out
+
+
+HALF_HOUR = dt.timedelta(minutes=30)
+"""The finer of the two grids a stock's hourly bars may start on (:00, or :30 as the session opens)."""
 
 
 def _read_text(path: Path) -> tuple[bytes, str]:

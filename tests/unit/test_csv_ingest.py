@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -363,3 +364,48 @@ def test_a_trade_count_beyond_int64_is_a_bad_row_not_a_crash(tmp_path: Path) -> 
     assert query(root, "SELECT trades FROM bars") == [(3,)]
     (reason,) = query(root, "SELECT reason FROM bars_rejected")
     assert "is out of range" in reason[0], reason
+
+
+def test_hourly_bars_start_on_their_grid_and_never_overlap(tmp_path: Path) -> None:
+    stock = write_file(
+        tmp_path,
+        "h.csv",
+        "timestamp,open,high,low,close,volume\n"
+        "2024-03-08T09:30:00-05:00,5,6,4,5.5,10\n"  # the session's first hour: on the :30 grid
+        "2024-03-08T10:30:00-05:00,5,6,4,5.5,10\n"
+        "2024-03-08T11:00:00-05:00,5,6,4,5.5,10\n"  # overlaps 10:30-11:30
+        "2024-03-08T11:17:00-05:00,5,6,4,5.5,10\n",  # on no grid
+    )
+    root = tmp_path / "stock"
+    assert csv_ingest.run(ctx(root), stock, "ABC", "1h", None).ok
+    assert [r[0].minute for r in query(root, "SELECT ts FROM bars ORDER BY ts")] == [30, 30]
+    reasons = [r[0] for r in query(root, "SELECT reason FROM bars_rejected ORDER BY line_number")]
+    assert "overlaps the one at line 3" in reasons[0] and "not on the 1h grid" in reasons[1], reasons
+    crypto = write_file(
+        tmp_path,
+        "c.csv",
+        "timestamp,open,high,low,close,volume\n2024-03-08T10:00:00Z,5,6,4,5.5,10\n2024-03-08T11:30:00Z,5,6,4,5.5,10\n",
+    )
+    root = tmp_path / "crypto"
+    assert csv_ingest.run(ctx(root), crypto, "BTCUSD", "1h", None, asset_class="crypto").ok
+    assert [r[0].minute for r in query(root, "SELECT ts FROM bars")] == [
+        0
+    ]  # a crypto hour starts on the hour
+    assert "a bar starts on a whole hour)" in query(root, "SELECT reason FROM bars_rejected")[0][0]
+
+
+def test_a_daily_instant_whose_day_differs_in_new_york_is_refused_not_moved(tmp_path: Path) -> None:
+    # 2024-03-14 20:30 New York: as a Unix time its UTC date is the 15th; with its offset it is the 14th
+    instant = dt.datetime(2024, 3, 14, 20, 30, tzinfo=ZoneInfo("America/New_York"))
+    f = write_file(
+        tmp_path,
+        "d.csv",
+        "timestamp,open,high,low,close,volume\n"
+        f"{int(instant.timestamp())},5,6,4,5.5,10\n"
+        f"{instant.isoformat()},5,6,4,5.5,10\n",
+    )
+    root = tmp_path / "lake"
+    assert csv_ingest.run(ctx(root), f, "ABC", "1d", None).ok
+    assert [r[0] for r in query(root, "SELECT ts FROM bars")] == [session_stamp(dt.date(2024, 3, 14))[0]]
+    (reason,) = query(root, "SELECT reason FROM bars_rejected")
+    assert "2024-03-15 as written but 2024-03-14 in New York" in reason[0], reason
