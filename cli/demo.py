@@ -16,11 +16,11 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
 
 import click
 
 from cli.main import _store, cli, handle_errors
+from cli.training import _train_flag
 from lake.context import RunContext
 
 DEMO_LAKE = Path("data/demo/lake")
@@ -35,11 +35,13 @@ def demo_config() -> Path:
 
 
 def _fingerprint(root: Path, config: Path, iterations: int | None) -> str:
-    """What a demo run depends on: the market data in the lake (not its runs), the demo's settings and an
-    --iterations override."""
+    """What a demo run depends on: the lake it is recorded in (two demo lakes in one folder share its runs/
+    folder, and a run is listed in the lake that recorded it), the market data in it (not its runs), the
+    demo's settings and an --iterations override."""
     from lake.writer import snapshot_hash
 
     h = hashlib.sha256()
+    h.update(f"lake {root.resolve()}\n".encode())
     h.update(snapshot_hash(root, ("bars", "bars_rejected", "news", "trading_sessions")).encode())
     h.update(config.read_bytes())
     h.update(repr(iterations).encode())
@@ -65,7 +67,13 @@ def _reusable(runs_dir: Path, fingerprint: str) -> Path | None:
 
 @cli.command("demo")
 @click.option("--retrain", is_flag=True, help="Train a new run even if a finished demo run is there.")
-@click.option("--iterations", type=int, default=None, help="PPO iterations (default: demo.toml).")
+@click.option(
+    "--iterations",
+    type=int,
+    default=None,
+    callback=_train_flag("num_iterations"),
+    help="PPO iterations, at least 1 (default: demo.toml).",
+)
 # the demo's own --lake and --quiet (so that the group's generic ones, and --config, are not added to it)
 @click.option(
     "--lake",
@@ -136,30 +144,32 @@ def demo_cmd(ctx: click.Context, retrain: bool, iterations: int | None) -> None:
     runs_dir = default_runs_dir(root)
     fingerprint = _fingerprint(root, config, iterations)
     reused = None if retrain else _reusable(runs_dir, fingerprint)
-    report: Any
     if reused is not None:
         head(
             f"train PPO: already done on this data and these settings ({reused.name}; --retrain to train again)"
         )
-        from rl.evaluate import evaluate, render_table
-
-        head("evaluate the chosen model on the unseen test period")
-        report = evaluate(root, run.settings, reused, "test", say=run.say, record=False)
-        click.echo(render_table(report))
         run_dir = reused
     else:
         head("train PPO on the train period, choose the model on the validation period")
-        result, report = train_and_evaluate(run, {"num_iterations": iterations}, runs_dir=runs_dir)
+        result, _ = train_and_evaluate(run, {"num_iterations": iterations}, runs_dir=runs_dir, evaluate=False)
         run_dir = result.run_dir
         if result.exit_code:
             click.echo("interrupted: the best checkpoint so far is kept", err=True)
             ctx.exit(result.exit_code)
+        # marked as soon as the model is chosen: a demo stopped during its evaluation reuses the run next time
         (runs_dir / MARKER).write_text(
             json.dumps(
                 {"fingerprint": fingerprint, "run_dir": str(run_dir), "run_id": result.run_id}, indent=1
             )
             + "\n"
         )
+
+    from rl.evaluate import evaluate, render_table
+
+    head("evaluate the chosen model on the unseen test period")
+    evaluated = (run_dir / "evaluation-test.json").exists()  # recorded in `runs` once, the first time
+    report = evaluate(root, run.settings, run_dir, "test", say=run.say, record=not evaluated)
+    click.echo(render_table(report))
 
     files = sorted(p.name for p in run_dir.glob("evaluation-test.*"))
     click.echo(

@@ -70,3 +70,32 @@ def test_the_demo_runs_end_to_end_and_a_second_run_changes_nothing(runner: CliRu
     report = json.loads(r.stdout)
     for key in ("overall", "per_symbol", "sharpe_ci", "bounds", "data_snapshot"):
         assert report[key] == printed[key], key
+
+
+def test_a_demo_stopped_in_its_evaluation_reuses_its_run_and_a_sibling_lake_trains_its_own(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rl.evaluate
+
+    real = rl.evaluate.evaluate
+    calls: list[int] = []
+
+    def stopped_once(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt  # Ctrl-C during the demo's evaluation, its training done
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(rl.evaluate, "evaluate", stopped_once)
+    a, b = tmp_path / "x" / "a", tmp_path / "x" / "b"  # two demo lakes in one folder share x/runs
+    r = runner.invoke(cli, ["--lake", str(a), "demo", "--iterations", "2"])
+    assert r.exit_code == 130, r.output
+    again = _demo(runner, a)
+    assert "already done" in again, again  # the finished training is reused, not trained a second time
+    runs = json.loads(runner.invoke(cli, ["--lake", str(a), "runs", "--format", "json"]).stdout)
+    assert sorted(x["kind"] for x in runs) == ["evaluate", "train"], runs
+
+    other = _demo(runner, b)
+    assert "already done" not in other, other  # lake b's runs are recorded in lake b
+    runs_b = json.loads(runner.invoke(cli, ["--lake", str(b), "runs", "--format", "json"]).stdout)
+    assert sorted(x["kind"] for x in runs_b) == ["evaluate", "train"], runs_b

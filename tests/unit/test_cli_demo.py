@@ -84,3 +84,12 @@ def test_config_is_refused_not_ignored(
     assert r.exit_code == 2, r.output
     assert "--config" in r.output, r.output
     assert first_step == [] and not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("value", ["0", "-1"])
+def test_iterations_below_one_is_refused_naming_the_flag_before_any_work(
+    runner: CliRunner, value: str, first_step: list[Any]
+) -> None:
+    r = runner.invoke(cli, ["demo", "--iterations", value])
+    assert r.exit_code == 2 and "--iterations" in r.output and "demo.toml" not in r.output, r.output
+    assert not first_step  # nothing ingested
