@@ -151,7 +151,9 @@ def demo_cmd(ctx: click.Context, retrain: bool, iterations: int | None) -> None:
         run_dir = reused
     else:
         head("train PPO on the train period, choose the model on the validation period")
-        result, _ = train_and_evaluate(run, {"num_iterations": iterations}, runs_dir=runs_dir, evaluate=False)
+        result, _ = train_and_evaluate(
+            run, {"num_iterations": iterations}, runs_dir=runs_dir, evaluate=False, judged=True
+        )
         run_dir = result.run_dir
         if result.exit_code:
             click.echo("interrupted: the best checkpoint so far is kept", err=True)

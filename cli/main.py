@@ -25,7 +25,7 @@ import click
 import duckdb
 
 from lake.config import load_dotenv_file, load_settings
-from lake.errors import REPAIR, MarketlakeError, is_interrupt
+from lake.errors import REPAIR, MarketlakeError, Terminated, is_interrupt, terminate_on_signals
 from lake.logs import redact, setup_logging
 from lake.paths import require_lake, resolve_lake_root
 
@@ -61,6 +61,9 @@ def handle_errors(fn: F) -> F:
         except (KeyboardInterrupt, duckdb.InterruptException, RuntimeError) as exc:
             if not is_interrupt(exc):  # (a RuntimeError that is not DuckDB's Ctrl-C during a fetch)
                 raise
+            if isinstance(exc, Terminated):
+                click.echo(f"terminated ({exc})", err=True)
+                sys.exit(128 + exc.signum)
             click.echo("interrupted", err=True)
             sys.exit(130)
         except duckdb.Error as exc:
@@ -218,8 +221,12 @@ def accept_group_options_everywhere(group: click.Group) -> None:
 def main() -> None:
     import cli as _package  # noqa: F401  (registers every command module on the group)
 
+    terminate_on_signals()  # SIGTERM, SIGHUP: stop as on Ctrl-C, so that a run is recorded as ended
     try:
         code = cli.main(obj={}, standalone_mode=False)
+    except Terminated as exc:
+        click.echo(f"terminated ({exc})", err=True)
+        sys.exit(128 + exc.signum)
     except (KeyboardInterrupt, click.exceptions.Abort):  # click turns Ctrl-C into Abort ("Aborted!", 1)
         click.echo("interrupted", err=True)
         sys.exit(130)

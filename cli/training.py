@@ -17,15 +17,22 @@ from lake.paths import parse_symbols
 
 
 def train_and_evaluate(
-    run: RunContext, overrides: dict[str, Any], *, runs_dir: Path | None = None, evaluate: bool = True
+    run: RunContext,
+    overrides: dict[str, Any],
+    *,
+    runs_dir: Path | None = None,
+    evaluate: bool = True,
+    judged: bool | None = None,
 ) -> tuple[Any, Any]:
     """What `marketlake train` does, for the command and for `marketlake demo`: train (train and validation
     periods only) and record the run (rl.evaluate.train_and_evaluate), evaluate the chosen model on the
-    unseen test period, print the table. Returns (TrainResult, EvalReport or None)."""
+    unseen test period, print the table. `judged` (default: `evaluate`): the run is to be evaluated on the
+    test period (here or by the caller), which must then hold bars. Returns (TrainResult, EvalReport or
+    None)."""
     from cli.ingest import _refresh_store
     from rl import evaluate as ev
 
-    check_before_run(run, overrides)
+    check_before_run(run, overrides, runs_dir=runs_dir, judged=evaluate if judged is None else judged)
     _refresh_store(run)  # the episodes read the stored features when they are up to date
     result, report = ev.train_and_evaluate(
         run.root,
@@ -41,16 +48,27 @@ def train_and_evaluate(
     return result, report
 
 
-def check_before_run(run: RunContext, overrides: dict[str, Any]) -> None:
+def check_before_run(
+    run: RunContext, overrides: dict[str, Any], *, runs_dir: Path | None = None, judged: bool = True
+) -> None:
     """What can be known wrong before a run is recorded is refused here, so that it never becomes a
-    `failed` run: the settings with the overrides, the device, and the interval and symbols the lake
-    holds (a symbol stored but not eligible in the train period is still the run's to skip)."""
+    `failed` run, nor a long run lost at its end: the settings with the overrides, the device, the interval
+    and symbols the lake holds (a symbol stored but not eligible in the train period is still the run's to
+    skip), the lake and the runs folder writable, and, for a run to be judged, a test period with bars."""
+    from lake.writer import require_writable
     from rl.ppo import resolve_device
-    from rl.train import check_in_lake, read_train_settings
+    from rl.train import check_in_lake, check_test_period, default_runs_dir, read_train_settings
 
     cfg, _env, opts = read_train_settings(run.settings, overrides)
     resolve_device(cfg.device)  # cuda on a machine without it
     check_in_lake(run.root, run.settings, opts.interval, opts.symbols)
+    require_writable(run.root, "the lake records every run in its `runs` dataset")
+    folder = Path(runs_dir or opts.runs_dir or default_runs_dir(run.root))
+    require_writable(
+        folder, "the run's folder, with its checkpoints and metrics, goes there; --runs-dir to choose"
+    )
+    if judged:
+        check_test_period(run.root, run.settings, opts.interval, opts.symbols)
 
 
 def _train_flag(key: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
@@ -175,14 +193,17 @@ def train_cmd(
     result, _ = train_and_evaluate(run, overrides, runs_dir=runs_dir, evaluate=not no_evaluate)
     click.echo(f"run id: {result.run_id}  ({result.run_dir})")
     if result.exit_code:
+        import signal
+
+        how = f"terminated ({signal.Signals(result.signal).name})" if result.signal else "interrupted"
         if result.best_checkpoint is not None:
             click.echo(
-                f"interrupted: the best checkpoint so far is kept (iteration {result.best_iteration})",
+                f"{how}: the best checkpoint so far is kept (iteration {result.best_iteration})",
                 err=True,
             )
         else:
             click.echo(
-                "interrupted before the first validation: no checkpoint was kept, nothing to evaluate",
+                f"{how} before the first validation: no checkpoint was kept, nothing to evaluate",
                 err=True,
             )
         sys.exit(result.exit_code)

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
 REPAIR = (
     "`marketlake verify` names every damaged file; re-run the ingest that wrote it (same symbols and days) "
     "to rebuild it from the raw cache"
@@ -20,6 +27,65 @@ def is_interrupt(exc: BaseException) -> bool:
     if isinstance(exc, duckdb.InterruptException):
         return True
     return isinstance(exc, RuntimeError) and str(exc) == "Query interrupted"
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (a `kill`, `timeout`, `docker stop`, a closed terminal), raised in the main thread
+    by the command line's handler (`terminate_on_signals`): the work stops as on Ctrl-C (a run is recorded
+    `interrupted`, its best checkpoint kept) and the process exits 128 + the signal's number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def terminate_on_signals() -> None:
+    """SIGTERM and SIGHUP raise Terminated in the main thread (the command line calls this once), instead
+    of killing the process where it stands: a training run is then recorded as ended, not left `running`."""
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        raise Terminated(signum)
+
+    for s in STOP_SIGNALS:
+        if signal.getsignal(s) is not signal.SIG_IGN:  # nohup's SIGHUP stays ignored
+            signal.signal(s, stop)
+
+
+@contextmanager
+def deferred_interrupts() -> Iterator[None]:
+    """Hold Ctrl-C (and SIGTERM, SIGHUP) while the block runs, then act on it: for the short writes that
+    record a run, so that a Ctrl-C pressed as training ends (to skip the evaluation) does not lose the run's
+    row. Outside the main thread (where signals are not delivered) the block just runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[signal.Signals] = []
+    signals = (signal.SIGINT, *STOP_SIGNALS)
+    before = {s: signal.getsignal(s) for s in signals}
+
+    def hold(signum: int, _frame: FrameType | None) -> None:
+        held.append(signal.Signals(signum))
+
+    for s in signals:
+        if before[s] is not signal.SIG_IGN:
+            signal.signal(s, hold)
+    try:
+        yield
+    finally:
+        for s in signals:
+            signal.signal(s, before[s])
+    if held:
+        signum = held[0]
+        previous = before[signum]
+        if callable(previous):
+            previous(signum, None)
+        elif signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        else:
+            os.kill(os.getpid(), signum)  # its default action, now that the run is recorded
 
 
 class MarketlakeError(Exception):

@@ -22,6 +22,7 @@ import logging
 import os
 import re
 import struct
+import tempfile
 import threading
 import time
 import uuid
@@ -199,6 +200,20 @@ def io_reason(exc: BaseException) -> str:
     if code in _NO_ROOM:
         return _NO_ROOM[code]
     return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
+def require_writable(folder: Path, why: str) -> None:
+    """Refuse, before any work, a folder this process cannot write to (a read-only mount, no permission,
+    a file where a folder should be): a temporary file is made and removed in it, or, when it does not
+    exist yet, in the nearest folder above it that does. `why`: what is written there."""
+    probe = Path(folder)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        with tempfile.TemporaryFile(dir=probe, prefix=".marketlake-probe-"):
+            pass
+    except OSError as exc:
+        raise MarketlakeError(f"cannot write to {folder}: {io_reason(exc)} ({why})") from None
 
 
 def _log_wait(message: str) -> None:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from lake.config import Settings
-from lake.errors import MarketlakeError, is_interrupt
+from lake.errors import MarketlakeError, deferred_interrupts, is_interrupt
 from lake.paths import resolve_lake_root
 from lake.writer import atomic_write_bytes
 from rl import runlog
@@ -239,8 +239,12 @@ def judge(
 # --- the evaluation ---------------------------------------------------------------------------------------
 
 
+def _instant(us: int) -> dt.datetime:
+    return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=int(us))
+
+
 def _iso(us: int) -> str:
-    return (dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=int(us))).isoformat()
+    return _instant(us).isoformat()
 
 
 def _period_line(data: MarketData) -> str:
@@ -289,6 +293,8 @@ def evaluate(
         raise MarketlakeError(f"evaluate: run folder {run_dir} does not exist")
     saved = _saved_run(run_dir)
     parent = saved.get("run_id") or (run_dir.name if saved else None)
+    for line in _provenance_notes(saved, root, period):
+        say(line)
     if isinstance(saved.get("data_settings"), dict):  # the periods and rules the run was trained with
         own = settings.with_sql_settings(saved["data_settings"])
         if own.sql_settings() != settings.sql_settings():
@@ -339,6 +345,15 @@ def evaluate(
         if clear_from is not None:
             say(f"note: {moved}")
         say(_period_line(data))
+        # the data read, hashed now (an ingest while the walks run must not change what it says was read)
+        snapshot = runlog.snapshot_for_run(
+            root,
+            settings,
+            list(data.symbols),
+            interval,
+            [period],
+            bounds={period: (_instant(data.bounds[0]), _instant(data.bounds[1]))},
+        )
         metrics, cis, per_year, curves = judge(
             data, env_config, policy, session=settings.session, seed=seed, resamples=resamples
         )
@@ -356,7 +371,6 @@ def evaluate(
             env=env_config.to_dict(),
             curves=curves,
         )
-        snapshot = runlog.snapshot_for_run(root, settings, report.symbols, interval, [period])
         report.data_snapshot, report.data_files = snapshot.hash, snapshot.files
         report.json_path = run_dir / f"evaluation-{period}.json"
         report.png_path = run_dir / f"evaluation-{period}.png"
@@ -471,6 +485,40 @@ def _clear_of_training(
     )
 
 
+def _provenance_notes(saved: Mapping[str, Any], root: Path, period: str) -> list[str]:
+    """What a reader of the evaluation must know about the model it judges: that its run did not finish
+    (interrupted, failed, or still `running`: its process was killed), that it was trained on another lake,
+    that the validation period chose it (so it is not out of sample)."""
+    notes = []
+    run_id = saved.get("run_id", "?")
+    got = saved.get("status")
+    state: Mapping[str, Any] = got if isinstance(got, dict) else {}
+    status = state.get("status")
+    done = f"after {state.get('iterations', '?')} of {(saved.get('ppo') or {}).get('num_iterations', '?')} iterations"
+    best = f"its best checkpoint, from iteration {state.get('best_iteration', '?')}"
+    if status == "interrupted":
+        notes.append(f"note: run {run_id} was interrupted {done}: the model evaluated is {best}")
+    elif status == "running":
+        notes.append(
+            f"note: run {run_id} never finished (its status is still `running` {done}: its process was "
+            f"stopped without a word, e.g. killed): the model evaluated is {best}"
+        )
+    elif status == "failed":
+        notes.append(f"note: run {run_id} failed {done}: the model evaluated is {best}")
+    lake_then = saved.get("lake")
+    if isinstance(lake_then, str) and lake_then and Path(lake_then).resolve() != root.resolve():
+        notes.append(
+            f"note: run {run_id} was trained on the lake at {lake_then}; this evaluation reads the lake at "
+            f"{root} (its periods and bars, not those the run was trained and chosen on)"
+        )
+    if period == "validation" and saved:
+        notes.append(
+            "note: the validation period chose this model among the run's checkpoints: its result there is "
+            "not out of sample (the test period is)"
+        )
+    return notes
+
+
 def _saved_run(run_dir: Path) -> dict[str, Any]:
     """settings.json (and status.json) of a training run folder, {} when there is none."""
     if not (run_dir / "settings.json").exists():
@@ -499,48 +547,88 @@ _TRAIN_STATUS = {
 }
 
 
+def _read_bounds(saved: Mapping[str, Any]) -> dict[str, tuple[dt.datetime, dt.datetime]]:
+    """The periods a training run read, as its settings.json records them."""
+    got = saved.get("periods")
+    out: dict[str, tuple[dt.datetime, dt.datetime]] = {}
+    for name, p in (got if isinstance(got, dict) else {}).items():
+        start = _parse_instant(p.get("start_at")) if isinstance(p, dict) else None
+        end = _parse_instant(p.get("end_at")) if isinstance(p, dict) else None
+        if start is not None and end is not None:
+            out[str(name)] = (start, end)
+    return out
+
+
+def training_snapshot(
+    root: str | os.PathLike[str] | None, settings: Settings, run_dir: str | os.PathLike[str]
+) -> runlog.DataSnapshot:
+    """The data snapshot of a training run: the lake files of the train and validation periods it read
+    (as settings.json records them) and the data settings it ran with. Taken as soon as the run's data is
+    read (rl.train.train's on_start), so that an ingest during a long run does not change it."""
+    from rl.train import read_run
+
+    saved = read_run(Path(run_dir))
+    bounds = _read_bounds(saved)
+    return runlog.snapshot_for_run(
+        resolve_lake_root(root),
+        settings,
+        saved["symbols"],
+        saved["interval"],
+        ["train", "validation"],
+        bounds=bounds or None,
+    )
+
+
 def record_training(
     root: str | os.PathLike[str] | None,
     settings: Settings,
     run_dir: str | os.PathLike[str],
     *,
     say: Say | None = None,
+    snapshot: runlog.DataSnapshot | None = None,
+    status: str | None = None,
+    error: str | None = None,
 ) -> runlog.RunRecord:
     """The `runs` row (kind train) of a training run folder written by rl.train.train: its settings,
-    status, best validation score, and the snapshot of the train and validation data it read. Mirrored to
-    Supabase when configured."""
+    status (status.json's, unless `status` is given; `error` is added to its metrics), best validation
+    score, and the snapshot of the train and validation data it read (`snapshot`, taken when it read them;
+    default: now). Mirrored to Supabase when configured, once the run has ended (a `running` row is not)."""
     from rl.train import read_run
 
     root = resolve_lake_root(root)
     run_dir = Path(run_dir)
     saved = read_run(run_dir)
-    status = dict(saved.pop("status", {}) or {})
+    state = dict(saved.pop("status", {}) or {})
     started = dt.datetime.fromisoformat(saved["started_at"])
-    finished = status.get("finished_at")
-    snapshot = runlog.snapshot_for_run(
-        root, settings, saved["symbols"], saved["interval"], ["train", "validation"]
-    )
+    finished = state.get("finished_at")
+    snapshot = snapshot or training_snapshot(root, settings, run_dir)
+    metrics = {
+        k: state.get(k)
+        for k in ("iterations", "env_steps", "best_iteration", "best_score", "error")
+        if k != "error" or state.get(k)
+    }
+    if error:
+        metrics["error"] = error
     record = runlog.RunRecord(
         run_id=str(saved["run_id"]),
         kind="train",
         started_at=started,
         config=json.loads(json.dumps(saved, default=str)),
-        status=_TRAIN_STATUS.get(str(status.get("status")), "failed"),
+        status=status or _TRAIN_STATUS.get(str(state.get("status")), "failed"),
         finished_at=dt.datetime.fromisoformat(finished) if finished else None,
         data_snapshot=snapshot.hash,
-        metrics={
-            k: status.get(k)
-            for k in ("iterations", "env_steps", "best_iteration", "best_score", "error")
-            if k != "error" or status.get(k)
-        },
+        metrics=metrics,
         code_version=runlog.code_version(),
         run_dir=str(run_dir),
         data_files=snapshot.files,
     )
+    if record.status != "running" and record.finished_at is None:
+        record.finished_at = dt.datetime.now(dt.UTC)
     runlog.write_run(root, record)
-    from rl.mirror import mirror_run
+    if record.status != "running":
+        from rl.mirror import mirror_run
 
-    mirror_run(root, record, say=say or (lambda _m: None))
+        mirror_run(root, record, say=say or (lambda _m: None))
     return record
 
 
@@ -551,22 +639,34 @@ def _record_failed_training(
     run_dir: Path | None,
     exc: BaseException,
     say: Say,
+    snapshot: runlog.DataSnapshot | None = None,
 ) -> None:
     """The `runs` row of a training run that raised: from its folder when it had one (status.json says
-    failed and why), else a row with the overrides and the error. Recording never hides the error."""
-    status = "interrupted" if is_interrupt(exc) else "failed"
-    error = f"{type(exc).__name__}: {exc}"
+    failed and why), else a row with the overrides and the error. Recording never hides the error. A run
+    stopped by Ctrl-C (or SIGTERM) is `interrupted`, with no error."""
+    interrupted = is_interrupt(exc)
+    status = "interrupted" if interrupted else "failed"
+    error = None if interrupted else f"{type(exc).__name__}: {exc}"
     try:
         if run_dir is not None:
-            record = record_training(root, settings, run_dir, say=say)
-            if record.status == "running":  # it raised before its loop could write why
-                record.status = status
-                record.metrics = {**(record.metrics or {}), "error": error}
-                runlog.write_run(root, record)
+            from rl.train import read_run
+
+            state = (read_run(run_dir).get("status") or {}).get("status")
+            own = None if state in (None, "running") else _TRAIN_STATUS.get(str(state))
+            # status.json says how it ended when the loop could write it; else it raised before: say so
+            record_training(
+                root,
+                settings,
+                run_dir,
+                say=say,
+                snapshot=snapshot,
+                status=own or status,
+                error=None if own else error,
+            )
             return
         config = {"overrides": {k: v for k, v in (overrides or {}).items() if v is not None}}
         record = runlog.start_run(root, "train", config)
-        record.metrics = {"error": error}
+        record.metrics = {"error": error} if error else {}
         runlog.finish_run(root, record, status, say=say)
     except Exception as again:  # the training error is the one to raise
         say(f"the failed training run could not be recorded in `runs`: {again}")
@@ -592,6 +692,14 @@ def train_and_evaluate(
     lake_root = resolve_lake_root(root)
     out = Path(runs_dir) if runs_dir is not None else None
     folders: list[Path] = []
+    snapshots: list[runlog.DataSnapshot] = []
+
+    def started(_run_id: str, run_dir: Path) -> None:
+        """The run is listed in `runs` (status running) as soon as its data is read, with its snapshot."""
+        folders.append(run_dir)
+        snapshots.append(training_snapshot(lake_root, settings, run_dir))
+        record_training(lake_root, settings, run_dir, say=say, snapshot=snapshots[0])
+
     try:
         result = train(
             lake_root,
@@ -600,12 +708,24 @@ def train_and_evaluate(
             runs_dir=out,
             say=say,
             progress=progress,
-            on_start=lambda _run_id, run_dir: folders.append(run_dir),
+            on_start=started,
         )
     except BaseException as exc:  # a run that fails (or is stopped before its loop) is recorded too
-        _record_failed_training(lake_root, settings, overrides, folders[0] if folders else None, exc, say)
+        with deferred_interrupts():
+            _record_failed_training(
+                lake_root,
+                settings,
+                overrides,
+                folders[0] if folders else None,
+                exc,
+                say,
+                snapshots[0] if snapshots else None,
+            )
         raise
-    record_training(lake_root, settings, result.run_dir, say=say)
+    with deferred_interrupts():  # a Ctrl-C now (to skip the evaluation) waits until the run is recorded
+        record_training(
+            lake_root, settings, result.run_dir, say=say, snapshot=snapshots[0] if snapshots else None
+        )
     if not evaluate_test:
         return result, None
     if result.status != "completed" or result.best_checkpoint is None:

@@ -272,10 +272,20 @@ def snapshot_for_run(
     symbols: Sequence[str],
     interval: str,
     periods: Sequence[str],
+    *,
+    bounds: Mapping[str, tuple[dt.datetime, dt.datetime]] | None = None,
 ) -> DataSnapshot:
-    """The data snapshot of a run over these periods: the lake files they cover (`lake_files_for`) and the
-    periods' bounds, which depend on the whole lake's bar range (so a moved split changes the hash)."""
-    bounds = period_bounds(root, settings, periods)
+    """The data snapshot of a run over these periods: the lake files they cover (`lake_files_for`), the
+    periods' bounds and the data settings the features are made with (session, news_time, max_gap_minutes,
+    ...): the same hash means the same data. `bounds`: the periods as the run read them (taken when it read
+    them: a run must not be hashed with periods the lake has moved to since); default: the lake's periods
+    now, which depend on the whole lake's bar range (so a moved split changes the hash)."""
+    if bounds is None:
+        bounds = period_bounds(root, settings, periods)
+    else:
+        bounds = {p: bounds[p] for p in periods if p in bounds}
+        if not bounds:
+            raise MarketlakeError(f"data snapshot: none of the periods {', '.join(periods)} was read")
     start = min(b[0] for b in bounds.values())
     end = max(b[1] for b in bounds.values())
     files = lake_files_for(root, symbols, interval, start, end)
@@ -283,6 +293,7 @@ def snapshot_for_run(
         "interval": interval,
         "symbols": sorted(symbols),
         "periods": {p: [b[0].isoformat(), b[1].isoformat()] for p, b in sorted(bounds.items())},
+        "settings": settings.sql_settings() if settings is not None else None,
     }
     return snapshot_of_files(root, files, extra=extra)
 

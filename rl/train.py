@@ -44,7 +44,7 @@ import torch
 
 from lake.config import Settings
 from lake.connect import sql_dir
-from lake.errors import ConfigError, MarketlakeError
+from lake.errors import ConfigError, MarketlakeError, Terminated
 from lake.paths import resolve_lake_root, validate_symbol
 from rl.episodes import EmptyPeriod, MarketData, NormStats, load_period
 from rl.market import EnvConfig
@@ -159,6 +159,38 @@ def check_in_lake(root: Path, settings: Settings, interval: str, wanted: list[st
         raise MarketlakeError(
             f"symbol(s) {', '.join(missing)}: no {interval} bars in the lake at {root} "
             f"(its {interval} symbols: {', '.join(held[interval])})"
+        )
+
+
+def check_test_period(root: Path, settings: Settings, interval: str, wanted: list[str] | None) -> None:
+    """The test period holds bars of `interval` (of `wanted`, when given); else a MarketlakeError before
+    any work: a run to be evaluated would otherwise train in full, then have nothing to be judged on."""
+    import lake
+    from lake.connect import views_needed
+
+    sql = (sql_dir() / "rl" / "test_period_rows.sql").read_text(encoding="utf-8")
+
+    def read() -> list[tuple[Any, ...]]:
+        con = lake.connect(root, read_only=True, settings=settings, views=views_needed([sql]))
+        try:
+            return con.execute(sql, {"interval": interval, "symbols": wanted}).fetchall()
+        finally:
+            con.close()
+
+    rows = lake.consistent(root, read)
+    of = f"{interval} bar of {', '.join(wanted)}" if wanted else f"{interval} bar"
+    fix = (
+        'move [splits] train_end / validation_end before the data\'s end (or use method = "fraction"), '
+        "or train with --no-evaluate"
+    )
+    if not rows:
+        raise MarketlakeError(f"the lake at {root} has no test period: nothing to evaluate a run on; {fix}")
+    start_at, end_at, n = rows[0]
+    if not n:
+        raise MarketlakeError(
+            f"the test period ({start_at.astimezone(dt.UTC):%Y-%m-%d %H:%M} .. "
+            f"{end_at.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC) holds no {of}: a run "
+            f"would train in full and have nothing to be judged on; {fix}"
         )
 
 
@@ -324,11 +356,16 @@ class TrainResult:
     best_iteration: int | None
     best_score: float | None
     skipped: dict[str, str] = field(default_factory=dict)
+    signal: int | None = None
+    """The signal that stopped it: SIGINT (Ctrl-C), or SIGTERM/SIGHUP (lake.errors.Terminated)."""
 
     @property
     def exit_code(self) -> int:
-        """What the command line exits with: 0, or 130 after Ctrl-C (the shell's convention for SIGINT)."""
-        return 130 if self.status == "interrupted" else 0
+        """What the command line exits with: 0, or 128 + the signal that stopped it (the shell's convention:
+        130 after Ctrl-C, 143 after SIGTERM)."""
+        if self.status != "interrupted":
+            return 0
+        return 128 + (self.signal or 2)
 
 
 def _progress(enabled: bool) -> Any:
@@ -404,7 +441,7 @@ def train(
 
     # 3. the run folder
     started = dt.datetime.now(dt.UTC)
-    out_dir = Path(runs_dir or opts.runs_dir or default_runs_dir(root))
+    out_dir = Path(runs_dir or opts.runs_dir or default_runs_dir(root)).absolute()  # found from any folder
     run_id, run_dir = _new_run_dir(out_dir, started)
     (run_dir / CHECKPOINTS).mkdir()
     _write_json(
@@ -518,7 +555,8 @@ def train(
                 bar.update(task, advance=1, line=_line(stats, stats.env_steps / max(t2 - t0, 1e-9), record))
                 if on_iteration is not None:
                     on_iteration(stats)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
+        stopped_by = stop.signum if isinstance(stop, Terminated) else None
         _best_from_file(best, state)  # a Ctrl-C may land between best.pt's replacement and the state's update
         write_status(status="interrupted", finished_at=dt.datetime.now(dt.UTC).isoformat())
         kept = (
@@ -531,7 +569,9 @@ def train(
         )
         say(f"run {run_id} interrupted after {state['iterations']} iteration(s); {kept}")
         # (the command line prints the run id last, after the evaluation)
-        return _result(run_id, run_dir, state, elig, opts.interval)
+        stopped = _result(run_id, run_dir, state, elig, opts.interval)
+        stopped.signal = stopped_by
+        return stopped
     except BaseException as exc:
         write_status(status="failed", error=f"{type(exc).__name__}: {exc}")
         raise

@@ -90,3 +90,56 @@ def test_ctrl_c_during_a_query_exits_130(tmp_path: Path, lake_root: Path) -> Non
             p.kill()
     assert p.returncode == 130, (out, err)
     assert err.strip() == "interrupted", err
+
+
+def test_sigterm_during_training_records_the_run_interrupted_and_exits_143(tmp_path: Path) -> None:
+    """A `kill`, `timeout` or `docker stop` (SIGTERM) stops training as Ctrl-C does: the best checkpoint is
+    kept, status.json and the run's row say interrupted (not `running` forever), exit 128 + 15."""
+    import json
+
+    from rl import runlog
+    from tests.unit.test_ppo_train import TINY, build_lake
+
+    root = tmp_path / "lake"
+    build_lake(root)
+    config = tmp_path / "marketlake.toml"
+    lines = [f"{k} = {json.dumps(v)}" for k, v in (TINY | {"num_iterations": 100_000}).items()]
+    config.write_text("[train]\n" + "\n".join(lines) + "\n")
+    runs = tmp_path / "runs"
+    exe = Path(sys.executable).with_name("marketlake")
+    p = subprocess.Popen(
+        [
+            str(exe),
+            "--lake",
+            str(root),
+            "--config",
+            str(config),
+            "train",
+            "--no-evaluate",
+            "--runs-dir",
+            str(runs),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # until its first validation has kept a checkpoint
+            assert p.poll() is None, p.communicate()
+            assert time.monotonic() < deadline
+            best = list(runs.glob("*/checkpoints/best.pt"))
+            if best:
+                break
+            time.sleep(0.05)
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 143, (out, err)
+    assert "terminated (SIGTERM): the best checkpoint so far is kept" in err, err
+    (run_dir,) = list(runs.iterdir())
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "interrupted"
+    (row,) = [r for r in runlog.list_runs(root, kind="train") if r["run_dir"] == str(run_dir)]
+    assert row["status"] == "interrupted", row

@@ -231,3 +231,57 @@ def test_the_run_id_is_printed_once_and_last(runner: CliRunner, train_lake: Path
     assert r.exit_code == 0, r.output
     assert r.output.count("run id:") == 1, r.output
     assert r.output.rstrip().splitlines()[-1].startswith("run id: "), r.output
+
+
+# --- what would lose a whole run at its end -----------------------------------------------------------------
+
+
+def test_a_test_period_without_bars_is_refused_before_training(
+    runner: CliRunner, train_lake: Path, tmp_path: Path
+) -> None:
+    """Date splits set beyond the data: every bar trains and the test period is empty; a run to be evaluated
+    is refused before any work (no folder, no row), with what to change; --no-evaluate still trains."""
+    config = tmp_path / "late.toml"
+    config.write_text('[splits]\nmethod = "date"\ntrain_end = 2030-01-01\nvalidation_end = 2031-01-01\n')
+    runs = tmp_path / "runs"
+    before = len(_train_runs(train_lake))
+    args = ["--lake", str(train_lake), "--config", str(config), "train", "--runs-dir", str(runs), *TINY_SETS]
+    r = runner.invoke(cli, args)
+    assert r.exit_code == 1, r.output
+    assert "the test period" in r.output and "holds no 1m bar" in r.output and "--no-evaluate" in r.output, (
+        r.output
+    )
+    assert not runs.exists() and len(_train_runs(train_lake)) == before
+
+
+def test_an_unwritable_runs_folder_is_refused_before_training(
+    runner: CliRunner, train_lake: Path, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    before = len(_train_runs(train_lake))
+    args = ["--lake", str(train_lake), "train", "--runs-dir", str(blocker / "runs"), *TINY_SETS]
+    r = runner.invoke(cli, args)
+    assert r.exit_code == 1 and f"cannot write to {blocker / 'runs'}" in r.output, r.output
+    assert len(_train_runs(train_lake)) == before
+
+
+def test_a_read_only_lake_is_refused_before_training(
+    runner: CliRunner, train_lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read-only mount (EROFS; this test runs as any user, so the file system's answer is given)."""
+    import errno
+    import tempfile
+
+    real = tempfile.TemporaryFile
+
+    def temporary_file(*args: Any, **kw: Any) -> Any:
+        if Path(kw.get("dir", "")) == train_lake:
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", temporary_file)
+    runs = tmp_path / "runs"
+    r = runner.invoke(cli, ["--lake", str(train_lake), "train", "--runs-dir", str(runs), *TINY_SETS])
+    assert r.exit_code == 1 and f"cannot write to {train_lake}: Read-only file system" in r.output, r.output
+    assert not runs.exists()

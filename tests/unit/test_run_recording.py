@@ -1,0 +1,185 @@
+"""A training run's `runs` row: listed `running` as soon as its data is read, its data snapshot taken
+then (an ingest during the run does not change it), recorded even when Ctrl-C lands as it ends, mirrored
+once with the state it ended in, and its folder named absolutely."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lake.config import Settings
+from lake.errors import deferred_interrupts
+from rl import mirror as mirror_module
+from rl import runlog
+from rl.evaluate import train_and_evaluate, training_snapshot
+from rl.ppo import PPO
+from tests.unit.test_features_point_in_time import write_news
+from tests.unit.test_ppo_train import TINY, build_lake
+
+
+@pytest.fixture
+def lake_root(tmp_path: Path) -> Path:
+    root = tmp_path / "lake"
+    build_lake(root)
+    return root
+
+
+def _rows(root: Path, runs: Path) -> list[dict[str, Any]]:
+    return [
+        r for r in runlog.list_runs(root, kind="train") if r["run_dir"] and Path(r["run_dir"]).parent == runs
+    ]
+
+
+def _article(symbol: str) -> dict[str, list[dict[str, Any]]]:
+    at = dt.datetime(2024, 3, 1, 12, tzinfo=dt.UTC)  # inside the train period
+    row = {
+        "id": "mid-run",
+        "published_at": at,
+        "ingested_at": at,
+        "title": "landed while the run trained",
+        "summary": None,
+        "publisher": None,
+        "url": None,
+        "sentiment": 0.5,
+        "source": "test",
+    }
+    return {symbol: [row]}
+
+
+def test_a_run_is_listed_running_with_its_snapshot_and_an_ingest_meanwhile_does_not_change_it(
+    lake_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = tmp_path / "runs"
+    seen: list[list[dict[str, Any]]] = []
+    real = PPO.iterate
+
+    def iterate(self: PPO) -> Any:
+        if not seen:
+            seen.append(_rows(lake_root, runs))  # what `marketlake runs` shows while it trains
+            write_news(lake_root, _article("BTCUSDT"))  # an ingest lands news of a symbol it trains on
+        return real(self)
+
+    monkeypatch.setattr(PPO, "iterate", iterate)
+    result, _ = train_and_evaluate(lake_root, Settings(), TINY, runs_dir=runs, evaluate_test=False)
+    (running,) = seen[0]
+    assert running["status"] == "running" and running["run_id"] == result.run_id, running
+    (row,) = _rows(lake_root, runs)
+    assert row["status"] == "finished", row
+    # the data it read: the snapshot taken when it read it, not the lake at its end
+    assert row["data_snapshot"] == running["data_snapshot"], (row, running)
+    now = training_snapshot(lake_root, Settings(), result.run_dir)
+    assert now.hash != row["data_snapshot"]  # the news it never read is in the lake now
+
+
+def test_a_data_setting_changes_the_snapshot(lake_root: Path, tmp_path: Path) -> None:
+    result, _ = train_and_evaluate(
+        lake_root, Settings(), TINY, runs_dir=tmp_path / "runs", evaluate_test=False
+    )
+    a = training_snapshot(lake_root, Settings(), result.run_dir).hash
+    b = training_snapshot(lake_root, Settings(max_gap_minutes=7), result.run_dir).hash
+    assert a != b  # the features are made with it: the same hash must mean the same data
+
+
+def test_a_ctrl_c_as_training_ends_still_records_the_run(
+    lake_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = tmp_path / "runs"
+    real = runlog.write_run
+
+    def write_run(root: Any, record: runlog.RunRecord) -> None:
+        if record.kind == "train" and record.status == "finished":
+            os.kill(os.getpid(), signal.SIGINT)  # pressed to skip the evaluation, as the row is written
+        real(root, record)
+
+    monkeypatch.setattr(runlog, "write_run", write_run)
+    with pytest.raises(KeyboardInterrupt):
+        train_and_evaluate(lake_root, Settings(), TINY, runs_dir=runs)
+    (row,) = _rows(lake_root, runs)
+    assert row["status"] == "finished", row
+    assert not list(Path(row["run_dir"]).glob("evaluation-*"))  # the Ctrl-C then skipped the evaluation
+
+
+def test_deferred_interrupts_hold_ctrl_c_until_the_block_ends() -> None:
+    done: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        with deferred_interrupts():
+            os.kill(os.getpid(), signal.SIGINT)
+            done.append("the block ran to its end")
+    assert done == ["the block ran to its end"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
+def test_a_run_whose_status_could_not_be_written_is_mirrored_failed_once(
+    lake_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk fills under the run folder: status.json stays `running`; the row (lake and Supabase) says
+    failed, and the running row is never mirrored (the mirror keeps the first row it takes)."""
+    import rl.train
+
+    mirrored: list[str] = []
+    monkeypatch.setattr(
+        mirror_module, "mirror_run", lambda _root, record, say: mirrored.append(record.status)
+    )
+    real_json = rl.train._write_json
+
+    def write_json(path: Path, data: Any) -> None:
+        if path.name == "status.json" and data.get("status") == "failed":
+            raise OSError(28, "No space left on device")
+        real_json(path, data)
+
+    def boom(self: PPO) -> None:
+        raise RuntimeError("the learner broke")
+
+    monkeypatch.setattr(rl.train, "_write_json", write_json)
+    monkeypatch.setattr(PPO, "iterate", boom)
+    with pytest.raises(OSError):
+        train_and_evaluate(lake_root, Settings(), TINY, runs_dir=tmp_path / "runs")
+    (row,) = _rows(lake_root, tmp_path / "runs")
+    assert row["status"] == "failed" and "No space left" in row["metrics"]["error"], row
+    assert mirrored == ["failed"], mirrored
+
+
+def test_a_relative_runs_dir_is_recorded_absolute(
+    lake_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result, _ = train_and_evaluate(lake_root, Settings(), TINY, runs_dir=Path("relruns"), evaluate_test=False)
+    assert result.run_dir.is_absolute(), result.run_dir
+    (row,) = _rows(lake_root, tmp_path / "relruns")
+    assert Path(row["run_dir"]).is_absolute(), row
+
+
+def test_evaluate_says_when_its_run_did_not_finish_or_came_from_another_lake(
+    lake_root: Path, tmp_path: Path
+) -> None:
+    import json
+
+    from rl.evaluate import evaluate
+
+    result, _ = train_and_evaluate(
+        lake_root, Settings(), TINY, runs_dir=tmp_path / "runs", evaluate_test=False
+    )
+    said: list[str] = []
+    evaluate(lake_root, Settings(), result.run_dir, "test", say=said.append, record=False)
+    assert not [x for x in said if x.startswith("note:")], said  # a finished run of this lake: nothing to say
+
+    status = result.run_dir / "status.json"
+    state = json.loads(status.read_text())
+    for how, words in (("running", "never finished"), ("interrupted", "was interrupted")):
+        status.write_text(json.dumps(state | {"status": how}))
+        said = []
+        evaluate(lake_root, Settings(), result.run_dir, "test", say=said.append, record=False)
+        assert any(words in x and f"iteration {state['best_iteration']}" in x for x in said), said
+
+    settings = result.run_dir / "settings.json"
+    saved = json.loads(settings.read_text())
+    settings.write_text(json.dumps(saved | {"lake": str(tmp_path / "another-lake")}))
+    said = []
+    evaluate(lake_root, Settings(), result.run_dir, "validation", say=said.append, record=False)
+    assert any("another-lake" in x for x in said), said
+    assert any("not out of sample" in x for x in said), said
