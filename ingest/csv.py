@@ -20,6 +20,12 @@ rules:
   offset is a local time and needs `--tz ZONE`; without it the file is refused, naming the line. A local
   time that does not exist or is ambiguous (daylight-saving change) is quarantined.
 
+A whole file is refused, one line naming it and nothing stored, when its rows are closer together than
+`interval` (the most common spacing between consecutive times, `cadence`: a minute file imported as 1h
+would land each hour's first minute as an hourly bar), and when a stock's or ETF's file has at least
+WEEKEND_MIN_ROWS rows, and a WEEKEND_SHARE of them, on a Saturday or Sunday (a crypto file imported without
+`--asset-class crypto`); fewer weekend rows of a stock are quarantined one by one.
+
 Every row passes the one OHLCV rule of every source (`ingest.common.ohlcv_problem`); a failing row, an
 unreadable value, a duplicate stamp go to `bars_rejected` with the reason and the line number. The file is
 copied to the raw cache (`raw/<source>/<symbol>/<interval>/<name>`, with its sha256). A file is identified
@@ -34,7 +40,7 @@ import csv
 import datetime as dt
 import io
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +48,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ingest.common import (
     INT64_MAX,
+    INTERVALS,
     IngestSummary,
     RawCache,
     RunContext,
@@ -222,6 +229,13 @@ def parse_csv(
     out = Parsed()
     header: list[str] | None = None
     seen: dict[dt.datetime, int] = {}
+    times: list[dt.datetime] = []
+    """Every row's time that could be read (an instant as such; a date or a local time of a daily row as
+    written, read as UTC's): the file's own cadence, checked against `interval` once all are read."""
+    weekend = 0
+    """Rows on a Saturday or Sunday (the date as written for daily rows; in New York and in UTC for
+    intraday ones): a stock or ETF file with many is a market that trades every day, refused."""
+    localized = False
     for row in reader:
         line = reader.line_num
         if not any(cell.strip() for cell in row):
@@ -280,6 +294,16 @@ def parse_csv(
             continue
         if daily:
             day = stamp.date() if isinstance(stamp, dt.datetime) else stamp
+            # an instant as such (two ways of writing one instant are one time); a wall-clock time or a date
+            # as written, read as UTC's (only the spacing matters)
+            times.append(
+                dt.datetime.combine(stamp, dt.time(0), dt.UTC)
+                if not isinstance(stamp, dt.datetime)
+                else stamp
+                if stamp.tzinfo is not None
+                else stamp.replace(tzinfo=dt.UTC)
+            )
+            weekend += int(day.weekday() >= 5)
             if isinstance(stamp, dt.datetime) and stamp.tzinfo is not None:
                 # an instant (a Unix time, an ISO time with its offset): its day where the bar's market keeps
                 # its days (New York for stocks and ETFs, UTC for crypto) must be the date it is written with,
@@ -318,7 +342,19 @@ def parse_csv(
                 except ValueError as exc:
                     reject(str(exc))
                     continue
+                localized = True
             ts = stamp.astimezone(dt.UTC)
+            times.append(ts)
+            if asset_class != "crypto" and ts.weekday() >= 5 and ts.astimezone(NEW_YORK).weekday() >= 5:
+                weekend += 1
+                ny_day, utc_day = f"{ts.astimezone(NEW_YORK):%A}", f"{ts:%A}"
+                reject(
+                    f"time {ts.isoformat()} is a {ny_day} in New York and "
+                    + ("in UTC" if ny_day == utc_day else f"a {utc_day} in UTC")
+                    + f": no US exchange trades a {asset_class} then (is the file crypto? use --asset-class crypto)",
+                    at=ts,
+                )
+                continue
             minutes = step.total_seconds() / 60
             if ts.second or ts.microsecond or (minutes < 60 and ts.minute % int(minutes)):
                 reject(
@@ -387,7 +423,76 @@ def parse_csv(
         )
     if header is None:
         raise MarketlakeError(f"{where}: the file is empty (no header, no rows)")
+    check_cadence(times, interval, where)
+    if asset_class != "crypto" and weekend >= WEEKEND_MIN_ROWS and weekend >= WEEKEND_SHARE * len(times):
+        raise MarketlakeError(
+            f"{where}: {weekend} of {len(times)} rows are on a Saturday or Sunday"
+            + ("" if daily else " (in New York and in UTC)")
+            + f", when no US exchange trades; {symbol} is read as a {asset_class}: is it crypto? use "
+            "--asset-class crypto"
+            + (f" (or are its times not in {tz.key}? check --tz)" if localized and tz is not None else "")
+            + "; nothing was stored"
+        )
     return out
+
+
+WEEKEND_MIN_ROWS = 3
+WEEKEND_SHARE = 0.1
+"""A stock or ETF file is refused when at least this many of its rows, and this share of them, are on a
+weekend: a market that trades every day (crypto, 2 days in 7) without `--asset-class crypto`. Fewer are
+stray rows, quarantined one by one (intraday: a weekend in New York and in UTC; daily: not an XNYS
+session), as the other bad rows are."""
+
+DST_SLACK = dt.timedelta(hours=1)
+"""Daily rows written as instants (a Unix time of midnight in New York, say) are 23 hours apart across a
+daylight-saving change."""
+
+
+def _span(delta: dt.timedelta) -> str:
+    """A spacing in words: `1 minute`, `30 minutes`, `1 hour 30 minutes`, `2 days`."""
+    seconds = int(delta.total_seconds())
+    parts = []
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        n, seconds = divmod(seconds, size)
+        if n:
+            parts.append(f"{n} {unit}{'' if n == 1 else 's'}")
+    return " ".join(parts) or "0 seconds"
+
+
+def cadence(times: list[dt.datetime]) -> tuple[dt.timedelta, int, int] | None:
+    """The file's own cadence: the most common positive spacing between consecutive distinct times (in time
+    order; the larger of equally common ones), how many spacings are that, and how many there are. None
+    for fewer than two distinct times. Gaps (nights, weekends, holidays, a quiet minute) and a few stray
+    rows are each less common than the bars' own spacing, so they do not change it."""
+    ordered = sorted(set(times))
+    counts = Counter(b - a for a, b in zip(ordered, ordered[1:], strict=False))
+    if not counts:
+        return None
+    most, n = max(counts.items(), key=lambda kv: (kv[1], kv[0]))
+    return most, n, len(ordered) - 1
+
+
+def check_cadence(times: list[dt.datetime], interval: str, where: str) -> None:
+    """Refuse a file whose rows are closer together than `interval` (a minute file imported as hourly
+    would land one minute per hour as an hourly bar and quarantine the rest): MarketlakeError naming the
+    file, the spacing found and the interval it is."""
+    found = cadence(times)
+    step = interval_delta(interval)
+    if found is None:
+        return
+    most, n, total = found
+    if most >= step - (DST_SLACK if step >= dt.timedelta(days=1) else dt.timedelta(0)):
+        return
+    match = next((name for name, d in INTERVALS.items() if d == most), None)
+    advice = (
+        f"use --interval {match}"
+        if match
+        else f"no --interval is {_span(most)} ({', '.join(INTERVALS)}): resample the file to one first"
+    )
+    raise MarketlakeError(
+        f"{where}: rows are {_span(most)} apart (the most common spacing, {n} of {total}), finer than "
+        f"--interval {interval}: {advice}; nothing was stored"
+    )
 
 
 HALF_HOUR = dt.timedelta(minutes=30)

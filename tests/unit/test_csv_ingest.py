@@ -409,3 +409,247 @@ def test_a_daily_instant_whose_day_differs_in_new_york_is_refused_not_moved(tmp_
     assert [r[0] for r in query(root, "SELECT ts FROM bars")] == [session_stamp(dt.date(2024, 3, 14))[0]]
     (reason,) = query(root, "SELECT reason FROM bars_rejected")
     assert "2024-03-15 as written but 2024-03-14 in New York" in reason[0], reason
+
+
+# --- a file's own cadence against --interval; weekend rows in a stock or ETF file -----------------------
+
+BINANCE_HEADER = "open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore\n"
+YAHOO_DAILY_HEADER = "Date,Open,High,Low,Close,Adj Close,Volume\n"
+YAHOO_INTRADAY_HEADER = "Datetime,Open,High,Low,Close,Adj Close,Volume\n"
+HOLIDAYS = {dt.date(2023, 12, 25), dt.date(2024, 1, 1), dt.date(2024, 1, 15)}
+
+
+def binance_rows(start: dt.datetime, step: dt.timedelta, n: int) -> str:
+    """Binance kline rows (open time and close time in ms, 12 fields) from `start`, every `step`."""
+    out = []
+    for i in range(n):
+        t = start + i * step
+        ms = int(t.timestamp() * 1000)
+        out.append(f"{ms},100,101,99,100.5,2.5,{ms + int(step.total_seconds() * 1000) - 1},250,10,1,100,0\n")
+    return "".join(out)
+
+
+def yahoo_days(first: dt.date, last: dt.date, *, every_day: bool = False) -> list[dt.date]:
+    days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+    return days if every_day else [d for d in days if d.weekday() < 5 and d not in HOLIDAYS]
+
+
+def yahoo_daily(days: list[dt.date]) -> str:
+    return YAHOO_DAILY_HEADER + "".join(f"{d},10,12,9,11,10.5,1000\n" for d in days)
+
+
+def landed(root: Path) -> int:
+    return 0 if no_lake(root) is not None else query(root, "SELECT count(*) FROM lake_bars")[0][0]
+
+
+MINUTE_START = dt.datetime(2024, 9, 16, tzinfo=dt.UTC)  # a Monday
+
+
+@pytest.mark.parametrize("interval", ["1h", "5m", "15m", "1d"])
+def test_a_minute_file_declared_coarser_is_refused_whole(tmp_path: Path, interval: str) -> None:
+    """A 1m Binance file imported as 1h landed each hour's first minute as an hourly bar (a wrong high, a
+    sixtieth of the volume) and quarantined the rest as off the grid; as 1d, one minute a day."""
+    f = write_file(
+        tmp_path, "BTCUSDT-1m.csv", BINANCE_HEADER + binance_rows(MINUTE_START, dt.timedelta(minutes=1), 1440)
+    )
+    root = tmp_path / "lake"
+    with pytest.raises(MarketlakeError) as err:
+        csv_ingest.run(ctx(root), f, "BTCUSDT", interval, None, asset_class="crypto")
+    assert str(err.value) == (
+        f"{f}: rows are 1 minute apart (the most common spacing, 1439 of 1439), finer than --interval "
+        f"{interval}: use --interval 1m; nothing was stored"
+    )
+    assert landed(root) == 0
+
+
+def test_the_sp500_minute_sample_declared_daily_or_5m_is_refused(lake_root: Path) -> None:
+    for interval in ("1d", "5m", "1h"):
+        with pytest.raises(
+            MarketlakeError, match=rf"1 minute apart .*finer than --interval {interval}: use --interval 1m"
+        ):
+            csv_ingest.run(ctx(lake_root), SP500, "SPX", interval, "America/New_York")
+    assert landed(lake_root) == 0
+
+
+def test_a_5m_file_as_1h_and_a_30_minute_file_name_what_they_are(tmp_path: Path) -> None:
+    five = write_file(
+        tmp_path, "five.csv", BINANCE_HEADER + binance_rows(MINUTE_START, dt.timedelta(minutes=5), 300)
+    )
+    with pytest.raises(
+        MarketlakeError, match="rows are 5 minutes apart .*finer than --interval 1h: use --interval 5m"
+    ):
+        csv_ingest.run(ctx(tmp_path / "a"), five, "BTCUSDT", "1h", None, asset_class="crypto")
+    # a stock's half-hour bars declared hourly: every other one landed as an hour (the rest "overlapping")
+    days = yahoo_days(dt.date(2024, 3, 4), dt.date(2024, 3, 8))
+    rows = [
+        dt.datetime.combine(d, dt.time(9, 30), ZoneInfo("America/New_York")) + k * dt.timedelta(minutes=30)
+        for d in days
+        for k in range(13)
+    ]
+    half = write_file(
+        tmp_path,
+        "half.csv",
+        YAHOO_INTRADAY_HEADER + "".join(f"{t.isoformat(' ')},10,12,9,11,11,100\n" for t in rows),
+    )
+    with pytest.raises(MarketlakeError) as err:
+        csv_ingest.run(ctx(tmp_path / "b"), half, "ABC", "1h", None)
+    assert "rows are 30 minutes apart" in str(err.value)
+    assert "no --interval is 30 minutes (1m, 5m, 15m, 1h, 1d): resample the file to one first" in str(
+        err.value
+    )
+
+
+def test_files_of_their_own_interval_land_as_before(tmp_path: Path) -> None:
+    """Gaps (nights, weekends, holidays, quiet minutes), a stock's hour opening at 09:30, a few rows off the
+    grid or duplicated: the file's cadence is still its bars' spacing, and nothing is refused."""
+    ny = ZoneInfo("America/New_York")
+    week = yahoo_days(dt.date(2024, 3, 4), dt.date(2024, 3, 15))
+    cases: list[tuple[str, str, str, str | None, str | None, int, int]] = []
+    # true 1h crypto (Binance), every hour of two weeks, weekends included, with two stray rows at :17
+    hours = binance_rows(MINUTE_START, dt.timedelta(hours=1), 24 * 14)
+    strays = binance_rows(MINUTE_START + dt.timedelta(hours=5, minutes=17), dt.timedelta(days=3), 2)
+    cases.append(("crypto1h.csv", BINANCE_HEADER + hours + strays, "1h", None, "crypto", 24 * 14, 2))
+    # 1h stock, yfinance style: 09:30, 10:30, ..., 15:30
+    yf = [
+        dt.datetime.combine(d, dt.time(9, 30), ny) + k * dt.timedelta(hours=1) for d in week for k in range(7)
+    ]
+    text = YAHOO_INTRADAY_HEADER + "".join(f"{t.isoformat(' ')},10,12,9,11,11,100\n" for t in yf)
+    cases.append(("yf1h.csv", text, "1h", None, None, len(yf), 0))
+    # 1h stock with the session's half hour first: 09:30, 10:00, 11:00, ..., 15:00 (10:00 overlaps 09:30's hour)
+    tv = [
+        dt.datetime.combine(d, t, ny)
+        for d in week
+        for t in [dt.time(9, 30)] + [dt.time(h) for h in range(10, 16)]
+    ]
+    text = YAHOO_INTRADAY_HEADER + "".join(f"{t.isoformat(' ')},10,12,9,11,11,100\n" for t in tv)
+    cases.append(("tv1h.csv", text, "1h", None, None, len(tv) - len(week), len(week)))
+    # 1d stock, Yahoo: weekends and holidays (Christmas, New Year, Martin Luther King day) missing
+    days = yahoo_days(dt.date(2023, 12, 1), dt.date(2024, 1, 31))
+    cases.append(("d.csv", yahoo_daily(days), "1d", None, None, len(days), 0))
+    # 1d stock with three rows written twice
+    cases.append(("dup.csv", yahoo_daily(days + days[5:8]), "1d", None, None, len(days), 3))
+    # 1d stock written as Unix times of midnight in New York, across the change to daylight saving time
+    unix = [
+        int(dt.datetime.combine(d, dt.time(0), ny).timestamp())
+        for d in yahoo_days(dt.date(2024, 3, 7), dt.date(2024, 3, 12))
+    ]
+    text = "timestamp,open,high,low,close,volume\n" + "".join(f"{u},10,12,9,11,100\n" for u in unix)
+    cases.append(("unix.csv", text, "1d", None, None, len(unix), 0))
+    # two crypto days written as Unix times of midnight in New York: 23 hours apart (daylight saving began)
+    text = "timestamp,open,high,low,close,volume\n" + "".join(
+        f"{int(dt.datetime(2024, 3, d, tzinfo=ny).timestamp())},10,12,9,11,100\n" for d in (10, 11)
+    )
+    cases.append(("dst.csv", text, "1d", None, "crypto", 2, 0))
+    # 1m stock (the S&P 500 sample's layout) with quiet minutes missing
+    minutes = [
+        dt.datetime(2024, 3, 5, 9, 30) + dt.timedelta(minutes=m) for m in range(390) if m % 7 not in (2, 3)
+    ]
+    text = "Date,Open,Close,High,Low,Volume\n" + "".join(
+        f"{t.month}/{t.day}/{t.year} {t.hour}:{t.minute:02d},10,11,12,9,0\n" for t in minutes
+    )
+    cases.append(("m.csv", text, "1m", "America/New_York", None, len(minutes), 0))
+    for name, content, interval, tz, klass, bars, rejected in cases:
+        f = write_file(tmp_path, name, content)
+        summary = csv_ingest.run(ctx(tmp_path / f"lake-{name}"), f, "ABC", interval, tz, asset_class=klass)
+        assert summary.ok, (name, summary.errors)
+        got = (summary.of("ABC").rows_landed, summary.of("ABC").rows_rejected)
+        assert got == (bars, rejected), name
+
+
+def test_cadence_is_the_most_common_spacing_the_larger_of_equals() -> None:
+    t0 = dt.datetime(2024, 3, 4, 14, 30, tzinfo=dt.UTC)
+    minute, hour = dt.timedelta(minutes=1), dt.timedelta(hours=1)
+    assert csv_ingest.cadence([]) is None and csv_ingest.cadence([t0, t0]) is None
+    # out of order, a duplicate, a gap: still one minute
+    times = [t0 + k * minute for k in (5, 0, 1, 2, 2, 3, 4, 60, 61, 62)]
+    assert csv_ingest.cadence(times) == (minute, 7, 8)
+    # a stock's hours opening at 09:30 then 10:00: the half hour is once a day, the hour five times
+    day = [t0, t0 + hour / 2] + [t0 + hour / 2 + k * hour for k in range(1, 6)]
+    assert csv_ingest.cadence(day) == (hour, 5, 6)
+    assert csv_ingest.cadence([t0, t0 + minute, t0 + minute + hour]) == (hour, 1, 2)
+
+
+def test_a_crypto_file_read_as_a_stock_is_refused(tmp_path: Path) -> None:
+    """Without --asset-class a crypto file was stored as a stock: weekend bars landed (intraday) or daily
+    bars were stamped at New York's 16:00 close though a crypto day closes at midnight UTC."""
+    hourly = write_file(
+        tmp_path,
+        "BTCUSDT-1h.csv",
+        BINANCE_HEADER + binance_rows(MINUTE_START, dt.timedelta(hours=1), 24 * 14),
+    )
+    root = tmp_path / "lake"
+    with pytest.raises(MarketlakeError) as err:
+        csv_ingest.run(ctx(root), hourly, "BTCUSDT", "1h", None)
+    assert str(err.value) == (
+        f"{hourly}: 88 of 336 rows are on a Saturday or Sunday (in New York and in UTC), when no US exchange "
+        "trades; BTCUSDT is read as a stock: is it crypto? use --asset-class crypto; nothing was stored"
+    )
+    daily = write_file(
+        tmp_path,
+        "BTC-USD.csv",
+        yahoo_daily(yahoo_days(dt.date(2024, 3, 1), dt.date(2024, 3, 31), every_day=True)),
+    )
+    with pytest.raises(
+        MarketlakeError,
+        match=r"BTC-USD\.csv: 10 of 31 rows are on a Saturday or Sunday, .*--asset-class crypto",
+    ):
+        csv_ingest.run(ctx(root), daily, "BTCUSD", "1d", None)
+    assert landed(root) == 0
+    assert csv_ingest.run(ctx(root), hourly, "BTCUSDT", "1h", None, asset_class="crypto").ok
+    assert csv_ingest.run(ctx(root), daily, "BTCUSD", "1d", None, asset_class="crypto").ok
+    assert query(root, "SELECT DISTINCT asset_class FROM bars") == [("crypto",)]
+    assert landed(root) == 336 + 31
+
+
+def test_a_few_weekend_rows_in_a_stock_file_are_quarantined_not_landed(
+    tmp_path: Path, lake_root: Path
+) -> None:
+    """A Saturday minute is not a US stock's bar; two in a file are stray rows, quarantined with the reason.
+    A Sunday evening in New York (Monday in UTC, the overnight session of 24/5 brokers) is not a weekend."""
+    f = write_file(
+        tmp_path,
+        "m.csv",
+        "timestamp,open,high,low,close,volume\n"
+        "2024-03-08T15:58:00-05:00,5,6,4,5.5,10\n"
+        "2024-03-08T15:59:00-05:00,5,6,4,5.5,10\n"
+        "2024-03-09T10:00:00-05:00,5,6,4,5.5,10\n"  # Saturday
+        "2024-03-09T10:01:00-05:00,5,6,4,5.5,10\n"  # Saturday
+        "2024-03-10T20:00:00-04:00,5,6,4,5.5,10\n"  # Sunday 20:00 New York, Monday 00:00 UTC
+        "2024-03-11T09:30:00-04:00,5,6,4,5.5,10\n"
+        "2024-03-11T09:31:00-04:00,5,6,4,5.5,10\n"
+        "2024-03-11T09:32:00-04:00,5,6,4,5.5,10\n"
+        "2024-03-11T09:33:00-04:00,5,6,4,5.5,10\n"
+        "2024-03-11T09:34:00-04:00,5,6,4,5.5,10\n"
+        "2024-03-11T09:35:00-04:00,5,6,4,5.5,10\n"
+        "2024-03-11T09:36:00-04:00,5,6,4,5.5,10\n",
+    )
+    summary = csv_ingest.run(ctx(lake_root), f, "ABC", "1m", None)
+    assert summary.ok and summary.of("ABC").rows_landed == 10
+    rows = query(lake_root, "SELECT line_number, reason FROM bars_rejected ORDER BY line_number")
+    assert [r[0] for r in rows] == [4, 5]
+    assert rows[0][1] == (
+        "time 2024-03-09T15:00:00+00:00 is a Saturday in New York and in UTC: no US exchange "
+        "trades a stock then (is the file crypto? use --asset-class crypto)"
+    )
+
+
+def test_the_cli_refuses_a_file_of_the_wrong_interval_in_one_line(tmp_path: Path, lake_root: Path) -> None:
+    from click.testing import CliRunner
+
+    from cli.main import cli
+
+    f = write_file(
+        tmp_path, "btc1m.csv", BINANCE_HEADER + binance_rows(MINUTE_START, dt.timedelta(minutes=1), 120)
+    )
+    base = ["--lake", str(lake_root), "ingest", "csv", str(f), "--symbol", "BTCUSDT"]
+    r = CliRunner().invoke(cli, [*base, "--interval", "1h", "--asset-class", "crypto"])
+    assert r.exit_code == 1, r.output
+    assert r.output.strip().splitlines() == [
+        f"error: {f}: rows are 1 minute apart (the most common spacing, 119 of 119), finer than --interval 1h: "
+        "use --interval 1m; nothing was stored"
+    ], r.output
+    assert "Traceback" not in r.output
+    assert landed(lake_root) == 0
+    r = CliRunner().invoke(cli, [*base, "--interval", "1m", "--asset-class", "crypto"])
+    assert r.exit_code == 0, r.output
+    assert landed(lake_root) == 120
