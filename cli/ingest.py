@@ -26,6 +26,7 @@ def _finish(summaries: Sequence[Any], run: Any) -> None:
 
     out = stderr_console()
     failed = False
+    run.say(f"lake: {run.root}")  # which lake (a command run from another folder makes one at ./data/lake)
     for s in IngestSummary.merged(summaries):  # one table per source (the demo's four files: one)
         if not run.quiet:
             out.print(s.table())

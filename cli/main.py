@@ -72,6 +72,13 @@ def handle_errors(fn: F) -> F:
             for line in damaged_files():
                 click.echo(redact(line), err=True)
             sys.exit(1)
+        except OSError as exc:  # a full disk, a read-only mount, a file gone: one line naming the file
+            from lake.writer import io_reason
+
+            log.debug("I/O error", exc_info=True)
+            where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+            click.echo(f"error: {redact(where + io_reason(exc))}", err=True)
+            sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -34,9 +35,13 @@ def sql_cmd(ctx: click.Context, query: str, fmt: str) -> None:
     """
     from lake.connect import connect, query_only
 
+    if not query.strip():
+        raise click.UsageError('no query given: e.g. marketlake sql "SELECT * FROM bars LIMIT 5"')
     run = _ctx(ctx)
     existing_lake(run)
     query_only(query)
+    if re.search(r"\bfeatures_store\b", query, re.IGNORECASE):
+        warn_if_store_stale(run)
     try:
         n = len(duckdb.extract_statements(query))
     except duckdb.Error:
@@ -62,6 +67,26 @@ def sql_cmd(ctx: click.Context, query: str, fmt: str) -> None:
         con.close()
 
 
+def warn_if_store_stale(run: Any) -> None:
+    """A warning on stderr when `features_store` does not hold what the `features` view would give now (a
+    settings change, an ingest stopped before its refresh, files changed by hand): its rows are those of its
+    last refresh until `marketlake features refresh` (which train and evaluate run first)."""
+    from features import store
+
+    try:
+        stale = store.stale(run.root, run.settings)
+    except (OSError, ValueError):
+        return
+    if stale:
+        some = ", ".join(f"{s} {i}" for s, i in stale[:5]) + (", ..." if len(stale) > 5 else "")
+        click.echo(
+            f"warning: features_store is out of date for {len(stale)} (symbol, interval) pair(s) ({some}): it "
+            "holds their features as of its last refresh, not what the `features` view gives now; "
+            "`marketlake features refresh` brings it up to date (`marketlake features status` lists them)",
+            err=True,
+        )
+
+
 @cli.command("shell")
 @click.pass_context
 @handle_errors
@@ -77,6 +102,7 @@ def shell_cmd(ctx: click.Context) -> None:
 
     run = _ctx(ctx)
     existing_lake(run)
+    warn_if_store_stale(run)
     try:
         connect(run.root, settings=run.settings).close()  # a new lake gets its folders and anchors
     except MarketlakeError:

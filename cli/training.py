@@ -190,6 +190,11 @@ def train_cmd(
     overrides = {**sets, **{k: v for k, v in flags.items() if v is not None}}
     run = _ctx(ctx)
     existing_lake(run)
+    if run.settings.path is None:  # no marketlake.toml where the command runs: say so, not silently
+        run.say(
+            f"settings: the built-in defaults (no marketlake.toml in {Path.cwd()}; --config FILE or "
+            "$MARKETLAKE_CONFIG to use one)"
+        )
     result, _ = train_and_evaluate(run, overrides, runs_dir=runs_dir, evaluate=not no_evaluate)
     click.echo(f"run id: {result.run_id}  ({result.run_dir})")
     if result.exit_code:

@@ -9,6 +9,7 @@ import datetime as dt
 import os
 import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -230,16 +231,22 @@ def _num(x: float) -> str:
     return f"{x:g}"
 
 
+def _unknown(what: str, key: str, known: Iterable[str]) -> str:
+    """`unknown setting (did you mean 'x'? known: ...)`: a typo names its likely key."""
+    import difflib
+
+    names = sorted(known)
+    close = difflib.get_close_matches(key, names, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"unknown {what} ({hint}known: {', '.join(names)})"
+
+
 def check_train_value(key: str, value: Any) -> Any:
     """`value` for the [train] key `key`, checked against TRAIN_RULES: returned as given (symbols given as
     "A,B" become a list); a ValueError says why not (without the file, key or line: the caller adds them)."""
     rule = TRAIN_RULES.get(key)
     if rule is None:
-        import difflib
-
-        close = difflib.get_close_matches(key, TRAIN_RULES, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        raise ValueError(f"unknown setting ({hint}known: {', '.join(sorted(TRAIN_RULES))})")
+        raise ValueError(_unknown("setting", key, TRAIN_RULES))
     kind = rule.kind
     if kind == "bool":
         if not isinstance(value, bool):
@@ -355,7 +362,7 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     for key, raw_value in data.items():
         value: Any = raw_value
         if key not in _TOP_TYPES:
-            raise bad(f"data.{key}", f"unknown setting (known: {', '.join(sorted(_TOP_TYPES))})")
+            raise bad(f"data.{key}", _unknown("setting", key, _TOP_TYPES))
         want = _TOP_TYPES[key]
         if not _is_a(value, want):
             raise bad(f"data.{key}", f"expected {getattr(want, '__name__', 'a number')}, got {value!r}")
@@ -403,13 +410,14 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
                     )
                 src.interval = value
             else:
-                raise bad(f"{name}.{key}", "unknown setting")
+                known = ["symbols", "tickers", *(["interval"] if name in SOURCE_INTERVALS else [])]
+                raise bad(f"{name}.{key}", _unknown("setting", key, known))
     splits = doc.get("splits", {})
     if not isinstance(splits, dict):
         raise bad("splits", "expected a table")
     for key, value in splits.items():
         if key not in _SPLIT_TYPES:
-            raise bad(f"splits.{key}", f"unknown setting (known: {', '.join(sorted(_SPLIT_TYPES))})")
+            raise bad(f"splits.{key}", _unknown("setting", key, _SPLIT_TYPES))
         want = _SPLIT_TYPES[key]
         if not _is_a(value, want) or (want is dt.date and isinstance(value, dt.datetime)):
             raise bad(f"splits.{key}", f"expected {getattr(want, '__name__', 'a number')}, got {value!r}")
@@ -451,10 +459,10 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         except ValueError as exc:
             raise bad(f"train.{key}", str(exc)) from exc
     settings.train = dict(train)
-    known = {"data", "train", "lake", "splits", *_SOURCES}
+    sections = {"data", "train", "lake", "splits", *_SOURCES}
     for key in doc:
-        if key not in known:
-            raise bad(key, f"unknown section (known: {', '.join(sorted(known))})")
+        if key not in sections:
+            raise bad(key, _unknown("section", key, sections))
     lake_table = doc.get("lake", {})
     if not isinstance(lake_table, dict):
         raise bad("lake", "expected a table")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,19 @@ def test_the_source_intervals_are_the_ingests_own() -> None:
         "polygon": tuple(FILE_SETS),
         "yahoo": tuple(YAHOO),
     }
+
+
+@pytest.mark.parametrize(
+    ("text", "suggested"),
+    [
+        ("[splits]\ntrain_ned = 2024-01-01\n", "did you mean 'train_end'?"),
+        ("[data]\nmax_gap_minute = 5\n", "did you mean 'max_gap_minutes'?"),
+        ("[binance]\nsymbol = ['BTCUSDT']\n", "did you mean 'symbols'?"),
+        ("[trian]\nseed = 1\n", "did you mean 'train'?"),
+    ],
+)
+def test_a_typo_names_the_key_it_likely_meant(tmp_path: Path, text: str, suggested: str) -> None:
+    p = tmp_path / "marketlake.toml"
+    p.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(suggested)):
+        load_settings(p)
