@@ -107,7 +107,8 @@ def existing_lake(run: Any) -> Path:
     return require_lake(
         run.root,
         "create one with `marketlake ingest` (e.g. `marketlake ingest binance --symbols BTCUSDT`), or name "
-        "yours with `marketlake --lake PATH ...` (or LAKE_ROOT)",
+        "yours with `marketlake --lake PATH ...` (or LAKE_ROOT); offline, `make demo` builds data/demo/lake "
+        "(then e.g. `marketlake --lake data/demo/lake --config demo.toml train`)",
     )
 
 
