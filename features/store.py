@@ -7,7 +7,8 @@ groups by their ts statistics, rl/episodes.py). Readers query the view `features
 same rows as `features`).
 
 Chunks: the work is done in batches of (symbol, interval) chunks of one interval, so memory is bounded by
-a batch, whatever the size of the lake. A batch is computed on a connection that sees only its inputs: its
+a batch, whatever the number of chunks; a chunk is computed whole, so one larger than a batch takes memory
+in proportion to its rows (a 1m chunk of 1.6M bars peaked at 1,410 MiB, of 3.2M bars at 2,110 MiB). A batch is computed on a connection that sees only its inputs: its
 `lake_bars` and `lake_news` read a private folder of links to the input partitions (the symbols' bars of
 every source, and the news of the symbols and of SPY and QQQ). Every other dataset (trading_sessions, ...)
 is the lake's own. `features` has no dependency across symbols other than SPY and QQQ (market_context):
@@ -89,8 +90,9 @@ DEFAULT_BATCH_ROWS = 400_000
 """Stored bars per batch: several symbols of one interval are computed together (their windows run in
 parallel), up to this many rows; DuckDB spills what does not fit in memory_limit. A batch's rows are held
 in Arrow (about 420 bytes a row) from the query until they are written, and one batch is written while the
-next is computed: two batches in Arrow beside DuckDB's memory_limit bound peak memory, whatever the lake's
-size (about 800 MiB measured on 2M bars; 850-900 MiB with a batch's partitions encoded by WRITE_THREADS
+next is computed: two batches in Arrow beside DuckDB's memory_limit bound peak memory, whatever the number
+of chunks, as long as no one chunk is larger than a batch (a chunk is never split: see the module's
+docstring) (about 800 MiB measured on 2M bars; 850-900 MiB with a batch's partitions encoded by WRITE_THREADS
 workers, each holding the copy of one partition that the writer conforms)."""
 
 Say = Callable[[str], None]
