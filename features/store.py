@@ -7,7 +7,8 @@ groups by their ts statistics, rl/episodes.py). Readers query the view `features
 same rows as `features`).
 
 Chunks: the work is done in batches of (symbol, interval) chunks of one interval, so memory is bounded by
-a batch, whatever the size of the lake. A batch is computed on a connection that sees only its inputs: its
+a batch, whatever the number of chunks; a chunk is computed whole, so one larger than a batch takes memory
+in proportion to its rows (a 1m chunk of 1.6M bars peaked at 1,410 MiB, of 3.2M bars at 2,110 MiB). A batch is computed on a connection that sees only its inputs: its
 `lake_bars` and `lake_news` read a private folder of links to the input partitions (the symbols' bars of
 every source, and the news of the symbols and of SPY and QQQ). Every other dataset (trading_sessions, ...)
 is the lake's own. `features` has no dependency across symbols other than SPY and QQQ (market_context):
@@ -19,11 +20,15 @@ features_chunk.sql says why): the same values by cheaper joins; tests check the 
 `features` view.
 
 Freshness: each partition's manifest records, in its inputs, a fingerprint of the chunk's inputs: the
-sha256 (from their manifests) of every input partition (the symbol's bars, SPY's and QQQ's of the
-interval, the news of the three), the trading_sessions partitions, the settings the views read, the text
-of every view (sql/views) and of the store's own SQL (sql/store), and STORE_VERSION. A refresh rebuilds
-exactly the chunks whose fingerprint differs from the stored one (or that have no partition yet), and
-empties the partitions of chunks whose bars are gone.
+sha256 (from their manifests), size and mtime of every input data file (the symbol's bars, SPY's and
+QQQ's of the interval, the news of the three), the trading_sessions partitions, the settings the views
+read, the text of every view (sql/views) and of the store's own SQL (sql/store), and STORE_VERSION; and
+the years the chunk holds. A chunk is fresh (`Chunk.fresh`) when the years stored are exactly those, each
+with the current fingerprint, and each store file is of its manifest's size: a refresh stopped part way
+(a full disk, Ctrl-C, a kill), a year folder deleted or a store file changed by hand, or a bars file
+replaced outside the writer all leave it stale. A chunk computed with no rows records its fingerprint in
+a marker partition (MARKER_YEAR). A refresh rebuilds exactly the chunks that are not fresh, and empties
+the partitions of chunks whose bars are gone.
 """
 
 from __future__ import annotations
@@ -54,8 +59,11 @@ from lake.paths import SCHEMA_ANCHOR, LakePaths, resolve_lake_root
 from lake.schemas import FEATURES
 from lake.writer import DATA_FILE, MANIFEST_FILE, LakeWriter, anchor_dir, sha256_file, write_anchor
 
-STORE_VERSION = 7
-"""Bumped whenever the way a chunk is computed or stored changes: every chunk is then rebuilt (7: SPY/QQQ
+STORE_VERSION = 8
+"""Bumped whenever the way a chunk is computed or stored changes: every chunk is then rebuilt (8: each
+partition's manifest records the years its pair holds beside the fingerprint, and `Chunk.fresh` requires
+them; the fingerprint holds each input file's size and mtime; a pair with no rows has its marker
+partition: a store of 7 records no years, so none of its pairs would be fresh; 7: SPY/QQQ
 bars stale after one bar of the interval plus max_gap_minutes; 4: row groups
 of 8,192 rows, uncompressed; the writer rewrites a file of another layout even when its rows are the same;
 5: the as-of joins through the chunk's timelines, sql/store/features_chunk.sql; 6: the timelines looked up
@@ -82,8 +90,9 @@ DEFAULT_BATCH_ROWS = 400_000
 """Stored bars per batch: several symbols of one interval are computed together (their windows run in
 parallel), up to this many rows; DuckDB spills what does not fit in memory_limit. A batch's rows are held
 in Arrow (about 420 bytes a row) from the query until they are written, and one batch is written while the
-next is computed: two batches in Arrow beside DuckDB's memory_limit bound peak memory, whatever the lake's
-size (about 800 MiB measured on 2M bars; 850-900 MiB with a batch's partitions encoded by WRITE_THREADS
+next is computed: two batches in Arrow beside DuckDB's memory_limit bound peak memory, whatever the number
+of chunks, as long as no one chunk is larger than a batch (a chunk is never split: see the module's
+docstring) (about 800 MiB measured on 2M bars; 850-900 MiB with a batch's partitions encoded by WRITE_THREADS
 workers, each holding the copy of one partition that the writer conforms)."""
 
 Say = Callable[[str], None]
@@ -98,13 +107,26 @@ class Chunk:
     fingerprint: str
     """Of the inputs in the lake now; '' when the symbol has no bars of this interval any more."""
     stored: Mapping[str, str]
-    """year -> fingerprint recorded in that partition's manifest ('' if none)."""
+    """year -> fingerprint recorded in that partition's manifest, for every partition that holds rows (or
+    may: a data file without a manifest, or not of the size its manifest says); '' if none or not to be
+    trusted."""
+    held: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """year -> the years the pair held when that partition was written (recorded beside the fingerprint)."""
+    empty: frozenset[str] = frozenset()
+    """Fingerprints recorded by the pair's marker partition (MARKER_YEAR, no rows): computed with no rows."""
 
     @property
     def fresh(self) -> bool:
+        """Every year the pair should hold is there, written with the current fingerprint, and no other: each
+        stored partition's fingerprint is the current one and the years it records are exactly the stored
+        ones (a refresh stopped part way, or a year folder deleted by hand, leaves them unequal); a pair
+        computed with no rows has its marker with the current fingerprint."""
         if not self.fingerprint:
-            return not self.stored or all(fp == "" for fp in self.stored.values())
-        return bool(self.stored) and all(fp == self.fingerprint for fp in self.stored.values())
+            return not self.stored
+        if not self.stored:
+            return self.fingerprint in self.empty
+        years = frozenset(self.stored)
+        return all(fp == self.fingerprint and self.held.get(y) == years for y, fp in self.stored.items())
 
 
 @dataclass
@@ -137,6 +159,23 @@ def _partition_sha(data_file: Path) -> str:
     return _partition_info(data_file)[0]
 
 
+def _file_stamp(data_file: Path) -> str:
+    """The file's size and mtime (ns): what the fingerprint records beside its manifest's sha256, so that a
+    file replaced outside the writer (its manifest unchanged) changes the fingerprint. The writer never
+    rewrites a file whose rows do not change, so an unchanged lake keeps its stamps; a lake copied without
+    its files' mtimes is rebuilt once."""
+    try:
+        st = data_file.stat()
+    except OSError:
+        return "missing"
+    return f"{st.st_size} {st.st_mtime_ns}"
+
+
+def _input_stamp(data_file: Path) -> str:
+    """A data file's identity in the fingerprint: its sha256 (manifest) and `_file_stamp`."""
+    return f"{_partition_sha(data_file)} {_file_stamp(data_file)}"
+
+
 def _partition_info(data_file: Path) -> tuple[str, int]:
     """(sha256, rows) of a partition from its manifest; without one, the file's sha256 and 0 rows."""
     manifest = data_file.parent / MANIFEST_FILE
@@ -155,7 +194,7 @@ class _Inputs:
     """The lake's input partitions, read once per refresh."""
 
     bars: dict[tuple[str, str], list[tuple[Path, str]]]
-    """(interval, symbol) -> [(data file, sha256)] over every source and period."""
+    """(interval, symbol) -> [(data file, its stamp: sha256, size, mtime)] over every source and period."""
     rows: dict[tuple[str, str], int]
     """(interval, symbol) -> stored bar rows (from the manifests), to size the batches."""
     news: dict[str, list[tuple[Path, str]]]
@@ -173,7 +212,7 @@ class _Inputs:
                 if SCHEMA_ANCHOR in v.values():
                     continue
                 sha, n = _partition_info(f)
-                bars[(v["interval"], v["symbol"])].append((f, sha))
+                bars[(v["interval"], v["symbol"])].append((f, f"{sha} {_file_stamp(f)}"))
                 rows[(v["interval"], v["symbol"])] += n
         news: dict[str, list[tuple[Path, str]]] = defaultdict(list)
         nbase = paths.dataset("news")
@@ -181,14 +220,14 @@ class _Inputs:
             for f in sorted(nbase.glob(f"symbol=*/{DATA_FILE}")):
                 v = _part_values(f.relative_to(nbase))
                 if v["symbol"] != SCHEMA_ANCHOR:
-                    news[v["symbol"]].append((f, _partition_sha(f)))
+                    news[v["symbol"]].append((f, _input_stamp(f)))
         h = hashlib.sha256()
         h.update(f"store {STORE_VERSION}\n".encode())
         sbase = paths.dataset("trading_sessions")
         if sbase.exists():
             for f in sorted(sbase.glob(f"*/*/{DATA_FILE}")):
                 if SCHEMA_ANCHOR not in str(f.relative_to(sbase)):
-                    h.update(f"sessions {f.relative_to(sbase)} {_partition_sha(f)}\n".encode())
+                    h.update(f"sessions {f.relative_to(sbase)} {_input_stamp(f)}\n".encode())
         relevant = {k: v for k, v in settings.sql_settings().items() if k not in IRRELEVANT_SETTINGS}
         h.update(("settings " + json.dumps(relevant, sort_keys=True, default=str) + "\n").encode())
         for name, path in view_files():
@@ -230,23 +269,87 @@ class _Inputs:
         return h.hexdigest()
 
 
-def _stored(paths: LakePaths) -> dict[tuple[str, str], dict[str, str]]:
-    """(interval, symbol) -> {year: fingerprint} of every store partition that holds rows."""
-    out: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
+MARKER_YEAR = "none"
+"""The partition (`year=none`, no rows) that records the fingerprint of a pair computed with no rows (bars,
+but none the features keep: a stock with only pre-market bars under session = "regular"), so that it is
+fresh once built. Its file holds no rows: the views and rl/episodes.py (which reads numeric years) see
+nothing of it."""
+
+
+@dataclass
+class _Held:
+    """What the store holds of one (symbol, interval): `Chunk.stored`, `Chunk.held`, `Chunk.empty`."""
+
+    stored: dict[str, str] = field(default_factory=dict)
+    held: dict[str, frozenset[str]] = field(default_factory=dict)
+    empty: set[str] = field(default_factory=set)
+
+
+def _stored(paths: LakePaths) -> dict[tuple[str, str], _Held]:
+    """(interval, symbol) -> what the store's partitions of it record. A partition holds rows when its data
+    file does and its manifest says so; a data file without a readable manifest, or whose size is not the
+    manifest's `bytes` (changed by hand), may hold anything: recorded with fingerprint ''. A partition
+    without a data file holds nothing (the views read nothing of it)."""
+    out: dict[tuple[str, str], _Held] = defaultdict(_Held)
     base = paths.dataset(FEATURES.name)
     if not base.exists():
         return {}
-    for m in sorted(base.glob(f"interval=*/symbol=*/year=*/{MANIFEST_FILE}")):
-        v = _part_values(m.relative_to(base))
+    for d in sorted(base.glob("interval=*/symbol=*/year=*")):
+        v = _part_values(d.relative_to(base))
+        if SCHEMA_ANCHOR in v.values() or not d.is_dir():
+            continue
         try:
-            manifest = json.loads(m.read_text())
+            size = (d / DATA_FILE).stat().st_size
+        except OSError:
+            continue  # no data file: nothing the views read
+        try:
+            manifest = json.loads((d / MANIFEST_FILE).read_text())
         except (OSError, ValueError):
-            manifest = {}
+            manifest = None
+        held = out[(v["interval"], v["symbol"])]
+        if not isinstance(manifest, dict) or manifest.get("bytes") != size:
+            held.stored[v["year"]] = ""
+            continue
+        records = [i for i in manifest.get("inputs", []) if isinstance(i, dict)]
+        record = records[0] if len(records) == 1 else {}
+        fp, years = record.get("fingerprint", ""), record.get("years")
         if manifest.get("rows", 0) == 0:
-            continue  # an emptied partition: holds nothing, says nothing
-        fps = [i.get("fingerprint", "") for i in manifest.get("inputs", []) if isinstance(i, dict)]
-        out[(v["interval"], v["symbol"])][v["year"]] = fps[0] if len(fps) == 1 else ""
+            if years == [] and isinstance(fp, str) and fp:
+                held.empty.add(fp)  # the marker of a pair computed with no rows
+            continue  # an emptied partition: holds nothing
+        held.stored[v["year"]] = fp if isinstance(fp, str) else ""
+        if isinstance(years, list):
+            held.held[v["year"]] = frozenset(str(y) for y in years)
     return dict(out)
+
+
+def _chunks(
+    paths: LakePaths,
+    inputs: _Inputs,
+    symbols: Iterable[str] | None,
+    intervals: Iterable[str] | None,
+) -> list[Chunk]:
+    """Every (symbol, interval) with bars in the lake or rows in the store (of `symbols` and `intervals`
+    when given), with its current fingerprint and what the store records of it."""
+    stored = _stored(paths)
+    want_s = set(symbols) if symbols is not None else None
+    want_i = set(intervals) if intervals is not None else None
+    chunks = []
+    for interval, symbol in sorted(set(inputs.bars) | {k for k, h in stored.items() if h.stored}):
+        if (want_s is not None and symbol not in want_s) or (want_i is not None and interval not in want_i):
+            continue
+        held = stored.get((interval, symbol), _Held())
+        chunks.append(
+            Chunk(
+                symbol=symbol,
+                interval=interval,
+                fingerprint=inputs.fingerprint(paths, symbol, interval),
+                stored=held.stored,
+                held=held.held,
+                empty=frozenset(held.empty),
+            )
+        )
+    return chunks
 
 
 def plan(
@@ -259,23 +362,7 @@ def plan(
     """Every (symbol, interval) in the lake's bars or in the store, with its current and stored
     fingerprints; `Chunk.fresh` says whether the store holds the view's rows for it."""
     paths = LakePaths(resolve_lake_root(root))
-    inputs = _Inputs.scan(paths, settings)
-    stored = _stored(paths)
-    want_s = set(symbols) if symbols is not None else None
-    want_i = set(intervals) if intervals is not None else None
-    chunks = []
-    for interval, symbol in sorted(set(inputs.bars) | set(stored)):
-        if (want_s is not None and symbol not in want_s) or (want_i is not None and interval not in want_i):
-            continue
-        chunks.append(
-            Chunk(
-                symbol=symbol,
-                interval=interval,
-                fingerprint=inputs.fingerprint(paths, symbol, interval),
-                stored=stored.get((interval, symbol), {}),
-            )
-        )
-    return chunks
+    return _chunks(paths, _Inputs.scan(paths, settings), symbols, intervals)
 
 
 def stale(root: str | os.PathLike[str] | None, settings: Settings) -> list[tuple[str, str]]:
@@ -560,12 +647,22 @@ overlaps, takes half the time on two cores."""
 def _write_batch(writer: LakeWriter, computed: _Computed, result: RefreshResult) -> dict[str, int]:
     """Write each chunk's year partitions of a computed batch (and empty the years it no longer has); rows
     per symbol. The partitions are written together (`LakeWriter.write_many`: the same files, encoded by
-    WRITE_THREADS workers and made durable at once)."""
+    WRITE_THREADS workers and made durable at once). Each partition's manifest records the chunk's
+    fingerprint and the years the chunk holds (`Chunk.fresh`: a write stopped part way leaves a year
+    missing, or one with another fingerprint; the writer stamps a partition whose rows are unchanged at
+    once, before the others are in). A chunk with no rows records its fingerprint in its marker partition
+    (MARKER_YEAR), with no years."""
     out: dict[str, int] = {}
     writes: list[tuple[dict[str, str], pa.Table, list[dict[str, Any]]]] = []
     for chunk in computed.batch:
-        inputs = [{"fingerprint": chunk.fingerprint, "store_version": STORE_VERSION}]
         years = computed.parts.get(chunk.symbol, {})
+        inputs = [
+            {
+                "fingerprint": chunk.fingerprint,
+                "store_version": STORE_VERSION,
+                "years": [str(y) for y in sorted(years)],
+            }
+        ]
         for year, (a, b) in sorted(years.items()):
             part = {"interval": chunk.interval, "symbol": chunk.symbol, "year": str(year)}
             writes.append((part, computed.table.slice(a, b - a), inputs))
@@ -577,6 +674,9 @@ def _write_batch(writer: LakeWriter, computed: _Computed, result: RefreshResult)
         years = computed.parts.get(chunk.symbol, {})
         for year_s in sorted(set(chunk.stored) - {str(y) for y in years}):
             _empty(writer, chunk, year_s, result)
+        if not years:
+            marker = {"fingerprint": chunk.fingerprint, "store_version": STORE_VERSION, "years": []}
+            _empty(writer, chunk, MARKER_YEAR, result, [marker])
     return out
 
 
@@ -631,9 +731,17 @@ def batches(chunks: list[Chunk], rows: Mapping[tuple[str, str], int], batch_rows
     return out
 
 
-def _empty(writer: LakeWriter, chunk: Chunk, year: str, result: RefreshResult) -> None:
+def _empty(
+    writer: LakeWriter,
+    chunk: Chunk,
+    year: str,
+    result: RefreshResult,
+    inputs: list[dict[str, Any]] | None = None,
+) -> None:
+    """Empty a partition of the chunk (with `inputs`: its marker, written even where none was)."""
     part = {"interval": chunk.interval, "symbol": chunk.symbol, "year": year}
-    res = writer.write(FEATURES, part, FEATURES.schema.empty_table(), mode="replace")
+    empty = FEATURES.schema.empty_table()
+    res = writer.write(FEATURES, part, empty, mode="replace", inputs=inputs or (), keep_empty=bool(inputs))
     result.partitions_changed += int(res.changed)
 
 
@@ -688,18 +796,10 @@ def refresh(
             )
     _renew_anchor(paths, writer)
     inputs = _Inputs.scan(paths, settings)
-    stored = _stored(paths)
-    want_s = set(symbols) if symbols is not None else None
-    want_i = set(intervals) if intervals is not None else None
     chunks: list[Chunk] = []
-    for interval, symbol in sorted(set(inputs.bars) | set(stored)):
-        if (want_s is not None and symbol not in want_s) or (want_i is not None and interval not in want_i):
-            continue
-        chunk = Chunk(
-            symbol, interval, inputs.fingerprint(paths, symbol, interval), stored.get((interval, symbol), {})
-        )
+    for chunk in _chunks(paths, inputs, symbols, intervals):
         if chunk.fresh and not force:
-            result.fresh.append((symbol, interval))
+            result.fresh.append((chunk.symbol, chunk.interval))
         else:
             chunks.append(chunk)
     todo = [c for c in chunks if c.fingerprint]

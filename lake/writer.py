@@ -542,16 +542,18 @@ class LakeWriter:
         *,
         mode: Literal["merge", "replace"] = "merge",
         inputs: Sequence[Mapping[str, Any]] = (),
+        keep_empty: bool = False,
     ) -> WriteResult:
         """Write `table` into one partition.
 
         `merge` adds the rows to what the partition holds, one row per key (the dataset's `keep` rule);
         `replace` makes the partition hold exactly `table`. `inputs` (raw files with their sha256 or ETag)
-        are recorded in the partition's manifest.
+        are recorded in the partition's manifest. `keep_empty`: a partition that does not exist yet is
+        written even with no rows (its manifest records `inputs`; else nothing is written).
         """
         if self._lock_fd is None:
             raise MarketlakeError("write outside of the lake's writer lock")
-        planned = self._plan(dataset, partition, table, mode, inputs)
+        planned = self._plan(dataset, partition, table, mode, inputs, keep_empty=keep_empty)
         if isinstance(planned, WriteResult):
             return planned
         return self._publish(planned, self._stage(planned))
@@ -651,6 +653,7 @@ class LakeWriter:
         *,
         directory: Path | None = None,
         now: dt.datetime | None = None,
+        keep_empty: bool = False,
     ) -> WriteResult | _Planned:
         """Decide one write: the partition's rows after it, or its WriteResult when nothing is to be
         written (the partition holds exactly these rows already; its manifest brought up to date). `now`:
@@ -684,7 +687,7 @@ class LakeWriter:
             if span is not None and self.on_bars is not None:
                 self.on_bars(*span, False)
             return WriteResult(dataset.name, target, result.num_rows, 0, changed=False)
-        if result.num_rows == 0 and existing is None:
+        if result.num_rows == 0 and existing is None and not keep_empty:
             return WriteResult(dataset.name, target, 0, 0, changed=False)
         if span is not None and self.on_bars is not None:
             self.on_bars(*span, True)

@@ -11,9 +11,12 @@
   Otherwise one query per symbol over the live `features_priced` view (sql/rl/period_rows.sql). Either
   way the period's bounds are bound as parameters (a row is read only if its whole life lies in the
   period). In the general path (and iter_period), results stream as Arrow record batches (about a month
-  of 1m bars each; memory holds a few, whatever the lake's size) out of a background thread while the
-  consumer converts them into float32 / float64 numpy (`_assemble`). Every statement run, with its
-  parameters, is recorded in `MarketData.queries`.
+  of 1m bars each; a few in flight at once) out of a background thread while the consumer converts them
+  into float32 / float64 numpy (`_assemble`). Every statement run, with its parameters, is recorded in
+  `MarketData.queries`.
+- Memory: load_period (what `marketlake train` and `marketlake evaluate` use) holds the WHOLE period in
+  its arrays (every row's features and prices), so its memory grows with the period's rows; only
+  iter_period bounds it, yielding chunks of about `max_rows` rows.
 - The set-up (before any row is read): a DuckDB connection with only the views its statements need
   (`_connect`; the live view's chain only when the store is stale), and, for the train period, its bounds,
   eligibility and asset classes in one statement (sql/rl/train_setup.sql).

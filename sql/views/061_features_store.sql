@@ -1,9 +1,11 @@
 -- The `features` view as materialised in the lake's feature store (features/store.py): the same columns
 -- in the same order, the same rows and values for every (symbol, interval) whose partitions are fresh.
 -- Reading it costs a Parquet scan of the symbol's own files (a filter on symbol or interval prunes the
--- others), where `features` recomputes windows and as-of joins. The store is brought up to date after
--- every ingest and before training (features.store.refresh); a (symbol, interval) whose inputs changed
--- since is stale until the next refresh: `marketlake features refresh` (or store.stale()) tells.
+-- others), where `features` recomputes windows and as-of joins. The store is brought up to date at the
+-- end of every ingest and before training (features.store.refresh); a (symbol, interval) whose inputs
+-- changed since (a setting the views read, an interrupted ingest, a file changed by hand) is stale, its
+-- rows those of its last refresh, until the next `marketlake features refresh`: `marketlake features
+-- status` (or store.stale()) tells which pairs are stale.
 -- It reads the files itself, as lake_features does, rather than through lake_features: one view less to
 -- bind on every query (about a tenth of a millisecond, a tenth of reading one symbol's file).
 CREATE OR REPLACE VIEW features_store AS

@@ -207,8 +207,15 @@ def test_the_stored_fingerprint_is_in_each_partitions_manifest(small_lake: Path)
     manifest = json.loads(
         (small_lake / "datasets/features/interval=1m/symbol=AAPL/year=2024/_manifest.json").read_text()
     )
-    assert manifest["inputs"] == [{"fingerprint": chunk.fingerprint, "store_version": store.STORE_VERSION}]
+    assert manifest["inputs"] == [
+        {"fingerprint": chunk.fingerprint, "store_version": store.STORE_VERSION, "years": ["2024"]}
+    ]
     assert chunk.fresh
+    # BTCUSDT spans a year end: each of its partitions names both years
+    btc = small_lake / "datasets/features/interval=1m/symbol=BTCUSDT"
+    for year in ("2023", "2024"):
+        recorded = json.loads((btc / f"year={year}/_manifest.json").read_text())["inputs"]
+        assert [i["years"] for i in recorded] == [["2023", "2024"]]
 
 
 def test_the_store_is_written_uncompressed_in_small_row_groups_and_the_bars_with_zstd(
@@ -659,3 +666,201 @@ def test_a_write_that_fails_while_the_next_batch_fails_is_not_lost(
     message = str(err.value)
     assert "No space left on device (test)" in message, message
     assert "out of memory (test)" in message, message
+
+
+# --- freshness: a pair is fresh only when every year it should hold is there, from its current inputs ---------
+
+
+def _new_year_of_btc(root: Path) -> None:
+    """New BTCUSDT bars in a year the store does not hold yet (its other years' rows do not change)."""
+    write(root, "BTCUSDT", crypto(dt.datetime(2025, 1, 1, 0, 0, tzinfo=UTC), 200, seed=9))
+
+
+def test_a_refresh_that_fails_writing_a_new_year_leaves_the_pair_stale(
+    small_lake: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer stamps the years whose rows are unchanged (2023, 2024) with the new fingerprint at once;
+    a full disk on the new year's partition then must not leave the pair fresh without it."""
+    import errno
+
+    import lake.writer as writer_mod
+
+    s = Settings()
+    store.refresh(small_lake, s)
+    _new_year_of_btc(small_lake)
+    real = writer_mod._make_durable
+
+    def full(files: Any) -> None:
+        if any("datasets/features" in str(f) and "year=2025" in str(f) for f in files):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(files)
+
+    monkeypatch.setattr(writer_mod, "_make_durable", full)
+    with pytest.raises(lake.MarketlakeError, match="disk is full"):
+        store.refresh(small_lake, s)
+    monkeypatch.setattr(writer_mod, "_make_durable", real)
+    assert ("BTCUSDT", "1m") in store.stale(small_lake, s)
+    assert ("BTCUSDT", "1m") in store.refresh(small_lake, s).built
+    assert store.stale(small_lake, s) == []
+    assert_store_equals_view(small_lake, s)
+
+
+def test_a_refresh_interrupted_after_any_file_replacement_is_never_fresh_and_wrong(
+    small_lake: Path, tmp_path: Path
+) -> None:
+    """A KeyboardInterrupt right after the K-th replacement of a store file (data or manifest), for every K
+    (raised in whichever thread made it; the writer's other threads may finish theirs): either the refresh
+    had done everything (fresh, the view's rows), or the pair is stale; the next refresh makes the store the
+    view's."""
+    import os
+    import shutil
+
+    s = Settings()
+    store.refresh(small_lake, s)
+    _new_year_of_btc(small_lake)
+    real = os.replace
+    k = 0
+    while True:
+        k += 1
+        root = tmp_path / f"k{k}"
+        shutil.copytree(small_lake, root)  # with the files' mtimes: the copy is as fresh as the lake
+        seen = [0]
+
+        def replace(src: Any, dst: Any, *args: Any, _seen: list[int] = seen, _k: int = k, **kw: Any) -> None:
+            real(src, dst, *args, **kw)
+            if "datasets/features" in str(dst) and "__empty__" not in str(dst):
+                _seen[0] += 1
+                if _seen[0] == _k:
+                    raise KeyboardInterrupt
+
+        os.replace = replace
+        try:
+            store.refresh(root, s)
+            completed = True
+        except KeyboardInterrupt:
+            completed = False
+        finally:
+            os.replace = real
+        stale = store.stale(root, s)
+        if stale:
+            assert not completed
+        else:
+            assert_store_equals_view(root, s)  # fresh: the view's rows
+        if not completed and ("BTCUSDT", "1m") not in stale:
+            # only when the interrupt came after the pair's last file
+            assert_store_equals_view(root, s)
+        store.refresh(root, s)
+        assert store.stale(root, s) == []
+        assert_store_equals_view(root, s)
+        shutil.rmtree(root)
+        if completed:
+            break
+    assert k > 4  # the pair's three years, each a data file and a manifest
+
+
+def test_a_year_folder_deleted_by_hand_leaves_the_pair_stale(small_lake: Path) -> None:
+    import shutil
+
+    s = Settings()
+    store.refresh(small_lake, s)
+    shutil.rmtree(small_lake / "datasets/features/interval=1m/symbol=BTCUSDT/year=2024")
+    assert store.stale(small_lake, s) == [("BTCUSDT", "1m")]
+    assert store.refresh(small_lake, s).built == [("BTCUSDT", "1m")]
+    assert store.stale(small_lake, s) == []
+    assert_store_equals_view(small_lake, s)
+    # its data file alone: the same
+    (small_lake / "datasets/features/interval=1m/symbol=BTCUSDT/year=2023/data.parquet").unlink()
+    assert store.stale(small_lake, s) == [("BTCUSDT", "1m")]
+    store.refresh(small_lake, s)
+    assert_store_equals_view(small_lake, s)
+
+
+def _damaged(path: Path) -> None:
+    """The file rewritten outside the writer (its manifest unchanged): one close raised by 1%."""
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(path)
+    closes = t.column("close").to_pylist()
+    highs = t.column("high").to_pylist()
+    closes[20] *= 1.01
+    highs[20] = max(highs[20], closes[20])
+    t = t.set_column(t.schema.get_field_index("close"), "close", pa.array(closes))
+    t = t.set_column(t.schema.get_field_index("high"), "high", pa.array(highs))
+    pq.write_table(t, path)
+
+
+def test_a_bars_file_replaced_outside_the_writer_leaves_the_pair_stale(small_lake: Path) -> None:
+    s = Settings()
+    store.refresh(small_lake, s)
+    # the same rows landed again through the writer: the file is not rewritten, the store stays fresh
+    write(small_lake, "ETHUSDT", crypto(dt.datetime(2024, 1, 9, 14, 0, tzinfo=UTC), 200, seed=3))
+    assert store.stale(small_lake, s) == []
+    bars = small_lake / "datasets/bars/source=binance/interval=1m/symbol=ETHUSDT/period=2024-01/data.parquet"
+    _damaged(bars)
+    assert store.stale(small_lake, s) == [("ETHUSDT", "1m")]
+    store.refresh(small_lake, s)
+    assert_store_equals_view(small_lake, s)
+
+
+def test_a_bars_file_repaired_after_the_store_was_built_from_it_leaves_the_pair_stale(
+    small_lake: Path,
+) -> None:
+    """The README's repair sequence: a bars file damaged; another input changes, so the store is rebuilt
+    from the damaged file; the file is repaired (its former bytes: the manifest's sha256 again)."""
+    s = Settings()
+    store.refresh(small_lake, s)
+    bars = small_lake / "datasets/bars/source=binance/interval=1m/symbol=ETHUSDT/period=2024-01/data.parquet"
+    good = bars.read_bytes()
+    _damaged(bars)
+    write_news(small_lake, news_of("ETHUSDT", [dt.datetime(2024, 1, 9, 15, 0, tzinfo=UTC)], 0.7, tag="z"))
+    assert store.refresh(small_lake, s).built == [("ETHUSDT", "1m")]
+    bars.write_bytes(good)
+    assert lake.verify(small_lake) == []
+    assert store.stale(small_lake, s) == [("ETHUSDT", "1m")]
+    store.refresh(small_lake, s)
+    assert_store_equals_view(small_lake, s)
+
+
+def test_a_store_file_changed_by_hand_leaves_the_pair_stale(small_lake: Path) -> None:
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    s = Settings()
+    store.refresh(small_lake, s)
+    f = small_lake / "datasets/features/interval=1m/symbol=AAPL/year=2024/data.parquet"
+    t = pq.read_table(f)
+    t = t.set_column(t.schema.get_field_index("ret_1"), "ret_1", pc.multiply(t.column("ret_1"), 2.0))
+    pq.write_table(t, f)
+    assert store.stale(small_lake, s) == [("AAPL", "1m")]
+    assert store.refresh(small_lake, s).built == [("AAPL", "1m")]
+    assert store.stale(small_lake, s) == []
+    assert_store_equals_view(small_lake, s)
+
+
+def test_a_pair_with_bars_but_no_feature_rows_is_fresh_once_built(small_lake: Path) -> None:
+    """A stock with pre-market bars only, under session = "regular": no rows, and nothing to rebuild."""
+    s = Settings()
+    write(small_lake, "PRE", stock(OPEN - 90 * MIN, 60), source="polygon")
+    assert not [r for r in rows_of(small_lake, s, "features")[1] if r[0] == "PRE"]
+    first = store.refresh(small_lake, s)
+    assert ("PRE", "1m") in first.built
+    assert store.stale(small_lake, s) == []
+    again = store.refresh(small_lake, s)
+    assert again.built == [] and ("PRE", "1m") in again.fresh and again.partitions_changed == 0
+    assert_store_equals_view(small_lake, s)
+    # bars in the session later: stale, then its rows
+    write(small_lake, "PRE", stock(OPEN, 30), source="polygon")
+    assert store.stale(small_lake, s) == [("PRE", "1m")]
+    store.refresh(small_lake, s)
+    assert store.stale(small_lake, s) == []
+    assert_store_equals_view(small_lake, s)
+    # and none again (under another session rule, no: its bars gone but the pre-market's)
+    import shutil
+
+    shutil.rmtree(small_lake / "datasets/bars/source=polygon/interval=1m/symbol=PRE")
+    write(small_lake, "PRE", stock(OPEN - 90 * MIN, 60), source="polygon")
+    assert store.stale(small_lake, s) == [("PRE", "1m")]
+    store.refresh(small_lake, s)
+    assert store.stale(small_lake, s) == []
+    assert store.refresh(small_lake, s).built == []
+    assert_store_equals_view(small_lake, s)
