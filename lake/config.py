@@ -109,20 +109,62 @@ class Settings:
     def with_sql_settings(self, values: dict[str, Any]) -> Settings:
         """A copy with the settings the views read replaced by `values` (what `sql_settings()` gave, e.g.
         as a run folder keeps them): a saved run is judged by the rules it was trained with (its periods are
-        recomputed from the lake as it is: rl/evaluate.py keeps them clear of what the run trained on)."""
+        recomputed from the lake as it is: rl/evaluate.py keeps them clear of what the run trained on). A value
+        the config file would refuse is a ValueError naming the key (a damaged run folder, not a query that
+        fails later)."""
         import dataclasses
 
-        known = {f.name for f in fields(Settings)}
+        known = set(self.sql_settings())  # (any other key is not the views': not taken)
         changes: dict[str, Any] = {}
         for key, value in values.items():
             if key not in known:
                 continue
-            if key in ("train_end", "validation_end") and isinstance(value, str):
-                value = dt.date.fromisoformat(value)
-            if key == "embargo_days" and not value:
-                value = None
-            changes[key] = value
-        return dataclasses.replace(self, **changes)
+            changes[key] = _sql_setting(key, value)
+        out = dataclasses.replace(self, **changes)
+        if out.train_fraction + out.validation_fraction >= 1:
+            raise ValueError("train_fraction + validation_fraction must be below 1")
+        if out.split_method == "date" and (
+            out.train_end is None or out.validation_end is None or out.validation_end <= out.train_end
+        ):
+            raise ValueError("split_method date needs a train_end before its validation_end")
+        return out
+
+
+def _sql_setting(key: str, value: Any) -> Any:
+    """A value of `Settings.sql_settings()` as a run folder keeps it, checked like the config file's (a
+    ValueError naming the key and the value otherwise) and converted back (dates from ISO text)."""
+
+    def bad(why: str) -> ValueError:
+        return ValueError(f"key {key!r}: {why}, got {value!r}")
+
+    choices = {**_CHOICES, "split_method": ("fraction", "date")}
+    if key in choices:
+        if value not in choices[key]:
+            raise bad(f"must be one of {', '.join(choices[key])}")
+        return value
+    if key in ("train_end", "validation_end"):
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise bad("expected an ISO date")
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            raise bad("expected an ISO date") from None
+    if key in ("train_fraction", "validation_fraction"):
+        if not _is_a(value, (int, float)) or not 0 < value < 1:
+            raise bad("expected a number between 0 and 1 (exclusive)")
+        return float(value)
+    if key == "max_missing_ratio":
+        if not _is_a(value, (int, float)) or not 0 <= value <= 1:
+            raise bad("expected a number between 0 and 1")
+        return float(value)
+    if key == "embargo_days" and value is None:
+        return None
+    low = 1 if key == "embargo_bars" else 0  # (the counts: min_bars_per_symbol, the minutes, the embargo)
+    if not _is_a(value, int) or value < low:
+        raise bad(f"expected a whole number >= {low}")
+    return (value or None) if key == "embargo_days" else value
 
 
 _TOP_TYPES: dict[str, type | tuple[type, ...]] = {

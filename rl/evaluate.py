@@ -472,15 +472,58 @@ def _clear_of_training(
 
 
 def _saved_run(run_dir: Path) -> dict[str, Any]:
-    """settings.json (and status.json) of a training run folder, {} when there is none."""
-    if not (run_dir / "settings.json").exists():
-        return {}
-    from rl.train import read_run
+    """settings.json (and status.json) of a training run folder, {} when there is none (a policy evaluated
+    alone). What the evaluation takes from it is checked here, and a wrong value is a MarketlakeError naming
+    the file and the reason, never a silent default: `periods` above all (a garbage entry would turn off the
+    guard that keeps the evaluation clear of the bars the run trained on, `_clear_of_training`)."""
+    from rl.train import SETTINGS_FILE, damaged, read_run
 
+    if not (run_dir / SETTINGS_FILE).exists():
+        return {}
     try:
-        return read_run(run_dir)
-    except (OSError, ValueError) as exc:
+        saved = read_run(run_dir)
+    except OSError as exc:
         raise MarketlakeError(f"evaluate: cannot read the run in {run_dir}: {exc}") from exc
+
+    def bad(why: str) -> MarketlakeError:
+        return damaged(run_dir, SETTINGS_FILE, why)
+
+    periods = saved.get("periods")
+    if periods is None and "env" in saved:  # (a training run writes its periods beside its env)
+        raise bad("has no 'periods' (what the run trained and chose its model on)")
+    if periods is not None:
+        if not isinstance(periods, dict) or not isinstance(periods.get("train"), dict):
+            raise bad(f"has no train period in its 'periods' ({json.dumps(periods)[:120]})")
+        for name, p in periods.items():
+            if not isinstance(p, dict) or not all(
+                isinstance(p.get(k), str) and _parse_instant(p[k]) is not None for k in ("start_at", "end_at")
+            ):
+                raise bad(
+                    f"has a 'periods.{name}' that is not a period with an ISO start_at and end_at "
+                    f"({json.dumps(p)[:120]})"
+                )
+    data_settings = saved.get("data_settings")
+    if data_settings is not None:
+        if not isinstance(data_settings, dict):
+            raise bad(f"has a 'data_settings' that is not a table ({json.dumps(data_settings)[:120]})")
+        try:
+            Settings().with_sql_settings(data_settings)
+        except ValueError as exc:
+            raise bad(f"has a wrong 'data_settings' ({exc})") from None
+    symbols = saved.get("symbols")
+    if symbols is not None and (
+        not isinstance(symbols, list) or not symbols or not all(isinstance(x, str) for x in symbols)
+    ):
+        raise bad(f"has a 'symbols' that is not a list of symbols ({json.dumps(symbols)[:120]})")
+    if "interval" in saved and not (isinstance(saved["interval"], str) and saved["interval"]):
+        raise bad(f"has an 'interval' that is not an interval ({json.dumps(saved['interval'])[:120]})")
+    ppo = saved.get("ppo")
+    if ppo is not None and not isinstance(ppo, dict):
+        raise bad(f"has a 'ppo' that is not a table ({json.dumps(ppo)[:120]})")
+    seed = (ppo or {}).get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise bad(f"has a 'ppo.seed' that is not a whole number >= 0 ({json.dumps(seed)[:120]})")
+    return saved
 
 
 def summary(report: EvalReport) -> dict[str, Any]:
