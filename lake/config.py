@@ -225,6 +225,16 @@ class TrainRule:
     open_low: bool = False
     open_high: bool = False
     choices: tuple[str, ...] = ()
+    high_why: str = ""
+    """Why the high bound (said with a value above it)."""
+
+
+SEED_MAX = 2**64 - 1
+"""The largest seed: torch.manual_seed takes 0 .. 2**64 - 1 (numpy's generators any whole number >= 0)."""
+LEARNING_RATE_MAX = 1.0
+"""The largest learning rate: Adam's step is about the rate itself, and rates near 1e308 overflow."""
+CPU_COUNT = os.cpu_count() or 1
+"""The machine's CPUs: more torch threads than these only wait on each other (hundreds of times slower)."""
 
 
 TRAIN_RULES: dict[str, TrainRule] = {
@@ -232,9 +242,9 @@ TRAIN_RULES: dict[str, TrainRule] = {
     "num_iterations": TrainRule("int", low=1),
     "episodes_per_iteration": TrainRule("int", low=1),
     "batch_size": TrainRule("int", low=1),
-    "seed": TrainRule("int", low=0),
+    "seed": TrainRule("int", low=0, high=SEED_MAX, high_why="2**64 - 1, the largest seed torch takes"),
     "num_envs": TrainRule("int", low=0),
-    "learning_rate": TrainRule("number", low=0, open_low=True),
+    "learning_rate": TrainRule("number", low=0, open_low=True, high=LEARNING_RATE_MAX),
     "anneal_lr": TrainRule("bool"),
     "gamma": TrainRule("number", low=0, high=1),
     "gae_lambda": TrainRule("number", low=0, high=1),
@@ -250,7 +260,7 @@ TRAIN_RULES: dict[str, TrainRule] = {
     "hidden_sizes": TrainRule("ints", low=1),
     "bar_width": TrainRule("int", low=0),
     "device": TrainRule("str", choices=("auto", "cpu", "cuda", "cuda:N")),
-    "torch_threads": TrainRule("int", low=1),
+    "torch_threads": TrainRule("int", low=1, high=CPU_COUNT, high_why="this machine's CPU count"),
     "validate_every": TrainRule("int", low=1),
     # the market (rl/market.py EnvConfig)
     "window": TrainRule("int", low=1),
@@ -269,7 +279,7 @@ TRAIN_RULES: dict[str, TrainRule] = {
 
 
 def _num(x: float) -> str:
-    return f"{x:g}"
+    return str(x) if isinstance(x, int) else f"{x:g}"
 
 
 def check_train_value(key: str, value: Any) -> Any:
@@ -329,8 +339,9 @@ def check_train_value(key: str, value: Any) -> Any:
                 f"must be {'above' if rule.open_low else 'at least'} {_num(rule.low)}, got {value!r}"
             )
         if rule.high is not None and (v >= rule.high if rule.open_high else v > rule.high):
+            why = f" ({rule.high_why})" if rule.high_why else ""
             raise ValueError(
-                f"must be {'below' if rule.open_high else 'at most'} {_num(rule.high)}, got {value!r}"
+                f"must be {'below' if rule.open_high else 'at most'} {_num(rule.high)}{why}, got {value!r}"
             )
     return value
 

@@ -46,7 +46,7 @@ from rl.metrics import (
     calendar_of,
     compute_metrics,
 )
-from rl.walk import Walk, walk
+from rl.walk import Walk, decision_steps, walk
 
 Policy = Callable[[np.ndarray], np.ndarray]
 Say = Callable[[str], None]
@@ -54,6 +54,11 @@ POLICIES = ("agent", "buy_and_hold", "flat", "random")
 LABELS = {"agent": "agent", "buy_and_hold": "buy & hold", "flat": "flat", "random": "random"}
 COLORS = {"agent": "tab:blue", "buy_and_hold": "tab:orange", "flat": "tab:gray", "random": "tab:green"}
 RESAMPLES = 1000
+
+
+class NothingToScore(MarketlakeError):
+    """The evaluated period has no bar a decision can be made and filled at (every segment shorter than the
+    run's window plus one): refused before anything is recorded."""
 
 
 @dataclass
@@ -321,7 +326,8 @@ def evaluate(
         "data_settings": settings.sql_settings(),
     }
 
-    def work(run_id: str) -> EvalReport:
+    def read() -> MarketData:
+        """The period's bars, refused (before any run is recorded) when no model can be scored on them."""
         nonlocal norm
         if norm is None:
             # the statistics only: the period read below says which symbols are not eligible, once
@@ -336,6 +342,16 @@ def evaluate(
             if clear_from is None:
                 raise
             raise EmptyPeriod(f"{exc}: {moved}") from exc
+        if decision_steps(data, env_config) == 0:
+            raise NothingToScore(
+                f"{period} period: none of its {data.n_rows} {interval} bars has {env_config.window} rows of "
+                "history in its segment and a next bar to fill at, so no model can be scored on it: no "
+                f"evaluation was run or recorded (the run's window is {env_config.window}: train with a lower "
+                f"train.window, or give the {period} period more data)"
+            )
+        return data
+
+    def work(run_id: str, data: MarketData) -> EvalReport:
         if clear_from is not None:
             say(f"note: {moved}")
         say(_period_line(data))
@@ -365,10 +381,11 @@ def evaluate(
         say(f"wrote {report.json_path} and {report.png_path}")
         return report
 
+    data = read()
     if not record:
-        return work(runlog.new_run_id("evaluate"))
+        return work(runlog.new_run_id("evaluate"), data)
     with runlog.recorded_run(root, "evaluate", config, run_dir=run_dir, parent_run_id=parent, say=say) as run:
-        report = work(run.run_id)
+        report = work(run.run_id, data)
         run.data_snapshot, run.data_files = report.data_snapshot, report.data_files
         run.metrics = summary(report)
     return report
@@ -656,7 +673,10 @@ def train_and_evaluate(
             f"run {result.run_id} {result.status}: not evaluated (`marketlake evaluate {result.run_id}` later)"
         )
         return result, None
-    return result, evaluate(lake_root, settings, result.run_dir, "test", say=say)
+    try:
+        return result, evaluate(lake_root, settings, result.run_dir, "test", say=say)
+    except NothingToScore as exc:  # the training itself is done and recorded: name it
+        raise NothingToScore(f"run {result.run_id} was trained and recorded, but its {exc}") from None
 
 
 # --- what a person sees -----------------------------------------------------------------------------------
