@@ -66,6 +66,9 @@ def handle_errors(fn: F) -> F:
                 sys.exit(128 + exc.signum)
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except EOFError as exc:  # not a Ctrl-C (click would call it one: Abort)
+            click.echo(f"error: {redact(_ended_early(exc))}", err=True)
+            sys.exit(1)
         except duckdb.Error as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             click.echo(f"error: {redact(first)}", err=True)
@@ -81,6 +84,10 @@ def handle_errors(fn: F) -> F:
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _ended_early(exc: EOFError) -> str:
+    return f"a file or the input ended early (EOFError{': ' + str(exc) if str(exc) else ''})"
 
 
 def damaged_files() -> list[str]:
@@ -235,9 +242,24 @@ def main() -> None:
     except Terminated as exc:
         click.echo(f"terminated ({exc})", err=True)
         sys.exit(128 + exc.signum)
-    except (KeyboardInterrupt, click.exceptions.Abort):  # click turns Ctrl-C into Abort ("Aborted!", 1)
+    except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except click.exceptions.Abort as exc:
+        # click turns a Ctrl-C into Abort ("Aborted!", 1), and an EOFError too (an input or a file that
+        # ended): only the first is an interruption (130); the second is an error (1), as is a bare Abort
+        why = exc.__cause__ or exc.__context__
+        if isinstance(why, EOFError):
+            click.echo(f"error: {redact(_ended_early(why))}", err=True)
+            sys.exit(1)
+        if isinstance(why, Terminated):
+            click.echo(f"terminated ({why})", err=True)
+            sys.exit(128 + why.signum)
+        if why is not None and is_interrupt(why):
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        click.echo("aborted", err=True)
+        sys.exit(1)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

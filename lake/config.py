@@ -110,20 +110,62 @@ class Settings:
     def with_sql_settings(self, values: dict[str, Any]) -> Settings:
         """A copy with the settings the views read replaced by `values` (what `sql_settings()` gave, e.g.
         as a run folder keeps them): a saved run is judged by the rules it was trained with (its periods are
-        recomputed from the lake as it is: rl/evaluate.py keeps them clear of what the run trained on)."""
+        recomputed from the lake as it is: rl/evaluate.py keeps them clear of what the run trained on). A value
+        the config file would refuse is a ValueError naming the key (a damaged run folder, not a query that
+        fails later)."""
         import dataclasses
 
-        known = {f.name for f in fields(Settings)}
+        known = set(self.sql_settings())  # (any other key is not the views': not taken)
         changes: dict[str, Any] = {}
         for key, value in values.items():
             if key not in known:
                 continue
-            if key in ("train_end", "validation_end") and isinstance(value, str):
-                value = dt.date.fromisoformat(value)
-            if key == "embargo_days" and not value:
-                value = None
-            changes[key] = value
-        return dataclasses.replace(self, **changes)
+            changes[key] = _sql_setting(key, value)
+        out = dataclasses.replace(self, **changes)
+        if out.train_fraction + out.validation_fraction >= 1:
+            raise ValueError("train_fraction + validation_fraction must be below 1")
+        if out.split_method == "date" and (
+            out.train_end is None or out.validation_end is None or out.validation_end <= out.train_end
+        ):
+            raise ValueError("split_method date needs a train_end before its validation_end")
+        return out
+
+
+def _sql_setting(key: str, value: Any) -> Any:
+    """A value of `Settings.sql_settings()` as a run folder keeps it, checked like the config file's (a
+    ValueError naming the key and the value otherwise) and converted back (dates from ISO text)."""
+
+    def bad(why: str) -> ValueError:
+        return ValueError(f"key {key!r}: {why}, got {value!r}")
+
+    choices = {**_CHOICES, "split_method": ("fraction", "date")}
+    if key in choices:
+        if value not in choices[key]:
+            raise bad(f"must be one of {', '.join(choices[key])}")
+        return value
+    if key in ("train_end", "validation_end"):
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise bad("expected an ISO date")
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            raise bad("expected an ISO date") from None
+    if key in ("train_fraction", "validation_fraction"):
+        if not _is_a(value, (int, float)) or not 0 < value < 1:
+            raise bad("expected a number between 0 and 1 (exclusive)")
+        return float(value)
+    if key == "max_missing_ratio":
+        if not _is_a(value, (int, float)) or not 0 <= value <= 1:
+            raise bad("expected a number between 0 and 1")
+        return float(value)
+    if key == "embargo_days" and value is None:
+        return None
+    low = 1 if key == "embargo_bars" else 0  # (the counts: min_bars_per_symbol, the minutes, the embargo)
+    if not _is_a(value, int) or value < low:
+        raise bad(f"expected a whole number >= {low}")
+    return (value or None) if key == "embargo_days" else value
 
 
 _TOP_TYPES: dict[str, type | tuple[type, ...]] = {
@@ -184,6 +226,16 @@ class TrainRule:
     open_low: bool = False
     open_high: bool = False
     choices: tuple[str, ...] = ()
+    high_why: str = ""
+    """Why the high bound (said with a value above it)."""
+
+
+SEED_MAX = 2**64 - 1
+"""The largest seed: torch.manual_seed takes 0 .. 2**64 - 1 (numpy's generators any whole number >= 0)."""
+LEARNING_RATE_MAX = 1.0
+"""The largest learning rate: Adam's step is about the rate itself, and rates near 1e308 overflow."""
+CPU_COUNT = os.cpu_count() or 1
+"""The machine's CPUs: more torch threads than these only wait on each other (hundreds of times slower)."""
 
 
 TRAIN_RULES: dict[str, TrainRule] = {
@@ -191,9 +243,9 @@ TRAIN_RULES: dict[str, TrainRule] = {
     "num_iterations": TrainRule("int", low=1),
     "episodes_per_iteration": TrainRule("int", low=1),
     "batch_size": TrainRule("int", low=1),
-    "seed": TrainRule("int", low=0),
+    "seed": TrainRule("int", low=0, high=SEED_MAX, high_why="2**64 - 1, the largest seed torch takes"),
     "num_envs": TrainRule("int", low=0),
-    "learning_rate": TrainRule("number", low=0, open_low=True),
+    "learning_rate": TrainRule("number", low=0, open_low=True, high=LEARNING_RATE_MAX),
     "anneal_lr": TrainRule("bool"),
     "gamma": TrainRule("number", low=0, high=1),
     "gae_lambda": TrainRule("number", low=0, high=1),
@@ -209,7 +261,7 @@ TRAIN_RULES: dict[str, TrainRule] = {
     "hidden_sizes": TrainRule("ints", low=1),
     "bar_width": TrainRule("int", low=0),
     "device": TrainRule("str", choices=("auto", "cpu", "cuda", "cuda:N")),
-    "torch_threads": TrainRule("int", low=1),
+    "torch_threads": TrainRule("int", low=1, high=CPU_COUNT, high_why="this machine's CPU count"),
     "validate_every": TrainRule("int", low=1),
     # the market (rl/market.py EnvConfig)
     "window": TrainRule("int", low=1),
@@ -228,7 +280,7 @@ TRAIN_RULES: dict[str, TrainRule] = {
 
 
 def _num(x: float) -> str:
-    return f"{x:g}"
+    return str(x) if isinstance(x, int) else f"{x:g}"
 
 
 def _unknown(what: str, key: str, known: Iterable[str]) -> str:
@@ -294,8 +346,9 @@ def check_train_value(key: str, value: Any) -> Any:
                 f"must be {'above' if rule.open_low else 'at least'} {_num(rule.low)}, got {value!r}"
             )
         if rule.high is not None and (v >= rule.high if rule.open_high else v > rule.high):
+            why = f" ({rule.high_why})" if rule.high_why else ""
             raise ValueError(
-                f"must be {'below' if rule.open_high else 'at most'} {_num(rule.high)}, got {value!r}"
+                f"must be {'below' if rule.open_high else 'at most'} {_num(rule.high)}{why}, got {value!r}"
             )
     return value
 

@@ -46,7 +46,7 @@ from rl.metrics import (
     calendar_of,
     compute_metrics,
 )
-from rl.walk import Walk, walk
+from rl.walk import Walk, decision_steps, walk
 
 Policy = Callable[[np.ndarray], np.ndarray]
 Say = Callable[[str], None]
@@ -54,6 +54,11 @@ POLICIES = ("agent", "buy_and_hold", "flat", "random")
 LABELS = {"agent": "agent", "buy_and_hold": "buy & hold", "flat": "flat", "random": "random"}
 COLORS = {"agent": "tab:blue", "buy_and_hold": "tab:orange", "flat": "tab:gray", "random": "tab:green"}
 RESAMPLES = 1000
+
+
+class NothingToScore(MarketlakeError):
+    """The evaluated period has no bar a decision can be made and filled at (every segment shorter than the
+    run's window plus one): refused before anything is recorded."""
 
 
 @dataclass
@@ -327,7 +332,8 @@ def evaluate(
         "data_settings": settings.sql_settings(),
     }
 
-    def work(run_id: str) -> EvalReport:
+    def read() -> MarketData:
+        """The period's bars, refused (before any run is recorded) when no model can be scored on them."""
         nonlocal norm
         if norm is None:
             # the statistics only: the period read below says which symbols are not eligible, once
@@ -342,6 +348,16 @@ def evaluate(
             if clear_from is None:
                 raise
             raise EmptyPeriod(f"{exc}: {moved}") from exc
+        if decision_steps(data, env_config) == 0:
+            raise NothingToScore(
+                f"{period} period: none of its {data.n_rows} {interval} bars has {env_config.window} rows of "
+                "history in its segment and a next bar to fill at, so no model can be scored on it: no "
+                f"evaluation was run or recorded (the run's window is {env_config.window}: train with a lower "
+                f"train.window, or give the {period} period more data)"
+            )
+        return data
+
+    def work(run_id: str, data: MarketData) -> EvalReport:
         if clear_from is not None:
             say(f"note: {moved}")
         say(_period_line(data))
@@ -379,10 +395,11 @@ def evaluate(
         say(f"wrote {report.json_path} and {report.png_path}")
         return report
 
+    data = read()
     if not record:
-        return work(runlog.new_run_id("evaluate"))
+        return work(runlog.new_run_id("evaluate"), data)
     with runlog.recorded_run(root, "evaluate", config, run_dir=run_dir, parent_run_id=parent, say=say) as run:
-        report = work(run.run_id)
+        report = work(run.run_id, data)
         run.data_snapshot, run.data_files = report.data_snapshot, report.data_files
         run.metrics = summary(report)
     return report
@@ -520,15 +537,58 @@ def _provenance_notes(saved: Mapping[str, Any], root: Path, period: str) -> list
 
 
 def _saved_run(run_dir: Path) -> dict[str, Any]:
-    """settings.json (and status.json) of a training run folder, {} when there is none."""
-    if not (run_dir / "settings.json").exists():
-        return {}
-    from rl.train import read_run
+    """settings.json (and status.json) of a training run folder, {} when there is none (a policy evaluated
+    alone). What the evaluation takes from it is checked here, and a wrong value is a MarketlakeError naming
+    the file and the reason, never a silent default: `periods` above all (a garbage entry would turn off the
+    guard that keeps the evaluation clear of the bars the run trained on, `_clear_of_training`)."""
+    from rl.train import SETTINGS_FILE, damaged, read_run
 
+    if not (run_dir / SETTINGS_FILE).exists():
+        return {}
     try:
-        return read_run(run_dir)
-    except (OSError, ValueError) as exc:
+        saved = read_run(run_dir)
+    except OSError as exc:
         raise MarketlakeError(f"evaluate: cannot read the run in {run_dir}: {exc}") from exc
+
+    def bad(why: str) -> MarketlakeError:
+        return damaged(run_dir, SETTINGS_FILE, why)
+
+    periods = saved.get("periods")
+    if periods is None and "env" in saved:  # (a training run writes its periods beside its env)
+        raise bad("has no 'periods' (what the run trained and chose its model on)")
+    if periods is not None:
+        if not isinstance(periods, dict) or not isinstance(periods.get("train"), dict):
+            raise bad(f"has no train period in its 'periods' ({json.dumps(periods)[:120]})")
+        for name, p in periods.items():
+            if not isinstance(p, dict) or not all(
+                isinstance(p.get(k), str) and _parse_instant(p[k]) is not None for k in ("start_at", "end_at")
+            ):
+                raise bad(
+                    f"has a 'periods.{name}' that is not a period with an ISO start_at and end_at "
+                    f"({json.dumps(p)[:120]})"
+                )
+    data_settings = saved.get("data_settings")
+    if data_settings is not None:
+        if not isinstance(data_settings, dict):
+            raise bad(f"has a 'data_settings' that is not a table ({json.dumps(data_settings)[:120]})")
+        try:
+            Settings().with_sql_settings(data_settings)
+        except ValueError as exc:
+            raise bad(f"has a wrong 'data_settings' ({exc})") from None
+    symbols = saved.get("symbols")
+    if symbols is not None and (
+        not isinstance(symbols, list) or not symbols or not all(isinstance(x, str) for x in symbols)
+    ):
+        raise bad(f"has a 'symbols' that is not a list of symbols ({json.dumps(symbols)[:120]})")
+    if "interval" in saved and not (isinstance(saved["interval"], str) and saved["interval"]):
+        raise bad(f"has an 'interval' that is not an interval ({json.dumps(saved['interval'])[:120]})")
+    ppo = saved.get("ppo")
+    if ppo is not None and not isinstance(ppo, dict):
+        raise bad(f"has a 'ppo' that is not a table ({json.dumps(ppo)[:120]})")
+    seed = (ppo or {}).get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise bad(f"has a 'ppo.seed' that is not a whole number >= 0 ({json.dumps(seed)[:120]})")
+    return saved
 
 
 def summary(report: EvalReport) -> dict[str, Any]:
@@ -733,7 +793,10 @@ def train_and_evaluate(
             f"run {result.run_id} {result.status}: not evaluated (`marketlake evaluate {result.run_id}` later)"
         )
         return result, None
-    return result, evaluate(lake_root, settings, result.run_dir, "test", say=say)
+    try:
+        return result, evaluate(lake_root, settings, result.run_dir, "test", say=say)
+    except NothingToScore as exc:  # the training itself is done and recorded: name it
+        raise NothingToScore(f"run {result.run_id} was trained and recorded, but its {exc}") from None
 
 
 # --- what a person sees -----------------------------------------------------------------------------------

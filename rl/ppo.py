@@ -43,6 +43,7 @@ import torch
 from torch import nn
 from torch.distributions import Categorical
 
+from lake.config import CPU_COUNT, LEARNING_RATE_MAX, SEED_MAX
 from lake.errors import ConfigError, MarketlakeError
 
 # --- 1. settings ------------------------------------------------------------------------------------------
@@ -137,12 +138,19 @@ class PPOConfig:
             raise bad("validate_every", "must be at least 1")
         if self.torch_threads < 1:
             raise bad("torch_threads", "must be at least 1")
+        # more threads than CPUs wait on each other: hundreds of times slower
+        if self.torch_threads > CPU_COUNT:
+            raise bad("torch_threads", f"must be at most {CPU_COUNT} (this machine's CPU count)")
+        if self.seed > SEED_MAX:
+            raise bad("seed", f"must be at most {SEED_MAX} (2**64 - 1, the largest seed torch takes)")
         for key in ("gamma", "gae_lambda"):
             if not 0 <= getattr(self, key) <= 1:
                 raise bad(key, "must be between 0 and 1")
         for key in ("learning_rate", "clip_coef", "max_grad_norm"):
             if not getattr(self, key) > 0:
                 raise bad(key, "must be positive")
+        if self.learning_rate > LEARNING_RATE_MAX:
+            raise bad("learning_rate", f"must be at most {LEARNING_RATE_MAX:g}")
         for key in ("ent_coef", "vf_coef"):
             if getattr(self, key) < 0:
                 raise bad(key, "must not be negative")

@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import io
 import json
+import math
 import os
 import platform
 import secrets
@@ -46,6 +48,7 @@ from lake.config import Settings
 from lake.connect import sql_dir
 from lake.errors import ConfigError, MarketlakeError, Terminated
 from lake.paths import resolve_lake_root, validate_symbol
+from lake.writer import atomic_write_bytes
 from rl.episodes import EmptyPeriod, MarketData, NormStats, load_period
 from rl.market import EnvConfig
 from rl.ppo import PPO, Agent, IterationStats, PPOConfig, greedy_policy, now, resolve_device, seed_everything
@@ -114,6 +117,17 @@ def read_train_settings(
         if not isinstance(table["runs_dir"], str | os.PathLike):
             raise ConfigError(f"{where}: key 'runs_dir': expected a path, got {table['runs_dir']!r}")
         run.runs_dir = os.fspath(table["runs_dir"])
+    if not env.hold_overnight and run.interval == "1d":
+        # (a daily bar is its session's last: rl/episodes.py session_end; said before any work is done)
+        flags = [k for k in ("hold_overnight", "interval") if (overrides or {}).get(k) is not None]
+        origin = [] if len(flags) == 2 else [where]
+        if flags:
+            origin.append(f"the command line ({', '.join(flags)})")
+        raise ConfigError(
+            f"{' and '.join(origin)}: hold_overnight = false with interval 1d: false closes a position at its "
+            "session's last bar, and every daily bar is a whole session (its own last bar), so every position "
+            "would be closed the bar it opens; hold_overnight = false needs intraday bars (1m, 5m, 15m or 1h)"
+        )
     return ppo, env, run
 
 
@@ -254,9 +268,9 @@ def validation_score(data: MarketData, env: EnvConfig, policy: Policy) -> dict[s
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    """Durable and atomic: the temporary file is fsynced before its rename (and the folder after it), so a
+    crash or a power cut leaves the old file or the new one, never an empty or half-written one."""
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, default=str) + "\n").encode("utf-8"))
 
 
 def _append_jsonl(path: Path, obj: Mapping[str, Any]) -> None:
@@ -277,8 +291,9 @@ def _new_run_dir(runs_dir: Path, started: dt.datetime) -> tuple[str, Path]:
 
 
 def save_checkpoint(path: Path, agent: Agent, iteration: int, score: float) -> None:
-    """Atomic: a reader (or a crash) never sees half a checkpoint."""
-    tmp = path.with_name(path.name + ".tmp")
+    """Atomic and durable: a reader (or a crash, or a power cut) never sees half a checkpoint (the temporary
+    file is fsynced before its rename, lake/writer.py atomic_write_bytes)."""
+    buf = io.BytesIO()
     torch.save(
         {
             "agent": agent.state_dict(),
@@ -286,9 +301,9 @@ def save_checkpoint(path: Path, agent: Agent, iteration: int, score: float) -> N
             "iteration": iteration,
             "score": score,
         },
-        tmp,
+        buf,
     )
-    os.replace(tmp, path)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _best_from_file(best: Path, state: dict[str, Any]) -> None:
@@ -304,37 +319,166 @@ def _best_from_file(best: Path, state: dict[str, Any]) -> None:
     state["best_score"] = score if np.isfinite(score) else None
 
 
-def load_agent(path: Path, device: torch.device | None = None) -> tuple[Agent, dict[str, Any]]:
-    ckpt = torch.load(path, map_location=device or "cpu", weights_only=True)
-    agent = Agent.from_spec(ckpt["spec"])
-    agent.load_state_dict(ckpt["agent"])
+REDO = "restore it from a copy, or train the run again (`marketlake train`)"
+"""What to do about a damaged file of a run folder: said with every one."""
+
+
+def damaged(run_dir: Path, name: str, why: str) -> MarketlakeError:
+    """The error for a run folder's file `name` that is missing or wrong: one line naming the run, the
+    file and the reason, and what to do."""
+    return MarketlakeError(f"run {run_dir.name}: {run_dir / name} {why}: {REDO}")
+
+
+def read_json_object(run_dir: Path, name: str) -> dict[str, Any]:
+    """The JSON object in the run folder's file `name`; a MarketlakeError naming the file when it is missing,
+    unreadable, not JSON or not an object."""
+    path = run_dir / name
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise damaged(run_dir, name, "is missing (every training run writes it)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise damaged(run_dir, name, f"cannot be read ({why})") from None
+    try:
+        got = json.loads(text)
+    except ValueError as exc:
+        raise damaged(run_dir, name, f"is not JSON ({exc})") from None
+    if not isinstance(got, dict):
+        raise damaged(run_dir, name, f"holds a JSON {type(got).__name__}, not an object") from None
+    return got
+
+
+def _first_sentence(exc: BaseException) -> str:
+    """The start of an exception's message: its first line up to its first sentence's end (torch's run on)."""
+    line = (str(exc).splitlines() or [""])[0]
+    head, dot, _ = line.partition(". ")
+    return (head + dot.strip())[:200]
+
+
+def _checkpoint_name(run_dir: Path, path: Path) -> str:
+    return str(path.relative_to(run_dir)) if path.is_relative_to(run_dir) else str(path)
+
+
+def load_agent(
+    path: Path, device: torch.device | None = None, *, run_dir: Path | None = None
+) -> tuple[Agent, dict[str, Any]]:
+    """The agent of a checkpoint file; a MarketlakeError naming the file when it is not one this version
+    wrote (truncated, garbage, empty, a folder, another network)."""
+    folder = run_dir if run_dir is not None else path.parent
+    name = _checkpoint_name(folder, path)
+    if path.is_dir():
+        raise damaged(folder, name, "is a folder, not a checkpoint file")
+    try:
+        ckpt = torch.load(path, map_location=device or "cpu", weights_only=True)
+    except FileNotFoundError:
+        raise damaged(folder, name, "is missing") from None
+    # (torch raises many kinds for a damaged file: RuntimeError, EOFError, UnpicklingError, KeyError, …)
+    except Exception as exc:
+        first = _first_sentence(exc)
+        raise damaged(
+            folder,
+            name,
+            f"is not a readable checkpoint ({type(exc).__name__}{': ' + first if first else ''})",
+        ) from None
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("spec"), dict) or "agent" not in ckpt:
+        raise damaged(folder, name, "is not a checkpoint of a training run (no network spec and weights)")
+    try:
+        agent = Agent.from_spec(ckpt["spec"])
+        agent.load_state_dict(ckpt["agent"])
+    except Exception as exc:
+        first = _first_sentence(exc)
+        raise damaged(folder, name, f"holds a network this version cannot rebuild ({first})") from None
     agent.eval()
     return agent, ckpt
 
 
+def _norm_stats(run_dir: Path) -> NormStats:
+    """norm.json checked: feature names (strings), and a finite mean and a positive finite standard
+    deviation for each."""
+    d = read_json_object(run_dir, NORM_FILE)
+    names, mean, std = d.get("feature_names"), d.get("mean"), d.get("std")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise damaged(run_dir, NORM_FILE, "has no list of feature names ('feature_names')")
+    for key, values in (("mean", mean), ("std", std)):
+        if (
+            not isinstance(values, list)
+            or len(values) != len(names)
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+        ):
+            raise damaged(
+                run_dir, NORM_FILE, f"'{key}' is not a list of {len(names)} numbers, one per feature"
+            )
+    for name, m, sd in zip(names, mean, std, strict=True):  # type: ignore[arg-type]
+        if not math.isfinite(m):
+            raise damaged(run_dir, NORM_FILE, f"has a mean of {m} for {name}")
+        if not (math.isfinite(sd) and sd > 0):
+            raise damaged(
+                run_dir, NORM_FILE, f"has a standard deviation of {sd} for {name} (must be above 0)"
+            )
+    return NormStats(list(names), np.asarray(mean, float), np.asarray(std, float))
+
+
+def env_of_run(run_dir: Path, saved: Mapping[str, Any]) -> EnvConfig:
+    """The EnvConfig of settings.json's `env` table; a MarketlakeError naming the file when it is not one."""
+    env = saved.get("env")
+    if not isinstance(env, dict):
+        raise damaged(run_dir, SETTINGS_FILE, "has no 'env' table (the market settings the run trained with)")
+    try:
+        return EnvConfig(**env)
+    except (TypeError, ValueError) as exc:  # an unknown key; a bad value (ConfigError is a ValueError)
+        raise damaged(
+            run_dir, SETTINGS_FILE, f"has an 'env' table this version cannot read ({exc})"
+        ) from None
+
+
 def load_policy(run_dir: Path | str, checkpoint: str = "best") -> tuple[Policy, EnvConfig, NormStats]:
     """The chosen model of a run as a deterministic (argmax) numpy policy, with the EnvConfig and the train
-    period's NormStats it was trained with (what rl/evaluate.py needs to walk another period)."""
+    period's NormStats it was trained with (what rl/evaluate.py needs to walk another period). A missing or
+    damaged file of the folder (settings.json, norm.json, the checkpoint), or files that do not belong
+    together (a window or features the checkpoint's network was not built for), is a MarketlakeError naming
+    the file and the reason."""
     run_dir = Path(run_dir)
     path = run_dir / CHECKPOINTS / f"{checkpoint}.pt"
     if not path.exists():
         raise MarketlakeError(
             f"run {run_dir.name}: no checkpoint {path} (was the run stopped before validating?)"
         )
-    run = json.loads((run_dir / SETTINGS_FILE).read_text(encoding="utf-8"))
-    env = EnvConfig(**run["env"])
-    norm = NormStats.from_json((run_dir / NORM_FILE).read_text(encoding="utf-8"))
-    agent, _ = load_agent(path)
+    env = env_of_run(run_dir, read_json_object(run_dir, SETTINGS_FILE))
+    norm = _norm_stats(run_dir)
+    agent, _ = load_agent(path, run_dir=run_dir)
+    name = _checkpoint_name(run_dir, path)
+    if agent.layout is not None and agent.layout[0] != env.window:
+        raise damaged(
+            run_dir,
+            SETTINGS_FILE,
+            f"says window {env.window}, but {name}'s network was built for windows of {agent.layout[0]} bars "
+            "(the files do not belong together)",
+        )
+    if agent.layout is not None and agent.layout[1] != len(norm.feature_names):
+        raise damaged(
+            run_dir,
+            NORM_FILE,
+            f"holds {len(norm.feature_names)} features, but {name}'s network reads {agent.layout[1]} "
+            "(the files do not belong together)",
+        )
+    if agent.n_actions != env.n_actions:
+        raise damaged(
+            run_dir,
+            SETTINGS_FILE,
+            f"says allow_short = {str(env.allow_short).lower()} ({env.n_actions} actions), but {name}'s "
+            f"network chooses among {agent.n_actions} (the files do not belong together)",
+        )
     return greedy_policy(agent, torch.device("cpu")), env, norm
 
 
 def read_run(run_dir: Path | str) -> dict[str, Any]:
-    """settings.json and status.json of a run, merged (symbols, interval, periods, configs, best score …)."""
+    """settings.json and status.json of a run, merged (symbols, interval, periods, configs, best score …);
+    a MarketlakeError naming the file when one is missing (status.json may be), not JSON or not an object."""
     run_dir = Path(run_dir)
-    out: dict[str, Any] = json.loads((run_dir / SETTINGS_FILE).read_text(encoding="utf-8"))
-    status = run_dir / STATUS_FILE
-    if status.exists():
-        out["status"] = json.loads(status.read_text(encoding="utf-8"))
+    out = read_json_object(run_dir, SETTINGS_FILE)
+    if (run_dir / STATUS_FILE).exists():
+        out["status"] = read_json_object(run_dir, STATUS_FILE)
     return out
 
 
@@ -475,7 +619,7 @@ def train(
             },
         },
     )
-    (run_dir / NORM_FILE).write_text(train_data.norm.to_json() + "\n", encoding="utf-8")
+    atomic_write_bytes(run_dir / NORM_FILE, (train_data.norm.to_json() + "\n").encode("utf-8"))
     say(f"run {run_id}: {run_dir}")
     say(
         f"{cfg.num_iterations} iterations of >= {cfg.episodes_per_iteration} episodes of {envs.episode_length} "

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from cli import cli
 from ingest.common import INTERVALS
-from lake.config import TRAIN_INTERVALS, TRAIN_RULES, check_train_value
+from lake.config import CPU_COUNT, TRAIN_INTERVALS, TRAIN_RULES, check_train_value
 from rl import runlog
 from rl.market import EnvConfig
 from rl.ppo import PPO, PPOConfig
@@ -90,6 +90,15 @@ def test_every_default_of_rl_passes_the_train_rules() -> None:
         ('symbols = ["../x"]', "key 'train.symbols': invalid symbol"),
         ("hidden_sizes = 64", "key 'train.hidden_sizes': expected a non-empty list of whole numbers"),
         ('device = "cuda:N"', "key 'train.device': must be one of auto, cpu, cuda, cuda:N, got 'cuda:N'"),
+        (
+            "seed = 18446744073709551616",
+            "key 'train.seed': must be at most 18446744073709551615 (2**64 - 1, the largest seed torch takes)",
+        ),
+        ("learning_rate = 1e308", "key 'train.learning_rate': must be at most 1, got 1e+308"),
+        (
+            f"torch_threads = {CPU_COUNT + 1}",
+            f"key 'train.torch_threads': must be at most {CPU_COUNT} (this machine's CPU count)",
+        ),
     ],
 )
 def test_check_refuses_a_bad_train_setting_naming_file_key_and_line(
@@ -144,6 +153,30 @@ def test_train_refuses_a_bad_train_setting_before_refreshing_the_store(
         (["--set", "commission=0.1%"], 2, ["--set", "key 'commission': expected a number, got '0.1%'"]),
         (["--set", "window"], 2, ["--set", "expected KEY=VALUE"]),
         (["--iterations", "3", "--set", "num_iterations=4"], 2, ["--iterations and --set num_iterations"]),
+        (
+            ["--set", "seed=18446744073709551616"],
+            2,
+            ["--set", "key 'seed': must be at most 18446744073709551615"],
+        ),
+        (["--seed", "18446744073709551616"], 2, ["--seed", "must be at most 18446744073709551615"]),
+        (
+            ["--set", "learning_rate=1e308"],
+            2,
+            ["--set", "key 'learning_rate': must be at most 1, got 1e+308"],
+        ),
+        (
+            ["--set", f"torch_threads={CPU_COUNT + 1}"],
+            2,
+            ["--set", f"key 'torch_threads': must be at most {CPU_COUNT} (this machine's CPU count)"],
+        ),
+        (
+            ["--interval", "1d", "--set", "hold_overnight=false"],
+            1,
+            [
+                "the command line (hold_overnight, interval): hold_overnight = false with interval 1d",
+                "intraday",
+            ],
+        ),
     ],
 )
 def test_a_bad_flag_is_refused_and_records_no_run(
@@ -285,3 +318,102 @@ def test_a_read_only_lake_is_refused_before_training(
     r = runner.invoke(cli, ["--lake", str(train_lake), "train", "--runs-dir", str(runs), *TINY_SETS])
     assert r.exit_code == 1 and f"cannot write to {train_lake}: Read-only file system" in r.output, r.output
     assert not runs.exists()
+
+
+# --- bounds the file and --set share with rl/, and combinations --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("seed", 2**64), ("learning_rate", 1e308), ("learning_rate", 1.5), ("torch_threads", CPU_COUNT + 1)],
+)
+def test_what_the_train_rules_refuse_rl_refuses_too(key: str, value: Any) -> None:
+    """A value above a bound is refused by the file's check and by rl/ppo.py's (a Settings built in code)."""
+    from lake.config import Settings
+    from lake.errors import ConfigError
+    from rl.train import read_train_settings
+
+    with pytest.raises(ValueError, match="must be at most"):
+        check_train_value(key, value)
+    with pytest.raises(ConfigError, match=f"key '{key}': must be at most"):
+        read_train_settings(Settings(train={key: value}))
+
+
+def test_the_largest_seed_trains_and_evaluates(runner: CliRunner, train_lake: Path, tmp_path: Path) -> None:
+    """2**64 - 1: what torch.manual_seed takes (and numpy's generators, the random baseline, the bootstrap)."""
+    top = 2**64 - 1
+    check_train_value("seed", top)
+    r = runner.invoke(
+        cli,
+        [
+            "--lake",
+            str(train_lake),
+            "--quiet",
+            "train",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            *TINY_SETS,
+            "--seed",
+            str(top),
+            "--symbols",
+            "BTCUSDT",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert json.loads((run_dir / "settings.json").read_text(encoding="utf-8"))["ppo"]["seed"] == top
+    assert json.loads((run_dir / "evaluation-test.json").read_text(encoding="utf-8"))["seed"] == top
+
+
+def test_hold_overnight_false_on_daily_bars_is_refused_naming_the_file(
+    runner: CliRunner, train_lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every daily bar is its session's last: `hold_overnight = false` would close every position the bar it
+    opens (buy-and-hold made 1,838 trades and -67% instead of +52.7% on the demo's stocks)."""
+    _no_store_refresh(monkeypatch)
+    config = tmp_path / "mine.toml"
+    config.write_text('[train]\ninterval = "1d"\nhold_overnight = false\n', encoding="utf-8")
+    before = _train_runs(train_lake)
+    args = ["--config", str(config), "--lake", str(train_lake), "train", "--runs-dir", str(tmp_path / "runs")]
+    r = runner.invoke(cli, args)
+    assert r.exit_code == 1, r.output
+    assert f"error: {config} [train]: hold_overnight = false with interval 1d" in r.output, r.output
+    assert "needs intraday bars (1m, 5m, 15m or 1h)" in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1 and "Traceback" not in r.output, r.output
+    assert _train_runs(train_lake) == before and not (tmp_path / "runs").exists()
+    # intraday bars may close at the session's end
+    monkeypatch.undo()  # (the store may be refreshed now)
+    r = runner.invoke(cli, [*args, "--interval", "1m", "--no-evaluate", "--quiet", *TINY_SETS])
+    assert r.exit_code == 0, r.output
+
+
+def test_an_evaluation_no_model_can_be_scored_on_is_refused_and_not_recorded(
+    runner: CliRunner, train_lake: Path, tmp_path: Path
+) -> None:
+    """A window longer than every segment of the test period (414 bars each here): no bar can be decided on,
+    so nothing is evaluated; it was recorded `finished` with every policy at +0.00% over 0 bars."""
+    runs = tmp_path / "runs"
+    args = ["--lake", str(train_lake), "train", "--runs-dir", str(runs), "--symbols", "BTCUSDT", *TINY_SETS]
+    r = runner.invoke(cli, [*args, "--set", "window=420"])
+    assert r.exit_code == 1, r.output
+    refusal = (
+        "test period: none of its 414 1m bars has 420 rows of history in its segment and a next bar to "
+        "fill at, so no model can be scored on it: no evaluation was run or recorded (the run's window is 420"
+    )
+    (run_dir,) = runs.iterdir()
+    assert f"error: run {run_dir.name} was trained and recorded, but its {refusal}" in r.output, r.output
+    assert "Traceback" not in r.output and "UserWarning" not in r.output, r.output
+    assert [row["status"] for row in _train_runs(train_lake) if row["run_id"] == run_dir.name] == ["finished"]
+    assert not (run_dir / "evaluation-test.json").exists() and not (run_dir / "evaluation-test.png").exists()
+    evaluations = [
+        row for row in runlog.list_runs(train_lake, kind="evaluate") if row["run_dir"] == str(run_dir)
+    ]
+    assert evaluations == [], evaluations
+    # and `marketlake evaluate RUN_ID` says the same, recording nothing
+    r = runner.invoke(cli, ["--lake", str(train_lake), "evaluate", run_dir.name])
+    assert r.exit_code == 1 and r.output.startswith(f"error: {refusal}"), r.output
+    assert len(r.output.strip().splitlines()) == 1, r.output
+    evaluations = [
+        row for row in runlog.list_runs(train_lake, kind="evaluate") if row["run_dir"] == str(run_dir)
+    ]
+    assert evaluations == [], evaluations
