@@ -99,6 +99,9 @@ class EvalReport:
     png_path: Path | None = None
     curves: dict[str, Series] = field(default_factory=dict, repr=False)
     """The overall series of each policy, for the picture."""
+    span: tuple[str, str] | None = None
+    """The first and last bar of the interval in the period (ISO 8601 UTC): the period's bounds come from
+    the whole lake's range, every interval's, so its bars may cover much less of it."""
 
     @property
     def sentence(self) -> str:
@@ -113,6 +116,7 @@ class EvalReport:
             "interval": self.interval,
             "symbols": self.symbols,
             "bounds": list(self.bounds),
+            "bars_span": list(self.span) if self.span else None,
             "bars": self.metrics["overall"]["agent"].bars if "overall" in self.metrics else 0,
             "bars_per_year": self.bars_per_year,
             "seed": self.seed,
@@ -252,17 +256,27 @@ def _iso(us: int) -> str:
     return _instant(us).isoformat()
 
 
-def _period_line(data: MarketData) -> str:
+def _span(data: MarketData) -> tuple[str, str] | None:
+    return (_iso(int(data.ts.min())), _iso(int(data.ts.max()))) if data.n_rows else None
+
+
+def _period_line(data: MarketData, decisions: int | None = None, window: int | None = None) -> str:
     """What an evaluation reads: the period (its bounds come from the whole lake's range, every interval's),
-    the span of the bars it holds of this interval, and the bars of each symbol."""
+    the span of the bars it holds of this interval, the bars of each symbol, and how many of them are
+    decided on (the table's `bars`: the first `window` rows of each segment are only its history)."""
     counts = np.bincount(data.symbol_idx, minlength=len(data.symbols))
     each = ", ".join(f"{s} {int(n)}" for s, n in zip(data.symbols, counts, strict=True))
-    held = (
-        f"its {data.interval} bars {_iso(int(data.ts.min()))} .. {_iso(int(data.ts.max()))}"
-        if data.n_rows
+    span = _span(data)
+    held = f"its {data.interval} bars {span[0]} .. {span[1]}" if span else ""
+    decided = (
+        f" ({decisions} decided on, the table's bars: the first {window} of each segment are its history only)"
+        if decisions is not None and window is not None
         else ""
     )
-    return f"{data.period}: {_iso(data.bounds[0])} .. {_iso(data.bounds[1])} ({held}), {data.n_rows} bars: {each}"
+    return (
+        f"{data.period}: {_iso(data.bounds[0])} .. {_iso(data.bounds[1])} ({held}), {data.n_rows} bars"
+        f"{decided}: {each}"
+    )
 
 
 def evaluate(
@@ -360,7 +374,7 @@ def evaluate(
     def work(run_id: str, data: MarketData) -> EvalReport:
         if clear_from is not None:
             say(f"note: {moved}")
-        say(_period_line(data))
+        say(_period_line(data, decision_steps(data, env_config), env_config.window))
         # the data read, hashed now (an ingest while the walks run must not change what it says was read)
         snapshot = runlog.snapshot_for_run(
             root,
@@ -386,16 +400,28 @@ def evaluate(
             seed=seed,
             env=env_config.to_dict(),
             curves=curves,
+            span=_span(data),
         )
         report.data_snapshot, report.data_files = snapshot.hash, snapshot.files
-        report.json_path = run_dir / f"evaluation-{period}.json"
-        report.png_path = run_dir / f"evaluation-{period}.png"
+        # evaluation-<period>.json/.png: the latest; a recorded evaluation also keeps its own copy, which its
+        # row names (a later evaluation, e.g. after the lake grew, must not change what an earlier row shows)
+        latest = (run_dir / f"evaluation-{period}.json", run_dir / f"evaluation-{period}.png")
+        own = run_dir / "evaluations"
+        kept = (own / f"{run_id}-{period}.json", own / f"{run_id}-{period}.png") if recorded else latest
+        report.json_path, report.png_path = kept
+        if recorded:
+            own.mkdir(exist_ok=True)
         write_png(report, report.png_path)
-        atomic_write_bytes(report.json_path, (json.dumps(report.to_json(), indent=1) + "\n").encode())
-        say(f"wrote {report.json_path} and {report.png_path}")
+        text = (json.dumps(report.to_json(), indent=1) + "\n").encode()
+        atomic_write_bytes(report.json_path, text)
+        if recorded:
+            atomic_write_bytes(latest[0], text)
+            atomic_write_bytes(latest[1], report.png_path.read_bytes())
+        say(f"wrote {latest[0]} and {latest[1]}" + (f" (this evaluation's own: {own})" if recorded else ""))
         return report
 
     data = read()
+    recorded = record
     if not record:
         return work(runlog.new_run_id("evaluate"), data)
     with runlog.recorded_run(root, "evaluate", config, run_dir=run_dir, parent_run_id=parent, say=say) as run:
@@ -816,7 +842,8 @@ def render_table(report: EvalReport, *, width: int = 160) -> str:
     from rich.table import Table
 
     t = Table(
-        title=f"{report.period} period {report.bounds[0][:16]} .. {report.bounds[1][:16]} UTC, {report.interval} bars",
+        title=f"{report.period} period {report.bounds[0][:16]} .. {report.bounds[1][:16]} UTC, {report.interval} bars"
+        + (f" {report.span[0][:16]} .. {report.span[1][:16]}" if report.span else ""),
         show_lines=False,
     )
     for c in (

@@ -183,3 +183,27 @@ def test_evaluate_says_when_its_run_did_not_finish_or_came_from_another_lake(
     evaluate(lake_root, Settings(), result.run_dir, "validation", say=said.append, record=False)
     assert any("another-lake" in x for x in said), said
     assert any("not out of sample" in x for x in said), said
+
+
+def test_each_recorded_evaluation_keeps_its_own_files_and_the_table_shows_the_bars_span(
+    lake_root: Path, tmp_path: Path
+) -> None:
+    import json
+
+    from rl.evaluate import evaluate, render_table
+
+    result, _ = train_and_evaluate(
+        lake_root, Settings(), TINY, runs_dir=tmp_path / "runs", evaluate_test=False
+    )
+    first = evaluate(lake_root, Settings(), result.run_dir, "test", resamples=20)
+    second = evaluate(lake_root, Settings(), result.run_dir, "test", resamples=30)
+    rows = {r["run_id"]: r for r in runlog.list_runs(lake_root, kind="evaluate")}
+    for report in (first, second):
+        files = rows[report.run_id]["metrics"]["files"]
+        saved = json.loads(Path(files["json"]).read_text())
+        assert saved["run_id"] == report.run_id and Path(files["png"]).is_file(), files
+    assert rows[first.run_id]["metrics"]["files"] != rows[second.run_id]["metrics"]["files"]
+    latest = json.loads((result.run_dir / "evaluation-test.json").read_text())
+    assert latest["run_id"] == second.run_id
+    assert first.span is not None and latest["bars_span"] == list(first.span)
+    assert first.span[0][:16] in render_table(first)
