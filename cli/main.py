@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import shutil
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from functools import wraps
@@ -25,7 +26,7 @@ import click
 import duckdb
 
 from lake.config import load_dotenv_file, load_settings
-from lake.errors import REPAIR, MarketlakeError, Terminated, is_interrupt, terminate_on_signals
+from lake.errors import REPAIR, MarketlakeError, Terminated, is_interrupt, stop_signal, terminate_on_signals
 from lake.logs import redact, setup_logging
 from lake.paths import require_lake, resolve_lake_root
 
@@ -61,9 +62,10 @@ def handle_errors(fn: F) -> F:
         except (KeyboardInterrupt, duckdb.InterruptException, RuntimeError) as exc:
             if not is_interrupt(exc):  # (a RuntimeError that is not DuckDB's Ctrl-C during a fetch)
                 raise
-            if isinstance(exc, Terminated):
-                click.echo(f"terminated ({exc})", err=True)
-                sys.exit(128 + exc.signum)
+            signum = stop_signal(exc)  # SIGTERM/SIGHUP, also when DuckDB made it its own interrupt
+            if signum is not None:
+                click.echo(f"terminated ({signal.Signals(signum).name})", err=True)
+                sys.exit(128 + signum)
             click.echo("interrupted", err=True)
             sys.exit(130)
         except EOFError as exc:  # not a Ctrl-C (click would call it one: Abort)
@@ -252,9 +254,10 @@ def main() -> None:
         if isinstance(why, EOFError):
             click.echo(f"error: {redact(_ended_early(why))}", err=True)
             sys.exit(1)
-        if isinstance(why, Terminated):
-            click.echo(f"terminated ({why})", err=True)
-            sys.exit(128 + why.signum)
+        if why is not None and stop_signal(why) is not None:
+            signum = stop_signal(why) or 0
+            click.echo(f"terminated ({signal.Signals(signum).name})", err=True)
+            sys.exit(128 + signum)
         if why is not None and is_interrupt(why):
             click.echo("interrupted", err=True)
             sys.exit(130)

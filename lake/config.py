@@ -261,7 +261,9 @@ TRAIN_RULES: dict[str, TrainRule] = {
     "hidden_sizes": TrainRule("ints", low=1),
     "bar_width": TrainRule("int", low=0),
     "device": TrainRule("str", choices=("auto", "cpu", "cuda", "cuda:N")),
-    "torch_threads": TrainRule("int", low=1, high=CPU_COUNT, high_why="this machine's CPU count"),
+    # (at most the CPU count: checked when a run starts, rl/ppo.py, not when the file is read, so that a
+    # file written on a larger machine still serves every other command here)
+    "torch_threads": TrainRule("int", low=1),
     "validate_every": TrainRule("int", low=1),
     # the market (rl/market.py EnvConfig)
     "window": TrainRule("int", low=1),

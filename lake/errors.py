@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,6 +41,19 @@ class Terminated(KeyboardInterrupt):
 
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+_stopped_by: list[int] = []
+"""The SIGTERM/SIGHUP numbers terminate_on_signals' handler has raised Terminated for."""
+
+
+def stop_signal(exc: BaseException) -> int | None:
+    """The signal an interrupt came from: Terminated's, or, for DuckDB's own interrupt (a signal handler's
+    exception raised inside a query becomes DuckDB's "Query interrupted"), SIGTERM/SIGHUP when the handler
+    raised for one; None for a Ctrl-C or anything else."""
+    if isinstance(exc, Terminated):
+        return exc.signum
+    if is_interrupt(exc) and not isinstance(exc, KeyboardInterrupt) and _stopped_by:
+        return _stopped_by[-1]
+    return None
 
 
 def terminate_on_signals() -> None:
@@ -47,6 +61,7 @@ def terminate_on_signals() -> None:
     of killing the process where it stands: a training run is then recorded as ended, not left `running`."""
 
     def stop(signum: int, _frame: FrameType | None) -> None:
+        _stopped_by.append(signum)  # DuckDB turns the exception into its own interrupt: remembered here
         raise Terminated(signum)
 
     for s in STOP_SIGNALS:
@@ -55,10 +70,14 @@ def terminate_on_signals() -> None:
 
 
 @contextmanager
-def deferred_interrupts() -> Iterator[None]:
-    """Hold Ctrl-C (and SIGTERM, SIGHUP) while the block runs, then act on it: for the short writes that
-    record a run, so that a Ctrl-C pressed as training ends (to skip the evaluation) does not lose the run's
-    row. Outside the main thread (where signals are not delivered) the block just runs."""
+def deferred_interrupts(
+    notice: str = "held until the run is recorded (again to stop now, without recording it)",
+) -> Iterator[None]:
+    """Hold Ctrl-C (and SIGTERM, SIGHUP) while the block runs, then act on it: for the writes that record a
+    run, so that a Ctrl-C pressed as training ends (to skip the evaluation) does not lose the run's row. The
+    first signal is held and `notice` printed on stderr (the block may wait for the lake's writer lock); a
+    second one stops at once. Outside the main thread (where signals are not delivered) the block just
+    runs."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -67,7 +86,14 @@ def deferred_interrupts() -> Iterator[None]:
     before = {s: signal.getsignal(s) for s in signals}
 
     def hold(signum: int, _frame: FrameType | None) -> None:
+        if held:  # a second signal: stop now, as asked
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            _stopped_by.append(signum)
+            raise Terminated(signum)
         held.append(signal.Signals(signum))
+        sys.stderr.write(f"{signal.Signals(signum).name}: {notice}\n")
+        sys.stderr.flush()
 
     for s in signals:
         if before[s] is not signal.SIG_IGN:

@@ -733,6 +733,9 @@ def _record_failed_training(
     interrupted = is_interrupt(exc)
     status = "interrupted" if interrupted else "failed"
     error = None if interrupted else f"{type(exc).__name__}: {exc}"
+    cause = exc.__context__
+    if error and cause is not None and not is_interrupt(cause):  # e.g. a full disk while saying why it failed
+        error += f" (while handling {type(cause).__name__}: {cause})"
     try:
         if run_dir is not None:
             from rl.train import read_run

@@ -33,7 +33,7 @@ import pyarrow as pa
 
 from lake.config import Settings, load_settings
 from lake.connect import sql_dir
-from lake.errors import MarketlakeError
+from lake.errors import MarketlakeError, deferred_interrupts
 from lake.paths import SCHEMA_ANCHOR, LakePaths, resolve_lake_root, validate_symbol
 from lake.schemas import RUNS
 from lake.writer import DATA_FILE, MANIFEST_FILE, LakeWriter, sha256_file
@@ -443,7 +443,8 @@ def recorded_run(
     except BaseException:
         finish_run(root, record, "failed", say=say)
         raise
-    finish_run(root, record, "finished", say=say)
+    with deferred_interrupts():  # a Ctrl-C now waits until the row says finished (a second one does not)
+        finish_run(root, record, "finished", say=say)
 
 
 # --- listing --------------------------------------------------------------------------------------------

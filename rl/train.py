@@ -94,7 +94,12 @@ def read_train_settings(
     for key in table:
         if key not in known:
             raise ConfigError(f"{where}: key {key!r}: unknown setting (known: {', '.join(sorted(known))})")
-    ppo = PPOConfig.from_table(table, where=where)
+    try:
+        ppo = PPOConfig.from_table(table, where=where)
+    except ConfigError as exc:  # a value given on the command line is named as the command line's
+        if any(v is not None and f"key {k!r}" in str(exc) for k, v in (overrides or {}).items()):
+            raise ConfigError(str(exc).replace(where, "the command line", 1)) from None
+        raise
     env = EnvConfig.from_settings({k: v for k, v in table.items() if k in ENV_KEYS})
     run = RunOptions()
     if table.get("symbols") is not None:

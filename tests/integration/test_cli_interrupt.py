@@ -143,3 +143,39 @@ def test_sigterm_during_training_records_the_run_interrupted_and_exits_143(tmp_p
     assert json.loads((run_dir / "status.json").read_text())["status"] == "interrupted"
     (row,) = [r for r in runlog.list_runs(root, kind="train") if r["run_dir"] == str(run_dir)]
     assert row["status"] == "interrupted", row
+
+
+def test_sigterm_during_a_query_exits_143_not_as_a_ctrl_c(lake_root: Path) -> None:
+    """DuckDB turns the handler's exception into its own interrupt: still SIGTERM, 128 + 15."""
+    with land(lake_root):
+        pass
+    exe = Path(sys.executable).with_name("marketlake")
+    p = subprocess.Popen(
+        [
+            str(exe),
+            "--lake",
+            str(lake_root),
+            "sql",
+            "SELECT count(*) FROM range(1000000000000) a, range(10) b",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        stat = Path(f"/proc/{p.pid}/stat")
+        while True:
+            assert p.poll() is None, p.communicate()
+            assert time.monotonic() < deadline
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[11]) + int(fields[12]) > 200:  # busy in the query
+                break
+            time.sleep(0.05)
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 143, (out, err)
+    assert err.strip() == "terminated (SIGTERM)", err

@@ -86,7 +86,7 @@ def test_a_data_setting_changes_the_snapshot(lake_root: Path, tmp_path: Path) ->
 
 
 def test_a_ctrl_c_as_training_ends_still_records_the_run(
-    lake_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    lake_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ctrl_c: None
 ) -> None:
     runs = tmp_path / "runs"
     real = runlog.write_run
@@ -104,7 +104,18 @@ def test_a_ctrl_c_as_training_ends_still_records_the_run(
     assert not list(Path(row["run_dir"]).glob("evaluation-*"))  # the Ctrl-C then skipped the evaluation
 
 
-def test_deferred_interrupts_hold_ctrl_c_until_the_block_ends() -> None:
+@pytest.fixture
+def ctrl_c() -> Any:
+    """SIGINT raises KeyboardInterrupt here, even where the test runner was started with it ignored (a
+    background job of a non-interactive shell)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_deferred_interrupts_hold_ctrl_c_until_the_block_ends(
+    ctrl_c: None, capsys: pytest.CaptureFixture[str]
+) -> None:
     done: list[str] = []
     with pytest.raises(KeyboardInterrupt):
         with deferred_interrupts():
@@ -112,6 +123,30 @@ def test_deferred_interrupts_hold_ctrl_c_until_the_block_ends() -> None:
             done.append("the block ran to its end")
     assert done == ["the block ran to its end"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    assert "SIGINT: held until the run is recorded" in capsys.readouterr().err
+
+
+def test_a_second_ctrl_c_stops_a_deferred_block_at_once(ctrl_c: None) -> None:
+    done: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        with deferred_interrupts():
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)  # e.g. the block waits for the writer lock: the user insists
+            done.append("not reached")
+    assert done == []
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_sigterm_turned_into_duckdbs_interrupt_is_still_sigterm() -> None:
+    import lake.errors as errors
+
+    errors._stopped_by.append(signal.SIGTERM)
+    try:
+        assert errors.stop_signal(RuntimeError("Query interrupted")) == signal.SIGTERM
+        assert errors.stop_signal(KeyboardInterrupt()) is None  # a Ctrl-C is a Ctrl-C
+        assert errors.stop_signal(errors.Terminated(signal.SIGHUP)) == signal.SIGHUP
+    finally:
+        errors._stopped_by.clear()
 
 
 def test_a_run_whose_status_could_not_be_written_is_mirrored_failed_once(
@@ -141,6 +176,7 @@ def test_a_run_whose_status_could_not_be_written_is_mirrored_failed_once(
         train_and_evaluate(lake_root, Settings(), TINY, runs_dir=tmp_path / "runs")
     (row,) = _rows(lake_root, tmp_path / "runs")
     assert row["status"] == "failed" and "No space left" in row["metrics"]["error"], row
+    assert "the learner broke" in row["metrics"]["error"], row  # the first cause is kept beside it
     assert mirrored == ["failed"], mirrored
 
 
