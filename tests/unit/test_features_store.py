@@ -1026,3 +1026,31 @@ def test_a_pair_in_pieces_with_a_year_of_bars_but_no_rows_is_fresh_once_built(la
     assert store.stale(lake_root, s) == []
     assert store.refresh(lake_root, s, piece_rows=10).built == []
     assert_store_equals_view(lake_root, s)
+
+
+def test_a_pair_in_pieces_stopped_after_its_first_year_is_stale(
+    small_lake: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pair written a year at a time: each partition records all the pair's years from its first write, so
+    a refresh stopped after BTCUSDT's 2023 (interrupted as 2024 is renamed in) leaves the pair stale, not
+    fresh with one year; the next refresh makes it the view's."""
+    import os
+
+    s = Settings()
+    real = os.replace
+
+    def replace(src: Any, dst: Any, *args: Any, **kw: Any) -> None:
+        if "symbol=BTCUSDT/year=2024" in str(dst):
+            raise KeyboardInterrupt
+        real(src, dst, *args, **kw)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        store.refresh(small_lake, s, piece_rows=20)
+    monkeypatch.setattr(os, "replace", real)
+    assert (small_lake / "datasets/features/interval=1m/symbol=BTCUSDT/year=2023/data.parquet").exists()
+    assert not (small_lake / "datasets/features/interval=1m/symbol=BTCUSDT/year=2024/data.parquet").exists()
+    assert ("BTCUSDT", "1m") in store.stale(small_lake, s)
+    assert ("BTCUSDT", "1m") in store.refresh(small_lake, s, piece_rows=20).built
+    assert store.stale(small_lake, s) == []
+    assert_store_equals_view(small_lake, s)
