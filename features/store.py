@@ -12,7 +12,7 @@ computed in pieces of at most that many rows, each inside one UTC year, and writ
 (`_compute_pieces`): a piece reads its bars from MARGIN_ROWS rows of the pair before its own, so that its
 windows are the whole pair's, and its segment numbers are carried over from the rows before it; the rows
 are the view's (tests check it). So one pair takes the memory of a year of its rows, not of all of them
-(a 1m pair of 1.6M bars built in 725 MiB, of 3.2M bars in 770 MiB; 1,117-1,168 MiB replacing a store
+(a 1m pair of 1.6M bars built in 725 MiB, of 3.2M bars in 770 MiB; 1,117-1,196 MiB replacing a store
 already built, whose files the writer reads to compare; computed whole they took 1,410 and 2,110 MiB). A
 batch is computed on a connection that sees only its inputs: its
 `lake_bars` and `lake_news` read a private folder of links to the input partitions (the symbols' bars of
