@@ -7,8 +7,14 @@ groups by their ts statistics, rl/episodes.py). Readers query the view `features
 same rows as `features`).
 
 Chunks: the work is done in batches of (symbol, interval) chunks of one interval, so memory is bounded by
-a batch, whatever the number of chunks; a chunk is computed whole, so one larger than a batch takes memory
-in proportion to its rows (a 1m chunk of 1.6M bars peaked at 1,410 MiB, of 3.2M bars at 2,110 MiB). A batch is computed on a connection that sees only its inputs: its
+a batch, whatever the number of chunks. A chunk of more than piece_rows stored bars (DEFAULT_PIECE_ROWS) is
+computed in pieces of at most that many rows, each inside one UTC year, and written a year at a time
+(`_compute_pieces`): a piece reads its bars from MARGIN_ROWS rows of the pair before its own, so that its
+windows are the whole pair's, and its segment numbers are carried over from the rows before it; the rows
+are the view's (tests check it). So one pair takes the memory of a year of its rows, not of all of them
+(a 1m pair of 1.6M bars built in 725 MiB, of 3.2M bars in 770 MiB; 1,117-1,196 MiB replacing a store
+already built, whose files the writer reads to compare; computed whole they took 1,410 and 2,110 MiB). A
+batch is computed on a connection that sees only its inputs: its
 `lake_bars` and `lake_news` read a private folder of links to the input partitions (the symbols' bars of
 every source, and the news of the symbols and of SPY and QQQ). Every other dataset (trading_sessions, ...)
 is the lake's own. `features` has no dependency across symbols other than SPY and QQQ (market_context):
@@ -91,9 +97,9 @@ DEFAULT_BATCH_ROWS = 400_000
 parallel), up to this many rows; DuckDB spills what does not fit in memory_limit. A batch's rows are held
 in Arrow (about 420 bytes a row) from the query until they are written, and one batch is written while the
 next is computed: two batches in Arrow beside DuckDB's memory_limit bound peak memory, whatever the number
-of chunks, as long as no one chunk is larger than a batch (a chunk is never split: see the module's
-docstring) (about 800 MiB measured on 2M bars; 850-900 MiB with a batch's partitions encoded by WRITE_THREADS
-workers, each holding the copy of one partition that the writer conforms)."""
+of chunks (about 800 MiB measured on 2M bars; 850-900 MiB with a batch's partitions encoded by WRITE_THREADS
+workers, each holding the copy of one partition that the writer conforms). A chunk larger than a batch is
+computed in pieces (DEFAULT_PIECE_ROWS), its years written one at a time."""
 
 Say = Callable[[str], None]
 
@@ -532,13 +538,31 @@ def _market_columns(
 
 @dataclass
 class _Computed:
-    """One batch computed (`_compute_batch`), its partitions not written yet."""
+    """One batch computed (`_compute_batch`), its partitions not written yet; or one year of a large pair
+    (`_compute_pieces`)."""
 
     batch: list[Chunk]
     table: pa.Table
     """The batch's rows in the store's columns, in order of symbol, year and ts."""
     parts: dict[str, dict[int, tuple[int, int]]]
     """symbol -> year -> the slice of `table` that is the partition's rows."""
+    years: dict[str, list[int]] | None = None
+    """symbol -> every year the pair holds, when `parts` holds only some of them (a large pair's years are
+    written one at a time, each partition's manifest recording them all)."""
+    last: bool = True
+    """The pair's last write: then the years it no longer holds are emptied (or its marker written)."""
+    margin: int = 0
+    """A piece's look-back rows found before its own rows (dropped from `table`)."""
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """The bars one piece of a large pair reads, [read_from, read_to) in µs of ts, and the first of its own
+    rows (keep_from): those before are its look-back margin."""
+
+    read_from: int
+    keep_from: int
+    read_to: int
 
 
 def _compute_batch(
@@ -548,24 +572,39 @@ def _compute_batch(
     news_dir: Path,
     market: pa.Table,
     held_once: bool = False,
+    piece: _Piece | None = None,
 ) -> _Computed:
     """The rows of one batch (chunks of one interval) in the store's columns. `market`: the interval's market
     timeline (`_market_features`). `held_once`: the batch's bar keys are known to be held once
-    (`_files_hold_keys_once`); else sql/store/bars_held_once.sql decides."""
+    (`_files_hold_keys_once`); else sql/store/bars_held_once.sql decides. With `piece` (one chunk): only the
+    bars of its range are read, and only its own rows kept (`_Computed.margin`: how many were before them);
+    segment_no and segment_pos are then those of the range read, which `_compute_pieces` corrects."""
     interval = batch[0].interval
     symbols = [c.symbol for c in batch]
-    con.execute("SET VARIABLE dataset_bars = ?", [str(bars_dir)])
-    con.execute("SET VARIABLE dataset_news = ?", [str(news_dir)])
-    con.execute("SET VARIABLE chunk_interval = ?", [interval])
-    con.execute("SET VARIABLE chunk_symbols = ?", [symbols])
+    _batch_variables(con, bars_dir, news_dir, interval, symbols)
     con.execute(_store_sql("chunk_begin"))
     try:
-        if held_once or _bars_held_once(con):
+        held_once = held_once or _bars_held_once(con)
+        if piece is not None:
+            # TIMESTAMPTZ from µs, whatever the session's time zone (an interval of µs only)
+            con.execute(
+                "SET VARIABLE piece_from = to_timestamp(0) + to_microseconds(?::BIGINT)", [piece.read_from]
+            )
+            con.execute(
+                "SET VARIABLE piece_to = to_timestamp(0) + to_microseconds(?::BIGINT)", [piece.read_to]
+            )
+            con.execute(_store_sql("piece_bars" if held_once else "piece_bars_ranked"))
+        elif held_once:
             con.execute(_store_sql("chunk_bars"))
         table = _arrow(con, "features_chunk")
         news = _arrow(con, "news_timeline")
     finally:
         con.execute(_store_sql("chunk_end"))
+    margin = 0
+    if piece is not None:
+        own = pc.greater_equal(table.column("ts").cast(pa.int64()), pa.scalar(piece.keep_from, pa.int64()))
+        margin = table.num_rows - pc.sum(own.cast(pa.int64())).as_py() if table.num_rows else 0
+        table = table.filter(own)
     # rows come in no particular order (no sort of the wide rows in DuckDB): grouped here by symbol and
     # year, and ordered by ts (a sort of the row numbers), then put in that order once: each partition is
     # a slice
@@ -580,7 +619,146 @@ def _compute_batch(
         **{n: extra.column(n) for n in extra.column_names},
         **{n: market_cols.column(n) for n in market_cols.column_names},
     }
-    return _Computed(batch, pa.table({n: columns[n] for n in FEATURES.schema.names}), parts)
+    return _Computed(batch, pa.table({n: columns[n] for n in FEATURES.schema.names}), parts, margin=margin)
+
+
+def _batch_variables(
+    con: duckdb.DuckDBPyConnection, bars_dir: Path, news_dir: Path, interval: str, symbols: list[str]
+) -> None:
+    con.execute("SET VARIABLE dataset_bars = ?", [str(bars_dir)])
+    con.execute("SET VARIABLE dataset_news = ?", [str(news_dir)])
+    con.execute("SET VARIABLE chunk_interval = ?", [interval])
+    con.execute("SET VARIABLE chunk_symbols = ?", [symbols])
+
+
+MARGIN_ROWS = 64
+"""Look-back rows a piece of a large pair reads before its own (`_compute_pieces`): every window of
+sql/views/049_bar_features_priced.sql but the segment numbering reaches back at most 60 rows (lag(close, 60),
+the 60 volumes before the row, the 60 returns of vol_60), so with 60 rows or more before a piece's first row
+each of its windows is the one of the whole pair, and each masked feature (`segment_pos >= k`, k <= 60) is
+shown in the piece where it is in the pair (a row of the margin's first segment is at least MARGIN_ROWS
+into it). Rows, not time: the margin is the pair's last MARGIN_ROWS rows before the piece."""
+DEFAULT_PIECE_ROWS = DEFAULT_BATCH_ROWS
+"""A pair of more stored bars than this is computed in pieces of at most this many rows (`_compute_pieces`),
+each inside one UTC year: one pair takes the memory of a piece in DuckDB and of a year of its rows in Arrow
+(a year is written whole, while the next one is computed), not of all its rows."""
+
+
+def _pieces(ts: np.ndarray, piece_rows: int) -> list[tuple[int, list[tuple[int, int]]]]:
+    """(year, its pieces as [a, b) slices of `ts`) for the sorted µs instants `ts` of a pair's rows: each UTC
+    year (the store's partition) split into as few pieces of at most piece_rows rows as it needs, of equal
+    size."""
+    if len(ts) == 0:
+        return []
+    years = ts.astype("datetime64[us]").astype("datetime64[Y]").astype(np.int64) + 1970
+    starts = np.flatnonzero(np.concatenate([[True], years[1:] != years[:-1]]))
+    ends = np.concatenate([starts[1:], [len(ts)]])
+    out: list[tuple[int, list[tuple[int, int]]]] = []
+    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+        k = -(-(b - a) // max(1, piece_rows))
+        cuts = [a + (b - a) * i // k for i in range(k + 1)]
+        out.append((int(years[a]), list(zip(cuts[:-1], cuts[1:], strict=True))))
+    return out
+
+
+def _pair_rows(
+    con: duckdb.DuckDBPyConnection, chunk: Chunk, bars_dir: Path, news_dir: Path, held_once: bool
+) -> np.ndarray:
+    """The sorted ts (µs) of every row the pair holds (sql/store/piece_rows.sql)."""
+    _batch_variables(con, bars_dir, news_dir, chunk.interval, [chunk.symbol])
+    try:
+        if held_once or _bars_held_once(con):
+            con.execute(_store_sql("chunk_bars"))
+        col = _arrow(con, "piece_rows").column("ts")
+    finally:
+        con.execute(_store_sql("chunk_end"))
+    return np.sort(np.asarray(col.to_numpy(), dtype=np.int64))
+
+
+def _compute_pieces(
+    con: duckdb.DuckDBPyConnection,
+    chunk: Chunk,
+    bars_dir: Path,
+    news_dir: Path,
+    market: pa.Table,
+    held_once: bool,
+    piece_rows: int,
+) -> Iterator[_Computed]:
+    """A large pair's rows, one UTC year at a time (each `_Computed` one year, all the pair's years in
+    `years`), each year computed in pieces of at most piece_rows rows (`_pieces`). A piece reads its bars
+    from MARGIN_ROWS rows of the pair before its first (`_Piece`) and keeps its own rows, whose windows are
+    then the pair's (MARGIN_ROWS says why). Only the segment numbering runs from the range's first row: the
+    margin's first row m starts a segment there (segment_no 1, segment_pos 0), where in the pair it is in
+    segment S at position P (known from the rows computed before). So each row's segment_no is the range's
+    plus S - 1 (the segment starts after m are the same), and a row of the range's first segment (no start
+    after m) is P rows further into its segment than the range says. warmup (segment_pos < 60) needs no
+    change: such a row is at least MARGIN_ROWS >= 60 rows into the range's first segment, so past warm-up in
+    the range and in the pair (and with fewer rows before the piece, m is the pair's first row: S = 1,
+    P = 0)."""
+    ts = _pair_rows(con, chunk, bars_dir, news_dir, held_once)
+    plan = _pieces(ts, piece_rows)
+    years = {chunk.symbol: [y for y, _ in plan]}
+    tail_no = np.zeros(0, dtype=np.int64)  # segment_no, segment_pos of the pair's last MARGIN_ROWS rows
+    tail_pos = np.zeros(0, dtype=np.int64)
+    for i, (year, spans) in enumerate(plan):
+        tables: list[pa.Table] = []
+        for a, b in spans:
+            m = max(0, a - MARGIN_ROWS)
+            piece = _Piece(
+                read_from=int(ts[m]),
+                keep_from=int(ts[a]),
+                read_to=int(ts[b]) if b < len(ts) else int(ts[-1]) + 1,
+            )
+            computed = _compute_batch(con, [chunk], bars_dir, news_dir, market, held_once, piece)
+            table = computed.table
+            if table.num_rows != b - a or computed.margin != a - m:
+                raise MarketlakeError(
+                    f"feature store: {chunk.symbol} {chunk.interval}: a piece from {year} holds "
+                    f"{table.num_rows} rows after {computed.margin}, expected {b - a} after {a - m}"
+                )
+            seg_no = np.asarray(table.column("segment_no").to_numpy(), dtype=np.int64)
+            seg_pos = np.asarray(table.column("segment_pos").to_numpy(), dtype=np.int64)
+            if a - m:  # the margin's first row m: in the tail (the pair's rows a - len(tail) .. a - 1)
+                s0, p0 = int(tail_no[len(tail_no) - (a - m)]), int(tail_pos[len(tail_pos) - (a - m)])
+                seg_pos = seg_pos + np.where(seg_no == 1, p0, 0)
+                seg_no = seg_no + (s0 - 1)
+                for name, values in (("segment_no", seg_no), ("segment_pos", seg_pos)):
+                    j = table.schema.get_field_index(name)
+                    table = table.set_column(j, name, pa.array(values, type=table.schema.field(j).type))
+            tail_no = np.concatenate([tail_no, seg_no])[-MARGIN_ROWS:]
+            tail_pos = np.concatenate([tail_pos, seg_pos])[-MARGIN_ROWS:]
+            tables.append(table)
+            del computed, table
+        year_table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+        del tables
+        yield _Computed(
+            [chunk],
+            year_table,
+            {chunk.symbol: {year: (0, year_table.num_rows)}},
+            years=years,
+            last=i == len(plan) - 1,
+        )
+        del year_table
+    if not plan:
+        yield _Computed([chunk], FEATURES.schema.empty_table(), {}, years=years, last=True)
+
+
+def _computations(
+    con: duckdb.DuckDBPyConnection,
+    batch: list[Chunk],
+    bars_dir: Path,
+    news_dir: Path,
+    market: pa.Table,
+    held_once: bool,
+    rows: int,
+    piece_rows: int,
+) -> Iterator[_Computed]:
+    """What a batch writes: the batch computed at once (`_compute_batch`), or, for a pair of more than
+    piece_rows stored bars (`rows`), its years one at a time (`_compute_pieces`)."""
+    if len(batch) == 1 and rows > piece_rows:
+        yield from _compute_pieces(con, batch[0], bars_dir, news_dir, market, held_once, piece_rows)
+    else:
+        yield _compute_batch(con, batch, bars_dir, news_dir, market, held_once)
 
 
 def _bars_held_once(con: duckdb.DuckDBPyConnection) -> bool:
@@ -651,16 +829,18 @@ def _write_batch(writer: LakeWriter, computed: _Computed, result: RefreshResult)
     fingerprint and the years the chunk holds (`Chunk.fresh`: a write stopped part way leaves a year
     missing, or one with another fingerprint; the writer stamps a partition whose rows are unchanged at
     once, before the others are in). A chunk with no rows records its fingerprint in its marker partition
-    (MARKER_YEAR), with no years."""
+    (MARKER_YEAR), with no years. A large pair is written one year at a time (`_compute_pieces`): each
+    manifest records all its years, and its last write empties the others."""
     out: dict[str, int] = {}
     writes: list[tuple[dict[str, str], pa.Table, list[dict[str, Any]]]] = []
     for chunk in computed.batch:
         years = computed.parts.get(chunk.symbol, {})
+        held = computed.years[chunk.symbol] if computed.years is not None else years
         inputs = [
             {
                 "fingerprint": chunk.fingerprint,
                 "store_version": STORE_VERSION,
-                "years": [str(y) for y in sorted(years)],
+                "years": [str(y) for y in sorted(held)],
             }
         ]
         for year, (a, b) in sorted(years.items()):
@@ -670,8 +850,12 @@ def _write_batch(writer: LakeWriter, computed: _Computed, result: RefreshResult)
     for res in writer.write_many(FEATURES, writes, mode="replace", threads=WRITE_THREADS):
         result.partitions_changed += int(res.changed)
     del writes
+    if not computed.last:
+        return out
     for chunk in computed.batch:
         years = computed.parts.get(chunk.symbol, {})
+        if computed.years is not None:
+            years = dict.fromkeys(computed.years[chunk.symbol], (0, 0))
         for year_s in sorted(set(chunk.stored) - {str(y) for y in years}):
             _empty(writer, chunk, year_s, result)
         if not years:
@@ -731,6 +915,22 @@ def batches(chunks: list[Chunk], rows: Mapping[tuple[str, str], int], batch_rows
     return out
 
 
+def _split_large(
+    work: list[list[Chunk]], rows: Mapping[tuple[str, str], int], piece_rows: int
+) -> list[list[Chunk]]:
+    """The batches, each pair of more than piece_rows stored bars taken out of its batch into one of its own
+    (computed in pieces, `_computations`), after the rest of its batch. With piece_rows >= batch_rows (the
+    default) there is none to take: such a pair is a batch of its own already."""
+    out: list[list[Chunk]] = []
+    for batch in work:
+        large = [c for c in batch if rows.get((c.interval, c.symbol), 0) > piece_rows]
+        rest = [c for c in batch if c not in large]
+        if rest:
+            out.append(rest)
+        out.extend([c] for c in large)
+    return out
+
+
 def _empty(
     writer: LakeWriter,
     chunk: Chunk,
@@ -771,11 +971,13 @@ def refresh(
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     writer: LakeWriter | None = None,
+    piece_rows: int = DEFAULT_PIECE_ROWS,
 ) -> RefreshResult:
     """Bring the feature store up to date: recompute every (symbol, interval) whose inputs changed (all of
     them with `force`), one at a time, and write its year partitions; empty the partitions of pairs whose
     bars are gone. `symbols` / `intervals` restrict the work. Pass `writer` when the caller already holds
-    the lake's writer lock (a second lock in the same process would wait for the first)."""
+    the lake's writer lock (a second lock in the same process would wait for the first). A pair of more than
+    `piece_rows` stored bars is computed in pieces (`_compute_pieces`)."""
     say = say or _quiet
     t0 = time.perf_counter()
     lake_root = resolve_lake_root(root)
@@ -793,6 +995,7 @@ def refresh(
                 memory_limit=memory_limit,
                 batch_rows=batch_rows,
                 writer=w,
+                piece_rows=piece_rows,
             )
     _renew_anchor(paths, writer)
     inputs = _Inputs.scan(paths, settings)
@@ -817,15 +1020,21 @@ def refresh(
         work = Path(tmp)
         con = _connection(lake_root, settings, memory_limit, work)
         done = 0
+        partial: dict[str, int] = defaultdict(int)  # rows written of a pair written in several parts
 
-        def written(job: Future[dict[str, int]], batch: list[Chunk]) -> None:
+        def written(job: Future[dict[str, int]], batch: list[Chunk], last: bool = True) -> None:
             nonlocal done
             counts = job.result()
             for c in batch:
+                partial[c.symbol] += counts[c.symbol]
+            if not last:
+                return
+            for c in batch:
                 done += 1
-                result.rows += counts[c.symbol]
+                n = partial.pop(c.symbol)
+                result.rows += n
                 result.built.append((c.symbol, c.interval))
-                say(f"features: {c.symbol} {c.interval}: {counts[c.symbol]:,} rows ({done}/{len(todo)})")
+                say(f"features: {c.symbol} {c.interval}: {n:,} rows ({done}/{len(todo)})")
 
         # A batch's partitions are written by one worker while the next batch is computed: DuckDB's query and
         # the writer's encoding, hashing and fsync overlap (each releases the GIL). Only that worker uses the
@@ -833,11 +1042,13 @@ def refresh(
         # computed).
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer") as pool:
-                pending: tuple[Future[dict[str, int]], list[Chunk]] | None = None
+                pending: tuple[Future[dict[str, int]], list[Chunk], bool] | None = None
                 try:
                     market_interval: str | None = None
                     market = pa.table({})
-                    for batch in batches(todo, inputs.rows, batch_rows):
+                    for batch in _split_large(
+                        batches(todo, inputs.rows, batch_rows), inputs.rows, piece_rows
+                    ):
                         symbols = [c.symbol for c in batch]
                         interval = batch[0].interval
                         if interval != market_interval:  # the batches come grouped by interval
@@ -849,19 +1060,39 @@ def refresh(
                                 ) from exc
                             market_interval = interval
                         with _chunk_view(paths, inputs, symbols, interval, work) as (bars_dir, news_dir):
-                            try:
-                                held_once = _files_hold_keys_once(
-                                    inputs.own_bar_files(interval, s) for s in symbols
+                            rows = sum(inputs.rows.get((interval, s), 0) for s in symbols)
+                            works: Iterator[_Computed] | None = None
+                            while True:
+                                try:
+                                    if works is None:
+                                        held_once = _files_hold_keys_once(
+                                            inputs.own_bar_files(interval, s) for s in symbols
+                                        )
+                                        works = _computations(
+                                            con,
+                                            batch,
+                                            bars_dir,
+                                            news_dir,
+                                            market,
+                                            held_once,
+                                            rows,
+                                            piece_rows,
+                                        )
+                                    computed = next(works, None)
+                                except duckdb.Error as exc:
+                                    raise MarketlakeError(
+                                        f"feature store: computing {interval} of {', '.join(symbols)} failed: {exc}"
+                                    ) from exc
+                                if computed is None:
+                                    break
+                                if pending is not None:
+                                    written(*pending)
+                                pending = (
+                                    pool.submit(_write_batch, writer, computed, result),
+                                    batch,
+                                    computed.last,
                                 )
-                                computed = _compute_batch(con, batch, bars_dir, news_dir, market, held_once)
-                            except duckdb.Error as exc:
-                                raise MarketlakeError(
-                                    f"feature store: computing {interval} of {', '.join(symbols)} failed: {exc}"
-                                ) from exc
-                        if pending is not None:
-                            written(*pending)
-                        pending = (pool.submit(_write_batch, writer, computed, result), batch)
-                        del computed
+                                del computed
                     if pending is not None:
                         written(*pending)
                 except Exception as exc:

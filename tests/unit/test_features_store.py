@@ -864,3 +864,193 @@ def test_a_pair_with_bars_but_no_feature_rows_is_fresh_once_built(small_lake: Pa
     assert store.stale(small_lake, s) == []
     assert store.refresh(small_lake, s).built == []
     assert_store_equals_view(small_lake, s)
+
+
+# --- a large pair, computed in pieces ----------------------------------------------------------------------
+
+
+def test_the_small_lake_computed_in_pieces_equals_the_view(small_lake: Path) -> None:
+    """Every pair of more than piece_rows bars in pieces (BTCUSDT across a year end, ETHUSDT of two
+    sources, a stock with SPY/QQQ context and news): the view's rows."""
+    s = Settings()
+    result = store.refresh(small_lake, s, piece_rows=7)
+    assert result.rows == assert_store_equals_view(small_lake, s)
+    assert store.stale(small_lake, s) == []
+    assert store.refresh(small_lake, s, piece_rows=7).built == []
+
+
+def _us(ts: list[dt.datetime]) -> Any:
+    import numpy as np
+
+    epoch = dt.datetime(1970, 1, 1, tzinfo=UTC)
+    return np.array([(t - epoch) // dt.timedelta(microseconds=1) for t in ts], dtype=np.int64)
+
+
+def _clusters(starts: list[tuple[dt.datetime, int]], gaps: set[int]) -> list[dt.datetime]:
+    """Minute bars in clusters (start, bars); the bar at each index of `gaps` 3 minutes after the one
+    before (a gap under max_gap_minutes = 1)."""
+    ts: list[dt.datetime] = []
+    for start, n in starts:
+        for j in range(n):
+            ts.append(start if j == 0 else ts[-1] + (3 if len(ts) in gaps else 1) * MIN)
+    return ts
+
+
+THREE_YEARS = [
+    (dt.datetime(2022, 12, 31, 23, 0, tzinfo=UTC), 150),  # one segment from 2022 into 2023
+    (dt.datetime(2023, 6, 1, 0, 0, tzinfo=UTC), 400),
+    (dt.datetime(2023, 12, 31, 23, 30, tzinfo=UTC), 100),  # from 2023 into 2024
+    (dt.datetime(2024, 3, 1, 0, 0, tzinfo=UTC), 300),
+]
+
+
+def test_a_pair_over_three_years_in_pieces_equals_the_view(lake_root: Path) -> None:
+    """A crypto pair over three years in pieces of 50 rows (each year's own), with segments across both year
+    ends and gaps placed by the pieces' starts: a segment starting at a piece's first row, at its second, ten
+    rows before it (the piece starts in warm-up), and at the first rows of a piece's margin
+    (MARGIN_ROWS); a stock across a year end with pre-market bars (not rows of the store), SPY and QQQ
+    context, and news; in pieces, the view's rows."""
+    piece_rows = 50
+    plan = store._pieces(_us(_clusters(THREE_YEARS, set())), piece_rows)
+    starts = [a for _, spans in plan for a, _ in spans if 150 + 80 < a < 550]  # inside the 2023 cluster
+    assert len(starts) >= 6, plan
+    m = store.MARGIN_ROWS
+    gaps = {starts[0], starts[1] + 1, starts[2] - 10, starts[3] - m, starts[4] - m + 1, starts[5] - m - 1}
+    ts = _clusters(THREE_YEARS, gaps)
+    assert store._pieces(_us(ts), piece_rows) == plan  # the gaps moved no piece
+    closes = [100.0 + ((i * 7919) % 97) / 10 for i in range(len(ts))]
+    volumes = [float(1 + (i * 31) % 7) for i in range(len(ts))]
+    write(lake_root, "BTCUSDT", make_bars(ts, closes, volumes))
+    days = [dt.datetime(2024, 12, 30, 13, 0, tzinfo=UTC), dt.datetime(2024, 12, 31, 13, 0, tzinfo=UTC)]
+    days.append(dt.datetime(2025, 1, 2, 13, 0, tzinfo=UTC))  # 08:00 New York, before the open
+    stock_ts = [d + i * MIN for d in days for i in range(500)]
+    write(
+        lake_root,
+        "AAPL",
+        make_bars(
+            stock_ts, [50.0 + ((i * 104729) % 89) / 10 for i in range(len(stock_ts))], asset_class="stock"
+        ),
+        source="polygon",
+    )
+    for sym, k in (("SPY", 4.0), ("QQQ", 3.0)):
+        prices = [k * (50.0 + ((i * 7) % 13)) for i in range(len(stock_ts))]
+        write(lake_root, sym, make_bars(stock_ts, prices, asset_class="etf"), source="polygon")
+    news: dict[str, list[dict[str, Any]]] = {}
+    news |= news_of("AAPL", [days[1] + 90 * MIN, days[1] + 200 * MIN, days[2] + 100 * MIN])
+    news |= news_of("SPY", [days[0] + 150 * MIN, days[2] + 95 * MIN], -0.4)
+    news |= news_of("BTCUSDT", [dt.datetime(2023, 6, 1, 3, 0, tzinfo=UTC), ts[-5]], 0.9)
+    write_news(lake_root, news)
+    s = Settings(max_gap_minutes=1)
+    result = store.refresh(lake_root, s, piece_rows=piece_rows)
+    assert assert_store_equals_view(lake_root, s) == result.rows
+    cols, rows = rows_of(lake_root, s, "features_store")
+    btc = [r for r in rows if r[0] == "BTCUSDT"]
+    assert len(btc) == len(ts) and max(r[cols.index("segment_no")] for r in btc) == len(gaps) + 4
+    years = {p.name for p in (lake_root / "datasets/features/interval=1m/symbol=BTCUSDT").iterdir()}
+    assert years == {"year=2022", "year=2023", "year=2024"}
+    assert store.stale(lake_root, s) == []
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.integers(0, 400), max_size=6),
+    st.integers(4, 90),
+    st.sampled_from([(dt.datetime(2023, 12, 31, 23, 0, tzinfo=UTC), 350), (dt.datetime(2024, 5, 1), 250)]),
+)
+def test_a_pair_in_pieces_equals_the_view_wherever_its_gaps_are(
+    gaps: list[int], piece_rows: int, start: tuple[dt.datetime, int]
+) -> None:
+    """A crypto pair (across a year end, or not) with gaps anywhere, in pieces of any size: the view's
+    rows."""
+    begin, n = start
+    begin = begin.replace(tzinfo=UTC)
+    ts = _clusters([(begin, n)], {g for g in gaps if 0 < g < n})
+    closes = [100.0 + ((i * 7919) % 97) / 10 for i in range(n)]
+    volumes = [float(1 + (i * 31) % 7) for i in range(n)]
+    s = Settings(max_gap_minutes=1)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "lake"
+        write(root, "SYM", make_bars(ts, closes, volumes))
+        result = store.refresh(root, s, piece_rows=piece_rows)
+        assert assert_store_equals_view(root, s) == result.rows == n
+        assert store.stale(root, s) == []
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(series(), st.integers(2, 70))
+def test_the_store_in_pieces_equals_the_view_on_generated_lakes(
+    case: dict[str, Any], piece_rows: int
+) -> None:
+    """test_the_store_equals_the_view_on_generated_lakes, every pair in pieces: stocks in either session
+    mode (bars out of the session are not the pieces' rows), gaps, news, SPY's context."""
+    asset = "crypto" if case["kind"] == "crypto" else "stock"
+    s = Settings(session=case["session"], news_time=case["news_time"])
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "lake"
+        source = "binance" if asset == "crypto" else "polygon"
+        write(
+            root,
+            "SYM",
+            make_bars(case["ts"], case["closes"], case["volumes"], asset_class=asset),
+            source=source,
+        )
+        write(
+            root,
+            "SPY",
+            make_bars(case["ts"], [c * 4.1 for c in case["closes"]], asset_class="etf"),
+            source="polygon",
+        )
+        write_news(root, news_rows(case, None))
+        store.refresh(root, s, piece_rows=piece_rows)
+        assert assert_store_equals_view(root, s) > 0
+        assert store.stale(root, s) == []
+
+
+def test_a_pair_in_pieces_with_a_year_of_bars_but_no_rows_is_fresh_once_built(lake_root: Path) -> None:
+    """A stock whose bars of one year are all before the open (no row under session = "regular"): the years
+    its manifests record are those with rows, so that the pair is fresh once built; with no row at all, its
+    marker."""
+    s = Settings()
+    write(lake_root, "AAPL", stock(dt.datetime(2023, 12, 29, 12, 0, tzinfo=UTC), 60), source="polygon")
+    write(lake_root, "AAPL", stock(OPEN, 100), source="polygon")
+    store.refresh(lake_root, s, piece_rows=10)
+    assert store.stale(lake_root, s) == []
+    assert store.refresh(lake_root, s, piece_rows=10).built == []
+    assert_store_equals_view(lake_root, s)
+    import shutil
+
+    shutil.rmtree(lake_root / "datasets/bars/source=polygon/interval=1m/symbol=AAPL")
+    write(lake_root, "AAPL", stock(dt.datetime(2023, 12, 29, 12, 0, tzinfo=UTC), 60), source="polygon")
+    assert store.stale(lake_root, s) == [("AAPL", "1m")]
+    store.refresh(lake_root, s, piece_rows=10)
+    assert store.stale(lake_root, s) == []
+    assert store.refresh(lake_root, s, piece_rows=10).built == []
+    assert_store_equals_view(lake_root, s)
+
+
+def test_a_pair_in_pieces_stopped_after_its_first_year_is_stale(
+    small_lake: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pair written a year at a time: each partition records all the pair's years from its first write, so
+    a refresh stopped after BTCUSDT's 2023 (interrupted as 2024 is renamed in) leaves the pair stale, not
+    fresh with one year; the next refresh makes it the view's."""
+    import os
+
+    s = Settings()
+    real = os.replace
+
+    def replace(src: Any, dst: Any, *args: Any, **kw: Any) -> None:
+        if "symbol=BTCUSDT/year=2024" in str(dst):
+            raise KeyboardInterrupt
+        real(src, dst, *args, **kw)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        store.refresh(small_lake, s, piece_rows=20)
+    monkeypatch.setattr(os, "replace", real)
+    assert (small_lake / "datasets/features/interval=1m/symbol=BTCUSDT/year=2023/data.parquet").exists()
+    assert not (small_lake / "datasets/features/interval=1m/symbol=BTCUSDT/year=2024/data.parquet").exists()
+    assert ("BTCUSDT", "1m") in store.stale(small_lake, s)
+    assert ("BTCUSDT", "1m") in store.refresh(small_lake, s, piece_rows=20).built
+    assert store.stale(small_lake, s) == []
+    assert_store_equals_view(small_lake, s)
