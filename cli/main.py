@@ -26,6 +26,7 @@ import click
 import duckdb
 
 from lake.config import load_dotenv_file, load_settings
+from lake.context import plain
 from lake.errors import REPAIR, MarketlakeError, Terminated, is_interrupt, stop_signal, terminate_on_signals
 from lake.logs import redact, setup_logging
 from lake.paths import require_lake, resolve_lake_root
@@ -151,9 +152,9 @@ def emit(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> Non
         t = Table(show_lines=False)
         cells = [["NULL" if v is None else str(v) for v in r] for r in rows]
         for c in columns:
-            t.add_column(c, no_wrap=True)
+            t.add_column(plain(c), no_wrap=True)
         for r in cells:
-            t.add_row(*r)
+            t.add_row(*map(plain, r))  # values as they are: never read as rich markup
         # never squeeze values into ellipses: as wide as the widest value needs
         needed = sum(max([len(c), *(len(r[i]) for r in cells)]) + 3 for i, c in enumerate(columns)) + 1
         Console(width=max(needed, shutil.get_terminal_size().columns)).print(t)

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from lake.context import RunContext
+from lake.context import RunContext, plain
 from lake.errors import MarketlakeError
 
 PRICE_SOURCES = ("binance", "polygon", "yahoo")
@@ -243,7 +243,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             else None,
         )
     for row in cells:
-        t.add_row(*row)
+        t.add_row(*map(plain, row))
     console = Console(width=max(120, shutil.get_terminal_size().columns), soft_wrap=True)
     console.print(t)
     if not rows:

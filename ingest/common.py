@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from lake.context import RunContext as RunContext  # re-exported: ingest code takes it from here
+from lake.context import plain
 from lake.errors import MarketlakeError
 from lake.paths import LakePaths
 from lake.schemas import UTC_TS, Dataset
@@ -88,7 +89,7 @@ class IngestSummary:
             t.add_column(col, justify="left" if col == "symbol" else "right")
         for sym, s in sorted(self.symbols.items()):
             t.add_row(
-                sym,
+                plain(sym),
                 *map(
                     str,
                     (

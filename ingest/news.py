@@ -34,6 +34,7 @@ from ingest.ratelimit import YAHOO_LIMITER, RateLimiter
 from ingest.sentiment import score
 from ingest.sessions import land
 from ingest.yahoo import Unreachable, require_reachable
+from lake.context import plain
 from lake.errors import InvalidName, MarketlakeError
 from lake.paths import LakePaths, validate_symbol
 from lake.schemas import NEWS, UTC_TS
@@ -87,7 +88,7 @@ class NewsSummary(IngestSummary):
             t.add_column(col, justify="left" if col == "symbol" else "right")
         for sym, s in sorted(self.symbols.items()):
             t.add_row(
-                sym,
+                plain(sym),
                 str(self.seen.get(sym, 0)),
                 str(s.rows_landed),
                 str(self.duplicates.get(sym, 0)),

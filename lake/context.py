@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
+from rich.text import Text
 
 from lake.config import Settings
 from lake.paths import LakePaths
@@ -17,6 +18,12 @@ from lake.paths import LakePaths
 LOG_WIDTH = 200
 """Columns of a command's output when it goes to a file or a pipe (rich would cut it at 80: paths split in
 two, a progress line cut short); a terminal keeps its own width, and COLUMNS decides when set."""
+
+
+def plain(value: object) -> Text:
+    """`value` as text that rich prints as it is: a `str` handed to rich is read as markup, so a value
+    holding brackets ("[splits]", a headline "[video] ...", "[/]") lost them or raised a markup error."""
+    return Text(str(value))
 
 
 def stderr_console() -> Console:
@@ -42,4 +49,6 @@ class RunContext:
 
     def say(self, message: str) -> None:
         if not self.quiet:
-            self.console.print(message, highlight=False, soft_wrap=True)  # a line as long as it is
+            self.console.print(
+                message, markup=False, highlight=False, soft_wrap=True
+            )  # a line as long as it is

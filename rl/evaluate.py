@@ -884,7 +884,7 @@ def render_table(report: EvalReport, *, width: int = 160) -> str:
     buf = io.StringIO()
     console = Console(file=buf, width=width, no_color=True)
     console.print(t)
-    console.print(report.sentence)
+    console.print(report.sentence, markup=False)
     return buf.getvalue()
 
 

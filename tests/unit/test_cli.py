@@ -43,6 +43,31 @@ def test_sql_csv_and_table(runner: CliRunner, filled_lake: Path) -> None:
     assert "3" in r.stdout
 
 
+def test_sql_table_prints_brackets_in_values_and_names_as_they_are(
+    runner: CliRunner, filled_lake: Path
+) -> None:
+    """rich reads a str as markup: a headline "[video] ..." lost its tag and a lone "[/]" raised."""
+    query = "SELECT '[video] Apple beats' AS headline, 'fixes [splits] ok' AS \"[note]\", 'a [/] b' AS c"
+    r = runner.invoke(cli, ["--lake", str(filled_lake), "sql", query])
+    assert r.exit_code == 0, r.output
+    for text in ("[video] Apple beats", "fixes [splits] ok", "[note]", "a [/] b"):
+        assert text in r.stdout, r.output
+
+
+def test_messages_print_brackets_as_they_are(tmp_path: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from lake.config import Settings
+    from lake.context import RunContext
+
+    buf = io.StringIO()
+    ctx = RunContext(tmp_path, Settings(), console=Console(file=buf, width=200))
+    ctx.say('a [splits] table with method = "date" fixes it [/]')
+    assert buf.getvalue() == 'a [splits] table with method = "date" fixes it [/]\n'
+
+
 def test_sql_runs_one_query_and_refuses_several(runner: CliRunner, filled_lake: Path) -> None:
     """Several statements would all run and show only the last one's rows: refused, saying how many."""
     r = runner.invoke(
