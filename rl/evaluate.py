@@ -432,24 +432,26 @@ def evaluate(
 
 
 def find_run_dir(root: str | os.PathLike[str] | None, run_id: str, settings: Settings | None = None) -> Path:
-    """The folder of a training run: the `run_dir` of its row in `runs`, else `<runs_dir>/<run_id>` (the
-    [train] runs_dir setting, default `runs/` beside the lake)."""
+    """The folder of a training run: `<runs_dir>/<run_id>` (the [train] runs_dir setting, default `runs/`
+    beside the lake) when it exists, else the `run_dir` of its row in `runs`. This lake's own runs folder
+    comes first: a lake copied with its runs folder records the original's absolute folders, and an
+    evaluation in the copy must read and write the copy's run, not the original's."""
     from rl.train import default_runs_dir
 
     runlog.validate_run_id(run_id)
     root = resolve_lake_root(root)
     tried: list[str] = []
-    rows = [r for r in runlog.list_runs(root, settings) if r["run_id"] == run_id] if root.exists() else []
-    for r in rows:
-        if r["run_dir"] and r["kind"] == "train":
-            if Path(r["run_dir"]).is_dir():
-                return Path(r["run_dir"])
-            tried.append(r["run_dir"])
     base = (settings.train.get("runs_dir") if settings else None) or default_runs_dir(root)
     candidate = Path(base) / run_id
     if candidate.is_dir():
         return candidate
     tried.append(str(candidate))
+    rows = [r for r in runlog.list_runs(root, settings) if r["run_id"] == run_id] if root.exists() else []
+    for r in rows:
+        if r["run_dir"] and r["kind"] == "train" and r["run_dir"] not in tried:
+            if Path(r["run_dir"]).is_dir():
+                return Path(r["run_dir"])
+            tried.append(r["run_dir"])
     known = rows[0] if rows else None
     if known is not None and known["kind"] != "train":
         of = f" of training run {known['parent_run_id']}" if known.get("parent_run_id") else ""

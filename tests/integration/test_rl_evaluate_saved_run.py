@@ -88,3 +88,21 @@ def test_a_failed_training_run_is_named_as_failed(lake_root: Path, tmp_path: Pat
         raise RuntimeError("stopped before any model")
     with pytest.raises(MarketlakeError, match=f"training run '{run.run_id}' is failed and kept no model"):
         find_run_dir(lake_root, run.run_id, Settings())
+
+
+def test_a_copied_lake_finds_its_own_copy_of_the_run(tmp_path: Path) -> None:
+    """A row records its run's folder absolute: in a copy of the lake and its runs folder, the copy's run is
+    the one to read and write (it was the original's, whose evaluation files the copy's evaluate replaced)."""
+    import shutil
+
+    original = tmp_path / "a" / "lake"
+    original.mkdir(parents=True)
+    run_dir = tmp_path / "a" / "runs" / "r-kept"
+    run_dir.mkdir(parents=True)
+    with runlog.recorded_run(original, "train", {}, run_id="r-kept", run_dir=run_dir, say=lambda _m: None):
+        pass
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    copy = tmp_path / "b" / "lake"
+    assert runlog.list_runs(copy)[0]["run_dir"] == str(run_dir)  # the original's folder, recorded
+    assert find_run_dir(copy, "r-kept", Settings()) == copy.parent / "runs" / "r-kept"
+    assert find_run_dir(original, "r-kept", Settings()) == run_dir
