@@ -41,6 +41,7 @@ import datetime as dt
 import io
 import re
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -229,6 +230,8 @@ def parse_csv(
     out = Parsed()
     header: list[str] | None = None
     seen: dict[dt.datetime, int] = {}
+    landed: list[tuple[int, Callable[..., None]]] = []
+    """Each bar of out.bars: its line, and how to reject it (`_whole_hours`)."""
     times: list[dt.datetime] = []
     """Every row's time that could be read (an instant as such; a date or a local time of a daily row as
     written, read as UTC's): the file's own cadence, checked against `interval` once all are read."""
@@ -372,11 +375,6 @@ def parse_csv(
                     + ")"
                 )
                 continue
-            clash = [ts + k * HALF_HOUR for k in range(-1, 2, 2)] if minutes >= 60 else []
-            overlapped = next((seen[t] for t in clash if t in seen and abs(t - ts) < step), None)
-            if overlapped is not None:
-                reject(f"the {interval} bar at {ts.isoformat()} overlaps the one at line {overlapped}", at=ts)
-                continue
             available_at = ts + step
         try:
             values = [_number(k, cell(k)) for k in ("open", "high", "low", "close", "volume")]
@@ -407,6 +405,7 @@ def parse_csv(
             reject(f"duplicate bar: same time as line {seen[ts]}", at=ts)
             continue
         seen[ts] = line
+        landed.append((line, reject))
         o, h, lo, c, v = values
         out.bars.append(
             {
@@ -423,6 +422,8 @@ def parse_csv(
         )
     if header is None:
         raise MarketlakeError(f"{where}: the file is empty (no header, no rows)")
+    if not daily and step >= dt.timedelta(hours=1):
+        out.bars = _whole_hours(out.bars, landed, interval, step)
     check_cadence(times, interval, where)
     if asset_class != "crypto" and weekend >= WEEKEND_MIN_ROWS and weekend >= WEEKEND_SHARE * len(times):
         raise MarketlakeError(
@@ -493,6 +494,41 @@ def check_cadence(times: list[dt.datetime], interval: str, where: str) -> None:
         f"{where}: rows are {_span(most)} apart (the most common spacing, {n} of {total}), finer than "
         f"--interval {interval}: {advice}; nothing was stored"
     )
+
+
+def _whole_hours(
+    bars: list[dict[str, Any]],
+    landed: list[tuple[int, Callable[..., None]]],
+    interval: str,
+    step: dt.timedelta,
+) -> list[dict[str, Any]]:
+    """The hourly bars that hold whole hours, in file order; the others rejected with their reason. A stock's
+    hourly bars start at half past (09:30, 10:30, ...: yfinance) or on the hour after a first half hour
+    (09:30, 10:00, 11:00, ...: many brokers' and charting exports). In a file whose bars start on the hour
+    (most of them), a bar at half past holds the half hour before the next one, not an hour: rejected (it
+    was the 10:00 bar that went, as overlapping the 09:30 one's hour, and the half hour landed as an hour).
+    Otherwise a bar overlapping an earlier one's hour is rejected."""
+    on_hour = sum(1 for b in bars if b["ts"].minute == 0)
+    kept: list[dict[str, Any]] = []
+    held: dict[dt.datetime, int] = {}
+    for bar, (line, reject) in zip(bars, landed, strict=True):
+        ts = bar["ts"]
+        if ts.minute == 30 and on_hour > len(bars) - on_hour:
+            reject(
+                f"the {interval} bar at {ts.isoformat()} starts at half past in a file whose bars start on the "
+                f"hour ({on_hour} of {len(bars)}): it holds the half hour before the next one (a session opening "
+                "at 09:30), not an hour",
+                at=ts,
+            )
+            continue
+        clash = [ts + k * HALF_HOUR for k in range(-1, 2, 2)]
+        overlapped = next((held[t] for t in clash if t in held and abs(t - ts) < step), None)
+        if overlapped is not None:
+            reject(f"the {interval} bar at {ts.isoformat()} overlaps the one at line {overlapped}", at=ts)
+            continue
+        held[ts] = line
+        kept.append(bar)
+    return kept
 
 
 HALF_HOUR = dt.timedelta(minutes=30)

@@ -515,7 +515,7 @@ def test_files_of_their_own_interval_land_as_before(tmp_path: Path) -> None:
     ]
     text = YAHOO_INTRADAY_HEADER + "".join(f"{t.isoformat(' ')},10,12,9,11,11,100\n" for t in yf)
     cases.append(("yf1h.csv", text, "1h", None, None, len(yf), 0))
-    # 1h stock with the session's half hour first: 09:30, 10:00, 11:00, ..., 15:00 (10:00 overlaps 09:30's hour)
+    # 1h stock with the session's half hour first: 09:30, 10:00, 11:00, ..., 15:00 (the half hour rejected)
     tv = [
         dt.datetime.combine(d, t, ny)
         for d in week
@@ -554,6 +554,32 @@ def test_files_of_their_own_interval_land_as_before(tmp_path: Path) -> None:
         assert summary.ok, (name, summary.errors)
         got = (summary.of("ABC").rows_landed, summary.of("ABC").rows_rejected)
         assert got == (bars, rejected), name
+
+
+def test_a_clock_hour_file_lands_its_whole_hours_and_rejects_the_half_hour(tmp_path: Path) -> None:
+    """09:30, 10:00, 11:00, ..., 15:00 (a broker's or charting export): the 09:30 bar holds half an hour.
+    It landed as an hourly bar and the 10:00 bar, a whole hour, was rejected as overlapping it."""
+    ny = ZoneInfo("America/New_York")
+    week = yahoo_days(dt.date(2024, 3, 4), dt.date(2024, 3, 8))
+    times = [
+        dt.datetime.combine(d, t, ny)
+        for d in week
+        for t in [dt.time(9, 30)] + [dt.time(h) for h in range(10, 16)]
+    ]
+    f = write_file(
+        tmp_path,
+        "tv.csv",
+        YAHOO_INTRADAY_HEADER + "".join(f"{t.isoformat(' ')},10,12,9,11,11,100\n" for t in times),
+    )
+    root = tmp_path / "lake"
+    assert csv_ingest.run(ctx(root), f, "ABC", "1h", None).ok
+    landed = [r[0].astimezone(ny).time() for r in query(root, "SELECT ts FROM bars ORDER BY ts")]
+    assert landed == [dt.time(h) for h in range(10, 16)] * len(week)
+    rejected = query(root, "SELECT ts, reason FROM bars_rejected ORDER BY line_number")
+    assert [r[0].astimezone(ny).time() for r in rejected] == [dt.time(9, 30)] * len(week)
+    assert all(
+        "starts at half past in a file whose bars start on the hour (30 of 35)" in r[1] for r in rejected
+    ), rejected
 
 
 def test_cadence_is_the_most_common_spacing_the_larger_of_equals() -> None:
