@@ -43,7 +43,7 @@ from typing import Any
 import pyarrow as pa
 
 from lake.config import Settings, load_settings
-from lake.connect import sql_dir
+from lake.connect import sql_dir, views_needed
 from lake.errors import MarketlakeError, deferred_interrupts
 from lake.paths import SCHEMA_ANCHOR, LakePaths, resolve_lake_root, validate_symbol
 from lake.schemas import RUNS
@@ -613,9 +613,11 @@ def _running_rows(root: Path, settings: Settings | None) -> list[dict[str, Any]]
     import lake
 
     def read() -> list[tuple[Any, ...]]:
-        con = lake.connect(root, read_only=True, settings=settings or load_settings())
+        # the runs view alone, which does not depend on the settings: the defaults (no config file read)
+        query = _sql("running_runs")
+        con = lake.connect(root, read_only=True, settings=settings or Settings(), views=views_needed([query]))
         try:
-            cur = con.execute(_sql("running_runs"))
+            cur = con.execute(query)
             names = [d[0] for d in cur.description or ()]
             return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]  # type: ignore[misc]
         finally:

@@ -280,3 +280,45 @@ def test_a_run_whose_last_row_was_never_written_reads_as_its_folder_says(
     assert repaired.status == "finished" and repaired.finished_at is not None
     (stored,) = runlog.list_runs(root, liveness=False)
     assert stored["status"] == "finished" and stored["finished_at"] == repaired.finished_at, stored
+
+
+HOLD = textwrap.dedent(
+    """
+    import sys, time
+    from rl import runlog
+
+    lock = runlog.RunLock.take(sys.argv[1], sys.argv[2])
+    print("running", flush=True)
+    time.sleep(600)
+    """
+)
+
+
+def test_evaluate_says_whether_the_run_it_judges_still_runs_or_was_killed(
+    tmp_path: Path, children: list[subprocess.Popen[str]]
+) -> None:
+    """Evaluating the best checkpoint of a training whose status.json says running: `still running` while
+    its process holds its lock, `never finished ... killed` once it is gone."""
+    from rl.evaluate import evaluate, train_and_evaluate
+    from tests.unit.test_ppo_train import TINY, build_lake
+
+    root = tmp_path / "lake"
+    build_lake(root)
+    result, _ = train_and_evaluate(root, Settings(), TINY, runs_dir=tmp_path / "runs", evaluate_test=False)
+    status = result.run_dir / "status.json"
+    status.write_text(json.dumps(json.loads(status.read_text()) | {"status": "running"}))
+    p = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(root), result.run_id],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parents[2],
+    )
+    children.append(p)
+    assert p.stdout is not None and p.stdout.readline().strip() == "running"
+    said: list[str] = []
+    evaluate(root, Settings(), result.run_dir, "test", say=said.append, record=False)
+    assert any(f"run {result.run_id} is still running" in x for x in said), said
+    _kill(p)
+    said = []
+    evaluate(root, Settings(), result.run_dir, "test", say=said.append, record=False)
+    assert any("never finished" in x and "killed" in x for x in said), said
