@@ -367,6 +367,12 @@ class RunLock:
                         f"run {run_id} is already running in another process (its lock {path} is held)"
                     ) from None
                 os.replace(tmp, path)  # a lock left by an earlier process of this run id, which is gone
+            except OSError:  # a file system without hard links: the same, without the check's atomicity
+                if _probe(path):
+                    raise MarketlakeError(
+                        f"run {run_id} is already running in another process (its lock {path} is held)"
+                    ) from None
+                os.replace(tmp, path)
             else:
                 tmp.unlink()
             _fsync_folder(path.parent)
