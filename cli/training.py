@@ -246,6 +246,10 @@ def evaluate_cmd(ctx: click.Context, run_id: str, period: str, fmt: str) -> None
 def runs_cmd(ctx: click.Context, fmt: str, kind: str | None) -> None:
     """List training and evaluation runs, newest first.
 
+    A `running` run whose process is gone (killed: it holds no lock on
+    <lake>/locks/runs/<run_id>.lock any more) is shown interrupted, with a
+    `killed` note; the next train or evaluate writes that into the lake.
+
     \b
     Example:
       marketlake runs

@@ -532,7 +532,7 @@ def _clear_of_training(
 
 def _provenance_notes(saved: Mapping[str, Any], root: Path, period: str) -> list[str]:
     """What a reader of the evaluation must know about the model it judges: that its run did not finish
-    (interrupted, failed, or still `running`: its process was killed), that it was trained on another lake,
+    (interrupted, failed, still running, or left `running` by a killed process), that it was trained on another lake,
     that the validation period chose it (so it is not out of sample)."""
     notes = []
     run_id = saved.get("run_id", "?")
@@ -543,6 +543,8 @@ def _provenance_notes(saved: Mapping[str, Any], root: Path, period: str) -> list
     best = f"its best checkpoint, from iteration {state.get('best_iteration', '?')}"
     if status == "interrupted":
         notes.append(f"note: run {run_id} was interrupted {done}: the model evaluated is {best}")
+    elif status == "running" and _alive(root, run_id):
+        notes.append(f"note: run {run_id} is still running ({done} so far): the model evaluated is {best}")
     elif status == "running":
         notes.append(
             f"note: run {run_id} never finished (its status is still `running` {done}: its process was "
@@ -562,6 +564,14 @@ def _provenance_notes(saved: Mapping[str, Any], root: Path, period: str) -> list
             "not out of sample (the test period is)"
         )
     return notes
+
+
+def _alive(root: Path, run_id: Any) -> bool:
+    """Whether a process holds the training run's liveness lock (runlog.RunLock) now."""
+    try:
+        return runlog.run_alive(root, str(run_id)) is True
+    except MarketlakeError:  # not a run id: no lock to ask
+        return False
 
 
 def _saved_run(run_dir: Path) -> dict[str, Any]:
@@ -728,10 +738,10 @@ def _record_failed_training(
     exc: BaseException,
     say: Say,
     snapshot: runlog.DataSnapshot | None = None,
-) -> None:
+) -> bool:
     """The `runs` row of a training run that raised: from its folder when it had one (status.json says
     failed and why), else a row with the overrides and the error. Recording never hides the error. A run
-    stopped by Ctrl-C (or SIGTERM) is `interrupted`, with no error."""
+    stopped by Ctrl-C (or SIGTERM) is `interrupted`, with no error. Returns whether the row was written."""
     interrupted = is_interrupt(exc)
     status = "interrupted" if interrupted else "failed"
     error = None if interrupted else f"{type(exc).__name__}: {exc}"
@@ -754,13 +764,15 @@ def _record_failed_training(
                 status=own or status,
                 error=None if own else error,
             )
-            return
+            return True
         config = {"overrides": {k: v for k, v in (overrides or {}).items() if v is not None}}
-        record = runlog.start_run(root, "train", config)
+        record = runlog.start_run(root, "train", config, say=say)
         record.metrics = {"error": error} if error else {}
         runlog.finish_run(root, record, status, say=say)
+        return True
     except Exception as again:  # the training error is the one to raise
         say(f"the failed training run could not be recorded in `runs`: {again}")
+        return False
 
 
 def train_and_evaluate(
@@ -784,39 +796,50 @@ def train_and_evaluate(
     out = Path(runs_dir) if runs_dir is not None else None
     folders: list[Path] = []
     snapshots: list[runlog.DataSnapshot] = []
+    locks: list[runlog.RunLock] = []
 
-    def started(_run_id: str, run_dir: Path) -> None:
-        """The run is listed in `runs` (status running) as soon as its data is read, with its snapshot."""
+    def started(run_id: str, run_dir: Path) -> None:
+        """The run is listed in `runs` (status running) as soon as its data is read, with its snapshot,
+        holding its liveness lock from before that row until after its last one (runlog.RunLock); the rows
+        of runs found dead meanwhile are repaired first."""
         folders.append(run_dir)
         snapshots.append(training_snapshot(lake_root, settings, run_dir))
+        locks.append(runlog.RunLock.take(lake_root, run_id))
+        runlog.repair_dead_runs_safely(lake_root, settings, say)
         record_training(lake_root, settings, run_dir, say=say, snapshot=snapshots[0])
 
+    recorded = False
     try:
-        result = train(
-            lake_root,
-            settings,
-            overrides,
-            runs_dir=out,
-            say=say,
-            progress=progress,
-            on_start=started,
-        )
-    except BaseException as exc:  # a run that fails (or is stopped before its loop) is recorded too
-        with deferred_interrupts():
-            _record_failed_training(
+        try:
+            result = train(
                 lake_root,
                 settings,
                 overrides,
-                folders[0] if folders else None,
-                exc,
-                say,
-                snapshots[0] if snapshots else None,
+                runs_dir=out,
+                say=say,
+                progress=progress,
+                on_start=started,
             )
-        raise
-    with deferred_interrupts():  # a Ctrl-C now (to skip the evaluation) waits until the run is recorded
-        record_training(
-            lake_root, settings, result.run_dir, say=say, snapshot=snapshots[0] if snapshots else None
-        )
+        except BaseException as exc:  # a run that fails (or is stopped before its loop) is recorded too
+            with deferred_interrupts():
+                recorded = _record_failed_training(
+                    lake_root,
+                    settings,
+                    overrides,
+                    folders[0] if folders else None,
+                    exc,
+                    say,
+                    snapshots[0] if snapshots else None,
+                )
+            raise
+        with deferred_interrupts():  # a Ctrl-C now (to skip the evaluation) waits until the run is recorded
+            record_training(
+                lake_root, settings, result.run_dir, say=say, snapshot=snapshots[0] if snapshots else None
+            )
+            recorded = True
+    finally:  # the lock file goes only once the last row is written (else the next run repairs the row)
+        for lock in locks:
+            lock.release(ended=recorded)
     if not evaluate_test:
         return result, None
     if result.status != "completed" or result.best_checkpoint is None:

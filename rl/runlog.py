@@ -6,6 +6,15 @@ settings, its metrics, the code version (git commit, else the package version), 
 snapshot: a hash over the manifests of exactly the lake files the run read, so the same hash means the same
 data. When Supabase is configured, the finished row is mirrored there too (rl/mirror.py).
 
+A running run holds an exclusive `flock` on `<lake>/locks/runs/<run_id>.lock` (RunLock), taken before its
+`running` row is written and released after its last row is (the file is then removed): the kernel releases
+it when the process dies, however it dies (SIGKILL, the OOM killer, power loss). A `running` row whose lock
+nobody holds is a run whose process ended without recording its end: `list_runs` shows it `interrupted` with
+a `killed` note in its metrics, and the next run started (`train`, `evaluate`) writes that repair into the
+lake (`repair_dead_runs`), mirrors it once and brings its folder's status.json in line. A `running` row with
+no lock file was recorded by a version without run locks: whether its process lives cannot be told, so it
+stays `running` with a `liveness` note (never called dead).
+
     with recorded_run(root, "train", config, run_dir=folder) as run:
         ...                                   # the work
         run.data_snapshot = snapshot.hash     # what it read
@@ -14,8 +23,10 @@ data. When Supabase is configured, the finished row is mirrored there too (rl/mi
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
+import fcntl
 import hashlib
 import io
 import json
@@ -32,11 +43,11 @@ from typing import Any
 import pyarrow as pa
 
 from lake.config import Settings, load_settings
-from lake.connect import sql_dir
+from lake.connect import sql_dir, views_needed
 from lake.errors import MarketlakeError, deferred_interrupts
 from lake.paths import SCHEMA_ANCHOR, LakePaths, resolve_lake_root, validate_symbol
 from lake.schemas import RUNS
-from lake.writer import DATA_FILE, MANIFEST_FILE, LakeWriter, sha256_file
+from lake.writer import DATA_FILE, MANIFEST_FILE, LakeWriter, atomic_write_bytes, sha256_file
 
 Say = Callable[[str], None]
 KINDS = ("train", "evaluate")
@@ -298,6 +309,333 @@ def snapshot_for_run(
     return snapshot_of_files(root, files, extra=extra)
 
 
+# --- liveness -------------------------------------------------------------------------------------------
+
+RUN_LOCKS = Path("locks") / "runs"
+"""Where the liveness locks of running runs live, under the lake's root: `<lake>/locks/runs/<run_id>.lock`."""
+KILLED = (
+    "the process ended without recording its end (SIGKILL, the OOM killer, a power cut, a second Ctrl-C "
+    "while its last row waited...); finished_at is its last sign of life (its lock file or status.json)"
+)
+"""The `killed` note in the metrics of a `running` row whose process is gone."""
+NO_LOCK = (
+    "unknown: recorded by a version without run locks, so whether its process still runs cannot be told "
+    "(never called dead)"
+)
+"""The `liveness` note in the metrics of a `running` row with no lock file."""
+_ENDED = {"completed": "finished", "interrupted": "interrupted", "failed": "failed"}
+"""A training folder's status.json status (rl/train.py) -> the row's."""
+_TRAIN_STATE = "status.json"
+
+
+def run_locks_dir(root: str | os.PathLike[str] | None) -> Path:
+    return LakePaths(resolve_lake_root(root)).root / RUN_LOCKS
+
+
+def run_lock_path(root: str | os.PathLike[str] | None, run_id: str) -> Path:
+    return run_locks_dir(root) / f"{validate_run_id(run_id)}.lock"
+
+
+@dataclass
+class RunLock:
+    """The liveness mark of a running run: an exclusive `flock` on `<lake>/locks/runs/<run_id>.lock`, held
+    from before the run's `running` row is written until after its last row is. The kernel releases it when
+    the process dies, whatever kills it: a `running` row whose lock can be taken is a run whose process
+    ended without recording its end."""
+
+    path: Path
+    fd: int | None = field(default=None, repr=False)
+
+    @classmethod
+    def take(cls, root: str | os.PathLike[str] | None, run_id: str) -> RunLock:
+        """Create the run's lock file already locked (made under a temporary name, then linked into place:
+        its path is never seen unlocked while the run lives) and durable (a power cut must not leave a
+        `running` row without it). A run id whose lock another process holds is refused."""
+        path = run_lock_path(root, run_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f".{run_id}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: nobody else has it
+            os.write(fd, f"{os.getpid()}\n".encode())
+            os.fsync(fd)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                if _probe(path) is not False:
+                    raise MarketlakeError(
+                        f"run {run_id} is already running in another process (its lock {path} is held)"
+                    ) from None
+                os.replace(tmp, path)  # a lock left by an earlier process of this run id, which is gone
+            except OSError:  # a file system without hard links: the same, without the check's atomicity
+                if _probe(path):
+                    raise MarketlakeError(
+                        f"run {run_id} is already running in another process (its lock {path} is held)"
+                    ) from None
+                os.replace(tmp, path)
+            else:
+                tmp.unlink()
+            _fsync_folder(path.parent)
+        except BaseException:
+            os.close(fd)
+            tmp.unlink(missing_ok=True)
+            raise
+        return cls(path, fd)
+
+    @property
+    def held(self) -> bool:
+        return self.fd is not None
+
+    def release(self, *, ended: bool) -> None:
+        """Let go of the lock. `ended`: the run's last row is written, so its lock file goes too; else the
+        file stays (free), and the `running` row it leaves is repaired by the next run."""
+        if self.fd is None:
+            return
+        fd, self.fd = self.fd, None
+        try:
+            if ended:
+                with contextlib.suppress(OSError):
+                    self.path.unlink(missing_ok=True)
+        finally:
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+def _fsync_folder(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _probe(path: Path) -> bool | None:
+    """Whether a process holds this lock file: True (held), False (free: its process is gone) or None (no
+    such file). Anything unclear (unreadable file) counts as held: a live run is never called dead."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:  # EWOULDBLOCK: held (anything else: unclear, so not dead either)
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def run_alive(root: str | os.PathLike[str] | None, run_id: str) -> bool | None:
+    """True while a process holds the run's lock, False when its lock file is free (the process is gone),
+    None when it has no lock file (ended and cleaned up, or recorded by a version without run locks)."""
+    return _probe(run_lock_path(root, run_id))
+
+
+def _lock_states(root: Path) -> dict[str, bool]:
+    """Every run lock file of the lake: run id -> held."""
+    try:
+        names = os.listdir(root / RUN_LOCKS)
+    except OSError:
+        return {}
+    out: dict[str, bool] = {}
+    for name in names:
+        if name.endswith(".lock") and not name.startswith("."):
+            state = _probe(root / RUN_LOCKS / name)
+            if state is not None:
+                out[name[: -len(".lock")]] = state
+    return out
+
+
+def _instant(value: Any) -> dt.datetime | None:
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    if isinstance(value, str):
+        try:
+            got = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return got if got.tzinfo else got.replace(tzinfo=dt.UTC)
+    return None
+
+
+def _mtime(path: Path) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
+    except OSError:
+        return None
+
+
+def _folder_state(row: Mapping[str, Any]) -> tuple[Path, dict[str, Any]] | None:
+    """The status.json of a training run's folder (rl/train.py writes it every iteration), when readable."""
+    if row.get("kind") != "train" or not row.get("run_dir"):
+        return None
+    path = Path(str(row["run_dir"])) / _TRAIN_STATE
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return (path, state) if isinstance(state, dict) else None
+
+
+@dataclass(frozen=True)
+class _Death:
+    """How a `running` row whose process is gone reads once repaired."""
+
+    status: str
+    finished_at: dt.datetime | None
+    metrics: dict[str, Any]
+    folder: tuple[Path, dict[str, Any]] | None
+    """The run folder's status.json to write (it still says running), else None."""
+
+
+def _death_of(root: Path, row: Mapping[str, Any]) -> _Death:
+    """A dead run's row: `interrupted` (or how its folder's status.json says the training ended, when the
+    process died after writing it), finished at its last sign of life (the lock file's or status.json's
+    mtime; status.json's finished_at when it has one), the `killed` note and the folder's last counts in its
+    metrics."""
+    metrics = dict(row.get("metrics") or {})
+    signs = [t for t in (_mtime(root / RUN_LOCKS / f"{row['run_id']}.lock"),) if t is not None]
+    status, folder = "interrupted", None
+    note = KILLED
+    found = _folder_state(row)
+    if found is not None:
+        path, state = found
+        signs += [t for t in (_mtime(path),) if t is not None]
+        for k in ("iterations", "env_steps", "best_iteration", "best_score"):
+            if k in state:
+                metrics[k] = state[k]
+        own = state.get("status")
+        if own in _ENDED:
+            status = _ENDED[str(own)]
+            note = f"{KILLED}; its folder's status.json says {own}"
+            if own == "failed" and state.get("error"):
+                metrics["error"] = state["error"]
+            ended = _instant(state.get("finished_at"))
+            signs = [ended] if ended is not None else signs
+    started = _instant(row.get("started_at"))
+    finished = max(signs) if signs else None
+    if finished is not None and started is not None:
+        finished = max(finished, started)
+    if finished is None:
+        note += " (unknown here)"
+    metrics["killed"] = note
+    if found is not None and found[1].get("status") == "running":
+        state = {
+            **found[1],
+            "status": "interrupted",
+            "finished_at": finished.isoformat() if finished else None,
+            "killed": KILLED,
+        }
+        folder = (found[0], state)
+    return _Death(status, finished, metrics, folder)
+
+
+def _seen_alive(root: Path, row: dict[str, Any], states: Mapping[str, bool]) -> None:
+    """A listed `running` row as its lock says (states: the lock files as they were before the rows were
+    read): free -> the dead run's repaired row; no lock file -> `running`, its liveness unknown; held (or
+    made after the scan: a run that has just started) -> as it is."""
+    held = states.get(row["run_id"])
+    if held is None:
+        if _probe(root / RUN_LOCKS / f"{row['run_id']}.lock") is None:
+            row["metrics"] = {**(row.get("metrics") or {}), "liveness": NO_LOCK}
+        return
+    if held:
+        return
+    death = _death_of(root, row)
+    row.update(status=death.status, finished_at=death.finished_at, metrics=death.metrics)
+
+
+def repair_dead_runs_safely(root: str | os.PathLike[str] | None, settings: Settings | None, say: Say) -> None:
+    """repair_dead_runs, whose failure never stops the run about to start (one warning line)."""
+    try:
+        repair_dead_runs(root, settings, say=say)
+    except Exception as exc:
+        say(f"warning: the rows of runs whose process died could not be repaired now: {exc}")
+
+
+def repair_dead_runs(
+    root: str | os.PathLike[str] | None, settings: Settings | None = None, *, say: Say | None = None
+) -> list[RunRecord]:
+    """Write the repair of every `running` row whose lock nobody holds (its process ended without
+    recording its end): the row as `list_runs` shows it (`interrupted`, finished at its last sign of life,
+    the `killed` note), its folder's status.json brought in line, the row mirrored to Supabase once (when
+    configured), and its lock file removed. Stale lock files of runs that did record their end go too. Runs
+    with no lock file are left alone. Under the lake's writer lock; returns the repaired records."""
+    root = resolve_lake_root(root)
+    free = {run_id for run_id, held in _lock_states(root).items() if not held}
+    if not free:
+        return []
+    repaired: list[RunRecord] = []
+    with LakeWriter.open(root) as w:
+        # read after the locks were seen free: a run that ended cleanly shows its last row here
+        for row in _running_rows(root, settings):
+            if row["run_id"] not in free:
+                continue
+            death = _death_of(root, row)
+            record = RunRecord(
+                run_id=row["run_id"],
+                kind=row["kind"],
+                started_at=row["started_at"],
+                config=dict(row["config"] or {}),
+                status=death.status,
+                finished_at=death.finished_at,
+                data_snapshot=row["data_snapshot"] or "",
+                metrics=death.metrics,
+                code_version=row["code_version"],
+                run_dir=row["run_dir"],
+                parent_run_id=row["parent_run_id"],
+                data_files=row["data_files"],
+            )
+            w.write(
+                RUNS, {"period": record.period}, pa.Table.from_pylist([record.to_row()], schema=RUNS.schema)
+            )
+            if death.folder is not None:
+                path, state = death.folder
+                with contextlib.suppress(OSError):  # the row is the record; the folder follows when it can
+                    atomic_write_bytes(
+                        path, (json.dumps(state, indent=2, default=str) + "\n").encode("utf-8")
+                    )
+            repaired.append(record)
+    for record in repaired:
+        from rl.mirror import mirror_run
+
+        mirror_run(root, record, say=say or _quiet)
+    for run_id in free:
+        path = root / RUN_LOCKS / f"{run_id}.lock"
+        if _probe(path) is False:
+            with contextlib.suppress(OSError):
+                path.unlink()
+    return repaired
+
+
+def _running_rows(root: Path, settings: Settings | None) -> list[dict[str, Any]]:
+    """The `running` rows of the lake, every column (config, metrics and data_files parsed)."""
+    import lake
+
+    def read() -> list[tuple[Any, ...]]:
+        # the runs view alone, which does not depend on the settings: the defaults (no config file read)
+        query = _sql("running_runs")
+        con = lake.connect(root, read_only=True, settings=settings or Settings(), views=views_needed([query]))
+        try:
+            cur = con.execute(query)
+            names = [d[0] for d in cur.description or ()]
+            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]  # type: ignore[misc]
+        finally:
+            con.close()
+
+    rows: list[dict[str, Any]] = lake.consistent(root, read)  # type: ignore[arg-type]
+    for r in rows:
+        for k in ("config", "metrics", "data_files"):
+            r[k] = json.loads(r[k]) if r[k] else None
+    return rows
+
+
 # --- the record -----------------------------------------------------------------------------------------
 
 
@@ -317,6 +655,8 @@ class RunRecord:
     run_dir: str | None = None
     parent_run_id: str | None = None
     data_files: list[dict[str, Any]] | None = field(default=None, repr=False)
+    lock: RunLock | None = field(default=None, repr=False, compare=False)
+    """The run's liveness lock while this process runs it (start_run takes it, finish_run ends it)."""
 
     def check(self) -> None:
         validate_run_id(self.run_id)
@@ -383,8 +723,10 @@ def start_run(
     parent_run_id: str | None = None,
     data_snapshot: str = "",
     started_at: dt.datetime | None = None,
+    say: Say | None = None,
 ) -> RunRecord:
-    """Record a run as `running` and return its record."""
+    """Record a run as `running` and return its record, holding its liveness lock (RunLock) until
+    finish_run. The rows of runs found dead meanwhile are repaired first (`repair_dead_runs`)."""
     record = RunRecord(
         run_id=run_id or new_run_id(kind),
         kind=kind,
@@ -395,7 +737,15 @@ def start_run(
         run_dir=str(run_dir) if run_dir is not None else None,
         parent_run_id=parent_run_id,
     )
-    write_run(root, record)
+    record.check()
+    record.lock = RunLock.take(root, record.run_id)
+    try:
+        repair_dead_runs_safely(root, None, say or _quiet)
+        write_run(root, record)
+    except BaseException:
+        record.lock.release(ended=False)
+        record.lock = None
+        raise
     return record
 
 
@@ -408,12 +758,22 @@ def finish_run(
     mirror: bool = True,
 ) -> RunRecord:
     """Record the run's end (its metrics and snapshot as set on `record`); mirror it to Supabase when
-    configured (unreachable: kept in the outbox, one warning through `say`)."""
+    configured (unreachable: kept in the outbox, one warning through `say`). The run's liveness lock is
+    released once the row is written (and also when writing it fails: the row then stays `running` with a
+    lock nobody holds, which the next run repairs)."""
     record.status = status
     record.finished_at = dt.datetime.now(dt.UTC)
     if record.metrics is not None:
         record.metrics = json.loads(_json(record.metrics))
-    write_run(root, record)
+    lock, record.lock = record.lock, None
+    try:
+        write_run(root, record)
+    except BaseException:
+        if lock is not None:
+            lock.release(ended=False)
+        raise
+    if lock is not None:
+        lock.release(ended=True)
     if mirror:
         from rl.mirror import mirror_run
 
@@ -434,7 +794,9 @@ def recorded_run(
 ) -> Iterator[RunRecord]:
     """A run recorded from start to end: `finished` when the block ends, `interrupted` on Ctrl-C,
     `failed` on any other exception (which is re-raised)."""
-    record = start_run(root, kind, config, run_id=run_id, run_dir=run_dir, parent_run_id=parent_run_id)
+    record = start_run(
+        root, kind, config, run_id=run_id, run_dir=run_dir, parent_run_id=parent_run_id, say=say
+    )
     try:
         yield record
     except KeyboardInterrupt:
@@ -470,9 +832,16 @@ def list_runs(
     *,
     kind: str | None = None,
     limit: int | None = None,
+    liveness: bool = True,
 ) -> list[dict[str, Any]]:
-    """Every run in the lake, newest first (config and metrics parsed), optionally of one kind."""
+    """Every run in the lake, newest first (config and metrics parsed), optionally of one kind. A `running`
+    row whose process is gone (its lock is free) is shown as its repair will write it: `interrupted`, with
+    the `killed` note in its metrics; one with no lock file gets a `liveness` note (`liveness=False`: the
+    rows as stored)."""
     import lake
+
+    lake_root = resolve_lake_root(root)
+    states = _lock_states(lake_root) if liveness else {}  # before the rows: see _seen_alive
 
     def read() -> list[tuple[Any, ...]]:
         con = lake.connect(root, read_only=True, settings=settings or load_settings())
@@ -487,6 +856,8 @@ def list_runs(
         d = dict(zip(LIST_COLUMNS, r, strict=True))
         d["config"] = json.loads(d["config"]) if d["config"] else None
         d["metrics"] = json.loads(d["metrics"]) if d["metrics"] else None
+        if liveness and d["status"] == "running":
+            _seen_alive(lake_root, d, states)
         out.append(d)
     return out
 
@@ -527,10 +898,13 @@ def _headline(run: Mapping[str, Any]) -> str:
     """A short summary of a run's metrics for the table: the agent's test Sharpe and the CI sentence; for a
     run that failed (or was stopped before its folder), its error, shortened to ERROR_WIDTH characters."""
     m = run.get("metrics") or {}
+    for key in ("killed", "liveness"):  # what the row's status alone does not say
+        note = m.get(key) if isinstance(m, dict) else None
+        if isinstance(note, str) and note:
+            return f"{key}: {_shortened(note)}"
     error = m.get("error") if isinstance(m, dict) else None
     if isinstance(error, str) and error:
-        text = " ".join(error.split())
-        return f"error: {text if len(text) <= ERROR_WIDTH else text[: ERROR_WIDTH - 1] + '…'}"
+        return f"error: {_shortened(error)}"
     overall = (m.get("overall") or {}).get("agent") if isinstance(m, dict) else None
     parts = []
     if isinstance(overall, dict):
@@ -548,6 +922,11 @@ def _headline(run: Mapping[str, Any]) -> str:
             f"best validation score {m['best_score']:+.5f}" + (f" at iteration {at}{of}" if at else "")
         )
     return ", ".join(parts)
+
+
+def _shortened(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= ERROR_WIDTH else text[: ERROR_WIDTH - 1] + "…"
 
 
 def _cell(value: Any) -> Any:

@@ -1,0 +1,324 @@
+"""A run killed outright (SIGKILL, the OOM killer, a power cut) is not listed `running` forever: a running
+run holds a `flock` on its lock file (rl.runlog.RunLock) that the kernel releases when its process dies.
+`marketlake runs` shows a `running` row whose lock is free as interrupted (killed), a live one stays
+`running`, and the next run started writes the repair (row, status.json, Supabase mirror once)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from cli import cli
+from ingest.sessions import land
+from lake.config import Settings
+from rl import mirror as mirror_module
+from rl import runlog
+
+pytestmark = pytest.mark.integration
+
+RUN = textwrap.dedent(
+    """
+    import sys, time
+    from rl import runlog
+
+    with runlog.recorded_run(sys.argv[1], "evaluate", {"what": "a long evaluation"}, run_id=sys.argv[2]):
+        print("running", flush=True)
+        time.sleep(600)
+    """
+)
+
+
+def _start(root: Path, run_id: str) -> subprocess.Popen[str]:
+    """A child process whose run is recorded `running` (it prints `running` then), and stays so."""
+    p = subprocess.Popen(
+        [sys.executable, "-c", RUN, str(root), run_id],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parents[2],
+    )
+    assert p.stdout is not None
+    line = p.stdout.readline()
+    assert line.strip() == "running", (line, p.stderr.read() if p.poll() is not None and p.stderr else "")
+    return p
+
+
+@pytest.fixture
+def children() -> Iterator[list[subprocess.Popen[str]]]:
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for p in started:
+        if p.poll() is None:
+            p.kill()
+        p.wait(timeout=30)
+
+
+def _kill(p: subprocess.Popen[str]) -> None:
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait(timeout=30)
+
+
+def _listed(runner: CliRunner, root: Path) -> dict[str, dict[str, Any]]:
+    """`marketlake runs` in its three formats, checked to agree; the JSON rows by run id."""
+    r = runner.invoke(cli, ["--lake", str(root), "runs", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    rows = {x["run_id"]: x for x in json.loads(r.stdout)}
+    c = runner.invoke(cli, ["--lake", str(root), "runs", "--format", "csv"])
+    assert c.exit_code == 0, c.output
+    for line in csv.DictReader(io.StringIO(c.stdout)):
+        assert line["status"] == rows[line["run_id"]]["status"], (line, rows)
+        assert json.loads(line["metrics"] or "null") == rows[line["run_id"]]["metrics"], line
+    t = runner.invoke(cli, ["--lake", str(root), "runs"])
+    assert t.exit_code == 0, t.output
+    for run_id, row in rows.items():
+        (shown,) = [x for x in t.stdout.splitlines() if run_id in x]
+        assert f" {row['status']} " in shown, t.stdout
+        if "killed" in (row["metrics"] or {}):
+            assert "killed: the process ended without recording its end" in shown, t.stdout
+    return rows
+
+
+def _stored(runner: CliRunner, root: Path, run_id: str) -> dict[str, Any]:
+    """The row as the lake stores it (what `sql` and the Supabase mirror see)."""
+    r = runner.invoke(
+        cli,
+        [
+            "--lake",
+            str(root),
+            "sql",
+            "--format",
+            "json",
+            f"SELECT status, finished_at, started_at, metrics FROM runs WHERE run_id = '{run_id}'",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    (row,) = json.loads(r.stdout)
+    return dict(row)
+
+
+@pytest.fixture
+def mirrored(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    sent: list[tuple[str, str]] = []
+    monkeypatch.setattr(
+        mirror_module, "mirror_run", lambda _root, record, say: sent.append((record.run_id, record.status))
+    )
+    return sent
+
+
+def test_a_killed_run_is_listed_interrupted_and_the_next_run_repairs_it(
+    lake_root: Path,
+    runner: CliRunner,
+    children: list[subprocess.Popen[str]],
+    mirrored: list[tuple[str, str]],
+) -> None:
+    with land(lake_root):
+        pass
+    p = _start(lake_root, "r-killed")
+    children.append(p)
+    assert _listed(runner, lake_root)["r-killed"]["status"] == "running"  # its process lives
+    _kill(p)
+
+    row = _listed(runner, lake_root)["r-killed"]
+    assert row["status"] == "interrupted", row
+    assert row["metrics"]["killed"].startswith("the process ended without recording its end"), row
+    assert row["finished_at"] is not None and row["finished_at"] >= row["started_at"], row
+    assert _stored(runner, lake_root, "r-killed")["status"] == "running"  # listing writes nothing
+    assert mirrored == []
+
+    # the next run started (here an evaluation's record) writes the repair, and mirrors it once
+    with runlog.recorded_run(lake_root, "evaluate", {}, run_id="r-next"):
+        pass
+    stored = _stored(runner, lake_root, "r-killed")
+    assert stored["status"] == "interrupted" and stored["finished_at"] is not None, stored
+    assert "without recording its end" in json.loads(stored["metrics"])["killed"], stored
+    assert mirrored == [("r-killed", "interrupted"), ("r-next", "finished")], mirrored
+    assert not list((lake_root / "locks" / "runs").iterdir())  # no lock file left behind
+    with runlog.recorded_run(lake_root, "evaluate", {}, run_id="r-after"):
+        pass
+    assert mirrored[2:] == [("r-after", "finished")], mirrored  # the repaired run is mirrored once only
+
+
+def test_a_live_run_holding_its_lock_stays_running(
+    lake_root: Path, runner: CliRunner, children: list[subprocess.Popen[str]], mirrored: list[tuple[str, str]]
+) -> None:
+    with land(lake_root):
+        pass
+    p = _start(lake_root, "r-live")
+    children.append(p)
+    assert runlog.repair_dead_runs(lake_root) == []
+    with runlog.recorded_run(lake_root, "evaluate", {}, run_id="r-beside"):
+        pass
+    rows = _listed(runner, lake_root)
+    assert rows["r-live"]["status"] == "running" and rows["r-live"]["metrics"] is None, rows
+    assert _stored(runner, lake_root, "r-live")["status"] == "running"
+    assert runlog.run_alive(lake_root, "r-live") is True
+    assert ("r-live", "interrupted") not in mirrored
+    _kill(p)
+    assert runlog.run_alive(lake_root, "r-live") is False
+    assert _listed(runner, lake_root)["r-live"]["status"] == "interrupted"
+
+
+def test_a_running_row_without_a_lock_file_stays_running_with_its_liveness_unknown(
+    lake_root: Path, runner: CliRunner
+) -> None:
+    """A row written by a version without run locks: its process may still run, so it is never called
+    dead; the listing says its liveness is unknown."""
+    with land(lake_root):
+        pass
+    old = runlog.RunRecord(
+        run_id="r-old",
+        kind="train",
+        started_at=runlog.dt.datetime(2024, 1, 1, tzinfo=runlog.dt.UTC),
+        config={},
+    )
+    runlog.write_run(lake_root, old)  # as an older version did: no lock
+    rows = _listed(runner, lake_root)
+    assert rows["r-old"]["status"] == "running", rows
+    assert rows["r-old"]["metrics"]["liveness"].startswith("unknown"), rows
+    t = runner.invoke(cli, ["--lake", str(lake_root), "runs"])
+    assert "liveness: unknown" in t.stdout, t.stdout
+    with runlog.recorded_run(lake_root, "evaluate", {}, run_id="r-next"):
+        pass
+    assert _stored(runner, lake_root, "r-old") == {
+        "status": "running",
+        "finished_at": None,
+        "started_at": _stored(runner, lake_root, "r-old")["started_at"],
+        "metrics": None,
+    }
+
+
+def test_a_training_killed_with_sigkill_is_repaired_by_the_next_train(
+    tmp_path: Path, runner: CliRunner, mirrored: list[tuple[str, str]]
+) -> None:
+    """`marketlake train` SIGKILLed mid-run: `runs` shows it interrupted (killed) at once; the next `train`
+    writes that into the lake with the killed run's last counts, and its status.json says so too."""
+    from tests.unit.test_ppo_train import TINY, build_lake
+
+    root = tmp_path / "lake"
+    build_lake(root)
+    config = tmp_path / "marketlake.toml"
+    lines = [f"{k} = {json.dumps(v)}" for k, v in (TINY | {"num_iterations": 100_000}).items()]
+    config.write_text("[train]\n" + "\n".join(lines) + "\n")
+    runs = tmp_path / "runs"
+    exe = Path(sys.executable).with_name("marketlake")
+    args = ["--lake", str(root), "--config", str(config), "train", "--no-evaluate", "--runs-dir", str(runs)]
+    p = subprocess.Popen([str(exe), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(runs.glob("*/checkpoints/best.pt")):  # well inside its loop, its row `running`
+            assert p.poll() is None, p.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        (killed,) = [r for r in runlog.list_runs(root, kind="train")]
+        assert killed["status"] == "running", killed
+        os.kill(p.pid, signal.SIGKILL)
+        p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    run_id = killed["run_id"]
+    status_file = Path(killed["run_dir"]) / "status.json"
+    assert json.loads(status_file.read_text())["status"] == "running"
+
+    row = _listed(runner, root)[run_id]
+    assert row["status"] == "interrupted" and "killed" in row["metrics"], row
+    assert row["metrics"]["iterations"] >= 2, row  # the counts of its folder, not of its first row
+
+    config.write_text("[train]\n" + "\n".join(f"{k} = {json.dumps(v)}" for k, v in TINY.items()) + "\n")
+    r = runner.invoke(cli, [*args])
+    assert r.exit_code == 0, r.output
+    stored = _stored(runner, root, run_id)
+    assert stored["status"] == "interrupted" and stored["finished_at"] >= stored["started_at"], stored
+    assert json.loads(stored["metrics"])["iterations"] >= 2, stored
+    state = json.loads(status_file.read_text())
+    assert state["status"] == "interrupted" and state["finished_at"] and "killed" in state, state
+    assert (run_id, "interrupted") in mirrored, mirrored
+    assert [s for s in mirrored if s[0] == run_id] == [(run_id, "interrupted")], mirrored
+
+
+def test_a_run_whose_last_row_was_never_written_reads_as_its_folder_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second Ctrl-C while the final row waits (here: the write raises it): the training had completed
+    (status.json says so), the row still says `running`, and nobody holds its lock any more: it reads
+    finished, with the note, and the next run writes that."""
+    from rl.evaluate import train_and_evaluate
+    from tests.unit.test_ppo_train import TINY, build_lake
+
+    root = tmp_path / "lake"
+    build_lake(root)
+    real = runlog.write_run
+
+    def write_run(at: Any, record: runlog.RunRecord) -> None:
+        if record.kind == "train" and record.status != "running":
+            raise KeyboardInterrupt  # the user insisted while the row waited for the lake
+        real(at, record)
+
+    monkeypatch.setattr(runlog, "write_run", write_run)
+    with pytest.raises(KeyboardInterrupt):
+        train_and_evaluate(root, Settings(), TINY, runs_dir=tmp_path / "runs", evaluate_test=False)
+    monkeypatch.setattr(runlog, "write_run", real)
+    (stored,) = runlog.list_runs(root, liveness=False)
+    assert stored["status"] == "running", stored
+    (row,) = runlog.list_runs(root)
+    assert row["status"] == "finished" and "status.json says completed" in row["metrics"]["killed"], row
+    assert row["metrics"]["iterations"] == TINY["num_iterations"], row
+    (repaired,) = runlog.repair_dead_runs(root)
+    assert repaired.status == "finished" and repaired.finished_at is not None
+    (stored,) = runlog.list_runs(root, liveness=False)
+    assert stored["status"] == "finished" and stored["finished_at"] == repaired.finished_at, stored
+
+
+HOLD = textwrap.dedent(
+    """
+    import sys, time
+    from rl import runlog
+
+    lock = runlog.RunLock.take(sys.argv[1], sys.argv[2])
+    print("running", flush=True)
+    time.sleep(600)
+    """
+)
+
+
+def test_evaluate_says_whether_the_run_it_judges_still_runs_or_was_killed(
+    tmp_path: Path, children: list[subprocess.Popen[str]]
+) -> None:
+    """Evaluating the best checkpoint of a training whose status.json says running: `still running` while
+    its process holds its lock, `never finished ... killed` once it is gone."""
+    from rl.evaluate import evaluate, train_and_evaluate
+    from tests.unit.test_ppo_train import TINY, build_lake
+
+    root = tmp_path / "lake"
+    build_lake(root)
+    result, _ = train_and_evaluate(root, Settings(), TINY, runs_dir=tmp_path / "runs", evaluate_test=False)
+    status = result.run_dir / "status.json"
+    status.write_text(json.dumps(json.loads(status.read_text()) | {"status": "running"}))
+    p = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(root), result.run_id],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parents[2],
+    )
+    children.append(p)
+    assert p.stdout is not None and p.stdout.readline().strip() == "running"
+    said: list[str] = []
+    evaluate(root, Settings(), result.run_dir, "test", say=said.append, record=False)
+    assert any(f"run {result.run_id} is still running" in x for x in said), said
+    _kill(p)
+    said = []
+    evaluate(root, Settings(), result.run_dir, "test", say=said.append, record=False)
+    assert any("never finished" in x and "killed" in x for x in said), said
