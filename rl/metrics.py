@@ -89,6 +89,68 @@ def bars_per_year(interval: str, calendar: str, session: str = "regular") -> flo
     return SESSIONS_PER_YEAR * math.ceil(session_minutes / minutes)
 
 
+US_PER_DAY = 86_400_000_000
+"""Microseconds in a UTC calendar day."""
+
+
+@dataclass(frozen=True)
+class Annualisation:
+    """How the overall portfolio's Sharpe and Sortino are annualised (`portfolio_annualisation`)."""
+
+    per_year: float
+    """Returns a year: bars of the symbols' common grid, or 365 calendar days."""
+    calendar_days: bool
+    """True: the portfolio's per-step returns are first summed per UTC calendar day (`calendar_day_returns`)."""
+
+
+def calendar_day_returns(ts: np.ndarray, log_return: np.ndarray) -> np.ndarray:
+    """The log returns of a series summed per UTC calendar day (a step counts on the day its bar opens), one
+    value for every day from the first step's to the last step's: a day without a step returns 0."""
+    t = np.asarray(ts, dtype=np.int64)
+    r = np.asarray(log_return, dtype=np.float64)
+    if t.shape != r.shape or t.ndim != 1:
+        raise MarketlakeError(f"calendar days: ts {t.shape} and log_return {r.shape} must be of one length")
+    if t.size == 0:
+        return np.zeros(0)
+    day = t // US_PER_DAY
+    first = int(day.min())
+    return np.bincount(day - first, weights=r, minlength=int(day.max()) - first + 1)
+
+
+def portfolio_annualisation(
+    step_times: list[np.ndarray], calendars: list[str], interval: str, session: str = "regular"
+) -> Annualisation:
+    """How to annualise a portfolio whose steps are every distinct bar time of its symbols (each symbol's
+    step times and calendar given; symbols without a step left out).
+
+    One grid: when the union of the symbols' step times lies on one grid, the portfolio has that grid's
+    steps and is annualised per step like it (`bars_per_year`): all symbols of the exchange calendar (their
+    sessions, whatever the daylight-saving shift of their UTC times), or 24/7 symbols whose bars all start
+    at one offset within the interval (UTC midnight for 1d, the hour for 1h) with any exchange-calendar
+    symbols' bars starting at that offset too (stocks at 1m, 5m, 15m).
+    Otherwise (a stock's daily bar at 14:30 UTC beside a crypto's at 00:00; stock hours at half past beside
+    crypto hours on the hour) the portfolio steps more often than either grid, and at uneven times: its
+    returns are summed per UTC calendar day and annualised by 365 days. The equity of a share is carried
+    over the days its market is closed, so those days return 0, as a 24/7 asset's calendar counts them;
+    for returns independent from step to step, summing them over days and annualising by the days gives
+    the same annualised Sharpe as the per-step one (mean and variance both add up over a day)."""
+    cals = [calendar_of(c) for c in calendars]
+    if len(step_times) != len(cals):
+        raise MarketlakeError(
+            f"annualisation: {len(step_times)} series of step times for {len(cals)} calendars"
+        )
+    if not cals:
+        return Annualisation(bars_per_year(interval, "24/7", session), False)
+    if set(cals) == {"XNYS"}:
+        return Annualisation(bars_per_year(interval, "XNYS", session), False)
+    step = interval_minutes(interval) * 60_000_000
+    phases = [set(np.unique(np.asarray(t, dtype=np.int64) % step).tolist()) for t in step_times]
+    grid = set().union(*(p for p, c in zip(phases, cals, strict=True) if c == "24/7"))
+    if len(grid) == 1 and all(p <= grid for p in phases):
+        return Annualisation(bars_per_year(interval, "24/7", session), False)
+    return Annualisation(float(DAYS_PER_YEAR_24_7), True)
+
+
 @dataclass(frozen=True)
 class Metrics:
     """The metrics of one series (a symbol, or the overall portfolio)."""
@@ -102,9 +164,30 @@ class Metrics:
     trades: int
     exposure: float
     hit_rate: float | None
+    too_few_to_annualise: bool = False
+    """The Sharpe or Sortino has a value other than 0 but rests on fewer returns than
+    `min_annualised_steps` asks: print it with TOO_FEW_TO_ANNUALISE beside it."""
+    ratios_on_calendar_days: bool = False
+    """The Sharpe and Sortino are of the series' UTC calendar-day returns (`calendar_day_returns`), annualised
+    by 365 days, not of its steps (the overall portfolio of symbols whose bars fall at different times)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+MIN_ANNUALISED_STEPS = 30
+"""Fewest returns an annualised Sharpe or Sortino is given without a warning (see min_annualised_steps)."""
+TOO_FEW_TO_ANNUALISE = "too few bars for an annualised figure"
+
+
+def min_annualised_steps(per_year: float) -> int:
+    """The fewest returns an annualised ratio is given without a warning: 30, and a month's worth of the
+    calendar (per_year / 12, e.g. 43,800 one-minute crypto bars). The standard error of a Sharpe ratio
+    annualised from n returns is about sqrt(per_year / n), 1 / sqrt(years): 3.5 for a month, 6 for 7 daily
+    bars (where a single non-zero return makes the Sharpe exactly +-sqrt(per_year / n)); below 30 returns
+    the sample deviation itself is unsteady, and below a month the figure extrapolates a sample more than
+    twelvefold. The value is kept, and flagged."""
+    return max(MIN_ANNUALISED_STEPS, math.ceil(per_year / 12))
 
 
 def _ratio(num: float, den: float) -> float | None:
@@ -150,9 +233,13 @@ def compute_metrics(
     *,
     bars_per_year: float,
     trades: int | None = None,
+    ts: np.ndarray | None = None,
+    calendar_days: bool = False,
 ) -> Metrics:
     """Every metric of one series. `trades` overrides the count of steps with turnover (for a portfolio,
-    the sum over its symbols)."""
+    the sum over its symbols). `calendar_days`: the Sharpe and Sortino are of the series' UTC calendar-day
+    returns (`calendar_day_returns` of `ts`, the steps' times in microseconds), and `bars_per_year` is the
+    days in a year (365); every other metric is of the steps."""
     r = np.asarray(log_return, dtype=np.float64)
     pos = np.asarray(position, dtype=np.float64)
     turn = np.asarray(turnover, dtype=np.float64)
@@ -163,19 +250,29 @@ def compute_metrics(
         )
     if not (np.isfinite(r).all() and np.isfinite(pos).all() and np.isfinite(turn).all()):
         raise MarketlakeError("metrics: the series holds NaN or infinite values")
+    if calendar_days:
+        if ts is None:
+            raise MarketlakeError("metrics: calendar-day ratios need the steps' times (ts)")
+        per_ratio = calendar_day_returns(ts, r)
+    else:
+        per_ratio = r
+    ratios = _clean(sharpe(per_ratio, bars_per_year)), _clean(sortino(per_ratio, bars_per_year))
+    few = per_ratio.size < min_annualised_steps(bars_per_year) and any(x not in (None, 0.0) for x in ratios)
     invested = pos != 0
     n_invested = int(invested.sum())
     total = float(np.expm1(r.sum())) if r.size else 0.0
     return Metrics(
         bars=int(r.size),
         total_return=total + 0.0,  # -0.0 -> 0.0
-        sharpe=_clean(sharpe(r, bars_per_year)),
-        sortino=_clean(sortino(r, bars_per_year)),
+        sharpe=ratios[0],
+        sortino=ratios[1],
         max_drawdown=max_drawdown(r) + 0.0,
         turnover=float(np.abs(turn).sum()) + 0.0,
         trades=int(np.count_nonzero(turn)) if trades is None else int(trades),
         exposure=float(np.abs(pos).mean()) + 0.0 if pos.size else 0.0,
         hit_rate=float((r[invested] > 0).sum() / n_invested) if n_invested else None,
+        too_few_to_annualise=bool(few),
+        ratios_on_calendar_days=calendar_days,
     )
 
 
@@ -200,6 +297,11 @@ class SharpeDiffCI:
     block_length: int
     resamples: int
     seed: int
+    unit: str = "bars"
+    """What `bars` counts: bars (steps), or UTC calendar days (the overall of symbols whose bars fall at
+    different times: see portfolio_annualisation)."""
+    too_few_to_annualise: bool = False
+    """Fewer paired returns than min_annualised_steps asks: the sentence says so."""
 
     @property
     def contains_zero(self) -> bool:
@@ -210,7 +312,8 @@ class SharpeDiffCI:
         pct = f"{self.level:.0%}"
         head = (
             f"Agent Sharpe minus buy-and-hold Sharpe: {self.difference:+.2f} "
-            f"({pct} interval {self.low:+.2f} to {self.high:+.2f}, {self.bars} bars)"
+            f"({pct} interval {self.low:+.2f} to {self.high:+.2f}, {self.bars} {self.unit}"
+            + (f": {TOO_FEW_TO_ANNUALISE})" if self.too_few_to_annualise else ")")
         )
         if not (math.isfinite(self.low) and math.isfinite(self.high)):
             return f"{head}: no interval (too little variation in the returns): no claim either way."
@@ -253,12 +356,14 @@ def bootstrap_sharpe_difference(
     block_length: int | None = None,
     level: float = 0.95,
     chunk: int | None = None,
+    unit: str = "bars",
 ) -> SharpeDiffCI:
     """Resample the paired per-step returns in moving blocks (the same blocks for both series, so their
     dependence is kept) and return the percentile interval of the annualised Sharpe difference.
     `chunk`: resamples drawn and reduced at once (default: as many as BOOTSTRAP_CELLS values allow, so that
     memory stays bounded however long the series: a year of 1m bars is 525,600 per resample); the draws are
-    the same whatever the chunk, and so is the interval."""
+    the same whatever the chunk, and so is the interval. `unit`: what a return of the series spans, for the
+    sentence (bars, or days for calendar-day returns)."""
     a = np.asarray(agent, dtype=np.float64)
     b = np.asarray(baseline, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 1:
@@ -296,4 +401,6 @@ def bootstrap_sharpe_difference(
         block_length=length,
         resamples=resamples,
         seed=seed,
+        unit=unit,
+        too_few_to_annualise=n < min_annualised_steps(bars_per_year),
     )

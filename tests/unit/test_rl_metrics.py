@@ -189,3 +189,125 @@ def test_an_interval_that_could_not_be_computed_makes_no_claim() -> None:
         seed=0,
     )
     assert "no claim" in ci.sentence and "worse" not in ci.sentence and "better" not in ci.sentence
+
+
+# --- calendar days for the overall of symbols whose bars fall at different times ---------------------------
+
+DAY = metrics.US_PER_DAY
+HOUR = DAY // 24
+
+
+def test_calendar_day_returns_sum_each_utc_day_and_fill_the_days_between_with_zero() -> None:
+    t0 = 19_000 * DAY  # a UTC midnight
+    ts = np.array([t0 + HOUR, t0 + 23 * HOUR, t0 + 2 * DAY + 5 * HOUR, t0 + 2 * DAY + 14 * HOUR])
+    got = metrics.calendar_day_returns(ts, np.array([0.01, -0.02, 0.03, 0.005]))
+    assert got.tolist() == pytest.approx([0.01 - 0.02, 0.0, 0.03 + 0.005], abs=1e-15)
+    assert metrics.calendar_day_returns(np.zeros(0, np.int64), np.zeros(0)).size == 0
+
+
+def _times(start_us: int, step_us: int, n: int) -> np.ndarray:
+    return start_us + step_us * np.arange(n, dtype=np.int64)
+
+
+@pytest.mark.parametrize(
+    ("interval", "stock_offset", "crypto_offsets", "expected"),
+    [
+        # daily: stock bars at 14:30 UTC, crypto at midnight -> calendar days
+        ("1d", 14 * HOUR + 30 * 60_000_000, [0], (365.0, True)),
+        # daily stocks stamped at midnight: on the crypto's grid
+        ("1d", 0, [0], (365.0, False)),
+        # hourly: stock bars on the half hour, crypto on the hour -> calendar days
+        ("1h", 30 * 60_000_000, [0], (365.0, True)),
+        # one-minute bars: the stock's minutes are crypto minutes -> per step, 24/7
+        ("1m", 30 * 60_000_000, [0], (365 * 1440, False)),
+        ("15m", 30 * 60_000_000, [0], (365 * 96, False)),
+        # two cryptos stamped at different hours of the day: twice the steps of either -> calendar days
+        ("1d", None, [0, 12 * HOUR], (365.0, True)),
+        ("1d", None, [0, 0], (365.0, False)),
+    ],
+)
+def test_portfolio_annualisation(
+    interval: str, stock_offset: int | None, crypto_offsets: list[int], expected: tuple[float, bool]
+) -> None:
+    step = metrics.interval_minutes(interval) * 60_000_000
+    t0 = 19_000 * DAY
+    times = [_times(t0 + off, step, 50) for off in crypto_offsets]
+    cals = ["crypto"] * len(crypto_offsets)
+    if stock_offset is not None:
+        times.append(_times(t0 + stock_offset, step, 20))
+        cals.append("stock")
+    got = metrics.portfolio_annualisation(times, cals, interval)
+    assert (got.per_year, got.calendar_days) == pytest.approx(expected)
+
+
+def test_portfolio_annualisation_of_stocks_only_is_their_calendar_whatever_the_daylight_saving() -> None:
+    summer, winter = _times(19_000 * DAY + 13 * HOUR + 1800 * 10**6, DAY, 5), _times(19_200 * DAY, DAY, 5)
+    winter += 14 * HOUR + 1800 * 10**6
+    got = metrics.portfolio_annualisation([summer, winter], ["stock", "etf"], "1d")
+    assert (got.per_year, got.calendar_days) == (252, False)
+    assert metrics.portfolio_annualisation([], [], "1d") == metrics.Annualisation(365, False)
+
+
+def test_calendar_day_ratios_by_hand() -> None:
+    # steps at 00:00 and 14:30 of day 0, then 00:00 of day 2: days 0, 1, 2 return r0 + r1, 0, r2
+    ts = np.array([0, 14 * HOUR + 1800 * 10**6, 2 * DAY]) + 19_000 * DAY
+    r = np.array([0.01, 0.02, -0.01])
+    m = compute_metrics(r, np.ones(3), np.zeros(3), bars_per_year=365, ts=ts, calendar_days=True)
+    days = [0.03, 0.0, -0.01]
+    mean = sum(days) / 3
+    std = math.sqrt(sum((d - mean) ** 2 for d in days) / 2)
+    assert m.sharpe == pytest.approx(mean / std * math.sqrt(365), rel=1e-12)
+    assert m.sortino == pytest.approx(mean / math.sqrt(0.01**2 / 3) * math.sqrt(365), rel=1e-12)
+    assert m.ratios_on_calendar_days and m.bars == 3  # the other metrics are the steps'
+    assert m.total_return == pytest.approx(math.exp(0.02) - 1)
+    with pytest.raises(MarketlakeError, match="times"):
+        compute_metrics(r, np.ones(3), np.zeros(3), bars_per_year=365, calendar_days=True)
+
+
+# --- too few returns for an annualised figure --------------------------------------------------------------
+
+
+def test_a_single_trade_in_seven_bars_is_sqrt_of_252_over_7_and_flagged() -> None:
+    """One non-zero return among n gives a Sharpe of exactly sqrt(bars_per_year / n) whatever its size:
+    seven daily bars, 6.00. Kept, and flagged."""
+    r = np.array([0.0, 0.0, 0.0, 0.004, 0.0, 0.0, 0.0])
+    m = compute_metrics(r, np.ones(7), np.zeros(7), bars_per_year=252)
+    assert m.sharpe == pytest.approx(math.sqrt(252 / 7), rel=1e-12)
+    assert m.too_few_to_annualise
+
+
+@pytest.mark.parametrize(
+    ("n", "per_year", "flagged"),
+    [
+        (29, 252, True),
+        (30, 252, False),  # 30 returns, more than a month of sessions (21)
+        (30, 365, True),  # a month of calendar days is 31 (365 / 12 = 30.4)
+        (31, 365, False),
+        (1000, 365 * 1440, True),  # 1000 minutes: much less than a month of crypto minutes (43,800)
+        (43_800, 365 * 1440, False),
+    ],
+)
+def test_annualised_ratios_from_fewer_than_30_returns_or_a_month_are_flagged(
+    n: int, per_year: float, flagged: bool
+) -> None:
+    r = np.random.default_rng(n).normal(0.001, 0.01, n)
+    m = compute_metrics(r, np.ones(n), np.zeros(n), bars_per_year=per_year)
+    assert m.too_few_to_annualise is flagged and m.sharpe is not None  # flagged, not dropped
+    assert metrics.min_annualised_steps(per_year) == max(30, math.ceil(per_year / 12))
+
+
+def test_a_flat_series_is_not_flagged_however_short() -> None:
+    """A Sharpe of exactly 0 (never invested) or no Sharpe at all is no extrapolation."""
+    assert not compute_metrics(np.zeros(5), np.zeros(5), np.zeros(5), bars_per_year=252).too_few_to_annualise
+    const = compute_metrics(np.full(4, 0.01), np.ones(4), np.zeros(4), bars_per_year=252)
+    assert const.sharpe is None and const.sortino is None and not const.too_few_to_annualise
+
+
+def test_the_interval_says_when_it_rests_on_too_few_bars() -> None:
+    a, b = _paired(7, 0)
+    few = bootstrap_sharpe_difference(a, b, bars_per_year=252, seed=0, resamples=50)
+    assert few.too_few_to_annualise and "7 bars: too few bars for an annualised figure)" in few.sentence
+    a, b = _paired(40, 0)
+    enough = bootstrap_sharpe_difference(a, b, bars_per_year=252, seed=0, resamples=50, unit="days")
+    assert not enough.too_few_to_annualise and "40 days)" in enough.sentence
+    assert enough.to_dict()["too_few_to_annualise"] is False
