@@ -2,18 +2,29 @@
 
 Pure numpy: the input is one series of per-step net log returns (after costs), the position held over each
 step and the turnover traded at each step's fill, as `rl.walk.walk` returns them. Nothing here reads the lake.
+A step is a bar t + 1: the order decided at bar t fills at its open; its return runs from bar t's close to
+bar t + 1's close (the gap to the open with the position held before the fill, the rest with the new one).
 
 Conventions (each has a test):
 - total return: `exp(sum(log_return)) - 1`.
-- Sharpe: `mean / std (ddof=1) * sqrt(bars_per_year)` of the per-step log returns (risk-free rate 0).
-- Sortino: `mean / downside deviation * sqrt(bars_per_year)`, downside deviation
+- Sharpe: `mean / std (ddof=1) * sqrt(bars_per_year)` of the per-step simple returns
+  `exp(log_return) - 1` (risk-free rate 0), as pyfolio and empyrical take it.
+- Sortino: `mean / downside deviation * sqrt(bars_per_year)` of the simple returns, downside deviation
   `sqrt(mean(min(r, 0)^2))` over all steps (target 0).
+- The overall portfolio of symbols whose bars fall at different times (`portfolio_annualisation`) takes both
+  on its UTC calendar-day returns, annualised by 365 (`ratios_on_calendar_days`).
+- A Sharpe or Sortino from fewer returns than `min_annualised_steps` (30, and a month of the calendar) is
+  kept, and flagged `too_few_to_annualise`.
 - max drawdown: the largest fall of equity `exp(cumsum(r))` from its running peak (the start counts as a
   peak), as a positive fraction: 0.25 means equity fell to 75% of a previous high.
 - turnover: the sum of |position change| traded (1.0 = the whole equity bought or sold once).
-- trades: the number of steps whose fill traded something.
-- exposure: the share of steps holding a position (mean of |position|).
-- hit rate: the share of steps holding a position whose net return was positive; None when never invested.
+- trades: the number of steps whose fill traded something (an entry and its exit are two).
+- exposure: the mean over the steps of |position held from the step's fill to its close|. The step that
+  exits counts as flat though its return holds the exited position's gap from the previous close to the
+  fill, and the step that enters counts as invested though its gap was flat: a position held from one
+  bar's open to another's counts the number of bars between them, its time in the market.
+- hit rate: per step, not per trade: the share of the steps counted invested by exposure (position after
+  the fill not 0) whose net return was positive; the exit step is not among them. None when never invested.
 A ratio whose denominator is 0 is 0 when its numerator is 0 too (a flat series), else None (no value);
 so a flat series is exactly 0 on every metric that has a value, and its hit rate has none.
 """
@@ -197,7 +208,8 @@ def _ratio(num: float, den: float) -> float | None:
 
 
 def sharpe(log_return: np.ndarray, bars_per_year: float) -> float | None:
-    r = np.asarray(log_return, dtype=np.float64)
+    """Annualised Sharpe ratio of the simple returns of the given log returns."""
+    r = np.expm1(np.asarray(log_return, dtype=np.float64))
     if r.size < 2:
         return 0.0 if r.size and r[0] == 0 else None
     value = _ratio(float(r.mean()), float(r.std(ddof=1)))
@@ -205,7 +217,8 @@ def sharpe(log_return: np.ndarray, bars_per_year: float) -> float | None:
 
 
 def sortino(log_return: np.ndarray, bars_per_year: float) -> float | None:
-    r = np.asarray(log_return, dtype=np.float64)
+    """Annualised Sortino ratio of the simple returns of the given log returns (target 0)."""
+    r = np.expm1(np.asarray(log_return, dtype=np.float64))
     if r.size == 0:
         return None
     downside = float(np.sqrt(np.mean(np.minimum(r, 0.0) ** 2)))
@@ -358,8 +371,9 @@ def bootstrap_sharpe_difference(
     chunk: int | None = None,
     unit: str = "bars",
 ) -> SharpeDiffCI:
-    """Resample the paired per-step returns in moving blocks (the same blocks for both series, so their
-    dependence is kept) and return the percentile interval of the annualised Sharpe difference.
+    """Resample the paired per-step returns (log returns in, their simple returns resampled) in moving
+    blocks (the same blocks for both series, so their dependence is kept) and return the percentile interval
+    of the annualised Sharpe difference.
     `chunk`: resamples drawn and reduced at once (default: as many as BOOTSTRAP_CELLS values allow, so that
     memory stays bounded however long the series: a year of 1m bars is 525,600 per resample); the draws are
     the same whatever the chunk, and so is the interval. `unit`: what a return of the series spans, for the
@@ -371,6 +385,7 @@ def bootstrap_sharpe_difference(
     n = int(a.size)
     if n < 2:
         raise MarketlakeError(f"bootstrap: {n} bar(s) are too few for a Sharpe ratio (need at least 2)")
+    a, b = np.expm1(a), np.expm1(b)  # the Sharpe ratios are of the simple returns
     if not 0 < level < 1:
         raise MarketlakeError(f"bootstrap: level must be between 0 and 1, got {level}")
     length = min(n, block_length or default_block_length(n))

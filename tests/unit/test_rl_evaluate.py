@@ -339,7 +339,7 @@ def _by_hand_daily_sharpe(d: MarketData, window: int) -> tuple[float, int]:
     """Buy-and-hold of each symbol with half the capital, costless, by brute force from the prices: bought at
     the open of its row `window` (= the close of row window-1), each share worth half its close over that
     price after each of its bars; the portfolio valued at the end of every UTC day from the day of the first
-    bar held to the day of the last; the Sharpe of its day-on-day returns times sqrt(365)."""
+    bar held to the day of the last; the Sharpe of its day-on-day (simple) returns times sqrt(365)."""
     rows = {s: np.flatnonzero(d.symbol_idx == s) for s in (0, 1)}
     held = {s: r[window:] for s, r in rows.items()}  # the bars a position is held over
     entry = {s: d.open[held[s][0]] for s in held}
@@ -352,7 +352,7 @@ def _by_hand_daily_sharpe(d: MarketData, window: int) -> tuple[float, int]:
             done = [k for k in h if int(d.ts[k]) < (day + 1) * DAY_US]
             total += 0.5 * (d.close[done[-1]] / entry[s] if done else 1.0)
         values.append(total)
-    day_returns = [math.log(b / a) for a, b in zip(values, values[1:], strict=False)]
+    day_returns = [b / a - 1 for a, b in zip(values, values[1:], strict=False)]
     return statistics.mean(day_returns) / statistics.stdev(day_returns) * math.sqrt(365), len(day_returns)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 import tracemalloc
 
 import numpy as np
@@ -18,22 +19,27 @@ from rl.metrics import (
     interval_minutes,
 )
 
-# Five steps; by hand: mean 0.004, deviations 0.006, -0.014, 0.016, -0.009, 0.001,
-# sum of squares 0.00057, variance (ddof 1) 0.0001425, std 0.0119373...
+# Five steps of log returns; the Sharpe and Sortino are of their simple returns e^r - 1 (SIMPLE, computed
+# here with the math and statistics modules, not numpy).
 R = np.array([0.01, -0.01, 0.02, -0.005, 0.005])
+SIMPLE = [math.expm1(x) for x in R.tolist()]
 POS = np.array([1.0, 1.0, 1.0, 0.0, 1.0])
 TURN = np.array([1.0, 0.0, 0.0, 1.0, 1.0])
 
 
 def test_sharpe_by_hand() -> None:
     m = compute_metrics(R, POS, TURN, bars_per_year=252)
-    assert m.sharpe == pytest.approx(0.004 / math.sqrt(0.00057 / 4) * math.sqrt(252), rel=1e-12)
+    want = statistics.mean(SIMPLE) / statistics.stdev(SIMPLE) * math.sqrt(252)
+    assert m.sharpe == pytest.approx(want, rel=1e-12)
+    # not the Sharpe of the log returns (mean 0.004, sample deviation sqrt(0.00057 / 4)): pyfolio's is simple
+    assert m.sharpe != pytest.approx(0.004 / math.sqrt(0.00057 / 4) * math.sqrt(252), rel=1e-3)
 
 
 def test_sortino_by_hand() -> None:
-    # downside: min(r, 0) = 0, -0.01, 0, -0.005, 0 -> mean of squares (0.0001 + 0.000025) / 5 = 0.000025
+    # downside: min(r, 0) of the simple returns: the 2nd and 4th, e^-0.01 - 1 and e^-0.005 - 1, over 5 steps
     m = compute_metrics(R, POS, TURN, bars_per_year=252)
-    assert m.sortino == pytest.approx(0.004 / math.sqrt(0.000025) * math.sqrt(252), rel=1e-12)
+    downside = math.sqrt((math.expm1(-0.01) ** 2 + math.expm1(-0.005) ** 2) / 5)
+    assert m.sortino == pytest.approx(statistics.mean(SIMPLE) / downside * math.sqrt(252), rel=1e-12)
 
 
 def test_max_drawdown_by_hand() -> None:
@@ -143,9 +149,15 @@ def test_bootstrap_gives_the_same_interval_whatever_its_chunk_and_bounds_memory(
 
 
 def test_bootstrap_interval_covers_the_true_difference() -> None:
-    # Returns drawn with a known true per-bar Sharpe: agent 0.1, baseline 0.0 -> true annualised
-    # difference 0.1 * sqrt(252). Over 40 independent draws, a 95% interval should cover it nearly always.
-    true = 0.1 * math.sqrt(252)
+    # Log returns drawn normal (mean mu, sd 0.01): agent mu 0.001, baseline 0. Their simple returns are
+    # lognormal minus 1: mean e^(mu + s^2/2) - 1, variance e^(2 mu + s^2) (e^(s^2) - 1), whence the true
+    # per-bar Sharpe of each (about 0.105 and 0.005) and the true annualised difference. Over 40 independent
+    # draws, a 95% interval should cover it nearly always.
+    def true_sharpe(mu: float, sd: float = 0.01) -> float:
+        mean = math.expm1(mu + sd**2 / 2)
+        return mean / math.sqrt(math.exp(2 * mu + sd**2) * math.expm1(sd**2))
+
+    true = (true_sharpe(0.001) - true_sharpe(0.0)) * math.sqrt(252)
     covered = 0
     for seed in range(40):
         a, b = _paired(1000, seed)
@@ -253,11 +265,11 @@ def test_calendar_day_ratios_by_hand() -> None:
     ts = np.array([0, 14 * HOUR + 1800 * 10**6, 2 * DAY]) + 19_000 * DAY
     r = np.array([0.01, 0.02, -0.01])
     m = compute_metrics(r, np.ones(3), np.zeros(3), bars_per_year=365, ts=ts, calendar_days=True)
-    days = [0.03, 0.0, -0.01]
+    days = [math.expm1(0.03), 0.0, math.expm1(-0.01)]  # the days' simple returns
     mean = sum(days) / 3
     std = math.sqrt(sum((d - mean) ** 2 for d in days) / 2)
     assert m.sharpe == pytest.approx(mean / std * math.sqrt(365), rel=1e-12)
-    assert m.sortino == pytest.approx(mean / math.sqrt(0.01**2 / 3) * math.sqrt(365), rel=1e-12)
+    assert m.sortino == pytest.approx(mean / math.sqrt(days[2] ** 2 / 3) * math.sqrt(365), rel=1e-12)
     assert m.ratios_on_calendar_days and m.bars == 3  # the other metrics are the steps'
     assert m.total_return == pytest.approx(math.exp(0.02) - 1)
     with pytest.raises(MarketlakeError, match="times"):
