@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -199,6 +200,13 @@ def min_annualised_steps(per_year: float) -> int:
     the sample deviation itself is unsteady, and below a month the figure extrapolates a sample more than
     twelvefold. The value is kept, and flagged."""
     return max(MIN_ANNUALISED_STEPS, math.ceil(per_year / 12))
+
+
+def scored_symbols(per_symbol: Mapping[str, Metrics]) -> list[str]:
+    """The symbols whose series has at least one step (one policy's metrics per symbol): the ones an
+    evaluation scored, and the only ones its overall portfolio holds. A symbol of the period with no bar to
+    decide on (fewer than window + 1 rows in each segment) has 0 bars and no Sharpe."""
+    return [s for s, m in per_symbol.items() if m.bars > 0]
 
 
 def _ratio(num: float, den: float) -> float | None:

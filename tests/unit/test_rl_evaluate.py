@@ -375,3 +375,29 @@ def test_overall_of_a_stock_and_a_crypto_is_annualised_on_calendar_days(interval
     # the symbols themselves are on one grid each: per step, by their own calendar
     assert not metrics["STK"]["buy_and_hold"].ratios_on_calendar_days
     assert per_year["STK"] == (252 if interval == "1d" else 252 * 7)
+
+
+def test_the_overall_is_annualised_by_the_symbols_scored_and_says_which_they_are() -> None:
+    """A crypto named in the evaluation but with no bar to decide on (2 rows, window 2) is not scored: the
+    overall holds the stock only, annualised by the stock's 252 sessions (its calendar, not the crypto's)."""
+    from rl.metrics import scored_symbols
+
+    rng = np.random.default_rng(1)
+    start = dt.datetime(2022, 1, 3, 14, 30, tzinfo=dt.UTC)
+    stock = [start + dt.timedelta(days=i) for i in range(60) if (start + dt.timedelta(days=i)).weekday() < 5]
+    crypto = [dt.datetime(2022, 1, 3, tzinfo=dt.UTC), dt.datetime(2022, 1, 4, tzinfo=dt.UTC)]
+    c = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, len(stock) + 2)))
+    o = np.concatenate([[100.0], c[:-1]])
+    ts = np.array([int(t.timestamp() * 1e6) for t in [*stock, *crypto]], np.int64)
+    idx = np.array([0] * len(stock) + [1, 1], np.int32)
+    data = market_data_from_arrays(
+        o, np.maximum(o, c), np.minimum(o, c), c, np.zeros((len(c), 1)), ts=ts, symbols=["STK", "BTC"],
+        symbol_idx=idx, segment_id=idx.astype(np.int64), asset_classes=["stock", "crypto"], interval="1d",
+        period="test",
+    )  # fmt: skip
+    hold = lambda obs: np.ones(len(obs), np.int64)  # noqa: E731
+    metrics, _, per_year, _ = judge(data, COSTLESS, hold, resamples=50)
+    assert scored_symbols({s: metrics[s]["agent"] for s in ("STK", "BTC")}) == ["STK"]
+    assert metrics["BTC"]["agent"].bars == 0 and metrics["BTC"]["agent"].sharpe is None
+    assert per_year["overall"] == 252 and not metrics["overall"]["agent"].ratios_on_calendar_days
+    assert metrics["overall"]["agent"].sharpe == pytest.approx(metrics["STK"]["agent"].sharpe, rel=1e-9)
