@@ -5,7 +5,8 @@
 The run's chosen policy (deterministic) and three baselines, buy-and-hold, flat and a seeded random policy,
 are walked by `rl.walk.walk` over every valid bar of the period, with the same costs (the run's EnvConfig)
 and the same bars. Per symbol and overall: the metrics of rl/metrics.py, annualised by the bar interval and
-each symbol's calendar; and a moving-block bootstrap interval of the agent's Sharpe minus buy-and-hold's on
+each symbol's calendar (the overall's by `portfolio_annualisation`: on calendar days when its symbols' bars
+fall at different times); and a moving-block bootstrap interval of the agent's Sharpe minus buy-and-hold's on
 the same bars, in words when it contains 0. Into the run's folder go `evaluation-<period>.json` and
 `evaluation-<period>.png` (equity curves and drawdowns); the evaluation is a row of the lake's `runs`
 (kind `evaluate`, parent_run_id the training run).
