@@ -5,7 +5,8 @@
 The run's chosen policy (deterministic) and three baselines, buy-and-hold, flat and a seeded random policy,
 are walked by `rl.walk.walk` over every valid bar of the period, with the same costs (the run's EnvConfig)
 and the same bars. Per symbol and overall: the metrics of rl/metrics.py, annualised by the bar interval and
-each symbol's calendar; and a moving-block bootstrap interval of the agent's Sharpe minus buy-and-hold's on
+each symbol's calendar (the overall's by `portfolio_annualisation`: on calendar days when its symbols' bars
+fall at different times); and a moving-block bootstrap interval of the agent's Sharpe minus buy-and-hold's on
 the same bars, in words when it contains 0. Into the run's folder go `evaluation-<period>.json` and
 `evaluation-<period>.png` (equity curves and drawdowns); the evaluation is a row of the lake's `runs`
 (kind `evaluate`, parent_run_id the training run).
@@ -43,8 +44,10 @@ from rl.metrics import (
     SharpeDiffCI,
     bars_per_year,
     bootstrap_sharpe_difference,
+    calendar_day_returns,
     calendar_of,
     compute_metrics,
+    portfolio_annualisation,
 )
 from rl.walk import Walk, decision_steps, walk
 
@@ -202,15 +205,29 @@ def portfolio_series(w: Walk) -> Series:
     )
 
 
-def _metrics(s: Series, per_year: float) -> Metrics:
-    return compute_metrics(s.log_return, s.position, s.turnover, bars_per_year=per_year, trades=s.trades)
+def _metrics(s: Series, per_year: float, calendar_days: bool = False) -> Metrics:
+    return compute_metrics(
+        s.log_return,
+        s.position,
+        s.turnover,
+        bars_per_year=per_year,
+        trades=s.trades,
+        ts=s.ts,
+        calendar_days=calendar_days,
+    )
 
 
-def _ci(agent: Series, bh: Series, per_year: float, seed: int, resamples: int) -> SharpeDiffCI | None:
-    if len(agent.log_return) < 3:
+def _ci(
+    agent: Series, bh: Series, per_year: float, seed: int, resamples: int, calendar_days: bool = False
+) -> SharpeDiffCI | None:
+    """The interval on the series the Sharpe is taken on: the steps', or their calendar days'."""
+    a, b = agent.log_return, bh.log_return
+    if calendar_days:
+        a, b = calendar_day_returns(agent.ts, a), calendar_day_returns(bh.ts, b)
+    if len(a) < 3:
         return None
     return bootstrap_sharpe_difference(
-        agent.log_return, bh.log_return, bars_per_year=per_year, seed=seed, resamples=resamples
+        a, b, bars_per_year=per_year, seed=seed, resamples=resamples, unit="days" if calendar_days else "bars"
     )
 
 
@@ -232,11 +249,21 @@ def judge(
     per_year: dict[str, float] = {}
     metrics: dict[str, dict[str, Metrics]] = {}
     cis: dict[str, SharpeDiffCI | None] = {}
-    overall_calendar = "24/7" if "24/7" in calendars else (calendars[0] if calendars else "24/7")
-    per_year["overall"] = bars_per_year(data.interval, overall_calendar, session)
+    # the overall has a step at every bar time of any symbol scored: annualised on their common grid, or
+    # on calendar days when their bars fall at different times (a stock's 14:30 beside a crypto's 00:00)
+    ref = walks["agent"]
+    scored = [i for i in range(len(data.symbols)) if bool((ref.symbol_idx == i).any())]
+    overall = portfolio_annualisation(
+        [ref.ts[ref.symbol_idx == i] for i in scored], [calendars[i] for i in scored], data.interval, session
+    )
+    per_year["overall"] = overall.per_year
     curves = {name: portfolio_series(w) for name, w in walks.items()}
-    metrics["overall"] = {name: _metrics(s, per_year["overall"]) for name, s in curves.items()}
-    cis["overall"] = _ci(curves["agent"], curves["buy_and_hold"], per_year["overall"], seed, resamples)
+    metrics["overall"] = {
+        name: _metrics(s, per_year["overall"], overall.calendar_days) for name, s in curves.items()
+    }
+    cis["overall"] = _ci(
+        curves["agent"], curves["buy_and_hold"], per_year["overall"], seed, resamples, overall.calendar_days
+    )
     for i, symbol in enumerate(data.symbols):
         per_year[symbol] = bars_per_year(data.interval, calendars[i], session)
         series = {name: symbol_series(w, i) for name, w in walks.items()}

@@ -2,18 +2,29 @@
 
 Pure numpy: the input is one series of per-step net log returns (after costs), the position held over each
 step and the turnover traded at each step's fill, as `rl.walk.walk` returns them. Nothing here reads the lake.
+A step is a bar t + 1: the order decided at bar t fills at its open; its return runs from bar t's close to
+bar t + 1's close (the gap to the open with the position held before the fill, the rest with the new one).
 
 Conventions (each has a test):
 - total return: `exp(sum(log_return)) - 1`.
-- Sharpe: `mean / std (ddof=1) * sqrt(bars_per_year)` of the per-step log returns (risk-free rate 0).
-- Sortino: `mean / downside deviation * sqrt(bars_per_year)`, downside deviation
+- Sharpe: `mean / std (ddof=1) * sqrt(bars_per_year)` of the per-step simple returns
+  `exp(log_return) - 1` (risk-free rate 0), as pyfolio and empyrical take it.
+- Sortino: `mean / downside deviation * sqrt(bars_per_year)` of the simple returns, downside deviation
   `sqrt(mean(min(r, 0)^2))` over all steps (target 0).
+- The overall portfolio of symbols whose bars fall at different times (`portfolio_annualisation`) takes both
+  on its UTC calendar-day returns, annualised by 365 (`ratios_on_calendar_days`).
+- A Sharpe or Sortino from fewer returns than `min_annualised_steps` (30, and a month of the calendar) is
+  kept, and flagged `too_few_to_annualise`.
 - max drawdown: the largest fall of equity `exp(cumsum(r))` from its running peak (the start counts as a
   peak), as a positive fraction: 0.25 means equity fell to 75% of a previous high.
 - turnover: the sum of |position change| traded (1.0 = the whole equity bought or sold once).
-- trades: the number of steps whose fill traded something.
-- exposure: the share of steps holding a position (mean of |position|).
-- hit rate: the share of steps holding a position whose net return was positive; None when never invested.
+- trades: the number of steps whose fill traded something (an entry and a later exit are two).
+- exposure: the mean over the steps of |position held from the step's fill to its close|. The step that
+  exits counts as flat though its return holds the exited position's gap from the previous close to the
+  fill, and the step that enters counts as invested though its gap was flat: a position held from one
+  bar's open to another's counts the number of bars between them, its time in the market.
+- hit rate: per step, not per trade: the share of the steps counted invested by exposure (position after
+  the fill not 0) whose net return was positive; the exit step is not among them. None when never invested.
 A ratio whose denominator is 0 is 0 when its numerator is 0 too (a flat series), else None (no value);
 so a flat series is exactly 0 on every metric that has a value, and its hit rate has none.
 """
@@ -22,6 +33,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -89,6 +101,68 @@ def bars_per_year(interval: str, calendar: str, session: str = "regular") -> flo
     return SESSIONS_PER_YEAR * math.ceil(session_minutes / minutes)
 
 
+US_PER_DAY = 86_400_000_000
+"""Microseconds in a UTC calendar day."""
+
+
+@dataclass(frozen=True)
+class Annualisation:
+    """How the overall portfolio's Sharpe and Sortino are annualised (`portfolio_annualisation`)."""
+
+    per_year: float
+    """Returns a year: bars of the symbols' common grid, or 365 calendar days."""
+    calendar_days: bool
+    """True: the portfolio's per-step returns are first summed per UTC calendar day (`calendar_day_returns`)."""
+
+
+def calendar_day_returns(ts: np.ndarray, log_return: np.ndarray) -> np.ndarray:
+    """The log returns of a series summed per UTC calendar day (a step counts on the day its bar opens), one
+    value for every day from the first step's to the last step's: a day without a step returns 0."""
+    t = np.asarray(ts, dtype=np.int64)
+    r = np.asarray(log_return, dtype=np.float64)
+    if t.shape != r.shape or t.ndim != 1:
+        raise MarketlakeError(f"calendar days: ts {t.shape} and log_return {r.shape} must be of one length")
+    if t.size == 0:
+        return np.zeros(0)
+    day = t // US_PER_DAY
+    first = int(day.min())
+    return np.bincount(day - first, weights=r, minlength=int(day.max()) - first + 1)
+
+
+def portfolio_annualisation(
+    step_times: list[np.ndarray], calendars: list[str], interval: str, session: str = "regular"
+) -> Annualisation:
+    """How to annualise a portfolio whose steps are every distinct bar time of its symbols (each symbol's
+    step times and calendar given; symbols without a step left out).
+
+    One grid: when the union of the symbols' step times lies on one grid, the portfolio has that grid's
+    steps and is annualised per step like it (`bars_per_year`): all symbols of the exchange calendar (their
+    sessions, whatever the daylight-saving shift of their UTC times), or 24/7 symbols whose bars all start
+    at one offset within the interval (UTC midnight for 1d, the hour for 1h) with any exchange-calendar
+    symbols' bars starting at that offset too (stocks at 1m, 5m, 15m).
+    Otherwise (a stock's daily bar at 14:30 UTC beside a crypto's at 00:00; stock hours at half past beside
+    crypto hours on the hour) the portfolio steps more often than either grid, and at uneven times: its
+    returns are summed per UTC calendar day and annualised by 365 days. The equity of a share is carried
+    over the days its market is closed, so those days return 0, as a 24/7 asset's calendar counts them;
+    for returns independent from step to step, summing them over days and annualising by the days gives
+    the same annualised Sharpe as the per-step one (mean and variance both add up over a day)."""
+    cals = [calendar_of(c) for c in calendars]
+    if len(step_times) != len(cals):
+        raise MarketlakeError(
+            f"annualisation: {len(step_times)} series of step times for {len(cals)} calendars"
+        )
+    if not cals:
+        return Annualisation(bars_per_year(interval, "24/7", session), False)
+    if set(cals) == {"XNYS"}:
+        return Annualisation(bars_per_year(interval, "XNYS", session), False)
+    step = interval_minutes(interval) * 60_000_000
+    phases = [set(np.unique(np.asarray(t, dtype=np.int64) % step).tolist()) for t in step_times]
+    grid = set().union(*(p for p, c in zip(phases, cals, strict=True) if c == "24/7"))
+    if len(grid) == 1 and all(p <= grid for p in phases):
+        return Annualisation(bars_per_year(interval, "24/7", session), False)
+    return Annualisation(float(DAYS_PER_YEAR_24_7), True)
+
+
 @dataclass(frozen=True)
 class Metrics:
     """The metrics of one series (a symbol, or the overall portfolio)."""
@@ -102,9 +176,37 @@ class Metrics:
     trades: int
     exposure: float
     hit_rate: float | None
+    too_few_to_annualise: bool = False
+    """The Sharpe or Sortino has a value other than 0 but rests on fewer returns than
+    `min_annualised_steps` asks: print it with TOO_FEW_TO_ANNUALISE beside it."""
+    ratios_on_calendar_days: bool = False
+    """The Sharpe and Sortino are of the series' UTC calendar-day returns (`calendar_day_returns`), annualised
+    by 365 days, not of its steps (the overall portfolio of symbols whose bars fall at different times)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+MIN_ANNUALISED_STEPS = 30
+"""Fewest returns an annualised Sharpe or Sortino is given without a warning (see min_annualised_steps)."""
+TOO_FEW_TO_ANNUALISE = "too few bars for an annualised figure"
+
+
+def min_annualised_steps(per_year: float) -> int:
+    """The fewest returns an annualised ratio is given without a warning: 30, and a month's worth of the
+    calendar (per_year / 12, e.g. 43,800 one-minute crypto bars). The standard error of a Sharpe ratio
+    annualised from n returns is about sqrt(per_year / n), 1 / sqrt(years): 3.5 for a month, 6 for 7 daily
+    bars (where a single non-zero return makes the Sharpe exactly +-sqrt(per_year / n)); below 30 returns
+    the sample deviation itself is unsteady, and below a month the figure extrapolates a sample more than
+    twelvefold. The value is kept, and flagged."""
+    return max(MIN_ANNUALISED_STEPS, math.ceil(per_year / 12))
+
+
+def scored_symbols(per_symbol: Mapping[str, Metrics]) -> list[str]:
+    """The symbols whose series has at least one step (one policy's metrics per symbol): the ones an
+    evaluation scored, and the only ones its overall portfolio holds. A symbol of the period with no bar to
+    decide on (fewer than window + 1 rows in each segment) has 0 bars and no Sharpe."""
+    return [s for s, m in per_symbol.items() if m.bars > 0]
 
 
 def _ratio(num: float, den: float) -> float | None:
@@ -114,7 +216,8 @@ def _ratio(num: float, den: float) -> float | None:
 
 
 def sharpe(log_return: np.ndarray, bars_per_year: float) -> float | None:
-    r = np.asarray(log_return, dtype=np.float64)
+    """Annualised Sharpe ratio of the simple returns of the given log returns."""
+    r = np.expm1(np.asarray(log_return, dtype=np.float64))
     if r.size < 2:
         return 0.0 if r.size and r[0] == 0 else None
     value = _ratio(float(r.mean()), float(r.std(ddof=1)))
@@ -122,7 +225,8 @@ def sharpe(log_return: np.ndarray, bars_per_year: float) -> float | None:
 
 
 def sortino(log_return: np.ndarray, bars_per_year: float) -> float | None:
-    r = np.asarray(log_return, dtype=np.float64)
+    """Annualised Sortino ratio of the simple returns of the given log returns (target 0)."""
+    r = np.expm1(np.asarray(log_return, dtype=np.float64))
     if r.size == 0:
         return None
     downside = float(np.sqrt(np.mean(np.minimum(r, 0.0) ** 2)))
@@ -150,9 +254,13 @@ def compute_metrics(
     *,
     bars_per_year: float,
     trades: int | None = None,
+    ts: np.ndarray | None = None,
+    calendar_days: bool = False,
 ) -> Metrics:
     """Every metric of one series. `trades` overrides the count of steps with turnover (for a portfolio,
-    the sum over its symbols)."""
+    the sum over its symbols). `calendar_days`: the Sharpe and Sortino are of the series' UTC calendar-day
+    returns (`calendar_day_returns` of `ts`, the steps' times in microseconds), and `bars_per_year` is the
+    days in a year (365); every other metric is of the steps."""
     r = np.asarray(log_return, dtype=np.float64)
     pos = np.asarray(position, dtype=np.float64)
     turn = np.asarray(turnover, dtype=np.float64)
@@ -163,19 +271,29 @@ def compute_metrics(
         )
     if not (np.isfinite(r).all() and np.isfinite(pos).all() and np.isfinite(turn).all()):
         raise MarketlakeError("metrics: the series holds NaN or infinite values")
+    if calendar_days:
+        if ts is None:
+            raise MarketlakeError("metrics: calendar-day ratios need the steps' times (ts)")
+        per_ratio = calendar_day_returns(ts, r)
+    else:
+        per_ratio = r
+    ratios = _clean(sharpe(per_ratio, bars_per_year)), _clean(sortino(per_ratio, bars_per_year))
+    few = per_ratio.size < min_annualised_steps(bars_per_year) and any(x not in (None, 0.0) for x in ratios)
     invested = pos != 0
     n_invested = int(invested.sum())
     total = float(np.expm1(r.sum())) if r.size else 0.0
     return Metrics(
         bars=int(r.size),
         total_return=total + 0.0,  # -0.0 -> 0.0
-        sharpe=_clean(sharpe(r, bars_per_year)),
-        sortino=_clean(sortino(r, bars_per_year)),
+        sharpe=ratios[0],
+        sortino=ratios[1],
         max_drawdown=max_drawdown(r) + 0.0,
         turnover=float(np.abs(turn).sum()) + 0.0,
         trades=int(np.count_nonzero(turn)) if trades is None else int(trades),
         exposure=float(np.abs(pos).mean()) + 0.0 if pos.size else 0.0,
         hit_rate=float((r[invested] > 0).sum() / n_invested) if n_invested else None,
+        too_few_to_annualise=bool(few),
+        ratios_on_calendar_days=calendar_days,
     )
 
 
@@ -200,6 +318,11 @@ class SharpeDiffCI:
     block_length: int
     resamples: int
     seed: int
+    unit: str = "bars"
+    """What `bars` counts: bars (steps), or UTC calendar days (the overall of symbols whose bars fall at
+    different times: see portfolio_annualisation)."""
+    too_few_to_annualise: bool = False
+    """Fewer paired returns than min_annualised_steps asks: the sentence says so."""
 
     @property
     def contains_zero(self) -> bool:
@@ -210,7 +333,8 @@ class SharpeDiffCI:
         pct = f"{self.level:.0%}"
         head = (
             f"Agent Sharpe minus buy-and-hold Sharpe: {self.difference:+.2f} "
-            f"({pct} interval {self.low:+.2f} to {self.high:+.2f}, {self.bars} bars)"
+            f"({pct} interval {self.low:+.2f} to {self.high:+.2f}, {self.bars} {self.unit}"
+            + (f": {TOO_FEW_TO_ANNUALISE})" if self.too_few_to_annualise else ")")
         )
         if not (math.isfinite(self.low) and math.isfinite(self.high)):
             return f"{head}: no interval (too little variation in the returns): no claim either way."
@@ -253,12 +377,15 @@ def bootstrap_sharpe_difference(
     block_length: int | None = None,
     level: float = 0.95,
     chunk: int | None = None,
+    unit: str = "bars",
 ) -> SharpeDiffCI:
-    """Resample the paired per-step returns in moving blocks (the same blocks for both series, so their
-    dependence is kept) and return the percentile interval of the annualised Sharpe difference.
+    """Resample the paired per-step returns (log returns in, their simple returns resampled) in moving
+    blocks (the same blocks for both series, so their dependence is kept) and return the percentile interval
+    of the annualised Sharpe difference.
     `chunk`: resamples drawn and reduced at once (default: as many as BOOTSTRAP_CELLS values allow, so that
     memory stays bounded however long the series: a year of 1m bars is 525,600 per resample); the draws are
-    the same whatever the chunk, and so is the interval."""
+    the same whatever the chunk, and so is the interval. `unit`: what a return of the series spans, for the
+    sentence (bars, or days for calendar-day returns)."""
     a = np.asarray(agent, dtype=np.float64)
     b = np.asarray(baseline, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 1:
@@ -266,6 +393,7 @@ def bootstrap_sharpe_difference(
     n = int(a.size)
     if n < 2:
         raise MarketlakeError(f"bootstrap: {n} bar(s) are too few for a Sharpe ratio (need at least 2)")
+    a, b = np.expm1(a), np.expm1(b)  # the Sharpe ratios are of the simple returns
     if not 0 < level < 1:
         raise MarketlakeError(f"bootstrap: level must be between 0 and 1, got {level}")
     length = min(n, block_length or default_block_length(n))
@@ -296,4 +424,6 @@ def bootstrap_sharpe_difference(
         block_length=length,
         resamples=resamples,
         seed=seed,
+        unit=unit,
+        too_few_to_annualise=n < min_annualised_steps(bars_per_year),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import statistics
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from ingest.sessions import land
 from lake.config import Settings
 from lake.errors import MarketlakeError
 from rl import runlog
-from rl.episodes import EmptyPeriod, load_period, market_data_from_arrays
+from rl.episodes import EmptyPeriod, MarketData, load_period, market_data_from_arrays
 from rl.evaluate import evaluate, judge, portfolio_series, record_training, render_table
 from rl.market import EnvConfig
 from rl.walk import Walk
@@ -298,3 +299,105 @@ def test_evaluate_keeps_clear_of_the_periods_its_run_trained_on_when_older_bars_
 
 def _iso(us: int) -> str:
     return (dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=int(us))).isoformat()
+
+
+# --- the overall's annualisation when the symbols' bars fall at different times -----------------------------
+
+DAY_US = 86_400_000_000
+
+
+def _mixed_calendar_market(interval: str) -> MarketData:
+    """The reviewer's case: a stock with weekday bars at 14:30 UTC (1d) or on the half hour 13:30-19:30 UTC
+    (1h), and a crypto with bars every day at 00:00 UTC (1d) or on every hour (1h), over two years (1d) or
+    three weeks (1h); each a random walk whose next open is its close."""
+    rng = np.random.default_rng(0)
+    start = dt.datetime(2022, 1, 1, tzinfo=dt.UTC)
+    if interval == "1d":
+        crypto = [start + dt.timedelta(days=i) for i in range(730)]
+        stock = [d + dt.timedelta(hours=14, minutes=30) for d in crypto if d.weekday() < 5]
+    else:
+        crypto = [start + dt.timedelta(hours=i) for i in range(21 * 24)]
+        stock = [t + dt.timedelta(minutes=30) for t in crypto if t.weekday() < 5 and 13 <= t.hour <= 19]
+
+    def path(n: int, sd: float) -> tuple[np.ndarray, np.ndarray]:
+        c = 100 * np.exp(np.cumsum(rng.normal(0.0, sd, n)))
+        return np.concatenate([[100.0], c[:-1]]), c
+
+    so, sc = path(len(stock), 0.0126)
+    co, cc = path(len(crypto), 0.0314)
+    o, c = np.concatenate([so, co]), np.concatenate([sc, cc])
+    ts = np.array([int(t.timestamp() * 1e6) for t in [*stock, *crypto]], np.int64)
+    idx = np.concatenate([np.zeros(len(stock), np.int32), np.ones(len(crypto), np.int32)])
+    return market_data_from_arrays(
+        o, np.maximum(o, c), np.minimum(o, c), c, np.zeros((len(c), 1)), ts=ts, symbols=["STK", "BTC"],
+        symbol_idx=idx, segment_id=idx.astype(np.int64), asset_classes=["stock", "crypto"],
+        interval=interval, period="test",
+    )  # fmt: skip
+
+
+def _by_hand_daily_sharpe(d: MarketData, window: int) -> tuple[float, int]:
+    """Buy-and-hold of each symbol with half the capital, costless, by brute force from the prices: bought at
+    the open of its row `window` (= the close of row window-1), each share worth half its close over that
+    price after each of its bars; the portfolio valued at the end of every UTC day from the day of the first
+    bar held to the day of the last; the Sharpe of its day-on-day (simple) returns times sqrt(365)."""
+    rows = {s: np.flatnonzero(d.symbol_idx == s) for s in (0, 1)}
+    held = {s: r[window:] for s, r in rows.items()}  # the bars a position is held over
+    entry = {s: d.open[held[s][0]] for s in held}
+    first = min(int(d.ts[h[0]]) for h in held.values()) // DAY_US
+    last = max(int(d.ts[h[-1]]) for h in held.values()) // DAY_US
+    values = [1.0]
+    for day in range(first, last + 1):
+        total = 0.0
+        for s, h in held.items():
+            done = [k for k in h if int(d.ts[k]) < (day + 1) * DAY_US]
+            total += 0.5 * (d.close[done[-1]] / entry[s] if done else 1.0)
+        values.append(total)
+    day_returns = [b / a - 1 for a, b in zip(values, values[1:], strict=False)]
+    return statistics.mean(day_returns) / statistics.stdev(day_returns) * math.sqrt(365), len(day_returns)
+
+
+@pytest.mark.parametrize("interval", ["1d", "1h"])
+def test_overall_of_a_stock_and_a_crypto_is_annualised_on_calendar_days(interval: str) -> None:
+    """The overall portfolio has a step at every bar time of any symbol: 14:30 for the stock, 00:00 for the
+    crypto at 1d (about 617 steps a year, not 365), and at 1h the stock's half hours between the crypto's
+    hours. Its Sharpe is taken on its calendar-day returns, annualised by 365, and so is the interval."""
+    data = _mixed_calendar_market(interval)
+    flat_agent = lambda obs: np.zeros(len(obs), np.int64)  # noqa: E731
+    metrics, cis, per_year, _ = judge(data, COSTLESS, flat_agent, resamples=200)
+    want, days = _by_hand_daily_sharpe(data, COSTLESS.window)
+    bh = metrics["overall"]["buy_and_hold"]
+    assert bh.sharpe == pytest.approx(want, rel=1e-9)
+    assert bh.ratios_on_calendar_days and per_year["overall"] == 365
+    ci = cis["overall"]
+    assert ci is not None and ci.bars == days and ci.unit == "days"
+    assert ci.difference == pytest.approx(0.0 - want, rel=1e-9)  # the agent is flat: Sharpe 0
+    assert f"{days} days" in ci.sentence
+    # the symbols themselves are on one grid each: per step, by their own calendar
+    assert not metrics["STK"]["buy_and_hold"].ratios_on_calendar_days
+    assert per_year["STK"] == (252 if interval == "1d" else 252 * 7)
+
+
+def test_the_overall_is_annualised_by_the_symbols_scored_and_says_which_they_are() -> None:
+    """A crypto named in the evaluation but with no bar to decide on (2 rows, window 2) is not scored: the
+    overall holds the stock only, annualised by the stock's 252 sessions (its calendar, not the crypto's)."""
+    from rl.metrics import scored_symbols
+
+    rng = np.random.default_rng(1)
+    start = dt.datetime(2022, 1, 3, 14, 30, tzinfo=dt.UTC)
+    stock = [start + dt.timedelta(days=i) for i in range(60) if (start + dt.timedelta(days=i)).weekday() < 5]
+    crypto = [dt.datetime(2022, 1, 3, tzinfo=dt.UTC), dt.datetime(2022, 1, 4, tzinfo=dt.UTC)]
+    c = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, len(stock) + 2)))
+    o = np.concatenate([[100.0], c[:-1]])
+    ts = np.array([int(t.timestamp() * 1e6) for t in [*stock, *crypto]], np.int64)
+    idx = np.array([0] * len(stock) + [1, 1], np.int32)
+    data = market_data_from_arrays(
+        o, np.maximum(o, c), np.minimum(o, c), c, np.zeros((len(c), 1)), ts=ts, symbols=["STK", "BTC"],
+        symbol_idx=idx, segment_id=idx.astype(np.int64), asset_classes=["stock", "crypto"], interval="1d",
+        period="test",
+    )  # fmt: skip
+    hold = lambda obs: np.ones(len(obs), np.int64)  # noqa: E731
+    metrics, _, per_year, _ = judge(data, COSTLESS, hold, resamples=50)
+    assert scored_symbols({s: metrics[s]["agent"] for s in ("STK", "BTC")}) == ["STK"]
+    assert metrics["BTC"]["agent"].bars == 0 and metrics["BTC"]["agent"].sharpe is None
+    assert per_year["overall"] == 252 and not metrics["overall"]["agent"].ratios_on_calendar_days
+    assert metrics["overall"]["agent"].sharpe == pytest.approx(metrics["STK"]["agent"].sharpe, rel=1e-9)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 import tracemalloc
 
 import numpy as np
@@ -18,22 +19,27 @@ from rl.metrics import (
     interval_minutes,
 )
 
-# Five steps; by hand: mean 0.004, deviations 0.006, -0.014, 0.016, -0.009, 0.001,
-# sum of squares 0.00057, variance (ddof 1) 0.0001425, std 0.0119373...
+# Five steps of log returns; the Sharpe and Sortino are of their simple returns e^r - 1 (SIMPLE, computed
+# here with the math and statistics modules, not numpy).
 R = np.array([0.01, -0.01, 0.02, -0.005, 0.005])
+SIMPLE = [math.expm1(x) for x in R.tolist()]
 POS = np.array([1.0, 1.0, 1.0, 0.0, 1.0])
 TURN = np.array([1.0, 0.0, 0.0, 1.0, 1.0])
 
 
 def test_sharpe_by_hand() -> None:
     m = compute_metrics(R, POS, TURN, bars_per_year=252)
-    assert m.sharpe == pytest.approx(0.004 / math.sqrt(0.00057 / 4) * math.sqrt(252), rel=1e-12)
+    want = statistics.mean(SIMPLE) / statistics.stdev(SIMPLE) * math.sqrt(252)
+    assert m.sharpe == pytest.approx(want, rel=1e-12)
+    # not the Sharpe of the log returns (mean 0.004, sample deviation sqrt(0.00057 / 4)): pyfolio's is simple
+    assert m.sharpe != pytest.approx(0.004 / math.sqrt(0.00057 / 4) * math.sqrt(252), rel=1e-3)
 
 
 def test_sortino_by_hand() -> None:
-    # downside: min(r, 0) = 0, -0.01, 0, -0.005, 0 -> mean of squares (0.0001 + 0.000025) / 5 = 0.000025
+    # downside: min(r, 0) of the simple returns: the 2nd and 4th, e^-0.01 - 1 and e^-0.005 - 1, over 5 steps
     m = compute_metrics(R, POS, TURN, bars_per_year=252)
-    assert m.sortino == pytest.approx(0.004 / math.sqrt(0.000025) * math.sqrt(252), rel=1e-12)
+    downside = math.sqrt((math.expm1(-0.01) ** 2 + math.expm1(-0.005) ** 2) / 5)
+    assert m.sortino == pytest.approx(statistics.mean(SIMPLE) / downside * math.sqrt(252), rel=1e-12)
 
 
 def test_max_drawdown_by_hand() -> None:
@@ -143,9 +149,15 @@ def test_bootstrap_gives_the_same_interval_whatever_its_chunk_and_bounds_memory(
 
 
 def test_bootstrap_interval_covers_the_true_difference() -> None:
-    # Returns drawn with a known true per-bar Sharpe: agent 0.1, baseline 0.0 -> true annualised
-    # difference 0.1 * sqrt(252). Over 40 independent draws, a 95% interval should cover it nearly always.
-    true = 0.1 * math.sqrt(252)
+    # Log returns drawn normal (mean mu, sd 0.01): agent mu 0.001, baseline 0. Their simple returns are
+    # lognormal minus 1: mean e^(mu + s^2/2) - 1, variance e^(2 mu + s^2) (e^(s^2) - 1), whence the true
+    # per-bar Sharpe of each (about 0.105 and 0.005) and the true annualised difference. Over 40 independent
+    # draws, a 95% interval should cover it nearly always.
+    def true_sharpe(mu: float, sd: float = 0.01) -> float:
+        mean = math.expm1(mu + sd**2 / 2)
+        return mean / math.sqrt(math.exp(2 * mu + sd**2) * math.expm1(sd**2))
+
+    true = (true_sharpe(0.001) - true_sharpe(0.0)) * math.sqrt(252)
     covered = 0
     for seed in range(40):
         a, b = _paired(1000, seed)
@@ -189,3 +201,125 @@ def test_an_interval_that_could_not_be_computed_makes_no_claim() -> None:
         seed=0,
     )
     assert "no claim" in ci.sentence and "worse" not in ci.sentence and "better" not in ci.sentence
+
+
+# --- calendar days for the overall of symbols whose bars fall at different times ---------------------------
+
+DAY = metrics.US_PER_DAY
+HOUR = DAY // 24
+
+
+def test_calendar_day_returns_sum_each_utc_day_and_fill_the_days_between_with_zero() -> None:
+    t0 = 19_000 * DAY  # a UTC midnight
+    ts = np.array([t0 + HOUR, t0 + 23 * HOUR, t0 + 2 * DAY + 5 * HOUR, t0 + 2 * DAY + 14 * HOUR])
+    got = metrics.calendar_day_returns(ts, np.array([0.01, -0.02, 0.03, 0.005]))
+    assert got.tolist() == pytest.approx([0.01 - 0.02, 0.0, 0.03 + 0.005], abs=1e-15)
+    assert metrics.calendar_day_returns(np.zeros(0, np.int64), np.zeros(0)).size == 0
+
+
+def _times(start_us: int, step_us: int, n: int) -> np.ndarray:
+    return start_us + step_us * np.arange(n, dtype=np.int64)
+
+
+@pytest.mark.parametrize(
+    ("interval", "stock_offset", "crypto_offsets", "expected"),
+    [
+        # daily: stock bars at 14:30 UTC, crypto at midnight -> calendar days
+        ("1d", 14 * HOUR + 30 * 60_000_000, [0], (365.0, True)),
+        # daily stocks stamped at midnight: on the crypto's grid
+        ("1d", 0, [0], (365.0, False)),
+        # hourly: stock bars on the half hour, crypto on the hour -> calendar days
+        ("1h", 30 * 60_000_000, [0], (365.0, True)),
+        # one-minute bars: the stock's minutes are crypto minutes -> per step, 24/7
+        ("1m", 30 * 60_000_000, [0], (365 * 1440, False)),
+        ("15m", 30 * 60_000_000, [0], (365 * 96, False)),
+        # two cryptos stamped at different hours of the day: twice the steps of either -> calendar days
+        ("1d", None, [0, 12 * HOUR], (365.0, True)),
+        ("1d", None, [0, 0], (365.0, False)),
+    ],
+)
+def test_portfolio_annualisation(
+    interval: str, stock_offset: int | None, crypto_offsets: list[int], expected: tuple[float, bool]
+) -> None:
+    step = metrics.interval_minutes(interval) * 60_000_000
+    t0 = 19_000 * DAY
+    times = [_times(t0 + off, step, 50) for off in crypto_offsets]
+    cals = ["crypto"] * len(crypto_offsets)
+    if stock_offset is not None:
+        times.append(_times(t0 + stock_offset, step, 20))
+        cals.append("stock")
+    got = metrics.portfolio_annualisation(times, cals, interval)
+    assert (got.per_year, got.calendar_days) == pytest.approx(expected)
+
+
+def test_portfolio_annualisation_of_stocks_only_is_their_calendar_whatever_the_daylight_saving() -> None:
+    summer, winter = _times(19_000 * DAY + 13 * HOUR + 1800 * 10**6, DAY, 5), _times(19_200 * DAY, DAY, 5)
+    winter += 14 * HOUR + 1800 * 10**6
+    got = metrics.portfolio_annualisation([summer, winter], ["stock", "etf"], "1d")
+    assert (got.per_year, got.calendar_days) == (252, False)
+    assert metrics.portfolio_annualisation([], [], "1d") == metrics.Annualisation(365, False)
+
+
+def test_calendar_day_ratios_by_hand() -> None:
+    # steps at 00:00 and 14:30 of day 0, then 00:00 of day 2: days 0, 1, 2 return r0 + r1, 0, r2
+    ts = np.array([0, 14 * HOUR + 1800 * 10**6, 2 * DAY]) + 19_000 * DAY
+    r = np.array([0.01, 0.02, -0.01])
+    m = compute_metrics(r, np.ones(3), np.zeros(3), bars_per_year=365, ts=ts, calendar_days=True)
+    days = [math.expm1(0.03), 0.0, math.expm1(-0.01)]  # the days' simple returns
+    mean = sum(days) / 3
+    std = math.sqrt(sum((d - mean) ** 2 for d in days) / 2)
+    assert m.sharpe == pytest.approx(mean / std * math.sqrt(365), rel=1e-12)
+    assert m.sortino == pytest.approx(mean / math.sqrt(days[2] ** 2 / 3) * math.sqrt(365), rel=1e-12)
+    assert m.ratios_on_calendar_days and m.bars == 3  # the other metrics are the steps'
+    assert m.total_return == pytest.approx(math.exp(0.02) - 1)
+    with pytest.raises(MarketlakeError, match="times"):
+        compute_metrics(r, np.ones(3), np.zeros(3), bars_per_year=365, calendar_days=True)
+
+
+# --- too few returns for an annualised figure --------------------------------------------------------------
+
+
+def test_a_single_trade_in_seven_bars_is_sqrt_of_252_over_7_and_flagged() -> None:
+    """One non-zero return among n gives a Sharpe of exactly sqrt(bars_per_year / n) whatever its size:
+    seven daily bars, 6.00. Kept, and flagged."""
+    r = np.array([0.0, 0.0, 0.0, 0.004, 0.0, 0.0, 0.0])
+    m = compute_metrics(r, np.ones(7), np.zeros(7), bars_per_year=252)
+    assert m.sharpe == pytest.approx(math.sqrt(252 / 7), rel=1e-12)
+    assert m.too_few_to_annualise
+
+
+@pytest.mark.parametrize(
+    ("n", "per_year", "flagged"),
+    [
+        (29, 252, True),
+        (30, 252, False),  # 30 returns, more than a month of sessions (21)
+        (30, 365, True),  # a month of calendar days is 31 (365 / 12 = 30.4)
+        (31, 365, False),
+        (1000, 365 * 1440, True),  # 1000 minutes: much less than a month of crypto minutes (43,800)
+        (43_800, 365 * 1440, False),
+    ],
+)
+def test_annualised_ratios_from_fewer_than_30_returns_or_a_month_are_flagged(
+    n: int, per_year: float, flagged: bool
+) -> None:
+    r = np.random.default_rng(n).normal(0.001, 0.01, n)
+    m = compute_metrics(r, np.ones(n), np.zeros(n), bars_per_year=per_year)
+    assert m.too_few_to_annualise is flagged and m.sharpe is not None  # flagged, not dropped
+    assert metrics.min_annualised_steps(per_year) == max(30, math.ceil(per_year / 12))
+
+
+def test_a_flat_series_is_not_flagged_however_short() -> None:
+    """A Sharpe of exactly 0 (never invested) or no Sharpe at all is no extrapolation."""
+    assert not compute_metrics(np.zeros(5), np.zeros(5), np.zeros(5), bars_per_year=252).too_few_to_annualise
+    const = compute_metrics(np.full(4, 0.01), np.ones(4), np.zeros(4), bars_per_year=252)
+    assert const.sharpe is None and const.sortino is None and not const.too_few_to_annualise
+
+
+def test_the_interval_says_when_it_rests_on_too_few_bars() -> None:
+    a, b = _paired(7, 0)
+    few = bootstrap_sharpe_difference(a, b, bars_per_year=252, seed=0, resamples=50)
+    assert few.too_few_to_annualise and "7 bars: too few bars for an annualised figure)" in few.sentence
+    a, b = _paired(40, 0)
+    enough = bootstrap_sharpe_difference(a, b, bars_per_year=252, seed=0, resamples=50, unit="days")
+    assert not enough.too_few_to_annualise and "40 days)" in enough.sentence
+    assert enough.to_dict()["too_few_to_annualise"] is False
