@@ -341,7 +341,8 @@ def consistent(
     and a read is kept only when the sequence did not move; a read that overlapped a replacement is run
     again, at most `attempts` times. An error raised while a write overlapped is taken as that overlap's
     and the read runs again; any other is raised. A read is run again whole: `query` must have no effect
-    but its result (what it says may be said twice)."""
+    but its result (what it says may be said twice). `query` must fetch its rows (`.df()`, `.fetchall()`, ...):
+    an unexecuted DuckDBPyRelation would run later, outside the guard, and is refused with a TypeError."""
     lake_root = resolve_lake_root(root)
     deadline = time.monotonic() + wait_seconds
     overlapped, waits = 0, 0
@@ -361,6 +362,12 @@ def consistent(
                 raise
             last = exc  # a write overlapped: the error is taken as its doing
         else:
+            if isinstance(out, duckdb.DuckDBPyRelation):
+                raise TypeError(
+                    "lake.consistent: the function returned an unexecuted DuckDB relation, which would run "
+                    "later, outside the guard; fetch inside the function, e.g. "
+                    "lake.consistent(root, lambda: con.sql(q).df()) (or .fetchall(), .pl(), .to_arrow_table())"
+                )
             if read_writes(lake_root) == before:
                 return out
         overlapped += 1
