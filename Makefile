@@ -30,8 +30,8 @@ train: $(STAMP) #-- train PPO on the train period, evaluate on the unseen test p
 demo: $(STAMP) #-- run the whole chain offline on the real data the project ships
 	$(BIN)/marketlake demo
 
-shell: $(STAMP) #-- open the DuckDB shell on the lake with every view ready
-	$(BIN)/marketlake shell
+shell: $(STAMP) #-- open the DuckDB shell on the lake with every view ready (CONFIG=FILE: its settings file)
+	$(BIN)/marketlake $(if $(filter command line,$(origin CONFIG)),--config "$(CONFIG)") shell
 
 check: $(STAMP) #-- data-quality report per symbol
 	$(BIN)/marketlake check

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 from pathlib import Path
 
 import click
@@ -174,14 +175,30 @@ def demo_cmd(ctx: click.Context, retrain: bool, iterations: int | None) -> None:
     click.echo(render_table(report))
 
     files = sorted(p.name for p in run_dir.glob("evaluation-test.*"))
-    click.echo(
+    click.echo(next_steps(root, run_dir, files, config))
+
+
+_SPLITS = shlex.quote("SELECT * FROM splits")
+
+
+def next_steps(root: Path, run_dir: Path, files: list[str], config: Path) -> str:
+    """Where the demo put everything, and what to try next: every hint that reads the views names the demo's
+    settings file (the views' quality, eligibility and periods follow the settings, and without it they would
+    be those of the working folder's marketlake.toml)."""
+    lake, cfg = shlex.quote(str(root)), shlex.quote(str(config))
+    return (
         "\nWhere everything is:\n"
         f"  the lake          {root}\n"
         f"  the run           {run_dir}  ({', '.join(files) or 'no evaluation'})\n"
         f"  its settings      {config}\n"
-        "\nWhat to try next:\n"
-        f"  make shell LAKE_ROOT={root}          the DuckDB shell, every view ready\n"
-        f"  .venv/bin/marketlake --lake {root} runs    every run with its result\n"
-        "  notebooks/explore.ipynb   bars, features, news, quality gaps, equity curves (.venv/bin/pip install jupyterlab)\n"
+        "\nWhat to try next (with the demo's settings: the views' quality, eligibility and periods follow them):\n"
+        f"  make shell LAKE_ROOT={lake} CONFIG={cfg}\n"
+        "      the DuckDB shell, every view ready\n"
+        f"  .venv/bin/marketlake --lake {lake} --config {cfg} sql {_SPLITS}\n"
+        "      the demo's train, validation and test periods\n"
+        f"  .venv/bin/marketlake --lake {lake} runs\n"
+        "      every run with its result\n"
+        "  notebooks/explore.ipynb   bars, features, news, quality gaps, equity curves, on the demo's lake and\n"
+        "      settings by default (.venv/bin/pip install jupyterlab)\n"
         "  make ingest && make train                    real minute bars (Binance needs no key; see README)"
     )

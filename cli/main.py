@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import click
 import duckdb
 
-from lake.config import load_dotenv_file, load_settings
+from lake.config import load_dotenv_file, load_settings, settings_source
 from lake.context import plain
 from lake.errors import REPAIR, MarketlakeError, Terminated, is_interrupt, stop_signal, terminate_on_signals
 from lake.logs import redact, setup_logging
@@ -34,6 +34,16 @@ from lake.paths import require_lake, resolve_lake_root
 F = TypeVar("F", bound=Callable[..., Any])
 FORMATS = click.Choice(["table", "csv", "json"])
 log = logging.getLogger("marketlake")
+
+
+VIEW_COMMANDS = ("sql", "shell")
+"""The commands that show the views to a person: in a terminal they say on stderr which settings the views
+use (`bar_quality`, eligibility, `features` and `splits` follow them, and ./marketlake.toml is read from the
+working folder, so the same lake can answer differently from another folder)."""
+
+
+def _stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()
 
 
 def _ctx(click_ctx: click.Context) -> Any:
@@ -47,6 +57,11 @@ def _ctx(click_ctx: click.Context) -> Any:
         obj["run"] = RunContext(
             root=resolve_lake_root(obj.get("lake")), settings=settings, quiet=obj["quiet"]
         )
+        if click_ctx.command.name in VIEW_COMMANDS and not obj["quiet"] and _stderr_is_terminal():
+            click.echo(
+                f"settings: {settings_source(settings)} (the views follow them; another file: --config FILE)",
+                err=True,
+            )
     return obj["run"]
 
 

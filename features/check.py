@@ -196,10 +196,34 @@ def to_json(rows: list[dict[str, Any]]) -> str:
     return json.dumps(rows, default=_json_default, indent=1)
 
 
+def not_in_the_lake(row: dict[str, Any]) -> bool:
+    """A configured (symbol, interval) pair with no bar at all in the lake and no quarantined row of its
+    symbol: nothing to look at but its absence (a lake built from a few CSV files leaves most of
+    marketlake.toml's pairs so)."""
+    return bool(row["configured"]) and row["first_ts"] is None and not row["bars"] and not row["rejected"]
+
+
+def absent_line(rows: list[dict[str, Any]]) -> str:
+    """The configured pairs with no bar in the lake (`not_in_the_lake`), in one line: their symbols by
+    interval."""
+    groups: dict[str, list[str]] = {}
+    for r in rows:
+        groups.setdefault(r["interval"], []).append(r["symbol"])
+    parts = [f"{iv}: {', '.join(sorted(syms))}" for iv, syms in sorted(groups.items())]
+    return f"not in the lake ({len(rows)} configured pair(s), no bar at all; NOT eligible): " + "; ".join(
+        parts
+    )
+
+
 def print_table(rows: list[dict[str, Any]]) -> None:
-    """A table per symbol and interval, then one line per symbol saying whether and why it is eligible."""
+    """A table per symbol and interval, then one line per symbol saying whether and why it is eligible;
+    the configured pairs with no bar at all in the lake are one line at the end (`--format json` has a
+    row for each)."""
     from rich.console import Console
     from rich.table import Table
+
+    absent = [r for r in rows if not_in_the_lake(r)]
+    shown = [r for r in rows if not not_in_the_lake(r)]
 
     header = (
         "symbol",
@@ -225,7 +249,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             f"outside all sessions {r['bars_outside_any_session']}, rejected {r['rejected']}",
             "yes" if r["eligible"] else "NO",
         ]
-        for r in rows
+        for r in shown
     ]
     sessions = sorted({str(r["session"]) for r in rows if r.get("session")})
     t = Table(
@@ -244,22 +268,25 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         )
     for row in cells:
         t.add_row(*map(plain, row))
-    console = Console(width=max(120, shutil.get_terminal_size().columns), soft_wrap=True)
-    console.print(t)
+    if shown or not rows:
+        console = Console(width=max(120, shutil.get_terminal_size().columns), soft_wrap=True)
+        console.print(t)
     if not rows:
         click.echo("no bars in the lake and no symbol configured")
-    elif any(r["bars_not_in_session"] or r["bars_outside_any_session"] for r in rows):
+    elif any(r["bars_not_in_session"] or r["bars_outside_any_session"] for r in shown):
         click.echo(
             "bars: bars in the session named above (setting `session`), the ones counted and made into "
             "features; not in session: the other stored bars; outside all sessions: stock or ETF bars in no "
             "session even with extended hours (the failing check bars_outside_session)"
         )
-    for r in rows:
+    for r in shown:
         verdict = "eligible" if r["eligible"] else "NOT eligible"
         extra = ""
         if r["checks"]:
             extra = " [failing checks: " + ", ".join(f"{k} {v}" for k, v in sorted(r["checks"].items())) + "]"
         click.echo(f"{r['symbol']} {r['interval']}: {verdict}: {r['why']}{extra}")
+    if absent:
+        click.echo(absent_line(absent))
 
 
 def strict_failures(rows: list[dict[str, Any]]) -> list[str]:

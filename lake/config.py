@@ -529,6 +529,14 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     return settings
 
 
+def settings_source(settings: Settings) -> str:
+    """Where `settings` came from, for a person: the settings file's absolute path, or the built-in defaults
+    (no file at the default place, ./marketlake.toml, which is read from the working folder)."""
+    if settings.path is None:
+        return f"the built-in defaults (no {DEFAULT_CONFIG} in {Path.cwd()})"
+    return str(settings.path.absolute())
+
+
 def _unclosed_line(lines: list[str]) -> int | None:
     """For an error `at end of document` (an unclosed string, array or table): the line where the last
     parseable prefix of the file ends, plus one, is where the unclosed thing opens."""

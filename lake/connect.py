@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import re
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Collection, Iterable
@@ -13,11 +15,13 @@ from typing import TypeVar
 
 import duckdb
 
-from lake.config import Settings, load_settings
+from lake.config import Settings, load_settings, settings_source
 from lake.errors import MarketlakeError
-from lake.paths import LakePaths, require_lake, resolve_lake_root
+from lake.paths import LakePaths, no_lake, require_lake, resolve_lake_root
 from lake.schemas import DATASETS
 from lake.writer import DATA_FILE, read_writes, write_anchor
+
+log = logging.getLogger("marketlake")
 
 _VIEW_FILE = re.compile(r"^(\d{3})_([a-z_][a-z0-9_]*)\.sql$")
 
@@ -206,6 +210,25 @@ def confine(con: duckdb.DuckDBPyConnection, folders: Iterable[Path], *, lock: bo
         con.execute("SET lock_configuration = true")
 
 
+_SAID_SETTINGS: set[str] = set()
+
+
+def _say_settings(settings: Settings) -> None:
+    """One line on stderr, once per settings file in a process, naming the settings a connection's views
+    use when it read them itself (the working folder's marketlake.toml, $MARKETLAKE_CONFIG or the built-in
+    defaults): `bar_quality`, eligibility, `features` and `splits` follow them, so the same lake can answer
+    differently from another folder."""
+    source = settings_source(settings)
+    if source in _SAID_SETTINGS:
+        return
+    _SAID_SETTINGS.add(source)
+    print(
+        f"lake.connect: the views use settings from {source} (another file: "
+        "MARKETLAKE_CONFIG=FILE, or settings=lake.config.load_settings(FILE))",
+        file=sys.stderr,
+    )
+
+
 def connect(
     path: str | os.PathLike[str] | None = None,
     read_only: bool = False,
@@ -224,6 +247,9 @@ def connect(
     missing or wrong path is a MarketlakeError naming it, never an empty lake. Every view exists, typed,
     even on an empty or brand-new lake. Given `views` (view names, e.g. from
     `views_needed`), only those are registered: binding the views costs most of a connection's set-up.
+    Without `settings`, the views use lake.config.load_settings() ($MARKETLAKE_CONFIG, else the working
+    folder's marketlake.toml, else the defaults): a line on stderr names which, once per file. A writable
+    connection that makes a new lake logs a warning naming its folder.
     """
     root = resolve_lake_root(path)
     paths = LakePaths(root)
@@ -234,6 +260,7 @@ def connect(
             "a lake there with `marketlake ingest` or lake.connect(path) without read_only",
         )
     else:
+        new_lake = no_lake(root) is not None
         try:
             for dataset in DATASETS.values():
                 write_anchor(paths, dataset)
@@ -241,9 +268,18 @@ def connect(
             raise MarketlakeError(
                 f"cannot create the lake at {root}: {exc.strerror or exc} (use read_only=True to read only)"
             ) from exc
+        if new_lake:
+            log.warning(
+                "lake.connect: no lake was at %s, so a new, empty one was made there; to read a lake, "
+                "connect with read_only=True (it refuses a path with no lake)",
+                root,
+            )
+    if settings is None:
+        settings = load_settings()
+        _say_settings(settings)
     con = duckdb.connect(":memory:")
     try:
-        used_empty = register_views(con, root, settings or load_settings(), views)
+        used_empty = register_views(con, root, settings, views)
         if read_only:
             # the private empty lake is made (a few files written) only when a dataset needs it
             confine(con, [root, _empty_lake()] if used_empty else [root])
@@ -305,7 +341,8 @@ def consistent(
     and a read is kept only when the sequence did not move; a read that overlapped a replacement is run
     again, at most `attempts` times. An error raised while a write overlapped is taken as that overlap's
     and the read runs again; any other is raised. A read is run again whole: `query` must have no effect
-    but its result (what it says may be said twice)."""
+    but its result (what it says may be said twice). `query` must fetch its rows (`.df()`, `.fetchall()`, ...):
+    an unexecuted DuckDBPyRelation would run later, outside the guard, and is refused with a TypeError."""
     lake_root = resolve_lake_root(root)
     deadline = time.monotonic() + wait_seconds
     overlapped, waits = 0, 0
@@ -325,6 +362,12 @@ def consistent(
                 raise
             last = exc  # a write overlapped: the error is taken as its doing
         else:
+            if isinstance(out, duckdb.DuckDBPyRelation):
+                raise TypeError(
+                    "lake.consistent: the function returned an unexecuted DuckDB relation, which would run "
+                    "later, outside the guard; fetch inside the function, e.g. "
+                    "lake.consistent(root, lambda: con.sql(q).df()) (or .fetchall(), .pl(), .to_arrow_table())"
+                )
             if read_writes(lake_root) == before:
                 return out
         overlapped += 1

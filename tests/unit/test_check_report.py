@@ -250,3 +250,34 @@ def test_the_table_counts_match_the_json_for_every_row(runner: CliRunner, checke
         assert row["bars"] == str(want[key]["bars"]), key
         assert row["not in session"] == str(want[key]["bars_not_in_session"]), key
         assert f"outside all sessions {want[key]['bars_outside_any_session']}," in row["violations"], key
+
+
+def test_configured_pairs_with_no_bar_are_one_line_and_the_lakes_pairs_stay_in_full(
+    runner: CliRunner, checked_lake: Path, tmp_path: Path
+) -> None:
+    """A lake built from a few files, under a marketlake.toml configuring many pairs: the absent pairs were a
+    table row and a verdict line each (hundreds of lines burying the lake's own). They are one line; the
+    JSON keeps a row for each, and --strict still names each."""
+    absent = ["ADAUSDT", "DOGEUSDT", "SOLUSDT", "XRPUSDT"]
+    symbols = ", ".join(f'"{s}"' for s in ["BTCUSDT", "ETHUSDT", *absent])
+    (tmp_path / "marketlake.toml").write_text(
+        f'[binance]\nsymbols = [{symbols}]\ninterval = "1m"\n\n[polygon]\nsymbols = ["MSFT"]\n'
+        'interval = "1m"\n\n[yahoo]\nsymbols = ["MSFT"]\ninterval = "1d"\n'
+    )
+    r = runner.invoke(cli, ["--lake", str(checked_lake), "check"], env={"COLUMNS": "300"})
+    assert r.exit_code == 0, r.output
+    assert set(table_rows(r.stdout)) == {("AAPL", "1m"), ("BTCUSDT", "1m"), ("ETHUSDT", "1m")}, r.stdout
+    (line,) = [x for x in r.stdout.splitlines() if x.startswith("not in the lake")]
+    assert line == (
+        "not in the lake (6 configured pair(s), no bar at all; NOT eligible): 1d: MSFT; "
+        "1m: ADAUSDT, DOGEUSDT, MSFT, SOLUSDT, XRPUSDT"
+    ), line
+    assert not any(x.startswith(("SOLUSDT", "MSFT")) for x in r.stdout.splitlines()), r.stdout
+    assert "ETHUSDT 1m: NOT eligible: only 300 bars" in r.stdout and "AAPL 1m: NOT eligible" in r.stdout
+
+    r = runner.invoke(cli, ["--lake", str(checked_lake), "check", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    assert len(json.loads(r.stdout)) == 3 + 6
+    r = runner.invoke(cli, ["--lake", str(checked_lake), "check", "--strict"])
+    assert r.exit_code == 1, r.output
+    assert all(f"{s} 1m (no 1m bars in the lake" in r.output for s in [*absent, "MSFT"]), r.output

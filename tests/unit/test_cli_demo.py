@@ -93,3 +93,29 @@ def test_iterations_below_one_is_refused_naming_the_flag_before_any_work(
     r = runner.invoke(cli, ["demo", "--iterations", value])
     assert r.exit_code == 2 and "--iterations" in r.output and "demo.toml" not in r.output, r.output
     assert not first_step  # nothing ingested
+
+
+def test_the_demos_hints_read_the_views_with_the_demos_settings(
+    runner: CliRunner, tmp_path: Path, filled_lake: Path
+) -> None:
+    """What the demo prints to try next names demo.toml: without it the shell, `sql` and the notebook would
+    show the working folder's settings (periods, quality, eligibility), not those the demo's run used."""
+    import shlex
+
+    from cli.demo import next_steps
+
+    config = demo_config()
+    text = next_steps(filled_lake, tmp_path / "runs" / "run-0001", [], config)
+    shell = next(line.split() for line in text.splitlines() if line.strip().startswith("make shell"))
+    assert f"CONFIG={config}" in shell and f"LAKE_ROOT={filled_lake}" in shell, text
+    makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text(encoding="utf-8")
+    assert '--config "$(CONFIG)") shell' in makefile  # `make shell CONFIG=FILE` passes it on
+    sql = next(line for line in text.splitlines() if " sql " in line)
+    args = shlex.split(sql)
+    assert args[0] == ".venv/bin/marketlake" and "--config" in args, sql
+    r = runner.invoke(cli, [*args[1:], "--format", "csv"])
+    assert r.exit_code == 0, r.output
+    test_period = next(line for line in r.stdout.splitlines() if line.startswith("test,"))
+    # demo.toml's dates: the lake's three 2024 bars all fall after its validation_end, in the test period
+    # (the built-in defaults, which this folder would give, cut the range 70/15/15 by fractions)
+    assert test_period.split(",")[2] == "2024-01-01T00:00:00+00:00", r.stdout

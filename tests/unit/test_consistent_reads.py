@@ -174,3 +174,14 @@ def test_every_write_path_replaces_a_data_file_inside_a_change(
         assert any(dataset in d for d, _ in seen), (dataset, seen)
     odd = [(d, n) for d, n in seen if n is None or n % 2 == 0]
     assert not odd, odd
+
+
+def test_a_relation_returned_unfetched_is_refused(lake_root: Path) -> None:
+    """`con.sql(q)` is a relation that runs when fetched: returned from the guarded function, its `.df()`
+    would run after the guard, unguarded. It is refused, saying to fetch inside the function."""
+    _write(lake_root, [1.0])
+    con = lake.connect(lake_root, read_only=True)
+    with pytest.raises(TypeError, match=r"fetch inside the function.*\.df\(\)"):
+        lake.consistent(lake_root, lambda: con.sql("SELECT close FROM lake_bars"))
+    got = lake.consistent(lake_root, lambda: con.sql("SELECT close FROM lake_bars").fetchall())
+    assert got == [(1.0,)]
