@@ -461,10 +461,12 @@ def steps_table(data: MarketData, judged: Judged) -> Any:
     import pyarrow as pa
 
     cols: dict[str, list[Any]] = {c: [] for c in STEP_COLUMNS}
+    labels = {"symbol": ["overall", *data.symbols], "policy": list(POLICIES)}
 
     def add(n: int, symbol: str, policy: str, **values: Any) -> None:
-        cols["symbol"].append(pa.array([symbol] * n, pa.string()))
-        cols["policy"].append(pa.array([policy] * n, pa.string()))
+        # the labels as codes into `labels`, decoded once at the end (no Python string per row)
+        cols["symbol"].append(np.full(n, labels["symbol"].index(symbol), np.int32))
+        cols["policy"].append(np.full(n, labels["policy"].index(policy), np.int32))
         for k, v in values.items():
             cols[k].append(v)
 
@@ -512,9 +514,12 @@ def steps_table(data: MarketData, judged: Judged) -> Any:
 
     def column(name: str) -> Any:
         parts = cols[name]
-        if name in ("symbol", "policy"):
-            return pa.chunked_array(parts, pa.string()).combine_chunks()
         values = np.concatenate(parts) if parts else np.zeros(0)
+        if name in ("symbol", "policy"):
+            codes = pa.array(values.astype(np.int32), pa.int32())
+            return pa.DictionaryArray.from_arrays(
+                codes, pa.array(labels[name], pa.string())
+            ).dictionary_decode()
         if name == "ts":
             return pa.array(values.astype(np.int64), pa.timestamp("us", tz="UTC"))
         if name == "segment":
@@ -696,8 +701,6 @@ def evaluate(
             clear_of_training=moved if clear_from is not None else "",
             steps=steps_table(data, judged),
         )
-        for line in gap_lines(report.gaps):
-            say(f"  {line}")
         report.data_snapshot, report.data_files = snapshot.hash, snapshot.files
         # evaluation-<period>.json/.png: the latest; a recorded evaluation also keeps its own copy, which its
         # row names (a later evaluation, e.g. after the lake grew, must not change what an earlier row shows)
