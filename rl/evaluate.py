@@ -364,7 +364,8 @@ def gap_summary(
     """Per symbol, what the gaps in its data took from the evaluation: its segments (a gap, or a dropped row,
     starts a new one) and how many are too short to trade (fewer than window + 1 rows); `bars_in_period`
     (`lake_bars`: its in-session bars in the period) and `warmup_lost`, those of them not read because the
-    features' warm-up after a gap (the first WARMUP_BARS rows of every segment) had them; `history_only`,
+    features' warm-up after a gap (the first WARMUP_BARS rows of every segment) had them (and, rarely, a row
+    the reader dropped for an incomplete feature: it too breaks the segment); `history_only`,
     the rows read that no step earns over (each segment's first `window` rows, whole too-short segments);
     `steps`; and per policy the `forced_exits`: positions closed at a segment's end because a gap followed
     (the walk's rule, rl/walk.py). The trading rules are not changed by this: it only counts."""
@@ -450,7 +451,8 @@ def steps_table(data: MarketData, judged: Judged) -> Any:
     - segment: the symbol's segment (0, 1, ... in the period; a gap starts the next), null for overall;
     - position: the side held over the step (-1, 0, 1); overall: the exposure, |position| weighted by the
       shares' equity as a fraction of the portfolio's;
-    - fill_price: the price the step's order filled at, null when the side did not change at the open;
+    - fill_price: the price the step's order filled at (the open, moved by slippage), null when the side did
+      not change there (a forced exit at the bar's close sells at the close: its cost is in `cost`);
     - log_return: the net log change of equity over the step (after costs);
     - cost: the costs paid in the step (commission and slippage, at the open and at a forced exit at the
       close) as a fraction of the equity; turnover: the weight traded; overall: weighted as exposure;
