@@ -222,7 +222,8 @@ def train_cmd(
 @handle_errors
 def evaluate_cmd(ctx: click.Context, run_id: str, period: str, fmt: str) -> None:
     """Evaluate a trained run on its test (or validation) period, beside the baselines, on the same bars
-    and costs; writes evaluation-<period>.json and .png into the run's folder.
+    and costs; writes evaluation-<period>.json (the report), .png (the equity curves) and .parquet (every
+    step of every policy) into the run's folder.
 
     \b
     Example:

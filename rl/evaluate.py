@@ -7,13 +7,16 @@ are walked by `rl.walk.walk` over every valid bar of the period, with the same c
 and the same bars. Per symbol and overall: the metrics of rl/metrics.py, annualised by the bar interval and
 each symbol's calendar (the overall's by `portfolio_annualisation`: on calendar days when its symbols' bars
 fall at different times); and a moving-block bootstrap interval of the agent's Sharpe minus buy-and-hold's on
-the same bars, in words when it contains 0. Into the run's folder go `evaluation-<period>.json` and
-`evaluation-<period>.png` (equity curves and drawdowns); the evaluation is a row of the lake's `runs`
-(kind `evaluate`, parent_run_id the training run).
+the same bars, in words when it contains 0; the costs each policy paid; and per symbol, its segments, the bars
+the features' warm-up after each gap took and the walk's forced exits at a segment's end (`gap_summary`).
+Into the run's folder go `evaluation-<period>.json` (the report), `evaluation-<period>.png` (equity curves
+and drawdowns) and `evaluation-<period>.parquet` (every step of every policy, per symbol and overall:
+`steps_table`), and a recorded evaluation's own copies `evaluations/<run id>-<period>.*`; the evaluation
+is a row of the lake's `runs` (kind `evaluate`, parent_run_id the training run; its metrics: `summary`).
 
 Overall = the portfolio of the symbols' strategies that gives each an equal share of the capital at the start
 and never moves money between them (`portfolio_series`): a share's equity is carried while its symbol has no
-bar; exposure and turnover are the steps', weighted by their share's equity; its trades the sum. An
+bar; exposure, turnover and costs are the steps', weighted by their share's equity; its trades the sum. An
 evaluation never starts before the end of what its run trained and chose its model on (`_clear_of_training`).
 """
 
@@ -73,6 +76,9 @@ class Series:
     position: np.ndarray
     turnover: np.ndarray
     trades: int
+    cost: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    """The costs paid in each step (commission and slippage), as a fraction of the equity (the share's, in
+    the portfolio: weighted as turnover is)."""
 
 
 @dataclass
@@ -105,6 +111,22 @@ class EvalReport:
     span: tuple[str, str] | None = None
     """The first and last bar of the interval in the period (ISO 8601 UTC): the period's bounds come from
     the whole lake's range, every interval's, so its bars may cover much less of it."""
+    costs: dict[str, dict[str, float]] = field(default_factory=dict)
+    """scope -> policy -> the costs paid (Judged.costs)."""
+    gaps: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """symbol -> its segments, the bars lost to warm-up after gaps, the forced exits (`gap_summary`)."""
+    evaluated_from: str | None = None
+    """The start `_clear_of_training` moved the period to (ISO 8601 UTC; None: the lake's own start)."""
+    clear_of_training: str = ""
+    """Why it was moved (the note the evaluation prints), "" when it was not."""
+    steps_path: Path | None = None
+    steps: Any = field(default=None, repr=False)
+    """The per-step table (`steps_table`, a pyarrow Table) written beside the JSON."""
+
+    @property
+    def out_of_sample(self) -> bool:
+        """False for the validation period: it chose the model among the run's checkpoints."""
+        return self.period != "validation"
 
     @property
     def sentence(self) -> str:
@@ -120,6 +142,9 @@ class EvalReport:
             "symbols": self.symbols,
             "bounds": list(self.bounds),
             "bars_span": list(self.span) if self.span else None,
+            "evaluated_from": self.evaluated_from,
+            "clear_of_training": self.clear_of_training or None,
+            "out_of_sample": self.out_of_sample,
             "bars": self.metrics["overall"]["agent"].bars if "overall" in self.metrics else 0,
             "bars_per_year": self.bars_per_year,
             "seed": self.seed,
@@ -132,9 +157,16 @@ class EvalReport:
             "sharpe_ci": _ci_json(self.sharpe_ci.get("overall")),
             "sharpe_ci_per_symbol": {s: _ci_json(c) for s, c in self.sharpe_ci.items() if s != "overall"},
             "sentence": self.sentence,
+            "costs_paid": {
+                "overall": self.costs.get("overall", {}),
+                "per_symbol": {s: by for s, by in self.costs.items() if s != "overall"},
+            },
+            "gaps": self.gaps,
+            "gap_lines": gap_lines(self.gaps),
             "files": {
                 "json": str(self.json_path) if self.json_path else None,
                 "png": str(self.png_path) if self.png_path else None,
+                "steps": str(self.steps_path) if self.steps_path else None,
             },
         }
 
@@ -165,7 +197,9 @@ def run_walks(data: MarketData, config: EnvConfig, agent: Policy, *, seed: int) 
 def symbol_series(w: Walk, i: int) -> Series:
     m = w.symbol_idx == i
     turnover = w.turnover[m]
-    return Series(w.ts[m], w.log_return[m], w.position[m], turnover, int(np.count_nonzero(turnover)))
+    return Series(
+        w.ts[m], w.log_return[m], w.position[m], turnover, int(np.count_nonzero(turnover)), w.cost[m]
+    )
 
 
 def portfolio_series(w: Walk) -> Series:
@@ -176,12 +210,12 @@ def portfolio_series(w: Walk) -> Series:
     share before its first bar), and the portfolio's equity is the sum of the shares'. (The mean of the
     simple returns of only the symbols with a step at a time would hold the whole capital in crypto while
     stocks are closed, then add a stock's overnight move at 1/N besides: more than the capital.)
-    position and turnover: the steps' |position| and turnover, each weighted by its share's equity before the
-    step, as fractions of the portfolio's equity then (a position held while its market is closed counts
+    position, turnover and cost: the steps' |position|, turnover and cost, each weighted by its share's equity
+    before the step, as fractions of the portfolio's equity then (a position held while its market is closed counts
     no exposure: it has no step)."""
     if len(w) == 0:
         empty = np.zeros(0)
-        return Series(np.zeros(0, np.int64), empty, empty, empty, 0)
+        return Series(np.zeros(0, np.int64), empty, empty, empty, 0, empty)
     ts = np.unique(w.ts)
     at = np.searchsorted(ts, w.ts)  # each step's place on the portfolio's time line
     symbols = np.unique(w.symbol_idx)
@@ -202,6 +236,7 @@ def portfolio_series(w: Walk) -> Series:
         position=np.bincount(at, weights=weight * np.abs(w.position), minlength=len(ts)),
         turnover=np.bincount(at, weights=weight * w.turnover, minlength=len(ts)),
         trades=int(np.count_nonzero(w.turnover)),
+        cost=np.bincount(at, weights=weight * w.cost, minlength=len(ts)),
     )
 
 
@@ -231,7 +266,30 @@ def _ci(
     )
 
 
-def judge(
+@dataclass
+class Judged:
+    """Everything `judge_all` computes: the numbers, the series they come from, and the walks."""
+
+    metrics: dict[str, dict[str, Metrics]]
+    sharpe_ci: dict[str, SharpeDiffCI | None]
+    bars_per_year: dict[str, float]
+    series: dict[str, dict[str, Series]]
+    """scope (`overall` or a symbol) -> policy -> its per-step series."""
+    walks: dict[str, Walk]
+
+    @property
+    def curves(self) -> dict[str, Series]:
+        """The overall series of each policy."""
+        return self.series["overall"]
+
+    @property
+    def costs(self) -> dict[str, dict[str, float]]:
+        """scope -> policy -> the costs paid over the period: the sum of the steps' costs, each a fraction of
+        the equity then (the portfolio's: weighted by the shares' equity, as turnover is)."""
+        return {scope: {p: float(s.cost.sum()) for p, s in by.items()} for scope, by in self.series.items()}
+
+
+def judge_all(
     data: MarketData,
     config: EnvConfig,
     agent: Policy,
@@ -239,11 +297,9 @@ def judge(
     session: str = "regular",
     seed: int = 0,
     resamples: int = RESAMPLES,
-) -> tuple[
-    dict[str, dict[str, Metrics]], dict[str, SharpeDiffCI | None], dict[str, float], dict[str, Series]
-]:
-    """Metrics per scope and policy, bootstrap intervals per scope, bars per year per scope, and the
-    overall series per policy. No files, no lake: the numbers only."""
+) -> Judged:
+    """The walks, the series per scope and policy, their metrics, the bootstrap intervals per scope and
+    the bars per year per scope. No files, no lake: the numbers only."""
     walks = run_walks(data, config, agent, seed=seed)
     calendars = [calendar_of(a) for a in data.asset_classes]
     per_year: dict[str, float] = {}
@@ -258,6 +314,7 @@ def judge(
     )
     per_year["overall"] = overall.per_year
     curves = {name: portfolio_series(w) for name, w in walks.items()}
+    series = {"overall": curves}
     metrics["overall"] = {
         name: _metrics(s, per_year["overall"], overall.calendar_days) for name, s in curves.items()
     }
@@ -266,10 +323,250 @@ def judge(
     )
     for i, symbol in enumerate(data.symbols):
         per_year[symbol] = bars_per_year(data.interval, calendars[i], session)
-        series = {name: symbol_series(w, i) for name, w in walks.items()}
-        metrics[symbol] = {name: _metrics(s, per_year[symbol]) for name, s in series.items()}
-        cis[symbol] = _ci(series["agent"], series["buy_and_hold"], per_year[symbol], seed, resamples)
-    return metrics, cis, per_year, curves
+        series[symbol] = {name: symbol_series(w, i) for name, w in walks.items()}
+        metrics[symbol] = {name: _metrics(s, per_year[symbol]) for name, s in series[symbol].items()}
+        cis[symbol] = _ci(
+            series[symbol]["agent"], series[symbol]["buy_and_hold"], per_year[symbol], seed, resamples
+        )
+    return Judged(metrics, cis, per_year, series, walks)
+
+
+def judge(
+    data: MarketData,
+    config: EnvConfig,
+    agent: Policy,
+    *,
+    session: str = "regular",
+    seed: int = 0,
+    resamples: int = RESAMPLES,
+) -> tuple[
+    dict[str, dict[str, Metrics]], dict[str, SharpeDiffCI | None], dict[str, float], dict[str, Series]
+]:
+    """Metrics per scope and policy, bootstrap intervals per scope, bars per year per scope, and the
+    overall series per policy (`judge_all`'s)."""
+    j = judge_all(data, config, agent, session=session, seed=seed, resamples=resamples)
+    return j.metrics, j.sharpe_ci, j.bars_per_year, j.curves
+
+
+# --- gaps and the per-step table --------------------------------------------------------------------------
+
+WARMUP_BARS = 60
+"""The rows at the start of every segment whose features still lack history (bar_features' `warmup`,
+segment_pos < 60): never read into an episode, so a gap costs them on top of the missing bars."""
+
+
+def period_bar_counts(
+    root: str | os.PathLike[str] | None,
+    settings: Settings,
+    symbols: list[str],
+    interval: str,
+    bounds: tuple[int, int],
+) -> dict[str, int]:
+    """The in-session bars of each symbol whose whole life lies in the period [bounds) (microseconds):
+    what the period held before the features' warm-up after each gap (sql/rl/period_bar_counts.sql)."""
+    import lake
+    from lake.connect import sql_dir, views_needed
+
+    sql = (sql_dir() / "rl" / "period_bar_counts.sql").read_text(encoding="utf-8")
+    params = {
+        "symbols": list(symbols),
+        "interval": interval,
+        "start_at": _instant(bounds[0]),
+        "end_at": _instant(bounds[1]),
+    }
+
+    def read() -> list[tuple[Any, ...]]:
+        con = lake.connect(root, read_only=True, settings=settings, views=views_needed([sql]))
+        try:
+            return con.execute(sql, params).fetchall()
+        finally:
+            con.close()
+
+    return {str(r[0]): int(r[1]) for r in lake.consistent(root, read)}
+
+
+def gap_summary(
+    data: MarketData, config: EnvConfig, walks: Mapping[str, Walk], lake_bars: Mapping[str, int] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Per symbol, what the gaps in its data took from the evaluation: its segments (a gap, or a dropped row,
+    starts a new one) and how many are too short to trade (fewer than window + 1 rows); `bars_in_period`
+    (`lake_bars`: its in-session bars in the period) and `warmup_lost`, those of them not read because the
+    features' warm-up after a gap (the first WARMUP_BARS rows of every segment) had them (and, rarely, a row
+    the reader dropped for an incomplete feature: it too breaks the segment); `history_only`,
+    the rows read that no step earns over (each segment's first `window` rows, whole too-short segments);
+    `steps`; and per policy the `forced_exits`: positions closed at a segment's end because a gap followed
+    (the walk's rule, rl/walk.py). The trading rules are not changed by this: it only counts."""
+    first, end = data.segment_bounds()
+    lengths = end - first
+    seg_sym = data.symbol_idx[first] if len(first) else np.zeros(0, np.int32)
+    walked = lengths >= config.window + 1
+    last = end - 1
+    followed = np.zeros(len(first), dtype=bool)
+    if len(first):
+        nxt = np.minimum(end, data.n_rows - 1)
+        followed = (end < data.n_rows) & (data.symbol_idx[nxt] == data.symbol_idx[last])
+    close_rows = np.zeros(data.n_rows, dtype=bool)
+    close_rows[last[walked & followed]] = True
+    out: dict[str, dict[str, Any]] = {}
+    for i, symbol in enumerate(data.symbols):
+        mine = seg_sym == i
+        rows = int(lengths[mine].sum())
+        steps = int(np.count_nonzero(walks["agent"].symbol_idx == i)) if "agent" in walks else 0
+        exits = {}
+        for name, w in walks.items():
+            m = (w.symbol_idx == i) & close_rows[w.row] & (w.position != 0)
+            exits[name] = int(np.count_nonzero(m))
+        in_lake = None if lake_bars is None else int(lake_bars.get(symbol, rows))
+        out[symbol] = {
+            "segments": int(np.count_nonzero(mine)),
+            "gaps": max(int(np.count_nonzero(mine)) - 1, 0),
+            "too_short": int(np.count_nonzero(mine & ~walked)),
+            "bars_in_period": in_lake,
+            "warmup_lost": None if in_lake is None else max(in_lake - rows, 0),
+            "rows": rows,
+            "history_only": rows - steps,
+            "steps": steps,
+            "window": config.window,
+            "forced_exits": exits,
+        }
+    return out
+
+
+def gap_lines(gaps: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """One line per symbol: its segments, the bars lost to warm-up after gaps, the forced exits."""
+    lines = []
+    for symbol, g in gaps.items():
+        segs, n_gaps, short = g["segments"], g["gaps"], g["too_short"]
+        head = f"{symbol}: {segs} segment{'s' if segs != 1 else ''}"
+        head += f" ({n_gaps} gap{'s' if n_gaps != 1 else ''})" if n_gaps else " (no gap)"
+        if g.get("warmup_lost") is not None:
+            lost = f"{g['warmup_lost']} of its {g['bars_in_period']} bars lost to warm-up ({WARMUP_BARS} a segment)"
+        else:
+            lost = "bars lost to warm-up unknown"
+        history = f"{g['history_only']} history only ({g['window']} a segment"
+        history += f"; {short} segment{'s' if short != 1 else ''} too short to trade)" if short else ")"
+        exits = {p: n for p, n in g["forced_exits"].items() if p != "flat"}
+        if any(exits.values()):
+            forced = "forced exits at segment ends: " + ", ".join(
+                f"{LABELS.get(p, p)} {n}" for p, n in exits.items()
+            )
+        else:
+            forced = "no forced exit"
+        lines.append(f"{head}; {lost}, {history}; {forced}")
+    return lines
+
+
+STEP_COLUMNS = (
+    "ts",
+    "symbol",
+    "policy",
+    "segment",
+    "position",
+    "fill_price",
+    "log_return",
+    "cost",
+    "turnover",
+    "equity",
+)
+
+
+def steps_table(data: MarketData, judged: Judged) -> Any:
+    """Every step of every policy, per symbol and for the overall portfolio (symbol `overall`), as a
+    pyarrow Table of STEP_COLUMNS, ordered (policy, symbol, ts):
+
+    - ts: the open (UTC) of the bar the step's return is earned over (its order fills at that open);
+    - segment: the symbol's segment (0, 1, ... in the period; a gap starts the next), null for overall;
+    - position: the side held over the step (-1, 0, 1); overall: the exposure, |position| weighted by the
+      shares' equity as a fraction of the portfolio's;
+    - fill_price: the price the step's order filled at (the open, moved by slippage), null when the side did
+      not change there (a forced exit at the bar's close sells at the close: its cost is in `cost`);
+    - log_return: the net log change of equity over the step (after costs);
+    - cost: the costs paid in the step (commission and slippage, at the open and at a forced exit at the
+      close) as a fraction of the equity; turnover: the weight traded; overall: weighted as exposure;
+    - equity: after the step, 1 at the start (per symbol: that symbol's strategy alone).
+
+    So the JSON's total_return is equity's last value - 1 = expm1(sum(log_return)), and costs_paid is the
+    sum of cost, per symbol and policy (and overall)."""
+    import pyarrow as pa
+
+    cols: dict[str, list[Any]] = {c: [] for c in STEP_COLUMNS}
+    labels = {"symbol": ["overall", *data.symbols], "policy": list(POLICIES)}
+
+    def add(n: int, symbol: str, policy: str, **values: Any) -> None:
+        # the labels as codes into `labels`, decoded once at the end (no Python string per row)
+        cols["symbol"].append(np.full(n, labels["symbol"].index(symbol), np.int32))
+        cols["policy"].append(np.full(n, labels["policy"].index(policy), np.int32))
+        for k, v in values.items():
+            cols[k].append(v)
+
+    for policy in POLICIES:
+        if policy not in judged.walks:
+            continue
+        s = judged.series["overall"][policy]
+        add(
+            len(s.ts),
+            "overall",
+            policy,
+            ts=s.ts,
+            segment=np.full(len(s.ts), -1, np.int64),
+            position=s.position,
+            fill_price=np.full(len(s.ts), np.nan),
+            log_return=s.log_return,
+            cost=s.cost,
+            turnover=s.turnover,
+            equity=np.exp(np.cumsum(s.log_return)),
+        )
+        w = judged.walks[policy]
+        for i, symbol in enumerate(data.symbols):
+            m = np.flatnonzero(w.symbol_idx == i)
+            if not len(m):
+                continue
+            seg = w.segment_id[m]
+            starts = np.ones(len(m), dtype=bool)  # the first step of each walked segment
+            starts[1:] = seg[1:] != seg[:-1]
+            before = np.concatenate([[0.0], w.position[m][:-1]])
+            before[starts] = 0.0  # every segment starts flat
+            traded = w.position[m] != before
+            add(
+                len(m),
+                symbol,
+                policy,
+                ts=w.ts[m],
+                segment=seg - data.segment_id[np.flatnonzero(data.symbol_idx == i)[0]],
+                position=w.position[m],
+                fill_price=np.where(traded, w.fill_price[m], np.nan),
+                log_return=w.log_return[m],
+                cost=w.cost[m],
+                turnover=w.turnover[m],
+                equity=np.exp(np.cumsum(w.log_return[m])),
+            )
+
+    def column(name: str) -> Any:
+        parts = cols[name]
+        values = np.concatenate(parts) if parts else np.zeros(0)
+        if name in ("symbol", "policy"):
+            codes = pa.array(values.astype(np.int32), pa.int32())
+            return pa.DictionaryArray.from_arrays(
+                codes, pa.array(labels[name], pa.string())
+            ).dictionary_decode()
+        if name == "ts":
+            return pa.array(values.astype(np.int64), pa.timestamp("us", tz="UTC"))
+        if name == "segment":
+            v = values.astype(np.int64)
+            return pa.array(v, pa.int64(), mask=v < 0)
+        if name == "fill_price":
+            return pa.array(values, pa.float64(), mask=np.isnan(values))
+        return pa.array(values.astype(np.float64), pa.float64())
+
+    return pa.table({c: column(c) for c in STEP_COLUMNS})
+
+
+def _parquet_bytes(table: Any) -> bytes:
+    import pyarrow.parquet as pq
+
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    return buf.getvalue()
 
 
 # --- the evaluation ---------------------------------------------------------------------------------------
@@ -411,9 +708,8 @@ def evaluate(
             [period],
             bounds={period: (_instant(data.bounds[0]), _instant(data.bounds[1]))},
         )
-        metrics, cis, per_year, curves = judge(
-            data, env_config, policy, session=settings.session, seed=seed, resamples=resamples
-        )
+        judged = judge_all(data, env_config, policy, session=settings.session, seed=seed, resamples=resamples)
+        lake_bars = period_bar_counts(root, settings, list(data.symbols), interval, data.bounds)
         report = EvalReport(
             run_id=run_id,
             parent_run_id=parent,
@@ -421,30 +717,46 @@ def evaluate(
             interval=interval,
             symbols=list(data.symbols),
             bounds=(_iso(data.bounds[0]), _iso(data.bounds[1])),
-            bars_per_year=per_year,
-            metrics=metrics,
-            sharpe_ci=cis,
+            bars_per_year=judged.bars_per_year,
+            metrics=judged.metrics,
+            sharpe_ci=judged.sharpe_ci,
             seed=seed,
             env=env_config.to_dict(),
-            curves=curves,
+            curves=judged.curves,
             span=_span(data),
+            costs=judged.costs,
+            gaps=gap_summary(data, env_config, judged.walks, lake_bars),
+            evaluated_from=clear_from.isoformat() if clear_from is not None else None,
+            clear_of_training=moved if clear_from is not None else "",
+            steps=steps_table(data, judged),
         )
         report.data_snapshot, report.data_files = snapshot.hash, snapshot.files
         # evaluation-<period>.json/.png: the latest; a recorded evaluation also keeps its own copy, which its
         # row names (a later evaluation, e.g. after the lake grew, must not change what an earlier row shows)
-        latest = (run_dir / f"evaluation-{period}.json", run_dir / f"evaluation-{period}.png")
+        # and evaluation-<period>.parquet: every step of every policy (steps_table)
+        latest = tuple(run_dir / f"evaluation-{period}.{ext}" for ext in ("json", "png", "parquet"))
         own = run_dir / "evaluations"
-        kept = (own / f"{run_id}-{period}.json", own / f"{run_id}-{period}.png") if recorded else latest
-        report.json_path, report.png_path = kept
+        kept = (
+            tuple(own / f"{run_id}-{period}.{ext}" for ext in ("json", "png", "parquet"))
+            if recorded
+            else latest
+        )
+        report.json_path, report.png_path, report.steps_path = kept
         if recorded:
             own.mkdir(exist_ok=True)
         write_png(report, report.png_path)
+        steps = _parquet_bytes(report.steps)
+        atomic_write_bytes(report.steps_path, steps)
         text = (json.dumps(report.to_json(), indent=1) + "\n").encode()
         atomic_write_bytes(report.json_path, text)
         if recorded:
             atomic_write_bytes(latest[0], text)
             atomic_write_bytes(latest[1], report.png_path.read_bytes())
-        say(f"wrote {latest[0]} and {latest[1]}" + (f" (this evaluation's own: {own})" if recorded else ""))
+            atomic_write_bytes(latest[2], steps)
+        say(
+            f"wrote {latest[0]}, {latest[1]} and {latest[2]} (every step)"
+            + (f" (this evaluation's own: {own})" if recorded else "")
+        )
         return report
 
     data = read()
@@ -656,10 +968,33 @@ def _saved_run(run_dir: Path) -> dict[str, Any]:
     return saved
 
 
+SUMMARY_KEYS = (
+    "period",
+    "out_of_sample",
+    "interval",
+    "bounds",
+    "bars_span",
+    "evaluated_from",
+    "clear_of_training",
+    "bars",
+    "overall",
+    "per_symbol",
+    "sharpe_ci",
+    "sentence",
+    "costs_paid",
+    "gaps",
+    "files",
+)
+
+
 def summary(report: EvalReport) -> dict[str, Any]:
-    """What the `runs` row keeps of an evaluation: every metric, the intervals, the sentence, the files."""
+    """What the `runs` row keeps of an evaluation (its metrics JSON, mirrored to Supabase): the period, and
+    whether it is out of sample (validation chose the model: not); which bars were measured (the period's
+    bounds, the span of its bars, the start `_clear_of_training` moved it to and why); every metric (the
+    agent's and the baselines'), the intervals, the sentence, the costs paid, the gaps per symbol, the
+    files."""
     full = report.to_json()
-    return {k: full[k] for k in ("period", "bars", "overall", "per_symbol", "sharpe_ci", "sentence", "files")}
+    return {k: full[k] for k in SUMMARY_KEYS}
 
 
 # --- the training run's row -------------------------------------------------------------------------------
@@ -887,6 +1222,11 @@ def _pct(x: float | None) -> str:
     return "—" if x is None else f"{x:+.2%}"
 
 
+def _cost(x: float | None) -> str:
+    """Costs paid, as the sum of the steps' fractions of equity (a percentage)."""
+    return "—" if x is None else f"{x:.2%}"
+
+
 def _num(x: float | None, fmt: str = "+.2f") -> str:
     return "—" if x is None else format(x, fmt)
 
@@ -898,7 +1238,8 @@ def render_table(report: EvalReport, *, width: int = 160) -> str:
 
     t = Table(
         title=f"{report.period} period {report.bounds[0][:16]} .. {report.bounds[1][:16]} UTC, {report.interval} bars"
-        + (f" {report.span[0][:16]} .. {report.span[1][:16]}" if report.span else ""),
+        + (f" {report.span[0][:16]} .. {report.span[1][:16]}" if report.span else "")
+        + ("" if report.out_of_sample else " (validation: not out of sample, it chose the model)"),
         show_lines=False,
     )
     for c in (
@@ -910,6 +1251,7 @@ def render_table(report: EvalReport, *, width: int = 160) -> str:
         "Sortino",
         "max DD",
         "turnover",
+        "costs",
         "trades",
         "exposure",
         "hit rate",
@@ -928,6 +1270,7 @@ def render_table(report: EvalReport, *, width: int = 160) -> str:
                 _num(m.sortino),
                 _pct(-m.max_drawdown) if m.max_drawdown else "0.00%",
                 _num(m.turnover, ".1f"),
+                _cost(report.costs.get(scope, {}).get(name)),
                 str(m.trades),
                 f"{m.exposure:.0%}",
                 "—" if m.hit_rate is None else f"{m.hit_rate:.0%}",
@@ -937,6 +1280,13 @@ def render_table(report: EvalReport, *, width: int = 160) -> str:
     console = Console(file=buf, width=width, no_color=True)
     console.print(t)
     console.print(report.sentence, markup=False)
+    if report.gaps:
+        console.print(
+            "Gaps per symbol (a gap restarts the features' warm-up; the walk exits at a segment's end):",
+            markup=False,
+        )
+        for line in gap_lines(report.gaps):
+            console.print(f"  {line}", markup=False)
     return buf.getvalue()
 
 

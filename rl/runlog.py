@@ -894,9 +894,25 @@ ERROR_WIDTH = 80
 """The most characters of a run's error the table shows (`runs --format json` has it whole)."""
 
 
+def _return_and_sharpe(m: Any) -> str:
+    if not isinstance(m, dict):
+        return ""
+    parts = []
+    v = m.get("total_return")
+    if isinstance(v, int | float):
+        parts.append(f"return {v:+.2%}")
+    v = m.get("sharpe")
+    if isinstance(v, int | float):
+        parts.append(f"sharpe {v:+.3f}")
+    return ", ".join(parts)
+
+
 def _headline(run: Mapping[str, Any]) -> str:
-    """A short summary of a run's metrics for the table: the agent's test Sharpe and the CI sentence; for a
-    run that failed (or was stopped before its folder), its error, shortened to ERROR_WIDTH characters."""
+    """A short summary of a run's metrics (the listing's `result`). An evaluation: its period (marked when it
+    is validation, which chose the model: not out of sample), the agent's return and Sharpe beside
+    buy-and-hold's on the same bars, and the interval of the Sharpe edge. A training run: its best
+    validation score. A run that failed (or was stopped before its folder): its error, shortened to
+    ERROR_WIDTH characters."""
     m = run.get("metrics") or {}
     for key in ("killed", "liveness"):  # what the row's status alone does not say
         note = m.get(key) if isinstance(m, dict) else None
@@ -905,23 +921,33 @@ def _headline(run: Mapping[str, Any]) -> str:
     error = m.get("error") if isinstance(m, dict) else None
     if isinstance(error, str) and error:
         return f"error: {_shortened(error)}"
-    overall = (m.get("overall") or {}).get("agent") if isinstance(m, dict) else None
+    if not isinstance(m, dict):
+        return ""
+    got = m.get("overall")
+    overall: dict[str, Any] = got if isinstance(got, dict) else {}
     parts = []
-    if isinstance(overall, dict):
-        for key, label in (("total_return", "return"), ("sharpe", "sharpe")):
-            v = overall.get(key)
-            if isinstance(v, int | float):
-                parts.append(f"{label} {v:+.3f}" if key == "sharpe" else f"{label} {v:+.2%}")
-    ci = m.get("sharpe_ci") if isinstance(m, dict) else None
+    period = m.get("period")
+    label = ""
+    if isinstance(period, str) and period:
+        label = f"{period} (not out of sample): " if period == "validation" else f"{period}: "
+    agent = _return_and_sharpe(overall.get("agent"))
+    if agent:
+        parts.append(f"{label}agent {agent}")
+    bh = _return_and_sharpe(overall.get("buy_and_hold"))
+    if bh:
+        parts.append(f"buy & hold {bh}")
+    ci = m.get("sharpe_ci")
     if isinstance(ci, dict) and "low" in ci and "high" in ci:
         parts.append(f"edge CI [{ci['low']:+.2f}, {ci['high']:+.2f}]")
-    if isinstance(m, dict) and isinstance(m.get("best_score"), int | float):  # a training run
+    if label and not agent:
+        parts.insert(0, label.rstrip(": "))
+    if isinstance(m.get("best_score"), int | float):  # a training run
         at = m.get("best_iteration")
         of = f" of {m['iterations']}" if isinstance(m.get("iterations"), int) else ""
         parts.append(
             f"best validation score {m['best_score']:+.5f}" + (f" at iteration {at}{of}" if at else "")
         )
-    return ", ".join(parts)
+    return "; ".join(parts)
 
 
 def _shortened(text: str) -> str:
@@ -938,15 +964,19 @@ def _cell(value: Any) -> Any:
 
 
 def render_runs(runs: Sequence[Mapping[str, Any]], fmt: str = "table") -> str:
-    """The runs as a table (rich, for a terminal), CSV or JSON (a list of objects, every column)."""
+    """The runs as a table (rich, for a terminal), CSV or JSON (a list of objects, every column): each with
+    its `result` (`_headline`: for an evaluation its period, the agent's return and Sharpe beside
+    buy-and-hold's, the Sharpe edge's interval), a column the lake's `runs` does not have (derived from
+    `metrics`), last in CSV."""
     if fmt == "json":
-        return json.dumps(list(runs), default=_json_default, indent=1, sort_keys=False) + "\n"
+        listed = [{**r, "result": _headline(r)} for r in runs]
+        return json.dumps(listed, default=_json_default, indent=1, sort_keys=False) + "\n"
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow(LIST_COLUMNS)
+        w.writerow([*LIST_COLUMNS, "result"])
         for r in runs:
-            w.writerow([_cell(r[c]) for c in LIST_COLUMNS])
+            w.writerow([*(_cell(r[c]) for c in LIST_COLUMNS), _headline(r)])
         return buf.getvalue()
     if fmt != "table":
         raise MarketlakeError(f"unknown format {fmt!r}: table, csv or json")

@@ -159,3 +159,60 @@ def test_the_notebook_says_when_no_training_run_finished(sample_lake: Path, tmp_
     text = _text(_run(lake_root, tmp_path / "runs"))
     assert "no finished training run among the 1 run(s)" in text
     assert "no run folder to read an equity curve from: no finished training run" in text
+
+
+def test_the_notebook_shows_the_test_evaluation_and_reads_its_per_step_file(
+    sample_lake: Path, tmp_path: Path
+) -> None:
+    """The newest TEST evaluation of the run is shown (a newer validation one chose the model: it is not out
+    of sample), and its equity curve and costs come from its per-step Parquet file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    runs = tmp_path / "runs"
+    folder = runs / "run-0001"
+    (folder / "evaluations").mkdir(parents=True)
+    ts = [dt.datetime(2017, 8, d, 13, 30, tzinfo=dt.UTC) for d in (1, 2)]
+    steps = pa.table(
+        {
+            "ts": pa.array(ts * 2, pa.timestamp("us", tz="UTC")),
+            "symbol": ["overall"] * 4,
+            "policy": ["agent", "agent", "buy_and_hold", "buy_and_hold"],
+            "segment": pa.array([None] * 4, pa.int64()),
+            "position": [1.0, 1.0, 1.0, 1.0],
+            "fill_price": pa.array([None] * 4, pa.float64()),
+            "log_return": [0.01, 0.02, -0.01, 0.0],
+            "cost": [0.0011, 0.0, 0.0011, 0.0],
+            "turnover": [1.0, 0.0, 1.0, 0.0],
+            "equity": [1.01, 1.03, 0.99, 0.99],
+        }
+    )
+    own = folder / "evaluations" / "eval-test-test.parquet"
+    pq.write_table(steps, own)
+    lake_root = tmp_path / "lake"
+    shutil.copytree(sample_lake, lake_root)
+    at = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    for run_id, kind, minutes, metrics, parent in (
+        ("run-0001", "train", 0, {"best_score": 0.5}, None),
+        ("eval-test", "evaluate", 4, {"period": "test", "files": {"steps": str(own)}}, "run-0001"),
+        ("eval-val", "evaluate", 8, {"period": "validation"}, "run-0001"),
+    ):
+        write_run(
+            lake_root,
+            RunRecord(
+                run_id=run_id,
+                kind=kind,
+                started_at=at + dt.timedelta(minutes=minutes),
+                finished_at=at + dt.timedelta(minutes=minutes + 1),
+                config={},
+                data_snapshot="",
+                metrics=metrics,
+                status="finished",
+                run_dir=str(folder),
+                parent_run_id=parent,
+            ),
+        )
+    text = _text(_run(lake_root, runs))
+    assert "2 evaluation(s)" in text and "metrics of its evaluate run eval-test (test period)" in text, text
+    assert f"per-step file {own}: 4 rows" in text and "costs paid" in text, text
+    assert "0.0011" in text

@@ -186,3 +186,32 @@ def test_shell_opens_the_duckdb_cli_with_views_ready(filled_lake: Path) -> None:
     )
     assert p.returncode == 0, p.stderr
     assert "3" in p.stdout and "2024-01-01 00:00:00+00" in p.stdout, p.stdout
+
+
+def test_runs_lists_an_evaluations_period_and_buy_and_hold(runner: CliRunner, filled_lake: Path) -> None:
+    """`marketlake runs`: a validation evaluation is marked not out of sample and buy-and-hold's result is
+    beside the agent's, in the table and in the CSV's `result` column."""
+    import csv
+    import io
+
+    from rl import runlog
+
+    rec = runlog.start_run(filled_lake, "evaluate", {}, run_id="r-val", parent_run_id="r-train")
+    rec.metrics = {
+        "period": "validation",
+        "overall": {
+            "agent": {"total_return": 0.1798, "sharpe": 0.934},
+            "buy_and_hold": {"total_return": 0.2347, "sharpe": 1.101},
+        },
+    }
+    runlog.finish_run(filled_lake, rec)
+    r = runner.invoke(cli, ["--lake", str(filled_lake), "runs", "--format", "csv"])
+    assert r.exit_code == 0, r.output
+    (row,) = csv.DictReader(io.StringIO(r.stdout))
+    assert row["result"] == (
+        "validation (not out of sample): agent return +17.98%, sharpe +0.934; "
+        "buy & hold return +23.47%, sharpe +1.101"
+    ), r.output
+    r = runner.invoke(cli, ["--lake", str(filled_lake), "runs"])
+    assert r.exit_code == 0, r.output
+    assert "validation (not out of sample)" in r.stdout and "buy & hold return +23.47%" in r.stdout, r.output

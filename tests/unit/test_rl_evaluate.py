@@ -7,6 +7,7 @@ import json
 import math
 import statistics
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -19,7 +20,7 @@ from lake.config import Settings
 from lake.errors import MarketlakeError
 from rl import runlog
 from rl.episodes import EmptyPeriod, MarketData, load_period, market_data_from_arrays
-from rl.evaluate import evaluate, judge, portfolio_series, record_training, render_table
+from rl.evaluate import EvalReport, evaluate, judge, portfolio_series, record_training, render_table, summary
 from rl.market import EnvConfig
 from rl.walk import Walk
 from tests.conftest import bars_table
@@ -290,6 +291,12 @@ def test_evaluate_keeps_clear_of_the_periods_its_run_trained_on_when_older_bars_
     assert report.bounds[0] == _iso(val.bounds[1] + embargo), said
     assert report.bounds[1] == moved.bounds[1]
     assert any(m.startswith("note: the lake's test period now starts at") for m in said), said
+    # the runs row (its metrics: summary) says where the evaluation started and why
+    kept = summary(report)
+    assert kept["evaluated_from"] == report.bounds[0] and kept["bounds"] == list(report.bounds)
+    assert f"evaluated from {report.bounds[0]} only" in kept["clear_of_training"]
+    assert kept["period"] == "test" and kept["out_of_sample"] is True
+    assert summary(same)["evaluated_from"] is None
     # the lake's validation period now lies wholly inside the run's train period: nothing is left of it
     with pytest.raises(
         EmptyPeriod, match=r"holds no 1m row .* now starts at .*, before the end of what this run"
@@ -401,3 +408,116 @@ def test_the_overall_is_annualised_by_the_symbols_scored_and_says_which_they_are
     assert metrics["BTC"]["agent"].bars == 0 and metrics["BTC"]["agent"].sharpe is None
     assert per_year["overall"] == 252 and not metrics["overall"]["agent"].ratios_on_calendar_days
     assert metrics["overall"]["agent"].sharpe == pytest.approx(metrics["STK"]["agent"].sharpe, rel=1e-9)
+
+
+# --- what the evaluation writes beside its numbers: the steps, the costs, the gaps, the row's period -----
+
+
+@pytest.fixture
+def gapped(lake_root: Path) -> Path:
+    """Three days of BTCUSDT and ETHUSDT minute bars; BTCUSDT misses 20 minutes inside the test period (more
+    than max_gap_minutes = 15: its features restart their warm-up after it)."""
+    n = 3 * 1440
+    btc = bars_table(T0, walk_closes(n, 1, 60000.0))
+    hole = pa.array([not (3900 <= i < 3920) for i in range(n)])
+    write_bars(lake_root, "BTCUSDT", btc.filter(hole))
+    write_bars(lake_root, "ETHUSDT", bars_table(T0, walk_closes(n, 2, 3000.0)))
+    return lake_root
+
+
+def _evaluate_gapped(root: Path, run_dir: Path) -> tuple[EvalReport, dict[str, Any]]:
+    run_dir.mkdir()
+    settings = Settings(min_bars_per_symbol=100)
+    kw = {"policy": momentum, "symbols": ["BTCUSDT", "ETHUSDT"], "interval": "1m", "resamples": 50}
+    report = evaluate(root, settings, run_dir, "test", env_config=EnvConfig(window=8), **kw)  # type: ignore[arg-type]
+    return report, json.loads((run_dir / "evaluation-test.json").read_text())
+
+
+def test_the_steps_file_gives_back_every_return_and_cost_of_the_report(gapped: Path, tmp_path: Path) -> None:
+    """evaluation-<period>.parquet (and the evaluation's own evaluations/<run id>-<period>.parquet) holds every
+    step of every policy, per symbol and overall: the total returns and costs paid of the JSON are summed
+    back from it, and its fills are the trades."""
+    import pyarrow.parquet as pq
+
+    run_dir = tmp_path / "run"
+    report, saved = _evaluate_gapped(gapped, run_dir)
+    own = run_dir / "evaluations" / f"{report.run_id}-test.parquet"
+    assert saved["files"]["steps"] == str(own)
+    latest = pq.read_table(run_dir / "evaluation-test.parquet")
+    assert latest.equals(pq.read_table(own))
+    assert latest.column_names == [
+        "ts", "symbol", "policy", "segment", "position", "fill_price", "log_return", "cost", "turnover", "equity"
+    ]  # fmt: skip
+    assert str(latest.schema.field("ts").type) == "timestamp[us, tz=UTC]"
+    steps = latest.to_pandas()
+    scopes = {"overall": saved["overall"], **saved["per_symbol"]}
+    costs = {"overall": saved["costs_paid"]["overall"], **saved["costs_paid"]["per_symbol"]}
+    for scope, by_policy in scopes.items():
+        for policy, m in by_policy.items():
+            s = steps[(steps.symbol == scope) & (steps.policy == policy)]
+            assert len(s) == m["bars"], (scope, policy)
+            assert s.ts.is_monotonic_increasing
+            assert math.expm1(s.log_return.sum()) == pytest.approx(m["total_return"], rel=1e-9, abs=1e-12)
+            assert s.equity.iloc[-1] - 1 == pytest.approx(m["total_return"], rel=1e-9, abs=1e-12)
+            assert s.cost.sum() == pytest.approx(costs[scope][policy], rel=1e-12, abs=1e-15)
+            assert s.turnover.sum() == pytest.approx(m["turnover"], rel=1e-9, abs=1e-12)
+            if scope != "overall":
+                assert int((s.turnover > 0).sum()) == m["trades"]
+    assert costs["overall"]["flat"] == 0 and costs["BTCUSDT"]["random"] > costs["BTCUSDT"]["buy_and_hold"] > 0
+    # buy-and-hold buys once in each of BTCUSDT's two segments, at the open of the step
+    bh = steps[(steps.symbol == "BTCUSDT") & (steps.policy == "buy_and_hold")]
+    fills = bh[bh.fill_price.notna()]
+    assert fills.segment.tolist() == [0, 1] and (fills.position == 1).all()
+    assert steps[steps.symbol == "overall"].fill_price.isna().all()
+    table = render_table(report)
+    assert "costs" in table
+
+
+def test_the_report_says_what_each_symbols_gaps_took(gapped: Path, tmp_path: Path) -> None:
+    """One line per symbol: its segments, the bars of the period the features' warm-up after a gap took
+    (60 a segment), and the positions closed at a segment's end; in the table, the JSON and the runs row."""
+    report, saved = _evaluate_gapped(gapped, tmp_path / "run")
+    start, end = (dt.datetime.fromisoformat(b) for b in saved["bounds"])
+    btc = (
+        lake.connect(gapped, read_only=True)
+        .execute(
+            "SELECT count(*) FROM bars WHERE symbol = 'BTCUSDT' AND ts >= ? AND available_at <= ?",
+            [start, end],
+        )
+        .fetchone()
+    )
+    g = saved["gaps"]["BTCUSDT"]
+    assert (g["segments"], g["gaps"], g["too_short"]) == (2, 1, 0), g
+    assert btc is not None and g["bars_in_period"] == btc[0] and g["warmup_lost"] == 60, g
+    assert g["rows"] == g["bars_in_period"] - 60 and g["history_only"] == 2 * 8
+    assert g["steps"] == saved["per_symbol"]["BTCUSDT"]["agent"]["bars"]
+    assert g["forced_exits"]["buy_and_hold"] == 1 and g["forced_exits"]["flat"] == 0
+    assert saved["per_symbol"]["BTCUSDT"]["buy_and_hold"]["trades"] == 3  # two entries and the forced exit
+    e = saved["gaps"]["ETHUSDT"]
+    assert (e["segments"], e["gaps"], e["warmup_lost"], e["forced_exits"]["buy_and_hold"]) == (1, 0, 0, 0), e
+    lines = saved["gap_lines"]
+    assert len(lines) == 2 and lines[0].startswith("BTCUSDT: 2 segments (1 gap); 60 of its "), lines
+    assert "lost to warm-up" in lines[0] and "forced exits at segment ends: agent" in lines[0], lines
+    assert "buy & hold 1" in lines[0] and lines[1].startswith("ETHUSDT: 1 segment (no gap); 0 of its ")
+    table = " ".join(render_table(report).split())
+    assert " ".join(lines[0].split()) in table
+    (row,) = runlog.list_runs(gapped)
+    assert row["metrics"]["gaps"] == saved["gaps"]
+
+
+def test_the_runs_row_says_which_bars_were_measured(gapped: Path, tmp_path: Path) -> None:
+    """The evaluation's row (mirrored to Supabase) keeps the period's bounds, the span of its bars, where the
+    evaluation started (`evaluated_from`, None when the lake's own period start), whether it is out of
+    sample, and the costs paid."""
+    report, saved = _evaluate_gapped(gapped, tmp_path / "run")
+    (row,) = runlog.list_runs(gapped)
+    m = row["metrics"]
+    assert m["period"] == "test" and m["out_of_sample"] is True and m["interval"] == "1m"
+    assert m["bounds"] == saved["bounds"] == list(report.bounds)
+    assert m["bars_span"] == saved["bars_span"] and m["bars_span"][0] >= m["bounds"][0]
+    assert m["evaluated_from"] is None and m["clear_of_training"] is None
+    assert (
+        m["costs_paid"] == saved["costs_paid"]
+        and m["overall"]["buy_and_hold"] == saved["overall"]["buy_and_hold"]
+    )
+    assert m["files"]["steps"] == saved["files"]["steps"]

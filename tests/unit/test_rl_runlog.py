@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import json
 from pathlib import Path
 
@@ -219,3 +221,30 @@ def test_the_table_shows_a_finished_training_runs_best_validation_score(lake_roo
     runlog.finish_run(lake_root, rec, "finished")
     table = runlog.render_runs(runlog.list_runs(lake_root), "table")
     assert "best validation score +0.01235 at iteration 30 of 40" in table, table
+
+
+def test_an_evaluations_result_names_its_period_and_buy_and_hold_in_every_format(lake_root: Path) -> None:
+    """A validation evaluation (the period that chose the model) is marked not out of sample, and the agent's
+    return and Sharpe stand beside buy-and-hold's on the same bars, in the table, the CSV and the JSON."""
+    overall = {
+        "agent": {"total_return": 0.4382, "sharpe": 1.135},
+        "buy_and_hold": {"total_return": 0.5268, "sharpe": 1.104},
+    }
+    for run_id, period, day in (("r-test", "test", 1), ("r-val", "validation", 2)):
+        rec = runlog.start_run(
+            lake_root, "evaluate", {}, run_id=run_id, started_at=T0 + dt.timedelta(days=day)
+        )
+        rec.metrics = {"period": period, "overall": overall, "sharpe_ci": {"low": -0.48, "high": 0.64}}
+        runlog.finish_run(lake_root, rec)
+    runs = runlog.list_runs(lake_root)
+    table = " ".join(runlog.render_runs(runs, "table").split())
+    for text in (
+        "test: agent return +43.82%, sharpe +1.135; buy & hold return +52.68%, sharpe +1.104",
+        "validation (not out of sample): agent return +43.82%",
+    ):
+        assert text in table.replace("│ ", "").replace(" │", ""), table
+    by_id = {r["run_id"]: r for r in json.loads(runlog.render_runs(runs, "json"))}
+    assert by_id["r-val"]["result"].startswith("validation (not out of sample): agent return +43.82%")
+    assert "buy & hold return +52.68%, sharpe +1.104" in by_id["r-test"]["result"]
+    rows = list(csv.DictReader(io.StringIO(runlog.render_runs(runs, "csv"))))
+    assert [r["result"] for r in rows] == [by_id["r-val"]["result"], by_id["r-test"]["result"]]

@@ -371,3 +371,28 @@ def test_the_run_folders_files_are_fsynced_before_their_rename(
     assert torch.load(tmp_path / "best.pt", weights_only=True)["iteration"] == 3
     assert _json(tmp_path / "status.json") == {"status": "running"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "status.json"]  # no temporary left
+
+
+def test_a_validation_evaluation_says_so_with_its_costs_gaps_and_steps(
+    runner: CliRunner, trained: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """`marketlake evaluate --period validation`: the table marks the period not out of sample and gives the
+    costs paid and one gap line per symbol; the per-step file is written; `marketlake runs` marks its row."""
+    import csv
+    import io
+
+    root, run, config = _copy(trained, tmp_path, "val-cli")
+    args = ["--lake", str(root), "--config", str(config), "--quiet"]
+    r = runner.invoke(cli, [*args, "evaluate", "val-cli", "--period", "validation"])
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.output.split())
+    assert "(validation: not out of sample, it chose the model)" in text and "costs" in text, r.output
+    assert "Gaps per symbol" in text and "lost to warm-up" in text, r.output
+    assert (run / "evaluation-validation.parquet").is_file()
+    r = runner.invoke(cli, [*args, "runs", "--format", "csv"])
+    assert r.exit_code == 0, r.output
+    rows = [x for x in csv.DictReader(io.StringIO(r.stdout)) if x["run_dir"] == str(run)]
+    assert len(rows) == 1 and rows[0]["result"].startswith("validation (not out of sample): agent return"), (
+        r.output
+    )
+    assert "; buy & hold return " in rows[0]["result"], r.output
