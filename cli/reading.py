@@ -106,6 +106,9 @@ def sql_cmd(ctx: click.Context, query: str, fmt: str) -> None:
         spool.seek(0)
         while text := spool.read(1 << 20):
             click.echo(text, nl=False)
+    except BaseException:
+        con.interrupt()  # a streaming query stopped midway (Ctrl-C, an error) runs on unless interrupted,
+        raise  # and closing the connection would wait for it to end
     finally:
         con.close()
         if spool is not None:
