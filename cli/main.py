@@ -14,13 +14,15 @@ import decimal
 import io
 import json
 import logging
+import math
+import re
 import shutil
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import click
 import duckdb
@@ -137,42 +139,137 @@ def existing_lake(run: Any) -> Path:
     )
 
 
+TABLE_ROWS = 1_000  # the table format shows at most this many rows (csv and json print every row)
+CHUNK_ROWS = 10_000  # rows fetched and written at a time by `marketlake sql` (bounded memory)
+# DuckDB types whose Python values are never a date or a datetime: their CSV cells need no conversion
+_NO_DATES = re.compile(
+    r"(BOOLEAN|TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|UHUGEINT|FLOAT|"
+    r"DOUBLE|VARCHAR|BLOB|UUID|INTERVAL|TIME|DECIMAL\(\d+,\d+\))"
+)
+_encode_str = json.encoder.encode_basestring_ascii
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, decimal.Decimal):
-        return float(value)
+        f = float(value)
+        return f if math.isfinite(f) else None
     if isinstance(value, bytes):
         return value.hex()
     return str(value)
 
 
-def emit(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> None:
-    """Print rows as a table, CSV or JSON (a list of objects)."""
-    if fmt == "json":
-        click.echo(
-            json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=_json_default, indent=1)
-        )
-    elif fmt == "csv":
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(columns)
-        for r in rows:
-            w.writerow([_json_default(v) if isinstance(v, dt.date | dt.datetime) else v for v in r])
-        click.echo(buf.getvalue(), nl=False)
-    else:
-        from rich.console import Console
-        from rich.table import Table
+def _finite(value: Any) -> Any:
+    """`value` with every NaN or infinite float in it (at any depth) replaced by None: JSON has no NaN."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
 
-        t = Table(show_lines=False)
-        cells = [["NULL" if v is None else str(v) for v in r] for r in rows]
-        for c in columns:
-            t.add_column(plain(c), no_wrap=True)
-        for r in cells:
-            t.add_row(*map(plain, r))  # values as they are: never read as rich markup
-        # never squeeze values into ellipses: as wide as the widest value needs
-        needed = sum(max([len(c), *(len(r[i]) for r in cells)]) + 3 for i, c in enumerate(columns)) + 1
-        Console(width=max(needed, shutil.get_terminal_size().columns)).print(t)
+
+def _json_value(value: Any) -> str:
+    """One value of a row, as json.dumps(rows, indent=1) writes it two levels deep; NaN and infinities as
+    null."""
+    t = type(value)
+    if value is None:
+        return "null"
+    if t is str:
+        return _encode_str(value)
+    if t is float:
+        return float.__repr__(value) if math.isfinite(value) else "null"
+    if t is int:
+        return int.__repr__(value)
+    if t is bool:
+        return "true" if value else "false"
+    if t is dt.datetime or t is dt.date:
+        return _encode_str(value.isoformat())
+    if t is decimal.Decimal:
+        f = float(value)
+        return float.__repr__(f) if math.isfinite(f) else "null"
+    text = json.dumps(_finite(value), default=_json_default, indent=1, allow_nan=False)
+    return text.replace("\n", "\n  ")
+
+
+def write_rows(
+    columns: Sequence[str],
+    chunks: Iterable[Sequence[Sequence[Any]]],
+    fmt: str,
+    out: TextIO,
+    types: Sequence[str] | None = None,
+) -> int:
+    """Write rows, given chunk by chunk, to `out` as CSV or JSON (a list of objects) and return how many;
+    only one chunk is held at a time. CSV: a header line, then one line per row; a date or time stamp in
+    ISO 8601 (a TIMESTAMPTZ in UTC, "+00:00"), NULL as an empty cell, every other value as Python's str()
+    of DuckDB's value. JSON: the text `json.dumps(rows, indent=1)` would give, with a NULL, a NaN and an
+    infinity as null (JSON has no NaN), a date or time stamp as its ISO 8601 string, a DECIMAL as a number,
+    a BLOB in hex. `types` (DuckDB's, one per column) only spares CSV the look at columns that hold no
+    dates."""
+    n = 0
+    if fmt == "csv":
+        w = csv.writer(out, lineterminator="\n")
+        w.writerow(columns)
+        dated = [i for i, c in enumerate(columns) if types is None or not _NO_DATES.fullmatch(types[i])]
+        for chunk in chunks:
+            n += len(chunk)
+            if not dated:
+                w.writerows(chunk)
+                continue
+            cells = [list(r) for r in chunk]
+            for cell_row in cells:
+                for i in dated:
+                    v = cell_row[i]
+                    if isinstance(v, dt.date | dt.datetime):
+                        cell_row[i] = v.isoformat()
+            w.writerows(cells)
+        return n
+    # a duplicate column name is one key, as in a dict: at its first place, with its last column's value
+    last = {c: i for i, c in enumerate(columns)}
+    keys = [(f"  {_encode_str(c)}: ", last[c]) for c in dict.fromkeys(columns)]
+    for chunk in chunks:
+        for r in chunk:
+            body = ",\n".join([k + _json_value(r[i]) for k, i in keys])
+            out.write(("[\n" if n == 0 else ",\n") + (" {\n" + body + "\n }" if keys else " {}"))
+            n += 1
+    out.write("\n]\n" if n else "[]\n")
+    return n
+
+
+def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], total: int, more: str = "") -> None:
+    """Print `rows` (at most TABLE_ROWS) as a table; when `total` is more, say on stderr how many rows were
+    not shown and how to get them (`more`: a hint of the command's own)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(show_lines=False)
+    cells = [["NULL" if v is None else str(v) for v in r] for r in rows]
+    for c in columns:
+        t.add_column(plain(c), no_wrap=True)
+    for r in cells:
+        t.add_row(*map(plain, r))  # values as they are: never read as rich markup
+    # never squeeze values into ellipses: as wide as the widest value needs
+    needed = sum(max([len(c), *(len(r[i]) for r in cells)]) + 3 for i, c in enumerate(columns)) + 1
+    Console(width=max(needed, shutil.get_terminal_size().columns)).print(t)
+    if total > len(rows):
+        click.echo(
+            f"note: the table shows the first {len(rows):,} of {total:,} rows ({total - len(rows):,} not "
+            f"shown); `--format csv` or `--format json` prints every row{more}",
+            err=True,
+        )
+
+
+def emit(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> None:
+    """Print rows as a table (the first TABLE_ROWS rows), CSV or JSON (a list of objects); see write_rows
+    and print_table. `marketlake sql` streams its rows through the same two."""
+    if fmt == "table":
+        print_table(columns, rows[:TABLE_ROWS], len(rows))
+        return
+    buf = io.StringIO()
+    write_rows(columns, [rows], fmt, buf)
+    click.echo(buf.getvalue(), nl=False)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

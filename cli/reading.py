@@ -14,7 +14,18 @@ import click
 import duckdb
 
 import lake
-from cli.main import FORMATS, REPAIR, _ctx, cli, emit, existing_lake, handle_errors
+from cli.main import (
+    CHUNK_ROWS,
+    FORMATS,
+    REPAIR,
+    TABLE_ROWS,
+    _ctx,
+    cli,
+    existing_lake,
+    handle_errors,
+    print_table,
+    write_rows,
+)
 from lake.errors import MarketlakeError
 
 # --- reading -------------------------------------------------------------------------------------------
@@ -22,12 +33,24 @@ from lake.errors import MarketlakeError
 
 @cli.command("sql")
 @click.argument("query")
-@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=FORMATS,
+    default="table",
+    show_default=True,
+    help=f"table: the first {TABLE_ROWS:,} rows (stderr says how many more); csv, json: every row.",
+)
 @click.pass_context
 @handle_errors
 def sql_cmd(ctx: click.Context, query: str, fmt: str) -> None:
     """Run a query on the lake's views (queries only: a statement that writes is refused, and no file
     outside the lake can be read).
+
+    The table shows the first 1,000 rows and says on stderr how many it left out. CSV and JSON print every
+    row, with bounded memory: they are written to a temporary file in $TMPDIR (as large as the output) and
+    printed once the read is known consistent (not a mix of two versions of a file an ingest replaced
+    meanwhile). JSON gives NULL, NaN and infinities as null.
 
     \b
     Example:
@@ -53,18 +76,43 @@ def sql_cmd(ctx: click.Context, query: str, fmt: str) -> None:
         )
     con = connect(run.root, read_only=True, settings=run.settings)
     con.execute("SET lock_configuration = true")
+    # csv and json stream: CHUNK_ROWS rows at a time from DuckDB's streaming result, written to a spool file
+    # (a temporary file: bounded memory, as much disk as the output) that is copied to stdout only once the
+    # read is known consistent; a read an ingest overlapped is run again from an emptied spool, so the
+    # output is never a mix of two versions of the lake. The table holds its first TABLE_ROWS rows and
+    # counts the others.
+    spool = None if fmt == "table" else tempfile.TemporaryFile("w+", encoding="utf-8", newline="")
     try:
 
-        def read() -> tuple[list[str], list[tuple[Any, ...]]] | None:
+        def read() -> tuple[list[str], list[tuple[Any, ...]], int] | None:
             rel = con.sql(query)
-            return None if rel is None else (rel.columns, rel.fetchall())
+            if rel is None:
+                return None
+            chunks = iter(lambda: rel.fetchmany(CHUNK_ROWS), [])
+            if spool is None:
+                shown = rel.fetchmany(TABLE_ROWS)
+                return rel.columns, shown, len(shown) + sum(map(len, chunks))
+            spool.seek(0)
+            spool.truncate()
+            n = write_rows(rel.columns, chunks, fmt, spool, [str(t) for t in rel.types])
+            return rel.columns, [], n
 
         got = lake.consistent(run.root, read)  # read again if an ingest replaced a file meanwhile
         if got is None:
             return
-        emit(got[0], got[1], fmt)
+        if spool is None:
+            print_table(got[0], got[1], got[2], more=", or narrow the query (LIMIT, WHERE)")
+            return
+        spool.seek(0)
+        while text := spool.read(1 << 20):
+            click.echo(text, nl=False)
+    except BaseException:
+        con.interrupt()  # a streaming query stopped midway (Ctrl-C, an error) runs on unless interrupted,
+        raise  # and closing the connection would wait for it to end
     finally:
         con.close()
+        if spool is not None:
+            spool.close()
 
 
 def warn_if_store_stale(run: Any) -> None:

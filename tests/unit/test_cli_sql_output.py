@@ -1,0 +1,272 @@
+"""`marketlake sql` output: CSV and JSON stream with bounded memory and print only a consistent read; JSON is
+valid (NaN and infinities as null); the table shows its first TABLE_ROWS rows and says how many it left out.
+The streamed text is the text the former in-memory `emit` printed (its code is kept here as the reference)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import decimal
+import io
+import json
+import math
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import lake
+from cli import cli, reading
+from cli.main import TABLE_ROWS, write_rows
+from lake.writer import LakeWriter
+from tests.conftest import bars_table
+from tests.faults import marketlake_argv, subprocess_env
+
+T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+PART = {"source": "binance", "interval": "1m", "symbol": "BTCUSDT", "period": "2024-01"}
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"not JSON: {name}")
+
+
+def strict_json(text: str) -> Any:
+    """json.loads that refuses NaN, Infinity and -Infinity (Python's json accepts them; JSON does not)."""
+    return json.loads(text, parse_constant=_no_constant)
+
+
+# --- the reference: the former in-memory emit, for csv and json ------------------------------------------
+
+
+def _old_default(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
+
+
+def old_csv(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(columns)
+    for r in rows:
+        w.writerow([_old_default(v) if isinstance(v, dt.date | dt.datetime) else v for v in r])
+    return buf.getvalue()
+
+
+def old_json(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    return (
+        json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=_old_default, indent=1) + "\n"
+    )
+
+
+def _nulled(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list | tuple):
+        return [_nulled(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _nulled(v) for k, v in value.items()}
+    return value
+
+
+def _chunks(rows: Sequence[Sequence[Any]], size: int) -> Iterator[Sequence[Sequence[Any]]]:
+    for i in range(0, len(rows), size):
+        yield rows[i : i + size]
+
+
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(),
+    st.dates(),
+    st.datetimes(timezones=st.just(dt.UTC)),
+    st.datetimes(),
+    st.times(),
+    st.decimals(allow_nan=False, allow_infinity=False, places=3, min_value=-(10**9), max_value=10**9),
+    st.binary(max_size=8),
+    st.timedeltas(),
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    columns=st.lists(st.sampled_from(["a", "b", "c", "é", 'q"x', "a,b"]), min_size=1, max_size=4),
+    data=st.data(),
+    size=st.integers(min_value=1, max_value=4),
+)
+def test_streamed_csv_and_json_are_the_former_text(
+    columns: list[str], data: st.DataObject, size: int
+) -> None:
+    """Chunk by chunk, CSV is the former text byte for byte; JSON too, NaN and infinities as null."""
+    rows = data.draw(st.lists(st.tuples(*[VALUES] * len(columns)), max_size=6))
+    out = io.StringIO()
+    assert write_rows(columns, _chunks(rows, size), "csv", out) == len(rows)
+    assert out.getvalue() == old_csv(columns, rows)
+    out = io.StringIO()
+    assert write_rows(columns, _chunks(rows, size), "json", out) == len(rows)
+    assert out.getvalue() == old_json(columns, [_nulled(list(r)) for r in rows])
+    strict_json(out.getvalue())
+
+
+EVERY_TYPE = (
+    "SELECT 1::HUGEINT AS h, '5b9ac9e4-8d1b-4c46-9a4e-2d7c6b1d2a11'::UUID AS u, INTERVAL 1 DAY + INTERVAL 3 HOUR "
+    "AS iv, MAP {'a': 1} AS m, {'x': 1.5, 'y': [1, 2]} AS st, [DATE '2024-01-01'] AS l, 'a'::ENUM('a', 'b') AS "
+    "e, TIME '12:00:01.5' AS t, TIMETZ '12:00:00+02' AS ttz, TIMESTAMP_NS '2024-01-01 00:00:00.123456789' AS "
+    "tns, TIMESTAMP_S '2024-01-01 00:00:01' AS tsec, TIMESTAMPTZ '2024-01-01 05:00:00+05' AS tz, TIMESTAMP "
+    "'2024-01-01 00:00:00' AS naive, 'infinity'::TIMESTAMP AS inf, DATE '2024-02-29' AS d, '\\x00\\xff'::BLOB "
+    "AS bl, 1.25::DECIMAL(5, 2) AS dec, 1.5::DOUBLE AS f, 1.5::FLOAT AS f4, '101'::BITSTRING AS bs, "
+    "union_value(k := 2) AS un, [1, 2]::INTEGER[2] AS arr, 300::USMALLINT AS us, NULL::INTEGER AS nul, true AS "
+    "bo, 'é, \"q\"\nx' AS s, '{\"a\":1}'::JSON AS js FROM range(3)"
+)
+
+
+def test_every_duckdb_type_prints_as_before(runner: CliRunner, filled_lake: Path) -> None:
+    con = lake.connect(filled_lake, read_only=True)
+    rel = con.sql(EVERY_TYPE)
+    columns, rows = rel.columns, rel.fetchall()
+    con.close()
+    for fmt, expected in (("csv", old_csv(columns, rows)), ("json", old_json(columns, rows))):
+        r = runner.invoke(cli, ["--lake", str(filled_lake), "sql", EVERY_TYPE, "--format", fmt])
+        assert r.exit_code == 0, r.output
+        assert r.stdout == expected
+    assert "2024-01-01T00:00:00+00:00" in r.stdout  # a TIMESTAMPTZ in UTC, ISO 8601
+
+
+def test_json_gives_nan_and_infinities_as_null(runner: CliRunner, filled_lake: Path) -> None:
+    query = (
+        "SELECT 'nan'::DOUBLE AS n, 'inf'::DOUBLE AS i, '-inf'::FLOAT AS m, [1.5, 'nan'::DOUBLE] AS l, "
+        "{'x': 'inf'::DOUBLE} AS s, 2.5 AS ok, NULL AS z"
+    )
+    r = runner.invoke(cli, ["--lake", str(filled_lake), "sql", query, "--format", "json"])
+    assert r.exit_code == 0, r.output
+    assert "NaN" not in r.stdout and "Infinity" not in r.stdout, r.stdout
+    assert strict_json(r.stdout) == [
+        {"n": None, "i": None, "m": None, "l": [1.5, None], "s": {"x": None}, "ok": 2.5, "z": None}
+    ]
+    r = runner.invoke(
+        cli, ["--lake", str(filled_lake), "sql", "SELECT 1 AS a WHERE false", "--format", "json"]
+    )
+    assert r.exit_code == 0, r.output
+    assert r.stdout == "[]\n"
+
+
+def test_the_table_shows_its_first_rows_and_says_how_many_it_left_out(
+    runner: CliRunner, filled_lake: Path
+) -> None:
+    assert TABLE_ROWS == 1000
+    r = runner.invoke(
+        cli, ["--lake", str(filled_lake), "sql", "SELECT range + 100000 AS i FROM range(13000)"]
+    )
+    assert r.exit_code == 0, r.output
+    assert "100999" in r.stdout and "101000" not in r.stdout, r.stdout[-500:]
+    assert r.stderr.strip() == (
+        "note: the table shows the first 1,000 of 13,000 rows (12,000 not shown); `--format csv` or "
+        "`--format json` prints every row, or narrow the query (LIMIT, WHERE)"
+    )
+    r = runner.invoke(cli, ["--lake", str(filled_lake), "sql", "SELECT range + 100000 AS i FROM range(1000)"])
+    assert r.exit_code == 0, r.output
+    assert "100999" in r.stdout and r.stderr == ""
+
+
+def _write(root: Path, closes: list[float]) -> None:
+    with LakeWriter.open(root) as w:
+        w.write(lake.BARS, PART, bars_table(T0, closes), mode="replace")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_an_export_a_write_overlapped_prints_only_the_read_run_again(
+    runner: CliRunner, lake_root: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    """An ingest replaces the file while the first chunk is being written out: that read is run again and
+    only the second read's rows are printed, never some of each version."""
+    _write(lake_root, [1.0] * 25_000)
+    real = reading.write_rows
+    writes: list[int] = []
+
+    def write_rows_overlapped(columns: Any, chunks: Any, *args: Any, **kwargs: Any) -> int:
+        def overlapped() -> Iterator[Any]:
+            for i, chunk in enumerate(chunks):
+                yield chunk
+                if i == 0 and not writes:  # a replacement after the first chunk of the first read
+                    _write(lake_root, [2.0] * 30_000)
+                    writes.append(1)
+
+        return real(columns, overlapped(), *args, **kwargs)
+
+    monkeypatch.setattr(reading, "write_rows", write_rows_overlapped)
+    r = runner.invoke(cli, ["--lake", str(lake_root), "sql", "SELECT close FROM lake_bars", "--format", fmt])
+    assert r.exit_code == 0, r.output
+    assert writes == [1]
+    if fmt == "csv":
+        assert r.stdout == "close\n" + "2.0\n" * 30_000
+    else:
+        assert strict_json(r.stdout) == [{"close": 2.0}] * 30_000
+
+
+N = 400_000
+BIG = (
+    "SELECT range AS i, range / 4 AS f, 'x' || range AS s, TIMESTAMPTZ '2024-01-01' + to_seconds(range) AS ts, "
+    "(TIMESTAMPTZ '2024-01-01' + to_seconds(range))::DATE AS d, ((range % 1000) / 8)::DECIMAL(9, 3) AS dec, "
+    "CASE WHEN range % 3 = 0 THEN NULL ELSE range END AS maybe, range % 2 = 0 AS even "
+    f"FROM range({N})"
+)
+
+
+def _expected_big() -> str:
+    lines = ["i,f,s,ts,d,dec,maybe,even"]
+    for i in range(N):
+        ts = T0 + dt.timedelta(seconds=i)
+        maybe = "" if i % 3 == 0 else str(i)
+        lines.append(
+            f"{i},{i / 4!r},x{i},{ts.isoformat()},{ts.date()},{(i % 1000) / 8:.3f},{maybe},{i % 2 == 0}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _peak_rss_kib(root: Path, query: str, out: Path) -> int:
+    """The peak resident memory of `marketlake sql QUERY --format csv` in its own process, stdout to `out`."""
+    with out.open("wb") as f:
+        p = subprocess.Popen(
+            marketlake_argv("--lake", str(root), "sql", query, "--format", "csv"),
+            stdout=f,
+            stderr=subprocess.PIPE,
+            env=subprocess_env(),
+        )
+        _, status, usage = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        err = p.stderr.read().decode() if p.stderr else ""
+        if p.stderr:
+            p.stderr.close()
+    assert p.returncode == 0, err
+    return int(usage.ru_maxrss)  # KiB on Linux
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss is in KiB on Linux")
+def test_a_large_csv_export_streams_in_bounded_memory(filled_lake: Path, tmp_path: Path) -> None:
+    """400,000 rows x 8 columns (~30 MB of CSV): the process grows by far less than the rows would take in
+    memory (the former code held every row and the whole text: ~+300 MB), and prints every row as before."""
+    small = _peak_rss_kib(filled_lake, "SELECT 1 AS i", tmp_path / "small.csv")
+    big = _peak_rss_kib(filled_lake, BIG, tmp_path / "big.csv")
+    growth_mib = (big - small) / 1024
+    text = (tmp_path / "big.csv").read_text()
+    assert text == _expected_big()
+    print(f"growth {growth_mib:.0f} MiB")
+    assert growth_mib < 80, f"peak RSS grew by {growth_mib:.0f} MiB for {len(text) / 2**20:.0f} MiB of CSV"
