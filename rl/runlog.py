@@ -43,6 +43,7 @@ from typing import Any
 import pyarrow as pa
 
 from lake.config import Settings, load_settings
+from lake.context import plain
 from lake.connect import sql_dir, views_needed
 from lake.errors import MarketlakeError, deferred_interrupts
 from lake.paths import SCHEMA_ANCHOR, LakePaths, resolve_lake_root, validate_symbol
@@ -989,7 +990,7 @@ def render_runs(runs: Sequence[Mapping[str, Any]], fmt: str = "table") -> str:
     for r in runs:
         started, finished = r["started_at"], r["finished_at"]
         took = str(finished - started).split(".")[0] if started and finished else ""
-        t.add_row(
+        cells = (
             r["run_id"],
             r["kind"],
             r["status"],
@@ -997,8 +998,9 @@ def render_runs(runs: Sequence[Mapping[str, Any]], fmt: str = "table") -> str:
             took,
             r["parent_run_id"] or "",
             (r["data_snapshot"] or "")[:12],
-            _headline(r),
+            _headline(r),  # an error naming "[train]" or "[splits]" is text, not rich markup
         )
+        t.add_row(*map(plain, cells))
     buf = io.StringIO()
     Console(file=buf, width=200, no_color=True).print(t)
     return buf.getvalue()

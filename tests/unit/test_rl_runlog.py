@@ -248,3 +248,12 @@ def test_an_evaluations_result_names_its_period_and_buy_and_hold_in_every_format
     assert "buy & hold return +52.68%, sharpe +1.104" in by_id["r-test"]["result"]
     rows = list(csv.DictReader(io.StringIO(runlog.render_runs(runs, "csv"))))
     assert [r["result"] for r in rows] == [by_id["r-val"]["result"], by_id["r-test"]["result"]]
+
+
+def test_the_table_shows_an_error_naming_a_section_as_it_is(lake_root: Path) -> None:
+    """rich read "[train]" in a failed run's error as markup and dropped it."""
+    rec = runlog.start_run(lake_root, "train", {}, run_id="r-section")
+    rec.metrics = {"error": "ConfigError: [train] seed: must be at least 0"}
+    runlog.finish_run(lake_root, rec, "failed")
+    table = runlog.render_runs(runlog.list_runs(lake_root), "table")
+    assert "error: ConfigError: [train] seed: must be at least 0" in table, table
