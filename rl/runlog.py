@@ -43,8 +43,8 @@ from typing import Any
 import pyarrow as pa
 
 from lake.config import Settings, load_settings
-from lake.context import plain
 from lake.connect import sql_dir, views_needed
+from lake.context import plain
 from lake.errors import MarketlakeError, deferred_interrupts
 from lake.paths import SCHEMA_ANCHOR, LakePaths, resolve_lake_root, validate_symbol
 from lake.schemas import RUNS
