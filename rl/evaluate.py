@@ -43,6 +43,8 @@ from rl.baselines import buy_and_hold, flat, random_policy
 from rl.episodes import EmptyPeriod, MarketData, NormStats, load_period
 from rl.market import EnvConfig
 from rl.metrics import (
+    MIN_ANNUALISED_STEPS,
+    TOO_FEW_TO_ANNUALISE,
     Metrics,
     SharpeDiffCI,
     bars_per_year,
@@ -51,6 +53,7 @@ from rl.metrics import (
     calendar_of,
     compute_metrics,
     portfolio_annualisation,
+    scored_symbols,
 )
 from rl.walk import Walk, decision_steps, walk
 
@@ -133,6 +136,13 @@ class EvalReport:
         ci = self.sharpe_ci.get("overall")
         return ci.sentence if ci is not None else "Too few bars for a confidence interval of the Sharpe edge."
 
+    @property
+    def symbols_scored(self) -> list[str]:
+        """The symbols with at least one bar to decide on: the only ones the overall holds."""
+        return scored_symbols(
+            {s: by["agent"] for s, by in self.metrics.items() if s != "overall" and "agent" in by}
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
@@ -140,6 +150,7 @@ class EvalReport:
             "period": self.period,
             "interval": self.interval,
             "symbols": self.symbols,
+            "symbols_scored": self.symbols_scored,
             "bounds": list(self.bounds),
             "bars_span": list(self.span) if self.span else None,
             "evaluated_from": self.evaluated_from,
@@ -1266,8 +1277,8 @@ def render_table(report: EvalReport, *, width: int = 160) -> str:
                 LABELS[name],
                 str(m.bars),
                 _pct(m.total_return),
-                _num(m.sharpe),
-                _num(m.sortino),
+                _num(m.sharpe) + ("*" if m.too_few_to_annualise and m.sharpe is not None else ""),
+                _num(m.sortino) + ("*" if m.too_few_to_annualise and m.sortino is not None else ""),
                 _pct(-m.max_drawdown) if m.max_drawdown else "0.00%",
                 _num(m.turnover, ".1f"),
                 _cost(report.costs.get(scope, {}).get(name)),
@@ -1280,6 +1291,8 @@ def render_table(report: EvalReport, *, width: int = 160) -> str:
     console = Console(file=buf, width=width, no_color=True)
     console.print(t)
     console.print(report.sentence, markup=False)
+    for line in report_notes(report):
+        console.print(line, markup=False)
     if report.gaps:
         console.print(
             "Gaps per symbol (a gap restarts the features' warm-up; the walk exits at a segment's end):",
@@ -1288,6 +1301,29 @@ def render_table(report: EvalReport, *, width: int = 160) -> str:
         for line in gap_lines(report.gaps):
             console.print(f"  {line}", markup=False)
     return buf.getvalue()
+
+
+def report_notes(report: EvalReport) -> list[str]:
+    """What the table's figures rest on, when it is not the plain case: ratios from too few bars (marked *),
+    an overall annualised on calendar days, symbols of the period with no bar scored."""
+    notes = []
+    if any(m.too_few_to_annualise for by in report.metrics.values() for m in by.values()):
+        notes.append(
+            f"* {TOO_FEW_TO_ANNUALISE}: fewer than {MIN_ANNUALISED_STEPS} bars, or under a month's worth of "
+            "them (the ratio is an extrapolation; read it with the return beside it)"
+        )
+    overall = report.metrics.get("overall", {}).get("agent")
+    if overall is not None and overall.ratios_on_calendar_days:
+        notes.append(
+            "overall Sharpe and Sortino from the portfolio's UTC calendar-day returns x sqrt(365) (its "
+            "symbols' bars fall at different times)"
+        )
+    unscored = [s for s in report.symbols if s not in report.symbols_scored]
+    if unscored:
+        notes.append(
+            f"not scored (no bar to decide on in the period; not in the overall): {', '.join(unscored)}"
+        )
+    return notes
 
 
 def write_png(report: EvalReport, path: Path) -> Path:

@@ -410,6 +410,46 @@ def test_the_overall_is_annualised_by_the_symbols_scored_and_says_which_they_are
     assert metrics["overall"]["agent"].sharpe == pytest.approx(metrics["STK"]["agent"].sharpe, rel=1e-9)
 
 
+def test_the_table_marks_ratios_from_too_few_bars_and_names_the_symbols_not_scored() -> None:
+    """The same unscored crypto, and a stock of 7 bars: its Sharpe and Sortino are marked * with the note, the
+    crypto is named as not scored; with enough bars and one calendar, no note at all."""
+    rng = np.random.default_rng(2)
+
+    def report(days: int) -> EvalReport:
+        start = dt.datetime(2022, 1, 3, 14, 30, tzinfo=dt.UTC)
+        stock = [
+            start + dt.timedelta(days=i) for i in range(days) if (start + dt.timedelta(days=i)).weekday() < 5
+        ]
+        crypto = [dt.datetime(2022, 1, 3, tzinfo=dt.UTC), dt.datetime(2022, 1, 4, tzinfo=dt.UTC)]
+        c = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, len(stock) + 2)))
+        o = np.concatenate([[100.0], c[:-1]])
+        ts = np.array([int(t.timestamp() * 1e6) for t in [*stock, *crypto]], np.int64)
+        idx = np.array([0] * len(stock) + [1, 1], np.int32)
+        data = market_data_from_arrays(
+            o, np.maximum(o, c), np.minimum(o, c), c, np.zeros((len(c), 1)), ts=ts, symbols=["STK", "BTC"],
+            symbol_idx=idx, segment_id=idx.astype(np.int64), asset_classes=["stock", "crypto"], interval="1d",
+            period="test",
+        )  # fmt: skip
+        hold = lambda obs: np.ones(len(obs), np.int64)  # noqa: E731
+        metrics, cis, per_year, _ = judge(data, COSTLESS, hold, resamples=50)
+        return EvalReport(
+            run_id="r-x", parent_run_id=None, period="test", interval="1d", symbols=["STK", "BTC"],
+            bounds=("2022-01-03T00:00:00+00:00", "2022-12-31T00:00:00+00:00"), bars_per_year=per_year,
+            metrics=metrics, sharpe_ci=cis, seed=0, env={},
+        )  # fmt: skip
+
+    few = report(10)
+    assert few.metrics["STK"]["agent"].too_few_to_annualise
+    table = render_table(few)
+    assert "too few bars for an annualised figure" in table, table
+    assert "not scored (no bar to decide on in the period; not in the overall): BTC" in table, table
+    assert few.to_json()["symbols_scored"] == ["STK"]
+    stk_agent = next(line for line in table.splitlines() if "STK" in line)
+    assert stk_agent.count("*") == 2, table  # its Sharpe and its Sortino
+    many = render_table(report(400))
+    assert "too few bars" not in many and "calendar-day" not in many, many
+
+
 # --- what the evaluation writes beside its numbers: the steps, the costs, the gaps, the row's period -----
 
 
