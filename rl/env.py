@@ -17,7 +17,7 @@ from typing import Any
 import gymnasium
 import numpy as np
 
-from lake.config import Settings, load_settings
+from lake.config import Settings, load_settings, settings_with_values
 from lake.errors import ConfigError
 from rl.episodes import MarketData, NormStats, load_period
 from rl.market import EnvConfig, Market, episode_length, valid_starts
@@ -38,7 +38,8 @@ _FILE_NAMES = {"method": "split_method"}
 def settings_with(settings: Settings, keywords: dict[str, Any]) -> tuple[Settings, EnvConfig]:
     """Split keywords into the Settings and EnvConfig they change; an unknown keyword is a ConfigError.
     Keywords: the trading settings of [train] (EnvConfig's fields) and the [data] and [splits] settings,
-    by their names in marketlake.toml (or the Settings field's name)."""
+    by their names in marketlake.toml (or the Settings field's name), each checked by the settings file's
+    rules (a ConfigError `setting splits.train_fraction: why`; dates may be ISO text, "2013-12-31")."""
     if any(k in keywords for k in _FILE_NAMES):
         keywords = {_FILE_NAMES.get(k, k): v for k, v in keywords.items()}
     unknown = sorted(set(keywords) - _CONFIG_KEYS - _SETTINGS_KEYS)
@@ -48,7 +49,7 @@ def settings_with(settings: Settings, keywords: dict[str, Any]) -> tuple[Setting
             f"unknown setting(s) {', '.join(unknown)} (the trading settings of [train] and those of [data] "
             f"and [splits]: {', '.join(sorted(known))})"
         )
-    s = dataclasses.replace(settings, **{k: v for k, v in keywords.items() if k in _SETTINGS_KEYS})
+    s = settings_with_values(settings, {k: v for k, v in keywords.items() if k in _SETTINGS_KEYS})
     train = {**settings.train, **{k: v for k, v in keywords.items() if k in _CONFIG_KEYS}}
     return s, EnvConfig.from_settings(train)
 
