@@ -5,13 +5,23 @@ the episode's end, small lakes said."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import numpy as np
+import pyarrow as pa
 import pytest
 
+import lake
 from lake.config import Settings
 from lake.errors import ConfigError
-from rl.env import settings_with
+from rl.baselines import buy_and_hold
+from rl.env import TradingEnv, settings_with
+from rl.episodes import load_period, session_ends
+from rl.market import EnvConfig
+from rl.walk import walk
+from tests.conftest import bars_table
 
 
 @pytest.mark.parametrize(
@@ -68,3 +78,76 @@ def test_a_bad_keyword_is_refused_by_gymnasium_make_before_any_read(tmp_path: An
 
     with pytest.raises(ConfigError, match=r"^setting splits\.train_fraction"):
         gymnasium.make("marketlake/Trading-v0", lake=tmp_path / "none", train_fraction=1.5)
+
+
+# --- where a session ends (hold_overnight = false): the calendar's close, never the data's end ------------
+
+MIN = dt.timedelta(minutes=1)
+SPLIT = Settings(split_method="date", train_end=dt.date(2024, 7, 10), validation_end=dt.date(2024, 7, 11),
+                 embargo_days=None, min_bars_per_symbol=10)  # fmt: skip
+
+
+def ny(day: int, hh: int, mm: int) -> dt.datetime:
+    return dt.datetime(2024, 7, day, hh, mm, tzinfo=ZoneInfo("America/New_York")).astimezone(dt.UTC)
+
+
+def _stock_lake(root: Path) -> None:
+    """AAPL: 2024-07-08 whole (09:30-16:00 New York), 07-09 until 12:50 (the data ends mid-session); MSFT:
+    07-09 until 11:00 only."""
+    from ingest.common import bar_period
+    from ingest.sessions import land
+
+    def write(symbol: str, ts: list[dt.datetime], seed: int) -> None:
+        steps = np.random.default_rng(seed).normal(0, 1e-3, len(ts))
+        t = bars_table(ts[0], [float(x) for x in 100 * np.exp(np.cumsum(steps))], asset_class="stock")
+        t = t.set_column(t.schema.get_field_index("ts"), "ts", pa.array(ts, type=t.schema.field("ts").type))
+        after = pa.array([x + MIN for x in ts], type=t.schema.field("ts").type)
+        t = t.set_column(t.schema.get_field_index("available_at"), "available_at", after)
+        with land(root) as w:
+            for p in sorted({bar_period("1m", x) for x in ts}):
+                mask = pa.array([bar_period("1m", x) == p for x in ts])
+                part = {"source": "polygon", "interval": "1m", "symbol": symbol, "period": p}
+                w.write(lake.BARS, part, t.filter(mask), mode="merge")
+
+    write(
+        "AAPL", [ny(8, 9, 30) + i * MIN for i in range(390)] + [ny(9, 9, 30) + i * MIN for i in range(200)], 1
+    )
+    write("MSFT", [ny(9, 9, 30) + i * MIN for i in range(90)], 2)
+
+
+def test_the_end_of_the_loaded_data_is_not_a_session_end(lake_root: Path) -> None:
+    _stock_lake(lake_root)
+    d = load_period(lake_root, SPLIT, ["AAPL", "MSFT"], "1m", "train")
+    last_rows = [int(np.flatnonzero(d.symbol_idx == i)[-1]) for i in range(2)]
+    ends = [
+        dt.datetime.fromtimestamp(int(d.available_at[r]) / 1e6, dt.UTC) for r in np.flatnonzero(d.session_end)
+    ]
+    assert ends == [ny(8, 16, 0)]  # 07-08's close; not AAPL's 12:50 nor MSFT's 11:00 (the data's end)
+    assert not d.session_end[last_rows].any()
+    assert d.at_close is not None and np.array_equal(d.session_end, d.at_close)
+    # the environment: long to the data's end, no exit there (only at 07-08's close, costs paid)
+    cfg = EnvConfig(window=8, hold_overnight=False, episode_length=300)
+    env = TradingEnv(data=d, config=cfg)
+    env.reset(options={"start": last_rows[0] - 300})
+    for _ in range(300):
+        _, _, _, truncated, info = env.step(1)
+    assert truncated and info["row"] == last_rows[0]
+    assert info["position"] == 1.0 and info["cost"] == 0.0 and info["turnover"] == 0.0
+    # the evaluation walk: a symbol's last segment is marked to market at its end, not sold
+    w = walk(d, cfg, buy_and_hold(cfg))
+    for row in last_rows:
+        at = int(np.flatnonzero(w.row == row)[0])
+        assert (w.cost[at], w.turnover[at]) == (0.0, 0.0)
+    at = int(np.flatnonzero(w.row == np.flatnonzero(d.session_end)[0])[0])
+    assert w.turnover[at] == 1.0 and w.cost[at] > 0  # the session's close: sold, costs paid
+
+
+def test_session_ends_a_day_early_in_the_data_and_never_at_a_symbols_last_row() -> None:
+    # rows of two stocks and one crypto symbol, in (symbol, ts) order; at_close from the calendar
+    sym = np.array([0, 0, 0, 0, 1, 1, 2, 2])
+    day = np.array([1, 1, 2, 2, 2, 3, 1, 2])
+    at_close = np.array([False, False, False, False, True, False, False, False])
+    out = session_ends(sym < 2, sym, day, at_close)
+    # 1: day 1 ends early in the data (day 2 follows); 3: the symbol's data ends mid-session; 4: the close;
+    # 5: the data's end; crypto never
+    assert out.tolist() == [False, True, False, False, True, False, False, False]
