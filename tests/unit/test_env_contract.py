@@ -5,6 +5,7 @@ the episode's end, small lakes said."""
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,9 +18,10 @@ import lake
 from lake.config import Settings
 from lake.errors import ConfigError
 from rl.baselines import buy_and_hold
-from rl.env import TradingEnv, settings_with
-from rl.episodes import load_period, session_ends
+from rl.env import EvaluationPeriodWarning, SmallDataWarning, TradingEnv, settings_with
+from rl.episodes import load_period, market_data_from_arrays, session_ends
 from rl.market import EnvConfig
+from rl.vector import VecTradingEnv
 from rl.walk import walk
 from tests.conftest import bars_table
 
@@ -151,3 +153,155 @@ def test_session_ends_a_day_early_in_the_data_and_never_at_a_symbols_last_row() 
     # 1: day 1 ends early in the data (day 2 follows); 3: the symbol's data ends mid-session; 4: the close;
     # 5: the data's end; crypto never
     assert out.tolist() == [False, True, False, False, True, False, False, False]
+
+
+# --- the info dict, the episode's end, the warnings -------------------------------------------------------
+
+
+def _arrays(n: int, seed: int = 0, period: str = "train") -> Any:
+    rng = np.random.default_rng(seed)
+    c = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    o = np.concatenate([[c[0]], c[:-1]]) * np.exp(rng.normal(0, 0.002, n))
+    return market_data_from_arrays(
+        o, np.maximum(o, c), np.minimum(o, c), c, rng.normal(size=(n, 3)), period=period
+    )
+
+
+def test_info_holds_the_bar_its_equity_and_the_same_values_as_the_vector_env() -> None:
+    d = _arrays(400)
+    cfg = EnvConfig(window=8, episode_length=50, commission=0.002, allow_short=True)
+    env = TradingEnv(data=d, config=cfg)
+    start = int(env.starts[7])
+    _, info = env.reset(options={"start": start})
+    assert info == {
+        "row": start, "ts": int(d.ts[start]), "available_at": int(d.available_at[start]), "symbol": "TEST",
+        "position": 0.0, "equity": 1.0,
+    }  # fmt: skip
+    vec = VecTradingEnv(d, cfg, 1, seed=0)
+    vec.reset(options={"starts": [start]})
+    actions = np.random.default_rng(3).integers(0, 3, 50)
+    total = 0.0
+    for k, a in enumerate(actions):
+        _, r, _, truncated, info = env.step(int(a))
+        _, vr, _, vdone, vinfo = vec.step(np.array([a]))
+        total += r
+        row = start + k + 1  # the fill bar: its open filled the order, its close marks the equity
+        assert (info["row"], info["ts"], info["available_at"]) == (
+            row,
+            int(d.ts[row]),
+            int(d.available_at[row]),
+        )
+        assert info["equity"] == pytest.approx(np.exp(total), rel=1e-12)
+        assert info["cost"] == vinfo["cost"][0] and np.float32(r) == vr[0] and truncated == vdone[0]
+    assert truncated and info["episode_return"] == pytest.approx(vinfo["episode_return"][0], rel=1e-12)
+    assert info["episode_length"] == vinfo["episode_length"][0] == 50
+
+
+def test_equity_is_buy_and_hold_marked_at_the_close_net_of_costs() -> None:
+    d = _arrays(300, seed=5)
+    cfg = EnvConfig(window=4, episode_length=30, commission=0.01, slippage_bps=0.0)
+    env = TradingEnv(data=d, config=cfg)
+    start = int(env.starts[0])
+    env.reset(options={"start": start})
+    for k in range(30):
+        _, _, _, _, info = env.step(1)
+        want = d.close[start + k + 1] / d.open[start + 1] * (1 - 0.01)
+        assert info["equity"] == pytest.approx(want, rel=1e-9)
+
+
+def test_stepping_past_the_episodes_end_is_refused_until_reset() -> None:
+    from gymnasium.error import ResetNeeded
+    from gymnasium.utils.env_checker import check_env
+
+    d = _arrays(200)
+    env = TradingEnv(data=d, config=EnvConfig(window=8, episode_length=5))
+    with pytest.raises(ResetNeeded, match=r"call reset\(\) before step\(\)"):
+        env.step(0)
+    env.reset(seed=0)
+    for _ in range(5):
+        *_, truncated, _ = env.step(1)
+    assert truncated
+    for _ in range(2):  # (was: walked on into the next rows, the next symbol, then an IndexError)
+        with pytest.raises(ResetNeeded, match=r"^the episode has ended: call reset\(\)$"):
+            env.step(1)
+    env.reset()
+    env.step(1)
+    check_env(TradingEnv(data=d, config=EnvConfig(window=8, episode_length=5)), skip_render_check=True)
+
+
+def test_an_evaluation_period_warns_that_it_is_for_evaluation_only() -> None:
+    cfg = EnvConfig(window=8, episode_length=20)
+    for period in ("validation", "test"):
+        with pytest.warns(
+            EvaluationPeriodWarning, match=rf"on the {period} period: it is for evaluation only"
+        ):
+            TradingEnv(data=_arrays(400, period=period), config=cfg)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        TradingEnv(data=_arrays(400), config=cfg)  # train: nothing to say
+        warnings.filterwarnings("ignore", category=EvaluationPeriodWarning)  # silenced deliberately
+        TradingEnv(data=_arrays(400, period="test"), config=cfg)
+
+
+def test_a_period_too_small_for_the_episodes_asked_for_says_so() -> None:
+    with pytest.warns(SmallDataWarning) as said:
+        env = TradingEnv(data=_arrays(100), config=EnvConfig(window=8, episode_length=200))
+    lines = [str(w.message) for w in said]
+    assert env.episode_length == 92 and len(env.starts) == 1
+    assert lines == [
+        "episodes shortened to 92 steps from 200 (train.episode_length): the longest run of consecutive bars in "
+        "the train period of TEST 1m allows no more after a window of 8 (add data, or lower window)",
+        "only 1 distinct episode start(s) in the train period of TEST 1m for episodes of 92 steps: every "
+        "episode is (nearly) the same one (add data, or lower episode_length)",
+    ]
+    with pytest.warns(SmallDataWarning, match="only 5 distinct episode start"):
+        TradingEnv(data=_arrays(100), config=EnvConfig(window=8, episode_length=88))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        TradingEnv(data=_arrays(100), config=EnvConfig(window=8, episode_length=83))  # 10 starts: fine
+
+
+def test_the_settings_the_environment_reads_itself_are_named_once(
+    lake_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sys
+
+    import gymnasium
+
+    import rl  # noqa: F401
+
+    monkeypatch.setattr(sys.modules["lake.connect"], "_SAID_SETTINGS", set())  # (lake.connect: the function)
+    _btc_day(lake_root)
+    make: dict[str, Any] = dict(lake=lake_root, symbols=["BTCUSDT"], interval="1m", episode_length=100)
+    for _ in range(2):
+        gymnasium.make("marketlake/Trading-v0", **make)
+    err = capsys.readouterr().err.splitlines()
+    said = [x for x in err if x.startswith("marketlake/Trading-v0: ")]
+    assert said == [
+        f"marketlake/Trading-v0: the environment uses settings from the built-in defaults (no marketlake.toml "
+        f"in {tmp_path}) (another file: MARKETLAKE_CONFIG=FILE, or settings=lake.config.load_settings(FILE))"
+    ]
+    # a file in the working folder is named (once); a file given as config= or settings given are not said
+    (tmp_path / "marketlake.toml").write_text("[train]\nwindow = 20\n")
+    assert _window(gymnasium.make("marketlake/Trading-v0", **make)) == 20
+    assert f"uses settings from {tmp_path / 'marketlake.toml'} (another" in capsys.readouterr().err
+    other = tmp_path / "other.toml"
+    other.write_text("[train]\nwindow = 12\n")
+    assert _window(gymnasium.make("marketlake/Trading-v0", config=str(other), **make)) == 12
+    assert _window(gymnasium.make("marketlake/Trading-v0", settings=Settings(), **make)) == 32
+    assert "marketlake/Trading-v0" not in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="not both"):
+        gymnasium.make("marketlake/Trading-v0", config=other, settings=Settings(), **make)
+
+
+def _window(env: Any) -> int:
+    return int(env.unwrapped.config.window)
+
+
+def _btc_day(root: Path) -> None:
+    from ingest.sessions import land
+
+    closes = [float(x) for x in 100 * np.exp(np.cumsum(np.random.default_rng(0).normal(0, 1e-3, 1440)))]
+    with land(root) as w:
+        part = {"source": "binance", "interval": "1m", "symbol": "BTCUSDT", "period": "2024-03"}
+        w.write(lake.BARS, part, bars_table(dt.datetime(2024, 3, 1, tzinfo=dt.UTC), closes))
