@@ -415,31 +415,10 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     settings = Settings(path=p)
     data: dict[str, Any] = dict(doc.get("data", {}))
     for key, raw_value in data.items():
-        value: Any = raw_value
-        if key not in _TOP_TYPES:
-            raise bad(f"data.{key}", _unknown("setting", key, _TOP_TYPES))
-        want = _TOP_TYPES[key]
-        if not _is_a(value, want):
-            raise bad(f"data.{key}", f"expected {getattr(want, '__name__', 'a number')}, got {value!r}")
-        if key in _CHOICES and value not in _CHOICES[key]:
-            raise bad(f"data.{key}", f"must be one of {', '.join(_CHOICES[key])}, got {value!r}")
-        if (
-            key in ("data_days", "min_bars_per_symbol", "max_gap_minutes", "max_news_age_minutes")
-            and value < 0
-        ):
-            raise bad(f"data.{key}", "must not be negative")
-        if key == "max_missing_ratio" and not 0 <= value <= 1:
-            raise bad(f"data.{key}", "must be between 0 and 1")
-        if key == "etfs":
-            from lake.paths import validate_symbol
-
-            if not all(isinstance(v, str) for v in value):
-                raise bad("data.etfs", "expected a list of strings")
-            try:
-                value = [validate_symbol(v) for v in value]
-            except ValueError as exc:
-                raise bad("data.etfs", str(exc)) from exc
-        setattr(settings, key, float(value) if key == "max_missing_ratio" else value)
+        try:
+            setattr(settings, key, data_value(key, raw_value))
+        except ValueError as exc:
+            raise bad(f"data.{key}", str(exc)) from exc
     for name in _SOURCES:
         section = doc.get(name)
         if section is None:
@@ -471,40 +450,16 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     if not isinstance(splits, dict):
         raise bad("splits", "expected a table")
     for key, value in splits.items():
-        if key not in _SPLIT_TYPES:
-            raise bad(f"splits.{key}", _unknown("setting", key, _SPLIT_TYPES))
-        want = _SPLIT_TYPES[key]
-        if not _is_a(value, want) or (want is dt.date and isinstance(value, dt.datetime)):
-            raise bad(f"splits.{key}", f"expected {getattr(want, '__name__', 'a number')}, got {value!r}")
-        if key == "method" and value not in ("fraction", "date"):
-            raise bad("splits.method", f"must be one of fraction, date, got {value!r}")
-        if key.endswith("_fraction") and not 0 < value < 1:
-            raise bad(f"splits.{key}", "must be between 0 and 1 (exclusive)")
-        if key == "embargo_days" and value < 1:
-            raise bad(
-                "splits.embargo_days",
-                f"must be at least 1 (got {value}): a bar's available_at can lie a day after its ts, so "
-                "periods without an embargo would share bars' information",
-            )
-        if key == "embargo_bars" and value < 1:
-            raise bad("splits.embargo_bars", f"must be at least 1 (got {value})")
-        if key == "embargo_bars" and "embargo_days" in splits:
-            raise bad("splits.embargo_bars", "set embargo_bars or embargo_days, not both")
-        setattr(
-            settings,
-            "split_method" if key == "method" else key,
-            float(value) if key.endswith("_fraction") else value,
-        )
-    if settings.train_fraction + settings.validation_fraction >= 1:
-        raise bad("splits.validation_fraction", "train_fraction + validation_fraction must be below 1")
-    if settings.split_method == "date":
-        if settings.train_end is None or settings.validation_end is None:
-            raise bad("splits.method", "method = date needs train_end and validation_end")
-        if settings.validation_end <= settings.train_end:
-            raise bad(
-                "splits.validation_end",
-                f"validation_end {settings.validation_end} must be after train_end {settings.train_end}",
-            )
+        try:
+            checked = split_value(key, value)
+            if key == "embargo_bars" and "embargo_days" in splits:
+                raise ValueError("set embargo_bars or embargo_days, not both")
+        except ValueError as exc:
+            raise bad(f"splits.{key}", str(exc)) from exc
+        setattr(settings, "split_method" if key == "method" else key, checked)
+    problem = splits_problem(settings)
+    if problem:
+        raise bad(*problem)
     train = doc.get("train", {})
     if not isinstance(train, dict):
         raise bad("train", "expected a table")
@@ -527,6 +482,107 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     if settings.start and settings.end and settings.start > settings.end:
         raise bad("data.start", f"start {settings.start} is after end {settings.end}")
     return settings
+
+
+def data_value(key: str, value: Any) -> Any:
+    """A value of the [data] key `key`, checked by the settings file's rules and returned as Settings keeps
+    it; a ValueError says why not (without the file or line: the caller adds them)."""
+    if key not in _TOP_TYPES:
+        raise ValueError(_unknown("setting", key, _TOP_TYPES))
+    want = _TOP_TYPES[key]
+    if not _is_a(value, want):
+        raise ValueError(f"expected {getattr(want, '__name__', 'a number')}, got {value!r}")
+    if key in _CHOICES and value not in _CHOICES[key]:
+        raise ValueError(f"must be one of {', '.join(_CHOICES[key])}, got {value!r}")
+    if key in ("data_days", "min_bars_per_symbol", "max_gap_minutes", "max_news_age_minutes") and value < 0:
+        raise ValueError("must not be negative")
+    if key == "max_missing_ratio" and not 0 <= value <= 1:
+        raise ValueError("must be between 0 and 1")
+    if key == "etfs":
+        from lake.paths import validate_symbol
+
+        if not all(isinstance(v, str) for v in value):
+            raise ValueError("expected a list of strings")
+        return [validate_symbol(v) for v in value]  # InvalidName is a ValueError
+    return float(value) if key == "max_missing_ratio" else value
+
+
+def split_value(key: str, value: Any) -> Any:
+    """A value of the [splits] key `key` (`method`, not split_method), checked by the settings file's rules
+    and returned as Settings keeps it; a ValueError says why not. (Rules across keys: `splits_problem`.)"""
+    if key not in _SPLIT_TYPES:
+        raise ValueError(_unknown("setting", key, _SPLIT_TYPES))
+    want = _SPLIT_TYPES[key]
+    if not _is_a(value, want) or (want is dt.date and isinstance(value, dt.datetime)):
+        raise ValueError(f"expected {getattr(want, '__name__', 'a number')}, got {value!r}")
+    if key == "method" and value not in ("fraction", "date"):
+        raise ValueError(f"must be one of fraction, date, got {value!r}")
+    if key.endswith("_fraction") and not 0 < value < 1:
+        raise ValueError("must be between 0 and 1 (exclusive)")
+    if key == "embargo_days" and value < 1:
+        raise ValueError(
+            f"must be at least 1 (got {value}): a bar's available_at can lie a day after its ts, so "
+            "periods without an embargo would share bars' information"
+        )
+    if key == "embargo_bars" and value < 1:
+        raise ValueError(f"must be at least 1 (got {value})")
+    return float(value) if key.endswith("_fraction") else value
+
+
+def splits_problem(settings: Settings) -> tuple[str, str] | None:
+    """What is wrong with the split settings taken together, as (the key to name, why); None when sound."""
+    if settings.train_fraction + settings.validation_fraction >= 1:
+        return "splits.validation_fraction", "train_fraction + validation_fraction must be below 1"
+    if settings.split_method == "date":
+        if settings.train_end is None or settings.validation_end is None:
+            return "splits.method", "method = date needs train_end and validation_end"
+        if settings.validation_end <= settings.train_end:
+            return (
+                "splits.validation_end",
+                f"validation_end {settings.validation_end} must be after train_end {settings.train_end}",
+            )
+    return None
+
+
+def settings_with_values(settings: Settings, values: dict[str, Any]) -> Settings:
+    """A copy of `settings` with [data] and [splits] settings replaced by `values` (keys as in the file,
+    `method` or `split_method`), each checked by the file's rules, and the split rules across keys after:
+    a ConfigError `setting splits.KEY: why` otherwise. Dates may be given as ISO text ("2013-12-31");
+    train_end, validation_end and embargo_days may be None (unset). embargo_bars given alone unsets
+    embargo_days (the one given is the one used)."""
+    import dataclasses
+
+    changes: dict[str, Any] = {}
+    for raw_key, value in values.items():
+        key = "method" if raw_key == "split_method" else raw_key
+        section = "splits" if key in _SPLIT_TYPES else "data"
+        want = _SPLIT_TYPES.get(key, _TOP_TYPES.get(key))
+        try:
+            if want is dt.date and isinstance(value, str):
+                try:
+                    value = dt.date.fromisoformat(value)
+                except ValueError:
+                    raise ValueError(f"expected an ISO date (YYYY-MM-DD), got {value!r}") from None
+            if value is None and key in ("train_end", "validation_end", "embargo_days", "start", "end"):
+                checked = None
+            elif section == "splits":
+                checked = split_value(key, value)
+            else:
+                checked = data_value(key, value)
+        except ValueError as exc:
+            raise ConfigError(f"setting {section}.{key}: {exc}") from None
+        changes["split_method" if key == "method" else key] = checked
+    if "embargo_bars" in changes and "embargo_days" in changes and changes["embargo_days"] is not None:
+        raise ConfigError("setting splits.embargo_bars: set embargo_bars or embargo_days, not both")
+    if "embargo_bars" in changes:
+        changes.setdefault("embargo_days", None)
+    out = dataclasses.replace(settings, **changes)
+    problem = splits_problem(out)
+    if problem:
+        raise ConfigError(f"setting {problem[0]}: {problem[1]}")
+    if out.start and out.end and out.start > out.end:
+        raise ConfigError(f"setting data.start: start {out.start} is after end {out.end}")
+    return out
 
 
 def settings_source(settings: Settings) -> str:

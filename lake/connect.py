@@ -210,20 +210,21 @@ def confine(con: duckdb.DuckDBPyConnection, folders: Iterable[Path], *, lock: bo
         con.execute("SET lock_configuration = true")
 
 
-_SAID_SETTINGS: set[str] = set()
+_SAID_SETTINGS: set[tuple[str, str]] = set()
 
 
-def _say_settings(settings: Settings) -> None:
-    """One line on stderr, once per settings file in a process, naming the settings a connection's views
-    use when it read them itself (the working folder's marketlake.toml, $MARKETLAKE_CONFIG or the built-in
-    defaults): `bar_quality`, eligibility, `features` and `splits` follow them, so the same lake can answer
-    differently from another folder."""
+def say_settings(settings: Settings, who: str = "lake.connect: the views use") -> None:
+    """One line on stderr, once per settings file in a process (per `who`), naming the settings a
+    connection's views (or, `who` saying so, the trading environment) use when it read them itself (the
+    working folder's marketlake.toml, $MARKETLAKE_CONFIG or the built-in defaults): `bar_quality`,
+    eligibility, `features` and `splits` follow them, so the same lake can answer differently from another
+    folder."""
     source = settings_source(settings)
-    if source in _SAID_SETTINGS:
+    if (who, source) in _SAID_SETTINGS:
         return
-    _SAID_SETTINGS.add(source)
+    _SAID_SETTINGS.add((who, source))
     print(
-        f"lake.connect: the views use settings from {source} (another file: "
+        f"{who} settings from {source} (another file: "
         "MARKETLAKE_CONFIG=FILE, or settings=lake.config.load_settings(FILE))",
         file=sys.stderr,
     )
@@ -276,7 +277,7 @@ def connect(
             )
     if settings is None:
         settings = load_settings()
-        _say_settings(settings)
+        say_settings(settings)
     con = duckdb.connect(":memory:")
     try:
         used_empty = register_views(con, root, settings, views)

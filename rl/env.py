@@ -6,21 +6,38 @@ Every other setting is a keyword of the same name as in marketlake.toml: the [tr
 (window, episode_length, commission, slippage, slippage_bps, slippage_range_fraction, allow_short,
 hold_overnight) and the data and split settings (min_bars_per_symbol, embargo_bars, train_fraction, …).
 Fills, costs and rewards are rl/market.py's, the same as the vector env's; step() only indexes arrays.
+
+Settings: `settings=` (a lake.config.Settings) or `config=` (a settings file's path); otherwise the
+working folder's marketlake.toml ($MARKETLAKE_CONFIG, else the built-in defaults), named once on stderr.
+The validation and test periods are for evaluation only: building the environment on one warns
+(EvaluationPeriodWarning). A period too small for the episodes asked for warns too (SmallDataWarning).
+
+The info dict describes the bar `row` the observation ends at: after reset() the first decision bar,
+after step() the bar the step's order filled at (its open) and its equity was marked at (its close),
+which is also the next decision's bar. Keys: `row`, `ts` (that bar's open, int microseconds UTC),
+`available_at` (when that bar is known: the decision's time, int microseconds UTC), `symbol`,
+`position` (the side held after the bar's close: -1, 0, 1), `equity` (the episode's equity marked at that
+bar's close net of all costs, 1.0 at reset; exp of the sum of the rewards); after step() also `cost`
+(costs paid in the step, a fraction of equity), `turnover` (|weight traded|, a forced exit included) and
+`fill_price`; at the episode's last step `episode_return` (the sum of its rewards) and `episode_length`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import gymnasium
 import numpy as np
 
-from lake.config import Settings, load_settings
+from lake.config import Settings, load_settings, settings_with_values
+from lake.connect import say_settings
 from lake.errors import ConfigError
 from rl.episodes import MarketData, NormStats, load_period
-from rl.market import EnvConfig, Market, episode_length, valid_starts
+from rl.market import EnvConfig, Market, episode_length, episode_notes, valid_starts
 from rl.vector import ObsBuilder, observation_space
 
 _CONFIG_KEYS = {f.name for f in dataclasses.fields(EnvConfig)}
@@ -31,6 +48,32 @@ _SETTINGS_KEYS = {
 }
 
 
+class EvaluationPeriodWarning(UserWarning):
+    """The environment was built on the validation or test period: those are for evaluation only (training
+    never reads the test period). Silence it deliberately with
+    `warnings.filterwarnings("ignore", category=rl.env.EvaluationPeriodWarning)`."""
+
+
+class SmallDataWarning(UserWarning):
+    """The period is too small for the episodes asked for: they were shortened, or so few episode starts
+    remain that the episodes are (nearly) all the same."""
+
+
+def _user_level() -> int:
+    """The stacklevel of a warning from TradingEnv.__init__ that points at the user's line (past this file
+    and gymnasium's make), so that the warning says where the environment was made."""
+    import sys
+
+    gym_dir = str(Path(gymnasium.__file__).parent)
+    frame: FrameType | None = sys._getframe(2)  # (1: the caller of this function, __init__)
+    level = 2
+    while frame is not None and (
+        frame.f_code.co_filename == __file__ or frame.f_code.co_filename.startswith(gym_dir)
+    ):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 _FILE_NAMES = {"method": "split_method"}
 """Keywords named as in marketlake.toml where the Settings field is named otherwise ([splits] method)."""
 
@@ -38,7 +81,8 @@ _FILE_NAMES = {"method": "split_method"}
 def settings_with(settings: Settings, keywords: dict[str, Any]) -> tuple[Settings, EnvConfig]:
     """Split keywords into the Settings and EnvConfig they change; an unknown keyword is a ConfigError.
     Keywords: the trading settings of [train] (EnvConfig's fields) and the [data] and [splits] settings,
-    by their names in marketlake.toml (or the Settings field's name)."""
+    by their names in marketlake.toml (or the Settings field's name), each checked by the settings file's
+    rules (a ConfigError `setting splits.train_fraction: why`; dates may be ISO text, "2013-12-31")."""
     if any(k in keywords for k in _FILE_NAMES):
         keywords = {_FILE_NAMES.get(k, k): v for k, v in keywords.items()}
     unknown = sorted(set(keywords) - _CONFIG_KEYS - _SETTINGS_KEYS)
@@ -48,7 +92,7 @@ def settings_with(settings: Settings, keywords: dict[str, Any]) -> tuple[Setting
             f"unknown setting(s) {', '.join(unknown)} (the trading settings of [train] and those of [data] "
             f"and [splits]: {', '.join(sorted(known))})"
         )
-    s = dataclasses.replace(settings, **{k: v for k, v in keywords.items() if k in _SETTINGS_KEYS})
+    s = settings_with_values(settings, {k: v for k, v in keywords.items() if k in _SETTINGS_KEYS})
     train = {**settings.train, **{k: v for k, v in keywords.items() if k in _CONFIG_KEYS}}
     return s, EnvConfig.from_settings(train)
 
@@ -66,15 +110,27 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.int64]):
         period: str = "train",
         *,
         data: MarketData | None = None,
-        config: EnvConfig | None = None,
+        config: EnvConfig | str | Path | None = None,
         settings: Settings | None = None,
         norm: NormStats | None = None,
         **settings_keywords: Any,
     ) -> None:
         """Either a lake (read here) or ready `data` (with `config`). For validation and test the
-        normalisation statistics are the train period's: `norm`, or computed by reading train first."""
+        normalisation statistics are the train period's: `norm`, or computed by reading train first.
+        `config`: the trading settings (an EnvConfig), or the path of a settings file to read (as
+        `settings=lake.config.load_settings(PATH)`); without either, the working folder's marketlake.toml
+        ($MARKETLAKE_CONFIG, else the built-in defaults), named once on stderr."""
         super().__init__()
-        base = settings if settings is not None else load_settings()
+        if isinstance(config, str | Path):
+            if settings is not None:
+                raise ConfigError("give settings= or a settings file as config=, not both")
+            settings, config = load_settings(config), None
+        if settings is not None:
+            base = settings
+        else:
+            base = load_settings()
+            if data is None:
+                say_settings(base, "marketlake/Trading-v0: the environment uses")
         base, cfg = settings_with(base, settings_keywords)
         self.config = config if config is not None else cfg
         if data is None:
@@ -82,11 +138,21 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.int64]):
                 norm = load_period(lake, base, symbols, interval, "train", config=self.config).norm
             data = load_period(lake, base, symbols, interval, period, norm=norm, config=self.config)
         self.data = data
+        if data.period in ("validation", "test"):
+            warnings.warn(
+                f"marketlake/Trading-v0 on the {data.period} period: it is for evaluation only (train on "
+                "period='train'; the test period is never read in training). To silence this deliberately: "
+                "warnings.filterwarnings('ignore', category=rl.env.EvaluationPeriodWarning)",
+                EvaluationPeriodWarning,
+                stacklevel=_user_level(),
+            )
         self.market = Market(data, self.config)
         self.episode_length = episode_length(data, self.config)
         self.starts = valid_starts(data, self.config)
         if len(self.starts) == 0:
             raise ConfigError(f"no episode start in the {data.period} period of {', '.join(data.symbols)}")
+        for note in episode_notes(data, self.config, self.episode_length, len(self.starts)):
+            warnings.warn(note, SmallDataWarning, stacklevel=_user_level())
         self.observation_space = observation_space(data, self.config)
         self.action_space = gymnasium.spaces.Discrete(self.config.n_actions)
         self._obs = ObsBuilder(data, self.config, 1)
@@ -95,6 +161,7 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.int64]):
         self._entry = np.ones(1, np.float64)  # the price it was entered at (its weight drifts from there)
         self._k = 0
         self._ret = 0.0
+        self._ended = True  # no episode before the first reset(), none after one ends
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -112,6 +179,7 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.int64]):
         self._entry[0] = 1.0
         self._k = 0
         self._ret = 0.0
+        self._ended = False
         return self._obs.one(start, 0.0), self._info()
 
     def _info(self) -> dict[str, Any]:
@@ -119,11 +187,19 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.int64]):
         return {
             "row": r,
             "ts": int(self.data.ts[r]),
+            "available_at": int(self.data.available_at[r]),
             "symbol": self.data.symbols[int(self.data.symbol_idx[r])],
             "position": float(self._pos[0]),
+            "equity": float(np.exp(self._ret)),
         }
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if self._ended:
+            raise gymnasium.error.ResetNeeded(
+                "the episode has ended: call reset()"
+                if self._k
+                else "no episode has started: call reset() before step()"
+            )
         a = int(action)
         if not self.action_space.contains(a):
             raise ValueError(f"action {action!r} is not in {self.action_space}")
@@ -140,6 +216,7 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.int64]):
         info = self._info()
         info.update(cost=float(cost[0]), turnover=float(turnover[0]), fill_price=float(fill[0]))
         if truncated:
+            self._ended = True
             info["episode_return"] = self._ret
             info["episode_length"] = self._k
         obs = self._obs.one(int(self._row[0]), float(self._pos[0]))

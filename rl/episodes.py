@@ -168,8 +168,9 @@ class MarketData:
     available_at: np.ndarray  # int64 [N]
     symbol_idx: np.ndarray  # int32 [N]
     segment_id: np.ndarray  # int64 [N]; rows of one segment are consecutive
-    session_end: np.ndarray  # bool [N]: last loaded bar of its trading day (stocks), where a position that
-    # may not be held overnight is closed; False for crypto. Mechanics only: never in an observation
+    session_end: np.ndarray  # bool [N]: where a stock's session ends (`session_ends`: its close by the
+    # calendar, or its last loaded bar of a day that a later day's bar follows; never the data's end by
+    # itself), where a position that may not be held overnight is closed; False for crypto. Mechanics only
     day: np.ndarray  # int64 [N]: trading day (days since 1970-01-01; New York date for stocks)
     asset_classes: list[str]  # per symbol
     bounds: tuple[int, int]  # the period [start_at, end_at) in microseconds
@@ -913,6 +914,20 @@ class _Columns:
     closing: np.ndarray  # bool: minutes_to_close <= 0
 
 
+def session_ends(stock: np.ndarray, sym: np.ndarray, day: np.ndarray, at_close: np.ndarray) -> np.ndarray:
+    """The rows where a session ends for the market's mechanics (`MarketData.session_end`: where
+    `hold_overnight = false` closes a position, in the environments and the evaluation walk alike), of rows
+    in (symbol, ts) order: a stock's bar (`stock`, per row) at its session's close by the calendar
+    (`at_close`), or a stock's last loaded bar of a trading day that a bar of the same symbol on a later day
+    follows (the session's last minutes are missing from the data: the position is not carried overnight).
+    The end of a symbol's loaded rows (the period's or the lake's end, mid-session maybe) is not a session
+    end by itself: the session may go on after it."""
+    out = np.asarray(stock, dtype=bool) & np.asarray(at_close, dtype=bool)
+    if len(out) > 1:
+        out[:-1] |= stock[:-1] & (sym[1:] == sym[:-1]) & (day[1:] != day[:-1])
+    return out
+
+
 def _market_data(
     names: list[str],
     classes: list[str],
@@ -928,12 +943,9 @@ def _market_data(
     sym, day, n = c.sym, c.day, len(c.ts)
     segment_id = np.cumsum(c.new_seg, dtype=np.int64) - 1
     is_stock = np.array([a != "crypto" for a in classes], dtype=bool)
-    session_end = np.zeros(n, dtype=bool)
-    if n:
-        last = np.ones(n, dtype=bool)
-        last[:-1] = (day[1:] != day[:-1]) | (sym[1:] != sym[:-1])
-        session_end = last & is_stock[sym] if len(is_stock) else session_end
-    at_close = (is_stock[sym] & c.closing) if n and len(is_stock) else np.zeros(n, dtype=bool)
+    stock = is_stock[sym] if n and len(is_stock) else np.zeros(n, dtype=bool)
+    at_close = stock & c.closing
+    session_end = session_ends(stock, sym, day, at_close)
     return MarketData(
         symbols=names,
         interval=interval,

@@ -258,6 +258,30 @@ def episode_length(data: MarketData, config: EnvConfig, *, strict: bool = True) 
     return min(want, room)
 
 
+FEW_STARTS = 10
+"""Fewer distinct episode starts than this: the episodes are (nearly) all the same (`episode_notes`)."""
+
+
+def episode_notes(data: MarketData, config: EnvConfig, length: int, n_starts: int) -> list[str]:
+    """What a user should know of a period too small for the episodes asked for, one line each: the
+    episode length shortened below the setting (or the default), and few distinct starts (FEW_STARTS)."""
+    notes = []
+    where = f"the {data.period} period of {', '.join(data.symbols) or 'no symbol'} {data.interval}"
+    want = config.episode_length or default_episode_length(data)
+    if length < want:
+        what = "train.episode_length" if config.episode_length else "the default episode length"
+        notes.append(
+            f"episodes shortened to {length} steps from {want} ({what}): the longest run of consecutive bars "
+            f"in {where} allows no more after a window of {config.window} (add data, or lower window)"
+        )
+    if n_starts < FEW_STARTS:
+        notes.append(
+            f"only {n_starts} distinct episode start(s) in {where} for episodes of {length} steps: every "
+            "episode is (nearly) the same one (add data, or lower episode_length)"
+        )
+    return notes
+
+
 def valid_starts(data: MarketData, config: EnvConfig, *, strict: bool = True) -> np.ndarray:
     """Rows where an episode may start: `window` rows of history in the segment (the start included) and
     room for `episode_length` steps before the segment ends."""

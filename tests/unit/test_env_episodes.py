@@ -493,9 +493,12 @@ def test_env_keywords_take_the_names_of_the_config_file() -> None:
     the environment's, and the error lists the names a user can write."""
     from rl.env import settings_with
 
-    s, cfg = settings_with(Settings(), {"method": "date", "train_end": "2024-01-31", "window": 8})
-    assert (s.split_method, s.train_end, cfg.window) == ("date", "2024-01-31", 8)
-    assert settings_with(Settings(), {"split_method": "date"})[0].split_method == "date"
+    s, cfg = settings_with(
+        Settings(), {"method": "date", "train_end": "2024-01-31", "validation_end": "2024-02-29", "window": 8}
+    )
+    assert (s.split_method, s.train_end, cfg.window) == ("date", dt.date(2024, 1, 31), 8)  # ISO text: a date
+    dates = {"train_end": dt.date(2024, 1, 31), "validation_end": dt.date(2024, 2, 29)}
+    assert settings_with(Settings(), {"split_method": "date", **dates})[0].split_method == "date"
     with pytest.raises(ValueError, match=r"unknown setting\(s\) num_iterations") as err:
         settings_with(Settings(), {"num_iterations": 3})
     assert "method" in str(err.value).split("[splits]: ")[1].split(", ")
