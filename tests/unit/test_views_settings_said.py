@@ -14,8 +14,10 @@ import pytest
 from click.testing import CliRunner
 
 import lake
-import lake.connect as connect_module
 from cli import cli
+
+# (importlib: the package's attribute `lake.connect` is the function connect, not the module)
+connect_module = importlib.import_module("lake.connect")
 
 
 @pytest.fixture
@@ -29,7 +31,7 @@ def terminal(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(autouse=True)
 def _nothing_said_yet(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(connect_module, "_SAID_SETTINGS", set(), raising=False)
+    monkeypatch.setattr(connect_module, "_SAID_SETTINGS", set())
 
 
 def _settings_lines(text: str) -> list[str]:
