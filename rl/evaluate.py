@@ -1,6 +1,7 @@
 """Judge a trained run on a period it never saw (the test period by default), beside baselines.
 
     evaluate(root, settings, run_dir, period="test", *, say) -> EvalReport
+    evaluate_policy(policy, lake, symbols, interval, period="test", *, out=None, trained_on=None, **env keywords)
 
 The run's chosen policy (deterministic) and three baselines, buy-and-hold, flat and a seeded random policy,
 are walked by `rl.walk.walk` over every valid bar of the period, with the same costs (the run's EnvConfig)
@@ -634,9 +635,11 @@ def evaluate(
 
     By default the run's chosen policy, EnvConfig, normalisation, symbols and interval come from its folder
     (rl.train.load_policy / read_run). `policy` (with optionally `env_config`, `norm`, `symbols`,
-    `interval`) evaluates any policy instead; without `norm`, the train period's statistics are computed.
-    `seed` (default: the run's [train] seed, else 0) seeds the random baseline and the bootstrap.
-    Writes evaluation-<period>.json and .png into `run_dir`; records an `evaluate` run unless record=False.
+    `interval`) evaluates any policy instead; without `env_config` it is the run's, else the trading settings
+    of `settings` ([train], as the env builds it: rl.env.settings_with); without `norm`, the train period's
+    statistics are computed. `seed` (default: the run's [train] seed, else 0) seeds the random baseline and
+    the bootstrap. Writes evaluation-<period>.json and .png into `run_dir`; records an `evaluate` run unless
+    record=False. (A policy of your own, with no run folder: `evaluate_policy`.)
     """
     say = say or (lambda _m: None)
     if period not in ("test", "validation"):
@@ -660,16 +663,13 @@ def evaluate(
         policy, saved_env, saved_norm = load_policy(run_dir)
         env_config = env_config or saved_env
         norm = norm or saved_norm
-    env_config = env_config or (EnvConfig(**saved["env"]) if "env" in saved else EnvConfig())
+    if env_config is None:
+        env_config = EnvConfig(**saved["env"]) if "env" in saved else _trading_settings(settings, {})[1]
     symbols = symbols or saved.get("symbols")
     interval = interval or saved.get("interval") or "1m"
     if seed is None:
         seed = int((saved.get("ppo") or {}).get("seed", settings.train.get("seed", 0)) or 0)
-    try:
-        lake_periods = runlog.period_bounds(root, settings, ["train", "validation", period])
-    except MarketlakeError:  # no bars: the period's read below says what is missing
-        lake_periods = {}
-    clear_from, moved = _clear_of_training(saved, lake_periods, period)
+    clear_from, moved = _clear_of_training(saved, _lake_periods(root, settings, period), period)
     config = {
         "period": period,
         "symbols": symbols,
@@ -680,105 +680,280 @@ def evaluate(
         "evaluated_run_dir": str(run_dir),
         "data_settings": settings.sql_settings(),
     }
+    data = _read_evaluated(root, settings, symbols, interval, period, env_config, norm, clear_from, moved)
 
-    def read() -> MarketData:
-        """The period's bars, refused (before any run is recorded) when no model can be scored on them."""
-        nonlocal norm
-        if norm is None:
-            # the statistics only: the period read below says which symbols are not eligible, once
-            norm = load_period(
-                root, settings, symbols, interval, "train", config=env_config, warn_ineligible=False
-            ).norm
-        try:
-            data = load_period(
-                root, settings, symbols, interval, period, norm, config=env_config, not_before=clear_from
-            )
-        except EmptyPeriod as exc:
-            if clear_from is None:
-                raise
-            raise EmptyPeriod(f"{exc}: {moved}") from exc
-        if decision_steps(data, env_config) == 0:
-            raise NothingToScore(
-                f"{period} period: none of its {data.n_rows} {interval} bars has {env_config.window} rows of "
-                "history in its segment and a next bar to fill at, so no model can be scored on it: no "
-                f"evaluation was run or recorded (the run's window is {env_config.window}: train with a lower "
-                f"train.window, or give the {period} period more data)"
-            )
-        return data
-
-    def work(run_id: str, data: MarketData) -> EvalReport:
-        if clear_from is not None:
-            say(f"note: {moved}")
-        say(_period_line(data, decision_steps(data, env_config), env_config.window))
-        # the data read, hashed now (an ingest while the walks run must not change what it says was read)
-        snapshot = runlog.snapshot_for_run(
-            root,
-            settings,
-            list(data.symbols),
-            interval,
-            [period],
-            bounds={period: (_instant(data.bounds[0]), _instant(data.bounds[1]))},
-        )
-        judged = judge_all(data, env_config, policy, session=settings.session, seed=seed, resamples=resamples)
-        lake_bars = period_bar_counts(root, settings, list(data.symbols), interval, data.bounds)
-        report = EvalReport(
-            run_id=run_id,
-            parent_run_id=parent,
-            period=period,
-            interval=interval,
-            symbols=list(data.symbols),
-            bounds=(_iso(data.bounds[0]), _iso(data.bounds[1])),
-            bars_per_year=judged.bars_per_year,
-            metrics=judged.metrics,
-            sharpe_ci=judged.sharpe_ci,
-            seed=seed,
-            env=env_config.to_dict(),
-            curves=judged.curves,
-            span=_span(data),
-            costs=judged.costs,
-            gaps=gap_summary(data, env_config, judged.walks, lake_bars),
-            evaluated_from=clear_from.isoformat() if clear_from is not None else None,
-            clear_of_training=moved if clear_from is not None else "",
-            steps=steps_table(data, judged),
-        )
-        report.data_snapshot, report.data_files = snapshot.hash, snapshot.files
-        # evaluation-<period>.json/.png: the latest; a recorded evaluation also keeps its own copy, which its
-        # row names (a later evaluation, e.g. after the lake grew, must not change what an earlier row shows)
-        # and evaluation-<period>.parquet: every step of every policy (steps_table)
-        latest = tuple(run_dir / f"evaluation-{period}.{ext}" for ext in ("json", "png", "parquet"))
-        own = run_dir / "evaluations"
-        kept = (
-            tuple(own / f"{run_id}-{period}.{ext}" for ext in ("json", "png", "parquet"))
-            if recorded
-            else latest
-        )
-        report.json_path, report.png_path, report.steps_path = kept
-        if recorded:
-            own.mkdir(exist_ok=True)
-        write_png(report, report.png_path)
-        steps = _parquet_bytes(report.steps)
-        atomic_write_bytes(report.steps_path, steps)
-        text = (json.dumps(report.to_json(), indent=1) + "\n").encode()
-        atomic_write_bytes(report.json_path, text)
-        if recorded:
-            atomic_write_bytes(latest[0], text)
-            atomic_write_bytes(latest[1], report.png_path.read_bytes())
-            atomic_write_bytes(latest[2], steps)
-        say(
-            f"wrote {latest[0]}, {latest[1]} and {latest[2]} (every step)"
-            + (f" (this evaluation's own: {own})" if recorded else "")
-        )
+    def work(run_id: str) -> EvalReport:
+        report = _report(
+            root, settings, data, env_config, policy, run_id=run_id, parent=parent, seed=seed,
+            resamples=resamples, clear_from=clear_from, moved=moved, say=say,
+        )  # fmt: skip
+        _write(report, run_dir, run_id if record else None, say)
         return report
 
-    data = read()
-    recorded = record
     if not record:
-        return work(runlog.new_run_id("evaluate"), data)
+        return work(runlog.new_run_id("evaluate"))
     with runlog.recorded_run(root, "evaluate", config, run_dir=run_dir, parent_run_id=parent, say=say) as run:
-        report = work(run.run_id, data)
+        report = work(run.run_id)
         run.data_snapshot, run.data_files = report.data_snapshot, report.data_files
         run.metrics = summary(report)
     return report
+
+
+def evaluate_policy(
+    policy: Policy,
+    lake: str | os.PathLike[str] | None = None,
+    symbols: list[str] | None = None,
+    interval: str = "1m",
+    period: str = "test",
+    *,
+    settings: Settings | None = None,
+    norm: NormStats | None = None,
+    trained_on: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+    out: str | os.PathLike[str] | None = None,
+    seed: int = 0,
+    resamples: int = RESAMPLES,
+    say: Say | None = None,
+    **settings_keywords: Any,
+) -> EvalReport:
+    """Judge a policy of your own on `period` (test or validation) beside the flat, buy-and-hold and random
+    baselines, on the same bars with the same costs: the report `evaluate` gives a training run, for any
+    callable `policy(obs) -> actions` (float32 [B, obs_dim] -> int64 [B], B observations as the env gives
+    them; it may be asked about several bars at once, and about each side for the same bar).
+
+    The keywords are the env's (`gymnasium.make("marketlake/Trading-v0", ...)`): lake, symbols, interval,
+    period, `settings` (default: ./marketlake.toml or the built-in defaults, as the env), `norm`, and every
+    [train] trading setting or [data] / [splits] setting by its name, made into Settings and EnvConfig by the
+    same function (rl.env.settings_with): the window, costs and periods are those of the env built with the
+    same arguments. Without `norm` the train period's statistics are computed, as the env does.
+
+    `trained_on`: what the policy was trained and chosen on, so that the evaluation starts clear of it (after
+    its end plus the embargo) even when bars added to the lake since have moved the lake's periods: a
+    training run's folder (its settings.json) or a mapping of period name to (start, end), e.g.
+    `{"train": train_env.unwrapped.data.bounds}` (microseconds, datetimes or ISO strings). Without it a
+    warning says so; the validation period gets a warning too (not out of sample when it chose the policy).
+    `out`: a folder to write evaluation-<period>.json, .png and .parquet into (created), None: nothing written.
+    Nothing is recorded in the lake's `runs`."""
+    import warnings
+
+    say = say or (lambda _m: None)
+    if period not in ("test", "validation"):
+        raise MarketlakeError(f"evaluate_policy: period must be test or validation, got {period!r}")
+    from lake.config import load_settings
+
+    settings, env_config = _trading_settings(
+        settings if settings is not None else load_settings(), settings_keywords
+    )
+    root = resolve_lake_root(lake)
+    saved = _trained_record(trained_on)
+    notes = []
+    if not saved.get("periods"):
+        notes.append(
+            f"no training record says what this policy was trained on (trained_on=): judged on the lake's "
+            f"{period} period as its splits cut it now, which bars added to the lake since training may have "
+            "moved into what it trained on"
+        )
+    if period == "validation":
+        notes.append(
+            "judged on the validation period: if it chose this policy (or its settings), its result there is "
+            "not out of sample (the test period is)"
+        )
+    for note in notes:
+        warnings.warn(note, UserWarning, stacklevel=2)
+        say(f"note: {note}")
+    clear_from, moved = _clear_of_training(saved, _lake_periods(root, settings, period), period)
+    data = _read_evaluated(root, settings, symbols, interval, period, env_config, norm, clear_from, moved)
+    report = _report(
+        root, settings, data, env_config, policy, run_id=runlog.new_run_id("evaluate"),
+        parent=saved.get("run_id"), seed=seed, resamples=resamples, clear_from=clear_from, moved=moved, say=say,
+    )  # fmt: skip
+    if out is not None:
+        folder = Path(out)
+        folder.mkdir(parents=True, exist_ok=True)
+        _write(report, folder, None, say)
+    return report
+
+
+def _trained_record(trained_on: str | os.PathLike[str] | Mapping[str, Any] | None) -> dict[str, Any]:
+    """What `evaluate_policy` knows of the training: a run folder's settings.json (`_saved_run`), or
+    {"periods": {name: {"start_at", "end_at"}}} from a mapping of period name to (start, end)."""
+    if trained_on is None:
+        return {}
+    if not isinstance(trained_on, Mapping):
+        folder = Path(trained_on)
+        saved = _saved_run(folder) if folder.is_dir() else {}
+        if not saved.get("periods"):
+            raise MarketlakeError(
+                f"evaluate_policy: trained_on={str(folder)!r} is not a training run's folder with its periods "
+                "(settings.json): give the run's folder, or the periods as {'train': (start, end)}"
+            )
+        return saved
+    periods: dict[str, dict[str, str]] = {}
+    for name, bounds in trained_on.items():
+        if name not in ("train", "validation"):
+            raise MarketlakeError(
+                f"evaluate_policy: trained_on names a period {name!r} (train or validation)"
+            )
+        pair = (bounds.get("start_at"), bounds.get("end_at")) if isinstance(bounds, Mapping) else bounds
+        try:
+            start, end = (_as_instant(x) for x in pair)
+        except (TypeError, ValueError) as exc:
+            raise MarketlakeError(
+                f"evaluate_policy: trained_on[{name!r}] is not a (start, end) pair of instants ({exc})"
+            ) from None
+        periods[name] = {"start_at": start.isoformat(), "end_at": end.isoformat()}
+    if "train" not in periods:
+        raise MarketlakeError("evaluate_policy: trained_on has no 'train' period")
+    return {"periods": periods}
+
+
+def _as_instant(x: Any) -> dt.datetime:
+    """An instant from microseconds since the epoch (MarketData.bounds), a datetime (naive: UTC) or ISO text."""
+    if isinstance(x, bool):
+        raise TypeError(f"{x!r} is not an instant")
+    if isinstance(x, int | np.integer):
+        return _instant(int(x))
+    if isinstance(x, dt.datetime):
+        return x if x.tzinfo is not None else x.replace(tzinfo=dt.UTC)
+    if isinstance(x, str):
+        t = _parse_instant(x)
+        if t is not None:
+            return t
+    raise ValueError(f"{x!r} is not an instant")
+
+
+def _trading_settings(settings: Settings, keywords: Mapping[str, Any]) -> tuple[Settings, EnvConfig]:
+    """The settings and EnvConfig an env builds from `settings` and its keywords: rl.env.settings_with, the
+    one function that does it (so an evaluation trades with the costs and window the env trained with)."""
+    from rl.env import settings_with
+
+    return settings_with(settings, dict(keywords))
+
+
+def _lake_periods(root: Path, settings: Settings, period: str) -> dict[str, tuple[dt.datetime, dt.datetime]]:
+    try:
+        return runlog.period_bounds(root, settings, ["train", "validation", period])
+    except MarketlakeError:  # no bars: the period's read says what is missing
+        return {}
+
+
+def _read_evaluated(
+    root: Path,
+    settings: Settings,
+    symbols: list[str] | None,
+    interval: str,
+    period: str,
+    env_config: EnvConfig,
+    norm: NormStats | None,
+    clear_from: dt.datetime | None,
+    moved: str,
+) -> MarketData:
+    """The period's bars, refused (before any run is recorded) when no model can be scored on them."""
+    if norm is None:
+        # the statistics only: the period read below says which symbols are not eligible, once
+        norm = load_period(
+            root, settings, symbols, interval, "train", config=env_config, warn_ineligible=False
+        ).norm
+    try:
+        data = load_period(
+            root, settings, symbols, interval, period, norm, config=env_config, not_before=clear_from
+        )
+    except EmptyPeriod as exc:
+        if clear_from is None:
+            raise
+        raise EmptyPeriod(f"{exc}: {moved}") from exc
+    if decision_steps(data, env_config) == 0:
+        raise NothingToScore(
+            f"{period} period: none of its {data.n_rows} {interval} bars has {env_config.window} rows of "
+            "history in its segment and a next bar to fill at, so no model can be scored on it: no "
+            f"evaluation was run or recorded (the run's window is {env_config.window}: train with a lower "
+            f"train.window, or give the {period} period more data)"
+        )
+    return data
+
+
+def _report(
+    root: Path,
+    settings: Settings,
+    data: MarketData,
+    env_config: EnvConfig,
+    policy: Policy,
+    *,
+    run_id: str,
+    parent: str | None,
+    seed: int,
+    resamples: int,
+    clear_from: dt.datetime | None,
+    moved: str,
+    say: Say,
+) -> EvalReport:
+    """The policy and the baselines judged on the period's bars: the report, no file written."""
+    period, interval = data.period, data.interval
+    if clear_from is not None:
+        say(f"note: {moved}")
+    say(_period_line(data, decision_steps(data, env_config), env_config.window))
+    # the data read, hashed now (an ingest while the walks run must not change what it says was read)
+    snapshot = runlog.snapshot_for_run(
+        root,
+        settings,
+        list(data.symbols),
+        interval,
+        [period],
+        bounds={period: (_instant(data.bounds[0]), _instant(data.bounds[1]))},
+    )
+    judged = judge_all(data, env_config, policy, session=settings.session, seed=seed, resamples=resamples)
+    lake_bars = period_bar_counts(root, settings, list(data.symbols), interval, data.bounds)
+    report = EvalReport(
+        run_id=run_id,
+        parent_run_id=parent,
+        period=period,
+        interval=interval,
+        symbols=list(data.symbols),
+        bounds=(_iso(data.bounds[0]), _iso(data.bounds[1])),
+        bars_per_year=judged.bars_per_year,
+        metrics=judged.metrics,
+        sharpe_ci=judged.sharpe_ci,
+        seed=seed,
+        env=env_config.to_dict(),
+        curves=judged.curves,
+        span=_span(data),
+        costs=judged.costs,
+        gaps=gap_summary(data, env_config, judged.walks, lake_bars),
+        evaluated_from=clear_from.isoformat() if clear_from is not None else None,
+        clear_of_training=moved if clear_from is not None else "",
+        steps=steps_table(data, judged),
+    )
+    report.data_snapshot, report.data_files = snapshot.hash, snapshot.files
+    return report
+
+
+def _write(report: EvalReport, folder: Path, recorded_as: str | None, say: Say) -> None:
+    """evaluation-<period>.json/.png/.parquet into `folder`: the latest; a recorded evaluation (its run id
+    `recorded_as`) also keeps its own copy, which its row names (a later evaluation, e.g. after the lake
+    grew, must not change what an earlier row shows). The .parquet file: every step of every policy."""
+    period = report.period
+    latest = tuple(folder / f"evaluation-{period}.{ext}" for ext in ("json", "png", "parquet"))
+    own = folder / "evaluations"
+    kept = (
+        tuple(own / f"{recorded_as}-{period}.{ext}" for ext in ("json", "png", "parquet"))
+        if recorded_as is not None
+        else latest
+    )
+    report.json_path, report.png_path, report.steps_path = kept
+    if recorded_as is not None:
+        own.mkdir(exist_ok=True)
+    write_png(report, report.png_path)
+    steps = _parquet_bytes(report.steps)
+    atomic_write_bytes(report.steps_path, steps)
+    text = (json.dumps(report.to_json(), indent=1) + "\n").encode()
+    atomic_write_bytes(report.json_path, text)
+    if recorded_as is not None:
+        atomic_write_bytes(latest[0], text)
+        atomic_write_bytes(latest[1], report.png_path.read_bytes())
+        atomic_write_bytes(latest[2], steps)
+    say(
+        f"wrote {latest[0]}, {latest[1]} and {latest[2]} (every step)"
+        + (f" (this evaluation's own: {own})" if recorded_as is not None else "")
+    )
 
 
 def find_run_dir(root: str | os.PathLike[str] | None, run_id: str, settings: Settings | None = None) -> Path:

@@ -1,26 +1,41 @@
 """A numpy vector env: N episodes stepped at once as array operations (no Python loop over envs), with
 auto-reset. The fill and cost rules are rl/market.py's, as in the single env (rl/env.py).
 
+A `gymnasium.vector.VectorEnv` (metadata["autoreset_mode"] is AutoresetMode.SAME_STEP), built from the lake by
+`gymnasium.make_vec("marketlake/Trading-v0", num_envs=N, lake=..., ...)` (the registered vector entry point,
+`make_vec_env`: the period is read once and shared by the N episodes) or from ready arrays by
+`VecTradingEnv(data, config, num_envs, seed)`.
+
 Observation (float32): the last `window` normalised feature rows up to the decision bar, flattened, then the
 position held now (-1, 0, 1) and 1.0 when the decision bar ends at or after its session's close by the
 calendar (stocks; known at the bar, never read from later rows), else 0.0.
 
-Auto-reset: in the step where an episode ends, the returned obs is the NEW episode's first obs; the ended
-episode's last obs is in info["final_obs"] (rows where info["_final_obs"] is True). The returned obs array
+Auto-reset (Gymnasium's "same step"): in the step where an episode ends, the returned obs is the NEW
+episode's first obs; the ended episode's last obs is in info["final_obs"] (a float32 [N, obs_dim] array: its
+rows where info["_final_obs"] is True), its return and length in info["final_info"] ("episode_return",
+"episode_length", with the masks "_episode_return", "_episode_length"; info["_final_info"] the same mask as
+"_final_obs") and, for every env, in info["episode_return"] (NaN where no episode ended) and
+info["episode_length"] (0 there). The returned obs array
 is owned by the env and overwritten by the next step() or reset(): copy it to keep it. `terminated` (always
 False: episodes end by truncation) and the info arrays of a step where no episode ended are read-only.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import gymnasium
 import numpy as np
+from gymnasium.vector import AutoresetMode, VectorEnv
 
 from lake.errors import ConfigError
 from rl.episodes import CLIP, MarketData
 from rl.market import EnvConfig, Market, episode_length, valid_starts, window_view
+
+if TYPE_CHECKING:
+    from lake.config import Settings
+    from rl.episodes import NormStats
 
 EXTRA = 2  # position, session-end flag
 
@@ -58,8 +73,19 @@ class ObsBuilder:
         return out
 
 
-class VecTradingEnv:
-    """N episodes of one MarketData at once."""
+class VecTradingEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
+    """N episodes of one MarketData at once: a Gymnasium VectorEnv that autoresets in the same step.
+
+    From the lake: `make_vec_env` (what `gymnasium.make_vec("marketlake/Trading-v0", num_envs=N, ...)` calls);
+    from arrays already read (`rl.episodes.load_period`): `VecTradingEnv(data, config, num_envs, seed)`.
+    reset(seed=s) seeds the starts' generator (numpy's default_rng(s)); options={"starts": rows} starts the
+    episodes at those rows."""
+
+    metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+    single_observation_space: gymnasium.spaces.Box
+    single_action_space: gymnasium.spaces.Discrete
+    observation_space: gymnasium.spaces.Box
+    action_space: gymnasium.spaces.MultiDiscrete
 
     def __init__(self, data: MarketData, config: EnvConfig, num_envs: int, seed: int | None = None) -> None:
         if num_envs < 1:
@@ -81,6 +107,7 @@ class VecTradingEnv:
         self._obs = ObsBuilder(data, config, num_envs)
         self._pos_table = np.array([0.0, 1.0, -1.0][: config.n_actions])
         self.rng = np.random.default_rng(seed)
+        self._np_random, self._np_random_seed = self.rng, seed
         self.row = np.zeros(num_envs, np.int64)
         self.k = np.zeros(num_envs, np.int64)
         self.pos = np.zeros(num_envs, np.float64)  # the side held: -1, 0, 1
@@ -105,6 +132,11 @@ class VecTradingEnv:
         return self.data.features
 
     @property
+    def feature_names(self) -> list[str]:
+        """The feature columns of each window row of an observation, in order (rl.FEATURES)."""
+        return list(self.data.feature_names)
+
+    @property
     def obs_dim(self) -> int:
         return int(self.single_observation_space.shape[0])
 
@@ -117,6 +149,7 @@ class VecTradingEnv:
         """options={"starts": rows} starts the episodes at those rows (each must be a valid start)."""
         if seed is not None:
             self.rng = np.random.default_rng(seed)
+            self._np_random, self._np_random_seed = self.rng, seed
         if options and options.get("starts") is not None:
             starts = np.asarray(options["starts"], dtype=np.int64).reshape(self.num_envs)
             if not np.isin(starts, self.starts).all():
@@ -149,10 +182,18 @@ class VecTradingEnv:
         info: dict[str, Any] = {}
         obs = self._obs.build(self.row, self.pos)
         if done.any():
+            ended = done.copy()
             info["final_obs"] = obs.copy()
-            info["_final_obs"] = done.copy()
+            info["_final_obs"] = ended
             info["episode_return"] = np.where(done, self.ret_sum, np.nan)
             info["episode_length"] = np.where(done, self.k, 0)
+            info["final_info"] = {
+                "episode_return": info["episode_return"],
+                "_episode_return": ended,
+                "episode_length": info["episode_length"],
+                "_episode_length": ended,
+            }
+            info["_final_info"] = ended
             n = int(done.sum())
             self.row[done] = self.sample_starts(n)
             self.k[done] = 0
@@ -166,5 +207,49 @@ class VecTradingEnv:
         info["cost"] = cost
         return obs, log_ret.astype(np.float32), self._false, done, info
 
-    def close(self) -> None:
+    def close_extras(self, **kwargs: Any) -> None:
         pass
+
+
+def make_vec_env(
+    num_envs: int = 1,
+    lake: str | Path | None = None,
+    symbols: list[str] | None = None,
+    interval: str = "1m",
+    period: str = "train",
+    *,
+    seed: int | None = None,
+    settings: Settings | None = None,
+    norm: NormStats | None = None,
+    **settings_keywords: Any,
+) -> VecTradingEnv:
+    """The vector env of `num_envs` episodes over one period of the lake, from the same keywords as the single
+    env (`gymnasium.make("marketlake/Trading-v0", ...)`: lake, symbols, interval, period, settings, norm and
+    every [train] trading setting or [data] / [splits] setting by its name), its settings and EnvConfig made
+    by the same function (rl.env.settings_with). The period is read once and its arrays shared by the
+    episodes. The vector entry point of `marketlake/Trading-v0`:
+    `gymnasium.make_vec("marketlake/Trading-v0", num_envs=N, lake=..., period="train", window=20)`."""
+    from lake.config import load_settings
+    from rl.env import settings_with
+
+    base, config = settings_with(settings if settings is not None else load_settings(), settings_keywords)
+    data = read_env_period(lake, base, symbols, interval, period, config, norm)
+    return VecTradingEnv(data, config, num_envs, seed=seed)
+
+
+def read_env_period(
+    lake: str | Path | None,
+    settings: Settings,
+    symbols: list[str] | None,
+    interval: str,
+    period: str,
+    config: EnvConfig,
+    norm: NormStats | None = None,
+) -> MarketData:
+    """The period's arrays as an env reads them: normalised by `norm`, or for validation and test by the
+    train period's statistics (computed by reading train first)."""
+    from rl.episodes import load_period
+
+    if norm is None and period != "train":
+        norm = load_period(lake, settings, symbols, interval, "train", config=config).norm
+    return load_period(lake, settings, symbols, interval, period, norm=norm, config=config)

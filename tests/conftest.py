@@ -80,3 +80,20 @@ def bars_table(
             "source_file": [source_file] * len(closes),
         }
     )
+
+
+SPY_DAILY_SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "yahoofinance-SPY-20080101-20180101.csv"
+
+
+@pytest.fixture(scope="session")
+def spy_daily_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A lake of real bars, read only by the tests that use it: the SPY daily bars 2008-2017 the repository
+    ships (samples/), through `ingest csv` (2,517 bars; two bad rows quarantined)."""
+    from ingest import csv as csv_ingest
+    from ingest.common import RunContext
+    from lake.config import Settings
+
+    root = tmp_path_factory.mktemp("spy_daily") / "lake"
+    summary = csv_ingest.run(RunContext(root, Settings(), quiet=True), SPY_DAILY_SAMPLE, "SPY", "1d", None)
+    assert summary.ok, summary.errors
+    return root

@@ -154,3 +154,78 @@ def test_the_sql_examples_are_found() -> None:
     """The examples above are read from the pages (a change of fence or layout would leave none to check)."""
     pages = {p for p, _ in _sql_examples()}
     assert {"README.md", "views.md"} <= pages and len(_sql_examples()) >= 15
+
+
+def _documented_features() -> list[tuple[int, str]]:
+    """(index, name) of the rows of docs/trading.md's feature table (after its marker comment)."""
+    text = (REPO / "docs" / "trading.md").read_text(encoding="utf-8")
+    table = text.split("<!-- features:", 1)[1].split("\n\n", 1)[0]
+    return [(int(i), name) for i, name in re.findall(r"(?m)^\| (\d+) \| `([a-z0-9_]+)` \|", table)]
+
+
+def test_the_documented_observation_features_are_the_envs_in_their_order() -> None:
+    import rl
+    from rl.episodes import CLIP, FEATURES
+
+    rows = _documented_features()
+    assert [i for i, _ in rows] == list(range(len(rows)))
+    assert [name for _, name in rows] == list(FEATURES) == list(rl.FEATURES)
+    text = (REPO / "docs" / "trading.md").read_text(encoding="utf-8")
+    assert f"`F = {len(FEATURES)}`" in text and f"clipped to [-{CLIP:g}, {CLIP:g}]" in text
+
+
+def test_the_observation_is_as_documented(spy_daily_lake: Path) -> None:
+    """docs/trading.md's Observation section on real bars: time-major, oldest row first, then the side held
+    and the session flag; each column z-scored with the train period's mean and population std (NULL news
+    and market context read as 0, has_* flags beside them), clipped to +-10, float32; Box(-10, 10)."""
+    import datetime as dt
+
+    import gymnasium
+    import numpy as np
+
+    import lake
+    import rl
+    from rl.env import TradingEnv
+    from rl.episodes import INDICATORS, NULL_AS_ZERO
+
+    w = 7
+    env = gymnasium.make(
+        rl.ENV_ID, lake=spy_daily_lake, symbols=["SPY"], interval="1d", settings=Settings(), window=w
+    ).unwrapped
+    assert isinstance(env, TradingEnv)
+    d, f = env.data, len(rl.FEATURES)
+    assert env.observation_space == gymnasium.spaces.Box(-10.0, 10.0, (w * f + 2,), np.float32)
+    assert d.feature_names == list(rl.FEATURES)
+    obs, info = env.reset(seed=3)
+    t = info["row"]
+    assert obs.dtype == np.float32
+    for k in range(w):
+        assert np.array_equal(obs[k * f : (k + 1) * f], d.features[t - w + 1 + k])
+    assert obs[w * f] == 0.0 and obs[w * f + 1] == 1.0  # flat; a daily bar ends at its session's close
+    obs, *_ = env.step(1)
+    assert obs[w * f] == 1.0
+
+    def instant(us: int) -> dt.datetime:
+        return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=us)
+
+    stored = [c for c in rl.FEATURES if c not in INDICATORS]
+    con = lake.connect(spy_daily_lake, read_only=True, settings=Settings())
+    try:
+        got = con.execute(
+            f"SELECT {', '.join(stored)} FROM features WHERE symbol = 'SPY' AND \"interval\" = '1d' "
+            "AND NOT warmup AND ts >= ? AND available_at <= ? ORDER BY ts",
+            [instant(int(d.bounds[0])), instant(int(d.bounds[1]))],
+        ).fetchall()
+    finally:
+        con.close()
+    raw = {c: np.array([r[i] for r in got], dtype=float) for i, c in enumerate(stored)}
+    for flag, column in INDICATORS.items():
+        raw[flag] = (~np.isnan(raw[column])).astype(float)
+    for c in NULL_AS_ZERO:
+        raw[c] = np.nan_to_num(raw[c], nan=0.0)
+    x = np.column_stack([raw[c] for c in rl.FEATURES])
+    mean, std = x.mean(axis=0), x.std(axis=0, ddof=0)
+    std = np.where(std > 1e-12, std, 1.0)
+    assert np.allclose(d.norm.mean, mean, rtol=1e-9, atol=1e-12)
+    assert np.allclose(d.norm.std, std, rtol=1e-9)
+    assert np.allclose(d.features, np.clip((x - mean) / std, -10, 10).astype(np.float32), atol=1e-6)

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, cast
 
+import gymnasium
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+from gymnasium.vector import AutoresetMode
+from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
+import rl.episodes
+from lake.config import Settings
+from rl import ENV_ID
 from rl.baselines import buy_and_hold, flat, random_policy
 from rl.env import TradingEnv
 from rl.episodes import MarketData, market_data_from_arrays
@@ -177,6 +185,100 @@ def test_vector_and_single_env_give_identical_trajectories() -> None:
             else:
                 assert np.array_equal(vobs[i], o)
     assert vtrunc.all() and not np.isnan(vinfo["episode_return"]).any()
+
+
+def test_make_vec_builds_the_numpy_vector_env_reading_the_period_once_and_steps_as_the_single_env(
+    spy_daily_lake: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """gymnasium.make_vec with the registered vector entry point: one read of the period (and one of train,
+    for the statistics) for all the episodes, the same EnvConfig from the same keywords, and the same
+    observations, rewards and ends as single envs given the same starts and actions (real SPY bars)."""
+    reads: list[str] = []
+    real = rl.episodes.load_period
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        reads.append(args[4])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(rl.episodes, "load_period", counted)
+    kw: dict[str, Any] = {
+        "lake": spy_daily_lake,
+        "symbols": ["SPY"],
+        "interval": "1d",
+        "period": "test",
+        "settings": Settings(),
+        "window": 10,
+        "episode_length": 30,
+        "commission": 0.002,
+        "allow_short": True,
+    }
+    venv = gymnasium.make_vec(ENV_ID, num_envs=4, vectorization_mode="vector_entry_point", **kw)
+    assert reads == ["train", "test"]
+    assert isinstance(venv, gymnasium.vector.VectorEnv)
+    v = venv.unwrapped
+    assert isinstance(v, VecTradingEnv)
+    assert type(gymnasium.make_vec(ENV_ID, num_envs=2, **kw)) is VecTradingEnv  # the default mode
+    singles = [cast(TradingEnv, gymnasium.make(ENV_ID, **kw).unwrapped) for _ in range(4)]
+    assert (
+        v.config
+        == singles[0].config
+        == EnvConfig(window=10, episode_length=30, commission=0.002, allow_short=True)
+    )
+    assert v.single_observation_space == singles[0].observation_space
+    assert v.single_action_space == singles[0].action_space
+    assert v.feature_names == singles[0].data.feature_names == list(rl.FEATURES)
+    starts = singles[0].starts[[0, 7, len(singles[0].starts) // 2, -1]]
+    vobs, _ = venv.reset(options={"starts": starts})
+    sobs = [e.reset(options={"start": int(s)})[0] for e, s in zip(singles, starts, strict=True)]
+    assert np.array_equal(vobs, np.stack(sobs))
+    rng = np.random.default_rng(11)
+    ended = 0
+    for step in range(40):
+        actions = rng.integers(0, 3, size=4)
+        vobs, vr, vterm, vtrunc, vinfo = venv.step(actions)
+        for i, e in enumerate(singles):
+            o, r, term, trunc, info = e.step(int(actions[i]))
+            assert np.float32(r) == vr[i], step
+            assert term == vterm[i] and trunc == vtrunc[i]
+            if trunc:
+                ended += 1
+                assert np.array_equal(vinfo["final_obs"][i], o) and vinfo["_final_obs"][i]
+                assert vinfo["final_info"]["episode_return"][i] == pytest.approx(
+                    info["episode_return"], rel=1e-12
+                )
+                e.reset(options={"start": int(v.row[i])})  # the vector env's next episode
+            else:
+                assert np.array_equal(vobs[i], o)
+    assert ended == 4
+
+
+def test_the_vector_env_is_a_gymnasium_vector_env_that_records_episode_statistics() -> None:
+    data = random_data(300, seed=4)
+    cfg = EnvConfig(window=5, episode_length=20)
+    venv = VecTradingEnv(data, cfg, 4, seed=0)
+    assert isinstance(venv, gymnasium.vector.VectorEnv)
+    assert venv.metadata["autoreset_mode"] is AutoresetMode.SAME_STEP
+    assert venv.single_observation_space.shape == (cfg.window * 4 + 2,)
+    assert venv.observation_space.shape == (4, cfg.window * 4 + 2)
+    assert venv.single_action_space == gymnasium.spaces.Discrete(2)
+    env = RecordEpisodeStatistics(venv)
+    env.reset(seed=1)
+    first = venv.row.copy()
+    env.reset(seed=1)
+    assert np.array_equal(venv.row, first) and venv.np_random is venv.rng  # seeded through reset
+    episodes = 0
+    for _ in range(45):
+        _, _, _, trunc, info = env.step(np.ones(4, np.int64))
+        if trunc.any():
+            assert info["_episode"].tolist() == trunc.tolist() == info["_final_info"].tolist()
+            assert (info["episode"]["l"][trunc] == 20).all()
+            got = info["episode"]["r"][trunc]
+            assert got == pytest.approx(info["final_info"]["episode_return"][trunc], rel=1e-5)
+            assert got == pytest.approx(info["episode_return"][trunc], rel=1e-5)
+            episodes += int(trunc.sum())
+    assert episodes == 8 and env.episode_count == 8
+    env.close()
+    assert venv.closed
 
 
 def test_the_vector_env_auto_resets_and_keeps_episodes_inside_segments() -> None:
