@@ -36,7 +36,7 @@ import numpy as np
 from lake.config import Settings, load_settings, settings_with_values
 from lake.connect import say_settings
 from lake.errors import ConfigError
-from rl.episodes import MarketData, NormStats, load_period
+from rl.episodes import MarketData, NormStats
 from rl.market import EnvConfig, Market, episode_length, episode_notes, valid_starts
 from rl.vector import ObsBuilder, observation_space
 
@@ -65,10 +65,11 @@ def _user_level() -> int:
     import sys
 
     gym_dir = str(Path(gymnasium.__file__).parent)
-    frame: FrameType | None = sys._getframe(2)  # (1: the caller of this function, __init__)
+    ours = {__file__, str(Path(__file__).with_name("vector.py"))}  # the envs' own frames
+    frame: FrameType | None = sys._getframe(2)  # (1: the caller of this function)
     level = 2
     while frame is not None and (
-        frame.f_code.co_filename == __file__ or frame.f_code.co_filename.startswith(gym_dir)
+        frame.f_code.co_filename in ours or frame.f_code.co_filename.startswith(gym_dir)
     ):
         frame, level = frame.f_back, level + 1
     return level
@@ -97,6 +98,41 @@ def settings_with(settings: Settings, keywords: dict[str, Any]) -> tuple[Setting
     return s, EnvConfig.from_settings(train)
 
 
+def env_settings(
+    settings: Settings | None,
+    config: EnvConfig | str | Path | None,
+    keywords: dict[str, Any],
+    *,
+    announce: bool = True,
+) -> tuple[Settings, EnvConfig]:
+    """The settings and trading settings of an env (single or vector) from its keywords: `settings`, or a
+    settings file's path as `config`, else the working folder's marketlake.toml (named once on stderr when
+    `announce`), with every [train] / [data] / [splits] keyword applied (`settings_with`); an EnvConfig
+    given as `config` is taken as it is."""
+    if isinstance(config, str | Path):
+        if settings is not None:
+            raise ConfigError("give settings= or a settings file as config=, not both")
+        settings, config = load_settings(config), None
+    if settings is None:
+        settings = load_settings()
+        if announce:
+            say_settings(settings, "marketlake/Trading-v0: the environment uses")
+    base, cfg = settings_with(settings, keywords)
+    return base, config if config is not None else cfg
+
+
+def warn_if_evaluation_period(period: str) -> None:
+    """EvaluationPeriodWarning for an env made on the validation or test period."""
+    if period in ("validation", "test"):
+        warnings.warn(
+            f"marketlake/Trading-v0 on the {period} period: it is for evaluation only (train on "
+            "period='train'; the test period is never read in training). To silence this deliberately: "
+            "warnings.filterwarnings('ignore', category=rl.env.EvaluationPeriodWarning)",
+            EvaluationPeriodWarning,
+            stacklevel=_user_level(),
+        )
+
+
 class TradingEnv(gymnasium.Env[np.ndarray, np.int64]):
     """One episode at a time over one period of the lake."""
 
@@ -121,31 +157,13 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.int64]):
         `settings=lake.config.load_settings(PATH)`); without either, the working folder's marketlake.toml
         ($MARKETLAKE_CONFIG, else the built-in defaults), named once on stderr."""
         super().__init__()
-        if isinstance(config, str | Path):
-            if settings is not None:
-                raise ConfigError("give settings= or a settings file as config=, not both")
-            settings, config = load_settings(config), None
-        if settings is not None:
-            base = settings
-        else:
-            base = load_settings()
-            if data is None:
-                say_settings(base, "marketlake/Trading-v0: the environment uses")
-        base, cfg = settings_with(base, settings_keywords)
-        self.config = config if config is not None else cfg
+        base, self.config = env_settings(settings, config, settings_keywords, announce=data is None)
         if data is None:
-            if norm is None and period != "train":
-                norm = load_period(lake, base, symbols, interval, "train", config=self.config).norm
-            data = load_period(lake, base, symbols, interval, period, norm=norm, config=self.config)
+            from rl.vector import read_env_period
+
+            data = read_env_period(lake, base, symbols, interval, period, self.config, norm)
         self.data = data
-        if data.period in ("validation", "test"):
-            warnings.warn(
-                f"marketlake/Trading-v0 on the {data.period} period: it is for evaluation only (train on "
-                "period='train'; the test period is never read in training). To silence this deliberately: "
-                "warnings.filterwarnings('ignore', category=rl.env.EvaluationPeriodWarning)",
-                EvaluationPeriodWarning,
-                stacklevel=_user_level(),
-            )
+        warn_if_evaluation_period(data.period)
         self.market = Market(data, self.config)
         self.episode_length = episode_length(data, self.config)
         self.starts = valid_starts(data, self.config)

@@ -31,7 +31,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 
 from lake.errors import ConfigError
 from rl.episodes import CLIP, MarketData
-from rl.market import EnvConfig, Market, episode_length, valid_starts, window_view
+from rl.market import EnvConfig, Market, episode_length, episode_notes, valid_starts, window_view
 
 if TYPE_CHECKING:
     from lake.config import Settings
@@ -220,21 +220,28 @@ def make_vec_env(
     *,
     seed: int | None = None,
     settings: Settings | None = None,
+    config: EnvConfig | str | Path | None = None,
     norm: NormStats | None = None,
     **settings_keywords: Any,
 ) -> VecTradingEnv:
     """The vector env of `num_envs` episodes over one period of the lake, from the same keywords as the single
     env (`gymnasium.make("marketlake/Trading-v0", ...)`: lake, symbols, interval, period, settings, norm and
-    every [train] trading setting or [data] / [splits] setting by its name), its settings and EnvConfig made
-    by the same function (rl.env.settings_with). The period is read once and its arrays shared by the
+    every [train] trading setting or [data] / [splits] setting by its name; `config` an EnvConfig or a settings
+    file's path), its settings and EnvConfig made by the same function (rl.env.env_settings), with the same
+    notes and warnings (the settings file used, EvaluationPeriodWarning, SmallDataWarning). The period is read once and its arrays shared by the
     episodes. The vector entry point of `marketlake/Trading-v0`:
     `gymnasium.make_vec("marketlake/Trading-v0", num_envs=N, lake=..., period="train", window=20)`."""
-    from lake.config import load_settings
-    from rl.env import settings_with
+    import warnings
 
-    base, config = settings_with(settings if settings is not None else load_settings(), settings_keywords)
-    data = read_env_period(lake, base, symbols, interval, period, config, norm)
-    return VecTradingEnv(data, config, num_envs, seed=seed)
+    from rl.env import SmallDataWarning, _user_level, env_settings, warn_if_evaluation_period
+
+    base, env_config = env_settings(settings, config, settings_keywords)
+    data = read_env_period(lake, base, symbols, interval, period, env_config, norm)
+    warn_if_evaluation_period(data.period)
+    env = VecTradingEnv(data, env_config, num_envs, seed=seed)
+    for note in episode_notes(data, env_config, env.episode_length, len(env.starts)):
+        warnings.warn(note, SmallDataWarning, stacklevel=_user_level())
+    return env
 
 
 def read_env_period(

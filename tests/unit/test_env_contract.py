@@ -305,3 +305,34 @@ def _btc_day(root: Path) -> None:
     with land(root) as w:
         part = {"source": "binance", "interval": "1m", "symbol": "BTCUSDT", "period": "2024-03"}
         w.write(lake.BARS, part, bars_table(dt.datetime(2024, 3, 1, tzinfo=dt.UTC), closes))
+
+
+def test_the_vector_env_takes_its_settings_and_warns_as_the_single_env_does(
+    lake_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """make_vec_env (gymnasium.make_vec's entry point) took no settings file as config=, did not name the
+    settings it read, and said nothing on the test period or of a period too small for its episodes."""
+    import sys
+
+    import gymnasium
+
+    import rl  # noqa: F401
+
+    monkeypatch.setattr(sys.modules["lake.connect"], "_SAID_SETTINGS", set())
+    _btc_day(lake_root)
+    make: dict[str, Any] = dict(lake=lake_root, symbols=["BTCUSDT"], interval="1m", episode_length=100)
+    other = tmp_path / "other.toml"
+    other.write_text("[train]\nwindow = 12\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        vec = gymnasium.make_vec("marketlake/Trading-v0", num_envs=4, config=str(other), **make)
+    assert vec.unwrapped.config.window == 12  # type: ignore[attr-defined]
+    gymnasium.make_vec("marketlake/Trading-v0", num_envs=4, **make)
+    assert (
+        "marketlake/Trading-v0: the environment uses settings from the built-in defaults"
+        in capsys.readouterr().err
+    )
+    with pytest.warns(EvaluationPeriodWarning, match="on the test period: it is for evaluation only"):
+        gymnasium.make_vec("marketlake/Trading-v0", num_envs=4, period="test", **make)
+    with pytest.warns(SmallDataWarning, match="episodes shortened to"):
+        gymnasium.make_vec("marketlake/Trading-v0", num_envs=4, **{**make, "episode_length": 5000})
