@@ -384,26 +384,36 @@ def test_overall_of_a_stock_and_a_crypto_is_annualised_on_calendar_days(interval
     assert per_year["STK"] == (252 if interval == "1d" else 252 * 7)
 
 
-def test_the_overall_is_annualised_by_the_symbols_scored_and_says_which_they_are() -> None:
-    """A crypto named in the evaluation but with no bar to decide on (2 rows, window 2) is not scored: the
-    overall holds the stock only, annualised by the stock's 252 sessions (its calendar, not the crypto's)."""
-    from rl.metrics import scored_symbols
-
-    rng = np.random.default_rng(1)
+def _stock_and_unscored_crypto(days: int, seed: int) -> MarketData:
+    """A stock's weekday daily bars (14:30 UTC) over `days` calendar days, and a crypto of 2 daily rows (no
+    bar to decide on with window 2): each a random walk whose next open is its close."""
+    rng = np.random.default_rng(seed)
     start = dt.datetime(2022, 1, 3, 14, 30, tzinfo=dt.UTC)
-    stock = [start + dt.timedelta(days=i) for i in range(60) if (start + dt.timedelta(days=i)).weekday() < 5]
+    stock = [
+        start + dt.timedelta(days=i) for i in range(days) if (start + dt.timedelta(days=i)).weekday() < 5
+    ]
     crypto = [dt.datetime(2022, 1, 3, tzinfo=dt.UTC), dt.datetime(2022, 1, 4, tzinfo=dt.UTC)]
     c = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, len(stock) + 2)))
     o = np.concatenate([[100.0], c[:-1]])
     ts = np.array([int(t.timestamp() * 1e6) for t in [*stock, *crypto]], np.int64)
     idx = np.array([0] * len(stock) + [1, 1], np.int32)
-    data = market_data_from_arrays(
+    return market_data_from_arrays(
         o, np.maximum(o, c), np.minimum(o, c), c, np.zeros((len(c), 1)), ts=ts, symbols=["STK", "BTC"],
         symbol_idx=idx, segment_id=idx.astype(np.int64), asset_classes=["stock", "crypto"], interval="1d",
         period="test",
     )  # fmt: skip
-    hold = lambda obs: np.ones(len(obs), np.int64)  # noqa: E731
-    metrics, _, per_year, _ = judge(data, COSTLESS, hold, resamples=50)
+
+
+def _hold(obs: np.ndarray) -> np.ndarray:
+    return np.ones(len(obs), np.int64)
+
+
+def test_the_overall_is_annualised_by_the_symbols_scored_and_says_which_they_are() -> None:
+    """A crypto named in the evaluation but with no bar to decide on (2 rows, window 2) is not scored: the
+    overall holds the stock only, annualised by the stock's 252 sessions (its calendar, not the crypto's)."""
+    from rl.metrics import scored_symbols
+
+    metrics, _, per_year, _ = judge(_stock_and_unscored_crypto(60, 1), COSTLESS, _hold, resamples=50)
     assert scored_symbols({s: metrics[s]["agent"] for s in ("STK", "BTC")}) == ["STK"]
     assert metrics["BTC"]["agent"].bars == 0 and metrics["BTC"]["agent"].sharpe is None
     assert per_year["overall"] == 252 and not metrics["overall"]["agent"].ratios_on_calendar_days
@@ -413,25 +423,9 @@ def test_the_overall_is_annualised_by_the_symbols_scored_and_says_which_they_are
 def test_the_table_marks_ratios_from_too_few_bars_and_names_the_symbols_not_scored() -> None:
     """The same unscored crypto, and a stock of 7 bars: its Sharpe and Sortino are marked * with the note, the
     crypto is named as not scored; with enough bars and one calendar, no note at all."""
-    rng = np.random.default_rng(2)
 
     def report(days: int) -> EvalReport:
-        start = dt.datetime(2022, 1, 3, 14, 30, tzinfo=dt.UTC)
-        stock = [
-            start + dt.timedelta(days=i) for i in range(days) if (start + dt.timedelta(days=i)).weekday() < 5
-        ]
-        crypto = [dt.datetime(2022, 1, 3, tzinfo=dt.UTC), dt.datetime(2022, 1, 4, tzinfo=dt.UTC)]
-        c = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, len(stock) + 2)))
-        o = np.concatenate([[100.0], c[:-1]])
-        ts = np.array([int(t.timestamp() * 1e6) for t in [*stock, *crypto]], np.int64)
-        idx = np.array([0] * len(stock) + [1, 1], np.int32)
-        data = market_data_from_arrays(
-            o, np.maximum(o, c), np.minimum(o, c), c, np.zeros((len(c), 1)), ts=ts, symbols=["STK", "BTC"],
-            symbol_idx=idx, segment_id=idx.astype(np.int64), asset_classes=["stock", "crypto"], interval="1d",
-            period="test",
-        )  # fmt: skip
-        hold = lambda obs: np.ones(len(obs), np.int64)  # noqa: E731
-        metrics, cis, per_year, _ = judge(data, COSTLESS, hold, resamples=50)
+        metrics, cis, per_year, _ = judge(_stock_and_unscored_crypto(days, 2), COSTLESS, _hold, resamples=50)
         return EvalReport(
             run_id="r-x", parent_run_id=None, period="test", interval="1d", symbols=["STK", "BTC"],
             bounds=("2022-01-03T00:00:00+00:00", "2022-12-31T00:00:00+00:00"), bars_per_year=per_year,
