@@ -504,20 +504,25 @@ def _whole_hours(
 ) -> list[dict[str, Any]]:
     """The hourly bars that hold whole hours, in file order; the others rejected with their reason. A stock's
     hourly bars start at half past (09:30, 10:30, ...: yfinance) or on the hour after a first half hour
-    (09:30, 10:00, 11:00, ...: many brokers' and charting exports). In a file whose bars start on the hour
-    (most of them), a bar at half past holds the half hour before the next one, not an hour: rejected (it
-    was the 10:00 bar that went, as overlapping the 09:30 one's hour, and the half hour landed as an hour).
-    Otherwise a bar overlapping an earlier one's hour is rejected."""
-    on_hour = sum(1 for b in bars if b["ts"].minute == 0)
+    (09:30, 10:00, 11:00, ...: many brokers' and charting exports). On a New York day whose bars start on
+    the hour (most of that day's), a bar at half past holds the half hour before the next one, not an hour:
+    rejected (it was the 10:00 bar that went, as overlapping the 09:30 one's hour, and the half hour landed
+    as an hour). Each day is judged on its own bars: a file may change from one grid to the other. Otherwise
+    a bar overlapping an earlier one's hour is rejected."""
+    by_day: Counter[tuple[dt.date, bool]] = Counter(
+        (b["ts"].astimezone(NEW_YORK).date(), b["ts"].minute == 0) for b in bars
+    )
     kept: list[dict[str, Any]] = []
     held: dict[dt.datetime, int] = {}
     for bar, (line, reject) in zip(bars, landed, strict=True):
         ts = bar["ts"]
-        if ts.minute == 30 and on_hour > len(bars) - on_hour:
+        day = ts.astimezone(NEW_YORK).date()
+        on_hour, half_past = by_day[(day, True)], by_day[(day, False)]
+        if ts.minute == 30 and on_hour > half_past:
             reject(
-                f"the {interval} bar at {ts.isoformat()} starts at half past in a file whose bars start on the "
-                f"hour ({on_hour} of {len(bars)}): it holds the half hour before the next one (a session opening "
-                "at 09:30), not an hour",
+                f"the {interval} bar at {ts.isoformat()} starts at half past on a day whose bars start on the "
+                f"hour ({on_hour} of {on_hour + half_past} on {day}): it holds the half hour before the next "
+                "one (a session opening at 09:30), not an hour",
                 at=ts,
             )
             continue

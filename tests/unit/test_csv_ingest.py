@@ -578,8 +578,33 @@ def test_a_clock_hour_file_lands_its_whole_hours_and_rejects_the_half_hour(tmp_p
     rejected = query(root, "SELECT ts, reason FROM bars_rejected ORDER BY line_number")
     assert [r[0].astimezone(ny).time() for r in rejected] == [dt.time(9, 30)] * len(week)
     assert all(
-        "starts at half past in a file whose bars start on the hour (30 of 35)" in r[1] for r in rejected
+        "starts at half past on a day whose bars start on the hour (6 of 7 on 2024-03-0" in r[1]
+        for r in rejected
     ), rejected
+
+
+def test_a_file_changing_from_half_past_to_clock_hours_keeps_each_days_whole_hours(tmp_path: Path) -> None:
+    """8 days of yfinance's 09:30, 10:30, ..., 15:30 then 12 days of 09:30, 10:00, ..., 15:00: judged by the
+    whole file's majority, the half-past days' whole hours (10:30, 11:30, ...) were rejected as half hours."""
+    ny = ZoneInfo("America/New_York")
+    days = yahoo_days(dt.date(2024, 4, 1), dt.date(2024, 4, 26))
+    assert len(days) == 20
+    hour = dt.timedelta(hours=1)
+    half_past = [dt.datetime.combine(d, dt.time(9, 30), ny) + k * hour for d in days[:8] for k in range(7)]
+    clock = [
+        dt.datetime.combine(d, t, ny)
+        for d in days[8:]
+        for t in [dt.time(9, 30)] + [dt.time(h) for h in range(10, 16)]
+    ]
+    text = YAHOO_INTRADAY_HEADER + "".join(
+        f"{t.isoformat(' ')},10,12,9,11,11,100\n" for t in half_past + clock
+    )
+    root = tmp_path / "lake"
+    assert csv_ingest.run(ctx(root), write_file(tmp_path, "mixed.csv", text), "ABC", "1h", None).ok
+    landed = {r[0] for r in query(root, "SELECT ts FROM bars")}
+    assert landed == set(half_past) | {t for t in clock if t.minute == 0}
+    rejected = [r[0] for r in query(root, "SELECT ts FROM bars_rejected")]
+    assert sorted(rejected) == sorted(t for t in clock if t.minute == 30)
 
 
 def test_cadence_is_the_most_common_spacing_the_larger_of_equals() -> None:
