@@ -81,7 +81,7 @@ def sql_cmd(ctx: click.Context, query: str, fmt: str) -> None:
     # read is known consistent; a read an ingest overlapped is run again from an emptied spool, so the
     # output is never a mix of two versions of the lake. The table holds its first TABLE_ROWS rows and
     # counts the others.
-    spool = None if fmt == "table" else tempfile.TemporaryFile("w+", encoding="utf-8", newline="")
+    spool = None if fmt == "table" else _spool(fmt)
     try:
 
         def read() -> tuple[list[str], list[tuple[Any, ...]], int] | None:
@@ -92,9 +92,12 @@ def sql_cmd(ctx: click.Context, query: str, fmt: str) -> None:
             if spool is None:
                 shown = rel.fetchmany(TABLE_ROWS)
                 return rel.columns, shown, len(shown) + sum(map(len, chunks))
-            spool.seek(0)
-            spool.truncate()
-            n = write_rows(rel.columns, chunks, fmt, spool, [str(t) for t in rel.types])
+            try:
+                spool.seek(0)
+                spool.truncate()
+                n = write_rows(rel.columns, chunks, fmt, spool, [str(t) for t in rel.types])
+            except OSError as exc:  # the spool's disk (a full $TMPDIR), not the lake's
+                raise _spool_failed(fmt, exc) from exc
             return rel.columns, [], n
 
         got = lake.consistent(run.root, read)  # read again if an ingest replaced a file meanwhile
@@ -113,6 +116,24 @@ def sql_cmd(ctx: click.Context, query: str, fmt: str) -> None:
         con.close()
         if spool is not None:
             spool.close()
+
+
+def _spool(fmt: str) -> Any:
+    try:
+        return tempfile.TemporaryFile("w+", encoding="utf-8", newline="")
+    except OSError as exc:
+        raise _spool_failed(fmt, exc) from exc
+
+
+def _spool_failed(fmt: str, exc: OSError) -> MarketlakeError:
+    """The one line for a spool that cannot be written: it names the folder (TMPDIR) and what to do."""
+    from lake.writer import io_reason
+
+    return MarketlakeError(
+        f"the {fmt} output is held in a temporary file in {tempfile.gettempdir()} until the read is known "
+        f"consistent, and writing it failed: {io_reason(exc)} (point TMPDIR at a folder with room for the whole "
+        "output; the lake is untouched)"
+    )
 
 
 def warn_if_store_stale(run: Any) -> None:

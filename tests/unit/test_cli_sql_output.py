@@ -270,3 +270,24 @@ def test_a_large_csv_export_streams_in_bounded_memory(filled_lake: Path, tmp_pat
     assert text == _expected_big()
     print(f"growth {growth_mib:.0f} MiB")
     assert growth_mib < 80, f"peak RSS grew by {growth_mib:.0f} MiB for {len(text) / 2**20:.0f} MiB of CSV"
+
+
+def test_a_full_spool_folder_is_one_line_naming_it(
+    runner: CliRunner, filled_lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The export's spool on a full $TMPDIR said only "the disk is full": a read-only query, naming no folder."""
+    import errno
+    import tempfile
+
+    class Full(io.StringIO):
+        def write(self, text: str) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(reading.tempfile, "TemporaryFile", lambda *a, **k: Full())
+    r = runner.invoke(
+        cli, ["--lake", str(filled_lake), "sql", "SELECT * FROM range(100000)", "--format", "csv"]
+    )
+    assert r.exit_code == 1, r.output
+    (line,) = [x for x in r.output.splitlines() if x.startswith("error:")]
+    assert f"temporary file in {tmp_path}" in line and "TMPDIR" in line and "lake is untouched" in line, line
