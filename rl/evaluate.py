@@ -48,13 +48,13 @@ from rl.metrics import (
     TOO_FEW_TO_ANNUALISE,
     Metrics,
     SharpeDiffCI,
-    bars_per_year,
     bootstrap_sharpe_difference,
     calendar_day_returns,
     calendar_of,
     compute_metrics,
     portfolio_annualisation,
     scored_symbols,
+    symbol_bars_per_year,
 )
 from rl.walk import Walk, decision_steps, walk
 
@@ -334,7 +334,9 @@ def judge_all(
         curves["agent"], curves["buy_and_hold"], per_year["overall"], seed, resamples, overall.calendar_days
     )
     for i, symbol in enumerate(data.symbols):
-        per_year[symbol] = bars_per_year(data.interval, calendars[i], session)
+        per_year[symbol] = symbol_bars_per_year(
+            ref.ts[ref.symbol_idx == i], calendars[i], data.interval, session
+        )
         series[symbol] = {name: symbol_series(w, i) for name, w in walks.items()}
         metrics[symbol] = {name: _metrics(s, per_year[symbol]) for name, s in series[symbol].items()}
         cis[symbol] = _ci(
