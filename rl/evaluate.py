@@ -44,6 +44,7 @@ from rl.baselines import buy_and_hold, flat, random_policy
 from rl.episodes import EmptyPeriod, MarketData, NormStats, load_period
 from rl.market import EnvConfig
 from rl.metrics import (
+    METRICS_VERSION,
     MIN_ANNUALISED_STEPS,
     TOO_FEW_TO_ANNUALISE,
     Metrics,
@@ -146,6 +147,7 @@ class EvalReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "metrics_version": METRICS_VERSION,
             "run_id": self.run_id,
             "parent_run_id": self.parent_run_id,
             "period": self.period,
@@ -1157,6 +1159,7 @@ def _saved_run(run_dir: Path) -> dict[str, Any]:
 
 
 SUMMARY_KEYS = (
+    "metrics_version",
     "period",
     "out_of_sample",
     "interval",

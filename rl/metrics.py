@@ -55,6 +55,13 @@ SESSION_OPEN_MINUTE = {"regular": 9 * 60 + 30, "extended": 4 * 60}
 """The session's open, minutes after New York midnight."""
 NEW_YORK = ZoneInfo("America/New_York")
 
+METRICS_VERSION = 2
+"""The definition of the metrics an evaluation's JSON and runs row hold (`metrics_version`; a row without the
+key is version 1: Sharpe and Sortino of log returns, the overall always per step, the data's end a forced
+exit). 2: Sharpe and Sortino of simple returns; the overall on calendar days when its symbols' bars start at
+different times (stocks at different phases too); intraday stocks annualised by the bars a session holds on
+their own grid (on the hour 6 a regular session, half past 7); the data's end marked, not sold."""
+
 _CALENDARS = {
     "stock": "XNYS",
     "etf": "XNYS",

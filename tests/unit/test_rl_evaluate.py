@@ -583,6 +583,20 @@ def test_the_report_says_what_each_symbols_gaps_took(gapped: Path, tmp_path: Pat
     assert row["metrics"]["gaps"] == saved["gaps"]
 
 
+def test_the_json_and_the_runs_row_say_which_definition_of_the_metrics_they_hold(
+    gapped: Path, tmp_path: Path
+) -> None:
+    """`metrics_version` (rl.metrics.METRICS_VERSION, 2: simple-return Sharpe, calendar-day overall across
+    grids, the data's end not sold) in the JSON file and the runs row: old rows have none (version 1)."""
+    from rl.metrics import METRICS_VERSION
+
+    report, saved = _evaluate_gapped(gapped, tmp_path / "run")
+    (row,) = runlog.list_runs(gapped)
+    assert METRICS_VERSION == 2
+    assert saved["metrics_version"] == row["metrics"]["metrics_version"] == METRICS_VERSION
+    assert summary(report)["metrics_version"] == METRICS_VERSION
+
+
 def test_the_runs_row_says_which_bars_were_measured(gapped: Path, tmp_path: Path) -> None:
     """The evaluation's row (mirrored to Supabase) keeps the period's bounds, the span of its bars, where the
     evaluation started (`evaluated_from`, None when the lake's own period start), whether it is out of

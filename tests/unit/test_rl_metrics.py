@@ -416,3 +416,11 @@ def test_the_reviewers_repro() -> None:
     b = np.concatenate([d + np.array([15, 16, 17, 18, 19, 20]) * h for d in day])
     got = metrics.portfolio_annualisation([a.astype(np.int64), b.astype(np.int64)], ["stock", "stock"], "1h")
     assert got == metrics.Annualisation(365, True)
+
+
+def test_the_metrics_version_is_documented() -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "trading.md").read_text(encoding="utf-8")
+    assert metrics.METRICS_VERSION == 2
+    assert f"`metrics_version` {metrics.METRICS_VERSION}" in text
