@@ -44,17 +44,18 @@ from rl.baselines import buy_and_hold, flat, random_policy
 from rl.episodes import EmptyPeriod, MarketData, NormStats, load_period
 from rl.market import EnvConfig
 from rl.metrics import (
+    METRICS_VERSION,
     MIN_ANNUALISED_STEPS,
     TOO_FEW_TO_ANNUALISE,
     Metrics,
     SharpeDiffCI,
-    bars_per_year,
     bootstrap_sharpe_difference,
     calendar_day_returns,
     calendar_of,
     compute_metrics,
     portfolio_annualisation,
     scored_symbols,
+    symbol_bars_per_year,
 )
 from rl.walk import Walk, decision_steps, walk
 
@@ -146,6 +147,7 @@ class EvalReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "metrics_version": METRICS_VERSION,
             "run_id": self.run_id,
             "parent_run_id": self.parent_run_id,
             "period": self.period,
@@ -334,7 +336,9 @@ def judge_all(
         curves["agent"], curves["buy_and_hold"], per_year["overall"], seed, resamples, overall.calendar_days
     )
     for i, symbol in enumerate(data.symbols):
-        per_year[symbol] = bars_per_year(data.interval, calendars[i], session)
+        per_year[symbol] = symbol_bars_per_year(
+            ref.ts[ref.symbol_idx == i], calendars[i], data.interval, session
+        )
         series[symbol] = {name: symbol_series(w, i) for name, w in walks.items()}
         metrics[symbol] = {name: _metrics(s, per_year[symbol]) for name, s in series[symbol].items()}
         cis[symbol] = _ci(
@@ -1155,6 +1159,7 @@ def _saved_run(run_dir: Path) -> dict[str, Any]:
 
 
 SUMMARY_KEYS = (
+    "metrics_version",
     "period",
     "out_of_sample",
     "interval",

@@ -31,11 +31,13 @@ so a flat series is exactly 0 on every metric that has a value, and its hit rate
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -49,6 +51,16 @@ REGULAR_SESSION_MINUTES = 390
 """09:30-16:00 New York."""
 EXTENDED_SESSION_MINUTES = 960
 """04:00-20:00 New York."""
+SESSION_OPEN_MINUTE = {"regular": 9 * 60 + 30, "extended": 4 * 60}
+"""The session's open, minutes after New York midnight."""
+NEW_YORK = ZoneInfo("America/New_York")
+
+METRICS_VERSION = 2
+"""The definition of the metrics an evaluation's JSON and runs row hold (`metrics_version`; a row without the
+key is version 1: Sharpe and Sortino of log returns, the overall always per step, the data's end a forced
+exit). 2: Sharpe and Sortino of simple returns; the overall on calendar days when its symbols' bars start at
+different times (stocks at different phases too); intraday stocks annualised by the bars a session holds on
+their own grid (on the hour 6 a regular session, half past 7); the data's end marked, not sold."""
 
 _CALENDARS = {
     "stock": "XNYS",
@@ -83,12 +95,18 @@ def calendar_of(calendar_or_asset_class: str) -> str:
     return cal
 
 
-def bars_per_year(interval: str, calendar: str, session: str = "regular") -> float:
+def bars_per_year(
+    interval: str, calendar: str, session: str = "regular", phases: frozenset[int] | None = None
+) -> float:
     """Bars in a year, to annualise per-bar ratios.
 
     Exchange calendars (stocks, ETFs): 252 sessions a year times the bars of a session: 390 one-minute
     bars in regular hours (960 in extended hours), one daily bar; a bar longer than a session counts as
     its number of sessions (a weekly bar: 252/5 a year). 24/7 (crypto): 365 days of 1440 minutes.
+    `phases` (intraday stocks): the New York start times of the bars within the interval, in microseconds
+    (`new_york_phases`): the session's bars are the times on that grid from its open to its close (the lake
+    keeps a stock's bars starting in the session): hourly bars on the hour 10:00 .. 15:00, 6 a regular
+    session; at half past 09:30 .. 15:30, 7. None: the grid starting at the open, ceil(session / interval).
     """
     minutes = interval_minutes(interval)
     if calendar_of(calendar) == "24/7":
@@ -98,7 +116,51 @@ def bars_per_year(interval: str, calendar: str, session: str = "regular") -> flo
     if minutes >= 1440:
         return SESSIONS_PER_YEAR / (minutes / 1440 if minutes < 7 * 1440 else 5 * minutes / (7 * 1440))
     session_minutes = REGULAR_SESSION_MINUTES if session == "regular" else EXTENDED_SESSION_MINUTES
-    return SESSIONS_PER_YEAR * math.ceil(session_minutes / minutes)
+    bars = session_bars(minutes, SESSION_OPEN_MINUTE[session], session_minutes, phases or frozenset())
+    return SESSIONS_PER_YEAR * (bars or math.ceil(session_minutes / minutes))
+
+
+def session_bars(minutes: int, open_minute: int, session_minutes: int, phases: frozenset[int]) -> int:
+    """How many bar starts of an interval of `minutes` lie in a session [open, open + length) (minutes after
+    midnight) on the grid of the given phases (microseconds within the interval)."""
+    step = minutes * 60_000_000
+    start, end = open_minute * 60_000_000, (open_minute + session_minutes) * 60_000_000
+    count = 0
+    for p in phases:
+        first = start + (p - start) % step  # the first time of this phase at or after the open
+        count += max(0, -(-(end - first) // step))
+    return count
+
+
+def _new_york_offset_us(day: int) -> int:
+    """New York's UTC offset (microseconds) at noon UTC of a UTC day (days since 1970-01-01): after the
+    02:00 switch of a daylight-saving day, before any session opens (04:00)."""
+    noon = dt.datetime(1970, 1, 1, 12, tzinfo=dt.UTC) + dt.timedelta(days=day)
+    off = noon.astimezone(NEW_YORK).utcoffset()
+    return int(off.total_seconds()) * 1_000_000 if off is not None else 0
+
+
+def new_york_phases(step_times: np.ndarray, interval: str) -> frozenset[int]:
+    """The distinct New York wall-clock start times of the bars within the interval, in microseconds (a stock's
+    hours at half past: {30 minutes}, on the hour: {0}), whatever the daylight-saving shift of their UTC
+    times. Empty for no bar."""
+    t = np.asarray(step_times, dtype=np.int64)
+    if t.size == 0:
+        return frozenset()
+    days, at = np.unique(t // US_PER_DAY, return_inverse=True)
+    offset = np.array([_new_york_offset_us(int(d)) for d in days], dtype=np.int64)
+    local = t + offset[at]
+    return frozenset(np.unique(local % (interval_minutes(interval) * 60_000_000)).tolist())
+
+
+def symbol_bars_per_year(
+    step_times: np.ndarray, calendar: str, interval: str, session: str = "regular"
+) -> float:
+    """Bars in a year of one symbol whose steps fall at these times: `bars_per_year`, an intraday stock's on
+    the grid of its own bars (`new_york_phases`: hourly bars on the hour 252 x 6, at half past 252 x 7)."""
+    if calendar_of(calendar) == "24/7" or interval_minutes(interval) >= 1440:
+        return bars_per_year(interval, calendar, session)
+    return bars_per_year(interval, calendar, session, new_york_phases(step_times, interval) or None)
 
 
 US_PER_DAY = 86_400_000_000
@@ -136,12 +198,14 @@ def portfolio_annualisation(
     step times and calendar given; symbols without a step left out).
 
     One grid: when the union of the symbols' step times lies on one grid, the portfolio has that grid's
-    steps and is annualised per step like it (`bars_per_year`): all symbols of the exchange calendar (their
-    sessions, whatever the daylight-saving shift of their UTC times), or 24/7 symbols whose bars all start
-    at one offset within the interval (UTC midnight for 1d, the hour for 1h) with any exchange-calendar
-    symbols' bars starting at that offset too (stocks at 1m, 5m, 15m).
+    steps and is annualised per step like it (`bars_per_year`): all symbols of the exchange calendar whose
+    intraday bars start at the same New York times within the interval (`new_york_phases`, whatever the
+    daylight-saving shift of their UTC times; daily and longer bars: the sessions), or 24/7 symbols whose
+    bars all start at one offset within the interval (UTC midnight for 1d, the hour for 1h) with any
+    exchange-calendar symbols' bars starting at that offset too (stocks at 1m, 5m, 15m).
     Otherwise (a stock's daily bar at 14:30 UTC beside a crypto's at 00:00; stock hours at half past beside
-    crypto hours on the hour) the portfolio steps more often than either grid, and at uneven times: its
+    crypto hours on the hour, or beside another stock's hours on the hour: 13 steps a session, not 7) the
+    portfolio steps more often than either grid, and at uneven times: its
     returns are summed per UTC calendar day and annualised by 365 days. The equity of a share is carried
     over the days its market is closed, so those days return 0, as a 24/7 asset's calendar counts them;
     for returns independent from step to step, summing them over days and annualising by the days gives
@@ -154,7 +218,12 @@ def portfolio_annualisation(
     if not cals:
         return Annualisation(bars_per_year(interval, "24/7", session), False)
     if set(cals) == {"XNYS"}:
-        return Annualisation(bars_per_year(interval, "XNYS", session), False)
+        if interval_minutes(interval) >= 1440:
+            return Annualisation(bars_per_year(interval, "XNYS", session), False)
+        on = [p for p in (new_york_phases(t, interval) for t in step_times) if p]
+        if any(p != on[0] for p in on):
+            return Annualisation(float(DAYS_PER_YEAR_24_7), True)
+        return Annualisation(bars_per_year(interval, "XNYS", session, on[0] if on else None), False)
     step = interval_minutes(interval) * 60_000_000
     phases = [set(np.unique(np.asarray(t, dtype=np.int64) % step).tolist()) for t in step_times]
     grid = set().union(*(p for p, c in zip(phases, cals, strict=True) if c == "24/7"))

@@ -384,6 +384,50 @@ def test_overall_of_a_stock_and_a_crypto_is_annualised_on_calendar_days(interval
     assert per_year["STK"] == (252 if interval == "1d" else 252 * 7)
 
 
+def _two_stocks_hours_market() -> MarketData:
+    """The reviewer's case: two stocks' hourly bars over three weeks of regular sessions (January: New York
+    is UTC-5), STK at half past (yfinance: 14:30 .. 20:30 UTC), HR on the hour (a clock-hour export as the
+    lake keeps it: 15:00 .. 20:00 UTC); each a random walk whose next open is its close."""
+    rng = np.random.default_rng(3)
+    days = [dt.datetime(2022, 1, 3, tzinfo=dt.UTC) + dt.timedelta(days=i) for i in range(21)]
+    days = [d for d in days if d.weekday() < 5]
+    stock = [d + dt.timedelta(hours=14, minutes=30 + 60 * k) for d in days for k in range(7)]
+    hours = [d + dt.timedelta(hours=15 + k) for d in days for k in range(6)]
+
+    def path(n: int) -> tuple[np.ndarray, np.ndarray]:
+        c = 100 * np.exp(np.cumsum(rng.normal(0.0, 0.01, n)))
+        return np.concatenate([[100.0], c[:-1]]), c
+
+    (so, sc), (ho, hc) = path(len(stock)), path(len(hours))
+    o, c = np.concatenate([so, ho]), np.concatenate([sc, hc])
+    ts = np.array([int(t.timestamp() * 1e6) for t in [*stock, *hours]], np.int64)
+    idx = np.concatenate([np.zeros(len(stock), np.int32), np.ones(len(hours), np.int32)])
+    return market_data_from_arrays(
+        o, np.maximum(o, c), np.minimum(o, c), c, np.zeros((len(c), 1)), ts=ts, symbols=["STK", "HR"],
+        symbol_idx=idx, segment_id=idx.astype(np.int64), asset_classes=["stock", "stock"],
+        interval="1h", period="test",
+    )  # fmt: skip
+
+
+def test_two_stocks_whose_hours_start_at_different_times_are_annualised_on_calendar_days() -> None:
+    """Half past beside on the hour: the overall has 13 steps a session, not 7; its Sharpe is of its
+    calendar-day returns, annualised by 365 (brute force from the prices). Each stock is annualised by the
+    bars its own sessions hold: 7 at half past, 6 on the hour."""
+    data = _two_stocks_hours_market()
+    flat_agent = lambda obs: np.zeros(len(obs), np.int64)  # noqa: E731
+    metrics, cis, per_year, _ = judge(data, COSTLESS, flat_agent, resamples=100)
+    want, days = _by_hand_daily_sharpe(data, COSTLESS.window)
+    bh = metrics["overall"]["buy_and_hold"]
+    assert bh.ratios_on_calendar_days and per_year["overall"] == 365
+    assert bh.sharpe == pytest.approx(want, rel=1e-9)
+    assert cis["overall"] is not None and cis["overall"].bars == days
+    assert (per_year["STK"], per_year["HR"]) == (252 * 7, 252 * 6)
+    hr = metrics["HR"]["buy_and_hold"]
+    r = np.diff(np.log(data.close[data.symbol_idx == 1][COSTLESS.window - 1 :]))  # held from row window on
+    simple = np.expm1(r)
+    assert hr.sharpe == pytest.approx(simple.mean() / simple.std(ddof=1) * math.sqrt(252 * 6), rel=1e-9)
+
+
 def _stock_and_unscored_crypto(days: int, seed: int) -> MarketData:
     """A stock's weekday daily bars (14:30 UTC) over `days` calendar days, and a crypto of 2 daily rows (no
     bar to decide on with window 2): each a random walk whose next open is its close."""
@@ -537,6 +581,20 @@ def test_the_report_says_what_each_symbols_gaps_took(gapped: Path, tmp_path: Pat
     assert " ".join(lines[0].split()) in table
     (row,) = runlog.list_runs(gapped)
     assert row["metrics"]["gaps"] == saved["gaps"]
+
+
+def test_the_json_and_the_runs_row_say_which_definition_of_the_metrics_they_hold(
+    gapped: Path, tmp_path: Path
+) -> None:
+    """`metrics_version` (rl.metrics.METRICS_VERSION, 2: simple-return Sharpe, calendar-day overall across
+    grids, the data's end not sold) in the JSON file and the runs row: old rows have none (version 1)."""
+    from rl.metrics import METRICS_VERSION
+
+    report, saved = _evaluate_gapped(gapped, tmp_path / "run")
+    (row,) = runlog.list_runs(gapped)
+    assert METRICS_VERSION == 2
+    assert saved["metrics_version"] == row["metrics"]["metrics_version"] == METRICS_VERSION
+    assert summary(report)["metrics_version"] == METRICS_VERSION
 
 
 def test_the_runs_row_says_which_bars_were_measured(gapped: Path, tmp_path: Path) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import statistics
 import tracemalloc
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -323,3 +325,102 @@ def test_the_interval_says_when_it_rests_on_too_few_bars() -> None:
     enough = bootstrap_sharpe_difference(a, b, bars_per_year=252, seed=0, resamples=50, unit="days")
     assert not enough.too_few_to_annualise and "40 days)" in enough.sentence
     assert enough.to_dict()["too_few_to_annualise"] is False
+
+
+# --- intraday stocks: the bars a session holds on each symbol's own grid ------------------------------------
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def _stock_bars(first: str, interval: str, days: list[dt.date]) -> np.ndarray:
+    """The bar starts (UTC microseconds) of full regular sessions as a source stamps them, built with
+    datetime in New York time: `first` (HH:MM) is the session's first bar, then one every interval while
+    before 16:00 (yfinance: 09:30, 10:30, ..., 15:30; a clock-hour export as the lake keeps it: 10:00, ...,
+    15:00, its 09:30 half hour rejected)."""
+    step = dt.timedelta(minutes=interval_minutes(interval))
+    hh, mm = (int(x) for x in first.split(":"))
+    out = []
+    for d in days:
+        t = dt.datetime(d.year, d.month, d.day, hh, mm, tzinfo=NEW_YORK)
+        close = dt.datetime(d.year, d.month, d.day, 16, tzinfo=NEW_YORK)
+        while t < close:
+            out.append(int(t.astimezone(dt.UTC).timestamp()) * 1_000_000)
+            t += step
+    return np.array(sorted(out), np.int64)
+
+
+# weekdays across the 2024-03-10 daylight-saving switch (UTC offsets -5 then -4)
+SESSION_DAYS = [dt.date(2024, 3, 4) + dt.timedelta(days=i) for i in range(14) if (4 + i) % 7 not in (2, 3)]
+GRIDS = [
+    ("09:30", "1h"),
+    ("10:00", "1h"),
+    ("09:30", "30m"),
+    ("09:45", "30m"),
+    ("09:30", "15m"),
+    ("09:30", "1m"),
+]
+
+
+def _most_bars_a_day(ts: np.ndarray) -> int:
+    """Brute force: the most distinct bar starts of any one New York day."""
+    per_day: dict[dt.date, set[int]] = {}
+    for t in ts.tolist():
+        day = dt.datetime.fromtimestamp(t / 1e6, tz=NEW_YORK).date()
+        per_day.setdefault(day, set()).add(t)
+    return max(len(v) for v in per_day.values())
+
+
+@pytest.mark.parametrize(("first", "interval"), GRIDS)
+def test_an_intraday_stock_is_annualised_by_the_bars_its_sessions_hold(first: str, interval: str) -> None:
+    """252 sessions times the bars a full session holds on the symbol's own grid, counted by brute force:
+    on-the-hour hours are 6 a session (not ceil(390 / 60) = 7, which read their Sharpe ~8% high)."""
+    ts = _stock_bars(first, interval, SESSION_DAYS)
+    want = 252 * _most_bars_a_day(ts)
+    assert metrics.symbol_bars_per_year(ts, "stock", interval) == want
+    assert metrics.portfolio_annualisation([ts, ts[5:]], ["stock", "etf"], interval) == (
+        metrics.Annualisation(want, False)
+    )
+
+
+def test_on_the_hour_and_half_past_hours_by_the_numbers() -> None:
+    half, hour = (_stock_bars(f, "1h", SESSION_DAYS) for f in ("09:30", "10:00"))
+    assert metrics.symbol_bars_per_year(half, "stock", "1h") == 252 * 7
+    assert metrics.symbol_bars_per_year(hour, "stock", "1h") == 252 * 6
+    assert metrics.symbol_bars_per_year(hour, "stock", "1h", "extended") == 252 * 16  # 04:00 .. 19:00
+    assert metrics.symbol_bars_per_year(hour[:0], "stock", "1h") == 252 * 7  # no bar: the open's grid
+    assert metrics.symbol_bars_per_year(hour, "crypto", "1h") == 365 * 24
+    assert metrics.symbol_bars_per_year(_stock_bars("09:30", "1d", SESSION_DAYS), "stock", "1d") == 252
+
+
+@pytest.mark.parametrize(("a", "b"), [(a, b) for a in GRIDS for b in GRIDS if a[1] == b[1]])
+def test_stocks_whose_bars_start_at_different_times_are_annualised_on_calendar_days(
+    a: tuple[str, str], b: tuple[str, str]
+) -> None:
+    """The reviewer's case (half past beside on the hour: the portfolio has 13 steps a session, not 7): the
+    portfolio is annualised per step only when the union of the two stocks' bars holds no more bars a day
+    than either (brute force), and then by that count; else on calendar days, as beside a crypto."""
+    ta, tb = _stock_bars(*a, SESSION_DAYS), _stock_bars(*b, SESSION_DAYS[3:])
+    union = np.union1d(ta, tb)
+    got = metrics.portfolio_annualisation([ta, tb], ["stock", "stock"], a[1])
+    if _most_bars_a_day(union) == _most_bars_a_day(ta) == _most_bars_a_day(tb):
+        assert got == metrics.Annualisation(252 * _most_bars_a_day(union), False)
+    else:
+        assert got == metrics.Annualisation(365, True)
+    assert (a == b) == (not got.calendar_days)
+
+
+def test_the_reviewers_repro() -> None:
+    h = 3_600_000_000
+    day = np.arange(5) * DAY + 19675 * DAY
+    a = np.concatenate([d + np.array([14.5, 15.5, 16.5, 17.5, 18.5, 19.5, 20.5]) * h for d in day])
+    b = np.concatenate([d + np.array([15, 16, 17, 18, 19, 20]) * h for d in day])
+    got = metrics.portfolio_annualisation([a.astype(np.int64), b.astype(np.int64)], ["stock", "stock"], "1h")
+    assert got == metrics.Annualisation(365, True)
+
+
+def test_the_metrics_version_is_documented() -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "trading.md").read_text(encoding="utf-8")
+    assert metrics.METRICS_VERSION == 2
+    assert f"`metrics_version` {metrics.METRICS_VERSION}" in text
