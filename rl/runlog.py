@@ -13,7 +13,9 @@ nobody holds is a run whose process ended without recording its end: `list_runs`
 a `killed` note in its metrics, and the next run started (`train`, `evaluate`) writes that repair into the
 lake (`repair_dead_runs`), mirrors it once and brings its folder's status.json in line. A `running` row with
 no lock file was recorded by a version without run locks: whether its process lives cannot be told, so it
-stays `running` with a `liveness` note (never called dead).
+stays `running` with a `liveness` note (never called dead), as does one whose lock cannot be checked here
+(a file system without flock). This process's own locks are never probed (on NFS, whose flock is a
+per-process POSIX lock, probing would release them).
 
     with recorded_run(root, "train", config, run_dir=folder) as run:
         ...                                   # the work
@@ -26,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as dt
+import errno
 import fcntl
 import hashlib
 import io
@@ -33,12 +36,13 @@ import json
 import os
 import re
 import subprocess
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 
@@ -324,6 +328,11 @@ NO_LOCK = (
     "(never called dead)"
 )
 """The `liveness` note in the metrics of a `running` row with no lock file."""
+UNCHECKED = (
+    "unknown: its lock file cannot be checked here (unreadable, or a file system without flock), so whether "
+    "its process still runs cannot be told (never called dead)"
+)
+"""The `liveness` note in the metrics of a `running` row whose lock cannot be checked."""
 _ENDED = {"completed": "finished", "interrupted": "interrupted", "failed": "failed"}
 """A training folder's status.json status (rl/train.py) -> the row's."""
 _TRAIN_STATE = "status.json"
@@ -337,6 +346,16 @@ def run_lock_path(root: str | os.PathLike[str] | None, run_id: str) -> Path:
     return run_locks_dir(root) / f"{validate_run_id(run_id)}.lock"
 
 
+LockState = Literal["held", "free", "unknown"]
+"""What a run's lock file says: held (its process lives), free (its process is gone) or unknown (the lock
+cannot be checked here: never taken for dead)."""
+_HELD: set[tuple[int, int]] = set()
+"""The lock files (device, inode) this process holds. They are never probed: on file systems that emulate
+flock with per-process POSIX locks (NFS, some FUSE ones) a second open and unlock of the file in the same
+process would succeed, and release the run's own lock."""
+_HELD_GUARD = threading.Lock()
+
+
 @dataclass
 class RunLock:
     """The liveness mark of a running run: an exclusive `flock` on `<lake>/locks/runs/<run_id>.lock`, held
@@ -346,12 +365,13 @@ class RunLock:
 
     path: Path
     fd: int | None = field(default=None, repr=False)
+    _key: tuple[int, int] | None = field(default=None, repr=False)
 
     @classmethod
     def take(cls, root: str | os.PathLike[str] | None, run_id: str) -> RunLock:
         """Create the run's lock file already locked (made under a temporary name, then linked into place:
         its path is never seen unlocked while the run lives) and durable (a power cut must not leave a
-        `running` row without it). A run id whose lock another process holds is refused."""
+        `running` row without it). A run id whose lock another process (or this one) holds is refused."""
         path = run_lock_path(root, run_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.parent / f".{run_id}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
@@ -363,13 +383,13 @@ class RunLock:
             try:
                 os.link(tmp, path)
             except FileExistsError:
-                if _probe(path) is not False:
+                if _probe(path) != "free":
                     raise MarketlakeError(
                         f"run {run_id} is already running in another process (its lock {path} is held)"
                     ) from None
                 os.replace(tmp, path)  # a lock left by an earlier process of this run id, which is gone
             except OSError:  # a file system without hard links: the same, without the check's atomicity
-                if _probe(path):
+                if _probe(path) not in ("free", None):
                     raise MarketlakeError(
                         f"run {run_id} is already running in another process (its lock {path} is held)"
                     ) from None
@@ -381,7 +401,11 @@ class RunLock:
             os.close(fd)
             tmp.unlink(missing_ok=True)
             raise
-        return cls(path, fd)
+        st = os.fstat(fd)
+        lock = cls(path, fd, (st.st_dev, st.st_ino))
+        with _HELD_GUARD:
+            _HELD.add((st.st_dev, st.st_ino))
+        return lock
 
     @property
     def held(self) -> bool:
@@ -401,6 +425,9 @@ class RunLock:
             with contextlib.suppress(OSError):
                 fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
+            if self._key is not None:
+                with _HELD_GUARD:
+                    _HELD.discard(self._key)
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -412,45 +439,64 @@ def _fsync_folder(folder: Path) -> None:
             os.close(fd)
 
 
-def _probe(path: Path) -> bool | None:
-    """Whether a process holds this lock file: True (held), False (free: its process is gone) or None (no
-    such file). Anything unclear (unreadable file) counts as held: a live run is never called dead."""
+def _held_here(path: Path) -> bool:
+    """Whether this process holds this lock file (found without opening it)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    with _HELD_GUARD:
+        return (st.st_dev, st.st_ino) in _HELD
+
+
+def _probe(path: Path) -> LockState | None:
+    """What this lock file says: held (a process holds it: this one's own are never opened), free (its
+    process is gone), unknown (it cannot be checked: unreadable, or the file system does not support
+    flock), or None (no such file). Only a lock actually taken counts as free: a live run is never called
+    dead."""
+    if _held_here(path):
+        return "held"
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return None
     except OSError:
-        return True
+        return "unknown"
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError:  # EWOULDBLOCK: held (anything else: unclear, so not dead either)
-        return True
+    except OSError as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            return "held"
+        return "unknown"  # ENOLCK, EOPNOTSUPP, ...: this file system cannot tell
     else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        return "free"
     finally:
         os.close(fd)
 
 
-def run_alive(root: str | os.PathLike[str] | None, run_id: str) -> bool | None:
-    """True while a process holds the run's lock, False when its lock file is free (the process is gone),
-    None when it has no lock file (ended and cleaned up, or recorded by a version without run locks)."""
+def lock_state(root: str | os.PathLike[str] | None, run_id: str) -> LockState | None:
+    """The run's lock: held, free, unknown (cannot be checked here), or None when it has no lock file
+    (ended and cleaned up, or recorded by a version without run locks)."""
     return _probe(run_lock_path(root, run_id))
 
 
-def _lock_states(root: Path) -> dict[str, bool]:
-    """Every run lock file of the lake: run id -> held."""
+def run_alive(root: str | os.PathLike[str] | None, run_id: str) -> bool | None:
+    """True while a process holds the run's lock, False when its lock file is free (the process is gone),
+    None when that cannot be told: no lock file (ended and cleaned up, or recorded by a version without run
+    locks) or a lock that cannot be checked here."""
+    state = lock_state(root, run_id)
+    return {"held": True, "free": False}.get(state) if state is not None else None
+
+
+def _lock_names(root: Path) -> set[str]:
+    """The run ids with a lock file in the lake (listed, not opened)."""
     try:
         names = os.listdir(root / RUN_LOCKS)
     except OSError:
-        return {}
-    out: dict[str, bool] = {}
-    for name in names:
-        if name.endswith(".lock") and not name.startswith("."):
-            state = _probe(root / RUN_LOCKS / name)
-            if state is not None:
-                out[name[: -len(".lock")]] = state
-    return out
+        return set()
+    return {n[: -len(".lock")] for n in names if n.endswith(".lock") and not n.startswith(".")}
 
 
 def _instant(value: Any) -> dt.datetime | None:
@@ -537,16 +583,20 @@ def _death_of(root: Path, row: Mapping[str, Any]) -> _Death:
     return _Death(status, finished, metrics, folder)
 
 
-def _seen_alive(root: Path, row: dict[str, Any], states: Mapping[str, bool]) -> None:
-    """A listed `running` row as its lock says (states: the lock files as they were before the rows were
-    read): free -> the dead run's repaired row; no lock file -> `running`, its liveness unknown; held (or
-    made after the scan: a run that has just started) -> as it is."""
-    held = states.get(row["run_id"])
-    if held is None:
-        if _probe(root / RUN_LOCKS / f"{row['run_id']}.lock") is None:
+def _seen_alive(root: Path, row: dict[str, Any], listed: set[str]) -> None:
+    """A listed `running` row as its lock says (`listed`: the run ids with a lock file before the rows were
+    read): free -> the dead run's repaired row; no lock file and none before -> `running`, its liveness
+    unknown (an older version's row); gone since the listing -> its run has just ended: as it is; cannot be
+    checked -> `running`, its liveness unknown; held -> as it is."""
+    state = _probe(root / RUN_LOCKS / f"{row['run_id']}.lock")
+    if state is None:
+        if row["run_id"] not in listed:
             row["metrics"] = {**(row.get("metrics") or {}), "liveness": NO_LOCK}
         return
-    if held:
+    if state == "unknown":
+        row["metrics"] = {**(row.get("metrics") or {}), "liveness": UNCHECKED}
+        return
+    if state == "held":
         return
     death = _death_of(root, row)
     row.update(status=death.status, finished_at=death.finished_at, metrics=death.metrics)
@@ -565,16 +615,23 @@ def repair_dead_runs(
 ) -> list[RunRecord]:
     """Write the repair of every `running` row whose lock nobody holds (its process ended without
     recording its end): the row as `list_runs` shows it (`interrupted`, finished at its last sign of life,
-    the `killed` note), its folder's status.json brought in line, the row mirrored to Supabase once (when
-    configured), and its lock file removed. Stale lock files of runs that did record their end go too. Runs
-    with no lock file are left alone. Under the lake's writer lock; returns the repaired records."""
+    the `killed` note), its folder's status.json brought in line, the row mirrored to Supabase once (when configured), and its lock file removed. Only the locks of
+    `running` rows are probed, never one this process holds; runs with no lock file, or a lock that cannot
+    be checked here, are left alone. Under the lake's writer lock; returns the repaired records."""
     root = resolve_lake_root(root)
-    free = {run_id for run_id, held in _lock_states(root).items() if not held}
+    if all(_held_here(root / RUN_LOCKS / f"{n}.lock") for n in _lock_names(root)):
+        return []  # no lock file but this process's own: nothing to read
+    # the locks are probed before the rows are read again under the writer's lock: a run that ended cleanly
+    # meanwhile (its last row written before its lock file goes) shows its last row there
+    free = {
+        row["run_id"]
+        for row in _running_rows(root, settings)
+        if _probe(root / RUN_LOCKS / f"{row['run_id']}.lock") == "free"
+    }
     if not free:
         return []
     repaired: list[RunRecord] = []
     with LakeWriter.open(root) as w:
-        # read after the locks were seen free: a run that ended cleanly shows its last row here
         for row in _running_rows(root, settings):
             if row["run_id"] not in free:
                 continue
@@ -607,9 +664,9 @@ def repair_dead_runs(
         from rl.mirror import mirror_run
 
         mirror_run(root, record, say=say or _quiet)
-    for run_id in free:
-        path = root / RUN_LOCKS / f"{run_id}.lock"
-        if _probe(path) is False:
+    for record in repaired:
+        path = root / RUN_LOCKS / f"{record.run_id}.lock"
+        if _probe(path) == "free":
             with contextlib.suppress(OSError):
                 path.unlink()
     return repaired
@@ -837,15 +894,16 @@ def list_runs(
 ) -> list[dict[str, Any]]:
     """Every run in the lake, newest first (config and metrics parsed), optionally of one kind. A `running`
     row whose process is gone (its lock is free) is shown as its repair will write it: `interrupted`, with
-    the `killed` note in its metrics; one with no lock file gets a `liveness` note (`liveness=False`: the
-    rows as stored)."""
+    the `killed` note in its metrics; one with no lock file, or whose lock cannot be checked here, gets a
+    `liveness` note (`liveness=False`: the rows as stored)."""
     import lake
 
     lake_root = resolve_lake_root(root)
-    states = _lock_states(lake_root) if liveness else {}  # before the rows: see _seen_alive
+    settings = settings or load_settings()
+    listed = _lock_names(lake_root) if liveness else set()  # before the rows: see _seen_alive
 
     def read() -> list[tuple[Any, ...]]:
-        con = lake.connect(root, read_only=True, settings=settings or load_settings())
+        con = lake.connect(root, read_only=True, settings=settings)
         try:
             return con.execute(_sql("list_runs"), {"kind": kind, "limit": limit}).fetchall()
         finally:
@@ -858,7 +916,7 @@ def list_runs(
         d["config"] = json.loads(d["config"]) if d["config"] else None
         d["metrics"] = json.loads(d["metrics"]) if d["metrics"] else None
         if liveness and d["status"] == "running":
-            _seen_alive(lake_root, d, states)
+            _seen_alive(lake_root, d, listed)
         out.append(d)
     return out
 
