@@ -961,13 +961,10 @@ def find_run_dir(root: str | os.PathLike[str] | None, run_id: str, settings: Set
     beside the lake) when it exists, else the `run_dir` of its row in `runs`. This lake's own runs folder
     comes first: a lake copied with its runs folder records the original's absolute folders, and an
     evaluation in the copy must read and write the copy's run, not the original's."""
-    from rl.train import default_runs_dir
-
     runlog.validate_run_id(run_id)
     root = resolve_lake_root(root)
     tried: list[str] = []
-    base = (settings.train.get("runs_dir") if settings else None) or default_runs_dir(root)
-    candidate = Path(base) / run_id
+    candidate = runlog.own_run_dir(root, run_id, settings)  # the rule the repair of dead runs follows too
     if candidate.is_dir():
         return candidate
     tried.append(str(candidate))

@@ -15,7 +15,8 @@ lake (`repair_dead_runs`), mirrors it once and brings its folder's status.json i
 no lock file was recorded by a version without run locks: whether its process lives cannot be told, so it
 stays `running` with a `liveness` note (never called dead), as does one whose lock cannot be checked here
 (a file system without flock). This process's own locks are never probed (on NFS, whose flock is a
-per-process POSIX lock, probing would release them).
+per-process POSIX lock, probing would release them), and a repair writes only into a run folder of its own
+lake (never into the original of a copied lake).
 
     with recorded_run(root, "train", config, run_dir=folder) as run:
         ...                                   # the work
@@ -346,6 +347,45 @@ def run_lock_path(root: str | os.PathLike[str] | None, run_id: str) -> Path:
     return run_locks_dir(root) / f"{validate_run_id(run_id)}.lock"
 
 
+def default_runs_dir(root: Path) -> Path:
+    """`runs/` beside the lake: ./data/lake -> ./data/runs."""
+    return root.resolve().parent / "runs"
+
+
+def own_run_dir(root: str | os.PathLike[str] | None, run_id: str, settings: Settings | None = None) -> Path:
+    """Where this lake keeps the folder of training run `run_id`: `<runs_dir>/<run_id>` (the [train]
+    runs_dir setting, default `runs/` beside the lake). It comes before the `run_dir` a row records: a lake
+    copied with its runs folder records the original's absolute folders, and what reads or writes a run of
+    the copy must find the copy's folder, not the original's (rl.evaluate.find_run_dir, the repair here)."""
+    base = (settings.train.get("runs_dir") if settings else None) or default_runs_dir(resolve_lake_root(root))
+    return Path(base) / validate_run_id(run_id)
+
+
+def _recorded_lake(run_dir: Path) -> Path | None:
+    """The lake a training run folder says it was trained on (its settings.json), when it says."""
+    try:
+        saved = json.loads((run_dir / "settings.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    got = saved.get("lake") if isinstance(saved, dict) else None
+    return Path(got).resolve() if isinstance(got, str) and got else None
+
+
+def _run_folder(root: Path, row: Mapping[str, Any], settings: Settings | None) -> Path | None:
+    """The folder of a training row that belongs to this lake, else None: this lake's `<runs_dir>/<run_id>`
+    (own_run_dir) when it exists, else the recorded run_dir when its settings.json names this lake. A
+    folder of another lake (the original of a copied lake) is never read or written by this lake's repair."""
+    if row.get("kind") != "train":
+        return None
+    own = own_run_dir(root, str(row["run_id"]), settings)
+    if own.is_dir():
+        return own
+    recorded = Path(str(row["run_dir"])) if row.get("run_dir") else None
+    if recorded is not None and recorded.is_dir() and _recorded_lake(recorded) == root.resolve():
+        return recorded
+    return None
+
+
 LockState = Literal["held", "free", "unknown"]
 """What a run's lock file says: held (its process lives), free (its process is gone) or unknown (the lock
 cannot be checked here: never taken for dead)."""
@@ -518,11 +558,15 @@ def _mtime(path: Path) -> dt.datetime | None:
         return None
 
 
-def _folder_state(row: Mapping[str, Any]) -> tuple[Path, dict[str, Any]] | None:
-    """The status.json of a training run's folder (rl/train.py writes it every iteration), when readable."""
-    if row.get("kind") != "train" or not row.get("run_dir"):
+def _folder_state(
+    root: Path, row: Mapping[str, Any], settings: Settings | None
+) -> tuple[Path, dict[str, Any]] | None:
+    """The status.json of a training run's folder of this lake (rl/train.py writes it every iteration), when
+    readable."""
+    folder = _run_folder(root, row, settings)
+    if folder is None:
         return None
-    path = Path(str(row["run_dir"])) / _TRAIN_STATE
+    path = folder / _TRAIN_STATE
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -541,16 +585,16 @@ class _Death:
     """The run folder's status.json to write (it still says running), else None."""
 
 
-def _death_of(root: Path, row: Mapping[str, Any]) -> _Death:
+def _death_of(root: Path, row: Mapping[str, Any], settings: Settings | None) -> _Death:
     """A dead run's row: `interrupted` (or how its folder's status.json says the training ended, when the
     process died after writing it), finished at its last sign of life (the lock file's or status.json's
     mtime; status.json's finished_at when it has one), the `killed` note and the folder's last counts in its
-    metrics."""
+    metrics. Only a folder of this lake is read (_run_folder)."""
     metrics = dict(row.get("metrics") or {})
     signs = [t for t in (_mtime(root / RUN_LOCKS / f"{row['run_id']}.lock"),) if t is not None]
     status, folder = "interrupted", None
     note = KILLED
-    found = _folder_state(row)
+    found = _folder_state(root, row, settings)
     if found is not None:
         path, state = found
         signs += [t for t in (_mtime(path),) if t is not None]
@@ -583,7 +627,7 @@ def _death_of(root: Path, row: Mapping[str, Any]) -> _Death:
     return _Death(status, finished, metrics, folder)
 
 
-def _seen_alive(root: Path, row: dict[str, Any], listed: set[str]) -> None:
+def _seen_alive(root: Path, row: dict[str, Any], listed: set[str], settings: Settings | None) -> None:
     """A listed `running` row as its lock says (`listed`: the run ids with a lock file before the rows were
     read): free -> the dead run's repaired row; no lock file and none before -> `running`, its liveness
     unknown (an older version's row); gone since the listing -> its run has just ended: as it is; cannot be
@@ -598,7 +642,7 @@ def _seen_alive(root: Path, row: dict[str, Any], listed: set[str]) -> None:
         return
     if state == "held":
         return
-    death = _death_of(root, row)
+    death = _death_of(root, row, settings)
     row.update(status=death.status, finished_at=death.finished_at, metrics=death.metrics)
 
 
@@ -615,7 +659,8 @@ def repair_dead_runs(
 ) -> list[RunRecord]:
     """Write the repair of every `running` row whose lock nobody holds (its process ended without
     recording its end): the row as `list_runs` shows it (`interrupted`, finished at its last sign of life,
-    the `killed` note), its folder's status.json brought in line, the row mirrored to Supabase once (when configured), and its lock file removed. Only the locks of
+    the `killed` note), its folder's status.json brought in line (a folder of this lake only: _run_folder),
+    the row mirrored to Supabase once (when configured), and its lock file removed. Only the locks of
     `running` rows are probed, never one this process holds; runs with no lock file, or a lock that cannot
     be checked here, are left alone. Under the lake's writer lock; returns the repaired records."""
     root = resolve_lake_root(root)
@@ -635,7 +680,7 @@ def repair_dead_runs(
         for row in _running_rows(root, settings):
             if row["run_id"] not in free:
                 continue
-            death = _death_of(root, row)
+            death = _death_of(root, row, settings)
             record = RunRecord(
                 run_id=row["run_id"],
                 kind=row["kind"],
@@ -916,7 +961,7 @@ def list_runs(
         d["config"] = json.loads(d["config"]) if d["config"] else None
         d["metrics"] = json.loads(d["metrics"]) if d["metrics"] else None
         if liveness and d["status"] == "running":
-            _seen_alive(lake_root, d, listed)
+            _seen_alive(lake_root, d, listed, settings)
         out.append(d)
     return out
 

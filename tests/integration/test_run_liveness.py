@@ -426,3 +426,49 @@ def test_a_lock_that_cannot_be_checked_is_never_called_dead(
     assert row["status"] == "running" and row["metrics"]["liveness"] == runlog.UNCHECKED, row
     assert runlog.repair_dead_runs(lake_root) == []
     assert lock.exists() and _stored(runner, lake_root, "r-unsure")["status"] == "running"
+
+
+def _train_folder(runs: Path, run_id: str, lake: Path, iterations: int) -> Path:
+    folder = runs / run_id
+    folder.mkdir(parents=True)
+    (folder / "settings.json").write_text(json.dumps({"run_id": run_id, "lake": str(lake)}))
+    (folder / "status.json").write_text(json.dumps({"status": "running", "iterations": iterations}))
+    return folder
+
+
+def test_a_copied_lakes_repair_never_writes_into_the_original_run_folder(tmp_path: Path) -> None:
+    """A lake copied with its runs folder while a training runs: the copy's row of that run is dead (its
+    copied lock file is free) and is repaired in the copy, with the copy's folder; the original's folder,
+    which its row records, is neither read nor written. Without its runs folder, the copy repairs the row
+    alone."""
+    import shutil
+
+    orig = tmp_path / "orig"
+    with land(orig / "lake"):
+        pass
+    folder = _train_folder(orig / "runs", "r-train", orig / "lake", iterations=7)
+    lock = runlog.RunLock.take(orig / "lake", "r-train")  # the original training is alive
+    try:
+        _running_row(orig / "lake", "r-train", kind="train", run_dir=folder)
+        shutil.copytree(orig, tmp_path / "copy")
+        copied = tmp_path / "copy" / "runs" / "r-train" / "status.json"
+        copied.write_text(json.dumps({"status": "running", "iterations": 3}))
+        shutil.copytree(orig / "lake", tmp_path / "bare" / "lake")
+
+        (row,) = runlog.list_runs(tmp_path / "copy" / "lake")
+        assert row["status"] == "interrupted" and row["metrics"]["iterations"] == 3, row
+        (repaired,) = runlog.repair_dead_runs(tmp_path / "copy" / "lake")
+        assert repaired.status == "interrupted" and (repaired.metrics or {}).get("iterations") == 3, repaired
+        assert json.loads(copied.read_text())["status"] == "interrupted"
+        assert json.loads((folder / "status.json").read_text()) == {"status": "running", "iterations": 7}
+
+        (row,) = runlog.list_runs(tmp_path / "bare" / "lake")
+        assert row["status"] == "interrupted" and "iterations" not in row["metrics"], row
+        (repaired,) = runlog.repair_dead_runs(tmp_path / "bare" / "lake")
+        assert "iterations" not in (repaired.metrics or {}), repaired
+        assert json.loads((folder / "status.json").read_text()) == {"status": "running", "iterations": 7}
+
+        (row,) = runlog.list_runs(orig / "lake")
+        assert row["status"] == "running" and row["metrics"] is None, row
+    finally:
+        lock.release(ended=True)
