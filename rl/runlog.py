@@ -16,7 +16,8 @@ no lock file was recorded by a version without run locks: whether its process li
 stays `running` with a `liveness` note (never called dead), as does one whose lock cannot be checked here
 (a file system without flock). This process's own locks are never probed (on NFS, whose flock is a
 per-process POSIX lock, probing would release them), and a repair writes only into a run folder of its own
-lake (never into the original of a copied lake).
+lake (never into the original of a copied lake). A held lock file is touched every 10 s (HEARTBEAT): its
+mtime is a killed run's last sign of life.
 
     with recorded_run(root, "train", config, run_dir=folder) as run:
         ...                                   # the work
@@ -321,7 +322,8 @@ RUN_LOCKS = Path("locks") / "runs"
 """Where the liveness locks of running runs live, under the lake's root: `<lake>/locks/runs/<run_id>.lock`."""
 KILLED = (
     "the process ended without recording its end (SIGKILL, the OOM killer, a power cut, a second Ctrl-C "
-    "while its last row waited...); finished_at is its last sign of life (its lock file or status.json)"
+    "while its last row waited...); finished_at is its last sign of life (its lock file, touched every "
+    "10 s while it ran, or its folder's status.json)"
 )
 """The `killed` note in the metrics of a `running` row whose process is gone."""
 NO_LOCK = (
@@ -389,6 +391,8 @@ def _run_folder(root: Path, row: Mapping[str, Any], settings: Settings | None) -
 LockState = Literal["held", "free", "unknown"]
 """What a run's lock file says: held (its process lives), free (its process is gone) or unknown (the lock
 cannot be checked here: never taken for dead)."""
+HEARTBEAT = 10.0
+"""Seconds between two touches of a held lock file (its mtime: a killed run's last sign of life)."""
 _HELD: set[tuple[int, int]] = set()
 """The lock files (device, inode) this process holds. They are never probed: on file systems that emulate
 flock with per-process POSIX locks (NFS, some FUSE ones) a second open and unlock of the file in the same
@@ -401,11 +405,14 @@ class RunLock:
     """The liveness mark of a running run: an exclusive `flock` on `<lake>/locks/runs/<run_id>.lock`, held
     from before the run's `running` row is written until after its last row is. The kernel releases it when
     the process dies, whatever kills it: a `running` row whose lock can be taken is a run whose process
-    ended without recording its end."""
+    ended without recording its end. While held, the file is touched every HEARTBEAT seconds, so its mtime
+    is the run's last sign of life."""
 
     path: Path
     fd: int | None = field(default=None, repr=False)
     _key: tuple[int, int] | None = field(default=None, repr=False)
+    _stop: threading.Event | None = field(default=None, repr=False)
+    _beat: threading.Thread | None = field(default=None, repr=False)
 
     @classmethod
     def take(cls, root: str | os.PathLike[str] | None, run_id: str) -> RunLock:
@@ -445,7 +452,18 @@ class RunLock:
         lock = cls(path, fd, (st.st_dev, st.st_ino))
         with _HELD_GUARD:
             _HELD.add((st.st_dev, st.st_ino))
+        lock._stop = threading.Event()
+        lock._beat = threading.Thread(target=lock._touch, name=f"run-lock-{run_id}", daemon=True)
+        lock._beat.start()
         return lock
+
+    def _touch(self) -> None:
+        """Touch the lock file every HEARTBEAT seconds until released (by path: opening the file again
+        would drop a per-process POSIX lock when closed)."""
+        assert self._stop is not None
+        while not self._stop.wait(HEARTBEAT):
+            with contextlib.suppress(OSError):
+                os.utime(self.path)
 
     @property
     def held(self) -> bool:
@@ -457,6 +475,10 @@ class RunLock:
         if self.fd is None:
             return
         fd, self.fd = self.fd, None
+        if self._stop is not None:
+            self._stop.set()
+        if self._beat is not None:
+            self._beat.join(timeout=5)
         try:
             if ended:
                 with contextlib.suppress(OSError):

@@ -472,3 +472,20 @@ def test_a_copied_lakes_repair_never_writes_into_the_original_run_folder(tmp_pat
         assert row["status"] == "running" and row["metrics"] is None, row
     finally:
         lock.release(ended=True)
+
+
+def test_a_killed_runs_finished_at_is_its_last_sign_of_life_not_its_start(
+    lake_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An evaluation leaves no status.json: its lock file, touched while it runs, is its last sign of
+    life."""
+    monkeypatch.setattr(runlog, "HEARTBEAT", 0.05, raising=False)
+    with land(lake_root):
+        pass
+    rec = runlog.start_run(lake_root, "evaluate", {}, run_id="r-eval")
+    time.sleep(1.0)
+    assert rec.lock is not None
+    rec.lock.release(ended=False)  # as the kernel does when its process is killed: the file stays, free
+    (row,) = runlog.list_runs(lake_root)
+    assert row["status"] == "interrupted", row
+    assert (row["finished_at"] - row["started_at"]).total_seconds() >= 0.7, row
