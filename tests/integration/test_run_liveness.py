@@ -298,7 +298,9 @@ def test_evaluate_says_whether_the_run_it_judges_still_runs_or_was_killed(
     tmp_path: Path, children: list[subprocess.Popen[str]]
 ) -> None:
     """Evaluating the best checkpoint of a training whose status.json says running: `still running` while
-    its process holds its lock, `never finished ... killed` once it is gone."""
+    its process holds its lock, `never finished ... killed` once it is gone, and that it cannot be told when
+    it has no lock file (an older version's run). The lock asked is that of the lake the run was recorded in,
+    also when another lake (a copy) is evaluated."""
     from rl.evaluate import evaluate, train_and_evaluate
     from tests.unit.test_ppo_train import TINY, build_lake
 
@@ -322,6 +324,28 @@ def test_evaluate_says_whether_the_run_it_judges_still_runs_or_was_killed(
     said = []
     evaluate(root, Settings(), result.run_dir, "test", say=said.append, record=False)
     assert any("never finished" in x and "killed" in x for x in said), said
+
+    runlog.run_lock_path(root, result.run_id).unlink()  # as an older version left it: no lock file
+    said = []
+    evaluate(root, Settings(), result.run_dir, "test", say=said.append, record=False)
+    (note,) = [x for x in said if f"run {result.run_id} did not finish" in x]
+    assert "cannot be told" in note and "killed" not in note, said
+
+    p = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(root), result.run_id],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parents[2],
+    )
+    children.append(p)
+    assert p.stdout is not None and p.stdout.readline().strip() == "running"
+    import shutil
+
+    copy = tmp_path / "copy" / "lake"
+    shutil.copytree(root, copy)  # its copied lock file is free: the run lives in the original lake
+    said = []
+    evaluate(copy, Settings(), result.run_dir, "test", say=said.append, record=False)
+    assert any(f"run {result.run_id} is still running" in x for x in said), said
 
 
 def _running_row(root: Path, run_id: str, kind: str = "evaluate", run_dir: Path | None = None) -> None:
