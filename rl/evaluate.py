@@ -965,13 +965,10 @@ def find_run_dir(root: str | os.PathLike[str] | None, run_id: str, settings: Set
     beside the lake) when it exists, else the `run_dir` of its row in `runs`. This lake's own runs folder
     comes first: a lake copied with its runs folder records the original's absolute folders, and an
     evaluation in the copy must read and write the copy's run, not the original's."""
-    from rl.train import default_runs_dir
-
     runlog.validate_run_id(run_id)
     root = resolve_lake_root(root)
     tried: list[str] = []
-    base = (settings.train.get("runs_dir") if settings else None) or default_runs_dir(root)
-    candidate = Path(base) / run_id
+    candidate = runlog.own_run_dir(root, run_id, settings)  # the rule the repair of dead runs follows too
     if candidate.is_dir():
         return candidate
     tried.append(str(candidate))
@@ -1072,13 +1069,22 @@ def _provenance_notes(saved: Mapping[str, Any], root: Path, period: str) -> list
     best = f"its best checkpoint, from iteration {state.get('best_iteration', '?')}"
     if status == "interrupted":
         notes.append(f"note: run {run_id} was interrupted {done}: the model evaluated is {best}")
-    elif status == "running" and _alive(root, run_id):
-        notes.append(f"note: run {run_id} is still running ({done} so far): the model evaluated is {best}")
     elif status == "running":
-        notes.append(
-            f"note: run {run_id} never finished (its status is still `running` {done}: its process was "
-            f"stopped without a word, e.g. killed): the model evaluated is {best}"
-        )
+        alive = _lock_of(saved, run_id)
+        if alive == "held":
+            notes.append(
+                f"note: run {run_id} is still running ({done} so far): the model evaluated is {best}"
+            )
+        elif alive == "free":
+            notes.append(
+                f"note: run {run_id} never finished (its status is still `running` {done}: its process was "
+                f"stopped without a word, e.g. killed): the model evaluated is {best}"
+            )
+        else:
+            notes.append(
+                f"note: run {run_id} did not finish (its status is still `running` {done}; whether its process "
+                f"still runs cannot be told: {alive}): the model evaluated is {best}"
+            )
     elif status == "failed":
         notes.append(f"note: run {run_id} failed {done}: the model evaluated is {best}")
     lake_then = saved.get("lake")
@@ -1095,12 +1101,21 @@ def _provenance_notes(saved: Mapping[str, Any], root: Path, period: str) -> list
     return notes
 
 
-def _alive(root: Path, run_id: Any) -> bool:
-    """Whether a process holds the training run's liveness lock (runlog.RunLock) now."""
+def _lock_of(saved: Mapping[str, Any], run_id: Any) -> str:
+    """The training run's liveness lock (runlog.RunLock) in the lake it was recorded in (its settings.json's
+    `lake`, whatever lake is evaluated now): "held", "free", else why it cannot be told."""
+    lake_then = saved.get("lake")
+    if not isinstance(lake_then, str) or not lake_then:
+        return "its folder does not name the lake it was recorded in"
     try:
-        return runlog.run_alive(root, str(run_id)) is True
-    except MarketlakeError:  # not a run id: no lock to ask
-        return False
+        state = runlog.lock_state(lake_then, str(run_id))
+    except MarketlakeError:  # not a run id, or not a lake path: no lock to ask
+        state = "unknown"
+    if state is None:
+        return f"no lock file in the lake at {lake_then} (recorded by a version without run locks?)"
+    if state == "unknown":
+        return f"its lock in the lake at {lake_then} cannot be checked here"
+    return state
 
 
 def _saved_run(run_dir: Path) -> dict[str, Any]:

@@ -13,7 +13,11 @@ nobody holds is a run whose process ended without recording its end: `list_runs`
 a `killed` note in its metrics, and the next run started (`train`, `evaluate`) writes that repair into the
 lake (`repair_dead_runs`), mirrors it once and brings its folder's status.json in line. A `running` row with
 no lock file was recorded by a version without run locks: whether its process lives cannot be told, so it
-stays `running` with a `liveness` note (never called dead).
+stays `running` with a `liveness` note (never called dead), as does one whose lock cannot be checked here
+(a file system without flock). This process's own locks are never probed (on NFS, whose flock is a
+per-process POSIX lock, probing would release them), and a repair writes only into a run folder of its own
+lake (never into the original of a copied lake). A held lock file is touched every 10 s (HEARTBEAT): its
+mtime is a killed run's last sign of life.
 
     with recorded_run(root, "train", config, run_dir=folder) as run:
         ...                                   # the work
@@ -26,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as dt
+import errno
 import fcntl
 import hashlib
 import io
@@ -33,12 +38,13 @@ import json
 import os
 import re
 import subprocess
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 
@@ -316,7 +322,8 @@ RUN_LOCKS = Path("locks") / "runs"
 """Where the liveness locks of running runs live, under the lake's root: `<lake>/locks/runs/<run_id>.lock`."""
 KILLED = (
     "the process ended without recording its end (SIGKILL, the OOM killer, a power cut, a second Ctrl-C "
-    "while its last row waited...); finished_at is its last sign of life (its lock file or status.json)"
+    "while its last row waited...); finished_at is its last sign of life (its lock file, touched every "
+    "10 s while it ran, or its folder's status.json)"
 )
 """The `killed` note in the metrics of a `running` row whose process is gone."""
 NO_LOCK = (
@@ -324,6 +331,11 @@ NO_LOCK = (
     "(never called dead)"
 )
 """The `liveness` note in the metrics of a `running` row with no lock file."""
+UNCHECKED = (
+    "unknown: its lock file cannot be checked here (unreadable, or a file system without flock), so whether "
+    "its process still runs cannot be told (never called dead)"
+)
+"""The `liveness` note in the metrics of a `running` row whose lock cannot be checked."""
 _ENDED = {"completed": "finished", "interrupted": "interrupted", "failed": "failed"}
 """A training folder's status.json status (rl/train.py) -> the row's."""
 _TRAIN_STATE = "status.json"
@@ -337,21 +349,76 @@ def run_lock_path(root: str | os.PathLike[str] | None, run_id: str) -> Path:
     return run_locks_dir(root) / f"{validate_run_id(run_id)}.lock"
 
 
+def default_runs_dir(root: Path) -> Path:
+    """`runs/` beside the lake: ./data/lake -> ./data/runs."""
+    return root.resolve().parent / "runs"
+
+
+def own_run_dir(root: str | os.PathLike[str] | None, run_id: str, settings: Settings | None = None) -> Path:
+    """Where this lake keeps the folder of training run `run_id`: `<runs_dir>/<run_id>` (the [train]
+    runs_dir setting, default `runs/` beside the lake). It comes before the `run_dir` a row records: a lake
+    copied with its runs folder records the original's absolute folders, and what reads or writes a run of
+    the copy must find the copy's folder, not the original's (rl.evaluate.find_run_dir, the repair here)."""
+    base = (settings.train.get("runs_dir") if settings else None) or default_runs_dir(resolve_lake_root(root))
+    return Path(base) / validate_run_id(run_id)
+
+
+def _recorded_lake(run_dir: Path) -> Path | None:
+    """The lake a training run folder says it was trained on (its settings.json), when it says."""
+    try:
+        saved = json.loads((run_dir / "settings.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    got = saved.get("lake") if isinstance(saved, dict) else None
+    return Path(got).resolve() if isinstance(got, str) and got else None
+
+
+def _run_folder(root: Path, row: Mapping[str, Any], settings: Settings | None) -> Path | None:
+    """The folder of a training row that belongs to this lake, else None: this lake's `<runs_dir>/<run_id>`
+    (own_run_dir) when it exists, else the recorded run_dir when its settings.json names this lake. A
+    folder of another lake (the original of a copied lake) is never read or written by this lake's repair."""
+    if row.get("kind") != "train":
+        return None
+    own = own_run_dir(root, str(row["run_id"]), settings)
+    if own.is_dir():
+        return own
+    recorded = Path(str(row["run_dir"])) if row.get("run_dir") else None
+    if recorded is not None and recorded.is_dir() and _recorded_lake(recorded) == root.resolve():
+        return recorded
+    return None
+
+
+LockState = Literal["held", "free", "unknown"]
+"""What a run's lock file says: held (its process lives), free (its process is gone) or unknown (the lock
+cannot be checked here: never taken for dead)."""
+HEARTBEAT = 10.0
+"""Seconds between two touches of a held lock file (its mtime: a killed run's last sign of life)."""
+_HELD: set[tuple[int, int]] = set()
+"""The lock files (device, inode) this process holds. They are never probed: on file systems that emulate
+flock with per-process POSIX locks (NFS, some FUSE ones) a second open and unlock of the file in the same
+process would succeed, and release the run's own lock."""
+_HELD_GUARD = threading.Lock()
+
+
 @dataclass
 class RunLock:
     """The liveness mark of a running run: an exclusive `flock` on `<lake>/locks/runs/<run_id>.lock`, held
     from before the run's `running` row is written until after its last row is. The kernel releases it when
     the process dies, whatever kills it: a `running` row whose lock can be taken is a run whose process
-    ended without recording its end."""
+    ended without recording its end. While held, the file is touched every HEARTBEAT seconds, so its mtime
+    is the run's last sign of life."""
 
     path: Path
     fd: int | None = field(default=None, repr=False)
+    _key: tuple[int, int] | None = field(default=None, repr=False)
+    _stop: threading.Event | None = field(default=None, repr=False)
+    _beat: threading.Thread | None = field(default=None, repr=False)
 
     @classmethod
     def take(cls, root: str | os.PathLike[str] | None, run_id: str) -> RunLock:
         """Create the run's lock file already locked (made under a temporary name, then linked into place:
         its path is never seen unlocked while the run lives) and durable (a power cut must not leave a
-        `running` row without it). A run id whose lock another process holds is refused."""
+        `running` row without it). A run id whose lock another process (or this one) holds is refused."""
         path = run_lock_path(root, run_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.parent / f".{run_id}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
@@ -363,13 +430,13 @@ class RunLock:
             try:
                 os.link(tmp, path)
             except FileExistsError:
-                if _probe(path) is not False:
+                if _probe(path) != "free":
                     raise MarketlakeError(
                         f"run {run_id} is already running in another process (its lock {path} is held)"
                     ) from None
                 os.replace(tmp, path)  # a lock left by an earlier process of this run id, which is gone
             except OSError:  # a file system without hard links: the same, without the check's atomicity
-                if _probe(path):
+                if _probe(path) not in ("free", None):
                     raise MarketlakeError(
                         f"run {run_id} is already running in another process (its lock {path} is held)"
                     ) from None
@@ -381,7 +448,22 @@ class RunLock:
             os.close(fd)
             tmp.unlink(missing_ok=True)
             raise
-        return cls(path, fd)
+        st = os.fstat(fd)
+        lock = cls(path, fd, (st.st_dev, st.st_ino))
+        with _HELD_GUARD:
+            _HELD.add((st.st_dev, st.st_ino))
+        lock._stop = threading.Event()
+        lock._beat = threading.Thread(target=lock._touch, name=f"run-lock-{run_id}", daemon=True)
+        lock._beat.start()
+        return lock
+
+    def _touch(self) -> None:
+        """Touch the lock file every HEARTBEAT seconds until released (by path: opening the file again
+        would drop a per-process POSIX lock when closed)."""
+        assert self._stop is not None
+        while not self._stop.wait(HEARTBEAT):
+            with contextlib.suppress(OSError):
+                os.utime(self.path)
 
     @property
     def held(self) -> bool:
@@ -393,6 +475,10 @@ class RunLock:
         if self.fd is None:
             return
         fd, self.fd = self.fd, None
+        if self._stop is not None:
+            self._stop.set()
+        if self._beat is not None:
+            self._beat.join(timeout=5)
         try:
             if ended:
                 with contextlib.suppress(OSError):
@@ -401,6 +487,9 @@ class RunLock:
             with contextlib.suppress(OSError):
                 fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
+            if self._key is not None:
+                with _HELD_GUARD:
+                    _HELD.discard(self._key)
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -412,45 +501,64 @@ def _fsync_folder(folder: Path) -> None:
             os.close(fd)
 
 
-def _probe(path: Path) -> bool | None:
-    """Whether a process holds this lock file: True (held), False (free: its process is gone) or None (no
-    such file). Anything unclear (unreadable file) counts as held: a live run is never called dead."""
+def _held_here(path: Path) -> bool:
+    """Whether this process holds this lock file (found without opening it)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    with _HELD_GUARD:
+        return (st.st_dev, st.st_ino) in _HELD
+
+
+def _probe(path: Path) -> LockState | None:
+    """What this lock file says: held (a process holds it: this one's own are never opened), free (its
+    process is gone), unknown (it cannot be checked: unreadable, or the file system does not support
+    flock), or None (no such file). Only a lock actually taken counts as free: a live run is never called
+    dead."""
+    if _held_here(path):
+        return "held"
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return None
     except OSError:
-        return True
+        return "unknown"
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError:  # EWOULDBLOCK: held (anything else: unclear, so not dead either)
-        return True
+    except OSError as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            return "held"
+        return "unknown"  # ENOLCK, EOPNOTSUPP, ...: this file system cannot tell
     else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        return "free"
     finally:
         os.close(fd)
 
 
-def run_alive(root: str | os.PathLike[str] | None, run_id: str) -> bool | None:
-    """True while a process holds the run's lock, False when its lock file is free (the process is gone),
-    None when it has no lock file (ended and cleaned up, or recorded by a version without run locks)."""
+def lock_state(root: str | os.PathLike[str] | None, run_id: str) -> LockState | None:
+    """The run's lock: held, free, unknown (cannot be checked here), or None when it has no lock file
+    (ended and cleaned up, or recorded by a version without run locks)."""
     return _probe(run_lock_path(root, run_id))
 
 
-def _lock_states(root: Path) -> dict[str, bool]:
-    """Every run lock file of the lake: run id -> held."""
+def run_alive(root: str | os.PathLike[str] | None, run_id: str) -> bool | None:
+    """True while a process holds the run's lock, False when its lock file is free (the process is gone),
+    None when that cannot be told: no lock file (ended and cleaned up, or recorded by a version without run
+    locks) or a lock that cannot be checked here."""
+    state = lock_state(root, run_id)
+    return {"held": True, "free": False}.get(state) if state is not None else None
+
+
+def _lock_names(root: Path) -> set[str]:
+    """The run ids with a lock file in the lake (listed, not opened)."""
     try:
         names = os.listdir(root / RUN_LOCKS)
     except OSError:
-        return {}
-    out: dict[str, bool] = {}
-    for name in names:
-        if name.endswith(".lock") and not name.startswith("."):
-            state = _probe(root / RUN_LOCKS / name)
-            if state is not None:
-                out[name[: -len(".lock")]] = state
-    return out
+        return set()
+    return {n[: -len(".lock")] for n in names if n.endswith(".lock") and not n.startswith(".")}
 
 
 def _instant(value: Any) -> dt.datetime | None:
@@ -472,11 +580,15 @@ def _mtime(path: Path) -> dt.datetime | None:
         return None
 
 
-def _folder_state(row: Mapping[str, Any]) -> tuple[Path, dict[str, Any]] | None:
-    """The status.json of a training run's folder (rl/train.py writes it every iteration), when readable."""
-    if row.get("kind") != "train" or not row.get("run_dir"):
+def _folder_state(
+    root: Path, row: Mapping[str, Any], settings: Settings | None
+) -> tuple[Path, dict[str, Any]] | None:
+    """The status.json of a training run's folder of this lake (rl/train.py writes it every iteration), when
+    readable."""
+    folder = _run_folder(root, row, settings)
+    if folder is None:
         return None
-    path = Path(str(row["run_dir"])) / _TRAIN_STATE
+    path = folder / _TRAIN_STATE
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -495,16 +607,16 @@ class _Death:
     """The run folder's status.json to write (it still says running), else None."""
 
 
-def _death_of(root: Path, row: Mapping[str, Any]) -> _Death:
+def _death_of(root: Path, row: Mapping[str, Any], settings: Settings | None) -> _Death:
     """A dead run's row: `interrupted` (or how its folder's status.json says the training ended, when the
     process died after writing it), finished at its last sign of life (the lock file's or status.json's
     mtime; status.json's finished_at when it has one), the `killed` note and the folder's last counts in its
-    metrics."""
+    metrics. Only a folder of this lake is read (_run_folder)."""
     metrics = dict(row.get("metrics") or {})
     signs = [t for t in (_mtime(root / RUN_LOCKS / f"{row['run_id']}.lock"),) if t is not None]
     status, folder = "interrupted", None
     note = KILLED
-    found = _folder_state(row)
+    found = _folder_state(root, row, settings)
     if found is not None:
         path, state = found
         signs += [t for t in (_mtime(path),) if t is not None]
@@ -537,18 +649,22 @@ def _death_of(root: Path, row: Mapping[str, Any]) -> _Death:
     return _Death(status, finished, metrics, folder)
 
 
-def _seen_alive(root: Path, row: dict[str, Any], states: Mapping[str, bool]) -> None:
-    """A listed `running` row as its lock says (states: the lock files as they were before the rows were
-    read): free -> the dead run's repaired row; no lock file -> `running`, its liveness unknown; held (or
-    made after the scan: a run that has just started) -> as it is."""
-    held = states.get(row["run_id"])
-    if held is None:
-        if _probe(root / RUN_LOCKS / f"{row['run_id']}.lock") is None:
+def _seen_alive(root: Path, row: dict[str, Any], listed: set[str], settings: Settings | None) -> None:
+    """A listed `running` row as its lock says (`listed`: the run ids with a lock file before the rows were
+    read): free -> the dead run's repaired row; no lock file and none before -> `running`, its liveness
+    unknown (an older version's row); gone since the listing -> its run has just ended: as it is; cannot be
+    checked -> `running`, its liveness unknown; held -> as it is."""
+    state = _probe(root / RUN_LOCKS / f"{row['run_id']}.lock")
+    if state is None:
+        if row["run_id"] not in listed:
             row["metrics"] = {**(row.get("metrics") or {}), "liveness": NO_LOCK}
         return
-    if held:
+    if state == "unknown":
+        row["metrics"] = {**(row.get("metrics") or {}), "liveness": UNCHECKED}
         return
-    death = _death_of(root, row)
+    if state == "held":
+        return
+    death = _death_of(root, row, settings)
     row.update(status=death.status, finished_at=death.finished_at, metrics=death.metrics)
 
 
@@ -565,20 +681,28 @@ def repair_dead_runs(
 ) -> list[RunRecord]:
     """Write the repair of every `running` row whose lock nobody holds (its process ended without
     recording its end): the row as `list_runs` shows it (`interrupted`, finished at its last sign of life,
-    the `killed` note), its folder's status.json brought in line, the row mirrored to Supabase once (when
-    configured), and its lock file removed. Stale lock files of runs that did record their end go too. Runs
-    with no lock file are left alone. Under the lake's writer lock; returns the repaired records."""
+    the `killed` note), its folder's status.json brought in line (a folder of this lake only: _run_folder),
+    the row mirrored to Supabase once (when configured), and its lock file removed. Only the locks of
+    `running` rows are probed, never one this process holds; runs with no lock file, or a lock that cannot
+    be checked here, are left alone. Under the lake's writer lock; returns the repaired records."""
     root = resolve_lake_root(root)
-    free = {run_id for run_id, held in _lock_states(root).items() if not held}
+    if all(_held_here(root / RUN_LOCKS / f"{n}.lock") for n in _lock_names(root)):
+        return []  # no lock file but this process's own: nothing to read
+    # the locks are probed before the rows are read again under the writer's lock: a run that ended cleanly
+    # meanwhile (its last row written before its lock file goes) shows its last row there
+    free = {
+        row["run_id"]
+        for row in _running_rows(root, settings)
+        if _probe(root / RUN_LOCKS / f"{row['run_id']}.lock") == "free"
+    }
     if not free:
         return []
     repaired: list[RunRecord] = []
     with LakeWriter.open(root) as w:
-        # read after the locks were seen free: a run that ended cleanly shows its last row here
         for row in _running_rows(root, settings):
             if row["run_id"] not in free:
                 continue
-            death = _death_of(root, row)
+            death = _death_of(root, row, settings)
             record = RunRecord(
                 run_id=row["run_id"],
                 kind=row["kind"],
@@ -607,9 +731,9 @@ def repair_dead_runs(
         from rl.mirror import mirror_run
 
         mirror_run(root, record, say=say or _quiet)
-    for run_id in free:
-        path = root / RUN_LOCKS / f"{run_id}.lock"
-        if _probe(path) is False:
+    for record in repaired:
+        path = root / RUN_LOCKS / f"{record.run_id}.lock"
+        if _probe(path) == "free":
             with contextlib.suppress(OSError):
                 path.unlink()
     return repaired
@@ -837,15 +961,16 @@ def list_runs(
 ) -> list[dict[str, Any]]:
     """Every run in the lake, newest first (config and metrics parsed), optionally of one kind. A `running`
     row whose process is gone (its lock is free) is shown as its repair will write it: `interrupted`, with
-    the `killed` note in its metrics; one with no lock file gets a `liveness` note (`liveness=False`: the
-    rows as stored)."""
+    the `killed` note in its metrics; one with no lock file, or whose lock cannot be checked here, gets a
+    `liveness` note (`liveness=False`: the rows as stored)."""
     import lake
 
     lake_root = resolve_lake_root(root)
-    states = _lock_states(lake_root) if liveness else {}  # before the rows: see _seen_alive
+    settings = settings or load_settings()
+    listed = _lock_names(lake_root) if liveness else set()  # before the rows: see _seen_alive
 
     def read() -> list[tuple[Any, ...]]:
-        con = lake.connect(root, read_only=True, settings=settings or load_settings())
+        con = lake.connect(root, read_only=True, settings=settings)
         try:
             return con.execute(_sql("list_runs"), {"kind": kind, "limit": limit}).fetchall()
         finally:
@@ -858,7 +983,7 @@ def list_runs(
         d["config"] = json.loads(d["config"]) if d["config"] else None
         d["metrics"] = json.loads(d["metrics"]) if d["metrics"] else None
         if liveness and d["status"] == "running":
-            _seen_alive(lake_root, d, states)
+            _seen_alive(lake_root, d, listed, settings)
         out.append(d)
     return out
 

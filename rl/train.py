@@ -137,8 +137,10 @@ def read_train_settings(
 
 
 def default_runs_dir(root: Path) -> Path:
-    """`runs/` beside the lake: ./data/lake -> ./data/runs."""
-    return root.resolve().parent / "runs"
+    """`runs/` beside the lake: ./data/lake -> ./data/runs (rl.runlog.default_runs_dir)."""
+    from rl.runlog import default_runs_dir as beside
+
+    return beside(root)
 
 
 # --- 2. data ----------------------------------------------------------------------------------------------

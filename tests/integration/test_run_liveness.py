@@ -298,7 +298,9 @@ def test_evaluate_says_whether_the_run_it_judges_still_runs_or_was_killed(
     tmp_path: Path, children: list[subprocess.Popen[str]]
 ) -> None:
     """Evaluating the best checkpoint of a training whose status.json says running: `still running` while
-    its process holds its lock, `never finished ... killed` once it is gone."""
+    its process holds its lock, `never finished ... killed` once it is gone, and that it cannot be told when
+    it has no lock file (an older version's run). The lock asked is that of the lake the run was recorded in,
+    also when another lake (a copy) is evaluated."""
     from rl.evaluate import evaluate, train_and_evaluate
     from tests.unit.test_ppo_train import TINY, build_lake
 
@@ -322,3 +324,192 @@ def test_evaluate_says_whether_the_run_it_judges_still_runs_or_was_killed(
     said = []
     evaluate(root, Settings(), result.run_dir, "test", say=said.append, record=False)
     assert any("never finished" in x and "killed" in x for x in said), said
+
+    runlog.run_lock_path(root, result.run_id).unlink()  # as an older version left it: no lock file
+    said = []
+    evaluate(root, Settings(), result.run_dir, "test", say=said.append, record=False)
+    (note,) = [x for x in said if f"run {result.run_id} did not finish" in x]
+    assert "cannot be told" in note and "killed" not in note, said
+
+    p = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(root), result.run_id],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parents[2],
+    )
+    children.append(p)
+    assert p.stdout is not None and p.stdout.readline().strip() == "running"
+    import shutil
+
+    copy = tmp_path / "copy" / "lake"
+    shutil.copytree(root, copy)  # its copied lock file is free: the run lives in the original lake
+    said = []
+    evaluate(copy, Settings(), result.run_dir, "test", say=said.append, record=False)
+    assert any(f"run {result.run_id} is still running" in x for x in said), said
+
+
+def _running_row(root: Path, run_id: str, kind: str = "evaluate", run_dir: Path | None = None) -> None:
+    """A `running` row as a run writes it when it starts."""
+    runlog.write_run(
+        root,
+        runlog.RunRecord(
+            run_id=run_id,
+            kind=kind,
+            started_at=runlog.dt.datetime.now(runlog.dt.UTC) - runlog.dt.timedelta(minutes=5),
+            config={},
+            run_dir=str(run_dir) if run_dir is not None else None,
+        ),
+    )
+
+
+def _dead_lock(root: Path, run_id: str) -> Path:
+    """The lock file a killed run leaves: there, and held by nobody."""
+    path = runlog.run_lock_path(root, run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("12345\n")
+    return path
+
+
+HOLD_POSIX = textwrap.dedent(
+    """
+    import fcntl, sys, time
+    from rl import runlog
+
+    fcntl.flock = lambda fd, op: fcntl.lockf(fd, op)  # NFS: flock emulated with per-process POSIX locks
+    lock = runlog.RunLock.take(sys.argv[1], sys.argv[2])
+    print("running", flush=True)
+    time.sleep(600)
+    """
+)
+
+
+def test_with_nfs_style_locks_a_run_keeps_its_own_lock_and_only_dead_runs_are_repaired(
+    lake_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    children: list[subprocess.Popen[str]],
+    mirrored: list[tuple[str, str]],
+) -> None:
+    """NFS (and some FUSE file systems) emulate flock with POSIX locks, owned per process: opening and
+    unlocking a lock file this process holds would release its own lock. A run started there keeps its
+    lock (its own is never probed), a run held by another process stays running, a dead one is repaired."""
+    import fcntl
+
+    with land(lake_root):
+        pass
+    _running_row(lake_root, "r-dead")
+    _dead_lock(lake_root, "r-dead")
+    p = subprocess.Popen(
+        [sys.executable, "-c", HOLD_POSIX, str(lake_root), "r-other"],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parents[2],
+    )
+    children.append(p)
+    assert p.stdout is not None and p.stdout.readline().strip() == "running"
+    _running_row(lake_root, "r-other")
+    monkeypatch.setattr(runlog.fcntl, "flock", lambda fd, op: fcntl.lockf(fd, op))
+
+    rec = runlog.start_run(lake_root, "evaluate", {}, run_id="r-own")
+    assert rec.lock is not None and rec.lock.path.exists(), "the run's own lock file was removed"
+    rows = {r["run_id"]: r for r in runlog.list_runs(lake_root)}
+    assert rows["r-own"]["status"] == "running" and rows["r-own"]["metrics"] is None, rows["r-own"]
+    assert rows["r-other"]["status"] == "running" and rows["r-other"]["metrics"] is None, rows["r-other"]
+    assert rows["r-dead"]["status"] == "interrupted" and "killed" in rows["r-dead"]["metrics"], rows
+    stored = {r["run_id"]: r["status"] for r in runlog.list_runs(lake_root, liveness=False)}
+    assert stored == {"r-dead": "interrupted", "r-other": "running", "r-own": "running"}, stored
+    assert runlog.repair_dead_runs(lake_root) == []  # its own lock and the other's: both held
+    assert rec.lock.path.exists() and runlog.run_alive(lake_root, "r-own") is True
+    runlog.finish_run(lake_root, rec, mirror=False)
+    assert not runlog.run_lock_path(lake_root, "r-own").exists()
+    assert ("r-dead", "interrupted") in mirrored
+
+
+def test_a_lock_that_cannot_be_checked_is_never_called_dead(
+    lake_root: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file system without flock (ENOLCK, EOPNOTSUPP): the row stays `running`, its liveness unknown,
+    and no repair touches it."""
+    import errno
+    import fcntl
+
+    with land(lake_root):
+        pass
+    _running_row(lake_root, "r-unsure")
+    lock = _dead_lock(lake_root, "r-unsure")
+    real = fcntl.flock
+
+    def flock(fd: int, op: int) -> None:
+        if "/locks/runs/" in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.ENOLCK, "No locks available")
+        real(fd, op)
+
+    monkeypatch.setattr(runlog.fcntl, "flock", flock)
+    assert runlog.run_alive(lake_root, "r-unsure") is None
+    assert runlog.lock_state(lake_root, "r-unsure") == "unknown"
+    row = _listed(runner, lake_root)["r-unsure"]
+    assert row["status"] == "running" and row["metrics"]["liveness"] == runlog.UNCHECKED, row
+    assert runlog.repair_dead_runs(lake_root) == []
+    assert lock.exists() and _stored(runner, lake_root, "r-unsure")["status"] == "running"
+
+
+def _train_folder(runs: Path, run_id: str, lake: Path, iterations: int) -> Path:
+    folder = runs / run_id
+    folder.mkdir(parents=True)
+    (folder / "settings.json").write_text(json.dumps({"run_id": run_id, "lake": str(lake)}))
+    (folder / "status.json").write_text(json.dumps({"status": "running", "iterations": iterations}))
+    return folder
+
+
+def test_a_copied_lakes_repair_never_writes_into_the_original_run_folder(tmp_path: Path) -> None:
+    """A lake copied with its runs folder while a training runs: the copy's row of that run is dead (its
+    copied lock file is free) and is repaired in the copy, with the copy's folder; the original's folder,
+    which its row records, is neither read nor written. Without its runs folder, the copy repairs the row
+    alone."""
+    import shutil
+
+    orig = tmp_path / "orig"
+    with land(orig / "lake"):
+        pass
+    folder = _train_folder(orig / "runs", "r-train", orig / "lake", iterations=7)
+    lock = runlog.RunLock.take(orig / "lake", "r-train")  # the original training is alive
+    try:
+        _running_row(orig / "lake", "r-train", kind="train", run_dir=folder)
+        shutil.copytree(orig, tmp_path / "copy")
+        copied = tmp_path / "copy" / "runs" / "r-train" / "status.json"
+        copied.write_text(json.dumps({"status": "running", "iterations": 3}))
+        shutil.copytree(orig / "lake", tmp_path / "bare" / "lake")
+
+        (row,) = runlog.list_runs(tmp_path / "copy" / "lake")
+        assert row["status"] == "interrupted" and row["metrics"]["iterations"] == 3, row
+        (repaired,) = runlog.repair_dead_runs(tmp_path / "copy" / "lake")
+        assert repaired.status == "interrupted" and (repaired.metrics or {}).get("iterations") == 3, repaired
+        assert json.loads(copied.read_text())["status"] == "interrupted"
+        assert json.loads((folder / "status.json").read_text()) == {"status": "running", "iterations": 7}
+
+        (row,) = runlog.list_runs(tmp_path / "bare" / "lake")
+        assert row["status"] == "interrupted" and "iterations" not in row["metrics"], row
+        (repaired,) = runlog.repair_dead_runs(tmp_path / "bare" / "lake")
+        assert "iterations" not in (repaired.metrics or {}), repaired
+        assert json.loads((folder / "status.json").read_text()) == {"status": "running", "iterations": 7}
+
+        (row,) = runlog.list_runs(orig / "lake")
+        assert row["status"] == "running" and row["metrics"] is None, row
+    finally:
+        lock.release(ended=True)
+
+
+def test_a_killed_runs_finished_at_is_its_last_sign_of_life_not_its_start(
+    lake_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An evaluation leaves no status.json: its lock file, touched while it runs, is its last sign of
+    life."""
+    monkeypatch.setattr(runlog, "HEARTBEAT", 0.05, raising=False)
+    with land(lake_root):
+        pass
+    rec = runlog.start_run(lake_root, "evaluate", {}, run_id="r-eval")
+    time.sleep(1.0)
+    assert rec.lock is not None
+    rec.lock.release(ended=False)  # as the kernel does when its process is killed: the file stays, free
+    (row,) = runlog.list_runs(lake_root)
+    assert row["status"] == "interrupted", row
+    assert (row["finished_at"] - row["started_at"]).total_seconds() >= 0.7, row
