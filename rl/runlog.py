@@ -1036,7 +1036,8 @@ def _return_and_sharpe(m: Any) -> str:
 def _headline(run: Mapping[str, Any]) -> str:
     """A short summary of a run's metrics (the listing's `result`). An evaluation: its period (marked when it
     is validation, which chose the model: not out of sample), the agent's return and Sharpe beside
-    buy-and-hold's on the same bars, and the interval of the Sharpe edge. A training run: its best
+    buy-and-hold's on the same bars, and the interval of the Sharpe edge (marked when its metrics are of
+    version 1: docs/trading.md, "Which definition"). A training run: its best
     validation score. A run that failed (or was stopped before its folder): its error, shortened to
     ERROR_WIDTH characters."""
     m = run.get("metrics") or {}
@@ -1067,6 +1068,8 @@ def _headline(run: Mapping[str, Any]) -> str:
         parts.append(f"edge CI [{ci['low']:+.2f}, {ci['high']:+.2f}]")
     if label and not agent:
         parts.insert(0, label.rstrip(": "))
+    if agent and "metrics_version" not in m:  # an evaluation's metrics before rl.metrics.METRICS_VERSION 2
+        parts.append("metrics v1: log-return Sharpe, not comparable with later rows")
     if isinstance(m.get("best_score"), int | float):  # a training run
         at = m.get("best_iteration")
         of = f" of {m['iterations']}" if isinstance(m.get("iterations"), int) else ""

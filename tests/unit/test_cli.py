@@ -199,6 +199,7 @@ def test_runs_lists_an_evaluations_period_and_buy_and_hold(runner: CliRunner, fi
     rec = runlog.start_run(filled_lake, "evaluate", {}, run_id="r-val", parent_run_id="r-train")
     rec.metrics = {
         "period": "validation",
+        "metrics_version": 2,
         "overall": {
             "agent": {"total_return": 0.1798, "sharpe": 0.934},
             "buy_and_hold": {"total_return": 0.2347, "sharpe": 1.101},

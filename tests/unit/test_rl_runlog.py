@@ -257,3 +257,18 @@ def test_the_table_shows_an_error_naming_a_section_as_it_is(lake_root: Path) -> 
     runlog.finish_run(lake_root, rec, "failed")
     table = runlog.render_runs(runlog.list_runs(lake_root), "table")
     assert "error: ConfigError: [train] seed: must be at least 0" in table, table
+
+
+def test_an_evaluation_recorded_before_metrics_version_2_is_marked(lake_root: Path) -> None:
+    """Sharpe from log returns (version 1) and from simple returns (2) side by side read as comparable."""
+    overall = {
+        "agent": {"total_return": 0.1, "sharpe": 1.0},
+        "buy_and_hold": {"total_return": 0.2, "sharpe": 1.2},
+    }
+    for run_id, extra in (("r-old", {}), ("r-new", {"metrics_version": 2})):
+        rec = runlog.start_run(lake_root, "evaluate", {}, run_id=run_id)
+        rec.metrics = {"period": "test", "overall": overall, **extra}
+        runlog.finish_run(lake_root, rec, "finished")
+    rows = {r["run_id"]: r for r in json.loads(runlog.render_runs(runlog.list_runs(lake_root), "json"))}
+    assert rows["r-old"]["result"].endswith("; metrics v1: log-return Sharpe, not comparable with later rows")
+    assert "metrics v1" not in rows["r-new"]["result"], rows["r-new"]["result"]
