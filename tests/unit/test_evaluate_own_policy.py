@@ -171,3 +171,22 @@ def test_baselines_take_one_observation_or_a_batch() -> None:
     assert random_policy(cfg, 3)(batch).tolist() == np.random.default_rng(3).integers(0, 3, 5).tolist()
     with pytest.raises(ValueError, match="one observation"):
         flat(cfg)(np.zeros((2, 3, 4)))
+
+
+def test_without_out_the_per_step_table_is_not_even_built(
+    spy_daily_lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """out=None writes nothing, so the steps (a row per step of every policy, per symbol and overall) are not
+    made at all; and the report never holds them (the file is read back, not kept in memory)."""
+    import rl.evaluate as ev
+
+    def refuse(*_a: Any, **_k: Any) -> Any:
+        raise AssertionError("the per-step table was built though nothing is written")
+
+    monkeypatch.setattr(ev, "steps_table", refuse, raising=False)
+    monkeypatch.setattr(ev, "step_tables", refuse, raising=False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.warns(UserWarning):
+        report = evaluate_policy(momentum(20), spy_daily_lake, settings=Settings(), resamples=20, **SPY)
+    assert report.steps_path is None and not hasattr(report, "steps")
+    assert list(tmp_path.iterdir()) == []
