@@ -758,6 +758,7 @@ def evaluate_policy(
     period: str = "test",
     *,
     settings: Settings | None = None,
+    config: EnvConfig | str | os.PathLike[str] | None = None,
     norm: NormStats | None = None,
     trained_on: str | os.PathLike[str] | Mapping[str, Any] | None = None,
     out: str | os.PathLike[str] | None = None,
@@ -772,10 +773,12 @@ def evaluate_policy(
     them; it may be asked about several bars at once, and about each side for the same bar).
 
     The keywords are the env's (`gymnasium.make("marketlake/Trading-v0", ...)`): lake, symbols, interval,
-    period, `settings` (default: ./marketlake.toml or the built-in defaults, as the env), `norm`, and every
-    [train] trading setting or [data] / [splits] setting by its name, made into Settings and EnvConfig by the
-    same function (rl.env.settings_with): the window, costs and periods are those of the env built with the
-    same arguments. Without `norm` the train period's statistics are computed, as the env does.
+    period, `settings` (default: ./marketlake.toml or the built-in defaults, as the env), `config` (a settings
+    file's path, read instead of `settings`; or an EnvConfig, the trading settings as they are), `norm`, and
+    every [train] trading setting or [data] / [splits] setting by its name, made into Settings and EnvConfig
+    by the same function as the env's (rl.env.env_settings): the window, costs and periods are those of the
+    env built with the same arguments. Without `norm` the train period's statistics are computed, as the env
+    does.
 
     `trained_on`: what the policy was trained and chosen on, so that the evaluation starts clear of it (after
     its end plus the embargo) even when bars added to the lake since have moved the lake's periods: a
@@ -789,10 +792,13 @@ def evaluate_policy(
     say = say or (lambda _m: None)
     if period not in ("test", "validation"):
         raise MarketlakeError(f"evaluate_policy: period must be test or validation, got {period!r}")
-    from lake.config import load_settings
+    from rl.env import env_settings
 
-    settings, env_config = _trading_settings(
-        settings if settings is not None else load_settings(), settings_keywords
+    settings, env_config = env_settings(
+        settings,
+        Path(config) if isinstance(config, str | os.PathLike) else config,
+        dict(settings_keywords),
+        announce=False,
     )
     root = resolve_lake_root(lake)
     saved = _trained_record(trained_on)

@@ -173,6 +173,32 @@ def test_baselines_take_one_observation_or_a_batch() -> None:
         flat(cfg)(np.zeros((2, 3, 4)))
 
 
+def test_a_settings_file_or_an_envconfig_as_config_is_taken_as_the_env_takes_it(
+    spy_daily_lake: Path, tmp_path: Path
+) -> None:
+    """config= is one of the env's keywords: a settings file's path (read instead of settings=) or an
+    EnvConfig; evaluate_policy refused both (unknown setting config) while gymnasium.make took them."""
+    toml = tmp_path / "demo.toml"
+    toml.write_text("[train]\nwindow = 20\ncommission = 0.002\n")
+    env = trading_env(lake=spy_daily_lake, period="train", config=str(toml))
+    assert env.config.window == 20 and env.config.commission == 0.002
+    with pytest.warns(UserWarning, match="no training record"):
+        by_file = evaluate_policy(
+            momentum(20), spy_daily_lake, period="test", config=str(toml), resamples=20, **SPY
+        )
+    assert by_file.env == env.config.to_dict()
+    with pytest.warns(UserWarning):
+        by_path = evaluate_policy(momentum(20), spy_daily_lake, config=toml, resamples=20, **SPY)
+    assert by_path.metrics == by_file.metrics
+    own = EnvConfig(window=12, commission=0.0005)
+    env2 = trading_env(lake=spy_daily_lake, period="train", config=own)
+    with pytest.warns(UserWarning):
+        by_config = evaluate_policy(momentum(12), spy_daily_lake, config=own, resamples=20, **SPY)
+    assert by_config.env == env2.config.to_dict() == own.to_dict()
+    with pytest.raises(MarketlakeError, match="not both"):
+        evaluate_policy(momentum(20), spy_daily_lake, settings=Settings(), config=str(toml), **SPY)
+
+
 def test_without_out_the_per_step_table_is_not_even_built(
     spy_daily_lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
