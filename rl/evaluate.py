@@ -12,8 +12,10 @@ the same bars, in words when it contains 0; the costs each policy paid; and per 
 the features' warm-up after each gap took and the walk's forced exits at a segment's end (`gap_summary`).
 Into the run's folder go `evaluation-<period>.json` (the report), `evaluation-<period>.png` (equity curves
 and drawdowns) and `evaluation-<period>.parquet` (every step of every policy, per symbol and overall:
-`steps_table`), and a recorded evaluation's own copies `evaluations/<run id>-<period>.*`; the evaluation
-is a row of the lake's `runs` (kind `evaluate`, parent_run_id the training run; its metrics: `summary`).
+`step_tables`, streamed into the file by `write_steps`), and a recorded evaluation's own files
+`evaluations/<run id>-<period>.*` (the latest .png and .parquet are hard links to them, not second copies);
+the evaluation is a row of the lake's `runs` (kind `evaluate`, parent_run_id the training run; its metrics:
+`summary`).
 
 Overall = the portfolio of the symbols' strategies that gives each an equal share of the capital at the start
 and never moves money between them (`portfolio_series`): a share's equity is carried while its symbol has no
@@ -28,7 +30,9 @@ import io
 import json
 import math
 import os
-from collections.abc import Callable, Mapping
+import shutil
+import uuid
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +42,7 @@ import numpy as np
 from lake.config import Settings
 from lake.errors import MarketlakeError, deferred_interrupts, is_interrupt
 from lake.paths import resolve_lake_root
-from lake.writer import atomic_write_bytes
+from lake.writer import TMP_MARK, atomic_write_bytes
 from rl import runlog
 from rl.baselines import buy_and_hold, flat, random_policy
 from rl.episodes import EmptyPeriod, MarketData, NormStats, load_period
@@ -125,8 +129,8 @@ class EvalReport:
     clear_of_training: str = ""
     """Why it was moved (the note the evaluation prints), "" when it was not."""
     steps_path: Path | None = None
-    steps: Any = field(default=None, repr=False)
-    """The per-step table (`steps_table`, a pyarrow Table) written beside the JSON."""
+    """The per-step file written beside the JSON (`write_steps`; read it with pyarrow.parquet.read_table),
+    None when nothing was written."""
 
     @property
     def out_of_sample(self) -> bool:
@@ -486,9 +490,12 @@ STEP_COLUMNS = (
 )
 
 
-def steps_table(data: MarketData, judged: Judged) -> Any:
-    """Every step of every policy, per symbol and for the overall portfolio (symbol `overall`), as a
-    pyarrow Table of STEP_COLUMNS, ordered (policy, symbol, ts):
+def step_tables(data: MarketData, judged: Judged) -> Iterator[Any]:
+    """Every step of every policy, per symbol and for the overall portfolio (symbol `overall`), as pyarrow
+    Tables of STEP_COLUMNS, one per policy and scope, in the order of the file: (policy, symbol, ts), each
+    policy's overall before its symbols. Made one at a time (`write_steps` streams them into the file, so
+    neither the whole table nor the file is ever in memory); `pyarrow.concat_tables` of them is the file's
+    table. Columns:
 
     - ts: the open (UTC) of the bar the step's return is earned over (its order fills at that open);
     - segment: the symbol's segment (0, 1, ... in the period; a gap starts the next), null for overall;
@@ -503,24 +510,11 @@ def steps_table(data: MarketData, judged: Judged) -> Any:
 
     So the JSON's total_return is equity's last value - 1 = expm1(sum(log_return)), and costs_paid is the
     sum of cost, per symbol and policy (and overall)."""
-    import pyarrow as pa
-
-    cols: dict[str, list[Any]] = {c: [] for c in STEP_COLUMNS}
-    labels = {"symbol": ["overall", *data.symbols], "policy": list(POLICIES)}
-
-    def add(n: int, symbol: str, policy: str, **values: Any) -> None:
-        # the labels as codes into `labels`, decoded once at the end (no Python string per row)
-        cols["symbol"].append(np.full(n, labels["symbol"].index(symbol), np.int32))
-        cols["policy"].append(np.full(n, labels["policy"].index(policy), np.int32))
-        for k, v in values.items():
-            cols[k].append(v)
-
     for policy in POLICIES:
         if policy not in judged.walks:
             continue
         s = judged.series["overall"][policy]
-        add(
-            len(s.ts),
+        yield _step_table(
             "overall",
             policy,
             ts=s.ts,
@@ -543,8 +537,7 @@ def steps_table(data: MarketData, judged: Judged) -> Any:
             before = np.concatenate([[0.0], w.position[m][:-1]])
             before[starts] = 0.0  # every segment starts flat
             traded = w.position[m] != before
-            add(
-                len(m),
+            yield _step_table(
                 symbol,
                 policy,
                 ts=w.ts[m],
@@ -557,32 +550,90 @@ def steps_table(data: MarketData, judged: Judged) -> Any:
                 equity=np.exp(np.cumsum(w.log_return[m])),
             )
 
-    def column(name: str) -> Any:
-        parts = cols[name]
-        values = np.concatenate(parts) if parts else np.zeros(0)
-        if name in ("symbol", "policy"):
-            codes = pa.array(values.astype(np.int32), pa.int32())
-            return pa.DictionaryArray.from_arrays(
-                codes, pa.array(labels[name], pa.string())
-            ).dictionary_decode()
-        if name == "ts":
-            return pa.array(values.astype(np.int64), pa.timestamp("us", tz="UTC"))
-        if name == "segment":
-            v = values.astype(np.int64)
-            return pa.array(v, pa.int64(), mask=v < 0)
-        if name == "fill_price":
-            return pa.array(values, pa.float64(), mask=np.isnan(values))
-        return pa.array(values.astype(np.float64), pa.float64())
 
-    return pa.table({c: column(c) for c in STEP_COLUMNS})
+def step_schema() -> Any:
+    """The pyarrow schema of the per-step file (STEP_COLUMNS)."""
+    import pyarrow as pa
+
+    floats = [(c, pa.float64()) for c in STEP_COLUMNS[4:]]
+    return pa.schema(
+        [("ts", pa.timestamp("us", tz="UTC")), ("symbol", pa.string()), ("policy", pa.string())]
+        + [("segment", pa.int64()), *floats]
+    )
 
 
-def _parquet_bytes(table: Any) -> bytes:
+def _step_table(symbol: str, policy: str, **values: np.ndarray) -> Any:
+    """The steps of one policy on one scope as a Table of `step_schema()`: a null segment where it is < 0,
+    a null fill price where it is NaN."""
+    import pyarrow as pa
+
+    n = len(values["ts"])
+    columns: dict[str, Any] = {
+        "ts": pa.array(np.asarray(values["ts"], np.int64), pa.timestamp("us", tz="UTC")),
+        "symbol": pa.repeat(pa.scalar(symbol, pa.string()), n),
+        "policy": pa.repeat(pa.scalar(policy, pa.string()), n),
+    }
+    segment = np.asarray(values["segment"], np.int64)
+    columns["segment"] = pa.array(segment, pa.int64(), mask=segment < 0)
+    for name in STEP_COLUMNS[4:]:
+        v = np.asarray(values[name], np.float64)
+        columns[name] = pa.array(v, pa.float64(), mask=np.isnan(v) if name == "fill_price" else None)
+    return pa.table(columns, schema=step_schema())
+
+
+def write_steps(path: Path, data: MarketData, judged: Judged) -> None:
+    """The per-step file (`step_tables`) streamed into `path` one policy and scope at a time (never the
+    whole table nor the file in memory): written under a temporary name beside it, fsynced, renamed over it
+    and its folder fsynced, as the run's other files (lake.writer.atomic_write_bytes)."""
     import pyarrow.parquet as pq
 
-    buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd")
-    return buf.getvalue()
+    tmp = path.with_name(f"{path.name}{TMP_MARK}{uuid.uuid4().hex}")
+    try:
+        with open(tmp, "wb") as f:
+            with pq.ParquetWriter(f, step_schema(), compression="zstd") as writer:
+                for table in step_tables(data, judged):
+                    writer.write_table(table)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_folder(path.parent)
+
+
+def _same_file(src: Path, dst: Path) -> None:
+    """Make `dst` the file `src` is: a hard link (no second copy on disk) made under a temporary name and
+    renamed over `dst`, so a reader sees the old file or the new one; where a hard link cannot be made (a
+    file system without them), a copy streamed from `src`, fsynced. The files are never changed in place
+    (each write replaces its name by a rename), so a later evaluation replacing `dst` leaves `src` as it
+    was."""
+    tmp = dst.with_name(f"{dst.name}{TMP_MARK}{uuid.uuid4().hex}")
+    try:
+        try:
+            os.link(src, tmp)
+        except OSError:
+            with open(src, "rb") as a, open(tmp, "wb") as b:
+                shutil.copyfileobj(a, b, 1 << 20)
+                b.flush()
+                os.fsync(b.fileno())
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_folder(dst.parent)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in `folder` durable (where the file system lets a folder be opened and fsynced)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 # --- the evaluation ---------------------------------------------------------------------------------------
@@ -687,11 +738,11 @@ def evaluate(
     data = _read_evaluated(root, settings, symbols, interval, period, env_config, norm, clear_from, moved)
 
     def work(run_id: str) -> EvalReport:
-        report = _report(
+        report, judged = _report(
             root, settings, data, env_config, policy, run_id=run_id, parent=parent, seed=seed,
             resamples=resamples, clear_from=clear_from, moved=moved, say=say,
         )  # fmt: skip
-        _write(report, run_dir, run_id if record else None, say)
+        _write(report, data, judged, run_dir, run_id if record else None, say)
         return report
 
     if not record:
@@ -711,6 +762,7 @@ def evaluate_policy(
     period: str = "test",
     *,
     settings: Settings | None = None,
+    config: EnvConfig | str | os.PathLike[str] | None = None,
     norm: NormStats | None = None,
     trained_on: str | os.PathLike[str] | Mapping[str, Any] | None = None,
     out: str | os.PathLike[str] | None = None,
@@ -725,10 +777,12 @@ def evaluate_policy(
     them; it may be asked about several bars at once, and about each side for the same bar).
 
     The keywords are the env's (`gymnasium.make("marketlake/Trading-v0", ...)`): lake, symbols, interval,
-    period, `settings` (default: ./marketlake.toml or the built-in defaults, as the env), `norm`, and every
-    [train] trading setting or [data] / [splits] setting by its name, made into Settings and EnvConfig by the
-    same function (rl.env.settings_with): the window, costs and periods are those of the env built with the
-    same arguments. Without `norm` the train period's statistics are computed, as the env does.
+    period, `settings` (default: ./marketlake.toml or the built-in defaults, as the env), `config` (a settings
+    file's path, read instead of `settings`; or an EnvConfig, the trading settings as they are), `norm`, and
+    every [train] trading setting or [data] / [splits] setting by its name, made into Settings and EnvConfig
+    by the same function as the env's (rl.env.env_settings): the window, costs and periods are those of the
+    env built with the same arguments. Without `norm` the train period's statistics are computed, as the env
+    does.
 
     `trained_on`: what the policy was trained and chosen on, so that the evaluation starts clear of it (after
     its end plus the embargo) even when bars added to the lake since have moved the lake's periods: a
@@ -742,10 +796,13 @@ def evaluate_policy(
     say = say or (lambda _m: None)
     if period not in ("test", "validation"):
         raise MarketlakeError(f"evaluate_policy: period must be test or validation, got {period!r}")
-    from lake.config import load_settings
+    from rl.env import env_settings
 
-    settings, env_config = _trading_settings(
-        settings if settings is not None else load_settings(), settings_keywords
+    settings, env_config = env_settings(
+        settings,
+        Path(config) if isinstance(config, str | os.PathLike) else config,
+        dict(settings_keywords),
+        announce=False,
     )
     root = resolve_lake_root(lake)
     saved = _trained_record(trained_on)
@@ -766,14 +823,14 @@ def evaluate_policy(
         say(f"note: {note}")
     clear_from, moved = _clear_of_training(saved, _lake_periods(root, settings, period), period)
     data = _read_evaluated(root, settings, symbols, interval, period, env_config, norm, clear_from, moved)
-    report = _report(
+    report, judged = _report(
         root, settings, data, env_config, policy, run_id=runlog.new_run_id("evaluate"),
         parent=saved.get("run_id"), seed=seed, resamples=resamples, clear_from=clear_from, moved=moved, say=say,
     )  # fmt: skip
     if out is not None:
         folder = Path(out)
         folder.mkdir(parents=True, exist_ok=True)
-        _write(report, folder, None, say)
+        _write(report, data, judged, folder, None, say)
     return report
 
 
@@ -889,8 +946,9 @@ def _report(
     clear_from: dt.datetime | None,
     moved: str,
     say: Say,
-) -> EvalReport:
-    """The policy and the baselines judged on the period's bars: the report, no file written."""
+) -> tuple[EvalReport, Judged]:
+    """The policy and the baselines judged on the period's bars: the report and what it was judged from (for
+    the per-step file: `_write`), no file written."""
     period, interval = data.period, data.interval
     if clear_from is not None:
         say(f"note: {moved}")
@@ -924,16 +982,20 @@ def _report(
         gaps=gap_summary(data, env_config, judged.walks, lake_bars),
         evaluated_from=clear_from.isoformat() if clear_from is not None else None,
         clear_of_training=moved if clear_from is not None else "",
-        steps=steps_table(data, judged),
     )
     report.data_snapshot, report.data_files = snapshot.hash, snapshot.files
-    return report
+    return report, judged
 
 
-def _write(report: EvalReport, folder: Path, recorded_as: str | None, say: Say) -> None:
+def _write(
+    report: EvalReport, data: MarketData, judged: Judged, folder: Path, recorded_as: str | None, say: Say
+) -> None:
     """evaluation-<period>.json/.png/.parquet into `folder`: the latest; a recorded evaluation (its run id
-    `recorded_as`) also keeps its own copy, which its row names (a later evaluation, e.g. after the lake
-    grew, must not change what an earlier row shows). The .parquet file: every step of every policy."""
+    `recorded_as`) also keeps its own, which its row names (a later evaluation, e.g. after the lake grew,
+    must not change what an earlier row shows). The .parquet file: every step of every policy (`write_steps`,
+    streamed from `data` and `judged`). The own .png and .parquet are written, and the latest names are hard
+    links to them (`_same_file`: one copy on disk; a copy only where links are impossible): a later
+    evaluation renames its own files over the latest names, which leaves this one's as they are."""
     period = report.period
     latest = tuple(folder / f"evaluation-{period}.{ext}" for ext in ("json", "png", "parquet"))
     own = folder / "evaluations"
@@ -946,14 +1008,13 @@ def _write(report: EvalReport, folder: Path, recorded_as: str | None, say: Say) 
     if recorded_as is not None:
         own.mkdir(exist_ok=True)
     write_png(report, report.png_path)
-    steps = _parquet_bytes(report.steps)
-    atomic_write_bytes(report.steps_path, steps)
+    write_steps(report.steps_path, data, judged)
     text = (json.dumps(report.to_json(), indent=1) + "\n").encode()
     atomic_write_bytes(report.json_path, text)
     if recorded_as is not None:
         atomic_write_bytes(latest[0], text)
-        atomic_write_bytes(latest[1], report.png_path.read_bytes())
-        atomic_write_bytes(latest[2], steps)
+        _same_file(report.png_path, latest[1])
+        _same_file(report.steps_path, latest[2])
     say(
         f"wrote {latest[0]}, {latest[1]} and {latest[2]} (every step)"
         + (f" (this evaluation's own: {own})" if recorded_as is not None else "")

@@ -171,3 +171,48 @@ def test_baselines_take_one_observation_or_a_batch() -> None:
     assert random_policy(cfg, 3)(batch).tolist() == np.random.default_rng(3).integers(0, 3, 5).tolist()
     with pytest.raises(ValueError, match="one observation"):
         flat(cfg)(np.zeros((2, 3, 4)))
+
+
+def test_a_settings_file_or_an_envconfig_as_config_is_taken_as_the_env_takes_it(
+    spy_daily_lake: Path, tmp_path: Path
+) -> None:
+    """config= is one of the env's keywords: a settings file's path (read instead of settings=) or an
+    EnvConfig; evaluate_policy refused both (unknown setting config) while gymnasium.make took them."""
+    toml = tmp_path / "demo.toml"
+    toml.write_text("[train]\nwindow = 20\ncommission = 0.002\n")
+    env = trading_env(lake=spy_daily_lake, period="train", config=str(toml))
+    assert env.config.window == 20 and env.config.commission == 0.002
+    with pytest.warns(UserWarning, match="no training record"):
+        by_file = evaluate_policy(
+            momentum(20), spy_daily_lake, period="test", config=str(toml), resamples=20, **SPY
+        )
+    assert by_file.env == env.config.to_dict()
+    with pytest.warns(UserWarning):
+        by_path = evaluate_policy(momentum(20), spy_daily_lake, config=toml, resamples=20, **SPY)
+    assert by_path.metrics == by_file.metrics
+    own = EnvConfig(window=12, commission=0.0005)
+    env2 = trading_env(lake=spy_daily_lake, period="train", config=own)
+    with pytest.warns(UserWarning):
+        by_config = evaluate_policy(momentum(12), spy_daily_lake, config=own, resamples=20, **SPY)
+    assert by_config.env == env2.config.to_dict() == own.to_dict()
+    with pytest.raises(MarketlakeError, match="not both"):
+        evaluate_policy(momentum(20), spy_daily_lake, settings=Settings(), config=str(toml), **SPY)
+
+
+def test_without_out_the_per_step_table_is_not_even_built(
+    spy_daily_lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """out=None writes nothing, so the steps (a row per step of every policy, per symbol and overall) are not
+    made at all; and the report never holds them (the file is read back, not kept in memory)."""
+    import rl.evaluate as ev
+
+    def refuse(*_a: Any, **_k: Any) -> Any:
+        raise AssertionError("the per-step table was built though nothing is written")
+
+    monkeypatch.setattr(ev, "steps_table", refuse, raising=False)
+    monkeypatch.setattr(ev, "step_tables", refuse, raising=False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.warns(UserWarning):
+        report = evaluate_policy(momentum(20), spy_daily_lake, settings=Settings(), resamples=20, **SPY)
+    assert report.steps_path is None and not hasattr(report, "steps")
+    assert list(tmp_path.iterdir()) == []

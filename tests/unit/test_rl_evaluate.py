@@ -613,3 +613,99 @@ def test_the_runs_row_says_which_bars_were_measured(gapped: Path, tmp_path: Path
         and m["overall"]["buy_and_hold"] == saved["overall"]["buy_and_hold"]
     )
     assert m["files"]["steps"] == saved["files"]["steps"]
+
+
+STEPS_MEMORY = """
+import json, sys, tracemalloc
+from pathlib import Path
+import numpy as np, pyarrow as pa
+import pyarrow.parquet
+from rl.episodes import market_data_from_arrays
+from rl.evaluate import Judged, portfolio_series, run_walks, write_steps
+from rl.market import EnvConfig
+
+S, N = 8, 20_000
+rng = np.random.default_rng(0)
+n = S * N
+c = 100 * np.exp(np.cumsum(rng.normal(0, 1e-3, n)))
+o = c * (1 + rng.normal(0, 1e-4, n))
+ts = np.tile(np.arange(N, dtype=np.int64) * 60_000_000, S) + 1_600_000_000_000_000
+data = market_data_from_arrays(
+    o, np.maximum(o, c) * 1.0005, np.minimum(o, c) * 0.9995, c, rng.normal(size=(n, 4)).astype(np.float32),
+    ts=ts, symbols=[f"S{i}" for i in range(S)], symbol_idx=np.repeat(np.arange(S), N),
+    segment_id=np.repeat(np.arange(S), N), period="test",
+)
+walks = run_walks(data, EnvConfig(window=8), lambda obs: (obs[:, -1] > 0).astype(np.int64), seed=0)
+judged = Judged({}, {}, {}, {"overall": {k: portfolio_series(w) for k, w in walks.items()}}, walks)
+# the modules pyarrow imports on first use (pandas, for a time zone), before the measure: not the steps'
+pa.array(np.zeros(1, np.int64), pa.timestamp("us", tz="UTC"))
+pool = pa.default_memory_pool()
+arrow_before = pool.bytes_allocated()
+tracemalloc.start()
+write_steps(Path(sys.argv[1]), data, judged)
+python_peak = tracemalloc.get_traced_memory()[1]
+rows = sum(len(s.ts) for s in judged.series["overall"].values()) + sum(len(w.ts) for w in walks.values())
+print(json.dumps({"peak": python_peak + pool.max_memory() - arrow_before, "rows": rows}))
+"""
+
+
+def test_the_steps_file_is_written_in_pieces_not_built_whole_in_memory(tmp_path: Path) -> None:
+    """8 symbols x 20,000 minute bars, 4 policies: 720,000 rows, about 58 MB as one table (8 float64 and
+    int64 columns and two labels: 80 bytes a row). Writing the file (in a fresh process) holds one policy's
+    steps on one scope at a time: its peak memory (numpy and Python allocations, tracemalloc, plus Arrow's
+    pool) stays below a quarter of the whole table. Building the whole table, then the file's bytes, took
+    more than the table."""
+    import subprocess
+    import sys
+
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "steps.parquet"
+    done = subprocess.run(
+        [sys.executable, "-c", STEPS_MEMORY, str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["rows"] > 700_000, got  # 4 policies x (8 symbols + overall) x about 20,000 steps
+    table_bytes = got["rows"] * 80
+    assert got["peak"] < table_bytes / 4, (got, table_bytes)
+    assert pq.ParquetFile(path).metadata.num_rows == got["rows"]
+    assert [p.name for p in tmp_path.iterdir()] == ["steps.parquet"]  # no temporary file left
+
+
+def test_the_latest_files_are_the_evaluations_own_not_second_copies(
+    gapped: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A recorded evaluation's evaluation-<period>.parquet and .png are hard links to its own
+    evaluations/<run id>-<period>.* (one copy on disk); the next evaluation replaces the latest names and
+    leaves the earlier one's files as they were. Where no hard link can be made: a copy, the same bytes."""
+    import os
+
+    import rl.evaluate as ev
+
+    run_dir = tmp_path / "run"
+    first, _ = _evaluate_gapped(gapped, run_dir)
+    assert first.steps_path is not None and first.png_path is not None
+    for ext, own in (("parquet", first.steps_path), ("png", first.png_path)):
+        assert os.path.samefile(run_dir / f"evaluation-test.{ext}", own), ext
+    before = first.steps_path.read_bytes()
+
+    def no_links(*_a: Any, **_k: Any) -> None:
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(ev.os, "link", no_links)
+    settings = Settings(min_bars_per_symbol=100)
+    second = evaluate(
+        gapped, settings, run_dir, "test", env_config=EnvConfig(window=8, commission=0.002), policy=momentum,
+        symbols=["BTCUSDT", "ETHUSDT"], interval="1m", resamples=50,
+    )  # fmt: skip
+    assert second.steps_path is not None and second.steps_path != first.steps_path
+    latest = run_dir / "evaluation-test.parquet"
+    assert not os.path.samefile(latest, second.steps_path)  # copied
+    assert latest.read_bytes() == second.steps_path.read_bytes() != before
+    assert first.steps_path.read_bytes() == before
+    assert sorted(p.name for p in run_dir.iterdir() if ".tmp-" in p.name) == []
