@@ -1433,7 +1433,7 @@ def train_and_evaluate(
         of runs found dead meanwhile are repaired first."""
         folders.append(run_dir)
         snapshots.append(training_snapshot(lake_root, settings, run_dir))
-        locks.append(runlog.RunLock.take(lake_root, run_id))
+        locks.append(runlog.RunLock.take(lake_root, run_id, say))
         runlog.repair_dead_runs_safely(lake_root, settings, say)
         record_training(lake_root, settings, run_dir, say=say, snapshot=snapshots[0])
 

@@ -400,6 +400,10 @@ process would succeed, and release the run's own lock."""
 _HELD_GUARD = threading.Lock()
 
 
+_NO_FLOCK = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS}
+"""flock's errors on a file system that cannot lock files (some network and FUSE ones)."""
+
+
 @dataclass
 class RunLock:
     """The liveness mark of a running run: an exclusive `flock` on `<lake>/locks/runs/<run_id>.lock`, held
@@ -415,16 +419,30 @@ class RunLock:
     _beat: threading.Thread | None = field(default=None, repr=False)
 
     @classmethod
-    def take(cls, root: str | os.PathLike[str] | None, run_id: str) -> RunLock:
+    def take(cls, root: str | os.PathLike[str] | None, run_id: str, say: Say | None = None) -> RunLock:
         """Create the run's lock file already locked (made under a temporary name, then linked into place:
         its path is never seen unlocked while the run lives) and durable (a power cut must not leave a
-        `running` row without it). A run id whose lock another process (or this one) holds is refused."""
+        `running` row without it). A run id whose lock another process (or this one) holds is refused. On a
+        file system without flock (ENOLCK, EOPNOTSUPP) the run goes on without a lock, said through `say`:
+        its row, with no lock file, is listed as `running` with liveness unknown, never called dead."""
         path = run_lock_path(root, run_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.parent / f".{run_id}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
         fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: nobody else has it
+        except OSError as exc:
+            os.close(fd)
+            tmp.unlink(missing_ok=True)
+            if exc.errno not in _NO_FLOCK:
+                raise
+            (say or _quiet)(
+                f"warning: run {run_id} goes on without a liveness lock: the file system of {path.parent} "
+                f"cannot lock files ({os.strerror(exc.errno or 0)}); if its process is killed, `runs` lists it "
+                "as running with its liveness unknown"
+            )
+            return cls(path)
+        try:
             os.write(fd, f"{os.getpid()}\n".encode())
             os.fsync(fd)
             try:
@@ -863,7 +881,7 @@ def start_run(
         parent_run_id=parent_run_id,
     )
     record.check()
-    record.lock = RunLock.take(root, record.run_id)
+    record.lock = RunLock.take(root, record.run_id, say)
     try:
         repair_dead_runs_safely(root, None, say or _quiet)
         write_run(root, record)

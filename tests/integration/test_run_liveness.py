@@ -452,6 +452,37 @@ def test_a_lock_that_cannot_be_checked_is_never_called_dead(
     assert lock.exists() and _stored(runner, lake_root, "r-unsure")["status"] == "running"
 
 
+def test_a_run_goes_on_without_a_lock_where_files_cannot_be_locked(
+    lake_root: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Taking the lock on a file system without flock raised a raw OSError and the run never started: it now
+    goes on without one, says so, leaves no lock file, and is listed running with its liveness unknown."""
+    import errno
+    import fcntl
+
+    with land(lake_root):
+        pass
+    real = fcntl.flock
+
+    def flock(fd: int, op: int) -> None:
+        if "/locks/runs/" in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+        real(fd, op)
+
+    monkeypatch.setattr(runlog.fcntl, "flock", flock)
+    said: list[str] = []
+    record = runlog.start_run(lake_root, "evaluate", {}, run_id="r-nolock", say=said.append)
+    assert record.lock is not None and not record.lock.held
+    assert any("goes on without a liveness lock" in line and "cannot lock files" in line for line in said), (
+        said
+    )
+    assert not list(runlog.run_locks_dir(lake_root).glob("*")), "no lock file, no temporary one"
+    row = _listed(runner, lake_root)["r-nolock"]
+    assert row["status"] == "running" and "unknown" in row["metrics"]["liveness"], row
+    runlog.finish_run(lake_root, record, "finished")
+    assert _listed(runner, lake_root)["r-nolock"]["status"] == "finished"
+
+
 def _train_folder(runs: Path, run_id: str, lake: Path, iterations: int) -> Path:
     folder = runs / run_id
     folder.mkdir(parents=True)
