@@ -504,25 +504,38 @@ def _whole_hours(
 ) -> list[dict[str, Any]]:
     """The hourly bars that hold whole hours, in file order; the others rejected with their reason. A stock's
     hourly bars start at half past (09:30, 10:30, ...: yfinance) or on the hour after a first half hour
-    (09:30, 10:00, 11:00, ...: many brokers' and charting exports). On a New York day whose bars start on
-    the hour (most of that day's), a bar at half past holds the half hour before the next one, not an hour:
-    rejected (it was the 10:00 bar that went, as overlapping the 09:30 one's hour, and the half hour landed
-    as an hour). Each day is judged on its own bars: a file may change from one grid to the other. Otherwise
-    a bar overlapping an earlier one's hour is rejected."""
-    by_day: Counter[tuple[dt.date, bool]] = Counter(
-        (b["ts"].astimezone(NEW_YORK).date(), b["ts"].minute == 0) for b in bars
-    )
+    (09:30, 10:00, 11:00, ...: many brokers' and charting exports). On a day on the clock-hour grid, a bar at
+    half past holds the half hour before the next one, not an hour: rejected (it was the 10:00 bar that
+    went, as overlapping the 09:30 one's hour, and the half hour landed as an hour). Each New York day is
+    judged by its own bars, 09:30 aside (a bar of both grids): bars on the hour say clock hours, bars at half
+    past other than 09:30 say yfinance's; a day with neither (a day of one 09:30 bar, exported at 10:40) or
+    as many of each takes the file's grid, judged the same way over the whole file (half past when that too
+    is even). So a file may change from one grid to the other. Otherwise a bar overlapping an earlier one's
+    hour is rejected."""
+
+    def evidence(ts: dt.datetime) -> int:  # +1: clock hours, -1: half past, 0: either
+        local = ts.astimezone(NEW_YORK)
+        if local.minute == 0:
+            return 1
+        return 0 if (local.hour, local.minute) == (9, 30) else -1
+
+    by_day: Counter[dt.date] = Counter()
+    for b in bars:
+        by_day[b["ts"].astimezone(NEW_YORK).date()] += evidence(b["ts"])
+    whole_file = sum(by_day.values())
     kept: list[dict[str, Any]] = []
     held: dict[dt.datetime, int] = {}
     for bar, (line, reject) in zip(bars, landed, strict=True):
         ts = bar["ts"]
         day = ts.astimezone(NEW_YORK).date()
-        on_hour, half_past = by_day[(day, True)], by_day[(day, False)]
-        if ts.minute == 30 and on_hour > half_past:
+        clock = by_day[day] > 0 or (by_day[day] == 0 and whole_file > 0)
+        if ts.minute == 30 and clock:
             reject(
                 f"the {interval} bar at {ts.isoformat()} starts at half past on a day whose bars start on the "
-                f"hour ({on_hour} of {on_hour + half_past} on {day}): it holds the half hour before the next "
-                "one (a session opening at 09:30), not an hour",
+                f"hour ({day}"
+                + (", as the file's" if by_day[day] == 0 else "")
+                + "): it holds the half hour "
+                "before the next one (a session opening at 09:30), not an hour",
                 at=ts,
             )
             continue
