@@ -117,6 +117,11 @@ def env_settings(
         settings = load_settings()
         if announce:
             say_settings(settings, "marketlake/Trading-v0: the environment uses")
+    trading = sorted(k for k in keywords if k in _CONFIG_KEYS)
+    if isinstance(config, EnvConfig) and trading:  # they would be ignored: the EnvConfig is taken as it is
+        raise ConfigError(
+            f"give the trading settings as an EnvConfig (config=) or as keywords, not both: {', '.join(trading)}"
+        )
     base, cfg = settings_with(settings, keywords)
     return base, config if config is not None else cfg
 

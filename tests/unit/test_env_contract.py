@@ -336,3 +336,17 @@ def test_the_vector_env_takes_its_settings_and_warns_as_the_single_env_does(
         gymnasium.make_vec("marketlake/Trading-v0", num_envs=4, period="test", **make)
     with pytest.warns(SmallDataWarning, match="episodes shortened to"):
         gymnasium.make_vec("marketlake/Trading-v0", num_envs=4, **{**make, "episode_length": 5000})
+
+
+def test_an_envconfig_and_trading_keywords_together_are_refused() -> None:
+    """The keywords were ignored beside an EnvConfig: a policy written for window 30 got windows of 32."""
+    from rl.env import env_settings
+
+    with pytest.raises(
+        ConfigError, match=r"as an EnvConfig \(config=\) or as keywords, not both: commission, window"
+    ):
+        env_settings(Settings(), EnvConfig(), {"window": 30, "commission": 0.01})
+    _, cfg = env_settings(
+        Settings(), EnvConfig(window=30), {"train_fraction": 0.5}
+    )  # a [splits] key is no clash
+    assert cfg.window == 30
