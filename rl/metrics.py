@@ -11,8 +11,10 @@ Conventions (each has a test):
   `exp(log_return) - 1` (risk-free rate 0), as pyfolio and empyrical take it.
 - Sortino: `mean / downside deviation * sqrt(bars_per_year)` of the simple returns, downside deviation
   `sqrt(mean(min(r, 0)^2))` over all steps (target 0).
-- The overall portfolio of symbols whose bars fall at different times (`portfolio_annualisation`) takes both
-  on its UTC calendar-day returns, annualised by 365 (`ratios_on_calendar_days`).
+- The overall portfolio of symbols whose bars fall at different times (`portfolio_annualisation`; a stock
+  whose own bars mix grids too) takes both on its UTC calendar-day returns, annualised by 365
+  (`ratios_on_calendar_days`). An intraday stock's bars a year: 252 sessions times the bars a session holds
+  on the grid most of its bars start on (`symbol_bars_per_year`).
 - A Sharpe or Sortino from fewer returns than `min_annualised_steps` (30, and a month of the calendar) is
   kept, and flagged `too_few_to_annualise`.
 - max drawdown: the largest fall of equity `exp(cumsum(r))` from its running peak (the start counts as a
@@ -140,27 +142,46 @@ def _new_york_offset_us(day: int) -> int:
     return int(off.total_seconds()) * 1_000_000 if off is not None else 0
 
 
-def new_york_phases(step_times: np.ndarray, interval: str) -> frozenset[int]:
-    """The distinct New York wall-clock start times of the bars within the interval, in microseconds (a stock's
-    hours at half past: {30 minutes}, on the hour: {0}), whatever the daylight-saving shift of their UTC
-    times. Empty for no bar."""
+def _new_york_phase_counts(step_times: np.ndarray, interval: str) -> dict[int, int]:
+    """How many bars start at each New York wall-clock time within the interval, in microseconds."""
     t = np.asarray(step_times, dtype=np.int64)
     if t.size == 0:
-        return frozenset()
+        return {}
     days, at = np.unique(t // US_PER_DAY, return_inverse=True)
     offset = np.array([_new_york_offset_us(int(d)) for d in days], dtype=np.int64)
     local = t + offset[at]
-    return frozenset(np.unique(local % (interval_minutes(interval) * 60_000_000)).tolist())
+    phases, counts = np.unique(local % (interval_minutes(interval) * 60_000_000), return_counts=True)
+    return dict(zip(phases.tolist(), counts.tolist(), strict=True))
+
+
+def new_york_phases(step_times: np.ndarray, interval: str) -> frozenset[int]:
+    """The distinct New York wall-clock start times of the bars within the interval, in microseconds (a stock's
+    hours at half past: {30 minutes}, on the hour: {0}), whatever the daylight-saving shift of their UTC
+    times. Empty for no bar. More than one: the symbol's bars mix grids (a file that switches from half past
+    to on the hour, or a stray bar at an odd time)."""
+    return frozenset(_new_york_phase_counts(step_times, interval))
 
 
 def symbol_bars_per_year(
     step_times: np.ndarray, calendar: str, interval: str, session: str = "regular"
 ) -> float:
     """Bars in a year of one symbol whose steps fall at these times: `bars_per_year`, an intraday stock's on
-    the grid of its own bars (`new_york_phases`: hourly bars on the hour 252 x 6, at half past 252 x 7)."""
+    the grid of its own bars (`new_york_phases`: hourly bars on the hour 252 x 6, at half past 252 x 7).
+
+    Bars that mix grids are annualised by the one grid most of them start on (ties: the one with more bars a
+    session), not by the grids added together: the grids are alternatives for the same session, not extra
+    bars in it, so a file that switches from half past (7 a session) to on the hour (6) holds 7 or 6 bars a
+    session, never 13, and one stray 10:15 bar does not add a grid of 6 more. (The overall portfolio of such a
+    symbol goes to calendar days: `portfolio_annualisation`.)"""
     if calendar_of(calendar) == "24/7" or interval_minutes(interval) >= 1440:
         return bars_per_year(interval, calendar, session)
-    return bars_per_year(interval, calendar, session, new_york_phases(step_times, interval) or None)
+    counts = _new_york_phase_counts(step_times, interval)
+    if not counts:
+        return bars_per_year(interval, calendar, session)
+    most = max(counts.values())
+    return max(
+        bars_per_year(interval, calendar, session, frozenset({p})) for p, n in counts.items() if n == most
+    )
 
 
 US_PER_DAY = 86_400_000_000
@@ -204,7 +225,8 @@ def portfolio_annualisation(
     bars all start at one offset within the interval (UTC midnight for 1d, the hour for 1h) with any
     exchange-calendar symbols' bars starting at that offset too (stocks at 1m, 5m, 15m).
     Otherwise (a stock's daily bar at 14:30 UTC beside a crypto's at 00:00; stock hours at half past beside
-    crypto hours on the hour, or beside another stock's hours on the hour: 13 steps a session, not 7) the
+    crypto hours on the hour, or beside another stock's hours on the hour: 13 steps a session, not 7; one
+    stock whose own bars mix grids, a file switching from half past to on the hour or a stray 10:15 bar) the
     portfolio steps more often than either grid, and at uneven times: its
     returns are summed per UTC calendar day and annualised by 365 days. The equity of a share is carried
     over the days its market is closed, so those days return 0, as a 24/7 asset's calendar counts them;
@@ -221,7 +243,7 @@ def portfolio_annualisation(
         if interval_minutes(interval) >= 1440:
             return Annualisation(bars_per_year(interval, "XNYS", session), False)
         on = [p for p in (new_york_phases(t, interval) for t in step_times) if p]
-        if any(p != on[0] for p in on):
+        if any(p != on[0] or len(p) > 1 for p in on):  # grids differ, or one symbol's bars mix grids
             return Annualisation(float(DAYS_PER_YEAR_24_7), True)
         return Annualisation(bars_per_year(interval, "XNYS", session, on[0] if on else None), False)
     step = interval_minutes(interval) * 60_000_000

@@ -418,6 +418,91 @@ def test_the_reviewers_repro() -> None:
     assert got == metrics.Annualisation(365, True)
 
 
+def _grid_of(t_us: int, interval: str) -> int:
+    """Brute force: a bar's New York wall-clock start within the interval, in minutes."""
+    local = dt.datetime.fromtimestamp(t_us / 1e6, tz=NEW_YORK)
+    return (local.hour * 60 + local.minute) % interval_minutes(interval)
+
+
+def _bars_on_main_grid_a_session(ts: np.ndarray, interval: str) -> int:
+    """Brute force: the grid most bars start on (ties: the one with more bars a session), and the bars a
+    regular session holds on it: its times from New York midnight counted while in 09:30 .. 16:00."""
+    counts: dict[int, int] = {}
+    for t in ts.tolist():
+        g = _grid_of(t, interval)
+        counts[g] = counts.get(g, 0) + 1
+    step = dt.timedelta(minutes=interval_minutes(interval))
+
+    def session(g: int) -> int:
+        t = dt.datetime(2024, 3, 4, tzinfo=NEW_YORK) + dt.timedelta(minutes=g)
+        n = 0
+        while t.day == 4:
+            n += dt.time(9, 30) <= t.time() < dt.time(16, 0)
+            t += step
+        return n
+
+    return max(session(g) for g, n in counts.items() if n == max(counts.values()))
+
+
+def _switching(first_a: str, first_b: str, interval: str, switch: int) -> np.ndarray:
+    """A file whose first `switch` sessions are on one grid and the rest on another."""
+    return np.concatenate(
+        [
+            _stock_bars(first_a, interval, SESSION_DAYS[:switch]),
+            _stock_bars(first_b, interval, SESSION_DAYS[switch:]),
+        ]
+    )
+
+
+def _stray(ts: np.ndarray, hhmm: str) -> np.ndarray:
+    """The bars and one more at New York `hhmm` on the last of SESSION_DAYS."""
+    d = SESSION_DAYS[-1]
+    hh, mm = (int(x) for x in hhmm.split(":"))
+    extra = int(dt.datetime(d.year, d.month, d.day, hh, mm, tzinfo=NEW_YORK).timestamp()) * 1_000_000
+    return np.sort(np.append(ts, np.int64(extra)))
+
+
+MIXED = [
+    # the reviewer's cases: half past then on the hour (was 7 + 6 = 13 a session), and the reverse
+    ("switch half past -> on the hour", _switching("09:30", "10:00", "1h", 6), "1h", 7),
+    ("switch, on the hour the more", _switching("09:30", "10:00", "1h", 2), "1h", 6),
+    ("switch on the hour -> half past", _switching("10:00", "09:30", "1h", 5), "1h", 7),
+    # on the hour and one stray 10:15 bar (was 6 + 6 = 12)
+    ("stray bar", _stray(_stock_bars("10:00", "1h", SESSION_DAYS), "10:15"), "1h", 6),
+    ("stray bar, half past", _stray(_stock_bars("09:30", "1h", SESSION_DAYS), "12:00"), "1h", 7),
+    ("30m switch", _switching("09:30", "09:45", "30m", 4), "30m", 13),
+    ("15m stray", _stray(_stock_bars("09:30", "15m", SESSION_DAYS), "11:05"), "15m", 26),
+]
+
+
+@pytest.mark.parametrize(("name", "ts", "interval", "session_bars"), MIXED, ids=[m[0] for m in MIXED])
+def test_a_stock_whose_bars_mix_grids_is_annualised_by_its_main_grid_not_the_grids_added(
+    name: str, ts: np.ndarray, interval: str, session_bars: int
+) -> None:
+    """The bars a session holds on the grid most of the stock's bars start on, counted by brute force; its
+    overall goes to calendar days, since its steps lie on more than one grid (brute force: the distinct New
+    York wall-clock starts within the interval)."""
+    assert len({_grid_of(t, interval) for t in ts.tolist()}) > 1
+    want = 252 * _bars_on_main_grid_a_session(ts, interval)
+    assert want == 252 * session_bars
+    assert metrics.symbol_bars_per_year(ts, "stock", interval) == want
+    assert metrics.portfolio_annualisation([ts], ["stock"], interval) == metrics.Annualisation(365, True)
+    assert metrics.portfolio_annualisation([ts, ts], ["stock", "etf"], interval) == (
+        metrics.Annualisation(365, True)
+    )
+
+
+@pytest.mark.parametrize("clean", ["09:30", "10:00"])
+def test_a_portfolio_of_a_switching_stock_and_a_clean_one_is_on_calendar_days(clean: str) -> None:
+    switching, other = _switching("09:30", "10:00", "1h", 6), _stock_bars(clean, "1h", SESSION_DAYS)
+    got = metrics.portfolio_annualisation([switching, other], ["stock", "stock"], "1h")
+    assert got == metrics.Annualisation(365, True)
+    # each symbol by the bars a session holds on its own main grid (brute force)
+    for ts in (switching, other):
+        assert metrics.symbol_bars_per_year(ts, "stock", "1h") == 252 * _bars_on_main_grid_a_session(ts, "1h")
+    assert metrics.symbol_bars_per_year(switching, "stock", "1h") == 252 * 7
+
+
 def test_the_metrics_version_is_documented() -> None:
     from pathlib import Path
 
