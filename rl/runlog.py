@@ -380,9 +380,16 @@ def _run_folder(root: Path, row: Mapping[str, Any], settings: Settings | None) -
     if row.get("kind") != "train":
         return None
     own = own_run_dir(root, str(row["run_id"]), settings)
-    if own.is_dir():
-        return own
     recorded = Path(str(row["run_dir"])) if row.get("run_dir") else None
+    if own.is_dir():
+        # a folder another lake's row records as its own and says it trained on (a copy of the lake made
+        # beside the original shares its runs folder) is that lake's; a copy of the folder (made with the
+        # lake's copy, elsewhere) is this lake's, whatever its settings.json says
+        lake = _recorded_lake(own)
+        shared = recorded is not None and recorded.resolve() == own.resolve()
+        if not (shared and lake is not None and lake != root.resolve()):
+            return own
+        return None
     if recorded is not None and recorded.is_dir() and _recorded_lake(recorded) == root.resolve():
         return recorded
     return None

@@ -544,3 +544,27 @@ def test_a_killed_runs_finished_at_is_its_last_sign_of_life_not_its_start(
     (row,) = runlog.list_runs(lake_root)
     assert row["status"] == "interrupted", row
     assert (row["finished_at"] - row["started_at"]).total_seconds() >= 0.7, row
+
+
+def test_a_copy_beside_the_original_never_writes_into_their_shared_run_folder(tmp_path: Path) -> None:
+    """A lake copied beside the original (data/lake -> data/lake-backup) shares its runs folder
+    (data/runs): the copy's repair of a run it holds dead (its copied lock is free) rewrote the live original
+    run's status.json to interrupted. The row of the copy is repaired; the folder, the original's, is not."""
+    import shutil
+
+    lake_a = tmp_path / "data" / "lake"
+    with land(lake_a):
+        pass
+    folder = _train_folder(tmp_path / "data" / "runs", "r-train", lake_a, iterations=7)
+    lock = runlog.RunLock.take(lake_a, "r-train")  # the original's training lives
+    try:
+        _running_row(lake_a, "r-train", kind="train", run_dir=folder)
+        copy = tmp_path / "data" / "lake-backup"
+        shutil.copytree(lake_a, copy)
+        assert runlog.own_run_dir(copy, "r-train") == folder  # the one folder both lakes see
+        (repaired,) = runlog.repair_dead_runs(copy)
+        assert repaired.status == "interrupted"
+        assert json.loads((folder / "status.json").read_text())["status"] == "running"
+        assert runlog.list_runs(lake_a)[0]["status"] == "running"
+    finally:
+        lock.release(ended=True)
