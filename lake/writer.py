@@ -172,6 +172,12 @@ def _make_durable(files: Sequence[Path]) -> None:
         list(pool.map(_fsync_path, files))
 
 
+def fsync_dir(path: Path) -> None:
+    """Make the renames in folder `path` durable, where the file system lets a folder be opened (the lake's
+    writes, and the run files of rl/: one implementation)."""
+    _fsync_dir(path)
+
+
 def _fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)

@@ -42,7 +42,7 @@ import numpy as np
 from lake.config import Settings
 from lake.errors import MarketlakeError, deferred_interrupts, is_interrupt
 from lake.paths import resolve_lake_root
-from lake.writer import TMP_MARK, atomic_write_bytes
+from lake.writer import TMP_MARK, atomic_write_bytes, fsync_dir
 from rl import runlog
 from rl.baselines import buy_and_hold, flat, random_policy
 from rl.episodes import EmptyPeriod, MarketData, NormStats, load_period
@@ -599,7 +599,7 @@ def write_steps(path: Path, data: MarketData, judged: Judged) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_folder(path.parent)
+    fsync_dir(path.parent)
 
 
 def _same_file(src: Path, dst: Path) -> None:
@@ -621,19 +621,7 @@ def _same_file(src: Path, dst: Path) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_folder(dst.parent)
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make a rename in `folder` durable (where the file system lets a folder be opened and fsynced)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(dst.parent)
 
 
 # --- the evaluation ---------------------------------------------------------------------------------------

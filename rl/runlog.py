@@ -54,7 +54,7 @@ from lake.context import plain
 from lake.errors import MarketlakeError, deferred_interrupts
 from lake.paths import SCHEMA_ANCHOR, LakePaths, resolve_lake_root, validate_symbol
 from lake.schemas import RUNS
-from lake.writer import DATA_FILE, MANIFEST_FILE, LakeWriter, atomic_write_bytes, sha256_file
+from lake.writer import DATA_FILE, MANIFEST_FILE, LakeWriter, atomic_write_bytes, fsync_dir, sha256_file
 
 Say = Callable[[str], None]
 KINDS = ("train", "evaluate")
@@ -468,7 +468,8 @@ class RunLock:
                 os.replace(tmp, path)
             else:
                 tmp.unlink()
-            _fsync_folder(path.parent)
+            with contextlib.suppress(OSError):
+                fsync_dir(path.parent)
         except BaseException:
             os.close(fd)
             tmp.unlink(missing_ok=True)
@@ -515,15 +516,6 @@ class RunLock:
             if self._key is not None:
                 with _HELD_GUARD:
                     _HELD.discard(self._key)
-
-
-def _fsync_folder(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _held_here(path: Path) -> bool:

@@ -309,14 +309,7 @@ def test_evaluate_says_whether_the_run_it_judges_still_runs_or_was_killed(
     result, _ = train_and_evaluate(root, Settings(), TINY, runs_dir=tmp_path / "runs", evaluate_test=False)
     status = result.run_dir / "status.json"
     status.write_text(json.dumps(json.loads(status.read_text()) | {"status": "running"}))
-    p = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(root), result.run_id],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=Path(__file__).parents[2],
-    )
-    children.append(p)
-    assert p.stdout is not None and p.stdout.readline().strip() == "running"
+    p = _holding(root, result.run_id, children)
     said: list[str] = []
     evaluate(root, Settings(), result.run_dir, "test", say=said.append, record=False)
     assert any(f"run {result.run_id} is still running" in x for x in said), said
@@ -331,14 +324,7 @@ def test_evaluate_says_whether_the_run_it_judges_still_runs_or_was_killed(
     (note,) = [x for x in said if f"run {result.run_id} did not finish" in x]
     assert "cannot be told" in note and "killed" not in note, said
 
-    p = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(root), result.run_id],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=Path(__file__).parents[2],
-    )
-    children.append(p)
-    assert p.stdout is not None and p.stdout.readline().strip() == "running"
+    p = _holding(root, result.run_id, children)
     import shutil
 
     copy = tmp_path / "copy" / "lake"
@@ -481,6 +467,19 @@ def test_a_run_goes_on_without_a_lock_where_files_cannot_be_locked(
     assert row["status"] == "running" and "unknown" in row["metrics"]["liveness"], row
     runlog.finish_run(lake_root, record, "finished")
     assert _listed(runner, lake_root)["r-nolock"]["status"] == "finished"
+
+
+def _holding(root: Path, run_id: str, children: list[subprocess.Popen[str]]) -> subprocess.Popen[str]:
+    """A child process holding the run's lock (HOLD), once it says it does."""
+    p = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(root), run_id],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parents[2],
+    )
+    children.append(p)
+    assert p.stdout is not None and p.stdout.readline().strip() == "running"
+    return p
 
 
 def _train_folder(runs: Path, run_id: str, lake: Path, iterations: int) -> Path:
