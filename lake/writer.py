@@ -31,7 +31,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -229,11 +229,18 @@ def _log_wait(message: str) -> None:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write bytes to `path` through a temporary file and a rename, fsynced."""
+    atomic_write(path, lambda f: f.write(data))
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """What `write` writes into an open binary file, put at `path` whole or not at all: written under a
+    temporary name beside it, fsynced, renamed over it and its folder fsynced (a crash leaves the old file
+    or the new one, and a `*.tmp-*` name no reader takes)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}{TMP_MARK}{uuid.uuid4().hex}")
     try:
         with open(tmp, "wb") as f:
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

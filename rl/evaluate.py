@@ -35,14 +35,14 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from lake.config import Settings
 from lake.errors import MarketlakeError, deferred_interrupts, is_interrupt
 from lake.paths import resolve_lake_root
-from lake.writer import TMP_MARK, atomic_write_bytes, fsync_dir
+from lake.writer import TMP_MARK, atomic_write, atomic_write_bytes, fsync_dir
 from rl import runlog
 from rl.baselines import buy_and_hold, flat, random_policy
 from rl.episodes import EmptyPeriod, MarketData, NormStats, load_period
@@ -587,19 +587,12 @@ def write_steps(path: Path, data: MarketData, judged: Judged) -> None:
     and its folder fsynced, as the run's other files (lake.writer.atomic_write_bytes)."""
     import pyarrow.parquet as pq
 
-    tmp = path.with_name(f"{path.name}{TMP_MARK}{uuid.uuid4().hex}")
-    try:
-        with open(tmp, "wb") as f:
-            with pq.ParquetWriter(f, step_schema(), compression="zstd") as writer:
-                for table in step_tables(data, judged):
-                    writer.write_table(table)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+    def write(f: BinaryIO) -> None:
+        with pq.ParquetWriter(f, step_schema(), compression="zstd") as writer:
+            for table in step_tables(data, judged):
+                writer.write_table(table)
+
+    atomic_write(path, write)
 
 
 def _same_file(src: Path, dst: Path) -> None:
