@@ -804,7 +804,10 @@ def _load_period(
             if not batches:
                 raise EmptyPeriod(
                     f"the {period} period ({start_at} .. {end_at}) holds no {interval} row of "
-                    f"{', '.join(names)} with complete features (after each segment's warm-up of 60 bars)"
+                    f"{', '.join(names)} with complete features (after each segment's warm-up of 60 bars; a "
+                    f"gap of more than [data] max_gap_minutes = {settings.max_gap_minutes} starts a new segment: "
+                    "if every segment is shorter, `marketlake check` shows the longest gaps, e.g. an hourly "
+                    "stock file whose sessions start at 10:00 needs max_gap_minutes = 30)"
                 )
             data = _assemble(names, classes, interval, period, batches, norm, queries, start_at, end_at)
     finally:

@@ -725,3 +725,34 @@ def test_the_cli_refuses_a_file_of_the_wrong_interval_in_one_line(tmp_path: Path
     r = CliRunner().invoke(cli, [*base, "--interval", "1m", "--asset-class", "crypto"])
     assert r.exit_code == 0, r.output
     assert landed(lake_root) == 120
+
+
+def test_a_clock_hour_stock_file_trains_with_the_gap_the_readme_says(tmp_path: Path) -> None:
+    """Its sessions start at 10:00, half an hour after the open: at the default max_gap_minutes = 15 every
+    session is a segment of 6 bars, never past the 60-bar warm-up, and reading it says why and what to set;
+    with max_gap_minutes = 30 (README) the segments run across sessions and the train period reads."""
+    import numpy as np
+
+    from lake.config import Settings
+    from rl.episodes import EmptyPeriod, load_period
+
+    ny = ZoneInfo("America/New_York")
+    days = yahoo_days(dt.date(2024, 1, 2), dt.date(2024, 4, 30))
+    rows = [
+        dt.datetime.combine(d, t, ny)
+        for d in days
+        for t in [dt.time(9, 30)] + [dt.time(h) for h in range(10, 16)]
+    ]
+    px = 100 * np.exp(np.cumsum(np.random.default_rng(0).normal(0, 0.01, len(rows))))
+    text = YAHOO_INTRADAY_HEADER + "".join(
+        f"{t.isoformat(' ')},{p:.4f},{p * 1.01:.4f},{p * 0.99:.4f},{p:.4f},{p:.4f},100\n"
+        for t, p in zip(rows, px, strict=True)
+    )
+    root = tmp_path / "lake"
+    assert csv_ingest.run(ctx(root), write_file(tmp_path, "tv.csv", text), "ABC", "1h", None).ok
+    with pytest.raises(
+        EmptyPeriod, match=r"max_gap_minutes = 15 starts a new segment.*needs max_gap_minutes = 30"
+    ):
+        load_period(root, Settings(), ["ABC"], "1h", "train")
+    data = load_period(root, Settings(max_gap_minutes=30), ["ABC"], "1h", "train")
+    assert data.n_rows > 200 and len(np.unique(data.segment_id)) == 1
