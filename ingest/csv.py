@@ -4,7 +4,8 @@
 
 The header is recognised case-insensitively, in any column order: a time column (`Date`, `Datetime`,
 `Timestamp`, `Time`, …, or separate `Date` and `Time` columns), `Open`, `High`, `Low`, `Close`, `Volume`,
-optionally `Trades`. Yahoo's `Adj Close` is ignored: the bar keeps Open/High/Low/Close as written (Yahoo's
+optionally `Trades` (or `Trade count`, `Number of trades`, `Transactions`, or Binance's `count` when no
+other column is the trade count). Yahoo's `Adj Close` is ignored: the bar keeps Open/High/Low/Close as written (Yahoo's
 are split-adjusted, not dividend-adjusted; `Adj Close` is both and is not a price that traded). Other
 columns are ignored and named in a note.
 
@@ -83,6 +84,9 @@ ALIASES: dict[str, frozenset[str]] = {
     "volume": frozenset({"volume", "vol", "v"}),
     "trades": frozenset({"trades", "trade count", "number of trades", "transactions"}),
 }
+TRADES_FALLBACK = "count"
+"""Binance's name for the trade count in its header-bearing CSVs: the trades column only when no other column
+is (a file with `Trades` and `Count`, or two `Count` columns, leaves it unused)."""
 IGNORED_ADJUSTED = frozenset({"adj close", "adj. close", "adjusted close", "adjclose"})
 REQUIRED = ("time", "open", "high", "low", "close", "volume")
 
@@ -180,6 +184,10 @@ def read_header(header: list[str], delimiter: str, where: str) -> Layout:
                 f"{where}: line 1: two columns mean {kind}: {header[columns[kind]].strip()!r} and {header[i].strip()!r}"
             )
         columns[kind] = i
+    counts = [i for i, n in enumerate(names) if n == TRADES_FALLBACK]
+    if "trades" not in columns and len(counts) == 1:
+        columns["trades"] = counts[0]
+        ignored.remove(header[counts[0]].strip())
     missing = [k for k in REQUIRED if k not in columns]
     if missing:
         raise MarketlakeError(

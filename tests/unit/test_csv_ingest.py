@@ -756,3 +756,25 @@ def test_a_clock_hour_stock_file_trains_with_the_gap_the_readme_says(tmp_path: P
         load_period(root, Settings(), ["ABC"], "1h", "train")
     data = load_period(root, Settings(max_gap_minutes=30), ["ABC"], "1h", "train")
     assert data.n_rows > 200 and len(np.unique(data.segment_id)) == 1
+
+
+# --- holes a quant found feeding real vendor files (session 8) -------------------------------------------
+
+
+def test_binance_count_column_is_the_trade_count_when_unambiguous(tmp_path: Path) -> None:
+    """Binance's header-bearing CSVs name the trade count `count`: it is the trades column unless another
+    column already is."""
+    f = write_file(
+        tmp_path, "btc.csv", BINANCE_HEADER + binance_rows(MINUTE_START, dt.timedelta(minutes=1), 30)
+    )
+    s = csv_ingest.run(ctx(tmp_path / "a"), f, "BTCUSDT", "1m", None, asset_class="crypto")
+    assert s.ok
+    assert not any("count" in n for n in s.notes), s.notes
+    assert query(tmp_path / "a", "SELECT DISTINCT trades FROM bars") == [(10,)]
+    both = "Date,Open,High,Low,Close,Volume,Trades,Count\n2024-03-04,10,12,9,11,1000,7,3\n"
+    s = csv_ingest.run(ctx(tmp_path / "b"), write_file(tmp_path, "both.csv", both), "ABC", "1d", None)
+    assert s.ok and "both.csv: columns not used: Count" in s.notes
+    assert query(tmp_path / "b", "SELECT trades FROM bars") == [(7,)]
+    two = "Date,Open,High,Low,Close,Volume,count,COUNT\n2024-03-04,10,12,9,11,1000,7,3\n"
+    s = csv_ingest.run(ctx(tmp_path / "c"), write_file(tmp_path, "two.csv", two), "ABC", "1d", None)
+    assert s.ok and query(tmp_path / "c", "SELECT trades FROM bars") == [(None,)]
