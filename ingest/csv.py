@@ -27,6 +27,8 @@ would land each hour's first minute as an hourly bar), and when a stock's or ETF
 WEEKEND_MIN_ROWS rows, and a WEEKEND_SHARE of them, on a Saturday or Sunday (a crypto file imported without
 `--asset-class crypto`); fewer weekend rows of a stock are quarantined one by one.
 
+A lower-case `--symbol` is refused (`spy` would be a symbol of its own beside `SPY`).
+
 Every row passes the one OHLCV rule of every source (`ingest.common.ohlcv_problem`); a failing row, an
 unreadable value, a duplicate stamp go to `bars_rejected` with the reason and the line number. The file is
 copied to the raw cache (`raw/<source>/<symbol>/<interval>/<name>`, with its sha256). A file is identified
@@ -617,6 +619,10 @@ def run(
     MarketlakeError, naming the file, for a file it cannot read; row problems are in the summary."""
     path = Path(path)
     validate_symbol(symbol)
+    if symbol != symbol.upper():  # as Binance and Polygon say: `spy` would be a symbol of its own beside SPY
+        raise MarketlakeError(
+            f"--symbol {symbol!r}: symbols are upper case: {symbol.upper()}? (nothing was stored)"
+        )
     interval_delta(interval)  # an unknown interval is refused before any work
     validate_partition_value("source", source)
     if source.lower() in VENDOR_SOURCES:

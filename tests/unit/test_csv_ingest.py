@@ -761,6 +761,26 @@ def test_a_clock_hour_stock_file_trains_with_the_gap_the_readme_says(tmp_path: P
 # --- holes a quant found feeding real vendor files (session 8) -------------------------------------------
 
 
+def _cli(*args: str) -> Any:
+    from click.testing import CliRunner
+
+    from cli.main import cli
+
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_a_lower_case_symbol_is_refused_with_the_upper_case_one(tmp_path: Path, lake_root: Path) -> None:
+    """`--symbol spy` stored a symbol `spy` beside SPY (Binance and Polygon refuse lower case)."""
+    with pytest.raises(MarketlakeError, match=r"^--symbol 'spy': symbols are upper case: SPY\?"):
+        csv_ingest.run(ctx(lake_root), SPY, "spy", "1d", None)
+    r = _cli("--lake", str(lake_root), "ingest", "csv", str(SPY), "--symbol", "spy", "--interval", "1d")
+    assert r.exit_code == 1
+    assert r.output.strip().splitlines() == [
+        "error: --symbol 'spy': symbols are upper case: SPY? (nothing was stored)"
+    ], r.output
+    assert landed(lake_root) == 0
+
+
 def test_binance_count_column_is_the_trade_count_when_unambiguous(tmp_path: Path) -> None:
     """Binance's header-bearing CSVs name the trade count `count`: it is the trades column unless another
     column already is."""
