@@ -27,7 +27,9 @@ would land each hour's first minute as an hourly bar), and when a stock's or ETF
 WEEKEND_MIN_ROWS rows, and a WEEKEND_SHARE of them, on a Saturday or Sunday (a crypto file imported without
 `--asset-class crypto`); fewer weekend rows of a stock are quarantined one by one.
 
-A lower-case `--symbol` is refused (`spy` would be a symbol of its own beside `SPY`).
+A file of two or more lines whose last line has no line ending looks cut short (its last row may hold a
+price cut mid-number): that line is quarantined, named, and a note says so. A lower-case `--symbol` is
+refused (`spy` would be a symbol of its own beside `SPY`).
 
 Every row passes the one OHLCV rule of every source (`ingest.common.ohlcv_problem`); a failing row, an
 unreadable value, a duplicate stamp go to `bars_rejected` with the reason and the line number. The file is
@@ -206,6 +208,26 @@ class Parsed:
     bars: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)
     layout: Layout | None = None
+    cut_short: int | None = None
+    """The line of a last line without a line ending (quarantined: the file looks cut short), if any."""
+
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+def _unended_tail(text: str) -> tuple[str, int, str] | None:
+    """A file of two or more lines whose last line has no line ending: (the text before that line, its line
+    number, the line). Every whole CSV ends with a newline; a download or copy cut short ends mid-line, and
+    its last row read as written would land a price or volume that is not in the file (266.8 for
+    266.859985). None for a file that ends with a line ending or is a single line."""
+    if not text or text.endswith(("\n", "\r")):
+        return None
+    cut = max(text.rfind("\n"), text.rfind("\r"))
+    tail = text[cut + 1 :]
+    if cut < 0 or not tail.strip():
+        return None
+    head = text[: cut + 1]
+    return head, len(_LINE_END.findall(head)) + 1, tail
 
 
 def _number(name: str, text: str) -> float:
@@ -234,6 +256,9 @@ def parse_csv(
     without `tz`, a date-only stamp for an intraday interval."""
     step = interval_delta(interval)
     daily = step >= dt.timedelta(days=1)
+    unended = _unended_tail(text)
+    if unended is not None:
+        text = unended[0]
     first_line = text.split("\n", 1)[0]
     delimiter = max((",", ";", "\t", "|"), key=first_line.count)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
@@ -432,6 +457,23 @@ def parse_csv(
         )
     if header is None:
         raise MarketlakeError(f"{where}: the file is empty (no header, no rows)")
+    if unended is not None:
+        _, tail_line, tail = unended
+        out.cut_short = tail_line
+        out.rejected.append(
+            {
+                "symbol": symbol,
+                "interval": interval,
+                "source_file": source_file,
+                "line_number": tail_line,
+                "raw": tail,
+                "ts": None,
+                **dict.fromkeys(("open", "high", "low", "close", "volume")),
+                "reason": f"{Path(where).name}: line {tail_line} has no line ending: the file looks cut short "
+                "(a whole file ends with a newline); if that line is whole, end the file with a newline and "
+                "import it again",
+            }
+        )
     if not daily and step >= dt.timedelta(hours=1):
         out.bars = _whole_hours(out.bars, landed, interval, step)
     check_cadence(times, interval, where)
@@ -660,6 +702,12 @@ def run(
         )
     if layout.ignored:
         summary.notes.append(f"{path.name}: columns not used: {', '.join(layout.ignored)}")
+    if parsed.cut_short is not None:
+        summary.notes.append(
+            f"{path.name}: line {parsed.cut_short} has no line ending: the file looks cut short; that line "
+            "went to bars_rejected and the other rows landed (if the line is whole, end the file with a "
+            "newline and import it again)"
+        )
 
     by_period: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for bar in parsed.bars:

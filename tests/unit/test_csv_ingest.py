@@ -769,6 +769,57 @@ def _cli(*args: str) -> Any:
     return CliRunner().invoke(cli, list(args))
 
 
+def test_a_file_cut_short_mid_line_quarantines_its_last_line_and_says_so(
+    tmp_path: Path, lake_root: Path
+) -> None:
+    """The real SPY file cut 6 bytes short: its last row read `…,266.859985,266.8` (or a volume of 960) and
+    landed a close that is not in the file. The line without a line ending goes to bars_rejected, named; the
+    other rows land."""
+    data = SPY.read_bytes()
+    cut = write_file(tmp_path, "yahoofinance-SPY-20080101-20180101.csv", data[:-6].decode())
+    lines = data.decode().count("\n")  # the whole file's lines; the cut one is the last
+    summary = csv_ingest.run(ctx(lake_root), cut, "SPY", "1d", None)
+    assert summary.ok, summary.errors
+    assert (summary.of("SPY").rows_landed, summary.of("SPY").rows_rejected) == (2516, 3)
+    reason = (
+        f"{cut.name}: line {lines} has no line ending: the file looks cut short (a whole file ends with a "
+        "newline); if that line is whole, end the file with a newline and import it again"
+    )
+    assert query(
+        lake_root, "SELECT line_number, raw, close, reason FROM bars_rejected WHERE line_number > 2000"
+    ) == [(lines, data[:-6].decode().rsplit("\n", 1)[1], None, reason)]
+    assert any(f"{cut.name}: line {lines} has no line ending" in n for n in summary.notes), summary.notes
+    last = query(lake_root, "SELECT ts, close FROM bars ORDER BY ts DESC LIMIT 1")[0]
+    assert last[0].date() == dt.date(2017, 12, 28) and last[1] != 266.8
+    assert not query(lake_root, "SELECT 1 FROM bars WHERE close = 266.8 OR volume = 960")
+    # the command says so (a note), exit 0: the other rows landed
+    r = _cli(
+        "--lake", str(tmp_path / "cli-lake"), "ingest", "csv", str(cut), "--symbol", "SPY", "--interval", "1d"
+    )
+    assert r.exit_code == 0, r.output
+    assert f"note: {cut.name}: line {lines} has no line ending: the file looks cut short" in r.output, (
+        r.output
+    )
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_only_a_last_line_without_its_line_ending_is_quarantined(tmp_path: Path, newline: str) -> None:
+    rows = ["Date,Open,High,Low,Close,Volume", "2024-03-04,10,12,9,11,1000", "2024-03-05,10,12,9,11,960"]
+    whole = write_file(tmp_path, "whole.csv", newline.join(rows) + newline)
+    s = csv_ingest.run(ctx(tmp_path / "a"), whole, "ABC", "1d", None)
+    assert (s.of("ABC").rows_landed, s.of("ABC").rows_rejected) == (2, 0)
+    cut = tmp_path / "cut.csv"
+    cut.write_bytes((newline.join(rows)).encode())  # the last row written but not ended
+    s = csv_ingest.run(ctx(tmp_path / "b"), cut, "ABC", "1d", None)
+    assert (s.of("ABC").rows_landed, s.of("ABC").rows_rejected) == (1, 1)
+    assert query(tmp_path / "b", "SELECT line_number FROM bars_rejected") == [(3,)]
+    # a header alone without its newline is a file of one line: no rows, as before (not "cut short")
+    head = tmp_path / "head.csv"
+    head.write_bytes(rows[0].encode())
+    s = csv_ingest.run(ctx(tmp_path / "c"), head, "ABC", "1d", None)
+    assert s.errors == [f"{head}: no rows after the header"]
+
+
 def test_a_lower_case_symbol_is_refused_with_the_upper_case_one(tmp_path: Path, lake_root: Path) -> None:
     """`--symbol spy` stored a symbol `spy` beside SPY (Binance and Polygon refuse lower case)."""
     with pytest.raises(MarketlakeError, match=r"^--symbol 'spy': symbols are upper case: SPY\?"):
