@@ -11,8 +11,9 @@ columns are ignored and named in a note.
 
 Stamps are read as `YYYY-MM-DD`, `YYYY-MM-DD HH:MM[:SS]` (or with `T`), with an offset or `Z` or without,
 `M/D/YYYY [H:MM[:SS] [AM|PM]]` (US style, as in the S&P 500 sample), and Unix time in seconds,
-milliseconds or microseconds (10, 13 or 16 digits; UTC). They are stamped by the vendors'
-rules:
+milliseconds or microseconds (10, 13 or 16 digits; UTC). Slash dates are month first, or day first with
+`--date-order dmy`; without `--date-order` a file whose slash dates look day-first is refused (`_DayFirst`),
+never guessed. They are stamped by the vendors' rules:
 
 - daily bars: the date as written is the trading day (a time of day on the row is ignored); stocks and
   ETFs are stamped from the XNYS calendar (`ingest.stamping.stamp_daily`: `ts` = the session's open),
@@ -104,8 +105,13 @@ def _norm(name: str) -> str:
     return re.sub(r"[\s_]+", " ", name.strip().strip("<>").strip().lower())
 
 
-def parse_stamp(text: str) -> dt.date | dt.datetime:
-    """A row's stamp: a date (no time of day), or a datetime, aware when the text carries an offset.
+DATE_ORDERS = ("mdy", "dmy")
+"""How slash dates are read: `mdy` (M/D/YYYY, US style: the default) or `dmy` (D/M/YYYY)."""
+
+
+def parse_stamp(text: str, *, day_first: bool = False) -> dt.date | dt.datetime:
+    """A row's stamp: a date (no time of day), or a datetime, aware when the text carries an offset. Slash
+    dates are M/D/YYYY, or D/M/YYYY with `day_first`.
 
     Raises ValueError saying why the text is not a stamp."""
     t = text.strip()
@@ -114,6 +120,8 @@ def parse_stamp(text: str) -> dt.date | dt.datetime:
     m = _MDY.fullmatch(t)
     if m:
         month, day, year = int(m[1]), int(m[2]), int(m[3])
+        if day_first:
+            month, day = day, month
         if m[4] is None:
             return dt.date(year, month, day)
         hour, minute, second = int(m[4]), int(m[5]), int(m[6] or 0)
@@ -135,7 +143,9 @@ def parse_stamp(text: str) -> dt.date | dt.datetime:
     except ValueError:
         raise ValueError(
             f"time {text!r} is not a date or time this import reads "
-            "(YYYY-MM-DD[ HH:MM[:SS]][+HH:MM|Z], M/D/YYYY[ H:MM], or Unix time in s, ms or µs)"
+            "(YYYY-MM-DD[ HH:MM[:SS]][+HH:MM|Z], "
+            + ("D/M/YYYY" if day_first else "M/D/YYYY")
+            + "[ H:MM], or Unix time in s, ms or µs)"
         ) from None
 
 
@@ -250,10 +260,13 @@ def parse_csv(
     tz: ZoneInfo | None,
     source_file: str,
     now: dt.datetime,
+    date_order: str | None = None,
 ) -> Parsed:
     """Read a whole file's text into bars and rejected rows. Raises MarketlakeError (naming `where` and the
     line) for what makes the whole file unreadable: no header, a missing column, an intraday local time
-    without `tz`, a date-only stamp for an intraday interval."""
+    without `tz`, a date-only stamp for an intraday interval, slash dates that look day-first when
+    `date_order` (`mdy` or `dmy`) does not say which they are (`_DayFirst`)."""
+    day_first = _DayFirst(where) if date_order is None else None
     step = interval_delta(interval)
     daily = step >= dt.timedelta(days=1)
     unended = _unended_tail(text)
@@ -325,8 +338,10 @@ def parse_csv(
         if len(row) < len(header):
             reject(f"{len(row)} fields where the header has {len(header)}")
             continue
+        if day_first is not None:
+            day_first.see(stamp_text, line)
         try:
-            stamp = parse_stamp(stamp_text)
+            stamp = parse_stamp(stamp_text, day_first=date_order == "dmy")
         except ValueError as exc:
             reject(str(exc))
             continue
@@ -457,6 +472,8 @@ def parse_csv(
         )
     if header is None:
         raise MarketlakeError(f"{where}: the file is empty (no header, no rows)")
+    if day_first is not None:
+        day_first.check()
     if unended is not None:
         _, tail_line, tail = unended
         out.cut_short = tail_line
@@ -487,6 +504,52 @@ def parse_csv(
             + "; nothing was stored"
         )
     return out
+
+
+class _DayFirst:
+    """Slash dates are read as M/D/YYYY (README) unless `--date-order` says otherwise. Without it, a file
+    whose dates look day-first is refused (MarketlakeError), never guessed: a date whose first number
+    cannot be a month (13/08/2024), at once; or, once every row is read, consecutive dates whose first
+    number changes while the second stays (01/08/2024 then 02/08/2024: read month-first, a month apart)
+    more often than the other way round (a month-first file's day changes from one date to the next)."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.last: tuple[int, int, str, int] | None = None
+        """The last slash date seen: (first number, second number, as written, line)."""
+        self.first_changes = 0
+        self.second_changes = 0
+        self.evidence: tuple[int, str, int, str] | None = None
+        """The first pair of lines whose first number changed alone: (line, date, line, date)."""
+
+    def see(self, stamp_text: str, line: int) -> None:
+        m = _MDY.fullmatch(stamp_text.strip())
+        if m is None:
+            return
+        first, second, written = int(m[1]), int(m[2]), f"{m[1]}/{m[2]}/{m[3]}"
+        if first > 12 and 1 <= second <= 12:
+            raise MarketlakeError(
+                f"{self.where}: line {line}: dates look day-first: {written} ({first} is not a month; slash "
+                "dates are read as M/D/YYYY): if the file's dates are D/M/YYYY, import it with --date-order "
+                "dmy; nothing was stored"
+            )
+        if self.last is not None:
+            f0, s0, w0, l0 = self.last
+            if first != f0 and second == s0:
+                self.first_changes += 1
+                self.evidence = self.evidence or (l0, w0, line, written)
+            elif second != s0 and first == f0:
+                self.second_changes += 1
+        self.last = (first, second, written, line)
+
+    def check(self) -> None:
+        if self.evidence is not None and self.first_changes > self.second_changes:
+            l0, w0, l1, w1 = self.evidence
+            raise MarketlakeError(
+                f"{self.where}: lines {l0}-{l1}: dates look day-first: {w0} then {w1} (the first number "
+                "changes from row to row, the second does not; slash dates are read as M/D/YYYY): say which "
+                "with --date-order dmy (D/M/YYYY) or --date-order mdy (M/D/YYYY); nothing was stored"
+            )
 
 
 WEEKEND_MIN_ROWS = 3
@@ -652,12 +715,14 @@ def run(
     *,
     asset_class: str | None = None,
     now: dt.datetime | None = None,
+    date_order: str | None = None,
 ) -> IngestSummary:
     """Import one OHLCV file for `symbol` at `interval` into `bars` (source `source`), quarantining bad rows.
 
     `tz` is the zone of stamps written without an offset (needed for intraday files of local times);
     `asset_class` is 'stock', 'etf' or 'crypto' (default: 'etf' for the known ETFs and the `etfs` setting,
-    'stock' otherwise); `now` fixes the clock (a bar not finished by then is refused). Raises
+    'stock' otherwise); `now` fixes the clock (a bar not finished by then is refused); `date_order` says
+    how slash dates are written, 'mdy' or 'dmy' (default: M/D/YYYY, a file that looks day-first refused). Raises
     MarketlakeError, naming the file, for a file it cannot read; row problems are in the summary."""
     path = Path(path)
     validate_symbol(symbol)
@@ -675,6 +740,8 @@ def run(
     klass = asset_class or us_asset_class(symbol, ctx.settings.etfs)
     if klass not in ASSET_CLASSES:
         raise MarketlakeError(f"--asset-class {klass!r} is not one of {', '.join(ASSET_CLASSES)}")
+    if date_order is not None and date_order not in DATE_ORDERS:
+        raise MarketlakeError(f"--date-order {date_order!r} is not one of {', '.join(DATE_ORDERS)}")
     zone = _zone(tz)
     now = now or dt.datetime.now(dt.UTC)
     data, text = _read_text(path)
@@ -689,6 +756,7 @@ def run(
         tz=zone,
         source_file=source_file,
         now=now,
+        date_order=date_order,
     )
     summary = IngestSummary(source)
     s = summary.of(symbol)

@@ -820,6 +820,97 @@ def test_only_a_last_line_without_its_line_ending_is_quarantined(tmp_path: Path,
     assert s.errors == [f"{head}: no rows after the header"]
 
 
+def _aug_2024_btc(day_first: bool, days: range = range(1, 32)) -> str:
+    out = ["Date,Open,High,Low,Close,Volume"]
+    for d in days:
+        out.append(
+            f"{d:02d}/08/2024,60000,61000,59000,60500,100"
+            if day_first
+            else f"08/{d:02d}/2024,60000,61000,59000,60500,100"
+        )
+    return "\n".join(out) + "\n"
+
+
+def test_day_first_dates_are_refused_whole_naming_the_line(tmp_path: Path) -> None:
+    """01/08/2024 … 31/08/2024 landed 12 bars misdated (1 Aug as 8 Jan) and rejected 19 as 'month must be in
+    1..12', exit 0. Slash dates are M/D/YYYY (README): a file that cannot be is refused, nothing stored."""
+    f = write_file(tmp_path, "btc-aug.csv", _aug_2024_btc(day_first=True))
+    root = tmp_path / "lake"
+    with pytest.raises(MarketlakeError) as err:
+        csv_ingest.run(ctx(root), f, "BTCUSD", "1d", None, asset_class="crypto")
+    assert str(err.value) == (
+        f"{f}: line 14: dates look day-first: 13/08/2024 (13 is not a month; slash dates are read as "
+        "M/D/YYYY): if the file's dates are D/M/YYYY, import it with --date-order dmy; nothing was stored"
+    )
+    assert landed(root) == 0
+    r = _cli(
+        "--lake",
+        str(root),
+        "ingest",
+        "csv",
+        str(f),
+        "--symbol",
+        "BTCUSD",
+        "--interval",
+        "1d",
+        "--asset-class",
+        "crypto",
+    )
+    assert r.exit_code == 1
+    assert r.output.strip().splitlines() == [f"error: {err.value}"], r.output
+    assert landed(root) == 0
+
+
+def test_day_first_dates_land_on_their_days_with_date_order_dmy(tmp_path: Path) -> None:
+    f = write_file(tmp_path, "btc-aug.csv", _aug_2024_btc(day_first=True))
+    root = tmp_path / "lake"
+    r = _cli(
+        "--lake", str(root), "-q", "ingest", "csv", str(f), "--symbol", "BTCUSD", "--interval", "1d",
+        "--asset-class", "crypto", "--date-order", "dmy",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    got = query(root, "SELECT ts FROM bars ORDER BY ts")
+    assert [t for (t,) in got] == [dt.datetime(2024, 8, d, tzinfo=dt.UTC) for d in range(1, 32)]
+    # the same file month-first lands the same bars without the option (README: slash dates are M/D/YYYY)
+    g = write_file(tmp_path, "btc-aug-us.csv", _aug_2024_btc(day_first=False))
+    assert csv_ingest.run(ctx(tmp_path / "us"), g, "BTCUSD", "1d", None, asset_class="crypto").ok
+    assert query(tmp_path / "us", "SELECT ts FROM bars ORDER BY ts") == got
+    # said month-first, a day-first date is a bad row (as said), not a refusal
+    s = csv_ingest.run(ctx(tmp_path / "m"), f, "BTCUSD", "1d", None, asset_class="crypto", date_order="mdy")
+    assert (s.of("BTCUSD").rows_landed, s.of("BTCUSD").rows_rejected) == (12, 19)
+
+
+def test_day_first_dates_that_could_be_month_first_are_not_guessed(tmp_path: Path) -> None:
+    """01/08/2024 … 12/08/2024: every date reads as M/D/YYYY too (8 Jan, 8 Feb, …). Read so, each row would
+    land a month from the last; the first number changing from row to row while the second stays says the
+    dates are day-first: refused, unless --date-order says which."""
+    f = write_file(tmp_path, "btc-aug.csv", _aug_2024_btc(day_first=True, days=range(1, 13)))
+    root = tmp_path / "lake"
+    with pytest.raises(MarketlakeError) as err:
+        csv_ingest.run(ctx(root), f, "BTCUSD", "1d", None, asset_class="crypto")
+    assert str(err.value) == (
+        f"{f}: lines 2-3: dates look day-first: 01/08/2024 then 02/08/2024 (the first number changes from row "
+        "to row, the second does not; slash dates are read as M/D/YYYY): say which with --date-order dmy "
+        "(D/M/YYYY) or --date-order mdy (M/D/YYYY); nothing was stored"
+    )
+    assert landed(root) == 0
+    assert csv_ingest.run(ctx(root), f, "BTCUSD", "1d", None, asset_class="crypto", date_order="dmy").ok
+    assert query(root, "SELECT min(ts), max(ts) FROM bars") == [
+        (dt.datetime(2024, 8, 1, tzinfo=dt.UTC), dt.datetime(2024, 8, 12, tzinfo=dt.UTC))
+    ]
+
+
+def test_month_first_files_are_not_taken_for_day_first(lake_root: Path, tmp_path: Path) -> None:
+    """The S&P 500 minute sample (11/4/2019 9:30 …) and a US daily file across month ends still land."""
+    assert csv_ingest.run(ctx(lake_root), SP500, "SPX", "1m", "America/New_York").ok
+    days = yahoo_days(dt.date(2024, 1, 16), dt.date(2024, 2, 16))  # across a month's end, no holiday
+    text = "Date,Open,High,Low,Close,Volume\n" + "".join(
+        f"{d.month}/{d.day}/{d.year},10,12,9,11,100\n" for d in days
+    )
+    s = csv_ingest.run(ctx(tmp_path / "d"), write_file(tmp_path, "us.csv", text), "ABC", "1d", None)
+    assert s.ok and s.of("ABC").rows_landed == len(days)
+
+
 def test_a_lower_case_symbol_is_refused_with_the_upper_case_one(tmp_path: Path, lake_root: Path) -> None:
     """`--symbol spy` stored a symbol `spy` beside SPY (Binance and Polygon refuse lower case)."""
     with pytest.raises(MarketlakeError, match=r"^--symbol 'spy': symbols are upper case: SPY\?"):
