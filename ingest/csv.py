@@ -26,7 +26,9 @@ A whole file is refused, one line naming it and nothing stored, when its rows ar
 `interval` (the most common spacing between consecutive times, `cadence`: a minute file imported as 1h
 would land each hour's first minute as an hourly bar), and when a stock's or ETF's file has at least
 WEEKEND_MIN_ROWS rows, and a WEEKEND_SHARE of them, on a Saturday or Sunday (a crypto file imported without
-`--asset-class crypto`); fewer weekend rows of a stock are quarantined one by one.
+`--asset-class crypto`); fewer weekend rows of a stock are quarantined one by one. The mirror: a file
+coarser than `interval` (`check_coarser`: a 5-minute file as 1m would land each bar available a minute
+after it opens, its close known five minutes after; a weekly file as 1d) is refused whole too.
 
 A file of two or more lines whose last line has no line ending looks cut short (its last row may hold a
 price cut mid-number): that line is quarantined, named, and a note says so. A lower-case `--symbol` is
@@ -283,6 +285,8 @@ def parse_csv(
     times: list[dt.datetime] = []
     """Every row's time that could be read (an instant as such; a date or a local time of a daily row as
     written, read as UTC's): the file's own cadence, checked against `interval` once all are read."""
+    days: list[dt.date] = []
+    """Every daily row's date as written: a file coarser than daily (`check_coarser`)."""
     weekend = 0
     """Rows on a Saturday or Sunday (the date as written for daily rows; in New York and in UTC for
     intraday ones): a stock or ETF file with many is a market that trades every day, refused."""
@@ -357,6 +361,7 @@ def parse_csv(
                 else stamp.replace(tzinfo=dt.UTC)
             )
             weekend += int(day.weekday() >= 5)
+            days.append(day)
             if isinstance(stamp, dt.datetime) and stamp.tzinfo is not None:
                 # an instant (a Unix time, an ISO time with its offset): its day where the bar's market keeps
                 # its days (New York for stocks and ETFs, UTC for crypto) must be the date it is written with,
@@ -494,6 +499,7 @@ def parse_csv(
     if not daily and step >= dt.timedelta(hours=1):
         out.bars = _whole_hours(out.bars, landed, interval, step)
     check_cadence(times, interval, where)
+    check_coarser(times, days, interval, asset_class, where)
     if asset_class != "crypto" and weekend >= WEEKEND_MIN_ROWS and weekend >= WEEKEND_SHARE * len(times):
         raise MarketlakeError(
             f"{where}: {weekend} of {len(times)} rows are on a Saturday or Sunday"
@@ -608,6 +614,100 @@ def check_cadence(times: list[dt.datetime], interval: str, where: str) -> None:
     raise MarketlakeError(
         f"{where}: rows are {_span(most)} apart (the most common spacing, {n} of {total}), finer than "
         f"--interval {interval}: {advice}; nothing was stored"
+    )
+
+
+COARSE_MIN_SPACINGS = 20
+COARSE_SHARE = 0.95
+"""A file is coarser than its `interval` when at least COARSE_MIN_SPACINGS of its spacings can tell (within a
+day, for intraday files) and COARSE_SHARE of them say so: a few stray rows do not hide a coarser file, and
+a short file (too few spacings to tell) is never refused."""
+
+
+def check_coarser(
+    times: list[dt.datetime], days: list[dt.date], interval: str, asset_class: str, where: str
+) -> None:
+    """Refuse a file whose bars are coarser than `interval` (the mirror of `check_cadence`): a 5-minute file
+    imported as 1m would land each bar available 1 minute after it opens while its close is known only 5
+    minutes after it (look-ahead), a weekly file imported as 1d each week as its first day.
+
+    Intraday (`times`): the spacings between consecutive times within a day (New York's for stocks and
+    ETFs, UTC's for crypto; nights and weekends are not spacings of bars). The file is coarser when
+    COARSE_SHARE of them are whole multiples of one cadence of at least two intervals (the largest such
+    cadence that divides the most common spacing). An illiquid minute file with quiet minutes missing has
+    spacings of 1 minute among the rest (their common divisor is 1 minute): not refused; nor a file of one
+    bar a day (no spacing within a day). Daily (`days`, as written): coarser when COARSE_SHARE of the
+    spacings are more than one trading day (a weekday between them; crypto: more than one day). Both
+    need at least COARSE_MIN_SPACINGS spacings. MarketlakeError naming the file, the cadence seen and the
+    --interval to use."""
+    step = interval_delta(interval)
+    if step >= dt.timedelta(days=1):
+        _check_coarser_days(days, asset_class, where)
+        return
+    home = dt.UTC if asset_class == "crypto" else NEW_YORK
+    ordered = sorted(set(times))
+    local = [t.astimezone(home).date() for t in ordered]
+    spacings = [
+        int((b - a).total_seconds())
+        for a, b, da, db in zip(ordered, ordered[1:], local, local[1:], strict=False)
+        if da == db
+    ]
+    n = len(spacings)
+    if n < COARSE_MIN_SPACINGS:
+        return
+    unit = int(step.total_seconds())
+    counts = Counter(spacings)
+    most, most_n = max(counts.items(), key=lambda kv: (kv[1], kv[0]))
+    for k in range(most // unit, 1, -1):  # the largest cadence first
+        c = k * unit
+        if most % c:
+            continue
+        hits = sum(n_ for d, n_ in counts.items() if d % c == 0)
+        if hits < COARSE_SHARE * n:
+            continue
+        cad, common = dt.timedelta(seconds=c), dt.timedelta(seconds=most)
+        match = next((name for name, d in INTERVALS.items() if d == cad), None) or next(
+            (name for name, d in INTERVALS.items() if d == common), None
+        )
+        advice = (
+            f"use --interval {match}"
+            if match
+            else f"no --interval is {_span(cad)} ({', '.join(INTERVALS)}): resample the file to one first"
+        )
+        ones = counts.get(unit, 0)
+        raise MarketlakeError(
+            f"{where}: rows are {_span(cad)} apart or a multiple of it ({hits} of {n} spacings within a day; "
+            f"the most common, {_span(common)}, {most_n} times), "
+            + (f"never {_span(step)}" if not ones else f"only {ones} of them {_span(step)}")
+            + f": coarser than --interval {interval}, whose bars would be available {_span(step)} after they "
+            f"open when their close is known only {_span(cad)} after: {advice}; nothing was stored"
+        )
+
+
+def _check_coarser_days(days: list[dt.date], asset_class: str, where: str) -> None:
+    ordered = sorted(set(days))
+    n = len(ordered) - 1
+    if n < COARSE_MIN_SPACINGS:
+        return
+    crypto = asset_class == "crypto"
+
+    def next_day(a: dt.date, b: dt.date) -> bool:  # one trading day apart (crypto: one day)
+        gap = (b - a).days
+        if crypto or gap > 7:
+            return gap == 1
+        return not any((a + dt.timedelta(days=i)).weekday() < 5 for i in range(1, gap))
+
+    near = sum(next_day(a, b) for a, b in zip(ordered, ordered[1:], strict=False))
+    if n - near < COARSE_SHARE * n:
+        return
+    most = Counter(b - a for a, b in zip(ordered, ordered[1:], strict=False)).most_common(1)[0][0]
+    what = "one day" if crypto else "one trading day"
+    raise MarketlakeError(
+        f"{where}: rows are {_span(most)} apart (the most common spacing), "
+        + (f"never {what}" if not near else f"only {near} of {n} spacings {what}")
+        + ": coarser than --interval 1d, whose bar is one day's (each bar would be stamped as its first day, "
+        "available when that day ends, its close known only at the end of its last); no --interval is "
+        "coarser than 1d: import daily bars; nothing was stored"
     )
 
 

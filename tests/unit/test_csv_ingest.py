@@ -911,6 +911,132 @@ def test_month_first_files_are_not_taken_for_day_first(lake_root: Path, tmp_path
     assert s.ok and s.of("ABC").rows_landed == len(days)
 
 
+def _five_minute_stock_rows(days: list[dt.date], step_minutes: int = 5) -> str:
+    ny = ZoneInfo("America/New_York")
+    rows = [
+        dt.datetime.combine(d, dt.time(9, 30), ny) + k * dt.timedelta(minutes=step_minutes)
+        for d in days
+        for k in range(390 // step_minutes)
+    ]
+    return YAHOO_INTRADAY_HEADER + "".join(f"{t.isoformat(' ')},10,12,9,11,11,100\n" for t in rows)
+
+
+def test_a_file_coarser_than_its_interval_is_refused_whole(tmp_path: Path) -> None:
+    """A 5-minute file imported as 1m landed every bar available 1 minute after it opened, its close known
+    only 5 minutes after: look-ahead into the features (and every symbol's market context for SPY/QQQ)."""
+    five = write_file(
+        tmp_path, "btc5m.csv", BINANCE_HEADER + binance_rows(MINUTE_START, dt.timedelta(minutes=5), 288)
+    )
+    root = tmp_path / "lake"
+    with pytest.raises(MarketlakeError) as err:
+        csv_ingest.run(ctx(root), five, "BTCUSDT", "1m", None, asset_class="crypto")
+    assert str(err.value) == (
+        f"{five}: rows are 5 minutes apart or a multiple of it (287 of 287 spacings within a day; the most "
+        "common, 5 minutes, 287 times), never 1 minute: coarser than --interval 1m, whose bars would be "
+        "available 1 minute after they open when their close is known only 5 minutes after: use "
+        "--interval 5m; nothing was stored"
+    )
+    assert landed(root) == 0
+    assert csv_ingest.run(ctx(root), five, "BTCUSDT", "5m", None, asset_class="crypto").ok
+    assert query(root, "SELECT DISTINCT available_at - ts FROM bars") == [(dt.timedelta(minutes=5),)]
+    # a stock's 5-minute bars as 1m, and its 15-minute bars as 5m
+    week = yahoo_days(dt.date(2024, 3, 4), dt.date(2024, 3, 8))
+    stock = write_file(tmp_path, "abc5m.csv", _five_minute_stock_rows(week))
+    with pytest.raises(MarketlakeError, match=r"rows are 5 minutes apart .*: use --interval 5m; nothing was"):
+        csv_ingest.run(ctx(root), stock, "ABC", "1m", None)
+    fifteen = write_file(tmp_path, "abc15m.csv", _five_minute_stock_rows(week, 15))
+    with pytest.raises(MarketlakeError, match=r"rows are 15 minutes apart .*coarser than --interval 5m"):
+        csv_ingest.run(ctx(root), fifteen, "ABC", "5m", None)
+    # hourly bars from 10:00 after the session's half hour (09:30, 10:00, 11:00, …) as 15m: use 1h
+    ny = ZoneInfo("America/New_York")
+    tv = [
+        dt.datetime.combine(d, t, ny)
+        for d in week
+        for t in [dt.time(9, 30)] + [dt.time(h) for h in range(10, 16)]
+    ]
+    hourly = write_file(
+        tmp_path,
+        "tv.csv",
+        YAHOO_INTRADAY_HEADER + "".join(f"{t.isoformat(' ')},10,12,9,11,11,100\n" for t in tv),
+    )
+    with pytest.raises(MarketlakeError) as err:
+        csv_ingest.run(ctx(root), hourly, "ABC", "15m", None)
+    assert (
+        "rows are 30 minutes apart or a multiple of it (30 of 30 spacings within a day; the most common, "
+        "1 hour, 25 times), never 15 minutes" in str(err.value)
+    )
+    assert str(err.value).endswith(": use --interval 1h; nothing was stored")
+    # 4-hour crypto bars as 1h: no interval is 4 hours
+    four = write_file(
+        tmp_path, "btc4h.csv", BINANCE_HEADER + binance_rows(MINUTE_START, dt.timedelta(hours=4), 60)
+    )
+    with pytest.raises(MarketlakeError) as err:
+        csv_ingest.run(ctx(root), four, "BTCUSDT", "1h", None, asset_class="crypto")
+    assert "no --interval is 4 hours (1m, 5m, 15m, 1h, 1d): resample the file to one first" in str(err.value)
+    assert landed(root) == 288
+
+
+def test_a_weekly_file_as_daily_is_refused(tmp_path: Path) -> None:
+    mondays = [dt.date(2023, 1, 2) + dt.timedelta(weeks=i) for i in range(40)]
+    stock = write_file(tmp_path, "weekly.csv", yahoo_daily([d for d in mondays if d not in HOLIDAYS]))
+    root = tmp_path / "lake"
+    with pytest.raises(MarketlakeError) as err:
+        csv_ingest.run(ctx(root), stock, "ABC", "1d", None)
+    assert str(err.value).startswith(
+        f"{stock}: rows are 7 days apart (the most common spacing), never one trading day: coarser than "
+        "--interval 1d"
+    )
+    assert str(err.value).endswith("nothing was stored")
+    crypto = write_file(tmp_path, "btcw.csv", yahoo_daily(mondays))
+    with pytest.raises(MarketlakeError, match="rows are 7 days apart .*never one day: coarser than"):
+        csv_ingest.run(ctx(root), crypto, "BTCUSD", "1d", None, asset_class="crypto")
+    assert landed(root) == 0
+
+
+def test_sparse_or_short_files_of_their_interval_are_not_taken_for_coarser(tmp_path: Path) -> None:
+    """An illiquid 1m stock (quiet minutes missing, every spacing a few minutes, some of them 1 minute), a
+    stock with one bar a day, a few 5-minute bars as 1m (too few to tell), a daily stock file with
+    holidays: each lands."""
+    import random
+
+    ny = ZoneInfo("America/New_York")
+    rnd = random.Random(7)
+    week = yahoo_days(dt.date(2024, 3, 4), dt.date(2024, 3, 8))
+    cases: list[tuple[str, str, str, str | None]] = []
+    illiquid = [
+        dt.datetime.combine(d, dt.time(9, 30), ny) + dt.timedelta(minutes=m)
+        for d in week
+        for m in range(390)
+        if rnd.random() < 0.2
+    ]
+    text = YAHOO_INTRADAY_HEADER + "".join(f"{t.isoformat(' ')},10,12,9,11,11,100\n" for t in illiquid)
+    cases.append(("illiquid.csv", text, "1m", None))
+    # spacings of 2 or 3 minutes, never 1: still not all a multiple of one coarser cadence
+    odd = [dt.datetime.combine(week[0], dt.time(10), ny) + dt.timedelta(minutes=m) for m in range(0, 150, 5)]
+    odd += [t + dt.timedelta(minutes=2) for t in odd]
+    text = YAHOO_INTRADAY_HEADER + "".join(f"{t.isoformat(' ')},10,12,9,11,11,100\n" for t in sorted(odd))
+    cases.append(("odd.csv", text, "1m", None))
+    once = [
+        dt.datetime.combine(d, dt.time(9, 30), ny)
+        for d in yahoo_days(dt.date(2024, 1, 2), dt.date(2024, 3, 29))
+    ]
+    text = YAHOO_INTRADAY_HEADER + "".join(f"{t.isoformat(' ')},10,12,9,11,11,100\n" for t in once)
+    cases.append(("once.csv", text, "1m", None))
+    cases.append(
+        (
+            "short.csv",
+            BINANCE_HEADER + binance_rows(MINUTE_START, dt.timedelta(minutes=5), 12),
+            "1m",
+            "crypto",
+        )
+    )
+    cases.append(("d.csv", yahoo_daily(yahoo_days(dt.date(2023, 11, 1), dt.date(2024, 2, 29))), "1d", None))
+    for name, content, interval, klass in cases:
+        f = write_file(tmp_path, name, content)
+        s = csv_ingest.run(ctx(tmp_path / f"lake-{name}"), f, "ABC", interval, None, asset_class=klass)
+        assert s.ok and s.of("ABC").rows_landed > 0, (name, s.errors)
+
+
 def test_a_lower_case_symbol_is_refused_with_the_upper_case_one(tmp_path: Path, lake_root: Path) -> None:
     """`--symbol spy` stored a symbol `spy` beside SPY (Binance and Polygon refuse lower case)."""
     with pytest.raises(MarketlakeError, match=r"^--symbol 'spy': symbols are upper case: SPY\?"):
