@@ -256,6 +256,13 @@ def ingest_news_file(ctx: click.Context, path: Path, assume_time: str | None, tz
     default=None,
     help="Default: etf for known ETFs, else stock.",
 )
+@click.option(
+    "--date-order",
+    type=click.Choice(["mdy", "dmy"]),
+    default=None,
+    help="How slash dates are written: mdy (M/D/YYYY) or dmy (D/M/YYYY). Default: M/D/YYYY, and a file "
+    "whose dates look day-first is refused.",
+)
 @click.pass_context
 @handle_errors
 def ingest_csv(
@@ -266,6 +273,7 @@ def ingest_csv(
     tz: str | None,
     source: str,
     asset_class: str | None,
+    date_order: str | None,
 ) -> None:
     """Any OHLCV file (a broker export, Yahoo's CSV download): header layouts recognised in any column
     order, stamped by the vendors' rules, bad rows quarantined with a reason. Ranks below every vendor in
@@ -280,6 +288,17 @@ def ingest_csv(
 
     run = _ctx(ctx)
     _finish(
-        [csv_ingest.run(run, path, validate_symbol(symbol), interval, tz, source, asset_class=asset_class)],
+        [
+            csv_ingest.run(
+                run,
+                path,
+                validate_symbol(symbol),
+                interval,
+                tz,
+                source,
+                asset_class=asset_class,
+                date_order=date_order,
+            )
+        ],
         run,
     )

@@ -4,14 +4,16 @@
 
 The header is recognised case-insensitively, in any column order: a time column (`Date`, `Datetime`,
 `Timestamp`, `Time`, …, or separate `Date` and `Time` columns), `Open`, `High`, `Low`, `Close`, `Volume`,
-optionally `Trades`. Yahoo's `Adj Close` is ignored: the bar keeps Open/High/Low/Close as written (Yahoo's
+optionally `Trades` (or `Trade count`, `Number of trades`, `Transactions`, or Binance's `count` when no
+other column is the trade count). Yahoo's `Adj Close` is ignored: the bar keeps Open/High/Low/Close as written (Yahoo's
 are split-adjusted, not dividend-adjusted; `Adj Close` is both and is not a price that traded). Other
 columns are ignored and named in a note.
 
 Stamps are read as `YYYY-MM-DD`, `YYYY-MM-DD HH:MM[:SS]` (or with `T`), with an offset or `Z` or without,
 `M/D/YYYY [H:MM[:SS] [AM|PM]]` (US style, as in the S&P 500 sample), and Unix time in seconds,
-milliseconds or microseconds (10, 13 or 16 digits; UTC). They are stamped by the vendors'
-rules:
+milliseconds or microseconds (10, 13 or 16 digits; UTC). Slash dates are month first, or day first with
+`--date-order dmy`; without `--date-order` a file whose slash dates look day-first is refused (`_DayFirst`),
+never guessed. They are stamped by the vendors' rules:
 
 - daily bars: the date as written is the trading day (a time of day on the row is ignored); stocks and
   ETFs are stamped from the XNYS calendar (`ingest.stamping.stamp_daily`: `ts` = the session's open),
@@ -24,7 +26,13 @@ A whole file is refused, one line naming it and nothing stored, when its rows ar
 `interval` (the most common spacing between consecutive times, `cadence`: a minute file imported as 1h
 would land each hour's first minute as an hourly bar), and when a stock's or ETF's file has at least
 WEEKEND_MIN_ROWS rows, and a WEEKEND_SHARE of them, on a Saturday or Sunday (a crypto file imported without
-`--asset-class crypto`); fewer weekend rows of a stock are quarantined one by one.
+`--asset-class crypto`); fewer weekend rows of a stock are quarantined one by one. The mirror: a file
+coarser than `interval` (`check_coarser`: a 5-minute file as 1m would land each bar available a minute
+after it opens, its close known five minutes after; a weekly file as 1d) is refused whole too.
+
+A file of two or more lines whose last line has no line ending looks cut short (its last row may hold a
+price cut mid-number): that line is quarantined, named, and a note says so. A lower-case `--symbol` is
+refused (`spy` would be a symbol of its own beside `SPY`).
 
 Every row passes the one OHLCV rule of every source (`ingest.common.ohlcv_problem`); a failing row, an
 unreadable value, a duplicate stamp go to `bars_rejected` with the reason and the line number. The file is
@@ -83,6 +91,9 @@ ALIASES: dict[str, frozenset[str]] = {
     "volume": frozenset({"volume", "vol", "v"}),
     "trades": frozenset({"trades", "trade count", "number of trades", "transactions"}),
 }
+TRADES_FALLBACK = "count"
+"""Binance's name for the trade count in its header-bearing CSVs: the trades column only when no other column
+is (a file with `Trades` and `Count`, or two `Count` columns, leaves it unused)."""
 IGNORED_ADJUSTED = frozenset({"adj close", "adj. close", "adjusted close", "adjclose"})
 REQUIRED = ("time", "open", "high", "low", "close", "volume")
 
@@ -96,8 +107,13 @@ def _norm(name: str) -> str:
     return re.sub(r"[\s_]+", " ", name.strip().strip("<>").strip().lower())
 
 
-def parse_stamp(text: str) -> dt.date | dt.datetime:
-    """A row's stamp: a date (no time of day), or a datetime, aware when the text carries an offset.
+DATE_ORDERS = ("mdy", "dmy")
+"""How slash dates are read: `mdy` (M/D/YYYY, US style: the default) or `dmy` (D/M/YYYY)."""
+
+
+def parse_stamp(text: str, *, day_first: bool = False) -> dt.date | dt.datetime:
+    """A row's stamp: a date (no time of day), or a datetime, aware when the text carries an offset. Slash
+    dates are M/D/YYYY, or D/M/YYYY with `day_first`.
 
     Raises ValueError saying why the text is not a stamp."""
     t = text.strip()
@@ -106,6 +122,8 @@ def parse_stamp(text: str) -> dt.date | dt.datetime:
     m = _MDY.fullmatch(t)
     if m:
         month, day, year = int(m[1]), int(m[2]), int(m[3])
+        if day_first:
+            month, day = day, month
         if m[4] is None:
             return dt.date(year, month, day)
         hour, minute, second = int(m[4]), int(m[5]), int(m[6] or 0)
@@ -127,7 +145,9 @@ def parse_stamp(text: str) -> dt.date | dt.datetime:
     except ValueError:
         raise ValueError(
             f"time {text!r} is not a date or time this import reads "
-            "(YYYY-MM-DD[ HH:MM[:SS]][+HH:MM|Z], M/D/YYYY[ H:MM], or Unix time in s, ms or µs)"
+            "(YYYY-MM-DD[ HH:MM[:SS]][+HH:MM|Z], "
+            + ("D/M/YYYY" if day_first else "M/D/YYYY")
+            + "[ H:MM], or Unix time in s, ms or µs)"
         ) from None
 
 
@@ -180,6 +200,10 @@ def read_header(header: list[str], delimiter: str, where: str) -> Layout:
                 f"{where}: line 1: two columns mean {kind}: {header[columns[kind]].strip()!r} and {header[i].strip()!r}"
             )
         columns[kind] = i
+    counts = [i for i, n in enumerate(names) if n == TRADES_FALLBACK]
+    if "trades" not in columns and len(counts) == 1:
+        columns["trades"] = counts[0]
+        ignored.remove(header[counts[0]].strip())
     missing = [k for k in REQUIRED if k not in columns]
     if missing:
         raise MarketlakeError(
@@ -196,6 +220,26 @@ class Parsed:
     bars: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)
     layout: Layout | None = None
+    cut_short: int | None = None
+    """The line of a last line without a line ending (quarantined: the file looks cut short), if any."""
+
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+def _unended_tail(text: str) -> tuple[str, int, str] | None:
+    """A file of two or more lines whose last line has no line ending: (the text before that line, its line
+    number, the line). Every whole CSV ends with a newline; a download or copy cut short ends mid-line, and
+    its last row read as written would land a price or volume that is not in the file (266.8 for
+    266.859985). None for a file that ends with a line ending or is a single line."""
+    if not text or text.endswith(("\n", "\r")):
+        return None
+    cut = max(text.rfind("\n"), text.rfind("\r"))
+    tail = text[cut + 1 :]
+    if cut < 0 or not tail.strip():
+        return None
+    head = text[: cut + 1]
+    return head, len(_LINE_END.findall(head)) + 1, tail
 
 
 def _number(name: str, text: str) -> float:
@@ -218,12 +262,18 @@ def parse_csv(
     tz: ZoneInfo | None,
     source_file: str,
     now: dt.datetime,
+    date_order: str | None = None,
 ) -> Parsed:
     """Read a whole file's text into bars and rejected rows. Raises MarketlakeError (naming `where` and the
     line) for what makes the whole file unreadable: no header, a missing column, an intraday local time
-    without `tz`, a date-only stamp for an intraday interval."""
+    without `tz`, a date-only stamp for an intraday interval, slash dates that look day-first when
+    `date_order` (`mdy` or `dmy`) does not say which they are (`_DayFirst`)."""
+    day_first = _DayFirst(where) if date_order is None else None
     step = interval_delta(interval)
     daily = step >= dt.timedelta(days=1)
+    unended = _unended_tail(text)
+    if unended is not None:
+        text = unended[0]
     first_line = text.split("\n", 1)[0]
     delimiter = max((",", ";", "\t", "|"), key=first_line.count)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
@@ -235,6 +285,8 @@ def parse_csv(
     times: list[dt.datetime] = []
     """Every row's time that could be read (an instant as such; a date or a local time of a daily row as
     written, read as UTC's): the file's own cadence, checked against `interval` once all are read."""
+    days: list[dt.date] = []
+    """Every daily row's date as written: a file coarser than daily (`check_coarser`)."""
     weekend = 0
     """Rows on a Saturday or Sunday (the date as written for daily rows; in New York and in UTC for
     intraday ones): a stock or ETF file with many is a market that trades every day, refused."""
@@ -290,8 +342,10 @@ def parse_csv(
         if len(row) < len(header):
             reject(f"{len(row)} fields where the header has {len(header)}")
             continue
+        if day_first is not None:
+            day_first.see(stamp_text, line)
         try:
-            stamp = parse_stamp(stamp_text)
+            stamp = parse_stamp(stamp_text, day_first=date_order == "dmy")
         except ValueError as exc:
             reject(str(exc))
             continue
@@ -307,6 +361,7 @@ def parse_csv(
                 else stamp.replace(tzinfo=dt.UTC)
             )
             weekend += int(day.weekday() >= 5)
+            days.append(day)
             if isinstance(stamp, dt.datetime) and stamp.tzinfo is not None:
                 # an instant (a Unix time, an ISO time with its offset): its day where the bar's market keeps
                 # its days (New York for stocks and ETFs, UTC for crypto) must be the date it is written with,
@@ -422,9 +477,29 @@ def parse_csv(
         )
     if header is None:
         raise MarketlakeError(f"{where}: the file is empty (no header, no rows)")
+    if day_first is not None:
+        day_first.check()
+    if unended is not None:
+        _, tail_line, tail = unended
+        out.cut_short = tail_line
+        out.rejected.append(
+            {
+                "symbol": symbol,
+                "interval": interval,
+                "source_file": source_file,
+                "line_number": tail_line,
+                "raw": tail,
+                "ts": None,
+                **dict.fromkeys(("open", "high", "low", "close", "volume")),
+                "reason": f"{Path(where).name}: line {tail_line} has no line ending: the file looks cut short "
+                "(a whole file ends with a newline); if that line is whole, end the file with a newline and "
+                "import it again",
+            }
+        )
     if not daily and step >= dt.timedelta(hours=1):
         out.bars = _whole_hours(out.bars, landed, interval, step)
     check_cadence(times, interval, where)
+    check_coarser(times, days, interval, asset_class, where)
     if asset_class != "crypto" and weekend >= WEEKEND_MIN_ROWS and weekend >= WEEKEND_SHARE * len(times):
         raise MarketlakeError(
             f"{where}: {weekend} of {len(times)} rows are on a Saturday or Sunday"
@@ -435,6 +510,52 @@ def parse_csv(
             + "; nothing was stored"
         )
     return out
+
+
+class _DayFirst:
+    """Slash dates are read as M/D/YYYY (README) unless `--date-order` says otherwise. Without it, a file
+    whose dates look day-first is refused (MarketlakeError), never guessed: a date whose first number
+    cannot be a month (13/08/2024), at once; or, once every row is read, consecutive dates whose first
+    number changes while the second stays (01/08/2024 then 02/08/2024: read month-first, a month apart)
+    more often than the other way round (a month-first file's day changes from one date to the next)."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.last: tuple[int, int, str, int] | None = None
+        """The last slash date seen: (first number, second number, as written, line)."""
+        self.first_changes = 0
+        self.second_changes = 0
+        self.evidence: tuple[int, str, int, str] | None = None
+        """The first pair of lines whose first number changed alone: (line, date, line, date)."""
+
+    def see(self, stamp_text: str, line: int) -> None:
+        m = _MDY.fullmatch(stamp_text.strip())
+        if m is None:
+            return
+        first, second, written = int(m[1]), int(m[2]), f"{m[1]}/{m[2]}/{m[3]}"
+        if first > 12 and 1 <= second <= 12:
+            raise MarketlakeError(
+                f"{self.where}: line {line}: dates look day-first: {written} ({first} is not a month; slash "
+                "dates are read as M/D/YYYY): if the file's dates are D/M/YYYY, import it with --date-order "
+                "dmy; nothing was stored"
+            )
+        if self.last is not None:
+            f0, s0, w0, l0 = self.last
+            if first != f0 and second == s0:
+                self.first_changes += 1
+                self.evidence = self.evidence or (l0, w0, line, written)
+            elif second != s0 and first == f0:
+                self.second_changes += 1
+        self.last = (first, second, written, line)
+
+    def check(self) -> None:
+        if self.evidence is not None and self.first_changes > self.second_changes:
+            l0, w0, l1, w1 = self.evidence
+            raise MarketlakeError(
+                f"{self.where}: lines {l0}-{l1}: dates look day-first: {w0} then {w1} (the first number "
+                "changes from row to row, the second does not; slash dates are read as M/D/YYYY): say which "
+                "with --date-order dmy (D/M/YYYY) or --date-order mdy (M/D/YYYY); nothing was stored"
+            )
 
 
 WEEKEND_MIN_ROWS = 3
@@ -493,6 +614,100 @@ def check_cadence(times: list[dt.datetime], interval: str, where: str) -> None:
     raise MarketlakeError(
         f"{where}: rows are {_span(most)} apart (the most common spacing, {n} of {total}), finer than "
         f"--interval {interval}: {advice}; nothing was stored"
+    )
+
+
+COARSE_MIN_SPACINGS = 20
+COARSE_SHARE = 0.95
+"""A file is coarser than its `interval` when at least COARSE_MIN_SPACINGS of its spacings can tell (within a
+day, for intraday files) and COARSE_SHARE of them say so: a few stray rows do not hide a coarser file, and
+a short file (too few spacings to tell) is never refused."""
+
+
+def check_coarser(
+    times: list[dt.datetime], days: list[dt.date], interval: str, asset_class: str, where: str
+) -> None:
+    """Refuse a file whose bars are coarser than `interval` (the mirror of `check_cadence`): a 5-minute file
+    imported as 1m would land each bar available 1 minute after it opens while its close is known only 5
+    minutes after it (look-ahead), a weekly file imported as 1d each week as its first day.
+
+    Intraday (`times`): the spacings between consecutive times within a day (New York's for stocks and
+    ETFs, UTC's for crypto; nights and weekends are not spacings of bars). The file is coarser when
+    COARSE_SHARE of them are whole multiples of one cadence of at least two intervals (the largest such
+    cadence that divides the most common spacing). An illiquid minute file with quiet minutes missing has
+    spacings of 1 minute among the rest (their common divisor is 1 minute): not refused; nor a file of one
+    bar a day (no spacing within a day). Daily (`days`, as written): coarser when COARSE_SHARE of the
+    spacings are more than one trading day (a weekday between them; crypto: more than one day). Both
+    need at least COARSE_MIN_SPACINGS spacings. MarketlakeError naming the file, the cadence seen and the
+    --interval to use."""
+    step = interval_delta(interval)
+    if step >= dt.timedelta(days=1):
+        _check_coarser_days(days, asset_class, where)
+        return
+    home = dt.UTC if asset_class == "crypto" else NEW_YORK
+    ordered = sorted(set(times))
+    local = [t.astimezone(home).date() for t in ordered]
+    spacings = [
+        int((b - a).total_seconds())
+        for a, b, da, db in zip(ordered, ordered[1:], local, local[1:], strict=False)
+        if da == db
+    ]
+    n = len(spacings)
+    if n < COARSE_MIN_SPACINGS:
+        return
+    unit = int(step.total_seconds())
+    counts = Counter(spacings)
+    most, most_n = max(counts.items(), key=lambda kv: (kv[1], kv[0]))
+    for k in range(most // unit, 1, -1):  # the largest cadence first
+        c = k * unit
+        if most % c:
+            continue
+        hits = sum(n_ for d, n_ in counts.items() if d % c == 0)
+        if hits < COARSE_SHARE * n:
+            continue
+        cad, common = dt.timedelta(seconds=c), dt.timedelta(seconds=most)
+        match = next((name for name, d in INTERVALS.items() if d == cad), None) or next(
+            (name for name, d in INTERVALS.items() if d == common), None
+        )
+        advice = (
+            f"use --interval {match}"
+            if match
+            else f"no --interval is {_span(cad)} ({', '.join(INTERVALS)}): resample the file to one first"
+        )
+        ones = counts.get(unit, 0)
+        raise MarketlakeError(
+            f"{where}: rows are {_span(cad)} apart or a multiple of it ({hits} of {n} spacings within a day; "
+            f"the most common, {_span(common)}, {most_n} times), "
+            + (f"never {_span(step)}" if not ones else f"only {ones} of them {_span(step)}")
+            + f": coarser than --interval {interval}, whose bars would be available {_span(step)} after they "
+            f"open when their close is known only {_span(cad)} after: {advice}; nothing was stored"
+        )
+
+
+def _check_coarser_days(days: list[dt.date], asset_class: str, where: str) -> None:
+    ordered = sorted(set(days))
+    n = len(ordered) - 1
+    if n < COARSE_MIN_SPACINGS:
+        return
+    crypto = asset_class == "crypto"
+
+    def next_day(a: dt.date, b: dt.date) -> bool:  # one trading day apart (crypto: one day)
+        gap = (b - a).days
+        if crypto or gap > 7:
+            return gap == 1
+        return not any((a + dt.timedelta(days=i)).weekday() < 5 for i in range(1, gap))
+
+    near = sum(next_day(a, b) for a, b in zip(ordered, ordered[1:], strict=False))
+    if n - near < COARSE_SHARE * n:
+        return
+    most = Counter(b - a for a, b in zip(ordered, ordered[1:], strict=False)).most_common(1)[0][0]
+    what = "one day" if crypto else "one trading day"
+    raise MarketlakeError(
+        f"{where}: rows are {_span(most)} apart (the most common spacing), "
+        + (f"never {what}" if not near else f"only {near} of {n} spacings {what}")
+        + ": coarser than --interval 1d, whose bar is one day's (each bar would be stamped as its first day, "
+        "available when that day ends, its close known only at the end of its last); no --interval is "
+        "coarser than 1d: import daily bars; nothing was stored"
     )
 
 
@@ -600,15 +815,21 @@ def run(
     *,
     asset_class: str | None = None,
     now: dt.datetime | None = None,
+    date_order: str | None = None,
 ) -> IngestSummary:
     """Import one OHLCV file for `symbol` at `interval` into `bars` (source `source`), quarantining bad rows.
 
     `tz` is the zone of stamps written without an offset (needed for intraday files of local times);
     `asset_class` is 'stock', 'etf' or 'crypto' (default: 'etf' for the known ETFs and the `etfs` setting,
-    'stock' otherwise); `now` fixes the clock (a bar not finished by then is refused). Raises
+    'stock' otherwise); `now` fixes the clock (a bar not finished by then is refused); `date_order` says
+    how slash dates are written, 'mdy' or 'dmy' (default: M/D/YYYY, a file that looks day-first refused). Raises
     MarketlakeError, naming the file, for a file it cannot read; row problems are in the summary."""
     path = Path(path)
     validate_symbol(symbol)
+    if symbol != symbol.upper():  # as Binance and Polygon say: `spy` would be a symbol of its own beside SPY
+        raise MarketlakeError(
+            f"--symbol {symbol!r}: symbols are upper case: {symbol.upper()}? (nothing was stored)"
+        )
     interval_delta(interval)  # an unknown interval is refused before any work
     validate_partition_value("source", source)
     if source.lower() in VENDOR_SOURCES:
@@ -619,6 +840,8 @@ def run(
     klass = asset_class or us_asset_class(symbol, ctx.settings.etfs)
     if klass not in ASSET_CLASSES:
         raise MarketlakeError(f"--asset-class {klass!r} is not one of {', '.join(ASSET_CLASSES)}")
+    if date_order is not None and date_order not in DATE_ORDERS:
+        raise MarketlakeError(f"--date-order {date_order!r} is not one of {', '.join(DATE_ORDERS)}")
     zone = _zone(tz)
     now = now or dt.datetime.now(dt.UTC)
     data, text = _read_text(path)
@@ -633,6 +856,7 @@ def run(
         tz=zone,
         source_file=source_file,
         now=now,
+        date_order=date_order,
     )
     summary = IngestSummary(source)
     s = summary.of(symbol)
@@ -646,6 +870,12 @@ def run(
         )
     if layout.ignored:
         summary.notes.append(f"{path.name}: columns not used: {', '.join(layout.ignored)}")
+    if parsed.cut_short is not None:
+        summary.notes.append(
+            f"{path.name}: line {parsed.cut_short} has no line ending: the file looks cut short; that line "
+            "went to bars_rejected and the other rows landed (if the line is whole, end the file with a "
+            "newline and import it again)"
+        )
 
     by_period: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for bar in parsed.bars:

@@ -756,3 +756,313 @@ def test_a_clock_hour_stock_file_trains_with_the_gap_the_readme_says(tmp_path: P
         load_period(root, Settings(), ["ABC"], "1h", "train")
     data = load_period(root, Settings(max_gap_minutes=30), ["ABC"], "1h", "train")
     assert data.n_rows > 200 and len(np.unique(data.segment_id)) == 1
+
+
+# --- holes a quant found feeding real vendor files (session 8) -------------------------------------------
+
+
+def _cli(*args: str) -> Any:
+    from click.testing import CliRunner
+
+    from cli.main import cli
+
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_a_file_cut_short_mid_line_quarantines_its_last_line_and_says_so(
+    tmp_path: Path, lake_root: Path
+) -> None:
+    """The real SPY file cut 6 bytes short: its last row read `…,266.859985,266.8` (or a volume of 960) and
+    landed a close that is not in the file. The line without a line ending goes to bars_rejected, named; the
+    other rows land."""
+    data = SPY.read_bytes()
+    cut = write_file(tmp_path, "yahoofinance-SPY-20080101-20180101.csv", data[:-6].decode())
+    lines = data.decode().count("\n")  # the whole file's lines; the cut one is the last
+    summary = csv_ingest.run(ctx(lake_root), cut, "SPY", "1d", None)
+    assert summary.ok, summary.errors
+    assert (summary.of("SPY").rows_landed, summary.of("SPY").rows_rejected) == (2516, 3)
+    reason = (
+        f"{cut.name}: line {lines} has no line ending: the file looks cut short (a whole file ends with a "
+        "newline); if that line is whole, end the file with a newline and import it again"
+    )
+    assert query(
+        lake_root, "SELECT line_number, raw, close, reason FROM bars_rejected WHERE line_number > 2000"
+    ) == [(lines, data[:-6].decode().rsplit("\n", 1)[1], None, reason)]
+    assert any(f"{cut.name}: line {lines} has no line ending" in n for n in summary.notes), summary.notes
+    last = query(lake_root, "SELECT ts, close FROM bars ORDER BY ts DESC LIMIT 1")[0]
+    assert last[0].date() == dt.date(2017, 12, 28) and last[1] != 266.8
+    assert not query(lake_root, "SELECT 1 FROM bars WHERE close = 266.8 OR volume = 960")
+    # the command says so (a note), exit 0: the other rows landed
+    r = _cli(
+        "--lake", str(tmp_path / "cli-lake"), "ingest", "csv", str(cut), "--symbol", "SPY", "--interval", "1d"
+    )
+    assert r.exit_code == 0, r.output
+    assert f"note: {cut.name}: line {lines} has no line ending: the file looks cut short" in r.output, (
+        r.output
+    )
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_only_a_last_line_without_its_line_ending_is_quarantined(tmp_path: Path, newline: str) -> None:
+    rows = ["Date,Open,High,Low,Close,Volume", "2024-03-04,10,12,9,11,1000", "2024-03-05,10,12,9,11,960"]
+    whole = write_file(tmp_path, "whole.csv", newline.join(rows) + newline)
+    s = csv_ingest.run(ctx(tmp_path / "a"), whole, "ABC", "1d", None)
+    assert (s.of("ABC").rows_landed, s.of("ABC").rows_rejected) == (2, 0)
+    cut = tmp_path / "cut.csv"
+    cut.write_bytes((newline.join(rows)).encode())  # the last row written but not ended
+    s = csv_ingest.run(ctx(tmp_path / "b"), cut, "ABC", "1d", None)
+    assert (s.of("ABC").rows_landed, s.of("ABC").rows_rejected) == (1, 1)
+    assert query(tmp_path / "b", "SELECT line_number FROM bars_rejected") == [(3,)]
+    # a header alone without its newline is a file of one line: no rows, as before (not "cut short")
+    head = tmp_path / "head.csv"
+    head.write_bytes(rows[0].encode())
+    s = csv_ingest.run(ctx(tmp_path / "c"), head, "ABC", "1d", None)
+    assert s.errors == [f"{head}: no rows after the header"]
+
+
+def _aug_2024_btc(day_first: bool, days: range = range(1, 32)) -> str:
+    out = ["Date,Open,High,Low,Close,Volume"]
+    for d in days:
+        out.append(
+            f"{d:02d}/08/2024,60000,61000,59000,60500,100"
+            if day_first
+            else f"08/{d:02d}/2024,60000,61000,59000,60500,100"
+        )
+    return "\n".join(out) + "\n"
+
+
+def test_day_first_dates_are_refused_whole_naming_the_line(tmp_path: Path) -> None:
+    """01/08/2024 … 31/08/2024 landed 12 bars misdated (1 Aug as 8 Jan) and rejected 19 as 'month must be in
+    1..12', exit 0. Slash dates are M/D/YYYY (README): a file that cannot be is refused, nothing stored."""
+    f = write_file(tmp_path, "btc-aug.csv", _aug_2024_btc(day_first=True))
+    root = tmp_path / "lake"
+    with pytest.raises(MarketlakeError) as err:
+        csv_ingest.run(ctx(root), f, "BTCUSD", "1d", None, asset_class="crypto")
+    assert str(err.value) == (
+        f"{f}: line 14: dates look day-first: 13/08/2024 (13 is not a month; slash dates are read as "
+        "M/D/YYYY): if the file's dates are D/M/YYYY, import it with --date-order dmy; nothing was stored"
+    )
+    assert landed(root) == 0
+    r = _cli(
+        "--lake",
+        str(root),
+        "ingest",
+        "csv",
+        str(f),
+        "--symbol",
+        "BTCUSD",
+        "--interval",
+        "1d",
+        "--asset-class",
+        "crypto",
+    )
+    assert r.exit_code == 1
+    assert r.output.strip().splitlines() == [f"error: {err.value}"], r.output
+    assert landed(root) == 0
+
+
+def test_day_first_dates_land_on_their_days_with_date_order_dmy(tmp_path: Path) -> None:
+    f = write_file(tmp_path, "btc-aug.csv", _aug_2024_btc(day_first=True))
+    root = tmp_path / "lake"
+    r = _cli(
+        "--lake", str(root), "-q", "ingest", "csv", str(f), "--symbol", "BTCUSD", "--interval", "1d",
+        "--asset-class", "crypto", "--date-order", "dmy",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    got = query(root, "SELECT ts FROM bars ORDER BY ts")
+    assert [t for (t,) in got] == [dt.datetime(2024, 8, d, tzinfo=dt.UTC) for d in range(1, 32)]
+    # the same file month-first lands the same bars without the option (README: slash dates are M/D/YYYY)
+    g = write_file(tmp_path, "btc-aug-us.csv", _aug_2024_btc(day_first=False))
+    assert csv_ingest.run(ctx(tmp_path / "us"), g, "BTCUSD", "1d", None, asset_class="crypto").ok
+    assert query(tmp_path / "us", "SELECT ts FROM bars ORDER BY ts") == got
+    # said month-first, a day-first date is a bad row (as said), not a refusal
+    s = csv_ingest.run(ctx(tmp_path / "m"), f, "BTCUSD", "1d", None, asset_class="crypto", date_order="mdy")
+    assert (s.of("BTCUSD").rows_landed, s.of("BTCUSD").rows_rejected) == (12, 19)
+
+
+def test_day_first_dates_that_could_be_month_first_are_not_guessed(tmp_path: Path) -> None:
+    """01/08/2024 … 12/08/2024: every date reads as M/D/YYYY too (8 Jan, 8 Feb, …). Read so, each row would
+    land a month from the last; the first number changing from row to row while the second stays says the
+    dates are day-first: refused, unless --date-order says which."""
+    f = write_file(tmp_path, "btc-aug.csv", _aug_2024_btc(day_first=True, days=range(1, 13)))
+    root = tmp_path / "lake"
+    with pytest.raises(MarketlakeError) as err:
+        csv_ingest.run(ctx(root), f, "BTCUSD", "1d", None, asset_class="crypto")
+    assert str(err.value) == (
+        f"{f}: lines 2-3: dates look day-first: 01/08/2024 then 02/08/2024 (the first number changes from row "
+        "to row, the second does not; slash dates are read as M/D/YYYY): say which with --date-order dmy "
+        "(D/M/YYYY) or --date-order mdy (M/D/YYYY); nothing was stored"
+    )
+    assert landed(root) == 0
+    assert csv_ingest.run(ctx(root), f, "BTCUSD", "1d", None, asset_class="crypto", date_order="dmy").ok
+    assert query(root, "SELECT min(ts), max(ts) FROM bars") == [
+        (dt.datetime(2024, 8, 1, tzinfo=dt.UTC), dt.datetime(2024, 8, 12, tzinfo=dt.UTC))
+    ]
+
+
+def test_month_first_files_are_not_taken_for_day_first(lake_root: Path, tmp_path: Path) -> None:
+    """The S&P 500 minute sample (11/4/2019 9:30 …) and a US daily file across month ends still land."""
+    assert csv_ingest.run(ctx(lake_root), SP500, "SPX", "1m", "America/New_York").ok
+    days = yahoo_days(dt.date(2024, 1, 16), dt.date(2024, 2, 16))  # across a month's end, no holiday
+    text = "Date,Open,High,Low,Close,Volume\n" + "".join(
+        f"{d.month}/{d.day}/{d.year},10,12,9,11,100\n" for d in days
+    )
+    s = csv_ingest.run(ctx(tmp_path / "d"), write_file(tmp_path, "us.csv", text), "ABC", "1d", None)
+    assert s.ok and s.of("ABC").rows_landed == len(days)
+
+
+def _five_minute_stock_rows(days: list[dt.date], step_minutes: int = 5) -> str:
+    ny = ZoneInfo("America/New_York")
+    rows = [
+        dt.datetime.combine(d, dt.time(9, 30), ny) + k * dt.timedelta(minutes=step_minutes)
+        for d in days
+        for k in range(390 // step_minutes)
+    ]
+    return YAHOO_INTRADAY_HEADER + "".join(f"{t.isoformat(' ')},10,12,9,11,11,100\n" for t in rows)
+
+
+def test_a_file_coarser_than_its_interval_is_refused_whole(tmp_path: Path) -> None:
+    """A 5-minute file imported as 1m landed every bar available 1 minute after it opened, its close known
+    only 5 minutes after: look-ahead into the features (and every symbol's market context for SPY/QQQ)."""
+    five = write_file(
+        tmp_path, "btc5m.csv", BINANCE_HEADER + binance_rows(MINUTE_START, dt.timedelta(minutes=5), 288)
+    )
+    root = tmp_path / "lake"
+    with pytest.raises(MarketlakeError) as err:
+        csv_ingest.run(ctx(root), five, "BTCUSDT", "1m", None, asset_class="crypto")
+    assert str(err.value) == (
+        f"{five}: rows are 5 minutes apart or a multiple of it (287 of 287 spacings within a day; the most "
+        "common, 5 minutes, 287 times), never 1 minute: coarser than --interval 1m, whose bars would be "
+        "available 1 minute after they open when their close is known only 5 minutes after: use "
+        "--interval 5m; nothing was stored"
+    )
+    assert landed(root) == 0
+    assert csv_ingest.run(ctx(root), five, "BTCUSDT", "5m", None, asset_class="crypto").ok
+    assert query(root, "SELECT DISTINCT available_at - ts FROM bars") == [(dt.timedelta(minutes=5),)]
+    # a stock's 5-minute bars as 1m, and its 15-minute bars as 5m
+    week = yahoo_days(dt.date(2024, 3, 4), dt.date(2024, 3, 8))
+    stock = write_file(tmp_path, "abc5m.csv", _five_minute_stock_rows(week))
+    with pytest.raises(MarketlakeError, match=r"rows are 5 minutes apart .*: use --interval 5m; nothing was"):
+        csv_ingest.run(ctx(root), stock, "ABC", "1m", None)
+    fifteen = write_file(tmp_path, "abc15m.csv", _five_minute_stock_rows(week, 15))
+    with pytest.raises(MarketlakeError, match=r"rows are 15 minutes apart .*coarser than --interval 5m"):
+        csv_ingest.run(ctx(root), fifteen, "ABC", "5m", None)
+    # hourly bars from 10:00 after the session's half hour (09:30, 10:00, 11:00, …) as 15m: use 1h
+    ny = ZoneInfo("America/New_York")
+    tv = [
+        dt.datetime.combine(d, t, ny)
+        for d in week
+        for t in [dt.time(9, 30)] + [dt.time(h) for h in range(10, 16)]
+    ]
+    hourly = write_file(
+        tmp_path,
+        "tv.csv",
+        YAHOO_INTRADAY_HEADER + "".join(f"{t.isoformat(' ')},10,12,9,11,11,100\n" for t in tv),
+    )
+    with pytest.raises(MarketlakeError) as err:
+        csv_ingest.run(ctx(root), hourly, "ABC", "15m", None)
+    assert (
+        "rows are 30 minutes apart or a multiple of it (30 of 30 spacings within a day; the most common, "
+        "1 hour, 25 times), never 15 minutes" in str(err.value)
+    )
+    assert str(err.value).endswith(": use --interval 1h; nothing was stored")
+    # 4-hour crypto bars as 1h: no interval is 4 hours
+    four = write_file(
+        tmp_path, "btc4h.csv", BINANCE_HEADER + binance_rows(MINUTE_START, dt.timedelta(hours=4), 60)
+    )
+    with pytest.raises(MarketlakeError) as err:
+        csv_ingest.run(ctx(root), four, "BTCUSDT", "1h", None, asset_class="crypto")
+    assert "no --interval is 4 hours (1m, 5m, 15m, 1h, 1d): resample the file to one first" in str(err.value)
+    assert landed(root) == 288
+
+
+def test_a_weekly_file_as_daily_is_refused(tmp_path: Path) -> None:
+    mondays = [dt.date(2023, 1, 2) + dt.timedelta(weeks=i) for i in range(40)]
+    stock = write_file(tmp_path, "weekly.csv", yahoo_daily([d for d in mondays if d not in HOLIDAYS]))
+    root = tmp_path / "lake"
+    with pytest.raises(MarketlakeError) as err:
+        csv_ingest.run(ctx(root), stock, "ABC", "1d", None)
+    assert str(err.value).startswith(
+        f"{stock}: rows are 7 days apart (the most common spacing), never one trading day: coarser than "
+        "--interval 1d"
+    )
+    assert str(err.value).endswith("nothing was stored")
+    crypto = write_file(tmp_path, "btcw.csv", yahoo_daily(mondays))
+    with pytest.raises(MarketlakeError, match="rows are 7 days apart .*never one day: coarser than"):
+        csv_ingest.run(ctx(root), crypto, "BTCUSD", "1d", None, asset_class="crypto")
+    assert landed(root) == 0
+
+
+def test_sparse_or_short_files_of_their_interval_are_not_taken_for_coarser(tmp_path: Path) -> None:
+    """An illiquid 1m stock (quiet minutes missing, every spacing a few minutes, some of them 1 minute), a
+    stock with one bar a day, a few 5-minute bars as 1m (too few to tell), a daily stock file with
+    holidays: each lands."""
+    import random
+
+    ny = ZoneInfo("America/New_York")
+    rnd = random.Random(7)
+    week = yahoo_days(dt.date(2024, 3, 4), dt.date(2024, 3, 8))
+    cases: list[tuple[str, str, str, str | None]] = []
+    illiquid = [
+        dt.datetime.combine(d, dt.time(9, 30), ny) + dt.timedelta(minutes=m)
+        for d in week
+        for m in range(390)
+        if rnd.random() < 0.2
+    ]
+    text = YAHOO_INTRADAY_HEADER + "".join(f"{t.isoformat(' ')},10,12,9,11,11,100\n" for t in illiquid)
+    cases.append(("illiquid.csv", text, "1m", None))
+    # spacings of 2 or 3 minutes, never 1: still not all a multiple of one coarser cadence
+    odd = [dt.datetime.combine(week[0], dt.time(10), ny) + dt.timedelta(minutes=m) for m in range(0, 150, 5)]
+    odd += [t + dt.timedelta(minutes=2) for t in odd]
+    text = YAHOO_INTRADAY_HEADER + "".join(f"{t.isoformat(' ')},10,12,9,11,11,100\n" for t in sorted(odd))
+    cases.append(("odd.csv", text, "1m", None))
+    once = [
+        dt.datetime.combine(d, dt.time(9, 30), ny)
+        for d in yahoo_days(dt.date(2024, 1, 2), dt.date(2024, 3, 29))
+    ]
+    text = YAHOO_INTRADAY_HEADER + "".join(f"{t.isoformat(' ')},10,12,9,11,11,100\n" for t in once)
+    cases.append(("once.csv", text, "1m", None))
+    cases.append(
+        (
+            "short.csv",
+            BINANCE_HEADER + binance_rows(MINUTE_START, dt.timedelta(minutes=5), 12),
+            "1m",
+            "crypto",
+        )
+    )
+    cases.append(("d.csv", yahoo_daily(yahoo_days(dt.date(2023, 11, 1), dt.date(2024, 2, 29))), "1d", None))
+    for name, content, interval, klass in cases:
+        f = write_file(tmp_path, name, content)
+        s = csv_ingest.run(ctx(tmp_path / f"lake-{name}"), f, "ABC", interval, None, asset_class=klass)
+        assert s.ok and s.of("ABC").rows_landed > 0, (name, s.errors)
+
+
+def test_a_lower_case_symbol_is_refused_with_the_upper_case_one(tmp_path: Path, lake_root: Path) -> None:
+    """`--symbol spy` stored a symbol `spy` beside SPY (Binance and Polygon refuse lower case)."""
+    with pytest.raises(MarketlakeError, match=r"^--symbol 'spy': symbols are upper case: SPY\?"):
+        csv_ingest.run(ctx(lake_root), SPY, "spy", "1d", None)
+    r = _cli("--lake", str(lake_root), "ingest", "csv", str(SPY), "--symbol", "spy", "--interval", "1d")
+    assert r.exit_code == 1
+    assert r.output.strip().splitlines() == [
+        "error: --symbol 'spy': symbols are upper case: SPY? (nothing was stored)"
+    ], r.output
+    assert landed(lake_root) == 0
+
+
+def test_binance_count_column_is_the_trade_count_when_unambiguous(tmp_path: Path) -> None:
+    """Binance's header-bearing CSVs name the trade count `count`: it is the trades column unless another
+    column already is."""
+    f = write_file(
+        tmp_path, "btc.csv", BINANCE_HEADER + binance_rows(MINUTE_START, dt.timedelta(minutes=1), 30)
+    )
+    s = csv_ingest.run(ctx(tmp_path / "a"), f, "BTCUSDT", "1m", None, asset_class="crypto")
+    assert s.ok
+    assert not any("count" in n for n in s.notes), s.notes
+    assert query(tmp_path / "a", "SELECT DISTINCT trades FROM bars") == [(10,)]
+    both = "Date,Open,High,Low,Close,Volume,Trades,Count\n2024-03-04,10,12,9,11,1000,7,3\n"
+    s = csv_ingest.run(ctx(tmp_path / "b"), write_file(tmp_path, "both.csv", both), "ABC", "1d", None)
+    assert s.ok and "both.csv: columns not used: Count" in s.notes
+    assert query(tmp_path / "b", "SELECT trades FROM bars") == [(7,)]
+    two = "Date,Open,High,Low,Close,Volume,count,COUNT\n2024-03-04,10,12,9,11,1000,7,3\n"
+    s = csv_ingest.run(ctx(tmp_path / "c"), write_file(tmp_path, "two.csv", two), "ABC", "1d", None)
+    assert s.ok and query(tmp_path / "c", "SELECT trades FROM bars") == [(None,)]
