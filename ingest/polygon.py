@@ -99,6 +99,9 @@ def _ns_to_datetime(ns: int) -> dt.datetime:
 
 
 def _number(name: str, text: str, *, positive: bool) -> float:
+    if text.startswith("-") and _NUMBER.fullmatch(text[1:]) and float(text[1:]) > 0:
+        # a number below zero: said as the shared rule says it (ohlcv_problem), not "not a number"
+        raise ValueError(f"{name} {text!r} is not positive" if positive else f"{name} {text} is negative")
     if not _NUMBER.fullmatch(text):
         raise ValueError(f"{name} {text!r} is not a number")
     value = float(text)
