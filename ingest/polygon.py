@@ -400,31 +400,61 @@ def _prefixes(wanted: set[str]) -> tuple[bytes, ...]:
     return tuple(f"{t},".encode() for t in sorted(wanted))
 
 
+_VALUES = ("open", "high", "low", "close", "volume", "trades")
+"""What two copies of a bar (same ticker and ts) must agree on to be the same bar (ts, available_at and
+the file are the same by then)."""
+
+
+def _duplicate_reason(first_line: int) -> str:
+    return f"duplicate bar: same ticker and window_start as line {first_line}"
+
+
+def _conflict_reason(lines: Sequence[int]) -> str:
+    """The reason of every copy of a bar the file holds more than once with different values: the same
+    for each copy, naming them all."""
+    return (
+        "duplicate bars that disagree: same ticker and window_start on lines "
+        f"{', '.join(str(x) for x in lines)} with different values; none of them landed"
+    )
+
+
 def _rows_of(f: Any, *, source_file: str, day: dt.date, interval: str, wanted: set[str]) -> ParsedFile:
-    """The row-by-row path, from the line after the header."""
+    """The row-by-row path, from the line after the header. A bar the file holds more than once (same
+    ticker and ts): identical copies land once, the others rejected as duplicates of the first; copies
+    that disagree on any value are all rejected (no copy is chosen over another)."""
     prefixes = _prefixes(wanted)
-    seen: dict[tuple[str, dt.datetime], int] = {}
-    bars: list[dict[str, Any]] = []
-    rejected: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    copies: dict[tuple[str, dt.datetime], list[_Candidate]] = {}
+    valid: list[_Candidate] = []
+    rejected_c: list[tuple[_Candidate, str | None]] = []
     line_no = 1
     for raw in f:
         line_no += 1
         c = _candidate(line_no, raw, prefixes, wanted, interval, day, source_file)
         if c is None:
             continue
-        bar, reason = c.bar, c.reason
-        if bar is not None:
-            key = (c.ticker, bar["ts"])
-            if key in seen:
-                bar, reason = None, f"duplicate bar: same ticker and window_start as line {seen[key]}"
-            else:
-                seen[key] = line_no
-        if bar is not None:
-            bars.append({"symbol": c.ticker, **bar})
+        if c.bar is None:
+            rejected_c.append((c, c.reason))
+            continue
+        valid.append(c)
+        copies.setdefault((c.ticker, c.bar["ts"]), []).append(c)
+    out: set[int] = set()
+    for group in copies.values():
+        if len(group) == 1:
+            continue
+        first = group[0]
+        if all(c.bar[k] == first.bar[k] for c in group[1:] for k in _VALUES):  # type: ignore[index]
+            rejected_c += [(c, _duplicate_reason(first.line)) for c in group[1:]]
+            out.update(c.line for c in group[1:])
         else:
-            rejected[c.ticker].append(
-                _rejected_row(c.ticker, interval, source_file, line_no, c.text, c.fields, c.vendor_ts, reason)
-            )
+            reason = _conflict_reason([c.line for c in group])
+            rejected_c += [(c, reason) for c in group]
+            out.update(c.line for c in group)
+    bars = [{"symbol": c.ticker, **c.bar} for c in valid if c.line not in out]  # type: ignore[dict-item]
+    rejected: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for c, why in sorted(rejected_c, key=lambda x: x[0].line):
+        rejected[c.ticker].append(
+            _rejected_row(c.ticker, interval, source_file, c.line, c.text, c.fields, c.vendor_ts, why)
+        )
     return _finish(_bars_table(bars), rejected, line_no)
 
 
@@ -702,7 +732,8 @@ def _decide(
     source_file: str,
     reread: Callable[[set[int]], dict[int, _Candidate]],
 ) -> ParsedFile:
-    """Merge the columnar rows and the rows read one by one, then decide duplicates in line order."""
+    """Merge the columnar rows and the rows read one by one, then decide the bars held more than once as
+    `_rows_of` does: identical copies land once, copies that disagree are all rejected."""
     schema = pa.schema(
         [
             pa.field("line", pa.int64()),
@@ -760,15 +791,29 @@ def _decide(
             same[1:] = (s_sym[1:] == s_sym[:-1]) & (s_ts[1:] == s_ts[:-1])
         if same.any():
             starts = np.where(~same, np.arange(order.size), 0)
-            first_pos = np.maximum.accumulate(starts)
-            dup_rows = order[same]
-            first_lines = line[order[first_pos[same]]]
+            first_pos = np.maximum.accumulate(starts)  # per sorted row: where its group starts
+            differ = np.zeros(order.size, dtype=bool)
+            for name in _VALUES:
+                v = allv.column(name).to_numpy()[order]
+                differ |= same & (v != v[first_pos])
+            conflict = np.isin(first_pos, first_pos[differ])  # every copy of a bar whose copies disagree
+            out_pos = np.flatnonzero(same | conflict)
+            dup_rows = order[out_pos]
+            first_lines = line[order[first_pos[out_pos]]]
+            group_lines: dict[int, list[int]] = defaultdict(list)
+            for pos in np.flatnonzero(conflict):
+                group_lines[int(first_pos[pos])].append(int(line[order[pos]]))
+            reasons = [
+                _conflict_reason(group_lines[int(first_pos[pos])])
+                if conflict[pos]
+                else _duplicate_reason(int(first))
+                for pos, first in zip(out_pos, first_lines, strict=True)
+            ]
             dups = allv.select(["symbol", "line"]).take(pa.array(dup_rows)).to_pylist()
             texts = reread({int(r["line"]) for r in dups if int(r["line"]) not in by_line})
-            for row, first in zip(dups, first_lines, strict=True):
+            for row, reason in zip(dups, reasons, strict=True):
                 ticker, ln = row["symbol"], int(row["line"])
                 c = by_line.get(ln) or texts[ln]
-                reason = f"duplicate bar: same ticker and window_start as line {int(first)}"
                 rejected_c.append(
                     (
                         ln,

@@ -72,9 +72,41 @@ def test_bad_rows_are_rejected_with_a_reason(tmp_path: Path, row: tuple, reason:
 
 
 def test_a_duplicate_bar_is_rejected_and_the_first_kept(tmp_path: Path) -> None:
-    out = parse(tmp_path, [("AAPL", 1, 1, 1, 1, 1, ns(T), 1), ("AAPL", 2, 2, 2, 2, 2, ns(T), 1)], ["AAPL"])
+    """An identical repeat (the same values, however written) lands once."""
+    out = parse(
+        tmp_path, [("AAPL", 1, 1, 1, 1, 1, ns(T), 1), ("AAPL", "1.0", 1, 1, 1, 1, ns(T), 1)], ["AAPL"]
+    )
     assert [b["close"] for b in out.bars["AAPL"]] == [1.0]
     assert "duplicate" in out.rejected["AAPL"][0]["reason"] and "line 2" in out.rejected["AAPL"][0]["reason"]
+
+
+@pytest.mark.parametrize("interval", ["1m", "1d"])
+def test_copies_of_a_bar_that_disagree_are_all_rejected_and_none_lands(tmp_path: Path, interval: str) -> None:
+    """The same ticker and window_start twice with different values: the first copy landed and the second
+    was quarantined as a duplicate (a silent pick between vendor rows that disagree). Every copy is
+    quarantined, saying they disagree; the other bars land."""
+    rows = [
+        ("AAPL", 1, 1, 1, 1, 1, ns(T), 1),
+        ("MSFT", 1, 5, 5, 5, 5, ns(T), 1),
+        ("AAPL", 2, 1, 1, 1, 1, ns(T), 1),  # only the volume differs
+    ]
+    out = parse(tmp_path, rows, ["AAPL", "MSFT"], interval=interval)
+    assert not out.bars.get("AAPL")
+    assert [b["close"] for b in out.bars["MSFT"]] == [5.0]
+    assert [(r["line_number"], r["volume"], r["reason"]) for r in out.rejected["AAPL"]] == [
+        (
+            2,
+            1.0,
+            "duplicate bars that disagree: same ticker and window_start on lines 2, 4 with different "
+            "values; none of them landed",
+        ),
+        (
+            4,
+            2.0,
+            "duplicate bars that disagree: same ticker and window_start on lines 2, 4 with different "
+            "values; none of them landed",
+        ),
+    ]
 
 
 @pytest.mark.parametrize("crlf", [True, False])
