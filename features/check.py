@@ -68,7 +68,8 @@ def configured(ctx: RunContext) -> dict[tuple[str, str], list[str]]:
 
 def report(ctx: RunContext) -> list[dict[str, Any]]:
     """One dict per (symbol, interval) in the lake or configured: bars, range, missing share, longest gap,
-    violations, failing checks, eligibility and why."""
+    violations, failing checks, eligibility and why. `rejected` counts the pair's quarantined bars, each
+    (ts, reason) once however many files or re-imports carried it (sql/report/check_rejected.sql)."""
     from lake.connect import connect, consistent, sql_dir
 
     def read() -> tuple[
@@ -85,7 +86,7 @@ def report(ctx: RunContext) -> list[dict[str, Any]]:
             rejected_pairs = {
                 (str(sym), str(iv)): int(n)
                 for sym, iv, n in con.execute(
-                    "SELECT coalesce(symbol, ''), coalesce(\"interval\", ''), count(*) FROM lake_bars_rejected GROUP BY ALL"
+                    (sql_dir() / "report" / "check_rejected.sql").read_text(encoding="utf-8")
                 ).fetchall()
             }
         finally:
@@ -95,9 +96,6 @@ def report(ctx: RunContext) -> list[dict[str, Any]]:
     quality, checks, rejected_pairs = consistent(
         ctx.root, read
     )  # again if an ingest replaced a file meanwhile
-    rejected: dict[str, int] = {}
-    for (sym, _iv), n in rejected_pairs.items():
-        rejected[sym] = rejected.get(sym, 0) + n
     wanted = configured(ctx)
     rows: list[dict[str, Any]] = []
     seen: set[tuple[str, str]] = set()
@@ -127,7 +125,7 @@ def report(ctx: RunContext) -> list[dict[str, Any]]:
                 "bars_outside_any_session": _checks_of(checks, q["symbol"], q["interval"]).get(
                     "bars_outside_session", 0
                 ),
-                "rejected": int(rejected.get(q["symbol"], 0)),
+                "rejected": rejected_pairs.get(key, 0),
                 "checks": _checks_of(checks, q["symbol"], q["interval"]),
                 "session": q["session"],
                 "eligible": bool(q["eligible"]),
@@ -146,7 +144,7 @@ def report(ctx: RunContext) -> list[dict[str, Any]]:
             why = f"no {interval} bars in the lake (configured in [{', '.join(sources)}])"
         else:
             why = (
-                f"no {interval} bars in the lake: all {rejected_pairs[(sym, interval)]} row(s) were "
+                f"no {interval} bars in the lake: all {rejected_pairs[(sym, interval)]} bar(s) were "
                 "quarantined in bars_rejected"
             )
         rows.append(
@@ -169,7 +167,7 @@ def report(ctx: RunContext) -> list[dict[str, Any]]:
                 "out_of_order": 0,
                 "bars_not_in_session": 0,
                 "bars_outside_any_session": 0,
-                "rejected": int(rejected.get(sym, 0)),
+                "rejected": rejected_pairs.get((sym, interval), 0),
                 "checks": _checks_of(checks, sym, interval),
                 "session": ctx.settings.session,
                 "eligible": False,
@@ -197,8 +195,8 @@ def to_json(rows: list[dict[str, Any]]) -> str:
 
 
 def not_in_the_lake(row: dict[str, Any]) -> bool:
-    """A configured (symbol, interval) pair with no bar at all in the lake and no quarantined row of its
-    symbol: nothing to look at but its absence (a lake built from a few CSV files leaves most of
+    """A configured (symbol, interval) pair with no bar at all in the lake and no quarantined bar of its
+    own: nothing to look at but its absence (a lake built from a few CSV files leaves most of
     marketlake.toml's pairs so)."""
     return bool(row["configured"]) and row["first_ts"] is None and not row["bars"] and not row["rejected"]
 

@@ -309,7 +309,9 @@ def _parse_rows(
     end: dt.datetime,
 ) -> Parsed:
     """The row-by-row path of `parse_klines`: every row checked on its own, each rejected row with its
-    reason."""
+    reason. A bar the file holds more than once (same open_time): identical copies (the same open, high,
+    low, close, volume and count) land once, the others rejected as duplicates of the first; copies that
+    disagree on any of them are all rejected, none chosen over the others."""
     step = interval_delta(interval)
     step_us = int(step / dt.timedelta(microseconds=1))
     start_us = int((start - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) / dt.timedelta(microseconds=1))
@@ -323,7 +325,9 @@ def _parse_rows(
     v_l: list[float] = []
     n_l: list[int] = []
     rej: dict[str, list[Any]] = {k: [] for k in BARS_REJECTED.schema.names}
-    seen: dict[int, int] = {}
+    seen: dict[int, int] = {}  # ts -> index of its landed copy in the lists
+    # ts -> every valid copy: (line, raw, open_time text, [open, high, low, close, volume], count)
+    copies: dict[int, list[tuple[int, str, str, list[float | None], int]]] = {}
     header = False
 
     def reject(
@@ -408,12 +412,14 @@ def _parse_rows(
             reason = f"count {count!r} is not a non-negative integer"
         elif reason is None and (too_big := count_problem("count", count)) is not None:
             reason = too_big
-        elif reason is None and ts in seen:
-            reason = f"duplicate open_time {ot} (first at line {seen[ts]})"
+        if reason is None and ts in seen:
+            copies[ts].append((number, raw, ot, vals, int(count)))  # decided once every copy is read
+            continue
         if reason is not None:
             reject(number, raw, reason, ts, vals)
             continue
-        seen[ts] = number
+        seen[ts] = len(ts_l)
+        copies[ts] = [(number, raw, ot, vals, int(count))]
         ts_l.append(ts)
         o_l.append(o)
         h_l.append(h)
@@ -421,6 +427,30 @@ def _parse_rows(
         c_l.append(c)
         v_l.append(v)
         n_l.append(int(count))
+
+    repeated = [(ts, group) for ts, group in copies.items() if len(group) > 1]
+    dropped: set[int] = set()  # list indexes of landed copies whose bar the file repeats with other values
+    for ts, group in repeated:
+        first_line, _, first_ot, *first_values = group[0]
+        if all(rest == first_values for _, _, _, *rest in group[1:]):
+            for number, raw, ot, vals, _ in group[1:]:
+                reject(number, raw, f"duplicate open_time {ot} (first at line {first_line})", ts, vals)
+            continue
+        why = (
+            f"duplicate open_time {first_ot} on lines {', '.join(str(g[0]) for g in group)} with "
+            "different values; none of them landed"
+        )
+        for number, raw, _, vals, _ in group:
+            reject(number, raw, why, ts, vals)
+        dropped.add(seen[ts])
+    if dropped:
+        keep = [i for i in range(len(ts_l)) if i not in dropped]
+        ts_l, n_l = [ts_l[i] for i in keep], [n_l[i] for i in keep]
+        o_l, h_l, l_l, c_l, v_l = ([col[i] for i in keep] for col in (o_l, h_l, l_l, c_l, v_l))
+    if repeated:  # the rows rejected as copies were added last: back in line order, as read
+        order = sorted(range(len(rej["line_number"])), key=rej["line_number"].__getitem__)
+        for col in rej.values():
+            col[:] = [col[i] for i in order]
 
     ts_arr = pa.array(ts_l, type=pa.int64()).cast(UTC_TS)
     avail = pa.array([t + step_us for t in ts_l], type=pa.int64()).cast(UTC_TS)

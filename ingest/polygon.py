@@ -7,7 +7,9 @@ row-by-row rules for their exact reason and line number. The raw file stays in t
 HEADs each day's object: same ETag, every wanted ticker already ingested from it and every bars partition
 the day fed still intact (its data.parquet matches its manifest, which still lists the day's file) ->
 skipped; a partition that is missing, damaged or lost the day's rows -> that day re-landed from the raw
-cache (no download), the run saying which partition it rebuilds; a new ETag (the vendor republished the
+cache (no download), the run saying which partition it rebuilds, and then every other day file of that
+partition's period that the raw cache holds as landed (same sha256 and ETag as its ledger) too, so that a
+run over part of a month does not drop the rest (a day no longer cached so is named in a note); a new ETag (the vendor republished the
 day) -> downloaded again and that day's rows replaced in every partition it touched. Offline (the
 endpoint's name does not resolve) the run stops before any request, in one line naming the host. Bad rows go to bars_rejected with a reason; a file that cannot be read whole (truncated gzip,
 unexpected header) lands nothing and fails that day only.
@@ -97,6 +99,9 @@ def _ns_to_datetime(ns: int) -> dt.datetime:
 
 
 def _number(name: str, text: str, *, positive: bool) -> float:
+    if text.startswith("-") and _NUMBER.fullmatch(text[1:]) and float(text[1:]) > 0:
+        # a number below zero: said as the shared rule says it (ohlcv_problem), not "not a number"
+        raise ValueError(f"{name} {text!r} is not positive" if positive else f"{name} {text} is negative")
     if not _NUMBER.fullmatch(text):
         raise ValueError(f"{name} {text!r} is not a number")
     value = float(text)
@@ -395,31 +400,61 @@ def _prefixes(wanted: set[str]) -> tuple[bytes, ...]:
     return tuple(f"{t},".encode() for t in sorted(wanted))
 
 
+_VALUES = ("open", "high", "low", "close", "volume", "trades")
+"""What two copies of a bar (same ticker and ts) must agree on to be the same bar (ts, available_at and
+the file are the same by then)."""
+
+
+def _duplicate_reason(first_line: int) -> str:
+    return f"duplicate bar: same ticker and window_start as line {first_line}"
+
+
+def _conflict_reason(lines: Sequence[int]) -> str:
+    """The reason of every copy of a bar the file holds more than once with different values: the same
+    for each copy, naming them all."""
+    return (
+        "duplicate bars that disagree: same ticker and window_start on lines "
+        f"{', '.join(str(x) for x in lines)} with different values; none of them landed"
+    )
+
+
 def _rows_of(f: Any, *, source_file: str, day: dt.date, interval: str, wanted: set[str]) -> ParsedFile:
-    """The row-by-row path, from the line after the header."""
+    """The row-by-row path, from the line after the header. A bar the file holds more than once (same
+    ticker and ts): identical copies land once, the others rejected as duplicates of the first; copies
+    that disagree on any value are all rejected (no copy is chosen over another)."""
     prefixes = _prefixes(wanted)
-    seen: dict[tuple[str, dt.datetime], int] = {}
-    bars: list[dict[str, Any]] = []
-    rejected: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    copies: dict[tuple[str, dt.datetime], list[_Candidate]] = {}
+    valid: list[_Candidate] = []
+    rejected_c: list[tuple[_Candidate, str | None]] = []
     line_no = 1
     for raw in f:
         line_no += 1
         c = _candidate(line_no, raw, prefixes, wanted, interval, day, source_file)
         if c is None:
             continue
-        bar, reason = c.bar, c.reason
-        if bar is not None:
-            key = (c.ticker, bar["ts"])
-            if key in seen:
-                bar, reason = None, f"duplicate bar: same ticker and window_start as line {seen[key]}"
-            else:
-                seen[key] = line_no
-        if bar is not None:
-            bars.append({"symbol": c.ticker, **bar})
+        if c.bar is None:
+            rejected_c.append((c, c.reason))
+            continue
+        valid.append(c)
+        copies.setdefault((c.ticker, c.bar["ts"]), []).append(c)
+    out: set[int] = set()
+    for group in copies.values():
+        if len(group) == 1:
+            continue
+        first = group[0]
+        if all(c.bar[k] == first.bar[k] for c in group[1:] for k in _VALUES):  # type: ignore[index]
+            rejected_c += [(c, _duplicate_reason(first.line)) for c in group[1:]]
+            out.update(c.line for c in group[1:])
         else:
-            rejected[c.ticker].append(
-                _rejected_row(c.ticker, interval, source_file, line_no, c.text, c.fields, c.vendor_ts, reason)
-            )
+            reason = _conflict_reason([c.line for c in group])
+            rejected_c += [(c, reason) for c in group]
+            out.update(c.line for c in group)
+    bars = [{"symbol": c.ticker, **c.bar} for c in valid if c.line not in out]  # type: ignore[dict-item]
+    rejected: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for c, why in sorted(rejected_c, key=lambda x: x[0].line):
+        rejected[c.ticker].append(
+            _rejected_row(c.ticker, interval, source_file, c.line, c.text, c.fields, c.vendor_ts, why)
+        )
     return _finish(_bars_table(bars), rejected, line_no)
 
 
@@ -697,7 +732,8 @@ def _decide(
     source_file: str,
     reread: Callable[[set[int]], dict[int, _Candidate]],
 ) -> ParsedFile:
-    """Merge the columnar rows and the rows read one by one, then decide duplicates in line order."""
+    """Merge the columnar rows and the rows read one by one, then decide the bars held more than once as
+    `_rows_of` does: identical copies land once, copies that disagree are all rejected."""
     schema = pa.schema(
         [
             pa.field("line", pa.int64()),
@@ -755,15 +791,29 @@ def _decide(
             same[1:] = (s_sym[1:] == s_sym[:-1]) & (s_ts[1:] == s_ts[:-1])
         if same.any():
             starts = np.where(~same, np.arange(order.size), 0)
-            first_pos = np.maximum.accumulate(starts)
-            dup_rows = order[same]
-            first_lines = line[order[first_pos[same]]]
+            first_pos = np.maximum.accumulate(starts)  # per sorted row: where its group starts
+            differ = np.zeros(order.size, dtype=bool)
+            for name in _VALUES:
+                v = allv.column(name).to_numpy()[order]
+                differ |= same & (v != v[first_pos])
+            conflict = np.isin(first_pos, first_pos[differ])  # every copy of a bar whose copies disagree
+            out_pos = np.flatnonzero(same | conflict)
+            dup_rows = order[out_pos]
+            first_lines = line[order[first_pos[out_pos]]]
+            group_lines: dict[int, list[int]] = defaultdict(list)
+            for pos in np.flatnonzero(conflict):
+                group_lines[int(first_pos[pos])].append(int(line[order[pos]]))
+            reasons = [
+                _conflict_reason(group_lines[int(first_pos[pos])])
+                if conflict[pos]
+                else _duplicate_reason(int(first))
+                for pos, first in zip(out_pos, first_lines, strict=True)
+            ]
             dups = allv.select(["symbol", "line"]).take(pa.array(dup_rows)).to_pylist()
             texts = reread({int(r["line"]) for r in dups if int(r["line"]) not in by_line})
-            for row, first in zip(dups, first_lines, strict=True):
+            for row, reason in zip(dups, reasons, strict=True):
                 ticker, ln = row["symbol"], int(row["line"])
                 c = by_line.get(ln) or texts[ln]
-                reason = f"duplicate bar: same ticker and window_start as line {int(first)}"
                 rejected_c.append(
                     (
                         ln,
@@ -1018,6 +1068,8 @@ class _Fetched:
     cached: CachedFile | None = None
     downloaded: bool = False
     error: MarketlakeError | None = None
+    source: str | None = None
+    """The file's name in the lake when not s3://<bucket>/<key> (a refill: the name it was downloaded as)."""
 
 
 def _fetch_day(
@@ -1049,6 +1101,162 @@ def _fetch_day(
     return _Fetched(day, key, got["etag"], cached, downloaded=True)
 
 
+def _days_feeding(interval: str, period: str) -> list[dt.date]:
+    """The days whose day file can give bars to `period` (a UTC month, or a year for daily bars): its own
+    days and the day before it (minute bars run to 20:00 New York, the next UTC day), by
+    `_periods_of_day`."""
+    if interval_delta(interval) >= dt.timedelta(days=1):
+        first, last = dt.date(int(period), 1, 1), dt.date(int(period), 12, 31)
+    else:
+        year, month = (int(x) for x in period.split("-"))
+        first = dt.date(year, month, 1)
+        last = (first + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1)
+    return [d for d in days(first - dt.timedelta(days=1), last) if period in _periods_of_day(interval, d)]
+
+
+def _fed_by(ledger: Mapping[str, Any], interval: str, day: dt.date) -> set[tuple[str, str]]:
+    """The (ticker, period) partitions the day file gave rows to, per its ledger. A ledger written before
+    it recorded them ("fed") counts its day's own period for every ticker read."""
+    if "fed" in ledger:
+        return _ledger_fed(ledger)
+    tickers = ledger.get("tickers", [])
+    period = bar_period(interval, dt.datetime.combine(day, dt.time(12), dt.UTC))
+    return {(str(t), period) for t in tickers} if isinstance(tickers, list) else set()
+
+
+@dataclass
+class _Refill:
+    """The day files a (ticker, period) partition lacks after the run's days were landed: `cached`, in the
+    raw cache as landed (to land again), `lost`, no longer there as landed (a later ingest brings them)."""
+
+    ticker: str
+    period: str
+    cached: list[_Fetched]
+    lost: list[dt.date]
+
+
+def _refills(
+    w: LakeWriter,
+    cache: RawCache,
+    tickers: list[str],
+    interval: str,
+    run_days: list[dt.date],
+    bucket: str,
+    handled: set[tuple[str, dt.date]],
+    intact_seen: set[Path],
+) -> list[_Refill]:
+    """After the run's days: every (ticker, period) partition the run's days can feed that no longer holds a
+    day file its ledger says gave it rows (the partition was damaged and started afresh from the run's
+    days, now or by an earlier run). The day files (ticker, day) landed or found intact by this run
+    (`handled`) are held, and nothing is read for a partition with no other. A cached file counts only if
+    its bytes still match the cache's sha256 and it is the version the ledger says was landed (sha256 and
+    ETag)."""
+    periods = sorted({p for d in run_days for p in _periods_of_day(interval, d)})
+    ledgers: dict[dt.date, dict[str, Any]] = {}
+    fed: dict[dt.date, set[tuple[str, str]]] = {}
+    out: list[_Refill] = []
+    for period in periods:
+        feeding = []
+        for day in _days_feeding(interval, period):
+            if day not in ledgers:
+                ledgers[day] = _read_ledger(cache, object_key(interval, day))
+                fed[day] = _fed_by(ledgers[day], interval, day)
+            if fed[day]:
+                feeding.append(day)
+        for ticker in tickers:
+            candidates = [d for d in feeding if (ticker, period) in fed[d] and (ticker, d) not in handled]
+            if not candidates:
+                continue
+            part = {"source": SOURCE, "interval": interval, "symbol": ticker, "period": period}
+            d = partition_dir(w.paths, BARS, part)
+            if d in intact_seen or partition_intact(d):
+                intact_seen.add(d)
+                held = {(i.get("file"), i.get("etag")) for i in manifest_inputs(d)}
+            else:
+                held = set()  # damaged still (the run's day for it failed): nothing in it is trusted
+            refill = _Refill(ticker, period, [], [])
+            for day in candidates:
+                key, ledger = object_key(interval, day), ledgers[day]
+                name = _cached_source(cache, key) or f"s3://{bucket}/{key}"
+                if (name, ledger.get("etag")) in held:
+                    continue
+                cached = cache.get(key)  # None when its bytes no longer match the recorded sha256
+                if (
+                    cached is None
+                    or cached.sha256 != ledger.get("sha256")
+                    or cached.meta.get("etag") != ledger.get("etag")
+                ):
+                    refill.lost.append(day)
+                else:
+                    refill.cached.append(_Fetched(day, key, str(ledger["etag"]), cached, source=name))
+            if refill.cached or refill.lost:
+                out.append(refill)
+    return out
+
+
+def _cached_source(cache: RawCache, key: str) -> str | None:
+    """The name a cached day file was downloaded as (its sidecar's `source`), without reading the file."""
+    try:
+        meta = json.loads(cache.meta_path(key).read_text())
+    except (OSError, ValueError):
+        return None
+    source = meta.get("source") if isinstance(meta, dict) else None
+    return source if isinstance(source, str) else None
+
+
+def _span(days_: Sequence[dt.date]) -> str:
+    return f"{days_[0]}" if len(days_) == 1 else f"{days_[0]} .. {days_[-1]}"
+
+
+def _land_refills(
+    ctx: RunContext,
+    w: LakeWriter,
+    settings: s3.S3Settings,
+    cache: RawCache,
+    summary: IngestSummary,
+    interval: str,
+    refills: list[_Refill],
+    landed_any: set[str],
+    today: dt.date,
+    intact_seen: set[Path],
+) -> None:
+    """Land again, from the raw cache and in day order, the day files the partitions lack (`_refills`);
+    one note per partition, naming the days landed again and the days lost from the cache."""
+    by_day: dict[dt.date, tuple[_Fetched, set[str]]] = {}
+    for r in refills:
+        for f in r.cached:
+            by_day.setdefault(f.day, (f, set()))[1].add(r.ticker)
+    for day in sorted(by_day):
+        fetched, todo = by_day[day]
+        _ingest_day(
+            ctx,
+            w,
+            settings,
+            cache,
+            summary,
+            sorted(todo),
+            interval,
+            fetched,
+            landed_any,
+            today,
+            intact_seen=intact_seen,
+            refill=True,
+        )
+    for r in refills:
+        where = f"{r.ticker} {interval} {r.period}"
+        if r.cached:
+            got = [f.day for f in r.cached]
+            summary.notes.append(
+                f"rebuilt {where} from the raw cache: {len(got)} more day file(s) it had held landed again "
+                f"({_span(got)})"
+            )
+        if r.lost:
+            summary.notes.append(
+                f"{where} lacks {len(r.lost)} day file(s) it had held ({_span(r.lost)}): not in the raw cache "
+                "as landed; they come back when an ingest covers them"
+            )
+
+
 def _land_days(
     ctx: RunContext,
     w: LakeWriter,
@@ -1061,6 +1269,7 @@ def _land_days(
     landed_any: set[str],
     today: dt.date,
     intact_seen: set[Path],
+    handled: set[tuple[str, dt.date]],
     step: Any,
 ) -> None:
     """Land the fetched days in day order; refused keys stop the run (every other day would fail too)."""
@@ -1084,6 +1293,7 @@ def _land_days(
             landed_any,
             today,
             intact_seen=intact_seen,
+            handled=handled,
         )
         step(len(summary.errors) == errors_before)
 
@@ -1112,6 +1322,7 @@ def run(
     cache = RawCache(ctx.paths, SOURCE)
     landed_any: set[str] = set()
     intact_seen: set[Path] = set()
+    handled: set[tuple[str, dt.date]] = set()
     all_days = list(days(start, end))
     with (
         land(ctx.root) as w,
@@ -1132,8 +1343,13 @@ def run(
                 landed_any,
                 today,
                 intact_seen,
+                handled,
                 step,
             )
+            # a partition the run's days rebuilt after damage (or an earlier run left so) gets back the
+            # other days of its period that the raw cache holds as landed: nothing is dropped unsaid
+            refills = _refills(w, cache, tickers, interval, all_days, settings.bucket, handled, intact_seen)
+            _land_refills(ctx, w, settings, cache, summary, interval, refills, landed_any, today, intact_seen)
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)  # an error or Ctrl-C: no queued day is fetched
             raise
@@ -1180,9 +1396,14 @@ def _ingest_day(
     today: dt.date,
     *,
     intact_seen: set[Path] | None = None,
+    handled: set[tuple[str, dt.date]] | None = None,
+    refill: bool = False,
 ) -> None:
+    """Land one fetched day file for `tickers`: the ones not landed from it yet, or whose partitions lost
+    its rows. `refill`: the day is outside the run's days, landed again from the raw cache for `tickers`
+    (their partitions lack it: `_refills`). `handled` gets the (ticker, day) landed or found intact."""
     day, key = fetched.day, fetched.key
-    source_file = f"s3://{settings.bucket}/{key}"
+    source_file = fetched.source or f"s3://{settings.bucket}/{key}"
     if fetched.error is not None:  # this day failed (names the object and why); the others go on
         _fail(summary, str(fetched.error))
         for t in tickers:
@@ -1203,7 +1424,13 @@ def _ingest_day(
     # killed between caching a new version and landing it left the ledger on the old ETag, and the tickers
     # landed from that old version must be re-ingested from the new one (their rows for the day replaced).
     previous = set(ledger.get("tickers", [])) if ledger.get("etag") not in (None, etag) else set()
-    if fetched.downloaded:
+    if refill:
+        ctx.say(
+            f"polygon {interval} {day}: re-landing {', '.join(tickers)} from the raw cache (their "
+            "partitions lack this day's bars)"
+        )
+        todo = list(tickers)
+    elif fetched.downloaded:
         if previous:
             ctx.say(f"polygon {interval} {day}: republished (ETag changed), re-ingesting {sorted(previous)}")
         todo = [*tickers, *sorted(previous - set(tickers))]
@@ -1225,6 +1452,8 @@ def _ingest_day(
         for t in tickers:
             if t in done:
                 summary.of(t).files_skipped += 1
+                if handled is not None:
+                    handled.add((t, day))
         if not todo:
             ctx.say(f"polygon {interval} {day}: unchanged (ETag {etag}), skipped")
             return
@@ -1248,7 +1477,14 @@ def _ingest_day(
         the_input=the_input,
         etfs=ctx.settings.etfs,
     )
+    if intact_seen is not None:  # just written whole by this run
+        for t in todo:
+            for period in _periods_of_day(interval, day):
+                part = {"source": SOURCE, "interval": interval, "symbol": t, "period": period}
+                intact_seen.add(partition_dir(w.paths, BARS, part))
     for t in todo:
+        if handled is not None:
+            handled.add((t, day))
         s = summary.of(t)
         s.files_done += 1
         s.rows_landed += len(parsed.bars.get(t, []))

@@ -204,6 +204,42 @@ def test_a_duplicate_open_time_is_rejected() -> None:
     assert "duplicate open_time" in p.rejected.column("reason")[0].as_py()
 
 
+def test_an_identical_repeat_lands_once_however_its_numbers_are_written() -> None:
+    first, second = REAL.splitlines()
+    again = first.replace("63201.05000000", "63201.05", 1)  # the same value
+    p = _parse(f"{first}\n{second}\n{again}\n")
+    assert p.bars.column("open").to_pylist() == [63201.05, 63196.01]
+    (rej,) = p.rejected.to_pylist()
+    assert (rej["line_number"], rej["raw"]) == (3, again)
+    assert rej["reason"] == "duplicate open_time 1726876800000 (first at line 1)"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        ("63196.00000000", "63197.00000000"),  # the close
+        ("10.91101000", "10.91102000"),  # the volume
+        (",2464,", ",2465,"),  # the trade count
+    ],
+)
+def test_copies_of_a_bar_that_disagree_are_all_rejected_and_none_lands(change: tuple[str, str]) -> None:
+    """A file holding the same open_time twice with different values: the first copy landed and the
+    second was quarantined as a duplicate (a silent pick between rows that disagree). Every copy is
+    quarantined, saying they disagree, in line order; the other bars land."""
+    first, second = REAL.splitlines()
+    other = first.replace(*change)
+    assert other != first
+    p = _parse(f"{first}\n{second}\n{other}\n{first}\n")
+    assert p.bars.column("open").to_pylist() == [63196.01]
+    why = "duplicate open_time 1726876800000 on lines 1, 3, 4 with different values; none of them landed"
+    assert [(r["line_number"], r["raw"], r["reason"]) for r in p.rejected.to_pylist()] == [
+        (1, first, why),
+        (3, other, why),
+        (4, first, why),
+    ]
+    assert p.rejected.column("ts").to_pylist() == [dt.datetime(2024, 9, 21, tzinfo=UTC)] * 3
+
+
 def test_a_header_is_detected_only_on_the_first_line() -> None:
     header = "open_time,open,high,low,close,volume,close_time,quote_volume,count,tbb,tbq,ignore"
     p = _parse(header + "\n" + REAL)

@@ -176,7 +176,9 @@ def test_a_symbol_whose_every_row_was_quarantined_is_reported(runner: CliRunner,
             "source_file": ["x.csv", "x.csv"],
             "line_number": pa.array([1, 2], type=pa.int64()),
             "raw": ["a", "b"],
-            "ts": pa.array([dt.datetime(2024, 7, 2, tzinfo=UTC)] * 2, type=UTC_TS),
+            "ts": pa.array(
+                [dt.datetime(2024, 7, 2, tzinfo=UTC), dt.datetime(2024, 7, 2, 0, 1, tzinfo=UTC)], type=UTC_TS
+            ),
             "open": [1.0, 1.0],
             "high": [0.5, 0.5],
             "low": [1.0, 1.0],
@@ -192,7 +194,7 @@ def test_a_symbol_whose_every_row_was_quarantined_is_reported(runner: CliRunner,
     rows = {(x["symbol"], x["interval"]): x for x in json.loads(r.stdout)}
     xrp = rows[("XRPUSDT", "1m")]
     assert xrp["eligible"] is False and xrp["configured"] is False and xrp["rejected"] == 2
-    assert "all 2 row(s) were quarantined" in xrp["why"]
+    assert "all 2 bar(s) were quarantined" in xrp["why"]
 
 
 def table_rows(output: str) -> dict[tuple[str, str], dict[str, str]]:
@@ -281,3 +283,79 @@ def test_configured_pairs_with_no_bar_are_one_line_and_the_lakes_pairs_stay_in_f
     r = runner.invoke(cli, ["--lake", str(checked_lake), "check", "--strict"])
     assert r.exit_code == 1, r.output
     assert all(f"{s} 1m (no 1m bars in the lake" in r.output for s in [*absent, "MSFT"]), r.output
+
+
+def test_rejected_is_counted_per_symbol_and_interval_and_each_quarantined_bar_once(
+    runner: CliRunner, lake_root: Path, tmp_path: Path
+) -> None:
+    """The real SPY daily file (2 rows quarantined: a low above the open) imported, then imported again under
+    another name: `rejected` said 4 for SPY 1d and 4 for SPY 1m (configured, no 1m row at all), summing
+    every interval of the symbol and every file that carried the same bar. It is 2 for SPY 1d, 0 for 1m."""
+    import shutil
+
+    from ingest import csv as csv_ingest
+    from lake.config import Settings
+    from lake.context import RunContext
+
+    sample = Path(__file__).resolve().parents[2] / "samples" / "yahoofinance-SPY-20080101-20180101.csv"
+    copy = tmp_path / "spy-again.csv"
+    shutil.copyfile(sample, copy)
+    ctx = RunContext(lake_root, Settings(), quiet=True)
+    assert csv_ingest.run(ctx, sample, "SPY", "1d", None).ok
+    assert csv_ingest.run(ctx, copy, "SPY", "1d", None).ok
+    (tmp_path / "marketlake.toml").write_text(
+        '[binance]\nsymbols = []\n[polygon]\nsymbols = ["SPY"]\ninterval = "1m"\n[yahoo]\nsymbols = []\n'
+    )
+    r = runner.invoke(cli, ["--lake", str(lake_root), "sql", "SELECT count(*) AS n FROM bars_rejected"])
+    assert r.exit_code == 0 and "4" in r.stdout, r.output  # two rows per file, as stored
+    r = runner.invoke(cli, ["--lake", str(lake_root), "check", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    rows = {(x["symbol"], x["interval"]): x for x in json.loads(r.stdout)}
+    assert rows[("SPY", "1d")]["rejected"] == 2, rows[("SPY", "1d")]
+    assert rows[("SPY", "1m")]["rejected"] == 0 and rows[("SPY", "1m")]["bars"] == 0, rows[("SPY", "1m")]
+    r = runner.invoke(cli, ["--lake", str(lake_root), "check"], env={"COLUMNS": "300"})
+    assert r.exit_code == 0, r.output
+    assert "rejected 2" in table_rows(r.stdout)[("SPY", "1d")]["violations"], r.stdout
+    assert ("SPY", "1m") not in table_rows(r.stdout)  # no bar and nothing quarantined: the absent line
+    assert "not in the lake (1 configured pair(s)" in r.stdout and "1m: SPY" in r.stdout, r.stdout
+
+
+def test_a_quarantined_bar_is_counted_once_per_ts_and_reason_and_unreadable_rows_by_raw_text(
+    runner: CliRunner, checked_lake: Path
+) -> None:
+    """bars_rejected keeps a row per (source_file, line_number). A bar is its (symbol, interval, ts, reason):
+    the same in two files counts once, a different reason or ts is another; a row without a ts is its raw
+    text and reason."""
+    from lake.schemas import UTC_TS
+
+    t0 = dt.datetime(2024, 7, 2, tzinfo=UTC)
+    t1 = dt.datetime(2024, 7, 2, 0, 1, tzinfo=UTC)
+    files = ["a.csv", "b.csv", "a.csv", "b.csv", "a.csv", "b.csv", "a.csv", "c.csv"]
+    rejected = pa.table(
+        {
+            "symbol": ["XRPUSDT"] * 8,
+            "interval": ["1m"] * 7 + ["1h"],
+            "source_file": files,
+            "line_number": pa.array([1, 1, 2, 2, 3, 3, 4, 1], type=pa.int64()),
+            "raw": ["r0", "r0", "r1", "r1b", "bad,ts", "bad,ts", "other,ts", "r0"],
+            "ts": pa.array([t0, t0, t1, t1, None, None, None, t0], type=UTC_TS),
+            "open": [1.0] * 8,
+            "high": [0.5] * 8,
+            "low": [1.0] * 8,
+            "close": [1.0] * 8,
+            "volume": [1.0] * 8,
+            "reason": ["high below open"] * 2
+            + ["volume negative", "high below open"]
+            + ["bad ts"] * 3
+            + ["high below open"],
+        }
+    )
+    with land(checked_lake) as w:
+        w.write(lake.BARS_REJECTED, {"source": "binance", "period": "2024-07"}, rejected)
+    r = runner.invoke(cli, ["--lake", str(checked_lake), "check", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    rows = {(x["symbol"], x["interval"]): x for x in json.loads(r.stdout)}
+    # 1m: t0 once (two files), t1 twice (two reasons), 'bad,ts' once (two files), 'other,ts' once
+    assert rows[("XRPUSDT", "1m")]["rejected"] == 5
+    assert rows[("XRPUSDT", "1h")]["rejected"] == 1
+    assert "all 5 bar(s) were quarantined" in rows[("XRPUSDT", "1m")]["why"]

@@ -137,7 +137,7 @@ def test_a_clean_file_takes_the_columnar_path(tmp_path: Path, monkeypatch: pytes
 
 
 def test_a_duplicate_found_by_columns_quotes_its_line(tmp_path: Path) -> None:
-    lines = [_good("AAPL", 0), _good("MSFT", 0), _good("AAPL", 0, 12.5)]
+    lines = [_good("AAPL", 0), _good("MSFT", 0), _good("AAPL", 0)]
     p = tmp_path / "day.csv.gz"
     p.write_bytes(gzip.compress(b"\n".join([HEADER, *(x.encode() for x in lines)])))
     out = parse_day_file(p, source_file="s3://b/k", day=DAY, interval="1m", tickers=WANTED)
@@ -145,6 +145,30 @@ def test_a_duplicate_found_by_columns_quotes_its_line(tmp_path: Path) -> None:
     assert rej["line_number"] == 4 and rej["raw"] == lines[2]
     assert rej["reason"] == "duplicate bar: same ticker and window_start as line 2"
     assert [b["close"] for b in out.bars["AAPL"]] == [100.25]
+
+
+def test_copies_of_a_bar_that_disagree_found_by_columns_are_all_rejected_quoting_their_lines(
+    tmp_path: Path,
+) -> None:
+    """Two copies of AAPL's 09:30 bar with different prices (and a third, like the first): no copy is
+    picked over the others; each is rejected with its own raw line and one reason naming every copy."""
+    lines = [_good("AAPL", 0), _good("MSFT", 0), _good("AAPL", 0, 12.5), _good("AAPL", 1), _good("AAPL", 0)]
+    p = tmp_path / "day.csv.gz"
+    p.write_bytes(gzip.compress(b"\r\n".join([HEADER, *(x.encode() for x in lines)])))
+    kw: dict[str, Any] = {"source_file": "s3://b/k", "day": DAY, "interval": "1m", "tickers": WANTED}
+    out = parse_day_file(p, **kw)
+    why = (
+        "duplicate bars that disagree: same ticker and window_start on lines 2, 4, 6 with different values; "
+        "none of them landed"
+    )
+    assert [(r["line_number"], r["raw"], r["reason"]) for r in out.rejected["AAPL"]] == [
+        (2, lines[0], why),
+        (4, lines[2], why),
+        (6, lines[4], why),
+    ]
+    assert [b["ts"] for b in out.bars["AAPL"]] == [OPEN + dt.timedelta(minutes=1)]
+    assert [b["close"] for b in out.bars["MSFT"]] == [100.25]
+    _same(out, parse_day_file_rows(p, **kw))
 
 
 @settings(max_examples=300, deadline=None)

@@ -51,7 +51,11 @@ def test_only_the_wanted_tickers_are_kept_even_with_a_shared_prefix(tmp_path: Pa
         (("AAPL", 1, 1, 1, 1, 1, ns(T) + 1_000, 1), "not on a minute boundary"),
         (("AAPL", 1, 1, 1, 1, 1, ns(T + dt.timedelta(days=1)), 1), "not on the file's day 2024-01-02"),
         (("AAPL", 1, "nan", 1, 1, 1, ns(T), 1), "open 'nan' is not a number"),
-        (("AAPL", 1, -1, 1, 1, 1, ns(T), 1), "open '-1' is not a number"),
+        (("AAPL", 1, -1, 1, 1, 1, ns(T), 1), "open '-1' is not positive"),
+        (("AAPL", -5, 1, 1, 1, 1, ns(T), 1), "volume -5 is negative"),
+        (("AAPL", "-0.5", 1, 1, 1, 1, ns(T), 1), "volume -0.5 is negative"),
+        (("AAPL", "-", 1, 1, 1, 1, ns(T), 1), "volume '-' is not a number"),
+        (("AAPL", "--5", 1, 1, 1, 1, ns(T), 1), "volume '--5' is not a number"),
         (("AAPL", 1, 0, 1, 1, 1, ns(T), 1), "open '0' is not positive"),
         (("AAPL", 1, 1, 1, 1, 1, ns(T), 1.5), "transactions '1.5' is not a whole number"),
         (("AAPL", 1, 1, 1, 1, 1, ns(T), "9" * 20), "is out of range"),
@@ -68,9 +72,41 @@ def test_bad_rows_are_rejected_with_a_reason(tmp_path: Path, row: tuple, reason:
 
 
 def test_a_duplicate_bar_is_rejected_and_the_first_kept(tmp_path: Path) -> None:
-    out = parse(tmp_path, [("AAPL", 1, 1, 1, 1, 1, ns(T), 1), ("AAPL", 2, 2, 2, 2, 2, ns(T), 1)], ["AAPL"])
+    """An identical repeat (the same values, however written) lands once."""
+    out = parse(
+        tmp_path, [("AAPL", 1, 1, 1, 1, 1, ns(T), 1), ("AAPL", "1.0", 1, 1, 1, 1, ns(T), 1)], ["AAPL"]
+    )
     assert [b["close"] for b in out.bars["AAPL"]] == [1.0]
     assert "duplicate" in out.rejected["AAPL"][0]["reason"] and "line 2" in out.rejected["AAPL"][0]["reason"]
+
+
+@pytest.mark.parametrize("interval", ["1m", "1d"])
+def test_copies_of_a_bar_that_disagree_are_all_rejected_and_none_lands(tmp_path: Path, interval: str) -> None:
+    """The same ticker and window_start twice with different values: the first copy landed and the second
+    was quarantined as a duplicate (a silent pick between vendor rows that disagree). Every copy is
+    quarantined, saying they disagree; the other bars land."""
+    rows = [
+        ("AAPL", 1, 1, 1, 1, 1, ns(T), 1),
+        ("MSFT", 1, 5, 5, 5, 5, ns(T), 1),
+        ("AAPL", 2, 1, 1, 1, 1, ns(T), 1),  # only the volume differs
+    ]
+    out = parse(tmp_path, rows, ["AAPL", "MSFT"], interval=interval)
+    assert not out.bars.get("AAPL")
+    assert [b["close"] for b in out.bars["MSFT"]] == [5.0]
+    assert [(r["line_number"], r["volume"], r["reason"]) for r in out.rejected["AAPL"]] == [
+        (
+            2,
+            1.0,
+            "duplicate bars that disagree: same ticker and window_start on lines 2, 4 with different "
+            "values; none of them landed",
+        ),
+        (
+            4,
+            2.0,
+            "duplicate bars that disagree: same ticker and window_start on lines 2, 4 with different "
+            "values; none of them landed",
+        ),
+    ]
 
 
 @pytest.mark.parametrize("crlf", [True, False])
