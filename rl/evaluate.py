@@ -676,6 +676,7 @@ def evaluate(
     seed: int | None = None,
     resamples: int = RESAMPLES,
     record: bool = True,
+    write: bool = True,
 ) -> EvalReport:
     """Evaluate the run in `run_dir` on `period` (test or validation) beside the baselines.
 
@@ -685,7 +686,9 @@ def evaluate(
     of `settings` ([train], as the env builds it: rl.env.settings_with); without `norm`, the train period's
     statistics are computed. `seed` (default: the run's [train] seed, else 0) seeds the random baseline and
     the bootstrap. Writes evaluation-<period>.json and .png into `run_dir`; records an `evaluate` run unless
-    record=False. (A policy of your own, with no run folder: `evaluate_policy`.)
+    record=False; write=False (with record=False) writes nothing either: the report only, the run folder's
+    files (a recorded evaluation's, and the latest names linked to them) left as they are. (A policy of your
+    own, with no run folder: `evaluate_policy`.)
     """
     say = say or (lambda _m: None)
     if period not in ("test", "validation"):
@@ -734,7 +737,8 @@ def evaluate(
             resamples=resamples, clear_from=clear_from, moved=moved, say=say,
         )  # fmt: skip
         report.checkpoint, report.parent_status = judged, parent_status
-        _write(report, data, steps, run_dir, run_id if record else None, say)
+        if record or write:
+            _write(report, data, steps, run_dir, run_id if record else None, say)
         return report
 
     if not record:
