@@ -63,7 +63,7 @@ def _reusable(runs_dir: Path, fingerprint: str) -> Path | None:
         status = json.loads((run_dir / "status.json").read_text()).get("status")
     except (OSError, ValueError):
         return None
-    return run_dir if status == "completed" else None
+    return run_dir if status in ("finished", "completed") else None  # completed: an older version's folder
 
 
 def _recorded_evaluation(run_dir: Path) -> str | None:

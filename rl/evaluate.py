@@ -1333,7 +1333,8 @@ def summary(report: EvalReport) -> dict[str, Any]:
 # --- the training run's row -------------------------------------------------------------------------------
 
 _TRAIN_STATUS = {
-    "completed": "finished",
+    "finished": "finished",
+    "completed": "finished",  # what status.json said for finished before 2026-11-30 (an older run folder)
     "interrupted": "interrupted",
     "failed": "failed",
     "running": "running",
@@ -1537,7 +1538,7 @@ def train_and_evaluate(
             lock.release(ended=recorded)
     if not evaluate_test:
         return result, None
-    if result.status != "completed" or result.best_checkpoint is None:
+    if result.status != "finished" or result.best_checkpoint is None:
         say(
             f"run {result.run_id} {result.status}: not evaluated (`marketlake evaluate {result.run_id}` later)"
         )

@@ -336,8 +336,9 @@ UNCHECKED = (
     "its process still runs cannot be told (never called dead)"
 )
 """The `liveness` note in the metrics of a `running` row whose lock cannot be checked."""
-_ENDED = {"completed": "finished", "interrupted": "interrupted", "failed": "failed"}
-"""A training folder's status.json status (rl/train.py) -> the row's."""
+_ENDED = {"finished": "finished", "completed": "finished", "interrupted": "interrupted", "failed": "failed"}
+"""A training folder's status.json status (rl/train.py) -> the row's: the same words, and `completed`, which
+folders written by versions before 2026-11-30 say for finished."""
 _TRAIN_STATE = "status.json"
 
 

@@ -299,3 +299,30 @@ def test_an_evaluation_says_which_checkpoint_it_judged_and_whether_its_run_had_f
     assert not listed[final.run_id].startswith("["), listed[final.run_id]
     table = runlog.render_runs(runlog.list_runs(lake_root))
     assert "[judged iteration 2 of a running run" in " ".join(table.split()), table
+
+
+def test_status_json_says_what_runs_says_and_an_older_folders_completed_still_reads_finished(
+    lake_root: Path, tmp_path: Path
+) -> None:
+    """status.json of a training run that ended says `finished`, as its `runs` row; a folder written by an
+    older version says `completed`, and is still read as finished: its row, the evaluation's parent_status,
+    the demo's reuse of its run."""
+    import json
+
+    from cli.demo import MARKER, _reusable
+    from rl.evaluate import evaluate, record_training
+
+    runs = tmp_path / "runs"
+    result, _ = train_and_evaluate(lake_root, Settings(), TINY, runs_dir=runs, evaluate_test=False)
+    status = result.run_dir / "status.json"
+    (row,) = _rows(lake_root, runs)
+    assert json.loads(status.read_text())["status"] == row["status"] == result.status == "finished", row
+
+    status.write_text(json.dumps(json.loads(status.read_text()) | {"status": "completed"}))  # an older folder
+    assert record_training(lake_root, Settings(), result.run_dir).status == "finished"
+    (row,) = _rows(lake_root, runs)
+    assert row["status"] == "finished", row
+    report = evaluate(lake_root, Settings(), result.run_dir, "test", resamples=20, record=False, write=False)
+    assert report.parent_status == "finished"
+    (runs / MARKER).write_text(json.dumps({"fingerprint": "f", "run_dir": str(result.run_dir)}))
+    assert _reusable(runs, "f") == result.run_dir
