@@ -63,7 +63,18 @@ def _reusable(runs_dir: Path, fingerprint: str) -> Path | None:
         status = json.loads((run_dir / "status.json").read_text()).get("status")
     except (OSError, ValueError):
         return None
-    return run_dir if status == "completed" else None
+    return run_dir if status in ("finished", "completed") else None  # completed: an older version's folder
+
+
+def _recorded_evaluation(run_dir: Path) -> str | None:
+    """The run id of the evaluation the run folder's evaluation-test.json is (the demo's first, recorded in
+    `runs`), None when there is none."""
+    try:
+        saved = json.loads((run_dir / "evaluation-test.json").read_text())
+    except (OSError, ValueError):
+        return None
+    run_id = saved.get("run_id") if isinstance(saved, dict) else None
+    return str(run_id) if run_id else "evaluation-test.json"
 
 
 @cli.command("demo")
@@ -170,8 +181,12 @@ def demo_cmd(ctx: click.Context, retrain: bool, iterations: int | None) -> None:
     from rl.evaluate import evaluate, render_table
 
     head("evaluate the chosen model on the unseen test period")
-    evaluated = (run_dir / "evaluation-test.json").exists()  # recorded in `runs` once, the first time
-    report = evaluate(root, run.settings, run_dir, "test", say=run.say, record=not evaluated)
+    recorded = _recorded_evaluation(run_dir)  # recorded in `runs` once, the first time
+    if recorded:  # shown again, not written: its files (and the latest names linked to them) stay its own
+        run.say(f"already evaluated ({recorded}): its numbers again, nothing written or recorded")
+    report = evaluate(
+        root, run.settings, run_dir, "test", say=run.say, record=not recorded, write=not recorded
+    )
     click.echo(render_table(report))
 
     files = sorted(p.name for p in run_dir.glob("evaluation-test.*"))

@@ -263,7 +263,8 @@ def runs_cmd(ctx: click.Context, fmt: str, kind: str | None) -> None:
 
     run = _ctx(ctx)
     existing_lake(run)
-    click.echo(render_runs(list_runs(run.root, run.settings, kind=kind), fmt), nl=False)
+    parents = list_runs(run.root, run.settings, kind="train") if kind == "evaluate" else []  # judged_mark's
+    click.echo(render_runs(list_runs(run.root, run.settings, kind=kind), fmt, parents=parents), nl=False)
 
 
 @runs_cmd.command("sync")

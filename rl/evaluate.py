@@ -15,7 +15,8 @@ and drawdowns) and `evaluation-<period>.parquet` (every step of every policy, pe
 `step_tables`, streamed into the file by `write_steps`), and a recorded evaluation's own files
 `evaluations/<run id>-<period>.*` (the latest .png and .parquet are hard links to them, not second copies);
 the evaluation is a row of the lake's `runs` (kind `evaluate`, parent_run_id the training run; its metrics:
-`summary`).
+`summary`). The report names the checkpoint it judged (file, iteration, score, sha256: `_load_judged`) and the
+training run's status then (`parent_status`): a run still training has a best checkpoint that may change.
 
 Overall = the portfolio of the symbols' strategies that gives each an equal share of the capital at the start
 and never moves money between them (`portfolio_series`): a share's equity is carried while its symbol has no
@@ -26,6 +27,7 @@ evaluation never starts before the end of what its run trained and chose its mod
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 import json
 import math
@@ -131,6 +133,12 @@ class EvalReport:
     steps_path: Path | None = None
     """The per-step file written beside the JSON (`write_steps`; read it with pyarrow.parquet.read_table),
     None when nothing was written."""
+    checkpoint: dict[str, Any] | None = None
+    """The checkpoint judged (`_checkpoint_facts`): its file in the run folder, the training iteration and
+    validation score it was saved at, and the sha256 of the file's bytes; None for a policy given in code."""
+    parent_status: str | None = None
+    """The training run's status when it was evaluated, in the `runs` table's words (running, finished,
+    interrupted, failed; `_parent_status`); None with no training run folder."""
 
     @property
     def out_of_sample(self) -> bool:
@@ -168,6 +176,8 @@ class EvalReport:
             "seed": self.seed,
             "env": self.env,
             "data_snapshot": self.data_snapshot,
+            "checkpoint": self.checkpoint,
+            "parent_status": self.parent_status,
             "overall": {p: m.to_dict() for p, m in self.metrics.get("overall", {}).items()},
             "per_symbol": {
                 s: {p: m.to_dict() for p, m in by.items()} for s, by in self.metrics.items() if s != "overall"
@@ -666,6 +676,7 @@ def evaluate(
     seed: int | None = None,
     resamples: int = RESAMPLES,
     record: bool = True,
+    write: bool = True,
 ) -> EvalReport:
     """Evaluate the run in `run_dir` on `period` (test or validation) beside the baselines.
 
@@ -675,7 +686,9 @@ def evaluate(
     of `settings` ([train], as the env builds it: rl.env.settings_with); without `norm`, the train period's
     statistics are computed. `seed` (default: the run's [train] seed, else 0) seeds the random baseline and
     the bootstrap. Writes evaluation-<period>.json and .png into `run_dir`; records an `evaluate` run unless
-    record=False. (A policy of your own, with no run folder: `evaluate_policy`.)
+    record=False; write=False (with record=False) writes nothing either: the report only, the run folder's
+    files (a recorded evaluation's, and the latest names linked to them) left as they are. (A policy of your
+    own, with no run folder: `evaluate_policy`.)
     """
     say = say or (lambda _m: None)
     if period not in ("test", "validation"):
@@ -693,12 +706,12 @@ def evaluate(
         if own.sql_settings() != settings.sql_settings():
             say("evaluating with the run's own data settings (periods, eligibility), not the current ones")
         settings = own
+    judged: dict[str, Any] | None = None
     if policy is None:
-        from rl.train import load_policy
-
-        policy, saved_env, saved_norm = load_policy(run_dir)
+        policy, saved_env, saved_norm, judged = _load_judged(run_dir)
         env_config = env_config or saved_env
         norm = norm or saved_norm
+    parent_status = _parent_status(run_dir, saved) if saved else None
     if env_config is None:
         env_config = EnvConfig(**saved["env"]) if "env" in saved else _trading_settings(settings, {})[1]
     symbols = symbols or saved.get("symbols")
@@ -719,11 +732,13 @@ def evaluate(
     data = _read_evaluated(root, settings, symbols, interval, period, env_config, norm, clear_from, moved)
 
     def work(run_id: str) -> EvalReport:
-        report, judged = _report(
+        report, steps = _report(
             root, settings, data, env_config, policy, run_id=run_id, parent=parent, seed=seed,
             resamples=resamples, clear_from=clear_from, moved=moved, say=say,
         )  # fmt: skip
-        _write(report, data, judged, run_dir, run_id if record else None, say)
+        report.checkpoint, report.parent_status = judged, parent_status
+        if record or write:
+            _write(report, data, steps, run_dir, run_id if record else None, say)
         return report
 
     if not record:
@@ -733,6 +748,74 @@ def evaluate(
         run.data_snapshot, run.data_files = report.data_snapshot, report.data_files
         run.metrics = summary(report)
     return report
+
+
+CHECKPOINT = "best"
+"""The checkpoint of a training run an evaluation judges: `checkpoints/best.pt`, its chosen model."""
+
+
+def _checkpoint_facts(path: Path) -> dict[str, Any] | None:
+    """What identifies a checkpoint file: its name in the run folder, the training iteration and validation
+    score it holds, and the sha256 of its bytes (all from one read of the file); None when there is no file
+    (load_policy says what is wrong with it, as with one it cannot read: iteration and score None then)."""
+    import torch
+
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return None
+    iteration: int | None = None
+    score: float | None = None
+    try:
+        ckpt = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+        iteration = int(ckpt["iteration"])
+        score = float(ckpt["score"])
+    except Exception:  # unreadable: load_policy names the damage
+        pass
+    return {
+        "file": f"{path.parent.name}/{path.name}",
+        "iteration": iteration,
+        "score": score if score is not None and math.isfinite(score) else None,
+        "sha256": hashlib.sha256(raw).hexdigest(),
+    }
+
+
+def _load_judged(run_dir: Path, tries: int = 5) -> tuple[Policy, EnvConfig, NormStats, dict[str, Any]]:
+    """The run's chosen policy (rl.train.load_policy) and the facts of the checkpoint file it was loaded from
+    (`_checkpoint_facts`): the file read before and after the load must be the same bytes, else a training
+    still running replaced it meanwhile (a new best), and it is loaded again."""
+    from rl.train import CHECKPOINTS, load_policy
+
+    path = run_dir / CHECKPOINTS / f"{CHECKPOINT}.pt"
+    for _ in range(tries):
+        before = _checkpoint_facts(path)
+        policy, env, norm = load_policy(run_dir, CHECKPOINT)
+        after = _checkpoint_facts(path)
+        if before is not None and before == after:
+            return policy, env, norm, after
+    raise MarketlakeError(
+        f"evaluate: {path} was replaced {tries} times while it was read (its training run is still saving new "
+        "best models): evaluate again once it has finished"
+    )
+
+
+def _parent_status(run_dir: Path, saved: Mapping[str, Any]) -> str | None:
+    """The training run's status now, in the `runs` table's words: its folder's status.json (read again: it
+    may have moved on since the evaluation started), `completed` of older folders read as finished; a
+    `running` one whose liveness lock nobody holds is `interrupted`, as `runs` lists it; None when the folder
+    has no status."""
+    from rl.train import read_run
+
+    try:
+        state = read_run(run_dir).get("status")
+    except MarketlakeError:
+        state = saved.get("status")
+    status = state.get("status") if isinstance(state, dict) else None
+    if not isinstance(status, str):
+        return None
+    if status == "running":
+        return "interrupted" if _lock_of(saved, saved.get("run_id", run_dir.name)) == "free" else "running"
+    return _TRAIN_STATUS.get(status)
 
 
 def evaluate_policy(
@@ -1232,6 +1315,8 @@ SUMMARY_KEYS = (
     "costs_paid",
     "gaps",
     "files",
+    "checkpoint",
+    "parent_status",
 )
 
 
@@ -1248,7 +1333,8 @@ def summary(report: EvalReport) -> dict[str, Any]:
 # --- the training run's row -------------------------------------------------------------------------------
 
 _TRAIN_STATUS = {
-    "completed": "finished",
+    "finished": "finished",
+    "completed": "finished",  # what status.json said for finished before 2026-11-30 (an older run folder)
     "interrupted": "interrupted",
     "failed": "failed",
     "running": "running",
@@ -1452,7 +1538,7 @@ def train_and_evaluate(
             lock.release(ended=recorded)
     if not evaluate_test:
         return result, None
-    if result.status != "completed" or result.best_checkpoint is None:
+    if result.status != "finished" or result.best_checkpoint is None:
         say(
             f"run {result.run_id} {result.status}: not evaluated (`marketlake evaluate {result.run_id}` later)"
         )

@@ -20,7 +20,9 @@ Conventions (each has a test):
 - max drawdown: the largest fall of equity `exp(cumsum(r))` from its running peak (the start counts as a
   peak), as a positive fraction: 0.25 means equity fell to 75% of a previous high.
 - turnover: the sum of |position change| traded (1.0 = the whole equity bought or sold once).
-- trades: the number of steps whose fill traded something (an entry and a later exit are two).
+- trades: the number of steps whose fill traded something (an entry and a later exit are two). A portfolio's
+  (the evaluation's overall): its symbols' trades summed, the fills counted per symbol (`trades=`): two
+  symbols filling at one time are two trades, though one step of the portfolio.
 - exposure: the mean over the steps of |position held from the step's fill to its close|. The step that
   exits counts as flat though its return holds the exited position's gap from the previous close to the
   fill, and the step that enters counts as invested though its gap was flat: a position held from one

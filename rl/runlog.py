@@ -336,8 +336,9 @@ UNCHECKED = (
     "its process still runs cannot be told (never called dead)"
 )
 """The `liveness` note in the metrics of a `running` row whose lock cannot be checked."""
-_ENDED = {"completed": "finished", "interrupted": "interrupted", "failed": "failed"}
-"""A training folder's status.json status (rl/train.py) -> the row's."""
+_ENDED = {"finished": "finished", "completed": "finished", "interrupted": "interrupted", "failed": "failed"}
+"""A training folder's status.json status (rl/train.py) -> the row's: the same words, and `completed`, which
+folders written by versions before 2026-11-30 say for finished."""
 _TRAIN_STATE = "status.json"
 
 
@@ -1050,7 +1051,34 @@ def _return_and_sharpe(m: Any) -> str:
     return ", ".join(parts)
 
 
-def _headline(run: Mapping[str, Any]) -> str:
+def judged_mark(run: Mapping[str, Any], parent: Mapping[str, Any] | None = None) -> str:
+    """A short mark on an evaluation that judged a checkpoint its training run may not stand by: one taken
+    while the run had not finished (its metrics' `parent_status`: running, interrupted, failed), or one that
+    is no longer the run's best (`parent`: the training run's row, whose best_iteration is then another
+    than the `checkpoint` iteration judged). "" otherwise, and for an evaluation recorded before either was."""
+    m = run.get("metrics")
+    if run.get("kind") != "evaluate" or not isinstance(m, dict):
+        return ""
+    got = m.get("checkpoint")
+    ckpt: dict[str, Any] = got if isinstance(got, dict) else {}
+    at = ckpt.get("iteration")
+    which = f"iteration {at}" if isinstance(at, int) else "its checkpoint"
+    marks = []
+    status = m.get("parent_status")
+    if isinstance(status, str) and status != "finished":
+        marks.append(f"judged {which} of a {status} run")
+    pm = parent.get("metrics") if parent is not None else None
+    best = pm.get("best_iteration") if isinstance(pm, dict) else None
+    if isinstance(at, int) and isinstance(best, int) and best != at:
+        marks.append(
+            f"not the run's best (iteration {best})"
+            if marks
+            else f"judged {which}, not the run's best ({best})"
+        )
+    return "[" + "; ".join(marks) + "]" if marks else ""
+
+
+def _headline(run: Mapping[str, Any], parent: Mapping[str, Any] | None = None) -> str:
     """A short summary of a run's metrics (the listing's `result`). An evaluation: its period (marked when it
     is validation, which chose the model: not out of sample), the agent's return and Sharpe beside
     buy-and-hold's on the same bars, and the interval of the Sharpe edge (marked when its metrics are of
@@ -1085,6 +1113,9 @@ def _headline(run: Mapping[str, Any]) -> str:
         parts.append(f"edge CI [{ci['low']:+.2f}, {ci['high']:+.2f}]")
     if label and not agent:
         parts.insert(0, label.rstrip(": "))
+    mark = judged_mark(run, parent)
+    if mark:
+        parts.insert(0, mark)
     if agent and "metrics_version" not in m:  # an evaluation's metrics before rl.metrics.METRICS_VERSION 2
         parts.append("metrics v1: log-return Sharpe, not comparable with later rows")
     if isinstance(m.get("best_score"), int | float):  # a training run
@@ -1109,20 +1140,31 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def render_runs(runs: Sequence[Mapping[str, Any]], fmt: str = "table") -> str:
+def render_runs(
+    runs: Sequence[Mapping[str, Any]],
+    fmt: str = "table",
+    *,
+    parents: Sequence[Mapping[str, Any]] = (),
+) -> str:
     """The runs as a table (rich, for a terminal), CSV or JSON (a list of objects, every column): each with
     its `result` (`_headline`: for an evaluation its period, the agent's return and Sharpe beside
     buy-and-hold's, the Sharpe edge's interval), a column the lake's `runs` does not have (derived from
-    `metrics`), last in CSV."""
+    `metrics`), last in CSV; an evaluation of a checkpoint its run may not stand by is marked (`judged_mark`,
+    its parent's row found among `runs` and `parents`)."""
+    by_id = {str(r["run_id"]): r for r in [*parents, *runs]}
+
+    def result(r: Mapping[str, Any]) -> str:
+        return _headline(r, by_id.get(str(r.get("parent_run_id"))) if r.get("parent_run_id") else None)
+
     if fmt == "json":
-        listed = [{**r, "result": _headline(r)} for r in runs]
+        listed = [{**r, "result": result(r)} for r in runs]
         return json.dumps(listed, default=_json_default, indent=1, sort_keys=False) + "\n"
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow([*LIST_COLUMNS, "result"])
         for r in runs:
-            w.writerow([*(_cell(r[c]) for c in LIST_COLUMNS), _headline(r)])
+            w.writerow([*(_cell(r[c]) for c in LIST_COLUMNS), result(r)])
         return buf.getvalue()
     if fmt != "table":
         raise MarketlakeError(f"unknown format {fmt!r}: table, csv or json")
@@ -1143,7 +1185,7 @@ def render_runs(runs: Sequence[Mapping[str, Any]], fmt: str = "table") -> str:
             took,
             r["parent_run_id"] or "",
             (r["data_snapshot"] or "")[:12],
-            _headline(r),  # an error naming "[train]" or "[splits]" is text, not rich markup
+            result(r),  # an error naming "[train]" or "[splits]" is text, not rich markup
         )
         t.add_row(*map(plain, cells))
     buf = io.StringIO()

@@ -18,7 +18,8 @@ evaluation (rl/evaluate.py) loads the chosen policy with `load_policy(run_dir)` 
        timing.jsonl       one line per iteration: wall time and env steps/s (never deterministic)
        checkpoints/best.pt   the checkpoint with the best validation score so far
        checkpoints/last.pt   the latest validated checkpoint
-       status.json        running | completed | interrupted | failed, best iteration and score
+       status.json        running | finished | interrupted | failed (the `runs` table's words; folders
+                          of older versions say completed for finished), best iteration and score
 
 4. The loop: iterate PPO; every `validate_every` iterations (and at the last) walk the validation period
    with the deterministic (argmax) policy, score it (mean over symbols of the total net log return) and
@@ -499,7 +500,7 @@ class TrainResult:
     run_id: str
     run_dir: Path
     best_checkpoint: Path | None  # None when the run stopped before its first validation
-    status: str  # completed | interrupted
+    status: str  # finished | interrupted
     symbols: list[str]
     interval: str
     iterations: int  # iterations completed
@@ -726,7 +727,7 @@ def train(
     except BaseException as exc:
         write_status(status="failed", error=f"{type(exc).__name__}: {exc}")
         raise
-    write_status(status="completed", finished_at=dt.datetime.now(dt.UTC).isoformat())
+    write_status(status="finished", finished_at=dt.datetime.now(dt.UTC).isoformat())
     seconds = now() - t_start
     say(
         f"run {run_id} done: {state['env_steps']} env steps in {seconds:.1f}s "

@@ -58,10 +58,19 @@ def test_the_demo_runs_end_to_end_and_a_second_run_changes_nothing(runner: CliRu
     assert train["status"] == "finished" and evaluation["status"] == "finished"
 
     before = _lake_state(root)
+    folder = Path(train["run_dir"])
+    files = {p.name: (p.read_bytes(), p.stat().st_ino) for p in folder.glob("evaluation-test.*")}
     again = _demo(runner, root)
     assert "already done" in again, again
     assert _lake_state(root) == before  # nothing rewritten, no second run recorded
     assert len(json.loads(runner.invoke(cli, ["--lake", str(root), "runs", "--format", "json"]).stdout)) == 2
+    # the run folder's latest evaluation is still the recorded one: its JSON names the recorded run, and the
+    # .png and .parquet are still the links to that evaluation's own files
+    assert {p.name: (p.read_bytes(), p.stat().st_ino) for p in folder.glob("evaluation-test.*")} == files
+    assert json.loads((folder / "evaluation-test.json").read_text())["run_id"] == evaluation["run_id"]
+    for ext in ("png", "parquet"):
+        own = folder / "evaluations" / f"{evaluation['run_id']}-test.{ext}"
+        assert (folder / f"evaluation-test.{ext}").samefile(own), ext
 
     # `evaluate RUN_ID` reproduces what the demo's training printed (read before it is written again)
     printed = json.loads((Path(train["run_dir"]) / "evaluation-test.json").read_text())

@@ -41,7 +41,7 @@ def test_evaluate_reproduces_what_train_printed(lake_root: Path, tmp_path: Path)
     )
     printed: list[str] = []
     result, report = train_and_evaluate(lake_root, settings, runs_dir=tmp_path / "runs", say=printed.append)
-    assert result.status == "completed" and result.best_score is not None and report is not None
+    assert result.status == "finished" and result.best_score is not None and report is not None
     shown = [
         m.group(1) for line in printed if (m := re.search(r"best validation score ([-+]?\d+\.\d+)", line))
     ]

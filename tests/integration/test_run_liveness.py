@@ -274,7 +274,7 @@ def test_a_run_whose_last_row_was_never_written_reads_as_its_folder_says(
     (stored,) = runlog.list_runs(root, liveness=False)
     assert stored["status"] == "running", stored
     (row,) = runlog.list_runs(root)
-    assert row["status"] == "finished" and "status.json says completed" in row["metrics"]["killed"], row
+    assert row["status"] == "finished" and "status.json says finished" in row["metrics"]["killed"], row
     assert row["metrics"]["iterations"] == TINY["num_iterations"], row
     (repaired,) = runlog.repair_dead_runs(root)
     assert repaired.status == "finished" and repaired.finished_at is not None

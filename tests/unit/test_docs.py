@@ -229,3 +229,22 @@ def test_the_observation_is_as_documented(spy_daily_lake: Path) -> None:
     assert np.allclose(d.norm.mean, mean, rtol=1e-9, atol=1e-12)
     assert np.allclose(d.norm.std, std, rtol=1e-9)
     assert np.allclose(d.features, np.clip((x - mean) / std, -10, 10).astype(np.float32), atol=1e-6)
+
+
+def test_the_docs_say_how_to_count_the_overall_trades_from_the_per_step_file() -> None:
+    """The overall trades are the symbols' fills summed (rl.evaluate.portfolio_series), which the per-step
+    file's `overall` rows cannot give (they merge fills at one time into one step): every page defining trades
+    says so, and how to count them from the file (test_rl_evaluate.py sums the file back to them)."""
+    import rl.metrics
+
+    pages = {
+        "README.md": (REPO / "README.md").read_text(encoding="utf-8"),
+        "docs/trading.md": (REPO / "docs" / "trading.md").read_text(encoding="utf-8"),
+        "rl/metrics.py": rl.metrics.__doc__ or "",
+    }
+    for name, text in pages.items():
+        flat = " ".join(text.split())
+        assert "summed" in flat and "trades" in flat, name
+    for name in ("README.md", "docs/trading.md"):
+        flat = " ".join(pages[name].split())
+        assert "turnover > 0" in flat and "`overall` rows" in flat and "merge the fills" in flat, name

@@ -93,7 +93,7 @@ def test_a_tiny_run_end_to_end(small_lake: Path, tmp_path: Path) -> None:
     said: list[str] = []
     result = run_tiny(small_lake, tmp_path / "runs", say=said.append, progress=True)
     text = "\n".join(said)
-    assert result.status == "completed" and result.exit_code == 0
+    assert result.status == "finished" and result.exit_code == 0
     assert result.symbols == ["BTCUSDT", "ETHUSDT"] and "SOLUSDT" in result.skipped
     assert "skipped SOLUSDT" in text and "BTCUSDT" in text and result.run_id in said[-1]
     run_dir = result.run_dir
@@ -109,7 +109,7 @@ def test_a_tiny_run_end_to_end(small_lake: Path, tmp_path: Path) -> None:
     assert result.best_iteration == best["iteration"] and result.best_score == best["val_score"]
     assert result.best_checkpoint == run_dir / "checkpoints" / "best.pt" and result.best_checkpoint.is_file()
     info = read_run(run_dir)
-    assert info["status"]["status"] == "completed" and info["status"]["best_iteration"] == best["iteration"]
+    assert info["status"]["status"] == "finished" and info["status"]["best_iteration"] == best["iteration"]
     assert info["torch_threads"] == torch.get_num_threads() == 1
     assert info["ppo"]["num_iterations"] == 4 and info["env"]["window"] == 8
     assert set(info["periods"]) == {"train", "validation"}
@@ -309,7 +309,7 @@ def test_an_empty_validation_period_keeps_the_last_checkpoint(small_lake: Path, 
     )
     said: list[str] = []
     result = train(small_lake, s, TINY, runs_dir=tmp_path / "runs", say=said.append)
-    assert result.status == "completed", said
+    assert result.status == "finished", said
     assert any(x.startswith("validation: the validation period") for x in said), said
     assert any("validation period is empty" in x for x in said), said
     assert result.best_checkpoint is not None and result.best_checkpoint.is_file()
@@ -340,7 +340,7 @@ def test_a_validation_period_no_model_can_be_scored_on_is_said(small_lake: Path,
     said: list[str] = []
     # a window longer than any run of validation bars: no decision bar there (train still has room)
     result = run_tiny(small_lake, tmp_path / "runs", overrides={"window": 500}, say=said.append)
-    assert result.status == "completed"
+    assert result.status == "finished"
     text = "\n".join(said)
     assert "no model can be scored on it: the last checkpoint is kept" in text, text
     assert result.best_iteration == TINY["num_iterations"]

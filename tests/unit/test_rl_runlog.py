@@ -272,3 +272,49 @@ def test_an_evaluation_recorded_before_metrics_version_2_is_marked(lake_root: Pa
     rows = {r["run_id"]: r for r in json.loads(runlog.render_runs(runlog.list_runs(lake_root), "json"))}
     assert rows["r-old"]["result"].endswith("; metrics v1: log-return Sharpe, not comparable with later rows")
     assert "metrics v1" not in rows["r-new"]["result"], rows["r-new"]["result"]
+
+
+def test_an_evaluation_of_a_checkpoint_its_run_may_not_stand_by_is_marked(lake_root: Path) -> None:
+    """Two test evaluations of one training run: one judged its iteration-10 best while it still ran, one its
+    final best (105). `runs` marks the first (its run was running, and 10 is no longer the run's best), in
+    every format and also when only evaluations are listed; the second and an older row without the keys are
+    not marked."""
+    rec = runlog.start_run(lake_root, "train", {}, run_id="r-parent", started_at=T0)
+    rec.metrics = {"iterations": 150, "best_iteration": 105, "best_score": 0.01}
+    runlog.finish_run(lake_root, rec, "finished")
+    overall = {"agent": {"total_return": 0.1221, "sharpe": 1.0}, "buy_and_hold": {"total_return": 0.2}}
+    judged = {
+        "r-early": ({"file": "checkpoints/best.pt", "iteration": 10, "sha256": "a" * 64}, "running"),
+        "r-stale": ({"file": "checkpoints/best.pt", "iteration": 10, "sha256": "a" * 64}, "finished"),
+        "r-final": ({"file": "checkpoints/best.pt", "iteration": 105, "sha256": "b" * 64}, "finished"),
+        "r-legacy": (None, None),
+    }
+    for day, (run_id, (ckpt, status)) in enumerate(judged.items(), start=1):
+        ev = runlog.start_run(
+            lake_root,
+            "evaluate",
+            {},
+            run_id=run_id,
+            parent_run_id="r-parent",
+            started_at=T0 + dt.timedelta(days=day),
+        )
+        ev.metrics = {"period": "test", "overall": overall, "metrics_version": 2}
+        if ckpt is not None:
+            ev.metrics |= {"checkpoint": ckpt, "parent_status": status}
+        runlog.finish_run(lake_root, ev)
+    every = runlog.list_runs(lake_root)
+    only = runlog.list_runs(lake_root, kind="evaluate")
+    for listed in (
+        json.loads(runlog.render_runs(every, "json")),
+        json.loads(runlog.render_runs(only, "json", parents=runlog.list_runs(lake_root, kind="train"))),
+    ):
+        got = {r["run_id"]: r["result"] for r in listed}
+        assert got["r-early"].startswith(
+            "[judged iteration 10 of a running run; not the run's best (iteration 105)]; test: agent"
+        ), got
+        assert got["r-stale"].startswith("[judged iteration 10, not the run's best (105)]; test: agent"), got
+        assert got["r-final"].startswith("test: agent") and got["r-legacy"].startswith("test: agent"), got
+    rows = {r["run_id"]: r["result"] for r in csv.DictReader(io.StringIO(runlog.render_runs(every, "csv")))}
+    assert rows["r-early"].startswith("[judged iteration 10 of a running run"), rows
+    table = " ".join(runlog.render_runs(every, "table").split())
+    assert "[judged iteration 10, not the run's best (105)]" in table, table

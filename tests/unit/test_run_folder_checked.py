@@ -38,7 +38,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = base / "lake"
     build_lake(root)
     result = train(root, Settings(), TINY, runs_dir=base / "runs")
-    assert result.status == "completed" and result.best_checkpoint is not None
+    assert result.status == "finished" and result.best_checkpoint is not None
     return root, result.run_dir
 
 

@@ -244,3 +244,85 @@ def test_each_recorded_evaluation_keeps_its_own_files_and_the_table_shows_the_ba
     assert latest["run_id"] == second.run_id
     assert first.span is not None and latest["bars_span"] == list(first.span)
     assert first.span[0][:16] in render_table(first)
+
+
+def test_an_evaluation_says_which_checkpoint_it_judged_and_whether_its_run_had_finished(
+    lake_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`marketlake evaluate RUN` while RUN still trains judges the best checkpoint so far: the JSON, the runs
+    row (hence the Supabase mirror, which sends the row) and `runs` say which (file, iteration, sha256) and
+    that its run was running then; an evaluation of the finished run names its final best, unmarked."""
+    import hashlib
+    import json
+
+    from rl.evaluate import evaluate
+
+    runs = tmp_path / "runs"
+    mirrored: list[dict[str, Any]] = []
+    monkeypatch.setattr(
+        mirror_module, "mirror_run", lambda _root, record, say: mirrored.append(record.to_json())
+    )
+    during: list[tuple[Any, bytes]] = []
+    real = PPO.iterate
+
+    def iterate(self: PPO) -> Any:
+        best = list(runs.glob("*/checkpoints/best.pt"))
+        if best and not during:  # as soon as best.pt appears: `marketlake evaluate RUN` in another shell
+            raw = best[0].read_bytes()
+            during.append((evaluate(lake_root, Settings(), best[0].parent.parent, "test", resamples=20), raw))
+        return real(self)
+
+    monkeypatch.setattr(PPO, "iterate", iterate)
+    result, _ = train_and_evaluate(lake_root, Settings(), TINY, runs_dir=runs, evaluate_test=False)
+    ((mid, raw),) = during
+    monkeypatch.setattr(PPO, "iterate", real)
+    final = evaluate(lake_root, Settings(), result.run_dir, "test", resamples=20)
+    state = json.loads((result.run_dir / "status.json").read_text())
+
+    rows = {r["run_id"]: r for r in runlog.list_runs(lake_root)}
+    sent = {r["run_id"]: r for r in mirrored}
+    for report, iteration, status in ((mid, 2, "running"), (final, state["best_iteration"], "finished")):
+        saved = json.loads((result.run_dir / "evaluations" / f"{report.run_id}-test.json").read_text())
+        ckpt = saved["checkpoint"]
+        assert ckpt["file"] == "checkpoints/best.pt" and ckpt["iteration"] == iteration, ckpt
+        assert saved["parent_status"] == status, saved["parent_status"]
+        for got in (rows[report.run_id]["metrics"], sent[report.run_id]["metrics"]):
+            assert got["checkpoint"] == ckpt and got["parent_status"] == status, got
+    assert mid.checkpoint is not None and mid.checkpoint["sha256"] == hashlib.sha256(raw).hexdigest()
+    best_now = (result.run_dir / "checkpoints" / "best.pt").read_bytes()
+    assert final.checkpoint is not None and final.checkpoint["sha256"] == hashlib.sha256(best_now).hexdigest()
+
+    listed = {
+        r["run_id"]: r["result"] for r in json.loads(runlog.render_runs(runlog.list_runs(lake_root), "json"))
+    }
+    assert listed[mid.run_id].startswith("[judged iteration 2 of a running run"), listed[mid.run_id]
+    assert not listed[final.run_id].startswith("["), listed[final.run_id]
+    table = runlog.render_runs(runlog.list_runs(lake_root))
+    assert "[judged iteration 2 of a running run" in " ".join(table.split()), table
+
+
+def test_status_json_says_what_runs_says_and_an_older_folders_completed_still_reads_finished(
+    lake_root: Path, tmp_path: Path
+) -> None:
+    """status.json of a training run that ended says `finished`, as its `runs` row; a folder written by an
+    older version says `completed`, and is still read as finished: its row, the evaluation's parent_status,
+    the demo's reuse of its run."""
+    import json
+
+    from cli.demo import MARKER, _reusable
+    from rl.evaluate import evaluate, record_training
+
+    runs = tmp_path / "runs"
+    result, _ = train_and_evaluate(lake_root, Settings(), TINY, runs_dir=runs, evaluate_test=False)
+    status = result.run_dir / "status.json"
+    (row,) = _rows(lake_root, runs)
+    assert json.loads(status.read_text())["status"] == row["status"] == result.status == "finished", row
+
+    status.write_text(json.dumps(json.loads(status.read_text()) | {"status": "completed"}))  # an older folder
+    assert record_training(lake_root, Settings(), result.run_dir).status == "finished"
+    (row,) = _rows(lake_root, runs)
+    assert row["status"] == "finished", row
+    report = evaluate(lake_root, Settings(), result.run_dir, "test", resamples=20, record=False, write=False)
+    assert report.parent_status == "finished"
+    (runs / MARKER).write_text(json.dumps({"fingerprint": "f", "run_dir": str(result.run_dir)}))
+    assert _reusable(runs, "f") == result.run_dir
