@@ -322,7 +322,10 @@ def _values(arr: Any, dtype: Any) -> np.ndarray:
 class _Arenas:
     """Memory for the arrays of the store's reads (`_load_store`): anonymous mappings, each populated in
     one call (MAP_POPULATE: no page fault per 4 KiB page, and no transparent huge page, whose allocation
-    stalls on compaction when memory is fragmented: numpy asks for them for every array of 4 MiB or more),
+    stalls on compaction when memory is fragmented: numpy asks for them for every array of 4 MiB or more;
+    and on a VM whose balloon reports free 2 MiB blocks back to the host, as the development machine's
+    does, huge pages taken in a fresh process are faulted in again by the host: 50-115 ms for 22 MB
+    where 4 KiB pages mostly take 8-20),
     and reused from one read to the next once nobody holds any array of them: a mapping is handed out
     again only when the pool's own reference is the only one left (every numpy array made from it, views
     and exports included, holds one), so an array a caller still holds is never written. The pool keeps
