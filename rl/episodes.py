@@ -42,6 +42,7 @@ import queue
 import sys
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -321,7 +322,10 @@ def _values(arr: Any, dtype: Any) -> np.ndarray:
 class _Arenas:
     """Memory for the arrays of the store's reads (`_load_store`): anonymous mappings, each populated in
     one call (MAP_POPULATE: no page fault per 4 KiB page, and no transparent huge page, whose allocation
-    stalls on compaction when memory is fragmented: numpy asks for them for every array of 4 MiB or more),
+    stalls on compaction when memory is fragmented: numpy asks for them for every array of 4 MiB or more;
+    and on a VM whose balloon reports free 2 MiB blocks back to the host, as the development machine's
+    does, huge pages taken in a fresh process are faulted in again by the host: 50-115 ms for 22 MB
+    where 4 KiB pages mostly take 8-20),
     and reused from one read to the next once nobody holds any array of them: a mapping is handed out
     again only when the pool's own reference is the only one left (every numpy array made from it, views
     and exports included, holds one), so an array a caller still holds is never written. The pool keeps
@@ -399,32 +403,116 @@ class _StoreFile:
     rows: int
 
 
-def _store_plan(params: dict[str, Any]) -> list[_StoreFile]:
-    """The files' row groups to read (their footers only): a row group whose ts statistics lie wholly
-    outside the period is skipped unread (the store writes row groups of lake.schemas.FEATURES
-    .row_group_rows rows, so a period reads little more than its own rows)."""
-    import pyarrow.parquet as pq
+@dataclass(frozen=True)
+class _Footer:
+    """What a period's read needs of a store file's footer: the parsed metadata (handed to ParquetFile, which
+    then reads no footer) and, per row group, its ts statistics in µs (None where it has none) and rows."""
 
+    meta: Any  # pyarrow.parquet.FileMetaData
+    groups: tuple[tuple[int | None, int | None, int], ...]
+
+    @classmethod
+    def of(cls, meta: Any) -> _Footer:
+        ts_col = meta.schema.names.index("ts")
+        groups: list[tuple[int | None, int | None, int]] = []
+        for g in range(meta.num_row_groups):
+            rg = meta.row_group(g)
+            st = rg.column(ts_col).statistics
+            if st is not None and st.has_min_max:  # ts is stored tz-aware (UTC): aware datetimes here
+                groups.append((_us(st.min), _us(st.max), rg.num_rows))
+            else:
+                groups.append((None, None, rg.num_rows))
+        return cls(meta, tuple(groups))
+
+
+class _Footers:
+    """The footers of the store's files read so far in this process (parsing eight footers and their
+    statistics is a tenth of a period's read), each kept with its bytes: a file's footer is used again only
+    when the file, as mapped for this read, ends with the very same footer bytes (compared in full: the
+    parsed metadata is a function of them alone, so the read is the one a fresh parse would give, whatever
+    the file's name, times or history); any other file is parsed afresh. At most MAX_BYTES of footers, the
+    least recently used forgotten first."""
+
+    MAX_BYTES = 32 << 20
+
+    def __init__(self) -> None:
+        self._kept: OrderedDict[str, tuple[bytes, _Footer]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = 0  # footers served from the cache (for the tests)
+
+    def open(self, path: str) -> tuple[Any, _Footer]:
+        """The file mapped, not read (its column chunks are decoded from the page cache in place, not first
+        copied into the Arrow allocator's buffers, whose pages it gives back to the system when idle and
+        must fault in again: a third of the decoding's time), as a ParquetFile, with its footer."""
+        import pyarrow.parquet as pq
+
+        source = pa.memory_map(path)
+        try:
+            raw = _footer_bytes(source)
+            with self._lock:
+                got = self._kept.get(path)
+                if got is not None and raw is not None and got[0] == raw:
+                    self._kept.move_to_end(path)
+                    self.hits += 1
+                    return pq.ParquetFile(source, metadata=got[1].meta), got[1]
+            pf = pq.ParquetFile(source)
+            footer = _Footer.of(pf.metadata)
+        except BaseException:
+            source.close()
+            raise
+        if raw is not None:
+            with self._lock:
+                old = self._kept.pop(path, None)
+                self._bytes += len(raw) - (len(old[0]) if old else 0)
+                self._kept[path] = (raw, footer)
+                while self._bytes > self.MAX_BYTES and len(self._kept) > 1:
+                    self._bytes -= len(self._kept.popitem(last=False)[1][0])
+        return pf, footer
+
+    def clear(self) -> None:
+        with self._lock:
+            self._kept.clear()
+            self._bytes = 0
+
+
+def _footer_bytes(source: Any) -> bytes | None:
+    """A Parquet file's footer as stored (its metadata, their length and the closing magic), or None when
+    the file does not end like a plain Parquet file (pyarrow's parse then says what is wrong)."""
+    size = source.size()
+    if size < 12:
+        return None
+    tail = source.read_at(8, size - 8)
+    if tail[4:] != b"PAR1":
+        return None
+    n = int.from_bytes(tail[:4], "little") + 8
+    if n > size - 4:
+        return None
+    raw: bytes = source.read_at(n, size - n)
+    return raw
+
+
+FOOTERS = _Footers()
+"""The store files' footers, each parsed once (see _Footers)."""
+
+
+def _store_plan(params: dict[str, Any]) -> list[_StoreFile]:
+    """The files' row groups to read (their footers only, `FOOTERS`): a row group whose ts statistics lie
+    wholly outside the period is skipped unread (the store writes row groups of lake.schemas.FEATURES
+    .row_group_rows rows, so a period reads little more than its own rows)."""
     start_us, end_us = _us(params["start_at"]), _us(params["end_at"])
     symbols = list(params["symbols"])
     plan = []
     for path in params["files"]:
         symbol = Path(path).parent.parent.name.removeprefix("symbol=")
-        # mapped, not read: the column chunks are decoded from the page cache in place, not first copied
-        # into the Arrow allocator's buffers, whose pages it gives back to the system when idle (the
-        # set-up's half second is enough) and must fault in again: a third of the decoding's time
-        pf = pq.ParquetFile(path, memory_map=True)
-        meta = pf.metadata
-        ts_col = meta.schema.names.index("ts")
-        groups = []
-        for g in range(meta.num_row_groups):
-            st = meta.row_group(g).column(ts_col).statistics
-            if st is not None and st.has_min_max:  # ts is stored tz-aware (UTC): aware datetimes here
-                if _us(st.max) < start_us or _us(st.min) >= end_us:
-                    continue
+        pf, footer = FOOTERS.open(path)
+        groups, rows = [], 0
+        for g, (lo, hi, n) in enumerate(footer.groups):
+            if lo is not None and hi is not None and (hi < start_us or lo >= end_us):
+                continue
             groups.append(g)
+            rows += n
         if groups:
-            rows = sum(meta.row_group(g).num_rows for g in groups)
             plan.append(_StoreFile(symbols.index(symbol), pf, groups, rows))
     return plan
 

@@ -330,3 +330,56 @@ def test_arrays_a_caller_holds_are_never_overwritten_by_a_later_read(
             assert np.array_equal(kept, copy), n
     if keep.count(None) >= 2:  # nothing held from one read to the next: the next read reused its memory
         assert ARENAS.reused > reused
+
+
+def _equal_to_reference(root: Path, begin: dt.datetime, end: dt.datetime) -> int:
+    got, ref = _both(root, begin, end)
+    assert got.num_rows == ref.num_rows
+    for name in ref.column_names:
+        assert got.column(name).to_pylist() == ref.column(name).to_pylist(), name
+    return ref.num_rows
+
+
+def test_a_footer_is_used_again_only_with_the_same_footer_bytes(stored: Path, tmp_path: Path) -> None:
+    """rl.episodes.FOOTERS: a store file read again is not parsed again; one replaced by another file (other
+    rows, other row groups), or rewritten in place at the same size with its modification time put back,
+    is parsed afresh, and the reads equal the SQL reference (DuckDB reading the files itself) each time."""
+    import os
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    from rl.episodes import FOOTERS
+
+    root = tmp_path / "lake"
+    shutil.copytree(stored, root, symlinks=True)
+    begin, end = T0 - dt.timedelta(days=1), T0 + dt.timedelta(days=3)
+    rows = _equal_to_reference(root, begin, end)
+    hits = FOOTERS.hits
+    assert _equal_to_reference(root, begin, end) == rows
+    assert FOOTERS.hits > hits  # read again: served from the cache
+    f = Path(_store_files(root, ["BTCUSDT"], "1m", begin, end)[-1])
+    original = pq.read_table(f)
+    # replaced (a rename, as the writer does) by a file of other rows in other row groups
+    tmp = f.with_name("new.parquet")
+    pq.write_table(original.slice(100), tmp, row_group_size=50, compression="none")
+    os.replace(tmp, f)
+    others = len(_store_files(root, NAMES, "1m", begin, end)) - 1
+    hits = FOOTERS.hits
+    assert _equal_to_reference(root, begin, end) == rows - 100
+    assert FOOTERS.hits == hits + others  # every file but the replaced one
+    # rewritten in place: the same size, other values (so other statistics), its mtime put back
+    stat = f.stat()
+    close = original.schema.get_field_index("close")
+    changed = original.slice(100).set_column(
+        close, original.schema.field(close), pa.compute.multiply(original.column("close").slice(100), 1.5)
+    )
+    pq.write_table(changed, f, row_group_size=50, compression="none")
+    os.utime(f, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert f.stat().st_size == stat.st_size and f.stat().st_mtime_ns == stat.st_mtime_ns
+    hits = FOOTERS.hits
+    assert _equal_to_reference(root, begin, end) == rows - 100
+    assert FOOTERS.hits == hits + others
+    got, _ = _both(root, begin, end)
+    btc = got.filter(pa.compute.equal(got.column("sym"), 1))
+    assert btc.column("close").to_pylist()[-1] == pytest.approx(1.5 * original.column("close")[-1].as_py())
