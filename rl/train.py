@@ -191,9 +191,11 @@ def check_in_lake(root: Path, settings: Settings, interval: str, wanted: list[st
         )
 
 
-def check_test_period(root: Path, settings: Settings, interval: str, wanted: list[str] | None) -> None:
-    """The test period holds bars of `interval` (of `wanted`, when given); else a MarketlakeError before
-    any work: a run to be evaluated would otherwise train in full, then have nothing to be judged on."""
+def test_period_problem(
+    root: Path, settings: Settings, interval: str, wanted: list[str] | None
+) -> str | None:
+    """Why the test period cannot judge a run (it is missing, or holds no bar of `interval` of `wanted`,
+    when given), or None when it holds bars. Counts its bars; reads none of them."""
     import lake
     from lake.connect import views_needed
 
@@ -208,19 +210,30 @@ def check_test_period(root: Path, settings: Settings, interval: str, wanted: lis
 
     rows = lake.consistent(root, read)
     of = f"{interval} bar of {', '.join(wanted)}" if wanted else f"{interval} bar"
+    if not rows:
+        return f"the lake at {root} has no test period"
+    start_at, end_at, n = rows[0]
+    if not n:
+        return (
+            f"the test period ({start_at.astimezone(dt.UTC):%Y-%m-%d %H:%M} .. "
+            f"{end_at.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC) holds no {of}"
+        )
+    return None
+
+
+def check_test_period(root: Path, settings: Settings, interval: str, wanted: list[str] | None) -> None:
+    """The test period holds bars of `interval` (of `wanted`, when given); else a MarketlakeError before
+    any work: a run to be evaluated would otherwise train in full, then have nothing to be judged on."""
+    problem = test_period_problem(root, settings, interval, wanted)
+    if problem is None:
+        return
     fix = (
         'move [splits] train_end / validation_end before the data\'s end (or use method = "fraction"), '
         "or train with --no-evaluate"
     )
-    if not rows:
-        raise MarketlakeError(f"the lake at {root} has no test period: nothing to evaluate a run on; {fix}")
-    start_at, end_at, n = rows[0]
-    if not n:
-        raise MarketlakeError(
-            f"the test period ({start_at.astimezone(dt.UTC):%Y-%m-%d %H:%M} .. "
-            f"{end_at.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC) holds no {of}: a run "
-            f"would train in full and have nothing to be judged on; {fix}"
-        )
+    if problem.endswith("has no test period"):
+        raise MarketlakeError(f"{problem}: nothing to evaluate a run on; {fix}")
+    raise MarketlakeError(f"{problem}: a run would train in full and have nothing to be judged on; {fix}")
 
 
 def train_eligibility(root: Path, settings: Settings, interval: str, wanted: list[str] | None) -> Eligibility:
