@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import tomllib
 from collections.abc import Callable
@@ -14,6 +15,8 @@ from cli.main import FORMATS, _ctx, cli, existing_lake, handle_errors
 from lake.config import TRAIN_INTERVALS, check_train_value
 from lake.context import RunContext
 from lake.paths import parse_symbols
+
+log = logging.getLogger("marketlake.train")
 
 
 def train_and_evaluate(
@@ -57,7 +60,14 @@ def check_before_run(
     skip), the lake and the runs folder writable, and, for a run to be judged, a test period with bars."""
     from lake.writer import require_writable
     from rl.ppo import resolve_device
-    from rl.train import check_in_lake, check_test_period, default_runs_dir, read_train_settings
+    from rl.train import (
+        check_in_lake,
+        check_test_period,
+        default_runs_dir,
+        read_train_settings,
+        split_fix,
+        test_period_problem,
+    )
 
     cfg, _env, opts = read_train_settings(run.settings, overrides)
     resolve_device(cfg.device)  # cuda on a machine without it
@@ -69,6 +79,14 @@ def check_before_run(
     )
     if judged:
         check_test_period(run.root, run.settings, opts.interval, opts.symbols)
+    else:  # trained now, judged later: a test period with no bar is said (even with --quiet), not refused
+        problem = test_period_problem(run.root, run.settings, opts.interval, opts.symbols)
+        if problem is not None:
+            log.warning(
+                "%s: `marketlake evaluate` will have nothing to judge this run on; %s",
+                problem,
+                split_fix(run.settings),
+            )
 
 
 def _train_flag(key: str) -> Callable[[click.Context, click.Parameter, Any], Any]:

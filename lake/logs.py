@@ -15,11 +15,34 @@ import sys
 import traceback
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 from lake.config import SECRET_VARS
 
 REDACTED = "***"
+SECRET_URL_VARS = ("SUPABASE_URL",)
+"""Variables holding a URL that is itself a secret (README: "never in logs"): the URL is redacted, and so is
+its userinfo (`https://user:password@host`), wherever a library prints it (httpx's request line)."""
+QUIET_LIBRARY_LOGGERS = ("httpx", "httpcore", "urllib3", "hpack")
+"""Libraries whose INFO lines are one per request (with its URL): kept at WARNING unless --log-level debug."""
+
+
+def _url_forms(url: str) -> set[str]:
+    """A secret URL as a library may print it: as set, without its trailing '/', and its userinfo and
+    password, as written and decoded."""
+    url = url.strip()
+    forms = {url, url.rstrip("/")}
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # not a URL: the value as it is
+        return forms
+    userinfo, at, _host = parts.netloc.rpartition("@")
+    if at and userinfo:
+        forms.add(userinfo)
+        _user, colon, password = userinfo.partition(":")
+        if colon and password:
+            forms.update((password, unquote(password)))
+    return forms
 
 
 def secret_values() -> list[str]:
@@ -30,6 +53,10 @@ def secret_values() -> list[str]:
         v = os.environ.get(k, "")
         if len(v) >= 4:
             forms.update((v, quote(v, safe=""), quote_plus(v, safe="")))
+    for k in SECRET_URL_VARS:
+        for v in _url_forms(os.environ.get(k, "")):
+            if len(v) >= 4:
+                forms.update((v, quote(v, safe=""), quote_plus(v, safe="")))
     return sorted(forms, key=len, reverse=True)
 
 
@@ -96,6 +123,8 @@ def setup_logging(level: str = "WARNING") -> None:
     install_redaction()
     root = logging.getLogger()
     root.setLevel(level.upper())
+    for name in QUIET_LIBRARY_LOGGERS:  # a request line per call at INFO: only at DEBUG (and redacted)
+        logging.getLogger(name).setLevel(logging.NOTSET if root.level <= logging.DEBUG else logging.WARNING)
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter())

@@ -9,7 +9,9 @@ evaluation (rl/evaluate.py) loads the chosen policy with `load_policy(run_dir)` 
    ConfigError naming it.
 2. Data: which symbols are eligible in the TRAIN period (and which are skipped, and why), the train period
    (normalisation statistics computed on it alone) and the validation period (normalised with the train
-   statistics). Nothing else is read.
+   statistics). Nothing else is read. What changes the experiment (a symbol asked for and skipped, a
+   validation period with no bar, an embargo shorter than one bar of the interval, no model choice on
+   validation) is a warning of the `marketlake.train` logger, which the CLI shows even with --quiet.
 3. The run folder `<runs_dir>/<run_id>/`:
 
        settings.json      every setting, symbols, periods, device, threads, versions
@@ -33,6 +35,7 @@ import dataclasses
 import datetime as dt
 import io
 import json
+import logging
 import math
 import os
 import platform
@@ -50,7 +53,7 @@ from lake.connect import sql_dir
 from lake.errors import ConfigError, MarketlakeError, Terminated
 from lake.paths import resolve_lake_root, validate_symbol
 from lake.writer import atomic_write_bytes
-from rl.episodes import EmptyPeriod, MarketData, NormStats, load_period
+from rl.episodes import INTERVAL_MINUTES, EmptyPeriod, MarketData, NormStats, load_period
 from rl.market import EnvConfig
 from rl.ppo import PPO, Agent, IterationStats, PPOConfig, greedy_policy, now, resolve_device, seed_everything
 from rl.vector import VecTradingEnv
@@ -59,6 +62,10 @@ from rl.walk import decision_steps, walk
 Policy = Callable[[np.ndarray], np.ndarray]
 STATUS_FILE, SETTINGS_FILE, NORM_FILE = "status.json", "settings.json", "norm.json"
 METRICS_FILE, TIMING_FILE, CHECKPOINTS = "metrics.jsonl", "timing.jsonl", "checkpoints"
+log = logging.getLogger("marketlake.train")
+"""A fact that changes the experiment (a symbol asked for and skipped, a period with no bar, an embargo
+shorter than one bar, no model choice on validation) is a warning here: the CLI's log handler shows it on
+stderr even with --quiet, which hides only progress (`say`)."""
 
 
 # --- 1. settings ------------------------------------------------------------------------------------------
@@ -184,9 +191,11 @@ def check_in_lake(root: Path, settings: Settings, interval: str, wanted: list[st
         )
 
 
-def check_test_period(root: Path, settings: Settings, interval: str, wanted: list[str] | None) -> None:
-    """The test period holds bars of `interval` (of `wanted`, when given); else a MarketlakeError before
-    any work: a run to be evaluated would otherwise train in full, then have nothing to be judged on."""
+def test_period_problem(
+    root: Path, settings: Settings, interval: str, wanted: list[str] | None
+) -> str | None:
+    """Why the test period cannot judge a run (it is missing, or holds no bar of `interval` of `wanted`,
+    when given), or None when it holds bars. Counts its bars; reads none of them."""
     import lake
     from lake.connect import views_needed
 
@@ -201,19 +210,30 @@ def check_test_period(root: Path, settings: Settings, interval: str, wanted: lis
 
     rows = lake.consistent(root, read)
     of = f"{interval} bar of {', '.join(wanted)}" if wanted else f"{interval} bar"
+    if not rows:
+        return f"the lake at {root} has no test period"
+    start_at, end_at, n = rows[0]
+    if not n:
+        return (
+            f"the test period ({start_at.astimezone(dt.UTC):%Y-%m-%d %H:%M} .. "
+            f"{end_at.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC) holds no {of}"
+        )
+    return None
+
+
+def check_test_period(root: Path, settings: Settings, interval: str, wanted: list[str] | None) -> None:
+    """The test period holds bars of `interval` (of `wanted`, when given); else a MarketlakeError before
+    any work: a run to be evaluated would otherwise train in full, then have nothing to be judged on."""
+    problem = test_period_problem(root, settings, interval, wanted)
+    if problem is None:
+        return
     fix = (
         'move [splits] train_end / validation_end before the data\'s end (or use method = "fraction"), '
         "or train with --no-evaluate"
     )
-    if not rows:
-        raise MarketlakeError(f"the lake at {root} has no test period: nothing to evaluate a run on; {fix}")
-    start_at, end_at, n = rows[0]
-    if not n:
-        raise MarketlakeError(
-            f"the test period ({start_at.astimezone(dt.UTC):%Y-%m-%d %H:%M} .. "
-            f"{end_at.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC) holds no {of}: a run "
-            f"would train in full and have nothing to be judged on; {fix}"
-        )
+    if problem.endswith("has no test period"):
+        raise MarketlakeError(f"{problem}: nothing to evaluate a run on; {fix}")
+    raise MarketlakeError(f"{problem}: a run would train in full and have nothing to be judged on; {fix}")
 
 
 def train_eligibility(root: Path, settings: Settings, interval: str, wanted: list[str] | None) -> Eligibility:
@@ -249,6 +269,88 @@ def train_eligibility(root: Path, settings: Settings, interval: str, wanted: lis
             f"nothing to train on: no {interval} symbol is eligible in the train period ({why})"
         )
     return Eligibility(used, skipped)
+
+
+@dataclass(frozen=True)
+class PeriodCount:
+    """A period's bounds (UTC) and how many bars of the training symbols and interval it holds."""
+
+    name: str
+    start_at: dt.datetime
+    end_at: dt.datetime
+    bars: int
+
+
+def train_period_counts(
+    root: Path, settings: Settings, interval: str, symbols: list[str]
+) -> dict[str, PeriodCount]:
+    """The train and validation periods with their bars of `symbols` at `interval` (sql/rl/train_periods.sql);
+    the test period is not counted (training never reads it)."""
+    import lake
+    from lake.connect import views_needed
+
+    sql = (sql_dir() / "rl" / "train_periods.sql").read_text(encoding="utf-8")
+
+    def read() -> list[tuple[Any, ...]]:
+        con = lake.connect(root, read_only=True, settings=settings, views=views_needed([sql]))
+        try:
+            return con.execute(sql, {"interval": interval, "symbols": symbols}).fetchall()
+        finally:
+            con.close()
+
+    return {
+        str(n): PeriodCount(str(n), a.astimezone(dt.UTC), b.astimezone(dt.UTC), int(c))
+        for n, a, b, c in lake.consistent(root, read)
+    }
+
+
+def _span(minutes: float) -> str:
+    if minutes >= 1440 and minutes % 1440 == 0:
+        return f"{minutes / 1440:g} day(s)"
+    return f"{minutes:g} minute(s)"
+
+
+def split_fix(settings: Settings) -> str:
+    """What to change when a period falls where the training symbols have no bar."""
+    if settings.split_method == "date":
+        return "move [splits] train_end / validation_end so that each period holds bars"
+    return (
+        "fraction splits cut the lake's range by time, and on a stock lake a short period can fall outside "
+        'the trading sessions (overnight): use [splits] method = "date" with train_end and validation_end'
+    )
+
+
+def period_warnings(
+    periods: Mapping[str, PeriodCount], settings: Settings, interval: str, symbols: list[str]
+) -> list[str]:
+    """The warnings a run's periods call for, one line each: an embargo between train and validation
+    shorter than one bar of `interval` (it is counted in bars of the lake's shortest interval, so a lake that
+    also holds minute bars gives a daily model minutes), and a validation period with no bar of `symbols`."""
+    out: list[str] = []
+    train, val = periods.get("train"), periods.get("validation")
+    bar_minutes = INTERVAL_MINUTES.get(interval, 1)
+    if train is not None and val is not None and val.end_at > val.start_at:
+        gap = (val.start_at - train.end_at).total_seconds() / 60
+        if gap < bar_minutes:
+            how = (
+                f"[splits] embargo_days = {settings.embargo_days}"
+                if settings.embargo_days is not None
+                else f"[splits] embargo_bars = {settings.embargo_bars} bars of the lake's shortest interval"
+            )
+            days = max(1, math.ceil(settings.embargo_bars * bar_minutes / 1440))
+            out.append(
+                f"the embargo between the train and validation periods is {_span(gap)} ({how}), shorter than "
+                f"one {interval} bar: the last train bar and the first validation bar can be consecutive, and "
+                f"the validation bars' features reach back into train; set [splits] embargo_days = {days} "
+                f"({settings.embargo_bars} {interval} bars)"
+            )
+    if val is not None and val.bars == 0:
+        out.append(
+            f"the validation period ({val.start_at:%Y-%m-%d %H:%M} .. {val.end_at:%Y-%m-%d %H:%M} UTC) holds "
+            f"no {interval} bar of {', '.join(symbols)}: no model can be chosen on it, the last checkpoint "
+            f"is kept as the chosen one; {split_fix(settings)}"
+        )
+    return out
 
 
 def _iso(us: int) -> str:
@@ -565,7 +667,19 @@ def train(
     elig = train_eligibility(root, settings, opts.interval, opts.symbols)
     say(f"symbols ({opts.interval}): {', '.join(elig.used)}")
     for symbol, why in elig.skipped.items():
-        say(f"skipped {symbol}: {why}")
+        if opts.symbols is not None:  # asked for by name: the run is not the one asked for
+            log.warning(
+                "skipped %s (asked for by name): %s; the run trains on %s only",
+                symbol,
+                why,
+                ", ".join(elig.used),
+            )
+        else:
+            say(f"skipped {symbol}: {why}")
+    periods = train_period_counts(root, settings, opts.interval, elig.used)
+    for note in period_warnings(periods, settings, opts.interval, elig.used):
+        log.warning(note)
+    val_said = "validation" in periods and periods["validation"].bars == 0  # its warning is given
     # eligibility is decided above: the periods are read without asking it again
     train_data = load_period(
         root, settings, elig.used, opts.interval, "train", say=say, config=env_cfg, warn_ineligible=False
@@ -648,10 +762,11 @@ def train(
     policy = greedy_policy(learner.agent, device)
     can_validate = val_data is not None and val_data.n_rows > 0
     if not can_validate:
-        say("validation period is empty: the last checkpoint is kept as the chosen one")
+        if not val_said:
+            log.warning("validation period is empty: the last checkpoint is kept as the chosen one")
     elif val_data is not None and decision_steps(val_data, env_cfg) == 0:
         can_validate = False
-        say(
+        log.warning(
             f"validation period: none of its {val_data.n_rows} bars has {env_cfg.window} rows of history in its "
             "segment and a next bar to fill at, so no model can be scored on it: the last checkpoint is kept as "
             "the chosen one (lower train.window, or give validation more data)"

@@ -18,7 +18,7 @@ import pytest
 from rl import runlog
 from rl.mirror import SupabaseTarget, mirror_run, outbox_dir, pending, sync_outbox
 from tests.integration.supabase_stub import Postgres, PostgrestStub, free_port, postgrest, supabase_roles
-from tests.secrets_canary import CANARIES, assert_no_leak, canaries, run_callable
+from tests.secrets_canary import CANARIES, assert_no_leak, canaries, run_callable, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -215,3 +215,34 @@ def test_a_corrupt_outbox_file_is_named_and_kept(
     assert (counts.sent, counts.failed, counts.waiting) == (0, 1, 1)
     assert any("broken.json" in s for s in said) and bad.exists()
     shutil.rmtree(outbox_dir(lake_root))
+
+
+URL_CANARY = "PWCANARY77"
+
+
+@pytest.mark.parametrize("level", ["DEBUG", "INFO"])
+def test_the_supabase_url_and_its_password_never_reach_a_log_line(
+    monkeypatch: pytest.MonkeyPatch, lake_root: Path, stub: PostgrestStub, level: str
+) -> None:
+    """SUPABASE_URL is a secret (README, Configuration): with a password in it, `runs sync` at any log level
+    lets neither the URL nor its password out, from our lines or from httpx's request line."""
+    from click.testing import CliRunner
+
+    from rl.mirror import queue_row
+
+    host = stub.url.removeprefix("http://")
+    secret_url = f"http://usr:{URL_CANARY}@{host}"
+    rec = runlog.start_run(lake_root, "train", {}, run_id="r-url")
+    queue_row(lake_root, rec.to_json())
+    with canaries(monkeypatch):
+        monkeypatch.setenv("SUPABASE_URL", secret_url)
+        cap = run_cli(CliRunner(), ["--lake", str(lake_root), "--log-level", level, "runs", "sync"])
+    assert [s.method for s in stub.seen] == ["POST"], cap.stderr  # the request was made (not vacuous)
+    for where, text in cap.texts().items():
+        assert URL_CANARY not in text, f"{where}: {text}"
+        assert secret_url not in text and f"usr:{URL_CANARY}" not in text, f"{where}: {text}"
+    assert_no_leak(cap, lake_root)
+    if level == "DEBUG":
+        assert "HTTP Request: POST ***/rest/v1/" in cap.stderr, cap.stderr  # the line, the URL masked
+    else:
+        assert "HTTP Request" not in cap.stderr, cap.stderr  # httpx's request line only at DEBUG

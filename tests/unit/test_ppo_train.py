@@ -301,17 +301,22 @@ def test_the_learner_beats_buy_and_hold_with_a_leak_and_a_broken_one_does_not(sm
     assert broken < hold + 0.6 * (best - hold), (broken, hold, best)
 
 
-def test_an_empty_validation_period_keeps_the_last_checkpoint(small_lake: Path, tmp_path: Path) -> None:
+def test_an_empty_validation_period_keeps_the_last_checkpoint(
+    small_lake: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     day = START.date()
     # an embargo of a whole day right after train leaves the validation period empty
     s = Settings(
         split_method="date", train_end=day, validation_end=day + dt.timedelta(days=1), embargo_days=1
     )
     said: list[str] = []
-    result = train(small_lake, s, TINY, runs_dir=tmp_path / "runs", say=said.append)
+    with caplog.at_level("WARNING", logger="marketlake.train"):
+        result = train(small_lake, s, TINY, runs_dir=tmp_path / "runs", say=said.append)
     assert result.status == "finished", said
     assert any(x.startswith("validation: the validation period") for x in said), said
-    assert any("validation period is empty" in x for x in said), said
+    # a fact that changes the run: a warning (shown even with --quiet), not progress
+    warned = [r.getMessage() for r in caplog.records if r.name == "marketlake.train"]
+    assert any("validation period" in w and "the last checkpoint is kept" in w for w in warned), warned
     assert result.best_checkpoint is not None and result.best_checkpoint.is_file()
     assert set(read_run(result.run_dir)["periods"]) == {"train"}
 
@@ -336,12 +341,16 @@ def test_a_ctrl_c_just_after_best_pt_was_replaced_records_what_best_pt_holds(
     assert result.best_checkpoint is not None and result.best_checkpoint.name == "best.pt"
 
 
-def test_a_validation_period_no_model_can_be_scored_on_is_said(small_lake: Path, tmp_path: Path) -> None:
+def test_a_validation_period_no_model_can_be_scored_on_is_said(
+    small_lake: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     said: list[str] = []
     # a window longer than any run of validation bars: no decision bar there (train still has room)
-    result = run_tiny(small_lake, tmp_path / "runs", overrides={"window": 500}, say=said.append)
+    with caplog.at_level("WARNING", logger="marketlake.train"):
+        result = run_tiny(small_lake, tmp_path / "runs", overrides={"window": 500}, say=said.append)
     assert result.status == "finished"
-    text = "\n".join(said)
+    # no model choice changes the run: a warning (shown even with --quiet), not progress
+    text = "\n".join(r.getMessage() for r in caplog.records if r.name == "marketlake.train")
     assert "no model can be scored on it: the last checkpoint is kept" in text, text
     assert result.best_iteration == TINY["num_iterations"]
 

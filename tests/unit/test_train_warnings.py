@@ -1,0 +1,166 @@
+"""What changes a training run's experiment is a warning on stderr, shown even with `-q` (which hides
+progress, never facts): a symbol asked for by name (--symbols or [train] symbols) and skipped, a validation
+period holding no bar of the training symbols (fraction splits on a stock minute lake can put it overnight),
+no model choice on validation, and an embargo shorter than one bar of the training interval (the embargo is
+counted in bars of the lake's shortest interval: a lake that also holds minute bars gives a daily model
+minutes)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cli import cli
+from ingest import csv as csv_ingest
+from ingest.common import RunContext
+from lake.config import Settings
+from tests.conftest import SPY_DAILY_SAMPLE
+from tests.unit.test_ppo_train import TINY, build_lake
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+SPX_MINUTES = SAMPLES / "SP500_NOV2019_IDay.csv"
+TINY_TOML = "\n".join(f"{k} = {json.dumps(v)}" for k, v in TINY.items())
+
+
+def _ingest(root: Path, path: Path, symbol: str, interval: str, tz: str | None) -> None:
+    summary = csv_ingest.run(RunContext(root, Settings(), quiet=True), path, symbol, interval, tz)
+    assert summary.ok, summary.errors
+
+
+@pytest.fixture(scope="module")
+def crypto_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("warn") / "lake"
+    build_lake(root)  # 1m bars of BTCUSDT, ETHUSDT (eligible) and SOLUSDT (too short)
+    return root
+
+
+@pytest.fixture(scope="module")
+def spx_minute_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One New York session of SPX minutes (2019-11-07), nothing else."""
+    root = tmp_path_factory.mktemp("spx") / "lake"
+    _ingest(root, SPX_MINUTES, "SPX", "1m", "America/New_York")
+    return root
+
+
+@pytest.fixture(scope="module")
+def daily_and_minute_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """SPY daily bars 2008-2017 and one session of SPX minutes: the lake's shortest interval is 1m."""
+    root = tmp_path_factory.mktemp("mixed") / "lake"
+    _ingest(root, SPY_DAILY_SAMPLE, "SPY", "1d", None)
+    _ingest(root, SPX_MINUTES, "SPX", "1m", "America/New_York")
+    return root
+
+
+def _train(runner: CliRunner, root: Path, config: Path, tmp_path: Path, *args: str) -> tuple[int, str, str]:
+    r = runner.invoke(
+        cli,
+        [
+            "--lake",
+            str(root),
+            "--config",
+            str(config),
+            "-q",
+            "train",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            *args,
+        ],
+    )
+    return r.exit_code, r.stdout, r.stderr
+
+
+def _warnings(stderr: str) -> list[str]:
+    return [ln for ln in stderr.splitlines() if ln.startswith("WARNING marketlake.train: ")]
+
+
+@pytest.mark.parametrize("how", ["--symbols", "[train] symbols"])
+def test_a_symbol_asked_for_and_skipped_is_a_warning_even_with_quiet(
+    runner: CliRunner, crypto_lake: Path, tmp_path: Path, how: str
+) -> None:
+    config = tmp_path / "c.toml"
+    asked = ["BTCUSDT", "SOLUSDT"]
+    if how == "--symbols":
+        config.write_text(f"[train]\n{TINY_TOML}\n")
+        args = ["--symbols", ",".join(asked)]
+    else:
+        config.write_text(f"[train]\n{TINY_TOML}\nsymbols = {json.dumps(asked)}\n")
+        args = []
+    code, out, err = _train(runner, crypto_lake, config, tmp_path, "--no-evaluate", *args)
+    assert code == 0, out + err
+    (line,) = [w for w in _warnings(err) if "SOLUSDT" in w]
+    assert "skipped SOLUSDT (asked for by name)" in line and "min_bars_per_symbol" in line, err
+    assert "trains on BTCUSDT only" in line, err
+
+
+def test_a_symbol_skipped_from_every_eligible_one_stays_progress(
+    runner: CliRunner, crypto_lake: Path, tmp_path: Path
+) -> None:
+    """No symbol asked for: the run is every eligible symbol, and the ineligible are said as progress."""
+    config = tmp_path / "c.toml"
+    config.write_text(f"[train]\n{TINY_TOML}\n")
+    code, out, err = _train(runner, crypto_lake, config, tmp_path, "--no-evaluate")
+    assert code == 0, out + err
+    assert "SOLUSDT" not in err, err
+
+
+def test_an_empty_validation_period_is_a_warning_even_with_quiet(
+    runner: CliRunner, crypto_lake: Path, tmp_path: Path
+) -> None:
+    """An embargo of a whole day right after train leaves the two-day lake's validation period empty."""
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'[train]\n{TINY_TOML}\n[splits]\nmethod = "date"\ntrain_end = 2024-03-01\nvalidation_end = 2024-03-02\n'
+        "embargo_days = 1\n"
+    )
+    code, out, err = _train(runner, crypto_lake, config, tmp_path, "--no-evaluate")
+    assert code == 0, out + err
+    (line,) = [w for w in _warnings(err) if "validation period" in w]
+    assert line.startswith("WARNING marketlake.train: the validation period (2024-03-03 00:00 .. "), err
+    assert "holds no 1m bar of BTCUSDT, ETHUSDT" in line and "the last checkpoint is kept" in line, err
+    assert "train_end / validation_end" in line, err
+    # the test period is empty too: --no-evaluate trains, and says that evaluate will have nothing
+    (test,) = [w for w in _warnings(err) if "test period" in w]
+    assert "the test period (2024-03-03 00:00 .. 2024-03-03 00:00 UTC) holds no 1m bar: " in test, err
+    assert "`marketlake evaluate` will have nothing to judge this run on" in test, err
+
+
+def test_fraction_splits_that_put_validation_overnight_warn_and_suggest_date_splits(
+    runner: CliRunner, spx_minute_lake: Path, tmp_path: Path
+) -> None:
+    """A one-session stock minute lake: the fraction splits' validation period falls between the session's
+    close and the next day, where no bar is; said even with -q, with the period and the fix."""
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'[data]\nmin_bars_per_symbol = 100\n[train]\n{TINY_TOML}\nsymbols = ["SPX"]\ninterval = "1m"\n'
+    )
+    code, out, err = _train(runner, spx_minute_lake, config, tmp_path, "--no-evaluate")
+    assert code == 0, out + err
+    (line,) = _warnings(err)
+    assert (
+        "the validation period (2019-11-07 21:03 .. 2019-11-08 08:31 UTC) holds no 1m bar of SPX" in line
+    ), err
+    assert 'method = "date"' in line and "overnight" in line, err
+
+
+def test_an_embargo_shorter_than_one_bar_of_the_training_interval_warns(
+    runner: CliRunner, daily_and_minute_lake: Path, tmp_path: Path
+) -> None:
+    """A daily model on a lake that also holds minute bars: the default embargo is 60 minutes, less than one
+    daily bar, so the last train bar and the first validation bar are consecutive days: said even with -q,
+    naming the setting to raise; with embargo_days set to it, nothing is said."""
+    config = tmp_path / "c.toml"
+    body = f'[train]\n{TINY_TOML}\nsymbols = ["SPY"]\ninterval = "1d"\n'
+    config.write_text(body)
+    code, out, err = _train(runner, daily_and_minute_lake, config, tmp_path, "--no-evaluate")
+    assert code == 0, out + err
+    (line,) = [w for w in _warnings(err) if "embargo" in w]  # (SPY ends before the test period: said too)
+    assert "the embargo between the train and validation periods is 60 minute(s)" in line, err
+    assert "shorter than one 1d bar" in line and "set [splits] embargo_days = 60" in line, err
+
+    config.write_text(body + "[splits]\nembargo_days = 60\n")
+    code, out, err = _train(runner, daily_and_minute_lake, config, tmp_path, "--no-evaluate")
+    assert code == 0, out + err
+    assert [w for w in _warnings(err) if "embargo" in w] == [], err
