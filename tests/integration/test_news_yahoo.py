@@ -261,3 +261,20 @@ def test_cli_refuses_hostile_symbols(
     assert not (lake_root / "datasets" / "news").exists() or not list(
         (lake_root / "datasets" / "news").glob("symbol=AAPL")
     )
+
+
+def test_share_class_is_asked_in_yahoo_spelling_and_stored_under_the_lake_symbol(lake_root: Path) -> None:
+    # Yahoo spells share classes with a dash (BRK-B), the lake with a dot (BRK.B), as the price ingest does
+    adapter = ReplayAdapter(
+        news={
+            "BRK-B": [
+                Reply(200, ncp_body([new_item("brk-1", "Berkshire buys more", "2025-05-10T12:00:00Z")]))
+            ],
+            "BRK.B": [Reply(200, ncp_body([new_item("brk-2", "served for BRK.B", "2025-05-10T12:00:00Z")]))],
+        }
+    )
+    s = news.run(ctx_for(lake_root), ["BRK.B"], session=replay_session(adapter), now=RUN1, limiter=no_wait())
+    assert s.ok, s.errors
+    assert [b["serviceConfig"]["s"] for _, b in adapter.news_requests()] == [["BRK-B"]]
+    assert [(r["symbol"], r["id"]) for r in rows(lake_root)] == [("BRK.B", "brk-1")]
+    assert s.of("BRK.B").rows_landed == 1 and list(s.symbols) == ["BRK.B"]
