@@ -459,9 +459,13 @@ def _get(
 
 
 def _fetch_splits(client: YahooClient, cache: RawCache, symbol: str, first: dt.date, now: dt.datetime) -> str:
-    """The cache relpath of a response listing `symbol`'s splits from `first` to now (one per UTC day)."""
+    """The cache relpath of a response listing `symbol`'s splits from `first` to now, fetched once per run
+    (keyed by the run's `now`) and only when a window is fetched: the split events read with a window's
+    response are never older than the run that fetched it. A per-day key let a window fetched again in the
+    evening (not final yet) be read with the morning's split events: if Yahoo had meanwhile listed a split
+    and adjusted the history for it, adjusted prices landed over what traded."""
     period1 = _midnight(first)
-    relpath = f"{symbol}/splits/{period1}-{now.astimezone(dt.UTC).date().isoformat()}.json"
+    relpath = f"{symbol}/splits/{period1}-{now.astimezone(dt.UTC).strftime('%Y%m%dT%H%M%S%fZ')}.json"
     if cache.get(relpath) is None:
         params = {
             "period1": str(period1),
