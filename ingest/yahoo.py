@@ -193,6 +193,8 @@ class Parsed:
     rejected: list[dict[str, Any]] = field(default_factory=list)
     null_rows: int = 0
     not_final: int = 0
+    live_rows: int = 0
+    """Yahoo's live row, merged into its day (1d) or dropped (1m), as yfinance treats it: never a bar."""
     instrument_type: str | None = None
 
 
@@ -238,6 +240,46 @@ def _splits(events: Any, tz: ZoneInfo) -> list[Split]:
         )
         out.append(Split(day, float(num) / float(den) if ok else None, raw))
     return out
+
+
+def _live_row(
+    stamps: list[Any], cols: dict[str, list[Any]], interval: str, tz: ZoneInfo, lo: int, hi: int
+) -> tuple[int | None, int | None]:
+    """(index of Yahoo's live row, index of the row it updates) in a chart response, as yfinance reads it
+    (`yfinance.utils.fix_Yahoo_returning_live_separate`): Yahoo appends the live quote as the last row.
+
+    - 1d: when the last two rows fall on the same exchange-local day, the last is that day's live row: it
+      replaces the day's row (its values, which Yahoo updates, e.g. a slightly larger volume), as yfinance
+      keeps the last and drops the other; the day keeps its regular stamp (the earlier row's). A live row
+      whose values are not a valid bar updates nothing (the day's row keeps its own values).
+    - 1m: a last row off the minute boundary is the live quote, not a bar: dropped (yfinance folds it into
+      the interval it falls in; the lake lands the bars as served and a later run's response replaces them).
+
+    (None, None) when there is no live row. Either way it is never stored, nor rejected: rejected, it would
+    stay in bars_rejected under the name of a window whose end moves every day, never replaced."""
+    if not stamps or not isinstance(stamps[-1], int) or isinstance(stamps[-1], bool):
+        return None, None
+    last = len(stamps) - 1
+    if interval == "1m":
+        return (last, None) if stamps[last] % 60 else (None, None)
+    prev = last - 1
+    t_prev, t_last = (stamps[prev], stamps[last]) if prev >= 0 else (None, None)
+    if not isinstance(t_prev, int) or isinstance(t_prev, bool) or not isinstance(t_last, int):
+        return None, None
+    if not (t_prev < t_last and lo <= t_last < hi):
+        return None, None
+
+    def day(t: int) -> dt.date:
+        return dt.datetime.fromtimestamp(t, dt.UTC).astimezone(tz).date()
+
+    if day(t_prev) != day(t_last):
+        return None, None
+    try:
+        vals = [_value(k, cols[k][last], positive=k != "volume") for k in cols]
+    except ValueError:
+        return last, None
+    o, h, low, c, v = vals
+    return (last, prev) if ohlcv_problem((o, h, low, c, v)) is None else (last, None)
 
 
 def parse_chart(
@@ -297,9 +339,16 @@ def parse_chart(
     # are not this window's bars
     lo, hi = _midnight(window.first), min(_midnight(window.last + dt.timedelta(days=1)), window.period2)
     seen: dict[dt.datetime, int] = {}
+    live, updated = _live_row(stamps, cols, interval, tz, lo, hi)
     for i, t in enumerate(stamps):
-        raw = {"timestamp": t, **{k: cols[k][i] for k in cols}}
-        vals = [cols[k][i] for k in cols]
+        if i == live:
+            out.live_rows += 1
+            continue
+        src = live if i == updated and live is not None else i  # the day's row takes its live row's values
+        raw = {"timestamp": t, **{k: cols[k][src] for k in cols}}
+        if src != i:
+            raw["values_from_live_row_at"] = stamps[src]
+        vals = [cols[k][src] for k in cols]
         if all(v is None for v in vals):
             out.null_rows += 1
             continue
@@ -330,16 +379,16 @@ def parse_chart(
             continue
         if not lo <= t < hi:
             continue  # outside the requested days (Yahoo may add a row): not ours to judge
-        missing = [k for k in cols if cols[k][i] is None]
+        missing = [k for k in cols if cols[k][src] is None]
         if missing:
             reject(f"missing field {', '.join(missing)}")
             continue
         try:
-            o = _value("open", cols["open"][i], positive=True)
-            h = _value("high", cols["high"][i], positive=True)
-            low = _value("low", cols["low"][i], positive=True)
-            c = _value("close", cols["close"][i], positive=True)
-            v = _value("volume", cols["volume"][i], positive=False)
+            o = _value("open", cols["open"][src], positive=True)
+            h = _value("high", cols["high"][src], positive=True)
+            low = _value("low", cols["low"][src], positive=True)
+            c = _value("close", cols["close"][src], positive=True)
+            v = _value("volume", cols["volume"][src], positive=False)
         except ValueError as exc:
             reject(str(exc))
             continue
