@@ -22,6 +22,7 @@ from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pyarrow.compute as pc
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from ingest.common import (
@@ -40,7 +41,7 @@ from ingest.sessions import land
 from ingest.stamping import AFTER_HOURS, ETFS, StampError, asset_class, stamp_daily
 from lake.errors import MarketlakeError
 from lake.schemas import BARS, BARS_REJECTED
-from lake.writer import LakeWriter
+from lake.writer import DATA_FILE, LakeWriter, partition_dir, partition_intact, read_partition
 
 SOURCE = "yahoo"
 CHART_URL = "https://query2.finance.yahoo.com/v8/finance/chart/{symbol}"
@@ -599,16 +600,59 @@ def _land(
     for r in parsed.rejected:
         anchor = r["ts"] or dt.datetime.fromtimestamp(win.period1, dt.UTC)
         rejected_by_period[bar_period(interval, anchor)].append(r)
-    for period, rej in sorted(rejected_by_period.items()):
-        replace_file_rows(
-            w,
-            BARS_REJECTED,
-            {"source": SOURCE, "period": period},
-            source_file,
-            dataset_table(BARS_REJECTED, rej, {}),
-            the_input,
-            only_symbols={symbol},
-        )
+    # Every period the window's days touch is visited, even with nothing rejected now: this response judged
+    # all of the window's rows again, so what an earlier version of the window rejected (this file's name,
+    # or a shorter window from the same first day: a window ending today is named by its end, which moves
+    # every day) is replaced, never left behind as a rejection of a bar that has since landed.
+    days = (win.first + dt.timedelta(days=k) for k in range((win.last - win.first).days + 1))
+    periods = {bar_period(interval, dt.datetime.combine(d, dt.time(0), dt.UTC)) for d in days}
+    for period in sorted(periods | set(rejected_by_period)):
+        part = {"source": SOURCE, "period": period}
+        there = _rejection_files(w, part, symbol)
+        for older in sorted(f for f in there if _earlier_version(f, source_file)):
+            replace_file_rows(
+                w, BARS_REJECTED, part, older, dataset_table(BARS_REJECTED, [], {}), the_input,
+                only_symbols={symbol},
+            )  # fmt: skip
+        rej = rejected_by_period.get(period, [])
+        if rej or source_file in there:
+            replace_file_rows(
+                w,
+                BARS_REJECTED,
+                part,
+                source_file,
+                dataset_table(BARS_REJECTED, rej, {}),
+                the_input,
+                only_symbols={symbol},
+            )
+
+
+def _rejection_files(w: LakeWriter, partition: dict[str, str], symbol: str) -> set[str]:
+    """The source files of `symbol`'s rows in a bars_rejected partition (none if it is missing or broken:
+    `replace_file_rows` then starts it afresh)."""
+    target_dir = partition_dir(w.paths, BARS_REJECTED, partition)
+    target = target_dir / DATA_FILE
+    if not target.exists() or not partition_intact(target_dir):
+        return set()
+    t = read_partition(target, BARS_REJECTED).select(["symbol", "source_file"])
+    mine = t.filter(pc.equal(t.column("symbol"), symbol))
+    return {f for f in mine.column("source_file").to_pylist() if isinstance(f, str)}
+
+
+def _window_name(source_file: str) -> tuple[str, int] | None:
+    """(`yahoo:{symbol}/{interval}/{period1}-`, end) of a window's source file name; None for another."""
+    stem, sep, tail = source_file.rpartition("-")
+    end = tail.removesuffix(".json")
+    if not sep or not stem.startswith(f"{SOURCE}:") or not end.isdigit() or tail == end:
+        return None
+    return stem + sep, int(end)
+
+
+def _earlier_version(other: str, source_file: str) -> bool:
+    """Whether `other` names a window from the same first day as `source_file`'s, ending before it: its days
+    are all among this window's, which the current response judged again."""
+    a, b = _window_name(other), _window_name(source_file)
+    return a is not None and b is not None and a[0] == b[0] and a[1] < b[1]
 
 
 def run(
