@@ -20,14 +20,25 @@ from lake.paths import parse_symbols, validate_symbol
 # --- ingest --------------------------------------------------------------------------------------------
 
 
-def _finish(summaries: Sequence[Any], run: Any) -> None:
+def _per_source(summaries: Sequence[Any]) -> list[Any]:
+    """One summary per source, in first-seen order: several of one source (the demo's four files) merged
+    into one table; a source's only summary kept as it is, with its own table (news: articles seen, already
+    known, title changed)."""
     from ingest.common import IngestSummary
+
+    by_source: dict[str, list[Any]] = {}
+    for s in summaries:
+        by_source.setdefault(s.source, []).append(s)
+    return [group[0] if len(group) == 1 else IngestSummary.merged(group)[0] for group in by_source.values()]
+
+
+def _finish(summaries: Sequence[Any], run: Any) -> None:
     from lake.context import stderr_console
 
     out = stderr_console()
     failed = False
     run.say(f"lake: {run.root}")  # which lake (a command run from another folder makes one at ./data/lake)
-    for s in IngestSummary.merged(summaries):  # one table per source (the demo's four files: one)
+    for s in _per_source(summaries):
         if not run.quiet:
             out.print(s.table())
         for note in s.notes:

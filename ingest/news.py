@@ -33,7 +33,7 @@ from ingest.common import IngestSummary, RawCache, RunContext, progress_bar
 from ingest.ratelimit import YAHOO_LIMITER, RateLimiter
 from ingest.sentiment import score
 from ingest.sessions import land
-from ingest.yahoo import Unreachable, require_reachable
+from ingest.yahoo import Unreachable, require_reachable, yahoo_symbol
 from lake.context import plain
 from lake.errors import InvalidName, MarketlakeError
 from lake.paths import LakePaths, validate_symbol
@@ -291,7 +291,8 @@ def fetch_yahoo_news(
     count: int = YAHOO_NEWS_COUNT,
 ) -> list[Any]:
     """The raw news items Yahoo serves for `symbol`, through yfinance (`session`: a requests or curl_cffi
-    session, None for yfinance's own). Rate-limited; a rate-limit error is retried with back-off."""
+    session, None for yfinance's own). Rate-limited; a rate-limit error is retried with back-off.
+    Yahoo is asked for its own spelling (BRK-B for the lake's BRK.B, as the price ingest asks)."""
     import yfinance as yf
     from yfinance.exceptions import YFRateLimitError
 
@@ -304,7 +305,7 @@ def fetch_yahoo_news(
         yf_log = logging.getLogger("yfinance")
         yf_log.addHandler(handler)
         try:
-            items = yf.Ticker(symbol, session=session).get_news(count=count, tab="news")
+            items = yf.Ticker(yahoo_symbol(symbol), session=session).get_news(count=count, tab="news")
         finally:
             yf_log.removeHandler(handler)
         if handler.messages:

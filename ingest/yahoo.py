@@ -22,6 +22,7 @@ from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pyarrow.compute as pc
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from ingest.common import (
@@ -40,7 +41,7 @@ from ingest.sessions import land
 from ingest.stamping import AFTER_HOURS, ETFS, StampError, asset_class, stamp_daily
 from lake.errors import MarketlakeError
 from lake.schemas import BARS, BARS_REJECTED
-from lake.writer import LakeWriter
+from lake.writer import DATA_FILE, LakeWriter, partition_dir, partition_intact, read_partition
 
 SOURCE = "yahoo"
 CHART_URL = "https://query2.finance.yahoo.com/v8/finance/chart/{symbol}"
@@ -193,6 +194,8 @@ class Parsed:
     rejected: list[dict[str, Any]] = field(default_factory=list)
     null_rows: int = 0
     not_final: int = 0
+    live_rows: int = 0
+    """Yahoo's live row, merged into its day (1d) or dropped (1m), as yfinance treats it: never a bar."""
     instrument_type: str | None = None
 
 
@@ -238,6 +241,46 @@ def _splits(events: Any, tz: ZoneInfo) -> list[Split]:
         )
         out.append(Split(day, float(num) / float(den) if ok else None, raw))
     return out
+
+
+def _live_row(
+    stamps: list[Any], cols: dict[str, list[Any]], interval: str, tz: ZoneInfo, lo: int, hi: int
+) -> tuple[int | None, int | None]:
+    """(index of Yahoo's live row, index of the row it updates) in a chart response, as yfinance reads it
+    (`yfinance.utils.fix_Yahoo_returning_live_separate`): Yahoo appends the live quote as the last row.
+
+    - 1d: when the last two rows fall on the same exchange-local day, the last is that day's live row: it
+      replaces the day's row (its values, which Yahoo updates, e.g. a slightly larger volume), as yfinance
+      keeps the last and drops the other; the day keeps its regular stamp (the earlier row's). A live row
+      whose values are not a valid bar updates nothing (the day's row keeps its own values).
+    - 1m: a last row off the minute boundary is the live quote, not a bar: dropped (yfinance folds it into
+      the interval it falls in; the lake lands the bars as served and a later run's response replaces them).
+
+    (None, None) when there is no live row. Either way it is never stored, nor rejected: rejected, it would
+    stay in bars_rejected under the name of a window whose end moves every day, never replaced."""
+    if not stamps or not isinstance(stamps[-1], int) or isinstance(stamps[-1], bool):
+        return None, None
+    last = len(stamps) - 1
+    if interval == "1m":
+        return (last, None) if stamps[last] % 60 else (None, None)
+    prev = last - 1
+    t_prev, t_last = (stamps[prev], stamps[last]) if prev >= 0 else (None, None)
+    if not isinstance(t_prev, int) or isinstance(t_prev, bool) or not isinstance(t_last, int):
+        return None, None
+    if not (t_prev < t_last and lo <= t_last < hi):
+        return None, None
+
+    def day(t: int) -> dt.date:
+        return dt.datetime.fromtimestamp(t, dt.UTC).astimezone(tz).date()
+
+    if day(t_prev) != day(t_last):
+        return None, None
+    try:
+        vals = [_value(k, cols[k][last], positive=k != "volume") for k in cols]
+    except ValueError:
+        return last, None
+    o, h, low, c, v = vals
+    return (last, prev) if ohlcv_problem((o, h, low, c, v)) is None else (last, None)
 
 
 def parse_chart(
@@ -297,9 +340,16 @@ def parse_chart(
     # are not this window's bars
     lo, hi = _midnight(window.first), min(_midnight(window.last + dt.timedelta(days=1)), window.period2)
     seen: dict[dt.datetime, int] = {}
+    live, updated = _live_row(stamps, cols, interval, tz, lo, hi)
     for i, t in enumerate(stamps):
-        raw = {"timestamp": t, **{k: cols[k][i] for k in cols}}
-        vals = [cols[k][i] for k in cols]
+        if i == live:
+            out.live_rows += 1
+            continue
+        src = live if i == updated and live is not None else i  # the day's row takes its live row's values
+        raw = {"timestamp": t, **{k: cols[k][src] for k in cols}}
+        if src != i:
+            raw["values_from_live_row_at"] = stamps[src]
+        vals = [cols[k][src] for k in cols]
         if all(v is None for v in vals):
             out.null_rows += 1
             continue
@@ -330,16 +380,16 @@ def parse_chart(
             continue
         if not lo <= t < hi:
             continue  # outside the requested days (Yahoo may add a row): not ours to judge
-        missing = [k for k in cols if cols[k][i] is None]
+        missing = [k for k in cols if cols[k][src] is None]
         if missing:
             reject(f"missing field {', '.join(missing)}")
             continue
         try:
-            o = _value("open", cols["open"][i], positive=True)
-            h = _value("high", cols["high"][i], positive=True)
-            low = _value("low", cols["low"][i], positive=True)
-            c = _value("close", cols["close"][i], positive=True)
-            v = _value("volume", cols["volume"][i], positive=False)
+            o = _value("open", cols["open"][src], positive=True)
+            h = _value("high", cols["high"][src], positive=True)
+            low = _value("low", cols["low"][src], positive=True)
+            c = _value("close", cols["close"][src], positive=True)
+            v = _value("volume", cols["volume"][src], positive=False)
         except ValueError as exc:
             reject(str(exc))
             continue
@@ -459,9 +509,13 @@ def _get(
 
 
 def _fetch_splits(client: YahooClient, cache: RawCache, symbol: str, first: dt.date, now: dt.datetime) -> str:
-    """The cache relpath of a response listing `symbol`'s splits from `first` to now (one per UTC day)."""
+    """The cache relpath of a response listing `symbol`'s splits from `first` to now, fetched once per run
+    (keyed by the run's `now`) and only when a window is fetched: the split events read with a window's
+    response are never older than the run that fetched it. A per-day key let a window fetched again in the
+    evening (not final yet) be read with the morning's split events: if Yahoo had meanwhile listed a split
+    and adjusted the history for it, adjusted prices landed over what traded."""
     period1 = _midnight(first)
-    relpath = f"{symbol}/splits/{period1}-{now.astimezone(dt.UTC).date().isoformat()}.json"
+    relpath = f"{symbol}/splits/{period1}-{now.astimezone(dt.UTC).strftime('%Y%m%dT%H%M%S%fZ')}.json"
     if cache.get(relpath) is None:
         params = {
             "period1": str(period1),
@@ -546,16 +600,59 @@ def _land(
     for r in parsed.rejected:
         anchor = r["ts"] or dt.datetime.fromtimestamp(win.period1, dt.UTC)
         rejected_by_period[bar_period(interval, anchor)].append(r)
-    for period, rej in sorted(rejected_by_period.items()):
-        replace_file_rows(
-            w,
-            BARS_REJECTED,
-            {"source": SOURCE, "period": period},
-            source_file,
-            dataset_table(BARS_REJECTED, rej, {}),
-            the_input,
-            only_symbols={symbol},
-        )
+    # Every period the window's days touch is visited, even with nothing rejected now: this response judged
+    # all of the window's rows again, so what an earlier version of the window rejected (this file's name,
+    # or a shorter window from the same first day: a window ending today is named by its end, which moves
+    # every day) is replaced, never left behind as a rejection of a bar that has since landed.
+    days = (win.first + dt.timedelta(days=k) for k in range((win.last - win.first).days + 1))
+    periods = {bar_period(interval, dt.datetime.combine(d, dt.time(0), dt.UTC)) for d in days}
+    for period in sorted(periods | set(rejected_by_period)):
+        part = {"source": SOURCE, "period": period}
+        there = _rejection_files(w, part, symbol)
+        for older in sorted(f for f in there if _earlier_version(f, source_file)):
+            replace_file_rows(
+                w, BARS_REJECTED, part, older, dataset_table(BARS_REJECTED, [], {}), the_input,
+                only_symbols={symbol},
+            )  # fmt: skip
+        rej = rejected_by_period.get(period, [])
+        if rej or source_file in there:
+            replace_file_rows(
+                w,
+                BARS_REJECTED,
+                part,
+                source_file,
+                dataset_table(BARS_REJECTED, rej, {}),
+                the_input,
+                only_symbols={symbol},
+            )
+
+
+def _rejection_files(w: LakeWriter, partition: dict[str, str], symbol: str) -> set[str]:
+    """The source files of `symbol`'s rows in a bars_rejected partition (none if it is missing or broken:
+    `replace_file_rows` then starts it afresh)."""
+    target_dir = partition_dir(w.paths, BARS_REJECTED, partition)
+    target = target_dir / DATA_FILE
+    if not target.exists() or not partition_intact(target_dir):
+        return set()
+    t = read_partition(target, BARS_REJECTED).select(["symbol", "source_file"])
+    mine = t.filter(pc.equal(t.column("symbol"), symbol))
+    return {f for f in mine.column("source_file").to_pylist() if isinstance(f, str)}
+
+
+def _window_name(source_file: str) -> tuple[str, int] | None:
+    """(`yahoo:{symbol}/{interval}/{period1}-`, end) of a window's source file name; None for another."""
+    stem, sep, tail = source_file.rpartition("-")
+    end = tail.removesuffix(".json")
+    if not sep or not stem.startswith(f"{SOURCE}:") or not end.isdigit() or tail == end:
+        return None
+    return stem + sep, int(end)
+
+
+def _earlier_version(other: str, source_file: str) -> bool:
+    """Whether `other` names a window from the same first day as `source_file`'s, ending before it: its days
+    are all among this window's, which the current response judged again."""
+    a, b = _window_name(other), _window_name(source_file)
+    return a is not None and b is not None and a[0] == b[0] and a[1] < b[1]
 
 
 def run(

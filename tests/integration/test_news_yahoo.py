@@ -261,3 +261,42 @@ def test_cli_refuses_hostile_symbols(
     assert not (lake_root / "datasets" / "news").exists() or not list(
         (lake_root / "datasets" / "news").glob("symbol=AAPL")
     )
+
+
+def test_share_class_is_asked_in_yahoo_spelling_and_stored_under_the_lake_symbol(lake_root: Path) -> None:
+    # Yahoo spells share classes with a dash (BRK-B), the lake with a dot (BRK.B), as the price ingest does
+    adapter = ReplayAdapter(
+        news={
+            "BRK-B": [
+                Reply(200, ncp_body([new_item("brk-1", "Berkshire buys more", "2025-05-10T12:00:00Z")]))
+            ],
+            "BRK.B": [Reply(200, ncp_body([new_item("brk-2", "served for BRK.B", "2025-05-10T12:00:00Z")]))],
+        }
+    )
+    s = news.run(ctx_for(lake_root), ["BRK.B"], session=replay_session(adapter), now=RUN1, limiter=no_wait())
+    assert s.ok, s.errors
+    assert [b["serviceConfig"]["s"] for _, b in adapter.news_requests()] == [["BRK-B"]]
+    assert [(r["symbol"], r["id"]) for r in rows(lake_root)] == [("BRK.B", "brk-1")]
+    assert s.of("BRK.B").rows_landed == 1 and list(s.symbols) == ["BRK.B"]
+
+
+def test_cli_ingest_news_summary_shows_seen_known_and_title_changed(
+    runner: CliRunner, lake_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the README promises a changed title "is counted in the summary (`title changed`)"
+    adapter = ReplayAdapter(news={"AAPL": [Reply(200, ncp_body(AAPL_NEW))]})
+    monkeypatch.setattr(news, "yahoo_session", lambda: replay_session(adapter))
+    r = runner.invoke(cli, ["--lake", str(lake_root), "ingest", "news", "--symbols", "AAPL"])
+    assert r.exit_code == 0, r.output
+    retitled = new_item(
+        "a1b2c3d4-0001-4e6f-9a0b-000000000001", "UPDATE: Apple beats estimates", "2025-05-10T12:23:14Z"
+    )
+    adapter.news["AAPL"] = [Reply(200, ncp_body([retitled, AAPL_NEW[1]]))]
+    r = runner.invoke(cli, ["--lake", str(lake_root), "ingest", "news", "--symbols", "AAPL"])
+    assert r.exit_code == 0, r.output
+    out = " ".join(r.output.split())
+    for column in ("seen", "already", "title", "changed"):
+        assert column in out, r.output
+    row = next(line for line in r.output.splitlines() if "AAPL" in line and "│" in line)
+    # symbol, articles seen 2, new 0, already known 2, title changed 1, rejected 0, failed 0
+    assert [c.strip() for c in row.strip("│ ").split("│")] == ["AAPL", "2", "0", "2", "1", "0", "0"], r.output

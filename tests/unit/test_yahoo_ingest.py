@@ -313,6 +313,79 @@ def test_the_live_quote_row_yahoo_appends_is_neither_a_bar_nor_a_rejection(
     assert rows(lake_root, "SELECT count(*) FROM bars_rejected") == [(0,)]
 
 
+def test_a_live_quote_row_inside_the_window_is_dropped_not_rejected(
+    session: ReplaySession, lake_root: Path
+) -> None:
+    # Yahoo appends the live quote as the last row; during the session it can fall before the window's end
+    # (period2 = now to the minute). Rejected, it would stay in bars_rejected under a window name that
+    # changes every day. An off-minute row that is not the last one is still rejected.
+    mon = dt.date(2024, 6, 3)
+    t = [epoch(ny(mon, 9, 55) + dt.timedelta(minutes=i)) for i in range(6)]  # 09:55..10:00 (forming)
+    odd = t[1] + 7  # 09:56:07 in the middle: not a bar
+    live = t[4] + 47  # 09:59:47, after the forming 10:00 row
+    stamps = [*t[:2], odd, *t[2:], live]
+    n = len(stamps)
+    session.charts[("AAPL", "1m")] = queue(
+        (200, chart_payload("AAPL", "1m", stamps, open=[190.0] * n, high=[190.5] * n, low=[189.5] * n,
+                            close=[190.2] * n, volume=[1000] * n))
+    )  # fmt: skip
+    now = ny(mon, 10, 0) + dt.timedelta(seconds=5)
+    s = ingest(lake_root, client(session), ["AAPL"], "1m", mon, mon, now=now)
+    assert s.ok, s.errors
+    assert [r[0] for r in rows(lake_root, "SELECT ts FROM bars ORDER BY ts")] == [
+        ny(mon, 9, m) for m in range(55, 60)
+    ]
+    ((reason,),) = rows(lake_root, "SELECT reason FROM bars_rejected")
+    assert "not on a minute boundary" in reason and str(odd) in reason
+
+
+def daily_twice(days: list[dt.date], closes: list[float], volumes: list[int], live_at: dt.datetime | None):
+    """A 1d response: each of `days` stamped at its open, then (`live_at`) Yahoo's live row: the last values."""
+    stamps = [epoch(ny(d, 9, 30)) for d in days] + ([epoch(live_at)] if live_at else [])
+    return chart_payload("AAPL", "1d", stamps, open=closes, high=[c + 1 for c in closes],
+                         low=[c - 1 for c in closes], close=closes, volume=volumes)  # fmt: skip
+
+
+def test_yahoos_live_daily_row_updates_its_day_and_leaves_no_rejection(
+    session: ReplaySession, lake_root: Path
+) -> None:
+    # Yahoo often serves today's daily row twice, the second (live) one stamped with the last trade's time
+    # and a slightly larger volume; yfinance keeps the live one. Rejected ("after the close"), it stayed in
+    # bars_rejected under the window's name of that day, which the next day's window never replaces.
+    mon, tue, wed = dt.date(2024, 6, 3), dt.date(2024, 6, 4), dt.date(2024, 6, 5)
+    session.charts[("AAPL", "1d")] = queue(
+        (200, daily_twice([mon, tue], [190.0, 191.0, 191.5], [100, 200, 210], live_at=ny(tue, 16, 0))),
+        (200, daily_twice([mon, tue, wed], [190.0, 191.5, 192.0], [100, 210, 300], live_at=None)),
+    )
+    c = client(session)
+    s = ingest(lake_root, c, ["AAPL"], "1d", dt.date(2024, 6, 1), dt.date(2024, 12, 31), now=ny(tue, 21, 0))
+    assert s.ok, s.errors
+    assert s.of("AAPL").rows_rejected == 0
+    daily_sql = (
+        "SELECT CAST(timezone('America/New_York', ts) AS DATE), ts, close, volume FROM bars ORDER BY ts"
+    )
+    assert rows(lake_root, daily_sql) == [
+        (mon, ny(mon, 9, 30), 190.0, 100.0),
+        (tue, ny(tue, 9, 30), 191.5, 210.0),  # the live row's values, at the day's regular stamp
+    ]
+    assert rows(lake_root, "SELECT count(*) FROM bars_rejected") == [(0,)]
+    s = ingest(lake_root, c, ["AAPL"], "1d", dt.date(2024, 6, 1), dt.date(2024, 12, 31), now=ny(wed, 21, 0))
+    assert s.ok, s.errors
+    assert [r[2:] for r in rows(lake_root, daily_sql)] == [(190.0, 100.0), (191.5, 210.0), (192.0, 300.0)]
+    assert rows(lake_root, "SELECT count(*) FROM bars_rejected") == [(0,)]
+
+
+def test_a_live_daily_row_that_is_not_a_bar_updates_nothing(session: ReplaySession, lake_root: Path) -> None:
+    mon, tue = dt.date(2024, 6, 3), dt.date(2024, 6, 4)
+    p = daily_twice([mon, tue], [190.0, 191.0, 191.5], [100, 200, 210], live_at=ny(tue, 16, 0))
+    p["chart"]["result"][0]["indicators"]["quote"][0]["low"][-1] = None
+    session.charts[("AAPL", "1d")] = queue((200, p))
+    s = ingest(lake_root, client(session), ["AAPL"], "1d", mon, tue, now=ny(tue, 21, 0))
+    assert s.ok, s.errors
+    assert rows(lake_root, "SELECT close, volume FROM bars ORDER BY ts") == [(190.0, 100.0), (191.0, 200.0)]
+    assert rows(lake_root, "SELECT count(*) FROM bars_rejected") == [(0,)]
+
+
 def test_a_share_class_is_asked_with_a_dash_and_stored_with_a_dot(
     session: ReplaySession, lake_root: Path
 ) -> None:

@@ -169,3 +169,108 @@ def test_the_current_window_is_cached_under_one_name_and_its_rejections_replaced
     assert len(list((lake_root / "raw" / "yahoo" / "NVDA" / "1d").glob("*[0-9].json"))) == 1
     con = lake.connect(lake_root, read_only=True, settings=Settings())
     assert con.execute("SELECT count(*) FROM bars_rejected").fetchall() == [(1,)]
+
+
+def test_a_window_fetched_again_is_read_with_split_events_as_fresh_as_it(lake_root: Path) -> None:
+    # NVDA's 10:1 split took effect on Monday 2024-06-10. The 1m window of June 3..9 ends less than a day
+    # before each run on June 10, so it is fetched again on every run. At 12:00 UTC Yahoo neither lists
+    # the split nor has adjusted the history; by 22:00 it has done both. The 22:00 run must read the
+    # window with split events fetched then, not with the morning's (adjusted prices would land, 10x low).
+    split_day, friday = dt.date(2024, 6, 10), dt.date(2024, 6, 7)
+    events = split(split_day, 10, 1)
+
+    def minutes(day: dt.date, price: float, volume: int, splits: dict[str, Any] | None) -> dict[str, Any]:
+        t = [epoch(dt.datetime.combine(day, dt.time(10, i), NY)) for i in range(3)]
+        p = chart_payload("NVDA", "1m", t, open=[price] * 3, high=[price] * 3, low=[price] * 3,
+                          close=[price] * 3, volume=[volume] * 3)  # fmt: skip
+        if splits is not None:
+            p["chart"]["result"][0]["events"] = {"splits": splits}
+        return p
+
+    def run(now: dt.datetime, adjusted: bool) -> list[tuple[Any, ...]]:
+        session = ReplaySession()
+
+        def answer(symbol: str, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
+            if int(params["period1"]) < yahoo._midnight(split_day):  # the window of June 3..9
+                return 200, minutes(friday, 120.0, 1000, None) if adjusted else minutes(
+                    friday, 1200.0, 100, None
+                )
+            return 200, minutes(split_day, 121.0, 5000, events if adjusted else None)
+
+        session.charts[("NVDA", "1m")] = answer
+        session.charts[("NVDA", yahoo.SPLITS_INTERVAL)] = queue(
+            (200, daily([], [], [], events if adjusted else None))
+        )
+        c = yahoo.YahooClient(
+            session=session, sleep=FakeSleep(), attempts=2, limiter=RateLimiter(10_000, 1.0)
+        )
+        ctx = RunContext(root=lake_root, settings=Settings(), quiet=True)
+        s = yahoo.run(ctx, ["NVDA"], "1m", dt.date(2024, 6, 3), split_day, client=c, now=now)
+        assert s.ok, s.errors
+        con = lake.connect(lake_root, read_only=True, settings=Settings())
+        try:
+            return con.execute(
+                "SELECT close, volume FROM bars WHERE CAST(timezone('America/New_York', ts) AS DATE) = ? "
+                "ORDER BY ts",
+                [friday],
+            ).fetchall()
+        finally:
+            con.close()
+
+    what_traded = [(1200.0, 100.0)] * 3
+    assert run(dt.datetime(2024, 6, 10, 12, 0, tzinfo=UTC), adjusted=False) == what_traded
+    assert run(dt.datetime(2024, 6, 10, 22, 0, tzinfo=UTC), adjusted=True) == what_traded
+    assert run(dt.datetime(2024, 6, 11, 9, 0, tzinfo=UTC), adjusted=True) == what_traded
+
+
+def test_a_rejection_is_replaced_when_the_window_is_judged_again(lake_root: Path) -> None:
+    # A row rejected in the window that ends today is judged again by every later fetch of that window:
+    # later the same day (same file name) and the next day (the window then ends a day later: a new name).
+    # Once Yahoo serves it whole, the rejection goes; a rejection of another window stays.
+    mon, tue, wed = dt.date(2024, 11, 25), dt.date(2024, 11, 26), dt.date(2024, 11, 27)
+
+    def answer(days: list[dt.date], bad_low: bool) -> dict[str, Any]:
+        n = len(days)
+        return chart_payload(
+            "NVDA", "1d", [open_at(d) for d in days], open=[1.0] * n, high=[2.0] * n,
+            low=[0.5] * (n - 1) + [None if bad_low else 0.5], close=[1.5] * n, volume=[5] * n,
+        )  # fmt: skip
+
+    session = ReplaySession()
+    session.charts[("NVDA", "1d")] = queue(
+        (200, answer([dt.date(2023, 12, 29)], bad_low=True)),  # another window (2023): its rejection stays
+        (200, answer([mon, tue], bad_low=True)),  # Tuesday evening: Tuesday's low is missing
+        (200, answer([mon, tue], bad_low=True)),  # three hours later: still
+        (200, answer([mon, tue, wed], bad_low=False)),  # Wednesday evening: Tuesday served whole
+        (200, answer([mon, tue, wed], bad_low=False)),
+    )
+    c = yahoo.YahooClient(session=session, sleep=FakeSleep(), attempts=2, limiter=RateLimiter(10_000, 1.0))
+    ctx = RunContext(root=lake_root, settings=Settings(), quiet=True)
+    assert yahoo.run(ctx, ["NVDA"], "1d", dt.date(2023, 12, 29), dt.date(2023, 12, 29), client=c, now=NOW).ok
+
+    def rejected() -> list[tuple[Any, ...]]:
+        con = lake.connect(lake_root, read_only=True, settings=Settings())
+        try:
+            return con.execute(
+                "SELECT CAST(timezone('America/New_York', ts) AS DATE) FROM bars_rejected ORDER BY ts"
+            ).fetchall()
+        finally:
+            con.close()
+
+    tue_evening = dt.datetime.combine(tue, dt.time(21), NY).astimezone(UTC)
+    for now in (tue_evening, tue_evening + dt.timedelta(hours=3)):
+        s = yahoo.run(ctx, ["NVDA"], "1d", mon, dt.date(2024, 12, 31), client=c, now=now)
+        assert s.ok, s.errors
+        assert rejected() == [(dt.date(2023, 12, 29),), (tue,)]
+    wed_evening = dt.datetime.combine(wed, dt.time(21), NY).astimezone(UTC)
+    s = yahoo.run(ctx, ["NVDA"], "1d", mon, dt.date(2024, 12, 31), client=c, now=wed_evening)
+    assert s.ok, s.errors
+    assert rejected() == [(dt.date(2023, 12, 29),)]
+    assert [b[0] for b in bars(lake_root)] == [mon, tue, wed]
+    # the same day, fixed under the same name, is replaced too (not only when something is rejected again)
+    session.charts[("NVDA", "1d")] = queue(
+        (200, answer([mon, tue], bad_low=True)), (200, answer([mon, tue], bad_low=False))
+    )
+    for now in (tue_evening, tue_evening + dt.timedelta(hours=1)):
+        assert yahoo.run(ctx, ["NVDA"], "1d", mon, tue, client=c, now=now).ok
+    assert rejected() == [(dt.date(2023, 12, 29),)]
