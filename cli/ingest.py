@@ -274,6 +274,13 @@ def ingest_news_file(ctx: click.Context, path: Path, assume_time: str | None, tz
     help="How slash dates are written: mdy (M/D/YYYY) or dmy (D/M/YYYY). Default: M/D/YYYY, and a file "
     "whose dates look day-first is refused.",
 )
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Let this file remove the bars an earlier file of the same name landed outside this file's dates "
+    "(a correction that drops them on purpose). Without it such an import is refused: rename a different "
+    "export instead.",
+)
 @click.pass_context
 @handle_errors
 def ingest_csv(
@@ -285,6 +292,7 @@ def ingest_csv(
     source: str,
     asset_class: str | None,
     date_order: str | None,
+    replace: bool,
 ) -> None:
     """Any OHLCV file (a broker export, Yahoo's CSV download): header layouts recognised in any column
     order, stamped by the vendors' rules, bad rows quarantined with a reason. Ranks below every vendor in
@@ -309,6 +317,7 @@ def ingest_csv(
                 source,
                 asset_class=asset_class,
                 date_order=date_order,
+                replace=replace,
             )
         ],
         run,

@@ -38,7 +38,11 @@ Every row passes the one OHLCV rule of every source (`ingest.common.ohlcv_proble
 unreadable value, a duplicate stamp go to `bars_rejected` with the reason and the line number. The file is
 copied to the raw cache (`raw/<source>/<symbol>/<interval>/<name>`, with its sha256). A file is identified
 by its source, symbol, interval and name: importing it again changes nothing, and importing a corrected
-version of the same name replaces its rows. The `source` (default `csv`) ranks below every vendor in the
+version of the same name replaces its rows (a note names the bars it removes). Brokers name every export
+alike (`export.csv`): a file of an earlier file's name that would remove bars the earlier one landed outside
+its own span (first to last time), when its span is not within the earlier file's, is another export, not a
+correction: it is refused before anything is written (`_removed_bars`; rename it, or `--replace` to remove
+those bars on purpose). The `source` (default `csv`) ranks below every vendor in the
 `bars` view (sql/views/020_bars.sql): a CSV fills gaps and never hides a vendor's bar.
 """
 
@@ -54,6 +58,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import pyarrow.compute as pc
 
 from ingest.common import (
     INT64_MAX,
@@ -73,6 +79,7 @@ from ingest.stamping import asset_class as us_asset_class
 from lake.errors import MarketlakeError
 from lake.paths import validate_partition_value, validate_symbol
 from lake.schemas import BARS, BARS_REJECTED
+from lake.writer import partition_dir, partition_intact, read_partition
 
 DEFAULT_SOURCE = "csv"
 VENDOR_SOURCES = frozenset({"polygon", "binance", "yahoo"})
@@ -816,14 +823,17 @@ def run(
     asset_class: str | None = None,
     now: dt.datetime | None = None,
     date_order: str | None = None,
+    replace: bool = False,
 ) -> IngestSummary:
     """Import one OHLCV file for `symbol` at `interval` into `bars` (source `source`), quarantining bad rows.
 
     `tz` is the zone of stamps written without an offset (needed for intraday files of local times);
     `asset_class` is 'stock', 'etf' or 'crypto' (default: 'etf' for the known ETFs and the `etfs` setting,
     'stock' otherwise); `now` fixes the clock (a bar not finished by then is refused); `date_order` says
-    how slash dates are written, 'mdy' or 'dmy' (default: M/D/YYYY, a file that looks day-first refused). Raises
-    MarketlakeError, naming the file, for a file it cannot read; row problems are in the summary."""
+    how slash dates are written, 'mdy' or 'dmy' (default: M/D/YYYY, a file that looks day-first refused);
+    `replace` lets a file of an earlier file's name remove that file's bars outside its own span
+    (`_removed_bars`). Raises MarketlakeError, naming the file, for a file it cannot read or that would remove
+    an earlier export's bars; row problems are in the summary."""
     path = Path(path)
     validate_symbol(symbol)
     if symbol != symbol.upper():  # as Binance and Polygon say: `spy` would be a symbol of its own beside SPY
@@ -892,6 +902,21 @@ def run(
     digest = _sha256(data)
     previous = cache.get(relpath)
     before = previous.meta if previous is not None else {}
+    if previous is None or previous.sha256 != digest:
+        removed = _removed_bars(
+            ctx,
+            parsed,
+            path=path,
+            symbol=symbol,
+            interval=interval,
+            source=source,
+            source_file=source_file,
+            periods=set(by_period) | set(before.get("periods", [])),
+            rejected_periods=set(rejected_by_period) | set(before.get("rejected_periods", [])),
+            replace=replace,
+        )
+        if removed:
+            summary.notes.append(removed)
     the_input = {"file": source_file, "sha256": digest}
     changed = False
     with land(ctx.root) as w:
@@ -941,6 +966,75 @@ def run(
     if len(parsed.rejected) > 5:
         ctx.say(f"  … and {len(parsed.rejected) - 5} more: see the bars_rejected view")
     return summary
+
+
+def _dates(stamps: list[dt.datetime]) -> str:
+    """Sorted stamps as their UTC dates: `2024-08-01 to 2024-08-15`, or one date."""
+    first, last = (s.astimezone(dt.UTC).date() for s in (stamps[0], stamps[-1]))
+    return str(first) if first == last else f"{first} to {last}"
+
+
+def _removed_bars(
+    ctx: RunContext,
+    parsed: Parsed,
+    *,
+    path: Path,
+    symbol: str,
+    interval: str,
+    source: str,
+    source_file: str,
+    periods: set[str],
+    rejected_periods: set[str],
+    replace: bool,
+) -> str | None:
+    """What this file would remove of the bars an earlier file of the same name landed (the rows of
+    `source_file` in `periods`, which the landing replaces): None when it removes none, else a note saying
+    how many and which dates. Raises MarketlakeError, before anything is written, when the removal is not a
+    correction: the earlier file landed bars outside this file's span (its first to last time, rejected rows
+    included) and this file's span is not within the earlier file's. Brokers name every export alike
+    (`export.csv`): a second export of other dates would otherwise silently remove the first's bars and
+    overwrite its raw copy. `replace` (`--replace`) removes them on purpose."""
+    old_bars: list[dt.datetime] = []
+    old_times: list[dt.datetime] = []
+    for dataset, parts, extra in (
+        (BARS, periods, {"source": source, "interval": interval, "symbol": symbol}),
+        (BARS_REJECTED, rejected_periods, {"source": source}),
+    ):
+        for period in sorted(parts):
+            directory = partition_dir(ctx.paths, dataset, {**extra, "period": period})
+            target = directory / "data.parquet"
+            if not (target.exists() and partition_intact(directory)):
+                continue
+            table = read_partition(target, dataset)
+            mine = pc.fill_null(pc.equal(table.column("source_file"), source_file), False)  # names the symbol
+            stamps = [t for t in table.filter(mine).column("ts").to_pylist() if t is not None]
+            old_times += stamps
+            if dataset is BARS:
+                old_bars += stamps
+    new_bars = {b["ts"] for b in parsed.bars}
+    gone = sorted(t for t in old_bars if t not in new_bars)
+    if not gone:
+        return None
+    new_times = sorted([*new_bars, *(r["ts"] for r in parsed.rejected if r["ts"] is not None)])
+    span = (new_times[0], new_times[-1]) if new_times else None
+    outside = [t for t in gone if span is None or not span[0] <= t <= span[1]]
+    within = span is not None and min(old_times) <= span[0] and span[1] <= max(old_times)
+    if outside and not within and not replace:
+        before = [t for t in outside if span is None or t < span[0]]
+        after = [t for t in outside if span is not None and t > span[1]]
+        where = " and ".join(_dates(part) for part in (before, after) if part)
+        raise MarketlakeError(
+            f"{path}: an earlier file named {path.name!r} landed {symbol} {interval} bars (source {source}); "
+            f"importing this one under the same name would remove {len(outside)} of them, dated {where}, "
+            "outside this file's span ("
+            + (_dates(new_times) if new_times else "no rows")
+            + "); nothing was stored. If it is a different export, rename the file (e.g. with its dates) and "
+            "import it again; if it is a correction that drops those bars on purpose, pass --replace"
+        )
+    return (
+        f"{path.name}: this version of the file removes {len(gone)} {symbol} {interval} bars its earlier "
+        f"version landed ({_dates(gone)}); bar_revisions keeps their values"
+    )
 
 
 def _sha256(data: bytes) -> str:

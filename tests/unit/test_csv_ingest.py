@@ -1066,3 +1066,101 @@ def test_binance_count_column_is_the_trade_count_when_unambiguous(tmp_path: Path
     two = "Date,Open,High,Low,Close,Volume,count,COUNT\n2024-03-04,10,12,9,11,1000,7,3\n"
     s = csv_ingest.run(ctx(tmp_path / "c"), write_file(tmp_path, "two.csv", two), "ABC", "1d", None)
     assert s.ok and query(tmp_path / "c", "SELECT trades FROM bars") == [(None,)]
+
+
+AUG = dt.datetime(2024, 8, 1, tzinfo=dt.UTC)
+HOUR = dt.timedelta(hours=1)
+
+
+def hourly(first: int, n: int, *, skip: frozenset[int] = frozenset(), close: float = 100.5) -> str:
+    """A header and `n` hourly crypto rows from hour `first` after AUG (hours in `skip` left out)."""
+    rows = "".join(
+        f"{(AUG + i * HOUR).isoformat()},100,101,99,{close},2.5\n"
+        for i in range(first, first + n)
+        if i not in skip
+    )
+    return "Timestamp,Open,High,Low,Close,Volume\n" + rows
+
+
+def _export(tmp_path: Path, folder: str, text: str) -> Path:
+    """A broker's export: every one is called export.csv."""
+    (tmp_path / folder).mkdir(exist_ok=True)
+    return write_file(tmp_path / folder, "export.csv", text)
+
+
+def _import(root: Path, f: Path, *extra: str) -> Any:
+    return _cli(
+        "--lake", str(root), "ingest", "csv", str(f), "--symbol", "SOLUSDT", "--interval", "1h",
+        "--asset-class", "crypto", *extra,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("second", "removed", "dates"),
+    [
+        ((48, 48), 48, "2024-08-01 to 2024-08-02"),  # the next export: no date in common
+        ((24, 48), 24, "2024-08-01"),  # a rolling export overlapping the first by a day
+    ],
+)
+def test_a_second_export_of_the_same_name_is_refused_and_nothing_is_lost(
+    tmp_path: Path, lake_root: Path, second: tuple[int, int], removed: int, dates: str
+) -> None:
+    """Brokers name every export alike: a second `export.csv` of other dates replaced the first's rows as
+    if it were a corrected version, silently removing its bars (exit 0, no note) and overwriting its raw
+    copy. It is refused before anything is written, naming the bars and dates it would remove."""
+    jan = _export(tmp_path, "jan", hourly(0, 48))
+    feb = _export(tmp_path, "feb", hourly(*second, close=100.25))
+    r = _import(lake_root, jan)
+    assert r.exit_code == 0, r.output
+    before = _files(lake_root)
+    r = _import(lake_root, feb)
+    assert r.exit_code == 1, r.output
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1, r.output
+    assert lines[0].startswith(f"error: {feb}: an earlier file named 'export.csv' landed SOLUSDT 1h bars"), (
+        r.output
+    )
+    assert f"would remove {removed} of them, dated {dates}, outside this file's span" in lines[0], r.output
+    assert "rename the file" in lines[0] and "--replace" in lines[0], r.output
+    assert _files(lake_root) == before  # no bar, no rejection, no raw copy written
+    assert (lake_root / "raw" / "csv" / "SOLUSDT" / "1h" / "export.csv").read_bytes() == jan.read_bytes()
+    assert query(lake_root, "SELECT count(*), min(ts), max(ts), min(close) FROM bars") == [
+        (48, AUG, AUG + 47 * HOUR, 100.5)
+    ]
+
+
+def test_a_second_export_of_the_same_name_with_replace_lands_and_says_what_it_removed(
+    tmp_path: Path, lake_root: Path
+) -> None:
+    jan = _export(tmp_path, "jan", hourly(0, 48))
+    feb = _export(tmp_path, "feb", hourly(48, 48, close=100.25))
+    assert _import(lake_root, jan).exit_code == 0
+    r = _import(lake_root, feb, "--replace")
+    assert r.exit_code == 0, r.output
+    assert "removes 48 SOLUSDT 1h bars its earlier version landed (2024-08-01 to 2024-08-02)" in r.output
+    assert query(lake_root, "SELECT count(*), min(ts), max(ts), min(close) FROM bars") == [
+        (48, AUG + 48 * HOUR, AUG + 95 * HOUR, 100.25)
+    ]
+    assert (lake_root / "raw" / "csv" / "SOLUSDT" / "1h" / "export.csv").read_bytes() == feb.read_bytes()
+
+
+def test_a_correction_within_the_earlier_span_still_replaces_its_rows(
+    tmp_path: Path, lake_root: Path
+) -> None:
+    """A corrected version of the same file (values changed, a bar inside and the last one dropped) is what
+    a same-name import is for: it replaces the earlier rows, and a note says which bars it removed. A
+    version that only adds dates removes nothing and says nothing."""
+    f = _export(tmp_path, "x", hourly(0, 48))
+    assert _import(lake_root, f).exit_code == 0
+    f.write_text(hourly(0, 47, skip=frozenset({10}), close=100.75), encoding="utf-8")
+    r = _import(lake_root, f)
+    assert r.exit_code == 0, r.output
+    assert "removes 2 SOLUSDT 1h bars its earlier version landed (2024-08-01 to 2024-08-02)" in r.output
+    assert query(lake_root, "SELECT count(*), min(ts), max(ts), min(close), max(close) FROM bars") == [
+        (46, AUG, AUG + 46 * HOUR, 100.75, 100.75)
+    ]
+    f.write_text(hourly(0, 96), encoding="utf-8")
+    r = _import(lake_root, f)
+    assert r.exit_code == 0, r.output
+    assert "removes" not in r.output, r.output
+    assert query(lake_root, "SELECT count(*) FROM bars") == [(96,)]
