@@ -9,6 +9,7 @@ Three layers, all installed by `setup_logging` (which the CLI calls first):
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -27,13 +28,20 @@ QUIET_LIBRARY_LOGGERS = ("httpx", "httpcore", "urllib3", "hpack")
 """Libraries whose INFO lines are one per request (with its URL): kept at WARNING unless --log-level debug."""
 
 
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 def _url_forms(url: str) -> set[str]:
-    """A secret URL as a library may print it: as set, without its trailing '/', and its userinfo and
-    password, as written and decoded."""
+    """A secret URL as a library may print it: as set, without its trailing '/', as httpx prints it (host in
+    lower case, a default port dropped), its host alone (what httpcore's debug lines show; it holds a
+    Supabase project's ref; not a loopback host, which is no secret), and its userinfo and password, as
+    written and decoded."""
     url = url.strip()
     forms = {url, url.rstrip("/")}
     try:
         parts = urlsplit(url)
+        port = parts.port
     except ValueError:  # not a URL: the value as it is
         return forms
     userinfo, at, _host = parts.netloc.rpartition("@")
@@ -42,50 +50,68 @@ def _url_forms(url: str) -> set[str]:
         _user, colon, password = userinfo.partition(":")
         if colon and password:
             forms.update((password, unquote(password)))
+    host = parts.hostname or ""
+    if host:
+        shown = host if port is None or port == _DEFAULT_PORTS.get(parts.scheme.lower()) else f"{host}:{port}"
+        for scheme in {parts.scheme, parts.scheme.lower()}:
+            for netloc in {shown, f"{userinfo}@{shown}" if at and userinfo else shown}:
+                base = f"{scheme}://{netloc}{parts.path}"
+                forms.update((base, base.rstrip("/")))
+        if host not in _LOOPBACK:
+            written = parts.netloc.rpartition("@")[2]
+            forms.update((host, written, written.rsplit(":", 1)[0] if port is not None else written))
     return forms
 
 
 def secret_values() -> list[str]:
     """The values of the secret variables now set (only those long enough to be worth hiding), with the
-    forms they take in URLs (an S3 secret key holds '/' and '+'), longest first."""
+    forms they take in URLs (an S3 secret key holds '/' and '+'), longest first. Worked out once for each
+    set of values (every log record asks)."""
+    return list(_secret_forms(tuple(os.environ.get(k, "") for k in (*SECRET_VARS, *SECRET_URL_VARS))))
+
+
+@functools.lru_cache(maxsize=8)
+def _secret_forms(values: tuple[str, ...]) -> tuple[str, ...]:
+    plain, urls = values[: len(SECRET_VARS)], values[len(SECRET_VARS) :]
     forms: set[str] = set()
-    for k in SECRET_VARS:
-        v = os.environ.get(k, "")
+    for v in plain:
         if len(v) >= 4:
             forms.update((v, quote(v, safe=""), quote_plus(v, safe="")))
-    for k in SECRET_URL_VARS:
-        for v in _url_forms(os.environ.get(k, "")):
+    for url in urls:
+        for v in _url_forms(url):
             if len(v) >= 4:
                 forms.update((v, quote(v, safe=""), quote_plus(v, safe="")))
-    return sorted(forms, key=len, reverse=True)
+    return tuple(sorted(forms, key=len, reverse=True))
 
 
-def redact(text: str) -> str:
-    for value in secret_values():
-        text = text.replace(value, REDACTED)
+def redact(text: str, values: list[str] | None = None) -> str:
+    for value in secret_values() if values is None else values:
+        if value in text:
+            text = text.replace(value, REDACTED)
     return text
 
 
 def _redact_record(record: logging.LogRecord) -> None:
     """Replace a record's message (and exception and stack text) by a redacted copy, if it holds a secret."""
-    if not secret_values():
+    values = secret_values()
+    if not values:
         return
     try:
         message = record.getMessage()
     except Exception:  # a malformed record: logging reports it itself; redact what can be
         message = str(record.msg)
-    clean = redact(message)
+    clean = redact(message, values)
     if clean != message:
         record.msg, record.args = clean, ()
     if record.exc_info and record.exc_info[1] is not None:
         text = record.exc_text or logging.Formatter().formatException(record.exc_info)
-        if redact(text) != text:
-            record.exc_text = redact(text)
+        if redact(text, values) != text:
+            record.exc_text = redact(text, values)
             record.exc_info = None  # the formatter prints exc_text instead
     elif record.exc_text:
-        record.exc_text = redact(record.exc_text)
+        record.exc_text = redact(record.exc_text, values)
     if record.stack_info:
-        record.stack_info = redact(record.stack_info)
+        record.stack_info = redact(record.stack_info, values)
 
 
 class RedactingFilter(logging.Filter):

@@ -430,10 +430,12 @@ class _Footers:
     statistics is a tenth of a period's read), each kept with its bytes: a file's footer is used again only
     when the file, as mapped for this read, ends with the very same footer bytes (compared in full: the
     parsed metadata is a function of them alone, so the read is the one a fresh parse would give, whatever
-    the file's name, times or history); any other file is parsed afresh. At most MAX_BYTES of footers, the
-    least recently used forgotten first."""
+    the file's name, times or history); any other file is parsed afresh. At most MAX_BYTES of memory, the
+    least recently used forgotten first; a footer parsed takes about PARSED_PER_BYTE times its stored size
+    (measured: an 8.8 MB footer of 2,000 row groups held 69 MB), which is what is counted."""
 
-    MAX_BYTES = 32 << 20
+    MAX_BYTES = 64 << 20
+    PARSED_PER_BYTE = 8
 
     def __init__(self) -> None:
         self._kept: OrderedDict[str, tuple[bytes, _Footer]] = OrderedDict()
@@ -464,11 +466,14 @@ class _Footers:
         if raw is not None:
             with self._lock:
                 old = self._kept.pop(path, None)
-                self._bytes += len(raw) - (len(old[0]) if old else 0)
+                self._bytes += self._cost(raw) - (self._cost(old[0]) if old else 0)
                 self._kept[path] = (raw, footer)
                 while self._bytes > self.MAX_BYTES and len(self._kept) > 1:
-                    self._bytes -= len(self._kept.popitem(last=False)[1][0])
+                    self._bytes -= self._cost(self._kept.popitem(last=False)[1][0])
         return pf, footer
+
+    def _cost(self, raw: bytes) -> int:
+        return len(raw) * self.PARSED_PER_BYTE
 
     def clear(self) -> None:
         with self._lock:

@@ -342,7 +342,8 @@ def period_warnings(
                 f"the embargo between the train and validation periods is {_span(gap)} ({how}), shorter than "
                 f"one {interval} bar: the last train bar and the first validation bar can be consecutive, and "
                 f"the validation bars' features reach back into train; set [splits] embargo_days = {days} "
-                f"({settings.embargo_bars} {interval} bars)"
+                f"({days} calendar days: at least {settings.embargo_bars} {interval} bars of crypto; fewer of a "
+                "stock, which trades only in its sessions)"
             )
     if val is not None and val.bars == 0:
         out.append(

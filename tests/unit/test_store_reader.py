@@ -383,3 +383,26 @@ def test_a_footer_is_used_again_only_with_the_same_footer_bytes(stored: Path, tm
     got, _ = _both(root, begin, end)
     btc = got.filter(pa.compute.equal(got.column("sym"), 1))
     assert btc.column("close").to_pylist()[-1] == pytest.approx(1.5 * original.column("close")[-1].as_py())
+
+
+def test_the_footer_cache_counts_footers_as_parsed_and_keeps_within_its_bound(stored: Path) -> None:
+    """rl.episodes._Footers: what is counted against MAX_BYTES is a footer's parsed size (PARSED_PER_BYTE
+    times its stored bytes), the least recently used forgotten first, so the memory held stays bounded."""
+    from rl.episodes import _footer_bytes, _Footers
+
+    begin, end = T0 - dt.timedelta(days=1), T0 + dt.timedelta(days=3)
+    files = _store_files(stored, NAMES, "1m", begin, end)
+    assert len(files) >= 3
+    sizes = []
+    for f in files:
+        source = pa.memory_map(f)
+        raw = _footer_bytes(source)
+        source.close()
+        assert raw is not None
+        sizes.append(len(raw))
+    cache = _Footers()
+    cache.MAX_BYTES = (sizes[-1] + sizes[-2]) * cache.PARSED_PER_BYTE  # room for the last two, as parsed
+    for f in files:
+        cache.open(f)[0].reader.close()
+    assert list(cache._kept) == files[-2:]
+    assert cache._bytes == (sizes[-1] + sizes[-2]) * cache.PARSED_PER_BYTE <= cache.MAX_BYTES
