@@ -14,11 +14,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -527,6 +527,44 @@ def _fetch_splits(client: YahooClient, cache: RawCache, symbol: str, first: dt.d
     return relpath
 
 
+SPLITS_NAME = re.compile(r"-?\d+-(?:\d{8}T\d{12}Z|\d{4}-\d{2}-\d{2})\.json")
+"""The names of the split look-ups this module writes under `{symbol}/splits/`: `{period1}-{the run's UTC
+instant}.json` (and `{period1}-{UTC day}.json`, the per-day key of earlier versions)."""
+
+
+def _prune_splits(cache: RawCache, symbol: str) -> int:
+    """Remove `symbol`'s split look-ups (by this module's names, each with its .meta.json) that no cached
+    window response of the symbol names any more (its meta's `splits_file`), and return how many. A window
+    fetched again replaces its response and names the new look-up, so the one it named before is read by
+    nothing; a look-up a cached window names stays (the window is read with it, and the two together are
+    what landed). If a window's meta cannot be read, nothing is removed (what it names is unknown)."""
+    base = cache.path(symbol)
+    splits_dir = base / "splits"
+    if not splits_dir.is_dir():
+        return 0
+    named: set[str] = set()
+    for d in sorted(base.iterdir()):
+        if d.name == "splits" or not d.is_dir():
+            continue
+        for m in d.glob("*.json.meta.json"):
+            try:
+                meta = json.loads(m.read_text())
+            except (OSError, ValueError):
+                return 0
+            if not isinstance(meta, dict):
+                return 0
+            later = meta.get("splits_file")
+            if isinstance(later, str):
+                named.add(later)
+    removed = 0
+    for p in sorted(splits_dir.iterdir()):  # a response before its .meta.json
+        name = p.name.removesuffix(".meta.json")
+        if SPLITS_NAME.fullmatch(name) and f"{symbol}/splits/{name}" not in named:
+            p.unlink(missing_ok=True)
+            removed += p.name == name
+    return removed
+
+
 def _fetch(
     client: YahooClient,
     cache: RawCache,
@@ -683,6 +721,15 @@ def run(
     wins, note = windows(interval, start, end, now)
     if note:
         summary.notes.append(note)
+    looked_up: set[str] = set()  # the symbols this run made a split look-up for
+
+    def splits_of(symbol: str) -> Callable[[], str]:
+        def fetch() -> str:
+            looked_up.add(symbol)
+            return _fetch_splits(client, cache, symbol, wins[0].first, now)
+
+        return fetch
+
     with land(ctx.root) as w:
         pieces = list(_pieces(symbols, wins, summary, note))
         with progress_bar(ctx, f"yahoo {interval}", len(pieces), "windows") as step:
@@ -698,7 +745,7 @@ def run(
                             interval,
                             win,
                             now,
-                            partial(_fetch_splits, client, cache, symbol, wins[0].first, now),
+                            splits_of(symbol),
                         )
                         payload = json.loads(body)
                         source_file = f"yahoo:{relpath}"
@@ -766,6 +813,13 @@ def run(
                     )
                 finally:
                     step(len(summary.errors) == errors_before)
+        # each run that fetches a not-yet-final window again makes a new look-up (as fresh as that fetch):
+        # the ones no cached window names any more go, so a symbol keeps one per window response at most
+        for symbol in sorted(looked_up):
+            try:
+                _prune_splits(cache, symbol)
+            except OSError as exc:
+                summary.notes.append(f"yahoo: {symbol}: old split look-ups not removed: {exc}")
     summary.notes[:] = list(dict.fromkeys(summary.notes))
     if client.waits:
         summary.notes.append(f"yahoo: backed off {len(client.waits)} time(s) on Yahoo's rate limit")

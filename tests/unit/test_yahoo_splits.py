@@ -12,9 +12,10 @@ import pytest
 
 import lake
 from ingest import yahoo
-from ingest.common import IngestSummary, RunContext
+from ingest.common import IngestSummary, RawCache, RunContext
 from ingest.ratelimit import RateLimiter
 from lake.config import Settings
+from lake.paths import LakePaths
 from tests.yahoo_replay import FakeSleep, ReplaySession, chart_payload, epoch, isolate_yfinance, queue
 
 UTC = dt.UTC
@@ -274,3 +275,76 @@ def test_a_rejection_is_replaced_when_the_window_is_judged_again(lake_root: Path
     for now in (tue_evening, tue_evening + dt.timedelta(hours=1)):
         assert yahoo.run(ctx, ["NVDA"], "1d", mon, tue, client=c, now=now).ok
     assert rejected() == [(dt.date(2023, 12, 29),)]
+
+
+def test_refetching_a_window_keeps_only_the_split_files_the_cached_windows_name(lake_root: Path) -> None:
+    # Every run that fetches a not-yet-final window again makes its own split look-up (as fresh as that
+    # fetch); the look-ups no cached window names any more are removed, so an intraday refresh every 15
+    # minutes does not add one file per run. A final window keeps the look-up it was read with.
+    june3, june10 = dt.date(2024, 6, 3), dt.date(2024, 6, 10)
+
+    def answer(symbol: str, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        day = dt.datetime.fromtimestamp(int(params["period1"]), UTC).date()  # a Monday: a session
+        t = [epoch(dt.datetime.combine(day, dt.time(10, i), NY)) for i in range(3)]
+        return 200, chart_payload("NVDA", "1m", t, open=[1.0] * 3, high=[1.0] * 3, low=[1.0] * 3,
+                                  close=[1.0] * 3, volume=[7] * 3)  # fmt: skip
+
+    session = ReplaySession()
+    session.charts[("NVDA", "1m")] = answer
+    session.charts[("NVDA", yahoo.SPLITS_INTERVAL)] = queue((200, daily([], [], [], None)))
+    c = yahoo.YahooClient(session=session, sleep=FakeSleep(), attempts=2, limiter=RateLimiter(10_000, 1.0))
+    ctx = RunContext(root=lake_root, settings=Settings(), quiet=True)
+    cache = lake_root / "raw" / "yahoo" / "NVDA"
+    foreign = cache / "splits" / "mine.json"  # not a name this code writes: never touched
+    foreign.parent.mkdir(parents=True)
+    foreign.write_text("{}")
+
+    def split_files() -> list[Path]:
+        files = (cache / "splits").glob("*.json")
+        return sorted(p for p in files if p != foreign and not p.name.endswith(".meta.json"))
+
+    # June 11 01:00: the window of June 3..9 is fetched a day after its end (final), with its look-up
+    assert yahoo.run(
+        ctx, ["NVDA"], "1m", june3, june10, client=c, now=dt.datetime(2024, 6, 11, 1, tzinfo=UTC)
+    ).ok
+    [final_lookup] = split_files()
+    # June 17 from 12:00 every 15 minutes: the window of June 10..16 (ended at midnight) is not final yet
+    runs = 6
+    for k in range(runs):
+        now = dt.datetime(2024, 6, 17, 12, tzinfo=UTC) + dt.timedelta(minutes=15 * k)
+        s = yahoo.run(ctx, ["NVDA"], "1m", june3, dt.date(2024, 6, 17), client=c, now=now)
+        assert s.ok, s.errors
+    assert len(session.split_calls()) == 1 + runs  # each refetch read with a look-up made by its own run
+    first_window = [p for p in session.chart_calls() if p.params["period1"] == str(yahoo._midnight(june3))]
+    assert len(first_window) == 1  # the final window is read from the cache, with the look-up it names
+    files = split_files()
+    assert len(files) == 2 and final_lookup in files
+    assert foreign.exists()
+    metas = sorted((cache / "splits").glob("*.json.meta.json"))
+    assert [m.with_name(m.name.removesuffix(".meta.json")) for m in metas] == files
+    named = set()
+    for meta in (cache / "1m").glob("*.json.meta.json"):
+        later = json.loads(meta.read_text()).get("splits_file")
+        if later is not None:
+            named.add(lake_root / "raw" / "yahoo" / later)
+    assert named == set(files)
+
+
+def test_pruning_split_lookups_keeps_what_a_window_names_and_stops_at_an_unreadable_meta(
+    lake_root: Path,
+) -> None:
+    cache = RawCache(LakePaths(lake_root), "yahoo")
+    old_day, named, unnamed = (f"NVDA/splits/{n}.json" for n in ("1-2024-06-10", "1-20240610T120000000000Z",
+                                                                  "1-20240610T121500000000Z"))  # fmt: skip
+    for rel in (old_day, named, unnamed, "NVDA/splits/notes.json"):
+        cache.put(rel, b"{}")
+    cache.put("NVDA/1m/1-2.json", b"{}", splits_file=named)
+    broken = cache.meta_path("NVDA/1d/3-4.json")
+    broken.parent.mkdir(parents=True)
+    broken.write_text("{not json")
+    assert yahoo._prune_splits(cache, "NVDA") == 0  # what the 1d window names is unknown: all kept
+    broken.unlink()
+    assert yahoo._prune_splits(cache, "NVDA") == 2
+    left = sorted(p.name for p in (lake_root / "raw" / "yahoo" / "NVDA" / "splits").iterdir())
+    assert left == ["1-20240610T120000000000Z.json", "1-20240610T120000000000Z.json.meta.json",
+                    "notes.json", "notes.json.meta.json"]  # fmt: skip
