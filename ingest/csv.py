@@ -38,11 +38,11 @@ Every row passes the one OHLCV rule of every source (`ingest.common.ohlcv_proble
 unreadable value, a duplicate stamp go to `bars_rejected` with the reason and the line number. The file is
 copied to the raw cache (`raw/<source>/<symbol>/<interval>/<name>`, with its sha256). A file is identified
 by its source, symbol, interval and name: importing it again changes nothing, and importing a corrected
-version of the same name replaces its rows (a note names the bars it removes). Brokers name every export
-alike (`export.csv`): a file of an earlier file's name that would remove bars the earlier one landed outside
-its own span (first to last time), when its span is not within the earlier file's, is another export, not a
-correction: it is refused before anything is written (`_removed_bars`; rename it, or `--replace` to remove
-those bars on purpose). The `source` (default `csv`) ranks below every vendor in the
+version of the same name replaces its rows (a note names the bars it removes inside its own span, first to
+last time). Brokers name every export alike (`export.csv`): a file of an earlier file's name that would
+remove ANY bar the earlier one landed outside its own span (a later export, or a narrower one) is another
+export, not a correction: it is refused before anything is written (`_removed_bars`; rename it, or
+`--replace` to remove those bars on purpose). The `source` (default `csv`) ranks below every vendor in the
 `bars` view (sql/views/020_bars.sql): a CSV fills gaps and never hides a vendor's bar.
 """
 
@@ -912,7 +912,6 @@ def run(
             source=source,
             source_file=source_file,
             periods=set(by_period) | set(before.get("periods", [])),
-            rejected_periods=set(rejected_by_period) | set(before.get("rejected_periods", [])),
             replace=replace,
         )
         if removed:
@@ -984,33 +983,26 @@ def _removed_bars(
     source: str,
     source_file: str,
     periods: set[str],
-    rejected_periods: set[str],
     replace: bool,
 ) -> str | None:
     """What this file would remove of the bars an earlier file of the same name landed (the rows of
     `source_file` in `periods`, which the landing replaces): None when it removes none, else a note saying
-    how many and which dates. Raises MarketlakeError, before anything is written, when the removal is not a
-    correction: the earlier file landed bars outside this file's span (its first to last time, rejected rows
-    included) and this file's span is not within the earlier file's. Brokers name every export alike
-    (`export.csv`): a second export of other dates would otherwise silently remove the first's bars and
-    overwrite its raw copy. `replace` (`--replace`) removes them on purpose."""
+    how many and which dates. Raises MarketlakeError, before anything is written, when it would remove ANY
+    bar the earlier file landed outside this file's own span (its first to last time, rejected rows with a
+    time included): only removals inside its span are a correction. Brokers name every export alike
+    (`export.csv`): a second export of other dates, or a narrower one (a quarter's export after the year's),
+    would otherwise silently remove the first's bars and overwrite its raw copy. `replace` (`--replace`)
+    removes them on purpose."""
     old_bars: list[dt.datetime] = []
-    old_times: list[dt.datetime] = []
-    for dataset, parts, extra in (
-        (BARS, periods, {"source": source, "interval": interval, "symbol": symbol}),
-        (BARS_REJECTED, rejected_periods, {"source": source}),
-    ):
-        for period in sorted(parts):
-            directory = partition_dir(ctx.paths, dataset, {**extra, "period": period})
-            target = directory / "data.parquet"
-            if not (target.exists() and partition_intact(directory)):
-                continue
-            table = read_partition(target, dataset)
-            mine = pc.fill_null(pc.equal(table.column("source_file"), source_file), False)  # names the symbol
-            stamps = [t for t in table.filter(mine).column("ts").to_pylist() if t is not None]
-            old_times += stamps
-            if dataset is BARS:
-                old_bars += stamps
+    for period in sorted(periods):
+        part = {"source": source, "interval": interval, "symbol": symbol, "period": period}
+        directory = partition_dir(ctx.paths, BARS, part)
+        target = directory / "data.parquet"
+        if not (target.exists() and partition_intact(directory)):
+            continue
+        table = read_partition(target, BARS)
+        mine = pc.fill_null(pc.equal(table.column("source_file"), source_file), False)
+        old_bars += [t for t in table.filter(mine).column("ts").to_pylist() if t is not None]
     new_bars = {b["ts"] for b in parsed.bars}
     gone = sorted(t for t in old_bars if t not in new_bars)
     if not gone:
@@ -1018,8 +1010,7 @@ def _removed_bars(
     new_times = sorted([*new_bars, *(r["ts"] for r in parsed.rejected if r["ts"] is not None)])
     span = (new_times[0], new_times[-1]) if new_times else None
     outside = [t for t in gone if span is None or not span[0] <= t <= span[1]]
-    within = span is not None and min(old_times) <= span[0] and span[1] <= max(old_times)
-    if outside and not within and not replace:
+    if outside and not replace:
         before = [t for t in outside if span is None or t < span[0]]
         after = [t for t in outside if span is not None and t > span[1]]
         where = " and ".join(_dates(part) for part in (before, after) if part)

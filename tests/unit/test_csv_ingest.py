@@ -287,8 +287,13 @@ def test_a_corrected_file_of_the_same_name_replaces_its_rows(tmp_path: Path, lak
     )
     csv_ingest.run(ctx(lake_root), f, "ABC", "1d", None)
     assert query(lake_root, "SELECT count(*) FROM bars_rejected") == [(1,)]
+    # the correction drops 2024-03-01, a bar outside its own span (2024-03-04): refused without --replace
     f.write_text("Date,Open,High,Low,Close,Volume\n2024-03-04,5,6,4,5.5,1\n", encoding="utf-8")
-    csv_ingest.run(ctx(lake_root), f, "ABC", "1d", None)
+    with pytest.raises(MarketlakeError, match="would remove 1 of them, dated 2024-03-01"):
+        csv_ingest.run(ctx(lake_root), f, "ABC", "1d", None)
+    assert query(lake_root, "SELECT close FROM bars") == [(5.0,)]
+    assert query(lake_root, "SELECT count(*) FROM bars_rejected") == [(1,)]
+    csv_ingest.run(ctx(lake_root), f, "ABC", "1d", None, replace=True)
     assert query(lake_root, "SELECT close FROM bars") == [(5.5,)]
     assert query(lake_root, "SELECT count(*) FROM bars_rejected") == [(0,)]
 
@@ -1147,20 +1152,80 @@ def test_a_second_export_of_the_same_name_with_replace_lands_and_says_what_it_re
 def test_a_correction_within_the_earlier_span_still_replaces_its_rows(
     tmp_path: Path, lake_root: Path
 ) -> None:
-    """A corrected version of the same file (values changed, a bar inside and the last one dropped) is what
-    a same-name import is for: it replaces the earlier rows, and a note says which bars it removed. A
-    version that only adds dates removes nothing and says nothing."""
+    """A corrected version of the same file (values changed, a bar inside its span dropped) is what a
+    same-name import is for: it replaces the earlier rows, and a note says which bars it removed. One that
+    also drops the last bar (outside its own span) is refused unless --replace. A version that only adds
+    dates removes nothing and says nothing."""
     f = _export(tmp_path, "x", hourly(0, 48))
     assert _import(lake_root, f).exit_code == 0
-    f.write_text(hourly(0, 47, skip=frozenset({10}), close=100.75), encoding="utf-8")
+    f.write_text(hourly(0, 48, skip=frozenset({10}), close=100.75), encoding="utf-8")
     r = _import(lake_root, f)
+    assert r.exit_code == 0, r.output
+    assert "removes 1 SOLUSDT 1h bars its earlier version landed (2024-08-01)" in r.output
+    assert query(lake_root, "SELECT count(*), min(ts), max(ts), min(close), max(close) FROM bars") == [
+        (47, AUG, AUG + 47 * HOUR, 100.75, 100.75)
+    ]
+    f.write_text(hourly(0, 47, skip=frozenset({10, 11}), close=100.5), encoding="utf-8")
+    r = _import(lake_root, f)
+    assert r.exit_code == 1, r.output
+    assert "would remove 1 of them, dated 2024-08-02, outside this file's span" in r.output, r.output
+    assert query(lake_root, "SELECT count(*), max(close) FROM bars") == [(47, 100.75)]
+    r = _import(lake_root, f, "--replace")
     assert r.exit_code == 0, r.output
     assert "removes 2 SOLUSDT 1h bars its earlier version landed (2024-08-01 to 2024-08-02)" in r.output
     assert query(lake_root, "SELECT count(*), min(ts), max(ts), min(close), max(close) FROM bars") == [
-        (46, AUG, AUG + 46 * HOUR, 100.75, 100.75)
+        (45, AUG, AUG + 46 * HOUR, 100.5, 100.5)
     ]
     f.write_text(hourly(0, 96), encoding="utf-8")
     r = _import(lake_root, f)
     assert r.exit_code == 0, r.output
     assert "removes" not in r.output, r.output
     assert query(lake_root, "SELECT count(*) FROM bars") == [(96,)]
+
+
+def _sessions(first: dt.date, last: dt.date) -> list[dt.date]:
+    """XNYS sessions from `first` to `last`."""
+    out = []
+    for i in range((last - first).days + 1):
+        day = first + dt.timedelta(days=i)
+        try:
+            session_stamp(day)
+        except Exception:
+            continue
+        out.append(day)
+    return out
+
+
+def test_a_narrower_export_of_the_same_name_is_refused_unless_replace(
+    tmp_path: Path, lake_root: Path
+) -> None:
+    """A year's export.csv (211 sessions) then a quarter's (63) under the same name kept only the quarter's
+    63 bars, with a note and exit 0: its span lay within the first's. Any bar the earlier file landed
+    outside the new file's span makes it another export: refused, nothing lost; --replace to mean it."""
+    year, quarter = (
+        _sessions(dt.date(2024, 1, 2), dt.date(2024, 10, 31)),
+        _sessions(dt.date(2024, 4, 1), dt.date(2024, 6, 28)),
+    )
+    assert (len(year), len(quarter)) == (211, 63)
+    text = lambda days: "Date,Open,High,Low,Close,Volume\n" + "".join(f"{d},10,12,9,11,100\n" for d in days)  # noqa: E731
+    exp1 = _export(tmp_path, "exp1", text(year))
+    exp2 = _export(tmp_path, "exp2", text(quarter))
+
+    def run(f: Path, *extra: str) -> Any:
+        return _cli(
+            "--lake", str(lake_root), "ingest", "csv", str(f), "--symbol", "ABC", "--interval", "1d",
+            "--source", "mybroker", *extra,
+        )  # fmt: skip
+
+    assert run(exp1).exit_code == 0
+    before = _files(lake_root)
+    r = run(exp2)
+    assert r.exit_code == 1, r.output
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1, r.output
+    assert "would remove 148 of them, dated 2024-01-02 to 2024-03-28 and 2024-07-01 to 2024-10-31" in lines[0]
+    assert _files(lake_root) == before
+    assert query(lake_root, "SELECT count(*) FROM bars") == [(211,)]
+    r = run(exp2, "--replace")
+    assert r.exit_code == 0, r.output
+    assert query(lake_root, "SELECT count(*) FROM bars") == [(63,)]
