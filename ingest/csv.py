@@ -30,8 +30,11 @@ WEEKEND_MIN_ROWS rows, and a WEEKEND_SHARE of them, on a Saturday or Sunday (a c
 coarser than `interval` (`check_coarser`: a 5-minute file as 1m would land each bar available a minute
 after it opens, its close known five minutes after; a weekly file as 1d) is refused whole too.
 
-A file of two or more lines whose last line has no line ending looks cut short (its last row may hold a
-price cut mid-number): that line is quarantined, named, and a note says so. A lower-case `--symbol` is
+A file of two or more lines whose last line has no line ending may be cut short (its last row may hold a
+price cut mid-number). Only that line's last field can be cut while it still parses, so the line is
+quarantined, named, and a note says so, only when it looks cut (`_looks_cut`: fewer fields than the header,
+or a last field shorter than that column ever is in the other rows, or with fewer decimal places); a
+whole last row without a final newline lands. A lower-case `--symbol` is
 refused (`spy` would be a symbol of its own beside `SPY`).
 
 Every row passes the one OHLCV rule of every source (`ingest.common.ohlcv_problem`); a failing row, an
@@ -249,6 +252,50 @@ def _unended_tail(text: str) -> tuple[str, int, str] | None:
     return head, len(_LINE_END.findall(head)) + 1, tail
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _looks_cut(head: str, tail: str, delimiter: str) -> str | None:
+    """Why the last line `tail`, which has no line ending, looks cut short, or None when it looks whole (it
+    then lands as any row). A cut before the last field leaves fewer fields than the header; a cut in the
+    last field leaves it shorter than that column ever is in the file's other rows (in `head`, the text
+    before it): fewer characters than the column's shortest value (of numbers, when it is a number), or
+    fewer decimal places than the column's fewest when every value has decimals (266.8 for 266.859985, a
+    volume of 960 for 96007400). A file written without a final newline ('\\n'.join) lands whole."""
+    rows = [
+        r for r in csv.reader(io.StringIO(head, newline=""), delimiter=delimiter) if any(c.strip() for c in r)
+    ]
+    if not rows:
+        return None
+    header, others = rows[0], rows[1:]
+    try:
+        last = next(csv.reader([tail], delimiter=delimiter, strict=True))
+    except (csv.Error, StopIteration):
+        return "a quoted field is not closed"
+    if len(last) < len(header):
+        return f"{len(last)} fields where the header has {len(header)}"
+    i = len(last) - 1
+    cell = last[i].strip()
+    pool = [v for v in (r[i].strip() for r in others if i < len(r)) if v]
+    if _is_number(cell):
+        pool = [v for v in pool if _is_number(v)]
+    if not pool:
+        return None
+    name = header[i].strip() if i < len(header) else f"field {i + 1}"
+    if len(cell) < min(len(v) for v in pool):
+        return f"its last field ({name}) is shorter than in every other row"
+    if all("." in v for v in pool) and len(cell.partition(".")[2]) < min(
+        len(v.partition(".")[2]) for v in pool
+    ):
+        return f"its last field ({name}) has fewer decimal places than in every other row"
+    return None
+
+
 def _number(name: str, text: str) -> float:
     t = text.strip()
     if not t:
@@ -279,10 +326,11 @@ def parse_csv(
     step = interval_delta(interval)
     daily = step >= dt.timedelta(days=1)
     unended = _unended_tail(text)
-    if unended is not None:
-        text = unended[0]
     first_line = text.split("\n", 1)[0]
     delimiter = max((",", ";", "\t", "|"), key=first_line.count)
+    cut_why = None if unended is None else _looks_cut(unended[0], unended[2], delimiter)
+    if unended is not None and cut_why is not None:
+        text = unended[0]
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     out = Parsed()
     header: list[str] | None = None
@@ -486,7 +534,7 @@ def parse_csv(
         raise MarketlakeError(f"{where}: the file is empty (no header, no rows)")
     if day_first is not None:
         day_first.check()
-    if unended is not None:
+    if unended is not None and cut_why is not None:
         _, tail_line, tail = unended
         out.cut_short = tail_line
         out.rejected.append(
@@ -498,9 +546,9 @@ def parse_csv(
                 "raw": tail,
                 "ts": None,
                 **dict.fromkeys(("open", "high", "low", "close", "volume")),
-                "reason": f"{Path(where).name}: line {tail_line} has no line ending: the file looks cut short "
-                "(a whole file ends with a newline); if that line is whole, end the file with a newline and "
-                "import it again",
+                # no file name nor line: the same cut row imported under two names is one bar (`check`)
+                "reason": f"no line ending, and {cut_why}: the file looks cut short (a whole file ends with "
+                "a newline); if that line is whole, end the file with a newline and import it again",
             }
         )
     if not daily and step >= dt.timedelta(hours=1):

@@ -787,8 +787,9 @@ def test_a_file_cut_short_mid_line_quarantines_its_last_line_and_says_so(
     assert summary.ok, summary.errors
     assert (summary.of("SPY").rows_landed, summary.of("SPY").rows_rejected) == (2516, 3)
     reason = (
-        f"{cut.name}: line {lines} has no line ending: the file looks cut short (a whole file ends with a "
-        "newline); if that line is whole, end the file with a newline and import it again"
+        "no line ending, and its last field (Volume) is shorter than in every other row: the file looks cut "
+        "short (a whole file ends with a newline); if that line is whole, end the file with a newline and "
+        "import it again"
     )
     assert query(
         lake_root, "SELECT line_number, raw, close, reason FROM bars_rejected WHERE line_number > 2000"
@@ -1229,3 +1230,84 @@ def test_a_narrower_export_of_the_same_name_is_refused_unless_replace(
     r = run(exp2, "--replace")
     assert r.exit_code == 0, r.output
     assert query(lake_root, "SELECT count(*) FROM bars") == [(63,)]
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_a_whole_last_row_without_a_final_newline_lands_without_a_note(tmp_path: Path, newline: str) -> None:
+    """Files written with '\\n'.join, or edited by hand, lack the final newline: their whole last row was
+    quarantined as 'cut short'. Only a last field shorter than its column ever is (or a missing field) looks
+    cut; a whole row lands and nothing is said."""
+    rows = ["Date,Open,High,Low,Close,Volume", "2024-03-04,10,12,9,11,1000", "2024-03-05,10,12,9,11.5,1200"]
+    f = tmp_path / "joined.csv"
+    f.write_bytes(newline.join(rows).encode())
+    s = csv_ingest.run(ctx(tmp_path / "a"), f, "ABC", "1d", None)
+    assert (s.of("ABC").rows_landed, s.of("ABC").rows_rejected) == (2, 0)
+    assert not any("line ending" in n for n in s.notes), s.notes
+    assert query(tmp_path / "a", "SELECT close, volume FROM bars ORDER BY ts DESC LIMIT 1") == [
+        (11.5, 1200.0)
+    ]
+    # the real SPY file without its last newline lands every row it lands whole, and says nothing
+    spy = write_file(tmp_path, "spy.csv", SPY.read_text(encoding="utf-8").rstrip("\n"))
+    s = csv_ingest.run(ctx(tmp_path / "b"), spy, "SPY", "1d", None)
+    assert (s.of("SPY").rows_landed, s.of("SPY").rows_rejected) == (2517, 2)
+    assert not any("line ending" in n for n in s.notes), s.notes
+    # a last line with a field missing is still cut short
+    f.write_bytes(newline.join([*rows[:2], "2024-03-05,10,12,9"]).encode())
+    s = csv_ingest.run(ctx(tmp_path / "c"), f, "ABC", "1d", None)
+    assert (s.of("ABC").rows_landed, s.of("ABC").rows_rejected) == (1, 1)
+    assert query(tmp_path / "c", "SELECT reason FROM bars_rejected")[0][0].startswith(
+        "no line ending, and 4 fields where the header has 6: the file looks cut short"
+    )
+
+
+def _spy_columns(order: list[str]) -> str:
+    """The SPY sample with its columns in `order` (names from its header)."""
+    lines = SPY.read_text(encoding="utf-8").splitlines()
+    header = lines[0].split(",")
+    at = [header.index(c) for c in order]
+    return "".join(",".join(line.split(",")[i] for i in at) + "\n" for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("order", "cut", "last", "why"),
+    [
+        (
+            ["Date", "Open", "High", "Low", "Volume", "Close"],
+            6,
+            "266.8",
+            "is shorter than in every other row",
+        ),
+        (["Date", "Open", "High", "Low", "Volume", "Close"], 2, "266.85998", "has fewer decimal places"),
+        (["Date", "Open", "High", "Low", "Close", "Volume"], 6, "960", "is shorter than in every other row"),
+    ],
+)
+def test_a_last_field_cut_mid_number_is_still_quarantined(
+    tmp_path: Path, order: list[str], cut: int, last: str, why: str
+) -> None:
+    text = _spy_columns(order)
+    f = write_file(tmp_path, "spy.csv", text[:-cut])
+    assert f.read_text(encoding="utf-8").endswith("," + last)
+    s = csv_ingest.run(ctx(tmp_path / "lake"), f, "SPY", "1d", None)
+    assert (s.of("SPY").rows_landed, s.of("SPY").rows_rejected) == (2516, 3)
+    assert any("has no line ending: the file looks cut short" in n for n in s.notes), s.notes
+    (reason,) = query(tmp_path / "lake", "SELECT reason FROM bars_rejected WHERE ts IS NULL")[0]
+    assert f"its last field ({order[-1]}) {why}" in reason, reason
+    assert not query(
+        tmp_path / "lake", "SELECT 1 FROM bars WHERE close::VARCHAR LIKE '266.8%' OR volume = 960"
+    )
+
+
+def test_a_cut_short_row_imported_under_two_names_is_one_quarantined_bar_in_check(tmp_path: Path) -> None:
+    """`check` counts a quarantined bar once per (ts, reason), or (raw, reason) without ts: the cut-short
+    reason named the file, so the same cut file imported under two names counted its cut row twice."""
+    cut = SPY.read_bytes()[:-6].decode()
+    root = tmp_path / "lake"
+    for name in ("spy-a.csv", "spy-b.csv"):
+        assert csv_ingest.run(ctx(root), write_file(tmp_path, name, cut), "SPY", "1d", None).ok
+    assert query(root, "SELECT count(*) FROM bars_rejected") == [(6,)]
+    r = _cli("--lake", str(root), "check", "--format", "json")
+    assert r.exit_code == 0, r.output
+    import json
+
+    (spy,) = [x for x in json.loads(r.stdout) if x["symbol"] == "SPY"]
+    assert spy["rejected"] == 3, spy
