@@ -13,7 +13,9 @@ Stamps are read as `YYYY-MM-DD`, `YYYY-MM-DD HH:MM[:SS]` (or with `T`), with an 
 `M/D/YYYY [H:MM[:SS] [AM|PM]]` (US style, as in the S&P 500 sample), and Unix time in seconds,
 milliseconds or microseconds (10, 13 or 16 digits; UTC). Slash dates are month first, or day first with
 `--date-order dmy`; without `--date-order` a file whose slash dates look day-first is refused (`_DayFirst`),
-never guessed. They are stamped by the vendors' rules:
+and dates with no evidence either way (every number at most 12 and no pattern, as one day's intraday rows)
+are read month first; with `--date-order dmy` a file whose dates look month-first is refused. They are
+stamped by the vendors' rules:
 
 - daily bars: the date as written is the trading day (a time of day on the row is ignored); stocks and
   ETFs are stamped from the XNYS calendar (`ingest.stamping.stamp_daily`: `ts` = the session's open),
@@ -321,8 +323,9 @@ def parse_csv(
     """Read a whole file's text into bars and rejected rows. Raises MarketlakeError (naming `where` and the
     line) for what makes the whole file unreadable: no header, a missing column, an intraday local time
     without `tz`, a date-only stamp for an intraday interval, slash dates that look day-first when
-    `date_order` (`mdy` or `dmy`) does not say which they are (`_DayFirst`)."""
-    day_first = _DayFirst(where) if date_order is None else None
+    `date_order` (`mdy` or `dmy`) does not say which they are, or month-first when it says `dmy`
+    (`_DayFirst`)."""
+    day_first = _DayFirst(where, dmy=date_order == "dmy") if date_order != "mdy" else None
     step = interval_delta(interval)
     daily = step >= dt.timedelta(days=1)
     unended = _unended_tail(text)
@@ -572,23 +575,38 @@ class _DayFirst:
     whose dates look day-first is refused (MarketlakeError), never guessed: a date whose first number
     cannot be a month (13/08/2024), at once; or, once every row is read, consecutive dates whose first
     number changes while the second stays (01/08/2024 then 02/08/2024: read month-first, a month apart)
-    more often than the other way round (a month-first file's day changes from one date to the next)."""
+    more often than the other way round (a month-first file's day changes from one date to the next).
+    Dates with no evidence either way (every number at most 12, no such pattern: one day's intraday rows)
+    are read month first.
 
-    def __init__(self, where: str) -> None:
+    With `dmy` (`--date-order dmy`), the mirror: a file whose dates look month-first is refused, a date
+    whose second number cannot be a month (1/13/2024) at once, or consecutive dates whose second number
+    changes while the first stays more often than the other way round (a mistaken --date-order dmy on a US
+    file would otherwise land its dates swapped, or be refused for weekend rows)."""
+
+    def __init__(self, where: str, *, dmy: bool = False) -> None:
         self.where = where
+        self.dmy = dmy
         self.last: tuple[int, int, str, int] | None = None
         """The last slash date seen: (first number, second number, as written, line)."""
         self.first_changes = 0
         self.second_changes = 0
         self.evidence: tuple[int, str, int, str] | None = None
         """The first pair of lines whose first number changed alone: (line, date, line, date)."""
+        self.second_evidence: tuple[int, str, int, str] | None = None
+        """The first pair of lines whose second number changed alone."""
 
     def see(self, stamp_text: str, line: int) -> None:
         m = _MDY.fullmatch(stamp_text.strip())
         if m is None:
             return
         first, second, written = int(m[1]), int(m[2]), f"{m[1]}/{m[2]}/{m[3]}"
-        if first > 12 and 1 <= second <= 12:
+        if self.dmy and second > 12 and 1 <= first <= 12:
+            raise MarketlakeError(
+                f"{self.where}: dates look month-first: {written} on line {line} ({second} is not a month; "
+                "--date-order dmy reads D/M/YYYY); drop --date-order dmy; nothing was stored"
+            )
+        if not self.dmy and first > 12 and 1 <= second <= 12:
             raise MarketlakeError(
                 f"{self.where}: line {line}: dates look day-first: {written} ({first} is not a month; slash "
                 "dates are read as M/D/YYYY): if the file's dates are D/M/YYYY, import it with --date-order "
@@ -601,9 +619,19 @@ class _DayFirst:
                 self.evidence = self.evidence or (l0, w0, line, written)
             elif second != s0 and first == f0:
                 self.second_changes += 1
+                self.second_evidence = self.second_evidence or (l0, w0, line, written)
         self.last = (first, second, written, line)
 
     def check(self) -> None:
+        if self.dmy:
+            if self.second_evidence is not None and self.second_changes > self.first_changes:
+                l0, w0, l1, w1 = self.second_evidence
+                raise MarketlakeError(
+                    f"{self.where}: dates look month-first: {w0} then {w1} on lines {l0}-{l1} (the second "
+                    "number changes from row to row, the first does not; --date-order dmy reads D/M/YYYY); "
+                    "drop --date-order dmy; nothing was stored"
+                )
+            return
         if self.evidence is not None and self.first_changes > self.second_changes:
             l0, w0, l1, w1 = self.evidence
             raise MarketlakeError(
@@ -878,7 +906,8 @@ def run(
     `tz` is the zone of stamps written without an offset (needed for intraday files of local times);
     `asset_class` is 'stock', 'etf' or 'crypto' (default: 'etf' for the known ETFs and the `etfs` setting,
     'stock' otherwise); `now` fixes the clock (a bar not finished by then is refused); `date_order` says
-    how slash dates are written, 'mdy' or 'dmy' (default: M/D/YYYY, a file that looks day-first refused);
+    how slash dates are written, 'mdy' or 'dmy' (default: M/D/YYYY, a file that looks day-first refused;
+    with 'dmy', a file that looks month-first refused);
     `replace` lets a file of an earlier file's name remove that file's bars outside its own span
     (`_removed_bars`). Raises MarketlakeError, naming the file, for a file it cannot read or that would remove
     an earlier export's bars; row problems are in the summary."""

@@ -1311,3 +1311,58 @@ def test_a_cut_short_row_imported_under_two_names_is_one_quarantined_bar_in_chec
 
     (spy,) = [x for x in json.loads(r.stdout) if x["symbol"] == "SPY"]
     assert spy["rejected"] == 3, spy
+
+
+def _us_daily(days: list[dt.date]) -> str:
+    return "Date,Open,High,Low,Close,Volume\n" + "".join(
+        f"{d.month}/{d.day}/{d.year},10,12,9,11,100\n" for d in days
+    )
+
+
+def test_a_month_first_file_with_date_order_dmy_is_refused_in_one_line(tmp_path: Path) -> None:
+    """A mistaken --date-order dmy on a US M/D/YYYY file was refused as 'on a Saturday or Sunday …: is it
+    crypto?' (or, as crypto, landed its dates swapped). The mirror of the day-first check refuses it."""
+    us = write_file(tmp_path, "us.csv", _us_daily(yahoo_days(dt.date(2024, 1, 16), dt.date(2024, 2, 16))))
+    root = tmp_path / "lake"
+    r = _cli(
+        "--lake", str(root), "ingest", "csv", str(us), "--symbol", "ABC", "--interval", "1d",
+        "--date-order", "dmy",
+    )  # fmt: skip
+    assert r.exit_code == 1, r.output
+    assert r.output.strip().splitlines() == [
+        f"error: {us}: dates look month-first: 1/16/2024 on line 2 (16 is not a month; --date-order dmy reads "
+        "D/M/YYYY); drop --date-order dmy; nothing was stored"
+    ], r.output
+    assert landed(root) == 0
+    # every number at most 12: the second number counting the days says month-first (crypto: every day)
+    early = write_file(
+        tmp_path,
+        "early.csv",
+        _us_daily(yahoo_days(dt.date(2024, 1, 1), dt.date(2024, 1, 12), every_day=True)),
+    )
+    with pytest.raises(MarketlakeError) as err:
+        csv_ingest.run(ctx(root), early, "BTCUSD", "1d", None, asset_class="crypto", date_order="dmy")
+    assert str(err.value) == (
+        f"{early}: dates look month-first: 1/1/2024 then 1/2/2024 on lines 2-3 (the second number changes "
+        "from row to row, the first does not; --date-order dmy reads D/M/YYYY); drop --date-order dmy; "
+        "nothing was stored"
+    )
+    assert landed(root) == 0
+    # without the option both land on their days; a day-first file and one day's rows still land with it
+    assert csv_ingest.run(ctx(root), early, "BTCUSD", "1d", None, asset_class="crypto").ok
+    assert csv_ingest.run(ctx(tmp_path / "us"), us, "ABC", "1d", None).ok
+    dmy = write_file(tmp_path, "btc-aug.csv", _aug_2024_btc(day_first=True, days=range(1, 13)))
+    assert csv_ingest.run(
+        ctx(tmp_path / "d"), dmy, "BTCUSD", "1d", None, asset_class="crypto", date_order="dmy"
+    ).ok
+    one_day = "Date,Open,High,Low,Close,Volume\n" + "".join(
+        f"02/09/2024 {9 + m // 60}:{m % 60:02d},10,12,9,11,100\n" for m in range(30, 120)
+    )
+    s = csv_ingest.run(
+        ctx(tmp_path / "o"), write_file(tmp_path, "oneday.csv", one_day), "BTCUSD", "1m", "UTC",
+        asset_class="crypto", date_order="dmy",
+    )  # fmt: skip
+    assert s.ok and s.of("BTCUSD").rows_landed == 90
+    assert query(tmp_path / "o", "SELECT min(ts) FROM bars") == [
+        (dt.datetime(2024, 9, 2, 9, 30, tzinfo=dt.UTC),)
+    ]
