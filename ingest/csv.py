@@ -572,7 +572,7 @@ def parse_csv(
 
 class _DayFirst:
     """Slash dates are read as M/D/YYYY (README) unless `--date-order` says otherwise. Without it, a file
-    whose dates look day-first is refused (MarketlakeError), never guessed: a date whose first number
+    whose dates look day-first is refused (MarketlakeError), not read month first: a date whose first number
     cannot be a month (13/08/2024), at once; or, once every row is read, consecutive dates whose first
     number changes while the second stays (01/08/2024 then 02/08/2024: read month-first, a month apart)
     more often than the other way round (a month-first file's day changes from one date to the next).
