@@ -272,7 +272,7 @@ def ingest_news_file(ctx: click.Context, path: Path, assume_time: str | None, tz
     type=click.Choice(["mdy", "dmy"]),
     default=None,
     help="How slash dates are written: mdy (M/D/YYYY) or dmy (D/M/YYYY). Default: M/D/YYYY, and a file "
-    "whose dates look day-first is refused.",
+    "whose dates look day-first is refused; with dmy, a file whose dates look month-first is refused.",
 )
 @click.option(
     "--replace",

@@ -13,7 +13,9 @@ Stamps are read as `YYYY-MM-DD`, `YYYY-MM-DD HH:MM[:SS]` (or with `T`), with an 
 `M/D/YYYY [H:MM[:SS] [AM|PM]]` (US style, as in the S&P 500 sample), and Unix time in seconds,
 milliseconds or microseconds (10, 13 or 16 digits; UTC). Slash dates are month first, or day first with
 `--date-order dmy`; without `--date-order` a file whose slash dates look day-first is refused (`_DayFirst`),
-never guessed. They are stamped by the vendors' rules:
+and dates with no evidence either way (every number at most 12 and no pattern, as one day's intraday rows)
+are read month first; with `--date-order dmy` a file whose dates look month-first is refused. They are
+stamped by the vendors' rules:
 
 - daily bars: the date as written is the trading day (a time of day on the row is ignored); stocks and
   ETFs are stamped from the XNYS calendar (`ingest.stamping.stamp_daily`: `ts` = the session's open),
@@ -30,19 +32,22 @@ WEEKEND_MIN_ROWS rows, and a WEEKEND_SHARE of them, on a Saturday or Sunday (a c
 coarser than `interval` (`check_coarser`: a 5-minute file as 1m would land each bar available a minute
 after it opens, its close known five minutes after; a weekly file as 1d) is refused whole too.
 
-A file of two or more lines whose last line has no line ending looks cut short (its last row may hold a
-price cut mid-number): that line is quarantined, named, and a note says so. A lower-case `--symbol` is
+A file of two or more lines whose last line has no line ending may be cut short (its last row may hold a
+price cut mid-number). Only that line's last field can be cut while it still parses, so the line is
+quarantined, named, and a note says so, only when it looks cut (`_looks_cut`: fewer fields than the header,
+or a last field shorter than that column ever is in the other rows, or with fewer decimal places); a
+whole last row without a final newline lands. A lower-case `--symbol` is
 refused (`spy` would be a symbol of its own beside `SPY`).
 
 Every row passes the one OHLCV rule of every source (`ingest.common.ohlcv_problem`); a failing row, an
 unreadable value, a duplicate stamp go to `bars_rejected` with the reason and the line number. The file is
 copied to the raw cache (`raw/<source>/<symbol>/<interval>/<name>`, with its sha256). A file is identified
 by its source, symbol, interval and name: importing it again changes nothing, and importing a corrected
-version of the same name replaces its rows (a note names the bars it removes). Brokers name every export
-alike (`export.csv`): a file of an earlier file's name that would remove bars the earlier one landed outside
-its own span (first to last time), when its span is not within the earlier file's, is another export, not a
-correction: it is refused before anything is written (`_removed_bars`; rename it, or `--replace` to remove
-those bars on purpose). The `source` (default `csv`) ranks below every vendor in the
+version of the same name replaces its rows (a note names the bars it removes inside its own span, first to
+last time). Brokers name every export alike (`export.csv`): a file of an earlier file's name that would
+remove ANY bar the earlier one landed outside its own span (a later export, or a narrower one) is another
+export, not a correction: it is refused before anything is written (`_removed_bars`; rename it, or
+`--replace` to remove those bars on purpose). The `source` (default `csv`) ranks below every vendor in the
 `bars` view (sql/views/020_bars.sql): a CSV fills gaps and never hides a vendor's bar.
 """
 
@@ -249,6 +254,50 @@ def _unended_tail(text: str) -> tuple[str, int, str] | None:
     return head, len(_LINE_END.findall(head)) + 1, tail
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _looks_cut(head: str, tail: str, delimiter: str) -> str | None:
+    """Why the last line `tail`, which has no line ending, looks cut short, or None when it looks whole (it
+    then lands as any row). A cut before the last field leaves fewer fields than the header; a cut in the
+    last field leaves it shorter than that column ever is in the file's other rows (in `head`, the text
+    before it): fewer characters than the column's shortest value (of numbers, when it is a number), or
+    fewer decimal places than the column's fewest when every value has decimals (266.8 for 266.859985, a
+    volume of 960 for 96007400). A file written without a final newline ('\\n'.join) lands whole."""
+    rows = [
+        r for r in csv.reader(io.StringIO(head, newline=""), delimiter=delimiter) if any(c.strip() for c in r)
+    ]
+    if not rows:
+        return None
+    header, others = rows[0], rows[1:]
+    try:
+        last = next(csv.reader([tail], delimiter=delimiter, strict=True))
+    except (csv.Error, StopIteration):
+        return "a quoted field is not closed"
+    if len(last) < len(header):
+        return f"{len(last)} fields where the header has {len(header)}"
+    i = len(last) - 1
+    cell = last[i].strip()
+    pool = [v for v in (r[i].strip() for r in others if i < len(r)) if v]
+    if _is_number(cell):
+        pool = [v for v in pool if _is_number(v)]
+    if not pool:
+        return None
+    name = header[i].strip() if i < len(header) else f"field {i + 1}"
+    if len(cell) < min(len(v) for v in pool):
+        return f"its last field ({name}) is shorter than in every other row"
+    if all("." in v for v in pool) and len(cell.partition(".")[2]) < min(
+        len(v.partition(".")[2]) for v in pool
+    ):
+        return f"its last field ({name}) has fewer decimal places than in every other row"
+    return None
+
+
 def _number(name: str, text: str) -> float:
     t = text.strip()
     if not t:
@@ -274,15 +323,17 @@ def parse_csv(
     """Read a whole file's text into bars and rejected rows. Raises MarketlakeError (naming `where` and the
     line) for what makes the whole file unreadable: no header, a missing column, an intraday local time
     without `tz`, a date-only stamp for an intraday interval, slash dates that look day-first when
-    `date_order` (`mdy` or `dmy`) does not say which they are (`_DayFirst`)."""
-    day_first = _DayFirst(where) if date_order is None else None
+    `date_order` (`mdy` or `dmy`) does not say which they are, or month-first when it says `dmy`
+    (`_DayFirst`)."""
+    day_first = _DayFirst(where, dmy=date_order == "dmy") if date_order != "mdy" else None
     step = interval_delta(interval)
     daily = step >= dt.timedelta(days=1)
     unended = _unended_tail(text)
-    if unended is not None:
-        text = unended[0]
     first_line = text.split("\n", 1)[0]
     delimiter = max((",", ";", "\t", "|"), key=first_line.count)
+    cut_why = None if unended is None else _looks_cut(unended[0], unended[2], delimiter)
+    if unended is not None and cut_why is not None:
+        text = unended[0]
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     out = Parsed()
     header: list[str] | None = None
@@ -486,7 +537,7 @@ def parse_csv(
         raise MarketlakeError(f"{where}: the file is empty (no header, no rows)")
     if day_first is not None:
         day_first.check()
-    if unended is not None:
+    if unended is not None and cut_why is not None:
         _, tail_line, tail = unended
         out.cut_short = tail_line
         out.rejected.append(
@@ -498,9 +549,9 @@ def parse_csv(
                 "raw": tail,
                 "ts": None,
                 **dict.fromkeys(("open", "high", "low", "close", "volume")),
-                "reason": f"{Path(where).name}: line {tail_line} has no line ending: the file looks cut short "
-                "(a whole file ends with a newline); if that line is whole, end the file with a newline and "
-                "import it again",
+                # no file name nor line: the same cut row imported under two names is one bar (`check`)
+                "reason": f"no line ending, and {cut_why}: the file looks cut short (a whole file ends with "
+                "a newline); if that line is whole, end the file with a newline and import it again",
             }
         )
     if not daily and step >= dt.timedelta(hours=1):
@@ -521,26 +572,41 @@ def parse_csv(
 
 class _DayFirst:
     """Slash dates are read as M/D/YYYY (README) unless `--date-order` says otherwise. Without it, a file
-    whose dates look day-first is refused (MarketlakeError), never guessed: a date whose first number
+    whose dates look day-first is refused (MarketlakeError), not read month first: a date whose first number
     cannot be a month (13/08/2024), at once; or, once every row is read, consecutive dates whose first
     number changes while the second stays (01/08/2024 then 02/08/2024: read month-first, a month apart)
-    more often than the other way round (a month-first file's day changes from one date to the next)."""
+    more often than the other way round (a month-first file's day changes from one date to the next).
+    Dates with no evidence either way (every number at most 12, no such pattern: one day's intraday rows)
+    are read month first.
 
-    def __init__(self, where: str) -> None:
+    With `dmy` (`--date-order dmy`), the mirror: a file whose dates look month-first is refused, a date
+    whose second number cannot be a month (1/13/2024) at once, or consecutive dates whose second number
+    changes while the first stays more often than the other way round (a mistaken --date-order dmy on a US
+    file would otherwise land its dates swapped, or be refused for weekend rows)."""
+
+    def __init__(self, where: str, *, dmy: bool = False) -> None:
         self.where = where
+        self.dmy = dmy
         self.last: tuple[int, int, str, int] | None = None
         """The last slash date seen: (first number, second number, as written, line)."""
         self.first_changes = 0
         self.second_changes = 0
         self.evidence: tuple[int, str, int, str] | None = None
         """The first pair of lines whose first number changed alone: (line, date, line, date)."""
+        self.second_evidence: tuple[int, str, int, str] | None = None
+        """The first pair of lines whose second number changed alone."""
 
     def see(self, stamp_text: str, line: int) -> None:
         m = _MDY.fullmatch(stamp_text.strip())
         if m is None:
             return
         first, second, written = int(m[1]), int(m[2]), f"{m[1]}/{m[2]}/{m[3]}"
-        if first > 12 and 1 <= second <= 12:
+        if self.dmy and second > 12 and 1 <= first <= 12:
+            raise MarketlakeError(
+                f"{self.where}: dates look month-first: {written} on line {line} ({second} is not a month; "
+                "--date-order dmy reads D/M/YYYY); drop --date-order dmy; nothing was stored"
+            )
+        if not self.dmy and first > 12 and 1 <= second <= 12:
             raise MarketlakeError(
                 f"{self.where}: line {line}: dates look day-first: {written} ({first} is not a month; slash "
                 "dates are read as M/D/YYYY): if the file's dates are D/M/YYYY, import it with --date-order "
@@ -553,9 +619,19 @@ class _DayFirst:
                 self.evidence = self.evidence or (l0, w0, line, written)
             elif second != s0 and first == f0:
                 self.second_changes += 1
+                self.second_evidence = self.second_evidence or (l0, w0, line, written)
         self.last = (first, second, written, line)
 
     def check(self) -> None:
+        if self.dmy:
+            if self.second_evidence is not None and self.second_changes > self.first_changes:
+                l0, w0, l1, w1 = self.second_evidence
+                raise MarketlakeError(
+                    f"{self.where}: dates look month-first: {w0} then {w1} on lines {l0}-{l1} (the second "
+                    "number changes from row to row, the first does not; --date-order dmy reads D/M/YYYY); "
+                    "drop --date-order dmy; nothing was stored"
+                )
+            return
         if self.evidence is not None and self.first_changes > self.second_changes:
             l0, w0, l1, w1 = self.evidence
             raise MarketlakeError(
@@ -830,7 +906,8 @@ def run(
     `tz` is the zone of stamps written without an offset (needed for intraday files of local times);
     `asset_class` is 'stock', 'etf' or 'crypto' (default: 'etf' for the known ETFs and the `etfs` setting,
     'stock' otherwise); `now` fixes the clock (a bar not finished by then is refused); `date_order` says
-    how slash dates are written, 'mdy' or 'dmy' (default: M/D/YYYY, a file that looks day-first refused);
+    how slash dates are written, 'mdy' or 'dmy' (default: M/D/YYYY, a file that looks day-first refused;
+    with 'dmy', a file that looks month-first refused);
     `replace` lets a file of an earlier file's name remove that file's bars outside its own span
     (`_removed_bars`). Raises MarketlakeError, naming the file, for a file it cannot read or that would remove
     an earlier export's bars; row problems are in the summary."""
@@ -912,7 +989,6 @@ def run(
             source=source,
             source_file=source_file,
             periods=set(by_period) | set(before.get("periods", [])),
-            rejected_periods=set(rejected_by_period) | set(before.get("rejected_periods", [])),
             replace=replace,
         )
         if removed:
@@ -984,33 +1060,26 @@ def _removed_bars(
     source: str,
     source_file: str,
     periods: set[str],
-    rejected_periods: set[str],
     replace: bool,
 ) -> str | None:
     """What this file would remove of the bars an earlier file of the same name landed (the rows of
     `source_file` in `periods`, which the landing replaces): None when it removes none, else a note saying
-    how many and which dates. Raises MarketlakeError, before anything is written, when the removal is not a
-    correction: the earlier file landed bars outside this file's span (its first to last time, rejected rows
-    included) and this file's span is not within the earlier file's. Brokers name every export alike
-    (`export.csv`): a second export of other dates would otherwise silently remove the first's bars and
-    overwrite its raw copy. `replace` (`--replace`) removes them on purpose."""
+    how many and which dates. Raises MarketlakeError, before anything is written, when it would remove ANY
+    bar the earlier file landed outside this file's own span (its first to last time, rejected rows with a
+    time included): only removals inside its span are a correction. Brokers name every export alike
+    (`export.csv`): a second export of other dates, or a narrower one (a quarter's export after the year's),
+    would otherwise silently remove the first's bars and overwrite its raw copy. `replace` (`--replace`)
+    removes them on purpose."""
     old_bars: list[dt.datetime] = []
-    old_times: list[dt.datetime] = []
-    for dataset, parts, extra in (
-        (BARS, periods, {"source": source, "interval": interval, "symbol": symbol}),
-        (BARS_REJECTED, rejected_periods, {"source": source}),
-    ):
-        for period in sorted(parts):
-            directory = partition_dir(ctx.paths, dataset, {**extra, "period": period})
-            target = directory / "data.parquet"
-            if not (target.exists() and partition_intact(directory)):
-                continue
-            table = read_partition(target, dataset)
-            mine = pc.fill_null(pc.equal(table.column("source_file"), source_file), False)  # names the symbol
-            stamps = [t for t in table.filter(mine).column("ts").to_pylist() if t is not None]
-            old_times += stamps
-            if dataset is BARS:
-                old_bars += stamps
+    for period in sorted(periods):
+        part = {"source": source, "interval": interval, "symbol": symbol, "period": period}
+        directory = partition_dir(ctx.paths, BARS, part)
+        target = directory / "data.parquet"
+        if not (target.exists() and partition_intact(directory)):
+            continue
+        table = read_partition(target, BARS)
+        mine = pc.fill_null(pc.equal(table.column("source_file"), source_file), False)
+        old_bars += [t for t in table.filter(mine).column("ts").to_pylist() if t is not None]
     new_bars = {b["ts"] for b in parsed.bars}
     gone = sorted(t for t in old_bars if t not in new_bars)
     if not gone:
@@ -1018,8 +1087,7 @@ def _removed_bars(
     new_times = sorted([*new_bars, *(r["ts"] for r in parsed.rejected if r["ts"] is not None)])
     span = (new_times[0], new_times[-1]) if new_times else None
     outside = [t for t in gone if span is None or not span[0] <= t <= span[1]]
-    within = span is not None and min(old_times) <= span[0] and span[1] <= max(old_times)
-    if outside and not within and not replace:
+    if outside and not replace:
         before = [t for t in outside if span is None or t < span[0]]
         after = [t for t in outside if span is not None and t > span[1]]
         where = " and ".join(_dates(part) for part in (before, after) if part)

@@ -287,8 +287,13 @@ def test_a_corrected_file_of_the_same_name_replaces_its_rows(tmp_path: Path, lak
     )
     csv_ingest.run(ctx(lake_root), f, "ABC", "1d", None)
     assert query(lake_root, "SELECT count(*) FROM bars_rejected") == [(1,)]
+    # the correction drops 2024-03-01, a bar outside its own span (2024-03-04): refused without --replace
     f.write_text("Date,Open,High,Low,Close,Volume\n2024-03-04,5,6,4,5.5,1\n", encoding="utf-8")
-    csv_ingest.run(ctx(lake_root), f, "ABC", "1d", None)
+    with pytest.raises(MarketlakeError, match="would remove 1 of them, dated 2024-03-01"):
+        csv_ingest.run(ctx(lake_root), f, "ABC", "1d", None)
+    assert query(lake_root, "SELECT close FROM bars") == [(5.0,)]
+    assert query(lake_root, "SELECT count(*) FROM bars_rejected") == [(1,)]
+    csv_ingest.run(ctx(lake_root), f, "ABC", "1d", None, replace=True)
     assert query(lake_root, "SELECT close FROM bars") == [(5.5,)]
     assert query(lake_root, "SELECT count(*) FROM bars_rejected") == [(0,)]
 
@@ -782,8 +787,9 @@ def test_a_file_cut_short_mid_line_quarantines_its_last_line_and_says_so(
     assert summary.ok, summary.errors
     assert (summary.of("SPY").rows_landed, summary.of("SPY").rows_rejected) == (2516, 3)
     reason = (
-        f"{cut.name}: line {lines} has no line ending: the file looks cut short (a whole file ends with a "
-        "newline); if that line is whole, end the file with a newline and import it again"
+        "no line ending, and its last field (Volume) is shorter than in every other row: the file looks cut "
+        "short (a whole file ends with a newline); if that line is whole, end the file with a newline and "
+        "import it again"
     )
     assert query(
         lake_root, "SELECT line_number, raw, close, reason FROM bars_rejected WHERE line_number > 2000"
@@ -1147,20 +1153,216 @@ def test_a_second_export_of_the_same_name_with_replace_lands_and_says_what_it_re
 def test_a_correction_within_the_earlier_span_still_replaces_its_rows(
     tmp_path: Path, lake_root: Path
 ) -> None:
-    """A corrected version of the same file (values changed, a bar inside and the last one dropped) is what
-    a same-name import is for: it replaces the earlier rows, and a note says which bars it removed. A
-    version that only adds dates removes nothing and says nothing."""
+    """A corrected version of the same file (values changed, a bar inside its span dropped) is what a
+    same-name import is for: it replaces the earlier rows, and a note says which bars it removed. One that
+    also drops the last bar (outside its own span) is refused unless --replace. A version that only adds
+    dates removes nothing and says nothing."""
     f = _export(tmp_path, "x", hourly(0, 48))
     assert _import(lake_root, f).exit_code == 0
-    f.write_text(hourly(0, 47, skip=frozenset({10}), close=100.75), encoding="utf-8")
+    f.write_text(hourly(0, 48, skip=frozenset({10}), close=100.75), encoding="utf-8")
     r = _import(lake_root, f)
+    assert r.exit_code == 0, r.output
+    assert "removes 1 SOLUSDT 1h bars its earlier version landed (2024-08-01)" in r.output
+    assert query(lake_root, "SELECT count(*), min(ts), max(ts), min(close), max(close) FROM bars") == [
+        (47, AUG, AUG + 47 * HOUR, 100.75, 100.75)
+    ]
+    f.write_text(hourly(0, 47, skip=frozenset({10, 11}), close=100.5), encoding="utf-8")
+    r = _import(lake_root, f)
+    assert r.exit_code == 1, r.output
+    assert "would remove 1 of them, dated 2024-08-02, outside this file's span" in r.output, r.output
+    assert query(lake_root, "SELECT count(*), max(close) FROM bars") == [(47, 100.75)]
+    r = _import(lake_root, f, "--replace")
     assert r.exit_code == 0, r.output
     assert "removes 2 SOLUSDT 1h bars its earlier version landed (2024-08-01 to 2024-08-02)" in r.output
     assert query(lake_root, "SELECT count(*), min(ts), max(ts), min(close), max(close) FROM bars") == [
-        (46, AUG, AUG + 46 * HOUR, 100.75, 100.75)
+        (45, AUG, AUG + 46 * HOUR, 100.5, 100.5)
     ]
     f.write_text(hourly(0, 96), encoding="utf-8")
     r = _import(lake_root, f)
     assert r.exit_code == 0, r.output
     assert "removes" not in r.output, r.output
     assert query(lake_root, "SELECT count(*) FROM bars") == [(96,)]
+
+
+def _sessions(first: dt.date, last: dt.date) -> list[dt.date]:
+    """XNYS sessions from `first` to `last`."""
+    out = []
+    for i in range((last - first).days + 1):
+        day = first + dt.timedelta(days=i)
+        try:
+            session_stamp(day)
+        except Exception:
+            continue
+        out.append(day)
+    return out
+
+
+def test_a_narrower_export_of_the_same_name_is_refused_unless_replace(
+    tmp_path: Path, lake_root: Path
+) -> None:
+    """A year's export.csv (211 sessions) then a quarter's (63) under the same name kept only the quarter's
+    63 bars, with a note and exit 0: its span lay within the first's. Any bar the earlier file landed
+    outside the new file's span makes it another export: refused, nothing lost; --replace to mean it."""
+    year, quarter = (
+        _sessions(dt.date(2024, 1, 2), dt.date(2024, 10, 31)),
+        _sessions(dt.date(2024, 4, 1), dt.date(2024, 6, 28)),
+    )
+    assert (len(year), len(quarter)) == (211, 63)
+    text = lambda days: "Date,Open,High,Low,Close,Volume\n" + "".join(f"{d},10,12,9,11,100\n" for d in days)  # noqa: E731
+    exp1 = _export(tmp_path, "exp1", text(year))
+    exp2 = _export(tmp_path, "exp2", text(quarter))
+
+    def run(f: Path, *extra: str) -> Any:
+        return _cli(
+            "--lake", str(lake_root), "ingest", "csv", str(f), "--symbol", "ABC", "--interval", "1d",
+            "--source", "mybroker", *extra,
+        )  # fmt: skip
+
+    assert run(exp1).exit_code == 0
+    before = _files(lake_root)
+    r = run(exp2)
+    assert r.exit_code == 1, r.output
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1, r.output
+    assert "would remove 148 of them, dated 2024-01-02 to 2024-03-28 and 2024-07-01 to 2024-10-31" in lines[0]
+    assert _files(lake_root) == before
+    assert query(lake_root, "SELECT count(*) FROM bars") == [(211,)]
+    r = run(exp2, "--replace")
+    assert r.exit_code == 0, r.output
+    assert query(lake_root, "SELECT count(*) FROM bars") == [(63,)]
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_a_whole_last_row_without_a_final_newline_lands_without_a_note(tmp_path: Path, newline: str) -> None:
+    """Files written with '\\n'.join, or edited by hand, lack the final newline: their whole last row was
+    quarantined as 'cut short'. Only a last field shorter than its column ever is (or a missing field) looks
+    cut; a whole row lands and nothing is said."""
+    rows = ["Date,Open,High,Low,Close,Volume", "2024-03-04,10,12,9,11,1000", "2024-03-05,10,12,9,11.5,1200"]
+    f = tmp_path / "joined.csv"
+    f.write_bytes(newline.join(rows).encode())
+    s = csv_ingest.run(ctx(tmp_path / "a"), f, "ABC", "1d", None)
+    assert (s.of("ABC").rows_landed, s.of("ABC").rows_rejected) == (2, 0)
+    assert not any("line ending" in n for n in s.notes), s.notes
+    assert query(tmp_path / "a", "SELECT close, volume FROM bars ORDER BY ts DESC LIMIT 1") == [
+        (11.5, 1200.0)
+    ]
+    # the real SPY file without its last newline lands every row it lands whole, and says nothing
+    spy = write_file(tmp_path, "spy.csv", SPY.read_text(encoding="utf-8").rstrip("\n"))
+    s = csv_ingest.run(ctx(tmp_path / "b"), spy, "SPY", "1d", None)
+    assert (s.of("SPY").rows_landed, s.of("SPY").rows_rejected) == (2517, 2)
+    assert not any("line ending" in n for n in s.notes), s.notes
+    # a last line with a field missing is still cut short
+    f.write_bytes(newline.join([*rows[:2], "2024-03-05,10,12,9"]).encode())
+    s = csv_ingest.run(ctx(tmp_path / "c"), f, "ABC", "1d", None)
+    assert (s.of("ABC").rows_landed, s.of("ABC").rows_rejected) == (1, 1)
+    assert query(tmp_path / "c", "SELECT reason FROM bars_rejected")[0][0].startswith(
+        "no line ending, and 4 fields where the header has 6: the file looks cut short"
+    )
+
+
+def _spy_columns(order: list[str]) -> str:
+    """The SPY sample with its columns in `order` (names from its header)."""
+    lines = SPY.read_text(encoding="utf-8").splitlines()
+    header = lines[0].split(",")
+    at = [header.index(c) for c in order]
+    return "".join(",".join(line.split(",")[i] for i in at) + "\n" for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("order", "cut", "last", "why"),
+    [
+        (
+            ["Date", "Open", "High", "Low", "Volume", "Close"],
+            6,
+            "266.8",
+            "is shorter than in every other row",
+        ),
+        (["Date", "Open", "High", "Low", "Volume", "Close"], 2, "266.85998", "has fewer decimal places"),
+        (["Date", "Open", "High", "Low", "Close", "Volume"], 6, "960", "is shorter than in every other row"),
+    ],
+)
+def test_a_last_field_cut_mid_number_is_still_quarantined(
+    tmp_path: Path, order: list[str], cut: int, last: str, why: str
+) -> None:
+    text = _spy_columns(order)
+    f = write_file(tmp_path, "spy.csv", text[:-cut])
+    assert f.read_text(encoding="utf-8").endswith("," + last)
+    s = csv_ingest.run(ctx(tmp_path / "lake"), f, "SPY", "1d", None)
+    assert (s.of("SPY").rows_landed, s.of("SPY").rows_rejected) == (2516, 3)
+    assert any("has no line ending: the file looks cut short" in n for n in s.notes), s.notes
+    (reason,) = query(tmp_path / "lake", "SELECT reason FROM bars_rejected WHERE ts IS NULL")[0]
+    assert f"its last field ({order[-1]}) {why}" in reason, reason
+    assert not query(
+        tmp_path / "lake", "SELECT 1 FROM bars WHERE close::VARCHAR LIKE '266.8%' OR volume = 960"
+    )
+
+
+def test_a_cut_short_row_imported_under_two_names_is_one_quarantined_bar_in_check(tmp_path: Path) -> None:
+    """`check` counts a quarantined bar once per (ts, reason), or (raw, reason) without ts: the cut-short
+    reason named the file, so the same cut file imported under two names counted its cut row twice."""
+    cut = SPY.read_bytes()[:-6].decode()
+    root = tmp_path / "lake"
+    for name in ("spy-a.csv", "spy-b.csv"):
+        assert csv_ingest.run(ctx(root), write_file(tmp_path, name, cut), "SPY", "1d", None).ok
+    assert query(root, "SELECT count(*) FROM bars_rejected") == [(6,)]
+    r = _cli("--lake", str(root), "check", "--format", "json")
+    assert r.exit_code == 0, r.output
+    import json
+
+    (spy,) = [x for x in json.loads(r.stdout) if x["symbol"] == "SPY"]
+    assert spy["rejected"] == 3, spy
+
+
+def _us_daily(days: list[dt.date]) -> str:
+    return "Date,Open,High,Low,Close,Volume\n" + "".join(
+        f"{d.month}/{d.day}/{d.year},10,12,9,11,100\n" for d in days
+    )
+
+
+def test_a_month_first_file_with_date_order_dmy_is_refused_in_one_line(tmp_path: Path) -> None:
+    """A mistaken --date-order dmy on a US M/D/YYYY file was refused as 'on a Saturday or Sunday …: is it
+    crypto?' (or, as crypto, landed its dates swapped). The mirror of the day-first check refuses it."""
+    us = write_file(tmp_path, "us.csv", _us_daily(yahoo_days(dt.date(2024, 1, 16), dt.date(2024, 2, 16))))
+    root = tmp_path / "lake"
+    r = _cli(
+        "--lake", str(root), "ingest", "csv", str(us), "--symbol", "ABC", "--interval", "1d",
+        "--date-order", "dmy",
+    )  # fmt: skip
+    assert r.exit_code == 1, r.output
+    assert r.output.strip().splitlines() == [
+        f"error: {us}: dates look month-first: 1/16/2024 on line 2 (16 is not a month; --date-order dmy reads "
+        "D/M/YYYY); drop --date-order dmy; nothing was stored"
+    ], r.output
+    assert landed(root) == 0
+    # every number at most 12: the second number counting the days says month-first (crypto: every day)
+    early = write_file(
+        tmp_path,
+        "early.csv",
+        _us_daily(yahoo_days(dt.date(2024, 1, 1), dt.date(2024, 1, 12), every_day=True)),
+    )
+    with pytest.raises(MarketlakeError) as err:
+        csv_ingest.run(ctx(root), early, "BTCUSD", "1d", None, asset_class="crypto", date_order="dmy")
+    assert str(err.value) == (
+        f"{early}: dates look month-first: 1/1/2024 then 1/2/2024 on lines 2-3 (the second number changes "
+        "from row to row, the first does not; --date-order dmy reads D/M/YYYY); drop --date-order dmy; "
+        "nothing was stored"
+    )
+    assert landed(root) == 0
+    # without the option both land on their days; a day-first file and one day's rows still land with it
+    assert csv_ingest.run(ctx(root), early, "BTCUSD", "1d", None, asset_class="crypto").ok
+    assert csv_ingest.run(ctx(tmp_path / "us"), us, "ABC", "1d", None).ok
+    dmy = write_file(tmp_path, "btc-aug.csv", _aug_2024_btc(day_first=True, days=range(1, 13)))
+    assert csv_ingest.run(
+        ctx(tmp_path / "d"), dmy, "BTCUSD", "1d", None, asset_class="crypto", date_order="dmy"
+    ).ok
+    one_day = "Date,Open,High,Low,Close,Volume\n" + "".join(
+        f"02/09/2024 {9 + m // 60}:{m % 60:02d},10,12,9,11,100\n" for m in range(30, 120)
+    )
+    s = csv_ingest.run(
+        ctx(tmp_path / "o"), write_file(tmp_path, "oneday.csv", one_day), "BTCUSD", "1m", "UTC",
+        asset_class="crypto", date_order="dmy",
+    )  # fmt: skip
+    assert s.ok and s.of("BTCUSD").rows_landed == 90
+    assert query(tmp_path / "o", "SELECT min(ts) FROM bars") == [
+        (dt.datetime(2024, 9, 2, 9, 30, tzinfo=dt.UTC),)
+    ]
