@@ -59,7 +59,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lake.config import Settings
-from lake.connect import register_views, sql_dir, view_files, views_needed
+from lake.connect import private_workdir, register_views, sql_dir, view_files, views_needed
 from lake.errors import MarketlakeError
 from lake.paths import SCHEMA_ANCHOR, LakePaths, resolve_lake_root
 from lake.schemas import FEATURES
@@ -1016,8 +1016,7 @@ def refresh(
         if result.fresh:
             say(f"features: store up to date ({len(result.fresh)} symbol-interval(s))")
         return result
-    with tempfile.TemporaryDirectory(prefix="marketlake-store-") as tmp:
-        work = Path(tmp)
+    with private_workdir("marketlake-store-") as work:  # a killed run's folder goes at the next run
         con = _connection(lake_root, settings, memory_limit, work)
         done = 0
         partial: dict[str, int] = defaultdict(int)  # rows written of a pair written in several parts
