@@ -17,6 +17,7 @@ import logging
 import math
 import re
 import shutil
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -95,6 +96,9 @@ def handle_errors(fn: F) -> F:
             for line in damaged_files():
                 click.echo(redact(line), err=True)
             sys.exit(1)
+        except BrokenPipeError:  # the reader went away (`| head`): end quietly, as Unix tools do
+            _quiet_stdout()
+            sys.exit(128 + signal.SIGPIPE)
         except OSError as exc:  # a full disk, a read-only mount, a file gone: one line naming the file
             from lake.writer import io_reason
 
@@ -104,6 +108,17 @@ def handle_errors(fn: F) -> F:
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's own flush at exit finds no closed pipe to complain of."""
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError, AttributeError):
+        return  # not a real file (a test's captured output)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def _ended_early(exc: EOFError) -> str:
