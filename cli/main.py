@@ -15,9 +15,9 @@ import io
 import json
 import logging
 import math
+import os
 import re
 import shutil
-import os
 import signal
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -30,7 +30,14 @@ import duckdb
 
 from lake.config import load_dotenv_file, load_settings, settings_source
 from lake.context import plain
-from lake.errors import REPAIR, MarketlakeError, Terminated, is_interrupt, stop_signal, terminate_on_signals
+from lake.errors import (
+    MarketlakeError,
+    Terminated,
+    is_interrupt,
+    repair_advice,
+    stop_signal,
+    terminate_on_signals,
+)
 from lake.logs import redact, setup_logging
 from lake.paths import require_lake, resolve_lake_root
 
@@ -140,7 +147,7 @@ def damaged_files() -> list[str]:
         return []
     if not problems:
         return []
-    return [*(f"damaged: {p}" for p in problems), f"to repair: {REPAIR}"]
+    return [*(f"damaged: {p}" for p in problems), f"to repair: {repair_advice(problems)}"]
 
 
 def existing_lake(run: Any) -> Path:

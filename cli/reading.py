@@ -17,7 +17,6 @@ import lake
 from cli.main import (
     CHUNK_ROWS,
     FORMATS,
-    REPAIR,
     TABLE_ROWS,
     _ctx,
     cli,
@@ -26,7 +25,7 @@ from cli.main import (
     print_table,
     write_rows,
 )
-from lake.errors import MarketlakeError
+from lake.errors import MarketlakeError, repair_advice
 
 # --- reading -------------------------------------------------------------------------------------------
 
@@ -235,5 +234,7 @@ def verify_cmd(ctx: click.Context) -> None:
     for p in problems:
         click.echo(p)
     if problems:
-        raise MarketlakeError(f"{len(problems)} file(s) do not match their manifest; to repair: {REPAIR}")
+        raise MarketlakeError(
+            f"{len(problems)} file(s) do not match their manifest; to repair: {repair_advice(problems)}"
+        )
     click.echo("every file matches its manifest")
