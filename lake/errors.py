@@ -18,7 +18,8 @@ REPAIR = (
 
 STORE_REPAIR = (
     "a damaged file of the feature store (datasets/features/, derived from the other datasets) is rebuilt by "
-    "`marketlake features refresh`"
+    "`marketlake features refresh` (with `--force --symbols SYMBOL` if `marketlake verify` still names it: a "
+    "file changed without changing its size)"
 )
 """How a damaged file of the feature store is repaired: the store is derived, no ingest wrote it."""
 
