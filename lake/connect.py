@@ -114,7 +114,7 @@ def remove_stale_tmpdirs(prefix: str) -> list[Path]:
     say): only this user's real folders holding a lock file that nobody holds any more. A live owner
     holds its lock, so its folder is never touched; a folder without a lock file (being made, or made by
     an older version) is left alone. Returns the folders removed."""
-    removed = []
+    removed: list[Path] = []
     base = Path(tempfile.gettempdir())
     try:
         names = [n for n in os.listdir(base) if n.startswith(prefix)]

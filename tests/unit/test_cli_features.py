@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -94,7 +95,8 @@ def test_refresh_of_what_the_lake_holds_builds_it(
 @pytest.fixture
 def store_lake(lake_root: Path) -> Path:
     """test_features_store's small lake: crypto pairs, a stock, SPY and QQQ, with news."""
-    lake: Path = test_features_store.small_lake.__wrapped__(lake_root)
+    fixture: Any = test_features_store.small_lake
+    lake: Path = fixture.__wrapped__(lake_root)  # (the fixture's own function)
     return lake
 
 
