@@ -7,7 +7,11 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 import lake
 
@@ -96,3 +100,39 @@ def test_a_killed_refresh_work_folder_goes_at_the_next_run_a_live_one_stays(tmp_
         for proc in (live, killed):
             proc.kill()
             proc.wait(30)
+
+
+def test_the_shells_catalog_for_a_read_only_lake_goes_with_the_shell(
+    filled_lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the lake's folder takes no catalog.duckdb, it is written in a private folder, removed when
+    the shell ends."""
+    import subprocess as sp
+
+    from click.testing import CliRunner
+
+    from cli import cli
+
+    connect_module = sys.modules["lake.connect"]  # (`lake.connect` is the function)
+
+    tmp = tmp_path / "tmpdir"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    write = connect_module.write_catalog
+    seen: list[Path] = []
+
+    def catalog(root: Path, settings: Any, target: Path) -> Path:
+        if target.parent == root:
+            raise PermissionError(13, "Permission denied", str(target))  # a read-only lake's folder
+        seen.append(write(root, settings, target))
+        return seen[-1]
+
+    def shell(cmd: list[str], cwd: Path) -> int:
+        assert Path(cmd[-1]) == seen[0] and seen[0].is_file()  # the shell opens it while it runs
+        return 0
+
+    monkeypatch.setattr(connect_module, "write_catalog", catalog)
+    monkeypatch.setattr(sp, "call", shell)
+    r = CliRunner().invoke(cli, ["--lake", str(filled_lake), "shell"])
+    assert r.exit_code == 0, r.output
+    assert seen and ours(tmp) == [] and not any(tmp.iterdir()), list(tmp.iterdir())
