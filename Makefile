@@ -15,11 +15,11 @@ help: #-- list the targets with their one-line help
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX) )torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-install: $(STAMP) #-- create .venv and install marketlake (editable) with its dev tools
+install: $(STAMP) #-- create .venv and install marketlake (editable) with its dev tools (TORCH_INDEX=URL: torch from that index)
 
 ingest: $(STAMP) #-- pull every source configured in marketlake.toml into the lake
 	$(BIN)/marketlake ingest

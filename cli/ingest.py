@@ -60,10 +60,13 @@ def _refresh_store(run: Any) -> None:
     try:
         result = store.refresh(run.root, run.settings, run.say)
     except MarketlakeError as exc:
+        first, *rest = redact(str(exc)).splitlines() or [""]  # (then any damaged files and their repair)
         click.echo(
-            f"warning: feature store not refreshed: {redact(str(exc))} (run `marketlake features refresh`)",
+            f"warning: feature store not refreshed: {first} (run `marketlake features refresh`)",
             err=True,
         )
+        for line in rest:
+            click.echo(line, err=True)
         return
     if result.built or result.removed:
         run.say(store.describe(result))

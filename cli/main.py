@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import math
+import os
 import re
 import shutil
 import signal
@@ -29,7 +30,14 @@ import duckdb
 
 from lake.config import load_dotenv_file, load_settings, settings_source
 from lake.context import plain
-from lake.errors import REPAIR, MarketlakeError, Terminated, is_interrupt, stop_signal, terminate_on_signals
+from lake.errors import (
+    MarketlakeError,
+    Terminated,
+    is_interrupt,
+    repair_advice,
+    stop_signal,
+    terminate_on_signals,
+)
 from lake.logs import redact, setup_logging
 from lake.paths import require_lake, resolve_lake_root
 
@@ -95,6 +103,9 @@ def handle_errors(fn: F) -> F:
             for line in damaged_files():
                 click.echo(redact(line), err=True)
             sys.exit(1)
+        except BrokenPipeError:  # the reader went away (`| head`): end quietly, as Unix tools do
+            _quiet_stdout()
+            sys.exit(128 + signal.SIGPIPE)
         except OSError as exc:  # a full disk, a read-only mount, a file gone: one line naming the file
             from lake.writer import io_reason
 
@@ -104,6 +115,17 @@ def handle_errors(fn: F) -> F:
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's own flush at exit finds no closed pipe to complain of."""
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError, AttributeError):
+        return  # not a real file (a test's captured output)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def _ended_early(exc: EOFError) -> str:
@@ -125,7 +147,7 @@ def damaged_files() -> list[str]:
         return []
     if not problems:
         return []
-    return [*(f"damaged: {p}" for p in problems), f"to repair: {REPAIR}"]
+    return [*(f"damaged: {p}" for p in problems), f"to repair: {repair_advice(problems)}"]
 
 
 def existing_lake(run: Any) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import subprocess
@@ -17,7 +18,6 @@ import lake
 from cli.main import (
     CHUNK_ROWS,
     FORMATS,
-    REPAIR,
     TABLE_ROWS,
     _ctx,
     cli,
@@ -26,7 +26,7 @@ from cli.main import (
     print_table,
     write_rows,
 )
-from lake.errors import MarketlakeError
+from lake.errors import MarketlakeError, repair_advice
 
 # --- reading -------------------------------------------------------------------------------------------
 
@@ -167,7 +167,7 @@ def shell_cmd(ctx: click.Context) -> None:
     Example:
       marketlake --lake data/lake shell
     """
-    from lake.connect import connect, write_catalog
+    from lake.connect import connect, private_workdir, write_catalog
 
     run = _ctx(ctx)
     existing_lake(run)
@@ -182,20 +182,23 @@ def shell_cmd(ctx: click.Context) -> None:
         raise MarketlakeError("the duckdb shell is not installed (pip install duckdb-cli, or `make install`)")
     if not run.root.is_dir():
         raise MarketlakeError(f"no lake at {run.root} (ingest something first, or pass --lake)")
-    try:
-        catalog = write_catalog(run.root, run.settings, run.root / "catalog.duckdb")
-    except (OSError, duckdb.Error):
-        catalog = write_catalog(run.root, run.settings, Path(tempfile.mkdtemp()) / "catalog.duckdb")
-    # The shell runs in the lake's folder: its SQL reads files there only (DuckDB's external access off,
-    # './' allowed, the configuration locked). Its dot commands (.shell, .output) are the shell's own.
-    confined = [
-        "SET TimeZone = 'UTC'",
-        "SET allowed_directories = ['./']",
-        "SET enable_external_access = false",
-        "SET lock_configuration = true",
-    ]
-    cmd = [duckdb_cli, "-readonly", *(a for c in confined for a in ("-cmd", c)), str(catalog)]
-    sys.exit(subprocess.call(cmd, cwd=run.root))
+    with contextlib.ExitStack() as scratch:
+        try:
+            catalog = write_catalog(run.root, run.settings, run.root / "catalog.duckdb")
+        except (OSError, duckdb.Error):  # a lake on a read-only folder: a private folder, removed after
+            folder = scratch.enter_context(private_workdir("marketlake-shell-"))
+            catalog = write_catalog(run.root, run.settings, folder / "catalog.duckdb")
+        # The shell runs in the lake's folder: its SQL reads files there only (DuckDB's external access off,
+        # './' allowed, the configuration locked). Its dot commands (.shell, .output) are the shell's own.
+        confined = [
+            "SET TimeZone = 'UTC'",
+            "SET allowed_directories = ['./']",
+            "SET enable_external_access = false",
+            "SET lock_configuration = true",
+        ]
+        cmd = [duckdb_cli, "-readonly", *(a for c in confined for a in ("-cmd", c)), str(catalog)]
+        code = subprocess.call(cmd, cwd=run.root)
+    sys.exit(code)
 
 
 @cli.command("check")
@@ -235,5 +238,7 @@ def verify_cmd(ctx: click.Context) -> None:
     for p in problems:
         click.echo(p)
     if problems:
-        raise MarketlakeError(f"{len(problems)} file(s) do not match their manifest; to repair: {REPAIR}")
+        raise MarketlakeError(
+            f"{len(problems)} file(s) do not match their manifest; to repair: {repair_advice(problems)}"
+        )
     click.echo("every file matches its manifest")

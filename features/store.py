@@ -42,6 +42,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 import time
 from collections import defaultdict
@@ -59,11 +60,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lake.config import Settings
-from lake.connect import register_views, sql_dir, view_files, views_needed
-from lake.errors import MarketlakeError
+from lake.connect import private_workdir, register_views, sql_dir, view_files, views_needed
+from lake.errors import MarketlakeError, repair_advice
 from lake.paths import SCHEMA_ANCHOR, LakePaths, resolve_lake_root
 from lake.schemas import FEATURES
-from lake.writer import DATA_FILE, MANIFEST_FILE, LakeWriter, anchor_dir, sha256_file, write_anchor
+from lake.writer import DATA_FILE, MANIFEST_FILE, LakeWriter, anchor_dir, sha256_file, verify, write_anchor
 
 STORE_VERSION = 8
 """Bumped whenever the way a chunk is computed or stored changes: every chunk is then rebuilt (8: each
@@ -1016,8 +1017,7 @@ def refresh(
         if result.fresh:
             say(f"features: store up to date ({len(result.fresh)} symbol-interval(s))")
         return result
-    with tempfile.TemporaryDirectory(prefix="marketlake-store-") as tmp:
-        work = Path(tmp)
+    with private_workdir("marketlake-store-") as work:  # a killed run's folder goes at the next run
         con = _connection(lake_root, settings, memory_limit, work)
         done = 0
         partial: dict[str, int] = defaultdict(int)  # rows written of a pair written in several parts
@@ -1055,8 +1055,8 @@ def refresh(
                             try:
                                 market = _market_features(con, paths, inputs, interval, work)
                             except duckdb.Error as exc:
-                                raise MarketlakeError(
-                                    f"feature store: computing {interval} of {', '.join(MARKET_SYMBOLS)} failed: {exc}"
+                                raise _failed(
+                                    f"{interval} of {', '.join(MARKET_SYMBOLS)}", exc, paths, work
                                 ) from exc
                             market_interval = interval
                         with _chunk_view(paths, inputs, symbols, interval, work) as (bars_dir, news_dir):
@@ -1080,8 +1080,8 @@ def refresh(
                                         )
                                     computed = next(works, None)
                                 except duckdb.Error as exc:
-                                    raise MarketlakeError(
-                                        f"feature store: computing {interval} of {', '.join(symbols)} failed: {exc}"
+                                    raise _failed(
+                                        f"{interval} of {', '.join(symbols)}", exc, paths, work
                                     ) from exc
                                 if computed is None:
                                     break
@@ -1110,6 +1110,20 @@ def refresh(
             con.close()
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _failed(what: str, exc: duckdb.Error, paths: LakePaths, work: Path) -> MarketlakeError:
+    """A computation's failure, naming the lake's files rather than their links in the work folder, and
+    (a damaged input being the usual cause) the lake's damaged files with how to repair them."""
+    links = re.compile(re.escape(str(work)) + r"/chunk-[^/]+/(bars|news)/")
+    text = links.sub(lambda m: f"{paths.dataset(m.group(1))}/", str(exc))
+    try:
+        damaged = verify(paths.root)
+    except (OSError, ValueError):
+        damaged = []
+    if damaged:
+        text += "".join(f"\ndamaged: {p}" for p in damaged) + f"\nto repair: {repair_advice(damaged)}"
+    return MarketlakeError(f"feature store: computing {what} failed: {text}")
 
 
 def describe(result: RefreshResult) -> str:

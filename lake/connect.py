@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import atexit
 import fcntl
+import itertools
 import logging
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Collection, Iterable
+import weakref
+from collections.abc import Callable, Collection, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -90,6 +95,88 @@ def _sql_type(value: object) -> str:
     return "VARCHAR"
 
 
+_OWNER_LOCK = ".owner.lock"
+
+
+def _locked_tmpdir(prefix: str) -> tuple[Path, int]:
+    """A new private folder in $TMPDIR (mkdtemp) and an open descriptor holding an exclusive lock on its
+    lock file for as long as it is open: the folder's owner is alive while the lock is held (the kernel
+    drops it when the process dies, even by SIGKILL). Stale folders of `prefix` are swept first."""
+    remove_stale_tmpdirs(prefix)
+    d = Path(tempfile.mkdtemp(prefix=prefix))
+    fd = os.open(d / _OWNER_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return d, fd
+
+
+def remove_stale_tmpdirs(prefix: str) -> list[Path]:
+    """Remove the $TMPDIR folders named `prefix`* whose owner has died without removing them (killed,
+    say): only this user's real folders holding a lock file that nobody holds any more. A live owner
+    holds its lock, so its folder is never touched; a folder without a lock file (being made, or made by
+    an older version) is left alone. Returns the folders removed."""
+    removed: list[Path] = []
+    base = Path(tempfile.gettempdir())
+    try:
+        names = [n for n in os.listdir(base) if n.startswith(prefix)]
+    except OSError:
+        return removed
+    for name in names:
+        d = base / name
+        try:
+            st = d.lstat()
+            if not d.is_dir() or d.is_symlink() or st.st_uid != os.getuid():
+                continue
+            fd = os.open(d / _OWNER_LOCK, os.O_RDWR | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)  # a live owner holds it
+            continue
+        try:
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+        finally:
+            os.close(fd)
+    return removed
+
+
+@contextmanager
+def private_workdir(prefix: str) -> Iterator[Path]:
+    """A private temporary folder for the duration of the block, removed after it; if the process is
+    killed meanwhile, the next one to ask for a `prefix` folder removes it (`remove_stale_tmpdirs`)."""
+    d, fd = _locked_tmpdir(prefix)
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+        os.close(fd)
+
+
+_PRIVATE_DIR: tuple[int, Path, int] | None = None  # (pid, folder, lock descriptor)
+_SPILLS = itertools.count()
+
+
+def _process_dir() -> Path:
+    """This process's private folder (the confined connections' spill folders and the private empty
+    lake live in it), made on first use and removed at exit; one per process (a forked child makes its
+    own)."""
+    global _PRIVATE_DIR
+    if _PRIVATE_DIR is None or _PRIVATE_DIR[0] != os.getpid() or not _PRIVATE_DIR[1].exists():
+        d, fd = _locked_tmpdir("marketlake-private-")
+        _PRIVATE_DIR = (os.getpid(), d, fd)
+        atexit.register(_remove_process_dir, os.getpid(), d, fd)
+    return _PRIVATE_DIR[1]
+
+
+def _remove_process_dir(pid: int, d: Path, fd: int) -> None:
+    if os.getpid() != pid:  # a forked child exiting: the folder is its parent's
+        return
+    shutil.rmtree(d, ignore_errors=True)
+    os.close(fd)
+
+
 _EMPTY_LAKE: Path | None = None
 
 
@@ -98,7 +185,7 @@ def _empty_lake() -> Path:
     writing to it."""
     global _EMPTY_LAKE
     if _EMPTY_LAKE is None or not _EMPTY_LAKE.exists():
-        tmp = Path(tempfile.mkdtemp(prefix="marketlake-empty-"))
+        tmp = _process_dir() / "empty-lake"
         for dataset in DATASETS.values():
             write_anchor(LakePaths(tmp), dataset)
         _EMPTY_LAKE = tmp
@@ -180,15 +267,13 @@ def query_only(sql: str) -> None:
             )
 
 
-_PRIVATE_TMP: Path | None = None
-
-
-def _private_tmp() -> Path:
-    """A private folder where a confined connection may spill to disk."""
-    global _PRIVATE_TMP
-    if _PRIVATE_TMP is None or not _PRIVATE_TMP.exists():
-        _PRIVATE_TMP = Path(tempfile.mkdtemp(prefix="marketlake-spill-"))
-    return _PRIVATE_TMP
+def _spill_dir(con: duckdb.DuckDBPyConnection) -> Path:
+    """The connection's own spill folder, inside the process's private folder: not made here (DuckDB
+    makes it when it first spills and removes it, as a folder it made, when the connection closes); if
+    the connection is dropped unclosed, it goes with it, and the process's folder goes at exit."""
+    spill = _process_dir() / f"spill-{next(_SPILLS)}"
+    weakref.finalize(con, shutil.rmtree, spill, True)
+    return spill
 
 
 def _dir_forms(path: Path) -> set[str]:
@@ -201,7 +286,7 @@ def confine(con: duckdb.DuckDBPyConnection, folders: Iterable[Path], *, lock: bo
     """Confine the connection's file access to `folders` (and a private spill folder), with DuckDB's own
     settings: once external access is off it cannot be turned back on, nor the folders widened. With
     `lock`, every other setting is frozen too (lock_configuration)."""
-    spill = _private_tmp()
+    spill = _spill_dir(con)
     allowed = sorted(set().union(*(_dir_forms(Path(f)) for f in [*folders, spill])))
     con.execute("SET temp_directory = $dir", {"dir": str(spill)})
     con.execute("SET allowed_directories = $dirs", {"dirs": allowed})

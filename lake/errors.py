@@ -6,7 +6,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
@@ -15,6 +15,25 @@ REPAIR = (
     "to rebuild it from the raw cache"
 )
 """How a damaged lake file is repaired: said wherever one is found."""
+
+STORE_REPAIR = (
+    "a damaged file of the feature store (datasets/features/, derived from the other datasets) is rebuilt by "
+    "`marketlake features refresh` (with `--force --symbols SYMBOL` if `marketlake verify` still names it: a "
+    "file changed without changing its size)"
+)
+"""How a damaged file of the feature store is repaired: the store is derived, no ingest wrote it."""
+
+
+def repair_advice(damaged: Iterable[str]) -> str:
+    """How to repair the damaged files named (as `lake.writer.verify` names them): the ingest that wrote
+    a file of the lake's own datasets, `marketlake features refresh` for the feature store's (after the
+    others, since the store is computed from them)."""
+    marker = f"{os.sep}datasets{os.sep}features{os.sep}"
+    damaged = list(damaged)
+    store = [p for p in damaged if marker in p]
+    if store and len(store) == len(damaged):
+        return STORE_REPAIR
+    return f"{REPAIR}; then {STORE_REPAIR}" if store else REPAIR
 
 
 def is_interrupt(exc: BaseException) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -13,6 +14,7 @@ from cli import cli
 from lake.paths import SCHEMA_ANCHOR, LakePaths
 from lake.schemas import FEATURES
 from lake.writer import DATA_FILE
+from tests.unit import test_features_store
 
 
 def store_files(root: Path) -> list[Path]:
@@ -88,3 +90,59 @@ def test_refresh_of_what_the_lake_holds_builds_it(
     assert r.exit_code == 0, r.output
     assert "1 rebuilt" in r.output, r.output
     assert store_files(filled_lake) != []
+
+
+@pytest.fixture
+def store_lake(lake_root: Path) -> Path:
+    """test_features_store's small lake: crypto pairs, a stock, SPY and QQQ, with news."""
+    fixture: Any = test_features_store.small_lake
+    lake: Path = fixture.__wrapped__(lake_root)  # (the fixture's own function)
+    return lake
+
+
+def _truncated_bars_of_spy(root: Path) -> Path:
+    (bars,) = (p for p in (root / "datasets/bars").rglob(DATA_FILE) if "symbol=SPY" in str(p))
+    data = bars.read_bytes()
+    bars.write_bytes(data[: len(data) // 2])
+    return bars
+
+
+def test_a_refresh_on_a_damaged_bars_file_names_the_lake_file_and_the_repair(
+    runner: CliRunner, store_lake: Path
+) -> None:
+    bars = _truncated_bars_of_spy(store_lake)
+    r = runner.invoke(cli, ["--lake", str(store_lake), "features", "refresh", "--force"])
+    assert r.exit_code == 1, r.output
+    assert "Traceback" not in r.output and "marketlake-store-" not in r.output, r.output
+    assert f"damaged: {bars}" in r.output and "to repair: " in r.output, r.output
+    assert "re-run the ingest" in r.output, r.output
+
+
+def test_the_ingests_end_of_run_refresh_warns_naming_the_lake_file_and_the_repair(
+    store_lake: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from types import SimpleNamespace
+
+    from cli.ingest import _refresh_store
+    from lake.config import Settings
+
+    bars = _truncated_bars_of_spy(store_lake)
+    _refresh_store(SimpleNamespace(root=store_lake, settings=Settings(), say=lambda _: None))
+    err = capsys.readouterr().err
+    assert err.startswith("warning: feature store not refreshed: "), err
+    assert "marketlake-store-" not in err and f"damaged: {bars}" in err and "re-run the ingest" in err, err
+
+
+def test_verify_on_a_damaged_store_file_says_features_refresh_repairs_it(
+    runner: CliRunner, store_lake: Path
+) -> None:
+    assert runner.invoke(cli, ["--lake", str(store_lake), "features", "refresh"]).exit_code == 0
+    f = store_files(store_lake)[0]
+    f.write_bytes(f.read_bytes()[:100])
+    r = runner.invoke(cli, ["--lake", str(store_lake), "verify"])
+    assert r.exit_code == 1 and str(f) in r.output, r.output
+    assert "marketlake features refresh" in r.output and "re-run the ingest" not in r.output, r.output
+    r = runner.invoke(cli, ["--lake", str(store_lake), "features", "refresh"])  # the advice, followed
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(cli, ["--lake", str(store_lake), "verify"])
+    assert r.exit_code == 0, r.output

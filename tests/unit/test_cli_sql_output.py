@@ -291,3 +291,23 @@ def test_a_full_spool_folder_is_one_line_naming_it(
     assert r.exit_code == 1, r.output
     (line,) = [x for x in r.output.splitlines() if x.startswith("error:")]
     assert f"temporary file in {tmp_path}" in line and "TMPDIR" in line and "lake is untouched" in line, line
+
+
+class _ClosedPipe(io.TextIOBase):
+    """A stdout whose reader has gone (`marketlake sql ... | head -2`)."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_closed_pipe_ends_the_output_quietly(
+    filled_lake: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "stdout", _ClosedPipe())
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--lake", str(filled_lake), "sql", "SELECT * FROM bars", "--format", "csv"])
+    assert exit_.value.code == 141  # 128 + SIGPIPE, as `yes | head -1` ends `yes`
+    assert capsys.readouterr().err == ""
