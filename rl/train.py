@@ -162,6 +162,27 @@ class Eligibility:
     skipped: dict[str, str]
 
 
+def _read_rl_sql(
+    root: Path, settings: Settings, name: str, params: Mapping[str, Any]
+) -> list[tuple[Any, ...]]:
+    """The rows of sql/rl/`name` with `params` bound, read consistently (again if an ingest replaced a file
+    meanwhile), on a read-only connection with only the views the statement needs (registering all of them
+    is most of a connection's cost)."""
+    import lake
+    from lake.connect import views_needed
+
+    sql = (sql_dir() / "rl" / name).read_text(encoding="utf-8")
+
+    def read() -> list[tuple[Any, ...]]:
+        con = lake.connect(root, read_only=True, settings=settings, views=views_needed([sql]))
+        try:
+            return con.execute(sql, dict(params)).fetchall()
+        finally:
+            con.close()
+
+    return lake.consistent(root, read)
+
+
 def check_in_lake(root: Path, settings: Settings, interval: str, wanted: list[str] | None) -> None:
     """The lake holds bars of `interval` (and of every symbol in `wanted`); else a MarketlakeError saying
     what it holds. For the command line, before a run is recorded: a mistyped symbol or interval is refused,
@@ -196,19 +217,7 @@ def test_period_problem(
 ) -> str | None:
     """Why the test period cannot judge a run (it is missing, or holds no bar of `interval` of `wanted`,
     when given), or None when it holds bars. Counts its bars; reads none of them."""
-    import lake
-    from lake.connect import views_needed
-
-    sql = (sql_dir() / "rl" / "test_period_rows.sql").read_text(encoding="utf-8")
-
-    def read() -> list[tuple[Any, ...]]:
-        con = lake.connect(root, read_only=True, settings=settings, views=views_needed([sql]))
-        try:
-            return con.execute(sql, {"interval": interval, "symbols": wanted}).fetchall()
-        finally:
-            con.close()
-
-    rows = lake.consistent(root, read)
+    rows = _read_rl_sql(root, settings, "test_period_rows.sql", {"interval": interval, "symbols": wanted})
     of = f"{interval} bar of {', '.join(wanted)}" if wanted else f"{interval} bar"
     if not rows:
         return f"the lake at {root} has no test period"
@@ -239,20 +248,7 @@ def check_test_period(root: Path, settings: Settings, interval: str, wanted: lis
 def train_eligibility(root: Path, settings: Settings, interval: str, wanted: list[str] | None) -> Eligibility:
     """Every symbol of the interval with its train-period eligibility (sql/rl/train_eligible.sql: the
     `symbol_quality_by_split` view, the split 'train' only)."""
-    import lake
-    from lake.connect import views_needed
-
-    sql = (sql_dir() / "rl" / "train_eligible.sql").read_text(encoding="utf-8")
-
-    # only the views the statement needs: registering all of them is most of a connection's cost
-    def read() -> list[tuple[Any, ...]]:
-        con = lake.connect(root, read_only=True, settings=settings, views=views_needed([sql]))
-        try:
-            return con.execute(sql, {"interval": interval}).fetchall()
-        finally:
-            con.close()
-
-    rows = lake.consistent(root, read)  # again if an ingest replaced a file meanwhile
+    rows = _read_rl_sql(root, settings, "train_eligible.sql", {"interval": interval})
     status = {str(s): (bool(ok), str(reason or "")) for s, _ac, ok, reason in rows}
     used: list[str] = []
     skipped: dict[str, str] = {}
@@ -286,21 +282,9 @@ def train_period_counts(
 ) -> dict[str, PeriodCount]:
     """The train and validation periods with their bars of `symbols` at `interval` (sql/rl/train_periods.sql);
     the test period is not counted (training never reads it)."""
-    import lake
-    from lake.connect import views_needed
-
-    sql = (sql_dir() / "rl" / "train_periods.sql").read_text(encoding="utf-8")
-
-    def read() -> list[tuple[Any, ...]]:
-        con = lake.connect(root, read_only=True, settings=settings, views=views_needed([sql]))
-        try:
-            return con.execute(sql, {"interval": interval, "symbols": symbols}).fetchall()
-        finally:
-            con.close()
-
+    rows = _read_rl_sql(root, settings, "train_periods.sql", {"interval": interval, "symbols": symbols})
     return {
-        str(n): PeriodCount(str(n), a.astimezone(dt.UTC), b.astimezone(dt.UTC), int(c))
-        for n, a, b, c in lake.consistent(root, read)
+        str(n): PeriodCount(str(n), a.astimezone(dt.UTC), b.astimezone(dt.UTC), int(c)) for n, a, b, c in rows
     }
 
 
