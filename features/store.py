@@ -61,7 +61,7 @@ import pyarrow.parquet as pq
 
 from lake.config import Settings
 from lake.connect import private_workdir, register_views, sql_dir, view_files, views_needed
-from lake.errors import MarketlakeError, repair_advice
+from lake.errors import MarketlakeError, is_interrupt, repair_advice
 from lake.paths import SCHEMA_ANCHOR, LakePaths, resolve_lake_root
 from lake.schemas import FEATURES
 from lake.writer import DATA_FILE, MANIFEST_FILE, LakeWriter, anchor_dir, sha256_file, verify, write_anchor
@@ -1114,7 +1114,11 @@ def refresh(
 
 def _failed(what: str, exc: duckdb.Error, paths: LakePaths, work: Path) -> MarketlakeError:
     """A computation's failure, naming the lake's files rather than their links in the work folder, and
-    (a damaged input being the usual cause) the lake's damaged files with how to repair them."""
+    (a damaged input being the usual cause) the lake's damaged files with how to repair them. A Ctrl-C (or
+    SIGTERM) that DuckDB raised as its own error is raised again as it is, at once: an interrupt is no
+    failure, and looking for damaged files would hash the whole lake first."""
+    if is_interrupt(exc):
+        raise exc
     links = re.compile(re.escape(str(work)) + r"/chunk-[^/]+/(bars|news)/")
     text = links.sub(lambda m: f"{paths.dataset(m.group(1))}/", str(exc))
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import fcntl
 import itertools
 import logging
@@ -12,7 +13,6 @@ import shutil
 import sys
 import tempfile
 import time
-import weakref
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -104,8 +104,12 @@ def _locked_tmpdir(prefix: str) -> tuple[Path, int]:
     drops it when the process dies, even by SIGKILL). Stale folders of `prefix` are swept first."""
     remove_stale_tmpdirs(prefix)
     d = Path(tempfile.mkdtemp(prefix=prefix))
-    fd = os.open(d / _OWNER_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    # locked under another name first, then renamed into place: a sweeper finds the lock file only once it
+    # is held (opened before the flock, it would have looked like a dead owner's)
+    pending = d / f"{_OWNER_LOCK}.{os.getpid()}"
+    fd = os.open(pending, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX)
+    os.rename(pending, d / _OWNER_LOCK)
     return d, fd
 
 
@@ -164,6 +168,9 @@ def _process_dir() -> Path:
     own)."""
     global _PRIVATE_DIR
     if _PRIVATE_DIR is None or _PRIVATE_DIR[0] != os.getpid() or not _PRIVATE_DIR[1].exists():
+        if _PRIVATE_DIR is not None and _PRIVATE_DIR[0] == os.getpid():  # removed under us (a tmp cleaner)
+            with contextlib.suppress(OSError):
+                os.close(_PRIVATE_DIR[2])
         d, fd = _locked_tmpdir("marketlake-private-")
         _PRIVATE_DIR = (os.getpid(), d, fd)
         atexit.register(_remove_process_dir, os.getpid(), d, fd)
@@ -267,13 +274,12 @@ def query_only(sql: str) -> None:
             )
 
 
-def _spill_dir(con: duckdb.DuckDBPyConnection) -> Path:
-    """The connection's own spill folder, inside the process's private folder: not made here (DuckDB
-    makes it when it first spills and removes it, as a folder it made, when the connection closes); if
-    the connection is dropped unclosed, it goes with it, and the process's folder goes at exit."""
-    spill = _process_dir() / f"spill-{next(_SPILLS)}"
-    weakref.finalize(con, shutil.rmtree, spill, True)
-    return spill
+def _spill_dir() -> Path:
+    """A connection's own spill folder, inside the process's private folder: not made here (DuckDB makes it
+    when it first spills and removes it, as a folder it made, when its database closes: when the connection
+    and every cursor of it are closed or dropped, not before); what is left goes with the process's folder
+    at exit."""
+    return _process_dir() / f"spill-{next(_SPILLS)}"
 
 
 def _dir_forms(path: Path) -> set[str]:
@@ -286,7 +292,7 @@ def confine(con: duckdb.DuckDBPyConnection, folders: Iterable[Path], *, lock: bo
     """Confine the connection's file access to `folders` (and a private spill folder), with DuckDB's own
     settings: once external access is off it cannot be turned back on, nor the folders widened. With
     `lock`, every other setting is frozen too (lock_configuration)."""
-    spill = _spill_dir(con)
+    spill = _spill_dir()
     allowed = sorted(set().union(*(_dir_forms(Path(f)) for f in [*folders, spill])))
     con.execute("SET temp_directory = $dir", {"dir": str(spill)})
     con.execute("SET allowed_directories = $dirs", {"dirs": allowed})

@@ -35,8 +35,8 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 def _url_forms(url: str) -> set[str]:
     """A secret URL as a library may print it: as set, without its trailing '/', as httpx prints it (host in
     lower case, a default port dropped), its host alone (what httpcore's debug lines show; it holds a
-    Supabase project's ref; not a loopback host, which is no secret), and its userinfo and password, as
-    written and decoded."""
+    Supabase project's ref; not a loopback host, which is no secret, nor a one-word one, which would hide that
+    word everywhere), and its userinfo and password, as written and decoded."""
     url = url.strip()
     forms = {url, url.rstrip("/")}
     try:
@@ -57,7 +57,7 @@ def _url_forms(url: str) -> set[str]:
             for netloc in {shown, f"{userinfo}@{shown}" if at and userinfo else shown}:
                 base = f"{scheme}://{netloc}{parts.path}"
                 forms.update((base, base.rstrip("/")))
-        if host not in _LOOPBACK:
+        if host not in _LOOPBACK and "." in host:  # a one-word host (`kong`, a compose service) is a word
             written = parts.netloc.rpartition("@")[2]
             forms.update((host, written, written.rsplit(":", 1)[0] if port is not None else written))
     return forms

@@ -118,6 +118,32 @@ def test_a_refresh_on_a_damaged_bars_file_names_the_lake_file_and_the_repair(
     assert "re-run the ingest" in r.output, r.output
 
 
+def test_a_ctrl_c_during_a_refresh_stops_at_once_as_an_interruption(
+    runner: CliRunner, store_lake: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DuckDB raises a Ctrl-C (or a SIGTERM made its interrupt) as its own error: the refresh stops with 130
+    at once, not as a failed computation (1) that first hashes the whole lake looking for damaged files."""
+    import duckdb
+
+    from features import store
+
+    verified: list[Path] = []
+
+    def verify(root: Path) -> list[Path]:
+        verified.append(root)
+        return []
+
+    monkeypatch.setattr(store, "verify", verify)
+
+    def interrupted(*_: Any, **__: Any) -> Any:
+        raise duckdb.InterruptException("INTERRUPT Error: Interrupted!")
+
+    monkeypatch.setattr(store, "_market_features", interrupted)
+    r = runner.invoke(cli, ["--lake", str(store_lake), "features", "refresh", "--force"])
+    assert r.exit_code == 130, r.output
+    assert "interrupted" in r.output and "failed" not in r.output and not verified, r.output
+
+
 def test_the_ingests_end_of_run_refresh_warns_naming_the_lake_file_and_the_repair(
     store_lake: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

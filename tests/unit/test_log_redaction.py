@@ -56,6 +56,15 @@ def test_a_password_in_the_url_is_hidden_but_a_loopback_host_alone_is_no_secret(
     assert "localhost:9000" in records[1] and "PW77canary" not in records[1], records
 
 
+def test_a_one_word_host_is_hidden_in_its_url_but_not_as_a_word(
+    monkeypatch: pytest.MonkeyPatch, records: list[str]
+) -> None:
+    monkeypatch.setenv("SUPABASE_URL", "http://kong:8000")
+    log = logging.getLogger("test.redaction")
+    log.info("POST http://kong:8000/rest/v1/x; kong answered 201")
+    assert records == ["POST ***/rest/v1/x; kong answered 201"], records
+
+
 def test_the_secret_forms_are_worked_out_once_per_set_of_values(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SUPABASE_URL", "https://once-per-values.supabase.co")
     logs._secret_forms.cache_clear()

@@ -60,6 +60,29 @@ def test_a_connection_spill_folder_goes_when_it_closes(filled_lake: Path) -> Non
     assert not spill.exists()
 
 
+def test_a_spill_folder_stays_while_a_cursor_of_a_dropped_connection_still_uses_it(filled_lake: Path) -> None:
+    """A cursor shares its connection's database, whose temp_directory it is: dropping the connection while
+    a cursor lives must not take the folder away from the cursor's queries; it goes with the database."""
+    import gc
+
+    con = lake.connect(filled_lake, read_only=True)
+    spill = Path(con.execute("SELECT current_setting('temp_directory')").fetchone()[0])  # type: ignore[index]
+    con.execute("SET memory_limit = '20MB'")
+    con.execute("SET threads = 1")
+    big = "SELECT count(*) FROM (SELECT random() AS x FROM range(3000000) ORDER BY x)"
+    assert con.execute(big).fetchall() == [(3000000,)]
+    assert spill.is_dir()  # it spilled there
+    cur = con.cursor()
+    del con
+    gc.collect()
+    assert spill.is_dir()
+    assert cur.execute(big).fetchall() == [(3000000,)]  # and spills there again, through the cursor
+    cur.close()
+    del cur
+    gc.collect()
+    assert not spill.exists()
+
+
 LIVE = """
 import sys, time
 from lake.connect import private_workdir
@@ -136,3 +159,27 @@ def test_the_shells_catalog_for_a_read_only_lake_goes_with_the_shell(
     r = CliRunner().invoke(cli, ["--lake", str(filled_lake), "shell"])
     assert r.exit_code == 0, r.output
     assert seen and ours(tmp) == [] and not any(tmp.iterdir()), list(tmp.iterdir())
+
+
+def test_a_new_folder_is_never_swept_before_its_owner_holds_its_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sweeper that looks between the folder's making and its lock (another process starting at the same
+    instant) must not take the owner for dead: the lock file appears only once it is held."""
+    import fcntl
+    import importlib
+
+    connect = importlib.import_module("lake.connect")  # (the module: `lake.connect` is the function)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    swept: list[list[Path]] = []
+    real_flock = fcntl.flock
+
+    def sweep_first(fd: int, op: int) -> None:
+        if op == fcntl.LOCK_EX and not swept:  # the owner about to lock: another process sweeps now
+            swept.append(connect.remove_stale_tmpdirs("marketlake-store-"))
+        real_flock(fd, op)
+
+    monkeypatch.setattr(connect.fcntl, "flock", sweep_first)
+    with connect.private_workdir("marketlake-store-") as d:
+        assert swept == [[]] and d.is_dir(), swept
+        assert (d / ".owner.lock").exists()
