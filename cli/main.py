@@ -103,8 +103,11 @@ def handle_errors(fn: F) -> F:
             for line in damaged_files():
                 click.echo(redact(line), err=True)
             sys.exit(1)
-        except BrokenPipeError:  # the reader went away (`| head`): end quietly, as Unix tools do
-            _quiet_stdout()
+        except BrokenPipeError as exc:
+            if not _stdout_reader_gone():  # a pipe or socket of our own broke: an error like any other
+                click.echo(f"error: {redact(str(exc))}", err=True)
+                sys.exit(1)
+            _quiet_stdout()  # the reader went away (`| head`): end quietly, as Unix tools do
             sys.exit(128 + signal.SIGPIPE)
         except OSError as exc:  # a full disk, a read-only mount, a file gone: one line naming the file
             from lake.writer import io_reason
@@ -115,6 +118,20 @@ def handle_errors(fn: F) -> F:
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe whose reader has gone (the kernel reports POLLERR on its write end), so that a
+    BrokenPipeError was ours to end on quietly; True too when stdout is no file to ask (cannot tell)."""
+    import select
+
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return True
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(events & select.POLLERR for _, events in poller.poll(0))
 
 
 def _quiet_stdout() -> None:

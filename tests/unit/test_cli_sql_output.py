@@ -311,3 +311,38 @@ def test_a_closed_pipe_ends_the_output_quietly(
         cli.main(["--lake", str(filled_lake), "sql", "SELECT * FROM bars", "--format", "csv"])
     assert exit_.value.code == 141  # 128 + SIGPIPE, as `yes | head -1` ends `yes`
     assert capsys.readouterr().err == ""
+
+
+def test_a_broken_pipe_that_is_not_stdouts_is_an_error(
+    filled_lake: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Only stdout's reader going away ends quietly (141): a BrokenPipeError from anything else (a socket of
+    ours whose peer closed) while stdout is fine is an error line and 1."""
+    from cli import reading
+
+    def broken(*_: object, **__: object) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(reading.lake, "consistent", broken)  # the read itself breaks a pipe
+    out = open(tmp_path / "out.txt", "w")  # stdout a real file: its reader cannot go away
+    monkeypatch.setattr(sys, "stdout", out)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--lake", str(filled_lake), "sql", "SELECT 1", "--format", "csv"])
+    out.close()
+    assert exit_.value.code == 1
+    assert "error: [Errno 32] Broken pipe" in capfd.readouterr().err
+
+
+def test_a_pipe_whose_reader_is_gone_is_told_apart_from_one_still_read() -> None:
+    from cli.main import _stdout_reader_gone
+
+    r, w = os.pipe()
+    with open(w, "w") as writer:
+        saved = sys.stdout
+        try:
+            sys.stdout = writer
+            assert not _stdout_reader_gone()
+            os.close(r)
+            assert _stdout_reader_gone()
+        finally:
+            sys.stdout = saved
