@@ -1065,8 +1065,8 @@ def _removed_bars(
     """What this file would remove of the bars an earlier file of the same name landed (the rows of
     `source_file` in `periods`, which the landing replaces): None when it removes none, else a note saying
     how many and which dates. Raises MarketlakeError, before anything is written, when it would remove ANY
-    bar the earlier file landed outside this file's own span (its first to last time, rejected rows with a
-    time included): only removals inside its span are a correction. Brokers name every export alike
+    bar the earlier file landed outside this file's own span (its first to last bar it lands; a rejected
+    row does not widen it): only removals inside its span are a correction. Brokers name every export alike
     (`export.csv`): a second export of other dates, or a narrower one (a quarter's export after the year's),
     would otherwise silently remove the first's bars and overwrite its raw copy. `replace` (`--replace`)
     removes them on purpose."""
@@ -1084,7 +1084,7 @@ def _removed_bars(
     gone = sorted(t for t in old_bars if t not in new_bars)
     if not gone:
         return None
-    new_times = sorted([*new_bars, *(r["ts"] for r in parsed.rejected if r["ts"] is not None)])
+    new_times = sorted(new_bars)  # a rejected row does not widen it: one dated years away would let it all go
     span = (new_times[0], new_times[-1]) if new_times else None
     outside = [t for t in gone if span is None or not span[0] <= t <= span[1]]
     if outside and not replace:

@@ -1232,6 +1232,35 @@ def test_a_narrower_export_of_the_same_name_is_refused_unless_replace(
     assert query(lake_root, "SELECT count(*) FROM bars") == [(63,)]
 
 
+def test_a_rejected_row_does_not_widen_the_span_a_same_name_import_may_remove_in(
+    tmp_path: Path, lake_root: Path
+) -> None:
+    """The span is the bars the new file lands: a half-year export whose one stray row, dated at the end of
+    the earlier export's range, is rejected (high below low) must not make July..October 'inside' it and let
+    those bars go with a note."""
+    year, half = (
+        _sessions(dt.date(2024, 1, 2), dt.date(2024, 10, 31)),
+        _sessions(dt.date(2024, 1, 2), dt.date(2024, 6, 28)),
+    )
+    head = "Date,Open,High,Low,Close,Volume\n"
+    exp1 = _export(tmp_path, "exp1", head + "".join(f"{d},10,12,9,11,100\n" for d in year))
+    exp2 = _export(
+        tmp_path, "exp2", head + "".join(f"{d},10,12,9,11,100\n" for d in half) + "2024-10-31,10,8,9,11,100\n"
+    )
+
+    def run(f: Path) -> Any:
+        return _cli(
+            "--lake", str(lake_root), "ingest", "csv", str(f), "--symbol", "ABC", "--interval", "1d",
+            "--source", "mybroker",
+        )  # fmt: skip
+
+    assert run(exp1).exit_code == 0
+    r = run(exp2)
+    assert r.exit_code == 1, r.output
+    assert "2024-07-01 to 2024-10-31" in r.output and "nothing was stored" in r.output, r.output
+    assert query(lake_root, "SELECT count(*) FROM bars") == [(len(year),)]
+
+
 @pytest.mark.parametrize("newline", ["\n", "\r\n"])
 def test_a_whole_last_row_without_a_final_newline_lands_without_a_note(tmp_path: Path, newline: str) -> None:
     """Files written with '\\n'.join, or edited by hand, lack the final newline: their whole last row was
