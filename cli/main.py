@@ -121,8 +121,9 @@ def handle_errors(fn: F) -> F:
 
 
 def _stdout_reader_gone() -> bool:
-    """Whether stdout is a pipe whose reader has gone (the kernel reports POLLERR on its write end), so that a
-    BrokenPipeError was ours to end on quietly; True too when stdout is no file to ask (cannot tell)."""
+    """Whether stdout's reader has gone (Linux reports POLLERR on a pipe's write end, POLLHUP on a socket's,
+    as under systemd or socat), so that a BrokenPipeError was ours to end on quietly; True too when stdout is
+    no file to ask (cannot tell)."""
     import select
 
     try:
@@ -131,7 +132,7 @@ def _stdout_reader_gone() -> bool:
         return True
     poller = select.poll()
     poller.register(fd, select.POLLOUT)
-    return any(events & select.POLLERR for _, events in poller.poll(0))
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
 
 
 def _quiet_stdout() -> None:

@@ -169,6 +169,7 @@ def _process_dir() -> Path:
     global _PRIVATE_DIR
     if _PRIVATE_DIR is None or _PRIVATE_DIR[0] != os.getpid() or not _PRIVATE_DIR[1].exists():
         if _PRIVATE_DIR is not None and _PRIVATE_DIR[0] == os.getpid():  # removed under us (a tmp cleaner)
+            atexit.unregister(_remove_process_dir)  # its exit handler would close the new lock's descriptor
             with contextlib.suppress(OSError):
                 os.close(_PRIVATE_DIR[2])
         d, fd = _locked_tmpdir("marketlake-private-")
@@ -181,7 +182,8 @@ def _remove_process_dir(pid: int, d: Path, fd: int) -> None:
     if os.getpid() != pid:  # a forked child exiting: the folder is its parent's
         return
     shutil.rmtree(d, ignore_errors=True)
-    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.close(fd)
 
 
 _EMPTY_LAKE: Path | None = None

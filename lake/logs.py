@@ -57,7 +57,9 @@ def _url_forms(url: str) -> set[str]:
             for netloc in {shown, f"{userinfo}@{shown}" if at and userinfo else shown}:
                 base = f"{scheme}://{netloc}{parts.path}"
                 forms.update((base, base.rstrip("/")))
-        if host not in _LOOPBACK and "." in host:  # a one-word host (`kong`, a compose service) is a word
+        if host not in _LOOPBACK and (
+            "." in host or ":" in host
+        ):  # a one-word host (`kong`, a compose service) is a word
             written = parts.netloc.rpartition("@")[2]
             forms.update((host, written, written.rsplit(":", 1)[0] if port is not None else written))
     return forms

@@ -346,3 +346,21 @@ def test_a_pipe_whose_reader_is_gone_is_told_apart_from_one_still_read() -> None
             assert _stdout_reader_gone()
         finally:
             sys.stdout = saved
+
+
+def test_a_socket_whose_reader_is_gone_counts_as_gone_too() -> None:
+    """Under systemd or socat stdout is a socket: Linux says POLLHUP there, not POLLERR as on a pipe."""
+    import socket
+
+    from cli.main import _stdout_reader_gone
+
+    ours, theirs = socket.socketpair()
+    with ours, ours.makefile("w") as writer:
+        saved = sys.stdout
+        try:
+            sys.stdout = writer
+            assert not _stdout_reader_gone()
+            theirs.close()
+            assert _stdout_reader_gone()
+        finally:
+            sys.stdout = saved

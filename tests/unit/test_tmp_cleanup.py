@@ -183,3 +183,23 @@ def test_a_new_folder_is_never_swept_before_its_owner_holds_its_lock(
     with connect.private_workdir("marketlake-store-") as d:
         assert swept == [[]] and d.is_dir(), swept
         assert (d / ".owner.lock").exists()
+
+
+def test_a_process_folder_removed_under_it_is_made_again_and_exit_says_nothing(tmp_path: Path) -> None:
+    """A tmp cleaner removing the process's folder: it is made again; at exit no handler closes a descriptor
+    twice (an 'Exception ignored in atexit callback' traceback) and no folder is left."""
+    tmp = tmp_path / "tmpdir"
+    tmp.mkdir()
+    script = (
+        "import shutil\n"
+        "from lake.connect import _process_dir\n"
+        "first = _process_dir()\n"
+        "shutil.rmtree(first)\n"
+        "second = _process_dir()\n"
+        "assert second != first and second.is_dir()\n"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", script], env={**os.environ, "TMPDIR": str(tmp)}, capture_output=True, text=True
+    )
+    assert p.returncode == 0 and p.stderr == "", p.stderr
+    assert ours(tmp) == []
