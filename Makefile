@@ -12,11 +12,13 @@ PYTEST_ARGS ?=
 help: #-- list the targets with their one-line help
 	@grep -E '^[a-z]+:.*#-- ' $(MAKEFILE_LIST) | sed -E 's/^([a-z]+):.*#-- (.*)/  make \1\t\2/' | expand -t 20
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX) )torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# compat: the checkout is on sys.path (a .pth file), so a regular package here wins over a data folder
+	@# of the same name in the working folder (./lake); the default editable finder comes after that folder
+	$(BIN)/python -m pip install --quiet -e '.[dev]' --config-settings editable_mode=compat
 	@touch $(STAMP)
 
 install: $(STAMP) #-- create .venv and install marketlake (editable) with its dev tools (TORCH_INDEX=URL: torch from that index)
