@@ -1,0 +1,51 @@
+"""The notebook's first cell picks the lake, the runs folder and the settings file as its text says: a relative
+path from the environment is taken from the repository (Jupyter starts the kernel in notebooks/), and the demo
+lake is read with demo.toml however it is named. (The whole notebook runs in tests/integration/test_notebook.py.)"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import lake
+import lake.config
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _first_cell(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> dict[str, Any]:
+    nb = json.loads((REPO / "notebooks" / "explore.ipynb").read_text(encoding="utf-8"))
+    code = next("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+    for k in ("LAKE_ROOT", "MARKETLAKE_RUNS", "MARKETLAKE_CONFIG"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(lake.config, "load_settings", lambda path: seen.setdefault("settings", Path(path)))
+    monkeypatch.setattr(lake, "connect", lambda root, **kw: seen.setdefault("lake", Path(root)))
+    monkeypatch.chdir(REPO / "notebooks")  # where Jupyter starts the kernel
+    scope: dict[str, Any] = {}
+    exec(compile(code, "explore.ipynb[1]", "exec"), scope)
+    return {"lake": seen["lake"], "settings": seen["settings"], "runs": scope["RUNS"]}
+
+
+def test_the_demo_lake_is_read_with_demo_toml_however_it_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    for env in ({}, {"LAKE_ROOT": "data/demo/lake"}, {"LAKE_ROOT": str(REPO / "data" / "demo" / "lake")}):
+        got = _first_cell(monkeypatch, env)
+        assert got["lake"] == REPO / "data" / "demo" / "lake", env
+        assert got["settings"] == REPO / "demo.toml", env
+        assert got["runs"] == REPO / "data" / "demo" / "runs", env
+
+
+def test_another_lake_is_read_with_the_repositorys_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    got = _first_cell(monkeypatch, {"LAKE_ROOT": str(tmp_path / "lake"), "MARKETLAKE_RUNS": "elsewhere"})
+    assert got["lake"] == tmp_path / "lake"
+    assert got["settings"] == REPO / "marketlake.toml"
+    assert got["runs"] == REPO / "elsewhere"
+    got = _first_cell(monkeypatch, {"LAKE_ROOT": str(tmp_path / "lake"), "MARKETLAKE_CONFIG": "demo.toml"})
+    assert got["settings"] == REPO / "demo.toml"
