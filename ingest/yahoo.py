@@ -19,6 +19,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -588,11 +589,13 @@ def _coverage(body: bytes, w: Window) -> tuple[int, int, str] | None:
             first = max(first, dt.datetime.fromtimestamp(listed, dt.UTC).astimezone(tz).date())
         except (ValueError, OverflowError, OSError):
             pass
-    days = [first + dt.timedelta(days=k) for k in range((w.last - first).days + 1)]
-    try:
-        expected = set(days) if crypto else {d for d in days if xnys_session(d) is not None}
-    except StampError:
-        return None
+    if crypto:
+        expected = {first + dt.timedelta(days=k) for k in range((w.last - first).days + 1)}
+    else:
+        try:
+            expected = set(_sessions_between(first, w.last))
+        except StampError:
+            return None
     stamps = result.get("timestamp") or []
     quote = ((result.get("indicators") or {}).get("quote") or [{}])[0] or {}
     cols = [quote.get(k) or [] for k in ("open", "high", "low", "close", "volume")]
@@ -607,6 +610,14 @@ def _coverage(body: bytes, w: Window) -> tuple[int, int, str] | None:
             continue
         served.add(dt.datetime.fromtimestamp(t, dt.UTC).astimezone(tz).date())
     return len(served & expected), len(expected), "days" if crypto else "sessions"
+
+
+@lru_cache(maxsize=256)
+def _sessions_between(first: dt.date, last: dt.date) -> tuple[dt.date, ...]:
+    """The XNYS sessions from `first` to `last` (inclusive), once per window (every symbol asks for the
+    same windows); StampError for days outside the calendar."""
+    days = (first + dt.timedelta(days=k) for k in range((last - first).days + 1))
+    return tuple(d for d in days if xnys_session(d) is not None)
 
 
 def _rows_of(body: bytes) -> str | None:
