@@ -698,11 +698,9 @@ def _fetch(
             if cov is None or cov[0] >= cov[1]:
                 return body, relpath, True, later if isinstance(later, str) else None
             stale = body, later if isinstance(later, str) else None
-            if notes is not None:
-                notes.append(
-                    f"yahoo: {what}: the cached answer (fetched {fetched:%Y-%m-%d %H:%M} UTC) has "
-                    f"{cov[0]} of {cov[1]} {cov[2]}: asked Yahoo again"
-                )
+            was = (
+                f"the cached answer (fetched {fetched:%Y-%m-%d %H:%M} UTC) had {cov[0]} of {cov[1]} {cov[2]}"
+            )
     params = {
         "period1": str(w.period1),
         "period2": str(w.period2),
@@ -710,14 +708,22 @@ def _fetch(
         "includePrePost": "true" if interval == "1m" else "false",
         "events": "div,splits",
     }
-    body = _chart_ok(client, symbol, params, f"{interval} {w.first} to {w.last}")
+    try:
+        body = _chart_ok(client, symbol, params, f"{interval} {w.first} to {w.last}")
+    except Exception:
+        if stale is not None and notes is not None:
+            notes.append(f"yahoo: {what}: {was}: asked Yahoo again")
+        raise
     final = now >= w.end_instant + FINAL_AFTER
     cov = _coverage(body, w) if final else None
-    if cov is not None and cov[0] < cov[1] and notes is not None:
+    if notes is not None and cov is not None and cov[0] < cov[1]:
         notes.append(
             f"yahoo: {what}: Yahoo's answer has {cov[0]} of {cov[1]} {cov[2]}: "
             "the window is asked again on the next run"
         )
+    elif notes is not None and stale is not None:
+        now_has = f", which now has {cov[0]} of {cov[1]}" if cov is not None else ""
+        notes.append(f"yahoo: {what}: {was}: asked Yahoo again{now_has}")
     if stale is not None and _rows_of(body) is not None and _rows_of(body) == _rows_of(stale[0]):
         return stale[0], relpath, True, stale[1]  # the same rows again: the cached file is what landed
     if cached is None and relpath == _version_name(stem, 1) or cached is not None and not final_cached:

@@ -460,7 +460,7 @@ def test_an_empty_answer_for_a_finished_window_is_asked_again_and_a_complete_one
         requests.append(len(session.chart_calls()) - n)
     assert requests == [1, 1, 0]  # the empty answer is asked again; the complete one is final
     assert "Yahoo's answer has 0 of 23 sessions: the window is asked again on the next run" in outputs[0]
-    assert "has 0 of 23 sessions: asked Yahoo again" in outputs[1], outputs[1]
+    assert "had 0 of 23 sessions: asked Yahoo again, which now has 23 of 23" in outputs[1], outputs[1]
     assert "23 bars" in outputs[1] and "(cached)" in outputs[2] and "asked" not in outputs[2]
     assert rows(lake_root, "SELECT count(*) FROM bars") == [(23,)]
     # the new answer is a new raw file beside the old one, which is kept as served
@@ -509,7 +509,10 @@ def test_an_incomplete_answer_served_again_with_the_same_rows_adds_no_raw_file(
     for _ in range(3):
         s = ingest(lake_root, client(session), ["AAPL"], "1d", OCT[0], OCT[-1])
         assert s.ok and s.of("AAPL").rows_landed == 22
-        assert any("has 22 of 23 sessions" in n for n in s.notes), s.notes
+        assert [n for n in s.notes if "asked" in n] == [
+            "yahoo: AAPL: 1d 2024-10-01 to 2024-10-31: Yahoo's answer has 22 of 23 sessions: "
+            "the window is asked again on the next run"
+        ]  # one note a run
     assert len(session.chart_calls()) == 3
     assert window_files(lake_root) == ["1727740800-1730419200.json"]
 
@@ -543,7 +546,8 @@ def test_a_cryptocurrency_window_expects_every_day(session: ReplaySession, lake_
         assert s.ok, s.errors
         notes.append([n for n in s.notes if "asked" in n])
     assert len(session.chart_calls()) == 2
-    assert "has 5 of 7 days" in notes[0][0] and "has 5 of 7 days" in notes[1][0] and notes[2] == []
+    assert "Yahoo's answer has 5 of 7 days: the window is asked again on the next run" in notes[0][0]
+    assert "had 5 of 7 days: asked Yahoo again, which now has 7 of 7" in notes[1][0] and notes[2] == []
     assert rows(lake_root, "SELECT count(*) FROM lake_bars") == [(7,)]
 
 
@@ -559,3 +563,16 @@ def test_a_window_answer_name_carries_its_version() -> None:
         and not yahoo._earlier_version(a, a)
     )
     assert yahoo._window_name("yahoo:AAPL/1d/1727740800-1730419200.x.json") is None
+
+
+def test_a_failed_refetch_of_an_incomplete_window_is_an_error_and_keeps_what_landed(
+    session: ReplaySession, lake_root: Path
+) -> None:
+    error = {"chart": {"result": None, "error": {"code": "Internal", "description": "Internal Server Error"}}}
+    session.charts[("AAPL", "1d")] = queue((200, daily_payload(OCT_SESSIONS[:20])), (500, error))
+    assert ingest(lake_root, client(session), ["AAPL"], "1d", OCT[0], OCT[-1]).ok
+    s = ingest(lake_root, client(session), ["AAPL"], "1d", OCT[0], OCT[-1])
+    assert not s.ok and "AAPL" in s.errors[0] and "HTTP 500: Internal Server Error" in s.errors[0]
+    assert any("had 20 of 23 sessions: asked Yahoo again" in n for n in s.notes), s.notes
+    assert rows(lake_root, "SELECT count(*) FROM bars") == [(20,)]
+    assert window_files(lake_root) == ["1727740800-1730419200.json"]
