@@ -283,6 +283,62 @@ class _ErrorLog(logging.Handler):
         self.messages.append(record.getMessage())
 
 
+NEWS_PATH = "/xhr/ncp"
+NEWS_QUERY = "queryRef=latestNews&serviceKey=ncp_fin"
+"""Yahoo's news endpoint, as yfinance's `Ticker.get_news(tab="news")` asks it (yfinance/base.py)."""
+
+
+class NewsAnswerError(MarketlakeError):
+    """Yahoo's news endpoint answered, but not with a news stream: an error status, a body that is not
+    JSON, or JSON without `data.tickerStream.stream` (yfinance's `get_news` reads all of these as no
+    news). The message says which."""
+
+
+def _why(body: bytes) -> str:
+    """Yahoo's own reason in an error body (`finance.error.description` or `code`), else its first 200
+    characters."""
+    try:
+        err = json.loads(body)["finance"]["error"]
+        why = err.get("description") or err.get("code")
+        if isinstance(why, str) and why.strip():
+            return why.strip()
+    except (ValueError, KeyError, TypeError, AttributeError):
+        pass
+    text = " ".join(body[:200].decode("utf-8", "replace").split())
+    return text or "an empty body"
+
+
+def news_stream(status: int, body: bytes) -> list[Any]:
+    """The items of one answer of Yahoo's news endpoint, its ads dropped (as yfinance drops them), or a
+    NewsAnswerError: a status other than 2xx, a body that is not JSON, or JSON without a list at
+    `data.tickerStream.stream`. A well-formed empty stream is no news (an empty list)."""
+    if not 200 <= status < 300:
+        raise NewsAnswerError(f"Yahoo answered HTTP {status}: {_why(body)}")
+    if b"Will be right back" in body:
+        raise NewsAnswerError("Yahoo Finance is down (its 'Will be right back' page)")
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        raise NewsAnswerError(f"a faulty response, not JSON: {_why(body)}") from None
+    node: Any = payload
+    path: list[str] = []
+    for key in ("data", "tickerStream", "stream"):
+        if not isinstance(node, Mapping) or key not in node:
+            where = ".".join(path) or "the answer"
+            has = ", ".join(sorted(map(str, node))) if isinstance(node, Mapping) else type(node).__name__
+            raise NewsAnswerError(
+                f"a faulty response: {where} has no {key!r} (it has: {has or 'nothing'}); "
+                "not the news stream Yahoo serves"
+            )
+        node = node[key]
+        path.append(key)
+    if not isinstance(node, list):
+        raise NewsAnswerError(
+            f"a faulty response: data.tickerStream.stream is a {type(node).__name__}, not a list"
+        )
+    return [item for item in node if not (isinstance(item, Mapping) and item.get("ad"))]
+
+
 def fetch_yahoo_news(
     symbol: str,
     session: Any = None,
@@ -290,14 +346,21 @@ def fetch_yahoo_news(
     limiter: RateLimiter = YAHOO_LIMITER,
     count: int = YAHOO_NEWS_COUNT,
 ) -> list[Any]:
-    """The raw news items Yahoo serves for `symbol`, through yfinance (`session`: a requests or curl_cffi
-    session, None for yfinance's own). Rate-limited; a rate-limit error is retried with back-off.
-    Yahoo is asked for its own spelling (BRK-B for the lake's BRK.B, as the price ingest asks)."""
-    import yfinance as yf
+    """The raw news items Yahoo serves for `symbol`, through yfinance's HTTP layer (`YfData`: cookie,
+    crumb, rate-limit error; `session`: a requests or curl_cffi session, None for yfinance's own), asked
+    as `Ticker.get_news` asks. Rate-limited; a rate-limit error is retried with back-off. Yahoo is asked
+    for its own spelling (BRK-B for the lake's BRK.B, as the price ingest asks).
+
+    The answer is read here, not by `get_news`, which turns an error status or a body without the news
+    stream into no news: those raise NewsAnswerError (`news_stream`)."""
+    from yfinance.const import _ROOT_URL_
+    from yfinance.data import YfData
     from yfinance.exceptions import YFRateLimitError
 
     if session is None:  # yfinance's own session: the real network, checked before the first request
         require_reachable()
+    url = f"{_ROOT_URL_}{NEWS_PATH}?{NEWS_QUERY}"
+    ask = {"serviceConfig": {"snippetCount": count, "s": [yahoo_symbol(symbol)]}}
 
     def once() -> list[Any]:
         limiter.acquire()
@@ -305,14 +368,15 @@ def fetch_yahoo_news(
         yf_log = logging.getLogger("yfinance")
         yf_log.addHandler(handler)
         try:
-            items = yf.Ticker(yahoo_symbol(symbol), session=session).get_news(count=count, tab="news")
+            data = YfData(session=session) if session is not None else YfData()
+            resp = data.post(url, body=ask)
         finally:
             yf_log.removeHandler(handler)
         if handler.messages:
             raise MarketlakeError("; ".join(handler.messages))
-        if not isinstance(items, list):
-            raise MarketlakeError(f"unexpected news response of type {type(items).__name__}")
-        return items
+        if resp is None:
+            raise NewsAnswerError("no answer from Yahoo")
+        return news_stream(int(resp.status_code), bytes(resp.content))
 
     retrying = Retrying(
         retry=retry_if_exception_type(YFRateLimitError),
@@ -377,7 +441,8 @@ def run(
             except Unreachable:
                 raise  # offline: one line for the run, not one failure per symbol
             except Exception as exc:  # any failure of one symbol's request is reported, the others go on
-                summary.fail(f"{symbol}: the Yahoo news request failed: {type(exc).__name__}: {exc}", symbol)
+                why = str(exc) if isinstance(exc, NewsAnswerError) else f"{type(exc).__name__}: {exc}"
+                summary.fail(f"{symbol}: the Yahoo news request failed: {why}", symbol)
                 step(False)
                 continue
             step(True)

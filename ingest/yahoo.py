@@ -19,6 +19,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -39,6 +40,7 @@ from ingest.common import (
 from ingest.ratelimit import YAHOO_LIMITER, RateLimiter
 from ingest.sessions import land
 from ingest.stamping import AFTER_HOURS, ETFS, StampError, asset_class, stamp_daily
+from ingest.stamping import session as xnys_session
 from lake.errors import MarketlakeError
 from lake.schemas import BARS, BARS_REJECTED
 from lake.writer import DATA_FILE, LakeWriter, partition_dir, partition_intact, read_partition
@@ -565,6 +567,96 @@ def _prune_splits(cache: RawCache, symbol: str) -> int:
     return removed
 
 
+def _coverage(body: bytes, w: Window) -> tuple[int, int, str] | None:
+    """(days the answer has a row for, days the window should have, what a day is called) of a window's
+    chart answer; None when it cannot be told (not a chart answer, or days outside the XNYS calendar).
+
+    A stock's days are the XNYS sessions among the window's days (`ingest.stamping.session`, the calendar
+    daily bars are stamped by), a cryptocurrency's (`instrumentType` CRYPTOCURRENCY) every day; none before
+    the symbol's `firstTradeDate`. A day counts as answered when a row stamped on it (exchange-local,
+    within the window) holds any value: a rejected row counts (Yahoo answered it), an all-null one not."""
+    try:
+        result = (json.loads(body)["chart"]["result"] or [{}])[0] or {}
+        meta = result.get("meta") or {}
+        tz = ZoneInfo(str(meta.get("exchangeTimezoneName") or "America/New_York"))
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+        return None
+    crypto = meta.get("instrumentType") == "CRYPTOCURRENCY"
+    first = w.first
+    listed = meta.get("firstTradeDate")
+    if isinstance(listed, int) and not isinstance(listed, bool):
+        try:
+            first = max(first, dt.datetime.fromtimestamp(listed, dt.UTC).astimezone(tz).date())
+        except (ValueError, OverflowError, OSError):
+            pass
+    if crypto:
+        expected = {first + dt.timedelta(days=k) for k in range((w.last - first).days + 1)}
+    else:
+        try:
+            expected = set(_sessions_between(first, w.last))
+        except StampError:
+            return None
+    stamps = result.get("timestamp") or []
+    quote = ((result.get("indicators") or {}).get("quote") or [{}])[0] or {}
+    cols = [quote.get(k) or [] for k in ("open", "high", "low", "close", "volume")]
+    if not isinstance(stamps, list) or not all(isinstance(c, list) for c in cols):
+        return None
+    lo, hi = _midnight(w.first), min(_midnight(w.last + dt.timedelta(days=1)), w.period2)
+    served: set[dt.date] = set()
+    for i, t in enumerate(stamps):
+        if isinstance(t, bool) or not isinstance(t, int) or not lo <= t < hi:
+            continue
+        if all(i >= len(c) or c[i] is None for c in cols):
+            continue
+        served.add(dt.datetime.fromtimestamp(t, dt.UTC).astimezone(tz).date())
+    return len(served & expected), len(expected), "days" if crypto else "sessions"
+
+
+@lru_cache(maxsize=256)
+def _sessions_between(first: dt.date, last: dt.date) -> tuple[dt.date, ...]:
+    """The XNYS sessions from `first` to `last` (inclusive), once per window (every symbol asks for the
+    same windows); StampError for days outside the calendar."""
+    days = (first + dt.timedelta(days=k) for k in range((last - first).days + 1))
+    return tuple(d for d in days if xnys_session(d) is not None)
+
+
+def _rows_of(body: bytes) -> str | None:
+    """A window answer's rows (timestamps, values, events), without the `meta` Yahoo refreshes on every
+    request: two answers with equal rows land the same bars. None when it is not a chart answer."""
+    try:
+        result = (json.loads(body)["chart"]["result"] or [{}])[0] or {}
+        return json.dumps([result.get(k) for k in ("timestamp", "indicators", "events")], sort_keys=True)
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+        return None
+
+
+def _versions(cache: RawCache, stem: str) -> list[str]:
+    """The cache relpaths of a window's responses, oldest first: `{stem}.json`, then `{stem}.{n}.json` for
+    n = 2, 3, ... (a final window asked again because its answer was incomplete: a new file, never the
+    old one rewritten, which a manifest may name)."""
+    folder, _, name = stem.rpartition("/")
+    d = cache.path(folder)
+    if not d.is_dir():
+        return []
+    pattern = re.compile(re.escape(name) + r"(?:\.(\d+))?\.json")
+    found = []
+    for p in d.iterdir():
+        m = pattern.fullmatch(p.name)
+        if m:
+            found.append((int(m.group(1) or 1), f"{folder}/{p.name}"))
+    return [rel for _, rel in sorted(found)]
+
+
+def _version_name(stem: str, n: int) -> str:
+    return f"{stem}.json" if n == 1 else f"{stem}.{n}.json"
+
+
+def _version_number(relpath: str) -> int:
+    """n of a window response's name `{period1}-{end}.{n}.json` (1 for `{period1}-{end}.json`)."""
+    _, dot, n = relpath.removesuffix(".json").rpartition("/")[2].rpartition(".")
+    return int(n) if dot and n.isdigit() else 1
+
+
 def _fetch(
     client: YahooClient,
     cache: RawCache,
@@ -573,15 +665,26 @@ def _fetch(
     w: Window,
     now: dt.datetime,
     splits: Callable[[], str],
+    notes: list[str] | None = None,
 ) -> tuple[bytes, str, bool, str | None]:
     """(body, cache relpath, from cache, relpath of the later split events) of one window: a final cached
     response is reused with the split events fetched with it. The split events from the window to now are
     fetched (`splits()`) when the window has bars and ended before now: Yahoo adjusts a window's prices
-    for later splits too, but lists only the window's own."""
+    for later splits too, but lists only the window's own.
+
+    A response is final when it was fetched a day after its window ended and it is plausibly complete: a
+    row for every day the window should have (`_coverage`). One with fewer (Yahoo's empty or partial
+    answer) is asked again on every run, said in `notes`; the new answer is a new raw file (`_versions`),
+    unless its rows are the cached one's (then the cached file stays what landed)."""
     # keyed by the window's days (its full-day end), not by period2: a window that ends now is fetched
     # again on every run, under the same name, so its rows (and rejected rows) replace the last run's
-    relpath = f"{symbol}/{interval}/{w.period1}-{_midnight(w.last + dt.timedelta(days=1))}.json"
+    stem = f"{symbol}/{interval}/{w.period1}-{_midnight(w.last + dt.timedelta(days=1))}"
+    what = f"{symbol}: {interval} {w.first} to {w.last}"
+    versions = _versions(cache, stem)
+    relpath = versions[-1] if versions else _version_name(stem, 1)
     cached = cache.get(relpath)
+    stale: tuple[bytes, str | None] | None = None  # a final cached answer found incomplete
+    final_cached = False
     if cached is not None:
         fetched = dt.datetime.fromisoformat(str(cached.meta.get("fetched_at")))
         later = cached.meta.get("splits_file")
@@ -589,8 +692,15 @@ def _fetch(
         known = (
             later is None and not _has_rows(body) or isinstance(later, str) and cache.get(later) is not None
         )
-        if fetched >= w.end_instant + FINAL_AFTER and known:
-            return body, relpath, True, later if isinstance(later, str) else None
+        final_cached = fetched >= w.end_instant + FINAL_AFTER
+        if final_cached and known:
+            cov = _coverage(body, w)
+            if cov is None or cov[0] >= cov[1]:
+                return body, relpath, True, later if isinstance(later, str) else None
+            stale = body, later if isinstance(later, str) else None
+            was = (
+                f"the cached answer (fetched {fetched:%Y-%m-%d %H:%M} UTC) had {cov[0]} of {cov[1]} {cov[2]}"
+            )
     params = {
         "period1": str(w.period1),
         "period2": str(w.period2),
@@ -598,10 +708,33 @@ def _fetch(
         "includePrePost": "true" if interval == "1m" else "false",
         "events": "div,splits",
     }
-    body = _chart_ok(client, symbol, params, f"{interval} {w.first} to {w.last}")
+    try:
+        body = _chart_ok(client, symbol, params, f"{interval} {w.first} to {w.last}")
+    except Exception:
+        if stale is not None and notes is not None:
+            notes.append(f"yahoo: {what}: {was}: asked Yahoo again")
+        raise
+    final = now >= w.end_instant + FINAL_AFTER
+    cov = _coverage(body, w) if final else None
+    if notes is not None and cov is not None and cov[0] < cov[1]:
+        notes.append(
+            f"yahoo: {what}: Yahoo's answer has {cov[0]} of {cov[1]} {cov[2]}: "
+            "the window is asked again on the next run"
+        )
+    elif notes is not None and stale is not None:
+        now_has = f", which now has {cov[0]} of {cov[1]}" if cov is not None else ""
+        notes.append(f"yahoo: {what}: {was}: asked Yahoo again{now_has}")
+    if stale is not None and _rows_of(body) is not None and _rows_of(body) == _rows_of(stale[0]):
+        return stale[0], relpath, True, stale[1]  # the same rows again: the cached file is what landed
+    if cached is None and relpath == _version_name(stem, 1) or cached is not None and not final_cached:
+        new = relpath  # a window not final yet (or never cached): its one name, as it always was
+    else:  # a final window's file is never rewritten (a manifest may name it): the next version
+        new = _version_name(stem, _version_number(relpath) + 1)
+        while cache.path(new).exists():
+            new = _version_name(stem, _version_number(new) + 1)
     later = splits() if _has_rows(body) and w.period2 < int(now.timestamp()) // 60 * 60 else None
     cache.put(
-        relpath,
+        new,
         body,
         url=CHART_URL.format(symbol=yahoo_symbol(symbol)),
         params=params,
@@ -609,7 +742,7 @@ def _fetch(
         fetched_at=now.isoformat(),
         splits_file=later,
     )
-    return body, relpath, False, later
+    return body, new, False, later
 
 
 def _land(
@@ -677,20 +810,29 @@ def _rejection_files(w: LakeWriter, partition: dict[str, str], symbol: str) -> s
     return {f for f in mine.column("source_file").to_pylist() if isinstance(f, str)}
 
 
-def _window_name(source_file: str) -> tuple[str, int] | None:
-    """(`yahoo:{symbol}/{interval}/{period1}-`, end) of a window's source file name; None for another."""
+def _window_name(source_file: str) -> tuple[str, int, int] | None:
+    """(`yahoo:{symbol}/{interval}/{period1}-`, end, version) of a window's source file name (`...-{end}.json`
+    or, asked again once final, `...-{end}.{n}.json`); None for another."""
     stem, sep, tail = source_file.rpartition("-")
-    end = tail.removesuffix(".json")
-    if not sep or not stem.startswith(f"{SOURCE}:") or not end.isdigit() or tail == end:
+    end, dot, n = tail.removesuffix(".json").partition(".")
+    if (
+        not sep
+        or not stem.startswith(f"{SOURCE}:")
+        or not end.isdigit()
+        or tail == tail.removesuffix(".json")
+    ):
         return None
-    return stem + sep, int(end)
+    if dot and not n.isdigit():
+        return None
+    return stem + sep, int(end), int(n) if dot else 1
 
 
 def _earlier_version(other: str, source_file: str) -> bool:
-    """Whether `other` names a window from the same first day as `source_file`'s, ending before it: its days
-    are all among this window's, which the current response judged again."""
+    """Whether `other` names a window from the same first day as `source_file`'s, ending before it or an
+    earlier answer for the same days: its days are all among this window's, which the current response
+    judged again."""
     a, b = _window_name(other), _window_name(source_file)
-    return a is not None and b is not None and a[0] == b[0] and a[1] < b[1]
+    return a is not None and b is not None and a[0] == b[0] and a[1:] < b[1:]
 
 
 def run(
@@ -746,6 +888,7 @@ def run(
                             win,
                             now,
                             splits_of(symbol),
+                            summary.notes,
                         )
                         payload = json.loads(body)
                         source_file = f"yahoo:{relpath}"

@@ -300,3 +300,64 @@ def test_cli_ingest_news_summary_shows_seen_known_and_title_changed(
     row = next(line for line in r.output.splitlines() if "AAPL" in line and "│" in line)
     # symbol, articles seen 2, new 0, already known 2, title changed 1, rejected 0, failed 0
     assert [c.strip() for c in row.strip("│ ").split("│")] == ["AAPL", "2", "0", "2", "1", "0", "0"], r.output
+
+
+YAHOO_500 = json.dumps(
+    {"finance": {"result": None, "error": {"code": "internal-error", "description": "Internal Server Error"}}}
+).encode()
+
+
+def test_an_error_status_fails_the_symbol_not_read_as_no_news(
+    runner: CliRunner, lake_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Yahoo's news endpoint answers 500 with its JSON error body: yfinance's get_news reads it as no news
+    adapter = ReplayAdapter(news={"AAPL": [Reply(500, YAHOO_500)], "MSFT": [Reply(200, ncp_body(MSFT_OLD))]})
+    monkeypatch.setattr(news, "yahoo_session", lambda: replay_session(adapter))
+    r = runner.invoke(cli, ["--lake", str(lake_root), "ingest", "news", "--symbols", "AAPL,MSFT"])
+    assert r.exit_code == 1, r.output
+    out = " ".join(r.output.split())
+    assert "AAPL: the Yahoo news request failed: Yahoo answered HTTP 500: Internal Server Error" in out, out
+    assert "MSFT" not in out.split("error:", 1)[1]  # MSFT's answer was good: it landed
+    assert [r["symbol"] for r in rows(lake_root)] == ["MSFT"]
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (
+            {"data": {"tickerStreamV2": {"stream": [AAPL_NEW[0]]}}, "status": "OK"},
+            "data has no 'tickerStream' (it has: tickerStreamV2)",
+        ),
+        ({"status": "OK"}, "the answer has no 'data' (it has: status)"),
+        ({"data": {"tickerStream": {"stream": {"0": AAPL_NEW[0]}}}}, "stream is a dict, not a list"),
+        (
+            {"data": {"tickerStream": {"pagination": {}}}},
+            "data.tickerStream has no 'stream' (it has: pagination)",
+        ),
+        ([], "the answer has no 'data' (it has: list)"),
+    ],
+)
+def test_an_answer_without_the_news_stream_fails_the_symbol(lake_root: Path, body: Any, why: str) -> None:
+    adapter = ReplayAdapter(news={"AAPL": [Reply(200, json.dumps(body).encode())]})
+    s = news.run(ctx_for(lake_root), ["AAPL"], session=replay_session(adapter), now=RUN1, limiter=no_wait())
+    assert not s.ok and s.of("AAPL").files_failed == 1
+    assert len(s.errors) == 1 and s.errors[0].startswith(
+        "AAPL: the Yahoo news request failed: a faulty response"
+    )
+    assert why in s.errors[0], s.errors[0]
+    assert not (lake_root / "datasets" / "news").exists()  # nothing landed
+
+
+def test_a_well_formed_empty_stream_is_no_news(lake_root: Path) -> None:
+    adapter = ReplayAdapter(news={"AAPL": [Reply(200, ncp_body([]))]})
+    s = news.run(ctx_for(lake_root), ["AAPL"], session=replay_session(adapter), now=RUN1, limiter=no_wait())
+    assert s.ok, s.errors
+    assert s.seen.get("AAPL", 0) == 0 and s.of("AAPL").files_failed == 0
+
+
+def test_an_ad_in_the_stream_is_dropped_as_yfinance_drops_it(lake_root: Path) -> None:
+    ad = {**new_item("ad-1", "Buy now", "2025-05-10T12:00:00Z"), "ad": [{"x": 1}]}
+    adapter = ReplayAdapter(news={"AAPL": [Reply(200, ncp_body([ad, AAPL_NEW[0]]))]})
+    s = news.run(ctx_for(lake_root), ["AAPL"], session=replay_session(adapter), now=RUN1, limiter=no_wait())
+    assert s.ok, s.errors
+    assert [r["id"] for r in rows(lake_root)] == [AAPL_NEW[0]["id"]]

@@ -28,6 +28,7 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr("ingest.yahoo.YahooClient", never)
     monkeypatch.setattr("yfinance.Ticker", never)
+    monkeypatch.setattr("yfinance.data.YfData", never)  # the news ingest asks through yfinance's YfData
     return asked
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -414,3 +416,163 @@ def test_progress_counts_windows_and_failures_unless_quiet(
     else:
         assert "yahoo 1d" in out.getvalue() and "1/1 windows" in out.getvalue(), out.getvalue()
         assert "1 failed" in out.getvalue(), out.getvalue()
+
+
+# --- a finished window's answer is final only when it is plausibly complete ------------------------------
+
+OCT = [dt.date(2024, 10, d) for d in range(1, 32)]
+OCT_SESSIONS = [d for d in OCT if d.weekday() < 5]  # October 2024: no NYSE holiday, 23 sessions
+
+
+def daily_payload(days: list[dt.date], *, price: float = 100.0, market: float = 237.33) -> dict[str, Any]:
+    """AAPL daily rows for `days` (09:30 New York stamps); `market` is meta's regularMarketPrice, which
+    Yahoo refreshes on every request."""
+    n = len(days)
+    p = chart_payload(
+        "AAPL", "1d", [epoch(ny(d, 9, 30)) for d in days], open=[price] * n, high=[price + 1] * n,
+        low=[price - 1] * n, close=[price + 0.5] * n, volume=[1000] * n,
+    )  # fmt: skip
+    p["chart"]["result"][0]["meta"]["regularMarketPrice"] = market
+    return p
+
+
+def window_files(root: Path, symbol: str = "AAPL", interval: str = "1d") -> list[str]:
+    folder = root / "raw" / "yahoo" / symbol / interval
+    return sorted(p.name for p in folder.glob("*.json") if not p.name.endswith(".meta.json"))
+
+
+def test_an_empty_answer_for_a_finished_window_is_asked_again_and_a_complete_one_stays_cached(
+    session: ReplaySession, lake_root: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Yahoo first answers October with its empty shape (no `timestamp` key), then with its 23 sessions
+    session.charts[("AAPL", "1d")] = queue(
+        (200, chart_payload("AAPL", "1d", None)), (200, daily_payload(OCT_SESSIONS))
+    )
+    monkeypatch.setattr(yahoo, "default_session", lambda: session)
+    args = ["--lake", str(lake_root), "ingest", "yahoo", "--symbols", "AAPL", "--interval", "1d",
+            "--start", "2024-10-01", "--end", "2024-10-31"]  # fmt: skip
+    outputs, requests = [], []
+    for _ in range(3):
+        n = len(session.chart_calls())
+        res = runner.invoke(cli, args)
+        assert res.exit_code == 0, res.output
+        outputs.append(" ".join(res.output.split()))
+        requests.append(len(session.chart_calls()) - n)
+    assert requests == [1, 1, 0]  # the empty answer is asked again; the complete one is final
+    assert "Yahoo's answer has 0 of 23 sessions: the window is asked again on the next run" in outputs[0]
+    assert "had 0 of 23 sessions: asked Yahoo again, which now has 23 of 23" in outputs[1], outputs[1]
+    assert "23 bars" in outputs[1] and "(cached)" in outputs[2] and "asked" not in outputs[2]
+    assert rows(lake_root, "SELECT count(*) FROM bars") == [(23,)]
+    # the new answer is a new raw file beside the old one, which is kept as served
+    assert window_files(lake_root) == ["1727740800-1730419200.2.json", "1727740800-1730419200.json"]
+    empty = lake_root / "raw" / "yahoo" / "AAPL" / "1d" / "1727740800-1730419200.json"
+    assert json.loads(empty.read_bytes()) == chart_payload("AAPL", "1d", None)
+
+
+def test_a_partial_answer_is_asked_again_without_rewriting_the_raw_file_its_manifest_names(
+    session: ReplaySession, lake_root: Path
+) -> None:
+    partial = daily_payload(OCT_SESSIONS[:20])
+    partial["chart"]["result"][0]["indicators"]["quote"][0]["low"][5] = None  # rejected (some nulls)
+    session.charts[("AAPL", "1d")] = queue((200, partial), (200, daily_payload(OCT_SESSIONS, market=240.0)))
+    first = ingest(lake_root, client(session), ["AAPL"], "1d", OCT[0], OCT[-1])
+    assert first.ok and first.of("AAPL").rows_landed == 19
+    assert any("has 20 of 23 sessions" in n for n in first.notes), first.notes
+    assert rows(lake_root, "SELECT count(*) FROM bars_rejected") == [(1,)]
+    raw = lake_root / "raw" / "yahoo" / "AAPL" / "1d"
+    served = (raw / "1727740800-1730419200.json").read_bytes()
+    second = ingest(lake_root, client(session), ["AAPL"], "1d", OCT[0], OCT[-1])
+    assert second.ok and second.of("AAPL").rows_landed == 23
+    assert len(session.chart_calls()) == 2
+    assert (raw / "1727740800-1730419200.json").read_bytes() == served  # never edited
+    # the manifest names both answers, each with the sha256 of the bytes still in the cache
+    manifest = next((lake_root / "datasets" / "bars").rglob("_manifest.json"))
+    named = {i["file"]: i["sha256"] for i in json.loads(manifest.read_text())["inputs"]}
+    for name in ("1727740800-1730419200.json", "1727740800-1730419200.2.json"):
+        assert named[f"yahoo:AAPL/1d/{name}"] == hashlib.sha256((raw / name).read_bytes()).hexdigest()
+    assert rows(lake_root, "SELECT count(*) FROM bars") == [(23,)]
+    # the row the earlier answer rejected was judged again by the new one: no rejection is left behind
+    assert rows(lake_root, "SELECT count(*) FROM bars_rejected") == [(0,)]
+    third = ingest(lake_root, client(session), ["AAPL"], "1d", OCT[0], OCT[-1])
+    assert third.ok and third.of("AAPL").files_skipped == 1 and len(session.chart_calls()) == 2
+    assert not any("asked" in n for n in third.notes), third.notes
+
+
+def test_an_incomplete_answer_served_again_with_the_same_rows_adds_no_raw_file(
+    session: ReplaySession, lake_root: Path
+) -> None:
+    # a day Yahoo never has (say a halt): every run asks again, but the same rows are not stored twice
+    # (only meta's market price differs, as in every answer)
+    days = OCT_SESSIONS[:9] + OCT_SESSIONS[10:]
+    answers = iter(daily_payload(days, market=200.0 + k) for k in range(10))
+    session.charts[("AAPL", "1d")] = lambda symbol, params: (200, next(answers))
+    for _ in range(3):
+        s = ingest(lake_root, client(session), ["AAPL"], "1d", OCT[0], OCT[-1])
+        assert s.ok and s.of("AAPL").rows_landed == 22
+        assert [n for n in s.notes if "asked" in n] == [
+            "yahoo: AAPL: 1d 2024-10-01 to 2024-10-31: Yahoo's answer has 22 of 23 sessions: "
+            "the window is asked again on the next run"
+        ]  # one note a run
+    assert len(session.chart_calls()) == 3
+    assert window_files(lake_root) == ["1727740800-1730419200.json"]
+
+
+def test_sessions_before_the_listing_are_not_expected(session: ReplaySession, lake_root: Path) -> None:
+    p = daily_payload(OCT_SESSIONS[10:])
+    p["chart"]["result"][0]["meta"]["firstTradeDate"] = epoch(ny(OCT_SESSIONS[10], 9, 30))  # a listing
+    session.charts[("AAPL", "1d")] = queue((200, p))
+    for _ in range(2):
+        s = ingest(lake_root, client(session), ["AAPL"], "1d", OCT[0], OCT[-1])
+        assert s.ok and not any("asked" in n for n in s.notes), s.notes
+    assert len(session.chart_calls()) == 1
+
+
+def test_a_cryptocurrency_window_expects_every_day(session: ReplaySession, lake_root: Path) -> None:
+    week = [dt.date(2024, 11, 18) + dt.timedelta(days=k) for k in range(7)]  # Monday to Sunday
+
+    def minutes(days: list[dt.date]) -> dict[str, Any]:
+        t = [epoch(dt.datetime.combine(d, dt.time(12, 0), UTC)) for d in days]
+        n = len(t)
+        p = chart_payload("BTC-USD", "1m", t, open=[1.0] * n, high=[1.0] * n, low=[1.0] * n, close=[1.0] * n,
+                          volume=[0] * n, instrument_type="CRYPTOCURRENCY")  # fmt: skip
+        p["chart"]["result"][0]["meta"]["exchangeTimezoneName"] = "UTC"
+        return p
+
+    # the weekdays only: five of seven days, asked again; then all seven: final
+    session.charts[("BTC-USD", "1m")] = queue((200, minutes(week[:5])), (200, minutes(week)))
+    notes = []
+    for _ in range(3):
+        s = ingest(lake_root, client(session), ["BTC-USD"], "1m", week[0], week[-1])
+        assert s.ok, s.errors
+        notes.append([n for n in s.notes if "asked" in n])
+    assert len(session.chart_calls()) == 2
+    assert "Yahoo's answer has 5 of 7 days: the window is asked again on the next run" in notes[0][0]
+    assert "had 5 of 7 days: asked Yahoo again, which now has 7 of 7" in notes[1][0] and notes[2] == []
+    assert rows(lake_root, "SELECT count(*) FROM lake_bars") == [(7,)]
+
+
+def test_a_window_answer_name_carries_its_version() -> None:
+    a, b, c = (
+        f"yahoo:AAPL/1d/1727740800-{n}" for n in ("1730419200.json", "1730419200.2.json", "1730505600.json")
+    )
+    assert yahoo._window_name(b) == ("yahoo:AAPL/1d/1727740800-", 1730419200, 2)
+    assert yahoo._earlier_version(a, b) and yahoo._earlier_version(b, c) and yahoo._earlier_version(a, c)
+    assert (
+        not yahoo._earlier_version(b, a)
+        and not yahoo._earlier_version(c, b)
+        and not yahoo._earlier_version(a, a)
+    )
+    assert yahoo._window_name("yahoo:AAPL/1d/1727740800-1730419200.x.json") is None
+
+
+def test_a_failed_refetch_of_an_incomplete_window_is_an_error_and_keeps_what_landed(
+    session: ReplaySession, lake_root: Path
+) -> None:
+    error = {"chart": {"result": None, "error": {"code": "Internal", "description": "Internal Server Error"}}}
+    session.charts[("AAPL", "1d")] = queue((200, daily_payload(OCT_SESSIONS[:20])), (500, error))
+    assert ingest(lake_root, client(session), ["AAPL"], "1d", OCT[0], OCT[-1]).ok
+    s = ingest(lake_root, client(session), ["AAPL"], "1d", OCT[0], OCT[-1])
+    assert not s.ok and "AAPL" in s.errors[0] and "HTTP 500: Internal Server Error" in s.errors[0]
+    assert any("had 20 of 23 sessions: asked Yahoo again" in n for n in s.notes), s.notes
+    assert rows(lake_root, "SELECT count(*) FROM bars") == [(20,)]
+    assert window_files(lake_root) == ["1727740800-1730419200.json"]

@@ -284,10 +284,14 @@ def test_refetching_a_window_keeps_only_the_split_files_the_cached_windows_name(
     june3, june10 = dt.date(2024, 6, 3), dt.date(2024, 6, 10)
 
     def answer(symbol: str, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
-        day = dt.datetime.fromtimestamp(int(params["period1"]), UTC).date()  # a Monday: a session
-        t = [epoch(dt.datetime.combine(day, dt.time(10, i), NY)) for i in range(3)]
-        return 200, chart_payload("NVDA", "1m", t, open=[1.0] * 3, high=[1.0] * 3, low=[1.0] * 3,
-                                  close=[1.0] * 3, volume=[7] * 3)  # fmt: skip
+        # three minutes of every weekday (each a session) up to period2: a complete answer
+        monday = dt.datetime.fromtimestamp(int(params["period1"]), UTC).date()
+        days = [monday + dt.timedelta(days=k) for k in range(5)]
+        t = [epoch(dt.datetime.combine(d, dt.time(10, i), NY)) for d in days for i in range(3)]
+        t = [x for x in t if x < int(params["period2"])]
+        n = len(t)
+        return 200, chart_payload("NVDA", "1m", t, open=[1.0] * n, high=[1.0] * n, low=[1.0] * n,
+                                  close=[1.0] * n, volume=[7] * n)  # fmt: skip
 
     session = ReplaySession()
     session.charts[("NVDA", "1m")] = answer
