@@ -460,6 +460,9 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     problem = splits_problem(settings)
     if problem:
         raise bad(*problem)
+    unused = _unused_split_keys(settings.split_method, splits)
+    if unused:
+        raise bad(f"splits.{unused[0]}", _unused_why(settings.split_method, unused, "method" in splits))
     train = doc.get("train", {})
     if not isinstance(train, dict):
         raise bad("train", "expected a table")
@@ -529,6 +532,31 @@ def split_value(key: str, value: Any) -> Any:
     return float(value) if key.endswith("_fraction") else value
 
 
+_METHOD_KEYS = {
+    "fraction": ("train_fraction", "validation_fraction"),
+    "date": ("train_end", "validation_end"),
+}
+"""The [splits] keys that only one `method` reads (embargo_days / embargo_bars serve both)."""
+
+
+def _unused_split_keys(method: str, given: Iterable[str]) -> list[str]:
+    """The keys of `given` that `method` does not read (the other method's): ignored silently, they would
+    make a run's periods differ from what the file says."""
+    other = next(m for m in _METHOD_KEYS if m != method)
+    return [k for k in given if k in _METHOD_KEYS[other]]
+
+
+def _unused_why(method: str, keys: list[str], method_given: bool) -> str:
+    """Why keys of the other split method are refused, and the two ways out."""
+    other = next(m for m in _METHOD_KEYS if m != method)
+    chosen = f'method = "{method}"' + ("" if method_given else " (the default)")
+    return (
+        f'{" and ".join(keys)} {"is" if len(keys) == 1 else "are"} read only with method = "{other}", '
+        f'and {chosen} would ignore {"it" if len(keys) == 1 else "them"}: set method = "{other}" in '
+        f"[splits], or remove {' and '.join(keys)}"
+    )
+
+
 def splits_problem(settings: Settings) -> tuple[str, str] | None:
     """What is wrong with the split settings taken together, as (the key to name, why); None when sound."""
     if settings.train_fraction + settings.validation_fraction >= 1:
@@ -580,6 +608,10 @@ def settings_with_values(settings: Settings, values: dict[str, Any]) -> Settings
     problem = splits_problem(out)
     if problem:
         raise ConfigError(f"setting {problem[0]}: {problem[1]}")
+    given = ["method" if k == "split_method" else k for k, v in values.items() if v is not None]
+    unused = _unused_split_keys(out.split_method, given)
+    if unused:
+        raise ConfigError(f"setting splits.{unused[0]}: {_unused_why(out.split_method, unused, True)}")
     if out.start and out.end and out.start > out.end:
         raise ConfigError(f"setting data.start: start {out.start} is after end {out.end}")
     return out
