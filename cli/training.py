@@ -14,7 +14,6 @@ import click
 from cli.main import FORMATS, _ctx, cli, existing_lake, handle_errors
 from lake.config import TRAIN_INTERVALS, check_train_value
 from lake.context import RunContext
-from lake.paths import parse_symbols
 
 log = logging.getLogger("marketlake.train")
 
@@ -129,7 +128,10 @@ def _set_pairs(_ctx: click.Context, param: click.Parameter, values: tuple[str, .
 
 @cli.command("train")
 @click.option(
-    "--symbols", default=None, help="Comma separated (default: the train period's eligible symbols)."
+    "--symbols",
+    default=None,
+    callback=_train_flag("symbols"),
+    help="Comma separated, each once (default: the train period's eligible symbols).",
 )
 @click.option(
     "--interval",
@@ -177,7 +179,7 @@ def _set_pairs(_ctx: click.Context, param: click.Parameter, values: tuple[str, .
 @handle_errors
 def train_cmd(
     ctx: click.Context,
-    symbols: str | None,
+    symbols: list[str] | None,
     interval: str | None,
     iterations: int | None,
     seed: int | None,
@@ -195,7 +197,7 @@ def train_cmd(
       marketlake train --set window=20 --set allow_short=true
     """
     flags = {
-        "symbols": parse_symbols(symbols) if symbols else None,
+        "symbols": symbols,
         "interval": interval,
         "num_iterations": iterations,
         "seed": seed,

@@ -316,7 +316,11 @@ def check_train_value(key: str, value: Any) -> Any:
         items = [s.strip() for s in value.split(",") if s.strip()] if isinstance(value, str) else value
         if not isinstance(items, list) or not items or not all(isinstance(s, str) for s in items):
             raise ValueError(f"expected a non-empty list of symbols, got {value!r}")
-        return [validate_symbol(s) for s in items]  # InvalidName is a ValueError too
+        symbols = [validate_symbol(s) for s in items]  # InvalidName is a ValueError too
+        twice = sorted({s for s in symbols if symbols.count(s) > 1})
+        if twice:
+            raise ValueError(f"{', '.join(twice)} given twice in {value!r}: list each symbol once")
+        return symbols
     if kind == "str":
         if not isinstance(value, str):
             raise ValueError(f"expected a string, got {value!r}")

@@ -120,6 +120,11 @@ def read_train_settings(
             run.symbols = [validate_symbol(s) for s in raw]
         except ValueError as exc:
             raise ConfigError(f"{where}: key 'symbols': {exc}") from exc
+        twice = sorted({s for s in run.symbols if run.symbols.count(s) > 1})
+        if twice:  # (the file and the command line refuse it first: lake.config.check_train_value)
+            raise ConfigError(
+                f"{where}: key 'symbols': {', '.join(twice)} given twice: list each symbol once"
+            )
     if "interval" in table:
         if not isinstance(table["interval"], str) or not table["interval"]:
             raise ConfigError(

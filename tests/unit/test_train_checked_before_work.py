@@ -88,6 +88,10 @@ def test_every_default_of_rl_passes_the_train_rules() -> None:
         ('device = "gpu"', "key 'train.device': must be one of auto, cpu, cuda, cuda:N"),
         ("allow_short = 1", "key 'train.allow_short': expected true or false"),
         ('symbols = ["../x"]', "key 'train.symbols': invalid symbol"),
+        (
+            'symbols = ["SPY", "AAPL", "SPY"]',
+            "key 'train.symbols': SPY given twice in ['SPY', 'AAPL', 'SPY']: list each symbol once",
+        ),
         ("hidden_sizes = 64", "key 'train.hidden_sizes': expected a non-empty list of whole numbers"),
         ('device = "cuda:N"', "key 'train.device': must be one of auto, cpu, cuda, cuda:N, got 'cuda:N'"),
         (
@@ -140,6 +144,19 @@ def test_train_refuses_a_bad_train_setting_before_refreshing_the_store(
     [
         (["--symbols", "NOPE"], 1, ["symbol(s) NOPE: no 1m bars in the lake", "BTCUSDT, ETHUSDT, SOLUSDT"]),
         (["--symbols", "BTCUSDT,NOPE"], 1, ["symbol(s) NOPE: no 1m bars in the lake"]),
+        (  # refused as the file's list is (it was made one symbol silently)
+            ["--symbols", "BTCUSDT,BTCUSDT"],
+            2,
+            ["--symbols", "BTCUSDT given twice in 'BTCUSDT,BTCUSDT': list each symbol once"],
+        ),
+        (["--set", "symbols=BTCUSDT,BTCUSDT"], 2, ["--set", "key 'symbols': BTCUSDT given twice"]),
+        (  # as --set symbols= is (it trained on every eligible symbol)
+            ["--symbols", ""],
+            2,
+            ["--symbols", "expected a non-empty list of symbols, got ''"],
+        ),
+        (["--symbols", " , "], 2, ["--symbols", "expected a non-empty list of symbols"]),
+        (["--set", "symbols="], 2, ["--set", "key 'symbols': expected a non-empty list of symbols"]),
         (["--interval", "5m"], 1, ["interval 5m:", "has no 5m bars", "1m: BTCUSDT"]),
         (["--interval", "1x"], 2, ["--interval", "must be one of 1m, 5m, 15m, 1h, 1d, got '1x'"]),
         (["--iterations", "0"], 2, ["--iterations", "must be at least 1, got 0"]),
@@ -430,3 +447,30 @@ def test_more_torch_threads_than_cpus_is_refused_by_train_not_by_other_commands(
     )
     assert r.exit_code == 1 and f"must be at most {CPU_COUNT}" in r.output, r.output
     assert not runs.exists()
+
+
+def test_a_symbol_given_twice_in_code_is_refused_before_any_work() -> None:
+    """A Settings built in code (no file) is checked by rl/ as the file is (it failed after the feature
+    refresh, as a `failed` run: `symbols given twice`, naming no key)."""
+    from lake.config import Settings
+    from lake.errors import ConfigError
+    from rl.train import read_train_settings
+
+    with pytest.raises(ConfigError, match=r"key 'symbols': SPY given twice: list each symbol once"):
+        read_train_settings(Settings(train={"symbols": ["SPY", "SPY"]}))
+
+
+def test_train_refuses_a_symbol_given_twice_in_the_file_before_any_work(
+    runner: CliRunner, train_lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _no_store_refresh(monkeypatch)
+    config = tmp_path / "mine.toml"
+    config.write_text('[train]\nsymbols = ["BTCUSDT", "BTCUSDT"]\n', encoding="utf-8")
+    before = _train_runs(train_lake)
+    r = runner.invoke(
+        cli,
+        ["--config", str(config), "--lake", str(train_lake), "train", "--runs-dir", str(tmp_path / "runs")],
+    )
+    assert r.exit_code == 1, r.output
+    assert f"{config}, line 2: key 'train.symbols': BTCUSDT given twice" in r.output, r.output
+    assert _train_runs(train_lake) == before and not (tmp_path / "runs").exists()
