@@ -150,6 +150,16 @@ def test_train_refuses_a_bad_train_setting_before_refreshing_the_store(
             ["--symbols", "BTCUSDT given twice in 'BTCUSDT,BTCUSDT': list each symbol once"],
         ),
         (["--set", "symbols=BTCUSDT,BTCUSDT"], 2, ["--set", "key 'symbols': BTCUSDT given twice"]),
+        (  # known before the run: 2 episodes of 10 steps are 20 samples (it was cut to 20 silently)
+            ["--set", "episode_length=10", "--set", "episodes_per_iteration=2", "--set", "batch_size=21"],
+            1,
+            [
+                "the command line (batch_size, episodes_per_iteration, episode_length): key 'batch_size': 21 "
+                "is more than an iteration's rollout holds (20 samples: 2 episodes of 10 steps), so each "
+                "minibatch would be the whole rollout: set batch_size to at most 20, or raise "
+                "episodes_per_iteration or episode_length"
+            ],
+        ),
         (  # as --set symbols= is (it trained on every eligible symbol)
             ["--symbols", ""],
             2,
@@ -474,3 +484,18 @@ def test_train_refuses_a_symbol_given_twice_in_the_file_before_any_work(
     assert r.exit_code == 1, r.output
     assert f"{config}, line 2: key 'train.symbols': BTCUSDT given twice" in r.output, r.output
     assert _train_runs(train_lake) == before and not (tmp_path / "runs").exists()
+
+
+def test_a_batch_size_above_the_rollout_in_the_file_is_refused_before_any_work() -> None:
+    from lake.config import Settings
+    from lake.errors import ConfigError
+    from rl.train import read_train_settings
+
+    table = {"episode_length": 10, "episodes_per_iteration": 3, "num_envs": 2, "batch_size": 41}
+    with pytest.raises(
+        ConfigError,
+        match=r"^cfg\.toml \[train\]: key 'batch_size': 41 is more than an .*"
+        r"\(40 samples: 3 episodes of 10 steps over 2 envs\)",
+    ):
+        read_train_settings(Settings(train=table, path=Path("cfg.toml")))
+    read_train_settings(Settings(train={**table, "batch_size": 40}))  # 2 envs x 2 episodes x 10 steps
