@@ -120,9 +120,14 @@ def _set_pairs(_ctx: click.Context, param: click.Parameter, values: tuple[str, .
         if not eq or not key:
             raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param=param)
         try:
-            out[key] = check_train_value(key, _toml_value(raw.strip()))
+            value = check_train_value(key, _toml_value(raw.strip()))
         except ValueError as exc:
             raise click.BadParameter(f"key {key!r}: {exc}", param=param) from None
+        if key in out:  # (the last one silently won)
+            raise click.BadParameter(
+                f"key {key!r} given twice ({out[key]!r} and {value!r}): give it once", param=param
+            )
+        out[key] = value
     return out
 
 

@@ -26,6 +26,11 @@ from tests.unit.test_ppo_train import TINY, build_lake
 TINY_SETS = [a for k, v in TINY.items() for a in ("--set", f"{k}={json.dumps(v)}")]
 
 
+def tiny_sets(**changed: Any) -> list[str]:
+    """TINY_SETS with some keys changed (a key may be given once: `--set` refuses it twice)."""
+    return [a for k, v in {**TINY, **changed}.items() for a in ("--set", f"{k}={json.dumps(v)}")]
+
+
 @pytest.fixture(scope="module")
 def train_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("checked") / "lake"
@@ -175,6 +180,20 @@ def test_train_refuses_a_bad_train_setting_before_refreshing_the_store(
         (["--set", "windw=20"], 2, ["--set", "key 'windw': unknown setting"]),
         (["--set", "commission=0.1%"], 2, ["--set", "key 'commission': expected a number, got '0.1%'"]),
         (["--set", "window"], 2, ["--set", "expected KEY=VALUE"]),
+        (  # the last one silently won
+            ["--set", "window=8", "--set", "window=9"],
+            2,
+            ["--set", "key 'window' given twice (8 and 9): give it once"],
+        ),
+        (  # it said "unknown setting"
+            ["--set", "min_bars_per_symbol=10"],
+            2,
+            [
+                "--set",
+                "key 'min_bars_per_symbol': min_bars_per_symbol is a [data] setting, not a [train] one: set it "
+                "in the config file's [data] table (--set takes [train] keys only)",
+            ],
+        ),
         (["--iterations", "3", "--set", "num_iterations=4"], 2, ["--iterations and --set num_iterations"]),
         (
             ["--set", "seed=18446744073709551616"],
@@ -237,9 +256,7 @@ def test_set_reaches_the_runs_settings(runner: CliRunner, train_lake: Path, tmp_
             "--runs-dir",
             str(runs),
             "--no-evaluate",
-            *TINY_SETS,
-            "--set",
-            "window=20",
+            *tiny_sets(window=20),
             "--set",
             "commission=0.0005",
             "--set",
@@ -416,8 +433,8 @@ def test_an_evaluation_no_model_can_be_scored_on_is_refused_and_not_recorded(
     """A window longer than every segment of the test period (414 bars each here): no bar can be decided on,
     so nothing is evaluated; it was recorded `finished` with every policy at +0.00% over 0 bars."""
     runs = tmp_path / "runs"
-    args = ["--lake", str(train_lake), "train", "--runs-dir", str(runs), "--symbols", "BTCUSDT", *TINY_SETS]
-    r = runner.invoke(cli, [*args, "--set", "window=420"])
+    args = ["--lake", str(train_lake), "train", "--runs-dir", str(runs), "--symbols", "BTCUSDT"]
+    r = runner.invoke(cli, [*args, *tiny_sets(window=420)])
     assert r.exit_code == 1, r.output
     refusal = (
         "test period: none of its 414 1m bars has 420 rows of history in its segment and a next bar to "
