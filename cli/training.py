@@ -177,7 +177,7 @@ def _set_pairs(_ctx: click.Context, param: click.Parameter, values: tuple[str, .
     "--runs-dir",
     type=click.Path(path_type=Path, file_okay=False),
     default=None,
-    help="Where run folders go (default: runs/ beside the lake).",
+    help="Where run folders go (default: runs/ beside the lake; a relative path is from the working folder).",
 )
 @click.option("--no-evaluate", is_flag=True, help="Only train; evaluate later with `marketlake evaluate`.")
 @click.pass_context

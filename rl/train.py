@@ -732,7 +732,7 @@ def train(
             "device": str(device),
             "torch_threads": torch.get_num_threads(),
             "data_settings": settings.sql_settings(),
-            "config_file": str(settings.path) if settings.path else None,
+            "config_file": str(settings.path.absolute()) if settings.path else None,  # as "lake" is
             "overrides": {k: v for k, v in (overrides or {}).items() if v is not None},
             "versions": {
                 "python": platform.python_version(),

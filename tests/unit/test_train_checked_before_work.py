@@ -516,3 +516,21 @@ def test_a_batch_size_above_the_rollout_in_the_file_is_refused_before_any_work()
     ):
         read_train_settings(Settings(train=table, path=Path("cfg.toml")))
     read_train_settings(Settings(train={**table, "batch_size": 40}))  # 2 envs x 2 episodes x 10 steps
+
+
+def test_the_config_file_is_recorded_by_its_absolute_path_as_the_lake_is(
+    runner: CliRunner, train_lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--config demo.toml` was recorded as "demo.toml" beside an absolute lake: which file, from where?"""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.toml").write_text(
+        "[train]\n" + "\n".join(f"{k} = {json.dumps(v)}" for k, v in TINY.items())
+    )
+    args = ["--lake", str(train_lake), "--config", "mine.toml", "-q", "train", "--no-evaluate"]
+    r = runner.invoke(cli, [*args, "--iterations", "1", "--runs-dir", "runs"])
+    assert r.exit_code == 0, r.output
+    (run_dir,) = (tmp_path / "runs").iterdir()  # (a relative runs folder is the working folder's)
+    saved = json.loads((run_dir / "settings.json").read_text(encoding="utf-8"))
+    assert saved["config_file"] == str(tmp_path / "mine.toml") and saved["lake"] == str(train_lake), saved
+    (row,) = [row for row in _train_runs(train_lake) if row["run_id"] == run_dir.name]
+    assert row["config"]["config_file"] == str(tmp_path / "mine.toml"), row["config"]
