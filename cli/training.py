@@ -14,7 +14,6 @@ import click
 from cli.main import FORMATS, _ctx, cli, existing_lake, handle_errors
 from lake.config import TRAIN_INTERVALS, check_train_value
 from lake.context import RunContext
-from lake.paths import parse_symbols
 
 log = logging.getLogger("marketlake.train")
 
@@ -121,15 +120,23 @@ def _set_pairs(_ctx: click.Context, param: click.Parameter, values: tuple[str, .
         if not eq or not key:
             raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param=param)
         try:
-            out[key] = check_train_value(key, _toml_value(raw.strip()))
+            value = check_train_value(key, _toml_value(raw.strip()))
         except ValueError as exc:
             raise click.BadParameter(f"key {key!r}: {exc}", param=param) from None
+        if key in out:  # (the last one silently won)
+            raise click.BadParameter(
+                f"key {key!r} given twice ({out[key]!r} and {value!r}): give it once", param=param
+            )
+        out[key] = value
     return out
 
 
 @cli.command("train")
 @click.option(
-    "--symbols", default=None, help="Comma separated (default: the train period's eligible symbols)."
+    "--symbols",
+    default=None,
+    callback=_train_flag("symbols"),
+    help="Comma separated, each once (default: the train period's eligible symbols).",
 )
 @click.option(
     "--interval",
@@ -170,14 +177,14 @@ def _set_pairs(_ctx: click.Context, param: click.Parameter, values: tuple[str, .
     "--runs-dir",
     type=click.Path(path_type=Path, file_okay=False),
     default=None,
-    help="Where run folders go (default: runs/ beside the lake).",
+    help="Where run folders go (default: runs/ beside the lake; a relative path is from the working folder).",
 )
 @click.option("--no-evaluate", is_flag=True, help="Only train; evaluate later with `marketlake evaluate`.")
 @click.pass_context
 @handle_errors
 def train_cmd(
     ctx: click.Context,
-    symbols: str | None,
+    symbols: list[str] | None,
     interval: str | None,
     iterations: int | None,
     seed: int | None,
@@ -195,7 +202,7 @@ def train_cmd(
       marketlake train --set window=20 --set allow_short=true
     """
     flags = {
-        "symbols": parse_symbols(symbols) if symbols else None,
+        "symbols": symbols,
         "interval": interval,
         "num_iterations": iterations,
         "seed": seed,

@@ -295,12 +295,43 @@ def _unknown(what: str, key: str, known: Iterable[str]) -> str:
     return f"unknown {what} ({hint}known: {', '.join(names)})"
 
 
+def _table_of(key: str) -> str | None:
+    """The table of the settings file a key belongs in ([train], [data] or [splits]), or None."""
+    for table, keys in (("train", TRAIN_RULES), ("data", _TOP_TYPES), ("splits", _SPLIT_TYPES)):
+        if key in keys:
+            return table
+    return None
+
+
+def _unknown_in(table: str, key: str, known: Iterable[str]) -> str:
+    """`unknown setting ...` of the [table] `table`; a key of another table says which, and how to set it
+    (`marketlake train --set` takes [train] keys only)."""
+    home = _table_of(key)
+    if home is not None and home != table:
+        return (
+            f"{key} is a [{home}] setting, not a [{table}] one: set it in the config file's [{home}] table"
+            + (" (--set takes [train] keys only)" if table == "train" else "")
+        )
+    return _unknown("setting", key, known)
+
+
+def _date_hint(value: Any) -> str:
+    """For a date given as a quoted string ("2013-12-31"): the advice to drop the quotes."""
+    if isinstance(value, str):
+        try:
+            dt.date.fromisoformat(value.strip())
+        except ValueError:
+            return ""
+        return f" (a quoted string: write the date without quotes, {value.strip()})"
+    return ""
+
+
 def check_train_value(key: str, value: Any) -> Any:
     """`value` for the [train] key `key`, checked against TRAIN_RULES: returned as given (symbols given as
     "A,B" become a list); a ValueError says why not (without the file, key or line: the caller adds them)."""
     rule = TRAIN_RULES.get(key)
     if rule is None:
-        raise ValueError(_unknown("setting", key, TRAIN_RULES))
+        raise ValueError(_unknown_in("train", key, TRAIN_RULES))
     kind = rule.kind
     if kind == "bool":
         if not isinstance(value, bool):
@@ -316,7 +347,11 @@ def check_train_value(key: str, value: Any) -> Any:
         items = [s.strip() for s in value.split(",") if s.strip()] if isinstance(value, str) else value
         if not isinstance(items, list) or not items or not all(isinstance(s, str) for s in items):
             raise ValueError(f"expected a non-empty list of symbols, got {value!r}")
-        return [validate_symbol(s) for s in items]  # InvalidName is a ValueError too
+        symbols = [validate_symbol(s) for s in items]  # InvalidName is a ValueError too
+        twice = sorted({s for s in symbols if symbols.count(s) > 1})
+        if twice:
+            raise ValueError(f"{', '.join(twice)} given twice in {value!r}: list each symbol once")
+        return symbols
     if kind == "str":
         if not isinstance(value, str):
             raise ValueError(f"expected a string, got {value!r}")
@@ -460,6 +495,9 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     problem = splits_problem(settings)
     if problem:
         raise bad(*problem)
+    unused = _unused_split_keys(settings.split_method, splits)
+    if unused:
+        raise bad(f"splits.{unused[0]}", _unused_why(settings.split_method, unused, "method" in splits))
     train = doc.get("train", {})
     if not isinstance(train, dict):
         raise bad("train", "expected a table")
@@ -472,6 +510,13 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     sections = {"data", "train", "lake", "splits", *_SOURCES}
     for key in doc:
         if key not in sections:
+            home = _table_of(key)
+            if home is not None and not isinstance(doc[key], dict):  # a setting written before any [table]
+                raise bad(
+                    key,
+                    f"{key} is a [{home}] setting, written here before any [table] header: move it under "
+                    f"[{home}]",
+                )
             raise bad(key, _unknown("section", key, sections))
     lake_table = doc.get("lake", {})
     if not isinstance(lake_table, dict):
@@ -488,10 +533,11 @@ def data_value(key: str, value: Any) -> Any:
     """A value of the [data] key `key`, checked by the settings file's rules and returned as Settings keeps
     it; a ValueError says why not (without the file or line: the caller adds them)."""
     if key not in _TOP_TYPES:
-        raise ValueError(_unknown("setting", key, _TOP_TYPES))
+        raise ValueError(_unknown_in("data", key, _TOP_TYPES))
     want = _TOP_TYPES[key]
     if not _is_a(value, want):
-        raise ValueError(f"expected {getattr(want, '__name__', 'a number')}, got {value!r}")
+        hint = _date_hint(value) if want is dt.date else ""
+        raise ValueError(f"expected {getattr(want, '__name__', 'a number')}, got {value!r}{hint}")
     if key in _CHOICES and value not in _CHOICES[key]:
         raise ValueError(f"must be one of {', '.join(_CHOICES[key])}, got {value!r}")
     if key in ("data_days", "min_bars_per_symbol", "max_gap_minutes", "max_news_age_minutes") and value < 0:
@@ -511,10 +557,11 @@ def split_value(key: str, value: Any) -> Any:
     """A value of the [splits] key `key` (`method`, not split_method), checked by the settings file's rules
     and returned as Settings keeps it; a ValueError says why not. (Rules across keys: `splits_problem`.)"""
     if key not in _SPLIT_TYPES:
-        raise ValueError(_unknown("setting", key, _SPLIT_TYPES))
+        raise ValueError(_unknown_in("splits", key, _SPLIT_TYPES))
     want = _SPLIT_TYPES[key]
     if not _is_a(value, want) or (want is dt.date and isinstance(value, dt.datetime)):
-        raise ValueError(f"expected {getattr(want, '__name__', 'a number')}, got {value!r}")
+        hint = _date_hint(value) if want is dt.date else ""
+        raise ValueError(f"expected {getattr(want, '__name__', 'a number')}, got {value!r}{hint}")
     if key == "method" and value not in ("fraction", "date"):
         raise ValueError(f"must be one of fraction, date, got {value!r}")
     if key.endswith("_fraction") and not 0 < value < 1:
@@ -527,6 +574,31 @@ def split_value(key: str, value: Any) -> Any:
     if key == "embargo_bars" and value < 1:
         raise ValueError(f"must be at least 1 (got {value})")
     return float(value) if key.endswith("_fraction") else value
+
+
+_METHOD_KEYS = {
+    "fraction": ("train_fraction", "validation_fraction"),
+    "date": ("train_end", "validation_end"),
+}
+"""The [splits] keys that only one `method` reads (embargo_days / embargo_bars serve both)."""
+
+
+def _unused_split_keys(method: str, given: Iterable[str]) -> list[str]:
+    """The keys of `given` that `method` does not read (the other method's): ignored silently, they would
+    make a run's periods differ from what the file says."""
+    other = next(m for m in _METHOD_KEYS if m != method)
+    return [k for k in given if k in _METHOD_KEYS[other]]
+
+
+def _unused_why(method: str, keys: list[str], method_given: bool) -> str:
+    """Why keys of the other split method are refused, and the two ways out."""
+    other = next(m for m in _METHOD_KEYS if m != method)
+    chosen = f'method = "{method}"' + ("" if method_given else " (the default)")
+    return (
+        f'{" and ".join(keys)} {"is" if len(keys) == 1 else "are"} read only with method = "{other}", '
+        f'and {chosen} would ignore {"it" if len(keys) == 1 else "them"}: set method = "{other}" in '
+        f"[splits], or remove {' and '.join(keys)}"
+    )
 
 
 def splits_problem(settings: Settings) -> tuple[str, str] | None:
@@ -580,6 +652,10 @@ def settings_with_values(settings: Settings, values: dict[str, Any]) -> Settings
     problem = splits_problem(out)
     if problem:
         raise ConfigError(f"setting {problem[0]}: {problem[1]}")
+    given = ["method" if k == "split_method" else k for k, v in values.items() if v is not None]
+    unused = _unused_split_keys(out.split_method, given)
+    if unused:
+        raise ConfigError(f"setting splits.{unused[0]}: {_unused_why(out.split_method, unused, True)}")
     if out.start and out.end and out.start > out.end:
         raise ConfigError(f"setting data.start: start {out.start} is after end {out.end}")
     return out

@@ -168,6 +168,26 @@ class PPOConfig:
         """The number of environments actually stepped at once."""
         return self.num_envs or self.episodes_per_iteration
 
+    def rollout_size(self, episode_length: int) -> int:
+        """The samples of one iteration's rollout with episodes of `episode_length` steps: `collect` steps
+        its `envs` environments together (each episode exactly that long) until `episodes_per_iteration`
+        have ended, so ceil(episodes / envs) episodes of each. A minibatch is at most this (`update`)."""
+        n = self.envs
+        return -(-self.episodes_per_iteration // n) * n * episode_length
+
+    def batch_size_problem(self, episode_length: int) -> str | None:
+        """Why `batch_size` cannot be the minibatch with episodes of `episode_length` steps (more than a
+        rollout holds: `update` would use the whole rollout), or None."""
+        size = self.rollout_size(episode_length)
+        if self.batch_size <= size:
+            return None
+        envs = "" if self.envs == self.episodes_per_iteration else f" over {self.envs} envs"
+        return (
+            f"{self.batch_size} is more than an iteration's rollout holds ({size} samples: "
+            f"{self.episodes_per_iteration} episodes of {episode_length} steps{envs}), so each minibatch would "
+            f"be the whole rollout: set batch_size to at most {size}, or raise episodes_per_iteration"
+        )
+
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["hidden_sizes"] = list(self.hidden_sizes)

@@ -1047,8 +1047,19 @@ def _return_and_sharpe(m: Any) -> str:
         parts.append(f"return {v:+.2%}")
     v = m.get("sharpe")
     if isinstance(v, int | float):
-        parts.append(f"sharpe {v:+.3f}")
+        few = m.get("too_few_to_annualise") is True  # marked as `evaluate` marks it (runs_note says why)
+        parts.append(f"sharpe {v:+.3f}" + ("*" if few else ""))
     return ", ".join(parts)
+
+
+def runs_note() -> str:
+    """The legend of a Sharpe marked `*` in the listing's `result` (`evaluate` marks it the same way)."""
+    from rl.metrics import MIN_ANNUALISED_STEPS, TOO_FEW_TO_ANNUALISE
+
+    return (
+        f"* {TOO_FEW_TO_ANNUALISE}: fewer than {MIN_ANNUALISED_STEPS} bars, or under a month's worth of them "
+        "(the ratio is an extrapolation; read it with the return beside it)"
+    )
 
 
 def judged_mark(run: Mapping[str, Any], parent: Mapping[str, Any] | None = None) -> str:
@@ -1150,7 +1161,8 @@ def render_runs(
     its `result` (`_headline`: for an evaluation its period, the agent's return and Sharpe beside
     buy-and-hold's, the Sharpe edge's interval), a column the lake's `runs` does not have (derived from
     `metrics`), last in CSV; an evaluation of a checkpoint its run may not stand by is marked (`judged_mark`,
-    its parent's row found among `runs` and `parents`)."""
+    its parent's row found among `runs` and `parents`). A Sharpe from too few bars to annualise is marked `*`
+    (its metrics' `too_few_to_annualise`), as `evaluate` marks it; the table says why below it."""
     by_id = {str(r["run_id"]): r for r in [*parents, *runs]}
 
     def result(r: Mapping[str, Any]) -> str:
@@ -1189,5 +1201,8 @@ def render_runs(
         )
         t.add_row(*map(plain, cells))
     buf = io.StringIO()
-    Console(file=buf, width=200, no_color=True).print(t)
+    console = Console(file=buf, width=200, no_color=True)
+    console.print(t)
+    if any(re.search(r"sharpe [+-][0-9.]+\*", result(r)) for r in runs):
+        console.print(runs_note(), markup=False, highlight=False)
     return buf.getvalue()

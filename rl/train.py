@@ -120,6 +120,11 @@ def read_train_settings(
             run.symbols = [validate_symbol(s) for s in raw]
         except ValueError as exc:
             raise ConfigError(f"{where}: key 'symbols': {exc}") from exc
+        twice = sorted({s for s in run.symbols if run.symbols.count(s) > 1})
+        if twice:  # (the file and the command line refuse it first: lake.config.check_train_value)
+            raise ConfigError(
+                f"{where}: key 'symbols': {', '.join(twice)} given twice: list each symbol once"
+            )
     if "interval" in table:
         if not isinstance(table["interval"], str) or not table["interval"]:
             raise ConfigError(
@@ -130,6 +135,12 @@ def read_train_settings(
         if not isinstance(table["runs_dir"], str | os.PathLike):
             raise ConfigError(f"{where}: key 'runs_dir': expected a path, got {table['runs_dir']!r}")
         run.runs_dir = os.fspath(table["runs_dir"])
+    problem = ppo.batch_size_problem(env.episode_length) if env.episode_length is not None else None
+    if problem is not None:  # (an automatic episode length is known when the data is read: `train` warns)
+        keys = ("batch_size", "episodes_per_iteration", "num_envs", "episode_length")
+        on_line = [k for k in keys if (overrides or {}).get(k) is not None]
+        said_by = f"the command line ({', '.join(on_line)})" if on_line else where
+        raise ConfigError(f"{said_by}: key 'batch_size': {problem} or episode_length")
     if not env.hold_overnight and run.interval == "1d":
         # (a daily bar is its session's last: rl/episodes.py session_end; said before any work is done)
         flags = [k for k in ("hold_overnight", "interval") if (overrides or {}).get(k) is not None]
@@ -688,6 +699,10 @@ def train(
         say(f"{d.period}: {_iso(d.bounds[0])} .. {_iso(d.bounds[1])}, {d.n_rows} bars")
     say("test: not read (the evaluation's)")
     envs = VecTradingEnv(train_data, env_cfg, num_envs=cfg.envs, seed=cfg.seed)
+    minibatch = min(cfg.batch_size, cfg.rollout_size(envs.episode_length))  # what PPO.update takes
+    problem = cfg.batch_size_problem(envs.episode_length)
+    if problem is not None:  # the episode length came from the data (automatic, or shortened to fit it)
+        log.warning(f"batch_size {problem}; the run goes on with minibatches of {minibatch}")
     learner = PPO(envs, cfg, device, layout=(env_cfg.window, train_data.features.shape[1]))
 
     # 3. the run folder
@@ -712,11 +727,12 @@ def train(
             "env": env_cfg.to_dict(),
             "episode_length": envs.episode_length,
             "num_envs": envs.num_envs,
+            "minibatch": minibatch,
             "obs_dim": envs.obs_dim,
             "device": str(device),
             "torch_threads": torch.get_num_threads(),
             "data_settings": settings.sql_settings(),
-            "config_file": str(settings.path) if settings.path else None,
+            "config_file": str(settings.path.absolute()) if settings.path else None,  # as "lake" is
             "overrides": {k: v for k, v in (overrides or {}).items() if v is not None},
             "versions": {
                 "python": platform.python_version(),

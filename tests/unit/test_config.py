@@ -156,3 +156,46 @@ def test_a_typo_names_the_key_it_likely_meant(tmp_path: Path, text: str, suggest
     p.write_text(text)
     with pytest.raises(ConfigError, match=re.escape(suggested)):
         load_settings(p)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (  # a key before any [table] header: it said "unknown section"
+            "window = 20\n[train]\nseed = 1\n",
+            "line 1: key 'window': window is a [train] setting, written here before any [table] header: move "
+            "it under [train]",
+        ),
+        ("min_bars_per_symbol = 10\n", "line 1: key 'min_bars_per_symbol': min_bars_per_symbol is a [data]"),
+        (  # a key of another table: it said "unknown setting"
+            "[train]\nmin_bars_per_symbol = 10\n",
+            "line 2: key 'train.min_bars_per_symbol': min_bars_per_symbol is a [data] setting, not a [train] "
+            "one: set it in the config file's [data] table (--set takes [train] keys only)",
+        ),
+        (
+            "[data]\nwindow = 20\n",
+            "line 2: key 'data.window': window is a [train] setting, not a [data] one: set it in the config "
+            "file's [train] table",
+        ),
+        ("[splits]\nseed = 1\n", "key 'splits.seed': seed is a [train] setting, not a [splits] one"),
+        (  # a quoted date: it said only "expected date"
+            '[splits]\nmethod = "date"\ntrain_end = "2013-12-31"\nvalidation_end = 2015-06-30\n',
+            "line 3: key 'splits.train_end': expected date, got '2013-12-31' (a quoted string: write the date "
+            "without quotes, 2013-12-31)",
+        ),
+        ('[data]\nstart = "2024-01-01"\n', "(a quoted string: write the date without quotes, 2024-01-01)"),
+    ],
+)
+def test_a_key_in_the_wrong_place_or_form_says_where_it_goes(tmp_path: Path, text: str, message: str) -> None:
+    p = tmp_path / "m.toml"
+    p.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(p)
+    assert message in str(info.value), str(info.value)
+
+
+def test_a_quoted_word_where_a_date_goes_gets_no_advice_to_drop_quotes(tmp_path: Path) -> None:
+    p = tmp_path / "m.toml"
+    p.write_text('[splits]\ntrain_end = "soon"\n')
+    with pytest.raises(ConfigError, match=r"expected date, got 'soon'$"):
+        load_settings(p)

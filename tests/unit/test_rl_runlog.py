@@ -318,3 +318,36 @@ def test_an_evaluation_of_a_checkpoint_its_run_may_not_stand_by_is_marked(lake_r
     assert rows["r-early"].startswith("[judged iteration 10 of a running run"), rows
     table = " ".join(runlog.render_runs(every, "table").split())
     assert "[judged iteration 10, not the run's best (105)]" in table, table
+
+
+def test_a_sharpe_from_too_few_bars_is_marked_as_evaluate_marks_it(lake_root: Path) -> None:
+    """A Sharpe of -610 annualised from 16 bars sat unmarked among other runs' (`evaluate` showed it with
+    `*` and a note): the listing marks it `*` in every format, and the table says why below it."""
+    few = {
+        "agent": {"total_return": -0.0084, "sharpe": -610.593, "too_few_to_annualise": True},
+        "buy_and_hold": {"total_return": 0.0786, "sharpe": 18.84, "too_few_to_annualise": False},
+    }
+    rec = runlog.start_run(lake_root, "evaluate", {}, run_id="r-few")
+    rec.metrics = {"period": "test", "overall": few, "metrics_version": 2}
+    runlog.finish_run(lake_root, rec, "finished")
+    runs = runlog.list_runs(lake_root)
+    (row,) = json.loads(runlog.render_runs(runs, "json"))
+    assert (
+        row["result"]
+        == "test: agent return -0.84%, sharpe -610.593*; buy & hold return +7.86%, sharpe +18.840"
+    )
+    (csv_row,) = csv.DictReader(io.StringIO(runlog.render_runs(runs, "csv")))
+    assert csv_row["result"] == row["result"]
+    table = runlog.render_runs(runs, "table")
+    assert "sharpe -610.593*" in " ".join(table.split()), table
+    assert (
+        table.rstrip().splitlines()[-1].startswith("* too few bars for an annualised figure: fewer than 30")
+    )
+
+
+def test_no_legend_under_a_table_with_no_marked_sharpe(lake_root: Path) -> None:
+    rec = runlog.start_run(lake_root, "evaluate", {}, run_id="r-many")
+    rec.metrics = {"period": "test", "overall": {"agent": {"total_return": 0.1, "sharpe": 1.0}}}
+    runlog.finish_run(lake_root, rec, "finished")
+    table = runlog.render_runs(runlog.list_runs(lake_root), "table")
+    assert "*" not in table and "too few bars" not in table, table

@@ -430,3 +430,62 @@ def test_min_bars_of_a_period_comes_from_the_settings_alone(lake_root: Path) -> 
         f"only {rows[0][6]} bars in session in the train period (< 700: min_bars_per_symbol 1000 x train_fraction 0.7)"
     )
     assert str(rows[2][13]).endswith("(< 150: min_bars_per_symbol 1000 x the test period's fraction 0.15)")
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        (  # the dates without method = "date": the default, fraction, would cut other periods
+            "[splits]\ntrain_end = 2013-12-31\nvalidation_end = 2015-06-30\nembargo_days = 10\n",
+            r"m\.toml, line 2: key 'splits\.train_end': train_end and validation_end are read only with "
+            r'method = "date", and method = "fraction" \(the default\) would ignore them: set method = "date" '
+            r"in \[splits\], or remove train_end and validation_end$",
+        ),
+        (
+            '[splits]\nmethod = "fraction"\nvalidation_end = 2015-06-30\n',
+            r"line 3: key 'splits\.validation_end': validation_end is read only with method = \"date\", and "
+            r'method = "fraction" would ignore it',
+        ),
+        (  # and the fractions under method = "date"
+            '[splits]\nmethod = "date"\ntrain_end = 2013-12-31\nvalidation_end = 2015-06-30\n'
+            "train_fraction = 0.6\n",
+            r"line 5: key 'splits\.train_fraction': train_fraction is read only with method = \"fraction\", "
+            r'and method = "date" would ignore it: set method = "fraction" in \[splits\], or remove '
+            r"train_fraction$",
+        ),
+    ],
+)
+def test_a_split_key_the_chosen_method_does_not_read_is_refused(
+    tmp_path: Path, text: str, match: str
+) -> None:
+    cfg = tmp_path / "m.toml"
+    cfg.write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        load_settings(cfg)
+
+
+def test_the_train_command_refuses_dates_without_method_date_before_any_work(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from cli import cli
+
+    cfg = tmp_path / "nomethod.toml"
+    cfg.write_text(
+        "[splits]\ntrain_end = 2013-12-31\nvalidation_end = 2015-06-30\n[train]\ninterval = '1d'\n"
+    )
+    lake = tmp_path / "lake"
+    r = CliRunner().invoke(cli, ["--lake", str(lake), "--config", str(cfg), "train", "--no-evaluate"])
+    assert r.exit_code == 1, r.output
+    assert "nomethod.toml, line 2: key 'splits.train_end'" in r.output and 'set method = "date"' in r.output
+    assert not lake.exists() and not (tmp_path / "runs").exists()
+
+
+def test_a_split_key_given_to_the_environment_that_its_method_does_not_read_is_refused() -> None:
+    from lake.config import settings_with_values
+
+    with pytest.raises(ConfigError, match=r"^setting splits\.train_end: train_end is read only with"):
+        settings_with_values(Settings(), {"train_end": "2013-12-31"})
+    s = Settings(split_method="date", train_end=dt.date(2013, 12, 31), validation_end=dt.date(2015, 6, 30))
+    with pytest.raises(ConfigError, match=r"^setting splits\.validation_fraction: validation_fraction is"):
+        settings_with_values(s, {"validation_fraction": 0.2})
+    assert settings_with_values(s, {"method": "fraction", "train_end": None}).split_method == "fraction"

@@ -26,6 +26,11 @@ from tests.unit.test_ppo_train import TINY, build_lake
 TINY_SETS = [a for k, v in TINY.items() for a in ("--set", f"{k}={json.dumps(v)}")]
 
 
+def tiny_sets(**changed: Any) -> list[str]:
+    """TINY_SETS with some keys changed (a key may be given once: `--set` refuses it twice)."""
+    return [a for k, v in {**TINY, **changed}.items() for a in ("--set", f"{k}={json.dumps(v)}")]
+
+
 @pytest.fixture(scope="module")
 def train_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("checked") / "lake"
@@ -88,6 +93,10 @@ def test_every_default_of_rl_passes_the_train_rules() -> None:
         ('device = "gpu"', "key 'train.device': must be one of auto, cpu, cuda, cuda:N"),
         ("allow_short = 1", "key 'train.allow_short': expected true or false"),
         ('symbols = ["../x"]', "key 'train.symbols': invalid symbol"),
+        (
+            'symbols = ["SPY", "AAPL", "SPY"]',
+            "key 'train.symbols': SPY given twice in ['SPY', 'AAPL', 'SPY']: list each symbol once",
+        ),
         ("hidden_sizes = 64", "key 'train.hidden_sizes': expected a non-empty list of whole numbers"),
         ('device = "cuda:N"', "key 'train.device': must be one of auto, cpu, cuda, cuda:N, got 'cuda:N'"),
         (
@@ -140,6 +149,29 @@ def test_train_refuses_a_bad_train_setting_before_refreshing_the_store(
     [
         (["--symbols", "NOPE"], 1, ["symbol(s) NOPE: no 1m bars in the lake", "BTCUSDT, ETHUSDT, SOLUSDT"]),
         (["--symbols", "BTCUSDT,NOPE"], 1, ["symbol(s) NOPE: no 1m bars in the lake"]),
+        (  # refused as the file's list is (it was made one symbol silently)
+            ["--symbols", "BTCUSDT,BTCUSDT"],
+            2,
+            ["--symbols", "BTCUSDT given twice in 'BTCUSDT,BTCUSDT': list each symbol once"],
+        ),
+        (["--set", "symbols=BTCUSDT,BTCUSDT"], 2, ["--set", "key 'symbols': BTCUSDT given twice"]),
+        (  # known before the run: 2 episodes of 10 steps are 20 samples (it was cut to 20 silently)
+            ["--set", "episode_length=10", "--set", "episodes_per_iteration=2", "--set", "batch_size=21"],
+            1,
+            [
+                "the command line (batch_size, episodes_per_iteration, episode_length): key 'batch_size': 21 "
+                "is more than an iteration's rollout holds (20 samples: 2 episodes of 10 steps), so each "
+                "minibatch would be the whole rollout: set batch_size to at most 20, or raise "
+                "episodes_per_iteration or episode_length"
+            ],
+        ),
+        (  # as --set symbols= is (it trained on every eligible symbol)
+            ["--symbols", ""],
+            2,
+            ["--symbols", "expected a non-empty list of symbols, got ''"],
+        ),
+        (["--symbols", " , "], 2, ["--symbols", "expected a non-empty list of symbols"]),
+        (["--set", "symbols="], 2, ["--set", "key 'symbols': expected a non-empty list of symbols"]),
         (["--interval", "5m"], 1, ["interval 5m:", "has no 5m bars", "1m: BTCUSDT"]),
         (["--interval", "1x"], 2, ["--interval", "must be one of 1m, 5m, 15m, 1h, 1d, got '1x'"]),
         (["--iterations", "0"], 2, ["--iterations", "must be at least 1, got 0"]),
@@ -148,6 +180,20 @@ def test_train_refuses_a_bad_train_setting_before_refreshing_the_store(
         (["--set", "windw=20"], 2, ["--set", "key 'windw': unknown setting"]),
         (["--set", "commission=0.1%"], 2, ["--set", "key 'commission': expected a number, got '0.1%'"]),
         (["--set", "window"], 2, ["--set", "expected KEY=VALUE"]),
+        (  # the last one silently won
+            ["--set", "window=8", "--set", "window=9"],
+            2,
+            ["--set", "key 'window' given twice (8 and 9): give it once"],
+        ),
+        (  # it said "unknown setting"
+            ["--set", "min_bars_per_symbol=10"],
+            2,
+            [
+                "--set",
+                "key 'min_bars_per_symbol': min_bars_per_symbol is a [data] setting, not a [train] one: set it "
+                "in the config file's [data] table (--set takes [train] keys only)",
+            ],
+        ),
         (["--iterations", "3", "--set", "num_iterations=4"], 2, ["--iterations and --set num_iterations"]),
         (
             ["--set", "seed=18446744073709551616"],
@@ -210,9 +256,7 @@ def test_set_reaches_the_runs_settings(runner: CliRunner, train_lake: Path, tmp_
             "--runs-dir",
             str(runs),
             "--no-evaluate",
-            *TINY_SETS,
-            "--set",
-            "window=20",
+            *tiny_sets(window=20),
             "--set",
             "commission=0.0005",
             "--set",
@@ -389,8 +433,8 @@ def test_an_evaluation_no_model_can_be_scored_on_is_refused_and_not_recorded(
     """A window longer than every segment of the test period (414 bars each here): no bar can be decided on,
     so nothing is evaluated; it was recorded `finished` with every policy at +0.00% over 0 bars."""
     runs = tmp_path / "runs"
-    args = ["--lake", str(train_lake), "train", "--runs-dir", str(runs), "--symbols", "BTCUSDT", *TINY_SETS]
-    r = runner.invoke(cli, [*args, "--set", "window=420"])
+    args = ["--lake", str(train_lake), "train", "--runs-dir", str(runs), "--symbols", "BTCUSDT"]
+    r = runner.invoke(cli, [*args, *tiny_sets(window=420)])
     assert r.exit_code == 1, r.output
     refusal = (
         "test period: none of its 414 1m bars has 420 rows of history in its segment and a next bar to "
@@ -430,3 +474,63 @@ def test_more_torch_threads_than_cpus_is_refused_by_train_not_by_other_commands(
     )
     assert r.exit_code == 1 and f"must be at most {CPU_COUNT}" in r.output, r.output
     assert not runs.exists()
+
+
+def test_a_symbol_given_twice_in_code_is_refused_before_any_work() -> None:
+    """A Settings built in code (no file) is checked by rl/ as the file is (it failed after the feature
+    refresh, as a `failed` run: `symbols given twice`, naming no key)."""
+    from lake.config import Settings
+    from lake.errors import ConfigError
+    from rl.train import read_train_settings
+
+    with pytest.raises(ConfigError, match=r"key 'symbols': SPY given twice: list each symbol once"):
+        read_train_settings(Settings(train={"symbols": ["SPY", "SPY"]}))
+
+
+def test_train_refuses_a_symbol_given_twice_in_the_file_before_any_work(
+    runner: CliRunner, train_lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _no_store_refresh(monkeypatch)
+    config = tmp_path / "mine.toml"
+    config.write_text('[train]\nsymbols = ["BTCUSDT", "BTCUSDT"]\n', encoding="utf-8")
+    before = _train_runs(train_lake)
+    r = runner.invoke(
+        cli,
+        ["--config", str(config), "--lake", str(train_lake), "train", "--runs-dir", str(tmp_path / "runs")],
+    )
+    assert r.exit_code == 1, r.output
+    assert f"{config}, line 2: key 'train.symbols': BTCUSDT given twice" in r.output, r.output
+    assert _train_runs(train_lake) == before and not (tmp_path / "runs").exists()
+
+
+def test_a_batch_size_above_the_rollout_in_the_file_is_refused_before_any_work() -> None:
+    from lake.config import Settings
+    from lake.errors import ConfigError
+    from rl.train import read_train_settings
+
+    table = {"episode_length": 10, "episodes_per_iteration": 3, "num_envs": 2, "batch_size": 41}
+    with pytest.raises(
+        ConfigError,
+        match=r"^cfg\.toml \[train\]: key 'batch_size': 41 is more than an .*"
+        r"\(40 samples: 3 episodes of 10 steps over 2 envs\)",
+    ):
+        read_train_settings(Settings(train=table, path=Path("cfg.toml")))
+    read_train_settings(Settings(train={**table, "batch_size": 40}))  # 2 envs x 2 episodes x 10 steps
+
+
+def test_the_config_file_is_recorded_by_its_absolute_path_as_the_lake_is(
+    runner: CliRunner, train_lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--config demo.toml` was recorded as "demo.toml" beside an absolute lake: which file, from where?"""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.toml").write_text(
+        "[train]\n" + "\n".join(f"{k} = {json.dumps(v)}" for k, v in TINY.items())
+    )
+    args = ["--lake", str(train_lake), "--config", "mine.toml", "-q", "train", "--no-evaluate"]
+    r = runner.invoke(cli, [*args, "--iterations", "1", "--runs-dir", "runs"])
+    assert r.exit_code == 0, r.output
+    (run_dir,) = (tmp_path / "runs").iterdir()  # (a relative runs folder is the working folder's)
+    saved = json.loads((run_dir / "settings.json").read_text(encoding="utf-8"))
+    assert saved["config_file"] == str(tmp_path / "mine.toml") and saved["lake"] == str(train_lake), saved
+    (row,) = [row for row in _train_runs(train_lake) if row["run_id"] == run_dir.name]
+    assert row["config"]["config_file"] == str(tmp_path / "mine.toml"), row["config"]

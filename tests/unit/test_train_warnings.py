@@ -164,3 +164,40 @@ def test_an_embargo_shorter_than_one_bar_of_the_training_interval_warns(
     code, out, err = _train(runner, daily_and_minute_lake, config, tmp_path, "--no-evaluate")
     assert code == 0, out + err
     assert [w for w in _warnings(err) if "embargo" in w] == [], err
+
+
+def test_a_batch_size_above_the_rollout_known_only_from_the_data_is_a_warning_and_recorded(
+    runner: CliRunner, crypto_lake: Path, tmp_path: Path
+) -> None:
+    """batch_size above an iteration's samples was cut to the whole rollout without a word, and settings.json
+    recorded the batch_size asked for. With an automatic episode length (known when the data is read) it is a
+    warning even with -q, and the minibatch the run uses is recorded."""
+    tiny = {k: v for k, v in TINY.items() if k != "episode_length"}
+    tiny |= {"num_iterations": 1, "episodes_per_iteration": 2, "batch_size": 10**7}
+    config = tmp_path / "c.toml"
+    config.write_text("[train]\n" + "\n".join(f"{k} = {json.dumps(v)}" for k, v in tiny.items()) + "\n")
+    code, out, err = _train(runner, crypto_lake, config, tmp_path, "--no-evaluate", "--symbols", "BTCUSDT")
+    assert code == 0, out + err
+    (line,) = [w for w in _warnings(err) if "batch_size" in w]
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    saved = json.loads((run_dir / "settings.json").read_text())
+    size = 2 * saved["episode_length"]
+    assert line == (
+        f"WARNING marketlake.train: batch_size 10000000 is more than an iteration's rollout holds ({size} "
+        f"samples: 2 episodes of {saved['episode_length']} steps), so each minibatch would be the whole "
+        f"rollout: set batch_size to at most {size}, or raise episodes_per_iteration; the run goes on with "
+        f"minibatches of {size}"
+    ), err
+    assert saved["minibatch"] == size and saved["ppo"]["batch_size"] == 10**7
+
+
+def test_a_batch_size_within_the_rollout_says_nothing_and_records_it(
+    runner: CliRunner, crypto_lake: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(f"[train]\n{TINY_TOML}\n")
+    code, out, err = _train(runner, crypto_lake, config, tmp_path, "--no-evaluate", "--iterations", "1")
+    assert code == 0, out + err
+    assert not [w for w in _warnings(err) if "batch_size" in w], err
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert json.loads((run_dir / "settings.json").read_text())["minibatch"] == TINY["batch_size"]
