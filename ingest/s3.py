@@ -28,13 +28,17 @@ class S3Settings:
         return f"S3Settings(endpoint={self.endpoint!r}, bucket={self.bucket!r})"
 
 
+class MissingKeys(MarketlakeError):
+    """A Polygon key is not set (named), found before any request."""
+
+
 def settings_from_env() -> S3Settings:
     """The endpoint, bucket and keys from the environment (the CLI has loaded .env into it already).
 
     A missing key is a MarketlakeError naming the variable, raised before any request is made."""
     missing = [v for v in (ENV_ACCESS_KEY, ENV_SECRET_KEY) if not os.environ.get(v, "").strip()]
     if missing:
-        raise MarketlakeError(
+        raise MissingKeys(
             f"polygon: {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set "
             "(put the Polygon flat-files S3 keys in the environment or in .env, see .env.example)"
         )
