@@ -1271,16 +1271,34 @@ def _land_days(
     intact_seen: set[Path],
     handled: set[tuple[str, dt.date]],
     step: Any,
+    keys_refused: Callable[[], bool],
 ) -> None:
-    """Land the fetched days in day order; refused keys stop the run (every other day would fail too)."""
+    """Land the fetched days in day order; refused keys stop the run (every other day would fail too). A
+    403 on a day is the keys' fault only when `keys_refused()` says so (asked once, at the first 403 before
+    any day answered otherwise); else it fails that day alone (outside the plan's history, say), and the
+    denied days are named in one error."""
+    answered = False  # a day answered other than 403: the keys are good
+    denied: list[_Fetched] = []
     for future in futures:
         errors_before = len(summary.errors)
         fetched = future.result()
-        if isinstance(fetched.error, s3.AccessDenied):  # bad keys: every other day would fail the same way
+        bad_keys = isinstance(fetched.error, s3.AccessDenied)
+        if isinstance(fetched.error, s3.Forbidden) and not answered:
+            answered = not keys_refused()
+            bad_keys = not answered
+        if bad_keys:  # every other day would fail the same way
             for f in futures:
                 f.cancel()
-            _fail(summary, f"{fetched.error}; stopped at {fetched.day}, later days were not landed")
+            hint = "" if isinstance(fetched.error, s3.AccessDenied) else f": {s3.keys_hint()}"
+            _fail(summary, f"{fetched.error}{hint}; stopped at {fetched.day}, later days were not landed")
             break
+        if isinstance(fetched.error, s3.Forbidden):
+            denied.append(fetched)
+            for t in tickers:
+                summary.of(t).files_failed += 1
+            step(False)
+            continue
+        answered = answered or fetched.error is None
         _ingest_day(
             ctx,
             w,
@@ -1296,6 +1314,31 @@ def _land_days(
             handled=handled,
         )
         step(len(summary.errors) == errors_before)
+    if denied:
+        _fail(summary, _denied_days(settings, denied))
+
+
+def _denied_days(settings: s3.S3Settings, denied: Sequence[_Fetched]) -> str:
+    """One error for the days whose file was refused (403) while the keys read other days."""
+    which = ", ".join(str(f.day) for f in denied) if len(denied) <= 6 else f"{_span([f.day for f in denied])}"
+    first = f"s3://{settings.bucket}/{denied[0].key}"
+    return (
+        f"access denied (403) to {len(denied)} day file(s), {which} ({first}"
+        f"{', …' if len(denied) > 1 else ''}) at {settings.endpoint}, although the keys read other days: "
+        "outside your plan's history? Those days were not landed"
+    )
+
+
+def _keys_refused(client: Any, settings: s3.S3Settings, interval: str, day: dt.date) -> bool:
+    """Whether the keys are refused outright: the run's last day (the likeliest inside any plan's history)
+    is refused too (a 404 or any other answer means the request got past the keys)."""
+    try:
+        s3.head_etag(client, settings, object_key(interval, day))
+    except (s3.AccessDenied, s3.Forbidden):
+        return True
+    except (s3.Missing, MarketlakeError):
+        return False
+    return False
 
 
 def run(
@@ -1345,6 +1388,7 @@ def run(
                 intact_seen,
                 handled,
                 step,
+                lambda: _keys_refused(client, settings, interval, all_days[-1]),
             )
             # a partition the run's days rebuilt after damage (or an earlier run left so) gets back the
             # other days of its period that the raw cache holds as landed: nothing is dropped unsaid

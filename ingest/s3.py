@@ -102,7 +102,25 @@ class Missing(Exception):
 
 
 class AccessDenied(MarketlakeError):
-    """The keys are refused (401/403): no other object will do better, so the run stops."""
+    """The keys are refused (401, InvalidAccessKeyId, SignatureDoesNotMatch; or a 403 that the caller found
+    on every object it asked for): no other object will do better, so the run stops."""
+
+
+class Forbidden(MarketlakeError):
+    """A 403 (AccessDenied) on one object: the keys may still read others (a day outside the plan's
+    history), so the caller decides whether the keys or the object are to blame."""
+
+    def __init__(self, message: str, key: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+BAD_KEY_CODES = ("InvalidAccessKeyId", "SignatureDoesNotMatch")
+"""Error codes that blame the keys themselves, whatever the object."""
+
+
+def keys_hint() -> str:
+    return f"check {ENV_ACCESS_KEY} and {ENV_SECRET_KEY}"
 
 
 def _status(exc: Any) -> tuple[int, str]:
@@ -120,11 +138,11 @@ def _raise_for(exc: Exception, s: S3Settings, key: str, what: str) -> None:
         status, code = _status(exc)
         if status == 404 or code in ("404", "NoSuchKey", "NotFound"):
             raise Missing(key) from exc
-        if status in (401, 403) or code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-            raise AccessDenied(
-                f"polygon: access denied to s3://{s.bucket}/{key} at {s.endpoint} ({code or status}): "
-                f"check {ENV_ACCESS_KEY} and {ENV_SECRET_KEY}"
-            ) from exc
+        denied = f"polygon: access denied to s3://{s.bucket}/{key} at {s.endpoint} ({code or status})"
+        if status == 401 or code in BAD_KEY_CODES:
+            raise AccessDenied(f"{denied}: {keys_hint()}") from exc
+        if status == 403 or code in ("AccessDenied", "Forbidden"):
+            raise Forbidden(denied, key) from exc
         raise MarketlakeError(f"polygon: {what} s3://{s.bucket}/{key} failed: {code or status}") from exc
     if isinstance(exc, BotoCoreError):
         raise MarketlakeError(f"polygon: {what} s3://{s.bucket}/{key} at {s.endpoint} failed: {exc}") from exc
