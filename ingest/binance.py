@@ -958,8 +958,7 @@ def _land_partition(
     ]
     inputs = [i for i in previous if i.get("file") not in names and not covered(i)] + new_inputs
     result = writer.write(BARS, part, combined, mode="replace", inputs=inputs)
-    if result.changed:
-        stats.rows_landed += new_bars.num_rows
+    stats.rows_landed += result.rows_added  # new to the lake: a month landed again in another form adds none
     stats.rows_rejected += new_rej.num_rows
     stats.files_done += len(todo)
     for o, p in todo:

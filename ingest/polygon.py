@@ -930,10 +930,11 @@ def land_file(
     source_file: str,
     the_input: dict[str, Any],
     etfs: Iterable[str] = (),
+    added: dict[str, int] | None = None,
 ) -> set[tuple[str, str]]:
     """Write one file's rows for `tickers`, replacing whatever an earlier version of the file left;
     `etfs` (the setting) are stored as asset_class 'etf' besides the built-in list. Returns the (ticker,
-    period) bars partitions that got rows from the file."""
+    period) bars partitions that got rows from the file; `added` gets each ticker's rows new to the lake."""
     tickers = list(tickers)
     periods = _periods_of_day(interval, day)
     fed: set[tuple[str, str]] = set()
@@ -957,7 +958,10 @@ def land_file(
             writes.append((part, _bars_of(bars, classes[kind])))
     # one partition per (ticker, period), each its own files: written LAND_THREADS at a time, so that the
     # writer's encoding and fsyncs (most of a many-ticker day's landing) overlap
-    replace_file_rows_many(w, BARS, writes, source_file, the_input, threads=LAND_THREADS)
+    new_rows = replace_file_rows_many(w, BARS, writes, source_file, the_input, threads=LAND_THREADS)
+    if added is not None:
+        for (part, _), n in zip(writes, new_rows, strict=True):
+            added[part["symbol"]] = added.get(part["symbol"], 0) + n
     rejected = [r for t in tickers for r in parsed.rejected.get(t, [])]
     period = bar_period(interval, dt.datetime.combine(day, dt.time(12), dt.UTC))
     table = dataset_table(BARS_REJECTED, rejected, {})
@@ -1511,6 +1515,7 @@ def _ingest_day(
         for t in todo:
             summary.of(t).files_failed += 1
         return
+    added: dict[str, int] = {}
     fed = land_file(
         w,
         parsed,
@@ -1520,6 +1525,7 @@ def _ingest_day(
         source_file=source_file,
         the_input=the_input,
         etfs=ctx.settings.etfs,
+        added=added,
     )
     if intact_seen is not None:  # just written whole by this run
         for t in todo:
@@ -1531,7 +1537,7 @@ def _ingest_day(
             handled.add((t, day))
         s = summary.of(t)
         s.files_done += 1
-        s.rows_landed += len(parsed.bars.get(t, []))
+        s.rows_landed += added.get(t, 0)  # new to the lake (a re-landed day adds none)
         s.rows_rejected += len(parsed.rejected.get(t, []))
         if parsed.bars.get(t):
             landed_any.add(t)

@@ -341,3 +341,34 @@ def test_cli_succeeds_and_prints_the_summary(dv: DataVision, lake_root: Path, ru
     assert r.exit_code == 0, r.output
     assert "BTCUSDT" in r.output and "files" in r.output, r.output
     assert len(bars(lake_root)) == 60
+
+
+def _sliding(root: Path, start: str, end: str, today: str) -> IngestSummary:
+    ctx = RunContext(root=root, settings=Settings(), quiet=True)
+    return binance.run(ctx, ["BTCUSDT"], "1m", day(start), day(end), today=day(today))
+
+
+def _publish_february(dv: DataVision) -> None:
+    """Every daily file of February 2024 (3 bars a day) and the monthly file holding the same bars."""
+    rows = []
+    for i in range(29):
+        d = day("2024-02-01") + dt.timedelta(days=i)
+        got_ = klines(at(d.isoformat() + "T00:00"), 3)
+        dv.publish("BTCUSDT", "1m", d, "daily", got_)
+        rows += got_
+    dv.publish("BTCUSDT", "1m", day("2024-02-01"), "monthly", rows)
+
+
+def test_rows_landed_counts_bars_new_to_the_lake_when_a_month_comes_again_as_a_monthly_zip(
+    dv: DataVision, lake_root: Path
+) -> None:
+    _publish_february(dv)
+    s = _sliding(lake_root, "2024-02-01", "2024-02-28", "2024-02-29")  # February unfinished: daily files
+    assert (s.of("BTCUSDT").files_done, s.of("BTCUSDT").rows_landed) == (28, 28 * 3)
+    dv.clear_log()
+    s = _sliding(lake_root, "2024-02-01", "2024-02-29", "2024-03-01")  # finished, whole: the monthly file
+    assert s.ok, s.errors
+    assert [p for p, _, _ in dv.requests(".zip")] == [zip_path("BTCUSDT", "1m", day("2024-02-01"), "monthly")]
+    assert s.of("BTCUSDT").rows_landed == 3  # the 29th's bars are new; the 28 days were there
+    assert len(bars(lake_root)) == 29 * 3
+

@@ -210,6 +210,24 @@ class VersionedS3(FakeS3):
         }
 
 
+def test_rows_landed_counts_bars_new_to_the_lake_not_rows_read(
+    lake_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = run(lake_root, FakeS3({}), monkeypatch)
+    assert (s.of("AAPL").files_done, s.of("AAPL").rows_landed) == (3, 3)
+
+    class Republished(FakeS3):  # every day file again under a new ETag, its rows unchanged
+        def head_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+            return {"ETag": f'"again-{self._day(Key)}"'}
+
+        def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+            return {**super().get_object(Bucket, Key), "ETag": f'"again-{self._day(Key)}"'}
+
+    s = run(lake_root, Republished({}), monkeypatch)
+    assert s.ok, s.errors
+    assert (s.of("AAPL").files_done, s.of("AAPL").rows_landed) == (3, 0)
+
+
 def test_a_republished_day_is_reingested_after_a_crash_before_its_ledger(
     lake_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
