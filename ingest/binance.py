@@ -22,6 +22,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import datetime as dt
+import json
 import os
 import re
 import threading
@@ -176,15 +177,32 @@ class FileSpec:
         ]
 
 
-def plan(symbol: str, interval: str, start: dt.date, end: dt.date, today: dt.date) -> list[FileSpec]:
+def plan(
+    symbol: str,
+    interval: str,
+    start: dt.date,
+    end: dt.date,
+    today: dt.date,
+    landed: Callable[[FileSpec], bool] | None = None,
+) -> list[FileSpec]:
     """Monthly files for whole months inside [start, end] that are finished before `today` (UTC), daily
-    files for every other day of the range."""
+    files for every other day of the range.
+
+    A finished month the lake holds already in one form is not fetched again in the other (`landed(spec)`:
+    the file is in the raw cache and its partition's manifest records it with that sha256): a whole month
+    every daily file of which is landed keeps its daily files, and a month partly in the range whose
+    monthly file is landed keeps its monthly file (a sliding window crossing a month would otherwise
+    download the month twice more: once as a monthly zip, then day by day)."""
     out: list[FileSpec] = []
     month = dt.date(start.year, start.month, 1)
     while month <= end:
         last = _month_end(month)
-        if month >= start and last <= end and last < today:
-            out.append(FileSpec(symbol, interval, "monthly", month, last))
+        monthly = FileSpec(symbol, interval, "monthly", month, last)
+        whole = month >= start and last <= end and last < today
+        if whole and not (landed is not None and all(landed(d) for d in monthly.daily())):
+            out.append(monthly)
+        elif not whole and last < today and landed is not None and landed(monthly):
+            out.append(monthly)
         else:
             first_day, last_day = max(month, start), min(last, end)
             out.extend(FileSpec(symbol, interval, "daily", d, d) for d in days(first_day, last_day))
@@ -1009,9 +1027,10 @@ def run(
     today = today or dt.datetime.now(dt.UTC).date()
     summary = IngestSummary(SOURCE)
     specs: list[FileSpec] = []
+    landed = _landed_check(ctx)
     for s in symbols:
         summary.of(s)
-        specs.extend(plan(s, interval, start, end, today))
+        specs.extend(plan(s, interval, start, end, today, landed))
     if end >= today:
         summary.notes.append(
             f"days from {max(start, today)} on are not published yet (Data Vision publishes a day after it ends)"
@@ -1034,6 +1053,29 @@ def run(
                 summary.fail(f"no file at all for {sym} on {base_url()} in {start} .. {end}: {hint}")
         _land_all(writer, interval, sorted(groups.items()), summary, ctx.say)
     return summary
+
+
+def _landed_check(ctx: RunContext) -> Callable[[FileSpec], bool]:
+    """`plan`'s `landed`: whether a file is in the raw cache (its sidecar's sha256; the fetch verifies the
+    bytes) and recorded with that sha256 in its bars partition's manifest. Reads no zip."""
+    cache = RawCache(ctx.paths, SOURCE)
+    manifests: dict[Path, dict[str, Any]] = {}
+
+    def landed(spec: FileSpec) -> bool:
+        try:
+            meta = json.loads(cache.meta_path(spec.relpath).read_text())
+        except (OSError, ValueError):
+            return False
+        sha = meta.get("sha256") if isinstance(meta, dict) else None
+        if not isinstance(sha, str) or not cache.path(spec.relpath).is_file():
+            return False
+        part = {"source": SOURCE, "interval": spec.interval, "symbol": spec.symbol, "period": spec.period}
+        where = partition_dir(ctx.paths, BARS, part)
+        if where not in manifests:
+            manifests[where] = {str(i.get("file")): i.get("sha256") for i in manifest_inputs(where)}
+        return bool(manifests[where].get(spec.relpath) == sha)
+
+    return landed
 
 
 LAND_THREADS = 4

@@ -372,3 +372,33 @@ def test_rows_landed_counts_bars_new_to_the_lake_when_a_month_comes_again_as_a_m
     assert s.of("BTCUSDT").rows_landed == 3  # the 29th's bars are new; the 28 days were there
     assert len(bars(lake_root)) == 29 * 3
 
+
+def test_a_month_landed_in_one_form_is_not_fetched_again_in_the_other(
+    dv: DataVision, lake_root: Path
+) -> None:
+    _publish_february(dv)
+    part = lake_root / "datasets/bars/source=binance/interval=1m/symbol=BTCUSDT/period=2024-02/data.parquet"
+    # landed as a monthly zip; the window then starts on the 2nd: no daily zip of February is fetched
+    assert _sliding(lake_root, "2024-02-01", "2024-02-29", "2024-03-01").ok
+    before = part.stat().st_mtime_ns
+    dv.clear_log()
+    s = _sliding(lake_root, "2024-02-02", "2024-03-01", "2024-03-02")
+    assert s.ok, s.errors
+    feb = [p for p, _, _ in dv.requests() if "2024-02" in p]
+    assert feb == [zip_path("BTCUSDT", "1m", day("2024-02-01"), "monthly") + ".CHECKSUM"], feb
+    assert (s.of("BTCUSDT").files_skipped, s.of("BTCUSDT").rows_landed) == (1, 0)
+    assert part.stat().st_mtime_ns == before
+
+    # landed day by day; the window then covers the whole finished month: the monthly zip is not fetched
+    other = lake_root.parent / "daily-lake"
+    assert _sliding(other, "2024-02-01", "2024-02-28", "2024-02-29").ok
+    assert _sliding(other, "2024-02-29", "2024-02-29", "2024-03-01").ok
+    part = other / "datasets/bars/source=binance/interval=1m/symbol=BTCUSDT/period=2024-02/data.parquet"
+    before = part.stat().st_mtime_ns
+    dv.clear_log()
+    s = _sliding(other, "2024-02-01", "2024-02-29", "2024-03-02")
+    assert s.ok, s.errors
+    assert not dv.requests(".zip"), dv.requests(".zip")
+    assert (s.of("BTCUSDT").files_skipped, s.of("BTCUSDT").rows_landed) == (29, 0)
+    assert part.stat().st_mtime_ns == before
+    assert len(bars(other)) == len(bars(lake_root)) == 29 * 3
