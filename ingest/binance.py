@@ -56,6 +56,7 @@ from ingest.http import (
     NotFound,
     RetryPolicy,
     client_session,
+    describe,
     download_file,
     fetch_bytes,
     name_not_resolved,
@@ -699,6 +700,15 @@ class _Fetcher:
             await asyncio.gather(*(self.obtain(d) for d in daily))
         self.progress.advance(self.task)
 
+    async def _status(self, url: str) -> int | str:
+        """The HTTP status of a GET of `url` (its body not read), or why there was none: tells a zip whose
+        .CHECKSUM is missing from a zip that is missing itself."""
+        try:
+            async with self.session.get(url) as resp:
+                return resp.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return describe(exc)
+
     async def _obtain(self, spec: FileSpec) -> bool:
         """Fetch and verify one file; True when a missing monthly file should fall back to daily ones."""
         url = f"{self.base}/{spec.relpath}"
@@ -707,7 +717,16 @@ class _Fetcher:
         except NotFound:
             if spec.kind == "monthly":
                 return True
-            self._missing(spec)
+            zip_status = await self._status(url)
+            if zip_status == 404:
+                self._missing(spec)
+            else:  # the zip is there, its checksum is not: it cannot be verified, so it does not land
+                answered = f"HTTP {zip_status}" if isinstance(zip_status, int) else zip_status
+                self._fail(
+                    spec,
+                    f"its .CHECKSUM is not on Data Vision (404) while the zip answered {answered}: the zip "
+                    "cannot be verified and was not landed",
+                )
             return False
         except DownloadFailed as exc:
             if name_not_resolved(exc):

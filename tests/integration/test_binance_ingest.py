@@ -202,8 +202,32 @@ def test_a_404_is_reported_as_missing_and_not_retried(dv: DataVision, lake_root:
     assert s.of("BTCUSDT").files_missing == 1
     assert s.of("BTCUSDT").files_done == 1
     missing = zip_path("BTCUSDT", "1m", day("2024-01-31"), "daily")
-    assert [st for p, _, st in dv.requests() if p.startswith(missing)] == [404]
+    # its .CHECKSUM, then the zip itself (a zip without its checksum is not "missing"), each asked once
+    assert [(p, st) for p, _, st in dv.requests() if p.startswith(missing)] == [
+        (missing + ".CHECKSUM", 404),
+        (missing, 404),
+    ]
     assert len(bars(lake_root)) == 10
+
+
+def test_a_zip_whose_checksum_is_missing_fails_named_not_missing(dv: DataVision, lake_root: Path) -> None:
+    for d in ("2024-03-01", "2024-03-02"):
+        dv.publish("BTCUSDT", "1m", day(d), "daily", klines(at(d + "T00:00"), 10))
+    no_sum = zip_path("BTCUSDT", "1m", day("2024-03-01"), "daily")
+    dv.remove(no_sum + ".CHECKSUM")
+
+    s = ingest(lake_root, ["BTCUSDT"], day("2024-03-01"), day("2024-03-02"))
+
+    assert not s.ok
+    (err,) = s.errors
+    assert err == (
+        f"{no_sum.lstrip('/')}: its .CHECKSUM is not on Data Vision (404) while the zip answered HTTP 200: the "
+        "zip cannot be verified and was not landed"
+    ), err
+    st = s.of("BTCUSDT")
+    assert (st.files_failed, st.files_missing, st.files_done) == (1, 0, 1)
+    assert not any("not on Data Vision (404), 1 daily" in n for n in s.notes), s.notes
+    assert len(bars(lake_root)) == 10  # the other day landed
 
 
 @pytest.mark.parametrize("quiet", [False, True])
