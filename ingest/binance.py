@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -131,6 +132,9 @@ class FileSpec:
     kind: Literal["monthly", "daily"]
     first_day: dt.date
     last_day: dt.date
+    wanted: tuple[dt.date, dt.date] | None = None
+    """A monthly file planned for a month partly in the range (`plan`): the days its daily fallback
+    fetches, should the monthly file be gone upstream (else every day of the month)."""
 
     @property
     def stem(self) -> str:
@@ -173,9 +177,8 @@ class FileSpec:
         return max(MIN_UNCOMPRESSED_LIMIT, self.max_rows * LIMIT_BYTES_PER_ROW)
 
     def daily(self) -> list[FileSpec]:
-        return [
-            FileSpec(self.symbol, self.interval, "daily", d, d) for d in days(self.first_day, self.last_day)
-        ]
+        first, last = self.wanted or (self.first_day, self.last_day)
+        return [FileSpec(self.symbol, self.interval, "daily", d, d) for d in days(first, last)]
 
 
 def plan(
@@ -203,7 +206,7 @@ def plan(
         if whole and not (landed is not None and all(landed(d) for d in monthly.daily())):
             out.append(monthly)
         elif not whole and last < today and landed is not None and landed(monthly):
-            out.append(monthly)
+            out.append(dataclasses.replace(monthly, wanted=(max(month, start), min(last, end))))
         else:
             first_day, last_day = max(month, start), min(last, end)
             out.extend(FileSpec(symbol, interval, "daily", d, d) for d in days(first_day, last_day))

@@ -426,3 +426,19 @@ def test_a_month_landed_in_one_form_is_not_fetched_again_in_the_other(
     assert (s.of("BTCUSDT").files_skipped, s.of("BTCUSDT").rows_landed) == (29, 0)
     assert part.stat().st_mtime_ns == before
     assert len(bars(other)) == len(bars(lake_root)) == 29 * 3
+
+
+def test_a_landed_monthly_zip_gone_upstream_falls_back_to_the_wanted_days_only(
+    dv: DataVision, lake_root: Path
+) -> None:
+    _publish_february(dv)
+    assert _sliding(lake_root, "2024-02-01", "2024-02-29", "2024-03-01").ok
+    monthly = zip_path("BTCUSDT", "1m", day("2024-02-01"), "monthly")
+    dv.remove(monthly)
+    dv.remove(monthly + ".CHECKSUM")
+    dv.clear_log()
+    s = _sliding(lake_root, "2024-02-10", "2024-02-12", "2024-03-02")
+    assert s.ok, s.errors
+    assert sorted(p for p, _, _ in dv.requests(".zip")) == [
+        zip_path("BTCUSDT", "1m", day(d), "daily") for d in ("2024-02-10", "2024-02-11", "2024-02-12")
+    ]
