@@ -102,8 +102,9 @@ class Missing(Exception):
 
 
 class AccessDenied(MarketlakeError):
-    """The keys are refused (401, InvalidAccessKeyId, SignatureDoesNotMatch; or a 403 that the caller found
-    on every object it asked for): no other object will do better, so the run stops."""
+    """The keys are refused (401, InvalidAccessKeyId, SignatureDoesNotMatch): no other object will do
+    better, so the run stops. (A plain 403 is `Forbidden`: polygon's run blames the keys only when the
+    run's last day is refused too.)"""
 
 
 class Forbidden(MarketlakeError):
