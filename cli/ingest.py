@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -33,16 +32,21 @@ def _per_source(summaries: Sequence[Any]) -> list[Any]:
 
 
 def _finish(summaries: Sequence[Any], run: Any) -> None:
+    """Report what the run did: the lake and settings file used and each source's table (not with
+    --quiet), then every note and error (always: --quiet hides progress and the tables, never what a cron
+    job's owner must see); exit 1 when a source failed."""
+    from lake.config import settings_source
     from lake.context import stderr_console
 
     out = stderr_console()
     failed = False
     run.say(f"lake: {run.root}")  # which lake (a command run from another folder makes one at ./data/lake)
+    run.say(f"settings: {settings_source(run.settings)}")  # the dates, sources and ETFs it read
     for s in _per_source(summaries):
         if not run.quiet:
             out.print(s.table())
         for note in s.notes:
-            run.say(f"note: {note}")
+            click.echo(f"note: {redact(note)}", err=True)
         for e in s.errors:
             click.echo(f"error: {s.source}: {redact(e)}", err=True)
         failed = failed or not s.ok
@@ -119,11 +123,22 @@ def ingest(ctx: click.Context) -> None:
 
     if st.binance.symbols:
         each("binance", lambda: binance.run(run, st.binance.symbols, st.binance.interval, start, end))
-    if st.polygon.symbols:
-        if os.environ.get("POLYGON_S3_ACCESS_KEY"):
-            each("polygon", lambda: polygon.run(run, st.polygon.symbols, st.polygon.interval, start, end))
-        else:
-            run.say("polygon: skipped, POLYGON_S3_ACCESS_KEY is not set")
+    if st.polygon.symbols:  # configured: missing keys are its failure (exit 1), not a quiet skip
+
+        def go_polygon() -> IngestSummary:
+            from ingest import s3
+
+            try:
+                return polygon.run(run, st.polygon.symbols, st.polygon.interval, start, end)
+            except s3.MissingKeys as exc:
+                from lake.config import settings_source
+
+                where = settings_source(st)
+                raise MarketlakeError(
+                    f"{exc}; skipped (to leave Polygon out: symbols = [] under [polygon] in {where})"
+                ) from None
+
+        each("polygon", go_polygon)
     offline = False
     for name, cfg, go in (
         ("yahoo", st.yahoo, lambda: yahoo.run(run, st.yahoo.symbols, st.yahoo.interval, start, end)),

@@ -21,7 +21,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import datetime as dt
+import json
 import os
 import re
 import threading
@@ -55,6 +57,7 @@ from ingest.http import (
     NotFound,
     RetryPolicy,
     client_session,
+    describe,
     download_file,
     fetch_bytes,
     name_not_resolved,
@@ -129,6 +132,9 @@ class FileSpec:
     kind: Literal["monthly", "daily"]
     first_day: dt.date
     last_day: dt.date
+    wanted: tuple[dt.date, dt.date] | None = None
+    """A monthly file planned for a month partly in the range (`plan`): the days its daily fallback
+    fetches, should the monthly file be gone upstream (else every day of the month)."""
 
     @property
     def stem(self) -> str:
@@ -171,20 +177,36 @@ class FileSpec:
         return max(MIN_UNCOMPRESSED_LIMIT, self.max_rows * LIMIT_BYTES_PER_ROW)
 
     def daily(self) -> list[FileSpec]:
-        return [
-            FileSpec(self.symbol, self.interval, "daily", d, d) for d in days(self.first_day, self.last_day)
-        ]
+        first, last = self.wanted or (self.first_day, self.last_day)
+        return [FileSpec(self.symbol, self.interval, "daily", d, d) for d in days(first, last)]
 
 
-def plan(symbol: str, interval: str, start: dt.date, end: dt.date, today: dt.date) -> list[FileSpec]:
+def plan(
+    symbol: str,
+    interval: str,
+    start: dt.date,
+    end: dt.date,
+    today: dt.date,
+    landed: Callable[[FileSpec], bool] | None = None,
+) -> list[FileSpec]:
     """Monthly files for whole months inside [start, end] that are finished before `today` (UTC), daily
-    files for every other day of the range."""
+    files for every other day of the range.
+
+    A finished month the lake holds already in one form is not fetched again in the other (`landed(spec)`:
+    the file is in the raw cache and its partition's manifest records it with that sha256): a whole month
+    every daily file of which is landed keeps its daily files, and a month partly in the range whose
+    monthly file is landed keeps its monthly file (a sliding window crossing a month would otherwise
+    download the month twice more: once as a monthly zip, then day by day)."""
     out: list[FileSpec] = []
     month = dt.date(start.year, start.month, 1)
     while month <= end:
         last = _month_end(month)
-        if month >= start and last <= end and last < today:
-            out.append(FileSpec(symbol, interval, "monthly", month, last))
+        monthly = FileSpec(symbol, interval, "monthly", month, last)
+        whole = month >= start and last <= end and last < today
+        if whole and not (landed is not None and all(landed(d) for d in monthly.daily())):
+            out.append(monthly)
+        elif not whole and last < today and landed is not None and landed(monthly):
+            out.append(dataclasses.replace(monthly, wanted=(max(month, start), min(last, end))))
         else:
             first_day, last_day = max(month, start), min(last, end)
             out.extend(FileSpec(symbol, interval, "daily", d, d) for d in days(first_day, last_day))
@@ -681,6 +703,15 @@ class _Fetcher:
             await asyncio.gather(*(self.obtain(d) for d in daily))
         self.progress.advance(self.task)
 
+    async def _status(self, url: str) -> int | str:
+        """The HTTP status of a GET of `url` (its body not read), or why there was none: tells a zip whose
+        .CHECKSUM is missing from a zip that is missing itself."""
+        try:
+            async with self.session.get(url) as resp:
+                return resp.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return describe(exc)
+
     async def _obtain(self, spec: FileSpec) -> bool:
         """Fetch and verify one file; True when a missing monthly file should fall back to daily ones."""
         url = f"{self.base}/{spec.relpath}"
@@ -689,7 +720,16 @@ class _Fetcher:
         except NotFound:
             if spec.kind == "monthly":
                 return True
-            self._missing(spec)
+            zip_status = await self._status(url)
+            if zip_status == 404:
+                self._missing(spec)
+            else:  # the zip is there, its checksum is not: it cannot be verified, so it does not land
+                answered = f"HTTP {zip_status}" if isinstance(zip_status, int) else zip_status
+                self._fail(
+                    spec,
+                    f"its .CHECKSUM is not on Data Vision (404) while the zip answered {answered}: the zip "
+                    "cannot be verified and was not landed",
+                )
             return False
         except DownloadFailed as exc:
             if name_not_resolved(exc):
@@ -958,8 +998,7 @@ def _land_partition(
     ]
     inputs = [i for i in previous if i.get("file") not in names and not covered(i)] + new_inputs
     result = writer.write(BARS, part, combined, mode="replace", inputs=inputs)
-    if result.changed:
-        stats.rows_landed += new_bars.num_rows
+    stats.rows_landed += result.rows_added  # new to the lake: a month landed again in another form adds none
     stats.rows_rejected += new_rej.num_rows
     stats.files_done += len(todo)
     for o, p in todo:
@@ -1010,9 +1049,10 @@ def run(
     today = today or dt.datetime.now(dt.UTC).date()
     summary = IngestSummary(SOURCE)
     specs: list[FileSpec] = []
+    landed = _landed_check(ctx)
     for s in symbols:
         summary.of(s)
-        specs.extend(plan(s, interval, start, end, today))
+        specs.extend(plan(s, interval, start, end, today, landed))
     if end >= today:
         summary.notes.append(
             f"days from {max(start, today)} on are not published yet (Data Vision publishes a day after it ends)"
@@ -1035,6 +1075,29 @@ def run(
                 summary.fail(f"no file at all for {sym} on {base_url()} in {start} .. {end}: {hint}")
         _land_all(writer, interval, sorted(groups.items()), summary, ctx.say)
     return summary
+
+
+def _landed_check(ctx: RunContext) -> Callable[[FileSpec], bool]:
+    """`plan`'s `landed`: whether a file is in the raw cache (its sidecar's sha256; the fetch verifies the
+    bytes) and recorded with that sha256 in its bars partition's manifest. Reads no zip."""
+    cache = RawCache(ctx.paths, SOURCE)
+    manifests: dict[Path, dict[str, Any]] = {}
+
+    def landed(spec: FileSpec) -> bool:
+        try:
+            meta = json.loads(cache.meta_path(spec.relpath).read_text())
+        except (OSError, ValueError):
+            return False
+        sha = meta.get("sha256") if isinstance(meta, dict) else None
+        if not isinstance(sha, str) or not cache.path(spec.relpath).is_file():
+            return False
+        part = {"source": SOURCE, "interval": spec.interval, "symbol": spec.symbol, "period": spec.period}
+        where = partition_dir(ctx.paths, BARS, part)
+        if where not in manifests:
+            manifests[where] = {str(i.get("file")): i.get("sha256") for i in manifest_inputs(where)}
+        return bool(manifests[where].get(spec.relpath) == sha)
+
+    return landed
 
 
 LAND_THREADS = 4

@@ -28,6 +28,7 @@ from lake.schemas import UTC_TS, Dataset
 from lake.writer import (
     TMP_MARK,
     LakeWriter,
+    WriteResult,
     atomic_write_bytes,
     manifest_inputs,
     partition_dir,
@@ -40,6 +41,9 @@ from lake.writer import (
 @dataclass
 class SymbolSummary:
     rows_landed: int = 0
+    """Rows new to the lake (their key was not there before: the writer's `WriteResult.rows_added`), not
+    the rows read: a re-run, or a file landed again in another form, lands 0. A bar revised in place (same
+    key, new values) is not counted here; `bar_revisions` records it."""
     rows_rejected: int = 0
     files_done: int = 0
     files_skipped: int = 0
@@ -336,13 +340,31 @@ def replace_file_rows(
     republished file replaces its day. A partition whose data file is missing or does not match its
     manifest is started afresh (neither its file nor its manifest's inputs are trusted): the day files that
     fed it land again when their days are ingested (polygon's `_broken_or_short`). Returns whether the
-    partition changed."""
+    partition changed (`replace_file_rows_result`: the write's result, with the rows new to the lake)."""
+    result = replace_file_rows_result(
+        w, dataset, partition, source_file, incoming, the_input, only_symbols=only_symbols
+    )
+    return result is not None and result.changed
+
+
+def replace_file_rows_result(
+    w: LakeWriter,
+    dataset: Dataset,
+    partition: dict[str, str],
+    source_file: str,
+    incoming: pa.Table,
+    the_input: dict[str, Any],
+    *,
+    only_symbols: set[str] | None = None,
+) -> WriteResult | None:
+    """`replace_file_rows`, returning the writer's result (its `rows_added`: rows new to the lake), or None
+    when nothing was to be written."""
     target_dir = partition_dir(w.paths, dataset, partition)
     got = _replacement(dataset, target_dir, source_file, incoming, the_input, only_symbols)
     if got is None:
-        return False
+        return None
     table, inputs = got
-    return w.write(dataset, partition, table, mode="replace", inputs=inputs).changed
+    return w.write(dataset, partition, table, mode="replace", inputs=inputs)
 
 
 def replace_file_rows_many(
@@ -353,10 +375,11 @@ def replace_file_rows_many(
     the_input: dict[str, Any],
     *,
     threads: int = 8,
-) -> list[bool]:
+) -> list[int]:
     """`replace_file_rows` for each (partition, incoming) of `writes` (distinct partitions), written
     `threads` at a time (`LakeWriter.write_many`). The partitions that exist already are read `threads`
-    at a time first (a new one needs nothing read). Returns whether each partition changed."""
+    at a time first (a new one needs nothing read). Returns the rows new to the lake of each partition
+    (`WriteResult.rows_added`; 0 when nothing was written)."""
 
     dirs = [partition_dir(w.paths, dataset, p) for p, _ in writes]
 
@@ -380,10 +403,10 @@ def replace_file_rows_many(
         mode="replace",
         threads=threads,
     )
-    changed = [False] * len(writes)
+    added = [0] * len(writes)
     for i, r in zip(todo, results, strict=True):
-        changed[i] = r.changed
-    return changed
+        added[i] = r.rows_added
+    return added
 
 
 def _fresh(

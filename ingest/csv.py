@@ -77,6 +77,7 @@ from ingest.common import (
     interval_delta,
     ohlcv_problem,
     replace_file_rows,
+    replace_file_rows_result,
 )
 from ingest.sessions import land
 from ingest.stamping import NEW_YORK, StampError, stamp_daily
@@ -994,7 +995,7 @@ def run(
         if removed:
             summary.notes.append(removed)
     the_input = {"file": source_file, "sha256": digest}
-    changed = False
+    changed, added = False, 0
     with land(ctx.root) as w:
         if previous is None or previous.sha256 != digest:
             cache.put(
@@ -1008,7 +1009,9 @@ def run(
         for period in sorted(set(by_period) | set(before.get("periods", []))):
             part = {"source": source, "interval": interval, "symbol": symbol, "period": period}
             table = dataset_table(BARS, by_period.get(period, []), {"asset_class": klass})
-            changed |= replace_file_rows(w, BARS, part, source_file, table, the_input)
+            result = replace_file_rows_result(w, BARS, part, source_file, table, the_input)
+            changed |= result is not None and result.changed
+            added += result.rows_added if result is not None else 0
         for period in sorted(set(rejected_by_period) | set(before.get("rejected_periods", []))):
             changed |= replace_file_rows(
                 w,
@@ -1019,7 +1022,7 @@ def run(
                 the_input,
                 only_symbols={symbol},
             )
-    s.rows_landed += len(parsed.bars)
+    s.rows_landed += added  # new to the lake (a re-import of the same file adds none)
     s.rows_rejected += len(parsed.rejected)
     if changed:
         s.files_done += 1

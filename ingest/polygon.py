@@ -930,10 +930,11 @@ def land_file(
     source_file: str,
     the_input: dict[str, Any],
     etfs: Iterable[str] = (),
+    added: dict[str, int] | None = None,
 ) -> set[tuple[str, str]]:
     """Write one file's rows for `tickers`, replacing whatever an earlier version of the file left;
     `etfs` (the setting) are stored as asset_class 'etf' besides the built-in list. Returns the (ticker,
-    period) bars partitions that got rows from the file."""
+    period) bars partitions that got rows from the file; `added` gets each ticker's rows new to the lake."""
     tickers = list(tickers)
     periods = _periods_of_day(interval, day)
     fed: set[tuple[str, str]] = set()
@@ -957,7 +958,10 @@ def land_file(
             writes.append((part, _bars_of(bars, classes[kind])))
     # one partition per (ticker, period), each its own files: written LAND_THREADS at a time, so that the
     # writer's encoding and fsyncs (most of a many-ticker day's landing) overlap
-    replace_file_rows_many(w, BARS, writes, source_file, the_input, threads=LAND_THREADS)
+    new_rows = replace_file_rows_many(w, BARS, writes, source_file, the_input, threads=LAND_THREADS)
+    if added is not None:
+        for (part, _), n in zip(writes, new_rows, strict=True):
+            added[part["symbol"]] = added.get(part["symbol"], 0) + n
     rejected = [r for t in tickers for r in parsed.rejected.get(t, [])]
     period = bar_period(interval, dt.datetime.combine(day, dt.time(12), dt.UTC))
     table = dataset_table(BARS_REJECTED, rejected, {})
@@ -1271,16 +1275,34 @@ def _land_days(
     intact_seen: set[Path],
     handled: set[tuple[str, dt.date]],
     step: Any,
+    keys_refused: Callable[[], bool],
 ) -> None:
-    """Land the fetched days in day order; refused keys stop the run (every other day would fail too)."""
+    """Land the fetched days in day order; refused keys stop the run (every other day would fail too). A
+    403 on a day is the keys' fault only when `keys_refused()` says so (asked once, at the first 403 before
+    any day answered otherwise); else it fails that day alone (outside the plan's history, say), and the
+    denied days are named in one error."""
+    answered = False  # a day answered other than 403: the keys are good
+    denied: list[_Fetched] = []
     for future in futures:
         errors_before = len(summary.errors)
         fetched = future.result()
-        if isinstance(fetched.error, s3.AccessDenied):  # bad keys: every other day would fail the same way
+        bad_keys = isinstance(fetched.error, s3.AccessDenied)
+        if isinstance(fetched.error, s3.Forbidden) and not answered:
+            answered = not keys_refused()
+            bad_keys = not answered
+        if bad_keys:  # every other day would fail the same way
             for f in futures:
                 f.cancel()
-            _fail(summary, f"{fetched.error}; stopped at {fetched.day}, later days were not landed")
+            hint = "" if isinstance(fetched.error, s3.AccessDenied) else f": {s3.keys_hint()}"
+            _fail(summary, f"{fetched.error}{hint}; stopped at {fetched.day}, later days were not landed")
             break
+        if isinstance(fetched.error, s3.Forbidden):
+            denied.append(fetched)
+            for t in tickers:
+                summary.of(t).files_failed += 1
+            step(False)
+            continue
+        answered = answered or fetched.error is None
         _ingest_day(
             ctx,
             w,
@@ -1296,6 +1318,31 @@ def _land_days(
             handled=handled,
         )
         step(len(summary.errors) == errors_before)
+    if denied:
+        _fail(summary, _denied_days(settings, denied))
+
+
+def _denied_days(settings: s3.S3Settings, denied: Sequence[_Fetched]) -> str:
+    """One error for the days whose file was refused (403) while the keys read other days."""
+    which = ", ".join(str(f.day) for f in denied) if len(denied) <= 6 else f"{_span([f.day for f in denied])}"
+    first = f"s3://{settings.bucket}/{denied[0].key}"
+    return (
+        f"access denied (403) to {len(denied)} day file(s), {which} ({first}"
+        f"{', …' if len(denied) > 1 else ''}) at {settings.endpoint}, although the keys read other days: "
+        "outside your plan's history? Those days were not landed"
+    )
+
+
+def _keys_refused(client: Any, settings: s3.S3Settings, interval: str, day: dt.date) -> bool:
+    """Whether the keys are refused outright: the run's last day (the likeliest inside any plan's history)
+    is refused too (a 404 or any other answer means the request got past the keys)."""
+    try:
+        s3.head_etag(client, settings, object_key(interval, day))
+    except (s3.AccessDenied, s3.Forbidden):
+        return True
+    except (s3.Missing, MarketlakeError):
+        return False
+    return False
 
 
 def run(
@@ -1345,6 +1392,7 @@ def run(
                 intact_seen,
                 handled,
                 step,
+                lambda: _keys_refused(client, settings, interval, all_days[-1]),
             )
             # a partition the run's days rebuilt after damage (or an earlier run left so) gets back the
             # other days of its period that the raw cache holds as landed: nothing is dropped unsaid
@@ -1467,6 +1515,7 @@ def _ingest_day(
         for t in todo:
             summary.of(t).files_failed += 1
         return
+    added: dict[str, int] = {}
     fed = land_file(
         w,
         parsed,
@@ -1476,6 +1525,7 @@ def _ingest_day(
         source_file=source_file,
         the_input=the_input,
         etfs=ctx.settings.etfs,
+        added=added,
     )
     if intact_seen is not None:  # just written whole by this run
         for t in todo:
@@ -1487,7 +1537,7 @@ def _ingest_day(
             handled.add((t, day))
         s = summary.of(t)
         s.files_done += 1
-        s.rows_landed += len(parsed.bars.get(t, []))
+        s.rows_landed += added.get(t, 0)  # new to the lake (a re-landed day adds none)
         s.rows_rejected += len(parsed.rejected.get(t, []))
         if parsed.bars.get(t):
             landed_any.add(t)

@@ -28,13 +28,17 @@ class S3Settings:
         return f"S3Settings(endpoint={self.endpoint!r}, bucket={self.bucket!r})"
 
 
+class MissingKeys(MarketlakeError):
+    """A Polygon key is not set (named), found before any request."""
+
+
 def settings_from_env() -> S3Settings:
     """The endpoint, bucket and keys from the environment (the CLI has loaded .env into it already).
 
     A missing key is a MarketlakeError naming the variable, raised before any request is made."""
     missing = [v for v in (ENV_ACCESS_KEY, ENV_SECRET_KEY) if not os.environ.get(v, "").strip()]
     if missing:
-        raise MarketlakeError(
+        raise MissingKeys(
             f"polygon: {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set "
             "(put the Polygon flat-files S3 keys in the environment or in .env, see .env.example)"
         )
@@ -98,7 +102,26 @@ class Missing(Exception):
 
 
 class AccessDenied(MarketlakeError):
-    """The keys are refused (401/403): no other object will do better, so the run stops."""
+    """The keys are refused (401, InvalidAccessKeyId, SignatureDoesNotMatch): no other object will do
+    better, so the run stops. (A plain 403 is `Forbidden`: polygon's run blames the keys only when the
+    run's last day is refused too.)"""
+
+
+class Forbidden(MarketlakeError):
+    """A 403 (AccessDenied) on one object: the keys may still read others (a day outside the plan's
+    history), so the caller decides whether the keys or the object are to blame."""
+
+    def __init__(self, message: str, key: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+BAD_KEY_CODES = ("InvalidAccessKeyId", "SignatureDoesNotMatch")
+"""Error codes that blame the keys themselves, whatever the object."""
+
+
+def keys_hint() -> str:
+    return f"check {ENV_ACCESS_KEY} and {ENV_SECRET_KEY}"
 
 
 def _status(exc: Any) -> tuple[int, str]:
@@ -116,11 +139,11 @@ def _raise_for(exc: Exception, s: S3Settings, key: str, what: str) -> None:
         status, code = _status(exc)
         if status == 404 or code in ("404", "NoSuchKey", "NotFound"):
             raise Missing(key) from exc
-        if status in (401, 403) or code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-            raise AccessDenied(
-                f"polygon: access denied to s3://{s.bucket}/{key} at {s.endpoint} ({code or status}): "
-                f"check {ENV_ACCESS_KEY} and {ENV_SECRET_KEY}"
-            ) from exc
+        denied = f"polygon: access denied to s3://{s.bucket}/{key} at {s.endpoint} ({code or status})"
+        if status == 401 or code in BAD_KEY_CODES:
+            raise AccessDenied(f"{denied}: {keys_hint()}") from exc
+        if status == 403 or code in ("AccessDenied", "Forbidden"):
+            raise Forbidden(denied, key) from exc
         raise MarketlakeError(f"polygon: {what} s3://{s.bucket}/{key} failed: {code or status}") from exc
     if isinstance(exc, BotoCoreError):
         raise MarketlakeError(f"polygon: {what} s3://{s.bucket}/{key} at {s.endpoint} failed: {exc}") from exc

@@ -202,8 +202,32 @@ def test_a_404_is_reported_as_missing_and_not_retried(dv: DataVision, lake_root:
     assert s.of("BTCUSDT").files_missing == 1
     assert s.of("BTCUSDT").files_done == 1
     missing = zip_path("BTCUSDT", "1m", day("2024-01-31"), "daily")
-    assert [st for p, _, st in dv.requests() if p.startswith(missing)] == [404]
+    # its .CHECKSUM, then the zip itself (a zip without its checksum is not "missing"), each asked once
+    assert [(p, st) for p, _, st in dv.requests() if p.startswith(missing)] == [
+        (missing + ".CHECKSUM", 404),
+        (missing, 404),
+    ]
     assert len(bars(lake_root)) == 10
+
+
+def test_a_zip_whose_checksum_is_missing_fails_named_not_missing(dv: DataVision, lake_root: Path) -> None:
+    for d in ("2024-03-01", "2024-03-02"):
+        dv.publish("BTCUSDT", "1m", day(d), "daily", klines(at(d + "T00:00"), 10))
+    no_sum = zip_path("BTCUSDT", "1m", day("2024-03-01"), "daily")
+    dv.remove(no_sum + ".CHECKSUM")
+
+    s = ingest(lake_root, ["BTCUSDT"], day("2024-03-01"), day("2024-03-02"))
+
+    assert not s.ok
+    (err,) = s.errors
+    assert err == (
+        f"{no_sum.lstrip('/')}: its .CHECKSUM is not on Data Vision (404) while the zip answered HTTP 200: the "
+        "zip cannot be verified and was not landed"
+    ), err
+    st = s.of("BTCUSDT")
+    assert (st.files_failed, st.files_missing, st.files_done) == (1, 0, 1)
+    assert not any("not on Data Vision (404), 1 daily" in n for n in s.notes), s.notes
+    assert len(bars(lake_root)) == 10  # the other day landed
 
 
 @pytest.mark.parametrize("quiet", [False, True])
@@ -341,3 +365,80 @@ def test_cli_succeeds_and_prints_the_summary(dv: DataVision, lake_root: Path, ru
     assert r.exit_code == 0, r.output
     assert "BTCUSDT" in r.output and "files" in r.output, r.output
     assert len(bars(lake_root)) == 60
+
+
+def _sliding(root: Path, start: str, end: str, today: str) -> IngestSummary:
+    ctx = RunContext(root=root, settings=Settings(), quiet=True)
+    return binance.run(ctx, ["BTCUSDT"], "1m", day(start), day(end), today=day(today))
+
+
+def _publish_february(dv: DataVision) -> None:
+    """Every daily file of February 2024 (3 bars a day) and the monthly file holding the same bars."""
+    rows = []
+    for i in range(29):
+        d = day("2024-02-01") + dt.timedelta(days=i)
+        got_ = klines(at(d.isoformat() + "T00:00"), 3)
+        dv.publish("BTCUSDT", "1m", d, "daily", got_)
+        rows += got_
+    dv.publish("BTCUSDT", "1m", day("2024-02-01"), "monthly", rows)
+
+
+def test_rows_landed_counts_bars_new_to_the_lake_when_a_month_comes_again_as_a_monthly_zip(
+    dv: DataVision, lake_root: Path
+) -> None:
+    _publish_february(dv)
+    s = _sliding(lake_root, "2024-02-01", "2024-02-28", "2024-02-29")  # February unfinished: daily files
+    assert (s.of("BTCUSDT").files_done, s.of("BTCUSDT").rows_landed) == (28, 28 * 3)
+    dv.clear_log()
+    s = _sliding(lake_root, "2024-02-01", "2024-02-29", "2024-03-01")  # finished, whole: the monthly file
+    assert s.ok, s.errors
+    assert [p for p, _, _ in dv.requests(".zip")] == [zip_path("BTCUSDT", "1m", day("2024-02-01"), "monthly")]
+    assert s.of("BTCUSDT").rows_landed == 3  # the 29th's bars are new; the 28 days were there
+    assert len(bars(lake_root)) == 29 * 3
+
+
+def test_a_month_landed_in_one_form_is_not_fetched_again_in_the_other(
+    dv: DataVision, lake_root: Path
+) -> None:
+    _publish_february(dv)
+    part = lake_root / "datasets/bars/source=binance/interval=1m/symbol=BTCUSDT/period=2024-02/data.parquet"
+    # landed as a monthly zip; the window then starts on the 2nd: no daily zip of February is fetched
+    assert _sliding(lake_root, "2024-02-01", "2024-02-29", "2024-03-01").ok
+    before = part.stat().st_mtime_ns
+    dv.clear_log()
+    s = _sliding(lake_root, "2024-02-02", "2024-03-01", "2024-03-02")
+    assert s.ok, s.errors
+    feb = [p for p, _, _ in dv.requests() if "2024-02" in p]
+    assert feb == [zip_path("BTCUSDT", "1m", day("2024-02-01"), "monthly") + ".CHECKSUM"], feb
+    assert (s.of("BTCUSDT").files_skipped, s.of("BTCUSDT").rows_landed) == (1, 0)
+    assert part.stat().st_mtime_ns == before
+
+    # landed day by day; the window then covers the whole finished month: the monthly zip is not fetched
+    other = lake_root.parent / "daily-lake"
+    assert _sliding(other, "2024-02-01", "2024-02-28", "2024-02-29").ok
+    assert _sliding(other, "2024-02-29", "2024-02-29", "2024-03-01").ok
+    part = other / "datasets/bars/source=binance/interval=1m/symbol=BTCUSDT/period=2024-02/data.parquet"
+    before = part.stat().st_mtime_ns
+    dv.clear_log()
+    s = _sliding(other, "2024-02-01", "2024-02-29", "2024-03-02")
+    assert s.ok, s.errors
+    assert not dv.requests(".zip"), dv.requests(".zip")
+    assert (s.of("BTCUSDT").files_skipped, s.of("BTCUSDT").rows_landed) == (29, 0)
+    assert part.stat().st_mtime_ns == before
+    assert len(bars(other)) == len(bars(lake_root)) == 29 * 3
+
+
+def test_a_landed_monthly_zip_gone_upstream_falls_back_to_the_wanted_days_only(
+    dv: DataVision, lake_root: Path
+) -> None:
+    _publish_february(dv)
+    assert _sliding(lake_root, "2024-02-01", "2024-02-29", "2024-03-01").ok
+    monthly = zip_path("BTCUSDT", "1m", day("2024-02-01"), "monthly")
+    dv.remove(monthly)
+    dv.remove(monthly + ".CHECKSUM")
+    dv.clear_log()
+    s = _sliding(lake_root, "2024-02-10", "2024-02-12", "2024-03-02")
+    assert s.ok, s.errors
+    assert sorted(p for p, _, _ in dv.requests(".zip")) == [
+        zip_path("BTCUSDT", "1m", day(d), "daily") for d in ("2024-02-10", "2024-02-11", "2024-02-12")
+    ]

@@ -1395,3 +1395,18 @@ def test_a_month_first_file_with_date_order_dmy_is_refused_in_one_line(tmp_path:
     assert query(tmp_path / "o", "SELECT min(ts) FROM bars") == [
         (dt.datetime(2024, 9, 2, 9, 30, tzinfo=dt.UTC),)
     ]
+
+
+def test_rows_landed_counts_the_bars_new_to_the_lake(tmp_path: Path, lake_root: Path) -> None:
+    """A second export holding the bars of the first plus one more day lands 1 row, not 3 (the summary's
+    "rows landed" is bars new to the lake, not rows read)."""
+    head = "Date,Open,High,Low,Close,Volume\n"
+    first = write_file(tmp_path, "a.csv", head + "2024-03-01,5,6,4,5,1\n2024-03-04,5,6,4,5,1\n")
+    second = write_file(
+        tmp_path, "b.csv", head + "2024-03-01,5,6,4,5,1\n2024-03-04,5,6,4,5,1\n2024-03-05,5,6,4,5,1\n"
+    )
+    assert csv_ingest.run(ctx(lake_root), first, "ABC", "1d", None).of("ABC").rows_landed == 2
+    s = csv_ingest.run(ctx(lake_root), second, "ABC", "1d", None)
+    assert s.ok, s.errors
+    assert (s.of("ABC").rows_landed, s.of("ABC").files_done) == (1, 1)
+    assert query(lake_root, "SELECT count(*) FROM bars") == [(3,)]

@@ -89,7 +89,7 @@ def test_a_head_error_fails_that_day_only(lake_root: Path, monkeypatch: pytest.M
 def test_refused_keys_stop_the_run_and_the_summary_is_still_printed(
     lake_root: Path, monkeypatch: pytest.MonkeyPatch, runner: CliRunner
 ) -> None:
-    s = run(lake_root, FakeS3({D2: (403, "AccessDenied")}), monkeypatch)
+    s = run(lake_root, FakeS3({D2: (403, "InvalidAccessKeyId")}), monkeypatch)
     assert not s.ok
     (err,) = s.errors
     assert "access denied" in err and "stopped at 2024-01-03" in err, err
@@ -102,6 +102,47 @@ def test_refused_keys_stop_the_run_and_the_summary_is_still_printed(
     )  # fmt: skip
     assert r.exit_code == 1, r.output
     assert "access denied" in r.output and "ingest summary" in r.output, r.output
+
+
+def test_a_403_on_one_day_fails_that_day_alone_when_the_keys_read_others(
+    lake_root: Path, monkeypatch: pytest.MonkeyPatch, runner: CliRunner
+) -> None:
+    # a day outside the plan's history: AccessDenied on that object only; the other days land
+    for denied in ({D2: (403, "AccessDenied")}, {D1: (403, "403")}):
+        root = lake_root / str(next(iter(denied)))
+        s = run(root, FakeS3(denied), monkeypatch)
+        assert not s.ok
+        (err,) = s.errors
+        (day,) = denied
+        assert (
+            f"access denied (403) to 1 day file(s), {day} (s3://flatfiles/{polygon.object_key('1m', day)})"
+            in (err)
+        ), err
+        assert "stopped" not in err and "POLYGON_S3_ACCESS_KEY" not in err, err
+        a = s.of("AAPL")
+        assert (a.files_done, a.files_failed, a.rows_landed) == (2, 1, 2)
+
+    monkeypatch.setattr(s3, "make_client", lambda settings: FakeS3({D1: (403, "403"), D2: (403, "403")}))
+    r = runner.invoke(
+        cli,
+        ["--lake", str(lake_root / "cli"), "-q", "ingest", "polygon", "--tickers", "AAPL",
+         "--start", "2024-01-02", "--end", "2024-01-04"],
+    )  # fmt: skip
+    assert r.exit_code == 1, r.output
+    assert "error: polygon: access denied (403) to 2 day file(s), 2024-01-02, 2024-01-03" in r.stderr, (
+        r.output
+    )
+
+
+def test_a_403_on_every_day_blames_the_keys_and_stops(
+    lake_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeS3({D1: (403, "403"), D2: (403, "403"), D3: (403, "403")})  # a HEAD's 403 has no error code
+    s = run(lake_root, fake, monkeypatch)
+    (err,) = s.errors
+    assert "access denied" in err and "check POLYGON_S3_ACCESS_KEY and POLYGON_S3_SECRET_KEY" in err, err
+    assert "stopped at 2024-01-02" in err, err
+    assert s.of("AAPL").files_done == 0
 
 
 def test_a_past_trading_day_without_a_file_is_named(lake_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -167,6 +208,24 @@ class VersionedS3(FakeS3):
             "ETag": f'"v{self.version}"',
             "LastModified": None,
         }
+
+
+def test_rows_landed_counts_bars_new_to_the_lake_not_rows_read(
+    lake_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = run(lake_root, FakeS3({}), monkeypatch)
+    assert (s.of("AAPL").files_done, s.of("AAPL").rows_landed) == (3, 3)
+
+    class Republished(FakeS3):  # every day file again under a new ETag, its rows unchanged
+        def head_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+            return {"ETag": f'"again-{self._day(Key)}"'}
+
+        def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+            return {**super().get_object(Bucket, Key), "ETag": f'"again-{self._day(Key)}"'}
+
+    s = run(lake_root, Republished({}), monkeypatch)
+    assert s.ok, s.errors
+    assert (s.of("AAPL").files_done, s.of("AAPL").rows_landed) == (3, 0)
 
 
 def test_a_republished_day_is_reingested_after_a_crash_before_its_ledger(
