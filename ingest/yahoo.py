@@ -754,19 +754,21 @@ def _land(
     source_file: str,
     the_input: dict[str, Any],
     etfs: Iterable[str] = (),
-) -> None:
+) -> int:
+    """Land one window's bars and rejections; return the bars new to the lake (the summary's rows landed)."""
+    added = 0
     by_period: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for bar in parsed.bars:
         by_period[bar_period(interval, bar["ts"])].append(bar)
     for period, bars in sorted(by_period.items()):
         part = {"source": SOURCE, "interval": interval, "symbol": symbol, "period": period}
-        w.write(
+        added += w.write(
             BARS,
             part,
             dataset_table(BARS, bars, {"asset_class": asset_class(symbol, etfs)}),
             mode="merge",
             inputs=[the_input],
-        )
+        ).rows_added
     rejected_by_period: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in parsed.rejected:
         anchor = r["ts"] or dt.datetime.fromtimestamp(win.period1, dt.UTC)
@@ -796,6 +798,7 @@ def _land(
                 the_input,
                 only_symbols={symbol},
             )
+    return added
 
 
 def _rejection_files(w: LakeWriter, partition: dict[str, str], symbol: str) -> set[str]:
@@ -933,8 +936,9 @@ def run(
                         )
                         continue
                     the_input = {"file": source_file, "sha256": _sha(body)}
-                    _land(w, symbol, interval, win, parsed, source_file, the_input, ctx.settings.etfs)
-                    s.rows_landed += len(parsed.bars)
+                    s.rows_landed += _land(
+                        w, symbol, interval, win, parsed, source_file, the_input, ctx.settings.etfs
+                    )  # bars new to the lake, not the rows read
                     s.rows_rejected += len(parsed.rejected)
                     if from_cache:
                         s.files_skipped += 1
