@@ -49,3 +49,6 @@ def test_another_lake_is_read_with_the_repositorys_settings(
     assert got["runs"] == REPO / "elsewhere"
     got = _first_cell(monkeypatch, {"LAKE_ROOT": str(tmp_path / "lake"), "MARKETLAKE_CONFIG": "demo.toml"})
     assert got["settings"] == REPO / "demo.toml"
+    monkeypatch.setenv("HOME", str(tmp_path))
+    got = _first_cell(monkeypatch, {"LAKE_ROOT": "~/mylake"})  # as the command line reads it
+    assert got["lake"] == tmp_path / "mylake"
