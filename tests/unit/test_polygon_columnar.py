@@ -304,3 +304,25 @@ def test_the_line_and_cr_counts_are_bytes_counts(parts: list[bytes]) -> None:
     data = b"".join(parts)
     assert polygon._newlines(data) == data.count(b"\n")
     assert polygon._lone_cr(data) == (data.count(b"\r") != data.count(b"\r\n"))
+
+
+def test_the_cycle_collector_is_paused_inside_and_restored_after_even_on_an_error() -> None:
+    """A day file is parsed and landed with the cycle collector paused (its thousands of partitions' objects
+    are not walked again and again); whatever state the collector had before comes back after, an error
+    included, and a collector disabled by the caller stays disabled."""
+    import gc
+
+    assert gc.isenabled()
+    with polygon.cycle_collection_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), polygon.cycle_collection_paused():
+        raise RuntimeError("boom")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with polygon.cycle_collection_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
