@@ -716,6 +716,7 @@ def evaluate(
         env_config = EnvConfig(**saved["env"]) if "env" in saved else _trading_settings(settings, {})[1]
     symbols = symbols or saved.get("symbols")
     interval = interval or saved.get("interval") or "1m"
+    env_config.check_interval(interval)  # (the env's one rule, before anything is read)
     if seed is None:
         seed = int((saved.get("ppo") or {}).get("seed", settings.train.get("seed", 0)) or 0)
     clear_from, moved = _clear_of_training(saved, _lake_periods(root, settings, period), period)
@@ -868,6 +869,7 @@ def evaluate_policy(
         dict(settings_keywords),
         announce=False,
     )
+    env_config.check_interval(interval)  # (the env's one rule, before anything is read)
     root = resolve_lake_root(lake)
     saved = _trained_record(trained_on)
     notes = []

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lake.errors import ConfigError
+from lake.errors import ConfigError, MarketlakeError
 
 if TYPE_CHECKING:
     from rl.episodes import MarketData
@@ -119,6 +119,33 @@ class EnvConfig:
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
+    def check_interval(self, interval: str, where: str | None = None) -> None:
+        """The one rule of where these settings and a bar interval meet (every entry point calls it before
+        reading the lake: the env, the vector env, the evaluations, `marketlake train`; and Market for arrays
+        given as they are): `hold_overnight = false` is refused with bars of a day or longer, since every such
+        bar is a whole session (its own last bar: rl/episodes.py session_ends) and every position would be
+        closed at the close of the bar it was opened at. A ConfigError of one line, `where: ` before it when
+        given (the settings file or the command line)."""
+        if self.hold_overnight or not _day_or_longer(interval):
+            return
+        why = (
+            f"hold_overnight = false with interval {interval}: false closes a position at its session's last "
+            "bar, and a bar of a day or longer is always its session's last (it holds the whole session), so "
+            "every position would be closed the bar it opens; hold_overnight = false needs intraday bars (1m, "
+            "5m, 15m or 1h)"
+        )
+        raise ConfigError(f"{where}: {why}" if where else why)
+
+
+def _day_or_longer(interval: str) -> bool:
+    """A bar interval of a day or longer (1d, 1w); an interval that is not one (its read says so) is not."""
+    from rl.metrics import interval_minutes
+
+    try:
+        return interval_minutes(interval) >= 1440
+    except (MarketlakeError, AttributeError):
+        return False
+
 
 class Market:
     """Per-row arrays of one MarketData precomputed for a config, and the vectorised transition."""
@@ -126,6 +153,7 @@ class Market:
     def __init__(self, data: MarketData, config: EnvConfig, *, close_at: np.ndarray | None = None) -> None:
         """close_at: rows (a bool mask) at whose close an open position is closed with its exit costs, beside
         the sessions' last bars of `hold_overnight = false` (the evaluation walk's segment ends)."""
+        config.check_interval(data.interval)
         self.data = data
         self.config = config
         o, h, lo, c = data.open, data.high, data.low, data.close
