@@ -493,6 +493,7 @@ STEP_COLUMNS = (
     "segment",
     "position",
     "fill_price",
+    "exit_price",
     "log_return",
     "cost",
     "turnover",
@@ -511,8 +512,11 @@ def step_tables(data: MarketData, judged: Judged) -> Iterator[Any]:
     - segment: the symbol's segment (0, 1, ... in the period; a gap starts the next), null for overall;
     - position: the side held over the step (-1, 0, 1); overall: the exposure, |position| weighted by the
       shares' equity as a fraction of the portfolio's;
-    - fill_price: the price the step's order filled at (the open, moved by slippage), null when the side did
-      not change there (a forced exit at the bar's close sells at the close: its cost is in `cost`);
+    - fill_price: the price the step's order filled at (the open, moved by slippage), null when nothing
+      filled at the open (the side did not change there);
+    - exit_price: the price a forced exit at the bar's close sold at (the close moved against the trader by
+      slippage: `hold_overnight = false` at a session's last bar, or a segment's end before a gap), null when
+      none; a step may have both (an entry at the open closed at the close), and its cost is in `cost`;
     - log_return: the net log change of equity over the step (after costs);
     - cost: the costs paid in the step (commission and slippage, at the open and at a forced exit at the
       close) as a fraction of the equity; turnover: the weight traded; overall: weighted as exposure;
@@ -531,6 +535,7 @@ def step_tables(data: MarketData, judged: Judged) -> Iterator[Any]:
             segment=np.full(len(s.ts), -1, np.int64),
             position=s.position,
             fill_price=np.full(len(s.ts), np.nan),
+            exit_price=np.full(len(s.ts), np.nan),
             log_return=s.log_return,
             cost=s.cost,
             turnover=s.turnover,
@@ -542,18 +547,14 @@ def step_tables(data: MarketData, judged: Judged) -> Iterator[Any]:
             if not len(m):
                 continue
             seg = w.segment_id[m]
-            starts = np.ones(len(m), dtype=bool)  # the first step of each walked segment
-            starts[1:] = seg[1:] != seg[:-1]
-            before = np.concatenate([[0.0], w.position[m][:-1]])
-            before[starts] = 0.0  # every segment starts flat
-            traded = w.position[m] != before
             yield _step_table(
                 symbol,
                 policy,
                 ts=w.ts[m],
                 segment=seg - data.segment_id[np.flatnonzero(data.symbol_idx == i)[0]],
                 position=w.position[m],
-                fill_price=np.where(traded, w.fill_price[m], np.nan),
+                fill_price=w.fill_price[m],
+                exit_price=w.exit_price[m],
                 log_return=w.log_return[m],
                 cost=w.cost[m],
                 turnover=w.turnover[m],
@@ -574,7 +575,7 @@ def step_schema() -> Any:
 
 def _step_table(symbol: str, policy: str, **values: np.ndarray) -> Any:
     """The steps of one policy on one scope as a Table of `step_schema()`: a null segment where it is < 0,
-    a null fill price where it is NaN."""
+    a null fill or exit price where it is NaN."""
     import pyarrow as pa
 
     n = len(values["ts"])
@@ -587,7 +588,7 @@ def _step_table(symbol: str, policy: str, **values: np.ndarray) -> Any:
     columns["segment"] = pa.array(segment, pa.int64(), mask=segment < 0)
     for name in STEP_COLUMNS[4:]:
         v = np.asarray(values[name], np.float64)
-        columns[name] = pa.array(v, pa.float64(), mask=np.isnan(v) if name == "fill_price" else None)
+        columns[name] = pa.array(v, pa.float64(), mask=np.isnan(v) if name.endswith("_price") else None)
     return pa.table(columns, schema=step_schema())
 
 

@@ -1,5 +1,6 @@
 """The one implementation of fills, costs and rewards, vectorised over arrays (rl/env.py, rl/vector.py and
-rl/walk.py all step through `Market.transition`).
+rl/walk.py all step through `Market.transition`, or `Market.transition_priced`, the same step that also says
+the prices it traded at).
 
 Time and prices (DESIGN.md, "Trading semantics"):
 
@@ -184,12 +185,6 @@ class Market:
         # long only, can a fill's costs take all of the equity (a fill cost near 1)? the floor is for that
         self.costs_can_wipe = bool(n) and float(self.fill_cost.max()) >= 0.5
 
-    def fill_price(self, rows: np.ndarray, p: np.ndarray, q: np.ndarray) -> np.ndarray:
-        """The price an order from side p to side q fills at, at row `rows` (the bar AFTER the decision): its
-        open moved against the trader (up to buy, down to sell); the open itself when nothing trades."""
-        o = self.data.open[rows]
-        return o * (1.0 + np.sign(q - p) * self.slip[rows])
-
     def transition(
         self, t: np.ndarray, side: np.ndarray, entry: np.ndarray, q: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -199,6 +194,27 @@ class Market:
         |traded weight|, side held after the step's close, entry price after the step). The weight of a
         side held is `weight(side, price / entry)`: its shares are held, so its weight drifts with the
         price; only a change of side trades (from the drifted weight to the target)."""
+        return self._step(t, side, entry, q, False)[:5]
+
+    def transition_priced(
+        self, t: np.ndarray, side: np.ndarray, entry: np.ndarray, q: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """`transition`'s five arrays (the same numbers), then the prices the step traded at:
+        fill_price, the price of the order filled at row t + 1's open (the open moved against the trader:
+        up to buy, down to sell), NaN where nothing filled at the open; and exit_price, the price a forced
+        exit sold (or bought back a short) at, at row t + 1's close moved against the trader by the exit
+        slippage (a long's: close x (1 - exit slippage); with `range` slippage close - fraction x range), NaN
+        where no forced exit happened. A step may have both: an entry at the open closed at the close."""
+        log_ret, cost, turnover, side_next, entry_next, fill, exit_price = self._step(t, side, entry, q, True)
+        assert fill is not None and exit_price is not None
+        return log_ret, cost, turnover, side_next, entry_next, fill, exit_price
+
+    def _step(
+        self, t: np.ndarray, side: np.ndarray, entry: np.ndarray, q: np.ndarray, prices: bool
+    ) -> tuple[
+        np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None
+    ]:
+        """transition (prices False: the last two None) and transition_priced: one implementation."""
         n = t + 1
         gone: np.ndarray | None = None
         if self.config.allow_short:
@@ -232,8 +248,14 @@ class Market:
         if gone is not None:  # equity wiped out: floored (log equity stays finite), the position is gone
             g = np.where(gone, FLOOR, g)
             side_next = np.where(gone, 0.0, q)
+        fill = exit_price = None
+        if (
+            prices
+        ):  # the open's fill where something traded there, moved against the trader (sign of q - side)
+            fill = np.where(d > 0, self.data.open[n] * (1.0 + np.sign(q - side) * self.slip[n]), np.nan)
+            exit_price = np.full(len(g), np.nan)
         if not self.any_exit:
-            return np.log(g), cost, d, side_next, entry_next
+            return np.log(g), cost, d, side_next, entry_next, fill, exit_price
         # a forced exit at the fill bar's close: the weight held there is sold, its costs paid
         exit_ = self.forced_exit[n] & (side_next != 0)
         w_close = np.abs(weight(side_next, self.data.close[n] / entry_next)) if self.config.allow_short else q
@@ -241,7 +263,19 @@ class Market:
         g = g * (1.0 - exit_cost)
         np.maximum(g, FLOOR, out=g)
         turnover = d + np.where(exit_, w_close, 0.0)
-        return np.log(g), cost + exit_cost, turnover, np.where(exit_, 0.0, side_next), entry_next
+        if prices:  # sold at the close (a short bought back), moved against the trader by the exit slippage
+            exit_price = np.where(
+                exit_, self.data.close[n] * (1.0 - np.sign(side_next) * self.exit_slip[n]), np.nan
+            )
+        return (
+            np.log(g),
+            cost + exit_cost,
+            turnover,
+            np.where(exit_, 0.0, side_next),
+            entry_next,
+            fill,
+            exit_price,
+        )
 
 
 def weight(side: np.ndarray, x: np.ndarray) -> np.ndarray:

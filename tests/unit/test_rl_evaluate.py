@@ -42,6 +42,7 @@ def _walk(ts: list[int], sym: list[int], ret: list[float], pos: list[float], tur
         segment_id=np.array(sym, np.int64),
         row=np.arange(n, dtype=np.int64),
         fill_price=np.ones(n),
+        exit_price=np.full(n, np.nan),
     )
 
 
@@ -530,7 +531,8 @@ def test_the_steps_file_gives_back_every_return_and_cost_of_the_report(gapped: P
     latest = pq.read_table(run_dir / "evaluation-test.parquet")
     assert latest.equals(pq.read_table(own))
     assert latest.column_names == [
-        "ts", "symbol", "policy", "segment", "position", "fill_price", "log_return", "cost", "turnover", "equity"
+        "ts", "symbol", "policy", "segment", "position", "fill_price", "exit_price", "log_return", "cost",
+        "turnover", "equity",
     ]  # fmt: skip
     assert str(latest.schema.field("ts").type) == "timestamp[us, tz=UTC]"
     steps = latest.to_pandas()
@@ -554,6 +556,14 @@ def test_the_steps_file_gives_back_every_return_and_cost_of_the_report(gapped: P
     fills = bh[bh.fill_price.notna()]
     assert fills.segment.tolist() == [0, 1] and (fills.position == 1).all()
     assert steps[steps.symbol == "overall"].fill_price.isna().all()
+    # and sells at the close of segment 0's last bar (a forced exit before the gap), at its own price
+    exits = bh[bh.exit_price.notna()]
+    assert exits.segment.tolist() == [0] and exits.ts.tolist() == [bh[bh.segment == 0].ts.max()]
+    # every trade of every policy is a fill at an open or an exit at a close (a trade log can be rebuilt)
+    rows = steps[steps.symbol != "overall"]
+    traded = rows.fill_price.notna() | rows.exit_price.notna()
+    assert (traded == (rows.turnover > 0)).all()
+    assert steps[steps.symbol == "overall"].exit_price.isna().all()
     table = render_table(report)
     assert "costs" in table
 
