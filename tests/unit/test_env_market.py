@@ -179,7 +179,7 @@ def test_vector_and_single_env_give_identical_trajectories() -> None:
         vobs, vr, vterm, vtrunc, vinfo = venv.step(actions)
         for i, e in enumerate(singles):
             o, r, term, trunc, _ = e.step(int(actions[i]))
-            assert np.float32(r) == vr[i], step
+            assert r == vr[i] and vr.dtype == np.float64, step  # the same float64 reward
             assert term == vterm[i] and trunc == vtrunc[i]
             if trunc:
                 assert np.array_equal(vinfo["final_obs"][i], o)
@@ -239,7 +239,7 @@ def test_make_vec_builds_the_numpy_vector_env_reading_the_period_once_and_steps_
         vobs, vr, vterm, vtrunc, vinfo = venv.step(actions)
         for i, e in enumerate(singles):
             o, r, term, trunc, info = e.step(int(actions[i]))
-            assert np.float32(r) == vr[i], step
+            assert r == vr[i] and vr.dtype == np.float64, step  # the same float64 reward
             assert term == vterm[i] and trunc == vtrunc[i]
             if trunc:
                 ended += 1
