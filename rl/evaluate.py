@@ -425,7 +425,10 @@ def gap_summary(
     the reader dropped for an incomplete feature: it too breaks the segment); `history_only`,
     the rows read that no step earns over (each segment's first `window` rows, whole too-short segments);
     `steps`; and per policy the `forced_exits`: positions closed at a segment's end because a gap followed
-    (the walk's rule, rl/walk.py). The trading rules are not changed by this: it only counts."""
+    (the walk's rule, rl/walk.py), and the `session_closes`: positions closed at a session's last bar by
+    `hold_overnight = false` (elsewhere than at such a segment's end; 0 when positions are held overnight).
+    Both are steps with an exit price (Walk.exit_price). The trading rules are not changed by this: it only
+    counts."""
     first, end = data.segment_bounds()
     lengths = end - first
     seg_sym = data.symbol_idx[first] if len(first) else np.zeros(0, np.int32)
@@ -442,10 +445,12 @@ def gap_summary(
         mine = seg_sym == i
         rows = int(lengths[mine].sum())
         steps = int(np.count_nonzero(walks["agent"].symbol_idx == i)) if "agent" in walks else 0
-        exits = {}
+        exits, session_closes = {}, {}
         for name, w in walks.items():
-            m = (w.symbol_idx == i) & close_rows[w.row] & (w.position != 0)
-            exits[name] = int(np.count_nonzero(m))
+            closed = (w.symbol_idx == i) & ~np.isnan(w.exit_price)
+            at_gap = close_rows[w.row]
+            exits[name] = int(np.count_nonzero(closed & at_gap))
+            session_closes[name] = int(np.count_nonzero(closed & ~at_gap))
         in_lake = None if lake_bars is None else int(lake_bars.get(symbol, rows))
         out[symbol] = {
             "segments": int(np.count_nonzero(mine)),
@@ -458,12 +463,14 @@ def gap_summary(
             "steps": steps,
             "window": config.window,
             "forced_exits": exits,
+            "session_closes": session_closes,
         }
     return out
 
 
 def gap_lines(gaps: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """One line per symbol: its segments, the bars lost to warm-up after gaps, the forced exits."""
+    """One line per symbol: its segments, the bars lost to warm-up after gaps, the forced exits at segment
+    ends before a gap, and (when any) the positions closed at sessions' ends by `hold_overnight = false`."""
     lines = []
     for symbol, g in gaps.items():
         segs, n_gaps, short = g["segments"], g["gaps"], g["too_short"]
@@ -477,11 +484,16 @@ def gap_lines(gaps: Mapping[str, Mapping[str, Any]]) -> list[str]:
         history += f"; {short} segment{'s' if short != 1 else ''} too short to trade)" if short else ")"
         exits = {p: n for p, n in g["forced_exits"].items() if p != "flat"}
         if any(exits.values()):
-            forced = "forced exits at segment ends: " + ", ".join(
+            forced = "forced exits at segment ends before a gap: " + ", ".join(
                 f"{LABELS.get(p, p)} {n}" for p, n in exits.items()
             )
         else:
-            forced = "no forced exit"
+            forced = "no forced exit at a segment end before a gap"
+        closes = {p: n for p, n in (g.get("session_closes") or {}).items() if p != "flat"}
+        if any(closes.values()):
+            forced += "; closed at session ends (hold_overnight = false): " + ", ".join(
+                f"{LABELS.get(p, p)} {n}" for p, n in closes.items()
+            )
         lines.append(f"{head}; {lost}, {history}; {forced}")
     return lines
 

@@ -20,7 +20,17 @@ from lake.config import Settings
 from lake.errors import MarketlakeError
 from rl import runlog
 from rl.episodes import EmptyPeriod, MarketData, load_period, market_data_from_arrays
-from rl.evaluate import EvalReport, evaluate, judge, portfolio_series, record_training, render_table, summary
+from rl.evaluate import (
+    EvalReport,
+    evaluate,
+    gap_lines,
+    gap_summary,
+    judge,
+    portfolio_series,
+    record_training,
+    render_table,
+    summary,
+)
 from rl.market import EnvConfig
 from rl.walk import Walk
 from tests.conftest import bars_table
@@ -592,12 +602,46 @@ def test_the_report_says_what_each_symbols_gaps_took(gapped: Path, tmp_path: Pat
     assert (e["segments"], e["gaps"], e["warmup_lost"], e["forced_exits"]["buy_and_hold"]) == (1, 0, 0, 0), e
     lines = saved["gap_lines"]
     assert len(lines) == 2 and lines[0].startswith("BTCUSDT: 2 segments (1 gap); 60 of its "), lines
-    assert "lost to warm-up" in lines[0] and "forced exits at segment ends: agent" in lines[0], lines
+    assert "lost to warm-up" in lines[0] and "forced exits at segment ends before a gap: agent" in lines[0], (
+        lines
+    )
     assert "buy & hold 1" in lines[0] and lines[1].startswith("ETHUSDT: 1 segment (no gap); 0 of its ")
+    assert lines[1].endswith("; no forced exit at a segment end before a gap"), lines
+    assert not any(n for s in saved["gaps"].values() for n in s["session_closes"].values())  # crypto
     table = " ".join(render_table(report).split())
     assert " ".join(lines[0].split()) in table
     (row,) = runlog.list_runs(gapped)
     assert row["metrics"]["gaps"] == saved["gaps"]
+
+
+def test_the_gap_line_counts_exits_at_segment_ends_and_closes_at_session_ends_apart() -> None:
+    """With hold_overnight = false buy-and-hold is closed at every session's end; the gap line said "no
+    forced exit" then, as it counted only exits at segment ends before a gap. Now it says what it counts, and
+    the session ends' closes are counted apart (`session_closes` in the JSON)."""
+    from rl.baselines import buy_and_hold
+    from rl.walk import walk
+
+    n = 40
+    closes = 100 + np.sin(np.arange(n))
+    ends = np.isin(np.arange(n), [9, 19, 29, 39])  # sessions end at rows 9, 19, 29, 39
+    data = market_data_from_arrays(
+        closes, closes + 0.5, closes - 0.5, closes, np.zeros((n, 2)), asset_classes=["stock"],
+        segment_id=np.repeat([0, 1], 20), session_end=ends,
+    )  # fmt: skip
+    for overnight, sessions in ((True, 0), (False, 3)):
+        cfg = EnvConfig(window=2, hold_overnight=overnight)
+        walks = {
+            "buy_and_hold": walk(data, cfg, buy_and_hold(cfg)),
+            "flat": walk(data, cfg, lambda o: 0 * o[:, 0]),
+        }
+        g = gap_summary(data, cfg, walks)["TEST"]
+        # row 19 ends segment 0 before the gap (and a session): an exit at a segment's end, counted there once
+        assert g["forced_exits"] == {"buy_and_hold": 1, "flat": 0}, g
+        assert g["session_closes"] == {"buy_and_hold": sessions, "flat": 0}, g
+        (line,) = gap_lines({"TEST": g})
+        assert "forced exits at segment ends before a gap: buy & hold 1" in line, line
+        said = "; closed at session ends (hold_overnight = false): buy & hold 3"
+        assert line.endswith(said) if sessions else "session ends" not in line, line
 
 
 def test_the_json_and_the_runs_row_say_which_definition_of_the_metrics_they_hold(
