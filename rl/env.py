@@ -232,7 +232,7 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.int64]):
         q = self.config.position_of(np.array([a]))
         p = self._pos.copy()
         t = self._row.copy()
-        log_ret, cost, turnover, p_next, self._entry, fill, exit_price = self.market.transition_priced(
+        log_ret, cost, turnover, p_next, self._entry, fill, exit_price, _ = self.market.transition_priced(
             t, p, self._entry, q
         )
         self._row += 1

@@ -198,23 +198,37 @@ class Market:
 
     def transition_priced(
         self, t: np.ndarray, side: np.ndarray, entry: np.ndarray, q: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    ) -> tuple[
+        np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray
+    ]:
         """`transition`'s five arrays (the same numbers), then the prices the step traded at:
         fill_price, the price of the order filled at row t + 1's open (the open moved against the trader:
         up to buy, down to sell), NaN where nothing filled at the open; and exit_price, the price a forced
         exit sold (or bought back a short) at, at row t + 1's close moved against the trader by the exit
         slippage (a long's: close x (1 - exit slippage); with `range` slippage close - fraction x range), NaN
-        where no forced exit happened. A step may have both: an entry at the open closed at the close."""
-        log_ret, cost, turnover, side_next, entry_next, fill, exit_price = self._step(t, side, entry, q, True)
-        assert fill is not None and exit_price is not None
-        return log_ret, cost, turnover, side_next, entry_next, fill, exit_price
+        where no forced exit happened. A step may have both: an entry at the open closed at the close.
+        Last, cost_prev: the step's costs as a fraction of the equity BEFORE it (at row t's close), so that
+        cost_prev x that equity is the money they took (the open's costs are a fraction of the equity at the
+        open, a forced exit's of the equity at the close before it: `cost` adds fractions of different
+        amounts)."""
+        out = self._step(t, side, entry, q, True)
+        log_ret, cost, turnover, side_next, entry_next, fill, exit_price, cost_prev = out
+        assert fill is not None and exit_price is not None and cost_prev is not None
+        return log_ret, cost, turnover, side_next, entry_next, fill, exit_price, cost_prev
 
     def _step(
         self, t: np.ndarray, side: np.ndarray, entry: np.ndarray, q: np.ndarray, prices: bool
     ) -> tuple[
-        np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None
+        np.ndarray,
+        np.ndarray,
+        np.ndarray,
+        np.ndarray,
+        np.ndarray,
+        np.ndarray | None,
+        np.ndarray | None,
+        np.ndarray | None,
     ]:
-        """transition (prices False: the last two None) and transition_priced: one implementation."""
+        """transition (prices False: the last three None) and transition_priced: one implementation."""
         n = t + 1
         gone: np.ndarray | None = None
         if self.config.allow_short:
@@ -248,18 +262,22 @@ class Market:
         if gone is not None:  # equity wiped out: floored (log equity stays finite), the position is gone
             g = np.where(gone, FLOOR, g)
             side_next = np.where(gone, 0.0, q)
-        fill = exit_price = None
-        if (
-            prices
-        ):  # the open's fill where something traded there, moved against the trader (sign of q - side)
+        fill = exit_price = cost_prev = None
+        if prices:
+            # the open's fill where something traded there, moved against the trader (the sign of q - side)
             fill = np.where(d > 0, self.data.open[n] * (1.0 + np.sign(q - side) * self.slip[n]), np.nan)
             exit_price = np.full(len(g), np.nan)
+            # the open's costs are a fraction of the equity at the open: the equity before x the gap's g1
+            g_open = g1 if self.config.allow_short else 1.0 + side * self.gap_ret[n]
+            cost_prev = g_open * cost
         if not self.any_exit:
-            return np.log(g), cost, d, side_next, entry_next, fill, exit_price
+            return np.log(g), cost, d, side_next, entry_next, fill, exit_price, cost_prev
         # a forced exit at the fill bar's close: the weight held there is sold, its costs paid
         exit_ = self.forced_exit[n] & (side_next != 0)
         w_close = np.abs(weight(side_next, self.data.close[n] / entry_next)) if self.config.allow_short else q
         exit_cost = np.where(exit_, w_close * self.exit_cost[n], 0.0)
+        if cost_prev is not None:  # the exit's costs: a fraction of the equity at the close before it (g)
+            cost_prev = cost_prev + g * exit_cost
         g = g * (1.0 - exit_cost)
         np.maximum(g, FLOOR, out=g)
         turnover = d + np.where(exit_, w_close, 0.0)
@@ -267,15 +285,8 @@ class Market:
             exit_price = np.where(
                 exit_, self.data.close[n] * (1.0 - np.sign(side_next) * self.exit_slip[n]), np.nan
             )
-        return (
-            np.log(g),
-            cost + exit_cost,
-            turnover,
-            np.where(exit_, 0.0, side_next),
-            entry_next,
-            fill,
-            exit_price,
-        )
+        side_after = np.where(exit_, 0.0, side_next)
+        return np.log(g), cost + exit_cost, turnover, side_after, entry_next, fill, exit_price, cost_prev
 
 
 def weight(side: np.ndarray, x: np.ndarray) -> np.ndarray:

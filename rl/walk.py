@@ -43,6 +43,9 @@ class Walk:
     row: np.ndarray  # int64, the MarketData row of the bar the step's return is earned over (t + 1)
     fill_price: np.ndarray  # float64, the price the step's order filled at its open (NaN: nothing filled)
     exit_price: np.ndarray  # float64, the price a forced exit at its close sold at (NaN: no forced exit)
+    cost_prev: (
+        np.ndarray
+    )  # float64, the step's costs as a fraction of the equity before it (the money / that)
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -67,6 +70,7 @@ def walk(
     out_row = np.zeros(total, np.int64)
     out_fill = np.zeros(total)
     out_exit = np.zeros(total)
+    out_cost_prev = np.zeros(total)
     builder = ObsBuilder(data, config, max(len(t0), 1))
     pos = np.zeros(len(t0))
     entry = np.ones(len(t0))
@@ -80,8 +84,8 @@ def walk(
         actions = np.asarray(policy(obs), dtype=np.int64).reshape(len(active))
         q = config.position_of(actions)
         p = pos[active]
-        log_ret, cost, turnover, p_next, entry[active], fill, exit_price = market.transition_priced(
-            t[active], p, entry[active], q
+        log_ret, cost, turnover, p_next, entry[active], fill, exit_price, cost_prev = (
+            market.transition_priced(t[active], p, entry[active], q)
         )
         at = offset[active] + k
         out_pos[at] = q
@@ -91,6 +95,7 @@ def walk(
         out_row[at] = t[active] + 1
         out_fill[at] = fill
         out_exit[at] = exit_price
+        out_cost_prev[at] = cost_prev
         pos[active] = p_next
         t[active] += 1
         k += 1
@@ -107,6 +112,7 @@ def walk(
         row=out_row,
         fill_price=out_fill,
         exit_price=out_exit,
+        cost_prev=out_cost_prev,
     )
 
 
@@ -188,7 +194,9 @@ def _walk_rowwise(data: MarketData, config: EnvConfig, policy: Callable[[np.ndar
     before[cont] = last[np.flatnonzero(cont) - 1]
     before[before < np.repeat(offset, steps)] = -1  # a trade of an earlier segment
     entry = np.where(before >= 0, data.open[rows[before] + 1], 1.0)
-    log_ret, cost, turnover, side_next, _, fill, exit_price = market.transition_priced(rows, p, entry, q)
+    log_ret, cost, turnover, side_next, _, fill, exit_price, cost_prev = market.transition_priced(
+        rows, p, entry, q
+    )
     if not np.array_equal(side_next, after):
         # a short lost everything somewhere and was closed: the scan above did not know; walk step by step
         return walk(data, config, policy, rowwise=False)
@@ -204,4 +212,5 @@ def _walk_rowwise(data: MarketData, config: EnvConfig, policy: Callable[[np.ndar
         row=rows + 1,
         fill_price=fill,
         exit_price=exit_price,
+        cost_prev=cost_prev,
     )

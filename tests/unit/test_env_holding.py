@@ -269,15 +269,16 @@ def test_long_and_flat_give_the_same_numbers_with_shorting_allowed_or_not() -> N
 
 def brute_force(
     data: MarketData, cfg: EnvConfig, start: int, actions: Sequence[int]
-) -> tuple[list[float], list[float], list[float], list[float]]:
+) -> tuple[list[float], list[float], list[float], list[float], list[float]]:
     """A cash-and-shares account, independent of rl/market.py: equity at each step's close, the traded
-    notional of each step as a fraction of the equity where it trades, and the prices it traded at (the
-    open's fill, the forced exit's at the close; NaN where none). An order changing the side is sized at the
+    notional of each step as a fraction of the equity where it trades, the prices it traded at (the
+    open's fill, the forced exit's at the close; NaN where none), and the money each step's costs took (the
+    account starts with 1). An order changing the side is sized at the
     fill bar's open (target: the side x equity), pays commission + slippage on its traded notional, and the
     new shares are the side x the equity left; keeping the side trades nothing; a position that must be
     closed at a close is sold there, paying commission + slippage on its value."""
     cash, shares, side = 1.0, 0.0, 0
-    equity, traded, fills, exits = [], [], [], []
+    equity, traded, fills, exits, paid = [], [], [], [], []
     for k, a in enumerate(actions):
         n = start + k + 1
         o, c, h, lo = (float(x[n]) for x in (data.open, data.close, data.high, data.low))
@@ -290,10 +291,11 @@ def brute_force(
             )
         q = [0, 1, -1][a]
         e_open = cash + shares * o
-        turnover, fill, exit_price = 0.0, math.nan, math.nan
+        turnover, fill, exit_price, money = 0.0, math.nan, math.nan, 0.0
         if q != side:
             fill = o * (1 + slip) if q * e_open > shares * o else o * (1 - slip)  # a buy pays up, a sale less
             notional = abs(q * e_open - shares * o)
+            money += notional * (cfg.commission + slip)
             e_left = e_open - notional * (cfg.commission + slip)
             shares = q * e_left / o
             cash = e_left - shares * o
@@ -303,13 +305,15 @@ def brute_force(
             value = shares * c
             exit_price = c * (1 - exit_slip) if shares > 0 else c * (1 + exit_slip)
             turnover += abs(value) / (cash + value)
+            money += abs(value) * (cfg.commission + exit_slip)
             cash += value - abs(value) * (cfg.commission + exit_slip)
             shares, side = 0.0, 0
         equity.append(cash + shares * c)
         traded.append(turnover)
         fills.append(fill)
         exits.append(exit_price)
-    return equity, traded, fills, exits
+        paid.append(money)
+    return equity, traded, fills, exits, paid
 
 
 @settings(max_examples=150, deadline=None)
@@ -359,7 +363,7 @@ def test_equity_equals_a_brute_force_cash_and_shares_account(
         hold_overnight=overnight,
     )
     acts = [a % cfg.n_actions for a in actions[:steps]]
-    want, traded, fills, exits = brute_force(data, cfg, 0, acts)
+    want, traded, fills, exits, paid = brute_force(data, cfg, 0, acts)
     single = run_single(data, cfg, 0, acts)
     got = np.exp(np.cumsum([s["reward"] for s in single]))
     np.testing.assert_allclose(got, want, rtol=1e-9)
@@ -370,6 +374,9 @@ def test_equity_equals_a_brute_force_cash_and_shares_account(
     np.testing.assert_array_equal(wk.log_return, [s["reward"] for s in single])
     np.testing.assert_array_equal(wk.fill_price, prices(single, "fill_price"))
     np.testing.assert_array_equal(wk.exit_price, prices(single, "exit_price"))
+    # the money the costs took: the step's costs as a fraction of the equity before it x that equity
+    before = np.exp(np.cumsum(wk.log_return) - wk.log_return)
+    np.testing.assert_allclose(wk.cost_prev * before, paid, rtol=1e-9, atol=1e-15)
     np.testing.assert_array_equal(run_vector(data, cfg, 0, acts), [s["reward"] for s in single])
 
 

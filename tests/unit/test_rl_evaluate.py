@@ -53,6 +53,7 @@ def _walk(ts: list[int], sym: list[int], ret: list[float], pos: list[float], tur
         row=np.arange(n, dtype=np.int64),
         fill_price=np.ones(n),
         exit_price=np.full(n, np.nan),
+        cost_prev=np.zeros(n),
     )
 
 
@@ -542,12 +543,13 @@ def test_the_steps_file_gives_back_every_return_and_cost_of_the_report(gapped: P
     assert latest.equals(pq.read_table(own))
     assert latest.column_names == [
         "ts", "symbol", "policy", "segment", "position", "fill_price", "exit_price", "log_return", "cost",
-        "turnover", "equity",
+        "cost_of_capital", "turnover", "equity",
     ]  # fmt: skip
     assert str(latest.schema.field("ts").type) == "timestamp[us, tz=UTC]"
     steps = latest.to_pandas()
     scopes = {"overall": saved["overall"], **saved["per_symbol"]}
     costs = {"overall": saved["costs_paid"]["overall"], **saved["costs_paid"]["per_symbol"]}
+    capital = {"overall": saved["costs_of_capital"]["overall"], **saved["costs_of_capital"]["per_symbol"]}
     for scope, by_policy in scopes.items():
         for policy, m in by_policy.items():
             s = steps[(steps.symbol == scope) & (steps.policy == policy)]
@@ -556,11 +558,24 @@ def test_the_steps_file_gives_back_every_return_and_cost_of_the_report(gapped: P
             assert math.expm1(s.log_return.sum()) == pytest.approx(m["total_return"], rel=1e-9, abs=1e-12)
             assert s.equity.iloc[-1] - 1 == pytest.approx(m["total_return"], rel=1e-9, abs=1e-12)
             assert s.cost.sum() == pytest.approx(costs[scope][policy], rel=1e-12, abs=1e-15)
+            assert s.cost_of_capital.sum() == pytest.approx(capital[scope][policy], rel=1e-12, abs=1e-15)
+            # the money the costs took, over the start: each step's costs x the equity before it, whose
+            # base is the equity at the open (or before a forced exit): a little below `cost` summed when
+            # the equity fell, here where every step's costs are a fraction of less than the start
+            if scope != "overall":
+                before = np.exp(np.cumsum(s.log_return) - s.log_return)
+                approx_money = float((s.cost * before).sum())
+                assert capital[scope][policy] == pytest.approx(approx_money, rel=1e-2, abs=1e-15)
             assert s.turnover.sum() == pytest.approx(m["turnover"], rel=1e-9, abs=1e-12)
             # the trades: the fills, a symbol's among its rows, the overall's among all its symbols' rows
             fills = steps[(steps.symbol != "overall") & (steps.policy == policy)] if scope == "overall" else s
             assert int((fills.turnover > 0).sum()) == m["trades"], (scope, policy)
     assert costs["overall"]["flat"] == 0 and costs["BTCUSDT"]["random"] > costs["BTCUSDT"]["buy_and_hold"] > 0
+    # the portfolio starts with an equal share in each symbol: its costs of capital are their mean
+    for policy in ("agent", "random", "buy_and_hold"):
+        each = [capital[s][policy] for s in saved["per_symbol"]]
+        assert capital["overall"][policy] == pytest.approx(sum(each) / len(each), rel=1e-12)
+    assert capital["BTCUSDT"]["random"] < costs["BTCUSDT"]["random"]  # it lost money: less than the sum
     # buy-and-hold buys once in each of BTCUSDT's two segments, at the open of the step
     bh = steps[(steps.symbol == "BTCUSDT") & (steps.policy == "buy_and_hold")]
     fills = bh[bh.fill_price.notna()]
@@ -575,7 +590,8 @@ def test_the_steps_file_gives_back_every_return_and_cost_of_the_report(gapped: P
     assert (traded == (rows.turnover > 0)).all()
     assert steps[steps.symbol == "overall"].exit_price.isna().all()
     table = render_table(report)
-    assert "costs" in table
+    assert "costs Σ%eq" in table and "costs %cap" in table
+    assert "costs %cap: the costs paid as a % of the starting capital" in " ".join(table.split())
 
 
 def test_the_report_says_what_each_symbols_gaps_took(gapped: Path, tmp_path: Path) -> None:
