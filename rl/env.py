@@ -18,8 +18,11 @@ which is also the next decision's bar. Keys: `row`, `ts` (that bar's open, int m
 `available_at` (when that bar is known: the decision's time, int microseconds UTC), `symbol`,
 `position` (the side held after the bar's close: -1, 0, 1), `equity` (the episode's equity marked at that
 bar's close net of all costs, 1.0 at reset; exp of the sum of the rewards); after step() also `cost`
-(costs paid in the step, a fraction of equity), `turnover` (|weight traded|, a forced exit included) and
-`fill_price`; at the episode's last step `episode_return` (the sum of its rewards) and `episode_length`.
+(costs paid in the step, a fraction of equity), `turnover` (|weight traded|, a forced exit included),
+`fill_price` (the price the order filled at, at the bar's open moved by slippage; None when nothing filled
+there) and `exit_price` (the price a forced exit at the bar's close sold at, the close moved against the
+trader by slippage; None when none: `hold_overnight = false` at a session's last bar); at the episode's last
+step `episode_return` (the sum of its rewards) and `episode_length`.
 """
 
 from __future__ import annotations
@@ -229,15 +232,21 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.int64]):
         q = self.config.position_of(np.array([a]))
         p = self._pos.copy()
         t = self._row.copy()
-        log_ret, cost, turnover, p_next, self._entry = self.market.transition(t, p, self._entry, q)
-        fill = self.market.fill_price(t + 1, p, q)
+        log_ret, cost, turnover, p_next, self._entry, fill, exit_price, _ = self.market.transition_priced(
+            t, p, self._entry, q
+        )
         self._row += 1
         self._pos = p_next
         self._k += 1
         self._ret += float(log_ret[0])
         truncated = self._k >= self.episode_length
         info = self._info()
-        info.update(cost=float(cost[0]), turnover=float(turnover[0]), fill_price=float(fill[0]))
+        info.update(
+            cost=float(cost[0]),
+            turnover=float(turnover[0]),
+            fill_price=None if np.isnan(fill[0]) else float(fill[0]),
+            exit_price=None if np.isnan(exit_price[0]) else float(exit_price[0]),
+        )
         if truncated:
             self._ended = True
             info["episode_return"] = self._ret

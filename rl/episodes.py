@@ -835,6 +835,8 @@ def load_period(
     Given symbols are used as given; one not eligible in the train period is reported through `say`
     (warn_ineligible=False skips that query). `not_before`: the period starts no earlier than this instant
     (an evaluation keeps clear of what its run trained on when the lake's periods have moved since)."""
+    if config is not None:  # refused before anything is read (the env, vector env, evaluations, train)
+        config.check_interval(interval)
     return lake.consistent(  # read again whole if a writer replaced a file of the lake meanwhile
         root,
         lambda: _load_period(

@@ -90,6 +90,10 @@ class Series:
     cost: np.ndarray = field(default_factory=lambda: np.zeros(0))
     """The costs paid in each step (commission and slippage), as a fraction of the equity (the share's, in
     the portfolio: weighted as turnover is)."""
+    cost_of_capital: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    """The money the costs of each step took, as a fraction of the starting capital (the symbol's: 1; the
+    portfolio's: its symbols' shares together): the step's costs as a fraction of the equity before it x
+    that equity. Its sum is the costs paid as a share of the starting capital."""
 
 
 @dataclass
@@ -123,7 +127,9 @@ class EvalReport:
     """The first and last bar of the interval in the period (ISO 8601 UTC): the period's bounds come from
     the whole lake's range, every interval's, so its bars may cover much less of it."""
     costs: dict[str, dict[str, float]] = field(default_factory=dict)
-    """scope -> policy -> the costs paid (Judged.costs)."""
+    """scope -> policy -> the costs paid, summed over the steps as fractions of the equity at each (Judged.costs)."""
+    costs_of_capital: dict[str, dict[str, float]] = field(default_factory=dict)
+    """scope -> policy -> the costs paid as a fraction of the starting capital (Judged.costs_of_capital)."""
     gaps: dict[str, dict[str, Any]] = field(default_factory=dict)
     """symbol -> its segments, the bars lost to warm-up after gaps, the forced exits (`gap_summary`)."""
     evaluated_from: str | None = None
@@ -189,6 +195,10 @@ class EvalReport:
                 "overall": self.costs.get("overall", {}),
                 "per_symbol": {s: by for s, by in self.costs.items() if s != "overall"},
             },
+            "costs_of_capital": {
+                "overall": self.costs_of_capital.get("overall", {}),
+                "per_symbol": {s: by for s, by in self.costs_of_capital.items() if s != "overall"},
+            },
             "gaps": self.gaps,
             "gap_lines": gap_lines(self.gaps),
             "files": {
@@ -222,11 +232,23 @@ def run_walks(data: MarketData, config: EnvConfig, agent: Policy, *, seed: int) 
     return walks
 
 
+def _cost_of_capital(log_return: np.ndarray, cost_prev: np.ndarray) -> np.ndarray:
+    """One strategy's steps (in time order, equity 1 at the start): the money each step's costs took, over
+    the starting capital: the costs as a fraction of the equity before the step x that equity."""
+    return cost_prev * np.exp(np.cumsum(log_return) - log_return)
+
+
 def symbol_series(w: Walk, i: int) -> Series:
     m = w.symbol_idx == i
     turnover = w.turnover[m]
     return Series(
-        w.ts[m], w.log_return[m], w.position[m], turnover, int(np.count_nonzero(turnover)), w.cost[m]
+        w.ts[m],
+        w.log_return[m],
+        w.position[m],
+        turnover,
+        int(np.count_nonzero(turnover)),
+        w.cost[m],
+        _cost_of_capital(w.log_return[m], w.cost_prev[m]),
     )
 
 
@@ -240,10 +262,11 @@ def portfolio_series(w: Walk) -> Series:
     stocks are closed, then add a stock's overnight move at 1/N besides: more than the capital.)
     position, turnover and cost: the steps' |position|, turnover and cost, each weighted by its share's equity
     before the step, as fractions of the portfolio's equity then (a position held while its market is closed counts
-    no exposure: it has no step)."""
+    no exposure: it has no step). cost_of_capital: the money the steps' costs took, over the portfolio's
+    starting capital."""
     if len(w) == 0:
         empty = np.zeros(0)
-        return Series(np.zeros(0, np.int64), empty, empty, empty, 0, empty)
+        return Series(np.zeros(0, np.int64), empty, empty, empty, 0, empty, empty)
     ts = np.unique(w.ts)
     at = np.searchsorted(ts, w.ts)  # each step's place on the portfolio's time line
     symbols = np.unique(w.symbol_idx)
@@ -265,6 +288,7 @@ def portfolio_series(w: Walk) -> Series:
         turnover=np.bincount(at, weights=weight * w.turnover, minlength=len(ts)),
         trades=int(np.count_nonzero(w.turnover)),
         cost=np.bincount(at, weights=weight * w.cost, minlength=len(ts)),
+        cost_of_capital=np.bincount(at, weights=before * w.cost_prev, minlength=len(ts)) / len(symbols),
     )
 
 
@@ -315,6 +339,16 @@ class Judged:
         """scope -> policy -> the costs paid over the period: the sum of the steps' costs, each a fraction of
         the equity then (the portfolio's: weighted by the shares' equity, as turnover is)."""
         return {scope: {p: float(s.cost.sum()) for p, s in by.items()} for scope, by in self.series.items()}
+
+    @property
+    def costs_of_capital(self) -> dict[str, dict[str, float]]:
+        """scope -> policy -> the costs paid over the period as a fraction of the starting capital: the sum
+        of each step's costs x the equity before it, over the equity at the start (the portfolio's: its
+        symbols' shares together)."""
+        return {
+            scope: {p: float(s.cost_of_capital.sum()) for p, s in by.items()}
+            for scope, by in self.series.items()
+        }
 
 
 def judge_all(
@@ -425,7 +459,10 @@ def gap_summary(
     the reader dropped for an incomplete feature: it too breaks the segment); `history_only`,
     the rows read that no step earns over (each segment's first `window` rows, whole too-short segments);
     `steps`; and per policy the `forced_exits`: positions closed at a segment's end because a gap followed
-    (the walk's rule, rl/walk.py). The trading rules are not changed by this: it only counts."""
+    (the walk's rule, rl/walk.py), and the `session_closes`: positions closed at a session's last bar by
+    `hold_overnight = false` (elsewhere than at such a segment's end; 0 when positions are held overnight).
+    Both are steps with an exit price (Walk.exit_price). The trading rules are not changed by this: it only
+    counts."""
     first, end = data.segment_bounds()
     lengths = end - first
     seg_sym = data.symbol_idx[first] if len(first) else np.zeros(0, np.int32)
@@ -442,10 +479,12 @@ def gap_summary(
         mine = seg_sym == i
         rows = int(lengths[mine].sum())
         steps = int(np.count_nonzero(walks["agent"].symbol_idx == i)) if "agent" in walks else 0
-        exits = {}
+        exits, session_closes = {}, {}
         for name, w in walks.items():
-            m = (w.symbol_idx == i) & close_rows[w.row] & (w.position != 0)
-            exits[name] = int(np.count_nonzero(m))
+            closed = (w.symbol_idx == i) & ~np.isnan(w.exit_price)
+            at_gap = close_rows[w.row]
+            exits[name] = int(np.count_nonzero(closed & at_gap))
+            session_closes[name] = int(np.count_nonzero(closed & ~at_gap))
         in_lake = None if lake_bars is None else int(lake_bars.get(symbol, rows))
         out[symbol] = {
             "segments": int(np.count_nonzero(mine)),
@@ -458,12 +497,14 @@ def gap_summary(
             "steps": steps,
             "window": config.window,
             "forced_exits": exits,
+            "session_closes": session_closes,
         }
     return out
 
 
 def gap_lines(gaps: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """One line per symbol: its segments, the bars lost to warm-up after gaps, the forced exits."""
+    """One line per symbol: its segments, the bars lost to warm-up after gaps, the forced exits at segment
+    ends before a gap, and (when any) the positions closed at sessions' ends by `hold_overnight = false`."""
     lines = []
     for symbol, g in gaps.items():
         segs, n_gaps, short = g["segments"], g["gaps"], g["too_short"]
@@ -477,11 +518,16 @@ def gap_lines(gaps: Mapping[str, Mapping[str, Any]]) -> list[str]:
         history += f"; {short} segment{'s' if short != 1 else ''} too short to trade)" if short else ")"
         exits = {p: n for p, n in g["forced_exits"].items() if p != "flat"}
         if any(exits.values()):
-            forced = "forced exits at segment ends: " + ", ".join(
+            forced = "forced exits at segment ends before a gap: " + ", ".join(
                 f"{LABELS.get(p, p)} {n}" for p, n in exits.items()
             )
         else:
-            forced = "no forced exit"
+            forced = "no forced exit at a segment end before a gap"
+        closes = {p: n for p, n in (g.get("session_closes") or {}).items() if p != "flat"}
+        if any(closes.values()):
+            forced += "; closed at session ends (hold_overnight = false): " + ", ".join(
+                f"{LABELS.get(p, p)} {n}" for p, n in closes.items()
+            )
         lines.append(f"{head}; {lost}, {history}; {forced}")
     return lines
 
@@ -493,8 +539,10 @@ STEP_COLUMNS = (
     "segment",
     "position",
     "fill_price",
+    "exit_price",
     "log_return",
     "cost",
+    "cost_of_capital",
     "turnover",
     "equity",
 )
@@ -511,15 +559,22 @@ def step_tables(data: MarketData, judged: Judged) -> Iterator[Any]:
     - segment: the symbol's segment (0, 1, ... in the period; a gap starts the next), null for overall;
     - position: the side held over the step (-1, 0, 1); overall: the exposure, |position| weighted by the
       shares' equity as a fraction of the portfolio's;
-    - fill_price: the price the step's order filled at (the open, moved by slippage), null when the side did
-      not change there (a forced exit at the bar's close sells at the close: its cost is in `cost`);
+    - fill_price: the price the step's order filled at (the open, moved by slippage), null when nothing
+      filled at the open (the side did not change there);
+    - exit_price: the price a forced exit at the bar's close sold at (the close moved against the trader by
+      slippage: `hold_overnight = false` at a session's last bar, or a segment's end before a gap), null when
+      none; a step may have both (an entry at the open closed at the close), and its cost is in `cost`;
     - log_return: the net log change of equity over the step (after costs);
-    - cost: the costs paid in the step (commission and slippage, at the open and at a forced exit at the
-      close) as a fraction of the equity; turnover: the weight traded; overall: weighted as exposure;
+    - cost: the costs paid in the step (commission and slippage), as a fraction of the equity: the open's of
+      the equity at the open, plus a forced exit's of the equity at the close before it; turnover: the
+      weight traded; overall: both weighted as exposure;
+    - cost_of_capital: the money the step's costs took as a fraction of the starting capital (the symbol's
+      strategy's alone; overall: the portfolio's), the step's costs x the equity before it / the equity at
+      the start;
     - equity: after the step, 1 at the start (per symbol: that symbol's strategy alone).
 
-    So the JSON's total_return is equity's last value - 1 = expm1(sum(log_return)), and costs_paid is the
-    sum of cost, per symbol and policy (and overall)."""
+    So the JSON's total_return is equity's last value - 1 = expm1(sum(log_return)), costs_paid is the sum
+    of cost and costs_of_capital the sum of cost_of_capital, per symbol and policy (and overall)."""
     for policy in POLICIES:
         if policy not in judged.walks:
             continue
@@ -531,8 +586,10 @@ def step_tables(data: MarketData, judged: Judged) -> Iterator[Any]:
             segment=np.full(len(s.ts), -1, np.int64),
             position=s.position,
             fill_price=np.full(len(s.ts), np.nan),
+            exit_price=np.full(len(s.ts), np.nan),
             log_return=s.log_return,
             cost=s.cost,
+            cost_of_capital=s.cost_of_capital,
             turnover=s.turnover,
             equity=np.exp(np.cumsum(s.log_return)),
         )
@@ -542,20 +599,17 @@ def step_tables(data: MarketData, judged: Judged) -> Iterator[Any]:
             if not len(m):
                 continue
             seg = w.segment_id[m]
-            starts = np.ones(len(m), dtype=bool)  # the first step of each walked segment
-            starts[1:] = seg[1:] != seg[:-1]
-            before = np.concatenate([[0.0], w.position[m][:-1]])
-            before[starts] = 0.0  # every segment starts flat
-            traded = w.position[m] != before
             yield _step_table(
                 symbol,
                 policy,
                 ts=w.ts[m],
                 segment=seg - data.segment_id[np.flatnonzero(data.symbol_idx == i)[0]],
                 position=w.position[m],
-                fill_price=np.where(traded, w.fill_price[m], np.nan),
+                fill_price=w.fill_price[m],
+                exit_price=w.exit_price[m],
                 log_return=w.log_return[m],
                 cost=w.cost[m],
+                cost_of_capital=_cost_of_capital(w.log_return[m], w.cost_prev[m]),
                 turnover=w.turnover[m],
                 equity=np.exp(np.cumsum(w.log_return[m])),
             )
@@ -574,7 +628,7 @@ def step_schema() -> Any:
 
 def _step_table(symbol: str, policy: str, **values: np.ndarray) -> Any:
     """The steps of one policy on one scope as a Table of `step_schema()`: a null segment where it is < 0,
-    a null fill price where it is NaN."""
+    a null fill or exit price where it is NaN."""
     import pyarrow as pa
 
     n = len(values["ts"])
@@ -587,7 +641,7 @@ def _step_table(symbol: str, policy: str, **values: np.ndarray) -> Any:
     columns["segment"] = pa.array(segment, pa.int64(), mask=segment < 0)
     for name in STEP_COLUMNS[4:]:
         v = np.asarray(values[name], np.float64)
-        columns[name] = pa.array(v, pa.float64(), mask=np.isnan(v) if name == "fill_price" else None)
+        columns[name] = pa.array(v, pa.float64(), mask=np.isnan(v) if name.endswith("_price") else None)
     return pa.table(columns, schema=step_schema())
 
 
@@ -716,6 +770,7 @@ def evaluate(
         env_config = EnvConfig(**saved["env"]) if "env" in saved else _trading_settings(settings, {})[1]
     symbols = symbols or saved.get("symbols")
     interval = interval or saved.get("interval") or "1m"
+    env_config.check_interval(interval)  # (the env's one rule, before anything is read)
     if seed is None:
         seed = int((saved.get("ppo") or {}).get("seed", settings.train.get("seed", 0)) or 0)
     clear_from, moved = _clear_of_training(saved, _lake_periods(root, settings, period), period)
@@ -868,6 +923,7 @@ def evaluate_policy(
         dict(settings_keywords),
         announce=False,
     )
+    env_config.check_interval(interval)  # (the env's one rule, before anything is read)
     root = resolve_lake_root(lake)
     saved = _trained_record(trained_on)
     notes = []
@@ -1043,6 +1099,7 @@ def _report(
         curves=judged.curves,
         span=_span(data),
         costs=judged.costs,
+        costs_of_capital=judged.costs_of_capital,
         gaps=gap_summary(data, env_config, judged.walks, lake_bars),
         evaluated_from=clear_from.isoformat() if clear_from is not None else None,
         clear_of_training=moved if clear_from is not None else "",
@@ -1313,6 +1370,7 @@ SUMMARY_KEYS = (
     "sharpe_ci",
     "sentence",
     "costs_paid",
+    "costs_of_capital",
     "gaps",
     "files",
     "checkpoint",
@@ -1557,8 +1615,15 @@ def _pct(x: float | None) -> str:
 
 
 def _cost(x: float | None) -> str:
-    """Costs paid, as the sum of the steps' fractions of equity (a percentage)."""
+    """Costs paid, as a percentage (of the equity at each fill summed, or of the starting capital)."""
     return "—" if x is None else f"{x:.2%}"
+
+
+COSTS_NOTE = (
+    "costs Σ%eq: the sum over the fills of each one's costs as a % of the equity at that fill (it can exceed "
+    "100%); costs %cap: the costs paid as a % of the starting capital"
+)
+"""What the table's two costs columns are (`render_table`)."""
 
 
 def _num(x: float | None, fmt: str = "+.2f") -> str:
@@ -1585,7 +1650,8 @@ def render_table(report: EvalReport, *, width: int = 160) -> str:
         "Sortino",
         "max DD",
         "turnover",
-        "costs",
+        "costs Σ%eq",
+        "costs %cap",
         "trades",
         "exposure",
         "hit rate",
@@ -1605,6 +1671,7 @@ def render_table(report: EvalReport, *, width: int = 160) -> str:
                 _pct(-m.max_drawdown) if m.max_drawdown else "0.00%",
                 _num(m.turnover, ".1f"),
                 _cost(report.costs.get(scope, {}).get(name)),
+                _cost(report.costs_of_capital.get(scope, {}).get(name)),
                 str(m.trades),
                 f"{m.exposure:.0%}",
                 "—" if m.hit_rate is None else f"{m.hit_rate:.0%}",
@@ -1614,6 +1681,7 @@ def render_table(report: EvalReport, *, width: int = 160) -> str:
     console = Console(file=buf, width=width, no_color=True)
     console.print(t)
     console.print(report.sentence, markup=False)
+    console.print(COSTS_NOTE, markup=False)
     for line in report_notes(report):
         console.print(line, markup=False)
     if report.gaps:

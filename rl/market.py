@@ -1,5 +1,6 @@
 """The one implementation of fills, costs and rewards, vectorised over arrays (rl/env.py, rl/vector.py and
-rl/walk.py all step through `Market.transition`).
+rl/walk.py all step through `Market.transition`, or `Market.transition_priced`, the same step that also says
+the prices it traded at).
 
 Time and prices (DESIGN.md, "Trading semantics"):
 
@@ -38,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lake.errors import ConfigError
+from lake.errors import ConfigError, MarketlakeError
 
 if TYPE_CHECKING:
     from rl.episodes import MarketData
@@ -119,6 +120,33 @@ class EnvConfig:
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
+    def check_interval(self, interval: str, where: str | None = None) -> None:
+        """The one rule of where these settings and a bar interval meet (every entry point calls it before
+        reading the lake: the env, the vector env, the evaluations, `marketlake train`; and Market for arrays
+        given as they are): `hold_overnight = false` is refused with bars of a day or longer, since every such
+        bar is a whole session (its own last bar: rl/episodes.py session_ends) and every position would be
+        closed at the close of the bar it was opened at. A ConfigError of one line, `where: ` before it when
+        given (the settings file or the command line)."""
+        if self.hold_overnight or not _day_or_longer(interval):
+            return
+        why = (
+            f"hold_overnight = false with interval {interval}: false closes a position at its session's last "
+            "bar, and a bar of a day or longer is always its session's last (it holds the whole session), so "
+            "every position would be closed the bar it opens; hold_overnight = false needs intraday bars (1m, "
+            "5m, 15m or 1h)"
+        )
+        raise ConfigError(f"{where}: {why}" if where else why)
+
+
+def _day_or_longer(interval: str) -> bool:
+    """A bar interval of a day or longer (1d, 1w); an interval that is not one (its read says so) is not."""
+    from rl.metrics import interval_minutes
+
+    try:
+        return interval_minutes(interval) >= 1440
+    except (MarketlakeError, AttributeError):
+        return False
+
 
 class Market:
     """Per-row arrays of one MarketData precomputed for a config, and the vectorised transition."""
@@ -126,6 +154,7 @@ class Market:
     def __init__(self, data: MarketData, config: EnvConfig, *, close_at: np.ndarray | None = None) -> None:
         """close_at: rows (a bool mask) at whose close an open position is closed with its exit costs, beside
         the sessions' last bars of `hold_overnight = false` (the evaluation walk's segment ends)."""
+        config.check_interval(data.interval)
         self.data = data
         self.config = config
         o, h, lo, c = data.open, data.high, data.low, data.close
@@ -156,12 +185,6 @@ class Market:
         # long only, can a fill's costs take all of the equity (a fill cost near 1)? the floor is for that
         self.costs_can_wipe = bool(n) and float(self.fill_cost.max()) >= 0.5
 
-    def fill_price(self, rows: np.ndarray, p: np.ndarray, q: np.ndarray) -> np.ndarray:
-        """The price an order from side p to side q fills at, at row `rows` (the bar AFTER the decision): its
-        open moved against the trader (up to buy, down to sell); the open itself when nothing trades."""
-        o = self.data.open[rows]
-        return o * (1.0 + np.sign(q - p) * self.slip[rows])
-
     def transition(
         self, t: np.ndarray, side: np.ndarray, entry: np.ndarray, q: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -171,6 +194,41 @@ class Market:
         |traded weight|, side held after the step's close, entry price after the step). The weight of a
         side held is `weight(side, price / entry)`: its shares are held, so its weight drifts with the
         price; only a change of side trades (from the drifted weight to the target)."""
+        return self._step(t, side, entry, q, False)[:5]
+
+    def transition_priced(
+        self, t: np.ndarray, side: np.ndarray, entry: np.ndarray, q: np.ndarray
+    ) -> tuple[
+        np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray
+    ]:
+        """`transition`'s five arrays (the same numbers), then the prices the step traded at:
+        fill_price, the price of the order filled at row t + 1's open (the open moved against the trader:
+        up to buy, down to sell), NaN where nothing filled at the open; and exit_price, the price a forced
+        exit sold (or bought back a short) at, at row t + 1's close moved against the trader by the exit
+        slippage (a long's: close x (1 - exit slippage); with `range` slippage close - fraction x range), NaN
+        where no forced exit happened. A step may have both: an entry at the open closed at the close.
+        Last, cost_prev: the step's costs as a fraction of the equity BEFORE it (at row t's close), so that
+        cost_prev x that equity is the money they took (the open's costs are a fraction of the equity at the
+        open, a forced exit's of the equity at the close before it: `cost` adds fractions of different
+        amounts)."""
+        out = self._step(t, side, entry, q, True)
+        log_ret, cost, turnover, side_next, entry_next, fill, exit_price, cost_prev = out
+        assert fill is not None and exit_price is not None and cost_prev is not None
+        return log_ret, cost, turnover, side_next, entry_next, fill, exit_price, cost_prev
+
+    def _step(
+        self, t: np.ndarray, side: np.ndarray, entry: np.ndarray, q: np.ndarray, prices: bool
+    ) -> tuple[
+        np.ndarray,
+        np.ndarray,
+        np.ndarray,
+        np.ndarray,
+        np.ndarray,
+        np.ndarray | None,
+        np.ndarray | None,
+        np.ndarray | None,
+    ]:
+        """transition (prices False: the last three None) and transition_priced: one implementation."""
         n = t + 1
         gone: np.ndarray | None = None
         if self.config.allow_short:
@@ -204,16 +262,31 @@ class Market:
         if gone is not None:  # equity wiped out: floored (log equity stays finite), the position is gone
             g = np.where(gone, FLOOR, g)
             side_next = np.where(gone, 0.0, q)
+        fill = exit_price = cost_prev = None
+        if prices:
+            # the open's fill where something traded there, moved against the trader (the sign of q - side)
+            fill = np.where(d > 0, self.data.open[n] * (1.0 + np.sign(q - side) * self.slip[n]), np.nan)
+            exit_price = np.full(len(g), np.nan)
+            # the open's costs are a fraction of the equity at the open: the equity before x the gap's g1
+            g_open = g1 if self.config.allow_short else 1.0 + side * self.gap_ret[n]
+            cost_prev = g_open * cost
         if not self.any_exit:
-            return np.log(g), cost, d, side_next, entry_next
+            return np.log(g), cost, d, side_next, entry_next, fill, exit_price, cost_prev
         # a forced exit at the fill bar's close: the weight held there is sold, its costs paid
         exit_ = self.forced_exit[n] & (side_next != 0)
         w_close = np.abs(weight(side_next, self.data.close[n] / entry_next)) if self.config.allow_short else q
         exit_cost = np.where(exit_, w_close * self.exit_cost[n], 0.0)
+        if cost_prev is not None:  # the exit's costs: a fraction of the equity at the close before it (g)
+            cost_prev = cost_prev + g * exit_cost
         g = g * (1.0 - exit_cost)
         np.maximum(g, FLOOR, out=g)
         turnover = d + np.where(exit_, w_close, 0.0)
-        return np.log(g), cost + exit_cost, turnover, np.where(exit_, 0.0, side_next), entry_next
+        if prices:  # sold at the close (a short bought back), moved against the trader by the exit slippage
+            exit_price = np.where(
+                exit_, self.data.close[n] * (1.0 - np.sign(side_next) * self.exit_slip[n]), np.nan
+            )
+        side_after = np.where(exit_, 0.0, side_next)
+        return np.log(g), cost + exit_cost, turnover, side_after, entry_next, fill, exit_price, cost_prev
 
 
 def weight(side: np.ndarray, x: np.ndarray) -> np.ndarray:

@@ -141,17 +141,12 @@ def read_train_settings(
         on_line = [k for k in keys if (overrides or {}).get(k) is not None]
         said_by = f"the command line ({', '.join(on_line)})" if on_line else where
         raise ConfigError(f"{said_by}: key 'batch_size': {problem} or episode_length")
-    if not env.hold_overnight and run.interval == "1d":
-        # (a daily bar is its session's last: rl/episodes.py session_end; said before any work is done)
+    if not env.hold_overnight:  # the env's one rule (EnvConfig.check_interval), said before any work is done
         flags = [k for k in ("hold_overnight", "interval") if (overrides or {}).get(k) is not None]
         origin = [] if len(flags) == 2 else [where]
         if flags:
             origin.append(f"the command line ({', '.join(flags)})")
-        raise ConfigError(
-            f"{' and '.join(origin)}: hold_overnight = false with interval 1d: false closes a position at its "
-            "session's last bar, and every daily bar is a whole session (its own last bar), so every position "
-            "would be closed the bar it opens; hold_overnight = false needs intraday bars (1m, 5m, 15m or 1h)"
-        )
+        env.check_interval(run.interval, " and ".join(origin))
     return ppo, env, run
 
 

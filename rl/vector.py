@@ -6,7 +6,8 @@ A `gymnasium.vector.VectorEnv` (metadata["autoreset_mode"] is AutoresetMode.SAME
 `make_vec_env`: the period is read once and shared by the N episodes) or from ready arrays by
 `VecTradingEnv(data, config, num_envs, seed)`.
 
-Observation (float32): the last `window` normalised feature rows up to the decision bar, flattened, then the
+Rewards: float64 [N], each the single env's reward for the same step exactly (as Gymnasium's own vector
+envs, which return float64 rewards). Observation (float32): the last `window` normalised feature rows up to the decision bar, flattened, then the
 position held now (-1, 0, 1) and 1.0 when the decision bar ends at or after its session's close by the
 calendar (stocks; known at the bar, never read from later rows), else 0.0.
 
@@ -205,7 +206,7 @@ class VecTradingEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
             info["episode_return"] = self._no_return
             info["episode_length"] = self._no_length
         info["cost"] = cost
-        return obs, log_ret.astype(np.float32), self._false, done, info
+        return obs, log_ret, self._false, done, info
 
     def close_extras(self, **kwargs: Any) -> None:
         pass

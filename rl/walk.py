@@ -41,7 +41,11 @@ class Walk:
     turnover: np.ndarray  # float64, |weight change| traded in the step (exits at the close included)
     segment_id: np.ndarray  # int64
     row: np.ndarray  # int64, the MarketData row of the bar the step's return is earned over (t + 1)
-    fill_price: np.ndarray  # float64, the price the step's order filled at (the open when nothing traded)
+    fill_price: np.ndarray  # float64, the price the step's order filled at its open (NaN: nothing filled)
+    exit_price: np.ndarray  # float64, the price a forced exit at its close sold at (NaN: no forced exit)
+    cost_prev: (
+        np.ndarray
+    )  # float64, the step's costs as a fraction of the equity before it (the money / that)
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -65,6 +69,8 @@ def walk(
     out_turn = np.zeros(total)
     out_row = np.zeros(total, np.int64)
     out_fill = np.zeros(total)
+    out_exit = np.zeros(total)
+    out_cost_prev = np.zeros(total)
     builder = ObsBuilder(data, config, max(len(t0), 1))
     pos = np.zeros(len(t0))
     entry = np.ones(len(t0))
@@ -78,14 +84,18 @@ def walk(
         actions = np.asarray(policy(obs), dtype=np.int64).reshape(len(active))
         q = config.position_of(actions)
         p = pos[active]
-        log_ret, cost, turnover, p_next, entry[active] = market.transition(t[active], p, entry[active], q)
+        log_ret, cost, turnover, p_next, entry[active], fill, exit_price, cost_prev = (
+            market.transition_priced(t[active], p, entry[active], q)
+        )
         at = offset[active] + k
         out_pos[at] = q
         out_ret[at] = log_ret
         out_cost[at] = cost
         out_turn[at] = turnover
         out_row[at] = t[active] + 1
-        out_fill[at] = market.fill_price(t[active] + 1, p, q)
+        out_fill[at] = fill
+        out_exit[at] = exit_price
+        out_cost_prev[at] = cost_prev
         pos[active] = p_next
         t[active] += 1
         k += 1
@@ -101,6 +111,8 @@ def walk(
         segment_id=data.segment_id[out_row],
         row=out_row,
         fill_price=out_fill,
+        exit_price=out_exit,
+        cost_prev=out_cost_prev,
     )
 
 
@@ -182,7 +194,9 @@ def _walk_rowwise(data: MarketData, config: EnvConfig, policy: Callable[[np.ndar
     before[cont] = last[np.flatnonzero(cont) - 1]
     before[before < np.repeat(offset, steps)] = -1  # a trade of an earlier segment
     entry = np.where(before >= 0, data.open[rows[before] + 1], 1.0)
-    log_ret, cost, turnover, side_next, _ = market.transition(rows, p, entry, q)
+    log_ret, cost, turnover, side_next, _, fill, exit_price, cost_prev = market.transition_priced(
+        rows, p, entry, q
+    )
     if not np.array_equal(side_next, after):
         # a short lost everything somewhere and was closed: the scan above did not know; walk step by step
         return walk(data, config, policy, rowwise=False)
@@ -196,5 +210,7 @@ def _walk_rowwise(data: MarketData, config: EnvConfig, policy: Callable[[np.ndar
         turnover=turnover,
         segment_id=data.segment_id[rows + 1],
         row=rows + 1,
-        fill_price=market.fill_price(rows + 1, p, q),
+        fill_price=fill,
+        exit_price=exit_price,
+        cost_prev=cost_prev,
     )

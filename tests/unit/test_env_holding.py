@@ -53,10 +53,24 @@ def run_single(data: MarketData, cfg: EnvConfig, start: int, actions: Sequence[i
     return out
 
 
+def prices(steps: Sequence[dict[str, Any]], key: str) -> np.ndarray:
+    """The steps' `fill_price` or `exit_price` (None in info where there was none) as an array, NaN there."""
+    return np.array([math.nan if s[key] is None else s[key] for s in steps], dtype=float)
+
+
 def run_vector(data: MarketData, cfg: EnvConfig, start: int, actions: Sequence[int]) -> np.ndarray:
     venv = VecTradingEnv(data, cfg, 1)
     venv.reset(options={"starts": [start]})
-    return np.array([float(venv.step(np.array([a]))[1][0]) for a in actions])
+    return np.array([venv.step(np.array([a]))[1][0] for a in actions])
+
+
+def constant(action: int) -> Callable[[np.ndarray], np.ndarray]:
+    """A policy taking the same action at every bar."""
+
+    def policy(obs: np.ndarray) -> np.ndarray:
+        return np.full(len(obs), action, dtype=np.int64)
+
+    return policy
 
 
 def scripted(actions: Sequence[int]) -> Callable[[np.ndarray], np.ndarray]:
@@ -90,7 +104,7 @@ def test_a_short_held_over_several_bars_earns_one_minus_the_price_ratio_less_the
     # the price fell 12%: the short earns 12% less the entry costs (an inverse fund rebalanced every bar
     # would have earned more, for free)
     assert equity[-1] == pytest.approx((1 - K) * 1.12, rel=1e-12)
-    assert run_vector(data, cfg, 2, [SHORT] * 4) == pytest.approx([s["reward"] for s in steps], abs=1e-7)
+    np.testing.assert_array_equal(run_vector(data, cfg, 2, [SHORT] * 4), [s["reward"] for s in steps])
     w = walk(data, cfg, scripted([SHORT] * 4))
     np.testing.assert_array_equal(w.log_return, [s["reward"] for s in steps])
 
@@ -118,7 +132,9 @@ def test_short_to_long_trades_from_the_drifted_weight() -> None:
     total = sum(s["reward"] for s in steps)
     want = (1 - K) * (2 - 80 / 100) * (1 - (1 - w) * K) * 88 / 80
     assert total == pytest.approx(math.log(want), rel=1e-12)
-    assert run_vector(data, cfg, 2, [SHORT, SHORT, LONG, LONG]).sum() == pytest.approx(total, abs=1e-6)
+    np.testing.assert_array_equal(
+        run_vector(data, cfg, 2, [SHORT, SHORT, LONG, LONG]), [s["reward"] for s in steps]
+    )
     wk = walk(data, cfg, scripted([SHORT, SHORT, LONG, LONG]))
     np.testing.assert_array_equal(wk.log_return, [s["reward"] for s in steps])
     np.testing.assert_array_equal(wk.turnover, [s["turnover"] for s in steps])
@@ -145,6 +161,44 @@ def test_a_drifted_short_is_closed_at_the_sessions_last_close_at_its_drifted_wei
     np.testing.assert_array_equal(wk.log_return[:3], [s["reward"] for s in steps])
 
 
+def test_a_forced_exit_says_its_own_price_and_the_fill_price_only_an_open_fill() -> None:
+    """A step whose only trade is the forced close at the session's end: `fill_price` was that bar's open
+    (nothing filled there) and the exit's price was nowhere. Now fill_price is None (NaN in a walk) unless
+    something filled at the open, and exit_price is the close moved against the trader (None unless a forced
+    exit), in the single env's info and in both walks alike."""
+    session_end = np.array([False, False, False, False, True, False, False])
+    highs = [100, 100, 100, 101, 93, 83, 89]
+    lows = [100, 100, 100, 94, 84, 79, 83]
+    data = data_of(OPENS, CLOSES, session_end=session_end, asset_classes=["stock"], highs=highs, lows=lows)
+    nan = float("nan")
+    for short in (False, True):
+        side = SHORT if short else LONG
+        sign = -1 if short else 1
+        cfg = EnvConfig(window=3, episode_length=3, slippage_bps=5.0, allow_short=short, hold_overnight=False)
+        steps = run_single(data, cfg, 2, [side, side, side])
+        # entered at row 3's open 100; row 4 ends the session: only the exit at its close 85; again at 80
+        want_fill = [100 * (1 + sign * 0.0005), nan, 80 * (1 + sign * 0.0005)]
+        want_exit = [nan, 85 * (1 - sign * 0.0005), nan]
+        np.testing.assert_allclose(prices(steps, "fill_price"), want_fill, rtol=1e-15)
+        np.testing.assert_allclose(prices(steps, "exit_price"), want_exit, rtol=1e-15)
+        # an entry at the session's last bar's open closed at its close: one step, both prices
+        both = run_single(data, cfg, 3, [side])[0]
+        assert both["fill_price"] == pytest.approx(92 * (1 + sign * 0.0005), rel=1e-15)
+        assert both["exit_price"] == pytest.approx(85 * (1 - sign * 0.0005), rel=1e-15)
+        for rowwise in (False, True):  # always `side`, decisions from row 2 as the env's above
+            wk = walk(data, cfg, constant(side), rowwise=rowwise)
+            np.testing.assert_array_equal(wk.fill_price[:3], prices(steps, "fill_price"))
+            np.testing.assert_array_equal(wk.exit_price[:3], prices(steps, "exit_price"))
+    # range slippage: the exit sells at the close less the fraction of the bar's high-low range
+    cfg = EnvConfig(
+        window=3, episode_length=2, slippage="range", slippage_range_fraction=0.25, hold_overnight=False
+    )
+    steps = run_single(data, cfg, 2, [LONG, LONG])
+    assert steps[0]["fill_price"] == pytest.approx(100 + 0.25 * (101 - 94), rel=1e-15)
+    assert steps[1]["fill_price"] is None
+    assert steps[1]["exit_price"] == pytest.approx(85 - 0.25 * (93 - 84), rel=1e-15)
+
+
 def test_a_short_that_loses_everything_is_floored_and_closed() -> None:
     opens = [100, 100, 100, 100, 210, 220, 230]
     closes = [100, 100, 100, 150, 215, 225, 235]
@@ -168,7 +222,7 @@ def test_a_short_that_loses_everything_is_floored_and_closed() -> None:
         return np.full(len(obs), SHORT, dtype=np.int64)
 
     fast, slow = walk(data, cfg, short, rowwise=True), walk(data, cfg, short, rowwise=False)
-    for name in ("log_return", "cost", "turnover", "position", "fill_price"):
+    for name in ("log_return", "cost", "turnover", "position", "fill_price", "exit_price"):
         np.testing.assert_array_equal(getattr(fast, name), getattr(slow, name), err_msg=name)
     np.testing.assert_array_equal(slow.log_return, [s["reward"] for s in always])
 
@@ -187,12 +241,13 @@ def test_single_vector_and_walk_give_identical_trajectories_with_shorts() -> Non
         venv = VecTradingEnv(data, cfg, 2)
         venv.reset(options={"starts": [start, start]})
         vec = np.array([venv.step(np.array([a, a]))[1] for a in actions])
-        assert (vec[:, 0] == rewards.astype(np.float32)).all() and (vec[:, 1] == vec[:, 0]).all()
+        assert vec.dtype == np.float64 and (vec[:, 0] == rewards).all() and (vec[:, 1] == vec[:, 0]).all()
         wk = walk(data, cfg, scripted(actions))
         np.testing.assert_array_equal(wk.log_return, rewards)
         np.testing.assert_array_equal(wk.cost, [s["cost"] for s in single])
         np.testing.assert_array_equal(wk.turnover, [s["turnover"] for s in single])
-        np.testing.assert_array_equal(wk.fill_price, [s["fill_price"] for s in single])
+        np.testing.assert_array_equal(wk.fill_price, prices(single, "fill_price"))
+        np.testing.assert_array_equal(wk.exit_price, prices(single, "exit_price"))
 
 
 def test_long_and_flat_give_the_same_numbers_with_shorting_allowed_or_not() -> None:
@@ -214,14 +269,16 @@ def test_long_and_flat_give_the_same_numbers_with_shorting_allowed_or_not() -> N
 
 def brute_force(
     data: MarketData, cfg: EnvConfig, start: int, actions: Sequence[int]
-) -> tuple[list[float], list[float]]:
-    """A cash-and-shares account, independent of rl/market.py: equity at each step's close, and the traded
-    notional of each step as a fraction of the equity where it trades. An order changing the side is sized at the
+) -> tuple[list[float], list[float], list[float], list[float], list[float]]:
+    """A cash-and-shares account, independent of rl/market.py: equity at each step's close, the traded
+    notional of each step as a fraction of the equity where it trades, the prices it traded at (the
+    open's fill, the forced exit's at the close; NaN where none), and the money each step's costs took (the
+    account starts with 1). An order changing the side is sized at the
     fill bar's open (target: the side x equity), pays commission + slippage on its traded notional, and the
     new shares are the side x the equity left; keeping the side trades nothing; a position that must be
     closed at a close is sold there, paying commission + slippage on its value."""
     cash, shares, side = 1.0, 0.0, 0
-    equity, traded = [], []
+    equity, traded, fills, exits, paid = [], [], [], [], []
     for k, a in enumerate(actions):
         n = start + k + 1
         o, c, h, lo = (float(x[n]) for x in (data.open, data.close, data.high, data.low))
@@ -234,9 +291,11 @@ def brute_force(
             )
         q = [0, 1, -1][a]
         e_open = cash + shares * o
-        turnover = 0.0
+        turnover, fill, exit_price, money = 0.0, math.nan, math.nan, 0.0
         if q != side:
+            fill = o * (1 + slip) if q * e_open > shares * o else o * (1 - slip)  # a buy pays up, a sale less
             notional = abs(q * e_open - shares * o)
+            money += notional * (cfg.commission + slip)
             e_left = e_open - notional * (cfg.commission + slip)
             shares = q * e_left / o
             cash = e_left - shares * o
@@ -244,12 +303,17 @@ def brute_force(
             turnover += notional / e_open
         if not cfg.hold_overnight and data.session_end[n] and side != 0:
             value = shares * c
+            exit_price = c * (1 - exit_slip) if shares > 0 else c * (1 + exit_slip)
             turnover += abs(value) / (cash + value)
+            money += abs(value) * (cfg.commission + exit_slip)
             cash += value - abs(value) * (cfg.commission + exit_slip)
             shares, side = 0.0, 0
         equity.append(cash + shares * c)
         traded.append(turnover)
-    return equity, traded
+        fills.append(fill)
+        exits.append(exit_price)
+        paid.append(money)
+    return equity, traded, fills, exits, paid
 
 
 @settings(max_examples=150, deadline=None)
@@ -299,14 +363,21 @@ def test_equity_equals_a_brute_force_cash_and_shares_account(
         hold_overnight=overnight,
     )
     acts = [a % cfg.n_actions for a in actions[:steps]]
-    want, traded = brute_force(data, cfg, 0, acts)
+    want, traded, fills, exits, paid = brute_force(data, cfg, 0, acts)
     single = run_single(data, cfg, 0, acts)
     got = np.exp(np.cumsum([s["reward"] for s in single]))
     np.testing.assert_allclose(got, want, rtol=1e-9)
     np.testing.assert_allclose([s["turnover"] for s in single], traded, rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(prices(single, "fill_price"), fills, rtol=1e-12)
+    np.testing.assert_allclose(prices(single, "exit_price"), exits, rtol=1e-12)
     wk: Walk = walk(data, cfg, scripted(acts))
     np.testing.assert_array_equal(wk.log_return, [s["reward"] for s in single])
-    np.testing.assert_allclose(np.exp(np.cumsum(run_vector(data, cfg, 0, acts))), want, rtol=1e-6)
+    np.testing.assert_array_equal(wk.fill_price, prices(single, "fill_price"))
+    np.testing.assert_array_equal(wk.exit_price, prices(single, "exit_price"))
+    # the money the costs took: the step's costs as a fraction of the equity before it x that equity
+    before = np.exp(np.cumsum(wk.log_return) - wk.log_return)
+    np.testing.assert_allclose(wk.cost_prev * before, paid, rtol=1e-9, atol=1e-15)
+    np.testing.assert_array_equal(run_vector(data, cfg, 0, acts), [s["reward"] for s in single])
 
 
 def test_the_walk_closes_a_position_at_a_segments_end_with_its_exit_costs() -> None:

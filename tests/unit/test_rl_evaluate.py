@@ -20,7 +20,17 @@ from lake.config import Settings
 from lake.errors import MarketlakeError
 from rl import runlog
 from rl.episodes import EmptyPeriod, MarketData, load_period, market_data_from_arrays
-from rl.evaluate import EvalReport, evaluate, judge, portfolio_series, record_training, render_table, summary
+from rl.evaluate import (
+    EvalReport,
+    evaluate,
+    gap_lines,
+    gap_summary,
+    judge,
+    portfolio_series,
+    record_training,
+    render_table,
+    summary,
+)
 from rl.market import EnvConfig
 from rl.walk import Walk
 from tests.conftest import bars_table
@@ -42,6 +52,8 @@ def _walk(ts: list[int], sym: list[int], ret: list[float], pos: list[float], tur
         segment_id=np.array(sym, np.int64),
         row=np.arange(n, dtype=np.int64),
         fill_price=np.ones(n),
+        exit_price=np.full(n, np.nan),
+        cost_prev=np.zeros(n),
     )
 
 
@@ -530,12 +542,14 @@ def test_the_steps_file_gives_back_every_return_and_cost_of_the_report(gapped: P
     latest = pq.read_table(run_dir / "evaluation-test.parquet")
     assert latest.equals(pq.read_table(own))
     assert latest.column_names == [
-        "ts", "symbol", "policy", "segment", "position", "fill_price", "log_return", "cost", "turnover", "equity"
+        "ts", "symbol", "policy", "segment", "position", "fill_price", "exit_price", "log_return", "cost",
+        "cost_of_capital", "turnover", "equity",
     ]  # fmt: skip
     assert str(latest.schema.field("ts").type) == "timestamp[us, tz=UTC]"
     steps = latest.to_pandas()
     scopes = {"overall": saved["overall"], **saved["per_symbol"]}
     costs = {"overall": saved["costs_paid"]["overall"], **saved["costs_paid"]["per_symbol"]}
+    capital = {"overall": saved["costs_of_capital"]["overall"], **saved["costs_of_capital"]["per_symbol"]}
     for scope, by_policy in scopes.items():
         for policy, m in by_policy.items():
             s = steps[(steps.symbol == scope) & (steps.policy == policy)]
@@ -544,18 +558,40 @@ def test_the_steps_file_gives_back_every_return_and_cost_of_the_report(gapped: P
             assert math.expm1(s.log_return.sum()) == pytest.approx(m["total_return"], rel=1e-9, abs=1e-12)
             assert s.equity.iloc[-1] - 1 == pytest.approx(m["total_return"], rel=1e-9, abs=1e-12)
             assert s.cost.sum() == pytest.approx(costs[scope][policy], rel=1e-12, abs=1e-15)
+            assert s.cost_of_capital.sum() == pytest.approx(capital[scope][policy], rel=1e-12, abs=1e-15)
+            # the money the costs took, over the start: each step's costs x the equity before it, whose
+            # base is the equity at the open (or before a forced exit): a little below `cost` summed when
+            # the equity fell, here where every step's costs are a fraction of less than the start
+            if scope != "overall":
+                before = np.exp(np.cumsum(s.log_return) - s.log_return)
+                approx_money = float((s.cost * before).sum())
+                assert capital[scope][policy] == pytest.approx(approx_money, rel=1e-2, abs=1e-15)
             assert s.turnover.sum() == pytest.approx(m["turnover"], rel=1e-9, abs=1e-12)
             # the trades: the fills, a symbol's among its rows, the overall's among all its symbols' rows
             fills = steps[(steps.symbol != "overall") & (steps.policy == policy)] if scope == "overall" else s
             assert int((fills.turnover > 0).sum()) == m["trades"], (scope, policy)
     assert costs["overall"]["flat"] == 0 and costs["BTCUSDT"]["random"] > costs["BTCUSDT"]["buy_and_hold"] > 0
+    # the portfolio starts with an equal share in each symbol: its costs of capital are their mean
+    for policy in ("agent", "random", "buy_and_hold"):
+        each = [capital[s][policy] for s in saved["per_symbol"]]
+        assert capital["overall"][policy] == pytest.approx(sum(each) / len(each), rel=1e-12)
+    assert capital["BTCUSDT"]["random"] < costs["BTCUSDT"]["random"]  # it lost money: less than the sum
     # buy-and-hold buys once in each of BTCUSDT's two segments, at the open of the step
     bh = steps[(steps.symbol == "BTCUSDT") & (steps.policy == "buy_and_hold")]
     fills = bh[bh.fill_price.notna()]
     assert fills.segment.tolist() == [0, 1] and (fills.position == 1).all()
     assert steps[steps.symbol == "overall"].fill_price.isna().all()
+    # and sells at the close of segment 0's last bar (a forced exit before the gap), at its own price
+    exits = bh[bh.exit_price.notna()]
+    assert exits.segment.tolist() == [0] and exits.ts.tolist() == [bh[bh.segment == 0].ts.max()]
+    # every trade of every policy is a fill at an open or an exit at a close (a trade log can be rebuilt)
+    rows = steps[steps.symbol != "overall"]
+    traded = rows.fill_price.notna() | rows.exit_price.notna()
+    assert (traded == (rows.turnover > 0)).all()
+    assert steps[steps.symbol == "overall"].exit_price.isna().all()
     table = render_table(report)
-    assert "costs" in table
+    assert "costs Σ%eq" in table and "costs %cap" in table
+    assert "costs %cap: the costs paid as a % of the starting capital" in " ".join(table.split())
 
 
 def test_the_report_says_what_each_symbols_gaps_took(gapped: Path, tmp_path: Path) -> None:
@@ -582,12 +618,46 @@ def test_the_report_says_what_each_symbols_gaps_took(gapped: Path, tmp_path: Pat
     assert (e["segments"], e["gaps"], e["warmup_lost"], e["forced_exits"]["buy_and_hold"]) == (1, 0, 0, 0), e
     lines = saved["gap_lines"]
     assert len(lines) == 2 and lines[0].startswith("BTCUSDT: 2 segments (1 gap); 60 of its "), lines
-    assert "lost to warm-up" in lines[0] and "forced exits at segment ends: agent" in lines[0], lines
+    assert "lost to warm-up" in lines[0] and "forced exits at segment ends before a gap: agent" in lines[0], (
+        lines
+    )
     assert "buy & hold 1" in lines[0] and lines[1].startswith("ETHUSDT: 1 segment (no gap); 0 of its ")
+    assert lines[1].endswith("; no forced exit at a segment end before a gap"), lines
+    assert not any(n for s in saved["gaps"].values() for n in s["session_closes"].values())  # crypto
     table = " ".join(render_table(report).split())
     assert " ".join(lines[0].split()) in table
     (row,) = runlog.list_runs(gapped)
     assert row["metrics"]["gaps"] == saved["gaps"]
+
+
+def test_the_gap_line_counts_exits_at_segment_ends_and_closes_at_session_ends_apart() -> None:
+    """With hold_overnight = false buy-and-hold is closed at every session's end; the gap line said "no
+    forced exit" then, as it counted only exits at segment ends before a gap. Now it says what it counts, and
+    the session ends' closes are counted apart (`session_closes` in the JSON)."""
+    from rl.baselines import buy_and_hold
+    from rl.walk import walk
+
+    n = 40
+    closes = 100 + np.sin(np.arange(n))
+    ends = np.isin(np.arange(n), [9, 19, 29, 39])  # sessions end at rows 9, 19, 29, 39
+    data = market_data_from_arrays(
+        closes, closes + 0.5, closes - 0.5, closes, np.zeros((n, 2)), asset_classes=["stock"],
+        segment_id=np.repeat([0, 1], 20), session_end=ends,
+    )  # fmt: skip
+    for overnight, sessions in ((True, 0), (False, 3)):
+        cfg = EnvConfig(window=2, hold_overnight=overnight)
+        walks = {
+            "buy_and_hold": walk(data, cfg, buy_and_hold(cfg)),
+            "flat": walk(data, cfg, lambda o: 0 * o[:, 0]),
+        }
+        g = gap_summary(data, cfg, walks)["TEST"]
+        # row 19 ends segment 0 before the gap (and a session): an exit at a segment's end, counted there once
+        assert g["forced_exits"] == {"buy_and_hold": 1, "flat": 0}, g
+        assert g["session_closes"] == {"buy_and_hold": sessions, "flat": 0}, g
+        (line,) = gap_lines({"TEST": g})
+        assert "forced exits at segment ends before a gap: buy & hold 1" in line, line
+        said = "; closed at session ends (hold_overnight = false): buy & hold 3"
+        assert line.endswith(said) if sessions else "session ends" not in line, line
 
 
 def test_the_json_and_the_runs_row_say_which_definition_of_the_metrics_they_hold(
