@@ -567,20 +567,50 @@ def _prune_splits(cache: RawCache, symbol: str) -> int:
     return removed
 
 
-def _coverage(body: bytes, w: Window) -> tuple[int, int, str] | None:
-    """(days the answer has a row for, days the window should have, what a day is called) of a window's
-    chart answer; None when it cannot be told (not a chart answer, or days outside the XNYS calendar).
-
-    A stock's days are the XNYS sessions among the window's days (`ingest.stamping.session`, the calendar
-    daily bars are stamped by), a cryptocurrency's (`instrumentType` CRYPTOCURRENCY) every day; none before
-    the symbol's `firstTradeDate`. A day counts as answered when a row stamped on it (exchange-local,
-    within the window) holds any value: a rejected row counts (Yahoo answered it), an all-null one not."""
+def _answered(body: bytes, w: Window) -> tuple[dict[str, Any], ZoneInfo, set[dt.date]] | None:
+    """(meta, exchange time zone, the days answered) of a window's chart answer; None when it is not a
+    chart answer. A day counts as answered when a row stamped on it (exchange-local, within the window)
+    holds any value: a rejected row counts (Yahoo answered it), an all-null one not."""
     try:
         result = (json.loads(body)["chart"]["result"] or [{}])[0] or {}
         meta = result.get("meta") or {}
         tz = ZoneInfo(str(meta.get("exchangeTimezoneName") or "America/New_York"))
     except (ValueError, KeyError, TypeError, IndexError, AttributeError):
         return None
+    stamps = result.get("timestamp") or []
+    quote = ((result.get("indicators") or {}).get("quote") or [{}])[0] or {}
+    cols = [quote.get(k) or [] for k in ("open", "high", "low", "close", "volume")]
+    if (
+        not isinstance(meta, dict)
+        or not isinstance(stamps, list)
+        or not all(isinstance(c, list) for c in cols)
+    ):
+        return None
+    lo, hi = _midnight(w.first), min(_midnight(w.last + dt.timedelta(days=1)), w.period2)
+    served: set[dt.date] = set()
+    for i, t in enumerate(stamps):
+        if isinstance(t, bool) or not isinstance(t, int) or not lo <= t < hi:
+            continue
+        if all(i >= len(c) or c[i] is None for c in cols):
+            continue
+        served.add(dt.datetime.fromtimestamp(t, dt.UTC).astimezone(tz).date())
+    return meta, tz, served
+
+
+def _coverage(w: Window, *bodies: bytes) -> tuple[int, int, str] | None:
+    """(days answered, days the window should have, what a day is called) of a window's chart answers
+    taken together (the days any of them answered: their bars all stay in the lake); None when it cannot be
+    told (no chart answer among them). The days expected are judged by the last answer's meta.
+
+    A stock's days are the XNYS sessions among the window's days (`ingest.stamping.session`, the calendar
+    daily bars are stamped by; a day outside the calendar's range, before 2000-01-03, cannot be judged and
+    is not expected), a cryptocurrency's (`instrumentType` CRYPTOCURRENCY) every day; none before the
+    symbol's `firstTradeDate`."""
+    got = [a for a in (_answered(b, w) for b in bodies) if a is not None]
+    if not got:
+        return None
+    meta, tz, _ = got[-1]
+    served = set().union(*(a[2] for a in got))
     crypto = meta.get("instrumentType") == "CRYPTOCURRENCY"
     first = w.first
     listed = meta.get("firstTradeDate")
@@ -592,32 +622,24 @@ def _coverage(body: bytes, w: Window) -> tuple[int, int, str] | None:
     if crypto:
         expected = {first + dt.timedelta(days=k) for k in range((w.last - first).days + 1)}
     else:
-        try:
-            expected = set(_sessions_between(first, w.last))
-        except StampError:
-            return None
-    stamps = result.get("timestamp") or []
-    quote = ((result.get("indicators") or {}).get("quote") or [{}])[0] or {}
-    cols = [quote.get(k) or [] for k in ("open", "high", "low", "close", "volume")]
-    if not isinstance(stamps, list) or not all(isinstance(c, list) for c in cols):
-        return None
-    lo, hi = _midnight(w.first), min(_midnight(w.last + dt.timedelta(days=1)), w.period2)
-    served: set[dt.date] = set()
-    for i, t in enumerate(stamps):
-        if isinstance(t, bool) or not isinstance(t, int) or not lo <= t < hi:
-            continue
-        if all(i >= len(c) or c[i] is None for c in cols):
-            continue
-        served.add(dt.datetime.fromtimestamp(t, dt.UTC).astimezone(tz).date())
+        expected = set(_sessions_between(first, w.last))
     return len(served & expected), len(expected), "days" if crypto else "sessions"
 
 
 @lru_cache(maxsize=256)
 def _sessions_between(first: dt.date, last: dt.date) -> tuple[dt.date, ...]:
     """The XNYS sessions from `first` to `last` (inclusive), once per window (every symbol asks for the
-    same windows); StampError for days outside the calendar."""
-    days = (first + dt.timedelta(days=k) for k in range((last - first).days + 1))
-    return tuple(d for d in days if xnys_session(d) is not None)
+    same windows). The days outside the calendar's range (before its first session, 2000-01-03, or after
+    its last) are left out: whether they are sessions cannot be told, so no answer is judged on them."""
+    out = []
+    for k in range((last - first).days + 1):
+        d = first + dt.timedelta(days=k)
+        try:
+            if xnys_session(d) is not None:
+                out.append(d)
+        except StampError:
+            continue
+    return tuple(out)
 
 
 def _rows_of(body: bytes) -> str | None:
@@ -694,7 +716,7 @@ def _fetch(
         )
         final_cached = fetched >= w.end_instant + FINAL_AFTER
         if final_cached and known:
-            cov = _coverage(body, w)
+            cov = _coverage(w, body)
             if cov is None or cov[0] >= cov[1]:
                 return body, relpath, True, later if isinstance(later, str) else None
             stale = body, later if isinstance(later, str) else None
@@ -715,7 +737,7 @@ def _fetch(
             notes.append(f"yahoo: {what}: {was}: asked Yahoo again")
         raise
     final = now >= w.end_instant + FINAL_AFTER
-    cov = _coverage(body, w) if final else None
+    cov = _coverage(w, body) if final else None
     if notes is not None and cov is not None and cov[0] < cov[1]:
         notes.append(
             f"yahoo: {what}: Yahoo's answer has {cov[0]} of {cov[1]} {cov[2]}: "

@@ -577,3 +577,22 @@ def test_a_failed_refetch_of_an_incomplete_window_is_an_error_and_keeps_what_lan
     assert any("had 20 of 23 sessions: asked Yahoo again" in n for n in s.notes), s.notes
     assert rows(lake_root, "SELECT count(*) FROM bars") == [(20,)]
     assert window_files(lake_root) == ["1727740800-1730419200.json"]
+
+
+def test_a_window_starting_before_the_calendar_is_judged_on_the_days_the_calendar_knows(
+    session: ReplaySession, lake_root: Path
+) -> None:
+    # --start 2000-01-01: the calendar's first session is 2000-01-03; the days before it cannot be judged,
+    # the rest can (an empty answer was taken as final forever: session() raised for 2000-01-01)
+    jan = [d for d in (dt.date(2000, 1, k) for k in range(3, 32)) if d.weekday() < 5 and d.day != 17]
+    session.charts[("AAPL", "1d")] = queue(
+        (200, chart_payload("AAPL", "1d", None)), (200, daily_payload(jan))
+    )
+    now = dt.datetime(2000, 3, 1, 12, tzinfo=UTC)
+    first = ingest(lake_root, client(session), ["AAPL"], "1d", dt.date(2000, 1, 1), dt.date(2000, 1, 31), now)
+    assert any("Yahoo's answer has 0 of 20 sessions" in n for n in first.notes), first.notes
+    second = ingest(
+        lake_root, client(session), ["AAPL"], "1d", dt.date(2000, 1, 1), dt.date(2000, 1, 31), now
+    )
+    assert second.ok and second.of("AAPL").rows_landed == 20 and len(session.chart_calls()) == 2
+    assert yahoo._sessions_between(dt.date(1999, 12, 1), dt.date(1999, 12, 31)) == ()  # cannot be judged
