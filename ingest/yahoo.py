@@ -23,6 +23,7 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pyarrow as pa
 import pyarrow.compute as pc
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
@@ -43,7 +44,14 @@ from ingest.stamping import AFTER_HOURS, ETFS, StampError, asset_class, stamp_da
 from ingest.stamping import session as xnys_session
 from lake.errors import MarketlakeError
 from lake.schemas import BARS, BARS_REJECTED
-from lake.writer import DATA_FILE, LakeWriter, partition_dir, partition_intact, read_partition
+from lake.writer import (
+    DATA_FILE,
+    LakeWriter,
+    manifest_inputs,
+    partition_dir,
+    partition_intact,
+    read_partition,
+)
 
 SOURCE = "yahoo"
 CHART_URL = "https://query2.finance.yahoo.com/v8/finance/chart/{symbol}"
@@ -706,6 +714,8 @@ def _fetch(
     relpath = versions[-1] if versions else _version_name(stem, 1)
     cached = cache.get(relpath)
     stale: tuple[bytes, str | None] | None = None  # a final cached answer found incomplete
+    earlier: list[bytes] = []  # the answers before it for the same days
+    had = 0  # the days they answered together
     final_cached = False
     if cached is not None:
         fetched = dt.datetime.fromisoformat(str(cached.meta.get("fetched_at")))
@@ -716,13 +726,18 @@ def _fetch(
         )
         final_cached = fetched >= w.end_instant + FINAL_AFTER
         if final_cached and known:
-            cov = _coverage(w, body)
+            # judged on every answer kept for these days together (their bars all landed): a worse
+            # answer asked again does not make the window look less complete than the lake holds
+            earlier = [c.path.read_bytes() for c in map(cache.get, versions[:-1]) if c is not None]
+            cov = _coverage(w, *earlier, body)
             if cov is None or cov[0] >= cov[1]:
                 return body, relpath, True, later if isinstance(later, str) else None
             stale = body, later if isinstance(later, str) else None
             was = (
-                f"the cached answer (fetched {fetched:%Y-%m-%d %H:%M} UTC) had {cov[0]} of {cov[1]} {cov[2]}"
+                f"the cached answer{'s' if earlier else ''} (fetched {fetched:%Y-%m-%d %H:%M} UTC) "
+                f"had {cov[0]} of {cov[1]} {cov[2]}"
             )
+            had = cov[0]
     params = {
         "period1": str(w.period1),
         "period2": str(w.period2),
@@ -737,14 +752,20 @@ def _fetch(
             notes.append(f"yahoo: {what}: {was}: asked Yahoo again")
         raise
     final = now >= w.end_instant + FINAL_AFTER
-    cov = _coverage(w, body) if final else None
-    if notes is not None and cov is not None and cov[0] < cov[1]:
+    own = _coverage(w, body) if final else None
+    cov = _coverage(w, *earlier, stale[0], body) if final and stale is not None else own
+    fewer = (
+        f" (fewer than the {had} the cached answer{'s' if earlier else ''} had, whose bars stay)"
+        if stale is not None and own is not None and own[0] < had
+        else ""
+    )
+    if notes is not None and own is not None and cov is not None and cov[0] < cov[1]:
         notes.append(
-            f"yahoo: {what}: Yahoo's answer has {cov[0]} of {cov[1]} {cov[2]}: "
+            f"yahoo: {what}: Yahoo's answer has {own[0]} of {own[1]} {own[2]}{fewer}: "
             "the window is asked again on the next run"
         )
     elif notes is not None and stale is not None:
-        now_has = f", which now has {cov[0]} of {cov[1]}" if cov is not None else ""
+        now_has = f", which now has {own[0]} of {own[1]}{fewer}" if own is not None else ""
         notes.append(f"yahoo: {what}: {was}: asked Yahoo again{now_has}")
     if stale is not None and _rows_of(body) is not None and _rows_of(body) == _rows_of(stale[0]):
         return stale[0], relpath, True, stale[1]  # the same rows again: the cached file is what landed
@@ -776,8 +797,13 @@ def _land(
     source_file: str,
     the_input: dict[str, Any],
     etfs: Iterable[str] = (),
+    answered: Callable[[dt.datetime], bool] | None = None,
 ) -> int:
-    """Land one window's bars and rejections; return the bars new to the lake (the summary's rows landed)."""
+    """Land one window's bars and rejections; return the bars new to the lake (the summary's rows landed).
+
+    `answered` tells the instants whose day this answer has a row for: an earlier answer for the same days
+    (`{stem}.json` before `{stem}.2.json`) loses only its rejections on those days (the ones this answer
+    judged again); its rejections of days this answer lacks stay (None: it loses them all)."""
     added = 0
     by_period: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for bar in parsed.bars:
@@ -805,6 +831,9 @@ def _land(
         part = {"source": SOURCE, "period": period}
         there = _rejection_files(w, part, symbol)
         for older in sorted(f for f in there if _earlier_version(f, source_file)):
+            if answered is not None and _same_days(older, source_file):
+                _drop_answered(w, part, symbol, older, answered)
+                continue
             replace_file_rows(
                 w, BARS_REJECTED, part, older, dataset_table(BARS_REJECTED, [], {}), the_input,
                 only_symbols={symbol},
@@ -821,6 +850,31 @@ def _land(
                 only_symbols={symbol},
             )
     return added
+
+
+def _drop_answered(
+    w: LakeWriter, part: dict[str, str], symbol: str, older: str, answered: Callable[[dt.datetime], bool]
+) -> None:
+    """Remove `symbol`'s rejections from file `older` in a bars_rejected partition on the days a later
+    answer for the same days has a row for; the rest stay, under `older`'s own manifest input."""
+    target_dir = partition_dir(w.paths, BARS_REJECTED, part)
+    t = read_partition(target_dir / DATA_FILE, BARS_REJECTED)
+    mine = t.filter(pc.and_(pc.equal(t.column("symbol"), symbol), pc.equal(t.column("source_file"), older)))
+    ts = mine.column("ts").to_pylist()
+    keep = [i for i, x in enumerate(ts) if x is None or not answered(x)]
+    if len(keep) == mine.num_rows:
+        return  # nothing of it answered again: nothing written
+    own = [i for i in manifest_inputs(target_dir) if i.get("file") == older]
+    replace_file_rows(
+        w, BARS_REJECTED, part, older, mine.take(pa.array(keep, pa.int64())), own[0] if own else {"file": older},
+        only_symbols={symbol},
+    )  # fmt: skip
+
+
+def _same_days(a: str, b: str) -> bool:
+    """Whether two window source files are answers for the same days (`{stem}.json`, `{stem}.{n}.json`)."""
+    x, y = _window_name(a), _window_name(b)
+    return x is not None and y is not None and x[:2] == y[:2]
 
 
 def _rejection_files(w: LakeWriter, partition: dict[str, str], symbol: str) -> set[str]:
@@ -958,9 +1012,11 @@ def run(
                         )
                         continue
                     the_input = {"file": source_file, "sha256": _sha(body)}
+                    got_days = _answered(body, win)
                     s.rows_landed += _land(
-                        w, symbol, interval, win, parsed, source_file, the_input, ctx.settings.etfs
-                    )  # bars new to the lake, not the rows read
+                        w, symbol, interval, win, parsed, source_file, the_input, ctx.settings.etfs,
+                        None if got_days is None else _on_days(got_days[1], got_days[2]),
+                    )  # bars new to the lake, not the rows read  # fmt: skip
                     s.rows_rejected += len(parsed.rejected)
                     if from_cache:
                         s.files_skipped += 1
@@ -993,6 +1049,11 @@ def run(
     if client.waits:
         summary.notes.append(f"yahoo: backed off {len(client.waits)} time(s) on Yahoo's rate limit")
     return summary
+
+
+def _on_days(tz: ZoneInfo, days: set[dt.date]) -> Callable[[dt.datetime], bool]:
+    """Whether an instant falls on one of `days` (exchange-local)."""
+    return lambda t: (t if t.tzinfo else t.replace(tzinfo=dt.UTC)).astimezone(tz).date() in days
 
 
 def _events_splits(payload: Any) -> Any:

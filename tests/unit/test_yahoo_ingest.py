@@ -596,3 +596,34 @@ def test_a_window_starting_before_the_calendar_is_judged_on_the_days_the_calenda
     )
     assert second.ok and second.of("AAPL").rows_landed == 20 and len(session.chart_calls()) == 2
     assert yahoo._sessions_between(dt.date(1999, 12, 1), dt.date(1999, 12, 31)) == ()  # cannot be judged
+
+
+def test_a_worse_answer_asked_again_keeps_the_earlier_rejections_of_days_it_lacks(
+    session: ReplaySession, lake_root: Path
+) -> None:
+    # the first answer has 20 sessions and rejects two (10-03 and 10-08); the second has 14, with 10-03
+    # whole but without 10-08: only the rejection of 10-03 was judged again
+    first = daily_payload(OCT_SESSIONS[:20])
+    for i in (2, 5):
+        first["chart"]["result"][0]["indicators"]["quote"][0]["low"][i] = None
+    second = daily_payload(OCT_SESSIONS[:5] + OCT_SESSIONS[6:15], market=250.0)
+    third = daily_payload(OCT_SESSIONS[:19], market=260.0)
+    session.charts[("AAPL", "1d")] = queue((200, first), (200, second), (200, third))
+    ingest(lake_root, client(session), ["AAPL"], "1d", OCT[0], OCT[-1])
+    rejected = "SELECT CAST(ts AS DATE), source_file FROM bars_rejected ORDER BY ts"
+    assert [d for d, _ in rows(lake_root, rejected)] == [OCT_SESSIONS[2], OCT_SESSIONS[5]]
+    s = ingest(lake_root, client(session), ["AAPL"], "1d", OCT[0], OCT[-1])
+    assert s.ok and any(
+        "Yahoo's answer has 14 of 23 sessions (fewer than the 20 the cached answer had, whose bars stay)" in n
+        for n in s.notes
+    ), s.notes
+    assert rows(lake_root, rejected) == [(OCT_SESSIONS[5], "yahoo:AAPL/1d/1727740800-1730419200.json")]
+    # the next run judges both answers together (20 of 23), not the worse one alone
+    s = ingest(lake_root, client(session), ["AAPL"], "1d", OCT[0], OCT[-1])
+    assert any(
+        "Yahoo's answer has 19 of 23 sessions (fewer than the 20 the cached answers had, whose bars stay)"
+        in n
+        for n in s.notes
+    ), s.notes
+    assert rows(lake_root, rejected) == []  # the third answer has 10-08 (whole)
+    assert rows(lake_root, "SELECT count(*) FROM bars") == [(20,)]
