@@ -85,6 +85,11 @@ MINUTE_WINDOW_DAYS = 7
 """At most this many days of 1m bars per request (Yahoo refuses more than 8)."""
 FINAL_AFTER = dt.timedelta(days=1)
 """A cached response is reused only if it was fetched at least this long after its window ended."""
+CONFIRM_AFTER = dt.timedelta(hours=12)
+"""An incomplete finished window served again with the same rows at least this long after the answer they
+repeat is Yahoo's final word for its days (recorded in the answer's .meta.json as FINAL_WORD): a shorter
+gap may be one passing fault served twice, so the window is still asked again."""
+FINAL_WORD = "same_rows_again_at"
 
 
 def yahoo_symbol(symbol: str) -> str:
@@ -705,7 +710,9 @@ def _fetch(
     A response is final when it was fetched a day after its window ended and it is plausibly complete: a
     row for every day the window should have (`_coverage`). One with fewer (Yahoo's empty or partial
     answer) is asked again on every run, said in `notes`; the new answer is a new raw file (`_versions`),
-    unless its rows are the cached one's (then the cached file stays what landed)."""
+    unless its rows are the cached one's (then the cached file stays what landed). The same rows served
+    again CONFIRM_AFTER or more after the cached answer was fetched are Yahoo's final word for the window:
+    recorded in the cached answer's meta (FINAL_WORD), which later runs reuse without asking."""
     # keyed by the window's days (its full-day end), not by period2: a window that ends now is fetched
     # again on every run, under the same name, so its rows (and rejected rows) replace the last run's
     stem = f"{symbol}/{interval}/{w.period1}-{_midnight(w.last + dt.timedelta(days=1))}"
@@ -725,6 +732,8 @@ def _fetch(
             later is None and not _has_rows(body) or isinstance(later, str) and cache.get(later) is not None
         )
         final_cached = fetched >= w.end_instant + FINAL_AFTER
+        if final_cached and known and isinstance(cached.meta.get(FINAL_WORD), str):
+            return body, relpath, True, later if isinstance(later, str) else None  # Yahoo's final word
         if final_cached and known:
             # judged on every answer kept for these days together (their bars all landed): a worse
             # answer asked again does not make the window look less complete than the lake holds
@@ -751,6 +760,18 @@ def _fetch(
         if stale is not None and notes is not None:
             notes.append(f"yahoo: {what}: {was}: asked Yahoo again")
         raise
+    same = stale is not None and _rows_of(body) is not None and _rows_of(body) == _rows_of(stale[0])
+    if same and cached is not None and now - fetched >= CONFIRM_AFTER:
+        # the same rows served again, long enough after the answer they repeat: Yahoo has no more for
+        # these days (a symbol that stopped trading, a halt); recorded, and not asked again
+        kept = {k: v for k, v in cached.meta.items() if k not in ("sha256", "bytes")}
+        cache.put(relpath, cached.path.read_bytes(), **{**kept, FINAL_WORD: now.isoformat()})
+        if notes is not None:
+            notes.append(
+                f"yahoo: {what}: {was}: asked Yahoo again, which served the same rows as at "
+                f"{fetched:%Y-%m-%d %H:%M} UTC: taken as Yahoo's final word, not asked again"
+            )
+        return cached.path.read_bytes(), relpath, True, stale[1] if stale is not None else None
     final = now >= w.end_instant + FINAL_AFTER
     own = _coverage(w, body) if final else None
     cov = _coverage(w, *earlier, stale[0], body) if final and stale is not None else own
@@ -767,7 +788,7 @@ def _fetch(
     elif notes is not None and stale is not None:
         now_has = f", which now has {own[0]} of {own[1]}{fewer}" if own is not None else ""
         notes.append(f"yahoo: {what}: {was}: asked Yahoo again{now_has}")
-    if stale is not None and _rows_of(body) is not None and _rows_of(body) == _rows_of(stale[0]):
+    if same and stale is not None:
         return stale[0], relpath, True, stale[1]  # the same rows again: the cached file is what landed
     if cached is None and relpath == _version_name(stem, 1) or cached is not None and not final_cached:
         new = relpath  # a window not final yet (or never cached): its one name, as it always was

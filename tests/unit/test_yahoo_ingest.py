@@ -627,3 +627,53 @@ def test_a_worse_answer_asked_again_keeps_the_earlier_rejections_of_days_it_lack
     ), s.notes
     assert rows(lake_root, rejected) == []  # the third answer has 10-08 (whole)
     assert rows(lake_root, "SELECT count(*) FROM bars") == [(20,)]
+
+
+def test_a_symbol_that_stopped_trading_is_not_asked_again_forever(
+    session: ReplaySession, lake_root: Path
+) -> None:
+    # its rows stop on 2022-06-30 (acquired); Yahoo still serves its history: every later session is
+    # missing from every later window, for good
+    last = dt.date(2022, 6, 30)
+
+    def answer(symbol: str, params: dict[str, str]) -> tuple[int, Any]:
+        a, b = (dt.datetime.fromtimestamp(int(params[k]), UTC).date() for k in ("period1", "period2"))
+        days = [a + dt.timedelta(k) for k in range((b - a).days)]
+        return 200, daily_payload(
+            [d for d in days if d <= last and d.weekday() < 5 and d != dt.date(2022, 6, 20)]
+        )
+
+    session.charts[("AAPL", "1d")] = answer
+    start = dt.datetime(2025, 2, 1, 12, tzinfo=UTC)
+    requests, notes = [], []
+    for later in (dt.timedelta(0), dt.timedelta(hours=1), dt.timedelta(days=1), dt.timedelta(days=2)):
+        n = len(session.chart_calls())
+        s = ingest(
+            lake_root,
+            client(session),
+            ["AAPL"],
+            "1d",
+            dt.date(2022, 1, 1),
+            dt.date(2023, 12, 31),
+            start + later,
+        )
+        assert s.ok, s.errors
+        requests.append(len(session.chart_calls()) - n)
+        notes.append([x for x in s.notes if "asked" in x])
+    # an hour later it may be one passing fault served twice: asked again; a day later, the same rows
+    # again are Yahoo's final word: recorded, and never asked again
+    assert requests == [2, 2, 2, 0], requests
+    assert len(notes[1]) == 2 and all("asked again on the next run" in x for x in notes[1]), notes[1]
+    assert notes[2] == [
+        f"yahoo: AAPL: 1d {a} to {b}: the cached answer (fetched 2025-02-01 12:00 UTC) had {had}: asked Yahoo "
+        "again, which served the same rows as at 2025-02-01 12:00 UTC: taken as Yahoo's final word, not asked again"
+        for a, b, had in (
+            ("2022-01-01", "2022-12-31", "124 of 251 sessions"),
+            ("2023-01-01", "2023-12-31", "0 of 250 sessions"),
+        )
+    ], notes[2]
+    assert notes[3] == []
+    # no new raw file: the same rows are not stored twice
+    assert window_files(lake_root) == ["1640995200-1672531200.json", "1672531200-1704067200.json"]
+    meta = json.loads((lake_root / "raw/yahoo/AAPL/1d/1640995200-1672531200.json.meta.json").read_text())
+    assert meta[yahoo.FINAL_WORD] == "2025-02-02T12:00:00+00:00"
