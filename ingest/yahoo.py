@@ -23,6 +23,7 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pyarrow as pa
 import pyarrow.compute as pc
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
@@ -43,7 +44,14 @@ from ingest.stamping import AFTER_HOURS, ETFS, StampError, asset_class, stamp_da
 from ingest.stamping import session as xnys_session
 from lake.errors import MarketlakeError
 from lake.schemas import BARS, BARS_REJECTED
-from lake.writer import DATA_FILE, LakeWriter, partition_dir, partition_intact, read_partition
+from lake.writer import (
+    DATA_FILE,
+    LakeWriter,
+    manifest_inputs,
+    partition_dir,
+    partition_intact,
+    read_partition,
+)
 
 SOURCE = "yahoo"
 CHART_URL = "https://query2.finance.yahoo.com/v8/finance/chart/{symbol}"
@@ -77,6 +85,11 @@ MINUTE_WINDOW_DAYS = 7
 """At most this many days of 1m bars per request (Yahoo refuses more than 8)."""
 FINAL_AFTER = dt.timedelta(days=1)
 """A cached response is reused only if it was fetched at least this long after its window ended."""
+CONFIRM_AFTER = dt.timedelta(hours=12)
+"""An incomplete finished window served again with the same rows at least this long after the answer they
+repeat is Yahoo's final word for its days (recorded in the answer's .meta.json as FINAL_WORD): a shorter
+gap may be one passing fault served twice, so the window is still asked again."""
+FINAL_WORD = "same_rows_again_at"
 
 
 def yahoo_symbol(symbol: str) -> str:
@@ -567,20 +580,50 @@ def _prune_splits(cache: RawCache, symbol: str) -> int:
     return removed
 
 
-def _coverage(body: bytes, w: Window) -> tuple[int, int, str] | None:
-    """(days the answer has a row for, days the window should have, what a day is called) of a window's
-    chart answer; None when it cannot be told (not a chart answer, or days outside the XNYS calendar).
-
-    A stock's days are the XNYS sessions among the window's days (`ingest.stamping.session`, the calendar
-    daily bars are stamped by), a cryptocurrency's (`instrumentType` CRYPTOCURRENCY) every day; none before
-    the symbol's `firstTradeDate`. A day counts as answered when a row stamped on it (exchange-local,
-    within the window) holds any value: a rejected row counts (Yahoo answered it), an all-null one not."""
+def _answered(body: bytes, w: Window) -> tuple[dict[str, Any], ZoneInfo, set[dt.date]] | None:
+    """(meta, exchange time zone, the days answered) of a window's chart answer; None when it is not a
+    chart answer. A day counts as answered when a row stamped on it (exchange-local, within the window)
+    holds any value: a rejected row counts (Yahoo answered it), an all-null one not."""
     try:
         result = (json.loads(body)["chart"]["result"] or [{}])[0] or {}
         meta = result.get("meta") or {}
         tz = ZoneInfo(str(meta.get("exchangeTimezoneName") or "America/New_York"))
     except (ValueError, KeyError, TypeError, IndexError, AttributeError):
         return None
+    stamps = result.get("timestamp") or []
+    quote = ((result.get("indicators") or {}).get("quote") or [{}])[0] or {}
+    cols = [quote.get(k) or [] for k in ("open", "high", "low", "close", "volume")]
+    if (
+        not isinstance(meta, dict)
+        or not isinstance(stamps, list)
+        or not all(isinstance(c, list) for c in cols)
+    ):
+        return None
+    lo, hi = _midnight(w.first), min(_midnight(w.last + dt.timedelta(days=1)), w.period2)
+    served: set[dt.date] = set()
+    for i, t in enumerate(stamps):
+        if isinstance(t, bool) or not isinstance(t, int) or not lo <= t < hi:
+            continue
+        if all(i >= len(c) or c[i] is None for c in cols):
+            continue
+        served.add(dt.datetime.fromtimestamp(t, dt.UTC).astimezone(tz).date())
+    return meta, tz, served
+
+
+def _coverage(w: Window, *bodies: bytes) -> tuple[int, int, str] | None:
+    """(days answered, days the window should have, what a day is called) of a window's chart answers
+    taken together (the days any of them answered: their bars all stay in the lake); None when it cannot be
+    told (no chart answer among them). The days expected are judged by the last answer's meta.
+
+    A stock's days are the XNYS sessions among the window's days (`ingest.stamping.session`, the calendar
+    daily bars are stamped by; a day outside the calendar's range, before 2000-01-03, cannot be judged and
+    is not expected), a cryptocurrency's (`instrumentType` CRYPTOCURRENCY) every day; none before the
+    symbol's `firstTradeDate`."""
+    got = [a for a in (_answered(b, w) for b in bodies) if a is not None]
+    if not got:
+        return None
+    meta, tz, _ = got[-1]
+    served = set().union(*(a[2] for a in got))
     crypto = meta.get("instrumentType") == "CRYPTOCURRENCY"
     first = w.first
     listed = meta.get("firstTradeDate")
@@ -592,32 +635,24 @@ def _coverage(body: bytes, w: Window) -> tuple[int, int, str] | None:
     if crypto:
         expected = {first + dt.timedelta(days=k) for k in range((w.last - first).days + 1)}
     else:
-        try:
-            expected = set(_sessions_between(first, w.last))
-        except StampError:
-            return None
-    stamps = result.get("timestamp") or []
-    quote = ((result.get("indicators") or {}).get("quote") or [{}])[0] or {}
-    cols = [quote.get(k) or [] for k in ("open", "high", "low", "close", "volume")]
-    if not isinstance(stamps, list) or not all(isinstance(c, list) for c in cols):
-        return None
-    lo, hi = _midnight(w.first), min(_midnight(w.last + dt.timedelta(days=1)), w.period2)
-    served: set[dt.date] = set()
-    for i, t in enumerate(stamps):
-        if isinstance(t, bool) or not isinstance(t, int) or not lo <= t < hi:
-            continue
-        if all(i >= len(c) or c[i] is None for c in cols):
-            continue
-        served.add(dt.datetime.fromtimestamp(t, dt.UTC).astimezone(tz).date())
+        expected = set(_sessions_between(first, w.last))
     return len(served & expected), len(expected), "days" if crypto else "sessions"
 
 
 @lru_cache(maxsize=256)
 def _sessions_between(first: dt.date, last: dt.date) -> tuple[dt.date, ...]:
     """The XNYS sessions from `first` to `last` (inclusive), once per window (every symbol asks for the
-    same windows); StampError for days outside the calendar."""
-    days = (first + dt.timedelta(days=k) for k in range((last - first).days + 1))
-    return tuple(d for d in days if xnys_session(d) is not None)
+    same windows). The days outside the calendar's range (before its first session, 2000-01-03, or after
+    its last) are left out: whether they are sessions cannot be told, so no answer is judged on them."""
+    out = []
+    for k in range((last - first).days + 1):
+        d = first + dt.timedelta(days=k)
+        try:
+            if xnys_session(d) is not None:
+                out.append(d)
+        except StampError:
+            continue
+    return tuple(out)
 
 
 def _rows_of(body: bytes) -> str | None:
@@ -675,7 +710,9 @@ def _fetch(
     A response is final when it was fetched a day after its window ended and it is plausibly complete: a
     row for every day the window should have (`_coverage`). One with fewer (Yahoo's empty or partial
     answer) is asked again on every run, said in `notes`; the new answer is a new raw file (`_versions`),
-    unless its rows are the cached one's (then the cached file stays what landed)."""
+    unless its rows are the cached one's (then the cached file stays what landed). The same rows served
+    again CONFIRM_AFTER or more after the cached answer was fetched are Yahoo's final word for the window:
+    recorded in the cached answer's meta (FINAL_WORD), which later runs reuse without asking."""
     # keyed by the window's days (its full-day end), not by period2: a window that ends now is fetched
     # again on every run, under the same name, so its rows (and rejected rows) replace the last run's
     stem = f"{symbol}/{interval}/{w.period1}-{_midnight(w.last + dt.timedelta(days=1))}"
@@ -684,6 +721,8 @@ def _fetch(
     relpath = versions[-1] if versions else _version_name(stem, 1)
     cached = cache.get(relpath)
     stale: tuple[bytes, str | None] | None = None  # a final cached answer found incomplete
+    earlier: list[bytes] = []  # the answers before it for the same days
+    had = 0  # the days they answered together
     final_cached = False
     if cached is not None:
         fetched = dt.datetime.fromisoformat(str(cached.meta.get("fetched_at")))
@@ -693,14 +732,21 @@ def _fetch(
             later is None and not _has_rows(body) or isinstance(later, str) and cache.get(later) is not None
         )
         final_cached = fetched >= w.end_instant + FINAL_AFTER
+        if final_cached and known and isinstance(cached.meta.get(FINAL_WORD), str):
+            return body, relpath, True, later if isinstance(later, str) else None  # Yahoo's final word
         if final_cached and known:
-            cov = _coverage(body, w)
+            # judged on every answer kept for these days together (their bars all landed): a worse
+            # answer asked again does not make the window look less complete than the lake holds
+            earlier = [c.path.read_bytes() for c in map(cache.get, versions[:-1]) if c is not None]
+            cov = _coverage(w, *earlier, body)
             if cov is None or cov[0] >= cov[1]:
                 return body, relpath, True, later if isinstance(later, str) else None
             stale = body, later if isinstance(later, str) else None
             was = (
-                f"the cached answer (fetched {fetched:%Y-%m-%d %H:%M} UTC) had {cov[0]} of {cov[1]} {cov[2]}"
+                f"the cached answer{'s' if earlier else ''} (fetched {fetched:%Y-%m-%d %H:%M} UTC) "
+                f"had {cov[0]} of {cov[1]} {cov[2]}"
             )
+            had = cov[0]
     params = {
         "period1": str(w.period1),
         "period2": str(w.period2),
@@ -714,17 +760,35 @@ def _fetch(
         if stale is not None and notes is not None:
             notes.append(f"yahoo: {what}: {was}: asked Yahoo again")
         raise
+    same = stale is not None and _rows_of(body) is not None and _rows_of(body) == _rows_of(stale[0])
+    if same and cached is not None and now - fetched >= CONFIRM_AFTER:
+        # the same rows served again, long enough after the answer they repeat: Yahoo has no more for
+        # these days (a symbol that stopped trading, a halt); recorded, and not asked again
+        kept = {k: v for k, v in cached.meta.items() if k not in ("sha256", "bytes")}
+        cache.put(relpath, cached.path.read_bytes(), **{**kept, FINAL_WORD: now.isoformat()})
+        if notes is not None:
+            notes.append(
+                f"yahoo: {what}: {was}: asked Yahoo again, which served the same rows as at "
+                f"{fetched:%Y-%m-%d %H:%M} UTC: taken as Yahoo's final word, not asked again"
+            )
+        return cached.path.read_bytes(), relpath, True, stale[1] if stale is not None else None
     final = now >= w.end_instant + FINAL_AFTER
-    cov = _coverage(body, w) if final else None
-    if notes is not None and cov is not None and cov[0] < cov[1]:
+    own = _coverage(w, body) if final else None
+    cov = _coverage(w, *earlier, stale[0], body) if final and stale is not None else own
+    fewer = (
+        f" (fewer than the {had} the cached answer{'s' if earlier else ''} had, whose bars stay)"
+        if stale is not None and own is not None and own[0] < had
+        else ""
+    )
+    if notes is not None and own is not None and cov is not None and cov[0] < cov[1]:
         notes.append(
-            f"yahoo: {what}: Yahoo's answer has {cov[0]} of {cov[1]} {cov[2]}: "
+            f"yahoo: {what}: Yahoo's answer has {own[0]} of {own[1]} {own[2]}{fewer}: "
             "the window is asked again on the next run"
         )
     elif notes is not None and stale is not None:
-        now_has = f", which now has {cov[0]} of {cov[1]}" if cov is not None else ""
+        now_has = f", which now has {own[0]} of {own[1]}{fewer}" if own is not None else ""
         notes.append(f"yahoo: {what}: {was}: asked Yahoo again{now_has}")
-    if stale is not None and _rows_of(body) is not None and _rows_of(body) == _rows_of(stale[0]):
+    if same and stale is not None:
         return stale[0], relpath, True, stale[1]  # the same rows again: the cached file is what landed
     if cached is None and relpath == _version_name(stem, 1) or cached is not None and not final_cached:
         new = relpath  # a window not final yet (or never cached): its one name, as it always was
@@ -754,8 +818,13 @@ def _land(
     source_file: str,
     the_input: dict[str, Any],
     etfs: Iterable[str] = (),
+    answered: Callable[[dt.datetime], bool] | None = None,
 ) -> int:
-    """Land one window's bars and rejections; return the bars new to the lake (the summary's rows landed)."""
+    """Land one window's bars and rejections; return the bars new to the lake (the summary's rows landed).
+
+    `answered` tells the instants whose day this answer has a row for: an earlier answer for the same days
+    (`{stem}.json` before `{stem}.2.json`) loses only its rejections on those days (the ones this answer
+    judged again); its rejections of days this answer lacks stay (None: it loses them all)."""
     added = 0
     by_period: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for bar in parsed.bars:
@@ -783,6 +852,9 @@ def _land(
         part = {"source": SOURCE, "period": period}
         there = _rejection_files(w, part, symbol)
         for older in sorted(f for f in there if _earlier_version(f, source_file)):
+            if answered is not None and _same_days(older, source_file):
+                _drop_answered(w, part, symbol, older, answered)
+                continue
             replace_file_rows(
                 w, BARS_REJECTED, part, older, dataset_table(BARS_REJECTED, [], {}), the_input,
                 only_symbols={symbol},
@@ -799,6 +871,31 @@ def _land(
                 only_symbols={symbol},
             )
     return added
+
+
+def _drop_answered(
+    w: LakeWriter, part: dict[str, str], symbol: str, older: str, answered: Callable[[dt.datetime], bool]
+) -> None:
+    """Remove `symbol`'s rejections from file `older` in a bars_rejected partition on the days a later
+    answer for the same days has a row for; the rest stay, under `older`'s own manifest input."""
+    target_dir = partition_dir(w.paths, BARS_REJECTED, part)
+    t = read_partition(target_dir / DATA_FILE, BARS_REJECTED)
+    mine = t.filter(pc.and_(pc.equal(t.column("symbol"), symbol), pc.equal(t.column("source_file"), older)))
+    ts = mine.column("ts").to_pylist()
+    keep = [i for i, x in enumerate(ts) if x is None or not answered(x)]
+    if len(keep) == mine.num_rows:
+        return  # nothing of it answered again: nothing written
+    own = [i for i in manifest_inputs(target_dir) if i.get("file") == older]
+    replace_file_rows(
+        w, BARS_REJECTED, part, older, mine.take(pa.array(keep, pa.int64())), own[0] if own else {"file": older},
+        only_symbols={symbol},
+    )  # fmt: skip
+
+
+def _same_days(a: str, b: str) -> bool:
+    """Whether two window source files are answers for the same days (`{stem}.json`, `{stem}.{n}.json`)."""
+    x, y = _window_name(a), _window_name(b)
+    return x is not None and y is not None and x[:2] == y[:2]
 
 
 def _rejection_files(w: LakeWriter, partition: dict[str, str], symbol: str) -> set[str]:
@@ -936,9 +1033,11 @@ def run(
                         )
                         continue
                     the_input = {"file": source_file, "sha256": _sha(body)}
+                    got_days = _answered(body, win)
                     s.rows_landed += _land(
-                        w, symbol, interval, win, parsed, source_file, the_input, ctx.settings.etfs
-                    )  # bars new to the lake, not the rows read
+                        w, symbol, interval, win, parsed, source_file, the_input, ctx.settings.etfs,
+                        None if got_days is None else _on_days(got_days[1], got_days[2]),
+                    )  # bars new to the lake, not the rows read  # fmt: skip
                     s.rows_rejected += len(parsed.rejected)
                     if from_cache:
                         s.files_skipped += 1
@@ -971,6 +1070,11 @@ def run(
     if client.waits:
         summary.notes.append(f"yahoo: backed off {len(client.waits)} time(s) on Yahoo's rate limit")
     return summary
+
+
+def _on_days(tz: ZoneInfo, days: set[dt.date]) -> Callable[[dt.datetime], bool]:
+    """Whether an instant falls on one of `days` (exchange-local)."""
+    return lambda t: (t if t.tzinfo else t.replace(tzinfo=dt.UTC)).astimezone(tz).date() in days
 
 
 def _events_splits(payload: Any) -> Any:

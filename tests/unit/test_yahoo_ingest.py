@@ -577,3 +577,103 @@ def test_a_failed_refetch_of_an_incomplete_window_is_an_error_and_keeps_what_lan
     assert any("had 20 of 23 sessions: asked Yahoo again" in n for n in s.notes), s.notes
     assert rows(lake_root, "SELECT count(*) FROM bars") == [(20,)]
     assert window_files(lake_root) == ["1727740800-1730419200.json"]
+
+
+def test_a_window_starting_before_the_calendar_is_judged_on_the_days_the_calendar_knows(
+    session: ReplaySession, lake_root: Path
+) -> None:
+    # --start 2000-01-01: the calendar's first session is 2000-01-03; the days before it cannot be judged,
+    # the rest can (an empty answer was taken as final forever: session() raised for 2000-01-01)
+    jan = [d for d in (dt.date(2000, 1, k) for k in range(3, 32)) if d.weekday() < 5 and d.day != 17]
+    session.charts[("AAPL", "1d")] = queue(
+        (200, chart_payload("AAPL", "1d", None)), (200, daily_payload(jan))
+    )
+    now = dt.datetime(2000, 3, 1, 12, tzinfo=UTC)
+    first = ingest(lake_root, client(session), ["AAPL"], "1d", dt.date(2000, 1, 1), dt.date(2000, 1, 31), now)
+    assert any("Yahoo's answer has 0 of 20 sessions" in n for n in first.notes), first.notes
+    second = ingest(
+        lake_root, client(session), ["AAPL"], "1d", dt.date(2000, 1, 1), dt.date(2000, 1, 31), now
+    )
+    assert second.ok and second.of("AAPL").rows_landed == 20 and len(session.chart_calls()) == 2
+    assert yahoo._sessions_between(dt.date(1999, 12, 1), dt.date(1999, 12, 31)) == ()  # cannot be judged
+
+
+def test_a_worse_answer_asked_again_keeps_the_earlier_rejections_of_days_it_lacks(
+    session: ReplaySession, lake_root: Path
+) -> None:
+    # the first answer has 20 sessions and rejects two (10-03 and 10-08); the second has 14, with 10-03
+    # whole but without 10-08: only the rejection of 10-03 was judged again
+    first = daily_payload(OCT_SESSIONS[:20])
+    for i in (2, 5):
+        first["chart"]["result"][0]["indicators"]["quote"][0]["low"][i] = None
+    second = daily_payload(OCT_SESSIONS[:5] + OCT_SESSIONS[6:15], market=250.0)
+    third = daily_payload(OCT_SESSIONS[:19], market=260.0)
+    session.charts[("AAPL", "1d")] = queue((200, first), (200, second), (200, third))
+    ingest(lake_root, client(session), ["AAPL"], "1d", OCT[0], OCT[-1])
+    rejected = "SELECT CAST(ts AS DATE), source_file FROM bars_rejected ORDER BY ts"
+    assert [d for d, _ in rows(lake_root, rejected)] == [OCT_SESSIONS[2], OCT_SESSIONS[5]]
+    s = ingest(lake_root, client(session), ["AAPL"], "1d", OCT[0], OCT[-1])
+    assert s.ok and any(
+        "Yahoo's answer has 14 of 23 sessions (fewer than the 20 the cached answer had, whose bars stay)" in n
+        for n in s.notes
+    ), s.notes
+    assert rows(lake_root, rejected) == [(OCT_SESSIONS[5], "yahoo:AAPL/1d/1727740800-1730419200.json")]
+    # the next run judges both answers together (20 of 23), not the worse one alone
+    s = ingest(lake_root, client(session), ["AAPL"], "1d", OCT[0], OCT[-1])
+    assert any(
+        "Yahoo's answer has 19 of 23 sessions (fewer than the 20 the cached answers had, whose bars stay)"
+        in n
+        for n in s.notes
+    ), s.notes
+    assert rows(lake_root, rejected) == []  # the third answer has 10-08 (whole)
+    assert rows(lake_root, "SELECT count(*) FROM bars") == [(20,)]
+
+
+def test_a_symbol_that_stopped_trading_is_not_asked_again_forever(
+    session: ReplaySession, lake_root: Path
+) -> None:
+    # its rows stop on 2022-06-30 (acquired); Yahoo still serves its history: every later session is
+    # missing from every later window, for good
+    last = dt.date(2022, 6, 30)
+
+    def answer(symbol: str, params: dict[str, str]) -> tuple[int, Any]:
+        a, b = (dt.datetime.fromtimestamp(int(params[k]), UTC).date() for k in ("period1", "period2"))
+        days = [a + dt.timedelta(k) for k in range((b - a).days)]
+        return 200, daily_payload(
+            [d for d in days if d <= last and d.weekday() < 5 and d != dt.date(2022, 6, 20)]
+        )
+
+    session.charts[("AAPL", "1d")] = answer
+    start = dt.datetime(2025, 2, 1, 12, tzinfo=UTC)
+    requests, notes = [], []
+    for later in (dt.timedelta(0), dt.timedelta(hours=1), dt.timedelta(days=1), dt.timedelta(days=2)):
+        n = len(session.chart_calls())
+        s = ingest(
+            lake_root,
+            client(session),
+            ["AAPL"],
+            "1d",
+            dt.date(2022, 1, 1),
+            dt.date(2023, 12, 31),
+            start + later,
+        )
+        assert s.ok, s.errors
+        requests.append(len(session.chart_calls()) - n)
+        notes.append([x for x in s.notes if "asked" in x])
+    # an hour later it may be one passing fault served twice: asked again; a day later, the same rows
+    # again are Yahoo's final word: recorded, and never asked again
+    assert requests == [2, 2, 2, 0], requests
+    assert len(notes[1]) == 2 and all("asked again on the next run" in x for x in notes[1]), notes[1]
+    assert notes[2] == [
+        f"yahoo: AAPL: 1d {a} to {b}: the cached answer (fetched 2025-02-01 12:00 UTC) had {had}: asked Yahoo "
+        "again, which served the same rows as at 2025-02-01 12:00 UTC: taken as Yahoo's final word, not asked again"
+        for a, b, had in (
+            ("2022-01-01", "2022-12-31", "124 of 251 sessions"),
+            ("2023-01-01", "2023-12-31", "0 of 250 sessions"),
+        )
+    ], notes[2]
+    assert notes[3] == []
+    # no new raw file: the same rows are not stored twice
+    assert window_files(lake_root) == ["1640995200-1672531200.json", "1672531200-1704067200.json"]
+    meta = json.loads((lake_root / "raw/yahoo/AAPL/1d/1640995200-1672531200.json.meta.json").read_text())
+    assert meta[yahoo.FINAL_WORD] == "2025-02-02T12:00:00+00:00"
