@@ -33,7 +33,7 @@ def _per_source(summaries: Sequence[Any]) -> list[Any]:
 
 def _finish(summaries: Sequence[Any], run: Any) -> None:
     """Report what the run did: the lake and settings file used and each source's table (not with
-    --quiet), then every note and error (always: --quiet hides progress and the tables, never what a cron
+    --quiet; none for a source that did not run: its note or error says why), then every note and error (always: --quiet hides progress and the tables, never what a cron
     job's owner must see); exit 1 when a source failed."""
     from lake.config import settings_source
     from lake.context import stderr_console
@@ -43,7 +43,7 @@ def _finish(summaries: Sequence[Any], run: Any) -> None:
     run.say(f"lake: {run.root}")  # which lake (a command run from another folder makes one at ./data/lake)
     run.say(f"settings: {settings_source(run.settings)}")  # the dates, sources and ETFs it read
     for s in _per_source(summaries):
-        if not run.quiet:
+        if not run.quiet and s.symbols:  # a source that did not run (skipped, or failed first): no table
             out.print(s.table())
         for note in s.notes:
             click.echo(f"note: {redact(note)}", err=True)

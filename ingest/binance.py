@@ -53,14 +53,17 @@ from ingest.common import (
     ohlcv_problem,
 )
 from ingest.http import (
+    RETRY_STATUSES,
     DownloadFailed,
+    HttpError,
     NotFound,
     RetryPolicy,
     client_session,
-    describe,
     download_file,
     fetch_bytes,
     name_not_resolved,
+    parse_retry_after,
+    with_retries,
 )
 from ingest.sessions import land
 from lake.errors import MarketlakeError
@@ -705,12 +708,20 @@ class _Fetcher:
 
     async def _status(self, url: str) -> int | str:
         """The HTTP status of a GET of `url` (its body not read), or why there was none: tells a zip whose
-        .CHECKSUM is missing from a zip that is missing itself."""
-        try:
+        .CHECKSUM is missing from a zip that is missing itself. Retried as the other requests are (RETRY):
+        a 5xx, a 429, a timeout or a dropped connection is asked again."""
+
+        async def attempt() -> int:
             async with self.session.get(url) as resp:
+                if resp.status in RETRY_STATUSES:  # retried while attempts last (Retry-After honoured)
+                    after = parse_retry_after(resp.headers.get("Retry-After"))
+                    raise HttpError(url, resp.status, resp.reason or "", after)
                 return resp.status
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            return describe(exc)
+
+        try:
+            return await with_retries(RETRY, url, attempt)
+        except DownloadFailed as exc:
+            return str(exc).removeprefix(f"{url}: ")
 
     async def _obtain(self, spec: FileSpec) -> bool:
         """Fetch and verify one file; True when a missing monthly file should fall back to daily ones."""

@@ -1293,26 +1293,44 @@ def _land_days(
     intact_seen: set[Path],
     handled: set[tuple[str, dt.date]],
     step: Any,
-    keys_refused: Callable[[], bool],
+    check_keys: Callable[[], _KeysCheck],
 ) -> None:
-    """Land the fetched days in day order; refused keys stop the run (every other day would fail too). A
-    403 on a day is the keys' fault only when `keys_refused()` says so (asked once, at the first 403 before
-    any day answered otherwise); else it fails that day alone (outside the plan's history, say), and the
-    denied days are named in one error."""
-    answered = False  # a day answered other than 403: the keys are good
+    """Land the fetched days in day order; refused keys stop the run (every other day would fail too).
+
+    A plain 403 on a day that has no file anyway (not a trading day, not published yet) counts as missing:
+    S3 answers 403 for a missing object to keys that may not list the bucket. A 403 on a day whose file
+    should exist is the keys' fault only when `check_keys()` says so (asked once, at the first such 403
+    before any day answered otherwise); else it fails that day alone (outside the plan's history, say),
+    and the denied days are named in one error that says what the keys did read, if anything."""
+    known = _KeysCheck()  # what the keys are known to do, from the days answered so far and the check
+    asked = False
     denied: list[_Fetched] = []
     for future in futures:
         errors_before = len(summary.errors)
         fetched = future.result()
-        bad_keys = isinstance(fetched.error, s3.AccessDenied)
-        if isinstance(fetched.error, s3.Forbidden) and not answered:
-            answered = not keys_refused()
-            bad_keys = not answered
-        if bad_keys:  # every other day would fail the same way
+        no_file = isinstance(fetched.error, s3.Forbidden) and not _file_expected(fetched.day, today)
+        if no_file:  # nothing to deny: missing, as a 404 says (but it tells nothing of the keys)
+            fetched = _Fetched(fetched.day, fetched.key)
+        refused: _KeysCheck | None = None
+        if isinstance(fetched.error, s3.AccessDenied):
+            refused = _KeysCheck(refused=True)
+        elif isinstance(fetched.error, s3.Forbidden) and not asked and not known.answered:
+            asked = True
+            known = check_keys()
+            if known.refused:
+                refused = known
+        if refused is not None:  # every other day would fail the same way
             for f in futures:
                 f.cancel()
-            hint = "" if isinstance(fetched.error, s3.AccessDenied) else f": {s3.keys_hint()}"
-            _fail(summary, f"{fetched.error}{hint}; stopped at {fetched.day}, later days were not landed")
+            if isinstance(fetched.error, s3.AccessDenied):
+                why = str(fetched.error)
+            else:
+                also = f", and to {refused.day}'s too" if refused.day not in (None, fetched.day) else ""
+                why = (
+                    f"{fetched.error}{also}: {s3.keys_hint()} (or are these days outside your plan's "
+                    "history?)"
+                )
+            _fail(summary, f"{why}; stopped at {fetched.day}, later days were not landed")
             break
         if isinstance(fetched.error, s3.Forbidden):
             denied.append(fetched)
@@ -1320,7 +1338,8 @@ def _land_days(
                 summary.of(t).files_failed += 1
             step(False)
             continue
-        answered = answered or fetched.error is None
+        if fetched.error is None and not no_file:
+            known = known.merge(fetched)
         _ingest_day(
             ctx,
             w,
@@ -1337,30 +1356,79 @@ def _land_days(
         )
         step(len(summary.errors) == errors_before)
     if denied:
-        _fail(summary, _denied_days(settings, denied))
+        _fail(summary, _denied_days(settings, denied, known))
 
 
-def _denied_days(settings: s3.S3Settings, denied: Sequence[_Fetched]) -> str:
-    """One error for the days whose file was refused (403) while the keys read other days."""
+@dataclass(frozen=True)
+class _KeysCheck:
+    """What is known of the keys: `read` a day whose file they read (HEAD answered), `accepted` a request
+    got past them (a 404: no such file), `refused` the check's object was refused too, `unsure` why the
+    check could not tell (another error). `day` is the check's day."""
+
+    read: dt.date | None = None
+    accepted: bool = False
+    refused: bool = False
+    unsure: str | None = None
+    day: dt.date | None = None
+
+    @property
+    def answered(self) -> bool:
+        return self.read is not None or self.accepted
+
+    def merge(self, fetched: _Fetched) -> _KeysCheck:
+        """With a day that answered (its file, or a 404)."""
+        if fetched.etag is not None:
+            return _KeysCheck(read=self.read or fetched.day, accepted=self.accepted, day=self.day)
+        return _KeysCheck(read=self.read, accepted=True, day=self.day)
+
+
+def _file_expected(day: dt.date, today: dt.date) -> bool:
+    """Whether Polygon should have a file for `day`: published (before yesterday) and not surely closed
+    (a day outside the calendar may be a trading day)."""
+    if day >= today - dt.timedelta(days=1):
+        return False
+    try:
+        return session(day) is not None
+    except StampError:
+        return True
+
+
+def _denied_days(settings: s3.S3Settings, denied: Sequence[_Fetched], known: _KeysCheck) -> str:
+    """One error for the days whose file was refused (403), saying what the keys are known to do."""
     which = ", ".join(str(f.day) for f in denied) if len(denied) <= 6 else f"{_span([f.day for f in denied])}"
     first = f"s3://{settings.bucket}/{denied[0].key}"
-    return (
+    head = (
         f"access denied (403) to {len(denied)} day file(s), {which} ({first}"
-        f"{', …' if len(denied) > 1 else ''}) at {settings.endpoint}, although the keys read other days: "
-        "outside your plan's history? Those days were not landed"
+        f"{', …' if len(denied) > 1 else ''}) at {settings.endpoint}"
     )
+    if known.read is not None:
+        why = (
+            f", although the keys read {known.read}'s file: outside your plan's history (or no such file: S3 "
+            "answers 403 for a missing object to keys that may not list the bucket)?"
+        )
+    elif known.accepted:
+        why = ", although the keys were accepted (a missing file answered 404): outside your plan's history?"
+    else:
+        why = (
+            f"; no day file was read, and whether the keys are refused could not be told ({known.unsure}): "
+            f"{s3.keys_hint()}, or are these days outside your plan's history?"
+        )
+    return f"{head}{why} Those days were not landed"
 
 
-def _keys_refused(client: Any, settings: s3.S3Settings, interval: str, day: dt.date) -> bool:
-    """Whether the keys are refused outright: the run's last day (the likeliest inside any plan's history)
-    is refused too (a 404 or any other answer means the request got past the keys)."""
+def _keys_refused(client: Any, settings: s3.S3Settings, interval: str, day: dt.date) -> _KeysCheck:
+    """Whether the keys are refused outright: HEAD `day` (the run's latest day whose file should exist, the
+    likeliest inside any plan's history). A 403 there too blames the keys; its file or a 404 means the
+    request got past them; any other error cannot tell (`unsure`, why)."""
     try:
         s3.head_etag(client, settings, object_key(interval, day))
     except (s3.AccessDenied, s3.Forbidden):
-        return True
-    except (s3.Missing, MarketlakeError):
-        return False
-    return False
+        return _KeysCheck(refused=True, day=day)
+    except s3.Missing:
+        return _KeysCheck(accepted=True, day=day)
+    except MarketlakeError as exc:
+        return _KeysCheck(unsure=str(exc), day=day)
+    return _KeysCheck(read=day, day=day)
 
 
 def run(
@@ -1389,6 +1457,8 @@ def run(
     intact_seen: set[Path] = set()
     handled: set[tuple[str, dt.date]] = set()
     all_days = list(days(start, end))
+    expected = [d for d in all_days if _file_expected(d, today)]
+    check_day = expected[-1] if expected else all_days[-1]  # asked only at a 403 on an expected day
     with (
         land(ctx.root) as w,
         ThreadPoolExecutor(CONCURRENCY) as pool,
@@ -1410,7 +1480,7 @@ def run(
                 intact_seen,
                 handled,
                 step,
-                lambda: _keys_refused(client, settings, interval, all_days[-1]),
+                lambda: _keys_refused(client, settings, interval, check_day),
             )
             # a partition the run's days rebuilt after damage (or an earlier run left so) gets back the
             # other days of its period that the raw cache holds as landed: nothing is dropped unsaid

@@ -210,6 +210,30 @@ def test_a_404_is_reported_as_missing_and_not_retried(dv: DataVision, lake_root:
     assert len(bars(lake_root)) == 10
 
 
+def test_the_zip_probe_after_a_404_checksum_is_retried(dv: DataVision, lake_root: Path) -> None:
+    dv.publish("BTCUSDT", "1m", day("2024-01-30"), "daily", klines(at("2024-01-30T00:00"), 10))
+    missing = zip_path("BTCUSDT", "1m", day("2024-01-31"), "daily")
+    dv.fault(missing, "500", "503")  # the probe of the zip meets two passing 5xx, then the 404
+
+    s = ingest(lake_root, ["BTCUSDT"], day("2024-01-30"), day("2024-01-31"))
+
+    assert s.ok, s.errors  # missing, not failed
+    assert s.of("BTCUSDT").files_missing == 1
+    assert [(p, st) for p, _, st in dv.requests() if p.startswith(missing)] == [
+        (missing + ".CHECKSUM", 404),
+        (missing, 500),
+        (missing, 503),
+        (missing, 404),
+    ]
+
+    no_sum = zip_path("BTCUSDT", "1m", day("2024-01-30"), "daily")
+    dv.remove(no_sum + ".CHECKSUM")
+    dv.fault(no_sum, *["503"] * 4)  # as many as the attempts: the probe gives up, named
+    s = ingest(lake_root / "again", ["BTCUSDT"], day("2024-01-30"), day("2024-01-30"))
+    (err,) = s.errors
+    assert "while the zip answered HTTP 503 Service Unavailable after 4 attempts" in err, err
+
+
 def test_a_zip_whose_checksum_is_missing_fails_named_not_missing(dv: DataVision, lake_root: Path) -> None:
     for d in ("2024-03-01", "2024-03-02"):
         dv.publish("BTCUSDT", "1m", day(d), "daily", klines(at(d + "T00:00"), 10))

@@ -101,3 +101,29 @@ def test_ingest_names_the_settings_file_it_used(
     r = runner.invoke(cli, ["--lake", str(lake_root), "ingest"])
     assert r.exit_code == 0, r.output
     assert f"settings: {tmp_path / 'marketlake.toml'}" in r.stderr, r.output
+
+
+def test_a_source_that_did_not_run_prints_no_table(
+    runner: CliRunner, lake_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ingest import binance
+    from lake.errors import MarketlakeError
+
+    (tmp_path / "marketlake.toml").write_text(POLYGON_ONLY)
+    r = runner.invoke(cli, ["--lake", str(lake_root), "ingest"])  # Polygon without keys: skipped
+    assert r.exit_code == 0, r.output
+    assert "note: polygon: POLYGON_S3_ACCESS_KEY" in r.stderr, r.output
+    assert "ingest summary" not in r.output and "rows landed" not in r.output, r.output
+
+    def boom(*a: Any, **k: Any) -> IngestSummary:
+        raise MarketlakeError("binance: the mirror is on fire")
+
+    monkeypatch.setattr(binance, "run", boom)  # failed before landing anything: the error is enough
+    (tmp_path / "marketlake.toml").write_text(
+        POLYGON_ONLY.replace("[binance]\nsymbols = []", '[binance]\nsymbols = ["BTCUSDT"]')
+    )
+    r = runner.invoke(cli, ["--lake", str(lake_root), "ingest"])
+    assert r.exit_code == 1, r.output
+    assert "error: binance: the mirror is on fire" in r.stderr, r.output
+    assert "ingest summary" not in r.output, r.output
+    # (a source that ran keeps its table: test_quiet_hides_the_table_but_not_the_notes)

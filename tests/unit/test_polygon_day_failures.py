@@ -319,3 +319,78 @@ def test_ctrl_c_while_landing_fetches_no_queued_day(lake_root: Path, monkeypatch
     with pytest.raises(KeyboardInterrupt):
         run(lake_root, fake, monkeypatch, end=dt.date(2024, 3, 29))  # three months of days queued
     assert len(fetched) <= 2 * polygon.CONCURRENCY, len(fetched)  # the queue was dropped, not drained
+
+
+class RefusedWithAFlakyCheck(FakeS3):
+    """Keys refused (a plain 403 on every object); the second HEAD of a day (the keys check) meets a 503."""
+
+    def __init__(self) -> None:
+        super().__init__({D1: (403, "403"), D2: (403, "403"), D3: (403, "403")})
+        self.heads: dict[dt.date, int] = {}
+
+    def head_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+        day = self._day(Key)
+        self.heads[day] = self.heads.get(day, 0) + 1
+        if self.heads[day] == 2:
+            meta: Any = {"HTTPStatusCode": 503}
+            raise ClientError({"Error": {"Code": "503"}, "ResponseMetadata": meta}, "HeadObject")
+        return super().head_object(Bucket, Key)
+
+
+def test_a_keys_check_that_cannot_tell_says_so_and_gives_the_key_hint(
+    lake_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = RefusedWithAFlakyCheck()
+    s = run(lake_root, fake, monkeypatch)
+    (err,) = s.errors
+    assert "access denied (403) to 3 day file(s), 2024-01-02, 2024-01-03, 2024-01-04" in err, err
+    assert "keys read" not in err, err  # no day was read: never claim the keys read one
+    assert "could not be told" in err and "503" in err, err
+    assert "check POLYGON_S3_ACCESS_KEY and POLYGON_S3_SECRET_KEY" in err, err
+    assert fake.heads[D3] == 2  # the check was made (on the run's last day) and failed
+    assert s.of("AAPL").files_failed == 3
+
+
+def test_the_denied_days_error_says_what_the_keys_did(
+    lake_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a day was read: named
+    s = run(lake_root / "read", FakeS3({D1: (403, "AccessDenied")}), monkeypatch)
+    (err,) = s.errors
+    assert "although the keys read 2024-01-04's file" in err, err  # the check's day
+    # only a 404 answered (the check's day has no file): the keys were accepted, no day was read
+    s = run(lake_root / "404", FakeS3({D1: (403, "403")}, absent=frozenset({D2, D3})), monkeypatch)
+    (err,) = s.errors
+    assert "access denied (403) to 1 day file(s), 2024-01-02" in err, err
+    assert "keys read" not in err and "the keys were accepted (a missing file answered 404)" in err, err
+    assert "stopped" not in err, err
+
+
+def test_a_store_answering_403_for_a_missing_file_fails_no_day_without_one(
+    lake_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # S3 answers 403, not 404, for a missing object to keys that may not list the bucket: a weekend or a
+    # day not yet published is missing then, not denied, and the keys are not blamed for it
+    sat = dt.date(2024, 1, 6)
+    s = run(lake_root, FakeS3({sat: (403, "AccessDenied")}), monkeypatch, end=sat)
+    assert s.ok, s.errors
+    a = s.of("AAPL")
+    assert (a.files_done, a.files_missing, a.files_failed) == (4, 1, 0)
+
+    monkeypatch.setattr(s3, "make_client", lambda settings: FakeS3({D2: (403, "403"), D3: (403, "403")}))
+    ctx = RunContext(root=lake_root / "recent", settings=Settings(), quiet=True)
+    s = polygon.run(ctx, ["AAPL"], "1m", D1, D3, today=dt.date(2024, 1, 4))  # D3 today, D2 yesterday
+    assert s.ok, s.errors
+    assert (s.of("AAPL").files_done, s.of("AAPL").files_missing) == (1, 2)
+
+
+def test_a_403_on_a_weekend_first_does_not_hide_refused_keys(
+    lake_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sat, mon = dt.date(2024, 1, 6), dt.date(2024, 1, 8)
+    fake = FakeS3({sat: (403, "403"), dt.date(2024, 1, 7): (403, "403"), mon: (403, "403")})
+    monkeypatch.setattr(s3, "make_client", lambda settings: fake)
+    ctx = RunContext(root=lake_root, settings=Settings(), quiet=True)
+    s = polygon.run(ctx, ["AAPL"], "1m", sat, mon, today=dt.date(2025, 1, 1))
+    (err,) = s.errors
+    assert "check POLYGON_S3_ACCESS_KEY" in err and "stopped at 2024-01-08" in err, err
