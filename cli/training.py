@@ -208,9 +208,10 @@ def train_cmd(
         "seed": seed,
         "device": device,
     }
-    for key, value in flags.items():
+    given = {**flags, "runs_dir": runs_dir}  # (--runs-dir goes to the run apart: it won over --set silently)
+    for key, value in given.items():
         if value is not None and key in sets:
-            flag = "--iterations" if key == "num_iterations" else f"--{key}"
+            flag = {"num_iterations": "--iterations", "runs_dir": "--runs-dir"}.get(key, f"--{key}")
             raise click.BadParameter(f"{flag} and --set {key}=... both given: give one", param_hint="--set")
     overrides = {**sets, **{k: v for k, v in flags.items() if v is not None}}
     run = _ctx(ctx)

@@ -195,6 +195,11 @@ def test_train_refuses_a_bad_train_setting_before_refreshing_the_store(
             ],
         ),
         (["--iterations", "3", "--set", "num_iterations=4"], 2, ["--iterations and --set num_iterations"]),
+        (  # the run went to --runs-dir, the --set silently ignored
+            ["--set", "runs_dir=elsewhere"],
+            2,
+            ["--runs-dir and --set runs_dir=... both given: give one"],
+        ),
         (
             ["--set", "seed=18446744073709551616"],
             2,
