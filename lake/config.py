@@ -319,10 +319,10 @@ def _date_hint(value: Any) -> str:
     """For a date given as a quoted string ("2013-12-31"): the advice to drop the quotes."""
     if isinstance(value, str):
         try:
-            dt.date.fromisoformat(value.strip())
+            day = dt.date.fromisoformat(value.strip())
         except ValueError:
             return ""
-        return f" (a quoted string: write the date without quotes, {value.strip()})"
+        return f" (a quoted string: write the date without quotes, {day.isoformat()})"  # ("20131231": an int)
     return ""
 
 

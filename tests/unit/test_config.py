@@ -184,6 +184,10 @@ def test_a_typo_names_the_key_it_likely_meant(tmp_path: Path, text: str, suggest
             "without quotes, 2013-12-31)",
         ),
         ('[data]\nstart = "2024-01-01"\n', "(a quoted string: write the date without quotes, 2024-01-01)"),
+        (  # it advised 20131231, which TOML reads as a whole number
+            '[splits]\nmethod = "date"\ntrain_end = "20131231"\nvalidation_end = 2015-06-30\n',
+            "got '20131231' (a quoted string: write the date without quotes, 2013-12-31)",
+        ),
     ],
 )
 def test_a_key_in_the_wrong_place_or_form_says_where_it_goes(tmp_path: Path, text: str, message: str) -> None:
