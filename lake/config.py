@@ -492,12 +492,13 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         except ValueError as exc:
             raise bad(f"splits.{key}", str(exc)) from exc
         setattr(settings, "split_method" if key == "method" else key, checked)
-    problem = splits_problem(settings)
-    if problem:
-        raise bad(*problem)
+    # the method's keys first, then their values (the fractions' sum was refused, then the fractions)
     unused = _unused_split_keys(settings.split_method, splits)
     if unused:
         raise bad(f"splits.{unused[0]}", _unused_why(settings.split_method, unused, "method" in splits))
+    problem = splits_problem(settings)
+    if problem:
+        raise bad(*problem)
     train = doc.get("train", {})
     if not isinstance(train, dict):
         raise bad("train", "expected a table")
@@ -602,8 +603,9 @@ def _unused_why(method: str, keys: list[str], method_given: bool) -> str:
 
 
 def splits_problem(settings: Settings) -> tuple[str, str] | None:
-    """What is wrong with the split settings taken together, as (the key to name, why); None when sound."""
-    if settings.train_fraction + settings.validation_fraction >= 1:
+    """What is wrong with the split settings taken together, as (the key to name, why); None when sound.
+    Only the chosen method's keys are checked (the fractions are not read with method = "date")."""
+    if settings.split_method == "fraction" and settings.train_fraction + settings.validation_fraction >= 1:
         return "splits.validation_fraction", "train_fraction + validation_fraction must be below 1"
     if settings.split_method == "date":
         if settings.train_end is None or settings.validation_end is None:
@@ -649,13 +651,13 @@ def settings_with_values(settings: Settings, values: dict[str, Any]) -> Settings
     if "embargo_bars" in changes:
         changes.setdefault("embargo_days", None)
     out = dataclasses.replace(settings, **changes)
+    given = ["method" if k == "split_method" else k for k, v in values.items() if v is not None]
+    unused = _unused_split_keys(out.split_method, given)  # (first: the method's keys, then their values)
+    if unused:
+        raise ConfigError(f"setting splits.{unused[0]}: {_unused_why(out.split_method, unused, True)}")
     problem = splits_problem(out)
     if problem:
         raise ConfigError(f"setting {problem[0]}: {problem[1]}")
-    given = ["method" if k == "split_method" else k for k, v in values.items() if v is not None]
-    unused = _unused_split_keys(out.split_method, given)
-    if unused:
-        raise ConfigError(f"setting splits.{unused[0]}: {_unused_why(out.split_method, unused, True)}")
     if out.start and out.end and out.start > out.end:
         raise ConfigError(f"setting data.start: start {out.start} is after end {out.end}")
     return out

@@ -453,6 +453,13 @@ def test_min_bars_of_a_period_comes_from_the_settings_alone(lake_root: Path) -> 
             r'and method = "date" would ignore it: set method = "fraction" in \[splits\], or remove '
             r"train_fraction$",
         ),
+        (  # fractions that do not sum below 1 under method = "date": it first said to make them sum below 1,
+            # then, once they did, to remove them
+            '[splits]\nmethod = "date"\ntrain_end = 2013-12-31\nvalidation_end = 2015-06-30\n'
+            "train_fraction = 0.9\nvalidation_fraction = 0.2\n",
+            r"line 5: key 'splits\.train_fraction': train_fraction and validation_fraction are read only with "
+            r'method = "fraction", and method = "date" would ignore them',
+        ),
     ],
 )
 def test_a_split_key_the_chosen_method_does_not_read_is_refused(
@@ -488,4 +495,7 @@ def test_a_split_key_given_to_the_environment_that_its_method_does_not_read_is_r
     s = Settings(split_method="date", train_end=dt.date(2013, 12, 31), validation_end=dt.date(2015, 6, 30))
     with pytest.raises(ConfigError, match=r"^setting splits\.validation_fraction: validation_fraction is"):
         settings_with_values(s, {"validation_fraction": 0.2})
+    # (not "must sum below 1": the date method does not read them)
+    with pytest.raises(ConfigError, match=r"^setting splits\.train_fraction: train_fraction and validation_"):
+        settings_with_values(s, {"train_fraction": 0.9, "validation_fraction": 0.2})
     assert settings_with_values(s, {"method": "fraction", "train_end": None}).split_method == "fraction"
