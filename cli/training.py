@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from cli.main import FORMATS, _ctx, cli, existing_lake, handle_errors
-from lake.config import TRAIN_INTERVALS, check_train_value
+from lake.config import TRAIN_INTERVALS, check_train_value, set_takes_train_keys_only
 from lake.context import RunContext
 
 log = logging.getLogger("marketlake.train")
@@ -122,7 +122,8 @@ def _set_pairs(_ctx: click.Context, param: click.Parameter, values: tuple[str, .
         try:
             value = check_train_value(key, _toml_value(raw.strip()))
         except ValueError as exc:
-            raise click.BadParameter(f"key {key!r}: {exc}", param=param) from None
+            only = set_takes_train_keys_only(key)  # (a [data] or [splits] key)
+            raise click.BadParameter(f"key {key!r}: {exc}{only}", param=param) from None
         if key in out:  # (the last one silently won)
             raise click.BadParameter(
                 f"key {key!r} given twice ({out[key]!r} and {value!r}): give it once", param=param

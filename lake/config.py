@@ -304,15 +304,18 @@ def _table_of(key: str) -> str | None:
 
 
 def _unknown_in(table: str, key: str, known: Iterable[str]) -> str:
-    """`unknown setting ...` of the [table] `table`; a key of another table says which, and how to set it
-    (`marketlake train --set` takes [train] keys only)."""
+    """`unknown setting ...` of the [table] `table`; a key of another table says which (a source's own keys,
+    symbols and interval, are not taken for [train]'s)."""
     home = _table_of(key)
-    if home is not None and home != table:
-        return (
-            f"{key} is a [{home}] setting, not a [{table}] one: set it in the config file's [{home}] table"
-            + (" (--set takes [train] keys only)" if table == "train" else "")
-        )
+    if home is not None and home != table and not (table in _SOURCES and key in ("symbols", "interval")):
+        return f"{key} is a [{home}] setting, not a [{table}] one: set it in the config file's [{home}] table"
     return _unknown("setting", key, known)
+
+
+def set_takes_train_keys_only(key: str) -> str:
+    """For `marketlake train --set KEY=...` with a key of [data] or [splits]: that --set cannot set it."""
+    home = _table_of(key)
+    return " (--set takes [train] keys only)" if home is not None and home != "train" else ""
 
 
 def _date_hint(value: Any) -> str:
@@ -480,7 +483,7 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
                 src.interval = value
             else:
                 known = ["symbols", "tickers", *(["interval"] if name in SOURCE_INTERVALS else [])]
-                raise bad(f"{name}.{key}", _unknown("setting", key, known))
+                raise bad(f"{name}.{key}", _unknown_in(name, key, known))
     splits = doc.get("splits", {})
     if not isinstance(splits, dict):
         raise bad("splits", "expected a table")
@@ -591,14 +594,21 @@ def _unused_split_keys(method: str, given: Iterable[str]) -> list[str]:
     return [k for k in given if k in _METHOD_KEYS[other]]
 
 
-def _unused_why(method: str, keys: list[str], method_given: bool) -> str:
-    """Why keys of the other split method are refused, and the two ways out."""
+def _unused_why(method: str, keys: list[str], method_given: bool, *, keywords: bool = False) -> str:
+    """Why keys of the other split method are refused, and the two ways out: in the file's words, or, for
+    `keywords` (the environment's, rl/env.py), in a keyword's (method="date")."""
     other = next(m for m in _METHOD_KEYS if m != method)
+    it = "it" if len(keys) == 1 else "them"
+    if keywords:
+        return (
+            f'{" and ".join(keys)} {"is" if len(keys) == 1 else "are"} read only with method="{other}", and '
+            f'the method here, "{method}", would ignore {it}: pass method="{other}" too, or leave out '
+            f"{' and '.join(keys)}"
+        )
     chosen = f'method = "{method}"' + ("" if method_given else " (the default)")
     return (
         f'{" and ".join(keys)} {"is" if len(keys) == 1 else "are"} read only with method = "{other}", '
-        f'and {chosen} would ignore {"it" if len(keys) == 1 else "them"}: set method = "{other}" in '
-        f"[splits], or remove {' and '.join(keys)}"
+        f'and {chosen} would ignore {it}: set method = "{other}" in [splits], or remove {" and ".join(keys)}'
     )
 
 
@@ -654,7 +664,8 @@ def settings_with_values(settings: Settings, values: dict[str, Any]) -> Settings
     given = ["method" if k == "split_method" else k for k, v in values.items() if v is not None]
     unused = _unused_split_keys(out.split_method, given)  # (first: the method's keys, then their values)
     if unused:
-        raise ConfigError(f"setting splits.{unused[0]}: {_unused_why(out.split_method, unused, True)}")
+        why = _unused_why(out.split_method, unused, True, keywords=True)
+        raise ConfigError(f"setting splits.{unused[0]}: {why}")
     problem = splits_problem(out)
     if problem:
         raise ConfigError(f"setting {problem[0]}: {problem[1]}")

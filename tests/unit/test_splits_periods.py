@@ -490,7 +490,11 @@ def test_the_train_command_refuses_dates_without_method_date_before_any_work(tmp
 def test_a_split_key_given_to_the_environment_that_its_method_does_not_read_is_refused() -> None:
     from lake.config import settings_with_values
 
-    with pytest.raises(ConfigError, match=r"^setting splits\.train_end: train_end is read only with"):
+    with pytest.raises(
+        ConfigError,
+        match=r'^setting splits\.train_end: train_end is read only with method="date", and the method here, '
+        r'"fraction", would ignore it: pass method="date" too, or leave out train_end$',  # (not "in [splits]")
+    ):
         settings_with_values(Settings(), {"train_end": "2013-12-31"})
     s = Settings(split_method="date", train_end=dt.date(2013, 12, 31), validation_end=dt.date(2015, 6, 30))
     with pytest.raises(ConfigError, match=r"^setting splits\.validation_fraction: validation_fraction is"):
