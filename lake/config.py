@@ -425,6 +425,19 @@ def _line_of(text: str, dotted: str) -> int | None:
     return None
 
 
+def lines_of(settings: Settings, dotted: Iterable[str]) -> dict[str, int]:
+    """The line of each `section.key` of `dotted` in the file `settings` came from, for a message about keys
+    taken together (a key not found, or settings not from a file, has none)."""
+    if settings.path is None:
+        return {}
+    try:
+        text = settings.path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return {}
+    found = {key: _line_of(text, key) for key in dotted}
+    return {key: line for key, line in found.items() if line is not None}
+
+
 def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     """Read marketlake.toml (or the given file); no file at the default place means defaults."""
     explicit = path is not None or "MARKETLAKE_CONFIG" in os.environ

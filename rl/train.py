@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lake.config import Settings
+from lake.config import Settings, lines_of
 from lake.connect import sql_dir
 from lake.errors import ConfigError, MarketlakeError, Terminated
 from lake.paths import resolve_lake_root, validate_symbol
@@ -137,10 +137,9 @@ def read_train_settings(
         run.runs_dir = os.fspath(table["runs_dir"])
     problem = ppo.batch_size_problem(env.episode_length) if env.episode_length is not None else None
     if problem is not None:  # (an automatic episode length is known when the data is read: `train` warns)
-        keys = ("batch_size", "episodes_per_iteration", "num_envs", "episode_length")
-        on_line = [k for k in keys if (overrides or {}).get(k) is not None]
-        said_by = f"the command line ({', '.join(on_line)})" if on_line else where
-        raise ConfigError(f"{said_by}: key 'batch_size': {problem} or episode_length")
+        raise ConfigError(
+            f"{_batch_size_origin(settings, overrides or {}, where)}: {problem} or episode_length"
+        )
     if not env.hold_overnight:  # the env's one rule (EnvConfig.check_interval), said before any work is done
         flags = [k for k in ("hold_overnight", "interval") if (overrides or {}).get(k) is not None]
         origin = [] if len(flags) == 2 else [where]
@@ -148,6 +147,25 @@ def read_train_settings(
             origin.append(f"the command line ({', '.join(flags)})")
         env.check_interval(run.interval, " and ".join(origin))
     return ppo, env, run
+
+
+def _batch_size_origin(settings: Settings, overrides: Mapping[str, Any], where: str) -> str:
+    """Where the keys a batch_size refusal rests on came from, with the key: the file with the line of each
+    key it gave (`cfg.toml, line 4 (episode_length), line 5 (batch_size)`) and the command line with its keys
+    (it named only the command line when both gave some, and the file without lines)."""
+    keys = ("batch_size", "episodes_per_iteration", "num_envs", "episode_length")
+    on_line = [k for k in keys if overrides.get(k) is not None]
+    in_file = [k for k in keys if k in settings.train and k not in on_line]
+    lines = lines_of(settings, [f"train.{k}" for k in in_file])
+    origin = []
+    if in_file and len(lines) == len(in_file):
+        by_line = sorted(in_file, key=lambda k: lines[f"train.{k}"])
+        origin.append(f"{settings.path}, " + ", ".join(f"line {lines[f'train.{k}']} ({k})" for k in by_line))
+    elif in_file or not on_line:
+        origin.append(where)
+    if on_line:
+        origin.append(f"the command line ({', '.join(on_line)})")
+    return f"{' and '.join(origin)}: key 'batch_size'"
 
 
 def default_runs_dir(root: Path) -> Path:

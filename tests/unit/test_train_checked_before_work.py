@@ -523,6 +523,38 @@ def test_a_batch_size_above_the_rollout_in_the_file_is_refused_before_any_work()
     read_train_settings(Settings(train={**table, "batch_size": 40}))  # 2 envs x 2 episodes x 10 steps
 
 
+def test_a_batch_size_refusal_names_the_line_of_each_key_of_the_file_and_those_of_the_command_line(
+    runner: CliRunner, train_lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It said `cfg.toml [train]: ...` (no line) for the file's keys, and only `the command line (...)` when
+    both gave some."""
+    from lake.config import load_settings
+    from lake.errors import ConfigError
+    from rl.train import read_train_settings
+
+    config = tmp_path / "mix.toml"
+    config.write_text(
+        "[train]\nseed = 1\nepisode_length = 10\nbatch_size = 300\nepisodes_per_iteration = 3\n"
+    )
+    settings = load_settings(config)
+    rollout = "is more than an iteration's rollout holds"
+    with pytest.raises(ConfigError) as info:
+        read_train_settings(settings)
+    assert str(info.value).startswith(
+        f"{config}, line 3 (episode_length), line 4 (batch_size), line 5 (episodes_per_iteration): key "
+        f"'batch_size': 300 {rollout} (30 samples: 3 episodes of 10 steps)"
+    ), info.value
+    _no_store_refresh(monkeypatch)
+    args = ["--config", str(config), "--lake", str(train_lake), "train", "--runs-dir", str(tmp_path / "runs")]
+    r = runner.invoke(cli, [*args, "--set", "episodes_per_iteration=20"])
+    assert r.exit_code == 1, r.output
+    assert r.output.startswith(
+        f"error: {config}, line 3 (episode_length), line 4 (batch_size) and the command line "
+        f"(episodes_per_iteration): key 'batch_size': 300 {rollout} (200 samples: 20 episodes of 10 steps)"
+    ), r.output
+    assert len(r.output.strip().splitlines()) == 1 and not (tmp_path / "runs").exists(), r.output
+
+
 def test_the_config_file_is_recorded_by_its_absolute_path_as_the_lake_is(
     runner: CliRunner, train_lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
