@@ -471,20 +471,41 @@ def test_a_split_key_the_chosen_method_does_not_read_is_refused(
         load_settings(cfg)
 
 
-def test_the_train_command_refuses_dates_without_method_date_before_any_work(tmp_path: Path) -> None:
+def _files(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file under `root` with its size and modification time (ns)."""
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")}
+
+
+def test_the_train_command_refuses_dates_without_method_date_before_any_work(
+    tmp_path: Path, filled_lake: Path
+) -> None:
+    """An existing lake (1m bars) is left as it was, no run recorded, no runs folder made (it checked a lake
+    that did not exist, which no command makes before its settings are read)."""
     from click.testing import CliRunner
 
     from cli import cli
 
     cfg = tmp_path / "nomethod.toml"
     cfg.write_text(
-        "[splits]\ntrain_end = 2013-12-31\nvalidation_end = 2015-06-30\n[train]\ninterval = '1d'\n"
+        "[splits]\ntrain_end = 2013-12-31\nvalidation_end = 2015-06-30\n[train]\ninterval = '1m'\n"
     )
-    lake = tmp_path / "lake"
-    r = CliRunner().invoke(cli, ["--lake", str(lake), "--config", str(cfg), "train", "--no-evaluate"])
+    before = _files(filled_lake)
+    assert before, "the lake holds files to keep unchanged"
+    runs = tmp_path / "runs"
+    args = [
+        "--lake",
+        str(filled_lake),
+        "--config",
+        str(cfg),
+        "train",
+        "--no-evaluate",
+        "--runs-dir",
+        str(runs),
+    ]
+    r = CliRunner().invoke(cli, args)
     assert r.exit_code == 1, r.output
     assert "nomethod.toml, line 2: key 'splits.train_end'" in r.output and 'set method = "date"' in r.output
-    assert not lake.exists() and not (tmp_path / "runs").exists()
+    assert _files(filled_lake) == before and not runs.exists()
 
 
 def test_a_split_key_given_to_the_environment_that_its_method_does_not_read_is_refused() -> None:
