@@ -731,6 +731,7 @@ def evaluate(
     resamples: int = RESAMPLES,
     record: bool = True,
     write: bool = True,
+    note: Say | None = None,
 ) -> EvalReport:
     """Evaluate the run in `run_dir` on `period` (test or validation) beside the baselines.
 
@@ -743,8 +744,13 @@ def evaluate(
     record=False; write=False (with record=False) writes nothing either: the report only, the run folder's
     files (a recorded evaluation's, and the latest names linked to them) left as they are. (A policy of your
     own, with no run folder: `evaluate_policy`.)
+    `say`: progress; `note` (default: `say`): what changes how the result is to be read (the run did not
+    finish, was trained on another lake, the period moved clear of its training, the run's own data or
+    trading settings used where `settings` differ), each a line starting "note: ". The command line prints
+    the notes even with --quiet, which silences `say`.
     """
     say = say or (lambda _m: None)
+    note = note or say
     if period not in ("test", "validation"):
         raise MarketlakeError(f"evaluate: period must be test or validation, got {period!r}")
     root = resolve_lake_root(root)
@@ -754,12 +760,16 @@ def evaluate(
     saved = _saved_run(run_dir)
     parent = saved.get("run_id") or (run_dir.name if saved else None)
     for line in _provenance_notes(saved, root, period):
-        say(line)
+        note(line)
+    given = settings
     if isinstance(saved.get("data_settings"), dict):  # the periods and rules the run was trained with
         own = settings.with_sql_settings(saved["data_settings"])
         if own.sql_settings() != settings.sql_settings():
-            say("evaluating with the run's own data settings (periods, eligibility), not the current ones")
+            note(
+                "note: evaluating with the run's own data settings (periods, eligibility), not the current ones"
+            )
         settings = own
+    env_given = env_config is not None
     judged: dict[str, Any] | None = None
     if policy is None:
         policy, saved_env, saved_norm, judged = _load_judged(run_dir)
@@ -768,6 +778,10 @@ def evaluate(
     parent_status = _parent_status(run_dir, saved) if saved else None
     if env_config is None:
         env_config = EnvConfig(**saved["env"]) if "env" in saved else _trading_settings(settings, {})[1]
+    if not env_given and "env" in saved:  # the run's own costs and rules, whatever `settings` say: said
+        differs = _own_trading_note(env_config, given)
+        if differs:
+            note(differs)
     symbols = symbols or saved.get("symbols")
     interval = interval or saved.get("interval") or "1m"
     env_config.check_interval(interval)  # (the env's one rule, before anything is read)
@@ -789,7 +803,7 @@ def evaluate(
     def work(run_id: str) -> EvalReport:
         report, steps = _report(
             root, settings, data, env_config, policy, run_id=run_id, parent=parent, seed=seed,
-            resamples=resamples, clear_from=clear_from, moved=moved, say=say,
+            resamples=resamples, clear_from=clear_from, moved=moved, say=say, note=note,
         )  # fmt: skip
         report.checkpoint, report.parent_status = judged, parent_status
         if record or write:
@@ -803,6 +817,57 @@ def evaluate(
         run.data_snapshot, run.data_files = report.data_snapshot, report.data_files
         run.metrics = summary(report)
     return report
+
+
+TRADING_KEYS = ("window", "commission", "slippage", "slippage_bps", "slippage_range_fraction", "allow_short",
+                "hold_overnight")  # fmt: skip
+"""The [train] settings an evaluation trades by (EnvConfig's fields but episode_length: the evaluation walks
+every segment whole)."""
+
+
+def _toml(value: Any) -> str:
+    return (
+        ("true" if value else "false")
+        if isinstance(value, bool)
+        else f"{value:g}"
+        if isinstance(value, float)
+        else str(value)
+    )
+
+
+def _own_trading_note(run_env: EnvConfig, settings: Settings) -> str | None:
+    """A note naming each trading setting whose value in `settings` ([train], as an env builds it) differs
+    from the run's own, which the evaluation uses (the model was trained and chosen with those costs and
+    rules); None when they agree. A slippage parameter of the mode neither uses is not named."""
+    try:
+        yours = EnvConfig.from_settings(dict(settings.train))
+    except MarketlakeError:  # (the settings were checked when read; nothing to compare with otherwise)
+        return None
+    unused = {"bps": "slippage_range_fraction", "range": "slippage_bps"}
+    skip = {unused[run_env.slippage]} if run_env.slippage == yours.slippage else set()
+    diffs = [
+        f"{key} {_toml(getattr(run_env, key))} (your settings say {_toml(getattr(yours, key))})"
+        for key in TRADING_KEYS
+        if key not in skip and getattr(run_env, key) != getattr(yours, key)
+    ]
+    if not diffs:
+        return None
+    return "note: evaluating with the run's own trading settings: " + ", ".join(diffs)
+
+
+def costs_label(env: Mapping[str, Any]) -> str:
+    """The costs and rules an evaluation traded with, for the table's title (its JSON's `env`)."""
+    commission = env.get("commission")
+    text = f"commission {_toml(commission)}" if commission is not None else "commission ?"
+    if env.get("slippage") == "range":
+        text += f", slippage {_toml(env.get('slippage_range_fraction'))} of the fill bar's range"
+    else:
+        text += f", slippage {_toml(env.get('slippage_bps'))} bps of the open"
+    if env.get("allow_short"):
+        text += ", shorting allowed"
+    if env.get("hold_overnight") is False:
+        text += ", hold_overnight = false"
+    return text
 
 
 CHECKPOINT = "best"
@@ -1066,12 +1131,13 @@ def _report(
     clear_from: dt.datetime | None,
     moved: str,
     say: Say,
+    note: Say | None = None,
 ) -> tuple[EvalReport, Judged]:
     """The policy and the baselines judged on the period's bars: the report and what it was judged from (for
     the per-step file: `_write`), no file written."""
     period, interval = data.period, data.interval
     if clear_from is not None:
-        say(f"note: {moved}")
+        (note or say)(f"note: {moved}")
     say(_period_line(data, decision_steps(data, env_config), env_config.window))
     # the data read, hashed now (an ingest while the walks run must not change what it says was read)
     snapshot = runlog.snapshot_for_run(
@@ -1184,9 +1250,11 @@ def evaluate_run(
     period: str = "test",
     *,
     say: Say | None = None,
+    note: Say | None = None,
 ) -> EvalReport:
-    """`marketlake evaluate RUN_ID [--period test|validation]`: find the run's folder, evaluate it."""
-    return evaluate(root, settings, find_run_dir(root, run_id, settings), period, say=say)
+    """`marketlake evaluate RUN_ID [--period test|validation]`: find the run's folder, evaluate it (`say`:
+    progress, `note`: what changes how the result is read, as `evaluate`)."""
+    return evaluate(root, settings, find_run_dir(root, run_id, settings), period, say=say, note=note)
 
 
 def _parse_instant(text: Any) -> dt.datetime | None:
@@ -1638,7 +1706,8 @@ def render_table(report: EvalReport, *, width: int = 160) -> str:
     t = Table(
         title=f"{report.period} period {report.bounds[0][:16]} .. {report.bounds[1][:16]} UTC, {report.interval} bars"
         + (f" {report.span[0][:16]} .. {report.span[1][:16]}" if report.span else "")
-        + ("" if report.out_of_sample else " (validation: not out of sample, it chose the model)"),
+        + ("" if report.out_of_sample else " (validation: not out of sample, it chose the model)")
+        + f"\n{costs_label(report.env)}",
         show_lines=False,
     )
     for c in (

@@ -378,10 +378,10 @@ def test_the_vector_env_refuses_actions_that_are_not_whole_numbers_in_its_space(
     vec.reset(seed=0)
     for bad in (np.array([1.5, 0.0]), np.array([1.0, 0.0]), [0.5, 1], np.array([True, False])):
         with pytest.raises(ValueError, match=r"actions must be whole numbers in 0\.\.1"):
-            vec.step(bad)
+            vec.step(bad)  # type: ignore[arg-type]  # (a list too)
     for bad in (np.array([0, 2]), np.array([-1, 0]), np.array([0, 2**63], np.uint64)):
         with pytest.raises(ValueError, match=r"actions must be in 0\.\.1"):
             vec.step(bad)
     for good in (np.array([1, 0]), np.array([1, 0], np.int32), np.array([0, 1], np.uint8), [1, 1]):
-        vec.step(good)
+        vec.step(good)  # type: ignore[arg-type]  # (a list too)
     assert (vec.pos == 1.0).all()
