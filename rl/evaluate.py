@@ -425,9 +425,10 @@ def period_bar_counts(
     symbols: list[str],
     interval: str,
     bounds: tuple[int, int],
-) -> dict[str, int]:
-    """The in-session bars of each symbol whose whole life lies in the period [bounds) (microseconds):
-    what the period held before the features' warm-up after each gap (sql/rl/period_bar_counts.sql)."""
+) -> dict[str, tuple[int, int]]:
+    """The in-session bars of each symbol whose whole life lies in the period [bounds) (microseconds), and
+    the segments they fall in: what the period held before the features' warm-up after each gap
+    (sql/rl/period_bar_counts.sql); a segment the warm-up took whole is one of them."""
     import lake
     from lake.connect import sql_dir, views_needed
 
@@ -446,11 +447,14 @@ def period_bar_counts(
         finally:
             con.close()
 
-    return {str(r[0]): int(r[1]) for r in lake.consistent(root, read)}
+    return {str(r[0]): (int(r[1]), int(r[2])) for r in lake.consistent(root, read)}
 
 
 def gap_summary(
-    data: MarketData, config: EnvConfig, walks: Mapping[str, Walk], lake_bars: Mapping[str, int] | None = None
+    data: MarketData,
+    config: EnvConfig,
+    walks: Mapping[str, Walk],
+    lake_bars: Mapping[str, tuple[int, int]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Per symbol, what the gaps in its data took from the evaluation: its segments (a gap, or a dropped row,
     starts a new one) and how many are too short to trade (fewer than window + 1 rows); `bars_in_period`
@@ -461,8 +465,11 @@ def gap_summary(
     `steps`; and per policy the `forced_exits`: positions closed at a segment's end because a gap followed
     (the walk's rule, rl/walk.py), and the `session_closes`: positions closed at a session's last bar by
     `hold_overnight = false` (elsewhere than at such a segment's end; 0 when positions are held overnight).
-    Both are steps with an exit price (Walk.exit_price). The trading rules are not changed by this: it only
-    counts."""
+    Both are steps with an exit price (Walk.exit_price). `lake_bars`: symbol -> (its bars in the period, the
+    segments they fall in: `period_bar_counts`); a segment none of whose rows was read (shorter than the
+    warm-up, which took it whole) is still a segment, its gap a gap, and it is too short to trade
+    (`warmup_segments` counts them); without `lake_bars`, the segments of the rows read. The trading rules
+    are not changed by this: it only counts."""
     first, end = data.segment_bounds()
     lengths = end - first
     seg_sym = data.symbol_idx[first] if len(first) else np.zeros(0, np.int32)
@@ -485,11 +492,14 @@ def gap_summary(
             at_gap = close_rows[w.row]
             exits[name] = int(np.count_nonzero(closed & at_gap))
             session_closes[name] = int(np.count_nonzero(closed & ~at_gap))
-        in_lake = None if lake_bars is None else int(lake_bars.get(symbol, rows))
+        read = int(np.count_nonzero(mine))
+        in_lake, segments = (None, read) if lake_bars is None else lake_bars.get(symbol, (rows, read))
+        segments = max(int(segments), read)  # (a row the reader dropped breaks a segment too: rarely more)
         out[symbol] = {
-            "segments": int(np.count_nonzero(mine)),
-            "gaps": max(int(np.count_nonzero(mine)) - 1, 0),
-            "too_short": int(np.count_nonzero(mine & ~walked)),
+            "segments": segments,
+            "gaps": max(segments - 1, 0),
+            "too_short": int(np.count_nonzero(mine & ~walked)) + segments - read,
+            "warmup_segments": segments - read,
             "bars_in_period": in_lake,
             "warmup_lost": None if in_lake is None else max(in_lake - rows, 0),
             "rows": rows,
@@ -510,8 +520,13 @@ def gap_lines(gaps: Mapping[str, Mapping[str, Any]]) -> list[str]:
         segs, n_gaps, short = g["segments"], g["gaps"], g["too_short"]
         head = f"{symbol}: {segs} segment{'s' if segs != 1 else ''}"
         head += f" ({n_gaps} gap{'s' if n_gaps != 1 else ''})" if n_gaps else " (no gap)"
+        whole = int(g.get("warmup_segments") or 0)
         if g.get("warmup_lost") is not None:
-            lost = f"{g['warmup_lost']} of its {g['bars_in_period']} bars lost to warm-up ({WARMUP_BARS} a segment)"
+            lost = (
+                f"{g['warmup_lost']} of its {g['bars_in_period']} bars in the period lost to warm-up "
+                f"({WARMUP_BARS} a segment"
+                + (f"; {whole} segment{'s' if whole != 1 else ''} lost whole)" if whole else ")")
+            )
         else:
             lost = "bars lost to warm-up unknown"
         history = f"{g['history_only']} history only ({g['window']} a segment"
@@ -698,14 +713,16 @@ def _span(data: MarketData) -> tuple[str, str] | None:
 
 def _period_line(data: MarketData, decisions: int | None = None, window: int | None = None) -> str:
     """What an evaluation reads: the period (its bounds come from the whole lake's range, every interval's),
-    the span of the bars it holds of this interval, the bars of each symbol, and how many of them are
+    the span of the bars it holds of this interval, the bars of each symbol read (after the warm-up of each
+    segment's features: the gap lines' `bars_in_period` count them before it), and how many of them are
     decided on (the table's `bars`: the first `window` rows of each segment are only its history)."""
     counts = np.bincount(data.symbol_idx, minlength=len(data.symbols))
     each = ", ".join(f"{s} {int(n)}" for s, n in zip(data.symbols, counts, strict=True))
     span = _span(data)
     held = f"its {data.interval} bars {span[0]} .. {span[1]}" if span else ""
     decided = (
-        f" ({decisions} decided on, the table's bars: the first {window} of each segment are its history only)"
+        f" read, after each segment's features' warm-up (the gap lines count the period's bars before it; "
+        f"{decisions} decided on, the table's bars: the first {window} of each segment are its history only)"
         if decisions is not None and window is not None
         else ""
     )

@@ -899,3 +899,57 @@ def test_evaluate_prints_its_notes_even_with_quiet(lake_root: Path, tmp_path: Pa
     )
     assert "wrote " not in r.stderr and "test: " not in r.stderr, r.stderr  # progress stays quiet
     assert "commission 0.001" in r.stdout
+
+
+def test_a_segment_the_warm_up_took_whole_is_still_a_segment_and_its_gap_a_gap(
+    lake_root: Path, tmp_path: Path
+) -> None:
+    """Two gaps in the test period, 30 bars apart: the segment between them is shorter than the features'
+    warm-up (60), so none of its rows is read. It is still a segment (too short to trade) and its gap still a
+    gap: 3 segments, 2 gaps, its 30 bars and the next segment's 60 lost to warm-up, and the bars in the
+    period minus those are the rows read, the period line's count. (was: "2 segments (1 gap)", counted from
+    the rows read, beside 90 bars lost)"""
+    n = 3 * 1440
+    btc = bars_table(T0, walk_closes(n, 1, 60000.0))
+    holes = pa.array([not (3900 <= i < 3920 or 3950 <= i < 3970) for i in range(n)])
+    write_bars(lake_root, "BTCUSDT", btc.filter(holes))
+    write_bars(lake_root, "ETHUSDT", bars_table(T0, walk_closes(n, 2, 3000.0)))
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    settings = Settings(min_bars_per_symbol=100)
+    said: list[str] = []
+    kw = {"policy": momentum, "symbols": ["BTCUSDT", "ETHUSDT"], "interval": "1m", "resamples": 20}
+    report = evaluate(
+        lake_root,
+        settings,
+        run_dir,
+        "test",
+        env_config=EnvConfig(window=8),
+        say=said.append,
+        record=False,
+        **kw,  # type: ignore[arg-type]
+    )
+    start, end = (dt.datetime.fromisoformat(b) for b in report.bounds)
+    assert start < T0 + dt.timedelta(minutes=3900) and T0 + dt.timedelta(minutes=3970) < end
+    g = report.gaps["BTCUSDT"]
+    assert (g["segments"], g["gaps"], g["warmup_segments"], g["too_short"]) == (3, 2, 1, 1), g
+    assert g["warmup_lost"] == 30 + 60 and g["rows"] == g["bars_in_period"] - 90, g
+    assert g["history_only"] == 2 * 8 and g["forced_exits"]["buy_and_hold"] == 1, g
+    line = gap_lines(report.gaps)[0]
+    assert line.startswith(
+        f"BTCUSDT: 3 segments (2 gaps); 90 of its {g['bars_in_period']} bars in the period lost to warm-up "
+        "(60 a segment; 1 segment lost whole), 16 history only (8 a segment; 1 segment too short to trade)"
+    ), line
+    # the period line counts the rows read, after the warm-up: the bars in the period less those it took
+    (period_line,) = [m for m in said if m.startswith("test: ")]
+    assert (
+        f"BTCUSDT {g['rows']}, ETHUSDT " in period_line and " bars read, after each segment's" in period_line
+    )
+    e = report.gaps["ETHUSDT"]
+    assert (e["segments"], e["gaps"], e["warmup_segments"], e["too_short"], e["warmup_lost"]) == (
+        1,
+        0,
+        0,
+        0,
+        0,
+    )
