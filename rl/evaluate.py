@@ -26,6 +26,7 @@ evaluation never starts before the end of what its run trained and chose its mod
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import io
@@ -836,10 +837,17 @@ def evaluate(
     return report
 
 
-TRADING_KEYS = ("window", "commission", "slippage", "slippage_bps", "slippage_range_fraction", "allow_short",
-                "hold_overnight")  # fmt: skip
-"""The [train] settings an evaluation trades by (EnvConfig's fields but episode_length: the evaluation walks
-every segment whole)."""
+TRADING_KEYS = (
+    "commission",
+    "slippage",
+    "slippage_bps",
+    "slippage_range_fraction",
+    "allow_short",
+    "hold_overnight",
+)
+"""The [train] settings an evaluation trades by that a reader could expect the given settings to change, each
+named when they differ from the run's own (`_own_trading_note`): EnvConfig's fields but `window` (the
+model's input: it can be no other) and `episode_length` (the evaluation walks every segment whole)."""
 
 
 def _toml(value: Any) -> str:
@@ -1687,7 +1695,10 @@ def train_and_evaluate(
         )
         return result, None
     try:
-        return result, evaluate(lake_root, settings, result.run_dir, "test", say=say)
+        # the settings the run trained with, its overrides on [train]: nothing to note about its own costs
+        trained = {k: v for k, v in (overrides or {}).items() if v is not None}
+        given = dataclasses.replace(settings, train={**settings.train, **trained}) if trained else settings
+        return result, evaluate(lake_root, given, result.run_dir, "test", say=say)
     except NothingToScore as exc:  # the training itself is done and recorded: name it
         raise NothingToScore(f"run {result.run_id} was trained and recorded, but its {exc}") from None
 

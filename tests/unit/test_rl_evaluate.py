@@ -861,7 +861,8 @@ def test_evaluate_says_which_of_the_given_trading_settings_it_does_not_use(
         **kw,
     )
     assert not [m for m in same if "trading settings" in m], same
-    # every setting that differs is named, in the settings file's words
+    # every setting that differs is named, in the settings file's words; the window is the model's input
+    # (it can be no other): not named
     other: list[str] = []
     shorts = Settings(
         min_bars_per_symbol=100, train={"allow_short": True, "slippage": "range", "hold_overnight": False}
@@ -869,9 +870,8 @@ def test_evaluate_says_which_of_the_given_trading_settings_it_does_not_use(
     evaluate(lake_root, shorts, run_dir, "test", note=other.append, **kw)
     (line,) = [m for m in other if "trading settings" in m]
     assert line == (
-        "note: evaluating with the run's own trading settings: window 8 (your settings say 32), slippage bps "
-        "(your settings say range), allow_short false (your settings say true), hold_overnight true (your "
-        "settings say false)"
+        "note: evaluating with the run's own trading settings: slippage bps (your settings say range), "
+        "allow_short false (your settings say true), hold_overnight true (your settings say false)"
     ), line
 
 
@@ -953,3 +953,24 @@ def test_a_segment_the_warm_up_took_whole_is_still_a_segment_and_its_gap_a_gap(
         0,
         0,
     )
+
+
+def test_a_run_evaluated_after_training_with_overrides_has_no_note_about_its_own_costs(
+    two_symbols: Path, tmp_path: Path
+) -> None:
+    """`marketlake train --window 8 --commission 0.002`: the evaluation that follows trades with the run's own
+    settings, which are the settings with the command line's overrides: nothing to note (it compared them
+    with the file's alone, and named the overrides as settings it did not use)."""
+    from rl.evaluate import train_and_evaluate
+
+    tiny = {
+        "num_iterations": 1, "episodes_per_iteration": 2, "batch_size": 32, "validate_every": 1,
+        "episode_length": 30, "symbols": ["BTCUSDT"], "interval": "1m", "seed": 1, "device": "cpu",
+        "window": 8, "commission": 0.002,
+    }  # fmt: skip
+    said: list[str] = []
+    result, report = train_and_evaluate(
+        two_symbols, Settings(), tiny, runs_dir=tmp_path / "runs", say=said.append
+    )
+    assert report is not None and report.env["window"] == 8 and report.env["commission"] == 0.002
+    assert not [m for m in said if "trading settings" in m], said
