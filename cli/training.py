@@ -241,6 +241,16 @@ def train_cmd(
         sys.exit(result.exit_code)
 
 
+def _note(run: RunContext) -> Callable[[str], None]:
+    """What changes how a result is to be read (a `note: ...` line): printed on stderr even with --quiet,
+    which hides only progress (`run.say`)."""
+
+    def note(message: str) -> None:
+        run.console.print(message, markup=False, highlight=False, soft_wrap=True)
+
+    return note
+
+
 @cli.command("evaluate")
 @click.argument("run_id")
 @click.option("--period", type=click.Choice(["test", "validation"]), default="test", show_default=True)
@@ -260,7 +270,7 @@ def evaluate_cmd(ctx: click.Context, run_id: str, period: str, fmt: str) -> None
 
     run = _ctx(ctx)
     existing_lake(run)
-    report = evaluate_run(run.root, run.settings, run_id, period, say=run.say)
+    report = evaluate_run(run.root, run.settings, run_id, period, say=run.say, note=_note(run))
     click.echo(report_json(report) if fmt == "json" else render_table(report))
 
 

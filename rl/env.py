@@ -219,6 +219,21 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.int64]):
             "equity": float(np.exp(self._ret)),
         }
 
+    def _action_index(self, action: Any) -> int:
+        """The action as an index of the action space, or a ValueError: a whole number 0..n-1 given as an int
+        or a numpy integer (0-d arrays too), as gymnasium's Discrete(n).contains takes it (any numpy integer
+        type: np.uint64 too); a float (1.5, even 1.0), a string or an array of several is refused, never
+        rounded into an action."""
+        x = action[()] if isinstance(action, np.ndarray) and action.shape == () else action
+        n = self.config.n_actions
+        if isinstance(x, int | np.integer) and 0 <= int(x) < n:
+            return int(x)
+        meaning = "0 flat, 1 long" + (", 2 short" if n == 3 else "")
+        raise ValueError(
+            f"action {action!r} is not in the action space {self.action_space}: an action is a whole number "
+            f"0..{n - 1} ({meaning}), an int or a numpy integer"
+        )
+
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self._ended:
             raise gymnasium.error.ResetNeeded(
@@ -226,9 +241,7 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.int64]):
                 if self._k
                 else "no episode has started: call reset() before step()"
             )
-        a = int(action)
-        if not self.action_space.contains(a):
-            raise ValueError(f"action {action!r} is not in {self.action_space}")
+        a = self._action_index(action)
         q = self.config.position_of(np.array([a]))
         p = self._pos.copy()
         t = self._row.copy()

@@ -26,6 +26,7 @@ evaluation never starts before the end of what its run trained and chose its mod
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import io
@@ -425,9 +426,10 @@ def period_bar_counts(
     symbols: list[str],
     interval: str,
     bounds: tuple[int, int],
-) -> dict[str, int]:
-    """The in-session bars of each symbol whose whole life lies in the period [bounds) (microseconds):
-    what the period held before the features' warm-up after each gap (sql/rl/period_bar_counts.sql)."""
+) -> dict[str, tuple[int, int]]:
+    """The in-session bars of each symbol whose whole life lies in the period [bounds) (microseconds), and
+    the segments they fall in: what the period held before the features' warm-up after each gap
+    (sql/rl/period_bar_counts.sql); a segment the warm-up took whole is one of them."""
     import lake
     from lake.connect import sql_dir, views_needed
 
@@ -446,11 +448,14 @@ def period_bar_counts(
         finally:
             con.close()
 
-    return {str(r[0]): int(r[1]) for r in lake.consistent(root, read)}
+    return {str(r[0]): (int(r[1]), int(r[2])) for r in lake.consistent(root, read)}
 
 
 def gap_summary(
-    data: MarketData, config: EnvConfig, walks: Mapping[str, Walk], lake_bars: Mapping[str, int] | None = None
+    data: MarketData,
+    config: EnvConfig,
+    walks: Mapping[str, Walk],
+    lake_bars: Mapping[str, tuple[int, int]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Per symbol, what the gaps in its data took from the evaluation: its segments (a gap, or a dropped row,
     starts a new one) and how many are too short to trade (fewer than window + 1 rows); `bars_in_period`
@@ -461,8 +466,11 @@ def gap_summary(
     `steps`; and per policy the `forced_exits`: positions closed at a segment's end because a gap followed
     (the walk's rule, rl/walk.py), and the `session_closes`: positions closed at a session's last bar by
     `hold_overnight = false` (elsewhere than at such a segment's end; 0 when positions are held overnight).
-    Both are steps with an exit price (Walk.exit_price). The trading rules are not changed by this: it only
-    counts."""
+    Both are steps with an exit price (Walk.exit_price). `lake_bars`: symbol -> (its bars in the period, the
+    segments they fall in: `period_bar_counts`); a segment none of whose rows was read (shorter than the
+    warm-up, which took it whole) is still a segment, its gap a gap, and it is too short to trade
+    (`warmup_segments` counts them); without `lake_bars`, the segments of the rows read. The trading rules
+    are not changed by this: it only counts."""
     first, end = data.segment_bounds()
     lengths = end - first
     seg_sym = data.symbol_idx[first] if len(first) else np.zeros(0, np.int32)
@@ -485,11 +493,14 @@ def gap_summary(
             at_gap = close_rows[w.row]
             exits[name] = int(np.count_nonzero(closed & at_gap))
             session_closes[name] = int(np.count_nonzero(closed & ~at_gap))
-        in_lake = None if lake_bars is None else int(lake_bars.get(symbol, rows))
+        read = int(np.count_nonzero(mine))
+        in_lake, segments = (None, read) if lake_bars is None else lake_bars.get(symbol, (rows, read))
+        segments = max(int(segments), read)  # (a row the reader dropped breaks a segment too: rarely more)
         out[symbol] = {
-            "segments": int(np.count_nonzero(mine)),
-            "gaps": max(int(np.count_nonzero(mine)) - 1, 0),
-            "too_short": int(np.count_nonzero(mine & ~walked)),
+            "segments": segments,
+            "gaps": max(segments - 1, 0),
+            "too_short": int(np.count_nonzero(mine & ~walked)) + segments - read,
+            "warmup_segments": segments - read,
             "bars_in_period": in_lake,
             "warmup_lost": None if in_lake is None else max(in_lake - rows, 0),
             "rows": rows,
@@ -510,8 +521,13 @@ def gap_lines(gaps: Mapping[str, Mapping[str, Any]]) -> list[str]:
         segs, n_gaps, short = g["segments"], g["gaps"], g["too_short"]
         head = f"{symbol}: {segs} segment{'s' if segs != 1 else ''}"
         head += f" ({n_gaps} gap{'s' if n_gaps != 1 else ''})" if n_gaps else " (no gap)"
+        whole = int(g.get("warmup_segments") or 0)
         if g.get("warmup_lost") is not None:
-            lost = f"{g['warmup_lost']} of its {g['bars_in_period']} bars lost to warm-up ({WARMUP_BARS} a segment)"
+            lost = (
+                f"{g['warmup_lost']} of its {g['bars_in_period']} bars in the period lost to warm-up "
+                f"({WARMUP_BARS} a segment"
+                + (f"; {whole} segment{'s' if whole != 1 else ''} lost whole)" if whole else ")")
+            )
         else:
             lost = "bars lost to warm-up unknown"
         history = f"{g['history_only']} history only ({g['window']} a segment"
@@ -698,14 +714,16 @@ def _span(data: MarketData) -> tuple[str, str] | None:
 
 def _period_line(data: MarketData, decisions: int | None = None, window: int | None = None) -> str:
     """What an evaluation reads: the period (its bounds come from the whole lake's range, every interval's),
-    the span of the bars it holds of this interval, the bars of each symbol, and how many of them are
+    the span of the bars it holds of this interval, the bars of each symbol read (after the warm-up of each
+    segment's features: the gap lines' `bars_in_period` count them before it), and how many of them are
     decided on (the table's `bars`: the first `window` rows of each segment are only its history)."""
     counts = np.bincount(data.symbol_idx, minlength=len(data.symbols))
     each = ", ".join(f"{s} {int(n)}" for s, n in zip(data.symbols, counts, strict=True))
     span = _span(data)
     held = f"its {data.interval} bars {span[0]} .. {span[1]}" if span else ""
     decided = (
-        f" ({decisions} decided on, the table's bars: the first {window} of each segment are its history only)"
+        f" read, after each segment's features' warm-up (the gap lines count the period's bars before it; "
+        f"{decisions} decided on, the table's bars: the first {window} of each segment are its history only)"
         if decisions is not None and window is not None
         else ""
     )
@@ -731,6 +749,7 @@ def evaluate(
     resamples: int = RESAMPLES,
     record: bool = True,
     write: bool = True,
+    note: Say | None = None,
 ) -> EvalReport:
     """Evaluate the run in `run_dir` on `period` (test or validation) beside the baselines.
 
@@ -743,8 +762,13 @@ def evaluate(
     record=False; write=False (with record=False) writes nothing either: the report only, the run folder's
     files (a recorded evaluation's, and the latest names linked to them) left as they are. (A policy of your
     own, with no run folder: `evaluate_policy`.)
+    `say`: progress; `note` (default: `say`): what changes how the result is to be read (the run did not
+    finish, was trained on another lake, the period moved clear of its training, the run's own data or
+    trading settings used where `settings` differ), each a line starting "note: ". The command line prints
+    the notes even with --quiet, which silences `say`.
     """
     say = say or (lambda _m: None)
+    note = note or say
     if period not in ("test", "validation"):
         raise MarketlakeError(f"evaluate: period must be test or validation, got {period!r}")
     root = resolve_lake_root(root)
@@ -754,12 +778,16 @@ def evaluate(
     saved = _saved_run(run_dir)
     parent = saved.get("run_id") or (run_dir.name if saved else None)
     for line in _provenance_notes(saved, root, period):
-        say(line)
+        note(line)
+    given = settings
     if isinstance(saved.get("data_settings"), dict):  # the periods and rules the run was trained with
         own = settings.with_sql_settings(saved["data_settings"])
         if own.sql_settings() != settings.sql_settings():
-            say("evaluating with the run's own data settings (periods, eligibility), not the current ones")
+            note(
+                "note: evaluating with the run's own data settings (periods, eligibility), not the current ones"
+            )
         settings = own
+    env_given = env_config is not None
     judged: dict[str, Any] | None = None
     if policy is None:
         policy, saved_env, saved_norm, judged = _load_judged(run_dir)
@@ -768,6 +796,10 @@ def evaluate(
     parent_status = _parent_status(run_dir, saved) if saved else None
     if env_config is None:
         env_config = EnvConfig(**saved["env"]) if "env" in saved else _trading_settings(settings, {})[1]
+    if not env_given and "env" in saved:  # the run's own costs and rules, whatever `settings` say: said
+        differs = _own_trading_note(env_config, given)
+        if differs:
+            note(differs)
     symbols = symbols or saved.get("symbols")
     interval = interval or saved.get("interval") or "1m"
     env_config.check_interval(interval)  # (the env's one rule, before anything is read)
@@ -789,7 +821,7 @@ def evaluate(
     def work(run_id: str) -> EvalReport:
         report, steps = _report(
             root, settings, data, env_config, policy, run_id=run_id, parent=parent, seed=seed,
-            resamples=resamples, clear_from=clear_from, moved=moved, say=say,
+            resamples=resamples, clear_from=clear_from, moved=moved, say=say, note=note,
         )  # fmt: skip
         report.checkpoint, report.parent_status = judged, parent_status
         if record or write:
@@ -803,6 +835,64 @@ def evaluate(
         run.data_snapshot, run.data_files = report.data_snapshot, report.data_files
         run.metrics = summary(report)
     return report
+
+
+TRADING_KEYS = (
+    "commission",
+    "slippage",
+    "slippage_bps",
+    "slippage_range_fraction",
+    "allow_short",
+    "hold_overnight",
+)
+"""The [train] settings an evaluation trades by that a reader could expect the given settings to change, each
+named when they differ from the run's own (`_own_trading_note`): EnvConfig's fields but `window` (the
+model's input: it can be no other) and `episode_length` (the evaluation walks every segment whole)."""
+
+
+def _toml(value: Any) -> str:
+    return (
+        ("true" if value else "false")
+        if isinstance(value, bool)
+        else f"{value:g}"
+        if isinstance(value, float)
+        else str(value)
+    )
+
+
+def _own_trading_note(run_env: EnvConfig, settings: Settings) -> str | None:
+    """A note naming each trading setting whose value in `settings` ([train], as an env builds it) differs
+    from the run's own, which the evaluation uses (the model was trained and chosen with those costs and
+    rules); None when they agree. A slippage parameter of the mode neither uses is not named."""
+    try:
+        yours = EnvConfig.from_settings(dict(settings.train))
+    except MarketlakeError:  # (the settings were checked when read; nothing to compare with otherwise)
+        return None
+    unused = {"bps": "slippage_range_fraction", "range": "slippage_bps"}
+    skip = {unused[run_env.slippage]} if run_env.slippage == yours.slippage else set()
+    diffs = [
+        f"{key} {_toml(getattr(run_env, key))} (your settings say {_toml(getattr(yours, key))})"
+        for key in TRADING_KEYS
+        if key not in skip and getattr(run_env, key) != getattr(yours, key)
+    ]
+    if not diffs:
+        return None
+    return "note: evaluating with the run's own trading settings: " + ", ".join(diffs)
+
+
+def costs_label(env: Mapping[str, Any]) -> str:
+    """The costs and rules an evaluation traded with, for the table's title (its JSON's `env`)."""
+    commission = env.get("commission")
+    text = f"commission {_toml(commission)}" if commission is not None else "commission ?"
+    if env.get("slippage") == "range":
+        text += f", slippage {_toml(env.get('slippage_range_fraction'))} of the fill bar's range"
+    else:
+        text += f", slippage {_toml(env.get('slippage_bps'))} bps of the open"
+    if env.get("allow_short"):
+        text += ", shorting allowed"
+    if env.get("hold_overnight") is False:
+        text += ", hold_overnight = false"
+    return text
 
 
 CHECKPOINT = "best"
@@ -1066,12 +1156,13 @@ def _report(
     clear_from: dt.datetime | None,
     moved: str,
     say: Say,
+    note: Say | None = None,
 ) -> tuple[EvalReport, Judged]:
     """The policy and the baselines judged on the period's bars: the report and what it was judged from (for
     the per-step file: `_write`), no file written."""
     period, interval = data.period, data.interval
     if clear_from is not None:
-        say(f"note: {moved}")
+        (note or say)(f"note: {moved}")
     say(_period_line(data, decision_steps(data, env_config), env_config.window))
     # the data read, hashed now (an ingest while the walks run must not change what it says was read)
     snapshot = runlog.snapshot_for_run(
@@ -1184,9 +1275,11 @@ def evaluate_run(
     period: str = "test",
     *,
     say: Say | None = None,
+    note: Say | None = None,
 ) -> EvalReport:
-    """`marketlake evaluate RUN_ID [--period test|validation]`: find the run's folder, evaluate it."""
-    return evaluate(root, settings, find_run_dir(root, run_id, settings), period, say=say)
+    """`marketlake evaluate RUN_ID [--period test|validation]`: find the run's folder, evaluate it (`say`:
+    progress, `note`: what changes how the result is read, as `evaluate`)."""
+    return evaluate(root, settings, find_run_dir(root, run_id, settings), period, say=say, note=note)
 
 
 def _parse_instant(text: Any) -> dt.datetime | None:
@@ -1602,7 +1695,10 @@ def train_and_evaluate(
         )
         return result, None
     try:
-        return result, evaluate(lake_root, settings, result.run_dir, "test", say=say)
+        # the settings the run trained with, its overrides on [train]: nothing to note about its own costs
+        trained = {k: v for k, v in (overrides or {}).items() if v is not None}
+        given = dataclasses.replace(settings, train={**settings.train, **trained}) if trained else settings
+        return result, evaluate(lake_root, given, result.run_dir, "test", say=say)
     except NothingToScore as exc:  # the training itself is done and recorded: name it
         raise NothingToScore(f"run {result.run_id} was trained and recorded, but its {exc}") from None
 
@@ -1638,7 +1734,8 @@ def render_table(report: EvalReport, *, width: int = 160) -> str:
     t = Table(
         title=f"{report.period} period {report.bounds[0][:16]} .. {report.bounds[1][:16]} UTC, {report.interval} bars"
         + (f" {report.span[0][:16]} .. {report.span[1][:16]}" if report.span else "")
-        + ("" if report.out_of_sample else " (validation: not out of sample, it chose the model)"),
+        + ("" if report.out_of_sample else " (validation: not out of sample, it chose the model)")
+        + f"\n{costs_label(report.env)}",
         show_lines=False,
     )
     for c in (

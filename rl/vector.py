@@ -167,7 +167,12 @@ class VecTradingEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
     def step(
         self, actions: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        a = np.asarray(actions, dtype=np.int64)
+        given = np.asarray(actions)
+        if given.dtype.kind not in "iu":  # 1.5 must not become 1 (long), nor True an action
+            raise ValueError(
+                f"actions must be whole numbers in 0..{len(self._pos_table) - 1} (an integer array), got {given!r}"
+            )
+        a = given.astype(np.int64, copy=False)
         if a.shape != (self.num_envs,):
             a = a.reshape(self.num_envs)
         if a.view(np.uint64).max() >= len(self._pos_table):  # one pass: a negative action is huge as uint64

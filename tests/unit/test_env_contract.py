@@ -350,3 +350,38 @@ def test_an_envconfig_and_trading_keywords_together_are_refused() -> None:
         Settings(), EnvConfig(window=30), {"train_fraction": 0.5}
     )  # a [splits] key is no clash
     assert cfg.window == 30
+
+
+@pytest.mark.parametrize("bad", [1.5, 1.0, -1, 2, "1", np.float64(1.0), np.array([1]), np.array(1.5), None])
+def test_an_action_outside_the_action_space_is_refused_not_rounded(bad: Any) -> None:
+    """(was: env.step(1.5) went long: int(1.5) is 1; a float is not a member of Discrete(2).)"""
+    d = _arrays(200)
+    env = TradingEnv(data=d, config=EnvConfig(window=8, episode_length=20))
+    env.reset(seed=0)
+    with pytest.raises(
+        ValueError, match=r"is not in the action space Discrete\(2\): an action is a whole number 0\.\.1"
+    ):
+        env.step(bad)
+    for good in (1, np.int64(1), np.int32(0), np.uint8(1), np.uint64(1), np.array(1), True):
+        _, _, _, _, info = env.step(good)
+        assert info["position"] == float(int(good))
+    short = TradingEnv(data=d, config=EnvConfig(window=8, episode_length=20, allow_short=True))
+    short.reset(seed=0)
+    assert short.step(np.int16(2))[4]["position"] == -1.0
+    with pytest.raises(ValueError, match=r"0\.\.2 \(0 flat, 1 long, 2 short\)"):
+        short.step(2.0)
+
+
+def test_the_vector_env_refuses_actions_that_are_not_whole_numbers_in_its_space() -> None:
+    d = _arrays(300)
+    vec = VecTradingEnv(d, EnvConfig(window=8, episode_length=20), 2, seed=0)
+    vec.reset(seed=0)
+    for bad in (np.array([1.5, 0.0]), np.array([1.0, 0.0]), [0.5, 1], np.array([True, False])):
+        with pytest.raises(ValueError, match=r"actions must be whole numbers in 0\.\.1"):
+            vec.step(bad)  # type: ignore[arg-type]  # (a list too)
+    for bad in (np.array([0, 2]), np.array([-1, 0]), np.array([0, 2**63], np.uint64)):
+        with pytest.raises(ValueError, match=r"actions must be in 0\.\.1"):
+            vec.step(bad)
+    for good in (np.array([1, 0]), np.array([1, 0], np.int32), np.array([0, 1], np.uint8), [1, 1]):
+        vec.step(good)  # type: ignore[arg-type]  # (a list too)
+    assert (vec.pos == 1.0).all()

@@ -786,3 +786,191 @@ def test_the_latest_files_are_the_evaluations_own_not_second_copies(
     assert latest.read_bytes() == second.steps_path.read_bytes() != before
     assert first.steps_path.read_bytes() == before
     assert sorted(p.name for p in run_dir.iterdir() if ".tmp-" in p.name) == []
+
+
+# --- what an evaluation of a saved run says about the run and the settings it used ----------------------------
+
+RUN_ID = "20261130-235222-62515d"
+RUN_ENV = {"window": 8, "commission": 0.001, "slippage": "bps", "slippage_bps": 1.0, "allow_short": False}
+
+
+def _saved_run_folder(root: Path, run_dir: Path, status: str = "finished") -> Any:
+    """A training run's folder as `train` leaves it (settings.json, status.json) with no checkpoint: its
+    periods cut from the lake's three days of BTCUSDT minute bars, its trading settings RUN_ENV, its lake
+    another one. Returns the train period's normalisation."""
+    settings = Settings(min_bars_per_symbol=100)
+    write_bars(root, "BTCUSDT", bars_table(T0, walk_closes(3 * 1440, 1, 60000.0)))
+    train = load_period(root, settings, ["BTCUSDT"], "1m", "train")
+    val = load_period(root, settings, ["BTCUSDT"], "1m", "validation", train.norm)
+    iso = {p.period: {"start_at": _iso(p.bounds[0]), "end_at": _iso(p.bounds[1])} for p in (train, val)}
+    run_dir.mkdir(parents=True)
+    (run_dir / "settings.json").write_text(
+        json.dumps(
+            {
+                "run_id": RUN_ID,
+                "symbols": ["BTCUSDT"],
+                "interval": "1m",
+                "periods": iso,
+                "data_settings": {},
+                "env": RUN_ENV,
+                "lake": str(root.parent / "another-lake"),
+                "ppo": {"num_iterations": 200},
+            }  # fmt: skip
+        )
+    )
+    (run_dir / "status.json").write_text(
+        json.dumps(
+            {"status": status, "iterations": 10, "env_steps": 1000, "best_iteration": 6, "best_score": 0.0}
+        )
+    )
+    return train.norm
+
+
+def test_evaluate_says_which_of_the_given_trading_settings_it_does_not_use(
+    lake_root: Path, tmp_path: Path
+) -> None:
+    """A run is evaluated with its own costs and rules (the model was trained and chosen with them): a trading
+    setting the given settings set otherwise is named, with both values, as a note (not progress); the table's
+    title says the costs used. (was: the costs of the settings were replaced silently, the title said none)"""
+    run_dir = tmp_path / "runs" / RUN_ID
+    norm = _saved_run_folder(lake_root, run_dir)
+    kw = {"policy": momentum, "norm": norm, "resamples": 20, "record": False, "write": False}
+    dearer = Settings(
+        min_bars_per_symbol=100, train={"window": 8, "commission": 0.01, "slippage_range_fraction": 0.5}
+    )
+    said: list[str] = []
+    noted: list[str] = []
+    report = evaluate(lake_root, dearer, run_dir, "test", say=said.append, note=noted.append, **kw)
+    assert report.env["commission"] == 0.001 and report.env["window"] == 8
+    own = [m for m in noted if "trading settings" in m]
+    # slippage_range_fraction is not named: both settings use bps slippage, which it plays no part in
+    assert own == [
+        "note: evaluating with the run's own trading settings: commission 0.001 (your settings say 0.01)"
+    ], noted
+    assert not [m for m in said if "trading settings" in m], said
+    title = " ".join(render_table(report).split())
+    assert "commission 0.001, slippage 1 bps of the open" in title, title
+    # the same settings as the run's (a window of 8 given, the rest the defaults): nothing to say
+    same: list[str] = []
+    evaluate(
+        lake_root,
+        Settings(min_bars_per_symbol=100, train={"window": 8}),
+        run_dir,
+        "test",
+        note=same.append,
+        **kw,
+    )
+    assert not [m for m in same if "trading settings" in m], same
+    # every setting that differs is named, in the settings file's words; the window is the model's input
+    # (it can be no other): not named
+    other: list[str] = []
+    shorts = Settings(
+        min_bars_per_symbol=100, train={"allow_short": True, "slippage": "range", "hold_overnight": False}
+    )
+    evaluate(lake_root, shorts, run_dir, "test", note=other.append, **kw)
+    (line,) = [m for m in other if "trading settings" in m]
+    assert line == (
+        "note: evaluating with the run's own trading settings: slippage bps (your settings say range), "
+        "allow_short false (your settings say true), hold_overnight true (your settings say false)"
+    ), line
+
+
+def test_evaluate_prints_its_notes_even_with_quiet(lake_root: Path, tmp_path: Path, monkeypatch: Any) -> None:
+    """--quiet hides progress, not what changes how the result is read: an interrupted run, one trained on
+    another lake, the run's own trading settings used. (was: every note went through run.say, silenced)"""
+    from click.testing import CliRunner
+
+    import rl.evaluate as ev
+    from cli.main import cli
+
+    run_dir = runlog.own_run_dir(lake_root, RUN_ID)
+    norm = _saved_run_folder(lake_root, run_dir, status="interrupted")
+    monkeypatch.setattr(ev, "_load_judged", lambda _d: (momentum, EnvConfig(**RUN_ENV), norm, None))  # type: ignore[arg-type]
+    config = tmp_path / "cost.toml"
+    config.write_text("[data]\nmin_bars_per_symbol = 100\n[train]\nwindow = 8\ncommission = 0.01\n")
+    r = CliRunner().invoke(cli, ["-q", "--lake", str(lake_root), "--config", str(config), "evaluate", RUN_ID])
+    assert r.exit_code == 0, r.output
+    notes = [line for line in r.stderr.splitlines() if line.startswith("note: ")]
+    assert any(f"run {RUN_ID} was interrupted after 10 of 200 iterations" in n for n in notes), r.stderr
+    assert any(f"run {RUN_ID} was trained on the lake at " in n for n in notes), r.stderr
+    assert (
+        "note: evaluating with the run's own trading settings: commission 0.001 (your settings say 0.01)"
+        in notes
+    )
+    assert "wrote " not in r.stderr and "test: " not in r.stderr, r.stderr  # progress stays quiet
+    assert "commission 0.001" in r.stdout
+
+
+def test_a_segment_the_warm_up_took_whole_is_still_a_segment_and_its_gap_a_gap(
+    lake_root: Path, tmp_path: Path
+) -> None:
+    """Two gaps in the test period, 30 bars apart: the segment between them is shorter than the features'
+    warm-up (60), so none of its rows is read. It is still a segment (too short to trade) and its gap still a
+    gap: 3 segments, 2 gaps, its 30 bars and the next segment's 60 lost to warm-up, and the bars in the
+    period minus those are the rows read, the period line's count. (was: "2 segments (1 gap)", counted from
+    the rows read, beside 90 bars lost)"""
+    n = 3 * 1440
+    btc = bars_table(T0, walk_closes(n, 1, 60000.0))
+    holes = pa.array([not (3900 <= i < 3920 or 3950 <= i < 3970) for i in range(n)])
+    write_bars(lake_root, "BTCUSDT", btc.filter(holes))
+    write_bars(lake_root, "ETHUSDT", bars_table(T0, walk_closes(n, 2, 3000.0)))
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    settings = Settings(min_bars_per_symbol=100)
+    said: list[str] = []
+    kw = {"policy": momentum, "symbols": ["BTCUSDT", "ETHUSDT"], "interval": "1m", "resamples": 20}
+    report = evaluate(
+        lake_root,
+        settings,
+        run_dir,
+        "test",
+        env_config=EnvConfig(window=8),
+        say=said.append,
+        record=False,
+        **kw,  # type: ignore[arg-type]
+    )
+    start, end = (dt.datetime.fromisoformat(b) for b in report.bounds)
+    assert start < T0 + dt.timedelta(minutes=3900) and T0 + dt.timedelta(minutes=3970) < end
+    g = report.gaps["BTCUSDT"]
+    assert (g["segments"], g["gaps"], g["warmup_segments"], g["too_short"]) == (3, 2, 1, 1), g
+    assert g["warmup_lost"] == 30 + 60 and g["rows"] == g["bars_in_period"] - 90, g
+    assert g["history_only"] == 2 * 8 and g["forced_exits"]["buy_and_hold"] == 1, g
+    line = gap_lines(report.gaps)[0]
+    assert line.startswith(
+        f"BTCUSDT: 3 segments (2 gaps); 90 of its {g['bars_in_period']} bars in the period lost to warm-up "
+        "(60 a segment; 1 segment lost whole), 16 history only (8 a segment; 1 segment too short to trade)"
+    ), line
+    # the period line counts the rows read, after the warm-up: the bars in the period less those it took
+    (period_line,) = [m for m in said if m.startswith("test: ")]
+    assert (
+        f"BTCUSDT {g['rows']}, ETHUSDT " in period_line and " bars read, after each segment's" in period_line
+    )
+    e = report.gaps["ETHUSDT"]
+    assert (e["segments"], e["gaps"], e["warmup_segments"], e["too_short"], e["warmup_lost"]) == (
+        1,
+        0,
+        0,
+        0,
+        0,
+    )
+
+
+def test_a_run_evaluated_after_training_with_overrides_has_no_note_about_its_own_costs(
+    two_symbols: Path, tmp_path: Path
+) -> None:
+    """`marketlake train --window 8 --commission 0.002`: the evaluation that follows trades with the run's own
+    settings, which are the settings with the command line's overrides: nothing to note (it compared them
+    with the file's alone, and named the overrides as settings it did not use)."""
+    from rl.evaluate import train_and_evaluate
+
+    tiny = {
+        "num_iterations": 1, "episodes_per_iteration": 2, "batch_size": 32, "validate_every": 1,
+        "episode_length": 30, "symbols": ["BTCUSDT"], "interval": "1m", "seed": 1, "device": "cpu",
+        "window": 8, "commission": 0.002,
+    }  # fmt: skip
+    said: list[str] = []
+    result, report = train_and_evaluate(
+        two_symbols, Settings(), tiny, runs_dir=tmp_path / "runs", say=said.append
+    )
+    assert report is not None and report.env["window"] == 8 and report.env["commission"] == 0.002
+    assert not [m for m in said if "trading settings" in m], said
