@@ -48,7 +48,7 @@ from lake.paths import resolve_lake_root
 from lake.writer import TMP_MARK, atomic_write, atomic_write_bytes, fsync_dir
 from rl import runlog
 from rl.baselines import buy_and_hold, flat, random_policy
-from rl.episodes import EmptyPeriod, MarketData, NormStats, load_period
+from rl.episodes import STORE_READ, EmptyPeriod, MarketData, NormStats, load_period
 from rl.market import EnvConfig
 from rl.metrics import (
     METRICS_VERSION,
@@ -426,14 +426,19 @@ def period_bar_counts(
     symbols: list[str],
     interval: str,
     bounds: tuple[int, int],
+    *,
+    from_store: bool = False,
 ) -> dict[str, tuple[int, int]]:
     """The in-session bars of each symbol whose whole life lies in the period [bounds) (microseconds), and
     the segments they fall in: what the period held before the features' warm-up after each gap
-    (sql/rl/period_bar_counts.sql); a segment the warm-up took whole is one of them."""
+    (sql/rl/period_bar_counts.sql); a segment the warm-up took whole is one of them. `from_store`: the
+    period was read from the fresh feature store, so its rows are counted there (the same rows, a scan of
+    the symbols' files; the live `bar_features` computes every symbol's windows over its whole history)."""
     import lake
     from lake.connect import sql_dir, views_needed
 
-    sql = (sql_dir() / "rl" / "period_bar_counts.sql").read_text(encoding="utf-8")
+    name = "period_bar_counts_store.sql" if from_store else "period_bar_counts.sql"
+    sql = (sql_dir() / "rl" / name).read_text(encoding="utf-8")
     params = {
         "symbols": list(symbols),
         "interval": interval,
@@ -1174,7 +1179,10 @@ def _report(
         bounds={period: (_instant(data.bounds[0]), _instant(data.bounds[1]))},
     )
     judged = judge_all(data, env_config, policy, session=settings.session, seed=seed, resamples=resamples)
-    lake_bars = period_bar_counts(root, settings, list(data.symbols), interval, data.bounds)
+    from_store = any(STORE_READ in q for q in data.queries)
+    lake_bars = period_bar_counts(
+        root, settings, list(data.symbols), interval, data.bounds, from_store=from_store
+    )
     report = EvalReport(
         run_id=run_id,
         parent_run_id=parent,

@@ -953,6 +953,18 @@ def test_a_segment_the_warm_up_took_whole_is_still_a_segment_and_its_gap_a_gap(
         0,
         0,
     )
+    # read from the fresh feature store, the period's bars are counted there: the same counts
+    from features import store
+    from rl.evaluate import period_bar_counts
+
+    store.refresh(lake_root, settings)
+    again = evaluate(lake_root, settings, run_dir, "test", env_config=EnvConfig(window=8), record=False, **kw)  # type: ignore[arg-type]
+    assert again.gaps == report.gaps
+    bounds = (int(start.timestamp() * 1e6), int(end.timestamp() * 1e6))
+    live = period_bar_counts(lake_root, settings, ["BTCUSDT", "ETHUSDT"], "1m", bounds)
+    assert live["BTCUSDT"] == (g["bars_in_period"], 3) and live["ETHUSDT"][1] == 1, live
+    stored = period_bar_counts(lake_root, settings, ["BTCUSDT", "ETHUSDT"], "1m", bounds, from_store=True)
+    assert stored == live
 
 
 def test_a_run_evaluated_after_training_with_overrides_has_no_note_about_its_own_costs(
