@@ -19,9 +19,12 @@ which is also the next decision's bar. Keys: `row`, `ts` (that bar's open, int m
 `position` (the side held after the bar's close: -1, 0, 1), `equity` (the episode's equity marked at that
 bar's close net of all costs, 1.0 at reset; exp of the sum of the rewards); after step() also `cost`
 (costs paid in the step, a fraction of equity), `turnover` (|weight traded|, a forced exit included),
-`fill_price` (the price the order filled at, at the bar's open moved by slippage; None when nothing filled
-there) and `exit_price` (the price a forced exit at the bar's close sold at, the close moved against the
-trader by slippage; None when none: `hold_overnight = false` at a session's last bar); at the episode's last
+`fill_price` (the price the order filled at, at the bar's open moved by slippage; only when something
+filled there) and `exit_price` (the price a forced exit at the bar's close sold at, the close moved against
+the trader by slippage; only when there was one: `hold_overnight = false` at a session's last bar). Each is
+left out of the dict when there is no such price, as Gymnasium's vector wrappers expect of a key that only
+some steps have: they then give a float array and its `_fill_price` / `_exit_price` mask, never an object
+array of floats and None; read them with `info.get("fill_price")`. At the episode's last
 step `episode_return` (the sum of its rewards) and `episode_length`.
 """
 
@@ -254,12 +257,11 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.int64]):
         self._ret += float(log_ret[0])
         truncated = self._k >= self.episode_length
         info = self._info()
-        info.update(
-            cost=float(cost[0]),
-            turnover=float(turnover[0]),
-            fill_price=None if np.isnan(fill[0]) else float(fill[0]),
-            exit_price=None if np.isnan(exit_price[0]) else float(exit_price[0]),
-        )
+        info.update(cost=float(cost[0]), turnover=float(turnover[0]))
+        if not np.isnan(fill[0]):  # (left out, not None: see the module's docstring)
+            info["fill_price"] = float(fill[0])
+        if not np.isnan(exit_price[0]):
+            info["exit_price"] = float(exit_price[0])
         if truncated:
             self._ended = True
             info["episode_return"] = self._ret

@@ -385,3 +385,29 @@ def test_the_vector_env_refuses_actions_that_are_not_whole_numbers_in_its_space(
     for good in (np.array([1, 0]), np.array([1, 0], np.int32), np.array([0, 1], np.uint8), [1, 1]):
         vec.step(good)  # type: ignore[arg-type]  # (a list too)
     assert (vec.pos == 1.0).all()
+
+
+def test_gymnasiums_vector_wrappers_give_fill_and_exit_prices_as_floats_with_a_mask() -> None:
+    """A step without a fill (or a forced exit) leaves its price out of info, as Gymnasium expects of a key
+    only some steps have: SyncVectorEnv then gives a float array and its `_fill_price` mask, whichever env
+    filled (with None in info it gave an object array [None, 101.2] when the first env did not fill)."""
+    import gymnasium
+
+    d = _arrays(400)
+    cfg = EnvConfig(window=8, episode_length=50)
+    vec = gymnasium.vector.SyncVectorEnv([lambda: TradingEnv(data=d, config=cfg) for _ in range(2)])
+    vec.reset(seed=0)
+    # (actions, which env fills at the next open): none, env 1 only (as the first env has none), env 0 only
+    for actions, filled in (([0, 0], [False, False]), ([0, 1], [False, True]), ([1, 1], [True, False])):
+        _, _, _, _, info = vec.step(np.array(actions))
+        if not any(filled):
+            assert "fill_price" not in info, info
+            continue
+        assert info["fill_price"].dtype == np.float64, info
+        assert list(info["_fill_price"]) == filled, info
+        assert all(p > 0 for p, f in zip(info["fill_price"], filled, strict=True) if f), info
+    assert "exit_price" not in info  # no forced exit (crypto-like arrays: no session end) in any env
+    single = TradingEnv(data=d, config=cfg)
+    single.reset(seed=0)
+    _, _, _, _, step = single.step(0)
+    assert "fill_price" not in step and "exit_price" not in step and step["cost"] == 0.0
