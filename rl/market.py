@@ -130,10 +130,10 @@ class EnvConfig:
         if self.hold_overnight or not _day_or_longer(interval):
             return
         why = (
-            f"hold_overnight = false with interval {interval}: false closes a position at its session's last "
-            "bar, and a bar of a day or longer is always its session's last (it holds the whole session), so "
-            "every position would be closed the bar it opens; hold_overnight = false needs intraday bars (1m, "
-            "5m, 15m or 1h)"
+            f"hold_overnight = false with interval {interval}: false closes a stock position at its session's "
+            "last bar, and a bar of a day or longer is always its session's last (it holds the whole session), "
+            "so every stock position would be closed the bar it opens (crypto has no session end: the setting "
+            "does nothing for it); hold_overnight = false needs intraday bars (1m, 5m, 15m or 1h)"
         )
         raise ConfigError(f"{where}: {why}" if where else why)
 

@@ -24,9 +24,10 @@ from rl.market import EnvConfig, Market
 from rl.vector import VecTradingEnv, make_vec_env
 
 SAYS = (
-    "hold_overnight = false with interval 1d: false closes a position at its session's last bar, and a bar "
-    "of a day or longer is always its session's last (it holds the whole session), so every position would "
-    "be closed the bar it opens; hold_overnight = false needs intraday bars (1m, 5m, 15m or 1h)"
+    "hold_overnight = false with interval 1d: false closes a stock position at its session's last bar, and a "
+    "bar of a day or longer is always its session's last (it holds the whole session), so every stock "
+    "position would be closed the bar it opens (crypto has no session end: the setting does nothing for it); "
+    "hold_overnight = false needs intraday bars (1m, 5m, 15m or 1h)"
 )
 KW: dict[str, Any] = {"symbols": ["SPY"], "interval": "1d", "settings": Settings(), "window": 10}
 
