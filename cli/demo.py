@@ -178,6 +178,7 @@ def demo_cmd(ctx: click.Context, retrain: bool, iterations: int | None) -> None:
             + "\n"
         )
 
+    from cli.training import _note
     from rl.evaluate import evaluate, render_table
 
     head("evaluate the chosen model on the unseen test period")
@@ -185,7 +186,14 @@ def demo_cmd(ctx: click.Context, retrain: bool, iterations: int | None) -> None:
     if recorded:  # shown again, not written: its files (and the latest names linked to them) stay its own
         run.say(f"already evaluated ({recorded}): its numbers again, nothing written or recorded")
     report = evaluate(
-        root, run.settings, run_dir, "test", say=run.say, record=not recorded, write=not recorded
+        root,
+        run.settings,
+        run_dir,
+        "test",
+        say=run.say,
+        note=_note(run),  # shown even with --quiet, as `marketlake evaluate` does
+        record=not recorded,
+        write=not recorded,
     )
     click.echo(render_table(report))
 

@@ -41,6 +41,7 @@ def train_and_evaluate(
         run.settings,
         overrides,
         say=run.say,
+        note=_note(run),  # what changes how the result reads: shown even with --quiet, as `evaluate` does
         progress=not run.quiet,
         runs_dir=runs_dir,
         evaluate_test=evaluate,

@@ -856,13 +856,20 @@ model's input: it can be no other) and `episode_length` (the evaluation walks ev
 
 
 def _toml(value: Any) -> str:
-    return (
-        ("true" if value else "false")
-        if isinstance(value, bool)
-        else f"{value:g}"
-        if isinstance(value, float)
-        else str(value)
-    )
+    """A setting's value as the settings file writes it; a float as short as it reads back the same (`:g`
+    when it keeps the value, else Python's shortest round-trip form: 0.0001234567 is not 0.000123457)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        short = f"{value:g}"
+        return short if float(short) == value else repr(value)
+    return str(value)
+
+
+def _slippage_text(env: EnvConfig) -> str:
+    if env.slippage == "range":
+        return f"range, slippage_range_fraction {_toml(env.slippage_range_fraction)}"
+    return f"bps, slippage_bps {_toml(env.slippage_bps)}"
 
 
 def _own_trading_note(run_env: EnvConfig, settings: Settings) -> str | None:
@@ -874,9 +881,13 @@ def _own_trading_note(run_env: EnvConfig, settings: Settings) -> str | None:
     except MarketlakeError:  # (the settings were checked when read; nothing to compare with otherwise)
         return None
     unused = {"bps": "slippage_range_fraction", "range": "slippage_bps"}
-    skip = {unused[run_env.slippage]} if run_env.slippage == yours.slippage else set()
+    same_mode = run_env.slippage == yours.slippage
+    skip = {unused[run_env.slippage]} if same_mode else {"slippage_bps", "slippage_range_fraction"}
     diffs = [
         f"{key} {_toml(getattr(run_env, key))} (your settings say {_toml(getattr(yours, key))})"
+        if key != "slippage"
+        # the modes differ: each side's own parameter, never one its mode does not use
+        else f"slippage {_slippage_text(run_env)} (your settings say {_slippage_text(yours)})"
         for key in TRADING_KEYS
         if key not in skip and getattr(run_env, key) != getattr(yours, key)
     ]
@@ -1636,6 +1647,7 @@ def train_and_evaluate(
     overrides: Mapping[str, Any] | None = None,
     *,
     say: Say | None = None,
+    note: Say | None = None,
     progress: bool = False,
     runs_dir: str | os.PathLike[str] | None = None,
     evaluate_test: bool = True,
@@ -1643,7 +1655,7 @@ def train_and_evaluate(
     """`marketlake train`: train (rl.train.train), record the training run in `runs` (also when it raises),
     then evaluate the chosen model on the unseen test period (unless evaluate_test is False). An interrupted
     or checkpoint-less run is recorded and not evaluated (the report is None). Returns (TrainResult,
-    EvalReport | None)."""
+    EvalReport | None). `note`: where the evaluation's notes go (evaluate's `note`; default `say`)."""
     from rl.train import train
 
     say = say or (lambda _m: None)
@@ -1706,7 +1718,7 @@ def train_and_evaluate(
         # the settings the run trained with, its overrides on [train]: nothing to note about its own costs
         trained = {k: v for k, v in (overrides or {}).items() if v is not None}
         given = dataclasses.replace(settings, train={**settings.train, **trained}) if trained else settings
-        return result, evaluate(lake_root, given, result.run_dir, "test", say=say)
+        return result, evaluate(lake_root, given, result.run_dir, "test", say=say, note=note)
     except NothingToScore as exc:  # the training itself is done and recorded: name it
         raise NothingToScore(f"run {result.run_id} was trained and recorded, but its {exc}") from None
 

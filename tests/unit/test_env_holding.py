@@ -166,9 +166,9 @@ def test_a_drifted_short_is_closed_at_the_sessions_last_close_at_its_drifted_wei
 
 def test_a_forced_exit_says_its_own_price_and_the_fill_price_only_an_open_fill() -> None:
     """A step whose only trade is the forced close at the session's end: `fill_price` was that bar's open
-    (nothing filled there) and the exit's price was nowhere. Now fill_price is None (NaN in a walk) unless
-    something filled at the open, and exit_price is the close moved against the trader (None unless a forced
-    exit), in the single env's info and in both walks alike."""
+    (nothing filled there) and the exit's price was nowhere. Now fill_price is only in info (NaN in a walk)
+    when something filled at the open, and exit_price is the close moved against the trader (only when there
+    was a forced exit), in the single env's info and in both walks alike."""
     session_end = np.array([False, False, False, False, True, False, False])
     highs = [100, 100, 100, 101, 93, 83, 89]
     lows = [100, 100, 100, 94, 84, 79, 83]

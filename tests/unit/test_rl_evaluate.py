@@ -865,14 +865,29 @@ def test_evaluate_says_which_of_the_given_trading_settings_it_does_not_use(
     # (it can be no other): not named
     other: list[str] = []
     shorts = Settings(
-        min_bars_per_symbol=100, train={"allow_short": True, "slippage": "range", "hold_overnight": False}
+        min_bars_per_symbol=100,
+        train={
+            "allow_short": True,
+            "slippage": "range",
+            "slippage_range_fraction": 0.2,
+            "slippage_bps": 4.0,
+            "hold_overnight": False,
+        },
     )
     evaluate(lake_root, shorts, run_dir, "test", note=other.append, **kw)
     (line,) = [m for m in other if "trading settings" in m]
+    # the modes differ: each side's own parameter, never the one its mode does not use (slippage_bps 4 there)
     assert line == (
-        "note: evaluating with the run's own trading settings: slippage bps (your settings say range), "
-        "allow_short false (your settings say true), hold_overnight true (your settings say false)"
+        "note: evaluating with the run's own trading settings: slippage bps, slippage_bps 1 (your settings "
+        "say range, slippage_range_fraction 0.2), allow_short false (your settings say true), hold_overnight "
+        "true (your settings say false)"
     ), line
+    # a setting's value as it reads back: two commissions that differ never print alike
+    fine: list[str] = []
+    close = Settings(min_bars_per_symbol=100, train={"window": 8, "commission": 0.0010000001})
+    evaluate(lake_root, close, run_dir, "test", note=fine.append, **kw)
+    (line,) = [m for m in fine if "trading settings" in m]
+    assert line.endswith("commission 0.001 (your settings say 0.0010000001)"), line
 
 
 def test_evaluate_prints_its_notes_even_with_quiet(lake_root: Path, tmp_path: Path, monkeypatch: Any) -> None:

@@ -201,3 +201,25 @@ def test_a_batch_size_within_the_rollout_says_nothing_and_records_it(
     assert not [w for w in _warnings(err) if "batch_size" in w], err
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert json.loads((run_dir / "settings.json").read_text())["minibatch"] == TINY["batch_size"]
+
+
+def test_the_evaluation_after_training_shows_its_notes_even_with_quiet(
+    runner: CliRunner, crypto_lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`train -q` evaluates the chosen model: that evaluation's notes (here a stand-in for "the test period
+    moved") reach stderr as `marketlake evaluate -q`'s do (they went through the silenced `say`)."""
+    import rl.evaluate as ev
+
+    real = ev.evaluate
+
+    def noting(*args: object, **kw: object) -> object:
+        tell = kw.get("note") or kw["say"]
+        tell("note: the lake's test period now starts later (a stand-in)")  # type: ignore[operator]
+        return real(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ev, "evaluate", noting)
+    config = tmp_path / "c.toml"
+    config.write_text(f"[train]\n{TINY_TOML}\n")
+    code, out, err = _train(runner, crypto_lake, config, tmp_path, "--symbols", "BTCUSDT")
+    assert code == 0, out + err
+    assert "note: the lake's test period now starts later (a stand-in)" in err, err
