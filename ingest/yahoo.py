@@ -90,6 +90,9 @@ CONFIRM_AFTER = dt.timedelta(hours=12)
 repeat is Yahoo's final word for its days (recorded in the answer's .meta.json as FINAL_WORD): a shorter
 gap may be one passing fault served twice, so the window is still asked again."""
 FINAL_WORD = "same_rows_again_at"
+CACHED, ASKED, SAME = "cached", "asked", "same"
+"""Where a window's body came from (`_fetch`): the cache with no request, Yahoo's new answer, or Yahoo asked
+again serving the cached answer's rows (counted as a file done: a request was made)."""
 
 
 def yahoo_symbol(symbol: str) -> str:
@@ -701,9 +704,10 @@ def _fetch(
     now: dt.datetime,
     splits: Callable[[], str],
     notes: list[str] | None = None,
-) -> tuple[bytes, str, bool, str | None]:
-    """(body, cache relpath, from cache, relpath of the later split events) of one window: a final cached
-    response is reused with the split events fetched with it. The split events from the window to now are
+) -> tuple[bytes, str, str, str | None]:
+    """(body, cache relpath, where the body came from, relpath of the later split events) of one window:
+    where is CACHED (reused, no request made), ASKED (Yahoo's new answer) or SAME (Yahoo asked again served
+    the cached answer's rows, so the cached file stays what landed). A final cached response is reused with the split events fetched with it. The split events from the window to now are
     fetched (`splits()`) when the window has bars and ended before now: Yahoo adjusts a window's prices
     for later splits too, but lists only the window's own.
 
@@ -733,14 +737,14 @@ def _fetch(
         )
         final_cached = fetched >= w.end_instant + FINAL_AFTER
         if final_cached and known and isinstance(cached.meta.get(FINAL_WORD), str):
-            return body, relpath, True, later if isinstance(later, str) else None  # Yahoo's final word
+            return body, relpath, CACHED, later if isinstance(later, str) else None  # Yahoo's final word
         if final_cached and known:
             # judged on every answer kept for these days together (their bars all landed): a worse
             # answer asked again does not make the window look less complete than the lake holds
             earlier = [c.path.read_bytes() for c in map(cache.get, versions[:-1]) if c is not None]
             cov = _coverage(w, *earlier, body)
             if cov is None or cov[0] >= cov[1]:
-                return body, relpath, True, later if isinstance(later, str) else None
+                return body, relpath, CACHED, later if isinstance(later, str) else None
             stale = body, later if isinstance(later, str) else None
             was = (
                 f"the cached answer{'s' if earlier else ''} (fetched {fetched:%Y-%m-%d %H:%M} UTC) "
@@ -771,7 +775,7 @@ def _fetch(
                 f"yahoo: {what}: {was}: asked Yahoo again, which served the same rows as at "
                 f"{fetched:%Y-%m-%d %H:%M} UTC: taken as Yahoo's final word, not asked again"
             )
-        return cached.path.read_bytes(), relpath, True, stale[1] if stale is not None else None
+        return cached.path.read_bytes(), relpath, SAME, stale[1] if stale is not None else None
     final = now >= w.end_instant + FINAL_AFTER
     own = _coverage(w, body) if final else None
     cov = _coverage(w, *earlier, stale[0], body) if final and stale is not None else own
@@ -789,7 +793,7 @@ def _fetch(
         now_has = f", which now has {own[0]} of {own[1]}{fewer}" if own is not None else ""
         notes.append(f"yahoo: {what}: {was}: asked Yahoo again{now_has}")
     if same and stale is not None:
-        return stale[0], relpath, True, stale[1]  # the same rows again: the cached file is what landed
+        return stale[0], relpath, SAME, stale[1]  # the same rows again: the cached file is what landed
     if cached is None and relpath == _version_name(stem, 1) or cached is not None and not final_cached:
         new = relpath  # a window not final yet (or never cached): its one name, as it always was
     else:  # a final window's file is never rewritten (a manifest may name it): the next version
@@ -806,7 +810,7 @@ def _fetch(
         fetched_at=now.isoformat(),
         splits_file=later,
     )
-    return body, new, False, later
+    return body, new, ASKED, later
 
 
 def _land(
@@ -980,7 +984,7 @@ def run(
                 try:
                     s = summary.of(symbol)
                     try:
-                        body, relpath, from_cache, later = _fetch(
+                        body, relpath, origin, later = _fetch(
                             client,
                             cache,
                             symbol,
@@ -1039,7 +1043,7 @@ def run(
                         None if got_days is None else _on_days(got_days[1], got_days[2]),
                     )  # bars new to the lake, not the rows read  # fmt: skip
                     s.rows_rejected += len(parsed.rejected)
-                    if from_cache:
+                    if origin == CACHED:
                         s.files_skipped += 1
                     elif not parsed.bars and not parsed.rejected:
                         s.files_missing += 1
@@ -1055,7 +1059,9 @@ def run(
                     ctx.say(
                         f"yahoo {interval} {symbol} {win.first}..{win.last}: {len(parsed.bars)} bars, "
                         f"{len(parsed.rejected)} rejected, {parsed.null_rows} empty minutes skipped"
-                        + (" (cached)" if from_cache else "")
+                        + {CACHED: " (cached)", SAME: " (asked again: the same rows as cached)"}.get(
+                            origin, ""
+                        )
                     )
                 finally:
                     step(len(summary.errors) == errors_before)

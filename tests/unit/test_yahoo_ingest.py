@@ -510,12 +510,32 @@ def test_an_incomplete_answer_served_again_with_the_same_rows_adds_no_raw_file(
     for k in range(3):
         s = ingest(lake_root, client(session), ["AAPL"], "1d", OCT[0], OCT[-1])
         assert s.ok and s.of("AAPL").rows_landed == (22 if k == 0 else 0)  # bars new to the lake
+        # Yahoo was asked each time: a file done, never counted as skipped (answered from the cache)
+        assert (s.of("AAPL").files_done, s.of("AAPL").files_skipped) == (1, 0), s.of("AAPL")
         assert [n for n in s.notes if "asked" in n] == [
             "yahoo: AAPL: 1d 2024-10-01 to 2024-10-31: Yahoo's answer has 22 of 23 sessions: "
             "the window is asked again on the next run"
         ]  # one note a run
     assert len(session.chart_calls()) == 3
     assert window_files(lake_root) == ["1727740800-1730419200.json"]
+
+
+def test_a_window_asked_again_is_never_labelled_cached(
+    session: ReplaySession, lake_root: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # an incomplete finished window is asked again on every run; when Yahoo serves the same rows, the
+    # line says so: "(cached)" is for a window answered from the cache with no request
+    days = OCT_SESSIONS[:9] + OCT_SESSIONS[10:]
+    session.charts[("AAPL", "1d")] = lambda symbol, params: (200, daily_payload(days))
+    monkeypatch.setattr(yahoo, "default_session", lambda: session)
+    args = ["--lake", str(lake_root), "ingest", "yahoo", "--symbols", "AAPL", "--interval", "1d",
+            "--start", "2024-10-01", "--end", "2024-10-31"]  # fmt: skip
+    runner.invoke(cli, args)
+    res = runner.invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    out = " ".join(res.output.split())
+    assert len(session.chart_calls()) == 2
+    assert "(asked again: the same rows as cached)" in out and "(cached)" not in out, out
 
 
 def test_sessions_before_the_listing_are_not_expected(session: ReplaySession, lake_root: Path) -> None:
