@@ -26,6 +26,11 @@ left out of the dict when there is no such price, as Gymnasium's vector wrappers
 some steps have: they then give a float array and its `_fill_price` / `_exit_price` mask, never an object
 array of floats and None; read them with `info.get("fill_price")`. At the episode's last
 step `episode_return` (the sum of its rewards) and `episode_length`.
+
+An episode ends truncated after `episode_length` steps, or terminated (a true terminal state: nothing
+follows, so no value is bootstrapped past it) at the step that ruins the account: its equity wiped out (a
+short that lost everything, rl/market.py) and floored at FLOOR (1e-12) of its value before the step; that
+step's reward is the log change down to the floor, log(1e-12), and the position is closed. Never both.
 """
 
 from __future__ import annotations
@@ -248,23 +253,25 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.int64]):
         q = self.config.position_of(np.array([a]))
         p = self._pos.copy()
         t = self._row.copy()
-        log_ret, cost, turnover, p_next, self._entry, fill, exit_price, _ = self.market.transition_priced(
-            t, p, self._entry, q
+        log_ret, cost, turnover, p_next, self._entry, fill, exit_price, _, ruined = (
+            self.market.transition_priced(t, p, self._entry, q)
         )
         self._row += 1
         self._pos = p_next
         self._k += 1
         self._ret += float(log_ret[0])
-        truncated = self._k >= self.episode_length
+        # ruin (the equity wiped out, floored: rl/market.py) closes the account: a true terminal state
+        terminated = ruined is not None and bool(ruined[0])
+        truncated = not terminated and self._k >= self.episode_length
         info = self._info()
         info.update(cost=float(cost[0]), turnover=float(turnover[0]))
         if not np.isnan(fill[0]):  # (left out, not None: see the module's docstring)
             info["fill_price"] = float(fill[0])
         if not np.isnan(exit_price[0]):
             info["exit_price"] = float(exit_price[0])
-        if truncated:
+        if terminated or truncated:
             self._ended = True
             info["episode_return"] = self._ret
             info["episode_length"] = self._k
         obs = self._obs.one(int(self._row[0]), float(self._pos[0]))
-        return obs, float(log_ret[0]), False, bool(truncated), info
+        return obs, float(log_ret[0]), terminated, truncated, info

@@ -25,7 +25,10 @@ Time and prices (DESIGN.md, "Trading semantics"):
                                                evaluation walk's segment ends): w3 the weight there
 
   and the reward is the log of that product: the change in log equity net of costs. Equity never falls
-  below FLOOR x its value before the step: a short that loses everything is floored there and closed.
+  below FLOOR x its value before the step: a short that loses everything (or costs that take it all) is
+  floored there and closed. That step is the account's ruin (`ruined`): its reward is the log change down
+  to the floor, log(FLOOR) (about -27.6), and the account is closed: the environments end the episode there
+  (terminated, a true terminal state), the evaluation walk keeps the symbol flat for the rest of the period.
   So buy-and-hold over an episode earns exactly
   log(close[last] / open[first fill]) + log(1 - commission - slip[first fill]); a short held earns
   log(2 - close[last] / open[first fill]) + log(1 - commission - slip[first fill]) (1 - P_end / P_entry on
@@ -47,7 +50,8 @@ if TYPE_CHECKING:
 SLIPPAGE_MODES = ("bps", "range")
 FLOOR = 1e-12
 """Equity never falls below this fraction of its value before a step (log equity stays finite): a short that
-loses everything is floored there and closed (flat after)."""
+loses everything is floored there and closed, and the account is ruined (`Market.transition`'s `ruined`):
+it trades no more (the episode terminates; the walk keeps the symbol flat)."""
 
 
 @dataclass(frozen=True)
@@ -187,21 +191,34 @@ class Market:
 
     def transition(
         self, t: np.ndarray, side: np.ndarray, entry: np.ndarray, q: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
         """Decisions at rows t (`side` held, entered at the price `entry`; target side q) filled at rows t + 1.
 
         Returns (log return of equity over the step net of costs, costs as a fraction of equity, turnover
-        |traded weight|, side held after the step's close, entry price after the step). The weight of a
-        side held is `weight(side, price / entry)`: its shares are held, so its weight drifts with the
-        price; only a change of side trades (from the drifted weight to the target)."""
-        return self._step(t, side, entry, q, False)[:5]
+        |traded weight|, side held after the step's close, entry price after the step, ruined). The weight
+        of a side held is `weight(side, price / entry)`: its shares are held, so its weight drifts with the
+        price; only a change of side trades (from the drifted weight to the target).
+
+        ruined: a bool array, True where the step wiped the equity out (floored at FLOOR x its value before
+        the step, the position closed; the log return there is log(FLOOR)): the account is ruined and
+        must trade no more. None when no row was (the common case costs nothing to tell)."""
+        out = self._step(t, side, entry, q, False)
+        return out[0], out[1], out[2], out[3], out[4], out[8]
 
     def transition_priced(
         self, t: np.ndarray, side: np.ndarray, entry: np.ndarray, q: np.ndarray
     ) -> tuple[
-        np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray
+        np.ndarray,
+        np.ndarray,
+        np.ndarray,
+        np.ndarray,
+        np.ndarray,
+        np.ndarray,
+        np.ndarray,
+        np.ndarray,
+        np.ndarray | None,
     ]:
-        """`transition`'s five arrays (the same numbers), then the prices the step traded at:
+        """`transition`'s first five arrays (the same numbers), then the prices the step traded at:
         fill_price, the price of the order filled at row t + 1's open (the open moved against the trader:
         up to buy, down to sell), NaN where nothing filled at the open; and exit_price, the price a forced
         exit sold (or bought back a short) at, at row t + 1's close moved against the trader by the exit
@@ -210,11 +227,11 @@ class Market:
         Last, cost_prev: the step's costs as a fraction of the equity BEFORE it (at row t's close), so that
         cost_prev x that equity is the money they took (the open's costs are a fraction of the equity at the
         open, a forced exit's of the equity at the close before it: `cost` adds fractions of different
-        amounts)."""
+        amounts). Last, `transition`'s `ruined` (None when no row was)."""
         out = self._step(t, side, entry, q, True)
-        log_ret, cost, turnover, side_next, entry_next, fill, exit_price, cost_prev = out
+        log_ret, cost, turnover, side_next, entry_next, fill, exit_price, cost_prev, ruined = out
         assert fill is not None and exit_price is not None and cost_prev is not None
-        return log_ret, cost, turnover, side_next, entry_next, fill, exit_price, cost_prev
+        return log_ret, cost, turnover, side_next, entry_next, fill, exit_price, cost_prev, ruined
 
     def _step(
         self, t: np.ndarray, side: np.ndarray, entry: np.ndarray, q: np.ndarray, prices: bool
@@ -227,8 +244,10 @@ class Market:
         np.ndarray | None,
         np.ndarray | None,
         np.ndarray | None,
+        np.ndarray | None,
     ]:
-        """transition (prices False: the last three None) and transition_priced: one implementation."""
+        """transition (prices False: fill, exit_price and cost_prev None) and transition_priced: one
+        implementation. The last: ruined, None when no row was."""
         n = t + 1
         gone: np.ndarray | None = None
         if self.config.allow_short:
@@ -271,7 +290,7 @@ class Market:
             g_open = g1 if self.config.allow_short else 1.0 + side * self.gap_ret[n]
             cost_prev = g_open * cost
         if not self.any_exit:
-            return np.log(g), cost, d, side_next, entry_next, fill, exit_price, cost_prev
+            return np.log(g), cost, d, side_next, entry_next, fill, exit_price, cost_prev, gone
         # a forced exit at the fill bar's close: the weight held there is sold, its costs paid
         exit_ = self.forced_exit[n] & (side_next != 0)
         w_close = np.abs(weight(side_next, self.data.close[n] / entry_next)) if self.config.allow_short else q
@@ -280,13 +299,26 @@ class Market:
             cost_prev = cost_prev + g * exit_cost
         g = g * (1.0 - exit_cost)
         np.maximum(g, FLOOR, out=g)
+        ruined = gone
+        if len(g) and g.min() <= FLOOR:  # wiped out before the close, or the exit's costs took it all
+            ruined = g <= FLOOR
         turnover = d + np.where(exit_, w_close, 0.0)
         if prices:  # sold at the close (a short bought back), moved against the trader by the exit slippage
             exit_price = np.where(
                 exit_, self.data.close[n] * (1.0 - np.sign(side_next) * self.exit_slip[n]), np.nan
             )
         side_after = np.where(exit_, 0.0, side_next)
-        return np.log(g), cost + exit_cost, turnover, side_after, entry_next, fill, exit_price, cost_prev
+        return (
+            np.log(g),
+            cost + exit_cost,
+            turnover,
+            side_after,
+            entry_next,
+            fill,
+            exit_price,
+            cost_prev,
+            ruined,
+        )
 
 
 def weight(side: np.ndarray, x: np.ndarray) -> np.ndarray:

@@ -17,8 +17,10 @@ rows where info["_final_obs"] is True), its return and length in info["final_inf
 "episode_length", with the masks "_episode_return", "_episode_length"; info["_final_info"] the same mask as
 "_final_obs") and, for every env, in info["episode_return"] (NaN where no episode ended) and
 info["episode_length"] (0 there). The returned obs array
-is owned by the env and overwritten by the next step() or reset(): copy it to keep it. `terminated` (always
-False: episodes end by truncation) and the info arrays of a step where no episode ended are read-only.
+is owned by the env and overwritten by the next step() or reset(): copy it to keep it. An episode ends
+truncated after `episode_length` steps, or terminated at the step that ruins its account (its equity wiped out
+and floored, rl/market.py; as the single env: never both), and auto-resets either way. `terminated` of a step
+where no account was ruined and the info arrays of a step where no episode ended are read-only.
 """
 
 from __future__ import annotations
@@ -178,13 +180,22 @@ class VecTradingEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         if a.view(np.uint64).max() >= len(self._pos_table):  # one pass: a negative action is huge as uint64
             raise ValueError(f"actions must be in 0..{len(self._pos_table) - 1}, got {a}")
         q = self._pos_table[a]
-        log_ret, cost, _turnover, p_next, entry = self.market.transition(self.row, self.pos, self.entry, q)
+        log_ret, cost, _turnover, p_next, entry, ruined = self.market.transition(
+            self.row, self.pos, self.entry, q
+        )
         self.entry = entry
         self.row += 1
         self.k += 1
         self.pos = p_next
         self.ret_sum += log_ret
         done = self.k >= self.episode_length
+        terminated = self._false
+        truncated = done
+        # ruin closes the account: terminated there (as in the single env), never truncated
+        if ruined is not None:
+            terminated = ruined
+            truncated = done & ~ruined
+            done = done | ruined
         info: dict[str, Any] = {}
         obs = self._obs.build(self.row, self.pos)
         if done.any():
@@ -211,7 +222,7 @@ class VecTradingEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
             info["episode_return"] = self._no_return
             info["episode_length"] = self._no_length
         info["cost"] = cost
-        return obs, log_ret, self._false, done, info
+        return obs, log_ret, terminated, truncated, info
 
     def close_extras(self, **kwargs: Any) -> None:
         pass

@@ -8,6 +8,11 @@ closed at that segment's last close with its exit costs, as a forced exit; at th
 segment (the end of its data in the evaluated period) it is marked to market, not sold. The fills, costs and
 rewards are rl/market.py's, as in the environments.
 
+Each symbol is one account. A step that ruins it (its equity wiped out and floored, rl/market.py's `ruined`:
+a short that lost everything) closes it for the rest of the period: every later step of that symbol, in
+that segment and the later ones, is flat (position 0, log return 0, no cost, no turnover, no fill), whatever
+the policy asked. `Walk.ruined` flags the ruinous step, `Walk.ruins()` names each ruined symbol and when.
+
 A policy that decides each observation row on its own (no state, no random draws: the greedy policy of
 rl/ppo.py says so with `rowwise = True`) is walked faster: it is asked once, in large batches, for every
 decision row at every position the agent may hold there; then a scan over time picks the action of the
@@ -18,7 +23,7 @@ same numbers as the step-by-step walk (tests/unit/test_walk.py checks them equal
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -46,9 +51,23 @@ class Walk:
     cost_prev: (
         np.ndarray
     )  # float64, the step's costs as a fraction of the equity before it (the money / that)
+    ruined: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    """bool: True at the step that ruined its symbol's account (equity wiped out, floored at rl.market.FLOOR
+    of its value before the step; its log return log(FLOOR)); every later step of that symbol is flat, with
+    no return and no cost. At most one per symbol. Left out (a Walk made by hand): all False."""
+
+    def __post_init__(self) -> None:
+        if len(self.ruined) == 0 and len(self.ts):
+            self.ruined = np.zeros(len(self.ts), dtype=bool)
 
     def __len__(self) -> int:
         return len(self.ts)
+
+    def ruins(self) -> dict[str, int]:
+        """Each ruined symbol -> the ts of its ruinous step (the open of the bar it was wiped out over, int
+        microseconds UTC): closed from then to the end of the period. Empty when no account was ruined."""
+        at = np.flatnonzero(self.ruined)
+        return {self.symbols[int(self.symbol_idx[j])]: int(self.ts[j]) for j in at}
 
 
 def walk(
@@ -71,6 +90,7 @@ def walk(
     out_fill = np.zeros(total)
     out_exit = np.zeros(total)
     out_cost_prev = np.zeros(total)
+    out_ruined = np.zeros(total, dtype=bool)
     builder = ObsBuilder(data, config, max(len(t0), 1))
     pos = np.zeros(len(t0))
     entry = np.ones(len(t0))
@@ -84,7 +104,7 @@ def walk(
         actions = np.asarray(policy(obs), dtype=np.int64).reshape(len(active))
         q = config.position_of(actions)
         p = pos[active]
-        log_ret, cost, turnover, p_next, entry[active], fill, exit_price, cost_prev = (
+        log_ret, cost, turnover, p_next, entry[active], fill, exit_price, cost_prev, ruined = (
             market.transition_priced(t[active], p, entry[active], q)
         )
         at = offset[active] + k
@@ -96,11 +116,13 @@ def walk(
         out_fill[at] = fill
         out_exit[at] = exit_price
         out_cost_prev[at] = cost_prev
+        if ruined is not None:
+            out_ruined[at] = ruined
         pos[active] = p_next
         t[active] += 1
         k += 1
         active = active[t[active] <= t_last[active]]
-    return Walk(
+    w = Walk(
         symbols=list(data.symbols),
         symbol_idx=data.symbol_idx[out_row],
         ts=data.ts[out_row],
@@ -113,7 +135,29 @@ def walk(
         fill_price=out_fill,
         exit_price=out_exit,
         cost_prev=out_cost_prev,
+        ruined=out_ruined,
     )
+    return _close_ruined(w)
+
+
+def _close_ruined(w: Walk) -> Walk:
+    """Each symbol's account closed after the step that ruined it: its later steps (in output order, which
+    is the symbol's time order) made flat, with no return, cost, turnover or fill; only the first ruin is
+    flagged. The segments are walked side by side (and the fast path scans without knowing of ruin), so the
+    steps after a ruin were computed as if the account lived on: they are replaced here, as a closed account
+    (flat, nothing traded) would have them. In place; returns `w`."""
+    if not w.ruined.any():
+        return w
+    first = np.full(len(w.symbols), len(w), np.int64)
+    at = np.flatnonzero(w.ruined)
+    np.minimum.at(first, w.symbol_idx[at], at)
+    closed = np.arange(len(w)) > first[w.symbol_idx]
+    for name in ("position", "log_return", "cost", "turnover", "cost_prev"):
+        getattr(w, name)[closed] = 0.0
+    w.fill_price[closed] = np.nan
+    w.exit_price[closed] = np.nan
+    w.ruined[closed] = False
+    return w
 
 
 def decision_steps(data: MarketData, config: EnvConfig) -> int:
@@ -194,13 +238,13 @@ def _walk_rowwise(data: MarketData, config: EnvConfig, policy: Callable[[np.ndar
     before[cont] = last[np.flatnonzero(cont) - 1]
     before[before < np.repeat(offset, steps)] = -1  # a trade of an earlier segment
     entry = np.where(before >= 0, data.open[rows[before] + 1], 1.0)
-    log_ret, cost, turnover, side_next, _, fill, exit_price, cost_prev = market.transition_priced(
+    log_ret, cost, turnover, _, _, fill, exit_price, cost_prev, ruined = market.transition_priced(
         rows, p, entry, q
     )
-    if not np.array_equal(side_next, after):
-        # a short lost everything somewhere and was closed: the scan above did not know; walk step by step
-        return walk(data, config, policy, rowwise=False)
-    return Walk(
+    # a ruin (a short that lost everything, closed and flat after) the scan above did not know of: every step
+    # up to a segment's first ruin is right (the scan diverges only after one), and every step of the
+    # symbol after its first ruin is made flat (_close_ruined), as the step-by-step walk's are
+    w = Walk(
         symbols=list(data.symbols),
         symbol_idx=data.symbol_idx[rows + 1],
         ts=data.ts[rows + 1],
@@ -213,4 +257,6 @@ def _walk_rowwise(data: MarketData, config: EnvConfig, policy: Callable[[np.ndar
         fill_price=fill,
         exit_price=exit_price,
         cost_prev=cost_prev,
+        ruined=ruined if ruined is not None else np.zeros(total, dtype=bool),
     )
+    return _close_ruined(w)

@@ -9,6 +9,7 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import gymnasium
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -202,32 +203,92 @@ def test_a_forced_exit_says_its_own_price_and_the_fill_price_only_an_open_fill()
     assert steps[1]["exit_price"] == pytest.approx(85 - 0.25 * (93 - 84), rel=1e-15)
 
 
-def test_a_short_that_loses_everything_is_floored_and_closed() -> None:
-    opens = [100, 100, 100, 100, 210, 220, 230]
-    closes = [100, 100, 100, 150, 215, 225, 235]
-    data = data_of(opens, closes)
+RUIN_OPENS = [100, 100, 100, 100, 210, 220, 230]
+RUIN_CLOSES = [100, 100, 100, 150, 215, 225, 235]
+"""A short entered at row 3's open 100 is wiped out by row 4's open 210 (more than twice its entry)."""
+
+
+def test_a_short_that_loses_everything_ruins_the_account_and_the_episode_terminates_there() -> None:
+    data = data_of(RUIN_OPENS, RUIN_CLOSES)
     cfg = EnvConfig(window=3, episode_length=4, commission=0.001, slippage_bps=5.0, allow_short=True)
-    steps = run_single(data, cfg, 2, [SHORT, SHORT, FLAT, SHORT])
-    # at row 4's open 210 the short entered at 100 has lost more than everything: equity floored, closed
-    assert steps[1]["reward"] == pytest.approx(math.log(FLOOR), rel=1e-12)
-    assert steps[1]["position"] == 0.0 and steps[1]["cost"] == 0.0 and steps[1]["turnover"] == 0.0
-    assert steps[2]["reward"] == 0.0 and steps[2]["turnover"] == 0.0  # flat: nothing left to close
-    assert steps[3]["turnover"] == 1.0  # a new short from flat
-    assert all(math.isfinite(s["reward"]) for s in steps)
-    wk = walk(data, cfg, scripted([SHORT, SHORT, FLAT, SHORT]))
-    np.testing.assert_array_equal(wk.log_return, [s["reward"] for s in steps])
-    # always short: sold short again after the wipe-out; the walk's fast path for row-by-row policies (it
-    # scans sides without knowing of wipe-outs) gives the step-by-step walk's numbers
-    always = run_single(data, cfg, 2, [SHORT] * 4)
-    assert [s["position"] for s in always] == [-1.0, 0.0, -1.0, -1.0]
+    env = TradingEnv(data=data, config=cfg)
+    env.reset(options={"start": 2})
+    _, r0, term0, trunc0, info0 = env.step(SHORT)
+    assert (term0, trunc0, info0["position"]) == (False, False, -1.0)
+    obs, r1, term1, trunc1, info1 = env.step(SHORT)
+    # at row 4's open 210 the short entered at 100 has lost more than everything: equity floored (the
+    # reward is the log change down to the floor), the position closed, the account ruined: a true terminal
+    # state two steps into an episode of four, not a truncation
+    assert r1 == pytest.approx(math.log(FLOOR), rel=1e-12)
+    assert term1 is True and trunc1 is False
+    assert info1["position"] == 0.0 and info1["cost"] == 0.0 and info1["turnover"] == 0.0 and obs[-2] == 0.0
+    assert info1["episode_length"] == 2 and info1["episode_return"] == r0 + r1
+    assert info1["equity"] == pytest.approx(math.exp(r0) * FLOOR, rel=1e-9)
+    with pytest.raises(gymnasium.error.ResetNeeded):  # nothing after the ruin: no re-entry from the floor
+        env.step(SHORT)
+    # the vector env: the same step ends the same episode, terminated, and auto-resets it; its neighbour (long,
+    # not ruined) runs on
+    venv = VecTradingEnv(data, cfg, 2)
+    first, _ = venv.reset(options={"starts": [2, 2]})
+    first = first.copy()
+    vr, vterm, vtrunc = [], [], []
+    for _ in range(2):
+        vobs, r, term, trunc, vinfo = venv.step(np.array([SHORT, LONG]))
+        vr.append(r.copy())
+        vterm.append(term.tolist())
+        vtrunc.append(trunc.tolist())
+    assert [x[0] for x in vr] == [r0, r1]
+    assert vterm == [[False, False], [True, False]] and vtrunc == [[False, False], [False, False]]
+    assert vinfo["_final_obs"].tolist() == [True, False]
+    np.testing.assert_array_equal(vinfo["final_obs"][0], obs)
+    assert vinfo["episode_return"][0] == r0 + r1 and vinfo["episode_length"][0] == 2
+    assert math.isnan(vinfo["episode_return"][1])
+    np.testing.assert_array_equal(vobs[0], first[0])  # the new episode's first observation, flat
+    assert venv.k.tolist() == [0, 2] and venv.pos.tolist() == [0.0, 1.0]
 
-    def short(obs: np.ndarray) -> np.ndarray:
-        return np.full(len(obs), SHORT, dtype=np.int64)
 
-    fast, slow = walk(data, cfg, short, rowwise=True), walk(data, cfg, short, rowwise=False)
-    for name in ("log_return", "cost", "turnover", "position", "fill_price", "exit_price"):
-        np.testing.assert_array_equal(getattr(fast, name), getattr(slow, name), err_msg=name)
-    np.testing.assert_array_equal(slow.log_return, [s["reward"] for s in always])
+def test_a_walk_keeps_a_ruined_symbol_flat_for_the_rest_of_the_period() -> None:
+    data = data_of(RUIN_OPENS, RUIN_CLOSES)
+    cfg = EnvConfig(window=3, commission=0.001, slippage_bps=5.0, allow_short=True)
+    single = run_single(data, EnvConfig(**{**cfg.to_dict(), "episode_length": 2}), 2, [SHORT, SHORT])
+    nan = float("nan")
+    for rowwise in (False, True):  # always short: decisions at rows 2..5, landing on rows 3..6
+        wk = walk(data, cfg, constant(SHORT), rowwise=rowwise)
+        assert wk.row.tolist() == [3, 4, 5, 6]
+        # the short is held over rows 3 and 4 (wiped out over row 4), then the account is closed: no new short
+        # from the floor, no return, no cost, no fill
+        assert wk.position.tolist() == [-1.0, -1.0, 0.0, 0.0]
+        np.testing.assert_array_equal(wk.log_return, [single[0]["reward"], single[1]["reward"], 0.0, 0.0])
+        assert wk.cost[2:].tolist() == [0.0, 0.0] and wk.turnover[2:].tolist() == [0.0, 0.0]
+        assert wk.cost_prev[2:].tolist() == [0.0, 0.0]
+        np.testing.assert_array_equal(wk.fill_price, [100 * (1 - 0.0005), nan, nan, nan])
+        assert wk.ruined.tolist() == [False, True, False, False]
+        assert wk.ruins() == {"TEST": int(data.ts[4])}
+
+
+def test_a_ruin_closes_the_symbols_later_segments_too_and_leaves_other_symbols_trading() -> None:
+    # symbol A: a segment with the wipe-out (rows 0..6), a data gap, a calm segment (rows 7..13); symbol B calm
+    calm_o = [100, 100, 100, 100, 101, 102, 101]
+    calm_c = [100, 100, 100, 101, 102, 101, 100]
+    opens, closes = RUIN_OPENS + calm_o + calm_o, RUIN_CLOSES + calm_c + calm_c
+    seg = np.repeat([0, 1, 2], 7)
+    sym = np.repeat([0, 0, 1], 7)
+    data = data_of(opens, closes, segment_id=seg, symbol_idx=sym, symbols=["A", "B"])
+    cfg = EnvConfig(window=3, commission=0.001, slippage_bps=5.0, allow_short=True)
+    alone = walk(data_of(calm_o, calm_c, symbols=["B"]), cfg, constant(SHORT))  # B walked on its own
+    for rowwise in (False, True):
+        wk = walk(data, cfg, constant(SHORT), rowwise=rowwise)
+        a = wk.symbol_idx == 0
+        later = a & (wk.row > 4)  # A after its ruin: the rest of its first segment and all of its second
+        assert later.sum() == 6 and wk.segment_id[later].tolist() == [0, 0, 1, 1, 1, 1]
+        assert (wk.position[later] == 0).all() and (wk.log_return[later] == 0).all()
+        assert (wk.cost[later] == 0).all() and (wk.turnover[later] == 0).all()
+        assert np.isnan(wk.fill_price[later]).all() and np.isnan(wk.exit_price[later]).all()
+        assert wk.ruins() == {"A": int(data.ts[4])} and int(wk.ruined.sum()) == 1
+        b = wk.symbol_idx == 1
+        for name in ("position", "log_return", "cost", "turnover", "fill_price"):
+            np.testing.assert_array_equal(getattr(wk, name)[b], getattr(alone, name), err_msg=name)
+        assert alone.turnover[0] == 1.0 and not alone.ruined.any()
 
 
 def test_single_vector_and_walk_give_identical_trajectories_with_shorts() -> None:

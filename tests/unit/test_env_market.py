@@ -164,8 +164,24 @@ def test_buy_and_hold_earns_the_price_ratio_from_the_first_fill_less_one_commiss
         assert total == pytest.approx(want, rel=1e-9, abs=1e-12)
 
 
-def test_vector_and_single_env_give_identical_trajectories() -> None:
-    data = random_data(500, seed=3)
+def ruinous_data(n: int = 500, seed: int = 3) -> MarketData:
+    """random_data with the open gapping up to 2.5 times the close before it every 20 bars: a short held
+    over such a gap loses everything (the account is ruined)."""
+    rng = np.random.default_rng(seed)
+    c = 100 * np.exp(np.cumsum(rng.normal(0, 0.002, n)))
+    jump = np.where(np.arange(n) % 20 == 19, 2.5, 1.0)
+    c = c * np.cumprod(jump)
+    o = np.concatenate([[c[0]], c[:-1]]) * np.exp(rng.normal(0, 0.0005, n)) * jump
+    h = np.maximum(o, c) * (1 + rng.uniform(0, 0.002, n))
+    lo = np.minimum(o, c) * (1 - rng.uniform(0, 0.002, n))
+    return market_data_from_arrays(o, h, lo, c, rng.normal(size=(n, 4)))
+
+
+@pytest.mark.parametrize("ruinous", [False, True])
+def test_vector_and_single_env_give_identical_trajectories(ruinous: bool) -> None:
+    """Step for step: rewards, ends (terminated at a ruin, truncated at the episode's length) and
+    observations, the vector env's auto-reset followed by resetting the single env at the same start."""
+    data = ruinous_data() if ruinous else random_data(500, seed=3)
     cfg = EnvConfig(window=5, episode_length=60, allow_short=True, slippage="range")
     starts = valid_starts(data, cfg)[[0, 17, 100, -1]]
     venv = VecTradingEnv(data, cfg, 4, seed=0)
@@ -174,18 +190,27 @@ def test_vector_and_single_env_give_identical_trajectories() -> None:
     sobs = [e.reset(options={"start": int(s)})[0] for e, s in zip(singles, starts, strict=True)]
     assert np.array_equal(vobs, np.stack(sobs))
     rng = np.random.default_rng(7)
-    for step in range(60):
-        actions = rng.integers(0, 3, size=4)
+    terminated = truncated = 0
+    for step in range(180 if ruinous else 60):
+        actions = rng.choice([0, 1, 2, 2, 2], size=4) if ruinous else rng.integers(0, 3, size=4)
         vobs, vr, vterm, vtrunc, vinfo = venv.step(actions)
         for i, e in enumerate(singles):
-            o, r, term, trunc, _ = e.step(int(actions[i]))
+            o, r, term, trunc, info = e.step(int(actions[i]))
             assert r == vr[i] and vr.dtype == np.float64, step  # the same float64 reward
-            assert term == vterm[i] and trunc == vtrunc[i]
-            if trunc:
+            assert term == vterm[i] and trunc == vtrunc[i] and not (term and trunc), step
+            if term or trunc:
                 assert np.array_equal(vinfo["final_obs"][i], o)
-            else:
-                assert np.array_equal(vobs[i], o)
-    assert vtrunc.all() and not np.isnan(vinfo["episode_return"]).any()
+                assert vinfo["episode_return"][i] == info["episode_return"]
+                assert vinfo["episode_length"][i] == info["episode_length"]
+                # the vector env auto-reset: the single env starts where it did
+                o, _ = e.reset(options={"start": int(venv.row[i])})
+            assert np.array_equal(vobs[i], o), step
+        terminated += int(vterm.sum())
+        truncated += int(vtrunc.sum())
+    if ruinous:
+        assert terminated >= 4 and truncated >= 1, (terminated, truncated)  # both kinds of end were compared
+    else:
+        assert vtrunc.all() and not np.isnan(vinfo["episode_return"]).any() and terminated == 0
 
 
 def test_make_vec_builds_the_numpy_vector_env_reading_the_period_once_and_steps_as_the_single_env(
@@ -336,6 +361,11 @@ def test_the_single_env_passes_the_gymnasium_checker() -> None:
     data = random_data(200)
     check_env(env_of(data, EnvConfig(window=4, episode_length=30)), skip_render_check=True)
     check_env(env_of(data, EnvConfig(window=4, episode_length=30, allow_short=True)), skip_render_check=True)
+    # with ruin (terminated episodes) too
+    check_env(
+        env_of(ruinous_data(), EnvConfig(window=4, episode_length=30, allow_short=True)),
+        skip_render_check=True,
+    )
 
 
 def test_random_policy_is_seeded_and_walk_is_deterministic() -> None:
