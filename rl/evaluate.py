@@ -8,8 +8,9 @@ are walked by `rl.walk.walk` over every valid bar of the period, with the same c
 and the same bars. Per symbol and overall: the metrics of rl/metrics.py, annualised by the bar interval and
 each symbol's calendar (the overall's by `portfolio_annualisation`: on calendar days when its symbols' bars
 fall at different times); and a moving-block bootstrap interval of the agent's Sharpe minus buy-and-hold's on
-the same bars, in words when it contains 0; the costs each policy paid; and per symbol, its segments, the bars
-the features' warm-up after each gap took and the walk's forced exits at a segment's end (`gap_summary`).
+the same bars, in words when it contains 0 or when 0 is within its ends' Monte-Carlo error (borderline); the
+costs each policy paid; and per symbol, its segments, the bars the features' warm-up after each gap took and
+the walk's forced exits at a segment's end (`gap_summary`).
 Into the run's folder go `evaluation-<period>.json` (the report), `evaluation-<period>.png` (equity curves
 and drawdowns) and `evaluation-<period>.parquet` (every step of every policy, per symbol and overall:
 `step_tables`, streamed into the file by `write_steps`), and a recorded evaluation's own files
@@ -20,7 +21,8 @@ training run's status then (`parent_status`): a run still training has a best ch
 
 Overall = the portfolio of the symbols' strategies that gives each an equal share of the capital at the start
 and never moves money between them (`portfolio_series`): a share's equity is carried while its symbol has no
-bar; exposure, turnover and costs are the steps', weighted by their share's equity; its trades the sum. An
+bar; exposure, turnover and costs are the steps', weighted by their share's equity (exposure over the shares
+whose symbol has a bar: `Series.tradable`); its trades the sum. An
 evaluation never starts before the end of what its run trained and chose its model on (`_clear_of_training`).
 """
 
