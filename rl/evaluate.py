@@ -8,8 +8,9 @@ are walked by `rl.walk.walk` over every valid bar of the period, with the same c
 and the same bars. Per symbol and overall: the metrics of rl/metrics.py, annualised by the bar interval and
 each symbol's calendar (the overall's by `portfolio_annualisation`: on calendar days when its symbols' bars
 fall at different times); and a moving-block bootstrap interval of the agent's Sharpe minus buy-and-hold's on
-the same bars, in words when it contains 0; the costs each policy paid; and per symbol, its segments, the bars
-the features' warm-up after each gap took and the walk's forced exits at a segment's end (`gap_summary`).
+the same bars, in words when it contains 0 or when 0 is within its ends' Monte-Carlo error (borderline); the
+costs each policy paid; and per symbol, its segments, the bars the features' warm-up after each gap took and
+the walk's forced exits at a segment's end (`gap_summary`).
 Into the run's folder go `evaluation-<period>.json` (the report), `evaluation-<period>.png` (equity curves
 and drawdowns) and `evaluation-<period>.parquet` (every step of every policy, per symbol and overall:
 `step_tables`, streamed into the file by `write_steps`), and a recorded evaluation's own files
@@ -20,7 +21,8 @@ training run's status then (`parent_status`): a run still training has a best ch
 
 Overall = the portfolio of the symbols' strategies that gives each an equal share of the capital at the start
 and never moves money between them (`portfolio_series`): a share's equity is carried while its symbol has no
-bar; exposure, turnover and costs are the steps', weighted by their share's equity; its trades the sum. An
+bar; exposure, turnover and costs are the steps', weighted by their share's equity (exposure over the shares
+whose symbol has a bar: `Series.tradable`); its trades the sum. An
 evaluation never starts before the end of what its run trained and chose its model on (`_clear_of_training`).
 """
 
@@ -52,8 +54,8 @@ from rl.episodes import STORE_READ, EmptyPeriod, MarketData, NormStats, load_per
 from rl.market import EnvConfig
 from rl.metrics import (
     METRICS_VERSION,
-    MIN_ANNUALISED_STEPS,
-    TOO_FEW_TO_ANNUALISE,
+    RESAMPLES,
+    TOO_FEW_NOTE,
     Metrics,
     SharpeDiffCI,
     bootstrap_sharpe_difference,
@@ -71,7 +73,6 @@ Say = Callable[[str], None]
 POLICIES = ("agent", "buy_and_hold", "flat", "random")
 LABELS = {"agent": "agent", "buy_and_hold": "buy & hold", "flat": "flat", "random": "random"}
 COLORS = {"agent": "tab:blue", "buy_and_hold": "tab:orange", "flat": "tab:gray", "random": "tab:green"}
-RESAMPLES = 1000
 
 
 class NothingToScore(MarketlakeError):
@@ -95,6 +96,10 @@ class Series:
     """The money the costs of each step took, as a fraction of the starting capital (the symbol's: 1; the
     portfolio's: its symbols' shares together): the step's costs as a fraction of the equity before it x
     that equity. Its sum is the costs paid as a share of the starting capital."""
+    tradable: np.ndarray | None = None
+    """The portfolio's: per step, the share of its equity whose symbol has a bar then (could trade), the
+    shares' equity before the step over the portfolio's; exposure is sum(position) / sum(tradable). None:
+    a symbol's, every step could."""
 
 
 @dataclass
@@ -263,11 +268,12 @@ def portfolio_series(w: Walk) -> Series:
     stocks are closed, then add a stock's overnight move at 1/N besides: more than the capital.)
     position, turnover and cost: the steps' |position|, turnover and cost, each weighted by its share's equity
     before the step, as fractions of the portfolio's equity then (a position held while its market is closed counts
-    no exposure: it has no step). cost_of_capital: the money the steps' costs took, over the portfolio's
-    starting capital."""
+    no exposure: it has no step, and is not counted as flat either: `tradable`, the share of the equity whose
+    symbol has a step, is what exposure is taken over). cost_of_capital: the money the steps' costs took,
+    over the portfolio's starting capital."""
     if len(w) == 0:
         empty = np.zeros(0)
-        return Series(np.zeros(0, np.int64), empty, empty, empty, 0, empty, empty)
+        return Series(np.zeros(0, np.int64), empty, empty, empty, 0, empty, empty, empty)
     ts = np.unique(w.ts)
     at = np.searchsorted(ts, w.ts)  # each step's place on the portfolio's time line
     symbols = np.unique(w.symbol_idx)
@@ -290,6 +296,7 @@ def portfolio_series(w: Walk) -> Series:
         trades=int(np.count_nonzero(w.turnover)),
         cost=np.bincount(at, weights=weight * w.cost, minlength=len(ts)),
         cost_of_capital=np.bincount(at, weights=before * w.cost_prev, minlength=len(ts)) / len(symbols),
+        tradable=np.bincount(at, weights=weight, minlength=len(ts)),
     )
 
 
@@ -302,6 +309,7 @@ def _metrics(s: Series, per_year: float, calendar_days: bool = False) -> Metrics
         trades=s.trades,
         ts=s.ts,
         calendar_days=calendar_days,
+        tradable=s.tradable,
     )
 
 
@@ -1746,57 +1754,76 @@ def _num(x: float | None, fmt: str = "+.2f") -> str:
     return "—" if x is None else format(x, fmt)
 
 
-def render_table(report: EvalReport, *, width: int = 160) -> str:
-    """The report as a terminal table (rich), one block per scope, with the bootstrap sentence."""
+RISK_COLUMNS = ("scope", "policy", "bars", "return", "ann. return", "ann. vol", "Sharpe", "Sortino", "max DD")
+"""The first of the table's two blocks: what each policy earned and how it was risked (`render_table`)."""
+TRADING_COLUMNS = (
+    "scope",
+    "policy",
+    "turnover",
+    "costs Σ%eq",
+    "costs %cap",
+    "trades",
+    "exposure",
+    "hit rate",
+)
+"""The second: how it traded."""
+
+
+def _star(m: Metrics, x: float | None, fmt: str = "+.2f") -> str:
+    """A figure annualised from too few non-zero returns, marked `*` (TOO_FEW_NOTE)."""
+    return _num(x, fmt) + ("*" if m.too_few_to_annualise and x is not None else "")
+
+
+def _cells(report: EvalReport, scope: str, name: str) -> dict[str, str]:
+    m = report.metrics[scope][name]
+    return {
+        "bars": str(m.bars),
+        "return": _pct(m.total_return),
+        "ann. return": _pct(m.annual_return)
+        + ("*" if m.too_few_to_annualise and m.annual_return is not None else ""),
+        "ann. vol": _cost(m.annual_volatility),
+        "Sharpe": _star(m, m.sharpe),
+        "Sortino": _star(m, m.sortino),
+        "max DD": _pct(-m.max_drawdown) if m.max_drawdown else "0.00%",
+        "turnover": _num(m.turnover, ".1f"),
+        "costs Σ%eq": _cost(report.costs.get(scope, {}).get(name)),
+        "costs %cap": _cost(report.costs_of_capital.get(scope, {}).get(name)),
+        "trades": str(m.trades),
+        "exposure": f"{m.exposure:.0%}",
+        "hit rate": "—" if m.hit_rate is None else f"{m.hit_rate:.0%}",
+    }
+
+
+def render_table(report: EvalReport, *, width: int = 100) -> str:
+    """The report as two terminal tables (rich), each one block per scope: returns and risk (`RISK_COLUMNS`:
+    the total and annualised return, the annualised volatility, Sharpe and Sortino, max drawdown), then
+    trading (`TRADING_COLUMNS`); each fits in 100 columns. Then the bootstrap sentence and the notes."""
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(
-        title=f"{report.period} period {report.bounds[0][:16]} .. {report.bounds[1][:16]} UTC, {report.interval} bars"
+    title = (
+        f"{report.period} period {report.bounds[0][:16]} .. {report.bounds[1][:16]} UTC, {report.interval} bars"
         + (f" {report.span[0][:16]} .. {report.span[1][:16]}" if report.span else "")
         + ("" if report.out_of_sample else " (validation: not out of sample, it chose the model)")
-        + f"\n{costs_label(report.env)}",
-        show_lines=False,
+        + f"\n{costs_label(report.env)}"
     )
-    for c in (
-        "scope",
-        "policy",
-        "bars",
-        "return",
-        "Sharpe",
-        "Sortino",
-        "max DD",
-        "turnover",
-        "costs Σ%eq",
-        "costs %cap",
-        "trades",
-        "exposure",
-        "hit rate",
-    ):
-        t.add_column(c, justify="left" if c in ("scope", "policy") else "right", no_wrap=True)
     scopes = ["overall", *[s for s in report.metrics if s != "overall"]]
-    for k, scope in enumerate(scopes):
-        for j, name in enumerate(POLICIES):
-            m = report.metrics[scope][name]
-            t.add_row(
-                scope if j == 0 else "",
-                LABELS[name],
-                str(m.bars),
-                _pct(m.total_return),
-                _num(m.sharpe) + ("*" if m.too_few_to_annualise and m.sharpe is not None else ""),
-                _num(m.sortino) + ("*" if m.too_few_to_annualise and m.sortino is not None else ""),
-                _pct(-m.max_drawdown) if m.max_drawdown else "0.00%",
-                _num(m.turnover, ".1f"),
-                _cost(report.costs.get(scope, {}).get(name)),
-                _cost(report.costs_of_capital.get(scope, {}).get(name)),
-                str(m.trades),
-                f"{m.exposure:.0%}",
-                "—" if m.hit_rate is None else f"{m.hit_rate:.0%}",
-                end_section=j == len(POLICIES) - 1 and k < len(scopes) - 1,
-            )
     buf = io.StringIO()
     console = Console(file=buf, width=width, no_color=True)
-    console.print(t)
+    for columns, caption in ((RISK_COLUMNS, title), (TRADING_COLUMNS, None)):
+        t = Table(title=caption, show_lines=False)
+        for c in columns:
+            t.add_column(c, justify="left" if c in ("scope", "policy") else "right", no_wrap=True)
+        for k, scope in enumerate(scopes):
+            for j, name in enumerate(POLICIES):
+                cells = _cells(report, scope, name)
+                t.add_row(
+                    scope if j == 0 else "",
+                    LABELS[name],
+                    *(cells[c] for c in columns[2:]),
+                    end_section=j == len(POLICIES) - 1 and k < len(scopes) - 1,
+                )
+        console.print(t)
     console.print(report.sentence, markup=False)
     console.print(COSTS_NOTE, markup=False)
     for line in report_notes(report):
@@ -1812,19 +1839,16 @@ def render_table(report: EvalReport, *, width: int = 160) -> str:
 
 
 def report_notes(report: EvalReport) -> list[str]:
-    """What the table's figures rest on, when it is not the plain case: ratios from too few bars (marked *),
-    an overall annualised on calendar days, symbols of the period with no bar scored."""
+    """What the table's figures rest on, when it is not the plain case: ratios from too few non-zero returns
+    (marked *), an overall annualised on calendar days, symbols of the period with no bar scored."""
     notes = []
     if any(m.too_few_to_annualise for by in report.metrics.values() for m in by.values()):
-        notes.append(
-            f"* {TOO_FEW_TO_ANNUALISE}: fewer than {MIN_ANNUALISED_STEPS} bars, or under a month's worth of "
-            "them (the ratio is an extrapolation; read it with the return beside it)"
-        )
+        notes.append(TOO_FEW_NOTE)
     overall = report.metrics.get("overall", {}).get("agent")
     if overall is not None and overall.ratios_on_calendar_days:
         notes.append(
-            "overall Sharpe and Sortino from the portfolio's UTC calendar-day returns x sqrt(365) (its "
-            "symbols' bars fall at different times)"
+            "overall annualised return, volatility, Sharpe and Sortino from the portfolio's UTC calendar-day "
+            "returns x 365 (its symbols' bars fall at different times)"
         )
     unscored = [s for s in report.symbols if s not in report.symbols_scored]
     if unscored:

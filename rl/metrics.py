@@ -13,17 +13,25 @@ Conventions (each has a test):
   `sqrt(mean(min(r, 0)^2))` over all steps (target 0).
 - The overall portfolio of symbols whose bars fall at different times (`portfolio_annualisation`; a stock
   whose own bars mix grids too) takes both on its UTC calendar-day returns, annualised by 365
-  (`ratios_on_calendar_days`). An intraday stock's bars a year: 252 sessions times the bars a session holds
-  on the grid most of its bars start on (`symbol_bars_per_year`).
-- A Sharpe or Sortino from fewer returns than `min_annualised_steps` (30, and a month of the calendar) is
-  kept, and flagged `too_few_to_annualise`.
+  (`ratios_on_calendar_days`). An intraday stock's bars a year: 252 sessions times the bars its sessions
+  hold (`symbol_bars_per_year`: the median count per New York day with a bar; every other minute is 195).
+- annual return (CAGR): `exp(sum(r) * per_year / n) - 1` over the n returns the Sharpe is taken on;
+  annual volatility: their simple returns' std (ddof=1) * sqrt(per_year): empyrical's annual_return and
+  annual_volatility with the Sharpe's annualisation.
+- A Sharpe or Sortino from fewer non-zero returns than `min_annualised_steps` (30, and a month of the
+  calendar) is kept, and flagged `too_few_to_annualise` (a flat step returns 0 and adds no information).
 - max drawdown: the largest fall of equity `exp(cumsum(r))` from its running peak (the start counts as a
   peak), as a positive fraction: 0.25 means equity fell to 75% of a previous high.
+- the bootstrap's verdict (`SharpeDiffCI.verdict`): beyond luck only when 0 lies outside the interval and
+  outside both ends' Monte-Carlo bands (MC_Z standard errors of the order statistic); borderline when 0 is
+  within a band (whether the interval holds 0 then depends on the seed): no claim.
 - turnover: the sum of |position change| traded (1.0 = the whole equity bought or sold once).
 - trades: the number of steps whose fill traded something (an entry and a later exit are two). A portfolio's
   (the evaluation's overall): its symbols' trades summed, the fills counted per symbol (`trades=`): two
   symbols filling at one time are two trades, though one step of the portfolio.
-- exposure: the mean over the steps of |position held from the step's fill to its close|. The step that
+- exposure: the mean over the steps of |position held from the step's fill to its close|; a portfolio's,
+  sum(|position|) / sum(tradable): over the (symbol, bar) pairs that exist, a closed market not counted
+  flat (`compute_metrics`' `tradable`). The step that
   exits counts as flat though its return holds the exited position's gap from the previous close to the
   fill, and the step that enters counts as invested though its gap was flat: a position held from one
   bar's open to another's counts the number of bars between them, its time in the market.
@@ -59,12 +67,17 @@ SESSION_OPEN_MINUTE = {"regular": 9 * 60 + 30, "extended": 4 * 60}
 """The session's open, minutes after New York midnight."""
 NEW_YORK = ZoneInfo("America/New_York")
 
-METRICS_VERSION = 2
+METRICS_VERSION = 3
 """The definition of the metrics an evaluation's JSON and runs row hold (`metrics_version`; a row without the
 key is version 1: Sharpe and Sortino of log returns, the overall always per step, the data's end a forced
 exit). 2: Sharpe and Sortino of simple returns; the overall on calendar days when its symbols' bars start at
 different times (stocks at different phases too); intraday stocks annualised by the bars a session holds on
-their own grid (on the hour 6 a regular session, half past 7); the data's end marked, not sold."""
+their own grid (on the hour 6 a regular session, half past 7); the data's end marked, not sold. 3: intraday
+stocks annualised by the bars their sessions hold (`observed_bars_a_session`: every other minute 195, not
+390); the overall's exposure over the (symbol, bar) pairs that exist (a closed market is not flat); a ratio
+flagged too few by its non-zero returns; the annualised return and volatility; the interval's verdict
+"borderline" within its ends' Monte-Carlo bands, from 10,000 resamples."""
+
 
 _CALENDARS = {
     "stock": "XNYS",
@@ -164,26 +177,43 @@ def new_york_phases(step_times: np.ndarray, interval: str) -> frozenset[int]:
     return frozenset(_new_york_phase_counts(step_times, interval))
 
 
+def session_bar_counts(step_times: np.ndarray) -> np.ndarray:
+    """How many distinct bar starts each New York calendar day with a bar holds (a stock's sessions: the
+    lake keeps a stock's bars starting in the session, 04:00 .. 20:00 New York at the widest, one date)."""
+    t = np.unique(np.asarray(step_times, dtype=np.int64))
+    if t.size == 0:
+        return np.zeros(0, np.int64)
+    days, at = np.unique(t // US_PER_DAY, return_inverse=True)
+    offset = np.array([_new_york_offset_us(int(d)) for d in days], dtype=np.int64)
+    local_day = (t + offset[at]) // US_PER_DAY
+    return np.unique(local_day, return_counts=True)[1]
+
+
+def observed_bars_a_session(step_times: np.ndarray) -> float | None:
+    """The bars a session of these steps holds: the median of the counts per New York day with a bar (of an
+    even number of days, the higher of the two middle counts); None for no bar. The median, not the mean: a
+    segment's first session lacks the bars its warm-up and window took, the period's first and last may be
+    cut, and they are not a session's worth of time without them."""
+    counts = np.sort(session_bar_counts(step_times))
+    return float(counts[counts.size // 2]) if counts.size else None
+
+
 def symbol_bars_per_year(
     step_times: np.ndarray, calendar: str, interval: str, session: str = "regular"
 ) -> float:
-    """Bars in a year of one symbol whose steps fall at these times: `bars_per_year`, an intraday stock's on
-    the grid of its own bars (`new_york_phases`: hourly bars on the hour 252 x 6, at half past 252 x 7).
-
-    Bars that mix grids are annualised by the one grid most of them start on (ties: the one with more bars a
-    session), not by the grids added together: the grids are alternatives for the same session, not extra
-    bars in it, so a file that switches from half past (7 a session) to on the hour (6) holds 7 or 6 bars a
-    session, never 13, and one stray 10:15 bar does not add a grid of 6 more. (The overall portfolio of such a
-    symbol goes to calendar days: `portfolio_annualisation`.)"""
+    """Bars in a year of one symbol whose steps fall at these times: `bars_per_year`; an intraday stock's,
+    252 sessions times the bars its own sessions hold (`observed_bars_a_session`), not the bars a session
+    could hold on the interval's grid: a stock with a bar every other minute is 252 x 195 a year, not
+    252 x 390 (which reads its Sharpe sqrt(2) high); hourly bars on the hour 252 x 6, at half past 252 x 7; a
+    file that switches grids, or has a stray bar, is counted by what its sessions hold, never the grids added
+    (7 + 6). No bar: the grid starting at the session's open. (The overall portfolio of symbols whose bars
+    start at different times goes to calendar days: `portfolio_annualisation`.)"""
     if calendar_of(calendar) == "24/7" or interval_minutes(interval) >= 1440:
         return bars_per_year(interval, calendar, session)
-    counts = _new_york_phase_counts(step_times, interval)
-    if not counts:
+    bars = observed_bars_a_session(step_times)
+    if bars is None:
         return bars_per_year(interval, calendar, session)
-    most = max(counts.values())
-    return max(
-        bars_per_year(interval, calendar, session, frozenset({p})) for p, n in counts.items() if n == most
-    )
+    return SESSIONS_PER_YEAR * bars
 
 
 US_PER_DAY = 86_400_000_000
@@ -223,7 +253,8 @@ def portfolio_annualisation(
     One grid: when the union of the symbols' step times lies on one grid, the portfolio has that grid's
     steps and is annualised per step like it (`bars_per_year`): all symbols of the exchange calendar whose
     intraday bars start at the same New York times within the interval (`new_york_phases`, whatever the
-    daylight-saving shift of their UTC times; daily and longer bars: the sessions), or 24/7 symbols whose
+    daylight-saving shift of their UTC times; by the bars the union's sessions hold,
+    `observed_bars_a_session`; daily and longer bars: the sessions), or 24/7 symbols whose
     bars all start at one offset within the interval (UTC midnight for 1d, the hour for 1h) with any
     exchange-calendar symbols' bars starting at that offset too (stocks at 1m, 5m, 15m).
     Otherwise (a stock's daily bar at 14:30 UTC beside a crypto's at 00:00; stock hours at half past beside
@@ -247,7 +278,11 @@ def portfolio_annualisation(
         on = [p for p in (new_york_phases(t, interval) for t in step_times) if p]
         if any(p != on[0] or len(p) > 1 for p in on):  # grids differ, or one symbol's bars mix grids
             return Annualisation(float(DAYS_PER_YEAR_24_7), True)
-        return Annualisation(bars_per_year(interval, "XNYS", session, on[0] if on else None), False)
+        union = np.concatenate([np.asarray(t, dtype=np.int64) for t in step_times]) if on else None
+        bars = observed_bars_a_session(union) if union is not None else None
+        if bars is None:
+            return Annualisation(bars_per_year(interval, "XNYS", session), False)
+        return Annualisation(SESSIONS_PER_YEAR * bars, False)
     step = interval_minutes(interval) * 60_000_000
     phases = [set(np.unique(np.asarray(t, dtype=np.int64) % step).tolist()) for t in step_times]
     grid = set().union(*(p for p, c in zip(phases, cals, strict=True) if c == "24/7"))
@@ -270,28 +305,45 @@ class Metrics:
     exposure: float
     hit_rate: float | None
     too_few_to_annualise: bool = False
-    """The Sharpe or Sortino has a value other than 0 but rests on fewer returns than
-    `min_annualised_steps` asks: print it with TOO_FEW_TO_ANNUALISE beside it."""
+    """The Sharpe or Sortino has a value other than 0 but rests on fewer non-zero returns than
+    `min_annualised_steps` asks (`nonzero_returns`): print it, and the annualised return, with
+    TOO_FEW_TO_ANNUALISE beside it."""
     ratios_on_calendar_days: bool = False
     """The Sharpe and Sortino are of the series' UTC calendar-day returns (`calendar_day_returns`), annualised
     by 365 days, not of its steps (the overall portfolio of symbols whose bars fall at different times)."""
+    annual_return: float | None = None
+    """The annualised return (CAGR): `exp(sum(log_return) x per_year / n) - 1` over the n returns the Sharpe
+    is taken on (steps, or calendar days), annualised as it is; None with no return (or beyond a float)."""
+    annual_volatility: float | None = None
+    """The annualised volatility: the standard deviation (ddof 1) of the simple returns the Sharpe is taken
+    on x sqrt(per_year); None with fewer than 2 returns."""
+    nonzero_returns: int = 0
+    """How many of the returns the Sharpe is taken on are not 0: what the ratios rest on (a flat step returns
+    exactly 0, however many of them there are)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 MIN_ANNUALISED_STEPS = 30
-"""Fewest returns an annualised Sharpe or Sortino is given without a warning (see min_annualised_steps)."""
+"""Fewest non-zero returns an annualised figure is given without a warning (see min_annualised_steps)."""
 TOO_FEW_TO_ANNUALISE = "too few bars for an annualised figure"
+TOO_FEW_NOTE = (
+    f"* {TOO_FEW_TO_ANNUALISE}: fewer than {MIN_ANNUALISED_STEPS} non-zero returns (a flat bar's is 0), or "
+    "under a month's worth of them (an extrapolation: read it with the return)"
+)
+"""The legend of a figure marked `*` (`evaluate`'s table and the `runs` listing)."""
 
 
 def min_annualised_steps(per_year: float) -> int:
-    """The fewest returns an annualised ratio is given without a warning: 30, and a month's worth of the
-    calendar (per_year / 12, e.g. 43,800 one-minute crypto bars). The standard error of a Sharpe ratio
+    """The fewest non-zero returns an annualised ratio is given without a warning: 30, and a month's worth of
+    the calendar (per_year / 12, e.g. 43,800 one-minute crypto bars). The standard error of a Sharpe ratio
     annualised from n returns is about sqrt(per_year / n), 1 / sqrt(years): 3.5 for a month, 6 for 7 daily
     bars (where a single non-zero return makes the Sharpe exactly +-sqrt(per_year / n)); below 30 returns
     the sample deviation itself is unsteady, and below a month the figure extrapolates a sample more than
-    twelvefold. The value is kept, and flagged."""
+    twelvefold. Only the non-zero returns count: the flat steps between a handful of invested ones add
+    zeros, not information (they shrink the deviation and the mean alike). The value is kept, and
+    flagged."""
     return max(MIN_ANNUALISED_STEPS, math.ceil(per_year / 12))
 
 
@@ -340,6 +392,25 @@ def max_drawdown(log_return: np.ndarray) -> float:
     return float(dd.max()) if dd.size else 0.0
 
 
+def annual_return(log_return: np.ndarray, per_year: float) -> float | None:
+    """The annualised return (CAGR) of these returns, one each 1 / per_year of a year: `exp(sum x per_year /
+    n) - 1`; None for no return, or one beyond a float (a few bars' gain extrapolated to a year)."""
+    r = np.asarray(log_return, dtype=np.float64)
+    if r.size == 0:
+        return None
+    with np.errstate(over="ignore"):
+        value = float(np.expm1(r.sum() * per_year / r.size))
+    return value + 0.0 if math.isfinite(value) else None
+
+
+def annual_volatility(log_return: np.ndarray, per_year: float) -> float | None:
+    """The annualised volatility of the simple returns of these log returns: std (ddof 1) x sqrt(per_year)."""
+    r = np.expm1(np.asarray(log_return, dtype=np.float64))
+    if r.size < 2:
+        return None
+    return float(r.std(ddof=1)) * math.sqrt(per_year) + 0.0
+
+
 def compute_metrics(
     log_return: np.ndarray,
     position: np.ndarray,
@@ -349,11 +420,15 @@ def compute_metrics(
     trades: int | None = None,
     ts: np.ndarray | None = None,
     calendar_days: bool = False,
+    tradable: np.ndarray | None = None,
 ) -> Metrics:
     """Every metric of one series. `trades` overrides the count of steps with turnover (for a portfolio,
-    the sum over its symbols). `calendar_days`: the Sharpe and Sortino are of the series' UTC calendar-day
-    returns (`calendar_day_returns` of `ts`, the steps' times in microseconds), and `bars_per_year` is the
-    days in a year (365); every other metric is of the steps."""
+    the sum over its symbols). `calendar_days`: the Sharpe, Sortino, annualised return and volatility are of
+    the series' UTC calendar-day returns (`calendar_day_returns` of `ts`, the steps' times in microseconds),
+    and `bars_per_year` is the days in a year (365); every other metric is of the steps. `tradable`: per
+    step, the share of the equity that could be invested then (a portfolio's: the shares whose symbol has a
+    bar at that time); exposure is then sum(|position|) / sum(tradable), the time in the market of the
+    (symbol, bar) pairs that exist, not counting a closed market as flat; None: every step could (1)."""
     r = np.asarray(log_return, dtype=np.float64)
     pos = np.asarray(position, dtype=np.float64)
     turn = np.asarray(turnover, dtype=np.float64)
@@ -371,10 +446,17 @@ def compute_metrics(
     else:
         per_ratio = r
     ratios = _clean(sharpe(per_ratio, bars_per_year)), _clean(sortino(per_ratio, bars_per_year))
-    few = per_ratio.size < min_annualised_steps(bars_per_year) and any(x not in (None, 0.0) for x in ratios)
+    growth = annual_return(per_ratio, bars_per_year)
+    nonzero = int(np.count_nonzero(per_ratio))
+    few = nonzero < min_annualised_steps(bars_per_year) and any(x not in (None, 0.0) for x in ratios)
     invested = pos != 0
     n_invested = int(invested.sum())
     total = float(np.expm1(r.sum())) if r.size else 0.0
+    if tradable is None:
+        exposure = float(np.abs(pos).mean()) if pos.size else 0.0
+    else:
+        could = float(np.asarray(tradable, dtype=np.float64).sum())
+        exposure = float(np.abs(pos).sum()) / could if could > 0 else 0.0
     return Metrics(
         bars=int(r.size),
         total_return=total + 0.0,  # -0.0 -> 0.0
@@ -383,10 +465,13 @@ def compute_metrics(
         max_drawdown=max_drawdown(r) + 0.0,
         turnover=float(np.abs(turn).sum()) + 0.0,
         trades=int(np.count_nonzero(turn)) if trades is None else int(trades),
-        exposure=float(np.abs(pos).mean()) + 0.0 if pos.size else 0.0,
+        exposure=exposure + 0.0,
         hit_rate=float((r[invested] > 0).sum() / n_invested) if n_invested else None,
         too_few_to_annualise=bool(few),
         ratios_on_calendar_days=calendar_days,
+        annual_return=growth,
+        annual_volatility=annual_volatility(per_ratio, bars_per_year),
+        nonzero_returns=nonzero,
     )
 
 
@@ -395,6 +480,15 @@ def _clean(x: float | None) -> float | None:
 
 
 # --- the bootstrap ----------------------------------------------------------------------------------------
+
+RESAMPLES = 10_000
+"""Resamples of an evaluation's bootstrap: enough that the interval's ends move little from one seed to the
+next (their Monte-Carlo error is about a third of 1,000 resamples'), and cheap: a resample costs one sum per
+block (`bootstrap_sharpe_difference`), about 2 s for 100,000 bars."""
+MC_Z = 3.0
+"""How many Monte-Carlo standard errors of an interval end its band spans each side (`SharpeDiffCI`): 0 within
+the band of an end is "borderline", no claim. 3, not 1.96: a band of 1.96 would leave 0 outside it for 1 seed
+in 20 when the end is exactly 0, and the verdict would still flip with the seed."""
 
 
 @dataclass(frozen=True)
@@ -415,11 +509,37 @@ class SharpeDiffCI:
     """What `bars` counts: bars (steps), or UTC calendar days (the overall of symbols whose bars fall at
     different times: see portfolio_annualisation)."""
     too_few_to_annualise: bool = False
-    """Fewer paired returns than min_annualised_steps asks: the sentence says so."""
+    """Fewer paired returns than min_annualised_steps asks, or fewer non-zero ones in either series: the
+    sentence says so."""
+    low_band: tuple[float, float] = (math.nan, math.nan)
+    """The Monte-Carlo band of `low`: where another seed's low end would fall (the order statistics MC_Z
+    binomial standard errors either side of the percentile's rank among the resamples)."""
+    high_band: tuple[float, float] = (math.nan, math.nan)
+    """The Monte-Carlo band of `high`, likewise."""
+    band_z: float = MC_Z
+    """The standard errors each band spans each side."""
 
     @property
     def contains_zero(self) -> bool:
         return self.low <= 0.0 <= self.high
+
+    @property
+    def borderline(self) -> bool:
+        """0 lies within the Monte-Carlo band of one end: the resampling's own error could put it on either
+        side of 0, so whether the interval contains 0 depends on the seed. (A band of one point has no such
+        error: every resample gave that end, e.g. an agent that is buy-and-hold, 0 whatever the draws.)"""
+        return any(_straddles(band) for band in (self.low_band, self.high_band))
+
+    @property
+    def verdict(self) -> str:
+        """no interval, borderline, not distinguishable, better or worse (than buy-and-hold)."""
+        if not (math.isfinite(self.low) and math.isfinite(self.high)):
+            return "no interval"
+        if self.borderline:
+            return "borderline"
+        if self.contains_zero:
+            return "not distinguishable"
+        return "better" if self.low > 0 else "worse"
 
     @property
     def sentence(self) -> str:
@@ -429,15 +549,37 @@ class SharpeDiffCI:
             f"({pct} interval {self.low:+.2f} to {self.high:+.2f}, {self.bars} {self.unit}"
             + (f": {TOO_FEW_TO_ANNUALISE})" if self.too_few_to_annualise else ")")
         )
-        if not (math.isfinite(self.low) and math.isfinite(self.high)):
+        verdict = self.verdict
+        if verdict == "no interval":
             return f"{head}: no interval (too little variation in the returns): no claim either way."
-        if self.contains_zero:
+        if verdict == "borderline":
+            end, (lo, hi) = (
+                ("lower", self.low_band) if _straddles(self.low_band) else ("upper", self.high_band)
+            )
+            return (
+                f"{head}: borderline at {pct}: 0 is within the resampling's own error of the interval's {end} "
+                f"end ({lo:+.2f} to {hi:+.2f} over {self.resamples} resamples), so no claim either way."
+            )
+        if verdict == "not distinguishable":
             return f"{head}: not distinguishable from luck at {pct}."
-        better = "better" if self.low > 0 else "worse"
-        return f"{head}: {better} than buy-and-hold beyond luck at {pct}."
+        return f"{head}: {verdict} than buy-and-hold beyond luck at {pct}."
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "contains_zero": self.contains_zero, "sentence": self.sentence}
+        return {
+            **asdict(self),
+            "low_band": list(self.low_band),
+            "high_band": list(self.high_band),
+            "contains_zero": self.contains_zero,
+            "borderline": self.borderline,
+            "verdict": self.verdict,
+            "sentence": self.sentence,
+        }
+
+
+def _straddles(band: tuple[float, float]) -> bool:
+    """0 lies within a band that is more than one point."""
+    lo, hi = band
+    return lo <= 0.0 <= hi and lo < hi
 
 
 def default_block_length(n: int) -> int:
@@ -456,8 +598,45 @@ def _sharpe_rows(r: np.ndarray) -> np.ndarray:
     return out
 
 
-BOOTSTRAP_CELLS = 2_000_000
-"""Resampled values held at once by bootstrap_sharpe_difference (about 16 MB a copy, a few copies)."""
+def _prefix(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The running sums of x and of x^2, from 0: a block's sums are two differences of them."""
+    zero = np.zeros(1)
+    return np.concatenate([zero, np.cumsum(x)]), np.concatenate([zero, np.cumsum(x * x)])
+
+
+def _block_sharpes(
+    prefix: tuple[np.ndarray, np.ndarray], starts: np.ndarray, length: int, n: int
+) -> np.ndarray:
+    """The Sharpe (not annualised) of each resample of n values made of blocks of `length` starting at
+    `starts` (one row a resample; its last block cut to what n leaves), from the blocks' sums (`_prefix`):
+    what `_sharpe_rows` gives of the values gathered, without gathering them. A resample constant at 0 is 0;
+    one whose deviation is within rounding of 0 (a constant other than 0) has none (NaN)."""
+    p1, p2 = prefix
+    last = n - (starts.shape[1] - 1) * length
+    full, tail = starts[:, :-1], starts[:, -1]
+    s1 = (p1[full + length] - p1[full]).sum(axis=1) + (p1[tail + last] - p1[tail])
+    s2 = (p2[full + length] - p2[full]).sum(axis=1) + (p2[tail + last] - p2[tail])
+    mean = s1 / n
+    squares = s2 - s1 * mean  # the sum of squared deviations from the mean
+    out = np.full(starts.shape[0], np.nan)
+    ok = squares > 1e-12 * s2
+    out[ok] = mean[ok] / np.sqrt(squares[ok] / (n - 1))
+    out[~ok & (s2 == 0)] = 0.0
+    return out
+
+
+def _band(sorted_values: np.ndarray, q: float, z: float) -> tuple[float, float]:
+    """The Monte-Carlo band of the q-quantile of m sorted resampled values: the order statistics z binomial
+    standard errors, sqrt(m q (1 - q)), either side of its rank q (m - 1)."""
+    m = sorted_values.size
+    rank, half = q * (m - 1), z * math.sqrt(m * q * (1 - q))
+    lo = max(0, math.floor(rank - half))
+    hi = min(m - 1, math.ceil(rank + half))
+    return float(sorted_values[lo]) + 0.0, float(sorted_values[hi]) + 0.0
+
+
+BOOTSTRAP_CELLS = 1_000_000
+"""Resampled blocks held at once by bootstrap_sharpe_difference (8 MB a copy, a few copies)."""
 
 
 def bootstrap_sharpe_difference(
@@ -466,19 +645,22 @@ def bootstrap_sharpe_difference(
     *,
     bars_per_year: float,
     seed: int = 0,
-    resamples: int = 1000,
+    resamples: int = RESAMPLES,
     block_length: int | None = None,
     level: float = 0.95,
     chunk: int | None = None,
     unit: str = "bars",
+    band_z: float = MC_Z,
 ) -> SharpeDiffCI:
     """Resample the paired per-step returns (log returns in, their simple returns resampled) in moving
     blocks (the same blocks for both series, so their dependence is kept) and return the percentile interval
-    of the annualised Sharpe difference.
-    `chunk`: resamples drawn and reduced at once (default: as many as BOOTSTRAP_CELLS values allow, so that
-    memory stays bounded however long the series: a year of 1m bars is 525,600 per resample); the draws are
-    the same whatever the chunk, and so is the interval. `unit`: what a return of the series spans, for the
-    sentence (bars, or days for calendar-day returns)."""
+    of the annualised Sharpe difference, with each end's Monte-Carlo band (`_band`: where the end would fall
+    with other draws; 0 within it is "borderline", `SharpeDiffCI.verdict`).
+    A resample's Sharpe is taken from its blocks' sums (`_block_sharpes`: one sum per block, not per value).
+    `chunk`: resamples drawn and reduced at once (default: as many as BOOTSTRAP_CELLS blocks allow, so that
+    memory stays bounded however long the series); the draws are the same whatever the chunk, and so is the
+    interval. `unit`: what a return of the series spans, for the sentence (bars, or days for calendar-day
+    returns)."""
     a = np.asarray(agent, dtype=np.float64)
     b = np.asarray(baseline, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 1:
@@ -486,6 +668,11 @@ def bootstrap_sharpe_difference(
     n = int(a.size)
     if n < 2:
         raise MarketlakeError(f"bootstrap: {n} bar(s) are too few for a Sharpe ratio (need at least 2)")
+    if resamples < 1:
+        raise MarketlakeError(f"bootstrap: resamples must be at least 1, got {resamples}")
+    few = n < min_annualised_steps(bars_per_year) or min(
+        np.count_nonzero(a), np.count_nonzero(b)
+    ) < min_annualised_steps(bars_per_year)
     a, b = np.expm1(a), np.expm1(b)  # the Sharpe ratios are of the simple returns
     if not 0 < level < 1:
         raise MarketlakeError(f"bootstrap: level must be between 0 and 1, got {level}")
@@ -494,20 +681,23 @@ def bootstrap_sharpe_difference(
     point = (_sharpe_rows(a[None, :]) - _sharpe_rows(b[None, :]))[0] * scale
     rng = np.random.default_rng(seed)
     blocks = -(-n // length)
-    offsets = np.arange(length)
+    pa, pb = _prefix(a), _prefix(b)
     diffs = np.empty(resamples)
-    chunk = chunk or max(1, min(50, BOOTSTRAP_CELLS // n))
+    chunk = chunk or max(1, BOOTSTRAP_CELLS // blocks)
     for lo in range(0, resamples, chunk):
         k = min(chunk, resamples - lo)
         starts = rng.integers(0, n - length + 1, size=(k, blocks))
-        idx = (starts[:, :, None] + offsets).reshape(k, -1)[:, :n]
-        diffs[lo : lo + k] = (_sharpe_rows(a[idx]) - _sharpe_rows(b[idx])) * scale
-    finite = diffs[np.isfinite(diffs)]
-    if finite.size == 0:
-        low = high = float("nan")
-    else:
-        tail = (1 - level) / 2 * 100
-        low, high = (float(x) for x in np.percentile(finite, [tail, 100 - tail]))
+        diffs[lo : lo + k] = (
+            _block_sharpes(pa, starts, length, n) - _block_sharpes(pb, starts, length, n)
+        ) * scale
+    finite = np.sort(diffs[np.isfinite(diffs)])
+    nan = float("nan")
+    low = high = nan
+    low_band = high_band = (nan, nan)
+    if finite.size:
+        tail = (1 - level) / 2
+        low, high = (float(x) for x in np.percentile(finite, [tail * 100, 100 - tail * 100]))
+        low_band, high_band = _band(finite, tail, band_z), _band(finite, 1 - tail, band_z)
     return SharpeDiffCI(
         difference=float(point) + 0.0,
         low=low + 0.0,
@@ -518,5 +708,8 @@ def bootstrap_sharpe_difference(
         resamples=resamples,
         seed=seed,
         unit=unit,
-        too_few_to_annualise=n < min_annualised_steps(bars_per_year),
+        too_few_to_annualise=bool(few),
+        low_band=low_band,
+        high_band=high_band,
+        band_z=band_z,
     )

@@ -1054,12 +1054,9 @@ def _return_and_sharpe(m: Any) -> str:
 
 def runs_note() -> str:
     """The legend of a Sharpe marked `*` in the listing's `result` (`evaluate` marks it the same way)."""
-    from rl.metrics import MIN_ANNUALISED_STEPS, TOO_FEW_TO_ANNUALISE
+    from rl.metrics import TOO_FEW_NOTE
 
-    return (
-        f"* {TOO_FEW_TO_ANNUALISE}: fewer than {MIN_ANNUALISED_STEPS} bars, or under a month's worth of them "
-        "(the ratio is an extrapolation; read it with the return beside it)"
-    )
+    return TOO_FEW_NOTE
 
 
 def judged_mark(run: Mapping[str, Any], parent: Mapping[str, Any] | None = None) -> str:

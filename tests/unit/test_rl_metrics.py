@@ -386,7 +386,9 @@ def test_on_the_hour_and_half_past_hours_by_the_numbers() -> None:
     half, hour = (_stock_bars(f, "1h", SESSION_DAYS) for f in ("09:30", "10:00"))
     assert metrics.symbol_bars_per_year(half, "stock", "1h") == 252 * 7
     assert metrics.symbol_bars_per_year(hour, "stock", "1h") == 252 * 6
-    assert metrics.symbol_bars_per_year(hour, "stock", "1h", "extended") == 252 * 16  # 04:00 .. 19:00
+    # regular-hours bars with session = "extended": 6 a session, the bars its sessions hold (metrics_version
+    # 3), not the 16 the extended grid could hold (04:00 .. 19:00), which read the Sharpe sqrt(16 / 6) high
+    assert metrics.symbol_bars_per_year(hour, "stock", "1h", "extended") == 252 * 6
     assert metrics.symbol_bars_per_year(hour[:0], "stock", "1h") == 252 * 7  # no bar: the open's grid
     assert metrics.symbol_bars_per_year(hour, "crypto", "1h") == 365 * 24
     assert metrics.symbol_bars_per_year(_stock_bars("09:30", "1d", SESSION_DAYS), "stock", "1d") == 252
@@ -507,5 +509,5 @@ def test_the_metrics_version_is_documented() -> None:
     from pathlib import Path
 
     text = (Path(__file__).resolve().parents[2] / "docs" / "trading.md").read_text(encoding="utf-8")
-    assert metrics.METRICS_VERSION == 2
+    assert metrics.METRICS_VERSION == 3
     assert f"`metrics_version` {metrics.METRICS_VERSION}" in text

@@ -1,0 +1,236 @@
+"""rl.metrics: figures that do not mislead. The bootstrap's verdict does not change with its seed (each end's
+Monte-Carlo band), a Sharpe from a handful of non-zero returns is flagged, an intraday stock is annualised by
+the bars its sessions hold, and the annualised return and volatility against hand computations."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import statistics
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pytest
+
+from rl import metrics
+from rl.metrics import bootstrap_sharpe_difference, compute_metrics
+
+
+def _verdict(sentence: str) -> str:
+    """The claim a bootstrap sentence makes, read from its words (as a reader of the report reads it)."""
+    for words in ("borderline", "beyond luck", "not distinguishable", "no claim"):
+        if words in sentence:
+            return sentence.rsplit(": ", 1)[-1] if words == "beyond luck" else words
+    raise AssertionError(sentence)
+
+
+# An agent whose Sharpe edge over buy-and-hold has the interval's upper end at 0 (to 1e-9, found by bisection
+# on the agent's mean with 200,000 resamples): the case whose verdict flipped with the seed.
+_RNG = np.random.default_rng(11)
+_NOISE, _BASE = _RNG.normal(0, 0.01, 500), _RNG.normal(0.0005, 0.01, 500)
+BORDERLINE_MU = -0.0009363910714164378
+
+
+def test_the_borderline_case_is_borderline() -> None:
+    ref = bootstrap_sharpe_difference(
+        _NOISE + BORDERLINE_MU, _BASE, bars_per_year=252, seed=99, resamples=100_000
+    )
+    assert abs(ref.high) < 0.01 and ref.high - ref.low > 3
+
+
+@pytest.mark.parametrize(
+    ("mu", "verdict"),
+    [(BORDERLINE_MU, "borderline"), (0.002, "better than buy-and-hold beyond luck at 95%.")],
+    ids=["borderline", "clear"],
+)
+def test_the_verdict_is_the_same_whatever_the_seed(mu: float, verdict: str) -> None:
+    """40 seeds, the evaluation's resamples: one verdict. (With 1,000 resamples and no band, the borderline
+    case said "worse than buy-and-hold beyond luck" for some seeds and "not distinguishable" for others.)"""
+    got = {
+        _verdict(bootstrap_sharpe_difference(_NOISE + mu, _BASE, bars_per_year=252, seed=s).sentence)
+        for s in range(40)
+    }
+    assert got == {verdict}
+
+
+def test_opposite_claims_never_meet_across_seeds() -> None:
+    """Near the boundary a seed may say borderline where another says not distinguishable (both no claim),
+    but never one "beyond luck" where another says "not distinguishable": borderline lies between them."""
+    for mu in np.linspace(BORDERLINE_MU - 0.0004, BORDERLINE_MU + 0.0004, 5):
+        cis = [
+            bootstrap_sharpe_difference(_NOISE + mu, _BASE, bars_per_year=252, seed=s, resamples=2000)
+            for s in range(20)
+        ]
+        kinds = {c.verdict for c in cis}
+        assert not ({"worse", "better"} & kinds and "not distinguishable" in kinds), (mu, kinds)
+
+
+def test_the_interval_records_its_resamples_and_bands() -> None:
+    ci = bootstrap_sharpe_difference(_NOISE + BORDERLINE_MU, _BASE, bars_per_year=252, seed=0)
+    d = ci.to_dict()
+    assert d["resamples"] == metrics.RESAMPLES == 10_000 and d["band_z"] == metrics.MC_Z
+    assert (
+        d["low_band"][0] <= d["low"] <= d["low_band"][1]
+        and d["high_band"][0] <= d["high"] <= d["high_band"][1]
+    )
+    assert d["borderline"] is True and d["verdict"] == "borderline"
+    assert "over 10000 resamples" in d["sentence"] and "upper end" in d["sentence"]
+    # by hand: the order statistics 3 binomial standard errors either side of the 97.5th percentile's rank
+    again = bootstrap_sharpe_difference(_NOISE + BORDERLINE_MU, _BASE, bars_per_year=252, seed=0, band_z=0.0)
+    assert again.high_band[0] <= again.high <= again.high_band[1]
+    assert again.high_band[1] - again.high_band[0] < ci.high_band[1] - ci.high_band[0]
+
+
+def _gathered(a: np.ndarray, b: np.ndarray, seed: int, resamples: int, length: int) -> np.ndarray:
+    """The reference: every resample gathered value by value (the code before the block sums)."""
+    a, b = np.expm1(a), np.expm1(b)
+    n = a.size
+    rng = np.random.default_rng(seed)
+    blocks = -(-n // length)
+    starts = rng.integers(0, n - length + 1, size=(resamples, blocks))
+    idx = (starts[:, :, None] + np.arange(length)).reshape(resamples, -1)[:, :n]
+    return (metrics._sharpe_rows(a[idx]) - metrics._sharpe_rows(b[idx])) * math.sqrt(252)
+
+
+@pytest.mark.parametrize("n", [7, 64, 500, 3001])
+def test_the_block_sums_give_the_gathered_resamples_sharpes(n: int) -> None:
+    rng = np.random.default_rng(n)
+    a, b = rng.normal(3e-4, 0.01, n), rng.normal(0, 0.012, n)
+    a[rng.random(n) < 0.7] = 0.0  # mostly flat, as an agent often is
+    length = metrics.default_block_length(n)
+    want = _gathered(a, b, 5, 300, length)
+    got = bootstrap_sharpe_difference(a, b, bars_per_year=252, seed=5, resamples=300)
+    tail = np.percentile(want[np.isfinite(want)], [2.5, 97.5])
+    assert (got.low, got.high) == pytest.approx(tuple(tail), rel=1e-9, abs=1e-12)
+    # the sums themselves, resample by resample
+    r = np.random.default_rng(5)
+    starts = r.integers(0, n - length + 1, size=(300, -(-n // length)))
+    pa, pb = metrics._prefix(np.expm1(a)), metrics._prefix(np.expm1(b))
+    mine = (metrics._block_sharpes(pa, starts, length, n) - metrics._block_sharpes(pb, starts, length, n)) * (
+        math.sqrt(252)
+    )
+    assert np.isfinite(mine).tolist() == np.isfinite(want).tolist()
+    assert mine[np.isfinite(mine)] == pytest.approx(want[np.isfinite(want)], rel=1e-9, abs=1e-12)
+
+
+def test_constant_resamples_by_block_sums_are_zero_or_none() -> None:
+    zero, const = np.zeros(40), np.full(40, 0.01)
+    starts = np.zeros((1, 10), np.int64)
+    assert metrics._block_sharpes(metrics._prefix(zero), starts, 4, 40).tolist() == [0.0]
+    assert np.isnan(metrics._block_sharpes(metrics._prefix(const), starts, 4, 40)).all()
+
+
+# --- a Sharpe from a handful of non-zero returns ---------------------------------------------------------
+
+
+def test_a_sharpe_from_8_invested_days_of_617_is_flagged() -> None:
+    """The demo's AAPL agent: 617 daily bars, invested on 8 of them (exposure 1.3%): its Sharpe rests on the
+    returns of those days (and the exits' gaps), not on 617 returns."""
+    rng = np.random.default_rng(8)
+    pos = np.zeros(617)
+    pos[rng.choice(617, 8, replace=False)] = 1.0
+    invested = pos != 0
+    exits = np.roll(invested, 1) & ~invested  # an exit step carries the last gap
+    r = np.where(invested | exits, rng.normal(0.004, 0.01, 617), 0.0)
+    m = compute_metrics(r, pos, np.abs(np.diff(pos, prepend=0.0)), bars_per_year=252)
+    assert m.sharpe is not None and m.too_few_to_annualise
+    assert m.nonzero_returns == int((invested | exits).sum()) < 30
+    # buy-and-hold beside it: 617 non-zero returns, not flagged
+    hold = compute_metrics(rng.normal(0.0005, 0.01, 617), np.ones(617), np.zeros(617), bars_per_year=252)
+    assert not hold.too_few_to_annualise and hold.nonzero_returns == 617
+
+
+def test_the_interval_is_flagged_when_either_side_rests_on_few_non_zero_returns() -> None:
+    rng = np.random.default_rng(2)
+    agent = np.zeros(600)
+    agent[:10] = rng.normal(0, 0.01, 10)
+    ci = bootstrap_sharpe_difference(
+        agent, rng.normal(0, 0.01, 600), bars_per_year=252, seed=0, resamples=200
+    )
+    assert ci.too_few_to_annualise and "too few bars for an annualised figure" in ci.sentence
+
+
+def test_the_footnote_says_the_rule() -> None:
+    assert metrics.TOO_FEW_NOTE.startswith("* too few bars for an annualised figure: fewer than 30 non-zero")
+
+
+# --- intraday stocks: the bars their sessions hold ---------------------------------------------------------
+
+NEW_YORK = ZoneInfo("America/New_York")
+DAYS = [dt.date(2024, 3, 4) + dt.timedelta(days=i) for i in range(14) if (4 + i) % 7 not in (2, 3)]
+
+
+def _minutes(every: int, days: list[dt.date] = DAYS) -> np.ndarray:
+    """One-minute bar starts of full regular sessions, one every `every` minutes from 09:30 New York."""
+    out = []
+    for d in days:
+        t = dt.datetime(d.year, d.month, d.day, 9, 30, tzinfo=NEW_YORK)
+        for k in range(0, 390, every):
+            out.append(int((t + dt.timedelta(minutes=k)).timestamp()) * 1_000_000)
+    return np.array(out, np.int64)
+
+
+def test_every_other_minute_is_annualised_by_195_bars_a_session() -> None:
+    """A 1m stock with a bar every other minute holds 195 a session: 252 x 195 a year, not 252 x 390 (which
+    read its Sharpe sqrt(2) high)."""
+    ts = _minutes(2)
+    assert metrics.symbol_bars_per_year(ts, "stock", "1m") == 252 * 195
+    assert metrics.symbol_bars_per_year(_minutes(1), "stock", "1m") == 252 * 390
+    # the warm-up and window cut the first session: the median session is still a whole one
+    assert metrics.symbol_bars_per_year(ts[80:], "stock", "1m") == 252 * 195
+    # the overall of two such stocks on the same minutes: the same
+    got = metrics.portfolio_annualisation([ts, ts[10:]], ["stock", "stock"], "1m")
+    assert got == metrics.Annualisation(252 * 195, False)
+    # the Sharpe of such a series is its per-bar Sharpe x sqrt(252 x 195)
+    r = np.random.default_rng(0).normal(1e-5, 1e-3, ts.size)
+    m = compute_metrics(
+        r, np.ones(ts.size), np.zeros(ts.size), bars_per_year=metrics.symbol_bars_per_year(ts, "stock", "1m")
+    )
+    simple = np.expm1(r)
+    assert m.sharpe == pytest.approx(simple.mean() / simple.std(ddof=1) * math.sqrt(252 * 195), rel=1e-12)
+
+
+def test_sparse_sessions_by_brute_force() -> None:
+    """Sessions of 100, 150 and 390 bars (two each, and one of 20): the median session, 150."""
+    rng = np.random.default_rng(4)
+    ts = []
+    for d, k in zip(DAYS, [100, 150, 390, 100, 150, 390, 20], strict=False):
+        t0 = dt.datetime(d.year, d.month, d.day, 9, 30, tzinfo=NEW_YORK)
+        for m in np.sort(rng.choice(390, k, replace=False)).tolist():
+            ts.append(int((t0 + dt.timedelta(minutes=m)).timestamp()) * 1_000_000)
+    assert metrics.symbol_bars_per_year(np.array(ts, np.int64), "stock", "1m") == 252 * 150
+
+
+# --- the annualised return and volatility, by hand ---------------------------------------------------------
+
+R = [0.01, -0.01, 0.02, -0.005, 0.005]
+
+
+def test_annual_return_and_volatility_by_hand() -> None:
+    m = compute_metrics(np.array(R), np.ones(5), np.zeros(5), bars_per_year=252)
+    # 5 bars of 1/252 of a year: the growth exp(0.02) compounded to a year
+    assert m.annual_return == pytest.approx(math.exp(0.02) ** (252 / 5) - 1, rel=1e-12)
+    simple = [math.expm1(x) for x in R]
+    assert m.annual_volatility == pytest.approx(statistics.stdev(simple) * math.sqrt(252), rel=1e-12)
+    # as the Sharpe: mean / volatility, both annualised
+    assert m.annual_volatility is not None
+    assert m.sharpe == pytest.approx(statistics.mean(simple) * 252 / m.annual_volatility, rel=1e-12)
+
+
+def test_annual_return_and_volatility_on_calendar_days_by_hand() -> None:
+    day = metrics.US_PER_DAY
+    ts = np.array([0, 14 * day // 24, 2 * day]) + 19_000 * day
+    r = np.array([0.01, 0.02, -0.01])
+    m = compute_metrics(r, np.ones(3), np.zeros(3), bars_per_year=365, ts=ts, calendar_days=True)
+    days = [math.expm1(0.03), 0.0, math.expm1(-0.01)]  # three calendar days
+    assert m.annual_return == pytest.approx(math.exp(0.02) ** (365 / 3) - 1, rel=1e-12)
+    assert m.annual_volatility == pytest.approx(statistics.stdev(days) * math.sqrt(365), rel=1e-12)
+
+
+def test_annual_figures_of_flat_none_and_beyond_a_float() -> None:
+    flat = compute_metrics(np.zeros(10), np.zeros(10), np.zeros(10), bars_per_year=252)
+    assert (flat.annual_return, flat.annual_volatility) == (0.0, 0.0)
+    one = compute_metrics(np.array([0.01]), np.ones(1), np.zeros(1), bars_per_year=252)
+    assert one.annual_volatility is None and one.annual_return == pytest.approx(math.exp(2.52) - 1)
+    huge = compute_metrics(np.array([0.5, 0.5]), np.ones(2), np.zeros(2), bars_per_year=525_600)
+    assert huge.annual_return is None
