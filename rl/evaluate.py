@@ -151,6 +151,9 @@ class EvalReport:
     parent_status: str | None = None
     """The training run's status when it was evaluated, in the `runs` table's words (running, finished,
     interrupted, failed; `_parent_status`); None with no training run folder."""
+    ruins: dict[str, dict[str, str]] = field(default_factory=dict)
+    """policy -> symbol -> the open (ISO 8601 UTC) of the bar its account was wiped out over (`Walk.ruins`):
+    that symbol was held flat from then to the period's end. Empty when no account was ruined."""
 
     @property
     def out_of_sample(self) -> bool:
@@ -205,6 +208,7 @@ class EvalReport:
                 "overall": self.costs_of_capital.get("overall", {}),
                 "per_symbol": {s: by for s, by in self.costs_of_capital.items() if s != "overall"},
             },
+            "ruins": self.ruins,
             "gaps": self.gaps,
             "gap_lines": gap_lines(self.gaps),
             "files": {
@@ -721,6 +725,16 @@ def _iso(us: int) -> str:
     return _instant(us).isoformat()
 
 
+def ruins_of(walks: Mapping[str, Walk]) -> dict[str, dict[str, str]]:
+    """policy -> symbol -> the open (ISO 8601 UTC) of the bar its account was wiped out over, for the
+    policies that ruined one (EvalReport.ruins)."""
+    return {
+        name: {sym: _iso(us) for sym, us in sorted(w.ruins().items())}
+        for name, w in walks.items()
+        if w.ruins()
+    }
+
+
 def _span(data: MarketData) -> tuple[str, str] | None:
     return (_iso(int(data.ts.min())), _iso(int(data.ts.max()))) if data.n_rows else None
 
@@ -1221,6 +1235,7 @@ def _report(
         gaps=gap_summary(data, env_config, judged.walks, lake_bars),
         evaluated_from=clear_from.isoformat() if clear_from is not None else None,
         clear_of_training=moved if clear_from is not None else "",
+        ruins=ruins_of(judged.walks),
     )
     report.data_snapshot, report.data_files = snapshot.hash, snapshot.files
     return report, judged
@@ -1840,7 +1855,8 @@ def render_table(report: EvalReport, *, width: int = 100) -> str:
 
 def report_notes(report: EvalReport) -> list[str]:
     """What the table's figures rest on, when it is not the plain case: ratios from too few non-zero returns
-    (marked *), an overall annualised on calendar days, symbols of the period with no bar scored."""
+    (marked *), an overall annualised on calendar days, accounts wiped out, symbols of the period with no bar
+    scored."""
     notes = []
     if any(m.too_few_to_annualise for by in report.metrics.values() for m in by.values()):
         notes.append(TOO_FEW_NOTE)
@@ -1849,6 +1865,12 @@ def report_notes(report: EvalReport) -> list[str]:
         notes.append(
             "overall annualised return, volatility, Sharpe and Sortino from the portfolio's UTC calendar-day "
             "returns x 365 (its symbols' bars fall at different times)"
+        )
+    for name, ruined in report.ruins.items():
+        at = ", ".join(f"{sym} at {ts}" for sym, ts in ruined.items())
+        notes.append(
+            f"{LABELS.get(name, name)} was wiped out (a short lost all its equity) on {at}: that symbol's "
+            "account was closed, held flat with no return and no cost to the period's end"
         )
     unscored = [s for s in report.symbols if s not in report.symbols_scored]
     if unscored:
