@@ -186,8 +186,12 @@ class Market:
         if close_at is not None:
             self.forced_exit |= close_at
         self.any_exit = bool(self.forced_exit.any())
-        # long only, can a fill's costs take all of the equity (a fill cost near 1)? the floor is for that
-        self.costs_can_wipe = bool(n) and float(self.fill_cost.max()) >= 0.5
+        # long only, can a step take all of the equity: a fill's costs near 1, or prices that fall to almost
+        # nothing (a gap and a bar each worst of the data: only bad data)? Then each step checks for ruin
+        self.costs_can_wipe = bool(n) and (
+            float(self.fill_cost.max()) >= 0.5
+            or (1.0 + float(self.gap_ret.min())) * (1.0 + float(self.bar_ret.min())) <= 2 * FLOOR
+        )
 
     def transition(
         self, t: np.ndarray, side: np.ndarray, entry: np.ndarray, q: np.ndarray

@@ -487,3 +487,19 @@ def test_the_walk_closes_a_position_before_a_segment_too_short_to_walk() -> None
         w = walk(data, cfg, buy_and_hold(cfg), rowwise=rowwise)
         assert w.row.tolist() == list(range(3, 10))
         assert w.turnover[-1] == 1.0 and w.cost[-1] == pytest.approx(0.001 + 0.0002)
+
+
+@pytest.mark.parametrize("allow_short", [False, True], ids=["long-only", "with-shorts"])
+def test_a_long_on_prices_that_fall_to_almost_nothing_is_ruined_whether_or_not_shorts_are_allowed(
+    allow_short: bool,
+) -> None:
+    # bad data (a price from 100 to 1e-11): the long is wiped out, floored and terminated alike, however
+    # the action space is set (long-only once let the equity fall below the floor and went on)
+    opens = [100.0, 100.0, 100.0, 100.0, 1e-11, 1e-11, 100.0]
+    data = data_of(opens, opens)
+    env = TradingEnv(data=data, config=EnvConfig(window=2, episode_length=3, allow_short=allow_short))
+    env.reset(options={"start": 2})
+    _, r0, term0, _, _ = env.step(LONG)
+    _, r1, term1, trunc1, info1 = env.step(LONG)
+    assert not term0 and r1 == pytest.approx(math.log(FLOOR), rel=1e-12)
+    assert (term1, trunc1, info1["position"]) == (True, False, 0.0)
