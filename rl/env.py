@@ -29,7 +29,7 @@ step `episode_return` (the sum of its rewards) and `episode_length`.
 
 An episode ends truncated after `episode_length` steps, or terminated (a true terminal state: nothing
 follows, so no value is bootstrapped past it) at the step that ruins the account: its equity wiped out (a
-short that lost everything, rl/market.py) and floored at FLOOR (1e-12) of its value before the step; that
+short that lost everything, or costs or bad prices that took it all, rl/market.py) and floored at FLOOR (1e-12) of its value before the step; that
 step's reward is the log change down to the floor, log(1e-12), and the position is closed. Never both.
 """
 
