@@ -118,7 +118,7 @@ def test_a_run_goes_through_the_client_to_the_table(
     assert _rows(db) == [("r-http", "finished", {"symbols": ["BTCUSDT"]})]
     (post,) = [s for s in stub.seen if s.method == "POST"]
     assert post.path == "/rest/v1/training_runs" and post.role == "service_role" and post.status == 201
-    assert post.query["on_conflict"] == ["run_id"] and "resolution=ignore-duplicates" in post.prefer
+    assert post.query["on_conflict"] == ["run_id"] and "resolution=merge-duplicates" in post.prefer
     assert pending(lake_root) == []
     with db.connect() as con:
         row = con.execute("SELECT metrics, kind, code_version FROM training_runs").fetchone()
@@ -132,7 +132,7 @@ def test_the_anon_key_is_refused_and_the_run_waits(
 ) -> None:
     rec = runlog.start_run(lake_root, "train", {}, run_id="r-anon")
     said: list[str] = []
-    assert mirror_run(lake_root, rec, say=said.append, target=SupabaseTarget(stub.url, ANON_KEY)) == "queued"
+    assert mirror_run(lake_root, rec, warn=said.append, target=SupabaseTarget(stub.url, ANON_KEY)) == "queued"
     (line,) = said
     assert "42501" in line and "r-anon" in line and "runs sync" in line and ANON_KEY not in line
     assert [p.name for p in pending(lake_root)] == ["r-anon.json"]
@@ -197,6 +197,98 @@ def test_supabase_down_then_up_no_run_lost_none_doubled(
             assert SERVICE_KEY not in p.read_text(errors="replace")
 
 
+def _record(run_id: str, status: str, finished: dt.datetime | None, **kw: object) -> runlog.RunRecord:
+    return runlog.RunRecord(
+        run_id=run_id,
+        kind="train",
+        started_at=kw.pop("started_at", T0),  # type: ignore[arg-type]
+        config={"host": kw.pop("host", "a")},
+        status=status,
+        finished_at=finished,
+        data_snapshot="h",
+        metrics=kw.pop("metrics", None),  # type: ignore[arg-type]
+    )
+
+
+def _stored(pg: Postgres, run_id: str) -> tuple[str, dt.datetime | None]:
+    with pg.connect() as con:
+        got = con.execute(
+            "SELECT status, finished_at FROM training_runs WHERE run_id = %s", [run_id]
+        ).fetchone()
+    assert got is not None
+    return got[0], got[1]
+
+
+def test_a_later_row_of_a_run_updates_supabase_but_a_weaker_one_never_replaces_a_stronger(
+    lake_root: Path, stub: PostgrestStub, db: Postgres
+) -> None:
+    """A copy of the lake repaired run X as killed (`interrupted`) and mirrored it first; the original then
+    finished: Supabase ends with `finished`, whichever order the rows come in, and says when it kept its
+    own row."""
+    target = SupabaseTarget(stub.url, SERVICE_KEY)
+    said: list[str] = []
+    t1, t2 = T0 + dt.timedelta(minutes=5), T0 + dt.timedelta(minutes=9)
+    for status, finished in [("running", None), ("interrupted", t1), ("finished", t2)]:
+        rec = _record("r-x", status, finished)
+        assert mirror_run(lake_root, rec, target=target, warn=said.append) == "sent"
+        assert _stored(db, "r-x") == (status, finished)  # each later, stronger row updates the stored one
+    assert said == []
+    # the copy's repair comes (again) after the original's end: the table keeps `finished`, and says so
+    killed = _record("r-x", "interrupted", t1, metrics={"killed": "..."})
+    assert mirror_run(lake_root, killed, target=target, warn=said.append) == "sent"
+    assert _stored(db, "r-x") == ("finished", t2)
+    (note,) = said
+    assert note.startswith("note: Supabase keeps run r-x as finished") and "interrupted" in note
+    assert pending(lake_root) == []  # handled: nothing waits
+    # as strong, the later finished_at stays (an older `failed` does not replace a newer `finished`)
+    mirror_run(lake_root, _record("r-x", "failed", t1), target=target, warn=said.append)
+    assert _stored(db, "r-x") == ("finished", t2)
+    mirror_run(
+        lake_root, _record("r-x", "failed", t2 + dt.timedelta(seconds=1)), target=target, warn=said.append
+    )
+    assert _stored(db, "r-x")[0] == "failed"
+
+
+def test_the_rule_is_the_tables_for_every_writer(db: Postgres) -> None:
+    """The shipped DDL's trigger holds for any client: a plain upsert as the service role cannot put an
+    `interrupted` row over a `finished` one, nor a `running` over an `interrupted` one."""
+    upsert = (
+        "INSERT INTO training_runs (run_id, kind, started_at, finished_at, status, config, data_snapshot) "
+        "VALUES (%s, 'train', %s, %s, %s, '{}'::jsonb, 'h') "
+        "ON CONFLICT (run_id) DO UPDATE SET status = EXCLUDED.status, finished_at = EXCLUDED.finished_at"
+    )
+    t1 = T0 + dt.timedelta(hours=1)
+    with db.connect() as con:
+        con.execute("SET ROLE service_role")
+        con.execute(upsert, ["r-w", T0, t1, "finished"])
+        con.execute(upsert, ["r-w", T0, t1 + dt.timedelta(hours=1), "interrupted"])
+        con.execute(upsert, ["r-w", T0, None, "running"])
+        con.execute(upsert, ["r-i", T0, t1, "interrupted"])
+        con.execute(upsert, ["r-i", T0, None, "running"])
+    assert _stored(db, "r-w") == ("finished", t1)
+    assert _stored(db, "r-i") == ("interrupted", t1)
+
+
+def test_a_run_id_collision_is_refused_said_and_kept(
+    lake_root: Path, stub: PostgrestStub, db: Postgres
+) -> None:
+    """Another machine's run under the same run_id (another started_at) neither overwrites the stored run
+    nor vanishes: refused, said with both start times, and kept in the outbox."""
+    target = SupabaseTarget(stub.url, SERVICE_KEY)
+    said: list[str] = []
+    mine = _record("r-same", "finished", T0 + dt.timedelta(hours=1))
+    theirs = _record(
+        "r-same", "finished", T0 + dt.timedelta(hours=3), started_at=T0 + dt.timedelta(hours=2), host="b"
+    )
+    assert mirror_run(lake_root, mine, target=target, warn=said.append) == "sent"
+    assert mirror_run(lake_root, theirs, target=target, warn=said.append) == "queued"
+    (line,) = said
+    assert "run id collision" in line and "r-same" in line and "runs sync" in line, line
+    assert [p.name for p in pending(lake_root)] == ["r-same.json"]
+    with db.connect() as con:
+        assert con.execute("SELECT config FROM training_runs").fetchall() == [({"host": "a"},)]
+
+
 def test_sync_without_settings_is_a_clear_error(lake_root: Path) -> None:
     from lake.errors import MarketlakeError
 
@@ -211,7 +303,7 @@ def test_a_corrupt_outbox_file_is_named_and_kept(
     bad.parent.mkdir(parents=True)
     bad.write_text("{not json")
     said: list[str] = []
-    counts = sync_outbox(lake_root, say=said.append, target=SupabaseTarget(stub.url, SERVICE_KEY))
+    counts = sync_outbox(lake_root, warn=said.append, target=SupabaseTarget(stub.url, SERVICE_KEY))
     assert (counts.sent, counts.failed, counts.waiting) == (0, 1, 1)
     assert any("broken.json" in s for s in said) and bad.exists()
     shutil.rmtree(outbox_dir(lake_root))
