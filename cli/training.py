@@ -303,6 +303,24 @@ def runs_cmd(ctx: click.Context, fmt: str, kind: str | None) -> None:
     existing_lake(run)
     parents = list_runs(run.root, run.settings, kind="train") if kind == "evaluate" else []  # judged_mark's
     click.echo(render_runs(list_runs(run.root, run.settings, kind=kind), fmt, parents=parents), nl=False)
+    _outbox_note(run)
+
+
+def _outbox_note(run: RunContext) -> None:
+    """How many runs wait in the outbox for Supabase (a note on stderr, in every format, also under -q)."""
+    from rl.mirror import outbox_dir, pending, supabase_target
+
+    waiting = len(pending(run.root))
+    if not waiting:
+        return
+    how = (
+        "`marketlake runs sync` sends them"
+        if supabase_target() is not None
+        else "set SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY, then `marketlake runs sync` sends them"
+    )
+    click.echo(
+        f"note: {waiting} run(s) wait in the outbox {outbox_dir(run.root)} for Supabase: {how}", err=True
+    )
 
 
 @runs_cmd.command("sync")

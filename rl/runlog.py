@@ -38,6 +38,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -71,6 +72,11 @@ def _sql(name: str) -> str:
 
 def _quiet(_: str) -> None:
     pass
+
+
+def to_stderr(message: str) -> None:
+    """A warning or a note: always on stderr, whatever `--quiet` says (it hides only progress, `say`)."""
+    print(message, file=sys.stderr, flush=True)
 
 
 def validate_run_id(run_id: str) -> str:
@@ -427,11 +433,19 @@ class RunLock:
     _beat: threading.Thread | None = field(default=None, repr=False)
 
     @classmethod
-    def take(cls, root: str | os.PathLike[str] | None, run_id: str, say: Say | None = None) -> RunLock:
+    def take(
+        cls,
+        root: str | os.PathLike[str] | None,
+        run_id: str,
+        say: Say | None = None,
+        *,
+        warn: Say = to_stderr,
+    ) -> RunLock:
         """Create the run's lock file already locked (made under a temporary name, then linked into place:
         its path is never seen unlocked while the run lives) and durable (a power cut must not leave a
         `running` row without it). A run id whose lock another process (or this one) holds is refused. On a
-        file system without flock (ENOLCK, EOPNOTSUPP) the run goes on without a lock, said through `say`:
+        file system without flock (ENOLCK, EOPNOTSUPP) the run goes on without a lock, said through `warn`
+        (stderr, also under --quiet; `say`, progress, says nothing here):
         its row, with no lock file, is listed as `running` with liveness unknown, never called dead."""
         path = run_lock_path(root, run_id)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -444,7 +458,7 @@ class RunLock:
             tmp.unlink(missing_ok=True)
             if exc.errno not in _NO_FLOCK:
                 raise
-            (say or _quiet)(
+            warn(
                 f"warning: run {run_id} goes on without a liveness lock: the file system of {path.parent} "
                 f"cannot lock files ({os.strerror(exc.errno or 0)}); if its process is killed, `runs` lists it "
                 "as running with its liveness unknown"
@@ -686,12 +700,15 @@ def _seen_alive(root: Path, row: dict[str, Any], listed: set[str], settings: Set
     row.update(status=death.status, finished_at=death.finished_at, metrics=death.metrics)
 
 
-def repair_dead_runs_safely(root: str | os.PathLike[str] | None, settings: Settings | None, say: Say) -> None:
-    """repair_dead_runs, whose failure never stops the run about to start (one warning line)."""
+def repair_dead_runs_safely(
+    root: str | os.PathLike[str] | None, settings: Settings | None, say: Say, *, warn: Say = to_stderr
+) -> None:
+    """repair_dead_runs, whose failure never stops the run about to start (one warning line, through `warn`:
+    stderr, also under --quiet)."""
     try:
         repair_dead_runs(root, settings, say=say)
     except Exception as exc:
-        say(f"warning: the rows of runs whose process died could not be repaired now: {exc}")
+        warn(f"warning: the rows of runs whose process died could not be repaired now: {exc}")
 
 
 def repair_dead_runs(
@@ -901,7 +918,7 @@ def finish_run(
     mirror: bool = True,
 ) -> RunRecord:
     """Record the run's end (its metrics and snapshot as set on `record`); mirror it to Supabase when
-    configured (unreachable: kept in the outbox, one warning through `say`). The run's liveness lock is
+    configured (unreachable: kept in the outbox, one warning on stderr, also under --quiet). The run's liveness lock is
     released once the row is written (and also when writing it fails: the row then stays `running` with a
     lock nobody holds, which the next run repairs)."""
     record.status = status
