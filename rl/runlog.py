@@ -776,11 +776,39 @@ def repair_dead_runs(
 
 def _running_rows(root: Path, settings: Settings | None) -> list[dict[str, Any]]:
     """The `running` rows of the lake, every column (config, metrics and data_files parsed)."""
+    return _whole_rows(root, settings, "running_runs")
+
+
+def stored_records(root: str | os.PathLike[str] | None, settings: Settings | None = None) -> list[RunRecord]:
+    """Every run of the lake as stored (every column, no liveness read into it), oldest first: what
+    `marketlake runs sync --all` sends."""
+    rows = _whole_rows(resolve_lake_root(root), settings, "all_runs")
+    return [
+        RunRecord(
+            run_id=r["run_id"],
+            kind=r["kind"],
+            started_at=r["started_at"],
+            config=dict(r["config"] or {}),
+            status=r["status"],
+            finished_at=r["finished_at"],
+            data_snapshot=r["data_snapshot"] or "",
+            metrics=r["metrics"],
+            code_version=r["code_version"],
+            run_dir=r["run_dir"],
+            parent_run_id=r["parent_run_id"],
+            data_files=r["data_files"],
+        )
+        for r in rows
+    ]
+
+
+def _whole_rows(root: Path, settings: Settings | None, name: str) -> list[dict[str, Any]]:
+    """The rows of sql/runs/<name>.sql, every column (config, metrics and data_files parsed)."""
     import lake
 
     def read() -> list[tuple[Any, ...]]:
         # the runs view alone, which does not depend on the settings: the defaults (no config file read)
-        query = _sql("running_runs")
+        query = _sql(name)
         con = lake.connect(root, read_only=True, settings=settings or Settings(), views=views_needed([query]))
         try:
             cur = con.execute(query)

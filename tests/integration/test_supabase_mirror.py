@@ -11,6 +11,7 @@ import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -338,3 +339,74 @@ def test_the_supabase_url_and_its_password_never_reach_a_log_line(
         assert "HTTP Request: POST ***/rest/v1/" in cap.stderr, cap.stderr  # the line, the URL masked
     else:
         assert "HTTP Request" not in cap.stderr, cap.stderr  # httpx's request line only at DEBUG
+
+
+def _sync(root: Path, *args: str) -> Any:
+    from click.testing import CliRunner
+
+    from cli import cli
+
+    return CliRunner().invoke(cli, ["--lake", str(root), "runs", "sync", *args])
+
+
+def test_runs_recorded_before_supabase_was_configured_are_sent_by_sync_all(
+    monkeypatch: pytest.MonkeyPatch, lake_root: Path, stub: PostgrestStub, db: Postgres
+) -> None:
+    monkeypatch.delenv("SUPABASE_URL", raising=False)
+    files = [{"path": "bars/x/data.parquet", "sha256": "s", "rows": 1}]
+    for i in range(3):
+        with runlog.recorded_run(lake_root, "train", {"i": i}, run_id=f"old{i}") as r:
+            r.metrics = {"i": i}
+            r.data_files = files
+    assert pending(lake_root) == []  # not configured: nothing was queued
+    monkeypatch.setenv("SUPABASE_URL", stub.url)
+    monkeypatch.setenv("SUPABASE_SERVICE_ROLE_KEY", SERVICE_KEY)
+    r = _sync(lake_root)
+    assert r.exit_code == 0 and "sent 0, failed 0, still waiting 0" in r.stdout, r.output
+    assert _rows(db) == []
+    for _ in range(2):  # and again: the same rows, none doubled
+        r = _sync(lake_root, "--all")
+        assert r.exit_code == 0 and "sent 3, failed 0, still waiting 0" in r.stdout, r.output
+        assert _rows(db) == [(f"old{i}", "finished", {"i": i}) for i in range(3)]
+    with db.connect() as con:
+        assert con.execute("SELECT DISTINCT data_files FROM training_runs").fetchall() == [(files,)]
+    assert pending(lake_root) == []
+
+
+KILLED_CHILD = """
+import os, signal, sys
+from rl import runlog
+runlog.start_run(sys.argv[1], "evaluate", {"what": "killed"}, run_id="r-killed")
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_sync_first_records_the_end_of_a_killed_run_then_sends_it(
+    monkeypatch: pytest.MonkeyPatch, lake_root: Path, stub: PostgrestStub, db: Postgres
+) -> None:
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SUPABASE_")}
+    with runlog.recorded_run(lake_root, "train", {}, run_id="r-before"):
+        pass
+    done = subprocess.run(
+        [sys.executable, "-c", KILLED_CHILD, str(lake_root)],
+        cwd=Path(__file__).parents[2],
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == -9, done.stderr
+    (stored,) = [r for r in runlog.list_runs(lake_root, liveness=False) if r["run_id"] == "r-killed"]
+    assert stored["status"] == "running"
+    monkeypatch.setenv("SUPABASE_URL", stub.url)
+    monkeypatch.setenv("SUPABASE_SERVICE_ROLE_KEY", SERVICE_KEY)
+    r = _sync(lake_root)
+    assert r.exit_code == 0, r.output
+    (stored,) = [r for r in runlog.list_runs(lake_root, liveness=False) if r["run_id"] == "r-killed"]
+    assert stored["status"] == "interrupted" and "killed" in stored["metrics"], stored  # written in the lake
+    with db.connect() as con:
+        got = con.execute("SELECT status, metrics FROM training_runs WHERE run_id = 'r-killed'").fetchone()
+    assert got is not None and got[0] == "interrupted" and "killed" in got[1], got
+    assert pending(lake_root) == []
