@@ -969,6 +969,18 @@ def finish_run(
     return record
 
 
+def failure_reason(exc: BaseException) -> str:
+    """A failed run's `error` (its metrics): the exception's type and message, as a training run's row has
+    it, with what it happened while handling; redacted."""
+    from lake.logs import redact
+
+    text = f"{type(exc).__name__}: {exc}"
+    cause = exc.__context__
+    if cause is not None and not isinstance(cause, KeyboardInterrupt):
+        text += f" (while handling {type(cause).__name__}: {cause})"
+    return redact(text)
+
+
 @contextmanager
 def recorded_run(
     root: str | os.PathLike[str],
@@ -981,7 +993,7 @@ def recorded_run(
     say: Say | None = None,
 ) -> Iterator[RunRecord]:
     """A run recorded from start to end: `finished` when the block ends, `interrupted` on Ctrl-C,
-    `failed` on any other exception (which is re-raised)."""
+    `failed` on any other exception (which is re-raised), its `error` in the metrics (failure_reason)."""
     record = start_run(
         root, kind, config, run_id=run_id, run_dir=run_dir, parent_run_id=parent_run_id, say=say
     )
@@ -990,7 +1002,10 @@ def recorded_run(
     except KeyboardInterrupt:
         finish_run(root, record, "interrupted", say=say)
         raise
-    except BaseException:
+    except BaseException as exc:
+        metrics = record.metrics if isinstance(record.metrics, dict) else {}
+        if not metrics.get("error"):  # why it failed, as a training run's row says it (`runs` shows it)
+            record.metrics = {**metrics, "error": failure_reason(exc)}
         finish_run(root, record, "failed", say=say)
         raise
     with deferred_interrupts():  # a Ctrl-C now waits until the row says finished (a second one does not)
