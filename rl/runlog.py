@@ -402,6 +402,37 @@ def _run_folder(root: Path, row: Mapping[str, Any], settings: Settings | None) -
     return None
 
 
+def run_folder(
+    root: str | os.PathLike[str] | None, row: Mapping[str, Any], settings: Settings | None = None
+) -> Path | None:
+    """The folder of a training run's row (`list_runs`, `get_run`) that belongs to this lake, else None: the
+    rule the repair of dead runs follows (this lake's `<runs_dir>/<run_id>` first; else the recorded
+    run_dir only when its settings.json names this lake), for whatever reads or writes a run's folder (`evaluate
+    RUN_ID`): a lake copied with its rows records the original's folders, which are not the copy's to
+    write into."""
+    return _run_folder(resolve_lake_root(root), row, settings)
+
+
+def foreign_run_folder(
+    root: str | os.PathLike[str] | None, row: Mapping[str, Any], settings: Settings | None = None
+) -> str | None:
+    """When a training row's recorded run_dir exists but is another lake's (its settings.json names
+    another lake: the row came with a copy of the lake), one line saying so and what to do; else None."""
+    recorded = Path(str(row["run_dir"])) if row.get("run_dir") else None
+    if row.get("kind") != "train" or recorded is None or not recorded.is_dir():
+        return None
+    lake_root = resolve_lake_root(root).resolve()
+    lake = _recorded_lake(recorded)
+    if lake == lake_root:
+        return None
+    whose = f"the lake at {lake}" if lake is not None else "no lake it names (its settings.json says none)"
+    return (
+        f"run {row['run_id']}'s recorded folder {recorded} belongs to {whose}, not to this lake at {lake_root} "
+        f"(a copy of it?): it is not written from here; copy the folder to "
+        f"{own_run_dir(lake_root, str(row['run_id']), settings)} to evaluate it in this lake, or run it in that lake"
+    )
+
+
 LockState = Literal["held", "free", "unknown"]
 """What a run's lock file says: held (its process lives), free (its process is gone) or unknown (the lock
 cannot be checked here: never taken for dead)."""
