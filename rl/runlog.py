@@ -1191,7 +1191,8 @@ def _headline(run: Mapping[str, Any], parent: Mapping[str, Any] | None = None) -
     for key in ("killed", "liveness"):  # what the row's status alone does not say
         note = m.get(key) if isinstance(m, dict) else None
         if isinstance(note, str) and note:
-            return f"{key}: {_shortened(note)}"
+            best = _best_of_training(m) if key == "killed" else ""  # a killed training's checkpoint stays
+            return f"{key}: {_shortened(note)}" + (f"; {best}" if best else "")
     error = m.get("error") if isinstance(m, dict) else None
     if isinstance(error, str) and error:
         return f"error: {_shortened(error)}"
@@ -1220,13 +1221,19 @@ def _headline(run: Mapping[str, Any], parent: Mapping[str, Any] | None = None) -
         parts.insert(0, mark)
     if agent and "metrics_version" not in m:  # an evaluation's metrics before rl.metrics.METRICS_VERSION 2
         parts.append("metrics v1: log-return Sharpe, not comparable with later rows")
-    if isinstance(m.get("best_score"), int | float):  # a training run
-        at = m.get("best_iteration")
-        of = f" of {m['iterations']}" if isinstance(m.get("iterations"), int) else ""
-        parts.append(
-            f"best validation score {m['best_score']:+.5f}" + (f" at iteration {at}{of}" if at else "")
-        )
+    best = _best_of_training(m)
+    if best:
+        parts.append(best)
     return "; ".join(parts)
+
+
+def _best_of_training(m: Mapping[str, Any]) -> str:
+    """A training run's best validation score and its iteration (its checkpoint), when it has one."""
+    if not isinstance(m.get("best_score"), int | float):
+        return ""
+    at = m.get("best_iteration")
+    of = f" of {m['iterations']}" if isinstance(m.get("iterations"), int) else ""
+    return f"best validation score {m['best_score']:+.5f}" + (f" at iteration {at}{of}" if at else "")
 
 
 def _shortened(text: str) -> str:
