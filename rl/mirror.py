@@ -64,8 +64,26 @@ def ddl_path() -> Path:
     return sql_dir() / "supabase" / "001_training_runs.sql"
 
 
+_OFF = [0]
+"""How many `mirroring_off` blocks this process is in."""
+
+
+@contextlib.contextmanager
+def mirroring_off() -> Iterator[None]:
+    """Within the block no run is mirrored nor queued for Supabase (`supabase_target()` is None): the demo's
+    runs stay out of the team's table unless asked for (`marketlake demo --mirror`)."""
+    _OFF[0] += 1
+    try:
+        yield
+    finally:
+        _OFF[0] -= 1
+
+
 def supabase_target(env: Mapping[str, str] | None = None) -> SupabaseTarget | None:
-    """The Supabase project to mirror to, when both SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY are set."""
+    """The Supabase project to mirror to, when both SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY are set (and
+    not within `mirroring_off`)."""
+    if _OFF[0]:
+        return None
     env = os.environ if env is None else env
     url = (env.get("SUPABASE_URL") or "").strip()
     key = (env.get("SUPABASE_SERVICE_ROLE_KEY") or "").strip()
