@@ -287,13 +287,14 @@ def runs_cmd(ctx: click.Context, fmt: str, kind: str | None) -> None:
 
     A `running` run whose process is gone (killed: it holds no lock on
     <lake>/locks/runs/<run_id>.lock any more) is shown interrupted, with a
-    `killed` note; the next train or evaluate writes that into the lake.
+    `killed` note; the next train, evaluate or `runs sync` writes that into the lake.
 
     \b
     Example:
       marketlake runs
       marketlake runs --format json
       marketlake runs sync        # send runs waiting in the outbox to Supabase
+      marketlake runs sync --all  # send every run of the lake
     """
     if ctx.invoked_subcommand is not None:
         return
