@@ -410,3 +410,24 @@ def test_sync_first_records_the_end_of_a_killed_run_then_sends_it(
         got = con.execute("SELECT status, metrics FROM training_runs WHERE run_id = 'r-killed'").fetchone()
     assert got is not None and got[0] == "interrupted" and "killed" in got[1], got
     assert pending(lake_root) == []
+
+
+def test_the_next_run_mirrored_sends_what_waited(
+    monkeypatch: pytest.MonkeyPatch, lake_root: Path, db: Postgres
+) -> None:
+    """Runs kept in the outbox while Supabase was down go with the next run recorded once it is back, with
+    no `runs sync`."""
+    port = free_port()
+    monkeypatch.setenv("SUPABASE_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("SUPABASE_SERVICE_ROLE_KEY", SERVICE_KEY)
+    said: list[str] = []
+    for run_id in ("w1", "w2"):
+        with runlog.recorded_run(lake_root, "train", {}, run_id=run_id):
+            pass
+    assert [p.stem for p in pending(lake_root)] == ["w1", "w2"]
+    with postgrest(db, {SERVICE_KEY: "service_role"}, port=port):
+        with runlog.recorded_run(lake_root, "train", {}, run_id="w3", say=said.append):
+            pass
+    assert [r[0] for r in _rows(db)] == ["w1", "w2", "w3"]
+    assert pending(lake_root) == []
+    assert said == ["sent 2 run(s) that waited in the outbox"]
