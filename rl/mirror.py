@@ -253,7 +253,7 @@ def mirror_run(
 ) -> str:
     """Send one run (an rl.runlog.RunRecord) to Supabase when configured. Returns `off` (not configured),
     `sent`, or `queued` (kept in the outbox; one warning line through `warn`, by default stderr, whatever
-    `--quiet` says). Sent: the runs waiting in the outbox are sent too (`send_waiting`: a short timeout, a
+    `--quiet` says). Sent: the runs waiting in the outbox are sent too (`_send_waiting`: a short timeout, a
     bounded time in all). A row the table kept another row for is said through `warn` too (a `note:`)."""
     target = target or supabase_target()
     if target is None:
