@@ -17,6 +17,7 @@ import hashlib
 import json
 import shlex
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -80,6 +81,12 @@ def _recorded_evaluation(run_dir: Path) -> str | None:
 @cli.command("demo")
 @click.option("--retrain", is_flag=True, help="Train a new run even if a finished demo run is there.")
 @click.option(
+    "--mirror",
+    is_flag=True,
+    help="Also send the demo's runs to Supabase when SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY are set "
+    "(by default they stay in the demo's lake).",
+)
+@click.option(
     "--iterations",
     type=int,
     default=None,
@@ -108,12 +115,13 @@ def _recorded_evaluation(run_dir: Path) -> str | None:
 )
 @click.pass_context
 @handle_errors
-def demo_cmd(ctx: click.Context, retrain: bool, iterations: int | None) -> None:
+def demo_cmd(ctx: click.Context, retrain: bool, mirror: bool, iterations: int | None) -> None:
     """Run the whole chain offline on the real data the project ships: ingest the samples, report their
     quality, train PPO, evaluate it on the held-out test period beside the baselines.
 
     It uses a lake of its own, ./data/demo/lake (or --lake; never $LAKE_ROOT), and its own settings,
     demo.toml beside marketlake.toml (never marketlake.toml or $MARKETLAKE_CONFIG; --config is refused).
+    Its runs are not sent to Supabase, even when it is configured, unless --mirror is given.
 
     \b
     Example:
@@ -121,13 +129,9 @@ def demo_cmd(ctx: click.Context, retrain: bool, iterations: int | None) -> None:
       marketlake demo --retrain --iterations 10
       marketlake demo --lake /tmp/demo-lake
     """
-    from cli.ingest import _finish
-    from cli.training import train_and_evaluate
-    from features import check
-    from ingest import samples
-    from lake.config import load_dotenv_file, load_settings
-    from lake.paths import resolve_lake_root
-    from rl.train import default_runs_dir
+    import contextlib
+
+    from rl.mirror import mirroring_off, supabase_target
 
     obj = ctx.ensure_object(dict)
     if obj.get("config") is not None:
@@ -135,7 +139,24 @@ def demo_cmd(ctx: click.Context, retrain: bool, iterations: int | None) -> None:
             f"the demo uses its own settings, {demo_config()}: --config {obj['config']} would not be used "
             "(it is for the other commands, e.g. `marketlake --config FILE train`)"
         )
+    from lake.config import load_dotenv_file
+
     load_dotenv_file(obj.get("env_file", ".env"))  # the environment, as every command has it
+    if not mirror and supabase_target() is not None:
+        click.echo("note: the demo's runs are not sent to Supabase (--mirror sends them)", err=True)
+    with contextlib.nullcontext() if mirror else mirroring_off():
+        _demo(ctx, obj, retrain, iterations)
+
+
+def _demo(ctx: click.Context, obj: dict[str, Any], retrain: bool, iterations: int | None) -> None:
+    from cli.ingest import _finish
+    from cli.training import train_and_evaluate
+    from features import check
+    from ingest import samples
+    from lake.config import load_settings
+    from lake.paths import resolve_lake_root
+    from rl.train import default_runs_dir
+
     config = demo_config()
     root = resolve_lake_root(obj.get("lake") or DEMO_LAKE)
     run = RunContext(root=root, settings=load_settings(config), quiet=bool(obj.get("quiet")))

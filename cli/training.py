@@ -287,13 +287,14 @@ def runs_cmd(ctx: click.Context, fmt: str, kind: str | None) -> None:
 
     A `running` run whose process is gone (killed: it holds no lock on
     <lake>/locks/runs/<run_id>.lock any more) is shown interrupted, with a
-    `killed` note; the next train or evaluate writes that into the lake.
+    `killed` note; the next train, evaluate or `runs sync` writes that into the lake.
 
     \b
     Example:
       marketlake runs
       marketlake runs --format json
       marketlake runs sync        # send runs waiting in the outbox to Supabase
+      marketlake runs sync --all  # send every run of the lake
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -303,24 +304,65 @@ def runs_cmd(ctx: click.Context, fmt: str, kind: str | None) -> None:
     existing_lake(run)
     parents = list_runs(run.root, run.settings, kind="train") if kind == "evaluate" else []  # judged_mark's
     click.echo(render_runs(list_runs(run.root, run.settings, kind=kind), fmt, parents=parents), nl=False)
+    _outbox_note(run)
+
+
+def _outbox_note(run: RunContext) -> None:
+    """How many runs wait in the outbox for Supabase (a note on stderr, in every format, also under -q)."""
+    from rl.mirror import outbox_dir, pending, supabase_target
+
+    waiting = len(pending(run.root))
+    if not waiting:
+        return
+    how = (
+        "`marketlake runs sync` sends them"
+        if supabase_target() is not None
+        else "set SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY, then `marketlake runs sync` sends them"
+    )
+    click.echo(
+        f"note: {waiting} run(s) wait in the outbox {outbox_dir(run.root)} for Supabase: {how}", err=True
+    )
 
 
 @runs_cmd.command("sync")
+@click.option(
+    "--all",
+    "every",
+    is_flag=True,
+    help="Send every run of the lake, not only those waiting (runs recorded while Supabase was not "
+    "configured); safe to repeat.",
+)
 @click.pass_context
 @handle_errors
-def runs_sync_cmd(ctx: click.Context) -> None:
-    """Send the runs waiting in the lake's outbox to Supabase (SUPABASE_URL, SUPABASE_SERVICE_ROLE_KEY),
-    each exactly once.
+def runs_sync_cmd(ctx: click.Context, every: bool) -> None:
+    """Send the runs waiting in the lake's outbox to Supabase (SUPABASE_URL, SUPABASE_SERVICE_ROLE_KEY).
+
+    First the rows of runs whose process died (killed: `runs` shows them interrupted) are repaired in the
+    lake, as the next train or evaluate would, so that Supabase gets their end. A run Supabase refuses
+    itself (a run id collision, a value the table refuses) is named and stays; the others go on. With
+    --all every run of the lake is sent (Supabase keeps one row per run, and never lets a weaker record
+    replace a stronger one, so sending again changes nothing).
 
     \b
     Example:
       marketlake runs sync
+      marketlake runs sync --all    # also the runs recorded before Supabase was configured
     """
     from lake.errors import MarketlakeError
-    from rl.mirror import sync_outbox
+    from rl.mirror import outbox_dir, pending, supabase_target, sync_outbox
+    from rl.runlog import repair_dead_runs, stored_records
 
     run = _ctx(ctx)
-    counts = sync_outbox(run.root, say=run.say)
+    existing_lake(run)
+    if supabase_target() is None:
+        raise MarketlakeError(
+            "runs sync: SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY are not both set "
+            f"({len(pending(run.root))} run(s) wait in {outbox_dir(run.root)})"
+        )
+    for record in repair_dead_runs(run.root, run.settings, say=run.say):
+        run.say(f"run {record.run_id}: its process died; recorded {record.status} (killed)")
+    rows = [r.to_json() for r in stored_records(run.root, run.settings)] if every else []
+    counts = sync_outbox(run.root, say=run.say, rows=rows)
     click.echo(f"sent {counts.sent}, failed {counts.failed}, still waiting {counts.waiting}")
     if counts.failed:
         raise MarketlakeError(f"runs sync: {counts.failed} run(s) not taken; they stay in the outbox")

@@ -2,26 +2,33 @@
 
 When SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY are set, each finished run is also written to the
 `training_runs` table (DDL: sql/supabase/001_training_runs.sql) through the `supabase` client, as an
-upsert that ignores a run_id already there: sending a run twice leaves one row.
+upsert on run_id that merges: a later row of a run updates the stored one, as the table's trigger allows
+(a weaker record, such as a killed run's repair made in a copy of the lake, never replaces a finished or
+failed one; a run id collision, another run under the same id, is refused). Sending a run twice leaves one
+row; a row the table kept another one for is said (a `note:` line).
 
 The run is first put in the outbox (`<lake>/outbox/runs/<run_id>.json`, written atomically), then sent,
 and removed from the outbox only once Supabase has taken it. Unreachable or refusing: the file stays, the
-command still succeeds with one warning line, and `sync_outbox` (`marketlake runs sync`) sends what waits.
-The service key is never written anywhere and never shown: reasons are redacted.
+command still succeeds with one warning line (on stderr, also under `--quiet`), and `sync_outbox`
+(`marketlake runs sync`) sends what waits; so does the next run mirrored (briefly: WAITING_TIMEOUT,
+WAITING_BUDGET). The service key is never written anywhere and never shown: reasons are redacted.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import datetime as dt
 import fcntl
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator, Mapping
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote, quote_plus
 
 from lake.errors import MarketlakeError
@@ -57,8 +64,26 @@ def ddl_path() -> Path:
     return sql_dir() / "supabase" / "001_training_runs.sql"
 
 
+_OFF = [0]
+"""How many `mirroring_off` blocks this process is in."""
+
+
+@contextlib.contextmanager
+def mirroring_off() -> Iterator[None]:
+    """Within the block no run is mirrored nor queued for Supabase (`supabase_target()` is None): the demo's
+    runs stay out of the team's table unless asked for (`marketlake demo --mirror`)."""
+    _OFF[0] += 1
+    try:
+        yield
+    finally:
+        _OFF[0] -= 1
+
+
 def supabase_target(env: Mapping[str, str] | None = None) -> SupabaseTarget | None:
-    """The Supabase project to mirror to, when both SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY are set."""
+    """The Supabase project to mirror to, when both SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY are set (and
+    not within `mirroring_off`)."""
+    if _OFF[0]:
+        return None
     env = os.environ if env is None else env
     url = (env.get("SUPABASE_URL") or "").strip()
     key = (env.get("SUPABASE_SERVICE_ROLE_KEY") or "").strip()
@@ -66,11 +91,65 @@ def supabase_target(env: Mapping[str, str] | None = None) -> SupabaseTarget | No
 
 
 class SendError(Exception):
-    """Supabase did not take the rows; the message is redacted and short."""
+    """Supabase did not take the rows; the message is redacted and short. `code`: the answer's error code
+    (PostgreSQL's SQLSTATE, PostgREST's PGRSTnnn, or the HTTP status), None when no answer came."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+    @property
+    def of_the_row(self) -> bool:
+        """Whether Supabase refused this row itself (its data: a run id collision, a value the table's
+        checks refuse, a body it cannot read), so that other rows may still be taken. Connectivity (no
+        answer), authentication and privileges, a missing table or column, a server error: False (every row
+        would fail alike)."""
+        c = self.code or ""
+        return c[:2] in ("22", "23") or c.startswith("PGRST1") or c in ("400", "409", "413", "422")
 
 
-def send_rows(target: SupabaseTarget, rows: list[dict[str, Any]]) -> None:
-    """Upsert the rows into training_runs, ignoring run_ids already there; raise SendError on any failure."""
+@dataclass(frozen=True)
+class Kept:
+    """A row Supabase did not let replace the one it has (the table's trigger: a weaker record, or an
+    older one, never replaces a stronger one)."""
+
+    run_id: str
+    sent: str
+    """The row sent: its status (and finished_at)."""
+    stored: str
+    """The row the table keeps."""
+
+    def __str__(self) -> str:
+        return (
+            f"note: Supabase keeps run {self.run_id} as {self.stored}; the row sent ({self.sent}) did not "
+            "replace it (a stored finished or failed row is not replaced by a weaker one, nor by an older one)"
+        )
+
+
+def _state(row: Mapping[str, Any]) -> tuple[str, dt.datetime | None]:
+    got = row.get("finished_at")
+    when: dt.datetime | None = None
+    if isinstance(got, str) and got:
+        with contextlib.suppress(ValueError):
+            when = dt.datetime.fromisoformat(got.replace(" ", "T").replace("Z", "+00:00"))
+    elif isinstance(got, dt.datetime):
+        when = got
+    if when is not None and when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return str(row.get("status")), when
+
+
+def _described(row: Mapping[str, Any]) -> str:
+    status, when = _state(row)
+    return f"{status}, finished {when.astimezone(dt.UTC).isoformat()}" if when else status
+
+
+def send_rows(
+    target: SupabaseTarget, rows: list[dict[str, Any]], *, timeout: float = TIMEOUT_SECONDS
+) -> list[Kept]:
+    """Upsert the rows into training_runs (merge-duplicates: a later row of a run updates the stored one,
+    as the table's trigger allows: sql/supabase/001_training_runs.sql). Returns the rows the table kept
+    instead of the one sent (say them); raises SendError on any failure (a run id collision included)."""
     try:
         from postgrest.types import ReturnMethod
         from supabase import ClientOptions, create_client
@@ -79,20 +158,32 @@ def send_rows(target: SupabaseTarget, rows: list[dict[str, Any]]) -> None:
             target.url,
             target.key,
             options=ClientOptions(
-                postgrest_client_timeout=TIMEOUT_SECONDS,
+                postgrest_client_timeout=timeout,
                 postgrest_client_retry=False,
                 auto_refresh_token=False,
                 persist_session=False,
             ),
         )
-        client.table(TABLE).upsert(
-            rows,
-            on_conflict="run_id",
-            ignore_duplicates=True,
-            returning=ReturnMethod.minimal,
-        ).execute()
+        answer = (
+            client.table(TABLE)
+            .upsert(
+                rows,
+                on_conflict="run_id",
+                ignore_duplicates=False,
+                returning=ReturnMethod.representation,
+            )
+            .execute()
+        )
     except Exception as exc:
-        raise SendError(target.hide(_reason(exc))) from None
+        code = getattr(exc, "code", None)
+        raise SendError(target.hide(_reason(exc)), str(code) if code else None) from None
+    stored = {str(r.get("run_id")): r for r in (answer.data or []) if isinstance(r, dict)}
+    kept = []
+    for row in rows:
+        got = stored.get(str(row["run_id"]))
+        if got is not None and _state(got) != _state(row):
+            kept.append(Kept(str(row["run_id"]), _described(row), _described(got)))
+    return kept
 
 
 def _reason(exc: Exception) -> str:
@@ -147,15 +238,23 @@ def _outbox_lock(root: str | os.PathLike[str] | None) -> Iterator[None]:
         os.close(fd)
 
 
+def to_stderr(message: str) -> None:
+    """A warning or note of the mirror: always on stderr (`--quiet` hides only progress)."""
+    print(message, file=sys.stderr, flush=True)
+
+
 def mirror_run(
     root: str | os.PathLike[str] | None,
     record: Any,
     *,
-    say: Say,
+    say: Say | None = None,
     target: SupabaseTarget | None = None,
+    warn: Say = to_stderr,
 ) -> str:
     """Send one run (an rl.runlog.RunRecord) to Supabase when configured. Returns `off` (not configured),
-    `sent`, or `queued` (kept in the outbox; one warning line through `say`)."""
+    `sent`, or `queued` (kept in the outbox; one warning line through `warn`, by default stderr, whatever
+    `--quiet` says). Sent: the runs waiting in the outbox are sent too (`_send_waiting`: a short timeout, a
+    bounded time in all). A row the table kept another row for is said through `warn` too (a `note:`)."""
     target = target or supabase_target()
     if target is None:
         return "off"
@@ -163,15 +262,85 @@ def mirror_run(
     with _outbox_lock(root):
         path = queue_row(root, row)
         try:
-            send_rows(target, [row])
+            kept = send_rows(target, [row])
         except SendError as exc:
-            say(
+            warn(
                 f"warning: Supabase did not take run {record.run_id} ({exc}); kept in the outbox "
                 f"{path}, `marketlake runs sync` sends it later"
             )
             return "queued"
         path.unlink(missing_ok=True)
-    log.debug("run %s mirrored to Supabase", record.run_id)
+        for k in kept:
+            warn(str(k))
+        log.debug("run %s mirrored to Supabase", record.run_id)
+        if pending(root):
+            _send_waiting(root, target, say=say or (lambda _: None), warn=warn)
+    return "sent"
+
+
+WAITING_TIMEOUT = 3.0
+"""Seconds one waiting run's send may take after a run was mirrored (`mirror_run`): the server just
+answered, so a slow answer means trouble, and the run's command is not to hang on it."""
+WAITING_BUDGET = 15.0
+"""Seconds the waiting runs' sends after a mirrored run may take in all; what is left waits for the next
+run or `marketlake runs sync`."""
+
+
+def _send_waiting(
+    root: str | os.PathLike[str] | None, target: SupabaseTarget, *, say: Say, warn: Say
+) -> None:
+    """Send the outbox's waiting runs after a run was mirrored (the outbox lock held): each with a
+    WAITING_TIMEOUT timeout, WAITING_BUDGET seconds in all, stopping at the first failure that is not the
+    row's own (which is said, and the file stays for `runs sync`)."""
+    deadline = time.monotonic() + WAITING_BUDGET
+    sent = 0
+    files = pending(root)
+    for path in files:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        outcome = _send_file(path, target, timeout=min(WAITING_TIMEOUT, left), warn=warn)
+        if outcome == "sent":
+            sent += 1
+        elif outcome == "stop":
+            break
+    waiting = len(pending(root))
+    if sent:
+        say(f"sent {sent} run(s) that waited in the outbox")
+    if waiting:
+        warn(
+            f"note: {waiting} run(s) still wait in the outbox {outbox_dir(root)}; "
+            "`marketlake runs sync` sends them"
+        )
+
+
+def _send_file(
+    path: Path, target: SupabaseTarget, *, timeout: float = TIMEOUT_SECONDS, warn: Say
+) -> Literal["sent", "unreadable", "refused", "stop"]:
+    """Send one outbox file (the outbox lock held), removed once Supabase took it. `refused`: Supabase
+    refused that row itself (said: which file, why; it stays); `stop`: it could not be sent for a reason
+    every row would meet (connectivity, authentication, the table missing: said)."""
+    try:
+        row = json.loads(path.read_text())
+        if not isinstance(row, dict) or "run_id" not in row:
+            raise ValueError("not a run row")
+    except (OSError, ValueError) as exc:
+        warn(f"warning: outbox file {path} is unreadable ({exc}); left in place")
+        return "unreadable"
+    try:
+        kept = send_rows(target, [row], timeout=timeout)
+    except SendError as exc:
+        if exc.of_the_row:
+            warn(
+                f"warning: Supabase refused run {row['run_id']} ({exc}); its outbox file {path} stays, "
+                "the other runs go on"
+            )
+            return "refused"
+        warn(f"warning: Supabase did not take run {row['run_id']} ({exc}); it stays in the outbox")
+        return "stop"
+    path.unlink(missing_ok=True)
+    for k in kept:
+        warn(str(k))
     return "sent"
 
 
@@ -193,9 +362,14 @@ def sync_outbox(
     *,
     say: Say | None = None,
     target: SupabaseTarget | None = None,
+    warn: Say = to_stderr,
+    rows: Iterable[Mapping[str, Any]] = (),
 ) -> SyncCounts:
-    """Send every run waiting in the outbox, one by one, each removed only after Supabase took it.
-    Stops at the first failure (the rest stay waiting). Not configured: a clear error."""
+    """Send every run waiting in the outbox, one by one, each removed only after Supabase took it. A row
+    Supabase refuses itself (a run id collision, a value the table refuses) is said (its file, why) and
+    stays; the others go on. Stops at a failure every row would meet (connectivity, authentication, the
+    table missing): the rest stay waiting. `rows`: runs put in the outbox first (`runs sync --all`). Not
+    configured: a clear error. Progress through `say`, warnings through `warn` (stderr)."""
     say = say or (lambda _: None)
     target = target or supabase_target()
     waiting = pending(root)
@@ -206,23 +380,16 @@ def sync_outbox(
         )
     sent = failed = 0
     with _outbox_lock(root):
+        for row in rows:
+            queue_row(root, row)
         for path in pending(root):
-            try:
-                row = json.loads(path.read_text())
-                if not isinstance(row, dict) or "run_id" not in row:
-                    raise ValueError("not a run row")
-            except (OSError, ValueError) as exc:
-                failed += 1
-                say(f"warning: outbox file {path} is unreadable ({exc}); left in place")
+            outcome = _send_file(path, target, warn=warn)
+            if outcome == "sent":
+                sent += 1
+                say(f"sent run {path.stem}")
                 continue
-            try:
-                send_rows(target, [row])
-            except SendError as exc:
-                failed += 1
-                say(f"warning: Supabase did not take run {row['run_id']} ({exc}); it stays in the outbox")
+            failed += 1
+            if outcome == "stop":
                 break
-            path.unlink(missing_ok=True)
-            sent += 1
-            say(f"sent run {row['run_id']}")
         left = len(pending(root))
     return SyncCounts(sent=sent, failed=failed, waiting=left)

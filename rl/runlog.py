@@ -38,6 +38,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -71,6 +72,11 @@ def _sql(name: str) -> str:
 
 def _quiet(_: str) -> None:
     pass
+
+
+def to_stderr(message: str) -> None:
+    """A warning or a note: always on stderr, whatever `--quiet` says (it hides only progress, `say`)."""
+    print(message, file=sys.stderr, flush=True)
 
 
 def validate_run_id(run_id: str) -> str:
@@ -396,6 +402,37 @@ def _run_folder(root: Path, row: Mapping[str, Any], settings: Settings | None) -
     return None
 
 
+def run_folder(
+    root: str | os.PathLike[str] | None, row: Mapping[str, Any], settings: Settings | None = None
+) -> Path | None:
+    """The folder of a training run's row (`list_runs`, `get_run`) that belongs to this lake, else None: the
+    rule the repair of dead runs follows (this lake's `<runs_dir>/<run_id>` first; else the recorded
+    run_dir only when its settings.json names this lake), for whatever reads or writes a run's folder (`evaluate
+    RUN_ID`): a lake copied with its rows records the original's folders, which are not the copy's to
+    write into."""
+    return _run_folder(resolve_lake_root(root), row, settings)
+
+
+def foreign_run_folder(
+    root: str | os.PathLike[str] | None, row: Mapping[str, Any], settings: Settings | None = None
+) -> str | None:
+    """When a training row's recorded run_dir exists but is another lake's (its settings.json names
+    another lake: the row came with a copy of the lake), one line saying so and what to do; else None."""
+    recorded = Path(str(row["run_dir"])) if row.get("run_dir") else None
+    if row.get("kind") != "train" or recorded is None or not recorded.is_dir():
+        return None
+    lake_root = resolve_lake_root(root).resolve()
+    lake = _recorded_lake(recorded)
+    if lake == lake_root:
+        return None
+    whose = f"the lake at {lake}" if lake is not None else "no lake it names (its settings.json says none)"
+    return (
+        f"run {row['run_id']}'s recorded folder {recorded} belongs to {whose}, not to this lake at {lake_root} "
+        f"(a copy of it?): it is not written from here; copy the folder to "
+        f"{own_run_dir(lake_root, str(row['run_id']), settings)} to evaluate it in this lake, or run it in that lake"
+    )
+
+
 LockState = Literal["held", "free", "unknown"]
 """What a run's lock file says: held (its process lives), free (its process is gone) or unknown (the lock
 cannot be checked here: never taken for dead)."""
@@ -427,11 +464,19 @@ class RunLock:
     _beat: threading.Thread | None = field(default=None, repr=False)
 
     @classmethod
-    def take(cls, root: str | os.PathLike[str] | None, run_id: str, say: Say | None = None) -> RunLock:
+    def take(
+        cls,
+        root: str | os.PathLike[str] | None,
+        run_id: str,
+        say: Say | None = None,
+        *,
+        warn: Say = to_stderr,
+    ) -> RunLock:
         """Create the run's lock file already locked (made under a temporary name, then linked into place:
         its path is never seen unlocked while the run lives) and durable (a power cut must not leave a
         `running` row without it). A run id whose lock another process (or this one) holds is refused. On a
-        file system without flock (ENOLCK, EOPNOTSUPP) the run goes on without a lock, said through `say`:
+        file system without flock (ENOLCK, EOPNOTSUPP) the run goes on without a lock, said through `warn`
+        (stderr, also under --quiet; `say`, progress, says nothing here):
         its row, with no lock file, is listed as `running` with liveness unknown, never called dead."""
         path = run_lock_path(root, run_id)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -444,7 +489,7 @@ class RunLock:
             tmp.unlink(missing_ok=True)
             if exc.errno not in _NO_FLOCK:
                 raise
-            (say or _quiet)(
+            warn(
                 f"warning: run {run_id} goes on without a liveness lock: the file system of {path.parent} "
                 f"cannot lock files ({os.strerror(exc.errno or 0)}); if its process is killed, `runs` lists it "
                 "as running with its liveness unknown"
@@ -686,12 +731,15 @@ def _seen_alive(root: Path, row: dict[str, Any], listed: set[str], settings: Set
     row.update(status=death.status, finished_at=death.finished_at, metrics=death.metrics)
 
 
-def repair_dead_runs_safely(root: str | os.PathLike[str] | None, settings: Settings | None, say: Say) -> None:
-    """repair_dead_runs, whose failure never stops the run about to start (one warning line)."""
+def repair_dead_runs_safely(
+    root: str | os.PathLike[str] | None, settings: Settings | None, say: Say, *, warn: Say = to_stderr
+) -> None:
+    """repair_dead_runs, whose failure never stops the run about to start (one warning line, through `warn`:
+    stderr, also under --quiet)."""
     try:
         repair_dead_runs(root, settings, say=say)
     except Exception as exc:
-        say(f"warning: the rows of runs whose process died could not be repaired now: {exc}")
+        warn(f"warning: the rows of runs whose process died could not be repaired now: {exc}")
 
 
 def repair_dead_runs(
@@ -759,11 +807,39 @@ def repair_dead_runs(
 
 def _running_rows(root: Path, settings: Settings | None) -> list[dict[str, Any]]:
     """The `running` rows of the lake, every column (config, metrics and data_files parsed)."""
+    return _whole_rows(root, settings, "running_runs")
+
+
+def stored_records(root: str | os.PathLike[str] | None, settings: Settings | None = None) -> list[RunRecord]:
+    """Every run of the lake as stored (every column, no liveness read into it), oldest first: what
+    `marketlake runs sync --all` sends."""
+    rows = _whole_rows(resolve_lake_root(root), settings, "all_runs")
+    return [
+        RunRecord(
+            run_id=r["run_id"],
+            kind=r["kind"],
+            started_at=r["started_at"],
+            config=dict(r["config"] or {}),
+            status=r["status"],
+            finished_at=r["finished_at"],
+            data_snapshot=r["data_snapshot"] or "",
+            metrics=r["metrics"],
+            code_version=r["code_version"],
+            run_dir=r["run_dir"],
+            parent_run_id=r["parent_run_id"],
+            data_files=r["data_files"],
+        )
+        for r in rows
+    ]
+
+
+def _whole_rows(root: Path, settings: Settings | None, name: str) -> list[dict[str, Any]]:
+    """The rows of sql/runs/<name>.sql, every column (config, metrics and data_files parsed)."""
     import lake
 
     def read() -> list[tuple[Any, ...]]:
         # the runs view alone, which does not depend on the settings: the defaults (no config file read)
-        query = _sql("running_runs")
+        query = _sql(name)
         con = lake.connect(root, read_only=True, settings=settings or Settings(), views=views_needed([query]))
         try:
             cur = con.execute(query)
@@ -901,7 +977,7 @@ def finish_run(
     mirror: bool = True,
 ) -> RunRecord:
     """Record the run's end (its metrics and snapshot as set on `record`); mirror it to Supabase when
-    configured (unreachable: kept in the outbox, one warning through `say`). The run's liveness lock is
+    configured (unreachable: kept in the outbox, one warning on stderr, also under --quiet). The run's liveness lock is
     released once the row is written (and also when writing it fails: the row then stays `running` with a
     lock nobody holds, which the next run repairs)."""
     record.status = status
@@ -924,6 +1000,18 @@ def finish_run(
     return record
 
 
+def failure_reason(exc: BaseException) -> str:
+    """A failed run's `error` (its metrics): the exception's type and message, as a training run's row has
+    it, with what it happened while handling; redacted."""
+    from lake.logs import redact
+
+    text = f"{type(exc).__name__}: {exc}"
+    cause = exc.__context__
+    if cause is not None and not isinstance(cause, KeyboardInterrupt):
+        text += f" (while handling {type(cause).__name__}: {cause})"
+    return redact(text)
+
+
 @contextmanager
 def recorded_run(
     root: str | os.PathLike[str],
@@ -936,7 +1024,7 @@ def recorded_run(
     say: Say | None = None,
 ) -> Iterator[RunRecord]:
     """A run recorded from start to end: `finished` when the block ends, `interrupted` on Ctrl-C,
-    `failed` on any other exception (which is re-raised)."""
+    `failed` on any other exception (which is re-raised), its `error` in the metrics (failure_reason)."""
     record = start_run(
         root, kind, config, run_id=run_id, run_dir=run_dir, parent_run_id=parent_run_id, say=say
     )
@@ -945,7 +1033,10 @@ def recorded_run(
     except KeyboardInterrupt:
         finish_run(root, record, "interrupted", say=say)
         raise
-    except BaseException:
+    except BaseException as exc:
+        metrics = record.metrics if isinstance(record.metrics, dict) else {}
+        if not metrics.get("error"):  # why it failed, as a training run's row says it (`runs` shows it)
+            record.metrics = {**metrics, "error": failure_reason(exc)}
         finish_run(root, record, "failed", say=say)
         raise
     with deferred_interrupts():  # a Ctrl-C now waits until the row says finished (a second one does not)
@@ -1097,7 +1188,8 @@ def _headline(run: Mapping[str, Any], parent: Mapping[str, Any] | None = None) -
     for key in ("killed", "liveness"):  # what the row's status alone does not say
         note = m.get(key) if isinstance(m, dict) else None
         if isinstance(note, str) and note:
-            return f"{key}: {_shortened(note)}"
+            best = _best_of_training(m) if key == "killed" else ""  # a killed training's checkpoint stays
+            return f"{key}: {_shortened(note)}" + (f"; {best}" if best else "")
     error = m.get("error") if isinstance(m, dict) else None
     if isinstance(error, str) and error:
         return f"error: {_shortened(error)}"
@@ -1126,13 +1218,19 @@ def _headline(run: Mapping[str, Any], parent: Mapping[str, Any] | None = None) -
         parts.insert(0, mark)
     if agent and "metrics_version" not in m:  # an evaluation's metrics before rl.metrics.METRICS_VERSION 2
         parts.append("metrics v1: log-return Sharpe, not comparable with later rows")
-    if isinstance(m.get("best_score"), int | float):  # a training run
-        at = m.get("best_iteration")
-        of = f" of {m['iterations']}" if isinstance(m.get("iterations"), int) else ""
-        parts.append(
-            f"best validation score {m['best_score']:+.5f}" + (f" at iteration {at}{of}" if at else "")
-        )
+    best = _best_of_training(m)
+    if best:
+        parts.append(best)
     return "; ".join(parts)
+
+
+def _best_of_training(m: Mapping[str, Any]) -> str:
+    """A training run's best validation score and its iteration (its checkpoint), when it has one."""
+    if not isinstance(m.get("best_score"), int | float):
+        return ""
+    at = m.get("best_iteration")
+    of = f" of {m['iterations']}" if isinstance(m.get("iterations"), int) else ""
+    return f"best validation score {m['best_score']:+.5f}" + (f" at iteration {at}{of}" if at else "")
 
 
 def _shortened(text: str) -> str:

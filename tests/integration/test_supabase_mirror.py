@@ -11,6 +11,7 @@ import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -118,7 +119,7 @@ def test_a_run_goes_through_the_client_to_the_table(
     assert _rows(db) == [("r-http", "finished", {"symbols": ["BTCUSDT"]})]
     (post,) = [s for s in stub.seen if s.method == "POST"]
     assert post.path == "/rest/v1/training_runs" and post.role == "service_role" and post.status == 201
-    assert post.query["on_conflict"] == ["run_id"] and "resolution=ignore-duplicates" in post.prefer
+    assert post.query["on_conflict"] == ["run_id"] and "resolution=merge-duplicates" in post.prefer
     assert pending(lake_root) == []
     with db.connect() as con:
         row = con.execute("SELECT metrics, kind, code_version FROM training_runs").fetchone()
@@ -132,7 +133,7 @@ def test_the_anon_key_is_refused_and_the_run_waits(
 ) -> None:
     rec = runlog.start_run(lake_root, "train", {}, run_id="r-anon")
     said: list[str] = []
-    assert mirror_run(lake_root, rec, say=said.append, target=SupabaseTarget(stub.url, ANON_KEY)) == "queued"
+    assert mirror_run(lake_root, rec, warn=said.append, target=SupabaseTarget(stub.url, ANON_KEY)) == "queued"
     (line,) = said
     assert "42501" in line and "r-anon" in line and "runs sync" in line and ANON_KEY not in line
     assert [p.name for p in pending(lake_root)] == ["r-anon.json"]
@@ -197,6 +198,98 @@ def test_supabase_down_then_up_no_run_lost_none_doubled(
             assert SERVICE_KEY not in p.read_text(errors="replace")
 
 
+def _record(run_id: str, status: str, finished: dt.datetime | None, **kw: object) -> runlog.RunRecord:
+    return runlog.RunRecord(
+        run_id=run_id,
+        kind="train",
+        started_at=kw.pop("started_at", T0),  # type: ignore[arg-type]
+        config={"host": kw.pop("host", "a")},
+        status=status,
+        finished_at=finished,
+        data_snapshot="h",
+        metrics=kw.pop("metrics", None),  # type: ignore[arg-type]
+    )
+
+
+def _stored(pg: Postgres, run_id: str) -> tuple[str, dt.datetime | None]:
+    with pg.connect() as con:
+        got = con.execute(
+            "SELECT status, finished_at FROM training_runs WHERE run_id = %s", [run_id]
+        ).fetchone()
+    assert got is not None
+    return got[0], got[1]
+
+
+def test_a_later_row_of_a_run_updates_supabase_but_a_weaker_one_never_replaces_a_stronger(
+    lake_root: Path, stub: PostgrestStub, db: Postgres
+) -> None:
+    """A copy of the lake repaired run X as killed (`interrupted`) and mirrored it first; the original then
+    finished: Supabase ends with `finished`, whichever order the rows come in, and says when it kept its
+    own row."""
+    target = SupabaseTarget(stub.url, SERVICE_KEY)
+    said: list[str] = []
+    t1, t2 = T0 + dt.timedelta(minutes=5), T0 + dt.timedelta(minutes=9)
+    for status, finished in [("running", None), ("interrupted", t1), ("finished", t2)]:
+        rec = _record("r-x", status, finished)
+        assert mirror_run(lake_root, rec, target=target, warn=said.append) == "sent"
+        assert _stored(db, "r-x") == (status, finished)  # each later, stronger row updates the stored one
+    assert said == []
+    # the copy's repair comes (again) after the original's end: the table keeps `finished`, and says so
+    killed = _record("r-x", "interrupted", t1, metrics={"killed": "..."})
+    assert mirror_run(lake_root, killed, target=target, warn=said.append) == "sent"
+    assert _stored(db, "r-x") == ("finished", t2)
+    (note,) = said
+    assert note.startswith("note: Supabase keeps run r-x as finished") and "interrupted" in note
+    assert pending(lake_root) == []  # handled: nothing waits
+    # as strong, the later finished_at stays (an older `failed` does not replace a newer `finished`)
+    mirror_run(lake_root, _record("r-x", "failed", t1), target=target, warn=said.append)
+    assert _stored(db, "r-x") == ("finished", t2)
+    mirror_run(
+        lake_root, _record("r-x", "failed", t2 + dt.timedelta(seconds=1)), target=target, warn=said.append
+    )
+    assert _stored(db, "r-x")[0] == "failed"
+
+
+def test_the_rule_is_the_tables_for_every_writer(db: Postgres) -> None:
+    """The shipped DDL's trigger holds for any client: a plain upsert as the service role cannot put an
+    `interrupted` row over a `finished` one, nor a `running` over an `interrupted` one."""
+    upsert = (
+        "INSERT INTO training_runs (run_id, kind, started_at, finished_at, status, config, data_snapshot) "
+        "VALUES (%s, 'train', %s, %s, %s, '{}'::jsonb, 'h') "
+        "ON CONFLICT (run_id) DO UPDATE SET status = EXCLUDED.status, finished_at = EXCLUDED.finished_at"
+    )
+    t1 = T0 + dt.timedelta(hours=1)
+    with db.connect() as con:
+        con.execute("SET ROLE service_role")
+        con.execute(upsert, ["r-w", T0, t1, "finished"])
+        con.execute(upsert, ["r-w", T0, t1 + dt.timedelta(hours=1), "interrupted"])
+        con.execute(upsert, ["r-w", T0, None, "running"])
+        con.execute(upsert, ["r-i", T0, t1, "interrupted"])
+        con.execute(upsert, ["r-i", T0, None, "running"])
+    assert _stored(db, "r-w") == ("finished", t1)
+    assert _stored(db, "r-i") == ("interrupted", t1)
+
+
+def test_a_run_id_collision_is_refused_said_and_kept(
+    lake_root: Path, stub: PostgrestStub, db: Postgres
+) -> None:
+    """Another machine's run under the same run_id (another started_at) neither overwrites the stored run
+    nor vanishes: refused, said with both start times, and kept in the outbox."""
+    target = SupabaseTarget(stub.url, SERVICE_KEY)
+    said: list[str] = []
+    mine = _record("r-same", "finished", T0 + dt.timedelta(hours=1))
+    theirs = _record(
+        "r-same", "finished", T0 + dt.timedelta(hours=3), started_at=T0 + dt.timedelta(hours=2), host="b"
+    )
+    assert mirror_run(lake_root, mine, target=target, warn=said.append) == "sent"
+    assert mirror_run(lake_root, theirs, target=target, warn=said.append) == "queued"
+    (line,) = said
+    assert "run id collision" in line and "r-same" in line and "runs sync" in line, line
+    assert [p.name for p in pending(lake_root)] == ["r-same.json"]
+    with db.connect() as con:
+        assert con.execute("SELECT config FROM training_runs").fetchall() == [({"host": "a"},)]
+
+
 def test_sync_without_settings_is_a_clear_error(lake_root: Path) -> None:
     from lake.errors import MarketlakeError
 
@@ -211,7 +304,7 @@ def test_a_corrupt_outbox_file_is_named_and_kept(
     bad.parent.mkdir(parents=True)
     bad.write_text("{not json")
     said: list[str] = []
-    counts = sync_outbox(lake_root, say=said.append, target=SupabaseTarget(stub.url, SERVICE_KEY))
+    counts = sync_outbox(lake_root, warn=said.append, target=SupabaseTarget(stub.url, SERVICE_KEY))
     assert (counts.sent, counts.failed, counts.waiting) == (0, 1, 1)
     assert any("broken.json" in s for s in said) and bad.exists()
     shutil.rmtree(outbox_dir(lake_root))
@@ -246,3 +339,95 @@ def test_the_supabase_url_and_its_password_never_reach_a_log_line(
         assert "HTTP Request: POST ***/rest/v1/" in cap.stderr, cap.stderr  # the line, the URL masked
     else:
         assert "HTTP Request" not in cap.stderr, cap.stderr  # httpx's request line only at DEBUG
+
+
+def _sync(root: Path, *args: str) -> Any:
+    from click.testing import CliRunner
+
+    from cli import cli
+
+    return CliRunner().invoke(cli, ["--lake", str(root), "runs", "sync", *args])
+
+
+def test_runs_recorded_before_supabase_was_configured_are_sent_by_sync_all(
+    monkeypatch: pytest.MonkeyPatch, lake_root: Path, stub: PostgrestStub, db: Postgres
+) -> None:
+    monkeypatch.delenv("SUPABASE_URL", raising=False)
+    files = [{"path": "bars/x/data.parquet", "sha256": "s", "rows": 1}]
+    for i in range(3):
+        with runlog.recorded_run(lake_root, "train", {"i": i}, run_id=f"old{i}") as r:
+            r.metrics = {"i": i}
+            r.data_files = files
+    assert pending(lake_root) == []  # not configured: nothing was queued
+    monkeypatch.setenv("SUPABASE_URL", stub.url)
+    monkeypatch.setenv("SUPABASE_SERVICE_ROLE_KEY", SERVICE_KEY)
+    r = _sync(lake_root)
+    assert r.exit_code == 0 and "sent 0, failed 0, still waiting 0" in r.stdout, r.output
+    assert _rows(db) == []
+    for _ in range(2):  # and again: the same rows, none doubled
+        r = _sync(lake_root, "--all")
+        assert r.exit_code == 0 and "sent 3, failed 0, still waiting 0" in r.stdout, r.output
+        assert _rows(db) == [(f"old{i}", "finished", {"i": i}) for i in range(3)]
+    with db.connect() as con:
+        assert con.execute("SELECT DISTINCT data_files FROM training_runs").fetchall() == [(files,)]
+    assert pending(lake_root) == []
+
+
+KILLED_CHILD = """
+import os, signal, sys
+from rl import runlog
+runlog.start_run(sys.argv[1], "evaluate", {"what": "killed"}, run_id="r-killed")
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_sync_first_records_the_end_of_a_killed_run_then_sends_it(
+    monkeypatch: pytest.MonkeyPatch, lake_root: Path, stub: PostgrestStub, db: Postgres
+) -> None:
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SUPABASE_")}
+    with runlog.recorded_run(lake_root, "train", {}, run_id="r-before"):
+        pass
+    done = subprocess.run(
+        [sys.executable, "-c", KILLED_CHILD, str(lake_root)],
+        cwd=Path(__file__).parents[2],
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == -9, done.stderr
+    (stored,) = [r for r in runlog.list_runs(lake_root, liveness=False) if r["run_id"] == "r-killed"]
+    assert stored["status"] == "running"
+    monkeypatch.setenv("SUPABASE_URL", stub.url)
+    monkeypatch.setenv("SUPABASE_SERVICE_ROLE_KEY", SERVICE_KEY)
+    r = _sync(lake_root)
+    assert r.exit_code == 0, r.output
+    (stored,) = [r for r in runlog.list_runs(lake_root, liveness=False) if r["run_id"] == "r-killed"]
+    assert stored["status"] == "interrupted" and "killed" in stored["metrics"], stored  # written in the lake
+    with db.connect() as con:
+        got = con.execute("SELECT status, metrics FROM training_runs WHERE run_id = 'r-killed'").fetchone()
+    assert got is not None and got[0] == "interrupted" and "killed" in got[1], got
+    assert pending(lake_root) == []
+
+
+def test_the_next_run_mirrored_sends_what_waited(
+    monkeypatch: pytest.MonkeyPatch, lake_root: Path, db: Postgres
+) -> None:
+    """Runs kept in the outbox while Supabase was down go with the next run recorded once it is back, with
+    no `runs sync`."""
+    port = free_port()
+    monkeypatch.setenv("SUPABASE_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("SUPABASE_SERVICE_ROLE_KEY", SERVICE_KEY)
+    said: list[str] = []
+    for run_id in ("w1", "w2"):
+        with runlog.recorded_run(lake_root, "train", {}, run_id=run_id):
+            pass
+    assert [p.stem for p in pending(lake_root)] == ["w1", "w2"]
+    with postgrest(db, {SERVICE_KEY: "service_role"}, port=port):
+        with runlog.recorded_run(lake_root, "train", {}, run_id="w3", say=said.append):
+            pass
+    assert [r[0] for r in _rows(db)] == ["w1", "w2", "w3"]
+    assert pending(lake_root) == []
+    assert said == ["sent 2 run(s) that waited in the outbox"]
