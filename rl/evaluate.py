@@ -1277,9 +1277,10 @@ def _write(
 
 def find_run_dir(root: str | os.PathLike[str] | None, run_id: str, settings: Settings | None = None) -> Path:
     """The folder of a training run: `<runs_dir>/<run_id>` (the [train] runs_dir setting, default `runs/`
-    beside the lake) when it exists, else the `run_dir` of its row in `runs`. This lake's own runs folder
-    comes first: a lake copied with its runs folder records the original's absolute folders, and an
-    evaluation in the copy must read and write the copy's run, not the original's."""
+    beside the lake) when it exists, else the `run_dir` of its row in `runs` when that folder is this lake's
+    (runlog.run_folder). This lake's own runs folder comes first: a lake copied with its runs folder records
+    the original's absolute folders, and an evaluation in the copy must read and write the copy's run, not
+    the original's; a recorded folder of another lake (the lake copied without it) is refused, saying so."""
     runlog.validate_run_id(run_id)
     root = resolve_lake_root(root)
     tried: list[str] = []
@@ -1290,8 +1291,14 @@ def find_run_dir(root: str | os.PathLike[str] | None, run_id: str, settings: Set
     rows = [r for r in runlog.list_runs(root, settings) if r["run_id"] == run_id] if root.exists() else []
     for r in rows:
         if r["run_dir"] and r["kind"] == "train" and r["run_dir"] not in tried:
-            if Path(r["run_dir"]).is_dir():
-                return Path(r["run_dir"])
+            folder = runlog.run_folder(
+                root, r, settings
+            )  # only a folder of this lake (not a copy's original)
+            if folder is not None:
+                return folder
+            foreign = runlog.foreign_run_folder(root, r, settings)
+            if foreign is not None:
+                raise MarketlakeError(f"evaluate: {foreign}")
             tried.append(r["run_dir"])
     known = rows[0] if rows else None
     if known is not None and known["kind"] != "train":
@@ -1733,9 +1740,12 @@ def train_and_evaluate(
     if not evaluate_test:
         return result, None
     if result.status != "finished" or result.best_checkpoint is None:
-        say(
-            f"run {result.run_id} {result.status}: not evaluated (`marketlake evaluate {result.run_id}` later)"
+        later = (
+            f"`marketlake evaluate {result.run_id}` later"
+            if result.best_checkpoint is not None
+            else "no checkpoint was kept: nothing to evaluate"
         )
+        say(f"run {result.run_id} {result.status}: not evaluated ({later})")
         return result, None
     try:
         # the settings the run trained with, its overrides on [train]: nothing to note about its own costs

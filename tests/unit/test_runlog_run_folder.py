@@ -61,3 +61,24 @@ def test_an_evaluation_row_has_no_run_folder(tmp_path: Path) -> None:
     row = {"run_id": "e1", "kind": "evaluate", "run_dir": str(tmp_path)}
     assert runlog.run_folder(tmp_path / "lake", row) is None
     assert runlog.foreign_run_folder(tmp_path / "lake", row) is None
+
+
+def test_evaluate_in_a_copied_lake_never_finds_the_originals_folder(tmp_path: Path) -> None:
+    """`evaluate RUN_ID` in a lake copied without the run's folder (a --runs-dir away): refused, saying whose
+    the folder is, never writing the original's evaluation files; the original lake still finds it."""
+    import pytest
+
+    from lake.errors import MarketlakeError
+    from rl.evaluate import find_run_dir
+
+    orig = tmp_path / "orig" / "lake"
+    with land(orig):
+        pass
+    folder = tmp_path / "elsewhere" / "runs" / "r-t"
+    _finished_training(orig, folder)
+    copy = tmp_path / "copy" / "lake"
+    shutil.copytree(orig, copy)
+    assert find_run_dir(orig, "r-t") == folder
+    with pytest.raises(MarketlakeError, match="belongs to the lake at") as got:
+        find_run_dir(copy, "r-t")
+    assert str(runlog.own_run_dir(copy, "r-t")) in str(got.value)
