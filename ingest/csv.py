@@ -66,6 +66,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pyarrow.compute as pc
 
+from ingest import csv_checks
 from ingest.common import (
     INT64_MAX,
     INTERVALS,
@@ -901,6 +902,7 @@ def run(
     now: dt.datetime | None = None,
     date_order: str | None = None,
     replace: bool = False,
+    allow_price_mismatch: bool = False,
 ) -> IngestSummary:
     """Import one OHLCV file for `symbol` at `interval` into `bars` (source `source`), quarantining bad rows.
 
@@ -964,6 +966,18 @@ def run(
             "went to bars_rejected and the other rows landed (if the line is whole, end the file with a "
             "newline and import it again)"
         )
+    csv_checks.before_landing(
+        ctx,
+        path,
+        parsed.bars,
+        summary,
+        symbol=symbol,
+        interval=interval,
+        source=source,
+        source_file=source_file,
+        asset_class=klass,
+        allow_price_mismatch=allow_price_mismatch,
+    )
 
     by_period: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for bar in parsed.bars:
