@@ -11,6 +11,9 @@ parsed file with the lake, before anything of it is written:
   theirs is off 1 by more than PRICE_TOLERANCE (0.5%), the file is refused, one line naming the symbol, the
   typical ratio, an example time with both closes and the likely cause; `--allow-price-mismatch` lands it
   anyway (with a note). No bar in common: nothing to compare, the file lands.
+- **Bars of another file of the same source** (`overlap_notes`): a source's partition keeps one bar per time,
+  the last file landed wins (lake/writer.py, the bars' `keep = last`). A note names how many bars of which
+  earlier file this file replaces with other values (sql/ingest/csv_same_source_overlap.sql).
 """
 
 from __future__ import annotations
@@ -76,6 +79,11 @@ def _incoming(bars: Sequence[dict[str, Any]]) -> pa.Table:
 _VALUES = ("open", "high", "low", "close", "volume")
 
 
+def _file_name(source_file: str) -> str:
+    """`csv:AAPL/1d/a.csv` -> `a.csv`; another source's file name as it is."""
+    return source_file.rsplit("/", 1)[-1] if ":" in source_file else source_file
+
+
 def _when(ts: dt.datetime, interval: str, asset_class: str) -> str:
     """A bar's time in a message: its trading day for daily bars, else its UTC instant."""
     if interval_delta(interval) >= dt.timedelta(days=1):
@@ -125,13 +133,18 @@ def before_landing(
         )
         if mismatch:
             summary.notes.append(mismatch)
+        overlap = con.execute(_sql("csv_same_source_overlap"), {**params, "source": source}).fetchall()
     except duckdb.Error as exc:
         summary.notes.append(
             f"{path.name}: could not compare its bars with the lake's ({str(exc).splitlines()[0]}); it lands "
             "unchecked"
         )
+        return
     finally:
         con.close()
+    summary.notes += overlap_notes(
+        overlap, path, symbol=symbol, interval=interval, source=source, asset_class=asset_class
+    )
 
 
 def check_prices(
@@ -164,3 +177,27 @@ def check_prices(
             f"nothing was stored (if its prices are right, import it with {PRICE_FLAG})"
         )
     return None
+
+
+def overlap_notes(
+    rows: Sequence[tuple[Any, ...]],
+    path: Path,
+    *,
+    symbol: str,
+    interval: str,
+    source: str,
+    asset_class: str,
+) -> list[str]:
+    """A note per earlier file of the same source whose bars this file replaces with other values. `rows`:
+    (source_file, how many, the earliest time, this file's close, theirs) from csv_same_source_overlap.sql."""
+    out = []
+    for other, n, ts, mine, theirs in rows:
+        name = _file_name(other)
+        out.append(
+            f"{path.name}: {n} {symbol} {interval} bar{'s' if n != 1 else ''} held by {name} replaced by this "
+            f"file's (values differ; e.g. {_when(ts, interval, asset_class)}: close {theirs:g} in {name}, "
+            f"{mine:g} here): source {source} keeps one bar per time, of the file imported last (importing "
+            f"{name} again puts its values back); bar_revisions keeps the replaced ones; import one of them "
+            "with another --source to keep both"
+        )
+    return out
