@@ -976,7 +976,9 @@ def run(
         source=source,
         source_file=source_file,
         asset_class=klass,
+        tz=tz,
         allow_price_mismatch=allow_price_mismatch,
+        asset_class_given=asset_class is not None,
     )
 
     by_period: dict[str, list[dict[str, Any]]] = defaultdict(list)

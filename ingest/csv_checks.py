@@ -14,6 +14,13 @@ parsed file with the lake, before anything of it is written:
 - **Bars of another file of the same source** (`overlap_notes`): a source's partition keeps one bar per time,
   the last file landed wins (lake/writer.py, the bars' `keep = last`). A note names how many bars of which
   earlier file this file replaces with other values (sql/ingest/csv_same_source_overlap.sql).
+- **Plausibility of a stock's intraday file** (`plausibility_notes`): a note when more than
+  OUTSIDE_SHARE of the bars start outside 09:30-16:00 New York (a wrong `--tz`, or a crypto file stored as a
+  stock; a full extended-hours export has about 60% outside), and when no session has a 09:30 bar while
+  most sessions end with a 16:00 bar (bars stamped by their end, not their start).
+- **Binance symbols** (`binance_note`): a note when a symbol listed under [binance] in the settings lands as
+  a stock or ETF because `--asset-class` was not given (the default stays explicit: a stock or ETF unless
+  told; a crypto file with weekend rows is refused anyway, naming --asset-class crypto).
 """
 
 from __future__ import annotations
@@ -25,11 +32,13 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest.common import IngestSummary, RunContext, interval_delta
 from ingest.stamping import NEW_YORK
+from lake.config import Settings
 from lake.connect import sql_dir
 from lake.errors import MarketlakeError
 from lake.schemas import BARS, UTC_TS
@@ -40,6 +49,25 @@ this far from that source's (0.5%) is refused: vendors' closes of one bar agree 
 percent; an adjusted file's differ by a split's ratio or by the dividends since (a percent or more a few
 years back)."""
 PRICE_FLAG = "--allow-price-mismatch"
+OUTSIDE_SHARE = 2 / 3
+"""A stock's intraday file with more than this share of its bars starting outside 09:30-16:00 New York gets a
+note: a wrong --tz (times read hours off) or a crypto file (24 hours a day: 73% outside). A full
+extended-hours export (04:00-20:00) has 59% outside, below it."""
+PLAUSIBLE_MIN_BARS = 20
+"""Fewer bars than this tell too little for the plausibility notes."""
+SESSION_OPEN, SESSION_CLOSE = 9 * 60 + 30, 16 * 60
+
+
+def binance_note(path: Path, symbol: str, asset_class: str, settings: Settings) -> str | None:
+    """A note when a symbol listed under [binance] in the settings (a Binance pair: crypto) is stored as
+    another asset class because `--asset-class` was not given (the default is a US stock or ETF)."""
+    if asset_class == "crypto" or symbol.upper() not in {s.upper() for s in settings.binance.symbols}:
+        return None
+    return (
+        f"{path.name}: {symbol} is a [binance] symbol in the settings, but without --asset-class it was "
+        f"stored as a {asset_class} (US trading days and hours); if the file is crypto, import it again with "
+        "--asset-class crypto"
+    )
 
 
 @cache
@@ -102,10 +130,18 @@ def before_landing(
     source: str,
     source_file: str,
     asset_class: str,
+    tz: str | None,
     allow_price_mismatch: bool = False,
+    asset_class_given: bool = True,
 ) -> None:
     """Every check of a parsed file against the lake, before it lands: raises MarketlakeError (nothing
     stored) for prices that disagree with the lake's (`check_prices`), adds the notes to `summary`."""
+    plausible = plausibility_notes(
+        path, bars, symbol=symbol, interval=interval, asset_class=asset_class, tz=tz
+    )
+    if not asset_class_given:
+        plausible += [n for n in [binance_note(path, symbol, asset_class, ctx.settings)] if n]
+    summary.notes += plausible
     files = _bar_files(ctx, symbol, interval) if bars else []
     if not files:
         return
@@ -201,3 +237,52 @@ def overlap_notes(
             "with another --source to keep both"
         )
     return out
+
+
+def plausibility_notes(
+    path: Path,
+    bars: Sequence[dict[str, Any]],
+    *,
+    symbol: str,
+    interval: str,
+    asset_class: str,
+    tz: str | None,
+) -> list[str]:
+    """Notes on a stock's or ETF's intraday bars that look misplaced in the day: most of them outside the
+    regular session (OUTSIDE_SHARE), or stamped by their end (no 09:30 bar in any session, most sessions
+    ending with a 16:00 bar)."""
+    if asset_class == "crypto" or interval_delta(interval) >= dt.timedelta(days=1):
+        return []
+    n = len(bars)
+    if n < PLAUSIBLE_MIN_BARS:
+        return []
+    ts = pa.array([b["ts"] for b in bars], type=UTC_TS).cast(pa.timestamp("us", tz=NEW_YORK.key))
+    local = pc.local_timestamp(ts).cast(pa.int64()).to_numpy()
+    day_us = 86_400_000_000
+    days, minutes = local // day_us, (local % day_us) // 60_000_000
+    notes = []
+    outside = int(np.count_nonzero((minutes < SESSION_OPEN) | (minutes >= SESSION_CLOSE)))
+    if outside > OUTSIDE_SHARE * n:
+        zone = (
+            f"are its times in another zone than --tz {tz} (check --tz)"
+            if tz
+            else "are the UTC offsets its times are written with right"
+        )
+        notes.append(
+            f"{path.name}: {outside / n:.0%} of {symbol}'s {interval} bars ({outside:,} of {n:,}) start "
+            f"outside 09:30-16:00 New York, the regular session of a US {asset_class}: {zone}, or is it "
+            "crypto (--asset-class crypto)? (an extended-hours export has at most about 60% outside)"
+        )
+    unique_days = np.unique(days)
+    last_minute = np.full(len(unique_days), -1)
+    np.maximum.at(last_minute, np.searchsorted(unique_days, days), minutes)
+    opens = int(np.count_nonzero(minutes == SESSION_OPEN))
+    ends = int(np.count_nonzero(last_minute == SESSION_CLOSE))
+    if not opens and ends * 2 > len(unique_days):
+        notes.append(
+            f"{path.name}: no session of {symbol} has a 09:30 bar and {ends} of {len(unique_days)} sessions "
+            f"end with a 16:00 bar: the bars look stamped by their end, not their start (the lake stamps a "
+            f"bar by its start: the session's first {interval} bar is the 09:30 one); if so, shift the times "
+            f"back by {interval} and import the file again"
+        )
+    return notes
