@@ -937,6 +937,20 @@ def run(
     data, text = _read_text(path)
     relpath = f"{symbol}/{interval}/{_file_name(path)}"
     source_file = f"{source}:{relpath}"
+    options = {"tz": tz, "asset_class": klass, "date_order": date_order}  # csv_checks: skip unchanged files
+    skipped = csv_checks.unchanged(
+        ctx,
+        path,
+        data,
+        relpath,
+        symbol=symbol,
+        interval=interval,
+        source=source,
+        source_file=source_file,
+        options=options,
+    )
+    if skipped is not None:
+        return skipped
     parsed = parse_csv(
         text,
         where=str(path),
@@ -966,10 +980,11 @@ def run(
             "went to bars_rejected and the other rows landed (if the line is whole, end the file with a "
             "newline and import it again)"
         )
-    csv_checks.before_landing(
+    checked = csv_checks.before_landing(
         ctx,
         path,
         parsed.bars,
+        parsed.rejected,
         summary,
         symbol=symbol,
         interval=interval,
@@ -1038,6 +1053,16 @@ def run(
                 the_input,
                 only_symbols={symbol},
             )
+    checked.record(
+        ctx,
+        relpath,
+        source=source,
+        source_file=source_file,
+        interval=interval,
+        options=options,
+        periods={p: len(b) for p, b in by_period.items()},
+        rejected=len(parsed.rejected),
+    )
     s.rows_landed += added  # new to the lake (a re-import of the same file adds none)
     s.rows_rejected += len(parsed.rejected)
     if changed:

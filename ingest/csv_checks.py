@@ -21,12 +21,21 @@ parsed file with the lake, before anything of it is written:
 - **Binance symbols** (`binance_note`): a note when a symbol listed under [binance] in the settings lands as
   a stock or ETF because `--asset-class` was not given (the default stays explicit: a stock or ETF unless
   told; a crypto file with weekend rows is refused anyway, naming --asset-class crypto).
+- **An unchanged file is not read again** (`unchanged`, `Checked.record`): the raw cache keeps each imported
+  file with its sha256 (`raw/<source>/<symbol>/<interval>/<name>.meta.json`); after a landing, its
+  `landed` entry records the options (`--tz`, the asset class, `--date-order`), a digest of the code that
+  parsed it, the bars landed per period and the notes. A file of the same name, bytes and options, whose
+  bars the lake still holds (the same count of its rows in each partition, each partition intact and its
+  manifest naming the file with that sha256), is skipped before parsing: the same summary, nothing read.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -35,13 +44,15 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-from ingest.common import IngestSummary, RunContext, interval_delta
+from ingest.common import IngestSummary, RawCache, RunContext, interval_delta
 from ingest.stamping import NEW_YORK
 from lake.config import Settings
 from lake.connect import sql_dir
 from lake.errors import MarketlakeError
-from lake.schemas import BARS, UTC_TS
+from lake.schemas import BARS, BARS_REJECTED, UTC_TS
+from lake.writer import atomic_write_bytes, manifest_inputs, partition_dir, partition_intact
 
 PRICE_TOLERANCE = 0.005
 """A file whose closes are, for one source, typically (the median ratio over the bars both hold) more than
@@ -56,6 +67,9 @@ extended-hours export (04:00-20:00) has 59% outside, below it."""
 PLAUSIBLE_MIN_BARS = 20
 """Fewer bars than this tell too little for the plausibility notes."""
 SESSION_OPEN, SESSION_CLOSE = 9 * 60 + 30, 16 * 60
+NOT_FINISHED = "bar not finished"
+"""How ingest/csv.py's reason for a bar not finished when imported begins: a file with such a row is never
+skipped unread (imported later, that row lands)."""
 
 
 def binance_note(path: Path, symbol: str, asset_class: str, settings: Settings) -> str | None:
@@ -119,10 +133,53 @@ def _when(ts: dt.datetime, interval: str, asset_class: str) -> str:
     return ts.astimezone(dt.UTC).isoformat()
 
 
+@dataclass
+class Checked:
+    """What `before_landing` found: the notes a re-import of the same file would give again (kept with the
+    landing by `record`, for `unchanged` to repeat)."""
+
+    replayable: list[str] = field(default_factory=list)
+    bars: int = 0
+    reusable: bool = True
+
+    def record(
+        self,
+        ctx: RunContext,
+        relpath: str,
+        *,
+        source: str,
+        source_file: str,
+        interval: str,
+        periods: dict[str, int],
+        rejected: int,
+        options: dict[str, Any],
+    ) -> None:
+        """After a landing: record in the raw copy's `.meta.json` what landed from it with which options, for
+        `unchanged`. `periods`: the bars landed per period."""
+        cache_ = RawCache(ctx.paths, source)
+        meta_path = cache_.meta_path(relpath)
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError):
+            return
+        meta["landed"] = {
+            "file": source_file,
+            "interval": interval,
+            "options": options,
+            "code": code_digest(),
+            "periods": periods,
+            "rejected": rejected,
+            "notes": self.replayable,
+            "reusable": self.reusable and self.bars > 0,
+        }
+        atomic_write_bytes(meta_path, (json.dumps(meta, sort_keys=True, indent=1) + "\n").encode())
+
+
 def before_landing(
     ctx: RunContext,
     path: Path,
     bars: Sequence[dict[str, Any]],
+    rejected: Sequence[dict[str, Any]],
     summary: IngestSummary,
     *,
     symbol: str,
@@ -133,18 +190,21 @@ def before_landing(
     tz: str | None,
     allow_price_mismatch: bool = False,
     asset_class_given: bool = True,
-) -> None:
+) -> Checked:
     """Every check of a parsed file against the lake, before it lands: raises MarketlakeError (nothing
     stored) for prices that disagree with the lake's (`check_prices`), adds the notes to `summary`."""
+    checked = Checked(replayable=list(summary.notes), bars=len(bars))
+    checked.reusable = not any(str(r.get("reason", "")).startswith(NOT_FINISHED) for r in rejected)
     plausible = plausibility_notes(
         path, bars, symbol=symbol, interval=interval, asset_class=asset_class, tz=tz
     )
     if not asset_class_given:
         plausible += [n for n in [binance_note(path, symbol, asset_class, ctx.settings)] if n]
     summary.notes += plausible
+    checked.replayable += plausible
     files = _bar_files(ctx, symbol, interval) if bars else []
     if not files:
-        return
+        return checked
     table = _incoming(bars)
     con = duckdb.connect()
     try:
@@ -175,12 +235,13 @@ def before_landing(
             f"{path.name}: could not compare its bars with the lake's ({str(exc).splitlines()[0]}); it lands "
             "unchecked"
         )
-        return
+        return checked
     finally:
         con.close()
     summary.notes += overlap_notes(
         overlap, path, symbol=symbol, interval=interval, source=source, asset_class=asset_class
     )
+    return checked
 
 
 def check_prices(
@@ -286,3 +347,88 @@ def plausibility_notes(
             f"back by {interval} and import the file again"
         )
     return notes
+
+
+@cache
+def code_digest() -> str:
+    """A digest of the code that parses and stamps a CSV file: a file landed by other code is read again."""
+    here = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for name in ("csv.py", "csv_checks.py", "common.py", "stamping.py"):
+        h.update((here / name).read_bytes())
+    return h.hexdigest()
+
+
+def unchanged(
+    ctx: RunContext,
+    path: Path,
+    data: bytes,
+    relpath: str,
+    *,
+    symbol: str,
+    interval: str,
+    source: str,
+    source_file: str,
+    options: dict[str, Any],
+) -> IngestSummary | None:
+    """The summary of a file that need not be read: the raw cache holds a file of this name with the same
+    sha256, landed with the same options by the same code, and the lake still holds what it landed (each
+    partition intact, its manifest naming the file with this sha256, as many of its bars as were landed).
+    None otherwise: the file is parsed and landed as ever."""
+    previous = RawCache(ctx.paths, source).get(relpath)
+    digest = hashlib.sha256(data).hexdigest()
+    if previous is None or previous.sha256 != digest:
+        return None
+    landed = previous.meta.get("landed")
+    if not (
+        isinstance(landed, dict)
+        and landed.get("reusable") is True
+        and landed.get("file") == source_file
+        and landed.get("options") == options
+        and landed.get("code") == code_digest()
+        and isinstance(landed.get("periods"), dict)
+        and landed["periods"]
+    ):
+        return None
+    the_input = {"file": source_file, "sha256": digest}
+    bars = 0
+    for period, count in landed["periods"].items():
+        part = {"source": source, "interval": interval, "symbol": symbol, "period": period}
+        if not _holds(partition_dir(ctx.paths, BARS, part), source_file, the_input, count):
+            return None
+        bars += count
+    for period in previous.meta.get("rejected_periods", []):
+        directory = partition_dir(ctx.paths, BARS_REJECTED, {"source": source, "period": period})
+        if not (partition_intact(directory) and _names(directory, the_input)):
+            return None
+    summary = IngestSummary(source)
+    s = summary.of(symbol)
+    s.rows_rejected = int(landed.get("rejected", 0))
+    s.files_skipped = 1
+    summary.notes += [str(n) for n in landed.get("notes", [])]
+    ctx.say(
+        f"{source} {interval} {symbol} {path.name}: {bars} bars, {s.rows_rejected} rejected (already in the "
+        f"lake, nothing changed; not read again: same bytes and options), stored as {options.get('asset_class')}"
+    )
+    return summary
+
+
+def _names(directory: Path, the_input: dict[str, str]) -> bool:
+    return any(
+        i.get("file") == the_input["file"] and i.get("sha256") == the_input["sha256"]
+        for i in manifest_inputs(directory)
+    )
+
+
+def _holds(directory: Path, source_file: str, the_input: dict[str, str], count: int) -> bool:
+    """Whether a bars partition holds `count` bars of `source_file`, is intact and names the file's input."""
+    target = directory / "data.parquet"
+    if not (target.is_file() and (directory / "_manifest.json").is_file()):
+        return False
+    if not (partition_intact(directory) and _names(directory, the_input)):
+        return False
+    try:
+        files = pq.read_table(target, columns=["source_file"], partitioning=None).column("source_file")
+    except (pa.ArrowInvalid, OSError):
+        return False
+    return int(pc.sum(pc.equal(files, source_file)).as_py() or 0) == count
