@@ -1062,6 +1062,7 @@ def run(
         options=options,
         periods={p: len(b) for p, b in by_period.items()},
         rejected=len(parsed.rejected),
+        sha256=digest,
     )
     s.rows_landed += added  # new to the lake (a re-import of the same file adds none)
     s.rows_rejected += len(parsed.rejected)

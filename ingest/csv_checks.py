@@ -153,14 +153,18 @@ class Checked:
         periods: dict[str, int],
         rejected: int,
         options: dict[str, Any],
+        sha256: str,
     ) -> None:
         """After a landing: record in the raw copy's `.meta.json` what landed from it with which options, for
-        `unchanged`. `periods`: the bars landed per period."""
+        `unchanged`. `periods`: the bars landed per period; `sha256`: the landed file's (a raw copy of other
+        bytes, another import's of the same name since, gets no record)."""
         cache_ = RawCache(ctx.paths, source)
         meta_path = cache_.meta_path(relpath)
         try:
             meta = json.loads(meta_path.read_text())
         except (OSError, ValueError):
+            return
+        if meta.get("sha256") != sha256:
             return
         meta["landed"] = {
             "file": source_file,

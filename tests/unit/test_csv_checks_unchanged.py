@@ -106,3 +106,29 @@ def test_a_damaged_partition_or_an_unfinished_bar_is_read_again(
     assert first.of("AAPL").rows_rejected == 1
     later = csv_ingest.run(ctx(lake_root), minute, "AAPL", "1m", now=early + dt.timedelta(minutes=5))
     assert len(parses) == 4 and later.of("AAPL").rows_rejected == 0
+
+
+def test_a_record_for_other_bytes_than_the_raw_copys_is_not_kept(lake_root: Path, tmp_path: Path) -> None:
+    """Two imports of one name at once: the one whose raw copy was replaced since does not record its
+    landing over the other's (the raw copy's sha256 decides)."""
+    import json
+
+    from ingest import csv_checks
+
+    path = tmp_path / "aapl.csv"
+    path.write_text(DAILY)
+    csv_ingest.run(ctx(lake_root), path, "AAPL", "1d")
+    meta_path = next((lake_root / "raw" / "csv").rglob("*.meta.json"))
+    landed = json.loads(meta_path.read_text())["landed"]
+    csv_checks.Checked(bars=1).record(
+        ctx(lake_root),
+        "AAPL/1d/aapl.csv",
+        source="csv",
+        source_file="csv:AAPL/1d/aapl.csv",
+        interval="1d",
+        periods={"2024": 99},
+        rejected=0,
+        options={"tz": "UTC"},
+        sha256="0" * 64,
+    )
+    assert json.loads(meta_path.read_text())["landed"] == landed
