@@ -260,22 +260,28 @@ def check_prices(
 ) -> str | None:
     """Raise MarketlakeError for the first source (the furthest off) whose typical ratio is off 1 by more than
     PRICE_TOLERANCE; with `allow`, return a note saying the file landed anyway. `rows`: per source, (source,
-    bars both hold, median ratio, an example time, this file's close, theirs) from csv_price_agreement.sql."""
-    for other, n, ratio, ts, mine, theirs in rows:
+    bars both hold, median ratio, an example time, this file's close, theirs, their file) from
+    csv_price_agreement.sql."""
+    for other, n, ratio, ts, mine, theirs, their_file in rows:
         if ratio is None or abs(ratio - 1) <= PRICE_TOLERANCE:
             continue
-        whose = f"{other} bars" if other != source else f"bars of other {source} files"
+        whose, where = (
+            (f"{other} bars", other)
+            if other != source
+            else (f"bars of other {source} files", _file_name(their_file))
+        )
         said = (
             f"{symbol} {interval} closes disagree with the lake's {whose}: this file's are typically "
             f"{ratio:.4g}x theirs (the median over the {n} bar{'s' if n != 1 else ''} both hold; e.g. "
-            f"{_when(ts, interval, asset_class)}: {mine:g} here, {theirs:g} in {other})"
+            f"{_when(ts, interval, asset_class)}: {mine:g} here, {theirs:g} in {where})"
         )
         if allow:
             return f"{path.name}: {said}; landed anyway ({PRICE_FLAG})"
         raise MarketlakeError(
-            f"{path}: {said}: its prices look adjusted (split- or dividend-adjusted, as Yahoo's export), not "
-            "the prices that traded, and would fill gaps between traded prices with a fake jump at each; "
-            f"nothing was stored (if its prices are right, import it with {PRICE_FLAG})"
+            f"{path}: {said}: one of the two looks adjusted (split- or dividend-adjusted prices, as Yahoo's "
+            "export has them), not the prices that traded, and landing it would mix them, a fake jump "
+            f"wherever one fills the other's gaps; nothing was stored (if its prices are right, import it "
+            f"with {PRICE_FLAG})"
         )
     return None
 

@@ -131,5 +131,7 @@ def test_another_csv_file_of_the_same_symbol_is_compared_too(lake_root: Path, tm
     assert csv_ingest.run(ctx(lake_root), traded, "AAPL", "1d").ok
     adjusted = tmp_path / "adjusted.csv"
     adjusted.write_text(YAHOO_ADJUSTED)
-    with pytest.raises(MarketlakeError, match="bars of other csv files: this file's are typically 0.25"):
+    with pytest.raises(MarketlakeError) as err:
         csv_ingest.run(ctx(lake_root), adjusted, "AAPL", "1d")
+    assert "bars of other csv files: this file's are typically 0.25" in str(err.value)
+    assert "2020-08-04: 109.67 here, 438.66 in traded.csv" in str(err.value)
