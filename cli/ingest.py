@@ -303,6 +303,12 @@ def ingest_news_file(ctx: click.Context, path: Path, assume_time: str | None, tz
     "(a correction that drops them on purpose). Without it such an import is refused: rename a different "
     "export instead.",
 )
+@click.option(
+    "--allow-price-mismatch",
+    is_flag=True,
+    help="Land the file even when its closes disagree with the lake's bars of the same times (by default "
+    "refused: adjusted prices beside traded ones).",
+)
 @click.pass_context
 @handle_errors
 def ingest_csv(
@@ -315,6 +321,7 @@ def ingest_csv(
     asset_class: str | None,
     date_order: str | None,
     replace: bool,
+    allow_price_mismatch: bool,
 ) -> None:
     """Any OHLCV file (a broker export, Yahoo's CSV download): header layouts recognised in any column
     order, stamped by the vendors' rules, bad rows quarantined with a reason. Ranks below every vendor in
@@ -340,6 +347,7 @@ def ingest_csv(
                 asset_class=asset_class,
                 date_order=date_order,
                 replace=replace,
+                allow_price_mismatch=allow_price_mismatch,
             )
         ],
         run,

@@ -66,6 +66,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pyarrow.compute as pc
 
+from ingest import csv_checks
 from ingest.common import (
     INT64_MAX,
     INTERVALS,
@@ -901,6 +902,7 @@ def run(
     now: dt.datetime | None = None,
     date_order: str | None = None,
     replace: bool = False,
+    allow_price_mismatch: bool = False,
 ) -> IngestSummary:
     """Import one OHLCV file for `symbol` at `interval` into `bars` (source `source`), quarantining bad rows.
 
@@ -935,6 +937,20 @@ def run(
     data, text = _read_text(path)
     relpath = f"{symbol}/{interval}/{_file_name(path)}"
     source_file = f"{source}:{relpath}"
+    options = {"tz": tz, "asset_class": klass, "date_order": date_order}  # csv_checks: skip unchanged files
+    skipped = csv_checks.unchanged(
+        ctx,
+        path,
+        data,
+        relpath,
+        symbol=symbol,
+        interval=interval,
+        source=source,
+        source_file=source_file,
+        options=options,
+    )
+    if skipped is not None:
+        return skipped
     parsed = parse_csv(
         text,
         where=str(path),
@@ -964,6 +980,21 @@ def run(
             "went to bars_rejected and the other rows landed (if the line is whole, end the file with a "
             "newline and import it again)"
         )
+    checked = csv_checks.before_landing(
+        ctx,
+        path,
+        parsed.bars,
+        parsed.rejected,
+        summary,
+        symbol=symbol,
+        interval=interval,
+        source=source,
+        source_file=source_file,
+        asset_class=klass,
+        tz=tz,
+        allow_price_mismatch=allow_price_mismatch,
+        asset_class_given=asset_class is not None,
+    )
 
     by_period: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for bar in parsed.bars:
@@ -1022,6 +1053,17 @@ def run(
                 the_input,
                 only_symbols={symbol},
             )
+    checked.record(
+        ctx,
+        relpath,
+        source=source,
+        source_file=source_file,
+        interval=interval,
+        options=options,
+        periods={p: len(b) for p, b in by_period.items()},
+        rejected=len(parsed.rejected),
+        sha256=digest,
+    )
     s.rows_landed += added  # new to the lake (a re-import of the same file adds none)
     s.rows_rejected += len(parsed.rejected)
     if changed:
