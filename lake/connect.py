@@ -209,13 +209,15 @@ def dataset_has_files(paths: LakePaths, name: str) -> bool:
 
 def register_views(
     con: duckdb.DuckDBPyConnection,
-    root: Path | None,
+    root: Path,
     settings: Settings,
     only: Collection[str] | None = None,
 ) -> bool:
-    """Create the settings table and every view on `con` (or, given `only`, those views only, in the same
-    order: `views_needed` says which a set of statements needs). With root None, views resolve the lake's
-    paths against the working directory (how the shell's catalog file is used). Returns whether a dataset
+    """Create the settings table, the macro `lake_dataset` (sql/views/lake_dataset.sql: the lake's absolute
+    dataset folders) and every view on `con` (or, given `only`, those views only, in the same order:
+    `views_needed` says which a set of statements needs). The views read the folders the session variables
+    dataset_<name> name, else `lake_dataset(name)`: no path is relative to the working folder, so a catalog
+    file holding them (`write_catalog`) reads this lake wherever it is opened. Returns whether a dataset
     without files was pointed at the private empty lake (whose folder a confined connection must allow)."""
     con.execute("SET TimeZone = 'UTC'")
     # No cache of file contents across queries: the writer replaces a partition's file by a rename, and
@@ -226,14 +228,19 @@ def register_views(
     # be the cause. The OS page cache still holds the files.
     con.execute("SET enable_external_file_cache = false")
     used_empty = False
-    if root is not None:
-        paths = LakePaths(root)
-        for name in DATASETS:
-            if dataset_has_files(paths, name):
-                base = paths
-            else:
-                base, used_empty = LakePaths(_empty_lake()), True
-            con.execute(f"SET VARIABLE dataset_{name} = ?", [str(base.dataset(name))])
+    paths = LakePaths(root)
+    for name in DATASETS:
+        if dataset_has_files(paths, name):
+            base = paths
+        else:
+            base, used_empty = LakePaths(_empty_lake()), True
+        con.execute(f"SET VARIABLE dataset_{name} = ?", [str(base.dataset(name))])
+    # DuckDB takes no parameter in a macro's body: the folder is written as DuckDB renders a constant (a
+    # string literal, its quotes doubled), not formatted by hand
+    datasets = str(duckdb.ConstantExpression(str(paths.datasets)))
+    con.execute(
+        (sql_dir() / "views" / "lake_dataset.sql").read_text(encoding="utf-8").replace("{datasets}", datasets)
+    )
     _settings_table(con, settings)
     for name, path in view_files():
         if only is not None and name not in only:
@@ -384,10 +391,12 @@ def connect(
 
 
 def write_catalog(root: Path, settings: Settings, target: Path) -> Path:
-    """Write a DuckDB catalog file holding the views, for the DuckDB shell.
+    """Write a DuckDB catalog file holding the views, for the DuckDB shell (and any DuckDB client).
 
-    The views are bound against the lake's absolute paths here; in the shell, where those session
-    variables are unset, they resolve `datasets/...` against the shell's working directory: the lake root.
+    The views reach the lake's files by its absolute folder (the macro `lake_dataset`, stored in the file
+    with them; the session variables `register_views` sets are not stored): the catalog reads this lake
+    from any working folder, and a moved lake needs its catalog written again (`marketlake shell` writes it
+    each time). It also keeps `settings` (the lake_settings table) as they were when it was written.
     """
     tmp = target.with_name(target.name + ".tmp-" + str(os.getpid()))
     tmp.unlink(missing_ok=True)
