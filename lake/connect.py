@@ -13,12 +13,14 @@ import shutil
 import sys
 import tempfile
 import time
+import types
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import duckdb
+import pyarrow as pa
 
 from lake.config import Settings, load_settings, settings_source
 from lake.errors import MarketlakeError
@@ -429,6 +431,32 @@ def _writer_busy(root: Path) -> bool:
     return False
 
 
+_FETCH = (
+    "fetch inside the function, e.g. lake.consistent(root, lambda: con.sql(q).df()) (or .fetchall(), .pl(), "
+    ".arrow())"
+)
+
+
+def _refuse_lazy(out: object) -> None:
+    """A TypeError when `out` would read the lake only later, after the guard: a result that is not fetched."""
+    kind = type(out)
+    if isinstance(out, duckdb.DuckDBPyRelation):
+        what = "an unexecuted DuckDB relation, which would run later"
+    elif isinstance(out, duckdb.DuckDBPyConnection):
+        what = "a DuckDB connection (con.execute(q) without a fetch), whose rows would be fetched later"
+    elif kind.__name__ == "LazyFrame" and kind.__module__.startswith("polars"):
+        what = "a polars LazyFrame, which would read when collected"
+        raise TypeError(
+            f"lake.consistent: the function returned {what}, outside the guard; collect inside the function "
+            "(lambda: con.sql(q).pl(lazy=True).collect()), or fetch eagerly (lambda: con.sql(q).pl())"
+        )
+    elif isinstance(out, types.GeneratorType):
+        what = "a generator, which would run later"
+    else:
+        return
+    raise TypeError(f"lake.consistent: the function returned {what}, outside the guard; {_FETCH}")
+
+
 def consistent(
     root: str | os.PathLike[str] | None,
     query: Callable[[], T],
@@ -445,8 +473,17 @@ def consistent(
     again, at most `attempts` times. An error raised while a write overlapped is taken as that overlap's
     and the read runs again; any other is raised. A read is run again whole: `query` must have no effect
     but its result (what it says may be said twice). `query` must fetch its rows (`.df()`, `.fetchall()`, ...):
-    an unexecuted DuckDBPyRelation would run later, outside the guard, and is refused with a TypeError."""
-    lake_root = resolve_lake_root(root)
+    what would read the lake later, outside the guard, is refused with a TypeError (an unexecuted
+    DuckDBPyRelation, the connection `con.execute(q)` returns, a polars LazyFrame, a generator), except a
+    pyarrow RecordBatchReader (what `.arrow()` gives in DuckDB 1.5.6), which is read whole inside the guard
+    and returned as a pyarrow Table. `root` must hold a lake (`lake.paths.no_lake`): a path with none (a
+    mistyped one, or a relative one from another working folder) is a MarketlakeError naming it, before
+    `query` runs."""
+    lake_root = require_lake(
+        resolve_lake_root(root),
+        "lake.consistent watches the lake's write sequence there, so it needs the folder of the lake the "
+        "query reads (a relative path is taken from the working folder)",
+    )
     deadline = time.monotonic() + wait_seconds
     overlapped, waits = 0, 0
     last: Exception | None = None
@@ -460,17 +497,14 @@ def consistent(
             continue
         try:
             out = query()
+            if isinstance(out, pa.RecordBatchReader):  # rows not read yet: read them inside the guard
+                out = cast(T, out.read_all())  # (pyarrow is untyped: a reader and a table are both Any)
         except Exception as exc:
             if read_writes(lake_root) == before:
                 raise
             last = exc  # a write overlapped: the error is taken as its doing
         else:
-            if isinstance(out, duckdb.DuckDBPyRelation):
-                raise TypeError(
-                    "lake.consistent: the function returned an unexecuted DuckDB relation, which would run "
-                    "later, outside the guard; fetch inside the function, e.g. "
-                    "lake.consistent(root, lambda: con.sql(q).df()) (or .fetchall(), .pl(), .to_arrow_table())"
-                )
+            _refuse_lazy(out)
             if read_writes(lake_root) == before:
                 return out
         overlapped += 1
