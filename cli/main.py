@@ -33,6 +33,7 @@ from lake.context import plain
 from lake.errors import (
     MarketlakeError,
     Terminated,
+    duckdb_message,
     is_interrupt,
     repair_advice,
     stop_signal,
@@ -98,8 +99,7 @@ def handle_errors(fn: F) -> F:
             click.echo(f"error: {redact(_ended_early(exc))}", err=True)
             sys.exit(1)
         except duckdb.Error as exc:
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            click.echo(f"error: {redact(first)}", err=True)
+            click.echo(f"error: {redact(duckdb_message(exc))}", err=True)
             for line in damaged_files():
                 click.echo(redact(line), err=True)
             sys.exit(1)

@@ -23,7 +23,7 @@ import duckdb
 import pyarrow as pa
 
 from lake.config import Settings, load_settings, settings_source
-from lake.errors import MarketlakeError
+from lake.errors import MarketlakeError, duckdb_message
 from lake.paths import LakePaths, no_lake, require_lake, resolve_lake_root
 from lake.schemas import DATASETS
 from lake.writer import DATA_FILE, read_writes, write_anchor
@@ -266,7 +266,7 @@ def query_only(sql: str) -> None:
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as exc:
-        raise MarketlakeError(f"the query does not parse: {str(exc).splitlines()[0]}") from exc
+        raise MarketlakeError(f"the query does not parse: {duckdb_message(exc)}") from exc
     for st in statements:
         kind = st.type
         if kind == duckdb.StatementType.EXPLAIN:
@@ -518,5 +518,5 @@ def consistent(
     raise MarketlakeError(
         f"the lake at {lake_root} kept changing while it was read ({overlapped} reads overlapped a write): a "
         "writer is busy; try again when it is done"
-        + (f" (the last read failed with: {str(last).splitlines()[0]})" if last is not None else "")
+        + (f" (the last read failed with: {duckdb_message(last)})" if last is not None else "")
     ) from last
