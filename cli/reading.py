@@ -50,7 +50,8 @@ def sql_cmd(ctx: click.Context, query: str, fmt: str) -> None:
     The table shows the first 1,000 rows and says on stderr how many it left out. CSV and JSON print every
     row, with bounded memory: they are written to a temporary file in $TMPDIR (as large as the output) and
     printed once the read is known consistent (not a mix of two versions of a file an ingest replaced
-    meanwhile). JSON gives NULL, NaN and infinities as null.
+    meanwhile). JSON gives NULL, NaN and infinities as null, and a JSON column (runs.config, metrics,
+    data_files) as JSON values; CSV gives a list, struct or map as JSON text and a blob in hex.
 
     \b
     Example:
