@@ -302,11 +302,11 @@ def _expected_big() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _peak_rss_kib(root: Path, query: str, out: Path) -> int:
+def _peak_rss_kib(root: Path, query: str, out: Path, *more: str) -> int:
     """The peak resident memory of `marketlake sql QUERY --format csv` in its own process, stdout to `out`."""
     with out.open("wb") as f:
         p = subprocess.Popen(
-            marketlake_argv("--lake", str(root), "sql", query, "--format", "csv"),
+            marketlake_argv("--lake", str(root), "sql", query, "--format", "csv", *more),
             stdout=f,
             stderr=subprocess.PIPE,
             env=subprocess_env(),
@@ -331,6 +331,18 @@ def test_a_large_csv_export_streams_in_bounded_memory(filled_lake: Path, tmp_pat
     assert text == _expected_big()
     print(f"growth {growth_mib:.0f} MiB")
     assert growth_mib < 80, f"peak RSS grew by {growth_mib:.0f} MiB for {len(text) / 2**20:.0f} MiB of CSV"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss is in KiB on Linux")
+def test_a_large_csv_export_with_params_streams_too(filled_lake: Path, tmp_path: Path) -> None:
+    """With --param the query runs on the connection, whose result streams (DuckDB's con.sql with params
+    holds the whole result: ~+100 MiB for these rows)."""
+    small = _peak_rss_kib(filled_lake, "SELECT 1 AS i", tmp_path / "small.csv")
+    query = f"SELECT * FROM ({BIG}) WHERE i >= $lo AND s <> $no"
+    big = _peak_rss_kib(filled_lake, query, tmp_path / "big.csv", "--param", "lo=0", "--param", "no=y")
+    growth_mib = (big - small) / 1024
+    assert (tmp_path / "big.csv").read_text() == _expected_big()
+    assert growth_mib < 80, f"peak RSS grew by {growth_mib:.0f} MiB"
 
 
 def test_a_full_spool_folder_is_one_line_naming_it(
