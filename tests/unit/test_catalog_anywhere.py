@@ -82,3 +82,15 @@ def test_a_moved_lakes_old_catalog_names_the_old_folder_and_the_shell_writes_it_
     with pytest.raises(duckdb.Error, match=str(filled_lake)):  # never the working folder's lake
         _counts(moved / "catalog.duckdb")
     assert _counts(_catalog(runner, moved, monkeypatch)) == [("BTCUSDT", 3)]
+
+
+def test_a_lake_folder_with_quotes_in_its_name_is_read_as_named(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lake's folder is written into the catalog as a string literal (DuckDB takes no parameter in a
+    macro's body), rendered by DuckDB itself: quotes and SQL in the name stay part of the name."""
+    root = _other_lake(tmp_path / "it's a \"lake\"'); DROP VIEW bars; --")
+    catalog = _catalog(runner, root, monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    assert _counts(catalog) == [("ETHUSDT", 5)]
+    assert lake.connect(root, read_only=True).sql("SELECT count(*) FROM bars").fetchone() == (5,)
