@@ -33,6 +33,7 @@ from lake.context import plain
 from lake.errors import (
     MarketlakeError,
     Terminated,
+    duckdb_message,
     is_interrupt,
     repair_advice,
     stop_signal,
@@ -98,8 +99,7 @@ def handle_errors(fn: F) -> F:
             click.echo(f"error: {redact(_ended_early(exc))}", err=True)
             sys.exit(1)
         except duckdb.Error as exc:
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            click.echo(f"error: {redact(first)}", err=True)
+            click.echo(f"error: {redact(duckdb_message(exc))}", err=True)
             for line in damaged_files():
                 click.echo(redact(line), err=True)
             sys.exit(1)
@@ -181,10 +181,11 @@ def existing_lake(run: Any) -> Path:
 
 TABLE_ROWS = 1_000  # the table format shows at most this many rows (csv and json print every row)
 CHUNK_ROWS = 10_000  # rows fetched and written at a time by `marketlake sql` (bounded memory)
-# DuckDB types whose Python values are never a date or a datetime: their CSV cells need no conversion
-_NO_DATES = re.compile(
+# DuckDB types whose Python values are never a date, a datetime, bytes, a list or a dict: their CSV cells are
+# written as they are, with no conversion
+_AS_IS = re.compile(
     r"(BOOLEAN|TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|UHUGEINT|FLOAT|"
-    r"DOUBLE|VARCHAR|BLOB|UUID|INTERVAL|TIME|DECIMAL\(\d+,\d+\))"
+    r"DOUBLE|VARCHAR|JSON|UUID|INTERVAL|TIME|DECIMAL\(\d+,\d+\))"
 )
 _encode_str = json.encoder.encode_basestring_ascii
 
@@ -201,14 +202,36 @@ def _json_default(value: Any) -> Any:
 
 
 def _finite(value: Any) -> Any:
-    """`value` with every NaN or infinite float in it (at any depth) replaced by None: JSON has no NaN."""
+    """`value` with every NaN or infinite float in it (at any depth) replaced by None: JSON has no NaN. A
+    dict's key that JSON cannot take (a MAP's date, say) becomes its text as a value would."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, list | tuple):
         return [_finite(v) for v in value]
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {_json_key(k): _finite(v) for k, v in value.items()}
     return value
+
+
+def _json_key(key: Any) -> Any:
+    return key if key is None or isinstance(key, str | int | float | bool) else _json_default(key)
+
+
+def _csv_cell(value: Any) -> Any:
+    """A CSV cell: a date or time stamp in ISO 8601, a BLOB in hex, a LIST, ARRAY, STRUCT or MAP as JSON text
+    (NaN and infinities in it as null, dates as ISO 8601 strings, blobs in hex), anything else as it is."""
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, list | tuple | dict):
+        return json.dumps(_finite(value), default=_json_default, ensure_ascii=False, allow_nan=False)
+    return value
+
+
+def _json_text(value: Any) -> Any:
+    """A JSON column's value (DuckDB gives its text) as the JSON value it holds."""
+    return value if value is None else json.loads(value)
 
 
 def _json_value(value: Any) -> str:
@@ -243,35 +266,35 @@ def write_rows(
 ) -> int:
     """Write rows, given chunk by chunk, to `out` as CSV or JSON (a list of objects) and return how many;
     only one chunk is held at a time. CSV: a header line, then one line per row; a date or time stamp in
-    ISO 8601 (a TIMESTAMPTZ in UTC, "+00:00"), NULL as an empty cell, every other value as Python's str()
-    of DuckDB's value. JSON: the text `json.dumps(rows, indent=1)` would give, with a NULL, a NaN and an
+    ISO 8601 (a TIMESTAMPTZ in UTC, "+00:00"), NULL as an empty cell, a BLOB in hex, a LIST, ARRAY, STRUCT
+    or MAP as JSON text (`_csv_cell`), every other value as Python's str() of DuckDB's value (a JSON column:
+    its JSON text). JSON: the text `json.dumps(rows, indent=1)` would give, with a NULL, a NaN and an
     infinity as null (JSON has no NaN), a date or time stamp as its ISO 8601 string, a DECIMAL as a number,
-    a BLOB in hex. `types` (DuckDB's, one per column) only spares CSV the look at columns that hold no
-    dates."""
+    a BLOB in hex. `types` (DuckDB's, one per column) spares CSV the look at columns that need no
+    conversion, and makes a JSON column's values JSON values in JSON (without it, strings of JSON text)."""
     n = 0
     if fmt == "csv":
         w = csv.writer(out, lineterminator="\n")
         w.writerow(columns)
-        dated = [i for i, c in enumerate(columns) if types is None or not _NO_DATES.fullmatch(types[i])]
+        converted = [i for i, c in enumerate(columns) if types is None or not _AS_IS.fullmatch(types[i])]
         for chunk in chunks:
             n += len(chunk)
-            if not dated:
+            if not converted:
                 w.writerows(chunk)
                 continue
             cells = [list(r) for r in chunk]
             for cell_row in cells:
-                for i in dated:
-                    v = cell_row[i]
-                    if isinstance(v, dt.date | dt.datetime):
-                        cell_row[i] = v.isoformat()
+                for i in converted:
+                    cell_row[i] = _csv_cell(cell_row[i])
             w.writerows(cells)
         return n
     # a duplicate column name is one key, as in a dict: at its first place, with its last column's value
     last = {c: i for i, c in enumerate(columns)}
     keys = [(f"  {_encode_str(c)}: ", last[c]) for c in dict.fromkeys(columns)]
+    parsed = {i for i, t in enumerate(types or ()) if t == "JSON"}
     for chunk in chunks:
         for r in chunk:
-            body = ",\n".join([k + _json_value(r[i]) for k, i in keys])
+            body = ",\n".join([k + _json_value(_json_text(r[i]) if i in parsed else r[i]) for k, i in keys])
             out.write(("[\n" if n == 0 else ",\n") + (" {\n" + body + "\n }" if keys else " {}"))
             n += 1
     out.write("\n]\n" if n else "[]\n")

@@ -31,6 +31,59 @@ from lake.errors import MarketlakeError, repair_advice
 # --- reading -------------------------------------------------------------------------------------------
 
 
+_PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _params(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str] | None:
+    """--param NAME=VALUE, repeated: {NAME: VALUE} (None without any). A name is DuckDB's $NAME, whose case
+    DuckDB ignores: one given twice, in any case, is refused."""
+    out: dict[str, str] = {}
+    for text in values:
+        name, eq, value = text.partition("=")
+        if not eq or not _PARAM_NAME.fullmatch(name):
+            raise click.BadParameter(
+                f"{text!r} is not NAME=VALUE (a name of letters, digits and _, bound as $NAME)", ctx, param
+            )
+        if name.lower() in {n.lower() for n in out}:
+            raise click.BadParameter(f"{name} given twice (DuckDB takes $NAME in any case)", ctx, param)
+        out[name] = value
+    return out or None
+
+
+def _param_error(exc: duckdb.Error, params: dict[str, str] | None) -> MarketlakeError | None:
+    """DuckDB's error about the query's parameters, said in terms of --param; None for any other error."""
+    text = str(exc)
+    if "Unexpected prepared parameter" in text:
+        if not params:
+            return MarketlakeError(
+                "the query has a parameter ($NAME, or a positional ? or $1): give each $NAME its value with "
+                "--param NAME=VALUE"
+            )
+        return MarketlakeError(
+            "DuckDB takes no parameter in this kind of statement: write the value in the query itself"
+        )
+    missing = re.search(r"not provided for the following prepared statement parameters: (.+)", text)
+    if missing:
+        names = [n.strip() for n in missing.group(1).splitlines()[0].split(",")]
+        if any(n.isdigit() for n in names):
+            return MarketlakeError(
+                "the query has a positional parameter (? or $1): `marketlake sql` binds named ones only; "
+                "write $NAME in the query and give --param NAME=VALUE"
+            )
+        return MarketlakeError(
+            f"no --param for {', '.join('$' + n for n in names)}: add "
+            + " ".join(f"--param {n}=VALUE" for n in names)
+        )
+    excess = re.search(r"identifiers of the excess parameters: (.+)", text)
+    if excess:
+        names = [n.strip() for n in excess.group(1).splitlines()[0].split(",")]
+        return MarketlakeError(
+            "; ".join(f"--param {n} is not used: the query has no ${n}" for n in names)
+            + " (drop it, or use it in the query)"
+        )
+    return None
+
+
 @cli.command("sql")
 @click.argument("query")
 @click.option(
@@ -41,20 +94,37 @@ from lake.errors import MarketlakeError, repair_advice
     show_default=True,
     help=f"table: the first {TABLE_ROWS:,} rows (stderr says how many more); csv, json: every row.",
 )
+@click.option(
+    "--param",
+    "-p",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    callback=_params,
+    help="Bind $NAME in the query to VALUE, as text (repeatable); cast it where DuckDB cannot tell the type "
+    "($n::INTEGER).",
+)
 @click.pass_context
 @handle_errors
-def sql_cmd(ctx: click.Context, query: str, fmt: str) -> None:
+def sql_cmd(ctx: click.Context, query: str, fmt: str, params: dict[str, str] | None) -> None:
     """Run a query on the lake's views (queries only: a statement that writes is refused, and no file
     outside the lake can be read).
 
     The table shows the first 1,000 rows and says on stderr how many it left out. CSV and JSON print every
     row, with bounded memory: they are written to a temporary file in $TMPDIR (as large as the output) and
     printed once the read is known consistent (not a mix of two versions of a file an ingest replaced
-    meanwhile). JSON gives NULL, NaN and infinities as null.
+    meanwhile). JSON gives NULL, NaN and infinities as null, and a JSON column (runs.config, metrics,
+    data_files) as JSON values; CSV gives a list, struct or map as JSON text and a blob in hex.
+
+    Values come in with --param NAME=VALUE, bound as $NAME (never written into the query's text): each is
+    text, which DuckDB casts where the query compares it with a typed column (close > $min, ts >= $from,
+    LIMIT $n) and which a cast makes a number elsewhere ($n::INTEGER + 1). A $NAME without its --param, or a
+    --param the query does not use, is an error.
 
     \b
     Example:
       marketlake sql "SELECT symbol, count(*) FROM bars GROUP BY symbol" --format csv
+      marketlake sql 'SELECT * FROM bars WHERE symbol = $sym AND ts >= $from' -p sym=AAPL -p from=2024-01-02
     """
     from lake.connect import connect, query_only
 
@@ -85,22 +155,37 @@ def sql_cmd(ctx: click.Context, query: str, fmt: str) -> None:
     try:
 
         def read() -> tuple[list[str], list[tuple[Any, ...]], int] | None:
-            rel = con.sql(query)
-            if rel is None:
-                return None
-            chunks = iter(lambda: rel.fetchmany(CHUNK_ROWS), [])
+            if params:  # executed on the connection, whose result streams (con.sql with params holds it all)
+                con.execute(query, params)
+                if con.description is None:
+                    return None
+                columns = [d[0] for d in con.description]
+                types = [str(d[1]) for d in con.description]
+                fetch = con.fetchmany
+            else:
+                rel = con.sql(query)
+                if rel is None:
+                    return None
+                columns, types, fetch = rel.columns, [str(t) for t in rel.types], rel.fetchmany
+            chunks = iter(lambda: fetch(CHUNK_ROWS), [])
             if spool is None:
-                shown = rel.fetchmany(TABLE_ROWS)
-                return rel.columns, shown, len(shown) + sum(map(len, chunks))
+                shown = fetch(TABLE_ROWS)
+                return columns, shown, len(shown) + sum(map(len, chunks))
             try:
                 spool.seek(0)
                 spool.truncate()
-                n = write_rows(rel.columns, chunks, fmt, spool, [str(t) for t in rel.types])
+                n = write_rows(columns, chunks, fmt, spool, types)
             except OSError as exc:  # the spool's disk (a full $TMPDIR), not the lake's
                 raise _spool_failed(fmt, exc) from exc
-            return rel.columns, [], n
+            return columns, [], n
 
-        got = lake.consistent(run.root, read)  # read again if an ingest replaced a file meanwhile
+        try:
+            got = lake.consistent(run.root, read)  # read again if an ingest replaced a file meanwhile
+        except duckdb.Error as exc:
+            said = _param_error(exc, params)
+            if said is None:
+                raise
+            raise said from exc
         if got is None:
             return
         if spool is None:

@@ -13,15 +13,17 @@ import shutil
 import sys
 import tempfile
 import time
+import types
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import duckdb
+import pyarrow as pa
 
 from lake.config import Settings, load_settings, settings_source
-from lake.errors import MarketlakeError
+from lake.errors import MarketlakeError, duckdb_message
 from lake.paths import LakePaths, no_lake, require_lake, resolve_lake_root
 from lake.schemas import DATASETS
 from lake.writer import DATA_FILE, read_writes, write_anchor
@@ -209,13 +211,15 @@ def dataset_has_files(paths: LakePaths, name: str) -> bool:
 
 def register_views(
     con: duckdb.DuckDBPyConnection,
-    root: Path | None,
+    root: Path,
     settings: Settings,
     only: Collection[str] | None = None,
 ) -> bool:
-    """Create the settings table and every view on `con` (or, given `only`, those views only, in the same
-    order: `views_needed` says which a set of statements needs). With root None, views resolve the lake's
-    paths against the working directory (how the shell's catalog file is used). Returns whether a dataset
+    """Create the settings table, the macro `lake_dataset` (sql/views/lake_dataset.sql: the lake's absolute
+    dataset folders) and every view on `con` (or, given `only`, those views only, in the same order:
+    `views_needed` says which a set of statements needs). The views read the folders the session variables
+    dataset_<name> name, else `lake_dataset(name)`: no path is relative to the working folder, so a catalog
+    file holding them (`write_catalog`) reads this lake wherever it is opened. Returns whether a dataset
     without files was pointed at the private empty lake (whose folder a confined connection must allow)."""
     con.execute("SET TimeZone = 'UTC'")
     # No cache of file contents across queries: the writer replaces a partition's file by a rename, and
@@ -226,14 +230,19 @@ def register_views(
     # be the cause. The OS page cache still holds the files.
     con.execute("SET enable_external_file_cache = false")
     used_empty = False
-    if root is not None:
-        paths = LakePaths(root)
-        for name in DATASETS:
-            if dataset_has_files(paths, name):
-                base = paths
-            else:
-                base, used_empty = LakePaths(_empty_lake()), True
-            con.execute(f"SET VARIABLE dataset_{name} = ?", [str(base.dataset(name))])
+    paths = LakePaths(root)
+    for name in DATASETS:
+        if dataset_has_files(paths, name):
+            base = paths
+        else:
+            base, used_empty = LakePaths(_empty_lake()), True
+        con.execute(f"SET VARIABLE dataset_{name} = ?", [str(base.dataset(name))])
+    # DuckDB takes no parameter in a macro's body: the folder is written as DuckDB renders a constant (a
+    # string literal, its quotes doubled), not formatted by hand
+    datasets = str(duckdb.ConstantExpression(str(paths.datasets)))
+    con.execute(
+        (sql_dir() / "views" / "lake_dataset.sql").read_text(encoding="utf-8").replace("{datasets}", datasets)
+    )
     _settings_table(con, settings)
     for name, path in view_files():
         if only is not None and name not in only:
@@ -257,7 +266,7 @@ def query_only(sql: str) -> None:
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as exc:
-        raise MarketlakeError(f"the query does not parse: {str(exc).splitlines()[0]}") from exc
+        raise MarketlakeError(f"the query does not parse: {duckdb_message(exc)}") from exc
     for st in statements:
         kind = st.type
         if kind == duckdb.StatementType.EXPLAIN:
@@ -384,10 +393,12 @@ def connect(
 
 
 def write_catalog(root: Path, settings: Settings, target: Path) -> Path:
-    """Write a DuckDB catalog file holding the views, for the DuckDB shell.
+    """Write a DuckDB catalog file holding the views, for the DuckDB shell (and any DuckDB client).
 
-    The views are bound against the lake's absolute paths here; in the shell, where those session
-    variables are unset, they resolve `datasets/...` against the shell's working directory: the lake root.
+    The views reach the lake's files by its absolute folder (the macro `lake_dataset`, stored in the file
+    with them; the session variables `register_views` sets are not stored): the catalog reads this lake
+    from any working folder, and a moved lake needs its catalog written again (`marketlake shell` writes it
+    each time). It also keeps `settings` (the lake_settings table) as they were when it was written.
     """
     tmp = target.with_name(target.name + ".tmp-" + str(os.getpid()))
     tmp.unlink(missing_ok=True)
@@ -420,6 +431,32 @@ def _writer_busy(root: Path) -> bool:
     return False
 
 
+_FETCH = (
+    "fetch inside the function, e.g. lake.consistent(root, lambda: con.sql(q).df()) (or .fetchall(), .pl(), "
+    ".arrow())"
+)
+
+
+def _refuse_lazy(out: object) -> None:
+    """A TypeError when `out` would read the lake only later, after the guard: a result that is not fetched."""
+    kind = type(out)
+    if isinstance(out, duckdb.DuckDBPyRelation):
+        what = "an unexecuted DuckDB relation, which would run later"
+    elif isinstance(out, duckdb.DuckDBPyConnection):
+        what = "a DuckDB connection (con.execute(q) without a fetch), whose rows would be fetched later"
+    elif kind.__name__ == "LazyFrame" and kind.__module__.startswith("polars"):
+        what = "a polars LazyFrame, which would read when collected"
+        raise TypeError(
+            f"lake.consistent: the function returned {what}, outside the guard; collect inside the function "
+            "(lambda: con.sql(q).pl(lazy=True).collect()), or fetch eagerly (lambda: con.sql(q).pl())"
+        )
+    elif isinstance(out, types.GeneratorType):
+        what = "a generator, which would run later"
+    else:
+        return
+    raise TypeError(f"lake.consistent: the function returned {what}, outside the guard; {_FETCH}")
+
+
 def consistent(
     root: str | os.PathLike[str] | None,
     query: Callable[[], T],
@@ -436,8 +473,17 @@ def consistent(
     again, at most `attempts` times. An error raised while a write overlapped is taken as that overlap's
     and the read runs again; any other is raised. A read is run again whole: `query` must have no effect
     but its result (what it says may be said twice). `query` must fetch its rows (`.df()`, `.fetchall()`, ...):
-    an unexecuted DuckDBPyRelation would run later, outside the guard, and is refused with a TypeError."""
-    lake_root = resolve_lake_root(root)
+    what would read the lake later, outside the guard, is refused with a TypeError (an unexecuted
+    DuckDBPyRelation, the connection `con.execute(q)` returns, a polars LazyFrame, a generator), except a
+    pyarrow RecordBatchReader (what `.arrow()` gives in DuckDB 1.5.6), which is read whole inside the guard
+    and returned as a pyarrow Table. `root` must hold a lake (`lake.paths.no_lake`): a path with none (a
+    mistyped one, or a relative one from another working folder) is a MarketlakeError naming it, before
+    `query` runs."""
+    lake_root = require_lake(
+        resolve_lake_root(root),
+        "lake.consistent watches the lake's write sequence there, so it needs the folder of the lake the "
+        "query reads (a relative path is taken from the working folder)",
+    )
     deadline = time.monotonic() + wait_seconds
     overlapped, waits = 0, 0
     last: Exception | None = None
@@ -451,17 +497,14 @@ def consistent(
             continue
         try:
             out = query()
+            if isinstance(out, pa.RecordBatchReader):  # rows not read yet: read them inside the guard
+                out = cast(T, out.read_all())  # (pyarrow is untyped: a reader and a table are both Any)
         except Exception as exc:
             if read_writes(lake_root) == before:
                 raise
             last = exc  # a write overlapped: the error is taken as its doing
         else:
-            if isinstance(out, duckdb.DuckDBPyRelation):
-                raise TypeError(
-                    "lake.consistent: the function returned an unexecuted DuckDB relation, which would run "
-                    "later, outside the guard; fetch inside the function, e.g. "
-                    "lake.consistent(root, lambda: con.sql(q).df()) (or .fetchall(), .pl(), .to_arrow_table())"
-                )
+            _refuse_lazy(out)
             if read_writes(lake_root) == before:
                 return out
         overlapped += 1
@@ -475,5 +518,5 @@ def consistent(
     raise MarketlakeError(
         f"the lake at {lake_root} kept changing while it was read ({overlapped} reads overlapped a write): a "
         "writer is busy; try again when it is done"
-        + (f" (the last read failed with: {str(last).splitlines()[0]})" if last is not None else "")
+        + (f" (the last read failed with: {duckdb_message(last)})" if last is not None else "")
     ) from last

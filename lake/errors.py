@@ -159,3 +159,16 @@ class LakeLocked(MarketlakeError):
 
 class ConfigError(MarketlakeError, ValueError):
     """A malformed marketlake.toml or .env: the message names the file, key and line."""
+
+
+def duckdb_message(exc: BaseException) -> str:
+    """A DuckDB error as one line: its first line with the hints DuckDB adds below it (`Did you mean
+    "news"?`, `Candidate bindings: "close", ...`), without the quoted query and caret (`LINE 1: ...`) that
+    need several lines to point."""
+    kept: list[str] = []
+    for line in str(exc).splitlines():
+        if line.startswith("LINE ") or (kept and not line.strip()):
+            break
+        if line.strip():
+            kept.append(line.strip())
+    return " ".join(kept) or type(exc).__name__

@@ -4,7 +4,7 @@ CREATE OR REPLACE VIEW lake_runs AS
 SELECT run_id, kind, started_at, finished_at, config, data_snapshot, metrics, status,
        code_version, run_dir, parent_run_id, data_files
 FROM read_parquet(
-    coalesce(getvariable('dataset_runs'), 'datasets/runs') || '/*/data.parquet',
+    coalesce(getvariable('dataset_runs'), lake_dataset('runs')) || '/*/data.parquet',
     hive_partitioning = true,
     union_by_name = true,
     hive_types = {'period': VARCHAR}

@@ -3,7 +3,7 @@
 CREATE OR REPLACE VIEW lake_features AS
 SELECT *
 FROM read_parquet(
-    coalesce(getvariable('dataset_features'), 'datasets/features') || '/*/*/*/data.parquet',
+    coalesce(getvariable('dataset_features'), lake_dataset('features')) || '/*/*/*/data.parquet',
     hive_partitioning = true,
     hive_types = {'interval': VARCHAR, 'symbol': VARCHAR, 'year': VARCHAR}
 );

@@ -8,7 +8,7 @@ SELECT source, symbol, "interval", asset_class, ts, filename, file_row_number,
        lag(ts) OVER (PARTITION BY filename ORDER BY file_row_number) AS prev_ts,
        coalesce(ts <= lag(ts) OVER (PARTITION BY filename ORDER BY file_row_number), false) AS out_of_order
 FROM read_parquet(
-    coalesce(getvariable('dataset_bars'), 'datasets/bars') || '/*/*/*/*/data.parquet',
+    coalesce(getvariable('dataset_bars'), lake_dataset('bars')) || '/*/*/*/*/data.parquet',
     hive_partitioning = true,
     hive_types = {'source': VARCHAR, 'interval': VARCHAR, 'symbol': VARCHAR, 'period': VARCHAR},
     filename = true,

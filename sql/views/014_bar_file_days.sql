@@ -43,7 +43,7 @@ rows AS (
            NOT (high >= greatest(open, close) AND low <= least(open, close) AND low > 0 AND volume >= 0)
                AS ohlc_bad
     FROM read_parquet(
-        coalesce(getvariable('dataset_bars'), 'datasets/bars') || '/*/*/*/*/data.parquet',
+        coalesce(getvariable('dataset_bars'), lake_dataset('bars')) || '/*/*/*/*/data.parquet',
         hive_partitioning = true,
         hive_types = {'source': VARCHAR, 'interval': VARCHAR, 'symbol': VARCHAR, 'period': VARCHAR},
         filename = true,
@@ -127,7 +127,7 @@ files AS (
            any_value(source) AS source, any_value(period) AS period,
            list(DISTINCT asset_class ORDER BY asset_class) AS asset_classes
     FROM read_parquet(
-        coalesce(getvariable('dataset_bars'), 'datasets/bars') || '/*/*/*/*/data.parquet',
+        coalesce(getvariable('dataset_bars'), lake_dataset('bars')) || '/*/*/*/*/data.parquet',
         hive_partitioning = true,
         hive_types = {'source': VARCHAR, 'interval': VARCHAR, 'symbol': VARCHAR, 'period': VARCHAR},
         filename = true

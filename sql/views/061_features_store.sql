@@ -17,7 +17,7 @@ SELECT symbol, "interval", ts, available_at, asset_class, calendar, trading_day,
        spy_sentiment_mean_1d, qqq_available_at, qqq_log_ret_1, qqq_sentiment_last, qqq_news_count_1d,
        qqq_sentiment_mean_1d
 FROM read_parquet(
-    coalesce(getvariable('dataset_features'), 'datasets/features') || '/*/*/*/data.parquet',
+    coalesce(getvariable('dataset_features'), lake_dataset('features')) || '/*/*/*/data.parquet',
     hive_partitioning = true,
     hive_types = {'interval': VARCHAR, 'symbol': VARCHAR, 'year': VARCHAR}
 );

@@ -1,6 +1,8 @@
 """`marketlake sql` output: CSV and JSON stream with bounded memory and print only a consistent read; JSON is
 valid (NaN and infinities as null); the table shows its first TABLE_ROWS rows and says how many it left out.
-The streamed text is the text the former in-memory `emit` printed (its code is kept here as the reference)."""
+The streamed text is the text the former in-memory `emit` printed (its code is kept here as the reference),
+but CSV gives lists, arrays, structs and maps as JSON text and blobs in hex, and JSON a JSON column's values
+as JSON values."""
 
 from __future__ import annotations
 
@@ -55,12 +57,23 @@ def _old_default(value: Any) -> Any:
     return str(value)
 
 
-def old_csv(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+def _ref_cell(value: Any) -> Any:
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, list | tuple | dict):
+        return json.dumps(_nulled(value), default=_old_default, ensure_ascii=False)
+    return value
+
+
+def ref_csv(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """The former text, but a list, array, struct or map as JSON text (NaN and infinities in it as null) and
+    a blob in hex, not Python's repr of them."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(columns)
-    for r in rows:
-        w.writerow([_old_default(v) if isinstance(v, dt.date | dt.datetime) else v for v in r])
+    w.writerows([_ref_cell(v) for v in r] for r in rows)
     return buf.getvalue()
 
 
@@ -115,11 +128,12 @@ VALUES = st.recursive(
 def test_streamed_csv_and_json_are_the_former_text(
     columns: list[str], data: st.DataObject, size: int
 ) -> None:
-    """Chunk by chunk, CSV is the former text byte for byte; JSON too, NaN and infinities as null."""
+    """Chunk by chunk, CSV is the former text byte for byte, but nested values as JSON text and blobs in hex
+    (`ref_csv`); JSON is the former text, NaN and infinities as null."""
     rows = data.draw(st.lists(st.tuples(*[VALUES] * len(columns)), max_size=6))
     out = io.StringIO()
     assert write_rows(columns, _chunks(rows, size), "csv", out) == len(rows)
-    assert out.getvalue() == old_csv(columns, rows)
+    assert out.getvalue() == ref_csv(columns, rows)
     out = io.StringIO()
     assert write_rows(columns, _chunks(rows, size), "json", out) == len(rows)
     assert out.getvalue() == old_json(columns, [_nulled(list(r)) for r in rows])
@@ -139,11 +153,14 @@ EVERY_TYPE = (
 
 
 def test_every_duckdb_type_prints_as_before(runner: CliRunner, filled_lake: Path) -> None:
+    """As the former text, but in CSV nested values as JSON text and blobs in hex (`ref_csv`), and in JSON a
+    JSON column's values as JSON values."""
     con = lake.connect(filled_lake, read_only=True)
     rel = con.sql(EVERY_TYPE)
-    columns, rows = rel.columns, rel.fetchall()
+    columns, rows, types = rel.columns, rel.fetchall(), [str(t) for t in rel.types]
     con.close()
-    for fmt, expected in (("csv", old_csv(columns, rows)), ("json", old_json(columns, rows))):
+    parsed = [[json.loads(v) if t == "JSON" else v for v, t in zip(r, types, strict=True)] for r in rows]
+    for fmt, expected in (("csv", ref_csv(columns, rows)), ("json", old_json(columns, parsed))):
         r = runner.invoke(cli, ["--lake", str(filled_lake), "sql", EVERY_TYPE, "--format", fmt])
         assert r.exit_code == 0, r.output
         assert r.stdout == expected
@@ -166,6 +183,50 @@ def test_json_gives_nan_and_infinities_as_null(runner: CliRunner, filled_lake: P
     )
     assert r.exit_code == 0, r.output
     assert r.stdout == "[]\n"
+
+
+def test_json_columns_are_json_values_in_json(runner: CliRunner, filled_lake: Path) -> None:
+    """A JSON-typed column (runs.config, metrics, data_files) is a JSON value in `--format json`, not a string
+    holding JSON text: `jq '.[0].metrics.overall'` works."""
+    from rl import runlog
+
+    rec = runlog.start_run(filled_lake, "evaluate", {"seed": 7}, run_id="r-json")
+    rec.metrics = {"overall": {"agent": {"sharpe": 0.5}}}
+    runlog.finish_run(filled_lake, rec)
+    r = runner.invoke(
+        cli, ["--lake", str(filled_lake), "sql", "SELECT config, metrics FROM runs", "--format", "json"]
+    )
+    assert r.exit_code == 0, r.output
+    (row,) = strict_json(r.stdout)
+    assert row["metrics"]["overall"] == {"agent": {"sharpe": 0.5}} and row["config"]["seed"] == 7, r.stdout
+    query = "SELECT '[1, 2.5, null, \"x\"]'::JSON AS a, '3'::JSON AS b, NULL::JSON AS c, '{}'::JSON AS d"
+    r = runner.invoke(cli, ["--lake", str(filled_lake), "sql", query, "--format", "json"])
+    assert r.exit_code == 0, r.output
+    assert strict_json(r.stdout) == [{"a": [1, 2.5, None, "x"], "b": 3, "c": None, "d": {}}], r.stdout
+
+
+def test_csv_gives_lists_and_structs_as_json_and_blobs_in_hex(runner: CliRunner, filled_lake: Path) -> None:
+    """A list, an array, a struct or a map is one cell of JSON text in `--format csv` (not Python's repr:
+    ['csv'], {'a': 1}); a blob is its bytes in hex (not b'\\x00\\xff'); JSON columns stay their JSON text."""
+    query = (
+        "SELECT ['csv', 'x'] AS l, {'a': 1, 'b': [DATE '2024-01-02']} AS s, MAP {'k': 1.5} AS m, "
+        "[1, 2]::INTEGER[2] AS arr, '\\x00\\xff'::BLOB AS b, [NULL, 'nan'::DOUBLE] AS n, "
+        "'{\"a\": 1}'::JSON AS j, 'é' AS t"
+    )
+    r = runner.invoke(cli, ["--lake", str(filled_lake), "sql", query, "--format", "csv"])
+    assert r.exit_code == 0, r.output
+    (row,) = csv.DictReader(io.StringIO(r.stdout))
+    assert row == {
+        "l": '["csv", "x"]',
+        "s": '{"a": 1, "b": ["2024-01-02"]}',
+        "m": '{"k": 1.5}',
+        "arr": "[1, 2]",
+        "b": "00ff",
+        "n": "[null, null]",
+        "j": '{"a": 1}',
+        "t": "é",
+    }, r.stdout
+    assert json.loads(row["s"]) == {"a": 1, "b": ["2024-01-02"]}
 
 
 def test_the_table_shows_its_first_rows_and_says_how_many_it_left_out(
@@ -241,11 +302,11 @@ def _expected_big() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _peak_rss_kib(root: Path, query: str, out: Path) -> int:
+def _peak_rss_kib(root: Path, query: str, out: Path, *more: str) -> int:
     """The peak resident memory of `marketlake sql QUERY --format csv` in its own process, stdout to `out`."""
     with out.open("wb") as f:
         p = subprocess.Popen(
-            marketlake_argv("--lake", str(root), "sql", query, "--format", "csv"),
+            marketlake_argv("--lake", str(root), "sql", query, "--format", "csv", *more),
             stdout=f,
             stderr=subprocess.PIPE,
             env=subprocess_env(),
@@ -270,6 +331,18 @@ def test_a_large_csv_export_streams_in_bounded_memory(filled_lake: Path, tmp_pat
     assert text == _expected_big()
     print(f"growth {growth_mib:.0f} MiB")
     assert growth_mib < 80, f"peak RSS grew by {growth_mib:.0f} MiB for {len(text) / 2**20:.0f} MiB of CSV"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss is in KiB on Linux")
+def test_a_large_csv_export_with_params_streams_too(filled_lake: Path, tmp_path: Path) -> None:
+    """With --param the query runs on the connection, whose result streams (DuckDB's con.sql with params
+    holds the whole result: ~+100 MiB for these rows)."""
+    small = _peak_rss_kib(filled_lake, "SELECT 1 AS i", tmp_path / "small.csv")
+    query = f"SELECT * FROM ({BIG}) WHERE i >= $lo AND s <> $no"
+    big = _peak_rss_kib(filled_lake, query, tmp_path / "big.csv", "--param", "lo=0", "--param", "no=y")
+    growth_mib = (big - small) / 1024
+    assert (tmp_path / "big.csv").read_text() == _expected_big()
+    assert growth_mib < 80, f"peak RSS grew by {growth_mib:.0f} MiB"
 
 
 def test_a_full_spool_folder_is_one_line_naming_it(

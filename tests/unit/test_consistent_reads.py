@@ -7,10 +7,13 @@ it replaces files); lake.consistent keeps a read only when the sequence did not 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
 import lake
@@ -185,3 +188,67 @@ def test_a_relation_returned_unfetched_is_refused(lake_root: Path) -> None:
         lake.consistent(lake_root, lambda: con.sql("SELECT close FROM lake_bars"))
     got = lake.consistent(lake_root, lambda: con.sql("SELECT close FROM lake_bars").fetchall())
     assert got == [(1.0,)]
+
+
+@pytest.mark.parametrize("where", ["missing", "not a lake", "relative"])
+def test_a_root_that_holds_no_lake_is_an_error_naming_it(
+    lake_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """A mistyped root, or "data/lake" from a notebook started in notebooks/, is not a lake: the guard would
+    watch nothing, so it is an error naming the path, and the function is not run unguarded."""
+    _write(lake_root, [1.0])
+    (tmp_path / "notebooks").mkdir()
+    root = {"missing": tmp_path / "lake2", "not a lake": tmp_path / "notebooks", "relative": Path("lake")}[
+        where
+    ]
+    if where == "relative":
+        monkeypatch.chdir(tmp_path / "notebooks")
+    named = tmp_path / "notebooks" / "lake" if where == "relative" else root
+    calls: list[int] = []
+    with pytest.raises(MarketlakeError, match=rf"no lake.* at {re.escape(str(named))}"):
+        lake.consistent(root, lambda: calls.append(1))
+    assert calls == []
+
+
+def test_an_arrow_reader_is_read_whole_inside_the_guard(lake_root: Path) -> None:
+    """`.arrow()` (DESIGN's notebook form) gives a pyarrow RecordBatchReader in DuckDB 1.5.6, which reads
+    its rows only when read: returned as it is, one more query on the connection left it empty. The guard
+    reads it whole and returns a pyarrow Table."""
+    _write(lake_root, [1.0, 2.0, 3.0])
+    con = lake.connect(lake_root, read_only=True)
+    got = lake.consistent(lake_root, lambda: con.sql("SELECT close FROM lake_bars ORDER BY ts").arrow())
+    con.sql("SELECT 1").fetchall()  # one more query on the connection
+    assert isinstance(got, pa.Table), type(got)
+    assert got.column("close").to_pylist() == [1.0, 2.0, 3.0]
+
+
+def test_an_arrow_reader_a_write_overlapped_while_it_was_read_is_read_again(lake_root: Path) -> None:
+    """The reader is read inside the guard: a write while its batches are read makes the read run again."""
+    _write(lake_root, [1.0])
+    calls: list[int] = []
+    schema = pa.schema([("n", pa.int64())])
+
+    def batches(n: int) -> Iterator[pa.RecordBatch]:
+        if n == 1:  # a writer replaces the partition while the first reader is being read
+            _write(lake_root, [2.0, 2.0])
+        yield pa.record_batch([pa.array([n])], schema=schema)
+
+    def query() -> pa.RecordBatchReader:
+        calls.append(1)
+        return pa.RecordBatchReader.from_batches(schema, batches(len(calls)))
+
+    got = lake.consistent(lake_root, query)
+    assert len(calls) == 2 and got.column("n").to_pylist() == [2]
+
+
+def test_lazy_results_that_would_read_after_the_guard_are_refused(lake_root: Path) -> None:
+    """A polars LazyFrame, or the connection `con.execute(q)` returns (its rows fetched later), would read the
+    lake after the guard: refused with a TypeError saying to fetch inside the function."""
+    _write(lake_root, [1.0])
+    con = lake.connect(lake_root, read_only=True)
+    q = "SELECT close FROM lake_bars"
+    with pytest.raises(TypeError, match=r"LazyFrame.*\.collect\(\)"):
+        lake.consistent(lake_root, lambda: con.sql(q).pl(lazy=True))
+    with pytest.raises(TypeError, match=r"connection.*fetch inside the function"):
+        lake.consistent(lake_root, lambda: con.execute(q))
+    assert lake.consistent(lake_root, lambda: con.execute(q).fetchall()) == [(1.0,)]
