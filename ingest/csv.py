@@ -5,7 +5,9 @@
 The header is recognised case-insensitively, in any column order: a time column (`Date`, `Datetime`,
 `Timestamp`, `Time`, …, or separate `Date` and `Time` columns), `Open`, `High`, `Low`, `Close`, `Volume`,
 optionally `Trades` (or `Trade count`, `Number of trades`, `Transactions`, or Binance's `count` when no
-other column is the trade count). Yahoo's `Adj Close` is ignored: the bar keeps Open/High/Low/Close as written (Yahoo's
+other column is the trade count). A ticker column (`Ticker`, `Symbol`, `Name`, Stooq's `<TICKER>`) keeps only the rows of
+`--symbol` (`same_ticker`), a note counting the rows of other tickers left out; a file with none of its
+rows is refused, naming what it holds. Yahoo's `Adj Close` is ignored: the bar keeps Open/High/Low/Close as written (Yahoo's
 are split-adjusted, not dividend-adjusted; `Adj Close` is both and is not a price that traded). Other
 columns are ignored and named in a note.
 
@@ -108,6 +110,10 @@ TRADES_FALLBACK = "count"
 """Binance's name for the trade count in its header-bearing CSVs: the trades column only when no other column
 is (a file with `Trades` and `Count`, or two `Count` columns, leaves it unused)."""
 IGNORED_ADJUSTED = frozenset({"adj close", "adj. close", "adjusted close", "adjclose"})
+TICKER_NAMES = ("ticker", "symbol", "name")
+"""Header names (normalised) of a column holding each row's ticker, in order of preference: Kaggle's dumps
+(`Name`, `Symbol`, `Ticker`), Stooq's `<TICKER>`. A file may hold several tickers: only `--symbol`'s rows
+are read (`same_ticker`)."""
 REQUIRED = ("time", "open", "high", "low", "close", "volume")
 
 _MDY = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?\s*([AaPp][Mm])?)?$")
@@ -185,6 +191,22 @@ class Layout:
     delimiter: str
     ignored: list[str]
     adjusted: list[str]
+    ticker: int | None = None
+    """The column holding each row's ticker (TICKER_NAMES), if any."""
+    ticker_name: str = ""
+    """That column's name as the header writes it."""
+
+
+def same_ticker(value: str, symbol: str) -> bool:
+    """Whether a ticker column's `value` is `symbol` as the lake spells it: case aside, a share class written
+    with `-`, `/` or `_` is the lake's `.` (Yahoo's BRK-B is BRK.B), and Stooq's market suffix `.US` is
+    dropped (AAPL.US is AAPL)."""
+
+    def key(text: str) -> str:
+        return re.sub(r"[-/_]", ".", text.strip().upper())
+
+    v, s = key(value), key(symbol)
+    return v == s or v == s + ".US"
 
 
 def read_header(header: list[str], delimiter: str, where: str) -> Layout:
@@ -213,6 +235,9 @@ def read_header(header: list[str], delimiter: str, where: str) -> Layout:
                 f"{where}: line 1: two columns mean {kind}: {header[columns[kind]].strip()!r} and {header[i].strip()!r}"
             )
         columns[kind] = i
+    ticker = next((names.index(t) for t in TICKER_NAMES if t in names), None)
+    if ticker is not None:
+        ignored.remove(header[ticker].strip())
     counts = [i for i, n in enumerate(names) if n == TRADES_FALLBACK]
     if "trades" not in columns and len(counts) == 1:
         columns["trades"] = counts[0]
@@ -223,7 +248,8 @@ def read_header(header: list[str], delimiter: str, where: str) -> Layout:
             f"{where}: line 1: no {', '.join(missing)} column in the header {delimiter.join(header)!r} "
             "(a header row such as Date,Open,High,Low,Close,Volume is needed, in any order and case)"
         )
-    return Layout(columns, date_and_time, delimiter, ignored, adjusted)
+    ticker_name = header[ticker].strip() if ticker is not None else ""
+    return Layout(columns, date_and_time, delimiter, ignored, adjusted, ticker, ticker_name)
 
 
 @dataclass
@@ -235,6 +261,8 @@ class Parsed:
     layout: Layout | None = None
     cut_short: int | None = None
     """The line of a last line without a line ending (quarantined: the file looks cut short), if any."""
+    other_tickers: Counter[str] = field(default_factory=Counter)
+    """Rows left out because their ticker column holds another ticker than `--symbol`: how many per ticker."""
 
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
@@ -350,6 +378,8 @@ def parse_csv(
     """Rows on a Saturday or Sunday (the date as written for daily rows; in New York and in UTC for
     intraday ones): a stock or ETF file with many is a market that trades every day, refused."""
     localized = False
+    mine = 0
+    """Rows whose ticker column is `symbol` (a file with one)."""
     for row in reader:
         line = reader.line_num
         if not any(cell.strip() for cell in row):
@@ -360,6 +390,12 @@ def parse_csv(
             continue
         layout = out.layout
         assert layout is not None
+        if layout.ticker is not None:
+            value = row[layout.ticker].strip() if layout.ticker < len(row) else ""
+            if not same_ticker(value, symbol):
+                out.other_tickers[value] += 1
+                continue
+            mine += 1
         raw = delimiter.join(row)
         cols = layout.columns
 
@@ -536,6 +572,15 @@ def parse_csv(
         )
     if header is None:
         raise MarketlakeError(f"{where}: the file is empty (no header, no rows)")
+    ticker = out.layout.ticker if out.layout is not None else None
+    if unended is not None and cut_why is not None and ticker is not None:
+        tail_row = next(csv.reader([unended[2]], delimiter=delimiter), [])
+        # another ticker's row, left out as such; not when its ticker is the last field (it may be cut)
+        if ticker < len(tail_row) - 1 and not same_ticker(tail_row[ticker], symbol):
+            out.other_tickers[tail_row[ticker].strip()] += 1
+            cut_why = None
+    if out.layout is not None and ticker is not None and not mine and out.other_tickers:
+        _refuse_other_tickers(out.other_tickers, out.layout.ticker_name, symbol, where)
     if day_first is not None:
         day_first.check()
     if unended is not None and cut_why is not None:
@@ -569,6 +614,23 @@ def parse_csv(
             + "; nothing was stored"
         )
     return out
+
+
+def _refuse_other_tickers(others: Counter[str], column: str, symbol: str, where: str) -> None:
+    """A file whose ticker column never holds `symbol`: MarketlakeError naming what it holds."""
+    if len(others) == 1:
+        (value,) = others
+        raise MarketlakeError(
+            f"{where}: its {column} column holds {value!r} on every row, not {symbol}: is it {value}'s file? "
+            f"Import it with --symbol {value} (or, if that column is not the ticker, remove it); nothing was "
+            "stored"
+        )
+    few = ", ".join(repr(v) for v, _ in others.most_common(5))
+    raise MarketlakeError(
+        f"{where}: no row's {column} is {symbol}: the column holds {len(others)} other tickers ({few}"
+        + (", …" if len(others) > 5 else "")
+        + "); nothing was stored"
+    )
 
 
 class _DayFirst:
@@ -958,6 +1020,14 @@ def run(
         )
     if layout.ignored:
         summary.notes.append(f"{path.name}: columns not used: {', '.join(layout.ignored)}")
+    if parsed.other_tickers and layout.ticker is not None:
+        others = parsed.other_tickers
+        few = ", ".join(v for v, _ in others.most_common(5)) + (", …" if len(others) > 5 else "")
+        summary.notes.append(
+            f"{path.name}: {sum(others.values())} rows of {len(others)} other "
+            f"ticker{'' if len(others) == 1 else 's'} in its {layout.ticker_name} column left out ({few}): "
+            f"only the rows of {symbol} were read"
+        )
     if parsed.cut_short is not None:
         summary.notes.append(
             f"{path.name}: line {parsed.cut_short} has no line ending: the file looks cut short; that line "
