@@ -32,7 +32,9 @@ would land each hour's first minute as an hourly bar), and when a stock's or ETF
 WEEKEND_MIN_ROWS rows, and a WEEKEND_SHARE of them, on a Saturday or Sunday (a crypto file imported without
 `--asset-class crypto`); fewer weekend rows of a stock are quarantined one by one. The mirror: a file
 coarser than `interval` (`check_coarser`: a 5-minute file as 1m would land each bar available a minute
-after it opens, its close known five minutes after; a weekly file as 1d) is refused whole too.
+after it opens, its close known five minutes after; a weekly file as 1d) is refused whole too. A file
+that changes cadence is judged day by day (intraday) or stretch by stretch (daily): the bars of the
+coarser days or stretches are quarantined (`_coarse_stretches`), never landed as the finer interval.
 
 A file of two or more lines whose last line has no line ending may be cut short (its last row may hold a
 price cut mid-number). Only that line's last field can be cut while it still parses, so the line is
@@ -600,10 +602,12 @@ def parse_csv(
                 "a newline); if that line is whole, end the file with a newline and import it again",
             }
         )
+    out.bars, landed = _coarse_stretches(out.bars, landed, times, days, interval, asset_class)
     if not daily and step >= dt.timedelta(hours=1):
         out.bars = _whole_hours(out.bars, landed, interval, step)
     check_cadence(times, interval, where)
     check_coarser(times, days, interval, asset_class, where)
+    out.rejected.sort(key=lambda r: int(r["line_number"]))  # rows rejected once all were read: in line order
     if asset_class != "crypto" and weekend >= WEEKEND_MIN_ROWS and weekend >= WEEKEND_SHARE * len(times):
         raise MarketlakeError(
             f"{where}: {weekend} of {len(times)} rows are on a Saturday or Sunday"
@@ -804,13 +808,9 @@ def check_coarser(
     unit = int(step.total_seconds())
     counts = Counter(spacings)
     most, most_n = max(counts.items(), key=lambda kv: (kv[1], kv[0]))
-    for k in range(most // unit, 1, -1):  # the largest cadence first
-        c = k * unit
-        if most % c:
-            continue
-        hits = sum(n_ for d, n_ in counts.items() if d % c == 0)
-        if hits < COARSE_SHARE * n:
-            continue
+    found = _coarse_cadence(counts, unit)
+    if found is not None:
+        c, hits = found
         cad, common = dt.timedelta(seconds=c), dt.timedelta(seconds=most)
         match = next((name for name, d in INTERVALS.items() if d == cad), None) or next(
             (name for name, d in INTERVALS.items() if d == common), None
@@ -828,6 +828,120 @@ def check_coarser(
             + f": coarser than --interval {interval}, whose bars would be available {_span(step)} after they "
             f"open when their close is known only {_span(cad)} after: {advice}; nothing was stored"
         )
+
+
+def _coarse_cadence(counts: Counter[int], unit: int) -> tuple[int, int] | None:
+    """The cadence (seconds) of spacings `counts` (seconds -> how many) when it is coarser than `unit`: the
+    largest whole multiple of two units or more that divides the most common spacing and COARSE_SHARE of
+    all spacings; with how many spacings it divides. None when there is none (the spacings say `unit`)."""
+    if not counts:
+        return None
+    n = sum(counts.values())
+    most, _ = max(counts.items(), key=lambda kv: (kv[1], kv[0]))
+    for k in range(most // unit, 1, -1):  # the largest cadence first
+        c = k * unit
+        if most % c:
+            continue
+        hits = sum(n_ for d, n_ in counts.items() if d % c == 0)
+        if hits >= COARSE_SHARE * n:
+            return c, hits
+    return None
+
+
+def _coarse_stretches(
+    bars: list[dict[str, Any]],
+    landed: list[tuple[int, Callable[..., None]]],
+    times: list[dt.datetime],
+    days: list[dt.date],
+    interval: str,
+    asset_class: str,
+) -> tuple[list[dict[str, Any]], list[tuple[int, Callable[..., None]]]]:
+    """The bars (and their `landed` entries) outside stretches of the file coarser than `interval`; the bars
+    inside rejected, each with the spacing seen. A file may change cadence (three days of 5-minute bars,
+    then minutes; a year of weekly bars, then daily ones): `check_coarser` refuses a file only when
+    COARSE_SHARE of it is coarser, and each coarser bar landed as the finer interval would be available
+    before its close is known (look-ahead).
+
+    Intraday: each day (New York's for stocks and ETFs, UTC's for crypto) is judged by its own spacings
+    (`_coarse_cadence`, as `check_coarser` judges a file); consecutive days judged coarser (days with one
+    bar aside) are a stretch, rejected when it has at least COARSE_MIN_SPACINGS spacings (a quiet day of an
+    illiquid minute file whose few bars happen to be 2 or 5 minutes apart is too short to tell). Daily: a
+    row is coarse when it is more than one trading day (crypto: one day) from each of its neighbours (the
+    one it has, at either end of the file), and COARSE_MIN_SPACINGS consecutive coarse rows are a stretch
+    (a holiday, or a lone row between two gaps, is not)."""
+    step = interval_delta(interval)
+    crypto = asset_class == "crypto"
+    home = dt.UTC if crypto else NEW_YORK
+    why: dict[dt.date, str] = {}
+    if step >= dt.timedelta(days=1):
+        ordered = sorted(set(days))
+
+        def far(a: dt.date, b: dt.date) -> bool:  # more than one trading day (crypto: one day) apart
+            gap = (b - a).days
+            if crypto or gap > 7:
+                return gap > 1
+            return any((a + dt.timedelta(days=i)).weekday() < 5 for i in range(1, gap))
+
+        gaps = [far(a, b) for a, b in zip(ordered, ordered[1:], strict=False)]
+        coarse = [
+            (i == 0 or gaps[i - 1]) and (i == len(gaps) or gaps[i]) and len(ordered) > 1
+            for i in range(len(ordered))
+        ]
+        i = 0
+        while i < len(ordered):
+            j = i
+            while j < len(ordered) and coarse[j]:
+                j += 1
+            if j - i >= COARSE_MIN_SPACINGS:
+                run = ordered[i:j]
+                most = Counter(b - a for a, b in zip(run, run[1:], strict=False)).most_common(1)[0][0]
+                text = (
+                    f"it is one of {len(run)} rows from {run[0]} to {run[-1]} that are {_span(most)} apart (the "
+                    f"most common spacing), none one {'day' if crypto else 'trading day'} from the next: "
+                    f"coarser than --interval {interval}, whose bar is one day's (it would be stamped as its "
+                    "first day, available when that day ends, its close known only at the end of its last)"
+                )
+                why.update(dict.fromkeys(run, text))
+            i = max(j, i + 1)
+    else:
+        unit = int(step.total_seconds())
+        ordered_t = sorted(set(times))
+        by_day: dict[dt.date, Counter[int]] = defaultdict(Counter)
+        for a, b in zip(ordered_t, ordered_t[1:], strict=False):
+            da = a.astimezone(home).date()
+            if da == b.astimezone(home).date():
+                by_day[da][int((b - a).total_seconds())] += 1
+        judged = [(d, _coarse_cadence(by_day[d], unit), sum(by_day[d].values())) for d in sorted(by_day)]
+        i = 0
+        while i < len(judged):
+            j = i
+            while j < len(judged) and judged[j][1] is not None:
+                j += 1
+            if sum(n for _, _, n in judged[i:j]) >= COARSE_MIN_SPACINGS:
+                first, last = judged[i][0], judged[j - 1][0]
+                stretch = str(first) if first == last else f"{first} to {last}"
+                for d, found, n in judged[i:j]:
+                    assert found is not None
+                    c, hits = found
+                    cad = _span(dt.timedelta(seconds=c))
+                    why[d] = (
+                        f"its day's rows ({d}) are {cad} apart or a multiple of it ({hits} of {n} spacings; "
+                        f"coarser days: {stretch}): coarser than --interval {interval}, whose bar would be "
+                        f"available {_span(step)} after it opens when its close is known only {cad} after"
+                    )
+            i = max(j, i + 1)
+    if not why:
+        return bars, landed
+    kept: list[dict[str, Any]] = []
+    kept_landed: list[tuple[int, Callable[..., None]]] = []
+    for bar, entry in zip(bars, landed, strict=True):
+        reason = why.get(bar["ts"].astimezone(home).date())
+        if reason is None:
+            kept.append(bar)
+            kept_landed.append(entry)
+        else:
+            entry[1](f"the {interval} bar at {bar['ts'].isoformat()}: {reason}", at=bar["ts"])
+    return kept, kept_landed
 
 
 def _check_coarser_days(days: list[dt.date], asset_class: str, where: str) -> None:

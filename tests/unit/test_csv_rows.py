@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -140,3 +141,100 @@ def test_another_tickers_last_line_cut_short_is_left_out_not_quarantined(tmp_pat
     assert (s.of("AAPL").rows_landed, s.of("AAPL").rows_rejected) == (2, 0)
     assert any("2 rows of 1 other ticker in its Ticker column left out (AAL)" in n for n in s.notes), s.notes
     assert not any("cut short" in n for n in s.notes)
+
+
+# --- a file mixing intervals: each day (intraday) or stretch (daily) judged on its own ---
+
+NY = ZoneInfo("America/New_York")
+
+
+def _minutes(day: dt.date, step: int, n: int) -> list[dt.datetime]:
+    return [dt.datetime.combine(day, dt.time(9, 30), NY) + dt.timedelta(minutes=step * k) for k in range(n)]
+
+
+def _intraday(times: list[dt.datetime]) -> str:
+    return "Datetime,Open,High,Low,Close,Volume\n" + "".join(
+        f"{t.isoformat(' ')},10,12,9,11,100\n" for t in times
+    )
+
+
+def test_days_of_5m_bars_in_a_1m_file_are_quarantined_never_landed_as_minutes(tmp_path: Path) -> None:
+    """Three days of 5-minute bars then five days of minutes, imported as 1m, landed every 5-minute bar as a
+    minute bar available a minute after it opened, its close known only 5 minutes after (look-ahead): the
+    whole-file check needs 95% of the file to be coarser."""
+    five = [dt.date(2024, 3, d) for d in (4, 5, 6)]
+    ones = [dt.date(2024, 3, d) for d in (7, 8, 11, 12, 13)]
+    times = [t for d in five for t in _minutes(d, 5, 78)] + [t for d in ones for t in _minutes(d, 1, 390)]
+    f = write_file(tmp_path, "mixed.csv", _intraday(times))
+    root = tmp_path / "lake"
+    s = csv_ingest.run(ctx(root), f, "ABC", "1m", None)
+    assert s.ok, s.errors
+    assert (s.of("ABC").rows_landed, s.of("ABC").rows_rejected) == (5 * 390, 3 * 78)
+    assert query(root, "SELECT DISTINCT ts AT TIME ZONE 'America/New_York' >= '2024-03-07' FROM bars") == [
+        (True,)
+    ]
+    reasons = query(root, "SELECT DISTINCT reason FROM bars_rejected WHERE line_number = 2")
+    assert reasons == [
+        (
+            "the 1m bar at 2024-03-04T14:30:00+00:00: its day's rows (2024-03-04) are 5 minutes apart or a "
+            "multiple of it (77 of 77 spacings; coarser days: 2024-03-04 to 2024-03-06): coarser than "
+            "--interval 1m, whose bar would be available 1 minute after it opens when its close is known only "
+            "5 minutes after",
+        )
+    ]
+    assert query(root, "SELECT count(*), min(line_number), max(line_number) FROM bars_rejected") == [
+        (234, 2, 235)
+    ]
+
+
+def test_weekly_rows_before_daily_ones_are_quarantined_never_landed_as_days(tmp_path: Path) -> None:
+    weekly = [dt.date(2022, 1, 3) + dt.timedelta(weeks=i) for i in range(52)]
+    weekly = [d for d in weekly if d not in (dt.date(2022, 1, 17), dt.date(2022, 2, 21), dt.date(2022, 5, 30),
+                                             dt.date(2022, 6, 20), dt.date(2022, 7, 4), dt.date(2022, 9, 5),
+                                             dt.date(2022, 12, 26))]  # fmt: skip
+    daily = [dt.date(2023, 1, 3) + dt.timedelta(days=i) for i in range(300)]
+    daily = [d for d in daily if d.weekday() < 5 and d.year == 2023][:200]
+    text = "Date,Open,High,Low,Close,Volume\n" + "".join(f"{d},10,12,9,11,100\n" for d in weekly + daily)
+    f = write_file(tmp_path, "dw.csv", text)
+    root = tmp_path / "lake"
+    s = csv_ingest.run(ctx(root), f, "ABC", "1d", None)
+    assert s.ok, s.errors
+    assert query(root, "SELECT min(ts)::DATE, count(*) FROM bars") == [
+        (dt.date(2023, 1, 3), s.of("ABC").rows_landed)
+    ]
+    got = query(
+        root,
+        "SELECT count(*) FILTER (reason NOT LIKE '%not an XNYS trading day'), "
+        "count(*) FILTER (reason LIKE '%7 days apart%') FROM bars_rejected",
+    )
+    assert got == [(len(weekly), len(weekly))]  # 2023's holidays aside
+    (reason,) = query(root, "SELECT reason FROM bars_rejected WHERE line_number = 2")[0]
+    assert reason == (
+        f"the 1d bar at 2022-01-03T14:30:00+00:00: it is one of {len(weekly)} rows from 2022-01-03 to "
+        "2022-12-19 that are 7 days apart (the most common spacing), none one trading day from the next: "
+        "coarser than --interval 1d, whose bar is one day's (it would be stamped as its first day, available "
+        "when that day ends, its close known only at the end of its last)"
+    )
+    # a crypto file of weeks then days: the same
+    crypto = write_file(tmp_path, "btc.csv", text)
+    s = csv_ingest.run(ctx(tmp_path / "c"), crypto, "BTCUSD", "1d", None, asset_class="crypto")
+    assert query(tmp_path / "c", "SELECT min(ts)::DATE FROM bars") == [(dt.date(2023, 1, 3),)]
+
+
+def test_quiet_days_holidays_and_gaps_of_a_file_of_its_interval_are_not_quarantined(tmp_path: Path) -> None:
+    """A quiet day of an illiquid minute file (a few bars, 5 minutes apart) among busy ones, a daily file
+    with holidays and a month missing, a lone row between two gaps: every row lands."""
+    busy = [t for d in (4, 5, 7) for t in _minutes(dt.date(2024, 3, d), 1, 390)]
+    quiet = _minutes(dt.date(2024, 3, 6), 5, 8)
+    f = write_file(tmp_path, "quiet.csv", _intraday(sorted(busy + quiet)))
+    s = csv_ingest.run(ctx(tmp_path / "a"), f, "ABC", "1m", None)
+    assert (s.of("ABC").rows_landed, s.of("ABC").rows_rejected) == (len(busy) + 8, 0)
+    days = [dt.date(2023, 1, 3) + dt.timedelta(days=i) for i in range(365)]
+    days = [d for d in days if d.weekday() < 5 and not (dt.date(2023, 5, 1) <= d <= dt.date(2023, 5, 31))]
+    days = [d for d in days if d != dt.date(2023, 6, 14)] + [dt.date(2023, 6, 14)]  # out of order
+    days = [d for d in days if d not in (dt.date(2023, 6, 13), dt.date(2023, 6, 15))]  # a lone row
+    text = "Date,Open,High,Low,Close,Volume\n" + "".join(f"{d},10,12,9,11,100\n" for d in days)
+    g = write_file(tmp_path, "d.csv", text)
+    s = csv_ingest.run(ctx(tmp_path / "b"), g, "ABC", "1d", None)
+    assert not query(tmp_path / "b", "SELECT reason FROM bars_rejected WHERE reason NOT LIKE '%not an XNYS%'")
+    assert s.of("ABC").rows_landed > 200
