@@ -198,6 +198,17 @@ class Layout:
     ticker_name: str = ""
     """That column's name as the header writes it."""
 
+    @property
+    def needed(self) -> int:
+        """How many fields a row needs: up to the last column the import reads (a row may leave out the
+        columns after it: a header ending with a delimiter, Yahoo's empty `Dividends,Stock Splits`)."""
+        used = [
+            *self.columns.values(),
+            *(self.date_and_time or ()),
+            *(() if self.ticker is None else [self.ticker]),
+        ]
+        return max(used) + 1
+
 
 def same_ticker(value: str, symbol: str) -> bool:
     """Whether a ticker column's `value` is `symbol` as the lake spells it: case aside, a share class written
@@ -310,7 +321,11 @@ def _looks_cut(head: str, tail: str, delimiter: str) -> str | None:
         last = next(csv.reader([tail], delimiter=delimiter, strict=True))
     except (csv.Error, StopIteration):
         return "a quoted field is not closed"
-    if len(last) < len(header):
+    try:  # the columns the import does not read may be left out (Layout.needed)
+        needed = read_header(header, delimiter, "").needed
+    except MarketlakeError:
+        needed = len(header)
+    if len(last) < needed:
         return f"{len(last)} fields where the header has {len(header)}"
     i = len(last) - 1
     cell = last[i].strip()
@@ -436,8 +451,20 @@ def parse_csv(
         if layout.date_and_time is not None:
             d_i, t_i = layout.date_and_time
             stamp_text = " ".join(row[i].strip() for i in (d_i, t_i) if i < len(row)).strip()
-        if len(row) < len(header):
+        if len(row) < layout.needed:
             reject(f"{len(row)} fields where the header has {len(header)}")
+            continue
+        if len(row) > len(header) and any(c.strip() for c in row[len(header) :]):
+            # a field that holds the delimiter unquoted (82,488,700) shifts or cuts the ones after it
+            reject(
+                f"{len(row)} fields where the header has {len(header)} ("
+                + (
+                    "an unquoted thousands separator?"
+                    if delimiter == ","
+                    else "an unquoted delimiter in a field?"
+                )
+                + ")"
+            )
             continue
         if day_first is not None:
             day_first.see(stamp_text, line)

@@ -238,3 +238,57 @@ def test_quiet_days_holidays_and_gaps_of_a_file_of_its_interval_are_not_quaranti
     s = csv_ingest.run(ctx(tmp_path / "b"), g, "ABC", "1d", None)
     assert not query(tmp_path / "b", "SELECT reason FROM bars_rejected WHERE reason NOT LIKE '%not an XNYS%'")
     assert s.of("ABC").rows_landed > 200
+
+
+# --- rows with more or fewer fields than the header ---
+
+
+def test_a_row_with_extra_fields_is_rejected_never_landed_shifted(tmp_path: Path) -> None:
+    """An unquoted thousands separator (`…,185.64,82,488,700`) landed a volume of 82."""
+    text = (
+        "Date,Open,High,Low,Close,Volume\n"
+        "2024-01-02,187.15,188.44,183.89,185.64,82,488,700\n"
+        "2024-01-03,184.22,185.88,183.43,184.25,58414500\n"
+        "2024-01-04,182.15,183.09,180.88,181.91,71983600,,\n"  # empty extra fields: a trailing delimiter
+    )
+    f = write_file(tmp_path, "thou.csv", text)
+    root = tmp_path / "lake"
+    s = csv_ingest.run(ctx(root), f, "ABC", "1d", None)
+    assert (s.of("ABC").rows_landed, s.of("ABC").rows_rejected) == (2, 1)
+    assert query(root, "SELECT volume FROM bars ORDER BY ts") == [(58414500.0,), (71983600.0,)]
+    assert query(root, "SELECT line_number, reason FROM bars_rejected") == [
+        (2, "8 fields where the header has 6 (an unquoted thousands separator?)")
+    ]
+    semi = write_file(tmp_path, "semi.csv", text.replace(",", ";"))
+    s = csv_ingest.run(ctx(tmp_path / "b"), semi, "ABC", "1d", None)
+    assert query(tmp_path / "b", "SELECT reason FROM bars_rejected") == [
+        ("8 fields where the header has 6 (an unquoted delimiter in a field?)",)
+    ]
+
+
+@pytest.mark.parametrize("end", ["\n", ""])
+def test_rows_without_the_trailing_columns_the_import_does_not_read_land(tmp_path: Path, end: str) -> None:
+    """A header ending with a delimiter, Yahoo's `Dividends,Stock Splits` left empty: the rows land (they were
+    rejected as `6 fields where the header has 7`), even as a last line without a line ending; a row
+    missing a column the import reads is still rejected."""
+    trailing = (
+        "Date,Open,High,Low,Close,Volume,\n"
+        "2024-01-02,187.15,188.44,183.89,185.64,82488700\n"
+        "2024-01-03,184.22,185.88,183.43,184.25,58414500" + end
+    )
+    optional = (
+        "Date,Open,High,Low,Close,Volume,Dividends,Stock Splits\n"
+        "2024-01-02,187.15,188.44,183.89,185.64,82488700\n"
+        "2024-01-03,184.22,185.88,183.43,184.25,58414500,0.24,0\n"
+        "2024-01-04,182.15,183.09,180.88,181.91\n"
+        "2024-01-05,181.99,182.76,180.17,181.18,62303300" + end
+    )
+    for name, text, landed, rejected in (("t.csv", trailing, 2, 0), ("o.csv", optional, 3, 1)):
+        f = write_file(tmp_path, name, text)
+        root = tmp_path / f"lake-{name}"
+        s = csv_ingest.run(ctx(root), f, "ABC", "1d", None)
+        assert (s.of("ABC").rows_landed, s.of("ABC").rows_rejected) == (landed, rejected), (name, s.notes)
+        assert not any("cut short" in n for n in s.notes)
+    assert query(tmp_path / "lake-o.csv", "SELECT line_number, reason FROM bars_rejected") == [
+        (4, "5 fields where the header has 8")
+    ]
