@@ -44,7 +44,8 @@ whole last row without a final newline lands. A lower-case `--symbol` is
 refused (`spy` would be a symbol of its own beside `SPY`).
 
 Every row passes the one OHLCV rule of every source (`ingest.common.ohlcv_problem`); a failing row, an
-unreadable value, a duplicate stamp go to `bars_rejected` with the reason and the line number. The file is
+unreadable value go to `bars_rejected` with the reason and the line number; of a time written more than
+once, identical copies land once and copies that disagree all go there (`_repeated_times`). The file is
 copied to the raw cache (`raw/<source>/<symbol>/<interval>/<name>`, with its sha256). A file is identified
 by its source, symbol, interval and name: importing it again changes nothing, and importing a corrected
 version of the same name replaces its rows (a note names the bars it removes inside its own span, first to
@@ -274,6 +275,8 @@ class Parsed:
     layout: Layout | None = None
     cut_short: int | None = None
     """The line of a last line without a line ending (quarantined: the file looks cut short), if any."""
+    identical_copies: int = 0
+    """Rows that repeat an earlier row exactly (its time and values): the bar landed once, nothing rejected."""
     other_tickers: Counter[str] = field(default_factory=Counter)
     """Rows left out because their ticker column holds another ticker than `--symbol`: how many per ticker."""
 
@@ -383,7 +386,8 @@ def parse_csv(
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     out = Parsed()
     header: list[str] | None = None
-    seen: dict[dt.datetime, int] = {}
+    copies: dict[dt.datetime, list[tuple[int, tuple[float | int | None, ...], Callable[..., None]]]] = {}
+    """Each bar's time: every valid row of that time (its line, values and how to reject it)."""
     landed: list[tuple[int, Callable[..., None]]] = []
     """Each bar of out.bars: its line, and how to reject it (`_whole_hours`)."""
     times: list[dt.datetime] = []
@@ -580,10 +584,11 @@ def parse_csv(
         if available_at > now:
             reject(f"bar not finished when imported: available at {available_at.isoformat()}", at=ts)
             continue
-        if ts in seen:
-            reject(f"duplicate bar: same time as line {seen[ts]}", at=ts)
+        copy = (line, (*values, trades), reject)
+        if ts in copies:  # decided once every copy is read (`_repeated_times`)
+            copies[ts].append(copy)
             continue
-        seen[ts] = line
+        copies[ts] = [copy]
         landed.append((line, reject))
         o, h, lo, c, v = values
         out.bars.append(
@@ -629,6 +634,7 @@ def parse_csv(
                 "a newline); if that line is whole, end the file with a newline and import it again",
             }
         )
+    out.bars, landed, out.identical_copies = _repeated_times(out.bars, landed, copies)
     out.bars, landed = _coarse_stretches(out.bars, landed, times, days, interval, asset_class)
     if not daily and step >= dt.timedelta(hours=1):
         out.bars = _whole_hours(out.bars, landed, interval, step)
@@ -855,6 +861,36 @@ def check_coarser(
             + f": coarser than --interval {interval}, whose bars would be available {_span(step)} after they "
             f"open when their close is known only {_span(cad)} after: {advice}; nothing was stored"
         )
+
+
+def _repeated_times(
+    bars: list[dict[str, Any]],
+    landed: list[tuple[int, Callable[..., None]]],
+    copies: dict[dt.datetime, list[tuple[int, tuple[float | int | None, ...], Callable[..., None]]]],
+) -> tuple[list[dict[str, Any]], list[tuple[int, Callable[..., None]]], int]:
+    """A time the file holds more than once, by the rule of the Binance and Polygon imports: copies with the
+    same open, high, low, close, volume and trades are one bar, landed once (not a rejection); copies that
+    disagree on any of them are all rejected, naming their lines, none chosen over the others (the first
+    used to win silently). The bars and their `landed` entries without the times rejected, and how many
+    rows were identical copies."""
+    identical, dropped = 0, set()
+    for ts, group in copies.items():
+        if len(group) < 2:
+            continue
+        if all(values == group[0][1] for _, values, _ in group[1:]):
+            identical += len(group) - 1
+            continue
+        why = (
+            f"{len(group)} rows for the bar at {ts.isoformat()}, on lines "
+            f"{', '.join(str(line) for line, _, _ in group)}, with different values: none of them landed"
+        )
+        for _, _, reject in group:
+            reject(why, at=ts)
+        dropped.add(ts)
+    if not dropped:
+        return bars, landed, identical
+    keep = [i for i, bar in enumerate(bars) if bar["ts"] not in dropped]
+    return [bars[i] for i in keep], [landed[i] for i in keep], identical
 
 
 def _coarse_cadence(counts: Counter[int], unit: int) -> tuple[int, int] | None:
@@ -1168,6 +1204,11 @@ def run(
             f"{path.name}: {sum(others.values())} rows of {len(others)} other "
             f"ticker{'' if len(others) == 1 else 's'} in its {layout.ticker_name} column left out ({few}): "
             f"only the rows of {symbol} were read"
+        )
+    if parsed.identical_copies:
+        summary.notes.append(
+            f"{path.name}: {parsed.identical_copies} row{'s' if parsed.identical_copies > 1 else ''} repeat an "
+            "earlier row exactly (the same time and values): each such bar landed once"
         )
     if parsed.cut_short is not None:
         summary.notes.append(

@@ -292,3 +292,51 @@ def test_rows_without_the_trailing_columns_the_import_does_not_read_land(tmp_pat
     assert query(tmp_path / "lake-o.csv", "SELECT line_number, reason FROM bars_rejected") == [
         (4, "5 fields where the header has 8")
     ]
+
+
+# --- a time the file holds more than once ---
+
+
+def test_copies_of_a_time_that_disagree_are_all_quarantined_none_chosen(tmp_path: Path) -> None:
+    text = (
+        "Date,Open,High,Low,Close,Volume\n"
+        "2024-01-02,187.15,188.44,183.89,185.64,82488700\n"
+        "2024-01-03,184.22,185.88,183.43,184.25,58414500\n"
+        "2024-01-03,100,101,99,100.5,1000\n"
+        "2024-01-04,182.15,183.09,180.88,181.91,71983600\n"
+        "2024-01-03,184.22,185.88,183.43,184.25,58414500\n"
+    )
+    f = write_file(tmp_path, "dup.csv", text)
+    root = tmp_path / "lake"
+    s = csv_ingest.run(ctx(root), f, "ABC", "1d", None)
+    assert (s.of("ABC").rows_landed, s.of("ABC").rows_rejected) == (2, 3)
+    assert query(root, "SELECT ts::DATE FROM bars ORDER BY ts") == [
+        (dt.date(2024, 1, 2),),
+        (dt.date(2024, 1, 4),),
+    ]
+    why = (
+        "3 rows for the bar at 2024-01-03T14:30:00+00:00, on lines 3, 4, 6, with different values: none of "
+        "them landed"
+    )
+    assert query(root, "SELECT line_number, reason FROM bars_rejected ORDER BY line_number") == [
+        (3, why),
+        (4, why),
+        (6, why),
+    ]
+
+
+def test_identical_copies_of_a_time_land_once_and_are_not_rejections(tmp_path: Path) -> None:
+    text = (
+        "Date,Open,High,Low,Close,Volume\n"
+        "2024-01-02,187.15,188.44,183.89,185.64,82488700\n"
+        "2024-01-03,184.22,185.88,183.43,184.25,58414500\n"
+        "2024-01-03,184.22,185.880,183.43,184.25,58414500.0\n"
+        "2024-01-04,182.15,183.09,180.88,181.91,71983600\n"
+    )
+    f = write_file(tmp_path, "dup.csv", text)
+    root = tmp_path / "lake"
+    s = csv_ingest.run(ctx(root), f, "ABC", "1d", None)
+    assert (s.of("ABC").rows_landed, s.of("ABC").rows_rejected) == (3, 0)
+    assert query(root, "SELECT count(*) FROM bars_rejected") == [(0,)]
+    assert query(root, "SELECT close FROM bars WHERE ts::DATE = '2024-01-03'") == [(184.25,)]
+    assert any("1 row repeat an earlier row exactly" in n for n in s.notes), s.notes
