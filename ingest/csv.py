@@ -1,6 +1,6 @@
 """Any OHLCV file a user has (a broker export, a downloaded dataset, the shipped samples) into the lake.
 
-`marketlake ingest csv PATH --symbol SYM --interval 1d [--tz ZONE] [--source NAME] [--asset-class …]`.
+`marketlake ingest csv PATH --symbol SYM --interval 1m [--tz ZONE] [--source NAME] [--asset-class …]`.
 
 The header is recognised case-insensitively, in any column order: a time column (`Date`, `Datetime`,
 `Timestamp`, `Time`, …, or separate `Date` and `Time` columns), `Open`, `High`, `Low`, `Close`, `Volume`,
@@ -21,7 +21,9 @@ stamped by the vendors' rules:
 
 - daily bars: the date as written is the trading day (a time of day on the row is ignored); stocks and
   ETFs are stamped from the XNYS calendar (`ingest.stamping.stamp_daily`: `ts` = the session's open),
-  crypto days run 00:00 to 00:00 UTC. A date that is not an XNYS session is quarantined.
+  crypto days run 00:00 to 00:00 UTC. A date that is not an XNYS session is quarantined. `--tz` is
+  refused with a daily interval (it would be ignored: a crypto file of New York days would land as UTC
+  days, each available hours before it closed).
 - intraday bars: the stamp is the bar's open, `ts`; `available_at = ts + interval`. A stamp without an
   offset is a local time and needs `--tz ZONE`; without it the file is refused, naming the line. A local
   time that does not exist or is ambiguous (daylight-saving change) is quarantined.
@@ -1185,6 +1187,14 @@ def run(
         now=now,
         date_order=date_order,
     )
+    # after reading: a minute file given as 1d with its --tz is told its interval (check_cadence) first
+    if zone is not None and interval_delta(interval) >= dt.timedelta(days=1):
+        raise MarketlakeError(
+            f"--tz {tz} with --interval {interval}: --tz is the zone of an intraday file's times; a daily "
+            "row's date as written is its day, whatever the zone (a stock's or ETF's is that XNYS session, a "
+            "crypto day runs 00:00 to 00:00 UTC): drop --tz (a crypto file of days that end at another "
+            "zone's midnight cannot be imported as 1d); nothing was stored"
+        )
     summary = IngestSummary(source)
     s = summary.of(symbol)
     layout = parsed.layout

@@ -340,3 +340,26 @@ def test_identical_copies_of_a_time_land_once_and_are_not_rejections(tmp_path: P
     assert query(root, "SELECT count(*) FROM bars_rejected") == [(0,)]
     assert query(root, "SELECT close FROM bars WHERE ts::DATE = '2024-01-03'") == [(184.25,)]
     assert any("1 row repeat an earlier row exactly" in n for n in s.notes), s.notes
+
+
+def test_tz_with_a_daily_file_is_refused_in_one_line_saying_how_days_are_read(tmp_path: Path) -> None:
+    """--tz was silently ignored for daily files: a crypto file of New York days landed as UTC days, each
+    available 5 hours before it closed."""
+    text = "Date,Open,High,Low,Close,Volume\n" + "".join(
+        f"2024-01-0{d},40000,40500,39500,40100,1000\n" for d in range(1, 5)
+    )
+    f = write_file(tmp_path, "btcd.csv", text)
+    root = tmp_path / "lake"
+    r = _cli(
+        "--lake", str(root), "ingest", "csv", str(f), "--symbol", "BTCUSD", "--interval", "1d",
+        "--asset-class", "crypto", "--tz", "America/New_York",
+    )  # fmt: skip
+    assert r.exit_code == 1, r.output
+    assert r.output.strip().splitlines() == [
+        "error: --tz America/New_York with --interval 1d: --tz is the zone of an intraday file's times; a "
+        "daily row's date as written is its day, whatever the zone (a stock's or ETF's is that XNYS session, "
+        "a crypto day runs 00:00 to 00:00 UTC): drop --tz (a crypto file of days that end at another zone's "
+        "midnight cannot be imported as 1d); nothing was stored"
+    ]
+    assert _landed(root) == 0
+    assert csv_ingest.run(ctx(root), f, "BTCUSD", "1d", None, asset_class="crypto").ok
