@@ -349,6 +349,24 @@ def _looks_cut(head: str, tail: str, delimiter: str) -> str | None:
     return None
 
 
+_DECIMAL_COMMA = re.compile(r"-?\d{1,3}(?:\.\d{3})+,\d+|-?\d+,\d+")
+_COMMA_GROUPS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+_DOT_GROUPS = re.compile(r"-?\d{1,3}(?:\.\d{3}){2,}")
+
+
+def _number_hint(text: str) -> str:
+    """Why a field that is not a number may look like one: a decimal comma (`187,15`, `1.234,56`: European
+    exports) or a thousands separator (`82,488,700`, `82.488.700`). Empty when it looks like neither."""
+    ambiguous = re.fullmatch(r"-?\d{1,3},\d{3}", text)  # 1,000: a thousand, or one with a decimal comma
+    if ambiguous:
+        return " (a thousands separator or a decimal comma? numbers are read as 1234.56, without separators)"
+    if _COMMA_GROUPS.fullmatch(text) or _DOT_GROUPS.fullmatch(text):
+        return " (a thousands separator? numbers are read without one: 82488700, 187.15)"
+    if _DECIMAL_COMMA.fullmatch(text):
+        return " (a decimal comma? numbers are read with a decimal point and no thousands separator: 187.15)"
+    return ""
+
+
 def _number(name: str, text: str) -> float:
     t = text.strip()
     if not t:
@@ -356,7 +374,7 @@ def _number(name: str, text: str) -> float:
     try:
         return float(t)
     except ValueError:
-        raise ValueError(f"{name} {text!r} is not a number") from None
+        raise ValueError(f"{name} {text!r} is not a number{_number_hint(t)}") from None
 
 
 def parse_csv(

@@ -363,3 +363,37 @@ def test_tz_with_a_daily_file_is_refused_in_one_line_saying_how_days_are_read(tm
     ]
     assert _landed(root) == 0
     assert csv_ingest.run(ctx(root), f, "BTCUSD", "1d", None, asset_class="crypto").ok
+
+
+@pytest.mark.parametrize(
+    ("value", "hint"),
+    [
+        (
+            "187,15",
+            "(a decimal comma? numbers are read with a decimal point and no thousands separator: 187.15)",
+        ),
+        (
+            "1.187,15",
+            "(a decimal comma? numbers are read with a decimal point and no thousands separator: 187.15)",
+        ),
+        ('"82,488,700"', "(a thousands separator? numbers are read without one: 82488700, 187.15)"),
+        ("82.488.700", "(a thousands separator? numbers are read without one: 82488700, 187.15)"),
+        (
+            '"1,000"',
+            "(a thousands separator or a decimal comma? numbers are read as 1234.56, without separators)",
+        ),
+    ],
+)
+def test_a_decimal_comma_or_thousands_separator_is_named_in_the_reason(
+    tmp_path: Path, value: str, hint: str
+) -> None:
+    text = f"Date;Open;High;Low;Close;Volume\n2024-01-02;1;2000;0.5;1;{value}\n2024-01-03;1;2;0.5;1;100\n"
+    f = write_file(tmp_path, "euro.csv", text)
+    root = tmp_path / "lake"
+    csv_ingest.run(ctx(root), f, "ABC", "1d", None)
+    (reason,) = query(root, "SELECT reason FROM bars_rejected")[0]
+    assert reason == f"volume {value.strip(chr(34))!r} is not a number {hint}"
+    # a field that is no number at all gets no hint
+    g = write_file(tmp_path, "x.csv", text.replace(value, "n/a"))
+    csv_ingest.run(ctx(tmp_path / "x"), g, "ABC", "1d", None)
+    assert query(tmp_path / "x", "SELECT reason FROM bars_rejected") == [("volume 'n/a' is not a number",)]
