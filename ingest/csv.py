@@ -19,7 +19,9 @@ and dates with no evidence either way (every number at most 12 and no pattern, a
 are read month first; with `--date-order dmy` a file whose dates look month-first is refused. They are
 stamped by the vendors' rules:
 
-- daily bars: the date as written is the trading day (a time of day on the row is ignored); stocks and
+- daily bars: the date as written is the trading day (a time of day on the row is ignored; a stamp that is
+  an instant must be on that date in New York, UTC for crypto, unless `--daily-stamps utc-date` says its
+  UTC date is the trading day, as Tiingo's 00:00:00Z stamps); stocks and
   ETFs are stamped from the XNYS calendar (`ingest.stamping.stamp_daily`: `ts` = the session's open),
   crypto days run 00:00 to 00:00 UTC. A date that is not an XNYS session is quarantined. `--tz` is
   refused with a daily interval (it would be ignored: a crypto file of New York days would land as UTC
@@ -130,6 +132,11 @@ _EPOCH_DIGITS = {10: 1_000_000, 13: 1_000, 16: 1}
 def _norm(name: str) -> str:
     return re.sub(r"[\s_]+", " ", name.strip().strip("<>").strip().lower())
 
+
+DAILY_STAMPS = ("utc-date",)
+"""`--daily-stamps`: `utc-date` reads a daily stamp that is an instant (`2024-01-02T00:00:00Z`, a Unix time)
+on its UTC date, the trading day (Tiingo). Without it such a stamp must be on its date in New York (UTC for
+crypto), else the row is quarantined: which day it is cannot be told."""
 
 DATE_ORDERS = ("mdy", "dmy")
 """How slash dates are read: `mdy` (M/D/YYYY, US style: the default) or `dmy` (D/M/YYYY)."""
@@ -388,12 +395,14 @@ def parse_csv(
     source_file: str,
     now: dt.datetime,
     date_order: str | None = None,
+    utc_date: bool = False,
 ) -> Parsed:
     """Read a whole file's text into bars and rejected rows. Raises MarketlakeError (naming `where` and the
     line) for what makes the whole file unreadable: no header, a missing column, an intraday local time
     without `tz`, a date-only stamp for an intraday interval, slash dates that look day-first when
     `date_order` (`mdy` or `dmy`) does not say which they are, or month-first when it says `dmy`
-    (`_DayFirst`)."""
+    (`_DayFirst`). With `utc_date` (`--daily-stamps utc-date`) a daily stamp that is an instant is on its
+    UTC date (Tiingo stamps each day at 00:00:00Z)."""
     day_first = _DayFirst(where, dmy=date_order == "dmy") if date_order != "mdy" else None
     step = interval_delta(interval)
     daily = step >= dt.timedelta(days=1)
@@ -498,6 +507,8 @@ def parse_csv(
             reject(str(exc))
             continue
         if daily:
+            if utc_date and isinstance(stamp, dt.datetime) and stamp.tzinfo is not None:
+                stamp = stamp.astimezone(dt.UTC)  # the UTC date is the trading day, said so
             day = stamp.date() if isinstance(stamp, dt.datetime) else stamp
             # an instant as such (two ways of writing one instant are one time); a wall-clock time or a date
             # as written, read as UTC's (only the spacing matters)
@@ -516,10 +527,17 @@ def parse_csv(
                 # else which trading day it is cannot be told (an instant is never moved to another day)
                 home = dt.UTC if asset_class == "crypto" else NEW_YORK
                 there = stamp.astimezone(home).date()
-                if there != day:
+                if there != day and not utc_date:
+                    midnight = stamp.astimezone(dt.UTC).time() == dt.time(0)
                     reject(
                         f"daily stamp {stamp_text.strip()!r} is {day} as written but {there} in "
                         f"{'UTC' if home is dt.UTC else 'New York'}: which trading day it is cannot be told"
+                        + (
+                            " (if each row's UTC date is its trading day, as in Tiingo's files stamped at "
+                            "00:00:00Z, import it with --daily-stamps utc-date)"
+                            if midnight
+                            else ""
+                        )
                     )
                     continue
             if asset_class == "crypto":
@@ -1160,6 +1178,7 @@ def run(
     now: dt.datetime | None = None,
     date_order: str | None = None,
     replace: bool = False,
+    daily_stamps: str | None = None,
 ) -> IngestSummary:
     """Import one OHLCV file for `symbol` at `interval` into `bars` (source `source`), quarantining bad rows.
 
@@ -1168,6 +1187,7 @@ def run(
     'stock' otherwise); `now` fixes the clock (a bar not finished by then is refused); `date_order` says
     how slash dates are written, 'mdy' or 'dmy' (default: M/D/YYYY, a file that looks day-first refused;
     with 'dmy', a file that looks month-first refused);
+    `daily_stamps` 'utc-date' reads a daily stamp that is an instant on its UTC date (Tiingo's 00:00:00Z);
     `replace` lets a file of an earlier file's name remove that file's bars outside its own span
     (`_removed_bars`). Raises MarketlakeError, naming the file, for a file it cannot read or that would remove
     an earlier export's bars; row problems are in the summary."""
@@ -1189,6 +1209,13 @@ def run(
         raise MarketlakeError(f"--asset-class {klass!r} is not one of {', '.join(ASSET_CLASSES)}")
     if date_order is not None and date_order not in DATE_ORDERS:
         raise MarketlakeError(f"--date-order {date_order!r} is not one of {', '.join(DATE_ORDERS)}")
+    if daily_stamps is not None and daily_stamps not in DAILY_STAMPS:
+        raise MarketlakeError(f"--daily-stamps {daily_stamps!r} is not one of {', '.join(DAILY_STAMPS)}")
+    if daily_stamps is not None and interval_delta(interval) < dt.timedelta(days=1):
+        raise MarketlakeError(
+            f"--daily-stamps {daily_stamps} with --interval {interval}: it says how a daily file's stamps are "
+            "read; an intraday bar's stamp is its open (drop --daily-stamps); nothing was stored"
+        )
     zone = _zone(tz)
     now = now or dt.datetime.now(dt.UTC)
     data, text = _read_text(path)
@@ -1204,6 +1231,7 @@ def run(
         source_file=source_file,
         now=now,
         date_order=date_order,
+        utc_date=daily_stamps == "utc-date",
     )
     # after reading: a minute file given as 1d with its --tz is told its interval (check_cadence) first
     if zone is not None and interval_delta(interval) >= dt.timedelta(days=1):

@@ -397,3 +397,57 @@ def test_a_decimal_comma_or_thousands_separator_is_named_in_the_reason(
     g = write_file(tmp_path, "x.csv", text.replace(value, "n/a"))
     csv_ingest.run(ctx(tmp_path / "x"), g, "ABC", "1d", None)
     assert query(tmp_path / "x", "SELECT reason FROM bars_rejected") == [("volume 'n/a' is not a number",)]
+
+
+TIINGO = (
+    "date,close,high,low,open,volume,adjClose,adjHigh,adjLow,adjOpen,adjVolume,divCash,splitFactor\n"
+    "2024-01-02T00:00:00.000Z,185.64,188.44,183.89,187.15,82488674,184.9,187.7,183.2,186.4,82488674,0.0,1.0\n"
+    "2024-01-03T00:00:00.000Z,184.25,185.88,183.43,184.22,58414460,183.5,185.1,182.7,183.5,58414460,0.0,1.0\n"
+)
+
+
+def test_daily_stamps_utc_date_reads_tiingos_midnight_utc_stamps_as_their_trading_days(
+    tmp_path: Path,
+) -> None:
+    """Tiingo stamps each day at 00:00:00Z: the evening before in New York, so every row was rejected as
+    ambiguous with no way out."""
+    f = write_file(tmp_path, "tiingo.csv", TIINGO)
+    root = tmp_path / "lake"
+    s = csv_ingest.run(ctx(root), f, "ABC", "1d", None)
+    assert (s.of("ABC").rows_landed, s.of("ABC").rows_rejected) == (0, 2)
+    (reason,) = query(root, "SELECT reason FROM bars_rejected WHERE line_number = 2")[0]
+    assert reason.endswith(
+        "which trading day it is cannot be told (if each row's UTC date is its trading day, as in Tiingo's "
+        "files stamped at 00:00:00Z, import it with --daily-stamps utc-date)"
+    )
+    r = _cli(
+        "--lake", str(root), "-q", "ingest", "csv", str(f), "--symbol", "ABC", "--interval", "1d",
+        "--daily-stamps", "utc-date",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    ny = [
+        (t.astimezone(NY).isoformat(), a.astimezone(NY).isoformat(), o, c)
+        for t, a, o, c in query(root, "SELECT ts, available_at, open, close FROM bars ORDER BY ts")
+    ]
+    assert ny == [
+        ("2024-01-02T09:30:00-05:00", "2024-01-02T20:00:00-05:00", 187.15, 185.64),
+        ("2024-01-03T09:30:00-05:00", "2024-01-03T20:00:00-05:00", 184.22, 184.25),
+    ]
+    assert query(root, "SELECT count(*) FROM bars_rejected") == [(0,)]
+
+
+def test_daily_stamps_with_an_intraday_interval_is_refused_in_one_line(tmp_path: Path) -> None:
+    f = write_file(
+        tmp_path, "m.csv", "Datetime,Open,High,Low,Close,Volume\n2024-01-02T14:30:00Z,1,2,0.5,1,10\n"
+    )
+    root = tmp_path / "lake"
+    r = _cli(
+        "--lake", str(root), "ingest", "csv", str(f), "--symbol", "ABC", "--interval", "1m",
+        "--daily-stamps", "utc-date",
+    )  # fmt: skip
+    assert r.exit_code == 1, r.output
+    assert r.output.strip().splitlines() == [
+        "error: --daily-stamps utc-date with --interval 1m: it says how a daily file's stamps are read; an "
+        "intraday bar's stamp is its open (drop --daily-stamps); nothing was stored"
+    ]
+    assert _landed(root) == 0
