@@ -931,6 +931,11 @@ def _repeated_times(
     return [bars[i] for i in keep], [landed[i] for i in keep], identical
 
 
+COARSE_DAY_MIN_SPACINGS = 4
+"""A day of fewer spacings is not judged on its own (`_coarse_stretches`): an illiquid stock that trades at
+the open and the close auctions only has one spacing a day, 389 minutes, a whole multiple of 389 minutes."""
+
+
 def _coarse_cadence(counts: Counter[int], unit: int) -> tuple[int, int] | None:
     """The cadence (seconds) of spacings `counts` (seconds -> how many) when it is coarser than `unit`: the
     largest whole multiple of two units or more that divides the most common spacing and COARSE_SHARE of
@@ -963,9 +968,9 @@ def _coarse_stretches(
     COARSE_SHARE of it is coarser, and each coarser bar landed as the finer interval would be available
     before its close is known (look-ahead).
 
-    Intraday: each day (New York's for stocks and ETFs, UTC's for crypto) is judged by its own spacings
-    (`_coarse_cadence`, as `check_coarser` judges a file); consecutive days judged coarser (days with one
-    bar aside) are a stretch, rejected when it has at least COARSE_MIN_SPACINGS spacings (a quiet day of an
+    Intraday: each day (New York's for stocks and ETFs, UTC's for crypto) of at least COARSE_DAY_MIN_SPACINGS
+    spacings is judged by them (`_coarse_cadence`, as `check_coarser` judges a file); consecutive days judged
+    coarser (days of fewer spacings aside) are a stretch, rejected when it has at least COARSE_MIN_SPACINGS spacings (a quiet day of an
     illiquid minute file whose few bars happen to be 2 or 5 minutes apart is too short to tell). Daily: a
     row is coarse when it is more than one trading day (crypto: one day) from each of its neighbours (the
     one it has, at either end of the file), and COARSE_MIN_SPACINGS consecutive coarse rows are a stretch
@@ -1012,7 +1017,11 @@ def _coarse_stretches(
             da = a.astimezone(home).date()
             if da == b.astimezone(home).date():
                 by_day[da][int((b - a).total_seconds())] += 1
-        judged = [(d, _coarse_cadence(by_day[d], unit), sum(by_day[d].values())) for d in sorted(by_day)]
+        judged = [
+            (d, _coarse_cadence(by_day[d], unit), sum(by_day[d].values()))
+            for d in sorted(by_day)
+            if sum(by_day[d].values()) >= COARSE_DAY_MIN_SPACINGS
+        ]
         i = 0
         while i < len(judged):
             j = i

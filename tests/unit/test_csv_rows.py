@@ -451,3 +451,17 @@ def test_daily_stamps_with_an_intraday_interval_is_refused_in_one_line(tmp_path:
         "intraday bar's stamp is its open (drop --daily-stamps); nothing was stored"
     ]
     assert _landed(root) == 0
+
+
+def test_days_of_a_few_bars_are_not_judged_coarser_on_their_own(tmp_path: Path) -> None:
+    """A stock that traded at the open and the closing auction only for a month (one spacing a day, 389
+    minutes, a multiple of itself) among days of minutes: every bar lands."""
+    busy = [t for d in (1, 2) for t in _minutes(dt.date(2024, 4, d), 1, 390)]
+    days = [dt.date(2024, 4, 3) + dt.timedelta(days=i) for i in range(40)]
+    days = [d for d in days if d.weekday() < 5 and d != dt.date(2024, 5, 27)]
+    quiet = [t for d in days for t in (_minutes(d, 389, 2))]
+    f = write_file(tmp_path, "auctions.csv", _intraday(busy + quiet))
+    s = csv_ingest.run(
+        ctx(tmp_path / "lake"), f, "ABC", "1m", None, now=dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+    )
+    assert (s.of("ABC").rows_landed, s.of("ABC").rows_rejected) == (len(busy) + len(quiet), 0)
