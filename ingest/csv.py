@@ -415,8 +415,10 @@ def parse_csv(
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     out = Parsed()
     header: list[str] | None = None
-    copies: dict[dt.datetime, list[tuple[int, tuple[float | int | None, ...], Callable[..., None]]]] = {}
-    """Each bar's time: every valid row of that time (its line, values and how to reject it)."""
+    first: dict[dt.datetime, int] = {}
+    """Each bar's time: its first valid row's place in out.bars."""
+    repeats: dict[dt.datetime, list[tuple[int, tuple[float | int | None, ...], Callable[..., None]]]] = {}
+    """A time written again: its later valid rows (line, values, how to reject it), decided once all are read."""
     landed: list[tuple[int, Callable[..., None]]] = []
     """Each bar of out.bars: its line, and how to reject it (`_whole_hours`)."""
     times: list[dt.datetime] = []
@@ -622,11 +624,10 @@ def parse_csv(
         if available_at > now:
             reject(f"bar not finished when imported: available at {available_at.isoformat()}", at=ts)
             continue
-        copy = (line, (*values, trades), reject)
-        if ts in copies:  # decided once every copy is read (`_repeated_times`)
-            copies[ts].append(copy)
+        if ts in first:  # decided once every copy is read (`_repeated_times`)
+            repeats.setdefault(ts, []).append((line, (*values, trades), reject))
             continue
-        copies[ts] = [copy]
+        first[ts] = len(out.bars)
         landed.append((line, reject))
         o, h, lo, c, v = values
         out.bars.append(
@@ -672,7 +673,7 @@ def parse_csv(
                 "a newline); if that line is whole, end the file with a newline and import it again",
             }
         )
-    out.bars, landed, out.identical_copies = _repeated_times(out.bars, landed, copies)
+    out.bars, landed, out.identical_copies = _repeated_times(out.bars, landed, first, repeats)
     out.bars, landed = _coarse_stretches(out.bars, landed, times, days, interval, asset_class)
     if not daily and step >= dt.timedelta(hours=1):
         out.bars = _whole_hours(out.bars, landed, interval, step)
@@ -904,18 +905,21 @@ def check_coarser(
 def _repeated_times(
     bars: list[dict[str, Any]],
     landed: list[tuple[int, Callable[..., None]]],
-    copies: dict[dt.datetime, list[tuple[int, tuple[float | int | None, ...], Callable[..., None]]]],
+    first: dict[dt.datetime, int],
+    repeats: dict[dt.datetime, list[tuple[int, tuple[float | int | None, ...], Callable[..., None]]]],
 ) -> tuple[list[dict[str, Any]], list[tuple[int, Callable[..., None]]], int]:
     """A time the file holds more than once, by the rule of the Binance and Polygon imports: copies with the
     same open, high, low, close, volume and trades are one bar, landed once (not a rejection); copies that
     disagree on any of them are all rejected, naming their lines, none chosen over the others (the first
-    used to win silently). The bars and their `landed` entries without the times rejected, and how many
-    rows were identical copies."""
+    used to win silently). `first`: each time's first copy's place in `bars`; `repeats`: its later copies.
+    The bars and their `landed` entries without the times rejected, and how many rows were identical
+    copies."""
     identical, dropped = 0, set()
-    for ts, group in copies.items():
-        if len(group) < 2:
-            continue
-        if all(values == group[0][1] for _, values, _ in group[1:]):
+    for ts, later in repeats.items():
+        bar = bars[first[ts]]
+        values = (*(bar[k] for k in ("open", "high", "low", "close", "volume")), bar["trades"])
+        group = [(*landed[first[ts]][:1], values, landed[first[ts]][1]), *later]
+        if all(v == values for _, v, _ in later):
             identical += len(group) - 1
             continue
         why = (
@@ -1013,9 +1017,9 @@ def _coarse_stretches(
         unit = int(step.total_seconds())
         ordered_t = sorted(set(times))
         by_day: dict[dt.date, Counter[int]] = defaultdict(Counter)
-        for a, b in zip(ordered_t, ordered_t[1:], strict=False):
-            da = a.astimezone(home).date()
-            if da == b.astimezone(home).date():
+        local = [t.astimezone(home).date() for t in ordered_t]
+        for a, b, da, db in zip(ordered_t, ordered_t[1:], local, local[1:], strict=False):
+            if da == db:
                 by_day[da][int((b - a).total_seconds())] += 1
         judged = [
             (d, _coarse_cadence(by_day[d], unit), sum(by_day[d].values()))
