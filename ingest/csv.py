@@ -1268,7 +1268,7 @@ def run(
         summary.notes.append(f"{path.name}: columns not used: {', '.join(layout.ignored)}")
     if parsed.other_tickers and layout.ticker is not None:
         others = parsed.other_tickers
-        few = ", ".join(v for v, _ in others.most_common(5)) + (", …" if len(others) > 5 else "")
+        few = ", ".join(v or "(empty)" for v, _ in others.most_common(5)) + (", …" if len(others) > 5 else "")
         summary.notes.append(
             f"{path.name}: {sum(others.values())} rows of {len(others)} other "
             f"ticker{'' if len(others) == 1 else 's'} in its {layout.ticker_name} column left out ({few}): "

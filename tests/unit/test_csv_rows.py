@@ -465,3 +465,13 @@ def test_days_of_a_few_bars_are_not_judged_coarser_on_their_own(tmp_path: Path) 
         ctx(tmp_path / "lake"), f, "ABC", "1m", None, now=dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
     )
     assert (s.of("ABC").rows_landed, s.of("ABC").rows_rejected) == (len(busy) + len(quiet), 0)
+
+
+def test_a_row_without_its_ticker_is_left_out_and_named_empty(tmp_path: Path) -> None:
+    text = KAGGLE + "2024-01-04,182.15,183.09,180.88,181.91,71983600,\n"
+    f = write_file(tmp_path, "k.csv", text)
+    s = csv_ingest.run(ctx(tmp_path / "lake"), f, "AAPL", "1d", None)
+    assert s.of("AAPL").rows_landed == 2
+    assert any(
+        "4 rows of 3 other tickers in its Name column left out (AAL, ABBV, (empty))" in n for n in s.notes
+    )
