@@ -42,9 +42,9 @@ coarser days or stretches are quarantined (`_coarse_stretches`), never landed as
 
 A file of two or more lines whose last line has no line ending may be cut short (its last row may hold a
 price cut mid-number). Only that line's last field can be cut while it still parses, so the line is
-quarantined, named, and a note says so, only when it looks cut (`_looks_cut`: fewer fields than the header,
-or a last field shorter than that column ever is in the other rows, or with fewer decimal places); a
-whole last row without a final newline lands. A lower-case `--symbol` is
+quarantined, named, and a note says so, only when it looks cut (`_looks_cut`: fewer fields than the
+columns it reads, or a last field shorter than that column ever is in the other rows, or with fewer
+decimal places); a whole last row without a final newline lands. A lower-case `--symbol` is
 refused (`spy` would be a symbol of its own beside `SPY`).
 
 Every row passes the one OHLCV rule of every source (`ingest.common.ohlcv_problem`); a failing row, an
@@ -318,8 +318,8 @@ def _is_number(text: str) -> bool:
 
 def _looks_cut(head: str, tail: str, delimiter: str) -> str | None:
     """Why the last line `tail`, which has no line ending, looks cut short, or None when it looks whole (it
-    then lands as any row). A cut before the last field leaves fewer fields than the header; a cut in the
-    last field leaves it shorter than that column ever is in the file's other rows (in `head`, the text
+    then lands as any row). A cut before the last field leaves fewer fields than the columns read
+    (`Layout.needed`); a cut in the last field leaves it shorter than that column ever is in the file's other rows (in `head`, the text
     before it): fewer characters than the column's shortest value (of numbers, when it is a number), or
     fewer decimal places than the column's fewest when every value has decimals (266.8 for 266.859985, a
     volume of 960 for 96007400). A file written without a final newline ('\\n'.join) lands whole."""
