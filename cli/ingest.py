@@ -297,6 +297,13 @@ def ingest_news_file(ctx: click.Context, path: Path, assume_time: str | None, tz
     "whose dates look day-first is refused; with dmy, a file whose dates look month-first is refused.",
 )
 @click.option(
+    "--daily-stamps",
+    type=click.Choice(["utc-date"]),
+    default=None,
+    help="Daily files only: utc-date reads a stamp that is an instant (2024-01-02T00:00:00Z, as Tiingo's) on "
+    "its UTC date, the trading day. Default: such a stamp must be on its date in New York (UTC for crypto).",
+)
+@click.option(
     "--replace",
     is_flag=True,
     help="Let this file remove the bars an earlier file of the same name landed outside this file's dates "
@@ -320,6 +327,7 @@ def ingest_csv(
     source: str,
     asset_class: str | None,
     date_order: str | None,
+    daily_stamps: str | None,
     replace: bool,
     allow_price_mismatch: bool,
 ) -> None:
@@ -348,6 +356,7 @@ def ingest_csv(
                 date_order=date_order,
                 replace=replace,
                 allow_price_mismatch=allow_price_mismatch,
+                daily_stamps=daily_stamps,
             )
         ],
         run,

@@ -1,11 +1,13 @@
 """Any OHLCV file a user has (a broker export, a downloaded dataset, the shipped samples) into the lake.
 
-`marketlake ingest csv PATH --symbol SYM --interval 1d [--tz ZONE] [--source NAME] [--asset-class …]`.
+`marketlake ingest csv PATH --symbol SYM --interval 1m [--tz ZONE] [--source NAME] [--asset-class …]`.
 
 The header is recognised case-insensitively, in any column order: a time column (`Date`, `Datetime`,
 `Timestamp`, `Time`, …, or separate `Date` and `Time` columns), `Open`, `High`, `Low`, `Close`, `Volume`,
 optionally `Trades` (or `Trade count`, `Number of trades`, `Transactions`, or Binance's `count` when no
-other column is the trade count). Yahoo's `Adj Close` is ignored: the bar keeps Open/High/Low/Close as written (Yahoo's
+other column is the trade count). A ticker column (`Ticker`, `Symbol`, `Name`, Stooq's `<TICKER>`) keeps only the rows of
+`--symbol` (`same_ticker`), a note counting the rows of other tickers left out; a file with none of its
+rows is refused, naming what it holds. Yahoo's `Adj Close` is ignored: the bar keeps Open/High/Low/Close as written (Yahoo's
 are split-adjusted, not dividend-adjusted; `Adj Close` is both and is not a price that traded). Other
 columns are ignored and named in a note.
 
@@ -17,9 +19,13 @@ and dates with no evidence either way (every number at most 12 and no pattern, a
 are read month first; with `--date-order dmy` a file whose dates look month-first is refused. They are
 stamped by the vendors' rules:
 
-- daily bars: the date as written is the trading day (a time of day on the row is ignored); stocks and
+- daily bars: the date as written is the trading day (a time of day on the row is ignored; a stamp that is
+  an instant must be on that date in New York, UTC for crypto, unless `--daily-stamps utc-date` says its
+  UTC date is the trading day, as Tiingo's 00:00:00Z stamps); stocks and
   ETFs are stamped from the XNYS calendar (`ingest.stamping.stamp_daily`: `ts` = the session's open),
-  crypto days run 00:00 to 00:00 UTC. A date that is not an XNYS session is quarantined.
+  crypto days run 00:00 to 00:00 UTC. A date that is not an XNYS session is quarantined. `--tz` is
+  refused with a daily interval (it would be ignored: a crypto file of New York days would land as UTC
+  days, each available hours before it closed).
 - intraday bars: the stamp is the bar's open, `ts`; `available_at = ts + interval`. A stamp without an
   offset is a local time and needs `--tz ZONE`; without it the file is refused, naming the line. A local
   time that does not exist or is ambiguous (daylight-saving change) is quarantined.
@@ -30,17 +36,20 @@ would land each hour's first minute as an hourly bar), and when a stock's or ETF
 WEEKEND_MIN_ROWS rows, and a WEEKEND_SHARE of them, on a Saturday or Sunday (a crypto file imported without
 `--asset-class crypto`); fewer weekend rows of a stock are quarantined one by one. The mirror: a file
 coarser than `interval` (`check_coarser`: a 5-minute file as 1m would land each bar available a minute
-after it opens, its close known five minutes after; a weekly file as 1d) is refused whole too.
+after it opens, its close known five minutes after; a weekly file as 1d) is refused whole too. A file
+that changes cadence is judged day by day (intraday) or stretch by stretch (daily): the bars of the
+coarser days or stretches are quarantined (`_coarse_stretches`), never landed as the finer interval.
 
 A file of two or more lines whose last line has no line ending may be cut short (its last row may hold a
 price cut mid-number). Only that line's last field can be cut while it still parses, so the line is
-quarantined, named, and a note says so, only when it looks cut (`_looks_cut`: fewer fields than the header,
-or a last field shorter than that column ever is in the other rows, or with fewer decimal places); a
-whole last row without a final newline lands. A lower-case `--symbol` is
+quarantined, named, and a note says so, only when it looks cut (`_looks_cut`: fewer fields than the
+columns it reads, or a last field shorter than that column ever is in the other rows, or with fewer
+decimal places); a whole last row without a final newline lands. A lower-case `--symbol` is
 refused (`spy` would be a symbol of its own beside `SPY`).
 
 Every row passes the one OHLCV rule of every source (`ingest.common.ohlcv_problem`); a failing row, an
-unreadable value, a duplicate stamp go to `bars_rejected` with the reason and the line number. The file is
+unreadable value go to `bars_rejected` with the reason and the line number; of a time written more than
+once, identical copies land once and copies that disagree all go there (`_repeated_times`). The file is
 copied to the raw cache (`raw/<source>/<symbol>/<interval>/<name>`, with its sha256). A file is identified
 by its source, symbol, interval and name: importing it again changes nothing, and importing a corrected
 version of the same name replaces its rows (a note names the bars it removes inside its own span, first to
@@ -109,6 +118,10 @@ TRADES_FALLBACK = "count"
 """Binance's name for the trade count in its header-bearing CSVs: the trades column only when no other column
 is (a file with `Trades` and `Count`, or two `Count` columns, leaves it unused)."""
 IGNORED_ADJUSTED = frozenset({"adj close", "adj. close", "adjusted close", "adjclose"})
+TICKER_NAMES = ("ticker", "symbol", "name")
+"""Header names (normalised) of a column holding each row's ticker, in order of preference: Kaggle's dumps
+(`Name`, `Symbol`, `Ticker`), Stooq's `<TICKER>`. A file may hold several tickers: only `--symbol`'s rows
+are read (`same_ticker`)."""
 REQUIRED = ("time", "open", "high", "low", "close", "volume")
 
 _MDY = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?\s*([AaPp][Mm])?)?$")
@@ -120,6 +133,11 @@ _EPOCH_DIGITS = {10: 1_000_000, 13: 1_000, 16: 1}
 def _norm(name: str) -> str:
     return re.sub(r"[\s_]+", " ", name.strip().strip("<>").strip().lower())
 
+
+DAILY_STAMPS = ("utc-date",)
+"""`--daily-stamps`: `utc-date` reads a daily stamp that is an instant (`2024-01-02T00:00:00Z`, a Unix time)
+on its UTC date, the trading day (Tiingo). Without it such a stamp must be on its date in New York (UTC for
+crypto), else the row is quarantined: which day it is cannot be told."""
 
 DATE_ORDERS = ("mdy", "dmy")
 """How slash dates are read: `mdy` (M/D/YYYY, US style: the default) or `dmy` (D/M/YYYY)."""
@@ -186,6 +204,33 @@ class Layout:
     delimiter: str
     ignored: list[str]
     adjusted: list[str]
+    ticker: int | None = None
+    """The column holding each row's ticker (TICKER_NAMES), if any."""
+    ticker_name: str = ""
+    """That column's name as the header writes it."""
+
+    @property
+    def needed(self) -> int:
+        """How many fields a row needs: up to the last column the import reads (a row may leave out the
+        columns after it: a header ending with a delimiter, Yahoo's empty `Dividends,Stock Splits`)."""
+        used = [
+            *self.columns.values(),
+            *(self.date_and_time or ()),
+            *(() if self.ticker is None else [self.ticker]),
+        ]
+        return max(used) + 1
+
+
+def same_ticker(value: str, symbol: str) -> bool:
+    """Whether a ticker column's `value` is `symbol` as the lake spells it: case aside, a share class written
+    with `-`, `/` or `_` is the lake's `.` (Yahoo's BRK-B is BRK.B), and Stooq's market suffix `.US` is
+    dropped (AAPL.US is AAPL)."""
+
+    def key(text: str) -> str:
+        return re.sub(r"[-/_]", ".", text.strip().upper())
+
+    v, s = key(value), key(symbol)
+    return v == s or v == s + ".US"
 
 
 def read_header(header: list[str], delimiter: str, where: str) -> Layout:
@@ -214,6 +259,9 @@ def read_header(header: list[str], delimiter: str, where: str) -> Layout:
                 f"{where}: line 1: two columns mean {kind}: {header[columns[kind]].strip()!r} and {header[i].strip()!r}"
             )
         columns[kind] = i
+    ticker = next((names.index(t) for t in TICKER_NAMES if t in names), None)
+    if ticker is not None:
+        ignored.remove(header[ticker].strip())
     counts = [i for i, n in enumerate(names) if n == TRADES_FALLBACK]
     if "trades" not in columns and len(counts) == 1:
         columns["trades"] = counts[0]
@@ -224,7 +272,8 @@ def read_header(header: list[str], delimiter: str, where: str) -> Layout:
             f"{where}: line 1: no {', '.join(missing)} column in the header {delimiter.join(header)!r} "
             "(a header row such as Date,Open,High,Low,Close,Volume is needed, in any order and case)"
         )
-    return Layout(columns, date_and_time, delimiter, ignored, adjusted)
+    ticker_name = header[ticker].strip() if ticker is not None else ""
+    return Layout(columns, date_and_time, delimiter, ignored, adjusted, ticker, ticker_name)
 
 
 @dataclass
@@ -236,6 +285,10 @@ class Parsed:
     layout: Layout | None = None
     cut_short: int | None = None
     """The line of a last line without a line ending (quarantined: the file looks cut short), if any."""
+    identical_copies: int = 0
+    """Rows that repeat an earlier row exactly (its time and values): the bar landed once, nothing rejected."""
+    other_tickers: Counter[str] = field(default_factory=Counter)
+    """Rows left out because their ticker column holds another ticker than `--symbol`: how many per ticker."""
 
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
@@ -266,8 +319,8 @@ def _is_number(text: str) -> bool:
 
 def _looks_cut(head: str, tail: str, delimiter: str) -> str | None:
     """Why the last line `tail`, which has no line ending, looks cut short, or None when it looks whole (it
-    then lands as any row). A cut before the last field leaves fewer fields than the header; a cut in the
-    last field leaves it shorter than that column ever is in the file's other rows (in `head`, the text
+    then lands as any row). A cut before the last field leaves fewer fields than the columns read
+    (`Layout.needed`); a cut in the last field leaves it shorter than that column ever is in the file's other rows (in `head`, the text
     before it): fewer characters than the column's shortest value (of numbers, when it is a number), or
     fewer decimal places than the column's fewest when every value has decimals (266.8 for 266.859985, a
     volume of 960 for 96007400). A file written without a final newline ('\\n'.join) lands whole."""
@@ -281,7 +334,11 @@ def _looks_cut(head: str, tail: str, delimiter: str) -> str | None:
         last = next(csv.reader([tail], delimiter=delimiter, strict=True))
     except (csv.Error, StopIteration):
         return "a quoted field is not closed"
-    if len(last) < len(header):
+    try:  # the columns the import does not read may be left out (Layout.needed)
+        needed = read_header(header, delimiter, "").needed
+    except MarketlakeError:
+        needed = len(header)
+    if len(last) < needed:
         return f"{len(last)} fields where the header has {len(header)}"
     i = len(last) - 1
     cell = last[i].strip()
@@ -300,6 +357,24 @@ def _looks_cut(head: str, tail: str, delimiter: str) -> str | None:
     return None
 
 
+_DECIMAL_COMMA = re.compile(r"-?\d{1,3}(?:\.\d{3})+,\d+|-?\d+,\d+")
+_COMMA_GROUPS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+_DOT_GROUPS = re.compile(r"-?\d{1,3}(?:\.\d{3}){2,}")
+
+
+def _number_hint(text: str) -> str:
+    """Why a field that is not a number may look like one: a decimal comma (`187,15`, `1.234,56`: European
+    exports) or a thousands separator (`82,488,700`, `82.488.700`). Empty when it looks like neither."""
+    ambiguous = re.fullmatch(r"-?\d{1,3},\d{3}", text)  # 1,000: a thousand, or one with a decimal comma
+    if ambiguous:
+        return " (a thousands separator or a decimal comma? numbers are read as 1234.56, without separators)"
+    if _COMMA_GROUPS.fullmatch(text) or _DOT_GROUPS.fullmatch(text):
+        return " (a thousands separator? numbers are read without one: 82488700, 187.15)"
+    if _DECIMAL_COMMA.fullmatch(text):
+        return " (a decimal comma? numbers are read with a decimal point and no thousands separator: 187.15)"
+    return ""
+
+
 def _number(name: str, text: str) -> float:
     t = text.strip()
     if not t:
@@ -307,7 +382,7 @@ def _number(name: str, text: str) -> float:
     try:
         return float(t)
     except ValueError:
-        raise ValueError(f"{name} {text!r} is not a number") from None
+        raise ValueError(f"{name} {text!r} is not a number{_number_hint(t)}") from None
 
 
 def parse_csv(
@@ -321,12 +396,14 @@ def parse_csv(
     source_file: str,
     now: dt.datetime,
     date_order: str | None = None,
+    utc_date: bool = False,
 ) -> Parsed:
     """Read a whole file's text into bars and rejected rows. Raises MarketlakeError (naming `where` and the
     line) for what makes the whole file unreadable: no header, a missing column, an intraday local time
     without `tz`, a date-only stamp for an intraday interval, slash dates that look day-first when
     `date_order` (`mdy` or `dmy`) does not say which they are, or month-first when it says `dmy`
-    (`_DayFirst`)."""
+    (`_DayFirst`). With `utc_date` (`--daily-stamps utc-date`) a daily stamp that is an instant is on its
+    UTC date (Tiingo stamps each day at 00:00:00Z)."""
     day_first = _DayFirst(where, dmy=date_order == "dmy") if date_order != "mdy" else None
     step = interval_delta(interval)
     daily = step >= dt.timedelta(days=1)
@@ -339,7 +416,10 @@ def parse_csv(
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     out = Parsed()
     header: list[str] | None = None
-    seen: dict[dt.datetime, int] = {}
+    first: dict[dt.datetime, int] = {}
+    """Each bar's time: its first valid row's place in out.bars."""
+    repeats: dict[dt.datetime, list[tuple[int, tuple[float | int | None, ...], Callable[..., None]]]] = {}
+    """A time written again: its later valid rows (line, values, how to reject it), decided once all are read."""
     landed: list[tuple[int, Callable[..., None]]] = []
     """Each bar of out.bars: its line, and how to reject it (`_whole_hours`)."""
     times: list[dt.datetime] = []
@@ -351,6 +431,8 @@ def parse_csv(
     """Rows on a Saturday or Sunday (the date as written for daily rows; in New York and in UTC for
     intraday ones): a stock or ETF file with many is a market that trades every day, refused."""
     localized = False
+    mine = 0
+    """Rows whose ticker column is `symbol` (a file with one)."""
     for row in reader:
         line = reader.line_num
         if not any(cell.strip() for cell in row):
@@ -361,6 +443,12 @@ def parse_csv(
             continue
         layout = out.layout
         assert layout is not None
+        if layout.ticker is not None:
+            value = row[layout.ticker].strip() if layout.ticker < len(row) else ""
+            if not same_ticker(value, symbol):
+                out.other_tickers[value] += 1
+                continue
+            mine += 1
         raw = delimiter.join(row)
         cols = layout.columns
 
@@ -399,8 +487,20 @@ def parse_csv(
         if layout.date_and_time is not None:
             d_i, t_i = layout.date_and_time
             stamp_text = " ".join(row[i].strip() for i in (d_i, t_i) if i < len(row)).strip()
-        if len(row) < len(header):
+        if len(row) < layout.needed:
             reject(f"{len(row)} fields where the header has {len(header)}")
+            continue
+        if len(row) > len(header) and any(c.strip() for c in row[len(header) :]):
+            # a field that holds the delimiter unquoted (82,488,700) shifts or cuts the ones after it
+            reject(
+                f"{len(row)} fields where the header has {len(header)} ("
+                + (
+                    "an unquoted thousands separator?"
+                    if delimiter == ","
+                    else "an unquoted delimiter in a field?"
+                )
+                + ")"
+            )
             continue
         if day_first is not None:
             day_first.see(stamp_text, line)
@@ -410,6 +510,8 @@ def parse_csv(
             reject(str(exc))
             continue
         if daily:
+            if utc_date and isinstance(stamp, dt.datetime) and stamp.tzinfo is not None:
+                stamp = stamp.astimezone(dt.UTC)  # the UTC date is the trading day, said so
             day = stamp.date() if isinstance(stamp, dt.datetime) else stamp
             # an instant as such (two ways of writing one instant are one time); a wall-clock time or a date
             # as written, read as UTC's (only the spacing matters)
@@ -428,10 +530,17 @@ def parse_csv(
                 # else which trading day it is cannot be told (an instant is never moved to another day)
                 home = dt.UTC if asset_class == "crypto" else NEW_YORK
                 there = stamp.astimezone(home).date()
-                if there != day:
+                if there != day and not utc_date:
+                    midnight = stamp.astimezone(dt.UTC).time() == dt.time(0)
                     reject(
                         f"daily stamp {stamp_text.strip()!r} is {day} as written but {there} in "
                         f"{'UTC' if home is dt.UTC else 'New York'}: which trading day it is cannot be told"
+                        + (
+                            " (if each row's UTC date is its trading day, as in Tiingo's files stamped at "
+                            "00:00:00Z, import it with --daily-stamps utc-date)"
+                            if midnight
+                            else ""
+                        )
                     )
                     continue
             if asset_class == "crypto":
@@ -516,10 +625,10 @@ def parse_csv(
         if available_at > now:
             reject(f"bar not finished when imported: available at {available_at.isoformat()}", at=ts)
             continue
-        if ts in seen:
-            reject(f"duplicate bar: same time as line {seen[ts]}", at=ts)
+        if ts in first:  # decided once every copy is read (`_repeated_times`)
+            repeats.setdefault(ts, []).append((line, (*values, trades), reject))
             continue
-        seen[ts] = line
+        first[ts] = len(out.bars)
         landed.append((line, reject))
         o, h, lo, c, v = values
         out.bars.append(
@@ -537,6 +646,15 @@ def parse_csv(
         )
     if header is None:
         raise MarketlakeError(f"{where}: the file is empty (no header, no rows)")
+    ticker = out.layout.ticker if out.layout is not None else None
+    if unended is not None and cut_why is not None and ticker is not None:
+        tail_row = next(csv.reader([unended[2]], delimiter=delimiter), [])
+        # another ticker's row, left out as such; not when its ticker is the last field (it may be cut)
+        if ticker < len(tail_row) - 1 and not same_ticker(tail_row[ticker], symbol):
+            out.other_tickers[tail_row[ticker].strip()] += 1
+            cut_why = None
+    if out.layout is not None and ticker is not None and not mine and out.other_tickers:
+        _refuse_other_tickers(out.other_tickers, out.layout.ticker_name, symbol, where)
     if day_first is not None:
         day_first.check()
     if unended is not None and cut_why is not None:
@@ -556,10 +674,13 @@ def parse_csv(
                 "a newline); if that line is whole, end the file with a newline and import it again",
             }
         )
+    out.bars, landed, out.identical_copies = _repeated_times(out.bars, landed, first, repeats)
+    out.bars, landed = _coarse_stretches(out.bars, landed, times, days, interval, asset_class)
     if not daily and step >= dt.timedelta(hours=1):
         out.bars = _whole_hours(out.bars, landed, interval, step)
     check_cadence(times, interval, where)
     check_coarser(times, days, interval, asset_class, where)
+    out.rejected.sort(key=lambda r: int(r["line_number"]))  # rows rejected once all were read: in line order
     if asset_class != "crypto" and weekend >= WEEKEND_MIN_ROWS and weekend >= WEEKEND_SHARE * len(times):
         raise MarketlakeError(
             f"{where}: {weekend} of {len(times)} rows are on a Saturday or Sunday"
@@ -570,6 +691,23 @@ def parse_csv(
             + "; nothing was stored"
         )
     return out
+
+
+def _refuse_other_tickers(others: Counter[str], column: str, symbol: str, where: str) -> None:
+    """A file whose ticker column never holds `symbol`: MarketlakeError naming what it holds."""
+    if len(others) == 1:
+        (value,) = others
+        raise MarketlakeError(
+            f"{where}: its {column} column holds {value!r} on every row, not {symbol}: is it {value}'s file? "
+            f"Import it with --symbol {value} (or, if that column is not the ticker, remove it); nothing was "
+            "stored"
+        )
+    few = ", ".join(repr(v) for v, _ in others.most_common(5))
+    raise MarketlakeError(
+        f"{where}: no row's {column} is {symbol}: the column holds {len(others)} other tickers ({few}"
+        + (", …" if len(others) > 5 else "")
+        + "); nothing was stored"
+    )
 
 
 class _DayFirst:
@@ -743,13 +881,9 @@ def check_coarser(
     unit = int(step.total_seconds())
     counts = Counter(spacings)
     most, most_n = max(counts.items(), key=lambda kv: (kv[1], kv[0]))
-    for k in range(most // unit, 1, -1):  # the largest cadence first
-        c = k * unit
-        if most % c:
-            continue
-        hits = sum(n_ for d, n_ in counts.items() if d % c == 0)
-        if hits < COARSE_SHARE * n:
-            continue
+    found = _coarse_cadence(counts, unit)
+    if found is not None:
+        c, hits = found
         cad, common = dt.timedelta(seconds=c), dt.timedelta(seconds=most)
         match = next((name for name, d in INTERVALS.items() if d == cad), None) or next(
             (name for name, d in INTERVALS.items() if d == common), None
@@ -767,6 +901,162 @@ def check_coarser(
             + f": coarser than --interval {interval}, whose bars would be available {_span(step)} after they "
             f"open when their close is known only {_span(cad)} after: {advice}; nothing was stored"
         )
+
+
+def _repeated_times(
+    bars: list[dict[str, Any]],
+    landed: list[tuple[int, Callable[..., None]]],
+    first: dict[dt.datetime, int],
+    repeats: dict[dt.datetime, list[tuple[int, tuple[float | int | None, ...], Callable[..., None]]]],
+) -> tuple[list[dict[str, Any]], list[tuple[int, Callable[..., None]]], int]:
+    """A time the file holds more than once, by the rule of the Binance and Polygon imports: copies with the
+    same open, high, low, close, volume and trades are one bar, landed once (not a rejection); copies that
+    disagree on any of them are all rejected, naming their lines, none chosen over the others (the first
+    used to win silently). `first`: each time's first copy's place in `bars`; `repeats`: its later copies.
+    The bars and their `landed` entries without the times rejected, and how many rows were identical
+    copies."""
+    identical, dropped = 0, set()
+    for ts, later in repeats.items():
+        bar = bars[first[ts]]
+        values = (*(bar[k] for k in ("open", "high", "low", "close", "volume")), bar["trades"])
+        group = [(*landed[first[ts]][:1], values, landed[first[ts]][1]), *later]
+        if all(v == values for _, v, _ in later):
+            identical += len(group) - 1
+            continue
+        why = (
+            f"{len(group)} rows for the bar at {ts.isoformat()}, on lines "
+            f"{', '.join(str(line) for line, _, _ in group)}, with different values: none of them landed"
+        )
+        for _, _, reject in group:
+            reject(why, at=ts)
+        dropped.add(ts)
+    if not dropped:
+        return bars, landed, identical
+    keep = [i for i, bar in enumerate(bars) if bar["ts"] not in dropped]
+    return [bars[i] for i in keep], [landed[i] for i in keep], identical
+
+
+COARSE_DAY_MIN_SPACINGS = 4
+"""A day of fewer spacings is not judged on its own (`_coarse_stretches`): an illiquid stock that trades at
+the open and the close auctions only has one spacing a day, 389 minutes, a whole multiple of 389 minutes."""
+
+
+def _coarse_cadence(counts: Counter[int], unit: int) -> tuple[int, int] | None:
+    """The cadence (seconds) of spacings `counts` (seconds -> how many) when it is coarser than `unit`: the
+    largest whole multiple of two units or more that divides the most common spacing and COARSE_SHARE of
+    all spacings; with how many spacings it divides. None when there is none (the spacings say `unit`)."""
+    if not counts:
+        return None
+    n = sum(counts.values())
+    most, _ = max(counts.items(), key=lambda kv: (kv[1], kv[0]))
+    for k in range(most // unit, 1, -1):  # the largest cadence first
+        c = k * unit
+        if most % c:
+            continue
+        hits = sum(n_ for d, n_ in counts.items() if d % c == 0)
+        if hits >= COARSE_SHARE * n:
+            return c, hits
+    return None
+
+
+def _coarse_stretches(
+    bars: list[dict[str, Any]],
+    landed: list[tuple[int, Callable[..., None]]],
+    times: list[dt.datetime],
+    days: list[dt.date],
+    interval: str,
+    asset_class: str,
+) -> tuple[list[dict[str, Any]], list[tuple[int, Callable[..., None]]]]:
+    """The bars (and their `landed` entries) outside stretches of the file coarser than `interval`; the bars
+    inside rejected, each with the spacing seen. A file may change cadence (three days of 5-minute bars,
+    then minutes; a year of weekly bars, then daily ones): `check_coarser` refuses a file only when
+    COARSE_SHARE of it is coarser, and each coarser bar landed as the finer interval would be available
+    before its close is known (look-ahead).
+
+    Intraday: each day (New York's for stocks and ETFs, UTC's for crypto) of at least COARSE_DAY_MIN_SPACINGS
+    spacings is judged by them (`_coarse_cadence`, as `check_coarser` judges a file); consecutive days judged
+    coarser (days of fewer spacings aside) are a stretch, rejected when it has at least COARSE_MIN_SPACINGS spacings (a quiet day of an
+    illiquid minute file whose few bars happen to be 2 or 5 minutes apart is too short to tell). Daily: a
+    row is coarse when it is more than one trading day (crypto: one day) from each of its neighbours (the
+    one it has, at either end of the file), and COARSE_MIN_SPACINGS consecutive coarse rows are a stretch
+    (a holiday, or a lone row between two gaps, is not)."""
+    step = interval_delta(interval)
+    crypto = asset_class == "crypto"
+    home = dt.UTC if crypto else NEW_YORK
+    why: dict[dt.date, str] = {}
+    if step >= dt.timedelta(days=1):
+        ordered = sorted(set(days))
+
+        def far(a: dt.date, b: dt.date) -> bool:  # more than one trading day (crypto: one day) apart
+            gap = (b - a).days
+            if crypto or gap > 7:
+                return gap > 1
+            return any((a + dt.timedelta(days=i)).weekday() < 5 for i in range(1, gap))
+
+        gaps = [far(a, b) for a, b in zip(ordered, ordered[1:], strict=False)]
+        coarse = [
+            (i == 0 or gaps[i - 1]) and (i == len(gaps) or gaps[i]) and len(ordered) > 1
+            for i in range(len(ordered))
+        ]
+        i = 0
+        while i < len(ordered):
+            j = i
+            while j < len(ordered) and coarse[j]:
+                j += 1
+            if j - i >= COARSE_MIN_SPACINGS:
+                run = ordered[i:j]
+                most = Counter(b - a for a, b in zip(run, run[1:], strict=False)).most_common(1)[0][0]
+                text = (
+                    f"it is one of {len(run)} rows from {run[0]} to {run[-1]} that are {_span(most)} apart (the "
+                    f"most common spacing), none one {'day' if crypto else 'trading day'} from the next: "
+                    f"coarser than --interval {interval}, whose bar is one day's (it would be stamped as its "
+                    "first day, available when that day ends, its close known only at the end of its last)"
+                )
+                why.update(dict.fromkeys(run, text))
+            i = max(j, i + 1)
+    else:
+        unit = int(step.total_seconds())
+        ordered_t = sorted(set(times))
+        by_day: dict[dt.date, Counter[int]] = defaultdict(Counter)
+        local = [t.astimezone(home).date() for t in ordered_t]
+        for a, b, da, db in zip(ordered_t, ordered_t[1:], local, local[1:], strict=False):
+            if da == db:
+                by_day[da][int((b - a).total_seconds())] += 1
+        judged = [
+            (d, _coarse_cadence(by_day[d], unit), sum(by_day[d].values()))
+            for d in sorted(by_day)
+            if sum(by_day[d].values()) >= COARSE_DAY_MIN_SPACINGS
+        ]
+        i = 0
+        while i < len(judged):
+            j = i
+            while j < len(judged) and judged[j][1] is not None:
+                j += 1
+            if sum(n for _, _, n in judged[i:j]) >= COARSE_MIN_SPACINGS:
+                first, last = judged[i][0], judged[j - 1][0]
+                stretch = str(first) if first == last else f"{first} to {last}"
+                for d, found, n in judged[i:j]:
+                    assert found is not None
+                    c, hits = found
+                    cad = _span(dt.timedelta(seconds=c))
+                    why[d] = (
+                        f"its day's rows ({d}) are {cad} apart or a multiple of it ({hits} of {n} spacings; "
+                        f"coarser days: {stretch}): coarser than --interval {interval}, whose bar would be "
+                        f"available {_span(step)} after it opens when its close is known only {cad} after"
+                    )
+            i = max(j, i + 1)
+    if not why:
+        return bars, landed
+    kept: list[dict[str, Any]] = []
+    kept_landed: list[tuple[int, Callable[..., None]]] = []
+    for bar, entry in zip(bars, landed, strict=True):
+        reason = why.get(bar["ts"].astimezone(home).date())
+        if reason is None:
+            kept.append(bar)
+            kept_landed.append(entry)
+        else:
+            entry[1](f"the {interval} bar at {bar['ts'].isoformat()}: {reason}", at=bar["ts"])
+    return kept, kept_landed
 
 
 def _check_coarser_days(days: list[dt.date], asset_class: str, where: str) -> None:
@@ -903,6 +1193,7 @@ def run(
     date_order: str | None = None,
     replace: bool = False,
     allow_price_mismatch: bool = False,
+    daily_stamps: str | None = None,
 ) -> IngestSummary:
     """Import one OHLCV file for `symbol` at `interval` into `bars` (source `source`), quarantining bad rows.
 
@@ -911,6 +1202,7 @@ def run(
     'stock' otherwise); `now` fixes the clock (a bar not finished by then is refused); `date_order` says
     how slash dates are written, 'mdy' or 'dmy' (default: M/D/YYYY, a file that looks day-first refused;
     with 'dmy', a file that looks month-first refused);
+    `daily_stamps` 'utc-date' reads a daily stamp that is an instant on its UTC date (Tiingo's 00:00:00Z);
     `replace` lets a file of an earlier file's name remove that file's bars outside its own span
     (`_removed_bars`). Raises MarketlakeError, naming the file, for a file it cannot read or that would remove
     an earlier export's bars; row problems are in the summary."""
@@ -932,12 +1224,20 @@ def run(
         raise MarketlakeError(f"--asset-class {klass!r} is not one of {', '.join(ASSET_CLASSES)}")
     if date_order is not None and date_order not in DATE_ORDERS:
         raise MarketlakeError(f"--date-order {date_order!r} is not one of {', '.join(DATE_ORDERS)}")
+    if daily_stamps is not None and daily_stamps not in DAILY_STAMPS:
+        raise MarketlakeError(f"--daily-stamps {daily_stamps!r} is not one of {', '.join(DAILY_STAMPS)}")
+    if daily_stamps is not None and interval_delta(interval) < dt.timedelta(days=1):
+        raise MarketlakeError(
+            f"--daily-stamps {daily_stamps} with --interval {interval}: it says how a daily file's stamps are "
+            "read; an intraday bar's stamp is its open (drop --daily-stamps); nothing was stored"
+        )
     zone = _zone(tz)
     now = now or dt.datetime.now(dt.UTC)
     data, text = _read_text(path)
     relpath = f"{symbol}/{interval}/{_file_name(path)}"
     source_file = f"{source}:{relpath}"
-    options = {"tz": tz, "asset_class": klass, "date_order": date_order}  # csv_checks: skip unchanged files
+    # csv_checks: skip unchanged files (every option that changes how the file is read)
+    options = {"tz": tz, "asset_class": klass, "date_order": date_order, "daily_stamps": daily_stamps}
     skipped = csv_checks.unchanged(
         ctx,
         path,
@@ -961,7 +1261,16 @@ def run(
         source_file=source_file,
         now=now,
         date_order=date_order,
+        utc_date=daily_stamps == "utc-date",
     )
+    # after reading: a minute file given as 1d with its --tz is told its interval (check_cadence) first
+    if zone is not None and interval_delta(interval) >= dt.timedelta(days=1):
+        raise MarketlakeError(
+            f"--tz {tz} with --interval {interval}: --tz is the zone of an intraday file's times; a daily "
+            "row's date as written is its day, whatever the zone (a stock's or ETF's is that XNYS session, a "
+            "crypto day runs 00:00 to 00:00 UTC): drop --tz (a crypto file of days that end at another "
+            "zone's midnight cannot be imported as 1d); nothing was stored"
+        )
     summary = IngestSummary(source)
     s = summary.of(symbol)
     layout = parsed.layout
@@ -974,6 +1283,19 @@ def run(
         )
     if layout.ignored:
         summary.notes.append(f"{path.name}: columns not used: {', '.join(layout.ignored)}")
+    if parsed.other_tickers and layout.ticker is not None:
+        others = parsed.other_tickers
+        few = ", ".join(v or "(empty)" for v, _ in others.most_common(5)) + (", …" if len(others) > 5 else "")
+        summary.notes.append(
+            f"{path.name}: {sum(others.values())} rows of {len(others)} other "
+            f"ticker{'' if len(others) == 1 else 's'} in its {layout.ticker_name} column left out ({few}): "
+            f"only the rows of {symbol} were read"
+        )
+    if parsed.identical_copies:
+        summary.notes.append(
+            f"{path.name}: {parsed.identical_copies} row{'s' if parsed.identical_copies > 1 else ''} repeat an "
+            "earlier row exactly (the same time and values): each such bar landed once"
+        )
     if parsed.cut_short is not None:
         summary.notes.append(
             f"{path.name}: line {parsed.cut_short} has no line ending: the file looks cut short; that line "
