@@ -72,6 +72,9 @@ def test_other_options_or_bytes_are_read_again(lake_root: Path, tmp_path: Path, 
     path.write_text(DAILY.replace("184.25", "184.26"))
     csv_ingest.run(ctx(lake_root), path, "AAPL", "1d", asset_class="etf")
     assert len(parses) == 3
+    # --daily-stamps changes how the stamps are read: read again
+    csv_ingest.run(ctx(lake_root), path, "AAPL", "1d", asset_class="etf", daily_stamps="utc-date")
+    assert len(parses) == 4
 
 
 def test_a_file_whose_bars_another_file_replaced_is_read_again(
