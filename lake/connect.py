@@ -240,9 +240,11 @@ def register_views(
     # DuckDB takes no parameter in a macro's body: the folder is written as DuckDB renders a constant (a
     # string literal, its quotes doubled), not formatted by hand
     datasets = str(duckdb.ConstantExpression(str(paths.datasets)))
-    con.execute(
-        (sql_dir() / "views" / "lake_dataset.sql").read_text(encoding="utf-8").replace("{datasets}", datasets)
-    )
+    # the one placeholder, in the macro's body only (never in a comment: a newline in the path would end
+    # the comment and run the rest as SQL); inside the literal, a newline is data
+    text = (sql_dir() / "views" / "lake_dataset.sql").read_text(encoding="utf-8")
+    assert text.count("{datasets_folder}") == 1, "lake_dataset.sql: one {datasets_folder}, in the macro"
+    con.execute(text.replace("{datasets_folder}", datasets))
     _settings_table(con, settings)
     for name, path in view_files():
         if only is not None and name not in only:

@@ -94,3 +94,22 @@ def test_a_lake_folder_with_quotes_in_its_name_is_read_as_named(
     monkeypatch.chdir(tmp_path)
     assert _counts(catalog) == [("ETHUSDT", 5)]
     assert lake.connect(root, read_only=True).sql("SELECT count(*) FROM bars").fetchone() == (5,)
+
+
+def test_a_newline_in_the_lakes_folder_is_data_never_sql(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The path is rendered into the macro's body only: a newline in it stays inside the literal (in the
+    comment above the macro it ended the comment and ran the rest of the path as SQL, before any confinement)."""
+    pwned = tmp_path / "pwned.csv"
+    root = _other_lake(tmp_path / f"inj\nCOPY (SELECT 42 AS x) TO $${pwned}$$; --" / "lake")
+    for read_only in (False, True):
+        con = lake.connect(root, read_only=read_only)
+        try:
+            assert con.sql("SELECT count(*) FROM bars").fetchone() == (5,)
+        finally:
+            con.close()
+    catalog = _catalog(runner, root, monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    assert _counts(catalog) == [("ETHUSDT", 5)]
+    assert not pwned.exists()
