@@ -5,7 +5,9 @@ When SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY are set, each finished run is al
 upsert on run_id that merges: a later row of a run updates the stored one, as the table's trigger allows
 (a weaker record, such as a killed run's repair made in a copy of the lake, never replaces a finished or
 failed one; a run id collision, another run under the same id, is refused). Sending a run twice leaves one
-row; a row the table kept another one for is said (a `note:` line).
+row; a row the table kept another one for is said (a `note:` line). A table without that rule (an older
+DDL: `training_runs_schema_version()` is asked once per process) is never merged into: rows are inserted
+only when new, with one warning to re-apply the DDL.
 
 The run is first put in the outbox (`<lake>/outbox/runs/<run_id>.json`, written atomically), then sent,
 and removed from the outbox only once Supabase has taken it. Unreachable or refusing: the file stays, the
@@ -144,12 +146,52 @@ def _described(row: Mapping[str, Any]) -> str:
     return f"{status}, finished {when.astimezone(dt.UTC).isoformat()}" if when else status
 
 
+SCHEMA_VERSION = 2
+"""What `training_runs_schema_version()` says when the table has the rule (the trigger) that lets the client
+merge a later row of a run into the stored one."""
+OLD_SCHEMA_WARNING = (
+    "warning: the Supabase table training_runs has no rule for later records of a run (an older DDL): "
+    "each run's first row stays; re-apply sql/supabase/001_training_runs.sql to let later records update "
+    "the table"
+)
+_MERGES: dict[str, bool] = {}
+"""Per process, per Supabase URL: whether the table has the rule (asked once)."""
+
+
+def _merges(client: Any, target: SupabaseTarget, warn: Say | None) -> bool:
+    """Whether the table has the rule of the shipped DDL (`training_runs_schema_version()` says
+    SCHEMA_VERSION): asked once per process and project. Without it (an older DDL: no such function, or no
+    trigger) the rows are only inserted, never merged, and OLD_SCHEMA_WARNING is said once."""
+    got = _MERGES.get(target.url)
+    if got is not None:
+        return got
+    try:
+        answer = client.rpc("training_runs_schema_version", {}).execute()
+        first = (answer.data or [{}])[0]
+        got = isinstance(first, dict) and int(first.get("version") or 0) >= SCHEMA_VERSION
+    except Exception as exc:
+        # the function missing (PGRST202; 42883), or not ours to call (42501): the older DDL
+        if str(getattr(exc, "code", "") or "") not in ("PGRST202", "42883", "42501"):
+            raise
+        got = False
+    _MERGES[target.url] = got
+    if not got:
+        (warn or to_stderr)(OLD_SCHEMA_WARNING)
+    return got
+
+
 def send_rows(
-    target: SupabaseTarget, rows: list[dict[str, Any]], *, timeout: float = TIMEOUT_SECONDS
+    target: SupabaseTarget,
+    rows: list[dict[str, Any]],
+    *,
+    timeout: float = TIMEOUT_SECONDS,
+    warn: Say | None = None,
 ) -> list[Kept]:
     """Upsert the rows into training_runs (merge-duplicates: a later row of a run updates the stored one,
-    as the table's trigger allows: sql/supabase/001_training_runs.sql). Returns the rows the table kept
-    instead of the one sent (say them); raises SendError on any failure (a run id collision included)."""
+    as the table's trigger allows: sql/supabase/001_training_runs.sql; a table without that rule, set up by
+    an older DDL, only gets rows it does not have: ignore-duplicates, and a warning through `warn`, once).
+    Returns the rows the table kept instead of the one sent (say them); raises SendError on any failure (a
+    run id collision included)."""
     try:
         from postgrest.types import ReturnMethod
         from supabase import ClientOptions, create_client
@@ -164,12 +206,13 @@ def send_rows(
                 persist_session=False,
             ),
         )
+        merge = _merges(client, target, warn)
         answer = (
             client.table(TABLE)
             .upsert(
                 rows,
                 on_conflict="run_id",
-                ignore_duplicates=False,
+                ignore_duplicates=not merge,
                 returning=ReturnMethod.representation,
             )
             .execute()
@@ -262,7 +305,7 @@ def mirror_run(
     with _outbox_lock(root):
         path = queue_row(root, row)
         try:
-            kept = send_rows(target, [row])
+            kept = send_rows(target, [row], warn=warn)
         except SendError as exc:
             warn(
                 f"warning: Supabase did not take run {record.run_id} ({exc}); kept in the outbox "
@@ -328,7 +371,7 @@ def _send_file(
         warn(f"warning: outbox file {path} is unreadable ({exc}); left in place")
         return "unreadable"
     try:
-        kept = send_rows(target, [row], timeout=timeout)
+        kept = send_rows(target, [row], timeout=timeout, warn=warn)
     except SendError as exc:
         if exc.of_the_row:
             warn(

@@ -40,6 +40,17 @@ def pg() -> Iterator[Postgres]:
         server.stop()
 
 
+@pytest.fixture(autouse=True)
+def _schema_asked_afresh() -> Iterator[None]:
+    """Each test as a new process: the table's rule is asked again."""
+    from rl import mirror
+
+    asked: dict[str, bool] = getattr(mirror, "_MERGES", {})
+    asked.clear()
+    yield
+    asked.clear()
+
+
 @pytest.fixture
 def db(pg: Postgres) -> Postgres:
     pg.execute("TRUNCATE training_runs")
@@ -117,7 +128,8 @@ def test_a_run_goes_through_the_client_to_the_table(
         r.metrics = {"sharpe": 0.5}
     assert said == []
     assert _rows(db) == [("r-http", "finished", {"symbols": ["BTCUSDT"]})]
-    (post,) = [s for s in stub.seen if s.method == "POST"]
+    rpc, post = [s for s in stub.seen if s.method == "POST"]
+    assert rpc.path == "/rest/v1/rpc/training_runs_schema_version" and rpc.status == 200  # the rule is there
     assert post.path == "/rest/v1/training_runs" and post.role == "service_role" and post.status == 201
     assert post.query["on_conflict"] == ["run_id"] and "resolution=merge-duplicates" in post.prefer
     assert pending(lake_root) == []
@@ -186,7 +198,7 @@ def test_supabase_down_then_up_no_run_lost_none_doubled(
             queue_row(lake_root, rec.to_json())
             assert sync_outbox(lake_root).sent == 1
             assert [r[0] for r in _rows(db)] == ids
-            posts = [s for s in stub.seen if s.method == "POST" and s.status == 201]
+            posts = [s for s in stub.seen if s.path.endswith("/training_runs") and s.status == 201]
             assert len(posts) == 4
         cap2 = run_callable(lambda: sync_outbox(lake_root))
         assert cap2.exception == ""
@@ -330,7 +342,7 @@ def test_the_supabase_url_and_its_password_never_reach_a_log_line(
     with canaries(monkeypatch):
         monkeypatch.setenv("SUPABASE_URL", secret_url)
         cap = run_cli(CliRunner(), ["--lake", str(lake_root), "--log-level", level, "runs", "sync"])
-    assert [s.method for s in stub.seen] == ["POST"], cap.stderr  # the request was made (not vacuous)
+    assert [s.method for s in stub.seen][:1] == ["POST"], cap.stderr  # the request was made (not vacuous)
     for where, text in cap.texts().items():
         assert URL_CANARY not in text, f"{where}: {text}"
         assert secret_url not in text and f"usr:{URL_CANARY}" not in text, f"{where}: {text}"
@@ -431,3 +443,81 @@ def test_the_next_run_mirrored_sends_what_waited(
     assert [r[0] for r in _rows(db)] == ["w1", "w2", "w3"]
     assert pending(lake_root) == []
     assert said == ["sent 2 run(s) that waited in the outbox"]
+
+
+OLD_DDL = """
+CREATE TABLE public.training_runs (
+    run_id        text PRIMARY KEY CHECK (run_id ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$'),
+    kind          text NOT NULL CHECK (kind IN ('train', 'evaluate')),
+    started_at    timestamptz NOT NULL,
+    finished_at   timestamptz,
+    status        text NOT NULL CHECK (status IN ('running', 'finished', 'interrupted', 'failed')),
+    config        jsonb NOT NULL,
+    data_snapshot text NOT NULL,
+    metrics       jsonb,
+    code_version  text,
+    run_dir       text,
+    parent_run_id text,
+    data_files    jsonb,
+    received_at   timestamptz NOT NULL DEFAULT now()
+);
+ALTER TABLE public.training_runs ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE public.training_runs FROM PUBLIC;
+REVOKE ALL ON TABLE public.training_runs FROM anon, authenticated;
+GRANT SELECT, INSERT ON TABLE public.training_runs TO service_role;
+DROP POLICY IF EXISTS training_runs_service_role ON public.training_runs;
+CREATE POLICY training_runs_service_role ON public.training_runs
+    FOR ALL TO service_role USING (true) WITH CHECK (true);
+"""
+"""The DDL as shipped before the trigger (git show 1b707eb^1:sql/supabase/001_training_runs.sql), in short."""
+
+
+def _old_ddl(pg: Postgres) -> None:
+    pg.execute(
+        "DROP TABLE IF EXISTS public.training_runs; "
+        "DROP FUNCTION IF EXISTS public.training_runs_keep_stronger(); "
+        "DROP FUNCTION IF EXISTS public.training_runs_status_rank(text); "
+        "DROP FUNCTION IF EXISTS public.training_runs_schema_version();"
+    )
+    pg.execute(OLD_DDL)
+
+
+def test_a_table_of_the_older_ddl_keeps_its_first_row_and_the_client_says_to_reapply_the_ddl(
+    lake_root: Path, pg: Postgres
+) -> None:
+    """The team's table still has the DDL of before the trigger (Supabase's service role may update it):
+    the client does not merge into it, so a killed run's repair never replaces its `finished` row; it says
+    once to re-apply the DDL. Re-applied (twice, over the data), later records update the table by the
+    rule."""
+    from rl import mirror
+
+    _old_ddl(pg)
+    try:
+        with postgrest(pg, {SERVICE_KEY: "service_role"}) as stub:
+            target = SupabaseTarget(stub.url, SERVICE_KEY)
+            said: list[str] = []
+            t1, t2 = T0 + dt.timedelta(hours=1), T0 + dt.timedelta(hours=2)
+            assert (
+                mirror_run(lake_root, _record("r-x", "finished", t2), target=target, warn=said.append)
+                == "sent"
+            )
+            killed = _record("r-x", "interrupted", t1)
+            assert mirror_run(lake_root, killed, target=target, warn=said.append) == "sent"
+            assert _stored(pg, "r-x") == ("finished", t2)
+            assert said == [mirror.OLD_SCHEMA_WARNING], said  # once
+            assert "re-apply sql/supabase/001_training_runs.sql to let later records update" in said[0]
+            assert pending(lake_root) == []
+
+            pg.execute(DDL.read_text())
+            pg.execute(DDL.read_text())
+            mirror._MERGES.clear()  # a new process asks again
+            said.clear()
+            mirror_run(lake_root, _record("r-y", "running", None), target=target, warn=said.append)
+            mirror_run(lake_root, _record("r-y", "finished", t2), target=target, warn=said.append)
+            assert _stored(pg, "r-y") == ("finished", t2)  # a later record updates it now
+            mirror_run(lake_root, killed, target=target, warn=said.append)
+            assert _stored(pg, "r-x") == ("finished", t2)
+            (note,) = said
+            assert note.startswith("note: Supabase keeps run r-x as finished"), said
+    finally:
+        pg.execute(DDL.read_text())

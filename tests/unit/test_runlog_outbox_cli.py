@@ -77,7 +77,9 @@ def test_a_mirrored_run_sends_what_waits_briefly_and_stops_when_the_server_hangs
     _queued(root, ["w1", "w2", "w3"])
     calls: list[tuple[str, float]] = []
 
-    def send(target: SupabaseTarget, rows: list[dict[str, Any]], *, timeout: float = 10.0) -> list[Any]:
+    def send(
+        target: SupabaseTarget, rows: list[dict[str, Any]], *, timeout: float = 10.0, **_: Any
+    ) -> list[Any]:
         calls.append((rows[0]["run_id"], timeout))
         return []
 
@@ -95,7 +97,9 @@ def test_a_mirrored_run_sends_what_waits_briefly_and_stops_when_the_server_hangs
     calls.clear()
     said.clear()
 
-    def hangs(target: SupabaseTarget, rows: list[dict[str, Any]], *, timeout: float = 10.0) -> list[Any]:
+    def hangs(
+        target: SupabaseTarget, rows: list[dict[str, Any]], *, timeout: float = 10.0, **_: Any
+    ) -> list[Any]:
         calls.append((rows[0]["run_id"], timeout))
         if rows[0]["run_id"] != "now":
             raise SendError("no answer in time")
@@ -122,7 +126,9 @@ def test_a_refused_outbox_file_does_not_block_the_others(
     _queued(root, ["a1", "a2-bad", "a3"])
     tried: list[str] = []
 
-    def send(target: SupabaseTarget, rows: list[dict[str, Any]], *, timeout: float = 10.0) -> list[Any]:
+    def send(
+        target: SupabaseTarget, rows: list[dict[str, Any]], *, timeout: float = 10.0, **_: Any
+    ) -> list[Any]:
         tried.append(rows[0]["run_id"])
         if rows[0]["run_id"] == "a2-bad":
             raise SendError("23514: new row violates check constraint", "23514")
@@ -141,7 +147,9 @@ def test_a_refused_outbox_file_does_not_block_the_others(
         _queued(root, ["b1", "b2"])
         tried.clear()
 
-        def refuse(target: SupabaseTarget, rows: list[dict[str, Any]], *, timeout: float = 10.0) -> list[Any]:
+        def refuse(
+            target: SupabaseTarget, rows: list[dict[str, Any]], *, timeout: float = 10.0, **_: Any
+        ) -> list[Any]:
             tried.append(rows[0]["run_id"])
             raise SendError("refused", code)  # noqa: B023
 
