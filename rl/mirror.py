@@ -13,7 +13,8 @@ The run is first put in the outbox (`<lake>/outbox/runs/<run_id>.json`, written 
 and removed from the outbox only once Supabase has taken it. Unreachable or refusing: the file stays, the
 command still succeeds with one warning line (on stderr, also under `--quiet`), and `sync_outbox`
 (`marketlake runs sync`) sends what waits; so does the next run mirrored (briefly: WAITING_TIMEOUT,
-WAITING_BUDGET). The service key is never written anywhere and never shown: reasons are redacted.
+WAITING_BUDGET). Every send has one deadline over the whole of it (`_send_within`); a run waits for the
+outbox lock LOCK_WAIT seconds at most; Ctrl-C stops a send (`send_queued`), the row staying queued. The service key is never written anywhere and never shown: reasons are redacted.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ import fcntl
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -41,6 +44,7 @@ from lake.writer import atomic_write_bytes
 TABLE = "training_runs"
 OUTBOX = Path("outbox") / "runs"
 TIMEOUT_SECONDS = 10.0
+"""Seconds one run's send may take in all (name lookup, connection, answer): `send_queued`, `runs sync`."""
 log = logging.getLogger("marketlake.mirror")
 Say = Callable[[str], None]
 
@@ -184,7 +188,7 @@ def send_rows(
     target: SupabaseTarget,
     rows: list[dict[str, Any]],
     *,
-    timeout: float = TIMEOUT_SECONDS,
+    timeout: float = 10.0,
     warn: Say | None = None,
 ) -> list[Kept]:
     """Upsert the rows into training_runs (merge-duplicates: a later row of a run updates the stored one,
@@ -268,22 +272,105 @@ def queue_row(root: str | os.PathLike[str] | None, row: Mapping[str, Any]) -> Pa
     return path
 
 
+LOCK_WAIT = 2.0
+"""Seconds a mirrored run waits for the outbox lock (another process sending the outbox: `runs sync`);
+then its row just stays queued."""
+
+
+class _Busy(Exception):
+    """The outbox lock was not free within the wait."""
+
+
 @contextlib.contextmanager
-def _outbox_lock(root: str | os.PathLike[str] | None) -> Iterator[None]:
+def _outbox_lock(root: str | os.PathLike[str] | None, wait: float | None = None) -> Iterator[None]:
+    """The outbox's lock (one process sends at a time): waited for without limit, or `wait` seconds at most
+    (then _Busy)."""
     d = outbox_dir(root)
     d.mkdir(parents=True, exist_ok=True)
     fd = os.open(d / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        if wait is None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        else:
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise _Busy from None
+                    time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _send_within(
+    target: SupabaseTarget, rows: list[dict[str, Any]], seconds: float, warn: Say | None
+) -> list[Kept]:
+    """send_rows with one deadline over the whole send (name lookup, connection, the schema check, every
+    byte of the answer): it runs in a daemon thread given `seconds`; past them, SendError (the thread is
+    left to end on its own; its row stays in the outbox and a later send of it changes nothing)."""
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["kept"] = send_rows(target, rows, timeout=seconds, warn=warn)
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=work, name="supabase-send", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise SendError(f"no answer within {seconds:g} s")
+    if "error" in box:
+        raise box["error"]
+    kept: list[Kept] = box["kept"]
+    return kept
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
+    """Ctrl-C stops the block at once, also within deferred_interrupts (the run's row is in the lake and in
+    the outbox by then: only its sending is stopped)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.getsignal(signal.SIGINT)
+    if before is signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
         yield
     finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+        signal.signal(signal.SIGINT, before)
+
+
+def _remove_sent(path: Path, sent: bytes) -> None:
+    """Remove an outbox file once Supabase took it, unless it was replaced meanwhile (a newer row)."""
+    with contextlib.suppress(OSError):
+        if path.read_bytes() == sent:
+            path.unlink()
 
 
 def to_stderr(message: str) -> None:
     """A warning or note of the mirror: always on stderr (`--quiet` hides only progress)."""
     print(message, file=sys.stderr, flush=True)
+
+
+def queue_run(root: str | os.PathLike[str] | None, record: Any) -> Path | None:
+    """Put one run (an rl.runlog.RunRecord) in the outbox when Supabase is configured (its path), else None.
+    Quick (one small file written atomically, no lock, no network): done with the run's row in the lake,
+    before its sending (`send_queued`) which a Ctrl-C may stop."""
+    if supabase_target() is None:
+        return None
+    return queue_row(root, record.to_json())
 
 
 def mirror_run(
@@ -294,30 +381,71 @@ def mirror_run(
     target: SupabaseTarget | None = None,
     warn: Say = to_stderr,
 ) -> str:
-    """Send one run (an rl.runlog.RunRecord) to Supabase when configured. Returns `off` (not configured),
-    `sent`, or `queued` (kept in the outbox; one warning line through `warn`, by default stderr, whatever
-    `--quiet` says). Sent: the runs waiting in the outbox are sent too (`_send_waiting`: a short timeout, a
-    bounded time in all). A row the table kept another row for is said through `warn` too (a `note:`)."""
+    """Send one run (an rl.runlog.RunRecord) to Supabase when configured: queued in the outbox, then sent
+    (`send_queued`). Returns `off` (not configured), `sent`, or `queued` (kept in the outbox; one warning
+    line through `warn`, by default stderr, whatever `--quiet` says)."""
     target = target or supabase_target()
     if target is None:
         return "off"
-    row = record.to_json()
-    with _outbox_lock(root):
-        path = queue_row(root, row)
-        try:
-            kept = send_rows(target, [row], warn=warn)
-        except SendError as exc:
+    path = queue_row(root, record.to_json())
+    return send_queued(root, record, path, say=say, target=target, warn=warn)
+
+
+def send_queued(
+    root: str | os.PathLike[str] | None,
+    record: Any,
+    path: Path,
+    *,
+    say: Say | None = None,
+    target: SupabaseTarget | None = None,
+    warn: Say = to_stderr,
+) -> str:
+    """Send a run queued in the outbox (`queue_run`, at `path`), removed from there once Supabase took it:
+    `sent` or `queued` (said through `warn`). Bounded: the outbox lock is waited for LOCK_WAIT seconds
+    (another process sending: the row stays queued), the send takes TIMEOUT_SECONDS at most in all (name
+    lookup included); then the runs waiting in the outbox are sent too (`_send_waiting`: WAITING_TIMEOUT
+    each, WAITING_BUDGET in all). Ctrl-C stops it at once (also within deferred_interrupts): the row stays
+    in the outbox, said. A row the table kept another row for is said through `warn` (a `note:`)."""
+    target = target or supabase_target()
+    if target is None:
+        return "queued"
+    run_id = record.run_id
+    sent = False
+    try:
+        with _interruptible():
+            try:
+                with _outbox_lock(root, wait=LOCK_WAIT):
+                    body = path.read_bytes()
+                    try:
+                        kept = _send_within(target, [json.loads(body)], TIMEOUT_SECONDS, warn)
+                    except SendError as exc:
+                        warn(
+                            f"warning: Supabase did not take run {run_id} ({exc}); kept in the outbox "
+                            f"{path}, `marketlake runs sync` sends it later"
+                        )
+                        return "queued"
+                    _remove_sent(path, body)
+                    sent = True
+                    for k in kept:
+                        warn(str(k))
+                    log.debug("run %s mirrored to Supabase", run_id)
+                    if pending(root):
+                        _send_waiting(root, target, say=say or (lambda _: None), warn=warn)
+            except _Busy:
+                warn(
+                    f"warning: run {run_id} waits in the outbox {path}: another process is sending the "
+                    "outbox (`marketlake runs sync`); `marketlake runs sync` sends it later"
+                )
+                return "queued"
+    except KeyboardInterrupt:
+        if sent:
+            warn("stopped: the runs waiting in the outbox stay there; `marketlake runs sync` sends them")
+        else:
             warn(
-                f"warning: Supabase did not take run {record.run_id} ({exc}); kept in the outbox "
-                f"{path}, `marketlake runs sync` sends it later"
+                f"stopped: run {run_id} is recorded in the lake; not sent to Supabase, it waits in the "
+                f"outbox {path}: `marketlake runs sync` sends it"
             )
-            return "queued"
-        path.unlink(missing_ok=True)
-        for k in kept:
-            warn(str(k))
-        log.debug("run %s mirrored to Supabase", record.run_id)
-        if pending(root):
-            _send_waiting(root, target, say=say or (lambda _: None), warn=warn)
+        raise
     return "sent"
 
 
@@ -358,20 +486,21 @@ def _send_waiting(
 
 
 def _send_file(
-    path: Path, target: SupabaseTarget, *, timeout: float = TIMEOUT_SECONDS, warn: Say
+    path: Path, target: SupabaseTarget, *, timeout: float | None = None, warn: Say
 ) -> Literal["sent", "unreadable", "refused", "stop"]:
     """Send one outbox file (the outbox lock held), removed once Supabase took it. `refused`: Supabase
     refused that row itself (said: which file, why; it stays); `stop`: it could not be sent for a reason
     every row would meet (connectivity, authentication, the table missing: said)."""
     try:
-        row = json.loads(path.read_text())
+        body = path.read_bytes()
+        row = json.loads(body)
         if not isinstance(row, dict) or "run_id" not in row:
             raise ValueError("not a run row")
     except (OSError, ValueError) as exc:
         warn(f"warning: outbox file {path} is unreadable ({exc}); left in place")
         return "unreadable"
     try:
-        kept = send_rows(target, [row], timeout=timeout, warn=warn)
+        kept = _send_within(target, [row], TIMEOUT_SECONDS if timeout is None else timeout, warn)
     except SendError as exc:
         if exc.of_the_row:
             warn(
@@ -381,7 +510,7 @@ def _send_file(
             return "refused"
         warn(f"warning: Supabase did not take run {row['run_id']} ({exc}); it stays in the outbox")
         return "stop"
-    path.unlink(missing_ok=True)
+    _remove_sent(path, body)
     for k in kept:
         warn(str(k))
     return "sent"
