@@ -10,11 +10,14 @@ DDL: `training_runs_schema_version()` is asked once per process) is never merged
 only when new, with one warning to re-apply the DDL.
 
 The run is first put in the outbox (`<lake>/outbox/runs/<run_id>.json`, written atomically), then sent,
-and removed from the outbox only once Supabase has taken it. Unreachable or refusing: the file stays, the
-command still succeeds with one warning line (on stderr, also under `--quiet`), and `sync_outbox`
-(`marketlake runs sync`) sends what waits; so does the next run mirrored (briefly: WAITING_TIMEOUT,
-WAITING_BUDGET). Every send has one deadline over the whole of it (`_send_within`); a run waits for the
-outbox lock LOCK_WAIT seconds at most; Ctrl-C stops a send (`send_queued`), the row staying queued. The service key is never written anywhere and never shown: reasons are redacted.
+and removed from the outbox only once Supabase has taken it. Unreachable or failing for every row: the file
+stays, the command still succeeds with one warning line (on stderr, also under `--quiet`), and
+`sync_outbox` (`marketlake runs sync`) sends what waits; so does the next run mirrored (briefly:
+WAITING_TIMEOUT, WAITING_BUDGET). A row Supabase refuses itself (a run id collision, a value the table
+refuses) is refused every time: said once and set aside in `refused/` with its reason, never retried.
+Every send has one deadline over the whole of it (`_send_within`); a run waits for the outbox lock
+LOCK_WAIT seconds at most; Ctrl-C stops a send (`send_queued`), the row staying queued. The service key is
+never written anywhere and never shown: reasons are redacted.
 """
 
 from __future__ import annotations
@@ -237,8 +240,11 @@ def _reason(exc: Exception) -> str:
     """A one-line reason: the HTTP answer's code and message, or the kind of connection failure."""
     code = getattr(exc, "code", None)
     message = getattr(exc, "message", None)
+    hint = getattr(exc, "hint", None)
     if message:
         text = f"{code}: {message}" if code else str(message)
+        if hint:
+            text += f" (hint: {hint})"
     else:
         name = type(exc).__name__
         text = {
@@ -247,7 +253,7 @@ def _reason(exc: Exception) -> str:
             "ReadTimeout": "no answer in time",
             "SupabaseException": "the URL or key is not usable",
         }.get(name, name)
-    return " ".join(text.split())[:200]
+    return " ".join(text.split())[:400]
 
 
 # --- the outbox -------------------------------------------------------------------------------------------
@@ -279,6 +285,39 @@ then its row just stays queued."""
 
 class _Busy(Exception):
     """The outbox lock was not free within the wait."""
+
+
+REFUSED = "refused"
+"""The outbox's folder of rows Supabase refused for good (`<lake>/outbox/runs/refused/`): each `<run_id>.json`
+with a one-line `<run_id>.reason`; never sent again (README, Supabase: how to resolve them)."""
+
+
+def refused_dir(root: str | os.PathLike[str] | None) -> Path:
+    return outbox_dir(root) / REFUSED
+
+
+def refused(root: str | os.PathLike[str] | None) -> list[Path]:
+    """The rows Supabase refused for good, set aside (`REFUSED`)."""
+    d = refused_dir(root)
+    return sorted(d.glob("*.json")) if d.exists() else []
+
+
+def _set_aside(path: Path, reason: str) -> Path:
+    """Move an outbox file Supabase refused for good (a run id collision, a value the table refuses) out of
+    the queue, into refused/, with its reason in a one-line `<run_id>.reason` file: it is not sent again."""
+    folder = path.parent / REFUSED
+    folder.mkdir(exist_ok=True)
+    atomic_write_bytes(folder / f"{path.stem}.reason", (reason + "\n").encode())
+    moved = folder / path.name
+    os.replace(path, moved)
+    return moved
+
+
+def _refusal(run_id: str, reason: str, moved: Path) -> str:
+    return (
+        f"warning: Supabase refused run {run_id} ({reason}); not sent again: moved to {moved} "
+        "(README, Supabase: a refused run)"
+    )
 
 
 @contextlib.contextmanager
@@ -382,8 +421,8 @@ def mirror_run(
     warn: Say = to_stderr,
 ) -> str:
     """Send one run (an rl.runlog.RunRecord) to Supabase when configured: queued in the outbox, then sent
-    (`send_queued`). Returns `off` (not configured), `sent`, or `queued` (kept in the outbox; one warning
-    line through `warn`, by default stderr, whatever `--quiet` says)."""
+    (`send_queued`). Returns `off` (not configured), `sent`, `queued` (kept in the outbox; one warning
+    line through `warn`, by default stderr, whatever `--quiet` says) or `refused` (set aside, said)."""
     target = target or supabase_target()
     if target is None:
         return "off"
@@ -401,7 +440,8 @@ def send_queued(
     warn: Say = to_stderr,
 ) -> str:
     """Send a run queued in the outbox (`queue_run`, at `path`), removed from there once Supabase took it:
-    `sent` or `queued` (said through `warn`). Bounded: the outbox lock is waited for LOCK_WAIT seconds
+    `sent`, `queued` (said through `warn`) or `refused` (Supabase refused the row itself, for good: moved
+    to refused/ with its reason, said once, not sent again). Bounded: the outbox lock is waited for LOCK_WAIT seconds
     (another process sending: the row stays queued), the send takes TIMEOUT_SECONDS at most in all (name
     lookup included); then the runs waiting in the outbox are sent too (`_send_waiting`: WAITING_TIMEOUT
     each, WAITING_BUDGET in all). Ctrl-C stops it at once (also within deferred_interrupts): the row stays
@@ -419,6 +459,9 @@ def send_queued(
                     try:
                         kept = _send_within(target, [json.loads(body)], TIMEOUT_SECONDS, warn)
                     except SendError as exc:
+                        if exc.of_the_row:
+                            warn(_refusal(run_id, str(exc), _set_aside(path, str(exc))))
+                            return "refused"
                         warn(
                             f"warning: Supabase did not take run {run_id} ({exc}); kept in the outbox "
                             f"{path}, `marketlake runs sync` sends it later"
@@ -489,7 +532,7 @@ def _send_file(
     path: Path, target: SupabaseTarget, *, timeout: float | None = None, warn: Say
 ) -> Literal["sent", "unreadable", "refused", "stop"]:
     """Send one outbox file (the outbox lock held), removed once Supabase took it. `refused`: Supabase
-    refused that row itself (said: which file, why; it stays); `stop`: it could not be sent for a reason
+    refused that row itself, for good (said: which run, why; set aside in refused/, not sent again); `stop`: it could not be sent for a reason
     every row would meet (connectivity, authentication, the table missing: said)."""
     try:
         body = path.read_bytes()
@@ -503,10 +546,7 @@ def _send_file(
         kept = _send_within(target, [row], TIMEOUT_SECONDS if timeout is None else timeout, warn)
     except SendError as exc:
         if exc.of_the_row:
-            warn(
-                f"warning: Supabase refused run {row['run_id']} ({exc}); its outbox file {path} stays, "
-                "the other runs go on"
-            )
+            warn(_refusal(str(row["run_id"]), str(exc), _set_aside(path, str(exc))))
             return "refused"
         warn(f"warning: Supabase did not take run {row['run_id']} ({exc}); it stays in the outbox")
         return "stop"
@@ -524,9 +564,12 @@ class SyncCounts:
     """Runs tried and not taken (kept in the outbox)."""
     waiting: int
     """Runs still in the outbox afterwards (failed ones and any not tried after a failure)."""
+    refused: int = 0
+    """Runs Supabase refused for good (a run id collision, a value the table refuses): set aside in
+    refused/, said, not sent again; not failures of the sync."""
 
     def to_dict(self) -> dict[str, int]:
-        return {"sent": self.sent, "failed": self.failed, "waiting": self.waiting}
+        return {"sent": self.sent, "failed": self.failed, "waiting": self.waiting, "refused": self.refused}
 
 
 def sync_outbox(
@@ -538,8 +581,8 @@ def sync_outbox(
     rows: Iterable[Mapping[str, Any]] = (),
 ) -> SyncCounts:
     """Send every run waiting in the outbox, one by one, each removed only after Supabase took it. A row
-    Supabase refuses itself (a run id collision, a value the table refuses) is said (its file, why) and
-    stays; the others go on. Stops at a failure every row would meet (connectivity, authentication, the
+    Supabase refuses itself (a run id collision, a value the table refuses) is said (why, where it went) and
+    set aside in refused/, not sent again; the others go on. Stops at a failure every row would meet (connectivity, authentication, the
     table missing): the rest stay waiting. `rows`: runs put in the outbox first (`runs sync --all`). Not
     configured: a clear error. Progress through `say`, warnings through `warn` (stderr)."""
     say = say or (lambda _: None)
@@ -550,7 +593,7 @@ def sync_outbox(
             "runs sync: SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY are not both set "
             f"({len(waiting)} run(s) wait in {outbox_dir(root)})"
         )
-    sent = failed = 0
+    sent = failed = refusals = 0
     with _outbox_lock(root):
         for row in rows:
             queue_row(root, row)
@@ -560,8 +603,11 @@ def sync_outbox(
                 sent += 1
                 say(f"sent run {path.stem}")
                 continue
+            if outcome == "refused":
+                refusals += 1
+                continue
             failed += 1
             if outcome == "stop":
                 break
         left = len(pending(root))
-    return SyncCounts(sent=sent, failed=failed, waiting=left)
+    return SyncCounts(sent=sent, failed=failed, waiting=left, refused=refusals)

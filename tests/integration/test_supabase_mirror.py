@@ -181,7 +181,7 @@ def test_supabase_down_then_up_no_run_lost_none_doubled(
         with postgrest(db, {SERVICE_KEY: "service_role"}, port=port) as stub:
             stub.refuse = True  # up but refusing (503): nothing sent, nothing lost
             counts = run_callable(lambda: print(sync_outbox(lake_root), file=sys.stderr))
-            assert "SyncCounts(sent=0, failed=1, waiting=3)" in counts.stderr
+            assert "SyncCounts(sent=0, failed=1, waiting=3, refused=0)" in counts.stderr
             assert _rows(db) == []
 
             stub.refuse = False
@@ -282,11 +282,15 @@ def test_the_rule_is_the_tables_for_every_writer(db: Postgres) -> None:
     assert _stored(db, "r-i") == ("interrupted", t1)
 
 
-def test_a_run_id_collision_is_refused_said_and_kept(
+def test_a_run_id_collision_is_refused_said_once_and_set_aside(
     lake_root: Path, stub: PostgrestStub, db: Postgres
 ) -> None:
     """Another machine's run under the same run_id (another started_at) neither overwrites the stored run
-    nor vanishes: refused, said with both start times, and kept in the outbox."""
+    nor vanishes: refused, said once with both start times and the database's hint, and set aside in the
+    outbox's refused/ folder with its reason, never sent again: later runs do not warn of it, `runs sync`
+    succeeds."""
+    from rl.mirror import refused
+
     target = SupabaseTarget(stub.url, SERVICE_KEY)
     said: list[str] = []
     mine = _record("r-same", "finished", T0 + dt.timedelta(hours=1))
@@ -294,12 +298,47 @@ def test_a_run_id_collision_is_refused_said_and_kept(
         "r-same", "finished", T0 + dt.timedelta(hours=3), started_at=T0 + dt.timedelta(hours=2), host="b"
     )
     assert mirror_run(lake_root, mine, target=target, warn=said.append) == "sent"
-    assert mirror_run(lake_root, theirs, target=target, warn=said.append) == "queued"
+    assert mirror_run(lake_root, theirs, target=target, warn=said.append) == "refused"
     (line,) = said
-    assert "run id collision" in line and "r-same" in line and "runs sync" in line, line
-    assert [p.name for p in pending(lake_root)] == ["r-same.json"]
+    assert "run id collision" in line and "r-same" in line and "give one of the runs another id" in line, line
+    assert "not sent again" in line and "runs sync sends it" not in line, line
+    assert pending(lake_root) == []
+    (aside,) = refused(lake_root)
+    assert aside.name == "r-same.json" and json.loads(aside.read_text())["config"] == {"host": "b"}
+    reason = aside.with_suffix(".reason").read_text()
+    assert reason.count("\n") == 1 and "run id collision" in reason, reason
     with db.connect() as con:
         assert con.execute("SELECT config FROM training_runs").fetchall() == [({"host": "a"},)]
+
+    said.clear()
+    for i in range(2):  # later runs: not a word of it
+        assert (
+            mirror_run(lake_root, _record(f"later{i}", "finished", T0), target=target, warn=said.append)
+            == "sent"
+        )
+    assert said == []
+    counts = sync_outbox(lake_root, target=target, warn=said.append)
+    assert (counts.failed, counts.waiting, counts.refused) == (0, 0, 0) and said == []
+
+
+def test_runs_sync_sets_a_collided_run_aside_and_succeeds(
+    monkeypatch: pytest.MonkeyPatch, lake_root: Path, stub: PostgrestStub, db: Postgres
+) -> None:
+    from rl.mirror import queue_row, refused
+
+    monkeypatch.setenv("SUPABASE_URL", stub.url)
+    monkeypatch.setenv("SUPABASE_SERVICE_ROLE_KEY", SERVICE_KEY)
+    with runlog.recorded_run(lake_root, "train", {}, run_id="r-dup"):
+        pass
+    other = _record("r-dup", "finished", T0 + dt.timedelta(hours=1), host="b")
+    queue_row(lake_root, other.to_json())
+    r = _sync(lake_root)
+    assert r.exit_code == 0, r.output
+    assert "sent 0, failed 0, still waiting 0, refused 1" in r.stdout, r.output
+    assert "run id collision" in r.stderr and "refused/r-dup.json" in r.stderr, r.stderr
+    assert [p.name for p in refused(lake_root)] == ["r-dup.json"]
+    again = _sync(lake_root)
+    assert again.exit_code == 0 and "refused 0" in again.stdout and again.stderr == "", again.output
 
 
 def test_sync_without_settings_is_a_clear_error(lake_root: Path) -> None:

@@ -138,9 +138,11 @@ def test_a_refused_outbox_file_does_not_block_the_others(
     said: list[str] = []
     counts = sync_outbox(root, target=TARGET, warn=said.append)
     assert tried == ["a1", "a2-bad", "a3"]
-    assert (counts.sent, counts.failed, counts.waiting) == (2, 1, 1)
+    assert (counts.sent, counts.failed, counts.waiting, counts.refused) == (2, 0, 0, 1)
     (line,) = said
-    assert "a2-bad.json" in line and "23514" in line and "check constraint" in line, line
+    assert "a2-bad" in line and "23514" in line and "check constraint" in line, line
+    assert "not sent again" in line and "refused/a2-bad.json" in line, line
+    assert [p.name for p in mirror.refused(root)] == ["a2-bad.json"]
 
     # authentication, a missing table, no answer: every row would fail alike: it stops there
     for code in ("PGRST301", "42501", "42P01", "PGRST205", None, "503"):
@@ -155,5 +157,6 @@ def test_a_refused_outbox_file_does_not_block_the_others(
 
         monkeypatch.setattr(mirror, "send_rows", refuse)
         counts = sync_outbox(root, target=TARGET, warn=said.append)
-        assert tried == ["a2-bad"], (code, tried)
-        assert counts.waiting == 3, code
+        assert tried == ["b1"], (code, tried)
+        assert (counts.failed, counts.waiting, counts.refused) == (1, 2, 0), code
+    assert [p.name for p in mirror.refused(root)] == ["a2-bad.json"]
