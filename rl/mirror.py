@@ -99,6 +99,11 @@ def supabase_target(env: Mapping[str, str] | None = None) -> SupabaseTarget | No
     return SupabaseTarget(url, key) if url and key else None
 
 
+ROW_CODES_EVERY_ROW = frozenset({"22023"})
+"""Codes of a data class that every row meets alike: 22023 (invalid_parameter_value) is what a key whose JWT
+role does not exist gets."""
+
+
 class SendError(Exception):
     """Supabase did not take the rows; the message is redacted and short. `code`: the answer's error code
     (PostgreSQL's SQLSTATE, PostgREST's PGRSTnnn, or the HTTP status), None when no answer came."""
@@ -109,12 +114,17 @@ class SendError(Exception):
 
     @property
     def of_the_row(self) -> bool:
-        """Whether Supabase refused this row itself (its data: a run id collision, a value the table's
-        checks refuse, a body it cannot read), so that other rows may still be taken. Connectivity (no
-        answer), authentication and privileges, a missing table or column, a server error: False (every row
-        would fail alike)."""
+        """Whether Supabase refused this row itself, for good (its data: a run id collision, a value the
+        table's checks refuse: SQLSTATE 22xxx, 23xxx; a body PostgREST cannot read: PGRST102; HTTP 409, 413,
+        422), so that other rows may still be taken and this one is set aside. Connectivity (no answer),
+        authentication and privileges, a bad JWT role (22023), PostgREST's other request errors (PGRST100,
+        PGRST106, PGRST107, PGRST125, ...: the request itself, the same for every row), a missing table or
+        column, a server error, a bare HTTP 400: False (every row would fail alike; nothing is set
+        aside)."""
         c = self.code or ""
-        return c[:2] in ("22", "23") or c.startswith("PGRST1") or c in ("400", "409", "413", "422")
+        if c in ROW_CODES_EVERY_ROW:
+            return False
+        return c[:2] in ("22", "23") or c in ("PGRST102", "409", "413", "422")
 
 
 @dataclass(frozen=True)

@@ -560,3 +560,20 @@ def test_a_table_of_the_older_ddl_keeps_its_first_row_and_the_client_says_to_rea
             assert note.startswith("note: Supabase keeps run r-x as finished"), said
     finally:
         pg.execute(DDL.read_text())
+
+
+def test_a_key_whose_role_does_not_exist_stops_the_sync_and_sets_nothing_aside(
+    lake_root: Path, db: Postgres
+) -> None:
+    """A JWT whose role the database does not have (22023 on every request) is not any row's fault: the sync
+    stops at the first row, every row still queued, none set aside."""
+    from rl.mirror import queue_row, refused
+
+    for run_id in ("g1", "g2"):
+        queue_row(lake_root, _record(run_id, "finished", T0).to_json())
+    with postgrest(db, {"ghost-key-123456": "ghost_role"}) as stub:
+        said: list[str] = []
+        counts = sync_outbox(lake_root, target=SupabaseTarget(stub.url, "ghost-key-123456"), warn=said.append)
+    assert (counts.sent, counts.failed, counts.waiting, counts.refused) == (0, 1, 2, 0), said
+    assert "22023" in said[0], said
+    assert refused(lake_root) == [] and [p.stem for p in pending(lake_root)] == ["g1", "g2"]

@@ -160,3 +160,44 @@ def test_a_refused_outbox_file_does_not_block_the_others(
         assert tried == ["b1"], (code, tried)
         assert (counts.failed, counts.waiting, counts.refused) == (1, 2, 0), code
     assert [p.name for p in mirror.refused(root)] == ["a2-bad.json"]
+
+
+@pytest.mark.parametrize(
+    ("code", "of_the_row"),
+    [
+        ("23505", True),  # a run id collision
+        ("23514", True),  # a check constraint
+        ("22P02", True),  # a value of the wrong type
+        ("PGRST102", True),  # a body PostgREST cannot read
+        ("409", True),
+        ("22023", False),  # a key whose JWT role does not exist: every row alike
+        ("PGRST100", False),
+        ("PGRST106", False),  # a schema not exposed
+        ("PGRST107", False),  # a content type not accepted
+        ("PGRST125", False),  # an invalid path
+        ("400", False),
+        ("42501", False),
+        (None, False),
+    ],
+)
+def test_only_a_rows_own_refusal_sets_it_aside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: str | None, of_the_row: bool
+) -> None:
+    """A refusal every row would meet stops the sync with every row still queued; only a row's own refusal
+    sets that row aside (for good) and lets the others go on."""
+    root = tmp_path / "lake"
+    _queued(root, ["c1", "c2"])
+    tried: list[str] = []
+
+    def refuse(target: SupabaseTarget, rows: list[dict[str, Any]], **_: Any) -> list[Any]:
+        tried.append(rows[0]["run_id"])
+        raise SendError("refused", code)
+
+    monkeypatch.setattr(mirror, "send_rows", refuse)
+    assert SendError("refused", code).of_the_row is of_the_row
+    counts = sync_outbox(root, target=TARGET, warn=lambda _m: None)
+    if of_the_row:
+        assert tried == ["c1", "c2"] and counts.refused == 2 and pending(root) == []
+    else:
+        assert tried == ["c1"] and counts.refused == 0 and [p.stem for p in pending(root)] == ["c1", "c2"]
+        assert mirror.refused(root) == []
