@@ -187,8 +187,9 @@ def _merges(client: Any, target: SupabaseTarget, warn: Say | None) -> bool:
         first = (answer.data or [{}])[0]
         got = isinstance(first, dict) and int(first.get("version") or 0) >= SCHEMA_VERSION
     except Exception as exc:
-        # the function missing (PGRST202; 42883), or not ours to call (42501): the older DDL
-        if str(getattr(exc, "code", "") or "") not in ("PGRST202", "42883", "42501"):
+        # the function missing (PGRST202; 42883): the older DDL; anything else (a key without the
+        # privilege: 42501, no answer) is the send's failure
+        if str(getattr(exc, "code", "") or "") not in ("PGRST202", "42883"):
             raise
         got = False
     _MERGES[target.url] = got

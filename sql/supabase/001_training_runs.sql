@@ -87,3 +87,13 @@ SELECT CASE WHEN EXISTS (
         AND tgenabled <> 'D'
 ) THEN 2 ELSE 0 END
 $$;
+
+-- No function of this file is for the anon or authenticated roles (PostgREST exposes every function of the
+-- public schema as /rpc/<name>): PostgreSQL grants EXECUTE to PUBLIC, Supabase to anon and authenticated.
+-- The service role calls the schema check and, through the trigger, the rank (a trigger function itself
+-- needs no EXECUTE to fire).
+REVOKE ALL ON FUNCTION public.training_runs_status_rank(text) FROM PUBLIC, anon, authenticated;
+REVOKE ALL ON FUNCTION public.training_runs_keep_stronger() FROM PUBLIC, anon, authenticated;
+REVOKE ALL ON FUNCTION public.training_runs_schema_version() FROM PUBLIC, anon, authenticated;
+GRANT EXECUTE ON FUNCTION public.training_runs_status_rank(text) TO service_role;
+GRANT EXECUTE ON FUNCTION public.training_runs_schema_version() TO service_role;

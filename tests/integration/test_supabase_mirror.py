@@ -87,6 +87,39 @@ def test_ddl_enables_row_level_security_and_applies_twice(db: Postgres) -> None:
     assert grants == []
 
 
+FUNCTIONS = (
+    "public.training_runs_status_rank(text)",
+    "public.training_runs_keep_stronger()",
+    "public.training_runs_schema_version()",
+)
+
+
+def test_anon_and_authenticated_cannot_call_the_ddls_functions(db: Postgres, stub: PostgrestStub) -> None:
+    """Supabase grants every new public function to anon and authenticated (and PostgreSQL to PUBLIC); the DDL
+    takes that back: none of its functions is callable with the anon key (PostgREST's /rpc), the service
+    role's rule still works (the trigger calls the rank as the service role)."""
+    import httpx
+
+    db.execute(DDL.read_text())  # again: the revokes hold on a re-run
+    with db.connect() as con:
+        for fn in FUNCTIONS:
+            for role in ("anon", "authenticated", "public"):
+                got = con.execute("SELECT has_function_privilege(%s, %s, 'EXECUTE')", [role, fn]).fetchone()
+                assert got == (False,), (role, fn)
+        for fn in (FUNCTIONS[0], FUNCTIONS[2]):
+            assert con.execute(
+                "SELECT has_function_privilege('service_role', %s, 'EXECUTE')", [fn]
+            ).fetchone() == (True,)
+    headers = {"apikey": ANON_KEY, "Authorization": f"Bearer {ANON_KEY}"}
+    for fn in ("training_runs_schema_version", "training_runs_status_rank"):
+        got = httpx.post(f"{stub.url}/rest/v1/rpc/{fn}", json={}, headers=headers, timeout=10)
+        assert got.status_code in (403, 404), (fn, got.status_code, got.text)
+    with db.connect() as con:
+        con.execute("SET ROLE anon")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            con.execute("SELECT public.training_runs_status_rank('finished')")
+
+
 def test_anon_sees_no_row_and_cannot_insert(db: Postgres) -> None:
     with db.connect() as con:
         con.execute("SET ROLE service_role")
