@@ -1039,7 +1039,7 @@ def recorded_run(
             record.metrics = {**metrics, "error": failure_reason(exc)}
         finish_run(root, record, "failed", say=say)
         raise
-    from rl.mirror import queue_run, send_queued
+    from rl.mirror import mirror_run, queue_run
 
     queued: Path | None = None
     try:
@@ -1056,8 +1056,8 @@ def recorded_run(
                 flush=True,
             )
         raise
-    if queued is not None:  # sent after the block: a Ctrl-C stops the sending (the row stays queued, said)
-        send_queued(root, record, queued, say=say or _quiet)
+    # sent after the block (queued again: the same file): a Ctrl-C stops the sending, the row stays queued, said
+    mirror_run(root, record, say=say or _quiet)
 
 
 # --- listing --------------------------------------------------------------------------------------------
