@@ -339,7 +339,8 @@ def runs_sync_cmd(ctx: click.Context, every: bool) -> None:
 
     First the rows of runs whose process died (killed: `runs` shows them interrupted) are repaired in the
     lake, as the next train or evaluate would, so that Supabase gets their end. A run Supabase refuses
-    itself (a run id collision, a value the table refuses) is named and stays; the others go on. With
+    itself (a run id collision, a value the table refuses) is named and set aside in the outbox's
+    refused/ folder with its reason, not sent again (not a failure of the sync); the others go on. With
     --all every run of the lake is sent (Supabase keeps one row per run, and never lets a weaker record
     replace a stronger one, so sending again changes nothing).
 
@@ -363,6 +364,8 @@ def runs_sync_cmd(ctx: click.Context, every: bool) -> None:
         run.say(f"run {record.run_id}: its process died; recorded {record.status} (killed)")
     rows = [r.to_json() for r in stored_records(run.root, run.settings)] if every else []
     counts = sync_outbox(run.root, say=run.say, rows=rows)
-    click.echo(f"sent {counts.sent}, failed {counts.failed}, still waiting {counts.waiting}")
+    click.echo(
+        f"sent {counts.sent}, failed {counts.failed}, still waiting {counts.waiting}, refused {counts.refused}"
+    )
     if counts.failed:
         raise MarketlakeError(f"runs sync: {counts.failed} run(s) not taken; they stay in the outbox")

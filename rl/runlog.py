@@ -1039,8 +1039,25 @@ def recorded_run(
             record.metrics = {**metrics, "error": failure_reason(exc)}
         finish_run(root, record, "failed", say=say)
         raise
-    with deferred_interrupts():  # a Ctrl-C now waits until the row says finished (a second one does not)
-        finish_run(root, record, "finished", say=say)
+    from rl.mirror import mirror_run, queue_run
+
+    queued: Path | None = None
+    try:
+        # a Ctrl-C now waits until the row says finished, in the lake and in the outbox (a second one does not)
+        with deferred_interrupts():
+            finish_run(root, record, "finished", say=say, mirror=False)
+            queued = queue_run(root, record)
+    except KeyboardInterrupt:
+        if queued is not None:
+            print(
+                f"stopped: run {record.run_id} is recorded in the lake; not sent to Supabase, it waits in "
+                f"the outbox {queued}: `marketlake runs sync` sends it",
+                file=sys.stderr,
+                flush=True,
+            )
+        raise
+    # sent after the block (queued again: the same file): a Ctrl-C stops the sending, the row stays queued, said
+    mirror_run(root, record, say=say or _quiet)
 
 
 # --- listing --------------------------------------------------------------------------------------------

@@ -1,10 +1,10 @@
 -- The Supabase mirror of the lake's `runs` (rl/mirror.py writes it with the service role key).
 -- Apply once in the project's SQL editor (or psql); safe to re-run (and to re-run over an older version of
--- this file: it adds the UPDATE grant and the trigger below).
+-- this file: it adds the UPDATE grant, the trigger and training_runs_schema_version below).
 -- Row-level security is on and no policy admits anon or authenticated: with the anon (public) key nobody
 -- reads or writes a row. The service role writes: the client upserts on run_id with
 -- `Prefer: resolution=merge-duplicates`, so a later row of a run updates the one here, as the trigger
--- below allows.
+-- below allows (only once training_runs_schema_version says the trigger is there).
 CREATE TABLE IF NOT EXISTS public.training_runs (
     run_id        text PRIMARY KEY CHECK (run_id ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$'),
     kind          text NOT NULL CHECK (kind IN ('train', 'evaluate')),
@@ -73,3 +73,27 @@ $$;
 DROP TRIGGER IF EXISTS training_runs_keep_stronger ON public.training_runs;
 CREATE TRIGGER training_runs_keep_stronger BEFORE UPDATE ON public.training_runs
     FOR EACH ROW EXECUTE FUNCTION public.training_runs_keep_stronger();
+
+-- The client asks this before it lets a later row of a run update the stored one (merge-duplicates): 2
+-- while the trigger above is in place. A table without it (set up by an older version of this file) is only
+-- inserted into (ignore-duplicates: the first row of a run stays), with a warning to re-apply this file.
+CREATE OR REPLACE FUNCTION public.training_runs_schema_version() RETURNS TABLE (version integer)
+    LANGUAGE sql STABLE SET search_path = ''
+    AS $$
+SELECT CASE WHEN EXISTS (
+    SELECT 1 FROM pg_catalog.pg_trigger
+    WHERE tgname = 'training_runs_keep_stronger'
+        AND tgrelid = 'public.training_runs'::pg_catalog.regclass
+        AND tgenabled <> 'D'
+) THEN 2 ELSE 0 END
+$$;
+
+-- No function of this file is for the anon or authenticated roles (PostgREST exposes every function of the
+-- public schema as /rpc/<name>): PostgreSQL grants EXECUTE to PUBLIC, Supabase to anon and authenticated.
+-- The service role calls the schema check and, through the trigger, the rank (a trigger function itself
+-- needs no EXECUTE to fire).
+REVOKE ALL ON FUNCTION public.training_runs_status_rank(text) FROM PUBLIC, anon, authenticated;
+REVOKE ALL ON FUNCTION public.training_runs_keep_stronger() FROM PUBLIC, anon, authenticated;
+REVOKE ALL ON FUNCTION public.training_runs_schema_version() FROM PUBLIC, anon, authenticated;
+GRANT EXECUTE ON FUNCTION public.training_runs_status_rank(text) TO service_role;
+GRANT EXECUTE ON FUNCTION public.training_runs_schema_version() TO service_role;

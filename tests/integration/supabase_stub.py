@@ -4,9 +4,10 @@ with Supabase's roles, and a small PostgREST-compatible HTTP server in front of 
 - `Postgres.start(folder)`: initdb + postgres on 127.0.0.1 and a free port (as the `nobody` user when the
   tests run as root: PostgreSQL refuses to run as root); `ready` waits until a connection succeeds.
 - `supabase_roles(pg)`: the roles a Supabase project has (anon, authenticated, service_role with
-  BYPASSRLS), and Supabase's default grant of every new public table to them, which the DDL must undo.
+  BYPASSRLS), and Supabase's default grant of every new public table and function to them, which the DDL must undo.
 - `PostgrestStub`: a threaded http.server on 127.0.0.1 that does what PostgREST does for the calls the
-  supabase client makes here: POST /rest/v1/<table> (one row or a list, `on_conflict`, `columns`,
+  supabase client makes here: POST /rest/v1/rpc/<function> (no arguments; a missing one is PGRST202, 404),
+  POST /rest/v1/<table> (one row or a list, `on_conflict`, `columns`,
   `Prefer: resolution=ignore-duplicates|merge-duplicates, return=minimal|representation`) and GET
   /rest/v1/<table> (every row the role may see). The key in `apikey` and `Authorization: Bearer` chooses
   the role (SET LOCAL ROLE), as the JWT role claim does on Supabase; an unknown key is refused with 401.
@@ -185,6 +186,7 @@ CREATE ROLE authenticated NOLOGIN NOINHERIT;
 CREATE ROLE service_role NOLOGIN NOINHERIT BYPASSRLS;
 GRANT USAGE ON SCHEMA public TO anon, authenticated, service_role;
 ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON TABLES TO anon, authenticated, service_role;
+ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON FUNCTIONS TO anon, authenticated, service_role;
 """
 
 
@@ -297,6 +299,8 @@ class PostgrestStub:
             return done(404, {"message": "not found"})
         table = parts.path.removeprefix("/rest/v1/")
         try:
+            if table.startswith("rpc/") and method == "POST":
+                return done(200, self._call(role, table.removeprefix("rpc/")))
             if method == "GET":
                 return done(200, self._select(role, table))
             payload = json.loads(raw or b"null")
@@ -305,13 +309,28 @@ class PostgrestStub:
             return done(201, returned if "return=representation" in prefer else None)
         except psycopg.Error as exc:
             diag = exc.diag
+            if exc.sqlstate == "42883":  # PostgREST: no such function in its schema cache
+                return done(404, {"code": "PGRST202", "message": f"Could not find the function {table}"})
             status = 403 if exc.sqlstate == "42501" else 409 if exc.sqlstate == "23505" else 400
             return done(
                 status,
-                {"code": exc.sqlstate, "message": diag.message_primary, "details": diag.message_detail},
+                {
+                    "code": exc.sqlstate,
+                    "message": diag.message_primary,
+                    "details": diag.message_detail,
+                    "hint": diag.message_hint,
+                },
             )
         except ValueError as exc:
             return done(400, {"code": "PGRST102", "message": str(exc)})
+
+    def _call(self, role: str, function: str) -> list[dict[str, Any]]:
+        """POST /rest/v1/rpc/<function> with no arguments: its rows (a set-returning function)."""
+        with self.pg.connect(autocommit=False) as con, con.transaction():
+            con.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
+            cur = con.execute(sql.SQL("SELECT * FROM public.{}()").format(sql.Identifier(function)))
+            names = [d.name for d in cur.description or []]
+            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
     def _select(self, role: str, table: str) -> list[dict[str, Any]]:
         with self.pg.connect(autocommit=False) as con, con.transaction():

@@ -40,6 +40,17 @@ def pg() -> Iterator[Postgres]:
         server.stop()
 
 
+@pytest.fixture(autouse=True)
+def _schema_asked_afresh() -> Iterator[None]:
+    """Each test as a new process: the table's rule is asked again."""
+    from rl import mirror
+
+    asked: dict[str, bool] = getattr(mirror, "_MERGES", {})
+    asked.clear()
+    yield
+    asked.clear()
+
+
 @pytest.fixture
 def db(pg: Postgres) -> Postgres:
     pg.execute("TRUNCATE training_runs")
@@ -74,6 +85,39 @@ def test_ddl_enables_row_level_security_and_applies_twice(db: Postgres) -> None:
             "WHERE table_name = 'training_runs' AND grantee IN ('anon', 'authenticated')"
         ).fetchall()
     assert grants == []
+
+
+FUNCTIONS = (
+    "public.training_runs_status_rank(text)",
+    "public.training_runs_keep_stronger()",
+    "public.training_runs_schema_version()",
+)
+
+
+def test_anon_and_authenticated_cannot_call_the_ddls_functions(db: Postgres, stub: PostgrestStub) -> None:
+    """Supabase grants every new public function to anon and authenticated (and PostgreSQL to PUBLIC); the DDL
+    takes that back: none of its functions is callable with the anon key (PostgREST's /rpc), the service
+    role's rule still works (the trigger calls the rank as the service role)."""
+    import httpx
+
+    db.execute(DDL.read_text())  # again: the revokes hold on a re-run
+    with db.connect() as con:
+        for fn in FUNCTIONS:
+            for role in ("anon", "authenticated", "public"):
+                got = con.execute("SELECT has_function_privilege(%s, %s, 'EXECUTE')", [role, fn]).fetchone()
+                assert got == (False,), (role, fn)
+        for fn in (FUNCTIONS[0], FUNCTIONS[2]):
+            assert con.execute(
+                "SELECT has_function_privilege('service_role', %s, 'EXECUTE')", [fn]
+            ).fetchone() == (True,)
+    headers = {"apikey": ANON_KEY, "Authorization": f"Bearer {ANON_KEY}"}
+    for fn in ("training_runs_schema_version", "training_runs_status_rank"):
+        got = httpx.post(f"{stub.url}/rest/v1/rpc/{fn}", json={}, headers=headers, timeout=10)
+        assert got.status_code in (403, 404), (fn, got.status_code, got.text)
+    with db.connect() as con:
+        con.execute("SET ROLE anon")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            con.execute("SELECT public.training_runs_status_rank('finished')")
 
 
 def test_anon_sees_no_row_and_cannot_insert(db: Postgres) -> None:
@@ -117,7 +161,8 @@ def test_a_run_goes_through_the_client_to_the_table(
         r.metrics = {"sharpe": 0.5}
     assert said == []
     assert _rows(db) == [("r-http", "finished", {"symbols": ["BTCUSDT"]})]
-    (post,) = [s for s in stub.seen if s.method == "POST"]
+    rpc, post = [s for s in stub.seen if s.method == "POST"]
+    assert rpc.path == "/rest/v1/rpc/training_runs_schema_version" and rpc.status == 200  # the rule is there
     assert post.path == "/rest/v1/training_runs" and post.role == "service_role" and post.status == 201
     assert post.query["on_conflict"] == ["run_id"] and "resolution=merge-duplicates" in post.prefer
     assert pending(lake_root) == []
@@ -169,7 +214,7 @@ def test_supabase_down_then_up_no_run_lost_none_doubled(
         with postgrest(db, {SERVICE_KEY: "service_role"}, port=port) as stub:
             stub.refuse = True  # up but refusing (503): nothing sent, nothing lost
             counts = run_callable(lambda: print(sync_outbox(lake_root), file=sys.stderr))
-            assert "SyncCounts(sent=0, failed=1, waiting=3)" in counts.stderr
+            assert "SyncCounts(sent=0, failed=1, waiting=3, refused=0)" in counts.stderr
             assert _rows(db) == []
 
             stub.refuse = False
@@ -186,7 +231,7 @@ def test_supabase_down_then_up_no_run_lost_none_doubled(
             queue_row(lake_root, rec.to_json())
             assert sync_outbox(lake_root).sent == 1
             assert [r[0] for r in _rows(db)] == ids
-            posts = [s for s in stub.seen if s.method == "POST" and s.status == 201]
+            posts = [s for s in stub.seen if s.path.endswith("/training_runs") and s.status == 201]
             assert len(posts) == 4
         cap2 = run_callable(lambda: sync_outbox(lake_root))
         assert cap2.exception == ""
@@ -270,11 +315,15 @@ def test_the_rule_is_the_tables_for_every_writer(db: Postgres) -> None:
     assert _stored(db, "r-i") == ("interrupted", t1)
 
 
-def test_a_run_id_collision_is_refused_said_and_kept(
+def test_a_run_id_collision_is_refused_said_once_and_set_aside(
     lake_root: Path, stub: PostgrestStub, db: Postgres
 ) -> None:
     """Another machine's run under the same run_id (another started_at) neither overwrites the stored run
-    nor vanishes: refused, said with both start times, and kept in the outbox."""
+    nor vanishes: refused, said once with both start times and the database's hint, and set aside in the
+    outbox's refused/ folder with its reason, never sent again: later runs do not warn of it, `runs sync`
+    succeeds."""
+    from rl.mirror import refused
+
     target = SupabaseTarget(stub.url, SERVICE_KEY)
     said: list[str] = []
     mine = _record("r-same", "finished", T0 + dt.timedelta(hours=1))
@@ -282,12 +331,47 @@ def test_a_run_id_collision_is_refused_said_and_kept(
         "r-same", "finished", T0 + dt.timedelta(hours=3), started_at=T0 + dt.timedelta(hours=2), host="b"
     )
     assert mirror_run(lake_root, mine, target=target, warn=said.append) == "sent"
-    assert mirror_run(lake_root, theirs, target=target, warn=said.append) == "queued"
+    assert mirror_run(lake_root, theirs, target=target, warn=said.append) == "refused"
     (line,) = said
-    assert "run id collision" in line and "r-same" in line and "runs sync" in line, line
-    assert [p.name for p in pending(lake_root)] == ["r-same.json"]
+    assert "run id collision" in line and "r-same" in line and "give one of the runs another id" in line, line
+    assert "not sent again" in line and "runs sync sends it" not in line, line
+    assert pending(lake_root) == []
+    (aside,) = refused(lake_root)
+    assert aside.name == "r-same.json" and json.loads(aside.read_text())["config"] == {"host": "b"}
+    reason = aside.with_suffix(".reason").read_text()
+    assert reason.count("\n") == 1 and "run id collision" in reason, reason
     with db.connect() as con:
         assert con.execute("SELECT config FROM training_runs").fetchall() == [({"host": "a"},)]
+
+    said.clear()
+    for i in range(2):  # later runs: not a word of it
+        assert (
+            mirror_run(lake_root, _record(f"later{i}", "finished", T0), target=target, warn=said.append)
+            == "sent"
+        )
+    assert said == []
+    counts = sync_outbox(lake_root, target=target, warn=said.append)
+    assert (counts.failed, counts.waiting, counts.refused) == (0, 0, 0) and said == []
+
+
+def test_runs_sync_sets_a_collided_run_aside_and_succeeds(
+    monkeypatch: pytest.MonkeyPatch, lake_root: Path, stub: PostgrestStub, db: Postgres
+) -> None:
+    from rl.mirror import queue_row, refused
+
+    monkeypatch.setenv("SUPABASE_URL", stub.url)
+    monkeypatch.setenv("SUPABASE_SERVICE_ROLE_KEY", SERVICE_KEY)
+    with runlog.recorded_run(lake_root, "train", {}, run_id="r-dup"):
+        pass
+    other = _record("r-dup", "finished", T0 + dt.timedelta(hours=1), host="b")
+    queue_row(lake_root, other.to_json())
+    r = _sync(lake_root)
+    assert r.exit_code == 0, r.output
+    assert "sent 0, failed 0, still waiting 0, refused 1" in r.stdout, r.output
+    assert "run id collision" in r.stderr and "refused/r-dup.json" in r.stderr, r.stderr
+    assert [p.name for p in refused(lake_root)] == ["r-dup.json"]
+    again = _sync(lake_root)
+    assert again.exit_code == 0 and "refused 0" in again.stdout and again.stderr == "", again.output
 
 
 def test_sync_without_settings_is_a_clear_error(lake_root: Path) -> None:
@@ -330,7 +414,7 @@ def test_the_supabase_url_and_its_password_never_reach_a_log_line(
     with canaries(monkeypatch):
         monkeypatch.setenv("SUPABASE_URL", secret_url)
         cap = run_cli(CliRunner(), ["--lake", str(lake_root), "--log-level", level, "runs", "sync"])
-    assert [s.method for s in stub.seen] == ["POST"], cap.stderr  # the request was made (not vacuous)
+    assert [s.method for s in stub.seen][:1] == ["POST"], cap.stderr  # the request was made (not vacuous)
     for where, text in cap.texts().items():
         assert URL_CANARY not in text, f"{where}: {text}"
         assert secret_url not in text and f"usr:{URL_CANARY}" not in text, f"{where}: {text}"
@@ -431,3 +515,98 @@ def test_the_next_run_mirrored_sends_what_waited(
     assert [r[0] for r in _rows(db)] == ["w1", "w2", "w3"]
     assert pending(lake_root) == []
     assert said == ["sent 2 run(s) that waited in the outbox"]
+
+
+OLD_DDL = """
+CREATE TABLE public.training_runs (
+    run_id        text PRIMARY KEY CHECK (run_id ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$'),
+    kind          text NOT NULL CHECK (kind IN ('train', 'evaluate')),
+    started_at    timestamptz NOT NULL,
+    finished_at   timestamptz,
+    status        text NOT NULL CHECK (status IN ('running', 'finished', 'interrupted', 'failed')),
+    config        jsonb NOT NULL,
+    data_snapshot text NOT NULL,
+    metrics       jsonb,
+    code_version  text,
+    run_dir       text,
+    parent_run_id text,
+    data_files    jsonb,
+    received_at   timestamptz NOT NULL DEFAULT now()
+);
+ALTER TABLE public.training_runs ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE public.training_runs FROM PUBLIC;
+REVOKE ALL ON TABLE public.training_runs FROM anon, authenticated;
+GRANT SELECT, INSERT ON TABLE public.training_runs TO service_role;
+DROP POLICY IF EXISTS training_runs_service_role ON public.training_runs;
+CREATE POLICY training_runs_service_role ON public.training_runs
+    FOR ALL TO service_role USING (true) WITH CHECK (true);
+"""
+"""The DDL as shipped before the trigger (git show 1b707eb^1:sql/supabase/001_training_runs.sql), in short."""
+
+
+def _old_ddl(pg: Postgres) -> None:
+    pg.execute(
+        "DROP TABLE IF EXISTS public.training_runs; "
+        "DROP FUNCTION IF EXISTS public.training_runs_keep_stronger(); "
+        "DROP FUNCTION IF EXISTS public.training_runs_status_rank(text); "
+        "DROP FUNCTION IF EXISTS public.training_runs_schema_version();"
+    )
+    pg.execute(OLD_DDL)
+
+
+def test_a_table_of_the_older_ddl_keeps_its_first_row_and_the_client_says_to_reapply_the_ddl(
+    lake_root: Path, pg: Postgres
+) -> None:
+    """The team's table still has the DDL of before the trigger (Supabase's service role may update it):
+    the client does not merge into it, so a killed run's repair never replaces its `finished` row; it says
+    once to re-apply the DDL. Re-applied (twice, over the data), later records update the table by the
+    rule."""
+    from rl import mirror
+
+    _old_ddl(pg)
+    try:
+        with postgrest(pg, {SERVICE_KEY: "service_role"}) as stub:
+            target = SupabaseTarget(stub.url, SERVICE_KEY)
+            said: list[str] = []
+            t1, t2 = T0 + dt.timedelta(hours=1), T0 + dt.timedelta(hours=2)
+            assert (
+                mirror_run(lake_root, _record("r-x", "finished", t2), target=target, warn=said.append)
+                == "sent"
+            )
+            killed = _record("r-x", "interrupted", t1)
+            assert mirror_run(lake_root, killed, target=target, warn=said.append) == "sent"
+            assert _stored(pg, "r-x") == ("finished", t2)
+            assert said == [mirror.OLD_SCHEMA_WARNING], said  # once
+            assert "re-apply sql/supabase/001_training_runs.sql to let later records update" in said[0]
+            assert pending(lake_root) == []
+
+            pg.execute(DDL.read_text())
+            pg.execute(DDL.read_text())
+            mirror._MERGES.clear()  # a new process asks again
+            said.clear()
+            mirror_run(lake_root, _record("r-y", "running", None), target=target, warn=said.append)
+            mirror_run(lake_root, _record("r-y", "finished", t2), target=target, warn=said.append)
+            assert _stored(pg, "r-y") == ("finished", t2)  # a later record updates it now
+            mirror_run(lake_root, killed, target=target, warn=said.append)
+            assert _stored(pg, "r-x") == ("finished", t2)
+            (note,) = said
+            assert note.startswith("note: Supabase keeps run r-x as finished"), said
+    finally:
+        pg.execute(DDL.read_text())
+
+
+def test_a_key_whose_role_does_not_exist_stops_the_sync_and_sets_nothing_aside(
+    lake_root: Path, db: Postgres
+) -> None:
+    """A JWT whose role the database does not have (22023 on every request) is not any row's fault: the sync
+    stops at the first row, every row still queued, none set aside."""
+    from rl.mirror import queue_row, refused
+
+    for run_id in ("g1", "g2"):
+        queue_row(lake_root, _record(run_id, "finished", T0).to_json())
+    with postgrest(db, {"ghost-key-123456": "ghost_role"}) as stub:
+        said: list[str] = []
+        counts = sync_outbox(lake_root, target=SupabaseTarget(stub.url, "ghost-key-123456"), warn=said.append)
+    assert (counts.sent, counts.failed, counts.waiting, counts.refused) == (0, 1, 2, 0), said
+    assert "22023" in said[0], said
+    assert refused(lake_root) == [] and [p.stem for p in pending(lake_root)] == ["g1", "g2"]

@@ -77,7 +77,9 @@ def test_a_mirrored_run_sends_what_waits_briefly_and_stops_when_the_server_hangs
     _queued(root, ["w1", "w2", "w3"])
     calls: list[tuple[str, float]] = []
 
-    def send(target: SupabaseTarget, rows: list[dict[str, Any]], *, timeout: float = 10.0) -> list[Any]:
+    def send(
+        target: SupabaseTarget, rows: list[dict[str, Any]], *, timeout: float = 10.0, **_: Any
+    ) -> list[Any]:
         calls.append((rows[0]["run_id"], timeout))
         return []
 
@@ -95,7 +97,9 @@ def test_a_mirrored_run_sends_what_waits_briefly_and_stops_when_the_server_hangs
     calls.clear()
     said.clear()
 
-    def hangs(target: SupabaseTarget, rows: list[dict[str, Any]], *, timeout: float = 10.0) -> list[Any]:
+    def hangs(
+        target: SupabaseTarget, rows: list[dict[str, Any]], *, timeout: float = 10.0, **_: Any
+    ) -> list[Any]:
         calls.append((rows[0]["run_id"], timeout))
         if rows[0]["run_id"] != "now":
             raise SendError("no answer in time")
@@ -122,7 +126,9 @@ def test_a_refused_outbox_file_does_not_block_the_others(
     _queued(root, ["a1", "a2-bad", "a3"])
     tried: list[str] = []
 
-    def send(target: SupabaseTarget, rows: list[dict[str, Any]], *, timeout: float = 10.0) -> list[Any]:
+    def send(
+        target: SupabaseTarget, rows: list[dict[str, Any]], *, timeout: float = 10.0, **_: Any
+    ) -> list[Any]:
         tried.append(rows[0]["run_id"])
         if rows[0]["run_id"] == "a2-bad":
             raise SendError("23514: new row violates check constraint", "23514")
@@ -132,20 +138,66 @@ def test_a_refused_outbox_file_does_not_block_the_others(
     said: list[str] = []
     counts = sync_outbox(root, target=TARGET, warn=said.append)
     assert tried == ["a1", "a2-bad", "a3"]
-    assert (counts.sent, counts.failed, counts.waiting) == (2, 1, 1)
+    assert (counts.sent, counts.failed, counts.waiting, counts.refused) == (2, 0, 0, 1)
     (line,) = said
-    assert "a2-bad.json" in line and "23514" in line and "check constraint" in line, line
+    assert "a2-bad" in line and "23514" in line and "check constraint" in line, line
+    assert "not sent again" in line and "refused/a2-bad.json" in line, line
+    assert [p.name for p in mirror.refused(root)] == ["a2-bad.json"]
 
     # authentication, a missing table, no answer: every row would fail alike: it stops there
     for code in ("PGRST301", "42501", "42P01", "PGRST205", None, "503"):
         _queued(root, ["b1", "b2"])
         tried.clear()
 
-        def refuse(target: SupabaseTarget, rows: list[dict[str, Any]], *, timeout: float = 10.0) -> list[Any]:
+        def refuse(
+            target: SupabaseTarget, rows: list[dict[str, Any]], *, timeout: float = 10.0, **_: Any
+        ) -> list[Any]:
             tried.append(rows[0]["run_id"])
             raise SendError("refused", code)  # noqa: B023
 
         monkeypatch.setattr(mirror, "send_rows", refuse)
         counts = sync_outbox(root, target=TARGET, warn=said.append)
-        assert tried == ["a2-bad"], (code, tried)
-        assert counts.waiting == 3, code
+        assert tried == ["b1"], (code, tried)
+        assert (counts.failed, counts.waiting, counts.refused) == (1, 2, 0), code
+    assert [p.name for p in mirror.refused(root)] == ["a2-bad.json"]
+
+
+@pytest.mark.parametrize(
+    ("code", "of_the_row"),
+    [
+        ("23505", True),  # a run id collision
+        ("23514", True),  # a check constraint
+        ("22P02", True),  # a value of the wrong type
+        ("PGRST102", True),  # a body PostgREST cannot read
+        ("409", True),
+        ("22023", False),  # a key whose JWT role does not exist: every row alike
+        ("PGRST100", False),
+        ("PGRST106", False),  # a schema not exposed
+        ("PGRST107", False),  # a content type not accepted
+        ("PGRST125", False),  # an invalid path
+        ("400", False),
+        ("42501", False),
+        (None, False),
+    ],
+)
+def test_only_a_rows_own_refusal_sets_it_aside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: str | None, of_the_row: bool
+) -> None:
+    """A refusal every row would meet stops the sync with every row still queued; only a row's own refusal
+    sets that row aside (for good) and lets the others go on."""
+    root = tmp_path / "lake"
+    _queued(root, ["c1", "c2"])
+    tried: list[str] = []
+
+    def refuse(target: SupabaseTarget, rows: list[dict[str, Any]], **_: Any) -> list[Any]:
+        tried.append(rows[0]["run_id"])
+        raise SendError("refused", code)
+
+    monkeypatch.setattr(mirror, "send_rows", refuse)
+    assert SendError("refused", code).of_the_row is of_the_row
+    counts = sync_outbox(root, target=TARGET, warn=lambda _m: None)
+    if of_the_row:
+        assert tried == ["c1", "c2"] and counts.refused == 2 and pending(root) == []
+    else:
+        assert tried == ["c1"] and counts.refused == 0 and [p.stem for p in pending(root)] == ["c1", "c2"]
+        assert mirror.refused(root) == []
