@@ -143,7 +143,7 @@ def test_a_killed_run_is_listed_interrupted_and_the_next_run_repairs_it(
         pass
     stored = _stored(runner, lake_root, "r-killed")
     assert stored["status"] == "interrupted" and stored["finished_at"] is not None, stored
-    assert "without recording its end" in json.loads(stored["metrics"])["killed"], stored
+    assert "without recording its end" in stored["metrics"]["killed"], stored
     assert mirrored == [("r-killed", "interrupted"), ("r-next", "finished")], mirrored
     assert not list((lake_root / "locks" / "runs").iterdir())  # no lock file left behind
     with runlog.recorded_run(lake_root, "evaluate", {}, run_id="r-after"):
@@ -242,7 +242,7 @@ def test_a_training_killed_with_sigkill_is_repaired_by_the_next_train(
     assert r.exit_code == 0, r.output
     stored = _stored(runner, root, run_id)
     assert stored["status"] == "interrupted" and stored["finished_at"] >= stored["started_at"], stored
-    assert json.loads(stored["metrics"])["iterations"] >= 2, stored
+    assert stored["metrics"]["iterations"] >= 2, stored
     state = json.loads(status_file.read_text())
     assert state["status"] == "interrupted" and state["finished_at"] and "killed" in state, state
     assert (run_id, "interrupted") in mirrored, mirrored
