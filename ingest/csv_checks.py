@@ -13,7 +13,7 @@ parsed file with the lake, before anything of it is written:
   (80%) differ in the direction of the median ratio, or at least FAR_MIN_BARS (3) shared bars all differing
   in that direction with a median ratio more than FAR_OFF (10%) from 1 (a split's 0.25). The refusal is one
   line naming the symbol, the typical ratio, an example time with both closes and the likely cause
-  (adjusted prices); `--allow-price-mismatch` lands it anyway
+  (adjusted prices; for crypto, another venue or quote currency); `--allow-price-mismatch` lands it anyway
   (with a note). Fewer shared bars, or differences that are not steady: no verdict, the file lands (a note
   says when most shared bars differed but were too few to judge). No bar in common: the file lands.
 - **Bars of another file of the same source** (`overlap_notes`): a source's partition keeps one bar per time,
@@ -307,8 +307,11 @@ def check_prices(
         if allow:
             return [*notes, f"{path.name}: {said}; landed anyway ({PRICE_FLAG})"]
         cause = (
-            "one of the two looks adjusted (split- or dividend-adjusted prices, as Yahoo's export has them), "
-            "not the prices that traded"
+            "the two look like prices of another venue or quote currency (USD vs USDT: a premium of a "
+            "fraction of a percent), or one is adjusted"
+            if asset_class == "crypto"
+            else "one of the two looks adjusted (split- or dividend-adjusted prices, as Yahoo's export has "
+            "them), not the prices that traded"
         )
         raise MarketlakeError(
             f"{path}: {said}: {cause}, and landing it would mix them, a fake jump wherever one fills the "

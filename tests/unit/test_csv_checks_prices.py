@@ -211,3 +211,19 @@ def test_two_shared_bars_a_quarter_of_theirs_are_too_few(lake_root: Path, tmp_pa
         ctx(lake_root), _daily(tmp_path / "q.csv", days, [100.0, 101, 102, 103, 104]), "Q", "1d"
     )
     assert summary.ok and [n for n in summary.notes if "2 of the 2 Q 1d bars" in n and "too few" in n]
+
+
+def test_a_crypto_file_steadily_off_names_another_venue_or_quote_currency(
+    lake_root: Path, tmp_path: Path
+) -> None:
+    days = [dt.date(2024, 1, 1) + dt.timedelta(days=i) for i in range(14)]  # every day, weekends too
+    theirs = [40_000.0 + 100 * i for i in range(14)]
+    binance = _daily(tmp_path / "binance.csv", days, theirs)
+    assert csv_ingest.run(ctx(lake_root), binance, "BTCUSDT", "1d", source="bn", asset_class="crypto").ok
+    coinbase = _daily(tmp_path / "coinbase.csv", days, [round(c * 1.006, 2) for c in theirs])  # a USD premium
+    with pytest.raises(MarketlakeError) as err:
+        csv_ingest.run(ctx(lake_root), coinbase, "BTCUSDT", "1d", asset_class="crypto")
+    message = str(err.value)
+    assert "typically 1.006x theirs" in message
+    assert "another venue or quote currency (USD vs USDT" in message
+    assert "Yahoo" not in message
