@@ -32,6 +32,12 @@ parsed file with the lake, before anything of it is written:
   parsed it, the bars landed per period and the notes. A file of the same name, bytes and options, whose
   bars the lake still holds (the same count of its rows in each partition, each partition intact and its
   manifest naming the file with that sha256), is skipped before parsing: the same summary, nothing read.
+- **Identical raw copies kept once** (`keep_raw`): one file imported for many symbols (Kaggle's
+  all_stocks_5yr.csv, 501 tickers) is kept under raw/<source>/<symbol>/<interval>/<name> for each; where a
+  copy of the same name and sha256 is already kept under raw/<source>/, the new one is a hard link to it
+  (one copy of the bytes on disk), a plain copy where a link cannot be made. The layout and the
+  `.meta.json` sidecars are as ever; every write of the raw cache replaces a file by a rename, never in
+  place, so a later write to one name leaves the other's bytes alone.
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -51,13 +59,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ingest.common import IngestSummary, RawCache, RunContext, interval_delta
+from ingest.common import CachedFile, IngestSummary, RawCache, RunContext, interval_delta
 from ingest.stamping import NEW_YORK
 from lake.config import Settings
 from lake.connect import sql_dir
 from lake.errors import MarketlakeError
 from lake.schemas import BARS, BARS_REJECTED, UTC_TS
-from lake.writer import atomic_write_bytes, manifest_inputs, partition_dir, partition_intact
+from lake.writer import (
+    TMP_MARK,
+    atomic_write_bytes,
+    manifest_inputs,
+    partition_dir,
+    partition_intact,
+    sha256_file,
+)
 
 PRICE_TOLERANCE = 0.005
 """A shared bar's closes differ when they are further apart than this (0.5%) or than PRICE_TICKS, whichever
@@ -485,3 +500,50 @@ def _holds(directory: Path, source_file: str, the_input: dict[str, str], count: 
     except (pa.ArrowInvalid, OSError):
         return False
     return int(pc.sum(pc.equal(files, source_file)).as_py() or 0) == count
+
+
+def keep_raw(cache_: RawCache, relpath: str, data: bytes, **meta: Any) -> CachedFile:
+    """`cache_.put(relpath, data, **meta)`, but bytes already kept under the source's raw folder in a file of
+    the same name (another symbol's or interval's copy) are hard-linked, not written again."""
+    twin = _kept_twin(cache_, relpath, data)
+    if twin is None:
+        return cache_.put(relpath, data, **meta)
+    p = cache_.path(relpath)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f"{p.name}{TMP_MARK}{uuid.uuid4().hex}")
+    try:
+        os.link(twin, tmp)
+        os.replace(tmp, p)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        return cache_.put(relpath, data, **meta)
+    full = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), **meta}
+    atomic_write_bytes(
+        cache_.meta_path(relpath), (json.dumps(full, sort_keys=True, indent=1) + "\n").encode()
+    )
+    return CachedFile(p, full["sha256"], full)
+
+
+def _kept_twin(cache_: RawCache, relpath: str, data: bytes) -> Path | None:
+    """A raw copy under raw/<source>/<symbol>/<interval>/ of the same name, size and sha256 (its sidecar's,
+    checked against its bytes), or None."""
+    target = cache_.path(relpath)
+    base = cache_.base.resolve()
+    if not base.is_dir():
+        return None
+    digest = None
+    for candidate in sorted(base.glob(f"*/*/{_glob_escape(target.name)}")):
+        if candidate == target or not candidate.is_file() or candidate.stat().st_size != len(data):
+            continue
+        try:
+            meta = json.loads(candidate.with_name(candidate.name + ".meta.json").read_text())
+        except (OSError, ValueError):
+            continue
+        digest = digest or hashlib.sha256(data).hexdigest()
+        if meta.get("sha256") == digest and sha256_file(candidate) == digest:
+            return candidate
+    return None
+
+
+def _glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
