@@ -29,9 +29,11 @@ parsed file with the lake, before anything of it is written:
 - **An unchanged file is not read again** (`unchanged`, `Checked.record`): the raw cache keeps each imported
   file with its sha256 (`raw/<source>/<symbol>/<interval>/<name>.meta.json`); after a landing, its
   `landed` entry records the options (`--tz`, the asset class, `--date-order`), a digest of the code that
-  parsed it, the bars landed per period and the notes. A file of the same name, bytes and options, whose
-  bars the lake still holds (the same count of its rows in each partition, each partition intact and its
-  manifest naming the file with that sha256), is skipped before parsing: the same summary, nothing read.
+  parsed it (`code_digest`: ingest/csv.py, every ingest/ and lake/ module it imports, sql/ingest/csv_*.sql,
+  and the versions of exchange_calendars, pandas, pyarrow, duckdb and numpy), the bars landed per period and
+  the notes. A file of the same name, bytes and options, whose bars the lake still holds (the same count of
+  its rows in each partition, each partition intact and its manifest naming the file with that sha256), is
+  skipped before parsing: the same summary, nothing read.
 - **Identical raw copies kept once** (`keep_raw`): one file imported for many symbols (Kaggle's
   all_stocks_5yr.csv, 501 tickers) is kept under raw/<source>/<symbol>/<interval>/<name> for each; where a
   copy of the same name and sha256 is already kept under raw/<source>/, the new one is a hard link to it
@@ -42,6 +44,7 @@ parsed file with the lake, before anything of it is written:
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import hashlib
 import json
@@ -50,6 +53,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -417,13 +421,51 @@ def plausibility_notes(
     return notes
 
 
+DIGEST_PACKAGES = ("exchange_calendars", "pandas", "pyarrow", "duckdb", "numpy")
+"""The installed packages whose versions are part of `code_digest` (the NYSE calendar, the Arrow writer, the
+SQL of the checks)."""
+
+
+def digest_modules() -> list[Path]:
+    """The source files of ingest/csv.py and of every module of the project's `ingest` and `lake` packages
+    it imports, directly or through one another (ingest/sessions.py, lake/writer.py, lake/schemas.py, ...),
+    and the SQL of its checks (sql/ingest/csv_*.sql)."""
+    root = Path(__file__).resolve().parent.parent
+    seen: set[Path] = set()
+    todo = [root / "ingest" / "csv.py"]
+    while todo:
+        here = todo.pop()
+        if here in seen or not here.is_file():
+            continue
+        seen.add(here)
+        for node in ast.walk(ast.parse(here.read_bytes())):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            for name in names:
+                parts = name.split(".")
+                if parts[0] not in ("ingest", "lake"):
+                    continue
+                for i in range(1, len(parts) + 1):  # a package's __init__ runs before its modules
+                    base = root.joinpath(*parts[:i])
+                    todo += [base.with_suffix(".py"), base / "__init__.py"]
+    return sorted(seen) + sorted((sql_dir() / "ingest").glob("csv_*.sql"))
+
+
 @cache
 def code_digest() -> str:
-    """A digest of the code that parses and stamps a CSV file: a file landed by other code is read again."""
-    here = Path(__file__).resolve().parent
+    """A digest of the code that parses, checks and lands a CSV file (`digest_modules`) and of the versions
+    of DIGEST_PACKAGES: a file landed by other code is read again."""
     h = hashlib.sha256()
-    for name in ("csv.py", "csv_checks.py", "common.py", "stamping.py"):
-        h.update((here / name).read_bytes())
+    for path in digest_modules():
+        h.update(f"{path.parent.name}/{path.name}".encode() + b"\0" + path.read_bytes() + b"\0")
+    for package in DIGEST_PACKAGES:
+        try:
+            h.update(f"{package}=={metadata.version(package)}\0".encode())
+        except metadata.PackageNotFoundError:
+            h.update(f"{package} missing\0".encode())
     return h.hexdigest()
 
 
