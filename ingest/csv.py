@@ -1351,7 +1351,8 @@ def run(
     changed, added = False, 0
     with land(ctx.root) as w:
         if previous is None or previous.sha256 != digest:
-            cache.put(
+            csv_checks.keep_raw(
+                cache,
                 relpath,
                 data,
                 source=str(path.name),

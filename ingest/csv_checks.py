@@ -7,10 +7,15 @@ parsed file with the lake, before anything of it is written:
   vendor's gaps bar by bar would mix adjusted and traded prices (AAPL 435.75, 438.66, 110.06, 455.61: a fake
   -75% then +314%). Where the lake holds bars of the same symbol and interval from other files (other
   sources, and other files of this import's source), the closes of the bars both hold are compared
-  (sql/ingest/csv_price_agreement.sql); when, for one source, the median ratio of the file's close to
-  theirs is off 1 by more than PRICE_TOLERANCE (0.5%), the file is refused, one line naming the symbol, the
-  typical ratio, an example time with both closes and the likely cause; `--allow-price-mismatch` lands it
-  anyway (with a note). No bar in common: nothing to compare, the file lands.
+  (sql/ingest/csv_price_agreement.sql). Two closes differ when further apart than the larger of
+  PRICE_TOLERANCE (0.5%) and PRICE_TICKS (two cents) over their close. For one source, the file is refused
+  when the disagreement is steady: at least PRICE_MIN_BARS (10) shared bars of which at least STEADY_SHARE
+  (80%) differ in the direction of the median ratio, or at least FAR_MIN_BARS (3) shared bars all differing
+  in that direction with a median ratio more than FAR_OFF (10%) from 1 (a split's 0.25). The refusal is one
+  line naming the symbol, the typical ratio, an example time with both closes and the likely cause
+  (adjusted prices; for crypto, another venue or quote currency); `--allow-price-mismatch` lands it anyway
+  (with a note). Fewer shared bars, or differences that are not steady: no verdict, the file lands (a note
+  says when most shared bars differed but were too few to judge). No bar in common: the file lands.
 - **Bars of another file of the same source** (`overlap_notes`): a source's partition keeps one bar per time,
   the last file landed wins (lake/writer.py, the bars' `keep = last`). A note names how many bars of which
   earlier file this file replaces with other values (sql/ingest/csv_same_source_overlap.sql).
@@ -24,19 +29,31 @@ parsed file with the lake, before anything of it is written:
 - **An unchanged file is not read again** (`unchanged`, `Checked.record`): the raw cache keeps each imported
   file with its sha256 (`raw/<source>/<symbol>/<interval>/<name>.meta.json`); after a landing, its
   `landed` entry records the options (`--tz`, the asset class, `--date-order`), a digest of the code that
-  parsed it, the bars landed per period and the notes. A file of the same name, bytes and options, whose
-  bars the lake still holds (the same count of its rows in each partition, each partition intact and its
-  manifest naming the file with that sha256), is skipped before parsing: the same summary, nothing read.
+  parsed it (`code_digest`: ingest/csv.py, every ingest/ and lake/ module it imports, sql/ingest/csv_*.sql,
+  and the versions of exchange_calendars, pandas, pyarrow, duckdb and numpy), the bars landed per period and
+  the notes. A file of the same name, bytes and options, whose bars the lake still holds (the same count of
+  its rows in each partition, each partition intact and its manifest naming the file with that sha256), is
+  skipped before parsing: the same summary, nothing read.
+- **Identical raw copies kept once** (`keep_raw`): one file imported for many symbols (Kaggle's
+  all_stocks_5yr.csv, 501 tickers) is kept under raw/<source>/<symbol>/<interval>/<name> for each; where a
+  copy of the same name and sha256 is already kept under raw/<source>/, the new one is a hard link to it
+  (one copy of the bytes on disk), a plain copy where a link cannot be made. The layout and the
+  `.meta.json` sidecars are as ever; every write of the raw cache replaces a file by a rename, never in
+  place, so a later write to one name leaves the other's bytes alone.
 """
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import hashlib
 import json
+import os
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -46,19 +63,38 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ingest.common import IngestSummary, RawCache, RunContext, interval_delta
+from ingest.common import CachedFile, IngestSummary, RawCache, RunContext, interval_delta
 from ingest.stamping import NEW_YORK
 from lake.config import Settings
 from lake.connect import sql_dir
 from lake.errors import MarketlakeError
 from lake.schemas import BARS, BARS_REJECTED, UTC_TS
-from lake.writer import atomic_write_bytes, manifest_inputs, partition_dir, partition_intact
+from lake.writer import (
+    TMP_MARK,
+    atomic_write_bytes,
+    manifest_inputs,
+    partition_dir,
+    partition_intact,
+    sha256_file,
+)
 
 PRICE_TOLERANCE = 0.005
-"""A file whose closes are, for one source, typically (the median ratio over the bars both hold) more than
-this far from that source's (0.5%) is refused: vendors' closes of one bar agree to a few hundredths of a
-percent; an adjusted file's differ by a split's ratio or by the dividends since (a percent or more a few
-years back)."""
+"""A shared bar's closes differ when they are further apart than this (0.5%) or than PRICE_TICKS, whichever
+is larger: vendors' closes of one bar agree to a few hundredths of a percent; an adjusted file's differ by a
+split's ratio or by the dividends since (a percent or more a few years back)."""
+PRICE_TICKS = 0.02
+"""Two cents: a shared bar's closes differ only when further apart than this over their close (1.3% of a
+$1.50 stock, where one vendor's last trade a cent off another's is 0.7%)."""
+PRICE_MIN_BARS = 10
+"""A file is refused only when it shares at least this many bars with one source's and at least STEADY_SHARE
+of them differ in the same direction (a steady ratio, as an adjusted file reads), or ..."""
+STEADY_SHARE = 0.8
+FAR_OFF = 0.10
+FAR_MIN_BARS = 3
+"""... when it shares at least FAR_MIN_BARS and every one of them differs in the same direction with a typical
+(median) ratio more than FAR_OFF (10%) from 1 (a split's 0.25, a large dividend's adjustment). Fewer shared
+bars, or differences that are not steady: no verdict, the file lands (with a note saying so when most
+shared bars differ)."""
 PRICE_FLAG = "--allow-price-mismatch"
 OUTSIDE_SHARE = 2 / 3
 """A stock's intraday file with more than this share of its bars starting outside 09:30-16:00 New York gets a
@@ -222,8 +258,9 @@ def before_landing(
             "first": span["min"],
             "last": span["max"],
         }
-        mismatch = check_prices(
-            con.execute(_sql("csv_price_agreement"), params).fetchall(),
+        prices = {**params, "tolerance": PRICE_TOLERANCE, "ticks": PRICE_TICKS}
+        summary.notes += check_prices(
+            con.execute(_sql("csv_price_agreement"), prices).fetchall(),
             path,
             symbol=symbol,
             interval=interval,
@@ -231,8 +268,6 @@ def before_landing(
             asset_class=asset_class,
             allow=allow_price_mismatch,
         )
-        if mismatch:
-            summary.notes.append(mismatch)
         overlap = con.execute(_sql("csv_same_source_overlap"), {**params, "source": source}).fetchall()
     except duckdb.Error as exc:
         summary.notes.append(
@@ -257,33 +292,60 @@ def check_prices(
     source: str,
     asset_class: str,
     allow: bool,
-) -> str | None:
-    """Raise MarketlakeError for the first source (the furthest off) whose typical ratio is off 1 by more than
-    PRICE_TOLERANCE; with `allow`, return a note saying the file landed anyway. `rows`: per source, (source,
-    bars both hold, median ratio, an example time, this file's close, theirs, their file) from
+) -> list[str]:
+    """Raise MarketlakeError for the first source (the furthest off) whose closes disagree steadily with the
+    file's (`steady`); with `allow`, a note saying the file landed anyway instead. A note per source whose
+    shared bars mostly differ but are too few to judge. `rows`: per source, (source, bars both hold, median
+    ratio, how many differ in its direction, an example time, this file's close, theirs, their file) from
     csv_price_agreement.sql."""
-    for other, n, ratio, ts, mine, theirs, their_file in rows:
-        if ratio is None or abs(ratio - 1) <= PRICE_TOLERANCE:
+    notes = []
+    for other, n, ratio, off, ts, mine, theirs, their_file in rows:
+        if ratio is None or not off:
             continue
         whose, where = (
             (f"{other} bars", other)
             if other != source
             else (f"bars of other {source} files", _file_name(their_file))
         )
+        example = f"e.g. {_when(ts, interval, asset_class)}: {mine:g} here, {theirs:g} in {where}"
+        if not steady(n, ratio, off):
+            if off * 2 > n and n < PRICE_MIN_BARS:
+                notes.append(
+                    f"{path.name}: {off} of the {n} {symbol} {interval} bar{'s' if n != 1 else ''} it shares "
+                    f"with the lake's {whose} close{'s' if n == 1 else ''} differently (typically {ratio:.4g}x "
+                    f"theirs; {example}): too few shared bars to judge whether one of the two is adjusted (at "
+                    f"least {PRICE_MIN_BARS}, or {FAR_MIN_BARS} all off alike by more than {FAR_OFF:.0%}); it "
+                    "landed"
+                )
+            continue
         said = (
             f"{symbol} {interval} closes disagree with the lake's {whose}: this file's are typically "
-            f"{ratio:.4g}x theirs (the median over the {n} bar{'s' if n != 1 else ''} both hold; e.g. "
-            f"{_when(ts, interval, asset_class)}: {mine:g} here, {theirs:g} in {where})"
+            f"{ratio:.4g}x theirs ({off} of the {n} bar{'s' if n != 1 else ''} both hold differ alike; "
+            f"{example})"
         )
         if allow:
-            return f"{path.name}: {said}; landed anyway ({PRICE_FLAG})"
-        raise MarketlakeError(
-            f"{path}: {said}: one of the two looks adjusted (split- or dividend-adjusted prices, as Yahoo's "
-            "export has them), not the prices that traded, and landing it would mix them, a fake jump "
-            f"wherever one fills the other's gaps; nothing was stored (if its prices are right, import it "
-            f"with {PRICE_FLAG})"
+            return [*notes, f"{path.name}: {said}; landed anyway ({PRICE_FLAG})"]
+        cause = (
+            "the two look like prices of another venue or quote currency (USD vs USDT: a premium of a "
+            "fraction of a percent), or one is adjusted"
+            if asset_class == "crypto"
+            else "one of the two looks adjusted (split- or dividend-adjusted prices, as Yahoo's export has "
+            "them), not the prices that traded"
         )
-    return None
+        raise MarketlakeError(
+            f"{path}: {said}: {cause}, and landing it would mix them, a fake jump wherever one fills the "
+            f"other's gaps; nothing was stored (if its prices are right, import it with {PRICE_FLAG})"
+        )
+    return notes
+
+
+def steady(n: int, ratio: float, off: int) -> bool:
+    """Whether `off` of `n` shared bars differing in the direction of the median `ratio` is a steady
+    disagreement: at least PRICE_MIN_BARS bars, STEADY_SHARE of them off; or at least FAR_MIN_BARS, all of
+    them off, the median more than FAR_OFF from 1."""
+    if n >= PRICE_MIN_BARS and off >= STEADY_SHARE * n:
+        return True
+    return n >= FAR_MIN_BARS and off == n and abs(ratio - 1) > FAR_OFF
 
 
 def overlap_notes(
@@ -359,13 +421,51 @@ def plausibility_notes(
     return notes
 
 
+DIGEST_PACKAGES = ("exchange_calendars", "pandas", "pyarrow", "duckdb", "numpy")
+"""The installed packages whose versions are part of `code_digest` (the NYSE calendar, the Arrow writer, the
+SQL of the checks)."""
+
+
+def digest_modules() -> list[Path]:
+    """The source files of ingest/csv.py and of every module of the project's `ingest` and `lake` packages
+    it imports, directly or through one another (ingest/sessions.py, lake/writer.py, lake/schemas.py, ...),
+    and the SQL of its checks (sql/ingest/csv_*.sql)."""
+    root = Path(__file__).resolve().parent.parent
+    seen: set[Path] = set()
+    todo = [root / "ingest" / "csv.py"]
+    while todo:
+        here = todo.pop()
+        if here in seen or not here.is_file():
+            continue
+        seen.add(here)
+        for node in ast.walk(ast.parse(here.read_bytes())):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            for name in names:
+                parts = name.split(".")
+                if parts[0] not in ("ingest", "lake"):
+                    continue
+                for i in range(1, len(parts) + 1):  # a package's __init__ runs before its modules
+                    base = root.joinpath(*parts[:i])
+                    todo += [base.with_suffix(".py"), base / "__init__.py"]
+    return sorted(seen) + sorted((sql_dir() / "ingest").glob("csv_*.sql"))
+
+
 @cache
 def code_digest() -> str:
-    """A digest of the code that parses and stamps a CSV file: a file landed by other code is read again."""
-    here = Path(__file__).resolve().parent
+    """A digest of the code that parses, checks and lands a CSV file (`digest_modules`) and of the versions
+    of DIGEST_PACKAGES: a file landed by other code is read again."""
     h = hashlib.sha256()
-    for name in ("csv.py", "csv_checks.py", "common.py", "stamping.py"):
-        h.update((here / name).read_bytes())
+    for path in digest_modules():
+        h.update(f"{path.parent.name}/{path.name}".encode() + b"\0" + path.read_bytes() + b"\0")
+    for package in DIGEST_PACKAGES:
+        try:
+            h.update(f"{package}=={metadata.version(package)}\0".encode())
+        except metadata.PackageNotFoundError:
+            h.update(f"{package} missing\0".encode())
     return h.hexdigest()
 
 
@@ -442,3 +542,50 @@ def _holds(directory: Path, source_file: str, the_input: dict[str, str], count: 
     except (pa.ArrowInvalid, OSError):
         return False
     return int(pc.sum(pc.equal(files, source_file)).as_py() or 0) == count
+
+
+def keep_raw(cache_: RawCache, relpath: str, data: bytes, **meta: Any) -> CachedFile:
+    """`cache_.put(relpath, data, **meta)`, but bytes already kept under the source's raw folder in a file of
+    the same name (another symbol's or interval's copy) are hard-linked, not written again."""
+    twin = _kept_twin(cache_, relpath, data)
+    if twin is None:
+        return cache_.put(relpath, data, **meta)
+    p = cache_.path(relpath)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f"{p.name}{TMP_MARK}{uuid.uuid4().hex}")
+    try:
+        os.link(twin, tmp)
+        os.replace(tmp, p)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        return cache_.put(relpath, data, **meta)
+    full = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), **meta}
+    atomic_write_bytes(
+        cache_.meta_path(relpath), (json.dumps(full, sort_keys=True, indent=1) + "\n").encode()
+    )
+    return CachedFile(p, full["sha256"], full)
+
+
+def _kept_twin(cache_: RawCache, relpath: str, data: bytes) -> Path | None:
+    """A raw copy under raw/<source>/<symbol>/<interval>/ of the same name, size and sha256 (its sidecar's,
+    checked against its bytes), or None."""
+    target = cache_.path(relpath)
+    base = cache_.base.resolve()
+    if not base.is_dir():
+        return None
+    digest = None
+    for candidate in sorted(base.glob(f"*/*/{_glob_escape(target.name)}")):
+        if candidate == target or not candidate.is_file() or candidate.stat().st_size != len(data):
+            continue
+        try:
+            meta = json.loads(candidate.with_name(candidate.name + ".meta.json").read_text())
+        except (OSError, ValueError):
+            continue
+        digest = digest or hashlib.sha256(data).hexdigest()
+        if meta.get("sha256") == digest and sha256_file(candidate) == digest:
+            return candidate
+    return None
+
+
+def _glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)

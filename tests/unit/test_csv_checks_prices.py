@@ -126,12 +126,104 @@ def test_a_file_of_traded_prices_or_with_no_bar_in_common_lands(lake_root: Path,
 
 
 def test_another_csv_file_of_the_same_symbol_is_compared_too(lake_root: Path, tmp_path: Path) -> None:
-    traded = tmp_path / "traded.csv"
-    traded.write_text("Date,Open,High,Low,Close,Volume\n2020-08-04,436.53,443.16,433.55,438.66,173071600\n")
+    traded = (
+        tmp_path / "traded.csv"
+    )  # three days of traded prices: an adjusted file's 0.25 on all three is judged
+    traded.write_text(
+        "Date,Open,High,Low,Close,Volume\n"
+        "2020-08-03,432.8,446.55,431.57,435.75,308151200\n"
+        "2020-08-04,436.53,443.16,433.55,438.66,173071600\n"
+        "2020-08-06,441.62,457.65,439.19,455.61,202428800\n"
+    )
     assert csv_ingest.run(ctx(lake_root), traded, "AAPL", "1d").ok
     adjusted = tmp_path / "adjusted.csv"
     adjusted.write_text(YAHOO_ADJUSTED)
     with pytest.raises(MarketlakeError) as err:
         csv_ingest.run(ctx(lake_root), adjusted, "AAPL", "1d")
     assert "bars of other csv files: this file's are typically 0.25" in str(err.value)
-    assert "2020-08-04: 109.67 here, 438.66 in traded.csv" in str(err.value)
+    assert "2020-08-03: 108.94 here, 435.75 in traded.csv" in str(err.value)
+
+
+def _days(n: int) -> list[dt.date]:
+    """The first `n` weekdays from 2021-03-01 (no US holiday among the first 30)."""
+    out: list[dt.date] = []
+    day = dt.date(2021, 3, 1)
+    while len(out) < n:
+        if day.weekday() < 5:
+            out.append(day)
+        day += dt.timedelta(days=1)
+    return out
+
+
+def _daily(path: Path, days: list[dt.date], closes: list[float]) -> Path:
+    path.write_text(
+        "Date,Open,High,Low,Close,Volume\n"
+        + "".join(f"{d},{c},{c},{c},{c},1000\n" for d, c in zip(days, closes, strict=True))
+    )
+    return path
+
+
+def test_one_shared_bar_that_differs_is_too_few_to_judge_the_file_lands_with_a_note(
+    lake_root: Path, tmp_path: Path
+) -> None:
+    days = _days(20)
+    broker = _daily(tmp_path / "broker.csv", days[:1], [101.0])  # one day, its close 1% off the other's
+    assert csv_ingest.run(ctx(lake_root), broker, "SPY", "1d", source="broker").ok
+    spy = _daily(tmp_path / "spy.csv", days, [100.0 + i for i in range(20)])
+    summary = csv_ingest.run(ctx(lake_root), spy, "SPY", "1d")
+    assert summary.ok
+    (note,) = [n for n in summary.notes if "too few shared bars to judge" in n]
+    assert "1 of the 1 SPY 1d bar it shares with the lake's broker bars closes differently" in note
+    assert "it landed" in note
+
+
+def test_a_cheap_stock_a_cent_off_on_every_shared_bar_lands(lake_root: Path, tmp_path: Path) -> None:
+    days = _days(30)  # $1.50 in one vendor's file, $1.51 in the other's: 0.7%, within two cents
+    assert csv_ingest.run(
+        ctx(lake_root), _daily(tmp_path / "a.csv", days, [1.5] * 30), "PENY", "1d", source="a"
+    ).ok
+    summary = csv_ingest.run(ctx(lake_root), _daily(tmp_path / "b.csv", days, [1.51] * 30), "PENY", "1d")
+    assert summary.ok and not [n for n in summary.notes if "disagree" in n or "differ" in n]
+
+
+def test_a_steady_one_percent_is_refused_scattered_differences_land(lake_root: Path, tmp_path: Path) -> None:
+    days = _days(20)
+    theirs = [100.0 + i for i in range(20)]
+    assert csv_ingest.run(
+        ctx(lake_root), _daily(tmp_path / "v.csv", days, theirs), "XYZ", "1d", source="v"
+    ).ok
+    steady = _daily(tmp_path / "adj.csv", days, [round(c * 0.99, 2) for c in theirs])  # dividend-adjusted
+    with pytest.raises(MarketlakeError) as err:
+        csv_ingest.run(ctx(lake_root), steady, "XYZ", "1d")
+    assert "typically 0.99x theirs (20 of the 20 bars both hold differ alike" in str(err.value)
+    # 1% off on 3 of 20 days, the other way on 3 more: not steady, lands
+    scattered = [c * (1.01 if i < 3 else 0.99 if i < 6 else 1) for i, c in enumerate(theirs)]
+    summary = csv_ingest.run(ctx(lake_root), _daily(tmp_path / "other.csv", days, scattered), "XYZ", "1d")
+    assert summary.ok and not [n for n in summary.notes if "disagree" in n]
+
+
+def test_two_shared_bars_a_quarter_of_theirs_are_too_few(lake_root: Path, tmp_path: Path) -> None:
+    days = _days(5)
+    assert csv_ingest.run(
+        ctx(lake_root), _daily(tmp_path / "v.csv", days[:2], [400.0, 404.0]), "Q", "1d", source="v"
+    ).ok
+    summary = csv_ingest.run(
+        ctx(lake_root), _daily(tmp_path / "q.csv", days, [100.0, 101, 102, 103, 104]), "Q", "1d"
+    )
+    assert summary.ok and [n for n in summary.notes if "2 of the 2 Q 1d bars" in n and "too few" in n]
+
+
+def test_a_crypto_file_steadily_off_names_another_venue_or_quote_currency(
+    lake_root: Path, tmp_path: Path
+) -> None:
+    days = [dt.date(2024, 1, 1) + dt.timedelta(days=i) for i in range(14)]  # every day, weekends too
+    theirs = [40_000.0 + 100 * i for i in range(14)]
+    binance = _daily(tmp_path / "binance.csv", days, theirs)
+    assert csv_ingest.run(ctx(lake_root), binance, "BTCUSDT", "1d", source="bn", asset_class="crypto").ok
+    coinbase = _daily(tmp_path / "coinbase.csv", days, [round(c * 1.006, 2) for c in theirs])  # a USD premium
+    with pytest.raises(MarketlakeError) as err:
+        csv_ingest.run(ctx(lake_root), coinbase, "BTCUSDT", "1d", asset_class="crypto")
+    message = str(err.value)
+    assert "typically 1.006x theirs" in message
+    assert "another venue or quote currency (USD vs USDT" in message
+    assert "Yahoo" not in message

@@ -135,3 +135,36 @@ def test_a_record_for_other_bytes_than_the_raw_copys_is_not_kept(lake_root: Path
         sha256="0" * 64,
     )
     assert json.loads(meta_path.read_text())["landed"] == landed
+
+
+def test_the_code_digest_covers_every_module_the_import_runs_and_the_packages_versions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ingest import csv_checks
+
+    csv_checks.code_digest.cache_clear()
+    before = csv_checks.code_digest()
+    for name in ("writer.py", "schemas.py", "sessions.py"):  # the lake's writer and schemas, the sessions
+        real = Path.read_bytes
+
+        def edited(self: Path, real: Any = real, name: str = name) -> bytes:
+            return real(self) + (b"# edited\n" if self.name == name else b"")
+
+        monkeypatch.setattr(Path, "read_bytes", edited)
+        csv_checks.code_digest.cache_clear()
+        assert csv_checks.code_digest() != before, name
+        monkeypatch.undo()
+    csv_checks.code_digest.cache_clear()
+    assert csv_checks.code_digest() == before
+    real_version = csv_checks.metadata.version
+    monkeypatch.setattr(
+        csv_checks.metadata,
+        "version",
+        lambda p: "0.0-other" if p == "exchange_calendars" else real_version(p),
+    )
+    csv_checks.code_digest.cache_clear()
+    try:
+        assert csv_checks.code_digest() != before
+    finally:
+        monkeypatch.undo()
+        csv_checks.code_digest.cache_clear()
