@@ -24,7 +24,9 @@ Conventions (each has a test):
   peak), as a positive fraction: 0.25 means equity fell to 75% of a previous high.
 - the bootstrap's verdict (`SharpeDiffCI.verdict`): beyond luck only when 0 lies outside the interval and
   outside both ends' Monte-Carlo bands (MC_Z standard errors of the order statistic); borderline when 0 is
-  within a band (whether the interval holds 0 then depends on the seed): no claim.
+  within a band (whether the interval holds 0 then depends on the seed): no claim. A resample in which the
+  agent's returns are the baseline's on every step is a difference of exactly 0, and returns within rounding
+  of the baseline's (`TIE_TOLERANCE`, the overall rebuilt through equity) are the baseline's.
 - turnover: the sum of |position change| traded (1.0 = the whole equity bought or sold once).
 - trades: the number of steps whose fill traded something (an entry and a later exit are two). A portfolio's
   (the evaluation's overall): its symbols' trades summed, the fills counted per symbol (`trades=`): two
@@ -604,6 +606,14 @@ def _prefix(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([zero, np.cumsum(x)]), np.concatenate([zero, np.cumsum(x * x)])
 
 
+def _resample_sums(p: np.ndarray, starts: np.ndarray, length: int, n: int) -> np.ndarray:
+    """The sum of the values of each resample of n values made of blocks of `length` starting at `starts`
+    (one row a resample; its last block cut to what n leaves), from the running sums `p` (`_prefix`)."""
+    last = n - (starts.shape[1] - 1) * length
+    full, tail = starts[:, :-1], starts[:, -1]
+    return np.asarray((p[full + length] - p[full]).sum(axis=1) + (p[tail + last] - p[tail]))
+
+
 def _block_sharpes(
     prefix: tuple[np.ndarray, np.ndarray], starts: np.ndarray, length: int, n: int
 ) -> np.ndarray:
@@ -612,10 +622,8 @@ def _block_sharpes(
     what `_sharpe_rows` gives of the values gathered, without gathering them. A resample constant at 0 is 0;
     one whose deviation is within rounding of 0 (a constant other than 0) has none (NaN)."""
     p1, p2 = prefix
-    last = n - (starts.shape[1] - 1) * length
-    full, tail = starts[:, :-1], starts[:, -1]
-    s1 = (p1[full + length] - p1[full]).sum(axis=1) + (p1[tail + last] - p1[tail])
-    s2 = (p2[full + length] - p2[full]).sum(axis=1) + (p2[tail + last] - p2[tail])
+    s1 = _resample_sums(p1, starts, length, n)
+    s2 = _resample_sums(p2, starts, length, n)
     mean = s1 / n
     squares = s2 - s1 * mean  # the sum of squared deviations from the mean
     out = np.full(starts.shape[0], np.nan)
@@ -633,6 +641,22 @@ def _band(sorted_values: np.ndarray, q: float, z: float) -> tuple[float, float]:
     lo = max(0, math.floor(rank - half))
     hi = min(m - 1, math.ceil(rank + half))
     return float(sorted_values[lo]) + 0.0, float(sorted_values[hi]) + 0.0
+
+
+TIE_TOLERANCE = 1e-9
+"""Paired returns this close, relative to their size (or to the series' mean size, for returns near 0), are
+the same return (`tied_to_baseline`): a portfolio rebuilt through equity (the overall) gives an agent that
+held what buy-and-hold held a return 1e-16 off buy-and-hold's, which is rounding, not an edge."""
+
+
+def tied_to_baseline(agent: np.ndarray, baseline: np.ndarray) -> np.ndarray:
+    """The agent's returns, with each one within TIE_TOLERANCE of the baseline's on its step replaced by the
+    baseline's exactly: |a - b| <= 1e-9 x max(|a|, |b|, the mean of |a| and |b| over the series)."""
+    a = np.asarray(agent, dtype=np.float64)
+    b = np.asarray(baseline, dtype=np.float64)
+    scale = float(np.abs(a).mean() + np.abs(b).mean()) / 2 if a.size else 0.0
+    close = np.abs(a - b) <= TIE_TOLERANCE * np.maximum(np.maximum(np.abs(a), np.abs(b)), scale)
+    return np.where(close, b, a)
 
 
 BOOTSTRAP_CELLS = 1_000_000
@@ -673,6 +697,7 @@ def bootstrap_sharpe_difference(
     few = n < min_annualised_steps(bars_per_year) or min(
         np.count_nonzero(a), np.count_nonzero(b)
     ) < min_annualised_steps(bars_per_year)
+    a = tied_to_baseline(a, b)
     a, b = np.expm1(a), np.expm1(b)  # the Sharpe ratios are of the simple returns
     if not 0 < level < 1:
         raise MarketlakeError(f"bootstrap: level must be between 0 and 1, got {level}")
@@ -682,14 +707,17 @@ def bootstrap_sharpe_difference(
     rng = np.random.default_rng(seed)
     blocks = -(-n // length)
     pa, pb = _prefix(a), _prefix(b)
+    # how many steps differ, running: a resample of none of them is the baseline's own, a difference of
+    # exactly 0 (its block sums, taken from running sums that differ, would be off by rounding, +-1e-15)
+    differ = np.concatenate([[0], np.cumsum(a != b)])
     diffs = np.empty(resamples)
     chunk = chunk or max(1, BOOTSTRAP_CELLS // blocks)
     for lo in range(0, resamples, chunk):
         k = min(chunk, resamples - lo)
         starts = rng.integers(0, n - length + 1, size=(k, blocks))
-        diffs[lo : lo + k] = (
-            _block_sharpes(pa, starts, length, n) - _block_sharpes(pb, starts, length, n)
-        ) * scale
+        sb = _block_sharpes(pb, starts, length, n)
+        tie = _resample_sums(differ, starts, length, n) == 0
+        diffs[lo : lo + k] = np.where(tie, sb - sb, _block_sharpes(pa, starts, length, n) - sb) * scale
     finite = np.sort(diffs[np.isfinite(diffs)])
     nan = float("nan")
     low = high = nan

@@ -113,6 +113,18 @@ def test_the_block_sums_give_the_gathered_resamples_sharpes(n: int) -> None:
     assert mine[np.isfinite(mine)] == pytest.approx(want[np.isfinite(want)], rel=1e-9, abs=1e-12)
 
 
+def test_the_block_sums_give_the_gathered_resamples_exact_zeros() -> None:
+    """An agent that is buy-and-hold but on 2 bars: the gathered resamples that miss both are exactly 0, and
+    so are the block sums' (not +-1e-15), so the interval's ends are the gathered ones."""
+    a, b = _near_buy_and_hold(86)
+    length = metrics.default_block_length(a.size)
+    want = _gathered(a, b, 0, 2000, length)
+    got = bootstrap_sharpe_difference(a, b, bars_per_year=252, seed=0, resamples=2000)
+    assert (want == 0).mean() > 0.1
+    assert (got.low, got.high) == pytest.approx(tuple(np.percentile(want, [2.5, 97.5])), rel=1e-9, abs=1e-12)
+    assert got.low == 0.0 and got.verdict != "better"
+
+
 def test_constant_resamples_by_block_sums_are_zero_or_none() -> None:
     zero, const = np.zeros(40), np.full(40, 0.01)
     starts = np.zeros((1, 10), np.int64)
@@ -234,3 +246,31 @@ def test_annual_figures_of_flat_none_and_beyond_a_float() -> None:
     assert one.annual_volatility is None and one.annual_return == pytest.approx(math.exp(2.52) - 1)
     huge = compute_metrics(np.array([0.5, 0.5]), np.ones(2), np.zeros(2), bars_per_year=525_600)
     assert huge.annual_return is None
+
+
+# --- ties: an agent that is buy-and-hold on every bar of a resample ----------------------------------------
+
+
+def _near_buy_and_hold(seed: int, n: int = 1919) -> tuple[np.ndarray, np.ndarray]:
+    """The reviewer's case: buy-and-hold's returns, with the agent's different on 2 bars only."""
+    r = np.random.default_rng(seed)
+    b = r.normal(0.0004, 0.01, n)
+    a = b.copy()
+    a[r.integers(0, n, 2)] += 0.05
+    return a, b
+
+
+def test_an_agent_that_is_buy_and_hold_but_on_two_bars_claims_nothing() -> None:
+    """A resample that misses both bars is buy-and-hold's own: its difference is exactly 0 (the block sums
+    of two running sums gave +-1e-15, all of one sign, and 9 of these 60 said "better beyond luck")."""
+    verdicts = [
+        bootstrap_sharpe_difference(*_near_buy_and_hold(s), bars_per_year=252, seed=0).verdict
+        for s in range(60)
+    ]
+    assert not {"better", "worse"} & set(verdicts), verdicts
+
+
+def test_returns_within_rounding_of_the_baseline_are_ties() -> None:
+    b = np.array([0.01, -0.02, 0.0, 1e-14, 0.03])
+    a = b + np.array([1e-17, -3e-18, 0.0, 1e-26, 1e-4])
+    assert metrics.tied_to_baseline(a, b).tolist() == [*b[:4].tolist(), a[4]]
