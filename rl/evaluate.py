@@ -7,7 +7,7 @@ The run's chosen policy (deterministic) and three baselines, buy-and-hold, flat 
 are walked by `rl.walk.walk` over every valid bar of the period, with the same costs (the run's EnvConfig)
 and the same bars. Per symbol and overall: the metrics of rl/metrics.py, annualised by the bar interval and
 each symbol's calendar (the overall's by `portfolio_annualisation`: on calendar days when its symbols' bars
-fall at different times); and a moving-block bootstrap interval of the agent's Sharpe minus buy-and-hold's on
+fall at different times); and a circular moving-block bootstrap interval of the agent's Sharpe minus buy-and-hold's on
 the same bars, in words when it contains 0 or when 0 is within its ends' Monte-Carlo error (borderline); the
 costs each policy paid; and per symbol, its segments, the bars the features' warm-up after each gap took and
 the walk's forced exits at a segment's end (`gap_summary`).

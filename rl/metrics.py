@@ -1,4 +1,4 @@
-"""Performance metrics of a trading series, and a block-bootstrap interval for an edge over buy-and-hold.
+"""Performance metrics of a trading series, and a circular block-bootstrap interval for an edge over buy-and-hold.
 
 Pure numpy: the input is one series of per-step net log returns (after costs), the position held over each
 step and the turnover traded at each step's fill, as `rl.walk.walk` returns them. Nothing here reads the lake.
@@ -495,7 +495,7 @@ in 20 when the end is exactly 0, and the verdict would still flip with the seed.
 
 @dataclass(frozen=True)
 class SharpeDiffCI:
-    """A moving-block bootstrap interval of (agent Sharpe - baseline Sharpe) on the same bars."""
+    """A circular moving-block bootstrap interval of (agent Sharpe - baseline Sharpe) on the same bars."""
 
     difference: float
     """The point estimate, on the bars as they are (annualised)."""
@@ -676,8 +676,9 @@ def bootstrap_sharpe_difference(
     unit: str = "bars",
     band_z: float = MC_Z,
 ) -> SharpeDiffCI:
-    """Resample the paired per-step returns (log returns in, their simple returns resampled) in moving
-    blocks (the same blocks for both series, so their dependence is kept) and return the percentile interval
+    """Resample the paired per-step returns (log returns in, their simple returns resampled) in circular
+    moving blocks (starting at any step, wrapping past the last to the first: every step as likely to be
+    drawn as any other; the same blocks for both series, so their dependence is kept) and return the percentile interval
     of the annualised Sharpe difference, with each end's Monte-Carlo band (`_band`: where the end would fall
     with other draws; 0 within it is "borderline", `SharpeDiffCI.verdict`).
     A resample's Sharpe is taken from its blocks' sums (`_block_sharpes`: one sum per block, not per value).
@@ -706,6 +707,11 @@ def bootstrap_sharpe_difference(
     point = (_sharpe_rows(a[None, :]) - _sharpe_rows(b[None, :]))[0] * scale
     rng = np.random.default_rng(seed)
     blocks = -(-n // length)
+    # circular blocks: a block may start at any of the n steps and wrap past the last to the first, so that
+    # every step lies in as many blocks as any other (from starts 0 .. n - length, the first and last
+    # length - 1 steps lay in fewer, and an edge at the period's start or end weighed less)
+    wrap = np.r_[0:n, 0 : length - 1]
+    a, b = a[wrap], b[wrap]
     pa, pb = _prefix(a), _prefix(b)
     # how many steps differ, running: a resample of none of them is the baseline's own, a difference of
     # exactly 0 (its block sums, taken from running sums that differ, would be off by rounding, +-1e-15)
@@ -714,7 +720,7 @@ def bootstrap_sharpe_difference(
     chunk = chunk or max(1, BOOTSTRAP_CELLS // blocks)
     for lo in range(0, resamples, chunk):
         k = min(chunk, resamples - lo)
-        starts = rng.integers(0, n - length + 1, size=(k, blocks))
+        starts = rng.integers(0, n, size=(k, blocks))
         sb = _block_sharpes(pb, starts, length, n)
         tie = _resample_sums(differ, starts, length, n) == 0
         diffs[lo : lo + k] = np.where(tie, sb - sb, _block_sharpes(pa, starts, length, n) - sb) * scale
