@@ -14,7 +14,8 @@ Conventions (each has a test):
 - The overall portfolio of symbols whose bars fall at different times (`portfolio_annualisation`; a stock
   whose own bars mix grids too) takes both on its UTC calendar-day returns, annualised by 365
   (`ratios_on_calendar_days`). An intraday stock's bars a year: 252 sessions times the bars its sessions
-  hold (`symbol_bars_per_year`: the median count per New York day with a bar; every other minute is 195).
+  hold (`symbol_bars_per_year`: the steps seen per New York day with a bar, the first and last day left out;
+  every other minute is 195).
 - annual return (CAGR): `exp(sum(r) * per_year / n) - 1` over the n returns the Sharpe is taken on;
   annual volatility: their simple returns' std (ddof=1) * sqrt(per_year): empyrical's annual_return and
   annual_volatility with the Sharpe's annualisation.
@@ -76,7 +77,7 @@ exit). 2: Sharpe and Sortino of simple returns; the overall on calendar days whe
 different times (stocks at different phases too); intraday stocks annualised by the bars a session holds on
 their own grid (on the hour 6 a regular session, half past 7); the data's end marked, not sold. 3: intraday
 stocks annualised by the bars their sessions hold (`observed_bars_a_session`: every other minute 195, not
-390); the overall's exposure over the (symbol, bar) pairs that exist (a closed market is not flat); a ratio
+390; the steps seen over the sessions spanned); the overall's exposure over the (symbol, bar) pairs that exist (a closed market is not flat); a ratio
 flagged too few by its non-zero returns; the annualised return and volatility; the interval's verdict
 "borderline" within its ends' Monte-Carlo bands, from 10,000 resamples."""
 
@@ -192,12 +193,22 @@ def session_bar_counts(step_times: np.ndarray) -> np.ndarray:
 
 
 def observed_bars_a_session(step_times: np.ndarray) -> float | None:
-    """The bars a session of these steps holds: the median of the counts per New York day with a bar (of an
-    even number of days, the higher of the two middle counts); None for no bar. The median, not the mean: a
-    segment's first session lacks the bars its warm-up and window took, the period's first and last may be
-    cut, and they are not a session's worth of time without them."""
-    counts = np.sort(session_bar_counts(step_times))
-    return float(counts[counts.size // 2]) if counts.size else None
+    """The bars a session of these steps holds: the steps seen over the sessions they span, the sessions
+    being the New York days with a bar. The first and last of three or more are left out, bars and session
+    alike (the warm-up and window cut a segment's first session, and the period may cut its first and last):
+    a cut session then counts as the fraction of a session its bars make, not as a whole one. Of one or two
+    sessions, the fuller one (None for no bar). The mean over the sessions, not their median: a stock whose
+    sessions are sparse on some days and full on others (40 of 30 bars, 21 of 390) holds 152 bars a session
+    on the whole, and its annualised return is of the 0.24 year its 61 sessions span (the median, 30, read
+    them as 1.24 years). A half day among full sessions counts as the session it is (252 sessions a year hold
+    a few), its bars lowering the mean as they lower a year's bars."""
+    counts = session_bar_counts(step_times)
+    if counts.size == 0:
+        return None
+    if counts.size < 3:
+        return float(counts.max())
+    inner = counts[1:-1]
+    return float(inner.sum()) / inner.size
 
 
 def symbol_bars_per_year(

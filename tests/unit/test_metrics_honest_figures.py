@@ -212,14 +212,65 @@ def test_every_other_minute_is_annualised_by_195_bars_a_session() -> None:
 
 
 def test_sparse_sessions_by_brute_force() -> None:
-    """Sessions of 100, 150 and 390 bars (two each, and one of 20): the median session, 150."""
+    """Sessions of 100, 150, 390, 100, 150, 390 and 20 bars: the first and last left out (they may be cut),
+    the steps of the 5 between over 5 sessions, 236 a session."""
     rng = np.random.default_rng(4)
     ts = []
     for d, k in zip(DAYS, [100, 150, 390, 100, 150, 390, 20], strict=False):
         t0 = dt.datetime(d.year, d.month, d.day, 9, 30, tzinfo=NEW_YORK)
         for m in np.sort(rng.choice(390, k, replace=False)).tolist():
             ts.append(int((t0 + dt.timedelta(minutes=m)).timestamp()) * 1_000_000)
-    assert metrics.symbol_bars_per_year(np.array(ts, np.int64), "stock", "1m") == 252 * 150
+    assert metrics.symbol_bars_per_year(np.array(ts, np.int64), "stock", "1m") == 252 * 236
+
+
+WEEKDAYS = [d for d in (dt.date(2024, 3, 4) + dt.timedelta(days=i) for i in range(120)) if d.weekday() < 5]
+
+
+def _session(d: dt.date, bars: int, every: int = 1, skip: int = 0) -> list[int]:
+    """`bars` one-minute bar starts of a regular session, one every `every` minutes from 09:30 + `skip`."""
+    t0 = dt.datetime(d.year, d.month, d.day, 9, 30, tzinfo=NEW_YORK) + dt.timedelta(minutes=skip)
+    return [int((t0 + dt.timedelta(minutes=every * k)).timestamp()) * 1_000_000 for k in range(bars)]
+
+
+@pytest.mark.parametrize(("sparse_first", "full", "sparse"), [(True, 21, 40), (False, 40, 21)])
+def test_sparse_and_full_sessions_are_annualised_by_the_bars_seen(
+    sparse_first: bool, full: int, sparse: int
+) -> None:
+    """The reviewer's cases: a 1m stock with 30 bars on some sessions and 390 on others. The median session
+    read 21 full + 40 sparse sessions as 252 x 30 bars a year, so its 9,390 bars as 1.24 years (not the 0.24
+    its 61 sessions span) and a 5% gain as 4.0% a year, not 22%. Now the bars seen over the sessions."""
+    days = WEEKDAYS[: full + sparse]
+    kinds = [30] * sparse + [390] * full if sparse_first else [390] * full + [30] * sparse
+    ts = np.array(
+        [t for d, k in zip(days, kinds, strict=True) for t in _session(d, k, 13 if k == 30 else 1)], np.int64
+    )
+    per_year = metrics.symbol_bars_per_year(ts, "stock", "1m")
+    assert per_year == pytest.approx(252 * sum(kinds[1:-1]) / (len(kinds) - 2), rel=1e-12)
+    years = ts.size / per_year
+    assert years == pytest.approx(len(days) / 252, rel=0.02)
+    r = np.full(ts.size, math.log(1.05) / ts.size)
+    m = compute_metrics(r, np.ones(ts.size), np.zeros(ts.size), bars_per_year=per_year)
+    assert m.annual_return == pytest.approx(1.05 ** (252 / len(days)) - 1, rel=0.02)
+
+
+def test_a_half_day_counts_as_the_session_it_is_and_a_cut_end_session_as_its_fraction() -> None:
+    """Every other minute stays 195 (above); a 13:00 close among 40 full sessions lowers the bars a session
+    by its 180 missing minutes over the 38 between the first and last, as it lowers a year's bars; the
+    period's first or last session cut (the warm-up took 124 bars) leaves 390; a single cut session is all
+    there is."""
+    days = WEEKDAYS[:40]
+    with_half = np.array(
+        [t for i, d in enumerate(days) for t in _session(d, 210 if i == 3 else 390)], np.int64
+    )
+    assert metrics.symbol_bars_per_year(with_half, "stock", "1m") == pytest.approx(
+        252 * (37 * 390 + 210) / 38
+    )
+    cut = np.array(
+        [t for i, d in enumerate(days) for t in _session(d, *((266, 1, 124) if i == 0 else (390,)))], np.int64
+    )
+    assert metrics.symbol_bars_per_year(cut, "stock", "1m") == 252 * 390
+    assert metrics.symbol_bars_per_year(cut[-390:], "stock", "1m") == 252 * 390
+    assert metrics.symbol_bars_per_year(cut[:266], "stock", "1m") == 252 * 266
 
 
 # --- the annualised return and volatility, by hand ---------------------------------------------------------
