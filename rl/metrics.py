@@ -501,7 +501,10 @@ block (`bootstrap_sharpe_difference`), about 2 s for 100,000 bars."""
 MC_Z = 3.0
 """How many Monte-Carlo standard errors of an interval end its band spans each side (`SharpeDiffCI`): 0 within
 the band of an end is "borderline", no claim. 3, not 1.96: a band of 1.96 would leave 0 outside it for 1 seed
-in 20 when the end is exactly 0, and the verdict would still flip with the seed."""
+in 20 when the end is exactly 0 (3: about 1 in 400). The verdict may still differ with the seed: an end a few
+standard errors from 0 is a claim for some seeds and borderline for others; a claim for one seed and "not
+distinguishable" for another needs their ends 6 standard errors apart (about 1 seed in 700 each way), so
+borderline is the no-claim word between them, not a guarantee that a claim is seed-proof."""
 
 
 @dataclass(frozen=True)
