@@ -351,3 +351,28 @@ def test_no_legend_under_a_table_with_no_marked_sharpe(lake_root: Path) -> None:
     runlog.finish_run(lake_root, rec, "finished")
     table = runlog.render_runs(runlog.list_runs(lake_root), "table")
     assert "*" not in table and "too few bars" not in table, table
+
+
+@pytest.mark.parametrize(
+    ("ci", "word"),
+    [
+        # the reviewer's case: a borderline run showed only its interval, which reads as a claim
+        ({"low": 0.01, "high": 1.9, "low_band": [-0.02, 0.04], "verdict": "borderline"}, "borderline"),
+        ({"low": 0.3, "high": 1.9, "verdict": "better"}, "better"),
+        ({"low": -1.9, "high": -0.3, "verdict": "worse"}, "worse"),
+        ({"low": -0.5, "high": 2.0, "verdict": "not distinguishable"}, "not distinguishable"),
+        # a row from before the verdict was recorded: read from the interval
+        ({"low": -0.5, "high": 2.0}, "not distinguishable"),
+        ({"low": 0.2, "high": 2.0}, "better"),
+    ],
+)
+def test_the_runs_headline_shows_the_edges_verdict(ci: dict[str, object], word: str) -> None:
+    m = {
+        "metrics_version": 3,
+        "period": "test",
+        "overall": {"agent": {"total_return": 0.2, "sharpe": 1.4}},
+        "sharpe_ci": ci,
+    }
+    line = runlog._headline({"metrics": m})
+    assert f"edge CI [{ci['low']:+.2f}, {ci['high']:+.2f}] {word}" in line
+    assert line.endswith(word)
