@@ -33,8 +33,9 @@ Conventions (each has a test):
   (the evaluation's overall): its symbols' trades summed, the fills counted per symbol (`trades=`): two
   symbols filling at one time are two trades, though one step of the portfolio.
 - exposure: the mean over the steps of |position held from the step's fill to its close|; a portfolio's,
-  sum(|position|) / sum(tradable): over the (symbol, bar) pairs that exist, a closed market not counted
-  flat (`compute_metrics`' `tradable`). The step that
+  sum(|position|) / sum(tradable) (`compute_metrics`' `tradable`): the evaluation's overall, the
+  equity-weighted share of its capital invested at each time, each symbol's position carried between its
+  bars, over the shares whose symbol has begun (`rl.evaluate.portfolio_series`). The step that
   exits counts as flat though its return holds the exited position's gap from the previous close to the
   fill, and the step that enters counts as invested though its gap was flat: a position held from one
   bar's open to another's counts the number of bars between them, its time in the market.
@@ -77,7 +78,8 @@ exit). 2: Sharpe and Sortino of simple returns; the overall on calendar days whe
 different times (stocks at different phases too); intraday stocks annualised by the bars a session holds on
 their own grid (on the hour 6 a regular session, half past 7); the data's end marked, not sold. 3: intraday
 stocks annualised by the bars their sessions hold (`observed_bars_a_session`: every other minute 195, not
-390; the steps seen over the sessions spanned); the overall's exposure over the (symbol, bar) pairs that exist (a closed market is not flat); a ratio
+390; the steps seen over the sessions spanned); the overall's exposure the equity-weighted capital
+invested, each symbol's position carried between its bars (a closed market is not flat); a ratio
 flagged too few by its non-zero returns; the annualised return and volatility; the interval's verdict
 "borderline" within its ends' Monte-Carlo bands, from 10,000 resamples."""
 
@@ -434,14 +436,17 @@ def compute_metrics(
     ts: np.ndarray | None = None,
     calendar_days: bool = False,
     tradable: np.ndarray | None = None,
+    traded: np.ndarray | None = None,
 ) -> Metrics:
     """Every metric of one series. `trades` overrides the count of steps with turnover (for a portfolio,
     the sum over its symbols). `calendar_days`: the Sharpe, Sortino, annualised return and volatility are of
     the series' UTC calendar-day returns (`calendar_day_returns` of `ts`, the steps' times in microseconds),
     and `bars_per_year` is the days in a year (365); every other metric is of the steps. `tradable`: per
-    step, the share of the equity that could be invested then (a portfolio's: the shares whose symbol has a
-    bar at that time); exposure is then sum(|position|) / sum(tradable), the time in the market of the
-    (symbol, bar) pairs that exist, not counting a closed market as flat; None: every step could (1)."""
+    step, the share of the equity that counts then (a portfolio's: the shares whose symbol has begun, its
+    positions carried between bars: `rl.evaluate.portfolio_series`); exposure is then sum(|position|) /
+    sum(tradable); None: every step counts (1). `traded`: per step, whether a position was held by a symbol
+    with a bar then, the steps the hit rate is taken over (a portfolio's: a position carried while its
+    market is closed returns 0 there, which is no miss); None: the steps whose position is not 0."""
     r = np.asarray(log_return, dtype=np.float64)
     pos = np.asarray(position, dtype=np.float64)
     turn = np.asarray(turnover, dtype=np.float64)
@@ -462,7 +467,7 @@ def compute_metrics(
     growth = annual_return(per_ratio, bars_per_year)
     nonzero = int(np.count_nonzero(per_ratio))
     few = nonzero < min_annualised_steps(bars_per_year) and any(x not in (None, 0.0) for x in ratios)
-    invested = pos != 0
+    invested = pos != 0 if traded is None else np.asarray(traded, dtype=bool)
     n_invested = int(invested.sum())
     total = float(np.expm1(r.sum())) if r.size else 0.0
     if tradable is None:

@@ -70,8 +70,9 @@ def test_portfolio_gives_each_symbol_an_equal_share_and_never_rebalances() -> No
     # shares of 0.5 each: A 0.55 -> 0.55 -> 0.55 (carried at t=120, no bar); B 0.45 -> 0.54 -> 0.567
     equity = [1.0, 0.55 + 0.54, 0.55 + 0.567]
     assert np.exp(np.cumsum(s.log_return)) == pytest.approx(equity, rel=1e-12)
-    # |position| and turnover of the steps, weighted by their share's equity before the step
-    assert s.position == pytest.approx([1.0, 0.55 / 1.0, 0.54 / 1.09], rel=1e-12)
+    # |position| held at each time (A's carried at t=120, where it has no bar), weighted by its share's equity
+    # before the time; turnover of the steps, weighted alike
+    assert s.position == pytest.approx([1.0, 0.55 / 1.0, (0.55 + 0.54) / 1.09], rel=1e-12)
     assert s.turnover == pytest.approx([1.0, 0.45 / 1.0, 0.0], rel=1e-12)
     assert s.trades == 3
 
@@ -92,8 +93,8 @@ def test_portfolio_of_a_stock_and_a_crypto_earns_what_half_in_each_earns() -> No
     s = portfolio_series(w)
     assert s.ts.tolist() == [0, 60, 120, 180, 240, 300, 360, 420]
     assert math.expm1(float(s.log_return.sum())) == pytest.approx(0.05, rel=1e-12)
-    # at night only the crypto's share has a step: exposure counts its share of the equity
-    assert s.position[3] == pytest.approx(0.5, rel=1e-12)
+    # at night only the crypto's share has a step, but the stock held overnight is invested too
+    assert s.position[3] == pytest.approx(1.0, rel=1e-12)
     assert s.position[0] == 1.0 and s.turnover[0] == 1.0
 
 
