@@ -172,7 +172,32 @@ def test_the_interval_is_flagged_when_either_side_rests_on_few_non_zero_returns(
 
 
 def test_the_footnote_says_the_rule() -> None:
-    assert metrics.TOO_FEW_NOTE.startswith("* too few bars for an annualised figure: fewer than 30 non-zero")
+    assert metrics.TOO_FEW_NOTE.startswith(
+        "* too few bars for an annualised figure: under a month's worth of bars (at least 30), or fewer than "
+        "30 non-zero returns"
+    )
+
+
+def test_a_long_lightly_invested_series_is_not_flagged() -> None:
+    """The reviewer's case: half a year of one-minute crypto (262,800 bars), invested 8% of the minutes:
+    21,000 non-zero returns, flagged because they were under a month's worth (43,800). The month is of the
+    bars the figure spans; of the non-zero returns it asks 30."""
+    rng = np.random.default_rng(0)
+    n = 262_800
+    pos = (rng.random(n) < 0.08).astype(float)
+    bh = rng.normal(0, 8e-4, n)
+    m = compute_metrics(bh * pos, pos, np.zeros(n), bars_per_year=525_600)
+    assert m.nonzero_returns > 20_000 and not m.too_few_to_annualise
+    ci = bootstrap_sharpe_difference(bh * pos, bh, bars_per_year=525_600, resamples=200)
+    assert not ci.too_few_to_annualise and "too few" not in ci.sentence
+    # still flagged: under a month of bars, every return non-zero; 29 non-zero returns in a year of bars
+    short = compute_metrics(rng.normal(0.001, 0.01, 20), np.ones(20), np.zeros(20), bars_per_year=252)
+    assert short.too_few_to_annualise
+    sparse = np.zeros(252)
+    sparse[:29] = rng.normal(0.001, 0.01, 29)
+    assert compute_metrics(sparse, sparse != 0, np.zeros(252), bars_per_year=252).too_few_to_annualise
+    sparse[29] = 0.002
+    assert not compute_metrics(sparse, sparse != 0, np.zeros(252), bars_per_year=252).too_few_to_annualise
 
 
 # --- intraday stocks: the bars their sessions hold ---------------------------------------------------------
