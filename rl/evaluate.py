@@ -1777,13 +1777,30 @@ def train_and_evaluate(
 # --- what a person sees -----------------------------------------------------------------------------------
 
 
+def _compact(x: float, sign: str = "+", scale: float = 1.0, unit: str = "", digits: int = 2) -> str:
+    """x x scale with `digits` decimals; from 1,000 up (in magnitude) in 3 significant digits with a power of
+    ten, `+5.4e9`: a cell of the table never runs wider than 8 characters, and is never cut."""
+    v = x * scale
+    if abs(v) < 1000:
+        return f"{v:{sign}.{digits}f}{unit}"
+    mantissa, _, power = f"{v:{sign}.3g}".partition("e")
+    return f"{mantissa}e{int(power)}{unit}" if power else f"{mantissa}{unit}"
+
+
 def _pct(x: float | None) -> str:
-    return "—" if x is None else f"{x:+.2%}"
+    return "—" if x is None else _compact(x, "+", 100, "%")
 
 
 def _cost(x: float | None) -> str:
     """Costs paid, as a percentage (of the equity at each fill summed, or of the starting capital)."""
-    return "—" if x is None else f"{x:.2%}"
+    return "—" if x is None else _compact(x, "", 100, "%")
+
+
+def _count(n: int) -> str:
+    """A count of bars or trades: as it is below 100,000, else in thousands or millions (`525.6k`)."""
+    if n < 100_000:
+        return str(n)
+    return f"{n / 1000:.1f}k" if n < 1_000_000 else f"{n / 1_000_000:.2f}M"
 
 
 COSTS_NOTE = (
@@ -1794,7 +1811,9 @@ COSTS_NOTE = (
 
 
 def _num(x: float | None, fmt: str = "+.2f") -> str:
-    return "—" if x is None else format(x, fmt)
+    if x is None:
+        return "—"
+    return _compact(x, "+" if fmt.startswith("+") else "", digits=int(fmt.rstrip("f").split(".")[-1]))
 
 
 RISK_COLUMNS = ("scope", "policy", "bars", "return", "ann. return", "ann. vol", "Sharpe", "Sortino", "max DD")
@@ -1820,7 +1839,7 @@ def _star(m: Metrics, x: float | None, fmt: str = "+.2f") -> str:
 def _cells(report: EvalReport, scope: str, name: str) -> dict[str, str]:
     m = report.metrics[scope][name]
     return {
-        "bars": str(m.bars),
+        "bars": _count(m.bars),
         "return": _pct(m.total_return),
         "ann. return": _pct(m.annual_return)
         + ("*" if m.too_few_to_annualise and m.annual_return is not None else ""),
@@ -1831,7 +1850,7 @@ def _cells(report: EvalReport, scope: str, name: str) -> dict[str, str]:
         "turnover": _num(m.turnover, ".1f"),
         "costs Σ%eq": _cost(report.costs.get(scope, {}).get(name)),
         "costs %cap": _cost(report.costs_of_capital.get(scope, {}).get(name)),
-        "trades": str(m.trades),
+        "trades": _count(m.trades),
         "exposure": f"{m.exposure:.0%}",
         "hit rate": "—" if m.hit_rate is None else f"{m.hit_rate:.0%}",
     }

@@ -257,3 +257,32 @@ def test_the_overall_of_an_agent_that_is_buy_and_hold_but_on_two_bars_claims_not
         if ci.verdict in ("better", "worse"):
             claims.append(s)
     assert claims == []
+
+
+def test_the_table_fits_100_columns_with_six_digit_bars_and_huge_figures() -> None:
+    """The reviewer's case: a year of one-minute bars (525,600) and a few bars' gain annualised to
+    +5,400,000,000%: cells were cut ("5256…", "+5400000000.00…"). Now counts from 100,000 in thousands and
+    figures from 1,000 up with a power of ten: nothing is cut."""
+    import dataclasses
+
+    rep = _report()
+    for d in rep.metrics.values():
+        for pol, m in d.items():
+            d[pol] = dataclasses.replace(m, bars=525_600, turnover=123_456.7, trades=262_800)
+    m = rep.metrics["overall"]["agent"]
+    rep.metrics["overall"]["agent"] = dataclasses.replace(
+        m,
+        annual_return=54_000_000.0,
+        total_return=1234.5,
+        too_few_to_annualise=True,
+        annual_volatility=123.4,
+        sharpe=-12_345.6,
+        sortino=99_999.0,
+    )
+    table = render_table(rep)
+    assert max(len(line) for line in table.splitlines()) <= 100
+    assert "…" not in table
+    agent = next(line for line in table.splitlines() if "agent" in line and "525.6k" in line)
+    for cell in ("+1.23e5%", "+5.4e9%*", "1.23e4%", "-1.23e4*", "+1e5*"):
+        assert cell in agent, agent
+    assert "262.8k" in table and "1.23e5" in table
