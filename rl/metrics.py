@@ -691,6 +691,20 @@ def tied_to_baseline(agent: np.ndarray, baseline: np.ndarray) -> np.ndarray:
     return np.where(close, b, a)
 
 
+def min_resamples(level: float = 0.95, band_z: float = MC_Z) -> int:
+    """The fewest resamples whose interval ends have a Monte-Carlo band within the resamples: the rank of the
+    (1 - level) / 2 quantile at least band_z binomial standard errors from the first resample,
+    q (m - 1) >= z sqrt(m q (1 - q)); 353 at 95% with a band of 3. Fewer, and the band is cut at the most
+    extreme resample, so the end's own error is not measured and a claim could rest on it: 1 resample made
+    its band a single point and any interval a claim; 20 would claim "beyond luck" for about 6 seeds in 10
+    (0.975^20) of an interval whose end is exactly 0."""
+    q = (1 - level) / 2
+    m = 2
+    while q * (m - 1) < band_z * math.sqrt(m * q * (1 - q)):
+        m += 1
+    return m
+
+
 BOOTSTRAP_CELLS = 1_000_000
 """Resampled blocks held at once by bootstrap_sharpe_difference (8 MB a copy, a few copies)."""
 
@@ -725,13 +739,18 @@ def bootstrap_sharpe_difference(
     n = int(a.size)
     if n < 2:
         raise MarketlakeError(f"bootstrap: {n} bar(s) are too few for a Sharpe ratio (need at least 2)")
-    if resamples < 1:
-        raise MarketlakeError(f"bootstrap: resamples must be at least 1, got {resamples}")
+    if not 0 < level < 1:
+        raise MarketlakeError(f"bootstrap: level must be between 0 and 1, got {level}")
+    fewest = min_resamples(level, band_z)
+    if resamples < fewest:
+        raise MarketlakeError(
+            f"bootstrap: resamples must be at least {fewest} (rl.metrics.min_resamples at level {level:g}, "
+            f"bands of {band_z:g} standard errors: fewer leave an interval end's own error unmeasured), "
+            f"got {resamples}"
+        )
     few = too_few_to_annualise(n, int(min(np.count_nonzero(a), np.count_nonzero(b))), bars_per_year)
     a = tied_to_baseline(a, b)
     a, b = np.expm1(a), np.expm1(b)  # the Sharpe ratios are of the simple returns
-    if not 0 < level < 1:
-        raise MarketlakeError(f"bootstrap: level must be between 0 and 1, got {level}")
     length = min(n, block_length or default_block_length(n))
     scale = math.sqrt(bars_per_year)
     point = (_sharpe_rows(a[None, :]) - _sharpe_rows(b[None, :]))[0] * scale

@@ -49,7 +49,7 @@ STOCK_DAYS = [d + dt.timedelta(hours=14, minutes=30) for d in CRYPTO_DAYS if d.w
 def test_a_portfolio_always_long_where_it_can_trade_is_100_percent_exposed() -> None:
     """The reviewer's case: a 1d stock always long and a 1d crypto always long: each 100%, and the overall
     100% (it was 52.8%: the stock's share counted flat at every crypto midnight, its market closed)."""
-    metrics, _, _, _ = judge(_market(STOCK_DAYS, CRYPTO_DAYS, "1d"), COSTLESS, _hold, resamples=100)
+    metrics, _, _, _ = judge(_market(STOCK_DAYS, CRYPTO_DAYS, "1d"), COSTLESS, _hold, resamples=400)
     for scope in ("SPY", "CRX", "overall"):
         for policy in ("agent", "buy_and_hold"):
             assert metrics[scope][policy].exposure == pytest.approx(1.0, abs=1e-12), (scope, policy)
@@ -59,7 +59,7 @@ def test_a_portfolio_always_long_where_it_can_trade_is_100_percent_exposed() -> 
 
 def test_a_symbol_whose_data_ends_early_does_not_lower_the_overall_exposure() -> None:
     """The demo's buy-and-hold showed 99%: SPY's data ended 13 bars before the others'."""
-    metrics, _, _, _ = judge(_market(STOCK_DAYS[:-13], CRYPTO_DAYS, "1d"), COSTLESS, _hold, resamples=100)
+    metrics, _, _, _ = judge(_market(STOCK_DAYS[:-13], CRYPTO_DAYS, "1d"), COSTLESS, _hold, resamples=400)
     assert metrics["overall"]["buy_and_hold"].exposure == pytest.approx(1.0, abs=1e-12)
 
 
@@ -69,7 +69,7 @@ def test_the_overall_exposure_is_the_capital_invested_with_positions_carried_bet
     before the time / the portfolio's; the exposure is their sum over the same sum without |position| of the
     shares whose symbol has begun. The per-step column (`position`) is the numerator's terms per time."""
     data = _market(STOCK_DAYS[:60], CRYPTO_DAYS[:84], "1d", seed=3)
-    j = judge(data, COSTLESS, lambda obs: (np.arange(len(obs)) % 3 == 0).astype(np.int64), resamples=50)
+    j = judge(data, COSTLESS, lambda obs: (np.arange(len(obs)) % 3 == 0).astype(np.int64), resamples=400)
     metrics, series = j[0], j[3]
     s = series["agent"]
     assert s.started is not None
@@ -152,7 +152,7 @@ def _every_other_minute_stock(days: int = 6) -> MarketData:
 
 def test_an_every_other_minute_stock_is_annualised_by_195_bars_a_session() -> None:
     data = _every_other_minute_stock()
-    metrics, _, per_year, _ = judge(data, COSTLESS, _hold, resamples=50)
+    metrics, _, per_year, _ = judge(data, COSTLESS, _hold, resamples=400)
     assert per_year["SPX"] == per_year["overall"] == 252 * 195  # not 252 x 390
     bh = metrics["SPX"]["buy_and_hold"]
     r = np.diff(np.log(data.close[COSTLESS.window - 1 :]))  # held from row window on, costless
@@ -163,7 +163,7 @@ def test_an_every_other_minute_stock_is_annualised_by_195_bars_a_session() -> No
 
 
 def _report() -> EvalReport:
-    metrics, cis, per_year, _ = judge(_market(STOCK_DAYS, CRYPTO_DAYS, "1d"), COSTLESS, _hold, resamples=200)
+    metrics, cis, per_year, _ = judge(_market(STOCK_DAYS, CRYPTO_DAYS, "1d"), COSTLESS, _hold, resamples=400)
     return EvalReport(
         run_id="r-x", parent_run_id=None, period="test", interval="1d", symbols=["SPY", "CRX"],
         bounds=("2022-01-03T00:00:00+00:00", "2023-02-07T00:00:00+00:00"), bars_per_year=per_year,
@@ -182,7 +182,7 @@ def test_every_row_of_the_json_has_its_annualised_return_and_volatility() -> Non
     # overall on calendar days: by hand from the overall's calendar-day returns
     ov = report.metrics["overall"]["buy_and_hold"]
     assert ov.ratios_on_calendar_days and ov.annual_volatility is not None
-    assert j["sharpe_ci"]["resamples"] == 200 and len(j["sharpe_ci"]["high_band"]) == 2
+    assert j["sharpe_ci"]["resamples"] == 400 and len(j["sharpe_ci"]["high_band"]) == 2
     assert j["sharpe_ci"]["verdict"] in ("borderline", "not distinguishable", "better", "worse")
 
 
@@ -210,7 +210,7 @@ def test_the_overall_exposure_from_the_per_step_file_as_the_docs_say() -> None:
 
     data = _market(STOCK_DAYS[:50], CRYPTO_DAYS[:75], "1d", seed=5)
     judged = judge_all(
-        data, COSTLESS, lambda obs: (np.arange(len(obs)) % 4 == 0).astype(np.int64), resamples=50
+        data, COSTLESS, lambda obs: (np.arange(len(obs)) % 4 == 0).astype(np.int64), resamples=400
     )
     t = pa.concat_tables(list(step_tables(data, judged))).to_pandas()
     for policy in ("agent", "buy_and_hold", "random"):

@@ -106,13 +106,13 @@ def test_the_block_sums_give_the_gathered_resamples_sharpes(n: int) -> None:
     a, b = rng.normal(3e-4, 0.01, n), rng.normal(0, 0.012, n)
     a[rng.random(n) < 0.7] = 0.0  # mostly flat, as an agent often is
     length = metrics.default_block_length(n)
-    want = _gathered(a, b, 5, 300, length)
-    got = bootstrap_sharpe_difference(a, b, bars_per_year=252, seed=5, resamples=300)
+    want = _gathered(a, b, 5, 400, length)
+    got = bootstrap_sharpe_difference(a, b, bars_per_year=252, seed=5, resamples=400)
     tail = np.percentile(want[np.isfinite(want)], [2.5, 97.5])
     assert (got.low, got.high) == pytest.approx(tuple(tail), rel=1e-9, abs=1e-12)
     # the sums themselves, resample by resample
     r = np.random.default_rng(5)
-    starts = r.integers(0, n, size=(300, -(-n // length)))
+    starts = r.integers(0, n, size=(400, -(-n // length)))
     wrap = np.r_[0:n, 0 : length - 1]
     pa, pb = metrics._prefix(np.expm1(a)[wrap]), metrics._prefix(np.expm1(b)[wrap])
     mine = (metrics._block_sharpes(pa, starts, length, n) - metrics._block_sharpes(pb, starts, length, n)) * (
@@ -166,7 +166,7 @@ def test_the_interval_is_flagged_when_either_side_rests_on_few_non_zero_returns(
     agent = np.zeros(600)
     agent[:10] = rng.normal(0, 0.01, 10)
     ci = bootstrap_sharpe_difference(
-        agent, rng.normal(0, 0.01, 600), bars_per_year=252, seed=0, resamples=200
+        agent, rng.normal(0, 0.01, 600), bars_per_year=252, seed=0, resamples=400
     )
     assert ci.too_few_to_annualise and "too few bars for an annualised figure" in ci.sentence
 
@@ -188,7 +188,7 @@ def test_a_long_lightly_invested_series_is_not_flagged() -> None:
     bh = rng.normal(0, 8e-4, n)
     m = compute_metrics(bh * pos, pos, np.zeros(n), bars_per_year=525_600)
     assert m.nonzero_returns > 20_000 and not m.too_few_to_annualise
-    ci = bootstrap_sharpe_difference(bh * pos, bh, bars_per_year=525_600, resamples=200)
+    ci = bootstrap_sharpe_difference(bh * pos, bh, bars_per_year=525_600, resamples=400)
     assert not ci.too_few_to_annualise and "too few" not in ci.sentence
     # still flagged: under a month of bars, every return non-zero; 29 non-zero returns in a year of bars
     short = compute_metrics(rng.normal(0.001, 0.01, 20), np.ones(20), np.zeros(20), bars_per_year=252)
@@ -409,3 +409,17 @@ def test_the_docs_say_what_the_band_guarantees() -> None:
         assert "never a seed apart" not in text and "does not change with its seed" not in text
     assert "What the band guarantees, and what it does not" in docs
     assert "Borderline\n  is the no-claim word between a claim and its absence" in docs
+
+
+def test_too_few_resamples_are_refused() -> None:
+    """The reviewer's case: 1 resample gave a band of one point and so a claim. The fewest: the band of each
+    end within the resamples, 353 at 95% and 3 standard errors."""
+    from lake.errors import MarketlakeError
+
+    assert metrics.min_resamples() == 353 and metrics.min_resamples(0.9) < 353
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(0.002, 0.01, 300), rng.normal(0, 0.01, 300)
+    for few in (1, 20, 352):
+        with pytest.raises(MarketlakeError, match=r"resamples must be at least 353 .*got " + str(few)):
+            bootstrap_sharpe_difference(a, b, bars_per_year=252, resamples=few)
+    assert bootstrap_sharpe_difference(a, b, bars_per_year=252, resamples=353).resamples == 353

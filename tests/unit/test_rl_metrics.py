@@ -120,9 +120,9 @@ def _paired(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def test_bootstrap_is_seeded() -> None:
     a, b = _paired(500, 1)
-    one = bootstrap_sharpe_difference(a, b, bars_per_year=252, seed=7, resamples=200)
-    two = bootstrap_sharpe_difference(a, b, bars_per_year=252, seed=7, resamples=200)
-    other = bootstrap_sharpe_difference(a, b, bars_per_year=252, seed=8, resamples=200)
+    one = bootstrap_sharpe_difference(a, b, bars_per_year=252, seed=7, resamples=400)
+    two = bootstrap_sharpe_difference(a, b, bars_per_year=252, seed=7, resamples=400)
+    other = bootstrap_sharpe_difference(a, b, bars_per_year=252, seed=8, resamples=400)
     assert (one.low, one.high) == (two.low, two.high)
     assert (one.low, one.high) != (other.low, other.high)
     assert one.bars == 500 and one.block_length == 8
@@ -133,9 +133,9 @@ def test_bootstrap_gives_the_same_interval_whatever_its_chunk_and_bounds_memory(
 ) -> None:
     rng = np.random.default_rng(3)
     a, b = rng.normal(1e-3, 1e-2, 5000), rng.normal(0, 1e-2, 5000)
-    want = bootstrap_sharpe_difference(a, b, bars_per_year=252, seed=1, resamples=120, chunk=50)
+    want = bootstrap_sharpe_difference(a, b, bars_per_year=252, seed=1, resamples=400, chunk=50)
     for chunk in (1, 7, 120):
-        got = bootstrap_sharpe_difference(a, b, bars_per_year=252, seed=1, resamples=120, chunk=chunk)
+        got = bootstrap_sharpe_difference(a, b, bars_per_year=252, seed=1, resamples=400, chunk=chunk)
         assert got == want, chunk
     # by default a chunk holds at most BOOTSTRAP_CELLS resampled values: the peak memory stays bounded
     # (50 resamples of 100,000 bars at once would be 40 MB a copy)
@@ -143,7 +143,7 @@ def test_bootstrap_gives_the_same_interval_whatever_its_chunk_and_bounds_memory(
     monkeypatch.setattr(metrics, "BOOTSTRAP_CELLS", 200_000)
     tracemalloc.start()
     try:
-        bootstrap_sharpe_difference(long_a, long_b, bars_per_year=252, seed=1, resamples=20)
+        bootstrap_sharpe_difference(long_a, long_b, bars_per_year=252, seed=1, resamples=400)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -163,7 +163,7 @@ def test_bootstrap_interval_covers_the_true_difference() -> None:
     covered = 0
     for seed in range(40):
         a, b = _paired(1000, seed)
-        ci = bootstrap_sharpe_difference(a, b, bars_per_year=252, seed=seed, resamples=300)
+        ci = bootstrap_sharpe_difference(a, b, bars_per_year=252, seed=seed, resamples=400)
         assert ci.low < ci.difference < ci.high
         covered += ci.low <= true <= ci.high
     assert covered >= 34
@@ -185,7 +185,7 @@ def test_bootstrap_words_when_zero_is_inside() -> None:
 
 def test_bootstrap_of_flat_against_flat_is_zero() -> None:
     z = np.zeros(50)
-    ci = bootstrap_sharpe_difference(z, z, bars_per_year=252, seed=0, resamples=50)
+    ci = bootstrap_sharpe_difference(z, z, bars_per_year=252, seed=0, resamples=400)
     assert (ci.difference, ci.low, ci.high) == (0.0, 0.0, 0.0)
 
 
@@ -199,7 +199,7 @@ def test_an_interval_that_could_not_be_computed_makes_no_claim() -> None:
         level=0.95,
         bars=3,
         block_length=1,
-        resamples=10,
+        resamples=400,
         seed=0,
     )
     assert "no claim" in ci.sentence and "worse" not in ci.sentence and "better" not in ci.sentence
@@ -319,10 +319,10 @@ def test_a_flat_series_is_not_flagged_however_short() -> None:
 
 def test_the_interval_says_when_it_rests_on_too_few_bars() -> None:
     a, b = _paired(7, 0)
-    few = bootstrap_sharpe_difference(a, b, bars_per_year=252, seed=0, resamples=50)
+    few = bootstrap_sharpe_difference(a, b, bars_per_year=252, seed=0, resamples=400)
     assert few.too_few_to_annualise and "7 bars: too few bars for an annualised figure)" in few.sentence
     a, b = _paired(40, 0)
-    enough = bootstrap_sharpe_difference(a, b, bars_per_year=252, seed=0, resamples=50, unit="days")
+    enough = bootstrap_sharpe_difference(a, b, bars_per_year=252, seed=0, resamples=400, unit="days")
     assert not enough.too_few_to_annualise and "40 days)" in enough.sentence
     assert enough.to_dict()["too_few_to_annualise"] is False
 
