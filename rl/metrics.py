@@ -72,17 +72,20 @@ SESSION_OPEN_MINUTE = {"regular": 9 * 60 + 30, "extended": 4 * 60}
 """The session's open, minutes after New York midnight."""
 NEW_YORK = ZoneInfo("America/New_York")
 
-METRICS_VERSION = 3
+METRICS_VERSION = 4
 """The definition of the metrics an evaluation's JSON and runs row hold (`metrics_version`; a row without the
 key is version 1: Sharpe and Sortino of log returns, the overall always per step, the data's end a forced
 exit). 2: Sharpe and Sortino of simple returns; the overall on calendar days when its symbols' bars start at
 different times (stocks at different phases too); intraday stocks annualised by the bars a session holds on
 their own grid (on the hour 6 a regular session, half past 7); the data's end marked, not sold. 3: intraday
-stocks annualised by the bars their sessions hold (`observed_bars_a_session`: every other minute 195, not
-390; the steps seen over the sessions spanned); the overall's exposure the equity-weighted capital
-invested, each symbol's position carried between its bars (a closed market is not flat); a ratio
-flagged too few by its non-zero returns; the annualised return and volatility; the interval's verdict
-"borderline" within its ends' Monte-Carlo bands, from 10,000 resamples."""
+stocks annualised by the median bars a New York day with a bar holds (every other minute 195, not 390); the
+overall's exposure over the (symbol, bar) pairs that exist; a ratio flagged too few under a month's worth
+of non-zero returns; the annualised return and volatility; the interval's verdict "borderline" within its
+ends' Monte-Carlo bands, from 10,000 resamples of blocks that did not wrap. 4: intraday stocks by the steps
+seen over the sessions spanned (`observed_bars_a_session`); the overall's exposure the equity-weighted
+capital invested, each symbol's position carried between its bars; flagged too few under a month's worth
+of returns or under 30 non-zero ones (`too_few_to_annualise`); the interval of circular blocks, a resample
+that is the baseline's own exactly 0 (`TIE_TOLERANCE`)."""
 
 
 _CALENDARS = {

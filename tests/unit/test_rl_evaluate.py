@@ -664,14 +664,14 @@ def test_the_gap_line_counts_exits_at_segment_ends_and_closes_at_session_ends_ap
 def test_the_json_and_the_runs_row_say_which_definition_of_the_metrics_they_hold(
     gapped: Path, tmp_path: Path
 ) -> None:
-    """`metrics_version` (rl.metrics.METRICS_VERSION, 3: simple-return Sharpe, calendar-day overall across
-    grids, the data's end not sold, intraday stocks by the bars their sessions hold, exposure of the symbol
-    bars that exist) in the JSON file and the runs row: old rows have none (version 1)."""
+    """`metrics_version` (rl.metrics.METRICS_VERSION, 4: simple-return Sharpe, calendar-day overall across
+    grids, the data's end not sold, intraday stocks by the bars their sessions hold, exposure the capital
+    invested, positions carried) in the JSON file and the runs row: old rows have none (version 1)."""
     from rl.metrics import METRICS_VERSION
 
     report, saved = _evaluate_gapped(gapped, tmp_path / "run")
     (row,) = runlog.list_runs(gapped)
-    assert METRICS_VERSION == 3
+    assert METRICS_VERSION == 4
     assert saved["metrics_version"] == row["metrics"]["metrics_version"] == METRICS_VERSION
     assert summary(report)["metrics_version"] == METRICS_VERSION
 

@@ -502,5 +502,5 @@ def test_the_metrics_version_is_documented() -> None:
     from pathlib import Path
 
     text = (Path(__file__).resolve().parents[2] / "docs" / "trading.md").read_text(encoding="utf-8")
-    assert metrics.METRICS_VERSION == 3
+    assert metrics.METRICS_VERSION == 4
     assert f"`metrics_version` {metrics.METRICS_VERSION}" in text
