@@ -340,9 +340,11 @@ def test_a_sharpe_from_too_few_bars_is_marked_as_evaluate_marks_it(lake_root: Pa
     assert csv_row["result"] == row["result"]
     table = runlog.render_runs(runs, "table")
     assert "sharpe -610.593*" in " ".join(table.split()), table
-    assert (
-        table.rstrip().splitlines()[-1].startswith("* too few bars for an annualised figure: fewer than 30")
-    )
+    from rl.metrics import TOO_FEW_NOTE
+
+    # the legend, last (the terminal may wrap it): the rule, under a month of bars or 30 non-zero returns
+    assert " ".join(table.split()).endswith(" ".join(TOO_FEW_NOTE.split()))
+    assert TOO_FEW_NOTE.startswith("* too few bars for an annualised figure: under a month's worth of bars")
 
 
 def test_no_legend_under_a_table_with_no_marked_sharpe(lake_root: Path) -> None:
