@@ -7,7 +7,7 @@ The run's chosen policy (deterministic) and three baselines, buy-and-hold, flat 
 are walked by `rl.walk.walk` over every valid bar of the period, with the same costs (the run's EnvConfig)
 and the same bars. Per symbol and overall: the metrics of rl/metrics.py, annualised by the bar interval and
 each symbol's calendar (the overall's by `portfolio_annualisation`: on calendar days when its symbols' bars
-fall at different times); and a moving-block bootstrap interval of the agent's Sharpe minus buy-and-hold's on
+fall at different times); and a circular moving-block bootstrap interval of the agent's Sharpe minus buy-and-hold's on
 the same bars, in words when it contains 0 or when 0 is within its ends' Monte-Carlo error (borderline); the
 costs each policy paid; and per symbol, its segments, the bars the features' warm-up after each gap took and
 the walk's forced exits at a segment's end (`gap_summary`).
@@ -21,8 +21,9 @@ training run's status then (`parent_status`): a run still training has a best ch
 
 Overall = the portfolio of the symbols' strategies that gives each an equal share of the capital at the start
 and never moves money between them (`portfolio_series`): a share's equity is carried while its symbol has no
-bar; exposure, turnover and costs are the steps', weighted by their share's equity (exposure over the shares
-whose symbol has a bar: `Series.tradable`); its trades the sum. An
+bar; turnover and costs are the steps', weighted by their share's equity; exposure is the equity-weighted share
+of the capital invested at each of its times, each symbol's position carried between its bars (a stock held
+overnight is invested; a symbol whose data ended with its position closed is not); its trades the sum. An
 evaluation never starts before the end of what its run trained and chose its model on (`_clear_of_training`).
 """
 
@@ -96,10 +97,14 @@ class Series:
     """The money the costs of each step took, as a fraction of the starting capital (the symbol's: 1; the
     portfolio's: its symbols' shares together): the step's costs as a fraction of the equity before it x
     that equity. Its sum is the costs paid as a share of the starting capital."""
-    tradable: np.ndarray | None = None
-    """The portfolio's: per step, the share of its equity whose symbol has a bar then (could trade), the
-    shares' equity before the step over the portfolio's; exposure is sum(position) / sum(tradable). None:
-    a symbol's, every step could."""
+    started: np.ndarray | None = None
+    """The portfolio's: per time, the share of its equity whose symbol has had a step by then (its shares'
+    equity before the time over the portfolio's): a share before its symbol's first bar is not counted, as
+    invested or flat; exposure is sum(position) / sum(started). None: a symbol's, every step counts."""
+    traded: np.ndarray | None = None
+    """The portfolio's: per time, whether a symbol with a step then held a position (the steps its hit rate is
+    taken over: a position carried while its market is closed returns 0 there, no miss). None: a symbol's,
+    its steps with a position."""
 
 
 @dataclass
@@ -270,11 +275,13 @@ def portfolio_series(w: Walk) -> Series:
     share before its first bar), and the portfolio's equity is the sum of the shares'. (The mean of the
     simple returns of only the symbols with a step at a time would hold the whole capital in crypto while
     stocks are closed, then add a stock's overnight move at 1/N besides: more than the capital.)
-    position, turnover and cost: the steps' |position|, turnover and cost, each weighted by its share's equity
-    before the step, as fractions of the portfolio's equity then (a position held while its market is closed counts
-    no exposure: it has no step, and is not counted as flat either: `tradable`, the share of the equity whose
-    symbol has a step, is what exposure is taken over). cost_of_capital: the money the steps' costs took,
-    over the portfolio's starting capital."""
+    position: at each time, the share of the capital invested: every symbol's |position| held then (its step's
+    at that time, else its latest step's, carried between its bars: a stock held overnight is invested while
+    its market is closed; 0 before its first step, and after its last step the position that step left, 0 if
+    it closed), weighted by its share's equity before the time over the portfolio's; exposure is its sum over
+    the times over the sum of `started` (a share before its symbol's first bar counts neither way). turnover and cost: the steps' turnover and cost, weighted alike, as fractions of
+    the portfolio's equity then. cost_of_capital: the money the steps' costs took, over the portfolio's
+    starting capital."""
     if len(w) == 0:
         empty = np.zeros(0)
         return Series(np.zeros(0, np.int64), empty, empty, empty, 0, empty, empty, empty)
@@ -282,6 +289,9 @@ def portfolio_series(w: Walk) -> Series:
     at = np.searchsorted(ts, w.ts)  # each step's place on the portfolio's time line
     symbols = np.unique(w.symbol_idx)
     equity = np.zeros(len(ts))  # sum of the shares' equities after each time (times the number of shares)
+    invested = np.zeros(len(ts))  # sum of the shares' equities before each time x |position| held then
+    traded = np.zeros(len(ts), bool)  # a symbol with a step at the time held a position then
+    started = np.zeros(len(ts))  # sum of the equities before each time of the shares whose symbol has begun
     before = np.zeros(len(w))  # each step's share equity before it (same scale)
     for i in symbols:
         rows = np.flatnonzero(w.symbol_idx == i)
@@ -289,18 +299,25 @@ def portfolio_series(w: Walk) -> Series:
         log_eq = np.cumsum(w.log_return[rows])  # the share's log equity after each of its steps
         before[rows] = np.exp(log_eq - w.log_return[rows])
         last = np.searchsorted(w.ts[rows], ts, side="right") - 1  # its latest step at or before each time
+        prior = np.searchsorted(w.ts[rows], ts, side="left") - 1  # its latest step before each time
         equity += np.where(last >= 0, np.exp(log_eq[np.maximum(last, 0)]), 1.0)
+        held = np.where(last >= 0, np.abs(w.position[rows])[np.maximum(last, 0)], 0.0)
+        share = np.where(prior >= 0, np.exp(log_eq[np.maximum(prior, 0)]), 1.0)
+        invested += held * share
+        started += np.where(last >= 0, share, 0.0)
+        traded[at[rows[w.position[rows] != 0]]] = True
     prev = np.concatenate([[float(len(symbols))], equity[:-1]])  # the portfolio's equity before each time
     weight = before / prev[at]
     return Series(
         ts=ts,
         log_return=np.diff(np.log(equity), prepend=math.log(len(symbols))),
-        position=np.bincount(at, weights=weight * np.abs(w.position), minlength=len(ts)),
+        position=invested / prev,
         turnover=np.bincount(at, weights=weight * w.turnover, minlength=len(ts)),
         trades=int(np.count_nonzero(w.turnover)),
         cost=np.bincount(at, weights=weight * w.cost, minlength=len(ts)),
         cost_of_capital=np.bincount(at, weights=before * w.cost_prev, minlength=len(ts)) / len(symbols),
-        tradable=np.bincount(at, weights=weight, minlength=len(ts)),
+        started=started / prev,
+        traded=traded,
     )
 
 
@@ -313,7 +330,8 @@ def _metrics(s: Series, per_year: float, calendar_days: bool = False) -> Metrics
         trades=s.trades,
         ts=s.ts,
         calendar_days=calendar_days,
-        tradable=s.tradable,
+        tradable=s.started,
+        traded=s.traded,
     )
 
 
@@ -1759,13 +1777,30 @@ def train_and_evaluate(
 # --- what a person sees -----------------------------------------------------------------------------------
 
 
+def _compact(x: float, sign: str = "+", scale: float = 1.0, unit: str = "", digits: int = 2) -> str:
+    """x x scale with `digits` decimals; from 1,000 up (in magnitude) in 3 significant digits with a power of
+    ten, `+5.4e9`: a cell of the table never runs wider than 8 characters, and is never cut."""
+    v = x * scale
+    if abs(v) < 1000:
+        return f"{v:{sign}.{digits}f}{unit}"
+    mantissa, _, power = f"{v:{sign}.3g}".partition("e")
+    return f"{mantissa}e{int(power)}{unit}" if power else f"{mantissa}{unit}"
+
+
 def _pct(x: float | None) -> str:
-    return "—" if x is None else f"{x:+.2%}"
+    return "—" if x is None else _compact(x, "+", 100, "%")
 
 
 def _cost(x: float | None) -> str:
     """Costs paid, as a percentage (of the equity at each fill summed, or of the starting capital)."""
-    return "—" if x is None else f"{x:.2%}"
+    return "—" if x is None else _compact(x, "", 100, "%")
+
+
+def _count(n: int) -> str:
+    """A count of bars or trades: as it is below 100,000, else in thousands or millions (`525.6k`)."""
+    if n < 100_000:
+        return str(n)
+    return f"{n / 1000:.1f}k" if n < 1_000_000 else f"{n / 1_000_000:.2f}M"
 
 
 COSTS_NOTE = (
@@ -1776,7 +1811,9 @@ COSTS_NOTE = (
 
 
 def _num(x: float | None, fmt: str = "+.2f") -> str:
-    return "—" if x is None else format(x, fmt)
+    if x is None:
+        return "—"
+    return _compact(x, "+" if fmt.startswith("+") else "", digits=int(fmt.rstrip("f").split(".")[-1]))
 
 
 RISK_COLUMNS = ("scope", "policy", "bars", "return", "ann. return", "ann. vol", "Sharpe", "Sortino", "max DD")
@@ -1802,7 +1839,7 @@ def _star(m: Metrics, x: float | None, fmt: str = "+.2f") -> str:
 def _cells(report: EvalReport, scope: str, name: str) -> dict[str, str]:
     m = report.metrics[scope][name]
     return {
-        "bars": str(m.bars),
+        "bars": _count(m.bars),
         "return": _pct(m.total_return),
         "ann. return": _pct(m.annual_return)
         + ("*" if m.too_few_to_annualise and m.annual_return is not None else ""),
@@ -1813,7 +1850,7 @@ def _cells(report: EvalReport, scope: str, name: str) -> dict[str, str]:
         "turnover": _num(m.turnover, ".1f"),
         "costs Σ%eq": _cost(report.costs.get(scope, {}).get(name)),
         "costs %cap": _cost(report.costs_of_capital.get(scope, {}).get(name)),
-        "trades": str(m.trades),
+        "trades": _count(m.trades),
         "exposure": f"{m.exposure:.0%}",
         "hit rate": "—" if m.hit_rate is None else f"{m.hit_rate:.0%}",
     }

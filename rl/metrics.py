@@ -1,4 +1,4 @@
-"""Performance metrics of a trading series, and a block-bootstrap interval for an edge over buy-and-hold.
+"""Performance metrics of a trading series, and a circular block-bootstrap interval for an edge over buy-and-hold.
 
 Pure numpy: the input is one series of per-step net log returns (after costs), the position held over each
 step and the turnover traded at each step's fill, as `rl.walk.walk` returns them. Nothing here reads the lake.
@@ -14,24 +14,29 @@ Conventions (each has a test):
 - The overall portfolio of symbols whose bars fall at different times (`portfolio_annualisation`; a stock
   whose own bars mix grids too) takes both on its UTC calendar-day returns, annualised by 365
   (`ratios_on_calendar_days`). An intraday stock's bars a year: 252 sessions times the bars its sessions
-  hold (`symbol_bars_per_year`: the median count per New York day with a bar; every other minute is 195).
+  hold (`symbol_bars_per_year`: the steps seen per New York day with a bar, the first and last day left out;
+  every other minute is 195).
 - annual return (CAGR): `exp(sum(r) * per_year / n) - 1` over the n returns the Sharpe is taken on;
   annual volatility: their simple returns' std (ddof=1) * sqrt(per_year): empyrical's annual_return and
   annual_volatility with the Sharpe's annualisation.
-- A Sharpe or Sortino from fewer non-zero returns than `min_annualised_steps` (30, and a month of the
-  calendar) is kept, and flagged `too_few_to_annualise` (a flat step returns 0 and adds no information).
+- A Sharpe or Sortino from fewer returns than a month's worth (`min_annualised_steps`, at least 30), or from
+  fewer than 30 non-zero ones (a flat step returns 0 and adds no information), is kept, and flagged
+  `too_few_to_annualise` (`too_few_to_annualise`).
 - max drawdown: the largest fall of equity `exp(cumsum(r))` from its running peak (the start counts as a
   peak), as a positive fraction: 0.25 means equity fell to 75% of a previous high.
 - the bootstrap's verdict (`SharpeDiffCI.verdict`): beyond luck only when 0 lies outside the interval and
   outside both ends' Monte-Carlo bands (MC_Z standard errors of the order statistic); borderline when 0 is
-  within a band (whether the interval holds 0 then depends on the seed): no claim.
+  within a band (whether the interval holds 0 then depends on the seed): no claim. A resample in which the
+  agent's returns are the baseline's on every step is a difference of exactly 0, and returns within rounding
+  of the baseline's (`TIE_TOLERANCE`, the overall rebuilt through equity) are the baseline's.
 - turnover: the sum of |position change| traded (1.0 = the whole equity bought or sold once).
 - trades: the number of steps whose fill traded something (an entry and a later exit are two). A portfolio's
   (the evaluation's overall): its symbols' trades summed, the fills counted per symbol (`trades=`): two
   symbols filling at one time are two trades, though one step of the portfolio.
 - exposure: the mean over the steps of |position held from the step's fill to its close|; a portfolio's,
-  sum(|position|) / sum(tradable): over the (symbol, bar) pairs that exist, a closed market not counted
-  flat (`compute_metrics`' `tradable`). The step that
+  sum(|position|) / sum(tradable) (`compute_metrics`' `tradable`): the evaluation's overall, the
+  equity-weighted share of its capital invested at each time, each symbol's position carried between its
+  bars, over the shares whose symbol has begun (`rl.evaluate.portfolio_series`). The step that
   exits counts as flat though its return holds the exited position's gap from the previous close to the
   fill, and the step that enters counts as invested though its gap was flat: a position held from one
   bar's open to another's counts the number of bars between them, its time in the market.
@@ -67,16 +72,20 @@ SESSION_OPEN_MINUTE = {"regular": 9 * 60 + 30, "extended": 4 * 60}
 """The session's open, minutes after New York midnight."""
 NEW_YORK = ZoneInfo("America/New_York")
 
-METRICS_VERSION = 3
+METRICS_VERSION = 4
 """The definition of the metrics an evaluation's JSON and runs row hold (`metrics_version`; a row without the
 key is version 1: Sharpe and Sortino of log returns, the overall always per step, the data's end a forced
 exit). 2: Sharpe and Sortino of simple returns; the overall on calendar days when its symbols' bars start at
 different times (stocks at different phases too); intraday stocks annualised by the bars a session holds on
 their own grid (on the hour 6 a regular session, half past 7); the data's end marked, not sold. 3: intraday
-stocks annualised by the bars their sessions hold (`observed_bars_a_session`: every other minute 195, not
-390); the overall's exposure over the (symbol, bar) pairs that exist (a closed market is not flat); a ratio
-flagged too few by its non-zero returns; the annualised return and volatility; the interval's verdict
-"borderline" within its ends' Monte-Carlo bands, from 10,000 resamples."""
+stocks annualised by the median bars a New York day with a bar holds (every other minute 195, not 390); the
+overall's exposure over the (symbol, bar) pairs that exist; a ratio flagged too few under a month's worth
+of non-zero returns; the annualised return and volatility; the interval's verdict "borderline" within its
+ends' Monte-Carlo bands, from 10,000 resamples of blocks that did not wrap. 4: intraday stocks by the steps
+seen over the sessions spanned (`observed_bars_a_session`); the overall's exposure the equity-weighted
+capital invested, each symbol's position carried between its bars; flagged too few under a month's worth
+of returns or under 30 non-zero ones (`too_few_to_annualise`); the interval of circular blocks, a resample
+that is the baseline's own exactly 0 (`TIE_TOLERANCE`)."""
 
 
 _CALENDARS = {
@@ -190,12 +199,22 @@ def session_bar_counts(step_times: np.ndarray) -> np.ndarray:
 
 
 def observed_bars_a_session(step_times: np.ndarray) -> float | None:
-    """The bars a session of these steps holds: the median of the counts per New York day with a bar (of an
-    even number of days, the higher of the two middle counts); None for no bar. The median, not the mean: a
-    segment's first session lacks the bars its warm-up and window took, the period's first and last may be
-    cut, and they are not a session's worth of time without them."""
-    counts = np.sort(session_bar_counts(step_times))
-    return float(counts[counts.size // 2]) if counts.size else None
+    """The bars a session of these steps holds: the steps seen over the sessions they span, the sessions
+    being the New York days with a bar. The first and last of three or more are left out, bars and session
+    alike (the warm-up and window cut a segment's first session, and the period may cut its first and last):
+    a cut session then counts as the fraction of a session its bars make, not as a whole one. Of one or two
+    sessions, the fuller one (None for no bar). The mean over the sessions, not their median: a stock whose
+    sessions are sparse on some days and full on others (40 of 30 bars, 21 of 390) holds 152 bars a session
+    on the whole, and its annualised return is of the 0.24 year its 61 sessions span (the median, 30, read
+    them as 1.24 years). A half day among full sessions counts as the session it is (252 sessions a year hold
+    a few), its bars lowering the mean as they lower a year's bars."""
+    counts = session_bar_counts(step_times)
+    if counts.size == 0:
+        return None
+    if counts.size < 3:
+        return float(counts.max())
+    inner = counts[1:-1]
+    return float(inner.sum()) / inner.size
 
 
 def symbol_bars_per_year(
@@ -305,8 +324,8 @@ class Metrics:
     exposure: float
     hit_rate: float | None
     too_few_to_annualise: bool = False
-    """The Sharpe or Sortino has a value other than 0 but rests on fewer non-zero returns than
-    `min_annualised_steps` asks (`nonzero_returns`): print it, and the annualised return, with
+    """The Sharpe or Sortino has a value other than 0 but rests on fewer returns than a month's worth, or
+    fewer than 30 non-zero ones (`nonzero_returns`; the rule: `too_few_to_annualise`): print it, and the annualised return, with
     TOO_FEW_TO_ANNUALISE beside it."""
     ratios_on_calendar_days: bool = False
     """The Sharpe and Sortino are of the series' UTC calendar-day returns (`calendar_day_returns`), annualised
@@ -329,15 +348,25 @@ MIN_ANNUALISED_STEPS = 30
 """Fewest non-zero returns an annualised figure is given without a warning (see min_annualised_steps)."""
 TOO_FEW_TO_ANNUALISE = "too few bars for an annualised figure"
 TOO_FEW_NOTE = (
-    f"* {TOO_FEW_TO_ANNUALISE}: fewer than {MIN_ANNUALISED_STEPS} non-zero returns (a flat bar's is 0), or "
-    "under a month's worth of them (an extrapolation: read it with the return)"
+    f"* {TOO_FEW_TO_ANNUALISE}: under a month's worth of bars (at least {MIN_ANNUALISED_STEPS}), or fewer "
+    f"than {MIN_ANNUALISED_STEPS} non-zero returns (a flat bar's is 0): an extrapolation, read it with the "
+    "return"
 )
 """The legend of a figure marked `*` (`evaluate`'s table and the `runs` listing)."""
 
 
+def too_few_to_annualise(returns: int, nonzero: int, per_year: float) -> bool:
+    """The rule of the `*`: fewer returns (bars, or calendar days) than `min_annualised_steps` (a month's
+    worth, at least 30), or fewer than MIN_ANNUALISED_STEPS of them not 0. Half a year of one-minute crypto
+    invested 8% of the time (21,000 non-zero returns of 262,800) is not flagged: the month is of the bars
+    the figure spans, the 30 of the non-zero returns it rests on."""
+    return returns < min_annualised_steps(per_year) or nonzero < MIN_ANNUALISED_STEPS
+
+
 def min_annualised_steps(per_year: float) -> int:
-    """The fewest non-zero returns an annualised ratio is given without a warning: 30, and a month's worth of
-    the calendar (per_year / 12, e.g. 43,800 one-minute crypto bars). The standard error of a Sharpe ratio
+    """The fewest returns an annualised ratio is given without a warning: 30, and a month's worth of
+    the calendar (per_year / 12, e.g. 43,800 one-minute crypto bars); of them, at least 30 not 0
+    (`too_few_to_annualise`). The standard error of a Sharpe ratio
     annualised from n returns is about sqrt(per_year / n), 1 / sqrt(years): 3.5 for a month, 6 for 7 daily
     bars (where a single non-zero return makes the Sharpe exactly +-sqrt(per_year / n)); below 30 returns
     the sample deviation itself is unsteady, and below a month the figure extrapolates a sample more than
@@ -421,14 +450,17 @@ def compute_metrics(
     ts: np.ndarray | None = None,
     calendar_days: bool = False,
     tradable: np.ndarray | None = None,
+    traded: np.ndarray | None = None,
 ) -> Metrics:
     """Every metric of one series. `trades` overrides the count of steps with turnover (for a portfolio,
     the sum over its symbols). `calendar_days`: the Sharpe, Sortino, annualised return and volatility are of
     the series' UTC calendar-day returns (`calendar_day_returns` of `ts`, the steps' times in microseconds),
     and `bars_per_year` is the days in a year (365); every other metric is of the steps. `tradable`: per
-    step, the share of the equity that could be invested then (a portfolio's: the shares whose symbol has a
-    bar at that time); exposure is then sum(|position|) / sum(tradable), the time in the market of the
-    (symbol, bar) pairs that exist, not counting a closed market as flat; None: every step could (1)."""
+    step, the share of the equity that counts then (a portfolio's: the shares whose symbol has begun, its
+    positions carried between bars: `rl.evaluate.portfolio_series`); exposure is then sum(|position|) /
+    sum(tradable); None: every step counts (1). `traded`: per step, whether a position was held by a symbol
+    with a bar then, the steps the hit rate is taken over (a portfolio's: a position carried while its
+    market is closed returns 0 there, which is no miss); None: the steps whose position is not 0."""
     r = np.asarray(log_return, dtype=np.float64)
     pos = np.asarray(position, dtype=np.float64)
     turn = np.asarray(turnover, dtype=np.float64)
@@ -448,8 +480,10 @@ def compute_metrics(
     ratios = _clean(sharpe(per_ratio, bars_per_year)), _clean(sortino(per_ratio, bars_per_year))
     growth = annual_return(per_ratio, bars_per_year)
     nonzero = int(np.count_nonzero(per_ratio))
-    few = nonzero < min_annualised_steps(bars_per_year) and any(x not in (None, 0.0) for x in ratios)
-    invested = pos != 0
+    few = too_few_to_annualise(per_ratio.size, nonzero, bars_per_year) and any(
+        x not in (None, 0.0) for x in ratios
+    )
+    invested = pos != 0 if traded is None else np.asarray(traded, dtype=bool)
     n_invested = int(invested.sum())
     total = float(np.expm1(r.sum())) if r.size else 0.0
     if tradable is None:
@@ -488,12 +522,15 @@ block (`bootstrap_sharpe_difference`), about 2 s for 100,000 bars."""
 MC_Z = 3.0
 """How many Monte-Carlo standard errors of an interval end its band spans each side (`SharpeDiffCI`): 0 within
 the band of an end is "borderline", no claim. 3, not 1.96: a band of 1.96 would leave 0 outside it for 1 seed
-in 20 when the end is exactly 0, and the verdict would still flip with the seed."""
+in 20 when the end is exactly 0 (3: about 1 in 400). The verdict may still differ with the seed: an end a few
+standard errors from 0 is a claim for some seeds and borderline for others; a claim for one seed and "not
+distinguishable" for another needs their ends 6 standard errors apart (about 1 seed in 700 each way), so
+borderline is the no-claim word between them, not a guarantee that a claim is seed-proof."""
 
 
 @dataclass(frozen=True)
 class SharpeDiffCI:
-    """A moving-block bootstrap interval of (agent Sharpe - baseline Sharpe) on the same bars."""
+    """A circular moving-block bootstrap interval of (agent Sharpe - baseline Sharpe) on the same bars."""
 
     difference: float
     """The point estimate, on the bars as they are (annualised)."""
@@ -509,8 +546,8 @@ class SharpeDiffCI:
     """What `bars` counts: bars (steps), or UTC calendar days (the overall of symbols whose bars fall at
     different times: see portfolio_annualisation)."""
     too_few_to_annualise: bool = False
-    """Fewer paired returns than min_annualised_steps asks, or fewer non-zero ones in either series: the
-    sentence says so."""
+    """Fewer paired returns than min_annualised_steps asks, or fewer than 30 non-zero ones in either series
+    (`too_few_to_annualise`): the sentence says so."""
     low_band: tuple[float, float] = (math.nan, math.nan)
     """The Monte-Carlo band of `low`: where another seed's low end would fall (the order statistics MC_Z
     binomial standard errors either side of the percentile's rank among the resamples)."""
@@ -604,6 +641,14 @@ def _prefix(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([zero, np.cumsum(x)]), np.concatenate([zero, np.cumsum(x * x)])
 
 
+def _resample_sums(p: np.ndarray, starts: np.ndarray, length: int, n: int) -> np.ndarray:
+    """The sum of the values of each resample of n values made of blocks of `length` starting at `starts`
+    (one row a resample; its last block cut to what n leaves), from the running sums `p` (`_prefix`)."""
+    last = n - (starts.shape[1] - 1) * length
+    full, tail = starts[:, :-1], starts[:, -1]
+    return np.asarray((p[full + length] - p[full]).sum(axis=1) + (p[tail + last] - p[tail]))
+
+
 def _block_sharpes(
     prefix: tuple[np.ndarray, np.ndarray], starts: np.ndarray, length: int, n: int
 ) -> np.ndarray:
@@ -612,10 +657,8 @@ def _block_sharpes(
     what `_sharpe_rows` gives of the values gathered, without gathering them. A resample constant at 0 is 0;
     one whose deviation is within rounding of 0 (a constant other than 0) has none (NaN)."""
     p1, p2 = prefix
-    last = n - (starts.shape[1] - 1) * length
-    full, tail = starts[:, :-1], starts[:, -1]
-    s1 = (p1[full + length] - p1[full]).sum(axis=1) + (p1[tail + last] - p1[tail])
-    s2 = (p2[full + length] - p2[full]).sum(axis=1) + (p2[tail + last] - p2[tail])
+    s1 = _resample_sums(p1, starts, length, n)
+    s2 = _resample_sums(p2, starts, length, n)
     mean = s1 / n
     squares = s2 - s1 * mean  # the sum of squared deviations from the mean
     out = np.full(starts.shape[0], np.nan)
@@ -635,6 +678,36 @@ def _band(sorted_values: np.ndarray, q: float, z: float) -> tuple[float, float]:
     return float(sorted_values[lo]) + 0.0, float(sorted_values[hi]) + 0.0
 
 
+TIE_TOLERANCE = 1e-9
+"""Paired returns this close, relative to their size (or to the series' mean size, for returns near 0), are
+the same return (`tied_to_baseline`): a portfolio rebuilt through equity (the overall) gives an agent that
+held what buy-and-hold held a return 1e-16 off buy-and-hold's, which is rounding, not an edge."""
+
+
+def tied_to_baseline(agent: np.ndarray, baseline: np.ndarray) -> np.ndarray:
+    """The agent's returns, with each one within TIE_TOLERANCE of the baseline's on its step replaced by the
+    baseline's exactly: |a - b| <= 1e-9 x max(|a|, |b|, the mean of |a| and |b| over the series)."""
+    a = np.asarray(agent, dtype=np.float64)
+    b = np.asarray(baseline, dtype=np.float64)
+    scale = float(np.abs(a).mean() + np.abs(b).mean()) / 2 if a.size else 0.0
+    close = np.abs(a - b) <= TIE_TOLERANCE * np.maximum(np.maximum(np.abs(a), np.abs(b)), scale)
+    return np.where(close, b, a)
+
+
+def min_resamples(level: float = 0.95, band_z: float = MC_Z) -> int:
+    """The fewest resamples whose interval ends have a Monte-Carlo band within the resamples: the rank of the
+    (1 - level) / 2 quantile at least band_z binomial standard errors from the first resample,
+    q (m - 1) >= z sqrt(m q (1 - q)); 353 at 95% with a band of 3. Fewer, and the band is cut at the most
+    extreme resample, so the end's own error is not measured and a claim could rest on it: 1 resample made
+    its band a single point and any interval a claim; 20 would claim "beyond luck" for about 6 seeds in 10
+    (0.975^20) of an interval whose end is exactly 0."""
+    q = (1 - level) / 2
+    m = 2
+    while q * (m - 1) < band_z * math.sqrt(m * q * (1 - q)):
+        m += 1
+    return m
+
+
 BOOTSTRAP_CELLS = 1_000_000
 """Resampled blocks held at once by bootstrap_sharpe_difference (8 MB a copy, a few copies)."""
 
@@ -652,8 +725,9 @@ def bootstrap_sharpe_difference(
     unit: str = "bars",
     band_z: float = MC_Z,
 ) -> SharpeDiffCI:
-    """Resample the paired per-step returns (log returns in, their simple returns resampled) in moving
-    blocks (the same blocks for both series, so their dependence is kept) and return the percentile interval
+    """Resample the paired per-step returns (log returns in, their simple returns resampled) in circular
+    moving blocks (starting at any step, wrapping past the last to the first: every step as likely to be
+    drawn as any other; the same blocks for both series, so their dependence is kept) and return the percentile interval
     of the annualised Sharpe difference, with each end's Monte-Carlo band (`_band`: where the end would fall
     with other draws; 0 within it is "borderline", `SharpeDiffCI.verdict`).
     A resample's Sharpe is taken from its blocks' sums (`_block_sharpes`: one sum per block, not per value).
@@ -668,28 +742,40 @@ def bootstrap_sharpe_difference(
     n = int(a.size)
     if n < 2:
         raise MarketlakeError(f"bootstrap: {n} bar(s) are too few for a Sharpe ratio (need at least 2)")
-    if resamples < 1:
-        raise MarketlakeError(f"bootstrap: resamples must be at least 1, got {resamples}")
-    few = n < min_annualised_steps(bars_per_year) or min(
-        np.count_nonzero(a), np.count_nonzero(b)
-    ) < min_annualised_steps(bars_per_year)
-    a, b = np.expm1(a), np.expm1(b)  # the Sharpe ratios are of the simple returns
     if not 0 < level < 1:
         raise MarketlakeError(f"bootstrap: level must be between 0 and 1, got {level}")
+    fewest = min_resamples(level, band_z)
+    if resamples < fewest:
+        raise MarketlakeError(
+            f"bootstrap: resamples must be at least {fewest} (rl.metrics.min_resamples at level {level:g}, "
+            f"bands of {band_z:g} standard errors: fewer leave an interval end's own error unmeasured), "
+            f"got {resamples}"
+        )
+    few = too_few_to_annualise(n, int(min(np.count_nonzero(a), np.count_nonzero(b))), bars_per_year)
+    a = tied_to_baseline(a, b)
+    a, b = np.expm1(a), np.expm1(b)  # the Sharpe ratios are of the simple returns
     length = min(n, block_length or default_block_length(n))
     scale = math.sqrt(bars_per_year)
     point = (_sharpe_rows(a[None, :]) - _sharpe_rows(b[None, :]))[0] * scale
     rng = np.random.default_rng(seed)
     blocks = -(-n // length)
+    # circular blocks: a block may start at any of the n steps and wrap past the last to the first, so that
+    # every step lies in as many blocks as any other (from starts 0 .. n - length, the first and last
+    # length - 1 steps lay in fewer, and an edge at the period's start or end weighed less)
+    wrap = np.r_[0:n, 0 : length - 1]
+    a, b = a[wrap], b[wrap]
     pa, pb = _prefix(a), _prefix(b)
+    # how many steps differ, running: a resample of none of them is the baseline's own, a difference of
+    # exactly 0 (its block sums, taken from running sums that differ, would be off by rounding, +-1e-15)
+    differ = np.concatenate([[0], np.cumsum(a != b)])
     diffs = np.empty(resamples)
     chunk = chunk or max(1, BOOTSTRAP_CELLS // blocks)
     for lo in range(0, resamples, chunk):
         k = min(chunk, resamples - lo)
-        starts = rng.integers(0, n - length + 1, size=(k, blocks))
-        diffs[lo : lo + k] = (
-            _block_sharpes(pa, starts, length, n) - _block_sharpes(pb, starts, length, n)
-        ) * scale
+        starts = rng.integers(0, n, size=(k, blocks))
+        sb = _block_sharpes(pb, starts, length, n)
+        tie = _resample_sums(differ, starts, length, n) == 0
+        diffs[lo : lo + k] = np.where(tie, sb - sb, _block_sharpes(pa, starts, length, n) - sb) * scale
     finite = np.sort(diffs[np.isfinite(diffs)])
     nan = float("nan")
     low = high = nan

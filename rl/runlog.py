@@ -35,6 +35,7 @@ import fcntl
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import subprocess
@@ -1194,10 +1195,26 @@ def judged_mark(run: Mapping[str, Any], parent: Mapping[str, Any] | None = None)
     return "[" + "; ".join(marks) + "]" if marks else ""
 
 
+def _edge_verdict(ci: dict[str, Any]) -> str:
+    """The interval's verdict word (better, worse, borderline, not distinguishable: rl.metrics.SharpeDiffCI),
+    as the row records it; a row from before the verdict was recorded (no band): read from the interval,
+    better or worse when it excludes 0."""
+    verdict = ci.get("verdict")
+    if isinstance(verdict, str) and verdict:
+        return verdict
+    try:
+        low, high = float(ci["low"]), float(ci["high"])
+    except (KeyError, TypeError, ValueError):
+        return ""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return "no interval"
+    return "better" if low > 0 else "worse" if high < 0 else "not distinguishable"
+
+
 def _headline(run: Mapping[str, Any], parent: Mapping[str, Any] | None = None) -> str:
     """A short summary of a run's metrics (the listing's `result`). An evaluation: its period (marked when it
     is validation, which chose the model: not out of sample), the agent's return and Sharpe beside
-    buy-and-hold's on the same bars, and the interval of the Sharpe edge (marked when its metrics are of
+    buy-and-hold's on the same bars, and the interval of the Sharpe edge with its verdict word (marked when its metrics are of
     version 1: docs/trading.md, "Which definition"). A training run: its best
     validation score. A run that failed (or was stopped before its folder): its error, shortened to
     ERROR_WIDTH characters."""
@@ -1227,7 +1244,7 @@ def _headline(run: Mapping[str, Any], parent: Mapping[str, Any] | None = None) -
         parts.append(f"buy & hold {bh}")
     ci = m.get("sharpe_ci")
     if isinstance(ci, dict) and "low" in ci and "high" in ci:
-        parts.append(f"edge CI [{ci['low']:+.2f}, {ci['high']:+.2f}]")
+        parts.append(f"edge CI [{ci['low']:+.2f}, {ci['high']:+.2f}] {_edge_verdict(ci)}".rstrip())
     if label and not agent:
         parts.insert(0, label.rstrip(": "))
     mark = judged_mark(run, parent)

@@ -59,14 +59,14 @@ def test_evaluate_with_a_policy_trades_with_the_settings_trading_keys_as_the_env
         seen.append(obs.shape[1])
         return momentum(20)(obs)
 
-    kw: dict[str, Any] = {"policy": policy, "record": False, "resamples": 20}
+    kw: dict[str, Any] = {"policy": policy, "record": False, "resamples": 400}
     report = evaluate(spy_daily_lake, settings, run_dir, "test", **SPY, **kw)
     assert report.env == env.config.to_dict()
     assert set(seen) == {env.observation_space.shape[0]}  # type: ignore[index]
 
     with pytest.warns(UserWarning, match="no training record"):
         own = evaluate_policy(
-            momentum(20), spy_daily_lake, period="test", settings=settings, resamples=20, **SPY
+            momentum(20), spy_daily_lake, period="test", settings=settings, resamples=400, **SPY
         )
     assert own.env == env.config.to_dict()
     assert own.metrics == report.metrics
@@ -74,7 +74,7 @@ def test_evaluate_with_a_policy_trades_with_the_settings_trading_keys_as_the_env
     more: dict[str, Any] = {"window": 12, "commission": 0.0005, "slippage": "range", "allow_short": True}
     env2 = trading_env(lake=spy_daily_lake, period="train", settings=settings, **more)
     with pytest.warns(UserWarning):
-        other = evaluate_policy(momentum(12), spy_daily_lake, settings=settings, resamples=20, **SPY, **more)
+        other = evaluate_policy(momentum(12), spy_daily_lake, settings=settings, resamples=400, **SPY, **more)
     assert other.env == env2.config.to_dict()
     with pytest.raises(MarketlakeError, match="windw"):
         evaluate_policy(momentum(12), spy_daily_lake, settings=settings, windw=3, **SPY)
@@ -184,16 +184,16 @@ def test_a_settings_file_or_an_envconfig_as_config_is_taken_as_the_env_takes_it(
     assert env.config.window == 20 and env.config.commission == 0.002
     with pytest.warns(UserWarning, match="no training record"):
         by_file = evaluate_policy(
-            momentum(20), spy_daily_lake, period="test", config=str(toml), resamples=20, **SPY
+            momentum(20), spy_daily_lake, period="test", config=str(toml), resamples=400, **SPY
         )
     assert by_file.env == env.config.to_dict()
     with pytest.warns(UserWarning):
-        by_path = evaluate_policy(momentum(20), spy_daily_lake, config=toml, resamples=20, **SPY)
+        by_path = evaluate_policy(momentum(20), spy_daily_lake, config=toml, resamples=400, **SPY)
     assert by_path.metrics == by_file.metrics
     own = EnvConfig(window=12, commission=0.0005)
     env2 = trading_env(lake=spy_daily_lake, period="train", config=own)
     with pytest.warns(UserWarning):
-        by_config = evaluate_policy(momentum(12), spy_daily_lake, config=own, resamples=20, **SPY)
+        by_config = evaluate_policy(momentum(12), spy_daily_lake, config=own, resamples=400, **SPY)
     assert by_config.env == env2.config.to_dict() == own.to_dict()
     with pytest.raises(MarketlakeError, match="not both"):
         evaluate_policy(momentum(20), spy_daily_lake, settings=Settings(), config=str(toml), **SPY)
@@ -213,6 +213,6 @@ def test_without_out_the_per_step_table_is_not_even_built(
     monkeypatch.setattr(ev, "step_tables", refuse, raising=False)
     monkeypatch.chdir(tmp_path)
     with pytest.warns(UserWarning):
-        report = evaluate_policy(momentum(20), spy_daily_lake, settings=Settings(), resamples=20, **SPY)
+        report = evaluate_policy(momentum(20), spy_daily_lake, settings=Settings(), resamples=400, **SPY)
     assert report.steps_path is None and not hasattr(report, "steps")
     assert list(tmp_path.iterdir()) == []

@@ -33,7 +33,7 @@ def _report(judged: object, symbols: list[str]) -> EvalReport:
 def test_a_short_wiped_out_is_named_in_the_notes_and_the_json() -> None:
     data = random_data(3000, seed=5, segments=3, symbols=2, jumps=0.01)
     config = EnvConfig(window=4, allow_short=True)
-    judged = judge_all(data, config, lambda obs: np.full(len(obs), 2, np.int64), resamples=200)
+    judged = judge_all(data, config, lambda obs: np.full(len(obs), 2, np.int64), resamples=400)
     ruins = ruins_of(judged.walks)
     # the always-short agent (and the random policy, short a third of the time); buy-and-hold and flat never
     assert "agent" in ruins and not {"buy_and_hold", "flat"} & set(ruins), ruins
@@ -54,7 +54,7 @@ def test_a_short_wiped_out_is_named_in_the_notes_and_the_json() -> None:
 
 def test_no_ruin_no_note() -> None:
     data = random_data(2000, seed=5, segments=2, symbols=2)
-    judged = judge_all(data, EnvConfig(window=4), lambda obs: np.ones(len(obs), np.int64), resamples=200)
+    judged = judge_all(data, EnvConfig(window=4), lambda obs: np.ones(len(obs), np.int64), resamples=400)
     report = _report(judged, list(data.symbols))
     assert report.ruins == {} and not any("wiped out" in n for n in report_notes(report))
     assert report.to_json()["ruins"] == {}

@@ -1,5 +1,5 @@
-"""rl.metrics: figures that do not mislead. The bootstrap's verdict does not change with its seed (each end's
-Monte-Carlo band), a Sharpe from a handful of non-zero returns is flagged, an intraday stock is annualised by
+"""rl.metrics: figures that do not mislead. The bootstrap's verdict keeps a claim and its absence apart across
+seeds (each end's Monte-Carlo band; "borderline" between them), a Sharpe from a handful of non-zero returns is flagged, an intraday stock is annualised by
 the bars its sessions hold, and the annualised return and volatility against hand computations."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def _verdict(sentence: str) -> str:
 # on the agent's mean with 200,000 resamples): the case whose verdict flipped with the seed.
 _RNG = np.random.default_rng(11)
 _NOISE, _BASE = _RNG.normal(0, 0.01, 500), _RNG.normal(0.0005, 0.01, 500)
-BORDERLINE_MU = -0.0009363910714164378
+BORDERLINE_MU = -0.0009665030079195275
 
 
 def test_the_borderline_case_is_borderline() -> None:
@@ -44,13 +44,20 @@ def test_the_borderline_case_is_borderline() -> None:
     ids=["borderline", "clear"],
 )
 def test_the_verdict_is_the_same_whatever_the_seed(mu: float, verdict: str) -> None:
-    """40 seeds, the evaluation's resamples: one verdict. (With 1,000 resamples and no band, the borderline
-    case said "worse than buy-and-hold beyond luck" for some seeds and "not distinguishable" for others.)"""
-    got = {
+    """40 seeds, the evaluation's resamples: the same claim, or the same absence of one. (With 1,000
+    resamples and no band, the borderline case said "worse than buy-and-hold beyond luck" for some seeds and
+    "not distinguishable" for others.) An end exactly at 0 falls outside its band 3 standard errors wide
+    for about 1 seed in 400 (and 1 of these 40 with circular blocks, an end 3.2 standard errors off): such a
+    seed says "not distinguishable", no claim either, never "worse"."""
+    got = [
         _verdict(bootstrap_sharpe_difference(_NOISE + mu, _BASE, bars_per_year=252, seed=s).sentence)
         for s in range(40)
-    }
-    assert got == {verdict}
+    ]
+    if verdict == "borderline":
+        assert set(got) <= {"borderline", "not distinguishable"}
+        assert got.count("borderline") >= 39
+    else:
+        assert set(got) == {verdict}
 
 
 def test_opposite_claims_never_meet_across_seeds() -> None:
@@ -82,13 +89,14 @@ def test_the_interval_records_its_resamples_and_bands() -> None:
 
 
 def _gathered(a: np.ndarray, b: np.ndarray, seed: int, resamples: int, length: int) -> np.ndarray:
-    """The reference: every resample gathered value by value (the code before the block sums)."""
+    """The reference: every resample gathered value by value, naively circular (a block starts at any of
+    the n steps and its indices wrap modulo n)."""
     a, b = np.expm1(a), np.expm1(b)
     n = a.size
     rng = np.random.default_rng(seed)
     blocks = -(-n // length)
-    starts = rng.integers(0, n - length + 1, size=(resamples, blocks))
-    idx = (starts[:, :, None] + np.arange(length)).reshape(resamples, -1)[:, :n]
+    starts = rng.integers(0, n, size=(resamples, blocks))
+    idx = ((starts[:, :, None] + np.arange(length)) % n).reshape(resamples, -1)[:, :n]
     return (metrics._sharpe_rows(a[idx]) - metrics._sharpe_rows(b[idx])) * math.sqrt(252)
 
 
@@ -98,19 +106,32 @@ def test_the_block_sums_give_the_gathered_resamples_sharpes(n: int) -> None:
     a, b = rng.normal(3e-4, 0.01, n), rng.normal(0, 0.012, n)
     a[rng.random(n) < 0.7] = 0.0  # mostly flat, as an agent often is
     length = metrics.default_block_length(n)
-    want = _gathered(a, b, 5, 300, length)
-    got = bootstrap_sharpe_difference(a, b, bars_per_year=252, seed=5, resamples=300)
+    want = _gathered(a, b, 5, 400, length)
+    got = bootstrap_sharpe_difference(a, b, bars_per_year=252, seed=5, resamples=400)
     tail = np.percentile(want[np.isfinite(want)], [2.5, 97.5])
     assert (got.low, got.high) == pytest.approx(tuple(tail), rel=1e-9, abs=1e-12)
     # the sums themselves, resample by resample
     r = np.random.default_rng(5)
-    starts = r.integers(0, n - length + 1, size=(300, -(-n // length)))
-    pa, pb = metrics._prefix(np.expm1(a)), metrics._prefix(np.expm1(b))
+    starts = r.integers(0, n, size=(400, -(-n // length)))
+    wrap = np.r_[0:n, 0 : length - 1]
+    pa, pb = metrics._prefix(np.expm1(a)[wrap]), metrics._prefix(np.expm1(b)[wrap])
     mine = (metrics._block_sharpes(pa, starts, length, n) - metrics._block_sharpes(pb, starts, length, n)) * (
         math.sqrt(252)
     )
     assert np.isfinite(mine).tolist() == np.isfinite(want).tolist()
     assert mine[np.isfinite(mine)] == pytest.approx(want[np.isfinite(want)], rel=1e-9, abs=1e-12)
+
+
+def test_the_block_sums_give_the_gathered_resamples_exact_zeros() -> None:
+    """An agent that is buy-and-hold but on 2 bars: the gathered resamples that miss both are exactly 0, and
+    so are the block sums' (not +-1e-15), so the interval's ends are the gathered ones."""
+    a, b = _near_buy_and_hold(86)
+    length = metrics.default_block_length(a.size)
+    want = _gathered(a, b, 0, 2000, length)
+    got = bootstrap_sharpe_difference(a, b, bars_per_year=252, seed=0, resamples=2000)
+    assert (want == 0).mean() > 0.1
+    assert (got.low, got.high) == pytest.approx(tuple(np.percentile(want, [2.5, 97.5])), rel=1e-9, abs=1e-12)
+    assert got.low == 0.0 and got.verdict != "better"
 
 
 def test_constant_resamples_by_block_sums_are_zero_or_none() -> None:
@@ -145,13 +166,38 @@ def test_the_interval_is_flagged_when_either_side_rests_on_few_non_zero_returns(
     agent = np.zeros(600)
     agent[:10] = rng.normal(0, 0.01, 10)
     ci = bootstrap_sharpe_difference(
-        agent, rng.normal(0, 0.01, 600), bars_per_year=252, seed=0, resamples=200
+        agent, rng.normal(0, 0.01, 600), bars_per_year=252, seed=0, resamples=400
     )
     assert ci.too_few_to_annualise and "too few bars for an annualised figure" in ci.sentence
 
 
 def test_the_footnote_says_the_rule() -> None:
-    assert metrics.TOO_FEW_NOTE.startswith("* too few bars for an annualised figure: fewer than 30 non-zero")
+    assert metrics.TOO_FEW_NOTE.startswith(
+        "* too few bars for an annualised figure: under a month's worth of bars (at least 30), or fewer than "
+        "30 non-zero returns"
+    )
+
+
+def test_a_long_lightly_invested_series_is_not_flagged() -> None:
+    """The reviewer's case: half a year of one-minute crypto (262,800 bars), invested 8% of the minutes:
+    21,000 non-zero returns, flagged because they were under a month's worth (43,800). The month is of the
+    bars the figure spans; of the non-zero returns it asks 30."""
+    rng = np.random.default_rng(0)
+    n = 262_800
+    pos = (rng.random(n) < 0.08).astype(float)
+    bh = rng.normal(0, 8e-4, n)
+    m = compute_metrics(bh * pos, pos, np.zeros(n), bars_per_year=525_600)
+    assert m.nonzero_returns > 20_000 and not m.too_few_to_annualise
+    ci = bootstrap_sharpe_difference(bh * pos, bh, bars_per_year=525_600, resamples=400)
+    assert not ci.too_few_to_annualise and "too few" not in ci.sentence
+    # still flagged: under a month of bars, every return non-zero; 29 non-zero returns in a year of bars
+    short = compute_metrics(rng.normal(0.001, 0.01, 20), np.ones(20), np.zeros(20), bars_per_year=252)
+    assert short.too_few_to_annualise
+    sparse = np.zeros(252)
+    sparse[:29] = rng.normal(0.001, 0.01, 29)
+    assert compute_metrics(sparse, sparse != 0, np.zeros(252), bars_per_year=252).too_few_to_annualise
+    sparse[29] = 0.002
+    assert not compute_metrics(sparse, sparse != 0, np.zeros(252), bars_per_year=252).too_few_to_annualise
 
 
 # --- intraday stocks: the bars their sessions hold ---------------------------------------------------------
@@ -191,14 +237,65 @@ def test_every_other_minute_is_annualised_by_195_bars_a_session() -> None:
 
 
 def test_sparse_sessions_by_brute_force() -> None:
-    """Sessions of 100, 150 and 390 bars (two each, and one of 20): the median session, 150."""
+    """Sessions of 100, 150, 390, 100, 150, 390 and 20 bars: the first and last left out (they may be cut),
+    the steps of the 5 between over 5 sessions, 236 a session."""
     rng = np.random.default_rng(4)
     ts = []
     for d, k in zip(DAYS, [100, 150, 390, 100, 150, 390, 20], strict=False):
         t0 = dt.datetime(d.year, d.month, d.day, 9, 30, tzinfo=NEW_YORK)
         for m in np.sort(rng.choice(390, k, replace=False)).tolist():
             ts.append(int((t0 + dt.timedelta(minutes=m)).timestamp()) * 1_000_000)
-    assert metrics.symbol_bars_per_year(np.array(ts, np.int64), "stock", "1m") == 252 * 150
+    assert metrics.symbol_bars_per_year(np.array(ts, np.int64), "stock", "1m") == 252 * 236
+
+
+WEEKDAYS = [d for d in (dt.date(2024, 3, 4) + dt.timedelta(days=i) for i in range(120)) if d.weekday() < 5]
+
+
+def _session(d: dt.date, bars: int, every: int = 1, skip: int = 0) -> list[int]:
+    """`bars` one-minute bar starts of a regular session, one every `every` minutes from 09:30 + `skip`."""
+    t0 = dt.datetime(d.year, d.month, d.day, 9, 30, tzinfo=NEW_YORK) + dt.timedelta(minutes=skip)
+    return [int((t0 + dt.timedelta(minutes=every * k)).timestamp()) * 1_000_000 for k in range(bars)]
+
+
+@pytest.mark.parametrize(("sparse_first", "full", "sparse"), [(True, 21, 40), (False, 40, 21)])
+def test_sparse_and_full_sessions_are_annualised_by_the_bars_seen(
+    sparse_first: bool, full: int, sparse: int
+) -> None:
+    """The reviewer's cases: a 1m stock with 30 bars on some sessions and 390 on others. The median session
+    read 21 full + 40 sparse sessions as 252 x 30 bars a year, so its 9,390 bars as 1.24 years (not the 0.24
+    its 61 sessions span) and a 5% gain as 4.0% a year, not 22%. Now the bars seen over the sessions."""
+    days = WEEKDAYS[: full + sparse]
+    kinds = [30] * sparse + [390] * full if sparse_first else [390] * full + [30] * sparse
+    ts = np.array(
+        [t for d, k in zip(days, kinds, strict=True) for t in _session(d, k, 13 if k == 30 else 1)], np.int64
+    )
+    per_year = metrics.symbol_bars_per_year(ts, "stock", "1m")
+    assert per_year == pytest.approx(252 * sum(kinds[1:-1]) / (len(kinds) - 2), rel=1e-12)
+    years = ts.size / per_year
+    assert years == pytest.approx(len(days) / 252, rel=0.02)
+    r = np.full(ts.size, math.log(1.05) / ts.size)
+    m = compute_metrics(r, np.ones(ts.size), np.zeros(ts.size), bars_per_year=per_year)
+    assert m.annual_return == pytest.approx(1.05 ** (252 / len(days)) - 1, rel=0.02)
+
+
+def test_a_half_day_counts_as_the_session_it_is_and_a_cut_end_session_as_its_fraction() -> None:
+    """Every other minute stays 195 (above); a 13:00 close among 40 full sessions lowers the bars a session
+    by its 180 missing minutes over the 38 between the first and last, as it lowers a year's bars; the
+    period's first or last session cut (the warm-up took 124 bars) leaves 390; a single cut session is all
+    there is."""
+    days = WEEKDAYS[:40]
+    with_half = np.array(
+        [t for i, d in enumerate(days) for t in _session(d, 210 if i == 3 else 390)], np.int64
+    )
+    assert metrics.symbol_bars_per_year(with_half, "stock", "1m") == pytest.approx(
+        252 * (37 * 390 + 210) / 38
+    )
+    cut = np.array(
+        [t for i, d in enumerate(days) for t in _session(d, *((266, 1, 124) if i == 0 else (390,)))], np.int64
+    )
+    assert metrics.symbol_bars_per_year(cut, "stock", "1m") == 252 * 390
+    assert metrics.symbol_bars_per_year(cut[-390:], "stock", "1m") == 252 * 390
+    assert metrics.symbol_bars_per_year(cut[:266], "stock", "1m") == 252 * 266
 
 
 # --- the annualised return and volatility, by hand ---------------------------------------------------------
@@ -234,3 +331,95 @@ def test_annual_figures_of_flat_none_and_beyond_a_float() -> None:
     assert one.annual_volatility is None and one.annual_return == pytest.approx(math.exp(2.52) - 1)
     huge = compute_metrics(np.array([0.5, 0.5]), np.ones(2), np.zeros(2), bars_per_year=525_600)
     assert huge.annual_return is None
+
+
+# --- ties: an agent that is buy-and-hold on every bar of a resample ----------------------------------------
+
+
+def _near_buy_and_hold(seed: int, n: int = 1919) -> tuple[np.ndarray, np.ndarray]:
+    """The reviewer's case: buy-and-hold's returns, with the agent's different on 2 bars only."""
+    r = np.random.default_rng(seed)
+    b = r.normal(0.0004, 0.01, n)
+    a = b.copy()
+    a[r.integers(0, n, 2)] += 0.05
+    return a, b
+
+
+def test_an_agent_that_is_buy_and_hold_but_on_two_bars_claims_nothing() -> None:
+    """A resample that misses both bars is buy-and-hold's own: its difference is exactly 0 (the block sums
+    of two running sums gave +-1e-15, all of one sign, and 9 of these 60 said "better beyond luck")."""
+    verdicts = [
+        bootstrap_sharpe_difference(*_near_buy_and_hold(s), bars_per_year=252, seed=0).verdict
+        for s in range(60)
+    ]
+    assert not {"better", "worse"} & set(verdicts), verdicts
+
+
+def test_returns_within_rounding_of_the_baseline_are_ties() -> None:
+    b = np.array([0.01, -0.02, 0.0, 1e-14, 0.03])
+    a = b + np.array([1e-17, -3e-18, 0.0, 1e-26, 1e-4])
+    assert metrics.tied_to_baseline(a, b).tolist() == [*b[:4].tolist(), a[4]]
+
+
+def test_an_edge_at_the_periods_start_or_end_weighs_as_one_in_its_middle() -> None:
+    """The reviewer's case: buy-and-hold crashes 15% on one bar of 252, the agent sat it out and is
+    buy-and-hold elsewhere. Blocks that wrap draw every bar alike, so the interval is much the same wherever
+    the crash falls (from starts 0 .. n - length, the upper end was 1.08 at bar 0 and 1.23 at the last bar
+    against 2.39 mid-period: the first and last bars lay in fewer blocks)."""
+    b = np.random.default_rng(3).normal(0.0004, 0.01, 252)
+    highs = {}
+    for where in (0, 1, 126, 250, 251):
+        bb = b.copy()
+        bb[where] = -0.15
+        a = bb.copy()
+        a[where] = 0.0
+        highs[where] = bootstrap_sharpe_difference(a, bb, bars_per_year=252, seed=0).high
+    assert all(h > 0.8 * highs[126] for h in highs.values()), highs
+
+
+def test_a_claim_and_borderline_can_be_a_seed_apart_but_not_a_claim_and_its_absence() -> None:
+    """The reviewer's case: an agent whose interval's low end is about 4 Monte-Carlo standard errors above 0
+    says "better" for some seeds and "borderline" for others (what the docs now say), and "not
+    distinguishable" for none (what they guarantee, within about 1 seed in 700)."""
+    rng = np.random.default_rng(5)
+    b, e = rng.normal(0.0, 0.01, 1000), rng.normal(0, 0.01, 1000)
+
+    def run(d: float, seed: int) -> metrics.SharpeDiffCI:
+        return bootstrap_sharpe_difference(b + e + d, b, bars_per_year=252, seed=seed)
+
+    lo, hi = 0.0, 0.01
+    for _ in range(30):  # the mean whose low end is 0 at seed 0
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if run(mid, 0).low > 0 else (mid, hi)
+    ci = run(hi, 0)
+    se = (ci.low_band[1] - ci.low_band[0]) / 6
+    slope = (run(hi + 1e-5, 0).low - ci.low) / 1e-5
+    verdicts = [run(hi + 4 * se / slope, s).verdict for s in range(30)]
+    assert "better" in verdicts and "borderline" in verdicts
+    assert "not distinguishable" not in verdicts and "worse" not in verdicts
+
+
+def test_the_docs_say_what_the_band_guarantees() -> None:
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    docs = (root / "docs" / "trading.md").read_text(encoding="utf-8")
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    for text in (docs, readme, metrics.__doc__ or ""):
+        assert "never a seed apart" not in text and "does not change with its seed" not in text
+    assert "What the band guarantees, and what it does not" in docs
+    assert "Borderline\n  is the no-claim word between a claim and its absence" in docs
+
+
+def test_too_few_resamples_are_refused() -> None:
+    """The reviewer's case: 1 resample gave a band of one point and so a claim. The fewest: the band of each
+    end within the resamples, 353 at 95% and 3 standard errors."""
+    from lake.errors import MarketlakeError
+
+    assert metrics.min_resamples() == 353 and metrics.min_resamples(0.9) < 353
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(0.002, 0.01, 300), rng.normal(0, 0.01, 300)
+    for few in (1, 20, 352):
+        with pytest.raises(MarketlakeError, match=r"resamples must be at least 353 .*got " + str(few)):
+            bootstrap_sharpe_difference(a, b, bars_per_year=252, resamples=few)
+    assert bootstrap_sharpe_difference(a, b, bars_per_year=252, resamples=353).resamples == 353

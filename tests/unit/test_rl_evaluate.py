@@ -70,8 +70,9 @@ def test_portfolio_gives_each_symbol_an_equal_share_and_never_rebalances() -> No
     # shares of 0.5 each: A 0.55 -> 0.55 -> 0.55 (carried at t=120, no bar); B 0.45 -> 0.54 -> 0.567
     equity = [1.0, 0.55 + 0.54, 0.55 + 0.567]
     assert np.exp(np.cumsum(s.log_return)) == pytest.approx(equity, rel=1e-12)
-    # |position| and turnover of the steps, weighted by their share's equity before the step
-    assert s.position == pytest.approx([1.0, 0.55 / 1.0, 0.54 / 1.09], rel=1e-12)
+    # |position| held at each time (A's carried at t=120, where it has no bar), weighted by its share's equity
+    # before the time; turnover of the steps, weighted alike
+    assert s.position == pytest.approx([1.0, 0.55 / 1.0, (0.55 + 0.54) / 1.09], rel=1e-12)
     assert s.turnover == pytest.approx([1.0, 0.45 / 1.0, 0.0], rel=1e-12)
     assert s.trades == 3
 
@@ -92,8 +93,8 @@ def test_portfolio_of_a_stock_and_a_crypto_earns_what_half_in_each_earns() -> No
     s = portfolio_series(w)
     assert s.ts.tolist() == [0, 60, 120, 180, 240, 300, 360, 420]
     assert math.expm1(float(s.log_return.sum())) == pytest.approx(0.05, rel=1e-12)
-    # at night only the crypto's share has a step: exposure counts its share of the equity
-    assert s.position[3] == pytest.approx(0.5, rel=1e-12)
+    # at night only the crypto's share has a step, but the stock held overnight is invested too
+    assert s.position[3] == pytest.approx(1.0, rel=1e-12)
     assert s.position[0] == 1.0 and s.turnover[0] == 1.0
 
 
@@ -107,7 +108,7 @@ def _arrays_market(closes: list[float]) -> tuple[object, EnvConfig]:
 def test_judge_flat_is_zero_and_buy_and_hold_earns_the_price_move() -> None:
     closes = [100.0, 101.0, 99.0, 102.0, 104.0, 103.0, 105.0, 107.0]
     data, cfg = _arrays_market(closes)
-    metrics, cis, per_year, curves = judge(data, cfg, lambda obs: np.ones(len(obs), np.int64), resamples=50)  # type: ignore[arg-type]
+    metrics, cis, per_year, curves = judge(data, cfg, lambda obs: np.ones(len(obs), np.int64), resamples=400)  # type: ignore[arg-type]
     flat = metrics["overall"]["flat"].to_dict()
     assert flat.pop("hit_rate") is None and flat.pop("bars") == len(curves["flat"].ts)
     assert all(v == 0 for v in flat.values())
@@ -128,9 +129,9 @@ def test_judge_random_baseline_is_seeded() -> None:
     closes = [100.0 + math.sin(i / 3) for i in range(60)]
     data, cfg = _arrays_market(closes)
     agent = lambda obs: np.zeros(len(obs), np.int64)  # noqa: E731
-    one = judge(data, cfg, agent, seed=1, resamples=20)[0]["overall"]["random"]  # type: ignore[arg-type]
-    two = judge(data, cfg, agent, seed=1, resamples=20)[0]["overall"]["random"]  # type: ignore[arg-type]
-    other = judge(data, cfg, agent, seed=2, resamples=20)[0]["overall"]["random"]  # type: ignore[arg-type]
+    one = judge(data, cfg, agent, seed=1, resamples=400)[0]["overall"]["random"]  # type: ignore[arg-type]
+    two = judge(data, cfg, agent, seed=1, resamples=400)[0]["overall"]["random"]  # type: ignore[arg-type]
+    other = judge(data, cfg, agent, seed=2, resamples=400)[0]["overall"]["random"]  # type: ignore[arg-type]
     assert one == two and one != other and 0 < one.exposure < 1
 
 
@@ -170,7 +171,7 @@ def test_evaluate_a_fixed_policy_writes_files_and_a_run_and_repeats_itself(
     run_dir.mkdir()
     settings = Settings()
     said: list[str] = []
-    kw = {"policy": momentum, "symbols": ["BTCUSDT", "ETHUSDT"], "interval": "1m", "resamples": 200}
+    kw = {"policy": momentum, "symbols": ["BTCUSDT", "ETHUSDT"], "interval": "1m", "resamples": 400}
     report = evaluate(two_symbols, settings, run_dir, "test", say=said.append, **kw)  # type: ignore[arg-type]
     assert set(report.metrics) == {"overall", "BTCUSDT", "ETHUSDT"}
     assert all(set(by) == {"agent", "buy_and_hold", "flat", "random"} for by in report.metrics.values())
@@ -289,7 +290,7 @@ def test_evaluate_keeps_clear_of_the_periods_its_run_trained_on_when_older_bars_
             {"run_id": "r1", "symbols": ["BTCUSDT"], "interval": "1m", "periods": iso, "data_settings": {}}
         )
     )
-    kw = {"policy": momentum, "symbols": ["BTCUSDT"], "interval": "1m", "resamples": 20, "record": False}
+    kw = {"policy": momentum, "symbols": ["BTCUSDT"], "interval": "1m", "resamples": 400, "record": False}
     # the lake as the run saw it: its test period is already clear of the run's periods, nothing is said
     quiet: list[str] = []
     same = evaluate(lake_root, settings, run_dir, "test", norm=train.norm, say=quiet.append, **kw)  # type: ignore[arg-type]
@@ -388,7 +389,7 @@ def test_overall_of_a_stock_and_a_crypto_is_annualised_on_calendar_days(interval
     hours. Its Sharpe is taken on its calendar-day returns, annualised by 365, and so is the interval."""
     data = _mixed_calendar_market(interval)
     flat_agent = lambda obs: np.zeros(len(obs), np.int64)  # noqa: E731
-    metrics, cis, per_year, _ = judge(data, COSTLESS, flat_agent, resamples=200)
+    metrics, cis, per_year, _ = judge(data, COSTLESS, flat_agent, resamples=400)
     want, days = _by_hand_daily_sharpe(data, COSTLESS.window)
     bh = metrics["overall"]["buy_and_hold"]
     assert bh.sharpe == pytest.approx(want, rel=1e-9)
@@ -433,7 +434,7 @@ def test_two_stocks_whose_hours_start_at_different_times_are_annualised_on_calen
     bars its own sessions hold: 7 at half past, 6 on the hour."""
     data = _two_stocks_hours_market()
     flat_agent = lambda obs: np.zeros(len(obs), np.int64)  # noqa: E731
-    metrics, cis, per_year, _ = judge(data, COSTLESS, flat_agent, resamples=100)
+    metrics, cis, per_year, _ = judge(data, COSTLESS, flat_agent, resamples=400)
     want, days = _by_hand_daily_sharpe(data, COSTLESS.window)
     bh = metrics["overall"]["buy_and_hold"]
     assert bh.ratios_on_calendar_days and per_year["overall"] == 365
@@ -475,7 +476,7 @@ def test_the_overall_is_annualised_by_the_symbols_scored_and_says_which_they_are
     overall holds the stock only, annualised by the stock's 252 sessions (its calendar, not the crypto's)."""
     from rl.metrics import scored_symbols
 
-    metrics, _, per_year, _ = judge(_stock_and_unscored_crypto(60, 1), COSTLESS, _hold, resamples=50)
+    metrics, _, per_year, _ = judge(_stock_and_unscored_crypto(60, 1), COSTLESS, _hold, resamples=400)
     assert scored_symbols({s: metrics[s]["agent"] for s in ("STK", "BTC")}) == ["STK"]
     assert metrics["BTC"]["agent"].bars == 0 and metrics["BTC"]["agent"].sharpe is None
     assert per_year["overall"] == 252 and not metrics["overall"]["agent"].ratios_on_calendar_days
@@ -487,7 +488,7 @@ def test_the_table_marks_ratios_from_too_few_bars_and_names_the_symbols_not_scor
     crypto is named as not scored; with enough bars and one calendar, no note at all."""
 
     def report(days: int) -> EvalReport:
-        metrics, cis, per_year, _ = judge(_stock_and_unscored_crypto(days, 2), COSTLESS, _hold, resamples=50)
+        metrics, cis, per_year, _ = judge(_stock_and_unscored_crypto(days, 2), COSTLESS, _hold, resamples=400)
         return EvalReport(
             run_id="r-x", parent_run_id=None, period="test", interval="1d", symbols=["STK", "BTC"],
             bounds=("2022-01-03T00:00:00+00:00", "2022-12-31T00:00:00+00:00"), bars_per_year=per_year,
@@ -524,7 +525,7 @@ def gapped(lake_root: Path) -> Path:
 def _evaluate_gapped(root: Path, run_dir: Path) -> tuple[EvalReport, dict[str, Any]]:
     run_dir.mkdir()
     settings = Settings(min_bars_per_symbol=100)
-    kw = {"policy": momentum, "symbols": ["BTCUSDT", "ETHUSDT"], "interval": "1m", "resamples": 50}
+    kw = {"policy": momentum, "symbols": ["BTCUSDT", "ETHUSDT"], "interval": "1m", "resamples": 400}
     report = evaluate(root, settings, run_dir, "test", env_config=EnvConfig(window=8), **kw)  # type: ignore[arg-type]
     return report, json.loads((run_dir / "evaluation-test.json").read_text())
 
@@ -663,14 +664,14 @@ def test_the_gap_line_counts_exits_at_segment_ends_and_closes_at_session_ends_ap
 def test_the_json_and_the_runs_row_say_which_definition_of_the_metrics_they_hold(
     gapped: Path, tmp_path: Path
 ) -> None:
-    """`metrics_version` (rl.metrics.METRICS_VERSION, 3: simple-return Sharpe, calendar-day overall across
-    grids, the data's end not sold, intraday stocks by the bars their sessions hold, exposure of the symbol
-    bars that exist) in the JSON file and the runs row: old rows have none (version 1)."""
+    """`metrics_version` (rl.metrics.METRICS_VERSION, 4: simple-return Sharpe, calendar-day overall across
+    grids, the data's end not sold, intraday stocks by the bars their sessions hold, exposure the capital
+    invested, positions carried) in the JSON file and the runs row: old rows have none (version 1)."""
     from rl.metrics import METRICS_VERSION
 
     report, saved = _evaluate_gapped(gapped, tmp_path / "run")
     (row,) = runlog.list_runs(gapped)
-    assert METRICS_VERSION == 3
+    assert METRICS_VERSION == 4
     assert saved["metrics_version"] == row["metrics"]["metrics_version"] == METRICS_VERSION
     assert summary(report)["metrics_version"] == METRICS_VERSION
 
@@ -779,7 +780,7 @@ def test_the_latest_files_are_the_evaluations_own_not_second_copies(
     settings = Settings(min_bars_per_symbol=100)
     second = evaluate(
         gapped, settings, run_dir, "test", env_config=EnvConfig(window=8, commission=0.002), policy=momentum,
-        symbols=["BTCUSDT", "ETHUSDT"], interval="1m", resamples=50,
+        symbols=["BTCUSDT", "ETHUSDT"], interval="1m", resamples=400,
     )  # fmt: skip
     assert second.steps_path is not None and second.steps_path != first.steps_path
     latest = run_dir / "evaluation-test.parquet"
@@ -835,7 +836,7 @@ def test_evaluate_says_which_of_the_given_trading_settings_it_does_not_use(
     title says the costs used. (was: the costs of the settings were replaced silently, the title said none)"""
     run_dir = tmp_path / "runs" / RUN_ID
     norm = _saved_run_folder(lake_root, run_dir)
-    kw = {"policy": momentum, "norm": norm, "resamples": 20, "record": False, "write": False}
+    kw = {"policy": momentum, "norm": norm, "resamples": 400, "record": False, "write": False}
     dearer = Settings(
         min_bars_per_symbol=100, train={"window": 8, "commission": 0.01, "slippage_range_fraction": 0.5}
     )
@@ -934,7 +935,7 @@ def test_a_segment_the_warm_up_took_whole_is_still_a_segment_and_its_gap_a_gap(
     run_dir.mkdir()
     settings = Settings(min_bars_per_symbol=100)
     said: list[str] = []
-    kw = {"policy": momentum, "symbols": ["BTCUSDT", "ETHUSDT"], "interval": "1m", "resamples": 20}
+    kw = {"policy": momentum, "symbols": ["BTCUSDT", "ETHUSDT"], "interval": "1m", "resamples": 400}
     report = evaluate(
         lake_root,
         settings,

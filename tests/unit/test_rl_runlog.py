@@ -340,9 +340,11 @@ def test_a_sharpe_from_too_few_bars_is_marked_as_evaluate_marks_it(lake_root: Pa
     assert csv_row["result"] == row["result"]
     table = runlog.render_runs(runs, "table")
     assert "sharpe -610.593*" in " ".join(table.split()), table
-    assert (
-        table.rstrip().splitlines()[-1].startswith("* too few bars for an annualised figure: fewer than 30")
-    )
+    from rl.metrics import TOO_FEW_NOTE
+
+    # the legend, last (the terminal may wrap it): the rule, under a month of bars or 30 non-zero returns
+    assert " ".join(table.split()).endswith(" ".join(TOO_FEW_NOTE.split()))
+    assert TOO_FEW_NOTE.startswith("* too few bars for an annualised figure: under a month's worth of bars")
 
 
 def test_no_legend_under_a_table_with_no_marked_sharpe(lake_root: Path) -> None:
@@ -351,3 +353,28 @@ def test_no_legend_under_a_table_with_no_marked_sharpe(lake_root: Path) -> None:
     runlog.finish_run(lake_root, rec, "finished")
     table = runlog.render_runs(runlog.list_runs(lake_root), "table")
     assert "*" not in table and "too few bars" not in table, table
+
+
+@pytest.mark.parametrize(
+    ("ci", "word"),
+    [
+        # the reviewer's case: a borderline run showed only its interval, which reads as a claim
+        ({"low": 0.01, "high": 1.9, "low_band": [-0.02, 0.04], "verdict": "borderline"}, "borderline"),
+        ({"low": 0.3, "high": 1.9, "verdict": "better"}, "better"),
+        ({"low": -1.9, "high": -0.3, "verdict": "worse"}, "worse"),
+        ({"low": -0.5, "high": 2.0, "verdict": "not distinguishable"}, "not distinguishable"),
+        # a row from before the verdict was recorded: read from the interval
+        ({"low": -0.5, "high": 2.0}, "not distinguishable"),
+        ({"low": 0.2, "high": 2.0}, "better"),
+    ],
+)
+def test_the_runs_headline_shows_the_edges_verdict(ci: dict[str, object], word: str) -> None:
+    m = {
+        "metrics_version": 3,
+        "period": "test",
+        "overall": {"agent": {"total_return": 0.2, "sharpe": 1.4}},
+        "sharpe_ci": ci,
+    }
+    line = runlog._headline({"metrics": m})
+    assert f"edge CI [{ci['low']:+.2f}, {ci['high']:+.2f}] {word}" in line
+    assert line.endswith(word)

@@ -232,8 +232,8 @@ def test_each_recorded_evaluation_keeps_its_own_files_and_the_table_shows_the_ba
     result, _ = train_and_evaluate(
         lake_root, Settings(), TINY, runs_dir=tmp_path / "runs", evaluate_test=False
     )
-    first = evaluate(lake_root, Settings(), result.run_dir, "test", resamples=20)
-    second = evaluate(lake_root, Settings(), result.run_dir, "test", resamples=30)
+    first = evaluate(lake_root, Settings(), result.run_dir, "test", resamples=400)
+    second = evaluate(lake_root, Settings(), result.run_dir, "test", resamples=400)
     rows = {r["run_id"]: r for r in runlog.list_runs(lake_root, kind="evaluate")}
     for report in (first, second):
         files = rows[report.run_id]["metrics"]["files"]
@@ -269,14 +269,16 @@ def test_an_evaluation_says_which_checkpoint_it_judged_and_whether_its_run_had_f
         best = list(runs.glob("*/checkpoints/best.pt"))
         if best and not during:  # as soon as best.pt appears: `marketlake evaluate RUN` in another shell
             raw = best[0].read_bytes()
-            during.append((evaluate(lake_root, Settings(), best[0].parent.parent, "test", resamples=20), raw))
+            during.append(
+                (evaluate(lake_root, Settings(), best[0].parent.parent, "test", resamples=400), raw)
+            )
         return real(self)
 
     monkeypatch.setattr(PPO, "iterate", iterate)
     result, _ = train_and_evaluate(lake_root, Settings(), TINY, runs_dir=runs, evaluate_test=False)
     ((mid, raw),) = during
     monkeypatch.setattr(PPO, "iterate", real)
-    final = evaluate(lake_root, Settings(), result.run_dir, "test", resamples=20)
+    final = evaluate(lake_root, Settings(), result.run_dir, "test", resamples=400)
     state = json.loads((result.run_dir / "status.json").read_text())
 
     rows = {r["run_id"]: r for r in runlog.list_runs(lake_root)}
@@ -322,7 +324,7 @@ def test_status_json_says_what_runs_says_and_an_older_folders_completed_still_re
     assert record_training(lake_root, Settings(), result.run_dir).status == "finished"
     (row,) = _rows(lake_root, runs)
     assert row["status"] == "finished", row
-    report = evaluate(lake_root, Settings(), result.run_dir, "test", resamples=20, record=False, write=False)
+    report = evaluate(lake_root, Settings(), result.run_dir, "test", resamples=400, record=False, write=False)
     assert report.parent_status == "finished"
     (runs / MARKER).write_text(json.dumps({"fingerprint": "f", "run_dir": str(result.run_dir)}))
     assert _reusable(runs, "f") == result.run_dir
