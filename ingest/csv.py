@@ -92,6 +92,7 @@ from ingest.common import (
 from ingest.sessions import land
 from ingest.stamping import NEW_YORK, StampError, stamp_daily
 from ingest.stamping import asset_class as us_asset_class
+from ingest.stamping import session as xnys_session
 from lake.errors import MarketlakeError
 from lake.paths import validate_partition_value, validate_symbol
 from lake.schemas import BARS, BARS_REJECTED
@@ -977,9 +978,11 @@ def _coarse_stretches(
     spacings is judged by them (`_coarse_cadence`, as `check_coarser` judges a file); consecutive days judged
     coarser (days of fewer spacings aside) are a stretch, rejected when it has at least COARSE_MIN_SPACINGS spacings (a quiet day of an
     illiquid minute file whose few bars happen to be 2 or 5 minutes apart is too short to tell). Daily: a
-    row is coarse when it is more than one trading day (crypto: one day) from each of its neighbours (the
-    one it has, at either end of the file), and COARSE_MIN_SPACINGS consecutive coarse rows are a stretch
-    (a holiday, or a lone row between two gaps, is not)."""
+    row is coarse when it is more than one trading day (an XNYS session between them; crypto: one day) from
+    each of its neighbours (the one it has, at either end of the file), and COARSE_MIN_SPACINGS consecutive
+    coarse rows are a stretch when they keep one cadence (`_regular_days`: weekly bars are 7 days apart
+    every time, monthly ones 28 to 31 days); a holiday, a lone row between two gaps, or the days of a
+    thinly traded stock (rows some random number of sessions apart) are not."""
     step = interval_delta(interval)
     crypto = asset_class == "crypto"
     home = dt.UTC if crypto else NEW_YORK
@@ -987,13 +990,7 @@ def _coarse_stretches(
     if step >= dt.timedelta(days=1):
         ordered = sorted(set(days))
 
-        def far(a: dt.date, b: dt.date) -> bool:  # more than one trading day (crypto: one day) apart
-            gap = (b - a).days
-            if crypto or gap > 7:
-                return gap > 1
-            return any((a + dt.timedelta(days=i)).weekday() < 5 for i in range(1, gap))
-
-        gaps = [far(a, b) for a, b in zip(ordered, ordered[1:], strict=False)]
+        gaps = [not _next_trading_day(a, b, crypto) for a, b in zip(ordered, ordered[1:], strict=False)]
         coarse = [
             (i == 0 or gaps[i - 1]) and (i == len(gaps) or gaps[i]) and len(ordered) > 1
             for i in range(len(ordered))
@@ -1003,12 +1000,13 @@ def _coarse_stretches(
             j = i
             while j < len(ordered) and coarse[j]:
                 j += 1
-            if j - i >= COARSE_MIN_SPACINGS:
-                run = ordered[i:j]
-                most = Counter(b - a for a, b in zip(run, run[1:], strict=False)).most_common(1)[0][0]
+            run = ordered[i:j]
+            regular = _regular_days(run) if j - i >= COARSE_MIN_SPACINGS else None
+            if regular is not None:
+                most, hits = regular
                 text = (
                     f"it is one of {len(run)} rows from {run[0]} to {run[-1]} that are {_span(most)} apart (the "
-                    f"most common spacing), none one {'day' if crypto else 'trading day'} from the next: "
+                    f"most common spacing, or a multiple of it: {hits} of {len(run) - 1} spacings), none one {'day' if crypto else 'trading day'} from the next: "
                     f"coarser than --interval {interval}, whose bar is one day's (it would be stamped as its "
                     "first day, available when that day ends, its close known only at the end of its last)"
                 )
@@ -1066,16 +1064,13 @@ def _check_coarser_days(days: list[dt.date], asset_class: str, where: str) -> No
         return
     crypto = asset_class == "crypto"
 
-    def next_day(a: dt.date, b: dt.date) -> bool:  # one trading day apart (crypto: one day)
-        gap = (b - a).days
-        if crypto or gap > 7:
-            return gap == 1
-        return not any((a + dt.timedelta(days=i)).weekday() < 5 for i in range(1, gap))
-
-    near = sum(next_day(a, b) for a, b in zip(ordered, ordered[1:], strict=False))
+    near = sum(_next_trading_day(a, b, crypto) for a, b in zip(ordered, ordered[1:], strict=False))
     if n - near < COARSE_SHARE * n:
         return
-    most = Counter(b - a for a, b in zip(ordered, ordered[1:], strict=False)).most_common(1)[0][0]
+    regular = _regular_days(ordered)
+    if regular is None:  # a thinly traded stock's days, some random number of sessions apart: its cadence
+        return
+    most, _ = regular
     what = "one day" if crypto else "one trading day"
     raise MarketlakeError(
         f"{where}: rows are {_span(most)} apart (the most common spacing), "
@@ -1084,6 +1079,54 @@ def _check_coarser_days(days: list[dt.date], asset_class: str, where: str) -> No
         "available when that day ends, its close known only at the end of its last); no --interval is "
         "coarser than 1d: import daily bars; nothing was stored"
     )
+
+
+def _next_trading_day(a: dt.date, b: dt.date, crypto: bool) -> bool:
+    """Whether day `b` is the trading day after `a` (a < b): no XNYS session between them (crypto: the next
+    day). A holiday between two sessions is no gap; days outside the calendar's range count weekdays."""
+    gap = (b - a).days
+    if crypto or gap > 7:
+        return gap == 1
+    for i in range(1, gap):
+        d = a + dt.timedelta(days=i)
+        try:
+            if xnys_session(d) is not None:
+                return False
+        except StampError:
+            if d.weekday() < 5:
+                return False
+    return True
+
+
+DAY_TOLERANCE = 0.1
+"""How far (a share of the cadence) a spacing of a coarser daily stretch may be from a whole multiple of its
+most common spacing and keep its cadence (`_regular_days`): monthly bars are 28 to 31 days apart, weekly
+ones dated on a week's first session 6 or 8 days around a Monday holiday; at least a day for cadences of 5
+days or more, none below (rows 2 or 3 days apart, give or take one, would be any spacing at all)."""
+
+
+def _day_tolerance(most: dt.timedelta) -> dt.timedelta:
+    return dt.timedelta(days=max(1, int(most.days * DAY_TOLERANCE)) if most.days >= 5 else 0)
+
+
+def _regular_days(days: list[dt.date]) -> tuple[dt.timedelta, int] | None:
+    """The most common spacing of `days` (sorted, distinct) and how many spacings lie within
+    `_day_tolerance` of a whole multiple of it (a week missing, or a holiday's row left out, is two weeks),
+    when COARSE_SHARE of them do: bars of one coarser cadence (weekly, monthly), as `_coarse_cadence` asks
+    of intraday spacings. None otherwise: the days of a thinly traded stock, some random number of sessions
+    apart, are not a coarser file (they were quarantined as one)."""
+    spacings = [b - a for a, b in zip(days, days[1:], strict=False)]
+    if not spacings:
+        return None
+    most = max(Counter(spacings).items(), key=lambda kv: (kv[1], kv[0]))[0]
+    tol = _day_tolerance(most)
+
+    def keeps(d: dt.timedelta) -> bool:
+        k = max(1, round(d / most))
+        return abs(d - k * most) <= tol
+
+    hits = sum(keeps(d) for d in spacings)
+    return (most, hits) if hits >= COARSE_SHARE * len(spacings) else None
 
 
 def _whole_hours(

@@ -211,7 +211,8 @@ def test_weekly_rows_before_daily_ones_are_quarantined_never_landed_as_days(tmp_
     (reason,) = query(root, "SELECT reason FROM bars_rejected WHERE line_number = 2")[0]
     assert reason == (
         f"the 1d bar at 2022-01-03T14:30:00+00:00: it is one of {len(weekly)} rows from 2022-01-03 to "
-        "2022-12-19 that are 7 days apart (the most common spacing), none one trading day from the next: "
+        "2022-12-19 that are 7 days apart (the most common spacing, or a multiple of it: 44 of 44 spacings), "
+        "none one trading day from the next: "
         "coarser than --interval 1d, whose bar is one day's (it would be stamped as its first day, available "
         "when that day ends, its close known only at the end of its last)"
     )
@@ -219,6 +220,33 @@ def test_weekly_rows_before_daily_ones_are_quarantined_never_landed_as_days(tmp_
     crypto = write_file(tmp_path, "btc.csv", text)
     s = csv_ingest.run(ctx(tmp_path / "c"), crypto, "BTCUSD", "1d", None, asset_class="crypto")
     assert query(tmp_path / "c", "SELECT min(ts)::DATE FROM bars") == [(dt.date(2023, 1, 3),)]
+
+
+@pytest.mark.parametrize(("seed", "share"), [(0, 0.1), (3, 0.05)])
+def test_a_thinly_traded_stocks_days_are_not_taken_for_a_coarser_stretch(
+    tmp_path: Path, seed: int, share: float
+) -> None:
+    """A stock trading on some 10% (or 5%) of XNYS sessions: its rows are a random number of sessions apart,
+    not one cadence; 67 of 217 (74 of 114) real daily bars were quarantined as "14 days apart", or the whole
+    file refused as coarser than daily. A session before and after a holiday is one trading day apart."""
+    import random
+
+    from ingest.stamping import session
+
+    rng = random.Random(seed)
+    sessions = [
+        d
+        for d in (dt.date(2015, 1, 2) + dt.timedelta(days=i) for i in range(9 * 365))
+        if session(d) is not None
+    ]
+    days = [d for d in sessions if rng.random() < share]
+    text = "Date,Open,High,Low,Close,Volume\n" + "".join(f"{d},3,3.1,2.9,3.05,500\n" for d in days)
+    f = write_file(tmp_path, "thin.csv", text)
+    root = tmp_path / "lake"
+    s = csv_ingest.run(ctx(root), f, "ABC", "1d", None)
+    assert s.ok, s.errors
+    assert query(root, "SELECT reason FROM bars_rejected LIMIT 1") == []
+    assert s.of("ABC").rows_landed == len(days)
 
 
 def test_quiet_days_holidays_and_gaps_of_a_file_of_its_interval_are_not_quarantined(tmp_path: Path) -> None:
