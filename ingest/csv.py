@@ -583,6 +583,15 @@ def parse_csv(
                     at=ts,
                 )
                 continue
+            if asset_class != "crypto" and (closed := _closed_weekday(ts)) is not None:
+                # a weekday the exchange did not trade (a holiday): no session, regular or extended, that day;
+                # a weekend in New York that is a weekday in UTC (a Sunday evening) is left to the rule above
+                reject(
+                    f"time {ts.isoformat()} is on {closed} in New York, a {closed:%A} the exchange did not "
+                    f"trade (not an XNYS session): no {asset_class} trades then",
+                    at=ts,
+                )
+                continue
             minutes = step.total_seconds() / 60
             if ts.second or ts.microsecond or (minutes < 60 and ts.minute % int(minutes)):
                 reject(
@@ -692,6 +701,18 @@ def parse_csv(
             + "; nothing was stored"
         )
     return out
+
+
+def _closed_weekday(ts: dt.datetime) -> dt.date | None:
+    """`ts`'s day in New York when it is a Monday to Friday that is not an XNYS session (a holiday); None when
+    it is a session, a weekend day, or outside the calendar's range (it cannot be told)."""
+    day = ts.astimezone(NEW_YORK).date()
+    if day.weekday() >= 5:
+        return None
+    try:
+        return day if xnys_session(day) is None else None
+    except StampError:
+        return None
 
 
 def _refuse_other_tickers(others: Counter[str], column: str, symbol: str, where: str) -> None:

@@ -249,6 +249,37 @@ def test_a_thinly_traded_stocks_days_are_not_taken_for_a_coarser_stretch(
     assert s.of("ABC").rows_landed == len(days)
 
 
+def test_intraday_bars_of_a_stock_on_an_xnys_holiday_are_quarantined(tmp_path: Path) -> None:
+    """Minutes of 2023-07-04 (Independence Day, a Tuesday) landed as a stock's bars; a session day's
+    pre-market and after-hours bars (and a crypto file's holiday) land."""
+    times = [
+        dt.datetime(2023, 7, 3, 9, 30, tzinfo=NY),
+        dt.datetime(2023, 7, 3, 9, 31, tzinfo=NY),
+        dt.datetime(2023, 7, 4, 9, 30, tzinfo=NY),
+        dt.datetime(2023, 7, 4, 9, 31, tzinfo=NY),
+        dt.datetime(2023, 7, 5, 4, 0, tzinfo=NY),
+        dt.datetime(2023, 7, 5, 9, 30, tzinfo=NY),
+        dt.datetime(2023, 7, 5, 19, 59, tzinfo=NY),
+    ]
+    text = "Datetime,Open,High,Low,Close,Volume\n" + "".join(
+        f"{t:%Y-%m-%d %H:%M:%S},10,10.1,9.9,10,100\n" for t in times
+    )
+    f = write_file(tmp_path, "hol.csv", text)
+    root = tmp_path / "lake"
+    s = csv_ingest.run(ctx(root), f, "ABC", "1m", "America/New_York")
+    assert (s.of("ABC").rows_landed, s.of("ABC").rows_rejected) == (5, 2)
+    assert query(root, "SELECT line_number, reason FROM bars_rejected ORDER BY 1") == [
+        (
+            line,
+            f"time 2023-07-04T13:{m}:00+00:00 is on 2023-07-04 in New York, a Tuesday the exchange did not "
+            "trade (not an XNYS session): no stock trades then",
+        )
+        for line, m in ((4, 30), (5, 31))
+    ]
+    c = csv_ingest.run(ctx(tmp_path / "c"), f, "BTCUSD", "1m", "America/New_York", asset_class="crypto")
+    assert (c.of("BTCUSD").rows_landed, c.of("BTCUSD").rows_rejected) == (7, 0)
+
+
 def test_quiet_days_holidays_and_gaps_of_a_file_of_its_interval_are_not_quarantined(tmp_path: Path) -> None:
     """A quiet day of an illiquid minute file (a few bars, 5 minutes apart) among busy ones, a daily file
     with holidays and a month missing, a lone row between two gaps: every row lands."""
