@@ -419,6 +419,8 @@ def parse_csv(
     header: list[str] | None = None
     first: dict[dt.datetime, int] = {}
     """Each bar's time: its first valid row's place in out.bars."""
+    written: dict[dt.datetime, str] = {}
+    """Each bar's time as its first valid row wrote it (a daily row's date): named in `_repeated_times`."""
     repeats: dict[dt.datetime, list[tuple[int, tuple[float | int | None, ...], Callable[..., None]]]] = {}
     """A time written again: its later valid rows (line, values, how to reject it), decided once all are read."""
     landed: list[tuple[int, Callable[..., None]]] = []
@@ -639,6 +641,7 @@ def parse_csv(
             repeats.setdefault(ts, []).append((line, (*values, trades), reject))
             continue
         first[ts] = len(out.bars)
+        written[ts] = day.isoformat() if daily else stamp_text.strip()
         landed.append((line, reject))
         o, h, lo, c, v = values
         out.bars.append(
@@ -684,7 +687,7 @@ def parse_csv(
                 "a newline); if that line is whole, end the file with a newline and import it again",
             }
         )
-    out.bars, landed, out.identical_copies = _repeated_times(out.bars, landed, first, repeats)
+    out.bars, landed, out.identical_copies = _repeated_times(out.bars, landed, first, repeats, written)
     out.bars, landed = _coarse_stretches(out.bars, landed, times, days, interval, asset_class)
     if not daily and step >= dt.timedelta(hours=1):
         out.bars = _whole_hours(out.bars, landed, interval, step)
@@ -930,11 +933,13 @@ def _repeated_times(
     landed: list[tuple[int, Callable[..., None]]],
     first: dict[dt.datetime, int],
     repeats: dict[dt.datetime, list[tuple[int, tuple[float | int | None, ...], Callable[..., None]]]],
+    written: dict[dt.datetime, str],
 ) -> tuple[list[dict[str, Any]], list[tuple[int, Callable[..., None]]], int]:
     """A time the file holds more than once, by the rule of the Binance and Polygon imports: copies with the
     same open, high, low, close, volume and trades are one bar, landed once (not a rejection); copies that
     disagree on any of them are all rejected, naming their lines, none chosen over the others (the first
-    used to win silently). `first`: each time's first copy's place in `bars`; `repeats`: its later copies.
+    used to win silently). `first`: each time's first copy's place in `bars`; `repeats`: its later copies;
+    `written`: the time as the file wrote it (a daily row's date), as the reason names it.
     The bars and their `landed` entries without the times rejected, and how many rows were identical
     copies."""
     identical, dropped = 0, set()
@@ -946,7 +951,7 @@ def _repeated_times(
             identical += len(group) - 1
             continue
         why = (
-            f"{len(group)} rows for the bar at {ts.isoformat()}, on lines "
+            f"{len(group)} rows for the bar at {written[ts]}, on lines "
             f"{', '.join(str(line) for line, _, _ in group)}, with different values: none of them landed"
         )
         for _, _, reject in group:
@@ -1330,7 +1335,7 @@ def run(
     # after reading: a minute file given as 1d with its --tz is told its interval (check_cadence) first
     if zone is not None and interval_delta(interval) >= dt.timedelta(days=1):
         raise MarketlakeError(
-            f"--tz {tz} with --interval {interval}: --tz is the zone of an intraday file's times; a daily "
+            f"{path}: --tz {tz} with --interval {interval} for {symbol}: --tz is the zone of an intraday file's times; a daily "
             "row's date as written is its day, whatever the zone (a stock's or ETF's is that XNYS session, a "
             "crypto day runs 00:00 to 00:00 UTC): drop --tz (a crypto file of days that end at another "
             "zone's midnight cannot be imported as 1d); nothing was stored"

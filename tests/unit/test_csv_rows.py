@@ -373,14 +373,28 @@ def test_copies_of_a_time_that_disagree_are_all_quarantined_none_chosen(tmp_path
         (dt.date(2024, 1, 2),),
         (dt.date(2024, 1, 4),),
     ]
-    why = (
-        "3 rows for the bar at 2024-01-03T14:30:00+00:00, on lines 3, 4, 6, with different values: none of "
-        "them landed"
-    )
+    why = "3 rows for the bar at 2024-01-03, on lines 3, 4, 6, with different values: none of them landed"
     assert query(root, "SELECT line_number, reason FROM bars_rejected ORDER BY line_number") == [
         (3, why),
         (4, why),
         (6, why),
+    ]
+
+
+def test_copies_of_an_intraday_time_are_named_as_the_file_wrote_them(tmp_path: Path) -> None:
+    text = (
+        "Datetime,Open,High,Low,Close,Volume\n"
+        "2024-01-03 09:30:00,10,11,9,10,100\n"
+        "2024-01-03 09:30:00,10,11,9,10.5,100\n"
+        "2024-01-03 09:31:00,10,11,9,10,100\n"
+    )
+    f = write_file(tmp_path, "dup1m.csv", text)
+    root = tmp_path / "lake"
+    csv_ingest.run(ctx(root), f, "ABC", "1m", "America/New_York")
+    assert query(root, "SELECT DISTINCT reason FROM bars_rejected") == [
+        (
+            "2 rows for the bar at 2024-01-03 09:30:00, on lines 2, 3, with different values: none of them landed",
+        )
     ]
 
 
@@ -415,7 +429,7 @@ def test_tz_with_a_daily_file_is_refused_in_one_line_saying_how_days_are_read(tm
     )  # fmt: skip
     assert r.exit_code == 1, r.output
     assert r.output.strip().splitlines() == [
-        "error: --tz America/New_York with --interval 1d: --tz is the zone of an intraday file's times; a "
+        f"error: {f}: --tz America/New_York with --interval 1d for BTCUSD: --tz is the zone of an intraday file's times; a "
         "daily row's date as written is its day, whatever the zone (a stock's or ETF's is that XNYS session, "
         "a crypto day runs 00:00 to 00:00 UTC): drop --tz (a crypto file of days that end at another zone's "
         "midnight cannot be imported as 1d); nothing was stored"
