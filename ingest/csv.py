@@ -227,11 +227,16 @@ def same_ticker(value: str, symbol: str) -> bool:
     with `-`, `/` or `_` is the lake's `.` (Yahoo's BRK-B is BRK.B), and Stooq's market suffix `.US` is
     dropped (AAPL.US is AAPL)."""
 
-    def key(text: str) -> str:
-        return re.sub(r"[-/_]", ".", text.strip().upper())
-
-    v, s = key(value), key(symbol)
+    v, s = _ticker_key(value), _ticker_key(symbol)
     return v == s or v == s + ".US"
+
+
+def _ticker_key(text: str) -> str:
+    return re.sub(r"[-/_]", ".", text.strip().upper())
+
+
+CUT_TICKER = "(cut short)"
+"""How the note names a last line cut before (or in) its ticker field, left out as not `--symbol`'s."""
 
 
 def read_header(header: list[str], delimiter: str, where: str) -> Layout:
@@ -662,9 +667,24 @@ def parse_csv(
     ticker = out.layout.ticker if out.layout is not None else None
     if unended is not None and cut_why is not None and ticker is not None:
         tail_row = next(csv.reader([unended[2]], delimiter=delimiter), [])
-        # another ticker's row, left out as such; not when its ticker is the last field (it may be cut)
-        if ticker < len(tail_row) - 1 and not same_ticker(tail_row[ticker], symbol):
-            out.other_tickers[tail_row[ticker].strip()] += 1
+        # The cut last line is judged by what it has. Its ticker field whole (not the last field it has):
+        # another ticker's row is left out as such. Its ticker the last field it has (it may be cut: "AA" of
+        # "AAL"): another ticker's unless it is how --symbol's starts. No ticker field (cut before it, as in
+        # Kaggle's files, whose Name column is the last): whose row it is cannot be read, so in a file holding
+        # other tickers' rows it is not taken for --symbol's (quarantined under --symbol it was another
+        # ticker's bar stored as a rejection of --symbol's): left out, counted in the note as CUT_TICKER; in a
+        # file of --symbol's rows only it is most likely --symbol's bar, quarantined as cut, as without a
+        # ticker column.
+        if ticker < len(tail_row) - 1:
+            other, name = not same_ticker(tail_row[ticker], symbol), tail_row[ticker].strip()
+        elif ticker == len(tail_row) - 1:
+            start = _ticker_key(tail_row[ticker])
+            other = not (_ticker_key(symbol) + ".US").startswith(start)
+            name = CUT_TICKER
+        else:
+            other, name = bool(out.other_tickers), CUT_TICKER
+        if other:
+            out.other_tickers[name] += 1
             cut_why = None
     if out.layout is not None and ticker is not None and not mine and out.other_tickers:
         _refuse_other_tickers(out.other_tickers, out.layout.ticker_name, symbol, where)

@@ -143,6 +143,36 @@ def test_another_tickers_last_line_cut_short_is_left_out_not_quarantined(tmp_pat
     assert not any("cut short" in n for n in s.notes)
 
 
+def test_another_tickers_last_line_cut_before_its_ticker_is_left_out_not_quarantined(tmp_path: Path) -> None:
+    """Kaggle's layout (the Name column last): AAL's last line cut before its Name was quarantined as
+    AAPL's; its ticker cannot be read, so in a file of several tickers it is left out with the note's
+    count. In a file of AAPL's rows only, it is quarantined as cut (most likely AAPL's bar)."""
+    text = KAGGLE + "2024-01-04,101,102,100,101.5,1000"  # AAL's, cut before its Name
+    f = write_file(tmp_path, "k.csv", text)
+    root = tmp_path / "lake"
+    s = csv_ingest.run(ctx(root), f, "AAPL", "1d", None)
+    assert (s.of("AAPL").rows_landed, s.of("AAPL").rows_rejected) == (2, 0)
+    assert any("(cut short)" in n and "left out" in n for n in s.notes), s.notes
+    assert not any("looks cut short" in n for n in s.notes), s.notes
+    one = (
+        "date,open,high,low,close,volume,Name\n"
+        "2024-01-02,187.15,188.44,183.89,185.64,82488700,AAPL\n"
+        "2024-01-03,184.22,185.88,183.43,184.25,58414500,AAPL\n"
+        "2024-01-04,182.15,183.09,180.88,181.91,71983600"
+    )
+    g = write_file(tmp_path, "one.csv", one)
+    s = csv_ingest.run(ctx(tmp_path / "b"), g, "AAPL", "1d", None)
+    assert (s.of("AAPL").rows_landed, s.of("AAPL").rows_rejected) == (2, 1)
+    # its ticker cut in the middle ("AA" of "AAL"): how AAPL's starts, so it may be AAPL's: quarantined
+    h = write_file(tmp_path, "aa.csv", KAGGLE + "2024-01-04,101,102,100,101.5,1000,AA")
+    s = csv_ingest.run(ctx(tmp_path / "c"), h, "AAPL", "1d", None)
+    assert s.of("AAPL").rows_rejected == 1
+    # "AB" of "ABBV": not how AAPL's starts, left out
+    h = write_file(tmp_path, "ab.csv", KAGGLE + "2024-01-04,101,102,100,101.5,1000,AB")
+    s = csv_ingest.run(ctx(tmp_path / "d"), h, "AAPL", "1d", None)
+    assert (s.of("AAPL").rows_landed, s.of("AAPL").rows_rejected) == (2, 0)
+
+
 # --- a file mixing intervals: each day (intraday) or stretch (daily) judged on its own ---
 
 NY = ZoneInfo("America/New_York")
