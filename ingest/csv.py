@@ -92,6 +92,7 @@ from ingest.common import (
 from ingest.sessions import land
 from ingest.stamping import NEW_YORK, StampError, stamp_daily
 from ingest.stamping import asset_class as us_asset_class
+from ingest.stamping import session as xnys_session
 from lake.errors import MarketlakeError
 from lake.paths import validate_partition_value, validate_symbol
 from lake.schemas import BARS, BARS_REJECTED
@@ -226,11 +227,16 @@ def same_ticker(value: str, symbol: str) -> bool:
     with `-`, `/` or `_` is the lake's `.` (Yahoo's BRK-B is BRK.B), and Stooq's market suffix `.US` is
     dropped (AAPL.US is AAPL)."""
 
-    def key(text: str) -> str:
-        return re.sub(r"[-/_]", ".", text.strip().upper())
-
-    v, s = key(value), key(symbol)
+    v, s = _ticker_key(value), _ticker_key(symbol)
     return v == s or v == s + ".US"
+
+
+def _ticker_key(text: str) -> str:
+    return re.sub(r"[-/_]", ".", text.strip().upper())
+
+
+CUT_TICKER = "(cut short)"
+"""How the note names a last line cut before (or in) its ticker field, left out as not `--symbol`'s."""
 
 
 def read_header(header: list[str], delimiter: str, where: str) -> Layout:
@@ -418,6 +424,8 @@ def parse_csv(
     header: list[str] | None = None
     first: dict[dt.datetime, int] = {}
     """Each bar's time: its first valid row's place in out.bars."""
+    written: dict[dt.datetime, str] = {}
+    """Each bar's time as its first valid row wrote it (a daily row's date): named in `_repeated_times`."""
     repeats: dict[dt.datetime, list[tuple[int, tuple[float | int | None, ...], Callable[..., None]]]] = {}
     """A time written again: its later valid rows (line, values, how to reject it), decided once all are read."""
     landed: list[tuple[int, Callable[..., None]]] = []
@@ -582,6 +590,15 @@ def parse_csv(
                     at=ts,
                 )
                 continue
+            if asset_class != "crypto" and (closed := _closed_weekday(ts)) is not None:
+                # a weekday the exchange did not trade (a holiday): no session, regular or extended, that day;
+                # a weekend in New York that is a weekday in UTC (a Sunday evening) is left to the rule above
+                reject(
+                    f"time {ts.isoformat()} is on {closed} in New York, a {closed:%A} the exchange did not "
+                    f"trade (not an XNYS session): no {asset_class} trades then",
+                    at=ts,
+                )
+                continue
             minutes = step.total_seconds() / 60
             if ts.second or ts.microsecond or (minutes < 60 and ts.minute % int(minutes)):
                 reject(
@@ -629,6 +646,7 @@ def parse_csv(
             repeats.setdefault(ts, []).append((line, (*values, trades), reject))
             continue
         first[ts] = len(out.bars)
+        written[ts] = day.isoformat() if daily else stamp_text.strip()
         landed.append((line, reject))
         o, h, lo, c, v = values
         out.bars.append(
@@ -649,9 +667,24 @@ def parse_csv(
     ticker = out.layout.ticker if out.layout is not None else None
     if unended is not None and cut_why is not None and ticker is not None:
         tail_row = next(csv.reader([unended[2]], delimiter=delimiter), [])
-        # another ticker's row, left out as such; not when its ticker is the last field (it may be cut)
-        if ticker < len(tail_row) - 1 and not same_ticker(tail_row[ticker], symbol):
-            out.other_tickers[tail_row[ticker].strip()] += 1
+        # The cut last line is judged by what it has. Its ticker field whole (not the last field it has):
+        # another ticker's row is left out as such. Its ticker the last field it has (it may be cut: "AA" of
+        # "AAL"): another ticker's unless it is how --symbol's starts. No ticker field (cut before it, as in
+        # Kaggle's files, whose Name column is the last): whose row it is cannot be read, so in a file holding
+        # other tickers' rows it is not taken for --symbol's (quarantined under --symbol it was another
+        # ticker's bar stored as a rejection of --symbol's): left out, counted in the note as CUT_TICKER; in a
+        # file of --symbol's rows only it is most likely --symbol's bar, quarantined as cut, as without a
+        # ticker column.
+        if ticker < len(tail_row) - 1:
+            other, name = not same_ticker(tail_row[ticker], symbol), tail_row[ticker].strip()
+        elif ticker == len(tail_row) - 1:
+            start = _ticker_key(tail_row[ticker])
+            other = not (_ticker_key(symbol) + ".US").startswith(start)
+            name = CUT_TICKER
+        else:
+            other, name = bool(out.other_tickers), CUT_TICKER
+        if other:
+            out.other_tickers[name] += 1
             cut_why = None
     if out.layout is not None and ticker is not None and not mine and out.other_tickers:
         _refuse_other_tickers(out.other_tickers, out.layout.ticker_name, symbol, where)
@@ -674,7 +707,7 @@ def parse_csv(
                 "a newline); if that line is whole, end the file with a newline and import it again",
             }
         )
-    out.bars, landed, out.identical_copies = _repeated_times(out.bars, landed, first, repeats)
+    out.bars, landed, out.identical_copies = _repeated_times(out.bars, landed, first, repeats, written)
     out.bars, landed = _coarse_stretches(out.bars, landed, times, days, interval, asset_class)
     if not daily and step >= dt.timedelta(hours=1):
         out.bars = _whole_hours(out.bars, landed, interval, step)
@@ -691,6 +724,18 @@ def parse_csv(
             + "; nothing was stored"
         )
     return out
+
+
+def _closed_weekday(ts: dt.datetime) -> dt.date | None:
+    """`ts`'s day in New York when it is a Monday to Friday that is not an XNYS session (a holiday); None when
+    it is a session, a weekend day, or outside the calendar's range (it cannot be told)."""
+    day = ts.astimezone(NEW_YORK).date()
+    if day.weekday() >= 5:
+        return None
+    try:
+        return day if xnys_session(day) is None else None
+    except StampError:
+        return None
 
 
 def _refuse_other_tickers(others: Counter[str], column: str, symbol: str, where: str) -> None:
@@ -908,11 +953,13 @@ def _repeated_times(
     landed: list[tuple[int, Callable[..., None]]],
     first: dict[dt.datetime, int],
     repeats: dict[dt.datetime, list[tuple[int, tuple[float | int | None, ...], Callable[..., None]]]],
+    written: dict[dt.datetime, str],
 ) -> tuple[list[dict[str, Any]], list[tuple[int, Callable[..., None]]], int]:
     """A time the file holds more than once, by the rule of the Binance and Polygon imports: copies with the
     same open, high, low, close, volume and trades are one bar, landed once (not a rejection); copies that
     disagree on any of them are all rejected, naming their lines, none chosen over the others (the first
-    used to win silently). `first`: each time's first copy's place in `bars`; `repeats`: its later copies.
+    used to win silently). `first`: each time's first copy's place in `bars`; `repeats`: its later copies;
+    `written`: the time as the file wrote it (a daily row's date), as the reason names it.
     The bars and their `landed` entries without the times rejected, and how many rows were identical
     copies."""
     identical, dropped = 0, set()
@@ -924,7 +971,7 @@ def _repeated_times(
             identical += len(group) - 1
             continue
         why = (
-            f"{len(group)} rows for the bar at {ts.isoformat()}, on lines "
+            f"{len(group)} rows for the bar at {written[ts]}, on lines "
             f"{', '.join(str(line) for line, _, _ in group)}, with different values: none of them landed"
         )
         for _, _, reject in group:
@@ -977,9 +1024,11 @@ def _coarse_stretches(
     spacings is judged by them (`_coarse_cadence`, as `check_coarser` judges a file); consecutive days judged
     coarser (days of fewer spacings aside) are a stretch, rejected when it has at least COARSE_MIN_SPACINGS spacings (a quiet day of an
     illiquid minute file whose few bars happen to be 2 or 5 minutes apart is too short to tell). Daily: a
-    row is coarse when it is more than one trading day (crypto: one day) from each of its neighbours (the
-    one it has, at either end of the file), and COARSE_MIN_SPACINGS consecutive coarse rows are a stretch
-    (a holiday, or a lone row between two gaps, is not)."""
+    row is coarse when it is more than one trading day (an XNYS session between them; crypto: one day) from
+    each of its neighbours (the one it has, at either end of the file), and COARSE_MIN_SPACINGS consecutive
+    coarse rows are a stretch when they keep one cadence (`_regular_days`: weekly bars are 7 days apart
+    every time, monthly ones 28 to 31 days); a holiday, a lone row between two gaps, or the days of a
+    thinly traded stock (rows some random number of sessions apart) are not."""
     step = interval_delta(interval)
     crypto = asset_class == "crypto"
     home = dt.UTC if crypto else NEW_YORK
@@ -987,13 +1036,7 @@ def _coarse_stretches(
     if step >= dt.timedelta(days=1):
         ordered = sorted(set(days))
 
-        def far(a: dt.date, b: dt.date) -> bool:  # more than one trading day (crypto: one day) apart
-            gap = (b - a).days
-            if crypto or gap > 7:
-                return gap > 1
-            return any((a + dt.timedelta(days=i)).weekday() < 5 for i in range(1, gap))
-
-        gaps = [far(a, b) for a, b in zip(ordered, ordered[1:], strict=False)]
+        gaps = [not _next_trading_day(a, b, crypto) for a, b in zip(ordered, ordered[1:], strict=False)]
         coarse = [
             (i == 0 or gaps[i - 1]) and (i == len(gaps) or gaps[i]) and len(ordered) > 1
             for i in range(len(ordered))
@@ -1003,12 +1046,13 @@ def _coarse_stretches(
             j = i
             while j < len(ordered) and coarse[j]:
                 j += 1
-            if j - i >= COARSE_MIN_SPACINGS:
-                run = ordered[i:j]
-                most = Counter(b - a for a, b in zip(run, run[1:], strict=False)).most_common(1)[0][0]
+            run = ordered[i:j]
+            regular = _regular_days(run) if j - i >= COARSE_MIN_SPACINGS else None
+            if regular is not None:
+                most, hits = regular
                 text = (
                     f"it is one of {len(run)} rows from {run[0]} to {run[-1]} that are {_span(most)} apart (the "
-                    f"most common spacing), none one {'day' if crypto else 'trading day'} from the next: "
+                    f"most common spacing, or a multiple of it: {hits} of {len(run) - 1} spacings), none one {'day' if crypto else 'trading day'} from the next: "
                     f"coarser than --interval {interval}, whose bar is one day's (it would be stamped as its "
                     "first day, available when that day ends, its close known only at the end of its last)"
                 )
@@ -1066,16 +1110,13 @@ def _check_coarser_days(days: list[dt.date], asset_class: str, where: str) -> No
         return
     crypto = asset_class == "crypto"
 
-    def next_day(a: dt.date, b: dt.date) -> bool:  # one trading day apart (crypto: one day)
-        gap = (b - a).days
-        if crypto or gap > 7:
-            return gap == 1
-        return not any((a + dt.timedelta(days=i)).weekday() < 5 for i in range(1, gap))
-
-    near = sum(next_day(a, b) for a, b in zip(ordered, ordered[1:], strict=False))
+    near = sum(_next_trading_day(a, b, crypto) for a, b in zip(ordered, ordered[1:], strict=False))
     if n - near < COARSE_SHARE * n:
         return
-    most = Counter(b - a for a, b in zip(ordered, ordered[1:], strict=False)).most_common(1)[0][0]
+    regular = _regular_days(ordered)
+    if regular is None:  # a thinly traded stock's days, some random number of sessions apart: its cadence
+        return
+    most, _ = regular
     what = "one day" if crypto else "one trading day"
     raise MarketlakeError(
         f"{where}: rows are {_span(most)} apart (the most common spacing), "
@@ -1084,6 +1125,54 @@ def _check_coarser_days(days: list[dt.date], asset_class: str, where: str) -> No
         "available when that day ends, its close known only at the end of its last); no --interval is "
         "coarser than 1d: import daily bars; nothing was stored"
     )
+
+
+def _next_trading_day(a: dt.date, b: dt.date, crypto: bool) -> bool:
+    """Whether day `b` is the trading day after `a` (a < b): no XNYS session between them (crypto: the next
+    day). A holiday between two sessions is no gap; days outside the calendar's range count weekdays."""
+    gap = (b - a).days
+    if crypto or gap > 7:
+        return gap == 1
+    for i in range(1, gap):
+        d = a + dt.timedelta(days=i)
+        try:
+            if xnys_session(d) is not None:
+                return False
+        except StampError:
+            if d.weekday() < 5:
+                return False
+    return True
+
+
+DAY_TOLERANCE = 0.1
+"""How far (a share of the cadence) a spacing of a coarser daily stretch may be from a whole multiple of its
+most common spacing and keep its cadence (`_regular_days`): monthly bars are 28 to 31 days apart, weekly
+ones dated on a week's first session 6 or 8 days around a Monday holiday; at least a day for cadences of 5
+days or more, none below (rows 2 or 3 days apart, give or take one, would be any spacing at all)."""
+
+
+def _day_tolerance(most: dt.timedelta) -> dt.timedelta:
+    return dt.timedelta(days=max(1, int(most.days * DAY_TOLERANCE)) if most.days >= 5 else 0)
+
+
+def _regular_days(days: list[dt.date]) -> tuple[dt.timedelta, int] | None:
+    """The most common spacing of `days` (sorted, distinct) and how many spacings lie within
+    `_day_tolerance` of a whole multiple of it (a week missing, or a holiday's row left out, is two weeks),
+    when COARSE_SHARE of them do: bars of one coarser cadence (weekly, monthly), as `_coarse_cadence` asks
+    of intraday spacings. None otherwise: the days of a thinly traded stock, some random number of sessions
+    apart, are not a coarser file (they were quarantined as one)."""
+    spacings = [b - a for a, b in zip(days, days[1:], strict=False)]
+    if not spacings:
+        return None
+    most = max(Counter(spacings).items(), key=lambda kv: (kv[1], kv[0]))[0]
+    tol = _day_tolerance(most)
+
+    def keeps(d: dt.timedelta) -> bool:
+        k = max(1, round(d / most))
+        return abs(d - k * most) <= tol
+
+    hits = sum(keeps(d) for d in spacings)
+    return (most, hits) if hits >= COARSE_SHARE * len(spacings) else None
 
 
 def _whole_hours(
@@ -1266,7 +1355,7 @@ def run(
     # after reading: a minute file given as 1d with its --tz is told its interval (check_cadence) first
     if zone is not None and interval_delta(interval) >= dt.timedelta(days=1):
         raise MarketlakeError(
-            f"--tz {tz} with --interval {interval}: --tz is the zone of an intraday file's times; a daily "
+            f"{path}: --tz {tz} with --interval {interval} for {symbol}: --tz is the zone of an intraday file's times; a daily "
             "row's date as written is its day, whatever the zone (a stock's or ETF's is that XNYS session, a "
             "crypto day runs 00:00 to 00:00 UTC): drop --tz (a crypto file of days that end at another "
             "zone's midnight cannot be imported as 1d); nothing was stored"

@@ -37,9 +37,9 @@ def test_a_file_read_in_the_wrong_zone_gets_a_note_with_the_share(lake_root: Pat
 def test_a_crypto_file_stored_as_a_stock_gets_the_note_and_a_session_does_not(
     lake_root: Path, tmp_path: Path
 ) -> None:
-    crypto = tmp_path / "btc.csv"  # three weekdays of 24-hour minutes, with offsets
+    crypto = tmp_path / "btc.csv"  # three weekdays (no holiday) of 24-hour minutes, offsets
     rows = [
-        f"{(dt.datetime(2020, 1, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=i)).isoformat()},1,2,0.5,1.5,3"
+        f"{(dt.datetime(2020, 1, 7, tzinfo=dt.UTC) + dt.timedelta(minutes=i)).isoformat()},1,2,0.5,1.5,3"
         for i in range(3 * 1440)
     ]
     crypto.write_text("timestamp,open,high,low,close,volume\n" + "\n".join(rows) + "\n")

@@ -143,6 +143,36 @@ def test_another_tickers_last_line_cut_short_is_left_out_not_quarantined(tmp_pat
     assert not any("cut short" in n for n in s.notes)
 
 
+def test_another_tickers_last_line_cut_before_its_ticker_is_left_out_not_quarantined(tmp_path: Path) -> None:
+    """Kaggle's layout (the Name column last): AAL's last line cut before its Name was quarantined as
+    AAPL's; its ticker cannot be read, so in a file of several tickers it is left out with the note's
+    count. In a file of AAPL's rows only, it is quarantined as cut (most likely AAPL's bar)."""
+    text = KAGGLE + "2024-01-04,101,102,100,101.5,1000"  # AAL's, cut before its Name
+    f = write_file(tmp_path, "k.csv", text)
+    root = tmp_path / "lake"
+    s = csv_ingest.run(ctx(root), f, "AAPL", "1d", None)
+    assert (s.of("AAPL").rows_landed, s.of("AAPL").rows_rejected) == (2, 0)
+    assert any("(cut short)" in n and "left out" in n for n in s.notes), s.notes
+    assert not any("looks cut short" in n for n in s.notes), s.notes
+    one = (
+        "date,open,high,low,close,volume,Name\n"
+        "2024-01-02,187.15,188.44,183.89,185.64,82488700,AAPL\n"
+        "2024-01-03,184.22,185.88,183.43,184.25,58414500,AAPL\n"
+        "2024-01-04,182.15,183.09,180.88,181.91,71983600"
+    )
+    g = write_file(tmp_path, "one.csv", one)
+    s = csv_ingest.run(ctx(tmp_path / "b"), g, "AAPL", "1d", None)
+    assert (s.of("AAPL").rows_landed, s.of("AAPL").rows_rejected) == (2, 1)
+    # its ticker cut in the middle ("AA" of "AAL"): how AAPL's starts, so it may be AAPL's: quarantined
+    h = write_file(tmp_path, "aa.csv", KAGGLE + "2024-01-04,101,102,100,101.5,1000,AA")
+    s = csv_ingest.run(ctx(tmp_path / "c"), h, "AAPL", "1d", None)
+    assert s.of("AAPL").rows_rejected == 1
+    # "AB" of "ABBV": not how AAPL's starts, left out
+    h = write_file(tmp_path, "ab.csv", KAGGLE + "2024-01-04,101,102,100,101.5,1000,AB")
+    s = csv_ingest.run(ctx(tmp_path / "d"), h, "AAPL", "1d", None)
+    assert (s.of("AAPL").rows_landed, s.of("AAPL").rows_rejected) == (2, 0)
+
+
 # --- a file mixing intervals: each day (intraday) or stretch (daily) judged on its own ---
 
 NY = ZoneInfo("America/New_York")
@@ -211,7 +241,8 @@ def test_weekly_rows_before_daily_ones_are_quarantined_never_landed_as_days(tmp_
     (reason,) = query(root, "SELECT reason FROM bars_rejected WHERE line_number = 2")[0]
     assert reason == (
         f"the 1d bar at 2022-01-03T14:30:00+00:00: it is one of {len(weekly)} rows from 2022-01-03 to "
-        "2022-12-19 that are 7 days apart (the most common spacing), none one trading day from the next: "
+        "2022-12-19 that are 7 days apart (the most common spacing, or a multiple of it: 44 of 44 spacings), "
+        "none one trading day from the next: "
         "coarser than --interval 1d, whose bar is one day's (it would be stamped as its first day, available "
         "when that day ends, its close known only at the end of its last)"
     )
@@ -219,6 +250,64 @@ def test_weekly_rows_before_daily_ones_are_quarantined_never_landed_as_days(tmp_
     crypto = write_file(tmp_path, "btc.csv", text)
     s = csv_ingest.run(ctx(tmp_path / "c"), crypto, "BTCUSD", "1d", None, asset_class="crypto")
     assert query(tmp_path / "c", "SELECT min(ts)::DATE FROM bars") == [(dt.date(2023, 1, 3),)]
+
+
+@pytest.mark.parametrize(("seed", "share"), [(0, 0.1), (3, 0.05)])
+def test_a_thinly_traded_stocks_days_are_not_taken_for_a_coarser_stretch(
+    tmp_path: Path, seed: int, share: float
+) -> None:
+    """A stock trading on some 10% (or 5%) of XNYS sessions: its rows are a random number of sessions apart,
+    not one cadence; 67 of 217 (74 of 114) real daily bars were quarantined as "14 days apart", or the whole
+    file refused as coarser than daily. A session before and after a holiday is one trading day apart."""
+    import random
+
+    from ingest.stamping import session
+
+    rng = random.Random(seed)
+    sessions = [
+        d
+        for d in (dt.date(2015, 1, 2) + dt.timedelta(days=i) for i in range(9 * 365))
+        if session(d) is not None
+    ]
+    days = [d for d in sessions if rng.random() < share]
+    text = "Date,Open,High,Low,Close,Volume\n" + "".join(f"{d},3,3.1,2.9,3.05,500\n" for d in days)
+    f = write_file(tmp_path, "thin.csv", text)
+    root = tmp_path / "lake"
+    s = csv_ingest.run(ctx(root), f, "ABC", "1d", None)
+    assert s.ok, s.errors
+    assert query(root, "SELECT reason FROM bars_rejected LIMIT 1") == []
+    assert s.of("ABC").rows_landed == len(days)
+
+
+def test_intraday_bars_of_a_stock_on_an_xnys_holiday_are_quarantined(tmp_path: Path) -> None:
+    """Minutes of 2023-07-04 (Independence Day, a Tuesday) landed as a stock's bars; a session day's
+    pre-market and after-hours bars (and a crypto file's holiday) land."""
+    times = [
+        dt.datetime(2023, 7, 3, 9, 30, tzinfo=NY),
+        dt.datetime(2023, 7, 3, 9, 31, tzinfo=NY),
+        dt.datetime(2023, 7, 4, 9, 30, tzinfo=NY),
+        dt.datetime(2023, 7, 4, 9, 31, tzinfo=NY),
+        dt.datetime(2023, 7, 5, 4, 0, tzinfo=NY),
+        dt.datetime(2023, 7, 5, 9, 30, tzinfo=NY),
+        dt.datetime(2023, 7, 5, 19, 59, tzinfo=NY),
+    ]
+    text = "Datetime,Open,High,Low,Close,Volume\n" + "".join(
+        f"{t:%Y-%m-%d %H:%M:%S},10,10.1,9.9,10,100\n" for t in times
+    )
+    f = write_file(tmp_path, "hol.csv", text)
+    root = tmp_path / "lake"
+    s = csv_ingest.run(ctx(root), f, "ABC", "1m", "America/New_York")
+    assert (s.of("ABC").rows_landed, s.of("ABC").rows_rejected) == (5, 2)
+    assert query(root, "SELECT line_number, reason FROM bars_rejected ORDER BY 1") == [
+        (
+            line,
+            f"time 2023-07-04T13:{m}:00+00:00 is on 2023-07-04 in New York, a Tuesday the exchange did not "
+            "trade (not an XNYS session): no stock trades then",
+        )
+        for line, m in ((4, 30), (5, 31))
+    ]
+    c = csv_ingest.run(ctx(tmp_path / "c"), f, "BTCUSD", "1m", "America/New_York", asset_class="crypto")
+    assert (c.of("BTCUSD").rows_landed, c.of("BTCUSD").rows_rejected) == (7, 0)
 
 
 def test_quiet_days_holidays_and_gaps_of_a_file_of_its_interval_are_not_quarantined(tmp_path: Path) -> None:
@@ -314,14 +403,28 @@ def test_copies_of_a_time_that_disagree_are_all_quarantined_none_chosen(tmp_path
         (dt.date(2024, 1, 2),),
         (dt.date(2024, 1, 4),),
     ]
-    why = (
-        "3 rows for the bar at 2024-01-03T14:30:00+00:00, on lines 3, 4, 6, with different values: none of "
-        "them landed"
-    )
+    why = "3 rows for the bar at 2024-01-03, on lines 3, 4, 6, with different values: none of them landed"
     assert query(root, "SELECT line_number, reason FROM bars_rejected ORDER BY line_number") == [
         (3, why),
         (4, why),
         (6, why),
+    ]
+
+
+def test_copies_of_an_intraday_time_are_named_as_the_file_wrote_them(tmp_path: Path) -> None:
+    text = (
+        "Datetime,Open,High,Low,Close,Volume\n"
+        "2024-01-03 09:30:00,10,11,9,10,100\n"
+        "2024-01-03 09:30:00,10,11,9,10.5,100\n"
+        "2024-01-03 09:31:00,10,11,9,10,100\n"
+    )
+    f = write_file(tmp_path, "dup1m.csv", text)
+    root = tmp_path / "lake"
+    csv_ingest.run(ctx(root), f, "ABC", "1m", "America/New_York")
+    assert query(root, "SELECT DISTINCT reason FROM bars_rejected") == [
+        (
+            "2 rows for the bar at 2024-01-03 09:30:00, on lines 2, 3, with different values: none of them landed",
+        )
     ]
 
 
@@ -356,7 +459,7 @@ def test_tz_with_a_daily_file_is_refused_in_one_line_saying_how_days_are_read(tm
     )  # fmt: skip
     assert r.exit_code == 1, r.output
     assert r.output.strip().splitlines() == [
-        "error: --tz America/New_York with --interval 1d: --tz is the zone of an intraday file's times; a "
+        f"error: {f}: --tz America/New_York with --interval 1d for BTCUSD: --tz is the zone of an intraday file's times; a "
         "daily row's date as written is its day, whatever the zone (a stock's or ETF's is that XNYS session, "
         "a crypto day runs 00:00 to 00:00 UTC): drop --tz (a crypto file of days that end at another zone's "
         "midnight cannot be imported as 1d); nothing was stored"
