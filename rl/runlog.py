@@ -814,24 +814,7 @@ def _running_rows(root: Path, settings: Settings | None) -> list[dict[str, Any]]
 def stored_records(root: str | os.PathLike[str] | None, settings: Settings | None = None) -> list[RunRecord]:
     """Every run of the lake as stored (every column, no liveness read into it), oldest first: what
     `marketlake runs sync --all` sends."""
-    rows = _whole_rows(resolve_lake_root(root), settings, "all_runs")
-    return [
-        RunRecord(
-            run_id=r["run_id"],
-            kind=r["kind"],
-            started_at=r["started_at"],
-            config=dict(r["config"] or {}),
-            status=r["status"],
-            finished_at=r["finished_at"],
-            data_snapshot=r["data_snapshot"] or "",
-            metrics=r["metrics"],
-            code_version=r["code_version"],
-            run_dir=r["run_dir"],
-            parent_run_id=r["parent_run_id"],
-            data_files=r["data_files"],
-        )
-        for r in rows
-    ]
+    return [record_of(r) for r in _whole_rows(resolve_lake_root(root), settings, "all_runs")]
 
 
 def _whole_rows(root: Path, settings: Settings | None, name: str) -> list[dict[str, Any]]:
@@ -1127,7 +1110,7 @@ def get_run(root: str | os.PathLike[str], run_id: str, settings: Settings | None
 
 
 def record_of(row: Mapping[str, Any]) -> RunRecord:
-    """A RunRecord from a `list_runs` / `get_run` row."""
+    """A RunRecord from a `list_runs` / `get_run` row, or a whole stored row (with its data_files)."""
     return RunRecord(
         run_id=row["run_id"],
         kind=row["kind"],
@@ -1140,6 +1123,7 @@ def record_of(row: Mapping[str, Any]) -> RunRecord:
         code_version=row["code_version"],
         run_dir=row["run_dir"],
         parent_run_id=row["parent_run_id"],
+        data_files=row.get("data_files"),
     )
 
 
