@@ -308,9 +308,17 @@ def runs_cmd(ctx: click.Context, fmt: str, kind: str | None) -> None:
 
 
 def _outbox_note(run: RunContext) -> None:
-    """How many runs wait in the outbox for Supabase (a note on stderr, in every format, also under -q)."""
-    from rl.mirror import outbox_dir, pending, supabase_target
+    """How many runs wait in the outbox for Supabase, and how many it refused for good (set aside in
+    refused/): notes on stderr, in every format, also under -q."""
+    from rl.mirror import outbox_dir, pending, refused, refused_dir, supabase_target
 
+    aside = len(refused(run.root))
+    if aside:
+        click.echo(
+            f"note: {aside} run(s) Supabase refused for good are set aside in {refused_dir(run.root)}, "
+            "each with its reason (README, Supabase: a refused run)",
+            err=True,
+        )
     waiting = len(pending(run.root))
     if not waiting:
         return

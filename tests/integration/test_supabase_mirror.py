@@ -372,6 +372,12 @@ def test_runs_sync_sets_a_collided_run_aside_and_succeeds(
     assert [p.name for p in refused(lake_root)] == ["r-dup.json"]
     again = _sync(lake_root)
     assert again.exit_code == 0 and "refused 0" in again.stdout and again.stderr == "", again.output
+    # `marketlake runs` says a run is set aside, in every format (stderr; the JSON on stdout stays JSON)
+    for fmt in ("table", "json"):
+        listed = _runs(lake_root, "--format", fmt)
+        assert listed.exit_code == 0, listed.output
+        assert "note: 1 run(s) Supabase refused for good are set aside in" in listed.stderr, listed.stderr
+        assert "note:" not in listed.stdout
 
 
 def test_sync_without_settings_is_a_clear_error(lake_root: Path) -> None:
@@ -423,6 +429,14 @@ def test_the_supabase_url_and_its_password_never_reach_a_log_line(
         assert "HTTP Request: POST ***/rest/v1/" in cap.stderr, cap.stderr  # the line, the URL masked
     else:
         assert "HTTP Request" not in cap.stderr, cap.stderr  # httpx's request line only at DEBUG
+
+
+def _runs(root: Path, *args: str) -> Any:
+    from click.testing import CliRunner
+
+    from cli import cli
+
+    return CliRunner().invoke(cli, ["--lake", str(root), "-q", "runs", *args])
 
 
 def _sync(root: Path, *args: str) -> Any:
