@@ -424,7 +424,7 @@ def _connection(root: Path, settings: Settings, memory_limit: str, work: Path) -
     con.execute("SET enable_progress_bar = false")
     # only the views the store's statements need: registering all of them is most of a connection's cost
     statements = (p.read_text(encoding="utf-8") for p in sorted((sql_dir() / "store").glob("*.sql")))
-    register_views(con, root, settings, views_needed(statements))
+    register_views(con, root, settings, views_needed(statements), mirror=False)
     return con
 
 

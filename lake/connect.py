@@ -22,6 +22,7 @@ from typing import TypeVar, cast
 import duckdb
 import pyarrow as pa
 
+from lake import chosen
 from lake.config import Settings, load_settings, settings_source
 from lake.errors import MarketlakeError, duckdb_message
 from lake.paths import LakePaths, no_lake, require_lake, resolve_lake_root
@@ -214,13 +215,18 @@ def register_views(
     root: Path,
     settings: Settings,
     only: Collection[str] | None = None,
+    *,
+    mirror: bool = True,
 ) -> bool:
     """Create the settings table, the macro `lake_dataset` (sql/views/lake_dataset.sql: the lake's absolute
     dataset folders) and every view on `con` (or, given `only`, those views only, in the same order:
     `views_needed` says which a set of statements needs). The views read the folders the session variables
     dataset_<name> name, else `lake_dataset(name)`: no path is relative to the working folder, so a catalog
-    file holding them (`write_catalog`) reads this lake wherever it is opened. Returns whether a dataset
-    without files was pointed at the private empty lake (whose folder a confined connection must allow)."""
+    file holding them (`write_catalog`) reads this lake wherever it is opened. `bars` reads the writer's
+    mirror of the rows it keeps (sql/views/bars_chosen.sql, lake/chosen.py) while the mirror is whole, else
+    its precedence window (sql/views/020_bars.sql); `mirror=False`: the window always (the feature store
+    points dataset_bars at a batch's own files). Returns whether a dataset without files was pointed at the
+    private empty lake (whose folder a confined connection must allow)."""
     con.execute("SET TimeZone = 'UTC'")
     # No cache of file contents across queries: the writer replaces a partition's file by a rename, and
     # DuckDB's external file cache decides by the file's version information (its modification time for a
@@ -253,6 +259,9 @@ def register_views(
             con.execute(path.read_text(encoding="utf-8"))
         except duckdb.Error as exc:
             raise MarketlakeError(f"view {name} ({path.name}) failed to register: {exc}") from exc
+    if mirror and (only is None or "bars" in only) and chosen.is_current(paths):
+        con.execute("SET VARIABLE dataset_bars_chosen = ?", [str(chosen.mirror_dir(paths))])
+        con.execute((sql_dir() / "views" / "bars_chosen.sql").read_text(encoding="utf-8"))
     return used_empty
 
 

@@ -388,6 +388,15 @@ class LakeWriter:
     _writes: int = field(default=0, repr=False)
     _changing_depth: int = field(default=0, repr=False)
     _changing_lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    _mirror_was_current: bool = field(default=True, repr=False)
+    """Whether the bars mirror (lake.chosen) was whole when the lock was taken: if not, it is rebuilt whole
+    before the lock is released."""
+    _mirror_marked: bool = field(default=False, repr=False)
+    """Whether this lock has marked the mirror as changing (its first bars change)."""
+    _mirror_todo: dict[tuple[str, str], set[str]] = field(default_factory=dict, repr=False)
+    _mirror_known: dict[Path, tuple[int, int]] = field(default_factory=dict, repr=False)
+    _mirror_broken: str | None = field(default=None, repr=False)
+    """Why the mirror could not be kept up to date under this lock (it is then left not whole)."""
 
     @classmethod
     @contextmanager
@@ -403,6 +412,7 @@ class LakeWriter:
         try:
             writer.init()
             yield writer
+            writer._mirror_finish()
         except BaseException:
             try:  # what was written before the error is made durable too; the error is the one to report
                 writer.sync()
@@ -413,6 +423,7 @@ class LakeWriter:
             raise
         try:
             writer.sync()
+            writer._mirror_done()
         except OSError as exc:
             raise MarketlakeError(
                 f"the lake's writes could not be made durable (fsync of their folders): {io_reason(exc)}"
@@ -533,6 +544,7 @@ class LakeWriter:
             for dataset in DATASETS.values():
                 write_anchor(self.paths, dataset)
             self.remove_stale_temporaries()
+            self._mirror_check()
         except OSError as exc:
             raise MarketlakeError(f"cannot prepare the lake at {self.paths.root}: {io_reason(exc)}") from exc
 
@@ -569,7 +581,13 @@ class LakeWriter:
         planned = self._plan(dataset, partition, table, mode, inputs, keep_empty=keep_empty)
         if isinstance(planned, WriteResult):
             return planned
-        return self._publish(planned, self._stage(planned))
+        staged = self._stage(planned)
+        # a bars partition, its revisions and the mirror's files are one change for readers
+        with self.changing() if dataset.name == "bars" else contextlib.nullcontext():
+            try:
+                return self._publish(planned, staged)
+            finally:
+                self._mirror_flush()
 
     def write_many(
         self,
@@ -593,6 +611,20 @@ class LakeWriter:
             raise MarketlakeError(f"{dataset.name}: write_many was given one partition twice")
         if len(writes) < 2:
             return [self.write(dataset, p, t, mode=mode, inputs=i) for p, t, i in writes]
+        try:
+            return self._write_many(dataset, writes, dirs, mode=mode, threads=threads)
+        finally:
+            self._mirror_flush()  # (each batch's renames and its mirror are one change: `_write_many`)
+
+    def _write_many(
+        self,
+        dataset: Dataset,
+        writes: Sequence[tuple[Mapping[str, str], pa.Table, Sequence[Mapping[str, Any]]]],
+        dirs: list[Path],
+        *,
+        mode: Literal["merge", "replace"],
+        threads: int,
+    ) -> list[WriteResult]:
         now = _now()  # the writes are landed together: one landed_at (their manifests' inputs alike)
 
         def work(i: int) -> tuple[WriteResult | _Planned, _Staged | None]:
@@ -640,19 +672,23 @@ class LakeWriter:
                 except BaseException:
                     abandon(futures + ahead)
                     raise
-                for n, (planned, s) in enumerate(done):
-                    if isinstance(planned, WriteResult):
-                        out.append(planned)
-                        continue
-                    assert s is not None
-                    try:
-                        out.append(self._publish(planned, s))  # its renames in a `changing` window each
-                    except BaseException:
-                        for _, later in done[n + 1 :]:
-                            if later is not None:
-                                later.discard()
-                        abandon(ahead)
-                        raise
+                # a batch of bars partitions, their revisions and the mirror's files are one change for
+                # readers; other datasets' partitions are renamed in a `changing` window each
+                with self.changing() if dataset.name == "bars" else contextlib.nullcontext():
+                    for n, (planned, s) in enumerate(done):
+                        if isinstance(planned, WriteResult):
+                            out.append(planned)
+                            continue
+                        assert s is not None
+                        try:
+                            out.append(self._publish(planned, s))
+                        except BaseException:
+                            for _, later in done[n + 1 :]:
+                                if later is not None:
+                                    later.discard()
+                            abandon(ahead)
+                            raise
+                    self._mirror_flush()
                 futures = ahead
         return out
 
@@ -715,6 +751,8 @@ class LakeWriter:
 
     def _publish(self, planned: _Planned, staged: _Staged) -> WriteResult:
         """Rename a staged write in (data file, then manifest), then record the bars' revisions."""
+        if planned.dataset.name == "bars":
+            self._mirror_change(planned)
         self._rename_in(planned.target, staged)
         if planned.revisions is not None:
             # after the bars, made durable first: neither a failed write nor a power cut leaves a revision
@@ -725,6 +763,123 @@ class LakeWriter:
         return WriteResult(
             planned.dataset.name, planned.target, planned.result.num_rows, planned.rows_added, changed=True
         )
+
+    # --- the bars mirror (lake.chosen) ----------------------------------------------------------------
+    def _mirror_check(self) -> None:
+        """When the lock is taken: whether the mirror is whole; if it is, the pairs whose bars files changed
+        outside the writer (by hand) are brought up to date now, before this lock's writes."""
+        from lake import chosen
+
+        self._mirror_was_current = chosen.is_current(self.paths)
+        if not self._mirror_was_current:
+            return
+        stale = chosen.out_of_step(self.paths)
+        if not stale:
+            return
+        log.warning(
+            "bars_chosen: the bars files of %d (interval, symbol) pair(s) changed outside marketlake's writer "
+            "(%s); their mirror is brought up to date",
+            len(stale),
+            ", ".join(f"{s} {i}" for i, s in sorted(stale)[:5]) + (" …" if len(stale) > 5 else ""),
+        )
+        chosen.mark_changing(self.paths)
+        self._mirror_marked = True
+        dirs: set[Path] = set()
+        try:
+            with self.changing():
+                chosen.update_whole(self.paths, stale, dirs)
+        except Exception as exc:  # the lake's data is in place whatever the mirror's error
+            self._mirror_broken = (
+                io_reason(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
+            )
+            log.warning(
+                "bars_chosen (the `bars` view's mirror) could not be brought up to date: %s; `bars` reads "
+                "through its precedence window until a writer rebuilds it",
+                self._mirror_broken,
+            )
+        finally:
+            self._renamed_dirs |= dirs
+
+    def _mirror_change(self, planned: _Planned) -> None:
+        """Before a bars partition's rename: the mirror is marked as changing (once per lock), and the
+        partition is noted for `_mirror_flush`."""
+        from lake import chosen
+
+        if not self._mirror_marked:
+            chosen.mark_changing(self.paths)
+            self._mirror_marked = True
+        part = planned.partition
+        pair = (part["interval"], part["symbol"])
+        self._mirror_todo.setdefault(pair, set()).add(part["period"])
+        if planned.result.num_rows:
+            us = _instants(planned.result.column("ts"))
+            self._mirror_known[planned.target] = (int(us.min()), int(us.max()))
+
+    def _mirror_flush(self) -> None:
+        """Bring the mirror up to date for the bars partitions renamed in since the last flush. A failure is
+        a warning, not the write's error: the bars are in place, the mirror is left not whole (`bars` then
+        reads through its window) and the next writer rebuilds it."""
+        from lake import chosen
+
+        if not self._mirror_todo:
+            return
+        todo, known = self._mirror_todo, self._mirror_known
+        self._mirror_todo, self._mirror_known = {}, {}
+        if self._mirror_broken is not None:
+            return
+        dirs: set[Path] = set()
+        try:
+            with self.changing():
+                chosen.update(self.paths, todo, known, dirs)
+        except Exception as exc:  # the bars are in place whatever the mirror's error
+            self._mirror_broken = (
+                io_reason(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
+            )
+            log.warning(
+                "bars_chosen (the `bars` view's mirror) could not be brought up to date: %s; `bars` reads "
+                "through its precedence window until a writer rebuilds it",
+                self._mirror_broken,
+            )
+        finally:
+            self._renamed_dirs |= dirs
+
+    def _mirror_finish(self) -> None:
+        """Before the lock's writes are made durable: the last flush, and a whole rebuild when the mirror was
+        not whole when the lock was taken (a lake made before the mirror, or a writer that stopped midway)."""
+        from lake import chosen
+
+        self._mirror_flush()
+        if self._mirror_was_current or self._mirror_broken is not None:
+            return
+        if not self._mirror_marked:
+            chosen.mark_changing(self.paths)  # (a `_current` of another format)
+            self._mirror_marked = True
+        dirs: set[Path] = set()
+        try:
+            with self.changing():
+                n = chosen.rebuild(self.paths, dirs)
+        except Exception as exc:  # the lake's data is in place whatever the mirror's error
+            self._mirror_broken = (
+                io_reason(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
+            )
+            log.warning(
+                "bars_chosen (the `bars` view's mirror) could not be rebuilt: %s; `bars` reads through its "
+                "precedence window until a writer rebuilds it",
+                self._mirror_broken,
+            )
+        else:
+            if n:
+                log.info("bars_chosen: rebuilt the mirror of %d (interval, symbol) pairs", n)
+        finally:
+            self._renamed_dirs |= dirs
+
+    def _mirror_done(self) -> None:
+        """After the renames are durable: the mirror is marked whole, when this lock changed it and kept it
+        up to date."""
+        from lake import chosen
+
+        if self._mirror_marked and self._mirror_broken is None:
+            chosen.mark_current(self.paths)
 
     def _widen_span(self, us: np.ndarray) -> tuple[dt.datetime, dt.datetime]:
         """Widen bars_span by bars of these ts (µs); return their own earliest and latest."""

@@ -1,0 +1,526 @@
+"""`bars_chosen`: the bars the `bars` view keeps, kept by the writer beside `bars`, so that the view is a plain
+scan of files instead of a precedence window over every stored bar.
+
+Where several sources (or two periods of one source) hold the same (symbol, interval, ts), the `bars` view
+keeps one row (sql/views/020_bars.sql: the lowest source rank, then the source's name, then the later
+period). Computing that at query time is a window over every row read: about 10-20x the cost of reading
+the files, on a query of one symbol as on the whole lake. The writer knows, when it writes a bars partition,
+which rows of that (interval, symbol) lose, so it keeps the answer as files:
+
+    datasets/bars_chosen/source=S/interval=I/symbol=X/period=P/data.parquet
+
+the same layout as `datasets/bars`. A bars file none of whose rows loses is there as a hard link to itself
+(no second copy on disk; a copy where the file system cannot link); a file some of whose rows lose is there
+as a file of its winning rows only; a file all of whose rows lose is not there. The view
+(sql/views/bars_chosen.sql) then reads the mirror's files as they are.
+
+The mirror is used only while the file `_current` says it is whole: the writer removes it (durably) before
+the first bars partition of its lock changes, brings the mirror up to date after each write, and writes it
+again when it releases its lock, after the renames are durable. A writer that stops before (killed, an
+error, a power cut) leaves no `_current`: connections made meanwhile read `bars` through the window
+(`lake.connect.register_views`), and the next writer rebuilds the whole mirror. A lake made before the
+mirror existed has no `_current` either: its first writer builds it.
+
+Which rows are compared: the lake's ingest puts a bar in the period of its UTC month (YYYY-MM) when intraday,
+of its UTC year (YYYY) when daily (ingest.common.bar_period), so only the files of one period of an
+(interval, symbol) can hold the same ts; a write recomputes the files of its own period of its (interval,
+symbol). A file that holds a bar outside its period's span, or whose period is not of that kind, makes its
+(interval, symbol) "stray" (a marker file under `_stray/`): every later write to that pair recomputes all
+its files, comparing every ts across periods.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+import os
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lake.paths import SCHEMA_ANCHOR, LakePaths
+from lake.schemas import BARS, Dataset
+from lake.writer import DATA_FILE, TMP_MARK, parquet_options, write_anchor
+
+log = logging.getLogger("marketlake")
+
+BARS_CHOSEN: Dataset = dataclasses.replace(BARS, name="bars_chosen")
+"""The mirror's files: the bars dataset's schema and layout, under another folder (not in DATASETS: it has no
+manifests and is no part of the lake's content; lake.writer.snapshot_hash reads manifests only)."""
+
+CURRENT_FILE = "_current"
+"""Present, holding MIRROR_FORMAT, while the mirror is whole (the writer's last lock ended well)."""
+MIRROR_FORMAT = "1"
+STRAY_DIR = "_stray"
+
+SOURCE_RANK: Mapping[str, int] = {"polygon": 1, "binance": 1, "yahoo": 2, "csv": 3}
+"""sql/views/020_bars.sql's macro bar_source_rank (any other source: OTHER_RANK): the same rule, checked
+equal to the view's by tests/unit/test_bars_chosen.py."""
+OTHER_RANK = 9
+
+Pair = tuple[str, str]
+"""(interval, symbol)."""
+
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+_YEAR = re.compile(r"^(\d{4})$")
+
+
+def mirror_dir(paths: LakePaths) -> Path:
+    return paths.dataset(BARS_CHOSEN.name)
+
+
+def is_current(paths: LakePaths) -> bool:
+    """Whether the mirror is whole: what the `bars` view may read instead of its window."""
+    try:
+        return (mirror_dir(paths) / CURRENT_FILE).read_text().strip() == MIRROR_FORMAT
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def mark_changing(paths: LakePaths) -> None:
+    """Before the first bars partition changes: the mirror is no longer whole (durably, so that a power cut
+    never keeps the bars' change and loses this)."""
+    current = mirror_dir(paths) / CURRENT_FILE
+    try:
+        current.unlink()
+    except FileNotFoundError:
+        return
+    _fsync_dir(current.parent)
+
+
+def mark_current(paths: LakePaths) -> None:
+    """After the mirror was brought up to date and its renames made durable: it is whole."""
+    d = mirror_dir(paths)
+    d.mkdir(parents=True, exist_ok=True)
+    tmp = d / f"{CURRENT_FILE}{TMP_MARK}{uuid.uuid4().hex}"
+    try:
+        with open(tmp, "x") as f:
+            f.write(MIRROR_FORMAT + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, d / CURRENT_FILE)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(d)
+
+
+_INTERVAL = re.compile(r"^[1-9][0-9]*([mhd])$")
+
+
+def period_span(interval: str, period: str) -> tuple[int, int] | None:
+    """The span [start, end) in µs since the epoch (UTC) that a bars period names, when it is the kind of
+    period the lake's ingest gives bars of `interval` (ingest.common.bar_period: the UTC month, YYYY-MM, of
+    intraday bars; the UTC year, YYYY, of daily ones); else None (then two periods of one pair may overlap)."""
+    unit = _INTERVAL.match(interval)
+    if unit is None:
+        return None
+    m = (_MONTH if unit.group(1) in "mh" else _YEAR).match(period)
+    if m is None:
+        return None
+    y = int(m.group(1))
+    if unit.group(1) in "mh":
+        mo = int(m.group(2))
+        if not 1 <= mo <= 12:
+            return None
+        start = dt.datetime(y, mo, 1, tzinfo=dt.UTC)
+        end = dt.datetime(y + mo // 12, mo % 12 + 1, 1, tzinfo=dt.UTC)
+    else:
+        start, end = dt.datetime(y, 1, 1, tzinfo=dt.UTC), dt.datetime(y + 1, 1, 1, tzinfo=dt.UTC)
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    return (start - epoch) // dt.timedelta(microseconds=1), (end - epoch) // dt.timedelta(microseconds=1)
+
+
+@dataclasses.dataclass
+class _File:
+    source: str
+    period: str
+    path: Path
+    rel: Path
+    """Its path under datasets/bars (and under the mirror)."""
+    ts: np.ndarray | None = None
+
+    def rank(self) -> tuple[int, str]:
+        return SOURCE_RANK.get(self.source, OTHER_RANK), self.source
+
+
+def _key(prefix: str, name: str) -> str | None:
+    return name[len(prefix) :] if name.startswith(prefix) else None
+
+
+def _sources(bars: Path) -> list[str]:
+    try:
+        names = os.listdir(bars)
+    except FileNotFoundError:
+        return []
+    out = []
+    for n in names:
+        s = _key("source=", n)
+        if s is not None and s != SCHEMA_ANCHOR and TMP_MARK not in n:
+            out.append(s)
+    return sorted(out)
+
+
+def _pair_files(bars: Path, sources: list[str], pair: Pair, period: str | None) -> list[_File]:
+    """The bars files of `pair`, of `period` only unless None."""
+    interval, symbol = pair
+    out = []
+    for s in sources:
+        rel_pair = Path(f"source={s}") / f"interval={interval}" / f"symbol={symbol}"
+        if period is not None:
+            periods = [period]
+        else:
+            try:
+                periods = [p for n in os.listdir(bars / rel_pair) if (p := _key("period=", n)) is not None]
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+        for p in periods:
+            rel = rel_pair / f"period={p}" / DATA_FILE
+            if (bars / rel).is_file():
+                out.append(_File(s, p, bars / rel, rel))
+    return out
+
+
+def _read_ts(f: _File) -> np.ndarray:
+    if f.ts is None:
+        col = pq.read_table(f.path, columns=["ts"], partitioning=None).column("ts")
+        arr = col.combine_chunks().cast(pa.int64()) if col.num_chunks != 1 else col.chunk(0).cast(pa.int64())
+        f.ts = arr.to_numpy(zero_copy_only=False)
+    return f.ts
+
+
+def _span_of(f: _File, known: Mapping[Path, tuple[int, int]]) -> tuple[int, int] | None:
+    """A file's earliest and latest ts (None: no rows): given, from its footer's statistics, else read."""
+    if f.path in known:
+        return known[f.path]
+    if f.ts is None:
+        try:
+            meta = pq.read_metadata(f.path)
+            col = meta.schema.to_arrow_schema().get_field_index("ts")
+            lo = hi = None
+            for g in range(meta.num_row_groups):
+                st = meta.row_group(g).column(col).statistics
+                if st is None or not st.has_min_max:
+                    raise LookupError
+                lo = st.min_raw if lo is None else min(lo, st.min_raw)
+                hi = st.max_raw if hi is None else max(hi, st.max_raw)
+            return None if lo is None or hi is None else (int(lo), int(hi))
+        except (LookupError, TypeError, ValueError):
+            pass
+    ts = _read_ts(f)
+    return (int(ts.min()), int(ts.max())) if len(ts) else None
+
+
+def _stray(f: _File, interval: str, known: Mapping[Path, tuple[int, int]]) -> bool:
+    """Whether a file holds a bar outside its period's span (or has a period that names none)."""
+    span = period_span(interval, f.period)
+    if span is None:
+        return True
+    have = _span_of(f, known)
+    return have is not None and (have[0] < span[0] or have[1] >= span[1])
+
+
+def _choose(files: list[_File]) -> dict[Path, np.ndarray | bool]:
+    """For each file (by its rel path): True (every row wins), False (none does) or the mask of its rows that
+    win: per ts, the file of the lowest source rank, then source name, then the later period (the view's
+    rule; one file holds a ts once)."""
+    if len(files) == 1:
+        return {files[0].rel: True}
+    ordered = sorted(files, key=lambda f: f.period, reverse=True)
+    ordered.sort(key=_File.rank)  # stable: within a (rank, source), the later period first
+    taken = np.empty(0, dtype=np.int64)
+    out: dict[Path, np.ndarray | bool] = {}
+    for f in ordered:
+        ts = _read_ts(f)
+        if not len(taken):
+            wins = np.ones(len(ts), dtype=bool)
+        else:
+            wins = ~np.isin(ts, taken)
+        n = int(wins.sum())
+        out[f.rel] = True if n == len(ts) else (False if n == 0 else wins)
+        if n:
+            taken = np.union1d(taken, ts[wins]) if len(taken) else np.unique(ts)
+    return out
+
+
+SOURCE_FILE = "_source.json"
+"""Beside (or instead of) a mirror file that is not a hard link to its bars file: that bars file's identity
+(device, inode, size, modification time) when the mirror's file was made from it (a file of its winning
+rows; a copy where links fail; or, alone, a file that loses every row), so that `out_of_step` can tell a
+bars file changed or removed outside the writer."""
+
+
+def _identity(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
+
+
+def _record_source(src: Path, target_dir: Path, dirs: set[Path]) -> None:
+    target_dir.mkdir(parents=True, exist_ok=True)
+    data = json.dumps({"identity": _identity(src)}).encode()
+    tmp = target_dir / f"{SOURCE_FILE}{TMP_MARK}{uuid.uuid4().hex}"
+    try:
+        with open(tmp, "xb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target_dir / SOURCE_FILE)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    dirs.add(target_dir)
+
+
+def _recorded(target_dir: Path) -> list[int] | None:
+    try:
+        value = json.loads((target_dir / SOURCE_FILE).read_text()).get("identity")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, list) else None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        sa, sb = a.stat(), b.stat()
+    except FileNotFoundError:
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+def _place(src: Path, target: Path, choice: np.ndarray | bool, dirs: set[Path]) -> None:
+    """Make the mirror's `target` hold `src` (a hard link, else a copy) or its rows where `choice` is True
+    (with its SOURCE_FILE); where `choice` is False, no data file, only the SOURCE_FILE."""
+    if choice is False:
+        _remove(target, dirs)
+        _record_source(src, target.parent, dirs)
+        return
+    if choice is True and _same_file(src, target):
+        _remove(target.parent / SOURCE_FILE, dirs)
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f"{target.name}{TMP_MARK}{uuid.uuid4().hex}")
+    linked = False
+    try:
+        if choice is True:
+            try:
+                os.link(src, tmp)
+                linked = True
+            except OSError:  # a file system without hard links: a copy, made durable
+                _write(pq.read_table(src, partitioning=None), tmp)
+        else:
+            assert isinstance(choice, np.ndarray)
+            _write(pq.read_table(src, partitioning=None).filter(pa.array(choice)), tmp)
+        if not linked:
+            _record_source(src, target.parent, dirs)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if linked:
+        _remove(target.parent / SOURCE_FILE, dirs)
+    dirs.add(target.parent)
+
+
+def _write(table: pa.Table, path: Path) -> None:
+    with open(path, "xb") as f:
+        pq.write_table(table, f, **parquet_options(BARS.schema, BARS.compression))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _remove(target: Path, dirs: set[Path]) -> None:
+    try:
+        target.unlink()
+    except FileNotFoundError:
+        return
+    dirs.add(target.parent)
+
+
+def _stray_marker(mirror: Path, pair: Pair) -> Path:
+    return mirror / STRAY_DIR / f"interval={pair[0]}" / f"symbol={pair[1]}"
+
+
+def update(
+    paths: LakePaths,
+    changes: Mapping[Pair, Iterable[str]],
+    known: Mapping[Path, tuple[int, int]],
+    dirs: set[Path],
+) -> None:
+    """Bring the mirror up to date for the bars partitions written: `changes` maps each (interval, symbol)
+    to the periods written; `known` gives the (min, max) ts of files the caller knows without reading them
+    (the ones it wrote). The folders whose entries changed are added to `dirs` (for the writer's fsync)."""
+    bars, mirror = paths.dataset(BARS.name), mirror_dir(paths)
+    sources = _sources(bars)
+    for pair, periods in changes.items():
+        if _stray_marker(mirror, pair).exists():
+            _update_pair(bars, mirror, sources, pair, dirs)
+            continue
+        for period in sorted(set(periods)):
+            files = _pair_files(bars, sources, pair, period)
+            if any(_stray(f, pair[0], known) for f in files):
+                _mark_stray(mirror, pair, dirs)
+                _update_pair(bars, mirror, sources, pair, dirs)
+                break
+            _apply(bars, mirror, sources, pair, period, _choose(files), dirs)
+
+
+def _mark_stray(mirror: Path, pair: Pair, dirs: set[Path]) -> None:
+    marker = _stray_marker(mirror, pair)
+    if not marker.exists():
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+        dirs.add(marker.parent)
+
+
+def _update_pair(bars: Path, mirror: Path, sources: list[str], pair: Pair, dirs: set[Path]) -> None:
+    """Recompute the mirror's files of the whole of `pair`: within each period, unless a file strays out of
+    its period (then across all of them, and the pair is marked stray for later writes)."""
+    files = _pair_files(bars, sources, pair, None)
+    if any(_stray(f, pair[0], {}) for f in files):
+        _mark_stray(mirror, pair, dirs)
+        choices = _choose(files) if files else {}
+    else:
+        by_period: dict[str, list[_File]] = {}
+        for f in files:
+            by_period.setdefault(f.period, []).append(f)
+        choices = {rel: c for group in by_period.values() for rel, c in _choose(group).items()}
+    _apply(bars, mirror, sources, pair, None, choices, dirs)
+
+
+def _apply(
+    bars: Path,
+    mirror: Path,
+    sources: list[str],
+    pair: Pair,
+    period: str | None,
+    choices: Mapping[Path, np.ndarray | bool],
+    dirs: set[Path],
+) -> None:
+    """Make the mirror's entries of `pair` (in `period`, or all) what `choices` says, removing any other."""
+    for rel, choice in choices.items():
+        _place(bars / rel, mirror / rel, choice, dirs)
+    mirror_sources = sorted(set(sources) | set(_sources(mirror)))
+    for rel in _entries(mirror, mirror_sources, pair, period):
+        if rel not in choices:
+            _remove(mirror / rel, dirs)
+            _remove(mirror / rel.parent / SOURCE_FILE, dirs)
+
+
+def _entries(root: Path, sources: list[str], pair: Pair, period: str | None) -> list[Path]:
+    """The mirror's entries of `pair` (of `period` only unless None): the rel path of the data file of each
+    of its partition folders, whether the data file or only its SOURCE_FILE is there."""
+    interval, symbol = pair
+    out = []
+    for s in sources:
+        rel_pair = Path(f"source={s}") / f"interval={interval}" / f"symbol={symbol}"
+        names = [f"period={period}"] if period is not None else _listdir(root / rel_pair)
+        for n in names:
+            if n.startswith("period=") and (root / rel_pair / n).is_dir():
+                out.append(rel_pair / n / DATA_FILE)
+    return out
+
+
+def out_of_step(paths: LakePaths) -> set[Pair]:
+    """The (interval, symbol) pairs whose mirror no longer matches the bars files: a bars file changed,
+    added or removed other than by the writer (by hand, say), seen by a walk of both folders: each bars
+    file must have its hard link in the mirror, or a SOURCE_FILE naming it as it is now; each mirror entry
+    its bars file."""
+    bars, mirror = paths.dataset(BARS.name), mirror_dir(paths)
+    stale: set[Pair] = set()
+    seen: set[Path] = set()
+    for rel, pair in _walk(bars):
+        seen.add(rel)
+        if pair in stale:
+            continue
+        src, target = bars / rel, mirror / rel
+        try:
+            st = src.stat()
+        except FileNotFoundError:
+            continue
+        try:
+            tt = target.stat()
+            if (tt.st_dev, tt.st_ino) == (st.st_dev, st.st_ino):
+                continue
+        except FileNotFoundError:
+            pass
+        if _recorded(target.parent) != [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]:
+            stale.add(pair)
+    for rel, pair in _walk(mirror, entries=True):
+        if rel not in seen:
+            stale.add(pair)
+    return stale
+
+
+def _walk(root: Path, *, entries: bool = False) -> Iterable[tuple[Path, Pair]]:
+    """(rel path of the data file, pair) of each partition folder under `root` holding a data file (or,
+    with `entries`, a data file or a SOURCE_FILE)."""
+    for s in _sources(root):
+        sdir = f"source={s}"
+        for i_name in _listdir(root / sdir):
+            interval = _key("interval=", i_name)
+            if interval is None:
+                continue
+            for s_name in _listdir(root / sdir / i_name):
+                symbol = _key("symbol=", s_name)
+                if symbol is None:
+                    continue
+                for p_name in _listdir(root / sdir / i_name / s_name):
+                    if not p_name.startswith("period="):
+                        continue
+                    rel = Path(sdir) / i_name / s_name / p_name / DATA_FILE
+                    names = _listdir(root / rel.parent)
+                    if DATA_FILE in names or (entries and SOURCE_FILE in names):
+                        yield rel, (interval, symbol)
+
+
+def update_whole(paths: LakePaths, pairs: Iterable[Pair], dirs: set[Path]) -> None:
+    """Recompute the mirror of each of `pairs` whole (every period)."""
+    bars, mirror = paths.dataset(BARS.name), mirror_dir(paths)
+    sources = sorted(set(_sources(bars)) | set(_sources(mirror)))
+    for pair in sorted(pairs):
+        _update_pair(bars, mirror, sources, pair, dirs)
+
+
+def rebuild(paths: LakePaths, dirs: set[Path]) -> int:
+    """Bring the whole mirror up to date (a lake without one, or after a writer that stopped midway): every
+    (interval, symbol) of the lake's bars and of the mirror. Returns the number of pairs."""
+    bars, mirror = paths.dataset(BARS.name), mirror_dir(paths)
+    write_anchor(paths, BARS_CHOSEN)
+    pairs: set[Pair] = set()
+    for root in (bars, mirror):
+        for s in _sources(root):
+            sdir = root / f"source={s}"
+            for i_name in _listdir(sdir):
+                interval = _key("interval=", i_name)
+                if interval is None:
+                    continue
+                for s_name in _listdir(sdir / i_name):
+                    symbol = _key("symbol=", s_name)
+                    if symbol is not None:
+                        pairs.add((interval, symbol))
+    sources = sorted(set(_sources(bars)) | set(_sources(mirror)))
+    for pair in sorted(pairs):
+        _update_pair(bars, mirror, sources, pair, dirs)
+    return len(pairs)
+
+
+def _listdir(d: Path) -> list[str]:
+    try:
+        return os.listdir(d)
+    except (FileNotFoundError, NotADirectoryError):
+        return []

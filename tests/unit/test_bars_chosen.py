@@ -1,0 +1,211 @@
+"""The bars mirror (lake/chosen.py): `bars` read from it gives exactly the rows of the precedence window
+(sql/views/020_bars.sql), after any sequence of writes, and is used only while it is whole."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import lake
+from lake import chosen
+from lake.config import Settings
+from lake.connect import register_views, views_needed
+from lake.paths import LakePaths
+from lake.writer import LakeWriter
+from tests.conftest import bars_table
+
+T0 = dt.datetime(2024, 1, 31, 23, 57, tzinfo=dt.UTC)  # minutes on both sides of a month's end
+ROWS = 'SELECT * FROM bars ORDER BY symbol, "interval", ts'
+
+
+def _rows(root: Path, *, mirror: bool) -> list[tuple[object, ...]]:
+    con = duckdb.connect(":memory:")
+    try:
+        register_views(con, root, Settings(), views_needed([ROWS]), mirror=mirror)
+        return con.execute(ROWS).fetchall()
+    finally:
+        con.close()
+
+
+def _bars_sql(root: Path) -> str:
+    con = lake.connect(root, read_only=True, settings=Settings())
+    try:
+        row = con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'bars'").fetchone()
+        assert row is not None
+        return str(row[0])
+    finally:
+        con.close()
+
+
+def _uses_mirror(root: Path) -> bool:
+    return "bars_chosen" in _bars_sql(root)
+
+
+SOURCES = ["polygon", "binance", "yahoo", "csv", "alpha", "zeta"]
+PERIODS = ["2024-01", "2024-02", "2024", "odd"]  # of 1m bars, "2024" and "odd" are not what ingest writes
+
+write_st = st.tuples(
+    st.sampled_from(SOURCES),
+    st.sampled_from([("1m", "A"), ("1m", "B"), ("1d", "A")]),
+    st.sampled_from(PERIODS),
+    st.integers(0, 5),  # first minute from T0
+    st.lists(st.floats(1, 100, allow_nan=False), min_size=0, max_size=5),
+    st.sampled_from(["merge", "replace"]),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sessions=st.lists(st.lists(write_st, min_size=1, max_size=5), min_size=1, max_size=3))
+def test_the_mirror_gives_the_windows_rows_after_any_writes(
+    tmp_path_factory: pytest.TempPathFactory,
+    sessions: list[list[tuple[str, tuple[str, str], str, int, list[float], str]]],
+) -> None:
+    root = tmp_path_factory.mktemp("lake")
+    for writes in sessions:
+        with LakeWriter.open(root) as w:
+            for source, (interval, symbol), period, first, closes, mode in writes:
+                part = {"source": source, "interval": interval, "symbol": symbol, "period": period}
+                step = dt.timedelta(minutes=1) if interval == "1m" else dt.timedelta(days=1)
+                start = T0 + first * step
+                table = bars_table(
+                    start, closes or [1.0], interval=step, source_file=f"{source}-{period}.csv"
+                )
+                if not closes:
+                    table = table.slice(0, 0)
+                w.write(lake.BARS, part, table, mode="merge" if mode == "merge" else "replace")
+        assert chosen.is_current(LakePaths(root))
+        assert _rows(root, mirror=True) == _rows(root, mirror=False)
+    assert _uses_mirror(root)
+
+
+def _write(root: Path, source: str, closes: list[float], period: str = "2024-02", symbol: str = "A") -> None:
+    with LakeWriter.open(root) as w:
+        part = {"source": source, "interval": "1m", "symbol": symbol, "period": period}
+        w.write(
+            lake.BARS, part, bars_table(dt.datetime(2024, 2, 1, tzinfo=dt.UTC), closes, source_file=source)
+        )
+
+
+def _mirror_file(root: Path, source: str, period: str = "2024-02", symbol: str = "A") -> Path:
+    rel = Path(f"source={source}/interval=1m/symbol={symbol}/period={period}/data.parquet")
+    return root / "datasets" / "bars_chosen" / rel
+
+
+def test_a_file_that_wins_whole_is_a_hard_link_and_one_that_loses_some_holds_its_winners(
+    lake_root: Path,
+) -> None:
+    _write(lake_root, "yahoo", [1.0, 2.0, 3.0, 4.0])
+    _write(lake_root, "polygon", [9.0, 9.0])  # polygon outranks yahoo on the first two minutes
+    src = lake_root / "datasets/bars/source=polygon/interval=1m/symbol=A/period=2024-02/data.parquet"
+    assert os.stat(src).st_ino == os.stat(_mirror_file(lake_root, "polygon")).st_ino
+    import pyarrow.parquet as pq
+
+    kept = pq.read_table(_mirror_file(lake_root, "yahoo"), partitioning=None).column("close").to_pylist()
+    assert kept == [3.0, 4.0]
+    closes = [r[9] for r in _rows(lake_root, mirror=True)]
+    assert closes == [9.0, 9.0, 3.0, 4.0]
+    _write(lake_root, "polygon", [9.0, 9.0, 9.0, 9.0, 9.0])  # now yahoo loses every row: its file goes
+    assert not _mirror_file(lake_root, "yahoo").exists()
+    assert _rows(lake_root, mirror=True) == _rows(lake_root, mirror=False)
+
+
+def test_a_writer_that_stops_midway_leaves_the_window_in_use_and_the_next_rebuilds(lake_root: Path) -> None:
+    _write(lake_root, "binance", [1.0, 2.0])
+    assert _uses_mirror(lake_root)
+    with pytest.raises(RuntimeError), LakeWriter.open(lake_root) as w:
+        part = {"source": "binance", "interval": "1m", "symbol": "A", "period": "2024-02"}
+        w.write(lake.BARS, part, bars_table(dt.datetime(2024, 2, 1, tzinfo=dt.UTC), [5.0, 6.0, 7.0]))
+        shutil.rmtree(lake_root / "datasets" / "bars_chosen" / "source=binance")  # as if the update was lost
+        raise RuntimeError("killed")
+    assert not chosen.is_current(LakePaths(lake_root))
+    assert not _uses_mirror(lake_root)
+    assert [r[9] for r in _rows(lake_root, mirror=False)] == [5.0, 6.0, 7.0]
+    with LakeWriter.open(lake_root):
+        pass  # a writer that writes nothing still rebuilds a mirror that is not whole
+    assert _uses_mirror(lake_root)
+    assert _rows(lake_root, mirror=True) == _rows(lake_root, mirror=False)
+
+
+def test_a_lake_made_before_the_mirror_reads_the_window_until_a_writer_builds_it(lake_root: Path) -> None:
+    _write(lake_root, "yahoo", [1.0, 2.0, 3.0])
+    _write(lake_root, "csv", [5.0])
+    shutil.rmtree(lake_root / "datasets" / "bars_chosen")
+    assert not _uses_mirror(lake_root)
+    window = _rows(lake_root, mirror=False)
+    with LakeWriter.open(lake_root):
+        pass
+    assert _uses_mirror(lake_root)
+    assert _rows(lake_root, mirror=True) == window
+    assert [r[1] for r in window] == ["yahoo", "yahoo", "yahoo"]
+
+
+def test_a_mirror_that_cannot_be_updated_is_a_warning_and_leaves_the_window_in_use(
+    lake_root: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    _write(lake_root, "binance", [1.0])
+
+    def broken(*_: object, **__: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(chosen, "update", broken)
+    with caplog.at_level(logging.WARNING, logger="marketlake"):
+        _write(lake_root, "binance", [1.0, 2.0])
+    assert "bars_chosen" in caplog.text and "disk is full" in caplog.text
+    assert not chosen.is_current(LakePaths(lake_root))
+    assert [r[9] for r in _rows(lake_root, mirror=False)] == [1.0, 2.0]
+    assert not _uses_mirror(lake_root)
+    monkeypatch.undo()
+    with LakeWriter.open(lake_root):
+        pass
+    assert _uses_mirror(lake_root)
+    assert [r[9] for r in _rows(lake_root, mirror=True)] == [1.0, 2.0]
+
+
+def test_the_mirror_is_no_part_of_the_lakes_content_hash(lake_root: Path) -> None:
+    _write(lake_root, "binance", [1.0, 2.0])
+    before = lake.snapshot_hash(lake_root)
+    shutil.rmtree(lake_root / "datasets" / "bars_chosen")
+    with LakeWriter.open(lake_root):
+        pass
+    assert lake.snapshot_hash(lake_root) == before
+
+
+@pytest.mark.parametrize(
+    ("interval", "period", "span"),
+    [
+        ("1m", "2024-02", (dt.datetime(2024, 2, 1), dt.datetime(2024, 3, 1))),
+        ("1h", "2024-12", (dt.datetime(2024, 12, 1), dt.datetime(2025, 1, 1))),
+        ("1d", "2023", (dt.datetime(2023, 1, 1), dt.datetime(2024, 1, 1))),
+    ],
+)
+def test_a_period_names_its_utc_span(
+    interval: str, period: str, span: tuple[dt.datetime, dt.datetime]
+) -> None:
+    def us(d: dt.datetime) -> int:
+        return int(d.replace(tzinfo=dt.UTC).timestamp()) * 1_000_000
+
+    assert chosen.period_span(interval, period) == (us(span[0]), us(span[1]))
+
+
+@pytest.mark.parametrize(
+    ("interval", "period"),
+    [
+        ("1m", "2024-13"),
+        ("1m", "p1"),
+        ("1m", "2024-1"),
+        ("1m", ""),
+        ("1m", "2024"),
+        ("1d", "2024-01"),
+        ("x", "2024"),
+    ],
+)
+def test_a_period_not_of_the_ingests_kind_names_no_span(interval: str, period: str) -> None:
+    assert chosen.period_span(interval, period) is None
