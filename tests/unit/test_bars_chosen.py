@@ -209,3 +209,29 @@ def test_a_period_names_its_utc_span(
 )
 def test_a_period_not_of_the_ingests_kind_names_no_span(interval: str, period: str) -> None:
     assert chosen.period_span(interval, period) is None
+
+
+def test_bars_files_changed_by_hand_are_brought_into_the_mirror_by_the_next_writer(
+    lake_root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _write(lake_root, "binance", [1.0, 2.0], symbol="A")
+    _write(lake_root, "binance", [3.0], symbol="B")
+    _write(lake_root, "yahoo", [7.0, 7.0, 7.0], symbol="B")  # loses its first bar to binance's
+    bars = lake_root / "datasets" / "bars"
+    shutil.rmtree(bars / "source=binance/interval=1m/symbol=A")  # a symbol removed by hand
+    b = bars / "source=binance/interval=1m/symbol=B/period=2024-02/data.parquet"
+    tmp = b.with_name("copy.parquet")
+    shutil.copyfile(b, tmp)
+    os.replace(tmp, b)  # the same rows, another file: the mirror's link no longer names it
+    with caplog.at_level(logging.WARNING, logger="marketlake"), LakeWriter.open(lake_root):
+        pass
+    assert "changed outside marketlake's writer" in caplog.text and "A 1m" in caplog.text
+    assert _uses_mirror(lake_root)
+    assert _rows(lake_root, mirror=True) == _rows(lake_root, mirror=False)
+    assert [r[0] for r in _rows(lake_root, mirror=True)] == ["B", "B", "B"]
+    mirrored = _mirror_file(lake_root, "binance", symbol="B")
+    assert os.stat(mirrored).st_ino == os.stat(b).st_ino
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="marketlake"), LakeWriter.open(lake_root):
+        pass
+    assert "changed outside" not in caplog.text  # in step again: nothing to say
