@@ -10,7 +10,7 @@ evaluation (rl/evaluate.py) loads the chosen policy with `load_policy(run_dir)` 
 2. Data: which symbols are eligible in the TRAIN period (and which are skipped, and why), the train period
    (normalisation statistics computed on it alone) and the validation period (normalised with the train
    statistics). Nothing else is read. What changes the experiment (a symbol asked for and skipped, a
-   validation period with no bar, an embargo shorter than one bar of the interval, no model choice on
+   validation period with no bar, an embargo holding fewer than embargo_bars bars, no model choice on
    validation) is a warning of the `marketlake.train` logger, which the CLI shows even with --quiet.
 3. The run folder `<runs_dir>/<run_id>/`:
 
@@ -64,8 +64,8 @@ STATUS_FILE, SETTINGS_FILE, NORM_FILE = "status.json", "settings.json", "norm.js
 METRICS_FILE, TIMING_FILE, CHECKPOINTS = "metrics.jsonl", "timing.jsonl", "checkpoints"
 log = logging.getLogger("marketlake.train")
 """A fact that changes the experiment (a symbol asked for and skipped, a period with no bar, an embargo
-shorter than one bar, no model choice on validation) is a warning here: the CLI's log handler shows it on
-stderr even with --quiet, which hides only progress (`say`)."""
+holding fewer than embargo_bars bars, no model choice on validation) is a warning here: the CLI's log
+handler shows it on stderr even with --quiet, which hides only progress (`say`)."""
 
 
 # --- 1. settings ------------------------------------------------------------------------------------------
@@ -328,30 +328,90 @@ def split_fix(settings: Settings) -> str:
     )
 
 
+@dataclass(frozen=True)
+class EmbargoGap:
+    """The embargo between two consecutive periods (UTC bounds) and how many bars of one training symbol at
+    the run's interval lie in it (the symbol has bars on both sides)."""
+
+    before: str
+    after: str
+    start_at: dt.datetime
+    end_at: dt.datetime
+    symbol: str
+    asset_class: str
+    bars: int
+
+
+def embargo_gaps(root: Path, settings: Settings, interval: str, symbols: list[str]) -> list[EmbargoGap]:
+    """The embargoes train -> validation and validation -> test with the bars of each of `symbols` at
+    `interval` in them (sql/rl/embargo_gaps.sql; a symbol without bars on both sides of a gap is left out).
+    Counts bars; reads none of them."""
+    rows = _read_rl_sql(root, settings, "embargo_gaps.sql", {"interval": interval, "symbols": symbols})
+    return [
+        EmbargoGap(
+            str(a), str(b), s.astimezone(dt.UTC), e.astimezone(dt.UTC), str(sym), str(ac or ""), int(n)
+        )
+        for a, b, s, e, sym, ac, n in rows
+    ]
+
+
+SESSION_MINUTES = 390
+"""A stock's regular session (09:30-16:00 New York): the minutes of bars it trades a day."""
+
+
+def embargo_days_for(bars: int, interval: str, stock: bool) -> int:
+    """Whole days an embargo needs to hold `bars` bars of `interval`: of crypto (24/7) the clock time; of a
+    stock the trading days its sessions need, as calendar days (5 trading days a week) plus 2 for a weekend
+    or a holiday at the start (an estimate: a long run of holidays can still hold fewer)."""
+    minutes = INTERVAL_MINUTES.get(interval, 1)
+    if not stock:
+        return max(1, math.ceil(bars * minutes / 1440))
+    per_day = max(1, SESSION_MINUTES // minutes) if minutes < 1440 else 1
+    trading_days = math.ceil(bars / per_day) * max(1, minutes // 1440)
+    return math.ceil(trading_days * 7 / 5) + 2
+
+
 def period_warnings(
-    periods: Mapping[str, PeriodCount], settings: Settings, interval: str, symbols: list[str]
+    periods: Mapping[str, PeriodCount],
+    settings: Settings,
+    interval: str,
+    symbols: list[str],
+    gaps: list[EmbargoGap] | None = None,
 ) -> list[str]:
-    """The warnings a run's periods call for, one line each: an embargo between train and validation
-    shorter than one bar of `interval` (it is counted in bars of the lake's shortest interval, so a lake that
-    also holds minute bars gives a daily model minutes), and a validation period with no bar of `symbols`."""
+    """The warnings a run's periods call for, one line each: an embargo (`gaps`) that holds fewer than
+    `embargo_bars` bars of `interval` of a training symbol with bars on both sides of it (the embargo is
+    `embargo_bars` bars of the lake's shortest interval as clock time, which on a stock lake can fall in the
+    closed market, and which a lake that also holds minute bars makes minutes for a daily model; with
+    `embargo_days` set the promise is whole days, not bars, and nothing is said), and a validation period
+    with no bar of `symbols`."""
     out: list[str] = []
-    train, val = periods.get("train"), periods.get("validation")
-    bar_minutes = INTERVAL_MINUTES.get(interval, 1)
-    if train is not None and val is not None and val.end_at > val.start_at:
-        gap = (val.start_at - train.end_at).total_seconds() / 60
-        if gap < bar_minutes:
-            how = (
-                f"[splits] embargo_days = {settings.embargo_days}"
-                if settings.embargo_days is not None
-                else f"[splits] embargo_bars = {settings.embargo_bars} bars of the lake's shortest interval"
+    val = periods.get("validation")
+    if settings.embargo_days is None:
+        by_gap: dict[tuple[str, str], list[EmbargoGap]] = {}
+        for g in gaps or []:
+            if g.bars < settings.embargo_bars:
+                by_gap.setdefault((g.before, g.after), []).append(g)
+        for (before, after), short in by_gap.items():
+            g0 = short[0]
+            gap = (g0.end_at - g0.start_at).total_seconds() / 60
+            held = ", ".join(f"{g.symbol} {g.bars}" for g in short)
+            days = max(
+                embargo_days_for(settings.embargo_bars, interval, g.asset_class != "crypto") for g in short
             )
-            days = max(1, math.ceil(settings.embargo_bars * bar_minutes / 1440))
             out.append(
-                f"the embargo between the train and validation periods is {_span(gap)} ({how}), shorter than "
-                f"one {interval} bar: the last train bar and the first validation bar can be consecutive, and "
-                f"the validation bars' features reach back into train; set [splits] embargo_days = {days} "
-                f"({days} calendar days: at least {settings.embargo_bars} {interval} bars of crypto; fewer of a "
-                "stock, which trades only in its sessions)"
+                f"the embargo between the {before} and {after} periods ({g0.start_at:%Y-%m-%d %H:%M} .. "
+                f"{g0.end_at:%Y-%m-%d %H:%M} UTC, {_span(gap)}: [splits] embargo_bars = {settings.embargo_bars} "
+                f"is that many bars of the lake's shortest interval as clock time) holds fewer than "
+                f"{settings.embargo_bars} {interval} bars of the training symbols ({interval} bars in it: "
+                f"{held}): the last {before} bar and the first {after} bar are that close, and the {after} "
+                f"bars' features reach back into {before}; set [splits] embargo_days = {days} (whole days, "
+                f"enough for {settings.embargo_bars} {interval} bars of "
+                + (
+                    "a stock, which trades only in its sessions"
+                    if any(g.asset_class != "crypto" for g in short)
+                    else "crypto"
+                )
+                + ")"
             )
     if val is not None and val.bars == 0:
         out.append(
@@ -686,7 +746,8 @@ def train(
         else:
             say(f"skipped {symbol}: {why}")
     periods = train_period_counts(root, settings, opts.interval, elig.used)
-    for note in period_warnings(periods, settings, opts.interval, elig.used):
+    gaps = embargo_gaps(root, settings, opts.interval, elig.used) if settings.embargo_days is None else []
+    for note in period_warnings(periods, settings, opts.interval, elig.used, gaps):
         log.warning(note)
     val_said = "validation" in periods and periods["validation"].bars == 0  # its warning is given
     # eligibility is decided above: the periods are read without asking it again
