@@ -76,7 +76,9 @@ class RunOptions:
     """The run's own `[train]` keys (neither the learner's nor the market's)."""
 
     symbols: list[str] | None = None
-    """Symbols to train on; None: every symbol eligible in the train period."""
+    """Symbols to train on; None (or `all` on the command line): every symbol eligible in the train period.
+    The run trains on them in sorted order, whatever order they are given in (the same seed and the same
+    symbols give the same run)."""
     interval: str = "1m"
     """Bar interval to train on (1m, 1h, 1d, ...)."""
     runs_dir: str | None = None
@@ -84,6 +86,9 @@ class RunOptions:
 
 
 RUN_KEYS = tuple(f.name for f in dataclasses.fields(RunOptions))
+ALL_SYMBOLS = "all"
+"""`--symbols all` / `--set symbols=all`: every symbol eligible in the train period (undoes [train] symbols
+of the config file)."""
 ENV_KEYS = tuple(f.name for f in dataclasses.fields(EnvConfig))
 
 
@@ -110,12 +115,15 @@ def read_train_settings(
         raise
     env = EnvConfig.from_settings({k: v for k, v in table.items() if k in ENV_KEYS})
     run = RunOptions()
-    if table.get("symbols") is not None:
+    if table.get("symbols") is not None and table["symbols"] != ALL_SYMBOLS:
         raw = table["symbols"]
         if isinstance(raw, str):
             raw = [s.strip() for s in raw.split(",") if s.strip()]
         if not isinstance(raw, list) or not raw or not all(isinstance(s, str) for s in raw):
-            raise ConfigError(f"{where}: key 'symbols': expected a non-empty list of symbols, got {raw!r}")
+            raise ConfigError(
+                f"{where}: key 'symbols': expected a non-empty list of symbols (or {ALL_SYMBOLS!r}: every "
+                f"eligible symbol), got {raw!r}"
+            )
         try:
             run.symbols = [validate_symbol(s) for s in raw]
         except ValueError as exc:
@@ -168,6 +176,46 @@ def _batch_size_origin(settings: Settings, overrides: Mapping[str, Any], where: 
     return f"{' and '.join(origin)}: key 'batch_size'"
 
 
+def symbols_origin(settings: Settings, overrides: Mapping[str, Any] | None) -> str:
+    """Where the run's symbols came from, for a message about them: `the command line` (--symbols or --set
+    symbols=...), `cfg.toml [train] symbols (line 12)`, or `no symbols given: every eligible symbol`."""
+    if (overrides or {}).get("symbols") is not None:
+        return "from the command line"
+    if settings.train.get("symbols") is not None:
+        line = lines_of(settings, ["train.symbols"]).get("train.symbols")
+        at = f", line {line}" if line is not None else ""
+        return f"from {settings.path or 'the settings'} [train] symbols{at}; --symbols all for every eligible one"
+    return "none given: every eligible symbol"
+
+
+UNUSED_BY_MODE = {"slippage_bps": "bps", "slippage_range_fraction": "range"}
+"""Each slippage parameter and the `slippage` mode that reads it."""
+
+
+def unused_settings(settings: Settings, overrides: Mapping[str, Any] | None = None) -> list[str]:
+    """Warnings, one line each, for a [train] key given (in the file or on the command line) that the run
+    will not read: the slippage parameter of the mode not chosen (`--set slippage=range --set
+    slippage_bps=5` moves no fill by 5 bps)."""
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    table = {**settings.train, **given}
+    mode = table.get("slippage", EnvConfig.slippage)
+    out = []
+    for key, reads in UNUSED_BY_MODE.items():
+        if key in table and mode != reads:
+            came = "the command line" if key in given else f"{settings.path or 'the settings'} [train]"
+            how = (
+                "the command line"
+                if "slippage" in given
+                else (f"{settings.path} [train]" if "slippage" in settings.train else "the default")
+            )
+            out.append(
+                f"{key} = {table[key]!r} (from {came}) is not used: slippage = {mode!r} (from {how}) reads "
+                f"only {next(k for k, m in UNUSED_BY_MODE.items() if m == mode)}; set slippage = {reads!r} "
+                f"to use {key}, or leave {key} out"
+            )
+    return out
+
+
 def default_runs_dir(root: Path) -> Path:
     """`runs/` beside the lake: ./data/lake -> ./data/runs (rl.runlog.default_runs_dir)."""
     from rl.runlog import default_runs_dir as beside
@@ -207,10 +255,13 @@ def _read_rl_sql(
     return lake.consistent(root, read)
 
 
-def check_in_lake(root: Path, settings: Settings, interval: str, wanted: list[str] | None) -> None:
-    """The lake holds bars of `interval` (and of every symbol in `wanted`); else a MarketlakeError saying
-    what it holds. For the command line, before a run is recorded: a mistyped symbol or interval is refused,
-    not recorded as a failed run (a symbol stored but not eligible in the train period is the run's to skip)."""
+def check_in_lake(
+    root: Path, settings: Settings, interval: str, wanted: list[str] | None, origin: str | None = None
+) -> None:
+    """The lake holds bars of `interval` (and of every symbol in `wanted`, which came from `origin`:
+    symbols_origin); else a MarketlakeError saying what it holds. For the command line, before a run is
+    recorded: a mistyped symbol or interval is refused, not recorded as a failed run (a symbol stored but
+    not eligible in the train period is the run's to skip)."""
     import lake
     from lake.connect import views_needed
 
@@ -230,8 +281,9 @@ def check_in_lake(root: Path, settings: Settings, interval: str, wanted: list[st
         )
     missing = [s for s in wanted or [] if s not in held[interval]]
     if missing:
+        came = f" ({origin})" if origin else ""
         raise MarketlakeError(
-            f"symbol(s) {', '.join(missing)}: no {interval} bars in the lake at {root} "
+            f"symbol(s) {', '.join(missing)}{came}: no {interval} bars in the lake at {root} "
             f"(its {interval} symbols: {', '.join(held[interval])})"
         )
 
@@ -269,14 +321,52 @@ def check_test_period(root: Path, settings: Settings, interval: str, wanted: lis
     raise MarketlakeError(f"{problem}: a run would train in full and have nothing to be judged on; {fix}")
 
 
-def train_eligibility(root: Path, settings: Settings, interval: str, wanted: list[str] | None) -> Eligibility:
-    """Every symbol of the interval with its train-period eligibility (sql/rl/train_eligible.sql: the
-    `symbol_quality_by_split` view, the split 'train' only)."""
-    rows = _read_rl_sql(root, settings, "train_eligible.sql", {"interval": interval})
-    status = {str(s): (bool(ok), str(reason or "")) for s, _ac, ok, reason in rows}
+def test_segments(
+    root: Path, settings: Settings, interval: str, symbols: list[str]
+) -> dict[str, tuple[int, int]]:
+    """Each of `symbols` with test-period bars after the features' warm-up: (those bars, the bars of its
+    longest segment among them) (sql/rl/test_segments.sql). Counts bars; reads none of their prices."""
+    rows = _read_rl_sql(root, settings, "test_segments.sql", {"interval": interval, "symbols": symbols})
+    return {str(s): (int(n), int(longest)) for s, n, longest in rows}
+
+
+def test_window_problem(
+    root: Path, settings: Settings, interval: str, symbols: list[str], window: int
+) -> tuple[str | None, list[str]]:
+    """Whether the test period can score a model of `window` on `symbols`: a decision needs `window` rows of
+    history in its segment (after the warm-up) and a next bar to fill at, so a segment of n rows gives
+    n - window decisions. Returns (why no symbol can be scored, or None; the symbols that cannot be, when
+    others can)."""
+    segs = test_segments(root, settings, interval, symbols)
+    short = [s for s in symbols if segs.get(s, (0, 0))[1] <= window]
+    if len(short) < len(symbols):
+        return None, short
+    longest = ", ".join(f"{s} {segs[s][1]}" if s in segs else f"{s} none" for s in symbols)
+    best = max((n for _, n in segs.values()), default=0)
+    lower = f"--set window={best - 1} or lower" if best > 1 else "a lower window"
+    return (
+        f"window {window}: no test-period segment of {', '.join(symbols)} is longer than the window (the "
+        f"longest after the features' warm-up, in {interval} bars: {longest}; a decision needs {window} rows of "
+        f"history in its segment and a next bar to fill at), so the evaluation would have nothing to score "
+        f"after the run has trained in full; lower train.window ({lower}), give the test period more data, "
+        "or train with --no-evaluate",
+        short,
+    )
+
+
+def train_eligibility(
+    root: Path, settings: Settings, interval: str, wanted: list[str] | None, origin: str | None = None
+) -> Eligibility:
+    """Every symbol of the interval with its train-period eligibility (sql/rl/train_setup.sql: the
+    `symbol_quality_by_split` view, the split 'train' only, and the train period's bounds). The symbols used
+    are sorted, whatever order `wanted` gives them in: the same seed and the same symbols give the same run.
+    Nothing eligible is a MarketlakeError naming each symbol and why (with the train period's dates, and why
+    a symbol has no bar in it), and where the symbols came from (`origin`: symbols_origin)."""
+    rows = _read_rl_sql(root, settings, "train_setup.sql", {"interval": interval})
+    status = {str(s): (bool(ok), str(reason or "")) for s, _ac, ok, reason, _a, _b in rows}
     used: list[str] = []
     skipped: dict[str, str] = {}
-    for symbol in wanted if wanted is not None else sorted(status):
+    for symbol in sorted(wanted) if wanted is not None else sorted(status):
         if symbol not in status:
             skipped[symbol] = f"no {interval} bars in the lake"
         elif status[symbol][0]:
@@ -285,8 +375,26 @@ def train_eligibility(root: Path, settings: Settings, interval: str, wanted: lis
             skipped[symbol] = status[symbol][1] or "not eligible in the train period"
     if not used:
         why = "; ".join(f"{s}: {r}" for s, r in skipped.items()) or f"the lake has no {interval} bars"
+        came = f" (symbols {origin})" if origin and wanted is not None else ""
+        period = ""
+        if rows and any(r.startswith("no bar in the train period") for r in skipped.values()):
+            start_at, end_at = rows[0][4].astimezone(dt.UTC), rows[0][5].astimezone(dt.UTC)
+            if settings.split_method == "date":
+                cut = f"it ends at the end of [splits] train_end = {settings.train_end}"
+                fix = f"set [splits] train_end and validation_end inside the {interval} bars' dates"
+            else:
+                cut = f"[splits] method = {settings.split_method!r} cuts it as a share of that range"
+                fix = (
+                    f'use [splits] method = "date" with train_end and validation_end inside the {interval} '
+                    "bars' dates"
+                )
+            period = (
+                f". The train period is {start_at:%Y-%m-%d %H:%M} .. {end_at:%Y-%m-%d %H:%M} UTC: the periods "
+                f"are cut from the whole lake's range (every interval and symbol, not the {interval} bars "
+                f"alone), and {cut}; {fix}"
+            )
         raise MarketlakeError(
-            f"nothing to train on: no {interval} symbol is eligible in the train period ({why})"
+            f"nothing to train on: no {interval} symbol{came} is eligible in the train period ({why}){period}"
         )
     return Eligibility(used, skipped)
 
@@ -733,7 +841,7 @@ def train(
     seed_everything(cfg.seed, cfg.torch_threads)
 
     # 2. data: train and validation only
-    elig = train_eligibility(root, settings, opts.interval, opts.symbols)
+    elig = train_eligibility(root, settings, opts.interval, opts.symbols, symbols_origin(settings, overrides))
     say(f"symbols ({opts.interval}): {', '.join(elig.used)}")
     for symbol, why in elig.skipped.items():
         if opts.symbols is not None:  # asked for by name: the run is not the one asked for
