@@ -520,6 +520,12 @@ def period_warnings(
                     else "crypto"
                 )
                 + ")"
+                + (
+                    "; the embargo then starts where train_end (validation_end) ends: keep the next period's "
+                    "end after it"
+                    if settings.split_method == "date"
+                    else ""
+                )
             )
     if val is not None and val.bars == 0:
         out.append(
