@@ -156,6 +156,8 @@ def _set_pairs(_ctx: click.Context, param: click.Parameter, values: tuple[str, .
                 value = check_train_value(key, value)
         except ValueError as exc:
             only = set_takes_train_keys_only(key)  # (a [data] or [splits] key)
+            if key == "symbols":
+                only = f" (symbols={ALL_SYMBOLS}: every eligible symbol)"
             raise click.BadParameter(f"key {key!r}: {exc}{only}", param=param) from None
         if key in out:  # (the last one silently won)
             raise click.BadParameter(

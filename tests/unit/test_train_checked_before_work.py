@@ -183,6 +183,15 @@ def test_train_refuses_a_bad_train_setting_before_refreshing_the_store(
             ],
         ),
         (["--symbols", " , "], 2, ["--symbols", "expected a non-empty list of symbols"]),
+        (
+            ["--set", "symbols=[]"],
+            2,
+            [
+                "--set",
+                "key 'symbols': expected a non-empty list of symbols",
+                "symbols=all: every eligible symbol",
+            ],
+        ),
         (["--set", "symbols="], 2, ["--set", "key 'symbols': expected a non-empty list of symbols"]),
         (["--interval", "5m"], 1, ["interval 5m:", "has no 5m bars", "1m: BTCUSDT"]),
         (["--interval", "1x"], 2, ["--interval", "must be one of 1m, 5m, 15m, 1h, 1d, got '1x'"]),
