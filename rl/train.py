@@ -178,7 +178,7 @@ def _batch_size_origin(settings: Settings, overrides: Mapping[str, Any], where: 
 
 def symbols_origin(settings: Settings, overrides: Mapping[str, Any] | None) -> str:
     """Where the run's symbols came from, for a message about them: `the command line` (--symbols or --set
-    symbols=...), `cfg.toml [train] symbols (line 12)`, or `no symbols given: every eligible symbol`."""
+    symbols=...), `from cfg.toml [train] symbols, line 12; ...`, or `none given: ...`."""
     if (overrides or {}).get("symbols") is not None:
         return "from the command line"
     if settings.train.get("symbols") is not None:
