@@ -14,8 +14,11 @@ import click
 from cli.main import FORMATS, _ctx, cli, existing_lake, handle_errors
 from lake.config import TRAIN_INTERVALS, check_train_value, set_takes_train_keys_only
 from lake.context import RunContext
+from lake.errors import MarketlakeError
 
 log = logging.getLogger("marketlake.train")
+ALL_SYMBOLS = "all"
+"""`--symbols all`: every eligible symbol (rl.train.ALL_SYMBOLS; not imported here, rl pulls in torch)."""
 
 
 def train_and_evaluate(
@@ -57,7 +60,9 @@ def check_before_run(
     """What can be known wrong before a run is recorded is refused here, so that it never becomes a
     `failed` run, nor a long run lost at its end: the settings with the overrides, the device, the interval
     and symbols the lake holds (a symbol stored but not eligible in the train period is still the run's to
-    skip), the lake and the runs folder writable, and, for a run to be judged, a test period with bars."""
+    skip), the lake and the runs folder writable, at least one symbol eligible in the train period, and, for
+    a run to be judged, a test period with bars of the symbols the run trains on and a segment longer than
+    the window. A setting the run will not use (the other slippage mode's) is a warning."""
     from lake.writer import require_writable
     from rl.ppo import resolve_device
     from rl.train import (
@@ -66,39 +71,64 @@ def check_before_run(
         default_runs_dir,
         read_train_settings,
         split_fix,
+        symbols_origin,
         test_period_problem,
+        test_window_problem,
+        train_eligibility,
+        unused_settings,
     )
 
-    cfg, _env, opts = read_train_settings(run.settings, overrides)
+    cfg, env, opts = read_train_settings(run.settings, overrides)
     resolve_device(cfg.device)  # cuda on a machine without it
-    check_in_lake(run.root, run.settings, opts.interval, opts.symbols)
+    origin = symbols_origin(run.settings, overrides)
+    check_in_lake(run.root, run.settings, opts.interval, opts.symbols, origin)
     require_writable(run.root, "the lake records every run in its `runs` dataset")
     folder = Path(runs_dir or opts.runs_dir or default_runs_dir(run.root))
     require_writable(
         folder, "the run's folder, with its checkpoints and metrics, goes there; --runs-dir to choose"
     )
+    for note in unused_settings(run.settings, overrides):
+        log.warning(note)
+    # the symbols the run will train on (nothing eligible is refused here, not recorded as a failed run)
+    used = train_eligibility(run.root, run.settings, opts.interval, opts.symbols, origin).used
     if judged:
-        check_test_period(run.root, run.settings, opts.interval, opts.symbols)
-    else:  # trained now, judged later: a test period with no bar is said (even with --quiet), not refused
-        problem = test_period_problem(run.root, run.settings, opts.interval, opts.symbols)
+        check_test_period(run.root, run.settings, opts.interval, used)
+        problem, _short = test_window_problem(run.root, run.settings, opts.interval, used, env.window)
         if problem is not None:
+            raise MarketlakeError(problem)
+        return
+    # trained now, judged later: a test period with no bar is said (even with --quiet), not refused
+    problem = test_period_problem(run.root, run.settings, opts.interval, used)
+    if problem is None:
+        short, _short = test_window_problem(run.root, run.settings, opts.interval, used, env.window)
+        if short is not None:
             log.warning(
-                "%s: `marketlake evaluate` will have nothing to judge this run on; %s",
-                problem,
-                split_fix(run.settings),
+                "%s: `marketlake evaluate` will have nothing to score this run on; lower train.window to "
+                "evaluate it",
+                short.split(", so the evaluation")[0],
             )
+    elif problem is not None:
+        log.warning(
+            "%s: `marketlake evaluate` will have nothing to judge this run on; %s",
+            problem,
+            split_fix(run.settings),
+        )
 
 
 def _train_flag(key: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
-    """A click callback checking a flag's value like the [train] key `key` of the config file."""
+    """A click callback checking a flag's value like the [train] key `key` of the config file (`--symbols
+    all`: every eligible symbol, whatever [train] symbols says)."""
 
     def check(_ctx: click.Context, param: click.Parameter, value: Any) -> Any:
         if value is None:
             return None
+        if key == "symbols" and value == ALL_SYMBOLS:
+            return ALL_SYMBOLS
         try:
             return check_train_value(key, value)
         except ValueError as exc:
-            raise click.BadParameter(str(exc), param=param) from None
+            also = f" (--symbols {ALL_SYMBOLS}: every eligible symbol)" if key == "symbols" else ""
+            raise click.BadParameter(f"{exc}{also}", param=param) from None
 
     return check
 
@@ -121,9 +151,13 @@ def _set_pairs(_ctx: click.Context, param: click.Parameter, values: tuple[str, .
         if not eq or not key:
             raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param=param)
         try:
-            value = check_train_value(key, _toml_value(raw.strip()))
+            value = _toml_value(raw.strip())
+            if not (key == "symbols" and value == ALL_SYMBOLS):
+                value = check_train_value(key, value)
         except ValueError as exc:
             only = set_takes_train_keys_only(key)  # (a [data] or [splits] key)
+            if key == "symbols":
+                only = f" (symbols={ALL_SYMBOLS}: every eligible symbol)"
             raise click.BadParameter(f"key {key!r}: {exc}{only}", param=param) from None
         if key in out:  # (the last one silently won)
             raise click.BadParameter(
@@ -138,7 +172,8 @@ def _set_pairs(_ctx: click.Context, param: click.Parameter, values: tuple[str, .
     "--symbols",
     default=None,
     callback=_train_flag("symbols"),
-    help="Comma separated, each once (default: the train period's eligible symbols).",
+    help="Comma separated, each once; `all`: every eligible symbol, whatever [train] symbols says (default: "
+    "[train] symbols, else the train period's eligible symbols). The run trains on them in sorted order.",
 )
 @click.option(
     "--interval",

@@ -1772,6 +1772,11 @@ def train_and_evaluate(
         return result, evaluate(lake_root, given, result.run_dir, "test", say=say, note=note)
     except NothingToScore as exc:  # the training itself is done and recorded: name it
         raise NothingToScore(f"run {result.run_id} was trained and recorded, but its {exc}") from None
+    except EmptyPeriod as exc:  # the same: the run is kept, only its evaluation found no bar to judge it on
+        raise EmptyPeriod(
+            f"run {result.run_id} was trained and recorded, but its evaluation found no bar: {exc}; "
+            f"`marketlake evaluate {result.run_id}` once the test period holds bars"
+        ) from None
 
 
 # --- what a person sees -----------------------------------------------------------------------------------

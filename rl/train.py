@@ -10,7 +10,7 @@ evaluation (rl/evaluate.py) loads the chosen policy with `load_policy(run_dir)` 
 2. Data: which symbols are eligible in the TRAIN period (and which are skipped, and why), the train period
    (normalisation statistics computed on it alone) and the validation period (normalised with the train
    statistics). Nothing else is read. What changes the experiment (a symbol asked for and skipped, a
-   validation period with no bar, an embargo shorter than one bar of the interval, no model choice on
+   validation period with no bar, an embargo holding fewer than embargo_bars bars, no model choice on
    validation) is a warning of the `marketlake.train` logger, which the CLI shows even with --quiet.
 3. The run folder `<runs_dir>/<run_id>/`:
 
@@ -64,8 +64,8 @@ STATUS_FILE, SETTINGS_FILE, NORM_FILE = "status.json", "settings.json", "norm.js
 METRICS_FILE, TIMING_FILE, CHECKPOINTS = "metrics.jsonl", "timing.jsonl", "checkpoints"
 log = logging.getLogger("marketlake.train")
 """A fact that changes the experiment (a symbol asked for and skipped, a period with no bar, an embargo
-shorter than one bar, no model choice on validation) is a warning here: the CLI's log handler shows it on
-stderr even with --quiet, which hides only progress (`say`)."""
+holding fewer than embargo_bars bars, no model choice on validation) is a warning here: the CLI's log
+handler shows it on stderr even with --quiet, which hides only progress (`say`)."""
 
 
 # --- 1. settings ------------------------------------------------------------------------------------------
@@ -76,7 +76,9 @@ class RunOptions:
     """The run's own `[train]` keys (neither the learner's nor the market's)."""
 
     symbols: list[str] | None = None
-    """Symbols to train on; None: every symbol eligible in the train period."""
+    """Symbols to train on; None (or `all` on the command line): every symbol eligible in the train period.
+    The run trains on them in sorted order, whatever order they are given in (the same seed and the same
+    symbols give the same run)."""
     interval: str = "1m"
     """Bar interval to train on (1m, 1h, 1d, ...)."""
     runs_dir: str | None = None
@@ -84,6 +86,9 @@ class RunOptions:
 
 
 RUN_KEYS = tuple(f.name for f in dataclasses.fields(RunOptions))
+ALL_SYMBOLS = "all"
+"""`--symbols all` / `--set symbols=all`: every symbol eligible in the train period (undoes [train] symbols
+of the config file)."""
 ENV_KEYS = tuple(f.name for f in dataclasses.fields(EnvConfig))
 
 
@@ -110,12 +115,15 @@ def read_train_settings(
         raise
     env = EnvConfig.from_settings({k: v for k, v in table.items() if k in ENV_KEYS})
     run = RunOptions()
-    if table.get("symbols") is not None:
+    if table.get("symbols") is not None and table["symbols"] != ALL_SYMBOLS:
         raw = table["symbols"]
         if isinstance(raw, str):
             raw = [s.strip() for s in raw.split(",") if s.strip()]
         if not isinstance(raw, list) or not raw or not all(isinstance(s, str) for s in raw):
-            raise ConfigError(f"{where}: key 'symbols': expected a non-empty list of symbols, got {raw!r}")
+            raise ConfigError(
+                f"{where}: key 'symbols': expected a non-empty list of symbols (or {ALL_SYMBOLS!r}: every "
+                f"eligible symbol), got {raw!r}"
+            )
         try:
             run.symbols = [validate_symbol(s) for s in raw]
         except ValueError as exc:
@@ -168,6 +176,46 @@ def _batch_size_origin(settings: Settings, overrides: Mapping[str, Any], where: 
     return f"{' and '.join(origin)}: key 'batch_size'"
 
 
+def symbols_origin(settings: Settings, overrides: Mapping[str, Any] | None) -> str:
+    """Where the run's symbols came from, for a message about them: `the command line` (--symbols or --set
+    symbols=...), `from cfg.toml [train] symbols, line 12; ...`, or `none given: ...`."""
+    if (overrides or {}).get("symbols") is not None:
+        return "from the command line"
+    if settings.train.get("symbols") is not None:
+        line = lines_of(settings, ["train.symbols"]).get("train.symbols")
+        at = f", line {line}" if line is not None else ""
+        return f"from {settings.path or 'the settings'} [train] symbols{at}; --symbols all for every eligible one"
+    return "none given: every eligible symbol"
+
+
+UNUSED_BY_MODE = {"slippage_bps": "bps", "slippage_range_fraction": "range"}
+"""Each slippage parameter and the `slippage` mode that reads it."""
+
+
+def unused_settings(settings: Settings, overrides: Mapping[str, Any] | None = None) -> list[str]:
+    """Warnings, one line each, for a [train] key given (in the file or on the command line) that the run
+    will not read: the slippage parameter of the mode not chosen (`--set slippage=range --set
+    slippage_bps=5` moves no fill by 5 bps)."""
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    table = {**settings.train, **given}
+    mode = table.get("slippage", EnvConfig.slippage)
+    out = []
+    for key, reads in UNUSED_BY_MODE.items():
+        if key in table and mode != reads:
+            came = "the command line" if key in given else f"{settings.path or 'the settings'} [train]"
+            how = (
+                "the command line"
+                if "slippage" in given
+                else (f"{settings.path} [train]" if "slippage" in settings.train else "the default")
+            )
+            out.append(
+                f"{key} = {table[key]!r} (from {came}) is not used: slippage = {mode!r} (from {how}) reads "
+                f"only {next(k for k, m in UNUSED_BY_MODE.items() if m == mode)}; set slippage = {reads!r} "
+                f"to use {key}, or leave {key} out"
+            )
+    return out
+
+
 def default_runs_dir(root: Path) -> Path:
     """`runs/` beside the lake: ./data/lake -> ./data/runs (rl.runlog.default_runs_dir)."""
     from rl.runlog import default_runs_dir as beside
@@ -207,10 +255,13 @@ def _read_rl_sql(
     return lake.consistent(root, read)
 
 
-def check_in_lake(root: Path, settings: Settings, interval: str, wanted: list[str] | None) -> None:
-    """The lake holds bars of `interval` (and of every symbol in `wanted`); else a MarketlakeError saying
-    what it holds. For the command line, before a run is recorded: a mistyped symbol or interval is refused,
-    not recorded as a failed run (a symbol stored but not eligible in the train period is the run's to skip)."""
+def check_in_lake(
+    root: Path, settings: Settings, interval: str, wanted: list[str] | None, origin: str | None = None
+) -> None:
+    """The lake holds bars of `interval` (and of every symbol in `wanted`, which came from `origin`:
+    symbols_origin); else a MarketlakeError saying what it holds. For the command line, before a run is
+    recorded: a mistyped symbol or interval is refused, not recorded as a failed run (a symbol stored but
+    not eligible in the train period is the run's to skip)."""
     import lake
     from lake.connect import views_needed
 
@@ -230,8 +281,9 @@ def check_in_lake(root: Path, settings: Settings, interval: str, wanted: list[st
         )
     missing = [s for s in wanted or [] if s not in held[interval]]
     if missing:
+        came = f" ({origin})" if origin else ""
         raise MarketlakeError(
-            f"symbol(s) {', '.join(missing)}: no {interval} bars in the lake at {root} "
+            f"symbol(s) {', '.join(missing)}{came}: no {interval} bars in the lake at {root} "
             f"(its {interval} symbols: {', '.join(held[interval])})"
         )
 
@@ -269,14 +321,52 @@ def check_test_period(root: Path, settings: Settings, interval: str, wanted: lis
     raise MarketlakeError(f"{problem}: a run would train in full and have nothing to be judged on; {fix}")
 
 
-def train_eligibility(root: Path, settings: Settings, interval: str, wanted: list[str] | None) -> Eligibility:
-    """Every symbol of the interval with its train-period eligibility (sql/rl/train_eligible.sql: the
-    `symbol_quality_by_split` view, the split 'train' only)."""
-    rows = _read_rl_sql(root, settings, "train_eligible.sql", {"interval": interval})
-    status = {str(s): (bool(ok), str(reason or "")) for s, _ac, ok, reason in rows}
+def test_segments(
+    root: Path, settings: Settings, interval: str, symbols: list[str]
+) -> dict[str, tuple[int, int]]:
+    """Each of `symbols` with test-period bars after the features' warm-up: (those bars, the bars of its
+    longest segment among them) (sql/rl/test_segments.sql). Counts bars; reads none of their prices."""
+    rows = _read_rl_sql(root, settings, "test_segments.sql", {"interval": interval, "symbols": symbols})
+    return {str(s): (int(n), int(longest)) for s, n, longest in rows}
+
+
+def test_window_problem(
+    root: Path, settings: Settings, interval: str, symbols: list[str], window: int
+) -> tuple[str | None, list[str]]:
+    """Whether the test period can score a model of `window` on `symbols`: a decision needs `window` rows of
+    history in its segment (after the warm-up) and a next bar to fill at, so a segment of n rows gives
+    n - window decisions. Returns (why no symbol can be scored, or None; the symbols that cannot be, when
+    others can)."""
+    segs = test_segments(root, settings, interval, symbols)
+    short = [s for s in symbols if segs.get(s, (0, 0))[1] <= window]
+    if len(short) < len(symbols):
+        return None, short
+    longest = ", ".join(f"{s} {segs[s][1]}" if s in segs else f"{s} none" for s in symbols)
+    best = max((n for _, n in segs.values()), default=0)
+    lower = f"--set window={best - 1} or lower" if best > 1 else "a lower window"
+    return (
+        f"window {window}: no test-period segment of {', '.join(symbols)} is longer than the window (the "
+        f"longest after the features' warm-up, in {interval} bars: {longest}; a decision needs {window} rows of "
+        f"history in its segment and a next bar to fill at), so the evaluation would have nothing to score "
+        f"after the run has trained in full; lower train.window ({lower}), give the test period more data, "
+        "or train with --no-evaluate",
+        short,
+    )
+
+
+def train_eligibility(
+    root: Path, settings: Settings, interval: str, wanted: list[str] | None, origin: str | None = None
+) -> Eligibility:
+    """Every symbol of the interval with its train-period eligibility (sql/rl/train_setup.sql: the
+    `symbol_quality_by_split` view, the split 'train' only, and the train period's bounds). The symbols used
+    are sorted, whatever order `wanted` gives them in: the same seed and the same symbols give the same run.
+    Nothing eligible is a MarketlakeError naming each symbol and why (with the train period's dates, and why
+    a symbol has no bar in it), and where the symbols came from (`origin`: symbols_origin)."""
+    rows = _read_rl_sql(root, settings, "train_setup.sql", {"interval": interval})
+    status = {str(s): (bool(ok), str(reason or "")) for s, _ac, ok, reason, _a, _b in rows}
     used: list[str] = []
     skipped: dict[str, str] = {}
-    for symbol in wanted if wanted is not None else sorted(status):
+    for symbol in sorted(wanted) if wanted is not None else sorted(status):
         if symbol not in status:
             skipped[symbol] = f"no {interval} bars in the lake"
         elif status[symbol][0]:
@@ -285,8 +375,26 @@ def train_eligibility(root: Path, settings: Settings, interval: str, wanted: lis
             skipped[symbol] = status[symbol][1] or "not eligible in the train period"
     if not used:
         why = "; ".join(f"{s}: {r}" for s, r in skipped.items()) or f"the lake has no {interval} bars"
+        came = f" (symbols {origin})" if origin and wanted is not None else ""
+        period = ""
+        if rows and any(r.startswith("no bar in the train period") for r in skipped.values()):
+            start_at, end_at = rows[0][4].astimezone(dt.UTC), rows[0][5].astimezone(dt.UTC)
+            if settings.split_method == "date":
+                cut = f"it ends at the end of [splits] train_end = {settings.train_end}"
+                fix = f"set [splits] train_end and validation_end inside the {interval} bars' dates"
+            else:
+                cut = f"[splits] method = {settings.split_method!r} cuts it as a share of that range"
+                fix = (
+                    f'use [splits] method = "date" with train_end and validation_end inside the {interval} '
+                    "bars' dates"
+                )
+            period = (
+                f". The train period is {start_at:%Y-%m-%d %H:%M} .. {end_at:%Y-%m-%d %H:%M} UTC: the periods "
+                f"are cut from the whole lake's range (every interval and symbol, not the {interval} bars "
+                f"alone), and {cut}; {fix}"
+            )
         raise MarketlakeError(
-            f"nothing to train on: no {interval} symbol is eligible in the train period ({why})"
+            f"nothing to train on: no {interval} symbol{came} is eligible in the train period ({why}){period}"
         )
     return Eligibility(used, skipped)
 
@@ -328,30 +436,96 @@ def split_fix(settings: Settings) -> str:
     )
 
 
+@dataclass(frozen=True)
+class EmbargoGap:
+    """The embargo between two consecutive periods (UTC bounds) and how many bars of one training symbol at
+    the run's interval lie in it (the symbol has bars on both sides)."""
+
+    before: str
+    after: str
+    start_at: dt.datetime
+    end_at: dt.datetime
+    symbol: str
+    asset_class: str
+    bars: int
+
+
+def embargo_gaps(root: Path, settings: Settings, interval: str, symbols: list[str]) -> list[EmbargoGap]:
+    """The embargoes train -> validation and validation -> test with the bars of each of `symbols` at
+    `interval` in them (sql/rl/embargo_gaps.sql; a symbol without bars on both sides of a gap is left out).
+    Counts bars; reads none of them."""
+    rows = _read_rl_sql(root, settings, "embargo_gaps.sql", {"interval": interval, "symbols": symbols})
+    return [
+        EmbargoGap(
+            str(a), str(b), s.astimezone(dt.UTC), e.astimezone(dt.UTC), str(sym), str(ac or ""), int(n)
+        )
+        for a, b, s, e, sym, ac, n in rows
+    ]
+
+
+SESSION_MINUTES = 390
+"""A stock's regular session (09:30-16:00 New York): the minutes of bars it trades a day."""
+
+
+def embargo_days_for(bars: int, interval: str, stock: bool) -> int:
+    """Whole days an embargo needs to hold `bars` bars of `interval`: of crypto (24/7) the clock time; of a
+    stock the trading days its sessions need, as calendar days (5 trading days a week) plus 2 for a weekend
+    or a holiday at the start (an estimate: a long run of holidays can still hold fewer)."""
+    minutes = INTERVAL_MINUTES.get(interval, 1)
+    if not stock:
+        return max(1, math.ceil(bars * minutes / 1440))
+    per_day = max(1, SESSION_MINUTES // minutes) if minutes < 1440 else 1
+    trading_days = math.ceil(bars / per_day) * max(1, minutes // 1440)
+    return math.ceil(trading_days * 7 / 5) + 2
+
+
 def period_warnings(
-    periods: Mapping[str, PeriodCount], settings: Settings, interval: str, symbols: list[str]
+    periods: Mapping[str, PeriodCount],
+    settings: Settings,
+    interval: str,
+    symbols: list[str],
+    gaps: list[EmbargoGap] | None = None,
 ) -> list[str]:
-    """The warnings a run's periods call for, one line each: an embargo between train and validation
-    shorter than one bar of `interval` (it is counted in bars of the lake's shortest interval, so a lake that
-    also holds minute bars gives a daily model minutes), and a validation period with no bar of `symbols`."""
+    """The warnings a run's periods call for, one line each: an embargo (`gaps`) that holds fewer than
+    `embargo_bars` bars of `interval` of a training symbol with bars on both sides of it (the embargo is
+    `embargo_bars` bars of the lake's shortest interval as clock time, which on a stock lake can fall in the
+    closed market, and which a lake that also holds minute bars makes minutes for a daily model; with
+    `embargo_days` set the promise is whole days, not bars, and nothing is said), and a validation period
+    with no bar of `symbols`."""
     out: list[str] = []
-    train, val = periods.get("train"), periods.get("validation")
-    bar_minutes = INTERVAL_MINUTES.get(interval, 1)
-    if train is not None and val is not None and val.end_at > val.start_at:
-        gap = (val.start_at - train.end_at).total_seconds() / 60
-        if gap < bar_minutes:
-            how = (
-                f"[splits] embargo_days = {settings.embargo_days}"
-                if settings.embargo_days is not None
-                else f"[splits] embargo_bars = {settings.embargo_bars} bars of the lake's shortest interval"
+    val = periods.get("validation")
+    if settings.embargo_days is None:
+        by_gap: dict[tuple[str, str], list[EmbargoGap]] = {}
+        for g in gaps or []:
+            if g.bars < settings.embargo_bars:
+                by_gap.setdefault((g.before, g.after), []).append(g)
+        for (before, after), short in by_gap.items():
+            g0 = short[0]
+            gap = (g0.end_at - g0.start_at).total_seconds() / 60
+            held = ", ".join(f"{g.symbol} {g.bars}" for g in short)
+            days = max(
+                embargo_days_for(settings.embargo_bars, interval, g.asset_class != "crypto") for g in short
             )
-            days = max(1, math.ceil(settings.embargo_bars * bar_minutes / 1440))
             out.append(
-                f"the embargo between the train and validation periods is {_span(gap)} ({how}), shorter than "
-                f"one {interval} bar: the last train bar and the first validation bar can be consecutive, and "
-                f"the validation bars' features reach back into train; set [splits] embargo_days = {days} "
-                f"({days} calendar days: at least {settings.embargo_bars} {interval} bars of crypto; fewer of a "
-                "stock, which trades only in its sessions)"
+                f"the embargo between the {before} and {after} periods ({g0.start_at:%Y-%m-%d %H:%M} .. "
+                f"{g0.end_at:%Y-%m-%d %H:%M} UTC, {_span(gap)}: [splits] embargo_bars = {settings.embargo_bars} "
+                f"is that many bars of the lake's shortest interval as clock time) holds fewer than "
+                f"{settings.embargo_bars} {interval} bars of the training symbols ({interval} bars in it: "
+                f"{held}): the last {before} bar and the first {after} bar are that close, and the {after} "
+                f"bars' features reach back into {before}; set [splits] embargo_days = {days} (whole days, "
+                f"enough for {settings.embargo_bars} {interval} bars of "
+                + (
+                    "a stock, which trades only in its sessions"
+                    if any(g.asset_class != "crypto" for g in short)
+                    else "crypto"
+                )
+                + ")"
+                + (
+                    "; the embargo then starts where train_end (validation_end) ends: keep the next period's "
+                    "end after it"
+                    if settings.split_method == "date"
+                    else ""
+                )
             )
     if val is not None and val.bars == 0:
         out.append(
@@ -673,7 +847,7 @@ def train(
     seed_everything(cfg.seed, cfg.torch_threads)
 
     # 2. data: train and validation only
-    elig = train_eligibility(root, settings, opts.interval, opts.symbols)
+    elig = train_eligibility(root, settings, opts.interval, opts.symbols, symbols_origin(settings, overrides))
     say(f"symbols ({opts.interval}): {', '.join(elig.used)}")
     for symbol, why in elig.skipped.items():
         if opts.symbols is not None:  # asked for by name: the run is not the one asked for
@@ -686,7 +860,8 @@ def train(
         else:
             say(f"skipped {symbol}: {why}")
     periods = train_period_counts(root, settings, opts.interval, elig.used)
-    for note in period_warnings(periods, settings, opts.interval, elig.used):
+    gaps = embargo_gaps(root, settings, opts.interval, elig.used) if settings.embargo_days is None else []
+    for note in period_warnings(periods, settings, opts.interval, elig.used, gaps):
         log.warning(note)
     val_said = "validation" in periods and periods["validation"].bars == 0  # its warning is given
     # eligibility is decided above: the periods are read without asking it again

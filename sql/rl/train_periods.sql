@@ -1,7 +1,7 @@
 -- The train and validation periods' bounds (from the splits view) and how many stored bars of $interval of
 -- the training $symbols (a list) each holds, for rl/train.py's warnings before a run: a period with no bar
--- (fraction splits on a stock lake can fall overnight) and an embargo shorter than one bar of the training
--- interval (the embargo is in bars of the lake's shortest interval). The test period is not counted here
+-- (fraction splits on a stock lake can fall overnight); the embargoes' bars are counted by embargo_gaps.sql.
+-- The test period is not counted here
 -- (training never reads it). A bar is in a period when its whole life is, as period_rows.sql reads them.
 SELECT s.split,
        s.start_at,

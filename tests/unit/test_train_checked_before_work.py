@@ -147,8 +147,16 @@ def test_train_refuses_a_bad_train_setting_before_refreshing_the_store(
 @pytest.mark.parametrize(
     ("args", "code", "says"),
     [
-        (["--symbols", "NOPE"], 1, ["symbol(s) NOPE: no 1m bars in the lake", "BTCUSDT, ETHUSDT, SOLUSDT"]),
-        (["--symbols", "BTCUSDT,NOPE"], 1, ["symbol(s) NOPE: no 1m bars in the lake"]),
+        (
+            ["--symbols", "NOPE"],
+            1,
+            ["symbol(s) NOPE (from the command line): no 1m bars in the lake", "BTCUSDT, ETHUSDT, SOLUSDT"],
+        ),
+        (
+            ["--symbols", "BTCUSDT,NOPE"],
+            1,
+            ["symbol(s) NOPE (from the command line): no 1m bars in the lake"],
+        ),
         (  # refused as the file's list is (it was made one symbol silently)
             ["--symbols", "BTCUSDT,BTCUSDT"],
             2,
@@ -168,9 +176,22 @@ def test_train_refuses_a_bad_train_setting_before_refreshing_the_store(
         (  # as --set symbols= is (it trained on every eligible symbol)
             ["--symbols", ""],
             2,
-            ["--symbols", "expected a non-empty list of symbols, got ''"],
+            [
+                "--symbols",
+                "expected a non-empty list of symbols, got ''",
+                "--symbols all: every eligible symbol",
+            ],
         ),
         (["--symbols", " , "], 2, ["--symbols", "expected a non-empty list of symbols"]),
+        (
+            ["--set", "symbols=[]"],
+            2,
+            [
+                "--set",
+                "key 'symbols': expected a non-empty list of symbols",
+                "symbols=all: every eligible symbol",
+            ],
+        ),
         (["--set", "symbols="], 2, ["--set", "key 'symbols': expected a non-empty list of symbols"]),
         (["--interval", "5m"], 1, ["interval 5m:", "has no 5m bars", "1m: BTCUSDT"]),
         (["--interval", "1x"], 2, ["--interval", "must be one of 1m, 5m, 15m, 1h, 1d, got '1x'"]),
@@ -432,29 +453,36 @@ def test_hold_overnight_false_on_daily_bars_is_refused_naming_the_file(
     assert r.exit_code == 0, r.output
 
 
-def test_an_evaluation_no_model_can_be_scored_on_is_refused_and_not_recorded(
+def test_an_evaluation_no_model_can_be_scored_on_is_refused_before_training_and_not_recorded(
     runner: CliRunner, train_lake: Path, tmp_path: Path
 ) -> None:
-    """A window longer than every segment of the test period (414 bars each here): no bar can be decided on,
-    so nothing is evaluated; it was recorded `finished` with every policy at +0.00% over 0 bars."""
+    """A window longer than every segment of the test period (414 bars each here, after the warm-up): no bar
+    can be decided on, so a run to be evaluated is refused before any work (no folder, no row), naming the
+    longest segment and the window to lower; it trained in full, and only then failed. --no-evaluate trains,
+    warning that `evaluate` will have nothing to score; and `marketlake evaluate RUN_ID` refuses, recording
+    nothing."""
     runs = tmp_path / "runs"
+    before = len(_train_runs(train_lake))
     args = ["--lake", str(train_lake), "train", "--runs-dir", str(runs), "--symbols", "BTCUSDT"]
     r = runner.invoke(cli, [*args, *tiny_sets(window=420)])
     assert r.exit_code == 1, r.output
+    assert (
+        "error: window 420: no test-period segment of BTCUSDT is longer than the window (the longest after the "
+        "features' warm-up, in 1m bars: BTCUSDT 414; "
+    ) in r.output, r.output
+    assert "lower train.window (--set window=413 or lower)" in r.output and "--no-evaluate" in r.output
+    assert "Traceback" not in r.output, r.output
+    assert not runs.exists() and len(_train_runs(train_lake)) == before
+
+    r = runner.invoke(cli, [*args, "--no-evaluate", *tiny_sets(window=420)])
+    assert r.exit_code == 0, r.output
+    assert "window 420: no test-period segment of BTCUSDT is longer than the window" in r.stderr, r.stderr
+    assert "`marketlake evaluate` will have nothing to score this run on" in r.stderr, r.stderr
+    (run_dir,) = runs.iterdir()
     refusal = (
         "test period: none of its 414 1m bars has 420 rows of history in its segment and a next bar to "
         "fill at, so no model can be scored on it: no evaluation was run or recorded (the run's window is 420"
     )
-    (run_dir,) = runs.iterdir()
-    assert f"error: run {run_dir.name} was trained and recorded, but its {refusal}" in r.output, r.output
-    assert "Traceback" not in r.output and "UserWarning" not in r.output, r.output
-    assert [row["status"] for row in _train_runs(train_lake) if row["run_id"] == run_dir.name] == ["finished"]
-    assert not (run_dir / "evaluation-test.json").exists() and not (run_dir / "evaluation-test.png").exists()
-    evaluations = [
-        row for row in runlog.list_runs(train_lake, kind="evaluate") if row["run_dir"] == str(run_dir)
-    ]
-    assert evaluations == [], evaluations
-    # and `marketlake evaluate RUN_ID` says the same, recording nothing
     r = runner.invoke(cli, ["--lake", str(train_lake), "evaluate", run_dir.name])
     assert r.exit_code == 1 and r.output.startswith(f"error: {refusal}"), r.output
     assert len(r.output.strip().splitlines()) == 1, r.output
@@ -462,6 +490,16 @@ def test_an_evaluation_no_model_can_be_scored_on_is_refused_and_not_recorded(
         row for row in runlog.list_runs(train_lake, kind="evaluate") if row["run_dir"] == str(run_dir)
     ]
     assert evaluations == [], evaluations
+
+
+def test_a_window_some_symbols_test_segments_allow_is_not_refused(train_lake: Path) -> None:
+    """The check refuses only when no training symbol can be scored: the others are named."""
+    from lake.config import Settings
+    from rl.train import test_window_problem
+
+    assert test_window_problem(train_lake, Settings(), "1m", ["BTCUSDT", "ETHUSDT"], 413) == (None, [])
+    problem, short = test_window_problem(train_lake, Settings(), "1m", ["BTCUSDT"], 414)
+    assert problem is not None and short == ["BTCUSDT"]
 
 
 def test_more_torch_threads_than_cpus_is_refused_by_train_not_by_other_commands(

@@ -123,7 +123,10 @@ def test_an_empty_validation_period_is_a_warning_even_with_quiet(
     assert "train_end / validation_end" in line, err
     # the test period is empty too: --no-evaluate trains, and says that evaluate will have nothing
     (test,) = [w for w in _warnings(err) if "test period" in w]
-    assert "the test period (2024-03-03 00:00 .. 2024-03-03 00:00 UTC) holds no 1m bar: " in test, err
+    assert (
+        "the test period (2024-03-03 00:00 .. 2024-03-03 00:00 UTC) holds no 1m bar of BTCUSDT, ETHUSDT: "
+        in (test)
+    ), err  # (of the symbols the run trains on)
     assert "`marketlake evaluate` will have nothing to judge this run on" in test, err
 
 
@@ -150,18 +153,52 @@ def test_an_embargo_shorter_than_one_bar_of_the_training_interval_warns(
 ) -> None:
     """A daily model on a lake that also holds minute bars: the default embargo is 60 minutes, less than one
     daily bar, so the last train bar and the first validation bar are consecutive days: said even with -q,
-    naming the setting to raise; with embargo_days set to it, nothing is said."""
+    naming the setting to raise; with embargo_days set (the promise is then whole days), nothing is said."""
     config = tmp_path / "c.toml"
     body = f'[train]\n{TINY_TOML}\nsymbols = ["SPY"]\ninterval = "1d"\n'
     config.write_text(body)
     code, out, err = _train(runner, daily_and_minute_lake, config, tmp_path, "--no-evaluate")
     assert code == 0, out + err
     (line,) = [w for w in _warnings(err) if "embargo" in w]  # (SPY ends before the test period: said too)
-    assert "the embargo between the train and validation periods is 60 minute(s)" in line, err
-    assert "shorter than one 1d bar" in line and "set [splits] embargo_days = 60" in line, err
+    assert "the embargo between the train and validation periods (" in line, err
+    assert "60 minute(s): [splits] embargo_bars = 60" in line, err
+    assert "holds fewer than 60 1d bars of the training symbols (1d bars in it: SPY " in line, err
+    assert "set [splits] embargo_days = 86" in line, err  # 60 trading days, 5 a week, and a weekend
 
     config.write_text(body + "[splits]\nembargo_days = 60\n")
     code, out, err = _train(runner, daily_and_minute_lake, config, tmp_path, "--no-evaluate")
+    assert code == 0, out + err
+    assert [w for w in _warnings(err) if "embargo" in w] == [], err
+
+
+def test_an_embargo_in_the_closed_market_of_a_stock_minute_lake_warns_with_the_bars_it_holds(
+    runner: CliRunner, spx_minute_lake: Path, tmp_path: Path
+) -> None:
+    """A 1m stock lake with date splits at 00:00 UTC: the 60-bar embargo is 60 clock minutes (00:00 .. 01:00
+    UTC), in the closed market, so it holds no bar and the last train bar (11-05 20:59 UTC) and the first
+    validation bar (11-06 14:30) are consecutive: said even with -q, for both embargoes, with the bars each
+    holds and the embargo_days to set; with embargo_days set (whole days promised), nothing is said."""
+    config = tmp_path / "c.toml"
+    body = (
+        f"[train]\n{TINY_TOML}\n[data]\nmin_bars_per_symbol = 100\n"
+        '[splits]\nmethod = "date"\ntrain_end = 2019-11-05\nvalidation_end = 2019-11-06\n'
+    )
+    config.write_text(body)
+    code, out, err = _train(runner, spx_minute_lake, config, tmp_path, "--no-evaluate")
+    assert code == 0, out + err
+    lines = [w for w in _warnings(err) if "embargo" in w]
+    assert len(lines) == 2, err
+    first, second = lines
+    assert (
+        "the embargo between the train and validation periods (2019-11-06 00:00 .. 2019-11-06 01:00 UTC"
+        in first
+    )
+    assert "holds fewer than 60 1m bars of the training symbols (1m bars in it: SPX 0)" in first, err
+    assert "set [splits] embargo_days = 4" in first, err
+    assert "the embargo between the validation and test periods (2019-11-07 00:00 .. " in second, err
+
+    config.write_text(body + "embargo_days = 1\n")
+    code, out, err = _train(runner, spx_minute_lake, config, tmp_path, "--no-evaluate")
     assert code == 0, out + err
     assert [w for w in _warnings(err) if "embargo" in w] == [], err
 
