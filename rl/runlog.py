@@ -224,6 +224,13 @@ def _partition_value(path: Path, key: str) -> str | None:
     return None
 
 
+def file_range(path: str | os.PathLike[str]) -> tuple[dt.datetime, dt.datetime] | None:
+    """The UTC time range a lake file's `period=` partition covers (a month or a year), None for a file
+    with no period (a symbol's news)."""
+    period = _partition_value(Path(path), "period")
+    return _period_range(period) if period else None
+
+
 def lake_files_for(
     root: str | os.PathLike[str],
     symbols: Sequence[str],
@@ -815,6 +822,29 @@ def stored_records(root: str | os.PathLike[str] | None, settings: Settings | Non
     """Every run of the lake as stored (every column, no liveness read into it), oldest first: what
     `marketlake runs sync --all` sends."""
     return [record_of(r) for r in _whole_rows(resolve_lake_root(root), settings, "all_runs")]
+
+
+def recorded_snapshot(
+    root: str | os.PathLike[str] | None, run_id: str
+) -> tuple[str, list[dict[str, Any]] | None] | None:
+    """The data snapshot the `runs` row of training run `run_id` recorded: its hash and its files (None for
+    a row written without them); None when the lake has no such row or it has no snapshot."""
+    import lake
+
+    lake_root = resolve_lake_root(root)
+    query = _sql("train_snapshot")
+
+    def read() -> tuple[Any, ...] | None:
+        con = lake.connect(lake_root, read_only=True, settings=Settings(), views=views_needed([query]))
+        try:
+            return con.execute(query, {"run_id": validate_run_id(run_id)}).fetchone()
+        finally:
+            con.close()
+
+    row = lake.consistent(lake_root, read)
+    if row is None or not row[0]:
+        return None
+    return str(row[0]), json.loads(row[1]) if row[1] else None
 
 
 def _whole_rows(root: Path, settings: Settings | None, name: str) -> list[dict[str, Any]]:
