@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import cli
+from lake.config import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
@@ -82,3 +83,22 @@ def test_every_target_that_takes_config_or_args_says_so_in_its_help() -> None:
         assert "ARGS=" in helps[target], helps[target]
     for target in ("train", "ingest", "check", "shell"):
         assert "CONFIG=FILE" in helps[target], helps[target]
+
+
+def test_train_names_the_settings_file_it_reads_not_only_the_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one line train says about its settings: the file's absolute path when there is one (was: only the
+    built-in defaults were said, a file never)."""
+    from cli.reading import settings_line
+
+    config = tmp_path / "mine.toml"
+    config.write_text("[train]\nseed = 1\n")
+    monkeypatch.chdir(tmp_path)
+    line = settings_line(load_settings(Path("mine.toml")))
+    assert line.startswith(f"settings: {config} (") and "\n" not in line, line
+    monkeypatch.delenv("MARKETLAKE_CONFIG", raising=False)
+    assert settings_line(Settings()) == (
+        f"settings: the built-in defaults (no marketlake.toml in {tmp_path}; --config FILE or "
+        "$MARKETLAKE_CONFIG to use one)"
+    )
