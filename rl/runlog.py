@@ -369,13 +369,20 @@ def default_runs_dir(root: Path) -> Path:
     return root.resolve().parent / "runs"
 
 
-def own_run_dir(root: str | os.PathLike[str] | None, run_id: str, settings: Settings | None = None) -> Path:
-    """Where this lake keeps the folder of training run `run_id`: `<runs_dir>/<run_id>` (the [train]
-    runs_dir setting, default `runs/` beside the lake). It comes before the `run_dir` a row records: a lake
-    copied with its runs folder records the original's absolute folders, and what reads or writes a run of
-    the copy must find the copy's folder, not the original's (rl.evaluate.find_run_dir, the repair here)."""
+def runs_folder(root: str | os.PathLike[str] | None, settings: Settings | None = None) -> Path:
+    """This lake's runs folder, where `marketlake train` puts its run folders and `evaluate` looks first:
+    the [train] runs_dir setting (a relative path is from the working folder), default `runs/` beside the
+    lake (the notebook finds runs with it too)."""
     base = (settings.train.get("runs_dir") if settings else None) or default_runs_dir(resolve_lake_root(root))
-    return Path(base) / validate_run_id(run_id)
+    return Path(base)
+
+
+def own_run_dir(root: str | os.PathLike[str] | None, run_id: str, settings: Settings | None = None) -> Path:
+    """Where this lake keeps the folder of training run `run_id`: `<runs_dir>/<run_id>` (`runs_folder`: the
+    [train] runs_dir setting, default `runs/` beside the lake). It comes before the `run_dir` a row records: a
+    lake copied with its runs folder records the original's absolute folders, and what reads or writes a run
+    of the copy must find the copy's folder, not the original's (rl.evaluate.find_run_dir, the repair here)."""
+    return runs_folder(root, settings) / validate_run_id(run_id)
 
 
 def _recorded_lake(run_dir: Path) -> Path | None:
