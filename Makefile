@@ -5,6 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# CONFIG=FILE (the settings file) and ARGS="..." (the command's own flags), each only when given on make's
+# command line (`make train CONFIG=demo.toml ARGS="--iterations 5"`): a CONFIG or ARGS in the environment
+# is someone else's. --config goes before the command, where every command takes it.
+CONFIG_FLAG = $(if $(filter command line,$(origin CONFIG)),--config "$(CONFIG)")
+ARGS_GIVEN = $(if $(filter command line,$(origin ARGS)),$(ARGS))
 
 .DEFAULT_GOAL := help
 .PHONY: help install ingest train demo shell check test unit integration lint bench clean
@@ -23,20 +28,20 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP) #-- create .venv and install marketlake (editable) with its dev tools (TORCH_INDEX=URL: torch from that index)
 
-ingest: $(STAMP) #-- pull every source configured in marketlake.toml into the lake
-	$(BIN)/marketlake ingest
+ingest: $(STAMP) #-- pull every source the settings configure into the lake (CONFIG=FILE: its settings, else marketlake.toml; ARGS="...": e.g. "csv FILE --symbol X")
+	$(BIN)/marketlake $(CONFIG_FLAG) ingest $(ARGS_GIVEN)
 
-train: $(STAMP) #-- train PPO on the train period, evaluate on the unseen test period
-	$(BIN)/marketlake train
+train: $(STAMP) #-- train PPO on the train period, evaluate on the unseen test period (CONFIG=FILE: its settings; ARGS="...": train's flags)
+	$(BIN)/marketlake $(CONFIG_FLAG) train $(ARGS_GIVEN)
 
-demo: $(STAMP) #-- run the whole chain offline on the real data the project ships
-	$(BIN)/marketlake demo
+demo: $(STAMP) #-- run the whole chain offline on the real data the project ships (its own demo.toml: CONFIG is refused; ARGS="...": demo's flags)
+	$(BIN)/marketlake $(CONFIG_FLAG) demo $(ARGS_GIVEN)
 
 shell: $(STAMP) #-- open the DuckDB shell on the lake with every view ready (CONFIG=FILE: its settings file)
 	$(BIN)/marketlake $(if $(filter command line,$(origin CONFIG)),--config "$(CONFIG)") shell
 
-check: $(STAMP) #-- data-quality report per symbol
-	$(BIN)/marketlake check
+check: $(STAMP) #-- data-quality report per symbol (CONFIG=FILE: its settings; ARGS="...": check's flags)
+	$(BIN)/marketlake $(CONFIG_FLAG) check $(ARGS_GIVEN)
 
 lint: $(STAMP) #-- ruff and mypy
 	$(BIN)/ruff check .

@@ -26,7 +26,21 @@ from cli.main import (
     print_table,
     write_rows,
 )
+from lake.config import DEFAULT_CONFIG, Settings
 from lake.errors import MarketlakeError, repair_advice
+
+
+def settings_line(settings: Settings) -> str:
+    """The one line (progress, on stderr) a command that reads the settings file says about it: the file's
+    absolute path, or that it runs on the built-in defaults (no ./marketlake.toml where it runs), and how to
+    give another (`marketlake train`: `make train CONFIG=FILE` passes --config FILE)."""
+    if settings.path is None:
+        return (
+            f"settings: the built-in defaults (no {DEFAULT_CONFIG} in {Path.cwd()}; --config FILE or "
+            "$MARKETLAKE_CONFIG to use one)"
+        )
+    return f"settings: {settings.path.absolute()} (another file: --config FILE or $MARKETLAKE_CONFIG)"
+
 
 # --- reading -------------------------------------------------------------------------------------------
 

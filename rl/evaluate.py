@@ -159,6 +159,11 @@ class EvalReport:
     ruins: dict[str, dict[str, str]] = field(default_factory=dict)
     """policy -> symbol -> the open (ISO 8601 UTC) of the bar its account was wiped out over (`Walk.ruins`):
     that symbol was held flat from then to the period's end. Empty when no account was ruined."""
+    training_data: dict[str, Any] | None = None
+    """Whether the lake's train and validation bars are still those the training run read
+    (`_training_data_check`): its row's data_snapshot (`recorded`), the same snapshot taken now (`now`),
+    `changed`, and the note said when they differ; None when it could not be compared (no training row in
+    this lake, a policy given in code)."""
 
     @property
     def out_of_sample(self) -> bool:
@@ -214,6 +219,7 @@ class EvalReport:
                 "per_symbol": {s: by for s, by in self.costs_of_capital.items() if s != "overall"},
             },
             "ruins": self.ruins,
+            "training_data": self.training_data,
             "gaps": self.gaps,
             "gap_lines": gap_lines(self.gaps),
             "files": {
@@ -827,14 +833,17 @@ def evaluate(
     given = settings
     if isinstance(saved.get("data_settings"), dict):  # the periods and rules the run was trained with
         own = settings.with_sql_settings(saved["data_settings"])
-        if own.sql_settings() != settings.sql_settings():
-            note(
-                "note: evaluating with the run's own data settings (periods, eligibility), not the current ones"
-            )
+        differs = _own_data_note(own, settings)
+        if differs:
+            note(differs)
         settings = own
     env_given = env_config is not None
     judged: dict[str, Any] | None = None
+    training_data: dict[str, Any] | None = None
     if policy is None:
+        training_data = _training_data_check(root, settings, run_dir, saved)
+        if training_data is not None and training_data["changed"]:
+            note(training_data["note"])
         policy, saved_env, saved_norm, judged = _load_judged(run_dir)
         env_config = env_config or saved_env
         norm = norm or saved_norm
@@ -869,6 +878,7 @@ def evaluate(
             resamples=resamples, clear_from=clear_from, moved=moved, say=say, note=note,
         )  # fmt: skip
         report.checkpoint, report.parent_status = judged, parent_status
+        report.training_data = training_data
         if record or write:
             _write(report, data, steps, run_dir, run_id if record else None, say)
         return report
@@ -893,6 +903,84 @@ TRADING_KEYS = (
 """The [train] settings an evaluation trades by that a reader could expect the given settings to change, each
 named when they differ from the run's own (`_own_trading_note`): EnvConfig's fields but `window` (the
 model's input: it can be no other) and `episode_length` (the evaluation walks every segment whole)."""
+
+
+def _own_data_note(own: Settings, given: Settings) -> str | None:
+    """A note naming each data setting (the SQL settings: periods, eligibility, features) whose value in
+    `given` differs from the run's own (`own`), which the evaluation uses (its periods and bars are those the
+    model was trained and chosen on); None when they agree."""
+    mine, yours = own.sql_settings(), given.sql_settings()
+    diffs = [
+        f"{_data_key(key)} {_data_value(mine.get(key))} (your settings say {_data_value(yours.get(key))})"
+        for key in mine
+        if mine.get(key) != yours.get(key)
+    ]
+    if not diffs:
+        return None
+    return "note: evaluating with the run's own data settings (periods, eligibility): " + ", ".join(diffs)
+
+
+def _data_key(key: str) -> str:
+    """A data setting (a key of Settings.sql_settings) in the settings file's words: [splits] method and its
+    cut points, [data] the rest."""
+    if key == "split_method":
+        return "splits.method"
+    if key in ("train_fraction", "validation_fraction", "train_end", "validation_end") or key.startswith(
+        "embargo_"
+    ):
+        return f"splits.{key}"
+    return f"data.{key}"
+
+
+def _data_value(value: Any) -> str:
+    """A data setting's value as the file writes it (a date as its day), `unset` for none."""
+    return "unset" if value is None else _toml(value)
+
+
+def _training_data_check(
+    root: Path, settings: Settings, run_dir: Path, saved: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """Whether the lake's train and validation data are still what the training run read: the data
+    snapshot its `runs` row recorded beside the same snapshot taken now (`training_snapshot`, with the run's
+    own data settings, `settings`, and its recorded periods: only the lake files can differ). A re-import
+    that changed a bar of those periods changes it; the model and its normalisation statistics then come from
+    other bars than those the lake holds. Returns the hashes (`recorded`, `now`), `changed`, the lake files
+    added, removed or rewritten since (`files`, paths under the datasets folder) and the `note`; None when it
+    cannot be compared: no run id or no data settings in the folder (a run recorded before they were kept),
+    no training row with a snapshot in this lake, or no snapshot to take now."""
+    run_id = saved.get("run_id")
+    if not isinstance(run_id, str) or not isinstance(saved.get("data_settings"), dict):
+        return None
+    try:
+        recorded = runlog.recorded_snapshot(root, run_id)
+        if recorded is None:
+            return None
+        now = training_snapshot(root, settings, run_dir)
+    except MarketlakeError:  # another lake's run, or its periods hold no file any more: nothing to compare
+        return None
+    then_hash, then_files = recorded
+    changed = now.hash != then_hash
+    files: list[str] = []
+    if changed and then_files is not None:
+        before = {str(f.get("path")): f.get("sha256") for f in then_files if isinstance(f, dict)}
+        after = {str(f["path"]): f["sha256"] for f in now.files}
+        files = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    said = ""
+    if changed:
+        which = ""
+        if files:
+            shown = ", ".join(files[:2]) + (f" and {len(files) - 2} more" if len(files) > 2 else "")
+            which = f"; its periods' lake files rewritten, added or removed since: {shown}"
+            ends = [r[1] for r in map(runlog.file_range, files) if r is not None]
+            last = max((b[1] for b in _read_bounds(saved).values()), default=None)
+            if last is not None and (len(ends) < len(files) or any(e > last for e in ends)):
+                which += " (a file that also holds bars after its periods changes with those too)"
+        said = (
+            f"note: the train/validation data of run {run_id} changed since it trained (its normalisation "
+            "statistics and model come from other bars than the lake holds now: bars of its periods were "
+            f"re-imported, revised or added; data_snapshot {then_hash[:12]} then, {now.hash[:12]} now{which})"
+        )
+    return {"recorded": then_hash, "now": now.hash, "changed": changed, "files": files, "note": said}
 
 
 def _toml(value: Any) -> str:
@@ -1535,6 +1623,7 @@ SUMMARY_KEYS = (
     "files",
     "checkpoint",
     "parent_status",
+    "training_data",
 )
 
 

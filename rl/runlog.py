@@ -224,6 +224,13 @@ def _partition_value(path: Path, key: str) -> str | None:
     return None
 
 
+def file_range(path: str | os.PathLike[str]) -> tuple[dt.datetime, dt.datetime] | None:
+    """The UTC time range a lake file's `period=` partition covers (a month or a year), None for a file
+    with no period (a symbol's news)."""
+    period = _partition_value(Path(path), "period")
+    return _period_range(period) if period else None
+
+
 def lake_files_for(
     root: str | os.PathLike[str],
     symbols: Sequence[str],
@@ -362,13 +369,20 @@ def default_runs_dir(root: Path) -> Path:
     return root.resolve().parent / "runs"
 
 
-def own_run_dir(root: str | os.PathLike[str] | None, run_id: str, settings: Settings | None = None) -> Path:
-    """Where this lake keeps the folder of training run `run_id`: `<runs_dir>/<run_id>` (the [train]
-    runs_dir setting, default `runs/` beside the lake). It comes before the `run_dir` a row records: a lake
-    copied with its runs folder records the original's absolute folders, and what reads or writes a run of
-    the copy must find the copy's folder, not the original's (rl.evaluate.find_run_dir, the repair here)."""
+def runs_folder(root: str | os.PathLike[str] | None, settings: Settings | None = None) -> Path:
+    """This lake's runs folder, where `marketlake train` puts its run folders and `evaluate` looks first:
+    the [train] runs_dir setting (a relative path is from the working folder), default `runs/` beside the
+    lake (the notebook finds runs with it too)."""
     base = (settings.train.get("runs_dir") if settings else None) or default_runs_dir(resolve_lake_root(root))
-    return Path(base) / validate_run_id(run_id)
+    return Path(base)
+
+
+def own_run_dir(root: str | os.PathLike[str] | None, run_id: str, settings: Settings | None = None) -> Path:
+    """Where this lake keeps the folder of training run `run_id`: `<runs_dir>/<run_id>` (`runs_folder`: the
+    [train] runs_dir setting, default `runs/` beside the lake). It comes before the `run_dir` a row records: a
+    lake copied with its runs folder records the original's absolute folders, and what reads or writes a run
+    of the copy must find the copy's folder, not the original's (rl.evaluate.find_run_dir, the repair here)."""
+    return runs_folder(root, settings) / validate_run_id(run_id)
 
 
 def _recorded_lake(run_dir: Path) -> Path | None:
@@ -815,6 +829,29 @@ def stored_records(root: str | os.PathLike[str] | None, settings: Settings | Non
     """Every run of the lake as stored (every column, no liveness read into it), oldest first: what
     `marketlake runs sync --all` sends."""
     return [record_of(r) for r in _whole_rows(resolve_lake_root(root), settings, "all_runs")]
+
+
+def recorded_snapshot(
+    root: str | os.PathLike[str] | None, run_id: str
+) -> tuple[str, list[dict[str, Any]] | None] | None:
+    """The data snapshot the `runs` row of training run `run_id` recorded: its hash and its files (None for
+    a row written without them); None when the lake has no such row or it has no snapshot."""
+    import lake
+
+    lake_root = resolve_lake_root(root)
+    query = _sql("train_snapshot")
+
+    def read() -> tuple[Any, ...] | None:
+        con = lake.connect(lake_root, read_only=True, settings=Settings(), views=views_needed([query]))
+        try:
+            return con.execute(query, {"run_id": validate_run_id(run_id)}).fetchone()
+        finally:
+            con.close()
+
+    row = lake.consistent(lake_root, read)
+    if row is None or not row[0]:
+        return None
+    return str(row[0]), json.loads(row[1]) if row[1] else None
 
 
 def _whole_rows(root: Path, settings: Settings | None, name: str) -> list[dict[str, Any]]:

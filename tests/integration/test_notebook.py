@@ -43,11 +43,12 @@ def sample_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _run(lake_root: Path, runs: Path) -> list[Any]:
+def _run(lake_root: Path) -> list[Any]:
+    """The notebook run on `lake_root`; it finds run folders as the command line does (runs/ beside it)."""
     nb = nbformat.read(NOTEBOOK, as_version=4)
     # the kernel imports this checkout's code, whether or not it is the one installed in the venv
     path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
-    env = {"LAKE_ROOT": str(lake_root), "MARKETLAKE_RUNS": str(runs), "PYTHONPATH": path}
+    env = {"LAKE_ROOT": str(lake_root), "PYTHONPATH": path}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # the kernel inherits the environment of this process
     try:
@@ -78,7 +79,7 @@ def _images(cells: list[Any]) -> int:
 
 
 def test_the_notebook_runs_on_the_demo_lake_without_a_run(sample_lake: Path, tmp_path: Path) -> None:
-    cells = _run(sample_lake, tmp_path / "runs")
+    cells = _run(sample_lake)
     text = _text(cells)
     assert "symbol SPY, interval 1d" in text
     assert "yahoofinance-SPY-20080101-20180101.csv" in text and "above open" in text  # the quarantined rows
@@ -130,7 +131,7 @@ def test_the_notebook_reads_the_newest_finished_training_runs_metrics_and_equity
         parent_run_id="run-0001",
     )
     record("run-0003", "train", "failed", 10, {"error": "RuntimeError: boom"}, run_dir=str(runs / "run-0003"))
-    cells = _run(lake_root, runs)
+    cells = _run(lake_root)
     text = _text(cells)
     assert "newest finished training run run-0001" in text and "1 evaluation(s)" in text
     assert "metrics of its evaluate run eval-0001" in text
@@ -156,7 +157,7 @@ def test_the_notebook_says_when_no_training_run_finished(sample_lake: Path, tmp_
             status="failed",
         ),
     )
-    text = _text(_run(lake_root, tmp_path / "runs"))
+    text = _text(_run(lake_root))
     assert "no finished training run among the 1 run(s)" in text
     assert "no run folder to read an equity curve from: no finished training run" in text
 
@@ -212,7 +213,7 @@ def test_the_notebook_shows_the_test_evaluation_and_reads_its_per_step_file(
                 parent_run_id=parent,
             ),
         )
-    text = _text(_run(lake_root, runs))
+    text = _text(_run(lake_root))
     assert "2 evaluation(s)" in text and "metrics of its evaluate run eval-test (test period)" in text, text
     assert f"per-step file {own}: 4 rows" in text and "costs paid" in text, text
     assert "0.0011" in text
