@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from cli.main import FORMATS, _ctx, cli, existing_lake, handle_errors
+from cli.reading import settings_line
 from lake.config import TRAIN_INTERVALS, check_train_value, set_takes_train_keys_only
 from lake.context import RunContext
 from lake.errors import MarketlakeError
@@ -253,11 +254,7 @@ def train_cmd(
     overrides = {**sets, **{k: v for k, v in flags.items() if v is not None}}
     run = _ctx(ctx)
     existing_lake(run)
-    if run.settings.path is None:  # no marketlake.toml where the command runs: say so, not silently
-        run.say(
-            f"settings: the built-in defaults (no marketlake.toml in {Path.cwd()}; --config FILE or "
-            "$MARKETLAKE_CONFIG to use one)"
-        )
+    run.say(settings_line(run.settings))  # the file it reads, or that it reads none: never silently
     result, _ = train_and_evaluate(run, overrides, runs_dir=runs_dir, evaluate=not no_evaluate)
     click.echo(f"run id: {result.run_id}  ({result.run_dir})")
     if result.exit_code:

@@ -64,6 +64,15 @@ def test_train_says_when_it_runs_on_the_built_in_defaults(
     assert "settings: the built-in defaults (no marketlake.toml in" in r.output, r.output
 
 
+def test_train_names_the_settings_file_it_reads(runner: CliRunner, stored_lake: Path, tmp_path: Path) -> None:
+    config = tmp_path / "mine.toml"
+    config.write_text("[train]\nwindow = 30\n")
+    r = runner.invoke(
+        cli, ["--lake", str(stored_lake), "--config", str(config), "train", "--symbols", "NOPE"]
+    )
+    assert f"settings: {config.absolute()}" in r.output, r.output
+
+
 def test_a_full_disk_during_training_is_one_line_naming_the_file(
     runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
