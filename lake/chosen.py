@@ -304,15 +304,25 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def _place(src: Path, target: Path, choice: np.ndarray | bool, dirs: set[Path]) -> None:
     """Make the mirror's `target` hold `src` (a hard link, else a copy) or its rows where `choice` is True
-    (with its SOURCE_FILE); where `choice` is False, no data file, only the SOURCE_FILE."""
+    (with its SOURCE_FILE); where `choice` is False, no data file, only the SOURCE_FILE. A few system calls
+    for a link (a listing of the folder, the link, its rename): a bars write of thousands of partitions
+    (a Polygon day file) makes as many."""
+    folder = target.parent
+    try:
+        present = set(os.listdir(folder))
+    except FileNotFoundError:
+        present = set()
     if choice is False:
-        _remove(target, dirs)
-        _record_source(src, target.parent, dirs)
+        if DATA_FILE in present:
+            _remove(target, dirs)
+        _record_source(src, folder, dirs)
         return
-    if choice is True and _same_file(src, target):
-        _remove(target.parent / SOURCE_FILE, dirs)
+    if choice is True and DATA_FILE in present and _same_file(src, target):
+        if SOURCE_FILE in present:
+            _remove(folder / SOURCE_FILE, dirs)
         return
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if not present:
+        folder.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f"{target.name}{TMP_MARK}{uuid.uuid4().hex}")
     linked = False
     try:
@@ -326,14 +336,14 @@ def _place(src: Path, target: Path, choice: np.ndarray | bool, dirs: set[Path]) 
             assert isinstance(choice, np.ndarray)
             _write(pq.read_table(src, partitioning=None).filter(pa.array(choice)), tmp)
         if not linked:
-            _record_source(src, target.parent, dirs)
+            _record_source(src, folder, dirs)
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    if linked:
-        _remove(target.parent / SOURCE_FILE, dirs)
-    dirs.add(target.parent)
+    if linked and SOURCE_FILE in present:
+        _remove(folder / SOURCE_FILE, dirs)
+    dirs.add(folder)
 
 
 def _write(table: pa.Table, path: Path) -> None:
@@ -365,9 +375,16 @@ def update(
     to the periods written; `known` gives the (min, max) ts of files the caller knows without reading them
     (the ones it wrote). The folders whose entries changed are added to `dirs` (for the writer's fsync)."""
     bars, mirror = paths.dataset(BARS.name), mirror_dir(paths)
-    sources = _sources(bars)
+    sources = sorted(set(_sources(bars)) | set(_sources(mirror)))
+    strays = {
+        (i, s)
+        for i_name in _listdir(mirror / STRAY_DIR)
+        if (i := _key("interval=", i_name)) is not None
+        for s_name in _listdir(mirror / STRAY_DIR / i_name)
+        if (s := _key("symbol=", s_name)) is not None
+    }
     for pair, periods in changes.items():
-        if _stray_marker(mirror, pair).exists():
+        if pair in strays:
             _update_pair(bars, mirror, sources, pair, dirs)
             continue
         for period in sorted(set(periods)):
@@ -414,8 +431,9 @@ def _apply(
     """Make the mirror's entries of `pair` (in `period`, or all) what `choices` says, removing any other."""
     for rel, choice in choices.items():
         _place(bars / rel, mirror / rel, choice, dirs)
-    mirror_sources = sorted(set(sources) | set(_sources(mirror)))
-    for rel in _entries(mirror, mirror_sources, pair, period):
+    placed = {rel.parts[0] for rel in choices}  # (sources whose entry of `period` was just placed)
+    others = [s for s in sources if period is None or f"source={s}" not in placed]
+    for rel in _entries(mirror, others, pair, period):
         if rel not in choices:
             _remove(mirror / rel, dirs)
             _remove(mirror / rel.parent / SOURCE_FILE, dirs)

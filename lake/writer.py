@@ -388,9 +388,6 @@ class LakeWriter:
     _writes: int = field(default=0, repr=False)
     _changing_depth: int = field(default=0, repr=False)
     _changing_lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
-    _mirror_was_current: bool = field(default=True, repr=False)
-    """Whether the bars mirror (lake.chosen) was whole when the lock was taken: if not, it is rebuilt whole
-    before the lock is released."""
     _mirror_marked: bool = field(default=False, repr=False)
     """Whether this lock has marked the mirror as changing (its first bars change)."""
     _mirror_todo: dict[tuple[str, str], set[str]] = field(default_factory=dict, repr=False)
@@ -766,35 +763,41 @@ class LakeWriter:
 
     # --- the bars mirror (lake.chosen) ----------------------------------------------------------------
     def _mirror_check(self) -> None:
-        """When the lock is taken: whether the mirror is whole; if it is, the pairs whose bars files changed
-        outside the writer (by hand) are brought up to date now, before this lock's writes."""
+        """When the lock is taken, before this lock's writes: a mirror that is not whole (a lake made before
+        it, or a writer that stopped midway) is rebuilt whole; a whole one is checked against the bars files
+        (`chosen.out_of_step`) and the pairs whose files changed outside the writer (by hand) are redone."""
         from lake import chosen
 
-        self._mirror_was_current = chosen.is_current(self.paths)
-        if not self._mirror_was_current:
-            return
-        stale = chosen.out_of_step(self.paths)
-        if not stale:
-            return
-        log.warning(
-            "bars_chosen: the bars files of %d (interval, symbol) pair(s) changed outside marketlake's writer "
-            "(%s); their mirror is brought up to date",
-            len(stale),
-            ", ".join(f"{s} {i}" for i, s in sorted(stale)[:5]) + (" …" if len(stale) > 5 else ""),
-        )
+        stale: set[tuple[str, str]] | None = None  # None: rebuild it all
+        if chosen.is_current(self.paths):
+            stale = chosen.out_of_step(self.paths)
+            if not stale:
+                return
+            log.warning(
+                "bars_chosen: the bars files of %d (interval, symbol) pair(s) changed outside marketlake's "
+                "writer (%s); their mirror is brought up to date",
+                len(stale),
+                ", ".join(f"{s} {i}" for i, s in sorted(stale)[:5]) + (" …" if len(stale) > 5 else ""),
+            )
         chosen.mark_changing(self.paths)
         self._mirror_marked = True
         dirs: set[Path] = set()
         try:
             with self.changing():
-                chosen.update_whole(self.paths, stale, dirs)
+                if stale is None:
+                    n = chosen.rebuild(self.paths, dirs)
+                    if n:
+                        log.info("bars_chosen: rebuilt the mirror of %d (interval, symbol) pairs", n)
+                else:
+                    chosen.update_whole(self.paths, stale, dirs)
         except Exception as exc:  # the lake's data is in place whatever the mirror's error
             self._mirror_broken = (
                 io_reason(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
             )
             log.warning(
-                "bars_chosen (the `bars` view's mirror) could not be brought up to date: %s; `bars` reads "
-                "through its precedence window until a writer rebuilds it",
+                "bars_chosen (the `bars` view's mirror) could not be %s: %s; `bars` reads through its "
+                "precedence window until a writer rebuilds it",
+                "rebuilt" if stale is None else "brought up to date",
                 self._mirror_broken,
             )
         finally:
@@ -811,9 +814,13 @@ class LakeWriter:
         part = planned.partition
         pair = (part["interval"], part["symbol"])
         self._mirror_todo.setdefault(pair, set()).add(part["period"])
-        if planned.result.num_rows:
-            us = _instants(planned.result.column("ts"))
-            self._mirror_known[planned.target] = (int(us.min()), int(us.max()))
+        if planned.result.num_rows:  # a partition's rows are in ts order (`_plan`): its first and last
+            col = planned.result.column("ts")
+            lo, hi = col[0].value, col[-1].value
+            if lo > hi:  # (never: but a wrong span would hide a stray file)
+                span = pc.min_max(col)
+                lo, hi = span["min"].value, span["max"].value
+            self._mirror_known[planned.target] = (lo, hi)
 
     def _mirror_flush(self) -> None:
         """Bring the mirror up to date for the bars partitions renamed in since the last flush. A failure is
@@ -844,34 +851,8 @@ class LakeWriter:
             self._renamed_dirs |= dirs
 
     def _mirror_finish(self) -> None:
-        """Before the lock's writes are made durable: the last flush, and a whole rebuild when the mirror was
-        not whole when the lock was taken (a lake made before the mirror, or a writer that stopped midway)."""
-        from lake import chosen
-
+        """Before the lock's writes are made durable: the last flush."""
         self._mirror_flush()
-        if self._mirror_was_current or self._mirror_broken is not None:
-            return
-        if not self._mirror_marked:
-            chosen.mark_changing(self.paths)  # (a `_current` of another format)
-            self._mirror_marked = True
-        dirs: set[Path] = set()
-        try:
-            with self.changing():
-                n = chosen.rebuild(self.paths, dirs)
-        except Exception as exc:  # the lake's data is in place whatever the mirror's error
-            self._mirror_broken = (
-                io_reason(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
-            )
-            log.warning(
-                "bars_chosen (the `bars` view's mirror) could not be rebuilt: %s; `bars` reads through its "
-                "precedence window until a writer rebuilds it",
-                self._mirror_broken,
-            )
-        else:
-            if n:
-                log.info("bars_chosen: rebuilt the mirror of %d (interval, symbol) pairs", n)
-        finally:
-            self._renamed_dirs |= dirs
 
     def _mirror_done(self) -> None:
         """After the renames are durable: the mirror is marked whole, when this lock changed it and kept it
