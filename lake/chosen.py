@@ -235,11 +235,13 @@ def _stray(f: _File, interval: str, known: Mapping[Path, tuple[int, int]]) -> bo
     return have is not None and (have[0] < span[0] or have[1] >= span[1])
 
 
-def _choose(files: list[_File]) -> dict[Path, np.ndarray | bool]:
+def _choose(files: list[_File], *, every: bool = False) -> dict[Path, np.ndarray | bool]:
     """For each file (by its rel path): True (every row wins), False (none does) or the mask of its rows that
     win: per ts, the file of the lowest source rank, then source name, then the later period (the view's
-    rule; one file holds a ts once)."""
-    if len(files) == 1:
+    rule). A file the writer made holds each ts once; with `every` (a whole pair recomputed, after a stop
+    midway or an edit by hand) every file is read, a lone one too, and a ts a file holds twice keeps its
+    first row (the view's window keeps one of them)."""
+    if len(files) == 1 and not every:
         return {files[0].rel: True}
     ordered = sorted(files, key=lambda f: f.period, reverse=True)
     ordered.sort(key=_File.rank)  # stable: within a (rank, source), the later period first
@@ -247,14 +249,13 @@ def _choose(files: list[_File]) -> dict[Path, np.ndarray | bool]:
     out: dict[Path, np.ndarray | bool] = {}
     for f in ordered:
         ts = _read_ts(f)
-        if not len(taken):
-            wins = np.ones(len(ts), dtype=bool)
-        else:
-            wins = ~np.isin(ts, taken)
+        first = np.zeros(len(ts), dtype=bool)
+        first[np.unique(ts, return_index=True)[1]] = True  # each ts's first row in the file
+        wins = first if not len(taken) else first & ~np.isin(ts, taken)
         n = int(wins.sum())
         out[f.rel] = True if n == len(ts) else (False if n == 0 else wins)
         if n:
-            taken = np.union1d(taken, ts[wins]) if len(taken) else np.unique(ts)
+            taken = np.union1d(taken, ts[wins])
     return out
 
 
@@ -410,12 +411,12 @@ def _update_pair(bars: Path, mirror: Path, sources: list[str], pair: Pair, dirs:
     files = _pair_files(bars, sources, pair, None)
     if any(_stray(f, pair[0], {}) for f in files):
         _mark_stray(mirror, pair, dirs)
-        choices = _choose(files) if files else {}
+        choices = _choose(files, every=True) if files else {}
     else:
         by_period: dict[str, list[_File]] = {}
         for f in files:
             by_period.setdefault(f.period, []).append(f)
-        choices = {rel: c for group in by_period.values() for rel, c in _choose(group).items()}
+        choices = {rel: c for group in by_period.values() for rel, c in _choose(group, every=True).items()}
     _apply(bars, mirror, sources, pair, None, choices, dirs)
 
 
@@ -456,9 +457,15 @@ def _entries(root: Path, sources: list[str], pair: Pair, period: str | None) -> 
 def out_of_step(paths: LakePaths) -> set[Pair]:
     """The (interval, symbol) pairs whose mirror no longer matches the bars files: a bars file changed,
     added or removed other than by the writer (by hand, say), seen by a walk of both folders: each bars
-    file must have its hard link in the mirror, or a SOURCE_FILE naming it as it is now; each mirror entry
-    its bars file."""
+    file must have its hard link in the mirror, not modified since the mirror was last marked whole (an
+    edit in place keeps the link), or a SOURCE_FILE naming it as it is now; each mirror entry its bars
+    file. The pairs found are recomputed with `update_whole`, which also reads whether each file holds a
+    ts once (a file edited by hand may not)."""
     bars, mirror = paths.dataset(BARS.name), mirror_dir(paths)
+    try:  # every file the writer made is older than the mark it left when its lock ended
+        marked_ns = (mirror / CURRENT_FILE).stat().st_mtime_ns
+    except FileNotFoundError:
+        marked_ns = -1
     stale: set[Pair] = set()
     seen: set[Path] = set()
     for rel, pair in _walk(bars):
@@ -472,8 +479,8 @@ def out_of_step(paths: LakePaths) -> set[Pair]:
             continue
         try:
             tt = target.stat()
-            if (tt.st_dev, tt.st_ino) == (st.st_dev, st.st_ino):
-                continue
+            if (tt.st_dev, tt.st_ino) == (st.st_dev, st.st_ino) and st.st_mtime_ns <= marked_ns:
+                continue  # (a link to a file edited in place since is newer than the mark)
         except FileNotFoundError:
             pass
         if _recorded(target.parent) != [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]:

@@ -235,3 +235,19 @@ def test_bars_files_changed_by_hand_are_brought_into_the_mirror_by_the_next_writ
     with caplog.at_level(logging.WARNING, logger="marketlake"), LakeWriter.open(lake_root):
         pass
     assert "changed outside" not in caplog.text  # in step again: nothing to say
+
+
+def test_a_file_edited_in_place_by_hand_is_redone_and_a_ts_it_holds_twice_shows_once(lake_root: Path) -> None:
+    import pyarrow.parquet as pq
+
+    _write(lake_root, "binance", [1.0, 2.0, 3.0])
+    f = lake_root / "datasets/bars/source=binance/interval=1m/symbol=A/period=2024-02/data.parquet"
+    t = pq.read_table(f, partitioning=None)
+    with open(f, "r+b") as out:  # in place: the same inode, so the mirror's link now shows the edit
+        out.truncate(0)
+        pq.write_table(t.take([0, 0, 1, 2]), out)
+    assert len(_rows(lake_root, mirror=True)) == 4  # the link, a row twice
+    with LakeWriter.open(lake_root):
+        pass
+    assert _rows(lake_root, mirror=True) == _rows(lake_root, mirror=False)
+    assert [r[9] for r in _rows(lake_root, mirror=True)] == [1.0, 2.0, 3.0]
