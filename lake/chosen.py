@@ -47,7 +47,7 @@ import pyarrow.parquet as pq
 
 from lake.paths import SCHEMA_ANCHOR, LakePaths
 from lake.schemas import BARS, Dataset
-from lake.writer import DATA_FILE, TMP_MARK, parquet_options, write_anchor
+from lake.writer import DATA_FILE, TMP_MARK, atomic_write_bytes, fsync_dir, parquet_options, write_anchor
 
 log = logging.getLogger("marketlake")
 
@@ -84,14 +84,6 @@ def is_current(paths: LakePaths) -> bool:
         return False
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def mark_changing(paths: LakePaths) -> None:
     """Before the first bars partition changes: the mirror is no longer whole (durably, so that a power cut
     never keeps the bars' change and loses this)."""
@@ -100,24 +92,12 @@ def mark_changing(paths: LakePaths) -> None:
         current.unlink()
     except FileNotFoundError:
         return
-    _fsync_dir(current.parent)
+    fsync_dir(current.parent)
 
 
 def mark_current(paths: LakePaths) -> None:
     """After the mirror was brought up to date and its renames made durable: it is whole."""
-    d = mirror_dir(paths)
-    d.mkdir(parents=True, exist_ok=True)
-    tmp = d / f"{CURRENT_FILE}{TMP_MARK}{uuid.uuid4().hex}"
-    try:
-        with open(tmp, "x") as f:
-            f.write(MIRROR_FORMAT + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, d / CURRENT_FILE)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(d)
+    atomic_write_bytes(mirror_dir(paths) / CURRENT_FILE, (MIRROR_FORMAT + "\n").encode())
 
 
 _INTERVAL = re.compile(r"^[1-9][0-9]*([mhd])$")
@@ -272,18 +252,7 @@ def _identity(path: Path) -> list[int]:
 
 
 def _record_source(src: Path, target_dir: Path, dirs: set[Path]) -> None:
-    target_dir.mkdir(parents=True, exist_ok=True)
-    data = json.dumps({"identity": _identity(src)}).encode()
-    tmp = target_dir / f"{SOURCE_FILE}{TMP_MARK}{uuid.uuid4().hex}"
-    try:
-        with open(tmp, "xb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target_dir / SOURCE_FILE)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(target_dir / SOURCE_FILE, json.dumps({"identity": _identity(src)}).encode())
     dirs.add(target_dir)
 
 
