@@ -131,3 +131,38 @@ def test_a_server_that_accepts_and_never_answers_trips_the_same_breaker(
     assert f"cannot reach {host}" in line and "timed out" in line, line
     assert f"{FILES} file(s) not fetched" in line, line
     assert 0 < len(accepted) <= BOUND, len(accepted)
+
+
+def test_a_host_that_answered_keeps_its_retries_however_many_timeouts_follow(
+    lake_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The breaker is for a host that never answered: once one file came, a run of timeouts (more than the
+    breaker's limit) is a transient fault, each file retried and failed on its own."""
+    from ingest.common import RunContext
+    from lake.config import Settings
+    from tests.binance_server import klines, serve
+
+    attempts = 3
+    monkeypatch.setattr(
+        binance,
+        "RETRY",
+        RetryPolicy(attempts=attempts, backoff_base=0.01, backoff_max=0.02, read_timeout=0.2),
+    )
+    days = [FIRST + dt.timedelta(days=i) for i in range(20)]
+    for dv in serve():
+        monkeypatch.setenv("BINANCE_BASE_URL", dv.base_url)
+        for i, d in enumerate(days):
+            path = dv.publish(
+                "BTCUSDT", "1m", d, "daily", klines(dt.datetime.combine(d, dt.time(), dt.UTC), 60)
+            )
+            if i:  # the first day answers; every other day's CHECKSUM times out, every time
+                dv.fault(path + ".CHECKSUM", *["slow:1"] * attempts)
+        ctx = RunContext(root=lake_root, settings=Settings(), quiet=True)
+        s = binance.run(ctx, ["BTCUSDT"], "1m", days[0], days[-1], today=dt.date(2026, 1, 1))
+
+        slow = len(days) - 1
+        assert slow * attempts > binance.UNANSWERED_LIMIT  # more timeouts than the breaker allows
+        assert len(s.errors) == slow, s.errors  # one per file, none for the host
+        assert all("timed out" in e and "cannot reach" not in e for e in s.errors), s.errors
+        assert len(dv.requests(".CHECKSUM")) == 1 + slow * attempts  # each retried to the policy's end
+        assert s.of("BTCUSDT").files_done == 1
