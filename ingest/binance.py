@@ -55,6 +55,8 @@ from ingest.common import (
 from ingest.http import (
     RETRY_STATUSES,
     DownloadFailed,
+    HostBreaker,
+    HostDown,
     HttpError,
     NotFound,
     RetryPolicy,
@@ -95,6 +97,9 @@ RETRY = RetryPolicy()
 """Retries, backoff, Retry-After limit and timeouts of every request."""
 CONCURRENCY = 8
 """Files fetched at once (and connections open at once)."""
+UNANSWERED_LIMIT = 2 * CONCURRENCY
+"""Attempts in a row refused or timed out, the host never having answered in this run, after which the
+other files are not tried (one error for the host): about two rounds of the files fetched at once."""
 VERIFY_ATTEMPTS = 2
 """Downloads of one zip whose bytes do not match its CHECKSUM before giving up (a server that closes the
 connection mid-body without Content-Length delivers a short file that only the checksum reveals)."""
@@ -648,6 +653,7 @@ class _Fetcher:
     task: TaskID
     session: aiohttp.ClientSession
     sem: asyncio.Semaphore
+    breaker: HostBreaker
     obtained: list[Obtained] = field(default_factory=list)
     missing: list[FileSpec] = field(default_factory=list)
     """Files Data Vision does not have (404), named in the summary's notes."""
@@ -655,6 +661,8 @@ class _Fetcher:
     failed: int = 0
     unreachable: str | None = None
     """The host whose name did not resolve: every later file fails at once, counted, not repeated."""
+    not_fetched: int = 0
+    """Files not fetched because the host never answered (the breaker tripped): one error for them all."""
 
     def _missing(self, spec: FileSpec) -> None:
         self.summary.of(spec.symbol).files_missing += 1
@@ -682,14 +690,34 @@ class _Fetcher:
         self.summary.of(spec.symbol).files_failed += 1
         self._count_failure()
 
+    def _host_down(self, spec: FileSpec) -> None:
+        """A file not fetched because the host never answered (the breaker tripped): counted as failed, the
+        error for them all is said once at the end (`host_down_error`)."""
+        self.not_fetched += 1
+        self.summary.of(spec.symbol).files_failed += 1
+        self._count_failure()
+
+    def host_down_error(self) -> str | None:
+        if not self.not_fetched:
+            return None
+        b = self.breaker
+        return (
+            f"cannot reach {b.host} ({b.reason} {b.streak} times in a row, no answer at all): "
+            f"{self.not_fetched} file(s) not fetched; is {ENV_BASE_URL} right, is the host up?"
+        )
+
     async def obtain(self, spec: FileSpec) -> None:
         fallback = False
         async with self.sem:
             try:
                 if self.unreachable is not None:
                     self._cannot_reach(spec)
+                elif self.breaker.tripped:
+                    self._host_down(spec)
                 else:
                     fallback = await self._obtain(spec)
+            except HostDown:
+                self._host_down(spec)
             except DownloadFailed as exc:
                 if not name_not_resolved(exc):
                     raise
@@ -719,7 +747,7 @@ class _Fetcher:
                 return resp.status
 
         try:
-            return await with_retries(RETRY, url, attempt)
+            return await with_retries(RETRY, url, attempt, self.breaker)
         except DownloadFailed as exc:
             return str(exc).removeprefix(f"{url}: ")
 
@@ -727,7 +755,9 @@ class _Fetcher:
         """Fetch and verify one file; True when a missing monthly file should fall back to daily ones."""
         url = f"{self.base}/{spec.relpath}"
         try:
-            got = await fetch_bytes(self.session, url + ".CHECKSUM", RETRY, max_bytes=4096)
+            got = await fetch_bytes(
+                self.session, url + ".CHECKSUM", RETRY, max_bytes=4096, breaker=self.breaker
+            )
         except NotFound:
             if spec.kind == "monthly":
                 return True
@@ -762,7 +792,13 @@ class _Fetcher:
         for _ in range(VERIFY_ATTEMPTS):
             try:
                 d = await download_file(
-                    self.session, url, tmp, RETRY, on_bytes=self._bytes, max_bytes=spec.size_limit
+                    self.session,
+                    url,
+                    tmp,
+                    RETRY,
+                    on_bytes=self._bytes,
+                    max_bytes=spec.size_limit,
+                    breaker=self.breaker,
                 )
             except NotFound:
                 if spec.kind == "monthly":
@@ -831,10 +867,22 @@ async def _fetch_all(ctx: RunContext, specs: list[FileSpec], summary: IngestSumm
     with progress:
         task = progress.add_task("files", total=len(specs), size=_human(0), failed=0)
         async with client_session(RETRY, limit=CONCURRENCY) as session:
+            base = base_url()
             fetcher = _Fetcher(
-                ctx, cache, base_url(), summary, progress, task, session, asyncio.Semaphore(CONCURRENCY)
+                ctx,
+                cache,
+                base,
+                summary,
+                progress,
+                task,
+                session,
+                asyncio.Semaphore(CONCURRENCY),
+                HostBreaker(urlsplit(base).netloc or base, UNANSWERED_LIMIT),
             )
             await asyncio.gather(*(fetcher.obtain(s) for s in specs))
+    down = fetcher.host_down_error()
+    if down is not None:
+        summary.fail(down)
     summary.notes.extend(missing_notes(fetcher.missing))
     return fetcher.obtained
 

@@ -26,6 +26,7 @@ import email.utils
 import hashlib
 import logging
 import random
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,6 +100,72 @@ class DownloadFailed(Exception):
         self.attempts = attempts
         tries = f" after {attempts} attempts" if attempts > 1 else ""
         super().__init__(f"{url}: {reason}{tries}")
+
+
+class HostDown(Exception):
+    """A host that has never answered and refused or timed out `attempts` times in a row: no more requests
+    are made to it in this run (see `HostBreaker`)."""
+
+    def __init__(self, host: str, reason: str, attempts: int) -> None:
+        self.host = host
+        self.reason = reason
+        self.attempts = attempts
+        super().__init__(f"cannot reach {host}: {attempts} attempts in a row got no answer (last: {reason})")
+
+
+class HostBreaker:
+    """A per-host circuit breaker: after `after` consecutive attempts that got no answer at all (connection
+    refused, timed out, dropped before a response) from a host that has not answered once in this run,
+    every later attempt fails at once with `HostDown` instead of being tried and retried.
+
+    A host that has answered once (any HTTP status) is never cut off: its faults are transient and retried
+    as the policy says. Thread-safe (Polygon's fetch threads share one)."""
+
+    def __init__(self, host: str, after: int) -> None:
+        self.host = host
+        self.after = max(1, after)
+        self.answered = False
+        self.streak = 0
+        self.reason = ""
+        self._lock = threading.Lock()
+
+    @property
+    def tripped(self) -> bool:
+        return not self.answered and self.streak >= self.after
+
+    def check(self) -> None:
+        """Raise HostDown when the breaker has tripped."""
+        if self.tripped:
+            raise HostDown(self.host, self.reason, self.streak)
+
+    def got_answer(self) -> None:
+        with self._lock:
+            self.answered = True
+            self.streak = 0
+
+    def no_answer(self, reason: str) -> None:
+        with self._lock:
+            self.streak += 1
+            self.reason = reason
+
+    def record(self, exc: BaseException) -> None:
+        """An aiohttp attempt's failure: an HTTP answer counts as an answer, a refused, timed-out or dropped
+        connection as none; anything else (a cancellation, a local error) is not counted."""
+        if isinstance(exc, HttpError | aiohttp.ClientResponseError | aiohttp.ClientPayloadError):
+            self.got_answer()
+        elif isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ServerDisconnectedError | TimeoutError):
+            self.no_answer(unanswered_reason(exc))
+
+
+def unanswered_reason(exc: BaseException) -> str:
+    """'connection refused', 'timed out' or the exception, for the one line that gives up on a host."""
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "connection closed without an answer"
+    return describe(exc)
 
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -191,12 +258,31 @@ def _log_retry(url: str) -> Callable[[RetryCallState], None]:
     return before_sleep
 
 
-async def with_retries(policy: RetryPolicy, url: str, attempt: Callable[[], Awaitable[T]]) -> T:
+async def with_retries(
+    policy: RetryPolicy,
+    url: str,
+    attempt: Callable[[], Awaitable[T]],
+    breaker: HostBreaker | None = None,
+) -> T:
     """Run `attempt` until it succeeds, a non-retryable error happens, or the attempts are spent.
 
     NotFound propagates as it is; any other failure that ends the tries becomes DownloadFailed naming the
-    URL, the last reason and the number of attempts.
+    URL, the last reason and the number of attempts. With a `breaker`, each attempt is counted on it, and
+    HostDown is raised (not retried) once it has tripped, before or between attempts.
     """
+    if breaker is not None:
+        inner = attempt
+
+        async def attempt() -> T:
+            breaker.check()
+            try:
+                got = await inner()
+            except BaseException as exc:
+                breaker.record(exc)
+                raise
+            breaker.got_answer()
+            return got
+
     tries = 0
     try:
         async for state in AsyncRetrying(
@@ -249,7 +335,12 @@ class Fetched:
 
 
 async def fetch_bytes(
-    session: aiohttp.ClientSession, url: str, policy: RetryPolicy, *, max_bytes: int = 1 << 20
+    session: aiohttp.ClientSession,
+    url: str,
+    policy: RetryPolicy,
+    *,
+    max_bytes: int = 1 << 20,
+    breaker: HostBreaker | None = None,
 ) -> Fetched:
     """GET a small resource into memory (at most `max_bytes`, else DownloadFailed)."""
 
@@ -263,7 +354,7 @@ async def fetch_bytes(
                     raise DownloadFailed(url, f"larger than {max_bytes} bytes", 1)
             return Fetched(url, bytes(buf), resp.headers.get("ETag"))
 
-    return await with_retries(policy, url, attempt)
+    return await with_retries(policy, url, attempt, breaker)
 
 
 @dataclass(frozen=True)
@@ -283,6 +374,7 @@ async def download_file(
     *,
     on_bytes: Callable[[int], None] | None = None,
     max_bytes: int | None = None,
+    breaker: HostBreaker | None = None,
 ) -> Downloaded:
     """Stream `url` into `dest` (a temporary name: the caller moves it into place once verified),
     hashing as it goes. Each attempt starts the file afresh; on failure `dest` is removed.
@@ -315,7 +407,7 @@ async def download_file(
                 on_bytes(-got)
             raise
 
-    return await with_retries(policy, url, attempt)
+    return await with_retries(policy, url, attempt, breaker)
 
 
 async def gather_bounded(limit: int, jobs: list[Callable[[], Awaitable[T]]]) -> list[T]:

@@ -22,7 +22,9 @@ import datetime as dt
 import gc
 import gzip
 import json
+import queue
 import re
+import threading
 import zlib
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -53,6 +55,7 @@ from ingest.common import (
     replace_file_rows,
     replace_file_rows_many,
 )
+from ingest.http import HostBreaker
 from ingest.sessions import land
 from ingest.stamping import NEW_YORK, StampError, asset_class, new_york_day, session, stamp_daily
 from lake.errors import MarketlakeError
@@ -1078,6 +1081,58 @@ def cycle_collection_paused() -> Iterator[None]:
 
 CONCURRENCY = 4
 """Day files fetched (HEAD, and GET when not cached) at once; parsing and landing stay serial, in day order."""
+UNANSWERED_LIMIT = CONCURRENCY
+"""Day HEADs in a row (each with botocore's own retries) that got no answer at all, the endpoint never having
+answered in this run, after which the other days are not asked (one error for the endpoint)."""
+
+
+class _FetchThreads:
+    """CONCURRENCY daemon threads running `_fetch_day`s, as a ThreadPoolExecutor would, except that nothing
+    waits for them once the run stops (an error, Ctrl-C, SIGTERM): a HEAD or GET in flight may hang for
+    minutes, and what they do (download into the raw cache under a temporary name) is nothing the lake
+    depends on. The lake's writer lock is released and the process exits without joining them."""
+
+    def __init__(self, n: int) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._threads = [
+            threading.Thread(target=self._work, name=f"polygon-fetch-{i}", daemon=True) for i in range(n)
+        ]
+        for t in self._threads:
+            t.start()
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            future, fn, args = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # handed to whoever waits on the future
+                future.set_exception(exc)
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        self._jobs.put((future, fn, args))
+        return future
+
+    def shutdown(self, *, wait: bool) -> None:
+        """No more jobs; with `wait`, the queued ones run and the threads are joined."""
+        for _ in self._threads:
+            self._jobs.put(None)
+        if wait:
+            for t in self._threads:
+                t.join()
+
+
+@dataclass(frozen=True)
+class _Upstream:
+    """The clients of a run's fetches (HEADs with short timeouts) and the endpoint's breaker."""
+
+    client: Any
+    head: Any
+    breaker: HostBreaker
 
 
 @dataclass
@@ -1090,6 +1145,8 @@ class _Fetched:
     cached: CachedFile | None = None
     downloaded: bool = False
     error: MarketlakeError | None = None
+    unanswered: bool = False
+    """The endpoint gave no answer (refused, timed out), or was not asked once its breaker had tripped."""
     source: str | None = None
     """The file's name in the lake when not s3://<bucket>/<key> (a refill: the name it was downloaded as)."""
 
@@ -1098,14 +1155,31 @@ def _fetch_day(
     client: Any, settings: s3.S3Settings, cache: RawCache, interval: str, day: dt.date
 ) -> _Fetched:
     """HEAD the day's object and download it into the raw cache unless the cache holds that ETag already.
-    Safe to run in threads: each day has its own key, temporary file and cache entry."""
+    Safe to run in threads: each day has its own key, temporary file and cache entry.
+
+    `client` is an `_Upstream` (or a bare client: HEADs and GETs through it, no breaker): once its breaker
+    has tripped the day is not asked (`unanswered`)."""
+    up = client if isinstance(client, _Upstream) else None
+    client = up.client if up is not None else client
     key = object_key(interval, day)
+    if up is not None and up.breaker.tripped:
+        return _Fetched(day, key, unanswered=True)
     try:
-        etag = s3.head_etag(client, settings, key)
+        etag = s3.head_etag(up.head if up is not None else client, settings, key)
     except s3.Missing:
+        if up is not None:
+            up.breaker.got_answer()
         return _Fetched(day, key)
     except MarketlakeError as exc:  # names the object and why (AccessDenied included)
-        return _Fetched(day, key, error=exc)
+        why = s3.unanswered(exc)
+        if up is not None:
+            if why is None:
+                up.breaker.got_answer()
+            else:
+                up.breaker.no_answer(why)
+        return _Fetched(day, key, error=exc, unanswered=why is not None)
+    if up is not None:
+        up.breaker.got_answer()
     cached = cache.get(key)
     if cached is not None and cached.meta.get("etag") == etag:
         return _Fetched(day, key, etag, cached)
@@ -1294,6 +1368,7 @@ def _land_days(
     handled: set[tuple[str, dt.date]],
     step: Any,
     check_keys: Callable[[], _KeysCheck],
+    breaker: HostBreaker | None = None,
 ) -> None:
     """Land the fetched days in day order; refused keys stop the run (every other day would fail too).
 
@@ -1305,9 +1380,16 @@ def _land_days(
     known = _KeysCheck()  # what the keys are known to do, from the days answered so far and the check
     asked = False
     denied: list[_Fetched] = []
+    unanswered: list[_Fetched] = []
     for future in futures:
         errors_before = len(summary.errors)
         fetched = future.result()
+        if fetched.unanswered and breaker is not None:  # said at the end: once if the endpoint never answered
+            unanswered.append(fetched)
+            for t in tickers:
+                summary.of(t).files_failed += 1
+            step(False)
+            continue
         no_file = isinstance(fetched.error, s3.Forbidden) and not _file_expected(fetched.day, today)
         if no_file:  # nothing to deny: missing, as a 404 says (but it tells nothing of the keys)
             fetched = _Fetched(fetched.day, fetched.key)
@@ -1357,6 +1439,31 @@ def _land_days(
         step(len(summary.errors) == errors_before)
     if denied:
         _fail(summary, _denied_days(settings, denied, known))
+    if unanswered and breaker is not None:
+        _no_answer(summary, settings, breaker, unanswered)
+
+
+def _no_answer(
+    summary: IngestSummary, settings: s3.S3Settings, breaker: HostBreaker, days_: Sequence[_Fetched]
+) -> None:
+    """The days the endpoint did not answer for: one error when it never answered in this run (those not
+    asked at all included), else each day's own error (a transient fault of an endpoint that answers)."""
+    if not breaker.answered:
+        which = _span([f.day for f in days_]) if len(days_) > 1 else str(days_[0].day)
+        _fail(
+            summary,
+            f"polygon: cannot reach {settings.endpoint} ({breaker.reason} {breaker.streak} time(s) in a row, "
+            f"no answer at all): {len(days_)} day file(s) not fetched ({which}); is {s3.ENV_ENDPOINT} right, "
+            "is the host up?",
+        )
+        return
+    for f in days_:
+        _fail(
+            summary,
+            str(f.error)
+            if f.error is not None
+            else f"polygon: s3://{settings.bucket}/{f.key} was not asked: {settings.endpoint} had not answered",
+        )
 
 
 @dataclass(frozen=True)
@@ -1449,6 +1556,9 @@ def run(
     object_key(interval, start)  # an unknown interval fails before anything else
     settings = s3.settings_from_env()  # missing keys fail here, before any request
     client = s3.make_client(settings)
+    heads = s3.head_client(client, settings)
+    breaker = HostBreaker(settings.endpoint, UNANSWERED_LIMIT)
+    upstream = _Upstream(client, heads, breaker)
     summary = IngestSummary(SOURCE)
     for t in tickers:
         summary.of(t)
@@ -1461,10 +1571,10 @@ def run(
     check_day = expected[-1] if expected else all_days[-1]  # asked only at a 403 on an expected day
     with (
         land(ctx.root) as w,
-        ThreadPoolExecutor(CONCURRENCY) as pool,
         progress_bar(ctx, f"polygon {interval}", len(all_days), "day files") as step,
     ):
-        futures = [pool.submit(_fetch_day, client, settings, cache, interval, d) for d in all_days]
+        pool = _FetchThreads(CONCURRENCY)
+        futures = [pool.submit(_fetch_day, upstream, settings, cache, interval, d) for d in all_days]
         try:
             _land_days(
                 ctx,
@@ -1480,15 +1590,21 @@ def run(
                 intact_seen,
                 handled,
                 step,
-                lambda: _keys_refused(client, settings, interval, check_day),
+                lambda: _keys_refused(heads, settings, interval, check_day),
+                breaker,
             )
             # a partition the run's days rebuilt after damage (or an earlier run left so) gets back the
             # other days of its period that the raw cache holds as landed: nothing is dropped unsaid
             refills = _refills(w, cache, tickers, interval, all_days, settings.bucket, handled, intact_seen)
             _land_refills(ctx, w, settings, cache, summary, interval, refills, landed_any, today, intact_seen)
         except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)  # an error or Ctrl-C: no queued day is fetched
+            # an error, Ctrl-C or SIGTERM: no queued day is fetched, and the days in flight are not waited
+            # for (a silent endpoint would hold the lake's lock for minutes): their threads are daemons
+            for f in futures:
+                f.cancel()
+            pool.shutdown(wait=False)
             raise
+        pool.shutdown(wait=True)
     files_read = sum(s.files_done for s in summary.symbols.values())
     files_skipped = sum(s.files_skipped for s in summary.symbols.values())
     if summary.ok and not files_read and not files_skipped:

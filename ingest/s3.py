@@ -75,9 +75,28 @@ def require_reachable(s: S3Settings) -> None:
         ) from None
 
 
+HEAD_TIMEOUTS = {"connect_timeout": 5, "read_timeout": 10, "max_attempts": 3}
+"""A HEAD's answer is a few hundred bytes: a host silent that long is not going to answer (the GETs keep
+their longer timeouts, a day file is large)."""
+
+
 def make_client(s: S3Settings) -> Any:
     """The S3 client, after checking once that the endpoint's name resolves (Unreachable if not)."""
     require_reachable(s)
+    return _client(s, connect_timeout=20, read_timeout=120, max_attempts=5)
+
+
+def head_client(client: Any, s: S3Settings) -> Any:
+    """A client for HEADs, like `client` with HEAD_TIMEOUTS; `client` itself when it is not a botocore
+    client (a test's stand-in)."""
+    from botocore.client import BaseClient
+
+    if not isinstance(client, BaseClient):
+        return client
+    return _client(s, **HEAD_TIMEOUTS)
+
+
+def _client(s: S3Settings, *, connect_timeout: float, read_timeout: float, max_attempts: int) -> Any:
     import boto3
     from botocore.config import Config
 
@@ -90,11 +109,36 @@ def make_client(s: S3Settings) -> Any:
         config=Config(
             signature_version="s3v4",
             s3={"addressing_style": "path"},
-            retries={"max_attempts": 5, "mode": "standard"},
-            connect_timeout=20,
-            read_timeout=120,
+            retries={"max_attempts": max_attempts, "mode": "standard"},
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
         ),
     )
+
+
+def unanswered(exc: BaseException) -> str | None:
+    """Why a request got no answer at all from the endpoint ('timed out', 'could not connect', …), or None
+    when it got one (any HTTP status) or failed otherwise. Looks through the MarketlakeError that wraps
+    botocore's error."""
+    from botocore.exceptions import (
+        ConnectionClosedError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        ReadTimeoutError,
+    )
+
+    seen = 0
+    e: BaseException | None = exc
+    while e is not None and seen < 5:
+        if isinstance(e, ConnectTimeoutError | ReadTimeoutError):
+            return "timed out"
+        if isinstance(e, EndpointConnectionError):
+            return "could not connect (refused?)"
+        if isinstance(e, ConnectionClosedError):
+            return "connection closed without an answer"
+        e = e.__cause__ or e.__context__
+        seen += 1
+    return None
 
 
 class Missing(Exception):
