@@ -12,7 +12,7 @@ import click
 
 from cli.main import F, _ctx, cli, handle_errors
 from lake.config import SOURCE_INTERVALS
-from lake.errors import MarketlakeError
+from lake.errors import LakeLocked, MarketlakeError
 from lake.logs import redact
 from lake.paths import parse_symbols, validate_symbol
 
@@ -31,10 +31,18 @@ def _per_source(summaries: Sequence[Any]) -> list[Any]:
     return [group[0] if len(group) == 1 else IngestSummary.merged(group)[0] for group in by_source.values()]
 
 
-def _finish(summaries: Sequence[Any], run: Any) -> None:
+EXIT_BUSY = 75
+"""The exit status of an ingest that another writer's lock kept from running (sysexits' EX_TEMPFAIL: try
+again later), unless a source failed for another reason too (then 1)."""
+
+
+def _finish(summaries: Sequence[Any], run: Any, busy: str | None = None) -> None:
     """Report what the run did: the lake and settings file used and each source's table (not with
-    --quiet; none for a source that did not run: its note or error says why), then every note and error (always: --quiet hides progress and the tables, never what a cron
-    job's owner must see); exit 1 when a source failed."""
+    --quiet; none for a source that did not run: its note or error says why), then every note and error
+    (always: --quiet hides progress and the tables, never what a cron job's owner must see); exit 1 when a
+    source failed. `busy`: the source another writer's lock kept out (its error says so, and what was
+    skipped): the feature store is not refreshed and the exit status is EXIT_BUSY (1 if another source
+    failed)."""
     from lake.config import settings_source
     from lake.context import stderr_console
 
@@ -45,14 +53,23 @@ def _finish(summaries: Sequence[Any], run: Any) -> None:
     for s in _per_source(summaries):
         if not run.quiet and s.symbols:  # a source that did not run (skipped, or failed first): no table
             out.print(s.table())
-        for note in s.notes:
-            click.echo(f"note: {redact(note)}", err=True)
-        for e in s.errors:
-            click.echo(f"error: {s.source}: {redact(e)}", err=True)
-        failed = failed or not s.ok
+        _say_problems(s)
+        failed = failed or (not s.ok and s.source != busy)
+    if busy is not None:
+        # another writer held the lake: the sources after it and the store's refresh were not tried (each
+        # would have waited as long again); a failure of their own still makes the exit status 1
+        sys.exit(1 if failed else EXIT_BUSY)
     _refresh_store(run)
     if failed:
         sys.exit(1)
+
+
+def _say_problems(s: Any) -> None:
+    """A source's notes and errors (always: --quiet hides progress and tables, never these)."""
+    for note in s.notes:
+        click.echo(f"note: {redact(note)}", err=True)
+    for e in s.errors:
+        click.echo(f"error: {s.source}: {redact(e)}", err=True)
 
 
 def _refresh_store(run: Any) -> None:
@@ -114,51 +131,75 @@ def ingest(ctx: click.Context) -> None:
         # one source's error is recorded as its summary's failure: the other sources still run and print
         try:
             summaries.append(go())
-        except yahoo.Unreachable:
-            raise  # said once for both Yahoo sources, below
+        except (yahoo.Unreachable, LakeLocked):
+            raise  # Unreachable: said once for both Yahoo sources; LakeLocked: the rest skipped (below)
         except MarketlakeError as exc:
             failed = IngestSummary(source)
             failed.fail(str(exc).removeprefix(f"{source}: "))
             summaries.append(failed)
 
-    if st.binance.symbols:
-        each("binance", lambda: binance.run(run, st.binance.symbols, st.binance.interval, start, end))
-    if st.polygon.symbols:
+    def go_binance() -> IngestSummary:
+        return binance.run(run, st.binance.symbols, st.binance.interval, start, end)
+
+    def go_polygon() -> IngestSummary:
         # configured without keys: skipped with a note, shown even with --quiet (DESIGN: with no keys at all
         # `make ingest` still works, Binance needs none); `marketlake ingest polygon` fails without them
+        from ingest import s3
 
-        def go_polygon() -> IngestSummary:
-            from ingest import s3
-
-            try:
-                return polygon.run(run, st.polygon.symbols, st.polygon.interval, start, end)
-            except s3.MissingKeys as exc:
-                from lake.config import settings_source
-
-                skipped = IngestSummary("polygon")
-                skipped.notes.append(
-                    f"{exc}; skipped (to leave Polygon out: symbols = [] under [polygon] in "
-                    f"{settings_source(st)}; `marketlake ingest polygon` fails without them)"
-                )
-                return skipped
-
-        each("polygon", go_polygon)
-    offline = False
-    for name, cfg, go in (
-        ("yahoo", st.yahoo, lambda: yahoo.run(run, st.yahoo.symbols, st.yahoo.interval, start, end)),
-        ("news", st.news, lambda: news.run(run, st.news.symbols)),
-    ):
-        if not cfg.symbols or offline:
-            continue
         try:
-            each(name, go)
-        except yahoo.Unreachable as exc:  # one line for the host, for both Yahoo sources
-            offline = True
-            both = [n for n, c in (("yahoo", st.yahoo), ("news", st.news)) if c.symbols]
-            failed = IngestSummary(" and ".join(both))
-            failed.fail(f"{exc}; skipped")
-            summaries.append(failed)
-    _finish(summaries, run)
+            return polygon.run(run, st.polygon.symbols, st.polygon.interval, start, end)
+        except s3.MissingKeys as exc:
+            from lake.config import settings_source
+
+            skipped = IngestSummary("polygon")
+            skipped.notes.append(
+                f"{exc}; skipped (to leave Polygon out: symbols = [] under [polygon] in "
+                f"{settings_source(st)}; `marketlake ingest polygon` fails without them)"
+            )
+            return skipped
+
+    planned: list[tuple[str, Callable[[], IngestSummary]]] = [
+        (name, go)
+        for name, cfg, go in (
+            ("binance", st.binance, go_binance),
+            ("polygon", st.polygon, go_polygon),
+            ("yahoo", st.yahoo, lambda: yahoo.run(run, st.yahoo.symbols, st.yahoo.interval, start, end)),
+            ("news", st.news, lambda: news.run(run, st.news.symbols)),
+        )
+        if cfg.symbols
+    ]
+    offline = False
+    busy: str | None = None
+    try:
+        for i, (name, go) in enumerate(planned):
+            if offline and name in ("yahoo", "news"):
+                continue
+            try:
+                each(name, go)
+            except yahoo.Unreachable as exc:  # one line for the host, for both Yahoo sources
+                if name not in ("yahoo", "news"):
+                    raise
+                offline = True
+                both = [n for n, _ in planned if n in ("yahoo", "news")]
+                failed = IngestSummary(" and ".join(both))
+                failed.fail(f"{exc}; skipped")
+                summaries.append(failed)
+            except LakeLocked as exc:
+                # another writer holds the lake (it waited the lock's whole wait): every later source, and
+                # the store's refresh, would wait as long again for nothing; one line says what was skipped
+                busy = name
+                rest = [n for n, _ in planned[i + 1 :] if not (offline and n in ("yahoo", "news"))]
+                failed = IngestSummary(name)
+                failed.fail(f"{exc}; skipped: {', '.join([*rest, 'feature store refresh'])}")
+                summaries.append(failed)
+                break
+    except BaseException:
+        # stopped (Ctrl-C, SIGTERM) or failed in a later source: the earlier sources' notes and errors are
+        # said before the stop's own line (and its exit status), not lost with the summary never printed
+        for s in _per_source(summaries):
+            _say_problems(s)
+        raise
+    _finish(summaries, run, busy)
 
 
 def _date_options(fn: F) -> F:
