@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from collections.abc import Callable, Sequence
+from functools import wraps
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,21 @@ def _finish(summaries: Sequence[Any], run: Any, busy: str | None = None) -> None
     _refresh_store(run)
     if failed:
         sys.exit(1)
+
+
+def _busy_exits(fn: F) -> F:
+    """One source's command (`ingest binance …`) kept out by another writer's lock: its error, and the exit
+    status EXIT_BUSY (as `marketlake ingest`'s), not 1: a cron job can tell "try again later"."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except LakeLocked as exc:
+            click.echo(f"error: {redact(str(exc))}", err=True)
+            sys.exit(EXIT_BUSY)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _say_problems(s: Any) -> None:
@@ -223,6 +239,7 @@ def _date_options(fn: F) -> F:
 @_date_options
 @click.pass_context
 @handle_errors
+@_busy_exits
 def ingest_binance(
     ctx: click.Context, symbols: str, interval: str, start: str | None, end: str | None
 ) -> None:
@@ -245,6 +262,7 @@ def ingest_binance(
 @_date_options
 @click.pass_context
 @handle_errors
+@_busy_exits
 def ingest_polygon(
     ctx: click.Context, tickers: str, interval: str, start: str | None, end: str | None
 ) -> None:
@@ -267,6 +285,7 @@ def ingest_polygon(
 @_date_options
 @click.pass_context
 @handle_errors
+@_busy_exits
 def ingest_yahoo(ctx: click.Context, symbols: str, interval: str, start: str | None, end: str | None) -> None:
     """Yahoo Finance prices: fills gaps, never overwrites a better source.
 
@@ -285,6 +304,7 @@ def ingest_yahoo(ctx: click.Context, symbols: str, interval: str, start: str | N
 @click.option("--symbols", required=True, help="Comma separated, e.g. AAPL,MSFT.")
 @click.pass_context
 @handle_errors
+@_busy_exits
 def ingest_news(ctx: click.Context, symbols: str) -> None:
     """The latest Yahoo news per symbol, scored and deduplicated (no date range: Yahoo serves the latest
     articles only).
@@ -305,6 +325,7 @@ def ingest_news(ctx: click.Context, symbols: str) -> None:
 @click.option("--tz", default=None, help="Time zone of date-only timestamps, e.g. America/New_York.")
 @click.pass_context
 @handle_errors
+@_busy_exits
 def ingest_news_file(ctx: click.Context, path: Path, assume_time: str | None, tz: str | None) -> None:
     """A headline archive (CSV or JSONL: symbol, published_at, title, …).
 
@@ -359,6 +380,7 @@ def ingest_news_file(ctx: click.Context, path: Path, assume_time: str | None, tz
 )
 @click.pass_context
 @handle_errors
+@_busy_exits
 def ingest_csv(
     ctx: click.Context,
     path: Path,

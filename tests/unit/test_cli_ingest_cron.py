@@ -19,7 +19,7 @@ from ingest.common import IngestSummary
 from lake.errors import Terminated
 
 ALL_FOUR = (
-    "[data]\nstart = 2024-03-01\nend = 2024-03-05\n[binance]\nsymbols = [\"BTCUSDT\"]\n[polygon]\n"
+    '[data]\nstart = 2024-03-01\nend = 2024-03-05\n[binance]\nsymbols = ["BTCUSDT"]\n[polygon]\n'
     'symbols = ["AAPL"]\n[yahoo]\nsymbols = ["SPY"]\n[news]\nsymbols = ["SPY"]\n'
 )
 
@@ -142,3 +142,13 @@ def test_a_run_stopped_in_a_later_source_still_says_the_earlier_errors(
     assert "error: binance: BTCUSDT-1m-2024-03.zip: not a zip file" in r.stderr, r.output
     assert "note: days from 2024-03-05 on are not published yet" in r.stderr, r.output
     assert r.stderr.rstrip().endswith(said), r.output
+
+
+def test_one_source_s_command_on_a_locked_lake_exits_75(
+    runner: CliRunner, lake_root: Path, four_sources: None, held: None, acquires: list[float]
+) -> None:
+    args = ["ingest", "binance", "--symbols", "BTCUSDT", "--start", "2024-03-01", "--end", "2024-03-02"]
+    r = runner.invoke(cli, ["--lake", str(lake_root), "-q", *args])
+    assert r.exit_code == 75, r.output
+    assert len(acquires) == 1, (acquires, r.output)
+    assert "error: the lake at" in r.stderr and "locked by a writer (pid 4242)" in r.stderr, r.output
