@@ -60,9 +60,18 @@ def _finish(summaries: Sequence[Any], run: Any, busy: str | None = None) -> None
         # another writer held the lake: the sources after it and the store's refresh were not tried (each
         # would have waited as long again); a failure of their own still makes the exit status 1
         sys.exit(1 if failed else EXIT_BUSY)
-    _refresh_store(run)
+    refresh_error = _refresh_store(run)
     if failed:
         sys.exit(1)
+    if refresh_error is not None and _strict():
+        sys.exit(EXIT_BUSY if isinstance(refresh_error, LakeLocked) else 1)
+
+
+def _strict() -> bool:
+    """`ingest --strict` (given to the group, before any subcommand)."""
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_object(dict) if ctx is not None else None
+    return bool(obj and obj.get("ingest_strict"))
 
 
 def _busy_exits(fn: F) -> F:
@@ -88,10 +97,11 @@ def _say_problems(s: Any) -> None:
         click.echo(f"error: {s.source}: {redact(e)}", err=True)
 
 
-def _refresh_store(run: Any) -> None:
+def _refresh_store(run: Any) -> MarketlakeError | None:
     """Bring the feature store up to date with what just landed (only the pairs whose inputs changed).
     The store is derived data: a failure here is a warning that names the cause (the ingested data is in
-    the lake either way; `marketlake features refresh` retries and fails loudly)."""
+    the lake either way; `marketlake features refresh` retries and fails loudly), returned for `ingest
+    --strict`, which then exits non-zero."""
     from features import store
 
     try:
@@ -104,9 +114,10 @@ def _refresh_store(run: Any) -> None:
         )
         for line in rest:
             click.echo(line, err=True)
-        return
+        return exc
     if result.built or result.removed:
         run.say(store.describe(result))
+    return None
 
 
 def _range(run: Any, start: str | None, end: str | None) -> tuple[dt.date, dt.date]:
@@ -121,9 +132,16 @@ def _range(run: Any, start: str | None, end: str | None) -> tuple[dt.date, dt.da
 
 
 @cli.group(invoke_without_command=True)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Exit non-zero when the feature store's refresh after the landing fails (1; 75 when another "
+    "writer held the lake), not only warn (the data landed either way). Before a subcommand: "
+    "`ingest --strict binance …`.",
+)
 @click.pass_context
 @handle_errors
-def ingest(ctx: click.Context) -> None:
+def ingest(ctx: click.Context, strict: bool) -> None:
     """Pull prices and news into the lake (with no subcommand: every source in marketlake.toml, over its
     [data] range: start/end, or the data_days days ending yesterday, UTC).
 
@@ -132,6 +150,7 @@ def ingest(ctx: click.Context) -> None:
       marketlake ingest
       marketlake ingest binance --symbols BTCUSDT --start 2024-01-01 --end 2024-01-31
     """
+    ctx.ensure_object(dict)["ingest_strict"] = strict
     if ctx.invoked_subcommand is not None:
         return
     from ingest import binance, news, polygon, yahoo

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from cli import cli
 from ingest.common import IngestSummary
-from lake.errors import Terminated
+from lake.errors import LakeLocked, MarketlakeError, Terminated
 
 ALL_FOUR = (
     '[data]\nstart = 2024-03-01\nend = 2024-03-05\n[binance]\nsymbols = ["BTCUSDT"]\n[polygon]\n'
@@ -152,3 +152,33 @@ def test_one_source_s_command_on_a_locked_lake_exits_75(
     assert r.exit_code == 75, r.output
     assert len(acquires) == 1, (acquires, r.output)
     assert "error: the lake at" in r.stderr and "locked by a writer (pid 4242)" in r.stderr, r.output
+
+
+@pytest.mark.parametrize(
+    ("error", "strict_code"),
+    [(MarketlakeError("features_store: a file is damaged"), 1), (LakeLocked("the lake at X is locked"), 75)],
+)
+def test_strict_makes_a_failed_store_refresh_exit_non_zero(
+    runner: CliRunner,
+    lake_root: Path,
+    four_sources: None,
+    monkeypatch: pytest.MonkeyPatch,
+    error: MarketlakeError,
+    strict_code: int,
+) -> None:
+    from features import store
+
+    def refresh(*a: Any, **k: Any) -> Any:
+        raise error
+
+    monkeypatch.setattr(store, "refresh", refresh)
+    one = ["binance", "--symbols", "BTCUSDT", "--start", "2024-03-01", "--end", "2024-03-02"]
+    for args, code in (
+        (["ingest"], 0),  # by design: a warning, the data landed
+        (["ingest", "--strict"], strict_code),
+        (["ingest", *one], 0),
+        (["ingest", "--strict", *one], strict_code),
+    ):
+        r = runner.invoke(cli, ["--lake", str(lake_root), "-q", *args])
+        assert r.exit_code == code, (args, r.output)
+        assert "warning: feature store not refreshed: " in r.stderr, (args, r.output)
