@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from collections.abc import Callable, Sequence
+from functools import wraps
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import click
 
 from cli.main import F, _ctx, cli, handle_errors
 from lake.config import SOURCE_INTERVALS
-from lake.errors import MarketlakeError
+from lake.errors import LakeLocked, MarketlakeError
 from lake.logs import redact
 from lake.paths import parse_symbols, validate_symbol
 
@@ -31,10 +32,18 @@ def _per_source(summaries: Sequence[Any]) -> list[Any]:
     return [group[0] if len(group) == 1 else IngestSummary.merged(group)[0] for group in by_source.values()]
 
 
-def _finish(summaries: Sequence[Any], run: Any) -> None:
+EXIT_BUSY = 75
+"""The exit status of an ingest that another writer's lock kept from running (sysexits' EX_TEMPFAIL: try
+again later), unless a source failed for another reason too (then 1)."""
+
+
+def _finish(summaries: Sequence[Any], run: Any, busy: str | None = None) -> None:
     """Report what the run did: the lake and settings file used and each source's table (not with
-    --quiet; none for a source that did not run: its note or error says why), then every note and error (always: --quiet hides progress and the tables, never what a cron
-    job's owner must see); exit 1 when a source failed."""
+    --quiet; none for a source that did not run: its note or error says why), then every note and error
+    (always: --quiet hides progress and the tables, never what a cron job's owner must see); exit 1 when a
+    source failed. `busy`: the source another writer's lock kept out (its error says so, and what was
+    skipped): the feature store is not refreshed and the exit status is EXIT_BUSY (1 if another source
+    failed)."""
     from lake.config import settings_source
     from lake.context import stderr_console
 
@@ -45,20 +54,54 @@ def _finish(summaries: Sequence[Any], run: Any) -> None:
     for s in _per_source(summaries):
         if not run.quiet and s.symbols:  # a source that did not run (skipped, or failed first): no table
             out.print(s.table())
-        for note in s.notes:
-            click.echo(f"note: {redact(note)}", err=True)
-        for e in s.errors:
-            click.echo(f"error: {s.source}: {redact(e)}", err=True)
-        failed = failed or not s.ok
-    _refresh_store(run)
+        _say_problems(s)
+        failed = failed or (not s.ok and s.source != busy)
+    if busy is not None:
+        # another writer held the lake: the sources after it and the store's refresh were not tried (each
+        # would have waited as long again); a failure of their own still makes the exit status 1
+        sys.exit(1 if failed else EXIT_BUSY)
+    refresh_error = _refresh_store(run)
     if failed:
         sys.exit(1)
+    if refresh_error is not None and _strict():
+        sys.exit(EXIT_BUSY if isinstance(refresh_error, LakeLocked) else 1)
 
 
-def _refresh_store(run: Any) -> None:
+def _strict() -> bool:
+    """`ingest --strict` (given to the group, before any subcommand)."""
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_object(dict) if ctx is not None else None
+    return bool(obj and obj.get("ingest_strict"))
+
+
+def _busy_exits(fn: F) -> F:
+    """One source's command (`ingest binance …`) kept out by another writer's lock: its error, and the exit
+    status EXIT_BUSY (as `marketlake ingest`'s), not 1: a cron job can tell "try again later"."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except LakeLocked as exc:
+            click.echo(f"error: {redact(str(exc))}", err=True)
+            sys.exit(EXIT_BUSY)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _say_problems(s: Any) -> None:
+    """A source's notes and errors (always: --quiet hides progress and tables, never these)."""
+    for note in s.notes:
+        click.echo(f"note: {redact(note)}", err=True)
+    for e in s.errors:
+        click.echo(f"error: {s.source}: {redact(e)}", err=True)
+
+
+def _refresh_store(run: Any) -> MarketlakeError | None:
     """Bring the feature store up to date with what just landed (only the pairs whose inputs changed).
     The store is derived data: a failure here is a warning that names the cause (the ingested data is in
-    the lake either way; `marketlake features refresh` retries and fails loudly)."""
+    the lake either way; `marketlake features refresh` retries and fails loudly), returned for `ingest
+    --strict`, which then exits non-zero."""
     from features import store
 
     try:
@@ -71,9 +114,10 @@ def _refresh_store(run: Any) -> None:
         )
         for line in rest:
             click.echo(line, err=True)
-        return
+        return exc
     if result.built or result.removed:
         run.say(store.describe(result))
+    return None
 
 
 def _range(run: Any, start: str | None, end: str | None) -> tuple[dt.date, dt.date]:
@@ -88,9 +132,16 @@ def _range(run: Any, start: str | None, end: str | None) -> tuple[dt.date, dt.da
 
 
 @cli.group(invoke_without_command=True)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Exit non-zero when the feature store's refresh after the landing fails (1; 75 when another "
+    "writer held the lake), not only warn (the data landed either way). Before a subcommand: "
+    "`ingest --strict binance …`.",
+)
 @click.pass_context
 @handle_errors
-def ingest(ctx: click.Context) -> None:
+def ingest(ctx: click.Context, strict: bool) -> None:
     """Pull prices and news into the lake (with no subcommand: every source in marketlake.toml, over its
     [data] range: start/end, or the data_days days ending yesterday, UTC).
 
@@ -99,6 +150,7 @@ def ingest(ctx: click.Context) -> None:
       marketlake ingest
       marketlake ingest binance --symbols BTCUSDT --start 2024-01-01 --end 2024-01-31
     """
+    ctx.ensure_object(dict)["ingest_strict"] = strict
     if ctx.invoked_subcommand is not None:
         return
     from ingest import binance, news, polygon, yahoo
@@ -114,51 +166,75 @@ def ingest(ctx: click.Context) -> None:
         # one source's error is recorded as its summary's failure: the other sources still run and print
         try:
             summaries.append(go())
-        except yahoo.Unreachable:
-            raise  # said once for both Yahoo sources, below
+        except (yahoo.Unreachable, LakeLocked):
+            raise  # Unreachable: said once for both Yahoo sources; LakeLocked: the rest skipped (below)
         except MarketlakeError as exc:
             failed = IngestSummary(source)
             failed.fail(str(exc).removeprefix(f"{source}: "))
             summaries.append(failed)
 
-    if st.binance.symbols:
-        each("binance", lambda: binance.run(run, st.binance.symbols, st.binance.interval, start, end))
-    if st.polygon.symbols:
+    def go_binance() -> IngestSummary:
+        return binance.run(run, st.binance.symbols, st.binance.interval, start, end)
+
+    def go_polygon() -> IngestSummary:
         # configured without keys: skipped with a note, shown even with --quiet (DESIGN: with no keys at all
         # `make ingest` still works, Binance needs none); `marketlake ingest polygon` fails without them
+        from ingest import s3
 
-        def go_polygon() -> IngestSummary:
-            from ingest import s3
-
-            try:
-                return polygon.run(run, st.polygon.symbols, st.polygon.interval, start, end)
-            except s3.MissingKeys as exc:
-                from lake.config import settings_source
-
-                skipped = IngestSummary("polygon")
-                skipped.notes.append(
-                    f"{exc}; skipped (to leave Polygon out: symbols = [] under [polygon] in "
-                    f"{settings_source(st)}; `marketlake ingest polygon` fails without them)"
-                )
-                return skipped
-
-        each("polygon", go_polygon)
-    offline = False
-    for name, cfg, go in (
-        ("yahoo", st.yahoo, lambda: yahoo.run(run, st.yahoo.symbols, st.yahoo.interval, start, end)),
-        ("news", st.news, lambda: news.run(run, st.news.symbols)),
-    ):
-        if not cfg.symbols or offline:
-            continue
         try:
-            each(name, go)
-        except yahoo.Unreachable as exc:  # one line for the host, for both Yahoo sources
-            offline = True
-            both = [n for n, c in (("yahoo", st.yahoo), ("news", st.news)) if c.symbols]
-            failed = IngestSummary(" and ".join(both))
-            failed.fail(f"{exc}; skipped")
-            summaries.append(failed)
-    _finish(summaries, run)
+            return polygon.run(run, st.polygon.symbols, st.polygon.interval, start, end)
+        except s3.MissingKeys as exc:
+            from lake.config import settings_source
+
+            skipped = IngestSummary("polygon")
+            skipped.notes.append(
+                f"{exc}; skipped (to leave Polygon out: symbols = [] under [polygon] in "
+                f"{settings_source(st)}; `marketlake ingest polygon` fails without them)"
+            )
+            return skipped
+
+    planned: list[tuple[str, Callable[[], IngestSummary]]] = [
+        (name, go)
+        for name, cfg, go in (
+            ("binance", st.binance, go_binance),
+            ("polygon", st.polygon, go_polygon),
+            ("yahoo", st.yahoo, lambda: yahoo.run(run, st.yahoo.symbols, st.yahoo.interval, start, end)),
+            ("news", st.news, lambda: news.run(run, st.news.symbols)),
+        )
+        if cfg.symbols
+    ]
+    offline = False
+    busy: str | None = None
+    try:
+        for i, (name, go) in enumerate(planned):
+            if offline and name in ("yahoo", "news"):
+                continue
+            try:
+                each(name, go)
+            except yahoo.Unreachable as exc:  # one line for the host, for both Yahoo sources
+                if name not in ("yahoo", "news"):
+                    raise
+                offline = True
+                both = [n for n, _ in planned if n in ("yahoo", "news")]
+                failed = IngestSummary(" and ".join(both))
+                failed.fail(f"{exc}; skipped")
+                summaries.append(failed)
+            except LakeLocked as exc:
+                # another writer holds the lake (it waited the lock's whole wait): every later source, and
+                # the store's refresh, would wait as long again for nothing; one line says what was skipped
+                busy = name
+                rest = [n for n, _ in planned[i + 1 :] if not (offline and n in ("yahoo", "news"))]
+                failed = IngestSummary(name)
+                failed.fail(f"{exc}; skipped: {', '.join([*rest, 'feature store refresh'])}")
+                summaries.append(failed)
+                break
+    except BaseException:
+        # stopped (Ctrl-C, SIGTERM) or failed in a later source: the earlier sources' notes and errors are
+        # said before the stop's own line (and its exit status), not lost with the summary never printed
+        for s in _per_source(summaries):
+            _say_problems(s)
+        raise
+    _finish(summaries, run, busy)
 
 
 def _date_options(fn: F) -> F:
@@ -182,6 +258,7 @@ def _date_options(fn: F) -> F:
 @_date_options
 @click.pass_context
 @handle_errors
+@_busy_exits
 def ingest_binance(
     ctx: click.Context, symbols: str, interval: str, start: str | None, end: str | None
 ) -> None:
@@ -204,6 +281,7 @@ def ingest_binance(
 @_date_options
 @click.pass_context
 @handle_errors
+@_busy_exits
 def ingest_polygon(
     ctx: click.Context, tickers: str, interval: str, start: str | None, end: str | None
 ) -> None:
@@ -226,6 +304,7 @@ def ingest_polygon(
 @_date_options
 @click.pass_context
 @handle_errors
+@_busy_exits
 def ingest_yahoo(ctx: click.Context, symbols: str, interval: str, start: str | None, end: str | None) -> None:
     """Yahoo Finance prices: fills gaps, never overwrites a better source.
 
@@ -244,6 +323,7 @@ def ingest_yahoo(ctx: click.Context, symbols: str, interval: str, start: str | N
 @click.option("--symbols", required=True, help="Comma separated, e.g. AAPL,MSFT.")
 @click.pass_context
 @handle_errors
+@_busy_exits
 def ingest_news(ctx: click.Context, symbols: str) -> None:
     """The latest Yahoo news per symbol, scored and deduplicated (no date range: Yahoo serves the latest
     articles only).
@@ -264,6 +344,7 @@ def ingest_news(ctx: click.Context, symbols: str) -> None:
 @click.option("--tz", default=None, help="Time zone of date-only timestamps, e.g. America/New_York.")
 @click.pass_context
 @handle_errors
+@_busy_exits
 def ingest_news_file(ctx: click.Context, path: Path, assume_time: str | None, tz: str | None) -> None:
     """A headline archive (CSV or JSONL: symbol, published_at, title, …).
 
@@ -318,6 +399,7 @@ def ingest_news_file(ctx: click.Context, path: Path, assume_time: str | None, tz
 )
 @click.pass_context
 @handle_errors
+@_busy_exits
 def ingest_csv(
     ctx: click.Context,
     path: Path,

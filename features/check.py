@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
+import sys
 from typing import Any
 
 import click
@@ -213,6 +215,18 @@ def absent_line(rows: list[dict[str, Any]]) -> str:
     )
 
 
+UNWRAPPED = 1000
+"""The width of the table off a terminal: wide enough that no row wraps (cron's mail, a file, a pipe)."""
+
+
+def _table_width() -> int:
+    """A terminal's width (at least 120); off a terminal (COLUMNS unset) UNWRAPPED: one line per row for
+    whatever reads it (a script should read `--format json`)."""
+    if not sys.stdout.isatty() and "COLUMNS" not in os.environ:
+        return UNWRAPPED
+    return max(120, shutil.get_terminal_size().columns)
+
+
 def print_table(rows: list[dict[str, Any]]) -> None:
     """A table per symbol and interval, then one line per symbol saying whether and why it is eligible;
     the configured pairs with no bar at all in the lake are one line at the end (`--format json` has a
@@ -267,7 +281,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     for row in cells:
         t.add_row(*map(plain, row))
     if shown or not rows:
-        console = Console(width=max(120, shutil.get_terminal_size().columns), soft_wrap=True)
+        console = Console(width=_table_width(), soft_wrap=True)
         console.print(t)
     if not rows:
         click.echo("no bars in the lake and no symbol configured")

@@ -13,6 +13,7 @@ import functools
 import logging
 import os
 import sys
+import time
 import traceback
 from types import TracebackType
 from typing import Any
@@ -147,6 +148,27 @@ def _redacting_excepthook(
     sys.stderr.write(redact("".join(traceback.format_exception(exc_type, exc, tb))))
 
 
+class _UTCFormatter(logging.Formatter):
+    def converter(self, secs: float | None = None) -> time.struct_time:  # asctime in UTC (the `Z` said)
+        return time.gmtime(secs)
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):  # no stream (pythonw), a closed one
+        return False
+
+
+def log_formatter(stream: Any) -> logging.Formatter:
+    """`LEVEL logger: message` on a terminal; anywhere else (cron's mail, a log file, a pipe) each line
+    starts with its time, ISO 8601 in UTC (`2026-12-01T06:05:03Z WARNING marketlake.writer: …`), so that a
+    job's log says when a wait or a failure happened."""
+    if _is_terminal(stream):
+        return logging.Formatter("%(levelname)s %(name)s: %(message)s")
+    return _UTCFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%SZ")
+
+
 def setup_logging(level: str = "WARNING") -> None:
     install_redaction()
     root = logging.getLogger()
@@ -154,7 +176,7 @@ def setup_logging(level: str = "WARNING") -> None:
     for name in QUIET_LIBRARY_LOGGERS:  # a request line per call at INFO: only at DEBUG (and redacted)
         logging.getLogger(name).setLevel(logging.NOTSET if root.level <= logging.DEBUG else logging.WARNING)
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(log_formatter(sys.stderr))
     handler.addFilter(RedactingFilter())
     for h in list(root.handlers):
         if getattr(h, "_marketlake", False):

@@ -77,7 +77,11 @@ def test_two_ingests_at_once_are_serialised_and_the_second_says_it_waits(
     # said once per time the second found the lock taken: before its ingest, and again before its feature
     # store refresh when it got the lock between the first's ingest and the first's refresh (an ingest takes
     # the lock twice); always naming the first
-    waiting = [line for line in second.lines if "waiting for the lake's writer lock" in line]
+    waiting = [  # (off a terminal a log line starts with its UTC time: left out, the text is checked)
+        re.sub(r"^\S+Z (?=WARNING )", "", line)
+        for line in second.lines
+        if "waiting for the lake's writer lock" in line
+    ]
     said = f"WARNING marketlake.writer: waiting for the lake's writer lock, held by pid {first.proc.pid} …"
     assert 1 <= len(waiting) <= 2 and set(waiting) == {said}, second.output()
     # the second started its work after the first: every zip was downloaded once, by the first

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -144,7 +145,7 @@ def test_a_slippage_parameter_of_the_mode_not_chosen_is_a_warning_before_the_run
     args = ["--lake", str(crypto_lake), "-q", "train", "--runs-dir", str(tmp_path / "runs"), "--no-evaluate"]
     r = runner.invoke(cli, [*args, "--set", "slippage=range", "--set", "slippage_bps=5", *TINY_SETS])
     assert r.exit_code == 0, r.output
-    (line,) = [ln for ln in r.stderr.splitlines() if "slippage_bps" in ln]
+    (line,) = [re.sub(r"^\S+Z (?=WARNING )", "", ln) for ln in r.stderr.splitlines() if "slippage_bps" in ln]
     assert line.startswith(
         "WARNING marketlake.train: slippage_bps = 5 (from the command line) is not used: "
     ), line
