@@ -51,6 +51,7 @@ from ingest.common import (
     days,
     interval_delta,
     ohlcv_problem,
+    without_userinfo,
 )
 from ingest.http import (
     RETRY_STATUSES,
@@ -108,9 +109,11 @@ ENV_BASE_URL = "BINANCE_BASE_URL"
 
 
 def base_url() -> str:
+    """The base URL the requests go to, as set (a mirror's `user:password@` included): stored and shown
+    only through `without_userinfo`."""
     url = (os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL).strip().rstrip("/")
     if not re.match(r"^https?://[^/\s]+", url):
-        raise MarketlakeError(f"BINANCE_BASE_URL {url!r} is not an http(s) URL")
+        raise MarketlakeError(f"BINANCE_BASE_URL {without_userinfo(url)!r} is not an http(s) URL")
     return url
 
 
@@ -870,7 +873,7 @@ def _input_record(o: Obtained) -> dict[str, Any]:
     return {
         "file": o.spec.relpath,
         "sha256": o.cached.sha256,
-        "url": o.url,
+        "url": without_userinfo(o.url),
         "first_day": o.spec.first_day.isoformat(),
         "last_day": o.spec.last_day.isoformat(),
     }
@@ -1083,7 +1086,9 @@ def run(
                     if sym != sym.upper()
                     else "is it a spot symbol (e.g. BTCUSDT) that was listed then?"
                 )
-                summary.fail(f"no file at all for {sym} on {base_url()} in {start} .. {end}: {hint}")
+                summary.fail(
+                    f"no file at all for {sym} on {without_userinfo(base_url())} in {start} .. {end}: {hint}"
+                )
         _land_all(writer, interval, sorted(groups.items()), summary, ctx.say)
     return summary
 
