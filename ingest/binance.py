@@ -106,6 +106,9 @@ hold x LIMIT_BYTES_PER_ROW); a real row is about 150 bytes."""
 
 
 ENV_BASE_URL = "BINANCE_BASE_URL"
+MONTHLY_PUBLISH_DAYS = 7
+"""Days into the next month within which a month's monthly zip missing upstream is taken as not published
+yet (one line for every pair, its daily files used) rather than named per pair."""
 
 
 def base_url() -> str:
@@ -654,6 +657,8 @@ class _Fetcher:
     obtained: list[Obtained] = field(default_factory=list)
     missing: list[FileSpec] = field(default_factory=list)
     """Files Data Vision does not have (404), named in the summary's notes."""
+    fallbacks: list[FileSpec] = field(default_factory=list)
+    """Monthly files Data Vision does not have (404), fetched as daily files instead (`missing_notes`)."""
     bytes_in: int = 0
     failed: int = 0
     unreachable: str | None = None
@@ -701,9 +706,7 @@ class _Fetcher:
                 self._fail(spec, f"{type(exc).__name__}: {exc}")
         if fallback:
             daily = spec.daily()
-            self.summary.notes.append(
-                f"{spec.relpath}: no monthly file upstream (404); using {len(daily)} daily files"
-            )
+            self.fallbacks.append(spec)
             task = self.progress.tasks[self.task]
             self.progress.update(self.task, total=(task.total or 0) + len(daily))
             await asyncio.gather(*(self.obtain(d) for d in daily))
@@ -817,7 +820,9 @@ def _human(n: int) -> str:
     return f"{n} B"  # pragma: no cover
 
 
-async def _fetch_all(ctx: RunContext, specs: list[FileSpec], summary: IngestSummary) -> list[Obtained]:
+async def _fetch_all(
+    ctx: RunContext, specs: list[FileSpec], summary: IngestSummary, today: dt.date | None = None
+) -> list[Obtained]:
     cache = RawCache(ctx.paths, SOURCE)
     progress = Progress(
         TextColumn("binance"),
@@ -838,17 +843,60 @@ async def _fetch_all(ctx: RunContext, specs: list[FileSpec], summary: IngestSumm
                 ctx, cache, base_url(), summary, progress, task, session, asyncio.Semaphore(CONCURRENCY)
             )
             await asyncio.gather(*(fetcher.obtain(s) for s in specs))
-    summary.notes.extend(missing_notes(fetcher.missing))
+    summary.notes.extend(missing_notes(fetcher.missing, today, fetcher.fallbacks))
     return fetcher.obtained
 
 
-def missing_notes(missing: list[FileSpec]) -> list[str]:
-    """One note per symbol, interval and kind naming the files Data Vision does not have, runs of
-    consecutive days (or months) compacted to `first .. last`."""
+def not_published_yet(spec: FileSpec, today: dt.date) -> bool:
+    """Whether Data Vision may simply not have published `spec` yet (a 404 then is no news): a daily file
+    of yesterday (UTC) or later, a monthly file within MONTHLY_PUBLISH_DAYS of its month's end."""
+    if spec.kind == "daily":
+        return spec.first_day >= today - dt.timedelta(days=1)
+    return today <= spec.last_day + dt.timedelta(days=MONTHLY_PUBLISH_DAYS)
+
+
+def _span(first: dt.date, last: dt.date) -> str:
+    return str(first) if first == last else f"{first} .. {last}"
+
+
+def missing_notes(
+    missing: list[FileSpec], today: dt.date | None = None, fallbacks: Iterable[FileSpec] = ()
+) -> list[str]:
+    """The notes on the files Data Vision does not have (404):
+
+    - a monthly file used as daily files (`fallbacks`): one note per file, or, within the first days of the
+      next month (`not_published_yet`), one line for every pair;
+    - days not published yet (yesterday, today, later: `not_published_yet`): one line for every pair;
+    - any other day: one note per symbol and interval naming the files, runs of consecutive days compacted
+      to `first .. last`.
+
+    Without `today`, every file is named as missing."""
+    notes = []
+    pending_months: dict[str, set[str]] = defaultdict(set)
+    for spec in sorted(set(fallbacks), key=lambda f: (f.first_day, f.symbol)):
+        if today is not None and not_published_yet(spec, today):
+            pending_months[f"{spec.first_day:%Y-%m}"].add(spec.symbol)
+        else:
+            notes.append(
+                f"{spec.relpath}: no monthly file upstream (404); using {len(spec.daily())} daily files"
+            )
+    for month, symbols in sorted(pending_months.items()):
+        notes.append(
+            f"the {month} monthly files are not published yet ({len(symbols)} pair(s)); their daily files "
+            "were used (Data Vision publishes a month's file in the first days of the next)"
+        )
+    pending = [s for s in missing if today is not None and not_published_yet(s, today)]
+    if pending:
+        first, last = min(s.first_day for s in pending), max(s.last_day for s in pending)
+        notes.append(
+            f"days {_span(first, last)} are not published yet ({len(pending)} daily file(s), "
+            f"{len({s.symbol for s in pending})} pair(s)): Data Vision publishes a day after it ends; a later "
+            "run fetches them"
+        )
     by: dict[tuple[str, str, str], list[FileSpec]] = defaultdict(list)
     for spec in missing:
-        by[(spec.symbol, spec.interval, spec.kind)].append(spec)
-    notes = []
+        if not (today is not None and not_published_yet(spec, today)):
+            by[(spec.symbol, spec.interval, spec.kind)].append(spec)
     for (_, _, kind), group in sorted(by.items()):
         specs = sorted(set(group), key=lambda f: f.first_day)
         runs: list[list[FileSpec]] = []
@@ -1067,18 +1115,18 @@ def run(
     for s in symbols:
         summary.of(s)
         specs.extend(plan(s, interval, start, end, today, landed))
-    if end >= today:
-        summary.notes.append(
-            f"days from {max(start, today)} on are not published yet (Data Vision publishes a day after it ends)"
-        )
+    # days from yesterday on that Data Vision has not published yet are one line (`missing_notes`)
 
     with land(ctx.root) as writer:
-        obtained = _run_async(_fetch_all(ctx, specs, summary))
+        obtained = _run_async(_fetch_all(ctx, specs, summary, today))
         groups: dict[tuple[str, str], list[Obtained]] = defaultdict(list)
         for o in obtained:
             groups[(o.spec.symbol, o.spec.period)].append(o)
         for sym in symbols:
             st = summary.of(sym)
+            pending = all(not_published_yet(s, today) for s in specs if s.symbol == sym and s.kind == "daily")
+            if pending and not any(s.symbol == sym and s.kind == "monthly" for s in specs):
+                continue  # only days not published yet (cron before Data Vision's day): not a failure
             if st.files_missing and not st.files_failed and not any(o.spec.symbol == sym for o in obtained):
                 # a past range that yields nothing at all for a symbol is a failure, named (even with -q)
                 hint = (
