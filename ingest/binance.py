@@ -995,10 +995,20 @@ def _land_partition(
             f"binance: {part_dir / 'data.parquet'} is missing or does not match its manifest: rebuilding it "
             "from the raw cache"
         )
+        refills = _cached_refills(
+            writer, interval, symbol, period, files, _manifest_inputs(writer, BARS, part)
+        )
+        files = [*files, *refills]
+        shown = ", ".join(_compact_names([o.spec for o in refills]))
+        unit = "month" if len(period) == 7 else "year"
         summary.notes.append(
-            f"rebuilt {symbol} {interval} {period} from the files of this run; days of that month outside "
-            f"{min(o.spec.first_day for o in files)} .. {max(o.spec.last_day for o in files)} come back "
-            "when an ingest covers them"
+            f"rebuilt {symbol} {interval} {period} from the files of this run"
+            + (f" and {len(refills)} more in the raw cache ({shown})" if refills else "")
+            + (
+                ""
+                if _covers_period(files, period)
+                else f"; days of that {unit} in none of them come back when an ingest covers them"
+            )
         )
     previous = _manifest_inputs(writer, BARS, part) if intact else []
     landed = {(i.get("file"), i.get("sha256")): i for i in previous}
@@ -1067,6 +1077,84 @@ def _land_partition(
         if p.rejected.num_rows:
             say(f"binance: {o.spec.relpath}: {p.rejected.num_rows} row(s) quarantined in bars_rejected")
         _fail_if_all_rejected(summary, symbol, o.spec.relpath, p.bars.num_rows, p.rejected.num_rows)
+
+
+def _cached_refills(
+    writer: LakeWriter,
+    interval: str,
+    symbol: str,
+    period: str,
+    files: list[Obtained],
+    old_inputs: list[dict[str, Any]],
+) -> list[Obtained]:
+    """The zips of (symbol, interval, period) in the raw cache, their bytes still matching the sha256 the
+    cache recorded when they were verified against Data Vision's CHECKSUM, that cover days none of the
+    run's `files` covers: a partition rebuilt after damage gets them back, not only the run's days (a day
+    taken down upstream since, or outside the run's range, would be lost for good otherwise). Files the
+    damaged partition's manifest (`old_inputs`) records come first, then monthly zips, then daily ones; a zip overlapping days already covered is left out (its rows would land twice)."""
+    cache = RawCache(writer.paths, SOURCE)
+    recorded = {i.get("file") for i in old_inputs}
+    kinds: tuple[Literal["monthly", "daily"], ...] = ("monthly", "daily")
+    found: list[FileSpec] = []
+    for kind in kinds:
+        folder = f"data/spot/{kind}/klines/{symbol}/{interval}"
+        date = r"\d{4}-\d{2}-\d{2}" if kind == "daily" else r"\d{4}-\d{2}"
+        pattern = re.compile(rf"{re.escape(symbol)}-{re.escape(interval)}-({date})\.zip")
+        try:
+            names = sorted(p.name for p in cache.path(folder).iterdir())
+        except OSError:
+            continue
+        for name in names:
+            m = pattern.fullmatch(name)
+            try:
+                first = (
+                    dt.date.fromisoformat(m.group(1) if kind == "daily" else m.group(1) + "-01")
+                    if m
+                    else None
+                )
+            except ValueError:
+                first = None
+            if first is not None:
+                spec = FileSpec(
+                    symbol, interval, kind, first, first if kind == "daily" else _month_end(first)
+                )
+                if spec.period == period:
+                    found.append(spec)
+    taken = [(o.spec.first_day, o.spec.last_day) for o in files]
+    out: list[Obtained] = []
+    for spec in sorted(found, key=lambda f: (f.relpath not in recorded, f.kind != "monthly", f.first_day)):
+        if any(spec.first_day <= last and first <= spec.last_day for first, last in taken):
+            continue
+        cached = cache.get(spec.relpath)  # None when its bytes no longer match the sha256 recorded
+        if cached is None:
+            continue
+        taken.append((spec.first_day, spec.last_day))
+        url = cached.meta.get("url")
+        out.append(Obtained(spec, cached, url if isinstance(url, str) else spec.relpath, downloaded=False))
+    return sorted(out, key=lambda o: o.spec.first_day)
+
+
+def _covers_period(files: list[Obtained], period: str) -> bool:
+    """Whether the files cover every day of `period` (a month, YYYY-MM, or a year, YYYY)."""
+    first = dt.date(int(period[:4]), int(period[5:7]) if len(period) == 7 else 1, 1)
+    last = _month_end(first) if len(period) == 7 else dt.date(first.year, 12, 31)
+    covered = {d for o in files for d in days(o.spec.first_day, o.spec.last_day)}
+    return all(d in covered for d in days(first, last))
+
+
+def _compact_names(specs: list[FileSpec]) -> list[str]:
+    """The files' stems, runs of consecutive days (or months) of one kind compacted to `first .. last`."""
+    runs: list[list[FileSpec]] = []
+    for f in sorted(specs, key=lambda f: (f.kind, f.first_day)):
+        if (
+            runs
+            and runs[-1][-1].kind == f.kind
+            and runs[-1][-1].last_day + dt.timedelta(days=1) == f.first_day
+        ):
+            runs[-1].append(f)
+        else:
+            runs.append([f])
+    return [r[0].stem if len(r) == 1 else f"{r[0].stem} .. {r[-1].stem}" for r in runs]
 
 
 def _fail_if_all_rejected(
