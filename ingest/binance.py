@@ -51,6 +51,7 @@ from ingest.common import (
     days,
     interval_delta,
     ohlcv_problem,
+    without_userinfo,
 )
 from ingest.http import (
     RETRY_STATUSES,
@@ -110,12 +111,17 @@ hold x LIMIT_BYTES_PER_ROW); a real row is about 150 bytes."""
 
 
 ENV_BASE_URL = "BINANCE_BASE_URL"
+MONTHLY_PUBLISH_DAYS = 7
+"""Days into the next month within which a month's monthly zip missing upstream is taken as not published
+yet (one line for every pair, its daily files used) rather than named per pair."""
 
 
 def base_url() -> str:
+    """The base URL the requests go to, as set (a mirror's `user:password@` included): stored and shown
+    only through `without_userinfo`."""
     url = (os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL).strip().rstrip("/")
     if not re.match(r"^https?://[^/\s]+", url):
-        raise MarketlakeError(f"BINANCE_BASE_URL {url!r} is not an http(s) URL")
+        raise MarketlakeError(f"BINANCE_BASE_URL {without_userinfo(url)!r} is not an http(s) URL")
     return url
 
 
@@ -657,6 +663,8 @@ class _Fetcher:
     obtained: list[Obtained] = field(default_factory=list)
     missing: list[FileSpec] = field(default_factory=list)
     """Files Data Vision does not have (404), named in the summary's notes."""
+    fallbacks: list[FileSpec] = field(default_factory=list)
+    """Monthly files Data Vision does not have (404), fetched as daily files instead (`missing_notes`)."""
     bytes_in: int = 0
     failed: int = 0
     unreachable: str | None = None
@@ -726,9 +734,7 @@ class _Fetcher:
                 self._fail(spec, f"{type(exc).__name__}: {exc}")
         if fallback:
             daily = spec.daily()
-            self.summary.notes.append(
-                f"{spec.relpath}: no monthly file upstream (404); using {len(daily)} daily files"
-            )
+            self.fallbacks.append(spec)
             task = self.progress.tasks[self.task]
             self.progress.update(self.task, total=(task.total or 0) + len(daily))
             await asyncio.gather(*(self.obtain(d) for d in daily))
@@ -850,7 +856,9 @@ def _human(n: int) -> str:
     return f"{n} B"  # pragma: no cover
 
 
-async def _fetch_all(ctx: RunContext, specs: list[FileSpec], summary: IngestSummary) -> list[Obtained]:
+async def _fetch_all(
+    ctx: RunContext, specs: list[FileSpec], summary: IngestSummary, today: dt.date | None = None
+) -> list[Obtained]:
     cache = RawCache(ctx.paths, SOURCE)
     progress = Progress(
         TextColumn("binance"),
@@ -877,23 +885,68 @@ async def _fetch_all(ctx: RunContext, specs: list[FileSpec], summary: IngestSumm
                 task,
                 session,
                 asyncio.Semaphore(CONCURRENCY),
-                HostBreaker(urlsplit(base).netloc or base, UNANSWERED_LIMIT),
+                HostBreaker(
+                    urlsplit(without_userinfo(base)).netloc or without_userinfo(base), UNANSWERED_LIMIT
+                ),
             )
             await asyncio.gather(*(fetcher.obtain(s) for s in specs))
     down = fetcher.host_down_error()
     if down is not None:
         summary.fail(down)
-    summary.notes.extend(missing_notes(fetcher.missing))
+    summary.notes.extend(missing_notes(fetcher.missing, today, fetcher.fallbacks))
     return fetcher.obtained
 
 
-def missing_notes(missing: list[FileSpec]) -> list[str]:
-    """One note per symbol, interval and kind naming the files Data Vision does not have, runs of
-    consecutive days (or months) compacted to `first .. last`."""
+def not_published_yet(spec: FileSpec, today: dt.date) -> bool:
+    """Whether Data Vision may simply not have published `spec` yet (a 404 then is no news): a daily file
+    of yesterday (UTC) or later, a monthly file within MONTHLY_PUBLISH_DAYS of its month's end."""
+    if spec.kind == "daily":
+        return spec.first_day >= today - dt.timedelta(days=1)
+    return today <= spec.last_day + dt.timedelta(days=MONTHLY_PUBLISH_DAYS)
+
+
+def _span(first: dt.date, last: dt.date) -> str:
+    return str(first) if first == last else f"{first} .. {last}"
+
+
+def missing_notes(
+    missing: list[FileSpec], today: dt.date | None = None, fallbacks: Iterable[FileSpec] = ()
+) -> list[str]:
+    """The notes on the files Data Vision does not have (404):
+
+    - a monthly file used as daily files (`fallbacks`): one note per file, or, within the first days of the
+      next month (`not_published_yet`), one line for every pair;
+    - days not published yet (yesterday, today, later: `not_published_yet`): one line for every pair;
+    - any other day: one note per symbol and interval naming the files, runs of consecutive days compacted
+      to `first .. last`.
+
+    Without `today`, every file is named as missing."""
+    notes = []
+    pending_months: dict[str, set[str]] = defaultdict(set)
+    for spec in sorted(set(fallbacks), key=lambda f: (f.first_day, f.symbol)):
+        if today is not None and not_published_yet(spec, today):
+            pending_months[f"{spec.first_day:%Y-%m}"].add(spec.symbol)
+        else:
+            notes.append(
+                f"{spec.relpath}: no monthly file upstream (404); using {len(spec.daily())} daily files"
+            )
+    for month, symbols in sorted(pending_months.items()):
+        notes.append(
+            f"the {month} monthly files are not published yet ({len(symbols)} pair(s)); their daily files "
+            "were used (Data Vision publishes a month's file in the first days of the next)"
+        )
+    pending = [s for s in missing if today is not None and not_published_yet(s, today)]
+    if pending:
+        first, last = min(s.first_day for s in pending), max(s.last_day for s in pending)
+        notes.append(
+            f"days {_span(first, last)} are not published yet ({len(pending)} daily file(s), "
+            f"{len({s.symbol for s in pending})} pair(s)): Data Vision publishes a day after it ends; a later "
+            "run fetches them"
+        )
     by: dict[tuple[str, str, str], list[FileSpec]] = defaultdict(list)
     for spec in missing:
-        by[(spec.symbol, spec.interval, spec.kind)].append(spec)
-    notes = []
+        if not (today is not None and not_published_yet(spec, today)):
+            by[(spec.symbol, spec.interval, spec.kind)].append(spec)
     for (_, _, kind), group in sorted(by.items()):
         specs = sorted(set(group), key=lambda f: f.first_day)
         runs: list[list[FileSpec]] = []
@@ -918,7 +971,7 @@ def _input_record(o: Obtained) -> dict[str, Any]:
     return {
         "file": o.spec.relpath,
         "sha256": o.cached.sha256,
-        "url": o.url,
+        "url": without_userinfo(o.url),
         "first_day": o.spec.first_day.isoformat(),
         "last_day": o.spec.last_day.isoformat(),
     }
@@ -992,10 +1045,20 @@ def _land_partition(
             f"binance: {part_dir / 'data.parquet'} is missing or does not match its manifest: rebuilding it "
             "from the raw cache"
         )
+        refills = _cached_refills(
+            writer, interval, symbol, period, files, _manifest_inputs(writer, BARS, part)
+        )
+        files = [*files, *refills]
+        shown = ", ".join(_compact_names([o.spec for o in refills]))
+        unit = "month" if len(period) == 7 else "year"
         summary.notes.append(
-            f"rebuilt {symbol} {interval} {period} from the files of this run; days of that month outside "
-            f"{min(o.spec.first_day for o in files)} .. {max(o.spec.last_day for o in files)} come back "
-            "when an ingest covers them"
+            f"rebuilt {symbol} {interval} {period} from the files of this run"
+            + (f" and {len(refills)} more in the raw cache ({shown})" if refills else "")
+            + (
+                ""
+                if _covers_period(files, period)
+                else f"; days of that {unit} in none of them come back when an ingest covers them"
+            )
         )
     previous = _manifest_inputs(writer, BARS, part) if intact else []
     landed = {(i.get("file"), i.get("sha256")): i for i in previous}
@@ -1066,6 +1129,84 @@ def _land_partition(
         _fail_if_all_rejected(summary, symbol, o.spec.relpath, p.bars.num_rows, p.rejected.num_rows)
 
 
+def _cached_refills(
+    writer: LakeWriter,
+    interval: str,
+    symbol: str,
+    period: str,
+    files: list[Obtained],
+    old_inputs: list[dict[str, Any]],
+) -> list[Obtained]:
+    """The zips of (symbol, interval, period) in the raw cache, their bytes still matching the sha256 the
+    cache recorded when they were verified against Data Vision's CHECKSUM, that cover days none of the
+    run's `files` covers: a partition rebuilt after damage gets them back, not only the run's days (a day
+    taken down upstream since, or outside the run's range, would be lost for good otherwise). Files the
+    damaged partition's manifest (`old_inputs`) records come first, then monthly zips, then daily ones; a zip overlapping days already covered is left out (its rows would land twice)."""
+    cache = RawCache(writer.paths, SOURCE)
+    recorded = {i.get("file") for i in old_inputs}
+    kinds: tuple[Literal["monthly", "daily"], ...] = ("monthly", "daily")
+    found: list[FileSpec] = []
+    for kind in kinds:
+        folder = f"data/spot/{kind}/klines/{symbol}/{interval}"
+        date = r"\d{4}-\d{2}-\d{2}" if kind == "daily" else r"\d{4}-\d{2}"
+        pattern = re.compile(rf"{re.escape(symbol)}-{re.escape(interval)}-({date})\.zip")
+        try:
+            names = sorted(p.name for p in cache.path(folder).iterdir())
+        except OSError:
+            continue
+        for name in names:
+            m = pattern.fullmatch(name)
+            try:
+                first = (
+                    dt.date.fromisoformat(m.group(1) if kind == "daily" else m.group(1) + "-01")
+                    if m
+                    else None
+                )
+            except ValueError:
+                first = None
+            if first is not None:
+                spec = FileSpec(
+                    symbol, interval, kind, first, first if kind == "daily" else _month_end(first)
+                )
+                if spec.period == period:
+                    found.append(spec)
+    taken = [(o.spec.first_day, o.spec.last_day) for o in files]
+    out: list[Obtained] = []
+    for spec in sorted(found, key=lambda f: (f.relpath not in recorded, f.kind != "monthly", f.first_day)):
+        if any(spec.first_day <= last and first <= spec.last_day for first, last in taken):
+            continue
+        cached = cache.get(spec.relpath)  # None when its bytes no longer match the sha256 recorded
+        if cached is None:
+            continue
+        taken.append((spec.first_day, spec.last_day))
+        url = cached.meta.get("url")
+        out.append(Obtained(spec, cached, url if isinstance(url, str) else spec.relpath, downloaded=False))
+    return sorted(out, key=lambda o: o.spec.first_day)
+
+
+def _covers_period(files: list[Obtained], period: str) -> bool:
+    """Whether the files cover every day of `period` (a month, YYYY-MM, or a year, YYYY)."""
+    first = dt.date(int(period[:4]), int(period[5:7]) if len(period) == 7 else 1, 1)
+    last = _month_end(first) if len(period) == 7 else dt.date(first.year, 12, 31)
+    covered = {d for o in files for d in days(o.spec.first_day, o.spec.last_day)}
+    return all(d in covered for d in days(first, last))
+
+
+def _compact_names(specs: list[FileSpec]) -> list[str]:
+    """The files' stems, runs of consecutive days (or months) of one kind compacted to `first .. last`."""
+    runs: list[list[FileSpec]] = []
+    for f in sorted(specs, key=lambda f: (f.kind, f.first_day)):
+        if (
+            runs
+            and runs[-1][-1].kind == f.kind
+            and runs[-1][-1].last_day + dt.timedelta(days=1) == f.first_day
+        ):
+            runs[-1].append(f)
+        else:
+            runs.append([f])
+    return [r[0].stem if len(r) == 1 else f"{r[0].stem} .. {r[-1].stem}" for r in runs]
+
+
 def _fail_if_all_rejected(
     summary: IngestSummary, symbol: str, relpath: str, bars: Any, rejected: Any
 ) -> None:
@@ -1112,18 +1253,18 @@ def run(
     for s in symbols:
         summary.of(s)
         specs.extend(plan(s, interval, start, end, today, landed))
-    if end >= today:
-        summary.notes.append(
-            f"days from {max(start, today)} on are not published yet (Data Vision publishes a day after it ends)"
-        )
+    # days from yesterday on that Data Vision has not published yet are one line (`missing_notes`)
 
     with land(ctx.root) as writer:
-        obtained = _run_async(_fetch_all(ctx, specs, summary))
+        obtained = _run_async(_fetch_all(ctx, specs, summary, today))
         groups: dict[tuple[str, str], list[Obtained]] = defaultdict(list)
         for o in obtained:
             groups[(o.spec.symbol, o.spec.period)].append(o)
         for sym in symbols:
             st = summary.of(sym)
+            pending = all(not_published_yet(s, today) for s in specs if s.symbol == sym and s.kind == "daily")
+            if pending and not any(s.symbol == sym and s.kind == "monthly" for s in specs):
+                continue  # only days not published yet (cron before Data Vision's day): not a failure
             if st.files_missing and not st.files_failed and not any(o.spec.symbol == sym for o in obtained):
                 # a past range that yields nothing at all for a symbol is a failure, named (even with -q)
                 hint = (
@@ -1131,7 +1272,9 @@ def run(
                     if sym != sym.upper()
                     else "is it a spot symbol (e.g. BTCUSDT) that was listed then?"
                 )
-                summary.fail(f"no file at all for {sym} on {base_url()} in {start} .. {end}: {hint}")
+                summary.fail(
+                    f"no file at all for {sym} on {without_userinfo(base_url())} in {start} .. {end}: {hint}"
+                )
         _land_all(writer, interval, sorted(groups.items()), summary, ctx.say)
     return summary
 

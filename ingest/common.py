@@ -8,6 +8,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -36,6 +37,15 @@ from lake.writer import (
     read_partition,
     sha256_file,
 )
+
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s]*@")
+
+
+def without_userinfo(url: str) -> str:
+    """`url` without the `user:password@` of its authority: the form of a base URL or endpoint taken from
+    the environment (a mirror behind basic auth) that is stored (manifests, the raw cache's sidecars) and
+    shown (notes, errors). The requests still use the URL as set, credentials and all."""
+    return _USERINFO.sub(r"\1", url, count=1)
 
 
 @dataclass
@@ -192,7 +202,7 @@ class RawCache:
         p = self.path(relpath)
         digest = hashlib.sha256(data).hexdigest()
         atomic_write_bytes(p, data)
-        full = {"sha256": digest, "bytes": len(data), **meta}
+        full = {"sha256": digest, "bytes": len(data), **_meta(meta)}
         atomic_write_bytes(
             self.meta_path(relpath), (json.dumps(full, sort_keys=True, indent=1) + "\n").encode()
         )
@@ -205,7 +215,7 @@ class RawCache:
         p.parent.mkdir(parents=True, exist_ok=True)
         digest = digest or sha256_file(tmp)
         os.replace(tmp, p)
-        full = {"sha256": digest, "bytes": p.stat().st_size, **meta}
+        full = {"sha256": digest, "bytes": p.stat().st_size, **_meta(meta)}
         atomic_write_bytes(
             self.meta_path(relpath), (json.dumps(full, sort_keys=True, indent=1) + "\n").encode()
         )
@@ -215,6 +225,11 @@ class RawCache:
         p = self.path(relpath)
         p.parent.mkdir(parents=True, exist_ok=True)
         return p.with_name(f"{p.name}{TMP_MARK}{os.getpid()}")
+
+
+def _meta(meta: dict[str, Any]) -> dict[str, Any]:
+    """A sidecar's fields, a URL among them without its credentials (`without_userinfo`)."""
+    return {k: without_userinfo(v) if k == "url" and isinstance(v, str) else v for k, v in meta.items()}
 
 
 def bar_period(interval: str, ts: dt.datetime) -> str:

@@ -9,6 +9,7 @@ Three layers, all installed by `setup_logging` (which the CLI calls first):
 
 from __future__ import annotations
 
+import base64
 import functools
 import logging
 import os
@@ -25,6 +26,10 @@ REDACTED = "***"
 SECRET_URL_VARS = ("SUPABASE_URL",)
 """Variables holding a URL that is itself a secret (README: "never in logs"): the URL is redacted, and so is
 its userinfo (`https://user:password@host`), wherever a library prints it (httpx's request line)."""
+CREDENTIAL_URL_VARS = ("BINANCE_BASE_URL", "POLYGON_S3_ENDPOINT")
+"""Variables holding a base URL or endpoint that is no secret itself but may carry one: a mirror behind basic
+auth (`http://user:password@host`). Their userinfo and password are redacted (as written and decoded), not
+their host: a line naming data.binance.vision stays readable."""
 QUIET_LIBRARY_LOGGERS = ("httpx", "httpcore", "urllib3", "hpack")
 """Libraries whose INFO lines are one per request (with its URL): kept at WARNING unless --log-level debug."""
 
@@ -66,24 +71,43 @@ def _url_forms(url: str) -> set[str]:
     return forms
 
 
+def _credential_forms(url: str) -> set[str]:
+    """The credentials a URL carries (`scheme://user:password@host`): its userinfo and its password, as
+    written and decoded, and the `user:password` pair base64-encoded as a basic-auth header carries it;
+    nothing for a URL without a password (a user name alone is no secret, and may be a common word)."""
+    authority = url.strip().partition("://")[2]
+    for stop in "/?#":
+        authority = authority.partition(stop)[0]
+    userinfo, at, _host = authority.rpartition("@")
+    _user, colon, password = userinfo.partition(":")
+    if not (at and colon and password):
+        return set()
+    sent = base64.b64encode(unquote(userinfo).encode()).decode()
+    return {userinfo, unquote(userinfo), password, unquote(password), sent}
+
+
 def secret_values() -> list[str]:
     """The values of the secret variables now set (only those long enough to be worth hiding), with the
-    forms they take in URLs (an S3 secret key holds '/' and '+'), longest first. Worked out once for each
-    set of values (every log record asks)."""
-    return list(_secret_forms(tuple(os.environ.get(k, "") for k in (*SECRET_VARS, *SECRET_URL_VARS))))
+    forms they take in URLs (an S3 secret key holds '/' and '+'), and the password of a URL variable that
+    carries one (`CREDENTIAL_URL_VARS`), longest first. Worked out once for each set of values (every log
+    record asks)."""
+    names = (*SECRET_VARS, *SECRET_URL_VARS, *CREDENTIAL_URL_VARS)
+    return list(_secret_forms(tuple(os.environ.get(k, "") for k in names)))
 
 
 @functools.lru_cache(maxsize=8)
 def _secret_forms(values: tuple[str, ...]) -> tuple[str, ...]:
-    plain, urls = values[: len(SECRET_VARS)], values[len(SECRET_VARS) :]
+    n_plain, n_urls = len(SECRET_VARS), len(SECRET_URL_VARS)
+    plain, urls, carriers = values[:n_plain], values[n_plain : n_plain + n_urls], values[n_plain + n_urls :]
     forms: set[str] = set()
-    for v in plain:
+    found: set[str] = set(plain)
+    for url in urls:
+        found.update(_url_forms(url))
+    for url in carriers:
+        found.update(_credential_forms(url))
+    for v in found:
         if len(v) >= 4:
             forms.update((v, quote(v, safe=""), quote_plus(v, safe="")))
-    for url in urls:
-        for v in _url_forms(url):
-            if len(v) >= 4:
-                forms.update((v, quote(v, safe=""), quote_plus(v, safe="")))
     return tuple(sorted(forms, key=len, reverse=True))
 
 

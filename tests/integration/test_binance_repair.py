@@ -150,3 +150,54 @@ def test_a_republished_archive_keeps_the_bars_it_replaced_in_bar_revisions(
     assert {r[3] for r in revs} == {r[2] for r in revs}  # replaced by the new version of that file
     assert all(r[1] == 1 and r[4] is not None and r[4] <= r[5] for r in revs)
     assert current is not None and current[0] == 25 and current[1] >= 42000.0
+
+
+def _truncate(path: Path, rows: int) -> None:
+    """What a crash of another tool or a bad copy leaves: the partition's file with its first rows only."""
+    pq.write_table(pq.read_table(path).slice(0, rows), path)
+
+
+def _day_bars(root: Path, day: str) -> int:
+    con = lake.connect(root, read_only=True)
+    n = con.execute(
+        "SELECT count(*) FROM bars WHERE symbol = 'BTCUSDT' AND CAST(ts AS DATE) = CAST(? AS DATE)", [day]
+    ).fetchone()
+    assert n is not None
+    return int(n[0])
+
+
+def test_a_damaged_partition_gets_back_a_cached_day_that_is_gone_upstream(
+    published: DataVision, lake_root: Path, runner: CliRunner
+) -> None:
+    assert run_ingest(runner, lake_root)[0] == 0
+    jan31 = "/data/spot/daily/klines/BTCUSDT/1m/BTCUSDT-1m-2024-01-31.zip"
+    published.remove(jan31)
+    published.remove(jan31 + ".CHECKSUM")  # Data Vision took the day down: a 404 from now on
+    assert (lake_root / "raw/binance" / jan31.lstrip("/")).is_file()
+    _truncate(lake_root / PART, 10)
+
+    code, out = run_ingest(runner, lake_root)
+
+    assert code == 0, out
+    assert "rebuil" in out, out
+    assert _day_bars(lake_root, "2024-01-30") == 30
+    assert _day_bars(lake_root, "2024-01-31") == 30  # landed again from the verified zip in the raw cache
+    assert lake.verify(lake_root) == []
+    assert run_ingest(runner, lake_root)[0] == 0  # and it stays: the next run sees only the 404
+    assert count(lake_root) == 60
+
+
+def test_a_damaged_partition_gets_back_the_cached_days_the_run_does_not_cover(
+    published: DataVision, lake_root: Path, runner: CliRunner
+) -> None:
+    assert run_ingest(runner, lake_root)[0] == 0
+    _truncate(lake_root / PART, 10)
+    published.clear_log()
+
+    r = runner.invoke(cli, ["--lake", str(lake_root), "ingest", "binance", "--symbols", "BTCUSDT",
+                            "--start", "2024-01-30", "--end", "2024-01-30"])  # fmt: skip
+
+    assert r.exit_code == 0, r.output
+    assert _day_bars(lake_root, "2024-01-31") == 30 and count(lake_root) == 60
+    assert published.requests(".zip") == []  # from the raw cache, nothing downloaded
+    assert lake.verify(lake_root) == []

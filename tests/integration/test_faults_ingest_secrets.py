@@ -225,3 +225,74 @@ def test_the_helper_would_see_the_access_key_in_a_botocore_header(
     assert not any(CANARIES["POLYGON_S3_SECRET_KEY"] in r for r in cap.records), (
         "the secret itself is never logged"
     )
+
+
+# --- a password inside BINANCE_BASE_URL (a mirror behind basic auth) ------------------------------------
+
+MIRROR_USER = "mirroruser"
+MIRROR_PASSWORD = "S3cretPw-canary7Q"
+
+
+@pytest.fixture
+def dv_with_auth(monkeypatch: pytest.MonkeyPatch) -> Iterator[DataVision]:
+    """The local Data Vision behind basic auth (401 without the right credentials), reached through a URL
+    that carries them: http://mirroruser:<password>@127.0.0.1:PORT."""
+    import base64
+
+    from aiohttp import web
+
+    good = "Basic " + base64.b64encode(f"{MIRROR_USER}:{MIRROR_PASSWORD}".encode()).decode()
+    serve_files = DataVision.handle
+
+    async def handle(self: DataVision, request: web.Request) -> web.StreamResponse:
+        if request.headers.get("Authorization") != good:
+            with self.lock:
+                self.log.append((request.path, 0.0, 401))
+            return web.Response(
+                status=401, text="Unauthorized", headers={"WWW-Authenticate": 'Basic realm="dv"'}
+            )
+        return await serve_files(self, request)
+
+    monkeypatch.setattr(DataVision, "handle", handle)
+    for server in serve():
+        netloc = server.base_url.removeprefix("http://")
+        monkeypatch.setenv("BINANCE_BASE_URL", f"http://{MIRROR_USER}:{MIRROR_PASSWORD}@{netloc}")
+        monkeypatch.setattr(binance, "RETRY", RetryPolicy(attempts=3, backoff_base=0.01, backoff_max=0.02))
+        yield server
+
+
+def _password_leaks(cap: Capture, root: Path) -> list[str]:
+    """Where the mirror's password (as written, URL-encoded, or inside a base64 Authorization value)
+    appears: the run's output, log records, exception text, and the bytes of every file under the lake."""
+    import base64
+
+    needles = {
+        MIRROR_PASSWORD,
+        base64.b64encode(f"{MIRROR_USER}:{MIRROR_PASSWORD}".encode()).decode(),
+    }
+    found = [f"{where}: {n!r}" for where, text in cap.texts().items() for n in needles if n in text]
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        found += [f"{path.relative_to(root)}: {n!r}" for n in needles if n.encode() in data]
+    return found
+
+
+def test_a_password_in_binance_base_url_is_used_and_kept_out_of_the_lake_and_the_output(
+    dv_with_auth: DataVision, runner: CliRunner, lake_root: Path
+) -> None:
+    path = dv_with_auth.publish("BTCUSDT", "1m", DAY, "daily", klines(T0, 60))
+    dv_with_auth.fault(path + ".CHECKSUM", "500")  # a retry: its log line names the URL
+    args = ["--lake", str(lake_root), "ingest", "binance", "--start", "2024-01-30", "--end", "2024-01-30"]
+    ok = run_cli(runner, [*args, "--symbols", "BTCUSDT"])
+    assert ok.exit_code == 0, ok.stdout + ok.stderr
+    statuses = [s for p, _, s in dv_with_auth.requests() if p.startswith("/data/")]  # not the start's ping
+    assert 401 not in statuses and statuses.count(200) >= 2, statuses  # the credentials were sent
+    assert (lake_root / "raw/binance" / path.lstrip("/")).is_file()
+    assert any("127.0.0.1" in r and "retry" in r.lower() for r in ok.records), ok.records  # not vacuous
+    # the error path: a symbol Data Vision does not have names the mirror, without its password
+    missing = run_cli(runner, [*args, "--symbols", "ZZZUSDT"])
+    assert missing.exit_code == 1, missing.stdout + missing.stderr
+    assert "no file at all for ZZZUSDT on http://127.0.0.1:" in missing.stderr, missing.stderr
+    found = _password_leaks(ok, lake_root) + _password_leaks(missing, lake_root)
+    assert found == [], "the mirror's password leaked:\n" + "\n".join(found)
+    assert_no_leak(ok, lake_root)
