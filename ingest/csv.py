@@ -94,9 +94,9 @@ from ingest.stamping import NEW_YORK, StampError, stamp_daily
 from ingest.stamping import asset_class as us_asset_class
 from ingest.stamping import session as xnys_session
 from lake.errors import MarketlakeError
-from lake.paths import validate_partition_value, validate_symbol
+from lake.paths import SCHEMA_ANCHOR, validate_partition_value, validate_symbol
 from lake.schemas import BARS, BARS_REJECTED
-from lake.writer import partition_dir, partition_intact, read_partition
+from lake.writer import TMP_MARK, partition_dir, partition_intact, read_partition
 
 DEFAULT_SOURCE = "csv"
 VENDOR_SOURCES = frozenset({"polygon", "binance", "yahoo"})
@@ -1303,6 +1303,11 @@ def run(
         )
     interval_delta(interval)  # an unknown interval is refused before any work
     validate_partition_value("source", source)
+    if source == SCHEMA_ANCHOR or TMP_MARK in source:
+        raise MarketlakeError(
+            f"--source {source!r}: a name the lake keeps for itself (its schema anchors, its temporary "
+            "files); use another name (default csv)"
+        )
     if source.lower() in VENDOR_SOURCES:
         raise MarketlakeError(
             f"--source {source!r} is a vendor's name: a CSV import would then rank as that vendor's data; "

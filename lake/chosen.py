@@ -31,14 +31,17 @@ its files, comparing every ts across periods.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
 import logging
 import os
 import re
+import shutil
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +117,8 @@ def period_span(interval: str, period: str) -> tuple[int, int] | None:
     if m is None:
         return None
     y = int(m.group(1))
+    if not 1 <= y <= 9998:  # (datetime's years; a span ending past 9999 cannot be written)
+        return None
     if unit.group(1) in "mh":
         mo = int(m.group(2))
         if not 1 <= mo <= 12:
@@ -151,7 +156,7 @@ def _sources(bars: Path) -> list[str]:
     out = []
     for n in names:
         s = _key("source=", n)
-        if s is not None and s != SCHEMA_ANCHOR and TMP_MARK not in n:
+        if s is not None and s != SCHEMA_ANCHOR:  # (a folder never has a temporary name: only files do)
             out.append(s)
     return sorted(out)
 
@@ -374,18 +379,20 @@ def _mark_stray(mirror: Path, pair: Pair, dirs: set[Path]) -> None:
         dirs.add(marker.parent)
 
 
-def _update_pair(bars: Path, mirror: Path, sources: list[str], pair: Pair, dirs: set[Path]) -> None:
+def _update_pair(
+    bars: Path, mirror: Path, sources: list[str], pair: Pair, dirs: set[Path], *, every: bool = True
+) -> None:
     """Recompute the mirror's files of the whole of `pair`: within each period, unless a file strays out of
     its period (then across all of them, and the pair is marked stray for later writes)."""
     files = _pair_files(bars, sources, pair, None)
     if any(_stray(f, pair[0], {}) for f in files):
         _mark_stray(mirror, pair, dirs)
-        choices = _choose(files, every=True) if files else {}
+        choices = _choose(files, every=True) if files else {}  # (across periods: every file read anyway)
     else:
         by_period: dict[str, list[_File]] = {}
         for f in files:
             by_period.setdefault(f.period, []).append(f)
-        choices = {rel: c for group in by_period.values() for rel, c in _choose(group, every=True).items()}
+        choices = {rel: c for group in by_period.values() for rel, c in _choose(group, every=every).items()}
     _apply(bars, mirror, sources, pair, None, choices, dirs)
 
 
@@ -425,91 +432,113 @@ def _entries(root: Path, sources: list[str], pair: Pair, period: str | None) -> 
 
 def out_of_step(paths: LakePaths) -> set[Pair]:
     """The (interval, symbol) pairs whose mirror no longer matches the bars files: a bars file changed,
-    added or removed other than by the writer (by hand, say), seen by a walk of both folders: each bars
-    file must have its hard link in the mirror, not modified since the mirror was last marked whole (an
-    edit in place keeps the link), or a SOURCE_FILE naming it as it is now; each mirror entry its bars
-    file. The pairs found are recomputed with `update_whole`, which also reads whether each file holds a
-    ts once (a file edited by hand may not)."""
+    added or removed other than by the writer (by hand, say), seen by a walk of both folders (a listing of
+    each pair's folder, a stat of each file on both sides): each bars file must have its hard link in the
+    mirror, not modified since the mirror was last marked whole (an edit in place keeps the link), or a
+    SOURCE_FILE naming it as it is now; each mirror entry its bars file. The pairs found are recomputed
+    with `update_whole`, which also reads whether each file holds a ts once (a file edited by hand may
+    not). Not seen: a file rewritten in place that keeps its old modification time (`cp -p` over it)."""
     bars, mirror = paths.dataset(BARS.name), mirror_dir(paths)
     try:  # every file the writer made is older than the mark it left when its lock ended
         marked_ns = (mirror / CURRENT_FILE).stat().st_mtime_ns
     except FileNotFoundError:
         marked_ns = -1
     stale: set[Pair] = set()
-    seen: set[Path] = set()
-    for rel, pair in _walk(bars):
-        seen.add(rel)
+    for _source, pair, rel_pair in _pair_folders(bars, mirror):
         if pair in stale:
             continue
-        src, target = bars / rel, mirror / rel
-        try:
-            st = src.stat()
-        except FileNotFoundError:
+        have = {p for p in _listdir(bars / rel_pair) if p.startswith("period=")}
+        shown = {p for p in _listdir(mirror / rel_pair) if p.startswith("period=")}
+        if any(_has_entry(mirror / rel_pair / p) for p in shown - have):  # an entry whose bars are gone
+            stale.add(pair)
             continue
-        try:
-            tt = target.stat()
-            if (tt.st_dev, tt.st_ino) == (st.st_dev, st.st_ino) and st.st_mtime_ns <= marked_ns:
-                continue  # (a link to a file edited in place since is newer than the mark)
-        except FileNotFoundError:
-            pass
-        if _recorded(target.parent) != [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]:
-            stale.add(pair)
-    for rel, pair in _walk(mirror, entries=True):
-        if rel not in seen:
-            stale.add(pair)
+        for p in have:
+            rel = rel_pair / p / DATA_FILE
+            try:
+                st = os.stat(bars / rel)
+            except FileNotFoundError:
+                if p in shown and _has_entry(mirror / rel_pair / p):
+                    stale.add(pair)
+                    break
+                continue
+            try:
+                tt = os.stat(mirror / rel)
+                if (tt.st_dev, tt.st_ino) == (st.st_dev, st.st_ino) and st.st_mtime_ns <= marked_ns:
+                    continue  # (a link to a file edited in place since is newer than the mark)
+            except FileNotFoundError:
+                pass
+            if _recorded(mirror / rel_pair / p) != [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]:
+                stale.add(pair)
+                break
     return stale
 
 
-def _walk(root: Path, *, entries: bool = False) -> Iterable[tuple[Path, Pair]]:
-    """(rel path of the data file, pair) of each partition folder under `root` holding a data file (or,
-    with `entries`, a data file or a SOURCE_FILE)."""
-    for s in _sources(root):
-        sdir = f"source={s}"
-        for i_name in _listdir(root / sdir):
-            interval = _key("interval=", i_name)
-            if interval is None:
-                continue
-            for s_name in _listdir(root / sdir / i_name):
-                symbol = _key("symbol=", s_name)
-                if symbol is None:
-                    continue
-                for p_name in _listdir(root / sdir / i_name / s_name):
-                    if not p_name.startswith("period="):
-                        continue
-                    rel = Path(sdir) / i_name / s_name / p_name / DATA_FILE
-                    names = _listdir(root / rel.parent)
-                    if DATA_FILE in names or (entries and SOURCE_FILE in names):
-                        yield rel, (interval, symbol)
+def _has_entry(folder: Path) -> bool:
+    names = _listdir(folder)
+    return DATA_FILE in names or SOURCE_FILE in names
 
 
-def update_whole(paths: LakePaths, pairs: Iterable[Pair], dirs: set[Path]) -> None:
-    """Recompute the mirror of each of `pairs` whole (every period)."""
-    bars, mirror = paths.dataset(BARS.name), mirror_dir(paths)
-    sources = sorted(set(_sources(bars)) | set(_sources(mirror)))
-    for pair in sorted(pairs):
-        _update_pair(bars, mirror, sources, pair, dirs)
-
-
-def rebuild(paths: LakePaths, dirs: set[Path]) -> int:
-    """Bring the whole mirror up to date (a lake without one, or after a writer that stopped midway): every
-    (interval, symbol) of the lake's bars and of the mirror. Returns the number of pairs."""
-    bars, mirror = paths.dataset(BARS.name), mirror_dir(paths)
-    write_anchor(paths, BARS_CHOSEN)
-    pairs: set[Pair] = set()
-    for root in (bars, mirror):
+def _pair_folders(*roots: Path) -> list[tuple[str, Pair, Path]]:
+    """(source, (interval, symbol), rel folder) of every source/interval/symbol folder under any of `roots`."""
+    out: set[tuple[str, Pair, Path]] = set()
+    for root in roots:
         for s in _sources(root):
-            sdir = root / f"source={s}"
-            for i_name in _listdir(sdir):
+            sdir = f"source={s}"
+            for i_name in _listdir(root / sdir):
                 interval = _key("interval=", i_name)
                 if interval is None:
                     continue
-                for s_name in _listdir(sdir / i_name):
+                for s_name in _listdir(root / sdir / i_name):
                     symbol = _key("symbol=", s_name)
                     if symbol is not None:
-                        pairs.add((interval, symbol))
+                        out.add((s, (interval, symbol), Path(sdir) / i_name / s_name))
+    return sorted(out)
+
+
+def update_whole(
+    paths: LakePaths,
+    pairs: Iterable[Pair],
+    dirs: set[Path],
+    *,
+    every: bool = True,
+    each: Callable[[], AbstractContextManager[object]] | None = None,
+) -> None:
+    """Recompute the mirror of each of `pairs` whole (every period); `every`: reading every file (a lone
+    one too: whether it holds a ts twice, `_choose`); `each`: a context each pair's changes are made in
+    (the writer's `changing`)."""
+    bars, mirror = paths.dataset(BARS.name), mirror_dir(paths)
     sources = sorted(set(_sources(bars)) | set(_sources(mirror)))
     for pair in sorted(pairs):
-        _update_pair(bars, mirror, sources, pair, dirs)
+        with each() if each is not None else contextlib.nullcontext():
+            _update_pair(bars, mirror, sources, pair, dirs, every=every)
+
+
+WITHDRAWN = "bars_chosen.withdrawn-"
+"""The name a mirror that could not be kept up to date is renamed to (`withdraw`): a connection that still
+reads it then finds no file and fails, rather than show bars the lake no longer holds."""
+
+
+def withdraw(paths: LakePaths) -> None:
+    """Take the mirror away, whole, by one rename (`rebuild` makes a new one and removes this)."""
+    mirror = mirror_dir(paths)
+    with contextlib.suppress(FileNotFoundError):
+        os.rename(mirror, mirror.with_name(f"{WITHDRAWN}{uuid.uuid4().hex}"))
+        fsync_dir(mirror.parent)
+
+
+def rebuild(
+    paths: LakePaths, dirs: set[Path], *, each: Callable[[], AbstractContextManager[object]] | None = None
+) -> int:
+    """Bring the whole mirror up to date (a lake without one, or after a writer that stopped midway): every
+    (interval, symbol) of the lake's bars and of the mirror, each in `each` (see `update_whole`); mirrors
+    withdrawn before are removed. Returns the number of pairs."""
+    bars, mirror = paths.dataset(BARS.name), mirror_dir(paths)
+    for name in _listdir(mirror.parent):
+        if name.startswith(WITHDRAWN):
+            shutil.rmtree(mirror.parent / name, ignore_errors=True)
+    write_anchor(paths, BARS_CHOSEN)
+    pairs = {pair for _, pair, _ in _pair_folders(bars, mirror)}
+    update_whole(paths, pairs, dirs, every=False, each=each)
     return len(pairs)
 
 

@@ -413,6 +413,7 @@ class LakeWriter:
         except BaseException:
             try:  # what was written before the error is made durable too; the error is the one to report
                 writer.sync()
+                writer._mirror_done()
             except OSError as exc:
                 log.warning("the lake's last writes could not be made durable: %s", io_reason(exc))
             finally:
@@ -765,7 +766,8 @@ class LakeWriter:
     def _mirror_check(self) -> None:
         """When the lock is taken, before this lock's writes: a mirror that is not whole (a lake made before
         it, or a writer that stopped midway) is rebuilt whole; a whole one is checked against the bars files
-        (`chosen.out_of_step`) and the pairs whose files changed outside the writer (by hand) are redone."""
+        (`chosen.out_of_step`) and the pairs whose files changed outside the writer (by hand) are redone.
+        Each pair is one change for readers (`changing`), not the whole rebuild."""
         from lake import chosen
 
         stale: set[tuple[str, str]] | None = None  # None: rebuild it all
@@ -783,25 +785,39 @@ class LakeWriter:
         self._mirror_marked = True
         dirs: set[Path] = set()
         try:
-            with self.changing():
-                if stale is None:
-                    n = chosen.rebuild(self.paths, dirs)
-                    if n:
-                        log.info("bars_chosen: rebuilt the mirror of %d (interval, symbol) pairs", n)
-                else:
-                    chosen.update_whole(self.paths, stale, dirs)
-        except Exception as exc:  # the lake's data is in place whatever the mirror's error
-            self._mirror_broken = (
-                io_reason(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
-            )
-            log.warning(
-                "bars_chosen (the `bars` view's mirror) could not be %s: %s; `bars` reads through its "
-                "precedence window until a writer rebuilds it",
-                "rebuilt" if stale is None else "brought up to date",
-                self._mirror_broken,
-            )
+            if stale is None:
+                n = chosen.rebuild(self.paths, dirs, each=self.changing)
+                if n:
+                    log.info("bars_chosen: rebuilt the mirror of %d (interval, symbol) pairs", n)
+            else:
+                chosen.update_whole(self.paths, stale, dirs, each=self.changing)
+        except BaseException as exc:
+            self._mirror_failed(exc, "rebuilt" if stale is None else "brought up to date")
+            if not isinstance(exc, Exception):
+                raise
         finally:
             self._renamed_dirs |= dirs
+
+    def _mirror_failed(self, exc: BaseException, what: str) -> None:
+        """The mirror could not be kept up to date (the lake's bars are in place whatever its error): it is
+        withdrawn whole (`chosen.withdraw`), so that a connection that reads it, made while it was whole
+        (a notebook's, the shell's catalog), fails rather than show bars the lake no longer holds; new
+        connections read `bars` through its window; the next writer rebuilds it."""
+        from lake import chosen
+
+        self._mirror_broken = io_reason(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
+        try:
+            chosen.withdraw(self.paths)
+        except OSError as again:
+            log.warning("bars_chosen could not be withdrawn either: %s", io_reason(again))
+        if isinstance(exc, Exception):
+            log.warning(
+                "bars_chosen (the `bars` view's mirror) could not be %s: %s; it is withdrawn: `bars` reads "
+                "through its precedence window (connections made before it was withdrawn must be made "
+                "again) until a writer rebuilds it",
+                what,
+                self._mirror_broken,
+            )
 
     def _mirror_change(self, planned: _Planned) -> None:
         """Before a bars partition's rename: the mirror is marked as changing (once per lock), and the
@@ -838,15 +854,10 @@ class LakeWriter:
         try:
             with self.changing():
                 chosen.update(self.paths, todo, known, dirs)
-        except Exception as exc:  # the bars are in place whatever the mirror's error
-            self._mirror_broken = (
-                io_reason(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
-            )
-            log.warning(
-                "bars_chosen (the `bars` view's mirror) could not be brought up to date: %s; `bars` reads "
-                "through its precedence window until a writer rebuilds it",
-                self._mirror_broken,
-            )
+        except BaseException as exc:
+            self._mirror_failed(exc, "brought up to date")
+            if not isinstance(exc, Exception):
+                raise
         finally:
             self._renamed_dirs |= dirs
 
@@ -856,10 +867,11 @@ class LakeWriter:
 
     def _mirror_done(self) -> None:
         """After the renames are durable: the mirror is marked whole, when this lock changed it and kept it
-        up to date."""
+        up to date with every bars partition renamed in (also when the lock ends on an error: each write's
+        partitions are mirrored as it ends, error or not)."""
         from lake import chosen
 
-        if self._mirror_marked and self._mirror_broken is None:
+        if self._mirror_marked and self._mirror_broken is None and not self._mirror_todo:
             chosen.mark_current(self.paths)
 
     def _widen_span(self, us: np.ndarray) -> tuple[dt.datetime, dt.datetime]:

@@ -7,6 +7,8 @@ import datetime as dt
 import logging
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -49,7 +51,7 @@ def _uses_mirror(root: Path) -> bool:
     return "bars_chosen" in _bars_sql(root)
 
 
-SOURCES = ["polygon", "binance", "yahoo", "csv", "alpha", "zeta"]
+SOURCES = ["polygon", "binance", "yahoo", "csv", "alpha", "zeta", "x.tmp-1", "Polygon"]
 PERIODS = ["2024-01", "2024-02", "2024", "odd"]  # of 1m bars, "2024" and "odd" are not what ingest writes
 
 write_st = st.tuples(
@@ -117,14 +119,22 @@ def test_a_file_that_wins_whole_is_a_hard_link_and_one_that_loses_some_holds_its
     assert _rows(lake_root, mirror=True) == _rows(lake_root, mirror=False)
 
 
-def test_a_writer_that_stops_midway_leaves_the_window_in_use_and_the_next_rebuilds(lake_root: Path) -> None:
+def test_a_writer_killed_midway_leaves_the_window_in_use_and_the_next_rebuilds(lake_root: Path) -> None:
     _write(lake_root, "binance", [1.0, 2.0])
     assert _uses_mirror(lake_root)
-    with pytest.raises(RuntimeError), LakeWriter.open(lake_root) as w:
-        part = {"source": "binance", "interval": "1m", "symbol": "A", "period": "2024-02"}
-        w.write(lake.BARS, part, bars_table(dt.datetime(2024, 2, 1, tzinfo=dt.UTC), [5.0, 6.0, 7.0]))
-        shutil.rmtree(lake_root / "datasets" / "bars_chosen" / "source=binance")  # as if the update was lost
-        raise RuntimeError("killed")
+    killed = (
+        "import datetime as dt, os, sys\n"
+        "import lake\n"
+        "from lake.writer import LakeWriter\n"
+        "from tests.conftest import bars_table\n"
+        "with LakeWriter.open(sys.argv[1]) as w:\n"
+        "    part = {'source': 'binance', 'interval': '1m', 'symbol': 'A', 'period': '2024-02'}\n"
+        "    w.write(lake.BARS, part, bars_table(dt.datetime(2024, 2, 1, tzinfo=dt.UTC), [5.0, 6.0, 7.0]))\n"
+        "    os._exit(9)  # killed: nothing after this runs, the lock's end neither\n"
+    )
+    root_dir = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", killed, str(lake_root)], cwd=root_dir, check=False)
+    assert done.returncode == 9
     assert not chosen.is_current(LakePaths(lake_root))
     assert not _uses_mirror(lake_root)
     assert [r[9] for r in _rows(lake_root, mirror=False)] == [5.0, 6.0, 7.0]
@@ -132,6 +142,17 @@ def test_a_writer_that_stops_midway_leaves_the_window_in_use_and_the_next_rebuil
         pass  # a writer that writes nothing still rebuilds a mirror that is not whole
     assert _uses_mirror(lake_root)
     assert _rows(lake_root, mirror=True) == _rows(lake_root, mirror=False)
+
+
+def test_a_writer_that_ends_on_an_error_still_marks_the_mirror_it_kept_whole(lake_root: Path) -> None:
+    _write(lake_root, "yahoo", [1.0, 2.0, 3.0])
+    with pytest.raises(RuntimeError), LakeWriter.open(lake_root) as w:
+        part = {"source": "polygon", "interval": "1m", "symbol": "A", "period": "2024-02"}
+        w.write(lake.BARS, part, bars_table(dt.datetime(2024, 2, 1, tzinfo=dt.UTC), [9.0], source_file="p"))
+        raise RuntimeError("a later file failed")
+    assert chosen.is_current(LakePaths(lake_root))  # no rebuild of the whole mirror by the next writer
+    assert _rows(lake_root, mirror=True) == _rows(lake_root, mirror=False)
+    assert [r[9] for r in _rows(lake_root, mirror=True)] == [9.0, 2.0, 3.0]
 
 
 def test_a_lake_made_before_the_mirror_reads_the_window_until_a_writer_builds_it(lake_root: Path) -> None:
@@ -155,11 +176,16 @@ def test_a_mirror_that_cannot_be_updated_is_a_warning_and_leaves_the_window_in_u
     def broken(*_: object, **__: object) -> None:
         raise OSError(28, "No space left on device")
 
+    old = lake.connect(lake_root, read_only=True, settings=Settings())  # a notebook's, made while whole
+    assert old.execute("SELECT count(*) FROM bars").fetchone() == (1,)
     monkeypatch.setattr(chosen, "update", broken)
     with caplog.at_level(logging.WARNING, logger="marketlake"):
         _write(lake_root, "binance", [1.0, 2.0])
-    assert "bars_chosen" in caplog.text and "disk is full" in caplog.text
+    assert "bars_chosen" in caplog.text and "disk is full" in caplog.text and "withdrawn" in caplog.text
     assert not chosen.is_current(LakePaths(lake_root))
+    with pytest.raises(duckdb.Error):  # the old connection fails rather than show the one bar of before
+        old.execute("SELECT count(*) FROM bars").fetchone()
+    old.close()
     assert [r[9] for r in _rows(lake_root, mirror=False)] == [1.0, 2.0]
     assert not _uses_mirror(lake_root)
     monkeypatch.undo()
@@ -246,6 +272,8 @@ def test_a_file_edited_in_place_by_hand_is_redone_and_a_ts_it_holds_twice_shows_
     with open(f, "r+b") as out:  # in place: the same inode, so the mirror's link now shows the edit
         out.truncate(0)
         pq.write_table(t.take([0, 0, 1, 2]), out)
+    mark = (lake_root / "datasets/bars_chosen/_current").stat().st_mtime_ns  # an edit a second after it (the
+    os.utime(f, ns=(mark, mark + 1_000_000_000))  # clock's tick is coarse: a file's mtime may equal the mark)
     assert len(_rows(lake_root, mirror=True)) == 4  # the link, a row twice
     with LakeWriter.open(lake_root):
         pass
