@@ -998,6 +998,9 @@ def refresh(
                 writer=w,
                 piece_rows=piece_rows,
             )
+    # the `bars` view a refreshed store is compared with reads the writer's mirror: whole, and in step with
+    # bars files changed by hand, before the store is computed (from the files themselves)
+    writer.bring_mirror_up_to_date()
     _renew_anchor(paths, writer)
     inputs = _Inputs.scan(paths, settings)
     chunks: list[Chunk] = []

@@ -388,6 +388,7 @@ class LakeWriter:
     _writes: int = field(default=0, repr=False)
     _changing_depth: int = field(default=0, repr=False)
     _changing_lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    _mirror_checked: bool = field(default=False, repr=False)
     _mirror_marked: bool = field(default=False, repr=False)
     """Whether this lock has marked the mirror as changing (its first bars change)."""
     _mirror_todo: dict[tuple[str, str], set[str]] = field(default_factory=dict, repr=False)
@@ -542,7 +543,6 @@ class LakeWriter:
             for dataset in DATASETS.values():
                 write_anchor(self.paths, dataset)
             self.remove_stale_temporaries()
-            self._mirror_check()
         except OSError as exc:
             raise MarketlakeError(f"cannot prepare the lake at {self.paths.root}: {io_reason(exc)}") from exc
 
@@ -763,13 +763,18 @@ class LakeWriter:
         )
 
     # --- the bars mirror (lake.chosen) ----------------------------------------------------------------
-    def _mirror_check(self) -> None:
-        """When the lock is taken, before this lock's writes: a mirror that is not whole (a lake made before
-        it, or a writer that stopped midway) is rebuilt whole; a whole one is checked against the bars files
-        (`chosen.out_of_step`) and the pairs whose files changed outside the writer (by hand) are redone.
-        Each pair is one change for readers (`changing`), not the whole rebuild."""
+    def bring_mirror_up_to_date(self) -> None:
+        """Before this lock's first bars change (or when its holder asks: the feature store's refresh): a
+        mirror that is not whole (a lake made before it, or a writer that stopped midway) is rebuilt whole; a
+        whole one is checked against the bars files (`chosen.out_of_step`: a walk of both folders, about a
+        second per 15,000 partitions here) and the pairs whose files changed outside the writer (by hand)
+        are redone. Each pair is one change for readers (`changing`), not the whole rebuild. Once per lock;
+        a lock that changes no bars (a run's record) neither checks nor rebuilds."""
         from lake import chosen
 
+        if self._mirror_checked:
+            return
+        self._mirror_checked = True
         stale: set[tuple[str, str]] | None = None  # None: rebuild it all
         if chosen.is_current(self.paths):
             stale = chosen.out_of_step(self.paths)
@@ -824,6 +829,7 @@ class LakeWriter:
         partition is noted for `_mirror_flush`."""
         from lake import chosen
 
+        self.bring_mirror_up_to_date()
         if not self._mirror_marked:
             chosen.mark_changing(self.paths)
             self._mirror_marked = True

@@ -126,8 +126,8 @@ def write_series(
             else:  # a row twice in one file
                 order.insert(1, 0)
             pq.write_table(t.take(order), f)
-            with land(root):  # the next writer brings the `bars` mirror (lake/chosen.py) into step with
-                pass  # the file edited by hand (else `bars` reads the mirror's link to it, row twice and all)
+            with land(root) as w:  # the next bars writer brings the `bars` mirror (lake/chosen.py) into
+                w.bring_mirror_up_to_date()  # step with the file edited by hand (else `bars` shows its row twice)
 
 
 series_strategy = st.lists(
