@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,8 @@ from click.testing import CliRunner
 from cli import cli
 from ingest import binance
 from ingest.http import RetryPolicy
+from tests.silent_server import free_port
+from tests.silent_server import silent_server as never_answers
 
 pytestmark = pytest.mark.integration
 
@@ -28,12 +29,6 @@ SYMBOLS = "BTCUSDT,ETHUSDT"
 FILES = 40
 ATTEMPTS = 5
 BOUND = 3 * binance.CONCURRENCY  # two rounds of the files fetched at once, and those in flight at the trip
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -53,29 +48,8 @@ def connects(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 @pytest.fixture
 def silent_server() -> Iterator[tuple[str, list[socket.socket]]]:
     """A server on 127.0.0.1 that accepts every connection and never sends a byte."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(128)
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def loop() -> None:
-        srv.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                continue
-            accepted.append(conn)
-
-    t = threading.Thread(target=loop, daemon=True)
-    t.start()
-    yield f"127.0.0.1:{srv.getsockname()[1]}", accepted
-    stop.set()
-    t.join(2)
-    for c in accepted:
-        c.close()
-    srv.close()
+    with never_answers() as (where, accepted):
+        yield f"{where}", accepted
 
 
 def _ingest(runner: CliRunner, root: Path) -> Any:
@@ -93,7 +67,7 @@ def _errors(stderr: str) -> list[str]:
 def test_a_closed_port_fails_the_run_in_one_line_after_a_couple_of_rounds(
     lake_root: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch, connects: list[int]
 ) -> None:
-    host = f"127.0.0.1:{_free_port()}"
+    host = f"127.0.0.1:{free_port()}"
     monkeypatch.setenv("BINANCE_BASE_URL", f"http://{host}")
     monkeypatch.setattr(binance, "RETRY", RetryPolicy(attempts=ATTEMPTS, backoff_base=0.01, backoff_max=0.02))
 

@@ -11,7 +11,6 @@ import fcntl
 import os
 import signal
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,8 @@ from click.testing import CliRunner
 from cli import cli
 from ingest import polygon, s3
 from tests.faults import Running, python_argv, subprocess_env
+from tests.silent_server import free_port
+from tests.silent_server import silent_server as never_answers
 
 pytestmark = pytest.mark.integration
 
@@ -31,38 +32,11 @@ CALENDAR_DAYS = 30
 BOUND = 2 * polygon.CONCURRENCY  # a round of the HEADs at once, and those in flight when the breaker trips
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def silent_server() -> Iterator[tuple[str, list[socket.socket]]]:
     """A server on 127.0.0.1 that accepts every connection and never sends a byte."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(128)
-    srv.settimeout(0.1)
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def loop() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                continue
-            accepted.append(conn)
-
-    t = threading.Thread(target=loop, daemon=True)
-    t.start()
-    yield f"http://127.0.0.1:{srv.getsockname()[1]}", accepted
-    stop.set()
-    t.join(2)
-    for c in accepted:
-        c.close()
-    srv.close()
+    with never_answers() as (where, accepted):
+        yield f"http://{where}", accepted
 
 
 @pytest.fixture
@@ -97,7 +71,7 @@ def _errors(stderr: str) -> list[str]:
 def test_a_closed_port_stops_the_heads_and_says_so_once(
     lake_root: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch, keys: None, heads: list[str]
 ) -> None:
-    endpoint = f"http://127.0.0.1:{_free_port()}"
+    endpoint = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("POLYGON_S3_ENDPOINT", endpoint)
 
     r = runner.invoke(cli, _args(lake_root))
