@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -39,11 +40,21 @@ WIDE_FIRST_YEAR = 1990
 """xnys_year takes the years from WIDE_FIRST_YEAR to two years ahead from one calendar (`_wide_xnys`)."""
 
 
-@lru_cache(maxsize=1)
+_WIDE_LOCK = threading.Lock()
+
+
 def _wide_xnys() -> object | None:
     """One XNYS calendar from WIDE_FIRST_YEAR to the end of the year after next (None if
     exchange_calendars cannot make it): it costs about what one year's does, and every year is cut from
-    it."""
+    it. Made once per process, by whichever thread asks first; the others wait for it (ingest's stamping
+    asks while the session sync's thread does: exchange_calendars' work holds the GIL, twice would cost
+    both)."""
+    with _WIDE_LOCK:
+        return _make_wide_xnys()
+
+
+@lru_cache(maxsize=1)
+def _make_wide_xnys() -> object | None:
     import exchange_calendars as xcals
 
     try:
@@ -52,6 +63,12 @@ def _wide_xnys() -> object | None:
         )
     except Exception:  # exchange_calendars' own errors: each year is then asked on its own
         return None
+
+
+def xnys_calendar() -> Any | None:
+    """The process's one wide XNYS calendar (exchange_calendars' ExchangeCalendar, WIDE_FIRST_YEAR to the
+    end of the year after next), or None when exchange_calendars cannot make it."""
+    return _wide_xnys()
 
 
 @lru_cache(maxsize=64)

@@ -60,6 +60,13 @@ class Session:
 
 @lru_cache(maxsize=1)
 def _calendar() -> Any:
+    """The process's wide XNYS calendar (features.calendars: the one the session sync cuts years from, made
+    once), or this module's own from _CALENDAR_START when exchange_calendars cannot make that one."""
+    from features.calendars import xnys_calendar
+
+    wide = xnys_calendar()
+    if wide is not None:
+        return wide
     import exchange_calendars as xcals
 
     return xcals.get_calendar(CALENDAR, start=_CALENDAR_START)

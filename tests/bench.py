@@ -434,11 +434,11 @@ _RUN = itertools.count()
 def _cold_caches() -> None:
     """Forget what an earlier run in this process computed (the XNYS calendar by year, the stamping
     calendar), so that each measured run pays for its calendar as a fresh `marketlake ingest` does."""
-    from features.calendars import _wide_xnys, xnys_year
+    from features.calendars import _make_wide_xnys, xnys_year
     from ingest import stamping
 
     xnys_year.cache_clear()
-    _wide_xnys.cache_clear()
+    _make_wide_xnys.cache_clear()
     stamping._calendar.cache_clear()
     stamping.session.cache_clear()
 
