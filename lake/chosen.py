@@ -283,10 +283,11 @@ def _place(src: Path, target: Path, choice: np.ndarray | bool, dirs: set[Path]) 
     for a link (a listing of the folder, the link, its rename): a bars write of thousands of partitions
     (a Polygon day file) makes as many."""
     folder = target.parent
+    made = True
     try:
         present = set(os.listdir(folder))
     except FileNotFoundError:
-        present = set()
+        present, made = set(), False
     if choice is False:
         if DATA_FILE in present:
             _remove(target, dirs)
@@ -297,7 +298,18 @@ def _place(src: Path, target: Path, choice: np.ndarray | bool, dirs: set[Path]) 
             _remove(folder / SOURCE_FILE, dirs)
         return
     if not present:
-        folder.mkdir(parents=True, exist_ok=True)
+        if not made:
+            folder.mkdir(parents=True, exist_ok=True)
+        if choice is True:  # a folder made just now holds nothing to replace: the link lands whole at once
+            try:
+                os.link(src, target)
+            except FileExistsError:  # (never under the writer's lock; the replace below is then made)
+                pass
+            except OSError:  # a file system without hard links: the copy below
+                pass
+            else:
+                dirs.add(folder)
+                return
     tmp = target.with_name(f"{target.name}{TMP_MARK}{uuid.uuid4().hex}")
     linked = False
     try:

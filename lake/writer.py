@@ -624,6 +624,13 @@ class LakeWriter:
         threads: int,
     ) -> list[WriteResult]:
         now = _now()  # the writes are landed together: one landed_at (their manifests' inputs alike)
+        if dataset.name == "bars" and not self._mirror_checked:
+            from lake import chosen
+
+            if not chosen.is_current(self.paths):
+                # a mirror to rebuild whole (a new lake's): rebuilt before the workers make the batch's
+                # folders, which it would otherwise walk (one empty folder per partition staged)
+                self.bring_mirror_up_to_date()
 
         def work(i: int) -> tuple[WriteResult | _Planned, _Staged | None]:
             partition, table, inputs = writes[i]
