@@ -1301,6 +1301,33 @@ def _cell(value: Any) -> Any:
     return value
 
 
+ON_SYMBOLS = 3
+"""How many of a run's symbols the listing's `on` column names (the rest are counted)."""
+
+
+def run_on(run: Mapping[str, Any]) -> str:
+    """What a run ran on, from its `config` (the listing's `on` column): its interval, its symbols (the first
+    ON_SYMBOLS named, the rest counted) and its seed (a training run's PPO seed, an evaluation's bootstrap
+    and random-policy seed), so that runs of different settings are told apart without opening their
+    folders; empty for a row that recorded none (a run that failed before its settings were known)."""
+    config = run.get("config")
+    if not isinstance(config, Mapping):
+        return ""
+    parts = []
+    interval = config.get("interval")
+    if isinstance(interval, str) and interval:
+        parts.append(interval)
+    symbols = config.get("symbols")
+    if isinstance(symbols, list) and symbols:
+        named = " ".join(str(x) for x in symbols[:ON_SYMBOLS])
+        parts.append(named + (f" +{len(symbols) - ON_SYMBOLS}" if len(symbols) > ON_SYMBOLS else ""))
+    ppo = config.get("ppo")
+    seed = ppo.get("seed") if isinstance(ppo, Mapping) else config.get("seed")
+    if isinstance(seed, int) and not isinstance(seed, bool):
+        parts.append(f"seed {seed}")
+    return ", ".join(parts)
+
+
 def render_runs(
     runs: Sequence[Mapping[str, Any]],
     fmt: str = "table",
@@ -1334,8 +1361,8 @@ def render_runs(
     from rich.table import Table
 
     t = Table(show_lines=False)
-    for c in ("run_id", "kind", "status", "started_at", "took", "of run", "data", "result"):
-        t.add_column(c, no_wrap=c != "result")
+    for c in ("run_id", "kind", "status", "started_at", "took", "of run", "on", "data", "result"):
+        t.add_column(c, no_wrap=c not in ("on", "result"))
     for r in runs:
         started, finished = r["started_at"], r["finished_at"]
         took = str(finished - started).split(".")[0] if started and finished else ""
@@ -1346,6 +1373,7 @@ def render_runs(
             started.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S") if started else "",
             took,
             r["parent_run_id"] or "",
+            run_on(r),
             (r["data_snapshot"] or "")[:12],
             result(r),  # an error naming "[train]" or "[splits]" is text, not rich markup
         )

@@ -378,3 +378,19 @@ def test_the_runs_headline_shows_the_edges_verdict(ci: dict[str, object], word: 
     line = runlog._headline({"metrics": m})
     assert f"edge CI [{ci['low']:+.2f}, {ci['high']:+.2f}] {word}" in line
     assert line.endswith(word)
+
+
+def test_the_table_says_what_each_run_ran_on(lake_root: Path) -> None:
+    """Runs of other settings are told apart in the listing: interval, symbols (a few named, the rest
+    counted) and seed, from the training run's settings (ppo.seed) or the evaluation's own."""
+    train = {"interval": "1m", "symbols": ["AAPL", "GOOG", "MSFT", "SPY", "QQQ"], "ppo": {"seed": 7}}
+    runlog.finish_run(lake_root, runlog.start_run(lake_root, "train", train, run_id="r-train"))
+    judged = {"interval": "1d", "symbols": ["AAPL"], "seed": 3, "period": "test"}
+    runlog.finish_run(lake_root, runlog.start_run(lake_root, "evaluate", judged, run_id="r-eval"))
+    runlog.finish_run(lake_root, runlog.start_run(lake_root, "train", {"overrides": {}}, run_id="r-bare"))
+    by_id = {r["run_id"]: r for r in runlog.list_runs(lake_root)}
+    assert runlog.run_on(by_id["r-train"]) == "1m, AAPL GOOG MSFT +2, seed 7"
+    assert runlog.run_on(by_id["r-eval"]) == "1d, AAPL, seed 3"
+    assert runlog.run_on(by_id["r-bare"]) == ""
+    table = runlog.render_runs(list(by_id.values()), "table")
+    assert "AAPL GOOG MSFT +2" in " ".join(table.split()) and "seed 7" in table, table
