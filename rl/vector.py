@@ -20,7 +20,8 @@ info["episode_length"] (0 there). The returned obs array
 is owned by the env and overwritten by the next step() or reset(): copy it to keep it. An episode ends
 truncated after `episode_length` steps, or terminated at the step that ruins its account (its equity wiped out
 and floored, rl/market.py; as the single env: never both), and auto-resets either way. `terminated` of a step
-where no account was ruined and the info arrays of a step where no episode ended are read-only.
+where no account was ruined, `truncated` of a step before any episode could reach its length, and the info
+arrays of a step where no episode ended are read-only (shared constants: copy them to change them).
 """
 
 from __future__ import annotations
@@ -112,7 +113,8 @@ class VecTradingEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         self.rng = np.random.default_rng(seed)
         self._np_random, self._np_random_seed = self.rng, seed
         self.row = np.zeros(num_envs, np.int64)
-        self.k = np.zeros(num_envs, np.int64)
+        self.start = np.zeros(num_envs, np.int64)  # each episode's first row (k steps in: row start + k)
+        self._k_max = 0  # the most steps any episode is in: no episode ends before it reaches episode_length
         self.pos = np.zeros(num_envs, np.float64)  # the side held: -1, 0, 1
         self.entry = np.ones(num_envs, np.float64)  # its entry price (its weight drifts from there)
         self.ret_sum = np.zeros(num_envs, np.float64)
@@ -122,6 +124,11 @@ class VecTradingEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         self._no_length = np.zeros(num_envs, np.int64)
         for a in (self._false, self._no_return, self._no_length):
             a.flags.writeable = False
+
+    @property
+    def k(self) -> np.ndarray:
+        """The steps each episode has taken since its start (a new array)."""
+        return self.row - self.start
 
     @property
     def obs_rows(self) -> np.ndarray:
@@ -160,7 +167,8 @@ class VecTradingEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         else:
             starts = self.sample_starts(self.num_envs)
         self.row[:] = starts
-        self.k[:] = 0
+        self.start[:] = starts
+        self._k_max = 0
         self.pos[:] = 0.0
         self.entry[:] = 1.0
         self.ret_sum[:] = 0.0
@@ -185,10 +193,13 @@ class VecTradingEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         )
         self.entry = entry
         self.row += 1
-        self.k += 1
+        self._k_max += 1
         self.pos = p_next
         self.ret_sum += log_ret
-        done = self.k >= self.episode_length
+        # (an episode can end only once the longest-running one reaches its length: the other steps skip
+        # the comparison of every episode's count)
+        k = self.row - self.start if self._k_max >= self.episode_length else None
+        done = k >= self.episode_length if k is not None else self._false
         terminated = self._false
         truncated = done
         # ruin closes the account: terminated there (as in the single env), never truncated
@@ -198,12 +209,12 @@ class VecTradingEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
             done = done | ruined
         info: dict[str, Any] = {}
         obs = self._obs.build(self.row, self.pos)
-        if done.any():
+        if (k is not None or ruined is not None) and done.any():
             ended = done.copy()
             info["final_obs"] = obs.copy()
             info["_final_obs"] = ended
             info["episode_return"] = np.where(done, self.ret_sum, np.nan)
-            info["episode_length"] = np.where(done, self.k, 0)
+            info["episode_length"] = np.where(done, self.row - self.start if k is None else k, 0)
             info["final_info"] = {
                 "episode_return": info["episode_return"],
                 "_episode_return": ended,
@@ -213,7 +224,8 @@ class VecTradingEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
             info["_final_info"] = ended
             n = int(done.sum())
             self.row[done] = self.sample_starts(n)
-            self.k[done] = 0
+            self.start[done] = self.row[done]
+            self._k_max = int((self.row - self.start).max())
             self.pos[done] = 0.0
             self.entry[done] = 1.0
             self.ret_sum[done] = 0.0
