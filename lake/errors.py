@@ -154,7 +154,10 @@ class SchemaMismatch(MarketlakeError, ValueError):
 
 
 class LakeLocked(MarketlakeError):
-    """Another process holds the lake's writer lock."""
+    """Another process holds the lake's writer lock (for the whole wait). Every command exits 75 on it
+    (sysexits' EX_TEMPFAIL: try again later), so that a cron job tells it from a failure."""
+
+    exit_code = 75
 
 
 class ConfigError(MarketlakeError, ValueError):

@@ -182,3 +182,25 @@ def test_strict_makes_a_failed_store_refresh_exit_non_zero(
         r = runner.invoke(cli, ["--lake", str(lake_root), "-q", *args])
         assert r.exit_code == code, (args, r.output)
         assert "warning: feature store not refreshed: " in r.stderr, (args, r.output)
+
+
+def test_any_command_kept_out_of_the_lock_exits_75(
+    runner: CliRunner, lake_root: Path, acquires: list[float]
+) -> None:
+    """Not only ingest: `features refresh` (and train, evaluate, runs sync) kept out of the writer lock for
+    the whole wait exit 75, EX_TEMPFAIL, which a cron job tells from a failure (1)."""
+    from lake.writer import LakeWriter
+
+    with LakeWriter.open(lake_root):
+        pass  # a lake
+    fd = os.open(lake_root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, b"pid 4242", 0)
+        r = runner.invoke(cli, ["--lake", str(lake_root), "-q", "features", "refresh"])
+    finally:
+        os.close(fd)
+    assert r.exit_code == 75, r.output
+    assert acquires, r.output  # it did wait for the lock
+    assert "locked by a writer (pid 4242)" in r.stderr, r.output
