@@ -886,7 +886,8 @@ def train(
     for d in (train_data, *([val_data] if val_data is not None else [])):
         say(f"{d.period}: {_iso(d.bounds[0])} .. {_iso(d.bounds[1])}, {d.n_rows} bars")
     say("test: not read (the evaluation's)")
-    envs = VecTradingEnv(train_data, env_cfg, num_envs=cfg.envs, seed=cfg.seed)
+    # copy=False: the learner copies each observation into its rollout before the next step (rl/ppo.py)
+    envs = VecTradingEnv(train_data, env_cfg, num_envs=cfg.envs, seed=cfg.seed, copy=False)
     minibatch = min(cfg.batch_size, cfg.rollout_size(envs.episode_length))  # what PPO.update takes
     problem = cfg.batch_size_problem(envs.episode_length)
     if problem is not None:  # the episode length came from the data (automatic, or shortened to fit it)

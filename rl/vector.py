@@ -17,7 +17,9 @@ rows where info["_final_obs"] is True), its return and length in info["final_inf
 "episode_length", with the masks "_episode_return", "_episode_length"; info["_final_info"] the same mask as
 "_final_obs") and, for every env, in info["episode_return"] (NaN where no episode ended) and
 info["episode_length"] (0 there). The returned obs array
-is owned by the env and overwritten by the next step() or reset(): copy it to keep it. An episode ends
+is a new array at every step() and reset() (copy=True, the default, as Gymnasium's SyncVectorEnv): a loop may
+keep (obs, next_obs). With copy=False it is the env's own buffer, overwritten by the next step() or reset()
+(no copy of N x obs_dim floats a step: what the PPO learner uses, rl/train.py); copy it to keep it. An episode ends
 truncated after `episode_length` steps, or terminated at the step that ruins its account (its equity wiped out
 and floored, rl/market.py; as the single env: never both), and auto-resets either way. `terminated` of a step
 where no account was ruined, `truncated` of a step before any episode could reach its length, and the info
@@ -83,7 +85,9 @@ class VecTradingEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
     From the lake: `make_vec_env` (what `gymnasium.make_vec("marketlake/Trading-v0", num_envs=N, ...)` calls);
     from arrays already read (`rl.episodes.load_period`): `VecTradingEnv(data, config, num_envs, seed)`.
     reset(seed=s) seeds the starts' generator (numpy's default_rng(s)); options={"starts": rows} starts the
-    episodes at those rows."""
+    episodes at those rows. copy=True (the default): step() and reset() return a new observation array each
+    time; copy=False: the env's own buffer, overwritten by the next step() or reset() (copy it to keep it).
+    info["final_obs"] is a copy either way."""
 
     metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
     single_observation_space: gymnasium.spaces.Box
@@ -91,9 +95,18 @@ class VecTradingEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
     observation_space: gymnasium.spaces.Box
     action_space: gymnasium.spaces.MultiDiscrete
 
-    def __init__(self, data: MarketData, config: EnvConfig, num_envs: int, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        data: MarketData,
+        config: EnvConfig,
+        num_envs: int,
+        seed: int | None = None,
+        *,
+        copy: bool = True,
+    ) -> None:
         if num_envs < 1:
             raise ConfigError(f"num_envs must be at least 1, got {num_envs}")
+        self.copy = copy
         self.data = data
         self.config = config
         self.num_envs = num_envs
@@ -172,7 +185,8 @@ class VecTradingEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         self.pos[:] = 0.0
         self.entry[:] = 1.0
         self.ret_sum[:] = 0.0
-        return self._obs.build(self.row, self.pos), {}
+        obs = self._obs.build(self.row, self.pos)
+        return (obs.copy() if self.copy else obs), {}
 
     def step(
         self, actions: np.ndarray
@@ -234,7 +248,7 @@ class VecTradingEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
             info["episode_return"] = self._no_return
             info["episode_length"] = self._no_length
         info["cost"] = cost
-        return obs, log_ret, terminated, truncated, info
+        return (obs.copy() if self.copy else obs), log_ret, terminated, truncated, info
 
     def close_extras(self, **kwargs: Any) -> None:
         pass

@@ -81,7 +81,7 @@ def write_lake(root: Path, symbols: int, days: int) -> None:
 
 def bench_vector(data: MarketData) -> tuple[float, float]:
     cfg = EnvConfig(window=WINDOW, episode_length=300)
-    env = VecTradingEnv(data, cfg, NUM_ENVS, seed=0)
+    env = VecTradingEnv(data, cfg, NUM_ENVS, seed=0, copy=False)  # as the learner steps it (rl/train.py)
     env.reset()
     steps = 2000
     actions = np.random.default_rng(0).integers(0, 2, size=(steps, NUM_ENVS))
@@ -187,7 +187,7 @@ def rows() -> list[Row]:
         data = load_period(small, s, [f"BENCH{i}" for i in range(4)], "1m", "train")
         # episodes served from a loaded period
         cfg = EnvConfig(window=WINDOW, episode_length=300)
-        big = VecTradingEnv(data, cfg, 4096, seed=0)
+        big = VecTradingEnv(data, cfg, 4096, seed=0, copy=False)  # (the starts served, not a copy of them)
         t_reset = best_of(lambda: big.reset(), 5)
         out.append(
             Row(
@@ -202,7 +202,8 @@ def rows() -> list[Row]:
         ours, ref = bench_vector(data)
         out.append(
             Row(
-                f"vector env steps/s ({NUM_ENVS} envs, window {WINDOW}, {data.features.shape[1]} features)",
+                f"vector env steps/s ({NUM_ENVS} envs, window {WINDOW}, {data.features.shape[1]} features, "
+                "copy=False, as the learner steps it)",
                 f"{ours:,.0f}/s",
                 f"{ref:,.0f}/s bare numpy",
                 ref / ours,
