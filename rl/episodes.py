@@ -775,7 +775,9 @@ def _select(
     warn_ineligible: bool,
     eligibility: Eligibility | None = None,
 ) -> list[tuple[str, str]]:
-    """(symbol, asset_class) to read: the train period's eligible symbols, or the given ones. `eligibility`:
+    """(symbol, asset_class) to read: the train period's eligible symbols, or the given ones in sorted order
+    (the order they were given in must not change the episodes of a seed: the rows, and so the starts a
+    seed draws, are in symbol order; `marketlake train` sorts them too). `eligibility`:
     _train_eligibility's rows, when already read: their asset classes then stand for sql/rl/asset_classes.sql's
     (the same symbols, those with bars of the interval) unless a symbol has two."""
     if symbols is None:
@@ -795,7 +797,7 @@ def _select(
         for s, _, ok, reason in rows:
             if s in symbols and not ok:
                 say(f"warning: {s} {interval} is not eligible in the train period: {reason}")
-    return [(s, classes[s]) for s in symbols]
+    return [(s, classes[s]) for s in sorted(symbols)]
 
 
 def _setup(
@@ -832,7 +834,7 @@ def load_period(
 
     symbols None: the symbols eligible in the TRAIN period. norm None: statistics computed on this period,
     allowed only for the train period. `config` (an EnvConfig; default EnvConfig()) decides `starts`.
-    Given symbols are used as given; one not eligible in the train period is reported through `say`
+    Given symbols are read in sorted order (data.symbols); one not eligible in the train period is reported through `say`
     (warn_ineligible=False skips that query). `not_before`: the period starts no earlier than this instant
     (an evaluation keeps clear of what its run trained on when the lake's periods have moved since)."""
     if config is not None:  # refused before anything is read (the env, vector env, evaluations, train)
