@@ -59,6 +59,23 @@ _SETTINGS_KEYS = {
 }
 
 
+class UnsupportedKeyword(ConfigError, TypeError):
+    """A keyword the environment does not take: an unknown setting, or a render mode (it renders nothing). A
+    ConfigError, and a TypeError as Python's own for an unexpected keyword argument: a library that tries a
+    keyword and falls back without it on TypeError (stable-baselines3's make_vec_env first tries
+    render_mode="rgb_array") then works."""
+
+
+def check_render_mode(render_mode: str | None) -> None:
+    """render_mode None (Gymnasium's "no rendering") is taken; any other is refused (UnsupportedKeyword):
+    the env renders nothing."""
+    if render_mode is not None:
+        raise UnsupportedKeyword(
+            f"render_mode={render_mode!r}: marketlake/Trading-v0 renders nothing (metadata['render_modes'] is "
+            "empty): leave render_mode out or give render_mode=None"
+        )
+
+
 class EvaluationPeriodWarning(UserWarning):
     """The environment was built on the validation or test period: those are for evaluation only (training
     never reads the test period). Silence it deliberately with
@@ -91,7 +108,8 @@ _FILE_NAMES = {"method": "split_method"}
 
 
 def settings_with(settings: Settings, keywords: dict[str, Any]) -> tuple[Settings, EnvConfig]:
-    """Split keywords into the Settings and EnvConfig they change; an unknown keyword is a ConfigError.
+    """Split keywords into the Settings and EnvConfig they change; an unknown keyword is refused
+    (UnsupportedKeyword: a ConfigError and a TypeError, as Python's for an unexpected keyword argument).
     Keywords: the trading settings of [train] (EnvConfig's fields) and the [data] and [splits] settings,
     by their names in marketlake.toml (or the Settings field's name), each checked by the settings file's
     rules (a ConfigError `setting splits.train_fraction: why`; dates may be ISO text, "2013-12-31")."""
@@ -100,7 +118,7 @@ def settings_with(settings: Settings, keywords: dict[str, Any]) -> tuple[Setting
     unknown = sorted(set(keywords) - _CONFIG_KEYS - _SETTINGS_KEYS)
     if unknown:
         known = (_CONFIG_KEYS | _SETTINGS_KEYS | set(_FILE_NAMES)) - set(_FILE_NAMES.values())
-        raise ConfigError(
+        raise UnsupportedKeyword(
             f"unknown setting(s) {', '.join(unknown)} (the trading settings of [train] and those of [data] "
             f"and [splits]: {', '.join(sorted(known))})"
         )
@@ -157,22 +175,28 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.int64]):
     def __init__(
         self,
         lake: str | Path | None = None,
-        symbols: list[str] | None = None,
-        interval: str = "1m",
+        symbols: list[str] | str | None = None,
+        interval: str | None = None,
         period: str = "train",
         *,
         data: MarketData | None = None,
         config: EnvConfig | str | Path | None = None,
         settings: Settings | None = None,
         norm: NormStats | None = None,
+        render_mode: str | None = None,
         **settings_keywords: Any,
     ) -> None:
         """Either a lake (read here) or ready `data` (with `config`). For validation and test the
         normalisation statistics are the train period's: `norm`, or computed by reading train first.
         `config`: the trading settings (an EnvConfig), or the path of a settings file to read (as
         `settings=lake.config.load_settings(PATH)`); without either, the working folder's marketlake.toml
-        ($MARKETLAKE_CONFIG, else the built-in defaults), named once on stderr."""
+        ($MARKETLAKE_CONFIG, else the built-in defaults), named once on stderr. `symbols` (a list, or one
+        string of comma-separated symbols) and `interval` default to the settings' [train] `symbols` and
+        `interval`, else every symbol eligible in the train period and 1m (rl.vector.env_symbols_interval).
+        `render_mode`: None only (the env renders nothing; any other is an UnsupportedKeyword)."""
+        check_render_mode(render_mode)
         super().__init__()
+        self.render_mode = render_mode
         base, self.config = env_settings(settings, config, settings_keywords, announce=data is None)
         if data is None:
             from rl.vector import read_env_period

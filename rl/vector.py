@@ -257,14 +257,16 @@ class VecTradingEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
 def make_vec_env(
     num_envs: int = 1,
     lake: str | Path | None = None,
-    symbols: list[str] | None = None,
-    interval: str = "1m",
+    symbols: list[str] | str | None = None,
+    interval: str | None = None,
     period: str = "train",
     *,
     seed: int | None = None,
     settings: Settings | None = None,
     config: EnvConfig | str | Path | None = None,
     norm: NormStats | None = None,
+    copy: bool = True,
+    render_mode: str | None = None,
     **settings_keywords: Any,
 ) -> VecTradingEnv:
     """The vector env of `num_envs` episodes over one period of the lake, from the same keywords as the single
@@ -273,33 +275,83 @@ def make_vec_env(
     file's path), its settings and EnvConfig made by the same function (rl.env.env_settings), with the same
     notes and warnings (the settings file used, EvaluationPeriodWarning, SmallDataWarning). The period is read once and its arrays shared by the
     episodes. The vector entry point of `marketlake/Trading-v0`:
-    `gymnasium.make_vec("marketlake/Trading-v0", num_envs=N, lake=..., period="train", window=20)`."""
+    `gymnasium.make_vec("marketlake/Trading-v0", num_envs=N, lake=..., period="train", window=20)`.
+    `symbols` and `interval` default to the settings' [train] ones (env_symbols_interval); `copy`: see
+    VecTradingEnv; `render_mode` None only (it renders nothing)."""
     import warnings
 
-    from rl.env import SmallDataWarning, _user_level, env_settings, warn_if_evaluation_period
+    from rl.env import (
+        SmallDataWarning,
+        _user_level,
+        check_render_mode,
+        env_settings,
+        warn_if_evaluation_period,
+    )
 
+    check_render_mode(render_mode)
     base, env_config = env_settings(settings, config, settings_keywords)
     data = read_env_period(lake, base, symbols, interval, period, env_config, norm)
     warn_if_evaluation_period(data.period)
-    env = VecTradingEnv(data, env_config, num_envs, seed=seed)
+    env = VecTradingEnv(data, env_config, num_envs, seed=seed, copy=copy)
     for note in episode_notes(data, env_config, env.episode_length, len(env.starts)):
         warnings.warn(note, SmallDataWarning, stacklevel=_user_level())
     return env
 
 
+ALL_SYMBOLS = "all"
+"""[train] symbols = "all" (as `marketlake train` reads it, rl/train.py): every eligible symbol."""
+
+
+def env_symbols_interval(
+    settings: Settings, symbols: list[str] | str | None, interval: str | None
+) -> tuple[list[str] | None, str]:
+    """The symbols (None: every symbol eligible in the train period) and bar interval an env reads: as given,
+    else the settings' [train] `symbols` and `interval` (as `marketlake train` takes them), else every
+    eligible symbol and 1m. Symbols may be one string of comma-separated symbols ("SPY,AAPL"); each is
+    checked as the settings file's [train] symbols are, and the interval is one of lake.config.TRAIN_INTERVALS:
+    a ConfigError saying why otherwise, before anything is read."""
+    from lake.config import TRAIN_INTERVALS, check_train_value
+
+    if interval is None:
+        interval = settings.train.get("interval") or "1m"
+    if interval not in TRAIN_INTERVALS:
+        raise ConfigError(f"interval {interval!r} is not a bar interval: one of {', '.join(TRAIN_INTERVALS)}")
+    if symbols is None:
+        symbols = settings.train.get("symbols")
+        if symbols is None or symbols == ALL_SYMBOLS:
+            return None, interval
+    if isinstance(symbols, str) and symbols.strip() == ALL_SYMBOLS:
+        return None, interval
+    if not isinstance(symbols, str):
+        if isinstance(symbols, tuple):
+            symbols = list(symbols)
+        if isinstance(symbols, list) and not symbols:
+            raise ConfigError(
+                "symbols is empty: give at least one symbol, or leave symbols out (None) for every symbol "
+                "eligible in the train period"
+            )
+    try:
+        return list(check_train_value("symbols", symbols)), interval
+    except ValueError as exc:
+        raise ConfigError(
+            f"symbols: {exc} (a list such as ['SPY', 'AAPL'], or one string of comma-separated symbols)"
+        ) from None
+
+
 def read_env_period(
     lake: str | Path | None,
     settings: Settings,
-    symbols: list[str] | None,
-    interval: str,
+    symbols: list[str] | str | None,
+    interval: str | None,
     period: str,
     config: EnvConfig,
     norm: NormStats | None = None,
 ) -> MarketData:
     """The period's arrays as an env reads them: normalised by `norm`, or for validation and test by the
-    train period's statistics (computed by reading train first)."""
+    train period's statistics (computed by reading train first). Symbols and interval: env_symbols_interval."""
     from rl.episodes import load_period
 
+    symbols, interval = env_symbols_interval(settings, symbols, interval)
     if norm is None and period != "train":
         norm = load_period(lake, settings, symbols, interval, "train", config=config).norm
     return load_period(lake, settings, symbols, interval, period, norm=norm, config=config)
