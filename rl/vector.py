@@ -1,7 +1,8 @@
 """A numpy vector env: N episodes stepped at once as array operations (no Python loop over envs), with
 auto-reset. The fill and cost rules are rl/market.py's, as in the single env (rl/env.py).
 
-A `gymnasium.vector.VectorEnv` (metadata["autoreset_mode"] is AutoresetMode.SAME_STEP), built from the lake by
+A `gymnasium.vector.VectorEnv` (metadata["autoreset_mode"]: AutoresetMode.SAME_STEP, or NEXT_STEP when made with
+autoreset_mode=AutoresetMode.NEXT_STEP, as Gymnasium's SyncVectorEnv), built from the lake by
 `gymnasium.make_vec("marketlake/Trading-v0", num_envs=N, lake=..., ...)` (the registered vector entry point,
 `make_vec_env`: the period is read once and shared by the N episodes) or from ready arrays by
 `VecTradingEnv(data, config, num_envs, seed)`.
@@ -11,7 +12,7 @@ envs, which return float64 rewards). Observation (float32): the last `window` no
 position held now (-1, 0, 1) and 1.0 when the decision bar ends at or after its session's close by the
 calendar (stocks; known at the bar, never read from later rows), else 0.0.
 
-Auto-reset (Gymnasium's "same step"): in the step where an episode ends, the returned obs is the NEW
+Auto-reset, Gymnasium's "same step" (the default): in the step where an episode ends, the returned obs is the NEW
 episode's first obs; the ended episode's last obs is in info["final_obs"] (a float32 [N, obs_dim] array: its
 rows where info["_final_obs"] is True), its return and length in info["final_info"] ("episode_return",
 "episode_length", with the masks "_episode_return", "_episode_length"; info["_final_info"] the same mask as
@@ -21,7 +22,10 @@ is a new array at every step() and reset() (copy=True, the default, as Gymnasium
 keep (obs, next_obs). With copy=False it is the env's own buffer, overwritten by the next step() or reset()
 (no copy of N x obs_dim floats a step: what the PPO learner uses, rl/train.py); copy it to keep it. An episode ends
 truncated after `episode_length` steps, or terminated at the step that ruins its account (its equity wiped out
-and floored, rl/market.py; as the single env: never both), and auto-resets either way. `terminated` of a step
+and floored, rl/market.py; as the single env: never both), and auto-resets either way. With NEXT_STEP (what
+gymnasium's NormalizeObservation and other vector wrappers need): the step where an episode ends returns its
+last obs (no final_obs; episode_return and episode_length as above), and the next step resets that env,
+ignoring its action: reward 0, cost 0, terminated and truncated False, obs the new episode's first. `terminated` of a step
 where no account was ruined, `truncated` of a step before any episode could reach its length, and the info
 arrays of a step where no episode ended are read-only (shared constants: copy them to change them).
 """
@@ -80,7 +84,8 @@ class ObsBuilder:
 
 
 class VecTradingEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
-    """N episodes of one MarketData at once: a Gymnasium VectorEnv that autoresets in the same step.
+    """N episodes of one MarketData at once: a Gymnasium VectorEnv that autoresets in the same step
+    (autoreset_mode=AutoresetMode.SAME_STEP, the default) or in the next (NEXT_STEP: see the module).
 
     From the lake: `make_vec_env` (what `gymnasium.make_vec("marketlake/Trading-v0", num_envs=N, ...)` calls);
     from arrays already read (`rl.episodes.load_period`): `VecTradingEnv(data, config, num_envs, seed)`.
@@ -103,10 +108,15 @@ class VecTradingEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         seed: int | None = None,
         *,
         copy: bool = True,
+        autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP,
     ) -> None:
         if num_envs < 1:
             raise ConfigError(f"num_envs must be at least 1, got {num_envs}")
         self.copy = copy
+        self.autoreset_mode = _autoreset_mode(autoreset_mode)
+        self.metadata = {**type(self).metadata, "autoreset_mode": self.autoreset_mode}
+        self._next_step = self.autoreset_mode == AutoresetMode.NEXT_STEP
+        self._pending: np.ndarray | None = None  # NEXT_STEP: the envs whose episode ended in the last step
         self.data = data
         self.config = config
         self.num_envs = num_envs
@@ -166,6 +176,10 @@ class VecTradingEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
     def sample_starts(self, n: int) -> np.ndarray:
         return self.starts[self.rng.integers(0, len(self.starts), size=n)]
 
+    def _new_starts(self, ended: np.ndarray) -> np.ndarray:
+        """The first rows of the episodes that follow the ended ones (`ended`: a mask), in the envs' order."""
+        return self.sample_starts(int(ended.sum()))
+
     def reset(
         self, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -182,6 +196,7 @@ class VecTradingEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         self.row[:] = starts
         self.start[:] = starts
         self._k_max = 0
+        self._pending = None
         self.pos[:] = 0.0
         self.entry[:] = 1.0
         self.ret_sum[:] = 0.0
@@ -202,6 +217,8 @@ class VecTradingEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         if a.view(np.uint64).max() >= len(self._pos_table):  # one pass: a negative action is huge as uint64
             raise ValueError(f"actions must be in 0..{len(self._pos_table) - 1}, got {a}")
         q = self._pos_table[a]
+        if self._next_step:
+            return self._step_next(q)
         log_ret, cost, _turnover, p_next, entry, ruined = self.market.transition(
             self.row, self.pos, self.entry, q
         )
@@ -236,8 +253,7 @@ class VecTradingEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
                 "_episode_length": ended,
             }
             info["_final_info"] = ended
-            n = int(done.sum())
-            self.row[done] = self.sample_starts(n)
+            self.row[done] = self._new_starts(done)
             self.start[done] = self.row[done]
             self._k_max = int((self.row - self.start).max())
             self.pos[done] = 0.0
@@ -250,8 +266,68 @@ class VecTradingEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         info["cost"] = cost
         return (obs.copy() if self.copy else obs), log_ret, terminated, truncated, info
 
+    def _step_next(
+        self, q: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """A step with Gymnasium's NEXT_STEP autoreset (as its SyncVectorEnv): an env whose episode ended in
+        the previous step is reset now, its action ignored: reward 0, cost 0, terminated and truncated False,
+        its observation the new episode's first. The step where an episode ends returns its last observation
+        (no final_obs), and info["episode_return"] / ["episode_length"] as in the same-step mode."""
+        pending = self._pending
+        if pending is not None:
+            self.row[pending] = self._new_starts(pending)
+            self.start[pending] = self.row[pending]
+            self.pos[pending] = 0.0
+            self.entry[pending] = 1.0
+            self.ret_sum[pending] = 0.0
+        # every env is stepped (an array operation); the reset envs' step is then undone
+        log_ret, cost, _turnover, p_next, entry, ruined = self.market.transition(
+            self.row, self.pos, self.entry, q
+        )
+        self.row += 1
+        if pending is not None:
+            log_ret = np.where(pending, 0.0, log_ret)
+            cost = np.where(pending, 0.0, cost)
+            p_next = np.where(pending, 0.0, p_next)
+            entry = np.where(pending, 1.0, entry)
+            self.row[pending] = self.start[pending]
+            if ruined is not None:
+                ruined = ruined & ~pending
+        self.entry = entry
+        self.pos = p_next
+        self.ret_sum += log_ret
+        k = self.row - self.start
+        done = k >= self.episode_length
+        terminated = ruined if ruined is not None else np.zeros(self.num_envs, dtype=bool)
+        truncated = done & ~terminated
+        done |= terminated
+        info: dict[str, Any] = {}
+        if done.any():
+            info["episode_return"] = np.where(done, self.ret_sum, np.nan)
+            info["episode_length"] = np.where(done, k, 0)
+            self._pending = done
+        else:
+            info["episode_return"] = self._no_return
+            info["episode_length"] = self._no_length
+            self._pending = None
+        info["cost"] = cost
+        obs = self._obs.build(self.row, self.pos)
+        return (obs.copy() if self.copy else obs), log_ret, terminated, truncated, info
+
     def close_extras(self, **kwargs: Any) -> None:
         pass
+
+
+def _autoreset_mode(mode: AutoresetMode | str) -> AutoresetMode:
+    """AutoresetMode.SAME_STEP or NEXT_STEP, given as the enum, its value ("NextStep") or name ("next_step")."""
+    if isinstance(mode, str) and not isinstance(mode, AutoresetMode):
+        by_name = {m.name.lower(): m for m in AutoresetMode} | {m.value.lower(): m for m in AutoresetMode}
+        mode = by_name.get(mode.lower().replace("-", "_"), mode)
+    if mode in (AutoresetMode.SAME_STEP, AutoresetMode.NEXT_STEP):
+        return AutoresetMode(mode)
+    raise ConfigError(
+        f"autoreset_mode must be AutoresetMode.SAME_STEP or AutoresetMode.NEXT_STEP (gymnasium.vector), got {mode!r}"
+    )
 
 
 def make_vec_env(
@@ -266,6 +342,7 @@ def make_vec_env(
     config: EnvConfig | str | Path | None = None,
     norm: NormStats | None = None,
     copy: bool = True,
+    autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP,
     render_mode: str | None = None,
     **settings_keywords: Any,
 ) -> VecTradingEnv:
@@ -276,8 +353,8 @@ def make_vec_env(
     notes and warnings (the settings file used, EvaluationPeriodWarning, SmallDataWarning). The period is read once and its arrays shared by the
     episodes. The vector entry point of `marketlake/Trading-v0`:
     `gymnasium.make_vec("marketlake/Trading-v0", num_envs=N, lake=..., period="train", window=20)`.
-    `symbols` and `interval` default to the settings' [train] ones (env_symbols_interval); `copy`: see
-    VecTradingEnv; `render_mode` None only (it renders nothing)."""
+    `symbols` and `interval` default to the settings' [train] ones (env_symbols_interval); `copy` and
+    `autoreset_mode`: see VecTradingEnv; `render_mode` None only (it renders nothing)."""
     import warnings
 
     from rl.env import (
@@ -292,7 +369,7 @@ def make_vec_env(
     base, env_config = env_settings(settings, config, settings_keywords)
     data = read_env_period(lake, base, symbols, interval, period, env_config, norm)
     warn_if_evaluation_period(data.period)
-    env = VecTradingEnv(data, env_config, num_envs, seed=seed, copy=copy)
+    env = VecTradingEnv(data, env_config, num_envs, seed=seed, copy=copy, autoreset_mode=autoreset_mode)
     for note in episode_notes(data, env_config, env.episode_length, len(env.starts)):
         warnings.warn(note, SmallDataWarning, stacklevel=_user_level())
     return env

@@ -5,7 +5,7 @@ bars the repository ships (samples/), through `ingest csv`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -206,3 +206,104 @@ def test_an_empty_symbols_or_a_wrong_interval_is_said_before_any_read(
     with pytest.raises(ConfigError, match=message):
         make_vec_env(2, **given)
     assert reads == []
+
+
+# --- 3. NEXT_STEP autoreset, as Gymnasium's SyncVectorEnv and its vector wrappers expect ----------------
+
+
+class _Scripted(gymnasium.Wrapper[np.ndarray, np.int64, np.ndarray, np.int64]):
+    """A single env whose k-th reset starts at script[k] (the vector env below draws the same starts)."""
+
+    def __init__(self, env: TradingEnv, script: list[int]) -> None:
+        super().__init__(env)
+        self.script = iter(script)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
+        return self.env.reset(options={"start": next(self.script)})
+
+
+class _ScriptedVec(VecTradingEnv):
+    def __init__(self, *args: Any, scripts: list[list[int]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.scripts = [iter(s[1:]) for s in scripts]
+
+    def _new_starts(self, ended: np.ndarray) -> np.ndarray:
+        return np.array([next(self.scripts[i]) for i in np.flatnonzero(ended)], np.int64)
+
+
+@pytest.mark.parametrize("ruinous", [False, True], ids=["SPY daily", "ruinous arrays"])
+def test_next_step_autoreset_steps_as_gymnasiums_sync_vector_env(kw: dict[str, Any], ruinous: bool) -> None:
+    """The vector env had SAME_STEP autoreset only, where Gymnasium's sync and async modes give NEXT_STEP.
+    Compared step for step with SyncVectorEnv over the single env, the same starts and actions: on the real
+    SPY bars (episodes end together) and on arrays where short accounts are ruined (they end apart)."""
+    from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+    from rl.market import EnvConfig
+    from tests.unit.test_env_market import ruinous_data
+
+    if ruinous:
+        data = ruinous_data()
+        cfg = EnvConfig(window=5, episode_length=60, allow_short=True, slippage="range")
+    else:
+        data = TradingEnv(symbols=["SPY"], **kw).data
+        cfg = EnvConfig(window=10, episode_length=20, commission=0.002, allow_short=True)
+    n = 4
+    starts = TradingEnv(data=data, config=cfg).starts
+    rng = np.random.default_rng(1)
+    scripts = [[int(s) for s in rng.choice(starts, 40)] for _ in range(n)]
+
+    def single(script: list[int]) -> Callable[[], gymnasium.Env[np.ndarray, np.int64]]:
+        return lambda: _Scripted(TradingEnv(data=data, config=cfg), script)
+
+    sync = SyncVectorEnv([single(s) for s in scripts], autoreset_mode=AutoresetMode.NEXT_STEP)
+    vec = _ScriptedVec(data, cfg, n, seed=0, autoreset_mode=AutoresetMode.NEXT_STEP, scripts=scripts)
+    assert vec.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
+    so, _ = sync.reset()
+    vo, _ = vec.reset(options={"starts": [s[0] for s in scripts]})
+    assert np.array_equal(so, vo)
+    ends = resets = 0
+    apart = False
+    for t in range(200):
+        actions = rng.choice([0, 1, 2, 2, 2], size=n) if ruinous else rng.integers(0, 3, size=n)
+        so, sr, sterm, strunc, sinfo = sync.step(actions)
+        vo, vr, vterm, vtrunc, vinfo = vec.step(actions)
+        assert np.array_equal(so, vo), t
+        assert np.array_equal(sr, vr) and vr.dtype == np.float64, t
+        assert np.array_equal(sterm, vterm) and np.array_equal(strunc, vtrunc), t
+        # (the envs reset in this step have the reset's info: no cost; none at all when every env reset)
+        stepped = sinfo.get("_cost", np.zeros(n, bool))
+        if stepped.any():
+            assert np.array_equal(sinfo["cost"][stepped], vinfo["cost"][stepped]), t
+        assert (vinfo["cost"][~stepped] == 0).all() and (vr[~stepped] == 0).all(), t
+        resets += int((~stepped).sum())
+        done = sterm | strunc
+        if done.any():
+            assert "final_obs" not in vinfo
+            assert np.array_equal(sinfo["episode_return"][done], vinfo["episode_return"][done]), t
+            assert np.array_equal(sinfo["episode_length"][done], vinfo["episode_length"][done]), t
+            assert np.isnan(vinfo["episode_return"][~done]).all()
+            ends += int(done.sum())
+            apart |= not done.all()
+    assert ends >= 8 and resets >= 8, (ends, resets)
+    assert apart == ruinous  # ruined accounts end apart from the others: the masks are compared too
+
+
+def test_gymnasiums_normalize_observation_takes_the_next_step_vector_env(kw: dict[str, Any]) -> None:
+    """gymnasium.wrappers.vector.NormalizeObservation refuses SAME_STEP: with autoreset_mode=NEXT_STEP,
+    from make_vec_env and gymnasium.make_vec, it wraps the vector env."""
+    from gymnasium.vector import AutoresetMode
+    from gymnasium.wrappers.vector import NormalizeObservation
+
+    with pytest.raises(ValueError, match="NEXT_STEP or DISABLED"):
+        NormalizeObservation(make_vec_env(2, symbols=["SPY"], **kw))
+    for vec in (
+        make_vec_env(2, symbols=["SPY"], autoreset_mode=AutoresetMode.NEXT_STEP, **kw),
+        gymnasium.make_vec(ENV_ID, num_envs=2, symbols=["SPY"], autoreset_mode="NextStep", **kw),
+    ):
+        env = NormalizeObservation(vec)
+        env.reset(seed=0)
+        for _ in range(60):  # past the episodes' end (50 steps)
+            obs, *_ = env.step(np.array([1, 0]))
+        assert obs.shape == (2, vec.single_observation_space.shape[0])  # type: ignore[index]
+    with pytest.raises(ConfigError, match="autoreset_mode must be AutoresetMode.SAME_STEP or"):
+        make_vec_env(2, symbols=["SPY"], autoreset_mode=AutoresetMode.DISABLED, **kw)
