@@ -9,6 +9,9 @@ Fills, costs and rewards are rl/market.py's, the same as the vector env's; step(
 
 Settings: `settings=` (a lake.config.Settings) or `config=` (a settings file's path); otherwise the
 working folder's marketlake.toml ($MARKETLAKE_CONFIG, else the built-in defaults), named once on stderr.
+Without `symbols` or `interval`, the settings' [train] ones (else every eligible symbol, and 1m); symbols
+are read in sorted order. `render_mode` None only; it and an unknown keyword are an UnsupportedKeyword
+(a ConfigError and a TypeError) otherwise.
 The validation and test periods are for evaluation only: building the environment on one warns
 (EvaluationPeriodWarning). A period too small for the episodes asked for warns too (SmallDataWarning).
 
