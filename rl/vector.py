@@ -410,9 +410,10 @@ def env_symbols_interval(
     try:
         return list(check_train_value("symbols", symbols)), interval
     except ValueError as exc:
-        raise ConfigError(
-            f"symbols: {exc} (a list such as ['SPY', 'AAPL'], or one string of comma-separated symbols)"
-        ) from None
+        how = (
+            " (or one string of comma-separated symbols, 'SPY,AAPL')" if "non-empty list" in str(exc) else ""
+        )
+        raise ConfigError(f"symbols: {exc}{how}") from None
 
 
 def read_env_period(

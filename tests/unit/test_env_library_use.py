@@ -187,8 +187,15 @@ def test_symbols_as_one_string_are_comma_separated(kw: dict[str, Any]) -> None:
     ("keywords", "message"),
     [
         ({"symbols": []}, r"^symbols is empty: give at least one symbol, or leave symbols out \(None\)"),
-        ({"symbols": ""}, r"^symbols: expected a non-empty list of symbols"),
-        ({"symbols": ["SPY", "SPY"]}, r"^symbols: SPY given twice"),
+        (
+            {"symbols": ""},
+            r"^symbols: expected a non-empty list of symbols, got .* \(or one string of comma-sep",
+        ),
+        ({"symbols": 3}, r"^symbols: expected a non-empty list of symbols, got 3 \(or one string"),
+        (
+            {"symbols": ["SPY", "SPY"]},
+            r"^symbols: SPY given twice in \[.SPY., .SPY.\]: list each symbol once$",
+        ),
         (
             {"symbols": ["SPY"], "interval": "1day"},
             r"^interval '1day' is not a bar interval: one of 1m, 5m, 15m, 1h, 1d$",
