@@ -1110,8 +1110,8 @@ def _parent_status(run_dir: Path, saved: Mapping[str, Any]) -> str | None:
 def evaluate_policy(
     policy: Policy,
     lake: str | os.PathLike[str] | None = None,
-    symbols: list[str] | None = None,
-    interval: str = "1m",
+    symbols: list[str] | str | None = None,
+    interval: str | None = None,
     period: str = "test",
     *,
     settings: Settings | None = None,
@@ -1157,6 +1157,10 @@ def evaluate_policy(
         dict(settings_keywords),
         announce=False,
     )
+    from rl.vector import env_symbols_interval
+
+    # symbols and interval as the env takes them: given, else the settings' [train] ones (rl.vector)
+    symbols, interval = env_symbols_interval(settings, symbols, interval)
     env_config.check_interval(interval)  # (the env's one rule, before anything is read)
     root = resolve_lake_root(lake)
     saved = _trained_record(trained_on)

@@ -314,3 +314,24 @@ def test_gymnasiums_normalize_observation_takes_the_next_step_vector_env(kw: dic
         assert obs.shape == (2, vec.single_observation_space.shape[0])  # type: ignore[index]
     with pytest.raises(ConfigError, match="autoreset_mode must be AutoresetMode.SAME_STEP or"):
         make_vec_env(2, symbols=["SPY"], autoreset_mode=AutoresetMode.DISABLED, **kw)
+
+
+def test_evaluate_policy_takes_the_settings_files_train_interval_and_symbols(
+    kw: dict[str, Any], tmp_path: Path
+) -> None:
+    """evaluate_policy's keywords are the env's: its symbols and interval default to the file's [train] ones
+    too (it read 1m, as the env did)."""
+    import warnings
+
+    import numpy as np
+
+    from rl.evaluate import evaluate_policy
+
+    file = tmp_path / "daily.toml"
+    file.write_text('[train]\ninterval = "1d"\nsymbols = ["SPY", "GOOG"]\nwindow = 10\nepisode_length = 50\n')
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (no trained_on: said, and beside the point here)
+        report = evaluate_policy(
+            lambda obs: np.zeros(len(obs), dtype=np.int64), kw["lake"], config=str(file), resamples=400
+        )
+    assert (report.interval, report.symbols) == ("1d", ["GOOG", "SPY"])
