@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import errno
 import json
 import logging
 import os
@@ -277,6 +278,13 @@ def _same_file(a: Path, b: Path) -> bool:
     return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
+NO_LINKS = frozenset(
+    e for e in (errno.EPERM, errno.EXDEV, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.ENOSYS) if e
+)
+"""The errors of os.link that mean this file system (or this file) takes no more hard links: the mirror
+then holds a copy. Any other error (a full disk) is the mirror's error."""
+
+
 def _place(src: Path, target: Path, choice: np.ndarray | bool, dirs: set[Path]) -> None:
     """Make the mirror's `target` hold `src` (a hard link, else a copy) or its rows where `choice` is True
     (with its SOURCE_FILE); where `choice` is False, no data file, only the SOURCE_FILE. A few system calls
@@ -305,8 +313,9 @@ def _place(src: Path, target: Path, choice: np.ndarray | bool, dirs: set[Path]) 
                 os.link(src, target)
             except FileExistsError:  # (never under the writer's lock; the replace below is then made)
                 pass
-            except OSError:  # a file system without hard links: the copy below
-                pass
+            except OSError as exc:  # a file system without hard links: the copy below
+                if exc.errno not in NO_LINKS:
+                    raise
             else:
                 dirs.add(folder)
                 return
@@ -317,7 +326,9 @@ def _place(src: Path, target: Path, choice: np.ndarray | bool, dirs: set[Path]) 
             try:
                 os.link(src, tmp)
                 linked = True
-            except OSError:  # a file system without hard links: a copy, made durable
+            except OSError as exc:  # a file system without hard links: a copy, made durable
+                if exc.errno not in NO_LINKS:
+                    raise  # (a full disk, say: not written again in full)
                 _write(pq.read_table(src, partitioning=None), tmp)
         else:
             assert isinstance(choice, np.ndarray)

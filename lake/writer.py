@@ -579,6 +579,10 @@ class LakeWriter:
         planned = self._plan(dataset, partition, table, mode, inputs, keep_empty=keep_empty)
         if isinstance(planned, WriteResult):
             return planned
+        if dataset.name == "bars":
+            # before the change's window: a whole rebuild (an upgraded lake's, after a killed writer) or the
+            # walk are each pair one change of their own, not one change readers wait for from end to end
+            self.bring_mirror_up_to_date()
         staged = self._stage(planned)
         # a bars partition, its revisions and the mirror's files are one change for readers
         with self.changing() if dataset.name == "bars" else contextlib.nullcontext():
@@ -677,6 +681,8 @@ class LakeWriter:
                 except BaseException:
                     abandon(futures + ahead)
                     raise
+                if dataset.name == "bars" and any(isinstance(p, _Planned) for p, _ in done):
+                    self.bring_mirror_up_to_date()  # (outside the batch's window, as in `write`)
                 # a batch of bars partitions, their revisions and the mirror's files are one change for
                 # readers; other datasets' partitions are renamed in a `changing` window each
                 with self.changing() if dataset.name == "bars" else contextlib.nullcontext():
@@ -789,7 +795,8 @@ class LakeWriter:
                 return
             log.warning(
                 "bars_chosen: the bars files of %d (interval, symbol) pair(s) changed outside marketlake's "
-                "writer (%s); their mirror is brought up to date",
+                "writer (%s): edited or restored by hand, or the lake copied or moved (a copy keeps no file's "
+                "identity); their mirror is brought up to date",
                 len(stale),
                 ", ".join(f"{s} {i}" for i, s in sorted(stale)[:5]) + (" …" if len(stale) > 5 else ""),
             )
@@ -798,6 +805,9 @@ class LakeWriter:
         dirs: set[Path] = set()
         try:
             if stale is None:
+                log.info(
+                    "bars_chosen: building the `bars` view's mirror (once; readers use the window meanwhile)"
+                )
                 n = chosen.rebuild(self.paths, dirs, each=self.changing)
                 if n:
                     log.info("bars_chosen: rebuilt the mirror of %d (interval, symbol) pairs", n)

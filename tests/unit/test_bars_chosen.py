@@ -281,3 +281,69 @@ def test_a_file_edited_in_place_by_hand_is_redone_and_a_ts_it_holds_twice_shows_
         w.bring_mirror_up_to_date()
     assert _rows(lake_root, mirror=True) == _rows(lake_root, mirror=False)
     assert [r[9] for r in _rows(lake_root, mirror=True)] == [1.0, 2.0, 3.0]
+
+
+@pytest.mark.parametrize("many", [False, True])
+def test_a_whole_rebuild_is_not_one_change_readers_wait_for_from_end_to_end(
+    lake_root: Path, monkeypatch: pytest.MonkeyPatch, many: bool
+) -> None:
+    """The first bars write after an upgrade (no mirror) rebuilds the mirror before its own change's window:
+    each pair is one change (`changing`), so readers (lake.consistent) wait for a pair, not for the whole
+    rebuild (on a lake of 24,000 partitions, minutes with `.writes` odd throughout)."""
+    from lake.writer import read_writes
+
+    _write(lake_root, "yahoo", [1.0, 2.0, 3.0])
+    _write(lake_root, "yahoo", [4.0], symbol="B")
+    shutil.rmtree(lake_root / "datasets" / "bars_chosen")
+    seen: list[int | None] = []
+    real = chosen.rebuild
+
+    def rebuild(*args: object, **kwargs: object) -> int:
+        seen.append(read_writes(lake_root))
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(chosen, "rebuild", rebuild)
+    with LakeWriter.open(lake_root) as w:
+        t = bars_table(dt.datetime(2024, 2, 1, tzinfo=dt.UTC), [7.0, 8.0], source_file="csv")
+        parts = [{"source": "csv", "interval": "1m", "symbol": s, "period": "2024-02"} for s in ("A", "B")]
+        if many:
+            w.write_many(lake.BARS, [(p, t, ()) for p in parts])
+        else:
+            w.write(lake.BARS, parts[0], t)
+    assert len(seen) == 1 and seen[0] is not None and seen[0] % 2 == 0, seen  # not inside a change
+    assert _uses_mirror(lake_root)
+    assert _rows(lake_root, mirror=True) == _rows(lake_root, mirror=False)
+
+
+def test_a_link_refused_for_want_of_space_is_an_error_not_a_copy(
+    lake_root: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Only a file system without hard links (EPERM, EXDEV, EOPNOTSUPP, EMLINK) gets the copy; a full disk
+    (ENOSPC) is the mirror's error: it is withdrawn, rather than written again in full onto a full disk."""
+    import errno
+
+    _write(lake_root, "yahoo", [1.0])
+    copies: list[Path] = []
+    real_write = chosen._write
+
+    def write(table: object, path: Path) -> None:
+        copies.append(path)
+        real_write(table, path)  # type: ignore[arg-type]
+
+    def full(*_: object, **__: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(chosen, "_write", write)
+    monkeypatch.setattr(chosen.os, "link", full)
+    with caplog.at_level(logging.WARNING, logger="marketlake"):
+        _write(lake_root, "yahoo", [1.0], symbol="B")
+    assert copies == [] and "withdrawn" in caplog.text, caplog.text
+    assert not chosen.is_current(LakePaths(lake_root))
+
+    def no_links(*_: object, **__: object) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(chosen.os, "link", no_links)
+    _write(lake_root, "yahoo", [1.0], symbol="C")  # rebuilt, by copies
+    assert copies and chosen.is_current(LakePaths(lake_root))
+    assert _rows(lake_root, mirror=True) == _rows(lake_root, mirror=False)
