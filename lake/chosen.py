@@ -81,11 +81,48 @@ def mirror_dir(paths: LakePaths) -> Path:
 
 
 def is_current(paths: LakePaths) -> bool:
-    """Whether the mirror is whole: what the `bars` view may read instead of its window."""
+    """Whether the mirror is whole: what the `bars` view may read instead of its window. Its mark names the
+    lake's write sequence (.writes) it was made whole at, so that a writer that does not keep the mirror (an
+    older marketlake's, another checkout's) and changed the lake since leaves it not whole: every writer of
+    this version that changes the lake and leaves the mirror whole marks it again (`mark_current`)."""
+    from lake.writer import read_writes
+
     try:
-        return (mirror_dir(paths) / CURRENT_FILE).read_text().strip() == MIRROR_FORMAT
+        mark = (mirror_dir(paths) / CURRENT_FILE).read_text().split()
     except (OSError, UnicodeDecodeError):
         return False
+    return mark == [MIRROR_FORMAT, str(read_writes(paths.root))]
+
+
+def is_current_format(paths: LakePaths) -> bool:
+    """Whether the mirror's mark is there, of this format (whatever write sequence it names): a writer that
+    found the mirror whole when its lock began (`is_current`) asks this later, its own changes of other
+    datasets having moved the sequence since."""
+    try:
+        mark = (mirror_dir(paths) / CURRENT_FILE).read_text().split()
+    except (OSError, UnicodeDecodeError):
+        return False
+    return mark[:1] == [MIRROR_FORMAT]
+
+
+def mark_current(paths: LakePaths, writes: int, *, keep_time: bool = False) -> None:
+    """After the mirror was brought up to date and its renames made durable: it is whole, at the lake's write
+    sequence `writes` (the value .writes has once the writer's lock ends). `keep_time`: the mark keeps its
+    modification time (a lock that changed no bars: the mark's time is when the mirror was last made whole,
+    which `out_of_step` compares files with)."""
+    path = mirror_dir(paths) / CURRENT_FILE
+    text = f"{MIRROR_FORMAT}\n{writes}\n".encode()
+    before = None
+    if keep_time:
+        try:
+            before = path.stat()
+            if path.read_bytes() == text:
+                return  # (a lock that changed nothing writes nothing)
+        except FileNotFoundError:  # (no mark to keep: not whole)
+            return
+    atomic_write_bytes(path, text)
+    if before is not None:
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
 
 
 def mark_changing(paths: LakePaths) -> None:
@@ -97,11 +134,6 @@ def mark_changing(paths: LakePaths) -> None:
     except FileNotFoundError:
         return
     fsync_dir(current.parent)
-
-
-def mark_current(paths: LakePaths) -> None:
-    """After the mirror was brought up to date and its renames made durable: it is whole."""
-    atomic_write_bytes(mirror_dir(paths) / CURRENT_FILE, (MIRROR_FORMAT + "\n").encode())
 
 
 _INTERVAL = re.compile(r"^[1-9][0-9]*([mhd])$")

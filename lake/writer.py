@@ -393,6 +393,11 @@ class LakeWriter:
     """Whether this lock has marked the mirror as changing (its first bars change)."""
     _mirror_todo: dict[tuple[str, str], set[str]] = field(default_factory=dict, repr=False)
     _mirror_known: dict[Path, tuple[int, int]] = field(default_factory=dict, repr=False)
+    _mirror_whole_at_open: bool = field(default=False, repr=False)
+    """Whether the mirror was whole when this lock began (`chosen.is_current`)."""
+    _mirror_found_whole: bool = field(default=False, repr=False)
+    """Whether this lock found the mirror whole, at the lock's start or by its check (`out_of_step`), and
+    has not changed it since: its mark then names the sequence the lock leaves (`_mirror_done`)."""
     _mirror_broken: str | None = field(default=None, repr=False)
     """Why the mirror could not be kept up to date under this lock (it is then left not whole)."""
 
@@ -494,6 +499,9 @@ class LakeWriter:
             # that changes nothing changes no file of the lake, not even an mtime)
             if current is None or current % 2:
                 self._set_writes(self._writes + self._writes % 2)
+            from lake import chosen
+
+            self._mirror_whole_at_open = self._mirror_found_whole = chosen.is_current(self.paths)
         except OSError as exc:
             self._release()
             raise MarketlakeError(f"cannot write to the lake at {root}: {exc.strerror or exc}") from exc
@@ -629,9 +637,7 @@ class LakeWriter:
     ) -> list[WriteResult]:
         now = _now()  # the writes are landed together: one landed_at (their manifests' inputs alike)
         if dataset.name == "bars" and not self._mirror_checked:
-            from lake import chosen
-
-            if not chosen.is_current(self.paths):
+            if not self._mirror_whole_at_open:
                 # a mirror to rebuild whole (a new lake's): rebuilt before the workers make the batch's
                 # folders, which it would otherwise walk (one empty folder per partition staged)
                 self.bring_mirror_up_to_date()
@@ -789,9 +795,12 @@ class LakeWriter:
             return
         self._mirror_checked = True
         stale: set[tuple[str, str]] | None = None  # None: rebuild it all
-        if chosen.is_current(self.paths):
+        # a mark of this format, whatever write sequence it names (a writer that does not keep the mirror,
+        # an older marketlake's, changed the lake since): the walk finds what changed
+        if chosen.is_current_format(self.paths):
             stale = chosen.out_of_step(self.paths)
             if not stale:
+                self._mirror_found_whole = True
                 return
             log.warning(
                 "bars_chosen: the bars files of %d (interval, symbol) pair(s) changed outside marketlake's "
@@ -894,8 +903,15 @@ class LakeWriter:
         partitions are mirrored as it ends, error or not)."""
         from lake import chosen
 
-        if self._mirror_marked and self._mirror_broken is None and not self._mirror_todo:
-            chosen.mark_current(self.paths)
+        if self._mirror_broken is not None or self._mirror_todo:
+            return
+        writes = self._writes + self._writes % 2  # (what `_release` leaves it at)
+        if self._mirror_marked:
+            chosen.mark_current(self.paths, writes)
+        elif self._mirror_found_whole:
+            # a lock that changed no bars (or found the mirror whole after another writer's): still whole, at
+            # the sequence this lock leaves; the mark's time stays when it was last made whole
+            chosen.mark_current(self.paths, writes, keep_time=True)
 
     def _widen_span(self, us: np.ndarray) -> tuple[dt.datetime, dt.datetime]:
         """Widen bars_span by bars of these ts (µs); return their own earliest and latest."""

@@ -328,7 +328,7 @@ def test_a_link_refused_for_want_of_space_is_an_error_not_a_copy(
 
     def write(table: object, path: Path) -> None:
         copies.append(path)
-        real_write(table, path)  # type: ignore[arg-type]
+        real_write(table, path)
 
     def full(*_: object, **__: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -347,3 +347,55 @@ def test_a_link_refused_for_want_of_space_is_an_error_not_a_copy(
     _write(lake_root, "yahoo", [1.0], symbol="C")  # rebuilt, by copies
     assert copies and chosen.is_current(LakePaths(lake_root))
     assert _rows(lake_root, mirror=True) == _rows(lake_root, mirror=False)
+
+
+def test_a_writer_that_does_not_keep_the_mirror_leaves_it_not_whole(
+    lake_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An older marketlake's writer (or another checkout's) changes bars files and the lake's write sequence
+    but not the mirror: the mirror's mark names the sequence it was made whole at, so `bars` reads the window
+    until the next writer of this version walks the folders (no whole rebuild) and marks it again."""
+    import struct
+
+    import pyarrow.parquet as pq
+
+    from lake.writer import WRITES_FILE, read_writes
+
+    _write(lake_root, "binance", [1.0, 2.0])
+    assert _uses_mirror(lake_root)
+    f = lake_root / "datasets/bars/source=binance/interval=1m/symbol=A/period=2024-02/data.parquet"
+    tmp = f.with_name("new.parquet")
+    pq.write_table(bars_table(dt.datetime(2024, 2, 1, tzinfo=dt.UTC), [5.0, 6.0, 7.0], source_file="b"), tmp)
+    os.replace(tmp, f)  # what the older writer does: a new file, and the sequence two on
+    writes = read_writes(lake_root)
+    assert writes is not None
+    (lake_root / WRITES_FILE).write_bytes(struct.pack("<Q", writes + 2))
+    assert not chosen.is_current(LakePaths(lake_root))
+    assert not _uses_mirror(lake_root)
+    con = lake.connect(lake_root, read_only=True, settings=Settings())
+    try:
+        assert [r[0] for r in con.execute("SELECT close FROM bars ORDER BY ts").fetchall()] == [5.0, 6.0, 7.0]
+    finally:
+        con.close()
+
+    def no_rebuild(*_: object, **__: object) -> int:
+        raise AssertionError("a mirror of this format is walked, not rebuilt whole")
+
+    monkeypatch.setattr(chosen, "rebuild", no_rebuild)
+    with LakeWriter.open(lake_root) as w:
+        w.bring_mirror_up_to_date()
+    assert _uses_mirror(lake_root)
+    assert [r[9] for r in _rows(lake_root, mirror=True)] == [5.0, 6.0, 7.0]
+
+
+def test_a_lock_that_changes_no_bars_keeps_the_mirror_whole_and_its_marks_time(lake_root: Path) -> None:
+    _write(lake_root, "binance", [1.0, 2.0])
+    mark = lake_root / "datasets/bars_chosen/_current"
+    os.utime(mark, ns=(1_000_000_000, 1_000_000_000))  # (told apart from a mark written anew)
+    with LakeWriter.open(lake_root) as w, w.changing():
+        pass  # a change of another dataset (a run's record, the sessions): the sequence moves on
+    assert _uses_mirror(lake_root)
+    assert mark.stat().st_mtime_ns == 1_000_000_000
+    with LakeWriter.open(lake_root):
+        pass  # a lock that changes nothing writes nothing
+    assert mark.stat().st_mtime_ns == 1_000_000_000 and _uses_mirror(lake_root)
