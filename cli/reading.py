@@ -323,21 +323,31 @@ def check_cmd(ctx: click.Context, fmt: str, strict: bool) -> None:
 @click.pass_context
 @handle_errors
 def verify_cmd(ctx: click.Context) -> None:
-    """Check every Parquet file of the lake against its manifest's sha256.
+    """Check every Parquet file of the lake against its manifest's sha256, and that the `bars` view's
+    mirror (datasets/bars_chosen) matches the bars files.
 
     \b
     Example:
       marketlake verify --lake data/lake
     """
+    from lake.chosen import mirror_problems
+    from lake.paths import LakePaths
     from lake.writer import verify
 
     run = _ctx(ctx)
     existing_lake(run)
     problems = verify(run.root)
-    for p in problems:
+    mirror = mirror_problems(LakePaths(run.root))
+    for p in [*problems, *mirror]:
         click.echo(p)
     if problems:
+        also = f"; {len(mirror)} symbol(s)' mirror is out of step" if mirror else ""
         raise MarketlakeError(
-            f"{len(problems)} file(s) do not match their manifest; to repair: {repair_advice(problems)}"
+            f"{len(problems)} file(s) do not match their manifest{also}; to repair: {repair_advice(problems)}"
         )
-    click.echo("every file matches its manifest")
+    if mirror:
+        raise MarketlakeError(
+            f"{len(mirror)} symbol(s)' mirror of bars is out of step with the bars files; to repair: "
+            "marketlake features refresh (it redoes their mirror)"
+        )
+    click.echo("every file matches its manifest; the mirror of bars matches the bars files")

@@ -528,6 +528,31 @@ def out_of_step(paths: LakePaths) -> set[Pair]:
     return stale
 
 
+def mirror_problems(paths: LakePaths) -> list[str]:
+    """What `marketlake verify` says of the mirror: one line per (interval, symbol) whose mirror no longer
+    matches its bars files (`out_of_step`: a bars file changed, added or removed other than by marketlake),
+    while the mirror is whole (`bars` reads it then); [] when it matches, or when it is not whole (`bars`
+    reads the window over `lake_bars` then, which the mirror cannot mislead). Read only; a writer that
+    changes bars during the walk moves the mirror's mark, and the walk's answer is then dropped ([])."""
+    try:
+        before = (mirror_dir(paths) / CURRENT_FILE).read_bytes()
+    except OSError:
+        return []
+    if not is_current(paths):
+        return []
+    stale = out_of_step(paths)
+    try:
+        if (mirror_dir(paths) / CURRENT_FILE).read_bytes() != before or not is_current(paths):
+            return []  # (a writer changed the lake meanwhile: it brings the mirror up to date itself)
+    except OSError:
+        return []
+    return [
+        f"{mirror_dir(paths)}: the mirror of {symbol} {interval} does not match its bars files (changed "
+        "other than by marketlake): `bars` shows what they held before"
+        for interval, symbol in sorted(stale)
+    ]
+
+
 def _has_entry(folder: Path) -> bool:
     names = _listdir(folder)
     return DATA_FILE in names or SOURCE_FILE in names
