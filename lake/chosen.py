@@ -84,7 +84,7 @@ def is_current(paths: LakePaths) -> bool:
     """Whether the mirror is whole: what the `bars` view may read instead of its window. Its mark names the
     lake's write sequence (.writes) it was made whole at, so that a writer that does not keep the mirror (an
     older marketlake's, another checkout's) and changed the lake since leaves it not whole: every writer of
-    this version that changes the lake and leaves the mirror whole marks it again (`mark_current`)."""
+    this version that changes the lake and leaves the mirror whole marks it again (`mark_current`, `remark`)."""
     from lake.writer import read_writes
 
     try:
@@ -105,24 +105,36 @@ def is_current_format(paths: LakePaths) -> bool:
     return mark[:1] == [MIRROR_FORMAT]
 
 
-def mark_current(paths: LakePaths, writes: int, *, keep_time: bool = False) -> None:
+def mark_current(paths: LakePaths, writes: int) -> None:
     """After the mirror was brought up to date and its renames made durable: it is whole, at the lake's write
-    sequence `writes` (the value .writes has once the writer's lock ends). `keep_time`: the mark keeps its
-    modification time (a lock that changed no bars: the mark's time is when the mirror was last made whole,
-    which `out_of_step` compares files with)."""
-    path = mirror_dir(paths) / CURRENT_FILE
+    sequence `writes` (the value .writes has once the writer's lock ends)."""
+    atomic_write_bytes(mirror_dir(paths) / CURRENT_FILE, f"{MIRROR_FORMAT}\n{writes}\n".encode())
+
+
+def remark(paths: LakePaths, writes: int) -> None:
+    """The mirror is still whole at the write sequence `writes`: its writer changed other datasets only (a
+    change window of news, the feature store, the sessions; at its end, so that connections made during the
+    rest of the lock read the mirror, not the window). Only a mark of this format there is moved on, in
+    place and keeping its modification time (the time the mirror was last made whole, which `out_of_step`
+    compares files with); not fsynced: a power cut that loses it leaves a mark of an older sequence (not
+    whole: read the window until the next writer's walk), and the format's line is never rewritten with
+    other bytes, so that walk is never a whole rebuild."""
     text = f"{MIRROR_FORMAT}\n{writes}\n".encode()
-    before = None
-    if keep_time:
-        try:
-            before = path.stat()
-            if path.read_bytes() == text:
-                return  # (a lock that changed nothing writes nothing)
-        except FileNotFoundError:  # (no mark to keep: not whole)
+    try:
+        fd = os.open(mirror_dir(paths) / CURRENT_FILE, os.O_RDWR)
+    except FileNotFoundError:  # (no mark: not whole, nothing to move on)
+        return
+    try:
+        before = os.fstat(fd)
+        old = os.pread(fd, 64, 0)
+        if old == text or old.split()[:1] != [MIRROR_FORMAT.encode()]:
             return
-    atomic_write_bytes(path, text)
-    if before is not None:
-        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+        os.pwrite(fd, text, 0)
+        if len(old) > len(text):
+            os.ftruncate(fd, len(text))
+        os.utime(fd, ns=(before.st_atime_ns, before.st_mtime_ns))
+    finally:
+        os.close(fd)
 
 
 def mark_changing(paths: LakePaths) -> None:

@@ -543,6 +543,19 @@ class LakeWriter:
                 self._changing_depth -= 1
                 if self._changing_depth == 0 and self._writes_fd is not None and self._writes % 2:
                     self._set_writes(self._writes + 1)
+                    if self._mirror_found_whole and not self._mirror_marked and self._mirror_broken is None:
+                        self._mirror_remark()
+
+    def _mirror_remark(self) -> None:
+        """After a change window of other datasets under a lock that found the mirror whole and has not
+        changed bars: the mirror's mark names the new sequence (`chosen.remark`), so that connections made
+        during the rest of the lock read the mirror (a `features refresh`, a news ingest)."""
+        from lake import chosen
+
+        try:
+            chosen.remark(self.paths, self._writes)
+        except OSError as exc:  # (not whole to readers until the lock's end marks it: slower, never wrong)
+            log.debug("bars_chosen: the mark could not be moved on: %s", io_reason(exc))
 
     # --- layout --------------------------------------------------------------------------------------
     def init(self) -> None:
@@ -801,6 +814,9 @@ class LakeWriter:
             stale = chosen.out_of_step(self.paths)
             if not stale:
                 self._mirror_found_whole = True
+                with self._changing_lock:
+                    if self._changing_depth == 0 and self._writes % 2 == 0 and not self._mirror_marked:
+                        self._mirror_remark()  # (whole to connections made from now on)
                 return
             log.warning(
                 "bars_chosen: the bars files of %d (interval, symbol) pair(s) changed outside marketlake's "
@@ -911,7 +927,7 @@ class LakeWriter:
         elif self._mirror_found_whole:
             # a lock that changed no bars (or found the mirror whole after another writer's): still whole, at
             # the sequence this lock leaves; the mark's time stays when it was last made whole
-            chosen.mark_current(self.paths, writes, keep_time=True)
+            chosen.remark(self.paths, writes)
 
     def _widen_span(self, us: np.ndarray) -> tuple[dt.datetime, dt.datetime]:
         """Widen bars_span by bars of these ts (µs); return their own earliest and latest."""

@@ -388,12 +388,51 @@ def test_a_writer_that_does_not_keep_the_mirror_leaves_it_not_whole(
     assert [r[9] for r in _rows(lake_root, mirror=True)] == [5.0, 6.0, 7.0]
 
 
+def test_a_lock_that_changed_bars_is_not_marked_whole_by_a_later_change_of_another_dataset(
+    lake_root: Path,
+) -> None:
+    """Once a lock changed bars, the mirror is whole again only at the lock's end (its flush and mark), not
+    after a later change window of another dataset; nor does a lock that found the mirror's mark of an older
+    sequence (a writer that does not keep it) mark it whole before its walk."""
+    import struct
+
+    from lake.writer import WRITES_FILE, read_writes
+
+    _write(lake_root, "binance", [1.0, 2.0])
+    with LakeWriter.open(lake_root) as w:
+        part = {"source": "binance", "interval": "1m", "symbol": "B", "period": "2024-02"}
+        w.write(lake.BARS, part, bars_table(dt.datetime(2024, 2, 1, tzinfo=dt.UTC), [3.0], source_file="b"))
+        with w.changing():
+            pass
+        assert not _uses_mirror(lake_root)
+    assert _uses_mirror(lake_root)
+    writes = read_writes(lake_root)
+    assert writes is not None
+    (lake_root / WRITES_FILE).write_bytes(struct.pack("<Q", writes + 2))  # an older writer's change
+    with LakeWriter.open(lake_root) as w:
+        with w.changing():
+            pass
+        assert not _uses_mirror(lake_root)
+        w.bring_mirror_up_to_date()  # the walk finds nothing changed: whole again, at once
+        assert _uses_mirror(lake_root)
+        with w.changing():
+            pass
+        assert _uses_mirror(lake_root)
+
+
 def test_a_lock_that_changes_no_bars_keeps_the_mirror_whole_and_its_marks_time(lake_root: Path) -> None:
     _write(lake_root, "binance", [1.0, 2.0])
     mark = lake_root / "datasets/bars_chosen/_current"
     os.utime(mark, ns=(1_000_000_000, 1_000_000_000))  # (told apart from a mark written anew)
-    with LakeWriter.open(lake_root) as w, w.changing():
-        pass  # a change of another dataset (a run's record, the sessions): the sequence moves on
+    with LakeWriter.open(lake_root) as w:
+        with w.changing():
+            assert not _uses_mirror(lake_root)  # a change of another dataset (a run's record, the sessions)
+        # its window over, the sequence moved on: connections made during the rest of the lock read the mirror
+        assert _uses_mirror(lake_root)
+        assert mark.stat().st_mtime_ns == 1_000_000_000
+        with w.changing():
+            pass
+        assert _uses_mirror(lake_root)
     assert _uses_mirror(lake_root)
     assert mark.stat().st_mtime_ns == 1_000_000_000
     with LakeWriter.open(lake_root):
