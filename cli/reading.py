@@ -337,7 +337,8 @@ def verify_cmd(ctx: click.Context) -> None:
     run = _ctx(ctx)
     existing_lake(run)
     problems = verify(run.root)
-    mirror = mirror_problems(LakePaths(run.root))
+    checked = mirror_problems(LakePaths(run.root))
+    mirror = checked or []
     for p in [*problems, *mirror]:
         click.echo(p)
     if problems:
@@ -350,4 +351,12 @@ def verify_cmd(ctx: click.Context) -> None:
             f"{len(mirror)} symbol(s)' mirror of bars is out of step with the bars files; to repair: "
             "marketlake features refresh (it redoes their mirror)"
         )
-    click.echo("every file matches its manifest; the mirror of bars matches the bars files")
+    if checked is None:
+        click.echo(
+            "every file matches its manifest; the mirror of bars was not checked: it is not whole now (a writer "
+            "is changing bars, or stopped midway, or a marketlake without it wrote since), and `bars` reads "
+            "every bars file through its precedence window until the next ingest or `marketlake features "
+            "refresh` makes it whole"
+        )
+    else:
+        click.echo("every file matches its manifest; the mirror of bars holds what the bars files say")

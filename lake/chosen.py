@@ -14,9 +14,10 @@ the same layout as `datasets/bars`. A bars file none of whose rows loses is ther
 as a file of its winning rows only; a file all of whose rows lose is not there. The view
 (sql/views/bars_chosen.sql) then reads the mirror's files as they are.
 
-The mirror is used only while the file `_current` says it is whole: the writer removes it (durably) before
-the first bars partition of its lock changes, brings the mirror up to date after each write, and writes it
-again when it releases its lock, after the renames are durable. A writer that stops before (killed, an
+The mirror is used only while the file `_current` says it is whole and `_current_writes` names the lake's
+write sequence (a writer that does not keep the mirror moves the sequence on): the writer removes `_current`
+(durably) before the first bars partition of its lock changes, brings the mirror up to date after each
+write, and writes both again when it releases its lock, after the renames are durable. A writer that stops before (killed, an
 error, a power cut) leaves no `_current`: connections made meanwhile read `bars` through the window
 (`lake.connect.register_views`), and the next writer rebuilds the whole mirror. A lake made before the
 mirror existed has no `_current` either: its first writer builds it.
@@ -60,7 +61,10 @@ BARS_CHOSEN: Dataset = dataclasses.replace(BARS, name="bars_chosen")
 manifests and is no part of the lake's content; lake.writer.snapshot_hash reads manifests only)."""
 
 CURRENT_FILE = "_current"
-"""Present, holding MIRROR_FORMAT, while the mirror is whole (the writer's last lock ended well)."""
+"""Present, holding MIRROR_FORMAT, while the mirror is whole (the writer's last lock ended well); written only
+when the mirror is made whole, so that its modification time is when it last was (`out_of_step`)."""
+SEQUENCE_FILE = "_current_writes"
+"""The lake's write sequence (.writes) at which the mirror is whole (`is_current`)."""
 MIRROR_FORMAT = "1"
 STRAY_DIR = "_stray"
 
@@ -81,23 +85,27 @@ def mirror_dir(paths: LakePaths) -> Path:
 
 
 def is_current(paths: LakePaths) -> bool:
-    """Whether the mirror is whole: what the `bars` view may read instead of its window. Its mark names the
-    lake's write sequence (.writes) it was made whole at, so that a writer that does not keep the mirror (an
-    older marketlake's, another checkout's) and changed the lake since leaves it not whole: every writer of
-    this version that changes the lake and leaves the mirror whole marks it again (`mark_current`, `remark`)."""
+    """Whether the mirror is whole: what the `bars` view may read instead of its window. Its mark (CURRENT_FILE)
+    says it was made whole, and SEQUENCE_FILE names the lake's write sequence (.writes) it is whole at, so that
+    a writer that does not keep the mirror (a marketlake made before it) and changed the lake since leaves it
+    not whole, as does a writer that keeps it but not the sequence (its next writer walks it then). Every
+    writer of this version that leaves the mirror whole names the sequence it leaves (`mark_current`,
+    `remark`). The mark itself holds MIRROR_FORMAT alone, as such a writer reads it."""
     from lake.writer import read_writes
 
+    mirror = mirror_dir(paths)
     try:
-        mark = (mirror_dir(paths) / CURRENT_FILE).read_text().split()
+        mark = (mirror / CURRENT_FILE).read_text().split()
+        sequence = (mirror / SEQUENCE_FILE).read_text().split()
     except (OSError, UnicodeDecodeError):
         return False
-    return mark == [MIRROR_FORMAT, str(read_writes(paths.root))]
+    return mark == [MIRROR_FORMAT] and sequence == [str(read_writes(paths.root))]
 
 
 def is_current_format(paths: LakePaths) -> bool:
-    """Whether the mirror's mark is there, of this format (whatever write sequence it names): a writer that
-    found the mirror whole when its lock began (`is_current`) asks this later, its own changes of other
-    datasets having moved the sequence since."""
+    """Whether the mirror's mark is there, of this format (whatever sequence SEQUENCE_FILE names): it was made
+    whole by a writer that keeps it, and what changed since is found by a walk (`out_of_step`), not a
+    rebuild."""
     try:
         mark = (mirror_dir(paths) / CURRENT_FILE).read_text().split()
     except (OSError, UnicodeDecodeError):
@@ -107,32 +115,35 @@ def is_current_format(paths: LakePaths) -> bool:
 
 def mark_current(paths: LakePaths, writes: int) -> None:
     """After the mirror was brought up to date and its renames made durable: it is whole, at the lake's write
-    sequence `writes` (the value .writes has once the writer's lock ends)."""
-    atomic_write_bytes(mirror_dir(paths) / CURRENT_FILE, f"{MIRROR_FORMAT}\n{writes}\n".encode())
+    sequence `writes` (the value .writes has once the writer's lock ends, made durable before): the sequence
+    first, then the mark (which the writer removed before it changed the mirror)."""
+    mirror = mirror_dir(paths)
+    atomic_write_bytes(mirror / SEQUENCE_FILE, f"{writes}\n".encode())
+    atomic_write_bytes(mirror / CURRENT_FILE, f"{MIRROR_FORMAT}\n".encode())
 
 
 def remark(paths: LakePaths, writes: int) -> None:
-    """The mirror is still whole at the write sequence `writes`: its writer changed other datasets only (a
-    change window of news, the feature store, the sessions; at its end, so that connections made during the
-    rest of the lock read the mirror, not the window). Only a mark of this format there is moved on, in
-    place and keeping its modification time (the time the mirror was last made whole, which `out_of_step`
-    compares files with); not fsynced: a power cut that loses it leaves a mark of an older sequence (not
-    whole: read the window until the next writer's walk), and the format's line is never rewritten with
-    other bytes, so that walk is never a whole rebuild."""
-    text = f"{MIRROR_FORMAT}\n{writes}\n".encode()
-    try:
-        fd = os.open(mirror_dir(paths) / CURRENT_FILE, os.O_RDWR)
-    except FileNotFoundError:  # (no mark: not whole, nothing to move on)
+    """The mirror is still whole, now at the write sequence `writes`: its writer changed other datasets only
+    (a change window of news, the feature store, the sessions: at its end, so that connections made during the
+    rest of the lock read the mirror, not the window), or walked it and found nothing changed. Only
+    SEQUENCE_FILE is written, in place (its owner kept: a lake shared by a group), and only when the mark is
+    there; not fsynced: a power cut that loses it leaves an older sequence (not whole: the window is read
+    until the next writer's walk)."""
+    mirror = mirror_dir(paths)
+    text = f"{writes}\n".encode()
+    if not (mirror / CURRENT_FILE).exists():  # (no mark: not whole, nothing to move on)
         return
+    path = mirror / SEQUENCE_FILE
     try:
-        before = os.fstat(fd)
-        old = os.pread(fd, 64, 0)
-        if old == text or old.split()[:1] != [MIRROR_FORMAT.encode()]:
-            return
+        if path.read_bytes() == text:
+            return  # (a lock that changed nothing writes nothing)
+    except FileNotFoundError:  # (a mirror marked by a writer that kept no sequence)
+        atomic_write_bytes(path, text)
+        return
+    fd = os.open(path, os.O_WRONLY)
+    try:
         os.pwrite(fd, text, 0)
-        if len(old) > len(text):
-            os.ftruncate(fd, len(text))
-        os.utime(fd, ns=(before.st_atime_ns, before.st_mtime_ns))
+        os.ftruncate(fd, len(text))
     finally:
         os.close(fd)
 
@@ -540,29 +551,67 @@ def out_of_step(paths: LakePaths) -> set[Pair]:
     return stale
 
 
-def mirror_problems(paths: LakePaths) -> list[str]:
-    """What `marketlake verify` says of the mirror: one line per (interval, symbol) whose mirror no longer
-    matches its bars files (`out_of_step`: a bars file changed, added or removed other than by marketlake),
-    while the mirror is whole (`bars` reads it then); [] when it matches, or when it is not whole (`bars`
-    reads the window over `lake_bars` then, which the mirror cannot mislead). Read only; a writer that
-    changes bars during the walk moves the mirror's mark, and the walk's answer is then dropped ([])."""
+def mirror_problems(paths: LakePaths) -> list[str] | None:
+    """What `marketlake verify` says of the mirror, while it is whole (`bars` reads it then): one line per
+    (interval, symbol) whose mirror does not hold what its bars files say it should (a bars file changed,
+    added or removed other than by marketlake). The walk (`out_of_step`) finds the candidates; each is then
+    checked by content (its winning rows recomputed and compared with the mirror's files), so that a correct
+    copy of the lake, whose files' identities all changed, is not named. [] when every pair holds; None
+    when not checked: the mirror is not whole now (`bars` reads its window over `lake_bars`, which the
+    mirror cannot mislead), or a writer changed bars during the check. Read only."""
+    mirror = mirror_dir(paths)
     try:
-        before = (mirror_dir(paths) / CURRENT_FILE).read_bytes()
+        before = os.stat(mirror / CURRENT_FILE)
     except OSError:
-        return []
+        return None
     if not is_current(paths):
-        return []
-    stale = out_of_step(paths)
+        return None
+    bars = paths.dataset(BARS.name)
+    wrong = sorted(pair for pair in out_of_step(paths) if not _pair_holds(bars, mirror, pair))
     try:
-        if (mirror_dir(paths) / CURRENT_FILE).read_bytes() != before or not is_current(paths):
-            return []  # (a writer changed the lake meanwhile: it brings the mirror up to date itself)
+        after = os.stat(mirror / CURRENT_FILE)
     except OSError:
-        return []
+        return None
+    if (after.st_ino, after.st_mtime_ns) != (before.st_ino, before.st_mtime_ns):
+        return None  # (a writer changed bars meanwhile, and brought the mirror up to date itself)
     return [
-        f"{mirror_dir(paths)}: the mirror of {symbol} {interval} does not match its bars files (changed "
-        "other than by marketlake): `bars` shows what they held before"
-        for interval, symbol in sorted(stale)
+        f"{mirror}: the mirror of {symbol} {interval} does not hold what its bars files say (changed other "
+        "than by marketlake): `bars` shows what it holds"
+        for interval, symbol in wrong
     ]
+
+
+def _pair_holds(bars: Path, mirror: Path, pair: Pair) -> bool:
+    """Whether the mirror's files of `pair` hold exactly the rows its bars files say they should (what
+    `_update_pair` would make them, compared by content)."""
+    sources = sorted(set(_sources(bars)) | set(_sources(mirror)))
+    files = _pair_files(bars, sources, pair, None)
+    try:
+        if any(_stray(f, pair[0], {}) for f in files):
+            choices = _choose(files, every=True) if files else {}
+        else:
+            by_period: dict[str, list[_File]] = {}
+            for f in files:
+                by_period.setdefault(f.period, []).append(f)
+            choices = {
+                rel: c for group in by_period.values() for rel, c in _choose(group, every=True).items()
+            }
+        for rel, choice in choices.items():
+            target = mirror / rel
+            if choice is False:
+                if target.exists():
+                    return False
+                continue
+            if not target.is_file():
+                return False
+            want = pq.read_table(bars / rel, partitioning=None)
+            if choice is not True:
+                want = want.filter(pa.array(choice))
+            if not pq.read_table(target, partitioning=None).equals(want):
+                return False
+    except (OSError, pa.ArrowException):
+        return False
+    return all(rel in choices or not (mirror / rel).exists() for rel in _entries(mirror, sources, pair, None))
 
 
 def _has_entry(folder: Path) -> bool:

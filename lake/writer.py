@@ -389,6 +389,8 @@ class LakeWriter:
     _changing_depth: int = field(default=0, repr=False)
     _changing_lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _mirror_checked: bool = field(default=False, repr=False)
+    _mirror_checking: bool = field(default=False, repr=False)
+    _mirror_check_lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _mirror_marked: bool = field(default=False, repr=False)
     """Whether this lock has marked the mirror as changing (its first bars change)."""
     _mirror_todo: dict[tuple[str, str], set[str]] = field(default_factory=dict, repr=False)
@@ -544,18 +546,20 @@ class LakeWriter:
                 if self._changing_depth == 0 and self._writes_fd is not None and self._writes % 2:
                     self._set_writes(self._writes + 1)
                     if self._mirror_found_whole and not self._mirror_marked and self._mirror_broken is None:
-                        self._mirror_remark()
+                        self._mirror_remark(self._writes)
 
-    def _mirror_remark(self) -> None:
-        """After a change window of other datasets under a lock that found the mirror whole and has not
-        changed bars: the mirror's mark names the new sequence (`chosen.remark`), so that connections made
-        during the rest of the lock read the mirror (a `features refresh`, a news ingest)."""
+    def _mirror_remark(self, writes: int) -> None:
+        """Under a lock that found the mirror whole and has not changed bars, after a change window of other
+        datasets (or a walk that found nothing changed): the mirror is whole at the new sequence
+        (`chosen.remark`), so that connections made during the rest of the lock read the mirror (a
+        `features refresh`, a news ingest)."""
         from lake import chosen
 
         try:
-            chosen.remark(self.paths, self._writes)
-        except OSError as exc:  # (not whole to readers until the lock's end marks it: slower, never wrong)
-            log.debug("bars_chosen: the mark could not be moved on: %s", io_reason(exc))
+            chosen.remark(self.paths, writes)
+        except OSError as exc:  # (not whole to readers until a writer that may write the mark walks it again:
+            # slower, never wrong; a lake shared by users whose files the others may not write)
+            log.debug("bars_chosen: its sequence could not be moved on: %s", io_reason(exc))
 
     # --- layout --------------------------------------------------------------------------------------
     def init(self) -> None:
@@ -802,11 +806,24 @@ class LakeWriter:
         second per 15,000 partitions here) and the pairs whose files changed outside the writer (by hand)
         are redone. Each pair is one change for readers (`changing`), not the whole rebuild. Once per lock;
         a lock that changes no bars (a run's record) neither checks nor rebuilds."""
-        from lake import chosen
-
         if self._mirror_checked:
             return
-        self._mirror_checked = True
+        # the threads writing bars partitions at once wait for the one that checks (none marks the mirror as
+        # changing while another still reads its mark); the thread that checks returns at once if it comes
+        # back here (`_mirror_checking`)
+        with self._mirror_check_lock:
+            if self._mirror_checked or self._mirror_checking:
+                return
+            self._mirror_checking = True
+            try:
+                self._check_mirror()
+            finally:
+                self._mirror_checked = True
+
+    def _check_mirror(self) -> None:
+        """`bring_mirror_up_to_date`'s work, once per lock."""
+        from lake import chosen
+
         stale: set[tuple[str, str]] | None = None  # None: rebuild it all
         # a mark of this format, whatever write sequence it names (a writer that does not keep the mirror,
         # an older marketlake's, changed the lake since): the walk finds what changed
@@ -816,7 +833,7 @@ class LakeWriter:
                 self._mirror_found_whole = True
                 with self._changing_lock:
                     if self._changing_depth == 0 and self._writes % 2 == 0 and not self._mirror_marked:
-                        self._mirror_remark()  # (whole to connections made from now on)
+                        self._mirror_remark(self._writes)  # (whole to connections made from now on)
                 return
             log.warning(
                 "bars_chosen: the bars files of %d (interval, symbol) pair(s) changed outside marketlake's "
@@ -923,11 +940,13 @@ class LakeWriter:
             return
         writes = self._writes + self._writes % 2  # (what `_release` leaves it at)
         if self._mirror_marked:
+            if self._writes_fd is not None:  # (the sequence the mark names is on disk before the mark)
+                os.fsync(self._writes_fd)
             chosen.mark_current(self.paths, writes)
         elif self._mirror_found_whole:
             # a lock that changed no bars (or found the mirror whole after another writer's): still whole, at
             # the sequence this lock leaves; the mark's time stays when it was last made whole
-            chosen.remark(self.paths, writes)
+            self._mirror_remark(writes)
 
     def _widen_span(self, us: np.ndarray) -> tuple[dt.datetime, dt.datetime]:
         """Widen bars_span by bars of these ts (µs); return their own earliest and latest."""

@@ -420,6 +420,49 @@ def test_a_lock_that_changed_bars_is_not_marked_whole_by_a_later_change_of_anoth
         assert _uses_mirror(lake_root)
 
 
+def test_the_mark_is_what_a_writer_made_before_the_sequence_reads_and_such_a_mark_is_walked_not_rebuilt(
+    lake_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`_current` holds the format alone, as the writer of the release before the sequence reads it (a mark of
+    more lines made it rebuild the whole mirror at every write); a mirror that writer marked whole has no
+    sequence: not whole to readers until a writer of this version walks it (no rebuild) and names one."""
+    _write(lake_root, "binance", [1.0, 2.0])
+    mirror = lake_root / "datasets/bars_chosen"
+    assert (mirror / "_current").read_text() == "1\n"
+    (mirror / "_current_writes").unlink()  # as that writer leaves it
+    assert not _uses_mirror(lake_root) and chosen.is_current_format(LakePaths(lake_root))
+
+    def no_rebuild(*_: object, **__: object) -> int:
+        raise AssertionError("a mirror marked whole is walked, not rebuilt whole")
+
+    monkeypatch.setattr(chosen, "rebuild", no_rebuild)
+    with LakeWriter.open(lake_root) as w:
+        w.bring_mirror_up_to_date()
+    assert _uses_mirror(lake_root)
+
+
+def test_a_sequence_that_cannot_be_written_ends_the_lock_well_and_leaves_the_mirror_to_the_next_walk(
+    lake_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a lake shared by users, one may not write the file another made: the lock that changed other
+    datasets ends without an error, the mirror not whole to readers (the window, correct), until a writer
+    that may write it walks it."""
+    _write(lake_root, "binance", [1.0, 2.0])
+
+    def refused(*_: object, **__: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    with monkeypatch.context() as m:
+        m.setattr(chosen, "remark", refused)
+        with LakeWriter.open(lake_root) as w, w.changing():
+            pass
+    assert not _uses_mirror(lake_root)
+    assert chosen.out_of_step(LakePaths(lake_root)) == set()
+    with LakeWriter.open(lake_root) as w:
+        w.bring_mirror_up_to_date()
+    assert _uses_mirror(lake_root)
+
+
 def test_a_lock_that_changes_no_bars_keeps_the_mirror_whole_and_its_marks_time(lake_root: Path) -> None:
     _write(lake_root, "binance", [1.0, 2.0])
     mark = lake_root / "datasets/bars_chosen/_current"

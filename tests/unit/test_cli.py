@@ -208,6 +208,38 @@ def test_verify_reports_a_bars_partition_copied_in_by_hand_until_features_refres
     assert count() == 5
 
 
+def test_verify_passes_on_a_whole_copy_of_a_lake_whose_files_all_changed_identity(
+    runner: CliRunner, filled_lake: Path, tmp_path: Path
+) -> None:
+    """A copy made file by file (no hard link kept, every inode new) holds what the original held: the
+    mirror's check compares content, not only the files' identities, and names nothing."""
+    import datetime as dt
+    import shutil
+
+    import lake
+    from tests.conftest import bars_table
+
+    with land(filled_lake) as w:  # a second source for the same minutes: the mirror holds a file of winners
+        part = {"source": "yahoo", "interval": "1m", "symbol": "BTCUSDT", "period": "2024-01"}
+        w.write(
+            lake.BARS, part, bars_table(dt.datetime(2024, 1, 1, 0, 2, tzinfo=dt.UTC), [7.0, 8.0, 9.0, 10.0])
+        )
+    copy = tmp_path / "copy"
+    shutil.copytree(filled_lake, copy)
+    r = runner.invoke(cli, ["--lake", str(copy), "verify"])
+    assert r.exit_code == 0, r.output
+    assert "holds what the bars files say" in r.output, r.output
+    chosen_file = next(copy.glob("datasets/bars_chosen/source=yahoo/**/data.parquet"))
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(chosen_file, partitioning=None)
+    assert t.num_rows == 3  # its winners: the minutes binance has not
+    pq.write_table(t.slice(0, 1), chosen_file)  # two winners lost from the mirror by hand
+    r = runner.invoke(cli, ["--lake", str(copy), "verify"])
+    assert r.exit_code == 1, r.output
+    assert "BTCUSDT 1m" in r.output, r.output
+
+
 def test_shell_opens_the_duckdb_cli_with_views_ready(filled_lake: Path) -> None:
     exe = Path(sys.executable).with_name("marketlake")
     p = subprocess.run(
