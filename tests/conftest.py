@@ -97,3 +97,19 @@ def spy_daily_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
     summary = csv_ingest.run(RunContext(root, Settings(), quiet=True), SPY_DAILY_SAMPLE, "SPY", "1d", None)
     assert summary.ok, summary.errors
     return root
+
+
+@pytest.fixture
+def periods_read(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The periods the environment's episode source reads from the lake (rl.episodes._load_period), in order."""
+    import rl.episodes
+
+    out: list[str] = []
+    real = rl.episodes._load_period
+
+    def counted(*args: object, **kwargs: object) -> object:
+        out.append(str(args[4]))
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(rl.episodes, "_load_period", counted)
+    return out

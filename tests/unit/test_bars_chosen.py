@@ -349,6 +349,18 @@ def test_a_link_refused_for_want_of_space_is_an_error_not_a_copy(
     assert _rows(lake_root, mirror=True) == _rows(lake_root, mirror=False)
 
 
+def _walk_not_rebuild(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A writer brings a mirror marked whole up to date by a walk (never a whole rebuild): whole again."""
+
+    def no_rebuild(*_: object, **__: object) -> int:
+        raise AssertionError("a mirror marked whole is walked, not rebuilt whole")
+
+    monkeypatch.setattr(chosen, "rebuild", no_rebuild)
+    with LakeWriter.open(root) as w:
+        w.bring_mirror_up_to_date()
+    assert _uses_mirror(root)
+
+
 def test_a_writer_that_does_not_keep_the_mirror_leaves_it_not_whole(
     lake_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -378,13 +390,7 @@ def test_a_writer_that_does_not_keep_the_mirror_leaves_it_not_whole(
     finally:
         con.close()
 
-    def no_rebuild(*_: object, **__: object) -> int:
-        raise AssertionError("a mirror of this format is walked, not rebuilt whole")
-
-    monkeypatch.setattr(chosen, "rebuild", no_rebuild)
-    with LakeWriter.open(lake_root) as w:
-        w.bring_mirror_up_to_date()
-    assert _uses_mirror(lake_root)
+    _walk_not_rebuild(lake_root, monkeypatch)
     assert [r[9] for r in _rows(lake_root, mirror=True)] == [5.0, 6.0, 7.0]
 
 
@@ -432,13 +438,7 @@ def test_the_mark_is_what_a_writer_made_before_the_sequence_reads_and_such_a_mar
     (mirror / "_current_writes").unlink()  # as that writer leaves it
     assert not _uses_mirror(lake_root) and chosen.is_current_format(LakePaths(lake_root))
 
-    def no_rebuild(*_: object, **__: object) -> int:
-        raise AssertionError("a mirror marked whole is walked, not rebuilt whole")
-
-    monkeypatch.setattr(chosen, "rebuild", no_rebuild)
-    with LakeWriter.open(lake_root) as w:
-        w.bring_mirror_up_to_date()
-    assert _uses_mirror(lake_root)
+    _walk_not_rebuild(lake_root, monkeypatch)
 
 
 def test_a_sequence_that_cannot_be_written_ends_the_lock_well_and_leaves_the_mirror_to_the_next_walk(

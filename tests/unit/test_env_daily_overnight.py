@@ -13,7 +13,6 @@ import gymnasium
 import numpy as np
 import pytest
 
-import rl.episodes
 from lake.config import Settings
 from lake.errors import ConfigError
 from rl import ENV_ID
@@ -33,17 +32,9 @@ KW: dict[str, Any] = {"symbols": ["SPY"], "interval": "1d", "settings": Settings
 
 
 @pytest.fixture
-def no_read(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def no_read(periods_read: list[str]) -> list[str]:
     """The periods read from the lake (refused before any)."""
-    reads: list[str] = []
-    real = rl.episodes._load_period
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        reads.append(args[4])
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(rl.episodes, "_load_period", counted)
-    return reads
+    return periods_read
 
 
 def _refused(exc: pytest.ExceptionInfo[ConfigError], interval: str = "1d") -> None:

@@ -5,7 +5,7 @@ bars the repository ships (samples/), through `ingest csv`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,17 +37,9 @@ def kw(daily_lake: Path) -> dict[str, Any]:
 
 
 @pytest.fixture
-def reads(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+def reads(periods_read: list[str]) -> list[str]:
     """The periods read from the lake."""
-    out: list[str] = []
-    real = rl.episodes._load_period
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        out.append(args[4])
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(rl.episodes, "_load_period", counted)
-    yield out
+    return periods_read
 
 
 # --- 1. render_mode, and stable-baselines3's make_vec_env ------------------------------------------------
