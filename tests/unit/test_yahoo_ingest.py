@@ -602,20 +602,36 @@ def test_a_failed_refetch_of_an_incomplete_window_is_an_error_and_keeps_what_lan
 def test_a_window_starting_before_the_calendar_is_judged_on_the_days_the_calendar_knows(
     session: ReplaySession, lake_root: Path
 ) -> None:
-    # --start 2000-01-01: the calendar's first session is 2000-01-03; the days before it cannot be judged,
-    # the rest can (an empty answer was taken as final forever: session() raised for 2000-01-01)
-    jan = [d for d in (dt.date(2000, 1, k) for k in range(3, 32)) if d.weekday() < 5 and d.day != 17]
+    # --start the day before the calendar's first session (1990-01-02, features.calendars.WIDE_FIRST_YEAR):
+    # the days before it cannot be judged, the rest can (an empty answer was taken as final forever:
+    # session() raised for that first day)
+    from ingest.stamping import session as xnys_session
+
+    first_session = yahoo_calendar_first_session()
+    start = first_session - dt.timedelta(days=1)
+    month_end = dt.date(start.year, start.month + 1, 1) - dt.timedelta(days=1)
+    days = [first_session + dt.timedelta(days=k) for k in range((month_end - first_session).days + 1)]
+    sessions = [d for d in days if xnys_session(d) is not None]
+    assert len(sessions) > 15
     session.charts[("AAPL", "1d")] = queue(
-        (200, chart_payload("AAPL", "1d", None)), (200, daily_payload(jan))
+        (200, chart_payload("AAPL", "1d", None)), (200, daily_payload(sessions))
     )
-    now = dt.datetime(2000, 3, 1, 12, tzinfo=UTC)
-    first = ingest(lake_root, client(session), ["AAPL"], "1d", dt.date(2000, 1, 1), dt.date(2000, 1, 31), now)
-    assert any("Yahoo's answer has 0 of 20 sessions" in n for n in first.notes), first.notes
-    second = ingest(
-        lake_root, client(session), ["AAPL"], "1d", dt.date(2000, 1, 1), dt.date(2000, 1, 31), now
-    )
-    assert second.ok and second.of("AAPL").rows_landed == 20 and len(session.chart_calls()) == 2
-    assert yahoo._sessions_between(dt.date(1999, 12, 1), dt.date(1999, 12, 31)) == ()  # cannot be judged
+    now = dt.datetime(start.year, start.month + 2, 1, 12, tzinfo=UTC)
+    first = ingest(lake_root, client(session), ["AAPL"], "1d", start, month_end, now)
+    assert any(f"Yahoo's answer has 0 of {len(sessions)} sessions" in n for n in first.notes), first.notes
+    second = ingest(lake_root, client(session), ["AAPL"], "1d", start, month_end, now)
+    assert second.ok and second.of("AAPL").rows_landed == len(sessions) and len(session.chart_calls()) == 2
+    before = start - dt.timedelta(days=30)
+    assert yahoo._sessions_between(before, start) == ()  # cannot be judged
+
+
+def yahoo_calendar_first_session() -> dt.date:
+    """The first session of the calendar stamping judges days on."""
+    from features.calendars import xnys_calendar
+
+    cal: Any = xnys_calendar()
+    assert cal is not None
+    return cal.first_session.date()
 
 
 def test_a_worse_answer_asked_again_keeps_the_earlier_rejections_of_days_it_lacks(
