@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+TEST_WORKERS ?= auto
 # CONFIG=FILE (the settings file) and ARGS="..." (the command's own flags), each only when given on make's
 # command line (`make train CONFIG=demo.toml ARGS="--iterations 5"`): a CONFIG or ARGS in the environment
 # is someone else's. --config goes before the command, where every command takes it.
@@ -49,13 +50,13 @@ lint: $(STAMP) #-- ruff and mypy
 	$(BIN)/mypy
 
 unit: $(STAMP) #-- fast tests, no servers
-	$(BIN)/pytest -q tests/unit $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n $(TEST_WORKERS) tests/unit $(PYTEST_ARGS)
 
 integration: $(STAMP) #-- tests against local servers and subprocesses
-	$(BIN)/pytest -q tests/integration $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n $(TEST_WORKERS) tests/integration $(PYTEST_ARGS)
 
 test: lint #-- install if needed, then lint and run every test (what CI runs)
-	$(BIN)/pytest -q tests $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n $(TEST_WORKERS) tests $(PYTEST_ARGS)
 
 bench: $(STAMP) #-- benchmarks, reported as ratios against a reference run in the same process
 	$(BIN)/python -m tests.bench
