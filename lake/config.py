@@ -66,8 +66,8 @@ class Settings:
     """split_method = date: last day of the validation period (inclusive, UTC)."""
     embargo_bars: int = 60
     """Gap between train and validation and between validation and test, in bars of the lake's shortest
-    interval (default 60, the longest feature window): scales with the data, so a one-day lake of 1m bars
-    still has three periods."""
+    interval (default 60, the longest feature window) counted in trading time (session time for stocks,
+    the clock for crypto): scales with the data, so a one-day lake of 1m bars still has three periods."""
     embargo_days: int | None = None
     """The gap in whole days instead of bars (when set, embargo_bars is not used)."""
     binance: SourceConfig = field(default_factory=lambda: SourceConfig(["BTCUSDT", "ETHUSDT"], "1m"))

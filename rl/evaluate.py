@@ -859,7 +859,9 @@ def evaluate(
     env_config.check_interval(interval)  # (the env's one rule, before anything is read)
     if seed is None:
         seed = int((saved.get("ppo") or {}).get("seed", settings.train.get("seed", 0)) or 0)
-    clear_from, moved = _clear_of_training(saved, _lake_periods(root, settings, period), period)
+    clear_from, moved = _clear_of_training(
+        saved, _lake_periods(root, settings, period), period, _embargo_after(root, settings)
+    )
     config = {
         "period": period,
         "symbols": symbols,
@@ -1179,7 +1181,9 @@ def evaluate_policy(
     for note in notes:
         warnings.warn(note, UserWarning, stacklevel=2)
         say(f"note: {note}")
-    clear_from, moved = _clear_of_training(saved, _lake_periods(root, settings, period), period)
+    clear_from, moved = _clear_of_training(
+        saved, _lake_periods(root, settings, period), period, _embargo_after(root, settings)
+    )
     data = _read_evaluated(root, settings, symbols, interval, period, env_config, norm, clear_from, moved)
     report, judged = _report(
         root, settings, data, env_config, policy, run_id=runlog.new_run_id("evaluate"),
@@ -1449,12 +1453,43 @@ def _parse_instant(text: Any) -> dt.datetime | None:
     return t if t.tzinfo is not None else t.replace(tzinfo=dt.UTC)
 
 
+def _embargo_after(root: Path, settings: Settings) -> Callable[[dt.datetime], dt.datetime | None]:
+    """The end of the embargo the lake's `splits` would put after an instant (features.splits.embargo_end_us
+    over what the lake holds: its calendars and shortest interval; read when called), None on a lake with
+    no bar."""
+    import lake
+    from features.splits import embargo_end_us, lake_inputs
+
+    def read() -> Any:
+        with lake.connect(root, read_only=True, settings=settings) as con:
+            return lake_inputs(con)
+
+    def after(t: dt.datetime) -> dt.datetime | None:
+        got = lake.consistent(root, read)  # (read only when asked: a clamp is rare)
+        if got is None:
+            return None
+        epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+        us = (t - epoch) // dt.timedelta(microseconds=1)
+        end = (got.end - epoch) // dt.timedelta(microseconds=1)
+        out = embargo_end_us(
+            us, max(end, us), settings, got.bar_minutes, clock=got.clock, sessions=got.sessions
+        )
+        return epoch + dt.timedelta(microseconds=out)
+
+    return after
+
+
 def _clear_of_training(
-    saved: Mapping[str, Any], lake_periods: Mapping[str, tuple[dt.datetime, dt.datetime]], period: str
+    saved: Mapping[str, Any],
+    lake_periods: Mapping[str, tuple[dt.datetime, dt.datetime]],
+    period: str,
+    embargo_after: Callable[[dt.datetime], dt.datetime | None] | None = None,
 ) -> tuple[dt.datetime | None, str]:
     """The instant the evaluated period must start at instead of the lake's own start, and why, or (None, "")
     when the lake's period already starts clear of what the run trained and chose its model on: after the
-    end of its recorded periods (settings.json) plus the embargo between them. The lake's periods are cut
+    end of its recorded periods (settings.json) plus the embargo between them, and no earlier than the end
+    of the embargo the lake's splits would put after that end (`embargo_after`, `_embargo_after`: in
+    trading time, one embargo's clock length can fall in a closed market after another). The lake's periods are cut
     from its whole range, so bars added before it (a backfill, another symbol's longer history) move every
     boundary earlier, and the test period would then hold bars the run trained on. `lake_periods`: the
     lake's own periods now (runlog.period_bounds). No clamp for a run with no recorded periods (a policy
@@ -1482,6 +1517,10 @@ def _clear_of_training(
     start = lake_periods[period][0]
     if start >= clear:
         return None, ""
+    later = embargo_after(last) if embargo_after is not None else None
+    if later is not None and later > clear:
+        clear = later
+        embargo = clear - last
     return clear, (
         f"the lake's {period} period now starts at {start.isoformat()}, before the end of what this run "
         f"trained and chose its model on ({', '.join(seen)} up to {last.isoformat()}, embargo {embargo}): "

@@ -431,8 +431,9 @@ def split_fix(settings: Settings) -> str:
     if settings.split_method == "date":
         return "move [splits] train_end / validation_end so that each period holds bars"
     return (
-        "fraction splits cut the lake's range by time, and on a stock lake a short period can fall outside "
-        'the trading sessions (overnight): use [splits] method = "date" with train_end and validation_end'
+        "fraction splits cut the lake's range by time (session time on a lake of stocks alone; on a lake "
+        "that also holds crypto, clock time, so a short period can fall outside a stock's sessions, "
+        'overnight): use [splits] method = "date" with train_end and validation_end'
     )
 
 
@@ -488,8 +489,8 @@ def period_warnings(
 ) -> list[str]:
     """The warnings a run's periods call for, one line each: an embargo (`gaps`) that holds fewer than
     `embargo_bars` bars of `interval` of a training symbol with bars on both sides of it (the embargo is
-    `embargo_bars` bars of the lake's shortest interval as clock time, which on a stock lake can fall in the
-    closed market, and which a lake that also holds minute bars makes minutes for a daily model; with
+    `embargo_bars` bars of the lake's shortest interval in trading time: it holds fewer where the symbol
+    has no bars, and a lake that also holds minute bars makes it minutes for a daily model; with
     `embargo_days` set the promise is whole days, not bars, and nothing is said), and a validation period
     with no bar of `symbols`."""
     out: list[str] = []
@@ -509,7 +510,7 @@ def period_warnings(
             out.append(
                 f"the embargo between the {before} and {after} periods ({g0.start_at:%Y-%m-%d %H:%M} .. "
                 f"{g0.end_at:%Y-%m-%d %H:%M} UTC, {_span(gap)}: [splits] embargo_bars = {settings.embargo_bars} "
-                f"is that many bars of the lake's shortest interval as clock time) holds fewer than "
+                f"is that many bars of the lake's shortest interval in trading time) holds fewer than "
                 f"{settings.embargo_bars} {interval} bars of the training symbols ({interval} bars in it: "
                 f"{held}): the last {before} bar and the first {after} bar are that close, and the {after} "
                 f"bars' features reach back into {before}; set [splits] embargo_days = {days} (whole days, "

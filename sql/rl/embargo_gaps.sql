@@ -1,9 +1,9 @@
 -- The embargo between each two consecutive periods (train -> validation, validation -> test) of the splits
 -- view and, for each of the training $symbols (a list) with stored bars of $interval on BOTH sides of it,
 -- how many of those bars lie in it (distinct ts: a bar stored by two sources counts once), for rl/train.py's
--- warning before a run: `embargo_bars` is turned into clock time (that many bars of the lake's shortest
--- interval), which on a stock lake can fall in the closed market and hold no bar at all (the last train bar
--- and the first validation bar consecutive). A bar is in the gap when it is in neither period and lies
+-- warning before a run: `embargo_bars` is turned into trading time (that many bars of the lake's shortest
+-- interval, on each calendar of the lake), which holds fewer bars of a symbol that has none there, or of an
+-- interval longer than the lake's shortest (60 minutes for a daily model). A bar is in the gap when it is in neither period and lies
 -- between them: its close is known after the earlier period's end (available_at > its end_at) and it opens
 -- before the later period's start (ts < its start_at). Counts bars; reads none of their prices.
 WITH s AS (SELECT split, split_no, start_at, end_at FROM splits),

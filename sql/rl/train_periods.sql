@@ -1,6 +1,7 @@
 -- The train and validation periods' bounds (from the splits view) and how many stored bars of $interval of
 -- the training $symbols (a list) each holds, for rl/train.py's warnings before a run: a period with no bar
--- (fraction splits on a stock lake can fall overnight); the embargoes' bars are counted by embargo_gaps.sql.
+-- (fraction splits on a lake of stocks and crypto can fall overnight for the stocks); the embargoes' bars are
+-- counted by embargo_gaps.sql.
 -- The test period is not counted here
 -- (training never reads it). A bar is in a period when its whole life is, as period_rows.sql reads them.
 SELECT s.split,

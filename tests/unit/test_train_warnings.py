@@ -1,12 +1,13 @@
 """What changes a training run's experiment is a warning on stderr, shown even with `-q` (which hides
 progress, never facts): a symbol asked for by name (--symbols or [train] symbols) and skipped, a validation
-period holding no bar of the training symbols (fraction splits on a stock minute lake can put it overnight),
-no model choice on validation, and an embargo shorter than one bar of the training interval (the embargo is
-counted in bars of the lake's shortest interval: a lake that also holds minute bars gives a daily model
-minutes)."""
+period holding no bar of the training symbols,
+no model choice on validation, and an embargo holding fewer than embargo_bars bars of the training interval
+(the embargo is counted in bars of the lake's shortest interval, in trading time: a lake that also holds
+minute bars gives a daily model minutes, and a symbol with no bars in it holds none)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from pathlib import Path
@@ -24,6 +25,10 @@ from tests.unit.test_ppo_train import TINY, build_lake
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 SPX_MINUTES = SAMPLES / "SP500_NOV2019_IDay.csv"
 TINY_TOML = "\n".join(f"{k} = {json.dumps(v)}" for k, v in TINY.items())
+
+
+def _date(text: str) -> dt.date:
+    return dt.date.fromisoformat(text)
 
 
 def _ingest(root: Path, path: Path, symbol: str, interval: str, tz: str | None) -> None:
@@ -133,29 +138,39 @@ def test_an_empty_validation_period_is_a_warning_even_with_quiet(
     assert "`marketlake evaluate` will have nothing to judge this run on" in test, err
 
 
-def test_fraction_splits_that_put_validation_overnight_warn_and_suggest_date_splits(
+def test_fraction_splits_of_a_stock_minute_lake_cut_session_time_and_no_period_falls_overnight(
     runner: CliRunner, spx_minute_lake: Path, tmp_path: Path
 ) -> None:
-    """A one-session stock minute lake: the fraction splits' validation period falls between the session's
-    close and the next day, where no bar is; said even with -q, with the period and the fix."""
+    """A four-session stock minute lake (SPX 2019-11-05 .. 11-08, 1,563 bars): the fraction splits cut its
+    session time, not the clock, so each period holds its share of the bars (cut clock time, validation
+    fell between a close and the next open and held none): 70% and 15% of the bars less the two
+    embargoes' 60 each, to the minute; training says nothing of its periods."""
+    import lake
+
+    with lake.connect(spx_minute_lake, read_only=True, settings=Settings()) as con:
+        counts = dict(
+            con.execute("SELECT coalesce(split, '-'), count(*) FROM bar_splits GROUP BY 1").fetchall()
+        )
+    total = sum(counts.values())
+    assert counts["-"] == 2 * 60, counts
+    usable = total - 2 * 60  # every session minute of the range has its bar (and the 16:00 bars one more)
+    assert abs(counts["train"] - 0.7 * usable) <= 4 and abs(counts["validation"] - 0.15 * usable) <= 4, counts
+    assert counts["test"] >= 0.15 * usable - 8, counts
+
     config = tmp_path / "c.toml"
     config.write_text(
         f'[data]\nmin_bars_per_symbol = 100\n[train]\n{TINY_TOML}\nsymbols = ["SPX"]\ninterval = "1m"\n'
     )
     code, out, err = _train(runner, spx_minute_lake, config, tmp_path, "--no-evaluate")
     assert code == 0, out + err
-    (line,) = _warnings(err)
-    assert (
-        "the validation period (2019-11-07 21:03 .. 2019-11-08 08:31 UTC) holds no 1m bar of SPX" in line
-    ), err
-    assert 'method = "date"' in line and "overnight" in line, err
+    assert _warnings(err) == [], err
 
 
 def test_an_embargo_shorter_than_one_bar_of_the_training_interval_warns(
     runner: CliRunner, daily_and_minute_lake: Path, tmp_path: Path
 ) -> None:
-    """A daily model on a lake that also holds minute bars: the default embargo is 60 minutes, less than one
-    daily bar, so the last train bar and the first validation bar are consecutive days: said even with -q,
+    """A daily model on a lake that also holds minute bars: the default embargo is 60 minutes of session
+    time, less than one daily bar, so the last train bar and the first validation bar are consecutive days: said even with -q,
     naming the setting to raise; with embargo_days set (the promise is then whole days), nothing is said."""
     config = tmp_path / "c.toml"
     body = f'[train]\n{TINY_TOML}\nsymbols = ["SPY"]\ninterval = "1d"\n'
@@ -164,7 +179,12 @@ def test_an_embargo_shorter_than_one_bar_of_the_training_interval_warns(
     assert code == 0, out + err
     (line,) = [w for w in _warnings(err) if "embargo" in w]  # (SPY ends before the test period: said too)
     assert "the embargo between the train and validation periods (" in line, err
-    assert "60 minute(s): [splits] embargo_bars = 60" in line, err
+    assert (
+        "[splits] embargo_bars = 60 is that many bars of the lake's shortest interval in trading time)"
+        in line
+    )
+    span = re.search(r"UTC, (\d+) minute\(s\): ", line)
+    assert span is not None and 60 <= int(span.group(1)) < 1440, err  # 60 session minutes: under a day
     assert "holds fewer than 60 1d bars of the training symbols (1d bars in it: SPY " in line, err
     assert "set [splits] embargo_days = 86" in line, err  # 60 trading days, 5 a week, and a weekend
 
@@ -174,34 +194,66 @@ def test_an_embargo_shorter_than_one_bar_of_the_training_interval_warns(
     assert [w for w in _warnings(err) if "embargo" in w] == [], err
 
 
-def test_an_embargo_in_the_closed_market_of_a_stock_minute_lake_warns_with_the_bars_it_holds(
+def test_the_embargo_of_a_stock_minute_lake_counts_session_time_and_holds_its_bars(
     runner: CliRunner, spx_minute_lake: Path, tmp_path: Path
 ) -> None:
-    """A 1m stock lake with date splits at 00:00 UTC: the 60-bar embargo is 60 clock minutes (00:00 .. 01:00
-    UTC), in the closed market, so it holds no bar and the last train bar (11-05 20:59 UTC) and the first
-    validation bar (11-06 14:30) are consecutive: said even with -q, for both embargoes, with the bars each
-    holds and the embargo_days to set; with embargo_days set (whole days promised), nothing is said."""
+    """A 1m stock lake (SPX, 2019-11-05 .. 11-08) with date splits at 00:00 UTC: the 60-bar embargo is 60
+    minutes of session time, not of the clock (which would fall in the closed market, 00:00 .. 01:00 UTC,
+    and hold no bar): it is the next session's first hour, 14:30 .. 15:30 UTC, holding 60 bars of SPX, so
+    the last train bar and the first validation bar are 60 bars apart and nothing is said."""
+    import lake
+    from features.splits import load_splits
+
+    s = Settings(split_method="date", train_end=_date("2019-11-05"), validation_end=_date("2019-11-06"))
+    with lake.connect(spx_minute_lake, read_only=True, settings=s) as con:
+        periods = {p.name: (p.start_at, p.end_at) for p in load_splits(con)}
+        held = con.execute("SELECT count(*) FROM bar_splits WHERE split IS NULL").fetchone()
+    assert [f"{t:%m-%d %H:%M}" for t in periods["validation"]] == ["11-06 15:30", "11-07 00:00"], periods
+    assert f"{periods['test'][0]:%m-%d %H:%M}" == "11-07 15:30", periods
+    assert held == (2 * 60,)  # each embargo holds its 60 bars (the sample has a bar at 16:00 New York too)
+
     config = tmp_path / "c.toml"
-    body = (
+    config.write_text(
         f"[train]\n{TINY_TOML}\n[data]\nmin_bars_per_symbol = 100\n"
         '[splits]\nmethod = "date"\ntrain_end = 2019-11-05\nvalidation_end = 2019-11-06\n'
     )
-    config.write_text(body)
     code, out, err = _train(runner, spx_minute_lake, config, tmp_path, "--no-evaluate")
     assert code == 0, out + err
-    lines = [w for w in _warnings(err) if "embargo" in w]
-    assert len(lines) == 2, err
-    first, second = lines
-    assert (
-        "the embargo between the train and validation periods (2019-11-06 00:00 .. 2019-11-06 01:00 UTC"
-        in first
+    assert [w for w in _warnings(err) if "embargo" in w] == [], err
+
+
+def test_an_embargo_where_a_stock_has_no_bars_warns_with_the_bars_it_holds(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """The same lake without the session of 11-06 (a day missing from the data): the embargo after train is
+    still 11-06 14:30 .. 15:30 UTC, where SPX has no bar, so the last train bar (11-05) and the first
+    validation bar (11-07) are consecutive bars of SPX: said even with -q, with the bars it holds and the
+    embargo_days to set; the embargo after validation holds its 60 bars and is not named; with
+    embargo_days set (whole days promised), nothing is said."""
+    lines = SPX_MINUTES.read_text().splitlines(keepends=True)
+    csv = tmp_path / "SP500_NOV2019_IDay.csv"
+    csv.write_text("".join(x for x in lines if not x.startswith("11/6/2019")))
+    root = tmp_path / "lake"
+    _ingest(root, csv, "SPX", "1m", "America/New_York")
+    config = tmp_path / "c.toml"
+    body = (
+        f"[train]\n{TINY_TOML}\n[data]\nmin_bars_per_symbol = 100\n"
+        '[splits]\nmethod = "date"\ntrain_end = 2019-11-05\nvalidation_end = 2019-11-07\n'
     )
-    assert "holds fewer than 60 1m bars of the training symbols (1m bars in it: SPX 0)" in first, err
-    assert "set [splits] embargo_days = 4" in first, err
-    assert "the embargo between the validation and test periods (2019-11-07 00:00 .. " in second, err
+    config.write_text(body)
+    code, out, err = _train(runner, root, config, tmp_path, "--no-evaluate")
+    assert code == 0, out + err
+    (line,) = [w for w in _warnings(err) if "embargo" in w]
+    assert (
+        "the embargo between the train and validation periods (2019-11-06 00:00 .. 2019-11-06 15:30 UTC"
+        in line
+    ), err
+    assert "embargo_bars = 60 is that many bars of the lake's shortest interval in trading time" in line, err
+    assert "holds fewer than 60 1m bars of the training symbols (1m bars in it: SPX 0)" in line, err
+    assert "set [splits] embargo_days = 4" in line, err
 
     config.write_text(body + "embargo_days = 1\n")
-    code, out, err = _train(runner, spx_minute_lake, config, tmp_path, "--no-evaluate")
+    code, out, err = _train(runner, root, config, tmp_path, "--no-evaluate")
     assert code == 0, out + err
     assert [w for w in _warnings(err) if "embargo" in w] == [], err
 
