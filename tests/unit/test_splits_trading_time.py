@@ -11,6 +11,7 @@ from pathlib import Path
 import exchange_calendars as xcals
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -90,23 +91,26 @@ def xnys_minutes(first: str, last: str, extended: bool = False) -> list[dt.datet
     return out
 
 
+def spy_minutes(first: str, last: str, extended: bool = False) -> pa.Table:
+    """SPY 1m bars (asset class etf) starting at every `xnys_minutes` minute, each known a minute later."""
+    ts = xnys_minutes(first, last, extended)
+    table = bars_table(ts[0], [100.0] * len(ts), asset_class="etf")
+    kind = table.schema.field("ts").type
+    table = table.set_column(1, "ts", pa.array(ts, type=kind))
+    return table.set_column(2, "available_at", pa.array([t + dt.timedelta(minutes=1) for t in ts], type=kind))
+
+
 @pytest.fixture(scope="module")
 def stock_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """SPY 1m bars in every regular and extended-hours minute of 2024-01-02 .. 2024-02-09 (the extended
     bars lie outside the regular session: `session = "regular"` sees only its own minutes)."""
     root = tmp_path_factory.mktemp("stock") / "lake"
-    ts = xnys_minutes("2024-01-02", "2024-02-09", extended=True)
+    bars = spy_minutes("2024-01-02", "2024-02-09", extended=True)
+    months = pa.array([t.strftime("%Y-%m") for t in bars.column("ts").to_pylist()])
     with land(root) as w:
         for month in ("2024-01", "2024-02"):
-            mine = [t for t in ts if t.strftime("%Y-%m") == month]
-            table = bars_table(mine[0], [100.0] * len(mine), asset_class="etf")
-            table = table.set_column(1, "ts", pa.array(mine, type=table.schema.field("ts").type))
-            table = table.set_column(
-                2,
-                "available_at",
-                pa.array([t + dt.timedelta(minutes=1) for t in mine], type=table.schema.field("ts").type),
-            )
-            w.write(lake.BARS, {"source": "csv", "interval": "1m", "symbol": "SPY", "period": month}, table)
+            part = {"source": "csv", "interval": "1m", "symbol": "SPY", "period": month}
+            w.write(lake.BARS, part, bars.filter(pa.compute.equal(months, month)))
     return root
 
 
@@ -196,14 +200,7 @@ def test_a_lake_of_stocks_and_crypto_ends_the_embargo_when_both_have_their_bars(
             {"source": "binance", "interval": "1m", "symbol": "BTCUSDT", "period": "2024-01"},
             crypto,
         )
-        ts = xnys_minutes("2024-01-02", "2024-01-12")
-        spy = bars_table(ts[0], [100.0] * len(ts), asset_class="etf")
-        spy = spy.set_column(1, "ts", pa.array(ts, type=spy.schema.field("ts").type))
-        spy = spy.set_column(
-            2,
-            "available_at",
-            pa.array([t + dt.timedelta(minutes=1) for t in ts], type=spy.schema.field("ts").type),
-        )
+        spy = spy_minutes("2024-01-02", "2024-01-12")
         w.write(lake.BARS, {"source": "csv", "interval": "1m", "symbol": "SPY", "period": "2024-01"}, spy)
     s = Settings(split_method="date", train_end=dt.date(2024, 1, 4), validation_end=dt.date(2024, 1, 9))
     view, py, _ = _periods_and_counts(root, s)
@@ -237,14 +234,7 @@ def test_a_stock_lake_without_a_calendar_counts_its_embargo_on_the_clock(tmp_pat
     from lake.writer import LakeWriter
 
     root = tmp_path / "lake"
-    ts = xnys_minutes("2024-01-02", "2024-01-12")
-    spy = bars_table(ts[0], [100.0] * len(ts), asset_class="etf")
-    spy = spy.set_column(1, "ts", pa.array(ts, type=spy.schema.field("ts").type))
-    spy = spy.set_column(
-        2,
-        "available_at",
-        pa.array([t + dt.timedelta(minutes=1) for t in ts], type=spy.schema.field("ts").type),
-    )
+    spy = spy_minutes("2024-01-02", "2024-01-12")
     with LakeWriter.open(root) as w:
         w.write(lake.BARS, {"source": "csv", "interval": "1m", "symbol": "SPY", "period": "2024-01"}, spy)
     s = Settings(split_method="date", train_end=dt.date(2024, 1, 4), validation_end=dt.date(2024, 1, 9))
