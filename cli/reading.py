@@ -64,11 +64,28 @@ def _params(ctx: click.Context, param: click.Parameter, values: tuple[str, ...])
     return out or None
 
 
-def _param_error(exc: duckdb.Error, params: dict[str, str] | None) -> MarketlakeError | None:
+def _query_params(query: str) -> list[str]:
+    """The named parameters ($NAME) of the query's statements, as DuckDB's parser finds them, in sorted
+    order ([] when it cannot tell, or when they are positional: ? and $1)."""
+    try:
+        statements = duckdb.extract_statements(query)
+    except duckdb.Error:
+        return []
+    names = {n for st in statements for n in st.named_parameters}
+    return [] if any(n.isdigit() for n in names) else sorted(names)
+
+
+def _param_error(exc: duckdb.Error, params: dict[str, str] | None, query: str = "") -> MarketlakeError | None:
     """DuckDB's error about the query's parameters, said in terms of --param; None for any other error."""
     text = str(exc)
     if "Unexpected prepared parameter" in text:
         if not params:
+            names = _query_params(query)
+            if names:
+                return MarketlakeError(
+                    f"the query has the parameter(s) {', '.join('$' + n for n in names)}: add "
+                    + " ".join(f"--param {n}=VALUE" for n in names)
+                )
             return MarketlakeError(
                 "the query has a parameter ($NAME, or a positional ? or $1): give each $NAME its value with "
                 "--param NAME=VALUE"
@@ -196,7 +213,7 @@ def sql_cmd(ctx: click.Context, query: str, fmt: str, params: dict[str, str] | N
         try:
             got = lake.consistent(run.root, read)  # read again if an ingest replaced a file meanwhile
         except duckdb.Error as exc:
-            said = _param_error(exc, params)
+            said = _param_error(exc, params, query)
             if said is None:
                 raise
             raise said from exc

@@ -1487,9 +1487,9 @@ def _clear_of_training(
 ) -> tuple[dt.datetime | None, str]:
     """The instant the evaluated period must start at instead of the lake's own start, and why, or (None, "")
     when the lake's period already starts clear of what the run trained and chose its model on: after the
-    end of its recorded periods (settings.json) plus the embargo between them, and no earlier than the end
-    of the embargo the lake's splits would put after that end (`embargo_after`, `_embargo_after`: in
-    trading time, one embargo's clock length can fall in a closed market after another). The lake's periods are cut
+    end of its recorded periods (settings.json) and the embargo the lake's splits put after that end
+    (`embargo_after`, `_embargo_after`; without it, the clock length of the run's own embargo between its
+    periods, which in trading time can differ from one boundary to another). The lake's periods are cut
     from its whole range, so bars added before it (a backfill, another symbol's longer history) move every
     boundary earlier, and the test period would then hold bars the run trained on. `lake_periods`: the
     lake's own periods now (runlog.period_bounds). No clamp for a run with no recorded periods (a policy
@@ -1513,14 +1513,14 @@ def _clear_of_training(
     else:
         embargo = dt.timedelta(0)
     last = max(ends)
-    clear = last + embargo
+    # the lake's own rule after the run's last instant (the embargo is trading time: its clock length after
+    # one boundary says nothing of another's); the run's own embargo's clock length where it cannot be read
+    later = embargo_after(last) if embargo_after is not None else None
+    clear = later if later is not None else last + embargo
+    embargo = clear - last
     start = lake_periods[period][0]
     if start >= clear:
         return None, ""
-    later = embargo_after(last) if embargo_after is not None else None
-    if later is not None and later > clear:
-        clear = later
-        embargo = clear - last
     return clear, (
         f"the lake's {period} period now starts at {start.isoformat()}, before the end of what this run "
         f"trained and chose its model on ({', '.join(seen)} up to {last.isoformat()}, embargo {embargo}): "

@@ -282,9 +282,11 @@ def check_in_lake(
     missing = [s for s in wanted or [] if s not in held[interval]]
     if missing:
         came = f" ({origin})" if origin else ""
+        cased = [s.upper() for s in missing if s != s.upper() and s.upper() in held[interval]]
+        hint = f"; symbols are upper case: {', '.join(cased)}?" if cased else ""
         raise MarketlakeError(
             f"symbol(s) {', '.join(missing)}{came}: no {interval} bars in the lake at {root} "
-            f"(its {interval} symbols: {', '.join(held[interval])})"
+            f"(its {interval} symbols: {', '.join(held[interval])}){hint}"
         )
 
 

@@ -65,7 +65,8 @@ def test_params_are_bound_by_name(runner: CliRunner, filled_lake: Path) -> None:
 @pytest.mark.parametrize(
     ("query", "params", "says"),
     [
-        ("SELECT * FROM bars WHERE close > $min", [], ["$NAME", "--param NAME=VALUE"]),
+        ("SELECT * FROM bars WHERE close > $min", [], ["the parameter(s) $min", "add --param min=VALUE"]),
+        ("SELECT * FROM bars WHERE symbol = $sym AND close > $min", [], ["$min, $sym", "--param sym=VALUE"]),
         ("SELECT * FROM bars WHERE close > $min AND symbol = $sym", ["sym=X"], ["no --param for $min"]),
         ("SELECT * FROM bars WHERE close > $min", ["min=1", "max=2"], ["--param max", "not used", "no $max"]),
         ("SELECT 1", ["max=2"], ["--param max", "not used"]),

@@ -25,3 +25,12 @@ def test_twenty_or_more_major_crypto_pairs_from_binance() -> None:
     assert len(pairs) >= 20
     assert all(p.endswith("USDT") and p.isupper() for p in pairs)
     assert {"BTCUSDT", "ETHUSDT"} <= pairs
+
+
+def test_the_shipped_train_table_sets_nothing_a_run_would_warn_of() -> None:
+    """A newcomer's first `marketlake train` with the shipped file says no warning of the file's own: no
+    [train] key that the chosen settings do not read (a slippage parameter of the other mode)."""
+    from rl.train import unused_settings
+
+    s = load_settings(SHIPPED)
+    assert unused_settings(s) == []

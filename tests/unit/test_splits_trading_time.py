@@ -271,3 +271,27 @@ def test_an_evaluation_moved_clear_of_its_runs_periods_keeps_a_trading_time_emba
             [dt.datetime(2024, 1, 6, tzinfo=UTC), clear],
         ).fetchone() or (None,)
     assert held == 60
+
+
+def test_an_evaluation_on_the_lake_its_run_trained_on_is_never_clamped(stock_lake: Path) -> None:
+    """Nothing added since training: the lake's test period starts exactly where the embargo after the run's
+    validation ends, so nothing is cut from it, even where the embargo after train spanned a night and the
+    one after validation an hour (the clock length of one embargo says nothing of the other's)."""
+    from rl.evaluate import _clear_of_training, _embargo_after
+
+    differing = 0
+    for fraction in (0.14, 0.25, 0.6, 0.7):  # (0.14, 0.25: the embargo after train spans a night or more)
+        s = Settings(train_fraction=fraction, validation_fraction=0.1)
+        with lake.connect(stock_lake, read_only=True, settings=s) as con:
+            train, validation, test = load_splits(con)
+        saved = {
+            "periods": {
+                p.name: {"start_at": p.start_at.isoformat(), "end_at": p.end_at.isoformat()}
+                for p in (train, validation)
+            }
+        }
+        bounds = {p.name: (p.start_at, p.end_at) for p in (train, validation, test)}
+        differing += (validation.start_at - train.end_at) > (test.start_at - validation.end_at)
+        assert _clear_of_training(saved, bounds, "test", _embargo_after(stock_lake, s)) == (None, "")
+        assert _clear_of_training(saved, bounds, "validation", _embargo_after(stock_lake, s)) == (None, "")
+    assert differing >= 2  # (the case that matters: the first embargo's clock length is the longer)

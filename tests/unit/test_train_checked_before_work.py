@@ -158,6 +158,11 @@ def test_train_refuses_a_bad_train_setting_before_refreshing_the_store(
             1,
             ["symbol(s) NOPE (from the command line): no 1m bars in the lake"],
         ),
+        (  # a symbol in lower case: the one the lake holds is named
+            ["--symbols", "ethusdt"],
+            1,
+            ["symbol(s) ethusdt (from the command line): no 1m bars", "symbols are upper case: ETHUSDT?"],
+        ),
         (  # refused as the file's list is (it was made one symbol silently)
             ["--symbols", "BTCUSDT,BTCUSDT"],
             2,
