@@ -1494,11 +1494,13 @@ def run(
             else f"{path}: no rows after the header",
             symbol,
         )
-    ctx.say(
-        f"{source} {interval} {symbol} {path.name}: {len(parsed.bars)} bars, {len(parsed.rejected)} rejected"
-        + ("" if changed else " (already in the lake, nothing changed)")
-        + f", stored as {klass}"
-    )
+    if changed:
+        what = f"{len(parsed.bars)} bars, {len(parsed.rejected)} rejected, stored as {klass}"
+    else:  # (the summary's table: landed 0, the file skipped)
+        what = f"{len(parsed.bars)} bars read, already in the lake as {klass}: nothing landed or changed" + (
+            f" ({len(parsed.rejected)} rows rejected, as before)" if parsed.rejected else ""
+        )
+    ctx.say(f"{source} {interval} {symbol} {path.name}: {what}")
     for r in parsed.rejected[:5]:
         ctx.say(f"  line {r['line_number']}: {r['reason']}")
     if len(parsed.rejected) > 5:

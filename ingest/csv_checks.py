@@ -516,9 +516,11 @@ def unchanged(
     s.rows_rejected = int(landed.get("rejected", 0))
     s.files_skipped = 1
     summary.notes += [str(n) for n in landed.get("notes", [])]
+    rejected = f" ({s.rows_rejected} rows rejected, as before)" if s.rows_rejected else ""
     ctx.say(
-        f"{source} {interval} {symbol} {path.name}: {bars} bars, {s.rows_rejected} rejected (already in the "
-        f"lake, nothing changed; not read again: same bytes and options), stored as {options.get('asset_class')}"
+        f"{source} {interval} {symbol} {path.name}: {bars} bars, already in the lake as "
+        f"{options.get('asset_class')}: nothing landed or changed{rejected} (not read again: same bytes and "
+        "options)"
     )
     return summary
 
