@@ -295,3 +295,26 @@ def test_an_evaluation_on_the_lake_its_run_trained_on_is_never_clamped(stock_lak
         assert _clear_of_training(saved, bounds, "test", _embargo_after(stock_lake, s)) == (None, "")
         assert _clear_of_training(saved, bounds, "validation", _embargo_after(stock_lake, s)) == (None, "")
     assert differing >= 2  # (the case that matters: the first embargo's clock length is the longer)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(-3 * 1440, 45 * 1440),  # minutes from 2024-01-01 00:00 UTC: before, inside and past the lake
+    st.integers(0, 3000),  # minutes of session time
+    st.integers(1, 40),  # sessions
+    st.sampled_from(["regular", "extended"]),
+)
+def test_the_session_clock_macros_equal_python(
+    stock_lake: Path, minute: int, need: int, n: int, session: str
+) -> None:
+    """The macros an analyst calls in SQL (docs/views.md) give what features/splits.SessionClock gives."""
+    t = int(dt.datetime(2024, 1, 1, tzinfo=UTC).timestamp()) * 1_000_000 + minute * MIN_US
+    with lake.connect(stock_lake, read_only=True, settings=Settings(session=session)) as con:
+        got = con.execute(
+            "SELECT session_time_at($t), session_time_end($t, $need), sessions_end($t, $n)",
+            {"t": t, "need": need * MIN_US, "n": n},
+        ).fetchone()
+        li = lake_inputs(con)
+    assert li is not None and li.sessions is not None
+    clock = li.sessions
+    assert got == (clock.time_at(t), clock.time_end(t, need * MIN_US), clock.sessions_end(t, n))
