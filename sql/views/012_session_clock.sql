@@ -4,7 +4,9 @@
 --   clock_us: the session time from the first materialised session's start to this session's end (the
 --             sum of end_us - start_us over this and every earlier session): a clock that runs only while
 --             the market is open.
--- Two macros read it (the `splits` view's embargo, features/splits.py the same in Python):
+-- The `splits` view counts its embargo on it (in stages of its own); for analysts, three macros read it
+-- (features/splits.py SessionClock is the same in Python; a test holds the two equal):
+--   session_time_at(t_us): the clock's reading at t_us.
 --   session_time_end(t_us, need_us): the instant (microseconds) at which need_us of session time has passed
 --     since t_us (inside a session, from t_us to its end counts; closed hours, weekends and holidays do
 --     not); NULL when the materialised calendar ends first.
