@@ -154,6 +154,20 @@ class VecTradingEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         return self.row - self.start
 
     @property
+    def equity(self) -> np.ndarray:
+        """Each environment's equity in its running episode (a new float64 array): 1.0 at the episode's start,
+        marked at the last bar's close, net of costs, as the single env's info["equity"] (computed when
+        asked, not at every step). After a step that ended an episode (same-step auto-reset) that env's
+        entry is its new episode's 1.0; the ended one's is exp(info["episode_return"])."""
+        return np.exp(self.ret_sum)
+
+    @property
+    def position(self) -> np.ndarray:
+        """Each environment's position now, -1, 0 or 1 (a new float64 array), as the single env's
+        info["position"]."""
+        return self.pos.astype(np.float64)
+
+    @property
     def obs_rows(self) -> np.ndarray:
         """The data row of each environment's current observation: its window is window_features[row -
         window + 1 .. row] (read-only, overwritten by the next step; the learner keeps rows, not windows)."""

@@ -202,9 +202,12 @@ def test_vector_and_single_env_give_identical_trajectories(ruinous: bool) -> Non
                 assert np.array_equal(vinfo["final_obs"][i], o)
                 assert vinfo["episode_return"][i] == info["episode_return"]
                 assert vinfo["episode_length"][i] == info["episode_length"]
+                assert np.exp(vinfo["episode_return"][i]) == info["equity"], step
                 # the vector env auto-reset: the single env starts where it did
-                o, _ = e.reset(options={"start": int(venv.row[i])})
+                o, info = e.reset(options={"start": int(venv.row[i])})
             assert np.array_equal(vobs[i], o), step
+            # equity and position, asked of the vector env, as the single env's info says them
+            assert venv.equity[i] == info["equity"] and venv.position[i] == info["position"], step
         terminated += int(vterm.sum())
         truncated += int(vtrunc.sum())
     if ruinous:
