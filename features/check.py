@@ -244,7 +244,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         "not in session",
         "range (UTC)",
         "missing %",
-        "longest gap (session min)",
+        "longest gap (min)",
         "violations",
         "eligible",
     )
