@@ -43,6 +43,7 @@ import re
 import shutil
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -436,10 +437,11 @@ def update(
         for s_name in _listdir(mirror / STRAY_DIR / i_name)
         if (s := _key("symbol=", s_name)) is not None
     }
-    for pair, periods in changes.items():
+
+    def one(pair: Pair, periods: Iterable[str]) -> None:
         if pair in strays:
             _update_pair(bars, mirror, sources, pair, dirs)
-            continue
+            return
         for period in sorted(set(periods)):
             files = _pair_files(bars, sources, pair, period)
             if any(_stray(f, pair[0], known) for f in files):
@@ -447,6 +449,26 @@ def update(
                 _update_pair(bars, mirror, sources, pair, dirs)
                 break
             _apply(bars, mirror, sources, pair, period, _choose(files), dirs)
+
+    # Each pair's entries are folders of their own: pairs are brought up to date in threads when there are
+    # many (a Polygon day file writes thousands), their system calls (listings, links, folders made,
+    # renames: the GIL is let go in each) overlapping. A failure is the update's failure, as one met
+    # part way through the pairs in turn: the writer then leaves the mirror not whole for the next writer
+    # to rebuild (lake/writer.py _mirror_flush), whichever pairs were done.
+    if len(changes) < PAIRS_PER_THREAD * 2:
+        for pair, periods in changes.items():
+            one(pair, periods)
+        return
+    threads = min(MIRROR_THREADS, len(changes) // PAIRS_PER_THREAD)
+    with ThreadPoolExecutor(threads, thread_name_prefix="marketlake-mirror") as pool:
+        for f in [pool.submit(one, pair, periods) for pair, periods in changes.items()]:
+            f.result()
+
+
+MIRROR_THREADS = 4
+"""Threads bringing the mirror's pairs up to date at once (`update`)."""
+PAIRS_PER_THREAD = 32
+"""...for every this many pairs written (fewer pairs: one at a time, in the caller's thread)."""
 
 
 def _mark_stray(mirror: Path, pair: Pair, dirs: set[Path]) -> None:

@@ -481,3 +481,83 @@ def test_a_lock_that_changes_no_bars_keeps_the_mirror_whole_and_its_marks_time(l
     with LakeWriter.open(lake_root):
         pass  # a lock that changes nothing writes nothing
     assert mark.stat().st_mtime_ns == 1_000_000_000 and _uses_mirror(lake_root)
+
+
+def _many_pairs(root: Path, sources: list[str], symbols: int, closes: list[float]) -> None:
+    """One write_many per source of `symbols` symbols x two periods (a day file's shape: many pairs at
+    once), each source's bars starting a minute later than the one before (overlapping windows)."""
+    for k, source in enumerate(sources):
+        writes = []
+        for i in range(symbols):
+            for period, start in (
+                ("2024-01", dt.datetime(2024, 1, 31, 23, 50, tzinfo=dt.UTC)),
+                ("2024-02", dt.datetime(2024, 2, 1, tzinfo=dt.UTC)),
+            ):
+                table = bars_table(
+                    start + dt.timedelta(minutes=k), [c + i for c in closes], source_file=f"{source}.csv"
+                )
+                part = {"source": source, "interval": "1m", "symbol": f"S{i:03d}", "period": period}
+                writes.append((part, table, [{"file": f"{source}.csv"}]))
+        with LakeWriter.open(root) as w:
+            w.write_many(lake.BARS, writes)
+
+
+def test_many_pairs_brought_up_to_date_in_threads_give_the_windows_rows(
+    lake_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch of many pairs (a Polygon day file's thousands of tickers) is mirrored by threads
+    (chosen.update): the same rows as the precedence window, hard links where a file wins whole, copies
+    of the winners where sources overlap, and a rewrite that makes a source lose every row removes its
+    files."""
+    calls: list[int] = []
+    real = chosen.ThreadPoolExecutor
+
+    def counted(n: int, thread_name_prefix: str = "") -> object:
+        calls.append(n)
+        return real(n, thread_name_prefix=thread_name_prefix)
+
+    monkeypatch.setattr(chosen, "ThreadPoolExecutor", counted)
+    monkeypatch.setattr(chosen, "PAIRS_PER_THREAD", 2)
+    _many_pairs(lake_root, ["yahoo", "binance", "polygon"], 12, [1.0, 2.0, 3.0])
+    assert calls and max(calls) == chosen.MIRROR_THREADS  # the threads were used
+    assert _uses_mirror(lake_root)
+    assert _rows(lake_root, mirror=True) == _rows(lake_root, mirror=False)
+    assert len(_rows(lake_root, mirror=False)) == 12 * 2 * 5  # minutes 0..4 of each pair and period
+    # binance (minutes 1..3; first for crypto) wins whole: a hard link; yahoo (0..2) keeps minute 0 only,
+    # in a file of its own
+    for period in ("2024-01", "2024-02"):
+        rel = f"interval=1m/symbol=S003/period={period}/data.parquet"
+        bars = lake_root / "datasets" / "bars"
+        binance = os.stat(_mirror_file(lake_root, "binance", period, "S003")).st_ino
+        assert binance == os.stat(bars / "source=binance" / rel).st_ino
+        yahoo = os.stat(_mirror_file(lake_root, "yahoo", period, "S003")).st_ino
+        assert yahoo != os.stat(bars / "source=yahoo" / rel).st_ino
+    # binance now covers minutes 0..6: yahoo and polygon lose every row of every pair, and their files go
+    _many_pairs(lake_root, ["binance"], 12, [7.0] * 7)
+    assert _rows(lake_root, mirror=True) == _rows(lake_root, mirror=False)
+    left = list((lake_root / "datasets" / "bars_chosen").glob("source=[!_]*/*/*/*/data.parquet"))
+    assert left and {p.parts[-5] for p in left} == {"source=binance"}
+
+
+def test_a_pair_that_fails_in_a_thread_fails_the_update_and_leaves_the_window_in_use(
+    lake_root: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(chosen, "PAIRS_PER_THREAD", 2)
+    real = chosen._apply
+
+    def failing(bars: Path, mirror: Path, sources: list[str], pair: tuple[str, str], *a: object) -> None:
+        if pair[1] == "S005":
+            raise OSError(28, "No space left on device")
+        real(bars, mirror, sources, pair, *a)  # type: ignore[arg-type]
+
+    _many_pairs(lake_root, ["binance"], 10, [1.0, 2.0])
+    monkeypatch.setattr(chosen, "_apply", failing)
+    with caplog.at_level(logging.WARNING, logger="marketlake"):
+        _many_pairs(lake_root, ["polygon"], 10, [5.0, 6.0])
+    assert "bars_chosen" in caplog.text and "disk is full" in caplog.text
+    assert not chosen.is_current(LakePaths(lake_root)) and not _uses_mirror(lake_root)
+    monkeypatch.undo()
+    with LakeWriter.open(lake_root) as w:
+        w.bring_mirror_up_to_date()
+    assert _uses_mirror(lake_root)
+    assert _rows(lake_root, mirror=True) == _rows(lake_root, mirror=False)
