@@ -468,7 +468,8 @@ def update(
 MIRROR_THREADS = 4
 """Threads bringing the mirror's pairs up to date at once (`update`)."""
 PAIRS_PER_THREAD = 32
-"""...for every this many pairs written (fewer pairs: one at a time, in the caller's thread)."""
+"""One of those threads per this many pairs written; fewer than twice this many pairs are brought up to date
+one at a time, in the caller's thread."""
 
 
 def _mark_stray(mirror: Path, pair: Pair, dirs: set[Path]) -> None:
